@@ -1,0 +1,62 @@
+//! Calls from the control plane to a worker node.
+//!
+//! The reference server implements [`WorkerClient`] over HTTP (seed 000's
+//! `/api/vdi/cluster/allocate|release|prewarm` with `x-cluster-token`);
+//! tests use a mock or the simulated workers of the `testkit` feature. The
+//! orchestration applies the call timeout (`CLUSTER_API_TIMEOUT_MS`) itself.
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+
+use crate::ids::{ExamId, SessionKey};
+use crate::worker::WorkerRecord;
+
+/// Why a call to a worker failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkerCallError {
+    /// No answer within the call timeout.
+    #[error("timed out")]
+    Timeout,
+    /// The worker could not be reached.
+    #[error("unreachable: {0}")]
+    Unreachable(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// The worker answered with an error.
+    #[error("refused ({status}): {message}")]
+    Refused {
+        /// HTTP status or equivalent.
+        status: u16,
+        /// The worker's message.
+        message: String,
+    },
+    /// The worker's answer could not be understood.
+    #[error("bad answer: {0}")]
+    BadAnswer(String),
+}
+
+/// The client the control plane uses to reach worker nodes.
+#[async_trait]
+pub trait WorkerClient: Debug + Send + Sync + 'static {
+    /// Starts (or returns the already started) session on `worker`. The
+    /// answer — connection details for the remote desktop — is stored with
+    /// the dispatch and handed to the exam application untouched.
+    async fn allocate(
+        &self,
+        worker: &WorkerRecord,
+        key: &SessionKey,
+    ) -> Result<serde_json::Value, WorkerCallError>;
+
+    /// Stops the session on `worker`. Releasing an unknown session succeeds.
+    async fn release(&self, worker: &WorkerRecord, key: &SessionKey)
+    -> Result<(), WorkerCallError>;
+
+    /// Prewarms `count` machines for `exam` on `worker`; returns how many the
+    /// worker accepted.
+    async fn prewarm(
+        &self,
+        worker: &WorkerRecord,
+        exam: &ExamId,
+        count: u32,
+    ) -> Result<u32, WorkerCallError>;
+}

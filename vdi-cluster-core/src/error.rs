@@ -1,0 +1,110 @@
+//! The public error type of vdi-cluster.
+//!
+//! One enum with the variants callers act on. Backends keep private error
+//! types and convert into [`Error::Unavailable`] (the store could not be
+//! reached or answered wrongly) keeping the source, never a string of it.
+
+use std::fmt;
+
+use crate::ids::{SessionKey, WorkerId};
+use crate::policy::TransitionError;
+use crate::scheduler::NoCapacity;
+
+/// A result with vdi-cluster's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Bad input, naming the field that is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    /// The field, in the API's camelCase spelling (`vmCpuCores`).
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl ValidationError {
+    /// An error about `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Everything that can go wrong in vdi-cluster.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Input was rejected; nothing was written.
+    #[error("invalid input: {0}")]
+    Invalid(#[from] ValidationError),
+
+    /// The worker is not registered.
+    #[error("Worker not found: {0}")]
+    WorkerNotFound(WorkerId),
+
+    /// The session has no dispatch.
+    #[error("Session not found: {0}")]
+    SessionNotFound(SessionKey),
+
+    /// An admin transition is not allowed from the worker's current state.
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+
+    /// Another request is placing the same session right now; retry shortly.
+    #[error("an allocation for {0} is already in progress")]
+    AllocationInProgress(SessionKey),
+
+    /// A concurrent writer kept changing the record; the operation was not
+    /// applied. Retrying is safe.
+    #[error("conflicting concurrent update of {what}; retry")]
+    Conflict {
+        /// What was contended.
+        what: String,
+    },
+
+    /// No worker can take the session now.
+    #[error(transparent)]
+    NoCapacity(Box<NoCapacity>),
+
+    /// A worker node refused or failed a call that had no fallback.
+    #[error("worker {worker} failed: {source}")]
+    Worker {
+        /// The worker that failed.
+        worker: WorkerId,
+        /// What went wrong.
+        #[source]
+        source: crate::client::WorkerCallError,
+    },
+
+    /// The storage backend is unreachable or answered wrongly. Nothing is
+    /// known to have been written; retrying later is safe.
+    #[error("storage backend unavailable: {source}")]
+    Unavailable {
+        /// The backend's own error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+}
+
+impl Error {
+    /// Wraps a backend error as [`Error::Unavailable`].
+    pub fn unavailable(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Unavailable {
+            source: Box::new(source),
+        }
+    }
+
+    /// A [`ValidationError`] as an [`Error`].
+    pub fn invalid(field: impl Into<String>, message: impl fmt::Display) -> Self {
+        Self::Invalid(ValidationError::new(field, message.to_string()))
+    }
+}
+
+impl From<NoCapacity> for Error {
+    fn from(value: NoCapacity) -> Self {
+        Self::NoCapacity(Box::new(value))
+    }
+}

@@ -1,0 +1,174 @@
+//! Events the control plane emits, and where they go.
+//!
+//! Events are values; an [`EventSink`] delivers them. [`LogSink`] writes
+//! them to `tracing` (always on in the server); the server adds a
+//! server-sent-events stream and a webhook. Sinks must not block: emit is
+//! called on the allocation path.
+
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::health::Availability;
+use crate::ids::{SessionKey, WorkerId};
+use crate::policy::AdminPolicy;
+use crate::time::Timestamp;
+
+/// Something an operator may want to know about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// A worker appeared (registration or first heartbeat).
+    WorkerRegistered {
+        /// The worker.
+        worker: WorkerId,
+    },
+    /// A worker heartbeated with a new boot id.
+    WorkerRestarted {
+        /// The worker.
+        worker: WorkerId,
+    },
+    /// A worker's availability changed.
+    WorkerAvailability {
+        /// The worker.
+        worker: WorkerId,
+        /// Before.
+        from: Availability,
+        /// After.
+        to: Availability,
+        /// Why, for humans.
+        reason: String,
+    },
+    /// A worker's admin policy changed.
+    WorkerPolicy {
+        /// The worker.
+        worker: WorkerId,
+        /// Before.
+        from: AdminPolicy,
+        /// After.
+        to: AdminPolicy,
+        /// Who (`system` for observed transitions).
+        actor: String,
+    },
+    /// A worker deregistered or was removed.
+    WorkerRemoved {
+        /// The worker.
+        worker: WorkerId,
+    },
+    /// A session moved off a failed worker.
+    SessionMigrated {
+        /// The session.
+        session: SessionKey,
+        /// Old worker.
+        from: WorkerId,
+        /// New worker.
+        to: WorkerId,
+    },
+    /// A session could not be moved off a failed worker.
+    MigrationFailed {
+        /// The session.
+        session: SessionKey,
+        /// Its worker.
+        from: WorkerId,
+        /// Why.
+        reason: String,
+    },
+    /// Sessions were marked orphaned (`manual` failure policy): an operator
+    /// must evacuate them.
+    SessionsOrphaned {
+        /// The failed worker.
+        worker: WorkerId,
+        /// How many.
+        count: u32,
+    },
+    /// Migration was held back (mass failure, no healthy target).
+    MigrationSuspended {
+        /// Why.
+        reason: String,
+    },
+    /// A reconcile pass finished.
+    Reconciled {
+        /// What it did.
+        report: crate::service::ReconcileReport,
+    },
+}
+
+/// An event with its time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    /// When, on the control plane's clock.
+    pub at: Timestamp,
+    /// What.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// Where events go. Must not block.
+pub trait EventSink: Debug + Send + Sync + 'static {
+    /// Delivers one event.
+    fn emit(&self, event: &Event);
+}
+
+/// Writes every event to `tracing` at `info` (or `warn` for failures).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogSink;
+
+impl EventSink for LogSink {
+    fn emit(&self, event: &Event) {
+        let json = serde_json::to_string(&event.kind).unwrap_or_default();
+        match &event.kind {
+            EventKind::MigrationFailed { .. }
+            | EventKind::SessionsOrphaned { .. }
+            | EventKind::MigrationSuspended { .. } => {
+                tracing::warn!(target: "vdi_cluster::events", event = %json, "cluster event")
+            }
+            _ => tracing::info!(target: "vdi_cluster::events", event = %json, "cluster event"),
+        }
+    }
+}
+
+/// Delivers each event to several sinks.
+#[derive(Debug, Clone, Default)]
+pub struct FanoutSink(pub Vec<Arc<dyn EventSink>>);
+
+impl EventSink for FanoutSink {
+    fn emit(&self, event: &Event) {
+        for sink in &self.0 {
+            sink.emit(event);
+        }
+    }
+}
+
+/// Keeps every event in memory (tests, the example's timeline).
+#[derive(Debug, Clone, Default)]
+pub struct RecordingSink(Arc<Mutex<Vec<Event>>>);
+
+impl RecordingSink {
+    /// Everything emitted so far.
+    pub fn events(&self) -> Vec<Event> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// Takes everything emitted so far.
+    pub fn drain(&self) -> Vec<Event> {
+        self.0
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
+    }
+}
+
+impl EventSink for RecordingSink {
+    fn emit(&self, event: &Event) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(event.clone());
+        }
+    }
+}

@@ -1,0 +1,463 @@
+//! The in-memory backend: the embedded default, and what tests use.
+//!
+//! All state sits behind one mutex, so every trait method is atomic; the
+//! mutex is never held across an `.await`. Clones of a [`MemoryStore`] are
+//! independent handles on the same state, which is how tests model several
+//! control-plane replicas sharing one backend.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::dispatch::{Dispatch, DispatchState};
+use crate::error::{Error, Result};
+use crate::ids::{DispatchId, ExamId, SessionKey, WorkerId};
+use crate::store::{
+    AuditEntry, AuditLog, CasOutcome, Counter, DeleteOutcome, DispatchPage, DispatchStore, Drift,
+    ExamPlacement, LeaderLease, Lease, RecountReport, Registry, Reservation, ReserveRequest,
+};
+use crate::time::{Clock, SystemClock, Timestamp};
+use crate::worker::{WorkerRecord, WorkerSnapshot};
+
+/// Audit entries kept in memory.
+const AUDIT_KEPT: usize = 10_000;
+
+#[derive(Debug, Default)]
+struct State {
+    workers: BTreeMap<WorkerId, (WorkerRecord, u64)>,
+    dispatched: HashMap<WorkerId, u32>,
+    dispatches: BTreeMap<SessionKey, Dispatch>,
+    sticky: HashMap<ExamId, (WorkerId, Timestamp)>,
+    affinity: HashMap<ExamId, BTreeMap<WorkerId, u32>>,
+    leases: HashMap<String, (String, u64, Timestamp)>,
+    lease_tokens: u64,
+    audit: VecDeque<AuditEntry>,
+}
+
+impl State {
+    fn add_counters(&mut self, d: &Dispatch) {
+        *self.dispatched.entry(d.worker.clone()).or_default() += 1;
+        *self
+            .affinity
+            .entry(d.key.exam_id.clone())
+            .or_default()
+            .entry(d.worker.clone())
+            .or_default() += 1;
+    }
+
+    fn remove_counters(&mut self, d: &Dispatch) {
+        if let Some(n) = self.dispatched.get_mut(&d.worker) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.dispatched.remove(&d.worker);
+            }
+        }
+        if let Some(exam) = self.affinity.get_mut(&d.key.exam_id) {
+            if let Some(n) = exam.get_mut(&d.worker) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    exam.remove(&d.worker);
+                }
+            }
+            if exam.is_empty() {
+                self.affinity.remove(&d.key.exam_id);
+            }
+        }
+    }
+
+    fn remove_dispatch(&mut self, key: &SessionKey) -> Option<Dispatch> {
+        let d = self.dispatches.remove(key)?;
+        self.remove_counters(&d);
+        Some(d)
+    }
+}
+
+/// The in-memory store. Cheap to clone; clones share state.
+#[derive(Debug, Clone)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+    clock: Arc<dyn Clock>,
+    unavailable: Arc<AtomicBool>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The error a [`MemoryStore`] returns while made unavailable.
+#[derive(Debug, thiserror::Error)]
+#[error("in-memory store is switched off")]
+struct SwitchedOff;
+
+impl MemoryStore {
+    /// An empty store on the system clock.
+    pub fn new() -> Self {
+        Self::with_clock(Arc::new(SystemClock))
+    }
+
+    /// An empty store judging lease and sticky expiry on `clock`.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            state: Arc::default(),
+            clock,
+            unavailable: Arc::default(),
+        }
+    }
+
+    /// Makes every operation fail with [`Error::Unavailable`] (or work
+    /// again), on every clone: to test how callers behave when the backend
+    /// is down.
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.unavailable.store(unavailable, Ordering::SeqCst);
+    }
+
+    /// Adds `delta` to a worker's dispatched counter without touching the
+    /// records, to test that reconcile finds and repairs drift.
+    pub fn corrupt_dispatched(&self, worker: &WorkerId, delta: i64) {
+        if let Ok(mut s) = self.state.lock() {
+            let n = s.dispatched.entry(worker.clone()).or_default();
+            *n = u32::try_from((i64::from(*n) + delta).max(0)).unwrap_or(u32::MAX);
+        }
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, State>> {
+        if self.unavailable.load(Ordering::SeqCst) {
+            return Err(Error::unavailable(SwitchedOff));
+        }
+        // A poisoned lock means a panic inside a critical section; every
+        // section leaves the state consistent before it can panic, so the
+        // data is still usable.
+        Ok(self.state.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+#[async_trait]
+impl Registry for MemoryStore {
+    async fn ping(&self) -> Result<()> {
+        self.lock().map(|_| ())
+    }
+
+    async fn worker(&self, id: &WorkerId) -> Result<Option<WorkerSnapshot>> {
+        let s = self.lock()?;
+        Ok(s.workers.get(id).map(|(record, version)| WorkerSnapshot {
+            record: record.clone(),
+            version: *version,
+            dispatched: s.dispatched.get(id).copied().unwrap_or(0),
+        }))
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerSnapshot>> {
+        let s = self.lock()?;
+        Ok(s.workers
+            .iter()
+            .map(|(id, (record, version))| WorkerSnapshot {
+                record: record.clone(),
+                version: *version,
+                dispatched: s.dispatched.get(id).copied().unwrap_or(0),
+            })
+            .collect())
+    }
+
+    async fn put_worker(&self, record: &WorkerRecord, expected: Option<u64>) -> Result<CasOutcome> {
+        let mut s = self.lock()?;
+        let current = s.workers.get(&record.id).map(|(_, v)| *v);
+        if current != expected {
+            return Ok(CasOutcome::Conflict { current });
+        }
+        let version = expected.map_or(1, |v| v + 1);
+        s.workers
+            .insert(record.id.clone(), (record.clone(), version));
+        Ok(CasOutcome::Written { version })
+    }
+
+    async fn delete_worker(&self, id: &WorkerId, expected: u64) -> Result<DeleteOutcome> {
+        let mut s = self.lock()?;
+        if s.workers.get(id).map(|(_, v)| *v) != Some(expected) {
+            return Ok(DeleteOutcome::Conflict);
+        }
+        let dispatched = s.dispatched.get(id).copied().unwrap_or(0);
+        if dispatched > 0 {
+            return Ok(DeleteOutcome::HasDispatches(dispatched));
+        }
+        s.workers.remove(id);
+        Ok(DeleteOutcome::Deleted)
+    }
+}
+
+#[async_trait]
+impl DispatchStore for MemoryStore {
+    async fn reserve(&self, request: &ReserveRequest) -> Result<Reservation> {
+        let mut s = self.lock()?;
+        let new = &request.dispatch;
+        let existing = s.dispatches.get(&new.key).cloned();
+        if let Some(old) = &existing {
+            let replace = request.supersede == Some(old.id) && old.worker != new.worker;
+            if !replace {
+                return Ok(Reservation::Existing(old.clone()));
+            }
+        }
+        let Some((record, _)) = s.workers.get(&new.worker) else {
+            return Ok(Reservation::NotAccepting);
+        };
+        if !record.accepting() {
+            return Ok(Reservation::NotAccepting);
+        }
+        let dispatched = s.dispatched.get(&new.worker).copied().unwrap_or(0);
+        if record.reported_active.max(dispatched) >= record.max_sessions() {
+            return Ok(Reservation::Full);
+        }
+        let superseded = existing.and_then(|old| s.remove_dispatch(&old.key));
+        let mut dispatch = new.clone();
+        dispatch.state = DispatchState::Reserved;
+        s.add_counters(&dispatch);
+        s.dispatches.insert(dispatch.key.clone(), dispatch.clone());
+        Ok(Reservation::Reserved {
+            dispatch,
+            superseded,
+        })
+    }
+
+    async fn confirm(
+        &self,
+        key: &SessionKey,
+        id: DispatchId,
+        session: Option<serde_json::Value>,
+        now: Timestamp,
+        sticky_ttl: Duration,
+    ) -> Result<Option<Dispatch>> {
+        let mut s = self.lock()?;
+        let Some(d) = s.dispatches.get_mut(key) else {
+            return Ok(None);
+        };
+        if d.id != id || d.state != DispatchState::Reserved {
+            return Ok(None);
+        }
+        d.state = DispatchState::Active;
+        d.activated_at = Some(now);
+        d.session = session;
+        let d = d.clone();
+        s.sticky.insert(
+            key.exam_id.clone(),
+            (d.worker.clone(), now.plus(sticky_ttl)),
+        );
+        Ok(Some(d))
+    }
+
+    async fn undo(&self, key: &SessionKey, id: DispatchId) -> Result<bool> {
+        let mut s = self.lock()?;
+        let undoable = s
+            .dispatches
+            .get(key)
+            .is_some_and(|d| d.id == id && d.state == DispatchState::Reserved);
+        Ok(undoable && s.remove_dispatch(key).is_some())
+    }
+
+    async fn release(&self, key: &SessionKey, id: Option<DispatchId>) -> Result<Option<Dispatch>> {
+        let mut s = self.lock()?;
+        let matches = s
+            .dispatches
+            .get(key)
+            .is_some_and(|d| id.is_none_or(|id| d.id == id));
+        Ok(if matches {
+            s.remove_dispatch(key)
+        } else {
+            None
+        })
+    }
+
+    async fn mark_orphaned(&self, key: &SessionKey, id: DispatchId) -> Result<bool> {
+        let mut s = self.lock()?;
+        match s.dispatches.get_mut(key) {
+            Some(d) if d.id == id => {
+                d.state = DispatchState::Orphaned;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn dispatch(&self, key: &SessionKey) -> Result<Option<Dispatch>> {
+        Ok(self.lock()?.dispatches.get(key).cloned())
+    }
+
+    async fn worker_dispatches(&self, worker: &WorkerId, limit: usize) -> Result<Vec<Dispatch>> {
+        let s = self.lock()?;
+        Ok(s.dispatches
+            .values()
+            .filter(|d| &d.worker == worker)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn scan_dispatches(&self, cursor: Option<&str>, count: usize) -> Result<DispatchPage> {
+        let s = self.lock()?;
+        let start = match cursor {
+            None => Bound::Unbounded,
+            Some(c) => {
+                let key: SessionKey =
+                    serde_json::from_str(c).map_err(|e| Error::invalid("cursor", e))?;
+                Bound::Excluded(key)
+            }
+        };
+        let count = count.max(1);
+        let dispatches: Vec<Dispatch> = s
+            .dispatches
+            .range((start, Bound::Unbounded))
+            .take(count)
+            .map(|(_, d)| d.clone())
+            .collect();
+        let next = if dispatches.len() == count {
+            dispatches
+                .last()
+                .map(|d| serde_json::to_string(&d.key).unwrap_or_default())
+        } else {
+            None
+        };
+        Ok(DispatchPage { dispatches, next })
+    }
+
+    async fn placement(&self, exam: &ExamId, now: Timestamp) -> Result<ExamPlacement> {
+        let s = self.lock()?;
+        Ok(ExamPlacement {
+            sticky: s
+                .sticky
+                .get(exam)
+                .filter(|(_, expires)| *expires > now)
+                .map(|(w, _)| w.clone()),
+            affinity: s.affinity.get(exam).cloned().unwrap_or_default(),
+        })
+    }
+
+    async fn recount(&self, repair: bool) -> Result<RecountReport> {
+        let mut s = self.lock()?;
+        let mut per_worker: BTreeMap<WorkerId, i64> = BTreeMap::new();
+        let mut per_exam: BTreeMap<(ExamId, WorkerId), i64> = BTreeMap::new();
+        for d in s.dispatches.values() {
+            *per_worker.entry(d.worker.clone()).or_default() += 1;
+            *per_exam
+                .entry((d.key.exam_id.clone(), d.worker.clone()))
+                .or_default() += 1;
+        }
+        let mut report = RecountReport::default();
+        let workers: std::collections::BTreeSet<WorkerId> = per_worker
+            .keys()
+            .chain(s.dispatched.keys())
+            .cloned()
+            .collect();
+        for w in workers {
+            report.counters_checked += 1;
+            let stored = i64::from(s.dispatched.get(&w).copied().unwrap_or(0));
+            let actual = per_worker.get(&w).copied().unwrap_or(0);
+            if stored != actual {
+                report.drift.push(Drift {
+                    counter: Counter::WorkerDispatched { worker: w.clone() },
+                    stored,
+                    actual,
+                });
+            }
+        }
+        let mut pairs: std::collections::BTreeSet<(ExamId, WorkerId)> =
+            per_exam.keys().cloned().collect();
+        for (exam, m) in &s.affinity {
+            pairs.extend(m.keys().map(|w| (exam.clone(), w.clone())));
+        }
+        for (exam, w) in pairs {
+            report.counters_checked += 1;
+            let stored = i64::from(
+                s.affinity
+                    .get(&exam)
+                    .and_then(|m| m.get(&w))
+                    .copied()
+                    .unwrap_or(0),
+            );
+            let actual = per_exam
+                .get(&(exam.clone(), w.clone()))
+                .copied()
+                .unwrap_or(0);
+            if stored != actual {
+                report.drift.push(Drift {
+                    counter: Counter::ExamAffinity {
+                        exam_id: exam,
+                        worker: w,
+                    },
+                    stored,
+                    actual,
+                });
+            }
+        }
+        if repair && !report.drift.is_empty() {
+            s.dispatched = per_worker
+                .into_iter()
+                .map(|(w, n)| (w, u32::try_from(n).unwrap_or(u32::MAX)))
+                .collect();
+            s.affinity.clear();
+            for ((exam, w), n) in per_exam {
+                s.affinity
+                    .entry(exam)
+                    .or_default()
+                    .insert(w, u32::try_from(n).unwrap_or(u32::MAX));
+            }
+        }
+        Ok(report)
+    }
+}
+
+#[async_trait]
+impl LeaderLease for MemoryStore {
+    async fn try_acquire(&self, name: &str, holder: &str, ttl: Duration) -> Result<Option<Lease>> {
+        let now = self.clock.now();
+        let mut s = self.lock()?;
+        let token = match s.leases.get(name) {
+            Some((h, token, expires)) if *expires > now => {
+                if h != holder {
+                    return Ok(None);
+                }
+                *token
+            }
+            _ => {
+                s.lease_tokens += 1;
+                s.lease_tokens
+            }
+        };
+        s.leases
+            .insert(name.to_owned(), (holder.to_owned(), token, now.plus(ttl)));
+        Ok(Some(Lease {
+            name: name.to_owned(),
+            holder: holder.to_owned(),
+            token,
+        }))
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<bool> {
+        let mut s = self.lock()?;
+        let held = s
+            .leases
+            .get(&lease.name)
+            .is_some_and(|(h, t, _)| *h == lease.holder && *t == lease.token);
+        if held {
+            s.leases.remove(&lease.name);
+        }
+        Ok(held)
+    }
+}
+
+#[async_trait]
+impl AuditLog for MemoryStore {
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<()> {
+        let mut s = self.lock()?;
+        s.audit.push_front(entry.clone());
+        s.audit.truncate(AUDIT_KEPT);
+        Ok(())
+    }
+
+    async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditEntry>> {
+        Ok(self.lock()?.audit.iter().take(limit).cloned().collect())
+    }
+}

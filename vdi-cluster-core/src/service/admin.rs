@@ -1,0 +1,166 @@
+//! Admin transitions: drain, activate, disable, enable (DESIGN §3.4).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::ClusterService;
+use super::registration::CAS_ATTEMPTS;
+use crate::error::{Error, Result};
+use crate::events::EventKind;
+use crate::ids::{ExamId, UserId, WorkerId};
+use crate::policy::{AdminAction, AdminPolicy, DrainStatus, PolicyEvent, Transition, transition};
+use crate::store::CasOutcome;
+use crate::time::Timestamp;
+use crate::worker::WorkerView;
+
+/// Most dispatches listed when showing what blocks a drain.
+const DRAIN_LISTING_LIMIT: usize = 10_000;
+
+/// The result of an admin action.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminOutcome {
+    /// The worker after the action.
+    pub worker: WorkerView,
+    /// Policy before and after (equal for a no-op).
+    pub transition: Transition,
+}
+
+/// What a worker's drain is waiting for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DrainInfo {
+    /// The worker.
+    pub code: WorkerId,
+    /// `none | draining | drained`.
+    pub drain_status: DrainStatus,
+    /// Admin flag.
+    pub is_draining: bool,
+    /// Drain deadline, if any.
+    pub deadline: Option<Timestamp>,
+    /// `activeSessions` the worker last reported.
+    pub reported_active: u32,
+    /// Dispatch records and reservations still on the worker.
+    pub dispatched: u32,
+    /// The students still on it, by exam.
+    pub blocking: BTreeMap<ExamId, Vec<UserId>>,
+}
+
+impl ClusterService {
+    /// Applies an operator's action as a compare-and-set on the worker's
+    /// current policy; retried from a fresh read when a heartbeat races it.
+    /// Illegal actions and disabling a worker that still has sessions
+    /// without `force` are errors. Audited with `actor`.
+    pub async fn admin(
+        &self,
+        id: &WorkerId,
+        action: AdminAction,
+        actor: &str,
+    ) -> Result<AdminOutcome> {
+        for _ in 0..CAS_ATTEMPTS {
+            let view = self.worker_view(id).await?;
+            let now = self.clock.now();
+            let t = transition(
+                view.record.policy,
+                PolicyEvent::Admin(action),
+                view.occupancy(),
+                now,
+            )?;
+            if !t.changed() {
+                return Ok(AdminOutcome {
+                    worker: view,
+                    transition: t,
+                });
+            }
+            let mut record = view.record.clone();
+            record.policy = t.to;
+            if let CasOutcome::Written { .. } =
+                self.store.put_worker(&record, Some(view.version)).await?
+            {
+                self.invalidate_snapshot();
+                self.emit(EventKind::WorkerPolicy {
+                    worker: id.clone(),
+                    from: t.from,
+                    to: t.to,
+                    actor: actor.to_owned(),
+                });
+                let detail = serde_json::json!({
+                    "from": t.from.name(),
+                    "to": t.to.name(),
+                    "sessions": view.occupancy().sessions(),
+                });
+                self.audit(actor, action.name(), id.as_str(), detail)
+                    .await?;
+                return Ok(AdminOutcome {
+                    worker: self.worker_view(id).await?,
+                    transition: t,
+                });
+            }
+        }
+        Err(Error::Conflict {
+            what: format!("worker {id}"),
+        })
+    }
+
+    /// Applies the observation transition (draining → drained when empty,
+    /// deadline → force-disabled) if it changes anything.
+    pub(super) async fn observe_policy(&self, view: &WorkerView) -> Result<Option<Transition>> {
+        let t = transition(
+            view.record.policy,
+            PolicyEvent::Observed,
+            view.occupancy(),
+            self.clock.now(),
+        )?;
+        if !t.changed() {
+            return Ok(None);
+        }
+        let mut record = view.record.clone();
+        record.policy = t.to;
+        match self.store.put_worker(&record, Some(view.version)).await? {
+            CasOutcome::Written { .. } => {
+                self.invalidate_snapshot();
+                self.emit(EventKind::WorkerPolicy {
+                    worker: view.id().clone(),
+                    from: t.from,
+                    to: t.to,
+                    actor: "system".into(),
+                });
+                Ok(Some(t))
+            }
+            // Someone else wrote first; the next observation sees it.
+            CasOutcome::Conflict { .. } => Ok(None),
+        }
+    }
+
+    /// Shows what still blocks a worker's drain (seed 000 "drain graceful"):
+    /// its sessions by exam. Observing may complete the drain.
+    pub async fn drain_info(&self, id: &WorkerId) -> Result<DrainInfo> {
+        let mut view = self.worker_view(id).await?;
+        if self.observe_policy(&view).await?.is_some() {
+            view = self.worker_view(id).await?;
+        }
+        let mut blocking: BTreeMap<ExamId, Vec<UserId>> = BTreeMap::new();
+        for d in self
+            .store
+            .worker_dispatches(id, DRAIN_LISTING_LIMIT)
+            .await?
+        {
+            blocking
+                .entry(d.key.exam_id)
+                .or_default()
+                .push(d.key.user_id);
+        }
+        Ok(DrainInfo {
+            code: id.clone(),
+            drain_status: view.drain_status(),
+            is_draining: view.record.policy.is_draining(),
+            deadline: match view.record.policy {
+                AdminPolicy::Draining { deadline } => deadline,
+                _ => None,
+            },
+            reported_active: view.record.reported_active,
+            dispatched: view.dispatched,
+            blocking,
+        })
+    }
+}

@@ -1,0 +1,121 @@
+//! Prewarm: machines started ahead of an exam (seed 000 "prewarm").
+
+use std::collections::HashSet;
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::time::timeout;
+
+use super::ClusterService;
+use crate::error::{Error, Result};
+use crate::ids::{ExamId, WorkerId};
+use crate::scheduler::{Constraints, PrewarmShare, exclusion, plan_prewarm};
+
+/// Largest prewarm request accepted (before the `prewarm_max` cap).
+pub const MAX_PREWARM_REQUEST: u32 = 100_000;
+
+/// A worker's prewarm call that failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrewarmFailure {
+    /// The worker.
+    pub worker: WorkerId,
+    /// Its share.
+    pub count: u32,
+    /// Why it failed.
+    pub error: String,
+}
+
+/// What a prewarm did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrewarmReport {
+    /// The exam.
+    pub exam_id: ExamId,
+    /// Machines asked for.
+    pub requested: u32,
+    /// Machines planned: `min(requested, cluster available, prewarm max)`.
+    pub planned: u32,
+    /// Machines the workers accepted.
+    pub started: u32,
+    /// The split.
+    pub shares: Vec<PrewarmShare>,
+    /// Calls that failed.
+    pub failures: Vec<PrewarmFailure>,
+}
+
+impl ClusterService {
+    /// Prewarms `count` machines for `exam`: split across eligible workers
+    /// in proportion to their free slots (largest remainder), capped by the
+    /// cluster's free slots and `VDI_PREWARM_MAX`, called with
+    /// `VDI_PREWARM_CONCURRENCY` calls in flight.
+    pub async fn prewarm(
+        &self,
+        exam: ExamId,
+        count: u32,
+        constraints: Constraints,
+    ) -> Result<PrewarmReport> {
+        if count == 0 || count > MAX_PREWARM_REQUEST {
+            return Err(Error::invalid(
+                "count",
+                format!("must be from 1 to {MAX_PREWARM_REQUEST}"),
+            ));
+        }
+        constraints.validate()?;
+        let views = self.worker_views().await?;
+        let none_tried = HashSet::new();
+        let eligible: Vec<(WorkerId, u32)> = views
+            .iter()
+            .filter(|v| exclusion(v, &constraints, &none_tried).is_none())
+            .map(|v| (v.id().clone(), v.available_sessions))
+            .collect();
+        let shares = plan_prewarm(&eligible, count, self.config.prewarm_max);
+        let planned = shares.iter().map(|s| s.count).sum();
+        let calls = shares.iter().map(|share| {
+            let record = views
+                .iter()
+                .find(|v| v.id() == &share.worker)
+                .map(|v| v.record.clone());
+            let exam = exam.clone();
+            async move {
+                let Some(record) = record else {
+                    return Err((share.clone(), "worker vanished".to_owned()));
+                };
+                match timeout(
+                    self.config.worker_call_timeout,
+                    self.client.prewarm(&record, &exam, share.count),
+                )
+                .await
+                {
+                    Ok(Ok(n)) => Ok(n.min(share.count)),
+                    Ok(Err(e)) => Err((share.clone(), e.to_string())),
+                    Err(_) => Err((share.clone(), "timed out".to_owned())),
+                }
+            }
+        });
+        let results: Vec<_> = futures::stream::iter(calls)
+            .buffer_unordered(self.config.prewarm_concurrency.max(1))
+            .collect()
+            .await;
+        let mut started = 0;
+        let mut failures = Vec::new();
+        for result in results {
+            match result {
+                Ok(n) => started += n,
+                Err((share, error)) => failures.push(PrewarmFailure {
+                    worker: share.worker,
+                    count: share.count,
+                    error,
+                }),
+            }
+        }
+        Ok(PrewarmReport {
+            exam_id: exam,
+            requested: count,
+            planned,
+            started,
+            shares,
+            failures,
+        })
+    }
+}

@@ -1,0 +1,367 @@
+//! Reconcile (DESIGN §3.7) and the health monitor.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::ClusterService;
+use crate::dispatch::{Dispatch, DispatchState, lost_to_restart, reported_gone};
+use crate::error::{Error, Result};
+use crate::events::EventKind;
+use crate::health::Availability;
+use crate::ids::WorkerId;
+use crate::policy::AdminPolicy;
+use crate::scheduler::Constraints;
+use crate::service::FailurePolicy;
+use crate::store::Drift;
+use crate::time::Timestamp;
+use crate::worker::WorkerView;
+
+/// A policy change made by observation during a pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyChange {
+    /// The worker.
+    pub worker: WorkerId,
+    /// Before.
+    pub from: AdminPolicy,
+    /// After.
+    pub to: AdminPolicy,
+}
+
+/// What one reconcile pass did.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReconcileReport {
+    /// When the pass started.
+    pub started_at: Timestamp,
+    /// Workers looked at.
+    pub workers_checked: u32,
+    /// Dispatches read by the bounded scan.
+    pub dispatches_scanned: u32,
+    /// Whether the scan reached the end of the keyspace in this pass.
+    pub scan_complete: bool,
+    /// Reservations older than the allocate timeout, reclaimed.
+    pub reservations_reclaimed: u32,
+    /// Dispatches the worker reported gone, removed.
+    pub gone_removed: u32,
+    /// Dispatches older than the stale age with no live session, removed.
+    pub stale_removed: u32,
+    /// Dispatches found on failed workers.
+    pub failed_worker_sessions: u32,
+    /// Of those, re-dispatched to a healthy worker.
+    pub migrated: u32,
+    /// Of those, re-dispatch attempted and failed.
+    pub migration_failed: u32,
+    /// Of those, marked orphaned (`manual`).
+    pub orphaned: u32,
+    /// Of those, left where they are (policy `none`, mass-failure guard, no
+    /// healthy target).
+    pub left_in_place: u32,
+    /// Whether the mass-failure guard held migration back.
+    pub mass_failure_guard: bool,
+    /// Policy transitions made by observation.
+    pub policy_changes: Vec<PolicyChange>,
+    /// Counters found wrong and repaired.
+    pub drift: Vec<Drift>,
+}
+
+/// Why a dispatch's worker counts as failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// Silent past the hard timeout, or deregistered.
+    Offline,
+    /// Force-disabled, removed, or restarted: positive evidence.
+    Evidence,
+}
+
+struct Pass<'a> {
+    service: &'a ClusterService,
+    report: ReconcileReport,
+    guard: bool,
+    healthy_target: bool,
+    suspended_reported: bool,
+    budget: usize,
+    orphaned_by_worker: HashMap<WorkerId, u32>,
+    seen: HashSet<crate::ids::DispatchId>,
+}
+
+impl ClusterService {
+    /// Runs one reconcile pass now: reclaims stuck reservations, removes
+    /// dispatches proven gone or stale, applies the failure policy to
+    /// sessions of failed workers (held back by the mass-failure guard or
+    /// when no healthy target exists), completes drains, and recounts every
+    /// counter, repairing drift. Work is bounded per pass; a backend error
+    /// stops the pass, so nothing is removed on an inconsistent view.
+    pub async fn reconcile(&self) -> Result<ReconcileReport> {
+        let started_at = self.clock.now();
+        let views = self.worker_views().await?;
+        let enabled: Vec<&WorkerView> = views
+            .iter()
+            .filter(|v| v.record.policy.is_enabled() && v.record.deregistered_at.is_none())
+            .collect();
+        let silent = enabled
+            .iter()
+            .filter(|v| {
+                matches!(
+                    v.availability,
+                    Availability::Unreachable | Availability::Offline
+                )
+            })
+            .count();
+        let guard = !enabled.is_empty()
+            && silent * 100 >= enabled.len() * self.config.mass_failure_percent as usize
+            && silent > 0;
+        let mut pass = Pass {
+            service: self,
+            report: ReconcileReport {
+                started_at,
+                workers_checked: u32::try_from(views.len()).unwrap_or(u32::MAX),
+                mass_failure_guard: guard,
+                ..Default::default()
+            },
+            guard,
+            healthy_target: views.iter().any(WorkerView::is_schedulable),
+            suspended_reported: false,
+            budget: self.config.scan_count.max(1),
+            orphaned_by_worker: HashMap::new(),
+            seen: HashSet::new(),
+        };
+        if guard {
+            pass.suspend(format!(
+                "{silent} of {} enabled workers are silent at once (at least {}%): treating it as a control-plane or network fault; no session is moved",
+                enabled.len(),
+                self.config.mass_failure_percent
+            ));
+        }
+
+        for view in &views {
+            if matches!(view.record.policy, AdminPolicy::Draining { .. }) {
+                if let Some(t) = self.observe_policy(view).await? {
+                    pass.report.policy_changes.push(PolicyChange {
+                        worker: view.id().clone(),
+                        from: t.from,
+                        to: t.to,
+                    });
+                }
+            }
+        }
+
+        // Workers first: their dispatches are bounded by their slots.
+        let limit = self.config.scan_count.max(1);
+        for view in views.iter().filter(|v| v.dispatched > 0) {
+            for d in self.store.worker_dispatches(view.id(), limit).await? {
+                pass.check(d, Some(view)).await?;
+            }
+        }
+
+        self.scan(&mut pass, &views).await?;
+
+        for (worker, count) in std::mem::take(&mut pass.orphaned_by_worker) {
+            self.emit(EventKind::SessionsOrphaned { worker, count });
+        }
+        pass.report.drift = self.store.recount(true).await?.drift;
+        if !pass.report.drift.is_empty() {
+            tracing::warn!(drift = ?pass.report.drift, "reconcile repaired counter drift");
+        }
+        self.invalidate_snapshot();
+        let report = pass.report;
+        self.emit(EventKind::Reconciled {
+            report: report.clone(),
+        });
+        Ok(report)
+    }
+
+    /// Runs a reconcile on an operator's request and audits it.
+    pub async fn reconcile_now(&self, actor: &str) -> Result<ReconcileReport> {
+        let report = self.reconcile().await?;
+        let detail = serde_json::to_value(&report).unwrap_or_default();
+        self.audit(actor, "reconcile", "cluster", detail).await?;
+        Ok(report)
+    }
+
+    async fn scan(&self, pass: &mut Pass<'_>, views: &[WorkerView]) -> Result<()> {
+        let by_id: HashMap<&WorkerId, &WorkerView> = views.iter().map(|v| (v.id(), v)).collect();
+        let mut cursor: Option<String> = None;
+        for _ in 0..self.config.scan_pages_per_pass.max(1) {
+            let page = self
+                .store
+                .scan_dispatches(cursor.as_deref(), self.config.scan_count.max(1))
+                .await?;
+            pass.report.dispatches_scanned +=
+                u32::try_from(page.dispatches.len()).unwrap_or(u32::MAX);
+            for d in page.dispatches {
+                let worker = by_id.get(&d.worker).copied();
+                pass.check(d, worker).await?;
+            }
+            cursor = page.next;
+            if cursor.is_none() {
+                pass.report.scan_complete = true;
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn failure_of(view: &WorkerView) -> Option<Failure> {
+    if view.availability == Availability::Offline {
+        Some(Failure::Offline)
+    } else if view.record.policy == (AdminPolicy::Disabled { forced: true }) {
+        Some(Failure::Evidence)
+    } else {
+        None
+    }
+}
+
+impl Pass<'_> {
+    /// Every check of one dispatch, once per pass.
+    async fn check(&mut self, d: Dispatch, worker: Option<&WorkerView>) -> Result<()> {
+        if !self.seen.insert(d.id) {
+            return Ok(());
+        }
+        let config = &self.service.config;
+        let store = &self.service.store;
+        let now = self.service.clock.now();
+        if d.state == DispatchState::Reserved {
+            if now.since(d.reserved_at) > config.allocate_timeout
+                && store.undo(&d.key, d.id).await?
+            {
+                self.report.reservations_reclaimed += 1;
+            }
+            return Ok(());
+        }
+        let Some(worker) = worker else {
+            return self.failed(d, Failure::Evidence).await;
+        };
+        if let Some(failure) = failure_of(worker) {
+            return self.failed(d, failure).await;
+        }
+        if lost_to_restart(&d, &worker.record) {
+            return self.failed(d, Failure::Evidence).await;
+        }
+        if reported_gone(&d, &worker.record, config.live_session_grace) {
+            if store.release(&d.key, Some(d.id)).await?.is_some() {
+                self.report.gone_removed += 1;
+            }
+            return Ok(());
+        }
+        let live_listed = worker
+            .record
+            .live_sessions
+            .as_ref()
+            .is_some_and(|l| l.contains(&d.key));
+        let since = d.activated_at.unwrap_or(d.reserved_at);
+        if d.state == DispatchState::Active
+            && now.since(since) > config.dispatch_stale
+            && !live_listed
+            && store.release(&d.key, Some(d.id)).await?.is_some()
+        {
+            self.report.stale_removed += 1;
+        }
+        Ok(())
+    }
+
+    fn suspend(&mut self, reason: String) {
+        if !self.suspended_reported {
+            self.suspended_reported = true;
+            tracing::warn!("{reason}");
+            self.service.emit(EventKind::MigrationSuspended { reason });
+        }
+    }
+
+    /// Applies the failure policy to one dispatch of a failed worker.
+    async fn failed(&mut self, d: Dispatch, failure: Failure) -> Result<()> {
+        if d.state == DispatchState::Reserved {
+            return Ok(());
+        }
+        self.report.failed_worker_sessions += 1;
+        let policy = self.service.config.failure_policy;
+        if policy == FailurePolicy::None
+            || (policy == FailurePolicy::Manual && d.state == DispatchState::Orphaned)
+        {
+            self.report.left_in_place += 1;
+            return Ok(());
+        }
+        if self.guard && failure == Failure::Offline {
+            self.report.left_in_place += 1;
+            return Ok(());
+        }
+        if policy == FailurePolicy::Manual {
+            if self.service.store.mark_orphaned(&d.key, d.id).await? {
+                self.report.orphaned += 1;
+                *self.orphaned_by_worker.entry(d.worker).or_default() += 1;
+            }
+            return Ok(());
+        }
+        if !self.healthy_target {
+            self.report.left_in_place += 1;
+            self.suspend(
+                "no healthy worker can take re-dispatched sessions; they stay where they are"
+                    .into(),
+            );
+            return Ok(());
+        }
+        if self.budget == 0 {
+            self.report.left_in_place += 1;
+            return Ok(());
+        }
+        self.budget -= 1;
+        let (key, from) = (d.key.clone(), d.worker.clone());
+        match self
+            .service
+            .place(key.clone(), &Constraints::default(), Some(d))
+            .await
+        {
+            Ok(_) => self.report.migrated += 1,
+            Err(Error::NoCapacity(reason)) => {
+                self.report.migration_failed += 1;
+                self.service.emit(EventKind::MigrationFailed {
+                    session: key,
+                    from,
+                    reason: reason.to_string(),
+                });
+            }
+            Err(Error::AllocationInProgress(_)) => self.report.left_in_place += 1,
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+}
+
+/// Turns availability snapshots into events, once per transition (the
+/// deltas of successive observations).
+#[derive(Debug, Default)]
+pub struct HealthMonitor {
+    last: HashMap<WorkerId, Availability>,
+}
+
+impl HealthMonitor {
+    /// Compares `views` with the previous observation and returns an event
+    /// per worker whose availability changed. Workers seen for the first
+    /// time are recorded silently.
+    pub fn observe(&mut self, views: &[WorkerView], now: Timestamp) -> Vec<EventKind> {
+        let mut events = Vec::new();
+        let mut next = HashMap::with_capacity(views.len());
+        for v in views {
+            if let Some(&before) = self.last.get(v.id()) {
+                if before != v.availability {
+                    events.push(EventKind::WorkerAvailability {
+                        worker: v.id().clone(),
+                        from: before,
+                        to: v.availability,
+                        reason: v.reason(now),
+                    });
+                }
+            }
+            next.insert(v.id().clone(), v.availability);
+        }
+        self.last = next;
+        events
+    }
+
+    /// Forgets everything (after losing the lease).
+    pub fn reset(&mut self) {
+        self.last.clear();
+    }
+}

@@ -1,0 +1,244 @@
+//! Heartbeats, registration and deregistration.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::ClusterService;
+use crate::error::{Error, Result};
+use crate::events::EventKind;
+use crate::health::HeartbeatOrder;
+use crate::ids::WorkerId;
+use crate::policy::{DrainStatus, PolicyEvent, transition};
+use crate::store::{CasOutcome, DeleteOutcome};
+use crate::worker::{
+    Heartbeat, HeartbeatUpdate, WorkerDescription, WorkerRecord, WorkerStatus, WorkerView,
+    apply_heartbeat,
+};
+
+/// Compare-and-set attempts before giving up with [`Error::Conflict`].
+pub(super) const CAS_ATTEMPTS: usize = 8;
+
+/// The answer to a heartbeat: the worker's slots as the control plane sees
+/// them, its admin state, and when to heartbeat next.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatAck {
+    /// The worker.
+    pub code: WorkerId,
+    /// `false` when the heartbeat was older than one already applied.
+    pub accepted: bool,
+    /// One status by precedence.
+    pub status: WorkerStatus,
+    /// Slots by the capacity formula.
+    pub max_sessions: u32,
+    /// Slots free.
+    pub available_sessions: u32,
+    /// `max(activeSessions, dispatched)`.
+    pub used_sessions: u32,
+    /// Sessions dispatched by the control plane.
+    pub dispatched_sessions: u32,
+    /// Admin: keep sessions, take no new ones.
+    pub is_draining: bool,
+    /// Admin: in service at all.
+    pub is_enabled: bool,
+    /// `none | draining | drained`.
+    pub drain_status: DrainStatus,
+    /// Seconds until the next heartbeat (with jitter).
+    pub next_heartbeat_sec: f64,
+    /// A warning for operators (reservation above the node's size).
+    pub warning: Option<String>,
+}
+
+impl ClusterService {
+    /// Applies a worker's heartbeat (seed 000's `POST
+    /// /api/vdi/workers/heartbeat`). Unknown workers are registered. An
+    /// older or replayed heartbeat changes nothing and is answered with
+    /// `accepted: false`.
+    pub async fn heartbeat(&self, hb: Heartbeat) -> Result<HeartbeatAck> {
+        hb.validate()?;
+        for _ in 0..CAS_ATTEMPTS {
+            let now = self.clock.now();
+            let stored = self.store.worker(&hb.worker).await?;
+            let update = apply_heartbeat(
+                stored.as_ref().map(|s| &s.record),
+                &hb,
+                now,
+                &self.config.thresholds,
+            );
+            let HeartbeatUpdate::Apply { mut record, order } = update else {
+                let snapshot = stored.ok_or_else(|| Error::WorkerNotFound(hb.worker.clone()))?;
+                let view = WorkerView::new(snapshot, now, &self.health_config());
+                return Ok(self.ack(&view, false, hb.stamp.seq));
+            };
+            let dispatched = stored.as_ref().map_or(0, |s| s.dispatched);
+            let occupancy = crate::policy::Occupancy {
+                reported_active: record.reported_active,
+                dispatched,
+            };
+            let t = transition(record.policy, PolicyEvent::Observed, occupancy, now)?;
+            record.policy = t.to;
+            let expected = stored.as_ref().map(|s| s.version);
+            match self.store.put_worker(&record, expected).await? {
+                CasOutcome::Conflict { .. } => continue,
+                CasOutcome::Written { version } => {
+                    if stored.is_none() {
+                        self.emit(EventKind::WorkerRegistered {
+                            worker: record.id.clone(),
+                        });
+                    }
+                    if order == HeartbeatOrder::Restarted {
+                        self.emit(EventKind::WorkerRestarted {
+                            worker: record.id.clone(),
+                        });
+                    }
+                    if t.changed() {
+                        self.emit(EventKind::WorkerPolicy {
+                            worker: record.id.clone(),
+                            from: t.from,
+                            to: t.to,
+                            actor: "system".into(),
+                        });
+                    }
+                    if stored.is_none() || order == HeartbeatOrder::Restarted || t.changed() {
+                        self.invalidate_snapshot();
+                    }
+                    let snapshot = crate::worker::WorkerSnapshot {
+                        record: *record,
+                        version,
+                        dispatched,
+                    };
+                    let view = WorkerView::new(snapshot, now, &self.health_config());
+                    return Ok(self.ack(&view, true, hb.stamp.seq));
+                }
+            }
+        }
+        Err(Error::Conflict {
+            what: format!("worker {}", hb.worker),
+        })
+    }
+
+    fn ack(&self, view: &WorkerView, accepted: bool, seq: Option<u64>) -> HeartbeatAck {
+        HeartbeatAck {
+            code: view.id().clone(),
+            accepted,
+            status: view.status,
+            max_sessions: view.max_sessions,
+            available_sessions: view.available_sessions,
+            used_sessions: view.used_sessions,
+            dispatched_sessions: view.dispatched,
+            is_draining: view.record.policy.is_draining(),
+            is_enabled: view.record.policy.is_enabled(),
+            drain_status: view.drain_status(),
+            next_heartbeat_sec: self.next_interval(view.id(), seq).as_secs_f64(),
+            warning: view.record.capacity.and_then(|c| c.warning()),
+        }
+    }
+
+    /// The configured interval, moved by up to the jitter percentage either
+    /// way, deterministically per worker and heartbeat.
+    fn next_interval(&self, worker: &WorkerId, seq: Option<u64>) -> Duration {
+        let base = self.config.heartbeat_interval;
+        let jitter = u64::from(self.config.heartbeat_jitter_percent.min(100));
+        if jitter == 0 {
+            return base;
+        }
+        let roll = self.request_seed((worker, seq)) % (2 * jitter + 1);
+        let percent = 100 - jitter + roll;
+        Duration::from_millis(crate::time::duration_millis(base) * percent / 100)
+    }
+
+    /// Registers a worker ahead of its first heartbeat (seed 003), or
+    /// updates the description of a known one. Idempotent.
+    pub async fn register(
+        &self,
+        id: WorkerId,
+        description: WorkerDescription,
+    ) -> Result<WorkerView> {
+        description.validate()?;
+        for _ in 0..CAS_ATTEMPTS {
+            let now = self.clock.now();
+            let stored = self.store.worker(&id).await?;
+            let (record, expected) = match &stored {
+                Some(s) => {
+                    let mut r = s.record.clone();
+                    r.description = description.clone();
+                    r.deregistered_at = None;
+                    (r, Some(s.version))
+                }
+                None => (
+                    WorkerRecord::registered(id.clone(), description.clone(), now),
+                    None,
+                ),
+            };
+            if let CasOutcome::Written { .. } = self.store.put_worker(&record, expected).await? {
+                if stored.is_none() {
+                    self.emit(EventKind::WorkerRegistered { worker: id.clone() });
+                }
+                self.invalidate_snapshot();
+                return self.worker_view(&id).await;
+            }
+        }
+        Err(Error::Conflict {
+            what: format!("worker {id}"),
+        })
+    }
+
+    /// Marks a worker deregistered (it shut down cleanly): it is offline at
+    /// once, takes no sessions, and its sessions go to the failure policy at
+    /// the next reconcile. A later heartbeat brings it back.
+    pub async fn deregister(&self, id: &WorkerId, actor: &str) -> Result<WorkerView> {
+        for _ in 0..CAS_ATTEMPTS {
+            let stored = self
+                .store
+                .worker(id)
+                .await?
+                .ok_or_else(|| Error::WorkerNotFound(id.clone()))?;
+            let mut record = stored.record.clone();
+            if record.deregistered_at.is_some() {
+                return self.worker_view(id).await;
+            }
+            record.deregistered_at = Some(self.clock.now());
+            if let CasOutcome::Written { .. } =
+                self.store.put_worker(&record, Some(stored.version)).await?
+            {
+                self.invalidate_snapshot();
+                self.emit(EventKind::WorkerRemoved { worker: id.clone() });
+                self.audit(actor, "deregister", id.as_str(), serde_json::Value::Null)
+                    .await?;
+                return self.worker_view(id).await;
+            }
+        }
+        Err(Error::Conflict {
+            what: format!("worker {id}"),
+        })
+    }
+
+    /// Deletes a worker's record. Refused while dispatches remain on it
+    /// (drain it, or force-disable it and let reconcile move them first).
+    pub async fn remove_worker(&self, id: &WorkerId, actor: &str) -> Result<()> {
+        for _ in 0..CAS_ATTEMPTS {
+            let stored = self
+                .store
+                .worker(id)
+                .await?
+                .ok_or_else(|| Error::WorkerNotFound(id.clone()))?;
+            match self.store.delete_worker(id, stored.version).await? {
+                DeleteOutcome::Deleted => {
+                    self.invalidate_snapshot();
+                    self.emit(EventKind::WorkerRemoved { worker: id.clone() });
+                    return self
+                        .audit(actor, "remove", id.as_str(), serde_json::Value::Null)
+                        .await;
+                }
+                DeleteOutcome::HasDispatches(count) => {
+                    return Err(crate::policy::TransitionError::SessionsRemain { count }.into());
+                }
+                DeleteOutcome::Conflict => continue,
+            }
+        }
+        Err(Error::Conflict {
+            what: format!("worker {id}"),
+        })
+    }
+}

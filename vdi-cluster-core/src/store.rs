@@ -1,0 +1,302 @@
+//! The storage traits every backend implements.
+//!
+//! A backend stores and performs atomic steps; it never decides. Scheduling,
+//! health and drain decisions are made in this crate and handed to the
+//! backend as values to write. The traits are object safe (`#[async_trait]`)
+//! so a server can hold an `Arc<dyn Store>`.
+//!
+//! # Contract
+//!
+//! Every implementation guarantees, for any number of handles (processes,
+//! connections, replicas) sharing one storage:
+//!
+//! * **Compare-and-reserve is atomic.** [`DispatchStore::reserve`] reads the
+//!   target worker's `max_sessions`, `reported_active`, `accepting` flag and
+//!   dispatched count, and the session's existing dispatch, and writes the
+//!   reservation, the per-worker count and the per-exam affinity count, as
+//!   one indivisible step. It never reserves on a worker whose
+//!   `max(reported_active, dispatched) >= max_sessions`, or that is not
+//!   accepting, as last recorded (invariant A); never creates a second
+//!   dispatch for a session (invariant B).
+//! * **Counters never drift.** Every step that adds or removes a dispatch
+//!   record updates the worker's dispatched count and the exam's affinity
+//!   count in the same atomic step (invariant C). [`DispatchStore::recount`]
+//!   checks and repairs each counter atomically with respect to those steps.
+//! * **Compare-and-set on worker records.** [`Registry::put_worker`] writes
+//!   only if the stored version is the expected one, and bumps it. It never
+//!   touches the dispatched count.
+//! * **Unavailability is typed.** When the storage cannot be reached, every
+//!   method returns [`Error::Unavailable`](crate::Error::Unavailable) within
+//!   the backend's configured timeout; nothing panics, and the handle works
+//!   again once the storage is back.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::dispatch::Dispatch;
+use crate::error::Result;
+use crate::ids::{DispatchId, ExamId, SessionKey, WorkerId};
+use crate::time::Timestamp;
+use crate::worker::{WorkerRecord, WorkerSnapshot};
+
+/// Outcome of a compare-and-set write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CasOutcome {
+    /// Written; the record now has this version.
+    Written {
+        /// New version.
+        version: u64,
+    },
+    /// The stored version was not the expected one; nothing was written.
+    Conflict {
+        /// The stored version (`None`: no record).
+        current: Option<u64>,
+    },
+}
+
+/// Outcome of [`Registry::delete_worker`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// The record is gone.
+    Deleted,
+    /// The stored version was not the expected one.
+    Conflict,
+    /// Dispatch records still point at the worker; nothing was deleted.
+    HasDispatches(u32),
+}
+
+/// The registry of worker nodes.
+#[async_trait]
+pub trait Registry: Debug + Send + Sync + 'static {
+    /// Checks that the storage answers.
+    async fn ping(&self) -> Result<()>;
+
+    /// One worker, with its version and dispatched count.
+    async fn worker(&self, id: &WorkerId) -> Result<Option<WorkerSnapshot>>;
+
+    /// Every worker, in any order.
+    async fn workers(&self) -> Result<Vec<WorkerSnapshot>>;
+
+    /// Writes `record` if the stored version equals `expected` (`None`:
+    /// only if no record exists). Leaves the dispatched count alone.
+    async fn put_worker(&self, record: &WorkerRecord, expected: Option<u64>) -> Result<CasOutcome>;
+
+    /// Deletes the record if its version is `expected` and no dispatch
+    /// record points at it.
+    async fn delete_worker(&self, id: &WorkerId, expected: u64) -> Result<DeleteOutcome>;
+}
+
+/// A compare-and-reserve request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReserveRequest {
+    /// The new dispatch, in state [`Reserved`](crate::DispatchState::Reserved),
+    /// naming the target worker.
+    pub dispatch: Dispatch,
+    /// Replace the session's existing dispatch if it has this id and sits on
+    /// another worker (re-dispatch away from a failed worker). The old
+    /// record and its counters are removed in the same atomic step.
+    pub supersede: Option<DispatchId>,
+}
+
+/// Answer of a compare-and-reserve.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reservation {
+    /// The slot is reserved.
+    Reserved {
+        /// The stored reservation.
+        dispatch: Dispatch,
+        /// The dispatch it replaced, if `supersede` matched.
+        superseded: Option<Dispatch>,
+    },
+    /// The session already has a dispatch (and it was not superseded).
+    Existing(Dispatch),
+    /// The worker has no free slot.
+    Full,
+    /// The worker is unknown, deregistered or its policy refuses new
+    /// sessions.
+    NotAccepting,
+}
+
+/// The exam's placement hints.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExamPlacement {
+    /// The sticky worker, if the key has not expired.
+    pub sticky: Option<WorkerId>,
+    /// Sessions of this exam per worker.
+    pub affinity: BTreeMap<WorkerId, u32>,
+}
+
+/// One page of a dispatch scan.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DispatchPage {
+    /// Dispatches in this page (a scan may return one twice).
+    pub dispatches: Vec<Dispatch>,
+    /// Cursor of the next page; `None` when the scan is complete.
+    pub next: Option<String>,
+}
+
+/// A counter a recount checks.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "counter", rename_all = "camelCase")]
+pub enum Counter {
+    /// Dispatches on a worker.
+    #[serde(rename_all = "camelCase")]
+    WorkerDispatched {
+        /// The worker.
+        worker: WorkerId,
+    },
+    /// Sessions of an exam on a worker (affinity).
+    #[serde(rename_all = "camelCase")]
+    ExamAffinity {
+        /// The exam.
+        exam_id: ExamId,
+        /// The worker.
+        worker: WorkerId,
+    },
+}
+
+/// A counter that disagreed with a recount of the dispatch records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Drift {
+    /// Which counter.
+    #[serde(flatten)]
+    pub counter: Counter,
+    /// What it said.
+    pub stored: i64,
+    /// What the records say.
+    pub actual: i64,
+}
+
+/// What a recount found.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecountReport {
+    /// Counters checked.
+    pub counters_checked: u64,
+    /// Counters that were wrong (repaired when asked to).
+    pub drift: Vec<Drift>,
+}
+
+/// Dispatch records, per-worker counts, sticky workers and affinity.
+#[async_trait]
+pub trait DispatchStore: Debug + Send + Sync + 'static {
+    /// Compare-and-reserve: see the module's contract.
+    async fn reserve(&self, request: &ReserveRequest) -> Result<Reservation>;
+
+    /// Marks the reservation `id` active with the worker's answer and moves
+    /// the exam's sticky worker to it for `sticky_ttl`. `None` if the
+    /// reservation is gone (reclaimed) or is not `id`.
+    async fn confirm(
+        &self,
+        key: &SessionKey,
+        id: DispatchId,
+        session: Option<serde_json::Value>,
+        now: Timestamp,
+        sticky_ttl: Duration,
+    ) -> Result<Option<Dispatch>>;
+
+    /// Removes the reservation `id` if it is still only reserved, with its
+    /// counters. `false` if there was nothing to undo.
+    async fn undo(&self, key: &SessionKey, id: DispatchId) -> Result<bool>;
+
+    /// Removes the session's dispatch (only if it is `id`, when given) with
+    /// its counters. Idempotent: `None` if there was nothing to remove.
+    async fn release(&self, key: &SessionKey, id: Option<DispatchId>) -> Result<Option<Dispatch>>;
+
+    /// Marks dispatch `id` orphaned (its worker failed, `manual` policy).
+    async fn mark_orphaned(&self, key: &SessionKey, id: DispatchId) -> Result<bool>;
+
+    /// The session's dispatch.
+    async fn dispatch(&self, key: &SessionKey) -> Result<Option<Dispatch>>;
+
+    /// Up to `limit` dispatches on `worker`.
+    async fn worker_dispatches(&self, worker: &WorkerId, limit: usize) -> Result<Vec<Dispatch>>;
+
+    /// One page of about `count` dispatches, from `cursor` (`None`: start).
+    async fn scan_dispatches(&self, cursor: Option<&str>, count: usize) -> Result<DispatchPage>;
+
+    /// The exam's sticky worker (if unexpired at `now`) and affinity counts.
+    async fn placement(&self, exam: &ExamId, now: Timestamp) -> Result<ExamPlacement>;
+
+    /// Recounts every counter from the dispatch records; repairs drift when
+    /// `repair` is set.
+    async fn recount(&self, repair: bool) -> Result<RecountReport>;
+}
+
+/// A held lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// Lease name (`reconcile`).
+    pub name: String,
+    /// Who holds it.
+    pub holder: String,
+    /// Fencing token: grows with every new acquisition, unchanged by renewal.
+    pub token: u64,
+}
+
+/// A lease so background jobs run on one replica at a time.
+#[async_trait]
+pub trait LeaderLease: Debug + Send + Sync + 'static {
+    /// Acquires `name` for `holder` for `ttl` if it is free, expired, or
+    /// already held by `holder` (then it is renewed). `None` if another
+    /// holder has it. Expiry is judged on the storage's own clock.
+    async fn try_acquire(&self, name: &str, holder: &str, ttl: Duration) -> Result<Option<Lease>>;
+
+    /// Gives the lease up if `lease` still holds it (same holder and token).
+    async fn release_lease(&self, lease: &Lease) -> Result<bool>;
+}
+
+/// One admin action, for the audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    /// When.
+    pub at: Timestamp,
+    /// Who (the JWT subject, or `system`).
+    pub actor: String,
+    /// What (`drain`, `force-disable`, `reconcile`, …).
+    pub action: String,
+    /// On what (a worker code, an exam id).
+    pub target: String,
+    /// Details.
+    pub detail: serde_json::Value,
+}
+
+/// The audit trail of admin actions.
+#[async_trait]
+pub trait AuditLog: Debug + Send + Sync + 'static {
+    /// Appends an entry.
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<()>;
+
+    /// The newest `limit` entries, newest first.
+    async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditEntry>>;
+}
+
+/// Everything a backend provides. Implemented for every type that
+/// implements the four traits.
+pub trait Store: Registry + DispatchStore + LeaderLease + AuditLog {}
+
+impl<T: Registry + DispatchStore + LeaderLease + AuditLog> Store for T {}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn traits_are_object_safe() {
+        fn takes(
+            _: Option<Arc<dyn Store>>,
+            _: Option<Arc<dyn Registry>>,
+            _: Option<Arc<dyn DispatchStore>>,
+        ) {
+        }
+        takes(None, None, None);
+    }
+}

@@ -1,0 +1,164 @@
+//! Simulated worker nodes: a [`WorkerClient`] that keeps sessions in memory.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::client::{WorkerCallError, WorkerClient};
+use crate::ids::{ExamId, SessionKey, WorkerId};
+use crate::worker::WorkerRecord;
+
+/// How a simulated worker answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Behaviour {
+    /// Answers at once.
+    #[default]
+    Healthy,
+    /// Answers after this delay.
+    Slow(Duration),
+    /// Refuses every call (a dead or broken node).
+    Failing,
+    /// Never answers (the caller's timeout fires).
+    Hanging,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    sessions: HashMap<WorkerId, BTreeSet<SessionKey>>,
+    prewarmed: BTreeMap<(WorkerId, ExamId), u32>,
+    behaviour: HashMap<WorkerId, Behaviour>,
+    allocate_calls: u64,
+}
+
+/// Simulated workers. Clones share state.
+#[derive(Debug, Clone, Default)]
+pub struct SimulatedWorkers(Arc<Mutex<State>>);
+
+#[derive(Debug, thiserror::Error)]
+#[error("simulated worker {0} is down")]
+struct Down(WorkerId);
+
+impl SimulatedWorkers {
+    /// No workers, every one healthy by default.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets how `worker` answers from now on.
+    pub fn set_behaviour(&self, worker: &WorkerId, behaviour: Behaviour) {
+        self.lock().behaviour.insert(worker.clone(), behaviour);
+    }
+
+    /// Kills `worker`: its sessions vanish and it refuses every call.
+    pub fn kill(&self, worker: &WorkerId) {
+        let mut s = self.lock();
+        s.sessions.remove(worker);
+        s.behaviour.insert(worker.clone(), Behaviour::Failing);
+    }
+
+    /// Sessions running on `worker`.
+    pub fn sessions(&self, worker: &WorkerId) -> Vec<SessionKey> {
+        self.lock()
+            .sessions
+            .get(worker)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Machines prewarmed for `exam` on `worker` and not yet claimed.
+    pub fn prewarmed(&self, worker: &WorkerId, exam: &ExamId) -> u32 {
+        self.lock()
+            .prewarmed
+            .get(&(worker.clone(), exam.clone()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Allocate calls received, all workers together.
+    pub fn allocate_calls(&self) -> u64 {
+        self.lock().allocate_calls
+    }
+
+    async fn behave(&self, worker: &WorkerId) -> Result<(), WorkerCallError> {
+        let behaviour = self
+            .lock()
+            .behaviour
+            .get(worker)
+            .copied()
+            .unwrap_or_default();
+        match behaviour {
+            Behaviour::Healthy => Ok(()),
+            Behaviour::Slow(d) => {
+                tokio::time::sleep(d).await;
+                Ok(())
+            }
+            Behaviour::Failing => Err(WorkerCallError::Unreachable(Box::new(Down(worker.clone())))),
+            Behaviour::Hanging => std::future::pending().await,
+        }
+    }
+}
+
+#[async_trait]
+impl WorkerClient for SimulatedWorkers {
+    async fn allocate(
+        &self,
+        worker: &WorkerRecord,
+        key: &SessionKey,
+    ) -> Result<serde_json::Value, WorkerCallError> {
+        self.lock().allocate_calls += 1;
+        self.behave(&worker.id).await?;
+        let mut s = self.lock();
+        let warm = s
+            .prewarmed
+            .get_mut(&(worker.id.clone(), key.exam_id.clone()));
+        let claimed = match warm {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        };
+        s.sessions
+            .entry(worker.id.clone())
+            .or_default()
+            .insert(key.clone());
+        Ok(serde_json::json!({
+            "worker": worker.id,
+            "connection": format!("rdp://{}/{}/{}", worker.id, key.exam_id, key.user_id),
+            "prewarmed": claimed,
+        }))
+    }
+
+    async fn release(
+        &self,
+        worker: &WorkerRecord,
+        key: &SessionKey,
+    ) -> Result<(), WorkerCallError> {
+        self.behave(&worker.id).await?;
+        if let Some(set) = self.lock().sessions.get_mut(&worker.id) {
+            set.remove(key);
+        }
+        Ok(())
+    }
+
+    async fn prewarm(
+        &self,
+        worker: &WorkerRecord,
+        exam: &ExamId,
+        count: u32,
+    ) -> Result<u32, WorkerCallError> {
+        self.behave(&worker.id).await?;
+        *self
+            .lock()
+            .prewarmed
+            .entry((worker.id.clone(), exam.clone()))
+            .or_default() += count;
+        Ok(count)
+    }
+}
