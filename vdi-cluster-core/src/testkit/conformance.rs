@@ -35,6 +35,10 @@ pub trait StoreFactory: Send + Sync + 'static {
         let _ = (worker, delta);
         false
     }
+
+    /// Removes the namespace (drops the database, deletes the prefix's
+    /// keys). Called once at the end of every case that passed.
+    async fn cleanup(&self) {}
 }
 
 /// Expands to one `#[tokio::test]` per conformance case. The argument is
@@ -53,6 +57,7 @@ macro_rules! conformance_tests {
             async fn $case() {
                 let Some(factory) = $factory.await else { return };
                 $crate::testkit::conformance::$case(&factory).await;
+                $crate::testkit::conformance::StoreFactory::cleanup(&factory).await;
             }
         )*
     };
