@@ -1,0 +1,1 @@
+//! Runnable examples of vdi-cluster: see `examples/`.

@@ -1,0 +1,1 @@
+//! Reference server of vdi-cluster (in progress).

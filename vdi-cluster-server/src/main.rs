@@ -1,0 +1,3 @@
+//! The `vdi-cluster` binary.
+
+fn main() {}
