@@ -240,13 +240,13 @@ impl Heartbeat {
             ("memoryPercent", self.resources.memory_percent),
             ("diskPercent", self.resources.disk_percent),
         ] {
-            if let Some(v) = value {
-                if !v.is_finite() || !(0.0..=100.0).contains(&v) {
-                    return Err(ValidationError::new(
-                        field,
-                        "must be a percentage from 0 to 100",
-                    ));
-                }
+            if let Some(v) = value
+                && (!v.is_finite() || !(0.0..=100.0).contains(&v))
+            {
+                return Err(ValidationError::new(
+                    field,
+                    "must be a percentage from 0 to 100",
+                ));
             }
         }
         Ok(())
@@ -286,15 +286,15 @@ pub fn apply_heartbeat(
         WorkerRecord::registered(hb.worker.clone(), WorkerDescription::default(), now)
     });
     merge_description(&mut record.description, &hb.description);
-    if order == HeartbeatOrder::Restarted {
-        if let Some(old) = record.boot_id().map(str::to_owned) {
-            record.retired_boots.push(old);
-            let excess = record
-                .retired_boots
-                .len()
-                .saturating_sub(RETIRED_BOOTS_KEPT);
-            record.retired_boots.drain(..excess);
-        }
+    if order == HeartbeatOrder::Restarted
+        && let Some(old) = record.boot_id().map(str::to_owned)
+    {
+        record.retired_boots.push(old);
+        let excess = record
+            .retired_boots
+            .len()
+            .saturating_sub(RETIRED_BOOTS_KEPT);
+        record.retired_boots.drain(..excess);
     }
     if matches!(order, HeartbeatOrder::First | HeartbeatOrder::Restarted)
         || record.boot_seen_at.is_none()

@@ -247,11 +247,11 @@ proptest! {
             prop_assert!(v.is_schedulable());
             prop_assert!(exclusion(v, &constraints, &tried).is_none());
         }
-        if let Some(s) = &placement.sticky {
-            if eligible.iter().any(|v| v.id() == s) {
-                prop_assert_eq!(&ranking.candidates[0].worker, s);
-                prop_assert_eq!(ranking.candidates[0].reason, ChoiceReason::Sticky);
-            }
+        if let Some(s) = &placement.sticky
+            && eligible.iter().any(|v| v.id() == s)
+        {
+            prop_assert_eq!(&ranking.candidates[0].worker, s);
+            prop_assert_eq!(ranking.candidates[0].reason, ChoiceReason::Sticky);
         }
         // Affinity candidates come before policy ones, by sessions held.
         let reasons: Vec<&ChoiceReason> = ranking.candidates.iter().map(|c| &c.reason).collect();

@@ -95,10 +95,10 @@ pub async fn run_background(
             }
         }
     }
-    if let Some(lease) = held {
-        if let Err(e) = service.store().release_lease(&lease).await {
-            tracing::warn!(error = %e, "could not give up the background lease");
-        }
+    if let Some(lease) = held
+        && let Err(e) = service.store().release_lease(&lease).await
+    {
+        tracing::warn!(error = %e, "could not give up the background lease");
     }
 }
 

@@ -101,9 +101,9 @@ impl FailurePolicy {
     }
 }
 
-/// Every tunable of the service, with the seeds' defaults.
+/// Every tunable of the service, with the seeds' defaults. Build it with
+/// struct update syntax: `ServiceConfig { retry_count: 5, ..Default::default() }`.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub struct ServiceConfig {
     /// `WORKER_HEARTBEAT_TTL_SEC` (120 s).
     pub heartbeat_ttl: Duration,

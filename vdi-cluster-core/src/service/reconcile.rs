@@ -136,14 +136,14 @@ impl ClusterService {
         }
 
         for view in &views {
-            if matches!(view.record.policy, AdminPolicy::Draining { .. }) {
-                if let Some(t) = self.observe_policy(view).await? {
-                    pass.report.policy_changes.push(PolicyChange {
-                        worker: view.id().clone(),
-                        from: t.from,
-                        to: t.to,
-                    });
-                }
+            if matches!(view.record.policy, AdminPolicy::Draining { .. })
+                && let Some(t) = self.observe_policy(view).await?
+            {
+                pass.report.policy_changes.push(PolicyChange {
+                    worker: view.id().clone(),
+                    from: t.from,
+                    to: t.to,
+                });
             }
         }
 
@@ -344,15 +344,15 @@ impl HealthMonitor {
         let mut events = Vec::new();
         let mut next = HashMap::with_capacity(views.len());
         for v in views {
-            if let Some(&before) = self.last.get(v.id()) {
-                if before != v.availability {
-                    events.push(EventKind::WorkerAvailability {
-                        worker: v.id().clone(),
-                        from: before,
-                        to: v.availability,
-                        reason: v.reason(now),
-                    });
-                }
+            if let Some(&before) = self.last.get(v.id())
+                && before != v.availability
+            {
+                events.push(EventKind::WorkerAvailability {
+                    worker: v.id().clone(),
+                    from: before,
+                    to: v.availability,
+                    reason: v.reason(now),
+                });
             }
             next.insert(v.id().clone(), v.availability);
         }

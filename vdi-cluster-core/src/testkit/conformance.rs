@@ -7,9 +7,27 @@
 //! expands [`conformance_tests!`](crate::conformance_tests) once in its
 //! `tests/conformance.rs`:
 //!
-//! ```ignore
-//! async fn factory() -> Option<MyFactory> { /* None: backend unreachable, skipped */ }
-//! vdi_cluster_core::conformance_tests!(factory());
+//! ```
+//! use std::sync::Arc;
+//! use vdi_cluster_core::testkit::conformance::StoreFactory;
+//! use vdi_cluster_core::{MemoryStore, Store};
+//!
+//! struct Memory(MemoryStore);
+//!
+//! #[async_trait::async_trait]
+//! impl StoreFactory for Memory {
+//!     async fn replica(&self) -> Arc<dyn Store> {
+//!         Arc::new(self.0.clone())
+//!     }
+//! }
+//!
+//! /// `None` when the backend is unreachable: the case is skipped.
+//! async fn factory() -> Option<Memory> {
+//!     Some(Memory(MemoryStore::new()))
+//! }
+//!
+//! // In the backend's tests/conformance.rs:
+//! // vdi_cluster_core::conformance_tests!(factory());
 //! ```
 //!
 //! Every case then shows up by name in the test output.
