@@ -439,7 +439,8 @@ pub struct WorkerView {
     pub availability: Availability,
     /// Slots by the capacity formula.
     pub max_sessions: u32,
-    /// `max(reportedActive, dispatched)`.
+    /// `max(reportedActive, dispatched)`; for an offline worker, whose last
+    /// report is stale, `dispatched` alone.
     pub used_sessions: u32,
     /// `max_sessions - used_sessions`, never negative.
     pub available_sessions: u32,
@@ -458,7 +459,14 @@ impl WorkerView {
         } = snapshot;
         let availability = record.availability(now, health);
         let max_sessions = record.max_sessions();
-        let used = used_sessions(record.reported_active, dispatched);
+        // An offline worker's last report is no longer evidence of anything;
+        // only the control plane's own count still stands.
+        let reported = if availability == Availability::Offline {
+            0
+        } else {
+            record.reported_active
+        };
+        let used = used_sessions(reported, dispatched);
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         record.id.hash(&mut hasher);
         Self {
