@@ -2,6 +2,7 @@
 //! workers and heartbeat builders. Enabled by the `testkit` feature.
 
 pub mod conformance;
+pub mod fuzzing;
 mod sim;
 
 pub use sim::{Behaviour, SimulatedWorkers};
