@@ -1,1 +1,3 @@
-//! Benchmarks and the load generator of vdi-cluster.
+//! Benchmarks and the load generator of vdi-cluster: shared fixtures.
+
+pub mod fleet;

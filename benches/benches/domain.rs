@@ -1,0 +1,92 @@
+//! Criterion benches of the pure domain and the in-memory backend.
+//!
+//! Run with: `cargo bench -p vdi-cluster-benches --bench domain`
+
+use std::collections::HashSet;
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use vdi_cluster_benches::fleet::{fleet_views, register_fleet};
+use vdi_cluster_core::capacity::{CapacityInput, CapacitySpec};
+use vdi_cluster_core::scheduler::{Constraints, RankOptions, plan_prewarm, rank};
+use vdi_cluster_core::store::{ExamPlacement, ReserveRequest};
+use vdi_cluster_core::{Dispatch, DispatchStore, MemoryStore, SessionKey, Timestamp, WorkerId};
+
+fn capacity(c: &mut Criterion) {
+    let input = CapacityInput {
+        total_cpu_cores: 32.0,
+        total_memory_mb: 65_536,
+        reserved_cpu_cores: 4.0,
+        reserved_memory_mb: 8192,
+        vm_cpu_cores: 1.5,
+        vm_memory_mb: 2048,
+    };
+    c.bench_function("capacity/validate+max_sessions", |b| {
+        b.iter(|| CapacitySpec::new(black_box(input)).map(|s| s.max_sessions()))
+    });
+}
+
+fn ranking(c: &mut Criterion) {
+    let mut group = c.benchmark_group("rank");
+    for n in [100usize, 1_000, 10_000, 100_000] {
+        let views = fleet_views(n, 20);
+        let placement = ExamPlacement::default();
+        let tried = HashSet::new();
+        let constraints = Constraints::default();
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &views, |b, views| {
+            let mut seed = 0u64;
+            b.iter(|| {
+                seed += 1;
+                let options = RankOptions {
+                    seed,
+                    ..RankOptions::default()
+                };
+                rank(views, &constraints, &placement, &tried, &options)
+            })
+        });
+    }
+    group.finish();
+}
+
+fn prewarm(c: &mut Criterion) {
+    let workers: Vec<(WorkerId, u32)> = (0..500)
+        .map(|i| {
+            (
+                WorkerId::parse("code", format!("w{i}")).unwrap(),
+                (i % 20) as u32,
+            )
+        })
+        .collect();
+    c.bench_function("prewarm/plan 80 over 500 workers", |b| {
+        b.iter(|| plan_prewarm(black_box(&workers), 80, 80))
+    });
+}
+
+fn memory_reserve(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let ids = rt.block_on(register_fleet(store.as_ref(), 500, 20));
+    let mut i = 0u64;
+    c.bench_function("memory/compare-and-reserve + release", |b| {
+        b.iter(|| {
+            i += 1;
+            let key = SessionKey::parse("exam", format!("u{i}")).unwrap();
+            let worker = ids[(i % ids.len() as u64) as usize].clone();
+            let request = ReserveRequest {
+                dispatch: Dispatch::reserve(key.clone(), worker, Timestamp(1), None, None),
+                supersede: None,
+            };
+            rt.block_on(async {
+                store.reserve(&request).await.unwrap();
+                store.release(&key, None).await.unwrap();
+            })
+        })
+    });
+}
+
+criterion_group!(benches, capacity, ranking, prewarm, memory_reserve);
+criterion_main!(benches);
