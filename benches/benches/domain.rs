@@ -6,10 +6,10 @@ use std::collections::HashSet;
 use std::hint::black_box;
 use std::sync::Arc;
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use vdi_cluster_benches::fleet::{fleet_views, register_fleet};
 use vdi_cluster_core::capacity::{CapacityInput, CapacitySpec};
-use vdi_cluster_core::scheduler::{Constraints, RankOptions, plan_prewarm, rank};
+use vdi_cluster_core::scheduler::{Constraints, RankIndex, RankOptions, plan_prewarm};
 use vdi_cluster_core::store::{ExamPlacement, ReserveRequest};
 use vdi_cluster_core::{Dispatch, DispatchStore, MemoryStore, SessionKey, Timestamp, WorkerId};
 
@@ -30,12 +30,11 @@ fn capacity(c: &mut Criterion) {
 fn ranking(c: &mut Criterion) {
     let mut group = c.benchmark_group("rank");
     for n in [100usize, 1_000, 10_000, 100_000] {
-        let views = fleet_views(n, 20);
+        let index = RankIndex::new(fleet_views(n, 20));
         let placement = ExamPlacement::default();
         let tried = HashSet::new();
         let constraints = Constraints::default();
-        group.throughput(Throughput::Elements(n as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(n), &views, |b, views| {
+        group.bench_with_input(BenchmarkId::new("decision", n), &index, |b, index| {
             let mut seed = 0u64;
             b.iter(|| {
                 seed += 1;
@@ -43,8 +42,24 @@ fn ranking(c: &mut Criterion) {
                     seed,
                     ..RankOptions::default()
                 };
-                rank(views, &constraints, &placement, &tried, &options)
+                index.rank(&constraints, &placement, &tried, &options)
             })
+        });
+        // The same decision with a zone constraint, which needs a full scan.
+        let zoned = Constraints {
+            zone: Some("zone-a".into()),
+            ..Constraints::default()
+        };
+        group.bench_with_input(
+            BenchmarkId::new("decision-with-constraint", n),
+            &index,
+            |b, index| b.iter(|| index.rank(&zoned, &placement, &tried, &RankOptions::default())),
+        );
+    }
+    for n in [1_000usize, 100_000] {
+        let views = fleet_views(n, 20);
+        group.bench_with_input(BenchmarkId::new("index-build", n), &views, |b, views| {
+            b.iter(|| RankIndex::new(views.clone()))
         });
     }
     group.finish();

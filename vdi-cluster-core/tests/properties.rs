@@ -238,6 +238,13 @@ proptest! {
         let ranking = rank(&views, &constraints, &placement, &tried, &options);
         let eligible: Vec<&WorkerView> = views.iter().filter(|v| exclusion(v, &constraints, &tried).is_none()).collect();
         prop_assert_eq!(ranking.eligible, eligible.len());
+        let mut expected = vdi_cluster_core::scheduler::Exclusions::default();
+        for v in &views {
+            if let Some(reason) = exclusion(v, &constraints, &tried) {
+                expected.add(reason);
+            }
+        }
+        prop_assert_eq!(&ranking.excluded, &expected);
         prop_assert_eq!(ranking.eligible + ranking.excluded.total() as usize, views.len());
         prop_assert_eq!(ranking.candidates.len(), eligible.len().min(limit));
         let mut seen = HashSet::new();

@@ -12,7 +12,7 @@ use crate::dispatch::{Dispatch, DispatchState, lost_to_restart};
 use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::ids::{DispatchId, SessionKey, WorkerId};
-use crate::scheduler::{ChoiceReason, Constraints, NoCapacity, RankOptions, rank};
+use crate::scheduler::{ChoiceReason, Constraints, NoCapacity, RankOptions};
 use crate::store::{Reservation, ReserveRequest};
 use crate::worker::WorkerView;
 
@@ -145,12 +145,7 @@ impl ClusterService {
         let mut last_exclusions = Default::default();
         let mut workers_seen = 0;
         for round in 0..RANK_ROUNDS {
-            let (views, known_full) = if round == 0 {
-                self.ranking_snapshot().await?
-            } else {
-                self.invalidate_snapshot();
-                (Arc::new(self.worker_views().await?), HashSet::new())
-            };
+            let (index, known_full) = self.ranking_snapshot(round > 0).await?;
             let mut excluded_now = tried.clone();
             excluded_now.extend(known_full);
             let options = RankOptions {
@@ -160,15 +155,15 @@ impl ClusterService {
                 seed: self.request_seed((&key, round)),
                 limit: 16,
             };
-            let ranking = rank(&views, constraints, &placement, &excluded_now, &options);
-            workers_seen = views.len();
+            let ranking = index.rank(constraints, &placement, &excluded_now, &options);
+            workers_seen = index.views().len();
             last_exclusions = ranking.excluded.clone();
             if ranking.candidates.is_empty() {
                 break;
             }
             for candidate in ranking.candidates {
                 tried.insert(candidate.worker.clone());
-                let Some(view) = views.iter().find(|v| v.id() == &candidate.worker) else {
+                let Some(view) = index.get(&candidate.worker) else {
                     continue;
                 };
                 let dispatch = Dispatch::reserve(

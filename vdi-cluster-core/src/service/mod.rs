@@ -67,7 +67,7 @@ use crate::error::{Error, Result};
 use crate::events::{Event, EventKind, EventSink, LogSink};
 use crate::health::{HealthConfig, ResourceThresholds};
 use crate::ids::WorkerId;
-use crate::scheduler::SchedulingPolicy;
+use crate::scheduler::{RankIndex, SchedulingPolicy};
 use crate::store::{AuditEntry, Store};
 use crate::time::{Clock, SystemClock, Timestamp};
 use crate::worker::WorkerView;
@@ -240,7 +240,7 @@ impl ClusterServiceBuilder {
 #[derive(Debug)]
 struct CachedSnapshot {
     fetched: Instant,
-    views: Arc<Vec<WorkerView>>,
+    index: Arc<RankIndex>,
     known_full: HashSet<WorkerId>,
 }
 
@@ -327,25 +327,26 @@ impl ClusterService {
         ))
     }
 
-    /// The ranking snapshot: reused for up to `snapshot_max_age`, with the
-    /// workers found full since it was read.
-    async fn ranking_snapshot(&self) -> Result<(Arc<Vec<WorkerView>>, HashSet<WorkerId>)> {
+    /// The ranking snapshot, indexed: reused for up to `snapshot_max_age`,
+    /// with the workers found full since it was read. `fresh` bypasses the
+    /// cache (and refills it).
+    async fn ranking_snapshot(&self, fresh: bool) -> Result<(Arc<RankIndex>, HashSet<WorkerId>)> {
         let max_age = self.config.snapshot_max_age;
-        if !max_age.is_zero() {
+        if !max_age.is_zero() && !fresh {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(c) = cache.as_ref().filter(|c| c.fetched.elapsed() < max_age) {
-                return Ok((Arc::clone(&c.views), c.known_full.clone()));
+                return Ok((Arc::clone(&c.index), c.known_full.clone()));
             }
         }
-        let views = Arc::new(self.worker_views().await?);
+        let index = Arc::new(RankIndex::new(self.worker_views().await?));
         if !max_age.is_zero() {
             *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(CachedSnapshot {
                 fetched: Instant::now(),
-                views: Arc::clone(&views),
+                index: Arc::clone(&index),
                 known_full: HashSet::new(),
             });
         }
-        Ok((views, HashSet::new()))
+        Ok((index, HashSet::new()))
     }
 
     fn note_full(&self, worker: &WorkerId) {
