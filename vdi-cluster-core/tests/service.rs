@@ -810,3 +810,35 @@ async fn background_jobs_run_on_one_replica_at_a_time() {
     stop_b.send(()).unwrap();
     jb.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_returning_worker_is_told_to_stop_superseded_sessions() {
+    let h = harness(|_| {});
+    h.beat("w1", 4, 0).await;
+    h.beat("w2", 4, 0).await;
+    let k = key("exam", "s1");
+    let on = h.place("exam", "s1").await;
+    let other = if on.as_str() == "w1" { "w2" } else { "w1" };
+    h.advance(100);
+    h.beat(other, 4, 0).await;
+    h.advance(30);
+    let moved = h.svc.allocate(k.clone(), Default::default()).await.unwrap();
+    assert_eq!(moved.dispatch.worker.as_str(), other);
+    // The partition heals: the old worker still runs the old desktop.
+    let mut hb = heartbeat_with_slots(on.as_str(), 4, 1);
+    hb.live_sessions = Some(vec![k.clone()]);
+    hb.stamp = HeartbeatStamp {
+        boot_id: Some("boot-1".into()),
+        seq: Some(1_000),
+    };
+    let ack = h.svc.heartbeat(hb).await.unwrap();
+    assert_eq!(ack.release_sessions, vec![k.clone()]);
+    // The new worker reporting it live is told nothing.
+    let mut hb = heartbeat_with_slots(other, 4, 1);
+    hb.live_sessions = Some(vec![k]);
+    hb.stamp = HeartbeatStamp {
+        boot_id: Some("boot-1".into()),
+        seq: Some(1_001),
+    };
+    assert!(h.svc.heartbeat(hb).await.unwrap().release_sessions.is_empty());
+}

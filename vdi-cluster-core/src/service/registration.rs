@@ -1,5 +1,6 @@
 //! Heartbeats, registration and deregistration.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -8,12 +9,12 @@ use super::ClusterService;
 use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::health::HeartbeatOrder;
-use crate::ids::WorkerId;
+use crate::ids::{SessionKey, WorkerId};
 use crate::policy::{DrainStatus, PolicyEvent, transition};
 use crate::store::{CasOutcome, DeleteOutcome};
 use crate::worker::{
-    Heartbeat, HeartbeatUpdate, WorkerDescription, WorkerRecord, WorkerStatus, WorkerView,
-    apply_heartbeat,
+    Heartbeat, HeartbeatUpdate, MAX_LIVE_SESSIONS, WorkerDescription, WorkerRecord, WorkerStatus,
+    WorkerView, apply_heartbeat,
 };
 
 /// Compare-and-set attempts before giving up with [`Error::Conflict`].
@@ -48,6 +49,11 @@ pub struct HeartbeatAck {
     pub next_heartbeat_sec: f64,
     /// A warning for operators (reservation above the node's size).
     pub warning: Option<String>,
+    /// Sessions the worker reported live that the control plane no longer
+    /// places on it (released, or superseded while the worker was
+    /// unreachable): the worker should stop them. Empty unless the
+    /// heartbeat carried `liveSessions`.
+    pub release_sessions: Vec<SessionKey>,
 }
 
 impl ClusterService {
@@ -109,7 +115,11 @@ impl ClusterService {
                         dispatched,
                     };
                     let view = WorkerView::new(snapshot, now, &self.health_config());
-                    return Ok(self.ack(&view, true, hb.stamp.seq));
+                    let mut ack = self.ack(&view, true, hb.stamp.seq);
+                    if let Some(live) = &hb.live_sessions {
+                        ack.release_sessions = self.unknown_sessions(&hb.worker, live).await?;
+                    }
+                    return Ok(ack);
                 }
             }
         }
@@ -132,7 +142,32 @@ impl ClusterService {
             drain_status: view.drain_status(),
             next_heartbeat_sec: self.next_interval(view.id(), seq).as_secs_f64(),
             warning: view.record.capacity.and_then(|c| c.warning()),
+            release_sessions: Vec::new(),
         }
+    }
+
+    /// Sessions in `live` with no dispatch record (reserved or active) on
+    /// `worker`.
+    async fn unknown_sessions(
+        &self,
+        worker: &WorkerId,
+        live: &[SessionKey],
+    ) -> Result<Vec<SessionKey>> {
+        if live.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placed: HashSet<SessionKey> = self
+            .store
+            .worker_dispatches(worker, MAX_LIVE_SESSIONS.max(live.len()))
+            .await?
+            .into_iter()
+            .map(|d| d.key)
+            .collect();
+        Ok(live
+            .iter()
+            .filter(|k| !placed.contains(*k))
+            .cloned()
+            .collect())
     }
 
     /// The configured interval, moved by up to the jitter percentage either
