@@ -1,1 +1,22 @@
-//! Redis backend of vdi-cluster (in progress).
+#![doc = include_str!("../README.md")]
+
+mod audit;
+mod codec;
+mod conn;
+mod dispatch;
+mod error;
+pub mod keys;
+mod lease;
+mod recount;
+mod registry;
+mod scripts;
+mod store;
+
+/// The Redis driver this crate is built on, re-exported so callers name
+/// the same version (for [`Client`] options, TLS, RESP3).
+pub use redis;
+/// A configured connection target, for [`RedisStoreBuilder::client`].
+pub use redis::Client;
+pub use store::{
+    DEFAULT_AUDIT_KEPT, DEFAULT_CONNECTION_TIMEOUT, DEFAULT_TIMEOUT, RedisStore, RedisStoreBuilder,
+};

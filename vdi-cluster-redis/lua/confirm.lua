@@ -1,0 +1,38 @@
+-- confirm.lua: mark a reservation active and move the exam's sticky worker
+-- to it (DispatchStore::confirm).
+--
+-- KEYS[1]  dispatch record (hash)          {p}:dispatch:exam:{e}:user:{u}
+-- KEYS[2]  sticky worker (string)          {p}:sticky:exam:{e}:worker
+-- KEYS[3]  sticky expiry (string)          {p}:sticky:exam:{e}:until
+-- ARGV[1]  dispatch id that must be the stored one, still 'reserved'
+-- ARGV[2]  activation time (ms, control plane's clock)
+-- ARGV[3]  sticky TTL (ms; 0 removes the sticky worker)
+-- ARGV[4]  sticky expiry (ms, control plane's clock)
+-- ARGV[5]  '1' if ARGV[6] holds the worker's answer, '0' to clear it
+-- ARGV[6]  the worker's answer (JSON)
+--
+-- Returns {} when there is nothing to confirm, else the updated record as
+-- {field, value, …}.
+
+local record, sticky, sticky_until = KEYS[1], KEYS[2], KEYS[3]
+
+local cur = redis.call('HMGET', record, 'id', 'state', 'worker')
+if cur[1] ~= ARGV[1] or cur[2] ~= 'reserved' or not cur[3] then
+  return {}
+end
+
+redis.call('HSET', record, 'state', 'active', 'activatedAt', ARGV[2])
+if ARGV[5] == '1' then
+  redis.call('HSET', record, 'session', ARGV[6])
+else
+  redis.call('HDEL', record, 'session')
+end
+
+if (tonumber(ARGV[3]) or 0) > 0 then
+  redis.call('SET', sticky, cur[3], 'PX', ARGV[3])
+  redis.call('SET', sticky_until, ARGV[4], 'PX', ARGV[3])
+else
+  redis.call('DEL', sticky, sticky_until)
+end
+
+return redis.call('HGETALL', record)

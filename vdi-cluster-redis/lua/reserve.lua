@@ -1,0 +1,85 @@
+-- reserve.lua: compare-and-reserve one slot (DispatchStore::reserve).
+--
+-- Checks, in one atomic step, the session's existing dispatch and the target
+-- worker's stored capacity (max, reported, accepting) and dispatched count,
+-- then writes the reservation with every counter. It never chooses a worker:
+-- the caller names it.
+--
+-- KEYS[1]  dispatch record (hash)          {p}:dispatch:exam:{e}:user:{u}
+-- KEYS[2]  target worker (hash)            {p}:worker:{code}
+-- KEYS[3]  dispatched counts (hash)        {p}:dispatched
+-- KEYS[4]  worker index (sorted set)       {p}:index:worker-dispatches
+-- KEYS[5]  the exam's dispatch keys (set)  {p}:sticky:exam:{e}:sessions
+-- KEYS[6]  the exam's affinity (hash)      {p}:sticky:exam:{e}:affinity
+-- ARGV[1]  target worker code
+-- ARGV[2]  id of the dispatch to supersede, or '' for none
+-- ARGV[3…] field, value, … of the new record
+--
+-- Returns one of
+--   {'existing', field, value, …}   the session's dispatch, left in place
+--   {'not_accepting'}               no such worker, or it takes no sessions
+--   {'full'}                        max(reported, dispatched) >= max
+--   {'reserved'}                    reserved
+--   {'reserved', field, value, …}   reserved, replacing this old record
+
+local record, worker, counts, index, sessions, affinity =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local target, supersede = ARGV[1], ARGV[2]
+
+local function decrement(hash, field)
+  local n = tonumber(redis.call('HGET', hash, field) or '0') or 0
+  if n > 1 then
+    redis.call('HINCRBY', hash, field, -1)
+  else
+    redis.call('HDEL', hash, field)
+  end
+end
+
+local function tagged(tag, flat)
+  local out = {tag}
+  for i = 1, #flat do
+    out[i + 1] = flat[i]
+  end
+  return out
+end
+
+local existing = redis.call('HMGET', record, 'id', 'worker')
+local old_worker = nil
+if existing[1] then
+  if supersede ~= '' and existing[1] == supersede and existing[2] and existing[2] ~= target then
+    old_worker = existing[2]
+  else
+    return tagged('existing', redis.call('HGETALL', record))
+  end
+end
+
+local w = redis.call('HMGET', worker, 'version', 'max', 'reported', 'accepting')
+if not w[1] or w[4] ~= '1' then
+  return {'not_accepting'}
+end
+local max = tonumber(w[2]) or 0
+local reported = tonumber(w[3]) or 0
+local dispatched = tonumber(redis.call('HGET', counts, target) or '0') or 0
+if math.max(reported, dispatched) >= max then
+  return {'full'}
+end
+
+local old = {}
+if old_worker then
+  old = redis.call('HGETALL', record)
+  redis.call('DEL', record)
+  decrement(counts, old_worker)
+  redis.call('ZREM', index, old_worker .. ' ' .. record)
+  decrement(affinity, old_worker)
+end
+
+local fields = {}
+for i = 3, #ARGV do
+  fields[i - 2] = ARGV[i]
+end
+redis.call('HSET', record, unpack(fields))
+redis.call('HINCRBY', counts, target, 1)
+redis.call('ZADD', index, 0, target .. ' ' .. record)
+redis.call('SADD', sessions, record)
+redis.call('HINCRBY', affinity, target, 1)
+return tagged('reserved', old)

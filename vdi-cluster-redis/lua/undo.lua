@@ -1,0 +1,34 @@
+-- undo.lua: remove a reservation that was never confirmed, with its
+-- counters (DispatchStore::undo).
+--
+-- KEYS[1]  dispatch record (hash)          {p}:dispatch:exam:{e}:user:{u}
+-- KEYS[2]  dispatched counts (hash)        {p}:dispatched
+-- KEYS[3]  worker index (sorted set)       {p}:index:worker-dispatches
+-- KEYS[4]  the exam's dispatch keys (set)  {p}:sticky:exam:{e}:sessions
+-- KEYS[5]  the exam's affinity (hash)      {p}:sticky:exam:{e}:affinity
+-- ARGV[1]  dispatch id that must be the stored one, still 'reserved'
+--
+-- Returns 1 if the reservation was removed, 0 if there was nothing to undo.
+
+local record, counts, index, sessions, affinity = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+
+local function decrement(hash, field)
+  local n = tonumber(redis.call('HGET', hash, field) or '0') or 0
+  if n > 1 then
+    redis.call('HINCRBY', hash, field, -1)
+  else
+    redis.call('HDEL', hash, field)
+  end
+end
+
+local cur = redis.call('HMGET', record, 'id', 'state', 'worker')
+if cur[1] ~= ARGV[1] or cur[2] ~= 'reserved' or not cur[3] then
+  return 0
+end
+
+redis.call('DEL', record)
+decrement(counts, cur[3])
+redis.call('ZREM', index, cur[3] .. ' ' .. record)
+redis.call('SREM', sessions, record)
+decrement(affinity, cur[3])
+return 1

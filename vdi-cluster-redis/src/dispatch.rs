@@ -1,0 +1,286 @@
+//! [`DispatchStore`] on Redis: dispatch records, counters, sticky workers
+//! and affinity, every multi-key step one Lua script.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use vdi_cluster_core::store::{
+    DispatchPage, DispatchStore, ExamPlacement, RecountReport, Reservation, ReserveRequest,
+};
+use vdi_cluster_core::time::duration_millis;
+use vdi_cluster_core::{
+    Dispatch, DispatchId, DispatchState, Error, ExamId, Result, SessionKey, Timestamp, WorkerId,
+};
+
+use crate::codec::{dispatch_fields, dispatch_from_fields, pairs};
+use crate::error::{BackendError, BackendResult};
+use crate::keys::{EncodedExam, index_range};
+use crate::scripts::SCRIPTS;
+use crate::store::RedisStore;
+
+/// Longest TTL handed to Redis, in milliseconds (about 35 000 years):
+/// longer ones would overflow the server's expiry arithmetic.
+pub(crate) const MAX_TTL_MILLIS: u64 = 1 << 50;
+
+/// A duration as a Redis `PX` argument.
+pub(crate) fn ttl_millis(d: Duration) -> u64 {
+    duration_millis(d).min(MAX_TTL_MILLIS)
+}
+
+impl RedisStore {
+    /// The five keys a removal touches, in the order undo.lua and
+    /// release.lua expect.
+    fn removal_keys(&self, key: &SessionKey) -> [String; 5] {
+        let exam = EncodedExam::of(&key.exam_id);
+        [
+            self.keys.dispatch(key),
+            self.keys.dispatched(),
+            self.keys.worker_index(),
+            self.keys.exam_sessions(&exam),
+            self.keys.affinity(&exam),
+        ]
+    }
+
+    /// Reads the records at `keys` in one round trip, skipping those gone.
+    pub(crate) async fn read_dispatches(&self, keys: &[String]) -> BackendResult<Vec<Dispatch>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.cmd("HGETALL").arg(key);
+        }
+        let replies: Vec<HashMap<String, String>> = pipe.query_async(&mut self.conn()).await?;
+        let mut out = Vec::with_capacity(keys.len());
+        for (key, fields) in keys.iter().zip(replies) {
+            if let Some(d) = dispatch_from_fields(key, fields)? {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn run_reserve(&self, request: &ReserveRequest) -> BackendResult<Reservation> {
+        let mut dispatch = request.dispatch.clone();
+        dispatch.state = DispatchState::Reserved;
+        let key = self.keys.dispatch(&dispatch.key);
+        let exam = EncodedExam::of(&dispatch.key.exam_id);
+        let reply: Vec<String> = SCRIPTS
+            .reserve
+            .key(&key)
+            .key(self.keys.worker(&dispatch.worker))
+            .key(self.keys.dispatched())
+            .key(self.keys.worker_index())
+            .key(self.keys.exam_sessions(&exam))
+            .key(self.keys.affinity(&exam))
+            .arg(dispatch.worker.as_str())
+            .arg(
+                request
+                    .supersede
+                    .map(|id| id.to_string())
+                    .unwrap_or_default(),
+            )
+            .arg(dispatch_fields(&dispatch))
+            .invoke_async(&mut self.conn())
+            .await?;
+        let mut reply = reply.into_iter();
+        let status = reply.next();
+        match status.as_deref() {
+            Some("reserved") => {
+                let superseded = dispatch_from_fields(&key, pairs(reply))?;
+                Ok(Reservation::Reserved {
+                    dispatch,
+                    superseded,
+                })
+            }
+            Some("existing") => match dispatch_from_fields(&key, pairs(reply))? {
+                Some(existing) => Ok(Reservation::Existing(existing)),
+                None => Err(BackendError::unexpected("reserve", status.as_deref())),
+            },
+            Some("full") => Ok(Reservation::Full),
+            Some("not_accepting") => Ok(Reservation::NotAccepting),
+            other => Err(BackendError::unexpected("reserve", other)),
+        }
+    }
+}
+
+#[async_trait]
+impl DispatchStore for RedisStore {
+    async fn reserve(&self, request: &ReserveRequest) -> Result<Reservation> {
+        Ok(self.run_reserve(request).await?)
+    }
+
+    async fn confirm(
+        &self,
+        key: &SessionKey,
+        id: DispatchId,
+        session: Option<serde_json::Value>,
+        now: Timestamp,
+        sticky_ttl: Duration,
+    ) -> Result<Option<Dispatch>> {
+        let record = self.keys.dispatch(key);
+        let reply: Vec<String> = SCRIPTS
+            .confirm
+            .key(&record)
+            .key(self.keys.sticky_worker(&key.exam_id))
+            .key(self.keys.sticky_until(&key.exam_id))
+            .arg(id.to_string())
+            .arg(now.as_millis())
+            .arg(ttl_millis(sticky_ttl))
+            .arg(now.plus(sticky_ttl).as_millis())
+            .arg(if session.is_some() { "1" } else { "0" })
+            .arg(session.map(|s| s.to_string()).unwrap_or_default())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        Ok(dispatch_from_fields(&record, pairs(reply))?)
+    }
+
+    async fn undo(&self, key: &SessionKey, id: DispatchId) -> Result<bool> {
+        let mut invocation = SCRIPTS.undo.prepare_invoke();
+        for k in self.removal_keys(key) {
+            invocation.key(k);
+        }
+        let removed: i64 = invocation
+            .arg(id.to_string())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        Ok(removed == 1)
+    }
+
+    async fn release(&self, key: &SessionKey, id: Option<DispatchId>) -> Result<Option<Dispatch>> {
+        let keys = self.removal_keys(key);
+        let mut invocation = SCRIPTS.release.prepare_invoke();
+        for k in &keys {
+            invocation.key(k);
+        }
+        let reply: Vec<String> = invocation
+            .arg(id.map(|id| id.to_string()).unwrap_or_default())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        Ok(dispatch_from_fields(&keys[0], pairs(reply))?)
+    }
+
+    async fn mark_orphaned(&self, key: &SessionKey, id: DispatchId) -> Result<bool> {
+        let marked: i64 = SCRIPTS
+            .mark_orphaned
+            .key(self.keys.dispatch(key))
+            .arg(id.to_string())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        Ok(marked == 1)
+    }
+
+    async fn dispatch(&self, key: &SessionKey) -> Result<Option<Dispatch>> {
+        let record = self.keys.dispatch(key);
+        let fields: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(&record)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        Ok(dispatch_from_fields(&record, fields)?)
+    }
+
+    async fn worker_dispatches(&self, worker: &WorkerId, limit: usize) -> Result<Vec<Dispatch>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (lo, hi) = index_range(worker);
+        let members: Vec<String> = redis::cmd("ZRANGEBYLEX")
+            .arg(self.keys.worker_index())
+            .arg(lo)
+            .arg(hi)
+            .arg("LIMIT")
+            .arg(0)
+            .arg(i64::try_from(limit).unwrap_or(i64::MAX))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        let stem = format!("{} ", worker.as_str());
+        let keys: Vec<String> = members
+            .iter()
+            .filter_map(|m| m.strip_prefix(&stem).map(str::to_owned))
+            .collect();
+        let mut found = self.read_dispatches(&keys).await?;
+        found.retain(|d| &d.worker == worker);
+        Ok(found)
+    }
+
+    async fn scan_dispatches(&self, cursor: Option<&str>, count: usize) -> Result<DispatchPage> {
+        let cursor: u64 = match cursor {
+            None => 0,
+            Some(c) => c
+                .parse()
+                .map_err(|_| Error::invalid("cursor", "not a cursor of this backend"))?,
+        };
+        let (next, keys): (String, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(self.keys.dispatch_pattern())
+            .arg("COUNT")
+            .arg(count.max(1))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        let dispatches = self.read_dispatches(&keys).await?;
+        Ok(DispatchPage {
+            dispatches,
+            next: (next != "0").then_some(next),
+        })
+    }
+
+    async fn placement(&self, exam: &ExamId, now: Timestamp) -> Result<ExamPlacement> {
+        let encoded = EncodedExam::of(exam);
+        let affinity_key = self.keys.affinity(&encoded);
+        let (sticky, until, affinity): (Option<String>, Option<String>, HashMap<String, String>) =
+            redis::pipe()
+                .cmd("GET")
+                .arg(self.keys.sticky_worker(exam))
+                .cmd("GET")
+                .arg(self.keys.sticky_until(exam))
+                .cmd("HGETALL")
+                .arg(&affinity_key)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(BackendError::from)?;
+        // Without the expiry companion (a key written by another tool) the
+        // server's TTL alone decides.
+        let unexpired = match until.map(|u| u.parse::<u64>()) {
+            None => true,
+            Some(Ok(until)) => until > now.as_millis(),
+            Some(Err(e)) => {
+                return Err(BackendError::malformed(
+                    self.keys.sticky_until(exam),
+                    "sticky expiry",
+                    e,
+                )
+                .into());
+            }
+        };
+        let sticky = sticky
+            .filter(|_| unexpired)
+            .and_then(|w| WorkerId::parse("worker", w).ok());
+        let mut counts = BTreeMap::new();
+        for (worker, n) in affinity {
+            let n: i64 = n
+                .parse()
+                .map_err(|e| BackendError::malformed(affinity_key.clone(), "affinity count", e))?;
+            if let (Ok(worker), Ok(n @ 1..)) = (WorkerId::parse("worker", worker), u32::try_from(n))
+            {
+                counts.insert(worker, n);
+            }
+        }
+        Ok(ExamPlacement {
+            sticky,
+            affinity: counts,
+        })
+    }
+
+    async fn recount(&self, repair: bool) -> Result<RecountReport> {
+        Ok(self.recount_all(repair).await?)
+    }
+}

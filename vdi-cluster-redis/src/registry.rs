@@ -1,0 +1,174 @@
+//! [`Registry`] on Redis: one hash per worker, a set of worker codes.
+
+use async_trait::async_trait;
+use redis::Value;
+use vdi_cluster_core::store::{CasOutcome, DeleteOutcome, Registry};
+use vdi_cluster_core::worker::WorkerSnapshot;
+use vdi_cluster_core::{Result, WorkerId, WorkerRecord};
+
+use crate::codec::{count, worker_field, worker_from_fields, worker_json};
+use crate::error::{BackendError, BackendResult};
+use crate::scripts::SCRIPTS;
+use crate::store::RedisStore;
+
+impl RedisStore {
+    fn snapshot(
+        &self,
+        id: &WorkerId,
+        record: Option<String>,
+        version: Option<String>,
+        dispatched: Option<&str>,
+    ) -> BackendResult<Option<WorkerSnapshot>> {
+        let key = self.keys.worker(id);
+        let (Some(record), Some(version)) = (record, version) else {
+            return Ok(None);
+        };
+        let (record, version) = worker_from_fields(&key, &record, &version)?;
+        Ok(Some(WorkerSnapshot {
+            record,
+            version,
+            dispatched: count(&self.keys.dispatched(), dispatched)?,
+        }))
+    }
+
+    async fn read_workers(&self) -> BackendResult<Vec<WorkerSnapshot>> {
+        let mut conn = self.conn();
+        let mut codes: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.keys.workers())
+            .query_async(&mut conn)
+            .await?;
+        codes.sort();
+        let ids: Vec<WorkerId> = codes
+            .into_iter()
+            .filter_map(|code| match WorkerId::parse("code", code) {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    tracing::warn!(error = %e, "ignoring a malformed worker code in the index");
+                    None
+                }
+            })
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for id in &ids {
+            pipe.cmd("HMGET")
+                .arg(self.keys.worker(id))
+                .arg(worker_field::RECORD)
+                .arg(worker_field::VERSION);
+        }
+        pipe.cmd("HGETALL").arg(self.keys.dispatched());
+        let mut replies: Vec<Value> = pipe.query_async(&mut conn).await?;
+        let counts: std::collections::HashMap<String, String> = match replies.pop() {
+            Some(v) => redis::from_redis_value(v).map_err(redis::RedisError::from)?,
+            None => return Err(BackendError::unexpected("workers", None)),
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, reply) in ids.iter().zip(replies) {
+            let (record, version): (Option<String>, Option<String>) =
+                redis::from_redis_value(reply).map_err(redis::RedisError::from)?;
+            let dispatched = counts.get(id.as_str()).map(String::as_str);
+            if let Some(s) = self.snapshot(id, record, version, dispatched)? {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Registry for RedisStore {
+    async fn ping(&self) -> Result<()> {
+        let _: String = redis::cmd("PING")
+            .query_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        Ok(())
+    }
+
+    async fn worker(&self, id: &WorkerId) -> Result<Option<WorkerSnapshot>> {
+        let ((record, version), dispatched): ((Option<String>, Option<String>), Option<String>) =
+            redis::pipe()
+                .atomic()
+                .cmd("HMGET")
+                .arg(self.keys.worker(id))
+                .arg(worker_field::RECORD)
+                .arg(worker_field::VERSION)
+                .cmd("HGET")
+                .arg(self.keys.dispatched())
+                .arg(id.as_str())
+                .query_async(&mut self.conn())
+                .await
+                .map_err(BackendError::from)?;
+        Ok(self.snapshot(id, record, version, dispatched.as_deref())?)
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerSnapshot>> {
+        Ok(self.read_workers().await?)
+    }
+
+    async fn put_worker(&self, record: &WorkerRecord, expected: Option<u64>) -> Result<CasOutcome> {
+        let key = self.keys.worker(&record.id);
+        let json = worker_json(&key, record)?;
+        let reply: Vec<String> = SCRIPTS
+            .put_worker
+            .key(&key)
+            .key(self.keys.workers())
+            .arg(record.id.as_str())
+            .arg(expected.map(|v| v.to_string()).unwrap_or_default())
+            .arg(json)
+            .arg(record.max_sessions())
+            .arg(record.reported_active)
+            .arg(if record.accepting() { "1" } else { "0" })
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        let version = |text: &str| -> BackendResult<u64> {
+            text.parse()
+                .map_err(|e| BackendError::malformed(key.clone(), "worker version", e))
+        };
+        match reply.as_slice() {
+            [status, v] if status == "written" => Ok(CasOutcome::Written {
+                version: version(v)?,
+            }),
+            [status, v] if status == "conflict" => Ok(CasOutcome::Conflict {
+                current: if v.is_empty() {
+                    None
+                } else {
+                    Some(version(v)?)
+                },
+            }),
+            other => Err(
+                BackendError::unexpected("put_worker", other.first().map(String::as_str)).into(),
+            ),
+        }
+    }
+
+    async fn delete_worker(&self, id: &WorkerId, expected: u64) -> Result<DeleteOutcome> {
+        let reply: Vec<String> = SCRIPTS
+            .delete_worker
+            .key(self.keys.worker(id))
+            .key(self.keys.workers())
+            .key(self.keys.dispatched())
+            .arg(id.as_str())
+            .arg(expected)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        match reply.as_slice() {
+            [status] if status == "deleted" => Ok(DeleteOutcome::Deleted),
+            [status] if status == "conflict" => Ok(DeleteOutcome::Conflict),
+            [status, n] if status == "has_dispatches" => Ok(DeleteOutcome::HasDispatches(count(
+                &self.keys.dispatched(),
+                Some(n),
+            )?)),
+            other => Err(BackendError::unexpected(
+                "delete_worker",
+                other.first().map(String::as_str),
+            )
+            .into()),
+        }
+    }
+}
