@@ -79,8 +79,10 @@ pub enum Error {
         source: crate::client::WorkerCallError,
     },
 
-    /// The storage backend is unreachable or answered wrongly. Nothing is
-    /// known to have been written; retrying later is safe.
+    /// The storage backend is unreachable or answered wrongly. The outcome
+    /// of the step is unknown (a write whose answer was lost may have been
+    /// applied); every step is idempotent or guarded by a dispatch id or a
+    /// version, so retrying later is safe.
     #[error("storage backend unavailable: {source}")]
     Unavailable {
         /// The backend's own error.

@@ -65,4 +65,6 @@ pub use scheduler::{Constraints, NoCapacity, SchedulingPolicy};
 pub use service::{ClusterService, FailurePolicy, ServiceConfig};
 pub use store::{AuditLog, DispatchStore, LeaderLease, Registry, Store};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
-pub use worker::{Heartbeat, WorkerDescription, WorkerRecord, WorkerStatus, WorkerView};
+pub use worker::{
+    Heartbeat, WorkerDescription, WorkerRecord, WorkerSnapshot, WorkerStatus, WorkerView,
+};

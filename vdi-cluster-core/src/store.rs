@@ -176,7 +176,8 @@ pub struct Drift {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecountReport {
-    /// Counters checked.
+    /// Counters checked: every counter that exists or that a dispatch record
+    /// says should exist.
     pub counters_checked: u64,
     /// Counters that were wrong (repaired when asked to).
     pub drift: Vec<Drift>,

@@ -840,5 +840,12 @@ async fn a_returning_worker_is_told_to_stop_superseded_sessions() {
         boot_id: Some("boot-1".into()),
         seq: Some(1_001),
     };
-    assert!(h.svc.heartbeat(hb).await.unwrap().release_sessions.is_empty());
+    assert!(
+        h.svc
+            .heartbeat(hb)
+            .await
+            .unwrap()
+            .release_sessions
+            .is_empty()
+    );
 }

@@ -58,8 +58,8 @@ pub trait StoreFactory: Send + Sync + 'static {
     async fn replica(&self) -> Arc<dyn Store>;
 
     /// Adds `delta` to `worker`'s dispatched counter behind the store's
-    /// back, to prove reconcile finds and repairs drift. `false` if the
-    /// backend cannot.
+    /// back (clamping at zero), to prove reconcile finds and repairs drift.
+    /// `false` if the backend cannot.
     async fn corrupt_dispatched(&self, worker: &WorkerId, delta: i64) -> bool {
         let _ = (worker, delta);
         false
@@ -586,26 +586,31 @@ pub async fn scans_cover_every_dispatch(factory: &impl StoreFactory) {
     );
 }
 
-/// The sticky worker expires after its TTL.
+/// The sticky worker expires after its TTL, judged at the `now` the
+/// control plane passes.
 pub async fn sticky_worker_expires(factory: &impl StoreFactory) {
     let store = factory.replica().await;
     let w = add_worker(&store, "w-sticky", 5).await;
     let exam = ExamId::parse("examId", "exam-sticky").unwrap();
     let k = key("exam-sticky", "u");
     let d = reserved(&store, &k, &w).await;
+    let t0 = now();
     store
-        .confirm(&k, d.id, None, now(), Duration::from_millis(50))
+        .confirm(&k, d.id, None, t0, Duration::from_secs(60))
         .await
         .unwrap()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let placement = store.placement(&exam, now()).await.unwrap();
-    assert_eq!(placement.sticky, None, "sticky key outlived its TTL");
-    assert_eq!(
-        placement.affinity.get(&w),
-        Some(&1),
-        "affinity does not expire"
-    );
+    let before = store
+        .placement(&exam, t0.plus(Duration::from_secs(59)))
+        .await
+        .unwrap();
+    assert_eq!(before.sticky, Some(w.clone()));
+    let after = store
+        .placement(&exam, t0.plus(Duration::from_secs(61)))
+        .await
+        .unwrap();
+    assert_eq!(after.sticky, None, "sticky key outlived its TTL");
+    assert_eq!(after.affinity.get(&w), Some(&1), "affinity does not expire");
 }
 
 /// Identifiers that would collide under naive key concatenation stay apart.
