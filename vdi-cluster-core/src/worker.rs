@@ -219,6 +219,14 @@ impl Heartbeat {
     /// Checks the fields capacity validation does not cover.
     pub fn validate(&self) -> Result<(), ValidationError> {
         self.description.validate()?;
+        if let Some(boot) = &self.stamp.boot_id
+            && (boot.is_empty() || boot.len() > 128 || boot.chars().any(char::is_control))
+        {
+            return Err(ValidationError::new(
+                "bootId",
+                "must be 1 to 128 characters without control characters",
+            ));
+        }
         if self.active_sessions > MAX_SESSIONS {
             return Err(ValidationError::new(
                 "activeSessions",

@@ -1,1 +1,63 @@
-//! Reference server of vdi-cluster (in progress).
+//! # vdi-cluster-server
+//!
+//! The reference control plane of vdi-cluster: core's
+//! [`ClusterService`](vdi_cluster_core::ClusterService) over HTTP, exactly
+//! as seed 000's runbook documents it (paths and camelCase bodies
+//! unchanged), plus the rest of DESIGN §5: worker detail and sessions,
+//! drain/activate, cluster statistics with zones, distribution,
+//! registration, the session API of the exam application, an audit trail,
+//! server-sent events, `/healthz`, `/readyz`, `/metrics` and an OpenAPI 3
+//! document. The binary is `vdi-cluster` (`vdi-cluster serve`).
+//!
+//! ## Shape
+//!
+//! * [`routes::route_table`] lists every route with its method, path and
+//!   required credential ([`auth::Access`]); [`router`] is built from it.
+//!   Handlers are thin: extract, call the service, map the answer.
+//! * [`error::ApiError`] owns the status mapping and seed 004's error body
+//!   `{"error", "message", "code"}`.
+//! * [`auth`]: HS256 JWTs (`ADMIN`/`PROCTOR`/`STUDENT`), the worker token
+//!   and the cluster token, hashed and compared in constant time.
+//! * [`protocol`]: the wire format between workers and the control plane,
+//!   shared by [`client::HttpWorkerClient`] and the worker mode.
+//! * [`store`]: `memory`, `redis://…` or `postgres://…` from one URL.
+//! * [`server`]: `serve`, graceful shutdown, the background loop.
+//!
+//! ## Example
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use vdi_cluster_core::MemoryStore;
+//! use vdi_cluster_server::{AppState, router};
+//! use vdi_cluster_server::auth::AuthConfig;
+//! use vdi_cluster_server::client::HttpWorkerClient;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let auth = AuthConfig::new()
+//!     .with_jwt_secret(b"a long random secret of at least 32 bytes", None, None)
+//!     .with_cluster_token("cluster-secret");
+//! let client = HttpWorkerClient::new(Some("cluster-secret"), std::time::Duration::from_secs(15))?;
+//! let state = AppState::builder(Arc::new(MemoryStore::new()), Arc::new(client), auth).build();
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, router(state)).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod metrics;
+pub mod openapi;
+pub mod protocol;
+pub mod routes;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod views;
+
+pub use error::ApiError;
+pub use routes::{RouteSpec, route_table, router};
+pub use state::{AppState, AppStateBuilder, HttpLimits};

@@ -71,7 +71,7 @@ impl ClusterService {
             .collect();
         let shares = plan_prewarm(&eligible, count, self.config.prewarm_max);
         let planned = shares.iter().map(|s| s.count).sum();
-        let calls = shares.iter().map(|share| {
+        let calls = shares.iter().cloned().map(|share| {
             let record = views
                 .iter()
                 .find(|v| v.id() == &share.worker)
@@ -79,7 +79,7 @@ impl ClusterService {
             let exam = exam.clone();
             async move {
                 let Some(record) = record else {
-                    return Err((share.clone(), "worker vanished".to_owned()));
+                    return Err((share, "worker vanished".to_owned()));
                 };
                 match timeout(
                     self.config.worker_call_timeout,
@@ -88,8 +88,8 @@ impl ClusterService {
                 .await
                 {
                     Ok(Ok(n)) => Ok(n.min(share.count)),
-                    Ok(Err(e)) => Err((share.clone(), e.to_string())),
-                    Err(_) => Err((share.clone(), "timed out".to_owned())),
+                    Ok(Err(e)) => Err((share, e.to_string())),
+                    Err(_) => Err((share, "timed out".to_owned())),
                 }
             }
         });

@@ -1,0 +1,377 @@
+//! Command line: `vdi-cluster serve` (and `vdi-cluster token`), with the
+//! seeds' environment variables as fallbacks of every flag.
+//!
+//! The subcommands are a clap enum, so further modes (`worker`, `demo`)
+//! slot in beside `serve`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand};
+use vdi_cluster_core::service::BackgroundConfig;
+use vdi_cluster_core::{FailurePolicy, SchedulingPolicy, ServiceConfig};
+
+use crate::auth::Role;
+use crate::state::HttpLimits;
+
+/// `vdi-cluster`: the control plane of a remote-desktop exam platform.
+#[derive(Debug, Parser)]
+#[command(name = "vdi-cluster", version, about, long_about = None)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the control plane (HTTP API, background reconcile).
+    Serve(Box<ServeArgs>),
+    /// Print a signed JWT (HS256 with JWT_SECRET) for curl and scripts.
+    Token(TokenArgs),
+}
+
+fn parse_failure_policy(text: &str) -> Result<FailurePolicy, String> {
+    FailurePolicy::parse("failure policy", text).map_err(|e| e.message)
+}
+
+fn parse_scheduling(text: &str) -> Result<SchedulingPolicy, String> {
+    SchedulingPolicy::parse("scheduling policy", text).map_err(|e| e.message)
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text).ok_or_else(|| "must be ADMIN, PROCTOR or STUDENT".to_owned())
+}
+
+/// Options of `vdi-cluster serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "VDI_LISTEN",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
+    pub listen: SocketAddr,
+
+    /// Storage backend: `memory`, `redis://…` or `postgres://…`.
+    #[arg(long, env = "VDI_STORE", default_value = "memory", value_name = "URL")]
+    pub store: String,
+
+    /// Key prefix on Redis (several clusters may share one server).
+    #[arg(
+        long,
+        env = "VDI_REDIS_PREFIX",
+        default_value = "vdi",
+        value_name = "PREFIX"
+    )]
+    pub redis_prefix: String,
+
+    /// HS256 secret of admin JWTs. Unset: a random one is generated for
+    /// this process and a ready ADMIN token is printed once.
+    #[arg(
+        long,
+        env = "JWT_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub jwt_secret: Option<String>,
+
+    /// Required `iss` of JWTs (unchecked when unset).
+    #[arg(long, env = "JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// Required `aud` of JWTs (unchecked when unset).
+    #[arg(long, env = "JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Token workers send in `x-worker-token` on heartbeats. Unset:
+    /// heartbeats are accepted without a token (seed 000).
+    #[arg(
+        long,
+        env = "WORKER_HEARTBEAT_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub worker_heartbeat_token: Option<String>,
+
+    /// Shared cluster token: sent to workers in `x-cluster-token`, and
+    /// accepted from the exam application on the session API. Unset: a
+    /// random one is generated for this process and printed once.
+    #[arg(
+        long,
+        env = "WORKER_CLUSTER_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub worker_cluster_token: Option<String>,
+
+    /// Seconds without heartbeat before a worker is unreachable.
+    #[arg(long, env = "WORKER_HEARTBEAT_TTL_SEC", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub heartbeat_ttl_sec: u64,
+
+    /// Seconds without heartbeat before a worker is offline and its
+    /// sessions go to the failure policy (at least the TTL).
+    #[arg(long, env = "WORKER_OFFLINE_TIMEOUT_SEC", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub offline_timeout_sec: u64,
+
+    /// Lifetime of an exam's sticky worker.
+    #[arg(long, env = "WORKER_STICKY_EXAM_TTL_SEC", default_value_t = 21_600,
+          value_parser = clap::value_parser!(u64).range(1..=2_592_000))]
+    pub sticky_exam_ttl_sec: u64,
+
+    /// Worker allocate calls per allocation before giving up.
+    #[arg(long, env = "WORKER_ALLOCATE_RETRY_COUNT", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub allocate_retry_count: u32,
+
+    /// Timeout of one call to a worker, milliseconds.
+    #[arg(long, env = "CLUSTER_API_TIMEOUT_MS", default_value_t = 15_000,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub cluster_api_timeout_ms: u64,
+
+    /// Run the periodic reconcile (stale dispatch cleanup).
+    #[arg(long, env = "WORKER_DISPATCH_CLEANUP_ENABLED", default_value_t = true,
+          action = ArgAction::Set, value_parser = BoolishValueParser::new(), value_name = "BOOL")]
+    pub dispatch_cleanup_enabled: bool,
+
+    /// Age after which an active dispatch with no live session is removed.
+    #[arg(long, env = "WORKER_DISPATCH_STALE_SEC", default_value_t = 21_600,
+          value_parser = clap::value_parser!(u64).range(1..=2_592_000))]
+    pub dispatch_stale_sec: u64,
+
+    /// Dispatches read per scan page of a reconcile pass.
+    #[arg(long, env = "WORKER_DISPATCH_SCAN_COUNT", default_value_t = 200,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub dispatch_scan_count: u64,
+
+    /// Seconds after which a reservation whose worker never answered is
+    /// reclaimed.
+    #[arg(long, env = "VDI_ALLOCATE_TIMEOUT_SEC", default_value_t = 90,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub allocate_timeout_sec: u64,
+
+    /// Prewarm calls in flight.
+    #[arg(long, env = "VDI_PREWARM_CONCURRENCY", default_value_t = 4,
+          value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub prewarm_concurrency: u64,
+
+    /// Most machines one prewarm starts.
+    #[arg(long, env = "VDI_PREWARM_MAX", default_value_t = 80,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub prewarm_max: u32,
+
+    /// What happens to sessions of failed workers: automatic, manual, none.
+    #[arg(long, env = "WORKER_FAILURE_POLICY", default_value = "automatic",
+          value_parser = parse_failure_policy)]
+    pub failure_policy: FailurePolicy,
+
+    /// Placement order after sticky and affinity: spread or pack.
+    #[arg(long, env = "WORKER_SCHEDULING_POLICY", default_value = "spread",
+          value_parser = parse_scheduling)]
+    pub scheduling_policy: SchedulingPolicy,
+
+    /// Heartbeat interval the answer asks workers to use, seconds.
+    #[arg(long, env = "HEARTBEAT_INTERVAL_SEC", default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub heartbeat_interval_sec: u64,
+
+    /// No migration when at least this percentage of workers is silent.
+    #[arg(long, env = "WORKER_MASS_FAILURE_PERCENT", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub mass_failure_percent: u32,
+
+    /// Reconcile period, seconds (seed 000: 60).
+    #[arg(long, env = "WORKER_RECONCILE_INTERVAL_SEC", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub reconcile_interval_sec: u64,
+
+    /// Longest time to answer a request, seconds (408 past it).
+    #[arg(long, env = "VDI_REQUEST_TIMEOUT_SEC", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub request_timeout_sec: u64,
+
+    /// Largest request body, bytes (413 past it).
+    #[arg(long, env = "VDI_BODY_LIMIT_BYTES", default_value_t = 1_048_576,
+          value_parser = clap::value_parser!(u64).range(1_024..=67_108_864))]
+    pub body_limit_bytes: u64,
+
+    /// Lifetime of the ADMIN token printed when JWT_SECRET is unset.
+    #[arg(long, env = "VDI_ADMIN_TOKEN_TTL_SEC", default_value_t = 43_200,
+          value_parser = clap::value_parser!(u64).range(60..=2_592_000))]
+    pub admin_token_ttl_sec: u64,
+
+    /// On shutdown, how long to wait for work in flight, seconds.
+    #[arg(long, env = "VDI_SHUTDOWN_GRACE_SEC", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(0..=3_600))]
+    pub shutdown_grace_sec: u64,
+}
+
+/// A configuration that parses but does not hold together.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+fn non_empty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+impl ServeArgs {
+    /// The service configuration.
+    pub fn service_config(&self) -> Result<ServiceConfig, ConfigError> {
+        if self.offline_timeout_sec < self.heartbeat_ttl_sec {
+            return Err(ConfigError(format!(
+                "WORKER_OFFLINE_TIMEOUT_SEC ({}) must be at least WORKER_HEARTBEAT_TTL_SEC ({})",
+                self.offline_timeout_sec, self.heartbeat_ttl_sec
+            )));
+        }
+        Ok(ServiceConfig {
+            heartbeat_ttl: Duration::from_secs(self.heartbeat_ttl_sec),
+            offline_after: Duration::from_secs(self.offline_timeout_sec),
+            sticky_ttl: Duration::from_secs(self.sticky_exam_ttl_sec),
+            retry_count: self.allocate_retry_count,
+            worker_call_timeout: Duration::from_millis(self.cluster_api_timeout_ms),
+            allocate_timeout: Duration::from_secs(self.allocate_timeout_sec),
+            dispatch_stale: Duration::from_secs(self.dispatch_stale_sec),
+            scan_count: usize::try_from(self.dispatch_scan_count).unwrap_or(usize::MAX),
+            prewarm_concurrency: usize::try_from(self.prewarm_concurrency).unwrap_or(1),
+            prewarm_max: self.prewarm_max,
+            failure_policy: self.failure_policy,
+            scheduling: self.scheduling_policy,
+            heartbeat_interval: Duration::from_secs(self.heartbeat_interval_sec),
+            mass_failure_percent: self.mass_failure_percent,
+            ..ServiceConfig::default()
+        })
+    }
+
+    /// The background loop's configuration.
+    pub fn background_config(&self) -> BackgroundConfig {
+        BackgroundConfig {
+            reconcile_every: Duration::from_secs(self.reconcile_interval_sec),
+            reconcile_enabled: self.dispatch_cleanup_enabled,
+            ..BackgroundConfig::default()
+        }
+    }
+
+    /// The HTTP limits.
+    pub fn limits(&self) -> HttpLimits {
+        HttpLimits {
+            body_bytes: usize::try_from(self.body_limit_bytes).unwrap_or(usize::MAX),
+            request_timeout: Duration::from_secs(self.request_timeout_sec),
+        }
+    }
+
+    /// `JWT_SECRET`, if set and not blank.
+    pub fn jwt_secret(&self) -> Option<&str> {
+        non_empty(&self.jwt_secret)
+    }
+
+    /// `WORKER_HEARTBEAT_TOKEN`, if set and not blank.
+    pub fn worker_heartbeat_token(&self) -> Option<&str> {
+        non_empty(&self.worker_heartbeat_token)
+    }
+
+    /// `WORKER_CLUSTER_TOKEN`, if set and not blank.
+    pub fn worker_cluster_token(&self) -> Option<&str> {
+        non_empty(&self.worker_cluster_token)
+    }
+}
+
+/// Options of `vdi-cluster token`.
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// The secret to sign with.
+    #[arg(
+        long,
+        env = "JWT_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub jwt_secret: String,
+
+    /// Subject (`sub`): the user id, audited as the actor.
+    #[arg(long, default_value = "admin")]
+    pub sub: String,
+
+    /// Role; repeat for several (ADMIN, PROCTOR, STUDENT).
+    #[arg(long = "role", default_value = "ADMIN", value_parser = parse_role, action = ArgAction::Append)]
+    pub roles: Vec<Role>,
+
+    /// Lifetime, seconds.
+    #[arg(long, default_value_t = 3_600,
+          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub ttl_sec: u64,
+
+    /// `iss` claim.
+    #[arg(long, env = "JWT_ISSUER")]
+    pub issuer: Option<String>,
+
+    /// `aud` claim.
+    #[arg(long, env = "JWT_AUDIENCE")]
+    pub audience: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_are_the_seeds() {
+        let cli = Cli::try_parse_from(["vdi-cluster", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        assert_eq!(args.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(args.store, "memory");
+        let c = args.service_config().unwrap();
+        assert_eq!(c.retry_count, 3);
+        assert_eq!(c.worker_call_timeout, Duration::from_millis(15_000));
+        assert_eq!(c.sticky_ttl, Duration::from_secs(21_600));
+        assert_eq!(c.scan_count, 200);
+        assert!(args.background_config().reconcile_enabled);
+    }
+
+    #[test]
+    fn flags_override_and_validate() {
+        let cli = Cli::try_parse_from([
+            "vdi-cluster",
+            "serve",
+            "--listen",
+            "0.0.0.0:9000",
+            "--dispatch-cleanup-enabled",
+            "false",
+            "--failure-policy",
+            "manual",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        assert!(!args.background_config().reconcile_enabled);
+        assert_eq!(args.failure_policy, FailurePolicy::Manual);
+        assert!(
+            Cli::try_parse_from(["vdi-cluster", "serve", "--allocate-retry-count", "0"]).is_err()
+        );
+        assert!(
+            Cli::try_parse_from(["vdi-cluster", "serve", "--scheduling-policy", "random"]).is_err()
+        );
+        let cli =
+            Cli::try_parse_from(["vdi-cluster", "serve", "--heartbeat-ttl-sec", "700"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        assert!(args.service_config().is_err());
+    }
+}

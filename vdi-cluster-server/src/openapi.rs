@@ -1,0 +1,153 @@
+//! The OpenAPI 3 document, generated from the handlers' annotations
+//! (utoipa) and completed from the [route table](crate::routes::route_table):
+//! each operation's summary and security requirement come from the table,
+//! so the document cannot disagree with the router about who may call what.
+
+use utoipa::openapi::OpenApi as OpenApiDocument;
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
+use utoipa::{Modify, OpenApi};
+
+use crate::auth::Access;
+use crate::protocol::{
+    AllocateRequest, AllocateResponse, CLUSTER_TOKEN_HEADER, ErrorBody, HeartbeatRequest,
+    HeartbeatResponse, PrewarmRequest, PrewarmResponse, RegisterRequest, ReleaseRequest,
+    ReleaseResponse, SessionRef, WORKER_TOKEN_HEADER,
+};
+use crate::routes::{HttpMethod, cluster, ops, route_table, sessions, workers};
+use crate::views::{
+    AdminActionJson, DistributionEntry, DistributionJson, HealthJson, ReleaseJson, SessionJson,
+    WorkerJson, WorkerList, WorkerSessionsJson,
+};
+
+/// Name of the bearer-JWT security scheme.
+pub const BEARER_SCHEME: &str = "bearerAuth";
+/// Name of the worker-token security scheme.
+pub const WORKER_TOKEN_SCHEME: &str = "workerToken";
+/// Name of the cluster-token security scheme.
+pub const CLUSTER_TOKEN_SCHEME: &str = "clusterToken";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "vdi-cluster control plane",
+        description = "Worker registry and session scheduler of a remote-desktop exam platform. \
+                       Errors are {\"error\", \"message\", \"code\"} (plus \"field\" for bad input).",
+    ),
+    paths(
+        workers::heartbeat, workers::register, workers::deregister, workers::list,
+        workers::summary, workers::healthy, workers::reconcile, workers::detail,
+        workers::patch, workers::remove, workers::sessions, workers::drain_info,
+        workers::drain, workers::drain_put, workers::activate,
+        sessions::allocate, sessions::get, sessions::release, sessions::prewarm,
+        cluster::stats, cluster::distribution, cluster::audit, cluster::events,
+        ops::healthz, ops::readyz, ops::metrics, ops::openapi,
+    ),
+    components(schemas(
+        ErrorBody, HeartbeatRequest, HeartbeatResponse, RegisterRequest, SessionRef,
+        AllocateRequest, AllocateResponse, ReleaseRequest, ReleaseResponse, PrewarmRequest,
+        PrewarmResponse, WorkerJson, WorkerList, SessionJson, WorkerSessionsJson,
+        AdminActionJson, ReleaseJson, DistributionEntry, DistributionJson, HealthJson,
+    )),
+    modifiers(&FromRouteTable),
+    tags(
+        (name = "workers", description = "Worker registry, heartbeats, drain (seeds 000, 003, 004)"),
+        (name = "sessions", description = "The session API of the exam application"),
+        (name = "cluster", description = "Cluster statistics, audit, events (seed 004)"),
+        (name = "operations", description = "Health, readiness, metrics"),
+    )
+)]
+struct ApiDoc;
+
+/// Adds the security schemes, and each operation's summary and security
+/// requirement from the route table.
+struct FromRouteTable;
+
+fn operation(item: &mut PathItem, method: HttpMethod) -> Option<&mut Operation> {
+    match method {
+        HttpMethod::Get => item.get.as_mut(),
+        HttpMethod::Post => item.post.as_mut(),
+        HttpMethod::Put => item.put.as_mut(),
+        HttpMethod::Patch => item.patch.as_mut(),
+        HttpMethod::Delete => item.delete.as_mut(),
+    }
+}
+
+fn requirement(name: &str) -> SecurityRequirement {
+    SecurityRequirement::new(name, Vec::<String>::new())
+}
+
+fn security(access: Access) -> Option<Vec<SecurityRequirement>> {
+    match access {
+        Access::Public => None,
+        Access::Worker => Some(vec![requirement(WORKER_TOKEN_SCHEME)]),
+        Access::Operator | Access::Admin => Some(vec![requirement(BEARER_SCHEME)]),
+        Access::Session | Access::Service => Some(vec![
+            requirement(CLUSTER_TOKEN_SCHEME),
+            requirement(BEARER_SCHEME),
+        ]),
+    }
+}
+
+impl Modify for FromRouteTable {
+    fn modify(&self, openapi: &mut OpenApiDocument) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER_SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "HS256 JWT signed with JWT_SECRET: sub, exp, role or roles (ADMIN, PROCTOR, STUDENT)",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            WORKER_TOKEN_SCHEME,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                WORKER_TOKEN_HEADER,
+                "WORKER_HEARTBEAT_TOKEN; required only when configured",
+            ))),
+        );
+        components.add_security_scheme(
+            CLUSTER_TOKEN_SCHEME,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                CLUSTER_TOKEN_HEADER,
+                "WORKER_CLUSTER_TOKEN",
+            ))),
+        );
+        for route in route_table() {
+            let Some(item) = openapi.paths.paths.get_mut(route.path) else {
+                continue;
+            };
+            let Some(op) = operation(item, route.method) else {
+                continue;
+            };
+            op.summary = Some(route.summary.to_owned());
+            let access = format!("Access: {}.", route.access.describe());
+            op.description = Some(match op.description.take() {
+                Some(d) if !d.is_empty() => format!("{d}\n\n{access}"),
+                _ => access,
+            });
+            op.security = security(route.access);
+        }
+    }
+}
+
+/// The OpenAPI document.
+pub fn document() -> OpenApiDocument {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc
+}
+
+/// The OpenAPI document as pretty JSON.
+pub fn document_json() -> String {
+    document()
+        .to_pretty_json()
+        .unwrap_or_else(|_| "{}".to_owned())
+}

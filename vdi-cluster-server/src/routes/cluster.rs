@@ -1,0 +1,164 @@
+//! Cluster-wide views (seed 004): statistics with zones, session
+//! distribution, the audit trail and the events stream.
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::response::sse::{KeepAlive, Sse};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use vdi_cluster_core::ValidationError;
+use vdi_cluster_core::service::ClusterStats;
+use vdi_cluster_core::store::AuditEntry;
+
+use crate::error::ApiError;
+use crate::events::sse_stream;
+use crate::extract::QueryParams;
+use crate::protocol::ErrorBody;
+use crate::state::AppState;
+use crate::views::{DistributionEntry, DistributionJson, SessionJson};
+
+const DISTRIBUTION_DEFAULT: usize = 100;
+const DISTRIBUTION_MAX: usize = 10_000;
+const AUDIT_DEFAULT: usize = 100;
+const AUDIT_MAX: usize = 1000;
+
+fn bounded(
+    field: &str,
+    value: Option<usize>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match value {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::invalid(ValidationError::new(
+            field,
+            format!("must be from 1 to {max}"),
+        ))),
+    }
+}
+
+/// Cluster statistics: the summary, workers per status, figures per zone
+/// (`default` for workers without one), total CPU and memory.
+#[utoipa::path(
+    get, path = "/api/vdi/cluster/stats", tag = "cluster",
+    responses(
+        (status = 200, description = "Statistics", body = serde_json::Value),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    )
+)]
+pub(crate) async fn stats(State(state): State<AppState>) -> Result<Json<ClusterStats>, ApiError> {
+    Ok(Json(state.service().stats().await?))
+}
+
+/// How many sessions to list per worker.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct DistributionQuery {
+    /// Sessions listed per worker (default 100, at most 10000).
+    per_worker: Option<usize>,
+}
+
+/// Sessions per worker.
+#[utoipa::path(
+    get, path = "/api/vdi/cluster/distribution", tag = "cluster",
+    params(DistributionQuery),
+    responses(
+        (status = 200, description = "Sessions per worker", body = DistributionJson),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    )
+)]
+pub(crate) async fn distribution(
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<DistributionQuery>,
+) -> Result<Json<DistributionJson>, ApiError> {
+    let per_worker = bounded(
+        "perWorker",
+        query.per_worker,
+        DISTRIBUTION_DEFAULT,
+        DISTRIBUTION_MAX,
+    )?;
+    let rows = state.service().distribution(per_worker).await?;
+    let distribution: Vec<DistributionEntry> = rows
+        .into_iter()
+        .map(|w| {
+            let sessions: Vec<SessionJson> = w.sessions.iter().map(SessionJson::from).collect();
+            DistributionEntry {
+                code: w.code.to_string(),
+                zone: w.zone,
+                status: w.status.name().to_owned(),
+                used_sessions: w.used_sessions,
+                session_count: sessions.len(),
+                sessions,
+            }
+        })
+        .collect();
+    Ok(Json(DistributionJson {
+        total_workers: distribution.len(),
+        distribution,
+    }))
+}
+
+/// How many audit entries to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AuditQuery {
+    /// Newest entries listed (default 100, at most 1000).
+    limit: Option<usize>,
+}
+
+/// The audit trail.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AuditJson {
+    /// Entries, newest first: `at`, `actor` (the JWT `sub`), `action`,
+    /// `target`, `detail`.
+    #[schema(value_type = Vec<Object>)]
+    entries: Vec<AuditEntry>,
+    /// How many are listed.
+    total: usize,
+}
+
+/// The audit trail of admin actions (drain, disable, reconcile, …) with
+/// their actor, newest first.
+#[utoipa::path(
+    get, path = "/api/vdi/audit", tag = "cluster",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "Entries", body = AuditJson),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    )
+)]
+pub(crate) async fn audit(
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<AuditQuery>,
+) -> Result<Json<AuditJson>, ApiError> {
+    let limit = bounded("limit", query.limit, AUDIT_DEFAULT, AUDIT_MAX)?;
+    let entries = state.service().store().recent_audit(limit).await?;
+    Ok(Json(AuditJson {
+        total: entries.len(),
+        entries,
+    }))
+}
+
+/// Cluster events as server-sent events: a `ready` event, then one event
+/// per cluster event, named after its `type`, with the event as JSON data.
+#[utoipa::path(
+    get, path = "/api/vdi/events", tag = "cluster",
+    responses(
+        (status = 200, description = "text/event-stream", content_type = "text/event-stream", body = String),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    )
+)]
+pub(crate) async fn events(State(state): State<AppState>) -> impl IntoResponse {
+    let stream = sse_stream(state.events(), state.shutdown_token().clone());
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

@@ -1,0 +1,241 @@
+//! Running the control plane: `vdi-cluster serve`.
+//!
+//! [`serve`] opens the store, settles the secrets, builds the state, binds
+//! the listener and calls [`run`]. [`run`] serves the router with the
+//! background loop beside it until the shutdown token is cancelled
+//! (SIGTERM or Ctrl-C in `serve`), then: stops accepting, lets requests in
+//! flight finish, ends event streams, waits (bounded) for detached work
+//! such as allocations, and stops the background loop, which gives up its
+//! lease so another replica takes over at once.
+//!
+//! ## Secrets when none are configured
+//!
+//! No admin or session route is ever open. When `JWT_SECRET` is unset,
+//! `serve` generates a random secret for this process and prints a ready
+//! ADMIN token (`sub: admin`) once on standard output; when
+//! `WORKER_CLUSTER_TOKEN` is unset it generates one and prints it once.
+//! Both die with the process: set them in the environment for anything
+//! that must survive a restart or span several replicas. Without
+//! `WORKER_HEARTBEAT_TOKEN`, heartbeats are accepted without a token, as
+//! seed 000 documents (a warning is logged).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use vdi_cluster_core::service::{BackgroundConfig, run_background};
+
+use crate::auth::{AuthConfig, MintError, Role, mint_jwt, random_secret};
+use crate::client::{ClientBuildError, HttpWorkerClient};
+use crate::config::{ConfigError, ServeArgs, TokenArgs};
+use crate::routes::router;
+use crate::state::AppState;
+use crate::store::{StoreError, StoreOptions, open_store, redact};
+
+/// `serve` could not start or failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The worker HTTP client could not be built.
+    #[error(transparent)]
+    Client(#[from] ClientBuildError),
+    /// The start-up token could not be signed.
+    #[error(transparent)]
+    Mint(#[from] MintError),
+    /// Binding or serving failed.
+    #[error("cannot serve on {addr}: {source}")]
+    Io {
+        /// The listen address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Resolves when SIGTERM or Ctrl-C arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+/// Serves `state` on `listener`, with the background loop, until
+/// `state.shutdown_token()` is cancelled; then shuts down gracefully,
+/// waiting up to `grace` for detached work.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    background: BackgroundConfig,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let shutdown = state.shutdown_token().clone();
+    let jobs = tokio::spawn(run_background(
+        Arc::clone(state.service()),
+        background,
+        shutdown.clone().cancelled_owned(),
+    ));
+    let app = router(state.clone());
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
+    // Whatever ended the server, stop the background loop too.
+    shutdown.cancel();
+    state.tasks().close();
+    if tokio::time::timeout(grace, state.tasks().wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            pending = state.tasks().len(),
+            "work still in flight after the shutdown grace period"
+        );
+    }
+    if let Err(e) = jobs.await {
+        tracing::warn!(error = %e, "background loop ended abnormally");
+    }
+    served
+}
+
+/// `vdi-cluster serve`.
+pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
+    let config = args.service_config()?;
+    let store_options = StoreOptions {
+        redis_prefix: args.redis_prefix.clone(),
+    };
+    let opened = open_store(&args.store, &store_options).await?;
+    tracing::info!(store = %redact(&args.store), "store opened");
+
+    let jwt_secret = match args.jwt_secret() {
+        Some(s) => {
+            if s.len() < 32 {
+                tracing::warn!("JWT_SECRET is shorter than 32 bytes; use a longer random secret");
+            }
+            s.to_owned()
+        }
+        None => {
+            let secret = random_secret();
+            let token = mint_jwt(
+                secret.as_bytes(),
+                "admin",
+                &[Role::Admin],
+                Duration::from_secs(args.admin_token_ttl_sec),
+                args.jwt_issuer.as_deref(),
+                args.jwt_audience.as_deref(),
+            )?;
+            println!(
+                "JWT_SECRET is not set: generated a secret for this process only.\n\
+                 ADMIN token (sub \"admin\", valid {} s), shown once:\n\n  {token}\n",
+                args.admin_token_ttl_sec
+            );
+            secret
+        }
+    };
+    let cluster_token = match args.worker_cluster_token() {
+        Some(t) => t.to_owned(),
+        None => {
+            let token = random_secret();
+            println!(
+                "WORKER_CLUSTER_TOKEN is not set: generated one for this process only \
+                 (workers must be given the same), shown once:\n\n  {token}\n"
+            );
+            token
+        }
+    };
+    let mut auth = AuthConfig::new()
+        .with_jwt_secret(
+            jwt_secret.as_bytes(),
+            args.jwt_issuer.as_deref(),
+            args.jwt_audience.as_deref(),
+        )
+        .with_cluster_token(&cluster_token);
+    match args.worker_heartbeat_token() {
+        Some(t) => auth = auth.with_worker_token(t),
+        None => tracing::warn!(
+            "WORKER_HEARTBEAT_TOKEN is not set: heartbeats and registrations are accepted without a token"
+        ),
+    }
+    drop(jwt_secret);
+
+    let client = HttpWorkerClient::new(Some(&cluster_token), config.worker_call_timeout)?;
+    drop(cluster_token);
+    let shutdown = CancellationToken::new();
+    let state = AppState::builder(opened.store, Arc::new(client), auth)
+        .config(config)
+        .limits(args.limits())
+        .store_name(opened.kind.name())
+        .shutdown(shutdown.clone())
+        .build();
+
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| ServeError::Io {
+            addr: args.listen,
+            source,
+        })?;
+    let local = listener.local_addr().unwrap_or(args.listen);
+    tracing::info!(listen = %local, store = opened.kind.name(), "vdi-cluster control plane listening");
+    println!(
+        "Listening on http://{local} (store: {})",
+        opened.kind.name()
+    );
+
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested: finishing requests in flight");
+        shutdown.cancel();
+    });
+    run(
+        listener,
+        state,
+        args.background_config(),
+        Duration::from_secs(args.shutdown_grace_sec),
+    )
+    .await
+    .map_err(|source| ServeError::Io {
+        addr: local,
+        source,
+    })
+}
+
+/// `vdi-cluster token`: prints a signed JWT.
+pub fn token(args: &TokenArgs) -> Result<String, MintError> {
+    mint_jwt(
+        args.jwt_secret.as_bytes(),
+        &args.sub,
+        &args.roles,
+        Duration::from_secs(args.ttl_sec),
+        args.issuer.as_deref(),
+        args.audience.as_deref(),
+    )
+}

@@ -1,0 +1,210 @@
+//! [`AppState`]: what every handler shares — the [`ClusterService`], the
+//! accepted credentials, metrics, the events hub, HTTP limits, and the
+//! tracker of detached work.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use vdi_cluster_core::events::FanoutSink;
+use vdi_cluster_core::{
+    Clock, ClusterService, EventSink, LogSink, ServiceConfig, Store, WorkerClient,
+};
+
+use crate::auth::AuthConfig;
+use crate::error::ApiError;
+use crate::events::EventHub;
+use crate::metrics::{Metrics, MetricsSink};
+
+/// Limits applied to every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Largest request body, bytes (1 MiB); larger is a 413.
+    pub body_bytes: usize,
+    /// Longest time to produce a response (60 s); longer is a 408. Work
+    /// already started (an allocation) runs to its end regardless.
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    service: Arc<ClusterService>,
+    auth: AuthConfig,
+    metrics: Arc<Metrics>,
+    events: EventHub,
+    limits: HttpLimits,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+    store_name: String,
+}
+
+/// Shared state of the HTTP server. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+/// Builds an [`AppState`] (and the [`ClusterService`] inside it, wired to
+/// the events hub and metrics).
+#[derive(Debug)]
+pub struct AppStateBuilder {
+    store: Arc<dyn Store>,
+    client: Arc<dyn WorkerClient>,
+    auth: AuthConfig,
+    config: ServiceConfig,
+    clock: Option<Arc<dyn Clock>>,
+    limits: HttpLimits,
+    store_name: String,
+    shutdown: CancellationToken,
+}
+
+impl AppStateBuilder {
+    /// Replaces the service configuration (default: the seeds' defaults).
+    pub fn config(mut self, config: ServiceConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Replaces the clock (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Replaces the HTTP limits.
+    pub fn limits(mut self, limits: HttpLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Names the backend in `/readyz` (`memory`, `redis`, `postgres`).
+    pub fn store_name(mut self, name: impl Into<String>) -> Self {
+        self.store_name = name.into();
+        self
+    }
+
+    /// Uses `token` as the server's shutdown signal (event streams end when
+    /// it is cancelled).
+    pub fn shutdown(mut self, token: CancellationToken) -> Self {
+        self.shutdown = token;
+        self
+    }
+
+    /// Builds the service and the state.
+    pub fn build(self) -> AppState {
+        let events = EventHub::default();
+        let metrics = Arc::new(Metrics::new());
+        let sinks: Vec<Arc<dyn EventSink>> = vec![
+            Arc::new(LogSink),
+            Arc::new(events.clone()),
+            Arc::new(MetricsSink(Arc::clone(&metrics))),
+        ];
+        let mut builder = ClusterService::builder(self.store, self.client)
+            .config(self.config)
+            .events(Arc::new(FanoutSink(sinks)));
+        if let Some(clock) = self.clock {
+            builder = builder.clock(clock);
+        }
+        AppState {
+            inner: Arc::new(Inner {
+                service: Arc::new(builder.build()),
+                auth: self.auth,
+                metrics,
+                events,
+                limits: self.limits,
+                tasks: TaskTracker::new(),
+                shutdown: self.shutdown,
+                store_name: self.store_name,
+            }),
+        }
+    }
+}
+
+impl AppState {
+    /// Starts building a state over `store`, calling workers through
+    /// `client`, accepting the credentials of `auth`.
+    pub fn builder(
+        store: Arc<dyn Store>,
+        client: Arc<dyn WorkerClient>,
+        auth: AuthConfig,
+    ) -> AppStateBuilder {
+        AppStateBuilder {
+            store,
+            client,
+            auth,
+            config: ServiceConfig::default(),
+            clock: None,
+            limits: HttpLimits::default(),
+            store_name: "memory".into(),
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// The cluster service.
+    pub fn service(&self) -> &Arc<ClusterService> {
+        &self.inner.service
+    }
+
+    /// The accepted credentials.
+    pub fn auth(&self) -> &AuthConfig {
+        &self.inner.auth
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The events hub.
+    pub fn events(&self) -> &EventHub {
+        &self.inner.events
+    }
+
+    /// The HTTP limits.
+    pub fn limits(&self) -> HttpLimits {
+        self.inner.limits
+    }
+
+    /// The backend's name.
+    pub fn store_name(&self) -> &str {
+        &self.inner.store_name
+    }
+
+    /// The shutdown signal.
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+
+    /// Work detached from requests (allocations, admin transitions): wait
+    /// on it during shutdown with `close()` then `wait()`.
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.inner.tasks
+    }
+
+    /// Runs `work` on its own task, so that a client that disconnects (or a
+    /// request timeout) cannot cancel it halfway, and waits for its result.
+    pub(crate) async fn detached<T, F>(&self, work: F) -> Result<T, ApiError>
+    where
+        F: Future<Output = Result<T, vdi_cluster_core::Error>> + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.inner.tasks.spawn(work).await {
+            Ok(result) => result.map_err(ApiError::from),
+            Err(e) => {
+                tracing::error!(error = %e, "detached work failed");
+                Err(ApiError::internal())
+            }
+        }
+    }
+}

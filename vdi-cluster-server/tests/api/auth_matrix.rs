@@ -1,0 +1,171 @@
+//! The auth matrix, generated from the route table: every route × every
+//! credential → the expected status. A route added to the table is tested
+//! here without anyone writing a line.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use vdi_cluster_server::auth::Access;
+use vdi_cluster_server::route_table;
+
+use crate::common::{Cred, Setup, TestServer, seed_heartbeat, slots_heartbeat};
+
+const CODE: &str = "w-auth";
+const EXAM: &str = "exam-auth";
+const USER: &str = "student-a";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Allowed,
+    Denied(u16),
+}
+
+fn credentials() -> Vec<Cred> {
+    vec![
+        Cred::None,
+        Cred::Wrong,
+        Cred::Worker,
+        Cred::Cluster,
+        Cred::Proctor,
+        Cred::Admin,
+        Cred::Student("student-b".into()),
+        Cred::Student(USER.into()),
+        Cred::Expired,
+        Cred::AlgNone,
+        Cred::WrongSecret,
+    ]
+}
+
+fn expected(access: Access, cred: &Cred) -> Expect {
+    use Expect::{Allowed, Denied};
+    let own_student = matches!(cred, Cred::Student(s) if s == USER);
+    let student = matches!(cred, Cred::Student(_));
+    match access {
+        Access::Public => Allowed,
+        Access::Worker => match cred {
+            Cred::Worker => Allowed,
+            _ => Denied(401),
+        },
+        Access::Operator => match cred {
+            Cred::Admin | Cred::Proctor => Allowed,
+            _ if student => Denied(403),
+            _ => Denied(401),
+        },
+        Access::Admin => match cred {
+            Cred::Admin => Allowed,
+            Cred::Proctor => Denied(403),
+            _ if student => Denied(403),
+            _ => Denied(401),
+        },
+        Access::Session => match cred {
+            Cred::Admin | Cred::Proctor | Cred::Cluster => Allowed,
+            _ if own_student => Allowed,
+            _ if student => Denied(403),
+            _ => Denied(401),
+        },
+        Access::Service => match cred {
+            Cred::Admin | Cred::Proctor | Cred::Cluster => Allowed,
+            _ if student => Denied(403),
+            _ => Denied(401),
+        },
+    }
+}
+
+/// A concrete request for a route: its path with parameters filled in, and
+/// a valid body where it takes one.
+fn sample(method: &Method, path: &str) -> (String, Option<Value>) {
+    let concrete = path
+        .replace("{code}", CODE)
+        .replace("{examId}", EXAM)
+        .replace("{userId}", USER);
+    let body = match (method.as_str(), path) {
+        ("POST", "/api/vdi/workers/heartbeat") => {
+            Some(seed_heartbeat(CODE, "http://127.0.0.1:1", 0))
+        }
+        ("POST", "/api/vdi/workers/register") => {
+            Some(json!({"code": CODE, "apiBaseUrl": "http://127.0.0.1:1"}))
+        }
+        ("PATCH", _) => Some(json!({"isDraining": false})),
+        ("POST", "/api/vdi/sessions") => Some(json!({"examId": EXAM, "userId": USER})),
+        ("POST", "/api/vdi/exams/{examId}/prewarm") => Some(json!({"count": 1})),
+        _ => None,
+    };
+    (concrete, body)
+}
+
+#[tokio::test]
+async fn every_route_times_every_credential() {
+    let (setup, _sim) = Setup::memory();
+    let s = TestServer::start(setup).await;
+    s.heartbeat(&slots_heartbeat(CODE, "http://127.0.0.1:1", 8, 0))
+        .await;
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for route in route_table() {
+        let method = route.method.method();
+        let (path, body) = sample(&method, route.path);
+        // Keep the worker registered and healthy whatever the last route did.
+        s.heartbeat(&slots_heartbeat(CODE, "http://127.0.0.1:1", 8, 0))
+            .await;
+        for cred in credentials() {
+            let want = expected(route.access, &cred);
+            let mut req = cred.apply(s.request(method.clone(), &path));
+            if let Some(b) = &body {
+                req = req.json(b);
+            }
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            drop(r);
+            checked += 1;
+            let ok = match want {
+                Expect::Denied(code) => status == code,
+                // Past authentication: anything but an auth refusal or a bug
+                // (a 503 NoCapacity is a legitimate answer).
+                Expect::Allowed => status != 401 && status != 403 && status != 500,
+            };
+            if !ok {
+                failures.push(format!(
+                    "{method} {} with {cred:?}: got {status}, want {want:?}",
+                    route.path
+                ));
+            }
+        }
+    }
+    assert!(checked >= route_table().len() * 11);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn allowed_credentials_reach_a_success() {
+    // The main allowed credential of each route gets a 2xx (or, for the
+    // destructive DELETE on a worker with sessions, a clean 4xx).
+    let (setup, _sim) = Setup::memory();
+    let s = TestServer::start(setup).await;
+    s.heartbeat(&slots_heartbeat(CODE, "http://127.0.0.1:1", 8, 0))
+        .await;
+    s.allocate(EXAM, USER).await;
+    for route in route_table() {
+        let method = route.method.method();
+        let (path, body) = sample(&method, route.path);
+        let cred = match route.access {
+            Access::Public => Cred::None,
+            Access::Worker => Cred::Worker,
+            Access::Operator | Access::Admin => Cred::Admin,
+            Access::Session | Access::Service => Cred::Cluster,
+        };
+        if route.path == "/api/vdi/workers/{code}" && method == Method::DELETE {
+            continue;
+        }
+        s.heartbeat(&slots_heartbeat(CODE, "http://127.0.0.1:1", 8, 0))
+            .await;
+        let mut req = cred.apply(s.request(method.clone(), &path));
+        if let Some(b) = &body {
+            req = req.json(b);
+        }
+        let status = req.send().await.unwrap().status();
+        assert!(
+            status.is_success(),
+            "{method} {} with {cred:?}: {status}",
+            route.path
+        );
+    }
+}

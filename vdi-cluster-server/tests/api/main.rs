@@ -1,0 +1,15 @@
+//! HTTP tests of the control plane: a real server on 127.0.0.1 port 0 per
+//! test, real HTTP calls, fake workers on their own ports. No test asserts
+//! on timing.
+
+#![allow(missing_docs, unreachable_pub, dead_code)]
+
+mod auth_matrix;
+mod backends;
+mod bad_input;
+mod common;
+mod openapi;
+mod ops;
+mod runbook;
+mod sessions;
+mod worker_client;
