@@ -281,6 +281,56 @@ pub trait AuditLog: Debug + Send + Sync + 'static {
     async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditEntry>>;
 }
 
+/// A join token, as stored: only a hash of the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinToken {
+    /// Public id, for listing and revoking.
+    pub id: String,
+    /// SHA-256 (hex) of the secret; the secret itself is shown once and
+    /// never stored.
+    pub token_hash: String,
+    /// Who created it.
+    pub created_by: String,
+    /// When.
+    pub created_at: Timestamp,
+    /// After this instant it is refused.
+    pub expires_at: Timestamp,
+    /// How many registrations it allows.
+    pub max_uses: u32,
+    /// Registrations made with it so far.
+    pub uses: u32,
+}
+
+/// Join tokens and per-worker credentials (seeds 002/003): a worker joins
+/// with a token an operator created, and gets its own credential.
+#[async_trait]
+pub trait Credentials: Debug + Send + Sync + 'static {
+    /// Stores a new join token (its `id` and `token_hash` are unique).
+    async fn put_join_token(&self, token: &JoinToken) -> Result<()>;
+
+    /// Atomically counts one use of the join token whose hash is
+    /// `token_hash`, if it exists, has not expired at `now` and has uses
+    /// left; returns it after the use. `None` otherwise (nothing changes).
+    async fn redeem_join_token(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<JoinToken>>;
+
+    /// Every join token, newest first.
+    async fn join_tokens(&self) -> Result<Vec<JoinToken>>;
+
+    /// Deletes a join token. `false` if there was none with this id.
+    async fn revoke_join_token(&self, id: &str) -> Result<bool>;
+
+    /// Sets (or replaces) the hash of `worker`'s own credential.
+    async fn put_worker_credential(&self, worker: &WorkerId, token_hash: &str) -> Result<()>;
+
+    /// The hash of `worker`'s own credential.
+    async fn worker_credential(&self, worker: &WorkerId) -> Result<Option<String>>;
+}
+
 /// Everything a backend provides. Implemented for every type that
 /// implements the four traits.
 pub trait Store: Registry + DispatchStore + LeaderLease + AuditLog {}

@@ -234,6 +234,23 @@ impl Keys {
     pub(crate) fn audit(&self) -> String {
         format!("{}:audit", self.prefix)
     }
+
+    /// `{p}:join-token:{id}` — hash `json`, `expires_at`, `max_uses`,
+    /// `uses`: one join token (only the hash of its secret).
+    pub(crate) fn join_token(&self, id: &str) -> String {
+        format!("{}:join-token:{}", self.prefix, encode(id))
+    }
+
+    /// `{p}:join-tokens` — hash, token hash → join token id.
+    pub(crate) fn join_tokens(&self) -> String {
+        format!("{}:join-tokens", self.prefix)
+    }
+
+    /// `{p}:worker-credentials` — hash, worker code → hash of its own
+    /// credential.
+    pub(crate) fn worker_credentials(&self) -> String {
+        format!("{}:worker-credentials", self.prefix)
+    }
 }
 
 /// `ZRANGEBYLEX` bounds selecting exactly `worker`'s index members. Worker

@@ -3,6 +3,7 @@
 mod audit;
 mod codec;
 mod conn;
+mod credentials;
 mod dispatch;
 mod error;
 pub mod keys;

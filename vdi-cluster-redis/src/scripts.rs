@@ -34,6 +34,10 @@ pub(crate) struct Scripts {
     pub(crate) recount_worker: Script,
     /// `lua/recount_exam.lua`.
     pub(crate) recount_exam: Script,
+    /// `lua/redeem_join_token.lua`.
+    pub(crate) redeem_join_token: Script,
+    /// `lua/put_join_token.lua`.
+    pub(crate) put_join_token: Script,
 }
 
 /// The scripts, hashed once.
@@ -49,6 +53,8 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     lease_release: Script::new(include_str!("../lua/lease_release.lua")),
     recount_worker: Script::new(include_str!("../lua/recount_worker.lua")),
     recount_exam: Script::new(include_str!("../lua/recount_exam.lua")),
+    redeem_join_token: Script::new(include_str!("../lua/redeem_join_token.lua")),
+    put_join_token: Script::new(include_str!("../lua/put_join_token.lua")),
 });
 
 #[cfg(test)]
@@ -70,6 +76,11 @@ mod tests {
             (&s.lease_release, include_str!("../lua/lease_release.lua")),
             (&s.recount_worker, include_str!("../lua/recount_worker.lua")),
             (&s.recount_exam, include_str!("../lua/recount_exam.lua")),
+            (
+                &s.redeem_join_token,
+                include_str!("../lua/redeem_join_token.lua"),
+            ),
+            (&s.put_join_token, include_str!("../lua/put_join_token.lua")),
         ];
         let hashes: std::collections::HashSet<&str> =
             all.iter().map(|(script, _)| script.get_hash()).collect();
@@ -94,6 +105,8 @@ mod tests {
             include_str!("../lua/lease_release.lua"),
             include_str!("../lua/recount_worker.lua"),
             include_str!("../lua/recount_exam.lua"),
+            include_str!("../lua/redeem_join_token.lua"),
+            include_str!("../lua/put_join_token.lua"),
         ] {
             for line in source.lines().filter(|l| !l.trim_start().starts_with("--")) {
                 // Key names are colon-separated; a string literal holding a
