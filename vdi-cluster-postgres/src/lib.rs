@@ -1,1 +1,311 @@
-//! PostgreSQL backend of vdi-cluster (in progress).
+//! # vdi-cluster-postgres
+//!
+//! The PostgreSQL backend of vdi-cluster: [`PgStore`] implements every
+//! store trait of [`vdi_cluster_core`] — [`Registry`](vdi_cluster_core::Registry),
+//! [`DispatchStore`](vdi_cluster_core::DispatchStore),
+//! [`LeaderLease`](vdi_cluster_core::LeaderLease) and
+//! [`AuditLog`](vdi_cluster_core::AuditLog), so it is a
+//! [`Store`](vdi_cluster_core::Store) — on
+//! [sqlx](sqlx) with a connection pool. Any number of control-plane
+//! replicas may share one database: every step that must be atomic is one
+//! statement, and the invariants of the core contract (no over-allocation,
+//! one dispatch per session, no counter drift) hold across all of them.
+//!
+//! ```no_run
+//! use vdi_cluster_postgres::PgStore;
+//! # async fn run() -> vdi_cluster_core::Result<()> {
+//! let store = PgStore::connect("postgres://vdi@db.internal/vdi").await?;
+//! store.migrate().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! A complete [`ClusterService`](vdi_cluster_core::ClusterService) on
+//! PostgreSQL is shown [at the end](#a-cluster-service-on-postgresql).
+//!
+#![doc = include_str!("../docs/schema.md")]
+//!
+#![doc = include_str!("../docs/statements.md")]
+//!
+#![doc = include_str!("../docs/operations.md")]
+//!
+//! ## A cluster service on PostgreSQL
+//!
+//! The store goes into
+//! [`ClusterService::builder`](vdi_cluster_core::ClusterService::builder) next to the client that
+//! calls worker nodes (the reference server's HTTP client; here a stub that
+//! answers every call at once).
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use async_trait::async_trait;
+//! use vdi_cluster_core::{
+//!     ClusterService, ExamId, SessionKey, WorkerCallError, WorkerClient, WorkerRecord,
+//! };
+//! use vdi_cluster_core::testkit::heartbeat_for;
+//! use vdi_cluster_postgres::{PgStore, PgStoreConfig};
+//!
+//! /// Stands in for the HTTP client of the worker API
+//! /// (`/api/vdi/cluster/allocate|release|prewarm`).
+//! #[derive(Debug)]
+//! struct Workers;
+//!
+//! #[async_trait]
+//! impl WorkerClient for Workers {
+//!     async fn allocate(
+//!         &self,
+//!         worker: &WorkerRecord,
+//!         key: &SessionKey,
+//!     ) -> Result<serde_json::Value, WorkerCallError> {
+//!         Ok(serde_json::json!({
+//!             "connection": format!("rdp://{}/{}/{}", worker.id, key.exam_id, key.user_id),
+//!         }))
+//!     }
+//!
+//!     async fn release(&self, _: &WorkerRecord, _: &SessionKey) -> Result<(), WorkerCallError> {
+//!         Ok(())
+//!     }
+//!
+//!     async fn prewarm(
+//!         &self,
+//!         _: &WorkerRecord,
+//!         _: &ExamId,
+//!         count: u32,
+//!     ) -> Result<u32, WorkerCallError> {
+//!         Ok(count)
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // Every call fails with `Error::Unavailable` within
+//!     // 2 s + 3 s + slack while PostgreSQL is down, and works again when
+//!     // it is back.
+//!     let config = PgStoreConfig::default()
+//!         .max_connections(32)
+//!         .acquire_timeout(Duration::from_secs(2))
+//!         .statement_timeout(Duration::from_secs(3));
+//!     let store = PgStore::connect_with("postgres://vdi@127.0.0.1/vdi", config).await?;
+//!     store.migrate().await?;
+//!
+//!     let service = ClusterService::builder(Arc::new(store), Arc::new(Workers)).build();
+//!
+//!     // A worker node heartbeats: 8 vCPU / 12 GiB, VM 1.5 / 2048 → 4 slots.
+//!     service.heartbeat(heartbeat_for("worker-1", 8.0, 12288, 0)).await?;
+//!
+//!     // A student clicks "start"; clicking again returns the same desktop.
+//!     let key = SessionKey::parse("exam-42", "student-7")?;
+//!     let placed = service.allocate(key.clone(), Default::default()).await?;
+//!     let again = service.allocate(key.clone(), Default::default()).await?;
+//!     assert_eq!(placed.dispatch.id, again.dispatch.id);
+//!
+//!     // Reconcile (the background loop runs it on one replica at a time,
+//!     // under the `vdi.leases` lease) recounts every counter.
+//!     let report = service.reconcile().await?;
+//!     println!("{report:?}");
+//!
+//!     // On submission the session is released; twice is harmless.
+//!     service.release(&key).await?;
+//!     assert!(service.release(&key).await?.is_none());
+//!     Ok(())
+//! }
+//! ```
+//!
+//! (`heartbeat_for` comes from core's `testkit` feature; a real worker sends
+//! its heartbeat over HTTP.)
+
+mod audit;
+mod config;
+mod dispatch;
+mod error;
+mod lease;
+mod registry;
+mod sql;
+
+use std::future::Future;
+use std::str::FromStr;
+use std::time::Duration;
+
+pub use config::{
+    CALL_TIMEOUT_SLACK, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_STATEMENT_TIMEOUT, PgStoreConfig,
+};
+pub use lease::MAX_LEASE_TTL;
+pub use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use vdi_cluster_core::{Error, Result, Timestamp};
+
+use crate::error::PgError;
+
+/// The embedded schema migrations (`migrations/*.sql`), applied by
+/// [`PgStore::migrate`]. Exposed for tools that manage migrations
+/// themselves, such as `#[sqlx::test(migrator = "…")]`.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+/// The PostgreSQL store: a connection pool and the call timeout that bounds
+/// every operation.
+///
+/// Clones share the pool. Separate stores (separate pools), in one process
+/// or many, may share one database: that is how control-plane replicas run.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    call_timeout: Duration,
+}
+
+impl PgStore {
+    /// Connects to `url` with the default [`PgStoreConfig`] and checks that
+    /// the server answers.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, PgStoreConfig::default()).await
+    }
+
+    /// Connects to `url` with `config` and checks that the server answers
+    /// (failing with [`Error::Unavailable`] otherwise).
+    pub async fn connect_with(url: &str, config: PgStoreConfig) -> Result<Self> {
+        let store = Self::connect_lazy(url, config)?;
+        vdi_cluster_core::Registry::ping(&store).await?;
+        Ok(store)
+    }
+
+    /// A store on `url` that connects on first use: it can be created while
+    /// PostgreSQL is down (calls fail with [`Error::Unavailable`] until it
+    /// is up). Fails only on a malformed URL. Must be called inside a Tokio
+    /// runtime.
+    pub fn connect_lazy(url: &str, config: PgStoreConfig) -> Result<Self> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(Error::invalid(
+                "store",
+                "must be a postgres:// or postgresql:// URL",
+            ));
+        }
+        let options = PgConnectOptions::from_str(url).map_err(|e| Error::invalid("store", e))?;
+        Ok(Self::connect_lazy_with(options, config))
+    }
+
+    /// Like [`connect_lazy`](Self::connect_lazy), from parsed connect
+    /// options.
+    pub fn connect_lazy_with(options: PgConnectOptions, config: PgStoreConfig) -> Self {
+        let pool = config
+            .pool_options()
+            .connect_lazy_with(config.connect_options(options));
+        Self {
+            pool,
+            call_timeout: config.call_timeout(),
+        }
+    }
+
+    /// A store on an existing pool. Its call timeout is the pool's acquire
+    /// timeout + [`DEFAULT_STATEMENT_TIMEOUT`] + [`CALL_TIMEOUT_SLACK`];
+    /// set a `statement_timeout` on the pool's connections to match (or
+    /// change the bound with [`with_call_timeout`](Self::with_call_timeout)).
+    pub fn from_pool(pool: PgPool) -> Self {
+        let call_timeout =
+            pool.options().get_acquire_timeout() + DEFAULT_STATEMENT_TIMEOUT + CALL_TIMEOUT_SLACK;
+        Self { pool, call_timeout }
+    }
+
+    /// Replaces the client-side bound of one call.
+    pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// The client-side bound of one call.
+    pub fn call_timeout(&self) -> Duration {
+        self.call_timeout
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies the embedded migrations ([`MIGRATOR`]) that the database does
+    /// not have yet. Safe to call from several replicas at once (the
+    /// migrator takes an advisory lock) and on every start.
+    pub async fn migrate(&self) -> Result<()> {
+        // Migrations are not bounded by the call timeout: creating indexes
+        // on a large table may legitimately take longer.
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| Error::from(PgError::from(e)))
+    }
+
+    /// Closes every connection of the pool; later calls fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Runs one call under the call timeout.
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = Result<T, PgError>>,
+    ) -> Result<T, PgError> {
+        tokio::time::timeout(self.call_timeout, call)
+            .await
+            .unwrap_or(Err(PgError::Timeout(self.call_timeout)))
+    }
+
+    /// Runs one call under the call timeout, as core's result.
+    async fn call<T>(&self, call: impl Future<Output = Result<T, PgError>>) -> Result<T> {
+        self.bounded(call).await.map_err(Error::from)
+    }
+}
+
+/// `t` as PostgreSQL's bigint milliseconds, naming `field` when it does not
+/// fit.
+fn millis(field: &str, t: Timestamp) -> Result<i64> {
+    i64::try_from(t.as_millis()).map_err(|e| Error::invalid(field, e))
+}
+
+/// A LIMIT for `n` rows.
+fn row_limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn to_u64(what: &'static str, value: i64) -> Result<u64, PgError> {
+    u64::try_from(value).map_err(|_| PgError::OutOfRange { what, value })
+}
+
+fn to_u32(what: &'static str, value: i64) -> Result<u32, PgError> {
+    u32::try_from(value).map_err(|_| PgError::OutOfRange { what, value })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_urls_are_invalid_input() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = runtime.enter();
+        for url in ["mysql://db/x", "postgres://db:port/x", "db.internal"] {
+            let err = PgStore::connect_lazy(url, PgStoreConfig::default()).unwrap_err();
+            assert!(
+                matches!(err, Error::Invalid(v) if v.field == "store"),
+                "{url}"
+            );
+        }
+        assert!(PgStore::connect_lazy("postgresql://db/x", PgStoreConfig::default()).is_ok());
+    }
+
+    #[test]
+    fn migrations_are_embedded_in_order() {
+        let versions: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+        assert!(versions.len() >= 2);
+        assert!(versions.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn timestamps_beyond_bigint_are_rejected() {
+        let err = millis("reservedAt", Timestamp(u64::MAX)).unwrap_err();
+        assert!(matches!(err, Error::Invalid(v) if v.field == "reservedAt"));
+        assert_eq!(millis("at", Timestamp(5)).unwrap(), 5);
+    }
+}

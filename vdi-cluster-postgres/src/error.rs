@@ -1,0 +1,101 @@
+//! The backend's private error type and its conversion into core's
+//! [`Error`].
+//!
+//! Every failure to talk to PostgreSQL, or an answer this crate cannot make
+//! sense of, becomes [`Error::Unavailable`] with the [`PgError`] as its
+//! source (which in turn keeps the driver's error as its source).
+
+use std::time::Duration;
+
+use vdi_cluster_core::{Error, ValidationError};
+
+/// What went wrong inside the PostgreSQL backend.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PgError {
+    /// The driver failed: no connection within the acquire timeout, the
+    /// connection broke, the statement timed out on the server, …
+    #[error("PostgreSQL request failed: {0}")]
+    Sqlx(#[from] sqlx::Error),
+
+    /// The whole call took longer than the store's call timeout (a server
+    /// that accepts connections but never answers).
+    #[error("PostgreSQL did not answer within {0:?}")]
+    Timeout(Duration),
+
+    /// Applying the embedded migrations failed.
+    #[error("migrating the vdi schema failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+
+    /// A stored identifier does not validate (the database was written by
+    /// something other than this crate).
+    #[error("stored {what} is not valid: {source}")]
+    Corrupt {
+        /// Which value.
+        what: &'static str,
+        /// Why it is invalid.
+        #[source]
+        source: ValidationError,
+    },
+
+    /// A function answered with an outcome this crate does not know (the
+    /// schema is newer or older than the code).
+    #[error("PostgreSQL function {function} answered an unknown outcome {outcome:?}")]
+    UnknownOutcome {
+        /// The function.
+        function: &'static str,
+        /// What it answered.
+        outcome: String,
+    },
+
+    /// A stored number does not fit the type core uses for it.
+    #[error("PostgreSQL returned an out-of-range {what}: {value}")]
+    OutOfRange {
+        /// Which value.
+        what: &'static str,
+        /// The value.
+        value: i64,
+    },
+}
+
+impl From<PgError> for Error {
+    fn from(error: PgError) -> Self {
+        Error::unavailable(error)
+    }
+}
+
+/// Whether `error` is PostgreSQL's `serialization_failure`, which
+/// `vdi.reserve` raises when the session's dispatch kept changing under it.
+pub(crate) fn is_serialization_failure(error: &PgError) -> bool {
+    match error {
+        PgError::Sqlx(sqlx::Error::Database(db)) => db.code().as_deref() == Some("40001"),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn unavailable_keeps_the_source() {
+        let error: Error = PgError::Sqlx(sqlx::Error::PoolTimedOut).into();
+        let Error::Unavailable { source } = &error else {
+            panic!("not unavailable: {error:?}")
+        };
+        let pg = source.downcast_ref::<PgError>().expect("a PgError source");
+        assert!(matches!(pg, PgError::Sqlx(sqlx::Error::PoolTimedOut)));
+        assert!(pg.source().is_some(), "the driver error is kept as source");
+    }
+
+    #[test]
+    fn only_serialization_failures_are_conflicts() {
+        assert!(!is_serialization_failure(&PgError::Timeout(
+            Duration::from_secs(1)
+        )));
+        assert!(!is_serialization_failure(&PgError::Sqlx(
+            sqlx::Error::PoolClosed
+        )));
+    }
+}

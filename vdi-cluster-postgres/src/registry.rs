@@ -1,0 +1,135 @@
+//! [`Registry`] on the `vdi.workers` table.
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use vdi_cluster_core::store::{CasOutcome, DeleteOutcome, Registry};
+use vdi_cluster_core::{Result, WorkerId, WorkerRecord, worker::WorkerSnapshot};
+
+use crate::error::PgError;
+use crate::{PgStore, sql, to_u32, to_u64};
+
+fn snapshot(row: &PgRow) -> Result<WorkerSnapshot, PgError> {
+    let Json(record): Json<WorkerRecord> = row.try_get("record")?;
+    Ok(WorkerSnapshot {
+        record,
+        version: to_u64("worker version", row.try_get("version")?)?,
+        dispatched: to_u32(
+            "dispatched count",
+            i64::from(row.try_get::<i32, _>("dispatched")?),
+        )?,
+    })
+}
+
+impl PgStore {
+    async fn current_version(&self, id: &WorkerId) -> Result<Option<u64>, PgError> {
+        let version: Option<i64> = sqlx::query_scalar(sql::WORKER_VERSION)
+            .bind(id.as_str())
+            .fetch_optional(self.pool())
+            .await?;
+        version.map(|v| to_u64("worker version", v)).transpose()
+    }
+}
+
+#[async_trait]
+impl Registry for PgStore {
+    async fn ping(&self) -> Result<()> {
+        self.call(async {
+            sqlx::query(sql::PING).execute(self.pool()).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn worker(&self, id: &WorkerId) -> Result<Option<WorkerSnapshot>> {
+        self.call(async {
+            let row = sqlx::query(sql::WORKER)
+                .bind(id.as_str())
+                .fetch_optional(self.pool())
+                .await?;
+            row.as_ref().map(snapshot).transpose()
+        })
+        .await
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerSnapshot>> {
+        self.call(async {
+            let rows = sqlx::query(sql::WORKERS).fetch_all(self.pool()).await?;
+            rows.iter().map(snapshot).collect()
+        })
+        .await
+    }
+
+    async fn put_worker(&self, record: &WorkerRecord, expected: Option<u64>) -> Result<CasOutcome> {
+        let expected = expected
+            .map(|v| i64::try_from(v).map_err(|e| vdi_cluster_core::Error::invalid("version", e)))
+            .transpose()?;
+        self.call(async {
+            let max_sessions = i32::try_from(record.max_sessions()).unwrap_or(i32::MAX);
+            let reported_active = i64::from(record.reported_active);
+            let written: Option<i64> = match expected {
+                None => {
+                    sqlx::query_scalar(sql::INSERT_WORKER)
+                        .bind(record.id.as_str())
+                        .bind(Json(record))
+                        .bind(max_sessions)
+                        .bind(reported_active)
+                        .bind(record.accepting())
+                        .fetch_optional(self.pool())
+                        .await?
+                }
+                Some(version) => {
+                    sqlx::query_scalar(sql::UPDATE_WORKER)
+                        .bind(record.id.as_str())
+                        .bind(Json(record))
+                        .bind(max_sessions)
+                        .bind(reported_active)
+                        .bind(record.accepting())
+                        .bind(version)
+                        .fetch_optional(self.pool())
+                        .await?
+                }
+            };
+            Ok(match written {
+                Some(version) => CasOutcome::Written {
+                    version: to_u64("worker version", version)?,
+                },
+                // Read in a statement of its own: the write's snapshot may
+                // predate the write that made it conflict.
+                None => CasOutcome::Conflict {
+                    current: self.current_version(&record.id).await?,
+                },
+            })
+        })
+        .await
+    }
+
+    async fn delete_worker(&self, id: &WorkerId, expected: u64) -> Result<DeleteOutcome> {
+        let Ok(expected) = i64::try_from(expected) else {
+            // No stored version is that large.
+            return Ok(DeleteOutcome::Conflict);
+        };
+        self.call(async {
+            let row = sqlx::query(sql::DELETE_WORKER)
+                .bind(id.as_str())
+                .bind(expected)
+                .fetch_one(self.pool())
+                .await?;
+            let outcome: String = row.try_get("outcome")?;
+            match outcome.as_str() {
+                "deleted" => Ok(DeleteOutcome::Deleted),
+                "conflict" => Ok(DeleteOutcome::Conflict),
+                "has_dispatches" => Ok(DeleteOutcome::HasDispatches(to_u32(
+                    "dispatch count",
+                    row.try_get("remaining")?,
+                )?)),
+                _ => Err(PgError::UnknownOutcome {
+                    function: "vdi.delete_worker",
+                    outcome,
+                }),
+            }
+        })
+        .await
+    }
+}
