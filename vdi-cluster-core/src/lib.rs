@@ -13,7 +13,7 @@
 //!   [`policy`] (the drain state machine), [`worker`], [`dispatch`],
 //!   [`scheduler`] (ranking, explanations, the prewarm planner).
 //! * **Store traits** — [`Registry`], [`DispatchStore`], [`LeaderLease`],
-//!   [`AuditLog`] (together: [`Store`]): storage and atomic steps only. The
+//!   [`AuditLog`], [`Credentials`] (together: [`Store`]): storage and atomic steps only. The
 //!   in-memory backend [`MemoryStore`] is the embedded default; Redis and
 //!   PostgreSQL live in their own crates.
 //! * **Orchestration** — [`ClusterService`]: heartbeats, allocate with
@@ -63,7 +63,7 @@ pub use memory::MemoryStore;
 pub use policy::{AdminAction, AdminPolicy, DrainStatus};
 pub use scheduler::{Constraints, NoCapacity, SchedulingPolicy};
 pub use service::{ClusterService, FailurePolicy, ServiceConfig};
-pub use store::{AuditLog, DispatchStore, LeaderLease, Registry, Store};
+pub use store::{AuditLog, Credentials, DispatchStore, LeaderLease, Registry, Store};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use worker::{
     Heartbeat, WorkerDescription, WorkerRecord, WorkerSnapshot, WorkerStatus, WorkerView,

@@ -124,8 +124,13 @@ impl MemoryStore {
     /// records, to test that reconcile finds and repairs drift.
     pub fn corrupt_dispatched(&self, worker: &WorkerId, delta: i64) {
         if let Ok(mut s) = self.state.lock() {
-            let n = s.dispatched.entry(worker.clone()).or_default();
-            *n = u32::try_from((i64::from(*n) + delta).max(0)).unwrap_or(u32::MAX);
+            let n = s.dispatched.get(worker).copied().unwrap_or(0);
+            let n = u32::try_from((i64::from(n) + delta).max(0)).unwrap_or(u32::MAX);
+            if n == 0 {
+                s.dispatched.remove(worker);
+            } else {
+                s.dispatched.insert(worker.clone(), n);
+            }
         }
     }
 
@@ -184,9 +189,13 @@ impl Registry for MemoryStore {
         if s.workers.get(id).map(|(_, v)| *v) != Some(expected) {
             return Ok(DeleteOutcome::Conflict);
         }
-        let dispatched = s.dispatched.get(id).copied().unwrap_or(0);
-        if dispatched > 0 {
-            return Ok(DeleteOutcome::HasDispatches(dispatched));
+        // Count the records, not the counter: a drifted counter must not let
+        // a worker with dispatches go.
+        let records = s.dispatches.values().filter(|d| &d.worker == id).count();
+        if records > 0 {
+            return Ok(DeleteOutcome::HasDispatches(
+                u32::try_from(records).unwrap_or(u32::MAX),
+            ));
         }
         s.workers.remove(id);
         Ok(DeleteOutcome::Deleted)

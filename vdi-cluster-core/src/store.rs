@@ -332,10 +332,10 @@ pub trait Credentials: Debug + Send + Sync + 'static {
 }
 
 /// Everything a backend provides. Implemented for every type that
-/// implements the four traits.
-pub trait Store: Registry + DispatchStore + LeaderLease + AuditLog {}
+/// implements the five traits.
+pub trait Store: Registry + DispatchStore + LeaderLease + AuditLog + Credentials {}
 
-impl<T: Registry + DispatchStore + LeaderLease + AuditLog> Store for T {}
+impl<T: Registry + DispatchStore + LeaderLease + AuditLog + Credentials> Store for T {}
 
 #[cfg(test)]
 mod tests {

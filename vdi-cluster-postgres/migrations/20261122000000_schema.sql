@@ -102,14 +102,19 @@ CREATE TABLE IF NOT EXISTS vdi.audit (
     recorded_at timestamptz NOT NULL DEFAULT now()
 );
 
--- Worker join tokens, stored only as hashes (used by the server).
+-- Worker join tokens, stored only as hashes of their secrets.
 CREATE TABLE IF NOT EXISTS vdi.join_tokens (
-    hash       bytea PRIMARY KEY CHECK (octet_length(hash) >= 16),
-    created_by text  NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    expires_at timestamptz NOT NULL,
-    used_at    timestamptz,
-    used_by    text COLLATE "C"
+    id         text   COLLATE "C" PRIMARY KEY CHECK (id <> ''),
+    token_hash text   COLLATE "C" NOT NULL UNIQUE CHECK (token_hash <> ''),
+    created_by text   NOT NULL,
+    created_at bigint NOT NULL CHECK (created_at >= 0),
+    expires_at bigint NOT NULL CHECK (expires_at >= 0),
+    max_uses   integer NOT NULL CHECK (max_uses >= 1),
+    uses       integer NOT NULL DEFAULT 0 CHECK (uses >= 0 AND uses <= max_uses)
 );
 
-CREATE INDEX IF NOT EXISTS join_tokens_expires_at_idx ON vdi.join_tokens (expires_at);
+-- Each worker's own credential, as the hash of its secret.
+CREATE TABLE IF NOT EXISTS vdi.worker_credentials (
+    worker_id  text COLLATE "C" PRIMARY KEY,
+    token_hash text COLLATE "C" NOT NULL CHECK (token_hash <> '')
+);

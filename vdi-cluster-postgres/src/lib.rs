@@ -117,6 +117,7 @@
 
 mod audit;
 mod config;
+mod credentials;
 mod dispatch;
 mod error;
 mod lease;

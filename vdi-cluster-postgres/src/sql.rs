@@ -58,6 +58,18 @@ statements! {
     RELEASE_LEASE = "release_lease.sql";
     /// Append an audit entry.
     APPEND_AUDIT = "append_audit.sql";
+    /// Store a join token unless its id or hash is taken.
+    PUT_JOIN_TOKEN = "put_join_token.sql";
+    /// Count one use of a valid join token.
+    REDEEM_JOIN_TOKEN = "redeem_join_token.sql";
+    /// Every join token, newest first.
+    JOIN_TOKENS = "join_tokens.sql";
+    /// Delete a join token.
+    REVOKE_JOIN_TOKEN = "revoke_join_token.sql";
+    /// Set a worker's credential.
+    PUT_WORKER_CREDENTIAL = "put_worker_credential.sql";
+    /// A worker's credential.
+    WORKER_CREDENTIAL = "worker_credential.sql";
     /// Newest audit entries.
     RECENT_AUDIT = "recent_audit.sql";
 }

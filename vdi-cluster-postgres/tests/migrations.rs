@@ -9,13 +9,14 @@ use vdi_cluster_postgres::MIGRATOR;
 
 use common::{TestDb, register, worker_record};
 
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 8] = [
     "affinity",
     "audit",
     "dispatches",
     "join_tokens",
     "leases",
     "sticky",
+    "worker_credentials",
     "workers",
 ];
 

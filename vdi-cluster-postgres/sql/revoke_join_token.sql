@@ -1,0 +1,1 @@
+DELETE FROM vdi.join_tokens WHERE id = $1
