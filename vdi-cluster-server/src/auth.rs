@@ -10,6 +10,14 @@
 //! * **Worker token** — `x-worker-token`, required on heartbeats and
 //!   registration when `WORKER_HEARTBEAT_TOKEN` is set (seed 000: "nếu cấu
 //!   hình"); without it those routes are open.
+//! * **Worker credential** — `x-worker-token: vdiw.<code>.<secret>`, a
+//!   worker's own credential received by joining with a join token (seeds
+//!   002/003); stored as a hash in the backend, valid only for that worker's
+//!   own heartbeats, registration and deregistration. Once a worker has
+//!   one, anonymous heartbeats for its code are refused.
+//! * **Join token** — `x-join-token`, created by an admin
+//!   (`POST /api/vdi/join-tokens`, shown once, stored hashed, with an expiry
+//!   and a number of uses); checked by the join route itself.
 //! * **Cluster token** — `x-cluster-token` (`WORKER_CLUSTER_TOKEN`), the
 //!   service credential of the exam application on the session API.
 //!
@@ -38,10 +46,12 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use vdi_cluster_core::UserId;
+use vdi_cluster_core::{UserId, WorkerId};
 
 use crate::error::ApiError;
-use crate::protocol::{CLUSTER_TOKEN_HEADER, HEARTBEAT_PATH, WORKER_TOKEN_HEADER};
+use crate::protocol::{
+    CLUSTER_TOKEN_HEADER, HEARTBEAT_PATH, JOIN_TOKEN_HEADER, WORKER_TOKEN_HEADER,
+};
 use crate::state::AppState;
 
 /// Clock skew tolerated on `exp`, in seconds.
@@ -98,6 +108,8 @@ pub enum Access {
     Session,
     /// The cluster token or an `ADMIN`/`PROCTOR` JWT.
     Service,
+    /// A join token in `x-join-token` (checked, and counted, by the route).
+    Join,
 }
 
 impl Access {
@@ -105,13 +117,16 @@ impl Access {
     pub fn describe(self) -> &'static str {
         match self {
             Self::Public => "no credential",
-            Self::Worker => "x-worker-token (when WORKER_HEARTBEAT_TOKEN is set)",
+            Self::Worker => {
+                "x-worker-token: the worker's own credential, or WORKER_HEARTBEAT_TOKEN (required when set)"
+            }
             Self::Operator => "Bearer JWT with role ADMIN or PROCTOR",
             Self::Admin => "Bearer JWT with role ADMIN",
             Self::Session => {
                 "x-cluster-token, or Bearer JWT with role ADMIN or PROCTOR, or role STUDENT for its own userId"
             }
             Self::Service => "x-cluster-token, or Bearer JWT with role ADMIN or PROCTOR",
+            Self::Join => "x-join-token (a join token created by an admin)",
         }
     }
 }
@@ -137,8 +152,12 @@ impl User {
 pub enum Principal {
     /// A public route, or a worker route with no worker token configured.
     Anonymous,
-    /// Presented the worker token.
+    /// Presented the shared worker token.
     Worker,
+    /// Presented the own credential of this worker.
+    WorkerNode(WorkerId),
+    /// Presented a join token (not yet checked).
+    Joining,
     /// Presented the cluster token.
     ClusterService,
     /// Presented a valid JWT.
@@ -152,6 +171,8 @@ impl Principal {
         match self {
             Self::Anonymous => "anonymous".into(),
             Self::Worker => "worker-token".into(),
+            Self::WorkerNode(code) => format!("worker:{code}"),
+            Self::Joining => "join-token".into(),
             Self::ClusterService => "cluster-token".into(),
             Self::User(u) => u.sub.clone(),
         }
@@ -166,11 +187,45 @@ impl Principal {
             Self::User(_) => Err(ApiError::forbidden(
                 "a STUDENT token may act only on its own userId",
             )),
-            Self::Anonymous | Self::Worker => Err(ApiError::forbidden(
-                "this credential may not act on sessions",
-            )),
+            Self::Anonymous | Self::Worker | Self::WorkerNode(_) | Self::Joining => Err(
+                ApiError::forbidden("this credential may not act on sessions"),
+            ),
         }
     }
+}
+
+/// SHA-256 of `token`, as lowercase hex: how join tokens and worker
+/// credentials are stored.
+pub fn hash_hex(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Prefix of a worker's own credential: `vdiw.<code>.<secret>`.
+pub const WORKER_CREDENTIAL_PREFIX: &str = "vdiw.";
+
+/// A new credential for `worker`: `vdiw.<code>.<256 random bits, hex>`.
+pub fn new_worker_credential(worker: &WorkerId) -> String {
+    format!("{WORKER_CREDENTIAL_PREFIX}{worker}.{}", random_secret())
+}
+
+/// The worker a credential names, if `presented` has the credential's
+/// shape (`vdiw.<code>.<secret>`).
+pub fn credential_worker(presented: &str) -> Option<WorkerId> {
+    let rest = presented.strip_prefix(WORKER_CREDENTIAL_PREFIX)?;
+    let (code, secret) = rest.rsplit_once('.')?;
+    if secret.is_empty() {
+        return None;
+    }
+    WorkerId::parse("code", code).ok()
+}
+
+/// Whether `presented` hashes to `stored_hex`, in constant time.
+pub fn matches_hash_hex(presented: &str, stored_hex: &str) -> bool {
+    let digest = hash_hex(presented);
+    digest.len() == stored_hex.len() && bool::from(digest.as_bytes().ct_eq(stored_hex.as_bytes()))
 }
 
 /// A shared token kept only as its SHA-256 hash.
@@ -350,6 +405,13 @@ impl AuthConfig {
         self.worker_token.is_some()
     }
 
+    /// Whether `presented` is the shared worker token.
+    pub fn is_shared_worker_token(&self, presented: &[u8]) -> bool {
+        self.worker_token
+            .as_ref()
+            .is_some_and(|hash| hash.matches(presented))
+    }
+
     fn verify_jwt(&self, token: &str) -> Result<User, ApiError> {
         let Some(jwt) = &self.jwt else {
             return Err(ApiError::unauthorized(
@@ -443,6 +505,10 @@ impl AuthConfig {
                     )))
                 }
             }
+            Access::Join => match headers.get(JOIN_TOKEN_HEADER) {
+                Some(v) if !v.as_bytes().is_empty() => Ok(Principal::Joining),
+                _ => Err(ApiError::unauthorized("x-join-token is required")),
+            },
             Access::Session | Access::Service => {
                 let cluster = self.cluster(headers)?;
                 let user = self.user(headers)?;
@@ -473,10 +539,78 @@ pub(crate) struct Gate {
     pub(crate) access: Access,
 }
 
+/// A worker's own credential, checked against the hash in the store.
+async fn verify_worker_credential(
+    state: &AppState,
+    presented: &str,
+) -> Result<Principal, ApiError> {
+    let Some(worker) = credential_worker(presented) else {
+        return Err(ApiError::unauthorized("invalid x-worker-token"));
+    };
+    let stored = state.service().store().worker_credential(&worker).await?;
+    match stored {
+        Some(hash) if matches_hash_hex(presented, &hash) => Ok(Principal::WorkerNode(worker)),
+        _ => Err(ApiError::unauthorized(format!(
+            "invalid credential for worker {worker}"
+        ))),
+    }
+}
+
+/// Checks `headers` against `access`, including workers' own credentials
+/// (a store lookup).
+pub async fn authorize_request(
+    state: &AppState,
+    access: Access,
+    headers: &HeaderMap,
+) -> Result<Principal, ApiError> {
+    if access == Access::Worker
+        && let Some(value) = headers.get(WORKER_TOKEN_HEADER)
+        && !state.auth().is_shared_worker_token(value.as_bytes())
+        && let Ok(text) = value.to_str()
+        && text.starts_with(WORKER_CREDENTIAL_PREFIX)
+    {
+        return verify_worker_credential(state, text).await;
+    }
+    state.auth().authorize(access, headers)
+}
+
+/// Whether `caller` may act as worker `code` on a worker route: its own
+/// credential must name it; the shared token may act for any worker; an
+/// anonymous caller (no shared token configured) only for a worker that has
+/// no own credential.
+pub(crate) async fn ensure_worker(
+    state: &AppState,
+    caller: &Principal,
+    code: &WorkerId,
+) -> Result<(), ApiError> {
+    match caller {
+        Principal::WorkerNode(own) if own == code => Ok(()),
+        Principal::WorkerNode(own) => Err(ApiError::forbidden(format!(
+            "this credential belongs to worker {own}, not {code}"
+        ))),
+        Principal::Anonymous => {
+            if state
+                .service()
+                .store()
+                .worker_credential(code)
+                .await?
+                .is_some()
+            {
+                Err(ApiError::unauthorized(format!(
+                    "worker {code} joined with a join token: send its own credential in x-worker-token"
+                )))
+            } else {
+                Ok(())
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The per-route middleware: checks the credential, then hands the handler
 /// a [`Principal`].
 pub(crate) async fn gate(State(gate): State<Gate>, mut req: Request, next: Next) -> Response {
-    match gate.state.auth().authorize(gate.access, req.headers()) {
+    match authorize_request(&gate.state, gate.access, req.headers()).await {
         Ok(principal) => {
             req.extensions_mut().insert(principal);
             next.run(req).await
@@ -649,6 +783,20 @@ mod tests {
             cfg.authorize(Access::Admin, &headers(&[bearer(&no_aud)]))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn worker_credentials_name_their_worker() {
+        let w = WorkerId::parse("code", "worker-node.2").unwrap();
+        let c = new_worker_credential(&w);
+        assert_eq!(credential_worker(&c), Some(w));
+        assert!(matches_hash_hex(&c, &hash_hex(&c)));
+        assert!(!matches_hash_hex(&c, &hash_hex("other")));
+        assert!(!matches_hash_hex(&c, "short"));
+        assert_eq!(credential_worker("vdiw.bad code.x"), None);
+        assert_eq!(credential_worker("vdiw.w1."), None);
+        assert_eq!(credential_worker("w1.secret"), None);
+        assert_eq!(hash_hex("abc").len(), 64);
     }
 
     #[test]

@@ -1,8 +1,7 @@
-//! Command line: `vdi-cluster serve` (and `vdi-cluster token`), with the
-//! seeds' environment variables as fallbacks of every flag.
-//!
-//! The subcommands are a clap enum, so further modes (`worker`, `demo`)
-//! slot in beside `serve`.
+//! Command line: `vdi-cluster serve` (the control plane), `vdi-cluster
+//! worker` (a worker node, options in [`WorkerArgs`]), `vdi-cluster demo`
+//! (a whole cluster on one machine, [`DemoArgs`]) and `vdi-cluster token`,
+//! with the seeds' environment variables as fallbacks of every flag.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,7 +12,9 @@ use vdi_cluster_core::service::BackgroundConfig;
 use vdi_cluster_core::{FailurePolicy, SchedulingPolicy, ServiceConfig};
 
 use crate::auth::Role;
+pub use crate::demo::DemoArgs;
 use crate::state::HttpLimits;
+pub use crate::worker::config::WorkerArgs;
 
 /// `vdi-cluster`: the control plane of a remote-desktop exam platform.
 #[derive(Debug, Parser)]
@@ -29,6 +30,11 @@ pub struct Cli {
 pub enum Command {
     /// Run the control plane (HTTP API, background reconcile).
     Serve(Box<ServeArgs>),
+    /// Run a worker node: the worker-side API and the heartbeat agent.
+    Worker(Box<WorkerArgs>),
+    /// Start a control plane and simulated workers on this machine, print
+    /// the URLs and an ADMIN token; Ctrl-C stops everything.
+    Demo(DemoArgs),
     /// Print a signed JWT (HS256 with JWT_SECRET) for curl and scripts.
     Token(TokenArgs),
 }
@@ -249,12 +255,17 @@ impl ServeArgs {
         })
     }
 
-    /// The background loop's configuration.
+    /// The background loop's configuration. Its tick (health events, lease
+    /// renewal) is never longer than the reconcile period, so a short
+    /// `WORKER_RECONCILE_INTERVAL_SEC` is honoured.
     pub fn background_config(&self) -> BackgroundConfig {
+        let defaults = BackgroundConfig::default();
+        let reconcile_every = Duration::from_secs(self.reconcile_interval_sec);
         BackgroundConfig {
-            reconcile_every: Duration::from_secs(self.reconcile_interval_sec),
+            tick: defaults.tick.min(reconcile_every),
+            reconcile_every,
             reconcile_enabled: self.dispatch_cleanup_enabled,
-            ..BackgroundConfig::default()
+            ..defaults
         }
     }
 

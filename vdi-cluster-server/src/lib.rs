@@ -22,6 +22,10 @@
 //!   shared by [`client::HttpWorkerClient`] and the worker mode.
 //! * [`store`]: `memory`, `redis://…` or `postgres://…` from one URL.
 //! * [`server`]: `serve`, graceful shutdown, the background loop.
+//! * [`worker`]: `vdi-cluster worker`, what runs on each worker node — the
+//!   worker-side API, the heartbeat agent, provisioning.
+//! * [`demo`]: `vdi-cluster demo`, a control plane and simulated workers on
+//!   this machine.
 //!
 //! ## Example
 //!
@@ -46,6 +50,7 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -57,6 +62,7 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod views;
+pub mod worker;
 
 pub use error::ApiError;
 pub use routes::{RouteSpec, route_table, router};

@@ -13,10 +13,11 @@ use utoipa::{Modify, OpenApi};
 use crate::auth::Access;
 use crate::protocol::{
     AllocateRequest, AllocateResponse, CLUSTER_TOKEN_HEADER, ErrorBody, HeartbeatRequest,
-    HeartbeatResponse, PrewarmRequest, PrewarmResponse, RegisterRequest, ReleaseRequest,
-    ReleaseResponse, SessionRef, WORKER_TOKEN_HEADER,
+    HeartbeatResponse, JOIN_TOKEN_HEADER, JoinResponse, PrewarmRequest, PrewarmResponse,
+    RegisterRequest, ReleaseRequest, ReleaseResponse, SessionRef, WORKER_TOKEN_HEADER,
 };
-use crate::routes::{HttpMethod, cluster, ops, route_table, sessions, workers};
+use crate::routes::join::{CreatedJoinToken, JoinTokenJson, JoinTokenList};
+use crate::routes::{HttpMethod, cluster, join, ops, route_table, sessions, workers};
 use crate::views::{
     AdminActionJson, DistributionEntry, DistributionJson, HealthJson, ReleaseJson, SessionJson,
     WorkerJson, WorkerList, WorkerSessionsJson,
@@ -28,6 +29,8 @@ pub const BEARER_SCHEME: &str = "bearerAuth";
 pub const WORKER_TOKEN_SCHEME: &str = "workerToken";
 /// Name of the cluster-token security scheme.
 pub const CLUSTER_TOKEN_SCHEME: &str = "clusterToken";
+/// Name of the join-token security scheme.
+pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -41,6 +44,7 @@ pub const CLUSTER_TOKEN_SCHEME: &str = "clusterToken";
         workers::summary, workers::healthy, workers::reconcile, workers::detail,
         workers::patch, workers::remove, workers::sessions, workers::drain_info,
         workers::drain, workers::drain_put, workers::activate,
+        join::join, join::create, join::list, join::revoke,
         sessions::allocate, sessions::get, sessions::release, sessions::prewarm,
         cluster::stats, cluster::distribution, cluster::audit, cluster::events,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
@@ -50,6 +54,7 @@ pub const CLUSTER_TOKEN_SCHEME: &str = "clusterToken";
         AllocateRequest, AllocateResponse, ReleaseRequest, ReleaseResponse, PrewarmRequest,
         PrewarmResponse, WorkerJson, WorkerList, SessionJson, WorkerSessionsJson,
         AdminActionJson, ReleaseJson, DistributionEntry, DistributionJson, HealthJson,
+        JoinResponse, JoinTokenJson, CreatedJoinToken, JoinTokenList,
     )),
     modifiers(&FromRouteTable),
     tags(
@@ -88,6 +93,7 @@ fn security(access: Access) -> Option<Vec<SecurityRequirement>> {
             requirement(CLUSTER_TOKEN_SCHEME),
             requirement(BEARER_SCHEME),
         ]),
+        Access::Join => Some(vec![requirement(JOIN_TOKEN_SCHEME)]),
     }
 }
 
@@ -110,7 +116,7 @@ impl Modify for FromRouteTable {
             WORKER_TOKEN_SCHEME,
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 WORKER_TOKEN_HEADER,
-                "WORKER_HEARTBEAT_TOKEN; required only when configured",
+                "The worker's own credential (from joining), or WORKER_HEARTBEAT_TOKEN (required only when configured)",
             ))),
         );
         components.add_security_scheme(
@@ -118,6 +124,13 @@ impl Modify for FromRouteTable {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 CLUSTER_TOKEN_HEADER,
                 "WORKER_CLUSTER_TOKEN",
+            ))),
+        );
+        components.add_security_scheme(
+            JOIN_TOKEN_SCHEME,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                JOIN_TOKEN_HEADER,
+                "A join token created by an admin (POST /api/vdi/join-tokens)",
             ))),
         );
         for route in route_table() {

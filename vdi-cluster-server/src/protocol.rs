@@ -10,13 +10,17 @@
 //! |---|---|---|---|
 //! | worker → control plane | [`HEARTBEAT_PATH`] | [`HeartbeatRequest`] | [`HeartbeatResponse`] |
 //! | worker → control plane | [`REGISTER_PATH`] | [`RegisterRequest`] | the worker |
+//! | worker → control plane | [`JOIN_PATH`] (join token in [`JOIN_TOKEN_HEADER`]) | [`RegisterRequest`] | [`JoinResponse`] |
+//! | worker → control plane | [`DEREGISTER_PATH`] | `{}` | the worker |
 //! | control plane → worker | [`WORKER_ALLOCATE_PATH`] | [`AllocateRequest`] | [`AllocateResponse`] |
 //! | control plane → worker | [`WORKER_RELEASE_PATH`] | [`ReleaseRequest`] | [`ReleaseResponse`] |
 //! | control plane → worker | [`WORKER_PREWARM_PATH`] | [`PrewarmRequest`] | [`PrewarmResponse`] |
+//! | operator → worker | `GET` [`WORKER_STATUS_PATH`] | — | the worker's own view |
 //!
 //! Calls to a worker carry the shared cluster token in [`CLUSTER_TOKEN_HEADER`];
-//! heartbeats carry the worker token in [`WORKER_TOKEN_HEADER`] when the
-//! control plane is configured with one. Every error, on either side, is an
+//! heartbeats carry, in [`WORKER_TOKEN_HEADER`], the worker's own credential
+//! (received by joining) or the shared worker token when the control plane
+//! is configured with one. Every error, on either side, is an
 //! [`ErrorBody`]. Field names are camelCase, exactly as seed 000 writes them.
 //!
 //! Heartbeat and registration bodies tolerate unknown fields (an agent newer
@@ -44,6 +48,14 @@ pub const HEARTBEAT_PATH: &str = "/api/vdi/workers/heartbeat";
 pub const REGISTER_PATH: &str = "/api/vdi/workers/register";
 /// Control plane: a worker leaving cleanly (seed 003).
 pub const DEREGISTER_PATH: &str = "/api/vdi/workers/{code}/deregister";
+/// Control plane: registration with a join token (in [`JOIN_TOKEN_HEADER`]);
+/// answers the worker's own credential ([`JoinResponse`]).
+pub const JOIN_PATH: &str = "/api/vdi/workers/join";
+/// Header carrying a join token on [`JOIN_PATH`].
+pub const JOIN_TOKEN_HEADER: &str = "x-join-token";
+/// Worker node: its own view of its sessions, slots and control plane
+/// (cluster token).
+pub const WORKER_STATUS_PATH: &str = "/api/vdi/cluster/status";
 /// Worker node: start (or return) a student's session.
 pub const WORKER_ALLOCATE_PATH: &str = "/api/vdi/cluster/allocate";
 /// Worker node: stop a student's session.
@@ -77,6 +89,22 @@ pub struct SessionRef {
     pub exam_id: String,
     /// The student.
     pub user_id: String,
+}
+
+impl From<&SessionKey> for SessionRef {
+    fn from(key: &SessionKey) -> Self {
+        Self {
+            exam_id: key.exam_id.to_string(),
+            user_id: key.user_id.to_string(),
+        }
+    }
+}
+
+impl SessionRef {
+    /// Validates both ids (fields `examId` and `userId`).
+    pub fn to_key(&self) -> Result<SessionKey, ValidationError> {
+        SessionKey::parse(self.exam_id.clone(), self.user_id.clone())
+    }
 }
 
 /// A worker's heartbeat: seed 000's body, plus optional fields.
@@ -247,6 +275,12 @@ pub struct HeartbeatResponse {
     /// A warning for operators (reservation above the node's size).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    /// Sessions the worker reported live (`liveSessions`) that the control
+    /// plane no longer places on it — released, or superseded while the
+    /// worker was unreachable: the worker should stop them. Empty unless the
+    /// heartbeat carried `liveSessions`.
+    #[serde(default)]
+    pub release_sessions: Vec<SessionRef>,
 }
 
 impl From<HeartbeatAck> for HeartbeatResponse {
@@ -268,6 +302,7 @@ impl From<HeartbeatAck> for HeartbeatResponse {
             drain_status,
             next_heartbeat_sec: ack.next_heartbeat_sec,
             warning: ack.warning,
+            release_sessions: ack.release_sessions.iter().map(SessionRef::from).collect(),
         }
     }
 }
@@ -310,6 +345,18 @@ impl RegisterRequest {
         description.validate()?;
         Ok((id, description))
     }
+}
+
+/// Control plane → worker: the answer to a join ([`JOIN_PATH`]). The
+/// credential is shown once: the worker sends it in [`WORKER_TOKEN_HEADER`]
+/// from then on; the control plane keeps only its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinResponse {
+    /// The worker's code.
+    pub code: String,
+    /// The worker's own credential (`vdiw.<code>.<secret>`).
+    pub credential: String,
 }
 
 /// Control plane → worker: start (or return the already started) session.

@@ -127,8 +127,13 @@ pub async fn run(
     served
 }
 
-/// `vdi-cluster serve`.
-pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
+/// Opens the store, settles the secrets (printing generated ones once) and
+/// builds the state of a control plane configured by `args`, stopped by
+/// `shutdown`.
+pub async fn prepare(
+    args: &ServeArgs,
+    shutdown: CancellationToken,
+) -> Result<AppState, ServeError> {
     let config = args.service_config()?;
     let store_options = StoreOptions {
         redis_prefix: args.redis_prefix.clone(),
@@ -182,21 +187,25 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     match args.worker_heartbeat_token() {
         Some(t) => auth = auth.with_worker_token(t),
         None => tracing::warn!(
-            "WORKER_HEARTBEAT_TOKEN is not set: heartbeats and registrations are accepted without a token"
+            "WORKER_HEARTBEAT_TOKEN is not set: heartbeats and registrations are accepted without a token (workers that joined with a join token still need their own credential)"
         ),
     }
     drop(jwt_secret);
 
     let client = HttpWorkerClient::new(Some(&cluster_token), config.worker_call_timeout)?;
     drop(cluster_token);
-    let shutdown = CancellationToken::new();
-    let state = AppState::builder(opened.store, Arc::new(client), auth)
+    Ok(AppState::builder(opened.store, Arc::new(client), auth)
         .config(config)
         .limits(args.limits())
         .store_name(opened.kind.name())
-        .shutdown(shutdown.clone())
-        .build();
+        .shutdown(shutdown)
+        .build())
+}
 
+/// `vdi-cluster serve`.
+pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
+    let shutdown = CancellationToken::new();
+    let state = prepare(&args, shutdown.clone()).await?;
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|source| ServeError::Io {
@@ -204,10 +213,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
             source,
         })?;
     let local = listener.local_addr().unwrap_or(args.listen);
-    tracing::info!(listen = %local, store = opened.kind.name(), "vdi-cluster control plane listening");
+    tracing::info!(listen = %local, store = state.store_name(), "vdi-cluster control plane listening");
     println!(
         "Listening on http://{local} (store: {})",
-        opened.kind.name()
+        state.store_name()
     );
 
     tokio::spawn(async move {

@@ -13,6 +13,7 @@
 //! then per route the credential check.
 
 pub(crate) mod cluster;
+pub(crate) mod join;
 pub(crate) mod ops;
 pub(crate) mod sessions;
 pub(crate) mod workers;
@@ -111,6 +112,14 @@ static ROUTES: &[RouteSpec] = routes! {
         => "Register a worker ahead of its first heartbeat (seed 003)";
     Post "/api/vdi/workers/{code}/deregister" Worker workers::deregister
         => "A worker leaving cleanly: offline at once (seed 003)";
+    Post "/api/vdi/workers/join" Join join::join
+        => "Register with a join token; answers the worker's own credential (seeds 002/003)";
+    Post "/api/vdi/join-tokens" Admin join::create
+        => "Create a join token (shown once, stored hashed, with an expiry)";
+    Get "/api/vdi/join-tokens" Admin join::list
+        => "List join tokens (never their secrets)";
+    Delete "/api/vdi/join-tokens/{id}" Admin join::revoke
+        => "Revoke a join token";
     Get "/api/vdi/workers" Operator workers::list
         => "List workers, filtered by status, zone or label=key:value";
     Get "/api/vdi/workers/summary" Operator workers::summary
@@ -290,7 +299,14 @@ mod tests {
     #[test]
     fn reserved_codes() {
         let codes: Vec<_> = reserved_worker_codes().collect();
-        for c in ["heartbeat", "register", "summary", "healthy", "reconcile"] {
+        for c in [
+            "heartbeat",
+            "register",
+            "join",
+            "summary",
+            "healthy",
+            "reconcile",
+        ] {
             assert!(codes.contains(&c), "{c}");
         }
     }

@@ -16,7 +16,7 @@ use vdi_cluster_core::service::{
 use vdi_cluster_core::{AdminAction, AdminPolicy, ValidationError, WorkerId, WorkerStatus};
 
 use super::check_not_reserved;
-use crate::auth::{Caller, Principal};
+use crate::auth::{Caller, Principal, ensure_worker};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, OptionalJsonBody, PathParams, QueryParams};
 use crate::protocol::{ErrorBody, HeartbeatRequest, HeartbeatResponse, RegisterRequest};
@@ -46,15 +46,17 @@ fn worker_json(state: &AppState, view: &vdi_cluster_core::WorkerView) -> WorkerJ
         (status = 200, description = "Applied (or stale: accepted false)", body = HeartbeatResponse),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "Missing or wrong x-worker-token", body = ErrorBody),
+        (status = 403, description = "A worker credential of another worker", body = ErrorBody),
         (status = 422, description = "Invalid value", body = ErrorBody),
         (status = 503, description = "Backend unavailable", body = ErrorBody),
     )
 )]
 pub(crate) async fn heartbeat(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     body: Result<JsonBody<HeartbeatRequest>, ApiError>,
 ) -> Result<Json<HeartbeatResponse>, ApiError> {
-    let result = apply_heartbeat(&state, body).await;
+    let result = apply_heartbeat(&state, &caller, body).await;
     match &result {
         Ok(ack) if ack.accepted => state.metrics().heartbeat_accepted(),
         Ok(_) => state.metrics().heartbeat_stale(),
@@ -65,11 +67,13 @@ pub(crate) async fn heartbeat(
 
 async fn apply_heartbeat(
     state: &AppState,
+    caller: &Principal,
     body: Result<JsonBody<HeartbeatRequest>, ApiError>,
 ) -> Result<HeartbeatResponse, ApiError> {
     let JsonBody(request) = body?;
     let heartbeat = request.into_heartbeat()?;
     check_not_reserved(&heartbeat.worker)?;
+    ensure_worker(state, caller, &heartbeat.worker).await?;
     let service = Arc::clone(state.service());
     let ack = state
         .detached(async move { service.heartbeat(heartbeat).await })
@@ -84,15 +88,18 @@ async fn apply_heartbeat(
     responses(
         (status = 200, description = "Registered or updated", body = WorkerJson),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
     )
 )]
 pub(crate) async fn register(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     JsonBody(request): JsonBody<RegisterRequest>,
 ) -> Result<Json<WorkerJson>, ApiError> {
     let (id, description) = request.into_parts()?;
     check_not_reserved(&id)?;
+    ensure_worker(&state, &caller, &id).await?;
     let service = Arc::clone(state.service());
     let view = state
         .detached(async move { service.register(id, description).await })
@@ -108,7 +115,8 @@ pub(crate) async fn register(
     params(("code" = String, Path, description = "Worker code")),
     responses(
         (status = 200, description = "Deregistered", body = WorkerJson),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
     )
 )]
@@ -118,6 +126,7 @@ pub(crate) async fn deregister(
     PathParams(code): PathParams<String>,
 ) -> Result<Json<WorkerJson>, ApiError> {
     let id = worker_id(code)?;
+    ensure_worker(&state, &caller, &id).await?;
     let actor = match caller {
         Principal::User(u) => u.sub,
         _ => format!("worker:{id}"),

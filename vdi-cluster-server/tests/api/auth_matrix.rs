@@ -67,6 +67,8 @@ fn expected(access: Access, cred: &Cred) -> Expect {
             _ if student => Denied(403),
             _ => Denied(401),
         },
+        // No credential of the matrix is a join token.
+        Access::Join => Denied(401),
     }
 }
 
@@ -83,6 +85,9 @@ fn sample(method: &Method, path: &str) -> (String, Option<Value>) {
         }
         ("POST", "/api/vdi/workers/register") => {
             Some(json!({"code": CODE, "apiBaseUrl": "http://127.0.0.1:1"}))
+        }
+        ("POST", "/api/vdi/workers/join") => {
+            Some(json!({"code": "w-joined", "apiBaseUrl": "http://127.0.0.1:1"}))
         }
         ("PATCH", _) => Some(json!({"isDraining": false})),
         ("POST", "/api/vdi/sessions") => Some(json!({"examId": EXAM, "userId": USER})),
@@ -147,7 +152,7 @@ async fn allowed_credentials_reach_a_success() {
         let method = route.method.method();
         let (path, body) = sample(&method, route.path);
         let cred = match route.access {
-            Access::Public => Cred::None,
+            Access::Public | Access::Join => Cred::None,
             Access::Worker => Cred::Worker,
             Access::Operator | Access::Admin => Cred::Admin,
             Access::Session | Access::Service => Cred::Cluster,
@@ -157,7 +162,29 @@ async fn allowed_credentials_reach_a_success() {
         }
         s.heartbeat(&slots_heartbeat(CODE, "http://127.0.0.1:1", 8, 0))
             .await;
+        // Join routes need a join token that exists.
+        let needs_token = route.access == Access::Join || route.path.contains("{id}");
+        let token = if needs_token {
+            let created = s
+                .send(Method::POST, "/api/vdi/join-tokens", &Cred::Admin, None)
+                .await;
+            assert_eq!(created.status, 201, "{}", created.text);
+            Some(created.json)
+        } else {
+            None
+        };
+        let path = match &token {
+            Some(t) => path.replace("{id}", t["id"].as_str().unwrap()),
+            None => path,
+        };
         let mut req = cred.apply(s.request(method.clone(), &path));
+        if route.access == Access::Join {
+            let t = token.as_ref().unwrap()["token"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            req = req.header("x-join-token", t);
+        }
         if let Some(b) = &body {
             req = req.json(b);
         }

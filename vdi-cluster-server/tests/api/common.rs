@@ -87,6 +87,7 @@ pub struct Setup {
     pub config: ServiceConfig,
     pub limits: HttpLimits,
     pub store_name: &'static str,
+    pub auth: AuthConfig,
 }
 
 impl Setup {
@@ -102,6 +103,7 @@ impl Setup {
                 config: test_config(),
                 limits: HttpLimits::default(),
                 store_name: "memory",
+                auth: auth(),
             },
             sim,
         )
@@ -119,6 +121,7 @@ impl Setup {
             config: test_config(),
             limits: HttpLimits::default(),
             store_name: "memory",
+            auth: auth(),
         }
     }
 
@@ -133,6 +136,7 @@ impl Setup {
                 config: test_config(),
                 limits: HttpLimits::default(),
                 store_name: name,
+                auth: auth(),
             },
             sim,
         )
@@ -166,7 +170,7 @@ impl Drop for TestServer {
 impl TestServer {
     pub async fn start(setup: Setup) -> Self {
         let shutdown = CancellationToken::new();
-        let state = AppState::builder(Arc::clone(&setup.store), setup.client, auth())
+        let state = AppState::builder(Arc::clone(&setup.store), setup.client, setup.auth)
             .config(setup.config)
             .limits(setup.limits)
             .store_name(setup.store_name)

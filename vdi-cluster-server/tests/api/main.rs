@@ -8,6 +8,8 @@ mod auth_matrix;
 mod backends;
 mod bad_input;
 mod common;
+mod deploy;
+mod join;
 mod openapi;
 mod ops;
 mod runbook;

@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use reqwest::Method;
 use serde_json::Value;
 use vdi_cluster_server::auth::Access;
-use vdi_cluster_server::openapi::{BEARER_SCHEME, CLUSTER_TOKEN_SCHEME, WORKER_TOKEN_SCHEME};
+use vdi_cluster_server::openapi::{
+    BEARER_SCHEME, CLUSTER_TOKEN_SCHEME, JOIN_TOKEN_SCHEME, WORKER_TOKEN_SCHEME,
+};
 use vdi_cluster_server::route_table;
 
 use crate::common::{Cred, Setup, TestServer};
@@ -69,6 +71,7 @@ async fn openapi_document_is_valid_and_complete() {
             Access::Session | Access::Service => {
                 [CLUSTER_TOKEN_SCHEME.to_owned(), BEARER_SCHEME.to_owned()].into()
             }
+            Access::Join => [JOIN_TOKEN_SCHEME.to_owned()].into(),
         };
         assert_eq!(schemes, want, "{method} {}", route.path);
         assert!(!op.responses(&spec).is_empty(), "{method} {}", route.path);

@@ -1,0 +1,207 @@
+//! The worker-side API (seed 000): `POST /api/vdi/cluster/allocate`,
+//! `/release` and `/prewarm`, called by the control plane with the shared
+//! cluster token in `x-cluster-token`; `GET /api/vdi/cluster/status`, the
+//! node's own view (same token); `GET /healthz` (open). Errors are seed
+//! 004's body; bad input names the field.
+//!
+//! | failure | status |
+//! |---|---|
+//! | missing or wrong `x-cluster-token` | 401 |
+//! | malformed body | 400; invalid ids or count 422 |
+//! | disabled or draining (new sessions only), no free slot | 409 |
+//! | the provisioner failed | 502; did not finish in time 504 |
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+use vdi_cluster_core::{ExamId, SessionKey, ValidationError};
+
+use super::agent::{Agent, ControlPlaneView};
+use super::node::{AdminView, NodeError, NodeSession, WorkerNode};
+use super::provision::ProvisionError;
+use crate::auth::TokenHash;
+use crate::error::ApiError;
+use crate::extract::JsonBody;
+use crate::protocol::{
+    AllocateRequest, AllocateResponse, CLUSTER_TOKEN_HEADER, PrewarmRequest, PrewarmResponse,
+    ReleaseRequest, ReleaseResponse, WORKER_ALLOCATE_PATH, WORKER_PREWARM_PATH,
+    WORKER_RELEASE_PATH, WORKER_STATUS_PATH,
+};
+
+/// Largest request body the worker reads.
+pub const WORKER_BODY_LIMIT: usize = 64 * 1024;
+/// Most machines one prewarm call may ask for.
+pub const MAX_PREWARM_PER_CALL: u32 = 10_000;
+
+/// Shared state of the worker-side API.
+#[derive(Debug, Clone)]
+pub struct WorkerApi {
+    node: Arc<WorkerNode>,
+    agent: Arc<Agent>,
+    cluster_token: Arc<TokenHash>,
+}
+
+impl WorkerApi {
+    /// The API of `node`, reporting `agent`'s view, accepting
+    /// `cluster_token`.
+    pub fn new(node: Arc<WorkerNode>, agent: Arc<Agent>, cluster_token: &str) -> Self {
+        Self {
+            node,
+            agent,
+            cluster_token: Arc::new(TokenHash::new(cluster_token)),
+        }
+    }
+}
+
+impl From<NodeError> for ApiError {
+    fn from(e: NodeError) -> Self {
+        let status = match &e {
+            NodeError::Disabled(_) | NodeError::Draining(_) | NodeError::Full { .. } => {
+                StatusCode::CONFLICT
+            }
+            NodeError::Provision(ProvisionError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
+            NodeError::Provision(_) | NodeError::StartFailed(_) => StatusCode::BAD_GATEWAY,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+async fn require_cluster_token(State(api): State<WorkerApi>, req: Request, next: Next) -> Response {
+    match req.headers().get(CLUSTER_TOKEN_HEADER) {
+        Some(v) if api.cluster_token.matches(v.as_bytes()) => next.run(req).await,
+        Some(_) => ApiError::unauthorized("invalid x-cluster-token").into_response(),
+        None => ApiError::unauthorized("x-cluster-token is required").into_response(),
+    }
+}
+
+fn key(exam_id: String, user_id: String) -> Result<SessionKey, ApiError> {
+    Ok(SessionKey::parse(exam_id, user_id)?)
+}
+
+async fn allocate(
+    State(api): State<WorkerApi>,
+    JsonBody(body): JsonBody<AllocateRequest>,
+) -> Result<Json<AllocateResponse>, ApiError> {
+    let key = key(body.exam_id, body.user_id)?;
+    let session = api.node.allocate(&key).await?;
+    Ok(Json(AllocateResponse { session }))
+}
+
+async fn release(
+    State(api): State<WorkerApi>,
+    JsonBody(body): JsonBody<ReleaseRequest>,
+) -> Result<Json<ReleaseResponse>, ApiError> {
+    let key = key(body.exam_id, body.user_id)?;
+    let released = api.node.release(&key).await?;
+    Ok(Json(ReleaseResponse { released }))
+}
+
+async fn prewarm(
+    State(api): State<WorkerApi>,
+    JsonBody(body): JsonBody<PrewarmRequest>,
+) -> Result<Json<PrewarmResponse>, ApiError> {
+    let exam = ExamId::parse("examId", body.exam_id)?;
+    if body.count == 0 || body.count > MAX_PREWARM_PER_CALL {
+        return Err(ApiError::invalid(ValidationError::new(
+            "count",
+            format!("must be from 1 to {MAX_PREWARM_PER_CALL}"),
+        )));
+    }
+    let accepted = api.node.prewarm(&exam, body.count)?;
+    Ok(Json(PrewarmResponse { accepted }))
+}
+
+/// The worker's own view (`GET /api/vdi/cluster/status`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerStatusJson {
+    /// The worker's code.
+    pub code: String,
+    /// Random id of this process.
+    pub boot_id: String,
+    /// Sequence number of the latest heartbeat.
+    pub seq: u64,
+    /// `simulated` or `command`.
+    pub provisioner: String,
+    /// Slots by the capacity formula.
+    pub max_sessions: u32,
+    /// Sessions starting, running or stopping.
+    pub active_sessions: usize,
+    /// The sessions.
+    pub sessions: Vec<NodeSession>,
+    /// Idle prewarmed machines per exam.
+    pub prewarmed: BTreeMap<String, usize>,
+    /// Prewarmed machines still starting.
+    pub prewarming: usize,
+    /// The admin state the control plane last sent (`null`: none yet).
+    pub admin: Option<AdminView>,
+    /// The heartbeat agent's view of the control plane.
+    pub control_plane: ControlPlaneView,
+}
+
+/// The worker's own view of itself.
+pub fn status(node: &WorkerNode, agent: &Agent) -> WorkerStatusJson {
+    let sessions = node.sessions();
+    let (prewarmed, prewarming) = node.pool();
+    WorkerStatusJson {
+        code: node.code().to_string(),
+        boot_id: agent.boot_id().to_owned(),
+        seq: agent.seq(),
+        provisioner: node.provisioner_kind().to_owned(),
+        max_sessions: node.max_sessions(),
+        active_sessions: sessions.len(),
+        sessions,
+        prewarmed,
+        prewarming,
+        admin: node.admin(),
+        control_plane: agent.view(),
+    }
+}
+
+async fn status_handler(State(api): State<WorkerApi>) -> Json<WorkerStatusJson> {
+    Json(status(&api.node, &api.agent))
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found(format!("No route for {method} {}", uri.path()))
+}
+
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a worker handler panicked");
+    ApiError::internal().into_response()
+}
+
+/// The worker-side router.
+pub fn router(api: WorkerApi) -> Router {
+    let guarded = Router::new()
+        .route(WORKER_ALLOCATE_PATH, post(allocate))
+        .route(WORKER_RELEASE_PATH, post(release))
+        .route(WORKER_PREWARM_PATH, post(prewarm))
+        .route(WORKER_STATUS_PATH, get(status_handler))
+        .route_layer(middleware::from_fn_with_state(
+            api.clone(),
+            require_cluster_token,
+        ));
+    Router::new()
+        .merge(guarded)
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(WORKER_BODY_LIMIT))
+        .layer(CatchPanicLayer::custom(panicked))
+        .layer(TraceLayer::new_for_http().on_response(DefaultOnResponse::new().level(Level::DEBUG)))
+        .with_state(api)
+}

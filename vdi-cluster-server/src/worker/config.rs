@@ -1,0 +1,663 @@
+//! `vdi-cluster worker` options: seed 001's `.env.worker` names as the
+//! environment fallbacks of clap flags, resolved into a [`WorkerConfig`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, ValueEnum};
+use vdi_cluster_core::{CapacityInput, CapacitySpec, ValidationError, WorkerDescription, WorkerId};
+
+use crate::config::ConfigError;
+
+/// Default CPU cores of one session's VM (seed 001: `EXAM_VM_CPUS=1.5`).
+pub const DEFAULT_VM_CPUS: f64 = 1.5;
+/// Default port of the worker-side API (seed 001: `WORKER_PUBLIC_PORT=3000`).
+pub const DEFAULT_PORT: u16 = 3000;
+/// Default memory of one session's VM, MB (seed 001: `EXAM_VM_MEMORY_MB=2048`).
+pub const DEFAULT_VM_MEMORY_MB: u64 = 2048;
+
+/// How sessions are started on this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProvisionerKind {
+    /// Sessions kept in memory, with a configurable start latency and
+    /// failure rate: demos and tests. Nothing real is started.
+    Simulated,
+    /// A configured program starts and stops machines (see
+    /// [`CommandProvisioner`](crate::worker::provision::CommandProvisioner)).
+    Command,
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .filter(|(k, v)| !k.trim().is_empty() && !v.trim().is_empty())
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .ok_or_else(|| "must be key=value".to_owned())
+}
+
+/// Options of `vdi-cluster worker`: the worker-side API (seed 000's
+/// `/api/vdi/cluster/allocate|release|prewarm`) and the heartbeat agent.
+#[derive(Clone, Args)]
+pub struct WorkerArgs {
+    /// Base URL of the control plane's API, `/api` included, as seed 000
+    /// writes it (`https://cp.example.edu.vn/api`).
+    #[arg(
+        long = "control-plane",
+        env = "CONTROL_PLANE_API_BASE",
+        default_value = "http://127.0.0.1:8080/api",
+        value_name = "URL"
+    )]
+    pub control_plane: String,
+
+    /// This worker's code (`worker-node-2`): letters, digits, `.`, `_`, `-`.
+    #[arg(long, env = "WORKER_CODE", value_name = "CODE")]
+    pub code: String,
+
+    /// Display name (default: the code).
+    #[arg(long, env = "WORKER_NAME", value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Address the worker-side API listens on (port 0: any free port).
+    /// Default: `0.0.0.0:$WORKER_PUBLIC_PORT` when seed 001's
+    /// `WORKER_PUBLIC_PORT` is set, else `127.0.0.1:3000`.
+    #[arg(long, env = "WORKER_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// URL the control plane calls this worker at (seed 001:
+    /// `http://217.216.33.134:3000`). Default: `http://` + the listen
+    /// address, which must then not be a wildcard.
+    #[arg(long, env = "WORKER_API_BASE_URL", value_name = "URL")]
+    pub api_base_url: Option<String>,
+
+    /// Shared cluster token: the control plane sends it in `x-cluster-token`
+    /// (the same value as on the control plane).
+    #[arg(
+        long,
+        env = "WORKER_CLUSTER_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub cluster_token: String,
+
+    /// Shared heartbeat token (`x-worker-token`), when the control plane is
+    /// configured with `WORKER_HEARTBEAT_TOKEN`.
+    #[arg(
+        long,
+        env = "WORKER_HEARTBEAT_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub worker_token: Option<String>,
+
+    /// Join token created by an admin (`POST /api/vdi/join-tokens`): the
+    /// worker registers with it and receives its own credential.
+    #[arg(
+        long,
+        env = "WORKER_JOIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub join_token: Option<String>,
+
+    /// File keeping the credential received by joining, so a restart needs
+    /// no new join token (written with mode 0600).
+    #[arg(long, env = "WORKER_CREDENTIAL_FILE", value_name = "PATH")]
+    pub credential_file: Option<PathBuf>,
+
+    /// CPU cores kept for the host (seed 001: 1).
+    #[arg(
+        long,
+        env = "WORKER_RESERVED_CPUS",
+        default_value_t = 1.0,
+        value_name = "CORES"
+    )]
+    pub reserved_cpus: f64,
+
+    /// Memory kept for the host, MB (seed 001: 1024).
+    #[arg(
+        long,
+        env = "WORKER_RESERVED_MEMORY_MB",
+        default_value_t = 1024,
+        value_name = "MB"
+    )]
+    pub reserved_memory_mb: u64,
+
+    /// CPU cores of one session's VM; falls back to `EXAM_VM_CPUS`, then 1.5.
+    #[arg(long, env = "VM_CPU_CORES", value_name = "CORES")]
+    pub vm_cpus: Option<f64>,
+
+    /// Memory of one session's VM, MB; falls back to `EXAM_VM_MEMORY_MB`,
+    /// then 2048.
+    #[arg(long, env = "VM_MEMORY_MB", value_name = "MB")]
+    pub vm_memory_mb: Option<u64>,
+
+    /// CPU cores of the node (default: the host's, from sysinfo).
+    #[arg(long, env = "WORKER_TOTAL_CPUS", value_name = "CORES")]
+    pub total_cpus: Option<f64>,
+
+    /// Memory of the node, MB (default: the host's, from sysinfo).
+    #[arg(long, env = "WORKER_TOTAL_MEMORY_MB", value_name = "MB")]
+    pub total_memory_mb: Option<u64>,
+
+    /// Seconds between heartbeats until the control plane's answer says
+    /// otherwise (`nextHeartbeatSec`).
+    #[arg(
+        long,
+        env = "HEARTBEAT_INTERVAL_SEC",
+        default_value_t = 20.0,
+        value_name = "SEC"
+    )]
+    pub heartbeat_interval_sec: f64,
+
+    /// Longest wait between two attempts while heartbeats fail (exponential
+    /// backoff with jitter up to this).
+    #[arg(
+        long,
+        env = "HEARTBEAT_BACKOFF_MAX_SEC",
+        default_value_t = 60.0,
+        value_name = "SEC"
+    )]
+    pub heartbeat_backoff_max_sec: f64,
+
+    /// Timeout of one call to the control plane, milliseconds.
+    #[arg(long, env = "CONTROL_PLANE_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000), value_name = "MS")]
+    pub control_plane_timeout_ms: u64,
+
+    /// Zone, for placement constraints and per-zone statistics.
+    #[arg(long, env = "WORKER_ZONE", value_name = "ZONE")]
+    pub zone: Option<String>,
+
+    /// A label `key=value`; repeat, or comma-separate in `WORKER_LABELS`.
+    #[arg(long = "label", env = "WORKER_LABELS", value_delimiter = ',',
+          value_parser = parse_label, value_name = "KEY=VALUE")]
+    pub labels: Vec<(String, String)>,
+
+    /// A capability (`gpu`); repeat, or comma-separate in
+    /// `WORKER_CAPABILITIES`.
+    #[arg(
+        long = "capability",
+        env = "WORKER_CAPABILITIES",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub capabilities: Vec<String>,
+
+    /// How sessions are started: `command` (a program, see
+    /// `--provision-command`) or `simulated`. Default: `command` when a
+    /// command is configured, else `simulated` (with a warning).
+    #[arg(long, env = "VDI_PROVISIONER", value_enum, value_name = "KIND")]
+    pub provisioner: Option<ProvisionerKind>,
+
+    /// Program run for allocate, release, prewarm and discard (see the
+    /// worker docs for its environment and output).
+    #[arg(long, env = "VDI_PROVISION_COMMAND", value_name = "PATH")]
+    pub provision_command: Option<PathBuf>,
+
+    /// Longest run of the provisioning program, seconds.
+    #[arg(long, env = "VDI_PROVISION_TIMEOUT_SEC", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..=3_600), value_name = "SEC")]
+    pub provision_timeout_sec: u64,
+
+    /// Simulated provisioning: time to start one session, milliseconds.
+    #[arg(long, env = "VDI_SIM_START_LATENCY_MS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(0..=600_000), value_name = "MS")]
+    pub sim_start_latency_ms: u64,
+
+    /// Simulated provisioning: share of starts that fail (0 to 1).
+    #[arg(
+        long,
+        env = "VDI_SIM_FAILURE_RATE",
+        default_value_t = 0.0,
+        value_name = "RATE"
+    )]
+    pub sim_failure_rate: f64,
+
+    /// Report the host's CPU, memory and disk usage in heartbeats (the
+    /// control plane marks a worker unhealthy above seed 002's thresholds).
+    /// Turn off when several workers share one host (demos, tests).
+    #[arg(long, env = "WORKER_REPORT_USAGE", default_value_t = true,
+          action = ArgAction::Set, value_parser = BoolishValueParser::new(), value_name = "BOOL")]
+    pub report_usage: bool,
+
+    /// Deregister from the control plane on SIGTERM / Ctrl-C.
+    #[arg(long, env = "WORKER_DEREGISTER_ON_EXIT", default_value_t = true,
+          action = ArgAction::Set, value_parser = BoolishValueParser::new(), value_name = "BOOL")]
+    pub deregister_on_exit: bool,
+}
+
+impl fmt::Debug for WorkerArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerArgs")
+            .field("control_plane", &self.control_plane)
+            .field("code", &self.code)
+            .field("listen", &self.listen)
+            .field("api_base_url", &self.api_base_url)
+            .field("join_token", &self.join_token.as_ref().map(|_| ".."))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Node size and session profile.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CapacityConfig {
+    /// CPU cores kept for the host.
+    pub reserved_cpus: f64,
+    /// Memory kept for the host, MB.
+    pub reserved_memory_mb: u64,
+    /// CPU cores of one session's VM.
+    pub vm_cpus: f64,
+    /// Memory of one session's VM, MB.
+    pub vm_memory_mb: u64,
+    /// CPU cores of the node; `None`: the host's.
+    pub total_cpus: Option<f64>,
+    /// Memory of the node, MB; `None`: the host's.
+    pub total_memory_mb: Option<u64>,
+}
+
+impl CapacityConfig {
+    /// The capacity of a node with `host_cpus` cores and `host_memory_mb`
+    /// (used where no override is set), validated by core's formula.
+    pub fn spec(
+        &self,
+        host_cpus: f64,
+        host_memory_mb: u64,
+    ) -> Result<CapacitySpec, ValidationError> {
+        CapacitySpec::new(self.input(host_cpus, host_memory_mb))
+    }
+
+    /// The inputs of the slot formula.
+    pub fn input(&self, host_cpus: f64, host_memory_mb: u64) -> CapacityInput {
+        CapacityInput {
+            total_cpu_cores: self.total_cpus.unwrap_or(host_cpus),
+            total_memory_mb: self.total_memory_mb.unwrap_or(host_memory_mb),
+            reserved_cpu_cores: self.reserved_cpus,
+            reserved_memory_mb: self.reserved_memory_mb,
+            vm_cpu_cores: self.vm_cpus,
+            vm_memory_mb: self.vm_memory_mb,
+        }
+    }
+}
+
+/// How sessions are started.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProvisionerConfig {
+    /// In memory.
+    Simulated {
+        /// Time to start one session.
+        start_latency: Duration,
+        /// Share of starts that fail.
+        failure_rate: f64,
+    },
+    /// A program.
+    Command {
+        /// The program.
+        program: PathBuf,
+        /// Longest run.
+        timeout: Duration,
+    },
+}
+
+/// The resolved configuration of a worker node.
+#[derive(Clone)]
+pub struct WorkerConfig {
+    /// The worker's code.
+    pub code: WorkerId,
+    /// Name, base URL (empty: derived from the bound address), zone,
+    /// labels and capabilities.
+    pub description: WorkerDescription,
+    /// Control plane API base (`…/api`).
+    pub control_plane: String,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Shared cluster token expected in `x-cluster-token`.
+    pub cluster_token: String,
+    /// Shared heartbeat token.
+    pub worker_token: Option<String>,
+    /// Join token.
+    pub join_token: Option<String>,
+    /// Where the joined credential is kept.
+    pub credential_file: Option<PathBuf>,
+    /// Node size and session profile.
+    pub capacity: CapacityConfig,
+    /// Heartbeat interval until the control plane says otherwise.
+    pub heartbeat_interval: Duration,
+    /// Backoff cap while heartbeats fail.
+    pub backoff_max: Duration,
+    /// Timeout of one call to the control plane.
+    pub control_plane_timeout: Duration,
+    /// Provisioning.
+    pub provisioner: ProvisionerConfig,
+    /// Report CPU, memory and disk usage.
+    pub report_usage: bool,
+    /// Deregister on exit.
+    pub deregister_on_exit: bool,
+}
+
+impl fmt::Debug for WorkerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerConfig")
+            .field("code", &self.code)
+            .field("description", &self.description)
+            .field("control_plane", &self.control_plane)
+            .field("listen", &self.listen)
+            .field("capacity", &self.capacity)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("provisioner", &self.provisioner)
+            .field("worker_token", &self.worker_token.as_ref().map(|_| ".."))
+            .field("join_token", &self.join_token.as_ref().map(|_| ".."))
+            .finish_non_exhaustive()
+    }
+}
+
+fn non_empty(value: Option<&str>) -> Option<String> {
+    value
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+fn seconds(name: &str, value: f64, min: f64, max: f64) -> Result<Duration, ConfigError> {
+    if !value.is_finite() || value < min || value > max {
+        return Err(ConfigError(format!(
+            "{name} must be from {min} to {max} seconds, got {value}"
+        )));
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+/// Checks a control-plane or worker base URL: `http(s)://host…`.
+pub fn check_base_url(name: &str, url: &str) -> Result<String, ConfigError> {
+    let trimmed = url.trim().trim_end_matches('/');
+    let lower = trimmed.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("http://")
+        .or_else(|| lower.strip_prefix("https://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.starts_with('/') => Ok(trimmed.to_owned()),
+        _ => Err(ConfigError(format!(
+            "{name} must be an http:// or https:// URL, got {url:?}"
+        ))),
+    }
+}
+
+impl WorkerArgs {
+    /// Resolves the options, reading the seed's alternative variable names
+    /// (`EXAM_VM_CPUS`, `EXAM_VM_MEMORY_MB`) from the process environment.
+    pub fn resolve(&self) -> Result<WorkerConfig, ConfigError> {
+        self.resolve_with(|name| std::env::var(name).ok())
+    }
+
+    /// Resolves the options, reading alternative variable names through
+    /// `env`.
+    pub fn resolve_with(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<WorkerConfig, ConfigError> {
+        let invalid = |e: ValidationError| ConfigError(e.to_string());
+        let code = WorkerId::parse("WORKER_CODE", self.code.trim()).map_err(invalid)?;
+        let vm_cpus = match self.vm_cpus {
+            Some(v) => v,
+            None => match non_empty(env("EXAM_VM_CPUS").as_deref()) {
+                Some(text) => text.parse().map_err(|_| {
+                    ConfigError(format!("EXAM_VM_CPUS must be a number, got {text:?}"))
+                })?,
+                None => DEFAULT_VM_CPUS,
+            },
+        };
+        let vm_memory_mb = match self.vm_memory_mb {
+            Some(v) => v,
+            None => match non_empty(env("EXAM_VM_MEMORY_MB").as_deref()) {
+                Some(text) => text.parse().map_err(|_| {
+                    ConfigError(format!(
+                        "EXAM_VM_MEMORY_MB must be a whole number of MB, got {text:?}"
+                    ))
+                })?,
+                None => DEFAULT_VM_MEMORY_MB,
+            },
+        };
+        let capacity = CapacityConfig {
+            reserved_cpus: self.reserved_cpus,
+            reserved_memory_mb: self.reserved_memory_mb,
+            vm_cpus,
+            vm_memory_mb,
+            total_cpus: self.total_cpus,
+            total_memory_mb: self.total_memory_mb,
+        };
+        // Validate the profile with core's rules against a nominal node, so
+        // a bad flag fails at start with the field named.
+        capacity
+            .spec(
+                capacity.total_cpus.unwrap_or(1.0),
+                capacity.total_memory_mb.unwrap_or(1),
+            )
+            .map_err(invalid)?;
+
+        let listen = match self.listen {
+            Some(addr) => addr,
+            None => match non_empty(env("WORKER_PUBLIC_PORT").as_deref()) {
+                Some(port) => {
+                    let port: u16 = port.parse().map_err(|_| {
+                        ConfigError(format!(
+                            "WORKER_PUBLIC_PORT must be a port number, got {port:?}"
+                        ))
+                    })?;
+                    SocketAddr::from(([0, 0, 0, 0], port))
+                }
+                None => SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
+            },
+        };
+        let api_base_url = match non_empty(self.api_base_url.as_deref()) {
+            Some(url) => check_base_url("WORKER_API_BASE_URL", &url)?,
+            None if listen.ip().is_unspecified() => {
+                return Err(ConfigError(format!(
+                    "WORKER_API_BASE_URL is required when listening on {listen}: the control plane must know how to reach this worker"
+                )));
+            }
+            None => String::new(),
+        };
+        let description = WorkerDescription {
+            name: non_empty(self.name.as_deref()).unwrap_or_else(|| code.to_string()),
+            api_base_url,
+            zone: non_empty(self.zone.as_deref()),
+            labels: self.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
+            capabilities: self
+                .capabilities
+                .iter()
+                .map(|c| c.trim().to_owned())
+                .filter(|c| !c.is_empty())
+                .collect::<BTreeSet<_>>(),
+        };
+        description.validate().map_err(invalid)?;
+
+        let cluster_token = non_empty(Some(&self.cluster_token)).ok_or_else(|| {
+            ConfigError("WORKER_CLUSTER_TOKEN must not be empty (use the control plane's)".into())
+        })?;
+        if !(0.0..=1.0).contains(&self.sim_failure_rate) {
+            return Err(ConfigError(format!(
+                "VDI_SIM_FAILURE_RATE must be from 0 to 1, got {}",
+                self.sim_failure_rate
+            )));
+        }
+        let kind = self
+            .provisioner
+            .unwrap_or(if self.provision_command.is_some() {
+                ProvisionerKind::Command
+            } else {
+                ProvisionerKind::Simulated
+            });
+        let provisioner = match kind {
+            ProvisionerKind::Simulated => ProvisionerConfig::Simulated {
+                start_latency: Duration::from_millis(self.sim_start_latency_ms),
+                failure_rate: self.sim_failure_rate,
+            },
+            ProvisionerKind::Command => ProvisionerConfig::Command {
+                program: self.provision_command.clone().ok_or_else(|| {
+                    ConfigError(
+                        "the command provisioner needs VDI_PROVISION_COMMAND (--provision-command)"
+                            .into(),
+                    )
+                })?,
+                timeout: Duration::from_secs(self.provision_timeout_sec),
+            },
+        };
+        Ok(WorkerConfig {
+            code,
+            description,
+            control_plane: check_base_url("CONTROL_PLANE_API_BASE", &self.control_plane)?,
+            listen,
+            cluster_token,
+            worker_token: non_empty(self.worker_token.as_deref()),
+            join_token: non_empty(self.join_token.as_deref()),
+            credential_file: self.credential_file.clone(),
+            capacity,
+            heartbeat_interval: seconds(
+                "HEARTBEAT_INTERVAL_SEC",
+                self.heartbeat_interval_sec,
+                0.1,
+                3600.0,
+            )?,
+            backoff_max: seconds(
+                "HEARTBEAT_BACKOFF_MAX_SEC",
+                self.heartbeat_backoff_max_sec,
+                0.1,
+                3600.0,
+            )?,
+            control_plane_timeout: Duration::from_millis(self.control_plane_timeout_ms),
+            provisioner,
+            report_usage: self.report_usage,
+            deregister_on_exit: self.deregister_on_exit,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: WorkerArgs,
+    }
+
+    fn parse(extra: &[&str]) -> WorkerArgs {
+        let mut argv = vec!["worker", "--code", "worker-node-2", "--cluster-token", "t"];
+        argv.extend_from_slice(extra);
+        Wrapper::try_parse_from(argv).unwrap().args
+    }
+
+    #[test]
+    fn seed_defaults() {
+        let c = parse(&[]).resolve_with(|_| None).unwrap();
+        assert_eq!(c.capacity.reserved_cpus, 1.0);
+        assert_eq!(c.capacity.reserved_memory_mb, 1024);
+        assert_eq!(c.capacity.vm_cpus, 1.5);
+        assert_eq!(c.capacity.vm_memory_mb, 2048);
+        assert_eq!(c.heartbeat_interval, Duration::from_secs(20));
+        assert_eq!(c.control_plane, "http://127.0.0.1:8080/api");
+        assert_eq!(c.description.name, "worker-node-2");
+        assert!(c.deregister_on_exit);
+        assert!(matches!(c.provisioner, ProvisionerConfig::Simulated { .. }));
+        // Seed 001's node: 8 vCPU / 12 GiB → 4 slots.
+        let spec = c.capacity.spec(8.0, 12_288).unwrap();
+        assert_eq!(spec.max_sessions(), 4);
+    }
+
+    #[test]
+    fn seed_public_port_sets_the_listen_address() {
+        let c = parse(&[]).resolve_with(|_| None).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:3000");
+        let env = |name: &str| (name == "WORKER_PUBLIC_PORT").then(|| "3001".to_owned());
+        let e = parse(&[]).resolve_with(env).unwrap_err();
+        assert!(e.to_string().contains("WORKER_API_BASE_URL"), "{e}");
+        let c = parse(&["--api-base-url", "http://217.216.33.134:3001"])
+            .resolve_with(env)
+            .unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:3001");
+        let c = parse(&["--listen", "127.0.0.1:0"])
+            .resolve_with(env)
+            .unwrap();
+        assert_eq!(c.listen.port(), 0, "WORKER_LISTEN wins");
+    }
+
+    #[test]
+    fn exam_vm_names_are_fallbacks() {
+        let env = |name: &str| match name {
+            "EXAM_VM_CPUS" => Some("2".to_owned()),
+            "EXAM_VM_MEMORY_MB" => Some("4096".to_owned()),
+            _ => None,
+        };
+        let c = parse(&[]).resolve_with(env).unwrap();
+        assert_eq!((c.capacity.vm_cpus, c.capacity.vm_memory_mb), (2.0, 4096));
+        // The primary names (here as flags) win.
+        let c = parse(&["--vm-cpus", "1", "--vm-memory-mb", "1024"])
+            .resolve_with(env)
+            .unwrap();
+        assert_eq!((c.capacity.vm_cpus, c.capacity.vm_memory_mb), (1.0, 1024));
+        let bad = |name: &str| (name == "EXAM_VM_CPUS").then(|| "lots".to_owned());
+        assert!(parse(&[]).resolve_with(bad).is_err());
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_their_name() {
+        let e = parse(&["--vm-cpus", "0"])
+            .resolve_with(|_| None)
+            .unwrap_err();
+        assert!(e.to_string().contains("vmCpuCores"), "{e}");
+        let e = parse(&["--listen", "0.0.0.0:3000"])
+            .resolve_with(|_| None)
+            .unwrap_err();
+        assert!(e.to_string().contains("WORKER_API_BASE_URL"), "{e}");
+        let e = parse(&["--control-plane", "ftp://x"])
+            .resolve_with(|_| None)
+            .unwrap_err();
+        assert!(e.to_string().contains("CONTROL_PLANE_API_BASE"), "{e}");
+        let e = parse(&["--provisioner", "command"])
+            .resolve_with(|_| None)
+            .unwrap_err();
+        assert!(e.to_string().contains("VDI_PROVISION_COMMAND"), "{e}");
+        assert!(
+            parse(&["--sim-failure-rate", "2"])
+                .resolve_with(|_| None)
+                .is_err()
+        );
+        assert!(
+            parse(&["--heartbeat-interval-sec", "0"])
+                .resolve_with(|_| None)
+                .is_err()
+        );
+        let mut args = parse(&[]);
+        args.code = "bad code".into();
+        let e = args.resolve_with(|_| None).unwrap_err();
+        assert!(e.to_string().contains("WORKER_CODE"), "{e}");
+    }
+
+    #[test]
+    fn labels_capabilities_and_command() {
+        let c = parse(&[
+            "--label",
+            "rack=a1",
+            "--capability",
+            "gpu",
+            "--provision-command",
+            "/usr/local/bin/vm",
+            "--api-base-url",
+            "http://10.0.0.5:3000/",
+        ])
+        .resolve_with(|_| None)
+        .unwrap();
+        assert_eq!(
+            c.description.labels.get("rack").map(String::as_str),
+            Some("a1")
+        );
+        assert!(c.description.capabilities.contains("gpu"));
+        assert_eq!(c.description.api_base_url, "http://10.0.0.5:3000");
+        assert!(matches!(c.provisioner, ProvisionerConfig::Command { .. }));
+    }
+}

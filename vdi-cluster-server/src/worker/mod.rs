@@ -1,0 +1,276 @@
+//! Worker mode: `vdi-cluster worker`, what runs on each worker node.
+//!
+//! One process serves the worker-side API of seed 000
+//! (`POST /api/vdi/cluster/allocate|release|prewarm`, [`api`]) and runs the
+//! heartbeat agent ([`agent`]) towards `CONTROL_PLANE_API_BASE`. Sessions
+//! are started behind the [`Provisioner`] trait:
+//! a configured program, or a simulation. The node's state — sessions,
+//! prewarm pool, admin state — is in [`node`]; the host's size and load in
+//! [`host`]; options in [`config`].
+//!
+//! Lifecycle: bind, then (in the background) join if a join token is
+//! configured, heartbeat at once and every `nextHeartbeatSec`. A control
+//! plane that cannot be reached never stops the worker: its sessions keep
+//! being served and heartbeats back off. On SIGTERM or Ctrl-C the worker
+//! deregisters (when `WORKER_DEREGISTER_ON_EXIT`), stops accepting, lets
+//! calls in flight finish and exits. Machines started by the command
+//! provisioner are left running: they belong to the host, not the process.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use clap::Parser;
+//! use tokio_util::sync::CancellationToken;
+//! use vdi_cluster_server::config::{Cli, Command};
+//! use vdi_cluster_server::worker;
+//!
+//! let cli = Cli::parse_from(["vdi-cluster", "worker", "--code", "w1", "--cluster-token", "t",
+//!                            "--listen", "127.0.0.1:0"]);
+//! let Command::Worker(args) = cli.command else { unreachable!() };
+//! let config = args.resolve()?;
+//! let listener = tokio::net::TcpListener::bind(config.listen).await?;
+//! let shutdown = CancellationToken::new();
+//! worker::serve(config, listener, shutdown).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod agent;
+pub mod api;
+pub mod config;
+pub mod host;
+pub mod node;
+pub mod provision;
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use self::agent::{Agent, AgentConfig};
+use self::api::WorkerApi;
+use self::config::{ProvisionerConfig, WorkerArgs, WorkerConfig};
+use self::host::HostProbe;
+use self::node::WorkerNode;
+use self::provision::{CommandProvisioner, Provisioner, SimulatedProvisioner};
+use crate::config::ConfigError;
+
+/// How long calls in flight may run after shutdown starts.
+pub const WORKER_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The worker could not start or failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkerError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    /// Binding or serving failed.
+    #[error("cannot serve on {addr}: {source}")]
+    Io {
+        /// The listen address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A worker that is running: its node, agent and address.
+#[derive(Debug, Clone)]
+pub struct RunningWorker {
+    /// The node's state.
+    pub node: Arc<WorkerNode>,
+    /// The heartbeat agent.
+    pub agent: Arc<Agent>,
+    /// Where its API listens.
+    pub addr: SocketAddr,
+    /// The base URL the control plane calls.
+    pub api_base_url: String,
+}
+
+fn build(config: &WorkerConfig, addr: SocketAddr) -> Result<RunningWorker, WorkerError> {
+    let host = HostProbe::new();
+    let facts = host.facts();
+    let spec = config
+        .capacity
+        .spec(facts.cpu_cores, facts.memory_mb)
+        .map_err(|e| ConfigError(e.to_string()))?;
+    if let Some(w) = spec.warning() {
+        tracing::warn!(warning = %w, "capacity");
+    }
+    let mut description = config.description.clone();
+    if description.api_base_url.is_empty() {
+        description.api_base_url = format!("http://{addr}");
+    }
+    let provisioner: Arc<dyn Provisioner> = match &config.provisioner {
+        ProvisionerConfig::Simulated {
+            start_latency,
+            failure_rate,
+        } => Arc::new(SimulatedProvisioner::new(
+            config.code.clone(),
+            &addr.ip().to_string(),
+            *start_latency,
+            *failure_rate,
+        )),
+        ProvisionerConfig::Command { program, timeout } => Arc::new(CommandProvisioner::new(
+            program.clone(),
+            config.code.clone(),
+            *timeout,
+        )),
+    };
+    let node = Arc::new(WorkerNode::new(
+        config.code.clone(),
+        spec.max_sessions(),
+        provisioner,
+    ));
+    let agent_config = AgentConfig {
+        code: config.code.clone(),
+        description: description.clone(),
+        capacity: config.capacity,
+        control_plane: config.control_plane.clone(),
+        worker_token: config.worker_token.clone(),
+        join_token: config.join_token.clone(),
+        credential_file: config.credential_file.clone(),
+        heartbeat_interval: config.heartbeat_interval,
+        backoff_max: config.backoff_max,
+        timeout: config.control_plane_timeout,
+        report_usage: config.report_usage,
+    };
+    let agent = Arc::new(Agent::new(agent_config, Arc::clone(&node), host, facts)?);
+    tracing::info!(
+        code = %config.code,
+        cpu_cores = config.capacity.total_cpus.unwrap_or(facts.cpu_cores),
+        memory_mb = config.capacity.total_memory_mb.unwrap_or(facts.memory_mb),
+        max_sessions = spec.max_sessions(),
+        provisioner = node.provisioner_kind(),
+        "worker node"
+    );
+    Ok(RunningWorker {
+        node,
+        agent,
+        addr,
+        api_base_url: description.api_base_url,
+    })
+}
+
+/// Starts a worker on `listener`: the API and the agent run in the
+/// background until `shutdown` is cancelled, then the worker deregisters
+/// (when configured) and stops. Returns the running worker and the task to
+/// await for the end.
+pub fn start(
+    config: WorkerConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<
+    (
+        RunningWorker,
+        tokio::task::JoinHandle<Result<(), WorkerError>>,
+    ),
+    WorkerError,
+> {
+    let addr = listener.local_addr().map_err(|source| WorkerError::Io {
+        addr: config.listen,
+        source,
+    })?;
+    let running = build(&config, addr)?;
+    let api = WorkerApi::new(
+        Arc::clone(&running.node),
+        Arc::clone(&running.agent),
+        &config.cluster_token,
+    );
+    let app = api::router(api);
+    let agent = Arc::clone(&running.agent);
+    let deregister = config.deregister_on_exit;
+    let task = tokio::spawn(async move {
+        let stop_serving = CancellationToken::new();
+        let server = tokio::spawn(
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop_serving.clone().cancelled_owned())
+                .into_future(),
+        );
+        let agent_task = tokio::spawn(Arc::clone(&agent).run(shutdown.clone()));
+        shutdown.cancelled().await;
+        let _ = agent_task.await;
+        if deregister {
+            match agent.deregister().await {
+                Ok(()) => tracing::info!("deregistered from the control plane"),
+                Err(e) => tracing::warn!(error = %e, "deregistration failed"),
+            }
+        }
+        stop_serving.cancel();
+        match tokio::time::timeout(WORKER_SHUTDOWN_GRACE, server).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(source))) => Err(WorkerError::Io { addr, source }),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the worker API task ended abnormally");
+                Ok(())
+            }
+            Err(_) => {
+                tracing::warn!("calls still in flight after the shutdown grace period");
+                Ok(())
+            }
+        }
+    });
+    Ok((running, task))
+}
+
+/// Runs a worker on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    config: WorkerConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), WorkerError> {
+    let (_, task) = start(config, listener, shutdown)?;
+    match task.await {
+        Ok(result) => result,
+        Err(e) => {
+            tracing::error!(error = %e, "the worker task failed");
+            Ok(())
+        }
+    }
+}
+
+/// `vdi-cluster worker`: binds, prints where it listens, runs until
+/// SIGTERM or Ctrl-C.
+pub async fn run(args: WorkerArgs) -> Result<(), WorkerError> {
+    let config = args.resolve()?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| WorkerError::Io {
+            addr: config.listen,
+            source,
+        })?;
+    let shutdown = CancellationToken::new();
+    let code = config.code.clone();
+    let control_plane = config.control_plane.clone();
+    if matches!(config.provisioner, ProvisionerConfig::Simulated { .. }) {
+        tracing::warn!(
+            "provisioner: simulated — sessions are kept in memory, no machine is started \
+             (set VDI_PROVISION_COMMAND for real machines)"
+        );
+    }
+    let (running, task) = start(config, listener, shutdown.clone())?;
+    println!(
+        "Worker {code} listening on http://{} (called at {}); heartbeats to {control_plane}; {} slots",
+        running.addr,
+        running.api_base_url,
+        running.node.max_sessions()
+    );
+    tokio::spawn(async move {
+        crate::server::shutdown_signal().await;
+        tracing::info!("shutdown requested: deregistering and finishing calls in flight");
+        shutdown.cancel();
+    });
+    match task.await {
+        Ok(result) => result,
+        Err(e) => {
+            tracing::error!(error = %e, "the worker task failed");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,668 @@
+//! The worker node's own state: its sessions, prewarmed machines, slots
+//! and the admin state the control plane last told it.
+//!
+//! * **Idempotent.** Allocating a session the node already runs returns
+//!   the same connection details; a second allocate while the first is
+//!   still starting waits for it. Releasing an unknown session answers
+//!   `released: false`.
+//! * **Detached work.** Starts and stops run on their own tasks, so a
+//!   control plane that gives up on a call (timeout, disconnect) never
+//!   leaves a session half started.
+//! * **Prewarm pool.** Machines started by `prewarm` wait per exam; the
+//!   next allocate of that exam claims one. When sessions and idle machines
+//!   together exceed the node's slots, an idle machine (of another exam
+//!   first) is discarded.
+//! * **Admin state.** A disabled node refuses new sessions, a draining one
+//!   too (it keeps and returns the ones it has).
+//! * **Incarnations.** Each start gets a number; the heartbeat agent stops a
+//!   session the control plane no longer places here only if it is still
+//!   the incarnation the heartbeat reported.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::watch;
+use vdi_cluster_core::{ExamId, SessionKey, WorkerId};
+
+use super::provision::{Machine, ProvisionError, Provisioner};
+
+/// What the control plane last said about this node's admin state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminView {
+    /// One status by precedence (`active`, `draining`, `disabled`, …).
+    pub status: String,
+    /// Keep sessions, take no new ones.
+    pub is_draining: bool,
+    /// In service at all.
+    pub is_enabled: bool,
+    /// `none`, `draining` or `drained`.
+    pub drain_status: String,
+}
+
+/// Why a session was not started.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The control plane disabled this node.
+    #[error("worker {0} is disabled by the control plane: it takes no new sessions")]
+    Disabled(WorkerId),
+    /// The control plane is draining this node.
+    #[error("worker {0} is draining: it keeps its sessions and takes no new ones")]
+    Draining(WorkerId),
+    /// Every slot is in use.
+    #[error("worker {worker} has no free slot ({used} of {max} in use)")]
+    Full {
+        /// The node.
+        worker: WorkerId,
+        /// Sessions running or starting.
+        used: usize,
+        /// Slots.
+        max: u32,
+    },
+    /// The provisioner failed.
+    #[error(transparent)]
+    Provision(#[from] ProvisionError),
+    /// Another call's start of the same session failed.
+    #[error("starting the session failed: {0}")]
+    StartFailed(String),
+}
+
+type Outcome = Option<Result<Value, String>>;
+
+/// What a call waits for, decided under the lock and awaited after it.
+enum Wait {
+    /// A start (ours or another call's).
+    Start(watch::Receiver<Outcome>),
+    /// Another call's stop.
+    Stop(watch::Receiver<Outcome>),
+    /// Our own stop.
+    Own(watch::Receiver<Outcome>),
+}
+
+#[derive(Debug)]
+enum Slot {
+    Starting {
+        incarnation: u64,
+        done: watch::Receiver<Outcome>,
+    },
+    Running {
+        incarnation: u64,
+        details: Value,
+        started_at: SystemTime,
+        prewarmed: bool,
+    },
+    Stopping {
+        done: watch::Receiver<Outcome>,
+    },
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    sessions: HashMap<SessionKey, Slot>,
+    pool: HashMap<ExamId, Vec<Machine>>,
+    prewarming: usize,
+}
+
+impl Table {
+    fn pooled(&self) -> usize {
+        self.pool.values().map(Vec::len).sum()
+    }
+
+    /// An idle machine to discard to make room for `exam`: another exam's
+    /// first (the one with most), else `exam`'s own.
+    fn evict(&mut self, exam: &ExamId) -> Option<(ExamId, Machine)> {
+        let victim = self
+            .pool
+            .iter()
+            .filter(|(e, m)| !m.is_empty() && *e != exam)
+            .max_by_key(|(_, m)| m.len())
+            .map(|(e, _)| e.clone())
+            .or_else(|| {
+                self.pool
+                    .get(exam)
+                    .is_some_and(|m| !m.is_empty())
+                    .then(|| exam.clone())
+            })?;
+        let machines = self.pool.get_mut(&victim)?;
+        let machine = machines.pop()?;
+        if machines.is_empty() {
+            self.pool.remove(&victim);
+        }
+        Some((victim, machine))
+    }
+}
+
+/// A session as the node reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSession {
+    /// The exam.
+    pub exam_id: String,
+    /// The student.
+    pub user_id: String,
+    /// `starting`, `running` or `stopping`.
+    pub state: String,
+    /// When it started (ms since the epoch), once running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<u64>,
+    /// Whether it runs on a prewarmed machine.
+    pub prewarmed: bool,
+    /// Its connection details, once running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<Value>,
+}
+
+/// A heartbeat's view of the sessions: how many, and which (with their
+/// incarnations).
+#[derive(Debug, Clone, Default)]
+pub struct LiveSnapshot {
+    /// Sessions starting, running or stopping.
+    pub active: usize,
+    /// Sessions starting or running, with their incarnation.
+    pub live: Vec<(SessionKey, u64)>,
+}
+
+/// The node: sessions, pool, slots, admin state.
+#[derive(Debug)]
+pub struct WorkerNode {
+    code: WorkerId,
+    max_sessions: u32,
+    provisioner: Arc<dyn Provisioner>,
+    table: Mutex<Table>,
+    admin: Mutex<Option<AdminView>>,
+    incarnations: AtomicU64,
+}
+
+fn millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+impl WorkerNode {
+    /// A node `code` with `max_sessions` slots, starting machines through
+    /// `provisioner`.
+    pub fn new(code: WorkerId, max_sessions: u32, provisioner: Arc<dyn Provisioner>) -> Self {
+        Self {
+            code,
+            max_sessions,
+            provisioner,
+            table: Mutex::new(Table::default()),
+            admin: Mutex::new(None),
+            incarnations: AtomicU64::new(0),
+        }
+    }
+
+    fn table(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The node's code.
+    pub fn code(&self) -> &WorkerId {
+        &self.code
+    }
+
+    /// Slots by the capacity formula.
+    pub fn max_sessions(&self) -> u32 {
+        self.max_sessions
+    }
+
+    /// The provisioner's kind.
+    pub fn provisioner_kind(&self) -> &'static str {
+        self.provisioner.kind()
+    }
+
+    /// The admin state last told by the control plane (`None`: not yet).
+    pub fn admin(&self) -> Option<AdminView> {
+        self.admin
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Records the admin state from a heartbeat answer; returns the
+    /// previous one.
+    pub fn set_admin(&self, view: AdminView) -> Option<AdminView> {
+        self.admin
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(view)
+    }
+
+    fn admit_new(&self, table: &Table) -> Result<(), NodeError> {
+        if let Some(admin) = self.admin() {
+            if !admin.is_enabled {
+                return Err(NodeError::Disabled(self.code.clone()));
+            }
+            if admin.is_draining {
+                return Err(NodeError::Draining(self.code.clone()));
+            }
+        }
+        let used = table.sessions.len();
+        if used >= self.max_sessions as usize {
+            return Err(NodeError::Full {
+                worker: self.code.clone(),
+                used,
+                max: self.max_sessions,
+            });
+        }
+        Ok(())
+    }
+
+    /// Starts the session `key`, or returns the one running (idempotent).
+    pub async fn allocate(self: &Arc<Self>, key: &SessionKey) -> Result<Value, NodeError> {
+        loop {
+            let step = {
+                let mut table = self.table();
+                match table.sessions.get(key) {
+                    Some(Slot::Running { details, .. }) => return Ok(details.clone()),
+                    Some(Slot::Starting { done, .. }) => Wait::Start(done.clone()),
+                    // Wait for the stop, then start afresh.
+                    Some(Slot::Stopping { done }) => Wait::Stop(done.clone()),
+                    None => Wait::Start(self.start(&mut table, key)?),
+                }
+            };
+            match step {
+                Wait::Stop(mut done) | Wait::Own(mut done) => {
+                    let _ = done.wait_for(Option::is_some).await;
+                }
+                Wait::Start(mut done) => {
+                    let outcome = done.wait_for(Option::is_some).await.map(|v| v.clone());
+                    match outcome {
+                        Ok(Some(Ok(details))) => return Ok(details),
+                        Ok(Some(Err(message))) => return Err(NodeError::StartFailed(message)),
+                        // The starting task vanished (runtime shutting down): look again.
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn start(
+        self: &Arc<Self>,
+        table: &mut Table,
+        key: &SessionKey,
+    ) -> Result<watch::Receiver<Outcome>, NodeError> {
+        self.admit_new(table)?;
+        let machine = table.pool.get_mut(&key.exam_id).and_then(Vec::pop);
+        if table.pool.get(&key.exam_id).is_some_and(Vec::is_empty) {
+            table.pool.remove(&key.exam_id);
+        }
+        let incarnation = self.incarnations.fetch_add(1, Ordering::Relaxed) + 1;
+        let (tx, rx) = watch::channel(None);
+        table.sessions.insert(
+            key.clone(),
+            Slot::Starting {
+                incarnation,
+                done: rx.clone(),
+            },
+        );
+        let mut evicted = Vec::new();
+        while table.sessions.len() + table.pooled() > self.max_sessions as usize {
+            match table.evict(&key.exam_id) {
+                Some(m) => evicted.push(m),
+                None => break,
+            }
+        }
+        for (exam, machine) in evicted {
+            let node = Arc::clone(self);
+            tokio::spawn(async move {
+                tracing::info!(exam = %exam, "discarding an idle prewarmed machine to make room");
+                if let Err(e) = node.provisioner.discard(&exam, &machine).await {
+                    tracing::warn!(exam = %exam, error = %e, "discarding a prewarmed machine failed");
+                }
+            });
+        }
+        let node = Arc::clone(self);
+        let key = key.clone();
+        tokio::spawn(async move {
+            let prewarmed = machine.is_some();
+            let result = node.provisioner.allocate(&key, machine.as_ref()).await;
+            let mut table = node.table();
+            let ours = matches!(
+                table.sessions.get(&key),
+                Some(Slot::Starting { incarnation: i, .. }) if *i == incarnation
+            );
+            let outcome = match result {
+                Ok(details) => {
+                    if ours {
+                        table.sessions.insert(
+                            key.clone(),
+                            Slot::Running {
+                                incarnation,
+                                details: details.clone(),
+                                started_at: SystemTime::now(),
+                                prewarmed,
+                            },
+                        );
+                        tracing::info!(session = %key, prewarmed, "session started");
+                    }
+                    Ok(details)
+                }
+                Err(e) => {
+                    if ours {
+                        table.sessions.remove(&key);
+                    }
+                    tracing::warn!(session = %key, error = %e, "session start failed");
+                    Err(e.to_string())
+                }
+            };
+            drop(table);
+            let _ = tx.send(Some(outcome));
+        });
+        Ok(rx)
+    }
+
+    /// Stops the session `key`; `false` if the node did not run it.
+    pub async fn release(self: &Arc<Self>, key: &SessionKey) -> Result<bool, NodeError> {
+        loop {
+            let step = {
+                let mut table = self.table();
+                match table.sessions.get(key) {
+                    None => return Ok(false),
+                    Some(Slot::Starting { done, .. }) => Wait::Start(done.clone()),
+                    Some(Slot::Stopping { done }) => Wait::Stop(done.clone()),
+                    Some(Slot::Running { .. }) => Wait::Own(self.stop(&mut table, key)),
+                }
+            };
+            match step {
+                // Let the start finish, then stop what it started.
+                Wait::Start(mut done) => {
+                    let _ = done.wait_for(Option::is_some).await;
+                }
+                // Someone else is stopping it.
+                Wait::Stop(mut done) => {
+                    let _ = done.wait_for(Option::is_some).await;
+                    return Ok(false);
+                }
+                Wait::Own(mut done) => {
+                    let outcome = done.wait_for(Option::is_some).await.map(|v| v.clone());
+                    return match outcome {
+                        Ok(Some(Ok(_))) => Ok(true),
+                        Ok(Some(Err(message))) => {
+                            Err(NodeError::Provision(ProvisionError::Failed(message)))
+                        }
+                        _ => Ok(false),
+                    };
+                }
+            }
+        }
+    }
+
+    fn stop(self: &Arc<Self>, table: &mut Table, key: &SessionKey) -> watch::Receiver<Outcome> {
+        let (tx, rx) = watch::channel(None);
+        let Some(previous) = table
+            .sessions
+            .insert(key.clone(), Slot::Stopping { done: rx.clone() })
+        else {
+            let _ = tx.send(Some(Ok(Value::Null)));
+            return rx;
+        };
+        let node = Arc::clone(self);
+        let key = key.clone();
+        tokio::spawn(async move {
+            let details = match &previous {
+                Slot::Running { details, .. } => details.clone(),
+                _ => Value::Null,
+            };
+            let result = node.provisioner.release(&key, &details).await;
+            let mut table = node.table();
+            let outcome = match result {
+                Ok(()) => {
+                    table.sessions.remove(&key);
+                    tracing::info!(session = %key, "session stopped");
+                    Ok(Value::Null)
+                }
+                Err(e) => {
+                    // Still running as far as anyone can tell: keep it listed.
+                    table.sessions.insert(key.clone(), previous);
+                    tracing::warn!(session = %key, error = %e, "session stop failed");
+                    Err(e.to_string())
+                }
+            };
+            drop(table);
+            let _ = tx.send(Some(outcome));
+        });
+        rx
+    }
+
+    /// Stops `key` only if it is still the running `incarnation` (the
+    /// control plane asked, from a heartbeat that listed it). `true` if a
+    /// stop was started.
+    pub fn release_if_incarnation(self: &Arc<Self>, key: &SessionKey, incarnation: u64) -> bool {
+        let mut table = self.table();
+        let matches = matches!(
+            table.sessions.get(key),
+            Some(Slot::Running { incarnation: i, .. }) if *i == incarnation
+        );
+        if matches {
+            drop(self.stop(&mut table, key));
+        }
+        matches
+    }
+
+    /// Starts up to `count` idle machines for `exam`, within free slots;
+    /// returns how many were accepted (they start in the background).
+    pub fn prewarm(self: &Arc<Self>, exam: &ExamId, count: u32) -> Result<u32, NodeError> {
+        let mut table = self.table();
+        if let Some(admin) = self.admin() {
+            if !admin.is_enabled {
+                return Err(NodeError::Disabled(self.code.clone()));
+            }
+            if admin.is_draining {
+                return Ok(0);
+            }
+        }
+        let used = table.sessions.len() + table.pooled() + table.prewarming;
+        let room = (self.max_sessions as usize).saturating_sub(used);
+        let accepted = room.min(count as usize);
+        table.prewarming += accepted;
+        drop(table);
+        for _ in 0..accepted {
+            let node = Arc::clone(self);
+            let exam = exam.clone();
+            tokio::spawn(async move {
+                let result = node.provisioner.prewarm(&exam).await;
+                let mut table = node.table();
+                table.prewarming = table.prewarming.saturating_sub(1);
+                match result {
+                    Ok(machine) => table.pool.entry(exam).or_default().push(machine),
+                    Err(e) => tracing::warn!(exam = %exam, error = %e, "prewarm failed"),
+                }
+            });
+        }
+        Ok(u32::try_from(accepted).unwrap_or(u32::MAX))
+    }
+
+    /// The sessions for a heartbeat.
+    pub fn snapshot(&self) -> LiveSnapshot {
+        let table = self.table();
+        let live = table
+            .sessions
+            .iter()
+            .filter_map(|(k, s)| match s {
+                Slot::Starting { incarnation, .. } | Slot::Running { incarnation, .. } => {
+                    Some((k.clone(), *incarnation))
+                }
+                Slot::Stopping { .. } => None,
+            })
+            .collect();
+        LiveSnapshot {
+            active: table.sessions.len(),
+            live,
+        }
+    }
+
+    /// Every session, sorted by exam then student.
+    pub fn sessions(&self) -> Vec<NodeSession> {
+        let table = self.table();
+        let mut out: Vec<NodeSession> = table
+            .sessions
+            .iter()
+            .map(|(k, s)| {
+                let (state, started_at, prewarmed, session) = match s {
+                    Slot::Starting { .. } => ("starting", None, false, None),
+                    Slot::Running {
+                        details,
+                        started_at,
+                        prewarmed,
+                        ..
+                    } => (
+                        "running",
+                        Some(millis(*started_at)),
+                        *prewarmed,
+                        Some(details.clone()),
+                    ),
+                    Slot::Stopping { .. } => ("stopping", None, false, None),
+                };
+                NodeSession {
+                    exam_id: k.exam_id.to_string(),
+                    user_id: k.user_id.to_string(),
+                    state: state.to_owned(),
+                    started_at,
+                    prewarmed,
+                    session,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.exam_id, &a.user_id).cmp(&(&b.exam_id, &b.user_id)));
+        out
+    }
+
+    /// Idle prewarmed machines per exam, and how many are still starting.
+    pub fn pool(&self) -> (BTreeMap<String, usize>, usize) {
+        let table = self.table();
+        let pool = table
+            .pool
+            .iter()
+            .map(|(e, m)| (e.to_string(), m.len()))
+            .collect();
+        (pool, table.prewarming)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::worker::provision::SimulatedProvisioner;
+
+    fn node(max: u32, latency_ms: u64, failure_rate: f64) -> Arc<WorkerNode> {
+        let code = WorkerId::parse("code", "w1").unwrap();
+        let sim = SimulatedProvisioner::new(
+            code.clone(),
+            "127.0.0.1",
+            Duration::from_millis(latency_ms),
+            failure_rate,
+        );
+        Arc::new(WorkerNode::new(code, max, Arc::new(sim)))
+    }
+
+    fn key(exam: &str, user: &str) -> SessionKey {
+        SessionKey::parse(exam, user).unwrap()
+    }
+
+    fn admin(draining: bool, enabled: bool) -> AdminView {
+        AdminView {
+            status: "x".into(),
+            is_draining: draining,
+            is_enabled: enabled,
+            drain_status: "none".into(),
+        }
+    }
+
+    async fn settle<F: Fn() -> bool>(check: F) {
+        for _ in 0..500 {
+            if check() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("condition not reached");
+    }
+
+    #[tokio::test]
+    async fn allocate_and_release_are_idempotent() {
+        let n = node(2, 20, 0.0);
+        let k = key("e", "u1");
+        let (a, b) = tokio::join!(n.allocate(&k), n.allocate(&k));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a, b, "concurrent allocates share one start");
+        assert_eq!(n.allocate(&k).await.unwrap(), a);
+        assert_eq!(n.snapshot().active, 1);
+        assert!(n.release(&k).await.unwrap());
+        assert!(!n.release(&k).await.unwrap());
+        assert_eq!(n.snapshot().active, 0);
+    }
+
+    #[tokio::test]
+    async fn full_disabled_and_draining_refuse_new_sessions_only() {
+        let n = node(1, 0, 0.0);
+        let k = key("e", "u1");
+        n.allocate(&k).await.unwrap();
+        assert!(matches!(
+            n.allocate(&key("e", "u2")).await,
+            Err(NodeError::Full { max: 1, .. })
+        ));
+        n.set_admin(admin(true, true));
+        assert!(n.allocate(&k).await.is_ok(), "draining keeps its sessions");
+        n.release(&k).await.unwrap();
+        assert!(matches!(
+            n.allocate(&key("e", "u2")).await,
+            Err(NodeError::Draining(_))
+        ));
+        n.set_admin(admin(false, false));
+        let e = n.allocate(&key("e", "u2")).await.unwrap_err();
+        assert!(e.to_string().contains("disabled"), "{e}");
+        assert!(matches!(
+            n.prewarm(&k.exam_id, 1),
+            Err(NodeError::Disabled(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn failed_starts_leave_nothing_behind() {
+        let n = node(2, 0, 1.0);
+        let e = n.allocate(&key("e", "u1")).await.unwrap_err();
+        assert!(e.to_string().contains("simulated start failure"), "{e}");
+        assert_eq!(n.snapshot().active, 0);
+    }
+
+    #[tokio::test]
+    async fn prewarmed_machines_are_claimed_by_their_exam() {
+        let n = node(3, 0, 0.0);
+        let exam = ExamId::parse("examId", "e").unwrap();
+        assert_eq!(n.prewarm(&exam, 5).unwrap(), 3, "within free slots");
+        settle(|| n.pool().0.get("e") == Some(&3)).await;
+        let s = n.allocate(&key("e", "u1")).await.unwrap();
+        assert_eq!(s["prewarmed"], true);
+        assert_eq!(n.pool().0.get("e"), Some(&2));
+        // Another exam's session takes the room of an idle machine.
+        let s = n.allocate(&key("other", "u2")).await.unwrap();
+        assert_eq!(s["prewarmed"], false);
+        assert_eq!(n.pool().0.get("e"), Some(&1));
+        assert_eq!(n.sessions().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn only_the_reported_incarnation_is_stopped() {
+        let n = node(2, 0, 0.0);
+        let k = key("e", "u1");
+        n.allocate(&k).await.unwrap();
+        let snap = n.snapshot();
+        let (_, old) = snap.live[0].clone();
+        n.release(&k).await.unwrap();
+        n.allocate(&k).await.unwrap();
+        assert!(!n.release_if_incarnation(&k, old), "a newer start is kept");
+        let (_, current) = n.snapshot().live[0].clone();
+        assert!(n.release_if_incarnation(&k, current));
+        settle(|| n.snapshot().active == 0).await;
+    }
+}

@@ -1,0 +1,490 @@
+//! Provisioning: how a worker node starts and stops the machine behind a
+//! student's session, behind the [`Provisioner`] trait.
+//!
+//! * [`SimulatedProvisioner`] keeps nothing but a counter: every start
+//!   waits a configurable latency and fails at a configurable rate. For
+//!   demos and tests.
+//! * [`CommandProvisioner`] runs a configured program once per action.
+//!
+//! The worker's session table (idempotency, prewarm pool, capacity) sits
+//! above the trait, so a provisioner only starts and stops machines.
+//!
+//! # The provisioning program
+//!
+//! The program is run directly (no shell), with standard input closed and
+//! the worker's environment minus its secrets, plus:
+//!
+//! | variable | value |
+//! |---|---|
+//! | `VDI_ACTION` | `allocate`, `release`, `prewarm` or `discard` |
+//! | `VDI_WORKER_CODE` | this worker's code |
+//! | `VDI_EXAM_ID` | the exam |
+//! | `VDI_USER_ID` | the student (`allocate`, `release`; empty otherwise) |
+//! | `VDI_SESSION` | `release`: the JSON `allocate` printed |
+//! | `VDI_MACHINE` | `allocate` of a prewarmed machine, and `discard`: the JSON `prewarm` printed |
+//!
+//! Exit status 0 is success. `allocate` must print one JSON object on
+//! standard output: the session's connection details, handed to the
+//! control plane (and the exam application) untouched. `prewarm` must print
+//! one JSON object describing the machine; it is given back in
+//! `VDI_MACHINE` when an `allocate` of that exam claims the machine, or
+//! when the worker discards it. Output of `release` and `discard` is
+//! ignored. A non-zero exit fails the action with the end of standard error
+//! as the message; a run longer than the timeout is killed.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
+use vdi_cluster_core::{ExamId, SessionKey, WorkerId};
+
+/// Largest output read from the provisioning program.
+pub const MAX_OUTPUT_BYTES: usize = 256 * 1024;
+/// Variables removed from the program's environment: the worker's secrets.
+pub const SECRET_VARIABLES: &[&str] = &[
+    "WORKER_CLUSTER_TOKEN",
+    "WORKER_HEARTBEAT_TOKEN",
+    "WORKER_JOIN_TOKEN",
+    "JWT_SECRET",
+];
+
+/// An idle machine started by `prewarm`, opaque to the worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Machine(pub Value);
+
+/// A provisioning action failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProvisionError {
+    /// The machine could not be started or stopped.
+    #[error("provisioning failed: {0}")]
+    Failed(String),
+    /// The action did not finish in time.
+    #[error("provisioning did not finish within {0:?}")]
+    Timeout(Duration),
+    /// The program's output was not what the action needs.
+    #[error("the provisioning program printed no usable result: {0}")]
+    BadOutput(String),
+    /// The program could not be run.
+    #[error("cannot run the provisioning program {program}: {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Starts and stops the machines behind sessions.
+#[async_trait]
+pub trait Provisioner: fmt::Debug + Send + Sync + 'static {
+    /// `simulated`, `command`.
+    fn kind(&self) -> &'static str;
+
+    /// Starts the session `key` (or hands it the prewarmed `machine` of its
+    /// exam) and returns its connection details, a JSON object.
+    async fn allocate(
+        &self,
+        key: &SessionKey,
+        machine: Option<&Machine>,
+    ) -> Result<Value, ProvisionError>;
+
+    /// Stops the session `key`; `session` is what `allocate` returned.
+    async fn release(&self, key: &SessionKey, session: &Value) -> Result<(), ProvisionError>;
+
+    /// Starts an idle machine for `exam`.
+    async fn prewarm(&self, exam: &ExamId) -> Result<Machine, ProvisionError>;
+
+    /// Stops an idle machine that was never claimed.
+    async fn discard(&self, exam: &ExamId, machine: &Machine) -> Result<(), ProvisionError>;
+}
+
+/// Sessions that exist only in memory: each start waits `start_latency`
+/// (a prewarmed machine is handed over at once) and fails with probability
+/// `failure_rate`.
+#[derive(Debug)]
+pub struct SimulatedProvisioner {
+    worker: WorkerId,
+    host: String,
+    start_latency: Duration,
+    failure_rate: f64,
+    started: AtomicU64,
+}
+
+impl SimulatedProvisioner {
+    /// A simulator for `worker`, whose desktops claim to be on `host`.
+    pub fn new(worker: WorkerId, host: &str, start_latency: Duration, failure_rate: f64) -> Self {
+        Self {
+            worker,
+            host: host.to_owned(),
+            start_latency,
+            failure_rate: failure_rate.clamp(0.0, 1.0),
+            started: AtomicU64::new(0),
+        }
+    }
+
+    fn machine_id(&self) -> (u64, String) {
+        let n = self.started.fetch_add(1, Ordering::Relaxed) + 1;
+        (n, format!("{}-vm-{n}", self.worker))
+    }
+
+    fn fails(&self) -> bool {
+        self.failure_rate > 0.0 && rand::random::<f64>() < self.failure_rate
+    }
+}
+
+#[async_trait]
+impl Provisioner for SimulatedProvisioner {
+    fn kind(&self) -> &'static str {
+        "simulated"
+    }
+
+    async fn allocate(
+        &self,
+        key: &SessionKey,
+        machine: Option<&Machine>,
+    ) -> Result<Value, ProvisionError> {
+        let (machine_id, prewarmed) = match machine
+            .and_then(|m| m.0.get("machineId"))
+            .and_then(Value::as_str)
+        {
+            Some(id) => (id.to_owned(), true),
+            None => {
+                tokio::time::sleep(self.start_latency).await;
+                if self.fails() {
+                    return Err(ProvisionError::Failed(format!(
+                        "simulated start failure on {}",
+                        self.worker
+                    )));
+                }
+                (self.machine_id().1, false)
+            }
+        };
+        let port = 5900 + (self.started.load(Ordering::Relaxed) % 1000);
+        Ok(json!({
+            "provider": "simulated",
+            "worker": self.worker.as_str(),
+            "machineId": machine_id,
+            "prewarmed": prewarmed,
+            "protocol": "vnc",
+            "host": self.host,
+            "port": port,
+            "username": "student",
+            "examId": key.exam_id.as_str(),
+            "userId": key.user_id.as_str(),
+        }))
+    }
+
+    async fn release(&self, _key: &SessionKey, _session: &Value) -> Result<(), ProvisionError> {
+        Ok(())
+    }
+
+    async fn prewarm(&self, exam: &ExamId) -> Result<Machine, ProvisionError> {
+        tokio::time::sleep(self.start_latency).await;
+        if self.fails() {
+            return Err(ProvisionError::Failed(format!(
+                "simulated prewarm failure on {}",
+                self.worker
+            )));
+        }
+        let (_, id) = self.machine_id();
+        Ok(Machine(json!({"machineId": id, "examId": exam.as_str()})))
+    }
+
+    async fn discard(&self, _exam: &ExamId, _machine: &Machine) -> Result<(), ProvisionError> {
+        Ok(())
+    }
+}
+
+/// Runs a program per action (see the [module docs](self) for its
+/// contract).
+#[derive(Debug, Clone)]
+pub struct CommandProvisioner {
+    program: PathBuf,
+    worker: WorkerId,
+    timeout: Duration,
+}
+
+/// One run of the program.
+struct Run<'a> {
+    action: &'static str,
+    exam: &'a ExamId,
+    user: Option<&'a str>,
+    session: Option<&'a Value>,
+    machine: Option<&'a Machine>,
+}
+
+fn tail(bytes: &[u8], max_chars: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim();
+    let skip = text.chars().count().saturating_sub(max_chars);
+    text.chars().skip(skip).collect()
+}
+
+async fn read_bounded<R: tokio::io::AsyncRead + Unpin>(reader: Option<R>) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Some(r) = reader {
+        let _ = r
+            .take(MAX_OUTPUT_BYTES as u64 + 1)
+            .read_to_end(&mut out)
+            .await;
+    }
+    out
+}
+
+impl CommandProvisioner {
+    /// Runs `program` for `worker`, killing runs longer than `timeout`.
+    pub fn new(program: PathBuf, worker: WorkerId, timeout: Duration) -> Self {
+        Self {
+            program,
+            worker,
+            timeout,
+        }
+    }
+
+    async fn run(&self, run: Run<'_>) -> Result<Vec<u8>, ProvisionError> {
+        let mut command = tokio::process::Command::new(&self.program);
+        for name in SECRET_VARIABLES {
+            command.env_remove(name);
+        }
+        command
+            .env("VDI_ACTION", run.action)
+            .env("VDI_WORKER_CODE", self.worker.as_str())
+            .env("VDI_EXAM_ID", run.exam.as_str())
+            .env("VDI_USER_ID", run.user.unwrap_or(""))
+            .env(
+                "VDI_SESSION",
+                run.session.map(Value::to_string).unwrap_or_default(),
+            )
+            .env(
+                "VDI_MACHINE",
+                run.machine.map(|m| m.0.to_string()).unwrap_or_default(),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().map_err(|source| ProvisionError::Spawn {
+            program: self.program.display().to_string(),
+            source,
+        })?;
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let work = async {
+            let (out, err, status) =
+                tokio::join!(read_bounded(stdout), read_bounded(stderr), child.wait());
+            (out, err, status)
+        };
+        let (out, err, status) = tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| ProvisionError::Timeout(self.timeout))?;
+        let status = status.map_err(|source| ProvisionError::Spawn {
+            program: self.program.display().to_string(),
+            source,
+        })?;
+        if !status.success() {
+            let detail = tail(&err, 400);
+            return Err(ProvisionError::Failed(if detail.is_empty() {
+                format!("{} {}: {status}", self.program.display(), run.action)
+            } else {
+                format!(
+                    "{} {}: {status}: {detail}",
+                    self.program.display(),
+                    run.action
+                )
+            }));
+        }
+        if out.len() > MAX_OUTPUT_BYTES {
+            return Err(ProvisionError::BadOutput(format!(
+                "more than {MAX_OUTPUT_BYTES} bytes on standard output"
+            )));
+        }
+        Ok(out)
+    }
+
+    fn object(action: &str, out: &[u8]) -> Result<Value, ProvisionError> {
+        let value: Value = serde_json::from_slice(out).map_err(|e| {
+            ProvisionError::BadOutput(format!(
+                "{action}: expected one JSON object on standard output ({e}): {}",
+                tail(out, 200)
+            ))
+        })?;
+        if value.is_object() {
+            Ok(value)
+        } else {
+            Err(ProvisionError::BadOutput(format!(
+                "{action}: expected a JSON object, got {}",
+                tail(value.to_string().as_bytes(), 200)
+            )))
+        }
+    }
+}
+
+#[async_trait]
+impl Provisioner for CommandProvisioner {
+    fn kind(&self) -> &'static str {
+        "command"
+    }
+
+    async fn allocate(
+        &self,
+        key: &SessionKey,
+        machine: Option<&Machine>,
+    ) -> Result<Value, ProvisionError> {
+        let out = self
+            .run(Run {
+                action: "allocate",
+                exam: &key.exam_id,
+                user: Some(key.user_id.as_str()),
+                session: None,
+                machine,
+            })
+            .await?;
+        Self::object("allocate", &out)
+    }
+
+    async fn release(&self, key: &SessionKey, session: &Value) -> Result<(), ProvisionError> {
+        self.run(Run {
+            action: "release",
+            exam: &key.exam_id,
+            user: Some(key.user_id.as_str()),
+            session: Some(session),
+            machine: None,
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn prewarm(&self, exam: &ExamId) -> Result<Machine, ProvisionError> {
+        let out = self
+            .run(Run {
+                action: "prewarm",
+                exam,
+                user: None,
+                session: None,
+                machine: None,
+            })
+            .await?;
+        Self::object("prewarm", &out).map(Machine)
+    }
+
+    async fn discard(&self, exam: &ExamId, machine: &Machine) -> Result<(), ProvisionError> {
+        self.run(Run {
+            action: "discard",
+            exam,
+            user: None,
+            session: None,
+            machine: Some(machine),
+        })
+        .await
+        .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn key() -> SessionKey {
+        SessionKey::parse("exam-1", "student-1").unwrap()
+    }
+
+    fn worker() -> WorkerId {
+        WorkerId::parse("code", "w1").unwrap()
+    }
+
+    fn script(dir: &std::path::Path, body: &str) -> PathBuf {
+        let path = dir.join("provision.sh");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "vdi-provision-{name}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[tokio::test]
+    async fn simulated_sessions_and_prewarmed_machines() {
+        let sim = SimulatedProvisioner::new(worker(), "127.0.0.1", Duration::ZERO, 0.0);
+        let s = sim.allocate(&key(), None).await.unwrap();
+        assert_eq!(s["prewarmed"], false);
+        assert_eq!(s["userId"], "student-1");
+        let m = sim.prewarm(&key().exam_id).await.unwrap();
+        let s = sim.allocate(&key(), Some(&m)).await.unwrap();
+        assert_eq!(s["prewarmed"], true);
+        assert_eq!(s["machineId"], m.0["machineId"]);
+        let failing = SimulatedProvisioner::new(worker(), "h", Duration::ZERO, 1.0);
+        assert!(matches!(
+            failing.allocate(&key(), None).await,
+            Err(ProvisionError::Failed(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_program_sees_the_ids_and_its_json_comes_back() {
+        let dir = temp_dir("ok");
+        let program = script(
+            &dir,
+            r#"case "$VDI_ACTION" in
+  allocate) printf '{"action":"%s","exam":"%s","user":"%s","machine":%s,"secret":"%s"}' "$VDI_ACTION" "$VDI_EXAM_ID" "$VDI_USER_ID" "${VDI_MACHINE:-null}" "$WORKER_CLUSTER_TOKEN" ;;
+  prewarm) printf '{"vm":"pre-%s"}' "$VDI_EXAM_ID" ;;
+  release) test -n "$VDI_SESSION" || exit 3 ;;
+  discard) test -n "$VDI_MACHINE" || exit 4 ;;
+esac"#,
+        );
+        let p = CommandProvisioner::new(program, worker(), Duration::from_secs(10));
+        let s = p.allocate(&key(), None).await.unwrap();
+        assert_eq!(s["exam"], "exam-1");
+        assert_eq!(s["user"], "student-1");
+        assert_eq!(s["machine"], Value::Null);
+        assert_eq!(s["secret"], "", "secrets are not passed to the program");
+        let m = p.prewarm(&key().exam_id).await.unwrap();
+        assert_eq!(m.0["vm"], "pre-exam-1");
+        let s = p.allocate(&key(), Some(&m)).await.unwrap();
+        assert_eq!(s["machine"]["vm"], "pre-exam-1");
+        p.release(&key(), &s).await.unwrap();
+        p.discard(&key().exam_id, &m).await.unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn failures_bad_output_and_timeouts() {
+        let dir = temp_dir("bad");
+        let program = script(
+            &dir,
+            r#"case "$VDI_USER_ID" in
+  fail) echo "no image sot-exam-linux" >&2; exit 2 ;;
+  text) echo "started" ;;
+  slow) sleep 5 ;;
+esac"#,
+        );
+        let p = CommandProvisioner::new(program, worker(), Duration::from_millis(500));
+        let k = |user: &str| SessionKey::parse("exam-1", user).unwrap();
+        let e = p.allocate(&k("fail"), None).await.unwrap_err();
+        assert!(e.to_string().contains("no image sot-exam-linux"), "{e}");
+        let e = p.allocate(&k("text"), None).await.unwrap_err();
+        assert!(matches!(e, ProvisionError::BadOutput(_)), "{e}");
+        let e = p.allocate(&k("slow"), None).await.unwrap_err();
+        assert!(matches!(e, ProvisionError::Timeout(_)), "{e}");
+        let missing = CommandProvisioner::new(dir.join("nope"), worker(), Duration::from_secs(1));
+        assert!(matches!(
+            missing.allocate(&key(), None).await,
+            Err(ProvisionError::Spawn { .. })
+        ));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,87 @@
+//! `vdi-cluster demo` as the README shows it: a live cluster from one
+//! command, usable with the printed credentials, stopped by Ctrl-C.
+
+use reqwest::Method;
+use rustix::process::Signal;
+use serde_json::{Value, json};
+
+use crate::common::{Proc, eventually, http};
+
+fn after(line: &str, marker: &str) -> String {
+    line.split_once(marker).unwrap().1.trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_prints_a_live_cluster_and_stops_on_ctrl_c() {
+    let args: Vec<String> = [
+        "demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--workers",
+        "3",
+        "--heartbeat-interval-sec",
+        "1",
+        "--sim-start-latency-ms",
+        "10",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let mut demo = Proc::spawn("demo", &args);
+    let cp = demo.wait_line("control plane   http://").await;
+    let url = cp
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+    let token = after(&demo.wait_line("export TOKEN=").await, "export TOKEN=");
+    let cluster = after(
+        &demo.wait_line("export CLUSTER_TOKEN=").await,
+        "export CLUSTER_TOKEN=",
+    );
+    demo.wait_line("Ctrl-C stops everything").await;
+    for code in ["worker-1", "worker-2", "worker-3"] {
+        demo.wait_line(code).await;
+    }
+
+    let client = http();
+    let summary: Value = eventually("three healthy workers", || async {
+        let s: Value = client
+            .get(format!("{url}/api/vdi/workers/summary"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (s["healthyWorkers"] == 3).then_some(s)
+    })
+    .await;
+    // Seed 001's 8-core node (4 slots), a 16-core (10) and a 32-core (20).
+    assert_eq!(summary["totalMaxSessions"], 34, "{summary}");
+
+    let r = client
+        .request(Method::POST, format!("{url}/api/vdi/sessions"))
+        .header("x-cluster-token", &cluster)
+        .json(&json!({"examId": "exam-1", "userId": "student-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let session: Value = r.json().await.unwrap();
+    assert_eq!(session["session"]["provider"], "simulated");
+
+    demo.signal(Signal::INT);
+    let status = demo.wait_exit().await;
+    assert!(status.success(), "{status}");
+    eventually("the demo's ports to close", || async {
+        client
+            .get(format!("{url}/healthz"))
+            .send()
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+}
