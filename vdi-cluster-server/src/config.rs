@@ -192,6 +192,13 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..=100))]
     pub mass_failure_percent: u32,
 
+    /// This replica's name as holder of the background lease. Unset: the
+    /// host name and the listen address, so a control plane restarted in
+    /// place takes its own lease back at once instead of waiting for it to
+    /// expire.
+    #[arg(long, env = "VDI_REPLICA_ID", value_name = "NAME")]
+    pub replica_id: Option<String>,
+
     /// Reconcile period, seconds (seed 000: 60).
     #[arg(long, env = "WORKER_RECONCILE_INTERVAL_SEC", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
@@ -251,8 +258,21 @@ impl ServeArgs {
             scheduling: self.scheduling_policy,
             heartbeat_interval: Duration::from_secs(self.heartbeat_interval_sec),
             mass_failure_percent: self.mass_failure_percent,
+            replica_id: self.replica_name(),
             ..ServiceConfig::default()
         })
+    }
+
+    /// The replica's lease-holder name: `--replica-id`, or
+    /// `<host name>/<listen address>`.
+    pub fn replica_name(&self) -> String {
+        match non_empty(&self.replica_id) {
+            Some(name) => name.to_owned(),
+            None => {
+                let host = sysinfo::System::host_name().unwrap_or_else(|| "localhost".into());
+                format!("{host}/{}", self.listen)
+            }
+        }
     }
 
     /// The background loop's configuration. Its tick (health events, lease

@@ -49,8 +49,8 @@ pub struct HeartbeatAck {
     pub next_heartbeat_sec: f64,
     /// A warning for operators (reservation above the node's size).
     pub warning: Option<String>,
-    /// Sessions the worker reported live that the control plane no longer
-    /// places on it (released, or superseded while the worker was
+    /// Sessions the worker reported live that the control plane has since
+    /// placed on another worker (superseded while this one was
     /// unreachable): the worker should stop them. Empty unless the
     /// heartbeat carried `liveSessions`.
     pub release_sessions: Vec<SessionKey>,
@@ -117,7 +117,7 @@ impl ClusterService {
                     let view = WorkerView::new(snapshot, now, &self.health_config());
                     let mut ack = self.ack(&view, true, hb.stamp.seq);
                     if let Some(live) = &hb.live_sessions {
-                        ack.release_sessions = self.unknown_sessions(&hb.worker, live).await?;
+                        ack.release_sessions = self.superseded_sessions(&hb.worker, live).await?;
                     }
                     return Ok(ack);
                 }
@@ -146,9 +146,12 @@ impl ClusterService {
         }
     }
 
-    /// Sessions in `live` with no dispatch record (reserved or active) on
-    /// `worker`.
-    async fn unknown_sessions(
+    /// Sessions in `live` that the control plane has placed on another
+    /// worker since (superseded while this one was unreachable). A session
+    /// the control plane knows nothing about is left alone: after a
+    /// restart on an empty store, every live session is unknown, and
+    /// stopping them would drop students.
+    async fn superseded_sessions(
         &self,
         worker: &WorkerId,
         live: &[SessionKey],
@@ -163,11 +166,18 @@ impl ClusterService {
             .into_iter()
             .map(|d| d.key)
             .collect();
-        Ok(live
-            .iter()
-            .filter(|k| !placed.contains(*k))
-            .cloned()
-            .collect())
+        let mut elsewhere = Vec::new();
+        for key in live.iter().filter(|k| !placed.contains(*k)) {
+            if self
+                .store
+                .dispatch(key)
+                .await?
+                .is_some_and(|d| &d.worker != worker)
+            {
+                elsewhere.push(key.clone());
+            }
+        }
+        Ok(elsewhere)
     }
 
     /// The configured interval, moved by up to the jitter percentage either
