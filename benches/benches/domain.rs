@@ -7,11 +7,15 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use vdi_cluster_benches::fleet::{fleet_views, register_fleet};
+use vdi_cluster_benches::fleet::{self, fleet_views, register_fleet};
 use vdi_cluster_core::capacity::{CapacityInput, CapacitySpec};
 use vdi_cluster_core::scheduler::{Constraints, RankIndex, RankOptions, plan_prewarm};
 use vdi_cluster_core::store::{ExamPlacement, ReserveRequest};
-use vdi_cluster_core::{Dispatch, DispatchStore, MemoryStore, SessionKey, Timestamp, WorkerId};
+use vdi_cluster_core::testkit::SimulatedWorkers;
+use vdi_cluster_core::{
+    ClusterService, Dispatch, DispatchStore, MemoryStore, ServiceConfig, SessionKey, Timestamp,
+    WorkerId,
+};
 
 fn capacity(c: &mut Criterion) {
     let input = CapacityInput {
@@ -54,6 +58,39 @@ fn ranking(c: &mut Criterion) {
             BenchmarkId::new("decision-with-constraint", n),
             &index,
             |b, index| b.iter(|| index.rank(&zoned, &placement, &tried, &RankOptions::default())),
+        );
+    }
+    // Exam affinity: the exam already holds sessions on `k` workers. Each
+    // decision sorts those, so its cost grows with the exam's spread, not
+    // with the fleet.
+    let index = RankIndex::new(fleet_views(100_000, 20));
+    for k in [10usize, 100, 1_000] {
+        let placement = ExamPlacement {
+            sticky: None,
+            affinity: index
+                .views()
+                .iter()
+                .take(k)
+                .enumerate()
+                .map(|(i, v)| (v.id().clone(), 1 + (i % 7) as u32))
+                .collect(),
+        };
+        let tried = HashSet::new();
+        let constraints = Constraints::default();
+        group.bench_with_input(
+            BenchmarkId::new("decision-100000-with-affinity", k),
+            &placement,
+            |b, placement| {
+                let mut seed = 0u64;
+                b.iter(|| {
+                    seed += 1;
+                    let options = RankOptions {
+                        seed,
+                        ..RankOptions::default()
+                    };
+                    index.rank(&constraints, placement, &tried, &options)
+                })
+            },
         );
     }
     for n in [1_000usize, 100_000] {
@@ -103,5 +140,63 @@ fn memory_reserve(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, capacity, ranking, prewarm, memory_reserve);
+/// The whole orchestration over the in-memory backend: what one allocate
+/// (existing-dispatch check, placement, ranking from the cached snapshot,
+/// compare-and-reserve, simulated worker call, confirm) and one release
+/// cost in CPU, with no network. The load generator's `surge` adds the
+/// backend's round trips to this.
+fn service(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let workers = SimulatedWorkers::new();
+    let service = ClusterService::builder(Arc::new(MemoryStore::new()), Arc::new(workers))
+        .config(ServiceConfig {
+            seed: 7,
+            ..ServiceConfig::default()
+        })
+        .build();
+    rt.block_on(async {
+        for i in 0..500 {
+            service
+                .heartbeat(fleet::heartbeat(i, 20, 0, "boot", 1))
+                .await
+                .unwrap();
+        }
+    });
+    let mut group = c.benchmark_group("service");
+    let mut i = 0u64;
+    group.bench_function("allocate+release/memory/500 workers", |b| {
+        b.iter(|| {
+            i += 1;
+            let key = SessionKey::parse(format!("exam-{}", i % 10), format!("u{i}")).unwrap();
+            rt.block_on(async {
+                service
+                    .allocate(key.clone(), Default::default())
+                    .await
+                    .unwrap();
+                service.release(&key).await.unwrap();
+            })
+        })
+    });
+    let mut seq = 1u64;
+    group.bench_function("heartbeat/memory/500 workers", |b| {
+        b.iter(|| {
+            seq += 1;
+            let hb = fleet::heartbeat((seq % 500) as usize, 20, 0, "boot", seq);
+            rt.block_on(service.heartbeat(hb)).unwrap()
+        })
+    });
+    group.bench_function("snapshot-refresh/memory/500 workers", |b| {
+        b.iter(|| {
+            rt.block_on(service.worker_views())
+                .map(RankIndex::new)
+                .unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, capacity, ranking, prewarm, memory_reserve, service);
 criterion_main!(benches);

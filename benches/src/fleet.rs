@@ -4,11 +4,11 @@ use vdi_cluster_core::health::{HealthConfig, HeartbeatStamp};
 use vdi_cluster_core::store::{CasOutcome, Registry};
 use vdi_cluster_core::testkit::heartbeat_with_slots;
 use vdi_cluster_core::worker::{WorkerRecord, WorkerSnapshot, WorkerView};
-use vdi_cluster_core::{Clock, SystemClock, Timestamp, WorkerId};
+use vdi_cluster_core::{Clock, Heartbeat, SystemClock, Timestamp, WorkerId};
 
 /// A healthy, active worker record `w-<i>` with `slots` slots, heard from at `now`.
 pub fn worker_record(i: usize, slots: u32, now: Timestamp) -> WorkerRecord {
-    let hb = heartbeat_with_slots(&format!("w-{i:06}"), slots, 0);
+    let hb = heartbeat_with_slots(&worker_code(i), slots, 0);
     let mut r = WorkerRecord::registered(hb.worker.clone(), hb.description.clone(), now);
     r.capacity = Some(hb.capacity);
     r.last_heartbeat_at = Some(now);
@@ -46,4 +46,29 @@ pub async fn register_fleet(registry: &dyn Registry, n: usize, slots: u32) -> Ve
         }
     }
     ids
+}
+
+/// The code of synthetic worker `i` (`w-000042`).
+pub fn worker_code(i: usize) -> String {
+    format!("w-{i:06}")
+}
+
+/// Heartbeat number `seq` of synthetic worker `i` with `slots` slots and
+/// `active` sessions, in the boot `boot`.
+pub fn heartbeat(i: usize, slots: u32, active: u32, boot: &str, seq: u64) -> Heartbeat {
+    let mut hb = heartbeat_with_slots(&worker_code(i), slots, active);
+    hb.stamp = HeartbeatStamp {
+        boot_id: Some(boot.to_owned()),
+        seq: Some(seq),
+    };
+    hb
+}
+
+/// A cheap, well-distributed 64-bit mix (splitmix64's finaliser), for
+/// picking without a random number generator.
+pub fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }

@@ -1,3 +1,38 @@
-//! Benchmarks and the load generator of vdi-cluster: shared fixtures.
+//! Benchmarks and the load generator of vdi-cluster.
+//!
+//! The criterion benches (`benches/domain.rs`) measure the pure domain and
+//! the in-memory backend. The load generator `vdi-loadgen` drives whole
+//! control planes — several [`ClusterService`](vdi_cluster_core::ClusterService)
+//! replicas, each over its own store handle, calling simulated workers —
+//! through named scenarios:
+//!
+//! * [`surge`](surge::surge): every student allocates at once;
+//! * [`heartbeat`](heartbeat::heartbeats): every worker heartbeats as fast
+//!   as it can;
+//! * [`steady`](steady::steady): an exam in progress, with and without
+//!   reconcile running;
+//!
+//! and measures, in the same run, the baselines of [`baseline`]: the
+//! backend's raw ceiling and the naive approach. Every run ends with a
+//! recount ([`audit`]) of dispatch records against slots.
+//!
+//! Runs on Redis use a random key prefix and on PostgreSQL a fresh
+//! database, both removed afterwards ([`deploy`]). The `http://` target
+//! ([`http`]) starts real `vdi-cluster serve` processes with simulated
+//! worker nodes behind HTTP. [`cpu`] accounts CPU per operation on every
+//! side, and [`instrument`] counts store calls (`--breakdown`).
 
+pub mod audit;
+pub mod baseline;
+pub mod cluster;
+pub mod cpu;
+pub mod deploy;
+pub mod driver;
 pub mod fleet;
+pub mod heartbeat;
+pub mod http;
+pub mod instrument;
+pub mod latency;
+pub mod steady;
+pub mod surge;
+pub mod table;

@@ -1,0 +1,113 @@
+//! Control-plane replicas over a deployment, with simulated workers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use indicatif::ProgressBar;
+use vdi_cluster_core::testkit::SimulatedWorkers;
+use vdi_cluster_core::{ClusterService, ServiceConfig, Store};
+
+use crate::deploy::Deployment;
+use crate::driver::{Plain, drive};
+use crate::fleet::heartbeat;
+use crate::instrument::{Breakdown, Instrumented};
+
+/// Boot id of the simulated workers.
+pub const BOOT: &str = "bench-boot";
+
+/// Settings of every replica.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tuning {
+    /// `ServiceConfig::snapshot_max_age`: how long a worker snapshot is
+    /// reused for ranking.
+    pub snapshot_max_age: Duration,
+    /// Base seed; replica `i` uses `seed + i`.
+    pub seed: u64,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            snapshot_max_age: ServiceConfig::default().snapshot_max_age,
+            seed: 42,
+        }
+    }
+}
+
+/// One [`ClusterService`] per store handle of a deployment, all calling the
+/// same simulated workers.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// The replicas.
+    pub services: Vec<Arc<ClusterService>>,
+    /// The simulated worker nodes.
+    pub workers: SimulatedWorkers,
+}
+
+impl Cluster {
+    /// Builds one replica per store of `deployment`; with `breakdown`,
+    /// every store call is counted in it.
+    pub fn new(deployment: &Deployment, tuning: Tuning, breakdown: Option<&Breakdown>) -> Self {
+        let workers = SimulatedWorkers::new();
+        let services = deployment
+            .stores()
+            .iter()
+            .enumerate()
+            .map(|(i, store)| {
+                let store: Arc<dyn Store> = match breakdown {
+                    Some(b) => Arc::new(Instrumented::new(Arc::clone(store), b.clone())),
+                    None => Arc::clone(store),
+                };
+                let config = ServiceConfig {
+                    snapshot_max_age: tuning.snapshot_max_age,
+                    seed: tuning.seed.wrapping_add(i as u64),
+                    replica_id: format!("bench-replica-{i}"),
+                    ..ServiceConfig::default()
+                };
+                Arc::new(
+                    ClusterService::builder(store, Arc::new(workers.clone()))
+                        .config(config)
+                        .build(),
+                )
+            })
+            .collect();
+        Self { services, workers }
+    }
+
+    /// The replica that serves operation `i` (round robin).
+    pub fn replica(&self, i: usize) -> &Arc<ClusterService> {
+        &self.services[i % self.services.len()]
+    }
+
+    /// Registers `workers` workers of `slots` slots each with their first
+    /// heartbeat (sequence 1), through every replica in turn.
+    pub async fn register(&self, workers: usize, slots: u32) -> anyhow::Result<()> {
+        let cluster = self.clone();
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let done = drive::<Plain, _, _>(32, workers, deadline, &ProgressBar::hidden(), move |i| {
+            let service = Arc::clone(cluster.replica(i));
+            async move {
+                service
+                    .heartbeat(heartbeat(i, slots, 0, BOOT, 1))
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
+        })
+        .await;
+        if done.tally.errors > 0 || done.tally.ok != workers as u64 {
+            bail!(
+                "registering {workers} workers: {} ok, {} failed (first: {})",
+                done.tally.ok,
+                done.tally.errors,
+                done.tally.first_error.unwrap_or_default()
+            );
+        }
+        // Every replica reads the registered fleet before the clock starts.
+        for s in &self.services {
+            s.worker_views().await.context("read the fleet")?;
+        }
+        Ok(())
+    }
+}

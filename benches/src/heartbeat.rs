@@ -1,0 +1,117 @@
+//! `heartbeat`: every worker heartbeats as fast as it can.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use indicatif::ProgressBar;
+
+use crate::cluster::{BOOT, Cluster, Tuning};
+use crate::cpu::CpuUse;
+use crate::deploy::Deployment;
+use crate::driver::{Plain, drive};
+use crate::fleet::heartbeat;
+use crate::latency::Summary;
+
+/// Sizes of a heartbeat storm.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeartbeatConfig {
+    /// Worker nodes.
+    pub workers: usize,
+    /// Slots per worker.
+    pub slots: u32,
+    /// Heartbeats in flight.
+    pub concurrency: usize,
+    /// Heartbeats sent in all (a bound on the loop).
+    pub heartbeats: usize,
+    /// Stop after this long.
+    pub time_limit: Duration,
+    /// Replica settings.
+    pub tuning: Tuning,
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        Self {
+            workers: 500,
+            slots: 20,
+            concurrency: 64,
+            heartbeats: 50_000,
+            time_limit: Duration::from_secs(30),
+            tuning: Tuning::default(),
+        }
+    }
+}
+
+/// What a heartbeat storm measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeartbeatReport {
+    /// Heartbeats/s and latency.
+    pub latency: Summary,
+    /// Heartbeats applied.
+    pub accepted: u64,
+    /// Heartbeats answered `accepted: false` (an older sequence number
+    /// overtaken by a newer one of the same worker).
+    pub stale: u64,
+    /// Errors, and the first one.
+    pub errors: u64,
+    /// The first error.
+    pub first_error: Option<String>,
+    /// CPU used during the measured phase.
+    pub cpu: CpuUse,
+}
+
+/// Registers the workers, then sends `heartbeats` heartbeats, worker
+/// `i mod W` for the `i`th, each with the worker's next sequence number,
+/// round robin over the replicas.
+pub async fn heartbeats(
+    deployment: &Deployment,
+    config: &HeartbeatConfig,
+    progress: &ProgressBar,
+) -> anyhow::Result<HeartbeatReport> {
+    let cluster = Cluster::new(deployment, config.tuning, None);
+    cluster.register(config.workers, config.slots).await?;
+    let workers = config.workers.max(1);
+    let seqs: Arc<Vec<AtomicU64>> = Arc::new((0..workers).map(|_| AtomicU64::new(1)).collect());
+    let stale = Arc::new(AtomicU64::new(0));
+    progress.set_length(config.heartbeats as u64);
+    progress.set_position(0);
+    let mut probe = deployment.cpu_probe().await;
+    let before = probe.sample().await;
+    let deadline = Instant::now() + config.time_limit;
+    let (c, slots, st) = (cluster.clone(), config.slots, Arc::clone(&stale));
+    let driven = drive::<Plain, _, _>(
+        config.concurrency,
+        config.heartbeats,
+        deadline,
+        progress,
+        move |i| {
+            let w = i % workers;
+            let seq = seqs[w].fetch_add(1, Ordering::Relaxed) + 1;
+            let service = Arc::clone(c.replica(i));
+            let st = Arc::clone(&st);
+            async move {
+                match service.heartbeat(heartbeat(w, slots, 0, BOOT, seq)).await {
+                    Ok(ack) => {
+                        if !ack.accepted {
+                            st.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        },
+    )
+    .await;
+    let cpu = crate::cpu::between(&before, &probe.sample().await);
+    let stale = stale.load(Ordering::Relaxed);
+    Ok(HeartbeatReport {
+        latency: driven.latencies.summary(driven.elapsed),
+        accepted: driven.tally.ok - stale,
+        stale,
+        errors: driven.tally.errors,
+        first_error: driven.tally.first_error,
+        cpu,
+    })
+}
