@@ -233,6 +233,7 @@ impl ClusterServiceBuilder {
             config: self.config,
             started_at,
             cache: Mutex::new(None),
+            refresh: tokio::sync::Mutex::new(()),
         }
     }
 }
@@ -258,6 +259,7 @@ pub struct ClusterService {
     config: ServiceConfig,
     started_at: Timestamp,
     cache: Mutex<Option<CachedSnapshot>>,
+    refresh: tokio::sync::Mutex<()>,
 }
 
 impl ClusterService {
@@ -328,25 +330,52 @@ impl ClusterService {
     }
 
     /// The ranking snapshot, indexed: reused for up to `snapshot_max_age`,
-    /// with the workers found full since it was read. `fresh` bypasses the
-    /// cache (and refills it).
+    /// with the workers found full since it was read. `fresh` asks for one
+    /// read after this call began. Concurrent refreshes are coalesced: one
+    /// request reads the fleet, the others wait for its result instead of
+    /// each reading the whole fleet again.
     async fn ranking_snapshot(&self, fresh: bool) -> Result<(Arc<RankIndex>, HashSet<WorkerId>)> {
         let max_age = self.config.snapshot_max_age;
-        if !max_age.is_zero() && !fresh {
-            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(c) = cache.as_ref().filter(|c| c.fetched.elapsed() < max_age) {
-                return Ok((Arc::clone(&c.index), c.known_full.clone()));
+        if max_age.is_zero() {
+            return Ok((
+                Arc::new(RankIndex::new(self.worker_views().await?)),
+                HashSet::new(),
+            ));
+        }
+        let asked = Instant::now();
+        let usable = |c: &CachedSnapshot| {
+            if fresh {
+                c.fetched >= asked
+            } else {
+                c.fetched.elapsed() < max_age
             }
+        };
+        if let Some(hit) = self.cached(usable) {
+            return Ok(hit);
         }
+        let _refreshing = self.refresh.lock().await;
+        if let Some(hit) = self.cached(usable) {
+            return Ok(hit);
+        }
+        let fetched = Instant::now();
         let index = Arc::new(RankIndex::new(self.worker_views().await?));
-        if !max_age.is_zero() {
-            *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(CachedSnapshot {
-                fetched: Instant::now(),
-                index: Arc::clone(&index),
-                known_full: HashSet::new(),
-            });
-        }
+        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(CachedSnapshot {
+            fetched,
+            index: Arc::clone(&index),
+            known_full: HashSet::new(),
+        });
         Ok((index, HashSet::new()))
+    }
+
+    fn cached(
+        &self,
+        usable: impl Fn(&CachedSnapshot) -> bool,
+    ) -> Option<(Arc<RankIndex>, HashSet<WorkerId>)> {
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .as_ref()
+            .filter(|c| usable(c))
+            .map(|c| (Arc::clone(&c.index), c.known_full.clone()))
     }
 
     fn note_full(&self, worker: &WorkerId) {
