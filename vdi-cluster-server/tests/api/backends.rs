@@ -1,5 +1,5 @@
-//! Seed 000 and the drain runbook on Redis and PostgreSQL, through the same
-//! HTTP server. Redis gets a random key prefix (its keys are deleted
+//! Seed 000, the drain runbook, allocate idempotency and failover on Redis
+//! and PostgreSQL, through the same HTTP server. Redis gets a random key prefix (its keys are deleted
 //! afterwards); PostgreSQL a fresh database (dropped afterwards). When a
 //! server cannot be reached the test says SKIP, or fails when
 //! `VDI_REQUIRE_BACKENDS=1`.
@@ -15,8 +15,9 @@ use vdi_cluster_postgres::{PgConnectOptions, PgStore};
 use vdi_cluster_redis::RedisStore;
 use vdi_cluster_redis::redis;
 
-use crate::common::{Setup, TestServer};
+use crate::common::{Behaviour, Setup, TestServer};
 use crate::runbook::{drain_runbook, seed_000_numbers};
+use crate::sessions::{failover_on, idempotency};
 
 fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
@@ -155,5 +156,51 @@ async fn seed_000_and_drain_runbook_on_postgres() {
     };
     let store: Arc<dyn Store> = Arc::new(fixture.store.clone());
     runbook_on(store, "postgres").await;
+    fixture.cleanup().await;
+}
+
+#[tokio::test]
+async fn allocate_idempotency_on_redis() {
+    let Some(fixture) = RedisFixture::new().await else {
+        return;
+    };
+    let (setup, sim) = Setup::with_store(Arc::new(fixture.store.clone()), "redis");
+    idempotency(setup, sim).await;
+    fixture.cleanup().await;
+}
+
+#[tokio::test]
+async fn allocate_idempotency_on_postgres() {
+    let Some(fixture) = PgFixture::new().await else {
+        return;
+    };
+    let (setup, sim) = Setup::with_store(Arc::new(fixture.store.clone()), "postgres");
+    idempotency(setup, sim).await;
+    fixture.cleanup().await;
+}
+
+#[tokio::test]
+async fn failover_on_a_timeout_on_redis() {
+    let Some(fixture) = RedisFixture::new().await else {
+        return;
+    };
+    failover_on(
+        Setup::with_store_http(Arc::new(fixture.store.clone()), "redis"),
+        Behaviour::Hang,
+    )
+    .await;
+    fixture.cleanup().await;
+}
+
+#[tokio::test]
+async fn failover_on_a_timeout_on_postgres() {
+    let Some(fixture) = PgFixture::new().await else {
+        return;
+    };
+    failover_on(
+        Setup::with_store_http(Arc::new(fixture.store.clone()), "postgres"),
+        Behaviour::Hang,
+    )
+    .await;
     fixture.cleanup().await;
 }

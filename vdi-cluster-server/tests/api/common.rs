@@ -125,6 +125,21 @@ impl Setup {
         }
     }
 
+    /// Any store, real HTTP calls to workers.
+    pub fn with_store_http(store: Arc<dyn Store>, name: &'static str) -> Self {
+        Self {
+            store,
+            memory: None,
+            client: Arc::new(
+                HttpWorkerClient::new(Some(CLUSTER_TOKEN), WORKER_CALL_TIMEOUT).unwrap(),
+            ),
+            config: test_config(),
+            limits: HttpLimits::default(),
+            store_name: name,
+            auth: auth(),
+        }
+    }
+
     /// Any store, simulated workers.
     pub fn with_store(store: Arc<dyn Store>, name: &'static str) -> (Self, SimulatedWorkers) {
         let sim = SimulatedWorkers::new();

@@ -11,6 +11,12 @@ use crate::common::{
 #[tokio::test]
 async fn allocate_is_idempotent() {
     let (setup, sim) = Setup::memory();
+    idempotency(setup, sim).await;
+}
+
+/// Allocating twice returns the same dispatch; the next student of the
+/// exam follows the sticky worker. Run on every backend.
+pub async fn idempotency(setup: Setup, sim: vdi_cluster_core::testkit::SimulatedWorkers) {
     let s = TestServer::start(setup).await;
     for code in ["w-a", "w-b"] {
         assert_eq!(
@@ -46,9 +52,15 @@ async fn allocate_is_idempotent() {
 }
 
 async fn failover(bad: Behaviour) {
+    failover_on(Setup::memory_http(), bad).await;
+}
+
+/// The first worker misbehaves (`bad`), the second gets the session, and
+/// nothing is left on the first. Run on every backend.
+pub async fn failover_on(setup: Setup, bad: Behaviour) {
     let broken = FakeWorker::start(bad).await;
     let good = FakeWorker::start(Behaviour::Healthy).await;
-    let s = TestServer::start(Setup::memory_http()).await;
+    let s = TestServer::start(setup).await;
     // The broken worker has more free slots: spread tries it first.
     assert_eq!(
         s.heartbeat(&slots_heartbeat("w-broken", &broken.url, 10, 0))
