@@ -1,5 +1,5 @@
 //! State-machine property test of the drain / enable / disable policy
-//! against a simple reference model (DESIGN §3.4).
+//! against a simple reference model.
 
 use proptest::prelude::*;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};

@@ -1,6 +1,6 @@
 //! Who may call what.
 //!
-//! Three credentials (DESIGN §5):
+//! Three credentials:
 //!
 //! * **Bearer JWT** — `Authorization: Bearer <JWT>`, HS256 with `JWT_SECRET`
 //!   and no other algorithm (`alg: none`, HS384, RS256… are refused),

@@ -3,7 +3,7 @@
 //! The reference control plane of vdi-cluster: core's
 //! [`ClusterService`](vdi_cluster_core::ClusterService) over HTTP, exactly
 //! as seed 000's runbook documents it (paths and camelCase bodies
-//! unchanged), plus the rest of DESIGN §5: worker detail and sessions,
+//! unchanged), plus the rest of the product brief: worker detail and sessions,
 //! drain/activate, cluster statistics with zones, distribution,
 //! registration, the session API of the exam application, an audit trail,
 //! server-sent events, `/healthz`, `/readyz`, `/metrics` and an OpenAPI 3

@@ -1,4 +1,4 @@
-//! Admin transitions: drain, activate, disable, enable (DESIGN §3.4).
+//! Admin transitions: drain, activate, disable, enable.
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,4 @@
-//! Allocation with failover, and release (DESIGN §3.6).
+//! Allocation with failover, and release.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -63,8 +63,7 @@ enum Existing {
 }
 
 impl ClusterService {
-    /// Places `key`'s session on a worker, or returns the one it already has
-    /// (DESIGN §3.6).
+    /// Places `key`'s session on a worker, or returns the one it already has.
     ///
     /// 1. A live dispatch on a reachable worker is returned, even if that
     ///    worker is draining (a reload goes back to the same desktop).

@@ -1,4 +1,4 @@
-//! Reconcile (DESIGN §3.7) and the health monitor.
+//! Reconcile and the health monitor.
 
 use std::collections::{HashMap, HashSet};
 
