@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use indicatif::ProgressBar;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use vdi_cluster_core::Clock;
 use vdi_cluster_core::store::{Reservation, ReserveRequest};
 use vdi_cluster_core::{Dispatch, SessionKey, Store, SystemClock, WorkerId};
@@ -210,19 +210,7 @@ pub async fn raw_ceiling(
             .await
         }
         Backend::Postgres(_) => {
-            let options = deployment.pg_options().context("PostgreSQL namespace")?;
-            let mut pools = Vec::new();
-            for _ in 0..deployment.stores().len() {
-                pools.push(
-                    PgPoolOptions::new()
-                        .max_connections(config.pg_pool)
-                        .acquire_timeout(Duration::from_secs(30))
-                        .connect_with(options.clone())
-                        .await
-                        .context("raw pool")?,
-                );
-            }
-            let pools = Arc::new(pools);
+            let pools = Arc::new(replica_pools(deployment, config.pg_pool, "raw pool").await?);
             before = probe.sample().await;
             let driven = drive::<ReserveTally, _, _>(c, n, deadline, progress, {
                 let pools = Arc::clone(&pools);
@@ -316,19 +304,7 @@ pub async fn naive(
             .await
         }
         Backend::Postgres(_) => {
-            let options = deployment.pg_options().context("PostgreSQL namespace")?;
-            let mut pools = Vec::new();
-            for _ in 0..deployment.stores().len() {
-                pools.push(
-                    PgPoolOptions::new()
-                        .max_connections(config.pg_pool)
-                        .acquire_timeout(Duration::from_secs(30))
-                        .connect_with(options.clone())
-                        .await
-                        .context("naive pool")?,
-                );
-            }
-            let pools = Arc::new(pools);
+            let pools = Arc::new(replica_pools(deployment, config.pg_pool, "naive pool").await?);
             before = probe.sample().await;
             let driven = drive::<ReserveTally, _, _>(c, n, deadline, progress, {
                 let pools = Arc::clone(&pools);
@@ -452,6 +428,28 @@ async fn naive_postgres(
         .execute(pool)
         .await?;
     Ok(ReserveOutcome::Reserved)
+}
+
+/// One pool per replica on the run's PostgreSQL namespace, for the
+/// baselines (no library between the client and the statement).
+async fn replica_pools(
+    deployment: &Deployment,
+    size: u32,
+    what: &'static str,
+) -> anyhow::Result<Vec<PgPool>> {
+    let options = deployment.pg_options().context("PostgreSQL namespace")?;
+    let mut pools = Vec::new();
+    for _ in 0..deployment.stores().len() {
+        pools.push(
+            PgPoolOptions::new()
+                .max_connections(size)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(options.clone())
+                .await
+                .context(what)?,
+        );
+    }
+    Ok(pools)
 }
 
 #[cfg(test)]
