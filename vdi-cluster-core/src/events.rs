@@ -99,6 +99,25 @@ pub enum EventKind {
     },
 }
 
+impl EventKind {
+    /// The event's type as the API names it: `workerRegistered`,
+    /// `sessionMigrated`, …
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::WorkerRegistered { .. } => "workerRegistered",
+            Self::WorkerRestarted { .. } => "workerRestarted",
+            Self::WorkerAvailability { .. } => "workerAvailability",
+            Self::WorkerPolicy { .. } => "workerPolicy",
+            Self::WorkerRemoved { .. } => "workerRemoved",
+            Self::SessionMigrated { .. } => "sessionMigrated",
+            Self::MigrationFailed { .. } => "migrationFailed",
+            Self::SessionsOrphaned { .. } => "sessionsOrphaned",
+            Self::MigrationSuspended { .. } => "migrationSuspended",
+            Self::Reconciled { .. } => "reconciled",
+        }
+    }
+}
+
 /// An event with its time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -169,6 +188,55 @@ impl EventSink for RecordingSink {
     fn emit(&self, event: &Event) {
         if let Ok(mut v) = self.0.lock() {
             v.push(event.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_the_serialized_type_tag() {
+        let w = WorkerId::parse("code", "w-1").unwrap();
+        let s = SessionKey::parse("e", "u").unwrap();
+        let kinds = [
+            EventKind::WorkerRegistered { worker: w.clone() },
+            EventKind::WorkerRestarted { worker: w.clone() },
+            EventKind::WorkerAvailability {
+                worker: w.clone(),
+                from: Availability::Healthy,
+                to: Availability::Offline,
+                reason: String::new(),
+            },
+            EventKind::WorkerPolicy {
+                worker: w.clone(),
+                from: AdminPolicy::Active,
+                to: AdminPolicy::Drained,
+                actor: String::new(),
+            },
+            EventKind::WorkerRemoved { worker: w.clone() },
+            EventKind::SessionMigrated {
+                session: s.clone(),
+                from: w.clone(),
+                to: w.clone(),
+            },
+            EventKind::MigrationFailed {
+                session: s,
+                from: w.clone(),
+                reason: String::new(),
+            },
+            EventKind::SessionsOrphaned { worker: w, count: 1 },
+            EventKind::MigrationSuspended {
+                reason: String::new(),
+            },
+            EventKind::Reconciled {
+                report: Default::default(),
+            },
+        ];
+        for kind in kinds {
+            let json = serde_json::to_value(&kind).unwrap();
+            assert_eq!(json["type"], kind.name());
         }
     }
 }

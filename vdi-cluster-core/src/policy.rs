@@ -54,6 +54,17 @@ pub enum DrainStatus {
     Drained,
 }
 
+impl DrainStatus {
+    /// `none`, `draining` or `drained`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Draining => "draining",
+            Self::Drained => "drained",
+        }
+    }
+}
+
 impl AdminPolicy {
     /// Whether new sessions may be placed on the worker (policy axis only).
     pub fn accepts_new_sessions(&self) -> bool {

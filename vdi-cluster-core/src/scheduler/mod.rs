@@ -42,6 +42,14 @@ pub enum SchedulingPolicy {
 }
 
 impl SchedulingPolicy {
+    /// `spread` or `pack`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Spread => "spread",
+            Self::Pack => "pack",
+        }
+    }
+
     /// Parses `spread` or `pack`.
     pub fn parse(field: &str, text: &str) -> Result<Self, ValidationError> {
         match text.to_ascii_lowercase().as_str() {

@@ -87,6 +87,15 @@ pub enum FailurePolicy {
 }
 
 impl FailurePolicy {
+    /// `automatic`, `manual` or `none`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Automatic => "automatic",
+            Self::Manual => "manual",
+            Self::None => "none",
+        }
+    }
+
     /// Parses `automatic`, `manual` or `none`.
     pub fn parse(field: &str, text: &str) -> Result<Self, crate::ValidationError> {
         match text.to_ascii_lowercase().as_str() {
