@@ -226,7 +226,10 @@ mod tests {
                 from: w.clone(),
                 reason: String::new(),
             },
-            EventKind::SessionsOrphaned { worker: w, count: 1 },
+            EventKind::SessionsOrphaned {
+                worker: w,
+                count: 1,
+            },
             EventKind::MigrationSuspended {
                 reason: String::new(),
             },

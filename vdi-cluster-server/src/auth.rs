@@ -44,15 +44,13 @@ use axum::response::{IntoResponse, Response};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use vdi_cluster_core::{UserId, WorkerId};
 
 use crate::error::ApiError;
-use crate::protocol::{
+use crate::state::AppState;
+use vdi_cluster_protocol::{
     CLUSTER_TOKEN_HEADER, HEARTBEAT_PATH, JOIN_TOKEN_HEADER, WORKER_TOKEN_HEADER,
 };
-use crate::state::AppState;
 
 /// Clock skew tolerated on `exp`, in seconds.
 pub const JWT_LEEWAY_SECS: u64 = 30;
@@ -194,61 +192,13 @@ impl Principal {
     }
 }
 
-/// SHA-256 of `token`, as lowercase hex: how join tokens and worker
-/// credentials are stored.
-pub fn hash_hex(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Prefix of a worker's own credential: `vdiw.<code>.<secret>`.
-pub const WORKER_CREDENTIAL_PREFIX: &str = "vdiw.";
+pub use vdi_cluster_protocol::credentials::{
+    TokenHash, WORKER_CREDENTIAL_PREFIX, credential_worker, hash_hex, matches_hash_hex,
+};
 
 /// A new credential for `worker`: `vdiw.<code>.<256 random bits, hex>`.
 pub fn new_worker_credential(worker: &WorkerId) -> String {
-    format!("{WORKER_CREDENTIAL_PREFIX}{worker}.{}", random_secret())
-}
-
-/// The worker a credential names, if `presented` has the credential's
-/// shape (`vdiw.<code>.<secret>`).
-pub fn credential_worker(presented: &str) -> Option<WorkerId> {
-    let rest = presented.strip_prefix(WORKER_CREDENTIAL_PREFIX)?;
-    let (code, secret) = rest.rsplit_once('.')?;
-    if secret.is_empty() {
-        return None;
-    }
-    WorkerId::parse("code", code).ok()
-}
-
-/// Whether `presented` hashes to `stored_hex`, in constant time.
-pub fn matches_hash_hex(presented: &str, stored_hex: &str) -> bool {
-    let digest = hash_hex(presented);
-    digest.len() == stored_hex.len() && bool::from(digest.as_bytes().ct_eq(stored_hex.as_bytes()))
-}
-
-/// A shared token kept only as its SHA-256 hash.
-#[derive(Clone)]
-pub struct TokenHash([u8; 32]);
-
-impl TokenHash {
-    /// Hashes `token`.
-    pub fn new(token: &str) -> Self {
-        Self(Sha256::digest(token.as_bytes()).into())
-    }
-
-    /// Compares `presented` in constant time.
-    pub fn matches(&self, presented: &[u8]) -> bool {
-        let digest: [u8; 32] = Sha256::digest(presented).into();
-        digest.ct_eq(&self.0).into()
-    }
-}
-
-impl fmt::Debug for TokenHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("TokenHash(..)")
-    }
+    vdi_cluster_protocol::credentials::worker_credential(worker, &random_secret())
 }
 
 #[derive(Clone)]
@@ -783,20 +733,6 @@ mod tests {
             cfg.authorize(Access::Admin, &headers(&[bearer(&no_aud)]))
                 .is_err()
         );
-    }
-
-    #[test]
-    fn worker_credentials_name_their_worker() {
-        let w = WorkerId::parse("code", "worker-node.2").unwrap();
-        let c = new_worker_credential(&w);
-        assert_eq!(credential_worker(&c), Some(w));
-        assert!(matches_hash_hex(&c, &hash_hex(&c)));
-        assert!(!matches_hash_hex(&c, &hash_hex("other")));
-        assert!(!matches_hash_hex(&c, "short"));
-        assert_eq!(credential_worker("vdiw.bad code.x"), None);
-        assert_eq!(credential_worker("vdiw.w1."), None);
-        assert_eq!(credential_worker("w1.secret"), None);
-        assert_eq!(hash_hex("abc").len(), 64);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Calls `apiBaseUrl` + seed 000's `/api/vdi/cluster/allocate|release|prewarm`
 //! with the cluster token in `x-cluster-token`, using the wire format of
-//! [`protocol`](crate::protocol). Core applies `CLUSTER_API_TIMEOUT_MS` to
+//! [`protocol`](vdi_cluster_protocol). Core applies `CLUSTER_API_TIMEOUT_MS` to
 //! every call; the client uses the same figure as its own limit so that no
 //! connection outlives it. Failures map to [`WorkerCallError`]:
 //!
@@ -27,7 +27,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use vdi_cluster_core::{ExamId, SessionKey, WorkerCallError, WorkerClient, WorkerRecord};
 
-use crate::protocol::{
+use vdi_cluster_protocol::{
     AllocateRequest, AllocateResponse, CLUSTER_TOKEN_HEADER, ErrorBody, PrewarmRequest,
     PrewarmResponse, ReleaseRequest, WORKER_ALLOCATE_PATH, WORKER_PREWARM_PATH,
     WORKER_RELEASE_PATH,

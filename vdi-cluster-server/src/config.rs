@@ -14,7 +14,7 @@ use vdi_cluster_core::{FailurePolicy, SchedulingPolicy, ServiceConfig};
 use crate::auth::Role;
 pub use crate::demo::DemoArgs;
 use crate::state::HttpLimits;
-pub use crate::worker::config::WorkerArgs;
+pub use vdi_cluster_node::config::WorkerArgs;
 
 /// `vdi-cluster`: the control plane of a remote-desktop exam platform.
 #[derive(Debug, Parser)]

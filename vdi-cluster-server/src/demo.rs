@@ -22,8 +22,8 @@ use vdi_cluster_core::{WorkerDescription, WorkerId};
 use crate::auth::{Role, mint_jwt, random_secret};
 use crate::config::{ConfigError, ServeArgs};
 use crate::server::{self, ServeError};
-use crate::worker::config::{CapacityConfig, ProvisionerConfig, WorkerConfig};
-use crate::worker::{self, RunningWorker, WorkerError};
+use vdi_cluster_node::config::{CapacityConfig, ProvisionerConfig, WorkerConfig};
+use vdi_cluster_node::{self as worker, RunningWorker, WorkerError};
 
 /// Log filter of the demo when `RUST_LOG` is unset: warnings, and cluster
 /// events.
@@ -294,7 +294,7 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         banner(&args, &url, &store, &workers, &admin, &cluster_token)
     );
 
-    server::shutdown_signal().await;
+    vdi_cluster_node::shutdown_signal().await;
     println!("Stopping: workers deregister, then the control plane stops.");
     workers_shutdown.cancel();
     for task in tasks {

@@ -24,7 +24,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use vdi_cluster_core::{Error as CoreError, ValidationError};
 
-use crate::protocol::ErrorBody;
+use vdi_cluster_protocol::ErrorBody;
 
 /// Seconds a client should wait before retrying after `NoCapacity`.
 pub const NO_CAPACITY_RETRY_AFTER_SECS: u64 = 5;

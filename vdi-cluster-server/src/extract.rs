@@ -18,6 +18,8 @@ use axum::http::{StatusCode, header};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
+use vdi_cluster_protocol::decode;
+
 use crate::error::ApiError;
 
 /// A JSON body, parsed with field-accurate errors.
@@ -40,22 +42,7 @@ fn check_content_type(req: &Request) -> Result<(), ApiError> {
     let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
         return Ok(());
     };
-    // JSON, and the two types plain clients send a JSON body with by
-    // default (`curl -d` sends form-urlencoded): the body is parsed as JSON
-    // either way.
-    let ok = value.to_str().is_ok_and(|v| {
-        let essence = v
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        essence == "application/json"
-            || essence.ends_with("+json")
-            || essence == "application/x-www-form-urlencoded"
-            || essence == "text/plain"
-    });
-    if ok {
+    if value.to_str().is_ok_and(decode::is_json_content_type) {
         Ok(())
     } else {
         Err(ApiError::new(
@@ -81,45 +68,9 @@ async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Ap
         .map_err(bytes_rejection)
 }
 
-/// Pulls the field name out of serde's "missing field `x`" / "unknown
-/// field `x`" messages.
-fn quoted_field(message: &str) -> Option<&str> {
-    let rest = message
-        .strip_prefix("missing field `")
-        .or_else(|| message.strip_prefix("unknown field `"))?;
-    rest.split('`').next()
-}
-
-/// The field an error is about: the error's path, completed with the
-/// field quoted in "missing field" messages (whose path is the parent).
-fn field_of(path: &str, message: &str, root: &str) -> String {
-    match (quoted_field(message), path) {
-        (Some(name), ".") => name.to_owned(),
-        (Some(name), p) if p == name || p.ends_with(&format!(".{name}")) => p.to_owned(),
-        (Some(name), p) => format!("{p}.{name}"),
-        (None, ".") => root.to_owned(),
-        (None, p) => p.to_owned(),
-    }
-}
-
-/// Parses `bytes` as JSON into `T`; errors name the field.
+/// Parses `bytes` as JSON into `T`; errors are 400s naming the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("body", "a JSON object is required"));
-    }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return ApiError::bad_request("body", format!("malformed JSON: {inner}"));
-        }
-        let text = inner.to_string();
-        ApiError::bad_request(field_of(&path, &text, "body"), text)
-    })?;
-    de.end()
-        .map_err(|e| ApiError::bad_request("body", format!("malformed JSON: {e}")))?;
-    Ok(value)
+    decode::parse_json(bytes).map_err(|e| ApiError::bad_request(e.field, e.message))
 }
 
 impl<S, T> FromRequest<S> for JsonBody<T>
@@ -144,7 +95,7 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = body_bytes(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        if decode::is_blank(&bytes) {
             return Ok(Self(None));
         }
         parse_json(&bytes).map(|v| Self(Some(v)))
@@ -159,13 +110,9 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let query = parts.uri.query().unwrap_or("");
-        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(de).map(Self).map_err(|e| {
-            let path = e.path().to_string();
-            let text = e.into_inner().to_string();
-            ApiError::bad_request(field_of(&path, &text, "query"), text)
-        })
+        decode::parse_query(parts.uri.query().unwrap_or(""))
+            .map(Self)
+            .map_err(|e| ApiError::bad_request(e.field, e.message))
     }
 }
 
@@ -183,44 +130,5 @@ where
             .map_err(|rejection: PathRejection| {
                 ApiError::bad_request("path", rejection.body_text())
             })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use serde::Deserialize;
-
-    use super::*;
-
-    #[derive(Debug, Deserialize)]
-    #[serde(rename_all = "camelCase", deny_unknown_fields)]
-    #[allow(dead_code)]
-    struct Body {
-        is_draining: Option<bool>,
-        count: u32,
-        nested: Option<BTreeMap<String, u32>>,
-    }
-
-    fn field(json: &str) -> String {
-        parse_json::<Body>(json.as_bytes())
-            .unwrap_err()
-            .field()
-            .unwrap()
-            .to_owned()
-    }
-
-    #[test]
-    fn errors_name_the_field() {
-        assert_eq!(field(r#"{"count": -1}"#), "count");
-        assert_eq!(field(r#"{"count": "NaN"}"#), "count");
-        assert_eq!(field(r#"{"count": 1e40}"#), "count");
-        assert_eq!(field(r#"{"isDraining": true}"#), "count");
-        assert_eq!(field(r#"{"count": 1, "isDrainig": true}"#), "isDrainig");
-        assert_eq!(field(r#"{"count": 1, "nested": {"a": "x"}}"#), "nested.a");
-        assert_eq!(field(r#"{"count": 1"#), "body");
-        assert_eq!(field(r#"{"count": 1} x"#), "body");
-        assert_eq!(field(""), "body");
     }
 }

@@ -18,12 +18,10 @@
 //!   `{"error", "message", "code"}`.
 //! * [`auth`]: HS256 JWTs (`ADMIN`/`PROCTOR`/`STUDENT`), the worker token
 //!   and the cluster token, hashed and compared in constant time.
-//! * [`protocol`]: the wire format between workers and the control plane,
-//!   shared by [`client::HttpWorkerClient`] and the worker mode.
+//! * The wire format is the `vdi-cluster-protocol` crate, shared with the
+//!   node agent (`vdi-cluster-node`, behind `vdi-cluster worker`).
 //! * [`store`]: `memory`, `redis://…` or `postgres://…` from one URL.
 //! * [`server`]: `serve`, graceful shutdown, the background loop.
-//! * [`worker`]: `vdi-cluster worker`, what runs on each worker node — the
-//!   worker-side API, the heartbeat agent, provisioning.
 //! * [`demo`]: `vdi-cluster demo`, a control plane and simulated workers on
 //!   this machine.
 //!
@@ -56,13 +54,11 @@ pub mod events;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
-pub mod protocol;
 pub mod routes;
 pub mod server;
 pub mod state;
 pub mod store;
 pub mod views;
-pub mod worker;
 
 pub use error::ApiError;
 pub use routes::{RouteSpec, route_table, router};

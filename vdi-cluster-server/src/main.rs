@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use vdi_cluster_server::config::{Cli, Command};
-use vdi_cluster_server::{demo, server, worker};
+use vdi_cluster_server::{demo, server};
 
 fn init_tracing(default: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
@@ -34,7 +34,7 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Worker(args) => match worker::run(*args).await {
+        Command::Worker(args) => match vdi_cluster_node::run(*args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!(error = %e, "vdi-cluster worker failed");

@@ -11,16 +11,16 @@ use utoipa::openapi::security::{
 use utoipa::{Modify, OpenApi};
 
 use crate::auth::Access;
-use crate::protocol::{
-    AllocateRequest, AllocateResponse, CLUSTER_TOKEN_HEADER, ErrorBody, HeartbeatRequest,
-    HeartbeatResponse, JOIN_TOKEN_HEADER, JoinResponse, PrewarmRequest, PrewarmResponse,
-    RegisterRequest, ReleaseRequest, ReleaseResponse, SessionRef, WORKER_TOKEN_HEADER,
-};
 use crate::routes::join::{CreatedJoinToken, JoinTokenJson, JoinTokenList};
 use crate::routes::{HttpMethod, cluster, join, ops, route_table, sessions, workers};
 use crate::views::{
     AdminActionJson, DistributionEntry, DistributionJson, HealthJson, ReleaseJson, SessionJson,
     WorkerJson, WorkerList, WorkerSessionsJson,
+};
+use vdi_cluster_protocol::{
+    AllocateRequest, AllocateResponse, CLUSTER_TOKEN_HEADER, ErrorBody, HeartbeatRequest,
+    HeartbeatResponse, JOIN_TOKEN_HEADER, JoinResponse, PrewarmRequest, PrewarmResponse,
+    RegisterRequest, ReleaseRequest, ReleaseResponse, SessionRef, WORKER_TOKEN_HEADER,
 };
 
 /// Name of the bearer-JWT security scheme.

@@ -61,35 +61,6 @@ pub enum ServeError {
     },
 }
 
-/// Resolves when SIGTERM or Ctrl-C arrives.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
-}
-
 /// Serves `state` on `listener`, with the background loop, until
 /// `state.shutdown_token()` is cancelled; then shuts down gracefully,
 /// waiting up to `grace` for detached work.
@@ -220,7 +191,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     );
 
     tokio::spawn(async move {
-        shutdown_signal().await;
+        vdi_cluster_node::shutdown_signal().await;
         tracing::info!("shutdown requested: finishing requests in flight");
         shutdown.cancel();
     });

@@ -14,9 +14,9 @@ use vdi_cluster_core::store::AuditEntry;
 use crate::error::ApiError;
 use crate::events::sse_stream;
 use crate::extract::QueryParams;
-use crate::protocol::ErrorBody;
 use crate::state::AppState;
 use crate::views::{DistributionEntry, DistributionJson, SessionJson};
+use vdi_cluster_protocol::ErrorBody;
 
 const DISTRIBUTION_DEFAULT: usize = 100;
 const DISTRIBUTION_MAX: usize = 10_000;

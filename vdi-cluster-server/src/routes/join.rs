@@ -20,8 +20,8 @@ use super::check_not_reserved;
 use crate::auth::{Caller, hash_hex, new_worker_credential, random_secret};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, OptionalJsonBody, PathParams};
-use crate::protocol::{ErrorBody, JOIN_TOKEN_HEADER, JoinResponse, RegisterRequest};
 use crate::state::AppState;
+use vdi_cluster_protocol::{ErrorBody, JOIN_TOKEN_HEADER, JoinResponse, RegisterRequest};
 
 /// Default lifetime of a join token (1 hour).
 pub(crate) const DEFAULT_JOIN_TOKEN_TTL_SEC: u64 = 3600;

@@ -6,9 +6,9 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 
 use crate::error::ApiError;
-use crate::protocol::ErrorBody;
 use crate::state::AppState;
 use crate::views::HealthJson;
+use vdi_cluster_protocol::ErrorBody;
 
 /// Liveness: the process answers.
 #[utoipa::path(

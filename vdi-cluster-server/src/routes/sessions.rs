@@ -19,9 +19,9 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathParams};
 use crate::metrics::AllocationResult;
-use crate::protocol::ErrorBody;
 use crate::state::AppState;
 use crate::views::{ReleaseJson, SessionJson};
+use vdi_cluster_protocol::ErrorBody;
 
 /// Requirements on the worker that takes a session.
 #[derive(Debug, Default, Deserialize, ToSchema)]

@@ -19,9 +19,9 @@ use super::check_not_reserved;
 use crate::auth::{Caller, Principal, ensure_worker};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, OptionalJsonBody, PathParams, QueryParams};
-use crate::protocol::{ErrorBody, HeartbeatRequest, HeartbeatResponse, RegisterRequest};
 use crate::state::AppState;
 use crate::views::{AdminActionJson, SessionJson, WorkerJson, WorkerList, WorkerSessionsJson};
+use vdi_cluster_protocol::{ErrorBody, HeartbeatRequest, HeartbeatResponse, RegisterRequest};
 
 /// Longest drain deadline accepted (7 days).
 const MAX_DRAIN_DEADLINE_SEC: u64 = 7 * 24 * 3600;

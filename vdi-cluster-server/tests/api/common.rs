@@ -18,12 +18,12 @@ use tokio_util::sync::CancellationToken;
 use vdi_cluster_core::service::BackgroundConfig;
 use vdi_cluster_core::testkit::SimulatedWorkers;
 use vdi_cluster_core::{MemoryStore, ServiceConfig, Store, WorkerClient};
-use vdi_cluster_server::auth::{AuthConfig, Role, mint_jwt};
-use vdi_cluster_server::client::HttpWorkerClient;
-use vdi_cluster_server::protocol::{
+use vdi_cluster_protocol::{
     AllocateRequest, PrewarmRequest, ReleaseRequest, WORKER_ALLOCATE_PATH, WORKER_PREWARM_PATH,
     WORKER_RELEASE_PATH,
 };
+use vdi_cluster_server::auth::{AuthConfig, Role, mint_jwt};
+use vdi_cluster_server::client::HttpWorkerClient;
 use vdi_cluster_server::server::run;
 use vdi_cluster_server::{AppState, HttpLimits};
 

@@ -32,13 +32,13 @@ use tokio_util::sync::CancellationToken;
 use vdi_cluster_core::worker::MAX_LIVE_SESSIONS;
 use vdi_cluster_core::{SessionKey, WorkerDescription, WorkerId};
 
-use super::host::{HostFacts, HostProbe, HostUsage};
-use super::node::{AdminView, WorkerNode};
-use crate::protocol::{
+use crate::config::CapacityConfig;
+use crate::host::{HostFacts, HostProbe, HostUsage};
+use crate::node::{AdminView, WorkerNode};
+use vdi_cluster_protocol::{
     DEREGISTER_PATH, ErrorBody, HEARTBEAT_PATH, HeartbeatRequest, HeartbeatResponse, JOIN_PATH,
     JOIN_TOKEN_HEADER, JoinResponse, RegisterRequest, SessionRef, WORKER_TOKEN_HEADER,
 };
-use crate::worker::config::CapacityConfig;
 
 /// Shortest wait between two heartbeats, whatever an answer asks.
 pub const MIN_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);

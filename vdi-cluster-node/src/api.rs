@@ -26,17 +26,17 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use vdi_cluster_core::{ExamId, SessionKey, ValidationError};
 
-use super::agent::{Agent, ControlPlaneView};
-use super::node::{AdminView, NodeError, NodeSession, WorkerNode};
-use super::provision::ProvisionError;
-use crate::auth::TokenHash;
-use crate::error::ApiError;
-use crate::extract::JsonBody;
-use crate::protocol::{
+use vdi_cluster_protocol::credentials::TokenHash;
+use vdi_cluster_protocol::{
     AllocateRequest, AllocateResponse, CLUSTER_TOKEN_HEADER, PrewarmRequest, PrewarmResponse,
     ReleaseRequest, ReleaseResponse, WORKER_ALLOCATE_PATH, WORKER_PREWARM_PATH,
     WORKER_RELEASE_PATH, WORKER_STATUS_PATH,
 };
+
+use crate::agent::{Agent, ControlPlaneView};
+use crate::http::{HttpError, JsonBody};
+use crate::node::{AdminView, NodeError, NodeSession, WorkerNode};
+use crate::provision::ProvisionError;
 
 /// Largest request body the worker reads.
 pub const WORKER_BODY_LIMIT: usize = 64 * 1024;
@@ -63,7 +63,7 @@ impl WorkerApi {
     }
 }
 
-impl From<NodeError> for ApiError {
+impl From<NodeError> for HttpError {
     fn from(e: NodeError) -> Self {
         let status = match &e {
             NodeError::Disabled(_) | NodeError::Draining(_) | NodeError::Full { .. } => {
@@ -72,26 +72,30 @@ impl From<NodeError> for ApiError {
             NodeError::Provision(ProvisionError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
             NodeError::Provision(_) | NodeError::StartFailed(_) => StatusCode::BAD_GATEWAY,
         };
-        ApiError::new(status, e.to_string())
+        HttpError::new(status, e.to_string())
     }
 }
 
 async fn require_cluster_token(State(api): State<WorkerApi>, req: Request, next: Next) -> Response {
     match req.headers().get(CLUSTER_TOKEN_HEADER) {
         Some(v) if api.cluster_token.matches(v.as_bytes()) => next.run(req).await,
-        Some(_) => ApiError::unauthorized("invalid x-cluster-token").into_response(),
-        None => ApiError::unauthorized("x-cluster-token is required").into_response(),
+        Some(_) => {
+            HttpError::new(StatusCode::UNAUTHORIZED, "invalid x-cluster-token").into_response()
+        }
+        None => {
+            HttpError::new(StatusCode::UNAUTHORIZED, "x-cluster-token is required").into_response()
+        }
     }
 }
 
-fn key(exam_id: String, user_id: String) -> Result<SessionKey, ApiError> {
+fn key(exam_id: String, user_id: String) -> Result<SessionKey, HttpError> {
     Ok(SessionKey::parse(exam_id, user_id)?)
 }
 
 async fn allocate(
     State(api): State<WorkerApi>,
     JsonBody(body): JsonBody<AllocateRequest>,
-) -> Result<Json<AllocateResponse>, ApiError> {
+) -> Result<Json<AllocateResponse>, HttpError> {
     let key = key(body.exam_id, body.user_id)?;
     let session = api.node.allocate(&key).await?;
     Ok(Json(AllocateResponse { session }))
@@ -100,7 +104,7 @@ async fn allocate(
 async fn release(
     State(api): State<WorkerApi>,
     JsonBody(body): JsonBody<ReleaseRequest>,
-) -> Result<Json<ReleaseResponse>, ApiError> {
+) -> Result<Json<ReleaseResponse>, HttpError> {
     let key = key(body.exam_id, body.user_id)?;
     let released = api.node.release(&key).await?;
     Ok(Json(ReleaseResponse { released }))
@@ -109,10 +113,10 @@ async fn release(
 async fn prewarm(
     State(api): State<WorkerApi>,
     JsonBody(body): JsonBody<PrewarmRequest>,
-) -> Result<Json<PrewarmResponse>, ApiError> {
+) -> Result<Json<PrewarmResponse>, HttpError> {
     let exam = ExamId::parse("examId", body.exam_id)?;
     if body.count == 0 || body.count > MAX_PREWARM_PER_CALL {
-        return Err(ApiError::invalid(ValidationError::new(
+        return Err(HttpError::invalid(ValidationError::new(
             "count",
             format!("must be from 1 to {MAX_PREWARM_PER_CALL}"),
         )));
@@ -176,13 +180,20 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-async fn not_found(method: Method, uri: Uri) -> ApiError {
-    ApiError::not_found(format!("No route for {method} {}", uri.path()))
+async fn not_found(method: Method, uri: Uri) -> HttpError {
+    HttpError::new(
+        StatusCode::NOT_FOUND,
+        format!("No route for {method} {}", uri.path()),
+    )
 }
 
 fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a worker handler panicked");
-    ApiError::internal().into_response()
+    HttpError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error; the request may be retried",
+    )
+    .into_response()
 }
 
 /// The worker-side router.

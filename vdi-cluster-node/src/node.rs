@@ -28,7 +28,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use vdi_cluster_core::{ExamId, SessionKey, WorkerId};
 
-use super::provision::{Machine, ProvisionError, Provisioner};
+use crate::provision::{Machine, ProvisionError, Provisioner};
 
 /// What the control plane last said about this node's admin state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -552,7 +552,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::worker::provision::SimulatedProvisioner;
+    use crate::provision::SimulatedProvisioner;
 
     fn node(max: u32, latency_ms: u64, failure_rate: f64) -> Arc<WorkerNode> {
         let code = WorkerId::parse("code", "w1").unwrap();

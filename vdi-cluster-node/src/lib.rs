@@ -1,4 +1,7 @@
-//! Worker mode: `vdi-cluster worker`, what runs on each worker node.
+//! # vdi-cluster-node
+//!
+//! The node agent: what runs on each worker node behind `vdi-cluster
+//! worker`.
 //!
 //! One process serves the worker-side API of seed 000
 //! (`POST /api/vdi/cluster/allocate|release|prewarm`, [`api`]) and runs the
@@ -20,16 +23,20 @@
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use clap::Parser;
 //! use tokio_util::sync::CancellationToken;
-//! use vdi_cluster_server::config::{Cli, Command};
-//! use vdi_cluster_server::worker;
+//! use vdi_cluster_node::config::WorkerArgs;
 //!
-//! let cli = Cli::parse_from(["vdi-cluster", "worker", "--code", "w1", "--cluster-token", "t",
+//! #[derive(Parser)]
+//! struct Cli {
+//!     #[command(flatten)]
+//!     worker: WorkerArgs,
+//! }
+//!
+//! let cli = Cli::parse_from(["worker", "--code", "w1", "--cluster-token", "t",
 //!                            "--listen", "127.0.0.1:0"]);
-//! let Command::Worker(args) = cli.command else { unreachable!() };
-//! let config = args.resolve()?;
+//! let config = cli.worker.resolve()?;
 //! let listener = tokio::net::TcpListener::bind(config.listen).await?;
 //! let shutdown = CancellationToken::new();
-//! worker::serve(config, listener, shutdown).await?;
+//! vdi_cluster_node::serve(config, listener, shutdown).await?;
 //! # Ok(()) }
 //! ```
 
@@ -37,6 +44,7 @@ pub mod agent;
 pub mod api;
 pub mod config;
 pub mod host;
+pub mod http;
 pub mod node;
 pub mod provision;
 
@@ -50,11 +58,10 @@ use tokio_util::sync::CancellationToken;
 
 use self::agent::{Agent, AgentConfig};
 use self::api::WorkerApi;
-use self::config::{ProvisionerConfig, WorkerArgs, WorkerConfig};
+use self::config::{ConfigError, ProvisionerConfig, WorkerArgs, WorkerConfig};
 use self::host::HostProbe;
 use self::node::WorkerNode;
 use self::provision::{CommandProvisioner, Provisioner, SimulatedProvisioner};
-use crate::config::ConfigError;
 
 /// How long calls in flight may run after shutdown starts.
 pub const WORKER_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -262,7 +269,7 @@ pub async fn run(args: WorkerArgs) -> Result<(), WorkerError> {
         running.node.max_sessions()
     );
     tokio::spawn(async move {
-        crate::server::shutdown_signal().await;
+        shutdown_signal().await;
         tracing::info!("shutdown requested: deregistering and finishing calls in flight");
         shutdown.cancel();
     });
@@ -272,5 +279,34 @@ pub async fn run(args: WorkerArgs) -> Result<(), WorkerError> {
             tracing::error!(error = %e, "the worker task failed");
             Ok(())
         }
+    }
+}
+
+/// Resolves when SIGTERM or Ctrl-C arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
     }
 }

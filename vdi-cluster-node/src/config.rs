@@ -11,7 +11,10 @@ use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, ValueEnum};
 use vdi_cluster_core::{CapacityInput, CapacitySpec, ValidationError, WorkerDescription, WorkerId};
 
-use crate::config::ConfigError;
+/// A configuration that parses but does not hold together.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
 
 /// Default CPU cores of one session's VM (seed 001: `EXAM_VM_CPUS=1.5`).
 pub const DEFAULT_VM_CPUS: f64 = 1.5;
@@ -27,7 +30,7 @@ pub enum ProvisionerKind {
     /// failure rate: demos and tests. Nothing real is started.
     Simulated,
     /// A configured program starts and stops machines (see
-    /// [`CommandProvisioner`](crate::worker::provision::CommandProvisioner)).
+    /// [`CommandProvisioner`](crate::provision::CommandProvisioner)).
     Command,
 }
 

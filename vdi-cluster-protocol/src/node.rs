@@ -1,8 +1,9 @@
-//! The wire format between worker nodes and the control plane.
+//! Control plane ↔ node agent: heartbeats, registration and the worker-side
+//! API.
 //!
 //! Everything a worker node and the control plane say to each other is
 //! defined here, once, so that the control plane's HTTP
-//! [`WorkerClient`](crate::client::HttpWorkerClient) and the worker mode
+//! `HttpWorkerClient` (in `vdi-cluster-server`) and the worker mode
 //! (which serves the worker-side API and runs the heartbeat agent) share the
 //! same types:
 //!
@@ -21,7 +22,7 @@
 //! heartbeats carry, in [`WORKER_TOKEN_HEADER`], the worker's own credential
 //! (received by joining) or the shared worker token when the control plane
 //! is configured with one. Every error, on either side, is an
-//! [`ErrorBody`]. Field names are camelCase, exactly as seed 000 writes them.
+//! [`ErrorBody`](crate::ErrorBody). Field names are camelCase, exactly as seed 000 writes them.
 //!
 //! Heartbeat and registration bodies tolerate unknown fields (an agent newer
 //! than the control plane during a rolling upgrade still gets through).
@@ -65,21 +66,6 @@ pub const WORKER_PREWARM_PATH: &str = "/api/vdi/cluster/prewarm";
 
 /// Longest accepted boot id.
 pub const MAX_BOOT_ID_LEN: usize = 128;
-
-/// The error body of every endpoint (seed 004):
-/// `{"error": "Not Found", "message": "Worker not found: w-9", "code": 404}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct ErrorBody {
-    /// The HTTP reason phrase (`Not Found`).
-    pub error: String,
-    /// What went wrong, for humans; names the field for bad input.
-    pub message: String,
-    /// The HTTP status code.
-    pub code: u16,
-    /// The offending field, in the API's camelCase spelling, for bad input.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-}
 
 /// One session, as worker heartbeats list them in `liveSessions`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -1,0 +1,126 @@
+//! How request bodies and query strings are read: strictly, with errors
+//! that name the offending field (`totalMemoryMb: invalid value: integer
+//! -1, expected u64`). Both programs — the control plane and the node
+//! agent — parse every body through here, so a malformed request gets the
+//! same 400 on either side.
+
+use serde::de::DeserializeOwned;
+use vdi_cluster_core::ValidationError;
+
+/// Whether a `content-type` value can carry a JSON body: JSON itself, and
+/// the two types plain clients send a JSON body with by default (`curl -d`
+/// sends form-urlencoded). The body is parsed as JSON either way.
+pub fn is_json_content_type(value: &str) -> bool {
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence.ends_with("+json")
+        || essence == "application/x-www-form-urlencoded"
+        || essence == "text/plain"
+}
+
+/// Whether a body is empty (only whitespace).
+pub fn is_blank(bytes: &[u8]) -> bool {
+    bytes.iter().all(u8::is_ascii_whitespace)
+}
+
+/// Pulls the field name out of serde's "missing field `x`" / "unknown
+/// field `x`" messages.
+fn quoted_field(message: &str) -> Option<&str> {
+    let rest = message
+        .strip_prefix("missing field `")
+        .or_else(|| message.strip_prefix("unknown field `"))?;
+    rest.split('`').next()
+}
+
+/// The field an error is about: the error's path, completed with the
+/// field quoted in "missing field" messages (whose path is the parent).
+fn field_of(path: &str, message: &str, root: &str) -> String {
+    match (quoted_field(message), path) {
+        (Some(name), ".") => name.to_owned(),
+        (Some(name), p) if p == name || p.ends_with(&format!(".{name}")) => p.to_owned(),
+        (Some(name), p) => format!("{p}.{name}"),
+        (None, ".") => root.to_owned(),
+        (None, p) => p.to_owned(),
+    }
+}
+
+/// Parses `bytes` as one JSON value into `T`; errors name the field
+/// (`body` when the JSON itself is malformed or missing).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ValidationError> {
+    if is_blank(bytes) {
+        return Err(ValidationError::new("body", "a JSON object is required"));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ValidationError::new("body", format!("malformed JSON: {inner}"));
+        }
+        let text = inner.to_string();
+        ValidationError::new(field_of(&path, &text, "body"), text)
+    })?;
+    de.end()
+        .map_err(|e| ValidationError::new("body", format!("malformed JSON: {e}")))?;
+    Ok(value)
+}
+
+/// Parses a query string (without `?`) into `T`; errors name the
+/// parameter (`query` when it is not about one).
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ValidationError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let text = e.into_inner().to_string();
+        ValidationError::new(field_of(&path, &text, "query"), text)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        is_draining: Option<bool>,
+        count: u32,
+        nested: Option<BTreeMap<String, u32>>,
+    }
+
+    fn field(json: &str) -> String {
+        parse_json::<Body>(json.as_bytes()).unwrap_err().field
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(field(r#"{"count": -1}"#), "count");
+        assert_eq!(field(r#"{"count": "NaN"}"#), "count");
+        assert_eq!(field(r#"{"count": 1e40}"#), "count");
+        assert_eq!(field(r#"{"isDraining": true}"#), "count");
+        assert_eq!(field(r#"{"count": 1, "isDrainig": true}"#), "isDrainig");
+        assert_eq!(field(r#"{"count": 1, "nested": {"a": "x"}}"#), "nested.a");
+        assert_eq!(field(r#"{"count": 1"#), "body");
+        assert_eq!(field(r#"{"count": 1} x"#), "body");
+        assert_eq!(field(""), "body");
+    }
+
+    #[test]
+    fn json_content_types() {
+        assert!(is_json_content_type("application/json; charset=utf-8"));
+        assert!(is_json_content_type("application/merge-patch+json"));
+        assert!(is_json_content_type("application/x-www-form-urlencoded"));
+        assert!(!is_json_content_type("application/xml"));
+        assert!(!is_json_content_type("multipart/form-data; boundary=x"));
+    }
+}
