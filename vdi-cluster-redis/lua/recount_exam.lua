@@ -1,5 +1,7 @@
 -- recount_exam.lua: check one exam's affinity counts against its dispatch
 -- records, and repair them when asked (DispatchStore::recount).
+-- Shared helpers (decrement, uncount, changed_since_read, …) come from
+-- lua/prelude.lua, prepended when the script is loaded.
 --
 -- The caller read the exam's dispatch keys beforehand and passes them; if
 -- the set changed since, nothing is judged and the current members are
@@ -19,25 +21,9 @@ local affinity, sessions = KEYS[1], KEYS[2]
 local repair = ARGV[1] == '1'
 
 local members = redis.call('SMEMBERS', sessions)
-local expected = {}
-for i = 3, #KEYS do
-  expected[KEYS[i]] = true
-end
-local same = #members == #KEYS - 2
-if same then
-  for _, m in ipairs(members) do
-    if not expected[m] then
-      same = false
-      break
-    end
-  end
-end
-if not same then
-  local out = {'retry'}
-  for i, m in ipairs(members) do
-    out[i + 1] = m
-  end
-  return out
+local retry = changed_since_read(members, function(key) return key end)
+if retry then
+  return retry
 end
 
 local actual, stale = {}, 0
@@ -70,11 +56,7 @@ local function check(w)
     out[#out + 1] = tostring(a)
   end
   if repair and (s ~= a or a == 0) then
-    if a > 0 then
-      redis.call('HSET', affinity, w, a)
-    else
-      redis.call('HDEL', affinity, w)
-    end
+    store_count(affinity, w, a)
   end
 end
 for w in pairs(stored) do

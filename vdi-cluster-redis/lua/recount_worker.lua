@@ -1,5 +1,7 @@
 -- recount_worker.lua: check one worker's dispatched count against its
 -- dispatch records, and repair it when asked (DispatchStore::recount).
+-- Shared helpers (decrement, uncount, changed_since_read, …) come from
+-- lua/prelude.lua, prepended when the script is loaded.
 --
 -- The caller read the worker's index members beforehand and passes their
 -- dispatch keys; if the index changed since, nothing is judged and the
@@ -20,25 +22,9 @@ local counts, index = KEYS[1], KEYS[2]
 local worker, repair = ARGV[1], ARGV[2] == '1'
 
 local members = redis.call('ZRANGEBYLEX', index, '[' .. worker .. ' ', '(' .. worker .. '!')
-local expected = {}
-for i = 3, #KEYS do
-  expected[worker .. ' ' .. KEYS[i]] = true
-end
-local same = #members == #KEYS - 2
-if same then
-  for _, m in ipairs(members) do
-    if not expected[m] then
-      same = false
-      break
-    end
-  end
-end
-if not same then
-  local out = {'retry'}
-  for i, m in ipairs(members) do
-    out[i + 1] = m
-  end
-  return out
+local retry = changed_since_read(members, function(key) return worker .. ' ' .. key end)
+if retry then
+  return retry
 end
 
 local actual, stale = 0, 0
@@ -56,10 +42,6 @@ end
 local raw = redis.call('HGET', counts, worker)
 local stored = tonumber(raw or '0') or 0
 if repair and (stored ~= actual or (raw and actual == 0)) then
-  if actual > 0 then
-    redis.call('HSET', counts, worker, actual)
-  else
-    redis.call('HDEL', counts, worker)
-  end
+  store_count(counts, worker, actual)
 end
 return {'ok', tostring(stored), tostring(actual), raw and '1' or '0', tostring(stale)}

@@ -1,5 +1,7 @@
 -- release.lua: remove a session's dispatch with its counters
 -- (DispatchStore::release). Idempotent.
+-- Shared helpers (decrement, uncount, changed_since_read, …) come from
+-- lua/prelude.lua, prepended when the script is loaded.
 --
 -- KEYS[1]  dispatch record (hash)          {p}:dispatch:exam:{e}:user:{u}
 -- KEYS[2]  dispatched counts (hash)        {p}:dispatched
@@ -13,15 +15,6 @@
 
 local record, counts, index, sessions, affinity = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
-local function decrement(hash, field)
-  local n = tonumber(redis.call('HGET', hash, field) or '0') or 0
-  if n > 1 then
-    redis.call('HINCRBY', hash, field, -1)
-  else
-    redis.call('HDEL', hash, field)
-  end
-end
-
 local cur = redis.call('HMGET', record, 'id', 'worker')
 if not cur[1] or (ARGV[1] ~= '' and cur[1] ~= ARGV[1]) then
   return {}
@@ -31,8 +24,6 @@ local removed = redis.call('HGETALL', record)
 redis.call('DEL', record)
 redis.call('SREM', sessions, record)
 if cur[2] then
-  decrement(counts, cur[2])
-  redis.call('ZREM', index, cur[2] .. ' ' .. record)
-  decrement(affinity, cur[2])
+  uncount(record, cur[2], counts, index, affinity)
 end
 return removed

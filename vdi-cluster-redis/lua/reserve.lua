@@ -1,4 +1,6 @@
 -- reserve.lua: compare-and-reserve one slot (DispatchStore::reserve).
+-- Shared helpers (decrement, uncount, changed_since_read, …) come from
+-- lua/prelude.lua, prepended when the script is loaded.
 --
 -- Checks, in one atomic step, the session's existing dispatch and the target
 -- worker's stored capacity (max, reported, accepting) and dispatched count,
@@ -26,23 +28,6 @@ local record, worker, counts, index, sessions, affinity =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local target, supersede = ARGV[1], ARGV[2]
 
-local function decrement(hash, field)
-  local n = tonumber(redis.call('HGET', hash, field) or '0') or 0
-  if n > 1 then
-    redis.call('HINCRBY', hash, field, -1)
-  else
-    redis.call('HDEL', hash, field)
-  end
-end
-
-local function tagged(tag, flat)
-  local out = {tag}
-  for i = 1, #flat do
-    out[i + 1] = flat[i]
-  end
-  return out
-end
-
 local existing = redis.call('HMGET', record, 'id', 'worker')
 local old_worker = nil
 if existing[1] then
@@ -68,9 +53,7 @@ local old = {}
 if old_worker then
   old = redis.call('HGETALL', record)
   redis.call('DEL', record)
-  decrement(counts, old_worker)
-  redis.call('ZREM', index, old_worker .. ' ' .. record)
-  decrement(affinity, old_worker)
+  uncount(record, old_worker, counts, index, affinity)
 end
 
 local fields = {}

@@ -1,5 +1,7 @@
 -- undo.lua: remove a reservation that was never confirmed, with its
 -- counters (DispatchStore::undo).
+-- Shared helpers (decrement, uncount, changed_since_read, …) come from
+-- lua/prelude.lua, prepended when the script is loaded.
 --
 -- KEYS[1]  dispatch record (hash)          {p}:dispatch:exam:{e}:user:{u}
 -- KEYS[2]  dispatched counts (hash)        {p}:dispatched
@@ -12,23 +14,12 @@
 
 local record, counts, index, sessions, affinity = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
-local function decrement(hash, field)
-  local n = tonumber(redis.call('HGET', hash, field) or '0') or 0
-  if n > 1 then
-    redis.call('HINCRBY', hash, field, -1)
-  else
-    redis.call('HDEL', hash, field)
-  end
-end
-
 local cur = redis.call('HMGET', record, 'id', 'state', 'worker')
 if cur[1] ~= ARGV[1] or cur[2] ~= 'reserved' or not cur[3] then
   return 0
 end
 
 redis.call('DEL', record)
-decrement(counts, cur[3])
-redis.call('ZREM', index, cur[3] .. ' ' .. record)
 redis.call('SREM', sessions, record)
-decrement(affinity, cur[3])
+uncount(record, cur[3], counts, index, affinity)
 return 1

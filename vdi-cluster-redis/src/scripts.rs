@@ -4,110 +4,127 @@
 //! `ARGV` and reply. [`redis::Script`] runs it by `EVALSHA` and, when the
 //! server does not know the hash (first use, or after a restart), loads it
 //! and retries. Every key a script touches is passed in `KEYS`.
+//!
+//! The helpers several scripts share (counting down, the recount scripts'
+//! "has the set changed since the caller read it" check) are written once,
+//! in `lua/prelude.lua`, and prepended to every script when it is loaded:
+//! each atomic step is still one script and one round trip.
 
 use std::sync::LazyLock;
 
 use redis::Script;
 
-/// All scripts of the backend.
-#[derive(Debug)]
-pub(crate) struct Scripts {
-    /// `lua/reserve.lua`.
-    pub(crate) reserve: Script,
-    /// `lua/confirm.lua`.
-    pub(crate) confirm: Script,
-    /// `lua/undo.lua`.
-    pub(crate) undo: Script,
-    /// `lua/release.lua`.
-    pub(crate) release: Script,
-    /// `lua/mark_orphaned.lua`.
-    pub(crate) mark_orphaned: Script,
-    /// `lua/put_worker.lua`.
-    pub(crate) put_worker: Script,
-    /// `lua/delete_worker.lua`.
-    pub(crate) delete_worker: Script,
-    /// `lua/lease_acquire.lua`.
-    pub(crate) lease_acquire: Script,
-    /// `lua/lease_release.lua`.
-    pub(crate) lease_release: Script,
-    /// `lua/recount_worker.lua`.
-    pub(crate) recount_worker: Script,
-    /// `lua/recount_exam.lua`.
-    pub(crate) recount_exam: Script,
-    /// `lua/redeem_join_token.lua`.
-    pub(crate) redeem_join_token: Script,
-    /// `lua/put_join_token.lua`.
-    pub(crate) put_join_token: Script,
+/// The helpers every script is loaded with.
+const PRELUDE: &str = include_str!("../lua/prelude.lua");
+
+/// Declares the scripts, one `lua/<name>.lua` each.
+macro_rules! scripts {
+    ($($name:ident),* $(,)?) => {
+        /// All scripts of the backend, each with the prelude.
+        #[derive(Debug)]
+        pub(crate) struct Scripts {
+            $(
+                #[doc = concat!("`lua/", stringify!($name), ".lua`.")]
+                pub(crate) $name: Script,
+            )*
+        }
+
+        /// Every script's own source (without the prelude), by name.
+        #[cfg(test)]
+        const SOURCES: &[(&str, &str)] = &[
+            $((stringify!($name), include_str!(concat!("../lua/", stringify!($name), ".lua"))),)*
+        ];
+
+        #[cfg(test)]
+        impl Scripts {
+            /// Every loaded script, by name.
+            fn all(&self) -> Vec<(&'static str, &Script)> {
+                vec![$((stringify!($name), &self.$name),)*]
+            }
+        }
+
+        /// The scripts, hashed once.
+        pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+            $($name: load(include_str!(concat!("../lua/", stringify!($name), ".lua"))),)*
+        });
+    };
 }
 
-/// The scripts, hashed once.
-pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    reserve: Script::new(include_str!("../lua/reserve.lua")),
-    confirm: Script::new(include_str!("../lua/confirm.lua")),
-    undo: Script::new(include_str!("../lua/undo.lua")),
-    release: Script::new(include_str!("../lua/release.lua")),
-    mark_orphaned: Script::new(include_str!("../lua/mark_orphaned.lua")),
-    put_worker: Script::new(include_str!("../lua/put_worker.lua")),
-    delete_worker: Script::new(include_str!("../lua/delete_worker.lua")),
-    lease_acquire: Script::new(include_str!("../lua/lease_acquire.lua")),
-    lease_release: Script::new(include_str!("../lua/lease_release.lua")),
-    recount_worker: Script::new(include_str!("../lua/recount_worker.lua")),
-    recount_exam: Script::new(include_str!("../lua/recount_exam.lua")),
-    redeem_join_token: Script::new(include_str!("../lua/redeem_join_token.lua")),
-    put_join_token: Script::new(include_str!("../lua/put_join_token.lua")),
-});
+scripts!(
+    reserve,
+    confirm,
+    undo,
+    release,
+    mark_orphaned,
+    put_worker,
+    delete_worker,
+    lease_acquire,
+    lease_release,
+    recount_worker,
+    recount_exam,
+    redeem_join_token,
+    put_join_token,
+);
+
+/// A script with the prelude in front of it.
+fn load(source: &str) -> Script {
+    Script::new(&[PRELUDE, "\n", source].concat())
+}
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
 
     #[test]
     fn every_script_has_a_header_and_distinct_hash() {
-        let s = &*SCRIPTS;
-        let all = [
-            (&s.reserve, include_str!("../lua/reserve.lua")),
-            (&s.confirm, include_str!("../lua/confirm.lua")),
-            (&s.undo, include_str!("../lua/undo.lua")),
-            (&s.release, include_str!("../lua/release.lua")),
-            (&s.mark_orphaned, include_str!("../lua/mark_orphaned.lua")),
-            (&s.put_worker, include_str!("../lua/put_worker.lua")),
-            (&s.delete_worker, include_str!("../lua/delete_worker.lua")),
-            (&s.lease_acquire, include_str!("../lua/lease_acquire.lua")),
-            (&s.lease_release, include_str!("../lua/lease_release.lua")),
-            (&s.recount_worker, include_str!("../lua/recount_worker.lua")),
-            (&s.recount_exam, include_str!("../lua/recount_exam.lua")),
-            (
-                &s.redeem_join_token,
-                include_str!("../lua/redeem_join_token.lua"),
-            ),
-            (&s.put_join_token, include_str!("../lua/put_join_token.lua")),
-        ];
-        let hashes: std::collections::HashSet<&str> =
-            all.iter().map(|(script, _)| script.get_hash()).collect();
-        assert_eq!(hashes.len(), all.len());
-        for (_, source) in all {
-            assert!(source.contains("KEYS[1]"), "header names KEYS");
-            assert!(source.contains("Returns"), "header names the reply");
+        let all = SCRIPTS.all();
+        let hashes: HashSet<&str> = all.iter().map(|(_, script)| script.get_hash()).collect();
+        assert_eq!(all.len(), SOURCES.len());
+        assert_eq!(hashes.len(), SOURCES.len());
+        for (name, source) in SOURCES {
+            assert!(source.contains("KEYS[1]"), "{name}: header names KEYS");
+            assert!(source.contains("Returns"), "{name}: header names the reply");
+        }
+    }
+
+    #[test]
+    fn the_prelude_only_defines_local_functions() {
+        for line in PRELUDE.lines() {
+            let code = line.trim_start();
+            let top_level = !line.starts_with(' ') && !code.is_empty() && !code.starts_with("--");
+            if top_level {
+                assert!(
+                    code.starts_with("local function ") || code == "end",
+                    "prelude runs code on load: {line}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn no_script_redefines_a_prelude_helper() {
+        let helpers: Vec<&str> = PRELUDE
+            .lines()
+            .filter_map(|l| l.strip_prefix("local function "))
+            .filter_map(|l| l.split('(').next())
+            .collect();
+        assert!(helpers.contains(&"decrement"));
+        for (name, source) in SOURCES {
+            for helper in &helpers {
+                assert!(
+                    !source.contains(&format!("local function {helper}(")),
+                    "{name}.lua redefines the prelude's {helper}"
+                );
+            }
         }
     }
 
     #[test]
     fn no_script_builds_a_key_name() {
-        for source in [
-            include_str!("../lua/reserve.lua"),
-            include_str!("../lua/confirm.lua"),
-            include_str!("../lua/undo.lua"),
-            include_str!("../lua/release.lua"),
-            include_str!("../lua/mark_orphaned.lua"),
-            include_str!("../lua/put_worker.lua"),
-            include_str!("../lua/delete_worker.lua"),
-            include_str!("../lua/lease_acquire.lua"),
-            include_str!("../lua/lease_release.lua"),
-            include_str!("../lua/recount_worker.lua"),
-            include_str!("../lua/recount_exam.lua"),
-            include_str!("../lua/redeem_join_token.lua"),
-            include_str!("../lua/put_join_token.lua"),
-        ] {
+        let all = SOURCES.iter().map(|(_, s)| *s).chain([PRELUDE]);
+        for source in all {
             for line in source.lines().filter(|l| !l.trim_start().starts_with("--")) {
                 // Key names are colon-separated; a string literal holding a
                 // colon in code would be a key built inside Lua.

@@ -1,0 +1,64 @@
+-- prelude.lua: helpers shared by the scripts, prepended to each one when
+-- it is loaded (each step is still one EVALSHA of one script). Only local
+-- functions: nothing here reads KEYS or ARGV or touches Redis on load.
+
+-- Removes one from a count in a hash; a count that reaches zero is
+-- deleted, never left at zero or below.
+local function decrement(hash, field)
+  local n = tonumber(redis.call('HGET', hash, field) or '0') or 0
+  if n > 1 then
+    redis.call('HINCRBY', hash, field, -1)
+  else
+    redis.call('HDEL', hash, field)
+  end
+end
+
+-- Sets a count in a hash; zero deletes it.
+local function store_count(hash, field, n)
+  if n > 0 then
+    redis.call('HSET', hash, field, n)
+  else
+    redis.call('HDEL', hash, field)
+  end
+end
+
+-- Takes a dispatch record `record` on worker `worker` out of the worker's
+-- counters: its dispatched count, the worker index and the exam's affinity.
+local function uncount(record, worker, counts, index, affinity)
+  decrement(counts, worker)
+  redis.call('ZREM', index, worker .. ' ' .. record)
+  decrement(affinity, worker)
+end
+
+-- {tag, flat[1], flat[2], …}
+local function tagged(tag, flat)
+  local out = {tag}
+  for i = 1, #flat do
+    out[i + 1] = flat[i]
+  end
+  return out
+end
+
+-- The recount scripts are handed the members the caller read (KEYS[3…]);
+-- `member_of(key)` is how a key appears in `members`, what the store holds
+-- now. Returns nil when they are the same, else {'retry', member, …} for
+-- the caller to try again with.
+local function changed_since_read(members, member_of)
+  local expected = {}
+  for i = 3, #KEYS do
+    expected[member_of(KEYS[i])] = true
+  end
+  local same = #members == #KEYS - 2
+  if same then
+    for _, m in ipairs(members) do
+      if not expected[m] then
+        same = false
+        break
+      end
+    end
+  end
+  if same then
+    return nil
+  end
+  return tagged('retry', members)
+end
