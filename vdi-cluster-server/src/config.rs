@@ -214,6 +214,22 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1_024..=67_108_864))]
     pub body_limit_bytes: u64,
 
+    /// Longest time a new connection may take to send its request head,
+    /// seconds.
+    #[arg(long, env = "VDI_HEADER_READ_TIMEOUT_SEC", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub header_read_timeout_sec: u64,
+
+    /// Close a connection idle (no bytes either way) this long, seconds.
+    #[arg(long, env = "VDI_IDLE_TIMEOUT_SEC", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub idle_timeout_sec: u64,
+
+    /// Most connections open at once (also capped by the open-file limit).
+    #[arg(long, env = "VDI_MAX_CONNECTIONS", default_value_t = 4_096,
+          value_parser = clap::value_parser!(u64).range(16..=1_000_000))]
+    pub max_connections: u64,
+
     /// Lifetime of the ADMIN token printed when JWT_SECRET is unset.
     #[arg(long, env = "VDI_ADMIN_TOKEN_TTL_SEC", default_value_t = 43_200,
           value_parser = clap::value_parser!(u64).range(60..=2_592_000))]
@@ -294,6 +310,9 @@ impl ServeArgs {
         HttpLimits {
             body_bytes: usize::try_from(self.body_limit_bytes).unwrap_or(usize::MAX),
             request_timeout: Duration::from_secs(self.request_timeout_sec),
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_sec),
+            idle_timeout: Duration::from_secs(self.idle_timeout_sec),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
         }
     }
 

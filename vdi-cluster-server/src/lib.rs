@@ -52,6 +52,7 @@ pub mod demo;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod listener;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;

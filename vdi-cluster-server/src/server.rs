@@ -30,6 +30,7 @@ use vdi_cluster_core::service::{BackgroundConfig, run_background};
 use crate::auth::{AuthConfig, MintError, Role, mint_jwt, random_secret};
 use crate::client::{ClientBuildError, HttpWorkerClient};
 use crate::config::{ConfigError, ServeArgs, TokenArgs};
+use crate::listener;
 use crate::routes::router;
 use crate::state::AppState;
 use crate::store::{StoreError, StoreOptions, open_store, redact};
@@ -77,9 +78,7 @@ pub async fn run(
         shutdown.clone().cancelled_owned(),
     ));
     let app = router(state.clone());
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
+    let served = listener::serve(listener, app, state.limits(), shutdown.clone()).await;
     // Whatever ended the server, stop the background loop too.
     shutdown.cancel();
     state.tasks().close();
@@ -165,9 +164,20 @@ pub async fn prepare(
 
     let client = HttpWorkerClient::new(Some(&cluster_token), config.worker_call_timeout)?;
     drop(cluster_token);
+    let mut limits = args.limits();
+    if let Some(fit) = listener::raise_fd_limit()
+        && fit < limits.max_connections
+    {
+        tracing::warn!(
+            configured = limits.max_connections,
+            fit,
+            "VDI_MAX_CONNECTIONS lowered to what the open-file limit allows"
+        );
+        limits.max_connections = fit.max(16);
+    }
     Ok(AppState::builder(opened.store, Arc::new(client), auth)
         .config(config)
-        .limits(args.limits())
+        .limits(limits)
         .store_name(opened.kind.name())
         .shutdown(shutdown)
         .build())

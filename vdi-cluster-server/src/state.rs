@@ -26,6 +26,16 @@ pub struct HttpLimits {
     /// Longest time to produce a response (60 s); longer is a 408. Work
     /// already started (an allocation) runs to its end regardless.
     pub request_timeout: Duration,
+    /// Longest time a new connection may take to send a complete request
+    /// head (10 s); slower peers are disconnected.
+    pub header_read_timeout: Duration,
+    /// A connection with no bytes either way for this long (60 s) is shut
+    /// down gracefully (a request in progress still gets its answer).
+    pub idle_timeout: Duration,
+    /// Most connections open at once (4,096, and never more than the
+    /// process's file-descriptor limit allows); at the cap, new
+    /// connections wait for one to close.
+    pub max_connections: usize,
 }
 
 impl Default for HttpLimits {
@@ -33,6 +43,9 @@ impl Default for HttpLimits {
         Self {
             body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(60),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 4_096,
         }
     }
 }

@@ -8,6 +8,7 @@ mod auth_matrix;
 mod backends;
 mod bad_input;
 mod common;
+mod connections;
 mod deploy;
 mod join;
 mod openapi;
