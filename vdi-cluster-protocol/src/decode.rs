@@ -49,10 +49,13 @@ fn field_of(path: &str, message: &str, root: &str) -> String {
     }
 }
 
-/// Parses `bytes` as one JSON value into `T`; errors name the field
-/// (`body` when the JSON itself is malformed or missing).
+/// Parses `bytes` as one JSON object into `T`; errors name the field
+/// (`body` when the JSON itself is malformed, missing or not an object —
+/// every body of the API is an object, and serde would otherwise read an
+/// array such as `[null, null]` as a struct's fields in order).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ValidationError> {
-    if is_blank(bytes) {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
         return Err(ValidationError::new("body", "a JSON object is required"));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
@@ -113,6 +116,21 @@ mod tests {
         assert_eq!(field(r#"{"count": 1"#), "body");
         assert_eq!(field(r#"{"count": 1} x"#), "body");
         assert_eq!(field(""), "body");
+    }
+
+    #[test]
+    fn only_objects_are_bodies() {
+        for body in ["[1, null, null]", "[]", "null", "1", "\"x\"", "true"] {
+            let e = parse_json::<Body>(body.as_bytes()).unwrap_err();
+            assert_eq!(
+                (e.field.as_str(), e.message.as_str()),
+                ("body", "a JSON object is required"),
+                "{body}"
+            );
+        }
+        #[derive(Debug, Deserialize)]
+        struct Loose {}
+        assert!(parse_json::<Loose>(b" \n {} ").is_ok());
     }
 
     #[test]

@@ -102,6 +102,9 @@ async fn bad_heartbeats_name_the_field_and_write_nothing() {
     assert_names(&raw("{\"code\": ", "application/json").await, 400, "body");
     assert_names(&raw("", "application/json").await, 400, "body");
     assert_names(&raw("42", "application/json").await, 400, "body");
+    // An array is not read as the body's fields in order.
+    let array = r#"["w-1", "", "", 8, 12288, 0, 0, 1, 2048, 0]"#;
+    assert_names(&raw(array, "application/json").await, 400, "body");
     // `curl -d` sends form-urlencoded: read as JSON.
     assert_names(
         &raw("code=x", "application/x-www-form-urlencoded").await,
