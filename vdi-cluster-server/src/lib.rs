@@ -59,6 +59,7 @@ pub mod routes;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod throttle;
 pub mod views;
 
 pub use error::ApiError;
