@@ -13,7 +13,6 @@ use std::hash::{Hash, Hasher};
 use serde::{Deserialize, Serialize};
 
 use crate::capacity::{CapacitySpec, MAX_SESSIONS, used_sessions};
-use crate::error::ValidationError;
 use crate::health::{
     Availability, HealthConfig, HeartbeatOrder, HeartbeatStamp, ResourceHealth, ResourceThresholds,
     ResourceUsage, availability, order_heartbeat,
@@ -21,6 +20,7 @@ use crate::health::{
 use crate::ids::{SessionKey, WorkerId};
 use crate::policy::{AdminPolicy, DrainStatus, Occupancy};
 use crate::time::Timestamp;
+use crate::validation::ValidationError;
 
 /// Boot ids remembered per worker to recognise late heartbeats of old boots.
 pub const RETIRED_BOOTS_KEPT: usize = 4;

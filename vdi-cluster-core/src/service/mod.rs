@@ -49,14 +49,14 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+pub use crate::reconcile::{FailurePolicy, PolicyChange, ReconcileReport};
 pub use admin::{AdminOutcome, DrainInfo};
 pub use allocate::{AllocateOutcome, Allocation};
 pub use background::{BACKGROUND_LEASE, BackgroundConfig, run_background};
 pub use prewarm::{MAX_PREWARM_REQUEST, PrewarmFailure, PrewarmReport};
-pub use reconcile::{HealthMonitor, PolicyChange, ReconcileReport};
+pub use reconcile::HealthMonitor;
 pub use registration::HeartbeatAck;
 pub use stats::{
     ClusterStats, ClusterSummary, DEFAULT_ZONE, WorkerFilter, WorkerSessions, ZoneStats,
@@ -71,44 +71,6 @@ use crate::scheduler::{RankIndex, SchedulingPolicy};
 use crate::store::{AuditEntry, Store};
 use crate::time::{Clock, SystemClock, Timestamp};
 use crate::worker::WorkerView;
-
-/// What happens to sessions on a worker that failed (offline past the hard
-/// timeout, force-disabled, removed, or restarted) — seed 002's policies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum FailurePolicy {
-    /// Re-dispatch each session to a healthy worker.
-    #[default]
-    Automatic,
-    /// Mark them orphaned and alert until an operator evacuates them.
-    Manual,
-    /// Leave them.
-    None,
-}
-
-impl FailurePolicy {
-    /// `automatic`, `manual` or `none`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Automatic => "automatic",
-            Self::Manual => "manual",
-            Self::None => "none",
-        }
-    }
-
-    /// Parses `automatic`, `manual` or `none`.
-    pub fn parse(field: &str, text: &str) -> Result<Self, crate::ValidationError> {
-        match text.to_ascii_lowercase().as_str() {
-            "automatic" => Ok(Self::Automatic),
-            "manual" => Ok(Self::Manual),
-            "none" => Ok(Self::None),
-            _ => Err(crate::ValidationError::new(
-                field,
-                "must be automatic, manual or none",
-            )),
-        }
-    }
-}
 
 /// Every tunable of the service, with the seeds' defaults. Build it with
 /// struct update syntax: `ServiceConfig { retry_count: 5, ..Default::default() }`.

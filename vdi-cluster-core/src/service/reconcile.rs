@@ -2,8 +2,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::{Deserialize, Serialize};
-
 use super::ClusterService;
 use crate::dispatch::{Dispatch, DispatchState, lost_to_restart, reported_gone};
 use crate::error::{Error, Result};
@@ -11,60 +9,10 @@ use crate::events::EventKind;
 use crate::health::Availability;
 use crate::ids::WorkerId;
 use crate::policy::AdminPolicy;
+use crate::reconcile::{FailurePolicy, PolicyChange, ReconcileReport};
 use crate::scheduler::Constraints;
-use crate::service::FailurePolicy;
-use crate::store::Drift;
 use crate::time::Timestamp;
 use crate::worker::WorkerView;
-
-/// A policy change made by observation during a pass.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PolicyChange {
-    /// The worker.
-    pub worker: WorkerId,
-    /// Before.
-    pub from: AdminPolicy,
-    /// After.
-    pub to: AdminPolicy,
-}
-
-/// What one reconcile pass did.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ReconcileReport {
-    /// When the pass started.
-    pub started_at: Timestamp,
-    /// Workers looked at.
-    pub workers_checked: u32,
-    /// Dispatches read by the bounded scan.
-    pub dispatches_scanned: u32,
-    /// Whether the scan reached the end of the keyspace in this pass.
-    pub scan_complete: bool,
-    /// Reservations older than the allocate timeout, reclaimed.
-    pub reservations_reclaimed: u32,
-    /// Dispatches the worker reported gone, removed.
-    pub gone_removed: u32,
-    /// Dispatches older than the stale age with no live session, removed.
-    pub stale_removed: u32,
-    /// Dispatches found on failed workers.
-    pub failed_worker_sessions: u32,
-    /// Of those, re-dispatched to a healthy worker.
-    pub migrated: u32,
-    /// Of those, re-dispatch attempted and failed.
-    pub migration_failed: u32,
-    /// Of those, marked orphaned (`manual`).
-    pub orphaned: u32,
-    /// Of those, left where they are (policy `none`, mass-failure guard, no
-    /// healthy target).
-    pub left_in_place: u32,
-    /// Whether the mass-failure guard held migration back.
-    pub mass_failure_guard: bool,
-    /// Policy transitions made by observation.
-    pub policy_changes: Vec<PolicyChange>,
-    /// Counters found wrong and repaired.
-    pub drift: Vec<Drift>,
-}
 
 /// Why a dispatch's worker counts as failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
