@@ -48,7 +48,11 @@ fn the_macro_runs_every_conformance_case() {
     assert!(defined.len() >= 19, "found only {defined:?} in {dir:?}");
 
     let listed: BTreeSet<String> = CASES.iter().map(|c| (*c).to_owned()).collect();
-    assert_eq!(listed.len(), CASES.len(), "a case is listed twice: {CASES:?}");
+    assert_eq!(
+        listed.len(),
+        CASES.len(),
+        "a case is listed twice: {CASES:?}"
+    );
     let forgotten: Vec<_> = defined.difference(&listed).collect();
     assert!(
         forgotten.is_empty(),

@@ -11,7 +11,9 @@ use vdi_cluster_core::events::{EventKind, RecordingSink};
 use vdi_cluster_core::health::HeartbeatStamp;
 use vdi_cluster_core::policy::TransitionError;
 use vdi_cluster_core::service::{AllocateOutcome, BackgroundConfig, HealthMonitor, run_background};
-use vdi_cluster_core::testkit::{SimulatedWorkers, heartbeat_for, heartbeat_with_slots};
+use vdi_cluster_core::testkit::{
+    SimulatedWorkers, heartbeat_for, heartbeat_with_slots, key, total_dispatched, wid,
+};
 use vdi_cluster_core::worker::{Heartbeat, WorkerRecord};
 use vdi_cluster_core::{
     AdminAction, Availability, Clock, ClusterService, DispatchStore, DrainStatus, Error, ExamId,
@@ -54,14 +56,6 @@ fn harness(tweak: impl FnOnce(&mut ServiceConfig)) -> Harness {
         svc,
         seq: AtomicU32::new(0),
     }
-}
-
-fn wid(code: &str) -> WorkerId {
-    WorkerId::parse("code", code).unwrap()
-}
-
-fn key(exam: &str, user: &str) -> SessionKey {
-    SessionKey::parse(exam, user).unwrap()
 }
 
 impl Harness {
@@ -465,15 +459,7 @@ async fn mass_failure_moves_nothing() {
     assert!(report.mass_failure_guard);
     assert_eq!(report.migrated, 0);
     assert!(h.has_event(|k| matches!(k, EventKind::MigrationSuspended { .. })));
-    let total: u32 = h
-        .store
-        .workers()
-        .await
-        .unwrap()
-        .iter()
-        .map(|s| s.dispatched)
-        .sum();
-    assert_eq!(total, 6);
+    assert_eq!(total_dispatched(&h.store).await, 6);
 }
 
 #[tokio::test]
