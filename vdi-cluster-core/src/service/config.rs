@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::health::ResourceThresholds;
-use crate::reconcile::FailurePolicy;
+use crate::reconcile::{FailurePolicy, ReconcileLimits};
 use crate::scheduler::SchedulingPolicy;
 
 /// Every tunable of the service, with the seeds' defaults. Build it with
@@ -94,6 +94,17 @@ impl Default for ServiceConfig {
             snapshot_max_age: Duration::from_millis(500),
             seed: replica.as_u64_pair().0,
             replica_id: format!("replica-{}", &replica.simple().to_string()[..8]),
+        }
+    }
+}
+
+impl ServiceConfig {
+    /// The ages reconcile judges dispatches by.
+    pub fn reconcile_limits(&self) -> ReconcileLimits {
+        ReconcileLimits {
+            allocate_timeout: self.allocate_timeout,
+            dispatch_stale: self.dispatch_stale,
+            live_session_grace: self.live_session_grace,
         }
     }
 }
