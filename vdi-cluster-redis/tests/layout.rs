@@ -33,7 +33,7 @@ async fn pttl(url: &str, key: &str) -> i64 {
 }
 
 async fn place(store: &RedisStore, key: &SessionKey, worker: &WorkerId) -> Dispatch {
-    let request = request(&key, &worker, Timestamp(10));
+    let request = request(key, worker, Timestamp(10));
     let Reservation::Reserved { dispatch, .. } = store.reserve(&request).await.unwrap() else {
         panic!("{key} not reserved");
     };

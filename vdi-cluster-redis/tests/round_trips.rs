@@ -39,7 +39,7 @@ fn delta(before: &HashMap<String, u64>, after: &HashMap<String, u64>, cmd: &str)
 }
 
 async fn allocate(store: &RedisStore, key: &SessionKey, worker: &WorkerId) -> Dispatch {
-    let request = request(&key, &worker, Timestamp(1));
+    let request = request(key, worker, Timestamp(1));
     let Reservation::Reserved { dispatch, .. } = store.reserve(&request).await.unwrap() else {
         panic!("not reserved");
     };

@@ -70,7 +70,7 @@ enum Existing {
 #[derive(Debug)]
 enum Step {
     /// The session is placed (or already was): done.
-    Placed(Allocation),
+    Placed(Box<Allocation>),
     /// This worker did not take it; try the next.
     TryNext(TryNext),
     /// Stop trying, with this answer.
@@ -233,7 +233,7 @@ impl ClusterService {
             }
             for candidate in &candidates {
                 match self.try_candidate(&index, candidate, &mut attempt).await? {
-                    Step::Placed(allocation) => return Ok(allocation),
+                    Step::Placed(allocation) => return Ok(*allocation),
                     Step::TryNext(why) => {
                         tracing::debug!(session = %attempt.key, worker = %candidate.worker, ?why, "trying the next worker");
                     }
@@ -287,9 +287,8 @@ impl ClusterService {
                 return Ok(Step::Stop(Error::AllocationInProgress(attempt.key.clone())));
             }
             Reservation::Existing(d) => {
-                return Ok(Step::Placed(
-                    attempt.allocation(d, AllocateOutcome::Existing),
-                ));
+                let existing = attempt.allocation(d, AllocateOutcome::Existing);
+                return Ok(Step::Placed(Box::new(existing)));
             }
             Reservation::Full | Reservation::NotAccepting => {
                 attempt.contention_retries += 1;
@@ -313,7 +312,11 @@ impl ClusterService {
             }
             return Ok(Step::TryNext(TryNext::WorkerFailed));
         };
-        Ok(Step::Placed(self.placed(active, candidate.reason, attempt)))
+        Ok(Step::Placed(Box::new(self.placed(
+            active,
+            candidate.reason,
+            attempt,
+        ))))
     }
 
     /// The allocation of a session now active on a worker; a re-dispatch
