@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::PrivateRedis;
-use vdi_cluster_core::store::Reservation;
-use vdi_cluster_core::testkit::{SimulatedWorkers, heartbeat_with_slots, request, worker_record};
+use vdi_cluster_core::testkit::{
+    SimulatedWorkers, heartbeat_with_slots, request, reserve_and_confirm, worker_record,
+};
 use vdi_cluster_core::{
     ClusterService, Dispatch, DispatchStore, Registry, SessionKey, Timestamp, WorkerId,
 };
@@ -40,20 +41,7 @@ fn delta(before: &HashMap<String, u64>, after: &HashMap<String, u64>, cmd: &str)
 
 async fn allocate(store: &RedisStore, key: &SessionKey, worker: &WorkerId) -> Dispatch {
     let request = request(key, worker, Timestamp(1));
-    let Reservation::Reserved { dispatch, .. } = store.reserve(&request).await.unwrap() else {
-        panic!("not reserved");
-    };
-    store
-        .confirm(
-            key,
-            dispatch.id,
-            None,
-            Timestamp(2),
-            Duration::from_secs(60),
-        )
-        .await
-        .unwrap()
-        .expect("confirmed")
+    reserve_and_confirm(store, &request, Timestamp(2), Duration::from_secs(60)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,10 +14,12 @@
 //! assert_eq!(reserve.dispatch.worker, record.id);
 //! ```
 
+use std::time::Duration;
+
 use crate::dispatch::Dispatch;
 use crate::health::{HeartbeatStamp, ResourceThresholds};
 use crate::ids::{SessionKey, WorkerId};
-use crate::store::{DispatchStore, Registry, ReserveRequest};
+use crate::store::{DispatchStore, Registry, Reservation, ReserveRequest};
 use crate::time::Timestamp;
 use crate::worker::{HeartbeatUpdate, WorkerRecord, apply_heartbeat};
 
@@ -72,6 +74,27 @@ pub fn request(key: &SessionKey, worker: &WorkerId, at: Timestamp) -> ReserveReq
         ),
         supersede: None,
     }
+}
+
+/// Reserves `request` and confirms it at `at`, keeping the exam's sticky
+/// worker for `sticky_ttl`: the now active dispatch. Panics unless both
+/// steps succeed.
+pub async fn reserve_and_confirm(
+    store: &(impl DispatchStore + ?Sized),
+    request: &ReserveRequest,
+    at: Timestamp,
+    sticky_ttl: Duration,
+) -> Dispatch {
+    let key = &request.dispatch.key;
+    let Reservation::Reserved { dispatch, .. } = store.reserve(request).await.expect("reserve")
+    else {
+        panic!("{key} was not reserved");
+    };
+    store
+        .confirm(key, dispatch.id, None, at, sticky_ttl)
+        .await
+        .expect("confirm")
+        .expect("the reservation is still there")
 }
 
 /// The dispatched counts of every worker, summed.
