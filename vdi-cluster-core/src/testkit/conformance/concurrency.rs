@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::StoreFactory;
-use super::fixtures::*;
+use super::fixtures::dispatched;
 use crate::dispatch::DispatchState;
 use crate::error::Error;
 use crate::health::HeartbeatStamp;

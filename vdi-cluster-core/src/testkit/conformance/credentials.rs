@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::StoreFactory;
-use super::fixtures::*;
+use super::fixtures::now;
 use crate::error::Error;
 use crate::testkit::wid;
 use crate::time::Timestamp;

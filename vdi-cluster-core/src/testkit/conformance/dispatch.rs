@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::StoreFactory;
-use super::fixtures::*;
+use super::fixtures::{
+    STICKY, add_worker, dispatched, now, put_new, reserve, reserved, superseding, with_policy,
+};
 use crate::dispatch::DispatchState;
 use crate::ids::{DispatchId, ExamId};
 use crate::policy::AdminPolicy;

@@ -11,6 +11,7 @@ use crate::testkit::{request, worker_record};
 use crate::time::{Clock, SystemClock, Timestamp};
 use crate::worker::WorkerRecord;
 
+/// The system clock: backends under test compare with real time.
 pub(super) fn now() -> Timestamp {
     SystemClock.now()
 }
@@ -20,6 +21,7 @@ pub(super) fn with_policy(record: WorkerRecord, policy: AdminPolicy) -> WorkerRe
     WorkerRecord { policy, ..record }
 }
 
+/// Inserts `record` (none stored yet) and returns its version.
 pub(super) async fn put_new(store: &Arc<dyn Store>, record: &WorkerRecord) -> u64 {
     match store.put_worker(record, None).await.expect("put_worker") {
         CasOutcome::Written { version } => version,
@@ -27,6 +29,7 @@ pub(super) async fn put_new(store: &Arc<dyn Store>, record: &WorkerRecord) -> u6
     }
 }
 
+/// Inserts an active worker `code` with `slots` free slots.
 pub(super) async fn add_worker(store: &Arc<dyn Store>, code: &str, slots: u32) -> WorkerId {
     let r = worker_record(code, slots, 0);
     put_new(store, &r).await;
@@ -41,6 +44,7 @@ pub(super) fn superseding(key: &SessionKey, worker: &WorkerId, old: DispatchId) 
     }
 }
 
+/// Reserves `key` on `worker` now.
 pub(super) async fn reserve(
     store: &Arc<dyn Store>,
     key: &SessionKey,
@@ -52,6 +56,7 @@ pub(super) async fn reserve(
         .expect("reserve")
 }
 
+/// Reserves `key` on `worker` now; panics unless a new reservation is made.
 pub(super) async fn reserved(
     store: &Arc<dyn Store>,
     key: &SessionKey,
@@ -66,6 +71,7 @@ pub(super) async fn reserved(
     }
 }
 
+/// `worker`'s dispatched count (0 if it is not stored).
 pub(super) async fn dispatched(store: &Arc<dyn Store>, worker: &WorkerId) -> u32 {
     store
         .worker(worker)
@@ -74,4 +80,5 @@ pub(super) async fn dispatched(store: &Arc<dyn Store>, worker: &WorkerId) -> u32
         .map_or(0, |s| s.dispatched)
 }
 
+/// Sticky TTL the cases confirm with.
 pub(super) const STICKY: Duration = Duration::from_secs(3600);

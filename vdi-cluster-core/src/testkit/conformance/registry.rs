@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::StoreFactory;
-use super::fixtures::*;
+use super::fixtures::{add_worker, put_new, reserve, reserved};
 use crate::ids::WorkerId;
 use crate::store::{CasOutcome, DeleteOutcome, Reservation};
 use crate::testkit::{key, wid, worker_record};
