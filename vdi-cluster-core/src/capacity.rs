@@ -32,7 +32,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ValidationError;
+use crate::validation::ValidationError;
 
 /// Largest accepted CPU figure, in cores.
 pub const MAX_CPU_CORES: u64 = 65_536;

@@ -9,29 +9,10 @@ use std::fmt;
 use crate::ids::{SessionKey, WorkerId};
 use crate::policy::TransitionError;
 use crate::scheduler::NoCapacity;
+use crate::validation::ValidationError;
 
 /// A result with vdi-cluster's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Bad input, naming the field that is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct ValidationError {
-    /// The field, in the API's camelCase spelling (`vmCpuCores`).
-    pub field: String,
-    /// What is wrong with it.
-    pub message: String,
-}
-
-impl ValidationError {
-    /// An error about `field`.
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
 
 /// Everything that can go wrong in vdi-cluster.
 #[derive(Debug, thiserror::Error)]

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::health::Availability;
 use crate::ids::{SessionKey, WorkerId};
 use crate::policy::AdminPolicy;
+use crate::reconcile::ReconcileReport;
 use crate::time::Timestamp;
 
 /// Something an operator may want to know about.
@@ -95,7 +96,7 @@ pub enum EventKind {
     /// A reconcile pass finished.
     Reconciled {
         /// What it did.
-        report: crate::service::ReconcileReport,
+        report: ReconcileReport,
     },
 }
 

@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ValidationError;
+use crate::validation::ValidationError;
 
 /// Longest accepted worker code, in bytes.
 pub const MAX_WORKER_CODE_LEN: usize = 64;

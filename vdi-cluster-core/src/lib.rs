@@ -44,18 +44,20 @@ pub mod health;
 pub mod ids;
 pub mod memory;
 pub mod policy;
+pub mod reconcile;
 pub mod scheduler;
 pub mod service;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod time;
+mod validation;
 pub mod worker;
 
 pub use capacity::{CapacityInput, CapacitySpec, Millicores};
 pub use client::{WorkerCallError, WorkerClient};
 pub use dispatch::{Dispatch, DispatchState};
-pub use error::{Error, Result, ValidationError};
+pub use error::{Error, Result};
 pub use events::{Event, EventKind, EventSink, LogSink};
 pub use health::{Availability, HeartbeatStamp, ResourceUsage};
 pub use ids::{DispatchId, ExamId, SessionKey, UserId, WorkerId};
@@ -65,6 +67,7 @@ pub use scheduler::{Constraints, NoCapacity, SchedulingPolicy};
 pub use service::{ClusterService, FailurePolicy, ServiceConfig};
 pub use store::{AuditLog, Credentials, DispatchStore, LeaderLease, Registry, Store};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
+pub use validation::ValidationError;
 pub use worker::{
     Heartbeat, WorkerDescription, WorkerRecord, WorkerSnapshot, WorkerStatus, WorkerView,
 };

@@ -30,7 +30,6 @@
 //!   the backend's configured timeout; nothing panics, and the handle works
 //!   again once the storage is back.
 
-use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::time::Duration;
 
@@ -42,6 +41,9 @@ use crate::error::Result;
 use crate::ids::{DispatchId, ExamId, SessionKey, WorkerId};
 use crate::time::Timestamp;
 use crate::worker::{WorkerRecord, WorkerSnapshot};
+
+pub use crate::reconcile::{Counter, Drift};
+pub use crate::scheduler::ExamPlacement;
 
 /// Outcome of a compare-and-set write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,15 +126,6 @@ pub enum Reservation {
     NotAccepting,
 }
 
-/// The exam's placement hints.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ExamPlacement {
-    /// The sticky worker, if the key has not expired.
-    pub sticky: Option<WorkerId>,
-    /// Sessions of this exam per worker.
-    pub affinity: BTreeMap<WorkerId, u32>,
-}
-
 /// One page of a dispatch scan.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DispatchPage {
@@ -140,39 +133,6 @@ pub struct DispatchPage {
     pub dispatches: Vec<Dispatch>,
     /// Cursor of the next page; `None` when the scan is complete.
     pub next: Option<String>,
-}
-
-/// A counter a recount checks.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(tag = "counter", rename_all = "camelCase")]
-pub enum Counter {
-    /// Dispatches on a worker.
-    #[serde(rename_all = "camelCase")]
-    WorkerDispatched {
-        /// The worker.
-        worker: WorkerId,
-    },
-    /// Sessions of an exam on a worker (affinity).
-    #[serde(rename_all = "camelCase")]
-    ExamAffinity {
-        /// The exam.
-        exam_id: ExamId,
-        /// The worker.
-        worker: WorkerId,
-    },
-}
-
-/// A counter that disagreed with a recount of the dispatch records.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Drift {
-    /// Which counter.
-    #[serde(flatten)]
-    pub counter: Counter,
-    /// What it said.
-    pub stored: i64,
-    /// What the records say.
-    pub actual: i64,
 }
 
 /// What a recount found.

@@ -10,8 +10,12 @@ use vdi_cluster_core::client::{WorkerCallError, WorkerClient};
 use vdi_cluster_core::events::{EventKind, RecordingSink};
 use vdi_cluster_core::health::HeartbeatStamp;
 use vdi_cluster_core::policy::TransitionError;
-use vdi_cluster_core::service::{AllocateOutcome, BackgroundConfig, HealthMonitor, run_background};
-use vdi_cluster_core::testkit::{SimulatedWorkers, heartbeat_for, heartbeat_with_slots};
+use vdi_cluster_core::service::{
+    AdminOutcome, AllocateOutcome, BackgroundConfig, HealthMonitor, run_background,
+};
+use vdi_cluster_core::testkit::{
+    SimulatedWorkers, heartbeat_for, heartbeat_with_slots, key, total_dispatched, wid,
+};
 use vdi_cluster_core::worker::{Heartbeat, WorkerRecord};
 use vdi_cluster_core::{
     AdminAction, Availability, Clock, ClusterService, DispatchStore, DrainStatus, Error, ExamId,
@@ -56,14 +60,6 @@ fn harness(tweak: impl FnOnce(&mut ServiceConfig)) -> Harness {
     }
 }
 
-fn wid(code: &str) -> WorkerId {
-    WorkerId::parse("code", code).unwrap()
-}
-
-fn key(exam: &str, user: &str) -> SessionKey {
-    SessionKey::parse(exam, user).unwrap()
-}
-
 impl Harness {
     /// A heartbeat with boot `boot-1` and the next sequence number.
     async fn beat(&self, code: &str, slots: u32, active: u32) {
@@ -86,6 +82,20 @@ impl Harness {
             .unwrap()
             .dispatch
             .worker
+    }
+
+    async fn admin(&self, worker: &WorkerId, action: AdminAction, actor: &str) -> AdminOutcome {
+        self.svc.admin(worker, action, actor).await.unwrap()
+    }
+
+    /// Workers `w1` and `w2` of 4 slots and session `exam`/`s1` placed on
+    /// one of them: returns that worker and the other one's code.
+    async fn two_workers_one_session(&self) -> (WorkerId, &'static str) {
+        self.beat("w1", 4, 0).await;
+        self.beat("w2", 4, 0).await;
+        let on = self.place("exam", "s1").await;
+        let other = if on.as_str() == "w1" { "w2" } else { "w1" };
+        (on, other)
     }
 
     async fn dispatched(&self, code: &str) -> u32 {
@@ -228,16 +238,11 @@ async fn no_capacity_explains_every_exclusion() {
 #[tokio::test]
 async fn seed_000_drain_runbook() {
     let h = harness(|_| {});
-    h.beat("w1", 4, 0).await;
-    h.beat("w2", 4, 0).await;
-    let on = h.place("exam", "s1").await;
-    let other = if on.as_str() == "w1" { "w2" } else { "w1" };
+    let (on, other) = h.two_workers_one_session().await;
     // 1. Drain.
     let out = h
-        .svc
         .admin(&on, AdminAction::Drain { deadline: None }, "proctor-1")
-        .await
-        .unwrap();
+        .await;
     assert_eq!(out.worker.status, WorkerStatus::Draining);
     // 2. Keeps its session (a reload returns the same desktop); takes no new ones.
     let again = h
@@ -279,10 +284,8 @@ async fn seed_000_drain_runbook() {
     assert!(info.blocking.is_empty());
     // 4. Disable for maintenance.
     let out = h
-        .svc
         .admin(&on, AdminAction::Disable { force: false }, "proctor-1")
-        .await
-        .unwrap();
+        .await;
     assert_eq!(out.worker.status, WorkerStatus::Disabled);
     assert!(
         h.has_event(|k| matches!(k, EventKind::WorkerPolicy { to, .. } if to.name() == "drained"))
@@ -290,11 +293,7 @@ async fn seed_000_drain_runbook() {
     let audit = h.store_audit().await;
     assert_eq!(audit, ["disable", "drain"]);
     // activate returns it to service.
-    let out = h
-        .svc
-        .admin(&on, AdminAction::Activate, "proctor-1")
-        .await
-        .unwrap();
+    let out = h.admin(&on, AdminAction::Activate, "proctor-1").await;
     assert_eq!(out.worker.status, WorkerStatus::Active);
 }
 
@@ -315,14 +314,10 @@ impl Harness {
 #[tokio::test]
 async fn force_disable_orphans_then_migrates() {
     let h = harness(|_| {});
-    h.beat("w1", 4, 0).await;
-    h.beat("w2", 4, 0).await;
-    let on = h.place("exam", "s1").await;
+    let (on, _) = h.two_workers_one_session().await;
     let out = h
-        .svc
         .admin(&on, AdminAction::Disable { force: true }, "admin")
-        .await
-        .unwrap();
+        .await;
     assert_eq!(out.worker.status, WorkerStatus::Disabled);
     let report = h.svc.reconcile().await.unwrap();
     assert_eq!(report.migrated, 1);
@@ -333,10 +328,7 @@ async fn force_disable_orphans_then_migrates() {
 #[tokio::test]
 async fn returning_student_of_an_unreachable_worker_is_redispatched_at_once() {
     let h = harness(|_| {});
-    h.beat("w1", 4, 0).await;
-    h.beat("w2", 4, 0).await;
-    let on = h.place("exam", "s1").await;
-    let other = if on.as_str() == "w1" { "w2" } else { "w1" };
+    let (on, other) = h.two_workers_one_session().await;
     h.advance(100);
     h.beat(other, 4, 0).await;
     h.advance(30); // `on` is now 130 s silent: unreachable.
@@ -465,15 +457,7 @@ async fn mass_failure_moves_nothing() {
     assert!(report.mass_failure_guard);
     assert_eq!(report.migrated, 0);
     assert!(h.has_event(|k| matches!(k, EventKind::MigrationSuspended { .. })));
-    let total: u32 = h
-        .store
-        .workers()
-        .await
-        .unwrap()
-        .iter()
-        .map(|s| s.dispatched)
-        .sum();
-    assert_eq!(total, 6);
+    assert_eq!(total_dispatched(&h.store).await, 6);
 }
 
 #[tokio::test]
@@ -512,9 +496,7 @@ async fn a_restarted_control_plane_gives_workers_a_grace_period() {
 #[tokio::test]
 async fn sessions_lost_to_a_worker_restart_are_moved() {
     let h = harness(|_| {});
-    h.beat("w1", 4, 0).await;
-    h.beat("w2", 4, 0).await;
-    let on = h.place("exam", "s1").await;
+    let (on, _) = h.two_workers_one_session().await;
     h.advance(5);
     h.beat_with(heartbeat_with_slots(on.as_str(), 4, 0), "boot-2")
         .await;
@@ -592,9 +574,7 @@ async fn reconcile_repairs_counter_drift() {
 #[tokio::test]
 async fn a_drain_deadline_force_disables() {
     let h = harness(|_| {});
-    h.beat("w1", 4, 0).await;
-    h.beat("w2", 4, 0).await;
-    let on = h.place("exam", "s1").await;
+    let (on, _) = h.two_workers_one_session().await;
     let deadline = h.clock.now().plus(Duration::from_secs(30));
     h.svc
         .admin(

@@ -17,7 +17,8 @@ use vdi_cluster_core::store::{
 use vdi_cluster_core::{Dispatch, DispatchId, DispatchState, MemoryStore, Timestamp};
 use vdi_cluster_postgres::PgStore;
 
-use common::{TestDb, key, register, request, wid, worker_record};
+use common::{TestDb, register};
+use vdi_cluster_core::testkit::{assert_no_drift, key, request, wid, worker_record};
 
 const WORKERS: [(&str, u32); 4] = [("w-a", 2), ("w-b", 1), ("w-c", 3), ("w-d", 2)];
 
@@ -345,8 +346,10 @@ async fn dispatches_by_age_finds_stuck_reservations() {
     let mut ids = Vec::new();
     for (i, t) in [50_u64, 10, 30, 70].into_iter().enumerate() {
         let k = key("exam-age", &format!("u{i}"));
-        let Reservation::Reserved { dispatch, .. } =
-            store.reserve(&request(&k, &w.id, t)).await.unwrap()
+        let Reservation::Reserved { dispatch, .. } = store
+            .reserve(&request(&k, &w.id, Timestamp(t)))
+            .await
+            .unwrap()
         else {
             panic!("not reserved")
         };
@@ -394,7 +397,10 @@ async fn delete_worker_refuses_while_rows_remain_even_if_the_count_drifted() {
     let w = worker_record("w-del", 3, 0);
     let version = register(&store, &w).await;
     let k = key("exam-del", "u1");
-    store.reserve(&request(&k, &w.id, 1)).await.unwrap();
+    store
+        .reserve(&request(&k, &w.id, Timestamp(1)))
+        .await
+        .unwrap();
     assert_eq!(
         store.delete_worker(&w.id, version).await.unwrap(),
         DeleteOutcome::HasDispatches(1)
@@ -412,7 +418,7 @@ async fn delete_worker_refuses_while_rows_remain_even_if_the_count_drifted() {
         DeleteOutcome::Deleted
     );
     assert!(store.worker(&w.id).await.unwrap().is_none());
-    assert!(store.recount(false).await.unwrap().drift.is_empty());
+    assert_no_drift(&store).await;
     db.cleanup().await;
 }
 
@@ -566,7 +572,7 @@ async fn ids_are_compared_byte_wise() {
     let users = ["b", "B", "a", "ä", "Z", "z", "_", "1", "é", "e"];
     for u in users {
         store
-            .reserve(&request(&key("exam", u), &w.id, 1))
+            .reserve(&request(&key("exam", u), &w.id, Timestamp(1)))
             .await
             .unwrap();
     }

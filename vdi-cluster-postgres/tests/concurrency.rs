@@ -17,7 +17,10 @@ use vdi_cluster_core::store::{DispatchStore, Registry, Reservation, ReserveReque
 use vdi_cluster_core::{Dispatch, Error, Timestamp, WorkerId};
 use vdi_cluster_postgres::PgStore;
 
-use common::{TestDb, key, register, wid, worker_record};
+use common::{TestDb, register};
+use vdi_cluster_core::testkit::{
+    assert_no_drift, key, request, total_dispatched, wid, worker_record,
+};
 
 const REPLICAS: usize = 4;
 const TASKS_PER_REPLICA: usize = 16;
@@ -253,16 +256,8 @@ async fn crossing_supersedes_do_not_deadlock() {
         moved += t.await.unwrap();
     }
     assert!(moved > 0, "no session was moved");
-    let report = first.recount(false).await.unwrap();
-    assert!(report.drift.is_empty(), "drift: {:?}", report.drift);
-    let total: u32 = first
-        .workers()
-        .await
-        .unwrap()
-        .iter()
-        .map(|s| s.dispatched)
-        .sum();
-    assert_eq!(total, 24);
+    assert_no_drift(&first).await;
+    assert_eq!(total_dispatched(&first).await, 24);
     db.cleanup().await;
 }
 
@@ -278,7 +273,7 @@ async fn repair_under_load_writes_the_true_count() {
     register(&first, &w).await;
     let w_id = wid("w-hot");
     for i in 0..10 {
-        let request = common::request(&key("exam-r", &format!("pre-{i}")), &w_id, 1);
+        let request = request(&key("exam-r", &format!("pre-{i}")), &w_id, Timestamp(1));
         first.reserve(&request).await.unwrap();
     }
     assert!(db.corrupt_dispatched(&w_id, 7).await);
@@ -293,7 +288,7 @@ async fn repair_under_load_writes_the_true_count() {
                 while !stop.load(Ordering::SeqCst) {
                     let k = key("exam-r", &format!("s-{r}-{t}-{}", i % 5));
                     if i.is_multiple_of(2) {
-                        let request = common::request(&k, &w_id, i);
+                        let request = request(&k, &w_id, Timestamp(i));
                         store.reserve(&request).await.unwrap();
                     } else {
                         store.release(&k, None).await.unwrap();

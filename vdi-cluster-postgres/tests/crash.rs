@@ -15,7 +15,8 @@ use vdi_cluster_core::store::{DispatchStore, Reservation};
 use vdi_cluster_core::{DispatchId, DispatchState, Error, SessionKey, Timestamp, WorkerId};
 use vdi_cluster_postgres::PgStore;
 
-use common::{TestDb, key, register, request, test_config, worker_record};
+use common::{TestDb, register, test_config};
+use vdi_cluster_core::testkit::{key, request, worker_record};
 
 const APP: &str = "vdi-crash-test";
 const TASKS: usize = 12;
@@ -50,7 +51,7 @@ async fn allocate_until(
         n += 1;
         let k = key("exam-crash", &format!("t{task}-s{n}"));
         let w = &fleet[n % fleet.len()];
-        let id = match store.reserve(&request(&k, w, n as u64)).await {
+        let id = match store.reserve(&request(&k, w, Timestamp(n as u64))).await {
             Ok(Reservation::Reserved { dispatch, .. }) => dispatch.id,
             Ok(other) => panic!("a fresh session on a roomy worker: {other:?}"),
             Err(e) => {

@@ -11,7 +11,8 @@ use sqlx::{Connection, Executor, PgConnection};
 use vdi_cluster_core::store::{DispatchStore, Registry};
 use vdi_cluster_core::{DispatchState, Timestamp};
 
-use common::{TestDb, key, wid, worker_record};
+use common::TestDb;
+use vdi_cluster_core::testkit::{key, wid, worker_record};
 
 const DISPATCHES: i64 = 100_000;
 const WORKERS: i64 = 200;

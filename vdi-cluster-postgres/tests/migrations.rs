@@ -4,10 +4,11 @@
 mod common;
 
 use sqlx::{Connection, Row};
-use vdi_cluster_core::store::{DispatchStore, Registry};
+use vdi_cluster_core::store::Registry;
 use vdi_cluster_postgres::MIGRATOR;
 
-use common::{TestDb, register, worker_record};
+use common::{TestDb, register};
+use vdi_cluster_core::testkit::{assert_no_drift, worker_record};
 
 const TABLES: [&str; 8] = [
     "affinity",
@@ -95,8 +96,7 @@ async fn migrations_apply_to_an_empty_database_and_are_idempotent() {
     // The schema works.
     let record = worker_record("w-migrated", 2, 0);
     register(&store, &record).await;
-    let report = store.recount(false).await.unwrap();
-    assert!(report.drift.is_empty());
+    assert_no_drift(&store).await;
     db.cleanup().await;
 }
 

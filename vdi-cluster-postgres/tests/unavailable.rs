@@ -19,7 +19,8 @@ use vdi_cluster_core::store::{
 use vdi_cluster_core::{DispatchId, Error, Result, Timestamp};
 use vdi_cluster_postgres::{PgStore, PgStoreConfig};
 
-use common::{TestDb, key, register, request, wid, worker_record};
+use common::{TestDb, register};
+use vdi_cluster_core::testkit::{assert_no_drift, key, request, wid, worker_record};
 
 /// Turns a hang into a test failure.
 const HANG: Duration = Duration::from_secs(120);
@@ -67,7 +68,7 @@ async fn every_call_is_unavailable(store: &PgStore) {
     );
     assert_unavailable(
         "reserve",
-        bounded("reserve", store.reserve(&request(&k, &w, 1))).await,
+        bounded("reserve", store.reserve(&request(&k, &w, Timestamp(1)))).await,
     );
     assert_unavailable(
         "confirm",
@@ -163,7 +164,7 @@ async fn a_server_that_never_answers_is_unavailable() {
         "reserve",
         bounded(
             "reserve",
-            store.reserve(&request(&key("e", "u"), &wid("w"), 1)),
+            store.reserve(&request(&key("e", "u"), &wid("w"), Timestamp(1))),
         )
         .await,
     );
@@ -188,17 +189,24 @@ async fn a_lock_held_elsewhere_times_out_as_unavailable() {
     let k = key("exam", "u1");
     assert_unavailable(
         "reserve",
-        bounded("reserve", store.reserve(&request(&k, &record.id, 1))).await,
+        bounded(
+            "reserve",
+            store.reserve(&request(&k, &record.id, Timestamp(1))),
+        )
+        .await,
     );
     blocker.execute("ROLLBACK").await.unwrap();
     let _ = blocker.close().await;
     // Nothing of the timed-out step remains; the store carries on.
     assert!(store.dispatch(&k).await.unwrap().is_none());
     assert!(matches!(
-        store.reserve(&request(&k, &record.id, 1)).await.unwrap(),
+        store
+            .reserve(&request(&k, &record.id, Timestamp(1)))
+            .await
+            .unwrap(),
         Reservation::Reserved { .. }
     ));
-    assert!(store.recount(false).await.unwrap().drift.is_empty());
+    assert_no_drift(&store).await;
     db.cleanup().await;
 }
 
@@ -379,7 +387,7 @@ async fn the_pool_survives_a_server_restart() {
     let before = key("exam", "before");
     assert!(matches!(
         store
-            .reserve(&request(&before, &record.id, 1))
+            .reserve(&request(&before, &record.id, Timestamp(1)))
             .await
             .unwrap(),
         Reservation::Reserved { .. }
@@ -407,12 +415,12 @@ async fn the_pool_survives_a_server_restart() {
     let after = key("exam", "after");
     assert!(matches!(
         store
-            .reserve(&request(&after, &record.id, 2))
+            .reserve(&request(&after, &record.id, Timestamp(2)))
             .await
             .unwrap(),
         Reservation::Reserved { .. }
     ));
-    assert!(store.recount(false).await.unwrap().drift.is_empty());
+    assert_no_drift(&store).await;
     store.close().await;
     tokio::task::spawn_blocking(move || drop(server))
         .await

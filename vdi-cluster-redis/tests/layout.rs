@@ -6,8 +6,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{keys_under, raw, redis_url, shared_store, worker_record};
-use vdi_cluster_core::store::{Reservation, ReserveRequest};
+use common::{keys_under, raw, redis_url, shared_store};
+use vdi_cluster_core::testkit::{request, reserve_and_confirm, worker_record};
 use vdi_cluster_core::{
     AuditLog, Dispatch, DispatchStore, ExamId, LeaderLease, Registry, SessionKey, Timestamp,
     WorkerId,
@@ -32,24 +32,8 @@ async fn pttl(url: &str, key: &str) -> i64 {
 }
 
 async fn place(store: &RedisStore, key: &SessionKey, worker: &WorkerId) -> Dispatch {
-    let request = ReserveRequest {
-        dispatch: Dispatch::reserve(key.clone(), worker.clone(), Timestamp(10), None, None),
-        supersede: None,
-    };
-    let Reservation::Reserved { dispatch, .. } = store.reserve(&request).await.unwrap() else {
-        panic!("{key} not reserved");
-    };
-    store
-        .confirm(
-            key,
-            dispatch.id,
-            None,
-            Timestamp(20),
-            Duration::from_secs(21_600),
-        )
-        .await
-        .unwrap()
-        .expect("confirmed")
+    let request = request(key, worker, Timestamp(10));
+    reserve_and_confirm(store, &request, Timestamp(20), Duration::from_secs(21_600)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,11 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{raw, redis_url, replica_of, shared_store, worker_record};
-use vdi_cluster_core::store::{Counter, Reservation, ReserveRequest};
-use vdi_cluster_core::{
-    Dispatch, DispatchStore, ExamId, Registry, SessionKey, Timestamp, WorkerId,
-};
+use common::{raw, redis_url, replica_of, shared_store};
+use vdi_cluster_core::store::{Counter, Reservation};
+use vdi_cluster_core::testkit::{request, worker_record};
+use vdi_cluster_core::{DispatchStore, ExamId, Registry, SessionKey, Timestamp, WorkerId};
 use vdi_cluster_redis::redis::{self, AsyncCommands};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -45,10 +44,7 @@ async fn recount_during_allocations_never_reports_phantom_drift() {
                     replica.release(&key, None).await.unwrap();
                     continue;
                 }
-                let request = ReserveRequest {
-                    dispatch: Dispatch::reserve(key.clone(), w, Timestamp(i as u64), None, None),
-                    supersede: None,
-                };
+                let request = request(&key, &w, Timestamp(i as u64));
                 if let Reservation::Reserved { dispatch, .. } =
                     replica.reserve(&request).await.unwrap()
                 {
@@ -180,10 +176,7 @@ async fn index_entries_without_records_are_repaired() {
     let w = worker_record("w-index", 5, 0);
     store.put_worker(&w, None).await.unwrap();
     let key = SessionKey::parse("e", "u").unwrap();
-    let request = ReserveRequest {
-        dispatch: Dispatch::reserve(key.clone(), w.id.clone(), Timestamp(1), None, None),
-        supersede: None,
-    };
+    let request = request(&key, &w.id, Timestamp(1));
     assert!(matches!(
         store.reserve(&request).await.unwrap(),
         Reservation::Reserved { .. }

@@ -11,20 +11,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{PrivateRedis, worker_record};
-use vdi_cluster_core::store::{Reservation, ReserveRequest};
+use common::PrivateRedis;
+use vdi_cluster_core::store::Reservation;
+use vdi_cluster_core::testkit::{request, wid, worker_record};
 use vdi_cluster_core::{
-    AuditLog, Dispatch, DispatchId, DispatchStore, Error, LeaderLease, Registry, SessionKey,
-    Timestamp, WorkerId,
+    AuditLog, DispatchId, DispatchStore, Error, LeaderLease, Registry, SessionKey, Timestamp,
+    WorkerId,
 };
 use vdi_cluster_redis::RedisStore;
 
 /// Generous bound that only catches a hang; nothing asserts on time.
 const HANG: Duration = Duration::from_secs(60);
-
-fn wid(code: &str) -> WorkerId {
-    WorkerId::parse("code", code).unwrap()
-}
 
 fn is_unavailable<T: std::fmt::Debug>(r: &vdi_cluster_core::Result<T>) -> bool {
     matches!(r, Err(Error::Unavailable { .. }))
@@ -76,10 +73,7 @@ async fn writer(
         i += 1;
         let key = SessionKey::parse(format!("exam-{}", i % 5), format!("student-{i}")).unwrap();
         let worker = workers[i % workers.len()].clone();
-        let request = ReserveRequest {
-            dispatch: Dispatch::reserve(key.clone(), worker, Timestamp(i as u64), None, None),
-            supersede: None,
-        };
+        let request = request(&key, &worker, Timestamp(i as u64));
         let ok = match store.reserve(&request).await {
             Ok(Reservation::Reserved { dispatch, .. }) => {
                 ledger.lock().unwrap().live.insert(key.clone(), dispatch.id);

@@ -8,9 +8,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{PrivateRedis, worker_record};
-use vdi_cluster_core::store::{Reservation, ReserveRequest};
-use vdi_cluster_core::testkit::{SimulatedWorkers, heartbeat_with_slots};
+use common::PrivateRedis;
+use vdi_cluster_core::testkit::{
+    SimulatedWorkers, heartbeat_with_slots, request, reserve_and_confirm, worker_record,
+};
 use vdi_cluster_core::{
     ClusterService, Dispatch, DispatchStore, Registry, SessionKey, Timestamp, WorkerId,
 };
@@ -39,24 +40,8 @@ fn delta(before: &HashMap<String, u64>, after: &HashMap<String, u64>, cmd: &str)
 }
 
 async fn allocate(store: &RedisStore, key: &SessionKey, worker: &WorkerId) -> Dispatch {
-    let request = ReserveRequest {
-        dispatch: Dispatch::reserve(key.clone(), worker.clone(), Timestamp(1), None, None),
-        supersede: None,
-    };
-    let Reservation::Reserved { dispatch, .. } = store.reserve(&request).await.unwrap() else {
-        panic!("not reserved");
-    };
-    store
-        .confirm(
-            key,
-            dispatch.id,
-            None,
-            Timestamp(2),
-            Duration::from_secs(60),
-        )
-        .await
-        .unwrap()
-        .expect("confirmed")
+    let request = request(key, worker, Timestamp(1));
+    reserve_and_confirm(store, &request, Timestamp(2), Duration::from_secs(60)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,14 +21,14 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ValidationError;
 use crate::health::Availability;
 use crate::ids::{ExamId, WorkerId};
 use crate::policy::AdminPolicy;
+use crate::validation::ValidationError;
 use crate::worker::{MAX_TAG_LEN, MAX_TAGS, WorkerRecord, WorkerView};
 
 pub use prewarm::{PrewarmShare, plan_prewarm};
-pub use rank::{Candidate, RankIndex, RankOptions, Ranking, rank};
+pub use rank::{Candidate, ExamPlacement, RankIndex, RankOptions, Ranking, rank};
 
 /// How workers are ordered after sticky and affinity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]

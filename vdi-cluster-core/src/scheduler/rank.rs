@@ -10,15 +10,24 @@
 //! `herd_width` candidates are rotated by it, so replicas ranking from the
 //! same snapshot spread out instead of piling onto one worker.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 
 use super::{ChoiceReason, Constraints, ExclusionReason, Exclusions, SchedulingPolicy, exclusion};
 use crate::health::Availability;
 use crate::ids::WorkerId;
 use crate::policy::AdminPolicy;
-use crate::store::ExamPlacement;
 use crate::worker::WorkerView;
+
+/// The exam's placement hints, as the store last recorded them: the
+/// sticky worker and the exam's sessions per worker.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExamPlacement {
+    /// The sticky worker, if the key has not expired.
+    pub sticky: Option<WorkerId>,
+    /// Sessions of this exam per worker.
+    pub affinity: BTreeMap<WorkerId, u32>,
+}
 
 /// Knobs of a ranking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,8 +12,12 @@ use crate::dispatch::{Dispatch, DispatchState, lost_to_restart};
 use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::ids::{DispatchId, SessionKey, WorkerId};
-use crate::scheduler::{ChoiceReason, Constraints, NoCapacity, RankOptions};
+use crate::scheduler::{
+    Candidate, ChoiceReason, Constraints, ExamPlacement, Exclusions, NoCapacity, RankIndex,
+    RankOptions,
+};
 use crate::store::{Reservation, ReserveRequest};
+use crate::time::Timestamp;
 use crate::worker::WorkerView;
 
 /// Ranking rounds (re-reading the worker list) before giving up on a
@@ -60,6 +64,83 @@ enum Existing {
     Reuse(Dispatch),
     Replace(Dispatch),
     None,
+}
+
+/// What one candidate came to.
+#[derive(Debug)]
+enum Step {
+    /// The session is placed (or already was): done.
+    Placed(Box<Allocation>),
+    /// This worker did not take it; try the next.
+    TryNext(TryNext),
+    /// Stop trying, with this answer.
+    Stop(Error),
+}
+
+/// Why a candidate was passed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TryNext {
+    /// The worker left the snapshot it was ranked from.
+    NotInSnapshot,
+    /// The backend refused the reservation: full or not accepting as it
+    /// last recorded (the snapshot was stale).
+    Full,
+    /// The worker failed to start the session; the reservation is undone.
+    WorkerFailed,
+}
+
+/// One placement in progress, across candidates and ranking rounds.
+#[derive(Debug)]
+struct Attempt {
+    key: SessionKey,
+    /// The failed worker of the dispatch being replaced.
+    replaced_from: Option<WorkerId>,
+    /// The dispatch to supersede, until a reservation has superseded it.
+    supersede: Option<DispatchId>,
+    tried: HashSet<WorkerId>,
+    failed_calls: u32,
+    contention_retries: u32,
+    workers_seen: usize,
+    exclusions: Exclusions,
+}
+
+impl Attempt {
+    fn new(key: SessionKey, supersede: Option<&Dispatch>) -> Self {
+        let replaced_from = supersede.map(|d| d.worker.clone());
+        Self {
+            key,
+            tried: replaced_from.iter().cloned().collect(),
+            replaced_from,
+            supersede: supersede.map(|d| d.id),
+            failed_calls: 0,
+            contention_retries: 0,
+            workers_seen: 0,
+            exclusions: Exclusions::default(),
+        }
+    }
+
+    /// The reservation of the session on `view`'s worker at `now`.
+    fn request(&self, view: &WorkerView, now: Timestamp) -> ReserveRequest {
+        ReserveRequest {
+            dispatch: Dispatch::reserve(
+                self.key.clone(),
+                view.id().clone(),
+                now,
+                view.record.boot_id().map(str::to_owned),
+                view.record.stamp.as_ref().and_then(|s| s.seq),
+            ),
+            supersede: self.supersede,
+        }
+    }
+
+    fn allocation(&self, dispatch: Dispatch, outcome: AllocateOutcome) -> Allocation {
+        Allocation {
+            dispatch,
+            outcome,
+            failed_calls: self.failed_calls,
+            contention_retries: self.contention_retries,
+        }
+    }
 }
 
 impl ClusterService {
@@ -125,7 +206,10 @@ impl ClusterService {
     }
 
     /// Ranks, reserves, calls, confirms — with failover. `supersede` is the
-    /// dispatch on a failed worker this placement replaces.
+    /// dispatch on a failed worker this placement replaces. Each ranking
+    /// round reads the worker list again (fresh after the first) and tries
+    /// its candidates in order, one [`try_candidate`](Self::try_candidate)
+    /// step each.
     pub(super) async fn place(
         &self,
         key: SessionKey,
@@ -133,134 +217,139 @@ impl ClusterService {
         supersede: Option<Dispatch>,
     ) -> Result<Allocation> {
         let placement = self.store.placement(&key.exam_id, self.clock.now()).await?;
-        let mut tried: HashSet<WorkerId> = HashSet::new();
-        let mut supersede_id: Option<DispatchId> = supersede.as_ref().map(|d| d.id);
-        let replaced_from = supersede.as_ref().map(|d| d.worker.clone());
-        if let Some(old) = &replaced_from {
-            tried.insert(old.clone());
-        }
-        let mut failed_calls = 0u32;
-        let mut contention_retries = 0u32;
-        let mut last_exclusions = Default::default();
-        let mut workers_seen = 0;
+        let mut attempt = Attempt::new(key, supersede.as_ref());
         for round in 0..RANK_ROUNDS {
             let (index, known_full) = self.ranking_snapshot(round > 0).await?;
-            let mut excluded_now = tried.clone();
-            excluded_now.extend(known_full);
-            let options = RankOptions {
-                policy: self.config.scheduling,
-                exam_affinity: self.config.exam_affinity,
-                herd_width: self.config.herd_width,
-                seed: self.request_seed((&key, round)),
-                limit: 16,
-            };
-            let ranking = index.rank(constraints, &placement, &excluded_now, &options);
-            workers_seen = index.views().len();
-            last_exclusions = ranking.excluded.clone();
-            if ranking.candidates.is_empty() {
+            let candidates = self.rank_round(
+                &index,
+                known_full,
+                constraints,
+                &placement,
+                round,
+                &mut attempt,
+            );
+            if candidates.is_empty() {
                 break;
             }
-            for candidate in ranking.candidates {
-                tried.insert(candidate.worker.clone());
-                let Some(view) = index.get(&candidate.worker) else {
-                    continue;
-                };
-                let dispatch = Dispatch::reserve(
-                    key.clone(),
-                    candidate.worker.clone(),
-                    self.clock.now(),
-                    view.record.boot_id().map(str::to_owned),
-                    view.record.stamp.as_ref().and_then(|s| s.seq),
-                );
-                let request = ReserveRequest {
-                    dispatch,
-                    supersede: supersede_id,
-                };
-                let reserved = match self.store.reserve(&request).await? {
-                    Reservation::Existing(d) if d.state == DispatchState::Reserved => {
-                        return Err(Error::AllocationInProgress(key));
+            for candidate in &candidates {
+                match self.try_candidate(&index, candidate, &mut attempt).await? {
+                    Step::Placed(allocation) => return Ok(*allocation),
+                    Step::TryNext(why) => {
+                        tracing::debug!(session = %attempt.key, worker = %candidate.worker, ?why, "trying the next worker");
                     }
-                    Reservation::Existing(d) => {
-                        return Ok(Allocation {
-                            dispatch: d,
-                            outcome: AllocateOutcome::Existing,
-                            failed_calls,
-                            contention_retries,
-                        });
-                    }
-                    Reservation::Full | Reservation::NotAccepting => {
-                        contention_retries += 1;
-                        self.note_full(&candidate.worker);
-                        continue;
-                    }
-                    Reservation::Reserved {
-                        dispatch,
-                        superseded,
-                    } => {
-                        if superseded.is_some() {
-                            supersede_id = None;
-                        }
-                        dispatch
-                    }
-                };
-                match self.start_on_worker(view, &reserved).await? {
-                    Some(active) => {
-                        let outcome = match &replaced_from {
-                            Some(from) => {
-                                self.emit(EventKind::SessionMigrated {
-                                    session: key.clone(),
-                                    from: from.clone(),
-                                    to: active.worker.clone(),
-                                });
-                                self.release_on_failed_worker(from, &key);
-                                AllocateOutcome::Redispatched {
-                                    reason: candidate.reason,
-                                    from: from.clone(),
-                                }
-                            }
-                            None => AllocateOutcome::Placed {
-                                reason: candidate.reason,
-                            },
-                        };
-                        tracing::debug!(session = %key, worker = %active.worker, reason = %candidate.reason, "placed");
-                        return Ok(Allocation {
-                            dispatch: active,
-                            outcome,
-                            failed_calls,
-                            contention_retries,
-                        });
-                    }
-                    None => {
-                        failed_calls += 1;
-                        if failed_calls >= self.config.retry_count {
-                            return Err(self.no_capacity(
-                                &key,
-                                workers_seen,
-                                last_exclusions,
-                                failed_calls,
-                            ));
-                        }
-                    }
+                    Step::Stop(error) => return Err(error),
                 }
             }
         }
-        Err(self.no_capacity(&key, workers_seen, last_exclusions, failed_calls))
+        Err(self.no_capacity(&attempt))
     }
 
-    fn no_capacity(
+    /// Ranks one round's candidates, excluding the workers already tried
+    /// and those found full since the snapshot was read.
+    fn rank_round(
         &self,
-        key: &SessionKey,
-        workers: usize,
-        excluded: crate::scheduler::Exclusions,
-        failed_calls: u32,
-    ) -> Error {
-        let err = NoCapacity {
-            exam_id: key.exam_id.clone(),
-            workers,
-            excluded,
-            failed_calls,
+        index: &RankIndex,
+        known_full: HashSet<WorkerId>,
+        constraints: &Constraints,
+        placement: &ExamPlacement,
+        round: usize,
+        attempt: &mut Attempt,
+    ) -> Vec<Candidate> {
+        let mut excluded = attempt.tried.clone();
+        excluded.extend(known_full);
+        let options = RankOptions {
+            policy: self.config.scheduling,
+            exam_affinity: self.config.exam_affinity,
+            herd_width: self.config.herd_width,
+            seed: self.request_seed((&attempt.key, round)),
+            limit: 16,
         };
-        tracing::warn!(session = %key, "{err}");
+        let ranking = index.rank(constraints, placement, &excluded, &options);
+        attempt.workers_seen = index.views().len();
+        attempt.exclusions = ranking.excluded;
+        ranking.candidates
+    }
+
+    /// Reserves the session on `candidate` and asks the worker to start it.
+    async fn try_candidate(
+        &self,
+        index: &RankIndex,
+        candidate: &Candidate,
+        attempt: &mut Attempt,
+    ) -> Result<Step> {
+        attempt.tried.insert(candidate.worker.clone());
+        let Some(view) = index.get(&candidate.worker) else {
+            return Ok(Step::TryNext(TryNext::NotInSnapshot));
+        };
+        let request = attempt.request(view, self.clock.now());
+        let reserved = match self.store.reserve(&request).await? {
+            Reservation::Existing(d) if d.state == DispatchState::Reserved => {
+                return Ok(Step::Stop(Error::AllocationInProgress(attempt.key.clone())));
+            }
+            Reservation::Existing(d) => {
+                let existing = attempt.allocation(d, AllocateOutcome::Existing);
+                return Ok(Step::Placed(Box::new(existing)));
+            }
+            Reservation::Full | Reservation::NotAccepting => {
+                attempt.contention_retries += 1;
+                self.note_full(&candidate.worker);
+                return Ok(Step::TryNext(TryNext::Full));
+            }
+            Reservation::Reserved {
+                dispatch,
+                superseded,
+            } => {
+                if superseded.is_some() {
+                    attempt.supersede = None;
+                }
+                dispatch
+            }
+        };
+        let Some(active) = self.start_on_worker(view, &reserved).await? else {
+            attempt.failed_calls += 1;
+            if attempt.failed_calls >= self.config.retry_count {
+                return Ok(Step::Stop(self.no_capacity(attempt)));
+            }
+            return Ok(Step::TryNext(TryNext::WorkerFailed));
+        };
+        Ok(Step::Placed(Box::new(self.placed(
+            active,
+            candidate.reason,
+            attempt,
+        ))))
+    }
+
+    /// The allocation of a session now active on a worker; a re-dispatch
+    /// also emits its event and tells the failed worker to let go.
+    fn placed(&self, active: Dispatch, reason: ChoiceReason, attempt: &Attempt) -> Allocation {
+        let key = &attempt.key;
+        let outcome = match &attempt.replaced_from {
+            Some(from) => {
+                self.emit(EventKind::SessionMigrated {
+                    session: key.clone(),
+                    from: from.clone(),
+                    to: active.worker.clone(),
+                });
+                self.release_on_failed_worker(from, key);
+                AllocateOutcome::Redispatched {
+                    reason,
+                    from: from.clone(),
+                }
+            }
+            None => AllocateOutcome::Placed { reason },
+        };
+        tracing::debug!(session = %key, worker = %active.worker, %reason, "placed");
+        attempt.allocation(active, outcome)
+    }
+
+    fn no_capacity(&self, attempt: &Attempt) -> Error {
+        let err = NoCapacity {
+            exam_id: attempt.key.exam_id.clone(),
+            workers: attempt.workers_seen,
+            excluded: attempt.exclusions.clone(),
+            failed_calls: attempt.failed_calls,
+        };
+        tracing::warn!(session = %attempt.key, "{err}");
         err.into()
     }
 

@@ -39,24 +39,23 @@
 mod admin;
 mod allocate;
 mod background;
+mod config;
 mod prewarm;
 mod reconcile;
 mod registration;
+mod snapshot;
 mod stats;
 
-use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-use tokio::time::Instant;
-
+pub use crate::reconcile::{FailurePolicy, PolicyChange, ReconcileReport};
 pub use admin::{AdminOutcome, DrainInfo};
 pub use allocate::{AllocateOutcome, Allocation};
 pub use background::{BACKGROUND_LEASE, BackgroundConfig, run_background};
+pub use config::ServiceConfig;
 pub use prewarm::{MAX_PREWARM_REQUEST, PrewarmFailure, PrewarmReport};
-pub use reconcile::{HealthMonitor, PolicyChange, ReconcileReport};
+pub use reconcile::HealthMonitor;
 pub use registration::HeartbeatAck;
 pub use stats::{
     ClusterStats, ClusterSummary, DEFAULT_ZONE, WorkerFilter, WorkerSessions, ZoneStats,
@@ -65,141 +64,12 @@ pub use stats::{
 use crate::client::WorkerClient;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventKind, EventSink, LogSink};
-use crate::health::{HealthConfig, ResourceThresholds};
+use crate::health::HealthConfig;
 use crate::ids::WorkerId;
-use crate::scheduler::{RankIndex, SchedulingPolicy};
 use crate::store::{AuditEntry, Store};
 use crate::time::{Clock, SystemClock, Timestamp};
 use crate::worker::WorkerView;
-
-/// What happens to sessions on a worker that failed (offline past the hard
-/// timeout, force-disabled, removed, or restarted) — seed 002's policies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum FailurePolicy {
-    /// Re-dispatch each session to a healthy worker.
-    #[default]
-    Automatic,
-    /// Mark them orphaned and alert until an operator evacuates them.
-    Manual,
-    /// Leave them.
-    None,
-}
-
-impl FailurePolicy {
-    /// `automatic`, `manual` or `none`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Automatic => "automatic",
-            Self::Manual => "manual",
-            Self::None => "none",
-        }
-    }
-
-    /// Parses `automatic`, `manual` or `none`.
-    pub fn parse(field: &str, text: &str) -> Result<Self, crate::ValidationError> {
-        match text.to_ascii_lowercase().as_str() {
-            "automatic" => Ok(Self::Automatic),
-            "manual" => Ok(Self::Manual),
-            "none" => Ok(Self::None),
-            _ => Err(crate::ValidationError::new(
-                field,
-                "must be automatic, manual or none",
-            )),
-        }
-    }
-}
-
-/// Every tunable of the service, with the seeds' defaults. Build it with
-/// struct update syntax: `ServiceConfig { retry_count: 5, ..Default::default() }`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServiceConfig {
-    /// `WORKER_HEARTBEAT_TTL_SEC` (120 s).
-    pub heartbeat_ttl: Duration,
-    /// Hard timeout after which a silent worker is offline (600 s).
-    pub offline_after: Duration,
-    /// After a control-plane start, judge no worker as silent for longer
-    /// than since the start (true).
-    pub restart_grace: bool,
-    /// Resource thresholds (seed 002).
-    pub thresholds: ResourceThresholds,
-    /// `WORKER_STICKY_EXAM_TTL_SEC` (21600 s).
-    pub sticky_ttl: Duration,
-    /// `WORKER_ALLOCATE_RETRY_COUNT` (3): worker calls per allocation.
-    pub retry_count: u32,
-    /// `CLUSTER_API_TIMEOUT_MS` (15000 ms): timeout of one worker call.
-    pub worker_call_timeout: Duration,
-    /// `VDI_ALLOCATE_TIMEOUT_SEC` (90 s): reservations older are reclaimed.
-    pub allocate_timeout: Duration,
-    /// `WORKER_DISPATCH_STALE_SEC` (21600 s): active dispatches older, with
-    /// no live session reported, are removed.
-    pub dispatch_stale: Duration,
-    /// `WORKER_DISPATCH_SCAN_COUNT` (200): dispatches per scan page.
-    pub scan_count: usize,
-    /// Scan pages per reconcile pass (50).
-    pub scan_pages_per_pass: usize,
-    /// A session missing from a worker's live list is removed only if it was
-    /// activated at least this long before that heartbeat (60 s).
-    pub live_session_grace: Duration,
-    /// What happens to sessions of failed workers.
-    pub failure_policy: FailurePolicy,
-    /// No migration when at least this percentage of enabled workers is
-    /// silent at once (50).
-    pub mass_failure_percent: u32,
-    /// Spread or pack.
-    pub scheduling: SchedulingPolicy,
-    /// Prefer workers holding sessions of the exam (true).
-    pub exam_affinity: bool,
-    /// Herd damping width (3).
-    pub herd_width: usize,
-    /// `VDI_PREWARM_MAX` (80).
-    pub prewarm_max: u32,
-    /// `VDI_PREWARM_CONCURRENCY` (4).
-    pub prewarm_concurrency: usize,
-    /// Interval the heartbeat answer asks workers to use (20 s).
-    pub heartbeat_interval: Duration,
-    /// Jitter of that interval, percent either way (10).
-    pub heartbeat_jitter_percent: u32,
-    /// How long a snapshot of the worker list is reused for ranking
-    /// (500 ms; zero: always read it fresh).
-    pub snapshot_max_age: Duration,
-    /// Seed of tie-breaking and herd damping (random by default).
-    pub seed: u64,
-    /// This replica's name, as lease holder.
-    pub replica_id: String,
-}
-
-impl Default for ServiceConfig {
-    fn default() -> Self {
-        let replica = uuid::Uuid::new_v4();
-        Self {
-            heartbeat_ttl: Duration::from_secs(120),
-            offline_after: Duration::from_secs(600),
-            restart_grace: true,
-            thresholds: ResourceThresholds::default(),
-            sticky_ttl: Duration::from_secs(21_600),
-            retry_count: 3,
-            worker_call_timeout: Duration::from_millis(15_000),
-            allocate_timeout: Duration::from_secs(90),
-            dispatch_stale: Duration::from_secs(21_600),
-            scan_count: 200,
-            scan_pages_per_pass: 50,
-            live_session_grace: Duration::from_secs(60),
-            failure_policy: FailurePolicy::Automatic,
-            mass_failure_percent: 50,
-            scheduling: SchedulingPolicy::Spread,
-            exam_affinity: true,
-            herd_width: 3,
-            prewarm_max: 80,
-            prewarm_concurrency: 4,
-            heartbeat_interval: Duration::from_secs(20),
-            heartbeat_jitter_percent: 10,
-            snapshot_max_age: Duration::from_millis(500),
-            seed: replica.as_u64_pair().0,
-            replica_id: format!("replica-{}", &replica.simple().to_string()[..8]),
-        }
-    }
-}
+use snapshot::SnapshotCache;
 
 /// Builds a [`ClusterService`].
 #[derive(Debug)]
@@ -241,17 +111,9 @@ impl ClusterServiceBuilder {
             events: self.events,
             config: self.config,
             started_at,
-            cache: Mutex::new(None),
-            refresh: tokio::sync::Mutex::new(()),
+            snapshots: SnapshotCache::default(),
         }
     }
-}
-
-#[derive(Debug)]
-struct CachedSnapshot {
-    fetched: Instant,
-    index: Arc<RankIndex>,
-    known_full: HashSet<WorkerId>,
 }
 
 /// The control plane's brain: registry, scheduler, drain, reconcile.
@@ -267,8 +129,7 @@ pub struct ClusterService {
     events: Arc<dyn EventSink>,
     config: ServiceConfig,
     started_at: Timestamp,
-    cache: Mutex<Option<CachedSnapshot>>,
-    refresh: tokio::sync::Mutex<()>,
+    snapshots: SnapshotCache,
 }
 
 impl ClusterService {
@@ -336,70 +197,6 @@ impl ClusterService {
             self.clock.now(),
             &self.health_config(),
         ))
-    }
-
-    /// The ranking snapshot, indexed: reused for up to `snapshot_max_age`,
-    /// with the workers found full since it was read. `fresh` asks for one
-    /// read after this call began. Concurrent refreshes are coalesced: one
-    /// request reads the fleet, the others wait for its result instead of
-    /// each reading the whole fleet again.
-    async fn ranking_snapshot(&self, fresh: bool) -> Result<(Arc<RankIndex>, HashSet<WorkerId>)> {
-        let max_age = self.config.snapshot_max_age;
-        if max_age.is_zero() {
-            return Ok((
-                Arc::new(RankIndex::new(self.worker_views().await?)),
-                HashSet::new(),
-            ));
-        }
-        let asked = Instant::now();
-        let usable = |c: &CachedSnapshot| {
-            if fresh {
-                c.fetched >= asked
-            } else {
-                c.fetched.elapsed() < max_age
-            }
-        };
-        if let Some(hit) = self.cached(usable) {
-            return Ok(hit);
-        }
-        let _refreshing = self.refresh.lock().await;
-        if let Some(hit) = self.cached(usable) {
-            return Ok(hit);
-        }
-        let fetched = Instant::now();
-        let index = Arc::new(RankIndex::new(self.worker_views().await?));
-        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(CachedSnapshot {
-            fetched,
-            index: Arc::clone(&index),
-            known_full: HashSet::new(),
-        });
-        Ok((index, HashSet::new()))
-    }
-
-    fn cached(
-        &self,
-        usable: impl Fn(&CachedSnapshot) -> bool,
-    ) -> Option<(Arc<RankIndex>, HashSet<WorkerId>)> {
-        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache
-            .as_ref()
-            .filter(|c| usable(c))
-            .map(|c| (Arc::clone(&c.index), c.known_full.clone()))
-    }
-
-    fn note_full(&self, worker: &WorkerId) {
-        if let Some(c) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_mut()
-        {
-            c.known_full.insert(worker.clone());
-        }
-    }
-
-    fn invalidate_snapshot(&self) {
-        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     fn emit(&self, kind: EventKind) {

@@ -2,78 +2,20 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::{Deserialize, Serialize};
-
 use super::ClusterService;
-use crate::dispatch::{Dispatch, DispatchState, lost_to_restart, reported_gone};
+use crate::dispatch::Dispatch;
 use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::health::Availability;
 use crate::ids::WorkerId;
 use crate::policy::AdminPolicy;
+use crate::reconcile::{
+    Failure, FailureAction, FailureContext, LeaveReason, MassFailure, PolicyChange,
+    ReconcileReport, Verdict, judge, on_failed_worker,
+};
 use crate::scheduler::Constraints;
-use crate::service::FailurePolicy;
-use crate::store::Drift;
 use crate::time::Timestamp;
 use crate::worker::WorkerView;
-
-/// A policy change made by observation during a pass.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PolicyChange {
-    /// The worker.
-    pub worker: WorkerId,
-    /// Before.
-    pub from: AdminPolicy,
-    /// After.
-    pub to: AdminPolicy,
-}
-
-/// What one reconcile pass did.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ReconcileReport {
-    /// When the pass started.
-    pub started_at: Timestamp,
-    /// Workers looked at.
-    pub workers_checked: u32,
-    /// Dispatches read by the bounded scan.
-    pub dispatches_scanned: u32,
-    /// Whether the scan reached the end of the keyspace in this pass.
-    pub scan_complete: bool,
-    /// Reservations older than the allocate timeout, reclaimed.
-    pub reservations_reclaimed: u32,
-    /// Dispatches the worker reported gone, removed.
-    pub gone_removed: u32,
-    /// Dispatches older than the stale age with no live session, removed.
-    pub stale_removed: u32,
-    /// Dispatches found on failed workers.
-    pub failed_worker_sessions: u32,
-    /// Of those, re-dispatched to a healthy worker.
-    pub migrated: u32,
-    /// Of those, re-dispatch attempted and failed.
-    pub migration_failed: u32,
-    /// Of those, marked orphaned (`manual`).
-    pub orphaned: u32,
-    /// Of those, left where they are (policy `none`, mass-failure guard, no
-    /// healthy target).
-    pub left_in_place: u32,
-    /// Whether the mass-failure guard held migration back.
-    pub mass_failure_guard: bool,
-    /// Policy transitions made by observation.
-    pub policy_changes: Vec<PolicyChange>,
-    /// Counters found wrong and repaired.
-    pub drift: Vec<Drift>,
-}
-
-/// Why a dispatch's worker counts as failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Failure {
-    /// Silent past the hard timeout, or deregistered.
-    Offline,
-    /// Force-disabled, removed, or restarted: positive evidence.
-    Evidence,
-}
 
 struct Pass<'a> {
     service: &'a ClusterService,
@@ -96,22 +38,8 @@ impl ClusterService {
     pub async fn reconcile(&self) -> Result<ReconcileReport> {
         let started_at = self.clock.now();
         let views = self.worker_views().await?;
-        let enabled: Vec<&WorkerView> = views
-            .iter()
-            .filter(|v| v.record.policy.is_enabled() && v.record.deregistered_at.is_none())
-            .collect();
-        let silent = enabled
-            .iter()
-            .filter(|v| {
-                matches!(
-                    v.availability,
-                    Availability::Unreachable | Availability::Offline
-                )
-            })
-            .count();
-        let guard = !enabled.is_empty()
-            && silent * 100 >= enabled.len() * self.config.mass_failure_percent as usize
-            && silent > 0;
+        let share = MassFailure::of(&views);
+        let guard = share.guards(self.config.mass_failure_percent);
         let mut pass = Pass {
             service: self,
             report: ReconcileReport {
@@ -129,8 +57,9 @@ impl ClusterService {
         };
         if guard {
             pass.suspend(format!(
-                "{silent} of {} enabled workers are silent at once (at least {}%): treating it as a control-plane or network fault; no session is moved",
-                enabled.len(),
+                "{} of {} enabled workers are silent at once (at least {}%): treating it as a control-plane or network fault; no session is moved",
+                share.silent,
+                share.enabled,
                 self.config.mass_failure_percent
             ));
         }
@@ -204,60 +133,33 @@ impl ClusterService {
     }
 }
 
-fn failure_of(view: &WorkerView) -> Option<Failure> {
-    if view.availability == Availability::Offline {
-        Some(Failure::Offline)
-    } else if view.record.policy == (AdminPolicy::Disabled { forced: true }) {
-        Some(Failure::Evidence)
-    } else {
-        None
-    }
-}
-
 impl Pass<'_> {
-    /// Every check of one dispatch, once per pass.
+    /// Every check of one dispatch, once per pass: [`judge`] decides,
+    /// this applies.
     async fn check(&mut self, d: Dispatch, worker: Option<&WorkerView>) -> Result<()> {
         if !self.seen.insert(d.id) {
             return Ok(());
         }
-        let config = &self.service.config;
         let store = &self.service.store;
         let now = self.service.clock.now();
-        if d.state == DispatchState::Reserved {
-            if now.since(d.reserved_at) > config.allocate_timeout
-                && store.undo(&d.key, d.id).await?
-            {
-                self.report.reservations_reclaimed += 1;
+        match judge(&d, worker, now, &self.service.config.reconcile_limits()) {
+            Verdict::Keep => {}
+            Verdict::Reclaim => {
+                if store.undo(&d.key, d.id).await? {
+                    self.report.reservations_reclaimed += 1;
+                }
             }
-            return Ok(());
-        }
-        let Some(worker) = worker else {
-            return self.failed(d, Failure::Evidence).await;
-        };
-        if let Some(failure) = failure_of(worker) {
-            return self.failed(d, failure).await;
-        }
-        if lost_to_restart(&d, &worker.record) {
-            return self.failed(d, Failure::Evidence).await;
-        }
-        if reported_gone(&d, &worker.record, config.live_session_grace) {
-            if store.release(&d.key, Some(d.id)).await?.is_some() {
-                self.report.gone_removed += 1;
+            Verdict::Gone => {
+                if store.release(&d.key, Some(d.id)).await?.is_some() {
+                    self.report.gone_removed += 1;
+                }
             }
-            return Ok(());
-        }
-        let live_listed = worker
-            .record
-            .live_sessions
-            .as_ref()
-            .is_some_and(|l| l.contains(&d.key));
-        let since = d.activated_at.unwrap_or(d.reserved_at);
-        if d.state == DispatchState::Active
-            && now.since(since) > config.dispatch_stale
-            && !live_listed
-            && store.release(&d.key, Some(d.id)).await?.is_some()
-        {
-            self.report.stale_removed += 1;
+            Verdict::Stale => {
+                if store.release(&d.key, Some(d.id)).await?.is_some() {
+                    self.report.stale_removed += 1;
+                }
+            }
+            Verdict::WorkerFailed(failure) => self.failed(d, failure).await?,
         }
         Ok(())
     }
@@ -270,42 +172,44 @@ impl Pass<'_> {
         }
     }
 
-    /// Applies the failure policy to one dispatch of a failed worker.
+    /// Applies the failure policy to one dispatch of a failed worker:
+    /// [`on_failed_worker`] decides, this applies.
     async fn failed(&mut self, d: Dispatch, failure: Failure) -> Result<()> {
-        if d.state == DispatchState::Reserved {
-            return Ok(());
+        let ctx = FailureContext {
+            policy: self.service.config.failure_policy,
+            mass_failure_guard: self.guard,
+            healthy_target: self.healthy_target,
+            budget_left: self.budget > 0,
+        };
+        match on_failed_worker(d.state, failure, &ctx) {
+            FailureAction::Ignore => return Ok(()),
+            FailureAction::LeaveInPlace(why) => self.leave_in_place(why),
+            FailureAction::Orphan => self.orphan(&d).await?,
+            FailureAction::Migrate => self.migrate(d).await?,
         }
         self.report.failed_worker_sessions += 1;
-        let policy = self.service.config.failure_policy;
-        if policy == FailurePolicy::None
-            || (policy == FailurePolicy::Manual && d.state == DispatchState::Orphaned)
-        {
-            self.report.left_in_place += 1;
-            return Ok(());
-        }
-        if self.guard && failure == Failure::Offline {
-            self.report.left_in_place += 1;
-            return Ok(());
-        }
-        if policy == FailurePolicy::Manual {
-            if self.service.store.mark_orphaned(&d.key, d.id).await? {
-                self.report.orphaned += 1;
-                *self.orphaned_by_worker.entry(d.worker).or_default() += 1;
-            }
-            return Ok(());
-        }
-        if !self.healthy_target {
-            self.report.left_in_place += 1;
+        Ok(())
+    }
+
+    fn leave_in_place(&mut self, why: LeaveReason) {
+        self.report.left_in_place += 1;
+        if why == LeaveReason::NoHealthyTarget {
             self.suspend(
                 "no healthy worker can take re-dispatched sessions; they stay where they are"
                     .into(),
             );
-            return Ok(());
         }
-        if self.budget == 0 {
-            self.report.left_in_place += 1;
-            return Ok(());
+    }
+
+    async fn orphan(&mut self, d: &Dispatch) -> Result<()> {
+        if self.service.store.mark_orphaned(&d.key, d.id).await? {
+            self.report.orphaned += 1;
+            *self.orphaned_by_worker.entry(d.worker.clone()).or_default() += 1;
         }
+        Ok(())
+    }
+
+    async fn migrate(&mut self, d: Dispatch) -> Result<()> {
         self.budget -= 1;
         let (key, from) = (d.key.clone(), d.worker.clone());
         match self

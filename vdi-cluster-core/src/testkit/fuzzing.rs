@@ -7,8 +7,9 @@ use std::collections::HashSet;
 use crate::capacity::{CapacityInput, CapacitySpec, Millicores};
 use crate::health::HealthConfig;
 use crate::ids::{ExamId, UserId, WorkerId};
-use crate::scheduler::{Constraints, RankOptions, SchedulingPolicy, exclusion, plan_prewarm, rank};
-use crate::store::ExamPlacement;
+use crate::scheduler::{
+    Constraints, ExamPlacement, RankOptions, SchedulingPolicy, exclusion, plan_prewarm, rank,
+};
 use crate::time::Timestamp;
 use crate::worker::{WorkerDescription, WorkerRecord, WorkerSnapshot, WorkerView};
 

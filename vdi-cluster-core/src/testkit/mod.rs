@@ -1,10 +1,16 @@
 //! Test support shared by every backend: the conformance suite, simulated
-//! workers and heartbeat builders. Enabled by the `testkit` feature.
+//! workers, heartbeat builders and the [`fixtures`] every test builds
+//! (re-exported here). Enabled by the `testkit` feature.
 
 pub mod conformance;
+pub mod fixtures;
 pub mod fuzzing;
 mod sim;
 
+pub use fixtures::{
+    FIXTURE_BOOT, FIXTURE_TIME, assert_no_drift, key, request, reserve_and_confirm,
+    total_dispatched, wid, worker_record, worker_record_at,
+};
 pub use sim::{Behaviour, SimulatedWorkers};
 
 use crate::capacity::{CapacityInput, CapacitySpec};

@@ -9,11 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
-use vdi_cluster_core::health::ResourceThresholds;
-use vdi_cluster_core::store::{Registry, ReserveRequest};
-use vdi_cluster_core::testkit::{backend_unreachable, heartbeat_with_slots};
-use vdi_cluster_core::worker::{HeartbeatUpdate, apply_heartbeat};
-use vdi_cluster_core::{Dispatch, SessionKey, Timestamp, WorkerId, WorkerRecord};
+use vdi_cluster_core::store::Registry;
+use vdi_cluster_core::testkit::backend_unreachable;
+use vdi_cluster_core::{WorkerId, WorkerRecord};
 use vdi_cluster_postgres::{PgConnectOptions, PgPool, PgStore, PgStoreConfig};
 
 /// Where the tests find PostgreSQL when `DATABASE_URL` is not set.
@@ -183,42 +181,10 @@ impl Drop for TestDb {
     }
 }
 
-/// A worker record named `code` with `slots` slots and `active` reported
-/// sessions, as a first heartbeat at `t = 1` makes it.
-pub fn worker_record(code: &str, slots: u32, active: u32) -> WorkerRecord {
-    let hb = heartbeat_with_slots(code, slots, 0);
-    let HeartbeatUpdate::Apply { record, .. } =
-        apply_heartbeat(None, &hb, Timestamp(1), &ResourceThresholds::default())
-    else {
-        panic!("a first heartbeat applies")
-    };
-    let mut record = *record;
-    record.reported_active = active;
-    record
-}
-
 /// Registers `record` (no record expected) and returns its version.
 pub async fn register(store: &dyn Registry, record: &WorkerRecord) -> u64 {
     match store.put_worker(record, None).await.expect("put_worker") {
         vdi_cluster_core::store::CasOutcome::Written { version } => version,
         other => panic!("could not register {}: {other:?}", record.id),
-    }
-}
-
-/// A worker id.
-pub fn wid(code: &str) -> WorkerId {
-    WorkerId::parse("code", code).expect("valid worker code")
-}
-
-/// A session key.
-pub fn key(exam: &str, user: &str) -> SessionKey {
-    SessionKey::parse(exam, user).expect("valid session key")
-}
-
-/// A fresh reservation request of `key` on `worker` at `t`.
-pub fn request(key: &SessionKey, worker: &WorkerId, t: u64) -> ReserveRequest {
-    ReserveRequest {
-        dispatch: Dispatch::reserve(key.clone(), worker.clone(), Timestamp(t), None, None),
-        supersede: None,
     }
 }

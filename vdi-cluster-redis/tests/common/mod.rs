@@ -9,10 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use vdi_cluster_core::health::ResourceThresholds;
-use vdi_cluster_core::testkit::{backend_unreachable, heartbeat_with_slots};
-use vdi_cluster_core::worker::{HeartbeatUpdate, apply_heartbeat};
-use vdi_cluster_core::{Timestamp, WorkerRecord};
+use vdi_cluster_core::testkit::backend_unreachable;
 use vdi_cluster_redis::RedisStore;
 use vdi_cluster_redis::redis::{self, AsyncCommands};
 
@@ -96,16 +93,6 @@ pub(crate) async fn delete_prefix(url: &str, prefix: &str) {
     let mut conn = raw(url).await;
     for chunk in keys.chunks(500) {
         let _: () = conn.unlink(chunk).await.expect("unlink");
-    }
-}
-
-/// A worker record with `slots` slots and `active` reported sessions, as a
-/// first heartbeat would store it.
-pub(crate) fn worker_record(code: &str, slots: u32, active: u32) -> WorkerRecord {
-    let hb = heartbeat_with_slots(code, slots, active);
-    match apply_heartbeat(None, &hb, Timestamp(1_000), &ResourceThresholds::default()) {
-        HeartbeatUpdate::Apply { record, .. } => *record,
-        HeartbeatUpdate::Stale => unreachable!("a first heartbeat is never stale"),
     }
 }
 

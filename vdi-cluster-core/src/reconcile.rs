@@ -1,0 +1,501 @@
+//! What a reconcile pass decides, as values: the [`Verdict`] on each
+//! dispatch ([`judge`]), what the failure policy does with a session of a
+//! failed worker ([`on_failed_worker`]), the mass-failure guard, the
+//! report of a pass and the counters a recount checks.
+//!
+//! Pure: no clock, no store; time arrives as `now`. The pass that reads the
+//! records, asks these functions and applies their answers is
+//! orchestration (`ClusterService::reconcile`).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::dispatch::{Dispatch, DispatchState, lost_to_restart, reported_gone};
+use crate::health::Availability;
+use crate::ids::{ExamId, WorkerId};
+use crate::policy::AdminPolicy;
+use crate::time::Timestamp;
+use crate::validation::ValidationError;
+use crate::worker::WorkerView;
+
+/// What happens to sessions on a worker that failed (offline past the hard
+/// timeout, force-disabled, removed, or restarted) — seed 002's policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FailurePolicy {
+    /// Re-dispatch each session to a healthy worker.
+    #[default]
+    Automatic,
+    /// Mark them orphaned and alert until an operator evacuates them.
+    Manual,
+    /// Leave them.
+    None,
+}
+
+impl FailurePolicy {
+    /// `automatic`, `manual` or `none`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Automatic => "automatic",
+            Self::Manual => "manual",
+            Self::None => "none",
+        }
+    }
+
+    /// Parses `automatic`, `manual` or `none`.
+    pub fn parse(field: &str, text: &str) -> Result<Self, ValidationError> {
+        match text.to_ascii_lowercase().as_str() {
+            "automatic" => Ok(Self::Automatic),
+            "manual" => Ok(Self::Manual),
+            "none" => Ok(Self::None),
+            _ => Err(ValidationError::new(
+                field,
+                "must be automatic, manual or none",
+            )),
+        }
+    }
+}
+
+/// A policy change made by observation during a pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyChange {
+    /// The worker.
+    pub worker: WorkerId,
+    /// Before.
+    pub from: AdminPolicy,
+    /// After.
+    pub to: AdminPolicy,
+}
+
+/// What one reconcile pass did.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReconcileReport {
+    /// When the pass started.
+    pub started_at: Timestamp,
+    /// Workers looked at.
+    pub workers_checked: u32,
+    /// Dispatches read by the bounded scan.
+    pub dispatches_scanned: u32,
+    /// Whether the scan reached the end of the keyspace in this pass.
+    pub scan_complete: bool,
+    /// Reservations older than the allocate timeout, reclaimed.
+    pub reservations_reclaimed: u32,
+    /// Dispatches the worker reported gone, removed.
+    pub gone_removed: u32,
+    /// Dispatches older than the stale age with no live session, removed.
+    pub stale_removed: u32,
+    /// Dispatches found on failed workers.
+    pub failed_worker_sessions: u32,
+    /// Of those, re-dispatched to a healthy worker.
+    pub migrated: u32,
+    /// Of those, re-dispatch attempted and failed.
+    pub migration_failed: u32,
+    /// Of those, marked orphaned (`manual`).
+    pub orphaned: u32,
+    /// Of those, left where they are (policy `none`, mass-failure guard, no
+    /// healthy target).
+    pub left_in_place: u32,
+    /// Whether the mass-failure guard held migration back.
+    pub mass_failure_guard: bool,
+    /// Policy transitions made by observation.
+    pub policy_changes: Vec<PolicyChange>,
+    /// Counters found wrong and repaired.
+    pub drift: Vec<Drift>,
+}
+
+/// A counter a recount checks.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "counter", rename_all = "camelCase")]
+pub enum Counter {
+    /// Dispatches on a worker.
+    #[serde(rename_all = "camelCase")]
+    WorkerDispatched {
+        /// The worker.
+        worker: WorkerId,
+    },
+    /// Sessions of an exam on a worker (affinity).
+    #[serde(rename_all = "camelCase")]
+    ExamAffinity {
+        /// The exam.
+        exam_id: ExamId,
+        /// The worker.
+        worker: WorkerId,
+    },
+}
+
+/// A counter that disagreed with a recount of the dispatch records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Drift {
+    /// Which counter.
+    #[serde(flatten)]
+    pub counter: Counter,
+    /// What it said.
+    pub stored: i64,
+    /// What the records say.
+    pub actual: i64,
+}
+
+/// The ages that decide a dispatch's fate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconcileLimits {
+    /// Reservations older are reclaimed (`VDI_ALLOCATE_TIMEOUT_SEC`).
+    pub allocate_timeout: Duration,
+    /// Active dispatches older, with no live session reported, are removed
+    /// (`WORKER_DISPATCH_STALE_SEC`).
+    pub dispatch_stale: Duration,
+    /// A session missing from a worker's live list counts as gone only if
+    /// it was activated at least this long before that heartbeat.
+    pub live_session_grace: Duration,
+}
+
+/// Why a dispatch's worker counts as failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Silent past the hard timeout, or deregistered.
+    Offline,
+    /// Force-disabled, removed, or restarted: positive evidence.
+    Evidence,
+}
+
+/// What reconcile does with one dispatch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing to do.
+    Keep,
+    /// A reservation older than the allocate timeout: its allocator died;
+    /// undo it.
+    Reclaim,
+    /// The worker reported the session gone: release it.
+    Gone,
+    /// Active past the stale age and not in the worker's live list:
+    /// release it.
+    Stale,
+    /// Its worker failed: the failure policy decides
+    /// ([`on_failed_worker`]).
+    WorkerFailed(Failure),
+}
+
+/// Judges dispatch `d` on `worker` (`None`: the worker is not registered)
+/// at `now`.
+pub fn judge(
+    d: &Dispatch,
+    worker: Option<&WorkerView>,
+    now: Timestamp,
+    limits: &ReconcileLimits,
+) -> Verdict {
+    if d.state == DispatchState::Reserved {
+        return if now.since(d.reserved_at) > limits.allocate_timeout {
+            Verdict::Reclaim
+        } else {
+            Verdict::Keep
+        };
+    }
+    let Some(worker) = worker else {
+        return Verdict::WorkerFailed(Failure::Evidence);
+    };
+    if let Some(failure) = failure_of(worker) {
+        return Verdict::WorkerFailed(failure);
+    }
+    if lost_to_restart(d, &worker.record) {
+        return Verdict::WorkerFailed(Failure::Evidence);
+    }
+    if reported_gone(d, &worker.record, limits.live_session_grace) {
+        return Verdict::Gone;
+    }
+    let live_listed = worker
+        .record
+        .live_sessions
+        .as_ref()
+        .is_some_and(|l| l.contains(&d.key));
+    let since = d.activated_at.unwrap_or(d.reserved_at);
+    if d.state == DispatchState::Active && now.since(since) > limits.dispatch_stale && !live_listed
+    {
+        Verdict::Stale
+    } else {
+        Verdict::Keep
+    }
+}
+
+/// Whether `view`'s worker has failed, and how we know.
+pub fn failure_of(view: &WorkerView) -> Option<Failure> {
+    if view.availability == Availability::Offline {
+        Some(Failure::Offline)
+    } else if view.record.policy == (AdminPolicy::Disabled { forced: true }) {
+        Some(Failure::Evidence)
+    } else {
+        None
+    }
+}
+
+/// What the pass knows when a session of a failed worker comes up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureContext {
+    /// The configured policy.
+    pub policy: FailurePolicy,
+    /// Whether the mass-failure guard holds ([`MassFailure::guards`]).
+    pub mass_failure_guard: bool,
+    /// Whether any worker could take a re-dispatched session.
+    pub healthy_target: bool,
+    /// Whether this pass may still migrate a session.
+    pub budget_left: bool,
+}
+
+/// What happens to one session of a failed worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureAction {
+    /// A reservation: its allocator is still at work. Not counted.
+    Ignore,
+    /// It stays where it is.
+    LeaveInPlace(LeaveReason),
+    /// Marked orphaned until an operator evacuates it (`manual`).
+    Orphan,
+    /// Re-dispatched to a healthy worker (`automatic`).
+    Migrate,
+}
+
+/// Why a session of a failed worker stays where it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveReason {
+    /// The failure policy is `none`.
+    PolicyNone,
+    /// `manual`, and it is already orphaned.
+    AlreadyOrphaned,
+    /// Its worker is only silent, and so are too many others at once.
+    MassFailureGuard,
+    /// No healthy worker could take it.
+    NoHealthyTarget,
+    /// This pass has migrated as many sessions as it may.
+    BudgetSpent,
+}
+
+/// Applies the failure policy to a session in `state` whose worker failed
+/// by `failure`.
+pub fn on_failed_worker(
+    state: DispatchState,
+    failure: Failure,
+    ctx: &FailureContext,
+) -> FailureAction {
+    if state == DispatchState::Reserved {
+        return FailureAction::Ignore;
+    }
+    let leave = FailureAction::LeaveInPlace;
+    match ctx.policy {
+        FailurePolicy::None => leave(LeaveReason::PolicyNone),
+        FailurePolicy::Manual if state == DispatchState::Orphaned => {
+            leave(LeaveReason::AlreadyOrphaned)
+        }
+        _ if ctx.mass_failure_guard && failure == Failure::Offline => {
+            leave(LeaveReason::MassFailureGuard)
+        }
+        FailurePolicy::Manual => FailureAction::Orphan,
+        FailurePolicy::Automatic if !ctx.healthy_target => leave(LeaveReason::NoHealthyTarget),
+        FailurePolicy::Automatic if !ctx.budget_left => leave(LeaveReason::BudgetSpent),
+        FailurePolicy::Automatic => FailureAction::Migrate,
+    }
+}
+
+/// How many enabled workers are silent (unreachable or offline) at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MassFailure {
+    /// Enabled, registered workers.
+    pub enabled: usize,
+    /// Of those, silent ones.
+    pub silent: usize,
+}
+
+impl MassFailure {
+    /// Counts the enabled and the silent among `views`.
+    pub fn of(views: &[WorkerView]) -> Self {
+        let enabled = views
+            .iter()
+            .filter(|v| v.record.policy.is_enabled() && v.record.deregistered_at.is_none());
+        let (mut count, mut silent) = (0, 0);
+        for v in enabled {
+            count += 1;
+            if matches!(
+                v.availability,
+                Availability::Unreachable | Availability::Offline
+            ) {
+                silent += 1;
+            }
+        }
+        Self {
+            enabled: count,
+            silent,
+        }
+    }
+
+    /// Whether at least `percent` of the enabled workers are silent (and
+    /// at least one is): then a control-plane or network fault is likelier
+    /// than that many workers dying, and no session is moved for silence.
+    pub fn guards(&self, percent: u32) -> bool {
+        self.silent > 0 && self.silent * 100 >= self.enabled * percent as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::{HealthConfig, HeartbeatStamp};
+    use crate::ids::SessionKey;
+    use crate::worker::{WorkerDescription, WorkerRecord, WorkerSnapshot};
+
+    const LIMITS: ReconcileLimits = ReconcileLimits {
+        allocate_timeout: Duration::from_secs(90),
+        dispatch_stale: Duration::from_secs(21_600),
+        live_session_grace: Duration::from_secs(60),
+    };
+
+    fn secs(s: u64) -> Timestamp {
+        Timestamp(s * 1_000)
+    }
+
+    /// A worker last heard at `heard` (boot `b1`), seen at `now`.
+    fn view(heard: u64, now: u64, policy: AdminPolicy) -> WorkerView {
+        let id = WorkerId::parse("code", "w1").unwrap();
+        let mut r = WorkerRecord::registered(id, WorkerDescription::default(), secs(0));
+        r.stamp = Some(HeartbeatStamp {
+            boot_id: Some("b1".into()),
+            seq: Some(1),
+        });
+        r.boot_seen_at = Some(secs(0));
+        r.last_heartbeat_at = Some(secs(heard));
+        r.policy = policy;
+        let snapshot = WorkerSnapshot {
+            record: r,
+            version: 1,
+            dispatched: 1,
+        };
+        WorkerView::new(snapshot, secs(now), &HealthConfig::default())
+    }
+
+    fn dispatch(state: DispatchState, at: u64) -> Dispatch {
+        let mut d = Dispatch::reserve(
+            SessionKey::parse("e", "u").unwrap(),
+            WorkerId::parse("code", "w1").unwrap(),
+            secs(at),
+            Some("b1".into()),
+            Some(1),
+        );
+        d.state = state;
+        if state != DispatchState::Reserved {
+            d.activated_at = Some(secs(at));
+        }
+        d
+    }
+
+    #[test]
+    fn reservations_are_reclaimed_only_after_the_allocate_timeout() {
+        let d = dispatch(DispatchState::Reserved, 100);
+        assert_eq!(judge(&d, None, secs(150), &LIMITS), Verdict::Keep);
+        assert_eq!(judge(&d, None, secs(191), &LIMITS), Verdict::Reclaim);
+    }
+
+    #[test]
+    fn a_missing_offline_or_force_disabled_worker_has_failed() {
+        let d = dispatch(DispatchState::Active, 100);
+        let failed = |w: Option<&WorkerView>| judge(&d, w, secs(1_000), &LIMITS);
+        assert_eq!(failed(None), Verdict::WorkerFailed(Failure::Evidence));
+        let offline = view(100, 1_000, AdminPolicy::Active);
+        assert_eq!(
+            failed(Some(&offline)),
+            Verdict::WorkerFailed(Failure::Offline)
+        );
+        let forced = view(990, 1_000, AdminPolicy::Disabled { forced: true });
+        assert_eq!(
+            failed(Some(&forced)),
+            Verdict::WorkerFailed(Failure::Evidence)
+        );
+        let healthy = view(990, 1_000, AdminPolicy::Active);
+        assert_eq!(failed(Some(&healthy)), Verdict::Keep);
+    }
+
+    #[test]
+    fn old_active_dispatches_are_stale_unless_listed_live() {
+        let d = dispatch(DispatchState::Active, 0);
+        let now = 21_601;
+        let mut w = view(now - 5, now, AdminPolicy::Active);
+        assert_eq!(judge(&d, Some(&w), secs(now), &LIMITS), Verdict::Stale);
+        w.record.live_sessions = Some(vec![d.key.clone()]);
+        assert_eq!(judge(&d, Some(&w), secs(now), &LIMITS), Verdict::Keep);
+    }
+
+    #[test]
+    fn the_failure_policy_in_order() {
+        use DispatchState::{Active, Orphaned, Reserved};
+        use Failure::{Evidence, Offline};
+        let ctx = |policy| FailureContext {
+            policy,
+            mass_failure_guard: false,
+            healthy_target: true,
+            budget_left: true,
+        };
+        let auto = ctx(FailurePolicy::Automatic);
+        assert_eq!(
+            on_failed_worker(Reserved, Evidence, &auto),
+            FailureAction::Ignore
+        );
+        assert_eq!(
+            on_failed_worker(Active, Offline, &auto),
+            FailureAction::Migrate
+        );
+        assert_eq!(
+            on_failed_worker(Active, Offline, &ctx(FailurePolicy::None)),
+            FailureAction::LeaveInPlace(LeaveReason::PolicyNone)
+        );
+        let manual = ctx(FailurePolicy::Manual);
+        assert_eq!(
+            on_failed_worker(Active, Evidence, &manual),
+            FailureAction::Orphan
+        );
+        assert_eq!(
+            on_failed_worker(Orphaned, Evidence, &manual),
+            FailureAction::LeaveInPlace(LeaveReason::AlreadyOrphaned)
+        );
+        let guarded = FailureContext {
+            mass_failure_guard: true,
+            ..auto
+        };
+        assert_eq!(
+            on_failed_worker(Active, Offline, &guarded),
+            FailureAction::LeaveInPlace(LeaveReason::MassFailureGuard)
+        );
+        assert_eq!(
+            on_failed_worker(Active, Evidence, &guarded),
+            FailureAction::Migrate
+        );
+        let stranded = FailureContext {
+            healthy_target: false,
+            ..auto
+        };
+        assert_eq!(
+            on_failed_worker(Active, Evidence, &stranded),
+            FailureAction::LeaveInPlace(LeaveReason::NoHealthyTarget)
+        );
+        let spent = FailureContext {
+            budget_left: false,
+            ..auto
+        };
+        assert_eq!(
+            on_failed_worker(Active, Evidence, &spent),
+            FailureAction::LeaveInPlace(LeaveReason::BudgetSpent)
+        );
+    }
+
+    #[test]
+    fn the_mass_failure_guard_needs_a_silent_share() {
+        let healthy = view(990, 1_000, AdminPolicy::Active);
+        let silent = view(500, 1_000, AdminPolicy::Active);
+        let fleet = [healthy.clone(), silent.clone()];
+        let share = MassFailure::of(&fleet);
+        assert_eq!((share.enabled, share.silent), (2, 1));
+        assert!(share.guards(50));
+        assert!(!share.guards(51));
+        assert!(!MassFailure::of(&[healthy]).guards(0));
+        assert!(!MassFailure::of(&[]).guards(50));
+    }
+}

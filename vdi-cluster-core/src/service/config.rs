@@ -1,0 +1,110 @@
+//! [`ServiceConfig`]: every tunable of the service, with the seeds'
+//! defaults.
+
+use std::time::Duration;
+
+use crate::health::ResourceThresholds;
+use crate::reconcile::{FailurePolicy, ReconcileLimits};
+use crate::scheduler::SchedulingPolicy;
+
+/// Every tunable of the service, with the seeds' defaults. Build it with
+/// struct update syntax: `ServiceConfig { retry_count: 5, ..Default::default() }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceConfig {
+    /// `WORKER_HEARTBEAT_TTL_SEC` (120 s).
+    pub heartbeat_ttl: Duration,
+    /// Hard timeout after which a silent worker is offline (600 s).
+    pub offline_after: Duration,
+    /// After a control-plane start, judge no worker as silent for longer
+    /// than since the start (true).
+    pub restart_grace: bool,
+    /// Resource thresholds (seed 002).
+    pub thresholds: ResourceThresholds,
+    /// `WORKER_STICKY_EXAM_TTL_SEC` (21600 s).
+    pub sticky_ttl: Duration,
+    /// `WORKER_ALLOCATE_RETRY_COUNT` (3): worker calls per allocation.
+    pub retry_count: u32,
+    /// `CLUSTER_API_TIMEOUT_MS` (15000 ms): timeout of one worker call.
+    pub worker_call_timeout: Duration,
+    /// `VDI_ALLOCATE_TIMEOUT_SEC` (90 s): reservations older are reclaimed.
+    pub allocate_timeout: Duration,
+    /// `WORKER_DISPATCH_STALE_SEC` (21600 s): active dispatches older, with
+    /// no live session reported, are removed.
+    pub dispatch_stale: Duration,
+    /// `WORKER_DISPATCH_SCAN_COUNT` (200): dispatches per scan page.
+    pub scan_count: usize,
+    /// Scan pages per reconcile pass (50).
+    pub scan_pages_per_pass: usize,
+    /// A session missing from a worker's live list is removed only if it was
+    /// activated at least this long before that heartbeat (60 s).
+    pub live_session_grace: Duration,
+    /// What happens to sessions of failed workers.
+    pub failure_policy: FailurePolicy,
+    /// No migration when at least this percentage of enabled workers is
+    /// silent at once (50).
+    pub mass_failure_percent: u32,
+    /// Spread or pack.
+    pub scheduling: SchedulingPolicy,
+    /// Prefer workers holding sessions of the exam (true).
+    pub exam_affinity: bool,
+    /// Herd damping width (3).
+    pub herd_width: usize,
+    /// `VDI_PREWARM_MAX` (80).
+    pub prewarm_max: u32,
+    /// `VDI_PREWARM_CONCURRENCY` (4).
+    pub prewarm_concurrency: usize,
+    /// Interval the heartbeat answer asks workers to use (20 s).
+    pub heartbeat_interval: Duration,
+    /// Jitter of that interval, percent either way (10).
+    pub heartbeat_jitter_percent: u32,
+    /// How long a snapshot of the worker list is reused for ranking
+    /// (500 ms; zero: always read it fresh).
+    pub snapshot_max_age: Duration,
+    /// Seed of tie-breaking and herd damping (random by default).
+    pub seed: u64,
+    /// This replica's name, as lease holder.
+    pub replica_id: String,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        let replica = uuid::Uuid::new_v4();
+        Self {
+            heartbeat_ttl: Duration::from_secs(120),
+            offline_after: Duration::from_secs(600),
+            restart_grace: true,
+            thresholds: ResourceThresholds::default(),
+            sticky_ttl: Duration::from_secs(21_600),
+            retry_count: 3,
+            worker_call_timeout: Duration::from_millis(15_000),
+            allocate_timeout: Duration::from_secs(90),
+            dispatch_stale: Duration::from_secs(21_600),
+            scan_count: 200,
+            scan_pages_per_pass: 50,
+            live_session_grace: Duration::from_secs(60),
+            failure_policy: FailurePolicy::Automatic,
+            mass_failure_percent: 50,
+            scheduling: SchedulingPolicy::Spread,
+            exam_affinity: true,
+            herd_width: 3,
+            prewarm_max: 80,
+            prewarm_concurrency: 4,
+            heartbeat_interval: Duration::from_secs(20),
+            heartbeat_jitter_percent: 10,
+            snapshot_max_age: Duration::from_millis(500),
+            seed: replica.as_u64_pair().0,
+            replica_id: format!("replica-{}", &replica.simple().to_string()[..8]),
+        }
+    }
+}
+
+impl ServiceConfig {
+    /// The ages reconcile judges dispatches by.
+    pub fn reconcile_limits(&self) -> ReconcileLimits {
+        ReconcileLimits {
+            allocate_timeout: self.allocate_timeout,
+            dispatch_stale: self.dispatch_stale,
+            live_session_grace: self.live_session_grace,
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The ranking snapshot: the fleet as a [`RankIndex`], read from the store
+//! at most once per `snapshot_max_age` and shared by concurrent
+//! allocations, with the workers found full since it was read.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::ClusterService;
+use crate::error::Result;
+use crate::ids::WorkerId;
+use crate::scheduler::RankIndex;
+
+/// A ranking index and the workers known to be full since it was built.
+pub(super) type Snapshot = (Arc<RankIndex>, HashSet<WorkerId>);
+
+#[derive(Debug)]
+struct Cached {
+    fetched: Instant,
+    index: Arc<RankIndex>,
+    known_full: HashSet<WorkerId>,
+}
+
+/// The cached snapshot of one service, and the lock that coalesces
+/// refreshes.
+#[derive(Debug, Default)]
+pub(super) struct SnapshotCache {
+    cached: Mutex<Option<Cached>>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+impl SnapshotCache {
+    /// The snapshot if one younger than `max_age` is cached (`fresh`: one
+    /// read after this call began), else one read by `load`. Concurrent
+    /// refreshes are coalesced: one caller reads the fleet, the others
+    /// wait for its result instead of each reading the whole fleet again.
+    async fn get<F>(&self, fresh: bool, max_age: Duration, load: F) -> Result<Snapshot>
+    where
+        F: Future<Output = Result<RankIndex>>,
+    {
+        let asked = Instant::now();
+        let usable = |c: &Cached| {
+            if fresh {
+                c.fetched >= asked
+            } else {
+                c.fetched.elapsed() < max_age
+            }
+        };
+        if let Some(hit) = self.hit(usable) {
+            return Ok(hit);
+        }
+        let _refreshing = self.refresh.lock().await;
+        if let Some(hit) = self.hit(usable) {
+            return Ok(hit);
+        }
+        let fetched = Instant::now();
+        let index = Arc::new(load.await?);
+        *self.lock() = Some(Cached {
+            fetched,
+            index: Arc::clone(&index),
+            known_full: HashSet::new(),
+        });
+        Ok((index, HashSet::new()))
+    }
+
+    fn hit(&self, usable: impl Fn(&Cached) -> bool) -> Option<Snapshot> {
+        self.lock()
+            .as_ref()
+            .filter(|c| usable(c))
+            .map(|c| (Arc::clone(&c.index), c.known_full.clone()))
+    }
+
+    /// Remembers that `worker` answered full, until the next read.
+    pub(super) fn note_full(&self, worker: &WorkerId) {
+        if let Some(c) = self.lock().as_mut() {
+            c.known_full.insert(worker.clone());
+        }
+    }
+
+    /// Drops the snapshot: the next ranking reads the fleet again.
+    pub(super) fn invalidate(&self) {
+        *self.lock() = None;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Cached>> {
+        self.cached.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl ClusterService {
+    /// The ranking snapshot, indexed: reused for up to `snapshot_max_age`,
+    /// with the workers found full since it was read. `fresh` asks for one
+    /// read after this call began.
+    pub(super) async fn ranking_snapshot(&self, fresh: bool) -> Result<Snapshot> {
+        let max_age = self.config.snapshot_max_age;
+        let load = async { Ok(RankIndex::new(self.worker_views().await?)) };
+        if max_age.is_zero() {
+            return Ok((Arc::new(load.await?), HashSet::new()));
+        }
+        self.snapshots.get(fresh, max_age, load).await
+    }
+
+    /// Remembers that `worker` answered full, until the next read.
+    pub(super) fn note_full(&self, worker: &WorkerId) {
+        self.snapshots.note_full(worker);
+    }
+
+    /// Drops the snapshot after a change that ranking must see at once.
+    pub(super) fn invalidate_snapshot(&self) {
+        self.snapshots.invalidate();
+    }
+}

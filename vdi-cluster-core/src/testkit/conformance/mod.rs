@@ -1,0 +1,141 @@
+//! The conformance suite: one set of behaviour and concurrency tests that
+//! every backend runs against real storage.
+//!
+//! A backend implements [`StoreFactory`] (each call to
+//! [`replica`](StoreFactory::replica) opens an independent handle — its own
+//! connection or pool — on one shared, isolated storage namespace) and
+//! expands [`conformance_tests!`](crate::conformance_tests) once in its
+//! `tests/conformance.rs`:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use vdi_cluster_core::testkit::conformance::StoreFactory;
+//! use vdi_cluster_core::{MemoryStore, Store};
+//!
+//! struct Memory(MemoryStore);
+//!
+//! #[async_trait::async_trait]
+//! impl StoreFactory for Memory {
+//!     async fn replica(&self) -> Arc<dyn Store> {
+//!         Arc::new(self.0.clone())
+//!     }
+//! }
+//!
+//! /// `None` when the backend is unreachable: the case is skipped.
+//! async fn factory() -> Option<Memory> {
+//!     Some(Memory(MemoryStore::new()))
+//! }
+//!
+//! // In the backend's tests/conformance.rs:
+//! // vdi_cluster_core::conformance_tests!(factory());
+//! ```
+//!
+//! Every case then shows up by name in the test output.
+
+mod audit;
+mod concurrency;
+mod credentials;
+mod dispatch;
+mod fixtures;
+mod lease;
+mod registry;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::ids::WorkerId;
+use crate::store::Store;
+
+pub use audit::audit_trail_is_newest_first;
+pub use concurrency::{SCALE, Scale};
+pub use concurrency::{
+    concurrent_allocate_of_one_session_yields_one_dispatch,
+    concurrent_allocations_never_over_allocate, heartbeats_from_replicas_keep_the_newest,
+    interrupted_allocations_leave_no_drift,
+};
+pub use credentials::join_tokens_are_redeemed_atomically;
+pub use dispatch::{
+    dispatch_lifecycle_keeps_counters_exact, hostile_ids_do_not_collide,
+    orphaned_dispatch_keeps_its_slot, recount_finds_and_repairs_drift,
+    reserve_respects_capacity_and_policy, reserve_returns_the_existing_dispatch,
+    scans_cover_every_dispatch, sticky_worker_expires, supersede_moves_the_session_atomically,
+};
+pub use lease::lease_is_exclusive_and_fenced;
+pub use registry::{
+    worker_listing_and_delete, worker_put_is_compare_and_set, worker_put_races_have_one_winner,
+};
+
+/// Opens handles on one isolated storage namespace (a fresh database, a
+/// random key prefix).
+#[async_trait]
+pub trait StoreFactory: Send + Sync + 'static {
+    /// A new independent handle on the shared namespace: one replica.
+    async fn replica(&self) -> Arc<dyn Store>;
+
+    /// Adds `delta` to `worker`'s dispatched counter behind the store's
+    /// back (clamping at zero), to prove reconcile finds and repairs drift.
+    /// `false` if the backend cannot.
+    async fn corrupt_dispatched(&self, worker: &WorkerId, delta: i64) -> bool {
+        let _ = (worker, delta);
+        false
+    }
+
+    /// Removes the namespace (drops the database, deletes the prefix's
+    /// keys). Called once at the end of every case that passed.
+    async fn cleanup(&self) {}
+}
+
+/// Expands to one `#[tokio::test]` per conformance case. The argument is
+/// an expression evaluating to a future of `Option<impl StoreFactory>`,
+/// evaluated afresh for every case (`None` skips the case).
+///
+/// The case list is written once, here; [`CASES`] is the same list as
+/// names, and a test of this crate checks that it holds every case function
+/// of the suite.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:expr) => {
+        $crate::conformance_tests!(@list (@cases $factory));
+    };
+    (@list ($($then:tt)*)) => {
+        $crate::conformance_tests! { $($then)*;
+            worker_put_is_compare_and_set,
+            worker_put_races_have_one_winner,
+            worker_listing_and_delete,
+            reserve_respects_capacity_and_policy,
+            reserve_returns_the_existing_dispatch,
+            dispatch_lifecycle_keeps_counters_exact,
+            supersede_moves_the_session_atomically,
+            orphaned_dispatch_keeps_its_slot,
+            scans_cover_every_dispatch,
+            sticky_worker_expires,
+            hostile_ids_do_not_collide,
+            recount_finds_and_repairs_drift,
+            lease_is_exclusive_and_fenced,
+            audit_trail_is_newest_first,
+            join_tokens_are_redeemed_atomically,
+            heartbeats_from_replicas_keep_the_newest,
+            concurrent_allocations_never_over_allocate,
+            concurrent_allocate_of_one_session_yields_one_dispatch,
+            interrupted_allocations_leave_no_drift,
+        }
+    };
+    (@names; $($case:ident,)*) => {
+        &[$(stringify!($case)),*]
+    };
+    (@cases $factory:expr; $($case:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let Some(factory) = $factory.await else { return };
+                $crate::testkit::conformance::$case(&factory).await;
+                $crate::testkit::conformance::StoreFactory::cleanup(&factory).await;
+            }
+        )*
+    };
+}
+
+/// The names of the cases [`conformance_tests!`](crate::conformance_tests)
+/// runs, in its order.
+pub const CASES: &[&str] = crate::conformance_tests!(@list (@names));

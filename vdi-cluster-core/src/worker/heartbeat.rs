@@ -1,0 +1,209 @@
+//! A [`Heartbeat`], validated, and [`apply_heartbeat`]: folding it into a
+//! stored record.
+
+use super::{MAX_LIVE_SESSIONS, RETIRED_BOOTS_KEPT, WorkerDescription, WorkerRecord};
+use crate::capacity::{CapacitySpec, MAX_SESSIONS};
+use crate::health::{
+    HeartbeatOrder, HeartbeatStamp, ResourceThresholds, ResourceUsage, order_heartbeat,
+};
+use crate::ids::{SessionKey, WorkerId};
+use crate::time::Timestamp;
+use crate::validation::ValidationError;
+
+/// A heartbeat, validated (seed 000's body plus optional fields).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heartbeat {
+    /// The worker's code.
+    pub worker: WorkerId,
+    /// Descriptive fields; empty ones keep what is stored.
+    pub description: WorkerDescription,
+    /// Capacity figures.
+    pub capacity: CapacitySpec,
+    /// `activeSessions`.
+    pub active_sessions: u32,
+    /// Boot id and sequence number.
+    pub stamp: HeartbeatStamp,
+    /// Ids of the sessions the worker runs, when it reports them.
+    pub live_sessions: Option<Vec<SessionKey>>,
+    /// Resource usage.
+    pub resources: ResourceUsage,
+}
+
+impl Heartbeat {
+    /// Checks the fields capacity validation does not cover.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        self.description.validate()?;
+        if let Some(boot) = &self.stamp.boot_id
+            && (boot.is_empty() || boot.len() > 128 || boot.chars().any(char::is_control))
+        {
+            return Err(ValidationError::new(
+                "bootId",
+                "must be 1 to 128 characters without control characters",
+            ));
+        }
+        if self.active_sessions > MAX_SESSIONS {
+            return Err(ValidationError::new(
+                "activeSessions",
+                format!("must be at most {MAX_SESSIONS}"),
+            ));
+        }
+        if self
+            .live_sessions
+            .as_ref()
+            .is_some_and(|l| l.len() > MAX_LIVE_SESSIONS)
+        {
+            return Err(ValidationError::new(
+                "liveSessions",
+                format!("at most {MAX_LIVE_SESSIONS} entries"),
+            ));
+        }
+        for (field, value) in [
+            ("cpuPercent", self.resources.cpu_percent),
+            ("memoryPercent", self.resources.memory_percent),
+            ("diskPercent", self.resources.disk_percent),
+        ] {
+            if let Some(v) = value
+                && (!v.is_finite() || !(0.0..=100.0).contains(&v))
+            {
+                return Err(ValidationError::new(
+                    field,
+                    "must be a percentage from 0 to 100",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The outcome of folding a heartbeat into a record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HeartbeatUpdate {
+    /// Write this record.
+    Apply {
+        /// The new record.
+        record: Box<WorkerRecord>,
+        /// How the heartbeat relates to the previous one.
+        order: HeartbeatOrder,
+    },
+    /// Older or replayed: keep the stored record.
+    Stale,
+}
+
+/// Folds `hb`, received at `now`, into `existing` (or a new record).
+pub fn apply_heartbeat(
+    existing: Option<&WorkerRecord>,
+    hb: &Heartbeat,
+    now: Timestamp,
+    thresholds: &ResourceThresholds,
+) -> HeartbeatUpdate {
+    let order = order_heartbeat(
+        existing.and_then(|r| r.stamp.as_ref()),
+        existing.map_or(&[][..], |r| &r.retired_boots),
+        &hb.stamp,
+    );
+    if order == HeartbeatOrder::Stale {
+        return HeartbeatUpdate::Stale;
+    }
+    let mut record = existing.cloned().unwrap_or_else(|| {
+        WorkerRecord::registered(hb.worker.clone(), WorkerDescription::default(), now)
+    });
+    merge_description(&mut record.description, &hb.description);
+    if order == HeartbeatOrder::Restarted
+        && let Some(old) = record.boot_id().map(str::to_owned)
+    {
+        record.retired_boots.push(old);
+        let excess = record
+            .retired_boots
+            .len()
+            .saturating_sub(RETIRED_BOOTS_KEPT);
+        record.retired_boots.drain(..excess);
+    }
+    if matches!(order, HeartbeatOrder::First | HeartbeatOrder::Restarted)
+        || record.boot_seen_at.is_none()
+    {
+        record.boot_seen_at = Some(now);
+    }
+    record.capacity = Some(hb.capacity);
+    record.reported_active = hb.active_sessions;
+    record.stamp = Some(hb.stamp.clone());
+    record.last_heartbeat_at = Some(now);
+    record.deregistered_at = None;
+    record.resource_health = record.resource_health.update(&hb.resources, thresholds);
+    record.resources = hb.resources;
+    if hb.live_sessions.is_some() || order == HeartbeatOrder::Restarted {
+        record.live_sessions = hb.live_sessions.clone();
+    }
+    HeartbeatUpdate::Apply {
+        record: Box::new(record),
+        order,
+    }
+}
+
+fn merge_description(stored: &mut WorkerDescription, incoming: &WorkerDescription) {
+    if !incoming.name.is_empty() {
+        stored.name.clone_from(&incoming.name);
+    }
+    if !incoming.api_base_url.is_empty() {
+        stored.api_base_url.clone_from(&incoming.api_base_url);
+    }
+    if incoming.zone.is_some() {
+        stored.zone.clone_from(&incoming.zone);
+    }
+    if !incoming.labels.is_empty() {
+        stored.labels.clone_from(&incoming.labels);
+    }
+    if !incoming.capabilities.is_empty() {
+        stored.capabilities.clone_from(&incoming.capabilities);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capacity::CapacityInput;
+
+    fn hb(boot: &str, seq: u64, active: u32) -> Heartbeat {
+        Heartbeat {
+            worker: WorkerId::parse("code", "w1").unwrap(),
+            description: WorkerDescription {
+                name: "W1".into(),
+                ..Default::default()
+            },
+            capacity: CapacitySpec::new(CapacityInput {
+                total_cpu_cores: 8.0,
+                total_memory_mb: 12288,
+                reserved_cpu_cores: 1.0,
+                reserved_memory_mb: 1024,
+                vm_cpu_cores: 1.5,
+                vm_memory_mb: 2048,
+            })
+            .unwrap(),
+            active_sessions: active,
+            stamp: HeartbeatStamp {
+                boot_id: Some(boot.into()),
+                seq: Some(seq),
+            },
+            live_sessions: None,
+            resources: ResourceUsage::default(),
+        }
+    }
+
+    fn apply(existing: Option<&WorkerRecord>, h: &Heartbeat) -> HeartbeatUpdate {
+        apply_heartbeat(existing, h, Timestamp(1000), &ResourceThresholds::default())
+    }
+
+    #[test]
+    fn replayed_heartbeat_never_wins() {
+        let HeartbeatUpdate::Apply { record, .. } = apply(None, &hb("a", 2, 3)) else {
+            panic!("first heartbeat applies")
+        };
+        assert_eq!(apply(Some(&record), &hb("a", 1, 0)), HeartbeatUpdate::Stale);
+        let HeartbeatUpdate::Apply { record: r2, order } = apply(Some(&record), &hb("b", 1, 0))
+        else {
+            panic!("restart applies")
+        };
+        assert_eq!(order, HeartbeatOrder::Restarted);
+        assert_eq!(r2.retired_boots, vec!["a".to_string()]);
+        assert_eq!(apply(Some(&r2), &hb("a", 9, 3)), HeartbeatUpdate::Stale);
+    }
+}

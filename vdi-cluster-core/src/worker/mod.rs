@@ -1,0 +1,27 @@
+//! The worker record, heartbeats applied to it, and the views derived from
+//! it at a given instant.
+//!
+//! A [`WorkerRecord`] is what a backend stores. A heartbeat is folded into it
+//! by the pure [`apply_heartbeat`]; a backend writes the result with a
+//! compare-and-set on the record's version. A [`WorkerView`] adds what is
+//! derived at `now`: availability, slots and the one `status` of the API.
+//!
+//! Split by responsibility: `record` (what is stored), `heartbeat` (folding
+//! a heartbeat in), `view` (what is derived at an instant).
+
+mod heartbeat;
+mod record;
+mod view;
+
+pub use heartbeat::{Heartbeat, HeartbeatUpdate, apply_heartbeat};
+pub use record::{WorkerDescription, WorkerRecord, WorkerSnapshot};
+pub use view::{WorkerStatus, WorkerView};
+
+/// Boot ids remembered per worker to recognise late heartbeats of old boots.
+pub const RETIRED_BOOTS_KEPT: usize = 4;
+/// Most labels or capabilities a worker may carry.
+pub const MAX_TAGS: usize = 32;
+/// Longest zone, label key or value, or capability.
+pub const MAX_TAG_LEN: usize = 64;
+/// Most live session ids one heartbeat may carry.
+pub const MAX_LIVE_SESSIONS: usize = 10_000;
