@@ -78,7 +78,7 @@ async fn apply_heartbeat(
     let ack = state
         .detached(async move { service.heartbeat(heartbeat).await })
         .await?;
-    Ok(ack.into())
+    Ok(HeartbeatResponse::from(&ack))
 }
 
 /// Registers a worker ahead of its first heartbeat (seed 003); idempotent.
