@@ -30,6 +30,8 @@ pub const MAX_TAGS: usize = 32;
 pub const MAX_TAG_LEN: usize = 64;
 /// Most live session ids one heartbeat may carry.
 pub const MAX_LIVE_SESSIONS: usize = 10_000;
+/// Longest accepted boot id.
+pub const MAX_BOOT_ID_LEN: usize = 128;
 
 /// Descriptive fields of a worker: who it is and where to reach it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -220,11 +222,13 @@ impl Heartbeat {
     pub fn validate(&self) -> Result<(), ValidationError> {
         self.description.validate()?;
         if let Some(boot) = &self.stamp.boot_id
-            && (boot.is_empty() || boot.len() > 128 || boot.chars().any(char::is_control))
+            && (boot.is_empty()
+                || boot.len() > MAX_BOOT_ID_LEN
+                || boot.chars().any(char::is_control))
         {
             return Err(ValidationError::new(
                 "bootId",
-                "must be 1 to 128 characters without control characters",
+                format!("must be 1 to {MAX_BOOT_ID_LEN} characters without control characters"),
             ));
         }
         if self.active_sessions > MAX_SESSIONS {
