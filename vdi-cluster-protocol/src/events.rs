@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use vdi_cluster_core::{Event, EventKind};
 
-use crate::cluster::{PolicyJson, ReconcileReportJson};
 use crate::node::SessionRef;
+use crate::reconcile::{PolicyJson, ReconcileReportJson};
 
 /// What happened; `type` names it (core's `EventKind::name`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -11,7 +11,9 @@
 //! * [`workers`] — operators: workers as the admin page reads them, admin
 //!   actions (drain, activate, disable) and what blocks a drain.
 //! * [`cluster`] — operators: summary, statistics with zones, distribution,
-//!   the reconcile report, the audit trail.
+//!   the audit trail.
+//! * [`reconcile`] — operators: the reconcile report, admin policies as it
+//!   and the events show them.
 //! * [`events`] — operators: the events stream's bodies.
 //! * [`join`] — admins: join tokens.
 //! * [`ops`] — `/healthz`, `/readyz`.
@@ -36,6 +38,7 @@ pub mod events;
 pub mod join;
 pub mod node;
 pub mod ops;
+pub mod reconcile;
 pub mod sessions;
 pub mod workers;
 

@@ -1,7 +1,7 @@
 //! The request-time gate: the per-route middleware that checks a request's
 //! credential against its route's [`Access`] — including workers' own
 //! credentials, whose hashes are in the store — and hands the handler a
-//! [`Principal`]; and [`ensure_worker`], which handlers of worker routes
+//! [`Principal`]; and `ensure_worker`, which handlers of worker routes
 //! call once they know which worker the body names.
 //!
 //! The pure pieces (access model, JWTs, secrets, [`AuthConfig`]) are in

@@ -3,7 +3,7 @@
 //! from the [route table](crate::routes::route_table): each operation's
 //! summary and security requirement come from the table, so the document
 //! cannot disagree with the router about who may call what. The
-//! [router](crate::router) builds it once and hands it to the
+//! [router](mod@crate::router) builds it once and hands it to the
 //! `/api/openapi.json` handler.
 
 use utoipa::openapi::OpenApi as OpenApiDocument;
@@ -14,12 +14,15 @@ use utoipa::openapi::security::{
 use utoipa::{Modify, OpenApi};
 
 use vdi_cluster_protocol::cluster::{
-    AuditEntryJson, AuditJson, CounterJson, DistributionEntry, DistributionJson, DriftJson,
-    PolicyChangeJson, PolicyJson, ReconcileReportJson, StatsJson, SummaryJson, ZoneStatsJson,
+    AuditEntryJson, AuditJson, DistributionEntry, DistributionJson, StatsJson, SummaryJson,
+    ZoneStatsJson,
 };
 use vdi_cluster_protocol::events::{EventJson, EventKindJson};
 use vdi_cluster_protocol::join::{CreateJoinToken, CreatedJoinToken, JoinTokenJson, JoinTokenList};
 use vdi_cluster_protocol::ops::HealthJson;
+use vdi_cluster_protocol::reconcile::{
+    CounterJson, DriftJson, PolicyChangeJson, PolicyJson, ReconcileReportJson,
+};
 use vdi_cluster_protocol::sessions::{
     AllocateSessionRequest, ConstraintsJson, PrewarmExamRequest, PrewarmFailureJson,
     PrewarmReportJson, PrewarmShareJson, ReleaseJson, SessionJson,

@@ -1,8 +1,8 @@
 //! The router: every route of the [route table](crate::routes::route_table)
-//! behind its credential check ([`gate`](crate::gate)), the OpenAPI document
+//! behind its credential check ([`gate`]), the OpenAPI document
 //! the `/api/openapi.json` handler serves (built here from the table and
 //! handed to it as an extension, so the handlers never loop back to
-//! [`openapi`](crate::openapi)), and the middleware.
+//! [`openapi`]), and the middleware.
 //!
 //! Middleware, outermost first: request id (`x-request-id`, generated when
 //! absent, echoed in the answer), a tracing span per request, panic catcher

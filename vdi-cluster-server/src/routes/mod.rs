@@ -1,7 +1,7 @@
 //! The route table and the handlers, one module per audience.
 //!
 //! [`route_table`] lists every route once, with its method, path and the
-//! credential it requires ([`Access`]). The [router](crate::router) is built
+//! credential it requires ([`Access`]). The [router](mod@crate::router) is built
 //! from it (each route gets the credential check for its access), the
 //! [OpenAPI document](crate::openapi)'s security is derived from it, and the
 //! tests generate the auth matrix from it — so a route cannot be added

@@ -12,7 +12,8 @@ use utoipa::IntoParams;
 use vdi_cluster_core::service::WorkerFilter;
 use vdi_cluster_core::{Timestamp, ValidationError, WorkerId, WorkerStatus};
 use vdi_cluster_protocol::ErrorBody;
-use vdi_cluster_protocol::cluster::{ReconcileReportJson, SummaryJson};
+use vdi_cluster_protocol::cluster::SummaryJson;
+use vdi_cluster_protocol::reconcile::ReconcileReportJson;
 use vdi_cluster_protocol::workers::{WorkerJson, WorkerList, WorkerSessionsJson};
 
 use crate::auth::Caller;
