@@ -155,3 +155,50 @@ pub struct PrewarmResponse {
     /// Machines accepted (at most the requested count).
     pub accepted: u32,
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn json_of(value: impl Serialize) -> serde_json::Value {
+        serde_json::to_value(value).unwrap()
+    }
+
+    #[test]
+    fn worker_side_field_names() {
+        let key = SessionKey::parse("e1", "u1").unwrap();
+        let session = json!({"examId": "e1", "userId": "u1"});
+        assert_eq!(json_of(AllocateRequest::from(&key)), session);
+        assert_eq!(json_of(ReleaseRequest::from(&key)), session);
+        assert_eq!(
+            json_of(AllocateResponse {
+                session: json!({"rdp": "x"}),
+            }),
+            json!({"session": {"rdp": "x"}})
+        );
+        assert_eq!(
+            json_of(ReleaseResponse { released: true }),
+            json!({"released": true})
+        );
+        assert_eq!(
+            json_of(PrewarmRequest {
+                exam_id: "e1".into(),
+                count: 3,
+            }),
+            json!({"examId": "e1", "count": 3})
+        );
+        assert_eq!(
+            json_of(PrewarmResponse { accepted: 2 }),
+            json!({"accepted": 2})
+        );
+        assert_eq!(
+            json_of(JoinResponse {
+                code: "w1".into(),
+                credential: "vdiw.w1.s".into(),
+            }),
+            json!({"code": "w1", "credential": "vdiw.w1.s"})
+        );
+    }
+}
