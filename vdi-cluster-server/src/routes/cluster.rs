@@ -7,35 +7,18 @@ use axum::response::IntoResponse;
 use axum::response::sse::{KeepAlive, Sse};
 use serde::Deserialize;
 use utoipa::IntoParams;
-use vdi_cluster_core::ValidationError;
 use vdi_cluster_protocol::ErrorBody;
 use vdi_cluster_protocol::cluster::{AuditJson, DistributionJson, StatsJson};
 
 use crate::error::ApiError;
 use crate::events::sse_stream;
-use crate::extract::QueryParams;
+use crate::extract::{QueryParams, bounded};
 use crate::state::AppState;
 
 const DISTRIBUTION_DEFAULT: usize = 100;
 const DISTRIBUTION_MAX: usize = 10_000;
 const AUDIT_DEFAULT: usize = 100;
 const AUDIT_MAX: usize = 1000;
-
-fn bounded(
-    field: &str,
-    value: Option<usize>,
-    default: usize,
-    max: usize,
-) -> Result<usize, ApiError> {
-    match value {
-        None => Ok(default),
-        Some(n) if (1..=max).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::invalid(ValidationError::new(
-            field,
-            format!("must be from 1 to {max}"),
-        ))),
-    }
-}
 
 /// Cluster statistics: the summary, workers per status, figures per zone
 /// (`default` for workers without one), total CPU and memory.

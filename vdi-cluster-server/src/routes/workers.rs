@@ -18,7 +18,7 @@ use vdi_cluster_protocol::workers::{WorkerJson, WorkerList, WorkerSessionsJson};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::{PathParams, QueryParams};
+use crate::extract::{PathParams, QueryParams, bounded};
 use crate::state::AppState;
 
 /// Default and largest number of sessions listed per worker.
@@ -206,17 +206,6 @@ pub(crate) struct LimitQuery {
     limit: Option<usize>,
 }
 
-fn limit(limit: Option<usize>, default: usize, max: usize) -> Result<usize, ApiError> {
-    match limit {
-        None => Ok(default),
-        Some(n) if (1..=max).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::invalid(ValidationError::new(
-            "limit",
-            format!("must be from 1 to {max}"),
-        ))),
-    }
-}
-
 /// A worker's sessions.
 #[utoipa::path(
     get, path = "/api/vdi/workers/{code}/sessions", tag = "workers",
@@ -234,7 +223,12 @@ pub(crate) async fn sessions(
     QueryParams(query): QueryParams<LimitQuery>,
 ) -> Result<Json<WorkerSessionsJson>, ApiError> {
     let id = worker_id(code)?;
-    let limit = limit(query.limit, SESSIONS_DEFAULT_LIMIT, SESSIONS_MAX_LIMIT)?;
+    let limit = bounded(
+        "limit",
+        query.limit,
+        SESSIONS_DEFAULT_LIMIT,
+        SESSIONS_MAX_LIMIT,
+    )?;
     let dispatches = state.service().worker_sessions(&id, limit).await?;
     Ok(Json(WorkerSessionsJson::new(&id, &dispatches)))
 }
