@@ -36,8 +36,9 @@ use crate::config::CapacityConfig;
 use crate::host::{HostFacts, HostProbe, HostUsage};
 use crate::node::{AdminView, WorkerNode};
 use vdi_cluster_protocol::{
-    DEREGISTER_PATH, ErrorBody, HEARTBEAT_PATH, HeartbeatRequest, HeartbeatResponse, JOIN_PATH,
-    JOIN_TOKEN_HEADER, JoinResponse, RegisterRequest, SessionRef, WORKER_TOKEN_HEADER,
+    DEREGISTER_PATH, DescriptionJson, ErrorBody, HEARTBEAT_PATH, HeartbeatRequest,
+    HeartbeatResponse, JOIN_PATH, JOIN_TOKEN_HEADER, JoinResponse, RegisterRequest, SessionRef,
+    WORKER_TOKEN_HEADER,
 };
 
 /// Shortest wait between two heartbeats, whatever an answer asks.
@@ -364,11 +365,7 @@ impl Agent {
         let d = &self.config.description;
         RegisterRequest {
             code: self.config.code.to_string(),
-            name: d.name.clone(),
-            api_base_url: d.api_base_url.clone(),
-            zone: d.zone.clone(),
-            labels: d.labels.clone(),
-            capabilities: d.capabilities.clone(),
+            description: DescriptionJson::from(d),
         }
     }
 
@@ -424,8 +421,7 @@ impl Agent {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let body = HeartbeatRequest {
             code: self.config.code.to_string(),
-            name: d.name.clone(),
-            api_base_url: d.api_base_url.clone(),
+            description: DescriptionJson::from(d),
             total_cpu_cores: input.total_cpu_cores,
             total_memory_mb: input.total_memory_mb,
             reserved_cpu_cores: input.reserved_cpu_cores,
@@ -439,9 +435,6 @@ impl Agent {
             cpu_percent: usage.cpu_percent,
             memory_percent: usage.memory_percent,
             disk_percent: usage.disk_percent,
-            zone: d.zone.clone(),
-            labels: d.labels.clone(),
-            capabilities: d.capabilities.clone(),
         };
         (body, snapshot.live)
     }

@@ -28,12 +28,29 @@ pub fn is_blank(bytes: &[u8]) -> bool {
     bytes.iter().all(u8::is_ascii_whitespace)
 }
 
+/// Prefix of the errors [`keyed`] reports.
+const KEYED_PREFIX: &str = "field `";
+
+/// Deserializes one field's value, naming the field in the error
+/// (``field `labels`: invalid type: …``). For fields of a
+/// `#[serde(flatten)]`ed struct, whose values serde reads from a buffer
+/// where the error's path is lost; [`parse_json`] reads the name back.
+pub fn keyed<'de, T, D>(field: &str, deserializer: D) -> Result<T, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    T::deserialize(deserializer)
+        .map_err(|e| serde::de::Error::custom(format!("{KEYED_PREFIX}{field}`: {e}")))
+}
+
 /// Pulls the field name out of serde's "missing field `x`" / "unknown
-/// field `x`" messages.
+/// field `x`" messages, and out of [`keyed`]'s.
 fn quoted_field(message: &str) -> Option<&str> {
     let rest = message
         .strip_prefix("missing field `")
-        .or_else(|| message.strip_prefix("unknown field `"))?;
+        .or_else(|| message.strip_prefix("unknown field `"))
+        .or_else(|| message.strip_prefix(KEYED_PREFIX))?;
     rest.split('`').next()
 }
 

@@ -17,3 +17,26 @@ pub struct ErrorBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn error_body_field_names() {
+        let mut body = ErrorBody {
+            error: "Not Found".into(),
+            message: "Worker not found: w-9".into(),
+            code: 404,
+            field: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&body).unwrap(),
+            json!({"error": "Not Found", "message": "Worker not found: w-9", "code": 404})
+        );
+        body.field = Some("code".into());
+        assert_eq!(serde_json::to_value(&body).unwrap()["field"], "code");
+    }
+}

@@ -1,20 +1,46 @@
 //! # vdi-cluster-protocol
 //!
 //! The wire format of vdi-cluster, in one place: every JSON body and header
-//! name that crosses a process boundary — control plane ↔ node agent
-//! ([`node`]), and the error body of seed 004 ([`ErrorBody`]) that every
-//! endpoint answers with — how bodies are decoded ([`decode`]), and the
-//! credential formats ([`credentials`]).
+//! name that crosses a process boundary, how bodies are decoded, and the
+//! credential formats. Modules follow the audience of the bodies:
 //!
-//! This crate decides the JSON shape; core's types carry none of it. It
-//! does no I/O: the control plane (`vdi-cluster-server`), the node agent
+//! * [`node`] — control plane ↔ node agent: heartbeats, registration, the
+//!   worker-side API, the header names (re-exported at the crate root).
+//! * [`sessions`] — exam application ↔ control plane: allocate, look up and
+//!   release a student's session, prewarm an exam.
+//! * [`workers`] — operators: workers as the admin page reads them, admin
+//!   actions (drain, activate, disable) and what blocks a drain.
+//! * [`cluster`] — operators: summary, statistics with zones, distribution,
+//!   the audit trail.
+//! * [`reconcile`] — operators: the reconcile report, admin policies as it
+//!   and the events show them.
+//! * [`events`] — operators: the events stream's bodies.
+//! * [`join`] — admins: join tokens.
+//! * [`ops`] — `/healthz`, `/readyz`.
+//! * [`ErrorBody`] — seed 004's error body every endpoint answers with.
+//! * [`decode`] — how bodies and query strings are read, errors naming the
+//!   field; [`credentials`] — credential formats, kept as hashes.
+//!
+//! This crate decides the JSON shape: each body converts *from* core's
+//! types (`From<&core::X>` or a constructor), so the API never depends on
+//! core's serde attributes (which exist for the stores' records). It
+//! converts shapes only: values are validated once, by core. It does no
+//! I/O: the control plane (`vdi-cluster-server`), the node agent
 //! (`vdi-cluster-node`) and the load generator all use it, and none copies
-//! it. Field names are camelCase, exactly as the seeds write them.
+//! it. Field names are camelCase, exactly as the seeds write them; every
+//! body has a test pinning its field names.
 
+pub mod cluster;
 pub mod credentials;
 pub mod decode;
 mod error;
+pub mod events;
+pub mod join;
 pub mod node;
+pub mod ops;
+pub mod reconcile;
+pub mod sessions;
+pub mod workers;
 
 pub use error::ErrorBody;
 pub use node::*;

@@ -3,8 +3,9 @@
 //!
 //! Each server-sent event is named after the event's `type`
 //! (`workerRegistered`, `workerAvailability`, `workerPolicy`,
-//! `sessionMigrated`, `reconciled`, …) and carries the event as JSON
-//! (`{"at": …, "type": …, …}`). A subscriber that falls behind by more than
+//! `sessionMigrated`, `reconciled`, …; core's `EventKind::name`) and
+//! carries the event as JSON (`vdi_cluster_protocol::events::EventJson`:
+//! `{"at": …, "type": …, …}`). A subscriber that falls behind by more than
 //! the channel's capacity receives a `lagged` event with the number of
 //! events it missed, then continues. Streams end when the server shuts down.
 
@@ -18,6 +19,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_util::sync::CancellationToken;
 use vdi_cluster_core::{Event, EventSink};
+use vdi_cluster_protocol::events::EventJson;
 
 /// Events buffered per subscriber before it is told it lagged.
 pub const EVENT_BUFFER: usize = 1024;
@@ -59,14 +61,12 @@ impl EventSink for EventHub {
     }
 }
 
-fn to_sse(event: &Event) -> sse::Event {
-    let json = serde_json::to_value(event).unwrap_or_default();
-    let name = json
-        .get("type")
-        .and_then(|t| t.as_str())
-        .unwrap_or("event")
-        .to_owned();
-    sse::Event::default().event(name).data(json.to_string())
+/// The server-sent event of `event`: named after its type, with its
+/// protocol body as data. `None` for a kind the wire format does not know.
+fn to_sse(event: &Event) -> Option<sse::Event> {
+    let body = EventJson::new(event)?;
+    let data = serde_json::to_string(&body).ok()?;
+    Some(sse::Event::default().event(event.kind.name()).data(data))
 }
 
 /// The stream of server-sent events for one subscriber; ends on `shutdown`.
@@ -77,12 +77,12 @@ pub fn sse_stream(
     let ready = futures::stream::once(async {
         Ok::<_, Infallible>(sse::Event::default().event("ready").data("{}"))
     });
-    let events = BroadcastStream::new(hub.subscribe()).map(|item| {
-        Ok(match item {
-            Ok(event) => to_sse(&event),
-            Err(BroadcastStreamRecvError::Lagged(missed)) => sse::Event::default()
+    let events = BroadcastStream::new(hub.subscribe()).filter_map(|item| {
+        futures::future::ready(match item {
+            Ok(event) => to_sse(&event).map(Ok),
+            Err(BroadcastStreamRecvError::Lagged(missed)) => Some(Ok(sse::Event::default()
                 .event("lagged")
-                .data(format!("{{\"missed\":{missed}}}")),
+                .data(format!("{{\"missed\":{missed}}}")))),
         })
     });
     ready.chain(events).take_until(shutdown.cancelled_owned())

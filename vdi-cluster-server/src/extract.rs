@@ -10,6 +10,8 @@
 //!   …/drain` with no body).
 //! * [`QueryParams`]: the query string; unknown parameters are a 400.
 //! * [`PathParams`]: path segments, percent-decoded.
+//! * [`bounded`]: a count parameter (`limit`, `perWorker`) within its
+//!   bounds.
 
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
@@ -18,6 +20,7 @@ use axum::http::{StatusCode, header};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
+use vdi_cluster_core::ValidationError;
 use vdi_cluster_protocol::decode;
 
 use crate::error::ApiError;
@@ -130,5 +133,23 @@ where
             .map_err(|rejection: PathRejection| {
                 ApiError::bad_request("path", rejection.body_text())
             })
+    }
+}
+
+/// A count parameter: `default` when absent, else from 1 to `max` (a 422
+/// naming `field` otherwise).
+pub fn bounded(
+    field: &str,
+    value: Option<usize>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match value {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::invalid(ValidationError::new(
+            field,
+            format!("must be from 1 to {max}"),
+        ))),
     }
 }

@@ -12,14 +12,25 @@
 //! ## Shape
 //!
 //! * [`routes::route_table`] lists every route with its method, path and
-//!   required credential ([`auth::Access`]); [`router`] is built from it.
-//!   Handlers are thin: extract, call the service, map the answer.
+//!   required credential ([`auth::Access`]); the handlers live beside it,
+//!   one module per audience. Handlers are thin: extract, call the
+//!   service, answer a protocol body.
+//! * [`router()`] builds the router from the table: each route behind
+//!   [`gate`] (the request-time credential check), the middleware, and the
+//!   [`openapi`] document handed to its handler.
+//! * Every JSON body is a type of the `vdi-cluster-protocol` crate (shared
+//!   with the node agent, `vdi-cluster-node`, behind `vdi-cluster worker`),
+//!   converted from core's types; no handler serializes a core type, and
+//!   values are validated once, by core.
 //! * [`error::ApiError`] owns the status mapping and seed 004's error body
 //!   `{"error", "message", "code"}`.
-//! * [`auth`]: HS256 JWTs (`ADMIN`/`PROCTOR`/`STUDENT`), the worker token
-//!   and the cluster token, hashed and compared in constant time.
-//! * The wire format is the `vdi-cluster-protocol` crate, shared with the
-//!   node agent (`vdi-cluster-node`, behind `vdi-cluster worker`).
+//! * [`auth`]: the access model, HS256 JWTs (`ADMIN`/`PROCTOR`/`STUDENT`),
+//!   secrets and [`auth::AuthConfig`] — none of it knows [`AppState`];
+//!   [`gate`] adds the checks that read the store.
+//! * [`state`]: [`AppState`], what handlers share; [`extract`]: strict
+//!   body, path and query extractors; [`events`]: the SSE hub;
+//!   [`metrics`]: Prometheus metrics; [`client`]: the HTTP `WorkerClient`;
+//!   [`config`]: the command line.
 //! * [`store`]: `memory`, `redis://…` or `postgres://…` from one URL.
 //! * [`server`]: `serve`, graceful shutdown, the background loop.
 //! * [`demo`]: `vdi-cluster demo`, a control plane and simulated workers on
@@ -52,16 +63,18 @@ pub mod demo;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod gate;
 pub mod listener;
 pub mod metrics;
 pub mod openapi;
+pub mod router;
 pub mod routes;
 pub mod server;
 pub mod state;
 pub mod store;
 pub mod throttle;
-pub mod views;
 
 pub use error::ApiError;
-pub use routes::{RouteSpec, route_table, router};
+pub use router::router;
+pub use routes::{RouteSpec, route_table};
 pub use state::{AppState, AppStateBuilder, HttpLimits};

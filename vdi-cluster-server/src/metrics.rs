@@ -253,11 +253,11 @@ impl Metrics {
     }
 
     fn observe_event(&self, event: &Event) {
-        let kind = serde_json::to_value(&event.kind)
-            .ok()
-            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
-            .unwrap_or_else(|| "unknown".into());
-        self.events.get_or_create(&TypeLabel { r#type: kind }).inc();
+        self.events
+            .get_or_create(&TypeLabel {
+                r#type: event.kind.name().to_owned(),
+            })
+            .inc();
         if let EventKind::Reconciled { report } = &event.kind {
             self.reconcile_runs.inc();
             for (reason, n) in [

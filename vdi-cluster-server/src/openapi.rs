@@ -1,7 +1,10 @@
 //! The OpenAPI 3 document, generated from the handlers' annotations
-//! (utoipa) and completed from the [route table](crate::routes::route_table):
-//! each operation's summary and security requirement come from the table,
-//! so the document cannot disagree with the router about who may call what.
+//! (utoipa) and the bodies' schemas (`vdi-cluster-protocol`), and completed
+//! from the [route table](crate::routes::route_table): each operation's
+//! summary and security requirement come from the table, so the document
+//! cannot disagree with the router about who may call what. The
+//! [router](mod@crate::router) builds it once and hands it to the
+//! `/api/openapi.json` handler.
 
 use utoipa::openapi::OpenApi as OpenApiDocument;
 use utoipa::openapi::path::{Operation, PathItem};
@@ -10,17 +13,34 @@ use utoipa::openapi::security::{
 };
 use utoipa::{Modify, OpenApi};
 
-use crate::auth::Access;
-use crate::routes::join::{CreatedJoinToken, JoinTokenJson, JoinTokenList};
-use crate::routes::{HttpMethod, cluster, join, ops, route_table, sessions, workers};
-use crate::views::{
-    AdminActionJson, DistributionEntry, DistributionJson, HealthJson, ReleaseJson, SessionJson,
-    WorkerJson, WorkerList, WorkerSessionsJson,
+use vdi_cluster_protocol::cluster::{
+    AuditEntryJson, AuditJson, DistributionEntry, DistributionJson, StatsJson, SummaryJson,
+    ZoneStatsJson,
+};
+use vdi_cluster_protocol::events::{EventJson, EventKindJson};
+use vdi_cluster_protocol::join::{CreateJoinToken, CreatedJoinToken, JoinTokenJson, JoinTokenList};
+use vdi_cluster_protocol::ops::HealthJson;
+use vdi_cluster_protocol::reconcile::{
+    CounterJson, DriftJson, PolicyChangeJson, PolicyJson, ReconcileReportJson,
+};
+use vdi_cluster_protocol::sessions::{
+    AllocateSessionRequest, ConstraintsJson, PrewarmExamRequest, PrewarmFailureJson,
+    PrewarmReportJson, PrewarmShareJson, ReleaseJson, SessionJson,
+};
+use vdi_cluster_protocol::workers::{
+    AdminActionJson, DrainInfoJson, DrainRequest, PatchWorkerRequest, WorkerJson, WorkerList,
+    WorkerSessionsJson,
 };
 use vdi_cluster_protocol::{
-    AllocateRequest, AllocateResponse, CLUSTER_TOKEN_HEADER, ErrorBody, HeartbeatRequest,
-    HeartbeatResponse, JOIN_TOKEN_HEADER, JoinResponse, PrewarmRequest, PrewarmResponse,
-    RegisterRequest, ReleaseRequest, ReleaseResponse, SessionRef, WORKER_TOKEN_HEADER,
+    AllocateRequest, AllocateResponse, CLUSTER_TOKEN_HEADER, DescriptionJson, ErrorBody,
+    HeartbeatRequest, HeartbeatResponse, JOIN_TOKEN_HEADER, JoinResponse, PrewarmRequest,
+    PrewarmResponse, RegisterRequest, ReleaseRequest, ReleaseResponse, SessionRef,
+    WORKER_TOKEN_HEADER,
+};
+
+use crate::auth::Access;
+use crate::routes::{
+    HttpMethod, admin, cluster, join, ops, registration, route_table, sessions, workers,
 };
 
 /// Name of the bearer-JWT security scheme.
@@ -40,21 +60,27 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
                        Errors are {\"error\", \"message\", \"code\"} (plus \"field\" for bad input).",
     ),
     paths(
-        workers::heartbeat, workers::register, workers::deregister, workers::list,
-        workers::summary, workers::healthy, workers::reconcile, workers::detail,
-        workers::patch, workers::remove, workers::sessions, workers::drain_info,
-        workers::drain, workers::drain_put, workers::activate,
+        registration::heartbeat, registration::register, registration::deregister,
+        workers::list, workers::summary, workers::healthy, workers::reconcile, workers::detail,
+        admin::patch, workers::remove, workers::sessions, admin::drain_info,
+        admin::drain, admin::drain_put, admin::activate,
         join::join, join::create, join::list, join::revoke,
         sessions::allocate, sessions::get, sessions::release, sessions::prewarm,
         cluster::stats, cluster::distribution, cluster::audit, cluster::events,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     components(schemas(
-        ErrorBody, HeartbeatRequest, HeartbeatResponse, RegisterRequest, SessionRef,
-        AllocateRequest, AllocateResponse, ReleaseRequest, ReleaseResponse, PrewarmRequest,
-        PrewarmResponse, WorkerJson, WorkerList, SessionJson, WorkerSessionsJson,
-        AdminActionJson, ReleaseJson, DistributionEntry, DistributionJson, HealthJson,
-        JoinResponse, JoinTokenJson, CreatedJoinToken, JoinTokenList,
+        ErrorBody, HeartbeatRequest, HeartbeatResponse, RegisterRequest, DescriptionJson,
+        SessionRef, AllocateRequest, AllocateResponse, ReleaseRequest, ReleaseResponse,
+        PrewarmRequest, PrewarmResponse, JoinResponse,
+        WorkerJson, WorkerList, WorkerSessionsJson, AdminActionJson, DrainInfoJson,
+        PatchWorkerRequest, DrainRequest,
+        SessionJson, ReleaseJson, AllocateSessionRequest, ConstraintsJson, PrewarmExamRequest,
+        PrewarmReportJson, PrewarmShareJson, PrewarmFailureJson,
+        SummaryJson, StatsJson, ZoneStatsJson, DistributionEntry, DistributionJson,
+        ReconcileReportJson, PolicyChangeJson, PolicyJson, DriftJson, CounterJson,
+        AuditJson, AuditEntryJson, EventJson, EventKindJson,
+        HealthJson, CreateJoinToken, JoinTokenJson, CreatedJoinToken, JoinTokenList,
     )),
     modifiers(&FromRouteTable),
     tags(

@@ -31,7 +31,7 @@ use crate::auth::{AuthConfig, MintError, Role, mint_jwt, random_secret};
 use crate::client::{ClientBuildError, HttpWorkerClient};
 use crate::config::{ConfigError, ServeArgs, TokenArgs};
 use crate::listener;
-use crate::routes::router;
+use crate::router::router;
 use crate::state::AppState;
 use crate::store::{StoreError, StoreOptions, open_store, redact};
 

@@ -1,7 +1,9 @@
 //! A [`Heartbeat`], validated, and [`apply_heartbeat`]: folding it into a
 //! stored record.
 
-use super::{MAX_LIVE_SESSIONS, RETIRED_BOOTS_KEPT, WorkerDescription, WorkerRecord};
+use super::{
+    MAX_BOOT_ID_LEN, MAX_LIVE_SESSIONS, RETIRED_BOOTS_KEPT, WorkerDescription, WorkerRecord,
+};
 use crate::capacity::{CapacitySpec, MAX_SESSIONS};
 use crate::health::{
     HeartbeatOrder, HeartbeatStamp, ResourceThresholds, ResourceUsage, order_heartbeat,
@@ -34,11 +36,13 @@ impl Heartbeat {
     pub fn validate(&self) -> Result<(), ValidationError> {
         self.description.validate()?;
         if let Some(boot) = &self.stamp.boot_id
-            && (boot.is_empty() || boot.len() > 128 || boot.chars().any(char::is_control))
+            && (boot.is_empty()
+                || boot.len() > MAX_BOOT_ID_LEN
+                || boot.chars().any(char::is_control))
         {
             return Err(ValidationError::new(
                 "bootId",
-                "must be 1 to 128 characters without control characters",
+                format!("must be 1 to {MAX_BOOT_ID_LEN} characters without control characters"),
             ));
         }
         if self.active_sessions > MAX_SESSIONS {

@@ -25,3 +25,5 @@ pub const MAX_TAGS: usize = 32;
 pub const MAX_TAG_LEN: usize = 64;
 /// Most live session ids one heartbeat may carry.
 pub const MAX_LIVE_SESSIONS: usize = 10_000;
+/// Longest accepted boot id.
+pub const MAX_BOOT_ID_LEN: usize = 128;

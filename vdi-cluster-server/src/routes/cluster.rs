@@ -5,52 +5,34 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::response::sse::{KeepAlive, Sse};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
-use vdi_cluster_core::ValidationError;
-use vdi_cluster_core::service::ClusterStats;
-use vdi_cluster_core::store::AuditEntry;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use vdi_cluster_protocol::ErrorBody;
+use vdi_cluster_protocol::cluster::{AuditJson, DistributionJson, StatsJson};
 
 use crate::error::ApiError;
 use crate::events::sse_stream;
-use crate::extract::QueryParams;
+use crate::extract::{QueryParams, bounded};
 use crate::state::AppState;
-use crate::views::{DistributionEntry, DistributionJson, SessionJson};
-use vdi_cluster_protocol::ErrorBody;
 
 const DISTRIBUTION_DEFAULT: usize = 100;
 const DISTRIBUTION_MAX: usize = 10_000;
 const AUDIT_DEFAULT: usize = 100;
 const AUDIT_MAX: usize = 1000;
 
-fn bounded(
-    field: &str,
-    value: Option<usize>,
-    default: usize,
-    max: usize,
-) -> Result<usize, ApiError> {
-    match value {
-        None => Ok(default),
-        Some(n) if (1..=max).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::invalid(ValidationError::new(
-            field,
-            format!("must be from 1 to {max}"),
-        ))),
-    }
-}
-
 /// Cluster statistics: the summary, workers per status, figures per zone
 /// (`default` for workers without one), total CPU and memory.
 #[utoipa::path(
     get, path = "/api/vdi/cluster/stats", tag = "cluster",
     responses(
-        (status = 200, description = "Statistics", body = serde_json::Value),
+        (status = 200, description = "Statistics", body = StatsJson),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 503, body = ErrorBody),
     )
 )]
-pub(crate) async fn stats(State(state): State<AppState>) -> Result<Json<ClusterStats>, ApiError> {
-    Ok(Json(state.service().stats().await?))
+pub(crate) async fn stats(State(state): State<AppState>) -> Result<Json<StatsJson>, ApiError> {
+    let stats = state.service().stats().await?;
+    Ok(Json(StatsJson::from(&stats)))
 }
 
 /// How many sessions to list per worker.
@@ -84,24 +66,7 @@ pub(crate) async fn distribution(
         DISTRIBUTION_MAX,
     )?;
     let rows = state.service().distribution(per_worker).await?;
-    let distribution: Vec<DistributionEntry> = rows
-        .into_iter()
-        .map(|w| {
-            let sessions: Vec<SessionJson> = w.sessions.iter().map(SessionJson::from).collect();
-            DistributionEntry {
-                code: w.code.to_string(),
-                zone: w.zone,
-                status: w.status.name().to_owned(),
-                used_sessions: w.used_sessions,
-                session_count: sessions.len(),
-                sessions,
-            }
-        })
-        .collect();
-    Ok(Json(DistributionJson {
-        total_workers: distribution.len(),
-        distribution,
-    }))
+    Ok(Json(DistributionJson::new(&rows)))
 }
 
 /// How many audit entries to list.
@@ -111,18 +76,6 @@ pub(crate) async fn distribution(
 pub(crate) struct AuditQuery {
     /// Newest entries listed (default 100, at most 1000).
     limit: Option<usize>,
-}
-
-/// The audit trail.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct AuditJson {
-    /// Entries, newest first: `at`, `actor` (the JWT `sub`), `action`,
-    /// `target`, `detail`.
-    #[schema(value_type = Vec<Object>)]
-    entries: Vec<AuditEntry>,
-    /// How many are listed.
-    total: usize,
 }
 
 /// The audit trail of admin actions (drain, disable, reconcile, …) with
@@ -143,10 +96,7 @@ pub(crate) async fn audit(
 ) -> Result<Json<AuditJson>, ApiError> {
     let limit = bounded("limit", query.limit, AUDIT_DEFAULT, AUDIT_MAX)?;
     let entries = state.service().store().recent_audit(limit).await?;
-    Ok(Json(AuditJson {
-        total: entries.len(),
-        entries,
-    }))
+    Ok(Json(AuditJson::new(&entries)))
 }
 
 /// Cluster events as server-sent events: a `ready` event, then one event

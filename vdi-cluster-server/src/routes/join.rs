@@ -11,17 +11,16 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use vdi_cluster_core::ValidationError;
-use vdi_cluster_core::store::JoinToken;
+use vdi_cluster_core::store::{AuditEntry, JoinToken};
+use vdi_cluster_protocol::join::{CreateJoinToken, CreatedJoinToken, JoinTokenJson, JoinTokenList};
+use vdi_cluster_protocol::{ErrorBody, JOIN_TOKEN_HEADER, JoinResponse, RegisterRequest};
 
-use super::check_not_reserved;
+use super::reserved::check_not_reserved;
 use crate::auth::{Caller, hash_hex, new_worker_credential, random_secret};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, OptionalJsonBody, PathParams};
 use crate::state::AppState;
-use vdi_cluster_protocol::{ErrorBody, JOIN_TOKEN_HEADER, JoinResponse, RegisterRequest};
 
 /// Default lifetime of a join token (1 hour).
 pub(crate) const DEFAULT_JOIN_TOKEN_TTL_SEC: u64 = 3600;
@@ -32,70 +31,6 @@ pub(crate) const MAX_JOIN_TOKEN_USES: u32 = 1000;
 /// Prefix of join tokens (`vdij_<hex>`), so they are recognisable in logs
 /// and secret scanners.
 pub(crate) const JOIN_TOKEN_PREFIX: &str = "vdij_";
-
-/// `POST /api/vdi/join-tokens` body.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct CreateJoinToken {
-    /// Lifetime, seconds (default 3600, at most 30 days).
-    ttl_sec: Option<u64>,
-    /// Registrations it allows (default 1, at most 1000).
-    max_uses: Option<u32>,
-}
-
-/// A join token as listed (never its secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct JoinTokenJson {
-    /// Public id, for revoking.
-    pub(crate) id: String,
-    /// The admin who created it.
-    pub(crate) created_by: String,
-    /// When (ms since the epoch).
-    pub(crate) created_at: u64,
-    /// Refused from this instant (ms since the epoch).
-    pub(crate) expires_at: u64,
-    /// Registrations it allows.
-    pub(crate) max_uses: u32,
-    /// Registrations made with it.
-    pub(crate) uses: u32,
-    /// Whether it can still be used now.
-    pub(crate) usable: bool,
-}
-
-/// A join token just created: the only time its secret is shown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct CreatedJoinToken {
-    /// The token, shown once: give it to `vdi-cluster worker --join-token`
-    /// (or `WORKER_JOIN_TOKEN`).
-    pub(crate) token: String,
-    /// Its listing.
-    #[serde(flatten)]
-    pub(crate) info: JoinTokenJson,
-}
-
-/// The list of join tokens.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct JoinTokenList {
-    /// Newest first.
-    pub(crate) tokens: Vec<JoinTokenJson>,
-    /// How many.
-    pub(crate) total: usize,
-}
-
-fn json(t: &JoinToken, now: vdi_cluster_core::Timestamp) -> JoinTokenJson {
-    JoinTokenJson {
-        id: t.id.clone(),
-        created_by: t.created_by.clone(),
-        created_at: t.created_at.as_millis(),
-        expires_at: t.expires_at.as_millis(),
-        max_uses: t.max_uses,
-        uses: t.uses,
-        usable: t.expires_at > now && t.uses < t.max_uses,
-    }
-}
 
 /// Creates a join token; its secret is in this answer only.
 #[utoipa::path(
@@ -148,7 +83,7 @@ pub(crate) async fn create(
             let detail = serde_json::json!({"expiresAt": record.expires_at.as_millis(), "maxUses": record.max_uses});
             service
                 .store()
-                .append_audit(&vdi_cluster_core::store::AuditEntry {
+                .append_audit(&AuditEntry {
                     at: record.created_at,
                     actor,
                     action: "create-join-token".into(),
@@ -162,7 +97,7 @@ pub(crate) async fn create(
         StatusCode::CREATED,
         Json(CreatedJoinToken {
             token,
-            info: json(&stored, now),
+            info: JoinTokenJson::new(&stored, now),
         }),
     ))
 }
@@ -178,18 +113,8 @@ pub(crate) async fn create(
 )]
 pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<JoinTokenList>, ApiError> {
     let now = state.service().clock().now();
-    let tokens: Vec<JoinTokenJson> = state
-        .service()
-        .store()
-        .join_tokens()
-        .await?
-        .iter()
-        .map(|t| json(t, now))
-        .collect();
-    Ok(Json(JoinTokenList {
-        total: tokens.len(),
-        tokens,
-    }))
+    let tokens = state.service().store().join_tokens().await?;
+    Ok(Json(JoinTokenList::new(&tokens, now)))
 }
 
 /// Revokes a join token (workers that joined with it keep their
@@ -217,7 +142,7 @@ pub(crate) async fn revoke(
             if revoked {
                 service
                     .store()
-                    .append_audit(&vdi_cluster_core::store::AuditEntry {
+                    .append_audit(&AuditEntry {
                         at: service.clock().now(),
                         actor,
                         action: "revoke-join-token".into(),
@@ -255,7 +180,9 @@ pub(crate) async fn join(
     JsonBody(request): JsonBody<RegisterRequest>,
 ) -> Result<(StatusCode, Json<JoinResponse>), ApiError> {
     // Validate before counting a use: bad input must not burn the token.
+    // (Core's register validates too, but only after the token is redeemed.)
     let (id, description) = request.into_parts()?;
+    description.validate()?;
     check_not_reserved(&id)?;
     let presented = headers
         .get(JOIN_TOKEN_HEADER)
@@ -284,7 +211,7 @@ pub(crate) async fn join(
                 .await?;
             service
                 .store()
-                .append_audit(&vdi_cluster_core::store::AuditEntry {
+                .append_audit(&AuditEntry {
                     at: now,
                     actor: format!("join-token:{}", token.id),
                     action: "join".into(),

@@ -1,14 +1,17 @@
 //! Operations: liveness, readiness, metrics, the OpenAPI document.
 
-use axum::Json;
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
+use axum::{Extension, Json};
+use utoipa::openapi::OpenApi;
+use vdi_cluster_protocol::ErrorBody;
+use vdi_cluster_protocol::ops::HealthJson;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::views::HealthJson;
-use vdi_cluster_protocol::ErrorBody;
 
 /// Liveness: the process answers.
 #[utoipa::path(
@@ -16,10 +19,7 @@ use vdi_cluster_protocol::ErrorBody;
     responses((status = 200, description = "Alive", body = HealthJson))
 )]
 pub(crate) async fn healthz() -> Json<HealthJson> {
-    Json(HealthJson {
-        status: "ok".into(),
-        store: None,
-    })
+    Json(HealthJson::alive())
 }
 
 /// Readiness: the storage backend answers.
@@ -32,10 +32,7 @@ pub(crate) async fn healthz() -> Json<HealthJson> {
 )]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<HealthJson>, ApiError> {
     state.service().ping().await?;
-    Ok(Json(HealthJson {
-        status: "ready".into(),
-        store: Some(state.store_name().to_owned()),
-    }))
+    Ok(Json(HealthJson::ready(state.store_name())))
 }
 
 /// Metrics in the OpenMetrics text format (Prometheus scrapes it).
@@ -48,11 +45,12 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
     ([(CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text)
 }
 
-/// This API's OpenAPI 3 document.
+/// This API's OpenAPI 3 document (built by the router from the route
+/// table, handed over as an extension).
 #[utoipa::path(
     get, path = "/api/openapi.json", tag = "operations",
     responses((status = 200, description = "OpenAPI document", body = serde_json::Value))
 )]
-pub(crate) async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(crate::openapi::document())
+pub(crate) async fn openapi(Extension(document): Extension<Arc<OpenApi>>) -> Json<OpenApi> {
+    Json(OpenApi::clone(&document))
 }

@@ -1,67 +1,28 @@
 //! The session API the exam application calls: allocate, look up and
-//! release a student's session, prewarm an exam. Unknown fields are
-//! refused. Allocation, release and prewarm run detached from the request,
+//! release a student's session, prewarm an exam (bodies in
+//! `vdi_cluster_protocol::sessions`). Unknown fields are refused. Allocation, release and prewarm run detached from the request,
 //! so a client that disconnects cannot cut them short.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
-use utoipa::ToSchema;
-use vdi_cluster_core::service::{AllocateOutcome, PrewarmReport};
+use vdi_cluster_core::service::{AllocateOutcome, Allocation};
 use vdi_cluster_core::{Constraints, Error as CoreError, ExamId, SessionKey};
+use vdi_cluster_protocol::ErrorBody;
+use vdi_cluster_protocol::sessions::{
+    AllocateSessionRequest, PrewarmExamRequest, PrewarmReportJson, ReleaseJson, SessionJson,
+};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathParams};
 use crate::metrics::AllocationResult;
 use crate::state::AppState;
-use crate::views::{ReleaseJson, SessionJson};
-use vdi_cluster_protocol::ErrorBody;
 
-/// Requirements on the worker that takes a session.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct ConstraintsBody {
-    /// Only workers in this zone.
-    zone: Option<String>,
-    /// Only workers with all of these labels.
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
-    /// Only workers with all of these capabilities.
-    #[serde(default)]
-    capabilities: BTreeSet<String>,
-}
-
-impl From<ConstraintsBody> for Constraints {
-    fn from(c: ConstraintsBody) -> Self {
-        Constraints {
-            zone: c.zone,
-            labels: c.labels,
-            capabilities: c.capabilities,
-        }
-    }
-}
-
-/// `{"examId", "userId", "constraints"?}`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct AllocateSessionRequest {
-    /// The exam.
-    exam_id: String,
-    /// The student.
-    user_id: String,
-    /// Optional requirements on the worker.
-    constraints: Option<ConstraintsBody>,
-}
-
-fn allocation_result(
-    result: &Result<vdi_cluster_core::service::Allocation, CoreError>,
-) -> AllocationResult<'_> {
+fn allocation_result(result: &Result<Allocation, CoreError>) -> AllocationResult<'_> {
     match result {
         Ok(a) => AllocationResult::Done(&a.outcome),
         Err(CoreError::NoCapacity(_)) => AllocationResult::NoCapacity,
@@ -95,8 +56,8 @@ pub(crate) async fn allocate(
 ) -> Result<(StatusCode, Json<SessionJson>), ApiError> {
     let key = SessionKey::parse(body.exam_id, body.user_id)?;
     caller.ensure_may_act_for(&key.user_id)?;
+    // Core's allocate validates the constraints.
     let constraints = Constraints::from(body.constraints.unwrap_or_default());
-    constraints.validate()?;
     let service = Arc::clone(state.service());
     let started = Instant::now();
     let joined = state
@@ -176,23 +137,7 @@ pub(crate) async fn release(
     let released = state
         .detached(async move { service.release(&task_key).await })
         .await?;
-    Ok(Json(ReleaseJson {
-        exam_id: key.exam_id.to_string(),
-        user_id: key.user_id.to_string(),
-        released: released.is_some(),
-        worker_code: released.map(|d| d.worker.to_string()),
-    }))
-}
-
-/// `{"count", "constraints"?}`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct PrewarmExamRequest {
-    /// Machines wanted (1 to 100000; capped by free slots and
-    /// `VDI_PREWARM_MAX`).
-    count: u32,
-    /// Optional requirements on the workers.
-    constraints: Option<ConstraintsBody>,
+    Ok(Json(ReleaseJson::new(&key, released.as_ref())))
 }
 
 /// Prewarms machines for an exam: split across eligible workers in
@@ -203,7 +148,7 @@ pub(crate) struct PrewarmExamRequest {
     params(("examId" = String, Path, description = "Exam id")),
     request_body = PrewarmExamRequest,
     responses(
-        (status = 200, description = "What was planned and started", body = serde_json::Value),
+        (status = 200, description = "What was planned and started", body = PrewarmReportJson),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 503, body = ErrorBody),
@@ -213,7 +158,7 @@ pub(crate) async fn prewarm(
     State(state): State<AppState>,
     PathParams(exam): PathParams<String>,
     JsonBody(body): JsonBody<PrewarmExamRequest>,
-) -> Result<Json<PrewarmReport>, ApiError> {
+) -> Result<Json<PrewarmReportJson>, ApiError> {
     let exam = ExamId::parse("examId", exam)?;
     let constraints = Constraints::from(body.constraints.unwrap_or_default());
     let service = Arc::clone(state.service());
@@ -221,5 +166,5 @@ pub(crate) async fn prewarm(
     let report = state
         .detached(async move { service.prewarm(exam, count, constraints).await })
         .await?;
-    Ok(Json(report))
+    Ok(Json(PrewarmReportJson::from(&report)))
 }

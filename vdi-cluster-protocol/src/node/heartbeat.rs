@@ -1,31 +1,5 @@
-//! Control plane ↔ node agent: heartbeats, registration and the worker-side
-//! API.
-//!
-//! Everything a worker node and the control plane say to each other is
-//! defined here, once, so that the control plane's HTTP
-//! `HttpWorkerClient` (in `vdi-cluster-server`) and the worker mode
-//! (which serves the worker-side API and runs the heartbeat agent) share the
-//! same types:
-//!
-//! | direction | path | body | answer |
-//! |---|---|---|---|
-//! | worker → control plane | [`HEARTBEAT_PATH`] | [`HeartbeatRequest`] | [`HeartbeatResponse`] |
-//! | worker → control plane | [`REGISTER_PATH`] | [`RegisterRequest`] | the worker |
-//! | worker → control plane | [`JOIN_PATH`] (join token in [`JOIN_TOKEN_HEADER`]) | [`RegisterRequest`] | [`JoinResponse`] |
-//! | worker → control plane | [`DEREGISTER_PATH`] | `{}` | the worker |
-//! | control plane → worker | [`WORKER_ALLOCATE_PATH`] | [`AllocateRequest`] | [`AllocateResponse`] |
-//! | control plane → worker | [`WORKER_RELEASE_PATH`] | [`ReleaseRequest`] | [`ReleaseResponse`] |
-//! | control plane → worker | [`WORKER_PREWARM_PATH`] | [`PrewarmRequest`] | [`PrewarmResponse`] |
-//! | operator → worker | `GET` [`WORKER_STATUS_PATH`] | — | the worker's own view |
-//!
-//! Calls to a worker carry the shared cluster token in [`CLUSTER_TOKEN_HEADER`];
-//! heartbeats carry, in [`WORKER_TOKEN_HEADER`], the worker's own credential
-//! (received by joining) or the shared worker token when the control plane
-//! is configured with one. Every error, on either side, is an
-//! [`ErrorBody`](crate::ErrorBody). Field names are camelCase, exactly as seed 000 writes them.
-//!
-//! Heartbeat and registration bodies tolerate unknown fields (an agent newer
-//! than the control plane during a rolling upgrade still gets through).
+//! Worker → control plane: heartbeats and registration, and the
+//! control plane's answer to a heartbeat.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -37,35 +11,7 @@ use vdi_cluster_core::{
     ValidationError, WorkerDescription, WorkerId,
 };
 
-/// Header carrying the worker token on heartbeats and registration.
-pub const WORKER_TOKEN_HEADER: &str = "x-worker-token";
-/// Header carrying the shared cluster token (control plane ↔ worker, and
-/// service calls to the session API).
-pub const CLUSTER_TOKEN_HEADER: &str = "x-cluster-token";
-
-/// Control plane: a worker's heartbeat (seed 000).
-pub const HEARTBEAT_PATH: &str = "/api/vdi/workers/heartbeat";
-/// Control plane: registration ahead of the first heartbeat (seed 003).
-pub const REGISTER_PATH: &str = "/api/vdi/workers/register";
-/// Control plane: a worker leaving cleanly (seed 003).
-pub const DEREGISTER_PATH: &str = "/api/vdi/workers/{code}/deregister";
-/// Control plane: registration with a join token (in [`JOIN_TOKEN_HEADER`]);
-/// answers the worker's own credential ([`JoinResponse`]).
-pub const JOIN_PATH: &str = "/api/vdi/workers/join";
-/// Header carrying a join token on [`JOIN_PATH`].
-pub const JOIN_TOKEN_HEADER: &str = "x-join-token";
-/// Worker node: its own view of its sessions, slots and control plane
-/// (cluster token).
-pub const WORKER_STATUS_PATH: &str = "/api/vdi/cluster/status";
-/// Worker node: start (or return) a student's session.
-pub const WORKER_ALLOCATE_PATH: &str = "/api/vdi/cluster/allocate";
-/// Worker node: stop a student's session.
-pub const WORKER_RELEASE_PATH: &str = "/api/vdi/cluster/release";
-/// Worker node: prewarm machines for an exam.
-pub const WORKER_PREWARM_PATH: &str = "/api/vdi/cluster/prewarm";
-
-/// Longest accepted boot id.
-pub const MAX_BOOT_ID_LEN: usize = 128;
+use crate::decode::keyed;
 
 /// One session, as worker heartbeats list them in `liveSessions`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -93,6 +39,90 @@ impl SessionRef {
     }
 }
 
+/// The descriptive fields a worker sends on registration and on every
+/// heartbeat: who it is and where to reach it. Flattened into
+/// [`RegisterRequest`] and [`HeartbeatRequest`], so both bodies spell them
+/// the same way.
+///
+/// Each field names itself when its value has the wrong JSON type (a
+/// flattened field is read from a buffer, where serde loses its path).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DescriptionJson {
+    /// Display name; on a heartbeat, empty keeps the stored one.
+    #[serde(default, deserialize_with = "name")]
+    pub name: String,
+    /// Base URL the control plane calls; on a heartbeat, empty keeps the
+    /// stored one.
+    #[serde(default, deserialize_with = "api_base_url")]
+    pub api_base_url: String,
+    /// Zone, for constraints and per-zone statistics.
+    #[serde(
+        default,
+        deserialize_with = "zone",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub zone: Option<String>,
+    /// Free-form labels.
+    #[serde(
+        default,
+        deserialize_with = "labels",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub labels: BTreeMap<String, String>,
+    /// Capabilities (`gpu`, `firecracker`).
+    #[serde(
+        default,
+        deserialize_with = "capabilities",
+        skip_serializing_if = "BTreeSet::is_empty"
+    )]
+    pub capabilities: BTreeSet<String>,
+}
+
+fn name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    keyed("name", d)
+}
+
+fn api_base_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    keyed("apiBaseUrl", d)
+}
+
+fn zone<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    keyed("zone", d)
+}
+
+fn labels<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    keyed("labels", d)
+}
+
+fn capabilities<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeSet<String>, D::Error> {
+    keyed("capabilities", d)
+}
+
+impl From<&WorkerDescription> for DescriptionJson {
+    fn from(d: &WorkerDescription) -> Self {
+        Self {
+            name: d.name.clone(),
+            api_base_url: d.api_base_url.clone(),
+            zone: d.zone.clone(),
+            labels: d.labels.clone(),
+            capabilities: d.capabilities.clone(),
+        }
+    }
+}
+
+impl From<DescriptionJson> for WorkerDescription {
+    fn from(d: DescriptionJson) -> Self {
+        Self {
+            name: d.name,
+            api_base_url: d.api_base_url,
+            zone: d.zone,
+            labels: d.labels,
+            capabilities: d.capabilities,
+        }
+    }
+}
+
 /// A worker's heartbeat: seed 000's body, plus optional fields.
 ///
 /// ```json
@@ -107,12 +137,9 @@ impl SessionRef {
 pub struct HeartbeatRequest {
     /// The worker's code (`worker-node-2`).
     pub code: String,
-    /// Display name; empty keeps the stored one.
-    #[serde(default)]
-    pub name: String,
-    /// Base URL the control plane calls; empty keeps the stored one.
-    #[serde(default)]
-    pub api_base_url: String,
+    /// Name, URL, zone, labels, capabilities.
+    #[serde(flatten)]
+    pub description: DescriptionJson,
     /// CPU cores of the node (decimals allowed, at most 3 places).
     pub total_cpu_cores: f64,
     /// Memory of the node, MB.
@@ -147,32 +174,13 @@ pub struct HeartbeatRequest {
     /// Disk usage percent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_percent: Option<f64>,
-    /// Zone, for constraints and per-zone statistics.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub zone: Option<String>,
-    /// Free-form labels.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
-    /// Capabilities (`gpu`, `firecracker`).
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub capabilities: BTreeSet<String>,
-}
-
-fn check_boot_id(boot_id: &str) -> Result<(), ValidationError> {
-    if boot_id.is_empty()
-        || boot_id.len() > MAX_BOOT_ID_LEN
-        || boot_id.chars().any(char::is_control)
-    {
-        return Err(ValidationError::new(
-            "bootId",
-            format!("must be 1 to {MAX_BOOT_ID_LEN} characters without control characters"),
-        ));
-    }
-    Ok(())
 }
 
 impl HeartbeatRequest {
-    /// Validates the body into core's [`Heartbeat`]; errors name the field.
+    /// Converts the body into core's [`Heartbeat`]. Only what core's types
+    /// need to exist is checked here (the code, the capacity figures, the
+    /// session ids); everything else is validated once, by core's
+    /// `ClusterService::heartbeat`. Errors name the field.
     pub fn into_heartbeat(self) -> Result<Heartbeat, ValidationError> {
         let worker = WorkerId::parse("code", self.code)?;
         let capacity = CapacitySpec::new(CapacityInput {
@@ -183,9 +191,6 @@ impl HeartbeatRequest {
             vm_cpu_cores: self.vm_cpu_cores,
             vm_memory_mb: self.vm_memory_mb,
         })?;
-        if let Some(boot_id) = &self.boot_id {
-            check_boot_id(boot_id)?;
-        }
         let live_sessions = match self.live_sessions {
             None => None,
             Some(list) => Some(
@@ -202,15 +207,9 @@ impl HeartbeatRequest {
                     .collect::<Result<Vec<_>, _>>()?,
             ),
         };
-        let heartbeat = Heartbeat {
+        Ok(Heartbeat {
             worker,
-            description: WorkerDescription {
-                name: self.name,
-                api_base_url: self.api_base_url,
-                zone: self.zone,
-                labels: self.labels,
-                capabilities: self.capabilities,
-            },
+            description: self.description.into(),
             capacity,
             active_sessions: self.active_sessions,
             stamp: HeartbeatStamp {
@@ -223,9 +222,7 @@ impl HeartbeatRequest {
                 memory_percent: self.memory_percent,
                 disk_percent: self.disk_percent,
             },
-        };
-        heartbeat.validate()?;
-        Ok(heartbeat)
+        })
     }
 }
 
@@ -269,12 +266,8 @@ pub struct HeartbeatResponse {
     pub release_sessions: Vec<SessionRef>,
 }
 
-impl From<HeartbeatAck> for HeartbeatResponse {
-    fn from(ack: HeartbeatAck) -> Self {
-        let drain_status = serde_json::to_value(ack.drain_status)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
+impl From<&HeartbeatAck> for HeartbeatResponse {
+    fn from(ack: &HeartbeatAck) -> Self {
         Self {
             code: ack.code.to_string(),
             accepted: ack.accepted,
@@ -285,9 +278,9 @@ impl From<HeartbeatAck> for HeartbeatResponse {
             dispatched_sessions: ack.dispatched_sessions,
             is_draining: ack.is_draining,
             is_enabled: ack.is_enabled,
-            drain_status,
+            drain_status: ack.drain_status.name().to_owned(),
             next_heartbeat_sec: ack.next_heartbeat_sec,
-            warning: ack.warning,
+            warning: ack.warning.clone(),
             release_sessions: ack.release_sessions.iter().map(SessionRef::from).collect(),
         }
     }
@@ -300,125 +293,19 @@ impl From<HeartbeatAck> for HeartbeatResponse {
 pub struct RegisterRequest {
     /// The worker's code.
     pub code: String,
-    /// Display name.
-    #[serde(default)]
-    pub name: String,
-    /// Base URL the control plane calls.
-    #[serde(default)]
-    pub api_base_url: String,
-    /// Zone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub zone: Option<String>,
-    /// Labels.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
-    /// Capabilities.
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub capabilities: BTreeSet<String>,
+    /// Name, URL, zone, labels, capabilities.
+    #[serde(flatten)]
+    pub description: DescriptionJson,
 }
 
 impl RegisterRequest {
-    /// Validates the body; errors name the field.
+    /// The worker's id (field `code`) and its description. The description
+    /// is validated by core (`ClusterService::register`,
+    /// `WorkerDescription::validate`), not here.
     pub fn into_parts(self) -> Result<(WorkerId, WorkerDescription), ValidationError> {
         let id = WorkerId::parse("code", self.code)?;
-        let description = WorkerDescription {
-            name: self.name,
-            api_base_url: self.api_base_url,
-            zone: self.zone,
-            labels: self.labels,
-            capabilities: self.capabilities,
-        };
-        description.validate()?;
-        Ok((id, description))
+        Ok((id, self.description.into()))
     }
-}
-
-/// Control plane → worker: the answer to a join ([`JOIN_PATH`]). The
-/// credential is shown once: the worker sends it in [`WORKER_TOKEN_HEADER`]
-/// from then on; the control plane keeps only its hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct JoinResponse {
-    /// The worker's code.
-    pub code: String,
-    /// The worker's own credential (`vdiw.<code>.<secret>`).
-    pub credential: String,
-}
-
-/// Control plane → worker: start (or return the already started) session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AllocateRequest {
-    /// The exam.
-    pub exam_id: String,
-    /// The student.
-    pub user_id: String,
-}
-
-impl From<&SessionKey> for AllocateRequest {
-    fn from(key: &SessionKey) -> Self {
-        Self {
-            exam_id: key.exam_id.to_string(),
-            user_id: key.user_id.to_string(),
-        }
-    }
-}
-
-/// Worker → control plane: the started session. `session` (a JSON object:
-/// remote-desktop connection details) is stored with the dispatch and handed
-/// to the exam application untouched.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AllocateResponse {
-    /// Connection details, opaque to the control plane.
-    #[schema(value_type = Object)]
-    pub session: serde_json::Value,
-}
-
-/// Control plane → worker: stop a session. Releasing an unknown session
-/// succeeds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ReleaseRequest {
-    /// The exam.
-    pub exam_id: String,
-    /// The student.
-    pub user_id: String,
-}
-
-impl From<&SessionKey> for ReleaseRequest {
-    fn from(key: &SessionKey) -> Self {
-        Self {
-            exam_id: key.exam_id.to_string(),
-            user_id: key.user_id.to_string(),
-        }
-    }
-}
-
-/// Worker → control plane: whether a session was stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ReleaseResponse {
-    /// `false` when the worker did not know the session.
-    pub released: bool,
-}
-
-/// Control plane → worker: prewarm `count` machines for an exam.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PrewarmRequest {
-    /// The exam.
-    pub exam_id: String,
-    /// Machines to start.
-    pub count: u32,
-}
-
-/// Worker → control plane: how many machines the worker accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PrewarmResponse {
-    /// Machines accepted (at most the requested count).
-    pub accepted: u32,
 }
 
 #[cfg(test)]
@@ -471,6 +358,112 @@ mod tests {
         v["liveSessions"] = serde_json::Value::Null;
         v["bootId"] = "".into();
         let req: HeartbeatRequest = serde_json::from_value(v).unwrap();
-        assert_eq!(req.into_heartbeat().unwrap_err().field, "bootId");
+        // The boot id is core's to judge, once.
+        let hb = req.into_heartbeat().unwrap();
+        assert_eq!(hb.validate().unwrap_err().field, "bootId");
+    }
+
+    #[test]
+    fn description_fields_name_themselves_through_flatten() {
+        let mut v: serde_json::Value = serde_json::from_str(SEED_000).unwrap();
+        v["labels"] = serde_json::json!(["a"]);
+        let e =
+            crate::decode::parse_json::<HeartbeatRequest>(v.to_string().as_bytes()).unwrap_err();
+        assert_eq!(e.field, "labels");
+        let e = crate::decode::parse_json::<RegisterRequest>(br#"{"code": "w", "zone": 5}"#)
+            .unwrap_err();
+        assert_eq!(e.field, "zone");
+    }
+
+    #[test]
+    fn heartbeat_and_register_bodies_keep_their_field_names() {
+        let req: HeartbeatRequest = serde_json::from_str(SEED_000).unwrap();
+        let mut req = req;
+        req.description.zone = Some("z".into());
+        req.description.labels.insert("rack".into(), "1".into());
+        req.description.capabilities.insert("gpu".into());
+        req.boot_id = Some("b".into());
+        req.seq = Some(1);
+        req.live_sessions = Some(vec![SessionRef {
+            exam_id: "e".into(),
+            user_id: "u".into(),
+        }]);
+        req.cpu_percent = Some(1.0);
+        req.memory_percent = Some(2.0);
+        req.disk_percent = Some(3.0);
+        let mut keys: Vec<String> = serde_json::to_value(&req)
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "activeSessions",
+                "apiBaseUrl",
+                "bootId",
+                "capabilities",
+                "code",
+                "cpuPercent",
+                "diskPercent",
+                "labels",
+                "liveSessions",
+                "memoryPercent",
+                "name",
+                "reservedCpuCores",
+                "reservedMemoryMb",
+                "seq",
+                "totalCpuCores",
+                "totalMemoryMb",
+                "vmCpuCores",
+                "vmMemoryMb",
+                "zone",
+            ]
+        );
+        let register = RegisterRequest {
+            code: "w".into(),
+            description: req.description.clone(),
+        };
+        assert_eq!(
+            serde_json::to_value(&register).unwrap(),
+            serde_json::json!({
+                "code": "w", "name": "Worker Node 2",
+                "apiBaseUrl": "https://worker2.example.edu.vn",
+                "zone": "z", "labels": {"rack": "1"}, "capabilities": ["gpu"],
+            })
+        );
+    }
+
+    #[test]
+    fn heartbeat_response_field_names() {
+        let w = WorkerId::parse("code", "w1").unwrap();
+        let ack = HeartbeatAck {
+            code: w,
+            accepted: true,
+            status: vdi_cluster_core::WorkerStatus::Draining,
+            max_sessions: 4,
+            available_sessions: 3,
+            used_sessions: 1,
+            dispatched_sessions: 1,
+            is_draining: true,
+            is_enabled: true,
+            drain_status: vdi_cluster_core::DrainStatus::Draining,
+            next_heartbeat_sec: 10.5,
+            warning: None,
+            release_sessions: vec![SessionKey::parse("e", "u").unwrap()],
+        };
+        assert_eq!(
+            serde_json::to_value(HeartbeatResponse::from(&ack)).unwrap(),
+            serde_json::json!({
+                "code": "w1", "accepted": true, "status": "draining",
+                "maxSessions": 4, "availableSessions": 3, "usedSessions": 1,
+                "dispatchedSessions": 1, "isDraining": true, "isEnabled": true,
+                "drainStatus": "draining", "nextHeartbeatSec": 10.5,
+                "releaseSessions": [{"examId": "e", "userId": "u"}],
+            })
+        );
     }
 }

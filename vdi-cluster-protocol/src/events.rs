@@ -1,0 +1,282 @@
+//! Control plane → operators: cluster events, as `GET /api/vdi/events`
+//! streams them (server-sent events named after the event's `type`, with
+//! [`EventJson`] as data): `{"at": ms, "type": "workerPolicy", …}`.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use vdi_cluster_core::{Event, EventKind};
+
+use crate::node::SessionRef;
+use crate::reconcile::{PolicyJson, ReconcileReportJson};
+
+/// What happened; `type` names it (core's `EventKind::name`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum EventKindJson {
+    /// A worker appeared (registration or first heartbeat).
+    WorkerRegistered {
+        /// The worker.
+        worker: String,
+    },
+    /// A worker heartbeated with a new boot id.
+    WorkerRestarted {
+        /// The worker.
+        worker: String,
+    },
+    /// A worker's availability changed.
+    WorkerAvailability {
+        /// The worker.
+        worker: String,
+        /// Before: `pending`, `healthy`, `unhealthy`, `unreachable`,
+        /// `offline`.
+        from: String,
+        /// After.
+        to: String,
+        /// Why, for humans.
+        reason: String,
+    },
+    /// A worker's admin policy changed.
+    WorkerPolicy {
+        /// The worker.
+        worker: String,
+        /// Before.
+        from: PolicyJson,
+        /// After.
+        to: PolicyJson,
+        /// Who (`system` for observed transitions).
+        actor: String,
+    },
+    /// A worker deregistered or was removed.
+    WorkerRemoved {
+        /// The worker.
+        worker: String,
+    },
+    /// A session moved off a failed worker.
+    SessionMigrated {
+        /// The session.
+        session: SessionRef,
+        /// Old worker.
+        from: String,
+        /// New worker.
+        to: String,
+    },
+    /// A session could not be moved off a failed worker.
+    MigrationFailed {
+        /// The session.
+        session: SessionRef,
+        /// Its worker.
+        from: String,
+        /// Why.
+        reason: String,
+    },
+    /// Sessions were marked orphaned (`manual` failure policy).
+    SessionsOrphaned {
+        /// The failed worker.
+        worker: String,
+        /// How many.
+        count: u32,
+    },
+    /// Migration was held back (mass failure, no healthy target).
+    MigrationSuspended {
+        /// Why.
+        reason: String,
+    },
+    /// A reconcile pass finished.
+    Reconciled {
+        /// What it did.
+        report: ReconcileReportJson,
+    },
+}
+
+impl EventKindJson {
+    /// The body of `kind`; `None` for a kind this version of the wire
+    /// format does not know (core's `EventKind` is non-exhaustive).
+    pub fn new(kind: &EventKind) -> Option<Self> {
+        Some(match kind {
+            EventKind::WorkerRegistered { worker } => Self::WorkerRegistered {
+                worker: worker.to_string(),
+            },
+            EventKind::WorkerRestarted { worker } => Self::WorkerRestarted {
+                worker: worker.to_string(),
+            },
+            EventKind::WorkerAvailability {
+                worker,
+                from,
+                to,
+                reason,
+            } => Self::WorkerAvailability {
+                worker: worker.to_string(),
+                from: from.name().to_owned(),
+                to: to.name().to_owned(),
+                reason: reason.clone(),
+            },
+            EventKind::WorkerPolicy {
+                worker,
+                from,
+                to,
+                actor,
+            } => Self::WorkerPolicy {
+                worker: worker.to_string(),
+                from: PolicyJson::from(from),
+                to: PolicyJson::from(to),
+                actor: actor.clone(),
+            },
+            EventKind::WorkerRemoved { worker } => Self::WorkerRemoved {
+                worker: worker.to_string(),
+            },
+            EventKind::SessionMigrated { session, from, to } => Self::SessionMigrated {
+                session: SessionRef::from(session),
+                from: from.to_string(),
+                to: to.to_string(),
+            },
+            EventKind::MigrationFailed {
+                session,
+                from,
+                reason,
+            } => Self::MigrationFailed {
+                session: SessionRef::from(session),
+                from: from.to_string(),
+                reason: reason.clone(),
+            },
+            EventKind::SessionsOrphaned { worker, count } => Self::SessionsOrphaned {
+                worker: worker.to_string(),
+                count: *count,
+            },
+            EventKind::MigrationSuspended { reason } => Self::MigrationSuspended {
+                reason: reason.clone(),
+            },
+            EventKind::Reconciled { report } => Self::Reconciled {
+                report: ReconcileReportJson::from(report),
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// An event with its time: `{"at": ms, "type": …, …}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventJson {
+    /// When (ms since the epoch, on the control plane's clock).
+    pub at: u64,
+    /// What, inline.
+    #[serde(flatten)]
+    pub kind: EventKindJson,
+}
+
+impl EventJson {
+    /// The body of `event`; `None` for a kind this version does not know.
+    pub fn new(event: &Event) -> Option<Self> {
+        Some(Self {
+            at: event.at.as_millis(),
+            kind: EventKindJson::new(&event.kind)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use vdi_cluster_core::service::ReconcileReport;
+    use vdi_cluster_core::{AdminPolicy, Availability, SessionKey, Timestamp, WorkerId};
+
+    use super::*;
+
+    fn body(kind: EventKind) -> serde_json::Value {
+        let event = Event {
+            at: Timestamp(42),
+            kind,
+        };
+        serde_json::to_value(EventJson::new(&event).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn event_field_names() {
+        let w = || WorkerId::parse("code", "w1").unwrap();
+        let w2 = || WorkerId::parse("code", "w2").unwrap();
+        let key = || SessionKey::parse("e1", "u1").unwrap();
+        let cases = [
+            (
+                EventKind::WorkerRegistered { worker: w() },
+                json!({"at": 42, "type": "workerRegistered", "worker": "w1"}),
+            ),
+            (
+                EventKind::WorkerRestarted { worker: w() },
+                json!({"at": 42, "type": "workerRestarted", "worker": "w1"}),
+            ),
+            (
+                EventKind::WorkerAvailability {
+                    worker: w(),
+                    from: Availability::Healthy,
+                    to: Availability::Unreachable,
+                    reason: "silent".into(),
+                },
+                json!({"at": 42, "type": "workerAvailability", "worker": "w1",
+                       "from": "healthy", "to": "unreachable", "reason": "silent"}),
+            ),
+            (
+                EventKind::WorkerPolicy {
+                    worker: w(),
+                    from: AdminPolicy::Active,
+                    to: AdminPolicy::Disabled { forced: false },
+                    actor: "admin".into(),
+                },
+                json!({"at": 42, "type": "workerPolicy", "worker": "w1",
+                       "from": {"state": "active"},
+                       "to": {"state": "disabled", "forced": false}, "actor": "admin"}),
+            ),
+            (
+                EventKind::WorkerRemoved { worker: w() },
+                json!({"at": 42, "type": "workerRemoved", "worker": "w1"}),
+            ),
+            (
+                EventKind::SessionMigrated {
+                    session: key(),
+                    from: w(),
+                    to: w2(),
+                },
+                json!({"at": 42, "type": "sessionMigrated",
+                       "session": {"examId": "e1", "userId": "u1"}, "from": "w1", "to": "w2"}),
+            ),
+            (
+                EventKind::MigrationFailed {
+                    session: key(),
+                    from: w(),
+                    reason: "full".into(),
+                },
+                json!({"at": 42, "type": "migrationFailed",
+                       "session": {"examId": "e1", "userId": "u1"}, "from": "w1",
+                       "reason": "full"}),
+            ),
+            (
+                EventKind::SessionsOrphaned {
+                    worker: w(),
+                    count: 3,
+                },
+                json!({"at": 42, "type": "sessionsOrphaned", "worker": "w1", "count": 3}),
+            ),
+            (
+                EventKind::MigrationSuspended {
+                    reason: "mass failure".into(),
+                },
+                json!({"at": 42, "type": "migrationSuspended", "reason": "mass failure"}),
+            ),
+        ];
+        for (kind, expected) in cases {
+            let name = kind.name();
+            let json = body(kind);
+            assert_eq!(json, expected);
+            assert_eq!(json["type"], name);
+        }
+        let json = body(EventKind::Reconciled {
+            report: ReconcileReport::default(),
+        });
+        assert_eq!(json["type"], "reconciled");
+        assert_eq!(json["report"]["startedAt"], 0);
+        assert_eq!(json["report"]["drift"], json!([]));
+    }
+}

@@ -1,0 +1,204 @@
+//! Control plane ↔ node agent: heartbeats, registration and the worker-side
+//! API.
+//!
+//! Everything a worker node and the control plane say to each other is
+//! defined here, once, so that the control plane's HTTP
+//! `HttpWorkerClient` (in `vdi-cluster-server`) and the worker mode
+//! (which serves the worker-side API and runs the heartbeat agent) share the
+//! same types:
+//!
+//! | direction | path | body | answer |
+//! |---|---|---|---|
+//! | worker → control plane | [`HEARTBEAT_PATH`] | [`HeartbeatRequest`] | [`HeartbeatResponse`] |
+//! | worker → control plane | [`REGISTER_PATH`] | [`RegisterRequest`] | the worker |
+//! | worker → control plane | [`JOIN_PATH`] (join token in [`JOIN_TOKEN_HEADER`]) | [`RegisterRequest`] | [`JoinResponse`] |
+//! | worker → control plane | [`DEREGISTER_PATH`] | `{}` | the worker |
+//! | control plane → worker | [`WORKER_ALLOCATE_PATH`] | [`AllocateRequest`] | [`AllocateResponse`] |
+//! | control plane → worker | [`WORKER_RELEASE_PATH`] | [`ReleaseRequest`] | [`ReleaseResponse`] |
+//! | control plane → worker | [`WORKER_PREWARM_PATH`] | [`PrewarmRequest`] | [`PrewarmResponse`] |
+//! | operator → worker | `GET` [`WORKER_STATUS_PATH`] | — | the worker's own view |
+//!
+//! Calls to a worker carry the shared cluster token in [`CLUSTER_TOKEN_HEADER`];
+//! heartbeats carry, in [`WORKER_TOKEN_HEADER`], the worker's own credential
+//! (received by joining) or the shared worker token when the control plane
+//! is configured with one. Every error, on either side, is an
+//! [`ErrorBody`](crate::ErrorBody). Field names are camelCase, exactly as seed 000 writes them.
+//!
+//! Heartbeat and registration bodies tolerate unknown fields (an agent newer
+//! than the control plane during a rolling upgrade still gets through).
+
+//!
+//! The heartbeat and registration bodies are in `heartbeat` (re-exported
+//! here); the worker-side API's bodies are below.
+
+mod heartbeat;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use vdi_cluster_core::SessionKey;
+
+pub use heartbeat::{
+    DescriptionJson, HeartbeatRequest, HeartbeatResponse, RegisterRequest, SessionRef,
+};
+
+/// Header carrying the worker token on heartbeats and registration.
+pub const WORKER_TOKEN_HEADER: &str = "x-worker-token";
+/// Header carrying the shared cluster token (control plane ↔ worker, and
+/// service calls to the session API).
+pub const CLUSTER_TOKEN_HEADER: &str = "x-cluster-token";
+
+/// Control plane: a worker's heartbeat (seed 000).
+pub const HEARTBEAT_PATH: &str = "/api/vdi/workers/heartbeat";
+/// Control plane: registration ahead of the first heartbeat (seed 003).
+pub const REGISTER_PATH: &str = "/api/vdi/workers/register";
+/// Control plane: a worker leaving cleanly (seed 003).
+pub const DEREGISTER_PATH: &str = "/api/vdi/workers/{code}/deregister";
+/// Control plane: registration with a join token (in [`JOIN_TOKEN_HEADER`]);
+/// answers the worker's own credential ([`JoinResponse`]).
+pub const JOIN_PATH: &str = "/api/vdi/workers/join";
+/// Header carrying a join token on [`JOIN_PATH`].
+pub const JOIN_TOKEN_HEADER: &str = "x-join-token";
+/// Worker node: its own view of its sessions, slots and control plane
+/// (cluster token).
+pub const WORKER_STATUS_PATH: &str = "/api/vdi/cluster/status";
+/// Worker node: start (or return) a student's session.
+pub const WORKER_ALLOCATE_PATH: &str = "/api/vdi/cluster/allocate";
+/// Worker node: stop a student's session.
+pub const WORKER_RELEASE_PATH: &str = "/api/vdi/cluster/release";
+/// Worker node: prewarm machines for an exam.
+pub const WORKER_PREWARM_PATH: &str = "/api/vdi/cluster/prewarm";
+
+/// Control plane → worker: the answer to a join ([`JOIN_PATH`]). The
+/// credential is shown once: the worker sends it in [`WORKER_TOKEN_HEADER`]
+/// from then on; the control plane keeps only its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinResponse {
+    /// The worker's code.
+    pub code: String,
+    /// The worker's own credential (`vdiw.<code>.<secret>`).
+    pub credential: String,
+}
+
+/// Control plane → worker: start (or return the already started) session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AllocateRequest {
+    /// The exam.
+    pub exam_id: String,
+    /// The student.
+    pub user_id: String,
+}
+
+impl From<&SessionKey> for AllocateRequest {
+    fn from(key: &SessionKey) -> Self {
+        Self {
+            exam_id: key.exam_id.to_string(),
+            user_id: key.user_id.to_string(),
+        }
+    }
+}
+
+/// Worker → control plane: the started session. `session` (a JSON object:
+/// remote-desktop connection details) is stored with the dispatch and handed
+/// to the exam application untouched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AllocateResponse {
+    /// Connection details, opaque to the control plane.
+    #[schema(value_type = Object)]
+    pub session: serde_json::Value,
+}
+
+/// Control plane → worker: stop a session. Releasing an unknown session
+/// succeeds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseRequest {
+    /// The exam.
+    pub exam_id: String,
+    /// The student.
+    pub user_id: String,
+}
+
+impl From<&SessionKey> for ReleaseRequest {
+    fn from(key: &SessionKey) -> Self {
+        Self {
+            exam_id: key.exam_id.to_string(),
+            user_id: key.user_id.to_string(),
+        }
+    }
+}
+
+/// Worker → control plane: whether a session was stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseResponse {
+    /// `false` when the worker did not know the session.
+    pub released: bool,
+}
+
+/// Control plane → worker: prewarm `count` machines for an exam.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrewarmRequest {
+    /// The exam.
+    pub exam_id: String,
+    /// Machines to start.
+    pub count: u32,
+}
+
+/// Worker → control plane: how many machines the worker accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrewarmResponse {
+    /// Machines accepted (at most the requested count).
+    pub accepted: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn json_of(value: impl Serialize) -> serde_json::Value {
+        serde_json::to_value(value).unwrap()
+    }
+
+    #[test]
+    fn worker_side_field_names() {
+        let key = SessionKey::parse("e1", "u1").unwrap();
+        let session = json!({"examId": "e1", "userId": "u1"});
+        assert_eq!(json_of(AllocateRequest::from(&key)), session);
+        assert_eq!(json_of(ReleaseRequest::from(&key)), session);
+        assert_eq!(
+            json_of(AllocateResponse {
+                session: json!({"rdp": "x"}),
+            }),
+            json!({"session": {"rdp": "x"}})
+        );
+        assert_eq!(
+            json_of(ReleaseResponse { released: true }),
+            json!({"released": true})
+        );
+        assert_eq!(
+            json_of(PrewarmRequest {
+                exam_id: "e1".into(),
+                count: 3,
+            }),
+            json!({"examId": "e1", "count": 3})
+        );
+        assert_eq!(
+            json_of(PrewarmResponse { accepted: 2 }),
+            json!({"accepted": 2})
+        );
+        assert_eq!(
+            json_of(JoinResponse {
+                code: "w1".into(),
+                credential: "vdiw.w1.s".into(),
+            }),
+            json!({"code": "w1", "credential": "vdiw.w1.s"})
+        );
+    }
+}

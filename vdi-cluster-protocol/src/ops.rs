@@ -1,0 +1,52 @@
+//! Operations: `/healthz` and `/readyz`.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// `/healthz` and `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthJson {
+    /// `ok` or `ready`.
+    pub status: String,
+    /// The backend (`memory`, `redis`, `postgres`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+}
+
+impl HealthJson {
+    /// Liveness: `{"status": "ok"}`.
+    pub fn alive() -> Self {
+        Self {
+            status: "ok".into(),
+            store: None,
+        }
+    }
+
+    /// Readiness over backend `store`: `{"status": "ready", "store": …}`.
+    pub fn ready(store: &str) -> Self {
+        Self {
+            status: "ready".into(),
+            store: Some(store.to_owned()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn health_field_names() {
+        assert_eq!(
+            serde_json::to_value(HealthJson::alive()).unwrap(),
+            json!({"status": "ok"})
+        );
+        assert_eq!(
+            serde_json::to_value(HealthJson::ready("redis")).unwrap(),
+            json!({"status": "ready", "store": "redis"})
+        );
+    }
+}

@@ -1,0 +1,488 @@
+//! Control plane → operators: workers as the admin page reads them (list,
+//! detail, sessions), the answers to admin actions (drain, activate,
+//! disable, enable) and the drain's blockers, and the admin request bodies.
+//!
+//! | method | path | body | answer |
+//! |---|---|---|---|
+//! | `GET` | `/api/vdi/workers`, `/api/vdi/workers/healthy` | — | [`WorkerList`] |
+//! | `GET` | `/api/vdi/workers/{code}` | — | [`WorkerJson`] |
+//! | `PATCH` | `/api/vdi/workers/{code}` | [`PatchWorkerRequest`] | [`AdminActionJson`] |
+//! | `POST`/`PUT` | `/api/vdi/workers/{code}/drain` | [`DrainRequest`] (optional) | [`AdminActionJson`] |
+//! | `POST` | `/api/vdi/workers/{code}/activate` | — | [`AdminActionJson`] |
+//! | `GET` | `/api/vdi/workers/{code}/drain` | — | [`DrainInfoJson`] |
+//! | `GET` | `/api/vdi/workers/{code}/sessions` | — | [`WorkerSessionsJson`] |
+//!
+//! Registration and heartbeats answer [`WorkerJson`] and
+//! [`HeartbeatResponse`](crate::HeartbeatResponse) (see [`node`](crate::node)).
+//! Times are milliseconds since the Unix epoch on the control plane's clock.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use vdi_cluster_core::policy::Transition;
+use vdi_cluster_core::service::{AdminOutcome, DrainInfo};
+use vdi_cluster_core::{AdminAction, AdminPolicy, Dispatch, Timestamp, WorkerId, WorkerView};
+
+use crate::sessions::SessionJson;
+
+/// A worker as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerJson {
+    /// The worker's code.
+    pub code: String,
+    /// Display name.
+    pub name: String,
+    /// Base URL the control plane calls.
+    pub api_base_url: String,
+    /// Zone.
+    pub zone: Option<String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Capabilities.
+    pub capabilities: BTreeSet<String>,
+    /// One status by precedence: `disabled`, `offline`, `unreachable`,
+    /// `unhealthy`, `draining`/`drained`, `pending`, `active`.
+    pub status: String,
+    /// Why, for humans.
+    pub reason: String,
+    /// `pending`, `healthy`, `unhealthy`, `unreachable` or `offline`.
+    pub availability: String,
+    /// Heartbeating within the TTL, resources fine.
+    pub is_healthy: bool,
+    /// Takes new sessions now.
+    pub is_schedulable: bool,
+    /// Admin: keep sessions, take no new ones.
+    pub is_draining: bool,
+    /// Admin: in service at all.
+    pub is_enabled: bool,
+    /// `none`, `draining` or `drained`.
+    pub drain_status: String,
+    /// Slots by seed 000's formula.
+    pub max_sessions: u32,
+    /// Free slots.
+    pub available_sessions: u32,
+    /// `max(activeSessions, dispatchedSessions)`.
+    pub used_sessions: u32,
+    /// Sessions the worker last reported.
+    pub active_sessions: u32,
+    /// Sessions the control plane dispatched to it.
+    pub dispatched_sessions: u32,
+    /// CPU cores of the node.
+    pub total_cpu_cores: Option<f64>,
+    /// Memory of the node, MB.
+    pub total_memory_mb: Option<u64>,
+    /// CPU cores kept for the host.
+    pub reserved_cpu_cores: Option<f64>,
+    /// Memory kept for the host, MB.
+    pub reserved_memory_mb: Option<u64>,
+    /// CPU cores of one session's VM.
+    pub vm_cpu_cores: Option<f64>,
+    /// Memory of one session's VM, MB.
+    pub vm_memory_mb: Option<u64>,
+    /// CPU usage percent.
+    pub cpu_percent: Option<f64>,
+    /// Memory usage percent.
+    pub memory_percent: Option<f64>,
+    /// Disk usage percent.
+    pub disk_percent: Option<f64>,
+    /// Boot id of the latest heartbeat.
+    pub boot_id: Option<String>,
+    /// Sequence number of the latest heartbeat.
+    pub seq: Option<u64>,
+    /// When the latest heartbeat arrived (ms since the epoch).
+    pub last_heartbeat_at: Option<u64>,
+    /// Seconds since the latest heartbeat.
+    pub last_heartbeat_age_sec: Option<u64>,
+    /// When the worker was first registered (ms since the epoch).
+    pub registered_at: u64,
+    /// When it deregistered, if it did.
+    pub deregistered_at: Option<u64>,
+    /// A warning for operators (reservation above the node's size).
+    pub warning: Option<String>,
+}
+
+impl WorkerJson {
+    /// The view of `view` at `now`.
+    pub fn new(view: &WorkerView, now: Timestamp) -> Self {
+        let r = &view.record;
+        let d = &r.description;
+        let cap = r.capacity;
+        Self {
+            code: r.id.to_string(),
+            name: d.name.clone(),
+            api_base_url: d.api_base_url.clone(),
+            zone: d.zone.clone(),
+            labels: d.labels.clone(),
+            capabilities: d.capabilities.clone(),
+            status: view.status.name().to_owned(),
+            reason: view.reason(now),
+            availability: view.availability.name().to_owned(),
+            is_healthy: view.availability.is_healthy(),
+            is_schedulable: view.is_schedulable(),
+            is_draining: r.policy.is_draining(),
+            is_enabled: r.policy.is_enabled(),
+            drain_status: view.drain_status().name().to_owned(),
+            max_sessions: view.max_sessions,
+            available_sessions: view.available_sessions,
+            used_sessions: view.used_sessions,
+            active_sessions: r.reported_active,
+            dispatched_sessions: view.dispatched,
+            total_cpu_cores: cap.map(|c| c.total_cpu.as_cores()),
+            total_memory_mb: cap.map(|c| c.total_memory_mb),
+            reserved_cpu_cores: cap.map(|c| c.reserved_cpu.as_cores()),
+            reserved_memory_mb: cap.map(|c| c.reserved_memory_mb),
+            vm_cpu_cores: cap.map(|c| c.vm_cpu.as_cores()),
+            vm_memory_mb: cap.map(|c| c.vm_memory_mb),
+            cpu_percent: r.resources.cpu_percent,
+            memory_percent: r.resources.memory_percent,
+            disk_percent: r.resources.disk_percent,
+            boot_id: r.boot_id().map(str::to_owned),
+            seq: r.stamp.as_ref().and_then(|s| s.seq),
+            last_heartbeat_at: r.last_heartbeat_at.map(Timestamp::as_millis),
+            last_heartbeat_age_sec: r.last_heartbeat_at.map(|t| now.since(t).as_secs()),
+            registered_at: r.registered_at.as_millis(),
+            deregistered_at: r.deregistered_at.map(Timestamp::as_millis),
+            warning: cap.and_then(|c| c.warning()),
+        }
+    }
+}
+
+/// A list of workers (seed 004: `{"workers": [...], "total": n}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerList {
+    /// The workers, by code.
+    pub workers: Vec<WorkerJson>,
+    /// How many.
+    pub total: usize,
+}
+
+impl WorkerList {
+    /// The list of `views` at `now`.
+    pub fn new<'a>(views: impl IntoIterator<Item = &'a WorkerView>, now: Timestamp) -> Self {
+        let workers: Vec<WorkerJson> = views.into_iter().map(|v| WorkerJson::new(v, now)).collect();
+        Self {
+            total: workers.len(),
+            workers,
+        }
+    }
+}
+
+/// A worker's sessions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerSessionsJson {
+    /// The worker.
+    pub code: String,
+    /// Its sessions (up to the limit).
+    pub sessions: Vec<SessionJson>,
+    /// How many are listed.
+    pub total: usize,
+}
+
+/// The answer to an admin action on a worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminActionJson {
+    /// The worker.
+    pub code: String,
+    /// Its status after the action.
+    pub status: String,
+    /// Policy before: `active`, `draining`, `drained`, `disabled`.
+    pub from: String,
+    /// Policy after.
+    pub to: String,
+    /// Whether anything changed (repeating a state is a no-op).
+    pub changed: bool,
+    /// What it means, for humans.
+    pub message: String,
+    /// The worker after the action.
+    pub worker: WorkerJson,
+}
+
+impl WorkerSessionsJson {
+    /// Worker `code`'s `dispatches`.
+    pub fn new(code: &WorkerId, dispatches: &[Dispatch]) -> Self {
+        let sessions: Vec<SessionJson> = dispatches.iter().map(SessionJson::from).collect();
+        Self {
+            code: code.to_string(),
+            total: sessions.len(),
+            sessions,
+        }
+    }
+}
+
+impl AdminActionJson {
+    /// The answer to `action`, which ended in `outcome`, at `now`.
+    pub fn new(action: AdminAction, outcome: &AdminOutcome, now: Timestamp) -> Self {
+        let AdminOutcome { worker, transition } = outcome;
+        Self {
+            code: worker.id().to_string(),
+            status: worker.status.name().to_owned(),
+            from: transition.from.name().to_owned(),
+            to: transition.to.name().to_owned(),
+            changed: transition.changed(),
+            message: message(action, transition, worker.occupancy().sessions()),
+            worker: WorkerJson::new(worker, now),
+        }
+    }
+}
+
+/// What an admin action did, for humans.
+fn message(action: AdminAction, t: &Transition, sessions: u32) -> String {
+    if !t.changed() {
+        return format!("No change: the worker is already {}.", t.to.name());
+    }
+    match (action, t.to) {
+        (_, AdminPolicy::Drained) => "Worker drained: no sessions remain.".into(),
+        (_, AdminPolicy::Draining { .. }) => format!(
+            "Worker marked as draining: it keeps its {sessions} session(s) and takes no new ones."
+        ),
+        (_, AdminPolicy::Disabled { forced: true }) => {
+            "Worker disabled by force: its sessions were dropped and go to the failure policy."
+                .into()
+        }
+        (_, AdminPolicy::Disabled { forced: false }) => "Worker disabled.".into(),
+        (AdminAction::Enable, AdminPolicy::Active) => {
+            "Worker enabled: it takes new sessions again.".into()
+        }
+        (_, AdminPolicy::Active) => "Worker activated: it takes new sessions again.".into(),
+    }
+}
+
+/// What a worker's drain still waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DrainInfoJson {
+    /// The worker.
+    pub code: String,
+    /// `none`, `draining` or `drained`.
+    pub drain_status: String,
+    /// Admin flag.
+    pub is_draining: bool,
+    /// Drain deadline (ms since the epoch), if any.
+    pub deadline: Option<u64>,
+    /// `activeSessions` the worker last reported.
+    pub reported_active: u32,
+    /// Dispatch records and reservations still on the worker.
+    pub dispatched: u32,
+    /// The students still on it (`userId`s), by `examId`.
+    pub blocking: BTreeMap<String, Vec<String>>,
+}
+
+impl From<&DrainInfo> for DrainInfoJson {
+    fn from(d: &DrainInfo) -> Self {
+        Self {
+            code: d.code.to_string(),
+            drain_status: d.drain_status.name().to_owned(),
+            is_draining: d.is_draining,
+            deadline: d.deadline.map(Timestamp::as_millis),
+            reported_active: d.reported_active,
+            dispatched: d.dispatched,
+            blocking: d
+                .blocking
+                .iter()
+                .map(|(exam, users)| {
+                    (
+                        exam.to_string(),
+                        users.iter().map(ToString::to_string).collect(),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Seed 000's `PATCH` body: `{"isDraining": bool}` or
+/// `{"isEnabled": bool, "force": bool}`. Unknown fields are refused.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PatchWorkerRequest {
+    /// `true`: drain (keep sessions, take no new ones); `false`: activate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_draining: Option<bool>,
+    /// `false`: disable (refused while sessions remain unless `force`);
+    /// `true`: enable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_enabled: Option<bool>,
+    /// With `isEnabled: false`: disable even with sessions (they are
+    /// dropped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force: Option<bool>,
+    /// With `isDraining: true`: after this many seconds, remaining sessions
+    /// are dropped as by a forced disable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_deadline_sec: Option<u64>,
+}
+
+/// Optional body of the drain action.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DrainRequest {
+    /// After this many seconds, remaining sessions are dropped as by a
+    /// forced disable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_sec: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use vdi_cluster_core::health::HealthConfig;
+    use vdi_cluster_core::policy::Transition;
+    use vdi_cluster_core::worker::{WorkerRecord, WorkerSnapshot};
+    use vdi_cluster_core::{DrainStatus, ExamId, UserId, WorkerDescription};
+
+    use super::*;
+
+    fn view() -> WorkerView {
+        let id = WorkerId::parse("code", "w1").unwrap();
+        let record = WorkerRecord::registered(id, WorkerDescription::default(), Timestamp(1000));
+        let snapshot = WorkerSnapshot {
+            record,
+            version: 1,
+            dispatched: 0,
+        };
+        WorkerView::new(snapshot, Timestamp(2000), &HealthConfig::default())
+    }
+
+    fn keys(value: &serde_json::Value) -> Vec<&str> {
+        let mut keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    #[test]
+    fn worker_field_names() {
+        let json = serde_json::to_value(WorkerJson::new(&view(), Timestamp(2000))).unwrap();
+        assert_eq!(
+            keys(&json),
+            [
+                "activeSessions",
+                "apiBaseUrl",
+                "availability",
+                "availableSessions",
+                "bootId",
+                "capabilities",
+                "code",
+                "cpuPercent",
+                "deregisteredAt",
+                "diskPercent",
+                "dispatchedSessions",
+                "drainStatus",
+                "isDraining",
+                "isEnabled",
+                "isHealthy",
+                "isSchedulable",
+                "labels",
+                "lastHeartbeatAgeSec",
+                "lastHeartbeatAt",
+                "maxSessions",
+                "memoryPercent",
+                "name",
+                "reason",
+                "registeredAt",
+                "reservedCpuCores",
+                "reservedMemoryMb",
+                "seq",
+                "status",
+                "totalCpuCores",
+                "totalMemoryMb",
+                "usedSessions",
+                "vmCpuCores",
+                "vmMemoryMb",
+                "warning",
+                "zone",
+            ]
+        );
+        assert_eq!(json["status"], "pending");
+        assert_eq!(json["drainStatus"], "none");
+        assert_eq!(json["registeredAt"], 1000);
+        let list = serde_json::to_value(WorkerList::new([&view()], Timestamp(2000))).unwrap();
+        assert_eq!(keys(&list), ["total", "workers"]);
+        assert_eq!(list["total"], 1);
+    }
+
+    #[test]
+    fn worker_sessions_field_names() {
+        let id = WorkerId::parse("code", "w1").unwrap();
+        assert_eq!(
+            serde_json::to_value(WorkerSessionsJson::new(&id, &[])).unwrap(),
+            json!({"code": "w1", "sessions": [], "total": 0})
+        );
+    }
+
+    #[test]
+    fn admin_action_field_names() {
+        let outcome = AdminOutcome {
+            worker: view(),
+            transition: Transition {
+                from: AdminPolicy::Active,
+                to: AdminPolicy::Draining { deadline: None },
+            },
+        };
+        let json = serde_json::to_value(AdminActionJson::new(
+            AdminAction::Drain { deadline: None },
+            &outcome,
+            Timestamp(2000),
+        ))
+        .unwrap();
+        assert_eq!(
+            keys(&json),
+            [
+                "changed", "code", "from", "message", "status", "to", "worker"
+            ]
+        );
+        assert_eq!(json["from"], "active");
+        assert_eq!(json["to"], "draining");
+        assert_eq!(json["changed"], true);
+    }
+
+    #[test]
+    fn drain_info_field_names() {
+        let info = DrainInfo {
+            code: WorkerId::parse("code", "w1").unwrap(),
+            drain_status: DrainStatus::Draining,
+            is_draining: true,
+            deadline: None,
+            reported_active: 2,
+            dispatched: 1,
+            blocking: [(
+                ExamId::parse("examId", "e1").unwrap(),
+                vec![UserId::parse("userId", "u1").unwrap()],
+            )]
+            .into(),
+        };
+        assert_eq!(
+            serde_json::to_value(DrainInfoJson::from(&info)).unwrap(),
+            json!({
+                "code": "w1", "drainStatus": "draining", "isDraining": true,
+                "deadline": null, "reportedActive": 2, "dispatched": 1,
+                "blocking": {"e1": ["u1"]},
+            })
+        );
+    }
+
+    #[test]
+    fn admin_request_field_names() {
+        let p: PatchWorkerRequest = serde_json::from_value(json!({
+            "isDraining": true, "drainDeadlineSec": 60,
+        }))
+        .unwrap();
+        assert_eq!(p.is_draining, Some(true));
+        assert_eq!(p.drain_deadline_sec, Some(60));
+        let p: PatchWorkerRequest =
+            serde_json::from_value(json!({"isEnabled": false, "force": true})).unwrap();
+        assert_eq!((p.is_enabled, p.force), (Some(false), Some(true)));
+        assert!(serde_json::from_value::<PatchWorkerRequest>(json!({"isDrainig": true})).is_err());
+        let d: DrainRequest = serde_json::from_value(json!({"deadlineSec": 5})).unwrap();
+        assert_eq!(d.deadline_sec, Some(5));
+    }
+}

@@ -1,0 +1,389 @@
+//! [`AuthConfig`]: the credentials the server accepts — JWT secret, shared
+//! worker token, cluster token — and the checks of a request's headers that
+//! need no store (workers' own credentials are checked by
+//! [`gate`](crate::gate), which reads them from the store).
+
+use std::fmt;
+
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use vdi_cluster_protocol::{CLUSTER_TOKEN_HEADER, JOIN_TOKEN_HEADER, WORKER_TOKEN_HEADER};
+
+use super::access::{Access, Principal, Role, User};
+use super::jwt::JwtVerifier;
+use super::secrets::TokenHash;
+use crate::error::ApiError;
+
+/// The credentials the server accepts. Closed by default: a fresh
+/// `AuthConfig` accepts no JWT and no cluster token, and leaves only the
+/// worker routes open.
+#[derive(Clone, Default)]
+pub struct AuthConfig {
+    jwt: Option<JwtVerifier>,
+    worker_token: Option<TokenHash>,
+    cluster_token: Option<TokenHash>,
+}
+
+impl fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("jwt", &self.jwt.is_some())
+            .field("worker_token", &self.worker_token.is_some())
+            .field("cluster_token", &self.cluster_token.is_some())
+            .finish()
+    }
+}
+
+impl AuthConfig {
+    /// Accepts nothing but the worker routes (open while no worker token is
+    /// set).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Accepts HS256 JWTs signed with `secret`; checks `iss` and `aud` when
+    /// given. An empty secret is ignored (no JWT is accepted): anyone could
+    /// sign with it.
+    pub fn with_jwt_secret(
+        mut self,
+        secret: &[u8],
+        issuer: Option<&str>,
+        audience: Option<&str>,
+    ) -> Self {
+        if secret.is_empty() {
+            tracing::warn!("empty JWT secret ignored: no bearer token will be accepted");
+            return self;
+        }
+        self.jwt = Some(JwtVerifier::new(secret, issuer, audience));
+        self
+    }
+
+    /// Requires `x-worker-token: token` on the worker routes.
+    pub fn with_worker_token(mut self, token: &str) -> Self {
+        self.worker_token = Some(TokenHash::new(token));
+        self
+    }
+
+    /// Accepts `x-cluster-token: token` on the session API.
+    pub fn with_cluster_token(mut self, token: &str) -> Self {
+        self.cluster_token = Some(TokenHash::new(token));
+        self
+    }
+
+    /// Whether the worker routes require a token.
+    pub fn worker_token_required(&self) -> bool {
+        self.worker_token.is_some()
+    }
+
+    /// Whether `presented` is the shared worker token.
+    pub fn is_shared_worker_token(&self, presented: &[u8]) -> bool {
+        self.worker_token
+            .as_ref()
+            .is_some_and(|hash| hash.matches(presented))
+    }
+
+    fn verify_jwt(&self, token: &str) -> Result<User, ApiError> {
+        let Some(jwt) = &self.jwt else {
+            return Err(ApiError::unauthorized(
+                "bearer tokens are not accepted: no JWT secret is configured",
+            ));
+        };
+        jwt.verify(token)
+    }
+
+    fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+        let Some(value) = headers.get(AUTHORIZATION) else {
+            return Ok(None);
+        };
+        let text = value
+            .to_str()
+            .map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
+        let (scheme, token) = text
+            .split_once(' ')
+            .ok_or_else(|| ApiError::unauthorized("expected Authorization: Bearer <token>"))?;
+        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+            return Err(ApiError::unauthorized(
+                "expected Authorization: Bearer <token>",
+            ));
+        }
+        Ok(Some(token.trim()))
+    }
+
+    /// The JWT user, if a bearer token was presented (an invalid one is a
+    /// 401, never ignored).
+    fn user(&self, headers: &HeaderMap) -> Result<Option<User>, ApiError> {
+        Self::bearer(headers)?
+            .map(|t| self.verify_jwt(t))
+            .transpose()
+    }
+
+    /// Whether a valid cluster token was presented (an invalid one is a 401).
+    fn cluster(&self, headers: &HeaderMap) -> Result<bool, ApiError> {
+        let Some(value) = headers.get(CLUSTER_TOKEN_HEADER) else {
+            return Ok(false);
+        };
+        match &self.cluster_token {
+            Some(hash) if hash.matches(value.as_bytes()) => Ok(true),
+            _ => Err(ApiError::unauthorized("invalid x-cluster-token")),
+        }
+    }
+
+    /// Checks `headers` against `access`.
+    pub fn authorize(&self, access: Access, headers: &HeaderMap) -> Result<Principal, ApiError> {
+        match access {
+            Access::Public => Ok(Principal::Anonymous),
+            Access::Worker => match &self.worker_token {
+                None => Ok(Principal::Anonymous),
+                Some(hash) => match headers.get(WORKER_TOKEN_HEADER) {
+                    Some(v) if hash.matches(v.as_bytes()) => Ok(Principal::Worker),
+                    Some(_) => Err(ApiError::unauthorized("invalid x-worker-token")),
+                    None => Err(ApiError::unauthorized("x-worker-token is required")),
+                },
+            },
+            Access::Operator | Access::Admin => {
+                let Some(user) = self.user(headers)? else {
+                    return Err(ApiError::unauthorized(
+                        "this endpoint needs Authorization: Bearer <JWT>",
+                    ));
+                };
+                let allowed = if access == Access::Admin {
+                    user.roles.contains(&Role::Admin)
+                } else {
+                    user.is_operator()
+                };
+                if allowed {
+                    Ok(Principal::User(user))
+                } else {
+                    Err(ApiError::forbidden(format!(
+                        "this endpoint needs a {}",
+                        access.describe().trim_start_matches("Bearer ")
+                    )))
+                }
+            }
+            Access::Join => match headers.get(JOIN_TOKEN_HEADER) {
+                Some(v) if !v.as_bytes().is_empty() => Ok(Principal::Joining),
+                _ => Err(ApiError::unauthorized("x-join-token is required")),
+            },
+            Access::Session | Access::Service => {
+                let cluster = self.cluster(headers)?;
+                let user = self.user(headers)?;
+                match user {
+                    Some(u) if u.is_operator() => Ok(Principal::User(u)),
+                    _ if cluster => Ok(Principal::ClusterService),
+                    Some(u) if access == Access::Session && u.roles.contains(&Role::Student) => {
+                        Ok(Principal::User(u))
+                    }
+                    Some(_) => Err(ApiError::forbidden(format!(
+                        "this endpoint needs {}",
+                        access.describe()
+                    ))),
+                    None => Err(ApiError::unauthorized(format!(
+                        "this endpoint needs {}",
+                        access.describe()
+                    ))),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::http::HeaderValue;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+
+    use super::*;
+    use crate::auth::jwt::{mint_jwt, unix_now};
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn headers(pairs: &[(&'static str, String)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn bearer(token: &str) -> (&'static str, String) {
+        ("authorization", format!("Bearer {token}"))
+    }
+
+    fn config() -> AuthConfig {
+        AuthConfig::new()
+            .with_jwt_secret(SECRET, None, None)
+            .with_worker_token("w")
+            .with_cluster_token("c")
+    }
+
+    #[test]
+    fn roles_from_role_or_roles() {
+        let cfg = config();
+        let one = mint_jwt(
+            SECRET,
+            "a",
+            &[Role::Admin],
+            Duration::from_secs(60),
+            None,
+            None,
+        )
+        .unwrap();
+        let two = mint_jwt(
+            SECRET,
+            "p",
+            &[Role::Student, Role::Proctor],
+            Duration::from_secs(60),
+            None,
+            None,
+        )
+        .unwrap();
+        assert!(
+            cfg.authorize(Access::Admin, &headers(&[bearer(&one)]))
+                .is_ok()
+        );
+        assert!(
+            cfg.authorize(Access::Operator, &headers(&[bearer(&two)]))
+                .is_ok()
+        );
+        let e = cfg
+            .authorize(Access::Admin, &headers(&[bearer(&two)]))
+            .unwrap_err();
+        assert_eq!(e.status(), 403);
+    }
+
+    #[test]
+    fn alg_none_and_other_algorithms_are_refused() {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let cfg = config();
+        let claims = format!(r#"{{"sub":"a","exp":{},"role":"ADMIN"}}"#, unix_now() + 600);
+        let none = format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), b64(&claims));
+        let e = cfg
+            .authorize(Access::Admin, &headers(&[bearer(&none)]))
+            .unwrap_err();
+        assert_eq!(e.status(), 401);
+        let hs384 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS384),
+            &serde_json::from_str::<serde_json::Value>(&claims).unwrap(),
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        let e = cfg
+            .authorize(Access::Admin, &headers(&[bearer(&hs384)]))
+            .unwrap_err();
+        assert_eq!(e.status(), 401);
+    }
+
+    #[test]
+    fn exp_and_sub_are_required() {
+        let cfg = config();
+        let no_exp = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &serde_json::json!({"sub": "a", "role": "ADMIN"}),
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.authorize(Access::Admin, &headers(&[bearer(&no_exp)]))
+                .unwrap_err()
+                .status(),
+            401
+        );
+        let no_sub = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &serde_json::json!({"exp": unix_now() + 600, "role": "ADMIN"}),
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.authorize(Access::Admin, &headers(&[bearer(&no_sub)]))
+                .unwrap_err()
+                .status(),
+            401
+        );
+    }
+
+    #[test]
+    fn issuer_and_audience_when_configured() {
+        let cfg = AuthConfig::new().with_jwt_secret(SECRET, Some("exam-portal"), Some("vdi"));
+        let ttl = Duration::from_secs(60);
+        let good = mint_jwt(
+            SECRET,
+            "a",
+            &[Role::Admin],
+            ttl,
+            Some("exam-portal"),
+            Some("vdi"),
+        )
+        .unwrap();
+        let bad_iss =
+            mint_jwt(SECRET, "a", &[Role::Admin], ttl, Some("other"), Some("vdi")).unwrap();
+        let no_aud = mint_jwt(SECRET, "a", &[Role::Admin], ttl, Some("exam-portal"), None).unwrap();
+        assert!(
+            cfg.authorize(Access::Admin, &headers(&[bearer(&good)]))
+                .is_ok()
+        );
+        assert!(
+            cfg.authorize(Access::Admin, &headers(&[bearer(&bad_iss)]))
+                .is_err()
+        );
+        assert!(
+            cfg.authorize(Access::Admin, &headers(&[bearer(&no_aud)]))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn tokens_compare_by_hash() {
+        let cfg = config();
+        assert_eq!(
+            cfg.authorize(Access::Worker, &headers(&[("x-worker-token", "w".into())]))
+                .unwrap(),
+            Principal::Worker
+        );
+        assert!(
+            cfg.authorize(Access::Worker, &headers(&[("x-worker-token", "x".into())]))
+                .is_err()
+        );
+        assert_eq!(
+            cfg.authorize(
+                Access::Service,
+                &headers(&[("x-cluster-token", "c".into())])
+            )
+            .unwrap(),
+            Principal::ClusterService
+        );
+        // An empty secret accepts nothing.
+        let empty = AuthConfig::new().with_jwt_secret(b"", None, None);
+        let forged = mint_jwt(
+            b"",
+            "a",
+            &[Role::Admin],
+            Duration::from_secs(60),
+            None,
+            None,
+        )
+        .unwrap();
+        assert!(
+            empty
+                .authorize(Access::Admin, &headers(&[bearer(&forged)]))
+                .is_err()
+        );
+        // Closed by default.
+        let closed = AuthConfig::new();
+        assert!(
+            closed
+                .authorize(
+                    Access::Session,
+                    &headers(&[("x-cluster-token", "c".into())])
+                )
+                .is_err()
+        );
+        assert_eq!(
+            closed.authorize(Access::Worker, &HeaderMap::new()).unwrap(),
+            Principal::Anonymous
+        );
+    }
+}

@@ -1,0 +1,115 @@
+//! The request-time gate: the per-route middleware that checks a request's
+//! credential against its route's [`Access`] — including workers' own
+//! credentials, whose hashes are in the store — and hands the handler a
+//! [`Principal`]; and `ensure_worker`, which handlers of worker routes
+//! call once they know which worker the body names.
+//!
+//! The pure pieces (access model, JWTs, secrets, [`AuthConfig`]) are in
+//! [`auth`](crate::auth); this module adds what needs [`AppState`].
+//!
+//! [`AuthConfig`]: crate::auth::AuthConfig
+
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use vdi_cluster_core::WorkerId;
+use vdi_cluster_protocol::{HEARTBEAT_PATH, WORKER_TOKEN_HEADER};
+
+use crate::auth::{
+    Access, Principal, WORKER_CREDENTIAL_PREFIX, credential_worker, matches_hash_hex,
+};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// State of the per-route middleware: the app and the route's access.
+#[derive(Debug, Clone)]
+pub(crate) struct Gate {
+    pub(crate) state: AppState,
+    pub(crate) access: Access,
+}
+
+/// A worker's own credential, checked against the hash in the store.
+async fn verify_worker_credential(
+    state: &AppState,
+    presented: &str,
+) -> Result<Principal, ApiError> {
+    let Some(worker) = credential_worker(presented) else {
+        return Err(ApiError::unauthorized("invalid x-worker-token"));
+    };
+    let stored = state.service().store().worker_credential(&worker).await?;
+    match stored {
+        Some(hash) if matches_hash_hex(presented, &hash) => Ok(Principal::WorkerNode(worker)),
+        _ => Err(ApiError::unauthorized(format!(
+            "invalid credential for worker {worker}"
+        ))),
+    }
+}
+
+/// Checks `headers` against `access`, including workers' own credentials
+/// (a store lookup).
+pub async fn authorize_request(
+    state: &AppState,
+    access: Access,
+    headers: &HeaderMap,
+) -> Result<Principal, ApiError> {
+    if access == Access::Worker
+        && let Some(value) = headers.get(WORKER_TOKEN_HEADER)
+        && !state.auth().is_shared_worker_token(value.as_bytes())
+        && let Ok(text) = value.to_str()
+        && text.starts_with(WORKER_CREDENTIAL_PREFIX)
+    {
+        return verify_worker_credential(state, text).await;
+    }
+    state.auth().authorize(access, headers)
+}
+
+/// Whether `caller` may act as worker `code` on a worker route: its own
+/// credential must name it; the shared token may act for any worker; an
+/// anonymous caller (no shared token configured) only for a worker that has
+/// no own credential.
+pub(crate) async fn ensure_worker(
+    state: &AppState,
+    caller: &Principal,
+    code: &WorkerId,
+) -> Result<(), ApiError> {
+    match caller {
+        Principal::WorkerNode(own) if own == code => Ok(()),
+        Principal::WorkerNode(own) => Err(ApiError::forbidden(format!(
+            "this credential belongs to worker {own}, not {code}"
+        ))),
+        Principal::Anonymous => {
+            if state
+                .service()
+                .store()
+                .worker_credential(code)
+                .await?
+                .is_some()
+            {
+                Err(ApiError::unauthorized(format!(
+                    "worker {code} joined with a join token: send its own credential in x-worker-token"
+                )))
+            } else {
+                Ok(())
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The per-route middleware: checks the credential, then hands the handler
+/// a [`Principal`].
+pub(crate) async fn gate(State(gate): State<Gate>, mut req: Request, next: Next) -> Response {
+    match authorize_request(&gate.state, gate.access, req.headers()).await {
+        Ok(principal) => {
+            req.extensions_mut().insert(principal);
+            next.run(req).await
+        }
+        Err(e) => {
+            if req.uri().path() == HEARTBEAT_PATH {
+                gate.state.metrics().heartbeat_rejected();
+            }
+            e.into_response()
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Admin transitions of a worker (seeds 000/004): `PATCH` (drain,
+//! activate, disable, enable), drain (`POST`/`PUT`) and activate, and what
+//! still blocks a drain. Each runs detached from the request, as core's
+//! compare-and-set on the worker's policy; the answer says what changed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use vdi_cluster_core::{AdminAction, Timestamp, ValidationError, WorkerId};
+use vdi_cluster_protocol::ErrorBody;
+use vdi_cluster_protocol::workers::{
+    AdminActionJson, DrainInfoJson, DrainRequest, PatchWorkerRequest,
+};
+
+use super::workers::{now, worker_id};
+use crate::auth::{Caller, Principal};
+use crate::error::ApiError;
+use crate::extract::{JsonBody, OptionalJsonBody, PathParams};
+use crate::state::AppState;
+
+/// Longest drain deadline accepted (7 days).
+const MAX_DRAIN_DEADLINE_SEC: u64 = 7 * 24 * 3600;
+
+fn deadline(
+    state: &AppState,
+    field: &str,
+    seconds: Option<u64>,
+) -> Result<Option<Timestamp>, ApiError> {
+    match seconds {
+        None => Ok(None),
+        Some(s) if (1..=MAX_DRAIN_DEADLINE_SEC).contains(&s) => {
+            Ok(Some(now(state).plus(Duration::from_secs(s))))
+        }
+        Some(_) => Err(ApiError::invalid(ValidationError::new(
+            field,
+            format!("must be from 1 to {MAX_DRAIN_DEADLINE_SEC}"),
+        ))),
+    }
+}
+
+/// The admin action seed 000's `PATCH` body asks for: exactly one of
+/// `isDraining` and `isEnabled`, with `force` only on a disable and
+/// `drainDeadlineSec` only on a drain.
+fn patch_action(body: PatchWorkerRequest, state: &AppState) -> Result<AdminAction, ApiError> {
+    let invalid =
+        |field: &str, message: &str| ApiError::invalid(ValidationError::new(field, message));
+    if body.force.is_some() && body.is_enabled != Some(false) {
+        return Err(invalid("force", "is valid only with isEnabled: false"));
+    }
+    if body.drain_deadline_sec.is_some() && body.is_draining != Some(true) {
+        return Err(invalid(
+            "drainDeadlineSec",
+            "is valid only with isDraining: true",
+        ));
+    }
+    match (body.is_draining, body.is_enabled) {
+        (Some(_), Some(_)) => Err(invalid(
+            "isEnabled",
+            "give either isDraining or isEnabled, not both",
+        )),
+        (None, None) => Err(invalid("body", "expected isDraining or isEnabled")),
+        (Some(true), None) => Ok(AdminAction::Drain {
+            deadline: deadline(state, "drainDeadlineSec", body.drain_deadline_sec)?,
+        }),
+        (Some(false), None) => Ok(AdminAction::Activate),
+        (None, Some(true)) => Ok(AdminAction::Enable),
+        (None, Some(false)) => Ok(AdminAction::Disable {
+            force: body.force.unwrap_or(false),
+        }),
+    }
+}
+
+async fn run_admin(
+    state: &AppState,
+    id: WorkerId,
+    action: AdminAction,
+    actor: String,
+) -> Result<AdminActionJson, ApiError> {
+    let service = Arc::clone(state.service());
+    let outcome = state
+        .detached(async move { service.admin(&id, action, &actor).await })
+        .await?;
+    Ok(AdminActionJson::new(action, &outcome, now(state)))
+}
+
+/// Drain, activate, disable or enable a worker (seed 000's runbook).
+/// Disabling a worker that still has sessions is refused (409, naming the
+/// count) unless `force: true`.
+#[utoipa::path(
+    patch, path = "/api/vdi/workers/{code}", tag = "workers",
+    params(("code" = String, Path, description = "Worker code")),
+    request_body = PatchWorkerRequest,
+    responses(
+        (status = 200, description = "Applied (or already so)", body = AdminActionJson),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "Illegal transition, or sessions remain", body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
+    )
+)]
+pub(crate) async fn patch(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    PathParams(code): PathParams<String>,
+    JsonBody(body): JsonBody<PatchWorkerRequest>,
+) -> Result<Json<AdminActionJson>, ApiError> {
+    let id = worker_id(code)?;
+    let action = patch_action(body, &state)?;
+    Ok(Json(run_admin(&state, id, action, caller.actor()).await?))
+}
+
+/// What still blocks a worker's drain: its sessions, by exam. Observing may
+/// complete the drain.
+#[utoipa::path(
+    get, path = "/api/vdi/workers/{code}/drain", tag = "workers",
+    params(("code" = String, Path, description = "Worker code")),
+    responses(
+        (status = 200, description = "Drain state and blockers", body = DrainInfoJson),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    )
+)]
+pub(crate) async fn drain_info(
+    State(state): State<AppState>,
+    PathParams(code): PathParams<String>,
+) -> Result<Json<DrainInfoJson>, ApiError> {
+    let id = worker_id(code)?;
+    let service = Arc::clone(state.service());
+    let info = state
+        .detached(async move { service.drain_info(&id).await })
+        .await?;
+    Ok(Json(DrainInfoJson::from(&info)))
+}
+
+async fn start_drain(
+    state: AppState,
+    caller: Principal,
+    code: String,
+    body: Option<DrainRequest>,
+) -> Result<(StatusCode, Json<AdminActionJson>), ApiError> {
+    let id = worker_id(code)?;
+    let seconds = body.unwrap_or_default().deadline_sec;
+    let action = AdminAction::Drain {
+        deadline: deadline(&state, "deadlineSec", seconds)?,
+    };
+    let json = run_admin(&state, id, action, caller.actor()).await?;
+    Ok((StatusCode::ACCEPTED, Json(json)))
+}
+
+/// Drains a worker (seed 004): it keeps its sessions and takes no new ones;
+/// `drainStatus` becomes `drained` once nothing remains on it.
+#[utoipa::path(
+    post, path = "/api/vdi/workers/{code}/drain", tag = "workers",
+    params(("code" = String, Path, description = "Worker code")),
+    request_body(content = Option<DrainRequest>, description = "Optional deadline"),
+    responses(
+        (status = 202, description = "Draining (or drained already)", body = AdminActionJson),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    )
+)]
+pub(crate) async fn drain(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    PathParams(code): PathParams<String>,
+    OptionalJsonBody(body): OptionalJsonBody<DrainRequest>,
+) -> Result<(StatusCode, Json<AdminActionJson>), ApiError> {
+    start_drain(state, caller, code, body).await
+}
+
+/// Drains a worker (PUT form, as neon's storage controller).
+#[utoipa::path(
+    put, path = "/api/vdi/workers/{code}/drain", tag = "workers",
+    params(("code" = String, Path, description = "Worker code")),
+    request_body(content = Option<DrainRequest>, description = "Optional deadline"),
+    responses(
+        (status = 202, description = "Draining (or drained already)", body = AdminActionJson),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    )
+)]
+pub(crate) async fn drain_put(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    PathParams(code): PathParams<String>,
+    OptionalJsonBody(body): OptionalJsonBody<DrainRequest>,
+) -> Result<(StatusCode, Json<AdminActionJson>), ApiError> {
+    start_drain(state, caller, code, body).await
+}
+
+/// Returns a draining, drained or disabled worker to service (seed 004).
+#[utoipa::path(
+    post, path = "/api/vdi/workers/{code}/activate", tag = "workers",
+    params(("code" = String, Path, description = "Worker code")),
+    responses(
+        (status = 200, description = "Active", body = AdminActionJson),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    )
+)]
+pub(crate) async fn activate(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    PathParams(code): PathParams<String>,
+) -> Result<Json<AdminActionJson>, ApiError> {
+    let id = worker_id(code)?;
+    Ok(Json(
+        run_admin(&state, id, AdminAction::Activate, caller.actor()).await?,
+    ))
+}

@@ -1,0 +1,120 @@
+//! The worker routes (worker token or the worker's own credential):
+//! heartbeat (seed 000), registration and deregistration (seed 003).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use vdi_cluster_core::WorkerId;
+use vdi_cluster_protocol::workers::WorkerJson;
+use vdi_cluster_protocol::{ErrorBody, HeartbeatRequest, HeartbeatResponse, RegisterRequest};
+
+use super::reserved::check_not_reserved;
+use crate::auth::{Caller, Principal};
+use crate::error::ApiError;
+use crate::extract::{JsonBody, PathParams};
+use crate::gate::ensure_worker;
+use crate::state::AppState;
+
+/// A worker's heartbeat (seed 000). Unknown workers are registered; unknown
+/// fields are ignored; an older heartbeat changes nothing (`accepted: false`).
+#[utoipa::path(
+    post, path = "/api/vdi/workers/heartbeat", tag = "workers",
+    request_body = HeartbeatRequest,
+    responses(
+        (status = 200, description = "Applied (or stale: accepted false)", body = HeartbeatResponse),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 401, description = "Missing or wrong x-worker-token", body = ErrorBody),
+        (status = 403, description = "A worker credential of another worker", body = ErrorBody),
+        (status = 422, description = "Invalid value", body = ErrorBody),
+        (status = 503, description = "Backend unavailable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn heartbeat(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    body: Result<JsonBody<HeartbeatRequest>, ApiError>,
+) -> Result<Json<HeartbeatResponse>, ApiError> {
+    let result = apply_heartbeat(&state, &caller, body).await;
+    match &result {
+        Ok(ack) if ack.accepted => state.metrics().heartbeat_accepted(),
+        Ok(_) => state.metrics().heartbeat_stale(),
+        Err(_) => state.metrics().heartbeat_rejected(),
+    }
+    result.map(Json)
+}
+
+async fn apply_heartbeat(
+    state: &AppState,
+    caller: &Principal,
+    body: Result<JsonBody<HeartbeatRequest>, ApiError>,
+) -> Result<HeartbeatResponse, ApiError> {
+    let JsonBody(request) = body?;
+    // Only the shape is converted here; core's heartbeat validates.
+    let heartbeat = request.into_heartbeat()?;
+    check_not_reserved(&heartbeat.worker)?;
+    ensure_worker(state, caller, &heartbeat.worker).await?;
+    let service = Arc::clone(state.service());
+    let ack = state
+        .detached(async move { service.heartbeat(heartbeat).await })
+        .await?;
+    Ok(HeartbeatResponse::from(&ack))
+}
+
+/// Registers a worker ahead of its first heartbeat (seed 003); idempotent.
+#[utoipa::path(
+    post, path = "/api/vdi/workers/register", tag = "workers",
+    request_body = RegisterRequest,
+    responses(
+        (status = 200, description = "Registered or updated", body = WorkerJson),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
+    )
+)]
+pub(crate) async fn register(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    JsonBody(request): JsonBody<RegisterRequest>,
+) -> Result<Json<WorkerJson>, ApiError> {
+    // Only the shape is converted here; core's register validates.
+    let (id, description) = request.into_parts()?;
+    check_not_reserved(&id)?;
+    ensure_worker(&state, &caller, &id).await?;
+    let service = Arc::clone(state.service());
+    let view = state
+        .detached(async move { service.register(id, description).await })
+        .await?;
+    Ok(Json(WorkerJson::new(&view, state.service().clock().now())))
+}
+
+/// A worker leaving cleanly (seed 003): offline at once, takes no sessions;
+/// its sessions go to the failure policy at the next reconcile. A later
+/// heartbeat brings it back.
+#[utoipa::path(
+    post, path = "/api/vdi/workers/{code}/deregister", tag = "workers",
+    params(("code" = String, Path, description = "Worker code")),
+    responses(
+        (status = 200, description = "Deregistered", body = WorkerJson),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
+    )
+)]
+pub(crate) async fn deregister(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    PathParams(code): PathParams<String>,
+) -> Result<Json<WorkerJson>, ApiError> {
+    let id = WorkerId::parse("code", code)?;
+    ensure_worker(&state, &caller, &id).await?;
+    let actor = match caller {
+        Principal::User(u) => u.sub,
+        _ => format!("worker:{id}"),
+    };
+    let service = Arc::clone(state.service());
+    let view = state
+        .detached(async move { service.deregister(&id, &actor).await })
+        .await?;
+    Ok(Json(WorkerJson::new(&view, state.service().clock().now())))
+}
