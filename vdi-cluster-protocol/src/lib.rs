@@ -15,6 +15,7 @@ pub mod credentials;
 pub mod decode;
 mod error;
 pub mod node;
+pub mod node_status;
 
 pub use error::ErrorBody;
 pub use node::*;
