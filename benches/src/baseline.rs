@@ -24,13 +24,14 @@ use vdi_cluster_core::store::{Reservation, ReserveRequest};
 use vdi_cluster_core::{Dispatch, SessionKey, Store, SystemClock, WorkerId};
 use vdi_cluster_redis::redis;
 
+use crate::alloc::student;
 use crate::audit::{Audit, audit};
 use crate::cpu::{self, CpuUse};
 use crate::deploy::{Backend, Deployment, redis_connection};
-use crate::driver::{Tally, drive};
+use crate::driver::{Tally, count_failure, drive, merge_failure};
 use crate::fleet::register_fleet;
 use crate::latency::Summary;
-use crate::surge::{SurgeConfig, student};
+use crate::surge::SurgeConfig;
 
 /// The backend's own compare-and-reserve script, run bare by the Redis
 /// raw ceiling.
@@ -67,20 +68,17 @@ impl Tally for ReserveTally {
         match outcome {
             ReserveOutcome::Reserved => self.reserved += 1,
             ReserveOutcome::Refused => self.refused += 1,
-            ReserveOutcome::Failed(e) => {
-                self.errors += 1;
-                self.first_error.get_or_insert(e);
-            }
+            ReserveOutcome::Failed(e) => count_failure(&mut self.errors, &mut self.first_error, e),
         }
     }
 
     fn merge(&mut self, other: Self) {
         self.reserved += other.reserved;
         self.refused += other.refused;
-        self.errors += other.errors;
-        if self.first_error.is_none() {
-            self.first_error = other.first_error;
-        }
+        merge_failure(
+            (&mut self.errors, &mut self.first_error),
+            (other.errors, other.first_error),
+        );
     }
 }
 

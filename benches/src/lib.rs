@@ -22,6 +22,7 @@
 //! worker nodes behind HTTP. [`cpu`] accounts CPU per operation on every
 //! side, and [`instrument`] counts store calls (`--breakdown`).
 
+pub mod alloc;
 pub mod audit;
 pub mod baseline;
 pub mod cluster;
@@ -36,3 +37,4 @@ pub mod latency;
 pub mod steady;
 pub mod surge;
 pub mod table;
+pub mod target;
