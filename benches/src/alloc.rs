@@ -2,6 +2,8 @@
 //! students of a run: shared by every target (in process, over HTTP) and
 //! scenario.
 
+use std::sync::Arc;
+
 use vdi_cluster_core::service::{AllocateOutcome, Allocation};
 use vdi_cluster_core::{Error, SessionKey};
 
@@ -103,4 +105,9 @@ pub fn student(i: usize, exams: usize) -> SessionKey {
         format!("student-{i:07}"),
     )
     .expect("valid session key")
+}
+
+/// The students of a run, `0..n`, spread over `exams` exams.
+pub fn students(n: usize, exams: usize) -> Arc<Vec<SessionKey>> {
+    Arc::new((0..n).map(|i| student(i, exams)).collect())
 }

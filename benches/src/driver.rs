@@ -104,6 +104,12 @@ where
     out
 }
 
+/// Restarts `progress` for a phase of `total` steps.
+pub fn restart(progress: &ProgressBar, total: usize) {
+    progress.set_length(total as u64);
+    progress.set_position(0);
+}
+
 /// Counts one failure: one more, and its message if it is the first.
 pub fn count_failure(errors: &mut u64, first: &mut Option<String>, message: String) {
     *errors += 1;

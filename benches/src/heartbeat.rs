@@ -9,9 +9,9 @@ use indicatif::ProgressBar;
 use crate::cluster::Tuning;
 use crate::cpu::{CpuUse, Probe};
 use crate::deploy::Deployment;
-use crate::driver::{Plain, drive};
+use crate::driver::{Plain, drive, restart};
 use crate::latency::Summary;
-use crate::target::{InProcess, Target, register};
+use crate::target::{Beat, InProcess, Target, register};
 
 /// Sizes of a heartbeat storm.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,8 +86,7 @@ pub async fn heartbeats_on(
     let workers = config.workers.max(1);
     let seqs: Arc<Vec<AtomicU64>> = Arc::new((0..workers).map(|_| AtomicU64::new(1)).collect());
     let stale = Arc::new(AtomicU64::new(0));
-    progress.set_length(config.heartbeats as u64);
-    progress.set_position(0);
+    restart(progress, config.heartbeats);
     let before = probe.sample().await;
     let deadline = Instant::now() + config.time_limit;
     let (t, slots, st) = (Arc::clone(target), config.slots, Arc::clone(&stale));
@@ -98,10 +97,14 @@ pub async fn heartbeats_on(
         progress,
         move |i| {
             let w = i % workers;
-            let seq = seqs[w].fetch_add(1, Ordering::Relaxed) + 1;
+            let beat = Beat {
+                worker: w,
+                slots,
+                seq: seqs[w].fetch_add(1, Ordering::Relaxed) + 1,
+            };
             let (t, st) = (Arc::clone(&t), Arc::clone(&st));
             async move {
-                let accepted = t.heartbeat(i, w, slots, seq).await?;
+                let accepted = t.heartbeat(i, beat).await?;
                 if !accepted {
                     st.fetch_add(1, Ordering::Relaxed);
                 }

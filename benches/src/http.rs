@@ -26,6 +26,7 @@ use anyhow::{Context, bail};
 use async_trait::async_trait;
 use axum::Router;
 use tokio::process::{Child, Command};
+use vdi_cluster_core::capacity::Millicores;
 use vdi_cluster_core::{SessionKey, WorkerId};
 use vdi_cluster_node::api::{WorkerApi, router};
 use vdi_cluster_node::provision::SimulatedProvisioner;
@@ -40,8 +41,8 @@ use crate::audit::audit;
 use crate::cluster::BOOT;
 use crate::cpu;
 use crate::deploy::{Backend, Deployment};
-use crate::fleet::worker_code;
-use crate::target::{Recount, Target};
+use crate::fleet::{heartbeat, worker_code};
+use crate::target::{Beat, Recount, Target};
 
 /// The control plane's session API (the exam application's side).
 const SESSIONS_PATH: &str = "/api/vdi/sessions";
@@ -305,28 +306,33 @@ impl HttpCluster {
         self.bases.len()
     }
 
-    fn heartbeat_body(&self, i: usize, slots: u32, seq: u64) -> HeartbeatRequest {
-        let code = worker_code(i);
+    /// `beat` as the in-process target's workers send it
+    /// ([`fleet::heartbeat`](crate::fleet::heartbeat)), in the protocol's
+    /// body, with this process's node as the worker's API.
+    fn heartbeat_body(&self, beat: Beat) -> HeartbeatRequest {
+        let hb = heartbeat(beat.worker, beat.slots, 0, BOOT, beat.seq);
+        let cores = |m: Millicores| m.0 as f64 / 1000.0;
+        let spec = &hb.capacity;
         HeartbeatRequest {
-            api_base_url: format!("http://{}/{code}", self.nodes.addr),
-            name: code.clone(),
-            code,
-            total_cpu_cores: f64::from(slots),
-            total_memory_mb: u64::from(slots) * 1024,
-            reserved_cpu_cores: 0.0,
-            reserved_memory_mb: 0,
-            vm_cpu_cores: 1.0,
-            vm_memory_mb: 1024,
-            active_sessions: 0,
-            boot_id: Some(BOOT.to_owned()),
-            seq: Some(seq),
+            code: hb.worker.to_string(),
+            name: hb.description.name,
+            api_base_url: format!("http://{}/{}", self.nodes.addr, hb.worker),
+            total_cpu_cores: cores(spec.total_cpu),
+            total_memory_mb: spec.total_memory_mb,
+            reserved_cpu_cores: cores(spec.reserved_cpu),
+            reserved_memory_mb: spec.reserved_memory_mb,
+            vm_cpu_cores: cores(spec.vm_cpu),
+            vm_memory_mb: spec.vm_memory_mb,
+            active_sessions: hb.active_sessions,
+            boot_id: hb.stamp.boot_id,
+            seq: hb.stamp.seq,
             live_sessions: None,
-            cpu_percent: None,
-            memory_percent: None,
-            disk_percent: None,
-            zone: None,
-            labels: Default::default(),
-            capabilities: Default::default(),
+            cpu_percent: hb.resources.cpu_percent,
+            memory_percent: hb.resources.memory_percent,
+            disk_percent: hb.resources.disk_percent,
+            zone: hb.description.zone,
+            labels: hb.description.labels,
+            capabilities: hb.description.capabilities,
         }
     }
 
@@ -405,17 +411,11 @@ impl Target for HttpCluster {
 
     /// `POST /api/vdi/workers/heartbeat` (the servers take heartbeats
     /// without a worker token).
-    async fn heartbeat(
-        &self,
-        via: usize,
-        worker: usize,
-        slots: u32,
-        seq: u64,
-    ) -> Result<bool, String> {
+    async fn heartbeat(&self, via: usize, beat: Beat) -> Result<bool, String> {
         let sent = self
             .client
             .post(format!("{}{HEARTBEAT_PATH}", self.base(via)))
-            .json(&self.heartbeat_body(worker, slots, seq))
+            .json(&self.heartbeat_body(beat))
             .send()
             .await;
         match answer(sent).await? {

@@ -18,16 +18,15 @@ use indicatif::ProgressBar;
 use tokio::sync::Semaphore;
 use vdi_cluster_core::{Error, SessionKey};
 
-use crate::alloc::AllocTally;
 use crate::audit::{Audit, audit};
 use crate::cluster::{BOOT, Tuning};
 use crate::cpu::{CpuUse, Probe};
 use crate::deploy::Deployment;
-use crate::driver::drive;
+use crate::driver::restart;
 use crate::fleet::{heartbeat, worker_code};
 use crate::instrument::MethodStats;
 use crate::latency::{Latencies, Summary};
-use crate::target::{InProcess, Target, register, warm_up};
+use crate::target::{InProcess, Target, allocate_all, register, warm_up};
 
 /// Sizes and pace of a steady run.
 #[derive(Debug, Clone, PartialEq)]
@@ -263,8 +262,7 @@ async fn phase(
     let mut tasks = tokio::task::JoinSet::new();
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    progress.set_length(config.phase.as_secs());
-    progress.set_position(0);
+    restart(progress, config.phase.as_secs() as usize);
     while Instant::now() < end {
         interval.tick().await;
         let since = started.elapsed().as_secs_f64();
@@ -347,18 +345,8 @@ pub async fn steady(
         (config.workers as u64 * u64::from(config.slots) * u64::from(config.occupancy_percent)
             / 100) as usize;
     let keys: Arc<Vec<SessionKey>> = Arc::new((0..fill).map(|_| load.new_student()).collect());
-    let (t, k) = (Arc::clone(&shared), Arc::clone(&keys));
-    let filled = drive::<AllocTally, _, _>(
-        64,
-        fill,
-        Instant::now() + Duration::from_secs(300),
-        &ProgressBar::hidden(),
-        move |i| {
-            let (t, k) = (Arc::clone(&t), Arc::clone(&k));
-            async move { t.allocate(i, &k[i]).await }
-        },
-    )
-    .await;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let filled = allocate_all(&shared, &keys, 64, deadline, &ProgressBar::hidden()).await;
     if let Some(e) = filled.tally.first_error {
         anyhow::bail!("filling to {}%: {e}", config.occupancy_percent);
     }

@@ -5,17 +5,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
-use vdi_cluster_core::SessionKey;
 
-use crate::alloc::{AllocTally, student};
+use crate::alloc::{AllocTally, students};
 use crate::audit::Audit;
 use crate::cluster::Tuning;
 use crate::cpu::{self, CpuUse, Probe};
 use crate::deploy::Deployment;
-use crate::driver::drive;
+use crate::driver::restart;
 use crate::instrument::MethodStats;
 use crate::latency::Summary;
-use crate::target::{InProcess, Recount, Target, register, warm_up};
+use crate::target::{InProcess, Recount, Target, allocate_all, register, warm_up};
 
 /// Sizes of a surge.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,27 +116,11 @@ pub async fn surge_on(
     warm_up(target, config.warmup, config.concurrency).await?;
     target.reset_breakdown();
 
-    let keys: Arc<Vec<SessionKey>> = Arc::new(
-        (0..config.students)
-            .map(|i| student(i, config.exams))
-            .collect(),
-    );
-    progress.set_length(config.students as u64);
-    progress.set_position(0);
+    let keys = students(config.students, config.exams);
+    restart(progress, config.students);
     let before = probe.sample().await;
     let deadline = Instant::now() + config.time_limit;
-    let t = Arc::clone(target);
-    let driven = drive::<AllocTally, _, _>(
-        config.concurrency,
-        config.students,
-        deadline,
-        progress,
-        move |i| {
-            let (t, keys) = (Arc::clone(&t), Arc::clone(&keys));
-            async move { t.allocate(i, &keys[i]).await }
-        },
-    )
-    .await;
+    let driven = allocate_all(target, &keys, config.concurrency, deadline, progress).await;
     let cpu = cpu::between(&before, &probe.sample().await);
     let breakdown = target.breakdown();
     let Recount {

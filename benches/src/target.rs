@@ -17,7 +17,7 @@ use crate::alloc::{AllocOutcome, AllocTally};
 use crate::audit::{Audit, audit};
 use crate::cluster::{BOOT, Cluster, Tuning};
 use crate::deploy::Deployment;
-use crate::driver::{Plain, drive};
+use crate::driver::{Driven, Plain, drive};
 use crate::fleet::heartbeat;
 use crate::instrument::{Breakdown, MethodStats};
 
@@ -30,6 +30,18 @@ pub struct Recount {
     pub worker_side_over: u64,
 }
 
+/// Heartbeat number `seq` of synthetic worker `worker`, of `slots` slots
+/// and no session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Beat {
+    /// The worker (`w-000042` for 42).
+    pub worker: usize,
+    /// Its slots.
+    pub slots: u32,
+    /// The heartbeat's sequence number.
+    pub seq: u64,
+}
+
 /// Control-plane replicas with simulated workers behind them. Operation
 /// `via` goes to replica `via mod replicas`.
 #[async_trait]
@@ -40,15 +52,9 @@ pub trait Target: Send + Sync + 'static {
     /// Student `key` submits (the session is released).
     async fn release(&self, via: usize, key: &SessionKey) -> Result<(), String>;
 
-    /// Heartbeat number `seq` of synthetic worker `worker` (`slots` slots,
-    /// no session); `false` when it was stale (overtaken by a newer one).
-    async fn heartbeat(
-        &self,
-        via: usize,
-        worker: usize,
-        slots: u32,
-        seq: u64,
-    ) -> Result<bool, String>;
+    /// A synthetic worker's heartbeat; `false` when it was stale
+    /// (overtaken by a newer one of the same worker).
+    async fn heartbeat(&self, via: usize, beat: Beat) -> Result<bool, String>;
 
     /// Called once every worker is registered, before any clock starts.
     async fn registered(&self) -> anyhow::Result<()> {
@@ -75,7 +81,12 @@ pub async fn register(target: &Arc<dyn Target>, workers: usize, slots: u32) -> a
     let deadline = Instant::now() + Duration::from_secs(300);
     let done = drive::<Plain, _, _>(32, workers, deadline, &ProgressBar::hidden(), move |i| {
         let t = Arc::clone(&t);
-        async move { t.heartbeat(i, i, slots, 1).await.map(drop) }
+        let beat = Beat {
+            worker: i,
+            slots,
+            seq: 1,
+        };
+        async move { t.heartbeat(i, beat).await.map(drop) }
     })
     .await;
     if done.tally.errors > 0 || done.tally.ok != workers as u64 {
@@ -89,6 +100,23 @@ pub async fn register(target: &Arc<dyn Target>, workers: usize, slots: u32) -> a
     target.registered().await
 }
 
+/// Student `keys[i]` allocates through replica `i` for every `i`,
+/// `concurrency` in flight, until `deadline`.
+pub async fn allocate_all(
+    target: &Arc<dyn Target>,
+    keys: &Arc<Vec<SessionKey>>,
+    concurrency: usize,
+    deadline: Instant,
+    progress: &ProgressBar,
+) -> Driven<AllocTally> {
+    let (t, k) = (Arc::clone(target), Arc::clone(keys));
+    drive(concurrency, keys.len(), deadline, progress, move |i| {
+        let (t, k) = (Arc::clone(&t), Arc::clone(&k));
+        async move { t.allocate(i, &k[i]).await }
+    })
+    .await
+}
+
 /// Allocates `n` throwaway sessions through every replica and releases
 /// them again: opens connections, loads scripts, fills caches.
 pub async fn warm_up(target: &Arc<dyn Target>, n: usize, concurrency: usize) -> anyhow::Result<()> {
@@ -98,23 +126,17 @@ pub async fn warm_up(target: &Arc<dyn Target>, n: usize, concurrency: usize) -> 
             .collect(),
     );
     let deadline = Instant::now() + Duration::from_secs(120);
-    let (t, k) = (Arc::clone(target), Arc::clone(&keys));
-    let allocated =
-        drive::<AllocTally, _, _>(concurrency, n, deadline, &ProgressBar::hidden(), move |i| {
-            let (t, k) = (Arc::clone(&t), Arc::clone(&k));
-            async move { t.allocate(i, &k[i]).await }
-        })
-        .await;
+    let hidden = ProgressBar::hidden();
+    let allocated = allocate_all(target, &keys, concurrency, deadline, &hidden).await;
     if let Some(e) = allocated.tally.first_error {
         bail!("warm-up allocation failed: {e}");
     }
     let t = Arc::clone(target);
-    let released =
-        drive::<Plain, _, _>(concurrency, n, deadline, &ProgressBar::hidden(), move |i| {
-            let (t, k) = (Arc::clone(&t), Arc::clone(&keys));
-            async move { t.release(i, &k[i]).await }
-        })
-        .await;
+    let released = drive::<Plain, _, _>(concurrency, n, deadline, &hidden, move |i| {
+        let (t, k) = (Arc::clone(&t), Arc::clone(&keys));
+        async move { t.release(i, &k[i]).await }
+    })
+    .await;
     if let Some(e) = released.tally.first_error {
         bail!("warm-up release failed: {e}");
     }
@@ -160,18 +182,10 @@ impl Target for InProcess {
             .map_err(|e| e.to_string())
     }
 
-    async fn heartbeat(
-        &self,
-        via: usize,
-        worker: usize,
-        slots: u32,
-        seq: u64,
-    ) -> Result<bool, String> {
+    async fn heartbeat(&self, via: usize, beat: Beat) -> Result<bool, String> {
         let service = self.cluster.replica(via);
-        match service
-            .heartbeat(heartbeat(worker, slots, 0, BOOT, seq))
-            .await
-        {
+        let hb = heartbeat(beat.worker, beat.slots, 0, BOOT, beat.seq);
+        match service.heartbeat(hb).await {
             Ok(ack) => Ok(ack.accepted),
             Err(e) => Err(e.to_string()),
         }

@@ -30,41 +30,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 use vdi_cluster_core::worker::MAX_LIVE_SESSIONS;
 use vdi_cluster_core::{SessionKey, WorkerDescription, WorkerId};
+use vdi_cluster_protocol::node_status::{ControlPlaneStatus, CredentialKind};
 use vdi_cluster_protocol::{HeartbeatRequest, HeartbeatResponse, RegisterRequest, SessionRef};
 
 use crate::admin::AdminView;
 use crate::backoff::{backoff, backoff_base, next_interval};
 use crate::config::CapacityConfig;
 use crate::control_plane::{CallError, ControlPlaneClient};
-use crate::credential::{self, Credential, CredentialKind};
+use crate::credential::{self, Credential};
 use crate::host::{HostFacts, HostProbe, HostUsage};
 use crate::sessions::WorkerNode;
-
-/// The agent's view of the control plane, for the status endpoint.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ControlPlaneView {
-    /// The control plane's API base.
-    pub url: String,
-    /// The latest heartbeat was answered.
-    pub reachable: bool,
-    /// The control plane knows this worker (a heartbeat was accepted since
-    /// this process started).
-    pub registered: bool,
-    /// Which credential heartbeats carry.
-    pub credential: CredentialKind,
-    /// When the latest answer arrived (ms since the epoch).
-    pub last_ok_at: Option<u64>,
-    /// Failed attempts since the latest answer.
-    pub consecutive_failures: u32,
-    /// Why the latest attempt failed.
-    pub last_error: Option<String>,
-    /// Seconds until the next attempt, as planned after the latest one.
-    pub next_attempt_sec: f64,
-    /// Heartbeats answered since start.
-    pub heartbeats_ok: u64,
-    /// Heartbeats failed since start.
-    pub heartbeats_failed: u64,
-}
 
 /// What the agent needs from the worker's configuration.
 #[derive(Clone)]
@@ -105,7 +80,7 @@ impl fmt::Debug for AgentConfig {
 
 struct Inner {
     credential: Credential,
-    view: ControlPlaneView,
+    view: ControlPlaneStatus,
 }
 
 /// The heartbeat agent of one worker process.
@@ -152,7 +127,7 @@ impl Agent {
             config.worker_token.as_deref(),
             config.join_token.is_some(),
         );
-        let view = ControlPlaneView {
+        let view = ControlPlaneStatus {
             url: config.control_plane.clone(),
             reachable: false,
             registered: false,
@@ -190,8 +165,9 @@ impl Agent {
         self.seq.load(Ordering::Relaxed)
     }
 
-    /// The agent's view of the control plane.
-    pub fn view(&self) -> ControlPlaneView {
+    /// The agent's view of the control plane, as the status endpoint
+    /// reports it.
+    pub fn view(&self) -> ControlPlaneStatus {
         self.inner().view.clone()
     }
 

@@ -3,21 +3,13 @@
 //!
 //! The worker's own credential (from joining, or the credential file) wins,
 //! else the shared `WORKER_HEARTBEAT_TOKEN` (only when no join token is
-//! configured: a worker that can join wants its own), else none.
+//! configured: a worker that can join wants its own), else none: the
+//! protocol's [`CredentialKind`], as the status endpoint reports it.
 
 use std::fmt;
 use std::path::Path;
 
-/// Which credential heartbeats carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CredentialKind {
-    /// None (the control plane accepts heartbeats without a token).
-    None,
-    /// The shared `WORKER_HEARTBEAT_TOKEN`.
-    Shared,
-    /// The worker's own credential, from joining.
-    Own,
-}
+use vdi_cluster_protocol::node_status::CredentialKind;
 
 /// The credential heartbeats carry now.
 #[derive(Clone, PartialEq, Eq)]

@@ -1,16 +1,14 @@
 //! The node's own view of itself, `GET /api/vdi/cluster/status`: the
-//! session table and the heartbeat agent, converted into the protocol's
-//! [`NodeStatus`].
+//! session table converted into the protocol's [`NodeStatus`], with the
+//! heartbeat agent's view of the control plane (kept in the protocol's
+//! shape by the agent).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use vdi_cluster_protocol::node_status::{
-    self, ControlPlaneStatus, NodeAdminStatus, NodeSessionStatus, NodeStatus,
-};
+use vdi_cluster_protocol::node_status::{NodeAdminStatus, NodeSessionStatus, NodeStatus};
 
 use crate::admin::AdminView;
-use crate::agent::{Agent, ControlPlaneView};
-use crate::credential::CredentialKind;
+use crate::agent::Agent;
 use crate::sessions::{SessionView, WorkerNode};
 
 fn millis(t: SystemTime) -> u64 {
@@ -38,7 +36,7 @@ pub fn status(node: &WorkerNode, agent: &Agent) -> NodeStatus {
         prewarmed: prewarmed.into_iter().map(|(e, n)| (e, count(n))).collect(),
         prewarming: count(prewarming),
         admin: node.admin().map(admin),
-        control_plane: control_plane(agent.view()),
+        control_plane: agent.view(),
     }
 }
 
@@ -59,28 +57,5 @@ fn admin(view: AdminView) -> NodeAdminStatus {
         is_draining: view.is_draining,
         is_enabled: view.is_enabled,
         drain_status: view.drain_status,
-    }
-}
-
-fn credential(kind: CredentialKind) -> node_status::CredentialKind {
-    match kind {
-        CredentialKind::None => node_status::CredentialKind::None,
-        CredentialKind::Shared => node_status::CredentialKind::Shared,
-        CredentialKind::Own => node_status::CredentialKind::Own,
-    }
-}
-
-fn control_plane(view: ControlPlaneView) -> ControlPlaneStatus {
-    ControlPlaneStatus {
-        url: view.url,
-        reachable: view.reachable,
-        registered: view.registered,
-        credential: credential(view.credential),
-        last_ok_at: view.last_ok_at,
-        consecutive_failures: view.consecutive_failures,
-        last_error: view.last_error,
-        next_attempt_sec: view.next_attempt_sec,
-        heartbeats_ok: view.heartbeats_ok,
-        heartbeats_failed: view.heartbeats_failed,
     }
 }

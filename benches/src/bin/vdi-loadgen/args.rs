@@ -81,16 +81,23 @@ impl Common {
     }
 }
 
+/// The simulated fleet, the same flags in every scenario.
 #[derive(Debug, Args)]
-pub(crate) struct SurgeArgs {
-    #[command(flatten)]
-    pub(crate) common: Common,
+struct Fleet {
     /// Worker nodes.
     #[arg(long, default_value_t = 500)]
     workers: usize,
     /// Slots per worker.
     #[arg(long, default_value_t = 20)]
     slots: u32,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SurgeArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    #[command(flatten)]
+    fleet: Fleet,
     /// Students allocating at once.
     #[arg(long, default_value_t = 10_000)]
     students: usize,
@@ -118,8 +125,8 @@ pub(crate) struct SurgeArgs {
 impl SurgeArgs {
     pub(crate) fn config(&self) -> SurgeConfig {
         SurgeConfig {
-            workers: self.workers,
-            slots: self.slots,
+            workers: self.fleet.workers,
+            slots: self.fleet.slots,
             students: self.students,
             exams: self.exams,
             concurrency: self.concurrency,
@@ -136,12 +143,8 @@ impl SurgeArgs {
 pub(crate) struct HeartbeatArgs {
     #[command(flatten)]
     pub(crate) common: Common,
-    /// Worker nodes.
-    #[arg(long, default_value_t = 500)]
-    workers: usize,
-    /// Slots per worker.
-    #[arg(long, default_value_t = 20)]
-    slots: u32,
+    #[command(flatten)]
+    fleet: Fleet,
     /// Heartbeats in flight.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
@@ -156,8 +159,8 @@ pub(crate) struct HeartbeatArgs {
 impl HeartbeatArgs {
     pub(crate) fn config(&self) -> HeartbeatConfig {
         HeartbeatConfig {
-            workers: self.workers,
-            slots: self.slots,
+            workers: self.fleet.workers,
+            slots: self.fleet.slots,
             concurrency: self.concurrency,
             heartbeats: self.heartbeats,
             time_limit: Duration::from_secs(self.time_limit),
@@ -170,12 +173,8 @@ impl HeartbeatArgs {
 pub(crate) struct SteadyArgs {
     #[command(flatten)]
     pub(crate) common: Common,
-    /// Worker nodes.
-    #[arg(long, default_value_t = 500)]
-    workers: usize,
-    /// Slots per worker.
-    #[arg(long, default_value_t = 20)]
-    slots: u32,
+    #[command(flatten)]
+    fleet: Fleet,
     /// Share of the slots taken before measuring, percent.
     #[arg(long, default_value_t = 50)]
     occupancy: u32,
@@ -202,8 +201,8 @@ pub(crate) struct SteadyArgs {
 impl SteadyArgs {
     pub(crate) fn config(&self) -> SteadyConfig {
         SteadyConfig {
-            workers: self.workers,
-            slots: self.slots,
+            workers: self.fleet.workers,
+            slots: self.fleet.slots,
             occupancy_percent: self.occupancy.min(100),
             exams: self.exams,
             rate: self.rate.max(1),
