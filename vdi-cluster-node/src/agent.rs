@@ -13,7 +13,7 @@
 //! * **Answers**: the admin state is logged when it changes and respected
 //!   by the [session table](crate::sessions::WorkerNode); `releaseSessions`
 //!   are stopped (only the incarnation the heartbeat reported).
-//! * **Credentials** ([`credential`](crate::credential)): with a join token
+//! * **Credentials** ([`credential`]): with a join token
 //!   and no credential of its own, the agent joins first, retrying with the
 //!   same backoff until the control plane accepts; if the control plane
 //!   later refuses the credential (401) and a join token is configured, it

@@ -10,7 +10,7 @@
 //!
 //! * [`config`] — the `vdi-cluster worker` flags (`args`, with seed 001's
 //!   environment variables) and their resolution into a
-//!   [`WorkerConfig`](config::WorkerConfig) (`resolve`).
+//!   [`WorkerConfig`] (`resolve`).
 //! * [`api`] — the worker-side API (`POST /api/vdi/cluster/allocate|release|prewarm`,
 //!   `GET /api/vdi/cluster/status`, `/healthz`); [`http`] — its error body
 //!   and JSON extractor; [`status`] — the node's own view, converted into
@@ -19,7 +19,7 @@
 //!   answers, deregister; [`control_plane`] — its HTTP calls;
 //!   [`credential`] — which credential it sends, and the credential file;
 //!   [`backoff`] — the intervals and the backoff while calls fail.
-//! * [`sessions`] — the session table ([`WorkerNode`](sessions::WorkerNode)):
+//! * [`sessions`] — the session table ([`WorkerNode`]):
 //!   idempotent starts and stops, slots, incarnations; [`pool`] — its
 //!   prewarm pool; [`admin`] — the admin state from heartbeat answers.
 //! * [`provision`] — the [`Provisioner`] trait that starts machines: a
