@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::hint::black_box;
 use std::sync::Arc;
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{Bencher, BenchmarkId, Criterion, criterion_group, criterion_main};
 use vdi_cluster_benches::fleet::{self, fleet_views, register_fleet};
 use vdi_cluster_core::capacity::{CapacityInput, CapacitySpec};
 use vdi_cluster_core::scheduler::{Constraints, RankIndex, RankOptions, plan_prewarm};
@@ -31,23 +31,29 @@ fn capacity(c: &mut Criterion) {
     });
 }
 
+/// One unconstrained ranking decision per iteration, each with the next
+/// seed (as successive requests to one replica).
+fn decide(b: &mut Bencher<'_>, index: &RankIndex, placement: &ExamPlacement) {
+    let (constraints, tried) = (Constraints::default(), HashSet::new());
+    let mut seed = 0u64;
+    b.iter(|| {
+        seed += 1;
+        let options = RankOptions {
+            seed,
+            ..RankOptions::default()
+        };
+        index.rank(&constraints, placement, &tried, &options)
+    })
+}
+
 fn ranking(c: &mut Criterion) {
     let mut group = c.benchmark_group("rank");
     for n in [100usize, 1_000, 10_000, 100_000] {
         let index = RankIndex::new(fleet_views(n, 20));
         let placement = ExamPlacement::default();
         let tried = HashSet::new();
-        let constraints = Constraints::default();
         group.bench_with_input(BenchmarkId::new("decision", n), &index, |b, index| {
-            let mut seed = 0u64;
-            b.iter(|| {
-                seed += 1;
-                let options = RankOptions {
-                    seed,
-                    ..RankOptions::default()
-                };
-                index.rank(&constraints, &placement, &tried, &options)
-            })
+            decide(b, index, &placement)
         });
         // The same decision with a zone constraint, which needs a full scan.
         let zoned = Constraints {
@@ -75,22 +81,10 @@ fn ranking(c: &mut Criterion) {
                 .map(|(i, v)| (v.id().clone(), 1 + (i % 7) as u32))
                 .collect(),
         };
-        let tried = HashSet::new();
-        let constraints = Constraints::default();
         group.bench_with_input(
             BenchmarkId::new("decision-100000-with-affinity", k),
             &placement,
-            |b, placement| {
-                let mut seed = 0u64;
-                b.iter(|| {
-                    seed += 1;
-                    let options = RankOptions {
-                        seed,
-                        ..RankOptions::default()
-                    };
-                    index.rank(&constraints, placement, &tried, &options)
-                })
-            },
+            |b, placement| decide(b, &index, placement),
         );
     }
     for n in [1_000usize, 100_000] {

@@ -13,6 +13,7 @@
 //!   keys (Redis) or tables (PostgreSQL). Fast to write, and it
 //!   over-allocates: the recount afterwards says by how much.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,17 +25,14 @@ use vdi_cluster_core::store::{Reservation, ReserveRequest};
 use vdi_cluster_core::{Dispatch, SessionKey, Store, SystemClock, WorkerId};
 use vdi_cluster_redis::redis;
 
+use crate::alloc::students;
 use crate::audit::{Audit, audit};
-use crate::cpu::{self, CpuUse};
+use crate::cpu::{self, CpuSample, CpuUse, Probe};
 use crate::deploy::{Backend, Deployment, redis_connection};
-use crate::driver::{Tally, drive};
+use crate::driver::{Driven, Tally, count_failure, drive, merge_failure, restart};
 use crate::fleet::register_fleet;
 use crate::latency::Summary;
-use crate::surge::{SurgeConfig, student};
-
-/// The backend's own compare-and-reserve script, run bare by the Redis
-/// raw ceiling.
-const RESERVE_LUA: &str = include_str!("../../vdi-cluster-redis/lua/reserve.lua");
+use crate::surge::SurgeConfig;
 
 /// Outcomes of baseline reservations.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -67,20 +65,17 @@ impl Tally for ReserveTally {
         match outcome {
             ReserveOutcome::Reserved => self.reserved += 1,
             ReserveOutcome::Refused => self.refused += 1,
-            ReserveOutcome::Failed(e) => {
-                self.errors += 1;
-                self.first_error.get_or_insert(e);
-            }
+            ReserveOutcome::Failed(e) => count_failure(&mut self.errors, &mut self.first_error, e),
         }
     }
 
     fn merge(&mut self, other: Self) {
         self.reserved += other.reserved;
         self.refused += other.refused;
-        self.errors += other.errors;
-        if self.first_error.is_none() {
-            self.first_error = other.first_error;
-        }
+        merge_failure(
+            (&mut self.errors, &mut self.first_error),
+            (other.errors, other.first_error),
+        );
     }
 }
 
@@ -107,11 +102,99 @@ fn reservation(key: SessionKey, worker: &WorkerId) -> Dispatch {
     Dispatch::reserve(key, worker.clone(), SystemClock.now(), None, None)
 }
 
-/// Registers the fleet with the deployment's first store (so worker
-/// records, slots and counters are laid out exactly as the backend does).
-async fn fleet(deployment: &Deployment, config: &SurgeConfig) -> Arc<Vec<WorkerId>> {
+/// What both baselines start from, on a fresh deployment.
+struct Start {
+    /// The fleet, registered with the deployment's first store (so worker
+    /// records, slots and counters are laid out exactly as the backend
+    /// does).
+    workers: Arc<Vec<WorkerId>>,
+    /// The students.
+    keys: Arc<Vec<SessionKey>>,
+    /// CPU accounting.
+    probe: Probe,
+    /// When to stop starting reservations.
+    deadline: Instant,
+    /// CPU at the start of the measured phase, once sampled.
+    before: Option<CpuSample>,
+}
+
+async fn start(deployment: &Deployment, config: &SurgeConfig, progress: &ProgressBar) -> Start {
     let store: &dyn Store = deployment.stores()[0].as_ref();
-    Arc::new(register_fleet(store, config.workers, config.slots).await)
+    let workers = Arc::new(register_fleet(store, config.workers, config.slots).await);
+    restart(progress, config.students);
+    Start {
+        workers,
+        keys: students(config.students, config.exams),
+        probe: deployment.cpu_probe().await,
+        deadline: Instant::now() + config.time_limit,
+        before: None,
+    }
+}
+
+impl Start {
+    /// The measured phase starts: samples the CPU.
+    async fn begin(&mut self) {
+        self.before = Some(self.probe.sample().await);
+    }
+
+    /// One multiplexed connection per replica, and the key prefix.
+    async fn redis(
+        &self,
+        deployment: &Deployment,
+    ) -> anyhow::Result<(Vec<redis::aio::MultiplexedConnection>, String)> {
+        let (url, prefix) = deployment.redis_namespace().context("Redis namespace")?;
+        let mut conns = Vec::new();
+        for _ in 0..deployment.stores().len() {
+            conns.push(redis_connection(url).await?);
+        }
+        Ok((conns, prefix.to_owned()))
+    }
+
+    /// Runs `op(pool, i)` for every student over one PostgreSQL pool per
+    /// replica (`what` names them in errors), closed afterwards; the phase
+    /// begins once they are open.
+    async fn on_pools<F, Fut>(
+        &mut self,
+        deployment: &Deployment,
+        config: &SurgeConfig,
+        what: &'static str,
+        progress: &ProgressBar,
+        op: F,
+    ) -> anyhow::Result<Driven<ReserveTally>>
+    where
+        F: Fn(PgPool, usize) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = ReserveOutcome> + Send + 'static,
+    {
+        let pools = Arc::new(replica_pools(deployment, config.pg_pool, what).await?);
+        self.begin().await;
+        let p = Arc::clone(&pools);
+        let (c, n) = (config.concurrency, config.students);
+        let driven = drive(c, n, self.deadline, progress, move |i| {
+            op(p[i % p.len()].clone(), i)
+        })
+        .await;
+        for p in pools.iter() {
+            p.close().await;
+        }
+        Ok(driven)
+    }
+
+    /// The report: CPU of the phase, and the recount.
+    async fn finish(
+        mut self,
+        deployment: &Deployment,
+        driven: Driven<ReserveTally>,
+    ) -> anyhow::Result<BaselineReport> {
+        let after = self.probe.sample().await;
+        let cpu = cpu::between(self.before.as_ref().unwrap_or(&after), &after);
+        let audit = audit(deployment.stores()[0].as_ref()).await?;
+        Ok(BaselineReport {
+            latency: driven.latencies.summary(driven.elapsed),
+            tally: driven.tally,
+            audit,
+            cpu,
+        })
+    }
 }
 
 /// The raw ceiling of `deployment`'s backend (see the module docs), on a
@@ -121,20 +204,12 @@ pub async fn raw_ceiling(
     config: &SurgeConfig,
     progress: &ProgressBar,
 ) -> anyhow::Result<BaselineReport> {
-    let workers = fleet(deployment, config).await;
-    let keys: Arc<Vec<SessionKey>> = Arc::new(
-        (0..config.students)
-            .map(|i| student(i, config.exams))
-            .collect(),
-    );
-    progress.set_length(config.students as u64);
-    progress.set_position(0);
-    let mut probe = deployment.cpu_probe().await;
-    let mut before = probe.sample().await;
-    let deadline = Instant::now() + config.time_limit;
-    let (c, n) = (config.concurrency, config.students);
+    let mut start = start(deployment, config, progress).await;
+    let (workers, keys) = (Arc::clone(&start.workers), Arc::clone(&start.keys));
+    let (c, n, deadline) = (config.concurrency, config.students, start.deadline);
     let driven = match deployment.backend() {
         Backend::Memory => {
+            start.begin().await;
             let store = Arc::clone(&deployment.stores()[0]);
             drive::<ReserveTally, _, _>(c, n, deadline, progress, move |i| {
                 let store = Arc::clone(&store);
@@ -153,20 +228,17 @@ pub async fn raw_ceiling(
             .await
         }
         Backend::Redis(_) => {
-            let (url, prefix) = deployment.redis_namespace().context("Redis namespace")?;
-            let mut conns = Vec::new();
-            for _ in 0..deployment.stores().len() {
-                conns.push(redis_connection(url).await?);
-            }
-            let script = redis::Script::new(RESERVE_LUA);
+            let (mut conns, prefix) = start.redis(deployment).await?;
+            // The backend's own compare-and-reserve script, run bare.
+            let script = vdi_cluster_redis::reserve_script();
             // Load it once, so the loop is EVALSHA only.
             let _: String = script
                 .prepare_invoke()
                 .load_async(&mut conns[0])
                 .await
                 .context("SCRIPT LOAD")?;
-            let (conns, script, prefix) = (Arc::new(conns), Arc::new(script), prefix.to_owned());
-            before = probe.sample().await;
+            let (conns, script) = (Arc::new(conns), Arc::new(script));
+            start.begin().await;
             drive::<ReserveTally, _, _>(c, n, deadline, progress, move |i| {
                 let mut conn = conns[i % conns.len()].clone();
                 let (script, key) = (Arc::clone(&script), keys[i].clone());
@@ -210,54 +282,39 @@ pub async fn raw_ceiling(
             .await
         }
         Backend::Postgres(_) => {
-            let pools = Arc::new(replica_pools(deployment, config.pg_pool, "raw pool").await?);
-            before = probe.sample().await;
-            let driven = drive::<ReserveTally, _, _>(c, n, deadline, progress, {
-                let pools = Arc::clone(&pools);
-                move |i| {
-                    let pool = pools[i % pools.len()].clone();
-                    let d = reservation(keys[i].clone(), &workers[i % workers.len()]);
-                    async move {
-                        let record = match serde_json::to_value(&d) {
-                            Ok(r) => r,
-                            Err(e) => return failed(e),
-                        };
-                        let row: Result<(String,), _> = sqlx::query_as(
-                            "SELECT outcome FROM vdi.reserve($1, $2, $3, $4, $5, $6, $7)",
-                        )
-                        .bind(d.key.exam_id.as_str())
-                        .bind(d.key.user_id.as_str())
-                        .bind(d.id.0)
-                        .bind(d.worker.as_str())
-                        .bind(d.reserved_at.as_millis() as i64)
-                        .bind(record)
-                        .bind(None::<uuid::Uuid>)
-                        .fetch_one(&pool)
-                        .await;
-                        match row {
-                            Ok((outcome,)) if outcome == "reserved" => ReserveOutcome::Reserved,
-                            Ok(_) => ReserveOutcome::Refused,
-                            Err(e) => failed(e),
-                        }
+            let raw = move |pool: PgPool, i: usize| {
+                let d = reservation(keys[i].clone(), &workers[i % workers.len()]);
+                async move {
+                    let record = match serde_json::to_value(&d) {
+                        Ok(r) => r,
+                        Err(e) => return failed(e),
+                    };
+                    let row: Result<(String,), _> = sqlx::query_as(
+                        "SELECT outcome FROM vdi.reserve($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(d.key.exam_id.as_str())
+                    .bind(d.key.user_id.as_str())
+                    .bind(d.id.0)
+                    .bind(d.worker.as_str())
+                    .bind(d.reserved_at.as_millis() as i64)
+                    .bind(record)
+                    .bind(None::<uuid::Uuid>)
+                    .fetch_one(&pool)
+                    .await;
+                    match row {
+                        Ok((outcome,)) if outcome == "reserved" => ReserveOutcome::Reserved,
+                        Ok(_) => ReserveOutcome::Refused,
+                        Err(e) => failed(e),
                     }
                 }
-            })
-            .await;
-            for p in pools.iter() {
-                p.close().await;
-            }
-            driven
+            };
+            start
+                .on_pools(deployment, config, "raw pool", progress, raw)
+                .await?
         }
         Backend::Http(_) => bail!("no raw ceiling over HTTP"),
     };
-    let cpu = cpu::between(&before, &probe.sample().await);
-    let audit = audit(deployment.stores()[0].as_ref()).await?;
-    Ok(BaselineReport {
-        latency: driven.latencies.summary(driven.elapsed),
-        tally: driven.tally,
-        audit,
-        cpu,
-    })
+    start.finish(deployment, driven).await
 }
 
 /// The worker with the most free slots in `(code, max, used)` rows, if any
@@ -275,28 +332,15 @@ pub async fn naive(
     config: &SurgeConfig,
     progress: &ProgressBar,
 ) -> anyhow::Result<BaselineReport> {
-    let _ = fleet(deployment, config).await;
-    let keys: Arc<Vec<SessionKey>> = Arc::new(
-        (0..config.students)
-            .map(|i| student(i, config.exams))
-            .collect(),
-    );
-    progress.set_length(config.students as u64);
-    progress.set_position(0);
-    let mut probe = deployment.cpu_probe().await;
-    let before;
-    let deadline = Instant::now() + config.time_limit;
-    let (c, n) = (config.concurrency, config.students);
+    let mut start = start(deployment, config, progress).await;
+    let keys = Arc::clone(&start.keys);
     let driven = match deployment.backend() {
         Backend::Redis(_) => {
-            let (url, prefix) = deployment.redis_namespace().context("Redis namespace")?;
-            let mut conns = Vec::new();
-            for _ in 0..deployment.stores().len() {
-                conns.push(redis_connection(url).await?);
-            }
-            let (conns, p) = (Arc::new(conns), prefix.to_owned());
-            before = probe.sample().await;
-            drive::<ReserveTally, _, _>(c, n, deadline, progress, move |i| {
+            let (conns, p) = start.redis(deployment).await?;
+            let conns = Arc::new(conns);
+            start.begin().await;
+            let (c, n) = (config.concurrency, config.students);
+            drive::<ReserveTally, _, _>(c, n, start.deadline, progress, move |i| {
                 let mut conn = conns[i % conns.len()].clone();
                 let (key, p) = (keys[i].clone(), p.clone());
                 async move { naive_redis(&mut conn, &p, key).await.unwrap_or_else(failed) }
@@ -304,32 +348,17 @@ pub async fn naive(
             .await
         }
         Backend::Postgres(_) => {
-            let pools = Arc::new(replica_pools(deployment, config.pg_pool, "naive pool").await?);
-            before = probe.sample().await;
-            let driven = drive::<ReserveTally, _, _>(c, n, deadline, progress, {
-                let pools = Arc::clone(&pools);
-                move |i| {
-                    let pool = pools[i % pools.len()].clone();
-                    let key = keys[i].clone();
-                    async move { naive_postgres(&pool, key).await.unwrap_or_else(failed) }
-                }
-            })
-            .await;
-            for p in pools.iter() {
-                p.close().await;
-            }
-            driven
+            let naive = move |pool: PgPool, i: usize| {
+                let key = keys[i].clone();
+                async move { naive_postgres(&pool, key).await.unwrap_or_else(failed) }
+            };
+            start
+                .on_pools(deployment, config, "naive pool", progress, naive)
+                .await?
         }
         other => bail!("no naive baseline on {}", other.name()),
     };
-    let cpu = cpu::between(&before, &probe.sample().await);
-    let audit = audit(deployment.stores()[0].as_ref()).await?;
-    Ok(BaselineReport {
-        latency: driven.latencies.summary(driven.elapsed),
-        tally: driven.tally,
-        audit,
-        cpu,
-    })
+    start.finish(deployment, driven).await
 }
 
 /// Read every worker, pick, then write with separate commands.

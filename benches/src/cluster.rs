@@ -1,16 +1,12 @@
 //! Control-plane replicas over a deployment, with simulated workers.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, bail};
-use indicatif::ProgressBar;
 use vdi_cluster_core::testkit::SimulatedWorkers;
 use vdi_cluster_core::{ClusterService, ServiceConfig, Store};
 
 use crate::deploy::Deployment;
-use crate::driver::{Plain, drive};
-use crate::fleet::heartbeat;
 use crate::instrument::{Breakdown, Instrumented};
 
 /// Boot id of the simulated workers.
@@ -78,36 +74,5 @@ impl Cluster {
     /// The replica that serves operation `i` (round robin).
     pub fn replica(&self, i: usize) -> &Arc<ClusterService> {
         &self.services[i % self.services.len()]
-    }
-
-    /// Registers `workers` workers of `slots` slots each with their first
-    /// heartbeat (sequence 1), through every replica in turn.
-    pub async fn register(&self, workers: usize, slots: u32) -> anyhow::Result<()> {
-        let cluster = self.clone();
-        let deadline = Instant::now() + Duration::from_secs(300);
-        let done = drive::<Plain, _, _>(32, workers, deadline, &ProgressBar::hidden(), move |i| {
-            let service = Arc::clone(cluster.replica(i));
-            async move {
-                service
-                    .heartbeat(heartbeat(i, slots, 0, BOOT, 1))
-                    .await
-                    .map(drop)
-                    .map_err(|e| e.to_string())
-            }
-        })
-        .await;
-        if done.tally.errors > 0 || done.tally.ok != workers as u64 {
-            bail!(
-                "registering {workers} workers: {} ok, {} failed (first: {})",
-                done.tally.ok,
-                done.tally.errors,
-                done.tally.first_error.unwrap_or_default()
-            );
-        }
-        // Every replica reads the registered fleet before the clock starts.
-        for s in &self.services {
-            s.worker_views().await.context("read the fleet")?;
-        }
-        Ok(())
     }
 }

@@ -104,6 +104,26 @@ where
     out
 }
 
+/// Restarts `progress` for a phase of `total` steps.
+pub fn restart(progress: &ProgressBar, total: usize) {
+    progress.set_length(total as u64);
+    progress.set_position(0);
+}
+
+/// Counts one failure: one more, and its message if it is the first.
+pub fn count_failure(errors: &mut u64, first: &mut Option<String>, message: String) {
+    *errors += 1;
+    first.get_or_insert(message);
+}
+
+/// Adds another task's failures (count, first message) to `into`.
+pub fn merge_failure(into: (&mut u64, &mut Option<String>), other: (u64, Option<String>)) {
+    *into.0 += other.0;
+    if into.1.is_none() {
+        *into.1 = other.1;
+    }
+}
+
 /// Counts of a phase with no outcome beyond success or failure.
 #[derive(Debug, Default, Clone)]
 pub struct Plain {
@@ -121,18 +141,15 @@ impl Tally for Plain {
     fn add(&mut self, outcome: Self::Outcome) {
         match outcome {
             Ok(()) => self.ok += 1,
-            Err(e) => {
-                self.errors += 1;
-                self.first_error.get_or_insert(e);
-            }
+            Err(e) => count_failure(&mut self.errors, &mut self.first_error, e),
         }
     }
 
     fn merge(&mut self, other: Self) {
         self.ok += other.ok;
-        self.errors += other.errors;
-        if self.first_error.is_none() {
-            self.first_error = other.first_error;
-        }
+        merge_failure(
+            (&mut self.errors, &mut self.first_error),
+            (other.errors, other.first_error),
+        );
     }
 }

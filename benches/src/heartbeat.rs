@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
 
-use crate::cluster::{BOOT, Cluster, Tuning};
-use crate::cpu::CpuUse;
+use crate::cluster::Tuning;
+use crate::cpu::{CpuUse, Probe};
 use crate::deploy::Deployment;
-use crate::driver::{Plain, drive};
-use crate::fleet::heartbeat;
+use crate::driver::{Plain, drive, restart};
 use crate::latency::Summary;
+use crate::target::{Beat, InProcess, Target, register};
 
 /// Sizes of a heartbeat storm.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,25 +61,35 @@ pub struct HeartbeatReport {
     pub cpu: CpuUse,
 }
 
-/// Registers the workers, then sends `heartbeats` heartbeats, worker
-/// `i mod W` for the `i`th, each with the worker's next sequence number,
-/// round robin over the replicas.
+/// Runs a heartbeat storm on a fresh deployment, with replicas in this
+/// process.
 pub async fn heartbeats(
     deployment: &Deployment,
     config: &HeartbeatConfig,
     progress: &ProgressBar,
 ) -> anyhow::Result<HeartbeatReport> {
-    let cluster = Cluster::new(deployment, config.tuning, None);
-    cluster.register(config.workers, config.slots).await?;
+    let target: Arc<dyn Target> = Arc::new(InProcess::new(deployment, config.tuning, false));
+    heartbeats_on(&target, deployment.cpu_probe().await, config, progress).await
+}
+
+/// Registers the workers, then sends `heartbeats` heartbeats, worker
+/// `i mod W` for the `i`th, each with the worker's next sequence number,
+/// round robin over the replicas. `probe` accounts the CPU of the measured
+/// phase.
+pub async fn heartbeats_on(
+    target: &Arc<dyn Target>,
+    mut probe: Probe,
+    config: &HeartbeatConfig,
+    progress: &ProgressBar,
+) -> anyhow::Result<HeartbeatReport> {
+    register(target, config.workers, config.slots).await?;
     let workers = config.workers.max(1);
     let seqs: Arc<Vec<AtomicU64>> = Arc::new((0..workers).map(|_| AtomicU64::new(1)).collect());
     let stale = Arc::new(AtomicU64::new(0));
-    progress.set_length(config.heartbeats as u64);
-    progress.set_position(0);
-    let mut probe = deployment.cpu_probe().await;
+    restart(progress, config.heartbeats);
     let before = probe.sample().await;
     let deadline = Instant::now() + config.time_limit;
-    let (c, slots, st) = (cluster.clone(), config.slots, Arc::clone(&stale));
+    let (t, slots, st) = (Arc::clone(target), config.slots, Arc::clone(&stale));
     let driven = drive::<Plain, _, _>(
         config.concurrency,
         config.heartbeats,
@@ -87,19 +97,18 @@ pub async fn heartbeats(
         progress,
         move |i| {
             let w = i % workers;
-            let seq = seqs[w].fetch_add(1, Ordering::Relaxed) + 1;
-            let service = Arc::clone(c.replica(i));
-            let st = Arc::clone(&st);
+            let beat = Beat {
+                worker: w,
+                slots,
+                seq: seqs[w].fetch_add(1, Ordering::Relaxed) + 1,
+            };
+            let (t, st) = (Arc::clone(&t), Arc::clone(&st));
             async move {
-                match service.heartbeat(heartbeat(w, slots, 0, BOOT, seq)).await {
-                    Ok(ack) => {
-                        if !ack.accepted {
-                            st.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Ok(())
-                    }
-                    Err(e) => Err(e.to_string()),
+                let accepted = t.heartbeat(i, beat).await?;
+                if !accepted {
+                    st.fetch_add(1, Ordering::Relaxed);
                 }
+                Ok(())
             }
         },
     )

@@ -1,46 +1,57 @@
 //! The `http://` target: real `vdi-cluster serve` processes (one per
-//! replica, all on one backend namespace), simulated worker nodes behind an
-//! HTTP endpoint of this process, and students and workers speaking the
-//! documented API:
+//! replica, all on one backend namespace), worker nodes served by this
+//! process, and students and workers speaking the documented API with
+//! `vdi-cluster-protocol`'s bodies and headers:
 //!
-//! * students: `POST /api/vdi/sessions {"examId","userId"}` with the
-//!   cluster token (the exam application's credential);
-//! * workers: `POST /api/vdi/workers/heartbeat` with seed 000's body, and
-//!   `POST {apiBaseUrl}/api/vdi/cluster/allocate|release|prewarm` served
-//!   here, checking `x-cluster-token`.
+//! * students: `POST /api/vdi/sessions {"examId","userId"}` and
+//!   `DELETE /api/vdi/sessions/:examId/:userId` with the cluster token (the
+//!   exam application's credential);
+//! * workers: `POST /api/vdi/workers/heartbeat` with seed 000's body; the
+//!   control plane calls `POST {apiBaseUrl}/api/vdi/cluster/allocate|release|prewarm`,
+//!   served by the node crate's own worker-side API
+//!   ([`vdi_cluster_node::api::router`]) over its session table with the
+//!   simulated provisioner (no start latency), checking `x-cluster-token`.
 //!
-//! Each simulated worker's `apiBaseUrl` is `http://127.0.0.1:PORT/{code}`,
-//! so one listener serves them all. The servers run with `RUST_LOG=warn`;
-//! their output goes to a log file under the system's temporary directory.
+//! Each worker's `apiBaseUrl` is `http://127.0.0.1:PORT/{code}`, so one
+//! listener serves them all. The servers run with `RUST_LOG=warn`; their
+//! output goes to a log file under the system's temporary directory.
 
-use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::{Json, Router};
-use indicatif::ProgressBar;
-use serde::{Deserialize, Serialize};
+use async_trait::async_trait;
+use axum::Router;
 use tokio::process::{Child, Command};
+use vdi_cluster_core::capacity::Millicores;
+use vdi_cluster_core::{SessionKey, WorkerId};
+use vdi_cluster_node::api::{WorkerApi, router};
+use vdi_cluster_node::provision::SimulatedProvisioner;
+use vdi_cluster_node::sessions::WorkerNode;
+use vdi_cluster_protocol::{
+    CLUSTER_TOKEN_HEADER, DescriptionJson, ErrorBody, HEARTBEAT_PATH, HeartbeatRequest,
+    HeartbeatResponse, SessionRef,
+};
 
+use crate::alloc::AllocOutcome;
 use crate::audit::audit;
 use crate::cluster::BOOT;
 use crate::cpu;
 use crate::deploy::{Backend, Deployment};
-use crate::driver::{Plain, drive};
-use crate::fleet::worker_code;
-use crate::heartbeat::{HeartbeatConfig, HeartbeatReport};
-use crate::surge::{AllocOutcome, AllocTally, SurgeConfig, SurgeReport, student};
+use crate::fleet::{heartbeat, worker_code};
+use crate::target::{Beat, Recount, Target};
 
-/// Header of the shared cluster token.
-const CLUSTER_TOKEN_HEADER: &str = "x-cluster-token";
+/// The control plane's session API (the exam application's side).
+const SESSIONS_PATH: &str = "/api/vdi/sessions";
+
+/// Slots of each node's own session table: unbounded, so that a node
+/// never refuses a session the control plane placed — the recount, not
+/// the node, judges over-allocation (against the slots its heartbeats
+/// announce).
+const NODE_SLOTS: u32 = u32::MAX;
 
 /// How to start the servers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,141 +111,70 @@ fn random_token() -> String {
     )
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SessionRequest {
-    exam_id: String,
-    user_id: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PrewarmRequest {
-    count: u32,
-}
-
-/// What the simulated nodes hold.
-#[derive(Debug, Default)]
+/// The worker nodes: one session table per worker, each behind the node
+/// crate's worker-side API, nested under `/{code}` on one listener.
+#[derive(Debug)]
 struct Nodes {
-    token: String,
-    sessions: Mutex<HashMap<String, HashSet<(String, String)>>>,
-    allocate_calls: AtomicU64,
+    nodes: Vec<Arc<WorkerNode>>,
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Nodes {
-    fn authorized(&self, headers: &HeaderMap) -> bool {
-        headers
-            .get(CLUSTER_TOKEN_HEADER)
-            .is_some_and(|v| v.as_bytes() == self.token.as_bytes())
+    async fn start(workers: usize, token: &str) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let mut app = Router::new();
+        let mut nodes = Vec::with_capacity(workers);
+        for i in 0..workers {
+            let code = WorkerId::parse("code", worker_code(i))?;
+            let provisioner = SimulatedProvisioner::new(
+                code.clone(),
+                &addr.ip().to_string(),
+                Duration::ZERO,
+                0.0,
+            );
+            let node = Arc::new(WorkerNode::new(
+                code.clone(),
+                NODE_SLOTS,
+                Arc::new(provisioner),
+            ));
+            let api = WorkerApi::without_agent(Arc::clone(&node), token);
+            app = app.nest(&format!("/{code}"), router(api));
+            nodes.push(node);
+        }
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { nodes, addr, task })
+    }
+
+    /// Sessions the nodes run beyond `slots` each.
+    fn over(&self, slots: u32) -> u64 {
+        self.nodes
+            .iter()
+            .map(|n| (n.snapshot().active as u64).saturating_sub(u64::from(slots)))
+            .sum()
     }
 }
 
-type Answer = (StatusCode, Json<serde_json::Value>);
-
-fn unauthorized() -> Answer {
-    (
-        StatusCode::UNAUTHORIZED,
-        Json(serde_json::json!({
-            "error": "Unauthorized", "message": "bad x-cluster-token", "code": 401
-        })),
-    )
-}
-
-async fn node_allocate(
-    State(nodes): State<Arc<Nodes>>,
-    Path(code): Path<String>,
-    headers: HeaderMap,
-    Json(body): Json<SessionRequest>,
-) -> Answer {
-    if !nodes.authorized(&headers) {
-        return unauthorized();
-    }
-    nodes.allocate_calls.fetch_add(1, Ordering::Relaxed);
-    let connection = format!("rdp://{code}/{}/{}", body.exam_id, body.user_id);
-    nodes
-        .sessions
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .entry(code)
-        .or_default()
-        .insert((body.exam_id, body.user_id));
-    (
-        StatusCode::OK,
-        Json(serde_json::json!({ "session": { "connection": connection } })),
-    )
-}
-
-async fn node_release(
-    State(nodes): State<Arc<Nodes>>,
-    Path(code): Path<String>,
-    headers: HeaderMap,
-    Json(body): Json<SessionRequest>,
-) -> Answer {
-    if !nodes.authorized(&headers) {
-        return unauthorized();
-    }
-    let released = nodes
-        .sessions
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get_mut(&code)
-        .is_some_and(|s| s.remove(&(body.exam_id, body.user_id)));
-    (
-        StatusCode::OK,
-        Json(serde_json::json!({ "released": released })),
-    )
-}
-
-async fn node_prewarm(
-    State(nodes): State<Arc<Nodes>>,
-    headers: HeaderMap,
-    Json(body): Json<PrewarmRequest>,
-) -> Answer {
-    if !nodes.authorized(&headers) {
-        return unauthorized();
-    }
-    (
-        StatusCode::OK,
-        Json(serde_json::json!({ "accepted": body.count })),
-    )
-}
-
-/// A seed 000 heartbeat body.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct HeartbeatBody {
-    code: String,
-    name: String,
-    api_base_url: String,
-    total_cpu_cores: f64,
-    total_memory_mb: u64,
-    reserved_cpu_cores: f64,
-    reserved_memory_mb: u64,
-    vm_cpu_cores: f64,
-    vm_memory_mb: u64,
-    active_sessions: u32,
-    boot_id: String,
-    seq: u64,
-}
-
-/// Servers, simulated nodes and a client, on a fresh backend namespace.
+/// Servers, worker nodes and a client, on a fresh backend namespace.
 #[derive(Debug)]
 pub struct HttpCluster {
     deployment: Deployment,
     servers: Vec<Child>,
     bases: Vec<String>,
-    nodes: Arc<Nodes>,
-    nodes_addr: SocketAddr,
-    node_task: tokio::task::JoinHandle<()>,
+    token: String,
+    nodes: Nodes,
     client: reqwest::Client,
     log: PathBuf,
 }
 
 impl HttpCluster {
-    /// Opens a namespace on `setup.server_store`, starts the simulated
+    /// Opens a namespace on `setup.server_store`, starts `workers` worker
     /// nodes and `setup.replicas` servers on it, and waits until every
     /// server is ready.
-    pub async fn start(setup: &HttpSetup) -> anyhow::Result<Self> {
+    pub async fn start(setup: &HttpSetup, workers: usize) -> anyhow::Result<Self> {
         let replicas = if setup.server_store == Backend::Memory {
             1
         } else {
@@ -242,21 +182,7 @@ impl HttpCluster {
         };
         let deployment = Deployment::open(&setup.server_store, 1, setup.pg_pool).await?;
         let token = random_token();
-        let nodes = Arc::new(Nodes {
-            token: token.clone(),
-            ..Nodes::default()
-        });
-        let app = Router::new()
-            .route("/{code}/api/vdi/cluster/allocate", post(node_allocate))
-            .route("/{code}/api/vdi/cluster/release", post(node_release))
-            .route("/{code}/api/vdi/cluster/prewarm", post(node_prewarm))
-            .with_state(Arc::clone(&nodes));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let nodes_addr = listener.local_addr()?;
-        let node_task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-
+        let nodes = Nodes::start(workers, &token).await?;
         let log = std::env::temp_dir().join(format!(
             "vdi-loadgen-server-{}.log",
             &uuid::Uuid::new_v4().simple().to_string()[..8]
@@ -265,28 +191,22 @@ impl HttpCluster {
             deployment,
             servers: Vec::new(),
             bases: Vec::new(),
+            token,
             nodes,
-            nodes_addr,
-            node_task,
             client: reqwest::Client::builder()
                 .pool_max_idle_per_host(1024)
                 .timeout(Duration::from_secs(60))
                 .build()?,
             log,
         };
-        if let Err(e) = cluster.spawn_servers(setup, replicas, &token).await {
+        if let Err(e) = cluster.spawn_servers(setup, replicas).await {
             cluster.stop().await;
             return Err(e);
         }
         Ok(cluster)
     }
 
-    async fn spawn_servers(
-        &mut self,
-        setup: &HttpSetup,
-        replicas: usize,
-        token: &str,
-    ) -> anyhow::Result<()> {
+    async fn spawn_servers(&mut self, setup: &HttpSetup, replicas: usize) -> anyhow::Result<()> {
         let mut args: Vec<String> = Vec::new();
         match &setup.server_store {
             Backend::Memory => args.extend(["--store".into(), "memory".into()]),
@@ -328,7 +248,7 @@ impl HttpCluster {
                 .arg("serve")
                 .args(["--listen", &format!("127.0.0.1:{port}")])
                 .args(&args)
-                .args(["--worker-cluster-token", token])
+                .args(["--worker-cluster-token", &self.token])
                 .args(["--jwt-secret", &random_token()])
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())
@@ -370,7 +290,7 @@ impl HttpCluster {
     }
 
     /// CPU accounting of the backend and the server processes.
-    async fn cpu_probe(&self) -> cpu::Probe {
+    pub async fn cpu_probe(&self) -> cpu::Probe {
         let mut probe = self.deployment.cpu_probe().await;
         probe.control = self.servers.iter().filter_map(Child::id).collect();
         probe
@@ -386,115 +306,32 @@ impl HttpCluster {
         self.bases.len()
     }
 
-    /// The cluster token.
-    fn token(&self) -> &str {
-        &self.nodes.token
-    }
-
-    fn heartbeat_body(&self, i: usize, slots: u32, seq: u64) -> HeartbeatBody {
-        let code = worker_code(i);
-        HeartbeatBody {
-            api_base_url: format!("http://{}/{code}", self.nodes_addr),
-            name: code.clone(),
-            code,
-            total_cpu_cores: f64::from(slots),
-            total_memory_mb: u64::from(slots) * 1024,
-            reserved_cpu_cores: 0.0,
-            reserved_memory_mb: 0,
-            vm_cpu_cores: 1.0,
-            vm_memory_mb: 1024,
-            active_sessions: 0,
-            boot_id: BOOT.to_owned(),
-            seq,
+    /// `beat` as the in-process target's workers send it
+    /// ([`fleet::heartbeat`](crate::fleet::heartbeat)), in the protocol's
+    /// body, with this process's node as the worker's API.
+    fn heartbeat_body(&self, beat: Beat) -> HeartbeatRequest {
+        let hb = heartbeat(beat.worker, beat.slots, 0, BOOT, beat.seq);
+        let cores = |m: Millicores| m.0 as f64 / 1000.0;
+        let spec = &hb.capacity;
+        let mut description = DescriptionJson::from(&hb.description);
+        description.api_base_url = format!("http://{}/{}", self.nodes.addr, hb.worker);
+        HeartbeatRequest {
+            code: hb.worker.to_string(),
+            description,
+            total_cpu_cores: cores(spec.total_cpu),
+            total_memory_mb: spec.total_memory_mb,
+            reserved_cpu_cores: cores(spec.reserved_cpu),
+            reserved_memory_mb: spec.reserved_memory_mb,
+            vm_cpu_cores: cores(spec.vm_cpu),
+            vm_memory_mb: spec.vm_memory_mb,
+            active_sessions: hb.active_sessions,
+            boot_id: hb.stamp.boot_id,
+            seq: hb.stamp.seq,
+            live_sessions: None,
+            cpu_percent: hb.resources.cpu_percent,
+            memory_percent: hb.resources.memory_percent,
+            disk_percent: hb.resources.disk_percent,
         }
-    }
-
-    /// Sends worker `i`'s heartbeat number `seq` through server `via`.
-    async fn heartbeat(&self, via: usize, i: usize, slots: u32, seq: u64) -> Result<(), String> {
-        let response = self
-            .client
-            .post(format!("{}/api/vdi/workers/heartbeat", self.base(via)))
-            .json(&self.heartbeat_body(i, slots, seq))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(|e| e.to_string())?;
-        if status.is_success() {
-            Ok(())
-        } else {
-            Err(format!("{status}: {}", String::from_utf8_lossy(&body)))
-        }
-    }
-
-    /// Registers `workers` workers with their first heartbeat.
-    pub async fn register(self: &Arc<Self>, workers: usize, slots: u32) -> anyhow::Result<()> {
-        let c = Arc::clone(self);
-        let deadline = Instant::now() + Duration::from_secs(300);
-        let done = drive::<Plain, _, _>(32, workers, deadline, &ProgressBar::hidden(), move |i| {
-            let c = Arc::clone(&c);
-            async move { c.heartbeat(i, i, slots, 1).await }
-        })
-        .await;
-        if let Some(e) = done.tally.first_error {
-            bail!("registering workers over HTTP: {e}");
-        }
-        Ok(())
-    }
-
-    /// One student's `POST /api/vdi/sessions` through server `via`.
-    async fn allocate(&self, via: usize, exam: &str, user: &str) -> AllocOutcome {
-        let sent = self
-            .client
-            .post(format!("{}/api/vdi/sessions", self.base(via)))
-            .header(CLUSTER_TOKEN_HEADER, self.token())
-            .json(&serde_json::json!({ "examId": exam, "userId": user }))
-            .send()
-            .await;
-        let response = match sent {
-            Ok(r) => r,
-            Err(e) => return AllocOutcome::Failed(e.to_string()),
-        };
-        let status = response.status();
-        let body = response.bytes().await.unwrap_or_default();
-        match status.as_u16() {
-            201 => AllocOutcome::Placed {
-                retries: 0,
-                failed_calls: 0,
-            },
-            200 => AllocOutcome::Existing,
-            503 if String::from_utf8_lossy(&body).contains("capacity") => AllocOutcome::NoCapacity,
-            _ => AllocOutcome::Failed(format!("{status}: {}", String::from_utf8_lossy(&body))),
-        }
-    }
-
-    /// One student's `DELETE /api/vdi/sessions/:examId/:userId`.
-    async fn release(&self, via: usize, exam: &str, user: &str) -> Result<(), String> {
-        let response = self
-            .client
-            .delete(format!("{}/api/vdi/sessions/{exam}/{user}", self.base(via)))
-            .header(CLUSTER_TOKEN_HEADER, self.token())
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status();
-        let body = response.bytes().await.unwrap_or_default();
-        if status.is_success() {
-            Ok(())
-        } else {
-            Err(format!("{status}: {}", String::from_utf8_lossy(&body)))
-        }
-    }
-
-    /// Sessions the simulated nodes run beyond `slots` each.
-    fn node_over(&self, slots: u32) -> u64 {
-        self.nodes
-            .sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .map(|s| (s.len() as u64).saturating_sub(u64::from(slots)))
-            .sum()
     }
 
     /// Stops the servers and the nodes, and removes the namespace.
@@ -505,136 +342,102 @@ impl HttpCluster {
         for s in &mut self.servers {
             let _ = tokio::time::timeout(Duration::from_secs(10), s.wait()).await;
         }
-        self.node_task.abort();
+        self.nodes.task.abort();
         self.deployment.close().await;
         let _ = std::fs::remove_file(&self.log);
     }
 }
 
-/// `surge` through the servers: registration by heartbeats, a warm-up
-/// (allocate, then release), then every student at once, and recounts on
-/// both sides (dispatch records in the backend; sessions on the nodes).
-pub async fn http_surge(
-    cluster: &Arc<HttpCluster>,
-    config: &SurgeConfig,
-    progress: &ProgressBar,
-) -> anyhow::Result<SurgeReport> {
-    cluster.register(config.workers, config.slots).await?;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let c = Arc::clone(cluster);
-    let warm = drive::<AllocTally, _, _>(
-        config.concurrency,
-        config.warmup,
-        deadline,
-        &ProgressBar::hidden(),
-        move |i| {
-            let c = Arc::clone(&c);
-            async move { c.allocate(i, "warmup", &format!("w-{i}")).await }
-        },
-    )
-    .await;
-    if let Some(e) = warm.tally.first_error {
-        bail!("warm-up over HTTP: {e}");
-    }
-    let c = Arc::clone(cluster);
-    let released = drive::<Plain, _, _>(
-        config.concurrency,
-        config.warmup,
-        deadline,
-        &ProgressBar::hidden(),
-        move |i| {
-            let c = Arc::clone(&c);
-            async move { c.release(i, "warmup", &format!("w-{i}")).await }
-        },
-    )
-    .await;
-    if let Some(e) = released.tally.first_error {
-        bail!("warm-up release over HTTP: {e}");
-    }
-
-    let keys: Arc<Vec<(String, String)>> = Arc::new(
-        (0..config.students)
-            .map(|i| {
-                let k = student(i, config.exams);
-                (k.exam_id.to_string(), k.user_id.to_string())
-            })
-            .collect(),
-    );
-    progress.set_length(config.students as u64);
-    progress.set_position(0);
-    let mut probe = cluster.cpu_probe().await;
-    let before = probe.sample().await;
-    let deadline = Instant::now() + config.time_limit;
-    let c = Arc::clone(cluster);
-    let driven = drive::<AllocTally, _, _>(
-        config.concurrency,
-        config.students,
-        deadline,
-        progress,
-        move |i| {
-            let (c, keys) = (Arc::clone(&c), Arc::clone(&keys));
-            async move {
-                let (exam, user) = &keys[i];
-                c.allocate(i, exam, user).await
-            }
-        },
-    )
-    .await;
-    let cpu = cpu::between(&before, &probe.sample().await);
-    let audit = match cluster.deployment.backend() {
-        Backend::Memory => Default::default(),
-        _ => audit(cluster.deployment.stores()[0].as_ref())
-            .await
-            .context("recount after the surge")?,
-    };
-    Ok(SurgeReport {
-        latency: driven.latencies.summary(driven.elapsed),
-        tally: driven.tally,
-        not_started: driven.not_started,
-        audit,
-        worker_side_over: cluster.node_over(config.slots),
-        cpu,
-        breakdown: None,
-    })
+/// `message` of an error body, or the body itself.
+fn message(body: &[u8]) -> String {
+    serde_json::from_slice::<ErrorBody>(body)
+        .map(|b| b.message)
+        .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned())
 }
 
-/// `heartbeat` through the servers.
-pub async fn http_heartbeats(
-    cluster: &Arc<HttpCluster>,
-    config: &HeartbeatConfig,
-    progress: &ProgressBar,
-) -> anyhow::Result<HeartbeatReport> {
-    cluster.register(config.workers, config.slots).await?;
-    let workers = config.workers.max(1);
-    let seqs: Arc<Vec<AtomicU64>> = Arc::new((0..workers).map(|_| AtomicU64::new(1)).collect());
-    progress.set_length(config.heartbeats as u64);
-    progress.set_position(0);
-    let mut probe = cluster.cpu_probe().await;
-    let before = probe.sample().await;
-    let deadline = Instant::now() + config.time_limit;
-    let (c, slots) = (Arc::clone(cluster), config.slots);
-    let driven = drive::<Plain, _, _>(
-        config.concurrency,
-        config.heartbeats,
-        deadline,
-        progress,
-        move |i| {
-            let w = i % workers;
-            let seq = seqs[w].fetch_add(1, Ordering::Relaxed) + 1;
-            let c = Arc::clone(&c);
-            async move { c.heartbeat(i, w, slots, seq).await }
-        },
-    )
-    .await;
-    let cpu = cpu::between(&before, &probe.sample().await);
-    Ok(HeartbeatReport {
-        latency: driven.latencies.summary(driven.elapsed),
-        accepted: driven.tally.ok,
-        stale: 0,
-        errors: driven.tally.errors,
-        first_error: driven.tally.first_error,
-        cpu,
-    })
+async fn answer(sent: reqwest::Result<reqwest::Response>) -> Result<(u16, Vec<u8>), String> {
+    let response = sent.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body = response.bytes().await.map_err(|e| e.to_string())?;
+    Ok((status, body.to_vec()))
+}
+
+#[async_trait]
+impl Target for HttpCluster {
+    /// `POST /api/vdi/sessions`: 201 placed, 200 the existing session,
+    /// 503 with core's `NoCapacity` message refused.
+    async fn allocate(&self, via: usize, key: &SessionKey) -> AllocOutcome {
+        let sent = self
+            .client
+            .post(format!("{}{SESSIONS_PATH}", self.base(via)))
+            .header(CLUSTER_TOKEN_HEADER, &self.token)
+            .json(&SessionRef::from(key))
+            .send()
+            .await;
+        match answer(sent).await {
+            Err(e) => AllocOutcome::Failed(e),
+            Ok((201, _)) => AllocOutcome::Placed {
+                retries: 0,
+                failed_calls: 0,
+            },
+            Ok((200, _)) => AllocOutcome::Existing,
+            Ok((503, body)) if message(&body).starts_with("no worker can take a session") => {
+                AllocOutcome::NoCapacity
+            }
+            Ok((status, body)) => AllocOutcome::Failed(format!("{status}: {}", message(&body))),
+        }
+    }
+
+    /// `DELETE /api/vdi/sessions/:examId/:userId`.
+    async fn release(&self, via: usize, key: &SessionKey) -> Result<(), String> {
+        let sent = self
+            .client
+            .delete(format!(
+                "{}{SESSIONS_PATH}/{}/{}",
+                self.base(via),
+                key.exam_id,
+                key.user_id
+            ))
+            .header(CLUSTER_TOKEN_HEADER, &self.token)
+            .send()
+            .await;
+        match answer(sent).await? {
+            (200..=299, _) => Ok(()),
+            (status, body) => Err(format!("{status}: {}", message(&body))),
+        }
+    }
+
+    /// `POST /api/vdi/workers/heartbeat` (the servers take heartbeats
+    /// without a worker token).
+    async fn heartbeat(&self, via: usize, beat: Beat) -> Result<bool, String> {
+        let sent = self
+            .client
+            .post(format!("{}{HEARTBEAT_PATH}", self.base(via)))
+            .json(&self.heartbeat_body(beat))
+            .send()
+            .await;
+        match answer(sent).await? {
+            (200..=299, body) => serde_json::from_slice::<HeartbeatResponse>(&body)
+                .map(|ack| ack.accepted)
+                .map_err(|e| format!("heartbeat answer: {e}")),
+            (status, body) => Err(format!("{status}: {}", message(&body))),
+        }
+    }
+
+    /// Records in the backend (none to read on the servers' own memory
+    /// store), and sessions on the nodes beyond `slots`.
+    async fn recount(&self, slots: u32) -> anyhow::Result<Recount> {
+        let audit = match self.deployment.backend() {
+            Backend::Memory => Default::default(),
+            _ => audit(self.deployment.stores()[0].as_ref())
+                .await
+                .context("recount of the records")?,
+        };
+        Ok(Recount {
+            audit,
+            worker_side_over: self.nodes.over(slots),
+        })
+    }
 }
 
 #[cfg(test)]

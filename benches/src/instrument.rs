@@ -78,166 +78,73 @@ impl Instrumented {
     }
 }
 
-#[async_trait]
-impl Registry for Instrumented {
-    async fn ping(&self) -> Result<()> {
-        self.timed("ping", self.inner.ping()).await
-    }
+/// Implements `$store` for [`Instrumented`]: every listed method delegates
+/// to `inner`, timed under its own name; `{ … }` holds the methods that
+/// count otherwise.
+macro_rules! timed_delegation {
+    ($store:ident { $($own:tt)* } $(fn $method:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
+        #[async_trait]
+        impl $store for Instrumented {
+            $($own)*
 
-    async fn worker(&self, id: &WorkerId) -> Result<Option<WorkerSnapshot>> {
-        self.timed("worker", self.inner.worker(id)).await
-    }
-
-    async fn workers(&self) -> Result<Vec<WorkerSnapshot>> {
-        self.timed("workers", self.inner.workers()).await
-    }
-
-    async fn put_worker(&self, record: &WorkerRecord, expected: Option<u64>) -> Result<CasOutcome> {
-        self.timed("put_worker", self.inner.put_worker(record, expected))
-            .await
-    }
-
-    async fn delete_worker(&self, id: &WorkerId, expected: u64) -> Result<DeleteOutcome> {
-        self.timed("delete_worker", self.inner.delete_worker(id, expected))
-            .await
-    }
+            $(async fn $method(&self, $($arg: $ty),*) -> Result<$out> {
+                self.timed(stringify!($method), self.inner.$method($($arg),*)).await
+            })*
+        }
+    };
 }
 
-#[async_trait]
-impl DispatchStore for Instrumented {
-    async fn reserve(&self, request: &ReserveRequest) -> Result<Reservation> {
-        let t = Instant::now();
-        let out = self.inner.reserve(request).await;
-        let method = match &out {
-            Ok(Reservation::Reserved { .. }) => "reserve → reserved",
-            Ok(Reservation::Full) => "reserve → full",
-            Ok(Reservation::NotAccepting) => "reserve → not accepting",
-            Ok(Reservation::Existing(_)) => "reserve → existing",
-            Err(_) => "reserve → error",
-        };
-        self.breakdown.add(method, t.elapsed());
-        out
-    }
-
-    async fn confirm(
-        &self,
-        key: &SessionKey,
-        id: DispatchId,
-        session: Option<serde_json::Value>,
-        now: Timestamp,
-        sticky_ttl: Duration,
-    ) -> Result<Option<Dispatch>> {
-        self.timed(
-            "confirm",
-            self.inner.confirm(key, id, session, now, sticky_ttl),
-        )
-        .await
-    }
-
-    async fn undo(&self, key: &SessionKey, id: DispatchId) -> Result<bool> {
-        self.timed("undo", self.inner.undo(key, id)).await
-    }
-
-    async fn release(&self, key: &SessionKey, id: Option<DispatchId>) -> Result<Option<Dispatch>> {
-        self.timed("release", self.inner.release(key, id)).await
-    }
-
-    async fn mark_orphaned(&self, key: &SessionKey, id: DispatchId) -> Result<bool> {
-        self.timed("mark_orphaned", self.inner.mark_orphaned(key, id))
-            .await
-    }
-
-    async fn dispatch(&self, key: &SessionKey) -> Result<Option<Dispatch>> {
-        self.timed("dispatch", self.inner.dispatch(key)).await
-    }
-
-    async fn worker_dispatches(&self, worker: &WorkerId, limit: usize) -> Result<Vec<Dispatch>> {
-        self.timed(
-            "worker_dispatches",
-            self.inner.worker_dispatches(worker, limit),
-        )
-        .await
-    }
-
-    async fn scan_dispatches(&self, cursor: Option<&str>, count: usize) -> Result<DispatchPage> {
-        self.timed("scan_dispatches", self.inner.scan_dispatches(cursor, count))
-            .await
-    }
-
-    async fn placement(&self, exam: &ExamId, now: Timestamp) -> Result<ExamPlacement> {
-        self.timed("placement", self.inner.placement(exam, now))
-            .await
-    }
-
-    async fn recount(&self, repair: bool) -> Result<RecountReport> {
-        self.timed("recount", self.inner.recount(repair)).await
-    }
+timed_delegation! { Registry {}
+    fn ping() -> ();
+    fn worker(id: &WorkerId) -> Option<WorkerSnapshot>;
+    fn workers() -> Vec<WorkerSnapshot>;
+    fn put_worker(record: &WorkerRecord, expected: Option<u64>) -> CasOutcome;
+    fn delete_worker(id: &WorkerId, expected: u64) -> DeleteOutcome;
 }
 
-#[async_trait]
-impl LeaderLease for Instrumented {
-    async fn try_acquire(&self, name: &str, holder: &str, ttl: Duration) -> Result<Option<Lease>> {
-        self.timed("try_acquire", self.inner.try_acquire(name, holder, ttl))
-            .await
+timed_delegation! { DispatchStore {
+        /// Counted per outcome: a `full` is a contention retry.
+        async fn reserve(&self, request: &ReserveRequest) -> Result<Reservation> {
+            let t = Instant::now();
+            let out = self.inner.reserve(request).await;
+            let method = match &out {
+                Ok(Reservation::Reserved { .. }) => "reserve → reserved",
+                Ok(Reservation::Full) => "reserve → full",
+                Ok(Reservation::NotAccepting) => "reserve → not accepting",
+                Ok(Reservation::Existing(_)) => "reserve → existing",
+                Err(_) => "reserve → error",
+            };
+            self.breakdown.add(method, t.elapsed());
+            out
+        }
     }
-
-    async fn release_lease(&self, lease: &Lease) -> Result<bool> {
-        self.timed("release_lease", self.inner.release_lease(lease))
-            .await
-    }
+    fn confirm(key: &SessionKey, id: DispatchId, session: Option<serde_json::Value>,
+               now: Timestamp, sticky_ttl: Duration) -> Option<Dispatch>;
+    fn undo(key: &SessionKey, id: DispatchId) -> bool;
+    fn release(key: &SessionKey, id: Option<DispatchId>) -> Option<Dispatch>;
+    fn mark_orphaned(key: &SessionKey, id: DispatchId) -> bool;
+    fn dispatch(key: &SessionKey) -> Option<Dispatch>;
+    fn worker_dispatches(worker: &WorkerId, limit: usize) -> Vec<Dispatch>;
+    fn scan_dispatches(cursor: Option<&str>, count: usize) -> DispatchPage;
+    fn placement(exam: &ExamId, now: Timestamp) -> ExamPlacement;
+    fn recount(repair: bool) -> RecountReport;
 }
 
-#[async_trait]
-impl AuditLog for Instrumented {
-    async fn append_audit(&self, entry: &AuditEntry) -> Result<()> {
-        self.timed("append_audit", self.inner.append_audit(entry))
-            .await
-    }
-
-    async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditEntry>> {
-        self.timed("recent_audit", self.inner.recent_audit(limit))
-            .await
-    }
+timed_delegation! { LeaderLease {}
+    fn try_acquire(name: &str, holder: &str, ttl: Duration) -> Option<Lease>;
+    fn release_lease(lease: &Lease) -> bool;
 }
 
-#[async_trait]
-impl Credentials for Instrumented {
-    async fn put_join_token(&self, token: &JoinToken) -> Result<()> {
-        self.timed("put_join_token", self.inner.put_join_token(token))
-            .await
-    }
+timed_delegation! { AuditLog {}
+    fn append_audit(entry: &AuditEntry) -> ();
+    fn recent_audit(limit: usize) -> Vec<AuditEntry>;
+}
 
-    async fn redeem_join_token(
-        &self,
-        token_hash: &str,
-        now: Timestamp,
-    ) -> Result<Option<JoinToken>> {
-        self.timed(
-            "redeem_join_token",
-            self.inner.redeem_join_token(token_hash, now),
-        )
-        .await
-    }
-
-    async fn join_tokens(&self) -> Result<Vec<JoinToken>> {
-        self.timed("join_tokens", self.inner.join_tokens()).await
-    }
-
-    async fn revoke_join_token(&self, id: &str) -> Result<bool> {
-        self.timed("revoke_join_token", self.inner.revoke_join_token(id))
-            .await
-    }
-
-    async fn put_worker_credential(&self, worker: &WorkerId, token_hash: &str) -> Result<()> {
-        self.timed(
-            "put_worker_credential",
-            self.inner.put_worker_credential(worker, token_hash),
-        )
-        .await
-    }
-
-    async fn worker_credential(&self, worker: &WorkerId) -> Result<Option<String>> {
-        self.timed("worker_credential", self.inner.worker_credential(worker))
-            .await
-    }
+timed_delegation! { Credentials {}
+    fn put_join_token(token: &JoinToken) -> ();
+    fn redeem_join_token(token_hash: &str, now: Timestamp) -> Option<JoinToken>;
+    fn join_tokens() -> Vec<JoinToken>;
+    fn revoke_join_token(id: &str) -> bool;
+    fn put_worker_credential(worker: &WorkerId, token_hash: &str) -> ();
+    fn worker_credential(worker: &WorkerId) -> Option<String>;
 }

@@ -16,12 +16,19 @@
 //! backend's raw ceiling and the naive approach. Every run ends with a
 //! recount ([`audit`]) of dispatch records against slots.
 //!
+//! `surge` and `heartbeat` are written once against a [`target::Target`]:
+//! replicas in this process ([`target::InProcess`], over [`cluster`]), or
+//! real `vdi-cluster serve` processes ([`http`]) calling the node crate's
+//! worker-side API, with `vdi-cluster-protocol`'s bodies on the wire. The
+//! outcome of one allocation and its tally are in [`alloc`]; [`driver`]
+//! runs the closed loop.
+//!
 //! Runs on Redis use a random key prefix and on PostgreSQL a fresh
-//! database, both removed afterwards ([`deploy`]). The `http://` target
-//! ([`http`]) starts real `vdi-cluster serve` processes with simulated
-//! worker nodes behind HTTP. [`cpu`] accounts CPU per operation on every
-//! side, and [`instrument`] counts store calls (`--breakdown`).
+//! database, both removed afterwards ([`deploy`]). [`cpu`] accounts CPU per
+//! operation on every side, and [`instrument`] counts store calls
+//! (`--breakdown`).
 
+pub mod alloc;
 pub mod audit;
 pub mod baseline;
 pub mod cluster;
@@ -36,3 +43,4 @@ pub mod latency;
 pub mod steady;
 pub mod surge;
 pub mod table;
+pub mod target;

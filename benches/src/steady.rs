@@ -19,14 +19,14 @@ use tokio::sync::Semaphore;
 use vdi_cluster_core::{Error, SessionKey};
 
 use crate::audit::{Audit, audit};
-use crate::cluster::{BOOT, Cluster, Tuning};
+use crate::cluster::{BOOT, Tuning};
 use crate::cpu::{CpuUse, Probe};
 use crate::deploy::Deployment;
-use crate::driver::drive;
+use crate::driver::restart;
 use crate::fleet::{heartbeat, worker_code};
-use crate::instrument::{Breakdown, MethodStats};
+use crate::instrument::MethodStats;
 use crate::latency::{Latencies, Summary};
-use crate::surge::{AllocOutcome, AllocTally, warm_up};
+use crate::target::{InProcess, Target, allocate_all, register, warm_up};
 
 /// Sizes and pace of a steady run.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,8 +130,7 @@ enum Op {
 /// Shared state of the load.
 #[derive(Debug)]
 struct Load {
-    cluster: Cluster,
-    breakdown: Option<Breakdown>,
+    target: InProcess,
     config: SteadyConfig,
     live: Mutex<Vec<SessionKey>>,
     next_student: AtomicUsize,
@@ -151,7 +150,7 @@ impl Load {
     }
 
     async fn run(self: Arc<Self>, op: Op, n: u64, issued_at: Instant) {
-        let service = Arc::clone(self.cluster.replica(n as usize));
+        let service = Arc::clone(self.target.cluster.replica(n as usize));
         let op = match op {
             Op::Release => {
                 let key = {
@@ -191,7 +190,7 @@ impl Load {
                 let seq = self.seqs[w].fetch_add(1, Ordering::Relaxed) + 1;
                 let id =
                     vdi_cluster_core::WorkerId::parse("code", worker_code(w)).expect("valid code");
-                let sessions = self.cluster.workers.sessions(&id);
+                let sessions = self.target.cluster.workers.sessions(&id);
                 let mut hb = heartbeat(w, self.config.slots, sessions.len() as u32, BOOT, seq);
                 hb.live_sessions = Some(sessions);
                 let r = service.heartbeat(hb).await.map(drop);
@@ -230,9 +229,7 @@ async fn phase(
     progress: &ProgressBar,
 ) -> PhaseReport {
     *load.rec.lock().unwrap_or_else(|e| e.into_inner()) = Recorders::default();
-    if let Some(b) = &load.breakdown {
-        b.reset();
-    }
+    load.target.reset_breakdown();
     let before = probe.sample().await;
     let config = &load.config;
     let started = Instant::now();
@@ -241,7 +238,7 @@ async fn phase(
     // In a JoinSet, so that an interrupted phase stops it too.
     let mut reconciler = tokio::task::JoinSet::new();
     if reconcile {
-        let service = Arc::clone(&load.cluster.services[0]);
+        let service = Arc::clone(&load.target.cluster.services[0]);
         let (stop, pause) = (Arc::clone(&stop), config.reconcile_pause);
         reconciler.spawn(async move {
             let mut passes = Latencies::new();
@@ -265,8 +262,7 @@ async fn phase(
     let mut tasks = tokio::task::JoinSet::new();
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    progress.set_length(config.phase.as_secs());
-    progress.set_position(0);
+    restart(progress, config.phase.as_secs() as usize);
     while Instant::now() < end {
         interval.tick().await;
         let since = started.elapsed().as_secs_f64();
@@ -318,7 +314,7 @@ async fn phase(
         }),
         reconcile: reconcile_summary,
         cpu,
-        breakdown: load.breakdown.as_ref().map(Breakdown::snapshot),
+        breakdown: load.target.breakdown(),
     }
 }
 
@@ -329,13 +325,12 @@ pub async fn steady(
     config: &SteadyConfig,
     progress: &ProgressBar,
 ) -> anyhow::Result<SteadyReport> {
-    let breakdown = config.breakdown.then(Breakdown::new);
-    let cluster = Cluster::new(deployment, config.tuning, breakdown.as_ref());
-    cluster.register(config.workers, config.slots).await?;
-    warm_up(&cluster, 200, 32).await?;
+    let target = InProcess::new(deployment, config.tuning, config.breakdown);
+    let shared: Arc<dyn Target> = Arc::new(target.clone());
+    register(&shared, config.workers, config.slots).await?;
+    warm_up(&shared, 200, 32).await?;
     let load = Arc::new(Load {
-        cluster: cluster.clone(),
-        breakdown,
+        target,
         config: config.clone(),
         live: Mutex::new(Vec::new()),
         next_student: AtomicUsize::new(0),
@@ -350,18 +345,8 @@ pub async fn steady(
         (config.workers as u64 * u64::from(config.slots) * u64::from(config.occupancy_percent)
             / 100) as usize;
     let keys: Arc<Vec<SessionKey>> = Arc::new((0..fill).map(|_| load.new_student()).collect());
-    let (c, k) = (cluster.clone(), Arc::clone(&keys));
-    let filled = drive::<AllocTally, _, _>(
-        64,
-        fill,
-        Instant::now() + Duration::from_secs(300),
-        &ProgressBar::hidden(),
-        move |i| {
-            let (service, key) = (Arc::clone(c.replica(i)), k[i].clone());
-            async move { AllocOutcome::of(service.allocate(key, Default::default()).await) }
-        },
-    )
-    .await;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let filled = allocate_all(&shared, &keys, 64, deadline, &ProgressBar::hidden()).await;
     if let Some(e) = filled.tally.first_error {
         anyhow::bail!("filling to {}%: {e}", config.occupancy_percent);
     }

@@ -7,130 +7,41 @@
 //!   until one arrives). Each carries the node's size and load, a boot id
 //!   (random per process), a sequence number and the live sessions.
 //! * **Failures** never stop the worker: the next attempt waits an
-//!   exponentially growing delay with jitter, capped by
-//!   `HEARTBEAT_BACKOFF_MAX_SEC`; the worker-side API keeps serving.
+//!   exponentially growing delay with jitter ([`backoff`](crate::backoff)),
+//!   capped by `HEARTBEAT_BACKOFF_MAX_SEC`; the worker-side API keeps
+//!   serving.
 //! * **Answers**: the admin state is logged when it changes and respected
-//!   by the [node](super::node::WorkerNode); `releaseSessions` are stopped
-//!   (only the incarnation the heartbeat reported).
-//! * **Credentials**: the worker's own credential (from joining, or the
-//!   credential file), else the shared `WORKER_HEARTBEAT_TOKEN`, else none.
-//!   With a join token and no credential, the agent joins first, retrying
-//!   with the same backoff until the control plane accepts; if the control
-//!   plane later refuses the credential (401) and a join token is
-//!   configured, it joins again.
+//!   by the [session table](crate::sessions::WorkerNode); `releaseSessions`
+//!   are stopped (only the incarnation the heartbeat reported).
+//! * **Credentials** ([`credential`]): with a join token
+//!   and no credential of its own, the agent joins first, retrying with the
+//!   same backoff until the control plane accepts; if the control plane
+//!   later refuses the credential (401) and a join token is configured, it
+//!   joins again.
 //! * **Deregistration** on shutdown (`POST …/workers/{code}/deregister`).
+//!
+//! The calls themselves are [`ControlPlaneClient`]'s.
 
 use std::fmt;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 use vdi_cluster_core::worker::MAX_LIVE_SESSIONS;
 use vdi_cluster_core::{SessionKey, WorkerDescription, WorkerId};
-
-use crate::config::CapacityConfig;
-use crate::host::{HostFacts, HostProbe, HostUsage};
-use crate::node::{AdminView, WorkerNode};
+use vdi_cluster_protocol::node_status::{ControlPlaneStatus, CredentialKind};
 use vdi_cluster_protocol::{
-    DEREGISTER_PATH, DescriptionJson, ErrorBody, HEARTBEAT_PATH, HeartbeatRequest,
-    HeartbeatResponse, JOIN_PATH, JOIN_TOKEN_HEADER, JoinResponse, RegisterRequest, SessionRef,
-    WORKER_TOKEN_HEADER,
+    DescriptionJson, HeartbeatRequest, HeartbeatResponse, RegisterRequest, SessionRef,
 };
 
-/// Shortest wait between two heartbeats, whatever an answer asks.
-pub const MIN_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
-/// Longest wait between two heartbeats, whatever an answer asks.
-pub const MAX_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3600);
-/// Timeout of the deregistration call on shutdown (at most).
-pub const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// `base` (`https://cp/api` or `https://cp`) joined with an API `path`
-/// (`/api/vdi/…`): the base's own `/api` is not repeated.
-pub fn join_url(base: &str, path: &str) -> String {
-    let base = base.trim_end_matches('/');
-    match (base.strip_suffix("/api"), path.strip_prefix("/api/")) {
-        (Some(_), Some(rest)) => format!("{base}/{rest}"),
-        _ => format!("{base}{path}"),
-    }
-}
-
-/// The exponential backoff after `failures` consecutive failures (1 or
-/// more): `base · 2^(failures-1)`, capped by `cap`, then a uniformly random
-/// share of it between one half and all of it.
-pub fn backoff(failures: u32, base: Duration, cap: Duration, unit_random: f64) -> Duration {
-    let exponent = failures.saturating_sub(1).min(30);
-    let grown = base.saturating_mul(1u32 << exponent).min(cap);
-    let share = 0.5 + 0.5 * unit_random.clamp(0.0, 1.0);
-    grown.mul_f64(share)
-}
-
-/// Which credential heartbeats carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum CredentialKind {
-    /// None (the control plane accepts heartbeats without a token).
-    None,
-    /// The shared `WORKER_HEARTBEAT_TOKEN`.
-    Shared,
-    /// The worker's own credential, from joining.
-    Own,
-}
-
-/// The agent's view of the control plane, for the status endpoint.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ControlPlaneView {
-    /// The control plane's API base.
-    pub url: String,
-    /// The latest heartbeat was answered.
-    pub reachable: bool,
-    /// The control plane knows this worker (a heartbeat was accepted since
-    /// this process started).
-    pub registered: bool,
-    /// Which credential heartbeats carry.
-    pub credential: CredentialKind,
-    /// When the latest answer arrived (ms since the epoch).
-    pub last_ok_at: Option<u64>,
-    /// Failed attempts since the latest answer.
-    pub consecutive_failures: u32,
-    /// Why the latest attempt failed.
-    pub last_error: Option<String>,
-    /// Seconds until the next attempt, as planned after the latest one.
-    pub next_attempt_sec: f64,
-    /// Heartbeats answered since start.
-    pub heartbeats_ok: u64,
-    /// Heartbeats failed since start.
-    pub heartbeats_failed: u64,
-}
-
-/// Why a call to the control plane failed.
-#[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    /// Not reached, or no answer in time.
-    #[error("control plane unreachable: {0}")]
-    Unreachable(String),
-    /// Answered with an error status.
-    #[error("control plane answered {status}: {message}")]
-    Refused {
-        /// The status.
-        status: u16,
-        /// Its message.
-        message: String,
-    },
-    /// Answered with something that is not the expected JSON.
-    #[error("control plane answered something unexpected: {0}")]
-    BadAnswer(String),
-}
-
-struct Inner {
-    credential: Option<String>,
-    kind: CredentialKind,
-    view: ControlPlaneView,
-}
+use crate::admin::AdminView;
+use crate::backoff::{backoff, backoff_base, next_interval};
+use crate::config::CapacityConfig;
+use crate::control_plane::{CallError, ControlPlaneClient};
+use crate::credential::{self, Credential};
+use crate::host::{HostFacts, HostProbe, HostUsage};
+use crate::sessions::WorkerNode;
 
 /// What the agent needs from the worker's configuration.
 #[derive(Clone)]
@@ -169,13 +80,18 @@ impl fmt::Debug for AgentConfig {
     }
 }
 
+struct Inner {
+    credential: Credential,
+    view: ControlPlaneStatus,
+}
+
 /// The heartbeat agent of one worker process.
 pub struct Agent {
     config: AgentConfig,
     node: Arc<WorkerNode>,
     host: Mutex<HostProbe>,
     facts: HostFacts,
-    http: reqwest::Client,
+    client: ControlPlaneClient,
     boot_id: String,
     seq: AtomicU64,
     inner: Mutex<Inner>,
@@ -198,32 +114,6 @@ fn now_millis() -> u64 {
         .unwrap_or(0)
 }
 
-fn read_credential(path: &Path) -> Option<String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Some(text.trim().to_owned()).filter(|t| !t.is_empty()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "cannot read the credential file");
-            None
-        }
-    }
-}
-
-fn write_credential(path: &Path, credential: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(credential.as_bytes())?;
-    file.write_all(b"\n")?;
-    file.sync_all()
-}
-
 impl Agent {
     /// An agent for `node`; `facts` is the host's size (overridden by the
     /// capacity configuration where set).
@@ -233,25 +123,17 @@ impl Agent {
         host: HostProbe,
         facts: HostFacts,
     ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("vdi-cluster-worker/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        let from_file = config.credential_file.as_deref().and_then(read_credential);
-        let (credential, kind) = match (from_file, &config.worker_token) {
-            (Some(c), _) => (Some(c), CredentialKind::Own),
-            (None, Some(t)) if config.join_token.is_none() => {
-                (Some(t.clone()), CredentialKind::Shared)
-            }
-            _ => (None, CredentialKind::None),
-        };
-        let view = ControlPlaneView {
+        let client = ControlPlaneClient::new(config.control_plane.clone(), config.timeout)?;
+        let credential = Credential::initial(
+            config.credential_file.as_deref(),
+            config.worker_token.as_deref(),
+            config.join_token.is_some(),
+        );
+        let view = ControlPlaneStatus {
             url: config.control_plane.clone(),
             reachable: false,
             registered: false,
-            credential: kind,
+            credential: credential.kind(),
             last_ok_at: None,
             consecutive_failures: 0,
             last_error: None,
@@ -264,15 +146,15 @@ impl Agent {
             node,
             host: Mutex::new(host),
             facts,
-            http,
+            client,
             boot_id: uuid::Uuid::new_v4().to_string(),
             seq: AtomicU64::new(0),
-            inner: Mutex::new(Inner {
-                credential,
-                kind,
-                view,
-            }),
+            inner: Mutex::new(Inner { credential, view }),
         })
+    }
+
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// This process's boot id.
@@ -285,26 +167,28 @@ impl Agent {
         self.seq.load(Ordering::Relaxed)
     }
 
-    /// The agent's view of the control plane.
-    pub fn view(&self) -> ControlPlaneView {
-        self.inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .view
-            .clone()
+    /// The agent's view of the control plane, as the status endpoint
+    /// reports it.
+    pub fn view(&self) -> ControlPlaneStatus {
+        self.inner().view.clone()
     }
 
-    fn credential(&self) -> (Option<String>, CredentialKind) {
-        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        (inner.credential.clone(), inner.kind)
+    fn credential(&self) -> Credential {
+        self.inner().credential.clone()
+    }
+
+    fn set_credential(&self, credential: Credential) {
+        let mut inner = self.inner();
+        inner.view.credential = credential.kind();
+        inner.credential = credential;
     }
 
     fn needs_join(&self) -> bool {
-        self.config.join_token.is_some() && self.credential().1 != CredentialKind::Own
+        self.config.join_token.is_some() && self.credential().kind() != CredentialKind::Own
     }
 
     fn note(&self, result: Result<(), &CallError>, next: Duration) {
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut inner = self.inner();
         let view = &mut inner.view;
         match result {
             Ok(()) => {
@@ -316,49 +200,13 @@ impl Agent {
                 view.heartbeats_ok += 1;
             }
             Err(e) => {
-                view.reachable = matches!(e, CallError::Refused { .. } | CallError::BadAnswer(_));
+                view.reachable = e.answered();
                 view.consecutive_failures += 1;
                 view.last_error = Some(e.to_string());
                 view.heartbeats_failed += 1;
             }
         }
         view.next_attempt_sec = next.as_secs_f64();
-    }
-
-    async fn post<B: Serialize, T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &B,
-        headers: &[(&str, &str)],
-        timeout: Option<Duration>,
-    ) -> Result<T, CallError> {
-        let url = join_url(&self.config.control_plane, path);
-        let mut request = self.http.post(&url).json(body);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        if let Some(t) = timeout {
-            request = request.timeout(t);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| CallError::Unreachable(e.without_url().to_string()))?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| CallError::Unreachable(e.without_url().to_string()))?;
-        if !status.is_success() {
-            let message = serde_json::from_slice::<ErrorBody>(&bytes)
-                .map(|b| b.message)
-                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).chars().take(200).collect());
-            return Err(CallError::Refused {
-                status: status.as_u16(),
-                message,
-            });
-        }
-        serde_json::from_slice(&bytes).map_err(|e| CallError::BadAnswer(e.to_string()))
     }
 
     fn register_body(&self) -> RegisterRequest {
@@ -371,27 +219,16 @@ impl Agent {
 
     /// Registers with the join token and keeps the credential received.
     pub async fn join(&self) -> Result<(), CallError> {
-        let Some(token) = self.config.join_token.clone() else {
+        let Some(token) = self.config.join_token.as_deref() else {
             return Ok(());
         };
-        let answer: JoinResponse = self
-            .post(
-                JOIN_PATH,
-                &self.register_body(),
-                &[(JOIN_TOKEN_HEADER, token.as_str())],
-                None,
-            )
-            .await?;
+        let answer = self.client.join(token, &self.register_body()).await?;
         if let Some(path) = &self.config.credential_file
-            && let Err(e) = write_credential(path, &answer.credential)
+            && let Err(e) = credential::write(path, &answer.credential)
         {
             tracing::warn!(path = %path.display(), error = %e, "cannot keep the worker credential in its file");
         }
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.credential = Some(answer.credential);
-        inner.kind = CredentialKind::Own;
-        inner.view.credential = CredentialKind::Own;
-        drop(inner);
+        self.set_credential(Credential::own(answer.credential));
         tracing::info!(code = %self.config.code, "joined the control plane: using this worker's own credential from now on");
         Ok(())
     }
@@ -442,23 +279,14 @@ impl Agent {
     /// Sends one heartbeat and applies the answer.
     pub async fn heartbeat(&self) -> Result<HeartbeatResponse, CallError> {
         let (body, live) = self.heartbeat_body();
-        let (credential, _) = self.credential();
-        let headers: Vec<(&str, &str)> = credential
-            .as_deref()
-            .map(|c| vec![(WORKER_TOKEN_HEADER, c)])
-            .unwrap_or_default();
-        let answer: HeartbeatResponse = self.post(HEARTBEAT_PATH, &body, &headers, None).await?;
+        let credential = self.credential();
+        let answer = self.client.heartbeat(&body, credential.secret()).await?;
         self.apply(&answer, &live);
         Ok(answer)
     }
 
     fn apply(&self, answer: &HeartbeatResponse, live: &[(SessionKey, u64)]) {
-        let view = AdminView {
-            status: answer.status.clone(),
-            is_draining: answer.is_draining,
-            is_enabled: answer.is_enabled,
-            drain_status: answer.drain_status.clone(),
-        };
+        let view = AdminView::from(answer);
         let previous = self.node.set_admin(view.clone());
         if previous.as_ref() != Some(&view) {
             let code = &self.config.code;
@@ -484,28 +312,59 @@ impl Agent {
         }
     }
 
-    fn next_interval(&self, answer: &HeartbeatResponse) -> Duration {
-        let asked = answer.next_heartbeat_sec;
-        if asked.is_finite() && asked > 0.0 {
-            Duration::from_secs_f64(asked.min(MAX_HEARTBEAT_INTERVAL.as_secs_f64()))
-                .max(MIN_HEARTBEAT_INTERVAL)
-        } else {
-            self.config.heartbeat_interval
-        }
-    }
-
     fn backoff(&self, failures: u32) -> Duration {
-        let base = self
-            .config
-            .heartbeat_interval
-            .min(Duration::from_secs(1))
-            .max(MIN_HEARTBEAT_INTERVAL);
         backoff(
             failures,
-            base,
+            backoff_base(self.config.heartbeat_interval),
             self.config.backoff_max,
             rand::random::<f64>(),
         )
+    }
+
+    /// One attempt to join; the wait before the next attempt.
+    async fn join_once(&self, failures: &mut u32) -> Duration {
+        match self.join().await {
+            Ok(()) => {
+                *failures = 0;
+                Duration::ZERO
+            }
+            Err(e) => {
+                *failures = failures.saturating_add(1);
+                let wait = self.backoff(*failures);
+                tracing::warn!(code = %self.config.code, attempt = *failures, retry_in_sec = wait.as_secs_f64(), error = %e, "joining the control plane failed");
+                self.note(Err(&e), wait);
+                wait
+            }
+        }
+    }
+
+    /// One heartbeat; the wait before the next one.
+    async fn heartbeat_once(&self, failures: &mut u32) -> Duration {
+        match self.heartbeat().await {
+            Ok(answer) => {
+                if *failures > 0 {
+                    tracing::info!(code = %self.config.code, after_failures = *failures, "heartbeats answered again");
+                }
+                *failures = 0;
+                let wait = next_interval(answer.next_heartbeat_sec, self.config.heartbeat_interval);
+                self.note(Ok(()), wait);
+                wait
+            }
+            Err(e) => {
+                *failures = failures.saturating_add(1);
+                let wait = self.backoff(*failures);
+                tracing::warn!(code = %self.config.code, attempt = *failures, retry_in_sec = wait.as_secs_f64(), error = %e, "heartbeat failed; the worker keeps serving its sessions");
+                self.note(Err(&e), wait);
+                if matches!(e, CallError::Refused { status: 401, .. })
+                    && self.config.join_token.is_some()
+                    && self.credential().kind() == CredentialKind::Own
+                {
+                    tracing::warn!(code = %self.config.code, "the control plane refused this worker's credential: joining again");
+                    self.inner().credential = Credential::none();
+                }
+                wait
+            }
+        }
     }
 
     /// Joins (if configured), then heartbeats until `shutdown`; never gives
@@ -514,48 +373,9 @@ impl Agent {
         let mut failures: u32 = 0;
         loop {
             let wait = if self.needs_join() {
-                match self.join().await {
-                    Ok(()) => {
-                        failures = 0;
-                        Duration::ZERO
-                    }
-                    Err(e) => {
-                        failures = failures.saturating_add(1);
-                        let wait = self.backoff(failures);
-                        tracing::warn!(code = %self.config.code, attempt = failures, retry_in_sec = wait.as_secs_f64(), error = %e, "joining the control plane failed");
-                        self.note(Err(&e), wait);
-                        wait
-                    }
-                }
+                self.join_once(&mut failures).await
             } else {
-                match self.heartbeat().await {
-                    Ok(answer) => {
-                        if failures > 0 {
-                            tracing::info!(code = %self.config.code, after_failures = failures, "heartbeats answered again");
-                        }
-                        failures = 0;
-                        let wait = self.next_interval(&answer);
-                        self.note(Ok(()), wait);
-                        wait
-                    }
-                    Err(e) => {
-                        failures = failures.saturating_add(1);
-                        let wait = self.backoff(failures);
-                        tracing::warn!(code = %self.config.code, attempt = failures, retry_in_sec = wait.as_secs_f64(), error = %e, "heartbeat failed; the worker keeps serving its sessions");
-                        self.note(Err(&e), wait);
-                        if matches!(e, CallError::Refused { status: 401, .. })
-                            && self.config.join_token.is_some()
-                            && self.credential().1 == CredentialKind::Own
-                        {
-                            tracing::warn!(code = %self.config.code, "the control plane refused this worker's credential: joining again");
-                            let mut inner =
-                                self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-                            inner.credential = None;
-                            inner.kind = CredentialKind::None;
-                        }
-                        wait
-                    }
-                }
+                self.heartbeat_once(&mut failures).await
             };
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
@@ -566,50 +386,9 @@ impl Agent {
 
     /// Tells the control plane this worker leaves (seed 003).
     pub async fn deregister(&self) -> Result<(), CallError> {
-        let path = DEREGISTER_PATH.replace("{code}", self.config.code.as_str());
-        let (credential, _) = self.credential();
-        let headers: Vec<(&str, &str)> = credential
-            .as_deref()
-            .map(|c| vec![(WORKER_TOKEN_HEADER, c)])
-            .unwrap_or_default();
-        let timeout = self.config.timeout.min(DEREGISTER_TIMEOUT);
-        let _: serde_json::Value = self
-            .post(&path, &serde_json::json!({}), &headers, Some(timeout))
-            .await?;
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_join_without_repeating_api() {
-        assert_eq!(
-            join_url("https://cp.example.edu.vn/api", HEARTBEAT_PATH),
-            "https://cp.example.edu.vn/api/vdi/workers/heartbeat"
-        );
-        assert_eq!(
-            join_url("https://cp.example.edu.vn/api/", HEARTBEAT_PATH),
-            "https://cp.example.edu.vn/api/vdi/workers/heartbeat"
-        );
-        assert_eq!(
-            join_url("http://127.0.0.1:8080", HEARTBEAT_PATH),
-            "http://127.0.0.1:8080/api/vdi/workers/heartbeat"
-        );
-    }
-
-    #[test]
-    fn backoff_grows_is_capped_and_jittered() {
-        let base = Duration::from_secs(1);
-        let cap = Duration::from_secs(60);
-        assert_eq!(backoff(1, base, cap, 1.0), Duration::from_secs(1));
-        assert_eq!(backoff(1, base, cap, 0.0), Duration::from_millis(500));
-        assert_eq!(backoff(4, base, cap, 1.0), Duration::from_secs(8));
-        assert_eq!(backoff(20, base, cap, 1.0), cap);
-        assert_eq!(backoff(u32::MAX, base, cap, 0.0), Duration::from_secs(30));
-        let jittered = backoff(3, base, cap, 0.5);
-        assert!(jittered > Duration::from_secs(2) && jittered < Duration::from_secs(4));
+        let credential = self.credential();
+        self.client
+            .deregister(&self.config.code, credential.secret())
+            .await
     }
 }

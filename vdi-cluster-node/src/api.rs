@@ -1,8 +1,10 @@
 //! The worker-side API (seed 000): `POST /api/vdi/cluster/allocate`,
 //! `/release` and `/prewarm`, called by the control plane with the shared
 //! cluster token in `x-cluster-token`; `GET /api/vdi/cluster/status`, the
-//! node's own view (same token); `GET /healthz` (open). Errors are seed
-//! 004's body; bad input names the field.
+//! node's own view ([`status`](crate::status), same token; 404 on a node
+//! API built without the heartbeat agent whose view it reports);
+//! `GET /healthz` (open). Every body is the protocol crate's; errors are seed 004's body,
+//! and bad input names the field.
 //!
 //! | failure | status |
 //! |---|---|
@@ -11,7 +13,6 @@
 //! | disabled or draining (new sessions only), no free slot | 409 |
 //! | the provisioner failed | 502; did not finish in time 504 |
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -20,7 +21,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -33,10 +33,13 @@ use vdi_cluster_protocol::{
     WORKER_RELEASE_PATH, WORKER_STATUS_PATH,
 };
 
-use crate::agent::{Agent, ControlPlaneView};
+use vdi_cluster_protocol::node_status::{Health, NodeStatus};
+
+use crate::agent::Agent;
 use crate::http::{HttpError, JsonBody};
-use crate::node::{AdminView, NodeError, NodeSession, WorkerNode};
 use crate::provision::ProvisionError;
+use crate::sessions::{NodeError, WorkerNode};
+use crate::status::status;
 
 /// Largest request body the worker reads.
 pub const WORKER_BODY_LIMIT: usize = 64 * 1024;
@@ -47,7 +50,7 @@ pub const MAX_PREWARM_PER_CALL: u32 = 10_000;
 #[derive(Debug, Clone)]
 pub struct WorkerApi {
     node: Arc<WorkerNode>,
-    agent: Arc<Agent>,
+    agent: Option<Arc<Agent>>,
     cluster_token: Arc<TokenHash>,
 }
 
@@ -56,8 +59,18 @@ impl WorkerApi {
     /// `cluster_token`.
     pub fn new(node: Arc<WorkerNode>, agent: Arc<Agent>, cluster_token: &str) -> Self {
         Self {
+            agent: Some(agent),
+            ..Self::without_agent(node, cluster_token)
+        }
+    }
+
+    /// The API of a `node` that runs no heartbeat agent (a node embedded
+    /// in a test harness or a load generator, registered by other means):
+    /// the same sessions API, without the status endpoint.
+    pub fn without_agent(node: Arc<WorkerNode>, cluster_token: &str) -> Self {
+        Self {
             node,
-            agent,
+            agent: None,
             cluster_token: Arc::new(TokenHash::new(cluster_token)),
         }
     }
@@ -125,59 +138,18 @@ async fn prewarm(
     Ok(Json(PrewarmResponse { accepted }))
 }
 
-/// The worker's own view (`GET /api/vdi/cluster/status`).
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WorkerStatusJson {
-    /// The worker's code.
-    pub code: String,
-    /// Random id of this process.
-    pub boot_id: String,
-    /// Sequence number of the latest heartbeat.
-    pub seq: u64,
-    /// `simulated` or `command`.
-    pub provisioner: String,
-    /// Slots by the capacity formula.
-    pub max_sessions: u32,
-    /// Sessions starting, running or stopping.
-    pub active_sessions: usize,
-    /// The sessions.
-    pub sessions: Vec<NodeSession>,
-    /// Idle prewarmed machines per exam.
-    pub prewarmed: BTreeMap<String, usize>,
-    /// Prewarmed machines still starting.
-    pub prewarming: usize,
-    /// The admin state the control plane last sent (`null`: none yet).
-    pub admin: Option<AdminView>,
-    /// The heartbeat agent's view of the control plane.
-    pub control_plane: ControlPlaneView,
-}
-
-/// The worker's own view of itself.
-pub fn status(node: &WorkerNode, agent: &Agent) -> WorkerStatusJson {
-    let sessions = node.sessions();
-    let (prewarmed, prewarming) = node.pool();
-    WorkerStatusJson {
-        code: node.code().to_string(),
-        boot_id: agent.boot_id().to_owned(),
-        seq: agent.seq(),
-        provisioner: node.provisioner_kind().to_owned(),
-        max_sessions: node.max_sessions(),
-        active_sessions: sessions.len(),
-        sessions,
-        prewarmed,
-        prewarming,
-        admin: node.admin(),
-        control_plane: agent.view(),
+async fn status_handler(State(api): State<WorkerApi>) -> Result<Json<NodeStatus>, HttpError> {
+    match &api.agent {
+        Some(agent) => Ok(Json(status(&api.node, agent))),
+        None => Err(HttpError::new(
+            StatusCode::NOT_FOUND,
+            "this node runs no heartbeat agent: it has no status to report",
+        )),
     }
 }
 
-async fn status_handler(State(api): State<WorkerApi>) -> Json<WorkerStatusJson> {
-    Json(status(&api.node, &api.agent))
-}
-
-async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok"}))
+async fn healthz() -> Json<Health> {
+    Json(Health::ok())
 }
 
 async fn not_found(method: Method, uri: Uri) -> HttpError {

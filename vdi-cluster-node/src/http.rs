@@ -10,12 +10,12 @@ use serde::de::DeserializeOwned;
 use vdi_cluster_core::ValidationError;
 use vdi_cluster_protocol::{ErrorBody, decode};
 
-/// An error answered by the worker-side API.
+/// An error answered by the worker-side API: a status and seed 004's
+/// body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpError {
     status: StatusCode,
-    message: String,
-    field: Option<String>,
+    body: ErrorBody,
 }
 
 impl HttpError {
@@ -23,27 +23,30 @@ impl HttpError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self {
             status,
-            message: message.into(),
-            field: None,
+            body: ErrorBody {
+                error: status.canonical_reason().unwrap_or("Error").to_owned(),
+                message: message.into(),
+                code: status.as_u16(),
+                field: None,
+            },
         }
+    }
+
+    /// An error with `status` about the field `error` names.
+    fn about_field(status: StatusCode, error: ValidationError) -> Self {
+        let mut e = Self::new(status, error.to_string());
+        e.body.field = Some(error.field);
+        e
     }
 
     /// 400: the body is malformed; the error names the field.
     pub fn bad_request(error: ValidationError) -> Self {
-        Self {
-            message: error.to_string(),
-            field: Some(error.field),
-            ..Self::new(StatusCode::BAD_REQUEST, String::new())
-        }
+        Self::about_field(StatusCode::BAD_REQUEST, error)
     }
 
     /// 422: a well-formed value is invalid.
     pub fn invalid(error: ValidationError) -> Self {
-        Self {
-            message: error.to_string(),
-            field: Some(error.field),
-            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, String::new())
-        }
+        Self::about_field(StatusCode::UNPROCESSABLE_ENTITY, error)
     }
 
     /// The status.
@@ -52,13 +55,8 @@ impl HttpError {
     }
 
     /// Seed 004's body.
-    pub fn body(&self) -> ErrorBody {
-        ErrorBody {
-            error: self.status.canonical_reason().unwrap_or("Error").to_owned(),
-            message: self.message.clone(),
-            code: self.status.as_u16(),
-            field: self.field.clone(),
-        }
+    pub fn body(&self) -> &ErrorBody {
+        &self.body
     }
 }
 
@@ -71,9 +69,9 @@ impl From<ValidationError> for HttpError {
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
-            tracing::warn!(status = %self.status, message = %self.message, "request failed");
+            tracing::warn!(status = %self.status, message = %self.body.message, "request failed");
         }
-        (self.status, axum::Json(self.body())).into_response()
+        (self.status, axum::Json(self.body)).into_response()
     }
 }
 

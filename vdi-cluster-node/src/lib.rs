@@ -3,13 +3,28 @@
 //! The node agent: what runs on each worker node behind `vdi-cluster
 //! worker`.
 //!
-//! One process serves the worker-side API of seed 000
-//! (`POST /api/vdi/cluster/allocate|release|prewarm`, [`api`]) and runs the
-//! heartbeat agent ([`agent`]) towards `CONTROL_PLANE_API_BASE`. Sessions
-//! are started behind the [`Provisioner`] trait:
-//! a configured program, or a simulation. The node's state — sessions,
-//! prewarm pool, admin state — is in [`node`]; the host's size and load in
-//! [`host`]; options in [`config`].
+//! One process serves the worker-side API of seed 000 and runs the
+//! heartbeat agent towards `CONTROL_PLANE_API_BASE`. Every body it serves
+//! or sends is `vdi-cluster-protocol`'s. The modules, from the process
+//! down:
+//!
+//! * [`config`] — the `vdi-cluster worker` flags (`args`, with seed 001's
+//!   environment variables) and their resolution into a
+//!   [`WorkerConfig`] (`resolve`).
+//! * [`api`] — the worker-side API (`POST /api/vdi/cluster/allocate|release|prewarm`,
+//!   `GET /api/vdi/cluster/status`, `/healthz`); [`http`] — its error body
+//!   and JSON extractor; [`status`] — the node's own view, converted into
+//!   the protocol's `NodeStatus`.
+//! * [`agent`] — the heartbeat loop: join when needed, heartbeat, apply the
+//!   answers, deregister; [`control_plane`] — its HTTP calls;
+//!   [`credential`] — which credential it sends, and the credential file;
+//!   [`backoff`] — the intervals and the backoff while calls fail.
+//! * [`sessions`] — the session table ([`WorkerNode`]):
+//!   idempotent starts and stops, slots, incarnations; [`pool`] — its
+//!   prewarm pool; [`admin`] — the admin state from heartbeat answers.
+//! * [`provision`] — the [`Provisioner`] trait that starts machines: a
+//!   configured program, or a simulation; [`host`] — the host's size and
+//!   load.
 //!
 //! Lifecycle: bind, then (in the background) join if a join token is
 //! configured, heartbeat at once and every `nextHeartbeatSec`. A control
@@ -40,13 +55,19 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admin;
 pub mod agent;
 pub mod api;
+pub mod backoff;
 pub mod config;
+pub mod control_plane;
+pub mod credential;
 pub mod host;
 pub mod http;
-pub mod node;
+pub mod pool;
 pub mod provision;
+pub mod sessions;
+pub mod status;
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
@@ -60,8 +81,8 @@ use self::agent::{Agent, AgentConfig};
 use self::api::WorkerApi;
 use self::config::{ConfigError, ProvisionerConfig, WorkerArgs, WorkerConfig};
 use self::host::HostProbe;
-use self::node::WorkerNode;
 use self::provision::{CommandProvisioner, Provisioner, SimulatedProvisioner};
+use self::sessions::WorkerNode;
 
 /// How long calls in flight may run after shutdown starts.
 pub const WORKER_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

@@ -134,6 +134,14 @@ impl SimulatedProvisioner {
         (n, format!("{}-vm-{n}", self.worker))
     }
 
+    /// Waits the start latency (a zero latency does not yield to the
+    /// timer, so a simulated node can answer at once).
+    async fn start_delay(&self) {
+        if !self.start_latency.is_zero() {
+            tokio::time::sleep(self.start_latency).await;
+        }
+    }
+
     fn fails(&self) -> bool {
         self.failure_rate > 0.0 && rand::random::<f64>() < self.failure_rate
     }
@@ -156,7 +164,7 @@ impl Provisioner for SimulatedProvisioner {
         {
             Some(id) => (id.to_owned(), true),
             None => {
-                tokio::time::sleep(self.start_latency).await;
+                self.start_delay().await;
                 if self.fails() {
                     return Err(ProvisionError::Failed(format!(
                         "simulated start failure on {}",
@@ -186,7 +194,7 @@ impl Provisioner for SimulatedProvisioner {
     }
 
     async fn prewarm(&self, exam: &ExamId) -> Result<Machine, ProvisionError> {
-        tokio::time::sleep(self.start_latency).await;
+        self.start_delay().await;
         if self.fails() {
             return Err(ProvisionError::Failed(format!(
                 "simulated prewarm failure on {}",

@@ -37,6 +37,7 @@ mod error;
 pub mod events;
 pub mod join;
 pub mod node;
+pub mod node_status;
 pub mod ops;
 pub mod reconcile;
 pub mod sessions;

@@ -13,6 +13,8 @@ mod registry;
 mod scripts;
 mod store;
 
+pub use scripts::reserve_script;
+
 /// The Redis driver this crate is built on, re-exported so callers name
 /// the same version (for [`Client`] options, TLS, RESP3).
 pub use redis;

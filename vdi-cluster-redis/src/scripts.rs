@@ -66,6 +66,13 @@ scripts!(
     put_join_token,
 );
 
+/// The compare-and-reserve script exactly as the store runs it (prelude
+/// included), for measurements that call it bare (the load generator's
+/// raw ceiling). Its `KEYS` and `ARGV` are documented in `lua/reserve.lua`.
+pub fn reserve_script() -> Script {
+    SCRIPTS.reserve.clone()
+}
+
 /// A script with the prelude in front of it.
 fn load(source: &str) -> Script {
     Script::new(&[PRELUDE, "\n", source].concat())

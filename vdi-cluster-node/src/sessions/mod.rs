@@ -1,5 +1,5 @@
-//! The worker node's own state: its sessions, prewarmed machines, slots
-//! and the admin state the control plane last told it.
+//! The node's session table: the sessions it runs, its slots, its
+//! prewarm pool and the admin state the control plane last told it.
 //!
 //! * **Idempotent.** Allocating a session the node already runs returns
 //!   the same connection details; a second allocate while the first is
@@ -8,12 +8,12 @@
 //! * **Detached work.** Starts and stops run on their own tasks, so a
 //!   control plane that gives up on a call (timeout, disconnect) never
 //!   leaves a session half started.
-//! * **Prewarm pool.** Machines started by `prewarm` wait per exam; the
-//!   next allocate of that exam claims one. When sessions and idle machines
-//!   together exceed the node's slots, an idle machine (of another exam
-//!   first) is discarded.
-//! * **Admin state.** A disabled node refuses new sessions, a draining one
-//!   too (it keeps and returns the ones it has).
+//! * **Prewarm pool** ([`PrewarmPool`]). Machines started by `prewarm` wait
+//!   per exam; the next allocate of that exam claims one. When sessions and
+//!   idle machines together exceed the node's slots, an idle machine is
+//!   discarded.
+//! * **Admin state** ([`AdminView`]). A disabled node refuses new sessions,
+//!   a draining one too (it keeps and returns the ones it has).
 //! * **Incarnations.** Each start gets a number; the heartbeat agent stops a
 //!   session the control plane no longer places here only if it is still
 //!   the incarnation the heartbeat reported.
@@ -21,28 +21,19 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::watch;
 use vdi_cluster_core::{ExamId, SessionKey, WorkerId};
 
-use crate::provision::{Machine, ProvisionError, Provisioner};
+use crate::admin::AdminView;
+use crate::pool::PrewarmPool;
+use crate::provision::{ProvisionError, Provisioner};
 
-/// What the control plane last said about this node's admin state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AdminView {
-    /// One status by precedence (`active`, `draining`, `disabled`, …).
-    pub status: String,
-    /// Keep sessions, take no new ones.
-    pub is_draining: bool,
-    /// In service at all.
-    pub is_enabled: bool,
-    /// `none`, `draining` or `drained`.
-    pub drain_status: String,
-}
+mod view;
+
+pub use view::{LiveSnapshot, SessionState, SessionView};
 
 /// Why a session was not started.
 #[derive(Debug, thiserror::Error)]
@@ -104,67 +95,7 @@ enum Slot {
 #[derive(Debug, Default)]
 struct Table {
     sessions: HashMap<SessionKey, Slot>,
-    pool: HashMap<ExamId, Vec<Machine>>,
-    prewarming: usize,
-}
-
-impl Table {
-    fn pooled(&self) -> usize {
-        self.pool.values().map(Vec::len).sum()
-    }
-
-    /// An idle machine to discard to make room for `exam`: another exam's
-    /// first (the one with most), else `exam`'s own.
-    fn evict(&mut self, exam: &ExamId) -> Option<(ExamId, Machine)> {
-        let victim = self
-            .pool
-            .iter()
-            .filter(|(e, m)| !m.is_empty() && *e != exam)
-            .max_by_key(|(_, m)| m.len())
-            .map(|(e, _)| e.clone())
-            .or_else(|| {
-                self.pool
-                    .get(exam)
-                    .is_some_and(|m| !m.is_empty())
-                    .then(|| exam.clone())
-            })?;
-        let machines = self.pool.get_mut(&victim)?;
-        let machine = machines.pop()?;
-        if machines.is_empty() {
-            self.pool.remove(&victim);
-        }
-        Some((victim, machine))
-    }
-}
-
-/// A session as the node reports it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeSession {
-    /// The exam.
-    pub exam_id: String,
-    /// The student.
-    pub user_id: String,
-    /// `starting`, `running` or `stopping`.
-    pub state: String,
-    /// When it started (ms since the epoch), once running.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<u64>,
-    /// Whether it runs on a prewarmed machine.
-    pub prewarmed: bool,
-    /// Its connection details, once running.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session: Option<Value>,
-}
-
-/// A heartbeat's view of the sessions: how many, and which (with their
-/// incarnations).
-#[derive(Debug, Clone, Default)]
-pub struct LiveSnapshot {
-    /// Sessions starting, running or stopping.
-    pub active: usize,
-    /// Sessions starting or running, with their incarnation.
-    pub live: Vec<(SessionKey, u64)>,
+    pool: PrewarmPool,
 }
 
 /// The node: sessions, pool, slots, admin state.
@@ -176,12 +107,6 @@ pub struct WorkerNode {
     table: Mutex<Table>,
     admin: Mutex<Option<AdminView>>,
     incarnations: AtomicU64,
-}
-
-fn millis(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 impl WorkerNode {
@@ -290,10 +215,7 @@ impl WorkerNode {
         key: &SessionKey,
     ) -> Result<watch::Receiver<Outcome>, NodeError> {
         self.admit_new(table)?;
-        let machine = table.pool.get_mut(&key.exam_id).and_then(Vec::pop);
-        if table.pool.get(&key.exam_id).is_some_and(Vec::is_empty) {
-            table.pool.remove(&key.exam_id);
-        }
+        let machine = table.pool.claim(&key.exam_id);
         let incarnation = self.incarnations.fetch_add(1, Ordering::Relaxed) + 1;
         let (tx, rx) = watch::channel(None);
         table.sessions.insert(
@@ -304,8 +226,8 @@ impl WorkerNode {
             },
         );
         let mut evicted = Vec::new();
-        while table.sessions.len() + table.pooled() > self.max_sessions as usize {
-            match table.evict(&key.exam_id) {
+        while table.sessions.len() + table.pool.idle() > self.max_sessions as usize {
+            match table.pool.evict(&key.exam_id) {
                 Some(m) => evicted.push(m),
                 None => break,
             }
@@ -459,22 +381,20 @@ impl WorkerNode {
                 return Ok(0);
             }
         }
-        let used = table.sessions.len() + table.pooled() + table.prewarming;
+        let used = table.sessions.len() + table.pool.idle() + table.pool.starting();
         let room = (self.max_sessions as usize).saturating_sub(used);
         let accepted = room.min(count as usize);
-        table.prewarming += accepted;
+        table.pool.start(accepted);
         drop(table);
         for _ in 0..accepted {
             let node = Arc::clone(self);
             let exam = exam.clone();
             tokio::spawn(async move {
                 let result = node.provisioner.prewarm(&exam).await;
-                let mut table = node.table();
-                table.prewarming = table.prewarming.saturating_sub(1);
-                match result {
-                    Ok(machine) => table.pool.entry(exam).or_default().push(machine),
-                    Err(e) => tracing::warn!(exam = %exam, error = %e, "prewarm failed"),
+                if let Err(e) = &result {
+                    tracing::warn!(exam = %exam, error = %e, "prewarm failed");
                 }
+                node.table().pool.finish(exam, result.ok());
             });
         }
         Ok(u32::try_from(accepted).unwrap_or(u32::MAX))
@@ -500,50 +420,47 @@ impl WorkerNode {
     }
 
     /// Every session, sorted by exam then student.
-    pub fn sessions(&self) -> Vec<NodeSession> {
+    pub fn sessions(&self) -> Vec<SessionView> {
         let table = self.table();
-        let mut out: Vec<NodeSession> = table
+        let mut out: Vec<SessionView> = table
             .sessions
             .iter()
-            .map(|(k, s)| {
-                let (state, started_at, prewarmed, session) = match s {
-                    Slot::Starting { .. } => ("starting", None, false, None),
+            .map(|(key, slot)| {
+                let (state, started_at, prewarmed, details) = match slot {
+                    Slot::Starting { .. } => (SessionState::Starting, None, false, None),
                     Slot::Running {
                         details,
                         started_at,
                         prewarmed,
                         ..
                     } => (
-                        "running",
-                        Some(millis(*started_at)),
+                        SessionState::Running,
+                        Some(*started_at),
                         *prewarmed,
                         Some(details.clone()),
                     ),
-                    Slot::Stopping { .. } => ("stopping", None, false, None),
+                    Slot::Stopping { .. } => (SessionState::Stopping, None, false, None),
                 };
-                NodeSession {
-                    exam_id: k.exam_id.to_string(),
-                    user_id: k.user_id.to_string(),
-                    state: state.to_owned(),
+                SessionView {
+                    key: key.clone(),
+                    state,
                     started_at,
                     prewarmed,
-                    session,
+                    details,
                 }
             })
             .collect();
-        out.sort_by(|a, b| (&a.exam_id, &a.user_id).cmp(&(&b.exam_id, &b.user_id)));
+        out.sort_by(|a, b| {
+            (a.key.exam_id.as_str(), a.key.user_id.as_str())
+                .cmp(&(b.key.exam_id.as_str(), b.key.user_id.as_str()))
+        });
         out
     }
 
     /// Idle prewarmed machines per exam, and how many are still starting.
     pub fn pool(&self) -> (BTreeMap<String, usize>, usize) {
         let table = self.table();
-        let pool = table
-            .pool
-            .iter()
-            .map(|(e, m)| (e.to_string(), m.len()))
-            .collect();
-        (pool, table.prewarming)
+        (table.pool.per_exam(), table.pool.starting())
     }
 }
 

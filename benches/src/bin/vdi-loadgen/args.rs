@@ -1,0 +1,216 @@
+//! The load generator's flags: those every scenario shares ([`Common`])
+//! and each scenario's own, turned into the library's configurations.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use vdi_cluster_benches::cluster::Tuning;
+use vdi_cluster_benches::deploy::Backend;
+use vdi_cluster_benches::heartbeat::HeartbeatConfig;
+use vdi_cluster_benches::http::{HttpSetup, default_server_bin, port_of};
+use vdi_cluster_benches::steady::SteadyConfig;
+use vdi_cluster_benches::surge::SurgeConfig;
+
+#[derive(Debug, Args)]
+pub(crate) struct Common {
+    /// Backend: memory, redis://HOST:PORT (a random key prefix, deleted
+    /// afterwards), postgres://USER@HOST:PORT/DB (a fresh database beside
+    /// DB, dropped afterwards), or http://127.0.0.1:PORT (starts
+    /// `vdi-cluster serve` on PORT, PORT+1, … over --server-store).
+    /// 127.0.0.1 / localhost only.
+    #[arg(long, default_value = "memory")]
+    pub(crate) store: Backend,
+    /// Control-plane replicas, each a ClusterService over its own store
+    /// handle (connection or pool).
+    #[arg(long, default_value_t = 4)]
+    pub(crate) replicas: usize,
+    /// Measured runs; the report gives each and their median.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) runs: usize,
+    /// PostgreSQL pool size of each replica.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) pg_pool: u32,
+    /// How long a replica reuses its worker snapshot for ranking, ms.
+    #[arg(long, default_value_t = 500)]
+    snapshot_ms: u64,
+    /// Base seed of the replicas' tie-breaking.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Also print the results as one JSON object per run.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// With an http:// store: the backend the started `vdi-cluster serve`
+    /// processes use (memory, redis://…, postgres://…; a fresh namespace).
+    #[arg(long, default_value = "memory")]
+    server_store: Backend,
+    /// With an http:// store: the `vdi-cluster` binary to start (default:
+    /// beside this one).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+}
+
+impl Common {
+    /// The HTTP setup, when the store is `http://…`.
+    pub(crate) fn http(&self) -> anyhow::Result<Option<HttpSetup>> {
+        let Backend::Http(url) = &self.store else {
+            return Ok(None);
+        };
+        Ok(Some(HttpSetup {
+            server_bin: self.server_bin.clone().unwrap_or_else(default_server_bin),
+            server_store: self.server_store.clone(),
+            replicas: self.replicas,
+            pg_pool: self.pg_pool,
+            port: port_of(url)?,
+        }))
+    }
+
+    /// How the store is named in reports.
+    pub(crate) fn label(&self) -> String {
+        match &self.store {
+            Backend::Http(_) => format!("http → {}", self.server_store.name()),
+            other => other.name().to_owned(),
+        }
+    }
+
+    pub(crate) fn tuning(&self) -> Tuning {
+        Tuning {
+            snapshot_max_age: Duration::from_millis(self.snapshot_ms),
+            seed: self.seed,
+        }
+    }
+}
+
+/// The simulated fleet, the same flags in every scenario.
+#[derive(Debug, Args)]
+struct Fleet {
+    /// Worker nodes.
+    #[arg(long, default_value_t = 500)]
+    workers: usize,
+    /// Slots per worker.
+    #[arg(long, default_value_t = 20)]
+    slots: u32,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SurgeArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    #[command(flatten)]
+    fleet: Fleet,
+    /// Students allocating at once.
+    #[arg(long, default_value_t = 10_000)]
+    students: usize,
+    /// Exams the students belong to (round robin).
+    #[arg(long, default_value_t = 10)]
+    exams: usize,
+    /// Allocations in flight.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Untimed allocations (then releases) before each run.
+    #[arg(long, default_value_t = 1_000)]
+    warmup: usize,
+    /// Stop starting allocations after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    time_limit: u64,
+    /// Skip the raw-ceiling and naive baselines.
+    #[arg(long)]
+    pub(crate) no_baselines: bool,
+    /// Count every store call of the measured phase and print calls per
+    /// allocation and their mean latency.
+    #[arg(long)]
+    breakdown: bool,
+}
+
+impl SurgeArgs {
+    pub(crate) fn config(&self) -> SurgeConfig {
+        SurgeConfig {
+            workers: self.fleet.workers,
+            slots: self.fleet.slots,
+            students: self.students,
+            exams: self.exams,
+            concurrency: self.concurrency,
+            warmup: self.warmup,
+            time_limit: Duration::from_secs(self.time_limit),
+            tuning: self.common.tuning(),
+            pg_pool: self.common.pg_pool,
+            breakdown: self.breakdown,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct HeartbeatArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    #[command(flatten)]
+    fleet: Fleet,
+    /// Heartbeats in flight.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Heartbeats per run.
+    #[arg(long, default_value_t = 50_000)]
+    heartbeats: usize,
+    /// Stop after this many seconds.
+    #[arg(long, default_value_t = 30)]
+    time_limit: u64,
+}
+
+impl HeartbeatArgs {
+    pub(crate) fn config(&self) -> HeartbeatConfig {
+        HeartbeatConfig {
+            workers: self.fleet.workers,
+            slots: self.fleet.slots,
+            concurrency: self.concurrency,
+            heartbeats: self.heartbeats,
+            time_limit: Duration::from_secs(self.time_limit),
+            tuning: self.common.tuning(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SteadyArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    #[command(flatten)]
+    fleet: Fleet,
+    /// Share of the slots taken before measuring, percent.
+    #[arg(long, default_value_t = 50)]
+    occupancy: u32,
+    /// Exams the students belong to.
+    #[arg(long, default_value_t = 10)]
+    exams: usize,
+    /// Operations per second (40 % allocate, 40 % release, 20 % heartbeat).
+    #[arg(long, default_value_t = 2_000)]
+    rate: u32,
+    /// Most operations in flight.
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    /// Seconds of each phase (without, then with reconcile).
+    #[arg(long, default_value_t = 15)]
+    phase_secs: u64,
+    /// Pause between reconcile passes in the second phase, ms.
+    #[arg(long, default_value_t = 100)]
+    reconcile_pause_ms: u64,
+    /// Count every store call per phase and print calls per operation.
+    #[arg(long)]
+    breakdown: bool,
+}
+
+impl SteadyArgs {
+    pub(crate) fn config(&self) -> SteadyConfig {
+        SteadyConfig {
+            workers: self.fleet.workers,
+            slots: self.fleet.slots,
+            occupancy_percent: self.occupancy.min(100),
+            exams: self.exams,
+            rate: self.rate.max(1),
+            concurrency: self.concurrency,
+            phase: Duration::from_secs(self.phase_secs),
+            reconcile_pause: Duration::from_millis(self.reconcile_pause_ms),
+            tuning: self.common.tuning(),
+            breakdown: self.breakdown,
+        }
+    }
+}

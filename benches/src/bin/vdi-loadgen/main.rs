@@ -1,0 +1,71 @@
+//! `vdi-loadgen`: the exam-start load generator of vdi-cluster.
+//!
+//! ```text
+//! vdi-loadgen surge     --store redis://127.0.0.1:6379
+//! vdi-loadgen heartbeat --store postgres://postgres@127.0.0.1:5432/postgres
+//! vdi-loadgen steady    --store memory
+//! ```
+//!
+//! Every scenario runs `--runs` times (default 3) on a fresh namespace
+//! (random Redis prefix, fresh PostgreSQL database, removed afterwards) and
+//! prints one table row per run and the median. `surge` measures the
+//! baselines (raw ceiling, naive) in the same run. See BENCHMARKS.md.
+//!
+//! `args` holds the flags, `run` the one run-and-report path, and
+//! `surge`, `heartbeat` and `steady` what each scenario measures and
+//! prints.
+
+mod args;
+mod heartbeat;
+mod run;
+mod steady;
+mod surge;
+
+use clap::{Parser, Subcommand};
+
+use self::args::{HeartbeatArgs, SteadyArgs, SurgeArgs};
+use self::run::run_and_report;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vdi-loadgen",
+    version,
+    about = "Exam-start load generator of vdi-cluster"
+)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Exam start: every student allocates at once. Also measures the
+    /// backend's raw ceiling and the naive approach in the same run.
+    Surge(SurgeArgs),
+    /// Every worker heartbeats as fast as it can.
+    Heartbeat(HeartbeatArgs),
+    /// An exam in progress: allocations, releases and heartbeats at a fixed
+    /// rate, first without, then with reconcile passes running.
+    Steady(SteadyArgs),
+}
+
+async fn run(command: Command) -> anyhow::Result<bool> {
+    match command {
+        Command::Surge(args) => run_and_report(surge::Surge::new(args)?).await,
+        Command::Heartbeat(args) => run_and_report(heartbeat::Heartbeat::new(args)).await,
+        Command::Steady(args) => run_and_report(steady::Steady::new(args)?).await,
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli.scenario).await {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

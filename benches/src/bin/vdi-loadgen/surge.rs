@@ -1,0 +1,280 @@
+//! `surge`: ours, then the raw ceiling and the naive baseline of the same
+//! backend, in every run.
+
+use serde_json::json;
+use vdi_cluster_benches::baseline::{BaselineReport, naive, raw_ceiling};
+use vdi_cluster_benches::deploy::Backend;
+use vdi_cluster_benches::latency::{median, ms};
+use vdi_cluster_benches::surge::{SurgeConfig, SurgeReport, surge_on};
+use vdi_cluster_benches::table::{Table, thousands};
+
+use crate::args::{Common, SurgeArgs};
+use crate::run::{
+    CallBreakdown, Scenario, bar, cpu_cells, cpu_json, latency_cells, on_deployment, on_target,
+    summary_json,
+};
+
+/// One run: ours and the baselines measured beside it.
+pub(crate) struct SurgeRun {
+    ours: SurgeReport,
+    raw: Option<BaselineReport>,
+    naive: Option<BaselineReport>,
+}
+
+pub(crate) struct Surge {
+    common: Common,
+    config: SurgeConfig,
+    /// Measure the baselines (not over HTTP).
+    baselines: bool,
+    /// Over HTTP: the contention retries are not seen.
+    http: bool,
+}
+
+impl Surge {
+    pub(crate) fn new(args: SurgeArgs) -> anyhow::Result<Self> {
+        let http = args.common.http()?.is_some();
+        Ok(Self {
+            config: args.config(),
+            baselines: !args.no_baselines && !http,
+            http,
+            common: args.common,
+        })
+    }
+
+    async fn baseline(&self, run: usize, naive_one: bool) -> anyhow::Result<BaselineReport> {
+        let (config, name) = (
+            &self.config,
+            if naive_one { "naive" } else { "raw ceiling" },
+        );
+        let progress = bar(format!("run {run} {name}"));
+        let report = on_deployment(&self.common, async |d| {
+            if naive_one {
+                naive(d, config, &progress).await
+            } else {
+                raw_ceiling(d, config, &progress).await
+            }
+        })
+        .await?;
+        progress.finish_and_clear();
+        Ok(report)
+    }
+}
+
+fn baseline_json(b: &Option<BaselineReport>) -> serde_json::Value {
+    match b {
+        None => serde_json::Value::Null,
+        Some(b) => json!({
+            "latency": summary_json(&b.latency),
+            "reserved": b.tally.reserved,
+            "refused": b.tally.refused,
+            "errors": b.tally.errors,
+            "overAllocations": b.audit.over_allocations,
+            "overAllocatedWorkers": b.audit.over_allocated_workers,
+            "cpu": cpu_json(&b.cpu, b.latency.count),
+        }),
+    }
+}
+
+impl Scenario for Surge {
+    type Report = SurgeRun;
+
+    const NAME: &'static str = "surge";
+
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    async fn run(&self, run: usize) -> anyhow::Result<SurgeRun> {
+        let config = &self.config;
+        let progress = bar(format!("run {run} ours"));
+        let ours = on_target(
+            &self.common,
+            config.workers,
+            config.breakdown,
+            async |target, probe| surge_on(&target, probe, config, &progress).await,
+        )
+        .await?;
+        progress.finish_and_clear();
+        let has_naive = matches!(self.common.store, Backend::Redis(_) | Backend::Postgres(_));
+        let raw = if self.baselines {
+            Some(self.baseline(run, false).await?)
+        } else {
+            None
+        };
+        let naive = if self.baselines && has_naive {
+            Some(self.baseline(run, true).await?)
+        } else {
+            None
+        };
+        Ok(SurgeRun { ours, raw, naive })
+    }
+
+    fn progress_line(&self, run: usize, r: &SurgeRun) -> Option<String> {
+        Some(format!(
+            "run {run}: ours {} alloc/s, p99 {}, over-allocations {}",
+            thousands(r.ours.latency.rate()),
+            ms(r.ours.latency.p99),
+            r.ours.audit.over_allocations
+        ))
+    }
+
+    fn json(&self, r: &SurgeRun) -> serde_json::Value {
+        let (config, ours) = (&self.config, &r.ours);
+        json!({
+            "workers": config.workers, "slots": config.slots,
+            "students": config.students, "exams": config.exams,
+            "concurrency": config.concurrency,
+            "ours": {
+                "latency": summary_json(&ours.latency),
+                "placed": ours.tally.placed, "noCapacity": ours.tally.no_capacity,
+                "errors": ours.tally.errors, "firstError": ours.tally.first_error,
+                "contentionRetries": ours.tally.contention_retries,
+                "contended": ours.tally.contended,
+                "notStarted": ours.not_started,
+                "overAllocations": ours.audit.over_allocations,
+                "workerSideOver": ours.worker_side_over,
+                "counterDrift": ours.audit.counter_drift,
+                "cpu": cpu_json(&ours.cpu, ours.latency.count),
+            },
+            "raw": baseline_json(&r.raw),
+            "naive": baseline_json(&r.naive),
+        })
+    }
+
+    fn title(&self) -> String {
+        let config = &self.config;
+        format!(
+            "surge on {} — {} replicas, {} workers × {} slots, {} students in {} exams, concurrency {}",
+            self.common.label(),
+            self.common.replicas,
+            config.workers,
+            config.slots,
+            config.students,
+            config.exams,
+            config.concurrency
+        )
+    }
+
+    fn tables(&self, runs: &[SurgeRun]) -> Vec<Table> {
+        let mut t = Table::new([
+            "run",
+            "system",
+            "alloc/s",
+            "p50",
+            "p95",
+            "p99",
+            "max",
+            "placed",
+            "no capacity",
+            "errors",
+            "retries",
+            "over-alloc",
+            "ours ÷ it",
+            "client µs/op",
+            "server µs/op",
+            "machine busy",
+        ]);
+        for (i, r) in runs.iter().enumerate() {
+            let o = &r.ours;
+            let mut row = vec![(i + 1).to_string(), "ours".into()];
+            row.extend(latency_cells(&o.latency));
+            row.extend([
+                o.tally.placed.to_string(),
+                o.tally.no_capacity.to_string(),
+                o.tally.errors.to_string(),
+                if self.http {
+                    "-".to_owned()
+                } else {
+                    o.tally.contention_retries.to_string()
+                },
+                (o.audit.over_allocations + o.worker_side_over).to_string(),
+                String::new(),
+            ]);
+            row.extend(cpu_cells(&o.cpu, o.latency.count));
+            t.row(row);
+            for (name, b) in [("raw ceiling", &r.raw), ("naive", &r.naive)] {
+                let Some(b) = b else { continue };
+                let mut row = vec![(i + 1).to_string(), name.into()];
+                row.extend(latency_cells(&b.latency));
+                row.extend([
+                    b.tally.reserved.to_string(),
+                    b.tally.refused.to_string(),
+                    b.tally.errors.to_string(),
+                    "-".into(),
+                    b.audit.over_allocations.to_string(),
+                    format!("{:.2}", o.latency.rate() / b.latency.rate().max(1e-9)),
+                ]);
+                row.extend(cpu_cells(&b.cpu, b.latency.count));
+                t.row(row);
+            }
+        }
+        vec![t, medians(runs)]
+    }
+
+    fn breakdowns<'a>(&self, runs: &'a [SurgeRun]) -> Vec<CallBreakdown<'a>> {
+        runs.last()
+            .and_then(|last| {
+                let calls = last.ours.breakdown.as_ref()?;
+                Some((
+                    "store call (last run)".to_owned(),
+                    calls,
+                    last.ours.latency.count,
+                ))
+            })
+            .into_iter()
+            .collect()
+    }
+
+    fn verdict(&self, runs: &[SurgeRun]) -> (bool, Option<String>) {
+        let correct = runs.iter().all(|r| r.ours.is_correct());
+        let message = (!correct)
+            .then(|| "FAILED: a run over-allocated, drifted or failed an allocation".to_owned());
+        (correct, message)
+    }
+}
+
+/// The medians of the runs: ours, and against each baseline.
+fn medians(runs: &[SurgeRun]) -> Table {
+    let med = |f: &dyn Fn(&SurgeRun) -> Option<f64>| {
+        median(&runs.iter().filter_map(f).collect::<Vec<_>>())
+    };
+    let mut m = Table::new(["median of runs", "value"]);
+    let rate = med(&|r| Some(r.ours.latency.rate())).unwrap_or(0.0);
+    m.row(["ours alloc/s".into(), thousands(rate)]);
+    m.row([
+        "ours p99".into(),
+        format!(
+            "{:.2} ms",
+            med(&|r| Some(r.ours.latency.p99.as_secs_f64() * 1e3)).unwrap_or(0.0)
+        ),
+    ]);
+    let ratio = |b: &Option<BaselineReport>, r: &SurgeRun| {
+        b.as_ref().map(|b| r.ours.latency.rate() / b.latency.rate())
+    };
+    if let Some(raw) = med(&|r| r.raw.as_ref().map(|b| b.latency.rate())) {
+        m.row(["raw ceiling ops/s".into(), thousands(raw)]);
+        m.row([
+            "ours ÷ raw ceiling".into(),
+            format!("{:.2}", med(&|r| ratio(&r.raw, r)).unwrap_or(0.0)),
+        ]);
+    }
+    if let Some(naive) = med(&|r| r.naive.as_ref().map(|b| b.latency.rate())) {
+        m.row(["naive alloc/s".into(), thousands(naive)]);
+        m.row([
+            "ours ÷ naive".into(),
+            format!("{:.2}", med(&|r| ratio(&r.naive, r)).unwrap_or(0.0)),
+        ]);
+        m.row([
+            "naive over-allocations".into(),
+            thousands(
+                med(&|r| r.naive.as_ref().map(|b| b.audit.over_allocations as f64)).unwrap_or(0.0),
+            ),
+        ]);
+    }
+    let over: u64 = runs
+        .iter()
+        .map(|r| r.ours.audit.over_allocations + r.ours.worker_side_over)
+        .sum();
+    m.row(["ours over-allocations (all runs)".into(), over.to_string()]);
+    m
+}

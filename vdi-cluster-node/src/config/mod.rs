@@ -1,0 +1,11 @@
+//! `vdi-cluster worker` options: the flags ([`WorkerArgs`], in `args`),
+//! and their resolution into a [`WorkerConfig`] (in `resolve`).
+
+mod args;
+mod resolve;
+
+pub use args::{ProvisionerKind, WorkerArgs};
+pub use resolve::{
+    CapacityConfig, ConfigError, DEFAULT_PORT, DEFAULT_VM_CPUS, DEFAULT_VM_MEMORY_MB,
+    ProvisionerConfig, WorkerConfig, check_base_url,
+};
