@@ -3,7 +3,7 @@
 # one Docker container per exam session, reached over VNC.
 #
 # The worker runs it once per action, with (see `cargo doc`, module
-# vdi_cluster_server::worker::provision):
+# vdi_cluster_node::provision):
 #   VDI_ACTION       allocate | release | prewarm | discard
 #   VDI_WORKER_CODE  this worker's code
 #   VDI_EXAM_ID      the exam;  VDI_USER_ID  the student (allocate, release)
