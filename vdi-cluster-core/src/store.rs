@@ -74,7 +74,10 @@ pub enum DeleteOutcome {
 /// The registry of worker nodes.
 #[async_trait]
 pub trait Registry: Debug + Send + Sync + 'static {
-    /// Checks that the storage answers.
+    /// Checks that the storage answers a real read of the data an
+    /// allocation reads (not only that a connection is open): a store whose
+    /// tables are locked or whose data cannot be read fails here, within
+    /// the store's own call timeout.
     async fn ping(&self) -> Result<()>;
 
     /// One worker, with its version and dispatched count.

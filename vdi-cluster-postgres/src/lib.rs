@@ -166,7 +166,14 @@ impl PgStore {
     /// (failing with [`Error::Unavailable`] otherwise).
     pub async fn connect_with(url: &str, config: PgStoreConfig) -> Result<Self> {
         let store = Self::connect_lazy(url, config)?;
-        vdi_cluster_core::Registry::ping(&store).await?;
+        store
+            .call(async {
+                sqlx::query(sql::SERVER_ANSWERS)
+                    .execute(store.pool())
+                    .await?;
+                Ok(())
+            })
+            .await?;
         Ok(store)
     }
 

@@ -14,7 +14,9 @@ macro_rules! statements {
 }
 
 statements! {
-    /// Whether the server answers.
+    /// Whether the server answers at all (no table read).
+    SERVER_ANSWERS = "server_answers.sql";
+    /// Readiness: a real read of the tables allocations read.
     PING = "ping.sql";
     /// One worker.
     WORKER = "worker.sql";

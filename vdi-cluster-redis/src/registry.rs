@@ -81,7 +81,9 @@ impl RedisStore {
 #[async_trait]
 impl Registry for RedisStore {
     async fn ping(&self) -> Result<()> {
-        let _: String = redis::cmd("PING")
+        // A real read of the keyspace allocations use, not just PING.
+        let _: u64 = redis::cmd("HLEN")
+            .arg(self.keys.dispatched())
             .query_async(&mut self.conn())
             .await
             .map_err(BackendError::from)?;

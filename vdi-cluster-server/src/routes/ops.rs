@@ -1,8 +1,10 @@
 //! Operations: liveness, readiness, metrics, the OpenAPI document.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
@@ -22,7 +24,11 @@ pub(crate) async fn healthz() -> Json<HealthJson> {
     Json(HealthJson::alive())
 }
 
-/// Readiness: the storage backend answers.
+/// Longest time readiness waits for the store's answer.
+pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Readiness: the storage backend answers a real read within
+/// [`READY_TIMEOUT`].
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
     responses(
@@ -31,7 +37,20 @@ pub(crate) async fn healthz() -> Json<HealthJson> {
     )
 )]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<HealthJson>, ApiError> {
-    state.service().ping().await?;
+    match tokio::time::timeout(READY_TIMEOUT, state.service().ping()).await {
+        Ok(answer) => answer?,
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the {} store did not answer a read within {} s",
+                    state.store_name(),
+                    READY_TIMEOUT.as_secs()
+                ),
+            )
+            .with_retry_after(crate::error::UNAVAILABLE_RETRY_AFTER_SECS));
+        }
+    }
     Ok(Json(HealthJson::ready(state.store_name())))
 }
 

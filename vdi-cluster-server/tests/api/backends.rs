@@ -1,4 +1,4 @@
-//! Seed 000, the drain runbook, allocate idempotency and failover on Redis
+//! Seed 000, the drain runbook, allocate idempotency, failover and readiness on Redis
 //! and PostgreSQL, through the same HTTP server. Redis gets a random key prefix (its keys are deleted
 //! afterwards); PostgreSQL a fresh database (dropped afterwards). When a
 //! server cannot be reached the test says SKIP, or fails when
@@ -202,5 +202,50 @@ async fn failover_on_a_timeout_on_postgres() {
         Behaviour::Hang,
     )
     .await;
+    fixture.cleanup().await;
+}
+
+/// `/readyz` reads the tables allocations read: while another session
+/// holds them locked it answers 503 (within its bound), and 200 again once
+/// they are free, with no restart.
+#[tokio::test]
+async fn readyz_is_503_while_the_tables_are_locked() {
+    let Some(fixture) = PgFixture::new().await else {
+        return;
+    };
+    let (setup, _sim) = Setup::with_store(Arc::new(fixture.store.clone()), "postgres");
+    let s = TestServer::start(setup).await;
+    assert_eq!(s.get("/readyz").await.status, 200);
+
+    let mut locker = fixture
+        .admin
+        .clone()
+        .database(&fixture.name)
+        .connect()
+        .await
+        .unwrap();
+    locker.execute("BEGIN").await.unwrap();
+    locker
+        .execute("LOCK TABLE vdi.workers, vdi.dispatches IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let r = s.get("/readyz").await;
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(r.error_message().contains("did not answer"), "{r:?}");
+
+    locker.execute("ROLLBACK").await.unwrap();
+    let _ = locker.close().await;
+    // Answered again without a restart (the timed-out read may still be
+    // finishing on its pooled connection: wait for it, bounded).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = s.get("/readyz").await;
+        if r.status == 200 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still {r:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s.stop().await;
     fixture.cleanup().await;
 }
