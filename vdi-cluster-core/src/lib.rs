@@ -11,7 +11,8 @@
 //!
 //! * **Domain** — pure, no I/O, time passed in: [`capacity`], [`health`],
 //!   [`policy`] (the drain state machine), [`worker`], [`dispatch`],
-//!   [`scheduler`] (ranking, explanations, the prewarm planner).
+//!   [`scheduler`] (ranking, explanations, the prewarm planner), [`exam`]
+//!   (booked exams and their admission).
 //! * **Store traits** — [`Registry`], [`DispatchStore`], [`LeaderLease`],
 //!   [`AuditLog`], [`Credentials`] (together: [`Store`]): storage and atomic steps only. The
 //!   in-memory backend [`MemoryStore`] is the embedded default; Redis and
@@ -40,6 +41,7 @@ pub mod client;
 pub mod dispatch;
 mod error;
 pub mod events;
+pub mod exam;
 pub mod health;
 pub mod ids;
 pub mod memory;
@@ -59,6 +61,7 @@ pub use client::{WorkerCallError, WorkerClient};
 pub use dispatch::{Dispatch, DispatchState};
 pub use error::{Error, Result};
 pub use events::{Event, EventKind, EventSink, LogSink};
+pub use exam::{Exam, ExamPatch};
 pub use health::{Availability, HeartbeatStamp, ResourceUsage};
 pub use ids::{DispatchId, ExamId, SessionKey, UserId, WorkerId};
 pub use memory::MemoryStore;
