@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::ids::{SessionKey, WorkerId};
+use crate::ids::{ExamId, SessionKey, WorkerId};
 use crate::policy::TransitionError;
 use crate::scheduler::NoCapacity;
 use crate::validation::ValidationError;
@@ -29,6 +29,14 @@ pub enum Error {
     /// The session has no dispatch.
     #[error("Session not found: {0}")]
     SessionNotFound(SessionKey),
+
+    /// No exam is booked with this id.
+    #[error("Exam not found: {0}")]
+    ExamNotFound(ExamId),
+
+    /// An exam with this id is already booked.
+    #[error("Exam already booked: {0}")]
+    ExamExists(ExamId),
 
     /// An admin transition is not allowed from the worker's current state.
     #[error(transparent)]

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::health::Availability;
-use crate::ids::{SessionKey, WorkerId};
+use crate::ids::{ExamId, SessionKey, WorkerId};
 use crate::policy::AdminPolicy;
 use crate::reconcile::ReconcileReport;
 use crate::time::Timestamp;
@@ -98,6 +98,21 @@ pub enum EventKind {
         /// What it did.
         report: ReconcileReport,
     },
+    /// A booked exam no longer fits the schedulable capacity (or its
+    /// shortfall changed): emitted once per change.
+    ExamAtRisk {
+        /// The exam.
+        exam: ExamId,
+        /// Students that cannot be placed at the peak.
+        shortfall: u32,
+        /// The peak instant.
+        peak_at: Timestamp,
+    },
+    /// A booked exam flagged at risk fits again.
+    ExamFitsAgain {
+        /// The exam.
+        exam: ExamId,
+    },
 }
 
 impl EventKind {
@@ -115,6 +130,8 @@ impl EventKind {
             Self::SessionsOrphaned { .. } => "sessionsOrphaned",
             Self::MigrationSuspended { .. } => "migrationSuspended",
             Self::Reconciled { .. } => "reconciled",
+            Self::ExamAtRisk { .. } => "examAtRisk",
+            Self::ExamFitsAgain { .. } => "examFitsAgain",
         }
     }
 }
@@ -146,7 +163,8 @@ impl EventSink for LogSink {
         match &event.kind {
             EventKind::MigrationFailed { .. }
             | EventKind::SessionsOrphaned { .. }
-            | EventKind::MigrationSuspended { .. } => {
+            | EventKind::MigrationSuspended { .. }
+            | EventKind::ExamAtRisk { .. } => {
                 tracing::warn!(target: "vdi_cluster::events", event = %json, "cluster event")
             }
             _ => tracing::info!(target: "vdi_cluster::events", event = %json, "cluster event"),
@@ -226,6 +244,14 @@ mod tests {
                 session: s,
                 from: w.clone(),
                 reason: String::new(),
+            },
+            EventKind::ExamAtRisk {
+                exam: ExamId::parse("examId", "e").unwrap(),
+                shortfall: 3,
+                peak_at: Timestamp(7),
+            },
+            EventKind::ExamFitsAgain {
+                exam: ExamId::parse("examId", "e").unwrap(),
             },
             EventKind::SessionsOrphaned {
                 worker: w,

@@ -11,9 +11,11 @@
 //!
 //! * **Domain** — pure, no I/O, time passed in: [`capacity`], [`health`],
 //!   [`policy`] (the drain state machine), [`worker`], [`dispatch`],
-//!   [`scheduler`] (ranking, explanations, the prewarm planner).
+//!   [`scheduler`] (ranking, explanations, the prewarm planner), [`exam`]
+//!   (booked exams and their admission).
 //! * **Store traits** — [`Registry`], [`DispatchStore`], [`LeaderLease`],
-//!   [`AuditLog`], [`Credentials`] (together: [`Store`]): storage and atomic steps only. The
+//!   [`AuditLog`], [`Credentials`], [`ExamStore`](calendar::ExamStore)
+//!   (together: [`Store`]): storage and atomic steps only. The
 //!   in-memory backend [`MemoryStore`] is the embedded default; Redis and
 //!   PostgreSQL live in their own crates.
 //! * **Orchestration** — [`ClusterService`]: heartbeats, allocate with
@@ -29,17 +31,27 @@
 //!   existing dispatch.
 //! * **C — no drift:** every counter equals a recount of the dispatch
 //!   records; reconcile repairs and reports any drift.
+//! * **D — admission:** at no instant do the booked exams overlapping it
+//!   need more than the schedulable capacity less headroom (checked as a
+//!   matching of exams to worker pools their constraints allow), however
+//!   many bookings race on however many replicas. Core decides
+//!   ([`exam::admission`]); the store writes the decision only if the
+//!   calendar's version is still the one decided on
+//!   ([`ExamStore`](calendar::ExamStore)), else core re-reads and decides
+//!   again.
 //!
 //! The `testkit` feature holds the conformance suite every backend runs to
 //! prove them, plus simulated workers for examples and tests.
 //!
 //! See [`service`] for a complete allocate example.
 
+pub mod calendar;
 pub mod capacity;
 pub mod client;
 pub mod dispatch;
 mod error;
 pub mod events;
+pub mod exam;
 pub mod health;
 pub mod ids;
 pub mod memory;
@@ -59,6 +71,7 @@ pub use client::{WorkerCallError, WorkerClient};
 pub use dispatch::{Dispatch, DispatchState};
 pub use error::{Error, Result};
 pub use events::{Event, EventKind, EventSink, LogSink};
+pub use exam::{Exam, ExamPatch};
 pub use health::{Availability, HeartbeatStamp, ResourceUsage};
 pub use ids::{DispatchId, ExamId, SessionKey, UserId, WorkerId};
 pub use memory::MemoryStore;

@@ -24,6 +24,8 @@ use crate::store::{
 use crate::time::{Clock, SystemClock, Timestamp};
 use crate::worker::{WorkerRecord, WorkerSnapshot};
 
+mod exams;
+
 /// Audit entries kept in memory.
 const AUDIT_KEPT: usize = 10_000;
 
@@ -39,6 +41,7 @@ struct State {
     audit: VecDeque<AuditEntry>,
     join_tokens: Vec<JoinToken>,
     credentials: HashMap<WorkerId, String>,
+    exams: exams::ExamState,
 }
 
 impl State {

@@ -42,6 +42,7 @@ use crate::ids::{DispatchId, ExamId, SessionKey, WorkerId};
 use crate::time::Timestamp;
 use crate::worker::{WorkerRecord, WorkerSnapshot};
 
+pub use crate::calendar::{CalendarWrite, ExamCalendar, ExamStore};
 pub use crate::reconcile::{Counter, Drift};
 pub use crate::scheduler::ExamPlacement;
 
@@ -295,10 +296,13 @@ pub trait Credentials: Debug + Send + Sync + 'static {
 }
 
 /// Everything a backend provides. Implemented for every type that
-/// implements the five traits.
-pub trait Store: Registry + DispatchStore + LeaderLease + AuditLog + Credentials {}
+/// implements the six traits.
+pub trait Store:
+    Registry + DispatchStore + LeaderLease + AuditLog + Credentials + ExamStore
+{
+}
 
-impl<T: Registry + DispatchStore + LeaderLease + AuditLog + Credentials> Store for T {}
+impl<T: Registry + DispatchStore + LeaderLease + AuditLog + Credentials + ExamStore> Store for T {}
 
 #[cfg(test)]
 mod tests {

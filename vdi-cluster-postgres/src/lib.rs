@@ -120,6 +120,7 @@ mod config;
 mod credentials;
 mod dispatch;
 mod error;
+mod exams;
 mod lease;
 mod registry;
 mod sql;

@@ -74,4 +74,16 @@ statements! {
     WORKER_CREDENTIAL = "worker_credential.sql";
     /// Newest audit entries.
     RECENT_AUDIT = "recent_audit.sql";
+    /// Every exam and the calendar's version.
+    EXAM_CALENDAR = "exam_calendar.sql";
+    /// Compare-and-set write of one exam on the calendar's version.
+    PUT_EXAM = "put_exam.sql";
+    /// Compare-and-set removal of one exam on the calendar's version.
+    DELETE_EXAM = "delete_exam.sql";
+    /// Lock a booked exam and read its at-risk flag.
+    LOCK_EXAM_RISK = "lock_exam_risk.sql";
+    /// Set an at-risk flag.
+    SET_EXAM_RISK = "set_exam_risk.sql";
+    /// Clear an at-risk flag.
+    CLEAR_EXAM_RISK = "clear_exam_risk.sql";
 }

@@ -15,6 +15,7 @@
 //! * [`reconcile`] — operators: the reconcile report, admin policies as it
 //!   and the events show them.
 //! * [`events`] — operators: the events stream's bodies.
+//! * [`exams`] — operators: exams booked with admission control.
 //! * [`join`] — admins: join tokens.
 //! * [`ops`] — `/healthz`, `/readyz`.
 //! * [`ErrorBody`] — seed 004's error body every endpoint answers with.
@@ -35,6 +36,7 @@ pub mod credentials;
 pub mod decode;
 mod error;
 pub mod events;
+pub mod exams;
 pub mod join;
 pub mod node;
 pub mod node_status;

@@ -246,6 +246,21 @@ impl Keys {
         format!("{}:join-tokens", self.prefix)
     }
 
+    /// `{p}:exams` — hash, exam id → the booked exam as JSON.
+    pub(crate) fn exams(&self) -> String {
+        format!("{}:exams", self.prefix)
+    }
+
+    /// `{p}:exams:version` — string counter, the exam calendar's version.
+    pub(crate) fn exams_version(&self) -> String {
+        format!("{}:exams:version", self.prefix)
+    }
+
+    /// `{p}:exams:risk` — hash, exam id → students missing (at-risk flag).
+    pub(crate) fn exams_risk(&self) -> String {
+        format!("{}:exams:risk", self.prefix)
+    }
+
     /// `{p}:worker-credentials` — hash, worker code → hash of its own
     /// credential.
     pub(crate) fn worker_credentials(&self) -> String {

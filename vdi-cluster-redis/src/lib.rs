@@ -6,6 +6,7 @@ mod conn;
 mod credentials;
 mod dispatch;
 mod error;
+mod exams;
 pub mod keys;
 mod lease;
 mod recount;

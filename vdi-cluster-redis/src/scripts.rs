@@ -64,6 +64,10 @@ scripts!(
     recount_exam,
     redeem_join_token,
     put_join_token,
+    exam_calendar,
+    exam_put,
+    exam_delete,
+    exam_risk_swap,
 );
 
 /// The compare-and-reserve script exactly as the store runs it (prelude

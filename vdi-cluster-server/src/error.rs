@@ -150,10 +150,11 @@ impl From<CoreError> for ApiError {
     fn from(error: CoreError) -> Self {
         match error {
             CoreError::Invalid(v) => Self::invalid(v),
-            e @ (CoreError::WorkerNotFound(_) | CoreError::SessionNotFound(_)) => {
-                Self::not_found(e.to_string())
-            }
+            e @ (CoreError::WorkerNotFound(_)
+            | CoreError::SessionNotFound(_)
+            | CoreError::ExamNotFound(_)) => Self::not_found(e.to_string()),
             CoreError::Transition(t) => Self::conflict(t.to_string()),
+            e @ CoreError::ExamExists(_) => Self::conflict(e.to_string()),
             e @ (CoreError::AllocationInProgress(_) | CoreError::Conflict { .. }) => {
                 Self::conflict(e.to_string()).with_retry_after(CONFLICT_RETRY_AFTER_SECS)
             }

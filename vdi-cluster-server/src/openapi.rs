@@ -40,7 +40,7 @@ use vdi_cluster_protocol::{
 
 use crate::auth::Access;
 use crate::routes::{
-    HttpMethod, admin, cluster, join, ops, registration, route_table, sessions, workers,
+    HttpMethod, admin, cluster, exams, join, ops, registration, route_table, sessions, workers,
 };
 
 /// Name of the bearer-JWT security scheme.
@@ -66,6 +66,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         admin::drain, admin::drain_put, admin::activate,
         join::join, join::create, join::list, join::revoke,
         sessions::allocate, sessions::get, sessions::release, sessions::prewarm,
+        exams::book, exams::calendar, exams::detail, exams::patch, exams::cancel,
         cluster::stats, cluster::distribution, cluster::audit, cluster::events,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),

@@ -25,7 +25,7 @@ use crate::health::Availability;
 use crate::ids::{ExamId, WorkerId};
 use crate::policy::AdminPolicy;
 use crate::validation::ValidationError;
-use crate::worker::{MAX_TAG_LEN, MAX_TAGS, WorkerRecord, WorkerView};
+use crate::worker::{MAX_TAG_LEN, MAX_TAGS, WorkerDescription, WorkerRecord, WorkerView};
 
 pub use prewarm::{PrewarmShare, plan_prewarm};
 pub use rank::{Candidate, ExamPlacement, RankIndex, RankOptions, Ranking, rank};
@@ -78,7 +78,11 @@ pub struct Constraints {
 impl Constraints {
     /// Whether `worker` satisfies every constraint.
     pub fn matches(&self, worker: &WorkerRecord) -> bool {
-        let d = &worker.description;
+        self.matches_description(&worker.description)
+    }
+
+    /// Whether a worker described by `d` satisfies every constraint.
+    pub fn matches_description(&self, d: &WorkerDescription) -> bool {
         self.zone
             .as_ref()
             .is_none_or(|z| d.zone.as_ref() == Some(z))

@@ -64,6 +64,15 @@ pub struct ServiceConfig {
     pub seed: u64,
     /// This replica's name, as lease holder.
     pub replica_id: String,
+    /// Percentage of each worker pool's slots exam admission keeps free
+    /// (`VDI_EXAM_HEADROOM_PERCENT`, 10).
+    pub exam_headroom_percent: u32,
+    /// How far after the requested start a refused booking searches for
+    /// the earliest start that fits (7 days).
+    pub exam_fit_horizon: Duration,
+    /// Compare-and-set attempts of one booking, change or cancel before it
+    /// gives up with a conflict (32).
+    pub exam_write_attempts: u32,
 }
 
 impl Default for ServiceConfig {
@@ -94,6 +103,9 @@ impl Default for ServiceConfig {
             snapshot_max_age: Duration::from_millis(500),
             seed: replica.as_u64_pair().0,
             replica_id: format!("replica-{}", &replica.simple().to_string()[..8]),
+            exam_headroom_percent: 10,
+            exam_fit_horizon: Duration::from_secs(7 * 86_400),
+            exam_write_attempts: 32,
         }
     }
 }

@@ -5,7 +5,8 @@
 //! registration in `registration`, allocation and release in `allocate`,
 //! admin transitions in `admin`, reconcile and the health monitor in
 //! `reconcile`, prewarm in `prewarm`, read-only views in `stats`, the
-//! background loop in `background`.
+//! background loop in `background`, exams with admission control in
+//! `exams`.
 //!
 //! # Example
 //!
@@ -40,6 +41,7 @@ mod admin;
 mod allocate;
 mod background;
 mod config;
+mod exams;
 mod prewarm;
 mod reconcile;
 mod registration;
@@ -54,6 +56,7 @@ pub use admin::{AdminOutcome, DrainInfo};
 pub use allocate::{AllocateOutcome, Allocation};
 pub use background::{BACKGROUND_LEASE, BackgroundConfig, run_background};
 pub use config::ServiceConfig;
+pub use exams::{Booking, ExamFigures, ExamStatus};
 pub use prewarm::{MAX_PREWARM_REQUEST, PrewarmFailure, PrewarmReport};
 pub use reconcile::HealthMonitor;
 pub use registration::HeartbeatAck;

@@ -114,3 +114,23 @@ pub async fn assert_no_drift(store: &(impl DispatchStore + ?Sized)) {
     let report = store.recount(false).await.expect("recount");
     assert!(report.drift.is_empty(), "counter drift: {:?}", report.drift);
 }
+
+/// An exam `id` of `students` from `starts_at` for `minutes`, no
+/// constraints, the default lead (900 s) and teardown (300 s), booked by
+/// `admin` at `starts_at`'s epoch.
+pub fn exam(id: &str, starts_at: Timestamp, minutes: u64, students: u32) -> crate::exam::Exam {
+    crate::exam::Exam {
+        id: crate::ids::ExamId::parse("examId", id).expect("valid exam id"),
+        name: format!("Exam {id}"),
+        starts_at,
+        ends_at: starts_at.plus(Duration::from_secs(minutes * 60)),
+        students,
+        constraints: crate::scheduler::Constraints::default(),
+        prewarm: crate::exam::Prewarm::default(),
+        teardown_sec: crate::exam::DEFAULT_TEARDOWN_SEC,
+        queue: true,
+        booked_by: "admin".into(),
+        booked_at: Timestamp(0),
+        updated_at: Timestamp(0),
+    }
+}

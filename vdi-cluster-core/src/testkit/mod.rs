@@ -8,7 +8,7 @@ pub mod fuzzing;
 mod sim;
 
 pub use fixtures::{
-    FIXTURE_BOOT, FIXTURE_TIME, assert_no_drift, key, request, reserve_and_confirm,
+    FIXTURE_BOOT, FIXTURE_TIME, assert_no_drift, exam, key, request, reserve_and_confirm,
     total_dispatched, wid, worker_record, worker_record_at,
 };
 pub use sim::{Behaviour, SimulatedWorkers};

@@ -17,12 +17,14 @@
 //!   drain.
 //! * `join` — join tokens and joining.
 //! * `sessions` — the exam application's session API and prewarm.
+//! * `exams` — exams booked with admission control.
 //! * `cluster` — statistics, distribution, audit, events.
 //! * `ops` — health, readiness, metrics, the OpenAPI document.
 //! * `reserved` — worker codes the API's paths reserve.
 
 pub(crate) mod admin;
 pub(crate) mod cluster;
+pub(crate) mod exams;
 pub(crate) mod join;
 pub(crate) mod ops;
 pub(crate) mod registration;
@@ -147,6 +149,16 @@ static ROUTES: &[RouteSpec] = routes! {
         => "Release a student's session (on submission); idempotent";
     Post "/api/vdi/exams/{examId}/prewarm" Service sessions::prewarm
         => "Prewarm machines for an exam, split across workers";
+    Post "/api/vdi/exams" Admin exams::book
+        => "Book an exam: admitted only if it fits the capacity over its whole window";
+    Get "/api/vdi/exams" Operator exams::calendar
+        => "The exam calendar, each exam with fits / at risk";
+    Get "/api/vdi/exams/{examId}" Operator exams::detail
+        => "One exam and its figures";
+    Patch "/api/vdi/exams/{examId}" Admin exams::patch
+        => "Change an exam: admission re-checked";
+    Delete "/api/vdi/exams/{examId}" Admin exams::cancel
+        => "Cancel an exam";
     Get "/api/vdi/cluster/stats" Operator cluster::stats
         => "Cluster statistics with per-status and per-zone breakdowns (seed 004)";
     Get "/api/vdi/cluster/distribution" Operator cluster::distribution

@@ -89,7 +89,12 @@ fn sample(method: &Method, path: &str) -> (String, Option<Value>) {
         ("POST", "/api/vdi/workers/join") => {
             Some(json!({"code": "w-joined", "apiBaseUrl": "http://127.0.0.1:1"}))
         }
+        ("PATCH", "/api/vdi/exams/{examId}") => Some(json!({"name": "Renamed"})),
         ("PATCH", _) => Some(json!({"isDraining": false})),
+        ("POST", "/api/vdi/exams") => Some(json!({
+            "examId": EXAM, "name": "Exam", "students": 1,
+            "startsAt": "2099-01-01T08:00:00Z", "endsAt": "2099-01-01T09:00:00+00:00"
+        })),
         ("POST", "/api/vdi/sessions") => Some(json!({"examId": EXAM, "userId": USER})),
         ("POST", "/api/vdi/exams/{examId}/prewarm") => Some(json!({"count": 1})),
         _ => None,

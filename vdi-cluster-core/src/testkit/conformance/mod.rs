@@ -36,6 +36,7 @@ mod audit;
 mod concurrency;
 mod credentials;
 mod dispatch;
+mod exams;
 mod fixtures;
 mod lease;
 mod registry;
@@ -60,6 +61,10 @@ pub use dispatch::{
     orphaned_dispatch_keeps_its_slot, recount_finds_and_repairs_drift,
     reserve_respects_capacity_and_policy, reserve_returns_the_existing_dispatch,
     scans_cover_every_dispatch, sticky_worker_expires, supersede_moves_the_session_atomically,
+};
+pub use exams::{
+    concurrent_bookings_keep_invariant_d, exam_calendar_is_compare_and_set,
+    racing_bookings_accept_exactly_one,
 };
 pub use lease::lease_is_exclusive_and_fenced;
 pub use registry::{
@@ -119,6 +124,9 @@ macro_rules! conformance_tests {
             concurrent_allocations_never_over_allocate,
             concurrent_allocate_of_one_session_yields_one_dispatch,
             interrupted_allocations_leave_no_drift,
+            exam_calendar_is_compare_and_set,
+            racing_bookings_accept_exactly_one,
+            concurrent_bookings_keep_invariant_d,
         }
     };
     (@names; $($case:ident,)*) => {

@@ -1,0 +1,295 @@
+//! Exams: book, change and cancel with admission control (invariant D);
+//! the calendar and one exam's figures; the at-risk pass.
+//!
+//! Every write is read → decide → compare-and-set: the calendar and its
+//! version are read, [`exam::admission`](crate::exam::admission) decides
+//! against the schedulable capacity now, and the store writes only if the
+//! version is unchanged. On a conflict the operation reads and decides
+//! again, up to [`ServiceConfig::exam_write_attempts`] times.
+//!
+//! [`ServiceConfig::exam_write_attempts`]: super::ServiceConfig::exam_write_attempts
+
+use std::collections::BTreeMap;
+
+use super::ClusterService;
+use crate::calendar::{CalendarWrite, ExamCalendar};
+use crate::error::{Error, Result};
+use crate::events::EventKind;
+use crate::exam::{Capacity, Exam, ExamPatch, Refusal, Shortfall, decide, risk};
+use crate::ids::{ExamId, WorkerId};
+use crate::time::Timestamp;
+
+/// The answer to a booking or a change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Booking {
+    /// Written; the exam as booked now.
+    Accepted(Box<ExamStatus>),
+    /// Not written: it does not fit (HTTP 409).
+    Refused(Box<Refusal>),
+}
+
+/// A booked exam with whether it still fits the capacity now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExamStatus {
+    /// The exam.
+    pub exam: Exam,
+    /// Its shortfall against the schedulable capacity now (`None`: it
+    /// fits, or it is over).
+    pub at_risk: Option<Shortfall>,
+}
+
+/// One exam's figures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExamFigures {
+    /// The exam and its risk.
+    pub status: ExamStatus,
+    /// Students booked.
+    pub booked_students: u32,
+    /// Capacity held for it: its students, or fewer if the slots its
+    /// constraints allow are fewer now.
+    pub reserved_capacity: u32,
+    /// Slots its constraints match now, headroom taken off.
+    pub matching_slots: u32,
+    /// Its sessions placed now (dispatch records), in total…
+    pub sessions_in_use: u32,
+    /// …and per worker.
+    pub sessions_by_worker: BTreeMap<WorkerId, u32>,
+}
+
+impl ClusterService {
+    async fn exam_capacity(&self) -> Result<Capacity> {
+        let views = self.worker_views().await?;
+        Ok(Capacity::of_workers(
+            &views,
+            self.config.exam_headroom_percent,
+        ))
+    }
+
+    fn status_of(&self, exam: &Exam, calendar: &ExamCalendar, capacity: &Capacity) -> ExamStatus {
+        ExamStatus {
+            exam: exam.clone(),
+            at_risk: risk(exam, &calendar.exams, capacity, self.clock.now()),
+        }
+    }
+
+    /// Books `exam` (its `booked_by`, `booked_at` and `updated_at` are set
+    /// here) if it fits beside every booked exam at every instant of its
+    /// window; otherwise the refusal with the earliest start that fits.
+    pub async fn book_exam(&self, mut exam: Exam, actor: &str) -> Result<Booking> {
+        let now = self.clock.now();
+        exam.booked_by = actor.to_owned();
+        exam.booked_at = now;
+        exam.updated_at = now;
+        exam.validate()?;
+        if exam.ends_at <= now {
+            return Err(Error::invalid("endsAt", "must be in the future"));
+        }
+        let booking = self
+            .write_exam(|calendar| match calendar.get(&exam.id) {
+                Some(_) => Err(Error::ExamExists(exam.id.clone())),
+                None => Ok(Some(exam.clone())),
+            })
+            .await?;
+        if let Booking::Accepted(status) = &booking {
+            self.audit(
+                actor,
+                "book-exam",
+                status.exam.id.as_str(),
+                exam_detail(&status.exam),
+            )
+            .await?;
+        }
+        Ok(booking)
+    }
+
+    /// Changes a booked exam; a change of its window, size or constraints
+    /// is admitted again, exactly like a booking (the exam's own old
+    /// booking does not count against it).
+    pub async fn update_exam(
+        &self,
+        id: &ExamId,
+        patch: &ExamPatch,
+        actor: &str,
+    ) -> Result<Booking> {
+        let now = self.clock.now();
+        let booking = self
+            .write_exam(|calendar| {
+                let old = calendar
+                    .get(id)
+                    .ok_or_else(|| Error::ExamNotFound(id.clone()))?;
+                let changed = patch.apply(old, now);
+                changed.validate()?;
+                if changed.ends_at <= now && changed.ends_at != old.ends_at {
+                    return Err(Error::invalid("endsAt", "must be in the future"));
+                }
+                Ok(Some(changed))
+            })
+            .await?;
+        if let Booking::Accepted(status) = &booking {
+            self.audit(actor, "update-exam", id.as_str(), exam_detail(&status.exam))
+                .await?;
+        }
+        Ok(booking)
+    }
+
+    /// Cancels a booked exam; returns it.
+    pub async fn cancel_exam(&self, id: &ExamId, actor: &str) -> Result<Exam> {
+        for _ in 0..self.config.exam_write_attempts.max(1) {
+            let calendar = self.store.exam_calendar().await?;
+            let exam = calendar
+                .get(id)
+                .cloned()
+                .ok_or_else(|| Error::ExamNotFound(id.clone()))?;
+            match self
+                .store
+                .delete_exam_if_version(id, calendar.version)
+                .await?
+            {
+                CalendarWrite::Written { .. } => {
+                    self.audit(actor, "cancel-exam", id.as_str(), exam_detail(&exam))
+                        .await?;
+                    return Ok(exam);
+                }
+                CalendarWrite::Conflict { .. } => continue,
+            }
+        }
+        Err(Error::Conflict {
+            what: "the exam calendar".into(),
+        })
+    }
+
+    /// Reads the calendar, lets `change` compute the exam to write (`None`:
+    /// nothing), admits it against the others and writes it on the version
+    /// read; again on a conflict.
+    async fn write_exam(
+        &self,
+        change: impl Fn(&ExamCalendar) -> Result<Option<Exam>>,
+    ) -> Result<Booking> {
+        for _ in 0..self.config.exam_write_attempts.max(1) {
+            let calendar = self.store.exam_calendar().await?;
+            let Some(exam) = change(&calendar)? else {
+                return Err(Error::Conflict {
+                    what: "the exam calendar".into(),
+                });
+            };
+            let capacity = self.exam_capacity().await?;
+            let admit = match calendar.get(&exam.id) {
+                Some(old) => old.needs_admission(&exam),
+                None => true,
+            };
+            if admit
+                && let Err(refusal) = decide(
+                    &exam,
+                    &calendar.exams,
+                    &capacity,
+                    self.clock.now(),
+                    self.config.exam_fit_horizon,
+                )
+            {
+                return Ok(Booking::Refused(refusal));
+            }
+            match self
+                .store
+                .put_exam_if_version(&exam, calendar.version)
+                .await?
+            {
+                CalendarWrite::Written { .. } => {
+                    let mut after = calendar;
+                    after.exams.retain(|e| e.id != exam.id);
+                    let status = self.status_of(&exam, &after, &capacity);
+                    return Ok(Booking::Accepted(Box::new(status)));
+                }
+                CalendarWrite::Conflict { .. } => {
+                    tracing::debug!(exam = %exam.id, "exam calendar changed meanwhile; deciding again");
+                }
+            }
+        }
+        Err(Error::Conflict {
+            what: "the exam calendar".into(),
+        })
+    }
+
+    /// Exams overlapping `[from, to)` (by `startsAt`/`endsAt`; either bound
+    /// open), by start, each with its risk now.
+    pub async fn exam_calendar(
+        &self,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+    ) -> Result<Vec<ExamStatus>> {
+        let calendar = self.store.exam_calendar().await?;
+        let capacity = self.exam_capacity().await?;
+        let mut out: Vec<ExamStatus> = calendar
+            .exams
+            .iter()
+            .filter(|e| from.is_none_or(|f| e.ends_at > f) && to.is_none_or(|t| e.starts_at < t))
+            .map(|e| self.status_of(e, &calendar, &capacity))
+            .collect();
+        out.sort_by(|a, b| (a.exam.starts_at, &a.exam.id).cmp(&(b.exam.starts_at, &b.exam.id)));
+        Ok(out)
+    }
+
+    /// One exam, its risk and its figures.
+    pub async fn exam_figures(&self, id: &ExamId) -> Result<ExamFigures> {
+        let calendar = self.store.exam_calendar().await?;
+        let exam = calendar
+            .get(id)
+            .ok_or_else(|| Error::ExamNotFound(id.clone()))?;
+        let capacity = self.exam_capacity().await?;
+        let placement = self.store.placement(id, self.clock.now()).await?;
+        let matching_slots = capacity.slots_for(&exam.constraints);
+        let sessions_by_worker: BTreeMap<WorkerId, u32> = placement
+            .affinity
+            .iter()
+            .map(|(w, n)| (w.clone(), *n))
+            .collect();
+        Ok(ExamFigures {
+            status: self.status_of(exam, &calendar, &capacity),
+            booked_students: exam.students,
+            reserved_capacity: exam.students.min(matching_slots),
+            matching_slots,
+            sessions_in_use: sessions_by_worker.values().sum(),
+            sessions_by_worker,
+        })
+    }
+
+    /// Flags every upcoming exam that no longer fits the schedulable
+    /// capacity (and clears the flag of those that fit again), emitting
+    /// one event per change of flag. Idempotent: the flags live in the
+    /// store, swapped atomically, so a second pass (or a second replica)
+    /// emits nothing new. Returns the events emitted.
+    pub async fn evaluate_exam_risks(&self) -> Result<Vec<EventKind>> {
+        let calendar = self.store.exam_calendar().await?;
+        let capacity = self.exam_capacity().await?;
+        let now = self.clock.now();
+        let mut events = Vec::new();
+        for exam in calendar.exams.iter().filter(|e| e.window().end > now) {
+            let at_risk = risk(exam, &calendar.exams, &capacity, now);
+            let flag = at_risk.as_ref().map(|s| s.missing);
+            let before = self.store.swap_exam_risk(&exam.id, flag).await?;
+            if before == flag {
+                continue;
+            }
+            let kind = match at_risk {
+                Some(s) => EventKind::ExamAtRisk {
+                    exam: exam.id.clone(),
+                    shortfall: s.missing,
+                    peak_at: s.at,
+                },
+                None => EventKind::ExamFitsAgain {
+                    exam: exam.id.clone(),
+                },
+            };
+            self.emit(kind.clone());
+            events.push(kind);
+        }
+        Ok(events)
+    }
+}
+
+fn exam_detail(exam: &Exam) -> serde_json::Value {
+    serde_json::json!({
+        "startsAt": exam.starts_at.as_millis(),
+        "endsAt": exam.ends_at.as_millis(),
+        "students": exam.students,
+    })
+}

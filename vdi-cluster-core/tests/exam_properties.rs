@@ -1,0 +1,217 @@
+//! Admission (invariant D) and the earliest-fit search against a
+//! brute-force oracle over time: every minute of a window is examined, and
+//! feasibility at a minute is Hall's deficiency over every subset of the
+//! exams present (no flow algorithm).
+
+use std::time::Duration;
+
+use proptest::prelude::*;
+use vdi_cluster_core::exam::{
+    Capacity, Pool, Prewarm, PrewarmTarget, admit, earliest_fit, format_rfc3339, parse_rfc3339,
+};
+use vdi_cluster_core::{Constraints, Exam, ExamId, Timestamp, WorkerDescription};
+
+const MIN: u64 = 60_000;
+
+fn signature(zone: u8, gpu: bool) -> WorkerDescription {
+    WorkerDescription {
+        zone: Some(format!("z{zone}")),
+        capabilities: if gpu {
+            ["gpu".to_owned()].into()
+        } else {
+            Default::default()
+        },
+        ..WorkerDescription::default()
+    }
+}
+
+fn constraints(zone: Option<u8>, gpu: bool) -> Constraints {
+    Constraints {
+        zone: zone.map(|z| format!("z{z}")),
+        capabilities: if gpu {
+            ["gpu".to_owned()].into()
+        } else {
+            Default::default()
+        },
+        ..Constraints::default()
+    }
+}
+
+fn exam(
+    i: usize,
+    start: u64,
+    len: u64,
+    lead: u32,
+    teardown: u32,
+    students: u32,
+    c: Constraints,
+) -> Exam {
+    Exam {
+        id: ExamId::parse("examId", format!("e{i}")).unwrap(),
+        name: format!("exam {i}"),
+        starts_at: Timestamp::from_millis(start * MIN),
+        ends_at: Timestamp::from_millis((start + len) * MIN),
+        students,
+        constraints: c,
+        prewarm: Prewarm {
+            target: PrewarmTarget::Count(0),
+            lead_sec: lead * 60,
+        },
+        teardown_sec: teardown * 60,
+        queue: true,
+        booked_by: "t".into(),
+        booked_at: Timestamp(0),
+        updated_at: Timestamp(0),
+    }
+}
+
+fn arb_exam(i: usize) -> impl Strategy<Value = Exam> {
+    (
+        20u64..80,
+        1u64..20,
+        0u32..6,
+        0u32..6,
+        1u32..9,
+        proptest::option::of(0u8..2),
+        any::<bool>(),
+    )
+        .prop_map(move |(s, len, lead, td, n, zone, gpu)| {
+            exam(
+                i,
+                s,
+                len,
+                lead,
+                td,
+                n,
+                constraints(zone, gpu && zone.is_none()),
+            )
+        })
+}
+
+fn arb_capacity() -> impl Strategy<Value = Capacity> {
+    proptest::collection::vec((0u8..2, any::<bool>(), 0u32..8), 0..4).prop_map(|pools| {
+        Capacity::new(pools.into_iter().map(|(z, gpu, slots)| Pool {
+            signature: signature(z, gpu),
+            slots,
+        }))
+    })
+}
+
+/// Hall's deficiency: max over subsets T of demand(T) − slots of pools any
+/// exam of T matches.
+fn oracle_missing(exams: &[&Exam], cap: &Capacity) -> u32 {
+    let mut worst = 0i64;
+    for mask in 1u32..(1 << exams.len()) {
+        let chosen: Vec<&Exam> = (0..exams.len())
+            .filter(|i| mask & (1 << i) != 0)
+            .map(|i| exams[i])
+            .collect();
+        let demand: i64 = chosen.iter().map(|e| i64::from(e.students)).sum();
+        let slots: i64 = cap
+            .pools()
+            .iter()
+            .filter(|p| {
+                chosen
+                    .iter()
+                    .any(|e| e.constraints.matches_description(&p.signature))
+            })
+            .map(|p| i64::from(p.slots))
+            .sum();
+        worst = worst.max(demand - slots);
+    }
+    worst as u32
+}
+
+/// The worst minute of the candidate's window from `from` on: (missing, minute).
+fn oracle_admit(c: &Exam, others: &[Exam], cap: &Capacity, from: u64) -> Option<(u32, u64)> {
+    let w = c.window();
+    let mut worst: Option<(u32, u64)> = None;
+    for t in (w.start.as_millis() / MIN).max(from)..w.end.as_millis() / MIN {
+        let at = Timestamp::from_millis(t * MIN);
+        let mut set = vec![c];
+        set.extend(others.iter().filter(|o| o.window().contains(at)));
+        let m = oracle_missing(&set, cap);
+        if m > worst.map_or(0, |w| w.0) {
+            worst = Some((m, t));
+        }
+    }
+    worst
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn admission_agrees_with_the_oracle(
+        others in (0usize..5).prop_flat_map(|n| (0..n).map(arb_exam).collect::<Vec<_>>()),
+        candidate in arb_exam(9),
+        cap in arb_capacity(),
+        from in 0u64..90,
+    ) {
+        let got = admit(&candidate, &others, &cap, Timestamp::from_millis(from * MIN));
+        match (got, oracle_admit(&candidate, &others, &cap, from)) {
+            (Ok(()), None) => {}
+            (Err(s), Some((missing, minute))) => {
+                prop_assert_eq!(s.missing, missing);
+                prop_assert_eq!(s.at.as_millis(), minute * MIN);
+                prop_assert_eq!(&s.overlapping[0].id, &candidate.id);
+                let present = others.iter().filter(|o| o.window().contains(s.at)).count();
+                prop_assert_eq!(s.overlapping.len(), present + 1);
+                prop_assert_eq!(s.demand, s.overlapping.iter().map(|o| o.students).sum::<u32>());
+            }
+            (got, want) => prop_assert!(false, "admit {:?}, oracle {:?}", got, want),
+        }
+    }
+
+    #[test]
+    fn earliest_fit_is_the_first_minute_that_fits(
+        others in (0usize..5).prop_flat_map(|n| (0..n).map(arb_exam).collect::<Vec<_>>()),
+        candidate in arb_exam(9),
+        cap in arb_capacity(),
+        from in 0u64..60,
+        horizon in 0u64..120,
+    ) {
+        let got = earliest_fit(&candidate, &others, &cap, Timestamp::from_millis(from * MIN), Duration::from_secs(horizon * 60));
+        let start = candidate.starts_at.as_millis() / MIN;
+        let want = (start..=start + horizon).find(|&s| {
+            oracle_admit(&candidate.moved_to(Timestamp::from_millis(s * MIN)), &others, &cap, from).is_none()
+        });
+        prop_assert_eq!(got.map(|t| t.as_millis()), want.map(|s| s * MIN));
+        if let Some(t) = got {
+            prop_assert!(admit(&candidate.moved_to(t), &others, &cap, Timestamp::from_millis(from * MIN)).is_ok());
+        }
+    }
+
+    /// A set of exams booked one by one through `admit` satisfies invariant D
+    /// at every minute.
+    #[test]
+    fn booking_through_admit_keeps_invariant_d(
+        exams in (0usize..7).prop_flat_map(|n| (0..n).map(arb_exam).collect::<Vec<_>>()),
+        cap in arb_capacity(),
+    ) {
+        let mut booked: Vec<Exam> = Vec::new();
+        for e in exams {
+            if admit(&e, &booked, &cap, Timestamp(0)).is_ok() {
+                booked.push(e);
+            }
+        }
+        for t in 0..120u64 {
+            let at = Timestamp::from_millis(t * MIN);
+            let set: Vec<&Exam> = booked.iter().filter(|e| e.window().contains(at)).collect();
+            prop_assert_eq!(oracle_missing(&set, &cap), 0, "minute {}", t);
+        }
+    }
+
+    #[test]
+    fn rfc3339_round_trips_with_any_offset(ms in 0u64..253_402_300_799_000, offset in -1439i64..1440) {
+        let t = Timestamp::from_millis(ms);
+        prop_assert_eq!(parse_rfc3339("t", &format_rfc3339(t)).unwrap(), t);
+        // The same instant written in local time with an offset.
+        let local = i64::try_from(ms).unwrap() + offset * MIN as i64;
+        prop_assume!((0..253_402_300_799_000).contains(&local));
+        let text = format_rfc3339(Timestamp::from_millis(local as u64));
+        let sign = if offset < 0 { '-' } else { '+' };
+        let text = format!("{}{}{:02}:{:02}", &text[..text.len() - 1], sign, offset.abs() / 60, offset.abs() % 60);
+        prop_assert_eq!(parse_rfc3339("t", &text).unwrap(), t);
+    }
+}

@@ -1,0 +1,185 @@
+//! Booking exams through the service on the in-memory backend with a
+//! manual clock: refusals an organiser can act on, re-admission on change,
+//! at-risk flags and their events.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use vdi_cluster_core::events::{EventKind, RecordingSink};
+use vdi_cluster_core::service::Booking;
+use vdi_cluster_core::testkit::{SimulatedWorkers, exam, heartbeat_with_slots, wid};
+use vdi_cluster_core::{
+    AdminAction, ClusterService, Error, ExamPatch, ManualClock, MemoryStore, ServiceConfig,
+    Timestamp,
+};
+
+const START: Timestamp = Timestamp(1_800_000_000_000);
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn setup() -> (ClusterService, RecordingSink) {
+    let clock = ManualClock::new(START);
+    let events = RecordingSink::default();
+    let svc = ClusterService::builder(
+        Arc::new(MemoryStore::with_clock(Arc::new(clock.clone()))),
+        Arc::new(SimulatedWorkers::new()),
+    )
+    .config(ServiceConfig {
+        exam_headroom_percent: 0,
+        ..ServiceConfig::default()
+    })
+    .clock(Arc::new(clock))
+    .events(Arc::new(events.clone()))
+    .build();
+    (svc, events)
+}
+
+fn accepted(b: Booking) -> vdi_cluster_core::service::ExamStatus {
+    match b {
+        Booking::Accepted(s) => *s,
+        Booking::Refused(r) => panic!("refused: {r:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_refusal_suggests_a_start_that_is_then_accepted() {
+    let (svc, _) = setup();
+    svc.heartbeat(heartbeat_with_slots("w1", 4, 0))
+        .await
+        .unwrap();
+    svc.heartbeat(heartbeat_with_slots("w2", 4, 0))
+        .await
+        .unwrap();
+    let start = START.plus(HOUR);
+    accepted(
+        svc.book_exam(exam("morning", start, 60, 6), "admin")
+            .await
+            .unwrap(),
+    );
+    let late = exam("late", start.plus(Duration::from_secs(1800)), 60, 4);
+    let Booking::Refused(refusal) = svc.book_exam(late.clone(), "admin").await.unwrap() else {
+        panic!("6 + 4 students do not fit 8 slots");
+    };
+    assert_eq!(refusal.shortfall.missing, 2);
+    assert_eq!(refusal.shortfall.demand, 10);
+    assert_eq!(refusal.shortfall.overlapping.len(), 2);
+    // Morning's window closes at start + 60 min + 5 min; late's lead is 15 min.
+    let suggested = refusal.earliest_start.expect("a start that fits");
+    assert_eq!(suggested, start.plus(Duration::from_secs(80 * 60)));
+    let moved = accepted(
+        svc.book_exam(late.moved_to(suggested), "admin")
+            .await
+            .unwrap(),
+    );
+    assert!(moved.at_risk.is_none());
+    assert!(matches!(
+        svc.book_exam(exam("morning", start, 10, 1), "admin").await,
+        Err(Error::ExamExists(_))
+    ));
+}
+
+#[tokio::test]
+async fn changes_are_admitted_again_and_cancel_frees_capacity() {
+    let (svc, _) = setup();
+    svc.heartbeat(heartbeat_with_slots("w1", 8, 0))
+        .await
+        .unwrap();
+    let start = START.plus(HOUR);
+    accepted(
+        svc.book_exam(exam("a", start, 60, 4), "admin")
+            .await
+            .unwrap(),
+    );
+    accepted(
+        svc.book_exam(exam("b", start, 60, 4), "admin")
+            .await
+            .unwrap(),
+    );
+    let a = exam("a", start, 60, 4).id;
+    let grow = ExamPatch {
+        students: Some(5),
+        ..ExamPatch::default()
+    };
+    assert!(matches!(
+        svc.update_exam(&a, &grow, "admin").await.unwrap(),
+        Booking::Refused(_)
+    ));
+    let rename = ExamPatch {
+        name: Some("Renamed".into()),
+        ..ExamPatch::default()
+    };
+    let renamed = accepted(svc.update_exam(&a, &rename, "admin").await.unwrap());
+    assert_eq!(
+        (renamed.exam.name.as_str(), renamed.exam.students),
+        ("Renamed", 4)
+    );
+    svc.cancel_exam(&exam("b", start, 1, 1).id, "admin")
+        .await
+        .unwrap();
+    assert_eq!(
+        accepted(svc.update_exam(&a, &grow, "admin").await.unwrap())
+            .exam
+            .students,
+        5
+    );
+    assert!(matches!(
+        svc.cancel_exam(&exam("b", start, 1, 1).id, "admin").await,
+        Err(Error::ExamNotFound(_))
+    ));
+    let bad = ExamPatch {
+        ends_at: Some(start),
+        ..ExamPatch::default()
+    };
+    match svc.update_exam(&a, &bad, "admin").await {
+        Err(Error::Invalid(e)) => assert_eq!(e.field, "endsAt"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn draining_a_worker_flags_exams_at_risk_once() {
+    let (svc, events) = setup();
+    svc.heartbeat(heartbeat_with_slots("w1", 4, 0))
+        .await
+        .unwrap();
+    svc.heartbeat(heartbeat_with_slots("w2", 4, 0))
+        .await
+        .unwrap();
+    let start = START.plus(HOUR);
+    accepted(
+        svc.book_exam(exam("big", start, 60, 7), "admin")
+            .await
+            .unwrap(),
+    );
+    assert!(svc.evaluate_exam_risks().await.unwrap().is_empty());
+
+    svc.admin(&wid("w2"), AdminAction::Drain { deadline: None }, "ops")
+        .await
+        .unwrap();
+    let changes = svc.evaluate_exam_risks().await.unwrap();
+    assert!(
+        matches!(&changes[..], [EventKind::ExamAtRisk { shortfall: 3, .. }]),
+        "{changes:?}"
+    );
+    assert!(
+        svc.evaluate_exam_risks().await.unwrap().is_empty(),
+        "once per change"
+    );
+    let listed = svc.exam_calendar(None, None).await.unwrap();
+    assert_eq!(listed[0].at_risk.as_ref().map(|s| s.missing), Some(3));
+    let figures = svc.exam_figures(&listed[0].exam.id).await.unwrap();
+    assert_eq!((figures.booked_students, figures.reserved_capacity), (7, 4));
+
+    svc.admin(&wid("w2"), AdminAction::Activate, "ops")
+        .await
+        .unwrap();
+    let changes = svc.evaluate_exam_risks().await.unwrap();
+    assert!(matches!(&changes[..], [EventKind::ExamFitsAgain { .. }]));
+    let names: Vec<_> = events.events().iter().map(|e| e.kind.name()).collect();
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| n.starts_with("exam"))
+            .collect::<Vec<_>>(),
+        [&"examAtRisk", &"examFitsAgain"]
+    );
+}

@@ -1,0 +1,533 @@
+//! Operators ↔ control plane: exams booked with admission control.
+//!
+//! | method | path | body | answer |
+//! |---|---|---|---|
+//! | `POST` | `/api/vdi/exams` | [`BookExamRequest`] | 201 [`ExamJson`], 409 [`AdmissionRefusedJson`] |
+//! | `GET` | `/api/vdi/exams?from=&to=` | — | [`ExamCalendarJson`] |
+//! | `GET` | `/api/vdi/exams/{examId}` | — | [`ExamDetailJson`] |
+//! | `PATCH` | `/api/vdi/exams/{examId}` | [`PatchExamRequest`] | 200 [`ExamJson`], 409 [`AdmissionRefusedJson`] |
+//! | `DELETE` | `/api/vdi/exams/{examId}` | — | [`ExamJson`] (the cancelled exam) |
+//!
+//! Times are RFC 3339 date-times: any UTC offset is accepted, answers are
+//! in UTC (`2026-06-01T08:00:00Z`). Request bodies refuse unknown fields.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use vdi_cluster_core::exam::{
+    DEFAULT_LEAD_SEC, DEFAULT_TEARDOWN_SEC, Prewarm, PrewarmTarget, Refusal, Shortfall,
+    format_rfc3339, parse_rfc3339,
+};
+use vdi_cluster_core::service::{ExamFigures, ExamStatus};
+use vdi_cluster_core::{Constraints, Exam, ExamId, ExamPatch, Timestamp, ValidationError};
+
+use crate::sessions::ConstraintsJson;
+
+/// An exam's prewarm plan: `count` or `percent` of the students (not
+/// both), and `leadSec` (default 900) before `startsAt`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrewarmJson {
+    /// Machines to prewarm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// Percentage of `students` to prewarm (0–100), rounded up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<u32>,
+    /// Seconds before `startsAt` prewarm begins (default 900, at most 86400).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_sec: Option<u32>,
+}
+
+impl PrewarmJson {
+    fn into_prewarm(self) -> Result<Prewarm, ValidationError> {
+        let target = match (self.count, self.percent) {
+            (Some(_), Some(_)) => {
+                return Err(ValidationError::new(
+                    "prewarm",
+                    "give count or percent, not both",
+                ));
+            }
+            (_, Some(p)) => PrewarmTarget::Percent(p),
+            (c, None) => PrewarmTarget::Count(c.unwrap_or(0)),
+        };
+        Ok(Prewarm {
+            target,
+            lead_sec: self.lead_sec.unwrap_or(DEFAULT_LEAD_SEC),
+        })
+    }
+
+    fn of(p: &Prewarm) -> Self {
+        let (count, percent) = match p.target {
+            PrewarmTarget::Count(n) => (Some(n), None),
+            PrewarmTarget::Percent(n) => (None, Some(n)),
+        };
+        Self {
+            count,
+            percent,
+            lead_sec: Some(p.lead_sec),
+        }
+    }
+}
+
+/// `POST /api/vdi/exams`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BookExamRequest {
+    /// The exam's id, as the session API uses it (1–128 printable bytes).
+    pub exam_id: String,
+    /// Display name (1–200 characters).
+    pub name: String,
+    /// RFC 3339 start, e.g. `2026-06-01T15:00:00+07:00`.
+    pub starts_at: String,
+    /// RFC 3339 end; after `startsAt`, at most 24 h later.
+    pub ends_at: String,
+    /// Expected students (1–100000): the capacity reserved.
+    pub students: u32,
+    /// Requirements on the workers (zone, labels, capabilities).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraints: Option<ConstraintsJson>,
+    /// Prewarm plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prewarm: Option<PrewarmJson>,
+    /// Seconds after `endsAt` the capacity stays reserved (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teardown_sec: Option<u32>,
+    /// Queue students beyond capacity (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<bool>,
+}
+
+impl BookExamRequest {
+    /// The exam it asks for (core validates the values when booking;
+    /// bookkeeping fields are set by the service).
+    pub fn into_exam(self) -> Result<Exam, ValidationError> {
+        Ok(Exam {
+            id: ExamId::parse("examId", self.exam_id)?,
+            name: self.name,
+            starts_at: parse_rfc3339("startsAt", &self.starts_at)?,
+            ends_at: parse_rfc3339("endsAt", &self.ends_at)?,
+            students: self.students,
+            constraints: Constraints::from(self.constraints.unwrap_or_default()),
+            prewarm: self.prewarm.unwrap_or_default().into_prewarm()?,
+            teardown_sec: self.teardown_sec.unwrap_or(DEFAULT_TEARDOWN_SEC),
+            queue: self.queue.unwrap_or(true),
+            booked_by: String::new(),
+            booked_at: Timestamp(0),
+            updated_at: Timestamp(0),
+        })
+    }
+}
+
+/// `PATCH /api/vdi/exams/{examId}`: the fields to change.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PatchExamRequest {
+    /// New name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// New RFC 3339 start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<String>,
+    /// New RFC 3339 end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<String>,
+    /// New size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub students: Option<u32>,
+    /// New constraints (replace the old ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraints: Option<ConstraintsJson>,
+    /// New prewarm plan (replaces the old one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prewarm: Option<PrewarmJson>,
+    /// New teardown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teardown_sec: Option<u32>,
+    /// New queue setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<bool>,
+}
+
+impl PatchExamRequest {
+    /// The change it asks for.
+    pub fn into_patch(self) -> Result<ExamPatch, ValidationError> {
+        Ok(ExamPatch {
+            name: self.name,
+            starts_at: self
+                .starts_at
+                .map(|t| parse_rfc3339("startsAt", &t))
+                .transpose()?,
+            ends_at: self
+                .ends_at
+                .map(|t| parse_rfc3339("endsAt", &t))
+                .transpose()?,
+            students: self.students,
+            constraints: self.constraints.map(Constraints::from),
+            prewarm: self.prewarm.map(PrewarmJson::into_prewarm).transpose()?,
+            teardown_sec: self.teardown_sec,
+            queue: self.queue,
+        })
+    }
+}
+
+/// `GET /api/vdi/exams` query: exams overlapping `[from, to)`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CalendarQuery {
+    /// RFC 3339 lower bound (exams ending after it).
+    pub from: Option<String>,
+    /// RFC 3339 upper bound (exams starting before it).
+    pub to: Option<String>,
+}
+
+impl CalendarQuery {
+    /// The bounds as instants.
+    pub fn bounds(&self) -> Result<(Option<Timestamp>, Option<Timestamp>), ValidationError> {
+        let parse = |field: &str, t: &Option<String>| {
+            t.as_deref().map(|t| parse_rfc3339(field, t)).transpose()
+        };
+        Ok((parse("from", &self.from)?, parse("to", &self.to)?))
+    }
+}
+
+/// An exam overlapping the peak of a shortfall.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OverlappingExamJson {
+    /// The exam.
+    pub exam_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its students.
+    pub students: u32,
+}
+
+/// Where booked exams exceed the schedulable capacity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ShortfallJson {
+    /// Students that cannot be placed at the peak.
+    pub shortfall: u32,
+    /// The peak instant (RFC 3339).
+    pub peak_at: String,
+    /// Students of every exam overlapping the peak.
+    pub demand: u32,
+    /// Those exams, the examined one first.
+    pub overlapping: Vec<OverlappingExamJson>,
+}
+
+impl From<&Shortfall> for ShortfallJson {
+    fn from(s: &Shortfall) -> Self {
+        Self {
+            shortfall: s.missing,
+            peak_at: format_rfc3339(s.at),
+            demand: s.demand,
+            overlapping: s
+                .overlapping
+                .iter()
+                .map(|o| OverlappingExamJson {
+                    exam_id: o.id.to_string(),
+                    name: o.name.clone(),
+                    students: o.students,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A booked exam, with whether it fits the capacity now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExamJson {
+    /// The exam's id.
+    pub exam_id: String,
+    /// Name.
+    pub name: String,
+    /// Start (RFC 3339, UTC).
+    pub starts_at: String,
+    /// End.
+    pub ends_at: String,
+    /// Expected students.
+    pub students: u32,
+    /// Requirements on workers.
+    pub constraints: ConstraintsJson,
+    /// Prewarm plan.
+    pub prewarm: PrewarmJson,
+    /// Machines the prewarm plan asks for.
+    pub prewarm_machines: u32,
+    /// Teardown seconds.
+    pub teardown_sec: u32,
+    /// Queue students beyond capacity.
+    pub queue: bool,
+    /// First instant of reserved capacity (`startsAt − leadSec`).
+    pub reserved_from: String,
+    /// End of reserved capacity (`endsAt + teardownSec`).
+    pub reserved_until: String,
+    /// Whether it fits the schedulable capacity now.
+    pub fits: bool,
+    /// Whether it no longer fits (`!fits`), for the calendar's flag.
+    pub at_risk: bool,
+    /// The shortfall when at risk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shortfall: Option<ShortfallJson>,
+    /// Who booked it.
+    pub booked_by: String,
+    /// When (RFC 3339).
+    pub booked_at: String,
+    /// Last change (RFC 3339).
+    pub updated_at: String,
+}
+
+impl From<&ExamStatus> for ExamJson {
+    fn from(s: &ExamStatus) -> Self {
+        let e = &s.exam;
+        let w = e.window();
+        Self {
+            exam_id: e.id.to_string(),
+            name: e.name.clone(),
+            starts_at: format_rfc3339(e.starts_at),
+            ends_at: format_rfc3339(e.ends_at),
+            students: e.students,
+            constraints: ConstraintsJson {
+                zone: e.constraints.zone.clone(),
+                labels: e.constraints.labels.clone(),
+                capabilities: e.constraints.capabilities.clone(),
+            },
+            prewarm: PrewarmJson::of(&e.prewarm),
+            prewarm_machines: e.prewarm.machines(e.students),
+            teardown_sec: e.teardown_sec,
+            queue: e.queue,
+            reserved_from: format_rfc3339(w.start),
+            reserved_until: format_rfc3339(w.end),
+            fits: s.at_risk.is_none(),
+            at_risk: s.at_risk.is_some(),
+            shortfall: s.at_risk.as_ref().map(ShortfallJson::from),
+            booked_by: e.booked_by.clone(),
+            booked_at: format_rfc3339(e.booked_at),
+            updated_at: format_rfc3339(e.updated_at),
+        }
+    }
+}
+
+/// `GET /api/vdi/exams`: the calendar, by start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExamCalendarJson {
+    /// The exams.
+    pub exams: Vec<ExamJson>,
+}
+
+/// One exam's figures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExamFiguresJson {
+    /// Students booked.
+    pub booked_students: u32,
+    /// Capacity held for it now: its students, or the slots its
+    /// constraints match if fewer.
+    pub reserved_capacity: u32,
+    /// Slots its constraints match now, less headroom.
+    pub matching_slots: u32,
+    /// Its sessions placed now.
+    pub sessions_in_use: u32,
+    /// Its sessions per worker.
+    pub sessions_by_worker: BTreeMap<String, u32>,
+}
+
+/// `GET /api/vdi/exams/{examId}`: the exam and its figures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExamDetailJson {
+    /// The exam.
+    #[serde(flatten)]
+    pub exam: ExamJson,
+    /// Its figures.
+    pub figures: ExamFiguresJson,
+}
+
+impl From<&ExamFigures> for ExamDetailJson {
+    fn from(f: &ExamFigures) -> Self {
+        Self {
+            exam: ExamJson::from(&f.status),
+            figures: ExamFiguresJson {
+                booked_students: f.booked_students,
+                reserved_capacity: f.reserved_capacity,
+                matching_slots: f.matching_slots,
+                sessions_in_use: f.sessions_in_use,
+                sessions_by_worker: f
+                    .sessions_by_worker
+                    .iter()
+                    .map(|(w, n)| (w.to_string(), *n))
+                    .collect(),
+            },
+        }
+    }
+}
+
+/// The 409 of a booking or change that does not fit: seed 004's error
+/// fields plus what an organiser can act on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdmissionRefusedJson {
+    /// `Conflict`.
+    pub error: String,
+    /// What went wrong, for humans.
+    pub message: String,
+    /// 409.
+    pub code: u16,
+    /// The peak shortfall of the requested time.
+    #[serde(flatten)]
+    pub shortfall: ShortfallJson,
+    /// The earliest start (RFC 3339, same length) at which the exam fits;
+    /// `null` if none up to `searchedUntil`.
+    pub earliest_start: Option<String>,
+    /// The last start the search tried.
+    pub searched_until: String,
+}
+
+impl From<&Refusal> for AdmissionRefusedJson {
+    fn from(r: &Refusal) -> Self {
+        let s = &r.shortfall;
+        let suggestion = r.earliest_start.map(format_rfc3339);
+        Self {
+            error: "Conflict".into(),
+            message: format!(
+                "the exam does not fit: {} student(s) missing at {}{}",
+                s.missing,
+                format_rfc3339(s.at),
+                suggestion
+                    .as_deref()
+                    .map(|t| format!("; it fits from {t}"))
+                    .unwrap_or_default()
+            ),
+            code: 409,
+            shortfall: ShortfallJson::from(s),
+            earliest_start: suggestion,
+            searched_until: format_rfc3339(r.searched_until),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use vdi_cluster_core::exam::ExamLoad;
+
+    use super::*;
+
+    #[test]
+    fn book_request_field_names_and_offsets() {
+        let body: BookExamRequest = serde_json::from_value(json!({
+            "examId": "math-1", "name": "Math", "startsAt": "2026-06-01T15:00:00+07:00",
+            "endsAt": "2026-06-01T09:30:00Z", "students": 120,
+            "constraints": {"zone": "hn"}, "prewarm": {"percent": 10, "leadSec": 1200},
+            "teardownSec": 600, "queue": false
+        }))
+        .unwrap();
+        let exam = body.into_exam().unwrap();
+        assert_eq!(format_rfc3339(exam.starts_at), "2026-06-01T08:00:00Z");
+        assert_eq!(exam.prewarm.machines(exam.students), 12);
+        assert_eq!((exam.teardown_sec, exam.queue), (600, false));
+        let err = serde_json::from_value::<BookExamRequest>(json!({
+            "examId": "x", "name": "x", "startsAt": "2026-06-01T08:00:00Z",
+            "endsAt": "2026-06-01T09:00:00Z", "students": 1, "prewarm": {"count": 1, "percent": 2}
+        }))
+        .unwrap()
+        .into_exam()
+        .unwrap_err();
+        assert_eq!(err.field, "prewarm");
+        assert!(
+            serde_json::from_value::<BookExamRequest>(json!({"examId": "x", "bogus": 1})).is_err()
+        );
+    }
+
+    #[test]
+    fn refusal_field_names() {
+        let refusal = Refusal {
+            shortfall: Shortfall {
+                missing: 2,
+                at: Timestamp(1_780_300_800_000),
+                demand: 10,
+                overlapping: vec![ExamLoad {
+                    id: ExamId::parse("examId", "a").unwrap(),
+                    name: "A".into(),
+                    students: 10,
+                }],
+            },
+            earliest_start: Some(Timestamp(1_780_304_400_000)),
+            searched_until: Timestamp(1_780_905_600_000),
+        };
+        let json = serde_json::to_value(AdmissionRefusedJson::from(&refusal)).unwrap();
+        assert_eq!(json["code"], 409);
+        assert_eq!(json["error"], "Conflict");
+        assert_eq!(json["shortfall"], 2);
+        assert_eq!(json["peakAt"], "2026-06-01T08:00:00Z");
+        assert_eq!(json["demand"], 10);
+        assert_eq!(
+            json["overlapping"],
+            json!([{"examId": "a", "name": "A", "students": 10}])
+        );
+        assert_eq!(json["earliestStart"], "2026-06-01T09:00:00Z");
+        assert_eq!(json["searchedUntil"], "2026-06-08T08:00:00Z");
+    }
+
+    #[test]
+    fn exam_field_names() {
+        let exam = BookExamRequest {
+            exam_id: "e".into(),
+            name: "E".into(),
+            starts_at: "2026-06-01T08:00:00Z".into(),
+            ends_at: "2026-06-01T09:00:00Z".into(),
+            students: 4,
+            constraints: None,
+            prewarm: None,
+            teardown_sec: None,
+            queue: None,
+        }
+        .into_exam()
+        .unwrap();
+        let json = serde_json::to_value(ExamJson::from(&ExamStatus {
+            exam,
+            at_risk: None,
+        }))
+        .unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "bookedAt",
+                "bookedBy",
+                "constraints",
+                "endsAt",
+                "examId",
+                "fits",
+                "atRisk",
+                "name",
+                "prewarm",
+                "prewarmMachines",
+                "queue",
+                "reservedFrom",
+                "reservedUntil",
+                "startsAt",
+                "students",
+                "teardownSec",
+                "updatedAt"
+            ]
+            .iter()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+        );
+        assert_eq!(json["reservedFrom"], "2026-06-01T07:45:00Z");
+        assert_eq!(json["prewarm"], json!({"count": 0, "leadSec": 900}));
+    }
+}

@@ -1,0 +1,21 @@
+-- exam_risk_swap.lua: set (or clear) a booked exam's at-risk flag and
+-- return the flag it replaced (ExamStore::swap_exam_risk).
+--
+-- KEYS[1]  the exams (hash: exam id -> JSON)        {p}:exams
+-- KEYS[2]  at-risk flags (hash: exam id -> missing) {p}:exams:risk
+-- ARGV[1]  exam id
+-- ARGV[2]  students missing, or '' to clear
+--
+-- Returns the previous flag, or false when there was none or the exam is
+-- not booked (then nothing changes).
+
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
+  return false
+end
+local before = redis.call('HGET', KEYS[2], ARGV[1])
+if ARGV[2] == '' then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+else
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+end
+return before
