@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use vdi_cluster_core::calendar::{CalendarWrite, ExamCalendar, ExamStore};
+use vdi_cluster_core::exam::Exam;
 use vdi_cluster_core::store::{
     AuditEntry, CasOutcome, DeleteOutcome, DispatchPage, ExamPlacement, JoinToken, Lease,
     RecountReport, Reservation, ReserveRequest,
@@ -147,4 +149,11 @@ timed_delegation! { Credentials {}
     fn revoke_join_token(id: &str) -> bool;
     fn put_worker_credential(worker: &WorkerId, token_hash: &str) -> ();
     fn worker_credential(worker: &WorkerId) -> Option<String>;
+}
+
+timed_delegation! { ExamStore {}
+    fn exam_calendar() -> ExamCalendar;
+    fn put_exam_if_version(exam: &Exam, expected: u64) -> CalendarWrite;
+    fn delete_exam_if_version(id: &ExamId, expected: u64) -> CalendarWrite;
+    fn swap_exam_risk(id: &ExamId, shortfall: Option<u32>) -> Option<u32>;
 }
