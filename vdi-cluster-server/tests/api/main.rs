@@ -10,6 +10,7 @@ mod bad_input;
 mod common;
 mod connections;
 mod deploy;
+mod exams;
 mod join;
 mod openapi;
 mod ops;
