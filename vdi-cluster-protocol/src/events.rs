@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use vdi_cluster_core::exam::format_rfc3339;
 use vdi_cluster_core::{Event, EventKind};
 
 use crate::node::SessionRef;
@@ -90,6 +91,20 @@ pub enum EventKindJson {
         /// What it did.
         report: ReconcileReportJson,
     },
+    /// A booked exam no longer fits the schedulable capacity.
+    ExamAtRisk {
+        /// The exam.
+        exam_id: String,
+        /// Students that cannot be placed at the peak.
+        shortfall: u32,
+        /// The peak instant (RFC 3339).
+        peak_at: String,
+    },
+    /// A booked exam flagged at risk fits again.
+    ExamFitsAgain {
+        /// The exam.
+        exam_id: String,
+    },
 }
 
 impl EventKindJson {
@@ -151,6 +166,18 @@ impl EventKindJson {
             },
             EventKind::Reconciled { report } => Self::Reconciled {
                 report: ReconcileReportJson::from(report),
+            },
+            EventKind::ExamAtRisk {
+                exam,
+                shortfall,
+                peak_at,
+            } => Self::ExamAtRisk {
+                exam_id: exam.to_string(),
+                shortfall: *shortfall,
+                peak_at: format_rfc3339(*peak_at),
+            },
+            EventKind::ExamFitsAgain { exam } => Self::ExamFitsAgain {
+                exam_id: exam.to_string(),
             },
             _ => return None,
         })
@@ -264,6 +291,21 @@ mod tests {
                     reason: "mass failure".into(),
                 },
                 json!({"at": 42, "type": "migrationSuspended", "reason": "mass failure"}),
+            ),
+            (
+                EventKind::ExamAtRisk {
+                    exam: vdi_cluster_core::ExamId::parse("examId", "math").unwrap(),
+                    shortfall: 4,
+                    peak_at: vdi_cluster_core::Timestamp(0),
+                },
+                json!({"at": 42, "type": "examAtRisk", "examId": "math", "shortfall": 4,
+                       "peakAt": "1970-01-01T00:00:00Z"}),
+            ),
+            (
+                EventKind::ExamFitsAgain {
+                    exam: vdi_cluster_core::ExamId::parse("examId", "math").unwrap(),
+                },
+                json!({"at": 42, "type": "examFitsAgain", "examId": "math"}),
             ),
         ];
         for (kind, expected) in cases {
