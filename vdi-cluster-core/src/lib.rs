@@ -11,7 +11,8 @@
 //!
 //! * **Domain** — pure, no I/O, time passed in: [`capacity`], [`health`],
 //!   [`policy`] (the drain state machine), [`worker`], [`dispatch`],
-//!   [`scheduler`] (ranking, explanations, the prewarm planner).
+//!   [`scheduler`] (ranking, explanations, the prewarm planner),
+//!   [`credential`] (what a join may do, when a worker credential is valid).
 //! * **Store traits** — [`Registry`], [`DispatchStore`], [`LeaderLease`],
 //!   [`AuditLog`], [`Credentials`] (together: [`Store`]): storage and atomic steps only. The
 //!   in-memory backend [`MemoryStore`] is the embedded default; Redis and
@@ -37,6 +38,7 @@
 
 pub mod capacity;
 pub mod client;
+pub mod credential;
 pub mod dispatch;
 mod error;
 pub mod events;
