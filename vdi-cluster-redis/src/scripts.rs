@@ -64,6 +64,8 @@ scripts!(
     recount_exam,
     redeem_join_token,
     put_join_token,
+    put_worker_credential,
+    claim_worker,
 );
 
 /// The compare-and-reserve script exactly as the store runs it (prelude

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::credential::CredentialPolicy;
 use crate::health::ResourceThresholds;
 use crate::reconcile::{FailurePolicy, ReconcileLimits};
 use crate::scheduler::SchedulingPolicy;
@@ -64,6 +65,9 @@ pub struct ServiceConfig {
     pub seed: u64,
     /// This replica's name, as lease holder.
     pub replica_id: String,
+    /// Lifetime and rotation overlap of workers' own credentials (30 days,
+    /// 1 hour).
+    pub credentials: CredentialPolicy,
 }
 
 impl Default for ServiceConfig {
@@ -94,6 +98,7 @@ impl Default for ServiceConfig {
             snapshot_max_age: Duration::from_millis(500),
             seed: replica.as_u64_pair().0,
             replica_id: format!("replica-{}", &replica.simple().to_string()[..8]),
+            credentials: CredentialPolicy::default(),
         }
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Split by operation: [`heartbeat`](ClusterService::heartbeat) and
 //! registration in `registration`, allocation and release in `allocate`,
-//! admin transitions in `admin`, reconcile and the health monitor in
+//! admin transitions in `admin`, workers' credentials (join, rotate,
+//! revoke, reset) in `credentials`, reconcile and the health monitor in
 //! `reconcile`, prewarm in `prewarm`, read-only views in `stats`, the
 //! background loop in `background`.
 //!
@@ -40,6 +41,7 @@ mod admin;
 mod allocate;
 mod background;
 mod config;
+mod credentials;
 mod prewarm;
 mod reconcile;
 mod registration;
@@ -54,6 +56,7 @@ pub use admin::{AdminOutcome, DrainInfo};
 pub use allocate::{AllocateOutcome, Allocation};
 pub use background::{BACKGROUND_LEASE, BackgroundConfig, run_background};
 pub use config::ServiceConfig;
+pub use credentials::{JoinOutcome, Joined, RotateOutcome};
 pub use prewarm::{MAX_PREWARM_REQUEST, PrewarmFailure, PrewarmReport};
 pub use reconcile::HealthMonitor;
 pub use registration::HeartbeatAck;
