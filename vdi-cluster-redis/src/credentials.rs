@@ -266,3 +266,36 @@ fn decode_credential(key: &str, stored: &str) -> Result<CredentialSnapshot> {
         version,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use vdi_cluster_core::credential::{CredentialCheck, CredentialState, Presented};
+
+    use super::*;
+
+    #[test]
+    fn stored_credentials_decode_with_their_version() {
+        let credential = WorkerCredential::issued(IssuedSecret {
+            hash: "abc".into(),
+            issued_at: Timestamp(1),
+            expires_at: Timestamp(9),
+        });
+        let json = encode_credential(&WorkerId::parse("code", "w1").unwrap(), &credential).unwrap();
+        let read = decode_credential("k", &format!("7 {json}")).unwrap();
+        assert_eq!((read.credential, read.version), (credential, 7));
+        assert!(decode_credential("k", "x {").is_err());
+        assert!(decode_credential("k", "7 {").is_err());
+    }
+
+    #[test]
+    fn a_bare_hash_from_before_versions_is_an_active_credential() {
+        let read = decode_credential("k", "0123abcd").unwrap();
+        assert_eq!(read.version, 0);
+        assert_eq!(read.credential.state, CredentialState::Active);
+        assert_eq!(
+            read.credential
+                .check(Timestamp(u64::MAX - 1), |h| h == "0123abcd"),
+            CredentialCheck::Valid(Presented::Current)
+        );
+    }
+}
