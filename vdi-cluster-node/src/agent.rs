@@ -17,7 +17,9 @@
 //!   and no credential of its own, the agent joins first, retrying with the
 //!   same backoff until the control plane accepts; if the control plane
 //!   later refuses the credential (401) and a join token is configured, it
-//!   joins again. The own credential is rotated at two thirds of its
+//!   joins again — which the control plane allows only after an admin
+//!   reset the worker's credential, and only with a join token bound to it
+//!   (a join never takes a live worker over). The own credential is rotated at two thirds of its
 //!   lifetime (before a heartbeat; a failed rotation is retried at the
 //!   next one while the current credential keeps working) and the new one
 //!   replaces it in the credential file.

@@ -38,7 +38,11 @@ pub struct CreateJoinToken {
     /// Bind it to this worker code: it may then join that worker only
     /// (also after an admin reset the worker's credential).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(min_length = 1, max_length = 128)]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
+    )]
     pub code: Option<String>,
 }
 
