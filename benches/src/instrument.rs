@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use vdi_cluster_core::calendar::{CalendarWrite, ExamCalendar, ExamStore};
+use vdi_cluster_core::credential::{CredentialSnapshot, WorkerCredential};
 use vdi_cluster_core::exam::Exam;
 use vdi_cluster_core::store::{
-    AuditEntry, CasOutcome, DeleteOutcome, DispatchPage, ExamPlacement, JoinToken, Lease,
-    RecountReport, Reservation, ReserveRequest,
+    AuditEntry, CasOutcome, ClaimOutcome, DeleteOutcome, DispatchPage, ExamPlacement, JoinClaim,
+    JoinToken, Lease, RecountReport, Reservation, ReserveRequest,
 };
 use vdi_cluster_core::{
     AuditLog, Credentials, Dispatch, DispatchId, DispatchStore, ExamId, LeaderLease, Registry,
@@ -147,8 +148,10 @@ timed_delegation! { Credentials {}
     fn redeem_join_token(token_hash: &str, now: Timestamp) -> Option<JoinToken>;
     fn join_tokens() -> Vec<JoinToken>;
     fn revoke_join_token(id: &str) -> bool;
-    fn put_worker_credential(worker: &WorkerId, token_hash: &str) -> ();
-    fn worker_credential(worker: &WorkerId) -> Option<String>;
+    fn claim_worker(claim: &JoinClaim) -> ClaimOutcome;
+    fn put_worker_credential(worker: &WorkerId, credential: &WorkerCredential,
+                             expected: Option<u64>) -> CasOutcome;
+    fn worker_credential(worker: &WorkerId) -> Option<CredentialSnapshot>;
 }
 
 timed_delegation! { ExamStore {}

@@ -12,7 +12,8 @@
 //! * **Domain** — pure, no I/O, time passed in: [`capacity`], [`health`],
 //!   [`policy`] (the drain state machine), [`worker`], [`dispatch`],
 //!   [`scheduler`] (ranking, explanations, the prewarm planner), [`exam`]
-//!   (booked exams and their admission).
+//!   (booked exams and their admission), [`credential`] (what a join may
+//!   do, when a worker credential is valid).
 //! * **Store traits** — [`Registry`], [`DispatchStore`], [`LeaderLease`],
 //!   [`AuditLog`], [`Credentials`], [`ExamStore`](calendar::ExamStore)
 //!   (together: [`Store`]): storage and atomic steps only. The
@@ -48,6 +49,7 @@
 pub mod calendar;
 pub mod capacity;
 pub mod client;
+pub mod credential;
 pub mod dispatch;
 mod error;
 pub mod events;

@@ -5,6 +5,8 @@
 //! independent handles on the same state, which is how tests model several
 //! control-plane replicas sharing one backend.
 
+mod credentials;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,13 +15,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::credential::CredentialSnapshot;
 use crate::dispatch::{Dispatch, DispatchState};
 use crate::error::{Error, Result};
 use crate::ids::{DispatchId, ExamId, SessionKey, WorkerId};
 use crate::store::{
-    AuditEntry, AuditLog, CasOutcome, Counter, Credentials, DeleteOutcome, DispatchPage,
-    DispatchStore, Drift, ExamPlacement, JoinToken, LeaderLease, Lease, RecountReport, Registry,
-    Reservation, ReserveRequest,
+    AuditEntry, AuditLog, CasOutcome, Counter, DeleteOutcome, DispatchPage, DispatchStore, Drift,
+    ExamPlacement, JoinToken, LeaderLease, Lease, RecountReport, Registry, Reservation,
+    ReserveRequest,
 };
 use crate::time::{Clock, SystemClock, Timestamp};
 use crate::worker::{WorkerRecord, WorkerSnapshot};
@@ -40,7 +43,7 @@ struct State {
     lease_tokens: u64,
     audit: VecDeque<AuditEntry>,
     join_tokens: Vec<JoinToken>,
-    credentials: HashMap<WorkerId, String>,
+    credentials: HashMap<WorkerId, CredentialSnapshot>,
     exams: exams::ExamState,
 }
 
@@ -474,64 +477,5 @@ impl AuditLog for MemoryStore {
 
     async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditEntry>> {
         Ok(self.lock()?.audit.iter().take(limit).cloned().collect())
-    }
-}
-
-#[async_trait]
-impl Credentials for MemoryStore {
-    async fn put_join_token(&self, token: &JoinToken) -> Result<()> {
-        let mut s = self.lock()?;
-        if s.join_tokens
-            .iter()
-            .any(|t| t.id == token.id || t.token_hash == token.token_hash)
-        {
-            return Err(Error::Conflict {
-                what: format!("join token {}", token.id),
-            });
-        }
-        s.join_tokens.insert(0, token.clone());
-        Ok(())
-    }
-
-    async fn redeem_join_token(
-        &self,
-        token_hash: &str,
-        now: Timestamp,
-    ) -> Result<Option<JoinToken>> {
-        let mut s = self.lock()?;
-        let Some(t) = s
-            .join_tokens
-            .iter_mut()
-            .find(|t| t.token_hash == token_hash)
-        else {
-            return Ok(None);
-        };
-        if t.expires_at <= now || t.uses >= t.max_uses {
-            return Ok(None);
-        }
-        t.uses += 1;
-        Ok(Some(t.clone()))
-    }
-
-    async fn join_tokens(&self) -> Result<Vec<JoinToken>> {
-        Ok(self.lock()?.join_tokens.clone())
-    }
-
-    async fn revoke_join_token(&self, id: &str) -> Result<bool> {
-        let mut s = self.lock()?;
-        let before = s.join_tokens.len();
-        s.join_tokens.retain(|t| t.id != id);
-        Ok(s.join_tokens.len() != before)
-    }
-
-    async fn put_worker_credential(&self, worker: &WorkerId, token_hash: &str) -> Result<()> {
-        self.lock()?
-            .credentials
-            .insert(worker.clone(), token_hash.to_owned());
-        Ok(())
-    }
-
-    async fn worker_credential(&self, worker: &WorkerId) -> Result<Option<String>> {
-        Ok(self.lock()?.credentials.get(worker).cloned())
     }
 }

@@ -36,6 +36,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::credential::{CredentialSnapshot, WorkerCredential};
 use crate::dispatch::Dispatch;
 use crate::error::Result;
 use crate::ids::{DispatchId, ExamId, SessionKey, WorkerId};
@@ -264,10 +265,70 @@ pub struct JoinToken {
     pub max_uses: u32,
     /// Registrations made with it so far.
     pub uses: u32,
+    /// The one worker code it may join, if an admin bound it (`None`: it
+    /// may only create new workers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<WorkerId>,
+}
+
+/// An atomic join: redeem a join token and write the joining worker's
+/// credential, or change nothing ([`Credentials::claim_worker`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinClaim {
+    /// SHA-256 (hex) of the presented join token.
+    pub token_hash: String,
+    /// The control plane's clock.
+    pub now: Timestamp,
+    /// The joining worker's code.
+    pub worker: WorkerId,
+    /// The credential to write.
+    pub credential: WorkerCredential,
+    /// The stored credential version expected (`None`: no credential).
+    pub expected: Option<u64>,
+    /// Only a token bound to `worker` may be used.
+    pub bound_only: bool,
+}
+
+/// Answer of [`Credentials::claim_worker`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// One use was counted and the credential written.
+    Claimed {
+        /// The token after the use.
+        token: JoinToken,
+        /// The credential's new version.
+        version: u64,
+    },
+    /// The token cannot be used for this worker now (unknown, expired, used
+    /// up, bound to another worker, or unbound when `bound_only`). Nothing
+    /// changed.
+    TokenRefused {
+        /// The stored token with this hash, if there is one.
+        token: Option<JoinToken>,
+    },
+    /// The credential's version is not the expected one. Nothing changed.
+    Conflict {
+        /// The stored version (`None`: no credential).
+        current: Option<u64>,
+    },
 }
 
 /// Join tokens and per-worker credentials (seeds 002/003): a worker joins
 /// with a token an operator created, and gets its own credential.
+///
+/// # Contract
+///
+/// * Only hashes of secrets are stored.
+/// * [`redeem_join_token`](Self::redeem_join_token) and
+///   [`claim_worker`](Self::claim_worker) count a use atomically: racing
+///   replicas never use a token more than `max_uses` times.
+/// * Worker credentials are versioned; every write is a compare-and-set on
+///   the version ([`put_worker_credential`](Self::put_worker_credential),
+///   [`claim_worker`](Self::claim_worker)), and bumps it. Two writers that
+///   read the same version never both succeed: two joins for one code, or a
+///   rotation racing a revocation, have one winner.
+/// * [`claim_worker`](Self::claim_worker) checks the token and the
+///   credential's version and writes both in one indivisible step.
 #[async_trait]
 pub trait Credentials: Debug + Send + Sync + 'static {
     /// Stores a new join token (its `id` and `token_hash` are unique).
@@ -288,11 +349,25 @@ pub trait Credentials: Debug + Send + Sync + 'static {
     /// Deletes a join token. `false` if there was none with this id.
     async fn revoke_join_token(&self, id: &str) -> Result<bool>;
 
-    /// Sets (or replaces) the hash of `worker`'s own credential.
-    async fn put_worker_credential(&self, worker: &WorkerId, token_hash: &str) -> Result<()>;
+    /// Atomically, if the join token whose hash is `claim.token_hash`
+    /// exists, has not expired at `claim.now`, has uses left and is bound
+    /// to `claim.worker` (or to no worker, unless `claim.bound_only`), and
+    /// the stored credential's version is `claim.expected`: counts one use
+    /// of the token and writes `claim.credential` with a bumped version.
+    /// Otherwise nothing changes; the token is checked first.
+    async fn claim_worker(&self, claim: &JoinClaim) -> Result<ClaimOutcome>;
 
-    /// The hash of `worker`'s own credential.
-    async fn worker_credential(&self, worker: &WorkerId) -> Result<Option<String>>;
+    /// Writes `worker`'s credential if the stored version equals `expected`
+    /// (`None`: only if it has none), and bumps the version.
+    async fn put_worker_credential(
+        &self,
+        worker: &WorkerId,
+        credential: &WorkerCredential,
+        expected: Option<u64>,
+    ) -> Result<CasOutcome>;
+
+    /// `worker`'s own credential, with its version.
+    async fn worker_credential(&self, worker: &WorkerId) -> Result<Option<CredentialSnapshot>>;
 }
 
 /// Everything a backend provides. Implemented for every type that

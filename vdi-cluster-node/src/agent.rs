@@ -17,7 +17,12 @@
 //!   and no credential of its own, the agent joins first, retrying with the
 //!   same backoff until the control plane accepts; if the control plane
 //!   later refuses the credential (401) and a join token is configured, it
-//!   joins again.
+//!   joins again — which the control plane allows only after an admin
+//!   reset the worker's credential, and only with a join token bound to it
+//!   (a join never takes a live worker over). The own credential is rotated at two thirds of its
+//!   lifetime (before a heartbeat; a failed rotation is retried at the
+//!   next one while the current credential keeps working) and the new one
+//!   replaces it in the credential file.
 //! * **Deregistration** on shutdown (`POST …/workers/{code}/deregister`).
 //!
 //! The calls themselves are [`ControlPlaneClient`]'s.
@@ -223,14 +228,67 @@ impl Agent {
             return Ok(());
         };
         let answer = self.client.join(token, &self.register_body()).await?;
+        self.keep(Credential::received(
+            answer.credential,
+            now_millis(),
+            answer.ttl_sec,
+        ));
+        tracing::info!(code = %self.config.code, "joined the control plane: using this worker's own credential from now on");
+        Ok(())
+    }
+
+    /// Uses `credential` from now on, and keeps it in the credential file.
+    fn keep(&self, credential: Credential) {
         if let Some(path) = &self.config.credential_file
-            && let Err(e) = credential::write(path, &answer.credential)
+            && let Err(e) = credential::write(path, &credential)
         {
             tracing::warn!(path = %path.display(), error = %e, "cannot keep the worker credential in its file");
         }
-        self.set_credential(Credential::own(answer.credential));
-        tracing::info!(code = %self.config.code, "joined the control plane: using this worker's own credential from now on");
-        Ok(())
+        self.set_credential(credential);
+    }
+
+    /// Rotates the worker's own credential: the control plane answers a
+    /// new one and keeps accepting the current one for a short overlap, so
+    /// heartbeats never stop. A control plane without rotation (404) is
+    /// not asked again.
+    pub async fn rotate(&self) -> Result<(), CallError> {
+        let current = self.credential();
+        let Some(secret) = current
+            .secret()
+            .filter(|_| current.kind() == CredentialKind::Own)
+        else {
+            return Ok(());
+        };
+        match self.client.rotate(&self.config.code, secret).await {
+            Ok(answer) => {
+                self.keep(Credential::received(
+                    answer.credential,
+                    now_millis(),
+                    answer.ttl_sec,
+                ));
+                tracing::info!(code = %self.config.code, expires_at_ms = ?answer.expires_at, "rotated this worker's credential");
+                Ok(())
+            }
+            Err(CallError::Refused {
+                status: 404 | 405, ..
+            }) => {
+                tracing::info!(code = %self.config.code, "the control plane does not rotate credentials");
+                self.keep(Credential::received(secret.to_owned(), now_millis(), None));
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Rotates the credential if it is due; a failure is logged and tried
+    /// again at the next heartbeat (the current credential still works).
+    async fn rotate_if_due(&self) {
+        if !self.credential().rotation_due(now_millis()) {
+            return;
+        }
+        if let Err(e) = self.rotate().await {
+            tracing::warn!(code = %self.config.code, error = %e, "rotating the worker credential failed; retrying at the next heartbeat");
+        }
     }
 
     fn heartbeat_body(&self) -> (HeartbeatRequest, Vec<(SessionKey, u64)>) {
@@ -375,6 +433,7 @@ impl Agent {
             let wait = if self.needs_join() {
                 self.join_once(&mut failures).await
             } else {
+                self.rotate_if_due().await;
                 self.heartbeat_once(&mut failures).await
             };
             tokio::select! {

@@ -9,8 +9,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use vdi_cluster_core::WorkerId;
 use vdi_cluster_protocol::{
-    DEREGISTER_PATH, ErrorBody, HEARTBEAT_PATH, HeartbeatRequest, HeartbeatResponse, JOIN_PATH,
-    JOIN_TOKEN_HEADER, JoinResponse, RegisterRequest, WORKER_TOKEN_HEADER,
+    CREDENTIAL_ROTATE_PATH, DEREGISTER_PATH, ErrorBody, HEARTBEAT_PATH, HeartbeatRequest,
+    HeartbeatResponse, JOIN_PATH, JOIN_TOKEN_HEADER, JoinResponse, RegisterRequest,
+    WORKER_TOKEN_HEADER,
 };
 
 /// Timeout of the deregistration call on shutdown (at most).
@@ -134,6 +135,22 @@ impl ControlPlaneClient {
     ) -> Result<HeartbeatResponse, CallError> {
         let header = credential.map(|c| (WORKER_TOKEN_HEADER, c));
         self.post(HEARTBEAT_PATH, body, header, None).await
+    }
+
+    /// Worker `code`, presenting its current `credential`, gets a new one.
+    pub async fn rotate(
+        &self,
+        code: &WorkerId,
+        credential: &str,
+    ) -> Result<JoinResponse, CallError> {
+        let path = CREDENTIAL_ROTATE_PATH.replace("{code}", code.as_str());
+        self.post(
+            &path,
+            &serde_json::json!({}),
+            Some((WORKER_TOKEN_HEADER, credential)),
+            None,
+        )
+        .await
     }
 
     /// Tells the control plane worker `code` leaves (seed 003), within

@@ -3,4 +3,4 @@ UPDATE vdi.join_tokens
  WHERE token_hash = $1
    AND expires_at > $2
    AND uses < max_uses
-RETURNING id, token_hash, created_by, created_at, expires_at, max_uses, uses
+RETURNING id, token_hash, created_by, created_at, expires_at, max_uses, uses, worker_id

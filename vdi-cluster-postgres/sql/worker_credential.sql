@@ -1,1 +1,1 @@
-SELECT token_hash FROM vdi.worker_credentials WHERE worker_id = $1
+SELECT credential, version FROM vdi.worker_credentials WHERE worker_id = $1

@@ -1,11 +1,15 @@
 //! [`Credentials`] on `vdi.join_tokens` and `vdi.worker_credentials`: a
 //! join token is redeemed by one conditional `UPDATE`, so two workers racing
-//! for its last use cannot both get it.
+//! for its last use cannot both get it; a join (`vdi.claim_worker`) counts
+//! the use and writes the credential in one function call; credentials are
+//! written by compare-and-set on their version.
 
 use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
-use vdi_cluster_core::store::{Credentials, JoinToken};
+use sqlx::types::Json;
+use vdi_cluster_core::credential::{CredentialSnapshot, WorkerCredential};
+use vdi_cluster_core::store::{CasOutcome, ClaimOutcome, Credentials, JoinClaim, JoinToken};
 use vdi_cluster_core::{Error, Result, Timestamp, WorkerId};
 
 use crate::error::PgError;
@@ -27,7 +31,32 @@ fn join_token(row: &PgRow) -> Result<JoinToken, PgError> {
         expires_at: Timestamp(to_u64("join token expiry", row.try_get("expires_at")?)?),
         max_uses: uses("join token max uses", row.try_get("max_uses")?)?,
         uses: uses("join token uses", row.try_get("uses")?)?,
+        worker: row
+            .try_get::<Option<String>, _>("worker_id")?
+            .map(|w| WorkerId::parse("worker_id", &w))
+            .transpose()
+            .map_err(|source| PgError::Corrupt {
+                what: "join token worker",
+                source,
+            })?,
     })
+}
+
+impl PgStore {
+    async fn credential_version(&self, worker: &WorkerId) -> Result<Option<u64>, PgError> {
+        let version: Option<i64> = sqlx::query_scalar(sql::WORKER_CREDENTIAL_VERSION)
+            .bind(worker.as_str())
+            .fetch_optional(self.pool())
+            .await?;
+        version.map(|v| to_u64("credential version", v)).transpose()
+    }
+}
+
+fn expected_version(expected: Option<u64>) -> Result<Option<i64>> {
+    expected
+        .map(i64::try_from)
+        .transpose()
+        .map_err(|e| Error::invalid("expected", e))
 }
 
 #[async_trait]
@@ -47,6 +76,7 @@ impl Credentials for PgStore {
                     .bind(expires_at)
                     .bind(max_uses)
                     .bind(used)
+                    .bind(token.worker.as_ref().map(WorkerId::as_str))
                     .execute(self.pool())
                     .await?;
                 Ok(done.rows_affected())
@@ -96,25 +126,100 @@ impl Credentials for PgStore {
         .await
     }
 
-    async fn put_worker_credential(&self, worker: &WorkerId, token_hash: &str) -> Result<()> {
+    async fn claim_worker(&self, claim: &JoinClaim) -> Result<ClaimOutcome> {
+        let now = millis("now", claim.now)?;
+        let expected = expected_version(claim.expected)?;
         self.call(async {
-            sqlx::query(sql::PUT_WORKER_CREDENTIAL)
-                .bind(worker.as_str())
-                .bind(token_hash)
-                .execute(self.pool())
+            let row = sqlx::query(sql::CLAIM_WORKER)
+                .bind(&claim.token_hash)
+                .bind(now)
+                .bind(claim.worker.as_str())
+                .bind(claim.bound_only)
+                .bind(expected)
+                .bind(Json(&claim.credential))
+                .fetch_one(self.pool())
                 .await?;
-            Ok(())
+            let outcome: String = row.try_get("outcome")?;
+            let token = || -> Result<Option<JoinToken>, PgError> {
+                let id: Option<String> = row.try_get("id")?;
+                id.map(|_| join_token(&row)).transpose()
+            };
+            let version = || -> Result<Option<u64>, PgError> {
+                let v: Option<i64> = row.try_get("version")?;
+                v.map(|v| to_u64("credential version", v)).transpose()
+            };
+            let unknown = || PgError::UnknownOutcome {
+                function: "vdi.claim_worker",
+                outcome: outcome.clone(),
+            };
+            Ok(match outcome.as_str() {
+                "claimed" => ClaimOutcome::Claimed {
+                    token: token()?.ok_or_else(unknown)?,
+                    version: version()?.ok_or_else(unknown)?,
+                },
+                "refused" => ClaimOutcome::TokenRefused { token: token()? },
+                "conflict" => ClaimOutcome::Conflict {
+                    current: version()?,
+                },
+                _ => return Err(unknown()),
+            })
         })
         .await
     }
 
-    async fn worker_credential(&self, worker: &WorkerId) -> Result<Option<String>> {
+    async fn put_worker_credential(
+        &self,
+        worker: &WorkerId,
+        credential: &WorkerCredential,
+        expected: Option<u64>,
+    ) -> Result<CasOutcome> {
+        let expected = expected_version(expected)?;
+        self.call(async {
+            let written: Option<i64> = match expected {
+                None => {
+                    sqlx::query_scalar(sql::INSERT_WORKER_CREDENTIAL)
+                        .bind(worker.as_str())
+                        .bind(Json(credential))
+                        .fetch_optional(self.pool())
+                        .await?
+                }
+                Some(version) => {
+                    sqlx::query_scalar(sql::UPDATE_WORKER_CREDENTIAL)
+                        .bind(worker.as_str())
+                        .bind(Json(credential))
+                        .bind(version)
+                        .fetch_optional(self.pool())
+                        .await?
+                }
+            };
+            Ok(match written {
+                Some(version) => CasOutcome::Written {
+                    version: to_u64("credential version", version)?,
+                },
+                // Read in a statement of its own, as for workers.
+                None => CasOutcome::Conflict {
+                    current: self.credential_version(worker).await?,
+                },
+            })
+        })
+        .await
+    }
+
+    async fn worker_credential(&self, worker: &WorkerId) -> Result<Option<CredentialSnapshot>> {
         self.call(async {
             let row = sqlx::query(sql::WORKER_CREDENTIAL)
                 .bind(worker.as_str())
                 .fetch_optional(self.pool())
                 .await?;
-            Ok(row.map(|r| r.try_get("token_hash")).transpose()?)
+            row.map(|r| {
+                let Json(credential): Json<WorkerCredential> = r.try_get("credential")?;
+                let version = to_u64("credential version", r.try_get("version")?)?;
+                Ok(CredentialSnapshot {
+                    credential,
+                    version,
+                })
+            })
+            .transpose()
         })
         .await
     }

@@ -68,10 +68,16 @@ statements! {
     JOIN_TOKENS = "join_tokens.sql";
     /// Delete a join token.
     REVOKE_JOIN_TOKEN = "revoke_join_token.sql";
-    /// Set a worker's credential.
-    PUT_WORKER_CREDENTIAL = "put_worker_credential.sql";
-    /// A worker's credential.
+    /// `vdi.claim_worker`: a join token's use and the worker's credential.
+    CLAIM_WORKER = "claim_worker.sql";
+    /// Compare-and-set insert of a worker's credential (expected: none).
+    INSERT_WORKER_CREDENTIAL = "insert_worker_credential.sql";
+    /// Compare-and-set update of a worker's credential.
+    UPDATE_WORKER_CREDENTIAL = "update_worker_credential.sql";
+    /// A worker's credential and its version.
     WORKER_CREDENTIAL = "worker_credential.sql";
+    /// A worker's credential version.
+    WORKER_CREDENTIAL_VERSION = "worker_credential_version.sql";
     /// Newest audit entries.
     RECENT_AUDIT = "recent_audit.sql";
     /// Every exam and the calendar's version.

@@ -118,3 +118,50 @@ async fn migrating_keeps_existing_data() {
     assert_eq!(snapshot.version, version);
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn credentials_from_before_their_lifecycle_stay_valid() {
+    use vdi_cluster_core::credential::{CredentialCheck, Presented};
+    use vdi_cluster_core::store::Credentials;
+    use vdi_cluster_core::{Timestamp, WorkerId};
+
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    const LIFECYCLE: i64 = 20261130000000;
+    let mut conn = db.connection().await;
+    // The schema as it was, with a worker credential stored as a bare hash.
+    for migration in MIGRATOR.iter().filter(|m| m.version < LIFECYCLE) {
+        sqlx::raw_sql(&migration.sql)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO vdi.worker_credentials (worker_id, token_hash) VALUES ('w-old', 'abc')",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    for migration in MIGRATOR.iter().filter(|m| m.version >= LIFECYCLE) {
+        sqlx::raw_sql(&migration.sql)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let _ = conn.close().await;
+    let store = db.store();
+    let stored = store
+        .worker_credential(&WorkerId::parse("code", "w-old").unwrap())
+        .await
+        .unwrap()
+        .expect("kept");
+    assert_eq!(stored.version, 0);
+    assert_eq!(
+        stored
+            .credential
+            .check(Timestamp(u64::MAX - 1), |h| h == "abc"),
+        CredentialCheck::Valid(Presented::Current)
+    );
+    db.cleanup().await;
+}

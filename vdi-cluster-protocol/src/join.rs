@@ -5,6 +5,13 @@
 //! | `POST` | `/api/vdi/join-tokens` | [`CreateJoinToken`] (optional) | [`CreatedJoinToken`] |
 //! | `GET` | `/api/vdi/join-tokens` | — | [`JoinTokenList`] |
 //! | `DELETE` | `/api/vdi/join-tokens/{id}` | — | — |
+//! | `POST` | `/api/vdi/workers/{code}/credential/reset` | — | [`CredentialReset`] |
+//! | `DELETE` | `/api/vdi/workers/{code}/credential` | — | — |
+//!
+//! A token may only create a new worker, or, when bound to a `code`, that
+//! worker — also after an admin reset its credential, which answers such a
+//! token ([`CredentialReset`]). Revoking a worker's credential refuses it
+//! from its next request on.
 //!
 //! A worker joins with the token on [`JOIN_PATH`](crate::JOIN_PATH) and is
 //! answered a [`JoinResponse`](crate::JoinResponse) (see
@@ -22,10 +29,21 @@ use vdi_cluster_core::store::JoinToken;
 pub struct CreateJoinToken {
     /// Lifetime, seconds (default 3600, at most 30 days).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 2592000)]
     pub ttl_sec: Option<u64>,
     /// Registrations it allows (default 1, at most 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 1000)]
     pub max_uses: Option<u32>,
+    /// Bind it to this worker code: it may then join that worker only
+    /// (also after an admin reset the worker's credential).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
+    )]
+    pub code: Option<String>,
 }
 
 /// A join token as listed (never its secret).
@@ -46,6 +64,9 @@ pub struct JoinTokenJson {
     pub uses: u32,
     /// Whether it can still be used now.
     pub usable: bool,
+    /// The worker code it is bound to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 impl JoinTokenJson {
@@ -59,6 +80,7 @@ impl JoinTokenJson {
             max_uses: token.max_uses,
             uses: token.uses,
             usable: token.expires_at > now && token.uses < token.max_uses,
+            code: token.worker.as_ref().map(ToString::to_string),
         }
     }
 }
@@ -97,6 +119,18 @@ impl JoinTokenList {
     }
 }
 
+/// `POST /api/vdi/workers/{code}/credential/reset` answer: the worker's
+/// credential accepts nothing any more, and `joinToken` (shown once, one
+/// use, bound to the worker) lets it join again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialReset {
+    /// The worker's code.
+    pub code: String,
+    /// A join token bound to this worker, shown once.
+    pub join_token: CreatedJoinToken,
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -112,6 +146,7 @@ mod tests {
             expires_at: Timestamp(10),
             max_uses: 2,
             uses: 1,
+            worker: None,
         }
     }
 
@@ -135,6 +170,31 @@ mod tests {
         assert_eq!(serde_json::to_value(created).unwrap(), expected);
         let body: CreateJoinToken =
             serde_json::from_value(json!({"ttlSec": 60, "maxUses": 3})).unwrap();
-        assert_eq!((body.ttl_sec, body.max_uses), (Some(60), Some(3)));
+        assert_eq!(
+            (body.ttl_sec, body.max_uses, body.code),
+            (Some(60), Some(3), None)
+        );
+        let bound: CreateJoinToken = serde_json::from_value(json!({"code": "w-1"})).unwrap();
+        assert_eq!(bound.code.as_deref(), Some("w-1"));
+    }
+
+    #[test]
+    fn bound_tokens_and_resets() {
+        let mut t = token();
+        t.worker = Some(vdi_cluster_core::WorkerId::parse("code", "w-1").unwrap());
+        let reset = CredentialReset {
+            code: "w-1".into(),
+            join_token: CreatedJoinToken {
+                token: "vdij_x".into(),
+                info: JoinTokenJson::new(&t, Timestamp(5)),
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(reset).unwrap(),
+            json!({"code": "w-1", "joinToken": {
+                "token": "vdij_x", "id": "abc", "createdBy": "admin", "createdAt": 1,
+                "expiresAt": 10, "maxUses": 2, "uses": 1, "usable": true, "code": "w-1",
+            }})
+        );
     }
 }

@@ -62,3 +62,22 @@ local function changed_since_read(members, member_of)
   end
   return tagged('retry', members)
 end
+
+-- The version of worker `code`'s credential in hash `hash`
+-- ("<version> <json>"; a bare hash, from before versions, is version 0),
+-- or nil when it has none.
+local function stored_credential_version(hash, code)
+  local stored = redis.call('HGET', hash, code)
+  if not stored then
+    return nil
+  end
+  return tonumber(string.match(stored, '^(%d+) ')) or 0
+end
+
+-- Whether version `v` (nil: none) is the expected one ('' expects none).
+local function version_is(v, expected)
+  if expected == '' then
+    return v == nil
+  end
+  return v ~= nil and v == tonumber(expected)
+end

@@ -1,9 +1,11 @@
 //! [`Credentials`] on Redis: a hash per join token (the token's JSON plus
 //! the fields the redeem script checks), an index from secret hash to id,
-//! and one hash of worker credentials.
+//! and one hash of worker credentials (`<version> <json>` per code,
+//! written only by compare-and-set scripts).
 
 use async_trait::async_trait;
-use vdi_cluster_core::store::{Credentials, JoinToken};
+use vdi_cluster_core::credential::{CredentialSnapshot, IssuedSecret, WorkerCredential};
+use vdi_cluster_core::store::{CasOutcome, ClaimOutcome, Credentials, JoinClaim, JoinToken};
 use vdi_cluster_core::{Error, Result, Timestamp, WorkerId};
 
 use crate::error::BackendError;
@@ -35,6 +37,13 @@ impl Credentials for RedisStore {
             .arg(token.expires_at.as_millis())
             .arg(token.max_uses)
             .arg(token.uses)
+            .arg(
+                token
+                    .worker
+                    .as_ref()
+                    .map(WorkerId::as_str)
+                    .unwrap_or_default(),
+            )
             .invoke_async(&mut self.conn())
             .await
             .map_err(BackendError::from)?;
@@ -133,24 +142,160 @@ impl Credentials for RedisStore {
         Ok(deleted == 1)
     }
 
-    async fn put_worker_credential(&self, worker: &WorkerId, token_hash: &str) -> Result<()> {
-        redis::cmd("HSET")
-            .arg(self.keys.worker_credentials())
-            .arg(worker.as_str())
-            .arg(token_hash)
-            .exec_async(&mut self.conn())
+    async fn claim_worker(&self, claim: &JoinClaim) -> Result<ClaimOutcome> {
+        let id: Option<String> = redis::cmd("HGET")
+            .arg(self.keys.join_tokens())
+            .arg(&claim.token_hash)
+            .query_async(&mut self.conn())
             .await
             .map_err(BackendError::from)?;
-        Ok(())
+        let Some(id) = id else {
+            return Ok(ClaimOutcome::TokenRefused { token: None });
+        };
+        let key = self.keys.join_token(&id);
+        let json = encode_credential(&claim.worker, &claim.credential)?;
+        let reply: Vec<String> = SCRIPTS
+            .claim_worker
+            .key(&key)
+            .key(self.keys.worker_credentials())
+            .arg(claim.now.as_millis())
+            .arg(claim.worker.as_str())
+            .arg(if claim.bound_only { "1" } else { "0" })
+            .arg(expected_arg(claim.expected))
+            .arg(json)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        let status = reply.first().map(String::as_str);
+        let bad = || BackendError::unexpected("claim_worker", status);
+        let number = |i: usize| reply.get(i).and_then(|n| n.parse::<i64>().ok());
+        let token = |uses: Option<i64>| -> Result<JoinToken> {
+            let json = reply.get(1).ok_or_else(bad)?;
+            let uses = uses.and_then(|u| u32::try_from(u).ok()).ok_or_else(bad)?;
+            self.decode_token(&key, json, uses)
+        };
+        match status {
+            Some("claimed") => Ok(ClaimOutcome::Claimed {
+                token: token(number(2))?,
+                version: number(3)
+                    .and_then(|v| u64::try_from(v).ok())
+                    .ok_or_else(bad)?,
+            }),
+            Some("refused") if reply.len() == 1 => Ok(ClaimOutcome::TokenRefused { token: None }),
+            Some("refused") => Ok(ClaimOutcome::TokenRefused {
+                token: Some(token(number(2))?),
+            }),
+            Some("conflict") => Ok(ClaimOutcome::Conflict {
+                current: number(1).ok_or_else(bad)?.try_into().ok(),
+            }),
+            _ => Err(bad().into()),
+        }
     }
 
-    async fn worker_credential(&self, worker: &WorkerId) -> Result<Option<String>> {
-        let hash: Option<String> = redis::cmd("HGET")
+    async fn put_worker_credential(
+        &self,
+        worker: &WorkerId,
+        credential: &WorkerCredential,
+        expected: Option<u64>,
+    ) -> Result<CasOutcome> {
+        let json = encode_credential(worker, credential)?;
+        let (written, version): (i64, i64) = SCRIPTS
+            .put_worker_credential
+            .key(self.keys.worker_credentials())
+            .arg(worker.as_str())
+            .arg(expected_arg(expected))
+            .arg(json)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        Ok(if written == 1 {
+            CasOutcome::Written {
+                version: u64::try_from(version).unwrap_or_default(),
+            }
+        } else {
+            CasOutcome::Conflict {
+                current: u64::try_from(version).ok(),
+            }
+        })
+    }
+
+    async fn worker_credential(&self, worker: &WorkerId) -> Result<Option<CredentialSnapshot>> {
+        let stored: Option<String> = redis::cmd("HGET")
             .arg(self.keys.worker_credentials())
             .arg(worker.as_str())
             .query_async(&mut self.conn())
             .await
             .map_err(BackendError::from)?;
-        Ok(hash)
+        stored
+            .map(|s| decode_credential(&self.keys.worker_credentials(), &s))
+            .transpose()
+    }
+}
+
+/// The version argument of the compare-and-set scripts ('' expects none).
+fn expected_arg(expected: Option<u64>) -> String {
+    expected.map(|v| v.to_string()).unwrap_or_default()
+}
+
+fn encode_credential(worker: &WorkerId, credential: &WorkerCredential) -> Result<String> {
+    serde_json::to_string(credential)
+        .map_err(|e| BackendError::malformed(worker.to_string(), "worker credential", e).into())
+}
+
+/// A stored credential, `<version> <json>`; a bare hash (stored before
+/// credentials had a lifecycle) is an active credential of version 0 that
+/// never expires, until it is rotated, revoked or reset.
+fn decode_credential(key: &str, stored: &str) -> Result<CredentialSnapshot> {
+    let Some((version, json)) = stored.split_once(' ') else {
+        return Ok(CredentialSnapshot {
+            credential: WorkerCredential::issued(IssuedSecret {
+                hash: stored.to_owned(),
+                issued_at: Timestamp(0),
+                expires_at: Timestamp(u64::MAX),
+            }),
+            version: 0,
+        });
+    };
+    let version = version
+        .parse()
+        .map_err(|e| BackendError::malformed(key.to_owned(), "worker credential version", e))?;
+    let credential = serde_json::from_str(json)
+        .map_err(|e| BackendError::malformed(key.to_owned(), "worker credential", e))?;
+    Ok(CredentialSnapshot {
+        credential,
+        version,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use vdi_cluster_core::credential::{CredentialCheck, CredentialState, Presented};
+
+    use super::*;
+
+    #[test]
+    fn stored_credentials_decode_with_their_version() {
+        let credential = WorkerCredential::issued(IssuedSecret {
+            hash: "abc".into(),
+            issued_at: Timestamp(1),
+            expires_at: Timestamp(9),
+        });
+        let json = encode_credential(&WorkerId::parse("code", "w1").unwrap(), &credential).unwrap();
+        let read = decode_credential("k", &format!("7 {json}")).unwrap();
+        assert_eq!((read.credential, read.version), (credential, 7));
+        assert!(decode_credential("k", "x {").is_err());
+        assert!(decode_credential("k", "7 {").is_err());
+    }
+
+    #[test]
+    fn a_bare_hash_from_before_versions_is_an_active_credential() {
+        let read = decode_credential("k", "0123abcd").unwrap();
+        assert_eq!(read.version, 0);
+        assert_eq!(read.credential.state, CredentialState::Active);
+        assert_eq!(
+            read.credential
+                .check(Timestamp(u64::MAX - 1), |h| h == "0123abcd"),
+            CredentialCheck::Valid(Presented::Current)
+        );
     }
 }

@@ -68,6 +68,8 @@ scripts!(
     exam_put,
     exam_delete,
     exam_risk_swap,
+    put_worker_credential,
+    claim_worker,
 );
 
 /// The compare-and-reserve script exactly as the store runs it (prelude

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand};
+use vdi_cluster_core::credential::CredentialPolicy;
 use vdi_cluster_core::service::BackgroundConfig;
 use vdi_cluster_core::{FailurePolicy, SchedulingPolicy, ServiceConfig};
 
@@ -125,6 +126,18 @@ pub struct ServeArgs {
     #[arg(long, env = "WORKER_OFFLINE_TIMEOUT_SEC", default_value_t = 600,
           value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub offline_timeout_sec: u64,
+
+    /// Lifetime of a worker's own credential (30 days); the node agent
+    /// rotates it at two thirds.
+    #[arg(long, env = "WORKER_CREDENTIAL_TTL_SEC", default_value_t = 2_592_000,
+          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub worker_credential_ttl_sec: u64,
+
+    /// How long a rotated worker credential stays accepted (1 hour; never
+    /// past its own expiry).
+    #[arg(long, env = "WORKER_CREDENTIAL_OVERLAP_SEC", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub worker_credential_overlap_sec: u64,
 
     /// Lifetime of an exam's sticky worker.
     #[arg(long, env = "WORKER_STICKY_EXAM_TTL_SEC", default_value_t = 21_600,
@@ -275,6 +288,10 @@ impl ServeArgs {
             heartbeat_interval: Duration::from_secs(self.heartbeat_interval_sec),
             mass_failure_percent: self.mass_failure_percent,
             replica_id: self.replica_name(),
+            credentials: CredentialPolicy {
+                ttl: Duration::from_secs(self.worker_credential_ttl_sec),
+                overlap: Duration::from_secs(self.worker_credential_overlap_sec),
+            },
             ..ServiceConfig::default()
         })
     }

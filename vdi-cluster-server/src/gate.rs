@@ -14,12 +14,14 @@ use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use vdi_cluster_core::WorkerId;
+use vdi_cluster_core::credential::CredentialCheck;
 use vdi_cluster_protocol::{HEARTBEAT_PATH, WORKER_TOKEN_HEADER};
 
 use crate::auth::{
     Access, Principal, WORKER_CREDENTIAL_PREFIX, credential_worker, matches_hash_hex,
 };
 use crate::error::ApiError;
+use crate::routes::credentials;
 use crate::state::AppState;
 
 /// State of the per-route middleware: the app and the route's access.
@@ -29,7 +31,9 @@ pub(crate) struct Gate {
     pub(crate) access: Access,
 }
 
-/// A worker's own credential, checked against the hash in the store.
+/// A worker's own credential, checked against the hashes in the store on
+/// every request (so a revocation holds from the next one on): accepted
+/// until it expires, or for the overlap after a rotation.
 async fn verify_worker_credential(
     state: &AppState,
     presented: &str,
@@ -37,12 +41,13 @@ async fn verify_worker_credential(
     let Some(worker) = credential_worker(presented) else {
         return Err(ApiError::unauthorized("invalid x-worker-token"));
     };
-    let stored = state.service().store().worker_credential(&worker).await?;
-    match stored {
-        Some(hash) if matches_hash_hex(presented, &hash) => Ok(Principal::WorkerNode(worker)),
-        _ => Err(ApiError::unauthorized(format!(
-            "invalid credential for worker {worker}"
-        ))),
+    let check = state
+        .service()
+        .check_credential(&worker, |stored| matches_hash_hex(presented, stored))
+        .await?;
+    match check {
+        CredentialCheck::Valid(_) => Ok(Principal::WorkerNode(worker)),
+        refused => Err(credentials::refused(&worker, refused)),
     }
 }
 

@@ -18,7 +18,9 @@ use vdi_cluster_protocol::cluster::{
     ZoneStatsJson,
 };
 use vdi_cluster_protocol::events::{EventJson, EventKindJson};
-use vdi_cluster_protocol::join::{CreateJoinToken, CreatedJoinToken, JoinTokenJson, JoinTokenList};
+use vdi_cluster_protocol::join::{
+    CreateJoinToken, CreatedJoinToken, CredentialReset, JoinTokenJson, JoinTokenList,
+};
 use vdi_cluster_protocol::ops::HealthJson;
 use vdi_cluster_protocol::reconcile::{
     CounterJson, DriftJson, PolicyChangeJson, PolicyJson, ReconcileReportJson,
@@ -40,7 +42,8 @@ use vdi_cluster_protocol::{
 
 use crate::auth::Access;
 use crate::routes::{
-    HttpMethod, admin, cluster, exams, join, ops, registration, route_table, sessions, workers,
+    HttpMethod, admin, cluster, credentials, exams, join, ops, registration, route_table, sessions,
+    workers,
 };
 
 /// Name of the bearer-JWT security scheme.
@@ -65,6 +68,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         admin::patch, workers::remove, workers::sessions, admin::drain_info,
         admin::drain, admin::drain_put, admin::activate,
         join::join, join::create, join::list, join::revoke,
+        credentials::rotate, credentials::reset, credentials::revoke,
         sessions::allocate, sessions::get, sessions::release, sessions::prewarm,
         exams::book, exams::calendar, exams::detail, exams::patch, exams::cancel,
         cluster::stats, cluster::distribution, cluster::audit, cluster::events,
@@ -81,7 +85,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         SummaryJson, StatsJson, ZoneStatsJson, DistributionEntry, DistributionJson,
         ReconcileReportJson, PolicyChangeJson, PolicyJson, DriftJson, CounterJson,
         AuditJson, AuditEntryJson, EventJson, EventKindJson,
-        HealthJson, CreateJoinToken, JoinTokenJson, CreatedJoinToken, JoinTokenList,
+        HealthJson, CreateJoinToken, JoinTokenJson, CreatedJoinToken, JoinTokenList, CredentialReset,
     )),
     modifiers(&FromRouteTable),
     tags(

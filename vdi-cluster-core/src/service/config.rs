@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::credential::CredentialPolicy;
 use crate::health::ResourceThresholds;
 use crate::reconcile::{FailurePolicy, ReconcileLimits};
 use crate::scheduler::SchedulingPolicy;
@@ -73,6 +74,9 @@ pub struct ServiceConfig {
     /// Compare-and-set attempts of one booking, change or cancel before it
     /// gives up with a conflict (32).
     pub exam_write_attempts: u32,
+    /// Lifetime and rotation overlap of workers' own credentials (30 days,
+    /// 1 hour).
+    pub credentials: CredentialPolicy,
 }
 
 impl Default for ServiceConfig {
@@ -106,6 +110,7 @@ impl Default for ServiceConfig {
             exam_headroom_percent: 10,
             exam_fit_horizon: Duration::from_secs(7 * 86_400),
             exam_write_attempts: 32,
+            credentials: CredentialPolicy::default(),
         }
     }
 }

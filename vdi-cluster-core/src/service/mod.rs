@@ -3,7 +3,8 @@
 //!
 //! Split by operation: [`heartbeat`](ClusterService::heartbeat) and
 //! registration in `registration`, allocation and release in `allocate`,
-//! admin transitions in `admin`, reconcile and the health monitor in
+//! admin transitions in `admin`, workers' credentials (join, rotate,
+//! revoke, reset) in `credentials`, reconcile and the health monitor in
 //! `reconcile`, prewarm in `prewarm`, read-only views in `stats`, the
 //! background loop in `background`, exams with admission control in
 //! `exams`.
@@ -41,6 +42,7 @@ mod admin;
 mod allocate;
 mod background;
 mod config;
+mod credentials;
 mod exams;
 mod prewarm;
 mod reconcile;
@@ -56,6 +58,7 @@ pub use admin::{AdminOutcome, DrainInfo};
 pub use allocate::{AllocateOutcome, Allocation};
 pub use background::{BACKGROUND_LEASE, BackgroundConfig, run_background};
 pub use config::ServiceConfig;
+pub use credentials::{JoinOutcome, Joined, RotateOutcome};
 pub use exams::{Booking, ExamFigures, ExamStatus};
 pub use prewarm::{MAX_PREWARM_REQUEST, PrewarmFailure, PrewarmReport};
 pub use reconcile::HealthMonitor;

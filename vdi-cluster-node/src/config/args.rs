@@ -91,8 +91,9 @@ pub struct WorkerArgs {
     )]
     pub join_token: Option<String>,
 
-    /// File keeping the credential received by joining, so a restart needs
-    /// no new join token (written with mode 0600).
+    /// File keeping the credential received by joining (replaced by each
+    /// rotation), so a restart needs no new join token (written with mode
+    /// 0600).
     #[arg(long, env = "WORKER_CREDENTIAL_FILE", value_name = "PATH")]
     pub credential_file: Option<PathBuf>,
 

@@ -13,6 +13,7 @@
 //! | worker → control plane | [`REGISTER_PATH`] | [`RegisterRequest`] | the worker |
 //! | worker → control plane | [`JOIN_PATH`] (join token in [`JOIN_TOKEN_HEADER`]) | [`RegisterRequest`] | [`JoinResponse`] |
 //! | worker → control plane | [`DEREGISTER_PATH`] | `{}` | the worker |
+//! | worker → control plane | [`CREDENTIAL_ROTATE_PATH`] (its credential in [`WORKER_TOKEN_HEADER`]) | — | [`JoinResponse`] |
 //! | control plane → worker | [`WORKER_ALLOCATE_PATH`] | [`AllocateRequest`] | [`AllocateResponse`] |
 //! | control plane → worker | [`WORKER_RELEASE_PATH`] | [`ReleaseRequest`] | [`ReleaseResponse`] |
 //! | control plane → worker | [`WORKER_PREWARM_PATH`] | [`PrewarmRequest`] | [`PrewarmResponse`] |
@@ -56,6 +57,9 @@ pub const DEREGISTER_PATH: &str = "/api/vdi/workers/{code}/deregister";
 /// Control plane: registration with a join token (in [`JOIN_TOKEN_HEADER`]);
 /// answers the worker's own credential ([`JoinResponse`]).
 pub const JOIN_PATH: &str = "/api/vdi/workers/join";
+/// Control plane: a worker, presenting its own credential, gets a new one
+/// ([`JoinResponse`]); the old one stays accepted for a short overlap.
+pub const CREDENTIAL_ROTATE_PATH: &str = "/api/vdi/workers/{code}/credential/rotate";
 /// Header carrying a join token on [`JOIN_PATH`].
 pub const JOIN_TOKEN_HEADER: &str = "x-join-token";
 /// Worker node: its own view of its sessions, slots and control plane
@@ -68,9 +72,11 @@ pub const WORKER_RELEASE_PATH: &str = "/api/vdi/cluster/release";
 /// Worker node: prewarm machines for an exam.
 pub const WORKER_PREWARM_PATH: &str = "/api/vdi/cluster/prewarm";
 
-/// Control plane → worker: the answer to a join ([`JOIN_PATH`]). The
-/// credential is shown once: the worker sends it in [`WORKER_TOKEN_HEADER`]
-/// from then on; the control plane keeps only its hash.
+/// Control plane → worker: the answer to a join ([`JOIN_PATH`]) or a
+/// rotation ([`CREDENTIAL_ROTATE_PATH`]). The credential is shown once: the
+/// worker sends it in [`WORKER_TOKEN_HEADER`] from then on; the control
+/// plane keeps only its hash. It expires at `expiresAt`: the worker rotates
+/// it before then (the node agent at two thirds of `ttlSec`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JoinResponse {
@@ -78,6 +84,16 @@ pub struct JoinResponse {
     pub code: String,
     /// The worker's own credential (`vdiw.<code>.<secret>`).
     pub credential: String,
+    /// When it expires (ms since the epoch, the control plane's clock);
+    /// absent from control planes whose credentials do not expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0)]
+    pub expires_at: Option<u64>,
+    /// Its lifetime from now, seconds (as `expiresAt`, without relying on
+    /// the worker's clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub ttl_sec: Option<u64>,
 }
 
 /// Control plane → worker: start (or return the already started) session.
@@ -197,8 +213,14 @@ mod tests {
             json_of(JoinResponse {
                 code: "w1".into(),
                 credential: "vdiw.w1.s".into(),
+                expires_at: Some(5_000),
+                ttl_sec: Some(3),
             }),
-            json!({"code": "w1", "credential": "vdiw.w1.s"})
+            json!({"code": "w1", "credential": "vdiw.w1.s", "expiresAt": 5000, "ttlSec": 3})
         );
+        // From a control plane whose credentials do not expire.
+        let old: JoinResponse =
+            serde_json::from_value(json!({"code": "w1", "credential": "vdiw.w1.s"})).unwrap();
+        assert_eq!((old.expires_at, old.ttl_sec), (None, None));
     }
 }

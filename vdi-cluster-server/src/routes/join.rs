@@ -4,6 +4,11 @@
 //! with `x-join-token`), receiving its own credential, which it sends in
 //! `x-worker-token` from then on. The control plane keeps only the
 //! credential's hash.
+//!
+//! A join token only creates new workers, unless an admin bound it to one
+//! code (`code` on creation): then it may join that worker, also after an
+//! admin reset its credential. Joining never takes over a worker whose
+//! credential is live.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +16,10 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use vdi_cluster_core::ValidationError;
+use vdi_cluster_core::credential::{IssuedSecret, JoinRefusal};
+use vdi_cluster_core::service::JoinOutcome;
 use vdi_cluster_core::store::{AuditEntry, JoinToken};
+use vdi_cluster_core::{ValidationError, WorkerId};
 use vdi_cluster_protocol::join::{CreateJoinToken, CreatedJoinToken, JoinTokenJson, JoinTokenList};
 use vdi_cluster_protocol::{ErrorBody, JOIN_TOKEN_HEADER, JoinResponse, RegisterRequest};
 
@@ -63,24 +70,49 @@ pub(crate) async fn create(
             format!("must be from 1 to {MAX_JOIN_TOKEN_USES}"),
         )));
     }
+    let worker = match body.code {
+        Some(code) => {
+            let id = WorkerId::parse("code", code)?;
+            check_not_reserved(&id)?;
+            Some(id)
+        }
+        None => None,
+    };
+    let created = issue_join_token(&state, caller.actor(), ttl, max_uses, worker).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Creates and stores a join token (optionally bound to `worker`), audited
+/// as `actor`'s; its secret is in the answer only.
+pub(crate) async fn issue_join_token(
+    state: &AppState,
+    actor: String,
+    ttl_sec: u64,
+    max_uses: u32,
+    worker: Option<WorkerId>,
+) -> Result<CreatedJoinToken, ApiError> {
     let now = state.service().clock().now();
     let token = format!("{JOIN_TOKEN_PREFIX}{}", random_secret());
     let stored = JoinToken {
         id: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
         token_hash: hash_hex(&token),
-        created_by: caller.actor(),
+        created_by: actor.clone(),
         created_at: now,
-        expires_at: now.plus(Duration::from_secs(ttl)),
+        expires_at: now.plus(Duration::from_secs(ttl_sec)),
         max_uses,
         uses: 0,
+        worker,
     };
     let service = Arc::clone(state.service());
     let record = stored.clone();
-    let actor = caller.actor();
     state
         .detached(async move {
             service.store().put_join_token(&record).await?;
-            let detail = serde_json::json!({"expiresAt": record.expires_at.as_millis(), "maxUses": record.max_uses});
+            let detail = serde_json::json!({
+                "expiresAt": record.expires_at.as_millis(),
+                "maxUses": record.max_uses,
+                "code": record.worker.as_ref().map(WorkerId::as_str),
+            });
             service
                 .store()
                 .append_audit(&AuditEntry {
@@ -93,13 +125,10 @@ pub(crate) async fn create(
                 .await
         })
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedJoinToken {
-            token,
-            info: JoinTokenJson::new(&stored, now),
-        }),
-    ))
+    Ok(CreatedJoinToken {
+        token,
+        info: JoinTokenJson::new(&stored, now),
+    })
 }
 
 /// Join tokens, newest first (never their secrets).
@@ -162,8 +191,11 @@ pub(crate) async fn revoke(
 }
 
 /// A worker registers with a join token and receives its own credential
-/// (shown once). The body is the registration's; each success counts one
-/// use of the token.
+/// (shown once, expiring after the configured TTL). The token may only
+/// create a new worker, or the one worker it is bound to — which, if it
+/// exists, an admin must have reset first. The token's use and the
+/// credential are written in one atomic step: two joins for one code never
+/// both succeed.
 #[utoipa::path(
     post, path = "/api/vdi/workers/join", tag = "workers",
     request_body = RegisterRequest,
@@ -171,6 +203,8 @@ pub(crate) async fn revoke(
         (status = 201, description = "Registered; the credential is shown once", body = JoinResponse),
         (status = 400, body = ErrorBody),
         (status = 401, description = "Join token unknown, expired or used up", body = ErrorBody),
+        (status = 403, description = "Join token bound to another worker, or not bound to this one", body = ErrorBody),
+        (status = 409, description = "The code is taken: an admin must reset its credential", body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
     )
 )]
@@ -180,7 +214,6 @@ pub(crate) async fn join(
     JsonBody(request): JsonBody<RegisterRequest>,
 ) -> Result<(StatusCode, Json<JoinResponse>), ApiError> {
     // Validate before counting a use: bad input must not burn the token.
-    // (Core's register validates too, but only after the token is redeemed.)
     let (id, description) = request.into_parts()?;
     description.validate()?;
     check_not_reserved(&id)?;
@@ -194,45 +227,52 @@ pub(crate) async fn join(
     let credential = new_worker_credential(&id);
     let credential_hash = hash_hex(&credential);
     let code = id.clone();
-    let joined = state
+    let outcome = state
         .detached(async move {
-            let now = service.clock().now();
-            let Some(token) = service
-                .store()
-                .redeem_join_token(&hash_hex(&presented), now)
-                .await?
-            else {
-                return Ok(None);
-            };
-            service.register(code.clone(), description).await?;
             service
-                .store()
-                .put_worker_credential(&code, &credential_hash)
-                .await?;
-            service
-                .store()
-                .append_audit(&AuditEntry {
-                    at: now,
-                    actor: format!("join-token:{}", token.id),
-                    action: "join".into(),
-                    target: code.to_string(),
-                    detail: serde_json::json!({"uses": token.uses, "maxUses": token.max_uses}),
-                })
-                .await?;
-            Ok(Some(token))
+                .join(&hash_hex(&presented), code, description, &credential_hash)
+                .await
         })
         .await?;
-    if joined.is_none() {
-        return Err(ApiError::unauthorized(
-            "x-join-token: unknown, expired, revoked or used up; ask an admin for a new one",
-        ));
-    }
-    tracing::info!(code = %id, "worker joined with a join token");
+    let joined = match outcome {
+        JoinOutcome::Joined(joined) => joined,
+        JoinOutcome::Refused(refusal) => return Err(join_refused(&id, refusal)),
+    };
+    tracing::info!(code = %id, rejoined = joined.rejoined, "worker joined with a join token");
     Ok((
         StatusCode::CREATED,
-        Json(JoinResponse {
-            code: id.to_string(),
-            credential,
-        }),
+        Json(credential_answer(&id, credential, &joined.secret)),
     ))
+}
+
+/// The answer carrying a credential just issued.
+pub(crate) fn credential_answer(
+    id: &WorkerId,
+    credential: String,
+    secret: &IssuedSecret,
+) -> JoinResponse {
+    JoinResponse {
+        code: id.to_string(),
+        credential,
+        expires_at: Some(secret.expires_at.as_millis()),
+        ttl_sec: Some(secret.expires_at.since(secret.issued_at).as_secs().max(1)),
+    }
+}
+
+fn join_refused(id: &WorkerId, refusal: JoinRefusal) -> ApiError {
+    match refusal {
+        JoinRefusal::TokenInvalid => ApiError::unauthorized(
+            "x-join-token: unknown, expired, revoked or used up; ask an admin for a new one",
+        ),
+        JoinRefusal::TokenBoundElsewhere { bound } => ApiError::forbidden(format!(
+            "x-join-token: this join token is bound to worker {bound}, not {id}"
+        )),
+        JoinRefusal::TokenNotBound => ApiError::forbidden(format!(
+            "x-join-token: worker {id} was reset; it may join again only with a join token bound to it"
+        )),
+        JoinRefusal::CodeTaken { .. } => ApiError::conflict(format!(
+            "code: worker {id} is already registered; a join token cannot take it over \
+             (an admin may reset its credential: POST /api/vdi/workers/{id}/credential/reset)"
+        )),
+    }
 }

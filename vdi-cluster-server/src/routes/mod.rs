@@ -16,6 +16,7 @@
 //! * `admin` — admin transitions: `PATCH`, drain, activate, what blocks a
 //!   drain.
 //! * `join` — join tokens and joining.
+//! * `credentials` — a worker's own credential: rotate, revoke, reset.
 //! * `sessions` — the exam application's session API and prewarm.
 //! * `exams` — exams booked with admission control.
 //! * `cluster` — statistics, distribution, audit, events.
@@ -24,6 +25,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod cluster;
+pub(crate) mod credentials;
 pub(crate) mod exams;
 pub(crate) mod join;
 pub(crate) mod ops;
@@ -117,6 +119,12 @@ static ROUTES: &[RouteSpec] = routes! {
         => "List join tokens (never their secrets)";
     Delete "/api/vdi/join-tokens/{id}" Admin join::revoke
         => "Revoke a join token";
+    Post "/api/vdi/workers/{code}/credential/rotate" Worker credentials::rotate
+        => "A worker, with its own credential, gets a new one (the old one overlaps briefly)";
+    Post "/api/vdi/workers/{code}/credential/reset" Admin credentials::reset
+        => "Reset a worker's credential; answers a join token bound to it (shown once)";
+    Delete "/api/vdi/workers/{code}/credential" Admin credentials::revoke
+        => "Revoke a worker's own credential: refused from its next request";
     Get "/api/vdi/workers" Operator workers::list
         => "List workers, filtered by status, zone or label=key:value";
     Get "/api/vdi/workers/summary" Operator workers::summary

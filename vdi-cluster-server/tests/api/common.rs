@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use vdi_cluster_core::service::BackgroundConfig;
 use vdi_cluster_core::testkit::SimulatedWorkers;
-use vdi_cluster_core::{MemoryStore, ServiceConfig, Store, WorkerClient};
+use vdi_cluster_core::{Clock, MemoryStore, ServiceConfig, Store, WorkerClient};
 use vdi_cluster_protocol::{
     AllocateRequest, PrewarmRequest, ReleaseRequest, WORKER_ALLOCATE_PATH, WORKER_PREWARM_PATH,
     WORKER_RELEASE_PATH,
@@ -184,13 +184,21 @@ impl Drop for TestServer {
 
 impl TestServer {
     pub async fn start(setup: Setup) -> Self {
+        Self::start_with_clock(setup, None).await
+    }
+
+    /// As [`start`](Self::start), on `clock` when given.
+    pub async fn start_with_clock(setup: Setup, clock: Option<Arc<dyn Clock>>) -> Self {
         let shutdown = CancellationToken::new();
-        let state = AppState::builder(Arc::clone(&setup.store), setup.client, setup.auth)
+        let mut builder = AppState::builder(Arc::clone(&setup.store), setup.client, setup.auth)
             .config(setup.config)
             .limits(setup.limits)
             .store_name(setup.store_name)
-            .shutdown(shutdown.clone())
-            .build();
+            .shutdown(shutdown.clone());
+        if let Some(clock) = clock {
+            builder = builder.clock(clock);
+        }
+        let state = builder.build();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let background = BackgroundConfig {

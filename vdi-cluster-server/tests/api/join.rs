@@ -138,6 +138,7 @@ async fn expired_revoked_and_invalid_tokens_are_refused() {
         expires_at: Timestamp(2_000),
         max_uses: 5,
         uses: 0,
+        worker: None,
     };
     s.store.put_join_token(&expired).await.unwrap();
     assert_eq!(join(&s, "vdij_old", "w1").await.status, 401);

@@ -9,6 +9,7 @@ mod backends;
 mod bad_input;
 mod common;
 mod connections;
+mod credentials;
 mod deploy;
 mod exams;
 mod join;

@@ -16,3 +16,4 @@ mod failover;
 mod join;
 mod partition;
 mod restart;
+mod rotation;

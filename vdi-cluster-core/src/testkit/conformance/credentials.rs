@@ -6,10 +6,9 @@ use std::time::Duration;
 use super::StoreFactory;
 use super::fixtures::now;
 use crate::error::Error;
-use crate::testkit::wid;
 use crate::time::Timestamp;
 
-fn join_token(
+pub(super) fn join_token(
     id: &str,
     hash: &str,
     max_uses: u32,
@@ -23,11 +22,12 @@ fn join_token(
         expires_at,
         max_uses,
         uses: 0,
+        worker: None,
     }
 }
 
 /// Join tokens: unique, redeemed at most `max_uses` times even by racing
-/// replicas, refused once expired or revoked; worker credentials replace.
+/// replicas, refused once expired or revoked.
 pub async fn join_tokens_are_redeemed_atomically(factory: &impl StoreFactory) {
     let store = factory.replica().await;
     let t0 = now();
@@ -87,14 +87,4 @@ pub async fn join_tokens_are_redeemed_atomically(factory: &impl StoreFactory) {
     assert!(store.revoke_join_token("jt-2").await.unwrap());
     assert!(!store.revoke_join_token("jt-2").await.unwrap());
     assert_eq!(store.join_tokens().await.unwrap().len(), 1);
-
-    let w = wid("w-cred");
-    assert!(store.worker_credential(&w).await.unwrap().is_none());
-    store.put_worker_credential(&w, "cred-1").await.unwrap();
-    store.put_worker_credential(&w, "cred-2").await.unwrap();
-    let other = factory.replica().await;
-    assert_eq!(
-        other.worker_credential(&w).await.unwrap().as_deref(),
-        Some("cred-2")
-    );
 }

@@ -40,6 +40,7 @@ mod exams;
 mod fixtures;
 mod lease;
 mod registry;
+mod worker_credentials;
 
 use std::sync::Arc;
 
@@ -69,6 +70,10 @@ pub use exams::{
 pub use lease::lease_is_exclusive_and_fenced;
 pub use registry::{
     worker_listing_and_delete, worker_put_is_compare_and_set, worker_put_races_have_one_winner,
+};
+pub use worker_credentials::{
+    join_claims_are_atomic_and_scoped, rotation_racing_revocation_never_leaves_a_usable_secret,
+    worker_credentials_are_compare_and_set,
 };
 
 /// Opens handles on one isolated storage namespace (a fresh database, a
@@ -120,6 +125,9 @@ macro_rules! conformance_tests {
             lease_is_exclusive_and_fenced,
             audit_trail_is_newest_first,
             join_tokens_are_redeemed_atomically,
+            worker_credentials_are_compare_and_set,
+            join_claims_are_atomic_and_scoped,
+            rotation_racing_revocation_never_leaves_a_usable_secret,
             heartbeats_from_replicas_keep_the_newest,
             concurrent_allocations_never_over_allocate,
             concurrent_allocate_of_one_session_yields_one_dispatch,

@@ -1,0 +1,1 @@
+SELECT version FROM vdi.worker_credentials WHERE worker_id = $1
