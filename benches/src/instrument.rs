@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use vdi_cluster_core::store::{
-    AuditEntry, CasOutcome, DeleteOutcome, DispatchPage, ExamPlacement, JoinToken, Lease,
+    Adoption, AuditEntry, CasOutcome, DeleteOutcome, DispatchPage, ExamPlacement, JoinToken, Lease,
     RecountReport, Reservation, ReserveRequest,
 };
 use vdi_cluster_core::{
@@ -132,6 +132,11 @@ impl DispatchStore for Instrumented {
             self.inner.confirm(key, id, session, now, sticky_ttl),
         )
         .await
+    }
+
+    async fn adopt(&self, dispatch: &Dispatch, sticky_ttl: Duration) -> Result<Adoption> {
+        self.timed("adopt", self.inner.adopt(dispatch, sticky_ttl))
+            .await
     }
 
     async fn undo(&self, key: &SessionKey, id: DispatchId) -> Result<bool> {

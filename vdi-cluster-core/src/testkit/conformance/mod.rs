@@ -32,6 +32,7 @@
 //!
 //! Every case then shows up by name in the test output.
 
+mod adoption;
 mod audit;
 mod concurrency;
 mod credentials;
@@ -47,6 +48,9 @@ use async_trait::async_trait;
 use crate::ids::WorkerId;
 use crate::store::Store;
 
+pub use adoption::{
+    adopt_records_a_session_without_a_dispatch, adoption_races_allocation_to_one_dispatch,
+};
 pub use audit::audit_trail_is_newest_first;
 pub use concurrency::{SCALE, Scale};
 pub use concurrency::{
@@ -119,6 +123,8 @@ macro_rules! conformance_tests {
             concurrent_allocations_never_over_allocate,
             concurrent_allocate_of_one_session_yields_one_dispatch,
             interrupted_allocations_leave_no_drift,
+            adopt_records_a_session_without_a_dispatch,
+            adoption_races_allocation_to_one_dispatch,
         }
     };
     (@names; $($case:ident,)*) => {
