@@ -165,6 +165,9 @@ pub struct LiveSnapshot {
     pub active: usize,
     /// Sessions starting or running, with their incarnation.
     pub live: Vec<(SessionKey, u64)>,
+    /// Connection details of the running ones, sent along so the control
+    /// plane can adopt a session it has no record of.
+    pub details: HashMap<SessionKey, Value>,
 }
 
 /// The node: sessions, pool, slots, admin state.
@@ -493,9 +496,18 @@ impl WorkerNode {
                 Slot::Stopping { .. } => None,
             })
             .collect();
+        let details = table
+            .sessions
+            .iter()
+            .filter_map(|(k, s)| match s {
+                Slot::Running { details, .. } => Some((k.clone(), details.clone())),
+                _ => None,
+            })
+            .collect();
         LiveSnapshot {
             active: table.sessions.len(),
             live,
+            details,
         }
     }
 

@@ -75,6 +75,11 @@ pub struct SessionRef {
     pub exam_id: String,
     /// The student.
     pub user_id: String,
+    /// In a heartbeat's `liveSessions`, optionally: the worker's allocate
+    /// answer for the session (its connection details), so the control
+    /// plane can adopt a session it has no record of with them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<serde_json::Value>,
 }
 
 impl From<&SessionKey> for SessionRef {
@@ -82,6 +87,7 @@ impl From<&SessionKey> for SessionRef {
         Self {
             exam_id: key.exam_id.to_string(),
             user_id: key.user_id.to_string(),
+            session: None,
         }
     }
 }
@@ -186,20 +192,25 @@ impl HeartbeatRequest {
         if let Some(boot_id) = &self.boot_id {
             check_boot_id(boot_id)?;
         }
+        let mut live_details = BTreeMap::new();
         let live_sessions = match self.live_sessions {
             None => None,
             Some(list) => Some(
                 list.into_iter()
                     .enumerate()
                     .map(|(i, s)| {
-                        SessionKey::parse(s.exam_id, s.user_id).map_err(|e| {
+                        let key = SessionKey::parse(s.exam_id, s.user_id).map_err(|e| {
                             ValidationError::new(
                                 format!("liveSessions[{i}].{}", e.field),
                                 e.message,
                             )
-                        })
+                        })?;
+                        if let Some(session) = s.session {
+                            live_details.insert(key.clone(), session);
+                        }
+                        Ok(key)
                     })
-                    .collect::<Result<Vec<_>, _>>()?,
+                    .collect::<Result<Vec<_>, ValidationError>>()?,
             ),
         };
         let heartbeat = Heartbeat {
@@ -218,6 +229,7 @@ impl HeartbeatRequest {
                 seq: self.seq,
             },
             live_sessions,
+            live_details,
             resources: ResourceUsage {
                 cpu_percent: self.cpu_percent,
                 memory_percent: self.memory_percent,

@@ -38,6 +38,17 @@ pub struct ServiceConfig {
     /// A session missing from a worker's live list is removed only if it was
     /// activated at least this long before that heartbeat (60 s).
     pub live_session_grace: Duration,
+    /// How long a worker's report of a session must trail its record before
+    /// the record is repaired toward it: a reservation on the reporting
+    /// worker is confirmed, and a duplicate of a dispatch settled on
+    /// another worker is stopped, only this long after (30 s; never less
+    /// than `worker_call_timeout`, see [`fleet_grace`](Self::fleet_grace)).
+    pub adoption_grace: Duration,
+    /// How long an `allocate` waits for an allocation of the same session
+    /// already in flight (on any replica) before answering
+    /// [`Error::AllocationInProgress`](crate::Error::AllocationInProgress)
+    /// (45 s: the worker-call timeout × the retry count).
+    pub coalesce_wait: Duration,
     /// What happens to sessions of failed workers.
     pub failure_policy: FailurePolicy,
     /// No migration when at least this percentage of enabled workers is
@@ -82,6 +93,8 @@ impl Default for ServiceConfig {
             scan_count: 200,
             scan_pages_per_pass: 50,
             live_session_grace: Duration::from_secs(60),
+            adoption_grace: Duration::from_secs(30),
+            coalesce_wait: Duration::from_secs(45),
             failure_policy: FailurePolicy::Automatic,
             mass_failure_percent: 50,
             scheduling: SchedulingPolicy::Spread,
@@ -99,6 +112,13 @@ impl Default for ServiceConfig {
 }
 
 impl ServiceConfig {
+    /// The grace the fleet's reports are judged with: `adoption_grace`,
+    /// but at least `worker_call_timeout`, so an allocation still waiting
+    /// for its worker confirms its own reservation.
+    pub fn fleet_grace(&self) -> Duration {
+        self.adoption_grace.max(self.worker_call_timeout)
+    }
+
     /// The ages reconcile judges dispatches by.
     pub fn reconcile_limits(&self) -> ReconcileLimits {
         ReconcileLimits {

@@ -2,7 +2,8 @@
 //! a [`WorkerClient`], a [`Clock`] and an [`EventSink`] together.
 //!
 //! Split by operation: [`heartbeat`](ClusterService::heartbeat) and
-//! registration in `registration`, allocation and release in `allocate`,
+//! registration in `registration`, allocation in `allocate`, release in `release`, repairs from the
+//! fleet's reports in `fleet`,
 //! admin transitions in `admin`, reconcile and the health monitor in
 //! `reconcile`, prewarm in `prewarm`, read-only views in `stats`, the
 //! background loop in `background`.
@@ -40,9 +41,11 @@ mod admin;
 mod allocate;
 mod background;
 mod config;
+mod fleet;
 mod prewarm;
 mod reconcile;
 mod registration;
+mod release;
 mod snapshot;
 mod stats;
 
@@ -54,6 +57,7 @@ pub use admin::{AdminOutcome, DrainInfo};
 pub use allocate::{AllocateOutcome, Allocation};
 pub use background::{BACKGROUND_LEASE, BackgroundConfig, run_background};
 pub use config::ServiceConfig;
+pub use fleet::FleetRepair;
 pub use prewarm::{MAX_PREWARM_REQUEST, PrewarmFailure, PrewarmReport};
 pub use reconcile::HealthMonitor;
 pub use registration::HeartbeatAck;
