@@ -273,10 +273,11 @@ pub struct HeartbeatResponse {
     /// A warning for operators (reservation above the node's size).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
-    /// Sessions the worker reported live (`liveSessions`) that the control
-    /// plane no longer places on it — released, or superseded while the
-    /// worker was unreachable: the worker should stop them. Empty unless the
-    /// heartbeat carried `liveSessions`.
+    /// Sessions the worker reported live (`liveSessions`) whose dispatch
+    /// has been settled on another worker for a grace period (superseded
+    /// while this worker was unreachable, or placed elsewhere after a call
+    /// to this worker timed out): the worker should stop them. Empty unless
+    /// the heartbeat carried `liveSessions`.
     #[serde(default)]
     pub release_sessions: Vec<SessionRef>,
 }
@@ -465,6 +466,27 @@ mod tests {
         v["agentVersion"] = "9.9".into();
         let req: HeartbeatRequest = serde_json::from_value(v).unwrap();
         assert!(req.into_heartbeat().is_ok());
+    }
+
+    #[test]
+    fn live_sessions_may_carry_the_session_object() {
+        let mut v: serde_json::Value = serde_json::from_str(SEED_000).unwrap();
+        let session = serde_json::json!({"connection": "rdp://w/e/u"});
+        v["liveSessions"] = serde_json::json!([
+            {"examId": "e", "userId": "u", "session": session},
+            {"examId": "e", "userId": "v"},
+        ]);
+        let req: HeartbeatRequest = serde_json::from_value(v).unwrap();
+        let again = serde_json::to_value(&req).unwrap();
+        assert!(
+            again["liveSessions"][1].get("session").is_none(),
+            "additive"
+        );
+        let hb = req.into_heartbeat().unwrap();
+        assert_eq!(hb.live_sessions.map(|l| l.len()), Some(2));
+        let u = SessionKey::parse("e", "u").unwrap();
+        assert_eq!(hb.live_details.len(), 1);
+        assert_eq!(hb.live_details.get(&u), Some(&session));
     }
 
     #[test]

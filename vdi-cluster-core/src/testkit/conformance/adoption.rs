@@ -5,11 +5,17 @@
 use std::sync::Arc;
 
 use super::StoreFactory;
+use super::concurrency::service;
 use super::fixtures::{STICKY, add_worker, dispatched, now, reserve, reserved};
+use crate::client::WorkerClient;
 use crate::dispatch::{Dispatch, DispatchState};
+use crate::health::HeartbeatStamp;
 use crate::ids::{ExamId, SessionKey, WorkerId};
 use crate::store::{Adoption, Reservation, Store};
-use crate::testkit::{FIXTURE_BOOT, assert_no_drift, key, total_dispatched, wid};
+use crate::testkit::{
+    FIXTURE_BOOT, SimulatedWorkers, assert_no_drift, heartbeat_with_slots, key, total_dispatched,
+    wid,
+};
 
 /// The active dispatch of `key` adopted on `worker` now.
 fn adoption(key: &SessionKey, worker: &WorkerId) -> Dispatch {
@@ -172,4 +178,79 @@ pub async fn adoption_races_allocation_to_one_dispatch(factory: &impl StoreFacto
         "one count per dispatch"
     );
     assert_no_drift(&*setup).await;
+}
+
+/// Through the service: a worker's heartbeat adopting the sessions it runs
+/// without records, on one replica, while other replicas allocate the same
+/// sessions. Every allocation succeeds with the one dispatch its session
+/// has, counters never drift, and no worker is over-allocated.
+pub async fn heartbeat_adoption_races_allocations_on_replicas(factory: &impl StoreFactory) {
+    const SESSIONS: usize = 30;
+    let workers = SimulatedWorkers::new();
+    let beat = |code: &str, slots: u32, seq: u64, live: Option<Vec<SessionKey>>| {
+        let mut hb = heartbeat_with_slots(code, slots, live.as_ref().map_or(0, |l| l.len() as u32));
+        hb.stamp = HeartbeatStamp {
+            boot_id: Some(format!("{code}-boot")),
+            seq: Some(seq),
+        };
+        hb.live_sessions = live;
+        hb
+    };
+    let beating = service(factory.replica().await, &workers, 1, |_| {});
+    beating
+        .heartbeat(beat("w-hb-runs", 40, 1, None))
+        .await
+        .unwrap();
+    beating
+        .heartbeat(beat("w-hb-other", 8, 1, None))
+        .await
+        .unwrap();
+    let runs = wid("w-hb-runs");
+    let record = beating.worker_view(&runs).await.unwrap().record;
+    let keys: Vec<SessionKey> = (0..SESSIONS)
+        .map(|i| key("exam-hb-race", &format!("u{i}")))
+        .collect();
+    for k in &keys {
+        workers.allocate(&record, k).await.unwrap();
+    }
+
+    let mut tasks = Vec::new();
+    for (r, chunk) in keys.chunks(SESSIONS / 3).enumerate() {
+        let svc = service(factory.replica().await, &workers, 10 + r as u64, |_| {});
+        let chunk = chunk.to_vec();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for k in chunk {
+                let a = svc.allocate(k.clone(), Default::default()).await;
+                got.push((k, a.expect("allocate").dispatch.id));
+            }
+            got
+        }));
+    }
+    let live = Some(keys.clone());
+    let adopted = beating
+        .heartbeat(beat("w-hb-runs", 40, 2, live))
+        .await
+        .unwrap();
+    let mut answered = Vec::new();
+    for t in tasks {
+        answered.extend(t.await.unwrap());
+    }
+    assert_eq!(answered.len(), SESSIONS);
+    let store = factory.replica().await;
+    for (k, id) in &answered {
+        let d = store.dispatch(k).await.unwrap().expect("one dispatch");
+        assert_eq!(
+            &d.id, id,
+            "{k}: the allocation returned the stored dispatch"
+        );
+        assert_eq!(d.state, DispatchState::Active);
+    }
+    assert!(adopted.adopted_sessions as usize <= SESSIONS);
+    assert_eq!(total_dispatched(&*store).await as usize, SESSIONS);
+    assert!(
+        dispatched(&store, &wid("w-hb-other")).await <= 8,
+        "invariant A"
+    );
+    assert_no_drift(&*store).await;
 }

@@ -50,6 +50,7 @@ use crate::store::Store;
 
 pub use adoption::{
     adopt_records_a_session_without_a_dispatch, adoption_races_allocation_to_one_dispatch,
+    heartbeat_adoption_races_allocations_on_replicas,
 };
 pub use audit::audit_trail_is_newest_first;
 pub use concurrency::{SCALE, Scale};
@@ -125,6 +126,7 @@ macro_rules! conformance_tests {
             interrupted_allocations_leave_no_drift,
             adopt_records_a_session_without_a_dispatch,
             adoption_races_allocation_to_one_dispatch,
+            heartbeat_adoption_races_allocations_on_replicas,
         }
     };
     (@names; $($case:ident,)*) => {
