@@ -337,6 +337,45 @@ async fn a_timed_out_worker_call_is_adopted_or_stopped() {
 }
 
 #[tokio::test]
+async fn a_report_confirming_a_slow_call_hands_the_allocator_that_dispatch() {
+    // Generous delays: the report only has to come before the worker's
+    // answer (or the call's timeout); nothing measures them.
+    for behaviour in [Behaviour::Slow(Duration::from_secs(3)), Behaviour::Hanging] {
+        let h = harness(|c| c.worker_call_timeout = Duration::from_secs(6));
+        h.report("w1", 4, false).await;
+        h.workers.set_behaviour(&wid("w1"), behaviour);
+        let k = key("exam", "slow");
+        let svc = Arc::clone(&h.svc);
+        let call = tokio::spawn({
+            let k = k.clone();
+            async move { svc.allocate(k, Default::default()).await }
+        });
+        let reserved = loop {
+            if let Some(d) = h.store.dispatch(&k).await.unwrap() {
+                break d;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        // The worker reports the session before the allocator hears back.
+        h.advance(h.svc.config().fleet_grace());
+        let ack = h.report_live("w1", 4, vec![k.clone()], true).await;
+        assert_eq!(ack.adopted_reservations, 1, "{behaviour:?}");
+        assert_eq!(ack.dispatched_sessions, 1, "the answer counts it");
+        let a = call
+            .await
+            .unwrap()
+            .expect("the allocator returns the adopted dispatch");
+        assert_eq!(
+            (a.dispatch.id, a.dispatch.state),
+            (reserved.id, DispatchState::Active)
+        );
+        assert!(a.dispatch.session.is_some(), "{behaviour:?}");
+        assert_eq!(h.svc.session(&k).await.unwrap().id, reserved.id);
+        assert_no_drift(&h.store).await;
+    }
+}
+
+#[tokio::test]
 async fn concurrent_duplicates_coalesce_on_the_last_slot() {
     let h = harness(|_| {});
     // One slot left in the whole cluster, a slow worker.

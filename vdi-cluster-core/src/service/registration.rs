@@ -121,6 +121,12 @@ impl ClusterService {
                         dispatched,
                     };
                     let repair = self.repair_from_report(&snapshot.record, &hb).await?;
+                    // Adoptions changed the worker's count: answer with it.
+                    let snapshot = if repair.adopted + repair.reservations_adopted > 0 {
+                        self.store.worker(&hb.worker).await?.unwrap_or(snapshot)
+                    } else {
+                        snapshot
+                    };
                     let view = WorkerView::new(snapshot, now, &self.health_config());
                     let mut ack = self.ack(&view, true, hb.stamp.seq);
                     ack.adopted_sessions = repair.adopted;
