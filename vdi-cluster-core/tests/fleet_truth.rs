@@ -423,7 +423,7 @@ async fn concurrent_duplicates_coalesce_on_the_last_slot() {
 
 #[tokio::test]
 async fn the_wait_for_an_allocation_in_flight_is_bounded() {
-    let h = harness(|c| c.coalesce_wait = Duration::from_millis(50));
+    let h = harness(|c| c.coalesce_wait = Some(Duration::from_millis(50)));
     h.report("w1", 4, false).await;
     let k = key("exam", "s1");
     // A reservation in flight on another replica that never finishes.

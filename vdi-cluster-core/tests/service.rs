@@ -837,13 +837,14 @@ async fn a_returning_worker_is_told_to_stop_superseded_sessions() {
 }
 
 #[tokio::test]
-async fn a_control_plane_with_an_empty_store_stops_nothing() {
+async fn a_control_plane_with_an_empty_store_adopts_and_stops_nothing() {
     // A control plane restarted on a fresh in-memory store knows no
-    // dispatch: the sessions a worker reports are unknown, not superseded.
+    // dispatch: the sessions a worker reports are adopted, not stopped.
     let h = harness(|_| {});
     let mut hb = heartbeat_with_slots("w1", 4, 2);
     hb.live_sessions = Some(vec![key("exam", "s1"), key("exam", "s2")]);
     let ack = h.svc.heartbeat(hb).await.unwrap();
     assert!(ack.release_sessions.is_empty());
+    assert_eq!(ack.adopted_sessions, 2);
     assert_eq!(ack.used_sessions, 2, "its own report still holds the slots");
 }

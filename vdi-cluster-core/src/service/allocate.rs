@@ -26,7 +26,8 @@
 //! An allocate that finds the same session being placed right now (a
 //! reservation younger than the allocate timeout, made by any replica)
 //! polls the store with backoff, up to
-//! [`ServiceConfig::coalesce_wait`](super::ServiceConfig::coalesce_wait),
+//! [`ServiceConfig::coalesce_bound`](super::ServiceConfig::coalesce_bound)
+//! (by default the worker-call timeout × the retry count),
 //! and returns the dispatch that allocation produced — or places the
 //! session itself if that allocation failed. Before answering
 //! [`Error::NoCapacity`], it looks for a dispatch of the same session
@@ -237,7 +238,7 @@ impl ClusterService {
     /// waited for, up to `coalesce_wait`; see the module docs.
     pub async fn allocate(&self, key: SessionKey, constraints: Constraints) -> Result<Allocation> {
         constraints.validate()?;
-        let deadline = Instant::now() + self.config.coalesce_wait;
+        let deadline = Instant::now() + self.config.coalesce_bound();
         let mut pause = COALESCE_FIRST_POLL;
         loop {
             match self.allocate_once(&key, &constraints).await {

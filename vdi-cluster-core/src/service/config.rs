@@ -46,9 +46,10 @@ pub struct ServiceConfig {
     pub adoption_grace: Duration,
     /// How long an `allocate` waits for an allocation of the same session
     /// already in flight (on any replica) before answering
-    /// [`Error::AllocationInProgress`](crate::Error::AllocationInProgress)
-    /// (45 s: the worker-call timeout × the retry count).
-    pub coalesce_wait: Duration,
+    /// [`Error::AllocationInProgress`](crate::Error::AllocationInProgress).
+    /// `None` (the default): `worker_call_timeout × retry_count`, as long as
+    /// that allocation may take; see [`coalesce_bound`](Self::coalesce_bound).
+    pub coalesce_wait: Option<Duration>,
     /// What happens to sessions of failed workers.
     pub failure_policy: FailurePolicy,
     /// No migration when at least this percentage of enabled workers is
@@ -94,7 +95,7 @@ impl Default for ServiceConfig {
             scan_pages_per_pass: 50,
             live_session_grace: Duration::from_secs(60),
             adoption_grace: Duration::from_secs(30),
-            coalesce_wait: Duration::from_secs(45),
+            coalesce_wait: None,
             failure_policy: FailurePolicy::Automatic,
             mass_failure_percent: 50,
             scheduling: SchedulingPolicy::Spread,
@@ -117,6 +118,13 @@ impl ServiceConfig {
     /// for its worker confirms its own reservation.
     pub fn fleet_grace(&self) -> Duration {
         self.adoption_grace.max(self.worker_call_timeout)
+    }
+
+    /// How long a duplicate allocate waits for the one in flight:
+    /// `coalesce_wait`, or by default `worker_call_timeout × retry_count`.
+    pub fn coalesce_bound(&self) -> Duration {
+        self.coalesce_wait
+            .unwrap_or_else(|| self.worker_call_timeout * self.retry_count.max(1))
     }
 
     /// The ages reconcile judges dispatches by.
