@@ -1,5 +1,5 @@
-//! Allocation with failover, coalescing of duplicate requests, and
-//! release.
+//! Allocation with failover, and coalescing of duplicate requests
+//! (release is in `release`).
 //!
 //! # A worker call that times out
 //!
@@ -44,7 +44,6 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -235,7 +234,8 @@ impl ClusterService {
     ///    unless the session got a dispatch meanwhile.
     ///
     /// An allocation of the same session in flight (on any replica) is
-    /// waited for, up to `coalesce_wait`; see the module docs.
+    /// waited for, up to [`ServiceConfig::coalesce_bound`](super::ServiceConfig::coalesce_bound);
+    /// see the module docs.
     pub async fn allocate(&self, key: SessionKey, constraints: Constraints) -> Result<Allocation> {
         constraints.validate()?;
         let deadline = Instant::now() + self.config.coalesce_bound();
