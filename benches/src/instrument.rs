@@ -10,8 +10,8 @@ use vdi_cluster_core::calendar::{CalendarWrite, ExamCalendar, ExamStore};
 use vdi_cluster_core::credential::{CredentialSnapshot, WorkerCredential};
 use vdi_cluster_core::exam::Exam;
 use vdi_cluster_core::store::{
-    AuditEntry, CasOutcome, ClaimOutcome, DeleteOutcome, DispatchPage, ExamPlacement, JoinClaim,
-    JoinToken, Lease, RecountReport, Reservation, ReserveRequest,
+    Adoption, AuditEntry, CasOutcome, ClaimOutcome, DeleteOutcome, DispatchPage, ExamPlacement,
+    JoinClaim, JoinToken, Lease, RecountReport, Reservation, ReserveRequest,
 };
 use vdi_cluster_core::{
     AuditLog, Credentials, Dispatch, DispatchId, DispatchStore, ExamId, LeaderLease, Registry,
@@ -123,6 +123,7 @@ timed_delegation! { DispatchStore {
     }
     fn confirm(key: &SessionKey, id: DispatchId, session: Option<serde_json::Value>,
                now: Timestamp, sticky_ttl: Duration) -> Option<Dispatch>;
+    fn adopt(dispatch: &Dispatch, sticky_ttl: Duration) -> Adoption;
     fn undo(key: &SessionKey, id: DispatchId) -> bool;
     fn release(key: &SessionKey, id: Option<DispatchId>) -> Option<Dispatch>;
     fn mark_orphaned(key: &SessionKey, id: DispatchId) -> bool;

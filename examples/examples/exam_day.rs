@@ -82,6 +82,7 @@ impl Day {
                     seq: Some(self.seq),
                 },
                 live_sessions: Some(live),
+                live_details: Default::default(),
                 resources: ResourceUsage::default(),
             };
             self.replicas[0].heartbeat(hb).await.expect("heartbeat");

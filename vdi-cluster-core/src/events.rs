@@ -93,6 +93,32 @@ pub enum EventKind {
         /// Why.
         reason: String,
     },
+    /// A session a worker reported running, with no dispatch record, was
+    /// adopted: its active dispatch now names that worker.
+    SessionAdopted {
+        /// The session.
+        session: SessionKey,
+        /// The worker running it.
+        worker: WorkerId,
+    },
+    /// A reservation on a worker that reported the session running was
+    /// confirmed by that report (its allocator died or was late).
+    ReservationAdopted {
+        /// The session.
+        session: SessionKey,
+        /// The worker running it.
+        worker: WorkerId,
+    },
+    /// A worker was told to stop a session it runs whose dispatch is on
+    /// another worker (a duplicate).
+    SessionStopped {
+        /// The session.
+        session: SessionKey,
+        /// The worker told to stop it.
+        worker: WorkerId,
+        /// The worker its dispatch names.
+        holder: WorkerId,
+    },
     /// A reconcile pass finished.
     Reconciled {
         /// What it did.
@@ -129,6 +155,9 @@ impl EventKind {
             Self::MigrationFailed { .. } => "migrationFailed",
             Self::SessionsOrphaned { .. } => "sessionsOrphaned",
             Self::MigrationSuspended { .. } => "migrationSuspended",
+            Self::SessionAdopted { .. } => "sessionAdopted",
+            Self::ReservationAdopted { .. } => "reservationAdopted",
+            Self::SessionStopped { .. } => "sessionStopped",
             Self::Reconciled { .. } => "reconciled",
             Self::ExamAtRisk { .. } => "examAtRisk",
             Self::ExamFitsAgain { .. } => "examFitsAgain",

@@ -41,6 +41,32 @@
 //!   ([`ExamStore`](calendar::ExamStore)), else core re-reads and decides
 //!   again.
 //!
+//! * **The fleet's report is the truth about what runs; records are
+//!   repaired toward it, never the reverse.** A heartbeat may list the
+//!   sessions the worker runs (`liveSessions`, optionally with each one's
+//!   connection details). For each listed session that has no dispatch on
+//!   that worker ([`fleet::judge_live`] decides, the heartbeat applies):
+//!   - no record at all (a replica died mid-allocation, a worker call timed
+//!     out after the worker started it, the backend lost its data) → it is
+//!     **adopted**: its active dispatch is created on that worker with its
+//!     counters and sticky worker in one atomic store step
+//!     ([`DispatchStore::adopt`]); a returning student gets that desktop;
+//!   - a reservation on that worker older than the fleet grace (at least
+//!     the worker-call timeout, so an allocation in flight confirms its own)
+//!     → the reservation is **confirmed**;
+//!   - a dispatch settled on another worker for the fleet grace → the
+//!     worker is told to **stop** its copy (`releaseSessions` in the
+//!     heartbeat answer).
+//!
+//!   Each adoption and stop is an event (`sessionAdopted`,
+//!   `reservationAdopted`, `sessionStopped`) and is counted in the
+//!   heartbeat's answer ([`service::HeartbeatAck`]). A record is never
+//!   removed because of a report alone: that stays reconcile's job, on
+//!   evidence (a newer heartbeat omitting it after a grace). A worker call
+//!   that times out undoes its reservation; the session, if the worker
+//!   started it anyway, is adopted or stopped by this rule (see
+//!   `service::allocate`'s docs).
+//!
 //! The `testkit` feature holds the conformance suite every backend runs to
 //! prove them, plus simulated workers for examples and tests.
 //!
@@ -54,6 +80,7 @@ pub mod dispatch;
 mod error;
 pub mod events;
 pub mod exam;
+pub mod fleet;
 pub mod health;
 pub mod ids;
 pub mod memory;

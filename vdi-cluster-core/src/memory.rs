@@ -20,9 +20,9 @@ use crate::dispatch::{Dispatch, DispatchState};
 use crate::error::{Error, Result};
 use crate::ids::{DispatchId, ExamId, SessionKey, WorkerId};
 use crate::store::{
-    AuditEntry, AuditLog, CasOutcome, Counter, DeleteOutcome, DispatchPage, DispatchStore, Drift,
-    ExamPlacement, JoinToken, LeaderLease, Lease, RecountReport, Registry, Reservation,
-    ReserveRequest,
+    Adoption, AuditEntry, AuditLog, CasOutcome, Counter, DeleteOutcome, DispatchPage,
+    DispatchStore, Drift, ExamPlacement, JoinToken, LeaderLease, Lease, RecountReport, Registry,
+    Reservation, ReserveRequest,
 };
 use crate::time::{Clock, SystemClock, Timestamp};
 use crate::worker::{WorkerRecord, WorkerSnapshot};
@@ -265,6 +265,26 @@ impl DispatchStore for MemoryStore {
             (d.worker.clone(), now.plus(sticky_ttl)),
         );
         Ok(Some(d))
+    }
+
+    async fn adopt(&self, dispatch: &Dispatch, sticky_ttl: Duration) -> Result<Adoption> {
+        let mut s = self.lock()?;
+        if let Some(existing) = s.dispatches.get(&dispatch.key) {
+            return Ok(Adoption::Existing(existing.clone()));
+        }
+        if !s.workers.contains_key(&dispatch.worker) {
+            return Ok(Adoption::UnknownWorker);
+        }
+        let mut d = dispatch.clone();
+        d.state = DispatchState::Active;
+        s.add_counters(&d);
+        s.dispatches.insert(d.key.clone(), d.clone());
+        let since = d.activated_at.unwrap_or(d.reserved_at);
+        s.sticky.insert(
+            d.key.exam_id.clone(),
+            (d.worker.clone(), since.plus(sticky_ttl)),
+        );
+        Ok(Adoption::Adopted(d))
     }
 
     async fn undo(&self, key: &SessionKey, id: DispatchId) -> Result<bool> {

@@ -22,6 +22,13 @@
 //!   record updates the worker's dispatched count and the exam's affinity
 //!   count in the same atomic step (invariant C). [`DispatchStore::recount`]
 //!   checks and repairs each counter atomically with respect to those steps.
+//! * **Adoption is atomic.** [`DispatchStore::adopt`] checks that the
+//!   session has no dispatch and the worker is registered, and writes the
+//!   active dispatch with the per-worker count, the per-exam affinity count
+//!   and the exam's sticky worker, as one indivisible step: it never creates
+//!   a second dispatch for a session (invariant B) and keeps every counter
+//!   equal to a recount (invariant C). It checks no capacity: the session
+//!   already runs on the worker, whose own report counts it.
 //! * **Compare-and-set on worker records.** [`Registry::put_worker`] writes
 //!   only if the stored version is the expected one, and bumps it. It never
 //!   touches the dispatched count.
@@ -131,6 +138,19 @@ pub enum Reservation {
     NotAccepting,
 }
 
+/// Answer of [`DispatchStore::adopt`].
+// One value per adoption, moved once: see `Reservation`.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Adoption {
+    /// The dispatch is written, with its counters.
+    Adopted(Dispatch),
+    /// The session already has a dispatch; nothing was written.
+    Existing(Dispatch),
+    /// The worker is not registered; nothing was written.
+    UnknownWorker,
+}
+
 /// One page of a dispatch scan.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DispatchPage {
@@ -168,6 +188,16 @@ pub trait DispatchStore: Debug + Send + Sync + 'static {
         now: Timestamp,
         sticky_ttl: Duration,
     ) -> Result<Option<Dispatch>>;
+
+    /// Records a session that a worker reports running and that has no
+    /// dispatch: writes `dispatch` (its state is stored as
+    /// [`Active`](crate::DispatchState::Active)) with the worker's
+    /// dispatched count and the exam's affinity count, and moves the exam's
+    /// sticky worker to it until `activated_at + sticky_ttl` (or
+    /// `reserved_at` when not activated) — all in one atomic step, and only
+    /// if the session has no dispatch at all and the worker is registered.
+    /// See the module's contract.
+    async fn adopt(&self, dispatch: &Dispatch, sticky_ttl: Duration) -> Result<Adoption>;
 
     /// Removes the reservation `id` if it is still only reserved, with its
     /// counters. `false` if there was nothing to undo.

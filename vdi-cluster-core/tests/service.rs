@@ -327,7 +327,8 @@ async fn force_disable_orphans_then_migrates() {
 
 #[tokio::test]
 async fn returning_student_of_an_unreachable_worker_is_redispatched_at_once() {
-    let h = harness(|_| {});
+    // One silent worker of two is no mass failure here.
+    let h = harness(|c| c.mass_failure_percent = 100);
     let (on, other) = h.two_workers_one_session().await;
     h.advance(100);
     h.beat(other, 4, 0).await;
@@ -793,7 +794,8 @@ async fn background_jobs_run_on_one_replica_at_a_time() {
 
 #[tokio::test]
 async fn a_returning_worker_is_told_to_stop_superseded_sessions() {
-    let h = harness(|_| {});
+    // One silent worker of two is no mass failure here.
+    let h = harness(|c| c.mass_failure_percent = 100);
     h.beat("w1", 4, 0).await;
     h.beat("w2", 4, 0).await;
     let k = key("exam", "s1");
@@ -804,7 +806,11 @@ async fn a_returning_worker_is_told_to_stop_superseded_sessions() {
     h.advance(30);
     let moved = h.svc.allocate(k.clone(), Default::default()).await.unwrap();
     assert_eq!(moved.dispatch.worker.as_str(), other);
-    // The partition heals: the old worker still runs the old desktop.
+    // The partition heals: the old worker still runs the old desktop. It
+    // is told to stop it once the new dispatch has settled for the grace.
+    let grace = h.svc.config().fleet_grace();
+    h.clock.advance(grace);
+    h.beat(other, 4, 1).await;
     let mut hb = heartbeat_with_slots(on.as_str(), 4, 1);
     hb.live_sessions = Some(vec![k.clone()]);
     hb.stamp = HeartbeatStamp {
@@ -831,13 +837,14 @@ async fn a_returning_worker_is_told_to_stop_superseded_sessions() {
 }
 
 #[tokio::test]
-async fn a_control_plane_with_an_empty_store_stops_nothing() {
+async fn a_control_plane_with_an_empty_store_adopts_and_stops_nothing() {
     // A control plane restarted on a fresh in-memory store knows no
-    // dispatch: the sessions a worker reports are unknown, not superseded.
+    // dispatch: the sessions a worker reports are adopted, not stopped.
     let h = harness(|_| {});
     let mut hb = heartbeat_with_slots("w1", 4, 2);
     hb.live_sessions = Some(vec![key("exam", "s1"), key("exam", "s2")]);
     let ack = h.svc.heartbeat(hb).await.unwrap();
     assert!(ack.release_sessions.is_empty());
+    assert_eq!(ack.adopted_sessions, 2);
     assert_eq!(ack.used_sessions, 2, "its own report still holds the slots");
 }

@@ -310,7 +310,10 @@ impl Agent {
             snapshot
                 .live
                 .iter()
-                .map(|(k, _)| SessionRef::from(k))
+                .map(|(k, _)| SessionRef {
+                    session: snapshot.details.get(k).cloned(),
+                    ..SessionRef::from(k)
+                })
                 .collect()
         });
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;

@@ -7,8 +7,8 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use vdi_cluster_core::store::{
-    Counter, DispatchPage, DispatchStore, Drift, ExamPlacement, RecountReport, Reservation,
-    ReserveRequest,
+    Adoption, Counter, DispatchPage, DispatchStore, Drift, ExamPlacement, RecountReport,
+    Reservation, ReserveRequest,
 };
 use vdi_cluster_core::{
     Dispatch, DispatchId, DispatchState, Error, ExamId, Result, SessionKey, Timestamp, WorkerId,
@@ -171,6 +171,53 @@ impl DispatchStore for PgStore {
         match answer {
             Err(e) if is_serialization_failure(&e) => Err(Error::Conflict {
                 what: format!("dispatch of {}", request.dispatch.key),
+            }),
+            other => other.map_err(Error::from),
+        }
+    }
+
+    async fn adopt(&self, dispatch: &Dispatch, sticky_ttl: Duration) -> Result<Adoption> {
+        let mut dispatch = dispatch.clone();
+        dispatch.state = DispatchState::Active;
+        let reserved_at = millis("reservedAt", dispatch.reserved_at)?;
+        let activated_at = dispatch
+            .activated_at
+            .map(|at| millis("activatedAt", at))
+            .transpose()?;
+        let since = dispatch.activated_at.unwrap_or(dispatch.reserved_at);
+        // An expiry beyond what PostgreSQL's bigint holds never comes.
+        let sticky_until = i64::try_from(since.plus(sticky_ttl).as_millis()).unwrap_or(i64::MAX);
+        let answer = self
+            .bounded(async {
+                let row = sqlx::query(sql::ADOPT)
+                    .bind(dispatch.key.exam_id.as_str())
+                    .bind(dispatch.key.user_id.as_str())
+                    .bind(dispatch.id.0)
+                    .bind(dispatch.worker.as_str())
+                    .bind(reserved_at)
+                    .bind(activated_at)
+                    .bind(Json(&dispatch))
+                    .bind(sticky_until)
+                    .fetch_one(self.pool())
+                    .await?;
+                let outcome: String = row.try_get("outcome")?;
+                match outcome.as_str() {
+                    "adopted" => Ok(Adoption::Adopted(dispatch.clone())),
+                    "existing" => {
+                        let Json(existing) = row.try_get("dispatch")?;
+                        Ok(Adoption::Existing(existing))
+                    }
+                    "unknown_worker" => Ok(Adoption::UnknownWorker),
+                    _ => Err(PgError::UnknownOutcome {
+                        function: "vdi.adopt",
+                        outcome,
+                    }),
+                }
+            })
+            .await;
+        match answer {
+            Err(e) if is_serialization_failure(&e) => Err(Error::Conflict {
+                what: format!("dispatch of {}", dispatch.key),
             }),
             other => other.map_err(Error::from),
         }

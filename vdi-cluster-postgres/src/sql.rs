@@ -32,6 +32,8 @@ statements! {
     DELETE_WORKER = "delete_worker.sql";
     /// `vdi.reserve`.
     RESERVE = "reserve.sql";
+    /// `vdi.adopt`.
+    ADOPT = "adopt.sql";
     /// `vdi.confirm`.
     CONFIRM = "confirm.sql";
     /// `vdi.remove_dispatch` (release and undo).

@@ -60,6 +60,7 @@ async fn migrations_apply_to_an_empty_database_and_are_idempotent() {
         "remove_dispatch",
         "delete_worker",
         "repair_worker",
+        "adopt",
     ] {
         assert!(
             objects.contains(&format!("f {function}")),

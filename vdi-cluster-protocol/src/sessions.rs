@@ -103,6 +103,11 @@ pub struct SessionJson {
     /// For an allocation: worker calls that failed before this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_calls: Option<u32>,
+    /// For an allocation: something the student or the exam application
+    /// should know (the desktop is kept on a silent worker while many
+    /// workers are silent at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 impl From<&Dispatch> for SessionJson {
@@ -120,6 +125,7 @@ impl From<&Dispatch> for SessionJson {
             reason: None,
             redispatched_from: None,
             failed_calls: None,
+            warning: None,
         }
     }
 }
@@ -140,6 +146,7 @@ impl From<&Allocation> for SessionJson {
         json.reason = reason;
         json.redispatched_from = from;
         json.failed_calls = Some(a.failed_calls);
+        json.warning = a.warning.clone();
         json
     }
 }
@@ -281,6 +288,7 @@ mod tests {
             },
             failed_calls: 1,
             contention_retries: 0,
+            warning: Some("kept".into()),
         };
         assert_eq!(
             serde_json::to_value(SessionJson::from(&a)).unwrap(),
@@ -289,6 +297,7 @@ mod tests {
                 "state": "active", "reservedAt": 5, "activatedAt": 6,
                 "session": {"rdp": "x"}, "outcome": "placed",
                 "reason": "sticky worker of the exam", "failedCalls": 1,
+                "warning": "kept",
             })
         );
     }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use vdi_cluster_core::store::{
-    DispatchPage, DispatchStore, ExamPlacement, RecountReport, Reservation, ReserveRequest,
+    Adoption, DispatchPage, DispatchStore, ExamPlacement, RecountReport, Reservation,
+    ReserveRequest,
 };
 use vdi_cluster_core::time::duration_millis;
 use vdi_cluster_core::{
@@ -105,6 +106,47 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    async fn run_adopt(
+        &self,
+        dispatch: &Dispatch,
+        sticky_ttl: Duration,
+    ) -> BackendResult<Adoption> {
+        let mut dispatch = dispatch.clone();
+        dispatch.state = DispatchState::Active;
+        let key = self.keys.dispatch(&dispatch.key);
+        let exam = EncodedExam::of(&dispatch.key.exam_id);
+        let since = dispatch.activated_at.unwrap_or(dispatch.reserved_at);
+        let reply: Vec<String> = SCRIPTS
+            .adopt
+            .key(&key)
+            .key(self.keys.worker(&dispatch.worker))
+            .key(self.keys.dispatched())
+            .key(self.keys.worker_index())
+            .key(self.keys.exam_sessions(&exam))
+            .key(self.keys.affinity(&exam))
+            .key(self.keys.sticky_worker(&dispatch.key.exam_id))
+            .key(self.keys.sticky_until(&dispatch.key.exam_id))
+            .arg(dispatch.worker.as_str())
+            .arg(ttl_millis(sticky_ttl))
+            .arg(since.plus(sticky_ttl).as_millis())
+            .arg(dispatch_fields(&dispatch))
+            .invoke_async(&mut self.conn())
+            .await?;
+        let mut reply = reply.into_iter();
+        let status = reply.next();
+        match status.as_deref() {
+            Some("adopted") => Ok(Adoption::Adopted(dispatch)),
+            Some("existing") => match dispatch_from_fields(&key, pairs(reply))? {
+                Some(existing) => Ok(Adoption::Existing(existing)),
+                None => Err(BackendError::unexpected("adopt", status.as_deref())),
+            },
+            Some("unknown_worker") => Ok(Adoption::UnknownWorker),
+            other => Err(BackendError::unexpected("adopt", other)),
+        }
+    }
+}
+
 #[async_trait]
 impl DispatchStore for RedisStore {
     async fn reserve(&self, request: &ReserveRequest) -> Result<Reservation> {
@@ -135,6 +177,10 @@ impl DispatchStore for RedisStore {
             .await
             .map_err(BackendError::from)?;
         Ok(dispatch_from_fields(&record, pairs(reply))?)
+    }
+
+    async fn adopt(&self, dispatch: &Dispatch, sticky_ttl: Duration) -> Result<Adoption> {
+        Ok(self.run_adopt(dispatch, sticky_ttl).await?)
     }
 
     async fn undo(&self, key: &SessionKey, id: DispatchId) -> Result<bool> {

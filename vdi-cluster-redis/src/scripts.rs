@@ -52,6 +52,7 @@ macro_rules! scripts {
 
 scripts!(
     reserve,
+    adopt,
     confirm,
     undo,
     release,

@@ -1,10 +1,53 @@
-//! Allocation with failover, and release.
+//! Allocation with failover, and coalescing of duplicate requests
+//! (release is in `release`).
+//!
+//! # A worker call that times out
+//!
+//! The reservation is undone and the next candidate is tried: the student
+//! is never kept waiting on a worker that does not answer, and may be
+//! placed elsewhere. The slow worker may still start the session; it is not
+//! told to drop it blindly (the call's fate is unknown, and the worker may
+//! be the only one with room). Instead its next heartbeat lists the session
+//! and the fleet's report decides ([`crate::fleet`]):
+//!
+//! * no record exists for the session (the student got `NoCapacity`, or
+//!   has not come back) → the session is **adopted** on that worker, so the
+//!   student's next allocate returns it and the slot is accounted for;
+//! * the session was placed on another worker → once that dispatch has
+//!   been settled for the fleet grace, the slow worker is told to **stop**
+//!   its copy in the heartbeat answer (`releaseSessions`).
+//!
+//! If a heartbeat confirms the reservation while the allocator still
+//! waits (the call was only slow), the allocator returns that dispatch
+//! instead of undoing it.
+//!
+//! # Duplicate requests coalesce
+//!
+//! An allocate that finds the same session being placed right now (a
+//! reservation younger than the allocate timeout, made by any replica)
+//! polls the store with backoff, up to
+//! [`ServiceConfig::coalesce_bound`](super::ServiceConfig::coalesce_bound)
+//! (by default the worker-call timeout × the retry count),
+//! and returns the dispatch that allocation produced — or places the
+//! session itself if that allocation failed. Before answering
+//! [`Error::NoCapacity`], it looks for a dispatch of the same session
+//! (the last slot may have gone to this very session's other request).
+//! [`Error::AllocationInProgress`] is answered only when the wait runs out.
+//!
+//! # Reloads during a mass failure
+//!
+//! While a large share of workers is silent at once (reconcile's
+//! mass-failure guard), a student whose dispatch is on a silent worker gets
+//! that dispatch back, with [`Allocation::warning`] set, rather than a new
+//! desktop: the silence is more likely the control plane's or the
+//! network's fault than the worker's.
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout};
 
 use super::ClusterService;
 use crate::client::WorkerCallError;
@@ -12,6 +55,7 @@ use crate::dispatch::{Dispatch, DispatchState, lost_to_restart};
 use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::ids::{DispatchId, SessionKey, WorkerId};
+use crate::reconcile::MassFailure;
 use crate::scheduler::{
     Candidate, ChoiceReason, Constraints, ExamPlacement, Exclusions, NoCapacity, RankIndex,
     RankOptions,
@@ -23,6 +67,15 @@ use crate::worker::WorkerView;
 /// Ranking rounds (re-reading the worker list) before giving up on a
 /// request whose candidates all turned out full.
 const RANK_ROUNDS: usize = 3;
+
+/// First pause of an allocate waiting for the same session's allocation.
+const COALESCE_FIRST_POLL: Duration = Duration::from_millis(10);
+
+/// Longest pause between two looks at the store while waiting.
+const COALESCE_MAX_POLL: Duration = Duration::from_millis(500);
+
+/// The warning of a dispatch handed back on a silent worker.
+const SILENT_WORKER_WARNING: &str = "the session's worker is not heartbeating, and neither are many others: this looks like a control-plane or network fault, so the session is kept where it is";
 
 /// How an allocation was satisfied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,12 +110,34 @@ pub struct Allocation {
     pub failed_calls: u32,
     /// Reservations refused because the snapshot was stale (contention).
     pub contention_retries: u32,
+    /// Something the student or the exam application should know (the
+    /// session's worker is silent, but it was kept during a mass failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+impl Allocation {
+    /// The session's existing dispatch, handed back unchanged.
+    fn existing(dispatch: Dispatch, warning: Option<String>) -> Self {
+        Self {
+            dispatch,
+            outcome: AllocateOutcome::Existing,
+            failed_calls: 0,
+            contention_retries: 0,
+            warning,
+        }
+    }
 }
 
 /// Is the existing dispatch still good to hand back?
 enum Existing {
-    Reuse(Dispatch),
+    /// Yes (with a warning for a silent worker kept by the guard).
+    Reuse(Dispatch, Option<String>),
+    /// Its worker failed: place the session anew, superseding it.
     Replace(Dispatch),
+    /// Another allocation of the session is in flight.
+    InProgress,
+    /// There is none.
     None,
 }
 
@@ -139,6 +214,7 @@ impl Attempt {
             outcome,
             failed_calls: self.failed_calls,
             contention_retries: self.contention_retries,
+            warning: None,
         }
     }
 }
@@ -147,28 +223,86 @@ impl ClusterService {
     /// Places `key`'s session on a worker, or returns the one it already has.
     ///
     /// 1. A live dispatch on a reachable worker is returned, even if that
-    ///    worker is draining (a reload goes back to the same desktop).
+    ///    worker is draining (a reload goes back to the same desktop); so
+    ///    is one on a silent worker while the mass-failure guard holds.
     /// 2. Otherwise candidates are ranked; each is reserved atomically, then
     ///    asked to start the session within the call timeout; on failure the
     ///    reservation is undone and the next candidate tried, up to
     ///    `retry_count` worker calls. A dispatch on a failed worker is
     ///    superseded in the same atomic step as the new reservation.
-    /// 3. Nothing left: [`Error::NoCapacity`], explaining the exclusions.
+    /// 3. Nothing left: [`Error::NoCapacity`], explaining the exclusions —
+    ///    unless the session got a dispatch meanwhile.
+    ///
+    /// An allocation of the same session in flight (on any replica) is
+    /// waited for, up to [`ServiceConfig::coalesce_bound`](super::ServiceConfig::coalesce_bound);
+    /// see the module docs.
     pub async fn allocate(&self, key: SessionKey, constraints: Constraints) -> Result<Allocation> {
         constraints.validate()?;
-        let supersede = match self.check_existing(&key).await? {
-            Existing::Reuse(dispatch) => {
-                return Ok(Allocation {
-                    dispatch,
-                    outcome: AllocateOutcome::Existing,
-                    failed_calls: 0,
-                    contention_retries: 0,
-                });
+        let deadline = Instant::now() + self.config.coalesce_bound();
+        let mut pause = COALESCE_FIRST_POLL;
+        loop {
+            match self.allocate_once(&key, &constraints).await {
+                Err(Error::AllocationInProgress(_)) => {}
+                Err(Error::NoCapacity(refusal)) => match self.check_existing(&key).await? {
+                    Existing::Reuse(d, warning) => return self.reuse(d, warning).await,
+                    Existing::InProgress => {}
+                    Existing::Replace(_) | Existing::None => {
+                        return Err(Error::NoCapacity(refusal));
+                    }
+                },
+                other => return other,
             }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::AllocationInProgress(key));
+            }
+            tracing::debug!(session = %key, "waiting for the same session's allocation in flight");
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(COALESCE_MAX_POLL);
+        }
+    }
+
+    /// One look at the session's dispatch, then one placement.
+    async fn allocate_once(
+        &self,
+        key: &SessionKey,
+        constraints: &Constraints,
+    ) -> Result<Allocation> {
+        let supersede = match self.check_existing(key).await? {
+            Existing::Reuse(dispatch, warning) => return self.reuse(dispatch, warning).await,
+            Existing::InProgress => return Err(Error::AllocationInProgress(key.clone())),
             Existing::Replace(old) => Some(old),
             Existing::None => None,
         };
-        self.place(key, &constraints, supersede).await
+        self.place(key.clone(), constraints, supersede).await
+    }
+
+    /// Hands an existing dispatch back. One adopted without connection
+    /// details (its worker's heartbeat did not carry them) gets them by
+    /// asking the worker once — its allocate is idempotent for a running
+    /// session; they are returned, not stored.
+    async fn reuse(&self, mut dispatch: Dispatch, warning: Option<String>) -> Result<Allocation> {
+        if dispatch.session.is_none()
+            && dispatch.state == DispatchState::Active
+            && warning.is_none()
+            && let Some(snapshot) = self.store.worker(&dispatch.worker).await?
+        {
+            let call = timeout(
+                self.config.worker_call_timeout,
+                self.client.allocate(&snapshot.record, &dispatch.key),
+            )
+            .await;
+            match call {
+                Ok(Ok(session)) => dispatch.session = Some(session),
+                Ok(Err(e)) => {
+                    tracing::warn!(session = %dispatch.key, worker = %dispatch.worker, error = %e, "asking the worker for an adopted session's details failed");
+                }
+                Err(_) => {
+                    tracing::warn!(session = %dispatch.key, worker = %dispatch.worker, "asking the worker for an adopted session's details timed out");
+                }
+            }
+        }
+        Ok(Allocation::existing(dispatch, warning))
     }
 
     async fn check_existing(&self, key: &SessionKey) -> Result<Existing> {
@@ -179,7 +313,7 @@ impl ClusterService {
         match d.state {
             DispatchState::Reserved => {
                 if now.since(d.reserved_at) < self.config.allocate_timeout {
-                    return Err(Error::AllocationInProgress(key.clone()));
+                    return Ok(Existing::InProgress);
                 }
                 // A reservation whose allocator died: reclaim it now.
                 self.store.undo(key, d.id).await?;
@@ -187,20 +321,22 @@ impl ClusterService {
             }
             DispatchState::Orphaned => Ok(Existing::Replace(d)),
             DispatchState::Active => {
-                let alive = match self.store.worker(&d.worker).await? {
-                    None => false,
-                    Some(snapshot) => {
-                        let view = WorkerView::new(snapshot, now, &self.health_config());
-                        view.availability.is_reachable()
-                            && view.record.policy.is_enabled()
-                            && !lost_to_restart(&d, &view.record)
-                    }
+                let Some(snapshot) = self.store.worker(&d.worker).await? else {
+                    return Ok(Existing::Replace(d));
                 };
-                Ok(if alive {
-                    Existing::Reuse(d)
-                } else {
-                    Existing::Replace(d)
-                })
+                let view = WorkerView::new(snapshot, now, &self.health_config());
+                if !view.record.policy.is_enabled() || lost_to_restart(&d, &view.record) {
+                    return Ok(Existing::Replace(d));
+                }
+                if view.availability.is_reachable() {
+                    return Ok(Existing::Reuse(d, None));
+                }
+                let views = self.worker_views().await?;
+                if MassFailure::of(&views).guards(self.config.mass_failure_percent) {
+                    tracing::warn!(session = %key, worker = %d.worker, "mass-failure guard: keeping the session on its silent worker");
+                    return Ok(Existing::Reuse(d, Some(SILENT_WORKER_WARNING.to_owned())));
+                }
+                Ok(Existing::Replace(d))
             }
         }
     }
@@ -371,10 +507,22 @@ impl ClusterService {
                 let now = self.clock.now();
                 let confirmed = self
                     .store
-                    .confirm(key, reserved.id, Some(session), now, self.config.sticky_ttl)
+                    .confirm(
+                        key,
+                        reserved.id,
+                        Some(session.clone()),
+                        now,
+                        self.config.sticky_ttl,
+                    )
                     .await?;
                 if confirmed.is_some() {
                     return Ok(confirmed);
+                }
+                // The worker's heartbeat confirmed it first (the call was
+                // slow): it is this session, now active.
+                if let Some(mut adopted) = self.adopted_meanwhile(reserved).await? {
+                    adopted.session.get_or_insert(session);
+                    return Ok(Some(adopted));
                 }
                 // The reservation was reclaimed while the worker worked:
                 // give the worker its slot back and try elsewhere.
@@ -388,9 +536,24 @@ impl ClusterService {
             Ok(Err(e)) => e,
             Err(_) => WorkerCallError::Timeout,
         };
+        if !self.store.undo(key, reserved.id).await?
+            && let Some(adopted) = self.adopted_meanwhile(reserved).await?
+        {
+            // The worker did start it, and its heartbeat said so first.
+            return Ok(Some(adopted));
+        }
         tracing::warn!(worker = %view.id(), session = %key, error = %error, "worker allocate failed; trying the next worker");
-        self.store.undo(key, reserved.id).await?;
         Ok(None)
+    }
+
+    /// The reservation `reserved`, if a heartbeat of its worker confirmed
+    /// it while the allocator waited for the worker.
+    async fn adopted_meanwhile(&self, reserved: &Dispatch) -> Result<Option<Dispatch>> {
+        Ok(self
+            .store
+            .dispatch(&reserved.key)
+            .await?
+            .filter(|d| d.id == reserved.id && d.state == DispatchState::Active))
     }
 
     /// Best effort: tell a failed worker to drop a superseded session, in
@@ -405,43 +568,5 @@ impl ClusterService {
                 let _ = timeout(limit, client.release(&snapshot.record, &key)).await;
             }
         });
-    }
-
-    /// The session's dispatch.
-    pub async fn session(&self, key: &SessionKey) -> Result<Dispatch> {
-        self.store
-            .dispatch(key)
-            .await?
-            .ok_or_else(|| Error::SessionNotFound(key.clone()))
-    }
-
-    /// Releases a session (on submission): the holding worker is told to
-    /// stop it, then the dispatch and its counters are removed atomically.
-    /// Releasing a session that has no dispatch is a no-op (`None`).
-    ///
-    /// If the worker cannot be reached the record is removed anyway — the
-    /// student is done — and the worker's own count keeps its slot in use
-    /// until it reports the session gone.
-    pub async fn release(&self, key: &SessionKey) -> Result<Option<Dispatch>> {
-        let Some(d) = self.store.dispatch(key).await? else {
-            return Ok(None);
-        };
-        if let Some(snapshot) = self.store.worker(&d.worker).await? {
-            let call = timeout(
-                self.config.worker_call_timeout,
-                self.client.release(&snapshot.record, key),
-            )
-            .await;
-            match call {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!(worker = %d.worker, session = %key, error = %e, "worker release failed")
-                }
-                Err(_) => {
-                    tracing::warn!(worker = %d.worker, session = %key, "worker release timed out")
-                }
-            }
-        }
-        self.store.release(key, Some(d.id)).await
     }
 }

@@ -39,6 +39,18 @@ pub struct ServiceConfig {
     /// A session missing from a worker's live list is removed only if it was
     /// activated at least this long before that heartbeat (60 s).
     pub live_session_grace: Duration,
+    /// How long a worker's report of a session must trail its record before
+    /// the record is repaired toward it: a reservation on the reporting
+    /// worker is confirmed, and a duplicate of a dispatch settled on
+    /// another worker is stopped, only this long after (30 s; never less
+    /// than `worker_call_timeout`, see [`fleet_grace`](Self::fleet_grace)).
+    pub adoption_grace: Duration,
+    /// How long an `allocate` waits for an allocation of the same session
+    /// already in flight (on any replica) before answering
+    /// [`Error::AllocationInProgress`](crate::Error::AllocationInProgress).
+    /// `None` (the default): `worker_call_timeout × retry_count`, as long as
+    /// that allocation may take; see [`coalesce_bound`](Self::coalesce_bound).
+    pub coalesce_wait: Option<Duration>,
     /// What happens to sessions of failed workers.
     pub failure_policy: FailurePolicy,
     /// No migration when at least this percentage of enabled workers is
@@ -95,6 +107,8 @@ impl Default for ServiceConfig {
             scan_count: 200,
             scan_pages_per_pass: 50,
             live_session_grace: Duration::from_secs(60),
+            adoption_grace: Duration::from_secs(30),
+            coalesce_wait: None,
             failure_policy: FailurePolicy::Automatic,
             mass_failure_percent: 50,
             scheduling: SchedulingPolicy::Spread,
@@ -116,6 +130,20 @@ impl Default for ServiceConfig {
 }
 
 impl ServiceConfig {
+    /// The grace the fleet's reports are judged with: `adoption_grace`,
+    /// but at least `worker_call_timeout`, so an allocation still waiting
+    /// for its worker confirms its own reservation.
+    pub fn fleet_grace(&self) -> Duration {
+        self.adoption_grace.max(self.worker_call_timeout)
+    }
+
+    /// How long a duplicate allocate waits for the one in flight:
+    /// `coalesce_wait`, or by default `worker_call_timeout × retry_count`.
+    pub fn coalesce_bound(&self) -> Duration {
+        self.coalesce_wait
+            .unwrap_or_else(|| self.worker_call_timeout * self.retry_count.max(1))
+    }
+
     /// The ages reconcile judges dispatches by.
     pub fn reconcile_limits(&self) -> ReconcileLimits {
         ReconcileLimits {

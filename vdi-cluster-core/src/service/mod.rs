@@ -2,9 +2,10 @@
 //! a [`WorkerClient`], a [`Clock`] and an [`EventSink`] together.
 //!
 //! Split by operation: [`heartbeat`](ClusterService::heartbeat) and
-//! registration in `registration`, allocation and release in `allocate`,
-//! admin transitions in `admin`, workers' credentials (join, rotate,
-//! revoke, reset) in `credentials`, reconcile and the health monitor in
+//! registration in `registration`, allocation in `allocate`, release in
+//! `release`, repairs from the fleet's reports in `fleet`, admin
+//! transitions in `admin`, workers' credentials (join, rotate, revoke,
+//! reset) in `credentials`, reconcile and the health monitor in
 //! `reconcile`, prewarm in `prewarm`, read-only views in `stats`, the
 //! background loop in `background`, exams with admission control in
 //! `exams`.
@@ -44,9 +45,11 @@ mod background;
 mod config;
 mod credentials;
 mod exams;
+mod fleet;
 mod prewarm;
 mod reconcile;
 mod registration;
+mod release;
 mod snapshot;
 mod stats;
 
@@ -60,6 +63,7 @@ pub use background::{BACKGROUND_LEASE, BackgroundConfig, run_background};
 pub use config::ServiceConfig;
 pub use credentials::{JoinOutcome, Joined, RotateOutcome};
 pub use exams::{Booking, ExamFigures, ExamStatus};
+pub use fleet::FleetRepair;
 pub use prewarm::{MAX_PREWARM_REQUEST, PrewarmFailure, PrewarmReport};
 pub use reconcile::HealthMonitor;
 pub use registration::HeartbeatAck;

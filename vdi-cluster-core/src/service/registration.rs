@@ -1,6 +1,5 @@
 //! Heartbeats, registration and deregistration.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -13,8 +12,8 @@ use crate::ids::{SessionKey, WorkerId};
 use crate::policy::{DrainStatus, PolicyEvent, transition};
 use crate::store::{CasOutcome, DeleteOutcome};
 use crate::worker::{
-    Heartbeat, HeartbeatUpdate, MAX_LIVE_SESSIONS, WorkerDescription, WorkerRecord, WorkerStatus,
-    WorkerView, apply_heartbeat,
+    Heartbeat, HeartbeatUpdate, WorkerDescription, WorkerRecord, WorkerStatus, WorkerView,
+    apply_heartbeat,
 };
 
 /// Compare-and-set attempts before giving up with [`Error::Conflict`].
@@ -49,11 +48,18 @@ pub struct HeartbeatAck {
     pub next_heartbeat_sec: f64,
     /// A warning for operators (reservation above the node's size).
     pub warning: Option<String>,
-    /// Sessions the worker reported live that the control plane has since
-    /// placed on another worker (superseded while this one was
-    /// unreachable): the worker should stop them. Empty unless the
-    /// heartbeat carried `liveSessions`.
+    /// Sessions the worker reported live whose dispatch is settled on
+    /// another worker for at least the fleet grace (superseded while this
+    /// one was unreachable, or placed elsewhere after a worker call timed
+    /// out): the worker should stop them. Empty unless the heartbeat
+    /// carried `liveSessions`.
     pub release_sessions: Vec<SessionKey>,
+    /// Sessions the worker reported live with no dispatch record, adopted
+    /// by this heartbeat.
+    pub adopted_sessions: u32,
+    /// Reservations on the worker older than the fleet grace, confirmed by
+    /// this heartbeat's report.
+    pub adopted_reservations: u32,
 }
 
 impl ClusterService {
@@ -114,11 +120,18 @@ impl ClusterService {
                         version,
                         dispatched,
                     };
+                    let repair = self.repair_from_report(&snapshot.record, &hb).await?;
+                    // Adoptions changed the worker's count: answer with it.
+                    let snapshot = if repair.adopted + repair.reservations_adopted > 0 {
+                        self.store.worker(&hb.worker).await?.unwrap_or(snapshot)
+                    } else {
+                        snapshot
+                    };
                     let view = WorkerView::new(snapshot, now, &self.health_config());
                     let mut ack = self.ack(&view, true, hb.stamp.seq);
-                    if let Some(live) = &hb.live_sessions {
-                        ack.release_sessions = self.superseded_sessions(&hb.worker, live).await?;
-                    }
+                    ack.adopted_sessions = repair.adopted;
+                    ack.adopted_reservations = repair.reservations_adopted;
+                    ack.release_sessions = repair.release_sessions;
                     return Ok(ack);
                 }
             }
@@ -143,41 +156,9 @@ impl ClusterService {
             next_heartbeat_sec: self.next_interval(view.id(), seq).as_secs_f64(),
             warning: view.record.capacity.and_then(|c| c.warning()),
             release_sessions: Vec::new(),
+            adopted_sessions: 0,
+            adopted_reservations: 0,
         }
-    }
-
-    /// Sessions in `live` that the control plane has placed on another
-    /// worker since (superseded while this one was unreachable). A session
-    /// the control plane knows nothing about is left alone: after a
-    /// restart on an empty store, every live session is unknown, and
-    /// stopping them would drop students.
-    async fn superseded_sessions(
-        &self,
-        worker: &WorkerId,
-        live: &[SessionKey],
-    ) -> Result<Vec<SessionKey>> {
-        if live.is_empty() {
-            return Ok(Vec::new());
-        }
-        let placed: HashSet<SessionKey> = self
-            .store
-            .worker_dispatches(worker, MAX_LIVE_SESSIONS.max(live.len()))
-            .await?
-            .into_iter()
-            .map(|d| d.key)
-            .collect();
-        let mut elsewhere = Vec::new();
-        for key in live.iter().filter(|k| !placed.contains(*k)) {
-            if self
-                .store
-                .dispatch(key)
-                .await?
-                .is_some_and(|d| &d.worker != worker)
-            {
-                elsewhere.push(key.clone());
-            }
-        }
-        Ok(elsewhere)
     }
 
     /// The configured interval, moved by up to the jitter percentage either

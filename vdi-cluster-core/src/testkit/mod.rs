@@ -86,6 +86,7 @@ fn heartbeat(code: &str, input: CapacityInput, active: u32) -> Heartbeat {
         active_sessions: active,
         stamp: HeartbeatStamp::default(),
         live_sessions: None,
+        live_details: Default::default(),
         resources: ResourceUsage::default(),
     }
 }

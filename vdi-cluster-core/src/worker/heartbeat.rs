@@ -1,6 +1,8 @@
 //! A [`Heartbeat`], validated, and [`apply_heartbeat`]: folding it into a
 //! stored record.
 
+use std::collections::BTreeMap;
+
 use super::{
     MAX_BOOT_ID_LEN, MAX_LIVE_SESSIONS, RETIRED_BOOTS_KEPT, WorkerDescription, WorkerRecord,
 };
@@ -27,6 +29,10 @@ pub struct Heartbeat {
     pub stamp: HeartbeatStamp,
     /// Ids of the sessions the worker runs, when it reports them.
     pub live_sessions: Option<Vec<SessionKey>>,
+    /// Connection details the worker sent with some of its live sessions
+    /// (its allocate answer), used when a session is adopted. Not stored
+    /// with the worker record.
+    pub live_details: BTreeMap<SessionKey, serde_json::Value>,
     /// Resource usage.
     pub resources: ResourceUsage,
 }
@@ -59,6 +65,12 @@ impl Heartbeat {
             return Err(ValidationError::new(
                 "liveSessions",
                 format!("at most {MAX_LIVE_SESSIONS} entries"),
+            ));
+        }
+        if self.live_details.len() > MAX_LIVE_SESSIONS {
+            return Err(ValidationError::new(
+                "liveSessions",
+                format!("at most {MAX_LIVE_SESSIONS} entries with a session"),
             ));
         }
         for (field, value) in [
@@ -188,6 +200,7 @@ mod tests {
                 seq: Some(seq),
             },
             live_sessions: None,
+            live_details: BTreeMap::new(),
             resources: ResourceUsage::default(),
         }
     }

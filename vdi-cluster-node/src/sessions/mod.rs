@@ -413,9 +413,18 @@ impl WorkerNode {
                 Slot::Stopping { .. } => None,
             })
             .collect();
+        let details = table
+            .sessions
+            .iter()
+            .filter_map(|(k, s)| match s {
+                Slot::Running { details, .. } => Some((k.clone(), details.clone())),
+                _ => None,
+            })
+            .collect();
         LiveSnapshot {
             active: table.sessions.len(),
             live,
+            details,
         }
     }
 

@@ -1,6 +1,7 @@
 //! What the session table shows of itself: one session at an instant,
 //! and the sessions a heartbeat reports.
 
+use std::collections::HashMap;
 use std::time::SystemTime;
 
 use serde_json::Value;
@@ -51,4 +52,7 @@ pub struct LiveSnapshot {
     pub active: usize,
     /// Sessions starting or running, with their incarnation.
     pub live: Vec<(SessionKey, u64)>,
+    /// Connection details of the running ones, sent along so the control
+    /// plane can adopt a session it has no record of.
+    pub details: HashMap<SessionKey, Value>,
 }

@@ -21,6 +21,12 @@ pub struct SessionRef {
     pub exam_id: String,
     /// The student.
     pub user_id: String,
+    /// In a heartbeat's `liveSessions`, optionally: the worker's allocate
+    /// answer for the session (its connection details), so the control
+    /// plane can adopt a session it has no record of with them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub session: Option<serde_json::Value>,
 }
 
 impl From<&SessionKey> for SessionRef {
@@ -28,6 +34,7 @@ impl From<&SessionKey> for SessionRef {
         Self {
             exam_id: key.exam_id.to_string(),
             user_id: key.user_id.to_string(),
+            session: None,
         }
     }
 }
@@ -191,20 +198,25 @@ impl HeartbeatRequest {
             vm_cpu_cores: self.vm_cpu_cores,
             vm_memory_mb: self.vm_memory_mb,
         })?;
+        let mut live_details = BTreeMap::new();
         let live_sessions = match self.live_sessions {
             None => None,
             Some(list) => Some(
                 list.into_iter()
                     .enumerate()
                     .map(|(i, s)| {
-                        SessionKey::parse(s.exam_id, s.user_id).map_err(|e| {
+                        let key = SessionKey::parse(s.exam_id, s.user_id).map_err(|e| {
                             ValidationError::new(
                                 format!("liveSessions[{i}].{}", e.field),
                                 e.message,
                             )
-                        })
+                        })?;
+                        if let Some(session) = s.session {
+                            live_details.insert(key.clone(), session);
+                        }
+                        Ok(key)
                     })
-                    .collect::<Result<Vec<_>, _>>()?,
+                    .collect::<Result<Vec<_>, ValidationError>>()?,
             ),
         };
         Ok(Heartbeat {
@@ -217,6 +229,7 @@ impl HeartbeatRequest {
                 seq: self.seq,
             },
             live_sessions,
+            live_details,
             resources: ResourceUsage {
                 cpu_percent: self.cpu_percent,
                 memory_percent: self.memory_percent,
@@ -264,6 +277,14 @@ pub struct HeartbeatResponse {
     /// heartbeat carried `liveSessions`.
     #[serde(default)]
     pub release_sessions: Vec<SessionRef>,
+    /// Sessions the worker reported live that the control plane had no
+    /// record of, adopted by this heartbeat.
+    #[serde(default)]
+    pub adopted_sessions: u32,
+    /// Reservations on the worker confirmed by this heartbeat's report (the
+    /// allocation that made them never confirmed).
+    #[serde(default)]
+    pub adopted_reservations: u32,
 }
 
 impl From<&HeartbeatAck> for HeartbeatResponse {
@@ -282,6 +303,8 @@ impl From<&HeartbeatAck> for HeartbeatResponse {
             next_heartbeat_sec: ack.next_heartbeat_sec,
             warning: ack.warning.clone(),
             release_sessions: ack.release_sessions.iter().map(SessionRef::from).collect(),
+            adopted_sessions: ack.adopted_sessions,
+            adopted_reservations: ack.adopted_reservations,
         }
     }
 }
@@ -343,6 +366,27 @@ mod tests {
     }
 
     #[test]
+    fn live_sessions_may_carry_the_session_object() {
+        let mut v: serde_json::Value = serde_json::from_str(SEED_000).unwrap();
+        let session = serde_json::json!({"connection": "rdp://w/e/u"});
+        v["liveSessions"] = serde_json::json!([
+            {"examId": "e", "userId": "u", "session": session},
+            {"examId": "e", "userId": "v"},
+        ]);
+        let req: HeartbeatRequest = serde_json::from_value(v).unwrap();
+        let again = serde_json::to_value(&req).unwrap();
+        assert!(
+            again["liveSessions"][1].get("session").is_none(),
+            "additive"
+        );
+        let hb = req.into_heartbeat().unwrap();
+        assert_eq!(hb.live_sessions.map(|l| l.len()), Some(2));
+        let u = SessionKey::parse("e", "u").unwrap();
+        assert_eq!(hb.live_details.len(), 1);
+        assert_eq!(hb.live_details.get(&u), Some(&session));
+    }
+
+    #[test]
     fn bad_values_name_the_field() {
         let mut v: serde_json::Value = serde_json::from_str(SEED_000).unwrap();
         v["vmCpuCores"] = 0.into();
@@ -387,6 +431,7 @@ mod tests {
         req.live_sessions = Some(vec![SessionRef {
             exam_id: "e".into(),
             user_id: "u".into(),
+            session: None,
         }]);
         req.cpu_percent = Some(1.0);
         req.memory_percent = Some(2.0);
@@ -454,6 +499,8 @@ mod tests {
             next_heartbeat_sec: 10.5,
             warning: None,
             release_sessions: vec![SessionKey::parse("e", "u").unwrap()],
+            adopted_sessions: 2,
+            adopted_reservations: 1,
         };
         assert_eq!(
             serde_json::to_value(HeartbeatResponse::from(&ack)).unwrap(),
@@ -463,6 +510,7 @@ mod tests {
                 "dispatchedSessions": 1, "isDraining": true, "isEnabled": true,
                 "drainStatus": "draining", "nextHeartbeatSec": 10.5,
                 "releaseSessions": [{"examId": "e", "userId": "u"}],
+                "adoptedSessions": 2, "adoptedReservations": 1,
             })
         );
     }

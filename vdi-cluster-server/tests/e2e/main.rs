@@ -10,6 +10,7 @@
 
 mod allocation;
 mod common;
+mod data_loss;
 mod demo;
 mod drain;
 mod failover;

@@ -18,7 +18,7 @@ use crate::testkit::{
     Behaviour, SimulatedWorkers, assert_no_drift, heartbeat_with_slots, key, total_dispatched, wid,
 };
 
-fn service(
+pub(super) fn service(
     store: Arc<dyn Store>,
     workers: &SimulatedWorkers,
     seed: u64,

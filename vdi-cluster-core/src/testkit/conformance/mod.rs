@@ -32,6 +32,7 @@
 //!
 //! Every case then shows up by name in the test output.
 
+mod adoption;
 mod audit;
 mod concurrency;
 mod credentials;
@@ -49,6 +50,10 @@ use async_trait::async_trait;
 use crate::ids::WorkerId;
 use crate::store::Store;
 
+pub use adoption::{
+    adopt_records_a_session_without_a_dispatch, adoption_races_allocation_to_one_dispatch,
+    heartbeat_adoption_races_allocations_on_replicas,
+};
 pub use audit::audit_trail_is_newest_first;
 pub use concurrency::{SCALE, Scale};
 pub use concurrency::{
@@ -135,6 +140,9 @@ macro_rules! conformance_tests {
             exam_calendar_is_compare_and_set,
             racing_bookings_accept_exactly_one,
             concurrent_bookings_keep_invariant_d,
+            adopt_records_a_session_without_a_dispatch,
+            adoption_races_allocation_to_one_dispatch,
+            heartbeat_adoption_races_allocations_on_replicas,
         }
     };
     (@names; $($case:ident,)*) => {

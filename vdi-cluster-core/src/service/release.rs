@@ -1,0 +1,48 @@
+//! Release (on submission) and reading a session's dispatch.
+
+use tokio::time::timeout;
+
+use super::ClusterService;
+use crate::dispatch::Dispatch;
+use crate::error::{Error, Result};
+use crate::ids::SessionKey;
+
+impl ClusterService {
+    /// The session's dispatch.
+    pub async fn session(&self, key: &SessionKey) -> Result<Dispatch> {
+        self.store
+            .dispatch(key)
+            .await?
+            .ok_or_else(|| Error::SessionNotFound(key.clone()))
+    }
+
+    /// Releases a session (on submission): the holding worker is told to
+    /// stop it, then the dispatch and its counters are removed atomically.
+    /// Releasing a session that has no dispatch is a no-op (`None`).
+    ///
+    /// If the worker cannot be reached the record is removed anyway — the
+    /// student is done — and the worker's own count keeps its slot in use
+    /// until it reports the session gone.
+    pub async fn release(&self, key: &SessionKey) -> Result<Option<Dispatch>> {
+        let Some(d) = self.store.dispatch(key).await? else {
+            return Ok(None);
+        };
+        if let Some(snapshot) = self.store.worker(&d.worker).await? {
+            let call = timeout(
+                self.config.worker_call_timeout,
+                self.client.release(&snapshot.record, key),
+            )
+            .await;
+            match call {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(worker = %d.worker, session = %key, error = %e, "worker release failed")
+                }
+                Err(_) => {
+                    tracing::warn!(worker = %d.worker, session = %key, "worker release timed out")
+                }
+            }
+        }
+        self.store.release(key, Some(d.id)).await
+    }
+}
