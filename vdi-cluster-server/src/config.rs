@@ -15,6 +15,7 @@ use crate::auth::Role;
 pub use crate::demo::DemoArgs;
 use crate::state::HttpLimits;
 pub use vdi_cluster_node::config::WorkerArgs;
+use vdi_cluster_protocol::credentials::check_secret_length;
 
 /// `vdi-cluster`: the control plane of a remote-desktop exam platform.
 #[derive(Debug, Parser)]
@@ -94,8 +95,9 @@ pub struct ServeArgs {
     #[arg(long, env = "JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 
-    /// Token workers send in `x-worker-token` on heartbeats. Unset:
-    /// heartbeats are accepted without a token (seed 000).
+    /// Shared token workers send in `x-worker-token` on heartbeats and
+    /// registration (at least 32 bytes). Unset: a random one is generated
+    /// for this process and printed once.
     #[arg(
         long,
         env = "WORKER_HEARTBEAT_TOKEN",
@@ -104,9 +106,9 @@ pub struct ServeArgs {
     )]
     pub worker_heartbeat_token: Option<String>,
 
-    /// Shared cluster token: sent to workers in `x-cluster-token`, and
-    /// accepted from the exam application on the session API. Unset: a
-    /// random one is generated for this process and printed once.
+    /// Shared cluster token: sent to workers in `x-cluster-token` (at
+    /// least 32 bytes). Unset: a random one is generated for this process
+    /// and printed once.
     #[arg(
         long,
         env = "WORKER_CLUSTER_TOKEN",
@@ -114,6 +116,15 @@ pub struct ServeArgs {
         value_name = "TOKEN"
     )]
     pub worker_cluster_token: Option<String>,
+
+    /// Accept heartbeats and registrations without `x-worker-token`: for
+    /// development only (anyone who reaches the server can then register a
+    /// worker and receive the cluster token with its allocations). Logged
+    /// as a warning at start.
+    #[arg(long, env = "VDI_ALLOW_ANONYMOUS_HEARTBEATS", default_value_t = false,
+          num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set,
+          value_parser = BoolishValueParser::new(), value_name = "BOOL")]
+    pub allow_anonymous_heartbeats: bool,
 
     /// Seconds without heartbeat before a worker is unreachable.
     #[arg(long, env = "WORKER_HEARTBEAT_TTL_SEC", default_value_t = 120,
@@ -316,6 +327,23 @@ impl ServeArgs {
         }
     }
 
+    /// Refuses configured secrets shorter than
+    /// [`MIN_SECRET_BYTES`](vdi_cluster_protocol::credentials::MIN_SECRET_BYTES),
+    /// naming the variable.
+    pub fn check_secrets(&self) -> Result<(), ConfigError> {
+        let secrets = [
+            ("JWT_SECRET", self.jwt_secret()),
+            ("WORKER_CLUSTER_TOKEN", self.worker_cluster_token()),
+            ("WORKER_HEARTBEAT_TOKEN", self.worker_heartbeat_token()),
+        ];
+        for (variable, secret) in secrets {
+            if let Some(secret) = secret {
+                check_secret_length(variable, secret).map_err(ConfigError)?;
+            }
+        }
+        Ok(())
+    }
+
     /// `JWT_SECRET`, if set and not blank.
     pub fn jwt_secret(&self) -> Option<&str> {
         non_empty(&self.jwt_secret)
@@ -423,5 +451,47 @@ mod tests {
             panic!("serve")
         };
         assert!(args.service_config().is_err());
+    }
+
+    #[test]
+    fn short_secrets_are_refused_with_their_name() {
+        let long = "0123456789abcdef0123456789abcdef";
+        for flag in [
+            "--jwt-secret",
+            "--worker-cluster-token",
+            "--worker-heartbeat-token",
+        ] {
+            let cli = Cli::try_parse_from(["vdi-cluster", "serve", flag, "short"]).unwrap();
+            let Command::Serve(args) = cli.command else {
+                panic!("serve")
+            };
+            let e = args.check_secrets().unwrap_err().to_string();
+            let variable = match flag {
+                "--jwt-secret" => "JWT_SECRET",
+                "--worker-cluster-token" => "WORKER_CLUSTER_TOKEN",
+                _ => "WORKER_HEARTBEAT_TOKEN",
+            };
+            assert!(e.contains(variable), "{e}");
+            let cli = Cli::try_parse_from(["vdi-cluster", "serve", flag, long]).unwrap();
+            let Command::Serve(args) = cli.command else {
+                panic!("serve")
+            };
+            args.check_secrets().unwrap();
+        }
+    }
+
+    #[test]
+    fn anonymous_heartbeats_are_off_unless_asked_for() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["vdi-cluster", "serve"];
+            argv.extend_from_slice(extra);
+            match Cli::try_parse_from(argv).unwrap().command {
+                Command::Serve(args) => args.allow_anonymous_heartbeats,
+                _ => panic!("serve"),
+            }
+        };
+        assert!(!parse(&[]));
+        assert!(parse(&["--allow-anonymous-heartbeats"]));
+        assert!(!parse(&["--allow-anonymous-heartbeats", "false"]));
     }
 }

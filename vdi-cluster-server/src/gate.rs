@@ -53,7 +53,7 @@ pub async fn authorize_request(
     access: Access,
     headers: &HeaderMap,
 ) -> Result<Principal, ApiError> {
-    if access == Access::Worker
+    if matches!(access, Access::Worker | Access::OwnWorker)
         && let Some(value) = headers.get(WORKER_TOKEN_HEADER)
         && !state.auth().is_shared_worker_token(value.as_bytes())
         && let Ok(text) = value.to_str()
@@ -66,8 +66,9 @@ pub async fn authorize_request(
 
 /// Whether `caller` may act as worker `code` on a worker route: its own
 /// credential must name it; the shared token may act for any worker; an
-/// anonymous caller (no shared token configured) only for a worker that has
-/// no own credential.
+/// anonymous caller (where anonymous heartbeats are allowed) only for a
+/// worker that has no own credential. What each may change is core's
+/// decision (`Registrant`).
 pub(crate) async fn ensure_worker(
     state: &AppState,
     caller: &Principal,

@@ -114,6 +114,10 @@ fn security(access: Access) -> Option<Vec<SecurityRequirement>> {
     match access {
         Access::Public => None,
         Access::Worker => Some(vec![requirement(WORKER_TOKEN_SCHEME)]),
+        Access::OwnWorker => Some(vec![
+            requirement(WORKER_TOKEN_SCHEME),
+            requirement(BEARER_SCHEME),
+        ]),
         Access::Operator | Access::Admin => Some(vec![requirement(BEARER_SCHEME)]),
         Access::Session | Access::Service => Some(vec![
             requirement(CLUSTER_TOKEN_SCHEME),

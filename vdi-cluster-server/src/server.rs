@@ -14,10 +14,13 @@
 //! `serve` generates a random secret for this process and prints a ready
 //! ADMIN token (`sub: admin`) once on standard output; when
 //! `WORKER_CLUSTER_TOKEN` is unset it generates one and prints it once.
-//! Both die with the process: set them in the environment for anything
-//! that must survive a restart or span several replicas. Without
-//! `WORKER_HEARTBEAT_TOKEN`, heartbeats are accepted without a token, as
-//! seed 000 documents (a warning is logged).
+//! So does `WORKER_HEARTBEAT_TOKEN`, the shared token of workers' heartbeats.
+//! All die with the process: set them in the environment for anything
+//! that must survive a restart or span several replicas. Configured
+//! secrets shorter than 32 bytes are refused at start, naming the
+//! variable. Anonymous heartbeats (seed 000's "when configured") need the
+//! explicit `--allow-anonymous-heartbeats`, for development, and are
+//! logged as a warning at start.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -111,13 +114,9 @@ pub async fn prepare(
     let opened = open_store(&args.store, &store_options).await?;
     tracing::info!(store = %redact(&args.store), "store opened");
 
+    args.check_secrets()?;
     let jwt_secret = match args.jwt_secret() {
-        Some(s) => {
-            if s.len() < 32 {
-                tracing::warn!("JWT_SECRET is shorter than 32 bytes; use a longer random secret");
-            }
-            s.to_owned()
-        }
+        Some(s) => s.to_owned(),
         None => {
             let secret = random_secret();
             let token = mint_jwt(
@@ -156,9 +155,21 @@ pub async fn prepare(
         .with_cluster_token(&cluster_token);
     match args.worker_heartbeat_token() {
         Some(t) => auth = auth.with_worker_token(t),
-        None => tracing::warn!(
-            "WORKER_HEARTBEAT_TOKEN is not set: heartbeats and registrations are accepted without a token (workers that joined with a join token still need their own credential)"
-        ),
+        None if args.allow_anonymous_heartbeats => {}
+        None => {
+            let token = random_secret();
+            println!(
+                "WORKER_HEARTBEAT_TOKEN is not set: generated one for this process only \
+                 (workers send it in x-worker-token: give them WORKER_HEARTBEAT_TOKEN), shown once:\n\n  {token}\n"
+            );
+            auth = auth.with_worker_token(&token);
+        }
+    }
+    if args.allow_anonymous_heartbeats {
+        auth = auth.allow_anonymous_workers();
+        tracing::warn!(
+            "ANONYMOUS HEARTBEATS ALLOWED (--allow-anonymous-heartbeats): anyone who reaches this server can register a worker and receive the cluster token with its allocations; for development only"
+        );
     }
     drop(jwt_secret);
 

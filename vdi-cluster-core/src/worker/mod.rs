@@ -7,12 +7,15 @@
 //! derived at `now`: availability, slots and the one `status` of the API.
 //!
 //! Split by responsibility: `record` (what is stored), `heartbeat` (folding
-//! a heartbeat in), `view` (what is derived at an instant).
+//! a heartbeat in), `view` (what is derived at an instant), `claim` (who
+//! may move a worker to another host).
 
+mod claim;
 mod heartbeat;
 mod record;
 mod view;
 
+pub use claim::{Registrant, RelocationRefused, api_base_url_host, check_relocation};
 pub use heartbeat::{Heartbeat, HeartbeatUpdate, apply_heartbeat};
 pub use record::{WorkerDescription, WorkerRecord, WorkerSnapshot};
 pub use view::{WorkerStatus, WorkerView};

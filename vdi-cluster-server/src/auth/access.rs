@@ -7,7 +7,7 @@ use std::fmt;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use vdi_cluster_core::{UserId, WorkerId};
+use vdi_cluster_core::{Registrant, UserId, WorkerId};
 
 use crate::error::ApiError;
 
@@ -51,8 +51,13 @@ impl fmt::Display for Role {
 pub enum Access {
     /// Anyone (`/healthz`, `/readyz`, `/metrics`, the OpenAPI document).
     Public,
-    /// `x-worker-token` when `WORKER_HEARTBEAT_TOKEN` is set, else anyone.
+    /// `x-worker-token`: the shared `WORKER_HEARTBEAT_TOKEN` or the
+    /// worker's own credential; no credential only where anonymous
+    /// heartbeats are explicitly allowed (development).
     Worker,
+    /// The worker's own credential in `x-worker-token`, or an `ADMIN` JWT
+    /// (deregistration: never anonymous, never the shared token).
+    OwnWorker,
     /// An `ADMIN` or `PROCTOR` JWT.
     Operator,
     /// An `ADMIN` JWT.
@@ -72,7 +77,10 @@ impl Access {
         match self {
             Self::Public => "no credential",
             Self::Worker => {
-                "x-worker-token: the worker's own credential, or WORKER_HEARTBEAT_TOKEN (required when set)"
+                "x-worker-token: the worker's own credential, or WORKER_HEARTBEAT_TOKEN"
+            }
+            Self::OwnWorker => {
+                "x-worker-token: the worker's own credential, or Bearer JWT with role ADMIN"
             }
             Self::Operator => "Bearer JWT with role ADMIN or PROCTOR",
             Self::Admin => "Bearer JWT with role ADMIN",
@@ -104,7 +112,8 @@ impl User {
 /// Who is calling, once the route's [`Access`] is satisfied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
-    /// A public route, or a worker route with no worker token configured.
+    /// A public route, or a worker route where anonymous heartbeats are
+    /// allowed.
     Anonymous,
     /// Presented the shared worker token.
     Worker,
@@ -129,6 +138,17 @@ impl Principal {
             Self::Joining => "join-token".into(),
             Self::ClusterService => "cluster-token".into(),
             Self::User(u) => u.sub.clone(),
+        }
+    }
+
+    /// Who asks, as core's registration rules see it: the shared token
+    /// proves "some worker", a worker's own credential "this worker".
+    pub fn registrant(&self) -> Registrant {
+        match self {
+            Self::WorkerNode(_) => Registrant::OwnCredential,
+            Self::User(u) if u.roles.contains(&Role::Admin) => Registrant::Operator,
+            Self::Worker => Registrant::SharedToken,
+            _ => Registrant::Anonymous,
         }
     }
 

@@ -15,13 +15,14 @@ use super::secrets::TokenHash;
 use crate::error::ApiError;
 
 /// The credentials the server accepts. Closed by default: a fresh
-/// `AuthConfig` accepts no JWT and no cluster token, and leaves only the
-/// worker routes open.
+/// `AuthConfig` accepts no credential at all; anonymous heartbeats need
+/// [`allow_anonymous_workers`](Self::allow_anonymous_workers).
 #[derive(Clone, Default)]
 pub struct AuthConfig {
     jwt: Option<JwtVerifier>,
     worker_token: Option<TokenHash>,
     cluster_token: Option<TokenHash>,
+    anonymous_workers: bool,
 }
 
 impl fmt::Debug for AuthConfig {
@@ -30,13 +31,13 @@ impl fmt::Debug for AuthConfig {
             .field("jwt", &self.jwt.is_some())
             .field("worker_token", &self.worker_token.is_some())
             .field("cluster_token", &self.cluster_token.is_some())
+            .field("anonymous_workers", &self.anonymous_workers)
             .finish()
     }
 }
 
 impl AuthConfig {
-    /// Accepts nothing but the worker routes (open while no worker token is
-    /// set).
+    /// Accepts nothing but the public routes.
     pub fn new() -> Self {
         Self::default()
     }
@@ -70,9 +71,20 @@ impl AuthConfig {
         self
     }
 
+    /// Accepts heartbeats and registrations without `x-worker-token`
+    /// (development only: whoever reaches the server can then register a
+    /// worker and receive the cluster token with its allocations). A
+    /// presented token is still checked, deregistration still needs the
+    /// worker's own credential or an admin, and workers that joined still
+    /// need their own credential.
+    pub fn allow_anonymous_workers(mut self) -> Self {
+        self.anonymous_workers = true;
+        self
+    }
+
     /// Whether the worker routes require a token.
     pub fn worker_token_required(&self) -> bool {
-        self.worker_token.is_some()
+        !self.anonymous_workers
     }
 
     /// Whether `presented` is the shared worker token.
@@ -132,14 +144,36 @@ impl AuthConfig {
     pub fn authorize(&self, access: Access, headers: &HeaderMap) -> Result<Principal, ApiError> {
         match access {
             Access::Public => Ok(Principal::Anonymous),
-            Access::Worker => match &self.worker_token {
-                None => Ok(Principal::Anonymous),
-                Some(hash) => match headers.get(WORKER_TOKEN_HEADER) {
-                    Some(v) if hash.matches(v.as_bytes()) => Ok(Principal::Worker),
-                    Some(_) => Err(ApiError::unauthorized("invalid x-worker-token")),
-                    None => Err(ApiError::unauthorized("x-worker-token is required")),
-                },
+            Access::Worker => match headers.get(WORKER_TOKEN_HEADER) {
+                Some(v) if self.is_shared_worker_token(v.as_bytes()) => Ok(Principal::Worker),
+                Some(_) => Err(ApiError::unauthorized("invalid x-worker-token")),
+                None if self.anonymous_workers => Ok(Principal::Anonymous),
+                None => Err(ApiError::unauthorized("x-worker-token is required")),
             },
+            Access::OwnWorker => {
+                if let Some(user) = self.user(headers)? {
+                    return if user.roles.contains(&Role::Admin) {
+                        Ok(Principal::User(user))
+                    } else {
+                        Err(ApiError::forbidden(format!(
+                            "this endpoint needs {}",
+                            access.describe()
+                        )))
+                    };
+                }
+                match headers.get(WORKER_TOKEN_HEADER) {
+                    Some(v) if self.is_shared_worker_token(v.as_bytes()) => {
+                        Err(ApiError::forbidden(
+                            "the shared worker token may not do this: send the worker's own credential, or use an ADMIN token",
+                        ))
+                    }
+                    Some(_) => Err(ApiError::unauthorized("invalid x-worker-token")),
+                    None => Err(ApiError::unauthorized(format!(
+                        "this endpoint needs {}",
+                        access.describe()
+                    ))),
+                }
+            }
             Access::Operator | Access::Admin => {
                 let Some(user) = self.user(headers)? else {
                     return Err(ApiError::unauthorized(
@@ -382,8 +416,26 @@ mod tests {
                 .is_err()
         );
         assert_eq!(
-            closed.authorize(Access::Worker, &HeaderMap::new()).unwrap(),
+            closed
+                .authorize(Access::Worker, &HeaderMap::new())
+                .unwrap_err()
+                .status(),
+            401
+        );
+        let open = AuthConfig::new().allow_anonymous_workers();
+        assert_eq!(
+            open.authorize(Access::Worker, &HeaderMap::new()).unwrap(),
             Principal::Anonymous
         );
+        for cfg in [&open, &config()] {
+            assert!(cfg.authorize(Access::OwnWorker, &HeaderMap::new()).is_err());
+        }
+        let shared = config()
+            .authorize(
+                Access::OwnWorker,
+                &headers(&[("x-worker-token", "w".into())]),
+            )
+            .unwrap_err();
+        assert_eq!(shared.status(), 403);
     }
 }

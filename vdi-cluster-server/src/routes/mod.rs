@@ -105,7 +105,7 @@ static ROUTES: &[RouteSpec] = routes! {
         => "A worker's heartbeat: capacity, sessions, health (seed 000)";
     Post "/api/vdi/workers/register" Worker registration::register
         => "Register a worker ahead of its first heartbeat (seed 003)";
-    Post "/api/vdi/workers/{code}/deregister" Worker registration::deregister
+    Post "/api/vdi/workers/{code}/deregister" OwnWorker registration::deregister
         => "A worker leaving cleanly: offline at once (seed 003)";
     Post "/api/vdi/workers/join" Join join::join
         => "Register with a join token; answers the worker's own credential (seeds 002/003)";

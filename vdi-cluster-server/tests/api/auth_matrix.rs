@@ -45,6 +45,14 @@ fn expected(access: Access, cred: &Cred) -> Expect {
             Cred::Worker => Allowed,
             _ => Denied(401),
         },
+        Access::OwnWorker => match cred {
+            Cred::Admin => Allowed,
+            // Valid credentials that may not: the shared token proves only
+            // "some worker".
+            Cred::Worker | Cred::Proctor => Denied(403),
+            _ if student => Denied(403),
+            _ => Denied(401),
+        },
         Access::Operator => match cred {
             Cred::Admin | Cred::Proctor => Allowed,
             _ if student => Denied(403),
@@ -154,7 +162,7 @@ async fn allowed_credentials_reach_a_success() {
         let cred = match route.access {
             Access::Public | Access::Join => Cred::None,
             Access::Worker => Cred::Worker,
-            Access::Operator | Access::Admin => Cred::Admin,
+            Access::Operator | Access::Admin | Access::OwnWorker => Cred::Admin,
             Access::Session | Access::Service => Cred::Cluster,
         };
         if route.path == "/api/vdi/workers/{code}" && method == Method::DELETE {

@@ -28,8 +28,8 @@ use vdi_cluster_server::server::run;
 use vdi_cluster_server::{AppState, HttpLimits};
 
 pub const JWT_SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
-pub const WORKER_TOKEN: &str = "worker-token-for-tests";
-pub const CLUSTER_TOKEN: &str = "cluster-token-for-tests";
+pub const WORKER_TOKEN: &str = "worker-token-for-tests-0123456789abcdef";
+pub const CLUSTER_TOKEN: &str = "cluster-token-for-tests-0123456789abcdef";
 /// Timeout of one worker call in tests: short enough that a hanging fake
 /// worker fails over quickly, long enough for a healthy one on a busy
 /// machine. No test asserts on time.

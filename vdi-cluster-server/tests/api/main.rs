@@ -15,4 +15,5 @@ mod openapi;
 mod ops;
 mod runbook;
 mod sessions;
+mod trust;
 mod worker_client;

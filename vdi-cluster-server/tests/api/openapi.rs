@@ -67,6 +67,7 @@ async fn openapi_document_is_valid_and_complete() {
         let want: BTreeSet<String> = match route.access {
             Access::Public => BTreeSet::new(),
             Access::Worker => [WORKER_TOKEN_SCHEME.to_owned()].into(),
+            Access::OwnWorker => [WORKER_TOKEN_SCHEME.to_owned(), BEARER_SCHEME.to_owned()].into(),
             Access::Operator | Access::Admin => [BEARER_SCHEME.to_owned()].into(),
             Access::Session | Access::Service => {
                 [CLUSTER_TOKEN_SCHEME.to_owned(), BEARER_SCHEME.to_owned()].into()

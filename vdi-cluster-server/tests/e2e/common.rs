@@ -16,8 +16,8 @@ use vdi_cluster_server::auth::{Role, mint_jwt};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_vdi-cluster");
 pub const JWT_SECRET: &str = "e2e-secret-0123456789abcdef0123456789abcdef";
-pub const CLUSTER_TOKEN: &str = "e2e-cluster-token";
-pub const WORKER_TOKEN: &str = "e2e-worker-token";
+pub const CLUSTER_TOKEN: &str = "e2e-cluster-token-0123456789abcdef012345";
+pub const WORKER_TOKEN: &str = "e2e-worker-token-0123456789abcdef0123456";
 
 /// Short cluster timings for tests (seconds): heartbeats every second, a
 /// worker is unreachable after 3 s of silence, offline after 10 s; reconcile
@@ -191,16 +191,28 @@ fn url_in(line: &str) -> String {
 }
 
 /// Options of a control plane.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CpOptions {
     /// `--store` (default memory).
     pub store: Option<String>,
     /// `--redis-prefix`.
     pub redis_prefix: Option<String>,
-    /// Require the shared worker token on heartbeats.
+    /// Require the shared worker token on heartbeats (default); `false`
+    /// allows anonymous heartbeats (`--allow-anonymous-heartbeats`).
     pub worker_token: bool,
     /// Further flags.
     pub extra: Vec<String>,
+}
+
+impl Default for CpOptions {
+    fn default() -> Self {
+        Self {
+            store: None,
+            redis_prefix: None,
+            worker_token: true,
+            extra: Vec::new(),
+        }
+    }
 }
 
 /// A control plane process.
@@ -251,6 +263,8 @@ impl ControlPlane {
         }
         if options.worker_token {
             args.extend(["--worker-heartbeat-token".into(), WORKER_TOKEN.into()]);
+        } else {
+            args.push("--allow-anonymous-heartbeats".into());
         }
         args.extend(options.extra.iter().cloned());
         let mut proc = Proc::spawn("control-plane", &args);
@@ -284,7 +298,7 @@ impl ControlPlane {
 pub struct WorkerOptions {
     /// Slots (node of `slots` cores and `slots` GiB, VM 1 core / 1 GiB).
     pub slots: u32,
-    /// Send the shared worker token.
+    /// Send the shared worker token (default).
     pub worker_token: bool,
     /// Report the host's CPU, memory and disk usage.
     pub report_usage: bool,
@@ -296,7 +310,7 @@ impl Default for WorkerOptions {
     fn default() -> Self {
         Self {
             slots: 10,
-            worker_token: false,
+            worker_token: true,
             report_usage: false,
             extra: Vec::new(),
         }
