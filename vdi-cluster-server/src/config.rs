@@ -49,7 +49,7 @@ fn parse_scheduling(text: &str) -> Result<SchedulingPolicy, String> {
 }
 
 fn parse_role(text: &str) -> Result<Role, String> {
-    Role::parse(text).ok_or_else(|| "must be ADMIN, PROCTOR or STUDENT".to_owned())
+    Role::parse(text).ok_or_else(|| "must be ADMIN, PROCTOR, STUDENT or SERVICE".to_owned())
 }
 
 /// Options of `vdi-cluster serve`.
@@ -376,7 +376,8 @@ pub struct TokenArgs {
     #[arg(long, default_value = "admin")]
     pub sub: String,
 
-    /// Role; repeat for several (ADMIN, PROCTOR, STUDENT).
+    /// Role; repeat for several (ADMIN, PROCTOR, STUDENT, or SERVICE for
+    /// the exam application).
     #[arg(long = "role", default_value = "ADMIN", value_parser = parse_role, action = ArgAction::Append)]
     pub roles: Vec<Role>,
 

@@ -183,14 +183,25 @@ fn worker_config(
     })
 }
 
+/// The credentials the banner prints.
+struct Tokens {
+    admin: String,
+    service: String,
+    cluster: String,
+}
+
 fn banner(
     args: &DemoArgs,
     url: &str,
     store: &str,
     workers: &[RunningWorker],
-    admin: &str,
-    cluster_token: &str,
+    tokens: &Tokens,
 ) -> String {
+    let Tokens {
+        admin,
+        service,
+        cluster: cluster_token,
+    } = tokens;
     let mut out = format!(
         "\nvdi-cluster demo: a control plane and {} simulated worker(s) on this machine.\n\n",
         workers.len()
@@ -209,11 +220,13 @@ fn banner(
         ));
     }
     out.push_str(&format!(
-        "\nCredentials (this run only):\n\n  export TOKEN={admin}\n  export CLUSTER_TOKEN={cluster_token}\n"
+        "\nCredentials (this run only): an ADMIN token, the exam application's SERVICE token,\n\
+         and the cluster token the control plane sends to workers:\n\n  \
+         export TOKEN={admin}\n  export SERVICE_TOKEN={service}\n  export CLUSTER_TOKEN={cluster_token}\n"
     ));
     out.push_str(&format!(
         "\nTry:\n\n  curl -s {url}/api/vdi/workers/summary -H \"authorization: Bearer $TOKEN\"\n  \
-         curl -s -X POST {url}/api/vdi/sessions -H \"x-cluster-token: $CLUSTER_TOKEN\" \\\n       \
+         curl -s -X POST {url}/api/vdi/sessions -H \"authorization: Bearer $SERVICE_TOKEN\" \\\n       \
          -H 'content-type: application/json' -d '{{\"examId\":\"exam-1\",\"userId\":\"student-1\"}}'\n  \
          curl -s {url}/api/vdi/cluster/distribution -H \"authorization: Bearer $TOKEN\"\n  \
          curl -s -X PATCH {url}/api/vdi/workers/worker-1 -H \"authorization: Bearer $TOKEN\" \\\n       \
@@ -237,15 +250,22 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     let jwt_secret = random_secret();
     let cluster_token = random_secret();
     let worker_token = random_secret();
-    let admin = mint_jwt(
-        jwt_secret.as_bytes(),
-        "admin",
-        &[Role::Admin],
-        DEMO_TOKEN_TTL,
-        None,
-        None,
-    )
-    .map_err(ServeError::from)?;
+    let mint = |sub: &str, role: Role| {
+        mint_jwt(
+            jwt_secret.as_bytes(),
+            sub,
+            &[role],
+            DEMO_TOKEN_TTL,
+            None,
+            None,
+        )
+        .map_err(ServeError::from)
+    };
+    let tokens = Tokens {
+        admin: mint("admin", Role::Admin)?,
+        service: mint("exam-app", Role::Service)?,
+        cluster: cluster_token.clone(),
+    };
     let serve = serve_args(&args, &jwt_secret, &cluster_token, &worker_token)?;
 
     let cp_shutdown = CancellationToken::new();
@@ -302,10 +322,7 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    println!(
-        "{}",
-        banner(&args, &url, &store, &workers, &admin, &cluster_token)
-    );
+    println!("{}", banner(&args, &url, &store, &workers, &tokens));
 
     vdi_cluster_node::shutdown_signal().await;
     println!("Stopping: workers, then the control plane.");

@@ -32,10 +32,9 @@ use vdi_cluster_protocol::workers::{
     WorkerSessionsJson,
 };
 use vdi_cluster_protocol::{
-    AllocateRequest, AllocateResponse, CLUSTER_TOKEN_HEADER, DescriptionJson, ErrorBody,
-    HeartbeatRequest, HeartbeatResponse, JOIN_TOKEN_HEADER, JoinResponse, PrewarmRequest,
-    PrewarmResponse, RegisterRequest, ReleaseRequest, ReleaseResponse, SessionRef,
-    WORKER_TOKEN_HEADER,
+    AllocateRequest, AllocateResponse, DescriptionJson, ErrorBody, HeartbeatRequest,
+    HeartbeatResponse, JOIN_TOKEN_HEADER, JoinResponse, PrewarmRequest, PrewarmResponse,
+    RegisterRequest, ReleaseRequest, ReleaseResponse, SessionRef, WORKER_TOKEN_HEADER,
 };
 
 use crate::auth::Access;
@@ -47,8 +46,6 @@ use crate::routes::{
 pub const BEARER_SCHEME: &str = "bearerAuth";
 /// Name of the worker-token security scheme.
 pub const WORKER_TOKEN_SCHEME: &str = "workerToken";
-/// Name of the cluster-token security scheme.
-pub const CLUSTER_TOKEN_SCHEME: &str = "clusterToken";
 /// Name of the join-token security scheme.
 pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
 
@@ -118,11 +115,9 @@ fn security(access: Access) -> Option<Vec<SecurityRequirement>> {
             requirement(WORKER_TOKEN_SCHEME),
             requirement(BEARER_SCHEME),
         ]),
-        Access::Operator | Access::Admin => Some(vec![requirement(BEARER_SCHEME)]),
-        Access::Session | Access::Service => Some(vec![
-            requirement(CLUSTER_TOKEN_SCHEME),
-            requirement(BEARER_SCHEME),
-        ]),
+        Access::Operator | Access::Admin | Access::Session | Access::Service => {
+            Some(vec![requirement(BEARER_SCHEME)])
+        }
         Access::Join => Some(vec![requirement(JOIN_TOKEN_SCHEME)]),
     }
 }
@@ -147,13 +142,6 @@ impl Modify for FromRouteTable {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 WORKER_TOKEN_HEADER,
                 "The worker's own credential (from joining), or WORKER_HEARTBEAT_TOKEN (required only when configured)",
-            ))),
-        );
-        components.add_security_scheme(
-            CLUSTER_TOKEN_SCHEME,
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
-                CLUSTER_TOKEN_HEADER,
-                "WORKER_CLUSTER_TOKEN",
             ))),
         );
         components.add_security_scheme(

@@ -12,7 +12,8 @@
 //!
 //! No admin or session route is ever open. When `JWT_SECRET` is unset,
 //! `serve` generates a random secret for this process and prints a ready
-//! ADMIN token (`sub: admin`) once on standard output; when
+//! ADMIN token (`sub: admin`) and a SERVICE token for the exam application
+//! (`sub: exam-app`) once on standard output; when
 //! `WORKER_CLUSTER_TOKEN` is unset it generates one and prints it once.
 //! So does `WORKER_HEARTBEAT_TOKEN`, the shared token of workers' heartbeats.
 //! All die with the process: set them in the environment for anything
@@ -119,18 +120,25 @@ pub async fn prepare(
         Some(s) => s.to_owned(),
         None => {
             let secret = random_secret();
-            let token = mint_jwt(
-                secret.as_bytes(),
-                "admin",
-                &[Role::Admin],
-                Duration::from_secs(args.admin_token_ttl_sec),
-                args.jwt_issuer.as_deref(),
-                args.jwt_audience.as_deref(),
-            )?;
+            let mint = |sub: &str, role: Role| {
+                mint_jwt(
+                    secret.as_bytes(),
+                    sub,
+                    &[role],
+                    Duration::from_secs(args.admin_token_ttl_sec),
+                    args.jwt_issuer.as_deref(),
+                    args.jwt_audience.as_deref(),
+                )
+            };
+            let (admin, service) = (
+                mint("admin", Role::Admin)?,
+                mint("exam-app", Role::Service)?,
+            );
             println!(
                 "JWT_SECRET is not set: generated a secret for this process only.\n\
-                 ADMIN token (sub \"admin\", valid {} s), shown once:\n\n  {token}\n",
-                args.admin_token_ttl_sec
+                 ADMIN token (sub \"admin\", valid {ttl} s), shown once:\n\n  {admin}\n\n\
+                 SERVICE token for the exam application's session API (sub \"exam-app\", valid {ttl} s), shown once:\n\n  {service}\n",
+                ttl = args.admin_token_ttl_sec
             );
             secret
         }
@@ -146,13 +154,11 @@ pub async fn prepare(
             token
         }
     };
-    let mut auth = AuthConfig::new()
-        .with_jwt_secret(
-            jwt_secret.as_bytes(),
-            args.jwt_issuer.as_deref(),
-            args.jwt_audience.as_deref(),
-        )
-        .with_cluster_token(&cluster_token);
+    let mut auth = AuthConfig::new().with_jwt_secret(
+        jwt_secret.as_bytes(),
+        args.jwt_issuer.as_deref(),
+        args.jwt_audience.as_deref(),
+    );
     match args.worker_heartbeat_token() {
         Some(t) => auth = auth.with_worker_token(t),
         None if args.allow_anonymous_heartbeats => {}

@@ -1,5 +1,6 @@
-//! [`AuthConfig`]: the credentials the server accepts — JWT secret, shared
-//! worker token, cluster token — and the checks of a request's headers that
+//! [`AuthConfig`]: the credentials the server accepts — JWT secret and
+//! shared worker token; never the cluster token, which only the control
+//! plane presents (to workers) — and the checks of a request's headers that
 //! need no store (workers' own credentials are checked by
 //! [`gate`](crate::gate), which reads them from the store).
 
@@ -21,7 +22,6 @@ use crate::error::ApiError;
 pub struct AuthConfig {
     jwt: Option<JwtVerifier>,
     worker_token: Option<TokenHash>,
-    cluster_token: Option<TokenHash>,
     anonymous_workers: bool,
 }
 
@@ -30,7 +30,6 @@ impl fmt::Debug for AuthConfig {
         f.debug_struct("AuthConfig")
             .field("jwt", &self.jwt.is_some())
             .field("worker_token", &self.worker_token.is_some())
-            .field("cluster_token", &self.cluster_token.is_some())
             .field("anonymous_workers", &self.anonymous_workers)
             .finish()
     }
@@ -62,12 +61,6 @@ impl AuthConfig {
     /// Requires `x-worker-token: token` on the worker routes.
     pub fn with_worker_token(mut self, token: &str) -> Self {
         self.worker_token = Some(TokenHash::new(token));
-        self
-    }
-
-    /// Accepts `x-cluster-token: token` on the session API.
-    pub fn with_cluster_token(mut self, token: &str) -> Self {
-        self.cluster_token = Some(TokenHash::new(token));
         self
     }
 
@@ -129,17 +122,6 @@ impl AuthConfig {
             .transpose()
     }
 
-    /// Whether a valid cluster token was presented (an invalid one is a 401).
-    fn cluster(&self, headers: &HeaderMap) -> Result<bool, ApiError> {
-        let Some(value) = headers.get(CLUSTER_TOKEN_HEADER) else {
-            return Ok(false);
-        };
-        match &self.cluster_token {
-            Some(hash) if hash.matches(value.as_bytes()) => Ok(true),
-            _ => Err(ApiError::unauthorized("invalid x-cluster-token")),
-        }
-    }
-
     /// Checks `headers` against `access`.
     pub fn authorize(&self, access: Access, headers: &HeaderMap) -> Result<Principal, ApiError> {
         match access {
@@ -199,11 +181,15 @@ impl AuthConfig {
                 _ => Err(ApiError::unauthorized("x-join-token is required")),
             },
             Access::Session | Access::Service => {
-                let cluster = self.cluster(headers)?;
+                if headers.contains_key(CLUSTER_TOKEN_HEADER) {
+                    // Every worker holds it: it must not open the session API.
+                    return Err(ApiError::unauthorized(
+                        "x-cluster-token is not accepted here (it is what the control plane sends to workers); the exam application sends a Bearer JWT with role SERVICE",
+                    ));
+                }
                 let user = self.user(headers)?;
                 match user {
-                    Some(u) if u.is_operator() => Ok(Principal::User(u)),
-                    _ if cluster => Ok(Principal::ClusterService),
+                    Some(u) if u.acts_for_students() => Ok(Principal::User(u)),
                     Some(u) if access == Access::Session && u.roles.contains(&Role::Student) => {
                         Ok(Principal::User(u))
                     }
@@ -249,7 +235,6 @@ mod tests {
         AuthConfig::new()
             .with_jwt_secret(SECRET, None, None)
             .with_worker_token("w")
-            .with_cluster_token("c")
     }
 
     #[test]
@@ -381,14 +366,31 @@ mod tests {
             cfg.authorize(Access::Worker, &headers(&[("x-worker-token", "x".into())]))
                 .is_err()
         );
-        assert_eq!(
-            cfg.authorize(
-                Access::Service,
-                &headers(&[("x-cluster-token", "c".into())])
-            )
-            .unwrap(),
-            Principal::ClusterService
-        );
+        // The cluster token opens nothing here, whatever its value.
+        for access in [Access::Service, Access::Session] {
+            let e = cfg
+                .authorize(access, &headers(&[("x-cluster-token", "c".into())]))
+                .unwrap_err();
+            assert_eq!(e.status(), 401);
+        }
+        let service = mint_jwt(
+            SECRET,
+            "exam-app",
+            &[Role::Service],
+            Duration::from_secs(60),
+            None,
+            None,
+        )
+        .unwrap();
+        for access in [Access::Service, Access::Session] {
+            assert!(cfg.authorize(access, &headers(&[bearer(&service)])).is_ok());
+        }
+        for access in [Access::Operator, Access::Admin, Access::OwnWorker] {
+            let e = cfg
+                .authorize(access, &headers(&[bearer(&service)]))
+                .unwrap_err();
+            assert_eq!(e.status(), 403, "{access:?}");
+        }
         // An empty secret accepts nothing.
         let empty = AuthConfig::new().with_jwt_secret(b"", None, None);
         let forged = mint_jwt(

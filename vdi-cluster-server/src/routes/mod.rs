@@ -20,6 +20,7 @@
 //! * `cluster` — statistics, distribution, audit, events.
 //! * `ops` — health, readiness, metrics, the OpenAPI document.
 //! * `reserved` — worker codes the API's paths reserve.
+//! * `roles` — the roles table (routes × credentials) of the README.
 
 pub(crate) mod admin;
 pub(crate) mod cluster;
@@ -27,6 +28,7 @@ pub(crate) mod join;
 pub(crate) mod ops;
 pub(crate) mod registration;
 mod reserved;
+mod roles;
 pub(crate) mod sessions;
 pub(crate) mod workers;
 
@@ -35,6 +37,8 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 
 use crate::auth::Access;
 use crate::state::AppState;
+
+pub use roles::{ROLES_TABLE_END, ROLES_TABLE_START, roles_table};
 
 /// An HTTP method used by the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -133,8 +133,8 @@ async fn oversized_bodies_are_413() {
     for (method, path, cred) in [
         (Method::POST, "/api/vdi/workers/heartbeat", Cred::Worker),
         (Method::PATCH, "/api/vdi/workers/w-1", Cred::Admin),
-        (Method::POST, "/api/vdi/sessions", Cred::Cluster),
-        (Method::POST, "/api/vdi/exams/exam-1/prewarm", Cred::Cluster),
+        (Method::POST, "/api/vdi/sessions", Cred::Service),
+        (Method::POST, "/api/vdi/exams/exam-1/prewarm", Cred::Service),
         (Method::POST, "/api/vdi/workers/w-1/drain", Cred::Admin),
     ] {
         let r = Reply::from(
@@ -270,7 +270,7 @@ async fn session_requests_reject_unknown_fields_and_bad_values() {
             .send(
                 Method::POST,
                 "/api/vdi/sessions",
-                &Cred::Cluster,
+                &Cred::Service,
                 Some(&body),
             )
             .await;
@@ -291,20 +291,20 @@ async fn session_requests_reject_unknown_fields_and_bad_values() {
             .send(
                 Method::POST,
                 "/api/vdi/exams/exam-1/prewarm",
-                &Cred::Cluster,
+                &Cred::Service,
                 Some(&body),
             )
             .await;
         assert_names(&r, status, field);
     }
     let long = format!("/api/vdi/sessions/{}/u", "x".repeat(500));
-    let r = s.send(Method::GET, &long, &Cred::Cluster, None).await;
+    let r = s.send(Method::GET, &long, &Cred::Service, None).await;
     assert_names(&r, 422, "examId");
     let r = s
         .send(
             Method::DELETE,
             "/api/vdi/sessions/exam-1/%20padded",
-            &Cred::Cluster,
+            &Cred::Service,
             None,
         )
         .await;

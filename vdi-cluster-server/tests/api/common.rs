@@ -162,7 +162,6 @@ pub fn auth() -> AuthConfig {
     AuthConfig::new()
         .with_jwt_secret(JWT_SECRET.as_bytes(), None, None)
         .with_worker_token(WORKER_TOKEN)
-        .with_cluster_token(CLUSTER_TOKEN)
 }
 
 /// A running server; stopped when dropped.
@@ -276,7 +275,7 @@ impl TestServer {
         self.send(
             Method::POST,
             "/api/vdi/sessions",
-            &Cred::Cluster,
+            &Cred::Service,
             Some(&json!({"examId": exam, "userId": user})),
         )
         .await
@@ -286,7 +285,7 @@ impl TestServer {
         self.send(
             Method::DELETE,
             &format!("/api/vdi/sessions/{exam}/{user}"),
-            &Cred::Cluster,
+            &Cred::Service,
             None,
         )
         .await
@@ -337,6 +336,8 @@ pub enum Cred {
     Wrong,
     Worker,
     Cluster,
+    /// A `SERVICE` JWT: the exam application.
+    Service,
     Proctor,
     Admin,
     Student(String),
@@ -378,6 +379,7 @@ impl Cred {
                 .header("x-cluster-token", "wrong"),
             Cred::Worker => req.header("x-worker-token", WORKER_TOKEN),
             Cred::Cluster => req.header("x-cluster-token", CLUSTER_TOKEN),
+            Cred::Service => req.bearer_auth(jwt("exam-app", &[Role::Service])),
             Cred::Proctor => req.bearer_auth(jwt("proctor-1", &[Role::Proctor])),
             Cred::Admin => req.bearer_auth(jwt("admin-1", &[Role::Admin])),
             Cred::Student(sub) => req.bearer_auth(jwt(sub, &[Role::Student])),

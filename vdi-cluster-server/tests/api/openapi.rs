@@ -7,9 +7,7 @@ use std::collections::BTreeSet;
 use reqwest::Method;
 use serde_json::Value;
 use vdi_cluster_server::auth::Access;
-use vdi_cluster_server::openapi::{
-    BEARER_SCHEME, CLUSTER_TOKEN_SCHEME, JOIN_TOKEN_SCHEME, WORKER_TOKEN_SCHEME,
-};
+use vdi_cluster_server::openapi::{BEARER_SCHEME, JOIN_TOKEN_SCHEME, WORKER_TOKEN_SCHEME};
 use vdi_cluster_server::route_table;
 
 use crate::common::{Cred, Setup, TestServer};
@@ -68,9 +66,8 @@ async fn openapi_document_is_valid_and_complete() {
             Access::Public => BTreeSet::new(),
             Access::Worker => [WORKER_TOKEN_SCHEME.to_owned()].into(),
             Access::OwnWorker => [WORKER_TOKEN_SCHEME.to_owned(), BEARER_SCHEME.to_owned()].into(),
-            Access::Operator | Access::Admin => [BEARER_SCHEME.to_owned()].into(),
-            Access::Session | Access::Service => {
-                [CLUSTER_TOKEN_SCHEME.to_owned(), BEARER_SCHEME.to_owned()].into()
+            Access::Operator | Access::Admin | Access::Session | Access::Service => {
+                [BEARER_SCHEME.to_owned()].into()
             }
             Access::Join => [JOIN_TOKEN_SCHEME.to_owned()].into(),
         };

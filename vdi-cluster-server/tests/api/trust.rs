@@ -15,8 +15,7 @@ use vdi_cluster_server::config::{Cli, Command, ServeArgs};
 use vdi_cluster_server::server::{prepare, run};
 
 use crate::common::{
-    Behaviour, CLUSTER_TOKEN, Cred, FakeWorker, JWT_SECRET, Reply, Setup, TestServer,
-    slots_heartbeat,
+    Behaviour, Cred, FakeWorker, JWT_SECRET, Reply, Setup, TestServer, slots_heartbeat,
 };
 
 fn serve_args(extra: &[&str]) -> ServeArgs {
@@ -197,7 +196,6 @@ async fn an_anonymous_heartbeat_cannot_move_a_worker_either() {
     let (mut setup, _sim) = Setup::memory();
     setup.auth = AuthConfig::new()
         .with_jwt_secret(JWT_SECRET.as_bytes(), None, None)
-        .with_cluster_token(CLUSTER_TOKEN)
         .with_worker_token(crate::common::WORKER_TOKEN)
         .allow_anonymous_workers();
     let s = TestServer::start(setup).await;

@@ -444,6 +444,19 @@ pub fn http() -> reqwest::Client {
         .unwrap()
 }
 
+/// The exam application's credential: a SERVICE JWT.
+pub fn service_token() -> String {
+    mint_jwt(
+        JWT_SECRET.as_bytes(),
+        "e2e-exam-app",
+        &[Role::Service],
+        Duration::from_secs(3600),
+        None,
+        None,
+    )
+    .unwrap()
+}
+
 pub fn admin_token() -> String {
     mint_jwt(
         JWT_SECRET.as_bytes(),
@@ -462,6 +475,7 @@ pub struct Api {
     pub base: String,
     http: reqwest::Client,
     admin: String,
+    service: String,
 }
 
 impl Api {
@@ -470,6 +484,7 @@ impl Api {
             base: url.to_owned(),
             http: http(),
             admin: admin_token(),
+            service: service_token(),
         }
     }
 
@@ -542,7 +557,7 @@ impl Api {
         keys
     }
 
-    /// The session API, with the cluster token (the exam application).
+    /// The session API, with a SERVICE token (the exam application).
     pub async fn try_allocate(
         &self,
         exam: &str,
@@ -551,7 +566,7 @@ impl Api {
         let r = self
             .http
             .post(format!("{}/api/vdi/sessions", self.base))
-            .header("x-cluster-token", CLUSTER_TOKEN)
+            .bearer_auth(&self.service)
             .json(&json!({"examId": exam, "userId": user}))
             .send()
             .await?;
@@ -573,7 +588,7 @@ impl Api {
         let r = self
             .http
             .get(format!("{}/api/vdi/sessions/{exam}/{user}", self.base))
-            .header("x-cluster-token", CLUSTER_TOKEN)
+            .bearer_auth(&self.service)
             .send()
             .await
             .unwrap();
@@ -585,7 +600,7 @@ impl Api {
         let r = self
             .http
             .delete(format!("{}/api/vdi/sessions/{exam}/{user}", self.base))
-            .header("x-cluster-token", CLUSTER_TOKEN)
+            .bearer_auth(&self.service)
             .send()
             .await
             .unwrap();
