@@ -4,6 +4,7 @@
 
 #![allow(missing_docs, unreachable_pub, dead_code)]
 
+mod attack;
 mod auth_matrix;
 mod backends;
 mod bad_input;
