@@ -17,6 +17,18 @@ use crate::worker::{
     WorkerStatus, WorkerView, apply_heartbeat, check_relocation,
 };
 
+/// A worker the control plane has never seen must say where to reach it.
+fn require_url(description: &WorkerDescription) -> Result<()> {
+    if description.api_base_url.is_empty() {
+        return Err(crate::ValidationError::new(
+            "apiBaseUrl",
+            "required for a new worker: an absolute http:// or https:// URL with a host",
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// Compare-and-set attempts before giving up with [`Error::Conflict`].
 pub(super) const CAS_ATTEMPTS: usize = 8;
 
@@ -75,8 +87,11 @@ impl ClusterService {
         for _ in 0..CAS_ATTEMPTS {
             let now = self.clock.now();
             let stored = self.store.worker(&hb.worker).await?;
-            if let Some(s) = &stored {
-                check_relocation(&hb.worker, &s.record.description, &hb.description, who)?;
+            match &stored {
+                Some(s) => {
+                    check_relocation(&hb.worker, &s.record.description, &hb.description, who)?;
+                }
+                None => require_url(&hb.description)?,
             }
             let update = apply_heartbeat(
                 stored.as_ref().map(|s| &s.record),
@@ -231,13 +246,19 @@ impl ClusterService {
         for _ in 0..CAS_ATTEMPTS {
             let now = self.clock.now();
             let stored = self.store.worker(&id).await?;
-            if let Some(s) = &stored {
-                check_relocation(&id, &s.record.description, &description, who)?;
+            match &stored {
+                Some(s) => check_relocation(&id, &s.record.description, &description, who)?,
+                None => require_url(&description)?,
             }
             let (record, expected) = match &stored {
                 Some(s) => {
                     let mut r = s.record.clone();
+                    let url = std::mem::take(&mut r.description.api_base_url);
                     r.description = description.clone();
+                    if r.description.api_base_url.is_empty() {
+                        // Empty keeps the stored URL, as on heartbeats.
+                        r.description.api_base_url = url;
+                    }
                     r.deregistered_at = None;
                     (r, Some(s.version))
                 }

@@ -325,6 +325,47 @@ mod tests {
     }
 
     #[test]
+    fn nbf_and_iat_are_checked_with_the_leeway() {
+        let cfg = config();
+        let now = unix_now();
+        let token = |extra: serde_json::Value| {
+            let mut claims = serde_json::json!({"sub": "a", "role": "ADMIN", "exp": now + 600});
+            claims
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(SECRET),
+            )
+            .unwrap()
+        };
+        let status = |t: &str| {
+            cfg.authorize(Access::Admin, &headers(&[bearer(t)]))
+                .map(|_| 200)
+                .unwrap_or_else(|e| e.status().as_u16())
+        };
+        assert_eq!(status(&token(serde_json::json!({"nbf": now + 300}))), 401);
+        assert_eq!(status(&token(serde_json::json!({"nbf": now + 10}))), 200);
+        assert_eq!(status(&token(serde_json::json!({"nbf": now - 10}))), 200);
+        assert_eq!(status(&token(serde_json::json!({"iat": now + 300}))), 401);
+        assert_eq!(status(&token(serde_json::json!({"iat": now + 10}))), 200);
+        assert_eq!(status(&token(serde_json::json!({"iat": now - 3600}))), 200);
+        // Minted tokens carry iat.
+        let minted = mint_jwt(
+            SECRET,
+            "a",
+            &[Role::Admin],
+            Duration::from_secs(60),
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(status(&minted), 200);
+    }
+
+    #[test]
     fn issuer_and_audience_when_configured() {
         let cfg = AuthConfig::new().with_jwt_secret(SECRET, Some("exam-portal"), Some("vdi"));
         let ttl = Duration::from_secs(60);

@@ -63,6 +63,26 @@ async fn bad_heartbeats_name_the_field_and_write_nothing() {
         (with("totalMemoryMb", json!(u64::MAX)), 422, "totalMemoryMb"),
         (with("cpuPercent", json!(250)), 422, "cpuPercent"),
         (with("apiBaseUrl", json!("ftp://x")), 422, "apiBaseUrl"),
+        // An absolute http(s) URL with a host; a new worker needs one.
+        (with("apiBaseUrl", json!("")), 422, "apiBaseUrl"),
+        (without("apiBaseUrl"), 422, "apiBaseUrl"),
+        (with("apiBaseUrl", json!("http://")), 422, "apiBaseUrl"),
+        (with("apiBaseUrl", json!("https:///x")), 422, "apiBaseUrl"),
+        (
+            with("apiBaseUrl", json!("http://a@evil.example")),
+            422,
+            "apiBaseUrl",
+        ),
+        (
+            with("apiBaseUrl", json!("http://host:99999")),
+            422,
+            "apiBaseUrl",
+        ),
+        (
+            with("apiBaseUrl", json!("worker2.example.edu.vn")),
+            422,
+            "apiBaseUrl",
+        ),
         (with("code", json!("../etc/passwd")), 422, "code"),
         (with("code", json!("wörker-ü")), 422, "code"),
         (with("code", json!("w".repeat(500))), 422, "code"),
