@@ -3,7 +3,7 @@
 //! (a whole cluster on one machine, [`DemoArgs`]) and `vdi-cluster token`,
 //! with the seeds' environment variables as fallbacks of every flag.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
@@ -14,6 +14,7 @@ use vdi_cluster_core::{FailurePolicy, SchedulingPolicy, ServiceConfig};
 use crate::auth::Role;
 pub use crate::demo::DemoArgs;
 use crate::state::HttpLimits;
+use crate::throttle::ThrottleConfig;
 pub use vdi_cluster_node::config::WorkerArgs;
 use vdi_cluster_protocol::credentials::check_secret_length;
 
@@ -241,6 +242,29 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(16..=1_000_000))]
     pub max_connections: u64,
 
+    /// Failed authentications (401s) one peer may have within the window;
+    /// past them it is answered 429 until the window ends.
+    #[arg(long, env = "VDI_AUTH_FAILURE_LIMIT", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub auth_failure_limit: u32,
+
+    /// The window of the failure count, seconds, from a peer's first
+    /// failure in it.
+    #[arg(long, env = "VDI_AUTH_FAILURE_WINDOW_SEC", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub auth_failure_window_sec: u64,
+
+    /// Addresses of reverse proxies whose `X-Forwarded-For` is believed
+    /// (repeat, or a comma-separated list); the peer of a request is
+    /// otherwise its connection's address.
+    #[arg(
+        long = "trusted-proxy",
+        env = "VDI_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "IP"
+    )]
+    pub trusted_proxies: Vec<IpAddr>,
+
     /// Lifetime of the ADMIN token printed when JWT_SECRET is unset.
     #[arg(long, env = "VDI_ADMIN_TOKEN_TTL_SEC", default_value_t = 43_200,
           value_parser = clap::value_parser!(u64).range(60..=2_592_000))]
@@ -324,6 +348,16 @@ impl ServeArgs {
             header_read_timeout: Duration::from_secs(self.header_read_timeout_sec),
             idle_timeout: Duration::from_secs(self.idle_timeout_sec),
             max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// The throttle of failed authentication.
+    pub fn throttle_config(&self) -> ThrottleConfig {
+        ThrottleConfig {
+            max_failures: self.auth_failure_limit,
+            window: Duration::from_secs(self.auth_failure_window_sec),
+            trusted_proxies: self.trusted_proxies.clone(),
+            ..ThrottleConfig::default()
         }
     }
 
@@ -494,5 +528,31 @@ mod tests {
         assert!(!parse(&[]));
         assert!(parse(&["--allow-anonymous-heartbeats"]));
         assert!(!parse(&["--allow-anonymous-heartbeats", "false"]));
+    }
+
+    #[test]
+    fn throttle_flags() {
+        let cli = Cli::try_parse_from([
+            "vdi-cluster",
+            "serve",
+            "--auth-failure-limit",
+            "5",
+            "--trusted-proxy",
+            "10.0.0.1,::1",
+            "--trusted-proxy",
+            "10.0.0.2",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        let t = args.throttle_config();
+        assert_eq!(t.max_failures, 5);
+        assert_eq!(t.window, Duration::from_secs(60));
+        assert_eq!(t.trusted_proxies.len(), 3);
+        assert!(
+            Cli::try_parse_from(["vdi-cluster", "serve", "--trusted-proxy", "proxy.local"])
+                .is_err()
+        );
     }
 }

@@ -195,6 +195,7 @@ pub async fn prepare(
     Ok(AppState::builder(opened.store, Arc::new(client), auth)
         .config(config)
         .limits(limits)
+        .throttle(args.throttle_config())
         .store_name(opened.kind.name())
         .shutdown(shutdown)
         .build())

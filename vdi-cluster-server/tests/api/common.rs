@@ -25,6 +25,7 @@ use vdi_cluster_protocol::{
 use vdi_cluster_server::auth::{AuthConfig, Role, mint_jwt};
 use vdi_cluster_server::client::HttpWorkerClient;
 use vdi_cluster_server::server::run;
+use vdi_cluster_server::throttle::ThrottleConfig;
 use vdi_cluster_server::{AppState, HttpLimits};
 
 pub const JWT_SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
@@ -86,6 +87,7 @@ pub struct Setup {
     pub client: Arc<dyn WorkerClient>,
     pub config: ServiceConfig,
     pub limits: HttpLimits,
+    pub throttle: ThrottleConfig,
     pub store_name: &'static str,
     pub auth: AuthConfig,
 }
@@ -102,6 +104,7 @@ impl Setup {
                 client: Arc::new(sim.clone()),
                 config: test_config(),
                 limits: HttpLimits::default(),
+                throttle: lenient_throttle(),
                 store_name: "memory",
                 auth: auth(),
             },
@@ -120,6 +123,7 @@ impl Setup {
             ),
             config: test_config(),
             limits: HttpLimits::default(),
+            throttle: lenient_throttle(),
             store_name: "memory",
             auth: auth(),
         }
@@ -135,6 +139,7 @@ impl Setup {
             ),
             config: test_config(),
             limits: HttpLimits::default(),
+            throttle: lenient_throttle(),
             store_name: name,
             auth: auth(),
         }
@@ -150,11 +155,21 @@ impl Setup {
                 client: Arc::new(sim.clone()),
                 config: test_config(),
                 limits: HttpLimits::default(),
+                throttle: lenient_throttle(),
                 store_name: name,
                 auth: auth(),
             },
             sim,
         )
+    }
+}
+
+/// Tests send many bad credentials from one address on purpose: no
+/// throttling, unless a test asks for it.
+pub fn lenient_throttle() -> ThrottleConfig {
+    ThrottleConfig {
+        max_failures: u32::MAX,
+        ..ThrottleConfig::default()
     }
 }
 
@@ -187,6 +202,7 @@ impl TestServer {
         let state = AppState::builder(Arc::clone(&setup.store), setup.client, setup.auth)
             .config(setup.config)
             .limits(setup.limits)
+            .throttle(setup.throttle)
             .store_name(setup.store_name)
             .shutdown(shutdown.clone())
             .build();

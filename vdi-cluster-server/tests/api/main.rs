@@ -16,5 +16,6 @@ mod openapi;
 mod ops;
 mod runbook;
 mod sessions;
+mod throttle;
 mod trust;
 mod worker_client;
