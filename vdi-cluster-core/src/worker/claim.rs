@@ -86,8 +86,10 @@ pub fn check_relocation(
 
 /// The host of an absolute `http://` or `https://` URL, lower-cased;
 /// `None` when `url` is not one. Strict: no user information (`a@b`), no
-/// backslash, a non-empty host of letters, digits, `-` and `.` (or a
-/// bracketed IPv6 address), and an optional port of 1 to 65535.
+/// backslash, a non-empty host name or IPv4 address (letters, digits,
+/// `-` and `.`, starting with a letter or digit; IPv6 literals are not
+/// taken: give the worker a name), and an optional port of 1 to 65535 (no
+/// leading zero). The OpenAPI document states the same as a pattern.
 pub fn api_base_url_host(url: &str) -> Option<String> {
     let rest = url
         .strip_prefix("http://")
@@ -97,35 +99,23 @@ pub fn api_base_url_host(url: &str) -> Option<String> {
     if authority.contains(['@', '\\']) || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return None;
     }
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (inside, after) = v6.split_once(']')?;
-        if inside.is_empty() || !inside.chars().all(|c| c.is_ascii_hexdigit() || c == ':') {
-            return None;
-        }
-        let port = match after {
-            "" => None,
-            p => Some(p.strip_prefix(':')?),
-        };
-        (format!("[{}]", inside.to_ascii_lowercase()), port)
-    } else {
-        let (host, port) = match authority.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        };
-        let label_ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
-        if host.is_empty() || !host.chars().all(label_ok) || host.starts_with(['.', '-']) {
-            return None;
-        }
-        (host.to_ascii_lowercase(), port)
+    let (host, port) = match authority.split_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (authority, None),
     };
+    let label_ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+    if !host.starts_with(|c: char| c.is_ascii_alphanumeric()) || !host.chars().all(label_ok) {
+        return None;
+    }
     if let Some(p) = port
         && (p.is_empty()
+            || p.starts_with('0')
             || !p.chars().all(|c| c.is_ascii_digit())
             || !matches!(p.parse::<u32>(), Ok(1..=65_535)))
     {
         return None;
     }
-    Some(host)
+    Some(host.to_ascii_lowercase())
 }
 
 #[cfg(test)]
@@ -147,7 +137,7 @@ mod tests {
             host("https://Worker2.Example.edu.vn/api?x#y").as_deref(),
             Some("worker2.example.edu.vn")
         );
-        assert_eq!(host("http://[::1]:8080/").as_deref(), Some("[::1]"));
+        assert_eq!(host("http://[::1]:8080/"), None);
         for bad in [
             "",
             "http://",
@@ -158,6 +148,7 @@ mod tests {
             "http://host:65536",
             "http://host:",
             "http://host:x",
+            "http://host:080",
             "http://a@evil.example",
             "http://good.example\\@evil.example",
             "http://ho st",

@@ -24,9 +24,9 @@ pub use view::{WorkerStatus, WorkerView};
 pub const RETIRED_BOOTS_KEPT: usize = 4;
 /// Most labels or capabilities a worker may carry.
 pub const MAX_TAGS: usize = 32;
-/// Longest zone, label key or value, or capability.
+/// Longest zone, label key or value, or capability, in characters.
 pub const MAX_TAG_LEN: usize = 64;
 /// Most live session ids one heartbeat may carry.
 pub const MAX_LIVE_SESSIONS: usize = 10_000;
-/// Longest accepted boot id.
+/// Longest accepted boot id, in characters.
 pub const MAX_BOOT_ID_LEN: usize = 128;

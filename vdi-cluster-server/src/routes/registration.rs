@@ -96,7 +96,7 @@ pub(crate) async fn register(
 /// ADMIN JWT: never anonymous, never the shared worker token.
 #[utoipa::path(
     post, path = "/api/vdi/workers/{code}/deregister", tag = "workers",
-    params(("code" = String, Path, description = "Worker code")),
+    params(("code" = String, Path, description = "Worker code", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 64)),
     responses(
         (status = 200, description = "Deregistered", body = WorkerJson),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
