@@ -4,9 +4,10 @@
 //! `vdi-cluster-protocol`'s bodies and headers:
 //!
 //! * students: `POST /api/vdi/sessions {"examId","userId"}` and
-//!   `DELETE /api/vdi/sessions/:examId/:userId` with the cluster token (the
-//!   exam application's credential);
-//! * workers: `POST /api/vdi/workers/heartbeat` with seed 000's body; the
+//!   `DELETE /api/vdi/sessions/:examId/:userId` with a `SERVICE` JWT (the
+//!   exam application's credential, minted by `vdi-cluster token`);
+//! * workers: `POST /api/vdi/workers/heartbeat` with seed 000's body and
+//!   the shared worker token in `x-worker-token`; the
 //!   control plane calls `POST {apiBaseUrl}/api/vdi/cluster/allocate|release|prewarm`,
 //!   served by the node crate's own worker-side API
 //!   ([`vdi_cluster_node::api::router`]) over its session table with the
@@ -32,8 +33,8 @@ use vdi_cluster_node::api::{WorkerApi, router};
 use vdi_cluster_node::provision::SimulatedProvisioner;
 use vdi_cluster_node::sessions::WorkerNode;
 use vdi_cluster_protocol::{
-    CLUSTER_TOKEN_HEADER, DescriptionJson, ErrorBody, HEARTBEAT_PATH, HeartbeatRequest,
-    HeartbeatResponse, SessionRef,
+    DescriptionJson, ErrorBody, HEARTBEAT_PATH, HeartbeatRequest, HeartbeatResponse, SessionRef,
+    WORKER_TOKEN_HEADER,
 };
 
 use crate::alloc::AllocOutcome;
@@ -164,7 +165,14 @@ pub struct HttpCluster {
     deployment: Deployment,
     servers: Vec<Child>,
     bases: Vec<String>,
+    /// The cluster token: what the servers send to the worker nodes.
     token: String,
+    /// The shared worker token of heartbeats.
+    worker_token: String,
+    /// The JWT secret of the servers.
+    jwt_secret: String,
+    /// A `SERVICE` JWT for the session API (set once the servers run).
+    service_jwt: String,
     nodes: Nodes,
     client: reqwest::Client,
     log: PathBuf,
@@ -192,6 +200,9 @@ impl HttpCluster {
             servers: Vec::new(),
             bases: Vec::new(),
             token,
+            worker_token: random_token(),
+            jwt_secret: random_token(),
+            service_jwt: String::new(),
             nodes,
             client: reqwest::Client::builder()
                 .pool_max_idle_per_host(1024)
@@ -235,6 +246,22 @@ impl HttpCluster {
                 setup.server_bin.display()
             );
         }
+        let minted = Command::new(&setup.server_bin)
+            .args(["token", "--sub", "vdi-loadgen", "--role", "SERVICE"])
+            .args(["--ttl-sec", "86400"])
+            .env("JWT_SECRET", &self.jwt_secret)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .with_context(|| format!("{} token", setup.server_bin.display()))?;
+        if !minted.status.success() {
+            bail!(
+                "{} token failed: {}",
+                setup.server_bin.display(),
+                String::from_utf8_lossy(&minted.stderr)
+            );
+        }
+        self.service_jwt = String::from_utf8_lossy(&minted.stdout).trim().to_owned();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -249,7 +276,8 @@ impl HttpCluster {
                 .args(["--listen", &format!("127.0.0.1:{port}")])
                 .args(&args)
                 .args(["--worker-cluster-token", &self.token])
-                .args(["--jwt-secret", &random_token()])
+                .args(["--worker-heartbeat-token", &self.worker_token])
+                .args(["--jwt-secret", &self.jwt_secret])
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)
@@ -370,7 +398,7 @@ impl Target for HttpCluster {
         let sent = self
             .client
             .post(format!("{}{SESSIONS_PATH}", self.base(via)))
-            .header(CLUSTER_TOKEN_HEADER, &self.token)
+            .bearer_auth(&self.service_jwt)
             .json(&SessionRef::from(key))
             .send()
             .await;
@@ -398,7 +426,7 @@ impl Target for HttpCluster {
                 key.exam_id,
                 key.user_id
             ))
-            .header(CLUSTER_TOKEN_HEADER, &self.token)
+            .bearer_auth(&self.service_jwt)
             .send()
             .await;
         match answer(sent).await? {
@@ -407,12 +435,12 @@ impl Target for HttpCluster {
         }
     }
 
-    /// `POST /api/vdi/workers/heartbeat` (the servers take heartbeats
-    /// without a worker token).
+    /// `POST /api/vdi/workers/heartbeat` with the shared worker token.
     async fn heartbeat(&self, via: usize, beat: Beat) -> Result<bool, String> {
         let sent = self
             .client
             .post(format!("{}{HEARTBEAT_PATH}", self.base(via)))
+            .header(WORKER_TOKEN_HEADER, &self.worker_token)
             .json(&self.heartbeat_body(beat))
             .send()
             .await;

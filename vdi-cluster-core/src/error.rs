@@ -46,6 +46,11 @@ pub enum Error {
     #[error("an allocation for {0} is already in progress")]
     AllocationInProgress(SessionKey),
 
+    /// The caller may not move the worker to another host (it holds only
+    /// the shared worker token, or none).
+    #[error(transparent)]
+    Relocation(#[from] crate::worker::RelocationRefused),
+
     /// A concurrent writer kept changing the record; the operation was not
     /// applied. Retrying is safe.
     #[error("conflicting concurrent update of {what}; retry")]

@@ -13,7 +13,7 @@ use crate::validation::ValidationError;
 
 /// Longest accepted worker code, in bytes.
 pub const MAX_WORKER_CODE_LEN: usize = 64;
-/// Longest accepted exam or user id, in bytes.
+/// Longest accepted exam or user id, in characters.
 pub const MAX_SUBJECT_ID_LEN: usize = 128;
 
 /// The code of a worker node (`worker-node-2` in seed 000).
@@ -79,10 +79,10 @@ fn check_subject(field: &str, value: &str) -> Result<(), ValidationError> {
     if value.is_empty() {
         return Err(ValidationError::new(field, "must not be empty"));
     }
-    if value.len() > MAX_SUBJECT_ID_LEN {
+    if value.chars().count() > MAX_SUBJECT_ID_LEN {
         return Err(ValidationError::new(
             field,
-            format!("must be at most {MAX_SUBJECT_ID_LEN} bytes"),
+            format!("must be at most {MAX_SUBJECT_ID_LEN} characters"),
         ));
     }
     if value.chars().any(char::is_control) {
@@ -144,13 +144,13 @@ macro_rules! subject_id {
 
 subject_id!(
     /// An exam's id as the exam application knows it. Any printable text of
-    /// at most [`MAX_SUBJECT_ID_LEN`] bytes, including `:` and Unicode.
+    /// at most [`MAX_SUBJECT_ID_LEN`] characters, including `:` and Unicode.
     ExamId,
     "examId"
 );
 subject_id!(
     /// A student's (or any user's) id as the exam application knows it. Any
-    /// printable text of at most [`MAX_SUBJECT_ID_LEN`] bytes.
+    /// printable text of at most [`MAX_SUBJECT_ID_LEN`] characters.
     UserId,
     "userId"
 );

@@ -111,5 +111,6 @@ pub use store::{AuditLog, Credentials, DispatchStore, LeaderLease, Registry, Sto
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use validation::ValidationError;
 pub use worker::{
-    Heartbeat, WorkerDescription, WorkerRecord, WorkerSnapshot, WorkerStatus, WorkerView,
+    Heartbeat, Registrant, WorkerDescription, WorkerRecord, WorkerSnapshot, WorkerStatus,
+    WorkerView,
 };

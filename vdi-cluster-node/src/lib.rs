@@ -46,7 +46,8 @@
 //!     worker: WorkerArgs,
 //! }
 //!
-//! let cli = Cli::parse_from(["worker", "--code", "w1", "--cluster-token", "t",
+//! let cli = Cli::parse_from(["worker", "--code", "w1", "--cluster-token",
+//!                            "cluster-token-0123456789abcdef0123456789",
 //!                            "--listen", "127.0.0.1:0"]);
 //! let config = cli.worker.resolve()?;
 //! let listener = tokio::net::TcpListener::bind(config.listen).await?;

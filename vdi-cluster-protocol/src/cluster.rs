@@ -198,8 +198,8 @@ pub struct AuditEntryJson {
     pub action: String,
     /// On what (a worker code, an exam id, a join token id).
     pub target: String,
-    /// Details.
-    #[schema(value_type = Object)]
+    /// Details (an object, or null).
+    #[schema(value_type = Option<Object>)]
     pub detail: serde_json::Value,
 }
 

@@ -22,6 +22,23 @@ pub fn hash_hex(token: &str) -> String {
         .collect()
 }
 
+/// Fewest bytes of a configured secret (`JWT_SECRET`,
+/// `WORKER_CLUSTER_TOKEN`, `WORKER_HEARTBEAT_TOKEN`): 256 bits of a random
+/// string. Shorter ones are refused at start.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Refuses a secret shorter than [`MIN_SECRET_BYTES`], with a message
+/// naming `variable` (the environment variable that configures it).
+pub fn check_secret_length(variable: &str, secret: &str) -> Result<(), String> {
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(format!(
+            "{variable} must be at least {MIN_SECRET_BYTES} bytes (got {}); generate one with `head -c 32 /dev/urandom | xxd -p -c 64`",
+            secret.len()
+        ));
+    }
+    Ok(())
+}
+
 /// Prefix of a worker's own credential: `vdiw.<code>.<secret>`.
 pub const WORKER_CREDENTIAL_PREFIX: &str = "vdiw.";
 

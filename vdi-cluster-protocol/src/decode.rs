@@ -75,19 +75,38 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ValidationErro
     if first != Some(&b'{') {
         return Err(ValidationError::new("body", "a JSON object is required"));
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return ValidationError::new("body", format!("malformed JSON: {inner}"));
-        }
-        let text = inner.to_string();
-        ValidationError::new(field_of(&path, &text, "body"), text)
-    })?;
-    de.end()
+    let mut json: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ValidationError::new("body", format!("malformed JSON: {e}")))?;
-    Ok(value)
+    integral_floats_as_integers(&mut json);
+    serde_path_to_error::deserialize(json).map_err(|e| {
+        let path = e.path().to_string();
+        let text = e.into_inner().to_string();
+        ValidationError::new(field_of(&path, &text, "body"), text)
+    })
+}
+
+/// Rewrites numbers such as `3600.0` as the integers they are: JSON (and
+/// JSON Schema's `integer`) does not tell `3600.0` from `3600`, and a count
+/// field must take both. Fractions stay, and are refused where an integer
+/// is expected.
+fn integral_floats_as_integers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|_| n.is_f64())
+                && f.fract() == 0.0
+            {
+                let two_to_64 = 2f64.powi(64);
+                if (0.0..two_to_64).contains(&f) {
+                    *n = serde_json::Number::from(f as u64);
+                } else if (-two_to_64 / 2.0..0.0).contains(&f) {
+                    *n = serde_json::Number::from(f as i64);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        serde_json::Value::Object(map) => map.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
 }
 
 /// Parses a query string (without `?`) into `T`; errors name the
@@ -148,6 +167,23 @@ mod tests {
         #[derive(Debug, Deserialize)]
         struct Loose {}
         assert!(parse_json::<Loose>(b" \n {} ").is_ok());
+    }
+
+    #[test]
+    fn integral_numbers_are_integers_whatever_their_spelling() {
+        #[derive(Debug, Deserialize)]
+        struct Counts {
+            n: u64,
+            x: f64,
+        }
+        let c = parse_json::<Counts>(br#"{"n": 3600.0, "x": 2}"#).unwrap();
+        assert_eq!((c.n, c.x), (3600, 2.0));
+        let e = parse_json::<Counts>(br#"{"n": 1.5, "x": 2}"#).unwrap_err();
+        assert_eq!(e.field, "n");
+        let e = parse_json::<Counts>(br#"{"n": -1.0, "x": 2}"#).unwrap_err();
+        assert_eq!(e.field, "n");
+        let e = parse_json::<Counts>(br#"{"n": 1e30, "x": 2}"#).unwrap_err();
+        assert_eq!(e.field, "n");
     }
 
     #[test]

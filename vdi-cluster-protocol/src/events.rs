@@ -184,6 +184,20 @@ impl EventKindJson {
     }
 }
 
+/// One server-sent event of `GET /api/vdi/events`, as its fields arrive
+/// on the wire: `event:` (`ready`, or the cluster event's `type`) and
+/// `data:` (`{}` for `ready`, else an [`EventJson`] as JSON text).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ServerSentEvent {
+    /// The event's name.
+    pub event: String,
+    /// JSON text.
+    pub data: String,
+    /// Event id, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
 /// An event with its time: `{"at": ms, "type": …, …}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -29,7 +29,7 @@ use vdi_cluster_core::store::JoinToken;
 pub struct CreateJoinToken {
     /// Lifetime, seconds (default 3600, at most 30 days).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1, maximum = 2592000)]
+    #[schema(minimum = 1, maximum = 2_592_000)]
     pub ttl_sec: Option<u64>,
     /// Registrations it allows (default 1, at most 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]

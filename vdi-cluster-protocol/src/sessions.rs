@@ -49,9 +49,20 @@ impl From<ConstraintsJson> for Constraints {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AllocateSessionRequest {
-    /// The exam.
+    /// The exam: 1 to 128 characters, no control characters, no white
+    /// space at either end.
+    #[schema(
+        pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f])?$",
+        min_length = 1,
+        max_length = 128
+    )]
     pub exam_id: String,
-    /// The student.
+    /// The student (same rules).
+    #[schema(
+        pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f])?$",
+        min_length = 1,
+        max_length = 128
+    )]
     pub user_id: String,
     /// Optional requirements on the worker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -64,6 +75,7 @@ pub struct AllocateSessionRequest {
 pub struct PrewarmExamRequest {
     /// Machines wanted (1 to 100000; capped by free slots and
     /// `VDI_PREWARM_MAX`).
+    #[schema(minimum = 1, maximum = 100_000)]
     pub count: u32,
     /// Optional requirements on the workers.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -312,8 +312,9 @@ pub struct PatchWorkerRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub force: Option<bool>,
     /// With `isDraining: true`: after this many seconds, remaining sessions
-    /// are dropped as by a forced disable.
+    /// are dropped as by a forced disable (1 to 604800).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 604_800)]
     pub drain_deadline_sec: Option<u64>,
 }
 
@@ -322,8 +323,9 @@ pub struct PatchWorkerRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DrainRequest {
     /// After this many seconds, remaining sessions are dropped as by a
-    /// forced disable.
+    /// forced disable (1 to 604800).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 604_800)]
     pub deadline_sec: Option<u64>,
 }
 

@@ -3,7 +3,7 @@
 //! (a whole cluster on one machine, [`DemoArgs`]) and `vdi-cluster token`,
 //! with the seeds' environment variables as fallbacks of every flag.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
@@ -15,7 +15,9 @@ use vdi_cluster_core::{FailurePolicy, SchedulingPolicy, ServiceConfig};
 use crate::auth::Role;
 pub use crate::demo::DemoArgs;
 use crate::state::HttpLimits;
+use crate::throttle::ThrottleConfig;
 pub use vdi_cluster_node::config::WorkerArgs;
+use vdi_cluster_protocol::credentials::check_secret_length;
 
 /// `vdi-cluster`: the control plane of a remote-desktop exam platform.
 #[derive(Debug, Parser)]
@@ -49,7 +51,7 @@ fn parse_scheduling(text: &str) -> Result<SchedulingPolicy, String> {
 }
 
 fn parse_role(text: &str) -> Result<Role, String> {
-    Role::parse(text).ok_or_else(|| "must be ADMIN, PROCTOR or STUDENT".to_owned())
+    Role::parse(text).ok_or_else(|| "must be ADMIN, PROCTOR, STUDENT or SERVICE".to_owned())
 }
 
 /// Options of `vdi-cluster serve`.
@@ -95,8 +97,9 @@ pub struct ServeArgs {
     #[arg(long, env = "JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 
-    /// Token workers send in `x-worker-token` on heartbeats. Unset:
-    /// heartbeats are accepted without a token (seed 000).
+    /// Shared token workers send in `x-worker-token` on heartbeats and
+    /// registration (at least 32 bytes). Unset: a random one is generated
+    /// for this process and printed once.
     #[arg(
         long,
         env = "WORKER_HEARTBEAT_TOKEN",
@@ -105,9 +108,9 @@ pub struct ServeArgs {
     )]
     pub worker_heartbeat_token: Option<String>,
 
-    /// Shared cluster token: sent to workers in `x-cluster-token`, and
-    /// accepted from the exam application on the session API. Unset: a
-    /// random one is generated for this process and printed once.
+    /// Shared cluster token: sent to workers in `x-cluster-token` (at
+    /// least 32 bytes). Unset: a random one is generated for this process
+    /// and printed once.
     #[arg(
         long,
         env = "WORKER_CLUSTER_TOKEN",
@@ -115,6 +118,15 @@ pub struct ServeArgs {
         value_name = "TOKEN"
     )]
     pub worker_cluster_token: Option<String>,
+
+    /// Accept heartbeats and registrations without `x-worker-token`: for
+    /// development only (anyone who reaches the server can then register a
+    /// worker and receive the cluster token with its allocations). Logged
+    /// as a warning at start.
+    #[arg(long, env = "VDI_ALLOW_ANONYMOUS_HEARTBEATS", default_value_t = false,
+          num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set,
+          value_parser = BoolishValueParser::new(), value_name = "BOOL")]
+    pub allow_anonymous_heartbeats: bool,
 
     /// Seconds without heartbeat before a worker is unreachable.
     #[arg(long, env = "WORKER_HEARTBEAT_TTL_SEC", default_value_t = 120,
@@ -243,6 +255,29 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(16..=1_000_000))]
     pub max_connections: u64,
 
+    /// Failed authentications (401s) one peer may have within the window;
+    /// past them it is answered 429 until the window ends.
+    #[arg(long, env = "VDI_AUTH_FAILURE_LIMIT", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub auth_failure_limit: u32,
+
+    /// The window of the failure count, seconds, from a peer's first
+    /// failure in it.
+    #[arg(long, env = "VDI_AUTH_FAILURE_WINDOW_SEC", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub auth_failure_window_sec: u64,
+
+    /// Addresses of reverse proxies whose `X-Forwarded-For` is believed
+    /// (repeat, or a comma-separated list); the peer of a request is
+    /// otherwise its connection's address.
+    #[arg(
+        long = "trusted-proxy",
+        env = "VDI_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "IP"
+    )]
+    pub trusted_proxies: Vec<IpAddr>,
+
     /// Lifetime of the ADMIN token printed when JWT_SECRET is unset.
     #[arg(long, env = "VDI_ADMIN_TOKEN_TTL_SEC", default_value_t = 43_200,
           value_parser = clap::value_parser!(u64).range(60..=2_592_000))]
@@ -333,6 +368,33 @@ impl ServeArgs {
         }
     }
 
+    /// The throttle of failed authentication.
+    pub fn throttle_config(&self) -> ThrottleConfig {
+        ThrottleConfig {
+            max_failures: self.auth_failure_limit,
+            window: Duration::from_secs(self.auth_failure_window_sec),
+            trusted_proxies: self.trusted_proxies.clone(),
+            ..ThrottleConfig::default()
+        }
+    }
+
+    /// Refuses configured secrets shorter than
+    /// [`MIN_SECRET_BYTES`](vdi_cluster_protocol::credentials::MIN_SECRET_BYTES),
+    /// naming the variable.
+    pub fn check_secrets(&self) -> Result<(), ConfigError> {
+        let secrets = [
+            ("JWT_SECRET", self.jwt_secret()),
+            ("WORKER_CLUSTER_TOKEN", self.worker_cluster_token()),
+            ("WORKER_HEARTBEAT_TOKEN", self.worker_heartbeat_token()),
+        ];
+        for (variable, secret) in secrets {
+            if let Some(secret) = secret {
+                check_secret_length(variable, secret).map_err(ConfigError)?;
+            }
+        }
+        Ok(())
+    }
+
     /// `JWT_SECRET`, if set and not blank.
     pub fn jwt_secret(&self) -> Option<&str> {
         non_empty(&self.jwt_secret)
@@ -365,7 +427,8 @@ pub struct TokenArgs {
     #[arg(long, default_value = "admin")]
     pub sub: String,
 
-    /// Role; repeat for several (ADMIN, PROCTOR, STUDENT).
+    /// Role; repeat for several (ADMIN, PROCTOR, STUDENT, or SERVICE for
+    /// the exam application).
     #[arg(long = "role", default_value = "ADMIN", value_parser = parse_role, action = ArgAction::Append)]
     pub roles: Vec<Role>,
 
@@ -440,5 +503,73 @@ mod tests {
             panic!("serve")
         };
         assert!(args.service_config().is_err());
+    }
+
+    #[test]
+    fn short_secrets_are_refused_with_their_name() {
+        let long = "0123456789abcdef0123456789abcdef";
+        for flag in [
+            "--jwt-secret",
+            "--worker-cluster-token",
+            "--worker-heartbeat-token",
+        ] {
+            let cli = Cli::try_parse_from(["vdi-cluster", "serve", flag, "short"]).unwrap();
+            let Command::Serve(args) = cli.command else {
+                panic!("serve")
+            };
+            let e = args.check_secrets().unwrap_err().to_string();
+            let variable = match flag {
+                "--jwt-secret" => "JWT_SECRET",
+                "--worker-cluster-token" => "WORKER_CLUSTER_TOKEN",
+                _ => "WORKER_HEARTBEAT_TOKEN",
+            };
+            assert!(e.contains(variable), "{e}");
+            let cli = Cli::try_parse_from(["vdi-cluster", "serve", flag, long]).unwrap();
+            let Command::Serve(args) = cli.command else {
+                panic!("serve")
+            };
+            args.check_secrets().unwrap();
+        }
+    }
+
+    #[test]
+    fn anonymous_heartbeats_are_off_unless_asked_for() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["vdi-cluster", "serve"];
+            argv.extend_from_slice(extra);
+            match Cli::try_parse_from(argv).unwrap().command {
+                Command::Serve(args) => args.allow_anonymous_heartbeats,
+                _ => panic!("serve"),
+            }
+        };
+        assert!(!parse(&[]));
+        assert!(parse(&["--allow-anonymous-heartbeats"]));
+        assert!(!parse(&["--allow-anonymous-heartbeats", "false"]));
+    }
+
+    #[test]
+    fn throttle_flags() {
+        let cli = Cli::try_parse_from([
+            "vdi-cluster",
+            "serve",
+            "--auth-failure-limit",
+            "5",
+            "--trusted-proxy",
+            "10.0.0.1,::1",
+            "--trusted-proxy",
+            "10.0.0.2",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        let t = args.throttle_config();
+        assert_eq!(t.max_failures, 5);
+        assert_eq!(t.window, Duration::from_secs(60));
+        assert_eq!(t.trusted_proxies.len(), 3);
+        assert!(
+            Cli::try_parse_from(["vdi-cluster", "serve", "--trusted-proxy", "proxy.local"])
+                .is_err()
+        );
     }
 }

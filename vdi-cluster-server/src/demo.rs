@@ -96,6 +96,7 @@ fn serve_args(
     args: &DemoArgs,
     jwt_secret: &str,
     cluster_token: &str,
+    worker_token: &str,
 ) -> Result<ServeArgs, ConfigError> {
     let interval = args.heartbeat_interval_sec;
     let argv = [
@@ -110,6 +111,8 @@ fn serve_args(
         jwt_secret.to_owned(),
         "--worker-cluster-token".into(),
         cluster_token.to_owned(),
+        "--worker-heartbeat-token".into(),
+        worker_token.to_owned(),
         "--heartbeat-interval-sec".into(),
         interval.to_string(),
         "--heartbeat-ttl-sec".into(),
@@ -131,6 +134,7 @@ fn worker_config(
     index: usize,
     control_plane: &str,
     cluster_token: &str,
+    worker_token: &str,
 ) -> Result<WorkerConfig, ConfigError> {
     let code = WorkerId::parse("code", format!("worker-{}", index + 1))
         .map_err(|e| ConfigError(e.to_string()))?;
@@ -153,7 +157,7 @@ fn worker_config(
         control_plane: control_plane.to_owned(),
         listen: SocketAddr::new(args.listen.ip(), 0),
         cluster_token: cluster_token.to_owned(),
-        worker_token: None,
+        worker_token: Some(worker_token.to_owned()),
         join_token: None,
         credential_file: None,
         capacity: CapacityConfig {
@@ -173,8 +177,17 @@ fn worker_config(
         },
         // The workers share this host: its load says nothing about them.
         report_usage: false,
-        deregister_on_exit: true,
+        // Deregistration needs a worker's own credential; the demo's
+        // workers share the worker token, and all stop together anyway.
+        deregister_on_exit: false,
     })
+}
+
+/// The credentials the banner prints.
+struct Tokens {
+    admin: String,
+    service: String,
+    cluster: String,
 }
 
 fn banner(
@@ -182,9 +195,13 @@ fn banner(
     url: &str,
     store: &str,
     workers: &[RunningWorker],
-    admin: &str,
-    cluster_token: &str,
+    tokens: &Tokens,
 ) -> String {
+    let Tokens {
+        admin,
+        service,
+        cluster: cluster_token,
+    } = tokens;
     let mut out = format!(
         "\nvdi-cluster demo: a control plane and {} simulated worker(s) on this machine.\n\n",
         workers.len()
@@ -203,11 +220,13 @@ fn banner(
         ));
     }
     out.push_str(&format!(
-        "\nCredentials (this run only):\n\n  export TOKEN={admin}\n  export CLUSTER_TOKEN={cluster_token}\n"
+        "\nCredentials (this run only): an ADMIN token, the exam application's SERVICE token,\n\
+         and the cluster token the control plane sends to workers:\n\n  \
+         export TOKEN={admin}\n  export SERVICE_TOKEN={service}\n  export CLUSTER_TOKEN={cluster_token}\n"
     ));
     out.push_str(&format!(
         "\nTry:\n\n  curl -s {url}/api/vdi/workers/summary -H \"authorization: Bearer $TOKEN\"\n  \
-         curl -s -X POST {url}/api/vdi/sessions -H \"x-cluster-token: $CLUSTER_TOKEN\" \\\n       \
+         curl -s -X POST {url}/api/vdi/sessions -H \"authorization: Bearer $SERVICE_TOKEN\" \\\n       \
          -H 'content-type: application/json' -d '{{\"examId\":\"exam-1\",\"userId\":\"student-1\"}}'\n  \
          curl -s {url}/api/vdi/cluster/distribution -H \"authorization: Bearer $TOKEN\"\n  \
          curl -s -X PATCH {url}/api/vdi/workers/worker-1 -H \"authorization: Bearer $TOKEN\" \\\n       \
@@ -230,16 +249,24 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     }
     let jwt_secret = random_secret();
     let cluster_token = random_secret();
-    let admin = mint_jwt(
-        jwt_secret.as_bytes(),
-        "admin",
-        &[Role::Admin],
-        DEMO_TOKEN_TTL,
-        None,
-        None,
-    )
-    .map_err(ServeError::from)?;
-    let serve = serve_args(&args, &jwt_secret, &cluster_token)?;
+    let worker_token = random_secret();
+    let mint = |sub: &str, role: Role| {
+        mint_jwt(
+            jwt_secret.as_bytes(),
+            sub,
+            &[role],
+            DEMO_TOKEN_TTL,
+            None,
+            None,
+        )
+        .map_err(ServeError::from)
+    };
+    let tokens = Tokens {
+        admin: mint("admin", Role::Admin)?,
+        service: mint("exam-app", Role::Service)?,
+        cluster: cluster_token.clone(),
+    };
+    let serve = serve_args(&args, &jwt_secret, &cluster_token, &worker_token)?;
 
     let cp_shutdown = CancellationToken::new();
     let state = server::prepare(&serve, cp_shutdown.clone()).await?;
@@ -264,7 +291,13 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     let mut workers = Vec::new();
     let mut tasks = Vec::new();
     for i in 0..args.workers as usize {
-        let config = worker_config(&args, i, &format!("{url}/api"), &cluster_token)?;
+        let config = worker_config(
+            &args,
+            i,
+            &format!("{url}/api"),
+            &cluster_token,
+            &worker_token,
+        )?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| DemoError::Io {
@@ -289,13 +322,10 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    println!(
-        "{}",
-        banner(&args, &url, &store, &workers, &admin, &cluster_token)
-    );
+    println!("{}", banner(&args, &url, &store, &workers, &tokens));
 
     vdi_cluster_node::shutdown_signal().await;
-    println!("Stopping: workers deregister, then the control plane stops.");
+    println!("Stopping: workers, then the control plane.");
     workers_shutdown.cancel();
     for task in tasks {
         match task.await {
@@ -335,7 +365,7 @@ mod tests {
 
     #[test]
     fn the_control_plane_uses_short_demo_timings() {
-        let serve = serve_args(&args(), "s".repeat(32).as_str(), "c").unwrap();
+        let serve = serve_args(&args(), "s".repeat(32).as_str(), "c", "w").unwrap();
         let config = serve.service_config().unwrap();
         assert_eq!(config.heartbeat_interval, Duration::from_secs(5));
         assert_eq!(config.heartbeat_ttl, Duration::from_secs(15));
@@ -345,10 +375,10 @@ mod tests {
     #[test]
     fn workers_take_the_seed_sizes_in_turn() {
         let a = args();
-        let c = worker_config(&a, 0, "http://127.0.0.1:1/api", "c").unwrap();
+        let c = worker_config(&a, 0, "http://127.0.0.1:1/api", "c", "w").unwrap();
         assert_eq!(c.code.as_str(), "worker-1");
         assert_eq!(c.capacity.spec(1.0, 1).unwrap().max_sessions(), 4);
-        let c = worker_config(&a, 3, "http://127.0.0.1:1/api", "c").unwrap();
+        let c = worker_config(&a, 3, "http://127.0.0.1:1/api", "c", "w").unwrap();
         assert_eq!(c.code.as_str(), "worker-4");
         assert_eq!(c.capacity.total_cpus, Some(8.0));
     }

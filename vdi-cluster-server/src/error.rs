@@ -6,7 +6,7 @@
 //! |---|---|
 //! | malformed JSON, wrong JSON type, missing or unknown field, bad query | 400 |
 //! | missing, invalid or expired credential | 401 (`WWW-Authenticate: Bearer`) |
-//! | valid credential without the role, or a STUDENT acting for someone else | 403 |
+//! | valid credential without the role, a STUDENT acting for someone else, a worker moved to another host with the shared worker token | 403 |
 //! | unknown worker, session or route | 404 |
 //! | unsupported method | 405 |
 //! | request took longer than the request timeout | 408 |
@@ -155,6 +155,10 @@ impl From<CoreError> for ApiError {
             | CoreError::ExamNotFound(_)) => Self::not_found(e.to_string()),
             CoreError::Transition(t) => Self::conflict(t.to_string()),
             e @ CoreError::ExamExists(_) => Self::conflict(e.to_string()),
+            CoreError::Relocation(r) => Self {
+                field: Some("apiBaseUrl".into()),
+                ..Self::forbidden(r.to_string())
+            },
             e @ (CoreError::AllocationInProgress(_) | CoreError::Conflict { .. }) => {
                 Self::conflict(e.to_string()).with_retry_after(CONFLICT_RETRY_AFTER_SECS)
             }

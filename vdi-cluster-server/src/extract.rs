@@ -6,8 +6,8 @@
 //!   content type that cannot carry JSON (XML, multipart) is a 415.
 //!   `application/x-www-form-urlencoded` and `text/plain` are read as JSON,
 //!   since `curl -d '{…}'` sends the former.
-//! * [`OptionalJsonBody`]: the same, but an empty body is `None` (`POST
-//!   …/drain` with no body).
+//! * [`OptionalJsonBody`]: the same, but an empty body (or JSON `null`) is
+//!   `None` (`POST …/drain` with no body).
 //! * [`QueryParams`]: the query string; unknown parameters are a 400.
 //! * [`PathParams`]: path segments, percent-decoded.
 //! * [`bounded`]: a count parameter (`limit`, `perWorker`) within its
@@ -98,7 +98,8 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = body_bytes(req, state).await?;
-        if decode::is_blank(&bytes) {
+        // JSON `null` is no body too (the body is optional).
+        if decode::is_blank(&bytes) || bytes.trim_ascii() == b"null" {
             return Ok(Self(None));
         }
         parse_json(&bytes).map(|v| Self(Some(v)))

@@ -4,13 +4,25 @@
 //! [`Principal`]; and `ensure_worker`, which handlers of worker routes
 //! call once they know which worker the body names.
 //!
+//! The gate also throttles failed authentication
+//! ([`throttle`](crate::throttle)): the peer is the connection's address
+//! (`ConnectInfo`, which the listener puts in every request), or the
+//! nearest untrusted `X-Forwarded-For` hop when the connection is a trusted
+//! proxy. A throttled peer is answered 429 with `Retry-After` before any
+//! credential is checked; every 401 of a gated route counts as a failure.
+//! A request without `ConnectInfo` (a router driven without the listener)
+//! is not throttled.
+//!
 //! The pure pieces (access model, JWTs, secrets, [`AuthConfig`]) are in
 //! [`auth`](crate::auth); this module adds what needs [`AppState`].
 //!
 //! [`AuthConfig`]: crate::auth::AuthConfig
 
-use axum::extract::{Request, State};
-use axum::http::HeaderMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use vdi_cluster_core::WorkerId;
@@ -23,6 +35,7 @@ use crate::auth::{
 use crate::error::ApiError;
 use crate::routes::credentials;
 use crate::state::AppState;
+use crate::throttle::PeerKey;
 
 /// State of the per-route middleware: the app and the route's access.
 #[derive(Debug, Clone)]
@@ -58,7 +71,7 @@ pub async fn authorize_request(
     access: Access,
     headers: &HeaderMap,
 ) -> Result<Principal, ApiError> {
-    if access == Access::Worker
+    if matches!(access, Access::Worker | Access::OwnWorker)
         && let Some(value) = headers.get(WORKER_TOKEN_HEADER)
         && !state.auth().is_shared_worker_token(value.as_bytes())
         && let Ok(text) = value.to_str()
@@ -71,8 +84,9 @@ pub async fn authorize_request(
 
 /// Whether `caller` may act as worker `code` on a worker route: its own
 /// credential must name it; the shared token may act for any worker; an
-/// anonymous caller (no shared token configured) only for a worker that has
-/// no own credential.
+/// anonymous caller (where anonymous heartbeats are allowed) only for a
+/// worker that has no own credential. What each may change is core's
+/// decision (`Registrant`).
 pub(crate) async fn ensure_worker(
     state: &AppState,
     caller: &Principal,
@@ -102,10 +116,37 @@ pub(crate) async fn ensure_worker(
     }
 }
 
-/// The per-route middleware: checks the credential, then hands the handler
-/// a [`Principal`].
+/// The peer `req` is counted under, when it came through the listener.
+fn peer(state: &AppState, req: &Request) -> Option<PeerKey> {
+    let ConnectInfo(addr) = req.extensions().get::<ConnectInfo<SocketAddr>>()?;
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    Some(state.throttle().peer(addr.ip(), forwarded))
+}
+
+/// The per-route middleware: refuses a throttled peer, checks the
+/// credential, then hands the handler a [`Principal`]; counts every 401.
 pub(crate) async fn gate(State(gate): State<Gate>, mut req: Request, next: Next) -> Response {
-    match authorize_request(&gate.state, gate.access, req.headers()).await {
+    let throttled = gate.access != Access::Public;
+    let peer = if throttled {
+        peer(&gate.state, &req)
+    } else {
+        None
+    };
+    if let Some(peer) = peer
+        && let Some(wait) = gate.state.throttle().blocked(peer, Instant::now())
+    {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        return ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many failed authentications from this address; retry in {seconds} s"),
+        )
+        .with_retry_after(seconds.max(1))
+        .into_response();
+    }
+    let response = match authorize_request(&gate.state, gate.access, req.headers()).await {
         Ok(principal) => {
             req.extensions_mut().insert(principal);
             next.run(req).await
@@ -116,5 +157,11 @@ pub(crate) async fn gate(State(gate): State<Gate>, mut req: Request, next: Next)
             }
             e.into_response()
         }
+    };
+    if let Some(peer) = peer
+        && response.status() == StatusCode::UNAUTHORIZED
+    {
+        gate.state.throttle().record_failure(peer, Instant::now());
     }
+    response
 }

@@ -48,8 +48,12 @@
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let auth = AuthConfig::new()
 //!     .with_jwt_secret(b"a long random secret of at least 32 bytes", None, None)
-//!     .with_cluster_token("cluster-secret");
-//! let client = HttpWorkerClient::new(Some("cluster-secret"), std::time::Duration::from_secs(15))?;
+//!     .with_worker_token("the workers' heartbeat token, 32 bytes or more");
+//! // The cluster token goes only to workers, with every call to them.
+//! let client = HttpWorkerClient::new(
+//!     Some("the cluster token of 32 bytes or more"),
+//!     std::time::Duration::from_secs(15),
+//! )?;
 //! let state = AppState::builder(Arc::new(MemoryStore::new()), Arc::new(client), auth).build();
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! axum::serve(listener, router(state)).await?;

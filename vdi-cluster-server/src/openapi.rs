@@ -2,10 +2,14 @@
 //! (utoipa) and the bodies' schemas (`vdi-cluster-protocol`), and completed
 //! from the [route table](crate::routes::route_table): each operation's
 //! summary and security requirement come from the table, so the document
-//! cannot disagree with the router about who may call what. The
+//! cannot disagree with the router about who may call what. It states
+//! every constraint the server enforces (patterns, lengths, ranges,
+//! required fields, which fields go together), so generated tests can take
+//! it as the contract (Schemathesis runs against it in CI, `.ci/run`). The
 //! [router](mod@crate::router) builds it once and hands it to the
 //! `/api/openapi.json` handler.
 
+use serde_json::{Value, json};
 use utoipa::openapi::OpenApi as OpenApiDocument;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{
@@ -17,7 +21,7 @@ use vdi_cluster_protocol::cluster::{
     AuditEntryJson, AuditJson, DistributionEntry, DistributionJson, StatsJson, SummaryJson,
     ZoneStatsJson,
 };
-use vdi_cluster_protocol::events::{EventJson, EventKindJson};
+use vdi_cluster_protocol::events::{EventJson, EventKindJson, ServerSentEvent};
 use vdi_cluster_protocol::join::{
     CreateJoinToken, CreatedJoinToken, CredentialReset, JoinTokenJson, JoinTokenList,
 };
@@ -34,11 +38,12 @@ use vdi_cluster_protocol::workers::{
     WorkerSessionsJson,
 };
 use vdi_cluster_protocol::{
-    AllocateRequest, AllocateResponse, CLUSTER_TOKEN_HEADER, DescriptionJson, ErrorBody,
-    HeartbeatRequest, HeartbeatResponse, JOIN_TOKEN_HEADER, JoinResponse, PrewarmRequest,
-    PrewarmResponse, RegisterRequest, ReleaseRequest, ReleaseResponse, SessionRef,
-    WORKER_TOKEN_HEADER,
+    AllocateRequest, AllocateResponse, DescriptionJson, ErrorBody, HeartbeatRequest,
+    HeartbeatResponse, JOIN_TOKEN_HEADER, JoinResponse, PrewarmRequest, PrewarmResponse,
+    RegisterRequest, ReleaseRequest, ReleaseResponse, SessionRef, WORKER_TOKEN_HEADER,
 };
+
+use vdi_cluster_core::worker::{MAX_TAG_LEN, MAX_TAGS};
 
 use crate::auth::Access;
 use crate::routes::{
@@ -50,8 +55,6 @@ use crate::routes::{
 pub const BEARER_SCHEME: &str = "bearerAuth";
 /// Name of the worker-token security scheme.
 pub const WORKER_TOKEN_SCHEME: &str = "workerToken";
-/// Name of the cluster-token security scheme.
-pub const CLUSTER_TOKEN_SCHEME: &str = "clusterToken";
 /// Name of the join-token security scheme.
 pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
 
@@ -84,7 +87,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         PrewarmReportJson, PrewarmShareJson, PrewarmFailureJson,
         SummaryJson, StatsJson, ZoneStatsJson, DistributionEntry, DistributionJson,
         ReconcileReportJson, PolicyChangeJson, PolicyJson, DriftJson, CounterJson,
-        AuditJson, AuditEntryJson, EventJson, EventKindJson,
+        AuditJson, AuditEntryJson, EventJson, EventKindJson, ServerSentEvent,
         HealthJson, CreateJoinToken, JoinTokenJson, CreatedJoinToken, JoinTokenList, CredentialReset,
     )),
     modifiers(&FromRouteTable),
@@ -119,11 +122,13 @@ fn security(access: Access) -> Option<Vec<SecurityRequirement>> {
     match access {
         Access::Public => None,
         Access::Worker => Some(vec![requirement(WORKER_TOKEN_SCHEME)]),
-        Access::Operator | Access::Admin => Some(vec![requirement(BEARER_SCHEME)]),
-        Access::Session | Access::Service => Some(vec![
-            requirement(CLUSTER_TOKEN_SCHEME),
+        Access::OwnWorker => Some(vec![
+            requirement(WORKER_TOKEN_SCHEME),
             requirement(BEARER_SCHEME),
         ]),
+        Access::Operator | Access::Admin | Access::Session | Access::Service => {
+            Some(vec![requirement(BEARER_SCHEME)])
+        }
         Access::Join => Some(vec![requirement(JOIN_TOKEN_SCHEME)]),
     }
 }
@@ -151,13 +156,6 @@ impl Modify for FromRouteTable {
             ))),
         );
         components.add_security_scheme(
-            CLUSTER_TOKEN_SCHEME,
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
-                CLUSTER_TOKEN_HEADER,
-                "WORKER_CLUSTER_TOKEN",
-            ))),
-        );
-        components.add_security_scheme(
             JOIN_TOKEN_SCHEME,
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 JOIN_TOKEN_HEADER,
@@ -182,16 +180,106 @@ impl Modify for FromRouteTable {
     }
 }
 
-/// The OpenAPI document.
+/// The OpenAPI document as utoipa builds it from the derives and the
+/// route table (what is served is [`document_value`]).
 pub fn document() -> OpenApiDocument {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     doc
 }
 
+/// The OpenAPI document as served: [`document`] with the constraints the
+/// derives cannot state ([`refine`]).
+pub fn document_value() -> Value {
+    let mut doc = serde_json::to_value(document()).unwrap_or_else(|_| json!({}));
+    refine(&mut doc);
+    doc
+}
+
 /// The OpenAPI document as pretty JSON.
 pub fn document_json() -> String {
-    document()
-        .to_pretty_json()
-        .unwrap_or_else(|_| "{}".to_owned())
+    serde_json::to_string_pretty(&document_value()).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// A zone, label key or value, or capability: 1 to 64 characters without
+/// control characters (core's `worker::MAX_TAG_LEN`).
+fn tag_schema() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": MAX_TAG_LEN,
+           "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]+$"})
+}
+
+/// Whether `name` is present and not null.
+fn given(name: &str, schema: Value) -> Value {
+    json!({"required": [name], "properties": {name: schema}})
+}
+
+/// Adds what the server enforces and the derives cannot say: the shape of
+/// labels and capabilities, and which admin fields go together.
+fn refine(doc: &mut Value) {
+    let schemas = &mut doc["components"]["schemas"];
+    for name in ["DescriptionJson", "ConstraintsJson"] {
+        let props = &mut schemas[name]["properties"];
+        if !props.is_object() {
+            continue;
+        }
+        let labels = json!({
+            "type": "object",
+            "propertyNames": tag_schema(),
+            "additionalProperties": tag_schema(),
+            "maxProperties": MAX_TAGS,
+        });
+        let capabilities = json!({"type": "array", "items": tag_schema(), "maxItems": MAX_TAGS});
+        for (field, schema) in [("labels", labels), ("capabilities", capabilities)] {
+            let description = props[field]["description"].clone();
+            props[field] = schema;
+            props[field]["description"] = description;
+        }
+        let description = props["zone"]["description"].clone();
+        props["zone"] =
+            json!({"oneOf": [tag_schema(), {"type": "null"}], "description": description});
+    }
+    // Every gated operation may answer 429 (failed authentication from
+    // the peer), every one with a body 413 (over the body limit).
+    let error = |description: &str| {
+        json!({"description": description,
+               "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}})
+    };
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for op in paths
+            .values_mut()
+            .filter_map(Value::as_object_mut)
+            .flat_map(|item| item.values_mut())
+        {
+            let gated = op["security"].as_array().is_some_and(|s| !s.is_empty());
+            let has_body = op.get("requestBody").is_some();
+            let Some(responses) = op["responses"].as_object_mut() else {
+                continue;
+            };
+            if gated {
+                responses.insert(
+                    "429".into(),
+                    error("Too many failed authentications from this peer (Retry-After)"),
+                );
+            }
+            if has_body {
+                responses.insert("413".into(), error("Body over the request body limit"));
+            }
+        }
+    }
+    let schemas = &mut doc["components"]["schemas"];
+    // PATCH: exactly one of isDraining and isEnabled; force only with
+    // isEnabled false; drainDeadlineSec only with isDraining true.
+    let patch = &mut schemas["PatchWorkerRequest"];
+    if patch.is_object() {
+        let boolean = json!({"type": "boolean"});
+        let integer = json!({"type": "integer"});
+        patch["oneOf"] = json!([
+            given("isDraining", boolean.clone()),
+            given("isEnabled", boolean.clone()),
+        ]);
+        patch["allOf"] = json!([
+            {"if": given("force", boolean), "then": given("isEnabled", json!({"const": false}))},
+            {"if": given("drainDeadlineSec", integer), "then": given("isDraining", json!({"const": true}))},
+        ]);
+    }
 }

@@ -73,7 +73,7 @@ fn span(req: &Request<Body>) -> tracing::Span {
 
 /// The whole API over `state`.
 pub fn router(state: AppState) -> Router {
-    let document = Arc::new(openapi::document());
+    let document = Arc::new(openapi::document_value());
     let mut by_path: BTreeMap<&'static str, MethodRouter<AppState>> = BTreeMap::new();
     for route in route_table() {
         let gate = Gate {

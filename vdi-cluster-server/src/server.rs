@@ -12,12 +12,16 @@
 //!
 //! No admin or session route is ever open. When `JWT_SECRET` is unset,
 //! `serve` generates a random secret for this process and prints a ready
-//! ADMIN token (`sub: admin`) once on standard output; when
+//! ADMIN token (`sub: admin`) and a SERVICE token for the exam application
+//! (`sub: exam-app`) once on standard output; when
 //! `WORKER_CLUSTER_TOKEN` is unset it generates one and prints it once.
-//! Both die with the process: set them in the environment for anything
-//! that must survive a restart or span several replicas. Without
-//! `WORKER_HEARTBEAT_TOKEN`, heartbeats are accepted without a token, as
-//! seed 000 documents (a warning is logged).
+//! So does `WORKER_HEARTBEAT_TOKEN`, the shared token of workers' heartbeats.
+//! All die with the process: set them in the environment for anything
+//! that must survive a restart or span several replicas. Configured
+//! secrets shorter than 32 bytes are refused at start, naming the
+//! variable. Anonymous heartbeats (seed 000's "when configured") need the
+//! explicit `--allow-anonymous-heartbeats`, for development, and are
+//! logged as a warning at start.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -111,27 +115,30 @@ pub async fn prepare(
     let opened = open_store(&args.store, &store_options).await?;
     tracing::info!(store = %redact(&args.store), "store opened");
 
+    args.check_secrets()?;
     let jwt_secret = match args.jwt_secret() {
-        Some(s) => {
-            if s.len() < 32 {
-                tracing::warn!("JWT_SECRET is shorter than 32 bytes; use a longer random secret");
-            }
-            s.to_owned()
-        }
+        Some(s) => s.to_owned(),
         None => {
             let secret = random_secret();
-            let token = mint_jwt(
-                secret.as_bytes(),
-                "admin",
-                &[Role::Admin],
-                Duration::from_secs(args.admin_token_ttl_sec),
-                args.jwt_issuer.as_deref(),
-                args.jwt_audience.as_deref(),
-            )?;
+            let mint = |sub: &str, role: Role| {
+                mint_jwt(
+                    secret.as_bytes(),
+                    sub,
+                    &[role],
+                    Duration::from_secs(args.admin_token_ttl_sec),
+                    args.jwt_issuer.as_deref(),
+                    args.jwt_audience.as_deref(),
+                )
+            };
+            let (admin, service) = (
+                mint("admin", Role::Admin)?,
+                mint("exam-app", Role::Service)?,
+            );
             println!(
                 "JWT_SECRET is not set: generated a secret for this process only.\n\
-                 ADMIN token (sub \"admin\", valid {} s), shown once:\n\n  {token}\n",
-                args.admin_token_ttl_sec
+                 ADMIN token (sub \"admin\", valid {ttl} s), shown once:\n\n  {admin}\n\n\
+                 SERVICE token for the exam application's session API (sub \"exam-app\", valid {ttl} s), shown once:\n\n  {service}\n",
+                ttl = args.admin_token_ttl_sec
             );
             secret
         }
@@ -147,18 +154,28 @@ pub async fn prepare(
             token
         }
     };
-    let mut auth = AuthConfig::new()
-        .with_jwt_secret(
-            jwt_secret.as_bytes(),
-            args.jwt_issuer.as_deref(),
-            args.jwt_audience.as_deref(),
-        )
-        .with_cluster_token(&cluster_token);
+    let mut auth = AuthConfig::new().with_jwt_secret(
+        jwt_secret.as_bytes(),
+        args.jwt_issuer.as_deref(),
+        args.jwt_audience.as_deref(),
+    );
     match args.worker_heartbeat_token() {
         Some(t) => auth = auth.with_worker_token(t),
-        None => tracing::warn!(
-            "WORKER_HEARTBEAT_TOKEN is not set: heartbeats and registrations are accepted without a token (workers that joined with a join token still need their own credential)"
-        ),
+        None if args.allow_anonymous_heartbeats => {}
+        None => {
+            let token = random_secret();
+            println!(
+                "WORKER_HEARTBEAT_TOKEN is not set: generated one for this process only \
+                 (workers send it in x-worker-token: give them WORKER_HEARTBEAT_TOKEN), shown once:\n\n  {token}\n"
+            );
+            auth = auth.with_worker_token(&token);
+        }
+    }
+    if args.allow_anonymous_heartbeats {
+        auth = auth.allow_anonymous_workers();
+        tracing::warn!(
+            "ANONYMOUS HEARTBEATS ALLOWED (--allow-anonymous-heartbeats): anyone who reaches this server can register a worker and receive the cluster token with its allocations; for development only"
+        );
     }
     drop(jwt_secret);
 
@@ -178,6 +195,7 @@ pub async fn prepare(
     Ok(AppState::builder(opened.store, Arc::new(client), auth)
         .config(config)
         .limits(limits)
+        .throttle(args.throttle_config())
         .store_name(opened.kind.name())
         .shutdown(shutdown)
         .build())

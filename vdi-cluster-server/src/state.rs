@@ -1,6 +1,6 @@
 //! [`AppState`]: what every handler shares — the [`ClusterService`], the
-//! accepted credentials, metrics, the events hub, HTTP limits, and the
-//! tracker of detached work.
+//! accepted credentials, the throttle of failed authentication, metrics,
+//! the events hub, HTTP limits, and the tracker of detached work.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use crate::auth::AuthConfig;
 use crate::error::ApiError;
 use crate::events::EventHub;
 use crate::metrics::{Metrics, MetricsSink};
+use crate::throttle::{Throttle, ThrottleConfig};
 
 /// Limits applied to every request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +55,7 @@ impl Default for HttpLimits {
 struct Inner {
     service: Arc<ClusterService>,
     auth: AuthConfig,
+    throttle: Throttle,
     metrics: Arc<Metrics>,
     events: EventHub,
     limits: HttpLimits,
@@ -78,6 +80,7 @@ pub struct AppStateBuilder {
     config: ServiceConfig,
     clock: Option<Arc<dyn Clock>>,
     limits: HttpLimits,
+    throttle: ThrottleConfig,
     store_name: String,
     shutdown: CancellationToken,
 }
@@ -98,6 +101,13 @@ impl AppStateBuilder {
     /// Replaces the HTTP limits.
     pub fn limits(mut self, limits: HttpLimits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Replaces the throttle of failed authentication (default: 20 failures
+    /// per peer within 60 s, no trusted proxy).
+    pub fn throttle(mut self, config: ThrottleConfig) -> Self {
+        self.throttle = config;
         self
     }
 
@@ -133,6 +143,7 @@ impl AppStateBuilder {
             inner: Arc::new(Inner {
                 service: Arc::new(builder.build()),
                 auth: self.auth,
+                throttle: Throttle::new(self.throttle),
                 metrics,
                 events,
                 limits: self.limits,
@@ -159,6 +170,7 @@ impl AppState {
             config: ServiceConfig::default(),
             clock: None,
             limits: HttpLimits::default(),
+            throttle: ThrottleConfig::default(),
             store_name: "memory".into(),
             shutdown: CancellationToken::new(),
         }
@@ -172,6 +184,11 @@ impl AppState {
     /// The accepted credentials.
     pub fn auth(&self) -> &AuthConfig {
         &self.inner.auth
+    }
+
+    /// The throttle of failed authentication.
+    pub fn throttle(&self) -> &Throttle {
+        &self.inner.throttle
     }
 
     /// The metrics.

@@ -98,7 +98,7 @@ impl Constraints {
     /// Bounds on sizes; errors name the field.
     pub fn validate(&self) -> Result<(), ValidationError> {
         let tag = |field: &str, s: &str| {
-            if s.is_empty() || s.len() > MAX_TAG_LEN || s.chars().any(char::is_control) {
+            if s.is_empty() || s.chars().count() > MAX_TAG_LEN || s.chars().any(char::is_control) {
                 Err(ValidationError::new(
                     field,
                     format!("must be 1 to {MAX_TAG_LEN} characters without control characters"),

@@ -12,9 +12,21 @@ use crate::ids::{SessionKey, WorkerId};
 use crate::policy::{DrainStatus, PolicyEvent, transition};
 use crate::store::{CasOutcome, DeleteOutcome};
 use crate::worker::{
-    Heartbeat, HeartbeatUpdate, WorkerDescription, WorkerRecord, WorkerStatus, WorkerView,
-    apply_heartbeat,
+    Heartbeat, HeartbeatUpdate, Registrant, WorkerDescription, WorkerRecord, WorkerStatus,
+    WorkerView, apply_heartbeat, check_relocation,
 };
+
+/// A worker the control plane has never seen must say where to reach it.
+fn require_url(description: &WorkerDescription) -> Result<()> {
+    if description.api_base_url.is_empty() {
+        return Err(crate::ValidationError::new(
+            "apiBaseUrl",
+            "required for a new worker: an absolute http:// or https:// URL with a host",
+        )
+        .into());
+    }
+    Ok(())
+}
 
 /// Compare-and-set attempts before giving up with [`Error::Conflict`].
 pub(super) const CAS_ATTEMPTS: usize = 8;
@@ -66,12 +78,27 @@ impl ClusterService {
     /// Applies a worker's heartbeat (seed 000's `POST
     /// /api/vdi/workers/heartbeat`). Unknown workers are registered. An
     /// older or replayed heartbeat changes nothing and is answered with
-    /// `accepted: false`.
+    /// `accepted: false`. The caller is trusted as an operator: a server
+    /// passes who asks with [`heartbeat_as`](Self::heartbeat_as).
     pub async fn heartbeat(&self, hb: Heartbeat) -> Result<HeartbeatAck> {
+        self.heartbeat_as(hb, Registrant::Operator).await
+    }
+
+    /// [`heartbeat`](Self::heartbeat) on behalf of `who`: a registrant
+    /// that may not move a worker to another host
+    /// ([`check_relocation`]) is refused with [`Error::Relocation`] when
+    /// the heartbeat names a new host for a known worker.
+    pub async fn heartbeat_as(&self, hb: Heartbeat, who: Registrant) -> Result<HeartbeatAck> {
         hb.validate()?;
         for _ in 0..CAS_ATTEMPTS {
             let now = self.clock.now();
             let stored = self.store.worker(&hb.worker).await?;
+            match &stored {
+                Some(s) => {
+                    check_relocation(&hb.worker, &s.record.description, &hb.description, who)?;
+                }
+                None => require_url(&hb.description)?,
+            }
             let update = apply_heartbeat(
                 stored.as_ref().map(|s| &s.record),
                 &hb,
@@ -175,20 +202,44 @@ impl ClusterService {
     }
 
     /// Registers a worker ahead of its first heartbeat (seed 003), or
-    /// updates the description of a known one. Idempotent.
+    /// updates the description of a known one. Idempotent. The caller is
+    /// trusted as an operator: a server passes who asks with
+    /// [`register_as`](Self::register_as).
     pub async fn register(
         &self,
         id: WorkerId,
         description: WorkerDescription,
     ) -> Result<WorkerView> {
+        self.register_as(id, description, Registrant::Operator)
+            .await
+    }
+
+    /// [`register`](Self::register) on behalf of `who`: moving a known
+    /// worker to another host needs [`Registrant::may_move_host`]
+    /// ([`Error::Relocation`] otherwise).
+    pub async fn register_as(
+        &self,
+        id: WorkerId,
+        description: WorkerDescription,
+        who: Registrant,
+    ) -> Result<WorkerView> {
         description.validate()?;
         for _ in 0..CAS_ATTEMPTS {
             let now = self.clock.now();
             let stored = self.store.worker(&id).await?;
+            match &stored {
+                Some(s) => check_relocation(&id, &s.record.description, &description, who)?,
+                None => require_url(&description)?,
+            }
             let (record, expected) = match &stored {
                 Some(s) => {
                     let mut r = s.record.clone();
+                    let url = std::mem::take(&mut r.description.api_base_url);
                     r.description = description.clone();
+                    if r.description.api_base_url.is_empty() {
+                        // Empty keeps the stored URL, as on heartbeats.
+                        r.description.api_base_url = url;
+                    }
                     r.deregistered_at = None;
                     (r, Some(s.version))
                 }

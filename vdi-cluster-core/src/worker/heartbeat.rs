@@ -43,7 +43,7 @@ impl Heartbeat {
         self.description.validate()?;
         if let Some(boot) = &self.stamp.boot_id
             && (boot.is_empty()
-                || boot.len() > MAX_BOOT_ID_LEN
+                || boot.chars().count() > MAX_BOOT_ID_LEN
                 || boot.chars().any(char::is_control))
         {
             return Err(ValidationError::new(

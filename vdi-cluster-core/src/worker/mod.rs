@@ -7,12 +7,15 @@
 //! derived at `now`: availability, slots and the one `status` of the API.
 //!
 //! Split by responsibility: `record` (what is stored), `heartbeat` (folding
-//! a heartbeat in), `view` (what is derived at an instant).
+//! a heartbeat in), `view` (what is derived at an instant), `claim` (who
+//! may move a worker to another host).
 
+mod claim;
 mod heartbeat;
 mod record;
 mod view;
 
+pub use claim::{Registrant, RelocationRefused, api_base_url_host, check_relocation};
 pub use heartbeat::{Heartbeat, HeartbeatUpdate, apply_heartbeat};
 pub use record::{WorkerDescription, WorkerRecord, WorkerSnapshot};
 pub use view::{WorkerStatus, WorkerView};
@@ -21,9 +24,9 @@ pub use view::{WorkerStatus, WorkerView};
 pub const RETIRED_BOOTS_KEPT: usize = 4;
 /// Most labels or capabilities a worker may carry.
 pub const MAX_TAGS: usize = 32;
-/// Longest zone, label key or value, or capability.
+/// Longest zone, label key or value, or capability, in characters.
 pub const MAX_TAG_LEN: usize = 64;
 /// Most live session ids one heartbeat may carry.
 pub const MAX_LIVE_SESSIONS: usize = 10_000;
-/// Longest accepted boot id.
+/// Longest accepted boot id, in characters.
 pub const MAX_BOOT_ID_LEN: usize = 128;

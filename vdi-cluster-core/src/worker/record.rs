@@ -32,7 +32,7 @@ pub struct WorkerDescription {
 }
 
 fn check_tag(field: &str, value: &str) -> Result<(), ValidationError> {
-    if value.is_empty() || value.len() > MAX_TAG_LEN {
+    if value.is_empty() || value.chars().count() > MAX_TAG_LEN {
         return Err(ValidationError::new(
             field,
             format!("must be 1 to {MAX_TAG_LEN} characters"),
@@ -48,26 +48,24 @@ fn check_tag(field: &str, value: &str) -> Result<(), ValidationError> {
 }
 
 impl WorkerDescription {
-    /// Checks lengths and the URL; errors name the API field.
+    /// Checks lengths and the URL (empty, or an absolute `http(s)` URL with
+    /// a host: [`api_base_url_host`](super::api_base_url_host)); errors name
+    /// the API field.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        if self.name.len() > 200 || self.name.chars().any(char::is_control) {
+        if self.name.chars().count() > 200 || self.name.chars().any(char::is_control) {
             return Err(ValidationError::new(
                 "name",
                 "must be at most 200 characters without control characters",
             ));
         }
-        if !self.api_base_url.is_empty() {
-            let ok_scheme = self.api_base_url.starts_with("http://")
-                || self.api_base_url.starts_with("https://");
-            if !ok_scheme
-                || self.api_base_url.len() > 512
-                || self.api_base_url.chars().any(char::is_whitespace)
-            {
-                return Err(ValidationError::new(
-                    "apiBaseUrl",
-                    "must be an http:// or https:// URL of at most 512 characters",
-                ));
-            }
+        if !self.api_base_url.is_empty()
+            && (self.api_base_url.chars().count() > 512
+                || super::api_base_url_host(&self.api_base_url).is_none())
+        {
+            return Err(ValidationError::new(
+                "apiBaseUrl",
+                "must be an absolute http:// or https:// URL with a host, of at most 512 characters",
+            ));
         }
         if let Some(zone) = &self.zone {
             check_tag("zone", zone)?;

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use vdi_cluster_core::{CapacityInput, CapacitySpec, ValidationError, WorkerDescription, WorkerId};
+use vdi_cluster_protocol::credentials::check_secret_length;
 
 use super::args::{ProvisionerKind, WorkerArgs};
 
@@ -259,6 +260,11 @@ impl WorkerArgs {
         let cluster_token = non_empty(Some(&self.cluster_token)).ok_or_else(|| {
             ConfigError("WORKER_CLUSTER_TOKEN must not be empty (use the control plane's)".into())
         })?;
+        check_secret_length("WORKER_CLUSTER_TOKEN", &cluster_token).map_err(ConfigError)?;
+        let worker_token = non_empty(self.worker_token.as_deref());
+        if let Some(token) = &worker_token {
+            check_secret_length("WORKER_HEARTBEAT_TOKEN", token).map_err(ConfigError)?;
+        }
         if !(0.0..=1.0).contains(&self.sim_failure_rate) {
             return Err(ConfigError(format!(
                 "VDI_SIM_FAILURE_RATE must be from 0 to 1, got {}",
@@ -293,7 +299,7 @@ impl WorkerArgs {
             control_plane: check_base_url("CONTROL_PLANE_API_BASE", &self.control_plane)?,
             listen,
             cluster_token,
-            worker_token: non_empty(self.worker_token.as_deref()),
+            worker_token,
             join_token: non_empty(self.join_token.as_deref()),
             credential_file: self.credential_file.clone(),
             capacity,
@@ -329,8 +335,30 @@ mod tests {
         args: WorkerArgs,
     }
 
+    const TOKEN: &str = "cluster-token-0123456789abcdef0123456789";
+
+    #[test]
+    fn short_secrets_are_refused_with_their_name() {
+        let e = Wrapper::try_parse_from(["worker", "--code", "w", "--cluster-token", "short"])
+            .unwrap()
+            .args
+            .resolve_with(|_| None)
+            .unwrap_err();
+        assert!(e.0.contains("WORKER_CLUSTER_TOKEN"), "{e}");
+        let e = parse(&["--worker-token", "short"])
+            .resolve_with(|_| None)
+            .unwrap_err();
+        assert!(e.0.contains("WORKER_HEARTBEAT_TOKEN"), "{e}");
+    }
+
     fn parse(extra: &[&str]) -> WorkerArgs {
-        let mut argv = vec!["worker", "--code", "worker-node-2", "--cluster-token", "t"];
+        let mut argv = vec![
+            "worker",
+            "--code",
+            "worker-node-2",
+            "--cluster-token",
+            TOKEN,
+        ];
         argv.extend_from_slice(extra);
         Wrapper::try_parse_from(argv).unwrap().args
     }

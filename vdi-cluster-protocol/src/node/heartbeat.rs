@@ -18,8 +18,18 @@ use crate::decode::keyed;
 #[serde(rename_all = "camelCase")]
 pub struct SessionRef {
     /// The exam.
+    #[schema(
+        pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f])?$",
+        min_length = 1,
+        max_length = 128
+    )]
     pub exam_id: String,
     /// The student.
+    #[schema(
+        pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f])?$",
+        min_length = 1,
+        max_length = 128
+    )]
     pub user_id: String,
     /// In a heartbeat's `liveSessions`, optionally: the worker's allocate
     /// answer for the session (its connection details), so the control
@@ -58,10 +68,17 @@ impl SessionRef {
 pub struct DescriptionJson {
     /// Display name; on a heartbeat, empty keeps the stored one.
     #[serde(default, deserialize_with = "name")]
+    #[schema(max_length = 200, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     pub name: String,
-    /// Base URL the control plane calls; on a heartbeat, empty keeps the
-    /// stored one.
+    /// Base URL the control plane calls (required): an absolute `http://`
+    /// or `https://` URL with a host, at most 512 characters.
     #[serde(default, deserialize_with = "api_base_url")]
+    #[schema(
+        required = true,
+        min_length = 1,
+        max_length = 512,
+        pattern = "^https?://[A-Za-z0-9][A-Za-z0-9.-]*(?::(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(?:[/?#][^\\s\\x00-\\x1f\\x7f-\\x9f]*)?$"
+    )]
     pub api_base_url: String,
     /// Zone, for constraints and per-zone statistics.
     #[serde(
@@ -106,6 +123,19 @@ fn capabilities<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeSet<Strin
     keyed("capabilities", d)
 }
 
+/// The wire requires `apiBaseUrl` on every heartbeat and registration
+/// (core, called in process, also takes an empty one as "keep the stored
+/// one"); its syntax is core's to check.
+fn require_api_base_url(d: &DescriptionJson) -> Result<(), ValidationError> {
+    if d.api_base_url.is_empty() {
+        return Err(ValidationError::new(
+            "apiBaseUrl",
+            "required: an absolute http:// or https:// URL with a host",
+        ));
+    }
+    Ok(())
+}
+
 impl From<&WorkerDescription> for DescriptionJson {
     fn from(d: &WorkerDescription) -> Self {
         Self {
@@ -143,43 +173,64 @@ impl From<DescriptionJson> for WorkerDescription {
 #[serde(rename_all = "camelCase")]
 pub struct HeartbeatRequest {
     /// The worker's code (`worker-node-2`).
+    #[schema(
+        pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        min_length = 1,
+        max_length = 64
+    )]
     pub code: String,
     /// Name, URL, zone, labels, capabilities.
     #[serde(flatten)]
     pub description: DescriptionJson,
     /// CPU cores of the node (decimals allowed, at most 3 places).
+    #[schema(minimum = 0, maximum = 65_536, multiple_of = 0.001)]
     pub total_cpu_cores: f64,
     /// Memory of the node, MB.
+    #[schema(maximum = 67_108_864)]
     pub total_memory_mb: u64,
     /// CPU cores kept for the host (default 0).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 65_536, multiple_of = 0.001)]
     pub reserved_cpu_cores: f64,
     /// Memory kept for the host, MB (default 0).
     #[serde(default)]
+    #[schema(maximum = 67_108_864)]
     pub reserved_memory_mb: u64,
-    /// CPU cores of one session's VM.
+    /// CPU cores of one session's VM (more than 0).
+    #[schema(exclusive_minimum = 0, maximum = 65_536, multiple_of = 0.001)]
     pub vm_cpu_cores: f64,
-    /// Memory of one session's VM, MB.
+    /// Memory of one session's VM, MB (more than 0).
+    #[schema(minimum = 1, maximum = 67_108_864)]
     pub vm_memory_mb: u64,
     /// Sessions running on the node now.
+    #[schema(maximum = 1_000_000)]
     pub active_sessions: u32,
     /// Random id the agent picks at start-up; a new one means it restarted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub boot_id: Option<String>,
     /// Increases by one per heartbeat within a boot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
     /// The sessions the node runs, when the agent reports them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 10_000)]
     pub live_sessions: Option<Vec<SessionRef>>,
     /// CPU usage percent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 100)]
     pub cpu_percent: Option<f64>,
     /// Memory usage percent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 100)]
     pub memory_percent: Option<f64>,
     /// Disk usage percent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 100)]
     pub disk_percent: Option<f64>,
 }
 
@@ -190,6 +241,7 @@ impl HeartbeatRequest {
     /// `ClusterService::heartbeat`. Errors name the field.
     pub fn into_heartbeat(self) -> Result<Heartbeat, ValidationError> {
         let worker = WorkerId::parse("code", self.code)?;
+        require_api_base_url(&self.description)?;
         let capacity = CapacitySpec::new(CapacityInput {
             total_cpu_cores: self.total_cpu_cores,
             total_memory_mb: self.total_memory_mb,
@@ -315,6 +367,11 @@ impl From<&HeartbeatAck> for HeartbeatResponse {
 #[serde(rename_all = "camelCase")]
 pub struct RegisterRequest {
     /// The worker's code.
+    #[schema(
+        pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        min_length = 1,
+        max_length = 64
+    )]
     pub code: String,
     /// Name, URL, zone, labels, capabilities.
     #[serde(flatten)]
@@ -327,6 +384,7 @@ impl RegisterRequest {
     /// `WorkerDescription::validate`), not here.
     pub fn into_parts(self) -> Result<(WorkerId, WorkerDescription), ValidationError> {
         let id = WorkerId::parse("code", self.code)?;
+        require_api_base_url(&self.description)?;
         Ok((id, self.description.into()))
     }
 }

@@ -7,7 +7,7 @@ use std::fmt;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use vdi_cluster_core::{UserId, WorkerId};
+use vdi_cluster_core::{Registrant, UserId, WorkerId};
 
 use crate::error::ApiError;
 
@@ -20,6 +20,9 @@ pub enum Role {
     Proctor,
     /// A student: may touch only their own session.
     Student,
+    /// The exam application: the session API and prewarm, nothing else
+    /// (never worker or admin routes).
+    Service,
 }
 
 impl Role {
@@ -29,12 +32,13 @@ impl Role {
             Self::Admin => "ADMIN",
             Self::Proctor => "PROCTOR",
             Self::Student => "STUDENT",
+            Self::Service => "SERVICE",
         }
     }
 
     /// Parses a claim value, ignoring ASCII case.
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::Admin, Self::Proctor, Self::Student]
+        [Self::Admin, Self::Proctor, Self::Student, Self::Service]
             .into_iter()
             .find(|r| r.name().eq_ignore_ascii_case(text))
     }
@@ -51,16 +55,22 @@ impl fmt::Display for Role {
 pub enum Access {
     /// Anyone (`/healthz`, `/readyz`, `/metrics`, the OpenAPI document).
     Public,
-    /// `x-worker-token` when `WORKER_HEARTBEAT_TOKEN` is set, else anyone.
+    /// `x-worker-token`: the shared `WORKER_HEARTBEAT_TOKEN` or the
+    /// worker's own credential; no credential only where anonymous
+    /// heartbeats are explicitly allowed (development).
     Worker,
+    /// The worker's own credential in `x-worker-token`, or an `ADMIN` JWT
+    /// (deregistration: never anonymous, never the shared token).
+    OwnWorker,
     /// An `ADMIN` or `PROCTOR` JWT.
     Operator,
     /// An `ADMIN` JWT.
     Admin,
-    /// The cluster token, an `ADMIN`/`PROCTOR` JWT, or a `STUDENT` JWT
-    /// whose `sub` is the session's `userId`.
+    /// A `SERVICE` (the exam application) or `ADMIN`/`PROCTOR` JWT, or a
+    /// `STUDENT` JWT whose `sub` is the session's `userId`. Never the
+    /// cluster token: that is only what the control plane sends to workers.
     Session,
-    /// The cluster token or an `ADMIN`/`PROCTOR` JWT.
+    /// A `SERVICE` or `ADMIN`/`PROCTOR` JWT.
     Service,
     /// A join token in `x-join-token` (checked, and counted, by the route).
     Join,
@@ -72,15 +82,120 @@ impl Access {
         match self {
             Self::Public => "no credential",
             Self::Worker => {
-                "x-worker-token: the worker's own credential, or WORKER_HEARTBEAT_TOKEN (required when set)"
+                "x-worker-token: the worker's own credential, or WORKER_HEARTBEAT_TOKEN"
+            }
+            Self::OwnWorker => {
+                "x-worker-token: the worker's own credential, or Bearer JWT with role ADMIN"
             }
             Self::Operator => "Bearer JWT with role ADMIN or PROCTOR",
             Self::Admin => "Bearer JWT with role ADMIN",
             Self::Session => {
-                "x-cluster-token, or Bearer JWT with role ADMIN or PROCTOR, or role STUDENT for its own userId"
+                "Bearer JWT with role SERVICE, ADMIN or PROCTOR, or role STUDENT for its own userId"
             }
-            Self::Service => "x-cluster-token, or Bearer JWT with role ADMIN or PROCTOR",
+            Self::Service => "Bearer JWT with role SERVICE, ADMIN or PROCTOR",
             Self::Join => "x-join-token (a join token created by an admin)",
+        }
+    }
+}
+
+/// A kind of credential a caller may present: the columns of the roles
+/// table ([`roles_table`](crate::routes::roles_table)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CredentialKind {
+    /// No credential.
+    Anonymous,
+    /// The shared `WORKER_HEARTBEAT_TOKEN` in `x-worker-token`.
+    WorkerToken,
+    /// A worker's own credential (`vdiw.<code>.<secret>`) in
+    /// `x-worker-token`.
+    OwnWorkerCredential,
+    /// A join token in `x-join-token`.
+    JoinToken,
+    /// A JWT with role `SERVICE`: the exam application.
+    Service,
+    /// A JWT with role `STUDENT`.
+    Student,
+    /// A JWT with role `PROCTOR`.
+    Proctor,
+    /// A JWT with role `ADMIN`.
+    Admin,
+    /// `WORKER_CLUSTER_TOKEN` in `x-cluster-token`: what the control plane
+    /// sends to workers, accepted by no route of the control plane.
+    ClusterToken,
+}
+
+impl CredentialKind {
+    /// Every kind, in the roles table's order.
+    pub const ALL: [Self; 9] = [
+        Self::Anonymous,
+        Self::WorkerToken,
+        Self::OwnWorkerCredential,
+        Self::JoinToken,
+        Self::Service,
+        Self::Student,
+        Self::Proctor,
+        Self::Admin,
+        Self::ClusterToken,
+    ];
+
+    /// A column heading.
+    pub fn heading(self) -> &'static str {
+        match self {
+            Self::Anonymous => "none",
+            Self::WorkerToken => "worker token",
+            Self::OwnWorkerCredential => "worker's own credential",
+            Self::JoinToken => "join token",
+            Self::Service => "SERVICE",
+            Self::Student => "STUDENT",
+            Self::Proctor => "PROCTOR",
+            Self::Admin => "ADMIN",
+            Self::ClusterToken => "cluster token",
+        }
+    }
+}
+
+/// Whether a [`CredentialKind`] opens a route of some [`Access`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permit {
+    /// Yes.
+    Yes,
+    /// Only for itself: a worker's own code, a student's own `userId`.
+    OwnOnly,
+    /// Only where explicitly allowed (anonymous heartbeats, development).
+    OptIn,
+    /// No.
+    No,
+}
+
+impl Permit {
+    /// A table cell.
+    pub fn cell(self) -> &'static str {
+        match self {
+            Self::Yes => "yes",
+            Self::OwnOnly => "own",
+            Self::OptIn => "opt-in",
+            Self::No => "—",
+        }
+    }
+}
+
+impl Access {
+    /// Whether `kind` opens a route with this access: the model the gate
+    /// implements, and what the roles table documents.
+    pub fn permits(self, kind: CredentialKind) -> Permit {
+        use CredentialKind as K;
+        match (self, kind) {
+            (Self::Public, _) => Permit::Yes,
+            (Self::Worker, K::WorkerToken) => Permit::Yes,
+            (Self::Worker, K::OwnWorkerCredential) => Permit::OwnOnly,
+            (Self::Worker, K::Anonymous) => Permit::OptIn,
+            (Self::OwnWorker, K::OwnWorkerCredential) => Permit::OwnOnly,
+            (Self::OwnWorker | Self::Admin, K::Admin) => Permit::Yes,
+            (Self::Operator, K::Admin | K::Proctor) => Permit::Yes,
+            (Self::Session | Self::Service, K::Service | K::Admin | K::Proctor) => Permit::Yes,
+            (Self::Session, K::Student) => Permit::OwnOnly,
+            (Self::Join, K::JoinToken) => Permit::Yes,
+            _ => Permit::No,
         }
     }
 }
@@ -99,12 +214,19 @@ impl User {
     pub fn is_operator(&self) -> bool {
         self.roles.contains(&Role::Admin) || self.roles.contains(&Role::Proctor)
     }
+
+    /// Whether the user may use the session API for any student (`SERVICE`,
+    /// `ADMIN` or `PROCTOR`).
+    pub fn acts_for_students(&self) -> bool {
+        self.is_operator() || self.roles.contains(&Role::Service)
+    }
 }
 
 /// Who is calling, once the route's [`Access`] is satisfied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
-    /// A public route, or a worker route with no worker token configured.
+    /// A public route, or a worker route where anonymous heartbeats are
+    /// allowed.
     Anonymous,
     /// Presented the shared worker token.
     Worker,
@@ -112,8 +234,6 @@ pub enum Principal {
     WorkerNode(WorkerId),
     /// Presented a join token (not yet checked).
     Joining,
-    /// Presented the cluster token.
-    ClusterService,
     /// Presented a valid JWT.
     User(User),
 }
@@ -127,16 +247,25 @@ impl Principal {
             Self::Worker => "worker-token".into(),
             Self::WorkerNode(code) => format!("worker:{code}"),
             Self::Joining => "join-token".into(),
-            Self::ClusterService => "cluster-token".into(),
             Self::User(u) => u.sub.clone(),
+        }
+    }
+
+    /// Who asks, as core's registration rules see it: the shared token
+    /// proves "some worker", a worker's own credential "this worker".
+    pub fn registrant(&self) -> Registrant {
+        match self {
+            Self::WorkerNode(_) => Registrant::OwnCredential,
+            Self::User(u) if u.roles.contains(&Role::Admin) => Registrant::Operator,
+            Self::Worker => Registrant::SharedToken,
+            _ => Registrant::Anonymous,
         }
     }
 
     /// Refuses a `STUDENT`-only caller acting on another student's session.
     pub fn ensure_may_act_for(&self, user: &UserId) -> Result<(), ApiError> {
         match self {
-            Self::ClusterService => Ok(()),
-            Self::User(u) if u.is_operator() => Ok(()),
+            Self::User(u) if u.acts_for_students() => Ok(()),
             Self::User(u) if u.roles.contains(&Role::Student) && u.sub == user.as_str() => Ok(()),
             Self::User(_) => Err(ApiError::forbidden(
                 "a STUDENT token may act only on its own userId",

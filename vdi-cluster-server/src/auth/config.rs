@@ -1,5 +1,6 @@
-//! [`AuthConfig`]: the credentials the server accepts — JWT secret, shared
-//! worker token, cluster token — and the checks of a request's headers that
+//! [`AuthConfig`]: the credentials the server accepts — JWT secret and
+//! shared worker token; never the cluster token, which only the control
+//! plane presents (to workers) — and the checks of a request's headers that
 //! need no store (workers' own credentials are checked by
 //! [`gate`](crate::gate), which reads them from the store).
 
@@ -15,13 +16,13 @@ use super::secrets::TokenHash;
 use crate::error::ApiError;
 
 /// The credentials the server accepts. Closed by default: a fresh
-/// `AuthConfig` accepts no JWT and no cluster token, and leaves only the
-/// worker routes open.
+/// `AuthConfig` accepts no credential at all; anonymous heartbeats need
+/// [`allow_anonymous_workers`](Self::allow_anonymous_workers).
 #[derive(Clone, Default)]
 pub struct AuthConfig {
     jwt: Option<JwtVerifier>,
     worker_token: Option<TokenHash>,
-    cluster_token: Option<TokenHash>,
+    anonymous_workers: bool,
 }
 
 impl fmt::Debug for AuthConfig {
@@ -29,14 +30,13 @@ impl fmt::Debug for AuthConfig {
         f.debug_struct("AuthConfig")
             .field("jwt", &self.jwt.is_some())
             .field("worker_token", &self.worker_token.is_some())
-            .field("cluster_token", &self.cluster_token.is_some())
+            .field("anonymous_workers", &self.anonymous_workers)
             .finish()
     }
 }
 
 impl AuthConfig {
-    /// Accepts nothing but the worker routes (open while no worker token is
-    /// set).
+    /// Accepts nothing but the public routes.
     pub fn new() -> Self {
         Self::default()
     }
@@ -64,15 +64,20 @@ impl AuthConfig {
         self
     }
 
-    /// Accepts `x-cluster-token: token` on the session API.
-    pub fn with_cluster_token(mut self, token: &str) -> Self {
-        self.cluster_token = Some(TokenHash::new(token));
+    /// Accepts heartbeats and registrations without `x-worker-token`
+    /// (development only: whoever reaches the server can then register a
+    /// worker and receive the cluster token with its allocations). A
+    /// presented token is still checked, deregistration still needs the
+    /// worker's own credential or an admin, and workers that joined still
+    /// need their own credential.
+    pub fn allow_anonymous_workers(mut self) -> Self {
+        self.anonymous_workers = true;
         self
     }
 
     /// Whether the worker routes require a token.
     pub fn worker_token_required(&self) -> bool {
-        self.worker_token.is_some()
+        !self.anonymous_workers
     }
 
     /// Whether `presented` is the shared worker token.
@@ -117,29 +122,40 @@ impl AuthConfig {
             .transpose()
     }
 
-    /// Whether a valid cluster token was presented (an invalid one is a 401).
-    fn cluster(&self, headers: &HeaderMap) -> Result<bool, ApiError> {
-        let Some(value) = headers.get(CLUSTER_TOKEN_HEADER) else {
-            return Ok(false);
-        };
-        match &self.cluster_token {
-            Some(hash) if hash.matches(value.as_bytes()) => Ok(true),
-            _ => Err(ApiError::unauthorized("invalid x-cluster-token")),
-        }
-    }
-
     /// Checks `headers` against `access`.
     pub fn authorize(&self, access: Access, headers: &HeaderMap) -> Result<Principal, ApiError> {
         match access {
             Access::Public => Ok(Principal::Anonymous),
-            Access::Worker => match &self.worker_token {
-                None => Ok(Principal::Anonymous),
-                Some(hash) => match headers.get(WORKER_TOKEN_HEADER) {
-                    Some(v) if hash.matches(v.as_bytes()) => Ok(Principal::Worker),
-                    Some(_) => Err(ApiError::unauthorized("invalid x-worker-token")),
-                    None => Err(ApiError::unauthorized("x-worker-token is required")),
-                },
+            Access::Worker => match headers.get(WORKER_TOKEN_HEADER) {
+                Some(v) if self.is_shared_worker_token(v.as_bytes()) => Ok(Principal::Worker),
+                Some(_) => Err(ApiError::unauthorized("invalid x-worker-token")),
+                None if self.anonymous_workers => Ok(Principal::Anonymous),
+                None => Err(ApiError::unauthorized("x-worker-token is required")),
             },
+            Access::OwnWorker => {
+                if let Some(user) = self.user(headers)? {
+                    return if user.roles.contains(&Role::Admin) {
+                        Ok(Principal::User(user))
+                    } else {
+                        Err(ApiError::forbidden(format!(
+                            "this endpoint needs {}",
+                            access.describe()
+                        )))
+                    };
+                }
+                match headers.get(WORKER_TOKEN_HEADER) {
+                    Some(v) if self.is_shared_worker_token(v.as_bytes()) => {
+                        Err(ApiError::forbidden(
+                            "the shared worker token may not do this: send the worker's own credential, or use an ADMIN token",
+                        ))
+                    }
+                    Some(_) => Err(ApiError::unauthorized("invalid x-worker-token")),
+                    None => Err(ApiError::unauthorized(format!(
+                        "this endpoint needs {}",
+                        access.describe()
+                    ))),
+                }
+            }
             Access::Operator | Access::Admin => {
                 let Some(user) = self.user(headers)? else {
                     return Err(ApiError::unauthorized(
@@ -165,11 +181,15 @@ impl AuthConfig {
                 _ => Err(ApiError::unauthorized("x-join-token is required")),
             },
             Access::Session | Access::Service => {
-                let cluster = self.cluster(headers)?;
+                if headers.contains_key(CLUSTER_TOKEN_HEADER) {
+                    // Every worker holds it: it must not open the session API.
+                    return Err(ApiError::unauthorized(
+                        "x-cluster-token is not accepted here (it is what the control plane sends to workers); the exam application sends a Bearer JWT with role SERVICE",
+                    ));
+                }
                 let user = self.user(headers)?;
                 match user {
-                    Some(u) if u.is_operator() => Ok(Principal::User(u)),
-                    _ if cluster => Ok(Principal::ClusterService),
+                    Some(u) if u.acts_for_students() => Ok(Principal::User(u)),
                     Some(u) if access == Access::Session && u.roles.contains(&Role::Student) => {
                         Ok(Principal::User(u))
                     }
@@ -215,7 +235,6 @@ mod tests {
         AuthConfig::new()
             .with_jwt_secret(SECRET, None, None)
             .with_worker_token("w")
-            .with_cluster_token("c")
     }
 
     #[test]
@@ -306,6 +325,47 @@ mod tests {
     }
 
     #[test]
+    fn nbf_and_iat_are_checked_with_the_leeway() {
+        let cfg = config();
+        let now = unix_now();
+        let token = |extra: serde_json::Value| {
+            let mut claims = serde_json::json!({"sub": "a", "role": "ADMIN", "exp": now + 600});
+            claims
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(SECRET),
+            )
+            .unwrap()
+        };
+        let status = |t: &str| {
+            cfg.authorize(Access::Admin, &headers(&[bearer(t)]))
+                .map(|_| 200)
+                .unwrap_or_else(|e| e.status().as_u16())
+        };
+        assert_eq!(status(&token(serde_json::json!({"nbf": now + 300}))), 401);
+        assert_eq!(status(&token(serde_json::json!({"nbf": now + 10}))), 200);
+        assert_eq!(status(&token(serde_json::json!({"nbf": now - 10}))), 200);
+        assert_eq!(status(&token(serde_json::json!({"iat": now + 300}))), 401);
+        assert_eq!(status(&token(serde_json::json!({"iat": now + 10}))), 200);
+        assert_eq!(status(&token(serde_json::json!({"iat": now - 3600}))), 200);
+        // Minted tokens carry iat.
+        let minted = mint_jwt(
+            SECRET,
+            "a",
+            &[Role::Admin],
+            Duration::from_secs(60),
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(status(&minted), 200);
+    }
+
+    #[test]
     fn issuer_and_audience_when_configured() {
         let cfg = AuthConfig::new().with_jwt_secret(SECRET, Some("exam-portal"), Some("vdi"));
         let ttl = Duration::from_secs(60);
@@ -347,14 +407,31 @@ mod tests {
             cfg.authorize(Access::Worker, &headers(&[("x-worker-token", "x".into())]))
                 .is_err()
         );
-        assert_eq!(
-            cfg.authorize(
-                Access::Service,
-                &headers(&[("x-cluster-token", "c".into())])
-            )
-            .unwrap(),
-            Principal::ClusterService
-        );
+        // The cluster token opens nothing here, whatever its value.
+        for access in [Access::Service, Access::Session] {
+            let e = cfg
+                .authorize(access, &headers(&[("x-cluster-token", "c".into())]))
+                .unwrap_err();
+            assert_eq!(e.status(), 401);
+        }
+        let service = mint_jwt(
+            SECRET,
+            "exam-app",
+            &[Role::Service],
+            Duration::from_secs(60),
+            None,
+            None,
+        )
+        .unwrap();
+        for access in [Access::Service, Access::Session] {
+            assert!(cfg.authorize(access, &headers(&[bearer(&service)])).is_ok());
+        }
+        for access in [Access::Operator, Access::Admin, Access::OwnWorker] {
+            let e = cfg
+                .authorize(access, &headers(&[bearer(&service)]))
+                .unwrap_err();
+            assert_eq!(e.status(), 403, "{access:?}");
+        }
         // An empty secret accepts nothing.
         let empty = AuthConfig::new().with_jwt_secret(b"", None, None);
         let forged = mint_jwt(
@@ -382,8 +459,26 @@ mod tests {
                 .is_err()
         );
         assert_eq!(
-            closed.authorize(Access::Worker, &HeaderMap::new()).unwrap(),
+            closed
+                .authorize(Access::Worker, &HeaderMap::new())
+                .unwrap_err()
+                .status(),
+            401
+        );
+        let open = AuthConfig::new().allow_anonymous_workers();
+        assert_eq!(
+            open.authorize(Access::Worker, &HeaderMap::new()).unwrap(),
             Principal::Anonymous
         );
+        for cfg in [&open, &config()] {
+            assert!(cfg.authorize(Access::OwnWorker, &HeaderMap::new()).is_err());
+        }
+        let shared = config()
+            .authorize(
+                Access::OwnWorker,
+                &headers(&[("x-worker-token", "w".into())]),
+            )
+            .unwrap_err();
+        assert_eq!(shared.status(), 403);
     }
 }

@@ -1,6 +1,6 @@
 //! HS256 JWTs: the claims this server reads and mints, minting, and
-//! verification (HS256 only; `sub` and `exp` required, `iss`/`aud` when
-//! configured).
+//! verification (HS256 only; `sub` and `exp` required; `nbf` and `iat`
+//! checked when present; `iss`/`aud` when configured).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::access::{Role, User};
 use crate::error::ApiError;
 
-/// Clock skew tolerated on `exp`, in seconds.
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
 pub const JWT_LEEWAY_SECS: u64 = 30;
 
 /// Claims of the tokens this server reads and mints.
@@ -20,6 +20,14 @@ pub struct Claims {
     pub sub: String,
     /// Expiry, seconds since the epoch.
     pub exp: u64,
+    /// Not before, seconds since the epoch: refused until then (less the
+    /// leeway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    /// Issued at, seconds since the epoch: refused when later than now
+    /// plus the leeway (a token from the future).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
     /// One role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
@@ -55,9 +63,12 @@ pub fn mint_jwt(
     issuer: Option<&str>,
     audience: Option<&str>,
 ) -> Result<String, MintError> {
+    let now = unix_now();
     let claims = Claims {
         sub: sub.to_owned(),
-        exp: unix_now().saturating_add(ttl.as_secs()),
+        exp: now.saturating_add(ttl.as_secs()),
+        nbf: None,
+        iat: Some(now),
         role: (roles.len() == 1).then(|| roles[0].name().to_owned()),
         roles: (roles.len() != 1).then(|| roles.iter().map(|r| r.name().to_owned()).collect()),
         iss: issuer.map(str::to_owned),
@@ -85,6 +96,7 @@ impl JwtVerifier {
         validation.algorithms = vec![Algorithm::HS256];
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.validate_exp = true;
+        validation.validate_nbf = true;
         validation.leeway = JWT_LEEWAY_SECS;
         match issuer {
             Some(iss) => {
@@ -111,6 +123,14 @@ impl JwtVerifier {
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| ApiError::unauthorized(format!("invalid bearer token: {e}")))?;
         let claims = data.claims;
+        if claims
+            .iat
+            .is_some_and(|iat| iat > unix_now().saturating_add(JWT_LEEWAY_SECS))
+        {
+            return Err(ApiError::unauthorized(
+                "invalid bearer token: iat is in the future",
+            ));
+        }
         if claims.sub.is_empty() {
             return Err(ApiError::unauthorized("invalid bearer token: empty sub"));
         }

@@ -49,7 +49,7 @@ pub mod config;
 pub mod jwt;
 pub mod secrets;
 
-pub use access::{Access, Caller, Principal, Role, User};
+pub use access::{Access, Caller, CredentialKind, Permit, Principal, Role, User};
 pub use config::AuthConfig;
 pub use jwt::{Claims, JWT_LEEWAY_SECS, MintError, mint_jwt};
 pub use secrets::{

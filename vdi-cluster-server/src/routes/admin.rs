@@ -91,7 +91,7 @@ async fn run_admin(
 /// count) unless `force: true`.
 #[utoipa::path(
     patch, path = "/api/vdi/workers/{code}", tag = "workers",
-    params(("code" = String, Path, description = "Worker code")),
+    params(("code" = String, Path, description = "Worker code", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 64)),
     request_body = PatchWorkerRequest,
     responses(
         (status = 200, description = "Applied (or already so)", body = AdminActionJson),
@@ -116,7 +116,7 @@ pub(crate) async fn patch(
 /// complete the drain.
 #[utoipa::path(
     get, path = "/api/vdi/workers/{code}/drain", tag = "workers",
-    params(("code" = String, Path, description = "Worker code")),
+    params(("code" = String, Path, description = "Worker code", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 64)),
     responses(
         (status = 200, description = "Drain state and blockers", body = DrainInfoJson),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -155,7 +155,7 @@ async fn start_drain(
 /// `drainStatus` becomes `drained` once nothing remains on it.
 #[utoipa::path(
     post, path = "/api/vdi/workers/{code}/drain", tag = "workers",
-    params(("code" = String, Path, description = "Worker code")),
+    params(("code" = String, Path, description = "Worker code", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 64)),
     request_body(content = Option<DrainRequest>, description = "Optional deadline"),
     responses(
         (status = 202, description = "Draining (or drained already)", body = AdminActionJson),
@@ -177,7 +177,7 @@ pub(crate) async fn drain(
 /// Drains a worker (PUT form, as neon's storage controller).
 #[utoipa::path(
     put, path = "/api/vdi/workers/{code}/drain", tag = "workers",
-    params(("code" = String, Path, description = "Worker code")),
+    params(("code" = String, Path, description = "Worker code", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 64)),
     request_body(content = Option<DrainRequest>, description = "Optional deadline"),
     responses(
         (status = 202, description = "Draining (or drained already)", body = AdminActionJson),
@@ -199,7 +199,7 @@ pub(crate) async fn drain_put(
 /// Returns a draining, drained or disabled worker to service (seed 004).
 #[utoipa::path(
     post, path = "/api/vdi/workers/{code}/activate", tag = "workers",
-    params(("code" = String, Path, description = "Worker code")),
+    params(("code" = String, Path, description = "Worker code", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 64)),
     responses(
         (status = 200, description = "Active", body = AdminActionJson),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use vdi_cluster_protocol::ErrorBody;
 use vdi_cluster_protocol::cluster::{AuditJson, DistributionJson, StatsJson};
+use vdi_cluster_protocol::events::ServerSentEvent;
 
 use crate::error::ApiError;
 use crate::events::sse_stream;
@@ -41,6 +42,7 @@ pub(crate) async fn stats(State(state): State<AppState>) -> Result<Json<StatsJso
 #[into_params(parameter_in = Query)]
 pub(crate) struct DistributionQuery {
     /// Sessions listed per worker (default 100, at most 10000).
+    #[param(minimum = 1, maximum = 10_000)]
     per_worker: Option<usize>,
 }
 
@@ -75,6 +77,7 @@ pub(crate) async fn distribution(
 #[into_params(parameter_in = Query)]
 pub(crate) struct AuditQuery {
     /// Newest entries listed (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
@@ -104,7 +107,7 @@ pub(crate) async fn audit(
 #[utoipa::path(
     get, path = "/api/vdi/events", tag = "cluster",
     responses(
-        (status = 200, description = "text/event-stream", content_type = "text/event-stream", body = String),
+        (status = 200, description = "text/event-stream: a `ready` event, then one per cluster event", content_type = "text/event-stream", body = ServerSentEvent),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
     )
 )]

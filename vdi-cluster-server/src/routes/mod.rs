@@ -22,6 +22,7 @@
 //! * `cluster` — statistics, distribution, audit, events.
 //! * `ops` — health, readiness, metrics, the OpenAPI document.
 //! * `reserved` — worker codes the API's paths reserve.
+//! * `roles` — the roles table (routes × credentials) of the README.
 
 pub(crate) mod admin;
 pub(crate) mod cluster;
@@ -31,6 +32,7 @@ pub(crate) mod join;
 pub(crate) mod ops;
 pub(crate) mod registration;
 mod reserved;
+mod roles;
 pub(crate) mod sessions;
 pub(crate) mod workers;
 
@@ -39,6 +41,8 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 
 use crate::auth::Access;
 use crate::state::AppState;
+
+pub use roles::{ROLES_TABLE_END, ROLES_TABLE_START, roles_table};
 
 /// An HTTP method used by the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -109,7 +113,7 @@ static ROUTES: &[RouteSpec] = routes! {
         => "A worker's heartbeat: capacity, sessions, health (seed 000)";
     Post "/api/vdi/workers/register" Worker registration::register
         => "Register a worker ahead of its first heartbeat (seed 003)";
-    Post "/api/vdi/workers/{code}/deregister" Worker registration::deregister
+    Post "/api/vdi/workers/{code}/deregister" OwnWorker registration::deregister
         => "A worker leaving cleanly: offline at once (seed 003)";
     Post "/api/vdi/workers/join" Join join::join
         => "Register with a join token; answers the worker's own credential (seeds 002/003)";

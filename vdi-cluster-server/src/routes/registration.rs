@@ -25,7 +25,7 @@ use crate::state::AppState;
         (status = 200, description = "Applied (or stale: accepted false)", body = HeartbeatResponse),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "Missing or wrong x-worker-token", body = ErrorBody),
-        (status = 403, description = "A worker credential of another worker", body = ErrorBody),
+        (status = 403, description = "A worker credential of another worker, or a move to another host with the shared token", body = ErrorBody),
         (status = 422, description = "Invalid value", body = ErrorBody),
         (status = 503, description = "Backend unavailable", body = ErrorBody),
     )
@@ -55,8 +55,9 @@ async fn apply_heartbeat(
     check_not_reserved(&heartbeat.worker)?;
     ensure_worker(state, caller, &heartbeat.worker).await?;
     let service = Arc::clone(state.service());
+    let who = caller.registrant();
     let ack = state
-        .detached(async move { service.heartbeat(heartbeat).await })
+        .detached(async move { service.heartbeat_as(heartbeat, who).await })
         .await?;
     Ok(HeartbeatResponse::from(&ack))
 }
@@ -82,18 +83,20 @@ pub(crate) async fn register(
     check_not_reserved(&id)?;
     ensure_worker(&state, &caller, &id).await?;
     let service = Arc::clone(state.service());
+    let who = caller.registrant();
     let view = state
-        .detached(async move { service.register(id, description).await })
+        .detached(async move { service.register_as(id, description, who).await })
         .await?;
     Ok(Json(WorkerJson::new(&view, state.service().clock().now())))
 }
 
 /// A worker leaving cleanly (seed 003): offline at once, takes no sessions;
 /// its sessions go to the failure policy at the next reconcile. A later
-/// heartbeat brings it back.
+/// heartbeat brings it back. Needs the worker's own credential or an
+/// ADMIN JWT: never anonymous, never the shared worker token.
 #[utoipa::path(
     post, path = "/api/vdi/workers/{code}/deregister", tag = "workers",
-    params(("code" = String, Path, description = "Worker code")),
+    params(("code" = String, Path, description = "Worker code", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 64)),
     responses(
         (status = 200, description = "Deregistered", body = WorkerJson),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),

@@ -89,8 +89,8 @@ fn session_key(state_path: (String, String)) -> Result<SessionKey, ApiError> {
 #[utoipa::path(
     get, path = "/api/vdi/sessions/{examId}/{userId}", tag = "sessions",
     params(
-        ("examId" = String, Path, description = "Exam id"),
-        ("userId" = String, Path, description = "Student id"),
+        ("examId" = String, Path, description = "Exam id", pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f])?$", min_length = 1, max_length = 128),
+        ("userId" = String, Path, description = "Student id", pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f])?$", min_length = 1, max_length = 128),
     ),
     responses(
         (status = 200, description = "The session", body = SessionJson),
@@ -116,8 +116,8 @@ pub(crate) async fn get(
 #[utoipa::path(
     delete, path = "/api/vdi/sessions/{examId}/{userId}", tag = "sessions",
     params(
-        ("examId" = String, Path, description = "Exam id"),
-        ("userId" = String, Path, description = "Student id"),
+        ("examId" = String, Path, description = "Exam id", pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f])?$", min_length = 1, max_length = 128),
+        ("userId" = String, Path, description = "Student id", pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f])?$", min_length = 1, max_length = 128),
     ),
     responses(
         (status = 200, description = "Released, or nothing to release", body = ReleaseJson),
@@ -145,7 +145,7 @@ pub(crate) async fn release(
 /// `VDI_PREWARM_MAX`, with `VDI_PREWARM_CONCURRENCY` worker calls in flight.
 #[utoipa::path(
     post, path = "/api/vdi/exams/{examId}/prewarm", tag = "sessions",
-    params(("examId" = String, Path, description = "Exam id")),
+    params(("examId" = String, Path, description = "Exam id", pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f])?$", min_length = 1, max_length = 128)),
     request_body = PrewarmExamRequest,
     responses(
         (status = 200, description = "What was planned and started", body = PrewarmReportJson),

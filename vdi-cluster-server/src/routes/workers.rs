@@ -42,10 +42,14 @@ pub(super) fn now(state: &AppState) -> Timestamp {
 pub(crate) struct ListQuery {
     /// Only this status (`active`, `draining`, `drained`, `disabled`,
     /// `pending`, `unhealthy`, `unreachable`, `offline`).
+    #[param(
+        pattern = "^(active|draining|drained|disabled|pending|unhealthy|unreachable|offline)$"
+    )]
     status: Option<String>,
     /// Only this zone.
     zone: Option<String>,
     /// Only workers with this label, as `key:value`.
+    #[param(pattern = "^[^:]+:.+$")]
     label: Option<String>,
 }
 
@@ -155,7 +159,7 @@ pub(crate) async fn reconcile(
 /// One worker.
 #[utoipa::path(
     get, path = "/api/vdi/workers/{code}", tag = "workers",
-    params(("code" = String, Path, description = "Worker code")),
+    params(("code" = String, Path, description = "Worker code", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 64)),
     responses(
         (status = 200, description = "The worker", body = WorkerJson),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -175,7 +179,7 @@ pub(crate) async fn detail(
 /// Deletes a worker's record; refused (409) while dispatches remain on it.
 #[utoipa::path(
     delete, path = "/api/vdi/workers/{code}", tag = "workers",
-    params(("code" = String, Path, description = "Worker code")),
+    params(("code" = String, Path, description = "Worker code", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 64)),
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -203,13 +207,14 @@ pub(crate) async fn remove(
 #[into_params(parameter_in = Query)]
 pub(crate) struct LimitQuery {
     /// At most this many (default 1000, at most 10000).
+    #[param(minimum = 1, maximum = 10_000)]
     limit: Option<usize>,
 }
 
 /// A worker's sessions.
 #[utoipa::path(
     get, path = "/api/vdi/workers/{code}/sessions", tag = "workers",
-    params(("code" = String, Path, description = "Worker code"), LimitQuery),
+    params(("code" = String, Path, description = "Worker code", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 64), LimitQuery),
     responses(
         (status = 200, description = "Its sessions", body = WorkerSessionsJson),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),

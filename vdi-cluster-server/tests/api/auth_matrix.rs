@@ -4,7 +4,7 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use vdi_cluster_server::auth::Access;
+use vdi_cluster_server::auth::{Access, CredentialKind, Permit};
 use vdi_cluster_server::route_table;
 
 use crate::common::{Cred, Setup, TestServer, seed_heartbeat, slots_heartbeat};
@@ -25,6 +25,7 @@ fn credentials() -> Vec<Cred> {
         Cred::Wrong,
         Cred::Worker,
         Cred::Cluster,
+        Cred::Service,
         Cred::Proctor,
         Cred::Admin,
         Cred::Student("student-b".into()),
@@ -47,11 +48,21 @@ fn expected(access: Access, path: &str, cred: &Cred) -> Expect {
         return Denied(401);
     }
     let own_student = matches!(cred, Cred::Student(s) if s == USER);
-    let student = matches!(cred, Cred::Student(_));
+    // Valid JWTs whose role does not fit are 403; the exam application's
+    // SERVICE token opens nothing but the session API.
+    let student = matches!(cred, Cred::Student(_) | Cred::Service);
     match access {
         Access::Public => Allowed,
         Access::Worker => match cred {
             Cred::Worker => Allowed,
+            _ => Denied(401),
+        },
+        Access::OwnWorker => match cred {
+            Cred::Admin => Allowed,
+            // Valid credentials that may not: the shared token proves only
+            // "some worker".
+            Cred::Worker | Cred::Proctor => Denied(403),
+            _ if student => Denied(403),
             _ => Denied(401),
         },
         Access::Operator => match cred {
@@ -65,19 +76,57 @@ fn expected(access: Access, path: &str, cred: &Cred) -> Expect {
             _ if student => Denied(403),
             _ => Denied(401),
         },
+        // The cluster token (every worker holds it) opens no route here.
         Access::Session => match cred {
-            Cred::Admin | Cred::Proctor | Cred::Cluster => Allowed,
+            Cred::Admin | Cred::Proctor | Cred::Service => Allowed,
             _ if own_student => Allowed,
             _ if student => Denied(403),
             _ => Denied(401),
         },
         Access::Service => match cred {
-            Cred::Admin | Cred::Proctor | Cred::Cluster => Allowed,
+            Cred::Admin | Cred::Proctor | Cred::Service => Allowed,
             _ if student => Denied(403),
             _ => Denied(401),
         },
         // No credential of the matrix is a join token.
         Access::Join => Denied(401),
+    }
+}
+
+/// The kind of credential `cred` is, for those the roles table lists.
+fn kind(cred: &Cred) -> Option<CredentialKind> {
+    Some(match cred {
+        Cred::None => CredentialKind::Anonymous,
+        Cred::Worker => CredentialKind::WorkerToken,
+        Cred::Cluster => CredentialKind::ClusterToken,
+        Cred::Service => CredentialKind::Service,
+        Cred::Proctor => CredentialKind::Proctor,
+        Cred::Admin => CredentialKind::Admin,
+        Cred::Student(_) => CredentialKind::Student,
+        Cred::Wrong | Cred::Expired | Cred::AlgNone | Cred::WrongSecret => return None,
+    })
+}
+
+#[test]
+fn the_documented_model_is_the_tested_one() {
+    // `Access::permits` generates the README's roles table; it must say
+    // what this matrix expects (on defaults: no anonymous heartbeats).
+    for route in route_table() {
+        // Rotation takes only the worker's own credential, a kind the
+        // matrix does not have (its handler checks; tested in credentials.rs).
+        if own_credential_only(route.path) {
+            continue;
+        }
+        for cred in credentials() {
+            let Some(kind) = kind(&cred) else { continue };
+            let documented = match route.access.permits(kind) {
+                Permit::Yes => true,
+                Permit::OwnOnly => matches!(&cred, Cred::Student(s) if s == USER),
+                Permit::OptIn | Permit::No => false,
+            };
+            let tested = expected(route.access, route.path, &cred) == Expect::Allowed;
+            assert_eq!(documented, tested, "{} with {cred:?}", route.path);
+        }
     }
 }
 
@@ -149,7 +198,7 @@ async fn every_route_times_every_credential() {
             }
         }
     }
-    assert!(checked >= route_table().len() * 11);
+    assert!(checked >= route_table().len() * 12);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -168,8 +217,8 @@ async fn allowed_credentials_reach_a_success() {
         let cred = match route.access {
             Access::Public | Access::Join => Cred::None,
             Access::Worker => Cred::Worker,
-            Access::Operator | Access::Admin => Cred::Admin,
-            Access::Session | Access::Service => Cred::Cluster,
+            Access::Operator | Access::Admin | Access::OwnWorker => Cred::Admin,
+            Access::Session | Access::Service => Cred::Service,
         };
         if route.path == "/api/vdi/workers/{code}" && method == Method::DELETE {
             continue;

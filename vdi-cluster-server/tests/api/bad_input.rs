@@ -63,6 +63,26 @@ async fn bad_heartbeats_name_the_field_and_write_nothing() {
         (with("totalMemoryMb", json!(u64::MAX)), 422, "totalMemoryMb"),
         (with("cpuPercent", json!(250)), 422, "cpuPercent"),
         (with("apiBaseUrl", json!("ftp://x")), 422, "apiBaseUrl"),
+        // An absolute http(s) URL with a host; a new worker needs one.
+        (with("apiBaseUrl", json!("")), 422, "apiBaseUrl"),
+        (without("apiBaseUrl"), 422, "apiBaseUrl"),
+        (with("apiBaseUrl", json!("http://")), 422, "apiBaseUrl"),
+        (with("apiBaseUrl", json!("https:///x")), 422, "apiBaseUrl"),
+        (
+            with("apiBaseUrl", json!("http://a@evil.example")),
+            422,
+            "apiBaseUrl",
+        ),
+        (
+            with("apiBaseUrl", json!("http://host:99999")),
+            422,
+            "apiBaseUrl",
+        ),
+        (
+            with("apiBaseUrl", json!("worker2.example.edu.vn")),
+            422,
+            "apiBaseUrl",
+        ),
         (with("code", json!("../etc/passwd")), 422, "code"),
         (with("code", json!("wörker-ü")), 422, "code"),
         (with("code", json!("w".repeat(500))), 422, "code"),
@@ -133,8 +153,8 @@ async fn oversized_bodies_are_413() {
     for (method, path, cred) in [
         (Method::POST, "/api/vdi/workers/heartbeat", Cred::Worker),
         (Method::PATCH, "/api/vdi/workers/w-1", Cred::Admin),
-        (Method::POST, "/api/vdi/sessions", Cred::Cluster),
-        (Method::POST, "/api/vdi/exams/exam-1/prewarm", Cred::Cluster),
+        (Method::POST, "/api/vdi/sessions", Cred::Service),
+        (Method::POST, "/api/vdi/exams/exam-1/prewarm", Cred::Service),
         (Method::POST, "/api/vdi/workers/w-1/drain", Cred::Admin),
     ] {
         let r = Reply::from(
@@ -270,7 +290,7 @@ async fn session_requests_reject_unknown_fields_and_bad_values() {
             .send(
                 Method::POST,
                 "/api/vdi/sessions",
-                &Cred::Cluster,
+                &Cred::Service,
                 Some(&body),
             )
             .await;
@@ -291,20 +311,20 @@ async fn session_requests_reject_unknown_fields_and_bad_values() {
             .send(
                 Method::POST,
                 "/api/vdi/exams/exam-1/prewarm",
-                &Cred::Cluster,
+                &Cred::Service,
                 Some(&body),
             )
             .await;
         assert_names(&r, status, field);
     }
     let long = format!("/api/vdi/sessions/{}/u", "x".repeat(500));
-    let r = s.send(Method::GET, &long, &Cred::Cluster, None).await;
+    let r = s.send(Method::GET, &long, &Cred::Service, None).await;
     assert_names(&r, 422, "examId");
     let r = s
         .send(
             Method::DELETE,
             "/api/vdi/sessions/exam-1/%20padded",
-            &Cred::Cluster,
+            &Cred::Service,
             None,
         )
         .await;

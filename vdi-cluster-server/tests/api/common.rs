@@ -25,11 +25,12 @@ use vdi_cluster_protocol::{
 use vdi_cluster_server::auth::{AuthConfig, Role, mint_jwt};
 use vdi_cluster_server::client::HttpWorkerClient;
 use vdi_cluster_server::server::run;
+use vdi_cluster_server::throttle::ThrottleConfig;
 use vdi_cluster_server::{AppState, HttpLimits};
 
 pub const JWT_SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
-pub const WORKER_TOKEN: &str = "worker-token-for-tests";
-pub const CLUSTER_TOKEN: &str = "cluster-token-for-tests";
+pub const WORKER_TOKEN: &str = "worker-token-for-tests-0123456789abcdef";
+pub const CLUSTER_TOKEN: &str = "cluster-token-for-tests-0123456789abcdef";
 /// Timeout of one worker call in tests: short enough that a hanging fake
 /// worker fails over quickly, long enough for a healthy one on a busy
 /// machine. No test asserts on time.
@@ -86,6 +87,7 @@ pub struct Setup {
     pub client: Arc<dyn WorkerClient>,
     pub config: ServiceConfig,
     pub limits: HttpLimits,
+    pub throttle: ThrottleConfig,
     pub store_name: &'static str,
     pub auth: AuthConfig,
 }
@@ -102,6 +104,7 @@ impl Setup {
                 client: Arc::new(sim.clone()),
                 config: test_config(),
                 limits: HttpLimits::default(),
+                throttle: lenient_throttle(),
                 store_name: "memory",
                 auth: auth(),
             },
@@ -120,6 +123,7 @@ impl Setup {
             ),
             config: test_config(),
             limits: HttpLimits::default(),
+            throttle: lenient_throttle(),
             store_name: "memory",
             auth: auth(),
         }
@@ -135,6 +139,7 @@ impl Setup {
             ),
             config: test_config(),
             limits: HttpLimits::default(),
+            throttle: lenient_throttle(),
             store_name: name,
             auth: auth(),
         }
@@ -150,6 +155,7 @@ impl Setup {
                 client: Arc::new(sim.clone()),
                 config: test_config(),
                 limits: HttpLimits::default(),
+                throttle: lenient_throttle(),
                 store_name: name,
                 auth: auth(),
             },
@@ -158,11 +164,19 @@ impl Setup {
     }
 }
 
+/// Tests send many bad credentials from one address on purpose: no
+/// throttling, unless a test asks for it.
+pub fn lenient_throttle() -> ThrottleConfig {
+    ThrottleConfig {
+        max_failures: u32::MAX,
+        ..ThrottleConfig::default()
+    }
+}
+
 pub fn auth() -> AuthConfig {
     AuthConfig::new()
         .with_jwt_secret(JWT_SECRET.as_bytes(), None, None)
         .with_worker_token(WORKER_TOKEN)
-        .with_cluster_token(CLUSTER_TOKEN)
 }
 
 /// A running server; stopped when dropped.
@@ -193,6 +207,7 @@ impl TestServer {
         let mut builder = AppState::builder(Arc::clone(&setup.store), setup.client, setup.auth)
             .config(setup.config)
             .limits(setup.limits)
+            .throttle(setup.throttle)
             .store_name(setup.store_name)
             .shutdown(shutdown.clone());
         if let Some(clock) = clock {
@@ -284,7 +299,7 @@ impl TestServer {
         self.send(
             Method::POST,
             "/api/vdi/sessions",
-            &Cred::Cluster,
+            &Cred::Service,
             Some(&json!({"examId": exam, "userId": user})),
         )
         .await
@@ -294,7 +309,7 @@ impl TestServer {
         self.send(
             Method::DELETE,
             &format!("/api/vdi/sessions/{exam}/{user}"),
-            &Cred::Cluster,
+            &Cred::Service,
             None,
         )
         .await
@@ -345,6 +360,8 @@ pub enum Cred {
     Wrong,
     Worker,
     Cluster,
+    /// A `SERVICE` JWT: the exam application.
+    Service,
     Proctor,
     Admin,
     Student(String),
@@ -386,6 +403,7 @@ impl Cred {
                 .header("x-cluster-token", "wrong"),
             Cred::Worker => req.header("x-worker-token", WORKER_TOKEN),
             Cred::Cluster => req.header("x-cluster-token", CLUSTER_TOKEN),
+            Cred::Service => req.bearer_auth(jwt("exam-app", &[Role::Service])),
             Cred::Proctor => req.bearer_auth(jwt("proctor-1", &[Role::Proctor])),
             Cred::Admin => req.bearer_auth(jwt("admin-1", &[Role::Admin])),
             Cred::Student(sub) => req.bearer_auth(jwt(sub, &[Role::Student])),

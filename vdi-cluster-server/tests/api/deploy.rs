@@ -115,6 +115,8 @@ fn the_control_plane_env_file_is_read_as_written() {
         panic!("serve")
     };
     assert!(args.service_config().is_ok());
+    args.check_secrets().unwrap();
+    assert!(!args.allow_anonymous_heartbeats);
     assert_eq!(args.store, "redis://127.0.0.1:6379");
 }
 

@@ -8,7 +8,7 @@ use vdi_cluster_core::Timestamp;
 use vdi_cluster_core::store::JoinToken;
 use vdi_cluster_server::auth::{AuthConfig, hash_hex};
 
-use crate::common::{CLUSTER_TOKEN, Cred, JWT_SECRET, Reply, Setup, TestServer, slots_heartbeat};
+use crate::common::{Cred, JWT_SECRET, Reply, Setup, TestServer, slots_heartbeat};
 
 async fn create(s: &TestServer, body: Option<Value>) -> Reply {
     s.send(
@@ -192,9 +192,10 @@ async fn without_a_shared_token_a_joined_worker_must_use_its_credential() {
     let (mut setup, _sim) = Setup::memory();
     setup.auth = AuthConfig::new()
         .with_jwt_secret(JWT_SECRET.as_bytes(), None, None)
-        .with_cluster_token(CLUSTER_TOKEN);
+        .allow_anonymous_workers();
     let s = TestServer::start(setup).await;
-    // Seed 000: open heartbeats for workers without a credential.
+    // Anonymous heartbeats, allowed explicitly (development), for workers
+    // without a credential.
     assert_eq!(heartbeat_with(&s, None, "w-open").await.status, 200);
 
     let token = create(&s, None).await.json["token"]

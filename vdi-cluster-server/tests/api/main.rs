@@ -4,6 +4,7 @@
 
 #![allow(missing_docs, unreachable_pub, dead_code)]
 
+mod attack;
 mod auth_matrix;
 mod backends;
 mod bad_input;
@@ -17,4 +18,6 @@ mod openapi;
 mod ops;
 mod runbook;
 mod sessions;
+mod throttle;
+mod trust;
 mod worker_client;

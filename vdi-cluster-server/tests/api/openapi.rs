@@ -7,9 +7,7 @@ use std::collections::BTreeSet;
 use reqwest::Method;
 use serde_json::Value;
 use vdi_cluster_server::auth::Access;
-use vdi_cluster_server::openapi::{
-    BEARER_SCHEME, CLUSTER_TOKEN_SCHEME, JOIN_TOKEN_SCHEME, WORKER_TOKEN_SCHEME,
-};
+use vdi_cluster_server::openapi::{BEARER_SCHEME, JOIN_TOKEN_SCHEME, WORKER_TOKEN_SCHEME};
 use vdi_cluster_server::route_table;
 
 use crate::common::{Cred, Setup, TestServer};
@@ -67,9 +65,9 @@ async fn openapi_document_is_valid_and_complete() {
         let want: BTreeSet<String> = match route.access {
             Access::Public => BTreeSet::new(),
             Access::Worker => [WORKER_TOKEN_SCHEME.to_owned()].into(),
-            Access::Operator | Access::Admin => [BEARER_SCHEME.to_owned()].into(),
-            Access::Session | Access::Service => {
-                [CLUSTER_TOKEN_SCHEME.to_owned(), BEARER_SCHEME.to_owned()].into()
+            Access::OwnWorker => [WORKER_TOKEN_SCHEME.to_owned(), BEARER_SCHEME.to_owned()].into(),
+            Access::Operator | Access::Admin | Access::Session | Access::Service => {
+                [BEARER_SCHEME.to_owned()].into()
             }
             Access::Join => [JOIN_TOKEN_SCHEME.to_owned()].into(),
         };
@@ -89,4 +87,52 @@ async fn openapi_document_is_valid_and_complete() {
             "{reference} does not resolve"
         );
     }
+}
+
+#[tokio::test]
+async fn the_document_states_the_constraints_the_server_enforces() {
+    let (setup, _sim) = Setup::memory();
+    let s = TestServer::start(setup).await;
+    let doc = s.get("/api/openapi.json").await.json;
+    let schemas = &doc["components"]["schemas"];
+    // A property, also where a flattened struct puts it (under allOf).
+    let prop = |schema: &str, field: &str| {
+        let s = &schemas[schema];
+        std::iter::once(s)
+            .chain(s["allOf"].as_array().into_iter().flatten())
+            .map(|part| part["properties"][field].clone())
+            .find(|p| !p.is_null())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(prop("HeartbeatRequest", "code")["maxLength"], 64);
+    assert!(prop("HeartbeatRequest", "code")["pattern"].is_string());
+    assert!(prop("DescriptionJson", "apiBaseUrl")["pattern"].is_string());
+    assert_eq!(prop("DrainRequest", "deadlineSec")["maximum"], 604_800);
+    assert_eq!(prop("PatchWorkerRequest", "drainDeadlineSec")["minimum"], 1);
+    assert_eq!(prop("CreateJoinToken", "maxUses")["maximum"], 1000);
+    assert_eq!(prop("CreateJoinToken", "ttlSec")["maximum"], 2_592_000);
+    assert_eq!(prop("PrewarmExamRequest", "count")["maximum"], 100_000);
+    assert_eq!(prop("AllocateSessionRequest", "examId")["maxLength"], 128);
+    assert!(schemas["PatchWorkerRequest"]["oneOf"].is_array());
+    let audit = &doc["paths"]["/api/vdi/audit"]["get"];
+    let limit = audit["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap();
+    assert_eq!(limit["schema"]["maximum"], 1000);
+    assert!(audit["responses"]["429"].is_object());
+    let code = doc["paths"]["/api/vdi/workers/{code}"]["get"]["parameters"][0].clone();
+    assert_eq!(code["schema"]["maxLength"], 64, "{code}");
+    // Optional bodies may be null: the server takes null as no body.
+    let r = s
+        .send(
+            Method::POST,
+            "/api/vdi/join-tokens",
+            &Cred::Admin,
+            Some(&serde_json::Value::Null),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
 }

@@ -271,11 +271,23 @@ async fn register_deregister_and_remove() {
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json["status"], "pending");
+    // Deregistration: never with the shared token (it would let any worker
+    // take every other one offline); an ADMIN may.
     let r = s
         .send(
             Method::POST,
             "/api/vdi/workers/w-new/deregister",
             &Cred::Worker,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(s.worker("w-new").await["status"], "pending");
+    let r = s
+        .send(
+            Method::POST,
+            "/api/vdi/workers/w-new/deregister",
+            &Cred::Admin,
             None,
         )
         .await;

@@ -38,7 +38,7 @@ pub async fn idempotency(setup: Setup, sim: vdi_cluster_core::testkit::Simulated
         .send(
             Method::GET,
             "/api/vdi/sessions/exam-1/sv-1",
-            &Cred::Cluster,
+            &Cred::Service,
             None,
         )
         .await;
@@ -131,7 +131,7 @@ async fn release_twice_is_a_no_op() {
         .send(
             Method::GET,
             "/api/vdi/sessions/exam-1/sv-1",
-            &Cred::Cluster,
+            &Cred::Service,
             None,
         )
         .await;
@@ -235,7 +235,7 @@ async fn prewarm_splits_across_workers() {
         .send(
             Method::POST,
             "/api/vdi/exams/exam-9/prewarm",
-            &Cred::Cluster,
+            &Cred::Service,
             Some(&json!({"count": 4})),
         )
         .await;

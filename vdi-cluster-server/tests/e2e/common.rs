@@ -16,8 +16,8 @@ use vdi_cluster_server::auth::{Role, mint_jwt};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_vdi-cluster");
 pub const JWT_SECRET: &str = "e2e-secret-0123456789abcdef0123456789abcdef";
-pub const CLUSTER_TOKEN: &str = "e2e-cluster-token";
-pub const WORKER_TOKEN: &str = "e2e-worker-token";
+pub const CLUSTER_TOKEN: &str = "e2e-cluster-token-0123456789abcdef012345";
+pub const WORKER_TOKEN: &str = "e2e-worker-token-0123456789abcdef0123456";
 
 /// Short cluster timings for tests (seconds): heartbeats every second, a
 /// worker is unreachable after 3 s of silence, offline after 10 s; reconcile
@@ -191,16 +191,28 @@ fn url_in(line: &str) -> String {
 }
 
 /// Options of a control plane.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CpOptions {
     /// `--store` (default memory).
     pub store: Option<String>,
     /// `--redis-prefix`.
     pub redis_prefix: Option<String>,
-    /// Require the shared worker token on heartbeats.
+    /// Require the shared worker token on heartbeats (default); `false`
+    /// allows anonymous heartbeats (`--allow-anonymous-heartbeats`).
     pub worker_token: bool,
     /// Further flags.
     pub extra: Vec<String>,
+}
+
+impl Default for CpOptions {
+    fn default() -> Self {
+        Self {
+            store: None,
+            redis_prefix: None,
+            worker_token: true,
+            extra: Vec::new(),
+        }
+    }
 }
 
 /// A control plane process.
@@ -251,6 +263,8 @@ impl ControlPlane {
         }
         if options.worker_token {
             args.extend(["--worker-heartbeat-token".into(), WORKER_TOKEN.into()]);
+        } else {
+            args.push("--allow-anonymous-heartbeats".into());
         }
         args.extend(options.extra.iter().cloned());
         let mut proc = Proc::spawn("control-plane", &args);
@@ -284,7 +298,7 @@ impl ControlPlane {
 pub struct WorkerOptions {
     /// Slots (node of `slots` cores and `slots` GiB, VM 1 core / 1 GiB).
     pub slots: u32,
-    /// Send the shared worker token.
+    /// Send the shared worker token (default).
     pub worker_token: bool,
     /// Report the host's CPU, memory and disk usage.
     pub report_usage: bool,
@@ -296,7 +310,7 @@ impl Default for WorkerOptions {
     fn default() -> Self {
         Self {
             slots: 10,
-            worker_token: false,
+            worker_token: true,
             report_usage: false,
             extra: Vec::new(),
         }
@@ -430,6 +444,19 @@ pub fn http() -> reqwest::Client {
         .unwrap()
 }
 
+/// The exam application's credential: a SERVICE JWT.
+pub fn service_token() -> String {
+    mint_jwt(
+        JWT_SECRET.as_bytes(),
+        "e2e-exam-app",
+        &[Role::Service],
+        Duration::from_secs(3600),
+        None,
+        None,
+    )
+    .unwrap()
+}
+
 pub fn admin_token() -> String {
     mint_jwt(
         JWT_SECRET.as_bytes(),
@@ -448,6 +475,7 @@ pub struct Api {
     pub base: String,
     http: reqwest::Client,
     admin: String,
+    service: String,
 }
 
 impl Api {
@@ -456,6 +484,7 @@ impl Api {
             base: url.to_owned(),
             http: http(),
             admin: admin_token(),
+            service: service_token(),
         }
     }
 
@@ -528,7 +557,7 @@ impl Api {
         keys
     }
 
-    /// The session API, with the cluster token (the exam application).
+    /// The session API, with a SERVICE token (the exam application).
     pub async fn try_allocate(
         &self,
         exam: &str,
@@ -537,7 +566,7 @@ impl Api {
         let r = self
             .http
             .post(format!("{}/api/vdi/sessions", self.base))
-            .header("x-cluster-token", CLUSTER_TOKEN)
+            .bearer_auth(&self.service)
             .json(&json!({"examId": exam, "userId": user}))
             .send()
             .await?;
@@ -559,7 +588,7 @@ impl Api {
         let r = self
             .http
             .get(format!("{}/api/vdi/sessions/{exam}/{user}", self.base))
-            .header("x-cluster-token", CLUSTER_TOKEN)
+            .bearer_auth(&self.service)
             .send()
             .await
             .unwrap();
@@ -571,7 +600,7 @@ impl Api {
         let r = self
             .http
             .delete(format!("{}/api/vdi/sessions/{exam}/{user}", self.base))
-            .header("x-cluster-token", CLUSTER_TOKEN)
+            .bearer_auth(&self.service)
             .send()
             .await
             .unwrap();

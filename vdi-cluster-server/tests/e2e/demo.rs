@@ -35,6 +35,10 @@ async fn the_demo_prints_a_live_cluster_and_stops_on_ctrl_c() {
         .unwrap()
         .to_owned();
     let token = after(&demo.wait_line("export TOKEN=").await, "export TOKEN=");
+    let service = after(
+        &demo.wait_line("export SERVICE_TOKEN=").await,
+        "export SERVICE_TOKEN=",
+    );
     let cluster = after(
         &demo.wait_line("export CLUSTER_TOKEN=").await,
         "export CLUSTER_TOKEN=",
@@ -64,6 +68,14 @@ async fn the_demo_prints_a_live_cluster_and_stops_on_ctrl_c() {
     let r = client
         .request(Method::POST, format!("{url}/api/vdi/sessions"))
         .header("x-cluster-token", &cluster)
+        .json(&json!({"examId": "exam-1", "userId": "student-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "the cluster token is only for workers");
+    let r = client
+        .request(Method::POST, format!("{url}/api/vdi/sessions"))
+        .bearer_auth(&service)
         .json(&json!({"examId": "exam-1", "userId": "student-1"}))
         .send()
         .await
