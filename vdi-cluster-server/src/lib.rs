@@ -66,6 +66,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod events;
+mod exam_schemas;
 pub mod extract;
 pub mod gate;
 pub mod listener;

@@ -216,6 +216,7 @@ fn given(name: &str, schema: Value) -> Value {
 /// Adds what the server enforces and the derives cannot say: the shape of
 /// labels and capabilities, and which admin fields go together.
 fn refine(doc: &mut Value) {
+    crate::exam_schemas::refine(doc);
     let schemas = &mut doc["components"]["schemas"];
     for name in ["DescriptionJson", "ConstraintsJson"] {
         let props = &mut schemas[name]["properties"];
