@@ -21,6 +21,15 @@
 //! longer than `lease_ttl` keeps the lease. When a renewal answers that
 //! another holder has it (or hands out a new token), the pass is abandoned
 //! between two store steps and the replica stops leading.
+//!
+//! # Fencing
+//!
+//! Every write of a pass carries the lease (see
+//! [`ClusterService::reconcile_leased`]): the backend checks, in the same
+//! atomic step as the write, that the lease is still held with the same
+//! token, and refuses with [`Error::Fenced`](crate::Error::Fenced)
+//! otherwise. A deposed leader's late write — after a pause, a lost
+//! renewal or a partition — changes nothing.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -84,9 +93,14 @@ pub async fn run_background(
             () = &mut shutdown => break,
             () = sleep_until(due), if leading => {
                 let Some(lease) = held.clone() else { continue };
-                let pass = service.reconcile();
+                let pass = service.reconcile_leased(Some(&lease));
                 match while_holding(&**service.store(), &lease, &config, pass).await {
                     Some(Ok(report)) => tracing::info!(?report, "reconcile pass"),
+                    Some(Err(e @ crate::Error::Fenced { .. })) => {
+                        tracing::warn!(replica = %replica, error = %e, "a reconcile write was fenced off: no longer leading");
+                        held = None;
+                        monitor.reset();
+                    }
                     Some(Err(e)) => tracing::warn!(error = %e, "reconcile failed"),
                     None => {
                         tracing::warn!(replica = %replica, "lost the background lease during a reconcile pass; abandoned it");

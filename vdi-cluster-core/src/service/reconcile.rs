@@ -14,11 +14,13 @@ use crate::reconcile::{
     ReconcileReport, Verdict, judge, on_failed_worker,
 };
 use crate::scheduler::Constraints;
+use crate::store::Lease;
 use crate::time::Timestamp;
 use crate::worker::WorkerView;
 
 struct Pass<'a> {
     service: &'a ClusterService,
+    fence: Option<&'a Lease>,
     report: ReconcileReport,
     guard: bool,
     healthy_target: bool,
@@ -35,13 +37,29 @@ impl ClusterService {
     /// when no healthy target exists), completes drains, and recounts every
     /// counter, repairing drift. Work is bounded per pass; a backend error
     /// stops the pass, so nothing is removed on an inconsistent view.
+    ///
+    /// Unfenced: an operator's pass on any replica. The background loop
+    /// runs [`reconcile_leased`](Self::reconcile_leased).
     pub async fn reconcile(&self) -> Result<ReconcileReport> {
+        self.reconcile_leased(None).await
+    }
+
+    /// [`reconcile`](Self::reconcile), with every removal and orphan mark
+    /// fenced by `fence` (the background lease): the store refuses them
+    /// with [`Error::Fenced`] once the lease is held by another replica or
+    /// under another token, and the pass stops there. Not fenced: the
+    /// recount's repair (it writes the recounted truth, so a late one is
+    /// corrected by the next), drain completion (a compare-and-set on the
+    /// worker's version) and re-dispatch (a compare-and-reserve that
+    /// supersedes the old dispatch by id).
+    pub async fn reconcile_leased(&self, fence: Option<&Lease>) -> Result<ReconcileReport> {
         let started_at = self.clock.now();
         let views = self.worker_views().await?;
         let share = MassFailure::of(&views);
         let guard = share.guards(self.config.mass_failure_percent);
         let mut pass = Pass {
             service: self,
+            fence,
             report: ReconcileReport {
                 started_at,
                 workers_checked: u32::try_from(views.len()).unwrap_or(u32::MAX),
@@ -145,17 +163,25 @@ impl Pass<'_> {
         match judge(&d, worker, now, &self.service.config.reconcile_limits()) {
             Verdict::Keep => {}
             Verdict::Reclaim => {
-                if store.undo(&d.key, d.id).await? {
+                if store.undo(&d.key, d.id, self.fence).await? {
                     self.report.reservations_reclaimed += 1;
                 }
             }
             Verdict::Gone => {
-                if store.release(&d.key, Some(d.id)).await?.is_some() {
+                if store
+                    .release(&d.key, Some(d.id), self.fence)
+                    .await?
+                    .is_some()
+                {
                     self.report.gone_removed += 1;
                 }
             }
             Verdict::Stale => {
-                if store.release(&d.key, Some(d.id)).await?.is_some() {
+                if store
+                    .release(&d.key, Some(d.id), self.fence)
+                    .await?
+                    .is_some()
+                {
                     self.report.stale_removed += 1;
                 }
             }
@@ -202,7 +228,12 @@ impl Pass<'_> {
     }
 
     async fn orphan(&mut self, d: &Dispatch) -> Result<()> {
-        if self.service.store.mark_orphaned(&d.key, d.id).await? {
+        if self
+            .service
+            .store
+            .mark_orphaned(&d.key, d.id, self.fence)
+            .await?
+        {
             self.report.orphaned += 1;
             *self.orphaned_by_worker.entry(d.worker.clone()).or_default() += 1;
         }
