@@ -248,10 +248,11 @@ pub trait DispatchStore: Debug + Send + Sync + 'static {
     async fn recount(&self, repair: bool) -> Result<RecountReport>;
 }
 
-/// A held lease.
+/// A held lease. Passed as the `fence` of a write, it makes the write
+/// conditional on the lease still being held (see the module's contract).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
-    /// Lease name (`reconcile`).
+    /// Lease name (`background` for the background jobs).
     pub name: String,
     /// Who holds it.
     pub holder: String,

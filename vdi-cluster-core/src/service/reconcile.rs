@@ -1,4 +1,19 @@
 //! Reconcile and the health monitor.
+//!
+//! A pass reads the fleet, judges each dispatch ([`judge`]) and applies the
+//! verdicts as store writes. When it runs in the background loop it holds
+//! the background lease, renewed every tick while the pass runs (see the
+//! `background` module), and its writes are **fenced** by that lease
+//! ([`ClusterService::reconcile_leased`]): reclaiming a stuck reservation
+//! (`undo`), removing a gone or stale dispatch (`release`) and marking a
+//! session orphaned (`mark_orphaned`) each carry the lease, and the backend
+//! refuses them in the same atomic step once another replica holds it or
+//! it was taken anew. The first refusal ([`Error::Fenced`]) ends the pass:
+//! a deposed leader stops writing at once. The remaining writes are safe
+//! late by construction: re-dispatch supersedes the old dispatch by its id
+//! (a session already moved by the new leader is not moved again), drain
+//! completion is a compare-and-set on the worker's version, and the
+//! recount's repair writes the count it recounts in the same atomic step.
 
 use std::collections::{HashMap, HashSet};
 
