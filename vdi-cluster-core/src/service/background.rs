@@ -8,12 +8,13 @@
 //! changes into events. Reconcile is scheduled by **deadline**, not by
 //! counting ticks: the first pass is due `reconcile_every` after the lease
 //! was taken, and each next one `reconcile_every` after the previous
-//! deadline, on its own timer. A pass therefore starts when it is due, not
-//! at the first tick after it (counting ticks made a 10 s interval with
-//! 5 s ticks come 10 or 15 s apart, and a 3 s one 6 s apart, because the
-//! elapsed time measured at a tick fell just short of the interval). A pass
-//! that runs past the next deadline is followed by the next pass at once;
-//! passes never overlap.
+//! deadline, on its own timer. A pass therefore starts when it is due (or
+//! as soon as a health step already under way has finished), not at the
+//! first tick after it: counting ticks made a 10 s interval with 5 s ticks
+//! come 10 or 15 s apart, and a 3 s one 6 s apart, because the elapsed time
+//! measured after a tick's store steps fell just short of the interval. A
+//! pass that runs past the next deadline is followed by the next pass at
+//! once; passes never overlap, and health steps wait while a pass runs.
 //!
 //! # Renewal
 //!
@@ -24,12 +25,14 @@
 //!
 //! # Fencing
 //!
-//! Every write of a pass carries the lease (see
+//! Every removal and orphan mark of a pass carries the lease (see
 //! [`ClusterService::reconcile_leased`]): the backend checks, in the same
 //! atomic step as the write, that the lease is still held with the same
 //! token, and refuses with [`Error::Fenced`](crate::Error::Fenced)
-//! otherwise. A deposed leader's late write — after a pause, a lost
-//! renewal or a partition — changes nothing.
+//! otherwise, which ends the pass and the replica's leadership. A deposed
+//! leader's late removal — after a pause, a lost renewal or a partition —
+//! changes nothing. The pass's other writes are safe late by construction
+//! (see the `reconcile` module).
 
 use std::future::Future;
 use std::sync::Arc;
