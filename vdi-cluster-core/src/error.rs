@@ -73,6 +73,17 @@ pub enum Error {
         source: crate::client::WorkerCallError,
     },
 
+    /// A fenced write was refused: the lease it carried is no longer held
+    /// by its holder under its token (it expired, or another replica took
+    /// it). Nothing was written.
+    #[error("lease {lease} is no longer held under token {token}; the write was refused")]
+    Fenced {
+        /// The lease's name.
+        lease: String,
+        /// The token the write carried.
+        token: u64,
+    },
+
     /// The storage backend is unreachable or answered wrongly. The outcome
     /// of the step is unknown (a write whose answer was lost may have been
     /// applied); every step is idempotent or guarded by a dispatch id or a
@@ -86,6 +97,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// The refusal of a write fenced by `lease`.
+    pub fn fenced(lease: &crate::store::Lease) -> Self {
+        Self::Fenced {
+            lease: lease.name.clone(),
+            token: lease.token,
+        }
+    }
+
     /// Wraps a backend error as [`Error::Unavailable`].
     pub fn unavailable(source: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Unavailable {

@@ -78,6 +78,23 @@ impl State {
         }
     }
 
+    /// Refuses a write fenced by a lease that is not held, unexpired at
+    /// `now`, by its holder under its token. Checked under the same lock
+    /// as the write it guards.
+    fn check_fence(&self, fence: Option<&Lease>, now: Timestamp) -> Result<()> {
+        let Some(lease) = fence else {
+            return Ok(());
+        };
+        let held = self.leases.get(&lease.name).is_some_and(|(h, t, expires)| {
+            *h == lease.holder && *t == lease.token && *expires > now
+        });
+        if held {
+            Ok(())
+        } else {
+            Err(Error::fenced(lease))
+        }
+    }
+
     fn remove_dispatch(&mut self, key: &SessionKey) -> Option<Dispatch> {
         let d = self.dispatches.remove(key)?;
         self.remove_counters(&d);
@@ -287,8 +304,9 @@ impl DispatchStore for MemoryStore {
         Ok(Adoption::Adopted(d))
     }
 
-    async fn undo(&self, key: &SessionKey, id: DispatchId) -> Result<bool> {
+    async fn undo(&self, key: &SessionKey, id: DispatchId, fence: Option<&Lease>) -> Result<bool> {
         let mut s = self.lock()?;
+        s.check_fence(fence, self.clock.now())?;
         let undoable = s
             .dispatches
             .get(key)
@@ -296,8 +314,14 @@ impl DispatchStore for MemoryStore {
         Ok(undoable && s.remove_dispatch(key).is_some())
     }
 
-    async fn release(&self, key: &SessionKey, id: Option<DispatchId>) -> Result<Option<Dispatch>> {
+    async fn release(
+        &self,
+        key: &SessionKey,
+        id: Option<DispatchId>,
+        fence: Option<&Lease>,
+    ) -> Result<Option<Dispatch>> {
         let mut s = self.lock()?;
+        s.check_fence(fence, self.clock.now())?;
         let matches = s
             .dispatches
             .get(key)
@@ -309,8 +333,14 @@ impl DispatchStore for MemoryStore {
         })
     }
 
-    async fn mark_orphaned(&self, key: &SessionKey, id: DispatchId) -> Result<bool> {
+    async fn mark_orphaned(
+        &self,
+        key: &SessionKey,
+        id: DispatchId,
+        fence: Option<&Lease>,
+    ) -> Result<bool> {
         let mut s = self.lock()?;
+        s.check_fence(fence, self.clock.now())?;
         match s.dispatches.get_mut(key) {
             Some(d) if d.id == id => {
                 d.state = DispatchState::Orphaned;

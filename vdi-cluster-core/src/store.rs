@@ -29,6 +29,14 @@
 //!   a second dispatch for a session (invariant B) and keeps every counter
 //!   equal to a recount (invariant C). It checks no capacity: the session
 //!   already runs on the worker, whose own report counts it.
+//! * **Reconcile's writes are fenced.** [`DispatchStore::undo`],
+//!   [`DispatchStore::release`] and [`DispatchStore::mark_orphaned`] take a
+//!   `fence: Option<&Lease>`. With `Some(lease)`, the backend checks that
+//!   the lease `lease.name` is held, unexpired on the storage's clock, by
+//!   `lease.holder` under `lease.token`, in the same atomic step as the
+//!   write; otherwise it writes nothing and answers
+//!   [`Error::Fenced`](crate::Error::Fenced). A deposed leader's late write
+//!   is refused. `None` writes unfenced (allocation, a student's release).
 //! * **Compare-and-set on worker records.** [`Registry::put_worker`] writes
 //!   only if the stored version is the expected one, and bumps it. It never
 //!   touches the dispatched count.
@@ -200,15 +208,28 @@ pub trait DispatchStore: Debug + Send + Sync + 'static {
     async fn adopt(&self, dispatch: &Dispatch, sticky_ttl: Duration) -> Result<Adoption>;
 
     /// Removes the reservation `id` if it is still only reserved, with its
-    /// counters. `false` if there was nothing to undo.
-    async fn undo(&self, key: &SessionKey, id: DispatchId) -> Result<bool>;
+    /// counters. `false` if there was nothing to undo. Fenced by `fence`
+    /// when given (see the module's contract).
+    async fn undo(&self, key: &SessionKey, id: DispatchId, fence: Option<&Lease>) -> Result<bool>;
 
     /// Removes the session's dispatch (only if it is `id`, when given) with
     /// its counters. Idempotent: `None` if there was nothing to remove.
-    async fn release(&self, key: &SessionKey, id: Option<DispatchId>) -> Result<Option<Dispatch>>;
+    /// Fenced by `fence` when given (see the module's contract).
+    async fn release(
+        &self,
+        key: &SessionKey,
+        id: Option<DispatchId>,
+        fence: Option<&Lease>,
+    ) -> Result<Option<Dispatch>>;
 
     /// Marks dispatch `id` orphaned (its worker failed, `manual` policy).
-    async fn mark_orphaned(&self, key: &SessionKey, id: DispatchId) -> Result<bool>;
+    /// Fenced by `fence` when given (see the module's contract).
+    async fn mark_orphaned(
+        &self,
+        key: &SessionKey,
+        id: DispatchId,
+        fence: Option<&Lease>,
+    ) -> Result<bool>;
 
     /// The session's dispatch.
     async fn dispatch(&self, key: &SessionKey) -> Result<Option<Dispatch>>;
@@ -227,10 +248,11 @@ pub trait DispatchStore: Debug + Send + Sync + 'static {
     async fn recount(&self, repair: bool) -> Result<RecountReport>;
 }
 
-/// A held lease.
+/// A held lease. Passed as the `fence` of a write, it makes the write
+/// conditional on the lease still being held (see the module's contract).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
-    /// Lease name (`reconcile`).
+    /// Lease name (`background` for the background jobs).
     pub name: String,
     /// Who holds it.
     pub holder: String,

@@ -11,7 +11,8 @@ use vdi_cluster_core::events::{EventKind, RecordingSink};
 use vdi_cluster_core::health::HeartbeatStamp;
 use vdi_cluster_core::policy::TransitionError;
 use vdi_cluster_core::service::{
-    AdminOutcome, AllocateOutcome, BackgroundConfig, HealthMonitor, run_background,
+    AdminOutcome, AllocateOutcome, BACKGROUND_LEASE, BackgroundConfig, HealthMonitor,
+    run_background,
 };
 use vdi_cluster_core::testkit::{
     SimulatedWorkers, heartbeat_for, heartbeat_with_slots, key, total_dispatched, wid,
@@ -19,8 +20,8 @@ use vdi_cluster_core::testkit::{
 use vdi_cluster_core::worker::{Heartbeat, WorkerRecord};
 use vdi_cluster_core::{
     AdminAction, Availability, Clock, ClusterService, DispatchStore, DrainStatus, Error, ExamId,
-    FailurePolicy, ManualClock, MemoryStore, Registry, ServiceConfig, SessionKey, Timestamp,
-    WorkerId, WorkerStatus,
+    FailurePolicy, LeaderLease, ManualClock, MemoryStore, Registry, ServiceConfig, SessionKey,
+    Timestamp, WorkerId, WorkerStatus,
 };
 
 const START: Timestamp = Timestamp(1_800_000_000_000);
@@ -556,6 +557,46 @@ async fn stuck_reservations_and_stale_dispatches_are_cleaned() {
     }
     let report = h.svc.reconcile().await.unwrap();
     assert_eq!(report.stale_removed, 1);
+    assert_eq!(h.dispatched("w1").await, 0);
+}
+
+#[tokio::test]
+async fn a_deposed_leaders_reconcile_writes_are_fenced_off() {
+    let h = harness(|_| {});
+    h.beat("w1", 4, 0).await;
+    let k = key("exam", "crashed");
+    let d = vdi_cluster_core::Dispatch::reserve(k.clone(), wid("w1"), h.clock.now(), None, None);
+    h.store
+        .reserve(&vdi_cluster_core::store::ReserveRequest {
+            dispatch: d.clone(),
+            supersede: None,
+        })
+        .await
+        .unwrap();
+    let ttl = Duration::from_secs(30);
+    let stale = h
+        .store
+        .try_acquire(BACKGROUND_LEASE, "a", ttl)
+        .await
+        .unwrap()
+        .expect("a leads");
+    // a pauses past its lease; b takes over.
+    h.advance(91);
+    h.beat("w1", 4, 0).await;
+    let current = h
+        .store
+        .try_acquire(BACKGROUND_LEASE, "b", ttl)
+        .await
+        .unwrap()
+        .expect("b leads");
+    let err = h.svc.reconcile_leased(Some(&stale)).await.unwrap_err();
+    assert!(matches!(err, Error::Fenced { .. }), "{err}");
+    assert_eq!(
+        h.store.dispatch(&k).await.unwrap().map(|x| x.id),
+        Some(d.id)
+    );
+    let report = h.svc.reconcile_leased(Some(&current)).await.unwrap();
+    assert_eq!(report.reservations_reclaimed, 1);
     assert_eq!(h.dispatched("w1").await, 0);
 }
 

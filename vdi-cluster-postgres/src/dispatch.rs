@@ -7,7 +7,7 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use vdi_cluster_core::store::{
-    Adoption, Counter, DispatchPage, DispatchStore, Drift, ExamPlacement, RecountReport,
+    Adoption, Counter, DispatchPage, DispatchStore, Drift, ExamPlacement, Lease, RecountReport,
     Reservation, ReserveRequest,
 };
 use vdi_cluster_core::{
@@ -95,18 +95,28 @@ impl PgStore {
         key: &SessionKey,
         id: Option<DispatchId>,
         only_reserved: bool,
+        fence: Option<&Lease>,
     ) -> Result<Option<Dispatch>> {
-        self.call(async {
-            let removed: Option<Json<Dispatch>> = sqlx::query_scalar(sql::REMOVE_DISPATCH)
-                .bind(key.exam_id.as_str())
-                .bind(key.user_id.as_str())
-                .bind(id.map(|id| id.0))
-                .bind(only_reserved)
-                .fetch_one(self.pool())
-                .await?;
-            Ok(removed.map(|Json(d)| d))
-        })
-        .await
+        let (lease, holder, token) = fence_args(fence)?;
+        let (held, removed) = self
+            .call(async {
+                let row = sqlx::query(sql::REMOVE_DISPATCH)
+                    .bind(key.exam_id.as_str())
+                    .bind(key.user_id.as_str())
+                    .bind(id.map(|id| id.0))
+                    .bind(only_reserved)
+                    .bind(lease)
+                    .bind(holder)
+                    .bind(token)
+                    .fetch_one(self.pool())
+                    .await?;
+                let held: bool = row.try_get("held")?;
+                let removed: Option<Json<Dispatch>> = row.try_get("record")?;
+                Ok((held, removed))
+            })
+            .await?;
+        refuse_unless(held, fence)?;
+        Ok(removed.map(|Json(d)| d))
     }
 
     async fn repair(&self, worker: &str) -> Result<Vec<Drift>, PgError> {
@@ -249,25 +259,44 @@ impl DispatchStore for PgStore {
         .await
     }
 
-    async fn undo(&self, key: &SessionKey, id: DispatchId) -> Result<bool> {
-        Ok(self.remove(key, Some(id), true).await?.is_some())
+    async fn undo(&self, key: &SessionKey, id: DispatchId, fence: Option<&Lease>) -> Result<bool> {
+        Ok(self.remove(key, Some(id), true, fence).await?.is_some())
     }
 
-    async fn release(&self, key: &SessionKey, id: Option<DispatchId>) -> Result<Option<Dispatch>> {
-        self.remove(key, id, false).await
+    async fn release(
+        &self,
+        key: &SessionKey,
+        id: Option<DispatchId>,
+        fence: Option<&Lease>,
+    ) -> Result<Option<Dispatch>> {
+        self.remove(key, id, false, fence).await
     }
 
-    async fn mark_orphaned(&self, key: &SessionKey, id: DispatchId) -> Result<bool> {
-        self.call(async {
-            let done = sqlx::query(sql::MARK_ORPHANED)
-                .bind(key.exam_id.as_str())
-                .bind(key.user_id.as_str())
-                .bind(id.0)
-                .execute(self.pool())
-                .await?;
-            Ok(done.rows_affected() == 1)
-        })
-        .await
+    async fn mark_orphaned(
+        &self,
+        key: &SessionKey,
+        id: DispatchId,
+        fence: Option<&Lease>,
+    ) -> Result<bool> {
+        let (lease, holder, token) = fence_args(fence)?;
+        let (held, marked) = self
+            .call(async {
+                let row = sqlx::query(sql::MARK_ORPHANED)
+                    .bind(key.exam_id.as_str())
+                    .bind(key.user_id.as_str())
+                    .bind(id.0)
+                    .bind(lease)
+                    .bind(holder)
+                    .bind(token)
+                    .fetch_one(self.pool())
+                    .await?;
+                let held: bool = row.try_get("held")?;
+                let marked: i64 = row.try_get("marked")?;
+                Ok((held, marked))
+            })
+            .await?;
+        refuse_unless(held, fence)?;
+        Ok(marked == 1)
     }
 
     async fn dispatch(&self, key: &SessionKey) -> Result<Option<Dispatch>> {
@@ -389,6 +418,24 @@ impl DispatchStore for PgStore {
         // order of `Counter`, and of the in-memory backend's report).
         report.drift.sort_by(|a, b| a.counter.cmp(&b.counter));
         Ok(report)
+    }
+}
+
+/// The fencing lease's name, holder and token as statement parameters
+/// (all NULL: unfenced).
+fn fence_args(fence: Option<&Lease>) -> Result<(Option<&str>, Option<&str>, Option<i64>)> {
+    let Some(lease) = fence else {
+        return Ok((None, None, None));
+    };
+    let token = i64::try_from(lease.token).map_err(|_| Error::fenced(lease))?;
+    Ok((Some(&lease.name), Some(&lease.holder), Some(token)))
+}
+
+/// [`Error::Fenced`] when the statement's fence check refused the write.
+fn refuse_unless(held: bool, fence: Option<&Lease>) -> Result<()> {
+    match fence {
+        Some(lease) if !held => Err(Error::fenced(lease)),
+        _ => Ok(()),
     }
 }
 

@@ -81,24 +81,24 @@ async fn step(rng: &mut SmallRng, t: u64, mem: &MemoryStore, pg: &PgStore, db: &
         50..=57 => {
             let id = some_id(rng, current.as_ref());
             assert_eq!(
-                mem.undo(&k, id).await.unwrap(),
-                pg.undo(&k, id).await.unwrap(),
+                mem.undo(&k, id, None).await.unwrap(),
+                pg.undo(&k, id, None).await.unwrap(),
                 "undo {k}"
             );
         }
         58..=67 => {
             let id = rng.random_bool(0.5).then(|| some_id(rng, current.as_ref()));
             assert_eq!(
-                mem.release(&k, id).await.unwrap(),
-                pg.release(&k, id).await.unwrap(),
+                mem.release(&k, id, None).await.unwrap(),
+                pg.release(&k, id, None).await.unwrap(),
                 "release {k}"
             );
         }
         68..=71 => {
             let id = some_id(rng, current.as_ref());
             assert_eq!(
-                mem.mark_orphaned(&k, id).await.unwrap(),
-                pg.mark_orphaned(&k, id).await.unwrap(),
+                mem.mark_orphaned(&k, id, None).await.unwrap(),
+                pg.mark_orphaned(&k, id, None).await.unwrap(),
                 "mark_orphaned {k}"
             );
         }
@@ -412,7 +412,7 @@ async fn delete_worker_refuses_while_rows_remain_even_if_the_count_drifted() {
         "the rows are counted when the counter says zero"
     );
     assert_eq!(store.recount(true).await.unwrap().drift.len(), 1);
-    store.release(&k, None).await.unwrap().unwrap();
+    store.release(&k, None, None).await.unwrap().unwrap();
     assert_eq!(
         store.delete_worker(&w.id, version).await.unwrap(),
         DeleteOutcome::Deleted

@@ -78,11 +78,14 @@ async fn every_call_is_unavailable(store: &PgStore) {
         )
         .await,
     );
-    assert_unavailable("undo", bounded("undo", store.undo(&k, id)).await);
-    assert_unavailable("release", bounded("release", store.release(&k, None)).await);
+    assert_unavailable("undo", bounded("undo", store.undo(&k, id, None)).await);
+    assert_unavailable(
+        "release",
+        bounded("release", store.release(&k, None, None)).await,
+    );
     assert_unavailable(
         "mark_orphaned",
-        bounded("mark_orphaned", store.mark_orphaned(&k, id)).await,
+        bounded("mark_orphaned", store.mark_orphaned(&k, id, None)).await,
     );
     assert_unavailable("dispatch", bounded("dispatch", store.dispatch(&k)).await);
     assert_unavailable(

@@ -81,3 +81,19 @@ local function version_is(v, expected)
   end
   return v ~= nil and v == tonumber(expected)
 end
+
+-- The refusal of a write fenced by a lease (reconcile's writes, under the
+-- background lease): when `lease` (a key passed in KEYS) is given, the
+-- lease hash must exist (Redis expires it with the lease) and name
+-- `holder` under `token`. Returns an error reply to return at once, or nil
+-- to go on with the write, in the same script.
+local function fence_refusal(lease, holder, token)
+  if not lease then
+    return nil
+  end
+  local cur = redis.call('HMGET', lease, 'holder', 'token')
+  if cur[1] == holder and cur[2] == token then
+    return nil
+  end
+  return redis.error_reply('FENCED the lease is not held under this token')
+end

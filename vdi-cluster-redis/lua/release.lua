@@ -8,12 +8,22 @@
 -- KEYS[3]  worker index (sorted set)       {p}:index:worker-dispatches
 -- KEYS[4]  the exam's dispatch keys (set)  {p}:sticky:exam:{e}:sessions
 -- KEYS[5]  the exam's affinity (hash)      {p}:sticky:exam:{e}:affinity
+-- KEYS[6]  optional: the fencing lease (hash) {p}:lease:{name}
 -- ARGV[1]  dispatch id that must be the stored one, or '' for any
+-- ARGV[2]  the fencing lease's holder (with KEYS[6])
+-- ARGV[3]  the fencing lease's token (with KEYS[6])
 --
+-- Refuses with a FENCED error, writing nothing, when KEYS[6] is given and
+-- that lease is not held by ARGV[2] under token ARGV[3].
 -- Returns {} if nothing was removed, else the removed record as
 -- {field, value, …}.
 
 local record, counts, index, sessions, affinity = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+
+local refused = fence_refusal(KEYS[6], ARGV[2], ARGV[3])
+if refused then
+  return refused
+end
 
 local cur = redis.call('HMGET', record, 'id', 'worker')
 if not cur[1] or (ARGV[1] ~= '' and cur[1] ~= ARGV[1]) then

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use vdi_cluster_core::store::{
-    Adoption, DispatchPage, DispatchStore, ExamPlacement, RecountReport, Reservation,
+    Adoption, DispatchPage, DispatchStore, ExamPlacement, Lease, RecountReport, Reservation,
     ReserveRequest,
 };
 use vdi_cluster_core::time::duration_millis;
@@ -183,41 +183,53 @@ impl DispatchStore for RedisStore {
         Ok(self.run_adopt(dispatch, sticky_ttl).await?)
     }
 
-    async fn undo(&self, key: &SessionKey, id: DispatchId) -> Result<bool> {
+    async fn undo(&self, key: &SessionKey, id: DispatchId, fence: Option<&Lease>) -> Result<bool> {
         let mut invocation = SCRIPTS.undo.prepare_invoke();
         for k in self.removal_keys(key) {
             invocation.key(k);
         }
+        invocation.arg(id.to_string());
+        self.fence(&mut invocation, fence);
         let removed: i64 = invocation
-            .arg(id.to_string())
             .invoke_async(&mut self.conn())
             .await
-            .map_err(BackendError::from)?;
+            .map_err(|e| fenced(e, fence))?;
         Ok(removed == 1)
     }
 
-    async fn release(&self, key: &SessionKey, id: Option<DispatchId>) -> Result<Option<Dispatch>> {
+    async fn release(
+        &self,
+        key: &SessionKey,
+        id: Option<DispatchId>,
+        fence: Option<&Lease>,
+    ) -> Result<Option<Dispatch>> {
         let keys = self.removal_keys(key);
         let mut invocation = SCRIPTS.release.prepare_invoke();
         for k in &keys {
             invocation.key(k);
         }
+        invocation.arg(id.map(|id| id.to_string()).unwrap_or_default());
+        self.fence(&mut invocation, fence);
         let reply: Vec<String> = invocation
-            .arg(id.map(|id| id.to_string()).unwrap_or_default())
             .invoke_async(&mut self.conn())
             .await
-            .map_err(BackendError::from)?;
+            .map_err(|e| fenced(e, fence))?;
         Ok(dispatch_from_fields(&keys[0], pairs(reply))?)
     }
 
-    async fn mark_orphaned(&self, key: &SessionKey, id: DispatchId) -> Result<bool> {
-        let marked: i64 = SCRIPTS
-            .mark_orphaned
-            .key(self.keys.dispatch(key))
-            .arg(id.to_string())
+    async fn mark_orphaned(
+        &self,
+        key: &SessionKey,
+        id: DispatchId,
+        fence: Option<&Lease>,
+    ) -> Result<bool> {
+        let mut invocation = SCRIPTS.mark_orphaned.prepare_invoke();
+        invocation.key(self.keys.dispatch(key)).arg(id.to_string());
+        self.fence(&mut invocation, fence);
+        let marked: i64 = invocation
             .invoke_async(&mut self.conn())
             .await
-            .map_err(BackendError::from)?;
+            .map_err(|e| fenced(e, fence))?;
         Ok(marked == 1)
     }
 
@@ -328,5 +340,28 @@ impl DispatchStore for RedisStore {
 
     async fn recount(&self, repair: bool) -> Result<RecountReport> {
         Ok(self.recount_all(repair).await?)
+    }
+}
+
+impl RedisStore {
+    /// Appends the fencing lease to a write's invocation: its key as the
+    /// script's last KEYS entry, its holder and token as its last ARGV
+    /// entries (see `fence_refusal` in lua/prelude.lua).
+    fn fence(&self, invocation: &mut redis::ScriptInvocation<'_>, fence: Option<&Lease>) {
+        if let Some(lease) = fence {
+            invocation
+                .key(self.keys.lease(&lease.name))
+                .arg(&lease.holder)
+                .arg(lease.token);
+        }
+    }
+}
+
+/// A script's `FENCED` refusal as [`Error::Fenced`]; anything else as the
+/// backend being unavailable.
+fn fenced(e: redis::RedisError, fence: Option<&Lease>) -> Error {
+    match fence {
+        Some(lease) if e.code() == Some("FENCED") => Error::fenced(lease),
+        _ => BackendError::from(e).into(),
     }
 }

@@ -316,7 +316,7 @@ impl ClusterService {
                     return Ok(Existing::InProgress);
                 }
                 // A reservation whose allocator died: reclaim it now.
-                self.store.undo(key, d.id).await?;
+                self.store.undo(key, d.id, None).await?;
                 Ok(Existing::None)
             }
             DispatchState::Orphaned => Ok(Existing::Replace(d)),
@@ -536,7 +536,7 @@ impl ClusterService {
             Ok(Err(e)) => e,
             Err(_) => WorkerCallError::Timeout,
         };
-        if !self.store.undo(key, reserved.id).await?
+        if !self.store.undo(key, reserved.id, None).await?
             && let Some(adopted) = self.adopted_meanwhile(reserved).await?
         {
             // The worker did start it, and its heartbeat said so first.

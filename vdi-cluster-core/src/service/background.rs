@@ -1,16 +1,49 @@
 //! The background loop: health events and periodic reconcile, on one
 //! replica at a time.
+//!
+//! # Timing
+//!
+//! The loop keeps two clocks apart. Every `tick` it tries to take or renew
+//! the [`BACKGROUND_LEASE`] and, while it holds it, turns availability
+//! changes into events. Reconcile is scheduled by **deadline**, not by
+//! counting ticks: the first pass is due `reconcile_every` after the lease
+//! was taken, and each next one `reconcile_every` after the previous
+//! deadline, on its own timer. A pass therefore starts when it is due (or
+//! as soon as a health step already under way has finished), not at the
+//! first tick after it: counting ticks made a 10 s interval with 5 s ticks
+//! come 10 or 15 s apart, and a 3 s one 6 s apart, because the elapsed time
+//! measured after a tick's store steps fell just short of the interval. A
+//! pass that runs past the next deadline is followed by the next pass at
+//! once; passes never overlap, and health steps wait while a pass runs.
+//!
+//! # Renewal
+//!
+//! A pass runs alongside a renewal of the lease every `tick`, so a pass
+//! longer than `lease_ttl` keeps the lease. When a renewal answers that
+//! another holder has it (or hands out a new token), the pass is abandoned
+//! between two store steps and the replica stops leading.
+//!
+//! # Fencing
+//!
+//! Every removal and orphan mark of a pass carries the lease (see
+//! [`ClusterService::reconcile_leased`]): the backend checks, in the same
+//! atomic step as the write, that the lease is still held with the same
+//! token, and refuses with [`Error::Fenced`](crate::Error::Fenced)
+//! otherwise, which ends the pass and the replica's leadership. A deposed
+//! leader's late removal — after a pause, a lost renewal or a partition —
+//! changes nothing. The pass's other writes are safe late by construction
+//! (see the `reconcile` module).
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::{Instant, MissedTickBehavior, interval};
+use tokio::time::{Instant, MissedTickBehavior, interval, interval_at, sleep_until};
 
 use super::ClusterService;
 use super::reconcile::HealthMonitor;
 use crate::policy::AdminPolicy;
-use crate::store::Lease;
+use crate::store::{LeaderLease, Lease};
 
 /// The lease that elects the replica running background jobs.
 pub const BACKGROUND_LEASE: &str = "background";
@@ -41,8 +74,9 @@ impl Default for BackgroundConfig {
 
 /// Runs until `shutdown` completes. On each tick the replica tries to hold
 /// the background lease; while it does, it turns availability changes into
-/// events, completes drains, and reconciles every `reconcile_every`. On
-/// shutdown it gives the lease up so another replica takes over at once.
+/// events, completes drains, and reconciles when a pass is due (see the
+/// module docs for timing, renewal and fencing). On shutdown it gives the
+/// lease up so another replica takes over at once.
 pub async fn run_background(
     service: Arc<ClusterService>,
     config: BackgroundConfig,
@@ -53,45 +87,60 @@ pub async fn run_background(
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut monitor = HealthMonitor::default();
     let mut held: Option<Lease> = None;
-    let mut last_reconcile = Instant::now();
+    let mut due = Instant::now() + config.reconcile_every;
+    let replica = service.config().replica_id.clone();
     loop {
+        let leading = config.reconcile_enabled && held.is_some();
         tokio::select! {
+            biased;
             () = &mut shutdown => break,
-            _ = ticker.tick() => {}
-        }
-        let replica = &service.config().replica_id;
-        match service
-            .store()
-            .try_acquire(BACKGROUND_LEASE, replica, config.lease_ttl)
-            .await
-        {
-            Ok(Some(lease)) => {
-                if held.is_none() {
-                    tracing::info!(replica = %replica, token = lease.token, "holding the background lease");
-                    last_reconcile = Instant::now();
-                }
-                held = Some(lease);
-                if let Err(e) = tick(&service, &mut monitor).await {
-                    tracing::warn!(error = %e, "health tick failed");
-                }
-                if config.reconcile_enabled && last_reconcile.elapsed() >= config.reconcile_every {
-                    last_reconcile = Instant::now();
-                    match service.reconcile().await {
-                        Ok(report) => tracing::info!(?report, "reconcile pass"),
-                        Err(e) => tracing::warn!(error = %e, "reconcile failed"),
+            () = sleep_until(due), if leading => {
+                let Some(lease) = held.clone() else { continue };
+                let pass = service.reconcile_leased(Some(&lease));
+                match while_holding(&**service.store(), &lease, &config, pass).await {
+                    Some(Ok(report)) => tracing::info!(?report, "reconcile pass"),
+                    Some(Err(e @ crate::Error::Fenced { .. })) => {
+                        tracing::warn!(replica = %replica, error = %e, "a reconcile write was fenced off: no longer leading");
+                        held = None;
+                        monitor.reset();
+                    }
+                    Some(Err(e)) => tracing::warn!(error = %e, "reconcile failed"),
+                    None => {
+                        tracing::warn!(replica = %replica, "lost the background lease during a reconcile pass; abandoned it");
+                        held = None;
+                        monitor.reset();
                     }
                 }
+                due = next_due(due, config.reconcile_every, Instant::now());
             }
-            Ok(None) => {
-                if held.take().is_some() {
-                    tracing::info!(replica = %replica, "lost the background lease");
+            _ = ticker.tick() => {
+                match service
+                    .store()
+                    .try_acquire(BACKGROUND_LEASE, &replica, config.lease_ttl)
+                    .await
+                {
+                    Ok(Some(lease)) => {
+                        if held.as_ref().is_none_or(|h| h.token != lease.token) {
+                            tracing::info!(replica = %replica, token = lease.token, "holding the background lease");
+                            due = Instant::now() + config.reconcile_every;
+                        }
+                        held = Some(lease);
+                        if let Err(e) = tick(&service, &mut monitor).await {
+                            tracing::warn!(error = %e, "health tick failed");
+                        }
+                    }
+                    Ok(None) => {
+                        if held.take().is_some() {
+                            tracing::info!(replica = %replica, "lost the background lease");
+                        }
+                        monitor.reset();
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot reach the store for the background lease");
+                        held = None;
+                        monitor.reset();
+                    }
                 }
-                monitor.reset();
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot reach the store for the background lease");
-                held = None;
-                monitor.reset();
             }
         }
     }
@@ -99,6 +148,45 @@ pub async fn run_background(
         && let Err(e) = service.store().release_lease(&lease).await
     {
         tracing::warn!(error = %e, "could not give up the background lease");
+    }
+}
+
+/// The deadline after `due` (which has passed): one interval later, or now
+/// if the pass ran past that too (the missed deadlines are not made up).
+fn next_due(due: Instant, every: Duration, now: Instant) -> Instant {
+    (due + every).max(now)
+}
+
+/// Runs `work` while renewing `lease` every `config.tick` for
+/// `config.lease_ttl`. `None` (and `work` is dropped between two of its
+/// steps) as soon as a renewal answers that the lease is held by another
+/// holder or under another token. A renewal the store cannot answer is
+/// retried at the next tick: the work's writes are fenced, so they are
+/// refused by the store if the lease lapsed meanwhile.
+pub(crate) async fn while_holding<S, T>(
+    store: &S,
+    lease: &Lease,
+    config: &BackgroundConfig,
+    work: impl Future<Output = T>,
+) -> Option<T>
+where
+    S: LeaderLease + ?Sized,
+{
+    tokio::pin!(work);
+    let mut renew = interval_at(Instant::now() + config.tick, config.tick);
+    renew.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut work => return Some(out),
+            _ = renew.tick() => {
+                match store.try_acquire(&lease.name, &lease.holder, config.lease_ttl).await {
+                    Ok(Some(renewed)) if renewed.token == lease.token => {}
+                    Ok(_) => return None,
+                    Err(e) => tracing::warn!(error = %e, "could not renew the background lease during a pass"),
+                }
+            }
+        }
     }
 }
 

@@ -1,4 +1,19 @@
 //! Reconcile and the health monitor.
+//!
+//! A pass reads the fleet, judges each dispatch ([`judge`]) and applies the
+//! verdicts as store writes. When it runs in the background loop it holds
+//! the background lease, renewed every tick while the pass runs (see the
+//! `background` module), and its writes are **fenced** by that lease
+//! ([`ClusterService::reconcile_leased`]): reclaiming a stuck reservation
+//! (`undo`), removing a gone or stale dispatch (`release`) and marking a
+//! session orphaned (`mark_orphaned`) each carry the lease, and the backend
+//! refuses them in the same atomic step once another replica holds it or
+//! it was taken anew. The first refusal ([`Error::Fenced`]) ends the pass:
+//! a deposed leader stops writing at once. The remaining writes are safe
+//! late by construction: re-dispatch supersedes the old dispatch by its id
+//! (a session already moved by the new leader is not moved again), drain
+//! completion is a compare-and-set on the worker's version, and the
+//! recount's repair writes the count it recounts in the same atomic step.
 
 use std::collections::{HashMap, HashSet};
 
@@ -14,11 +29,13 @@ use crate::reconcile::{
     ReconcileReport, Verdict, judge, on_failed_worker,
 };
 use crate::scheduler::Constraints;
+use crate::store::Lease;
 use crate::time::Timestamp;
 use crate::worker::WorkerView;
 
 struct Pass<'a> {
     service: &'a ClusterService,
+    fence: Option<&'a Lease>,
     report: ReconcileReport,
     guard: bool,
     healthy_target: bool,
@@ -35,13 +52,29 @@ impl ClusterService {
     /// when no healthy target exists), completes drains, and recounts every
     /// counter, repairing drift. Work is bounded per pass; a backend error
     /// stops the pass, so nothing is removed on an inconsistent view.
+    ///
+    /// Unfenced: an operator's pass on any replica. The background loop
+    /// runs [`reconcile_leased`](Self::reconcile_leased).
     pub async fn reconcile(&self) -> Result<ReconcileReport> {
+        self.reconcile_leased(None).await
+    }
+
+    /// [`reconcile`](Self::reconcile), with every removal and orphan mark
+    /// fenced by `fence` (the background lease): the store refuses them
+    /// with [`Error::Fenced`] once the lease is held by another replica or
+    /// under another token, and the pass stops there. Not fenced: the
+    /// recount's repair (it writes the recounted truth, so a late one is
+    /// corrected by the next), drain completion (a compare-and-set on the
+    /// worker's version) and re-dispatch (a compare-and-reserve that
+    /// supersedes the old dispatch by id).
+    pub async fn reconcile_leased(&self, fence: Option<&Lease>) -> Result<ReconcileReport> {
         let started_at = self.clock.now();
         let views = self.worker_views().await?;
         let share = MassFailure::of(&views);
         let guard = share.guards(self.config.mass_failure_percent);
         let mut pass = Pass {
             service: self,
+            fence,
             report: ReconcileReport {
                 started_at,
                 workers_checked: u32::try_from(views.len()).unwrap_or(u32::MAX),
@@ -145,17 +178,25 @@ impl Pass<'_> {
         match judge(&d, worker, now, &self.service.config.reconcile_limits()) {
             Verdict::Keep => {}
             Verdict::Reclaim => {
-                if store.undo(&d.key, d.id).await? {
+                if store.undo(&d.key, d.id, self.fence).await? {
                     self.report.reservations_reclaimed += 1;
                 }
             }
             Verdict::Gone => {
-                if store.release(&d.key, Some(d.id)).await?.is_some() {
+                if store
+                    .release(&d.key, Some(d.id), self.fence)
+                    .await?
+                    .is_some()
+                {
                     self.report.gone_removed += 1;
                 }
             }
             Verdict::Stale => {
-                if store.release(&d.key, Some(d.id)).await?.is_some() {
+                if store
+                    .release(&d.key, Some(d.id), self.fence)
+                    .await?
+                    .is_some()
+                {
                     self.report.stale_removed += 1;
                 }
             }
@@ -202,7 +243,12 @@ impl Pass<'_> {
     }
 
     async fn orphan(&mut self, d: &Dispatch) -> Result<()> {
-        if self.service.store.mark_orphaned(&d.key, d.id).await? {
+        if self
+            .service
+            .store
+            .mark_orphaned(&d.key, d.id, self.fence)
+            .await?
+        {
             self.report.orphaned += 1;
             *self.orphaned_by_worker.entry(d.worker.clone()).or_default() += 1;
         }

@@ -43,6 +43,6 @@ impl ClusterService {
                 }
             }
         }
-        self.store.release(key, Some(d.id)).await
+        self.store.release(key, Some(d.id), None).await
     }
 }

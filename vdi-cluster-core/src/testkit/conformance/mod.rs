@@ -72,7 +72,10 @@ pub use exams::{
     concurrent_bookings_keep_invariant_d, exam_calendar_is_compare_and_set,
     racing_bookings_accept_exactly_one,
 };
-pub use lease::lease_is_exclusive_and_fenced;
+pub use lease::{
+    lease_is_exclusive_and_fenced, renewal_keeps_the_fence,
+    stale_fence_is_refused_and_current_fence_writes,
+};
 pub use registry::{
     worker_listing_and_delete, worker_put_is_compare_and_set, worker_put_races_have_one_winner,
 };
@@ -128,6 +131,8 @@ macro_rules! conformance_tests {
             hostile_ids_do_not_collide,
             recount_finds_and_repairs_drift,
             lease_is_exclusive_and_fenced,
+            stale_fence_is_refused_and_current_fence_writes,
+            renewal_keeps_the_fence,
             audit_trail_is_newest_first,
             join_tokens_are_redeemed_atomically,
             worker_credentials_are_compare_and_set,

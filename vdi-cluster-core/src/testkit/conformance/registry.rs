@@ -84,7 +84,13 @@ pub async fn worker_listing_and_delete(factory: &impl StoreFactory) {
         store.delete_worker(&a, va).await.unwrap(),
         DeleteOutcome::HasDispatches(1)
     );
-    assert!(store.release(&d.key, Some(d.id)).await.unwrap().is_some());
+    assert!(
+        store
+            .release(&d.key, Some(d.id), None)
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(
         store.delete_worker(&a, va).await.unwrap(),
         DeleteOutcome::Deleted
