@@ -87,14 +87,13 @@ impl ControlPlaneClient {
         Self::with_bases(vec![base], timeout)
     }
 
-    /// A client of the API at `bases` (replicas, in the order tried; at
-    /// least one), each attempt within `timeout`.
-    ///
-    /// # Panics
-    ///
-    /// If `bases` is empty.
-    pub fn with_bases(bases: Vec<String>, timeout: Duration) -> Result<Self, reqwest::Error> {
-        assert!(!bases.is_empty(), "a control-plane client needs a base URL");
+    /// A client of the API at `bases` (replicas, in the order tried), each
+    /// attempt within `timeout`. No base at all is taken as one empty base,
+    /// at which every call fails as unreachable.
+    pub fn with_bases(mut bases: Vec<String>, timeout: Duration) -> Result<Self, reqwest::Error> {
+        if bases.is_empty() {
+            bases.push(String::new());
+        }
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
@@ -350,6 +349,8 @@ mod tests {
         assert_eq!(failing_calls.load(Ordering::SeqCst), 1);
         // The next round starts where this one did.
         assert_eq!(c.base(), dead);
+        let none = ControlPlaneClient::with_bases(Vec::new(), Duration::from_secs(1)).unwrap();
+        assert!(matches!(call(&none).await, Err(CallError::Unreachable(_))));
         let single = client(&[&failing]);
         assert!(call(&single).await.is_err());
         assert_eq!(failing_calls.load(Ordering::SeqCst), 2);
