@@ -6,6 +6,12 @@
 //!   `nextHeartbeatSec` of the previous answer (`HEARTBEAT_INTERVAL_SEC`
 //!   until one arrives). Each carries the node's size and load, a boot id
 //!   (random per process), a sequence number and the live sessions.
+//! * **Several control-plane URLs** (replicas on one store): every call —
+//!   join, heartbeat, rotation, deregister — goes to the URL that last
+//!   answered, and on to the next right away when it is unreachable or
+//!   answers a 5xx ([`endpoints`](crate::endpoints)); a refusal (4xx) is an
+//!   answer. Only a call that failed at every URL counts as a failure
+//!   below. The status view's `url` is the current one.
 //! * **Failures** never stop the worker: the next attempt waits an
 //!   exponentially growing delay with jitter ([`backoff`](crate::backoff)),
 //!   capped by `HEARTBEAT_BACKOFF_MAX_SEC`; the worker-side API keeps
@@ -57,8 +63,8 @@ pub struct AgentConfig {
     pub description: WorkerDescription,
     /// Node size and session profile.
     pub capacity: CapacityConfig,
-    /// Control plane API base.
-    pub control_plane: String,
+    /// Control plane API bases, in the order tried (at least one).
+    pub control_planes: Vec<String>,
     /// Shared heartbeat token.
     pub worker_token: Option<String>,
     /// Join token.
@@ -79,7 +85,7 @@ impl fmt::Debug for AgentConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AgentConfig")
             .field("code", &self.code)
-            .field("control_plane", &self.control_plane)
+            .field("control_planes", &self.control_planes)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .finish_non_exhaustive()
     }
@@ -128,14 +134,15 @@ impl Agent {
         host: HostProbe,
         facts: HostFacts,
     ) -> Result<Self, reqwest::Error> {
-        let client = ControlPlaneClient::new(config.control_plane.clone(), config.timeout)?;
+        let client = ControlPlaneClient::with_bases(config.control_planes.clone(), config.timeout)?;
         let credential = Credential::initial(
             config.credential_file.as_deref(),
             config.worker_token.as_deref(),
             config.join_token.is_some(),
         );
         let view = ControlPlaneStatus {
-            url: config.control_plane.clone(),
+            url: client.base().to_owned(),
+            urls: client.bases().to_vec(),
             reachable: false,
             registered: false,
             credential: credential.kind(),
@@ -195,6 +202,7 @@ impl Agent {
     fn note(&self, result: Result<(), &CallError>, next: Duration) {
         let mut inner = self.inner();
         let view = &mut inner.view;
+        self.client.base().clone_into(&mut view.url);
         match result {
             Ok(()) => {
                 view.reachable = true;

@@ -2,7 +2,13 @@
 //! bodies: join (registration with a join token), heartbeat and
 //! deregister. Errors are classified so the agent can tell an unreachable
 //! control plane from one that refuses.
+//!
+//! With several API bases (replicas of the control plane), every call goes
+//! through one [`UrlRotation`]: to the base that last answered, and on to
+//! the next right away when one is unreachable or answers a 5xx (see
+//! [`endpoints`](crate::endpoints) for the rules).
 
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -13,6 +19,8 @@ use vdi_cluster_protocol::{
     HeartbeatResponse, JOIN_PATH, JOIN_TOKEN_HEADER, JoinResponse, RegisterRequest,
     WORKER_TOKEN_HEADER,
 };
+
+use crate::endpoints::{Next, Outcome, UrlRotation};
 
 /// Timeout of the deregistration call on shutdown (at most).
 pub const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -51,19 +59,41 @@ impl CallError {
     pub fn answered(&self) -> bool {
         matches!(self, Self::Refused { .. } | Self::BadAnswer(_))
     }
+
+    /// The call should go to the next control-plane URL: this one was not
+    /// reached, did not answer in time, or answered a 5xx. Any other
+    /// answer (a 401 included) comes from a live control plane.
+    pub fn tries_next(&self) -> bool {
+        match self {
+            Self::Unreachable(_) => true,
+            Self::Refused { status, .. } => *status >= 500,
+            Self::BadAnswer(_) => false,
+        }
+    }
 }
 
-/// An HTTP client of one control plane's API.
-#[derive(Debug, Clone)]
+/// An HTTP client of a control plane's API, at one or several bases.
+#[derive(Debug)]
 pub struct ControlPlaneClient {
     http: reqwest::Client,
-    base: String,
+    bases: Vec<String>,
+    rotation: Mutex<UrlRotation>,
     timeout: Duration,
 }
 
 impl ControlPlaneClient {
     /// A client of the API at `base` (`…/api`), each call within `timeout`.
     pub fn new(base: String, timeout: Duration) -> Result<Self, reqwest::Error> {
+        Self::with_bases(vec![base], timeout)
+    }
+
+    /// A client of the API at `bases` (replicas, in the order tried), each
+    /// attempt within `timeout`. No base at all is taken as one empty base,
+    /// at which every call fails as unreachable.
+    pub fn with_bases(mut bases: Vec<String>, timeout: Duration) -> Result<Self, reqwest::Error> {
+        if bases.is_empty() {
+            bases.push(String::new());
+        }
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
@@ -72,16 +102,31 @@ impl ControlPlaneClient {
             .build()?;
         Ok(Self {
             http,
-            base,
+            rotation: Mutex::new(UrlRotation::new(bases.len())),
+            bases,
             timeout,
         })
     }
 
-    /// The API base.
+    /// The API base calls go to now: the one that last answered.
     pub fn base(&self) -> &str {
-        &self.base
+        &self.bases[self.current()]
     }
 
+    /// Every API base, in the order tried.
+    pub fn bases(&self) -> &[String] {
+        &self.bases
+    }
+
+    fn current(&self) -> usize {
+        self.rotation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .current()
+    }
+
+    /// One call, at the current base and then, while they fail, at the
+    /// next ones; the error of the last attempt once every base failed.
     async fn post<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
@@ -89,7 +134,43 @@ impl ControlPlaneClient {
         header: Option<(&str, &str)>,
         timeout: Option<Duration>,
     ) -> Result<T, CallError> {
-        let mut request = self.http.post(join_url(&self.base, path)).json(body);
+        let mut index = self.current();
+        let mut attempts = 0;
+        loop {
+            let base = &self.bases[index];
+            let result = self.post_once(base, path, body, header, timeout).await;
+            attempts += 1;
+            let outcome = match &result {
+                Err(e) if e.tries_next() => Outcome::Failed,
+                _ => Outcome::Answered,
+            };
+            let next = self
+                .rotation
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .record(index, outcome);
+            match next {
+                Next::Try(other) if attempts < self.bases.len() => {
+                    if let Err(e) = &result {
+                        tracing::warn!(failed = %base, next = %self.bases[other], error = %e, "control plane failed: trying the next URL");
+                    }
+                    index = other;
+                }
+                _ => return result,
+            }
+        }
+    }
+
+    /// One attempt at `base`.
+    async fn post_once<B: Serialize, T: DeserializeOwned>(
+        &self,
+        base: &str,
+        path: &str,
+        body: &B,
+        header: Option<(&str, &str)>,
+        timeout: Option<Duration>,
+    ) -> Result<T, CallError> {
+        let mut request = self.http.post(join_url(base, path)).json(body);
         if let Some((name, value)) = header {
             request = request.header(name, value);
         }
@@ -188,5 +269,90 @@ mod tests {
             join_url("http://127.0.0.1:8080", HEARTBEAT_PATH),
             "http://127.0.0.1:8080/api/vdi/workers/heartbeat"
         );
+    }
+
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A control plane on loopback that answers every call with `status`
+    /// (and `{}`); counts the calls.
+    async fn replica(status: u16) -> (String, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&calls);
+        let app = axum::Router::new().fallback(move || {
+            let counter = Arc::clone(&counter);
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                (
+                    axum::http::StatusCode::from_u16(status).unwrap(),
+                    axum::Json(serde_json::json!({})),
+                )
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}/api"), calls)
+    }
+
+    /// A base where nothing listens.
+    fn dead() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/api", listener.local_addr().unwrap())
+    }
+
+    fn client(bases: &[&String]) -> ControlPlaneClient {
+        let bases = bases.iter().map(|b| (*b).clone()).collect();
+        ControlPlaneClient::with_bases(bases, Duration::from_secs(5)).unwrap()
+    }
+
+    async fn call(client: &ControlPlaneClient) -> Result<(), CallError> {
+        client
+            .deregister(&WorkerId::parse("code", "w1").unwrap(), None)
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_dead_or_failing_replica_is_skipped_and_the_live_one_sticks() {
+        let dead = dead();
+        let (failing, failing_calls) = replica(503).await;
+        let (live, live_calls) = replica(200).await;
+        let c = client(&[&dead, &failing, &live]);
+        assert_eq!(c.base(), dead);
+        call(&c).await.unwrap();
+        assert_eq!(c.base(), live);
+        assert_eq!(failing_calls.load(Ordering::SeqCst), 1);
+        // The next call goes straight to the one that answered.
+        call(&c).await.unwrap();
+        assert_eq!(failing_calls.load(Ordering::SeqCst), 1);
+        assert_eq!(live_calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_an_answer() {
+        let (refusing, _) = replica(401).await;
+        let (live, live_calls) = replica(200).await;
+        let c = client(&[&refusing, &live]);
+        let e = call(&c).await.unwrap_err();
+        assert!(matches!(e, CallError::Refused { status: 401, .. }), "{e}");
+        assert_eq!(c.base(), refusing);
+        assert_eq!(live_calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn when_every_replica_fails_the_call_fails_once_per_round() {
+        let dead = dead();
+        let (failing, failing_calls) = replica(500).await;
+        let c = client(&[&dead, &failing]);
+        let e = call(&c).await.unwrap_err();
+        assert!(e.tries_next(), "{e}");
+        assert_eq!(failing_calls.load(Ordering::SeqCst), 1);
+        // The next round starts where this one did.
+        assert_eq!(c.base(), dead);
+        let none = ControlPlaneClient::with_bases(Vec::new(), Duration::from_secs(1)).unwrap();
+        assert!(matches!(call(&none).await, Err(CallError::Unreachable(_))));
+        let single = client(&[&failing]);
+        assert!(call(&single).await.is_err());
+        assert_eq!(failing_calls.load(Ordering::SeqCst), 2);
     }
 }

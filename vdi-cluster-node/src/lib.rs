@@ -17,6 +17,7 @@
 //!   the protocol's `NodeStatus`.
 //! * [`agent`] — the heartbeat loop: join when needed, heartbeat, apply the
 //!   answers, deregister; [`control_plane`] — its HTTP calls;
+//!   [`endpoints`] — which of several control-plane URLs they go to;
 //!   [`credential`] — which credential it sends, and the credential file;
 //!   [`backoff`] — the intervals and the backoff while calls fail.
 //! * [`sessions`] — the session table ([`WorkerNode`]):
@@ -29,7 +30,9 @@
 //! Lifecycle: bind, then (in the background) join if a join token is
 //! configured, heartbeat at once and every `nextHeartbeatSec`. A control
 //! plane that cannot be reached never stops the worker: its sessions keep
-//! being served and heartbeats back off. On SIGTERM or Ctrl-C the worker
+//! being served and heartbeats back off. With several control-plane URLs
+//! (replicas), a call that finds one dead or failing (5xx) goes to the next
+//! right away; the agent backs off only when all failed. On SIGTERM or Ctrl-C the worker
 //! deregisters (when `WORKER_DEREGISTER_ON_EXIT`), stops accepting, lets
 //! calls in flight finish and exits. Machines started by the command
 //! provisioner are left running: they belong to the host, not the process.
@@ -63,6 +66,7 @@ pub mod backoff;
 pub mod config;
 pub mod control_plane;
 pub mod credential;
+pub mod endpoints;
 pub mod host;
 pub mod http;
 pub mod pool;
@@ -161,7 +165,7 @@ fn build(config: &WorkerConfig, addr: SocketAddr) -> Result<RunningWorker, Worke
         code: config.code.clone(),
         description: description.clone(),
         capacity: config.capacity,
-        control_plane: config.control_plane.clone(),
+        control_planes: config.control_planes(),
         worker_token: config.worker_token.clone(),
         join_token: config.join_token.clone(),
         credential_file: config.credential_file.clone(),

@@ -12,7 +12,8 @@
 //!  "prewarmed": {"e1": 2}, "prewarming": 0,
 //!  "admin": {"status": "active", "isDraining": false, "isEnabled": true,
 //!            "drainStatus": "none"},
-//!  "controlPlane": {"url": "http://127.0.0.1:8080/api", "reachable": true,
+//!  "controlPlane": {"url": "http://127.0.0.1:8080/api",
+//!                   "urls": ["http://127.0.0.1:8080/api"], "reachable": true,
 //!                   "registered": true, "credential": "shared",
 //!                   "lastOkAt": 1764480000000, "consecutiveFailures": 0,
 //!                   "lastError": null, "nextAttemptSec": 20.0,
@@ -118,8 +119,13 @@ pub enum CredentialKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ControlPlaneStatus {
-    /// The control plane's API base.
+    /// The control plane's API base calls go to now (with several, the one
+    /// that last answered).
     pub url: String,
+    /// Every configured API base, in the order tried (absent from older
+    /// nodes' bodies).
+    #[serde(default)]
+    pub urls: Vec<String>,
     /// The latest heartbeat was answered.
     pub reachable: bool,
     /// The control plane knows this worker (a heartbeat was accepted since
@@ -155,7 +161,9 @@ mod tests {
                        {"examId": "e1", "userId": "u2", "state": "starting",
                         "prewarmed": false}],
           "prewarmed": {"e1": 2}, "prewarming": 0, "admin": null,
-          "controlPlane": {"url": "http://cp/api", "reachable": false,
+          "controlPlane": {"url": "http://cp-b/api",
+                           "urls": ["http://cp-a/api", "http://cp-b/api"],
+                           "reachable": false,
                            "registered": false, "credential": "none",
                            "lastOkAt": null, "consecutiveFailures": 3,
                            "lastError": "control plane unreachable: refused",
@@ -164,7 +172,18 @@ mod tests {
         let status: NodeStatus = serde_json::from_str(text).unwrap();
         assert_eq!(status.sessions[1].started_at, None);
         assert_eq!(status.control_plane.credential, CredentialKind::None);
+        assert_eq!(status.control_plane.urls.len(), 2);
         let expected: serde_json::Value = serde_json::from_str(text).unwrap();
         assert_eq!(serde_json::to_value(&status).unwrap(), expected);
+    }
+
+    #[test]
+    fn an_older_control_plane_view_without_urls_reads() {
+        let text = r#"{"url": "http://cp/api", "reachable": true, "registered": true,
+          "credential": "shared", "lastOkAt": 1, "consecutiveFailures": 0,
+          "lastError": null, "nextAttemptSec": 1.0, "heartbeatsOk": 1,
+          "heartbeatsFailed": 0}"#;
+        let view: ControlPlaneStatus = serde_json::from_str(text).unwrap();
+        assert!(view.urls.is_empty());
     }
 }

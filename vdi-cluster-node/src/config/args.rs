@@ -32,12 +32,15 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
 #[derive(Clone, Args)]
 pub struct WorkerArgs {
     /// Base URL of the control plane's API, `/api` included, as seed 000
-    /// writes it (`https://cp.example.edu.vn/api`).
+    /// writes it (`https://cp.example.edu.vn/api`); or several,
+    /// comma-separated (replicas on one store): calls go to the one that
+    /// last answered and move on to the next when it is down or answers a
+    /// 5xx.
     #[arg(
         long = "control-plane",
         env = "CONTROL_PLANE_API_BASE",
         default_value = "http://127.0.0.1:8080/api",
-        value_name = "URL"
+        value_name = "URL[,URL]"
     )]
     pub control_plane: String,
 

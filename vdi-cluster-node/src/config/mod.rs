@@ -7,5 +7,5 @@ mod resolve;
 pub use args::{ProvisionerKind, WorkerArgs};
 pub use resolve::{
     CapacityConfig, ConfigError, DEFAULT_PORT, DEFAULT_VM_CPUS, DEFAULT_VM_MEMORY_MB,
-    ProvisionerConfig, WorkerConfig, check_base_url,
+    ProvisionerConfig, WorkerConfig, check_base_url, check_base_urls,
 };

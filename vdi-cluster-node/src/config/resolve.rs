@@ -93,7 +93,10 @@ pub struct WorkerConfig {
     /// Name, base URL (empty: derived from the bound address), zone,
     /// labels and capabilities.
     pub description: WorkerDescription,
-    /// Control plane API base (`…/api`).
+    /// Control plane API base (`…/api`), or several (replicas on one
+    /// store), comma-separated in the order tried, each checked by
+    /// [`check_base_urls`]; [`control_planes`](Self::control_planes) lists
+    /// them.
     pub control_plane: String,
     /// Address to listen on.
     pub listen: SocketAddr,
@@ -119,6 +122,17 @@ pub struct WorkerConfig {
     pub report_usage: bool,
     /// Deregister on exit.
     pub deregister_on_exit: bool,
+}
+
+impl WorkerConfig {
+    /// The control plane API bases, in the order tried.
+    pub fn control_planes(&self) -> Vec<String> {
+        self.control_plane
+            .split(',')
+            .map(|url| url.trim().trim_end_matches('/').to_owned())
+            .filter(|url| !url.is_empty())
+            .collect()
+    }
 }
 
 impl fmt::Debug for WorkerConfig {
@@ -166,6 +180,33 @@ pub fn check_base_url(name: &str, url: &str) -> Result<String, ConfigError> {
             "{name} must be an http:// or https:// URL, got {url:?}"
         ))),
     }
+}
+
+/// Checks a comma-separated list of control-plane base URLs (`name` is
+/// the variable): each entry by [`check_base_url`], none empty or repeated.
+/// Answers them, in order.
+pub fn check_base_urls(name: &str, list: &str) -> Result<Vec<String>, ConfigError> {
+    let entries: Vec<&str> = list.split(',').collect();
+    let total = entries.len();
+    let mut urls: Vec<String> = Vec::with_capacity(total);
+    for (i, entry) in entries.into_iter().enumerate() {
+        let which = if total == 1 {
+            name.to_owned()
+        } else {
+            format!("{name} (entry {} of {total})", i + 1)
+        };
+        if total > 1 && entry.trim().is_empty() {
+            return Err(ConfigError(format!(
+                "{which} is empty: give comma-separated http:// or https:// URLs, got {list:?}"
+            )));
+        }
+        let url = check_base_url(&which, entry)?;
+        if urls.iter().any(|u| u.eq_ignore_ascii_case(&url)) {
+            return Err(ConfigError(format!("{which} repeats {url:?}")));
+        }
+        urls.push(url);
+    }
+    Ok(urls)
 }
 
 impl WorkerArgs {
@@ -296,7 +337,8 @@ impl WorkerArgs {
         Ok(WorkerConfig {
             code,
             description,
-            control_plane: check_base_url("CONTROL_PLANE_API_BASE", &self.control_plane)?,
+            control_plane: check_base_urls("CONTROL_PLANE_API_BASE", &self.control_plane)?
+                .join(","),
             listen,
             cluster_token,
             worker_token,
@@ -447,6 +489,60 @@ mod tests {
         args.code = "bad code".into();
         let e = args.resolve_with(|_| None).unwrap_err();
         assert!(e.to_string().contains("WORKER_CODE"), "{e}");
+    }
+
+    #[test]
+    fn several_control_planes_are_a_comma_separated_list() {
+        let c = parse(&["--control-plane", "http://cp-a:8080/api/"])
+            .resolve_with(|_| None)
+            .unwrap();
+        assert_eq!(c.control_plane, "http://cp-a:8080/api");
+        assert_eq!(c.control_planes(), ["http://cp-a:8080/api"]);
+        let c = parse(&[
+            "--control-plane",
+            " http://cp-a:8080/api , https://cp-b.example.edu.vn/api/",
+        ])
+        .resolve_with(|_| None)
+        .unwrap();
+        assert_eq!(
+            c.control_planes(),
+            ["http://cp-a:8080/api", "https://cp-b.example.edu.vn/api"]
+        );
+        // Each entry is checked; the error names the variable and the entry.
+        let table = [
+            (
+                "http://cp-a/api,ftp://cp-b/api",
+                "(entry 2 of 2)",
+                "ftp://cp-b/api",
+            ),
+            ("cp-a/api,http://cp-b/api", "(entry 1 of 2)", "cp-a/api"),
+            (
+                "http://cp-a/api,,http://cp-b/api",
+                "(entry 2 of 3) is empty",
+                "",
+            ),
+            ("http://cp-a/api,", "(entry 2 of 2) is empty", ""),
+            (
+                "http://cp-a/api,http://CP-A/api/",
+                "(entry 2 of 2) repeats",
+                "http://CP-A/api",
+            ),
+        ];
+        for (list, entry, got) in table {
+            let e = parse(&["--control-plane", list])
+                .resolve_with(|_| None)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("CONTROL_PLANE_API_BASE"), "{e}");
+            assert!(e.contains(entry), "{e}");
+            assert!(e.contains(got), "{e}");
+        }
+        // A single bad URL is reported as before.
+        let e = parse(&["--control-plane", "ftp://x"])
+            .resolve_with(|_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("CONTROL_PLANE_API_BASE must be"), "{e}");
     }
 
     #[test]

@@ -16,5 +16,6 @@ mod drain;
 mod failover;
 mod join;
 mod partition;
+mod replicas;
 mod restart;
 mod rotation;
