@@ -207,6 +207,25 @@ impl Registry for MemoryStore {
         Ok(CasOutcome::Written { version })
     }
 
+    async fn put_worker_if_dispatched(
+        &self,
+        record: &WorkerRecord,
+        expected: u64,
+        dispatched: u32,
+    ) -> Result<CasOutcome> {
+        let mut s = self.lock()?;
+        let current = s.workers.get(&record.id).map(|(_, v)| *v);
+        let count = s.dispatched.get(&record.id).copied().unwrap_or(0);
+        if current != Some(expected) || count != dispatched {
+            return Ok(CasOutcome::Conflict { current });
+        }
+        s.workers
+            .insert(record.id.clone(), (record.clone(), expected + 1));
+        Ok(CasOutcome::Written {
+            version: expected + 1,
+        })
+    }
+
     async fn delete_worker(&self, id: &WorkerId, expected: u64) -> Result<DeleteOutcome> {
         let mut s = self.lock()?;
         if s.workers.get(id).map(|(_, v)| *v) != Some(expected) {

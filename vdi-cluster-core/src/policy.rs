@@ -14,6 +14,14 @@
 //!     │                ▼                                │ disable
 //!     └───enable──── Disabled ◀─────────────────────────┘
 //! ```
+//!
+//! A move to `drained`, or to `disabled` without force, is decided because
+//! the worker was empty ([`Transition::requires_empty`]). Its write checks,
+//! in the same atomic step as compare-and-reserve, that the worker's
+//! dispatched count is still the one the decision saw
+//! ([`Registry::put_worker_if_dispatched`](crate::store::Registry::put_worker_if_dispatched)):
+//! a reservation racing it either lands first, and the decision is made
+//! again from a fresh read, or reads the new policy and is refused.
 
 use std::fmt;
 
@@ -209,6 +217,20 @@ impl Transition {
     pub fn changed(&self) -> bool {
         self.from != self.to
     }
+
+    /// Whether the new policy was chosen because the worker was empty (to
+    /// `drained`, or to `disabled` without force). Its write must then
+    /// check, in the backend's atomic step, that the worker still has the
+    /// dispatched count this decision saw (none): otherwise a reservation
+    /// racing the transition could land on a worker reported drained, or
+    /// one that was disabled without force.
+    pub fn requires_empty(&self) -> bool {
+        self.changed()
+            && matches!(
+                self.to,
+                AdminPolicy::Drained | AdminPolicy::Disabled { forced: false }
+            )
+    }
 }
 
 /// The one function that moves a worker's policy.
@@ -325,6 +347,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(forced, AdminPolicy::Disabled { forced: true });
+    }
+
+    #[test]
+    fn transitions_decided_on_emptiness_are_guarded() {
+        let t = |p, a, o| transition(p, PolicyEvent::Admin(a), o, NOW).unwrap();
+        let drain = AdminAction::Drain { deadline: None };
+        assert!(t(AdminPolicy::Active, drain, occ(0, 0)).requires_empty());
+        assert!(!t(AdminPolicy::Active, drain, occ(0, 1)).requires_empty());
+        let disable = AdminAction::Disable { force: false };
+        assert!(t(AdminPolicy::Active, disable, occ(0, 0)).requires_empty());
+        assert!(t(AdminPolicy::Drained, disable, occ(0, 0)).requires_empty());
+        let forced = AdminAction::Disable { force: true };
+        assert!(!t(AdminPolicy::Active, forced, occ(1, 1)).requires_empty());
+        // A no-op writes nothing.
+        assert!(!t(AdminPolicy::Drained, drain, occ(0, 0)).requires_empty());
+        let observed = transition(
+            AdminPolicy::Draining { deadline: None },
+            PolicyEvent::Observed,
+            occ(0, 0),
+            NOW,
+        )
+        .unwrap();
+        assert!(observed.requires_empty());
+        assert!(!t(AdminPolicy::Drained, AdminAction::Activate, occ(0, 0)).requires_empty());
     }
 
     #[test]

@@ -40,6 +40,16 @@
 //! * **Compare-and-set on worker records.** [`Registry::put_worker`] writes
 //!   only if the stored version is the expected one, and bumps it. It never
 //!   touches the dispatched count.
+//! * **Policy writes that need an empty worker exclude reservations.**
+//!   [`Registry::put_worker_if_dispatched`] compares the version **and** the
+//!   worker's dispatched count and writes the record, as one indivisible
+//!   step that is serialised with compare-and-reserve (and adoption) on the
+//!   same worker: a reservation either lands before the write — then the
+//!   count differs and nothing is written — or after it, and then it reads
+//!   the written `accepting` flag. Core uses it for the transitions it chose
+//!   because the worker was empty (to `drained`, or to `disabled` without
+//!   force), so a transition that reports success leaves no dispatch on the
+//!   worker and no reservation lands after it.
 //! * **Unavailability is typed.** When the storage cannot be reached, every
 //!   method returns [`Error::Unavailable`](crate::Error::Unavailable) within
 //!   the backend's configured timeout; nothing panics, and the handle works
@@ -106,6 +116,19 @@ pub trait Registry: Debug + Send + Sync + 'static {
     /// Writes `record` if the stored version equals `expected` (`None`:
     /// only if no record exists). Leaves the dispatched count alone.
     async fn put_worker(&self, record: &WorkerRecord, expected: Option<u64>) -> Result<CasOutcome>;
+
+    /// Writes `record` if the stored version equals `expected` **and** the
+    /// worker's dispatched count equals `dispatched`, both checked in the
+    /// same atomic step as the write and as compare-and-reserve (see the
+    /// module's contract). Otherwise nothing is written and the answer is
+    /// [`CasOutcome::Conflict`] with the stored version. Leaves the
+    /// dispatched count alone.
+    async fn put_worker_if_dispatched(
+        &self,
+        record: &WorkerRecord,
+        expected: u64,
+        dispatched: u32,
+    ) -> Result<CasOutcome>;
 
     /// Deletes the record if its version is `expected` and no dispatch
     /// record points at it.

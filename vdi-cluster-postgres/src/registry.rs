@@ -105,6 +105,43 @@ impl Registry for PgStore {
         .await
     }
 
+    async fn put_worker_if_dispatched(
+        &self,
+        record: &WorkerRecord,
+        expected: u64,
+        dispatched: u32,
+    ) -> Result<CasOutcome> {
+        let expected =
+            i64::try_from(expected).map_err(|e| vdi_cluster_core::Error::invalid("version", e))?;
+        let Ok(dispatched) = i32::try_from(dispatched) else {
+            // No stored count is that large.
+            return Ok(CasOutcome::Conflict {
+                current: self.call(self.current_version(&record.id)).await?,
+            });
+        };
+        self.call(async {
+            let written: Option<i64> = sqlx::query_scalar(sql::UPDATE_WORKER_IF_DISPATCHED)
+                .bind(record.id.as_str())
+                .bind(Json(record))
+                .bind(i32::try_from(record.max_sessions()).unwrap_or(i32::MAX))
+                .bind(i64::from(record.reported_active))
+                .bind(record.accepting())
+                .bind(expected)
+                .bind(dispatched)
+                .fetch_optional(self.pool())
+                .await?;
+            Ok(match written {
+                Some(version) => CasOutcome::Written {
+                    version: to_u64("worker version", version)?,
+                },
+                None => CasOutcome::Conflict {
+                    current: self.current_version(&record.id).await?,
+                },
+            })
+        })
+        .await
+    }
+
     async fn delete_worker(&self, id: &WorkerId, expected: u64) -> Result<DeleteOutcome> {
         let Ok(expected) = i64::try_from(expected) else {
             // No stored version is that large.

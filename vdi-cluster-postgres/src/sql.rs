@@ -26,6 +26,9 @@ statements! {
     INSERT_WORKER = "insert_worker.sql";
     /// Compare-and-set update of a worker.
     UPDATE_WORKER = "update_worker.sql";
+    /// Compare-and-set update of a worker that also checks its dispatched
+    /// count.
+    UPDATE_WORKER_IF_DISPATCHED = "update_worker_if_dispatched.sql";
     /// A worker's current version.
     WORKER_VERSION = "worker_version.sql";
     /// `vdi.delete_worker`.

@@ -63,6 +63,14 @@ async fn every_call_is_unavailable(store: &PgStore) {
         bounded("put_worker", store.put_worker(&record, None)).await,
     );
     assert_unavailable(
+        "put_worker_if_dispatched",
+        bounded(
+            "put_worker_if_dispatched",
+            store.put_worker_if_dispatched(&record, 1, 0),
+        )
+        .await,
+    );
+    assert_unavailable(
         "delete_worker",
         bounded("delete_worker", store.delete_worker(&w, 1)).await,
     );

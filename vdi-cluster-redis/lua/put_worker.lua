@@ -1,23 +1,36 @@
--- put_worker.lua: compare-and-set a worker record (Registry::put_worker).
--- Writes the record and the fields reserve.lua checks; never touches the
--- dispatched count.
+-- put_worker.lua: compare-and-set a worker record (Registry::put_worker and
+-- Registry::put_worker_if_dispatched). Writes the record and the fields
+-- reserve.lua checks; never touches the dispatched count.
+--
+-- With ARGV[7] set, the worker's dispatched count must also equal it: the
+-- check and the write are one step, as reserve.lua's read of 'accepting'
+-- and its increment are, so a reservation racing a transition to drained
+-- or disabled either lands first (and this write conflicts) or is refused.
 --
 -- KEYS[1]  the worker (hash)               {p}:worker:{code}
 -- KEYS[2]  registered workers (set)        {p}:workers
+-- KEYS[3]  dispatched counts (hash)        {p}:dispatched
 -- ARGV[1]  worker code
 -- ARGV[2]  expected version, or '' for "no record yet"
 -- ARGV[3]  the record (JSON)
 -- ARGV[4]  max sessions
 -- ARGV[5]  reported active sessions
 -- ARGV[6]  '1' if the worker accepts new sessions, else '0'
+-- ARGV[7]  expected dispatched count, or '' for "not checked"
 --
 -- Returns {'written', new version} or {'conflict', stored version or ''}.
 
-local worker, workers = KEYS[1], KEYS[2]
+local worker, workers, counts = KEYS[1], KEYS[2], KEYS[3]
 
 local current = redis.call('HGET', worker, 'version')
 if (current or '') ~= ARGV[2] then
   return {'conflict', current or ''}
+end
+if ARGV[7] ~= '' then
+  local dispatched = tonumber(redis.call('HGET', counts, ARGV[1]) or '0') or 0
+  if dispatched ~= tonumber(ARGV[7]) then
+    return {'conflict', current or ''}
+  end
 end
 
 redis.call('HSET', worker, 'record', ARGV[3], 'max', ARGV[4], 'reported', ARGV[5], 'accepting', ARGV[6])

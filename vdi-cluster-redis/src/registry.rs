@@ -76,6 +76,52 @@ impl RedisStore {
         }
         Ok(out)
     }
+
+    /// `put_worker.lua`: compare-and-set on `expected`, and on the
+    /// dispatched count when `dispatched` is given.
+    async fn write_worker(
+        &self,
+        record: &WorkerRecord,
+        expected: Option<u64>,
+        dispatched: Option<u32>,
+    ) -> Result<CasOutcome> {
+        let key = self.keys.worker(&record.id);
+        let json = worker_json(&key, record)?;
+        let reply: Vec<String> = SCRIPTS
+            .put_worker
+            .key(&key)
+            .key(self.keys.workers())
+            .key(self.keys.dispatched())
+            .arg(record.id.as_str())
+            .arg(expected.map(|v| v.to_string()).unwrap_or_default())
+            .arg(json)
+            .arg(record.max_sessions())
+            .arg(record.reported_active)
+            .arg(if record.accepting() { "1" } else { "0" })
+            .arg(dispatched.map(|n| n.to_string()).unwrap_or_default())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        let version = |text: &str| -> BackendResult<u64> {
+            text.parse()
+                .map_err(|e| BackendError::malformed(key.clone(), "worker version", e))
+        };
+        match reply.as_slice() {
+            [status, v] if status == "written" => Ok(CasOutcome::Written {
+                version: version(v)?,
+            }),
+            [status, v] if status == "conflict" => Ok(CasOutcome::Conflict {
+                current: if v.is_empty() {
+                    None
+                } else {
+                    Some(version(v)?)
+                },
+            }),
+            other => Err(
+                BackendError::unexpected("put_worker", other.first().map(String::as_str)).into(),
+            ),
+        }
+    }
 }
 
 #[async_trait]
@@ -112,40 +158,17 @@ impl Registry for RedisStore {
     }
 
     async fn put_worker(&self, record: &WorkerRecord, expected: Option<u64>) -> Result<CasOutcome> {
-        let key = self.keys.worker(&record.id);
-        let json = worker_json(&key, record)?;
-        let reply: Vec<String> = SCRIPTS
-            .put_worker
-            .key(&key)
-            .key(self.keys.workers())
-            .arg(record.id.as_str())
-            .arg(expected.map(|v| v.to_string()).unwrap_or_default())
-            .arg(json)
-            .arg(record.max_sessions())
-            .arg(record.reported_active)
-            .arg(if record.accepting() { "1" } else { "0" })
-            .invoke_async(&mut self.conn())
+        self.write_worker(record, expected, None).await
+    }
+
+    async fn put_worker_if_dispatched(
+        &self,
+        record: &WorkerRecord,
+        expected: u64,
+        dispatched: u32,
+    ) -> Result<CasOutcome> {
+        self.write_worker(record, Some(expected), Some(dispatched))
             .await
-            .map_err(BackendError::from)?;
-        let version = |text: &str| -> BackendResult<u64> {
-            text.parse()
-                .map_err(|e| BackendError::malformed(key.clone(), "worker version", e))
-        };
-        match reply.as_slice() {
-            [status, v] if status == "written" => Ok(CasOutcome::Written {
-                version: version(v)?,
-            }),
-            [status, v] if status == "conflict" => Ok(CasOutcome::Conflict {
-                current: if v.is_empty() {
-                    None
-                } else {
-                    Some(version(v)?)
-                },
-            }),
-            other => Err(
-                BackendError::unexpected("put_worker", other.first().map(String::as_str)).into(),
-            ),
-        }
     }
 
     async fn delete_worker(&self, id: &WorkerId, expected: u64) -> Result<DeleteOutcome> {

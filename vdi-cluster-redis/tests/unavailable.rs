@@ -69,6 +69,10 @@ async fn every_call_fails_typed_while_redis_is_away() {
         unavailable("worker", store.worker(&w).await);
         unavailable("workers", store.workers().await);
         unavailable("put_worker", store.put_worker(&record, None).await);
+        unavailable(
+            "put_worker_if_dispatched",
+            store.put_worker_if_dispatched(&record, 1, 0).await,
+        );
         unavailable("delete_worker", store.delete_worker(&w, 1).await);
         unavailable("reserve", store.reserve(&request).await);
         unavailable(

@@ -48,7 +48,8 @@ pub struct DrainInfo {
 
 impl ClusterService {
     /// Applies an operator's action as a compare-and-set on the worker's
-    /// current policy; retried from a fresh read when a heartbeat races it.
+    /// current policy; retried from a fresh read when a heartbeat or a
+    /// reservation races it.
     /// Illegal actions and disabling a worker that still has sessions
     /// without `force` are errors. Audited with `actor`.
     pub async fn admin(
@@ -72,11 +73,7 @@ impl ClusterService {
                     transition: t,
                 });
             }
-            let mut record = view.record.clone();
-            record.policy = t.to;
-            if let CasOutcome::Written { .. } =
-                self.store.put_worker(&record, Some(view.version)).await?
-            {
+            if let CasOutcome::Written { .. } = self.write_policy(&view, t).await? {
                 self.invalidate_snapshot();
                 self.emit(EventKind::WorkerPolicy {
                     worker: id.clone(),
@@ -102,6 +99,24 @@ impl ClusterService {
         })
     }
 
+    /// Writes `t.to` as a compare-and-set on the version `view` was read
+    /// at. A transition decided because the worker was empty also checks,
+    /// in the backend's atomic step, that its dispatched count is still the
+    /// one `view` saw, so a reservation racing it either lands first (and
+    /// the write conflicts; the caller decides again from a fresh read) or
+    /// reads the new policy and is refused.
+    async fn write_policy(&self, view: &WorkerView, t: Transition) -> Result<CasOutcome> {
+        let mut record = view.record.clone();
+        record.policy = t.to;
+        if t.requires_empty() {
+            self.store
+                .put_worker_if_dispatched(&record, view.version, view.dispatched)
+                .await
+        } else {
+            self.store.put_worker(&record, Some(view.version)).await
+        }
+    }
+
     /// Applies the observation transition (draining → drained when empty,
     /// deadline → force-disabled) if it changes anything.
     pub(super) async fn observe_policy(&self, view: &WorkerView) -> Result<Option<Transition>> {
@@ -114,9 +129,7 @@ impl ClusterService {
         if !t.changed() {
             return Ok(None);
         }
-        let mut record = view.record.clone();
-        record.policy = t.to;
-        match self.store.put_worker(&record, Some(view.version)).await? {
+        match self.write_policy(view, t).await? {
             CasOutcome::Written { .. } => {
                 self.invalidate_snapshot();
                 self.emit(EventKind::WorkerPolicy {

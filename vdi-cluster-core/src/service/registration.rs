@@ -118,7 +118,17 @@ impl ClusterService {
             let t = transition(record.policy, PolicyEvent::Observed, occupancy, now)?;
             record.policy = t.to;
             let expected = stored.as_ref().map(|s| s.version);
-            match self.store.put_worker(&record, expected).await? {
+            // Draining -> drained was decided on an empty worker: the write
+            // checks that nothing was placed on it since (an adoption).
+            let written = match expected {
+                Some(version) if t.requires_empty() => {
+                    self.store
+                        .put_worker_if_dispatched(&record, version, dispatched)
+                        .await?
+                }
+                _ => self.store.put_worker(&record, expected).await?,
+            };
+            match written {
                 CasOutcome::Conflict { .. } => continue,
                 CasOutcome::Written { version } => {
                     if stored.is_none() {

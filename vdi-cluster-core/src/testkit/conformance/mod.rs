@@ -37,6 +37,7 @@ mod audit;
 mod concurrency;
 mod credentials;
 mod dispatch;
+mod drain_race;
 mod exams;
 mod fixtures;
 mod lease;
@@ -67,6 +68,9 @@ pub use dispatch::{
     orphaned_dispatch_keeps_its_slot, recount_finds_and_repairs_drift,
     reserve_respects_capacity_and_policy, reserve_returns_the_existing_dispatch,
     scans_cover_every_dispatch, sticky_worker_expires, supersede_moves_the_session_atomically,
+};
+pub use drain_race::{
+    drain_and_disable_exclude_reservations, guarded_worker_put_checks_the_dispatched_count,
 };
 pub use exams::{
     concurrent_bookings_keep_invariant_d, exam_calendar_is_compare_and_set,
@@ -148,6 +152,8 @@ macro_rules! conformance_tests {
             adopt_records_a_session_without_a_dispatch,
             adoption_races_allocation_to_one_dispatch,
             heartbeat_adoption_races_allocations_on_replicas,
+            guarded_worker_put_checks_the_dispatched_count,
+            drain_and_disable_exclude_reservations,
         }
     };
     (@names; $($case:ident,)*) => {
