@@ -83,6 +83,7 @@ slow_delegation! { Registry {}
     fn worker(id: &WorkerId) -> Option<WorkerSnapshot>;
     fn workers() -> Vec<WorkerSnapshot>;
     fn put_worker(record: &WorkerRecord, expected: Option<u64>) -> CasOutcome;
+    fn put_worker_if_dispatched(record: &WorkerRecord, expected: u64, dispatched: u32) -> CasOutcome;
     fn delete_worker(id: &WorkerId, expected: u64) -> DeleteOutcome;
 }
 

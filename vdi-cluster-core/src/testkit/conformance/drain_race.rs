@@ -46,7 +46,11 @@ pub async fn guarded_worker_put_checks_the_dispatched_count(factory: &impl Store
     assert_eq!(stored.version, snap.version);
     assert_eq!(stored.record.policy, AdminPolicy::Active);
 
-    store.release(&k, None).await.unwrap().expect("released");
+    store
+        .release(&k, None, None)
+        .await
+        .unwrap()
+        .expect("released");
     let version = match store
         .put_worker_if_dispatched(&drained, snap.version, 0)
         .await
