@@ -113,8 +113,9 @@ const HOT: &[Hot] = &[
     Hot {
         name: "mark_orphaned",
         sql: include_str!("../sql/mark_orphaned.sql"),
-        types: "text, text, uuid",
-        args: "'exam-347', 'student-12347', '00000000-0000-0000-0000-000000000000'",
+        types: "text, text, uuid, text, text, bigint",
+        args: "'exam-347', 'student-12347', '00000000-0000-0000-0000-000000000000', \
+               NULL, NULL, NULL",
     },
     Hot {
         name: "count of a worker's rows (inside vdi.delete_worker, vdi.repair_worker)",
