@@ -97,14 +97,6 @@ pub enum Error {
 }
 
 impl Error {
-    /// The refusal of a write fenced by `lease`.
-    pub fn fenced(lease: &crate::store::Lease) -> Self {
-        Self::Fenced {
-            lease: lease.name.clone(),
-            token: lease.token,
-        }
-    }
-
     /// Wraps a backend error as [`Error::Unavailable`].
     pub fn unavailable(source: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Unavailable {

@@ -88,11 +88,7 @@ impl State {
         let held = self.leases.get(&lease.name).is_some_and(|(h, t, expires)| {
             *h == lease.holder && *t == lease.token && *expires > now
         });
-        if held {
-            Ok(())
-        } else {
-            Err(Error::fenced(lease))
-        }
+        if held { Ok(()) } else { Err(lease.refusal()) }
     }
 
     fn remove_dispatch(&mut self, key: &SessionKey) -> Option<Dispatch> {

@@ -63,7 +63,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::credential::{CredentialSnapshot, WorkerCredential};
 use crate::dispatch::Dispatch;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ids::{DispatchId, ExamId, SessionKey, WorkerId};
 use crate::time::Timestamp;
 use crate::worker::{WorkerRecord, WorkerSnapshot};
@@ -281,6 +281,16 @@ pub struct Lease {
     pub holder: String,
     /// Fencing token: grows with every new acquisition, unchanged by renewal.
     pub token: u64,
+}
+
+impl Lease {
+    /// The refusal of a write fenced by this lease ([`Error::Fenced`]).
+    pub fn refusal(&self) -> Error {
+        Error::Fenced {
+            lease: self.name.clone(),
+            token: self.token,
+        }
+    }
 }
 
 /// A lease so background jobs run on one replica at a time.

@@ -427,14 +427,14 @@ fn fence_args(fence: Option<&Lease>) -> Result<(Option<&str>, Option<&str>, Opti
     let Some(lease) = fence else {
         return Ok((None, None, None));
     };
-    let token = i64::try_from(lease.token).map_err(|_| Error::fenced(lease))?;
+    let token = i64::try_from(lease.token).map_err(|_| lease.refusal())?;
     Ok((Some(&lease.name), Some(&lease.holder), Some(token)))
 }
 
 /// [`Error::Fenced`] when the statement's fence check refused the write.
 fn refuse_unless(held: bool, fence: Option<&Lease>) -> Result<()> {
     match fence {
-        Some(lease) if !held => Err(Error::fenced(lease)),
+        Some(lease) if !held => Err(lease.refusal()),
         _ => Ok(()),
     }
 }

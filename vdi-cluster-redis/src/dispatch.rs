@@ -361,7 +361,7 @@ impl RedisStore {
 /// backend being unavailable.
 fn fenced(e: redis::RedisError, fence: Option<&Lease>) -> Error {
     match fence {
-        Some(lease) if e.code() == Some("FENCED") => Error::fenced(lease),
+        Some(lease) if e.code() == Some("FENCED") => lease.refusal(),
         _ => BackendError::from(e).into(),
     }
 }
