@@ -16,6 +16,7 @@ mod drain;
 mod failover;
 mod join;
 mod partition;
+mod redis_prefix;
 mod replicas;
 mod restart;
 mod rotation;
