@@ -319,7 +319,7 @@ impl Agent {
                 .live
                 .iter()
                 .map(|(k, _)| SessionRef {
-                    session: snapshot.details.get(k).cloned(),
+                    session: snapshot.details.get(k).and_then(|v| v.as_object().cloned()),
                     ..SessionRef::from(k)
                 })
                 .collect()

@@ -36,7 +36,7 @@ pub struct SessionRef {
     /// plane can adopt a session it has no record of with them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub session: Option<serde_json::Value>,
+    pub session: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl From<&SessionKey> for SessionRef {
@@ -264,7 +264,7 @@ impl HeartbeatRequest {
                             )
                         })?;
                         if let Some(session) = s.session {
-                            live_details.insert(key.clone(), session);
+                            live_details.insert(key.clone(), serde_json::Value::Object(session));
                         }
                         Ok(key)
                     })
@@ -442,6 +442,15 @@ mod tests {
         let u = SessionKey::parse("e", "u").unwrap();
         assert_eq!(hb.live_details.len(), 1);
         assert_eq!(hb.live_details.get(&u), Some(&session));
+    }
+
+    #[test]
+    fn a_live_session_object_must_be_an_object() {
+        let mut v: serde_json::Value = serde_json::from_str(SEED_000).unwrap();
+        v["liveSessions"] = serde_json::json!([{"examId": "e", "userId": "u", "session": 6.5e261}]);
+        let e =
+            crate::decode::parse_json::<HeartbeatRequest>(v.to_string().as_bytes()).unwrap_err();
+        assert!(e.field.starts_with("liveSessions"), "{e:?}");
     }
 
     #[test]
