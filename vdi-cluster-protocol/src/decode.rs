@@ -23,11 +23,6 @@ pub fn is_json_content_type(value: &str) -> bool {
         || essence == "text/plain"
 }
 
-/// Whether a body is empty (only whitespace).
-pub fn is_blank(bytes: &[u8]) -> bool {
-    bytes.iter().all(u8::is_ascii_whitespace)
-}
-
 /// Prefix of the errors [`keyed`] reports.
 const KEYED_PREFIX: &str = "field `";
 

@@ -98,8 +98,9 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = body_bytes(req, state).await?;
-        // JSON `null` is no body too (the body is optional).
-        if decode::is_blank(&bytes) || bytes.trim_ascii() == b"null" {
+        // No bytes at all, or JSON `null`, is no body (the body is
+        // optional); whitespace alone is a malformed body.
+        if bytes.is_empty() || bytes.trim_ascii() == b"null" {
             return Ok(Self(None));
         }
         parse_json(&bytes).map(|v| Self(Some(v)))
