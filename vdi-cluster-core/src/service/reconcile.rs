@@ -178,13 +178,18 @@ impl Pass<'_> {
         match judge(&d, worker, now, &self.service.config.reconcile_limits()) {
             Verdict::Keep => {}
             Verdict::Reclaim => {
-                if store.undo(&d.key, d.id, self.fence).await? {
+                // Its allocator died: the worker may run it, so its slot
+                // stays held until the worker reports.
+                if store
+                    .undo(&d.key, d.id, self.fence, Some(&d.worker))
+                    .await?
+                {
                     self.report.reservations_reclaimed += 1;
                 }
             }
             Verdict::Gone => {
                 if store
-                    .release(&d.key, Some(d.id), self.fence)
+                    .release(&d.key, Some(d.id), self.fence, None)
                     .await?
                     .is_some()
                 {
@@ -193,7 +198,7 @@ impl Pass<'_> {
             }
             Verdict::Stale => {
                 if store
-                    .release(&d.key, Some(d.id), self.fence)
+                    .release(&d.key, Some(d.id), self.fence, None)
                     .await?
                     .is_some()
                 {

@@ -16,7 +16,7 @@ mod record;
 mod view;
 
 pub use claim::{Registrant, RelocationRefused, api_base_url_host, check_relocation};
-pub use heartbeat::{Heartbeat, HeartbeatUpdate, apply_heartbeat};
+pub use heartbeat::{Heartbeat, HeartbeatUpdate, apply_heartbeat, unrecorded};
 pub use record::{WorkerDescription, WorkerRecord, WorkerSnapshot};
 pub use view::{WorkerStatus, WorkerView};
 
