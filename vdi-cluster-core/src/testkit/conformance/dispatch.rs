@@ -15,7 +15,7 @@ use crate::policy::AdminPolicy;
 use crate::store::{CasOutcome, Counter, Reservation};
 use crate::testkit::{assert_no_drift, key, wid, worker_record};
 
-/// Compare-and-reserve checks `max(reported, dispatched) < max` and policy.
+/// Compare-and-reserve checks `dispatched + unrecorded < max` and policy.
 pub async fn reserve_respects_capacity_and_policy(factory: &impl StoreFactory) {
     let store = factory.replica().await;
     let w = add_worker(&store, "w-cap", 2).await;
