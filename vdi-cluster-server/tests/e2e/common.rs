@@ -113,6 +113,21 @@ impl Proc {
         }
     }
 
+    /// Waits until the process's log (stderr) has a line containing
+    /// `needle`.
+    pub async fn wait_log(&self, needle: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        while !std::fs::read_to_string(&self.log).is_ok_and(|log| log.contains(needle)) {
+            assert!(
+                Instant::now() < deadline,
+                "{} logged no line with {needle:?}; log: {}",
+                self.name,
+                self.log_tail(40)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The first stdout line containing `needle`.
     pub async fn wait_line(&mut self, needle: &str) -> String {
         let deadline = Instant::now() + DEADLINE;
