@@ -55,7 +55,6 @@ use crate::dispatch::{Dispatch, DispatchState, lost_to_restart};
 use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::ids::{DispatchId, SessionKey, WorkerId};
-use crate::reconcile::MassFailure;
 use crate::scheduler::{
     Candidate, ChoiceReason, Constraints, ExamPlacement, Exclusions, NoCapacity, RankIndex,
     RankOptions,
@@ -336,7 +335,7 @@ impl ClusterService {
                     return Ok(Existing::Reuse(d, None));
                 }
                 let views = self.worker_views().await?;
-                if MassFailure::of(&views).guards(self.config.mass_failure_percent) {
+                if self.mass_failure_guard(&views).1 {
                     tracing::warn!(session = %key, worker = %d.worker, "mass-failure guard: keeping the session on its silent worker");
                     return Ok(Existing::Reuse(d, Some(SILENT_WORKER_WARNING.to_owned())));
                 }

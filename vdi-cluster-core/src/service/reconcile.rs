@@ -25,8 +25,8 @@ use crate::health::Availability;
 use crate::ids::WorkerId;
 use crate::policy::AdminPolicy;
 use crate::reconcile::{
-    Failure, FailureAction, FailureContext, LeaveReason, MassFailure, PolicyChange,
-    ReconcileReport, Verdict, judge, on_failed_worker,
+    Failure, FailureAction, FailureContext, LeaveReason, PolicyChange, ReconcileReport, Verdict,
+    judge, on_failed_worker,
 };
 use crate::scheduler::Constraints;
 use crate::store::Lease;
@@ -70,8 +70,7 @@ impl ClusterService {
     pub async fn reconcile_leased(&self, fence: Option<&Lease>) -> Result<ReconcileReport> {
         let started_at = self.clock.now();
         let views = self.worker_views().await?;
-        let share = MassFailure::of(&views);
-        let guard = share.guards(self.config.mass_failure_percent);
+        let (share, guard) = self.mass_failure_guard(&views);
         let mut pass = Pass {
             service: self,
             fence,
@@ -90,10 +89,11 @@ impl ClusterService {
         };
         if guard {
             pass.suspend(format!(
-                "{} of {} enabled workers are silent at once (at least {}%): treating it as a control-plane or network fault; no session is moved",
+                "{} of {} enabled workers are silent (the guard engages at {}% and holds for {} s after): treating it as a control-plane or network fault; no session is moved",
                 share.silent,
                 share.enabled,
-                self.config.mass_failure_percent
+                self.config.mass_failure_percent,
+                self.config.offline_after.as_secs()
             ));
         }
 

@@ -22,3 +22,4 @@ mod replica_kill;
 mod replicas;
 mod restart;
 mod rotation;
+mod slow_worker;

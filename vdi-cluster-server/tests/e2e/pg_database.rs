@@ -9,6 +9,8 @@ use sqlx::{ConnectOptions, Connection, Executor};
 use vdi_cluster_core::testkit::backend_unreachable;
 use vdi_cluster_postgres::PgConnectOptions;
 
+use crate::common::CpOptions;
+
 fn database_url() -> String {
     std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
@@ -37,6 +39,16 @@ impl PgDatabase {
             Ok(Ok(url)) => Some(Self { url, admin, name }),
             Ok(Err(e)) => backend_unreachable("PostgreSQL", &admin, &e),
             Err(e) => backend_unreachable("PostgreSQL", &admin, &e),
+        }
+    }
+}
+
+impl PgDatabase {
+    /// Control-plane options keeping state in this database.
+    pub fn options(&self) -> CpOptions {
+        CpOptions {
+            store: Some(self.url.clone()),
+            ..CpOptions::default()
         }
     }
 }

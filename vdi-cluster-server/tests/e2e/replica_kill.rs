@@ -162,12 +162,7 @@ async fn a_replica_killed_mid_surge_strands_nobody_on_redis() {
     let Some(redis) = RedisPrefix::new().await else {
         return;
     };
-    surge_across_a_replica_kill(CpOptions {
-        store: Some(redis.url.clone()),
-        redis_prefix: Some(redis.prefix.clone()),
-        ..CpOptions::default()
-    })
-    .await;
+    surge_across_a_replica_kill(redis.options()).await;
     drop(redis);
 }
 
@@ -176,10 +171,6 @@ async fn a_replica_killed_mid_surge_strands_nobody_on_postgres() {
     let Some(db) = PgDatabase::new().await else {
         return;
     };
-    surge_across_a_replica_kill(CpOptions {
-        store: Some(db.url.clone()),
-        ..CpOptions::default()
-    })
-    .await;
+    surge_across_a_replica_kill(db.options()).await;
     drop(db);
 }
