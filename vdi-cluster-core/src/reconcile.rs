@@ -98,6 +98,13 @@ pub struct ReconcileReport {
     /// Of those, left where they are (policy `none`, mass-failure guard, no
     /// healthy target).
     pub left_in_place: u32,
+    /// Sessions workers report running without a record, adopted by the
+    /// pass's sweep of the fleet's reports (heartbeats adopt most first).
+    pub sessions_adopted: u32,
+    /// Stale reservations on a worker confirmed by its report.
+    pub reservations_adopted: u32,
+    /// Copies a worker runs of a session settled on another, stopped.
+    pub duplicates_stopped: u32,
     /// Whether the mass-failure guard held migration back.
     pub mass_failure_guard: bool,
     /// Policy transitions made by observation.

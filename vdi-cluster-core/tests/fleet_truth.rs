@@ -543,3 +543,38 @@ async fn an_adopted_session_is_counted_once() {
     assert_eq!((snap.dispatched, snap.record.unrecorded), (2, 0));
     assert_no_drift(&h.store).await;
 }
+
+#[tokio::test]
+async fn a_reconcile_pass_repairs_toward_the_stored_reports_and_says_so() {
+    let h = harness(|_| {});
+    h.report("w1", 4, false).await;
+    h.report("w2", 4, false).await;
+
+    // A record lost behind the control plane's back after the worker's
+    // last report listed the session: the pass adopts it.
+    let lost = key("exam", "lost");
+    let placed = h
+        .svc
+        .allocate(lost.clone(), Default::default())
+        .await
+        .unwrap();
+    let holder = placed.dispatch.worker.as_str().to_owned();
+    h.report(&holder, 4, false).await;
+    h.store.release(&lost, None, None, None).await.unwrap();
+    let report = h.svc.reconcile().await.unwrap();
+    assert!(report.scan_complete);
+    assert_eq!(report.sessions_adopted, 1, "{report:?}");
+    assert_eq!(h.svc.session(&lost).await.unwrap().worker.as_str(), holder);
+
+    // A copy on the other worker of a session settled on the holder: the
+    // pass stops it once the grace has passed, and counts it.
+    let other = if holder == "w1" { "w2" } else { "w1" };
+    h.run_on(other, &lost).await;
+    h.report(other, 4, false).await;
+    h.advance(h.svc.config().fleet_grace());
+    let report = h.svc.reconcile().await.unwrap();
+    assert_eq!(report.duplicates_stopped, 1, "{report:?}");
+    assert!(h.workers.sessions(&wid(other)).is_empty());
+    assert_eq!(h.workers.sessions(&wid(&holder)), vec![lost]);
+    assert_no_drift(&h.store).await;
+}

@@ -151,6 +151,13 @@ pub struct ReconcileReportJson {
     /// Of those, left where they are (policy `none`, mass-failure guard, no
     /// healthy target).
     pub left_in_place: u32,
+    /// Sessions workers report running without a record, adopted by the
+    /// pass (heartbeats adopt most of them first).
+    pub sessions_adopted: u32,
+    /// Stale reservations confirmed by their worker's report.
+    pub reservations_adopted: u32,
+    /// Copies of a session settled on another worker, stopped.
+    pub duplicates_stopped: u32,
     /// Whether the mass-failure guard held migration back.
     pub mass_failure_guard: bool,
     /// Policy transitions made by observation.
@@ -174,6 +181,9 @@ impl From<&ReconcileReport> for ReconcileReportJson {
             migration_failed: r.migration_failed,
             orphaned: r.orphaned,
             left_in_place: r.left_in_place,
+            sessions_adopted: r.sessions_adopted,
+            reservations_adopted: r.reservations_adopted,
+            duplicates_stopped: r.duplicates_stopped,
             mass_failure_guard: r.mass_failure_guard,
             policy_changes: r
                 .policy_changes
@@ -211,6 +221,9 @@ mod tests {
             migration_failed: 8,
             orphaned: 9,
             left_in_place: 10,
+            sessions_adopted: 11,
+            reservations_adopted: 12,
+            duplicates_stopped: 13,
             mass_failure_guard: false,
             policy_changes: vec![PolicyChange {
                 worker: w1(),
@@ -242,6 +255,7 @@ mod tests {
                 "scanComplete": true, "reservationsReclaimed": 3, "goneRemoved": 4,
                 "staleRemoved": 5, "failedWorkerSessions": 6, "migrated": 7,
                 "migrationFailed": 8, "orphaned": 9, "leftInPlace": 10,
+                "sessionsAdopted": 11, "reservationsAdopted": 12, "duplicatesStopped": 13,
                 "massFailureGuard": false,
                 "policyChanges": [{
                     "worker": "w1",

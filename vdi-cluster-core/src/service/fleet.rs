@@ -2,7 +2,7 @@
 //! I/O side of [`crate::fleet`] (adopt, confirm, stop), run on every
 //! accepted heartbeat that lists its live sessions.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -31,21 +31,31 @@ pub struct FleetRepair {
     pub release_sessions: Vec<SessionKey>,
 }
 
-/// The heartbeat and stored record a repair works from.
-struct Report<'a> {
-    record: &'a WorkerRecord,
-    hb: &'a Heartbeat,
+/// A worker's report of what it runs, as a repair works from it.
+pub(super) struct Report<'a> {
+    /// The worker's stored record.
+    pub(super) record: &'a WorkerRecord,
+    /// The sessions it reports live.
+    pub(super) live: &'a [SessionKey],
+    /// Connection details it sent with some of them.
+    pub(super) details: &'a BTreeMap<SessionKey, serde_json::Value>,
+    /// Dispatches read for the repair, by session.
+    pub(super) placed: &'a Placed,
+    /// Whether `placed` holds every dispatch (a complete reconcile scan):
+    /// then a session missing from it has none. Otherwise (a heartbeat:
+    /// only the worker's own) the session's record is read.
+    pub(super) placed_is_complete: bool,
 }
 
 impl Report<'_> {
     /// The active dispatch of a session adopted on this worker at `now`.
     fn adoption(&self, key: &SessionKey, now: crate::time::Timestamp) -> Dispatch {
-        let details = self.hb.live_details.get(key).cloned();
+        let details = self.details.get(key).cloned();
         Dispatch::adopted(key.clone(), self.record, now, details)
     }
 }
 
-/// The dispatches on a reporting worker, by session.
+/// Dispatches by session.
 pub(super) type Placed = HashMap<SessionKey, Dispatch>;
 
 impl ClusterService {
@@ -66,27 +76,39 @@ impl ClusterService {
 
     /// Repairs the records toward `hb`'s live sessions, reported by the
     /// worker whose record (as just written) is `record` and whose
-    /// dispatches were `placed` ([`placed_on`](Self::placed_on)): adopts
-    /// the sessions nobody holds, confirms its own stale reservations, and
-    /// names the duplicates it must stop. Records are never removed here;
-    /// a session missing from the report is reconcile's business.
+    /// dispatches were `placed` ([`placed_on`](Self::placed_on)).
     pub(super) async fn repair_from_report(
         &self,
         record: &WorkerRecord,
         hb: &Heartbeat,
         placed: &Placed,
     ) -> Result<FleetRepair> {
-        let mut repair = FleetRepair::default();
-        let Some(live) = hb.live_sessions.as_deref().filter(|l| !l.is_empty()) else {
-            return Ok(repair);
+        let Some(live) = hb.live_sessions.as_deref() else {
+            return Ok(FleetRepair::default());
         };
-        let report = Report { record, hb };
-        for key in live {
-            let stored = match placed.get(key) {
+        self.repair(&Report {
+            record,
+            live,
+            details: &hb.live_details,
+            placed,
+            placed_is_complete: false,
+        })
+        .await
+    }
+
+    /// Repairs the records toward `report`: adopts the sessions nobody
+    /// holds, confirms the worker's own stale reservations, and names the
+    /// duplicates it must stop. Records are never removed here; a session
+    /// missing from the report is reconcile's business.
+    pub(super) async fn repair(&self, report: &Report<'_>) -> Result<FleetRepair> {
+        let mut repair = FleetRepair::default();
+        for key in report.live {
+            let stored = match report.placed.get(key) {
                 Some(d) => Some(d.clone()),
+                None if report.placed_is_complete => None,
                 None => self.store.dispatch(key).await?,
             };
-            self.repair_one(&report, key, stored.as_ref(), &mut repair)
+            self.repair_one(report, key, stored.as_ref(), &mut repair)
                 .await?;
         }
         if repair.adopted + repair.reservations_adopted > 0 {
@@ -132,7 +154,7 @@ impl ClusterService {
         }
         match verdict {
             LiveVerdict::ConfirmReservation(id) => {
-                let details = report.hb.live_details.get(key).cloned();
+                let details = report.details.get(key).cloned();
                 let confirmed = self
                     .store
                     .confirm(key, id, details, now, self.config.sticky_ttl)

@@ -15,9 +15,12 @@
 //! completion is a compare-and-set on the worker's version, and the
 //! recount's repair writes the count it recounts in the same atomic step.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use tokio::time::timeout;
 
 use super::ClusterService;
+use super::fleet::{Placed, Report};
 use crate::dispatch::Dispatch;
 use crate::error::{Error, Result};
 use crate::events::EventKind;
@@ -43,6 +46,8 @@ struct Pass<'a> {
     budget: usize,
     orphaned_by_worker: HashMap<WorkerId, u32>,
     seen: HashSet<crate::ids::DispatchId>,
+    /// Every dispatch the pass checked, by session, for the fleet sweep.
+    placed: Placed,
 }
 
 impl ClusterService {
@@ -86,6 +91,7 @@ impl ClusterService {
             budget: self.config.scan_count.max(1),
             orphaned_by_worker: HashMap::new(),
             seen: HashSet::new(),
+            placed: Placed::new(),
         };
         if guard {
             pass.suspend(format!(
@@ -118,6 +124,9 @@ impl ClusterService {
         }
 
         self.scan(&mut pass, &views).await?;
+        if pass.report.scan_complete {
+            self.sweep_reports(&mut pass, &views).await?;
+        }
 
         for (worker, count) in std::mem::take(&mut pass.orphaned_by_worker) {
             self.emit(EventKind::SessionsOrphaned { worker, count });
@@ -140,6 +149,42 @@ impl ClusterService {
         let detail = serde_json::to_value(&report).unwrap_or_default();
         self.audit(actor, "reconcile", "cluster", detail).await?;
         Ok(report)
+    }
+
+    /// Holds every reachable worker's last report of live sessions against
+    /// the dispatches the pass read (all of them: run after a complete
+    /// scan), as a heartbeat does: adopts sessions without a record,
+    /// confirms stale reservations, and stops copies settled elsewhere by
+    /// calling the worker. Counted in the report.
+    async fn sweep_reports(&self, pass: &mut Pass<'_>, views: &[WorkerView]) -> Result<()> {
+        let no_details = BTreeMap::new();
+        for view in views.iter().filter(|v| v.availability.is_reachable()) {
+            let Some(live) = view.record.live_sessions.as_deref() else {
+                continue;
+            };
+            let repair = self
+                .repair(&Report {
+                    record: &view.record,
+                    live,
+                    details: &no_details,
+                    placed: &pass.placed,
+                    placed_is_complete: true,
+                })
+                .await?;
+            pass.report.sessions_adopted += repair.adopted;
+            pass.report.reservations_adopted += repair.reservations_adopted;
+            for key in &repair.release_sessions {
+                let call = timeout(
+                    self.config.worker_call_timeout,
+                    self.client.release(&view.record, key),
+                )
+                .await;
+                if matches!(call, Ok(Ok(()))) {
+                    pass.report.duplicates_stopped += 1;
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn scan(&self, pass: &mut Pass<'_>, views: &[WorkerView]) -> Result<()> {
@@ -173,6 +218,7 @@ impl Pass<'_> {
         if !self.seen.insert(d.id) {
             return Ok(());
         }
+        self.placed.insert(d.key.clone(), d.clone());
         let store = &self.service.store;
         let now = self.service.clock.now();
         match judge(&d, worker, now, &self.service.config.reconcile_limits()) {
