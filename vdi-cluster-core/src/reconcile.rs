@@ -98,12 +98,15 @@ pub struct ReconcileReport {
     /// Of those, left where they are (policy `none`, mass-failure guard, no
     /// healthy target).
     pub left_in_place: u32,
-    /// Sessions workers report running without a record, adopted by the
-    /// pass's sweep of the fleet's reports (heartbeats adopt most first).
+    /// Sessions workers reported running without a record, adopted by the
+    /// heartbeats this replica processed since its previous pass (each
+    /// adoption is also a `sessionAdopted` event, from any replica).
     pub sessions_adopted: u32,
-    /// Stale reservations on a worker confirmed by its report.
+    /// Stale reservations confirmed by their worker's report: by those
+    /// heartbeats, and by the pass's sweep of the reports workers last sent.
     pub reservations_adopted: u32,
-    /// Copies a worker runs of a session settled on another, stopped.
+    /// Copies a worker ran of a session settled on another, stopped: by
+    /// those heartbeats' answers, and by the sweep calling the worker.
     pub duplicates_stopped: u32,
     /// Whether the mass-failure guard held migration back.
     pub mass_failure_guard: bool,

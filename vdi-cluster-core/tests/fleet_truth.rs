@@ -551,7 +551,7 @@ async fn a_reconcile_pass_repairs_toward_the_stored_reports_and_says_so() {
     h.report("w2", 4, false).await;
 
     // A record lost behind the control plane's back after the worker's
-    // last report listed the session: the pass adopts it.
+    // last report listed the session.
     let lost = key("exam", "lost");
     let placed = h
         .svc
@@ -561,16 +561,22 @@ async fn a_reconcile_pass_repairs_toward_the_stored_reports_and_says_so() {
     let holder = placed.dispatch.worker.as_str().to_owned();
     h.report(&holder, 4, false).await;
     h.store.release(&lost, None, None, None).await.unwrap();
+    // A report stored before the loss adopts nothing (it may predate a
+    // release); the worker's next heartbeat does, and the pass counts it.
     let report = h.svc.reconcile().await.unwrap();
     assert!(report.scan_complete);
+    assert_eq!(report.sessions_adopted, 0, "{report:?}");
+    assert!(h.store.dispatch(&lost).await.unwrap().is_none());
+    assert_eq!(h.report(&holder, 4, false).await.adopted_sessions, 1);
+    let report = h.svc.reconcile().await.unwrap();
     assert_eq!(report.sessions_adopted, 1, "{report:?}");
     assert_eq!(h.svc.session(&lost).await.unwrap().worker.as_str(), holder);
 
     // A copy on the other worker of a session settled on the holder: the
-    // pass stops it once the grace has passed, and counts it.
+    // pass's sweep stops it once the grace has passed, and counts it.
     let other = if holder == "w1" { "w2" } else { "w1" };
     h.run_on(other, &lost).await;
-    h.report(other, 4, false).await;
+    assert!(h.report(other, 4, false).await.release_sessions.is_empty());
     h.advance(h.svc.config().fleet_grace());
     let report = h.svc.reconcile().await.unwrap();
     assert_eq!(report.duplicates_stopped, 1, "{report:?}");

@@ -151,8 +151,8 @@ pub struct ReconcileReportJson {
     /// Of those, left where they are (policy `none`, mass-failure guard, no
     /// healthy target).
     pub left_in_place: u32,
-    /// Sessions workers report running without a record, adopted by the
-    /// pass (heartbeats adopt most of them first).
+    /// Sessions workers reported running without a record, adopted by the
+    /// heartbeats this replica processed since its previous pass.
     pub sessions_adopted: u32,
     /// Stale reservations confirmed by their worker's report.
     pub reservations_adopted: u32,

@@ -3,6 +3,7 @@
 //! accepted heartbeat that lists its live sessions.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -41,10 +42,21 @@ pub(super) struct Report<'a> {
     pub(super) details: &'a BTreeMap<SessionKey, serde_json::Value>,
     /// Dispatches read for the repair, by session.
     pub(super) placed: &'a Placed,
-    /// Whether `placed` holds every dispatch (a complete reconcile scan):
-    /// then a session missing from it has none. Otherwise (a heartbeat:
-    /// only the worker's own) the session's record is read.
-    pub(super) placed_is_complete: bool,
+    /// Where the report comes from.
+    pub(super) source: Source,
+}
+
+/// Where a report of live sessions comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Source {
+    /// A heartbeat being processed: `placed` holds the worker's own
+    /// dispatches (other sessions' records are read), and the report is
+    /// fresh, so a session without a record is adopted.
+    Heartbeat,
+    /// Reconcile's sweep of the reports workers last sent: `placed` holds
+    /// every dispatch (a complete scan). A stored report may predate a
+    /// release, so it adopts nothing; it confirms and stops.
+    Stored,
 }
 
 impl Report<'_> {
@@ -52,6 +64,34 @@ impl Report<'_> {
     fn adoption(&self, key: &SessionKey, now: crate::time::Timestamp) -> Dispatch {
         let details = self.details.get(key).cloned();
         Dispatch::adopted(key.clone(), self.record, now, details)
+    }
+}
+
+/// What the heartbeats this replica processed repaired since its previous
+/// reconcile pass, which adds it to its report.
+#[derive(Debug, Default)]
+pub(super) struct FleetTally {
+    adopted: AtomicU32,
+    reservations_adopted: AtomicU32,
+    stopped: AtomicU32,
+}
+
+impl FleetTally {
+    pub(super) fn add(&self, repair: &FleetRepair) {
+        let stopped = u32::try_from(repair.release_sessions.len()).unwrap_or(u32::MAX);
+        self.adopted.fetch_add(repair.adopted, Ordering::Relaxed);
+        self.reservations_adopted
+            .fetch_add(repair.reservations_adopted, Ordering::Relaxed);
+        self.stopped.fetch_add(stopped, Ordering::Relaxed);
+    }
+
+    /// The tally so far, reset: `(adopted, reservations adopted, stopped)`.
+    pub(super) fn take(&self) -> (u32, u32, u32) {
+        (
+            self.adopted.swap(0, Ordering::Relaxed),
+            self.reservations_adopted.swap(0, Ordering::Relaxed),
+            self.stopped.swap(0, Ordering::Relaxed),
+        )
     }
 }
 
@@ -86,14 +126,17 @@ impl ClusterService {
         let Some(live) = hb.live_sessions.as_deref() else {
             return Ok(FleetRepair::default());
         };
-        self.repair(&Report {
-            record,
-            live,
-            details: &hb.live_details,
-            placed,
-            placed_is_complete: false,
-        })
-        .await
+        let repair = self
+            .repair(&Report {
+                record,
+                live,
+                details: &hb.live_details,
+                placed,
+                source: Source::Heartbeat,
+            })
+            .await?;
+        self.fleet_tally.add(&repair);
+        Ok(repair)
     }
 
     /// Repairs the records toward `report`: adopts the sessions nobody
@@ -105,7 +148,7 @@ impl ClusterService {
         for key in report.live {
             let stored = match report.placed.get(key) {
                 Some(d) => Some(d.clone()),
-                None if report.placed_is_complete => None,
+                None if report.source == Source::Stored => None,
                 None => self.store.dispatch(key).await?,
             };
             self.repair_one(report, key, stored.as_ref(), &mut repair)
@@ -126,7 +169,7 @@ impl ClusterService {
     ) -> Result<()> {
         let now = self.clock.now();
         let worker = &report.record.id;
-        let adopting = report.record.policy.is_enabled();
+        let adopting = report.source == Source::Heartbeat && report.record.policy.is_enabled();
         let grace = self.config.fleet_grace();
         let mut verdict = judge_live(stored, worker, adopting, now, grace);
         if verdict == LiveVerdict::Adopt {

@@ -124,6 +124,7 @@ impl ClusterServiceBuilder {
             started_at,
             snapshots: SnapshotCache::default(),
             guard: std::sync::Mutex::default(),
+            fleet_tally: fleet::FleetTally::default(),
         }
     }
 }
@@ -144,6 +145,8 @@ pub struct ClusterService {
     snapshots: SnapshotCache,
     /// This replica's memory of the mass-failure guard (its hold-down).
     guard: std::sync::Mutex<GuardHold>,
+    /// Repairs made by heartbeats since this replica's previous pass.
+    fleet_tally: fleet::FleetTally,
 }
 
 impl ClusterService {

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use tokio::time::timeout;
 
 use super::ClusterService;
-use super::fleet::{Placed, Report};
+use super::fleet::{Placed, Report, Source};
 use crate::dispatch::Dispatch;
 use crate::error::{Error, Result};
 use crate::events::EventKind;
@@ -127,6 +127,10 @@ impl ClusterService {
         if pass.report.scan_complete {
             self.sweep_reports(&mut pass, &views).await?;
         }
+        let (adopted, reservations, stopped) = self.fleet_tally.take();
+        pass.report.sessions_adopted += adopted;
+        pass.report.reservations_adopted += reservations;
+        pass.report.duplicates_stopped += stopped;
 
         for (worker, count) in std::mem::take(&mut pass.orphaned_by_worker) {
             self.emit(EventKind::SessionsOrphaned { worker, count });
@@ -153,9 +157,10 @@ impl ClusterService {
 
     /// Holds every reachable worker's last report of live sessions against
     /// the dispatches the pass read (all of them: run after a complete
-    /// scan), as a heartbeat does: adopts sessions without a record,
-    /// confirms stale reservations, and stops copies settled elsewhere by
-    /// calling the worker. Counted in the report.
+    /// scan): confirms stale reservations, and stops copies settled
+    /// elsewhere by calling the worker. Sessions without a record are left
+    /// to the worker's next heartbeat (a stored report may predate their
+    /// release). Counted in the report.
     async fn sweep_reports(&self, pass: &mut Pass<'_>, views: &[WorkerView]) -> Result<()> {
         let no_details = BTreeMap::new();
         for view in views.iter().filter(|v| v.availability.is_reachable()) {
@@ -168,10 +173,9 @@ impl ClusterService {
                     live,
                     details: &no_details,
                     placed: &pass.placed,
-                    placed_is_complete: true,
+                    source: Source::Stored,
                 })
                 .await?;
-            pass.report.sessions_adopted += repair.adopted;
             pass.report.reservations_adopted += repair.reservations_adopted;
             for key in &repair.release_sessions {
                 let call = timeout(
