@@ -59,13 +59,32 @@
 //!     heartbeat answer).
 //!
 //!   Each adoption and stop is an event (`sessionAdopted`,
-//!   `reservationAdopted`, `sessionStopped`) and is counted in the
-//!   heartbeat's answer ([`service::HeartbeatAck`]). A record is never
+//!   `reservationAdopted`, `sessionStopped`), is counted in the
+//!   heartbeat's answer ([`service::HeartbeatAck`]) and in the next
+//!   reconcile report, whose pass also holds every worker's stored report
+//!   against a complete scan (confirming and stopping; a stored report may
+//!   predate a release, so only a fresh heartbeat adopts). A student refused
+//!   for want of a slot whose session a worker reports running gets that
+//!   session adopted instead. A record is never
 //!   removed because of a report alone: that stays reconcile's job, on
 //!   evidence (a newer heartbeat omitting it after a grace). A worker call
 //!   that times out undoes its reservation; the session, if the worker
 //!   started it anyway, is adopted or stopped by this rule (see
 //!   `service::allocate`'s docs).
+//!
+//! * **A freed slot is usable at once; no running session goes uncounted.**
+//!   Used slots are `dispatched + unrecorded`
+//!   ([`worker::WorkerRecord::unrecorded`]: what the worker's report runs
+//!   beyond its dispatches). A removal the worker confirmed frees the slot
+//!   immediately; a removal whose worker call failed or timed out holds it
+//!   (the store's `hold`, atomic with the removal) until the worker reports
+//!   again.
+//! * **The mass-failure guard protects reloads and holds.** While at least
+//!   `mass_failure_percent` of the enabled workers are silent, no session
+//!   is moved for silence — neither by reconcile nor when its student
+//!   reloads (the existing dispatch is handed back with a warning) — and the
+//!   guard stays on for the hard timeout after the share drops, so workers
+//!   returning one by one are not migrated.
 //!
 //! The `testkit` feature holds the conformance suite every backend runs to
 //! prove them, plus simulated workers for examples and tests.
