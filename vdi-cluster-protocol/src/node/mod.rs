@@ -39,7 +39,7 @@ use utoipa::ToSchema;
 use vdi_cluster_core::SessionKey;
 
 pub use heartbeat::{
-    DescriptionJson, HeartbeatRequest, HeartbeatResponse, RegisterRequest, SessionRef,
+    DescriptionJson, HeartbeatRequest, HeartbeatResponse, HostJson, RegisterRequest, SessionRef,
 };
 
 /// Header carrying the worker token on heartbeats and registration.

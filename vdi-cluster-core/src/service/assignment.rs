@@ -1,0 +1,186 @@
+//! Registration and joining with codes the control plane assigns (seed
+//! 003), and deregistration with a reason.
+//!
+//! The candidates are [`worker::assign`](crate::worker)'s; a candidate is
+//! taken with the backend's insert-if-absent (`put_worker` expecting no
+//! record, or the join's atomic claim), so two replicas never hand out one
+//! code to two workers.
+
+use super::ClusterService;
+use super::credentials::JoinOutcome;
+use super::registration::CAS_ATTEMPTS;
+use crate::credential::JoinRefusal;
+use crate::error::{Error, Result};
+use crate::events::EventKind;
+use crate::ids::WorkerId;
+use crate::store::CasOutcome;
+use crate::validation::ValidationError;
+use crate::worker::{
+    ASSIGN_ATTEMPTS, HostInfo, Registrant, WorkerDescription, WorkerRecord, WorkerView, base_code,
+    candidate, same_worker,
+};
+
+/// Longest deregistration reason, in characters.
+pub const MAX_REASON_LEN: usize = 500;
+
+fn check_reason(reason: Option<&str>) -> Result<(), ValidationError> {
+    match reason {
+        Some(r) if r.chars().count() > MAX_REASON_LEN || r.chars().any(char::is_control) => {
+            Err(ValidationError::new(
+                "reason",
+                format!("must be at most {MAX_REASON_LEN} characters without control characters"),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+impl ClusterService {
+    /// Registers a worker under a code the control plane assigns: the
+    /// `requested` one, or one derived from its host name, unless another
+    /// worker (on another host) holds it — then a code with a random
+    /// suffix. A worker on the same host gets its code back (registration
+    /// is idempotent, as [`register_as`](Self::register_as)). The answer
+    /// names the code assigned. `host` is stored with the worker.
+    pub async fn register_assigned(
+        &self,
+        requested: Option<WorkerId>,
+        description: WorkerDescription,
+        host: HostInfo,
+        who: Registrant,
+    ) -> Result<WorkerView> {
+        description.validate()?;
+        host.validate()?;
+        let base = base_code(requested.as_ref(), &description, &host);
+        let nonce = uuid::Uuid::new_v4().as_u64_pair().0;
+        for attempt in 0..ASSIGN_ATTEMPTS {
+            let id = candidate(&base, attempt, nonce.rotate_left(attempt as u32 * 24));
+            match self.store.worker(&id).await? {
+                Some(s) if same_worker(&s.record.description, &description) => {
+                    let view = self.register_as(id.clone(), description, who).await?;
+                    return self.store_host(&id, &host).await.map(|v| v.unwrap_or(view));
+                }
+                Some(_) => {}
+                None => {
+                    if description.api_base_url.is_empty() {
+                        return Err(ValidationError::new(
+                            "apiBaseUrl",
+                            "required for a new worker: an absolute http:// or https:// URL with a host",
+                        )
+                        .into());
+                    }
+                    let mut record =
+                        WorkerRecord::registered(id.clone(), description.clone(), self.clock.now());
+                    record.host = host.clone();
+                    if let CasOutcome::Written { .. } = self.store.put_worker(&record, None).await?
+                    {
+                        self.emit(EventKind::WorkerRegistered { worker: id.clone() });
+                        self.invalidate_snapshot();
+                        return self.worker_view(&id).await;
+                    }
+                }
+            }
+        }
+        Err(Error::Conflict {
+            what: format!("worker code {base}: no free code among {ASSIGN_ATTEMPTS} candidates"),
+        })
+    }
+
+    /// Merges `host` into a stored worker's; `None` when nothing changed.
+    async fn store_host(&self, id: &WorkerId, host: &HostInfo) -> Result<Option<WorkerView>> {
+        if host.is_empty() {
+            return Ok(None);
+        }
+        for _ in 0..CAS_ATTEMPTS {
+            let stored = self
+                .store
+                .worker(id)
+                .await?
+                .ok_or_else(|| Error::WorkerNotFound(id.clone()))?;
+            let mut record = stored.record.clone();
+            record.host = record.host.merged(host);
+            if let CasOutcome::Written { .. } =
+                self.store.put_worker(&record, Some(stored.version)).await?
+            {
+                return self.worker_view(id).await.map(Some);
+            }
+        }
+        Err(Error::Conflict {
+            what: format!("worker {id}"),
+        })
+    }
+
+    /// [`join`](Self::join) under an assigned code: the `requested` one or
+    /// one derived from the description, and another candidate while the
+    /// code is taken. `secret_hash` gives the hash of the credential that
+    /// would be issued for a candidate (a credential names its worker).
+    pub async fn join_assigned(
+        &self,
+        token_hash: &str,
+        requested: Option<WorkerId>,
+        description: WorkerDescription,
+        secret_hash: impl Fn(&WorkerId) -> String,
+    ) -> Result<JoinOutcome> {
+        description.validate()?;
+        let base = base_code(requested.as_ref(), &description, &HostInfo::default());
+        let nonce = uuid::Uuid::new_v4().as_u64_pair().0;
+        for attempt in 0..ASSIGN_ATTEMPTS {
+            let id = candidate(&base, attempt, nonce.rotate_left(attempt as u32 * 24));
+            let outcome = self
+                .join(
+                    token_hash,
+                    id.clone(),
+                    description.clone(),
+                    &secret_hash(&id),
+                )
+                .await?;
+            if !matches!(outcome, JoinOutcome::Refused(JoinRefusal::CodeTaken { .. })) {
+                return Ok(outcome);
+            }
+        }
+        Err(Error::Conflict {
+            what: format!("worker code {base}: no free code among {ASSIGN_ATTEMPTS} candidates"),
+        })
+    }
+
+    /// [`deregister`](Self::deregister) with the worker's `reason`
+    /// (seed 003), kept on the worker until it comes back and written to
+    /// the audit trail.
+    pub async fn deregister_with_reason(
+        &self,
+        id: &WorkerId,
+        actor: &str,
+        reason: Option<String>,
+    ) -> Result<WorkerView> {
+        check_reason(reason.as_deref())?;
+        let reason = reason.filter(|r| !r.trim().is_empty());
+        for _ in 0..CAS_ATTEMPTS {
+            let stored = self
+                .store
+                .worker(id)
+                .await?
+                .ok_or_else(|| Error::WorkerNotFound(id.clone()))?;
+            let mut record = stored.record.clone();
+            if record.deregistered_at.is_some() {
+                return self.worker_view(id).await;
+            }
+            record.deregistered_at = Some(self.clock.now());
+            record.deregister_reason.clone_from(&reason);
+            if let CasOutcome::Written { .. } =
+                self.store.put_worker(&record, Some(stored.version)).await?
+            {
+                self.invalidate_snapshot();
+                self.emit(EventKind::WorkerRemoved { worker: id.clone() });
+                let detail = match &reason {
+                    Some(r) => serde_json::json!({ "reason": r }),
+                    None => serde_json::Value::Null,
+                };
+                self.audit(actor, "deregister", id.as_str(), detail).await?;
+                return self.worker_view(id).await;
+            }
+        }
+        Err(Error::Conflict {
+            what: format!("worker {id}"),
+        })
+    }
+}
