@@ -225,7 +225,7 @@ impl Agent {
     fn register_body(&self) -> RegisterRequest {
         let d = &self.config.description;
         RegisterRequest {
-            code: self.config.code.to_string(),
+            code: Some(self.config.code.to_string()),
             description: DescriptionJson::from(d),
         }
     }

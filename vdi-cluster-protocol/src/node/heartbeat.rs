@@ -430,28 +430,34 @@ impl From<&HeartbeatAck> for HeartbeatResponse {
 }
 
 /// Registration ahead of the first heartbeat (seed 003). Idempotent: a
-/// known worker's description is updated.
+/// known worker's description is updated. Without `code`, or with one
+/// another worker (on another host) holds, the control plane assigns one
+/// and answers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisterRequest {
-    /// The worker's code.
+    /// The worker's code, as requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(
         pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$",
         min_length = 1,
         max_length = 64
     )]
-    pub code: String,
+    pub code: Option<String>,
     /// Name, URL, zone, labels, capabilities.
     #[serde(flatten)]
     pub description: DescriptionJson,
 }
 
 impl RegisterRequest {
-    /// The worker's id (field `code`) and its description. The description
-    /// is validated by core (`ClusterService::register`,
+    /// The requested id (field `code`), if any, and the description. The
+    /// description is validated by core (`ClusterService::register`,
     /// `WorkerDescription::validate`), not here.
-    pub fn into_parts(self) -> Result<(WorkerId, WorkerDescription), ValidationError> {
-        let id = WorkerId::parse("code", self.code)?;
+    pub fn into_parts(self) -> Result<(Option<WorkerId>, WorkerDescription), ValidationError> {
+        let id = self
+            .code
+            .map(|code| WorkerId::parse("code", code))
+            .transpose()?;
         require_api_base_url(&self.description)?;
         Ok((id, self.description.into()))
     }
@@ -604,7 +610,7 @@ mod tests {
             ]
         );
         let register = RegisterRequest {
-            code: "w".into(),
+            code: Some("w".into()),
             description: req.description.clone(),
         };
         assert_eq!(
