@@ -18,12 +18,32 @@ use crate::convert;
 use crate::pb;
 use crate::pb::worker_management_service_client::WorkerManagementServiceClient;
 
-/// URL schemes of a gRPC control plane (`grpc://host:port`).
-pub const GRPC_SCHEMES: [&str; 2] = ["grpc://", "grpcs://"];
+/// URL scheme of a gRPC control plane (`grpc://host:port`: HTTP/2
+/// without TLS, as seed 003's `negotiation-type: plaintext`; put a TLS
+/// proxy in front for anything beyond a private network).
+pub const GRPC_SCHEME: &str = "grpc://";
 
-/// Whether `url` names a gRPC control plane.
+/// Whether `url` names a gRPC control plane (any case of the scheme).
 pub fn is_grpc_url(url: &str) -> bool {
-    GRPC_SCHEMES.iter().any(|s| url.starts_with(s))
+    url.trim().to_ascii_lowercase().starts_with(GRPC_SCHEME)
+}
+
+/// The HTTP/2 URI tonic connects to for `url` (`grpc://h:p` →
+/// `http://h:p`); an error for humans when `url` is not a
+/// `grpc://host:port` URL.
+pub fn endpoint_uri(url: &str) -> Result<String, String> {
+    let trimmed = url.trim().trim_end_matches('/');
+    if !is_grpc_url(trimmed) {
+        return Err(format!("{url:?} is not a grpc:// URL"));
+    }
+    let rest = &trimmed[GRPC_SCHEME.len()..];
+    let valid = !rest.is_empty()
+        && !rest.contains(['/', '?', '#', ' '])
+        && rest.parse::<tonic::codegen::http::uri::Authority>().is_ok();
+    if !valid {
+        return Err(format!("{url:?}: expected grpc://host:port"));
+    }
+    Ok(format!("http://{rest}"))
 }
 
 /// A gRPC client of one control plane.
@@ -47,9 +67,8 @@ fn with_header<T>(
 }
 
 impl GrpcControlPlane {
-    /// A client of the control plane at `url` (`grpc://host:port`; plain
-    /// HTTP/2, or TLS with `grpcs://`), each call within `timeout`. Connects
-    /// on first use.
+    /// A client of the control plane at `url` (`grpc://host:port`), each
+    /// call within `timeout`. Connects on first use.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, Status> {
         let target = url
             .strip_prefix("grpc://")
@@ -160,7 +179,11 @@ mod tests {
     fn only_grpc_urls_make_a_client() {
         assert!(is_grpc_url("grpc://127.0.0.1:9090"));
         assert!(!is_grpc_url("http://127.0.0.1:8080/api"));
+        assert!(is_grpc_url("GRPC://cp:9090"));
         assert!(GrpcControlPlane::new("http://127.0.0.1:9090", Duration::from_secs(1)).is_err());
+        assert_eq!(endpoint_uri("grpc://cp:9090/").unwrap(), "http://cp:9090");
+        assert!(endpoint_uri("grpc://").is_err());
+        assert!(endpoint_uri("grpc://cp:9090/api").is_err());
     }
 
     #[tokio::test]

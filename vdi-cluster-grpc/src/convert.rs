@@ -232,14 +232,15 @@ impl From<pb::HeartbeatResponse> for HeartbeatResponse {
     }
 }
 
-/// A registration as the JSON body (an empty `requested_id` asks for an
-/// assigned code) and the host metadata it carried.
-pub fn register_request(r: pb::RegisterWorkerRequest) -> (RegisterRequest, HostJson) {
-    let request = RegisterRequest {
-        code: non_empty(r.requested_id),
-        description: r.description.unwrap_or_default().into(),
-    };
-    (request, r.host.unwrap_or_default().into())
+impl From<pb::RegisterWorkerRequest> for RegisterRequest {
+    /// An empty `requested_id` asks for an assigned code.
+    fn from(r: pb::RegisterWorkerRequest) -> Self {
+        Self {
+            code: non_empty(r.requested_id),
+            description: r.description.unwrap_or_default().into(),
+            host: r.host.unwrap_or_default().into(),
+        }
+    }
 }
 
 impl From<&RegisterRequest> for pb::RegisterWorkerRequest {
@@ -247,7 +248,7 @@ impl From<&RegisterRequest> for pb::RegisterWorkerRequest {
         Self {
             requested_id: r.code.clone().unwrap_or_default(),
             description: Some((&r.description).into()),
-            host: None,
+            host: Some((&r.host).into()),
         }
     }
 }

@@ -20,6 +20,10 @@ pub mod client;
 pub mod convert;
 pub mod status;
 
+/// The gRPC library these types come from, for callers that name its
+/// types (`Status`, `Code`, metadata) without a version of their own.
+pub use tonic;
+
 /// The generated code of `vdi.cluster.v1`.
 #[allow(missing_docs, unreachable_pub, missing_debug_implementations)]
 #[allow(clippy::all, clippy::pedantic)]

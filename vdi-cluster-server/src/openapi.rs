@@ -38,9 +38,10 @@ use vdi_cluster_protocol::workers::{
     WorkerSessionsJson,
 };
 use vdi_cluster_protocol::{
-    AllocateRequest, AllocateResponse, DescriptionJson, ErrorBody, HeartbeatRequest,
-    HeartbeatResponse, JOIN_TOKEN_HEADER, JoinResponse, PrewarmRequest, PrewarmResponse,
-    RegisterRequest, ReleaseRequest, ReleaseResponse, SessionRef, WORKER_TOKEN_HEADER,
+    AllocateRequest, AllocateResponse, DeregisterRequest, DescriptionJson, ErrorBody,
+    HeartbeatRequest, HeartbeatResponse, HostJson, JOIN_TOKEN_HEADER, JoinResponse, PrewarmRequest,
+    PrewarmResponse, RegisterRequest, ReleaseRequest, ReleaseResponse, SessionRef,
+    WORKER_TOKEN_HEADER,
 };
 
 use vdi_cluster_core::worker::{MAX_TAG_LEN, MAX_TAGS};
@@ -67,7 +68,8 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
     ),
     paths(
         registration::heartbeat, registration::register, registration::deregister,
-        workers::list, workers::summary, workers::healthy, workers::reconcile, workers::detail,
+        workers::list, workers::summary, workers::healthy, workers::stats, workers::reconcile,
+        workers::detail,
         admin::patch, workers::remove, workers::sessions, admin::drain_info,
         admin::drain, admin::drain_put, admin::activate,
         join::join, join::create, join::list, join::revoke,
@@ -79,6 +81,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
     ),
     components(schemas(
         ErrorBody, HeartbeatRequest, HeartbeatResponse, RegisterRequest, DescriptionJson,
+        HostJson, DeregisterRequest,
         SessionRef, AllocateRequest, AllocateResponse, ReleaseRequest, ReleaseResponse,
         PrewarmRequest, PrewarmResponse, JoinResponse,
         WorkerJson, WorkerList, WorkerSessionsJson, AdminActionJson, DrainInfoJson,

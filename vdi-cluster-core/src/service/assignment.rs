@@ -42,25 +42,39 @@ impl ClusterService {
     /// suffix. A worker on the same host gets its code back (registration
     /// is idempotent, as [`register_as`](Self::register_as)). The answer
     /// names the code assigned. `host` is stored with the worker.
+    ///
+    /// A registrant that may move a worker to another host
+    /// ([`Registrant::may_move_host`]) gets the code it requested as it
+    /// is. Candidates for which `skip` is true (codes the caller's API
+    /// reserves) are passed over.
     pub async fn register_assigned(
         &self,
         requested: Option<WorkerId>,
         description: WorkerDescription,
         host: HostInfo,
         who: Registrant,
+        skip: impl Fn(&WorkerId) -> bool,
     ) -> Result<WorkerView> {
         description.validate()?;
         host.validate()?;
+        let exact = requested.is_some() && who.may_move_host();
         let base = base_code(requested.as_ref(), &description, &host);
         let nonce = uuid::Uuid::new_v4().as_u64_pair().0;
         for attempt in 0..ASSIGN_ATTEMPTS {
             let id = candidate(&base, attempt, nonce.rotate_left(attempt as u32 * 24));
+            if skip(&id) {
+                continue;
+            }
             match self.store.worker(&id).await? {
-                Some(s) if same_worker(&s.record.description, &description) => {
+                Some(s) if exact || same_worker(&s.record.description, &description) => {
                     let view = self.register_as(id.clone(), description, who).await?;
                     return self.store_host(&id, &host).await.map(|v| v.unwrap_or(view));
                 }
                 Some(_) => {}
+                None if exact => {
+                    let view = self.register_as(id.clone(), description, who).await?;
+                    return self.store_host(&id, &host).await.map(|v| v.unwrap_or(view));
+                }
                 None => {
                     if description.api_base_url.is_empty() {
                         return Err(ValidationError::new(
@@ -112,20 +126,31 @@ impl ClusterService {
 
     /// [`join`](Self::join) under an assigned code: the `requested` one or
     /// one derived from the description, and another candidate while the
-    /// code is taken. `secret_hash` gives the hash of the credential that
-    /// would be issued for a candidate (a credential names its worker).
+    /// code is taken — unless `keep_requested` (a requested code that is
+    /// taken is then refused, as by `join`). `host` is stored with the
+    /// worker. `secret_hash` gives the hash of the credential that
+    /// would be issued for a candidate (a credential names its worker);
+    /// candidates for which `skip` is true are passed over.
     pub async fn join_assigned(
         &self,
         token_hash: &str,
         requested: Option<WorkerId>,
         description: WorkerDescription,
+        host: &HostInfo,
+        keep_requested: bool,
         secret_hash: impl Fn(&WorkerId) -> String,
+        skip: impl Fn(&WorkerId) -> bool,
     ) -> Result<JoinOutcome> {
+        let keep_requested = keep_requested && requested.is_some();
         description.validate()?;
-        let base = base_code(requested.as_ref(), &description, &HostInfo::default());
+        host.validate()?;
+        let base = base_code(requested.as_ref(), &description, host);
         let nonce = uuid::Uuid::new_v4().as_u64_pair().0;
         for attempt in 0..ASSIGN_ATTEMPTS {
             let id = candidate(&base, attempt, nonce.rotate_left(attempt as u32 * 24));
+            if skip(&id) {
+                continue;
+            }
             let outcome = self
                 .join(
                     token_hash,
@@ -134,8 +159,16 @@ impl ClusterService {
                     &secret_hash(&id),
                 )
                 .await?;
-            if !matches!(outcome, JoinOutcome::Refused(JoinRefusal::CodeTaken { .. })) {
-                return Ok(outcome);
+            match outcome {
+                JoinOutcome::Refused(JoinRefusal::CodeTaken { .. }) if !keep_requested => {}
+                JoinOutcome::Joined(joined) => {
+                    let mut joined = *joined;
+                    if let Some(view) = self.store_host(&id, host).await? {
+                        joined.worker = view;
+                    }
+                    return Ok(JoinOutcome::Joined(Box::new(joined)));
+                }
+                refused => return Ok(refused),
             }
         }
         Err(Error::Conflict {

@@ -447,20 +447,37 @@ pub struct RegisterRequest {
     /// Name, URL, zone, labels, capabilities.
     #[serde(flatten)]
     pub description: DescriptionJson,
+    /// Host name, disk, OS and agent version (seed 002).
+    #[serde(flatten)]
+    pub host: HostJson,
 }
 
 impl RegisterRequest {
-    /// The requested id (field `code`), if any, and the description. The
-    /// description is validated by core (`ClusterService::register`,
-    /// `WorkerDescription::validate`), not here.
-    pub fn into_parts(self) -> Result<(Option<WorkerId>, WorkerDescription), ValidationError> {
+    /// The requested id (field `code`), if any, the description and the
+    /// host metadata. Both are validated by core
+    /// (`ClusterService::register_assigned`), not here.
+    #[allow(clippy::type_complexity)]
+    pub fn into_parts(
+        self,
+    ) -> Result<(Option<WorkerId>, WorkerDescription, HostInfo), ValidationError> {
         let id = self
             .code
             .map(|code| WorkerId::parse("code", code))
             .transpose()?;
         require_api_base_url(&self.description)?;
-        Ok((id, self.description.into()))
+        Ok((id, self.description.into(), self.host.into()))
     }
+}
+
+/// A worker leaving cleanly (seed 003), optionally saying why.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeregisterRequest {
+    /// Why (`shutdown`, `maintenance`, ...), shown in the worker's detail
+    /// and the audit trail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 500, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
+    pub reason: Option<String>,
 }
 
 #[cfg(test)]
@@ -612,6 +629,7 @@ mod tests {
         let register = RegisterRequest {
             code: Some("w".into()),
             description: req.description.clone(),
+            host: HostJson::default(),
         };
         assert_eq!(
             serde_json::to_value(&register).unwrap(),

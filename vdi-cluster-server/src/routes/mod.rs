@@ -135,6 +135,8 @@ static ROUTES: &[RouteSpec] = routes! {
         => "Workers healthy/total, slots available/max, active sessions (seed 000)";
     Get "/api/vdi/workers/healthy" Operator workers::healthy
         => "Workers heartbeating within the TTL (seed 003)";
+    Get "/api/vdi/workers/stats" Operator workers::stats
+        => "Cluster statistics under seed 003's name (as /api/vdi/cluster/stats)";
     Post "/api/vdi/workers/reconcile" Operator workers::reconcile
         => "Reconcile now: stale dispatches, stuck reservations, counter drift (seed 000)";
     Get "/api/vdi/workers/{code}" Operator workers::detail
@@ -238,6 +240,6 @@ mod tests {
         derived.sort_unstable();
         fixed.sort_unstable();
         assert_eq!(derived, fixed);
-        assert_eq!(fixed.len(), 6);
+        assert_eq!(fixed.len(), 8);
     }
 }
