@@ -69,6 +69,7 @@ pub mod events;
 mod exam_schemas;
 pub mod extract;
 pub mod gate;
+pub mod grpc;
 pub mod listener;
 pub mod metrics;
 pub mod openapi;

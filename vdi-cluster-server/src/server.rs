@@ -34,6 +34,7 @@ use vdi_cluster_core::service::{BackgroundConfig, run_background};
 use crate::auth::{AuthConfig, MintError, Role, mint_jwt, random_secret};
 use crate::client::{ClientBuildError, HttpWorkerClient};
 use crate::config::{ConfigError, ServeArgs, TokenArgs};
+use crate::grpc::{self, GrpcError};
 use crate::listener;
 use crate::router::router;
 use crate::state::AppState;
@@ -218,12 +219,16 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
         state.store_name()
     );
 
+    let grpc = match args.grpc_listen {
+        Some(addr) => Some(spawn_grpc(addr, &state).await?),
+        None => None,
+    };
     tokio::spawn(async move {
         vdi_cluster_node::shutdown_signal().await;
         tracing::info!("shutdown requested: finishing requests in flight");
         shutdown.cancel();
     });
-    run(
+    let served = run(
         listener,
         state,
         args.background_config(),
@@ -233,7 +238,30 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     .map_err(|source| ServeError::Io {
         addr: local,
         source,
-    })
+    });
+    if let Some(grpc) = grpc {
+        match grpc.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "gRPC server failed"),
+            Err(e) => tracing::warn!(error = %e, "gRPC server ended abnormally"),
+            Ok(Ok(())) => {}
+        }
+    }
+    served
+}
+
+/// Binds `addr` and serves the gRPC services of `state` there until its
+/// shutdown token is cancelled.
+async fn spawn_grpc(
+    addr: SocketAddr,
+    state: &AppState,
+) -> Result<tokio::task::JoinHandle<Result<(), GrpcError>>, ServeError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Io { addr, source })?;
+    let local = listener.local_addr().unwrap_or(addr);
+    tracing::info!(listen = %local, "gRPC listening");
+    println!("gRPC listening on grpc://{local}");
+    Ok(tokio::spawn(grpc::serve(listener, state.clone())))
 }
 
 /// `vdi-cluster token`: prints a signed JWT.

@@ -14,6 +14,7 @@ mod data_loss;
 mod demo;
 mod drain;
 mod failover;
+mod grpc;
 mod join;
 mod partition;
 mod redis_prefix;
