@@ -71,6 +71,12 @@ pub struct ServeArgs {
     #[arg(long, env = "VDI_GRPC_LISTEN", value_name = "ADDR")]
     pub grpc_listen: Option<SocketAddr>,
 
+    /// The URL workers reach this control plane at (`http://cp:8080`),
+    /// written into installation scripts; unset: the URL the admin's
+    /// request came to.
+    #[arg(long, env = "VDI_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
     /// Storage backend: `memory`, `redis://…` or `postgres://…`.
     #[arg(long, env = "VDI_STORE", default_value = "memory", value_name = "URL")]
     pub store: String,

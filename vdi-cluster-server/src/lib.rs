@@ -70,6 +70,7 @@ mod exam_schemas;
 pub mod extract;
 pub mod gate;
 pub mod grpc;
+pub mod install;
 pub mod listener;
 pub mod metrics;
 pub mod openapi;

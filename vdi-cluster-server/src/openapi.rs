@@ -23,7 +23,8 @@ use vdi_cluster_protocol::cluster::{
 };
 use vdi_cluster_protocol::events::{EventJson, EventKindJson, ServerSentEvent};
 use vdi_cluster_protocol::join::{
-    CreateJoinToken, CreatedJoinToken, CredentialReset, JoinTokenJson, JoinTokenList,
+    CreateJoinToken, CreatedJoinToken, CredentialReset, InstallScriptRequest, JoinTokenJson,
+    JoinTokenList,
 };
 use vdi_cluster_protocol::ops::HealthJson;
 use vdi_cluster_protocol::reconcile::{
@@ -48,8 +49,8 @@ use vdi_cluster_core::worker::{MAX_TAG_LEN, MAX_TAGS};
 
 use crate::auth::Access;
 use crate::routes::{
-    HttpMethod, admin, cluster, credentials, exams, join, ops, registration, route_table, sessions,
-    workers,
+    HttpMethod, admin, cluster, credentials, exams, install, join, ops, registration, route_table,
+    sessions, workers,
 };
 
 /// Name of the bearer-JWT security scheme.
@@ -72,7 +73,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         workers::detail,
         admin::patch, workers::remove, workers::sessions, admin::drain_info,
         admin::drain, admin::drain_put, admin::activate,
-        join::join, join::create, join::list, join::revoke,
+        join::join, join::create, join::list, join::revoke, install::script, install::agent,
         credentials::rotate, credentials::reset, credentials::revoke,
         sessions::allocate, sessions::get, sessions::release, sessions::prewarm,
         exams::book, exams::calendar, exams::detail, exams::patch, exams::cancel,
@@ -91,7 +92,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         SummaryJson, StatsJson, ZoneStatsJson, DistributionEntry, DistributionJson,
         ReconcileReportJson, PolicyChangeJson, PolicyJson, DriftJson, CounterJson,
         AuditJson, AuditEntryJson, EventJson, EventKindJson, ServerSentEvent,
-        HealthJson, CreateJoinToken, JoinTokenJson, CreatedJoinToken, JoinTokenList, CredentialReset,
+        HealthJson, CreateJoinToken, InstallScriptRequest, JoinTokenJson, CreatedJoinToken, JoinTokenList, CredentialReset,
     )),
     modifiers(&FromRouteTable),
     tags(

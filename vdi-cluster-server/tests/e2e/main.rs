@@ -15,6 +15,7 @@ mod demo;
 mod drain;
 mod failover;
 mod grpc;
+mod install;
 mod join;
 mod partition;
 mod redis_prefix;
