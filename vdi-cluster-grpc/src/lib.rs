@@ -26,7 +26,7 @@ pub use tonic;
 
 /// The generated code of `vdi.cluster.v1`.
 #[allow(missing_docs, unreachable_pub, missing_debug_implementations)]
-#[allow(clippy::all, clippy::pedantic)]
+#[allow(clippy::all, clippy::pedantic, clippy::clone_on_ref_ptr)]
 pub mod pb {
     tonic::include_proto!("vdi.cluster.v1");
 

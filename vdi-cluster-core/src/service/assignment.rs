@@ -20,6 +20,22 @@ use crate::worker::{
     candidate, same_worker,
 };
 
+/// A join under an assigned code ([`ClusterService::join_assigned`]).
+#[derive(Debug, Clone)]
+pub struct AssignedJoin {
+    /// The hash of the join token presented.
+    pub token_hash: String,
+    /// The code asked for, if any.
+    pub requested: Option<WorkerId>,
+    /// The worker's description.
+    pub description: WorkerDescription,
+    /// Its host metadata, stored with it.
+    pub host: HostInfo,
+    /// A requested code that is taken is refused (as by `join`) instead
+    /// of giving way to another.
+    pub keep_requested: bool,
+}
+
 /// Longest deregistration reason, in characters.
 pub const MAX_REASON_LEN: usize = 500;
 
@@ -124,23 +140,26 @@ impl ClusterService {
         })
     }
 
-    /// [`join`](Self::join) under an assigned code: the `requested` one or
-    /// one derived from the description, and another candidate while the
-    /// code is taken — unless `keep_requested` (a requested code that is
-    /// taken is then refused, as by `join`). `host` is stored with the
-    /// worker. `secret_hash` gives the hash of the credential that
+    /// [`join`](Self::join) under an assigned code: the requested one or
+    /// one derived from the host name or description, and another
+    /// candidate while the code is taken — unless `keep_requested`. `secret_hash` gives the hash of the credential that
     /// would be issued for a candidate (a credential names its worker);
     /// candidates for which `skip` is true are passed over.
     pub async fn join_assigned(
         &self,
-        token_hash: &str,
-        requested: Option<WorkerId>,
-        description: WorkerDescription,
-        host: &HostInfo,
-        keep_requested: bool,
+        join: AssignedJoin,
         secret_hash: impl Fn(&WorkerId) -> String,
         skip: impl Fn(&WorkerId) -> bool,
     ) -> Result<JoinOutcome> {
+        let AssignedJoin {
+            token_hash,
+            requested,
+            description,
+            host,
+            keep_requested,
+        } = join;
+        let host = &host;
+        let token_hash = token_hash.as_str();
         let keep_requested = keep_requested && requested.is_some();
         description.validate()?;
         host.validate()?;

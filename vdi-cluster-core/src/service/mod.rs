@@ -61,7 +61,7 @@ use std::sync::Arc;
 pub use crate::reconcile::{FailurePolicy, PolicyChange, ReconcileReport};
 pub use admin::{AdminOutcome, DrainInfo};
 pub use allocate::{AllocateOutcome, Allocation};
-pub use assignment::MAX_REASON_LEN;
+pub use assignment::{AssignedJoin, MAX_REASON_LEN};
 pub use background::{BACKGROUND_LEASE, BackgroundConfig, run_background};
 pub use config::ServiceConfig;
 pub use credentials::{JoinOutcome, Joined, RotateOutcome};

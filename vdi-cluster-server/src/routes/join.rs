@@ -17,7 +17,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use vdi_cluster_core::credential::{IssuedSecret, JoinRefusal};
-use vdi_cluster_core::service::JoinOutcome;
+use vdi_cluster_core::service::{AssignedJoin, JoinOutcome};
 use vdi_cluster_core::store::{AuditEntry, JoinToken};
 use vdi_cluster_core::{ValidationError, WorkerId};
 use vdi_cluster_protocol::credentials::worker_credential;
@@ -244,17 +244,19 @@ pub(crate) async fn join_with(
         .to_owned();
     let service = Arc::clone(state.service());
     let secret = random_secret();
-    let named = requested.clone();
     let issued = secret.clone();
+    let join = AssignedJoin {
+        token_hash: hash_hex(&presented),
+        requested: requested.clone(),
+        description,
+        host,
+        keep_requested,
+    };
     let outcome = state
         .detached(async move {
             service
                 .join_assigned(
-                    &hash_hex(&presented),
-                    named,
-                    description,
-                    &host,
-                    keep_requested,
+                    join,
                     |id| hash_hex(&worker_credential(id, &issued)),
                     is_reserved,
                 )
