@@ -36,7 +36,8 @@ pub fn http_for_code(code: Code) -> u16 {
         Code::ResourceExhausted => 429,
         Code::Unavailable => 503,
         Code::DeadlineExceeded | Code::Cancelled => 504,
-        Code::Unimplemented => 501,
+        // An RPC this server lacks: as an HTTP route it lacks.
+        Code::Unimplemented => 405,
         _ => 500,
     }
 }

@@ -382,6 +382,20 @@ mod tests {
             .await
     }
 
+    #[test]
+    fn grpc_failures_are_classified_as_http_ones() {
+        let e = grpc_error(&Status::unavailable("connection refused"));
+        assert!(
+            matches!(e, CallError::Unreachable(_)) && e.tries_next(),
+            "{e}"
+        );
+        let e = grpc_error(&Status::unauthenticated("invalid x-worker-token"));
+        assert!(matches!(e, CallError::Refused { status: 401, .. }), "{e}");
+        assert!(e.answered() && !e.tries_next());
+        let e = grpc_error(&Status::unimplemented("no rotation"));
+        assert!(matches!(e, CallError::Refused { status: 405, .. }), "{e}");
+    }
+
     #[tokio::test]
     async fn a_dead_or_failing_replica_is_skipped_and_the_live_one_sticks() {
         let dead = dead();

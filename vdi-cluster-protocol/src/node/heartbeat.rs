@@ -178,7 +178,7 @@ pub struct HostJson {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(maximum = 1_073_741_824)]
     pub disk_gb: Option<u64>,
-    /// Disk in use, GB (at most `diskGb`).
+    /// Disk in use, GB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(maximum = 1_073_741_824)]
     pub used_disk_gb: Option<u64>,

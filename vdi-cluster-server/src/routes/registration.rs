@@ -88,6 +88,13 @@ pub(crate) async fn register(
     let requested = match (&caller, requested) {
         // A worker's own credential registers that worker.
         (Principal::WorkerNode(own), None) => Some(own.clone()),
+        // Without a credential, the code is what `ensure_worker` checks.
+        (Principal::Anonymous, None) => {
+            return Err(ApiError::invalid(vdi_cluster_core::ValidationError::new(
+                "code",
+                "required without a worker token",
+            )));
+        }
         (_, requested) => requested,
     };
     if let Some(id) = &requested {

@@ -336,6 +336,12 @@ async fn grpc_and_http_leave_the_same_registry() {
     assert_eq!(node["usedDiskGb"], 50);
     assert_eq!(node["usedCpuCores"], 1.5);
 
+    // Seed 004's cluster figures, by the slot math, under seed 003's name too.
+    let stats = grpc_api.get("/api/vdi/workers/stats").await;
+    assert_eq!(stats, grpc_api.get("/api/vdi/cluster/stats").await);
+    assert_eq!(stats["usedCpuCores"], 1.5, "{stats}");
+    assert_eq!(stats["usedMemoryMb"], 2048, "{stats}");
+
     // The reason is in the worker's detail and the audit trail.
     let detail = grpc_api.worker(&collided).await;
     assert_eq!(detail["deregisterReason"], "maintenance");
