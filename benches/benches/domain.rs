@@ -128,7 +128,7 @@ fn memory_reserve(c: &mut Criterion) {
             };
             rt.block_on(async {
                 store.reserve(&request).await.unwrap();
-                store.release(&key, None, None).await.unwrap();
+                store.release(&key, None, None, None).await.unwrap();
             })
         })
     });

@@ -376,7 +376,7 @@ async fn naive_redis(
         pipe.cmd("HMGET")
             .arg(format!("{p}:worker:{code}"))
             .arg("max")
-            .arg("reported");
+            .arg("unrecorded");
     }
     pipe.cmd("HGETALL").arg(format!("{p}:dispatched"));
     let mut replies: Vec<redis::Value> = pipe.query_async(conn).await?;
@@ -384,10 +384,8 @@ async fn naive_redis(
         redis::from_redis_value(replies.pop().unwrap_or(redis::Value::Nil))?;
     let mut rows = Vec::with_capacity(codes.len());
     for (code, reply) in codes.iter().zip(replies) {
-        let (max, reported): (Option<i64>, Option<i64>) = redis::from_redis_value(reply)?;
-        let used = reported
-            .unwrap_or(0)
-            .max(dispatched.get(code).copied().unwrap_or(0));
+        let (max, unrecorded): (Option<i64>, Option<i64>) = redis::from_redis_value(reply)?;
+        let used = unrecorded.unwrap_or(0) + dispatched.get(code).copied().unwrap_or(0);
         rows.push((code.as_str(), max.unwrap_or(0), used));
     }
     let Some(code) = most_available(rows.into_iter()) else {
@@ -423,15 +421,15 @@ async fn naive_postgres(
     key: SessionKey,
 ) -> Result<ReserveOutcome, sqlx::Error> {
     let rows: Vec<(String, i32, i64, i32)> = sqlx::query_as(
-        "SELECT id, max_sessions, reported_active, dispatched FROM vdi.workers WHERE accepting",
+        "SELECT id, max_sessions, unrecorded, dispatched FROM vdi.workers WHERE accepting",
     )
     .fetch_all(pool)
     .await?;
-    let choice = most_available(rows.iter().map(|(code, max, reported, dispatched)| {
+    let choice = most_available(rows.iter().map(|(code, max, unrecorded, dispatched)| {
         (
             code.as_str(),
             i64::from(*max),
-            (*reported).max(i64::from(*dispatched)),
+            *unrecorded + i64::from(*dispatched),
         )
     }));
     let Some(code) = choice else {

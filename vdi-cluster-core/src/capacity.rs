@@ -256,10 +256,12 @@ impl CapacitySpec {
     }
 }
 
-/// Sessions in use on a worker: the larger of what it last reported and
-/// what the control plane has dispatched to it (heartbeats lag reality).
-pub fn used_sessions(reported_active: u32, dispatched: u32) -> u32 {
-    reported_active.max(dispatched)
+/// Sessions in use on a worker: those the control plane dispatched to it
+/// plus those it runs that no dispatch accounts for (`unrecorded`, from its
+/// reports). A removed dispatch frees its slot at once; a session the
+/// worker started without one still counts.
+pub fn used_sessions(dispatched: u32, unrecorded: u32) -> u32 {
+    dispatched.saturating_add(unrecorded)
 }
 
 #[cfg(test)]
@@ -294,7 +296,7 @@ mod tests {
     fn seed_000_heartbeat_gives_18_max_7_available() {
         let spec = CapacitySpec::new(input(32.0, 65536, 4.0, 8192, 1.5, 2048)).unwrap();
         assert_eq!(spec.max_sessions(), 18);
-        assert_eq!(spec.available_sessions(used_sessions(11, 0)), 7);
+        assert_eq!(spec.available_sessions(used_sessions(0, 11)), 7);
         assert_eq!(spec.available_sessions(40), 0);
     }
 

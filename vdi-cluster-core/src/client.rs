@@ -35,6 +35,15 @@ pub enum WorkerCallError {
     BadAnswer(String),
 }
 
+impl WorkerCallError {
+    /// Whether the worker may have acted on the call although it failed:
+    /// every failure except a definite refusal (a timeout, a connection
+    /// lost after the request may have been sent, an unreadable answer).
+    pub fn may_have_started(&self) -> bool {
+        !matches!(self, Self::Refused { .. })
+    }
+}
+
 /// The client the control plane uses to reach worker nodes.
 #[async_trait]
 pub trait WorkerClient: Debug + Send + Sync + 'static {

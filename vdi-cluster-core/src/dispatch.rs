@@ -79,6 +79,28 @@ impl Dispatch {
             session: None,
         }
     }
+
+    /// The active dispatch of a session `worker` reports running without a
+    /// record, adopted at `now` with the connection details it sent, if any.
+    pub fn adopted(
+        key: SessionKey,
+        worker: &WorkerRecord,
+        now: Timestamp,
+        session: Option<serde_json::Value>,
+    ) -> Self {
+        Self {
+            state: DispatchState::Active,
+            activated_at: Some(now),
+            session,
+            ..Self::reserve(
+                key,
+                worker.id.clone(),
+                now,
+                worker.boot_id().map(str::to_owned),
+                worker.stamp.as_ref().and_then(|s| s.seq),
+            )
+        }
+    }
 }
 
 /// Whether the worker restarted after this dispatch was placed: the

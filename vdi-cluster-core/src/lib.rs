@@ -27,7 +27,7 @@
 //!
 //! * **A — no over-allocation:** no interleaving of concurrent allocations,
 //!   from any number of replicas sharing a backend, reserves a slot on a
-//!   worker whose `max(reported, dispatched) >= maxSessions`.
+//!   worker whose `dispatched + unrecorded >= maxSessions`.
 //! * **B — one dispatch per session:** a repeated allocate returns the
 //!   existing dispatch.
 //! * **C — no drift:** every counter equals a recount of the dispatch

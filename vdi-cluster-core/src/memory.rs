@@ -96,6 +96,16 @@ impl State {
         self.remove_counters(&d);
         Some(d)
     }
+
+    /// Keeps one slot of `worker` in use after a removal: its unrecorded
+    /// count grows by one and its version moves, so a heartbeat computed
+    /// before the removal cannot overwrite the count.
+    fn hold_slot(&mut self, worker: Option<&WorkerId>) {
+        if let Some((record, version)) = worker.and_then(|w| self.workers.get_mut(w)) {
+            record.unrecorded = record.unrecorded.saturating_add(1);
+            *version += 1;
+        }
+    }
 }
 
 /// The in-memory store. Cheap to clone; clones share state.
@@ -259,7 +269,7 @@ impl DispatchStore for MemoryStore {
             return Ok(Reservation::NotAccepting);
         }
         let dispatched = s.dispatched.get(&new.worker).copied().unwrap_or(0);
-        if record.reported_active.max(dispatched) >= record.max_sessions() {
+        if crate::capacity::used_sessions(dispatched, record.unrecorded) >= record.max_sessions() {
             return Ok(Reservation::Full);
         }
         let superseded = existing.and_then(|old| s.remove_dispatch(&old.key));
@@ -319,14 +329,25 @@ impl DispatchStore for MemoryStore {
         Ok(Adoption::Adopted(d))
     }
 
-    async fn undo(&self, key: &SessionKey, id: DispatchId, fence: Option<&Lease>) -> Result<bool> {
+    async fn undo(
+        &self,
+        key: &SessionKey,
+        id: DispatchId,
+        fence: Option<&Lease>,
+        hold: Option<&WorkerId>,
+    ) -> Result<bool> {
         let mut s = self.lock()?;
         s.check_fence(fence, self.clock.now())?;
         let undoable = s
             .dispatches
             .get(key)
             .is_some_and(|d| d.id == id && d.state == DispatchState::Reserved);
-        Ok(undoable && s.remove_dispatch(key).is_some())
+        if !undoable {
+            return Ok(false);
+        }
+        s.remove_dispatch(key);
+        s.hold_slot(hold);
+        Ok(true)
     }
 
     async fn release(
@@ -334,6 +355,7 @@ impl DispatchStore for MemoryStore {
         key: &SessionKey,
         id: Option<DispatchId>,
         fence: Option<&Lease>,
+        hold: Option<&WorkerId>,
     ) -> Result<Option<Dispatch>> {
         let mut s = self.lock()?;
         s.check_fence(fence, self.clock.now())?;
@@ -341,11 +363,12 @@ impl DispatchStore for MemoryStore {
             .dispatches
             .get(key)
             .is_some_and(|d| id.is_none_or(|id| d.id == id));
-        Ok(if matches {
-            s.remove_dispatch(key)
-        } else {
-            None
-        })
+        if !matches {
+            return Ok(None);
+        }
+        let removed = s.remove_dispatch(key);
+        s.hold_slot(hold);
+        Ok(removed)
     }
 
     async fn mark_orphaned(

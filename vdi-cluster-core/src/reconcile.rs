@@ -337,6 +337,28 @@ impl MassFailure {
     }
 }
 
+/// The mass-failure guard with a hold-down: once engaged it stays on for
+/// `hold` after the silent share falls below the threshold. Workers come
+/// back from a fault one by one; without the hold, the last of them would
+/// be judged failed (and their sessions moved) the moment the others
+/// returned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GuardHold {
+    until: Option<Timestamp>,
+}
+
+impl GuardHold {
+    /// Whether the guard is on at `now`, given whether the silent share
+    /// engages it now (`engaged`).
+    pub fn observe(&mut self, engaged: bool, now: Timestamp, hold: Duration) -> bool {
+        if engaged {
+            self.until = Some(now.plus(hold));
+            return true;
+        }
+        self.until.is_some_and(|until| now < until)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,6 +408,20 @@ mod tests {
             d.activated_at = Some(secs(at));
         }
         d
+    }
+
+    #[test]
+    fn the_guard_holds_while_workers_return_one_by_one() {
+        let hold = Duration::from_secs(10);
+        let mut g = GuardHold::default();
+        assert!(!g.observe(false, secs(100), hold), "never engaged");
+        assert!(g.observe(true, secs(100), hold));
+        assert!(g.observe(true, secs(105), hold));
+        // The share falls below the threshold: held until 105 + 10.
+        assert!(g.observe(false, secs(110), hold));
+        assert!(g.observe(false, secs(114), hold));
+        assert!(!g.observe(false, secs(115), hold));
+        assert!(!g.observe(false, secs(200), hold));
     }
 
     #[test]

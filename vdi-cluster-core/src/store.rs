@@ -11,13 +11,24 @@
 //! connections, replicas) sharing one storage:
 //!
 //! * **Compare-and-reserve is atomic.** [`DispatchStore::reserve`] reads the
-//!   target worker's `max_sessions`, `reported_active`, `accepting` flag and
+//!   target worker's `max_sessions`, `unrecorded`, `accepting` flag and
 //!   dispatched count, and the session's existing dispatch, and writes the
 //!   reservation, the per-worker count and the per-exam affinity count, as
 //!   one indivisible step. It never reserves on a worker whose
-//!   `max(reported_active, dispatched) >= max_sessions`, or that is not
-//!   accepting, as last recorded (invariant A); never creates a second
-//!   dispatch for a session (invariant B).
+//!   `dispatched + unrecorded >= max_sessions`, or that is not accepting,
+//!   as last recorded (invariant A); never creates a second dispatch for a
+//!   session (invariant B).
+//! * **A held slot stays held.** [`DispatchStore::undo`] and
+//!   [`DispatchStore::release`] take `hold: Option<&WorkerId>`: the worker
+//!   that may still run the session although its record goes (the call
+//!   that should have started or stopped it failed or timed out). When the
+//!   removal happens, in the same atomic step, that worker's `unrecorded`
+//!   count grows by one and its record version is bumped, so the slot stays
+//!   in use until the worker's next report says what it runs, and a
+//!   heartbeat computed before the removal fails its compare-and-set instead
+//!   of overwriting the count. [`Registry::put_worker`] stores
+//!   [`WorkerRecord::unrecorded`] beside the record (it is not serialised in
+//!   it) and every read returns the stored count in that field.
 //! * **Counters never drift.** Every step that adds or removes a dispatch
 //!   record updates the worker's dispatched count and the exam's affinity
 //!   count in the same atomic step (invariant C). [`DispatchStore::recount`]
@@ -232,17 +243,26 @@ pub trait DispatchStore: Debug + Send + Sync + 'static {
 
     /// Removes the reservation `id` if it is still only reserved, with its
     /// counters. `false` if there was nothing to undo. Fenced by `fence`
-    /// when given (see the module's contract).
-    async fn undo(&self, key: &SessionKey, id: DispatchId, fence: Option<&Lease>) -> Result<bool>;
+    /// when given; holds a slot of `hold` when it removes (see the module's
+    /// contract).
+    async fn undo(
+        &self,
+        key: &SessionKey,
+        id: DispatchId,
+        fence: Option<&Lease>,
+        hold: Option<&WorkerId>,
+    ) -> Result<bool>;
 
     /// Removes the session's dispatch (only if it is `id`, when given) with
     /// its counters. Idempotent: `None` if there was nothing to remove.
-    /// Fenced by `fence` when given (see the module's contract).
+    /// Fenced by `fence` when given; holds a slot of `hold` when it removes
+    /// (see the module's contract).
     async fn release(
         &self,
         key: &SessionKey,
         id: Option<DispatchId>,
         fence: Option<&Lease>,
+        hold: Option<&WorkerId>,
     ) -> Result<Option<Dispatch>>;
 
     /// Marks dispatch `id` orphaned (its worker failed, `manual` policy).

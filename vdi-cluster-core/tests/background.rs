@@ -99,8 +99,8 @@ slow_delegation! { DispatchStore {
     fn confirm(key: &SessionKey, id: DispatchId, session: Option<serde_json::Value>,
                now: Timestamp, sticky_ttl: Duration) -> Option<Dispatch>;
     fn adopt(dispatch: &Dispatch, sticky_ttl: Duration) -> Adoption;
-    fn undo(key: &SessionKey, id: DispatchId, fence: Option<&Lease>) -> bool;
-    fn release(key: &SessionKey, id: Option<DispatchId>, fence: Option<&Lease>) -> Option<Dispatch>;
+    fn undo(key: &SessionKey, id: DispatchId, fence: Option<&Lease>, hold: Option<&WorkerId>) -> bool;
+    fn release(key: &SessionKey, id: Option<DispatchId>, fence: Option<&Lease>, hold: Option<&WorkerId>) -> Option<Dispatch>;
     fn mark_orphaned(key: &SessionKey, id: DispatchId, fence: Option<&Lease>) -> bool;
     fn dispatch(key: &SessionKey) -> Option<Dispatch>;
     fn worker_dispatches(worker: &WorkerId, limit: usize) -> Vec<Dispatch>;

@@ -463,3 +463,83 @@ async fn a_reload_during_a_mass_failure_keeps_the_dispatch() {
         "nothing moved"
     );
 }
+
+#[tokio::test]
+async fn a_released_slot_is_usable_before_the_next_heartbeat() {
+    let h = harness(|_| {});
+    h.report("w1", 1, false).await;
+    let (first, second) = (key("exam", "first"), key("exam", "second"));
+    h.svc
+        .allocate(first.clone(), Default::default())
+        .await
+        .unwrap();
+    // The worker reports it: one slot, in use.
+    assert_eq!(h.report("w1", 1, false).await.available_sessions, 0);
+    let full = h.svc.allocate(second.clone(), Default::default()).await;
+    assert!(matches!(full, Err(Error::NoCapacity(_))), "{full:?}");
+
+    // Released, the worker confirmed the stop: the next student is placed
+    // at once, with the worker's last report still listing the first.
+    h.svc.release(&first).await.unwrap().expect("released");
+    let placed = h
+        .svc
+        .allocate(second.clone(), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(placed.dispatch.worker.as_str(), "w1");
+    assert_eq!(h.workers.sessions(&wid("w1")), vec![second]);
+    assert_no_drift(&h.store).await;
+}
+
+#[tokio::test]
+async fn a_release_the_worker_did_not_confirm_holds_the_slot_until_it_reports() {
+    let h = harness(|c| c.worker_call_timeout = Duration::from_millis(30));
+    h.report("w1", 1, false).await;
+    let (first, second) = (key("exam", "first"), key("exam", "second"));
+    h.svc
+        .allocate(first.clone(), Default::default())
+        .await
+        .unwrap();
+    h.report("w1", 1, false).await;
+
+    // The stop call hangs: the record goes, the slot stays held.
+    h.workers.set_behaviour(&wid("w1"), Behaviour::Hanging);
+    h.svc.release(&first).await.unwrap().expect("released");
+    assert!(h.store.dispatch(&first).await.unwrap().is_none());
+    let snap = h.store.worker(&wid("w1")).await.unwrap().unwrap();
+    assert_eq!((snap.dispatched, snap.record.unrecorded), (0, 1));
+    h.workers.set_behaviour(&wid("w1"), Behaviour::Healthy);
+    let held = h.svc.allocate(second.clone(), Default::default()).await;
+    assert!(matches!(held, Err(Error::NoCapacity(_))), "{held:?}");
+
+    // The worker's next report says the session is gone: the slot is free.
+    h.report_live("w1", 1, Vec::new(), false).await;
+    let placed = h
+        .svc
+        .allocate(second.clone(), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(placed.dispatch.worker.as_str(), "w1");
+    assert_no_drift(&h.store).await;
+}
+
+#[tokio::test]
+async fn an_adopted_session_is_counted_once() {
+    let h = harness(|_| {});
+    h.report("w1", 3, false).await;
+    let placed = key("exam", "placed");
+    h.svc
+        .allocate(placed.clone(), Default::default())
+        .await
+        .unwrap();
+    // A session the worker runs that nobody recorded: counted as
+    // unrecorded when the report is written, then adopted.
+    let stray = key("other", "stray");
+    h.run_on("w1", &stray).await;
+    let ack = h.report("w1", 3, false).await;
+    assert_eq!(ack.adopted_sessions, 1);
+    assert_eq!((ack.used_sessions, ack.available_sessions), (2, 1));
+    let snap = h.store.worker(&wid("w1")).await.unwrap().unwrap();
+    assert_eq!((snap.dispatched, snap.record.unrecorded), (2, 0));
+    assert_no_drift(&h.store).await;
+}

@@ -179,6 +179,7 @@ fn view(i: usize, s: &Spec) -> WorkerView {
         .unwrap(),
     );
     r.reported_active = s.reported;
+    r.unrecorded = s.reported;
     r.last_heartbeat_at = s
         .silent_secs
         .map(|secs| NOW.minus(Duration::from_secs(secs)));

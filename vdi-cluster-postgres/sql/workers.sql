@@ -1,3 +1,3 @@
-SELECT w.record, w.version, w.dispatched
+SELECT w.record, w.version, w.dispatched, w.unrecorded
   FROM vdi.workers w
  ORDER BY w.id

@@ -96,6 +96,7 @@ impl PgStore {
         id: Option<DispatchId>,
         only_reserved: bool,
         fence: Option<&Lease>,
+        hold: Option<&WorkerId>,
     ) -> Result<Option<Dispatch>> {
         let (lease, holder, token) = fence_args(fence)?;
         let (held, removed) = self
@@ -108,6 +109,7 @@ impl PgStore {
                     .bind(lease)
                     .bind(holder)
                     .bind(token)
+                    .bind(hold.map(WorkerId::as_str))
                     .fetch_one(self.pool())
                     .await?;
                 let held: bool = row.try_get("held")?;
@@ -259,8 +261,17 @@ impl DispatchStore for PgStore {
         .await
     }
 
-    async fn undo(&self, key: &SessionKey, id: DispatchId, fence: Option<&Lease>) -> Result<bool> {
-        Ok(self.remove(key, Some(id), true, fence).await?.is_some())
+    async fn undo(
+        &self,
+        key: &SessionKey,
+        id: DispatchId,
+        fence: Option<&Lease>,
+        hold: Option<&WorkerId>,
+    ) -> Result<bool> {
+        Ok(self
+            .remove(key, Some(id), true, fence, hold)
+            .await?
+            .is_some())
     }
 
     async fn release(
@@ -268,8 +279,9 @@ impl DispatchStore for PgStore {
         key: &SessionKey,
         id: Option<DispatchId>,
         fence: Option<&Lease>,
+        hold: Option<&WorkerId>,
     ) -> Result<Option<Dispatch>> {
-        self.remove(key, id, false, fence).await
+        self.remove(key, id, false, fence, hold).await
     }
 
     async fn mark_orphaned(

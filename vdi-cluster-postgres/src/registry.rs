@@ -11,7 +11,8 @@ use crate::error::PgError;
 use crate::{PgStore, sql, to_u32, to_u64};
 
 fn snapshot(row: &PgRow) -> Result<WorkerSnapshot, PgError> {
-    let Json(record): Json<WorkerRecord> = row.try_get("record")?;
+    let Json(mut record): Json<WorkerRecord> = row.try_get("record")?;
+    record.unrecorded = to_u32("unrecorded count", row.try_get("unrecorded")?)?;
     Ok(WorkerSnapshot {
         record,
         version: to_u64("worker version", row.try_get("version")?)?,
@@ -67,6 +68,7 @@ impl Registry for PgStore {
             .transpose()?;
         self.call(async {
             let max_sessions = i32::try_from(record.max_sessions()).unwrap_or(i32::MAX);
+            let unrecorded = i64::from(record.unrecorded);
             let reported_active = i64::from(record.reported_active);
             let written: Option<i64> = match expected {
                 None => {
@@ -74,8 +76,9 @@ impl Registry for PgStore {
                         .bind(record.id.as_str())
                         .bind(Json(record))
                         .bind(max_sessions)
-                        .bind(reported_active)
+                        .bind(unrecorded)
                         .bind(record.accepting())
+                        .bind(reported_active)
                         .fetch_optional(self.pool())
                         .await?
                 }
@@ -84,9 +87,10 @@ impl Registry for PgStore {
                         .bind(record.id.as_str())
                         .bind(Json(record))
                         .bind(max_sessions)
-                        .bind(reported_active)
+                        .bind(unrecorded)
                         .bind(record.accepting())
                         .bind(version)
+                        .bind(reported_active)
                         .fetch_optional(self.pool())
                         .await?
                 }
@@ -124,10 +128,11 @@ impl Registry for PgStore {
                 .bind(record.id.as_str())
                 .bind(Json(record))
                 .bind(i32::try_from(record.max_sessions()).unwrap_or(i32::MAX))
-                .bind(i64::from(record.reported_active))
+                .bind(i64::from(record.unrecorded))
                 .bind(record.accepting())
                 .bind(expected)
                 .bind(dispatched)
+                .bind(i64::from(record.reported_active))
                 .fetch_optional(self.pool())
                 .await?;
             Ok(match written {

@@ -81,16 +81,16 @@ async fn step(rng: &mut SmallRng, t: u64, mem: &MemoryStore, pg: &PgStore, db: &
         50..=57 => {
             let id = some_id(rng, current.as_ref());
             assert_eq!(
-                mem.undo(&k, id, None).await.unwrap(),
-                pg.undo(&k, id, None).await.unwrap(),
+                mem.undo(&k, id, None, None).await.unwrap(),
+                pg.undo(&k, id, None, None).await.unwrap(),
                 "undo {k}"
             );
         }
         58..=67 => {
             let id = rng.random_bool(0.5).then(|| some_id(rng, current.as_ref()));
             assert_eq!(
-                mem.release(&k, id, None).await.unwrap(),
-                pg.release(&k, id, None).await.unwrap(),
+                mem.release(&k, id, None, None).await.unwrap(),
+                pg.release(&k, id, None, None).await.unwrap(),
                 "release {k}"
             );
         }
@@ -108,6 +108,7 @@ async fn step(rng: &mut SmallRng, t: u64, mem: &MemoryStore, pg: &PgStore, db: &
                 .as_ref()
                 .map_or_else(|| worker_record(code, slots, 0), |s| s.record.clone());
             record.reported_active = rng.random_range(0..=slots + 1);
+            record.unrecorded = rng.random_range(0..=slots + 1);
             record.policy = match rng.random_range(0..6) {
                 0 => AdminPolicy::Draining { deadline: None },
                 1 => AdminPolicy::Disabled { forced: false },
@@ -412,7 +413,7 @@ async fn delete_worker_refuses_while_rows_remain_even_if_the_count_drifted() {
         "the rows are counted when the counter says zero"
     );
     assert_eq!(store.recount(true).await.unwrap().drift.len(), 1);
-    store.release(&k, None, None).await.unwrap().unwrap();
+    store.release(&k, None, None, None).await.unwrap().unwrap();
     assert_eq!(
         store.delete_worker(&w.id, version).await.unwrap(),
         DeleteOutcome::Deleted

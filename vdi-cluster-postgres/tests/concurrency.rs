@@ -67,7 +67,7 @@ async fn one_operation(store: &PgStore, rng: &mut SmallRng, fleet: &[WorkerId], 
                             .await
                             .unwrap();
                     } else {
-                        store.undo(&k, dispatch.id, None).await.unwrap();
+                        store.undo(&k, dispatch.id, None, None).await.unwrap();
                     }
                 }
                 Ok(Reservation::Existing(_) | Reservation::Full | Reservation::NotAccepting) => {}
@@ -78,7 +78,7 @@ async fn one_operation(store: &PgStore, rng: &mut SmallRng, fleet: &[WorkerId], 
             }
         }
         _ => {
-            store.release(&k, None, None).await.unwrap();
+            store.release(&k, None, None, None).await.unwrap();
         }
     }
 }
@@ -291,7 +291,7 @@ async fn repair_under_load_writes_the_true_count() {
                         let request = request(&k, &w_id, Timestamp(i));
                         store.reserve(&request).await.unwrap();
                     } else {
-                        store.release(&k, None, None).await.unwrap();
+                        store.release(&k, None, None, None).await.unwrap();
                     }
                     i += 1;
                 }

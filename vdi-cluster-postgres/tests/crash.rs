@@ -80,7 +80,7 @@ async fn allocate_until(
             }
         }
         if n.is_multiple_of(3) {
-            match store.release(&k, Some(id), None).await {
+            match store.release(&k, Some(id), None, None).await {
                 Ok(Some(_)) => {
                     acked.insert(k, Acked::Released);
                 }

@@ -86,10 +86,13 @@ async fn every_call_is_unavailable(store: &PgStore) {
         )
         .await,
     );
-    assert_unavailable("undo", bounded("undo", store.undo(&k, id, None)).await);
+    assert_unavailable(
+        "undo",
+        bounded("undo", store.undo(&k, id, None, None)).await,
+    );
     assert_unavailable(
         "release",
-        bounded("release", store.release(&k, None, None)).await,
+        bounded("release", store.release(&k, None, None, None)).await,
     );
     assert_unavailable(
         "mark_orphaned",

@@ -30,6 +30,34 @@ local function uncount(record, worker, counts, index, affinity)
   decrement(affinity, worker)
 end
 
+-- Keeps one slot of the worker hash `worker` in use after a removal (the
+-- worker may still run the session): its unrecorded count grows by one and
+-- its version moves, so a heartbeat computed before this step fails its
+-- compare-and-set. Nothing when the worker is not registered.
+local function hold_slot(worker)
+  if redis.call('HEXISTS', worker, 'version') == 1 then
+    redis.call('HINCRBY', worker, 'unrecorded', 1)
+    redis.call('HINCRBY', worker, 'version', 1)
+  end
+end
+
+-- The optional keys of a removal (undo.lua, release.lua) after its five
+-- fixed ones: the worker whose slot to hold when ARGV[2] is '1', then the
+-- fencing lease when ARGV[3] (its holder) is not ''.
+local function removal_options()
+  local hold = nil
+  local next_key = 6
+  if ARGV[2] == '1' then
+    hold = KEYS[6]
+    next_key = 7
+  end
+  local lease = nil
+  if ARGV[3] ~= '' then
+    lease = KEYS[next_key]
+  end
+  return hold, lease
+end
+
 -- {tag, flat[1], flat[2], …}
 local function tagged(tag, flat)
   local out = {tag}

@@ -14,7 +14,7 @@
 -- ARGV[2]  expected version, or '' for "no record yet"
 -- ARGV[3]  the record (JSON)
 -- ARGV[4]  max sessions
--- ARGV[5]  reported active sessions
+-- ARGV[5]  unrecorded sessions (WorkerRecord::unrecorded)
 -- ARGV[6]  '1' if the worker accepts new sessions, else '0'
 -- ARGV[7]  expected dispatched count, or '' for "not checked"
 --
@@ -33,7 +33,7 @@ if ARGV[7] ~= '' then
   end
 end
 
-redis.call('HSET', worker, 'record', ARGV[3], 'max', ARGV[4], 'reported', ARGV[5], 'accepting', ARGV[6])
+redis.call('HSET', worker, 'record', ARGV[3], 'max', ARGV[4], 'unrecorded', ARGV[5], 'accepting', ARGV[6])
 redis.call('HINCRBY', worker, 'version', 1)
 redis.call('SADD', workers, ARGV[1])
 return {'written', redis.call('HGET', worker, 'version')}

@@ -3,7 +3,7 @@
 -- lua/prelude.lua, prepended when the script is loaded.
 --
 -- Checks, in one atomic step, the session's existing dispatch and the target
--- worker's stored capacity (max, reported, accepting) and dispatched count,
+-- worker's stored capacity (max, unrecorded, accepting) and dispatched count,
 -- then writes the reservation with every counter. It never chooses a worker:
 -- the caller names it.
 --
@@ -20,7 +20,7 @@
 -- Returns one of
 --   {'existing', field, value, …}   the session's dispatch, left in place
 --   {'not_accepting'}               no such worker, or it takes no sessions
---   {'full'}                        max(reported, dispatched) >= max
+--   {'full'}                        dispatched + unrecorded >= max
 --   {'reserved'}                    reserved
 --   {'reserved', field, value, …}   reserved, replacing this old record
 
@@ -38,14 +38,14 @@ if existing[1] then
   end
 end
 
-local w = redis.call('HMGET', worker, 'version', 'max', 'reported', 'accepting')
+local w = redis.call('HMGET', worker, 'version', 'max', 'unrecorded', 'accepting')
 if not w[1] or w[4] ~= '1' then
   return {'not_accepting'}
 end
 local max = tonumber(w[2]) or 0
-local reported = tonumber(w[3]) or 0
+local unrecorded = tonumber(w[3]) or 0
 local dispatched = tonumber(redis.call('HGET', counts, target) or '0') or 0
-if math.max(reported, dispatched) >= max then
+if dispatched + unrecorded >= max then
   return {'full'}
 end
 

@@ -8,18 +8,23 @@
 -- KEYS[3]  worker index (sorted set)       {p}:index:worker-dispatches
 -- KEYS[4]  the exam's dispatch keys (set)  {p}:sticky:exam:{e}:sessions
 -- KEYS[5]  the exam's affinity (hash)      {p}:sticky:exam:{e}:affinity
--- KEYS[6]  optional: the fencing lease (hash) {p}:lease:{name}
+-- KEYS[6]  optional: the worker whose slot to hold (hash), with ARGV[2]
+--                                          {p}:worker:{code}
+-- KEYS[6|7] optional: the fencing lease (hash), with ARGV[3]
+--                                          {p}:lease:{name}
 -- ARGV[1]  dispatch id that must be the stored one, still 'reserved'
--- ARGV[2]  the fencing lease's holder (with KEYS[6])
--- ARGV[3]  the fencing lease's token (with KEYS[6])
+-- ARGV[2]  '1' to hold a slot of the worker in KEYS[6] when removing, else ''
+-- ARGV[3]  the fencing lease's holder, or '' when unfenced
+-- ARGV[4]  the fencing lease's token
 --
 -- Refuses with a FENCED error, writing nothing, when KEYS[6] is given and
--- that lease is not held by ARGV[2] under token ARGV[3].
+-- that lease is not held by ARGV[3] under token ARGV[4].
 -- Returns 1 if the reservation was removed, 0 if there was nothing to undo.
 
 local record, counts, index, sessions, affinity = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
-local refused = fence_refusal(KEYS[6], ARGV[2], ARGV[3])
+local hold, lease = removal_options()
+local refused = fence_refusal(lease, ARGV[3], ARGV[4])
 if refused then
   return refused
 end
@@ -32,4 +37,7 @@ end
 redis.call('DEL', record)
 redis.call('SREM', sessions, record)
 uncount(record, cur[3], counts, index, affinity)
+if hold then
+  hold_slot(hold)
+end
 return 1

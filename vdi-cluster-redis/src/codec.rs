@@ -153,6 +153,9 @@ pub(crate) mod worker_field {
     pub(crate) const RECORD: &str = "record";
     /// Version for compare-and-set.
     pub(crate) const VERSION: &str = "version";
+    /// `WorkerRecord::unrecorded`, the count reserve.lua reads and a held
+    /// removal increments.
+    pub(crate) const UNRECORDED: &str = "unrecorded";
 }
 
 /// The record as stored.

@@ -183,13 +183,19 @@ impl DispatchStore for RedisStore {
         Ok(self.run_adopt(dispatch, sticky_ttl).await?)
     }
 
-    async fn undo(&self, key: &SessionKey, id: DispatchId, fence: Option<&Lease>) -> Result<bool> {
+    async fn undo(
+        &self,
+        key: &SessionKey,
+        id: DispatchId,
+        fence: Option<&Lease>,
+        hold: Option<&WorkerId>,
+    ) -> Result<bool> {
         let mut invocation = SCRIPTS.undo.prepare_invoke();
         for k in self.removal_keys(key) {
             invocation.key(k);
         }
         invocation.arg(id.to_string());
-        self.fence(&mut invocation, fence);
+        self.removal_options(&mut invocation, hold, fence);
         let removed: i64 = invocation
             .invoke_async(&mut self.conn())
             .await
@@ -202,6 +208,7 @@ impl DispatchStore for RedisStore {
         key: &SessionKey,
         id: Option<DispatchId>,
         fence: Option<&Lease>,
+        hold: Option<&WorkerId>,
     ) -> Result<Option<Dispatch>> {
         let keys = self.removal_keys(key);
         let mut invocation = SCRIPTS.release.prepare_invoke();
@@ -209,7 +216,7 @@ impl DispatchStore for RedisStore {
             invocation.key(k);
         }
         invocation.arg(id.map(|id| id.to_string()).unwrap_or_default());
-        self.fence(&mut invocation, fence);
+        self.removal_options(&mut invocation, hold, fence);
         let reply: Vec<String> = invocation
             .invoke_async(&mut self.conn())
             .await
@@ -347,6 +354,27 @@ impl RedisStore {
     /// Appends the fencing lease to a write's invocation: its key as the
     /// script's last KEYS entry, its holder and token as its last ARGV
     /// entries (see `fence_refusal` in lua/prelude.lua).
+    /// A removal's optional keys and arguments, in the order
+    /// `removal_options()` of lua/prelude.lua reads them.
+    fn removal_options(
+        &self,
+        invocation: &mut redis::ScriptInvocation<'_>,
+        hold: Option<&WorkerId>,
+        fence: Option<&Lease>,
+    ) {
+        match hold {
+            Some(worker) => invocation.key(self.keys.worker(worker)).arg("1"),
+            None => invocation.arg(""),
+        };
+        match fence {
+            Some(lease) => invocation
+                .key(self.keys.lease(&lease.name))
+                .arg(&lease.holder)
+                .arg(lease.token),
+            None => invocation.arg("").arg(""),
+        };
+    }
+
     fn fence(&self, invocation: &mut redis::ScriptInvocation<'_>, fence: Option<&Lease>) {
         if let Some(lease) = fence {
             invocation

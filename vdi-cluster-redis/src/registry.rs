@@ -11,19 +11,31 @@ use crate::error::{BackendError, BackendResult};
 use crate::scripts::SCRIPTS;
 use crate::store::RedisStore;
 
+/// The fields of a worker hash a snapshot reads, in this order.
+const WORKER_FIELDS: [&str; 3] = [
+    worker_field::RECORD,
+    worker_field::VERSION,
+    worker_field::UNRECORDED,
+];
+
+/// [`WORKER_FIELDS`] as read.
+type WorkerFields = (Option<String>, Option<String>, Option<String>);
+
 impl RedisStore {
+    /// A worker hash's `record`, `version` and `unrecorded` fields (an
+    /// `HMGET` of [`WORKER_FIELDS`]) with its dispatched count.
     fn snapshot(
         &self,
         id: &WorkerId,
-        record: Option<String>,
-        version: Option<String>,
+        (record, version, unrecorded): WorkerFields,
         dispatched: Option<&str>,
     ) -> BackendResult<Option<WorkerSnapshot>> {
         let key = self.keys.worker(id);
         let (Some(record), Some(version)) = (record, version) else {
             return Ok(None);
         };
-        let (record, version) = worker_from_fields(&key, &record, &version)?;
+        let (mut record, version) = worker_from_fields(&key, &record, &version)?;
+        record.unrecorded = count(&key, unrecorded.as_deref())?;
         Ok(Some(WorkerSnapshot {
             record,
             version,
@@ -56,8 +68,7 @@ impl RedisStore {
         for id in &ids {
             pipe.cmd("HMGET")
                 .arg(self.keys.worker(id))
-                .arg(worker_field::RECORD)
-                .arg(worker_field::VERSION);
+                .arg(&WORKER_FIELDS[..]);
         }
         pipe.cmd("HGETALL").arg(self.keys.dispatched());
         let mut replies: Vec<Value> = pipe.query_async(&mut conn).await?;
@@ -67,10 +78,10 @@ impl RedisStore {
         };
         let mut out = Vec::with_capacity(ids.len());
         for (id, reply) in ids.iter().zip(replies) {
-            let (record, version): (Option<String>, Option<String>) =
+            let fields: WorkerFields =
                 redis::from_redis_value(reply).map_err(redis::RedisError::from)?;
             let dispatched = counts.get(id.as_str()).map(String::as_str);
-            if let Some(s) = self.snapshot(id, record, version, dispatched)? {
+            if let Some(s) = self.snapshot(id, fields, dispatched)? {
                 out.push(s);
             }
         }
@@ -96,7 +107,7 @@ impl RedisStore {
             .arg(expected.map(|v| v.to_string()).unwrap_or_default())
             .arg(json)
             .arg(record.max_sessions())
-            .arg(record.reported_active)
+            .arg(record.unrecorded)
             .arg(if record.accepting() { "1" } else { "0" })
             .arg(dispatched.map(|n| n.to_string()).unwrap_or_default())
             .invoke_async(&mut self.conn())
@@ -137,20 +148,18 @@ impl Registry for RedisStore {
     }
 
     async fn worker(&self, id: &WorkerId) -> Result<Option<WorkerSnapshot>> {
-        let ((record, version), dispatched): ((Option<String>, Option<String>), Option<String>) =
-            redis::pipe()
-                .atomic()
-                .cmd("HMGET")
-                .arg(self.keys.worker(id))
-                .arg(worker_field::RECORD)
-                .arg(worker_field::VERSION)
-                .cmd("HGET")
-                .arg(self.keys.dispatched())
-                .arg(id.as_str())
-                .query_async(&mut self.conn())
-                .await
-                .map_err(BackendError::from)?;
-        Ok(self.snapshot(id, record, version, dispatched.as_deref())?)
+        let (fields, dispatched): (WorkerFields, Option<String>) = redis::pipe()
+            .atomic()
+            .cmd("HMGET")
+            .arg(self.keys.worker(id))
+            .arg(&WORKER_FIELDS[..])
+            .cmd("HGET")
+            .arg(self.keys.dispatched())
+            .arg(id.as_str())
+            .query_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        Ok(self.snapshot(id, fields, dispatched.as_deref())?)
     }
 
     async fn workers(&self) -> Result<Vec<WorkerSnapshot>> {

@@ -155,7 +155,13 @@ async fn hostile_identifiers_stay_apart_on_the_wire() {
     // A glob character in an id never widens a match: releasing `*`/`*`
     // removes exactly that session.
     let star = SessionKey::parse("*", "*").unwrap();
-    assert!(store.release(&star, None, None).await.unwrap().is_some());
+    assert!(
+        store
+            .release(&star, None, None, None)
+            .await
+            .unwrap()
+            .is_some()
+    );
     for s in sessions.iter().filter(|s| **s != star) {
         assert!(store.dispatch(s).await.unwrap().is_some(), "{s} survived");
     }

@@ -41,7 +41,7 @@ async fn recount_during_allocations_never_reports_phantom_drift() {
                     .unwrap();
                 let w = workers[(i + t) % workers.len()].clone();
                 if i.is_multiple_of(3) {
-                    replica.release(&key, None, None).await.unwrap();
+                    replica.release(&key, None, None, None).await.unwrap();
                     continue;
                 }
                 let request = request(&key, &w, Timestamp(i as u64));
@@ -49,7 +49,7 @@ async fn recount_during_allocations_never_reports_phantom_drift() {
                     replica.reserve(&request).await.unwrap()
                 {
                     if i.is_multiple_of(2) {
-                        replica.undo(&key, dispatch.id, None).await.unwrap();
+                        replica.undo(&key, dispatch.id, None, None).await.unwrap();
                     } else {
                         replica
                             .confirm(

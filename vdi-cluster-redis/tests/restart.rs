@@ -111,7 +111,7 @@ async fn writer(
             .flatten();
         let released_ok = match victim {
             None => true,
-            Some((k, id)) => match store.release(&k, Some(id), None).await {
+            Some((k, id)) => match store.release(&k, Some(id), None, None).await {
                 Ok(Some(_)) => {
                     let mut l = ledger.lock().unwrap();
                     l.live.remove(&k);

@@ -58,7 +58,7 @@ async fn allocate_release_and_heartbeat_round_trips() {
     // LOAD, EVALSHA again); from then on each call is one EVALSHA.
     let warm = SessionKey::parse("exam", "warm-up").unwrap();
     let d = allocate(&store, &warm, &w.id).await;
-    store.release(&warm, Some(d.id), None).await.unwrap();
+    store.release(&warm, Some(d.id), None, None).await.unwrap();
 
     // Allocate = reserve + confirm: 2 round trips, 2 EVALSHA.
     let key = SessionKey::parse("exam", "student").unwrap();
@@ -73,7 +73,7 @@ async fn allocate_release_and_heartbeat_round_trips() {
     // Release: 1 round trip, 1 EVALSHA.
     let (rt, stats) = (store.round_trips(), commandstats(&url).await);
     store
-        .release(&key, Some(d.id), None)
+        .release(&key, Some(d.id), None, None)
         .await
         .unwrap()
         .expect("released");

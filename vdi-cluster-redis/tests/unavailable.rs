@@ -81,8 +81,8 @@ async fn every_call_fails_typed_while_redis_is_away() {
                 .confirm(&k, id, None, Timestamp(1), Duration::from_secs(1))
                 .await,
         );
-        unavailable("undo", store.undo(&k, id, None).await);
-        unavailable("release", store.release(&k, None, None).await);
+        unavailable("undo", store.undo(&k, id, None, None).await);
+        unavailable("release", store.release(&k, None, None, None).await);
         unavailable("mark_orphaned", store.mark_orphaned(&k, id, None).await);
         unavailable("dispatch", store.dispatch(&k).await);
         unavailable("worker_dispatches", store.worker_dispatches(&w, 10).await);

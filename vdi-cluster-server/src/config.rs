@@ -198,6 +198,21 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub allocate_timeout_sec: u64,
 
+    /// How long a worker's report of a session must trail its record before
+    /// the record is repaired toward it (a reservation it runs confirmed, a
+    /// copy settled elsewhere stopped), seconds; never less than the worker
+    /// call timeout.
+    #[arg(long, env = "VDI_ADOPTION_GRACE_SEC", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub adoption_grace_sec: u64,
+
+    /// How long a duplicate allocation waits for the same session's
+    /// allocation in flight before answering 409, milliseconds. Unset:
+    /// `CLUSTER_API_TIMEOUT_MS × WORKER_ALLOCATE_RETRY_COUNT`.
+    #[arg(long, env = "VDI_COALESCE_WAIT_MS",
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub coalesce_wait_ms: Option<u64>,
+
     /// Prewarm calls in flight.
     #[arg(long, env = "VDI_PREWARM_CONCURRENCY", default_value_t = 4,
           value_parser = clap::value_parser!(u64).range(1..=256))]
@@ -325,6 +340,8 @@ impl ServeArgs {
             retry_count: self.allocate_retry_count,
             worker_call_timeout: Duration::from_millis(self.cluster_api_timeout_ms),
             allocate_timeout: Duration::from_secs(self.allocate_timeout_sec),
+            adoption_grace: Duration::from_secs(self.adoption_grace_sec),
+            coalesce_wait: self.coalesce_wait_ms.map(Duration::from_millis),
             dispatch_stale: Duration::from_secs(self.dispatch_stale_sec),
             scan_count: usize::try_from(self.dispatch_scan_count).unwrap_or(usize::MAX),
             prewarm_concurrency: usize::try_from(self.prewarm_concurrency).unwrap_or(1),

@@ -55,12 +55,11 @@ use crate::dispatch::{Dispatch, DispatchState, lost_to_restart};
 use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::ids::{DispatchId, SessionKey, WorkerId};
-use crate::reconcile::MassFailure;
 use crate::scheduler::{
     Candidate, ChoiceReason, Constraints, ExamPlacement, Exclusions, NoCapacity, RankIndex,
     RankOptions,
 };
-use crate::store::{Reservation, ReserveRequest};
+use crate::store::{Adoption, Reservation, ReserveRequest};
 use crate::time::Timestamp;
 use crate::worker::WorkerView;
 
@@ -246,9 +245,11 @@ impl ClusterService {
                 Err(Error::NoCapacity(refusal)) => match self.check_existing(&key).await? {
                     Existing::Reuse(d, warning) => return self.reuse(d, warning).await,
                     Existing::InProgress => {}
-                    Existing::Replace(_) | Existing::None => {
-                        return Err(Error::NoCapacity(refusal));
-                    }
+                    Existing::Replace(_) => return Err(Error::NoCapacity(refusal)),
+                    Existing::None => match self.adopt_reported(&key).await? {
+                        Some(d) => return self.reuse(d, None).await,
+                        None => return Err(Error::NoCapacity(refusal)),
+                    },
                 },
                 other => return other,
             }
@@ -315,8 +316,10 @@ impl ClusterService {
                 if now.since(d.reserved_at) < self.config.allocate_timeout {
                     return Ok(Existing::InProgress);
                 }
-                // A reservation whose allocator died: reclaim it now.
-                self.store.undo(key, d.id, None).await?;
+                // A reservation whose allocator died: reclaim it now. The
+                // worker may have started it: its slot stays held until
+                // the worker reports.
+                self.store.undo(key, d.id, None, Some(&d.worker)).await?;
                 Ok(Existing::None)
             }
             DispatchState::Orphaned => Ok(Existing::Replace(d)),
@@ -332,7 +335,7 @@ impl ClusterService {
                     return Ok(Existing::Reuse(d, None));
                 }
                 let views = self.worker_views().await?;
-                if MassFailure::of(&views).guards(self.config.mass_failure_percent) {
+                if self.mass_failure_guard(&views).1 {
                     tracing::warn!(session = %key, worker = %d.worker, "mass-failure guard: keeping the session on its silent worker");
                     return Ok(Existing::Reuse(d, Some(SILENT_WORKER_WARNING.to_owned())));
                 }
@@ -536,7 +539,11 @@ impl ClusterService {
             Ok(Err(e)) => e,
             Err(_) => WorkerCallError::Timeout,
         };
-        if !self.store.undo(key, reserved.id, None).await?
+        // A worker that may have acted on the call (no answer, or one we
+        // could not read) may run the session: keep its slot held until
+        // its next report says (a session it runs is then adopted).
+        let hold = error.may_have_started().then_some(view.id());
+        if !self.store.undo(key, reserved.id, None, hold).await?
             && let Some(adopted) = self.adopted_meanwhile(reserved).await?
         {
             // The worker did start it, and its heartbeat said so first.
@@ -544,6 +551,40 @@ impl ClusterService {
         }
         tracing::warn!(worker = %view.id(), session = %key, error = %error, "worker allocate failed; trying the next worker");
         Ok(None)
+    }
+
+    /// A session refused for want of a slot that a worker reports running
+    /// with no record (its report was written, its adoption not yet): the
+    /// slot it takes is counted as unrecorded there, so the full cluster is
+    /// partly this student's own desktop. Adopt it on that worker and hand
+    /// it back. Read from the latest ranking snapshot (fresh after a failed
+    /// round), only on this refusal path.
+    async fn adopt_reported(&self, key: &SessionKey) -> Result<Option<Dispatch>> {
+        let (index, _) = self.ranking_snapshot(false).await?;
+        let Some(view) = index.views().iter().find(|v| {
+            v.availability.is_reachable()
+                && v.record.policy.is_enabled()
+                && v.record
+                    .live_sessions
+                    .as_ref()
+                    .is_some_and(|live| live.contains(key))
+        }) else {
+            return Ok(None);
+        };
+        let adoption = Dispatch::adopted(key.clone(), &view.record, self.clock.now(), None);
+        match self.store.adopt(&adoption, self.config.sticky_ttl).await? {
+            Adoption::Adopted(d) => {
+                tracing::info!(session = %key, worker = %d.worker, "adopted a session its worker reports, instead of refusing it");
+                self.emit(EventKind::SessionAdopted {
+                    session: key.clone(),
+                    worker: d.worker.clone(),
+                });
+                self.invalidate_snapshot();
+                Ok(Some(d))
+            }
+            Adoption::Existing(d) if d.state == DispatchState::Active => Ok(Some(d)),
+            Adoption::Existing(_) | Adoption::UnknownWorker => Ok(None),
+        }
     }
 
     /// The reservation `reserved`, if a heartbeat of its worker confirmed

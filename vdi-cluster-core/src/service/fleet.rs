@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::ClusterService;
-use crate::dispatch::{Dispatch, DispatchState};
+use crate::dispatch::Dispatch;
 use crate::error::Result;
 use crate::events::EventKind;
 use crate::fleet::{LiveVerdict, judge_live};
-use crate::ids::{DispatchId, SessionKey};
+use crate::ids::SessionKey;
 use crate::store::Adoption;
 use crate::worker::{Heartbeat, MAX_LIVE_SESSIONS, WorkerRecord};
 
@@ -40,42 +40,46 @@ struct Report<'a> {
 impl Report<'_> {
     /// The active dispatch of a session adopted on this worker at `now`.
     fn adoption(&self, key: &SessionKey, now: crate::time::Timestamp) -> Dispatch {
-        Dispatch {
-            key: key.clone(),
-            id: DispatchId::new(),
-            worker: self.record.id.clone(),
-            state: DispatchState::Active,
-            reserved_at: now,
-            activated_at: Some(now),
-            worker_boot_id: self.hb.stamp.boot_id.clone(),
-            worker_seq: self.hb.stamp.seq,
-            session: self.hb.live_details.get(key).cloned(),
-        }
+        let details = self.hb.live_details.get(key).cloned();
+        Dispatch::adopted(key.clone(), self.record, now, details)
     }
 }
 
+/// The dispatches on a reporting worker, by session.
+pub(super) type Placed = HashMap<SessionKey, Dispatch>;
+
 impl ClusterService {
+    /// The dispatches on `hb`'s worker, read when its heartbeat lists live
+    /// sessions (empty otherwise: nothing to compare them with).
+    pub(super) async fn placed_on(&self, hb: &Heartbeat) -> Result<Placed> {
+        let Some(live) = hb.live_sessions.as_deref().filter(|l| !l.is_empty()) else {
+            return Ok(Placed::new());
+        };
+        Ok(self
+            .store
+            .worker_dispatches(&hb.worker, MAX_LIVE_SESSIONS.max(live.len()))
+            .await?
+            .into_iter()
+            .map(|d| (d.key.clone(), d))
+            .collect())
+    }
+
     /// Repairs the records toward `hb`'s live sessions, reported by the
-    /// worker whose record (as just written) is `record`: adopts the
-    /// sessions nobody holds, confirms its own stale reservations, and
+    /// worker whose record (as just written) is `record` and whose
+    /// dispatches were `placed` ([`placed_on`](Self::placed_on)): adopts
+    /// the sessions nobody holds, confirms its own stale reservations, and
     /// names the duplicates it must stop. Records are never removed here;
     /// a session missing from the report is reconcile's business.
     pub(super) async fn repair_from_report(
         &self,
         record: &WorkerRecord,
         hb: &Heartbeat,
+        placed: &Placed,
     ) -> Result<FleetRepair> {
         let mut repair = FleetRepair::default();
         let Some(live) = hb.live_sessions.as_deref().filter(|l| !l.is_empty()) else {
             return Ok(repair);
         };
-        let placed: HashMap<SessionKey, Dispatch> = self
-            .store
-            .worker_dispatches(&record.id, MAX_LIVE_SESSIONS.max(live.len()))
-            .await?
-            .into_iter()
-            .map(|d| (d.key.clone(), d))
-            .collect();
         let report = Report { record, hb };
         for key in live {
             let stored = match placed.get(key) {

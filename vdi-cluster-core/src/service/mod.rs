@@ -79,6 +79,7 @@ use crate::error::{Error, Result};
 use crate::events::{Event, EventKind, EventSink, LogSink};
 use crate::health::HealthConfig;
 use crate::ids::WorkerId;
+use crate::reconcile::{GuardHold, MassFailure};
 use crate::store::{AuditEntry, Store};
 use crate::time::{Clock, SystemClock, Timestamp};
 use crate::worker::WorkerView;
@@ -125,6 +126,7 @@ impl ClusterServiceBuilder {
             config: self.config,
             started_at,
             snapshots: SnapshotCache::default(),
+            guard: std::sync::Mutex::default(),
         }
     }
 }
@@ -143,6 +145,8 @@ pub struct ClusterService {
     config: ServiceConfig,
     started_at: Timestamp,
     snapshots: SnapshotCache,
+    /// This replica's memory of the mass-failure guard (its hold-down).
+    guard: std::sync::Mutex<GuardHold>,
 }
 
 impl ClusterService {
@@ -156,6 +160,21 @@ impl ClusterService {
             events: Arc::new(LogSink),
             config: ServiceConfig::default(),
         }
+    }
+
+    /// The share of silent workers among `views`, and whether the
+    /// mass-failure guard is on: engaged by that share, or held for the
+    /// hard timeout (`offline_after`) since it last was
+    /// ([`GuardHold`]).
+    pub(crate) fn mass_failure_guard(&self, views: &[WorkerView]) -> (MassFailure, bool) {
+        let share = MassFailure::of(views);
+        let engaged = share.guards(self.config.mass_failure_percent);
+        let mut hold = self
+            .guard
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let on = hold.observe(engaged, self.clock.now(), self.config.offline_after);
+        (share, on)
     }
 
     /// The configuration in force.

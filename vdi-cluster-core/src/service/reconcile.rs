@@ -25,8 +25,8 @@ use crate::health::Availability;
 use crate::ids::WorkerId;
 use crate::policy::AdminPolicy;
 use crate::reconcile::{
-    Failure, FailureAction, FailureContext, LeaveReason, MassFailure, PolicyChange,
-    ReconcileReport, Verdict, judge, on_failed_worker,
+    Failure, FailureAction, FailureContext, LeaveReason, PolicyChange, ReconcileReport, Verdict,
+    judge, on_failed_worker,
 };
 use crate::scheduler::Constraints;
 use crate::store::Lease;
@@ -70,8 +70,7 @@ impl ClusterService {
     pub async fn reconcile_leased(&self, fence: Option<&Lease>) -> Result<ReconcileReport> {
         let started_at = self.clock.now();
         let views = self.worker_views().await?;
-        let share = MassFailure::of(&views);
-        let guard = share.guards(self.config.mass_failure_percent);
+        let (share, guard) = self.mass_failure_guard(&views);
         let mut pass = Pass {
             service: self,
             fence,
@@ -90,10 +89,11 @@ impl ClusterService {
         };
         if guard {
             pass.suspend(format!(
-                "{} of {} enabled workers are silent at once (at least {}%): treating it as a control-plane or network fault; no session is moved",
+                "{} of {} enabled workers are silent (the guard engages at {}% and holds for {} s after): treating it as a control-plane or network fault; no session is moved",
                 share.silent,
                 share.enabled,
-                self.config.mass_failure_percent
+                self.config.mass_failure_percent,
+                self.config.offline_after.as_secs()
             ));
         }
 
@@ -178,13 +178,18 @@ impl Pass<'_> {
         match judge(&d, worker, now, &self.service.config.reconcile_limits()) {
             Verdict::Keep => {}
             Verdict::Reclaim => {
-                if store.undo(&d.key, d.id, self.fence).await? {
+                // Its allocator died: the worker may run it, so its slot
+                // stays held until the worker reports.
+                if store
+                    .undo(&d.key, d.id, self.fence, Some(&d.worker))
+                    .await?
+                {
                     self.report.reservations_reclaimed += 1;
                 }
             }
             Verdict::Gone => {
                 if store
-                    .release(&d.key, Some(d.id), self.fence)
+                    .release(&d.key, Some(d.id), self.fence, None)
                     .await?
                     .is_some()
                 {
@@ -193,7 +198,7 @@ impl Pass<'_> {
             }
             Verdict::Stale => {
                 if store
-                    .release(&d.key, Some(d.id), self.fence)
+                    .release(&d.key, Some(d.id), self.fence, None)
                     .await?
                     .is_some()
                 {

@@ -12,8 +12,8 @@ use crate::ids::{SessionKey, WorkerId};
 use crate::policy::{DrainStatus, PolicyEvent, transition};
 use crate::store::{CasOutcome, DeleteOutcome};
 use crate::worker::{
-    Heartbeat, HeartbeatUpdate, Registrant, WorkerDescription, WorkerRecord, WorkerStatus,
-    WorkerView, apply_heartbeat, check_relocation,
+    Heartbeat, HeartbeatUpdate, Registrant, WorkerDescription, WorkerRecord, WorkerSnapshot,
+    WorkerStatus, WorkerView, apply_heartbeat, check_relocation, unrecorded,
 };
 
 /// A worker the control plane has never seen must say where to reach it.
@@ -111,6 +111,10 @@ impl ClusterService {
                 return Ok(self.ack(&view, false, hb.stamp.seq));
             };
             let dispatched = stored.as_ref().map_or(0, |s| s.dispatched);
+            // Read after the record: a removal holding a slot in between
+            // moves the version, and this write then retries.
+            let placed = self.placed_on(&hb).await?;
+            record.unrecorded = unrecorded(&hb, |k| placed.contains_key(k), dispatched);
             let occupancy = crate::policy::Occupancy {
                 reported_active: record.reported_active,
                 dispatched,
@@ -152,15 +156,18 @@ impl ClusterService {
                     if stored.is_none() || order == HeartbeatOrder::Restarted || t.changed() {
                         self.invalidate_snapshot();
                     }
-                    let snapshot = crate::worker::WorkerSnapshot {
+                    let snapshot = WorkerSnapshot {
                         record: *record,
                         version,
                         dispatched,
                     };
-                    let repair = self.repair_from_report(&snapshot.record, &hb).await?;
+                    let repair = self
+                        .repair_from_report(&snapshot.record, &hb, &placed)
+                        .await?;
                     // Adoptions changed the worker's count: answer with it.
                     let snapshot = if repair.adopted + repair.reservations_adopted > 0 {
-                        self.store.worker(&hb.worker).await?.unwrap_or(snapshot)
+                        let fresh = self.store.worker(&hb.worker).await?.unwrap_or(snapshot);
+                        self.settle_adoptions(fresh, repair.adopted).await?
                     } else {
                         snapshot
                     };
@@ -176,6 +183,31 @@ impl ClusterService {
         Err(Error::Conflict {
             what: format!("worker {}", hb.worker),
         })
+    }
+
+    /// The sessions `adopted` from a report were counted as unrecorded
+    /// when the record was written and are dispatched now: take them out
+    /// of the unrecorded count, unless the record changed since (then the
+    /// count stays high, which is safe, until the next report).
+    async fn settle_adoptions(
+        &self,
+        mut snapshot: WorkerSnapshot,
+        adopted: u32,
+    ) -> Result<WorkerSnapshot> {
+        if adopted == 0 || snapshot.record.unrecorded == 0 {
+            return Ok(snapshot);
+        }
+        let mut record = snapshot.record.clone();
+        record.unrecorded = record.unrecorded.saturating_sub(adopted);
+        if let CasOutcome::Written { version } = self
+            .store
+            .put_worker(&record, Some(snapshot.version))
+            .await?
+        {
+            snapshot.record = record;
+            snapshot.version = version;
+        }
+        Ok(snapshot)
     }
 
     fn ack(&self, view: &WorkerView, accepted: bool, seq: Option<u64>) -> HeartbeatAck {

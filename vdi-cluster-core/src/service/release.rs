@@ -20,13 +20,16 @@ impl ClusterService {
     /// stop it, then the dispatch and its counters are removed atomically.
     /// Releasing a session that has no dispatch is a no-op (`None`).
     ///
-    /// If the worker cannot be reached the record is removed anyway — the
-    /// student is done — and the worker's own count keeps its slot in use
-    /// until it reports the session gone.
+    /// The slot is free at once when the worker confirmed the stop. If the
+    /// worker cannot be reached the record is removed anyway — the student
+    /// is done — but the removal holds the slot
+    /// ([`DispatchStore::release`](crate::store::DispatchStore::release)'s
+    /// `hold`) until the worker's next report says what it still runs.
     pub async fn release(&self, key: &SessionKey) -> Result<Option<Dispatch>> {
         let Some(d) = self.store.dispatch(key).await? else {
             return Ok(None);
         };
+        let mut stopped = false;
         if let Some(snapshot) = self.store.worker(&d.worker).await? {
             let call = timeout(
                 self.config.worker_call_timeout,
@@ -34,7 +37,7 @@ impl ClusterService {
             )
             .await;
             match call {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => stopped = true,
                 Ok(Err(e)) => {
                     tracing::warn!(worker = %d.worker, session = %key, error = %e, "worker release failed")
                 }
@@ -43,6 +46,7 @@ impl ClusterService {
                 }
             }
         }
-        self.store.release(key, Some(d.id), None).await
+        let hold = (!stopped).then_some(&d.worker);
+        self.store.release(key, Some(d.id), None, hold).await
     }
 }

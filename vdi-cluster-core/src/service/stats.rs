@@ -29,7 +29,7 @@ pub struct ClusterSummary {
     pub total_max_sessions: u32,
     /// Free slots of healthy, active workers.
     pub total_available_sessions: u32,
-    /// Sessions in use across all workers (`max(reported, dispatched)`).
+    /// Sessions in use across all workers (`dispatched + unrecorded`).
     pub total_active_sessions: u32,
     /// Draining workers.
     pub draining_workers: u32,

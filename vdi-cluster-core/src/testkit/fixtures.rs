@@ -21,7 +21,7 @@ use crate::health::{HeartbeatStamp, ResourceThresholds};
 use crate::ids::{SessionKey, WorkerId};
 use crate::store::{DispatchStore, Registry, Reservation, ReserveRequest};
 use crate::time::Timestamp;
-use crate::worker::{HeartbeatUpdate, WorkerRecord, apply_heartbeat};
+use crate::worker::{HeartbeatUpdate, WorkerRecord, apply_heartbeat, unrecorded};
 
 use super::heartbeat_with_slots;
 
@@ -56,7 +56,11 @@ pub fn worker_record_at(code: &str, slots: u32, active: u32, at: Timestamp) -> W
         seq: Some(1),
     };
     match apply_heartbeat(None, &hb, at, &ResourceThresholds::default()) {
-        HeartbeatUpdate::Apply { record, .. } => *record,
+        HeartbeatUpdate::Apply { mut record, .. } => {
+            // As the heartbeat stores it: nothing is dispatched yet.
+            record.unrecorded = unrecorded(&hb, |_| false, 0);
+            *record
+        }
         HeartbeatUpdate::Stale => unreachable!("a first heartbeat is never stale"),
     }
 }

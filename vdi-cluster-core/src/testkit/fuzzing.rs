@@ -98,6 +98,7 @@ pub fn ranking(data: &[u8]) {
             })
             .ok();
             r.reported_active = u32::from(b[1] % 16);
+            r.unrecorded = u32::from(b[2] % 16);
             r.last_heartbeat_at = (b[2] % 4 != 0)
                 .then(|| now.minus(std::time::Duration::from_secs(u64::from(b[2]) * 4)));
             r.policy = match b[3] % 4 {

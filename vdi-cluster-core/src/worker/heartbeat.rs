@@ -161,6 +161,26 @@ pub fn apply_heartbeat(
     }
 }
 
+/// Sessions `hb`'s worker runs that no dispatch on it accounts for, the
+/// [`WorkerRecord::unrecorded`] its record is written with.
+///
+/// With a list of live sessions: the listed ones for which `placed` (is
+/// there a dispatch of this session on this worker, as read after the
+/// worker's record) is false, plus any `activeSessions` beyond the list.
+/// Without a list: `activeSessions` beyond the `dispatched` count, so that
+/// `dispatched + unrecorded` is `max(activeSessions, dispatched)` at the
+/// instant of the report.
+pub fn unrecorded(hb: &Heartbeat, placed: impl Fn(&SessionKey) -> bool, dispatched: u32) -> u32 {
+    let Some(live) = &hb.live_sessions else {
+        return hb.active_sessions.saturating_sub(dispatched);
+    };
+    let listed = u32::try_from(live.len()).unwrap_or(u32::MAX);
+    let unplaced = live.iter().filter(|k| !placed(k)).count();
+    u32::try_from(unplaced)
+        .unwrap_or(u32::MAX)
+        .saturating_add(hb.active_sessions.saturating_sub(listed))
+}
+
 fn merge_description(stored: &mut WorkerDescription, incoming: &WorkerDescription) {
     if !incoming.name.is_empty() {
         stored.name.clone_from(&incoming.name);
@@ -229,5 +249,24 @@ mod tests {
         assert_eq!(order, HeartbeatOrder::Restarted);
         assert_eq!(r2.retired_boots, vec!["a".to_string()]);
         assert_eq!(apply(Some(&r2), &hb("a", 9, 3)), HeartbeatUpdate::Stale);
+    }
+
+    #[test]
+    fn unrecorded_counts_what_no_dispatch_on_the_worker_accounts_for() {
+        let a = SessionKey::parse("exam", "a").unwrap();
+        let b = SessionKey::parse("exam", "b").unwrap();
+        // Without a list: activeSessions beyond the dispatched count.
+        let mut report = hb("b1", 1, 3);
+        assert_eq!(unrecorded(&report, |_| false, 1), 2);
+        assert_eq!(unrecorded(&report, |_| false, 5), 0);
+        // With one: the listed sessions without a dispatch here, whatever
+        // the dispatched count (reservations not started yet count there).
+        report.live_sessions = Some(vec![a.clone(), b.clone()]);
+        report.active_sessions = 2;
+        assert_eq!(unrecorded(&report, |k| *k == a, 5), 1);
+        assert_eq!(unrecorded(&report, |_| true, 0), 0);
+        // A list shorter than activeSessions: the rest is unrecorded too.
+        report.active_sessions = 4;
+        assert_eq!(unrecorded(&report, |_| true, 0), 2);
     }
 }

@@ -22,7 +22,7 @@ mod view;
 
 pub use assign::{ASSIGN_ATTEMPTS, FALLBACK_CODE, base_code, candidate, same_worker};
 pub use claim::{Registrant, RelocationRefused, api_base_url_host, check_relocation};
-pub use heartbeat::{Heartbeat, HeartbeatUpdate, apply_heartbeat};
+pub use heartbeat::{Heartbeat, HeartbeatUpdate, apply_heartbeat, unrecorded};
 pub use host::{HostInfo, MAX_DISK_GB, MAX_HOST_TEXT_LEN};
 pub use record::{WorkerDescription, WorkerRecord, WorkerSnapshot};
 pub use usage::SlotUsage;

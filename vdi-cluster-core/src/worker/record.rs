@@ -105,6 +105,19 @@ pub struct WorkerRecord {
     pub capacity: Option<CapacitySpec>,
     /// `activeSessions` from the latest heartbeat.
     pub reported_active: u32,
+    /// Sessions the worker runs that no dispatch on it accounts for: those
+    /// its latest report listed without a dispatch here (or, from a worker
+    /// that lists none, `activeSessions` beyond the dispatched count), plus
+    /// one for every removal since that held its slot
+    /// ([`DispatchStore::undo`](crate::store::DispatchStore::undo),
+    /// [`release`](crate::store::DispatchStore::release)). Used slots are
+    /// `dispatched + unrecorded`, so a released slot is free at once.
+    ///
+    /// Backends store it beside the record, in the field compare-and-reserve
+    /// reads and a held removal increments, not inside the serialised
+    /// record.
+    #[serde(skip)]
+    pub unrecorded: u32,
     /// Operator policy.
     pub policy: AdminPolicy,
     /// Boot id and sequence of the latest applied heartbeat.
@@ -142,6 +155,7 @@ impl WorkerRecord {
             description,
             capacity: None,
             reported_active: 0,
+            unrecorded: 0,
             policy: AdminPolicy::Active,
             stamp: None,
             retired_boots: Vec::new(),
@@ -164,8 +178,9 @@ impl WorkerRecord {
 
     /// Whether a reservation may be made on this worker as far as the stored
     /// state goes (policy active, not deregistered). Backends store this next
-    /// to [`max_sessions`](Self::max_sessions) and `reported_active` so that
-    /// compare-and-reserve can check all three atomically.
+    /// to [`max_sessions`](Self::max_sessions) and
+    /// [`unrecorded`](Self::unrecorded) so that compare-and-reserve can check
+    /// all three atomically.
     pub fn accepting(&self) -> bool {
         self.policy.accepts_new_sessions() && self.deregistered_at.is_none()
     }

@@ -106,8 +106,8 @@ pub struct WorkerView {
     pub availability: Availability,
     /// Slots by the capacity formula.
     pub max_sessions: u32,
-    /// `max(reportedActive, dispatched)`; for an offline worker, whose last
-    /// report is stale, `dispatched` alone.
+    /// `dispatched + unrecorded` ([`WorkerRecord::unrecorded`]); for an
+    /// offline worker, whose last report is stale, `dispatched` alone.
     pub used_sessions: u32,
     /// `max_sessions - used_sessions`, never negative.
     pub available_sessions: u32,
@@ -128,12 +128,12 @@ impl WorkerView {
         let max_sessions = record.max_sessions();
         // An offline worker's last report is no longer evidence of anything;
         // only the control plane's own count still stands.
-        let reported = if availability == Availability::Offline {
+        let unrecorded = if availability == Availability::Offline {
             0
         } else {
-            record.reported_active
+            record.unrecorded
         };
-        let used = used_sessions(reported, dispatched);
+        let used = used_sessions(dispatched, unrecorded);
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         record.id.hash(&mut hasher);
         Self {

@@ -113,6 +113,21 @@ impl Proc {
         }
     }
 
+    /// Waits until the process's log (stderr) has a line containing
+    /// `needle`.
+    pub async fn wait_log(&self, needle: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        while !std::fs::read_to_string(&self.log).is_ok_and(|log| log.contains(needle)) {
+            assert!(
+                Instant::now() < deadline,
+                "{} logged no line with {needle:?}; log: {}",
+                self.name,
+                self.log_tail(40)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The first stdout line containing `needle`.
     pub async fn wait_line(&mut self, needle: &str) -> String {
         let deadline = Instant::now() + DEADLINE;
@@ -200,6 +215,8 @@ pub struct CpOptions {
     /// Require the shared worker token on heartbeats (default); `false`
     /// allows anonymous heartbeats (`--allow-anonymous-heartbeats`).
     pub worker_token: bool,
+    /// `--cluster-api-timeout-ms` (3000).
+    pub call_timeout_ms: u64,
     /// Further flags.
     pub extra: Vec<String>,
 }
@@ -210,6 +227,7 @@ impl Default for CpOptions {
             store: None,
             redis_prefix: None,
             worker_token: true,
+            call_timeout_ms: 3000,
             extra: Vec::new(),
         }
     }
@@ -246,7 +264,7 @@ impl ControlPlane {
             "--reconcile-interval-sec",
             &RECONCILE_SEC.to_string(),
             "--cluster-api-timeout-ms",
-            "3000",
+            &options.call_timeout_ms.to_string(),
             "--allocate-timeout-sec",
             "5",
             "--shutdown-grace-sec",
@@ -302,6 +320,8 @@ pub struct WorkerOptions {
     pub worker_token: bool,
     /// Report the host's CPU, memory and disk usage.
     pub report_usage: bool,
+    /// How long a simulated session takes to start (20 ms).
+    pub start_latency_ms: u64,
     /// Further flags.
     pub extra: Vec<String>,
 }
@@ -312,6 +332,7 @@ impl Default for WorkerOptions {
             slots: 10,
             worker_token: true,
             report_usage: false,
+            start_latency_ms: 20,
             extra: Vec::new(),
         }
     }
@@ -330,6 +351,7 @@ impl Worker {
     pub async fn start(code: &str, control_plane_api: &str, options: WorkerOptions) -> Self {
         let slots = options.slots.to_string();
         let memory = (options.slots * 1024).to_string();
+        let latency = options.start_latency_ms.to_string();
         let mut args: Vec<String> = [
             "worker",
             "--code",
@@ -359,7 +381,7 @@ impl Worker {
             "--control-plane-timeout-ms",
             "1000",
             "--sim-start-latency-ms",
-            "20",
+            &latency,
             "--report-usage",
             if options.report_usage {
                 "true"

@@ -8,6 +8,8 @@ use rustix::process::Signal;
 use serde_json::{Value, json};
 
 use crate::common::{Cluster, CpOptions, Events, by_worker, eventually, wait_worker};
+use crate::pg_database::PgDatabase;
+use crate::redis_prefix::RedisPrefix;
 
 fn split(key: &str) -> (&str, &str) {
     key.split_once('/').unwrap()
@@ -99,7 +101,29 @@ async fn a_killed_worker_is_routed_around_its_sessions_move_and_it_rejoins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silencing_a_majority_moves_nothing_and_they_recover() {
-    let cluster = Cluster::start(&[6, 6, 6], CpOptions::default()).await;
+    silence_a_majority(CpOptions::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silencing_a_majority_moves_nothing_on_redis() {
+    let Some(redis) = RedisPrefix::new().await else {
+        return;
+    };
+    silence_a_majority(redis.options()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silencing_a_majority_moves_nothing_on_postgres() {
+    let Some(db) = PgDatabase::new().await else {
+        return;
+    };
+    silence_a_majority(db.options()).await;
+}
+
+/// The guard on, and students reloading meanwhile: every desktop stays
+/// where it is.
+async fn silence_a_majority(options: CpOptions) {
+    let cluster = Cluster::start(&[6, 6, 6], options).await;
     let api = cluster.api.clone();
     let mut placed = Vec::new();
     for i in 0..12 {
@@ -143,6 +167,20 @@ async fn silencing_a_majority_moves_nothing_and_they_recover() {
     let by_hand = api.reconcile().await;
     assert_eq!(by_hand["massFailureGuard"], true, "{by_hand}");
     assert_eq!(by_hand["migrated"], 0);
+
+    // Students of the silent workers reload: the guard keeps their
+    // desktops, handed back with a warning, not replaced.
+    for s in placed
+        .iter()
+        .filter(|s| stopped.iter().any(|code| s["workerCode"] == code.as_str()))
+    {
+        let again = api
+            .allocate(s["examId"].as_str().unwrap(), s["userId"].as_str().unwrap())
+            .await;
+        assert_eq!(again["dispatchId"], s["dispatchId"], "{again}");
+        assert_eq!(again["workerCode"], s["workerCode"], "{again}");
+        assert!(again["warning"].is_string(), "{again}");
+    }
 
     for code in &stopped {
         cluster.worker(code).proc.signal(Signal::CONT);

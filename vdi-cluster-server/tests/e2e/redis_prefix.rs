@@ -7,6 +7,8 @@ use std::time::Duration;
 use vdi_cluster_core::testkit::backend_unreachable;
 use vdi_cluster_redis::redis;
 
+use crate::common::CpOptions;
+
 fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
@@ -32,6 +34,17 @@ impl RedisPrefix {
             }),
             Ok(Err(e)) => backend_unreachable("Redis", &url, &e),
             Err(e) => backend_unreachable("Redis", &url, &e),
+        }
+    }
+}
+
+impl RedisPrefix {
+    /// Control-plane options keeping state under this prefix.
+    pub fn options(&self) -> CpOptions {
+        CpOptions {
+            store: Some(self.url.clone()),
+            redis_prefix: Some(self.prefix.clone()),
+            ..CpOptions::default()
         }
     }
 }

@@ -23,11 +23,7 @@ async fn a_worker_heartbeats_through_the_surviving_replica() {
     let Some(redis) = RedisPrefix::new().await else {
         return;
     };
-    let options = CpOptions {
-        store: Some(redis.url.clone()),
-        redis_prefix: Some(redis.prefix.clone()),
-        ..CpOptions::default()
-    };
+    let options = redis.options();
     let mut first = ControlPlane::start(options.clone()).await;
     let second = ControlPlane::start(options).await;
     let (first_api, second_api) = (first.api_base(), second.api_base());

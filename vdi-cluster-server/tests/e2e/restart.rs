@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
-use crate::common::{Cluster, CpOptions, eventually};
+use crate::common::{Cluster, eventually};
 use crate::redis_prefix::RedisPrefix;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -16,11 +16,7 @@ async fn a_control_plane_restart_on_redis_loses_no_dispatch() {
     let Some(redis) = RedisPrefix::new().await else {
         return;
     };
-    let options = CpOptions {
-        store: Some(redis.url.clone()),
-        redis_prefix: Some(redis.prefix.clone()),
-        ..CpOptions::default()
-    };
+    let options = redis.options();
     let mut cluster = Cluster::start(&[10, 10, 10], options).await;
     let api = cluster.api.clone();
 

@@ -114,9 +114,12 @@ pub async fn adopt_records_a_session_without_a_dispatch(factory: &impl StoreFact
     assert_eq!(store.dispatch(&k4).await.unwrap(), None);
 
     // An adopted dispatch releases like any other.
-    let released = store.release(&k1, Some(wanted.id), None).await.unwrap();
+    let released = store
+        .release(&k1, Some(wanted.id), None, None)
+        .await
+        .unwrap();
     assert_eq!(released.map(|d| d.id), Some(wanted.id));
-    store.release(&k2, None, None).await.unwrap();
+    store.release(&k2, None, None, None).await.unwrap();
     assert_eq!(dispatched(&store, &w).await, 0);
     assert_no_drift(&*store).await;
 }

@@ -15,7 +15,7 @@ use crate::policy::AdminPolicy;
 use crate::store::{CasOutcome, Counter, Reservation};
 use crate::testkit::{assert_no_drift, key, wid, worker_record};
 
-/// Compare-and-reserve checks `max(reported, dispatched) < max` and policy.
+/// Compare-and-reserve checks `dispatched + unrecorded < max` and policy.
 pub async fn reserve_respects_capacity_and_policy(factory: &impl StoreFactory) {
     let store = factory.replica().await;
     let w = add_worker(&store, "w-cap", 2).await;
@@ -157,25 +157,30 @@ pub async fn dispatch_lifecycle_keeps_counters_exact(factory: &impl StoreFactory
             .unwrap()
             .is_none()
     );
-    assert!(!store.undo(&k1, d1.id, None).await.unwrap());
+    assert!(!store.undo(&k1, d1.id, None, None).await.unwrap());
 
     // Undo the other reservation: only with its id.
-    assert!(!store.undo(&k2, DispatchId::new(), None).await.unwrap());
-    assert!(store.undo(&k2, d2.id, None).await.unwrap());
-    assert!(!store.undo(&k2, d2.id, None).await.unwrap());
+    assert!(
+        !store
+            .undo(&k2, DispatchId::new(), None, None)
+            .await
+            .unwrap()
+    );
+    assert!(store.undo(&k2, d2.id, None, None).await.unwrap());
+    assert!(!store.undo(&k2, d2.id, None, None).await.unwrap());
     assert_eq!(dispatched(&store, &w).await, 1);
 
     // Release: wrong id no-op, then release, then idempotent.
     assert!(
         store
-            .release(&k1, Some(DispatchId::new()), None)
+            .release(&k1, Some(DispatchId::new()), None, None)
             .await
             .unwrap()
             .is_none()
     );
     assert_eq!(
         store
-            .release(&k1, Some(d1.id), None)
+            .release(&k1, Some(d1.id), None, None)
             .await
             .unwrap()
             .map(|d| d.id),
@@ -183,12 +188,18 @@ pub async fn dispatch_lifecycle_keeps_counters_exact(factory: &impl StoreFactory
     );
     assert!(
         store
-            .release(&k1, Some(d1.id), None)
+            .release(&k1, Some(d1.id), None, None)
             .await
             .unwrap()
             .is_none()
     );
-    assert!(store.release(&k1, None, None).await.unwrap().is_none());
+    assert!(
+        store
+            .release(&k1, None, None, None)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(dispatched(&store, &w).await, 0);
     assert!(
         store
@@ -203,7 +214,11 @@ pub async fn dispatch_lifecycle_keeps_counters_exact(factory: &impl StoreFactory
     // Release without an id removes whatever is there.
     let d3 = reserved(&store, &k1, &w).await;
     assert_eq!(
-        store.release(&k1, None, None).await.unwrap().map(|d| d.id),
+        store
+            .release(&k1, None, None, None)
+            .await
+            .unwrap()
+            .map(|d| d.id),
         Some(d3.id)
     );
     assert_no_drift(&*store).await;
@@ -234,7 +249,7 @@ pub async fn supersede_moves_the_session_atomically(factory: &impl StoreFactory)
     );
     assert!(
         store
-            .release(&filler.key, Some(filler.id), None)
+            .release(&filler.key, Some(filler.id), None, None)
             .await
             .unwrap()
             .is_some()
@@ -284,7 +299,13 @@ pub async fn orphaned_dispatch_keeps_its_slot(factory: &impl StoreFactory) {
         reserve(&store, &key("e", "u2"), &w).await,
         Reservation::Full
     );
-    assert!(store.release(&k, Some(d.id), None).await.unwrap().is_some());
+    assert!(
+        store
+            .release(&k, Some(d.id), None, None)
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert_no_drift(&*store).await;
 }
 
@@ -394,7 +415,7 @@ pub async fn hostile_ids_do_not_collide(factory: &impl StoreFactory) {
     assert_eq!(seen, keys.iter().cloned().collect());
     assert_eq!(dispatched(&store, &w).await, keys.len() as u32);
     for k in &keys {
-        assert!(store.release(k, None, None).await.unwrap().is_some());
+        assert!(store.release(k, None, None, None).await.unwrap().is_some());
     }
     assert_eq!(dispatched(&store, &w).await, 0);
     assert_no_drift(&*store).await;

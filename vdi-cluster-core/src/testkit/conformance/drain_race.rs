@@ -47,7 +47,7 @@ pub async fn guarded_worker_put_checks_the_dispatched_count(factory: &impl Store
     assert_eq!(stored.record.policy, AdminPolicy::Active);
 
     store
-        .release(&k, None, None)
+        .release(&k, None, None, None)
         .await
         .unwrap()
         .expect("released");

@@ -109,7 +109,10 @@ pub async fn stale_fence_is_refused_and_current_fence_writes(factory: &impl Stor
         .expect("a acquires");
     tokio::time::sleep(Duration::from_millis(400)).await;
     // Expired, not yet taken: already refused.
-    is_fenced("undo after expiry", a.undo(&k1, d1.id, Some(&stale)).await);
+    is_fenced(
+        "undo after expiry",
+        a.undo(&k1, d1.id, Some(&stale), None).await,
+    );
     let current = b
         .try_acquire("fence", "replica-b", Duration::from_secs(30))
         .await
@@ -117,9 +120,15 @@ pub async fn stale_fence_is_refused_and_current_fence_writes(factory: &impl Stor
         .expect("b takes the expired lease");
     assert!(current.token > stale.token);
 
-    is_fenced("undo", a.undo(&k1, d1.id, Some(&stale)).await);
-    is_fenced("release", a.release(&k2, Some(d2.id), Some(&stale)).await);
-    is_fenced("release any", a.release(&k2, None, Some(&stale)).await);
+    is_fenced("undo", a.undo(&k1, d1.id, Some(&stale), None).await);
+    is_fenced(
+        "release",
+        a.release(&k2, Some(d2.id), Some(&stale), None).await,
+    );
+    is_fenced(
+        "release any",
+        a.release(&k2, None, Some(&stale), None).await,
+    );
     is_fenced(
         "mark_orphaned",
         a.mark_orphaned(&k3, d3.id, Some(&stale)).await,
@@ -130,12 +139,18 @@ pub async fn stale_fence_is_refused_and_current_fence_writes(factory: &impl Stor
         holder: "replica-a".into(),
         ..current.clone()
     };
-    is_fenced("forged holder", a.release(&k2, None, Some(&forged)).await);
+    is_fenced(
+        "forged holder",
+        a.release(&k2, None, Some(&forged), None).await,
+    );
     let old_token = crate::store::Lease {
         token: stale.token,
         ..current.clone()
     };
-    is_fenced("old token", a.release(&k2, None, Some(&old_token)).await);
+    is_fenced(
+        "old token",
+        a.release(&k2, None, Some(&old_token), None).await,
+    );
     // Nothing changed.
     for (k, d) in [(&k1, &d1), (&k2, &d2)] {
         assert_eq!(a.dispatch(k).await.unwrap().map(|x| x.id), Some(d.id));
@@ -147,10 +162,10 @@ pub async fn stale_fence_is_refused_and_current_fence_writes(factory: &impl Stor
     assert_eq!(dispatched(&a, &w).await, 3);
 
     // The current holder's writes succeed, from any handle.
-    assert!(b.undo(&k1, d1.id, Some(&current)).await.unwrap());
+    assert!(b.undo(&k1, d1.id, Some(&current), None).await.unwrap());
     assert!(a.mark_orphaned(&k3, d3.id, Some(&current)).await.unwrap());
     assert_eq!(
-        b.release(&k2, Some(d2.id), Some(&current))
+        b.release(&k2, Some(d2.id), Some(&current), None)
             .await
             .unwrap()
             .map(|d| d.id),
@@ -160,12 +175,15 @@ pub async fn stale_fence_is_refused_and_current_fence_writes(factory: &impl Stor
 
     // Given up: its own holder's fenced writes are refused from then on.
     assert!(b.release_lease(&current).await.unwrap());
-    is_fenced("after release", b.release(&k3, None, Some(&current)).await);
+    is_fenced(
+        "after release",
+        b.release(&k3, None, Some(&current), None).await,
+    );
     assert_eq!(
         a.dispatch(&k3).await.unwrap().unwrap().state,
         DispatchState::Orphaned
     );
-    assert!(a.release(&k3, None, None).await.unwrap().is_some());
+    assert!(a.release(&k3, None, None, None).await.unwrap().is_some());
     assert_no_drift(&*a).await;
 }
 
@@ -201,7 +219,7 @@ pub async fn renewal_keeps_the_fence(factory: &impl StoreFactory) {
     // Past the first acquisition's expiry, but renewed: still fenced in.
     assert!(a.mark_orphaned(&k, d.id, Some(&first)).await.unwrap());
     assert_eq!(
-        b.release(&k, Some(d.id), Some(&first))
+        b.release(&k, Some(d.id), Some(&first), None)
             .await
             .unwrap()
             .map(|x| x.id),

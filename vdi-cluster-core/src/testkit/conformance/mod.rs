@@ -40,6 +40,7 @@ mod dispatch;
 mod drain_race;
 mod exams;
 mod fixtures;
+mod freed_slots;
 mod lease;
 mod registry;
 mod worker_credentials;
@@ -75,6 +76,9 @@ pub use drain_race::{
 pub use exams::{
     concurrent_bookings_keep_invariant_d, exam_calendar_is_compare_and_set,
     racing_bookings_accept_exactly_one,
+};
+pub use freed_slots::{
+    freed_slots_keep_invariant_a_under_concurrency, held_removals_keep_the_slot_and_others_free_it,
 };
 pub use lease::{
     lease_is_exclusive_and_fenced, renewal_keeps_the_fence,
@@ -154,6 +158,8 @@ macro_rules! conformance_tests {
             heartbeat_adoption_races_allocations_on_replicas,
             guarded_worker_put_checks_the_dispatched_count,
             drain_and_disable_exclude_reservations,
+            held_removals_keep_the_slot_and_others_free_it,
+            freed_slots_keep_invariant_a_under_concurrency,
         }
     };
     (@names; $($case:ident,)*) => {

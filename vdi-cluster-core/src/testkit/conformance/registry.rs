@@ -24,6 +24,8 @@ pub async fn worker_put_is_compare_and_set(factory: &impl StoreFactory) {
     ));
     let mut changed = record.clone();
     changed.reported_active = 3;
+    // Stored beside the record and read back into it.
+    changed.unrecorded = 2;
     let v2 = match store.put_worker(&changed, Some(v1)).await.unwrap() {
         CasOutcome::Written { version } => version,
         other => panic!("update failed: {other:?}"),
@@ -86,7 +88,7 @@ pub async fn worker_listing_and_delete(factory: &impl StoreFactory) {
     );
     assert!(
         store
-            .release(&d.key, Some(d.id), None)
+            .release(&d.key, Some(d.id), None, None)
             .await
             .unwrap()
             .is_some()
