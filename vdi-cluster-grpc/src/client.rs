@@ -95,18 +95,19 @@ impl GrpcControlPlane {
         &self.url
     }
 
-    /// Registers with a join token; answers the worker's own credential
-    /// and the code the control plane assigned.
+    /// Registers with a join token under the code of `body` (a taken code
+    /// is refused with `ALREADY_EXISTS`: an agent's code is fixed by its
+    /// configuration); answers the worker's own credential.
     pub async fn join(
         &self,
         join_token: &str,
         body: &RegisterRequest,
     ) -> Result<JoinResponse, Status> {
-        let request = with_header(
-            Request::new(pb::RegisterWorkerRequest::from(body)),
-            JOIN_TOKEN_HEADER,
-            join_token,
-        )?;
+        let message = pb::RegisterWorkerRequest {
+            keep_requested_id: true,
+            ..pb::RegisterWorkerRequest::from(body)
+        };
+        let request = with_header(Request::new(message), JOIN_TOKEN_HEADER, join_token)?;
         let answer = self
             .client
             .clone()

@@ -244,11 +244,13 @@ impl From<pb::RegisterWorkerRequest> for RegisterRequest {
 }
 
 impl From<&RegisterRequest> for pb::RegisterWorkerRequest {
+    /// A registration that accepts an assigned id.
     fn from(r: &RegisterRequest) -> Self {
         Self {
             requested_id: r.code.clone().unwrap_or_default(),
             description: Some((&r.description).into()),
             host: Some((&r.host).into()),
+            keep_requested_id: false,
         }
     }
 }

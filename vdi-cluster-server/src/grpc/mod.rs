@@ -52,6 +52,7 @@ pub async fn serve(listener: TcpListener, state: AppState) -> Result<(), GrpcErr
         .build_v1()?;
     let shutdown = state.shutdown_token().clone();
     Server::builder()
+        .timeout(state.limits().request_timeout)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(WorkerManagementServiceServer::new(GrpcService::new(state)))

@@ -53,8 +53,11 @@ impl WorkerManagementService for GrpcService {
         if request.metadata().contains_key(JOIN_TOKEN_HEADER) {
             authorize(&state, &request, Access::Join).await?;
             let headers = headers(&request);
-            // Seed 003: a taken code gets another one, never a refusal.
-            let joined = join::join_with(&state, &headers, request.into_inner().into(), false)
+            let message = request.into_inner();
+            // Seed 003: a taken code gets another one, unless the worker
+            // cannot take another.
+            let keep = message.keep_requested_id;
+            let joined = join::join_with(&state, &headers, message.into(), keep)
                 .await
                 .map_err(status)?;
             let worker = self.worker(joined.code.clone()).await?;

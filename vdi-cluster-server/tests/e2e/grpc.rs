@@ -83,6 +83,7 @@ fn registration(requested: &str, url: &str, zone: Option<&str>) -> pb::RegisterW
             os: Some("Ubuntu 22.04".into()),
             ..Default::default()
         }),
+        keep_requested_id: false,
     }
 }
 
@@ -455,6 +456,74 @@ async fn grpc_refusals_carry_their_codes() {
         .await,
         Code::NotFound,
         "unknown worker",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_over_grpc_answer_the_assigned_id_and_its_credential() {
+    let (cp, addr) = control_plane().await;
+    let api = Api::new(&cp.url);
+    let (status, created) = api
+        .admin(
+            Method::POST,
+            "/api/vdi/join-tokens",
+            Some(json!({"ttlSec": 600, "maxUses": 3})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let token = created["token"].as_str().unwrap().to_owned();
+    let mut c = client(&addr).await;
+    let join = |requested: &str, url: &str, keep: bool| {
+        let message = pb::RegisterWorkerRequest {
+            keep_requested_id: keep,
+            ..registration(requested, url, None)
+        };
+        with(message, "x-join-token", &token)
+    };
+    let first = c
+        .register_worker(join("joined", HOST_A, false))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.worker_id, "joined");
+    let credential = first.credential.unwrap();
+    assert!(credential.starts_with("vdiw.joined."), "{credential}");
+    assert!(first.credential_ttl_sec.is_some_and(|t| t > 0));
+    // Taken: another id, with a credential naming it.
+    let second = c
+        .register_worker(join("joined", HOST_B, false))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(second.worker_id.starts_with("joined-"), "{second:?}");
+    let other = second.credential.unwrap();
+    assert!(
+        other.starts_with(&format!("vdiw.{}.", second.worker_id)),
+        "{other}"
+    );
+    // A worker whose id is fixed is refused instead.
+    refused(
+        c.register_worker(join("joined", HOST_B, true)).await,
+        Code::AlreadyExists,
+        "a taken id kept",
+    );
+    // The credential works for its own worker only.
+    c.heartbeat(with(
+        heartbeat("joined", HOST_A, 1),
+        "x-worker-token",
+        &credential,
+    ))
+    .await
+    .unwrap();
+    refused(
+        c.heartbeat(with(
+            heartbeat(&second.worker_id, HOST_B, 1),
+            "x-worker-token",
+            &credential,
+        ))
+        .await,
+        Code::PermissionDenied,
+        "another worker's credential",
     );
 }
 
