@@ -33,8 +33,8 @@ use vdi_cluster_node::api::{WorkerApi, router};
 use vdi_cluster_node::provision::SimulatedProvisioner;
 use vdi_cluster_node::sessions::WorkerNode;
 use vdi_cluster_protocol::{
-    DescriptionJson, ErrorBody, HEARTBEAT_PATH, HeartbeatRequest, HeartbeatResponse, SessionRef,
-    WORKER_TOKEN_HEADER,
+    DescriptionJson, ErrorBody, HEARTBEAT_PATH, HeartbeatRequest, HeartbeatResponse, HostJson,
+    SessionRef, WORKER_TOKEN_HEADER,
 };
 
 use crate::alloc::AllocOutcome;
@@ -359,6 +359,7 @@ impl HttpCluster {
             cpu_percent: hb.resources.cpu_percent,
             memory_percent: hb.resources.memory_percent,
             disk_percent: hb.resources.disk_percent,
+            host: HostJson::default(),
         }
     }
 

@@ -84,6 +84,7 @@ impl Day {
                 live_sessions: Some(live),
                 live_details: Default::default(),
                 resources: ResourceUsage::default(),
+                host: Default::default(),
             };
             self.replicas[0].heartbeat(hb).await.expect("heartbeat");
         }

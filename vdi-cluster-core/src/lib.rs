@@ -130,6 +130,6 @@ pub use store::{AuditLog, Credentials, DispatchStore, LeaderLease, Registry, Sto
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use validation::ValidationError;
 pub use worker::{
-    Heartbeat, Registrant, WorkerDescription, WorkerRecord, WorkerSnapshot, WorkerStatus,
+    Heartbeat, HostInfo, Registrant, WorkerDescription, WorkerRecord, WorkerSnapshot, WorkerStatus,
     WorkerView,
 };

@@ -43,7 +43,7 @@ use vdi_cluster_core::worker::MAX_LIVE_SESSIONS;
 use vdi_cluster_core::{SessionKey, WorkerDescription, WorkerId};
 use vdi_cluster_protocol::node_status::{ControlPlaneStatus, CredentialKind};
 use vdi_cluster_protocol::{
-    DescriptionJson, HeartbeatRequest, HeartbeatResponse, RegisterRequest, SessionRef,
+    DescriptionJson, HeartbeatRequest, HeartbeatResponse, HostJson, RegisterRequest, SessionRef,
 };
 
 use crate::admin::AdminView;
@@ -51,7 +51,7 @@ use crate::backoff::{backoff, backoff_base, next_interval};
 use crate::config::CapacityConfig;
 use crate::control_plane::{CallError, ControlPlaneClient};
 use crate::credential::{self, Credential};
-use crate::host::{HostFacts, HostProbe, HostUsage};
+use crate::host::{HostFacts, HostIdentity, HostProbe, HostUsage};
 use crate::sessions::WorkerNode;
 
 /// What the agent needs from the worker's configuration.
@@ -102,6 +102,7 @@ pub struct Agent {
     node: Arc<WorkerNode>,
     host: Mutex<HostProbe>,
     facts: HostFacts,
+    identity: HostIdentity,
     client: ControlPlaneClient,
     boot_id: String,
     seq: AtomicU64,
@@ -158,6 +159,7 @@ impl Agent {
             node,
             host: Mutex::new(host),
             facts,
+            identity: HostIdentity::current(),
             client,
             boot_id: uuid::Uuid::new_v4().to_string(),
             seq: AtomicU64::new(0),
@@ -225,8 +227,9 @@ impl Agent {
     fn register_body(&self) -> RegisterRequest {
         let d = &self.config.description;
         RegisterRequest {
-            code: self.config.code.to_string(),
+            code: Some(self.config.code.to_string()),
             description: DescriptionJson::from(d),
+            host: HostJson::default(),
         }
     }
 
@@ -341,6 +344,13 @@ impl Agent {
             cpu_percent: usage.cpu_percent,
             memory_percent: usage.memory_percent,
             disk_percent: usage.disk_percent,
+            host: HostJson {
+                hostname: self.identity.hostname.clone(),
+                disk_gb: usage.disk_gb,
+                used_disk_gb: usage.used_disk_gb,
+                os: self.identity.os.clone(),
+                agent_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+            },
         };
         (body, snapshot.live)
     }

@@ -3,6 +3,11 @@
 //! deregister. Errors are classified so the agent can tell an unreachable
 //! control plane from one that refuses.
 //!
+//! With a `grpc://host:port` base, the same calls go to the control
+//! plane's gRPC service instead (seed 003), with the same bodies converted
+//! by `vdi-cluster-grpc`; its status codes are classified as the HTTP
+//! statuses they stand for.
+//!
 //! With several API bases (replicas of the control plane), every call goes
 //! through one [`UrlRotation`]: to the base that last answered, and on to
 //! the next right away when one is unreachable or answers a 5xx (see
@@ -15,10 +20,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use vdi_cluster_core::WorkerId;
 use vdi_cluster_protocol::{
-    CREDENTIAL_ROTATE_PATH, DEREGISTER_PATH, ErrorBody, HEARTBEAT_PATH, HeartbeatRequest,
-    HeartbeatResponse, JOIN_PATH, JOIN_TOKEN_HEADER, JoinResponse, RegisterRequest,
-    WORKER_TOKEN_HEADER,
+    CREDENTIAL_ROTATE_PATH, DEREGISTER_PATH, DeregisterRequest, ErrorBody, HEARTBEAT_PATH,
+    HeartbeatRequest, HeartbeatResponse, JOIN_PATH, JOIN_TOKEN_HEADER, JoinResponse,
+    RegisterRequest, WORKER_TOKEN_HEADER,
 };
+
+use vdi_cluster_grpc::client::{GrpcControlPlane, is_grpc_url};
+use vdi_cluster_grpc::status::http_for_code;
+use vdi_cluster_grpc::tonic::{Code, Status};
 
 use crate::endpoints::{Next, Outcome, UrlRotation};
 
@@ -72,13 +81,35 @@ impl CallError {
     }
 }
 
-/// An HTTP client of a control plane's API, at one or several bases.
+/// The reason the agent gives when it deregisters on shutdown.
+pub const DEREGISTER_REASON: &str = "worker agent shutting down";
+
+/// A gRPC failure as the agent classifies failures: not reached or no
+/// answer in time is unreachable; any other code is the answer of a live
+/// control plane, with the HTTP status it stands for.
+fn grpc_error(status: &Status) -> CallError {
+    match status.code() {
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
+            CallError::Unreachable(status.message().to_owned())
+        }
+        code => CallError::Refused {
+            status: http_for_code(code),
+            message: status.message().to_owned(),
+        },
+    }
+}
+
+/// A client of a control plane's API, at one or several HTTP bases, or at
+/// one gRPC URL.
 #[derive(Debug)]
 pub struct ControlPlaneClient {
     http: reqwest::Client,
     bases: Vec<String>,
     rotation: Mutex<UrlRotation>,
     timeout: Duration,
+    /// The gRPC client when the base is `grpc://` (or why it could not be
+    /// made: every call then fails as unreachable).
+    grpc: Option<Result<GrpcControlPlane, String>>,
 }
 
 impl ControlPlaneClient {
@@ -100,12 +131,26 @@ impl ControlPlaneClient {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("vdi-cluster-worker/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        let grpc = match bases.as_slice() {
+            [one] if is_grpc_url(one) => {
+                Some(GrpcControlPlane::new(one, timeout).map_err(|e| e.message().to_owned()))
+            }
+            _ => None,
+        };
         Ok(Self {
             http,
             rotation: Mutex::new(UrlRotation::new(bases.len())),
             bases,
             timeout,
+            grpc,
         })
+    }
+
+    /// The gRPC client, when the control plane is reached over gRPC.
+    fn grpc(&self) -> Option<Result<&GrpcControlPlane, CallError>> {
+        self.grpc
+            .as_ref()
+            .map(|g| g.as_ref().map_err(|e| CallError::Unreachable(e.clone())))
     }
 
     /// The API base calls go to now: the one that last answered.
@@ -204,6 +249,12 @@ impl ControlPlaneClient {
         join_token: &str,
         body: &RegisterRequest,
     ) -> Result<JoinResponse, CallError> {
+        if let Some(grpc) = self.grpc() {
+            return grpc?
+                .join(join_token, body)
+                .await
+                .map_err(|e| grpc_error(&e));
+        }
         self.post(JOIN_PATH, body, Some((JOIN_TOKEN_HEADER, join_token)), None)
             .await
     }
@@ -214,6 +265,12 @@ impl ControlPlaneClient {
         body: &HeartbeatRequest,
         credential: Option<&str>,
     ) -> Result<HeartbeatResponse, CallError> {
+        if let Some(grpc) = self.grpc() {
+            return grpc?
+                .heartbeat(body, credential)
+                .await
+                .map_err(|e| grpc_error(&e));
+        }
         let header = credential.map(|c| (WORKER_TOKEN_HEADER, c));
         self.post(HEARTBEAT_PATH, body, header, None).await
     }
@@ -224,6 +281,12 @@ impl ControlPlaneClient {
         code: &WorkerId,
         credential: &str,
     ) -> Result<JoinResponse, CallError> {
+        if let Some(grpc) = self.grpc() {
+            return grpc?
+                .rotate(code, credential)
+                .await
+                .map_err(|e| grpc_error(&e));
+        }
         let path = CREDENTIAL_ROTATE_PATH.replace("{code}", code.as_str());
         self.post(
             &path,
@@ -234,19 +297,26 @@ impl ControlPlaneClient {
         .await
     }
 
-    /// Tells the control plane worker `code` leaves (seed 003), within
-    /// [`DEREGISTER_TIMEOUT`].
+    /// Tells the control plane worker `code` leaves (seed 003), with
+    /// [`DEREGISTER_REASON`], within [`DEREGISTER_TIMEOUT`].
     pub async fn deregister(
         &self,
         code: &WorkerId,
         credential: Option<&str>,
     ) -> Result<(), CallError> {
+        let timeout = self.timeout.min(DEREGISTER_TIMEOUT);
+        if let Some(grpc) = self.grpc() {
+            return grpc?
+                .deregister(code, credential, DEREGISTER_REASON, timeout)
+                .await
+                .map_err(|e| grpc_error(&e));
+        }
         let path = DEREGISTER_PATH.replace("{code}", code.as_str());
         let header = credential.map(|c| (WORKER_TOKEN_HEADER, c));
-        let timeout = self.timeout.min(DEREGISTER_TIMEOUT);
-        let _: serde_json::Value = self
-            .post(&path, &serde_json::json!({}), header, Some(timeout))
-            .await?;
+        let body = DeregisterRequest {
+            reason: Some(DEREGISTER_REASON.to_owned()),
+        };
+        let _: serde_json::Value = self.post(&path, &body, header, Some(timeout)).await?;
         Ok(())
     }
 }
@@ -310,6 +380,20 @@ mod tests {
         client
             .deregister(&WorkerId::parse("code", "w1").unwrap(), None)
             .await
+    }
+
+    #[test]
+    fn grpc_failures_are_classified_as_http_ones() {
+        let e = grpc_error(&Status::unavailable("connection refused"));
+        assert!(
+            matches!(e, CallError::Unreachable(_)) && e.tries_next(),
+            "{e}"
+        );
+        let e = grpc_error(&Status::unauthenticated("invalid x-worker-token"));
+        assert!(matches!(e, CallError::Refused { status: 401, .. }), "{e}");
+        assert!(e.answered() && !e.tries_next());
+        let e = grpc_error(&Status::unimplemented("no rotation"));
+        assert!(matches!(e, CallError::Refused { status: 405, .. }), "{e}");
     }
 
     #[tokio::test]

@@ -28,6 +28,34 @@ pub struct HostUsage {
     pub memory_percent: Option<f64>,
     /// Space used on the file system holding `/`.
     pub disk_percent: Option<f64>,
+    /// Size of the file system holding `/`, GB.
+    pub disk_gb: Option<u64>,
+    /// Space used on it, GB.
+    pub used_disk_gb: Option<u64>,
+}
+
+/// Who the host is: its name and operating system (seed 002's metadata).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HostIdentity {
+    /// Host name.
+    pub hostname: Option<String>,
+    /// Operating system and version (`Ubuntu 22.04`).
+    pub os: Option<String>,
+}
+
+impl HostIdentity {
+    /// This host's, as the operating system tells it.
+    pub fn current() -> Self {
+        Self {
+            hostname: System::host_name().filter(|h| !h.is_empty()),
+            os: System::long_os_version().filter(|o| !o.is_empty()),
+        }
+    }
+}
+
+/// Bytes to whole GB (10^9, as disks are sold and seed 004 counts).
+fn gb(bytes: u64) -> u64 {
+    bytes / 1_000_000_000
 }
 
 /// Reads the host's size and load.
@@ -111,10 +139,18 @@ impl HostProbe {
             let total = d.total_space() as f64;
             percent(total - d.available_space() as f64, total)
         });
+        let sizes = root.filter(|d| d.total_space() > 0).map(|d| {
+            (
+                d.total_space(),
+                d.total_space().saturating_sub(d.available_space()),
+            )
+        });
         HostUsage {
             cpu_percent: cpu.and_then(|c| percent(c, 100.0)),
             memory_percent: percent(used, total),
             disk_percent: disk,
+            disk_gb: sizes.map(|(total, _)| gb(total)),
+            used_disk_gb: sizes.map(|(_, used)| gb(used)),
         }
     }
 }
@@ -146,5 +182,9 @@ mod tests {
         {
             assert!((0.0..=100.0).contains(&p));
         }
+        if let (Some(total), Some(used)) = (usage.disk_gb, usage.used_disk_gb) {
+            assert!(used <= total);
+        }
+        assert_eq!(gb(2_500_000_000), 2);
     }
 }

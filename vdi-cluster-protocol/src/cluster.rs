@@ -114,6 +114,18 @@ pub struct StatsJson {
     pub total_cpu_cores: f64,
     /// Memory of all registered workers, MB.
     pub total_memory_mb: u64,
+    /// CPU of the sessions in use, cores (slot math: sessions × VM).
+    pub used_cpu_cores: f64,
+    /// Memory of the sessions in use, MB (slot math).
+    pub used_memory_mb: u64,
+    /// CPU left for sessions: total less reserved less used, cores.
+    pub available_cpu_cores: f64,
+    /// Memory left for sessions: total less reserved less used, MB.
+    pub available_memory_mb: u64,
+    /// Used CPU, percent of the CPU left after reservations.
+    pub cpu_usage_percent: f64,
+    /// Used memory, percent of the memory left after reservations.
+    pub memory_usage_percent: f64,
 }
 
 impl From<&ClusterStats> for StatsJson {
@@ -128,6 +140,12 @@ impl From<&ClusterStats> for StatsJson {
                 .collect(),
             total_cpu_cores: s.total_cpu_cores,
             total_memory_mb: s.total_memory_mb,
+            used_cpu_cores: s.usage.used_cpu.as_cores(),
+            used_memory_mb: s.usage.used_memory_mb,
+            available_cpu_cores: s.usage.available_cpu().as_cores(),
+            available_memory_mb: s.usage.available_memory_mb(),
+            cpu_usage_percent: s.usage.cpu_percent(),
+            memory_usage_percent: s.usage.memory_percent(),
         }
     }
 }
@@ -297,6 +315,12 @@ mod tests {
             .into(),
             total_cpu_cores: 8.5,
             total_memory_mb: 12288,
+            usage: vdi_cluster_core::worker::SlotUsage {
+                used_cpu: vdi_cluster_core::Millicores(1500),
+                used_memory_mb: 2048,
+                usable_cpu: vdi_cluster_core::Millicores(7500),
+                usable_memory_mb: 11264,
+            },
         };
         let mut expected = summary_json();
         let extra = json!({
@@ -306,6 +330,9 @@ mod tests {
                 "availableSessions": 3, "activeSessions": 1,
             }},
             "totalCpuCores": 8.5, "totalMemoryMb": 12288,
+            "usedCpuCores": 1.5, "usedMemoryMb": 2048,
+            "availableCpuCores": 6.0, "availableMemoryMb": 9216,
+            "cpuUsagePercent": 20.0, "memoryUsagePercent": 18.1,
         });
         for (k, v) in extra.as_object().unwrap() {
             expected[k] = v.clone();

@@ -7,6 +7,7 @@
 //! | `DELETE` | `/api/vdi/join-tokens/{id}` | — | — |
 //! | `POST` | `/api/vdi/workers/{code}/credential/reset` | — | [`CredentialReset`] |
 //! | `DELETE` | `/api/vdi/workers/{code}/credential` | — | — |
+//! | `POST` | `/api/vdi/workers/install-script` | [`InstallScriptRequest`] (optional) | a shell script |
 //!
 //! A token may only create a new worker, or, when bound to a `code`, that
 //! worker — also after an admin reset its credential, which answers such a
@@ -37,6 +38,28 @@ pub struct CreateJoinToken {
     pub max_uses: Option<u32>,
     /// Bind it to this worker code: it may then join that worker only
     /// (also after an admin reset the worker's credential).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
+    )]
+    pub code: Option<String>,
+}
+
+/// `POST /api/vdi/workers/install-script` body (seed 002's "Generate
+/// Worker Installation Script"): the script carries a fresh join token for
+/// one registration.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InstallScriptRequest {
+    /// Lifetime of the script's join token, seconds (default 3600, at
+    /// most 30 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 2_592_000)]
+    pub ttl_sec: Option<u64>,
+    /// The worker's code (default: the host's name, as the script finds
+    /// it); the join token is then bound to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(
         min_length = 1,
@@ -136,6 +159,15 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn install_script_request_field_names() {
+        let r: InstallScriptRequest =
+            serde_json::from_value(json!({"ttlSec": 60, "code": "w1"})).unwrap();
+        assert_eq!(r.ttl_sec, Some(60));
+        assert_eq!(r.code.as_deref(), Some("w1"));
+        assert!(serde_json::from_value::<InstallScriptRequest>(json!({"other": 1})).is_err());
+    }
 
     fn token() -> JoinToken {
         JoinToken {

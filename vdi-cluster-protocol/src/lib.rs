@@ -16,7 +16,8 @@
 //!   and the events show them.
 //! * [`events`] — operators: the events stream's bodies.
 //! * [`exams`] — operators: exams booked with admission control.
-//! * [`join`] — admins: join tokens.
+//! * [`join`] — admins: join tokens, and the installation script that
+//!   carries one.
 //! * [`ops`] — `/healthz`, `/readyz`.
 //! * [`ErrorBody`] — seed 004's error body every endpoint answers with.
 //! * [`decode`] — how bodies and query strings are read, errors naming the

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use vdi_cluster_core::policy::Transition;
 use vdi_cluster_core::service::{AdminOutcome, DrainInfo};
+use vdi_cluster_core::worker::SlotUsage;
 use vdi_cluster_core::{AdminAction, AdminPolicy, Dispatch, Timestamp, WorkerId, WorkerView};
 
 use crate::sessions::SessionJson;
@@ -101,6 +102,40 @@ pub struct WorkerJson {
     pub deregistered_at: Option<u64>,
     /// A warning for operators (reservation above the node's size).
     pub warning: Option<String>,
+    /// Why it deregistered, as it said, while it is deregistered.
+    pub deregister_reason: Option<String>,
+    /// The node's host name, as the agent reports it.
+    pub hostname: Option<String>,
+    /// Operating system and version, as the agent reports it.
+    pub os: Option<String>,
+    /// Version of the worker agent.
+    pub agent_version: Option<String>,
+    /// Disk size, GB, as the agent reports it.
+    pub disk_gb: Option<u64>,
+    /// Disk in use, GB, as the agent reports it.
+    pub used_disk_gb: Option<u64>,
+    /// CPU of the sessions in use: `usedSessions × vmCpuCores`.
+    pub used_cpu_cores: Option<f64>,
+    /// Memory of the sessions in use, MB: `usedSessions × vmMemoryMb`.
+    pub used_memory_mb: Option<u64>,
+    /// When the control plane first heard from the worker's current boot
+    /// (ms since the epoch).
+    pub started_at: Option<u64>,
+    /// Time since `startedAt`, as `2h30m45s` (seed 004).
+    pub uptime: Option<String>,
+}
+
+/// `d` as seed 004 writes uptimes: `2h30m45s`, `5m0s`, `12s`.
+pub fn uptime_text(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
+    if h > 0 {
+        format!("{h}h{m}m{s}s")
+    } else if m > 0 {
+        format!("{m}m{s}s")
+    } else {
+        format!("{s}s")
+    }
 }
 
 impl WorkerJson {
@@ -109,6 +144,9 @@ impl WorkerJson {
         let r = &view.record;
         let d = &r.description;
         let cap = r.capacity;
+        let usage = cap.map(|c| SlotUsage::of(&c, view.used_sessions));
+        // Uptime counts only while the boot is heard from.
+        let started = r.boot_seen_at.filter(|_| r.deregistered_at.is_none());
         Self {
             code: r.id.to_string(),
             name: d.name.clone(),
@@ -145,6 +183,16 @@ impl WorkerJson {
             registered_at: r.registered_at.as_millis(),
             deregistered_at: r.deregistered_at.map(Timestamp::as_millis),
             warning: cap.and_then(|c| c.warning()),
+            deregister_reason: r.deregister_reason.clone(),
+            hostname: r.host.hostname.clone(),
+            os: r.host.os.clone(),
+            agent_version: r.host.agent_version.clone(),
+            disk_gb: r.host.disk_gb,
+            used_disk_gb: r.host.used_disk_gb,
+            used_cpu_cores: usage.map(|u| u.used_cpu.as_cores()),
+            used_memory_mb: usage.map(|u| u.used_memory_mb),
+            started_at: started.map(Timestamp::as_millis),
+            uptime: started.map(|t| uptime_text(now.since(t))),
         }
     }
 }
@@ -368,6 +416,7 @@ mod tests {
             keys(&json),
             [
                 "activeSessions",
+                "agentVersion",
                 "apiBaseUrl",
                 "availability",
                 "availableSessions",
@@ -375,10 +424,13 @@ mod tests {
                 "capabilities",
                 "code",
                 "cpuPercent",
+                "deregisterReason",
                 "deregisteredAt",
+                "diskGb",
                 "diskPercent",
                 "dispatchedSessions",
                 "drainStatus",
+                "hostname",
                 "isDraining",
                 "isEnabled",
                 "isHealthy",
@@ -389,14 +441,20 @@ mod tests {
                 "maxSessions",
                 "memoryPercent",
                 "name",
+                "os",
                 "reason",
                 "registeredAt",
                 "reservedCpuCores",
                 "reservedMemoryMb",
                 "seq",
+                "startedAt",
                 "status",
                 "totalCpuCores",
                 "totalMemoryMb",
+                "uptime",
+                "usedCpuCores",
+                "usedDiskGb",
+                "usedMemoryMb",
                 "usedSessions",
                 "vmCpuCores",
                 "vmMemoryMb",
@@ -407,6 +465,12 @@ mod tests {
         assert_eq!(json["status"], "pending");
         assert_eq!(json["drainStatus"], "none");
         assert_eq!(json["registeredAt"], 1000);
+        assert_eq!(
+            uptime_text(std::time::Duration::from_secs(9045)),
+            "2h30m45s"
+        );
+        assert_eq!(uptime_text(std::time::Duration::from_secs(300)), "5m0s");
+        assert_eq!(uptime_text(std::time::Duration::from_secs(12)), "12s");
         let list = serde_json::to_value(WorkerList::new([&view()], Timestamp(2000))).unwrap();
         assert_eq!(keys(&list), ["total", "workers"]);
         assert_eq!(list["total"], 1);

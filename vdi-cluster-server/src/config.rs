@@ -66,6 +66,17 @@ pub struct ServeArgs {
     )]
     pub listen: SocketAddr,
 
+    /// Address of the gRPC service (seed 003's WorkerManagementService,
+    /// health, reflection); off unless set (seed 003 uses port 9090).
+    #[arg(long, env = "VDI_GRPC_LISTEN", value_name = "ADDR")]
+    pub grpc_listen: Option<SocketAddr>,
+
+    /// The URL workers reach this control plane at (`http://cp:8080`),
+    /// written into installation scripts; unset: the URL the admin's
+    /// request came to.
+    #[arg(long, env = "VDI_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
     /// Storage backend: `memory`, `redis://…` or `postgres://…`.
     #[arg(long, env = "VDI_STORE", default_value = "memory", value_name = "URL")]
     pub store: String,

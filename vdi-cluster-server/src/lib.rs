@@ -69,6 +69,8 @@ pub mod events;
 mod exam_schemas;
 pub mod extract;
 pub mod gate;
+pub mod grpc;
+pub mod install;
 pub mod listener;
 pub mod metrics;
 pub mod openapi;

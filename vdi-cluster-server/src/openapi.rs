@@ -23,7 +23,8 @@ use vdi_cluster_protocol::cluster::{
 };
 use vdi_cluster_protocol::events::{EventJson, EventKindJson, ServerSentEvent};
 use vdi_cluster_protocol::join::{
-    CreateJoinToken, CreatedJoinToken, CredentialReset, JoinTokenJson, JoinTokenList,
+    CreateJoinToken, CreatedJoinToken, CredentialReset, InstallScriptRequest, JoinTokenJson,
+    JoinTokenList,
 };
 use vdi_cluster_protocol::ops::HealthJson;
 use vdi_cluster_protocol::reconcile::{
@@ -38,17 +39,18 @@ use vdi_cluster_protocol::workers::{
     WorkerSessionsJson,
 };
 use vdi_cluster_protocol::{
-    AllocateRequest, AllocateResponse, DescriptionJson, ErrorBody, HeartbeatRequest,
-    HeartbeatResponse, JOIN_TOKEN_HEADER, JoinResponse, PrewarmRequest, PrewarmResponse,
-    RegisterRequest, ReleaseRequest, ReleaseResponse, SessionRef, WORKER_TOKEN_HEADER,
+    AllocateRequest, AllocateResponse, DeregisterRequest, DescriptionJson, ErrorBody,
+    HeartbeatRequest, HeartbeatResponse, HostJson, JOIN_TOKEN_HEADER, JoinResponse, PrewarmRequest,
+    PrewarmResponse, RegisterRequest, ReleaseRequest, ReleaseResponse, SessionRef,
+    WORKER_TOKEN_HEADER,
 };
 
 use vdi_cluster_core::worker::{MAX_TAG_LEN, MAX_TAGS};
 
 use crate::auth::Access;
 use crate::routes::{
-    HttpMethod, admin, cluster, credentials, exams, join, ops, registration, route_table, sessions,
-    workers,
+    HttpMethod, admin, cluster, credentials, exams, install, join, ops, registration, route_table,
+    sessions, workers,
 };
 
 /// Name of the bearer-JWT security scheme.
@@ -67,10 +69,11 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
     ),
     paths(
         registration::heartbeat, registration::register, registration::deregister,
-        workers::list, workers::summary, workers::healthy, workers::reconcile, workers::detail,
+        workers::list, workers::summary, workers::healthy, workers::stats, workers::reconcile,
+        workers::detail,
         admin::patch, workers::remove, workers::sessions, admin::drain_info,
         admin::drain, admin::drain_put, admin::activate,
-        join::join, join::create, join::list, join::revoke,
+        join::join, join::create, join::list, join::revoke, install::script, install::agent,
         credentials::rotate, credentials::reset, credentials::revoke,
         sessions::allocate, sessions::get, sessions::release, sessions::prewarm,
         exams::book, exams::calendar, exams::detail, exams::patch, exams::cancel,
@@ -79,6 +82,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
     ),
     components(schemas(
         ErrorBody, HeartbeatRequest, HeartbeatResponse, RegisterRequest, DescriptionJson,
+        HostJson, DeregisterRequest,
         SessionRef, AllocateRequest, AllocateResponse, ReleaseRequest, ReleaseResponse,
         PrewarmRequest, PrewarmResponse, JoinResponse,
         WorkerJson, WorkerList, WorkerSessionsJson, AdminActionJson, DrainInfoJson,
@@ -88,7 +92,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         SummaryJson, StatsJson, ZoneStatsJson, DistributionEntry, DistributionJson,
         ReconcileReportJson, PolicyChangeJson, PolicyJson, DriftJson, CounterJson,
         AuditJson, AuditEntryJson, EventJson, EventKindJson, ServerSentEvent,
-        HealthJson, CreateJoinToken, JoinTokenJson, CreatedJoinToken, JoinTokenList, CredentialReset,
+        HealthJson, CreateJoinToken, InstallScriptRequest, JoinTokenJson, CreatedJoinToken, JoinTokenList, CredentialReset,
     )),
     modifiers(&FromRouteTable),
     tags(

@@ -34,6 +34,8 @@ use vdi_cluster_core::service::{BackgroundConfig, run_background};
 use crate::auth::{AuthConfig, MintError, Role, mint_jwt, random_secret};
 use crate::client::{ClientBuildError, HttpWorkerClient};
 use crate::config::{ConfigError, ServeArgs, TokenArgs};
+use crate::grpc::{self, GrpcError};
+use crate::install::InstallConfig;
 use crate::listener;
 use crate::router::router;
 use crate::state::AppState;
@@ -180,7 +182,7 @@ pub async fn prepare(
     drop(jwt_secret);
 
     let client = HttpWorkerClient::new(Some(&cluster_token), config.worker_call_timeout)?;
-    drop(cluster_token);
+    let install = install_config(args, cluster_token)?;
     let mut limits = args.limits();
     if let Some(fit) = listener::raise_fd_limit()
         && fit < limits.max_connections
@@ -198,7 +200,36 @@ pub async fn prepare(
         .throttle(args.throttle_config())
         .store_name(opened.kind.name())
         .shutdown(shutdown)
+        .install(install)
         .build())
+}
+
+/// Worker installations: the cluster token they need, the public URL (an
+/// absolute `http(s)://` URL when set) and this executable as the agent.
+fn install_config(args: &ServeArgs, cluster_token: String) -> Result<InstallConfig, ServeError> {
+    let public_url = args
+        .public_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty());
+    if let Some(url) = public_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return Err(ConfigError(format!(
+            "VDI_PUBLIC_URL must be an http:// or https:// URL, got {url:?}"
+        ))
+        .into());
+    }
+    let agent = std::env::current_exe().map_err(|e| {
+        ConfigError(format!(
+            "cannot locate this executable to serve it as the agent: {e}"
+        ))
+    })?;
+    Ok(InstallConfig::new(
+        cluster_token,
+        public_url.map(str::to_owned),
+        agent,
+    ))
 }
 
 /// `vdi-cluster serve`.
@@ -218,12 +249,16 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
         state.store_name()
     );
 
+    let grpc = match args.grpc_listen {
+        Some(addr) => Some(spawn_grpc(addr, &state).await?),
+        None => None,
+    };
     tokio::spawn(async move {
         vdi_cluster_node::shutdown_signal().await;
         tracing::info!("shutdown requested: finishing requests in flight");
         shutdown.cancel();
     });
-    run(
+    let served = run(
         listener,
         state,
         args.background_config(),
@@ -233,7 +268,30 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     .map_err(|source| ServeError::Io {
         addr: local,
         source,
-    })
+    });
+    if let Some(grpc) = grpc {
+        match grpc.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "gRPC server failed"),
+            Err(e) => tracing::warn!(error = %e, "gRPC server ended abnormally"),
+            Ok(Ok(())) => {}
+        }
+    }
+    served
+}
+
+/// Binds `addr` and serves the gRPC services of `state` there until its
+/// shutdown token is cancelled.
+async fn spawn_grpc(
+    addr: SocketAddr,
+    state: &AppState,
+) -> Result<tokio::task::JoinHandle<Result<(), GrpcError>>, ServeError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Io { addr, source })?;
+    let local = listener.local_addr().unwrap_or(addr);
+    tracing::info!(listen = %local, "gRPC listening");
+    println!("gRPC listening on grpc://{local}");
+    Ok(tokio::spawn(grpc::serve(listener, state.clone())))
 }
 
 /// `vdi-cluster token`: prints a signed JWT.

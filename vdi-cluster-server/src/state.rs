@@ -16,6 +16,7 @@ use vdi_cluster_core::{
 use crate::auth::AuthConfig;
 use crate::error::ApiError;
 use crate::events::EventHub;
+use crate::install::InstallConfig;
 use crate::metrics::{Metrics, MetricsSink};
 use crate::throttle::{Throttle, ThrottleConfig};
 
@@ -62,6 +63,7 @@ struct Inner {
     tasks: TaskTracker,
     shutdown: CancellationToken,
     store_name: String,
+    install: Option<InstallConfig>,
 }
 
 /// Shared state of the HTTP server. Cheap to clone.
@@ -83,6 +85,7 @@ pub struct AppStateBuilder {
     throttle: ThrottleConfig,
     store_name: String,
     shutdown: CancellationToken,
+    install: Option<InstallConfig>,
 }
 
 impl AppStateBuilder {
@@ -124,6 +127,12 @@ impl AppStateBuilder {
         self
     }
 
+    /// Serves worker installations (seed 002's script, the agent binary).
+    pub fn install(mut self, install: InstallConfig) -> Self {
+        self.install = Some(install);
+        self
+    }
+
     /// Builds the service and the state.
     pub fn build(self) -> AppState {
         let events = EventHub::default();
@@ -150,6 +159,7 @@ impl AppStateBuilder {
                 tasks: TaskTracker::new(),
                 shutdown: self.shutdown,
                 store_name: self.store_name,
+                install: self.install,
             }),
         }
     }
@@ -173,6 +183,7 @@ impl AppState {
             throttle: ThrottleConfig::default(),
             store_name: "memory".into(),
             shutdown: CancellationToken::new(),
+            install: None,
         }
     }
 
@@ -209,6 +220,11 @@ impl AppState {
     /// The backend's name.
     pub fn store_name(&self) -> &str {
         &self.inner.store_name
+    }
+
+    /// Worker installations, when served.
+    pub fn install(&self) -> Option<&InstallConfig> {
+        self.inner.install.as_ref()
     }
 
     /// The shutdown signal.

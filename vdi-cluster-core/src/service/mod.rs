@@ -8,7 +8,8 @@
 //! reset) in `credentials`, reconcile and the health monitor in
 //! `reconcile`, prewarm in `prewarm`, read-only views in `stats`, the
 //! background loop in `background`, exams with admission control in
-//! `exams`.
+//! `exams`, codes the control plane assigns and deregistration with a
+//! reason in `assignment`.
 //!
 //! # Example
 //!
@@ -41,6 +42,7 @@
 
 mod admin;
 mod allocate;
+mod assignment;
 mod background;
 mod config;
 mod credentials;
@@ -59,6 +61,7 @@ use std::sync::Arc;
 pub use crate::reconcile::{FailurePolicy, PolicyChange, ReconcileReport};
 pub use admin::{AdminOutcome, DrainInfo};
 pub use allocate::{AllocateOutcome, Allocation};
+pub use assignment::{AssignedJoin, MAX_REASON_LEN};
 pub use background::{BACKGROUND_LEASE, BackgroundConfig, run_background};
 pub use config::ServiceConfig;
 pub use credentials::{JoinOutcome, Joined, RotateOutcome};

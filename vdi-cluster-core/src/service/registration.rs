@@ -283,6 +283,7 @@ impl ClusterService {
                         r.description.api_base_url = url;
                     }
                     r.deregistered_at = None;
+                    r.deregister_reason = None;
                     (r, Some(s.version))
                 }
                 None => (
@@ -307,30 +308,7 @@ impl ClusterService {
     /// once, takes no sessions, and its sessions go to the failure policy at
     /// the next reconcile. A later heartbeat brings it back.
     pub async fn deregister(&self, id: &WorkerId, actor: &str) -> Result<WorkerView> {
-        for _ in 0..CAS_ATTEMPTS {
-            let stored = self
-                .store
-                .worker(id)
-                .await?
-                .ok_or_else(|| Error::WorkerNotFound(id.clone()))?;
-            let mut record = stored.record.clone();
-            if record.deregistered_at.is_some() {
-                return self.worker_view(id).await;
-            }
-            record.deregistered_at = Some(self.clock.now());
-            if let CasOutcome::Written { .. } =
-                self.store.put_worker(&record, Some(stored.version)).await?
-            {
-                self.invalidate_snapshot();
-                self.emit(EventKind::WorkerRemoved { worker: id.clone() });
-                self.audit(actor, "deregister", id.as_str(), serde_json::Value::Null)
-                    .await?;
-                return self.worker_view(id).await;
-            }
-        }
-        Err(Error::Conflict {
-            what: format!("worker {id}"),
-        })
+        self.deregister_with_reason(id, actor, None).await
     }
 
     /// Deletes a worker's record. Refused while dispatches remain on it

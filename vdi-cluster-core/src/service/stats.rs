@@ -9,7 +9,7 @@ use super::ClusterService;
 use crate::dispatch::Dispatch;
 use crate::error::Result;
 use crate::ids::WorkerId;
-use crate::worker::{WorkerStatus, WorkerView};
+use crate::worker::{SlotUsage, WorkerStatus, WorkerView};
 
 /// Zone name used for workers without a zone.
 pub const DEFAULT_ZONE: &str = "default";
@@ -108,6 +108,10 @@ pub struct ClusterStats {
     pub total_cpu_cores: f64,
     /// Memory of all registered workers, MB.
     pub total_memory_mb: u64,
+    /// CPU and memory in use and usable, by the slot math, over the same
+    /// workers.
+    #[serde(default)]
+    pub usage: SlotUsage,
 }
 
 /// Filters for listing workers.
@@ -203,6 +207,7 @@ impl ClusterService {
             if let Some(c) = v.record.capacity {
                 cpu_millis += c.total_cpu.0;
                 stats.total_memory_mb += c.total_memory_mb;
+                stats.usage = stats.usage.plus(SlotUsage::of(&c, v.used_sessions));
             }
         }
         stats.total_cpu_cores = cpu_millis as f64 / 1000.0;

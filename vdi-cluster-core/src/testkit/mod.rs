@@ -88,5 +88,6 @@ fn heartbeat(code: &str, input: CapacityInput, active: u32) -> Heartbeat {
         live_sessions: None,
         live_details: Default::default(),
         resources: ResourceUsage::default(),
+        host: Default::default(),
     }
 }

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    MAX_BOOT_ID_LEN, MAX_LIVE_SESSIONS, RETIRED_BOOTS_KEPT, WorkerDescription, WorkerRecord,
+    HostInfo, MAX_BOOT_ID_LEN, MAX_LIVE_SESSIONS, RETIRED_BOOTS_KEPT, WorkerDescription,
+    WorkerRecord,
 };
 use crate::capacity::{CapacitySpec, MAX_SESSIONS};
 use crate::health::{
@@ -35,12 +36,15 @@ pub struct Heartbeat {
     pub live_details: BTreeMap<SessionKey, serde_json::Value>,
     /// Resource usage.
     pub resources: ResourceUsage,
+    /// Host metadata; fields left out keep what is stored.
+    pub host: HostInfo,
 }
 
 impl Heartbeat {
     /// Checks the fields capacity validation does not cover.
     pub fn validate(&self) -> Result<(), ValidationError> {
         self.description.validate()?;
+        self.host.validate()?;
         if let Some(boot) = &self.stamp.boot_id
             && (boot.is_empty()
                 || boot.chars().count() > MAX_BOOT_ID_LEN
@@ -144,6 +148,8 @@ pub fn apply_heartbeat(
     record.stamp = Some(hb.stamp.clone());
     record.last_heartbeat_at = Some(now);
     record.deregistered_at = None;
+    record.deregister_reason = None;
+    record.host = record.host.merged(&hb.host);
     record.resource_health = record.resource_health.update(&hb.resources, thresholds);
     record.resources = hb.resources;
     if hb.live_sessions.is_some() || order == HeartbeatOrder::Restarted {
@@ -222,6 +228,7 @@ mod tests {
             live_sessions: None,
             live_details: BTreeMap::new(),
             resources: ResourceUsage::default(),
+            host: HostInfo::default(),
         }
     }
 

@@ -8,16 +8,24 @@
 //!
 //! Split by responsibility: `record` (what is stored), `heartbeat` (folding
 //! a heartbeat in), `view` (what is derived at an instant), `claim` (who
-//! may move a worker to another host).
+//! may move a worker to another host), `host` (host metadata),
+//! `assign` (codes the control plane assigns), `usage` (CPU and memory in
+//! use by the slot math).
 
+mod assign;
 mod claim;
 mod heartbeat;
+mod host;
 mod record;
+mod usage;
 mod view;
 
+pub use assign::{ASSIGN_ATTEMPTS, FALLBACK_CODE, base_code, candidate, same_worker};
 pub use claim::{Registrant, RelocationRefused, api_base_url_host, check_relocation};
 pub use heartbeat::{Heartbeat, HeartbeatUpdate, apply_heartbeat, unrecorded};
+pub use host::{HostInfo, MAX_DISK_GB, MAX_HOST_TEXT_LEN};
 pub use record::{WorkerDescription, WorkerRecord, WorkerSnapshot};
+pub use usage::SlotUsage;
 pub use view::{WorkerStatus, WorkerView};
 
 /// Boot ids remembered per worker to recognise late heartbeats of old boots.

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{MAX_TAG_LEN, MAX_TAGS};
+use super::{HostInfo, MAX_TAG_LEN, MAX_TAGS};
 use crate::capacity::CapacitySpec;
 use crate::health::{
     Availability, HealthConfig, HeartbeatStamp, ResourceHealth, ResourceUsage, availability,
@@ -138,6 +138,13 @@ pub struct WorkerRecord {
     pub resource_health: ResourceHealth,
     /// Live session ids from the latest heartbeat that carried them.
     pub live_sessions: Option<Vec<SessionKey>>,
+    /// Host name, disk, OS and agent version, from heartbeats.
+    #[serde(default, skip_serializing_if = "HostInfo::is_empty")]
+    pub host: HostInfo,
+    /// Why the worker deregistered, as it said (seed 003), while it is
+    /// deregistered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deregister_reason: Option<String>,
 }
 
 impl WorkerRecord {
@@ -159,6 +166,8 @@ impl WorkerRecord {
             resources: ResourceUsage::default(),
             resource_health: ResourceHealth::default(),
             live_sessions: None,
+            host: HostInfo::default(),
+            deregister_reason: None,
         }
     }
 

@@ -35,7 +35,8 @@ pub struct WorkerArgs {
     /// writes it (`https://cp.example.edu.vn/api`); or several,
     /// comma-separated (replicas on one store): calls go to the one that
     /// last answered and move on to the next when it is down or answers a
-    /// 5xx.
+    /// 5xx. Or one `grpc://host:port`: the control plane's gRPC service
+    /// (`serve --grpc-listen`, seed 003).
     #[arg(
         long = "control-plane",
         env = "CONTROL_PLANE_API_BASE",

@@ -95,8 +95,9 @@ pub struct WorkerConfig {
     pub description: WorkerDescription,
     /// Control plane API base (`…/api`), or several (replicas on one
     /// store), comma-separated in the order tried, each checked by
-    /// [`check_base_urls`]; [`control_planes`](Self::control_planes) lists
-    /// them.
+    /// [`check_base_urls`]; or one `grpc://host:port`
+    /// (`check_control_planes`). [`control_planes`](Self::control_planes)
+    /// lists them.
     pub control_plane: String,
     /// Address to listen on.
     pub listen: SocketAddr,
@@ -207,6 +208,22 @@ pub fn check_base_urls(name: &str, list: &str) -> Result<Vec<String>, ConfigErro
         urls.push(url);
     }
     Ok(urls)
+}
+
+/// Checks the control-plane option: one `grpc://host:port` (seed 003's
+/// gRPC service), or HTTP base URLs as [`check_base_urls`]. Answers the
+/// list joined with commas.
+pub(super) fn check_control_planes(name: &str, list: &str) -> Result<String, ConfigError> {
+    if list.split(',').any(vdi_cluster_grpc::client::is_grpc_url) {
+        let url = list.trim().trim_end_matches('/');
+        vdi_cluster_grpc::client::endpoint_uri(url).map_err(|e| {
+            ConfigError(format!(
+                "{name}: {e} (a gRPC control plane is one grpc://host:port, not a list)"
+            ))
+        })?;
+        return Ok(url.to_owned());
+    }
+    Ok(check_base_urls(name, list)?.join(","))
 }
 
 impl WorkerArgs {
@@ -337,8 +354,7 @@ impl WorkerArgs {
         Ok(WorkerConfig {
             code,
             description,
-            control_plane: check_base_urls("CONTROL_PLANE_API_BASE", &self.control_plane)?
-                .join(","),
+            control_plane: check_control_planes("CONTROL_PLANE_API_BASE", &self.control_plane)?,
             listen,
             cluster_token,
             worker_token,
@@ -489,6 +505,25 @@ mod tests {
         args.code = "bad code".into();
         let e = args.resolve_with(|_| None).unwrap_err();
         assert!(e.to_string().contains("WORKER_CODE"), "{e}");
+    }
+
+    #[test]
+    fn a_grpc_control_plane_is_one_url() {
+        let c = parse(&["--control-plane", "grpc://127.0.0.1:9090/"])
+            .resolve()
+            .unwrap();
+        assert_eq!(c.control_planes(), ["grpc://127.0.0.1:9090"]);
+        for bad in [
+            "grpc://cp-a:9090,grpc://cp-b:9090",
+            "http://cp-a/api,grpc://cp-b:9090",
+            "grpc://cp-a:9090/api",
+        ] {
+            let e = parse(&["--control-plane", bad])
+                .resolve()
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("grpc://host:port"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use vdi_cluster_core::service::HeartbeatAck;
 use vdi_cluster_core::{
-    CapacityInput, CapacitySpec, Heartbeat, HeartbeatStamp, ResourceUsage, SessionKey,
+    CapacityInput, CapacitySpec, Heartbeat, HeartbeatStamp, HostInfo, ResourceUsage, SessionKey,
     ValidationError, WorkerDescription, WorkerId,
 };
 
@@ -160,6 +160,70 @@ impl From<DescriptionJson> for WorkerDescription {
     }
 }
 
+/// What a worker tells about its host (seeds 002 and 004): flattened into
+/// [`HeartbeatRequest`]. Every field is optional; one left out keeps what
+/// the control plane stored.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HostJson {
+    /// The node's host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
+    pub hostname: Option<String>,
+    /// Disk size, GB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 1_073_741_824)]
+    pub disk_gb: Option<u64>,
+    /// Disk in use, GB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 1_073_741_824)]
+    pub used_disk_gb: Option<u64>,
+    /// Operating system and version (`Ubuntu 22.04`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
+    pub os: Option<String>,
+    /// Version of the worker agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
+    pub agent_version: Option<String>,
+}
+
+impl From<HostJson> for HostInfo {
+    fn from(h: HostJson) -> Self {
+        Self {
+            hostname: h.hostname,
+            disk_gb: h.disk_gb,
+            used_disk_gb: h.used_disk_gb,
+            os: h.os,
+            agent_version: h.agent_version,
+        }
+    }
+}
+
+impl From<&HostInfo> for HostJson {
+    fn from(h: &HostInfo) -> Self {
+        Self {
+            hostname: h.hostname.clone(),
+            disk_gb: h.disk_gb,
+            used_disk_gb: h.used_disk_gb,
+            os: h.os.clone(),
+            agent_version: h.agent_version.clone(),
+        }
+    }
+}
+
 /// A worker's heartbeat: seed 000's body, plus optional fields.
 ///
 /// ```json
@@ -232,6 +296,9 @@ pub struct HeartbeatRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0, maximum = 100)]
     pub disk_percent: Option<f64>,
+    /// Host name, disk, OS and agent version.
+    #[serde(flatten)]
+    pub host: HostJson,
 }
 
 impl HeartbeatRequest {
@@ -287,6 +354,7 @@ impl HeartbeatRequest {
                 memory_percent: self.memory_percent,
                 disk_percent: self.disk_percent,
             },
+            host: self.host.into(),
         })
     }
 }
@@ -362,31 +430,54 @@ impl From<&HeartbeatAck> for HeartbeatResponse {
 }
 
 /// Registration ahead of the first heartbeat (seed 003). Idempotent: a
-/// known worker's description is updated.
+/// known worker's description is updated. Without `code`, or with one
+/// another worker (on another host) holds, the control plane assigns one
+/// and answers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisterRequest {
-    /// The worker's code.
+    /// The worker's code, as requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(
         pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$",
         min_length = 1,
         max_length = 64
     )]
-    pub code: String,
+    pub code: Option<String>,
     /// Name, URL, zone, labels, capabilities.
     #[serde(flatten)]
     pub description: DescriptionJson,
+    /// Host name, disk, OS and agent version (seed 002).
+    #[serde(flatten)]
+    pub host: HostJson,
 }
 
 impl RegisterRequest {
-    /// The worker's id (field `code`) and its description. The description
-    /// is validated by core (`ClusterService::register`,
-    /// `WorkerDescription::validate`), not here.
-    pub fn into_parts(self) -> Result<(WorkerId, WorkerDescription), ValidationError> {
-        let id = WorkerId::parse("code", self.code)?;
+    /// The requested id (field `code`), if any, the description and the
+    /// host metadata. Both are validated by core
+    /// (`ClusterService::register_assigned`), not here.
+    #[allow(clippy::type_complexity)]
+    pub fn into_parts(
+        self,
+    ) -> Result<(Option<WorkerId>, WorkerDescription, HostInfo), ValidationError> {
+        let id = self
+            .code
+            .map(|code| WorkerId::parse("code", code))
+            .transpose()?;
         require_api_base_url(&self.description)?;
-        Ok((id, self.description.into()))
+        Ok((id, self.description.into(), self.host.into()))
     }
+}
+
+/// A worker leaving cleanly (seed 003), optionally saying why.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeregisterRequest {
+    /// Why (`shutdown`, `maintenance`, ...), shown in the worker's detail
+    /// and the audit trail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 500, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
+    pub reason: Option<String>,
 }
 
 #[cfg(test)]
@@ -536,8 +627,9 @@ mod tests {
             ]
         );
         let register = RegisterRequest {
-            code: "w".into(),
+            code: Some("w".into()),
             description: req.description.clone(),
+            host: HostJson::default(),
         };
         assert_eq!(
             serde_json::to_value(&register).unwrap(),

@@ -39,7 +39,8 @@ use utoipa::ToSchema;
 use vdi_cluster_core::SessionKey;
 
 pub use heartbeat::{
-    DescriptionJson, HeartbeatRequest, HeartbeatResponse, RegisterRequest, SessionRef,
+    DeregisterRequest, DescriptionJson, HeartbeatRequest, HeartbeatResponse, HostJson,
+    RegisterRequest, SessionRef,
 };
 
 /// Header carrying the worker token on heartbeats and registration.

@@ -17,14 +17,15 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use vdi_cluster_core::credential::{IssuedSecret, JoinRefusal};
-use vdi_cluster_core::service::JoinOutcome;
+use vdi_cluster_core::service::{AssignedJoin, JoinOutcome};
 use vdi_cluster_core::store::{AuditEntry, JoinToken};
 use vdi_cluster_core::{ValidationError, WorkerId};
+use vdi_cluster_protocol::credentials::worker_credential;
 use vdi_cluster_protocol::join::{CreateJoinToken, CreatedJoinToken, JoinTokenJson, JoinTokenList};
 use vdi_cluster_protocol::{ErrorBody, JOIN_TOKEN_HEADER, JoinResponse, RegisterRequest};
 
-use super::reserved::check_not_reserved;
-use crate::auth::{Caller, hash_hex, new_worker_credential, random_secret};
+use super::reserved::{check_not_reserved, is_reserved};
+use crate::auth::{Caller, hash_hex, random_secret};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, OptionalJsonBody, PathParams};
 use crate::state::AppState;
@@ -213,10 +214,28 @@ pub(crate) async fn join(
     headers: HeaderMap,
     JsonBody(request): JsonBody<RegisterRequest>,
 ) -> Result<(StatusCode, Json<JoinResponse>), ApiError> {
+    // A requested code keeps seed 002's contract: taken is a 409.
+    let keep_requested = request.code.is_some();
+    let answer = join_with(&state, &headers, request, keep_requested).await?;
+    Ok((StatusCode::CREATED, Json(answer)))
+}
+
+/// A join with the join token in `headers`: the code requested or one
+/// assigned (derived from the host name), and another one when it is taken
+/// unless `keep_requested`. Answers the code and its credential.
+pub(crate) async fn join_with(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: RegisterRequest,
+    keep_requested: bool,
+) -> Result<JoinResponse, ApiError> {
     // Validate before counting a use: bad input must not burn the token.
-    let (id, description) = request.into_parts()?;
+    let (requested, description, host) = request.into_parts()?;
     description.validate()?;
-    check_not_reserved(&id)?;
+    host.validate()?;
+    if let Some(id) = &requested {
+        check_not_reserved(id)?;
+    }
     let presented = headers
         .get(JOIN_TOKEN_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -224,25 +243,37 @@ pub(crate) async fn join(
         .trim()
         .to_owned();
     let service = Arc::clone(state.service());
-    let credential = new_worker_credential(&id);
-    let credential_hash = hash_hex(&credential);
-    let code = id.clone();
+    let secret = random_secret();
+    let issued = secret.clone();
+    let join = AssignedJoin {
+        token_hash: hash_hex(&presented),
+        requested: requested.clone(),
+        description,
+        host,
+        keep_requested,
+    };
     let outcome = state
         .detached(async move {
             service
-                .join(&hash_hex(&presented), code, description, &credential_hash)
+                .join_assigned(
+                    join,
+                    |id| hash_hex(&worker_credential(id, &issued)),
+                    is_reserved,
+                )
                 .await
         })
         .await?;
     let joined = match outcome {
         JoinOutcome::Joined(joined) => joined,
-        JoinOutcome::Refused(refusal) => return Err(join_refused(&id, refusal)),
+        JoinOutcome::Refused(refusal) => {
+            let label = requested.map_or_else(|| "(assigned)".to_owned(), |id| id.to_string());
+            return Err(join_refused(&label, refusal));
+        }
     };
+    let id = joined.worker.id().clone();
     tracing::info!(code = %id, rejoined = joined.rejoined, "worker joined with a join token");
-    Ok((
-        StatusCode::CREATED,
-        Json(credential_answer(&id, credential, &joined.secret)),
-    ))
+    let credential = worker_credential(&id, &secret);
+    Ok(credential_answer(&id, credential, &joined.secret))
 }
 
 /// The answer carrying a credential just issued.
@@ -259,7 +290,7 @@ pub(crate) fn credential_answer(
     }
 }
 
-fn join_refused(id: &WorkerId, refusal: JoinRefusal) -> ApiError {
+fn join_refused(id: &str, refusal: JoinRefusal) -> ApiError {
     match refusal {
         JoinRefusal::TokenInvalid => ApiError::unauthorized(
             "x-join-token: unknown, expired, revoked or used up; ask an admin for a new one",

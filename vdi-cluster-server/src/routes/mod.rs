@@ -15,7 +15,8 @@
 //!   sessions; reconcile; delete.
 //! * `admin` — admin transitions: `PATCH`, drain, activate, what blocks a
 //!   drain.
-//! * `join` — join tokens and joining.
+//! * `join` — join tokens and joining; `install` — seed 002's installation
+//!   script and the agent binary it downloads.
 //! * `credentials` — a worker's own credential: rotate, revoke, reset.
 //! * `sessions` — the exam application's session API and prewarm.
 //! * `exams` — exams booked with admission control.
@@ -28,6 +29,7 @@ pub(crate) mod admin;
 pub(crate) mod cluster;
 pub(crate) mod credentials;
 pub(crate) mod exams;
+pub(crate) mod install;
 pub(crate) mod join;
 pub(crate) mod ops;
 pub(crate) mod registration;
@@ -117,6 +119,10 @@ static ROUTES: &[RouteSpec] = routes! {
         => "A worker leaving cleanly: offline at once (seed 003)";
     Post "/api/vdi/workers/join" Join join::join
         => "Register with a join token; answers the worker's own credential (seeds 002/003)";
+    Post "/api/vdi/workers/install-script" Admin install::script
+        => "A worker installation script bound to a fresh single-use join token (seed 002)";
+    Get "/api/vdi/agent/vdi-cluster" Public install::agent
+        => "The agent binary the installation script downloads (this control plane's build)";
     Post "/api/vdi/join-tokens" Admin join::create
         => "Create a join token (shown once, stored hashed, with an expiry)";
     Get "/api/vdi/join-tokens" Admin join::list
@@ -135,6 +141,8 @@ static ROUTES: &[RouteSpec] = routes! {
         => "Workers healthy/total, slots available/max, active sessions (seed 000)";
     Get "/api/vdi/workers/healthy" Operator workers::healthy
         => "Workers heartbeating within the TTL (seed 003)";
+    Get "/api/vdi/workers/stats" Operator workers::stats
+        => "Cluster statistics under seed 003's name (as /api/vdi/cluster/stats)";
     Post "/api/vdi/workers/reconcile" Operator workers::reconcile
         => "Reconcile now: stale dispatches, stuck reservations, counter drift (seed 000)";
     Get "/api/vdi/workers/{code}" Operator workers::detail
@@ -238,6 +246,6 @@ mod tests {
         derived.sort_unstable();
         fixed.sort_unstable();
         assert_eq!(derived, fixed);
-        assert_eq!(fixed.len(), 6);
+        assert_eq!(fixed.len(), 8);
     }
 }

@@ -7,12 +7,14 @@ use axum::Json;
 use axum::extract::State;
 use vdi_cluster_core::WorkerId;
 use vdi_cluster_protocol::workers::WorkerJson;
-use vdi_cluster_protocol::{ErrorBody, HeartbeatRequest, HeartbeatResponse, RegisterRequest};
+use vdi_cluster_protocol::{
+    DeregisterRequest, ErrorBody, HeartbeatRequest, HeartbeatResponse, RegisterRequest,
+};
 
-use super::reserved::check_not_reserved;
+use super::reserved::{check_not_reserved, is_reserved};
 use crate::auth::{Caller, Principal};
 use crate::error::ApiError;
-use crate::extract::{JsonBody, PathParams};
+use crate::extract::{JsonBody, OptionalJsonBody, PathParams};
 use crate::gate::ensure_worker;
 use crate::state::AppState;
 
@@ -63,13 +65,16 @@ async fn apply_heartbeat(
 }
 
 /// Registers a worker ahead of its first heartbeat (seed 003); idempotent.
+/// The control plane assigns the code: the requested one, or one derived
+/// from the host name when none is requested, unless another worker (on
+/// another host) holds it — then another, answered in `code`.
 #[utoipa::path(
     post, path = "/api/vdi/workers/register", tag = "workers",
     request_body = RegisterRequest,
     responses(
-        (status = 200, description = "Registered or updated", body = WorkerJson),
+        (status = 200, description = "Registered or updated; `code` is the code assigned", body = WorkerJson),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
     )
 )]
@@ -79,26 +84,48 @@ pub(crate) async fn register(
     JsonBody(request): JsonBody<RegisterRequest>,
 ) -> Result<Json<WorkerJson>, ApiError> {
     // Only the shape is converted here; core's register validates.
-    let (id, description) = request.into_parts()?;
-    check_not_reserved(&id)?;
-    ensure_worker(&state, &caller, &id).await?;
+    let (requested, description, host) = request.into_parts()?;
+    let requested = match (&caller, requested) {
+        // A worker's own credential registers that worker.
+        (Principal::WorkerNode(own), None) => Some(own.clone()),
+        // Without a credential, the code is what `ensure_worker` checks.
+        (Principal::Anonymous, None) => {
+            return Err(ApiError::invalid(vdi_cluster_core::ValidationError::new(
+                "code",
+                "required without a worker token",
+            )));
+        }
+        (_, requested) => requested,
+    };
+    if let Some(id) = &requested {
+        check_not_reserved(id)?;
+        ensure_worker(&state, &caller, id).await?;
+    }
     let service = Arc::clone(state.service());
     let who = caller.registrant();
     let view = state
-        .detached(async move { service.register_as(id, description, who).await })
+        .detached(async move {
+            service
+                .register_assigned(requested, description, host, who, is_reserved)
+                .await
+        })
         .await?;
     Ok(Json(WorkerJson::new(&view, state.service().clock().now())))
 }
 
-/// A worker leaving cleanly (seed 003): offline at once, takes no sessions;
-/// its sessions go to the failure policy at the next reconcile. A later
-/// heartbeat brings it back. Needs the worker's own credential or an
-/// ADMIN JWT: never anonymous, never the shared worker token.
+/// A worker leaving cleanly (seed 003), optionally saying why
+/// (`{"reason": "maintenance"}`): offline at once, takes no sessions; its
+/// sessions go to the failure policy at the next reconcile. A later
+/// heartbeat brings it back. The reason shows in the worker's detail and
+/// the audit trail. Needs the worker's own credential or an ADMIN JWT:
+/// never anonymous, never the shared worker token.
 #[utoipa::path(
     post, path = "/api/vdi/workers/{code}/deregister", tag = "workers",
     params(("code" = String, Path, description = "Worker code", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 64)),
+    request_body(content = Option<DeregisterRequest>, description = "Optional reason"),
     responses(
         (status = 200, description = "Deregistered", body = WorkerJson),
+        (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
@@ -108,6 +135,7 @@ pub(crate) async fn deregister(
     State(state): State<AppState>,
     Caller(caller): Caller,
     PathParams(code): PathParams<String>,
+    OptionalJsonBody(body): OptionalJsonBody<DeregisterRequest>,
 ) -> Result<Json<WorkerJson>, ApiError> {
     let id = WorkerId::parse("code", code)?;
     ensure_worker(&state, &caller, &id).await?;
@@ -115,9 +143,10 @@ pub(crate) async fn deregister(
         Principal::User(u) => u.sub,
         _ => format!("worker:{id}"),
     };
+    let reason = body.and_then(|b| b.reason);
     let service = Arc::clone(state.service());
     let view = state
-        .detached(async move { service.deregister(&id, &actor).await })
+        .detached(async move { service.deregister_with_reason(&id, &actor, reason).await })
         .await?;
     Ok(Json(WorkerJson::new(&view, state.service().clock().now())))
 }

@@ -15,11 +15,18 @@ pub(super) const RESERVED_WORKER_CODES: &[&str] = &[
     "summary",
     "healthy",
     "reconcile",
+    "stats",
+    "install-script",
 ];
+
+/// Whether `id` is a reserved code.
+pub(crate) fn is_reserved(id: &WorkerId) -> bool {
+    RESERVED_WORKER_CODES.contains(&id.as_str())
+}
 
 /// Refuses a reserved worker code (field `code`, 422).
 pub(super) fn check_not_reserved(id: &WorkerId) -> Result<(), ApiError> {
-    if RESERVED_WORKER_CODES.contains(&id.as_str()) {
+    if is_reserved(id) {
         return Err(ApiError::invalid(ValidationError::new(
             "code",
             format!("{id} is reserved by the API; choose another code"),

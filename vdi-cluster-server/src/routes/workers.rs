@@ -10,9 +10,9 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use vdi_cluster_core::service::WorkerFilter;
-use vdi_cluster_core::{Timestamp, ValidationError, WorkerId, WorkerStatus};
+use vdi_cluster_core::{Timestamp, ValidationError, WorkerId, WorkerStatus, WorkerView};
 use vdi_cluster_protocol::ErrorBody;
-use vdi_cluster_protocol::cluster::SummaryJson;
+use vdi_cluster_protocol::cluster::{StatsJson, SummaryJson};
 use vdi_cluster_protocol::reconcile::ReconcileReportJson;
 use vdi_cluster_protocol::workers::{WorkerJson, WorkerList, WorkerSessionsJson};
 
@@ -36,27 +36,40 @@ pub(super) fn now(state: &AppState) -> Timestamp {
 }
 
 /// Filters of the worker list.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
     /// Only this status (`active`, `draining`, `drained`, `disabled`,
-    /// `pending`, `unhealthy`, `unreachable`, `offline`).
+    /// `pending`, `unhealthy`, `unreachable`, `offline`), or `healthy`
+    /// (seed 003: heartbeating within the TTL, resources fine); any case.
     #[param(
-        pattern = "^(active|draining|drained|disabled|pending|unhealthy|unreachable|offline)$"
+        pattern = "^(?:[Aa][Cc][Tt][Ii][Vv][Ee]|[Dd][Rr][Aa][Ii][Nn][Ii][Nn][Gg]|[Dd][Rr][Aa][Ii][Nn][Ee][Dd]|[Dd][Ii][Ss][Aa][Bb][Ll][Ee][Dd]|[Pp][Ee][Nn][Dd][Ii][Nn][Gg]|[Uu][Nn][Hh][Ee][Aa][Ll][Tt][Hh][Yy]|[Uu][Nn][Rr][Ee][Aa][Cc][Hh][Aa][Bb][Ll][Ee]|[Oo][Ff][Ff][Ll][Ii][Nn][Ee]|[Hh][Ee][Aa][Ll][Tt][Hh][Yy])$"
     )]
-    status: Option<String>,
+    pub(crate) status: Option<String>,
     /// Only this zone.
-    zone: Option<String>,
+    pub(crate) zone: Option<String>,
     /// Only workers with this label, as `key:value`.
     #[param(pattern = "^[^:]+:.+$")]
-    label: Option<String>,
+    pub(crate) label: Option<String>,
+}
+
+/// Seed 003's `status=HEALTHY`: not one status but the healthy list.
+const HEALTHY: &str = "healthy";
+
+/// Whether `v` is in the healthy list: heartbeating within the TTL,
+/// resources fine, not deregistered.
+fn is_healthy(v: &WorkerView) -> bool {
+    v.availability.is_healthy() && v.record.deregistered_at.is_none()
 }
 
 impl ListQuery {
-    fn filter(self) -> Result<WorkerFilter, ValidationError> {
-        let status = self
-            .status
+    /// The core filter, and whether only healthy workers pass.
+    fn filter(self) -> Result<(WorkerFilter, bool), ValidationError> {
+        let status = self.status.map(|s| s.to_ascii_lowercase());
+        let healthy_only = status.as_deref() == Some(HEALTHY);
+        let status = status
+            .filter(|_| !healthy_only)
             .map(|s| WorkerStatus::parse("status", &s))
             .transpose()?;
         let label = match self.label {
@@ -69,16 +82,26 @@ impl ListQuery {
                 Some((k.to_owned(), v.to_owned()))
             }
         };
-        Ok(WorkerFilter {
+        let filter = WorkerFilter {
             status,
             zone: self.zone,
             label,
             schedulable_only: false,
-        })
+        };
+        Ok((filter, healthy_only))
+    }
+
+    /// The workers passing these filters, by code.
+    pub(crate) async fn list(self, state: &AppState) -> Result<WorkerList, ApiError> {
+        let (filter, healthy_only) = self.filter()?;
+        let views = state.service().list_workers(&filter).await?;
+        let passing = views.iter().filter(|v| !healthy_only || is_healthy(v));
+        Ok(WorkerList::new(passing, now(state)))
     }
 }
 
-/// Workers, by code, filtered by `status`, `zone` and `label=key:value`.
+/// Workers, by code, filtered by `status` (any case; `healthy` as seed
+/// 003's `status=HEALTHY`), `zone` and `label=key:value`.
 #[utoipa::path(
     get, path = "/api/vdi/workers", tag = "workers",
     params(ListQuery),
@@ -93,9 +116,7 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<WorkerList>, ApiError> {
-    let filter = query.filter()?;
-    let views = state.service().list_workers(&filter).await?;
-    Ok(Json(WorkerList::new(&views, now(&state))))
+    query.list(&state).await.map(Json)
 }
 
 /// Workers whose heartbeat is within the TTL and whose resources are fine.
@@ -108,14 +129,25 @@ pub(crate) async fn list(
     )
 )]
 pub(crate) async fn healthy(State(state): State<AppState>) -> Result<Json<WorkerList>, ApiError> {
-    let views = state
-        .service()
-        .list_workers(&WorkerFilter::default())
-        .await?;
-    let healthy = views
-        .iter()
-        .filter(|v| v.availability.is_healthy() && v.record.deregistered_at.is_none());
-    Ok(Json(WorkerList::new(healthy, now(&state))))
+    let query = ListQuery {
+        status: Some(HEALTHY.to_owned()),
+        ..ListQuery::default()
+    };
+    query.list(&state).await.map(Json)
+}
+
+/// Seed 003's `GET /api/workers/stats`: the cluster statistics of
+/// `GET /api/vdi/cluster/stats`.
+#[utoipa::path(
+    get, path = "/api/vdi/workers/stats", tag = "workers",
+    responses(
+        (status = 200, description = "Cluster statistics", body = StatsJson),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    )
+)]
+pub(crate) async fn stats(state: State<AppState>) -> Result<Json<StatsJson>, ApiError> {
+    super::cluster::stats(state).await
 }
 
 /// Seed 000's admin summary: `healthyWorkers/totalWorkers`,

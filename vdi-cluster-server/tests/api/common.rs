@@ -24,6 +24,7 @@ use vdi_cluster_protocol::{
 };
 use vdi_cluster_server::auth::{AuthConfig, Role, mint_jwt};
 use vdi_cluster_server::client::HttpWorkerClient;
+use vdi_cluster_server::install::InstallConfig;
 use vdi_cluster_server::server::run;
 use vdi_cluster_server::throttle::ThrottleConfig;
 use vdi_cluster_server::{AppState, HttpLimits};
@@ -209,7 +210,12 @@ impl TestServer {
             .limits(setup.limits)
             .throttle(setup.throttle)
             .store_name(setup.store_name)
-            .shutdown(shutdown.clone());
+            .shutdown(shutdown.clone())
+            .install(InstallConfig::new(
+                CLUSTER_TOKEN.to_owned(),
+                None,
+                std::env::current_exe().unwrap(),
+            ));
         if let Some(clock) = clock {
             builder = builder.clock(clock);
         }

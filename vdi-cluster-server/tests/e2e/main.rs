@@ -14,6 +14,8 @@ mod data_loss;
 mod demo;
 mod drain;
 mod failover;
+mod grpc;
+mod install;
 mod join;
 mod partition;
 mod pg_database;

@@ -1,0 +1,278 @@
+#!/bin/sh
+# Installs the vdi-cluster worker agent on this host and joins it to the
+# control plane at @CONTROL_PLANE@
+# (POST /api/vdi/workers/install-script, generated @GENERATED_AT@).
+#
+#   sh install-worker.sh [--prefix DIR] [--no-systemd] [--uninstall]
+#       [--code CODE] [--listen ADDR] [--api-base-url URL] [--set NAME=VALUE]...
+#
+# As root, without options: the agent (downloaded from the control plane and
+# checked against its SHA-256) goes to /usr/local/bin/vdi-cluster, its
+# settings to /etc/vdi-cluster/worker.env (mode 0600), its credential to
+# /var/lib/vdi-cluster/, and the systemd unit vdi-cluster-worker.service
+# starts it now and at boot. The script waits for the first heartbeat the
+# control plane accepts and prints the worker's status.
+#
+# --prefix DIR --no-systemd installs under DIR (bin/, etc/, var/) and runs
+# the agent in the foreground: for tests and hosts without systemd.
+# --code names the worker (default: the host name), --listen is the address
+# of its API (default 0.0.0.0:3001), --api-base-url how the control plane
+# reaches it (default http://<first address of this host>:<port>), --set
+# adds a setting to worker.env (`vdi-cluster worker --help` lists them).
+#
+# Running the script again changes nothing; --uninstall removes what it
+# wrote. The join token below is valid once, until @EXPIRES_AT@.
+set -eu
+
+CONTROL_PLANE='@CONTROL_PLANE@'
+JOIN_TOKEN='@JOIN_TOKEN@'
+CLUSTER_TOKEN='@CLUSTER_TOKEN@'
+AGENT_SHA256='@AGENT_SHA256@'
+AGENT_PLATFORM='@AGENT_PLATFORM@'
+REQUESTED_CODE='@CODE@'
+UNIT=vdi-cluster-worker
+WAIT_SEC=120
+
+prefix=''
+systemd=yes
+uninstall=no
+listen='0.0.0.0:3001'
+api_base_url=''
+code=$REQUESTED_CODE
+extra=''
+
+die() {
+    echo "install-worker: $*" >&2
+    exit 1
+}
+
+say() {
+    echo "install-worker: $*"
+}
+
+# A value written between single quotes in worker.env.
+quotable() {
+    case "$1" in
+        *"'"* | *'
+'*) die "$2 must not contain a quote or a newline" ;;
+    esac
+}
+
+need_value() {
+    [ "$2" -ge 2 ] || die "$1 needs a value"
+}
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --prefix) need_value "$1" $#; prefix=$2; shift 2 ;;
+        --no-systemd) systemd=no; shift ;;
+        --uninstall) uninstall=yes; shift ;;
+        --code) need_value "$1" $#; code=$2; shift 2 ;;
+        --listen) need_value "$1" $#; listen=$2; shift 2 ;;
+        --api-base-url) need_value "$1" $#; api_base_url=$2; shift 2 ;;
+        --set)
+            need_value "$1" $#
+            case "$2" in
+                [A-Z_]*=*) ;;
+                *) die "--set needs NAME=VALUE, got $2" ;;
+            esac
+            quotable "$2" "--set"
+            extra="$extra$2
+"
+            shift 2
+            ;;
+        *) die "unknown option: $1" ;;
+    esac
+done
+
+if [ -n "$prefix" ]; then
+    mkdir -p "$prefix"
+    prefix=$(cd "$prefix" && pwd)
+    bin_dir=$prefix/bin
+    etc_dir=$prefix/etc
+    state_dir=$prefix/var
+else
+    [ "$(id -u)" -eq 0 ] || die "run as root, or with --prefix DIR --no-systemd"
+    bin_dir=/usr/local/bin
+    etc_dir=/etc/vdi-cluster
+    state_dir=/var/lib/vdi-cluster
+fi
+bin=$bin_dir/vdi-cluster
+env_file=$etc_dir/worker.env
+credential_file=$state_dir/credential
+unit_file=/etc/systemd/system/$UNIT.service
+
+if [ "$uninstall" = yes ]; then
+    if [ "$systemd" = yes ] && [ -f "$unit_file" ]; then
+        systemctl disable --now "$UNIT" >/dev/null 2>&1 || true
+        rm -f "$unit_file"
+        systemctl daemon-reload || true
+    fi
+    rm -f "$bin" "$env_file" "$credential_file"
+    rmdir "$state_dir" "$etc_dir" 2>/dev/null || true
+    if [ -n "$prefix" ]; then
+        rmdir "$bin_dir" "$prefix" 2>/dev/null || true
+    fi
+    say "uninstalled"
+    exit 0
+fi
+
+platform="$(uname -s) $(uname -m)"
+[ "$platform" = "$AGENT_PLATFORM" ] ||
+    die "this host is $platform; the control plane serves an agent for $AGENT_PLATFORM"
+
+fetch() {
+    if command -v curl >/dev/null 2>&1; then
+        curl -fsS -o "$2" "$1"
+    elif command -v wget >/dev/null 2>&1; then
+        wget -q -O "$2" "$1"
+    else
+        die "needs curl or wget"
+    fi
+}
+
+sha256() {
+    if command -v sha256sum >/dev/null 2>&1; then
+        sha256sum "$1" | cut -d ' ' -f 1
+    else
+        shasum -a 256 "$1" | cut -d ' ' -f 1
+    fi
+}
+
+mkdir -p "$bin_dir" "$etc_dir" "$state_dir"
+chmod 0700 "$state_dir"
+
+# The agent: the control plane's own build, checked before it is used.
+if [ -f "$bin" ] && [ "$(sha256 "$bin")" = "$AGENT_SHA256" ]; then
+    say "agent already installed: $bin"
+else
+    download="$bin.download"
+    fetch "$CONTROL_PLANE/api/vdi/agent/vdi-cluster" "$download"
+    got=$(sha256 "$download")
+    if [ "$got" != "$AGENT_SHA256" ]; then
+        rm -f "$download"
+        die "the agent's SHA-256 is $got, expected $AGENT_SHA256"
+    fi
+    chmod 0755 "$download"
+    mv "$download" "$bin"
+    say "installed $bin"
+fi
+
+# The settings, written once: a second run keeps them (and the credential
+# the first run's join earned).
+if [ -f "$env_file" ]; then
+    say "keeping $env_file"
+else
+    if [ -z "$code" ]; then
+        code=$(printf '%s' "$(hostname)" | tr '[:upper:]' '[:lower:]' |
+            tr -c 'a-z0-9._-' '-' | sed 's/^[^a-z0-9]*//' | cut -c 1-64)
+        [ -n "$code" ] || code=worker
+    fi
+    port=${listen##*:}
+    if [ -z "$api_base_url" ]; then
+        address=$(hostname -I 2>/dev/null | cut -d ' ' -f 1)
+        [ -n "$address" ] || die "cannot tell this host's address: give --api-base-url"
+        api_base_url="http://$address:$port"
+    fi
+    quotable "$code" "--code"
+    quotable "$listen" "--listen"
+    quotable "$api_base_url" "--api-base-url"
+    (
+        umask 077
+        {
+            echo "# vdi-cluster worker settings, written by the install script."
+            echo "CONTROL_PLANE_API_BASE='$CONTROL_PLANE/api'"
+            echo "WORKER_CODE='$code'"
+            echo "WORKER_LISTEN='$listen'"
+            echo "WORKER_API_BASE_URL='$api_base_url'"
+            echo "WORKER_CLUSTER_TOKEN='$CLUSTER_TOKEN'"
+            echo "WORKER_JOIN_TOKEN='$JOIN_TOKEN'"
+            echo "WORKER_CREDENTIAL_FILE='$credential_file'"
+            echo "WORKER_DEREGISTER_ON_EXIT='true'"
+            printf '%s' "$extra" | while IFS='=' read -r name value; do
+                echo "$name='$value'"
+            done
+        } >"$env_file.new"
+    )
+    chmod 0600 "$env_file.new"
+    mv "$env_file.new" "$env_file"
+    say "wrote $env_file"
+fi
+
+# The settings as the agent will read them.
+WORKER_LISTEN=$listen
+WORKER_CLUSTER_TOKEN=$CLUSTER_TOKEN
+set -a
+# shellcheck source=/dev/null
+. "$env_file"
+set +a
+
+# Waits until the agent reports a heartbeat the control plane accepted
+# (its own status API), then prints that status. $1: the agent's process
+# id when it runs in the foreground.
+wait_for_heartbeat() {
+    status_url="http://127.0.0.1:${WORKER_LISTEN##*:}/api/vdi/cluster/status"
+    waited=0
+    while [ "$waited" -lt "$WAIT_SEC" ]; do
+        if body=$(curl -fsS -H "x-cluster-token: $WORKER_CLUSTER_TOKEN" "$status_url" 2>/dev/null) &&
+            printf '%s' "$body" | grep -q '"heartbeatsOk":[1-9]'; then
+            say "the control plane accepted a heartbeat; the worker's status:"
+            printf '%s\n' "$body"
+            return 0
+        fi
+        if [ -n "${1:-}" ] && ! kill -0 "$1" 2>/dev/null; then
+            die "the agent exited before its first heartbeat"
+        fi
+        sleep 1
+        waited=$((waited + 1))
+    done
+    die "no accepted heartbeat after $WAIT_SEC s (journalctl -u $UNIT, or the agent's output)"
+}
+
+if [ "$systemd" = yes ]; then
+    unit=$(
+        cat <<EOF
+# Written by the vdi-cluster install script.
+[Unit]
+Description=vdi-cluster worker agent
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=exec
+EnvironmentFile=$env_file
+ExecStart=$bin worker
+KillSignal=SIGTERM
+TimeoutStopSec=30
+Restart=always
+RestartSec=2
+
+[Install]
+WantedBy=multi-user.target
+EOF
+    )
+    if [ -f "$unit_file" ] && [ "$(cat "$unit_file")" = "$unit" ]; then
+        say "keeping $unit_file"
+    else
+        printf '%s\n' "$unit" >"$unit_file"
+        systemctl daemon-reload
+        say "wrote $unit_file"
+    fi
+    systemctl enable --now "$UNIT" >/dev/null
+    wait_for_heartbeat
+    exit 0
+fi
+
+# In the foreground: the agent runs until this script is stopped (SIGTERM
+# or Ctrl-C, passed on so that it deregisters first).
+"$bin" worker &
+agent=$!
+trap 'kill -TERM "$agent" 2>/dev/null || true' INT TERM
+wait_for_heartbeat "$agent"
+status=0
+wait "$agent" || status=$?
+if kill -0 "$agent" 2>/dev/null; then
+    status=0
+    wait "$agent" || status=$?
+fi
+exit "$status"

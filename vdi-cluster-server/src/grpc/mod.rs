@@ -1,0 +1,62 @@
+//! gRPC beside HTTP: seed 003's `vdi.cluster.v1.WorkerManagementService`
+//! (`serve --grpc-listen ADDR`, off unless set), the standard health
+//! service (`grpc.health.v1.Health`) and server reflection.
+//!
+//! The service has no logic of its own: each RPC checks the request's
+//! metadata with the HTTP gate's own check (`x-worker-token`,
+//! `x-join-token`, `authorization`), converts its message into the JSON
+//! protocol's body (`vdi-cluster-grpc`), and calls the HTTP handler of
+//! the same operation; the handler's error becomes the status code of its
+//! HTTP status ([`vdi_cluster_grpc::status::code_for_http`]). So both APIs
+//! validate, authorise and refuse alike. Failed authentications count
+//! towards the same per-address throttle.
+//!
+//! * `service` — the RPCs.
+//! * `call` — credentials from metadata, errors to statuses.
+
+mod call;
+mod service;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use vdi_cluster_grpc::pb;
+use vdi_cluster_grpc::pb::worker_management_service_server::WorkerManagementServiceServer;
+
+use crate::state::AppState;
+
+pub use service::GrpcService;
+
+/// The gRPC server could not start or failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GrpcError {
+    /// The reflection service could not read the descriptors.
+    #[error("gRPC reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// Serving failed.
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves the gRPC services of `state` on `listener` until the state's
+/// shutdown token is cancelled.
+pub async fn serve(listener: TcpListener, state: AppState) -> Result<(), GrpcError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<WorkerManagementServiceServer<GrpcService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let shutdown = state.shutdown_token().clone();
+    Server::builder()
+        .timeout(state.limits().request_timeout)
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(WorkerManagementServiceServer::new(GrpcService::new(state)))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}

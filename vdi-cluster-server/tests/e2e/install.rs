@@ -1,0 +1,248 @@
+//! Seed 002's installation script against a loopback control plane, run
+//! with `--prefix <tempdir> --no-systemd`: the worker joins and
+//! heartbeats; the script's join token cannot be used again; a second run
+//! changes nothing; `--uninstall` removes everything it wrote.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use reqwest::Method;
+use rustix::process::{Pid, Signal, kill_process, kill_process_group};
+use serde_json::json;
+
+use crate::common::{Api, ControlPlane, CpOptions, eventually, free_port, http, wait_worker};
+
+/// The script running in its own process group (it starts the agent):
+/// the whole group is killed when this drops.
+struct Script {
+    child: Option<Child>,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Script {
+    fn run(path: &Path, args: &[String]) -> Self {
+        let mut child = Command::new("sh")
+            .arg(path)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self {
+            child: Some(child),
+            lines,
+        }
+    }
+
+    fn pid(&self) -> Pid {
+        Pid::from_raw(i32::try_from(self.child.as_ref().unwrap().id()).unwrap()).unwrap()
+    }
+
+    fn printed(&self, needle: &str) -> bool {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(needle))
+    }
+
+    async fn wait_printed(&self, needle: &str) {
+        eventually(&format!("the script printing {needle:?}"), || async {
+            self.printed(needle).then_some(())
+        })
+        .await;
+    }
+
+    /// SIGTERM to the script (which passes it to the agent), then waits.
+    async fn stop(&mut self) {
+        kill_process(self.pid(), Signal::TERM).unwrap();
+        let mut child = self.child.take().unwrap();
+        eventually("the script to exit", || {
+            let exited = child.try_wait().unwrap().is_some();
+            async move { exited.then_some(()) }
+        })
+        .await;
+    }
+}
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = kill_process_group(self.pid(), Signal::KILL);
+            let _ = self.child.take().unwrap().wait();
+        }
+    }
+}
+
+/// Every file under `dir`: its bytes and mode.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
+    let mut files = BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::metadata(&path).unwrap();
+            if meta.is_dir() {
+                stack.push(path);
+            } else {
+                let mode = meta.permissions().mode() & 0o777;
+                files.insert(path.clone(), (std::fs::read(&path).unwrap(), mode));
+            }
+        }
+    }
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_install_script_joins_a_worker_idempotently_and_uninstalls() {
+    let cp = ControlPlane::start(CpOptions::default()).await;
+    let api = Api::new(&cp.url);
+    let admin = crate::common::admin_token();
+    let r = http()
+        .post(format!("{}/api/vdi/workers/install-script", cp.url))
+        .bearer_auth(&admin)
+        .json(&json!({"ttlSec": 600, "code": "installed-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/x-shellscript")
+    );
+    let text = r.text().await.unwrap();
+    let token = text
+        .lines()
+        .find_map(|l| l.strip_prefix("JOIN_TOKEN='"))
+        .and_then(|rest| rest.strip_suffix('\''))
+        .expect("a join token in the script")
+        .to_owned();
+
+    let dir = std::env::temp_dir().join(format!("vdi-install-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("install-worker.sh");
+    std::fs::write(&script, &text).unwrap();
+    let prefix = dir.join("prefix");
+    let port = free_port();
+    let mut args: Vec<String> = [
+        "--prefix",
+        prefix.to_str().unwrap(),
+        "--no-systemd",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--api-base-url",
+        &format!("http://127.0.0.1:{port}"),
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    for setting in [
+        "VDI_PROVISIONER=simulated",
+        "WORKER_TOTAL_CPUS=4",
+        "WORKER_TOTAL_MEMORY_MB=4096",
+        "WORKER_RESERVED_CPUS=0",
+        "WORKER_RESERVED_MEMORY_MB=0",
+        "VM_CPU_CORES=1",
+        "VM_MEMORY_MB=1024",
+        "HEARTBEAT_INTERVAL_SEC=1",
+        "HEARTBEAT_BACKOFF_MAX_SEC=1",
+        "WORKER_REPORT_USAGE=false",
+    ] {
+        args.extend(["--set".to_owned(), setting.to_owned()]);
+    }
+
+    // First run: installs, joins, heartbeats, runs in the foreground.
+    let mut first = Script::run(&script, &args);
+    first
+        .wait_printed("the control plane accepted a heartbeat")
+        .await;
+    assert!(first.printed("installed "));
+    let view = wait_worker(&api, "installed-1", "availability", json!("healthy")).await;
+    assert_eq!(view["maxSessions"], 4);
+    let env = std::fs::metadata(prefix.join("etc/worker.env")).unwrap();
+    assert_eq!(env.permissions().mode() & 0o777, 0o600);
+    assert!(prefix.join("var/credential").is_file());
+    let placed = api.allocate("exam-install", "s1").await;
+    assert_eq!(placed["workerCode"], "installed-1");
+    api.release("exam-install", "s1").await;
+
+    // The script's join token was single-use: spent, and refused.
+    let tokens = api.get("/api/vdi/join-tokens").await;
+    let spent = &tokens["tokens"][0];
+    assert_eq!(spent["code"], "installed-1", "{tokens}");
+    assert_eq!(
+        (spent["uses"].clone(), spent["usable"].clone()),
+        (json!(1), json!(false))
+    );
+    for code in ["installed-1", "another"] {
+        let again = http()
+            .post(format!("{}/api/vdi/workers/join", cp.url))
+            .header("x-join-token", &token)
+            .json(&json!({"code": code, "apiBaseUrl": "http://127.0.0.1:1"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            again.status().is_client_error(),
+            "{code}: {}",
+            again.status()
+        );
+    }
+    first.stop().await;
+    wait_worker(&api, "installed-1", "availability", json!("offline")).await;
+    let installed = snapshot(&prefix);
+
+    // Second run: nothing downloaded or rewritten; the kept credential
+    // brings the worker back.
+    let mut second = Script::run(&script, &args);
+    second
+        .wait_printed("the control plane accepted a heartbeat")
+        .await;
+    assert!(second.printed("agent already installed"));
+    assert!(second.printed("keeping "));
+    wait_worker(&api, "installed-1", "availability", json!("healthy")).await;
+    assert_eq!(snapshot(&prefix), installed);
+    second.stop().await;
+
+    // Uninstall: everything written is gone.
+    let status = Command::new("sh")
+        .arg(&script)
+        .args([
+            "--prefix",
+            prefix.to_str().unwrap(),
+            "--no-systemd",
+            "--uninstall",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(!prefix.exists(), "left behind: {:?}", snapshot(&prefix));
+    let (status, _) = api
+        .admin(Method::GET, "/api/vdi/workers/installed-1", None)
+        .await;
+    assert_eq!(status, 200);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
