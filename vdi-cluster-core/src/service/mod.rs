@@ -57,7 +57,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 pub use crate::reconcile::{FailurePolicy, PolicyChange, ReconcileReport};
-pub use admin::{AdminOutcome, DrainInfo};
+pub use admin::{AdminOutcome, DrainInfo, MAX_REASON_CHARS};
 pub use allocate::{AllocateOutcome, Allocation};
 pub use background::{BACKGROUND_LEASE, BackgroundConfig, run_background};
 pub use config::ServiceConfig;
