@@ -17,6 +17,7 @@
 //! * [`events`] — operators: the events stream's bodies.
 //! * [`exams`] — operators: exams booked with admission control.
 //! * [`join`] — admins: join tokens.
+//! * [`signin`] — operators' page: the session cookie and its CSRF token.
 //! * [`ops`] — `/healthz`, `/readyz`.
 //! * [`ErrorBody`] — seed 004's error body every endpoint answers with.
 //! * [`decode`] — how bodies and query strings are read, errors naming the
@@ -43,6 +44,7 @@ pub mod node_status;
 pub mod ops;
 pub mod reconcile;
 pub mod sessions;
+pub mod signin;
 pub mod workers;
 
 pub use error::ErrorBody;
