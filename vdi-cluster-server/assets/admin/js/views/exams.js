@@ -161,7 +161,8 @@ function detail(main, id) {
 
   async function refresh() {
     try {
-      const { exam, figures: f } = await get(`/api/vdi/exams/${seg(id)}`);
+      const exam = await get(`/api/vdi/exams/${seg(id)}`);
+      const f = exam.figures;
       const dl = h('dl', { class: 'facts', id: 'exam-facts' });
       const add = (label, value, key) => dl.append(h('dt', {}, label), h('dd', { 'data-field': key }, value ?? '—'));
       add(t('book.name'), exam.name, 'name');
