@@ -11,7 +11,7 @@ use rustix::process::Signal;
 use serde_json::{Value, json};
 
 use crate::common::{Api, Cluster, CpOptions, admin_token, eventually, wait_worker};
-use crate::harness::Browser;
+use crate::harness::{Browser, keep_for_readme};
 
 /// The overview's three figures, as the page shows them.
 async fn page_figures(b: &Browser) -> Value {
@@ -158,6 +158,13 @@ async fn an_admin_runs_seed_001s_checklist_from_the_page() {
     b.wait_for("#exam-facts").await;
     b.check_accessibility("exam detail").await;
     b.screenshot("exam-detail").await;
+
+    // The overview lists the booked exams: the README's picture.
+    b.click("a[data-view='overview']").await;
+    b.wait_for("#overview-exams tr[data-exam='overflow']").await;
+    figures_match(&b, api).await;
+    let shot = b.screenshot("overview-with-exams").await;
+    keep_for_readme(&shot);
 
     // A worker's heartbeat stops: its row turns unreachable, no reload.
     b.click("a[data-view='workers']").await;

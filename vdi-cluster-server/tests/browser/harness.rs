@@ -66,6 +66,21 @@ pub fn screenshot_dir() -> PathBuf {
     dir
 }
 
+/// The README's picture of the page, `docs/operators-page.png`.
+pub const README_SCREENSHOT: &str = "docs/operators-page.png";
+
+/// With `VDI_UPDATE_README_SCREENSHOT` set, copies `shot` to
+/// [`README_SCREENSHOT`] (to commit when the page changes).
+pub fn keep_for_readme(shot: &Path) {
+    if std::env::var_os("VDI_UPDATE_README_SCREENSHOT").is_some() {
+        let to = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(README_SCREENSHOT);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(shot, &to).unwrap();
+    }
+}
+
 fn axe_source() -> Option<String> {
     let path = match std::env::var_os("VDI_AXE_JS") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
