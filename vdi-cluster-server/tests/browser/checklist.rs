@@ -106,6 +106,12 @@ async fn an_admin_runs_seed_001s_checklist_from_the_page() {
     b.click("a[data-view='exams']").await;
     b.wait_for("#booking-form").await;
     b.wait_for("#exams-figures .cards").await;
+    for code in ["w1", "w2"] {
+        b.wait_for(&format!(
+            "#exams-workers li[data-code='{code}'] [data-status='active']"
+        ))
+        .await;
+    }
     b.check_accessibility("exams").await;
     let start = b
         .js("return new Date(document.getElementById('book-start').value).toISOString()")

@@ -29,6 +29,7 @@ function header() {
   document.getElementById('tz').textContent = t('tz', { tz: timeZone() });
   document.getElementById('nav').hidden = !session;
   document.getElementById('sign-out').hidden = !session;
+  document.getElementById('live').hidden = !session;
   document.getElementById('who').textContent = session
     ? t('who', { sub: session.sub, roles: session.roles.join(', ') }) : '';
   const { view } = route();

@@ -4,7 +4,7 @@ import { h, replace, table, field, badge } from '../dom.js';
 import { t } from '../i18n.js';
 import { change, get, isAdmin, seg } from '../api.js';
 import { fromLocalInput, localTime, num, toLocalInput } from '../format.js';
-import { busy, figures, notice, refreshRegion } from '../ui.js';
+import { busy, figures, notice, refreshRegion, statusBadge } from '../ui.js';
 
 /** Exams not yet over, soonest first. */
 export function upcoming(exams) {
@@ -116,11 +116,13 @@ function bookingForm(after) {
 
 function calendar(main) {
   const figs = h('div', { id: 'exams-figures' }, t('loading'));
+  const fleet = h('ul', { id: 'exams-workers', class: 'fleet', 'aria-label': t('nav.workers') });
   const rows = h('div', { id: 'exams-table' }, t('loading'));
   const ids = h('datalist', { id: 'exam-ids' });
   replace(main,
     h('h1', {}, t('exams.title')),
     figs,
+    fleet,
     isAdmin() ? bookingForm(() => refresh()) : null,
     prewarmForm(null), ids,
     h('section', { class: 'panel', 'aria-labelledby': 'h-calendar' },
@@ -128,8 +130,14 @@ function calendar(main) {
 
   async function refresh() {
     try {
-      const [summary, body] = await Promise.all([get('/api/vdi/workers/summary'), get('/api/vdi/exams')]);
+      const [summary, workers, body] = await Promise.all([
+        get('/api/vdi/workers/summary'), get('/api/vdi/workers'), get('/api/vdi/exams'),
+      ]);
       refreshRegion(figs, figures(summary));
+      // Seed 001, B: on Admin > Exams, each worker shows Healthy.
+      refreshRegion(fleet, workers.workers.map((w) => h('li', { 'data-code': w.code },
+        h('a', { href: `#/workers/${seg(w.code)}`, 'data-key': `fleet-${w.code}` }, w.code), ' ',
+        statusBadge(w.status), ` ${num(w.usedSessions)} / ${num(w.maxSessions)}`)));
       replace(ids, body.exams.map((e) => h('option', { value: e.examId }, e.name)));
       refreshRegion(rows, body.exams.length ? table(
         [[t('col.exam')], [t('book.name')], [t('col.start')], [t('col.end')], [t('col.students'), 'num'],
