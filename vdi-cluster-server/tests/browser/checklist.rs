@@ -175,6 +175,24 @@ async fn an_admin_runs_seed_001s_checklist_from_the_page() {
     // A worker's heartbeat stops: its row turns unreachable, no reload.
     b.click("a[data-view='workers']").await;
     b.wait_for(&format!("tr[data-code='{busy}']")).await;
+    // Live refreshes keep the keyboard focus where it was.
+    b.js(
+        "const link = document.querySelector(\"a[data-key='worker-w1']\");
+          window.refreshes = 0;
+          new MutationObserver(() => { window.refreshes += 1; })
+            .observe(document.getElementById('workers-table'), {childList: true});
+          link.focus();",
+    )
+    .await;
+    eventually("a live refresh of the table", || async {
+        (b.js("return window.refreshes").await.as_i64() > Some(0)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        b.js("return document.activeElement.dataset.key").await,
+        json!("worker-w1"),
+        "the focus survives a refresh"
+    );
     b.check_accessibility("workers").await;
     b.screenshot("workers").await;
     cluster.worker(&idle).proc.signal(Signal::STOP);
@@ -263,12 +281,11 @@ async fn an_admin_runs_seed_001s_checklist_from_the_page() {
 
     // E: the audit trail and the events, newest first; an export.
     b.click("a[data-view='audit']").await;
-    let row = b
-        .wait_for(&format!(
-            "#audit tr[data-action='force-disable'][data-target='{holder}']"
-        ))
-        .await;
-    assert!(row.text().await.unwrap().contains("disk failing"));
+    let row = format!("#audit tr[data-action='force-disable'][data-target='{holder}']");
+    b.wait_text(&row, "the reason in the audit trail", |t| {
+        t.contains("disk failing")
+    })
+    .await;
     b.wait_for("#events-list table").await;
     b.check_accessibility("audit and events").await;
     b.screenshot("audit").await;
