@@ -87,6 +87,28 @@ mod tests {
         assert_eq!(on_disk, embedded);
     }
 
+    /// The keys (`'nav.overview':`) of one language's table in `i18n.js`.
+    fn keys(table: &str) -> Vec<&str> {
+        let mut keys: Vec<&str> = table
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix('\''))
+            .filter_map(|rest| rest.split_once("':").map(|(key, _)| key))
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    #[test]
+    fn every_text_exists_in_vietnamese_and_english() {
+        let i18n = find("js/i18n.js").unwrap().body;
+        let en = i18n.find("  en: {").expect("the English table");
+        let vi = i18n.find("  vi: {").expect("the Vietnamese table");
+        let end = i18n[vi..].find("\n  },").expect("its end") + vi;
+        let (english, vietnamese) = (keys(&i18n[en..vi]), keys(&i18n[vi..end]));
+        assert!(english.len() > 100, "{english:?}");
+        assert_eq!(english, vietnamese);
+    }
+
     #[test]
     fn no_inline_script_or_style() {
         let html = find("index.html").unwrap().body;

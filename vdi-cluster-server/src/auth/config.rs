@@ -269,6 +269,22 @@ mod tests {
     }
 
     #[test]
+    fn page_sessions_are_for_operators_only() {
+        let cfg = config();
+        let mint = |role| mint_jwt(SECRET, "u", &[role], Duration::from_secs(60), None, None);
+        let (user, exp) = cfg.operator_session(&mint(Role::Proctor).unwrap()).unwrap();
+        assert_eq!(user.sub, "u");
+        assert!(exp > unix_now());
+        for role in [Role::Student, Role::Service] {
+            let err = cfg.operator_session(&mint(role).unwrap()).unwrap_err();
+            assert!(err.to_string().contains("ADMIN or PROCTOR"), "{err}");
+        }
+        assert!(cfg.operator_session("not.a.jwt").is_err());
+        assert!(AuthConfig::new().session_key().is_none());
+        assert!(cfg.session_key().is_some());
+    }
+
+    #[test]
     fn roles_from_role_or_roles() {
         let cfg = config();
         let one = mint_jwt(

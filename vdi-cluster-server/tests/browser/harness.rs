@@ -9,6 +9,7 @@
 //! `target/axe-core/node_modules/axe-core/axe.min.js`, which `.ci/run`
 //! installs from the npm registry).
 
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -29,6 +30,12 @@ fn required() -> bool {
     std::env::var_os("VDI_REQUIRE_BROWSER").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
+/// Writes `line` to the process's standard error directly, so that it
+/// shows even where the test harness captures a passing test's output.
+fn skip_line(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 fn on_path(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
@@ -38,7 +45,7 @@ fn on_path(names: &[&str]) -> Option<PathBuf> {
 
 fn program(var: &str, names: &[&str]) -> Option<PathBuf> {
     match std::env::var_os(var) {
-        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
+        Some(p) if !p.is_empty() => Some(PathBuf::from(p)).filter(|p| p.is_file()),
         _ => on_path(names),
     }
 }
@@ -116,9 +123,9 @@ impl Browser {
                 !required(),
                 "VDI_REQUIRE_BROWSER is set but chromium or chromedriver is missing (apt-get install chromium chromium-driver)"
             );
-            eprintln!(
-                "SKIPPED browser test {test}: chromium or chromedriver not found (apt-get install chromium chromium-driver; VDI_REQUIRE_BROWSER=1 makes this a failure)"
-            );
+            skip_line(&format!(
+                "SKIP: browser test {test}: chromium or chromedriver not found (apt-get install chromium chromium-driver; VDI_REQUIRE_BROWSER=1 makes this a failure)"
+            ));
             return None;
         };
         let axe = axe_source();
@@ -127,9 +134,9 @@ impl Browser {
                 !required(),
                 "VDI_REQUIRE_BROWSER is set but axe-core is missing (npm install --prefix target/axe-core axe-core, or VDI_AXE_JS)"
             );
-            eprintln!(
-                "SKIPPED accessibility checks of {test}: axe-core not found (npm install --prefix target/axe-core axe-core)"
-            );
+            skip_line(&format!(
+                "SKIP: accessibility checks of {test}: axe-core not found (npm install --prefix target/axe-core axe-core; VDI_REQUIRE_BROWSER=1 makes this a failure)"
+            ));
         }
         let port = free_port();
         // Its own process group, so that the browsers it starts end with it.

@@ -23,7 +23,9 @@ export function localTime(when) {
 /** An age in seconds, for humans. */
 export function age(seconds) {
   if (seconds === null || seconds === undefined) return t('never');
-  return t('ago', { n: seconds });
+  if (seconds < 120) return t('ago', { n: seconds });
+  if (seconds < 7200) return t('agoMin', { n: Math.floor(seconds / 60) });
+  return t('agoHour', { n: Math.floor(seconds / 3600) });
 }
 
 /** A number in the page's language. */
