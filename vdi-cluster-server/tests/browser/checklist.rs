@@ -279,6 +279,22 @@ async fn an_admin_runs_seed_001s_checklist_from_the_page() {
         .expect("a force-disable audit entry");
     assert_eq!(forced["detail"]["reason"], "disk failing");
 
+    // Filters: only the disabled worker.
+    b.click("a[data-view='workers']").await;
+    b.wait_for("#workers").await;
+    b.js("document.getElementById('filter-status').value = 'disabled'")
+        .await;
+    b.click("#worker-filters button[type='submit']").await;
+    b.wait_text("#workers-count", "one disabled worker", |t| {
+        t == "1 worker(s)"
+    })
+    .await;
+    b.wait_for(&format!("tr[data-code='{holder}'][data-status='disabled']"))
+        .await;
+    b.click("#filter-clear").await;
+    b.wait_text("#workers-count", "every worker", |t| t == "2 worker(s)")
+        .await;
+
     // E: the audit trail and the events, newest first; an export.
     b.click("a[data-view='audit']").await;
     let row = format!("#audit tr[data-action='force-disable'][data-target='{holder}']");
@@ -312,6 +328,8 @@ async fn an_admin_runs_seed_001s_checklist_from_the_page() {
     .await;
     b.wait_for("#fig-workers").await;
     figures_match(&b, api).await;
+    b.wait_for("#overview-reconcile #reconcile-report").await;
+    b.wait_for("#recent-events li").await;
     b.check_accessibility("overview in Vietnamese").await;
     b.screenshot("overview-vi").await;
 

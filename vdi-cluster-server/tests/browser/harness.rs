@@ -73,6 +73,16 @@ pub fn screenshot_dir() -> PathBuf {
     dir
 }
 
+/// Removes the screenshots an earlier run of `test` left.
+fn forget_screenshots(test: &str) {
+    let prefix = format!("{test}-");
+    for entry in std::fs::read_dir(screenshot_dir()).unwrap().flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// The README's picture of the page, `docs/operators-page.png`.
 pub const README_SCREENSHOT: &str = "docs/operators-page.png";
 
@@ -138,6 +148,7 @@ impl Browser {
                 "SKIP: accessibility checks of {test}: axe-core not found (npm install --prefix target/axe-core axe-core; VDI_REQUIRE_BROWSER=1 makes this a failure)"
             ));
         }
+        forget_screenshots(test);
         let port = free_port();
         // Its own process group, so that the browsers it starts end with it.
         let driver = Command::new(driver)

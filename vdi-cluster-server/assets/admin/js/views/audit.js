@@ -47,7 +47,8 @@ export function mount(main) {
       try {
         const body = await get('/api/vdi/audit?limit=200');
         refreshRegion(trail, body.entries.length ? table(
-          [[t('col.time')], [t('col.actor')], [t('col.action')], [t('col.target')], [t('col.detail')]],
+          [[t('col.time'), 'nowrap'], [t('col.actor'), 'nowrap'], [t('col.action'), 'nowrap'],
+            [t('col.target')], [t('col.detail')]],
           body.entries.map((e) => ({
             attrs: { 'data-action': e.action, 'data-target': e.target },
             cells: [localTime(e.at), e.actor, e.action, e.target, detailText(e.detail)],
@@ -57,7 +58,7 @@ export function mount(main) {
       }
     }
     const seen = live.recentEvents();
-    refreshRegion(events, seen.length ? table([[t('col.time')], [t('col.event')]],
+    refreshRegion(events, seen.length ? table([[t('col.time'), 'nowrap'], [t('col.event')]],
       seen.map((e) => ({ cells: [localTime(e.seenAt), h('span', {}, badge(e.name, 'muted'), ' ', live.describe(e.name, e.data))] })))
       : h('p', { class: 'hint' }, t('events.none')));
   }
