@@ -8,9 +8,9 @@
 //! | `GET` | `/api/vdi/auth/session` | the cookie | [`OperatorSessionJson`] |
 //! | `DELETE` | `/api/vdi/auth/session` | — | `204`, clears the cookie |
 //!
-//! A request authenticated by the cookie that changes anything (any method
-//! but `GET` and `HEAD`) must carry the session's CSRF token in
-//! [`CSRF_TOKEN_HEADER`].
+//! A request authenticated by the cookie carries the session's CSRF token
+//! in [`CSRF_TOKEN_HEADER`] (or, on a read that cannot set a header, in
+//! the [`CSRF_TOKEN_QUERY`] parameter); a change without it is refused.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -19,8 +19,12 @@ use utoipa::ToSchema;
 pub const SESSION_COOKIE: &str = "vdi_operator_session";
 
 /// The header carrying the session's CSRF token on cookie-authenticated
-/// changes.
+/// requests.
 pub const CSRF_TOKEN_HEADER: &str = "x-csrf-token";
+
+/// The query parameter carrying the session's CSRF token on a
+/// cookie-authenticated read that cannot set a header (the events stream).
+pub const CSRF_TOKEN_QUERY: &str = "csrf";
 
 /// The signed-in operator, as the page reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

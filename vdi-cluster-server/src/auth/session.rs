@@ -7,16 +7,25 @@
 //!
 //! * the request carries no `Authorization` header of its own (an explicit
 //!   credential always wins);
-//! * the browser says it comes from the page's own origin
-//!   (`Sec-Fetch-Site: same-origin`): the cookie is ignored otherwise, so
-//!   no tool that keeps cookies is ever authenticated by one by accident;
-//! * a change (any method but `GET`, `HEAD`, `OPTIONS`) carries the
-//!   session's CSRF token in `x-csrf-token` — else 403.
+//! * the browser does not say it comes from another site
+//!   (`Sec-Fetch-Site`, when sent, is `same-origin`);
+//! * and the request proves it comes from the page: it carries the
+//!   session's CSRF token (`x-csrf-token`, or on a read `?csrf=`, which
+//!   the events stream uses since `EventSource` sets no header), or it is
+//!   a read the browser marks `Sec-Fetch-Site: same-origin` (how the page,
+//!   once reloaded, gets its token back).
+//!
+//! A change (any method but `GET`, `HEAD`, `OPTIONS`) with the cookie and
+//! without the right token is refused (403); any other request without the
+//! proof is left as if it had no cookie, so a tool that keeps cookies is
+//! never authenticated by one by accident. Browsers send `Sec-Fetch-Site`
+//! only to secure origins (HTTPS, localhost): over plain HTTP elsewhere
+//! the page relies on the token alone.
 //!
 //! The CSRF token is an HMAC-SHA256 of the JWT under a key derived from
 //! `JWT_SECRET`: replicas sharing the secret agree on it, nothing is
-//! stored, and it changes with the session. The events stream needs no
-//! token in its URL: the browser sends the cookie.
+//! stored, and it changes with the session. It opens nothing without the
+//! cookie, so the events stream's URL carries no credential.
 
 use std::fmt;
 
@@ -28,7 +37,7 @@ use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
-use vdi_cluster_protocol::signin::{CSRF_TOKEN_HEADER, SESSION_COOKIE};
+use vdi_cluster_protocol::signin::{CSRF_TOKEN_HEADER, CSRF_TOKEN_QUERY, SESSION_COOKIE};
 
 use super::config::AuthConfig;
 use crate::error::ApiError;
@@ -119,12 +128,23 @@ fn is_change(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// The bearer credential the session cookie stands for in `headers`, if
-/// any: `Ok(None)` leaves the request as it is; a change without the
-/// right CSRF token is a 403.
+/// The CSRF token a read presents in its query string (`?csrf=…`): what
+/// the events stream sends, since `EventSource` cannot set a header.
+fn query_token(query: Option<&str>) -> Option<&str> {
+    query?.split('&').find_map(|pair| {
+        pair.strip_prefix(CSRF_TOKEN_QUERY)
+            .and_then(|v| v.strip_prefix('='))
+    })
+}
+
+/// The bearer credential the session cookie stands for in a request with
+/// `method`, `query` and `headers`, if any: `Ok(None)` leaves the request
+/// as it is; a change without the right CSRF token is a 403. The rules are
+/// the [module docs](self)'.
 pub fn cookie_bearer(
     auth: &AuthConfig,
     method: &Method,
+    query: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<Option<HeaderValue>, ApiError> {
     if headers.contains_key(AUTHORIZATION) {
@@ -133,22 +153,25 @@ pub fn cookie_bearer(
     let (Some(jwt), Some(key)) = (session_cookie(headers), auth.session_key()) else {
         return Ok(None);
     };
-    let same_origin = headers
-        .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes() == b"same-origin");
-    if !same_origin {
+    let fetch_site = headers.get("sec-fetch-site").map(HeaderValue::as_bytes);
+    if fetch_site.is_some_and(|site| site != b"same-origin") {
         return Ok(None);
     }
-    if is_change(method) {
-        let presented = headers
-            .get(CSRF_TOKEN_HEADER)
-            .map(HeaderValue::as_bytes)
-            .unwrap_or_default();
-        if !key.csrf_matches(jwt, presented) {
+    let change = is_change(method);
+    let presented = match headers.get(CSRF_TOKEN_HEADER) {
+        Some(value) => Some(value.as_bytes()),
+        None if !change => query_token(query).map(str::as_bytes),
+        None => None,
+    };
+    let proven = presented.is_some_and(|token| key.csrf_matches(jwt, token));
+    let same_origin_read = !change && fetch_site == Some(b"same-origin".as_slice());
+    if !proven && !same_origin_read {
+        if change {
             return Err(ApiError::forbidden(format!(
                 "a change made with the session cookie needs the session's {CSRF_TOKEN_HEADER} header"
             )));
         }
+        return Ok(None);
     }
     HeaderValue::try_from(format!("Bearer {jwt}"))
         .map(Some)
@@ -162,7 +185,7 @@ pub async fn cookie_credential(
     mut req: Request,
     next: Next,
 ) -> Response {
-    match cookie_bearer(&auth, req.method(), req.headers()) {
+    match cookie_bearer(&auth, req.method(), req.uri().query(), req.headers()) {
         Ok(Some(bearer)) => {
             req.headers_mut().insert(AUTHORIZATION, bearer);
             next.run(req).await
@@ -224,44 +247,80 @@ mod tests {
         assert!(clear_cookie(true).ends_with("Max-Age=0; HttpOnly; SameSite=Strict; Secure"));
     }
 
+    const COOKIE: (&str, &str) = ("cookie", "vdi_operator_session=j.w.t");
+    const SAME: (&str, &str) = ("sec-fetch-site", "same-origin");
+
+    fn token() -> String {
+        auth().session_key().unwrap().csrf_token("j.w.t")
+    }
+
+    fn bearer(method: Method, query: Option<&str>, h: &[(&'static str, &str)]) -> Option<String> {
+        cookie_bearer(&auth(), &method, query, &headers(h))
+            .unwrap()
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+
     #[test]
-    fn the_cookie_stands_for_a_bearer_only_from_the_same_origin() {
-        let auth = auth();
-        let cookie = ("cookie", "vdi_operator_session=j.w.t");
-        let same = ("sec-fetch-site", "same-origin");
-        let got = cookie_bearer(&auth, &Method::GET, &headers(&[cookie, same])).unwrap();
-        assert_eq!(got.unwrap(), "Bearer j.w.t");
+    fn a_same_origin_read_needs_no_token() {
+        let want = Some("Bearer j.w.t".to_owned());
+        assert_eq!(bearer(Method::GET, None, &[COOKIE, SAME]), want);
         for other in ["cross-site", "same-site", "none"] {
-            let h = headers(&[cookie, ("sec-fetch-site", other)]);
-            assert_eq!(cookie_bearer(&auth, &Method::GET, &h).unwrap(), None);
+            let site = ("sec-fetch-site", other);
+            assert_eq!(bearer(Method::GET, None, &[COOKIE, site]), None);
+            // Not even with the token: the browser says another site sent it.
+            let token = token();
+            let proof = ("x-csrf-token", token.as_str());
+            assert_eq!(bearer(Method::GET, None, &[COOKIE, site, proof]), None);
         }
+    }
+
+    #[test]
+    fn without_fetch_metadata_the_token_is_the_proof() {
+        // A tool that keeps cookies: the cookie does not count.
+        assert_eq!(bearer(Method::GET, None, &[COOKIE]), None);
+        // Plain HTTP, where browsers send no Sec-Fetch-Site: the token does.
+        let token = token();
+        let want = Some("Bearer j.w.t".to_owned());
         assert_eq!(
-            cookie_bearer(&auth, &Method::GET, &headers(&[cookie])).unwrap(),
+            bearer(Method::GET, None, &[COOKIE, ("x-csrf-token", &token)]),
+            want
+        );
+        let query = format!("a=1&csrf={token}");
+        assert_eq!(bearer(Method::GET, Some(&query), &[COOKIE]), want);
+        assert_eq!(bearer(Method::GET, Some("csrf=00"), &[COOKIE]), None);
+        // A change never takes the token from the query string.
+        let err = cookie_bearer(&auth(), &Method::POST, Some(&query), &headers(&[COOKIE]));
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn explicit_credentials_win_and_no_secret_means_no_session() {
+        let explicit = headers(&[COOKIE, SAME, ("authorization", "Bearer other")]);
+        assert_eq!(
+            cookie_bearer(&auth(), &Method::GET, None, &explicit).unwrap(),
             None
         );
-        let explicit = headers(&[cookie, same, ("authorization", "Bearer other")]);
-        assert_eq!(cookie_bearer(&auth, &Method::GET, &explicit).unwrap(), None);
-        // Without a JWT secret there is no session.
-        let h = headers(&[cookie, same]);
+        let h = headers(&[COOKIE, SAME]);
         assert_eq!(
-            cookie_bearer(&AuthConfig::new(), &Method::GET, &h).unwrap(),
+            cookie_bearer(&AuthConfig::new(), &Method::GET, None, &h).unwrap(),
             None
         );
     }
 
     #[test]
     fn changes_need_the_csrf_token() {
-        let auth = auth();
-        let token = auth.session_key().unwrap().csrf_token("j.w.t");
-        let cookie = ("cookie", "vdi_operator_session=j.w.t");
-        let same = ("sec-fetch-site", "same-origin");
+        let token = token();
         for method in [Method::POST, Method::PATCH, Method::DELETE, Method::PUT] {
-            let err = cookie_bearer(&auth, &method, &headers(&[cookie, same])).unwrap_err();
-            assert!(err.to_string().contains("x-csrf-token"), "{err}");
-            let wrong = headers(&[cookie, same, ("x-csrf-token", "00")]);
-            assert!(cookie_bearer(&auth, &method, &wrong).is_err());
-            let right = headers(&[cookie, same, ("x-csrf-token", &token)]);
-            assert!(cookie_bearer(&auth, &method, &right).unwrap().is_some());
+            for site in [&[COOKIE, SAME][..], &[COOKIE][..]] {
+                let err = cookie_bearer(&auth(), &method, None, &headers(site)).unwrap_err();
+                assert!(err.to_string().contains("x-csrf-token"), "{err}");
+                let mut wrong = site.to_vec();
+                wrong.push(("x-csrf-token", "00"));
+                assert!(cookie_bearer(&auth(), &method, None, &headers(&wrong)).is_err());
+                let mut right = site.to_vec();
+                right.push(("x-csrf-token", &token));
+                assert!(bearer(method.clone(), None, &right).is_some());
+            }
         }
     }
 }

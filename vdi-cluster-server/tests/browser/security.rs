@@ -122,6 +122,48 @@ async fn the_page_is_served_strictly_and_its_cookie_is_guarded() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 
+    // Over plain HTTP browsers send no Sec-Fetch-Site: the token is the
+    // proof, in the header or, for the events stream, the query string.
+    let workers = format!("{}/api/vdi/workers", cp.url);
+    let r = http
+        .get(&workers)
+        .header("cookie", &jar)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "a cookie alone");
+    let r = http
+        .get(&workers)
+        .header("cookie", &jar)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let events = format!("{}/api/vdi/events?csrf={csrf}", cp.url);
+    let r = http
+        .get(&events)
+        .header("cookie", &jar)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    drop(r);
+    let r = http
+        .post(&reconcile)
+        .header("cookie", &jar)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
     // A PROCTOR's cookie opens operator routes, never admin ones.
     let proctor = crate::harness::token("p1", Role::Proctor);
     let r = http

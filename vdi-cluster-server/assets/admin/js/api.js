@@ -10,8 +10,26 @@ export class ApiError extends Error {
   }
 }
 
+// The session's CSRF token goes with every request the cookie
+// authenticates. It opens nothing without the cookie; this browser keeps
+// it so that a reload over plain HTTP (where browsers send no
+// Sec-Fetch-Site) can resume the session.
+const CSRF_KEY = 'vdi-cluster.csrf';
 let session = null;
+let csrf = window.localStorage.getItem(CSRF_KEY);
 const signedOutListeners = [];
+
+function remember(next) {
+  session = next;
+  csrf = next ? next.csrfToken : null;
+  if (csrf) window.localStorage.setItem(CSRF_KEY, csrf);
+  else window.localStorage.removeItem(CSRF_KEY);
+}
+
+/** The session's CSRF token, for the events stream's URL. */
+export function csrfToken() {
+  return csrf;
+}
 
 /** The signed-in operator (`{sub, roles, csrfToken, expiresAt}`) or `null`. */
 export function currentSession() {
@@ -32,7 +50,7 @@ async function send(method, path, { body, bearer } = {}) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (bearer) headers.Authorization = `Bearer ${bearer}`;
-  else if (session && method !== 'GET') headers['x-csrf-token'] = session.csrfToken;
+  else if (csrf) headers['x-csrf-token'] = csrf;
   let response;
   try {
     response = await fetch(path, {
@@ -57,9 +75,10 @@ async function send(method, path, { body, bearer } = {}) {
   if (!response.ok) {
     const message = (data && data.message) || `${response.status} ${response.statusText}`;
     const error = new ApiError(response.status, message, data);
-    if (response.status === 401 && session && !bearer) {
-      session = null;
-      for (const listener of signedOutListeners) listener(error);
+    if (response.status === 401 && !bearer) {
+      const wasSignedIn = session !== null;
+      remember(null);
+      if (wasSignedIn) for (const listener of signedOutListeners) listener(error);
     }
     throw error;
   }
@@ -78,16 +97,16 @@ export function change(method, path, body) {
 
 /** Exchanges `token` for the session cookie. */
 export async function signIn(token) {
-  session = await send('POST', '/api/vdi/auth/session', { bearer: token });
+  remember(await send('POST', '/api/vdi/auth/session', { bearer: token }));
   return session;
 }
 
 /** The session the cookie holds, if any. */
 export async function resume() {
   try {
-    session = await send('GET', '/api/vdi/auth/session');
+    remember(await send('GET', '/api/vdi/auth/session'));
   } catch {
-    session = null;
+    remember(null);
   }
   return session;
 }
@@ -97,7 +116,7 @@ export async function signOut() {
   try {
     await send('DELETE', '/api/vdi/auth/session');
   } finally {
-    session = null;
+    remember(null);
   }
 }
 

@@ -1,5 +1,5 @@
 // The events stream: the browser sends the session cookie with it, so no
-// secret ever goes into its URL. Views subscribe; recent events are kept
+// credential goes into its URL. Views subscribe; recent events are kept
 // for the overview and the events list.
 
 const NAMES = [
@@ -36,10 +36,14 @@ function didSomething(report) {
   return counts.some((k) => report[k] > 0) || report.policyChanges.length > 0 || report.drift.length > 0;
 }
 
-/** Opens the stream (once). */
-export function connect() {
+/**
+ * Opens the stream (once). The browser sends the session cookie; `csrf`,
+ * the session's CSRF token (useless without the cookie), proves the
+ * request comes from the page, as `EventSource` cannot set a header.
+ */
+export function connect(csrf) {
   if (source) return;
-  source = new EventSource('/api/vdi/events');
+  source = new EventSource(`/api/vdi/events?csrf=${encodeURIComponent(csrf || '')}`);
   source.addEventListener('ready', () => setState(true));
   source.addEventListener('error', () => setState(false));
   source.addEventListener('lagged', () => publish('lagged', {}));

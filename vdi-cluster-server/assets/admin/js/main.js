@@ -1,7 +1,7 @@
 // The page's shell: sign-in, navigation between views, the language
 // switch, live updates (server-sent events plus a slow tick for ages).
 import { applyStatic, initLang, lang, setLang, t } from './i18n.js';
-import { currentSession, onSignedOut, resume, signOut } from './api.js';
+import { csrfToken, currentSession, onSignedOut, resume, signOut } from './api.js';
 import * as live from './live.js';
 import { timeZone } from './format.js';
 import { clearNotice, notice, REFRESH_SEC } from './ui.js';
@@ -63,7 +63,7 @@ function refreshSoon() {
 }
 
 function started() {
-  live.connect();
+  live.connect(csrfToken());
   if (!tick) tick = window.setInterval(refreshSoon, REFRESH_SEC * 1000);
   if (!window.location.hash.startsWith('#/')) window.location.hash = '#/overview';
   show();
