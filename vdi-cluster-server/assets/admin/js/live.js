@@ -32,7 +32,7 @@ function publish(name, data) {
 function didSomething(report) {
   if (!report) return false;
   const counts = ['reservationsReclaimed', 'goneRemoved', 'staleRemoved', 'failedWorkerSessions',
-    'migrated', 'migrationFailed', 'orphaned'];
+    'migrated', 'migrationFailed', 'orphaned', 'sessionsAdopted', 'reservationsAdopted', 'duplicatesStopped'];
   return counts.some((k) => report[k] > 0) || report.policyChanges.length > 0 || report.drift.length > 0;
 }
 

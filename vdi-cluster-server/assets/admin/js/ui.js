@@ -67,14 +67,15 @@ export function figures(s) {
 }
 
 const REPORT_COUNTS = ['workersChecked', 'dispatchesScanned', 'reservationsReclaimed', 'goneRemoved',
-  'staleRemoved', 'failedWorkerSessions', 'migrated', 'migrationFailed', 'orphaned', 'leftInPlace'];
+  'staleRemoved', 'failedWorkerSessions', 'migrated', 'migrationFailed', 'orphaned', 'leftInPlace',
+  'sessionsAdopted', 'reservationsAdopted', 'duplicatesStopped'];
 
 /** A reconcile report as a list of facts. */
 export function report(r) {
   const facts = h('dl', { class: 'facts', id: 'reconcile-report' });
   const add = (key, value) => facts.append(h('dt', {}, t(`report.${key}`)), h('dd', { 'data-field': key }, value));
   add('startedAt', localTime(r.startedAt));
-  for (const key of REPORT_COUNTS) add(key, num(r[key]));
+  for (const key of REPORT_COUNTS) if (key in r) add(key, num(r[key]));
   add('scanComplete', r.scanComplete ? t('yes') : t('no'));
   add('massFailureGuard', r.massFailureGuard ? t('yes') : t('no'));
   add('policyChanges', r.policyChanges.length
