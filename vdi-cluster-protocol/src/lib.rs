@@ -18,6 +18,7 @@
 //! * [`exams`] — operators: exams booked with admission control.
 //! * [`join`] — admins: join tokens, and the installation script that
 //!   carries one.
+//! * [`signin`] — operators' page: the session cookie and its CSRF token.
 //! * [`ops`] — `/healthz`, `/readyz`.
 //! * [`ErrorBody`] — seed 004's error body every endpoint answers with.
 //! * [`decode`] — how bodies and query strings are read, errors naming the
@@ -44,6 +45,7 @@ pub mod node_status;
 pub mod ops;
 pub mod reconcile;
 pub mod sessions;
+pub mod signin;
 pub mod workers;
 
 pub use error::ErrorBody;

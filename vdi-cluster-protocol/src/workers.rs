@@ -344,7 +344,8 @@ impl From<&DrainInfo> for DrainInfoJson {
 }
 
 /// Seed 000's `PATCH` body: `{"isDraining": bool}` or
-/// `{"isEnabled": bool, "force": bool}`. Unknown fields are refused.
+/// `{"isEnabled": bool, "force": bool}`, each with an optional `reason`.
+/// Unknown fields are refused.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PatchWorkerRequest {
@@ -364,6 +365,15 @@ pub struct PatchWorkerRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 604_800)]
     pub drain_deadline_sec: Option<u64>,
+    /// Why (1 to 500 characters): kept in the audit trail with the action.
+    /// The operator's page asks for one before a forced disable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f])?$"
+    )]
+    pub reason: Option<String>,
 }
 
 /// Optional body of the drain action.
@@ -547,6 +557,11 @@ mod tests {
         let p: PatchWorkerRequest =
             serde_json::from_value(json!({"isEnabled": false, "force": true})).unwrap();
         assert_eq!((p.is_enabled, p.force), (Some(false), Some(true)));
+        let p: PatchWorkerRequest = serde_json::from_value(json!({
+            "isEnabled": false, "force": true, "reason": "disk failing",
+        }))
+        .unwrap();
+        assert_eq!(p.reason.as_deref(), Some("disk failing"));
         assert!(serde_json::from_value::<PatchWorkerRequest>(json!({"isDrainig": true})).is_err());
         let d: DrainRequest = serde_json::from_value(json!({"deadlineSec": 5})).unwrap();
         assert_eq!(d.deadline_sec, Some(5));

@@ -35,6 +35,8 @@
 //! * [`server`]: `serve`, graceful shutdown, the background loop.
 //! * [`demo`]: `vdi-cluster demo`, a control plane and simulated workers on
 //!   this machine.
+//! * [`admin_ui`]: the operators' page at `/admin`, embedded in the binary;
+//!   its session cookie is [`auth::session`].
 //!
 //! ## Example
 //!
@@ -60,6 +62,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admin_ui;
 pub mod auth;
 pub mod client;
 pub mod config;

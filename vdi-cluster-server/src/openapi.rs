@@ -34,6 +34,7 @@ use vdi_cluster_protocol::sessions::{
     AllocateSessionRequest, ConstraintsJson, PrewarmExamRequest, PrewarmFailureJson,
     PrewarmReportJson, PrewarmShareJson, ReleaseJson, SessionJson,
 };
+use vdi_cluster_protocol::signin::OperatorSessionJson;
 use vdi_cluster_protocol::workers::{
     AdminActionJson, DrainInfoJson, DrainRequest, PatchWorkerRequest, WorkerJson, WorkerList,
     WorkerSessionsJson,
@@ -50,7 +51,7 @@ use vdi_cluster_core::worker::{MAX_TAG_LEN, MAX_TAGS};
 use crate::auth::Access;
 use crate::routes::{
     HttpMethod, admin, cluster, credentials, exams, install, join, ops, registration, route_table,
-    sessions, workers,
+    sessions, signin, workers,
 };
 
 /// Name of the bearer-JWT security scheme.
@@ -78,6 +79,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         sessions::allocate, sessions::get, sessions::release, sessions::prewarm,
         exams::book, exams::calendar, exams::detail, exams::patch, exams::cancel,
         cluster::stats, cluster::distribution, cluster::audit, cluster::events,
+        signin::sign_in, signin::current, signin::sign_out,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     components(schemas(
@@ -92,7 +94,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         SummaryJson, StatsJson, ZoneStatsJson, DistributionEntry, DistributionJson,
         ReconcileReportJson, PolicyChangeJson, PolicyJson, DriftJson, CounterJson,
         AuditJson, AuditEntryJson, EventJson, EventKindJson, ServerSentEvent,
-        HealthJson, CreateJoinToken, InstallScriptRequest, JoinTokenJson, CreatedJoinToken, JoinTokenList, CredentialReset,
+        OperatorSessionJson, HealthJson, CreateJoinToken, InstallScriptRequest, JoinTokenJson, CreatedJoinToken, JoinTokenList, CredentialReset,
     )),
     modifiers(&FromRouteTable),
     tags(
@@ -100,6 +102,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         (name = "sessions", description = "The session API of the exam application"),
         (name = "cluster", description = "Cluster statistics, audit, events (seed 004)"),
         (name = "operations", description = "Health, readiness, metrics"),
+        (name = "operators' page", description = "Signing in to the page served at /admin"),
     )
 )]
 struct ApiDoc;

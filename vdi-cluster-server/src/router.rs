@@ -7,7 +7,10 @@
 //! Middleware, outermost first: request id (`x-request-id`, generated when
 //! absent, echoed in the answer), a tracing span per request, panic catcher
 //! (a 500 with the seed-004 body), request timeout (408), body limit (413),
-//! then per route the credential check.
+//! the operators' page's session cookie standing for a bearer
+//! ([`cookie_credential`]), then per route the credential check.
+//!
+//! The operators' page ([`admin_ui`]) is merged beside the API.
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -28,6 +31,8 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+use crate::admin_ui;
+use crate::auth::session::cookie_credential;
 use crate::error::ApiError;
 use crate::gate::{self, Gate};
 use crate::openapi;
@@ -93,9 +98,12 @@ pub fn router(state: AppState) -> Router {
         app = app.route(path, endpoint);
     }
     let limits = state.limits();
-    app.fallback(not_found)
+    let session = middleware::from_fn_with_state(state.auth().clone(), cookie_credential);
+    app.merge(admin_ui::router())
+        .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(Extension(document))
+        .layer(session)
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .layer(
             ServiceBuilder::new()

@@ -12,6 +12,7 @@ use crate::ids::{ExamId, UserId, WorkerId};
 use crate::policy::{AdminAction, AdminPolicy, DrainStatus, PolicyEvent, Transition, transition};
 use crate::store::CasOutcome;
 use crate::time::Timestamp;
+use crate::validation::ValidationError;
 use crate::worker::WorkerView;
 
 /// Most dispatches listed when showing what blocks a drain.
@@ -46,6 +47,27 @@ pub struct DrainInfo {
     pub blocking: BTreeMap<ExamId, Vec<UserId>>,
 }
 
+/// Longest reason an operator may give for an admin action, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// An operator's reason, trimmed; the field is `reason`.
+fn validate_reason(reason: &str) -> Result<&str> {
+    let trimmed = reason.trim();
+    let problem = if trimmed.is_empty() {
+        Some("must not be empty".to_owned())
+    } else if trimmed.chars().count() > MAX_REASON_CHARS {
+        Some(format!("must be at most {MAX_REASON_CHARS} characters"))
+    } else if trimmed.chars().any(char::is_control) {
+        Some("must not contain control characters".to_owned())
+    } else {
+        None
+    };
+    match problem {
+        Some(message) => Err(ValidationError::new("reason", message).into()),
+        None => Ok(trimmed),
+    }
+}
+
 impl ClusterService {
     /// Applies an operator's action as a compare-and-set on the worker's
     /// current policy; retried from a fresh read when a heartbeat or a
@@ -58,6 +80,21 @@ impl ClusterService {
         action: AdminAction,
         actor: &str,
     ) -> Result<AdminOutcome> {
+        self.admin_with_reason(id, action, actor, None).await
+    }
+
+    /// [`admin`](Self::admin) with the operator's reason (a forced disable
+    /// asks for one), kept in the audit entry. A reason is 1 to
+    /// [`MAX_REASON_CHARS`] characters once trimmed, without control
+    /// characters.
+    pub async fn admin_with_reason(
+        &self,
+        id: &WorkerId,
+        action: AdminAction,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> Result<AdminOutcome> {
+        let reason = reason.map(validate_reason).transpose()?;
         for _ in 0..CAS_ATTEMPTS {
             let view = self.worker_view(id).await?;
             let now = self.clock.now();
@@ -81,11 +118,14 @@ impl ClusterService {
                     to: t.to,
                     actor: actor.to_owned(),
                 });
-                let detail = serde_json::json!({
+                let mut detail = serde_json::json!({
                     "from": t.from.name(),
                     "to": t.to.name(),
                     "sessions": view.occupancy().sessions(),
                 });
+                if let Some(reason) = reason {
+                    detail["reason"] = reason.into();
+                }
                 self.audit(actor, action.name(), id.as_str(), detail)
                     .await?;
                 return Ok(AdminOutcome {
@@ -175,5 +215,23 @@ impl ClusterService {
             dispatched: view.dispatched,
             blocking,
         })
+    }
+}
+
+#[cfg(test)]
+mod reason_tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_trimmed_and_bounded() {
+        assert_eq!(validate_reason("  maintenance  ").unwrap(), "maintenance");
+        for bad in ["", "   ", "line\nbreak"] {
+            let Err(Error::Invalid(e)) = validate_reason(bad) else {
+                panic!("{bad:?} accepted");
+            };
+            assert_eq!(e.field, "reason");
+        }
+        assert!(validate_reason(&"x".repeat(MAX_REASON_CHARS)).is_ok());
+        assert!(validate_reason(&"x".repeat(MAX_REASON_CHARS + 1)).is_err());
     }
 }

@@ -59,7 +59,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 pub use crate::reconcile::{FailurePolicy, PolicyChange, ReconcileReport};
-pub use admin::{AdminOutcome, DrainInfo};
+pub use admin::{AdminOutcome, DrainInfo, MAX_REASON_CHARS};
 pub use allocate::{AllocateOutcome, Allocation};
 pub use assignment::{AssignedJoin, MAX_REASON_LEN};
 pub use background::{BACKGROUND_LEASE, BackgroundConfig, run_background};

@@ -13,6 +13,7 @@ use vdi_cluster_protocol::{CLUSTER_TOKEN_HEADER, JOIN_TOKEN_HEADER, WORKER_TOKEN
 use super::access::{Access, Principal, Role, User};
 use super::jwt::JwtVerifier;
 use super::secrets::TokenHash;
+use super::session::SessionKey;
 use crate::error::ApiError;
 
 /// The credentials the server accepts. Closed by default: a fresh
@@ -21,6 +22,7 @@ use crate::error::ApiError;
 #[derive(Clone, Default)]
 pub struct AuthConfig {
     jwt: Option<JwtVerifier>,
+    session: Option<SessionKey>,
     worker_token: Option<TokenHash>,
     anonymous_workers: bool,
 }
@@ -55,6 +57,7 @@ impl AuthConfig {
             return self;
         }
         self.jwt = Some(JwtVerifier::new(secret, issuer, audience));
+        self.session = Some(SessionKey::derive(secret));
         self
     }
 
@@ -94,6 +97,34 @@ impl AuthConfig {
             ));
         };
         jwt.verify(token)
+    }
+
+    /// An operator's JWT checked for a page session: the operator and
+    /// the token's `exp` (seconds since the epoch).
+    pub fn operator_session(&self, token: &str) -> Result<(User, u64), ApiError> {
+        let Some(jwt) = &self.jwt else {
+            return Err(ApiError::unauthorized(
+                "bearer tokens are not accepted: no JWT secret is configured",
+            ));
+        };
+        let (user, exp) = jwt.verify_until(token)?;
+        if !user.is_operator() {
+            return Err(ApiError::forbidden(
+                "the operators' page needs a JWT with role ADMIN or PROCTOR",
+            ));
+        }
+        Ok((user, exp))
+    }
+
+    /// The key of page sessions' CSRF tokens; `None` without a JWT secret
+    /// (no session can exist then).
+    pub fn session_key(&self) -> Option<&SessionKey> {
+        self.session.as_ref()
+    }
+
+    /// The bearer token of `headers`, if any (a malformed header is a 401).
+    pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+        Self::bearer(headers)
     }
 
     fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
@@ -235,6 +266,22 @@ mod tests {
         AuthConfig::new()
             .with_jwt_secret(SECRET, None, None)
             .with_worker_token("w")
+    }
+
+    #[test]
+    fn page_sessions_are_for_operators_only() {
+        let cfg = config();
+        let mint = |role| mint_jwt(SECRET, "u", &[role], Duration::from_secs(60), None, None);
+        let (user, exp) = cfg.operator_session(&mint(Role::Proctor).unwrap()).unwrap();
+        assert_eq!(user.sub, "u");
+        assert!(exp > unix_now());
+        for role in [Role::Student, Role::Service] {
+            let err = cfg.operator_session(&mint(role).unwrap()).unwrap_err();
+            assert!(err.to_string().contains("ADMIN or PROCTOR"), "{err}");
+        }
+        assert!(cfg.operator_session("not.a.jwt").is_err());
+        assert!(AuthConfig::new().session_key().is_none());
+        assert!(cfg.session_key().is_some());
     }
 
     #[test]

@@ -120,6 +120,12 @@ impl JwtVerifier {
 
     /// The user a valid `token` names; a 401 otherwise.
     pub(crate) fn verify(&self, token: &str) -> Result<User, ApiError> {
+        self.verify_until(token).map(|(user, _)| user)
+    }
+
+    /// The user a valid `token` names and its `exp` (seconds since the
+    /// epoch); a 401 otherwise.
+    pub(crate) fn verify_until(&self, token: &str) -> Result<(User, u64), ApiError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| ApiError::unauthorized(format!("invalid bearer token: {e}")))?;
         let claims = data.claims;
@@ -140,9 +146,12 @@ impl JwtVerifier {
             .chain(claims.roles.iter().flatten())
             .filter_map(|r| Role::parse(r))
             .collect();
-        Ok(User {
-            sub: claims.sub,
-            roles,
-        })
+        Ok((
+            User {
+                sub: claims.sub,
+                roles,
+            },
+            claims.exp,
+        ))
     }
 }

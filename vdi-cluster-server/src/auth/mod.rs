@@ -43,11 +43,15 @@
 //! * [`secrets`] — random secrets, worker credentials, token hashes.
 //! * [`config`] — [`AuthConfig`]: the credentials the server accepts, and
 //!   the header checks that need no store.
+//! * [`session`] — the operators' page: an ADMIN or PROCTOR JWT kept in an
+//!   HttpOnly, `SameSite=Strict` cookie, its CSRF token, and the layer
+//!   that lets the cookie stand for `Authorization: Bearer`.
 
 pub mod access;
 pub mod config;
 pub mod jwt;
 pub mod secrets;
+pub mod session;
 
 pub use access::{Access, Caller, CredentialKind, Permit, Principal, Role, User};
 pub use config::AuthConfig;
@@ -56,3 +60,4 @@ pub use secrets::{
     TokenHash, WORKER_CREDENTIAL_PREFIX, credential_worker, hash_hex, matches_hash_hex,
     new_worker_credential, random_secret,
 };
+pub use session::SessionKey;

@@ -79,16 +79,30 @@ async fn run_admin(
     action: AdminAction,
     actor: String,
 ) -> Result<AdminActionJson, ApiError> {
+    run_admin_with_reason(state, id, action, actor, None).await
+}
+
+async fn run_admin_with_reason(
+    state: &AppState,
+    id: WorkerId,
+    action: AdminAction,
+    actor: String,
+    reason: Option<String>,
+) -> Result<AdminActionJson, ApiError> {
     let service = Arc::clone(state.service());
     let outcome = state
-        .detached(async move { service.admin(&id, action, &actor).await })
+        .detached(async move {
+            service
+                .admin_with_reason(&id, action, &actor, reason.as_deref())
+                .await
+        })
         .await?;
     Ok(AdminActionJson::new(action, &outcome, now(state)))
 }
 
 /// Drain, activate, disable or enable a worker (seed 000's runbook).
 /// Disabling a worker that still has sessions is refused (409, naming the
-/// count) unless `force: true`.
+/// count) unless `force: true`. A `reason` goes to the audit trail.
 #[utoipa::path(
     patch, path = "/api/vdi/workers/{code}", tag = "workers",
     params(("code" = String, Path, description = "Worker code", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 64)),
@@ -108,8 +122,11 @@ pub(crate) async fn patch(
     JsonBody(body): JsonBody<PatchWorkerRequest>,
 ) -> Result<Json<AdminActionJson>, ApiError> {
     let id = worker_id(code)?;
+    let reason = body.reason.clone();
     let action = patch_action(body, &state)?;
-    Ok(Json(run_admin(&state, id, action, caller.actor()).await?))
+    Ok(Json(
+        run_admin_with_reason(&state, id, action, caller.actor(), reason).await?,
+    ))
 }
 
 /// What still blocks a worker's drain: its sessions, by exam. Observing may

@@ -22,6 +22,8 @@
 //! * `exams` — exams booked with admission control.
 //! * `cluster` — statistics, distribution, audit, events.
 //! * `ops` — health, readiness, metrics, the OpenAPI document.
+//! * `signin` — the operators' page: sign in (JWT → session cookie), the
+//!   session, sign out.
 //! * `reserved` — worker codes the API's paths reserve.
 //! * `roles` — the roles table (routes × credentials) of the README.
 
@@ -36,6 +38,7 @@ pub(crate) mod registration;
 mod reserved;
 mod roles;
 pub(crate) mod sessions;
+pub(crate) mod signin;
 pub(crate) mod workers;
 
 use axum::http::Method;
@@ -187,6 +190,12 @@ static ROUTES: &[RouteSpec] = routes! {
         => "Audit trail of admin actions, newest first";
     Get "/api/vdi/events" Operator cluster::events
         => "Cluster events as server-sent events";
+    Post "/api/vdi/auth/session" Operator signin::sign_in
+        => "Sign in to the operators' page: the JWT is kept in an HttpOnly session cookie";
+    Get "/api/vdi/auth/session" Operator signin::current
+        => "The signed-in operator and the session's CSRF token";
+    Delete "/api/vdi/auth/session" Public signin::sign_out
+        => "Sign out of the operators' page: clears the session cookie";
     Get "/healthz" Public ops::healthz
         => "Liveness";
     Get "/readyz" Public ops::readyz

@@ -1,0 +1,68 @@
+// Overview: seed 000's three figures, upcoming exams, waiting rooms, the
+// last reconcile report and recent events; refreshed live.
+import { h, replace, table, badge } from '../dom.js';
+import { t } from '../i18n.js';
+import { get } from '../api.js';
+import { localTime } from '../format.js';
+import * as live from '../live.js';
+import { figures, notice, refreshRegion, report } from '../ui.js';
+import { admission, readiness, upcoming } from './exams.js';
+
+function section(id, title, body) {
+  return h('section', { class: 'panel', 'aria-labelledby': id }, h('h2', { id }, title), body);
+}
+
+/** Mounts the overview in `main`. */
+export function mount(main) {
+  const figs = h('div', { id: 'overview-figures' }, t('loading'));
+  const exams = h('div', { id: 'overview-exams' }, t('loading'));
+  const queues = h('div', { id: 'overview-queues' });
+  const reconcile = h('div', { id: 'overview-reconcile' });
+  const events = h('div', { id: 'overview-events' });
+  replace(main,
+    h('h1', {}, t('overview.title')),
+    figs,
+    section('h-exams', t('overview.exams'), exams),
+    section('h-queues', t('overview.queues'), queues),
+    section('h-reconcile', t('overview.reconcile'), reconcile),
+    section('h-events', t('overview.events'), events));
+
+  async function refresh() {
+    try {
+      const [summary, calendar] = await Promise.all([
+        get('/api/vdi/workers/summary'),
+        get('/api/vdi/exams'),
+      ]);
+      refreshRegion(figs, figures(summary));
+      const next = upcoming(calendar.exams).slice(0, 10);
+      refreshRegion(exams, next.length ? table(
+        [[t('col.exam')], [t('col.start')], [t('col.students'), 'num'], [t('col.fits')], [t('col.readiness')]],
+        next.map((e) => ({
+          attrs: { 'data-exam': e.examId },
+          cells: [
+            h('a', { href: `#/exams/${encodeURIComponent(e.examId)}`, 'data-key': `exam-${e.examId}` }, e.name || e.examId),
+            localTime(e.startsAt), e.students, admission(e), readiness(e),
+          ],
+        }))) : h('p', {}, t('overview.noExams')));
+      // Hook: when the API reports waiting rooms, list each exam's queue here.
+      const rooms = calendar.exams.filter((e) => e.waitingRoom !== undefined);
+      refreshRegion(queues, rooms.length
+        ? table([[t('col.exam')], [t('exam.waitingRoom'), 'num']],
+          rooms.map((e) => ({ cells: [e.examId, e.waitingRoom.length ?? e.waitingRoom] })))
+        : h('p', { class: 'hint' }, t('overview.queuesNone')));
+    } catch (e) {
+      notice('error', e.message);
+    }
+    const last = live.lastReconcile();
+    refreshRegion(reconcile, last ? report(last) : h('p', { class: 'hint' }, t('overview.noReconcile')));
+    const seen = live.recentEvents().slice(0, 10);
+    refreshRegion(events, seen.length
+      ? h('ul', { id: 'recent-events' }, seen.map((e) => h('li', {},
+        h('time', { datetime: new Date(e.seenAt).toISOString() }, localTime(e.seenAt)), ' ',
+        badge(e.name, 'muted'), ' ', live.describe(e.name, e.data))))
+      : h('p', { class: 'hint' }, t('overview.noEvents')));
+  }
+
+  refresh();
+  return { refresh };
+}
