@@ -62,6 +62,7 @@ fn exam(
         booked_by: "t".into(),
         booked_at: Timestamp(0),
         updated_at: Timestamp(0),
+        prewarm_started_at: None,
     }
 }
 

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use vdi_cluster_core::events::{EventKind, RecordingSink};
+use vdi_cluster_core::exam::{Prewarm, PrewarmTarget};
 use vdi_cluster_core::service::Booking;
 use vdi_cluster_core::testkit::{SimulatedWorkers, exam, heartbeat_with_slots, wid};
 use vdi_cluster_core::{
-    AdminAction, ClusterService, Error, ExamPatch, ManualClock, MemoryStore, ServiceConfig,
+    AdminAction, ClusterService, Error, ExamId, ExamPatch, ManualClock, MemoryStore, ServiceConfig,
     Timestamp,
 };
 
@@ -181,5 +182,66 @@ async fn draining_a_worker_flags_exams_at_risk_once() {
             .filter(|n| n.starts_with("exam"))
             .collect::<Vec<_>>(),
         [&"examAtRisk", &"examFitsAgain"]
+    );
+}
+
+#[tokio::test]
+async fn a_booked_exam_is_prewarmed_once_when_its_lead_begins() {
+    let clock = ManualClock::new(START);
+    let workers = SimulatedWorkers::new();
+    let svc = ClusterService::builder(
+        Arc::new(MemoryStore::with_clock(Arc::new(clock.clone()))),
+        Arc::new(workers.clone()),
+    )
+    .config(ServiceConfig {
+        exam_headroom_percent: 0,
+        ..ServiceConfig::default()
+    })
+    .clock(Arc::new(clock.clone()))
+    .build();
+    for code in ["w1", "w2"] {
+        svc.heartbeat(heartbeat_with_slots(code, 4, 0))
+            .await
+            .unwrap();
+    }
+    // 6 students at START + 1 h, 4 machines prewarmed 15 minutes before.
+    let mut booked = exam("timed", START.plus(HOUR), 60, 6);
+    booked.prewarm = Prewarm {
+        target: PrewarmTarget::Count(4),
+        lead_sec: 900,
+    };
+    accepted(svc.book_exam(booked, "admin").await.unwrap());
+    let prewarmed = || {
+        ["w1", "w2"]
+            .iter()
+            .map(|w| workers.prewarmed(&wid(w), &ExamId::parse("examId", "timed").unwrap()))
+            .sum::<u32>()
+    };
+
+    // Not yet: the lead has not begun.
+    clock.advance(Duration::from_secs(44 * 60));
+    assert!(svc.start_due_prewarms().await.unwrap().is_empty());
+    assert_eq!(prewarmed(), 0);
+
+    // The lead begins: 4 machines across the (live) workers, once.
+    clock.advance(Duration::from_secs(60));
+    for code in ["w1", "w2"] {
+        svc.heartbeat(heartbeat_with_slots(code, 4, 0))
+            .await
+            .unwrap();
+    }
+    let started = svc.start_due_prewarms().await.unwrap();
+    assert_eq!(started.len(), 1);
+    assert_eq!(prewarmed(), 4);
+    assert!(svc.start_due_prewarms().await.unwrap().is_empty());
+    assert_eq!(prewarmed(), 4);
+    let calendar = svc.exam_calendar(None, None).await.unwrap();
+    assert!(calendar[0].exam.prewarm_started_at.is_some());
+    let audit = svc.store().recent_audit(10).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.actor == "system" && e.action == "prewarm"),
+        "{audit:?}"
     );
 }

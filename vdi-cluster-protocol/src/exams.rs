@@ -116,6 +116,7 @@ impl BookExamRequest {
             booked_by: String::new(),
             booked_at: Timestamp(0),
             updated_at: Timestamp(0),
+            prewarm_started_at: None,
         })
     }
 }
@@ -279,6 +280,9 @@ pub struct ExamJson {
     pub booked_at: String,
     /// Last change (RFC 3339).
     pub updated_at: String,
+    /// When its timed prewarm started (RFC 3339); absent before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prewarm_started_at: Option<String>,
 }
 
 impl From<&ExamStatus> for ExamJson {
@@ -308,6 +312,7 @@ impl From<&ExamStatus> for ExamJson {
             booked_by: e.booked_by.clone(),
             booked_at: format_rfc3339(e.booked_at),
             updated_at: format_rfc3339(e.updated_at),
+            prewarm_started_at: e.prewarm_started_at.map(format_rfc3339),
         }
     }
 }

@@ -213,6 +213,11 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub coalesce_wait_ms: Option<u64>,
 
+    /// Share of the schedulable slots exam admission keeps free, percent.
+    #[arg(long, env = "VDI_EXAM_HEADROOM_PERCENT", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(0..=90))]
+    pub exam_headroom_percent: u32,
+
     /// Prewarm calls in flight.
     #[arg(long, env = "VDI_PREWARM_CONCURRENCY", default_value_t = 4,
           value_parser = clap::value_parser!(u64).range(1..=256))]
@@ -341,6 +346,7 @@ impl ServeArgs {
             worker_call_timeout: Duration::from_millis(self.cluster_api_timeout_ms),
             allocate_timeout: Duration::from_secs(self.allocate_timeout_sec),
             adoption_grace: Duration::from_secs(self.adoption_grace_sec),
+            exam_headroom_percent: self.exam_headroom_percent,
             coalesce_wait: self.coalesce_wait_ms.map(Duration::from_millis),
             dispatch_stale: Duration::from_secs(self.dispatch_stale_sec),
             scan_count: usize::try_from(self.dispatch_scan_count).unwrap_or(usize::MAX),

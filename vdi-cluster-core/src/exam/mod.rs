@@ -83,6 +83,19 @@ impl Prewarm {
     }
 }
 
+impl Exam {
+    /// Machines its timed prewarm should start at `now`: its prewarm
+    /// target, once the lead before `startsAt` has begun and until the
+    /// start, if the prewarm has not started yet and the target is not zero.
+    pub fn prewarm_due(&self, now: Timestamp) -> Option<u32> {
+        let lead = std::time::Duration::from_secs(u64::from(self.prewarm.lead_sec));
+        let opens = self.starts_at.minus(lead);
+        let machines = self.prewarm.machines(self.students);
+        (self.prewarm_started_at.is_none() && machines > 0 && opens <= now && now < self.starts_at)
+            .then_some(machines)
+    }
+}
+
 /// An exam as booked and stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -111,6 +124,10 @@ pub struct Exam {
     pub booked_at: Timestamp,
     /// When it last changed.
     pub updated_at: Timestamp,
+    /// When its timed prewarm started (marked before prewarming, so it
+    /// runs once); cleared when the start time moves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prewarm_started_at: Option<Timestamp>,
 }
 
 /// The half-open interval of instants an exam occupies.
@@ -260,6 +277,9 @@ impl ExamPatch {
             booked_by: exam.booked_by.clone(),
             booked_at: exam.booked_at,
             updated_at: now,
+            prewarm_started_at: exam
+                .prewarm_started_at
+                .filter(|_| self.starts_at.is_none_or(|s| s == exam.starts_at)),
         }
     }
 }
@@ -283,6 +303,7 @@ mod tests {
             booked_by: "admin".into(),
             booked_at: m(0),
             updated_at: m(0),
+            prewarm_started_at: None,
         }
     }
 

@@ -202,5 +202,6 @@ async fn tick(service: &ClusterService, monitor: &mut HealthMonitor) -> crate::R
         service.observe_policy(view).await?;
     }
     service.evaluate_exam_risks().await?;
+    service.start_due_prewarms().await?;
     Ok(())
 }

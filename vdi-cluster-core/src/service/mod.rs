@@ -54,6 +54,7 @@ mod registration;
 mod release;
 mod snapshot;
 mod stats;
+mod timed_prewarm;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;

@@ -136,5 +136,6 @@ pub fn exam(id: &str, starts_at: Timestamp, minutes: u64, students: u32) -> crat
         booked_by: "admin".into(),
         booked_at: Timestamp(0),
         updated_at: Timestamp(0),
+        prewarm_started_at: None,
     }
 }
