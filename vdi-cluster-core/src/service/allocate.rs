@@ -21,6 +21,12 @@
 //! waits (the call was only slow), the allocator returns that dispatch
 //! instead of undoing it.
 //!
+//! Until then the undo **holds the slot** on the slow worker (the store's
+//! `hold`): it may run the session, so its slot is not handed to another
+//! student before its next report says what it runs. A student refused
+//! for want of a slot whose session a worker already reports running gets
+//! that session adopted instead of the refusal.
+//!
 //! # Duplicate requests coalesce
 //!
 //! An allocate that finds the same session being placed right now (a
