@@ -26,6 +26,20 @@ pub struct Cli {
     /// What to run.
     #[command(subcommand)]
     pub command: Command,
+    /// Log lines on standard error: `text`, or `json` (one object per
+    /// line, for log collectors). Colours only on a terminal, never with
+    /// `NO_COLOR` set.
+    #[arg(long, global = true, env = "VDI_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// The subcommands.

@@ -3,28 +3,38 @@
 //! and simulated workers on this machine; `vdi-cluster token` prints a
 //! signed JWT. Run `vdi-cluster --help`.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use vdi_cluster_server::config::{Cli, Command};
+use vdi_cluster_server::config::{Cli, Command, LogFormat};
 use vdi_cluster_server::{demo, server};
 
-fn init_tracing(default: &str) {
+fn init_tracing(default: &str, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().with_current_span(true).init(),
+        LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            builder.with_ansi(colour).init();
+        }
+    }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(match cli.command {
-        Command::Demo(_) => demo::DEFAULT_LOG_FILTER,
-        _ => "info",
-    });
+    init_tracing(
+        match cli.command {
+            Command::Demo(_) => demo::DEFAULT_LOG_FILTER,
+            _ => "info",
+        },
+        cli.log_format,
+    );
     match cli.command {
         Command::Serve(args) => match server::serve(*args).await {
             Ok(()) => ExitCode::SUCCESS,

@@ -17,6 +17,7 @@ mod failover;
 mod grpc;
 mod install;
 mod join;
+mod logs;
 mod partition;
 mod pg_database;
 mod redis_prefix;
