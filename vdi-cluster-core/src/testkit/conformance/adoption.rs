@@ -124,6 +124,9 @@ pub async fn adopt_records_a_session_without_a_dispatch(factory: &impl StoreFact
     assert_no_drift(&*store).await;
 }
 
+/// Replicas on each side of [`adoption_races_allocation_to_one_dispatch`].
+const RACE_REPLICAS: usize = 4;
+
 /// Heartbeats adopting sessions on one replica while allocations of the
 /// same sessions reserve and confirm them elsewhere on other replicas:
 /// exactly one dispatch per session, one winner per race, invariant A on
@@ -134,9 +137,19 @@ pub async fn adoption_races_allocation_to_one_dispatch(factory: &impl StoreFacto
     let setup = factory.replica().await;
     let running = add_worker(&setup, "w-race-runs", 1).await;
     let placing = add_worker(&setup, "w-race-places", SLOTS).await;
+    // A few replicas on each side, shared round-robin by the races: each
+    // is its own handle (its own pool, for a networked backend), and the
+    // cases stay within a server's connection limit.
+    let mut adopters = Vec::new();
+    let mut allocators = Vec::new();
+    for _ in 0..RACE_REPLICAS {
+        adopters.push(factory.replica().await);
+        allocators.push(factory.replica().await);
+    }
     let mut tasks = Vec::new();
     for i in 0..SESSIONS {
-        let (adopter, allocator) = (factory.replica().await, factory.replica().await);
+        let adopter = Arc::clone(&adopters[i % RACE_REPLICAS]);
+        let allocator = Arc::clone(&allocators[i % RACE_REPLICAS]);
         let (running, placing) = (running.clone(), placing.clone());
         tasks.push(tokio::spawn(async move {
             let k = key("exam-race", &format!("u{i}"));
