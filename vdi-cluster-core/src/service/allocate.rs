@@ -56,8 +56,9 @@ use serde::{Deserialize, Serialize};
 use tokio::time::{Instant, timeout};
 
 use super::ClusterService;
+use super::existing::Existing;
 use crate::client::WorkerCallError;
-use crate::dispatch::{Dispatch, DispatchState, lost_to_restart};
+use crate::dispatch::{Dispatch, DispatchState};
 use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::ids::{DispatchId, SessionKey, WorkerId};
@@ -65,7 +66,7 @@ use crate::scheduler::{
     Candidate, ChoiceReason, Constraints, ExamPlacement, Exclusions, NoCapacity, RankIndex,
     RankOptions,
 };
-use crate::store::{Adoption, Reservation, ReserveRequest};
+use crate::store::{Reservation, ReserveRequest};
 use crate::time::Timestamp;
 use crate::worker::WorkerView;
 
@@ -78,9 +79,6 @@ const COALESCE_FIRST_POLL: Duration = Duration::from_millis(10);
 
 /// Longest pause between two looks at the store while waiting.
 const COALESCE_MAX_POLL: Duration = Duration::from_millis(500);
-
-/// The warning of a dispatch handed back on a silent worker.
-const SILENT_WORKER_WARNING: &str = "the session's worker is not heartbeating, and neither are many others: this looks like a control-plane or network fault, so the session is kept where it is";
 
 /// How an allocation was satisfied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,7 +121,7 @@ pub struct Allocation {
 
 impl Allocation {
     /// The session's existing dispatch, handed back unchanged.
-    fn existing(dispatch: Dispatch, warning: Option<String>) -> Self {
+    pub(super) fn existing(dispatch: Dispatch, warning: Option<String>) -> Self {
         Self {
             dispatch,
             outcome: AllocateOutcome::Existing,
@@ -132,18 +130,6 @@ impl Allocation {
             warning,
         }
     }
-}
-
-/// Is the existing dispatch still good to hand back?
-enum Existing {
-    /// Yes (with a warning for a silent worker kept by the guard).
-    Reuse(Dispatch, Option<String>),
-    /// Its worker failed: place the session anew, superseding it.
-    Replace(Dispatch),
-    /// Another allocation of the session is in flight.
-    InProgress,
-    /// There is none.
-    None,
 }
 
 /// What one candidate came to.
@@ -282,72 +268,6 @@ impl ClusterService {
             Existing::None => None,
         };
         self.place(key.clone(), constraints, supersede).await
-    }
-
-    /// Hands an existing dispatch back. One adopted without connection
-    /// details (its worker's heartbeat did not carry them) gets them by
-    /// asking the worker once — its allocate is idempotent for a running
-    /// session; they are returned, not stored.
-    async fn reuse(&self, mut dispatch: Dispatch, warning: Option<String>) -> Result<Allocation> {
-        if dispatch.session.is_none()
-            && dispatch.state == DispatchState::Active
-            && warning.is_none()
-            && let Some(snapshot) = self.store.worker(&dispatch.worker).await?
-        {
-            let call = timeout(
-                self.config.worker_call_timeout,
-                self.client.allocate(&snapshot.record, &dispatch.key),
-            )
-            .await;
-            match call {
-                Ok(Ok(session)) => dispatch.session = Some(session),
-                Ok(Err(e)) => {
-                    tracing::warn!(session = %dispatch.key, worker = %dispatch.worker, error = %e, "asking the worker for an adopted session's details failed");
-                }
-                Err(_) => {
-                    tracing::warn!(session = %dispatch.key, worker = %dispatch.worker, "asking the worker for an adopted session's details timed out");
-                }
-            }
-        }
-        Ok(Allocation::existing(dispatch, warning))
-    }
-
-    async fn check_existing(&self, key: &SessionKey) -> Result<Existing> {
-        let Some(d) = self.store.dispatch(key).await? else {
-            return Ok(Existing::None);
-        };
-        let now = self.clock.now();
-        match d.state {
-            DispatchState::Reserved => {
-                if now.since(d.reserved_at) < self.config.allocate_timeout {
-                    return Ok(Existing::InProgress);
-                }
-                // A reservation whose allocator died: reclaim it now. The
-                // worker may have started it: its slot stays held until
-                // the worker reports.
-                self.store.undo(key, d.id, None, Some(&d.worker)).await?;
-                Ok(Existing::None)
-            }
-            DispatchState::Orphaned => Ok(Existing::Replace(d)),
-            DispatchState::Active => {
-                let Some(snapshot) = self.store.worker(&d.worker).await? else {
-                    return Ok(Existing::Replace(d));
-                };
-                let view = WorkerView::new(snapshot, now, &self.health_config());
-                if !view.record.policy.is_enabled() || lost_to_restart(&d, &view.record) {
-                    return Ok(Existing::Replace(d));
-                }
-                if view.availability.is_reachable() {
-                    return Ok(Existing::Reuse(d, None));
-                }
-                let views = self.worker_views().await?;
-                if self.mass_failure_guard(&views).1 {
-                    tracing::warn!(session = %key, worker = %d.worker, "mass-failure guard: keeping the session on its silent worker");
-                    return Ok(Existing::Reuse(d, Some(SILENT_WORKER_WARNING.to_owned())));
-                }
-                Ok(Existing::Replace(d))
-            }
-        }
     }
 
     /// Ranks, reserves, calls, confirms — with failover. `supersede` is the
@@ -557,40 +477,6 @@ impl ClusterService {
         }
         tracing::warn!(worker = %view.id(), session = %key, error = %error, "worker allocate failed; trying the next worker");
         Ok(None)
-    }
-
-    /// A session refused for want of a slot that a worker reports running
-    /// with no record (its report was written, its adoption not yet): the
-    /// slot it takes is counted as unrecorded there, so the full cluster is
-    /// partly this student's own desktop. Adopt it on that worker and hand
-    /// it back. Read from the latest ranking snapshot (fresh after a failed
-    /// round), only on this refusal path.
-    async fn adopt_reported(&self, key: &SessionKey) -> Result<Option<Dispatch>> {
-        let (index, _) = self.ranking_snapshot(false).await?;
-        let Some(view) = index.views().iter().find(|v| {
-            v.availability.is_reachable()
-                && v.record.policy.is_enabled()
-                && v.record
-                    .live_sessions
-                    .as_ref()
-                    .is_some_and(|live| live.contains(key))
-        }) else {
-            return Ok(None);
-        };
-        let adoption = Dispatch::adopted(key.clone(), &view.record, self.clock.now(), None);
-        match self.store.adopt(&adoption, self.config.sticky_ttl).await? {
-            Adoption::Adopted(d) => {
-                tracing::info!(session = %key, worker = %d.worker, "adopted a session its worker reports, instead of refusing it");
-                self.emit(EventKind::SessionAdopted {
-                    session: key.clone(),
-                    worker: d.worker.clone(),
-                });
-                self.invalidate_snapshot();
-                Ok(Some(d))
-            }
-            Adoption::Existing(d) if d.state == DispatchState::Active => Ok(Some(d)),
-            Adoption::Existing(_) | Adoption::UnknownWorker => Ok(None),
-        }
     }
 
     /// The reservation `reserved`, if a heartbeat of its worker confirmed

@@ -47,6 +47,7 @@ mod background;
 mod config;
 mod credentials;
 mod exams;
+mod existing;
 mod fleet;
 mod prewarm;
 mod reconcile;
