@@ -1,60 +1,18 @@
-//! Command line: `vdi-cluster serve` (the control plane), `vdi-cluster
-//! worker` (a worker node, options in [`WorkerArgs`]), `vdi-cluster demo`
-//! (a whole cluster on one machine, [`DemoArgs`]) and `vdi-cluster token`,
-//! with the seeds' environment variables as fallbacks of every flag.
+//! Options of `vdi-cluster serve` and what they resolve to.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{ArgAction, Args};
 use vdi_cluster_core::credential::CredentialPolicy;
 use vdi_cluster_core::service::BackgroundConfig;
 use vdi_cluster_core::{FailurePolicy, SchedulingPolicy, ServiceConfig};
-
-use crate::auth::Role;
-pub use crate::demo::DemoArgs;
-use crate::state::HttpLimits;
-use crate::throttle::ThrottleConfig;
-pub use vdi_cluster_node::config::WorkerArgs;
 use vdi_cluster_protocol::credentials::check_secret_length;
 
-/// `vdi-cluster`: the control plane of a remote-desktop exam platform.
-#[derive(Debug, Parser)]
-#[command(name = "vdi-cluster", version, about, long_about = None)]
-pub struct Cli {
-    /// What to run.
-    #[command(subcommand)]
-    pub command: Command,
-    /// Log lines on standard error: `text`, or `json` (one object per
-    /// line, for log collectors). Colours only on a terminal, never with
-    /// `NO_COLOR` set.
-    #[arg(long, global = true, env = "VDI_LOG_FORMAT", default_value = "text")]
-    pub log_format: LogFormat,
-}
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// The subcommands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the control plane (HTTP API, background reconcile).
-    Serve(Box<ServeArgs>),
-    /// Run a worker node: the worker-side API and the heartbeat agent.
-    Worker(Box<WorkerArgs>),
-    /// Start a control plane and simulated workers on this machine, print
-    /// the URLs and an ADMIN token; Ctrl-C stops everything.
-    Demo(DemoArgs),
-    /// Print a signed JWT (HS256 with JWT_SECRET) for curl and scripts.
-    Token(TokenArgs),
-}
+use super::ConfigError;
+use crate::state::HttpLimits;
+use crate::throttle::ThrottleConfig;
 
 fn parse_failure_policy(text: &str) -> Result<FailurePolicy, String> {
     FailurePolicy::parse("failure policy", text).map_err(|e| e.message)
@@ -62,10 +20,6 @@ fn parse_failure_policy(text: &str) -> Result<FailurePolicy, String> {
 
 fn parse_scheduling(text: &str) -> Result<SchedulingPolicy, String> {
     SchedulingPolicy::parse("scheduling policy", text).map_err(|e| e.message)
-}
-
-fn parse_role(text: &str) -> Result<Role, String> {
-    Role::parse(text).ok_or_else(|| "must be ADMIN, PROCTOR, STUDENT or SERVICE".to_owned())
 }
 
 /// Options of `vdi-cluster serve`.
@@ -334,11 +288,6 @@ pub struct ServeArgs {
     pub shutdown_grace_sec: u64,
 }
 
-/// A configuration that parses but does not hold together.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration: {0}")]
-pub struct ConfigError(pub String);
-
 fn non_empty(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
@@ -456,168 +405,5 @@ impl ServeArgs {
     /// `WORKER_CLUSTER_TOKEN`, if set and not blank.
     pub fn worker_cluster_token(&self) -> Option<&str> {
         non_empty(&self.worker_cluster_token)
-    }
-}
-
-/// Options of `vdi-cluster token`.
-#[derive(Debug, Clone, Args)]
-pub struct TokenArgs {
-    /// The secret to sign with.
-    #[arg(
-        long,
-        env = "JWT_SECRET",
-        hide_env_values = true,
-        value_name = "SECRET"
-    )]
-    pub jwt_secret: String,
-
-    /// Subject (`sub`): the user id, audited as the actor.
-    #[arg(long, default_value = "admin")]
-    pub sub: String,
-
-    /// Role; repeat for several (ADMIN, PROCTOR, STUDENT, or SERVICE for
-    /// the exam application).
-    #[arg(long = "role", default_value = "ADMIN", value_parser = parse_role, action = ArgAction::Append)]
-    pub roles: Vec<Role>,
-
-    /// Lifetime, seconds.
-    #[arg(long, default_value_t = 3_600,
-          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
-    pub ttl_sec: u64,
-
-    /// `iss` claim.
-    #[arg(long, env = "JWT_ISSUER")]
-    pub issuer: Option<String>,
-
-    /// `aud` claim.
-    #[arg(long, env = "JWT_AUDIENCE")]
-    pub audience: Option<String>,
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::CommandFactory;
-
-    use super::*;
-
-    #[test]
-    fn cli_is_well_formed() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn defaults_are_the_seeds() {
-        let cli = Cli::try_parse_from(["vdi-cluster", "serve"]).unwrap();
-        let Command::Serve(args) = cli.command else {
-            panic!("serve")
-        };
-        assert_eq!(args.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(args.store, "memory");
-        let c = args.service_config().unwrap();
-        assert_eq!(c.retry_count, 3);
-        assert_eq!(c.worker_call_timeout, Duration::from_millis(15_000));
-        assert_eq!(c.sticky_ttl, Duration::from_secs(21_600));
-        assert_eq!(c.scan_count, 200);
-        assert!(args.background_config().reconcile_enabled);
-    }
-
-    #[test]
-    fn flags_override_and_validate() {
-        let cli = Cli::try_parse_from([
-            "vdi-cluster",
-            "serve",
-            "--listen",
-            "0.0.0.0:9000",
-            "--dispatch-cleanup-enabled",
-            "false",
-            "--failure-policy",
-            "manual",
-        ])
-        .unwrap();
-        let Command::Serve(args) = cli.command else {
-            panic!("serve")
-        };
-        assert!(!args.background_config().reconcile_enabled);
-        assert_eq!(args.failure_policy, FailurePolicy::Manual);
-        assert!(
-            Cli::try_parse_from(["vdi-cluster", "serve", "--allocate-retry-count", "0"]).is_err()
-        );
-        assert!(
-            Cli::try_parse_from(["vdi-cluster", "serve", "--scheduling-policy", "random"]).is_err()
-        );
-        let cli =
-            Cli::try_parse_from(["vdi-cluster", "serve", "--heartbeat-ttl-sec", "700"]).unwrap();
-        let Command::Serve(args) = cli.command else {
-            panic!("serve")
-        };
-        assert!(args.service_config().is_err());
-    }
-
-    #[test]
-    fn short_secrets_are_refused_with_their_name() {
-        let long = "0123456789abcdef0123456789abcdef";
-        for flag in [
-            "--jwt-secret",
-            "--worker-cluster-token",
-            "--worker-heartbeat-token",
-        ] {
-            let cli = Cli::try_parse_from(["vdi-cluster", "serve", flag, "short"]).unwrap();
-            let Command::Serve(args) = cli.command else {
-                panic!("serve")
-            };
-            let e = args.check_secrets().unwrap_err().to_string();
-            let variable = match flag {
-                "--jwt-secret" => "JWT_SECRET",
-                "--worker-cluster-token" => "WORKER_CLUSTER_TOKEN",
-                _ => "WORKER_HEARTBEAT_TOKEN",
-            };
-            assert!(e.contains(variable), "{e}");
-            let cli = Cli::try_parse_from(["vdi-cluster", "serve", flag, long]).unwrap();
-            let Command::Serve(args) = cli.command else {
-                panic!("serve")
-            };
-            args.check_secrets().unwrap();
-        }
-    }
-
-    #[test]
-    fn anonymous_heartbeats_are_off_unless_asked_for() {
-        let parse = |extra: &[&str]| {
-            let mut argv = vec!["vdi-cluster", "serve"];
-            argv.extend_from_slice(extra);
-            match Cli::try_parse_from(argv).unwrap().command {
-                Command::Serve(args) => args.allow_anonymous_heartbeats,
-                _ => panic!("serve"),
-            }
-        };
-        assert!(!parse(&[]));
-        assert!(parse(&["--allow-anonymous-heartbeats"]));
-        assert!(!parse(&["--allow-anonymous-heartbeats", "false"]));
-    }
-
-    #[test]
-    fn throttle_flags() {
-        let cli = Cli::try_parse_from([
-            "vdi-cluster",
-            "serve",
-            "--auth-failure-limit",
-            "5",
-            "--trusted-proxy",
-            "10.0.0.1,::1",
-            "--trusted-proxy",
-            "10.0.0.2",
-        ])
-        .unwrap();
-        let Command::Serve(args) = cli.command else {
-            panic!("serve")
-        };
-        let t = args.throttle_config();
-        assert_eq!(t.max_failures, 5);
-        assert_eq!(t.window, Duration::from_secs(60));
-        assert_eq!(t.trusted_proxies.len(), 3);
-        assert!(
-            Cli::try_parse_from(["vdi-cluster", "serve", "--trusted-proxy", "proxy.local"])
-                .is_err()
-        );
     }
 }

@@ -1,0 +1,97 @@
+//! Command line: `vdi-cluster serve` (the control plane), `vdi-cluster
+//! worker` (a worker node, options in [`WorkerArgs`]), `vdi-cluster demo`
+//! (a whole cluster on one machine, [`DemoArgs`]) and `vdi-cluster token`,
+//! with the seeds' environment variables as fallbacks of every flag.
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+use crate::auth::Role;
+pub use crate::demo::DemoArgs;
+pub use vdi_cluster_node::config::WorkerArgs;
+
+/// `vdi-cluster`: the control plane of a remote-desktop exam platform.
+#[derive(Debug, Parser)]
+#[command(name = "vdi-cluster", version, about, long_about = None)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log lines on standard error: `text`, or `json` (one object per
+    /// line, for log collectors). Colours only on a terminal, never with
+    /// `NO_COLOR` set.
+    #[arg(long, global = true, env = "VDI_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the control plane (HTTP API, background reconcile).
+    Serve(Box<ServeArgs>),
+    /// Run a worker node: the worker-side API and the heartbeat agent.
+    Worker(Box<WorkerArgs>),
+    /// Start a control plane and simulated workers on this machine, print
+    /// the URLs and an ADMIN token; Ctrl-C stops everything.
+    Demo(DemoArgs),
+    /// Print a signed JWT (HS256 with JWT_SECRET) for curl and scripts.
+    Token(TokenArgs),
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text).ok_or_else(|| "must be ADMIN, PROCTOR, STUDENT or SERVICE".to_owned())
+}
+
+/// A configuration that parses but does not hold together.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// Options of `vdi-cluster token`.
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// The secret to sign with.
+    #[arg(
+        long,
+        env = "JWT_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub jwt_secret: String,
+
+    /// Subject (`sub`): the user id, audited as the actor.
+    #[arg(long, default_value = "admin")]
+    pub sub: String,
+
+    /// Role; repeat for several (ADMIN, PROCTOR, STUDENT, or SERVICE for
+    /// the exam application).
+    #[arg(long = "role", default_value = "ADMIN", value_parser = parse_role, action = ArgAction::Append)]
+    pub roles: Vec<Role>,
+
+    /// Lifetime, seconds.
+    #[arg(long, default_value_t = 3_600,
+          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub ttl_sec: u64,
+
+    /// `iss` claim.
+    #[arg(long, env = "JWT_ISSUER")]
+    pub issuer: Option<String>,
+
+    /// `aud` claim.
+    #[arg(long, env = "JWT_AUDIENCE")]
+    pub audience: Option<String>,
+}
+
+mod serve;
+pub use serve::ServeArgs;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,126 @@
+//! Command-line parsing and the checks of `serve`'s options.
+
+use clap::CommandFactory;
+
+use std::time::Duration;
+
+use vdi_cluster_core::FailurePolicy;
+
+use super::*;
+
+#[test]
+fn cli_is_well_formed() {
+    Cli::command().debug_assert();
+}
+
+#[test]
+fn defaults_are_the_seeds() {
+    let cli = Cli::try_parse_from(["vdi-cluster", "serve"]).unwrap();
+    let Command::Serve(args) = cli.command else {
+        panic!("serve")
+    };
+    assert_eq!(args.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(args.store, "memory");
+    let c = args.service_config().unwrap();
+    assert_eq!(c.retry_count, 3);
+    assert_eq!(c.worker_call_timeout, Duration::from_millis(15_000));
+    assert_eq!(c.sticky_ttl, Duration::from_secs(21_600));
+    assert_eq!(c.scan_count, 200);
+    assert!(args.background_config().reconcile_enabled);
+}
+
+#[test]
+fn flags_override_and_validate() {
+    let cli = Cli::try_parse_from([
+        "vdi-cluster",
+        "serve",
+        "--listen",
+        "0.0.0.0:9000",
+        "--dispatch-cleanup-enabled",
+        "false",
+        "--failure-policy",
+        "manual",
+    ])
+    .unwrap();
+    let Command::Serve(args) = cli.command else {
+        panic!("serve")
+    };
+    assert!(!args.background_config().reconcile_enabled);
+    assert_eq!(args.failure_policy, FailurePolicy::Manual);
+    assert!(Cli::try_parse_from(["vdi-cluster", "serve", "--allocate-retry-count", "0"]).is_err());
+    assert!(
+        Cli::try_parse_from(["vdi-cluster", "serve", "--scheduling-policy", "random"]).is_err()
+    );
+    let cli = Cli::try_parse_from(["vdi-cluster", "serve", "--heartbeat-ttl-sec", "700"]).unwrap();
+    let Command::Serve(args) = cli.command else {
+        panic!("serve")
+    };
+    assert!(args.service_config().is_err());
+}
+
+#[test]
+fn short_secrets_are_refused_with_their_name() {
+    let long = "0123456789abcdef0123456789abcdef";
+    for flag in [
+        "--jwt-secret",
+        "--worker-cluster-token",
+        "--worker-heartbeat-token",
+    ] {
+        let cli = Cli::try_parse_from(["vdi-cluster", "serve", flag, "short"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        let e = args.check_secrets().unwrap_err().to_string();
+        let variable = match flag {
+            "--jwt-secret" => "JWT_SECRET",
+            "--worker-cluster-token" => "WORKER_CLUSTER_TOKEN",
+            _ => "WORKER_HEARTBEAT_TOKEN",
+        };
+        assert!(e.contains(variable), "{e}");
+        let cli = Cli::try_parse_from(["vdi-cluster", "serve", flag, long]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        args.check_secrets().unwrap();
+    }
+}
+
+#[test]
+fn anonymous_heartbeats_are_off_unless_asked_for() {
+    let parse = |extra: &[&str]| {
+        let mut argv = vec!["vdi-cluster", "serve"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Serve(args) => args.allow_anonymous_heartbeats,
+            _ => panic!("serve"),
+        }
+    };
+    assert!(!parse(&[]));
+    assert!(parse(&["--allow-anonymous-heartbeats"]));
+    assert!(!parse(&["--allow-anonymous-heartbeats", "false"]));
+}
+
+#[test]
+fn throttle_flags() {
+    let cli = Cli::try_parse_from([
+        "vdi-cluster",
+        "serve",
+        "--auth-failure-limit",
+        "5",
+        "--trusted-proxy",
+        "10.0.0.1,::1",
+        "--trusted-proxy",
+        "10.0.0.2",
+    ])
+    .unwrap();
+    let Command::Serve(args) = cli.command else {
+        panic!("serve")
+    };
+    let t = args.throttle_config();
+    assert_eq!(t.max_failures, 5);
+    assert_eq!(t.window, Duration::from_secs(60));
+    assert_eq!(t.trusted_proxies.len(), 3);
+    assert!(
+        Cli::try_parse_from(["vdi-cluster", "serve", "--trusted-proxy", "proxy.local"]).is_err()
+    );
+}
