@@ -100,7 +100,7 @@ impl ApiError {
         )
     }
 
-    /// Adds a `Retry-After` header.
+    /// Adds a `Retry-After` header of `seconds`.
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds);
         self

@@ -33,6 +33,7 @@ use crate::auth::{
     Access, Principal, WORKER_CREDENTIAL_PREFIX, credential_worker, matches_hash_hex,
 };
 use crate::error::ApiError;
+use crate::metrics::HeartbeatOutcome;
 use crate::routes::credentials;
 use crate::state::AppState;
 use crate::throttle::PeerKey;
@@ -153,7 +154,9 @@ pub(crate) async fn gate(State(gate): State<Gate>, mut req: Request, next: Next)
         }
         Err(e) => {
             if req.uri().path() == HEARTBEAT_PATH {
-                gate.state.metrics().heartbeat_rejected();
+                gate.state
+                    .metrics()
+                    .heartbeat(None, HeartbeatOutcome::Refused(e.status()), None);
             }
             e.into_response()
         }

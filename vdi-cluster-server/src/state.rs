@@ -142,7 +142,8 @@ impl AppStateBuilder {
             Arc::new(events.clone()),
             Arc::new(MetricsSink(Arc::clone(&metrics))),
         ];
-        let mut builder = ClusterService::builder(self.store, self.client)
+        let client = metrics.timed_client(self.client);
+        let mut builder = ClusterService::builder(self.store, client)
             .config(self.config)
             .events(Arc::new(FanoutSink(sinks)));
         if let Some(clock) = self.clock {

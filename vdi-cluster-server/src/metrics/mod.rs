@@ -7,8 +7,17 @@
 //! | `vdi_sessions_active` | gauge, read at scrape | |
 //! | `vdi_backend_up` | gauge: 1 when the scrape could read the backend | |
 //! | `vdi_allocations_total` | counter | `outcome`: `placed`, `existing`, `redispatched`, `no_capacity`, `in_progress`, `invalid`, `unavailable`, `error` |
-//! | `vdi_allocate_duration_seconds` | histogram | |
+//! | `vdi_allocate_duration_seconds` | histogram | `outcome`, as `vdi_allocations_total` |
 //! | `vdi_heartbeats_total` | counter | `result`: `accepted`, `stale`, `rejected` |
+//! | `vdi_heartbeats_refused_total` | counter | `reason`: `body`, `credential`, `forbidden`, `too_large`, `invalid`, `throttled`, `backend`, `error` |
+//! | `vdi_heartbeat_duration_seconds` | histogram: time to apply a heartbeat | |
+//! | `vdi_worker_call_duration_seconds` | histogram | `call`: `allocate`, `release`, `prewarm`; `result`: `ok`, `timeout`, `unreachable`, `refused`, `bad_answer` |
+//! | `vdi_reconcile_duration_seconds` | histogram: one reconcile pass | |
+//! | `vdi_worker_info` | gauge, 1 per worker | `worker`, `zone`, `status` |
+//! | `vdi_worker_slots_max`, `vdi_worker_slots_used`, `vdi_worker_sessions` | gauge, read at scrape | `worker` |
+//! | `vdi_worker_heartbeat_age_seconds` | gauge, read at scrape | `worker` |
+//! | `vdi_worker_cpu_usage_ratio`, `vdi_worker_memory_usage_ratio`, `vdi_worker_disk_usage_ratio` | gauge (0–1), as last reported | `worker` |
+//! | `vdi_worker_heartbeats_total` | counter | `worker`; `result`: `accepted`, `stale`, `refused` |
 //! | `vdi_reconcile_runs_total` | counter | |
 //! | `vdi_reconcile_removed_total` | counter | `reason`: `reservation`, `gone`, `stale` |
 //! | `vdi_reconcile_migrated_total` | counter | |
@@ -16,10 +25,17 @@
 //! | `vdi_events_total` | counter | `type` |
 //!
 //! Reconcile figures come from the `reconciled` events, so background and
-//! manual passes are both counted.
+//! manual passes are both counted. Per-worker series ([`workers`]) exist
+//! only for workers the registry holds at the scrape: a removed worker's
+//! series disappear with it.
+
+mod calls;
+mod workers;
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use axum::http::StatusCode;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
@@ -29,7 +45,12 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use vdi_cluster_core::service::{AllocateOutcome, ClusterSummary};
-use vdi_cluster_core::{ClusterService, Event, EventKind, EventSink, WorkerStatus};
+use vdi_cluster_core::{
+    ClusterService, Event, EventKind, EventSink, WorkerClient, WorkerId, WorkerStatus,
+};
+
+pub use calls::TimedClient;
+pub use workers::{HeartbeatResult, WorkerSeries};
 
 /// Content type of the `/metrics` answer.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -80,8 +101,13 @@ pub struct Metrics {
     sessions_active: Gauge,
     backend_up: Gauge,
     allocations: Family<OutcomeLabel, Counter>,
-    allocate_seconds: Histogram,
+    allocate_seconds: Family<OutcomeLabel, Histogram, fn() -> Histogram>,
     heartbeats: Family<ResultLabel, Counter>,
+    heartbeats_refused: Family<ReasonLabel, Counter>,
+    heartbeat_seconds: Histogram,
+    worker_calls: calls::CallHistograms,
+    reconcile_seconds: Histogram,
+    workers_series: Arc<WorkerSeries>,
     reconcile_runs: Counter,
     reconcile_removed: Family<ReasonLabel, Counter>,
     reconcile_migrated: Counter,
@@ -163,14 +189,41 @@ impl Metrics {
             "Allocation requests by outcome",
             allocations.clone(),
         );
-        let allocate_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 17));
+        let allocate_seconds: Family<OutcomeLabel, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(latency_histogram);
         registry.register(
             "allocate_duration_seconds",
-            "Time to answer an allocation request",
+            "Time to answer an allocation request, by outcome",
             allocate_seconds.clone(),
         );
         let heartbeats = Family::<ResultLabel, Counter>::default();
         registry.register("heartbeats", "Heartbeats by result", heartbeats.clone());
+        let heartbeats_refused = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "heartbeats_refused",
+            "Heartbeats refused, by reason",
+            heartbeats_refused.clone(),
+        );
+        let heartbeat_seconds = latency_histogram();
+        registry.register(
+            "heartbeat_duration_seconds",
+            "Time to apply a heartbeat",
+            heartbeat_seconds.clone(),
+        );
+        let worker_calls = calls::call_histograms();
+        registry.register(
+            "worker_call_duration_seconds",
+            "Calls from the control plane to workers, by call and result",
+            worker_calls.clone(),
+        );
+        let reconcile_seconds = latency_histogram();
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time of one reconcile pass",
+            reconcile_seconds.clone(),
+        );
+        let workers_series = Arc::new(WorkerSeries::default());
+        registry.register_collector(Box::new(Arc::clone(&workers_series)));
         let reconcile_runs = Counter::default();
         registry.register("reconcile_runs", "Reconcile passes", reconcile_runs.clone());
         let reconcile_removed = Family::<ReasonLabel, Counter>::default();
@@ -203,6 +256,11 @@ impl Metrics {
         for result in ["accepted", "stale", "rejected"] {
             heartbeats.get_or_create(&ResultLabel { result }).inc_by(0);
         }
+        for reason in REFUSAL_REASONS {
+            heartbeats_refused
+                .get_or_create(&ReasonLabel { reason })
+                .inc_by(0);
+        }
         Self {
             registry,
             workers,
@@ -213,6 +271,11 @@ impl Metrics {
             allocations,
             allocate_seconds,
             heartbeats,
+            heartbeats_refused,
+            heartbeat_seconds,
+            worker_calls,
+            reconcile_seconds,
+            workers_series,
             reconcile_runs,
             reconcile_removed,
             reconcile_migrated,
@@ -223,33 +286,47 @@ impl Metrics {
 
     /// Counts an allocation request and its latency.
     pub fn allocation(&self, result: AllocationResult<'_>, elapsed: Duration) {
-        self.allocations
-            .get_or_create(&OutcomeLabel {
-                outcome: result.label(),
-            })
-            .inc();
-        self.allocate_seconds.observe(elapsed.as_secs_f64());
+        let label = OutcomeLabel {
+            outcome: result.label(),
+        };
+        self.allocations.get_or_create(&label).inc();
+        self.allocate_seconds
+            .get_or_create(&label)
+            .observe(elapsed.as_secs_f64());
     }
 
-    /// Counts an applied heartbeat.
-    pub fn heartbeat_accepted(&self) {
-        self.heartbeats
-            .get_or_create(&ResultLabel { result: "accepted" })
-            .inc();
+    /// Counts a heartbeat: of `worker` when its body named one, refused
+    /// with `outcome`'s status, applied in `elapsed` when it got that far.
+    pub fn heartbeat(
+        &self,
+        worker: Option<&WorkerId>,
+        outcome: HeartbeatOutcome,
+        elapsed: Option<Duration>,
+    ) {
+        let (result, per_worker) = match outcome {
+            HeartbeatOutcome::Accepted => ("accepted", HeartbeatResult::Accepted),
+            HeartbeatOutcome::Stale => ("stale", HeartbeatResult::Stale),
+            HeartbeatOutcome::Refused(status) => {
+                self.heartbeats_refused
+                    .get_or_create(&ReasonLabel {
+                        reason: refusal_reason(status),
+                    })
+                    .inc();
+                ("rejected", HeartbeatResult::Refused)
+            }
+        };
+        self.heartbeats.get_or_create(&ResultLabel { result }).inc();
+        if let Some(worker) = worker {
+            self.workers_series.heartbeat(worker, per_worker);
+        }
+        if let Some(elapsed) = elapsed {
+            self.heartbeat_seconds.observe(elapsed.as_secs_f64());
+        }
     }
 
-    /// Counts a heartbeat older than one already applied.
-    pub fn heartbeat_stale(&self) {
-        self.heartbeats
-            .get_or_create(&ResultLabel { result: "stale" })
-            .inc();
-    }
-
-    /// Counts a refused heartbeat (credential, body, backend).
-    pub fn heartbeat_rejected(&self) {
-        self.heartbeats
-            .get_or_create(&ResultLabel { result: "rejected" })
-            .inc();
+    /// `client`, timed into `vdi_worker_call_duration_seconds`.
+    pub fn timed_client(&self, client: Arc<dyn WorkerClient>) -> Arc<dyn WorkerClient> {
+        Arc::new(TimedClient::new(client, self.worker_calls.clone()))
     }
 
     fn observe_event(&self, event: &Event) {
@@ -260,6 +337,8 @@ impl Metrics {
             .inc();
         if let EventKind::Reconciled { report } = &event.kind {
             self.reconcile_runs.inc();
+            self.reconcile_seconds
+                .observe(event.at.since(report.started_at).as_secs_f64());
             for (reason, n) in [
                 ("reservation", report.reservations_reclaimed),
                 ("gone", report.gone_removed),
@@ -278,6 +357,7 @@ impl Metrics {
     pub async fn render(&self, service: &ClusterService) -> String {
         match service.worker_views().await {
             Ok(views) => {
+                self.workers_series.refresh(&views, service.clock().now());
                 for status in STATUSES {
                     let n = views.iter().filter(|v| v.status == status).count();
                     self.workers
@@ -305,6 +385,48 @@ impl Metrics {
         }
         out
     }
+}
+
+/// What became of a heartbeat, for [`Metrics::heartbeat`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeartbeatOutcome {
+    /// Applied.
+    Accepted,
+    /// Older than one already applied: changed nothing.
+    Stale,
+    /// Refused with this status.
+    Refused(StatusCode),
+}
+
+/// Every `reason` of `vdi_heartbeats_refused_total` (all present from the
+/// start, at zero, so a rate is defined before the first refusal).
+const REFUSAL_REASONS: [&str; 8] = [
+    "body",
+    "credential",
+    "forbidden",
+    "too_large",
+    "invalid",
+    "throttled",
+    "backend",
+    "error",
+];
+
+fn refusal_reason(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "body",
+        StatusCode::UNAUTHORIZED => "credential",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid",
+        StatusCode::TOO_MANY_REQUESTS => "throttled",
+        StatusCode::SERVICE_UNAVAILABLE => "backend",
+        _ => "error",
+    }
+}
+
+/// Buckets from 1 ms to about 65 s.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
 }
 
 /// Feeds cluster events into [`Metrics`].

@@ -2,6 +2,7 @@
 //! heartbeat (seed 000), registration and deregistration (seed 003).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Json;
 use axum::extract::State;
@@ -16,6 +17,7 @@ use crate::auth::{Caller, Principal};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, OptionalJsonBody, PathParams};
 use crate::gate::ensure_worker;
+use crate::metrics::HeartbeatOutcome;
 use crate::state::AppState;
 
 /// A worker's heartbeat (seed 000). Unknown workers are registered; unknown
@@ -37,12 +39,20 @@ pub(crate) async fn heartbeat(
     Caller(caller): Caller,
     body: Result<JsonBody<HeartbeatRequest>, ApiError>,
 ) -> Result<Json<HeartbeatResponse>, ApiError> {
+    let started = Instant::now();
+    let worker = body
+        .as_ref()
+        .ok()
+        .and_then(|JsonBody(request)| WorkerId::parse("code", request.code.as_str()).ok());
     let result = apply_heartbeat(&state, &caller, body).await;
-    match &result {
-        Ok(ack) if ack.accepted => state.metrics().heartbeat_accepted(),
-        Ok(_) => state.metrics().heartbeat_stale(),
-        Err(_) => state.metrics().heartbeat_rejected(),
-    }
+    let outcome = match &result {
+        Ok(ack) if ack.accepted => HeartbeatOutcome::Accepted,
+        Ok(_) => HeartbeatOutcome::Stale,
+        Err(e) => HeartbeatOutcome::Refused(e.status()),
+    };
+    state
+        .metrics()
+        .heartbeat(worker.as_ref(), outcome, Some(started.elapsed()));
     result.map(Json)
 }
 

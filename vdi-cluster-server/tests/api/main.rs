@@ -14,6 +14,7 @@ mod credentials;
 mod deploy;
 mod exams;
 mod join;
+mod metrics;
 mod openapi;
 mod ops;
 mod runbook;

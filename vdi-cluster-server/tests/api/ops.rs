@@ -67,7 +67,7 @@ async fn metrics_count_what_happens() {
         "vdi_heartbeats_total{result=\"accepted\"} 1",
         "vdi_heartbeats_total{result=\"rejected\"} 1",
         "vdi_allocations_total{outcome=\"placed\"} 1",
-        "vdi_allocate_duration_seconds_count 1",
+        "vdi_allocate_duration_seconds_count{outcome=\"placed\"} 1",
         "vdi_reconcile_runs_total 1",
         "vdi_reconcile_removed_total{reason=\"stale\"} 0",
         "vdi_drift_repaired_total 0",
