@@ -236,17 +236,17 @@ proptest! {
             seed,
             limit,
         };
-        let ranking = rank(&views, &constraints, &placement, &tried, &options);
+        let (ranking, accounting) = rank(&views, &constraints, &placement, &tried, &options);
         let eligible: Vec<&WorkerView> = views.iter().filter(|v| exclusion(v, &constraints, &tried).is_none()).collect();
-        prop_assert_eq!(ranking.eligible, eligible.len());
+        prop_assert_eq!(accounting.eligible, eligible.len());
         let mut expected = vdi_cluster_core::scheduler::Exclusions::default();
         for v in &views {
             if let Some(reason) = exclusion(v, &constraints, &tried) {
                 expected.add(reason);
             }
         }
-        prop_assert_eq!(&ranking.excluded, &expected);
-        prop_assert_eq!(ranking.eligible + ranking.excluded.total() as usize, views.len());
+        prop_assert_eq!(&accounting.excluded, &expected);
+        prop_assert_eq!(accounting.eligible + accounting.excluded.total() as usize, views.len());
         prop_assert_eq!(ranking.candidates.len(), eligible.len().min(limit));
         let mut seen = HashSet::new();
         for c in &ranking.candidates {
@@ -271,14 +271,25 @@ proptest! {
             prop_assert!(!reasons.iter().any(is_affinity), "affinity is off");
         }
         // Same seed, same answer.
-        prop_assert_eq!(rank(&views, &constraints, &placement, &tried, &options), ranking);
+        prop_assert_eq!(rank(&views, &constraints, &placement, &tried, &options).0, ranking);
     }
 
     /// Without herd damping, `spread` orders by free slots descending and
-    /// `pack` ascending; the best worker by policy is always first.
+    /// `pack` ascending; the best worker by policy is always first — for
+    /// the whole fleet and within a zone or capability.
     #[test]
-    fn policy_order(specs in proptest::collection::vec(spec(), 1..40), pack in any::<bool>(), seed in any::<u64>()) {
+    fn policy_order(
+        specs in proptest::collection::vec(spec(), 1..40),
+        pack in any::<bool>(),
+        seed in any::<u64>(),
+        zone in proptest::option::of(0u8..3),
+        need_gpu in any::<bool>(),
+    ) {
         let views: Vec<WorkerView> = specs.iter().enumerate().map(|(i, s)| view(i, s)).collect();
+        let mut constraints = Constraints { zone: zone.map(|z| format!("zone-{z}")), ..Default::default() };
+        if need_gpu {
+            constraints.capabilities.insert("gpu".into());
+        }
         let options = RankOptions {
             policy: if pack { SchedulingPolicy::Pack } else { SchedulingPolicy::Spread },
             exam_affinity: false,
@@ -286,8 +297,10 @@ proptest! {
             seed,
             limit: 100,
         };
-        let ranking = rank(&views, &Constraints::default(), &ExamPlacement::default(), &HashSet::new(), &options);
+        let (ranking, _) = rank(&views, &constraints, &ExamPlacement::default(), &HashSet::new(), &options);
         let free: Vec<u32> = ranking.candidates.iter().map(|c| c.available_sessions).collect();
+        let eligible = views.iter().filter(|v| exclusion(v, &constraints, &HashSet::new()).is_none()).count();
+        prop_assert_eq!(ranking.candidates.len(), eligible.min(100));
         for pair in free.windows(2) {
             if pack { prop_assert!(pair[0] <= pair[1]) } else { prop_assert!(pair[0] >= pair[1]) }
         }

@@ -28,7 +28,7 @@ use crate::validation::ValidationError;
 use crate::worker::{MAX_TAG_LEN, MAX_TAGS, WorkerDescription, WorkerRecord, WorkerView};
 
 pub use prewarm::{PrewarmShare, plan_prewarm};
-pub use rank::{Candidate, ExamPlacement, RankIndex, RankOptions, Ranking, rank};
+pub use rank::{Accounting, Candidate, ExamPlacement, RankIndex, RankOptions, Ranking, rank};
 
 /// How workers are ordered after sticky and affinity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]

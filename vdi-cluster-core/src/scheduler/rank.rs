@@ -4,8 +4,13 @@
 //! their state goes (healthy, accepting, a free slot) by free slots, in runs
 //! of equal free slots ordered by a hash of the worker's code. A query then
 //! touches only the sticky worker, the exam's affine workers and the first
-//! few of the policy order: its cost does not grow with the fleet when the
-//! request has no constraints. Within a run of equally good workers the
+//! few of the policy order: its cost does not grow with the fleet. A
+//! request with constraints walks the policy order of one facet instead —
+//! the workers of its zone, or carrying one of its labels or capabilities,
+//! whichever is smallest — kept in the same order when the index is built.
+//! Why the other workers are not candidates ([`RankIndex::account`]) is a
+//! separate, whole-fleet question, asked only when an explanation is
+//! needed. Within a run of equally good workers the
 //! walk starts at an offset drawn from the request's seed, and the first
 //! `herd_width` candidates are rotated by it, so replicas ranking from the
 //! same snapshot spread out instead of piling onto one worker.
@@ -73,10 +78,87 @@ pub struct Candidate {
 pub struct Ranking {
     /// Candidates, best first, at most `limit`.
     pub candidates: Vec<Candidate>,
-    /// Eligible workers in total (may exceed `candidates.len()`).
+}
+
+/// Which workers could take a request, and why the others cannot.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Accounting {
+    /// Eligible workers in total.
     pub eligible: usize,
     /// Workers excluded, by reason.
     pub excluded: Exclusions,
+}
+
+/// A subset of the workers that can take a session, in the policy order:
+/// most free slots first, then by the hash of their code, with the runs of
+/// equal free slots marked.
+#[derive(Debug, Clone, Default)]
+struct Order {
+    /// Indexes into the views.
+    open: Vec<usize>,
+    /// Runs of equal free slots in `open`.
+    runs: Vec<Range<usize>>,
+}
+
+impl Order {
+    /// `open` must already be in the policy order.
+    fn of(open: Vec<usize>, views: &[WorkerView]) -> Self {
+        let mut runs = Vec::new();
+        let mut start = 0;
+        for k in 1..=open.len() {
+            if k == open.len()
+                || views[open[k]].available_sessions != views[open[start]].available_sessions
+            {
+                runs.push(start..k);
+                start = k;
+            }
+        }
+        Self { open, runs }
+    }
+}
+
+/// What a constraint selects: a zone, one label, one capability.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Facet {
+    Zone(String),
+    Label(String, String),
+    Capability(String),
+}
+
+impl Facet {
+    /// The facets `view`'s worker belongs to.
+    fn of_worker(view: &WorkerView) -> impl Iterator<Item = Facet> + '_ {
+        let d = &view.record.description;
+        d.zone
+            .iter()
+            .map(|z| Facet::Zone(z.clone()))
+            .chain(
+                d.labels
+                    .iter()
+                    .map(|(k, v)| Facet::Label(k.clone(), v.clone())),
+            )
+            .chain(d.capabilities.iter().map(|c| Facet::Capability(c.clone())))
+    }
+
+    /// The facets a request with `constraints` must be in, all of them.
+    fn of_constraints(constraints: &Constraints) -> impl Iterator<Item = Facet> + '_ {
+        constraints
+            .zone
+            .iter()
+            .map(|z| Facet::Zone(z.clone()))
+            .chain(
+                constraints
+                    .labels
+                    .iter()
+                    .map(|(k, v)| Facet::Label(k.clone(), v.clone())),
+            )
+            .chain(
+                constraints
+                    .capabilities
+                    .iter()
+                    .map(|c| Facet::Capability(c.clone())),
+            )
+    }
 }
 
 pub(super) fn mix(x: u64) -> u64 {
@@ -109,11 +191,10 @@ fn state_exclusion(w: &WorkerView) -> Option<ExclusionReason> {
 pub struct RankIndex {
     views: Vec<WorkerView>,
     by_id: HashMap<WorkerId, usize>,
-    /// Healthy, accepting workers with a free slot: most free slots first,
-    /// then by the hash of their code.
-    open: Vec<usize>,
-    /// Runs of equal free slots in `open`.
-    runs: Vec<Range<usize>>,
+    /// Healthy, accepting workers with a free slot, in the policy order.
+    order: Order,
+    /// The same, per facet.
+    facets: HashMap<Facet, Order>,
     /// Workers excluded by state alone, by reason.
     by_state: Exclusions,
     /// Healthy, accepting workers with no free slot.
@@ -144,21 +225,22 @@ impl RankIndex {
                 .cmp(&va.available_sessions)
                 .then(va.tiebreak.cmp(&vb.tiebreak))
         });
-        let mut runs = Vec::new();
-        let mut start = 0;
-        for k in 1..=open.len() {
-            if k == open.len()
-                || views[open[k]].available_sessions != views[open[start]].available_sessions
-            {
-                runs.push(start..k);
-                start = k;
+        let mut members: HashMap<Facet, Vec<usize>> = HashMap::new();
+        for &i in &open {
+            for facet in Facet::of_worker(&views[i]) {
+                members.entry(facet).or_default().push(i);
             }
         }
+        let facets = members
+            .into_iter()
+            .map(|(facet, open)| (facet, Order::of(open, &views)))
+            .collect();
+        let order = Order::of(open, &views);
         Self {
             views,
             by_id,
-            open,
-            runs,
+            order,
+            facets,
             by_state,
             full,
         }
@@ -174,8 +256,11 @@ impl RankIndex {
         self.by_id.get(id).map(|&i| &self.views[i])
     }
 
-    /// How many workers are eligible, and why the others are not.
-    fn account(&self, constraints: &Constraints, tried: &HashSet<WorkerId>) -> (usize, Exclusions) {
+    /// How many workers are eligible for a request, and why the others are
+    /// not. Without constraints it costs in proportion to `tried`; with
+    /// constraints it looks at every worker, so it is meant for explaining
+    /// a refusal, not for every decision.
+    pub fn account(&self, constraints: &Constraints, tried: &HashSet<WorkerId>) -> Accounting {
         if !constraints.is_empty() {
             let mut excluded = Exclusions::default();
             let mut eligible = 0;
@@ -185,10 +270,10 @@ impl RankIndex {
                     None => eligible += 1,
                 }
             }
-            return (eligible, excluded);
+            return Accounting { eligible, excluded };
         }
         let mut excluded = self.by_state.clone();
-        let (mut eligible, mut full) = (self.open.len() as u32, self.full.len() as u32);
+        let (mut eligible, mut full) = (self.order.open.len() as u32, self.full.len() as u32);
         for id in tried {
             if let Some(v) = self.get(id).filter(|v| state_exclusion(v).is_none()) {
                 if v.available_sessions == 0 {
@@ -202,7 +287,27 @@ impl RankIndex {
         if full > 0 {
             *excluded.0.entry(ExclusionReason::Full).or_default() += full;
         }
-        (eligible as usize, excluded)
+        Accounting {
+            eligible: eligible as usize,
+            excluded,
+        }
+    }
+
+    /// The order a request with `constraints` walks: the whole fleet's, or
+    /// that of the smallest facet the constraints name (none: no worker of
+    /// that facet can take a session).
+    fn order_for(&self, constraints: &Constraints) -> Option<&Order> {
+        if constraints.is_empty() {
+            return Some(&self.order);
+        }
+        let mut smallest: Option<&Order> = None;
+        for facet in Facet::of_constraints(constraints) {
+            let order = self.facets.get(&facet)?;
+            if smallest.is_none_or(|s| order.open.len() < s.open.len()) {
+                smallest = Some(order);
+            }
+        }
+        smallest
     }
 
     /// Orders the workers that may take a new session for an exam.
@@ -213,7 +318,6 @@ impl RankIndex {
         tried: &HashSet<WorkerId>,
         options: &RankOptions,
     ) -> Ranking {
-        let (eligible, excluded) = self.account(constraints, tried);
         let ok = |i: usize| exclusion(&self.views[i], constraints, tried).is_none();
         let seed = mix(options.seed);
         let limit = options.limit.max(1);
@@ -223,7 +327,7 @@ impl RankIndex {
             available_sessions: self.views[i].available_sessions,
         };
         let mut taken: HashSet<usize> = HashSet::new();
-        let mut candidates = Vec::with_capacity(limit.min(eligible));
+        let mut candidates = Vec::with_capacity(limit);
 
         if let Some(&i) = placement.sticky.as_ref().and_then(|s| self.by_id.get(s))
             && ok(i)
@@ -248,12 +352,20 @@ impl RankIndex {
                 .filter_map(|(w, n)| self.by_id.get(w).map(|&i| (i, *n)))
                 .filter(|&(i, n)| n > 0 && !taken.contains(&i) && ok(i))
                 .collect();
-            affine.sort_unstable_by(|&(a, na), &(b, nb)| {
+            let better = |&(a, na): &(usize, u32), &(b, nb): &(usize, u32)| {
                 nb.cmp(&na)
                     .then_with(|| policy_key(b).cmp(&policy_key(a)))
                     .then_with(|| tie(b).cmp(&tie(a)))
-            });
-            for (i, sessions) in affine.into_iter().take(limit - candidates.len()) {
+            };
+            // Only the best `want` are offered: select them, then sort
+            // those (an exam spread over many workers is not sorted whole).
+            let want = limit - candidates.len();
+            if want > 0 && affine.len() > want {
+                affine.select_nth_unstable_by(want - 1, better);
+            }
+            affine.truncate(want);
+            affine.sort_unstable_by(better);
+            for (i, sessions) in affine {
                 taken.insert(i);
                 candidates.push(candidate(i, ChoiceReason::Affinity { sessions }));
             }
@@ -263,9 +375,12 @@ impl RankIndex {
         let reason = ChoiceReason::Policy {
             policy: options.policy,
         };
+        let order = self.order_for(constraints);
+        let all_runs = order.map_or(&[][..], |o| &o.runs[..]);
+        let open = order.map_or(&[][..], |o| &o.open[..]);
         let runs: Box<dyn Iterator<Item = &Range<usize>>> = match options.policy {
-            SchedulingPolicy::Spread => Box::new(self.runs.iter()),
-            SchedulingPolicy::Pack => Box::new(self.runs.iter().rev()),
+            SchedulingPolicy::Spread => Box::new(all_runs.iter()),
+            SchedulingPolicy::Pack => Box::new(all_runs.iter().rev()),
         };
         'runs: for (n, run) in runs.enumerate() {
             let len = run.len();
@@ -274,7 +389,7 @@ impl RankIndex {
                 if candidates.len() >= limit {
                     break 'runs;
                 }
-                let i = self.open[run.start + (offset + k) % len];
+                let i = open[run.start + (offset + k) % len];
                 if !taken.contains(&i) && ok(i) {
                     candidates.push(candidate(i, reason));
                 }
@@ -285,22 +400,23 @@ impl RankIndex {
         if rest.len() > 1 {
             rest[..width].rotate_left((seed % width as u64) as usize);
         }
-        Ranking {
-            candidates,
-            eligible,
-            excluded,
-        }
+        Ranking { candidates }
     }
 }
 
-/// Ranks `workers` once (indexes them, then queries). For many requests on
-/// one snapshot, build a [`RankIndex`] and query it instead.
+/// Ranks `workers` once (indexes them, then queries) and accounts for
+/// every worker. For many requests on one snapshot, build a [`RankIndex`]
+/// and query it instead.
 pub fn rank(
     workers: &[WorkerView],
     constraints: &Constraints,
     placement: &ExamPlacement,
     tried: &HashSet<WorkerId>,
     options: &RankOptions,
-) -> Ranking {
-    RankIndex::new(workers.to_vec()).rank(constraints, placement, tried, options)
+) -> (Ranking, Accounting) {
+    let index = RankIndex::new(workers.to_vec());
+    (
+        index.rank(constraints, placement, tried, options),
+        index.account(constraints, tried),
+    )
 }

@@ -74,6 +74,9 @@ use crate::worker::WorkerView;
 /// request whose candidates all turned out full.
 const RANK_ROUNDS: usize = 3;
 
+/// Candidates asked of one ranking round.
+const RANK_LIMIT: usize = 16;
+
 /// First pause of an allocate waiting for the same session's allocation.
 const COALESCE_FIRST_POLL: Duration = Duration::from_millis(10);
 
@@ -327,11 +330,18 @@ impl ClusterService {
             exam_affinity: self.config.exam_affinity,
             herd_width: self.config.herd_width,
             seed: self.request_seed((&attempt.key, round)),
-            limit: 16,
+            limit: RANK_LIMIT,
         };
         let ranking = index.rank(constraints, placement, &excluded, &options);
         attempt.workers_seen = index.views().len();
-        attempt.exclusions = ranking.excluded;
+        // Fewer candidates than asked for: the eligible workers may run out
+        // in this round, so keep why the others are not candidates for the
+        // refusal (a whole-fleet count, not paid on every decision).
+        attempt.exclusions = if ranking.candidates.len() < RANK_LIMIT {
+            index.account(constraints, &excluded).excluded
+        } else {
+            Exclusions::default()
+        };
         ranking.candidates
     }
 

@@ -136,7 +136,7 @@ pub fn ranking(data: &[u8]) {
         ..RankOptions::default()
     };
     let tried = HashSet::new();
-    let ranking = rank(
+    let (ranking, accounting) = rank(
         &views,
         &Constraints::default(),
         &placement,
@@ -153,7 +153,7 @@ pub fn ranking(data: &[u8]) {
         assert!(exclusion(v, &Constraints::default(), &tried).is_none());
     }
     assert_eq!(
-        ranking.eligible + ranking.excluded.total() as usize,
+        accounting.eligible + accounting.excluded.total() as usize,
         views.len()
     );
     let free: Vec<(WorkerId, u32)> = views
