@@ -68,6 +68,30 @@ pub struct HttpSetup {
     /// Port of the first server (from the `http://127.0.0.1:PORT` target);
     /// replica `i` listens on `port + i`.
     pub port: u16,
+    /// How long the worker nodes take to start a session.
+    pub start_latency: StartLatency,
+}
+
+/// How long worker nodes take to start a session: node `i` of `n` takes
+/// `min + (max − min) · i / (n − 1)`, so the fleet covers the range
+/// evenly (zero by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StartLatency {
+    /// The fastest node's start.
+    pub min: Duration,
+    /// The slowest node's start.
+    pub max: Duration,
+}
+
+impl StartLatency {
+    /// Node `i`'s start, of `n` nodes.
+    pub fn of(&self, i: usize, n: usize) -> Duration {
+        if n <= 1 || self.max <= self.min {
+            return self.min;
+        }
+        let spread = self.max - self.min;
+        self.min + spread.mul_f64(i as f64 / (n - 1) as f64)
+    }
 }
 
 /// The port of an `http://host:port` URL (80 when absent).
@@ -122,7 +146,7 @@ struct Nodes {
 }
 
 impl Nodes {
-    async fn start(workers: usize, token: &str) -> anyhow::Result<Self> {
+    async fn start(workers: usize, token: &str, latency: StartLatency) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let mut app = Router::new();
@@ -132,7 +156,7 @@ impl Nodes {
             let provisioner = SimulatedProvisioner::new(
                 code.clone(),
                 &addr.ip().to_string(),
-                Duration::ZERO,
+                latency.of(i, workers),
                 0.0,
             );
             let node = Arc::new(WorkerNode::new(
@@ -190,7 +214,7 @@ impl HttpCluster {
         };
         let deployment = Deployment::open(&setup.server_store, 1, setup.pg_pool).await?;
         let token = random_token();
-        let nodes = Nodes::start(workers, &token).await?;
+        let nodes = Nodes::start(workers, &token, setup.start_latency).await?;
         let log = std::env::temp_dir().join(format!(
             "vdi-loadgen-server-{}.log",
             &uuid::Uuid::new_v4().simple().to_string()[..8]

@@ -40,6 +40,7 @@ pub mod heartbeat;
 pub mod http;
 pub mod instrument;
 pub mod latency;
+pub mod seat;
 pub mod steady;
 pub mod surge;
 pub mod table;

@@ -132,6 +132,10 @@ async fn an_admin_runs_seed_001s_checklist_from_the_page() {
     b.fill("#book-id", "overflow").await;
     b.fill("#book-name", "Overflow exam").await;
     b.fill("#book-students", "1").await;
+    // The folded options: half the students prewarmed, no waiting room.
+    b.click("#booking-options > summary").await;
+    b.fill("#book-prewarm-percent", "50").await;
+    b.click("#book-queue").await;
     b.click("#book-submit").await;
     let shown = b.notice("error").await;
     let (status, refusal) = book(
@@ -160,6 +164,11 @@ async fn an_admin_runs_seed_001s_checklist_from_the_page() {
     })
     .await;
     b.wait_for("tr[data-exam='overflow']").await;
+    let (_, overflow) = api
+        .admin(Method::GET, "/api/vdi/exams/overflow", None)
+        .await;
+    assert_eq!(overflow["prewarm"]["percent"], 50, "{overflow}");
+    assert_eq!(overflow["queue"], false, "{overflow}");
     b.click("a[data-key='exam-morning']").await;
     b.wait_for("#exam-facts").await;
     b.check_accessibility("exam detail").await;

@@ -8,7 +8,8 @@ use clap::Args;
 use vdi_cluster_benches::cluster::Tuning;
 use vdi_cluster_benches::deploy::Backend;
 use vdi_cluster_benches::heartbeat::HeartbeatConfig;
-use vdi_cluster_benches::http::{HttpSetup, default_server_bin, port_of};
+use vdi_cluster_benches::http::{HttpSetup, StartLatency, default_server_bin, port_of};
+use vdi_cluster_benches::seat::SeatConfig;
 use vdi_cluster_benches::steady::SteadyConfig;
 use vdi_cluster_benches::surge::SurgeConfig;
 
@@ -51,6 +52,11 @@ pub(crate) struct Common {
 }
 
 impl Common {
+    /// The backend behind the servers of an `http://` store.
+    pub(crate) fn server_store(&self) -> &Backend {
+        &self.server_store
+    }
+
     /// The HTTP setup, when the store is `http://…`.
     pub(crate) fn http(&self) -> anyhow::Result<Option<HttpSetup>> {
         let Backend::Http(url) = &self.store else {
@@ -62,6 +68,7 @@ impl Common {
             replicas: self.replicas,
             pg_pool: self.pg_pool,
             port: port_of(url)?,
+            start_latency: StartLatency::default(),
         }))
     }
 
@@ -211,6 +218,53 @@ impl SteadyArgs {
             reconcile_pause: Duration::from_millis(self.reconcile_pause_ms),
             tuning: self.common.tuning(),
             breakdown: self.breakdown,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SeatArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    #[command(flatten)]
+    fleet: Fleet,
+    /// Students, one click each.
+    #[arg(long, default_value_t = 10_000)]
+    students: usize,
+    /// The clicks are spread over this many seconds.
+    #[arg(long, default_value_t = 10)]
+    window_secs: u64,
+    /// The fastest worker node's session start, ms.
+    #[arg(long, default_value_t = 300)]
+    start_min_ms: u64,
+    /// The slowest worker node's session start, ms.
+    #[arg(long, default_value_t = 2_000)]
+    start_max_ms: u64,
+    /// A refused student clicks again after this many ms.
+    #[arg(long, default_value_t = 1_000)]
+    retry_pause_ms: u64,
+    /// Students not seated after this many seconds are counted as not seated.
+    #[arg(long, default_value_t = 120)]
+    time_limit: u64,
+}
+
+impl SeatArgs {
+    pub(crate) fn config(&self) -> SeatConfig {
+        SeatConfig {
+            workers: self.fleet.workers,
+            slots: self.fleet.slots,
+            students: self.students,
+            window: Duration::from_secs(self.window_secs),
+            retry_pause: Duration::from_millis(self.retry_pause_ms),
+            time_limit: Duration::from_secs(self.time_limit),
+        }
+    }
+
+    /// The worker nodes' start times.
+    pub(crate) fn start_latency(&self) -> StartLatency {
+        StartLatency {
+            min: Duration::from_millis(self.start_min_ms),
+            max: Duration::from_millis(self.start_max_ms.max(self.start_min_ms)),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! vdi-loadgen surge     --store redis://127.0.0.1:6379
 //! vdi-loadgen heartbeat --store postgres://postgres@127.0.0.1:5432/postgres
 //! vdi-loadgen steady    --store memory
+//! vdi-loadgen seat      --store http://127.0.0.1:18080 --server-store redis://127.0.0.1:6379
 //! ```
 //!
 //! Every scenario runs `--runs` times (default 3) on a fresh namespace
@@ -12,18 +13,19 @@
 //! baselines (raw ceiling, naive) in the same run. See BENCHMARKS.md.
 //!
 //! `args` holds the flags, `run` the one run-and-report path, and
-//! `surge`, `heartbeat` and `steady` what each scenario measures and
-//! prints.
+//! `surge`, `heartbeat`, `steady` and `seat` what each scenario measures
+//! and prints.
 
 mod args;
 mod heartbeat;
 mod run;
+mod seat;
 mod steady;
 mod surge;
 
 use clap::{Parser, Subcommand};
 
-use self::args::{HeartbeatArgs, SteadyArgs, SurgeArgs};
+use self::args::{HeartbeatArgs, SeatArgs, SteadyArgs, SurgeArgs};
 use self::run::run_and_report;
 
 #[derive(Debug, Parser)]
@@ -47,6 +49,10 @@ enum Command {
     /// An exam in progress: allocations, releases and heartbeats at a fixed
     /// rate, first without, then with reconcile passes running.
     Steady(SteadyArgs),
+    /// Time to seat an exam: students click within a window on worker
+    /// nodes whose starts take 0.3–2 s; the time from the first click to
+    /// the last seat against its physical bound (needs an http:// store).
+    Seat(SeatArgs),
 }
 
 async fn run(command: Command) -> anyhow::Result<bool> {
@@ -54,6 +60,7 @@ async fn run(command: Command) -> anyhow::Result<bool> {
         Command::Surge(args) => run_and_report(surge::Surge::new(args)?).await,
         Command::Heartbeat(args) => run_and_report(heartbeat::Heartbeat::new(args)).await,
         Command::Steady(args) => run_and_report(steady::Steady::new(args)?).await,
+        Command::Seat(args) => run_and_report(seat::Seat::new(args)?).await,
     }
 }
 

@@ -116,7 +116,7 @@ pub(crate) async fn on_deployment<T>(
 
 /// Runs `f` on freshly started servers and `workers` worker nodes, and
 /// stops them afterwards, also on Ctrl-C.
-async fn on_http<T>(
+pub(crate) async fn on_http<T>(
     setup: &HttpSetup,
     workers: usize,
     f: impl AsyncFnOnce(&Arc<HttpCluster>) -> anyhow::Result<T>,

@@ -58,6 +58,62 @@ function prewarmForm(fixedExam) {
     h('h2', { id: 'h-prewarm' }, t('prewarm.title')), form, out);
 }
 
+/** `a, b , c` → `['a', 'b', 'c']` (blanks dropped). */
+function list(text) {
+  return text.split(',').map((x) => x.trim()).filter(Boolean);
+}
+
+/**
+ * The booking's optional settings — constraints, prewarm, teardown, the
+ * waiting room — folded away; `read()` gives the body's fields for those
+ * that are set (the API's defaults apply to the rest).
+ */
+function options() {
+  const zone = h('input', { type: 'text', autocomplete: 'off' });
+  const labels = h('input', { type: 'text', autocomplete: 'off', placeholder: 'gpu=nvidia, room=A1' });
+  const caps = h('input', { type: 'text', autocomplete: 'off', placeholder: 'gpu' });
+  const percent = h('input', { type: 'number', min: 0, max: 100, step: 1 });
+  const lead = h('input', { type: 'number', min: 0, step: 1, placeholder: '15' });
+  const teardown = h('input', { type: 'number', min: 0, step: 1, placeholder: '5' });
+  const queue = h('input', { type: 'checkbox', checked: true });
+  const element = h('details', { class: 'options', id: 'booking-options' },
+    h('summary', {}, t('book.more')),
+    h('div', { class: 'inline' },
+      field('book-zone', t('book.zone'), zone), field('book-labels', t('book.labels'), labels),
+      field('book-capabilities', t('book.capabilities'), caps)),
+    h('div', { class: 'inline' },
+      field('book-prewarm-percent', t('book.prewarmPercent'), percent),
+      field('book-lead', t('book.leadMin'), lead), field('book-teardown', t('book.teardownMin'), teardown),
+      h('div', { class: 'field check' }, queue, h('label', { for: 'book-queue' }, t('book.queue')))));
+  queue.id = 'book-queue';
+
+  function read() {
+    const out = {};
+    const constraints = {};
+    if (zone.value.trim()) constraints.zone = zone.value.trim();
+    const pairs = list(labels.value);
+    if (pairs.length) {
+      constraints.labels = {};
+      for (const pair of pairs) {
+        const at = pair.indexOf('=');
+        if (at <= 0 || at === pair.length - 1) throw new Error(t('book.badLabel', { label: pair }));
+        constraints.labels[pair.slice(0, at).trim()] = pair.slice(at + 1).trim();
+      }
+    }
+    if (caps.value.trim()) constraints.capabilities = list(caps.value);
+    if (Object.keys(constraints).length) out.constraints = constraints;
+    const prewarm = {};
+    if (percent.value !== '') prewarm.percent = Number(percent.value);
+    if (lead.value !== '') prewarm.leadSec = Number(lead.value) * 60;
+    if (Object.keys(prewarm).length) out.prewarm = prewarm;
+    if (teardown.value !== '') out.teardownSec = Number(teardown.value) * 60;
+    if (!queue.checked) out.queue = false;
+    return out;
+  }
+
+  return { element, read };
+}
+
 function bookingForm(after) {
   const start = new Date(Date.now() + 2 * 3600 * 1000);
   start.setMinutes(0, 0, 0);
@@ -67,18 +123,28 @@ function bookingForm(after) {
   const starts = h('input', { type: 'datetime-local', required: true, value: toLocalInput(start) });
   const ends = h('input', { type: 'datetime-local', required: true, value: toLocalInput(end) });
   const students = h('input', { type: 'number', required: true, min: 1, step: 1, value: '30' });
+  const more = options();
   const submit = h('button', { type: 'submit', id: 'book-submit' }, t('book.submit'));
   const answer = h('div', { id: 'booking-answer', role: 'status' });
-  const form = h('form', { class: 'inline', id: 'booking-form' },
-    field('book-id', t('book.id'), id), field('book-name', t('book.name'), name),
-    field('book-start', t('book.start'), starts), field('book-end', t('book.end'), ends),
-    field('book-students', t('book.students'), students), submit);
+  const form = h('form', { id: 'booking-form' },
+    h('div', { class: 'inline' },
+      field('book-id', t('book.id'), id), field('book-name', t('book.name'), name),
+      field('book-start', t('book.start'), starts), field('book-end', t('book.end'), ends),
+      field('book-students', t('book.students'), students), submit),
+    more.element);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     replace(answer);
+    let extra;
+    try {
+      extra = more.read();
+    } catch (err) {
+      notice('error', err.message);
+      return;
+    }
     const body = {
       examId: id.value.trim(), name: name.value.trim(), startsAt: fromLocalInput(starts.value),
-      endsAt: fromLocalInput(ends.value), students: Number(students.value),
+      endsAt: fromLocalInput(ends.value), students: Number(students.value), ...extra,
     };
     submit.disabled = true;
     try {
