@@ -45,6 +45,8 @@ static ASSETS: &[Asset] = embed! {
     "js/views/overview.js"
     "js/views/workers.js"
     "js/views/exams.js"
+    "js/views/exam_parts.js"
+    "js/views/exam_detail.js"
     "js/views/audit.js"
 };
 

@@ -1,61 +1,16 @@
-// Exams: the calendar, booking with the admission answer (and the
-// suggested start when it does not fit), one exam's figures, and Prewarm.
-import { h, replace, table, field, badge } from '../dom.js';
+// Exams: the calendar and booking with the admission answer (and the
+// suggested start when it does not fit); one exam's page is exam_detail.js.
+import { h, replace, table, field } from '../dom.js';
 import { t } from '../i18n.js';
 import { change, get, isAdmin, seg } from '../api.js';
 import { fromLocalInput, localTime, num, toLocalInput } from '../format.js';
-import { busy, figures, notice, refreshRegion, statusBadge } from '../ui.js';
-
-/** Exams not yet over, soonest first. */
-export function upcoming(exams) {
-  const now = Date.now();
-  return exams.filter((e) => new Date(e.endsAt).getTime() > now)
-    .sort((a, b) => new Date(a.startsAt) - new Date(b.startsAt));
-}
-
-/** An exam's admission as a badge: fits, or at risk. */
-export function admission(exam) {
-  return exam.fits && !exam.atRisk
-    ? badge(t('fits.yes'), 'ok', { 'data-fits': 'true' })
-    : badge(t('fits.risk'), 'bad', { 'data-fits': 'false' });
-}
-
-/**
- * An exam's readiness. Hook: the API does not report readiness yet; when
- * the exam's body gains `readiness` (a percentage) it shows here.
- */
-export function readiness(exam) {
-  if (typeof exam.readiness === 'number') return `${num(exam.readiness)} %`;
-  return h('span', { class: 'hint', title: t('notReported') }, '—', h('span', { class: 'visually-hidden' }, t('notReported')));
-}
+import { figures, notice, refreshRegion, statusBadge } from '../ui.js';
+import { admission, prewarmForm, readiness } from './exam_parts.js';
+import * as examDetail from './exam_detail.js';
 
 /** Mounts the calendar, or exam `id`'s detail, in `main`. */
 export function mount(main, id) {
-  return id ? detail(main, id) : calendar(main);
-}
-
-function prewarmForm(fixedExam) {
-  const exam = h('input', { type: 'text', required: true, autocomplete: 'off', list: 'exam-ids' });
-  const count = h('input', { type: 'number', required: true, min: 1, max: 80, step: 1, value: '3' });
-  const out = h('div', { id: 'prewarm-result', role: 'status' });
-  const submit = h('button', { type: 'submit', id: 'prewarm-submit' }, t('prewarm.submit'));
-  if (fixedExam) exam.value = fixedExam;
-  const form = h('form', { class: 'inline', id: 'prewarm-form' },
-    fixedExam ? null : field('prewarm-exam', t('prewarm.exam'), exam),
-    field('prewarm-count', t('prewarm.count'), count),
-    submit);
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    const examId = exam.value.trim();
-    const r = await busy(submit, () => change('POST', `/api/vdi/exams/${seg(examId)}/prewarm`, { count: Number(count.value) }));
-    if (!r) return;
-    notice('ok', t('prewarm.done', { exam: r.examId, started: r.started, requested: r.requested, planned: r.planned }));
-    replace(out, h('ul', {},
-      r.shares.map((s) => h('li', {}, `${s.worker}: ${s.count}`)),
-      r.failures.map((f) => h('li', {}, t('prewarm.failed', f)))));
-  });
-  return h('section', { class: 'panel', 'aria-labelledby': 'h-prewarm' },
-    h('h2', { id: 'h-prewarm' }, t('prewarm.title')), form, out);
+  return id ? examDetail.mount(main, id) : calendar(main);
 }
 
 /** `a, b , c` → `['a', 'b', 'c']` (blanks dropped). */
@@ -213,56 +168,9 @@ function calendar(main) {
           cells: [
             h('a', { href: `#/exams/${seg(e.examId)}`, 'data-key': `exam-${e.examId}` }, e.examId),
             e.name, localTime(e.startsAt), localTime(e.endsAt), num(e.students),
-            admission(e), readiness(e), num(e.prewarmMachines),
+            admission(e), readiness(e.readiness), num(e.prewarmMachines),
           ],
         })), { id: 'exams' }) : h('p', {}, t('exams.none')));
-    } catch (e) {
-      notice('error', e.message);
-    }
-  }
-
-  refresh();
-  return { refresh };
-}
-
-function detail(main, id) {
-  const head = h('div', { id: 'exam-detail' }, t('loading'));
-  replace(main,
-    h('p', {}, h('a', { href: '#/exams' }, `← ${t('exam.back')}`)),
-    h('h1', {}, t('exam.title', { id })),
-    head,
-    prewarmForm(id));
-
-  async function refresh() {
-    try {
-      const exam = await get(`/api/vdi/exams/${seg(id)}`);
-      const f = exam.figures;
-      const dl = h('dl', { class: 'facts', id: 'exam-facts' });
-      const add = (label, value, key) => dl.append(h('dt', {}, label), h('dd', { 'data-field': key }, value ?? '—'));
-      add(t('book.name'), exam.name, 'name');
-      add(t('col.start'), localTime(exam.startsAt), 'startsAt');
-      add(t('col.end'), localTime(exam.endsAt), 'endsAt');
-      add(t('col.fits'), admission(exam), 'fits');
-      if (exam.shortfall) {
-        add('', t('exam.shortfall', { n: exam.shortfall.shortfall, t: localTime(exam.shortfall.peakAt) }), 'shortfall');
-      }
-      add('', t('exam.window', { from: localTime(exam.reservedFrom), to: localTime(exam.reservedUntil) }), 'window');
-      add(t('exam.bookedStudents'), num(f.bookedStudents), 'bookedStudents');
-      add(t('exam.reservedCapacity'), num(f.reservedCapacity), 'reservedCapacity');
-      add(t('exam.matchingSlots'), num(f.matchingSlots), 'matchingSlots');
-      add(t('exam.sessionsInUse'), num(f.sessionsInUse), 'sessionsInUse');
-      add(t('col.prewarm'), num(exam.prewarmMachines), 'prewarmMachines');
-      add(t('exam.readiness'), readiness(exam), 'readiness');
-      // Hook: the waiting room shows here once the API reports it.
-      add(t('exam.waitingRoom'), exam.waitingRoom === undefined
-        ? h('span', { class: 'hint' }, t('notReported')) : num(exam.waitingRoom.length ?? exam.waitingRoom), 'waitingRoom');
-      const byWorker = Object.entries(f.sessionsByWorker);
-      refreshRegion(head, h('div', {}, h('div', { class: 'panel' }, dl),
-        h('section', { class: 'panel', 'aria-labelledby': 'h-by-worker' },
-          h('h2', { id: 'h-by-worker' }, t('exam.byWorker')),
-          byWorker.length
-            ? table([[t('col.worker')], [t('col.sessions'), 'num']], byWorker.map(([w, n]) => ({ cells: [w, num(n)] })))
-            : h('p', { class: 'hint' }, '0'))));
     } catch (e) {
       notice('error', e.message);
     }

@@ -6,7 +6,7 @@ import { get } from '../api.js';
 import { localTime } from '../format.js';
 import * as live from '../live.js';
 import { figures, notice, refreshRegion, report } from '../ui.js';
-import { admission, readiness, upcoming } from './exams.js';
+import { admission, readiness, upcoming } from './exam_parts.js';
 
 function section(id, title, body) {
   return h('section', { class: 'panel', 'aria-labelledby': id }, h('h2', { id }, title), body);
@@ -41,14 +41,19 @@ export function mount(main) {
           attrs: { 'data-exam': e.examId },
           cells: [
             h('a', { href: `#/exams/${encodeURIComponent(e.examId)}`, 'data-key': `exam-${e.examId}` }, e.name || e.examId),
-            localTime(e.startsAt), e.students, admission(e), readiness(e),
+            localTime(e.startsAt), e.students, admission(e), readiness(e.readiness),
           ],
         }))) : h('p', {}, t('overview.noExams')));
-      // Hook: when the API reports waiting rooms, list each exam's queue here.
-      const rooms = calendar.exams.filter((e) => e.waitingRoom !== undefined);
-      refreshRegion(queues, rooms.length
-        ? table([[t('col.exam')], [t('exam.waitingRoom'), 'num']],
-          rooms.map((e) => ({ cells: [e.examId, e.waitingRoom.length ?? e.waitingRoom] })))
+      // The waiting rooms of the upcoming exams that have one.
+      const rooms = await Promise.all(next.filter((e) => e.queue)
+        .map((e) => get(`/api/vdi/exams/${encodeURIComponent(e.examId)}/queue`)));
+      const forming = rooms.filter((q) => q.queued > 0);
+      refreshRegion(queues, forming.length
+        ? table([[t('col.exam')], [t('exam.queued'), 'num'], [t('exam.placedFromQueue'), 'num']],
+          forming.map((q) => ({
+            attrs: { 'data-queue': q.examId },
+            cells: [h('a', { href: `#/exams/${encodeURIComponent(q.examId)}` }, q.examId), q.queued, q.placedTotal],
+          })), { id: 'queues' })
         : h('p', { class: 'hint' }, t('overview.queuesNone')));
     } catch (e) {
       notice('error', e.message);
