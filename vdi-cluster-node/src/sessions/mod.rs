@@ -25,11 +25,12 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 use tokio::sync::watch;
+use vdi_cluster_core::worker::PoolReport;
 use vdi_cluster_core::{ExamId, SessionKey, WorkerId};
 
 use crate::admin::AdminView;
 use crate::pool::PrewarmPool;
-use crate::provision::{ProvisionError, Provisioner};
+use crate::provision::{Machine, ProvisionError, Provisioner};
 
 mod view;
 
@@ -233,13 +234,8 @@ impl WorkerNode {
             }
         }
         for (exam, machine) in evicted {
-            let node = Arc::clone(self);
-            tokio::spawn(async move {
-                tracing::info!(exam = %exam, "discarding an idle prewarmed machine to make room");
-                if let Err(e) = node.provisioner.discard(&exam, &machine).await {
-                    tracing::warn!(exam = %exam, error = %e, "discarding a prewarmed machine failed");
-                }
-            });
+            tracing::info!(exam = %exam, "an idle prewarmed machine makes room");
+            self.discard_machines(&exam, vec![machine]);
         }
         let node = Arc::clone(self);
         let key = key.clone();
@@ -384,7 +380,7 @@ impl WorkerNode {
         let used = table.sessions.len() + table.pool.idle() + table.pool.starting();
         let room = (self.max_sessions as usize).saturating_sub(used);
         let accepted = room.min(count as usize);
-        table.pool.start(accepted);
+        table.pool.start(exam, accepted);
         drop(table);
         for _ in 0..accepted {
             let node = Arc::clone(self);
@@ -394,10 +390,42 @@ impl WorkerNode {
                 if let Err(e) = &result {
                     tracing::warn!(exam = %exam, error = %e, "prewarm failed");
                 }
-                node.table().pool.finish(exam, result.ok());
+                let doomed = node.table().pool.finish(&exam, result.ok());
+                if let Some(machine) = doomed {
+                    node.discard_machines(&exam, vec![machine]);
+                }
             });
         }
         Ok(u32::try_from(accepted).unwrap_or(u32::MAX))
+    }
+
+    /// Discards `exam`'s idle prewarmed machines (and those still
+    /// starting, once started) and forgets its failed starts; returns how
+    /// many idle machines were discarded.
+    pub fn discard_prewarm(self: &Arc<Self>, exam: &ExamId) -> u32 {
+        let idle = self.table().pool.discard(exam);
+        let n = u32::try_from(idle.len()).unwrap_or(u32::MAX);
+        self.discard_machines(exam, idle);
+        n
+    }
+
+    fn discard_machines(self: &Arc<Self>, exam: &ExamId, machines: Vec<Machine>) {
+        for machine in machines {
+            let node = Arc::clone(self);
+            let exam = exam.clone();
+            tokio::spawn(async move {
+                tracing::info!(exam = %exam, "discarding a prewarmed machine");
+                if let Err(e) = node.provisioner.discard(&exam, &machine).await {
+                    tracing::warn!(exam = %exam, error = %e, "discarding a prewarmed machine failed");
+                }
+            });
+        }
+    }
+
+    /// The prewarm pool per exam (starting, ready, failed), for a
+    /// heartbeat.
+    pub fn pool_report(&self) -> PoolReport {
+        self.table().pool.report()
     }
 
     /// The sessions for a heartbeat.
@@ -575,6 +603,33 @@ mod tests {
         assert_eq!(s["prewarmed"], false);
         assert_eq!(n.pool().0.get("e"), Some(&1));
         assert_eq!(n.sessions().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_discard_releases_the_exams_machines_and_their_slots() {
+        let n = node(4, 0, 0.0);
+        let exam = ExamId::parse("examId", "e").unwrap();
+        let other = ExamId::parse("examId", "o").unwrap();
+        assert_eq!(n.prewarm(&exam, 3).unwrap(), 3);
+        assert_eq!(n.prewarm(&other, 1).unwrap(), 1);
+        settle(|| n.pool_report().of(&exam).ready == 3).await;
+        assert_eq!(n.discard_prewarm(&exam), 3);
+        assert!(n.pool_report().of(&exam).is_empty());
+        settle(|| n.pool_report().of(&other).ready == 1).await;
+        assert_eq!(n.prewarm(&exam, 5).unwrap(), 3, "the slots are free again");
+        assert_eq!(n.discard_prewarm(&other), 1);
+    }
+
+    #[tokio::test]
+    async fn failed_prewarms_are_reported_per_exam() {
+        let n = node(2, 0, 1.0);
+        let exam = ExamId::parse("examId", "e").unwrap();
+        assert_eq!(n.prewarm(&exam, 2).unwrap(), 2);
+        settle(|| n.pool_report().of(&exam).failed == 2).await;
+        let pool = n.pool_report().of(&exam);
+        assert_eq!((pool.starting, pool.ready), (0, 0));
+        assert_eq!(n.discard_prewarm(&exam), 0);
+        assert!(n.pool_report().is_empty(), "a discard forgets the failures");
     }
 
     #[tokio::test]
