@@ -9,8 +9,8 @@
 use vdi_cluster_core::ValidationError;
 use vdi_cluster_protocol::workers::WorkerJson;
 use vdi_cluster_protocol::{
-    DescriptionJson, ExamPoolJson, HeartbeatRequest, HeartbeatResponse, HostJson, JoinResponse, PoolJson, RegisterRequest,
-    SessionRef,
+    DescriptionJson, ExamPoolJson, HeartbeatRequest, HeartbeatResponse, HostJson, JoinResponse,
+    PoolJson, RegisterRequest, SessionRef,
 };
 
 use crate::pb;

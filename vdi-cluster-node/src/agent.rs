@@ -43,8 +43,8 @@ use vdi_cluster_core::worker::MAX_LIVE_SESSIONS;
 use vdi_cluster_core::{SessionKey, WorkerDescription, WorkerId};
 use vdi_cluster_protocol::node_status::{ControlPlaneStatus, CredentialKind};
 use vdi_cluster_protocol::{
-    PoolJson,
-    DescriptionJson, HeartbeatRequest, HeartbeatResponse, HostJson, RegisterRequest, SessionRef,
+    DescriptionJson, HeartbeatRequest, HeartbeatResponse, HostJson, PoolJson, RegisterRequest,
+    SessionRef,
 };
 
 use crate::admin::AdminView;

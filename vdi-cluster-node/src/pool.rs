@@ -237,7 +237,10 @@ mod tests {
         assert_eq!(pool_of(&pool, "a").failed, 0, "a doomed failure is not one");
         assert!(pool.discard(&exam("a")).is_empty());
         assert!(pool.discard(&exam("zzz")).is_empty());
-        assert!(pool.finish(&exam("b"), machine(3)).is_none(), "b is untouched");
+        assert!(
+            pool.finish(&exam("b"), machine(3)).is_none(),
+            "b is untouched"
+        );
         assert_eq!(pool.report().exams.len(), 1);
         assert_eq!(pool.starting(), 0);
     }

@@ -108,9 +108,7 @@ impl HttpWorkerClient {
         let mut url = reqwest::Url::parse(&format!("{base}{path}"))
             .map_err(|e| WorkerCallError::Unreachable(Box::new(e)))?;
         url.path_segments_mut()
-            .map_err(|()| {
-                WorkerCallError::Unreachable(Box::new(NoBaseUrl(worker.id.to_string())))
-            })?
+            .map_err(|()| WorkerCallError::Unreachable(Box::new(NoBaseUrl(worker.id.to_string()))))?
             .push(segment);
         self.send(self.http.delete(url)).await
     }

@@ -210,7 +210,11 @@ mod tests {
 
     #[test]
     fn lost_machines_are_replaced_on_other_workers() {
-        let sights = [sight("a", 3, 0, 0, false), sight("b", 2, 0, 1, true), sight("c", 0, 0, 0, true)];
+        let sights = [
+            sight("a", 3, 0, 0, false),
+            sight("b", 2, 0, 1, true),
+            sight("c", 0, 0, 0, true),
+        ];
         let r = readiness(6, &sights);
         assert_eq!((r.live.ready, r.live.failed, r.lost), (2, 1, 3));
         assert_eq!(r.readiness_percent, 33);
@@ -219,7 +223,14 @@ mod tests {
             panic!("a top-up")
         };
         assert_eq!(missing, 4);
-        assert_eq!(shares, vec![PrewarmShare { worker: w("c"), count: 4 }], "b failed, a is gone");
+        assert_eq!(
+            shares,
+            vec![PrewarmShare {
+                worker: w("c"),
+                count: 4
+            }],
+            "b failed, a is gone"
+        );
     }
 
     #[test]
@@ -232,7 +243,10 @@ mod tests {
         );
         sights[0].room = None;
         sights[0].reported_at = Some(Timestamp(60));
-        assert_eq!(plan_top_up(2, &sights, Timestamp(50), 80), TopUp::NoRoom { missing: 2 });
+        assert_eq!(
+            plan_top_up(2, &sights, Timestamp(50), 80),
+            TopUp::NoRoom { missing: 2 }
+        );
         sights[0].pool.starting = 2;
         assert_eq!(plan_top_up(2, &sights, Timestamp(50), 80), TopUp::Enough);
     }

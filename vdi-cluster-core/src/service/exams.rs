@@ -19,8 +19,8 @@ use crate::events::EventKind;
 use crate::exam::{Capacity, Exam, ExamPatch, Readiness, Refusal, Shortfall, decide, risk};
 use crate::ids::{ExamId, WorkerId};
 use crate::service::prewarm_target::exam_readiness;
-use crate::worker::WorkerView;
 use crate::time::Timestamp;
+use crate::worker::WorkerView;
 
 /// The answer to a booking or a change.
 #[derive(Debug, Clone, PartialEq)]

@@ -68,7 +68,10 @@ impl ClusterService {
             let target = exam.prewarm.machines(exam.students);
             let ready = exam_readiness(exam, &views);
             if ready.live.ready >= target && exam.prewarm_marks.ready_at.is_none() {
-                if self.mark(&exam.id, |e| e.prewarm_marks.ready_at = Some(now)).await? {
+                if self
+                    .mark(&exam.id, |e| e.prewarm_marks.ready_at = Some(now))
+                    .await?
+                {
                     self.emit(EventKind::ExamPrewarmReady {
                         exam: exam.id.clone(),
                         ready: ready.live.ready,

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    HostInfo, MAX_BOOT_ID_LEN, PoolReport, MAX_LIVE_SESSIONS, RETIRED_BOOTS_KEPT, WorkerDescription,
-    WorkerRecord,
+    HostInfo, MAX_BOOT_ID_LEN, MAX_LIVE_SESSIONS, PoolReport, RETIRED_BOOTS_KEPT,
+    WorkerDescription, WorkerRecord,
 };
 use crate::capacity::{CapacitySpec, MAX_SESSIONS};
 use crate::health::{

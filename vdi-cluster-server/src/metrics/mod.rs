@@ -16,7 +16,9 @@
 //! | `vdi_events_total` | counter | `type` |
 //!
 //! Reconcile figures come from the `reconciled` events, so background and
-//! manual passes are both counted.
+//! manual passes are both counted. Per-exam series: [`exams`].
+
+mod exams;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +32,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use vdi_cluster_core::service::{AllocateOutcome, ClusterSummary};
 use vdi_cluster_core::{ClusterService, Event, EventKind, EventSink, WorkerStatus};
+
+pub use exams::{ExamMetrics, MAX_TRACKED_EXAMS};
 
 /// Content type of the `/metrics` answer.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -87,6 +91,7 @@ pub struct Metrics {
     reconcile_migrated: Counter,
     drift_repaired: Counter,
     events: Family<TypeLabel, Counter>,
+    exams: ExamMetrics,
 }
 
 impl Default for Metrics {
@@ -193,6 +198,7 @@ impl Metrics {
         );
         let events = Family::<TypeLabel, Counter>::default();
         registry.register("events", "Cluster events by type", events.clone());
+        let exams = ExamMetrics::register(&mut registry);
         for status in STATUSES {
             workers
                 .get_or_create(&StatusLabel {
@@ -218,7 +224,13 @@ impl Metrics {
             reconcile_migrated,
             drift_repaired,
             events,
+            exams,
         }
+    }
+
+    /// The per-exam series and this replica's allocation figures per exam.
+    pub fn exams(&self) -> &ExamMetrics {
+        &self.exams
     }
 
     /// Counts an allocation request and its latency.
@@ -299,6 +311,7 @@ impl Metrics {
                 self.backend_up.set(0);
             }
         }
+        self.exams.refresh(service).await;
         let mut out = String::new();
         if let Err(e) = encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "cannot encode metrics");
