@@ -94,7 +94,7 @@ proptest! {
             TopUp::Wait { worker } => {
                 prop_assert!(counted < target);
                 let w = s.iter().find(|s| s.worker == worker).unwrap();
-                prop_assert!(w.live && w.reported_at < Some(SINCE));
+                prop_assert!(w.live && w.reported_at <= Some(SINCE));
             }
             TopUp::NoRoom { missing } => {
                 prop_assert_eq!(missing, target - counted);
@@ -102,7 +102,7 @@ proptest! {
             }
             TopUp::Start { missing, shares } => {
                 prop_assert_eq!(missing, target - counted);
-                prop_assert!(s.iter().all(|s| !s.live || s.reported_at >= Some(SINCE)));
+                prop_assert!(s.iter().all(|s| !s.live || s.reported_at > Some(SINCE)));
                 let total: u32 = shares.iter().map(|x| x.count).sum();
                 prop_assert!(total >= 1 && total <= missing && total <= max);
                 for share in &shares {

@@ -109,7 +109,7 @@ pub fn readiness(target: u32, sights: &[PoolSight]) -> Readiness {
 pub enum TopUp {
     /// Ready and starting machines on live workers reach the target.
     Enough,
-    /// A live worker has not reported since the last prewarm call: its
+    /// A live worker has not reported after the last prewarm call: its
     /// report may not show what that call started yet. Decide again later.
     Wait {
         /// The worker whose report is older.
@@ -136,8 +136,8 @@ pub enum TopUp {
 ///
 /// Ready and starting machines on live workers count; failed ones and
 /// those on workers that are not live do not. Nothing is decided while a
-/// live worker's report predates `since` ([`TopUp::Wait`]), so a call's
-/// machines are never started twice. The missing machines are split with
+/// live worker's latest report is not later than `since` ([`TopUp::Wait`]),
+/// so a call's machines are never started twice. The missing machines are split with
 /// the prewarm planner over workers with room, preferring those that
 /// reported no failure for the exam (all of them if those have no room),
 /// at most `max` in total.
@@ -151,7 +151,7 @@ pub fn plan_top_up(target: u32, sights: &[PoolSight], since: Timestamp, max: u32
     }
     if let Some(s) = sights
         .iter()
-        .find(|s| s.live && s.reported_at.is_none_or(|t| t < since))
+        .find(|s| s.live && s.reported_at.is_none_or(|t| t <= since))
     {
         return TopUp::Wait {
             worker: s.worker.clone(),

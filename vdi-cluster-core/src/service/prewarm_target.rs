@@ -11,8 +11,8 @@
 //! emits `examPrewarmBehind` once.
 //!
 //! Unclaimed machines are released when the exam ends (and when it is
-//! cancelled): every reachable worker whose report still holds machines of
-//! the exam is told to discard them, pass after pass until the reports are
+//! cancelled): every reachable worker whose report still lists the exam is
+//! told to discard its machines, pass after pass until the reports are
 //! empty or the exam's teardown is over.
 
 use std::collections::HashSet;
@@ -154,13 +154,13 @@ impl ClusterService {
     }
 
     /// Discards `exam`'s prewarmed machines on every reachable worker whose
-    /// report holds some; failures are logged (the next pass, or the
+    /// report lists the exam (machines, or failed starts to forget); failures are logged (the next pass, or the
     /// worker's own eviction, takes care of them). Returns the idle
     /// machines discarded.
     pub(crate) async fn discard_prewarm(&self, exam: &ExamId, views: &[WorkerView]) -> u32 {
         let holders: Vec<&WorkerView> = views
             .iter()
-            .filter(|v| v.availability.is_reachable() && v.record.prewarm_pool.of(exam).held() > 0)
+            .filter(|v| v.availability.is_reachable() && !v.record.prewarm_pool.of(exam).is_empty())
             .collect();
         let mut discarded = 0;
         for view in holders {
