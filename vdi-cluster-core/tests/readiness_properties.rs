@@ -11,7 +11,10 @@ use vdi_cluster_core::{Timestamp, WorkerId};
 
 const SINCE: Timestamp = Timestamp(1_000);
 
-fn sight() -> impl Strategy<Value = (u32, u32, u32, bool, Option<u32>, bool)> {
+/// ready, starting, failed, live, room, reported after `SINCE`.
+type RawSight = (u32, u32, u32, bool, Option<u32>, bool);
+
+fn sight() -> impl Strategy<Value = RawSight> {
     (
         0u32..20,
         0u32..20,
@@ -22,7 +25,7 @@ fn sight() -> impl Strategy<Value = (u32, u32, u32, bool, Option<u32>, bool)> {
     )
 }
 
-fn sights(raw: &[(u32, u32, u32, bool, Option<u32>, bool)]) -> Vec<PoolSight> {
+fn sights(raw: &[RawSight]) -> Vec<PoolSight> {
     raw.iter()
         .enumerate()
         .map(

@@ -67,17 +67,17 @@ impl ClusterService {
             };
             let target = exam.prewarm.machines(exam.students);
             let ready = exam_readiness(exam, &views);
-            if ready.live.ready >= target && exam.prewarm_marks.ready_at.is_none() {
-                if self
+            if ready.live.ready >= target
+                && exam.prewarm_marks.ready_at.is_none()
+                && self
                     .mark(&exam.id, |e| e.prewarm_marks.ready_at = Some(now))
                     .await?
-                {
-                    self.emit(EventKind::ExamPrewarmReady {
-                        exam: exam.id.clone(),
-                        ready: ready.live.ready,
-                        target,
-                    });
-                }
+            {
+                self.emit(EventKind::ExamPrewarmReady {
+                    exam: exam.id.clone(),
+                    ready: ready.live.ready,
+                    target,
+                });
             }
             if now >= exam.starts_at {
                 if exam.prewarm_marks.start_checked_at.is_none()
