@@ -59,12 +59,19 @@ impl ClusterService {
     pub async fn keep_prewarm_targets(&self) -> Result<Vec<(ExamId, PrewarmReport)>> {
         let now = self.clock.now();
         let calendar = self.store.exam_calendar().await?;
+        // Exams whose prewarm has started and still has a step to take.
+        let pending: Vec<(&Exam, _)> = calendar
+            .exams
+            .iter()
+            .filter_map(|e| e.prewarm_started_at.map(|t| (e, t)))
+            .filter(|(e, _)| now < e.starts_at || e.prewarm_marks.start_checked_at.is_none())
+            .collect();
+        if pending.is_empty() {
+            return Ok(Vec::new());
+        }
         let views = self.worker_views().await?;
         let mut topped = Vec::new();
-        for exam in &calendar.exams {
-            let Some(started_at) = exam.prewarm_started_at else {
-                continue;
-            };
+        for (exam, started_at) in pending {
             let target = exam.prewarm.machines(exam.students);
             let ready = exam_readiness(exam, &views);
             if ready.live.ready >= target
