@@ -133,6 +133,16 @@ async fn unclaimed_machines_are_released_at_the_end_and_on_cancellation() {
     let cluster = Cluster::start(&[4, 4], CpOptions::default()).await;
     let api = cluster.api.clone();
     let workers: Vec<&Worker> = cluster.workers.iter().collect();
+    // The discard call is the control plane's alone.
+    let anonymous = reqwest::Client::new()
+        .delete(format!(
+            "{}/api/vdi/cluster/prewarm/exam-short",
+            workers[0].url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
     // A short exam: prewarmed in 2 s, from 20 s to 25 s after booking.
     book(
         &api,
