@@ -34,7 +34,7 @@ use vdi_cluster_node::provision::SimulatedProvisioner;
 use vdi_cluster_node::sessions::WorkerNode;
 use vdi_cluster_protocol::{
     DescriptionJson, ErrorBody, HEARTBEAT_PATH, HeartbeatRequest, HeartbeatResponse, HostJson,
-    SessionRef, WORKER_TOKEN_HEADER,
+    PoolJson, SessionRef, WORKER_TOKEN_HEADER,
 };
 
 use crate::alloc::AllocOutcome;
@@ -384,6 +384,7 @@ impl HttpCluster {
             memory_percent: hb.resources.memory_percent,
             disk_percent: hb.resources.disk_percent,
             host: HostJson::default(),
+            prewarm_pool: PoolJson::default(),
         }
     }
 

@@ -83,6 +83,7 @@ impl Day {
                 },
                 live_sessions: Some(live),
                 live_details: Default::default(),
+                prewarm_pool: Default::default(),
                 resources: ResourceUsage::default(),
                 host: Default::default(),
             };

@@ -1,7 +1,8 @@
 //! Calls from the control plane to a worker node.
 //!
 //! The reference server implements [`WorkerClient`] over HTTP (seed 000's
-//! `/api/vdi/cluster/allocate|release|prewarm` with `x-cluster-token`);
+//! `/api/vdi/cluster/allocate|release|prewarm` with `x-cluster-token`, and
+//! `DELETE /api/vdi/cluster/prewarm/:examId` to discard an exam's machines);
 //! tests use a mock or the simulated workers of the `testkit` feature. The
 //! orchestration applies the call timeout (`CLUSTER_API_TIMEOUT_MS`) itself.
 
@@ -67,5 +68,15 @@ pub trait WorkerClient: Debug + Send + Sync + 'static {
         worker: &WorkerRecord,
         exam: &ExamId,
         count: u32,
+    ) -> Result<u32, WorkerCallError>;
+
+    /// Discards `exam`'s idle prewarmed machines on `worker` (and those
+    /// still starting, once they have started); returns how many idle
+    /// machines were discarded. Discarding an exam the worker holds
+    /// nothing of succeeds with 0.
+    async fn discard_prewarm(
+        &self,
+        worker: &WorkerRecord,
+        exam: &ExamId,
     ) -> Result<u32, WorkerCallError>;
 }

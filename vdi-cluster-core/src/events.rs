@@ -139,6 +139,27 @@ pub enum EventKind {
         /// The exam.
         exam: ExamId,
     },
+    // Prewarm progress of booked exams (timed prewarm and its target).
+    /// A booked exam's prewarmed machines reached its target (readiness
+    /// 100 %): emitted once per exam.
+    ExamPrewarmReady {
+        /// The exam.
+        exam: ExamId,
+        /// Machines ready.
+        ready: u32,
+        /// The prewarm target.
+        target: u32,
+    },
+    /// A booked exam started with fewer machines ready than its target:
+    /// emitted once, at its start.
+    ExamPrewarmBehind {
+        /// The exam.
+        exam: ExamId,
+        /// Machines ready.
+        ready: u32,
+        /// The prewarm target.
+        target: u32,
+    },
 }
 
 impl EventKind {
@@ -161,6 +182,8 @@ impl EventKind {
             Self::Reconciled { .. } => "reconciled",
             Self::ExamAtRisk { .. } => "examAtRisk",
             Self::ExamFitsAgain { .. } => "examFitsAgain",
+            Self::ExamPrewarmReady { .. } => "examPrewarmReady",
+            Self::ExamPrewarmBehind { .. } => "examPrewarmBehind",
         }
     }
 }
@@ -193,7 +216,8 @@ impl EventSink for LogSink {
             EventKind::MigrationFailed { .. }
             | EventKind::SessionsOrphaned { .. }
             | EventKind::MigrationSuspended { .. }
-            | EventKind::ExamAtRisk { .. } => {
+            | EventKind::ExamAtRisk { .. }
+            | EventKind::ExamPrewarmBehind { .. } => {
                 tracing::warn!(target: "vdi_cluster::events", event = %json, "cluster event")
             }
             _ => tracing::info!(target: "vdi_cluster::events", event = %json, "cluster event"),

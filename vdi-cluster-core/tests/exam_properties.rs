@@ -63,6 +63,7 @@ fn exam(
         booked_at: Timestamp(0),
         updated_at: Timestamp(0),
         prewarm_started_at: None,
+        prewarm_marks: Default::default(),
     }
 }
 

@@ -22,6 +22,7 @@ mockall::mock! {
         async fn allocate(&self, worker: &WorkerRecord, key: &SessionKey) -> Result<serde_json::Value, WorkerCallError>;
         async fn release(&self, worker: &WorkerRecord, key: &SessionKey) -> Result<(), WorkerCallError>;
         async fn prewarm(&self, worker: &WorkerRecord, exam: &ExamId, count: u32) -> Result<u32, WorkerCallError>;
+        async fn discard_prewarm(&self, worker: &WorkerRecord, exam: &ExamId) -> Result<u32, WorkerCallError>;
     }
 }
 

@@ -679,6 +679,9 @@ impl WorkerClient for CountingClient {
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         Ok(count)
     }
+    async fn discard_prewarm(&self, _: &WorkerRecord, _: &ExamId) -> Result<u32, WorkerCallError> {
+        Ok(0)
+    }
 }
 
 #[tokio::test(start_paused = true)]

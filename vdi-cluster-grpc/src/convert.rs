@@ -9,8 +9,8 @@
 use vdi_cluster_core::ValidationError;
 use vdi_cluster_protocol::workers::WorkerJson;
 use vdi_cluster_protocol::{
-    DescriptionJson, HeartbeatRequest, HeartbeatResponse, HostJson, JoinResponse, RegisterRequest,
-    SessionRef,
+    DescriptionJson, ExamPoolJson, HeartbeatRequest, HeartbeatResponse, HostJson, JoinResponse,
+    PoolJson, RegisterRequest, SessionRef,
 };
 
 use crate::pb;
@@ -140,6 +140,19 @@ impl TryFrom<pb::HeartbeatRequest> for HeartbeatRequest {
             memory_percent: r.memory_percent,
             disk_percent: r.disk_percent,
             host: r.host.unwrap_or_default().into(),
+            prewarm_pool: PoolJson(
+                r.prewarm_pool
+                    .into_iter()
+                    .map(|(exam, p)| {
+                        let pool = ExamPoolJson {
+                            starting: p.starting,
+                            ready: p.ready,
+                            failed: p.failed,
+                        };
+                        (exam, pool)
+                    })
+                    .collect(),
+            ),
         })
     }
 }
@@ -171,6 +184,19 @@ impl From<&HeartbeatRequest> for pb::HeartbeatRequest {
             memory_percent: r.memory_percent,
             disk_percent: r.disk_percent,
             host: Some((&r.host).into()),
+            prewarm_pool: r
+                .prewarm_pool
+                .0
+                .iter()
+                .map(|(exam, p)| {
+                    let pool = pb::ExamPool {
+                        starting: p.starting,
+                        ready: p.ready,
+                        failed: p.failed,
+                    };
+                    (exam.clone(), pool)
+                })
+                .collect(),
         }
     }
 }
@@ -337,6 +363,7 @@ mod tests {
             "vmCpuCores": 1.5, "vmMemoryMb": 2048, "activeSessions": 11,
             "bootId": "b1", "seq": 3, "liveSessions": [],
             "hostname": "node1", "diskGb": 500,
+            "prewarmPool": {"math": {"starting": 1, "ready": 2, "failed": 3}},
         }))
         .unwrap()
     }

@@ -43,7 +43,8 @@ use vdi_cluster_core::worker::MAX_LIVE_SESSIONS;
 use vdi_cluster_core::{SessionKey, WorkerDescription, WorkerId};
 use vdi_cluster_protocol::node_status::{ControlPlaneStatus, CredentialKind};
 use vdi_cluster_protocol::{
-    DescriptionJson, HeartbeatRequest, HeartbeatResponse, HostJson, RegisterRequest, SessionRef,
+    DescriptionJson, HeartbeatRequest, HeartbeatResponse, HostJson, PoolJson, RegisterRequest,
+    SessionRef,
 };
 
 use crate::admin::AdminView;
@@ -351,6 +352,7 @@ impl Agent {
                 os: self.identity.os.clone(),
                 agent_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
             },
+            prewarm_pool: PoolJson::from(&self.node.pool_report()),
         };
         (body, snapshot.live)
     }

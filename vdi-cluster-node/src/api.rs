@@ -1,5 +1,6 @@
 //! The worker-side API (seed 000): `POST /api/vdi/cluster/allocate`,
-//! `/release` and `/prewarm`, called by the control plane with the shared
+//! `/release` and `/prewarm`, and `DELETE /api/vdi/cluster/prewarm/:examId`
+//! (discard the exam's prewarmed machines), called by the control plane with the shared
 //! cluster token in `x-cluster-token`; `GET /api/vdi/cluster/status`, the
 //! node's own view ([`status`](crate::status), same token; 404 on a node
 //! API built without the heartbeat agent whose view it reports);
@@ -15,11 +16,11 @@
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -28,9 +29,9 @@ use vdi_cluster_core::{ExamId, SessionKey, ValidationError};
 
 use vdi_cluster_protocol::credentials::TokenHash;
 use vdi_cluster_protocol::{
-    AllocateRequest, AllocateResponse, CLUSTER_TOKEN_HEADER, PrewarmRequest, PrewarmResponse,
-    ReleaseRequest, ReleaseResponse, WORKER_ALLOCATE_PATH, WORKER_PREWARM_PATH,
-    WORKER_RELEASE_PATH, WORKER_STATUS_PATH,
+    AllocateRequest, AllocateResponse, CLUSTER_TOKEN_HEADER, PrewarmDiscardResponse,
+    PrewarmRequest, PrewarmResponse, ReleaseRequest, ReleaseResponse, WORKER_ALLOCATE_PATH,
+    WORKER_PREWARM_DISCARD_PATH, WORKER_PREWARM_PATH, WORKER_RELEASE_PATH, WORKER_STATUS_PATH,
 };
 
 use vdi_cluster_protocol::node_status::{Health, NodeStatus};
@@ -138,6 +139,15 @@ async fn prewarm(
     Ok(Json(PrewarmResponse { accepted }))
 }
 
+async fn discard_prewarm(
+    State(api): State<WorkerApi>,
+    Path(exam_id): Path<String>,
+) -> Result<Json<PrewarmDiscardResponse>, HttpError> {
+    let exam = ExamId::parse("examId", exam_id)?;
+    let discarded = api.node.discard_prewarm(&exam);
+    Ok(Json(PrewarmDiscardResponse { discarded }))
+}
+
 async fn status_handler(State(api): State<WorkerApi>) -> Result<Json<NodeStatus>, HttpError> {
     match &api.agent {
         Some(agent) => Ok(Json(status(&api.node, agent))),
@@ -174,6 +184,7 @@ pub fn router(api: WorkerApi) -> Router {
         .route(WORKER_ALLOCATE_PATH, post(allocate))
         .route(WORKER_RELEASE_PATH, post(release))
         .route(WORKER_PREWARM_PATH, post(prewarm))
+        .route(WORKER_PREWARM_DISCARD_PATH, delete(discard_prewarm))
         .route(WORKER_STATUS_PATH, get(status_handler))
         .route_layer(middleware::from_fn_with_state(
             api.clone(),

@@ -75,6 +75,14 @@
 //!     ) -> Result<u32, WorkerCallError> {
 //!         Ok(count)
 //!     }
+//!
+//!     async fn discard_prewarm(
+//!         &self,
+//!         _: &WorkerRecord,
+//!         _: &ExamId,
+//!     ) -> Result<u32, WorkerCallError> {
+//!         Ok(0)
+//!     }
 //! }
 //!
 //! #[tokio::main]

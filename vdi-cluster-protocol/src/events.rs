@@ -105,6 +105,24 @@ pub enum EventKindJson {
         /// The exam.
         exam_id: String,
     },
+    /// A booked exam's prewarmed machines reached its target.
+    ExamPrewarmReady {
+        /// The exam.
+        exam_id: String,
+        /// Machines ready.
+        ready: u32,
+        /// The prewarm target.
+        target: u32,
+    },
+    /// A booked exam started with fewer machines ready than its target.
+    ExamPrewarmBehind {
+        /// The exam.
+        exam_id: String,
+        /// Machines ready.
+        ready: u32,
+        /// The prewarm target.
+        target: u32,
+    },
 }
 
 impl EventKindJson {
@@ -178,6 +196,24 @@ impl EventKindJson {
             },
             EventKind::ExamFitsAgain { exam } => Self::ExamFitsAgain {
                 exam_id: exam.to_string(),
+            },
+            EventKind::ExamPrewarmReady {
+                exam,
+                ready,
+                target,
+            } => Self::ExamPrewarmReady {
+                exam_id: exam.to_string(),
+                ready: *ready,
+                target: *target,
+            },
+            EventKind::ExamPrewarmBehind {
+                exam,
+                ready,
+                target,
+            } => Self::ExamPrewarmBehind {
+                exam_id: exam.to_string(),
+                ready: *ready,
+                target: *target,
             },
             _ => return None,
         })
@@ -320,6 +356,24 @@ mod tests {
                     exam: vdi_cluster_core::ExamId::parse("examId", "math").unwrap(),
                 },
                 json!({"at": 42, "type": "examFitsAgain", "examId": "math"}),
+            ),
+            (
+                EventKind::ExamPrewarmReady {
+                    exam: vdi_cluster_core::ExamId::parse("examId", "math").unwrap(),
+                    ready: 6,
+                    target: 6,
+                },
+                json!({"at": 42, "type": "examPrewarmReady", "examId": "math", "ready": 6,
+                       "target": 6}),
+            ),
+            (
+                EventKind::ExamPrewarmBehind {
+                    exam: vdi_cluster_core::ExamId::parse("examId", "math").unwrap(),
+                    ready: 2,
+                    target: 6,
+                },
+                json!({"at": 42, "type": "examPrewarmBehind", "examId": "math", "ready": 2,
+                       "target": 6}),
             ),
         ];
         for (kind, expected) in cases {

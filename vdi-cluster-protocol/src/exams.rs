@@ -24,6 +24,12 @@ use vdi_cluster_core::{Constraints, Exam, ExamId, ExamPatch, Timestamp, Validati
 
 use crate::sessions::ConstraintsJson;
 
+mod readiness;
+
+pub use readiness::{
+    AllocationFiguresJson, PrewarmFiguresJson, ReadinessJson, WorkerReadinessJson,
+};
+
 /// An exam's prewarm plan: `count` or `percent` of the students (not
 /// both), and `leadSec` (default 900) before `startsAt`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
@@ -117,6 +123,7 @@ impl BookExamRequest {
             booked_at: Timestamp(0),
             updated_at: Timestamp(0),
             prewarm_started_at: None,
+            prewarm_marks: Default::default(),
         })
     }
 }
@@ -283,6 +290,8 @@ pub struct ExamJson {
     /// When its timed prewarm started (RFC 3339); absent before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prewarm_started_at: Option<String>,
+    /// Its prewarm readiness now.
+    pub readiness: ReadinessJson,
 }
 
 impl From<&ExamStatus> for ExamJson {
@@ -313,6 +322,7 @@ impl From<&ExamStatus> for ExamJson {
             booked_at: format_rfc3339(e.booked_at),
             updated_at: format_rfc3339(e.updated_at),
             prewarm_started_at: e.prewarm_started_at.map(format_rfc3339),
+            readiness: ReadinessJson::from(&s.prewarm),
         }
     }
 }
@@ -340,9 +350,14 @@ pub struct ExamFiguresJson {
     pub sessions_in_use: u32,
     /// Its sessions per worker.
     pub sessions_by_worker: BTreeMap<String, u32>,
+    /// Its prewarm: target, ready, starting, failed, readiness, per worker.
+    pub prewarm: PrewarmFiguresJson,
+    /// Its allocations as this replica counted them.
+    pub allocations: AllocationFiguresJson,
 }
 
-/// `GET /api/vdi/exams/{examId}`: the exam and its figures.
+/// `GET /api/vdi/exams/{examId}`: the exam and its figures. The allocation
+/// figures are the answering replica's; the server fills them in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExamDetailJson {
@@ -367,6 +382,8 @@ impl From<&ExamFigures> for ExamDetailJson {
                     .iter()
                     .map(|(w, n)| (w.to_string(), *n))
                     .collect(),
+                prewarm: PrewarmFiguresJson::from(&f.status.prewarm),
+                allocations: AllocationFiguresJson::default(),
             },
         }
     }
@@ -497,6 +514,7 @@ mod tests {
         let json = serde_json::to_value(ExamJson::from(&ExamStatus {
             exam,
             at_risk: None,
+            prewarm: Default::default(),
         }))
         .unwrap();
         // Sorted: the map's own order depends on serde_json's features.
@@ -521,6 +539,7 @@ mod tests {
                 "prewarm",
                 "prewarmMachines",
                 "queue",
+                "readiness",
                 "reservedFrom",
                 "reservedUntil",
                 "startsAt",

@@ -1,6 +1,8 @@
 //! [`HttpWorkerClient`]: core's [`WorkerClient`] over HTTP.
 //!
 //! Calls `apiBaseUrl` + seed 000's `/api/vdi/cluster/allocate|release|prewarm`
+//! (and `DELETE /api/vdi/cluster/prewarm/:examId` to discard an exam's
+//! prewarmed machines)
 //! with the cluster token in `x-cluster-token`, using the wire format of
 //! [`protocol`](vdi_cluster_protocol). Core applies `CLUSTER_API_TIMEOUT_MS` to
 //! every call; the client uses the same figure as its own limit so that no
@@ -28,8 +30,8 @@ use serde::de::DeserializeOwned;
 use vdi_cluster_core::{ExamId, SessionKey, WorkerCallError, WorkerClient, WorkerRecord};
 
 use vdi_cluster_protocol::{
-    AllocateRequest, AllocateResponse, CLUSTER_TOKEN_HEADER, ErrorBody, PrewarmRequest,
-    PrewarmResponse, ReleaseRequest, WORKER_ALLOCATE_PATH, WORKER_PREWARM_PATH,
+    AllocateRequest, AllocateResponse, CLUSTER_TOKEN_HEADER, ErrorBody, PrewarmDiscardResponse,
+    PrewarmRequest, PrewarmResponse, ReleaseRequest, WORKER_ALLOCATE_PATH, WORKER_PREWARM_PATH,
     WORKER_RELEASE_PATH,
 };
 
@@ -83,19 +85,38 @@ impl HttpWorkerClient {
         path: &str,
         body: &B,
     ) -> Result<(StatusCode, Vec<u8>), WorkerCallError> {
-        let base = worker.description.api_base_url.trim_end_matches('/');
-        if base.is_empty() {
-            return Err(WorkerCallError::Unreachable(Box::new(NoBaseUrl(
-                worker.id.to_string(),
-            ))));
-        }
+        let base = base_url(worker)?;
         let payload = serde_json::to_vec(body)
             .map_err(|e| WorkerCallError::BadAnswer(format!("cannot encode the request: {e}")))?;
-        let mut request = self
+        let request = self
             .http
             .post(format!("{base}{path}"))
             .header(CONTENT_TYPE, "application/json")
             .body(payload);
+        self.send(request).await
+    }
+
+    /// `DELETE` on `path` followed by `segment` as one percent-encoded
+    /// path segment.
+    async fn delete(
+        &self,
+        worker: &WorkerRecord,
+        path: &str,
+        segment: &str,
+    ) -> Result<(StatusCode, Vec<u8>), WorkerCallError> {
+        let base = base_url(worker)?;
+        let mut url = reqwest::Url::parse(&format!("{base}{path}"))
+            .map_err(|e| WorkerCallError::Unreachable(Box::new(e)))?;
+        url.path_segments_mut()
+            .map_err(|()| WorkerCallError::Unreachable(Box::new(NoBaseUrl(worker.id.to_string()))))?
+            .push(segment);
+        self.send(self.http.delete(url)).await
+    }
+
+    async fn send(
+        &self,
+        mut request: reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, Vec<u8>), WorkerCallError> {
         if let Some(token) = &self.cluster_token {
             request = request.header(CLUSTER_TOKEN_HEADER, token.as_ref());
         }
@@ -112,6 +133,16 @@ impl HttpWorkerClient {
         }
         Ok((status, bytes))
     }
+}
+
+fn base_url(worker: &WorkerRecord) -> Result<&str, WorkerCallError> {
+    let base = worker.description.api_base_url.trim_end_matches('/');
+    if base.is_empty() {
+        return Err(WorkerCallError::Unreachable(Box::new(NoBaseUrl(
+            worker.id.to_string(),
+        ))));
+    }
+    Ok(base)
 }
 
 fn transport_error(e: reqwest::Error) -> WorkerCallError {
@@ -189,5 +220,17 @@ impl WorkerClient for HttpWorkerClient {
         let (status, bytes) = self.call(worker, WORKER_PREWARM_PATH, &body).await?;
         let answer: PrewarmResponse = decode(status, &bytes)?;
         Ok(answer.accepted.min(count))
+    }
+
+    async fn discard_prewarm(
+        &self,
+        worker: &WorkerRecord,
+        exam: &ExamId,
+    ) -> Result<u32, WorkerCallError> {
+        let (status, bytes) = self
+            .delete(worker, WORKER_PREWARM_PATH, exam.as_str())
+            .await?;
+        let answer: PrewarmDiscardResponse = decode(status, &bytes)?;
+        Ok(answer.discarded)
     }
 }

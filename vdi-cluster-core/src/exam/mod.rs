@@ -10,6 +10,7 @@
 //! Everything here is pure; time arrives as an argument.
 
 pub mod admission;
+pub mod readiness;
 mod rfc3339;
 
 use std::time::Duration;
@@ -23,6 +24,9 @@ use crate::validation::ValidationError;
 
 pub use admission::{
     Capacity, ExamLoad, Pool, Refusal, Shortfall, admit, decide, earliest_fit, risk,
+};
+pub use readiness::{
+    PoolSight, Readiness, TopUp, WorkerReadiness, plan_top_up, readiness, readiness_percent,
 };
 pub use rfc3339::{format_rfc3339, parse_rfc3339};
 
@@ -128,6 +132,34 @@ pub struct Exam {
     /// runs once); cleared when the start time moves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prewarm_started_at: Option<Timestamp>,
+    /// What the leader did since the prewarm started (each mark written by
+    /// compare-and-set on the calendar); cleared with `prewarm_started_at`.
+    #[serde(default, skip_serializing_if = "PrewarmMarks::is_empty")]
+    pub prewarm_marks: PrewarmMarks,
+}
+
+/// Progress marks of an exam's timed prewarm, so that each step runs and
+/// each event is emitted once across replicas and passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrewarmMarks {
+    /// The last top-up toward the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topped_up_at: Option<Timestamp>,
+    /// When readiness first reached 100 % (`examPrewarmReady`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_at: Option<Timestamp>,
+    /// When readiness was checked at the start (`examPrewarmBehind` if
+    /// below 100 %).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_checked_at: Option<Timestamp>,
+}
+
+impl PrewarmMarks {
+    /// Whether no mark is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// The half-open interval of instants an exam occupies.
@@ -261,6 +293,7 @@ pub struct ExamPatch {
 impl ExamPatch {
     /// `exam` with the patch applied, stamped `now`; not validated.
     pub fn apply(&self, exam: &Exam, now: Timestamp) -> Exam {
+        let keeps_start = self.starts_at.is_none_or(|s| s == exam.starts_at);
         Exam {
             id: exam.id.clone(),
             name: self.name.clone().unwrap_or_else(|| exam.name.clone()),
@@ -277,9 +310,12 @@ impl ExamPatch {
             booked_by: exam.booked_by.clone(),
             booked_at: exam.booked_at,
             updated_at: now,
-            prewarm_started_at: exam
-                .prewarm_started_at
-                .filter(|_| self.starts_at.is_none_or(|s| s == exam.starts_at)),
+            prewarm_started_at: exam.prewarm_started_at.filter(|_| keeps_start),
+            prewarm_marks: if keeps_start {
+                exam.prewarm_marks
+            } else {
+                PrewarmMarks::default()
+            },
         }
     }
 }
@@ -304,6 +340,7 @@ mod tests {
             booked_at: m(0),
             updated_at: m(0),
             prewarm_started_at: None,
+            prewarm_marks: PrewarmMarks::default(),
         }
     }
 

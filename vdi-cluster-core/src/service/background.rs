@@ -203,5 +203,7 @@ async fn tick(service: &ClusterService, monitor: &mut HealthMonitor) -> crate::R
     }
     service.evaluate_exam_risks().await?;
     service.start_due_prewarms().await?;
+    service.keep_prewarm_targets().await?;
+    service.release_ended_prewarms().await?;
     Ok(())
 }

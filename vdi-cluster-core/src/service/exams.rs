@@ -1,5 +1,6 @@
 //! Exams: book, change and cancel with admission control (invariant D);
-//! the calendar and one exam's figures; the at-risk pass.
+//! the calendar and one exam's figures (with its prewarm readiness); the
+//! at-risk pass.
 //!
 //! Every write is read → decide → compare-and-set: the calendar and its
 //! version are read, [`exam::admission`](crate::exam::admission) decides
@@ -15,9 +16,11 @@ use super::ClusterService;
 use crate::calendar::{CalendarWrite, ExamCalendar};
 use crate::error::{Error, Result};
 use crate::events::EventKind;
-use crate::exam::{Capacity, Exam, ExamPatch, Refusal, Shortfall, decide, risk};
+use crate::exam::{Capacity, Exam, ExamPatch, Readiness, Refusal, Shortfall, decide, risk};
 use crate::ids::{ExamId, WorkerId};
+use crate::service::prewarm_target::exam_readiness;
 use crate::time::Timestamp;
+use crate::worker::WorkerView;
 
 /// The answer to a booking or a change.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +39,8 @@ pub struct ExamStatus {
     /// Its shortfall against the schedulable capacity now (`None`: it
     /// fits, or it is over).
     pub at_risk: Option<Shortfall>,
+    /// Its prewarm target and readiness from the workers' latest reports.
+    pub prewarm: Readiness,
 }
 
 /// One exam's figures.
@@ -59,16 +64,24 @@ pub struct ExamFigures {
 impl ClusterService {
     async fn exam_capacity(&self) -> Result<Capacity> {
         let views = self.worker_views().await?;
-        Ok(Capacity::of_workers(
-            &views,
-            self.config.exam_headroom_percent,
-        ))
+        Ok(self.capacity_of(&views))
     }
 
-    fn status_of(&self, exam: &Exam, calendar: &ExamCalendar, capacity: &Capacity) -> ExamStatus {
+    fn capacity_of(&self, views: &[WorkerView]) -> Capacity {
+        Capacity::of_workers(views, self.config.exam_headroom_percent)
+    }
+
+    fn status_of(
+        &self,
+        exam: &Exam,
+        calendar: &ExamCalendar,
+        capacity: &Capacity,
+        views: &[WorkerView],
+    ) -> ExamStatus {
         ExamStatus {
             exam: exam.clone(),
             at_risk: risk(exam, &calendar.exams, capacity, self.clock.now()),
+            prewarm: exam_readiness(exam, views),
         }
     }
 
@@ -132,7 +145,9 @@ impl ClusterService {
         Ok(booking)
     }
 
-    /// Cancels a booked exam; returns it.
+    /// Cancels a booked exam and releases its prewarmed machines (workers
+    /// that cannot be reached keep them until their own eviction); returns
+    /// it.
     pub async fn cancel_exam(&self, id: &ExamId, actor: &str) -> Result<Exam> {
         for _ in 0..self.config.exam_write_attempts.max(1) {
             let calendar = self.store.exam_calendar().await?;
@@ -148,6 +163,8 @@ impl ClusterService {
                 CalendarWrite::Written { .. } => {
                     self.audit(actor, "cancel-exam", id.as_str(), exam_detail(&exam))
                         .await?;
+                    let views = self.worker_views().await?;
+                    self.discard_prewarm(id, &views).await;
                     return Ok(exam);
                 }
                 CalendarWrite::Conflict { .. } => continue,
@@ -172,7 +189,8 @@ impl ClusterService {
                     what: "the exam calendar".into(),
                 });
             };
-            let capacity = self.exam_capacity().await?;
+            let views = self.worker_views().await?;
+            let capacity = self.capacity_of(&views);
             let admit = match calendar.get(&exam.id) {
                 Some(old) => old.needs_admission(&exam),
                 None => true,
@@ -196,7 +214,7 @@ impl ClusterService {
                 CalendarWrite::Written { .. } => {
                     let mut after = calendar;
                     after.exams.retain(|e| e.id != exam.id);
-                    let status = self.status_of(&exam, &after, &capacity);
+                    let status = self.status_of(&exam, &after, &capacity, &views);
                     return Ok(Booking::Accepted(Box::new(status)));
                 }
                 CalendarWrite::Conflict { .. } => {
@@ -217,12 +235,13 @@ impl ClusterService {
         to: Option<Timestamp>,
     ) -> Result<Vec<ExamStatus>> {
         let calendar = self.store.exam_calendar().await?;
-        let capacity = self.exam_capacity().await?;
+        let views = self.worker_views().await?;
+        let capacity = self.capacity_of(&views);
         let mut out: Vec<ExamStatus> = calendar
             .exams
             .iter()
             .filter(|e| from.is_none_or(|f| e.ends_at > f) && to.is_none_or(|t| e.starts_at < t))
-            .map(|e| self.status_of(e, &calendar, &capacity))
+            .map(|e| self.status_of(e, &calendar, &capacity, &views))
             .collect();
         out.sort_by(|a, b| (a.exam.starts_at, &a.exam.id).cmp(&(b.exam.starts_at, &b.exam.id)));
         Ok(out)
@@ -234,7 +253,8 @@ impl ClusterService {
         let exam = calendar
             .get(id)
             .ok_or_else(|| Error::ExamNotFound(id.clone()))?;
-        let capacity = self.exam_capacity().await?;
+        let views = self.worker_views().await?;
+        let capacity = self.capacity_of(&views);
         let placement = self.store.placement(id, self.clock.now()).await?;
         let matching_slots = capacity.slots_for(&exam.constraints);
         let sessions_by_worker: BTreeMap<WorkerId, u32> = placement
@@ -243,7 +263,7 @@ impl ClusterService {
             .map(|(w, n)| (w.clone(), *n))
             .collect();
         Ok(ExamFigures {
-            status: self.status_of(exam, &calendar, &capacity),
+            status: self.status_of(exam, &calendar, &capacity, &views),
             booked_students: exam.students,
             reserved_capacity: exam.students.min(matching_slots),
             matching_slots,

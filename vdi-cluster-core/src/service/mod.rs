@@ -50,6 +50,7 @@ mod exams;
 mod existing;
 mod fleet;
 mod prewarm;
+mod prewarm_target;
 mod reconcile;
 mod registration;
 mod release;

@@ -10,6 +10,7 @@ use super::ClusterService;
 use crate::error::{Error, Result};
 use crate::ids::{ExamId, WorkerId};
 use crate::scheduler::{Constraints, PrewarmShare, exclusion, plan_prewarm};
+use crate::worker::WorkerView;
 
 /// Largest prewarm request accepted (before the `prewarm_max` cap).
 pub const MAX_PREWARM_REQUEST: u32 = 100_000;
@@ -71,6 +72,26 @@ impl ClusterService {
             .collect();
         let shares = plan_prewarm(&eligible, count, self.config.prewarm_max);
         let planned = shares.iter().map(|s| s.count).sum();
+        let (started, failures) = self.call_prewarm(&exam, &shares, &views).await;
+        Ok(PrewarmReport {
+            exam_id: exam,
+            requested: count,
+            planned,
+            started,
+            shares,
+            failures,
+        })
+    }
+
+    /// Calls each share's worker (found in `views`) with
+    /// `VDI_PREWARM_CONCURRENCY` calls in flight; returns the machines the
+    /// workers accepted and the calls that failed.
+    pub(crate) async fn call_prewarm(
+        &self,
+        exam: &ExamId,
+        shares: &[PrewarmShare],
+        views: &[WorkerView],
+    ) -> (u32, Vec<PrewarmFailure>) {
         let calls = shares.iter().cloned().map(|share| {
             let record = views
                 .iter()
@@ -109,13 +130,6 @@ impl ClusterService {
                 }),
             }
         }
-        Ok(PrewarmReport {
-            exam_id: exam,
-            requested: count,
-            planned,
-            started,
-            shares,
-            failures,
-        })
+        (started, failures)
     }
 }

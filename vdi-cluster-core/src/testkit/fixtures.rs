@@ -137,5 +137,6 @@ pub fn exam(id: &str, starts_at: Timestamp, minutes: u64, students: u32) -> crat
         booked_at: Timestamp(0),
         updated_at: Timestamp(0),
         prewarm_started_at: None,
+        prewarm_marks: Default::default(),
     }
 }

@@ -87,6 +87,7 @@ fn heartbeat(code: &str, input: CapacityInput, active: u32) -> Heartbeat {
         stamp: HeartbeatStamp::default(),
         live_sessions: None,
         live_details: Default::default(),
+        prewarm_pool: Default::default(),
         resources: ResourceUsage::default(),
         host: Default::default(),
     }

@@ -161,4 +161,17 @@ impl WorkerClient for SimulatedWorkers {
             .or_default() += count;
         Ok(count)
     }
+
+    async fn discard_prewarm(
+        &self,
+        worker: &WorkerRecord,
+        exam: &ExamId,
+    ) -> Result<u32, WorkerCallError> {
+        self.behave(&worker.id).await?;
+        Ok(self
+            .lock()
+            .prewarmed
+            .remove(&(worker.id.clone(), exam.clone()))
+            .unwrap_or(0))
+    }
 }

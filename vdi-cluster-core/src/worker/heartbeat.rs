@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    HostInfo, MAX_BOOT_ID_LEN, MAX_LIVE_SESSIONS, RETIRED_BOOTS_KEPT, WorkerDescription,
-    WorkerRecord,
+    HostInfo, MAX_BOOT_ID_LEN, MAX_LIVE_SESSIONS, PoolReport, RETIRED_BOOTS_KEPT,
+    WorkerDescription, WorkerRecord,
 };
 use crate::capacity::{CapacitySpec, MAX_SESSIONS};
 use crate::health::{
@@ -38,6 +38,9 @@ pub struct Heartbeat {
     pub resources: ResourceUsage,
     /// Host metadata; fields left out keep what is stored.
     pub host: HostInfo,
+    /// The worker's prewarm pool per exam; a heartbeat without one reports
+    /// an empty pool.
+    pub prewarm_pool: PoolReport,
 }
 
 impl Heartbeat {
@@ -45,6 +48,7 @@ impl Heartbeat {
     pub fn validate(&self) -> Result<(), ValidationError> {
         self.description.validate()?;
         self.host.validate()?;
+        self.prewarm_pool.validate()?;
         if let Some(boot) = &self.stamp.boot_id
             && (boot.is_empty()
                 || boot.chars().count() > MAX_BOOT_ID_LEN
@@ -152,6 +156,7 @@ pub fn apply_heartbeat(
     record.host = record.host.merged(&hb.host);
     record.resource_health = record.resource_health.update(&hb.resources, thresholds);
     record.resources = hb.resources;
+    record.prewarm_pool = hb.prewarm_pool.clone();
     if hb.live_sessions.is_some() || order == HeartbeatOrder::Restarted {
         record.live_sessions = hb.live_sessions.clone();
     }
@@ -227,6 +232,7 @@ mod tests {
             },
             live_sessions: None,
             live_details: BTreeMap::new(),
+            prewarm_pool: PoolReport::default(),
             resources: ResourceUsage::default(),
             host: HostInfo::default(),
         }

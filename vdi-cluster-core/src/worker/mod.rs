@@ -8,7 +8,7 @@
 //!
 //! Split by responsibility: `record` (what is stored), `heartbeat` (folding
 //! a heartbeat in), `view` (what is derived at an instant), `claim` (who
-//! may move a worker to another host), `host` (host metadata),
+//! may move a worker to another host), `host` (host metadata), `pool` (the prewarm pool a worker reports),
 //! `assign` (codes the control plane assigns), `usage` (CPU and memory in
 //! use by the slot math).
 
@@ -16,6 +16,7 @@ mod assign;
 mod claim;
 mod heartbeat;
 mod host;
+mod pool;
 mod record;
 mod usage;
 mod view;
@@ -24,6 +25,7 @@ pub use assign::{ASSIGN_ATTEMPTS, FALLBACK_CODE, base_code, candidate, same_work
 pub use claim::{Registrant, RelocationRefused, api_base_url_host, check_relocation};
 pub use heartbeat::{Heartbeat, HeartbeatUpdate, apply_heartbeat, unrecorded};
 pub use host::{HostInfo, MAX_DISK_GB, MAX_HOST_TEXT_LEN};
+pub use pool::{ExamPool, MAX_POOL_EXAMS, PoolReport};
 pub use record::{WorkerDescription, WorkerRecord, WorkerSnapshot};
 pub use usage::SlotUsage;
 pub use view::{WorkerStatus, WorkerView};

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{HostInfo, MAX_TAG_LEN, MAX_TAGS};
+use super::{HostInfo, MAX_TAG_LEN, MAX_TAGS, PoolReport};
 use crate::capacity::CapacitySpec;
 use crate::health::{
     Availability, HealthConfig, HeartbeatStamp, ResourceHealth, ResourceUsage, availability,
@@ -145,6 +145,10 @@ pub struct WorkerRecord {
     /// deregistered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deregister_reason: Option<String>,
+    /// The prewarm pool per exam from the latest heartbeat, written with
+    /// the record in the heartbeat's compare-and-set.
+    #[serde(default, skip_serializing_if = "PoolReport::is_empty")]
+    pub prewarm_pool: PoolReport,
 }
 
 impl WorkerRecord {
@@ -168,6 +172,7 @@ impl WorkerRecord {
             live_sessions: None,
             host: HostInfo::default(),
             deregister_reason: None,
+            prewarm_pool: PoolReport::default(),
         }
     }
 

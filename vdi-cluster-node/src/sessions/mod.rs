@@ -25,11 +25,12 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 use tokio::sync::watch;
+use vdi_cluster_core::worker::PoolReport;
 use vdi_cluster_core::{ExamId, SessionKey, WorkerId};
 
 use crate::admin::AdminView;
 use crate::pool::PrewarmPool;
-use crate::provision::{ProvisionError, Provisioner};
+use crate::provision::{Machine, ProvisionError, Provisioner};
 
 mod view;
 
@@ -233,13 +234,8 @@ impl WorkerNode {
             }
         }
         for (exam, machine) in evicted {
-            let node = Arc::clone(self);
-            tokio::spawn(async move {
-                tracing::info!(exam = %exam, "discarding an idle prewarmed machine to make room");
-                if let Err(e) = node.provisioner.discard(&exam, &machine).await {
-                    tracing::warn!(exam = %exam, error = %e, "discarding a prewarmed machine failed");
-                }
-            });
+            tracing::info!(exam = %exam, "an idle prewarmed machine makes room");
+            self.discard_machines(&exam, vec![machine]);
         }
         let node = Arc::clone(self);
         let key = key.clone();
@@ -384,7 +380,7 @@ impl WorkerNode {
         let used = table.sessions.len() + table.pool.idle() + table.pool.starting();
         let room = (self.max_sessions as usize).saturating_sub(used);
         let accepted = room.min(count as usize);
-        table.pool.start(accepted);
+        table.pool.start(exam, accepted);
         drop(table);
         for _ in 0..accepted {
             let node = Arc::clone(self);
@@ -394,10 +390,42 @@ impl WorkerNode {
                 if let Err(e) = &result {
                     tracing::warn!(exam = %exam, error = %e, "prewarm failed");
                 }
-                node.table().pool.finish(exam, result.ok());
+                let doomed = node.table().pool.finish(&exam, result.ok());
+                if let Some(machine) = doomed {
+                    node.discard_machines(&exam, vec![machine]);
+                }
             });
         }
         Ok(u32::try_from(accepted).unwrap_or(u32::MAX))
+    }
+
+    /// Discards `exam`'s idle prewarmed machines (and those still
+    /// starting, once started) and forgets its failed starts; returns how
+    /// many idle machines were discarded.
+    pub fn discard_prewarm(self: &Arc<Self>, exam: &ExamId) -> u32 {
+        let idle = self.table().pool.discard(exam);
+        let n = u32::try_from(idle.len()).unwrap_or(u32::MAX);
+        self.discard_machines(exam, idle);
+        n
+    }
+
+    fn discard_machines(self: &Arc<Self>, exam: &ExamId, machines: Vec<Machine>) {
+        for machine in machines {
+            let node = Arc::clone(self);
+            let exam = exam.clone();
+            tokio::spawn(async move {
+                tracing::info!(exam = %exam, "discarding a prewarmed machine");
+                if let Err(e) = node.provisioner.discard(&exam, &machine).await {
+                    tracing::warn!(exam = %exam, error = %e, "discarding a prewarmed machine failed");
+                }
+            });
+        }
+    }
+
+    /// The prewarm pool per exam (starting, ready, failed), for a
+    /// heartbeat.
+    pub fn pool_report(&self) -> PoolReport {
+        self.table().pool.report()
     }
 
     /// The sessions for a heartbeat.
@@ -474,121 +502,4 @@ impl WorkerNode {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-    use crate::provision::SimulatedProvisioner;
-
-    fn node(max: u32, latency_ms: u64, failure_rate: f64) -> Arc<WorkerNode> {
-        let code = WorkerId::parse("code", "w1").unwrap();
-        let sim = SimulatedProvisioner::new(
-            code.clone(),
-            "127.0.0.1",
-            Duration::from_millis(latency_ms),
-            failure_rate,
-        );
-        Arc::new(WorkerNode::new(code, max, Arc::new(sim)))
-    }
-
-    fn key(exam: &str, user: &str) -> SessionKey {
-        SessionKey::parse(exam, user).unwrap()
-    }
-
-    fn admin(draining: bool, enabled: bool) -> AdminView {
-        AdminView {
-            status: "x".into(),
-            is_draining: draining,
-            is_enabled: enabled,
-            drain_status: "none".into(),
-        }
-    }
-
-    async fn settle<F: Fn() -> bool>(check: F) {
-        for _ in 0..500 {
-            if check() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        panic!("condition not reached");
-    }
-
-    #[tokio::test]
-    async fn allocate_and_release_are_idempotent() {
-        let n = node(2, 20, 0.0);
-        let k = key("e", "u1");
-        let (a, b) = tokio::join!(n.allocate(&k), n.allocate(&k));
-        let (a, b) = (a.unwrap(), b.unwrap());
-        assert_eq!(a, b, "concurrent allocates share one start");
-        assert_eq!(n.allocate(&k).await.unwrap(), a);
-        assert_eq!(n.snapshot().active, 1);
-        assert!(n.release(&k).await.unwrap());
-        assert!(!n.release(&k).await.unwrap());
-        assert_eq!(n.snapshot().active, 0);
-    }
-
-    #[tokio::test]
-    async fn full_disabled_and_draining_refuse_new_sessions_only() {
-        let n = node(1, 0, 0.0);
-        let k = key("e", "u1");
-        n.allocate(&k).await.unwrap();
-        assert!(matches!(
-            n.allocate(&key("e", "u2")).await,
-            Err(NodeError::Full { max: 1, .. })
-        ));
-        n.set_admin(admin(true, true));
-        assert!(n.allocate(&k).await.is_ok(), "draining keeps its sessions");
-        n.release(&k).await.unwrap();
-        assert!(matches!(
-            n.allocate(&key("e", "u2")).await,
-            Err(NodeError::Draining(_))
-        ));
-        n.set_admin(admin(false, false));
-        let e = n.allocate(&key("e", "u2")).await.unwrap_err();
-        assert!(e.to_string().contains("disabled"), "{e}");
-        assert!(matches!(
-            n.prewarm(&k.exam_id, 1),
-            Err(NodeError::Disabled(_))
-        ));
-    }
-
-    #[tokio::test]
-    async fn failed_starts_leave_nothing_behind() {
-        let n = node(2, 0, 1.0);
-        let e = n.allocate(&key("e", "u1")).await.unwrap_err();
-        assert!(e.to_string().contains("simulated start failure"), "{e}");
-        assert_eq!(n.snapshot().active, 0);
-    }
-
-    #[tokio::test]
-    async fn prewarmed_machines_are_claimed_by_their_exam() {
-        let n = node(3, 0, 0.0);
-        let exam = ExamId::parse("examId", "e").unwrap();
-        assert_eq!(n.prewarm(&exam, 5).unwrap(), 3, "within free slots");
-        settle(|| n.pool().0.get("e") == Some(&3)).await;
-        let s = n.allocate(&key("e", "u1")).await.unwrap();
-        assert_eq!(s["prewarmed"], true);
-        assert_eq!(n.pool().0.get("e"), Some(&2));
-        // Another exam's session takes the room of an idle machine.
-        let s = n.allocate(&key("other", "u2")).await.unwrap();
-        assert_eq!(s["prewarmed"], false);
-        assert_eq!(n.pool().0.get("e"), Some(&1));
-        assert_eq!(n.sessions().len(), 2);
-    }
-
-    #[tokio::test]
-    async fn only_the_reported_incarnation_is_stopped() {
-        let n = node(2, 0, 0.0);
-        let k = key("e", "u1");
-        n.allocate(&k).await.unwrap();
-        let snap = n.snapshot();
-        let (_, old) = snap.live[0].clone();
-        n.release(&k).await.unwrap();
-        n.allocate(&k).await.unwrap();
-        assert!(!n.release_if_incarnation(&k, old), "a newer start is kept");
-        let (_, current) = n.snapshot().live[0].clone();
-        assert!(n.release_if_incarnation(&k, current));
-        settle(|| n.snapshot().active == 0).await;
-    }
-}
+mod tests;

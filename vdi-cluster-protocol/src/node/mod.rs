@@ -17,6 +17,7 @@
 //! | control plane → worker | [`WORKER_ALLOCATE_PATH`] | [`AllocateRequest`] | [`AllocateResponse`] |
 //! | control plane → worker | [`WORKER_RELEASE_PATH`] | [`ReleaseRequest`] | [`ReleaseResponse`] |
 //! | control plane → worker | [`WORKER_PREWARM_PATH`] | [`PrewarmRequest`] | [`PrewarmResponse`] |
+//! | control plane → worker | `DELETE` [`WORKER_PREWARM_DISCARD_PATH`] | — | [`PrewarmDiscardResponse`] |
 //! | operator → worker | `GET` [`WORKER_STATUS_PATH`] | — | the worker's own view |
 //!
 //! Calls to a worker carry the shared cluster token in [`CLUSTER_TOKEN_HEADER`];
@@ -39,8 +40,8 @@ use utoipa::ToSchema;
 use vdi_cluster_core::SessionKey;
 
 pub use heartbeat::{
-    DeregisterRequest, DescriptionJson, HeartbeatRequest, HeartbeatResponse, HostJson,
-    RegisterRequest, SessionRef,
+    DeregisterRequest, DescriptionJson, ExamPoolJson, HeartbeatRequest, HeartbeatResponse,
+    HostJson, PoolJson, RegisterRequest, SessionRef,
 };
 
 /// Header carrying the worker token on heartbeats and registration.
@@ -72,6 +73,10 @@ pub const WORKER_ALLOCATE_PATH: &str = "/api/vdi/cluster/allocate";
 pub const WORKER_RELEASE_PATH: &str = "/api/vdi/cluster/release";
 /// Worker node: prewarm machines for an exam.
 pub const WORKER_PREWARM_PATH: &str = "/api/vdi/cluster/prewarm";
+/// Worker node: `DELETE` discards an exam's prewarmed machines (the route
+/// pattern; the exam id is one percent-encoded path segment after
+/// [`WORKER_PREWARM_PATH`]).
+pub const WORKER_PREWARM_DISCARD_PATH: &str = "/api/vdi/cluster/prewarm/{examId}";
 
 /// Control plane → worker: the answer to a join ([`JOIN_PATH`]) or a
 /// rotation ([`CREDENTIAL_ROTATE_PATH`]). The credential is shown once: the
@@ -173,6 +178,16 @@ pub struct PrewarmResponse {
     pub accepted: u32,
 }
 
+/// Worker → control plane: the answer to a discard of an exam's prewarmed
+/// machines ([`WORKER_PREWARM_DISCARD_PATH`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrewarmDiscardResponse {
+    /// Idle machines discarded now (machines still starting are discarded
+    /// when they have started, and are not counted).
+    pub discarded: u32,
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -209,6 +224,10 @@ mod tests {
         assert_eq!(
             json_of(PrewarmResponse { accepted: 2 }),
             json!({"accepted": 2})
+        );
+        assert_eq!(
+            json_of(PrewarmDiscardResponse { discarded: 3 }),
+            json!({"discarded": 3})
         );
         assert_eq!(
             json_of(JoinResponse {

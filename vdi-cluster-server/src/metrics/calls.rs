@@ -94,4 +94,13 @@ impl WorkerClient for TimedClient {
         self.timed("prewarm", self.inner.prewarm(worker, exam, count))
             .await
     }
+
+    async fn discard_prewarm(
+        &self,
+        worker: &WorkerRecord,
+        exam: &ExamId,
+    ) -> Result<u32, WorkerCallError> {
+        self.timed("discard_prewarm", self.inner.discard_prewarm(worker, exam))
+            .await
+    }
 }

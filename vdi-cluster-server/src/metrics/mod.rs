@@ -11,7 +11,7 @@
 //! | `vdi_heartbeats_total` | counter | `result`: `accepted`, `stale`, `rejected` |
 //! | `vdi_heartbeats_refused_total` | counter | `reason`: `body`, `credential`, `forbidden`, `too_large`, `invalid`, `throttled`, `backend`, `error` |
 //! | `vdi_heartbeat_duration_seconds` | histogram: time to apply a heartbeat | |
-//! | `vdi_worker_call_duration_seconds` | histogram | `call`: `allocate`, `release`, `prewarm`; `result`: `ok`, `timeout`, `unreachable`, `refused`, `bad_answer` |
+//! | `vdi_worker_call_duration_seconds` | histogram | `call`: `allocate`, `release`, `prewarm`, `discard_prewarm`; `result`: `ok`, `timeout`, `unreachable`, `refused`, `bad_answer` |
 //! | `vdi_reconcile_duration_seconds` | histogram: one reconcile pass | |
 //! | `vdi_worker_info` | gauge, 1 per worker | `worker`, `zone`, `status` |
 //! | `vdi_worker_slots_max`, `vdi_worker_slots_used`, `vdi_worker_sessions` | gauge, read at scrape | `worker` |
@@ -27,9 +27,10 @@
 //! Reconcile figures come from the `reconciled` events, so background and
 //! manual passes are both counted. Per-worker series ([`workers`]) exist
 //! only for workers the registry holds at the scrape: a removed worker's
-//! series disappear with it.
+//! series disappear with it. Per-exam series: [`exams`].
 
 mod calls;
+mod exams;
 mod workers;
 
 use std::sync::Arc;
@@ -51,6 +52,8 @@ use vdi_cluster_core::{
 
 pub use calls::TimedClient;
 pub use workers::{HeartbeatResult, WorkerSeries};
+
+pub use exams::{ExamMetrics, MAX_TRACKED_EXAMS};
 
 /// Content type of the `/metrics` answer.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -113,6 +116,7 @@ pub struct Metrics {
     reconcile_migrated: Counter,
     drift_repaired: Counter,
     events: Family<TypeLabel, Counter>,
+    exams: ExamMetrics,
 }
 
 impl Default for Metrics {
@@ -246,6 +250,7 @@ impl Metrics {
         );
         let events = Family::<TypeLabel, Counter>::default();
         registry.register("events", "Cluster events by type", events.clone());
+        let exams = ExamMetrics::register(&mut registry);
         for status in STATUSES {
             workers
                 .get_or_create(&StatusLabel {
@@ -281,7 +286,13 @@ impl Metrics {
             reconcile_migrated,
             drift_repaired,
             events,
+            exams,
         }
+    }
+
+    /// The per-exam series and this replica's allocation figures per exam.
+    pub fn exams(&self) -> &ExamMetrics {
+        &self.exams
     }
 
     /// Counts an allocation request and its latency.
@@ -379,6 +390,7 @@ impl Metrics {
                 self.backend_up.set(0);
             }
         }
+        self.exams.refresh(service).await;
         let mut out = String::new();
         if let Err(e) = encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "cannot encode metrics");

@@ -62,7 +62,8 @@ pub(crate) async fn book(
 }
 
 /// The calendar: exams overlapping `[from, to)`, by start, each with
-/// whether it still fits the capacity now (`fits`, `atRisk`, `shortfall`).
+/// whether it still fits the capacity now (`fits`, `atRisk`, `shortfall`)
+/// and its prewarm readiness (`readiness`).
 #[utoipa::path(
     get, path = "/api/vdi/exams", tag = "exams",
     params(CalendarQuery),
@@ -84,7 +85,10 @@ pub(crate) async fn calendar(
 }
 
 /// One exam and its figures: booked students, reserved capacity, sessions
-/// in use (from its dispatch records), by worker.
+/// in use (from its dispatch records), by worker; its prewarm (target,
+/// ready, starting, failed, lost, readiness, per worker, from the workers'
+/// heartbeats); this replica's placed and refused allocations and
+/// time-to-desktop p50/p95.
 #[utoipa::path(
     get, path = "/api/vdi/exams/{examId}", tag = "exams",
     params(("examId" = String, Path, description = "Exam id")),
@@ -101,7 +105,9 @@ pub(crate) async fn detail(
 ) -> Result<Json<ExamDetailJson>, ApiError> {
     let id = ExamId::parse("examId", id)?;
     let figures = state.service().exam_figures(&id).await?;
-    Ok(Json(ExamDetailJson::from(&figures)))
+    let mut detail = ExamDetailJson::from(&figures);
+    detail.figures.allocations = state.metrics().exams().figures(&id);
+    Ok(Json(detail))
 }
 
 /// Changes an exam; a change of time, size or constraints is admitted
@@ -134,7 +140,8 @@ pub(crate) async fn patch(
     Ok(answer(booking, StatusCode::OK))
 }
 
-/// Cancels an exam; answers the cancelled exam.
+/// Cancels an exam and tells the workers holding its prewarmed machines
+/// to discard them; answers the cancelled exam.
 #[utoipa::path(
     delete, path = "/api/vdi/exams/{examId}", tag = "exams",
     params(("examId" = String, Path, description = "Exam id")),
@@ -160,6 +167,7 @@ pub(crate) async fn cancel(
         &vdi_cluster_core::service::ExamStatus {
             exam,
             at_risk: None,
+            prewarm: Default::default(),
         },
     )))
 }

@@ -59,6 +59,7 @@ pub(crate) async fn allocate(
     // Core's allocate validates the constraints.
     let constraints = Constraints::from(body.constraints.unwrap_or_default());
     let service = Arc::clone(state.service());
+    let exam = key.exam_id.clone();
     let started = Instant::now();
     let joined = state
         .tasks()
@@ -71,6 +72,10 @@ pub(crate) async fn allocate(
     state
         .metrics()
         .allocation(allocation_result(&result), started.elapsed());
+    state
+        .metrics()
+        .exams()
+        .allocation(&exam, allocation_result(&result), started.elapsed());
     let allocation = result?;
     let status = match allocation.outcome {
         AllocateOutcome::Existing => StatusCode::OK,

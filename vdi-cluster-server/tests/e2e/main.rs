@@ -20,6 +20,7 @@ mod join;
 mod logs;
 mod partition;
 mod pg_database;
+mod prewarm_readiness;
 mod redis_prefix;
 mod replica_kill;
 mod replicas;

@@ -42,6 +42,7 @@ mod exams;
 mod fixtures;
 mod freed_slots;
 mod lease;
+mod prewarm_pool;
 mod registry;
 mod worker_credentials;
 
@@ -83,6 +84,9 @@ pub use freed_slots::{
 pub use lease::{
     lease_is_exclusive_and_fenced, renewal_keeps_the_fence,
     stale_fence_is_refused_and_current_fence_writes,
+};
+pub use prewarm_pool::{
+    heartbeats_on_replicas_keep_the_newest_pool_report, prewarm_pool_is_stored_with_the_record,
 };
 pub use registry::{
     worker_listing_and_delete, worker_put_is_compare_and_set, worker_put_races_have_one_winner,
@@ -160,6 +164,8 @@ macro_rules! conformance_tests {
             drain_and_disable_exclude_reservations,
             held_removals_keep_the_slot_and_others_free_it,
             freed_slots_keep_invariant_a_under_concurrency,
+            prewarm_pool_is_stored_with_the_record,
+            heartbeats_on_replicas_keep_the_newest_pool_report,
         }
     };
     (@names; $($case:ident,)*) => {

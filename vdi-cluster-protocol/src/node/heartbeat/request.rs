@@ -1,0 +1,293 @@
+//! [`HeartbeatRequest`]: a worker's heartbeat, and its conversion into
+//! core's [`Heartbeat`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use vdi_cluster_core::{
+    CapacityInput, CapacitySpec, Heartbeat, HeartbeatStamp, ResourceUsage, SessionKey,
+    ValidationError, WorkerId,
+};
+
+use super::description::require_api_base_url;
+use super::{DescriptionJson, HostJson, PoolJson, SessionRef};
+
+/// A worker's heartbeat: seed 000's body, plus optional fields.
+///
+/// ```json
+/// {"code": "worker-node-2", "name": "Worker Node 2",
+///  "apiBaseUrl": "https://worker2.example.edu.vn",
+///  "totalCpuCores": 32, "totalMemoryMb": 65536,
+///  "reservedCpuCores": 4, "reservedMemoryMb": 8192,
+///  "vmCpuCores": 1.5, "vmMemoryMb": 2048, "activeSessions": 11}
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatRequest {
+    /// The worker's code (`worker-node-2`).
+    #[schema(
+        pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        min_length = 1,
+        max_length = 64
+    )]
+    pub code: String,
+    /// Name, URL, zone, labels, capabilities.
+    #[serde(flatten)]
+    pub description: DescriptionJson,
+    /// CPU cores of the node (decimals allowed, at most 3 places).
+    #[schema(minimum = 0, maximum = 65_536, multiple_of = 0.001)]
+    pub total_cpu_cores: f64,
+    /// Memory of the node, MB.
+    #[schema(maximum = 67_108_864)]
+    pub total_memory_mb: u64,
+    /// CPU cores kept for the host (default 0).
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 65_536, multiple_of = 0.001)]
+    pub reserved_cpu_cores: f64,
+    /// Memory kept for the host, MB (default 0).
+    #[serde(default)]
+    #[schema(maximum = 67_108_864)]
+    pub reserved_memory_mb: u64,
+    /// CPU cores of one session's VM (more than 0).
+    #[schema(exclusive_minimum = 0, maximum = 65_536, multiple_of = 0.001)]
+    pub vm_cpu_cores: f64,
+    /// Memory of one session's VM, MB (more than 0).
+    #[schema(minimum = 1, maximum = 67_108_864)]
+    pub vm_memory_mb: u64,
+    /// Sessions running on the node now.
+    #[schema(maximum = 1_000_000)]
+    pub active_sessions: u32,
+    /// Random id the agent picks at start-up; a new one means it restarted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
+    pub boot_id: Option<String>,
+    /// Increases by one per heartbeat within a boot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// The sessions the node runs, when the agent reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 10_000)]
+    pub live_sessions: Option<Vec<SessionRef>>,
+    /// CPU usage percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 100)]
+    pub cpu_percent: Option<f64>,
+    /// Memory usage percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 100)]
+    pub memory_percent: Option<f64>,
+    /// Disk usage percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 100)]
+    pub disk_percent: Option<f64>,
+    /// Host name, disk, OS and agent version.
+    #[serde(flatten)]
+    pub host: HostJson,
+    /// The prewarm pool per exam (left out: nothing prewarmed).
+    #[serde(default, skip_serializing_if = "PoolJson::is_empty")]
+    pub prewarm_pool: PoolJson,
+}
+
+impl HeartbeatRequest {
+    /// Converts the body into core's [`Heartbeat`]. Only what core's types
+    /// need to exist is checked here (the code, the capacity figures, the
+    /// session ids); everything else is validated once, by core's
+    /// `ClusterService::heartbeat`. Errors name the field.
+    pub fn into_heartbeat(self) -> Result<Heartbeat, ValidationError> {
+        let worker = WorkerId::parse("code", self.code)?;
+        require_api_base_url(&self.description)?;
+        let capacity = CapacitySpec::new(CapacityInput {
+            total_cpu_cores: self.total_cpu_cores,
+            total_memory_mb: self.total_memory_mb,
+            reserved_cpu_cores: self.reserved_cpu_cores,
+            reserved_memory_mb: self.reserved_memory_mb,
+            vm_cpu_cores: self.vm_cpu_cores,
+            vm_memory_mb: self.vm_memory_mb,
+        })?;
+        let mut live_details = BTreeMap::new();
+        let live_sessions = match self.live_sessions {
+            None => None,
+            Some(list) => Some(
+                list.into_iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        let key = SessionKey::parse(s.exam_id, s.user_id).map_err(|e| {
+                            ValidationError::new(
+                                format!("liveSessions[{i}].{}", e.field),
+                                e.message,
+                            )
+                        })?;
+                        if let Some(session) = s.session {
+                            live_details.insert(key.clone(), serde_json::Value::Object(session));
+                        }
+                        Ok(key)
+                    })
+                    .collect::<Result<Vec<_>, ValidationError>>()?,
+            ),
+        };
+        Ok(Heartbeat {
+            worker,
+            description: self.description.into(),
+            capacity,
+            active_sessions: self.active_sessions,
+            stamp: HeartbeatStamp {
+                boot_id: self.boot_id,
+                seq: self.seq,
+            },
+            live_sessions,
+            live_details,
+            resources: ResourceUsage {
+                cpu_percent: self.cpu_percent,
+                memory_percent: self.memory_percent,
+                disk_percent: self.disk_percent,
+            },
+            host: self.host.into(),
+            prewarm_pool: self.prewarm_pool.into_report()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{RegisterRequest, SEED_000};
+    use super::*;
+
+    #[test]
+    fn seed_000_body_parses_into_18_slots() {
+        let req: HeartbeatRequest = serde_json::from_str(SEED_000).unwrap();
+        let hb = req.into_heartbeat().unwrap();
+        assert_eq!(hb.capacity.max_sessions(), 18);
+        assert_eq!(hb.capacity.available_sessions(hb.active_sessions), 7);
+        assert_eq!(hb.worker.as_str(), "worker-node-2");
+    }
+
+    #[test]
+    fn unknown_fields_are_tolerated_on_heartbeats() {
+        let mut v: serde_json::Value = serde_json::from_str(SEED_000).unwrap();
+        v["agentVersion"] = "9.9".into();
+        let req: HeartbeatRequest = serde_json::from_value(v).unwrap();
+        assert!(req.into_heartbeat().is_ok());
+    }
+
+    #[test]
+    fn live_sessions_may_carry_the_session_object() {
+        let mut v: serde_json::Value = serde_json::from_str(SEED_000).unwrap();
+        let session = serde_json::json!({"connection": "rdp://w/e/u"});
+        v["liveSessions"] = serde_json::json!([
+            {"examId": "e", "userId": "u", "session": session},
+            {"examId": "e", "userId": "v"},
+        ]);
+        let req: HeartbeatRequest = serde_json::from_value(v).unwrap();
+        let again = serde_json::to_value(&req).unwrap();
+        assert!(
+            again["liveSessions"][1].get("session").is_none(),
+            "additive"
+        );
+        let hb = req.into_heartbeat().unwrap();
+        assert_eq!(hb.live_sessions.map(|l| l.len()), Some(2));
+        let u = SessionKey::parse("e", "u").unwrap();
+        assert_eq!(hb.live_details.len(), 1);
+        assert_eq!(hb.live_details.get(&u), Some(&session));
+    }
+
+    #[test]
+    fn a_live_session_object_must_be_an_object() {
+        let mut v: serde_json::Value = serde_json::from_str(SEED_000).unwrap();
+        v["liveSessions"] = serde_json::json!([{"examId": "e", "userId": "u", "session": 6.5e261}]);
+        let e =
+            crate::decode::parse_json::<HeartbeatRequest>(v.to_string().as_bytes()).unwrap_err();
+        assert!(e.field.starts_with("liveSessions"), "{e:?}");
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let mut v: serde_json::Value = serde_json::from_str(SEED_000).unwrap();
+        v["vmCpuCores"] = 0.into();
+        let req: HeartbeatRequest = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(req.into_heartbeat().unwrap_err().field, "vmCpuCores");
+        v["vmCpuCores"] = 1.into();
+        v["liveSessions"] = serde_json::json!([{"examId": "e", "userId": ""}]);
+        let req: HeartbeatRequest = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(
+            req.into_heartbeat().unwrap_err().field,
+            "liveSessions[0].userId"
+        );
+        v["liveSessions"] = serde_json::Value::Null;
+        v["bootId"] = "".into();
+        let req: HeartbeatRequest = serde_json::from_value(v).unwrap();
+        // The boot id is core's to judge, once.
+        let hb = req.into_heartbeat().unwrap();
+        assert_eq!(hb.validate().unwrap_err().field, "bootId");
+    }
+
+    #[test]
+    fn heartbeat_and_register_bodies_keep_their_field_names() {
+        let req: HeartbeatRequest = serde_json::from_str(SEED_000).unwrap();
+        let mut req = req;
+        req.description.zone = Some("z".into());
+        req.description.labels.insert("rack".into(), "1".into());
+        req.description.capabilities.insert("gpu".into());
+        req.boot_id = Some("b".into());
+        req.seq = Some(1);
+        req.live_sessions = Some(vec![SessionRef {
+            exam_id: "e".into(),
+            user_id: "u".into(),
+            session: None,
+        }]);
+        req.cpu_percent = Some(1.0);
+        req.memory_percent = Some(2.0);
+        req.disk_percent = Some(3.0);
+        req.prewarm_pool = serde_json::from_value(serde_json::json!({"e": {"ready": 1}})).unwrap();
+        let mut keys: Vec<String> = serde_json::to_value(&req)
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "activeSessions",
+                "apiBaseUrl",
+                "bootId",
+                "capabilities",
+                "code",
+                "cpuPercent",
+                "diskPercent",
+                "labels",
+                "liveSessions",
+                "memoryPercent",
+                "name",
+                "prewarmPool",
+                "reservedCpuCores",
+                "reservedMemoryMb",
+                "seq",
+                "totalCpuCores",
+                "totalMemoryMb",
+                "vmCpuCores",
+                "vmMemoryMb",
+                "zone",
+            ]
+        );
+        let register = RegisterRequest {
+            code: Some("w".into()),
+            description: req.description.clone(),
+            host: HostJson::default(),
+        };
+        assert_eq!(
+            serde_json::to_value(&register).unwrap(),
+            serde_json::json!({
+                "code": "w", "name": "Worker Node 2",
+                "apiBaseUrl": "https://worker2.example.edu.vn",
+                "zone": "z", "labels": {"rack": "1"}, "capabilities": ["gpu"],
+            })
+        );
+    }
+}
