@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use openmetrics_parser::openmetrics::parse_openmetrics;
 use openmetrics_parser::{MetricsExposition, OpenMetricsType, OpenMetricsValue};
 use reqwest::Method;
+use vdi_cluster_core::exam::format_rfc3339;
 
 use crate::common::{Cred, Setup, TestServer, seed_heartbeat};
 
@@ -85,6 +86,12 @@ fn queried_names(file: &Path) -> BTreeSet<String> {
     names
 }
 
+/// Now plus `secs`, as RFC 3339 in UTC.
+fn in_secs(secs: u64) -> String {
+    use vdi_cluster_core::{Clock, SystemClock};
+    format_rfc3339(SystemClock.now().plus(std::time::Duration::from_secs(secs)))
+}
+
 fn deploy_file(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../examples/deploy")
@@ -101,6 +108,20 @@ async fn busy_server() -> TestServer {
     s.heartbeat(&loaded).await;
     s.heartbeat(&seed_heartbeat("worker-node-2", "http://127.0.0.1:1", 0))
         .await;
+    // A booked exam (starting in an hour), so the per-exam series exist.
+    let starts = in_secs(3_600);
+    let ends = in_secs(7_200);
+    let booked = s
+        .send(
+            Method::POST,
+            "/api/vdi/exams",
+            &Cred::Admin,
+            Some(&serde_json::json!({"examId": "exam-1", "name": "Exam 1",
+                "startsAt": starts, "endsAt": ends, "students": 3,
+                "prewarm": {"count": 1}})),
+        )
+        .await;
+    assert_eq!(booked.status, 201, "{}", booked.text);
     assert_eq!(s.allocate("exam-1", "sv-1").await.status, 201);
     let reconcile = s
         .send(
