@@ -139,6 +139,13 @@ pub enum EventKind {
         /// The exam.
         exam: ExamId,
     },
+    /// A student waiting in an exam's queue was placed.
+    QueuedSessionPlaced {
+        /// The session.
+        session: SessionKey,
+        /// Where.
+        worker: WorkerId,
+    },
 }
 
 impl EventKind {
@@ -161,6 +168,7 @@ impl EventKind {
             Self::Reconciled { .. } => "reconciled",
             Self::ExamAtRisk { .. } => "examAtRisk",
             Self::ExamFitsAgain { .. } => "examFitsAgain",
+            Self::QueuedSessionPlaced { .. } => "queuedSessionPlaced",
         }
     }
 }

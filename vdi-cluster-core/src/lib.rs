@@ -104,6 +104,7 @@ pub mod health;
 pub mod ids;
 pub mod memory;
 pub mod policy;
+pub mod queue;
 pub mod reconcile;
 pub mod scheduler;
 pub mod service;
@@ -112,6 +113,7 @@ pub mod store;
 pub mod testkit;
 pub mod time;
 mod validation;
+pub mod waiting_room;
 pub mod worker;
 
 pub use capacity::{CapacityInput, CapacitySpec, Millicores};

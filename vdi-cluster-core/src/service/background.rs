@@ -203,5 +203,9 @@ async fn tick(service: &ClusterService, monitor: &mut HealthMonitor) -> crate::R
     }
     service.evaluate_exam_risks().await?;
     service.start_due_prewarms().await?;
+    let queues = service.tend_queues().await?;
+    if queues != super::QueueTick::default() {
+        tracing::info!(?queues, "waiting rooms tended");
+    }
     Ok(())
 }

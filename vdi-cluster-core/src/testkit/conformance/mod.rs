@@ -43,6 +43,7 @@ mod fixtures;
 mod freed_slots;
 mod lease;
 mod registry;
+mod waiting_room;
 mod worker_credentials;
 
 use std::sync::Arc;
@@ -86,6 +87,10 @@ pub use lease::{
 };
 pub use registry::{
     worker_listing_and_delete, worker_put_is_compare_and_set, worker_put_races_have_one_winner,
+};
+pub use waiting_room::{
+    concurrent_queue_keeps_invariant_e, queue_claims_are_exclusive_and_fenced,
+    queue_is_fifo_and_enqueue_is_idempotent,
 };
 pub use worker_credentials::{
     join_claims_are_atomic_and_scoped, rotation_racing_revocation_never_leaves_a_usable_secret,
@@ -160,6 +165,9 @@ macro_rules! conformance_tests {
             drain_and_disable_exclude_reservations,
             held_removals_keep_the_slot_and_others_free_it,
             freed_slots_keep_invariant_a_under_concurrency,
+            queue_is_fifo_and_enqueue_is_idempotent,
+            queue_claims_are_exclusive_and_fenced,
+            concurrent_queue_keeps_invariant_e,
         }
     };
     (@names; $($case:ident,)*) => {
