@@ -1,0 +1,23 @@
+-- queue_complete.lua: removes the claimed student and counts them placed,
+-- if the claim is still the exam's claim (WaitingRoom::complete_queue_claim).
+--
+-- KEYS[1]  the queue's order (sorted set)
+-- KEYS[2]  the queue's entries (hash)
+-- KEYS[3]  the queue's state (hash)
+-- KEYS[4]  the queued exams (set)
+-- ARGV[1]  exam id
+-- ARGV[2]  the claim's user id
+-- ARGV[3]  the claim's token
+-- ARGV[4]  now (ms)
+--
+-- Returns 1 when completed, 0 when the claim is no longer held.
+
+local c = redis.call('HMGET', KEYS[3], 'claim_user', 'claim_token')
+if c[1] ~= ARGV[2] or c[2] ~= ARGV[3] then
+  return 0
+end
+queue_remove(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[3], 'placed', 1)
+redis.call('HSETNX', KEYS[3], 'first_placed', ARGV[4])
+redis.call('HSET', KEYS[3], 'last_placed', ARGV[4])
+return 1
