@@ -105,6 +105,13 @@ pub enum EventKindJson {
         /// The exam.
         exam_id: String,
     },
+    /// A student waiting in an exam's queue was placed.
+    QueuedSessionPlaced {
+        /// The session.
+        session: SessionRef,
+        /// Where.
+        worker: String,
+    },
 }
 
 impl EventKindJson {
@@ -178,6 +185,10 @@ impl EventKindJson {
             },
             EventKind::ExamFitsAgain { exam } => Self::ExamFitsAgain {
                 exam_id: exam.to_string(),
+            },
+            EventKind::QueuedSessionPlaced { session, worker } => Self::QueuedSessionPlaced {
+                session: SessionRef::from(session),
+                worker: worker.to_string(),
             },
             _ => return None,
         })
@@ -320,6 +331,14 @@ mod tests {
                     exam: vdi_cluster_core::ExamId::parse("examId", "math").unwrap(),
                 },
                 json!({"at": 42, "type": "examFitsAgain", "examId": "math"}),
+            ),
+            (
+                EventKind::QueuedSessionPlaced {
+                    session: vdi_cluster_core::SessionKey::parse("e1", "u1").unwrap(),
+                    worker: w(),
+                },
+                json!({"at": 42, "type": "queuedSessionPlaced",
+                       "session": {"examId": "e1", "userId": "u1"}, "worker": "w1"}),
             ),
         ];
         for (kind, expected) in cases {

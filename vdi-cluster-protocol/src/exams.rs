@@ -340,6 +340,12 @@ pub struct ExamFiguresJson {
     pub sessions_in_use: u32,
     /// Its sessions per worker.
     pub sessions_by_worker: BTreeMap<String, u32>,
+    /// Students waiting in its queue now.
+    pub queued: u32,
+    /// Students placed from its queue, in total.
+    pub placed_from_queue: u64,
+    /// Students who left its queue for not polling, in total.
+    pub abandoned_from_queue: u64,
 }
 
 /// `GET /api/vdi/exams/{examId}`: the exam and its figures.
@@ -367,6 +373,9 @@ impl From<&ExamFigures> for ExamDetailJson {
                     .iter()
                     .map(|(w, n)| (w.to_string(), *n))
                     .collect(),
+                queued: f.queue.queued,
+                placed_from_queue: f.queue.placed_total,
+                abandoned_from_queue: f.queue.abandoned_total,
             },
         }
     }

@@ -34,13 +34,12 @@
 //! B), so nobody is placed twice.
 //!
 //! Promotion runs on the replica that released a session
-//! ([`spawn_promotion`](ClusterService::spawn_promotion)), and on the
+//! ([`promote_after_release`](ClusterService::promote_after_release)), and on the
 //! background leader every tick ([`tend_queues`](ClusterService::tend_queues)),
 //! which also catches workers that joined or recovered, prewarms that
 //! finished, and removes students who stopped polling for
 //! [`ServiceConfig::queue_abandon`](super::ServiceConfig::queue_abandon).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::ClusterService;
@@ -252,15 +251,16 @@ impl ClusterService {
         })
     }
 
-    /// Promotes `exam`'s queue in the background (after a release on this
-    /// replica); failures are logged, the leader's tick retries.
-    pub fn spawn_promotion(self: &Arc<Self>, exam: ExamId) {
-        let service = Arc::clone(self);
-        tokio::spawn(async move {
-            if let Err(e) = service.promote_queue(&exam).await {
-                tracing::warn!(exam = %exam, error = %e, "queue promotion failed");
+    /// Promotes `exam`'s queue after a slot freed on this replica (a
+    /// release); a failure is logged, the leader's tick retries.
+    pub async fn promote_after_release(&self, exam: &ExamId) {
+        match self.promote_queue(exam).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(exam = %exam, placed = n, "queued students placed after a release")
             }
-        });
+            Err(e) => tracing::warn!(exam = %exam, error = %e, "queue promotion failed"),
+        }
     }
 
     /// Places the head of `exam`'s queue, again and again, until the queue
