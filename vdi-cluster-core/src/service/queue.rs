@@ -276,6 +276,9 @@ impl ClusterService {
                 return Ok(placed);
             };
             let key = SessionKey::new(exam.clone(), claim.user.clone());
+            // A slot freed a moment ago must be seen: rank from a fresh read
+            // of the fleet, not a cached snapshot that still shows it full.
+            self.invalidate_snapshot();
             match self.allocate(key.clone(), constraints.clone()).await {
                 Ok(allocation) => {
                     if self
