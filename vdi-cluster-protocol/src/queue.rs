@@ -67,7 +67,7 @@ pub enum SessionAnswerJson {
     /// Waiting in the exam's queue.
     Queued(QueuedJson),
     /// Placed.
-    Session(SessionJson),
+    Session(Box<SessionJson>),
 }
 
 /// One waiting student in [`ExamQueueJson`].

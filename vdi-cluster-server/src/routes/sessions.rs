@@ -124,7 +124,9 @@ pub(crate) async fn get(
     let key = session_key(path)?;
     caller.ensure_may_act_for(&key.user_id)?;
     Ok(Json(match state.service().session_state(&key).await? {
-        SessionState::Placed(dispatch) => SessionAnswerJson::Session(SessionJson::from(&*dispatch)),
+        SessionState::Placed(dispatch) => {
+            SessionAnswerJson::Session(Box::new(SessionJson::from(&*dispatch)))
+        }
         SessionState::Queued(standing) => {
             SessionAnswerJson::Queued(QueuedJson::new(&key, &standing))
         }
