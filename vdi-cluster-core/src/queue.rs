@@ -110,9 +110,9 @@ pub fn position_from_index(index: usize) -> u32 {
 /// between its placements so far, `(last − first) ÷ (placed − 1)`, once
 /// two placements are known. Before that, `per_position` (a configured
 /// default) stands for it. If the last placement is longer ago than that
-/// interval, the time since it is the better guess for the next one (the
-/// queue has slowed down). The estimate is `position × interval`, at most
-/// [`MAX_ESTIMATE`].
+/// interval, the time since it (up to four intervals) is the better guess
+/// for the next one: the queue has slowed down. The estimate is
+/// `position × interval`, at most [`MAX_ESTIMATE`].
 pub fn estimate_wait(
     position: u32,
     totals: &QueueTotals,
@@ -128,7 +128,7 @@ pub fn estimate_wait(
     };
     let mut interval = observed.unwrap_or(per_position);
     if let Some(last) = totals.last_placed_at {
-        interval = interval.max(now.since(last).min(per_position.max(interval) * 4));
+        interval = interval.max(now.since(last).min(interval.saturating_mul(4)));
     }
     interval.saturating_mul(position).min(MAX_ESTIMATE)
 }

@@ -2,8 +2,8 @@
 //! slots, a surge of twice the capacity — half placed, half queued with
 //! positions 1..N — then releases that promote strictly in order, until
 //! everyone is placed and the control plane's records agree with the
-//! workers' own counts. Run on Redis (the shared-state backend replicas
-//! use); `surge(options)` takes any backend's options.
+//! workers' own counts. Run on Redis and PostgreSQL; `surge(options)`
+//! takes any backend's options.
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -24,7 +24,6 @@ async fn surge_on_redis_queues_half_and_places_everyone_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the same scenario on PostgreSQL; run with --ignored"]
 async fn surge_on_postgres_queues_half_and_places_everyone_in_order() {
     let Some(db) = PgDatabase::new().await else {
         return;
