@@ -72,8 +72,8 @@ pub use exams::{Booking, ExamFigures, ExamStatus};
 pub use fleet::FleetRepair;
 pub use prewarm::{MAX_PREWARM_REQUEST, PrewarmFailure, PrewarmReport};
 pub use queue::{
-    Departure, QueueFigures, QueueStanding, QueueTick, QueueView, SessionRequest, SessionState,
-    WaitingStudent,
+    Departure, PROMOTIONS_PER_TICK, QueueFigures, QueueStanding, QueueTick, QueueView,
+    SessionRequest, SessionState, WaitingStudent,
 };
 pub use reconcile::HealthMonitor;
 pub use registration::HeartbeatAck;

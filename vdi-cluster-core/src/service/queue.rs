@@ -53,6 +53,9 @@ use crate::scheduler::Constraints;
 use crate::store::{Enqueued, Standing};
 use crate::time::Timestamp;
 
+/// Most students the background pass places from one exam's queue.
+pub const PROMOTIONS_PER_TICK: u32 = 16;
+
 /// The answer to a session request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SessionRequest {
@@ -267,9 +270,14 @@ impl ClusterService {
     /// is empty, a slot is missing, or another promoter holds the head.
     /// Returns how many were placed.
     pub async fn promote_queue(&self, exam: &ExamId) -> Result<u32> {
+        self.promote_up_to(exam, u32::MAX).await
+    }
+
+    /// [`promote_queue`](Self::promote_queue), placing at most `limit`.
+    async fn promote_up_to(&self, exam: &ExamId, limit: u32) -> Result<u32> {
         let constraints = self.queueing(exam).await?.unwrap_or_default();
         let mut placed = 0;
-        loop {
+        while placed < limit {
             let now = self.clock.now();
             let until = now.plus(self.config.queue_claim_ttl());
             let Some(claim) = self.store.claim_queue_head(exam, now, until).await? else {
@@ -305,10 +313,14 @@ impl ClusterService {
                 }
             }
         }
+        Ok(placed)
     }
 
     /// The background pass: removes students who stopped polling, then
-    /// promotes every exam's queue.
+    /// promotes every exam's queue, at most [`PROMOTIONS_PER_TICK`] each
+    /// (so a pass stays well inside the background lease; the next tick
+    /// goes on). A failure of one exam's promotion is logged and the next
+    /// exam tended.
     pub async fn tend_queues(&self) -> Result<QueueTick> {
         let mut tick = QueueTick::default();
         for exam in self.store.queued_exams().await? {
@@ -321,7 +333,10 @@ impl ClusterService {
                     tracing::info!(exam = %exam, user = %user, "left the queue: stopped polling");
                 }
             }
-            tick.placed += self.promote_queue(&exam).await?;
+            match self.promote_up_to(&exam, PROMOTIONS_PER_TICK).await {
+                Ok(n) => tick.placed += n,
+                Err(e) => tracing::warn!(exam = %exam, error = %e, "queue promotion failed"),
+            }
         }
         Ok(tick)
     }
