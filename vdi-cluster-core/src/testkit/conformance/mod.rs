@@ -44,6 +44,7 @@ mod freed_slots;
 mod lease;
 mod registry;
 mod waiting_room;
+mod waiting_room_service;
 mod worker_credentials;
 
 use std::sync::Arc;
@@ -92,6 +93,7 @@ pub use waiting_room::{
     concurrent_queue_keeps_invariant_e, queue_claims_are_exclusive_and_fenced,
     queue_is_fifo_and_enqueue_is_idempotent,
 };
+pub use waiting_room_service::queued_students_are_placed_once_across_replicas;
 pub use worker_credentials::{
     join_claims_are_atomic_and_scoped, rotation_racing_revocation_never_leaves_a_usable_secret,
     worker_credentials_are_compare_and_set,
@@ -168,6 +170,7 @@ macro_rules! conformance_tests {
             queue_is_fifo_and_enqueue_is_idempotent,
             queue_claims_are_exclusive_and_fenced,
             concurrent_queue_keeps_invariant_e,
+            queued_students_are_placed_once_across_replicas,
         }
     };
     (@names; $($case:ident,)*) => {
