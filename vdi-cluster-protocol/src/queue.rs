@@ -3,8 +3,8 @@
 //!
 //! | method | path | answer |
 //! |---|---|---|
-//! | `POST` | `/api/vdi/sessions` | 201 / 200 [`SessionJson`](crate::sessions::SessionJson), **202 [`QueuedJson`]**, 503 |
-//! | `GET` | `/api/vdi/sessions/{examId}/{userId}` | 200 [`SessionJson`](crate::sessions::SessionJson) or **200 [`QueuedJson`]** |
+//! | `POST` | `/api/vdi/sessions` | 201 / 200 [`SessionJson`], **202 [`QueuedJson`]**, 503 |
+//! | `GET` | `/api/vdi/sessions/{examId}/{userId}` | 200 [`SessionJson`] or **200 [`QueuedJson`]** |
 //! | `DELETE` | `/api/vdi/sessions/{examId}/{userId}` | [`ReleaseJson`](crate::sessions::ReleaseJson) (`leftQueue`) |
 //! | `GET` | `/api/vdi/exams/{examId}/queue` | [`ExamQueueJson`] |
 //!
