@@ -14,7 +14,7 @@ use vdi_cluster_core::store::{
     Adoption, AuditEntry, CasOutcome, ClaimOutcome, DeleteOutcome, DispatchPage, ExamPlacement,
     JoinClaim, JoinToken, Lease, RecountReport, Reservation, ReserveRequest,
 };
-use vdi_cluster_core::waiting_room::{Enqueued, Standing, WaitingRoom};
+use vdi_cluster_core::waiting_room::{Completion, Enqueued, Standing, WaitingRoom};
 use vdi_cluster_core::{
     AuditLog, Credentials, Dispatch, DispatchId, DispatchStore, ExamId, LeaderLease, Registry,
     Result, SessionKey, Store, Timestamp, UserId, WorkerId, WorkerRecord, WorkerSnapshot,
@@ -171,7 +171,7 @@ timed_delegation! { WaitingRoom {}
     fn exam_queue(exam: &ExamId) -> ExamQueue;
     fn leave_queue(exam: &ExamId, user: &UserId) -> bool;
     fn claim_queue_head(exam: &ExamId, now: Timestamp, until: Timestamp) -> Option<QueueClaim>;
-    fn complete_queue_claim(claim: &QueueClaim, now: Timestamp) -> bool;
+    fn complete_queue_claim(claim: &QueueClaim, now: Timestamp) -> Completion;
     fn release_queue_claim(claim: &QueueClaim) -> ();
     fn abandon_queued(exam: &ExamId, user: &UserId, seen_before: Timestamp, now: Timestamp) -> bool;
     fn queued_exams() -> Vec<ExamId>;

@@ -82,7 +82,7 @@ use crate::worker::{WorkerRecord, WorkerSnapshot};
 pub use crate::calendar::{CalendarWrite, ExamCalendar, ExamStore};
 pub use crate::reconcile::{Counter, Drift};
 pub use crate::scheduler::ExamPlacement;
-pub use crate::waiting_room::{Enqueued, Standing, WaitingRoom};
+pub use crate::waiting_room::{Completion, Enqueued, Standing, WaitingRoom};
 
 /// Outcome of a compare-and-set write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

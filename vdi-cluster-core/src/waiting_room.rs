@@ -26,15 +26,18 @@
 //!   unexpired claim: two promoters never hold the same exam's head at
 //!   once, and a promoter that dies loses its claim at the deadline.
 //! * **Completion is fenced by the token.**
-//!   [`complete_queue_claim`](WaitingRoom::complete_queue_claim) removes
-//!   the entry and counts it placed, in one atomic step, only if the claim
-//!   it names is still the exam's claim (same user and token, whatever the
-//!   deadline says): a promotion is recorded at most once.
+//!   [`complete_queue_claim`](WaitingRoom::complete_queue_claim) acts only
+//!   if the claim it names is still the exam's claim (same user and token,
+//!   whatever the deadline says), and clears it: the entry is removed and
+//!   counted placed in the same atomic step ([`Completion::Placed`]), or,
+//!   if the student left meanwhile, nothing else is written
+//!   ([`Completion::Left`]: the promoter undoes its placement). A
+//!   promotion is recorded at most once.
 //!   [`release_queue_claim`](WaitingRoom::release_queue_claim) clears the
 //!   claim under the same check and leaves the entry where it is.
 //! * **Leaving and abandoning remove exactly one entry.**
-//!   [`leave_queue`](WaitingRoom::leave_queue) removes the student (and a
-//!   claim on them) at once;
+//!   [`leave_queue`](WaitingRoom::leave_queue) removes the student at once
+//!   (a claim on them stays, for its promoter to learn that they left);
 //!   [`abandon_queued`](WaitingRoom::abandon_queued) removes them only if
 //!   they were last seen before the cutoff and hold no unexpired claim, and
 //!   counts the abandon, as one atomic step.
@@ -73,6 +76,18 @@ impl Enqueued {
     }
 }
 
+/// Answer of [`WaitingRoom::complete_queue_claim`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// The claim was held: the student is out of the queue, counted placed.
+    Placed,
+    /// The claim was held but the student had left the queue; the claim is
+    /// cleared and nothing counted.
+    Left,
+    /// The claim is no longer the exam's claim; nothing was written.
+    Lost,
+}
+
 /// Answer of [`WaitingRoom::touch_queued`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Standing {
@@ -99,8 +114,8 @@ pub trait WaitingRoom: Debug + Send + Sync + 'static {
     /// The whole queue in order, its claim and its totals, as one view.
     async fn exam_queue(&self, exam: &ExamId) -> Result<ExamQueue>;
 
-    /// Removes `user` from `exam`'s queue (and clears a claim on them);
-    /// `false` if they were not queued.
+    /// Removes `user` from `exam`'s queue (a claim on them stays until its
+    /// promoter completes it); `false` if they were not queued.
     async fn leave_queue(&self, exam: &ExamId, user: &UserId) -> Result<bool>;
 
     /// Claims the head of `exam`'s queue until `until`, if the queue is not
@@ -112,16 +127,17 @@ pub trait WaitingRoom: Debug + Send + Sync + 'static {
         until: Timestamp,
     ) -> Result<Option<QueueClaim>>;
 
-    /// Removes the claimed entry and counts it placed at `now`, if `claim`
-    /// is still the exam's claim; `false` (nothing written) otherwise.
-    async fn complete_queue_claim(&self, claim: &QueueClaim, now: Timestamp) -> Result<bool>;
+    /// If `claim` is still the exam's claim, clears it and removes the
+    /// claimed entry, counting it placed at `now`; see [`Completion`].
+    async fn complete_queue_claim(&self, claim: &QueueClaim, now: Timestamp) -> Result<Completion>;
 
     /// Gives `claim` up, leaving the entry at the head; nothing if the
     /// claim is no longer held.
     async fn release_queue_claim(&self, claim: &QueueClaim) -> Result<()>;
 
     /// Removes `user` and counts an abandon if they were last seen before
-    /// `seen_before` and hold no claim expiring after `now`.
+    /// `seen_before` and hold no claim expiring after `now` (a lapsed claim
+    /// stays, as for a leave).
     async fn abandon_queued(
         &self,
         exam: &ExamId,

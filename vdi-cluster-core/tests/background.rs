@@ -20,7 +20,7 @@ use vdi_cluster_core::store::{
     JoinClaim, JoinToken, Lease, RecountReport, Reservation, ReserveRequest,
 };
 use vdi_cluster_core::testkit::{SimulatedWorkers, heartbeat_with_slots};
-use vdi_cluster_core::waiting_room::{Enqueued, Standing, WaitingRoom};
+use vdi_cluster_core::waiting_room::{Completion, Enqueued, Standing, WaitingRoom};
 use vdi_cluster_core::{
     AuditLog, Clock, ClusterService, Credentials, Dispatch, DispatchId, DispatchStore, ExamId,
     LeaderLease, MemoryStore, Registry, Result, ServiceConfig, SessionKey, Timestamp, WorkerId,
@@ -145,7 +145,7 @@ slow_delegation! { WaitingRoom {}
     fn exam_queue(exam: &ExamId) -> ExamQueue;
     fn leave_queue(exam: &ExamId, user: &UserId) -> bool;
     fn claim_queue_head(exam: &ExamId, now: Timestamp, until: Timestamp) -> Option<QueueClaim>;
-    fn complete_queue_claim(claim: &QueueClaim, now: Timestamp) -> bool;
+    fn complete_queue_claim(claim: &QueueClaim, now: Timestamp) -> Completion;
     fn release_queue_claim(claim: &QueueClaim) -> ();
     fn abandon_queued(exam: &ExamId, user: &UserId, seen_before: Timestamp, now: Timestamp) -> bool;
     fn queued_exams() -> Vec<ExamId>;

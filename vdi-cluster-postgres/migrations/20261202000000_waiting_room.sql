@@ -119,19 +119,14 @@ BEGIN
 END
 $fn$;
 
--- Removes p_user's entry and a claim on them (state row locked by the
--- caller). Whether there was an entry.
+-- Removes p_user's entry (state row locked by the caller); a claim on
+-- them stays, for its promoter to learn that they left. Whether there was
+-- an entry.
 CREATE OR REPLACE FUNCTION vdi.queue_remove(p_exam text, p_user text) RETURNS boolean
 LANGUAGE plpgsql AS $fn$
 BEGIN
     DELETE FROM vdi.queue_entries q WHERE q.exam_id = p_exam AND q.user_id = p_user;
-    IF NOT FOUND THEN
-        RETURN false;
-    END IF;
-    UPDATE vdi.queue_state s
-       SET claim_user = NULL, claim_token = NULL, claim_until = NULL
-     WHERE s.exam_id = p_exam AND s.claim_user = p_user;
-    RETURN true;
+    RETURN FOUND;
 END
 $fn$;
 
@@ -174,25 +169,31 @@ BEGIN
 END
 $fn$;
 
--- Removes the claimed student and counts them placed at p_now, if the
--- claim (p_user, p_token) is still the exam's claim.
+-- If the claim (p_user, p_token) is still the exam's claim, clears it and
+-- removes the claimed student, counting them placed at p_now. 1 placed,
+-- 2 the student had left (nothing counted), 0 the claim is not held.
 CREATE OR REPLACE FUNCTION vdi.queue_complete(p_exam text, p_user text, p_token bigint,
-                                              p_now bigint) RETURNS boolean
+                                              p_now bigint) RETURNS integer
 LANGUAGE plpgsql AS $fn$
 BEGIN
     PERFORM 1 FROM vdi.queue_state
       WHERE exam_id = p_exam AND claim_user = p_user AND claim_token = p_token
         FOR UPDATE;
     IF NOT FOUND THEN
-        RETURN false;
+        RETURN 0;
     END IF;
-    PERFORM vdi.queue_remove(p_exam, p_user);
+    UPDATE vdi.queue_state
+       SET claim_user = NULL, claim_token = NULL, claim_until = NULL
+     WHERE exam_id = p_exam;
+    IF NOT vdi.queue_remove(p_exam, p_user) THEN
+        RETURN 2;
+    END IF;
     UPDATE vdi.queue_state
        SET placed = placed + 1,
            first_placed = coalesce(first_placed, p_now),
            last_placed = p_now
      WHERE exam_id = p_exam;
-    RETURN true;
+    RETURN 1;
 END
 $fn$;
 

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use vdi_cluster_core::queue::{ExamQueue, QueueClaim, QueueEntry, QueuePosition, QueueTotals};
-use vdi_cluster_core::store::{Enqueued, Standing, WaitingRoom};
+use vdi_cluster_core::store::{Completion, Enqueued, Standing, WaitingRoom};
 use vdi_cluster_core::{ExamId, Result, Timestamp, UserId};
 
 use crate::error::PgError;
@@ -180,17 +180,30 @@ impl WaitingRoom for PgStore {
         .await
     }
 
-    async fn complete_queue_claim(&self, claim: &QueueClaim, now: Timestamp) -> Result<bool> {
+    async fn complete_queue_claim(&self, claim: &QueueClaim, now: Timestamp) -> Result<Completion> {
         let Ok(token) = i64::try_from(claim.token) else {
-            return Ok(false);
+            return Ok(Completion::Lost);
         };
-        self.queue_step(
-            sqlx::query(sql::QUEUE_COMPLETE)
+        let now = millis("now", now)?;
+        self.call(async {
+            let row = sqlx::query(sql::QUEUE_COMPLETE)
                 .bind(claim.exam.as_str())
                 .bind(claim.user.as_str())
                 .bind(token)
-                .bind(millis("now", now)?),
-        )
+                .bind(now)
+                .fetch_one(self.pool())
+                .await?;
+            let done: i32 = row.try_get("done")?;
+            match done {
+                1 => Ok(Completion::Placed),
+                2 => Ok(Completion::Left),
+                0 => Ok(Completion::Lost),
+                other => Err(PgError::UnknownOutcome {
+                    function: "queue_complete",
+                    outcome: other.to_string(),
+                }),
+            }
+        })
         .await
     }
 

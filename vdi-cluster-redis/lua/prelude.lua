@@ -153,16 +153,14 @@ local function queue_place(order, entries, state, user, now)
   return out
 end
 
--- Removes `user` from a queue (and a claim on them); the exam leaves the
--- set of queued exams when its queue empties. Returns true if removed.
-local function queue_remove(order, entries, state, exams, exam, user)
+-- Removes `user` from a queue (a claim on them stays, for its promoter to
+-- learn that they left); the exam leaves the set of queued exams when its
+-- queue empties. Returns true if removed.
+local function queue_remove(order, entries, exams, exam, user)
   if redis.call('ZREM', order, user) == 0 then
     return false
   end
   redis.call('HDEL', entries, user)
-  if redis.call('HGET', state, 'claim_user') == user then
-    redis.call('HDEL', state, 'claim_user', 'claim_token', 'claim_until')
-  end
   if redis.call('ZCARD', order) == 0 then
     redis.call('SREM', exams, exam)
   end

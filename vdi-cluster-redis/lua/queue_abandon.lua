@@ -25,6 +25,6 @@ local c = redis.call('HMGET', KEYS[3], 'claim_user', 'claim_until')
 if c[1] == ARGV[2] and tonumber(c[2] or '0') > tonumber(ARGV[4]) then
   return 0
 end
-queue_remove(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2])
+queue_remove(KEYS[1], KEYS[2], KEYS[4], ARGV[1], ARGV[2])
 redis.call('HINCRBY', KEYS[3], 'abandoned', 1)
 return 1

@@ -1,5 +1,5 @@
--- queue_leave.lua: removes a student from an exam's queue, and a claim on
--- them (WaitingRoom::leave_queue).
+-- queue_leave.lua: removes a student from an exam's queue; a claim on
+-- them stays for its promoter (WaitingRoom::leave_queue).
 --
 -- KEYS[1]  the queue's order (sorted set)
 -- KEYS[2]  the queue's entries (hash)
@@ -10,7 +10,7 @@
 --
 -- Returns 1 if the student was queued, else 0.
 
-if queue_remove(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2]) then
+if queue_remove(KEYS[1], KEYS[2], KEYS[4], ARGV[1], ARGV[2]) then
   return 1
 end
 return 0

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use vdi_cluster_core::queue::{ExamQueue, QueueClaim, QueueEntry, QueuePosition, QueueTotals};
-use vdi_cluster_core::store::{Enqueued, Standing, WaitingRoom};
+use vdi_cluster_core::store::{Completion, Enqueued, Standing, WaitingRoom};
 use vdi_cluster_core::{ExamId, Result, Timestamp, UserId};
 
 use crate::error::{BackendError, BackendResult};
@@ -221,7 +221,7 @@ impl WaitingRoom for RedisStore {
         }))
     }
 
-    async fn complete_queue_claim(&self, claim: &QueueClaim, now: Timestamp) -> Result<bool> {
+    async fn complete_queue_claim(&self, claim: &QueueClaim, now: Timestamp) -> Result<Completion> {
         let exam = &claim.exam;
         let done: i64 = SCRIPTS
             .queue_complete
@@ -236,7 +236,12 @@ impl WaitingRoom for RedisStore {
             .invoke_async(&mut self.conn())
             .await
             .map_err(BackendError::from)?;
-        Ok(done == 1)
+        match done {
+            1 => Ok(Completion::Placed),
+            2 => Ok(Completion::Left),
+            0 => Ok(Completion::Lost),
+            _ => Err(BackendError::unexpected("queue_complete", None).into()),
+        }
     }
 
     async fn release_queue_claim(&self, claim: &QueueClaim) -> Result<()> {

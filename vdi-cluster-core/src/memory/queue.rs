@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::ids::{ExamId, UserId};
 use crate::queue::{ExamQueue, QueueClaim, QueueEntry, QueuePosition, position_from_index};
 use crate::time::Timestamp;
-use crate::waiting_room::{Enqueued, Standing, WaitingRoom};
+use crate::waiting_room::{Completion, Enqueued, Standing, WaitingRoom};
 
 /// The waiting rooms' part of the state.
 #[derive(Debug, Default)]
@@ -33,13 +33,10 @@ impl QueueState {
         })
     }
 
-    /// Removes `user`'s entry and a claim on them.
+    /// Removes `user`'s entry (a claim on them stays).
     fn remove(queue: &mut ExamQueue, user: &UserId) -> bool {
         let before = queue.entries.len();
         queue.entries.retain(|e| &e.user != user);
-        if queue.claim.as_ref().is_some_and(|c| &c.user == user) {
-            queue.claim = None;
-        }
         queue.entries.len() != before
     }
 
@@ -126,20 +123,23 @@ impl WaitingRoom for MemoryStore {
         Ok(Some(claim))
     }
 
-    async fn complete_queue_claim(&self, claim: &QueueClaim, now: Timestamp) -> Result<bool> {
+    async fn complete_queue_claim(&self, claim: &QueueClaim, now: Timestamp) -> Result<Completion> {
         let mut s = self.lock()?;
         if !s.queues.holds(claim) {
-            return Ok(false);
+            return Ok(Completion::Lost);
         }
         let Some(queue) = s.queues.queues.get_mut(&claim.exam) else {
-            return Ok(false);
+            return Ok(Completion::Lost);
         };
-        QueueState::remove(queue, &claim.user);
+        queue.claim = None;
+        if !QueueState::remove(queue, &claim.user) {
+            return Ok(Completion::Left);
+        }
         let totals = &mut queue.totals;
         totals.placed += 1;
         totals.first_placed_at.get_or_insert(now);
         totals.last_placed_at = Some(now);
-        Ok(true)
+        Ok(Completion::Placed)
     }
 
     async fn release_queue_claim(&self, claim: &QueueClaim) -> Result<()> {

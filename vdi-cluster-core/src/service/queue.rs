@@ -31,7 +31,9 @@
 //! head, so nobody behind it is placed first. A promoter that dies loses
 //! its claim at the deadline; another promoter then claims the same head,
 //! and its allocation returns the dispatch the first one made (invariant
-//! B), so nobody is placed twice.
+//! B), so nobody is placed twice. A student who leaves while being placed
+//! is told apart at completion ([`Completion::Left`](crate::store::Completion)),
+//! and the promoter releases the session it just placed.
 //!
 //! Promotion runs on the replica that released a session
 //! ([`promote_after_release`](ClusterService::promote_after_release)), and on the
@@ -50,7 +52,7 @@ use crate::events::EventKind;
 use crate::ids::{ExamId, SessionKey};
 use crate::queue::{QueueEntry, QueuePosition, QueueTotals, estimate_wait};
 use crate::scheduler::Constraints;
-use crate::store::{Enqueued, Standing};
+use crate::store::{Completion, Enqueued, Standing};
 use crate::time::Timestamp;
 
 /// Most students the background pass places from one exam's queue.
@@ -288,19 +290,25 @@ impl ClusterService {
             // of the fleet, not a cached snapshot that still shows it full.
             self.invalidate_snapshot();
             match self.allocate(key.clone(), constraints.clone()).await {
-                Ok(allocation) => {
-                    if self
-                        .store
-                        .complete_queue_claim(&claim, self.clock.now())
-                        .await?
-                    {
+                Ok(allocation) => match self
+                    .store
+                    .complete_queue_claim(&claim, self.clock.now())
+                    .await?
+                {
+                    Completion::Placed => {
                         placed += 1;
                         self.emit(EventKind::QueuedSessionPlaced {
                             session: key,
                             worker: allocation.dispatch.worker.clone(),
                         });
                     }
-                }
+                    Completion::Left => {
+                        // The student left while being placed: undo it.
+                        tracing::info!(session = %key, "left the queue while being placed; released");
+                        self.release(&key).await?;
+                    }
+                    Completion::Lost => {}
+                },
                 Err(Error::NoCapacity(_)) => {
                     self.store.release_queue_claim(&claim).await?;
                     return Ok(placed);

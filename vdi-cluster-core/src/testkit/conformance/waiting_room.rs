@@ -12,7 +12,7 @@ use super::StoreFactory;
 use super::fixtures::now;
 use crate::ids::{ExamId, UserId};
 use crate::queue::QueueClaim;
-use crate::store::{Enqueued, Standing, Store};
+use crate::store::{Completion, Enqueued, Standing, Store};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -140,8 +140,9 @@ pub async fn queue_claims_are_exclusive_and_fenced(factory: &impl StoreFactory) 
     assert_eq!(second.user, user(1));
     assert!(second.token > first.token);
     a.release_queue_claim(&first).await.unwrap();
-    assert!(
-        !a.complete_queue_claim(&first, t0).await.unwrap(),
+    assert_eq!(
+        a.complete_queue_claim(&first, t0).await.unwrap(),
+        Completion::Lost,
         "a released claim does not complete"
     );
 
@@ -153,12 +154,23 @@ pub async fn queue_claims_are_exclusive_and_fenced(factory: &impl StoreFactory) 
         .unwrap()
         .expect("a lapsed claim is taken over");
     assert!(third.token > second.token);
-    assert!(!b.complete_queue_claim(&second, late).await.unwrap());
-    assert!(a.complete_queue_claim(&third, late).await.unwrap());
-    assert!(!a.complete_queue_claim(&third, late).await.unwrap(), "once");
+    assert_eq!(
+        b.complete_queue_claim(&second, late).await.unwrap(),
+        Completion::Lost
+    );
+    assert_eq!(
+        a.complete_queue_claim(&third, late).await.unwrap(),
+        Completion::Placed
+    );
+    assert_eq!(
+        a.complete_queue_claim(&third, late).await.unwrap(),
+        Completion::Lost,
+        "once"
+    );
     assert_eq!(order(&b, &e).await, vec![user(2), user(3), user(4)]);
 
-    // Leaving clears a claim on the student.
+    // Leaving while claimed: the promoter learns it at completion, which
+    // clears the claim and counts nothing.
     let fourth = b
         .claim_queue_head(&e, late, late.plus(MINUTE))
         .await
@@ -166,7 +178,10 @@ pub async fn queue_claims_are_exclusive_and_fenced(factory: &impl StoreFactory) 
         .unwrap();
     assert_eq!(fourth.user, user(2));
     assert!(a.leave_queue(&e, &user(2)).await.unwrap());
-    assert!(!b.complete_queue_claim(&fourth, late).await.unwrap());
+    assert_eq!(
+        b.complete_queue_claim(&fourth, late).await.unwrap(),
+        Completion::Left
+    );
     assert_eq!(b.exam_queue(&e).await.unwrap().claim, None);
 
     // Abandon: only before the cutoff.
@@ -182,10 +197,11 @@ pub async fn queue_claims_are_exclusive_and_fenced(factory: &impl StoreFactory) 
         .await
         .unwrap()
         .unwrap();
-    assert!(
+    assert_eq!(
         b.complete_queue_claim(&fifth, late.plus(MINUTE))
             .await
-            .unwrap()
+            .unwrap(),
+        Completion::Placed
     );
 
     let q = a.exam_queue(&e).await.unwrap();
@@ -290,7 +306,9 @@ pub async fn concurrent_queue_keeps_invariant_e(factory: &impl StoreFactory) {
                         store.release_queue_claim(&claim).await.unwrap();
                         continue;
                     }
-                    if store.complete_queue_claim(&claim, now()).await.unwrap() {
+                    if store.complete_queue_claim(&claim, now()).await.unwrap()
+                        == Completion::Placed
+                    {
                         record_placed(&seen, &claim);
                     }
                 }

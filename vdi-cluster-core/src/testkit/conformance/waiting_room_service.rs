@@ -5,6 +5,7 @@
 //! second placement from the queue, nobody is lost, counters never drift.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -70,7 +71,12 @@ pub async fn queued_students_are_placed_once_across_replicas(factory: &impl Stor
                 if let SessionRequest::Placed(_) = answer {
                     tokio::task::yield_now().await;
                     let ended = other.end_session(&key).await.unwrap();
-                    assert!(ended.released.is_some(), "{key}: nothing released");
+                    // Ended while its promotion was completing: the
+                    // promoter, finding the student gone, released it.
+                    assert!(
+                        ended.released.is_some() || ended.left_queue,
+                        "{key}: nothing released"
+                    );
                     other.promote_after_release(&key.exam_id).await;
                     released.lock().unwrap().insert(n);
                     return;
@@ -97,10 +103,11 @@ pub async fn queued_students_are_placed_once_across_replicas(factory: &impl Stor
         }));
     }
     // The safety net: the leader's pass, while students come and go.
+    let stop = Arc::new(AtomicBool::new(false));
     let tending = {
-        let svc = Arc::clone(&services[2]);
+        let (svc, stop) = (Arc::clone(&services[2]), Arc::clone(&stop));
         tokio::spawn(async move {
-            loop {
+            while !stop.load(Ordering::Acquire) {
                 svc.tend_queues().await.unwrap();
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -109,7 +116,8 @@ pub async fn queued_students_are_placed_once_across_replicas(factory: &impl Stor
     for t in tasks {
         t.await.unwrap();
     }
-    tending.abort();
+    stop.store(true, Ordering::Release);
+    tending.await.unwrap();
 
     let released = released.lock().unwrap().clone();
     let left = left.lock().unwrap().clone();
@@ -134,11 +142,18 @@ pub async fn queued_students_are_placed_once_across_replicas(factory: &impl Stor
         placed_from_queue.len() as u64,
         "the totals count each placement once"
     );
-    assert!(workers.sessions(&wid("w1")).is_empty());
-    assert_eq!(
-        workers.allocate_calls(),
-        released.len() as u64,
-        "one worker call per placed student"
+    assert!(
+        workers.sessions(&wid("w1")).is_empty(),
+        "no session left behind"
+    );
+    // One worker call per placed student, plus one for each who left
+    // while being placed (undone at completion).
+    let calls = workers.allocate_calls();
+    assert!(
+        (released.len() as u64..=(released.len() + left.len()) as u64).contains(&calls),
+        "{calls} worker calls for {} placed, {} left",
+        released.len(),
+        left.len()
     );
     assert_no_drift(&*store).await;
 }
