@@ -160,6 +160,13 @@ pub enum EventKind {
         /// The prewarm target.
         target: u32,
     },
+    /// A student waiting in an exam's queue was placed.
+    QueuedSessionPlaced {
+        /// The session.
+        session: SessionKey,
+        /// Where.
+        worker: WorkerId,
+    },
 }
 
 impl EventKind {
@@ -184,6 +191,7 @@ impl EventKind {
             Self::ExamFitsAgain { .. } => "examFitsAgain",
             Self::ExamPrewarmReady { .. } => "examPrewarmReady",
             Self::ExamPrewarmBehind { .. } => "examPrewarmBehind",
+            Self::QueuedSessionPlaced { .. } => "queuedSessionPlaced",
         }
     }
 }

@@ -28,6 +28,7 @@ use crate::time::{Clock, SystemClock, Timestamp};
 use crate::worker::{WorkerRecord, WorkerSnapshot};
 
 mod exams;
+mod queue;
 
 /// Audit entries kept in memory.
 const AUDIT_KEPT: usize = 10_000;
@@ -45,6 +46,7 @@ struct State {
     join_tokens: Vec<JoinToken>,
     credentials: HashMap<WorkerId, CredentialSnapshot>,
     exams: exams::ExamState,
+    queues: queue::QueueState,
 }
 
 impl State {

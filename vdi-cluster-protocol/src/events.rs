@@ -123,6 +123,13 @@ pub enum EventKindJson {
         /// The prewarm target.
         target: u32,
     },
+    /// A student waiting in an exam's queue was placed.
+    QueuedSessionPlaced {
+        /// The session.
+        session: SessionRef,
+        /// Where.
+        worker: String,
+    },
 }
 
 impl EventKindJson {
@@ -214,6 +221,10 @@ impl EventKindJson {
                 exam_id: exam.to_string(),
                 ready: *ready,
                 target: *target,
+            },
+            EventKind::QueuedSessionPlaced { session, worker } => Self::QueuedSessionPlaced {
+                session: SessionRef::from(session),
+                worker: worker.to_string(),
             },
             _ => return None,
         })
@@ -374,6 +385,14 @@ mod tests {
                 },
                 json!({"at": 42, "type": "examPrewarmBehind", "examId": "math", "ready": 2,
                        "target": 6}),
+            ),
+            (
+                EventKind::QueuedSessionPlaced {
+                    session: vdi_cluster_core::SessionKey::parse("e1", "u1").unwrap(),
+                    worker: w(),
+                },
+                json!({"at": 42, "type": "queuedSessionPlaced",
+                       "session": {"examId": "e1", "userId": "u1"}, "worker": "w1"}),
             ),
         ];
         for (kind, expected) in cases {

@@ -43,6 +43,7 @@ pub mod join;
 pub mod node;
 pub mod node_status;
 pub mod ops;
+pub mod queue;
 pub mod reconcile;
 pub mod sessions;
 pub mod signin;

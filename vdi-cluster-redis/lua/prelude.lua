@@ -125,3 +125,44 @@ local function fence_refusal(lease, holder, token)
   end
   return redis.error_reply('FENCED the lease is not held under this token')
 end
+
+-- The waiting room's totals in its state hash, in the order the store
+-- reads them: placed, abandoned, first_placed, last_placed ('' if none).
+local function queue_totals(state)
+  local t = redis.call('HMGET', state, 'placed', 'abandoned', 'first_placed', 'last_placed')
+  return { t[1] or '0', t[2] or '0', t[3] or '', t[4] or '' }
+end
+
+-- `user`'s place in a queue as {1, position, enqueued_at, last_seen,
+-- totals…}, recording `now` as last seen; nil when not queued.
+local function queue_place(order, entries, state, user, now)
+  local rank = redis.call('ZRANK', order, user)
+  if not rank then
+    return nil
+  end
+  local enqueued, seen = string.match(redis.call('HGET', entries, user) or '', '^(%d+) (%d+)$')
+  enqueued = enqueued or now
+  if not seen or tonumber(seen) < tonumber(now) then
+    seen = now
+  end
+  redis.call('HSET', entries, user, enqueued .. ' ' .. seen)
+  local out = { 1, rank + 1, enqueued, seen }
+  for _, v in ipairs(queue_totals(state)) do
+    out[#out + 1] = v
+  end
+  return out
+end
+
+-- Removes `user` from a queue (a claim on them stays, for its promoter to
+-- learn that they left); the exam leaves the set of queued exams when its
+-- queue empties. Returns true if removed.
+local function queue_remove(order, entries, exams, exam, user)
+  if redis.call('ZREM', order, user) == 0 then
+    return false
+  end
+  redis.call('HDEL', entries, user)
+  if redis.call('ZCARD', order) == 0 then
+    redis.call('SREM', exams, exam)
+  end
+  return true
+end

@@ -266,6 +266,39 @@ impl Keys {
     pub(crate) fn worker_credentials(&self) -> String {
         format!("{}:worker-credentials", self.prefix)
     }
+
+    /// `{p}:queue:exam:{exam}:order` — sorted set, the exam's waiting
+    /// students by arrival number.
+    pub(crate) fn queue_order(&self, exam: &ExamId) -> String {
+        format!("{}:queue:exam:{}:order", self.prefix, encode(exam.as_str()))
+    }
+
+    /// `{p}:queue:exam:{exam}:entries` — hash, student → `"{enqueued_at}
+    /// {last_seen}"` (milliseconds).
+    pub(crate) fn queue_entries(&self, exam: &ExamId) -> String {
+        format!(
+            "{}:queue:exam:{}:entries",
+            self.prefix,
+            encode(exam.as_str())
+        )
+    }
+
+    /// `{p}:queue:exam:{exam}:state` — hash, the claim on the head
+    /// (`claim_user`, `claim_token`, `claim_until`) and the totals
+    /// (`placed`, `abandoned`, `first_placed`, `last_placed`).
+    pub(crate) fn queue_state(&self, exam: &ExamId) -> String {
+        format!("{}:queue:exam:{}:state", self.prefix, encode(exam.as_str()))
+    }
+
+    /// `{p}:queue:exams` — set of exam ids whose queue is not empty.
+    pub(crate) fn queued_exams(&self) -> String {
+        format!("{}:queue:exams", self.prefix)
+    }
+
+    /// `{p}:queue:seq` — string counter: arrival numbers and claim tokens.
+    pub(crate) fn queue_seq(&self) -> String {
+        format!("{}:queue:seq", self.prefix)
+    }
 }
 
 /// `ZRANGEBYLEX` bounds selecting exactly `worker`'s index members. Worker

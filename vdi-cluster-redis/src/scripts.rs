@@ -71,6 +71,14 @@ scripts!(
     exam_risk_swap,
     put_worker_credential,
     claim_worker,
+    queue_enqueue,
+    queue_touch,
+    queue_read,
+    queue_leave,
+    queue_claim,
+    queue_complete,
+    queue_release,
+    queue_abandon,
 );
 
 /// The compare-and-reserve script exactly as the store runs it (prelude

@@ -51,7 +51,7 @@ use vdi_cluster_core::worker::{MAX_TAG_LEN, MAX_TAGS};
 use crate::auth::Access;
 use crate::routes::{
     HttpMethod, admin, cluster, credentials, exams, install, join, ops, registration, route_table,
-    sessions, signin, workers,
+    sessions, signin, waiting_room, workers,
 };
 
 /// Name of the bearer-JWT security scheme.
@@ -78,6 +78,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         credentials::rotate, credentials::reset, credentials::revoke,
         sessions::allocate, sessions::get, sessions::release, sessions::prewarm,
         exams::book, exams::calendar, exams::detail, exams::patch, exams::cancel,
+        waiting_room::queue,
         cluster::stats, cluster::distribution, cluster::audit, cluster::events,
         signin::sign_in, signin::current, signin::sign_out,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,

@@ -205,5 +205,9 @@ async fn tick(service: &ClusterService, monitor: &mut HealthMonitor) -> crate::R
     service.start_due_prewarms().await?;
     service.keep_prewarm_targets().await?;
     service.release_ended_prewarms().await?;
+    let queues = service.tend_queues().await?;
+    if queues != super::QueueTick::default() {
+        tracing::info!(?queues, "waiting rooms tended");
+    }
     Ok(())
 }

@@ -89,6 +89,12 @@ pub struct ServiceConfig {
     /// Lifetime and rotation overlap of workers' own credentials (30 days,
     /// 1 hour).
     pub credentials: CredentialPolicy,
+    /// A queued student who has not asked for this long leaves the
+    /// waiting room (60 s; the server's `--queue-abandon-sec`).
+    pub queue_abandon: Duration,
+    /// The wait per position a queue's estimate assumes before it has
+    /// placed two students (30 s).
+    pub queue_wait_per_position: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -125,6 +131,8 @@ impl Default for ServiceConfig {
             exam_fit_horizon: Duration::from_secs(7 * 86_400),
             exam_write_attempts: 32,
             credentials: CredentialPolicy::default(),
+            queue_abandon: Duration::from_secs(60),
+            queue_wait_per_position: Duration::from_secs(30),
         }
     }
 }
@@ -142,6 +150,14 @@ impl ServiceConfig {
     pub fn coalesce_bound(&self) -> Duration {
         self.coalesce_wait
             .unwrap_or_else(|| self.worker_call_timeout * self.retry_count.max(1))
+    }
+
+    /// How long a promoter holds the head of a queue: an allocation's
+    /// longest wait ([`coalesce_bound`](Self::coalesce_bound)) plus one
+    /// worker call, so a live promoter never loses its claim and a dead
+    /// one's lapses soon after.
+    pub fn queue_claim_ttl(&self) -> Duration {
+        self.coalesce_bound() + self.worker_call_timeout
     }
 
     /// The ages reconcile judges dispatches by.

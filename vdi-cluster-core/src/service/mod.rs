@@ -8,7 +8,7 @@
 //! reset) in `credentials`, reconcile and the health monitor in
 //! `reconcile`, prewarm in `prewarm`, read-only views in `stats`, the
 //! background loop in `background`, exams with admission control in
-//! `exams`, codes the control plane assigns and deregistration with a
+//! `exams`, the waiting room in `queue`, codes the control plane assigns and deregistration with a
 //! reason in `assignment`.
 //!
 //! # Example
@@ -51,6 +51,7 @@ mod existing;
 mod fleet;
 mod prewarm;
 mod prewarm_target;
+mod queue;
 mod reconcile;
 mod registration;
 mod release;
@@ -71,6 +72,10 @@ pub use credentials::{JoinOutcome, Joined, RotateOutcome};
 pub use exams::{Booking, ExamFigures, ExamStatus};
 pub use fleet::FleetRepair;
 pub use prewarm::{MAX_PREWARM_REQUEST, PrewarmFailure, PrewarmReport};
+pub use queue::{
+    Departure, PROMOTIONS_PER_TICK, QueueFigures, QueueStanding, QueueTick, QueueView,
+    SessionRequest, SessionState, WaitingStudent,
+};
 pub use reconcile::HealthMonitor;
 pub use registration::HeartbeatAck;
 pub use stats::{

@@ -186,6 +186,13 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(0..=90))]
     pub exam_headroom_percent: u32,
 
+    /// A student waiting in a booked exam's queue who has not polled (`GET`
+    /// or a repeated `POST` of the session) for this long leaves the queue,
+    /// seconds.
+    #[arg(long, env = "VDI_QUEUE_ABANDON_SEC", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(5..=86_400))]
+    pub queue_abandon_sec: u64,
+
     /// Prewarm calls in flight.
     #[arg(long, env = "VDI_PREWARM_CONCURRENCY", default_value_t = 4,
           value_parser = clap::value_parser!(u64).range(1..=256))]
@@ -310,6 +317,7 @@ impl ServeArgs {
             allocate_timeout: Duration::from_secs(self.allocate_timeout_sec),
             adoption_grace: Duration::from_secs(self.adoption_grace_sec),
             exam_headroom_percent: self.exam_headroom_percent,
+            queue_abandon: Duration::from_secs(self.queue_abandon_sec),
             coalesce_wait: self.coalesce_wait_ms.map(Duration::from_millis),
             dispatch_stale: Duration::from_secs(self.dispatch_stale_sec),
             scan_count: usize::try_from(self.dispatch_scan_count).unwrap_or(usize::MAX),

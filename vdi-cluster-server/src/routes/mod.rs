@@ -19,7 +19,8 @@
 //!   script and the agent binary it downloads.
 //! * `credentials` — a worker's own credential: rotate, revoke, reset.
 //! * `sessions` — the exam application's session API and prewarm.
-//! * `exams` — exams booked with admission control.
+//! * `exams` — exams booked with admission control; `waiting_room` — an
+//!   exam's queue of students waiting for a slot.
 //! * `cluster` — statistics, distribution, audit, events.
 //! * `ops` — health, readiness, metrics, the OpenAPI document.
 //! * `signin` — the operators' page: sign in (JWT → session cookie), the
@@ -39,6 +40,7 @@ mod reserved;
 mod roles;
 pub(crate) mod sessions;
 pub(crate) mod signin;
+pub(crate) mod waiting_room;
 pub(crate) mod workers;
 
 use axum::http::Method;
@@ -182,6 +184,8 @@ static ROUTES: &[RouteSpec] = routes! {
         => "Change an exam: admission re-checked";
     Delete "/api/vdi/exams/{examId}" Admin exams::cancel
         => "Cancel an exam";
+    Get "/api/vdi/exams/{examId}/queue" Operator waiting_room::queue
+        => "Who waits in an exam's queue, in order, with positions and waiting times";
     Get "/api/vdi/cluster/stats" Operator cluster::stats
         => "Cluster statistics with per-status and per-zone breakdowns (seed 004)";
     Get "/api/vdi/cluster/distribution" Operator cluster::distribution

@@ -21,4 +21,5 @@ mod runbook;
 mod sessions;
 mod throttle;
 mod trust;
+mod waiting_room;
 mod worker_client;

@@ -27,3 +27,4 @@ mod replicas;
 mod restart;
 mod rotation;
 mod slow_worker;
+mod waiting_room;
