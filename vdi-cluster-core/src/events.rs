@@ -139,6 +139,15 @@ pub enum EventKind {
         /// The exam.
         exam: ExamId,
     },
+    /// A webhook endpoint failed this many delivery attempts in a row.
+    WebhookFailing {
+        /// The endpoint's id.
+        endpoint: String,
+        /// Consecutive failed attempts.
+        failures: u32,
+        /// The last attempt's status or error.
+        last_error: String,
+    },
 }
 
 impl EventKind {
@@ -161,6 +170,7 @@ impl EventKind {
             Self::Reconciled { .. } => "reconciled",
             Self::ExamAtRisk { .. } => "examAtRisk",
             Self::ExamFitsAgain { .. } => "examFitsAgain",
+            Self::WebhookFailing { .. } => "webhookFailing",
         }
     }
 }
@@ -193,7 +203,8 @@ impl EventSink for LogSink {
             EventKind::MigrationFailed { .. }
             | EventKind::SessionsOrphaned { .. }
             | EventKind::MigrationSuspended { .. }
-            | EventKind::ExamAtRisk { .. } => {
+            | EventKind::ExamAtRisk { .. }
+            | EventKind::WebhookFailing { .. } => {
                 tracing::warn!(target: "vdi_cluster::events", event = %json, "cluster event")
             }
             _ => tracing::info!(target: "vdi_cluster::events", event = %json, "cluster event"),
@@ -291,6 +302,11 @@ mod tests {
             },
             EventKind::Reconciled {
                 report: Default::default(),
+            },
+            EventKind::WebhookFailing {
+                endpoint: "wh_1".into(),
+                failures: 5,
+                last_error: String::new(),
             },
         ];
         for kind in kinds {

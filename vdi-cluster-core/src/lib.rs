@@ -103,6 +103,7 @@ pub mod fleet;
 pub mod health;
 pub mod ids;
 pub mod memory;
+pub mod outbox;
 pub mod policy;
 pub mod reconcile;
 pub mod scheduler;

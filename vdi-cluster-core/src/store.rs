@@ -80,6 +80,7 @@ use crate::time::Timestamp;
 use crate::worker::{WorkerRecord, WorkerSnapshot};
 
 pub use crate::calendar::{CalendarWrite, ExamCalendar, ExamStore};
+pub use crate::outbox::Outbox;
 pub use crate::reconcile::{Counter, Drift};
 pub use crate::scheduler::ExamPlacement;
 
@@ -476,13 +477,16 @@ pub trait Credentials: Debug + Send + Sync + 'static {
 }
 
 /// Everything a backend provides. Implemented for every type that
-/// implements the six traits.
+/// implements the seven traits.
 pub trait Store:
-    Registry + DispatchStore + LeaderLease + AuditLog + Credentials + ExamStore
+    Registry + DispatchStore + LeaderLease + AuditLog + Credentials + ExamStore + Outbox
 {
 }
 
-impl<T: Registry + DispatchStore + LeaderLease + AuditLog + Credentials + ExamStore> Store for T {}
+impl<T: Registry + DispatchStore + LeaderLease + AuditLog + Credentials + ExamStore + Outbox> Store
+    for T
+{
+}
 
 #[cfg(test)]
 mod tests {

@@ -42,6 +42,7 @@ mod exams;
 mod fixtures;
 mod freed_slots;
 mod lease;
+mod outbox;
 mod registry;
 mod worker_credentials;
 
@@ -83,6 +84,10 @@ pub use freed_slots::{
 pub use lease::{
     lease_is_exclusive_and_fenced, renewal_keeps_the_fence,
     stale_fence_is_refused_and_current_fence_writes,
+};
+pub use outbox::{
+    concurrent_deliverers_never_share_a_lease, expired_delivery_lease_redelivers_once,
+    outbox_entries_commit_with_their_cause,
 };
 pub use registry::{
     worker_listing_and_delete, worker_put_is_compare_and_set, worker_put_races_have_one_winner,
@@ -160,6 +165,9 @@ macro_rules! conformance_tests {
             drain_and_disable_exclude_reservations,
             held_removals_keep_the_slot_and_others_free_it,
             freed_slots_keep_invariant_a_under_concurrency,
+            outbox_entries_commit_with_their_cause,
+            concurrent_deliverers_never_share_a_lease,
+            expired_delivery_lease_redelivers_once,
         }
     };
     (@names; $($case:ident,)*) => {
