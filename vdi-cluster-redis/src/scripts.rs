@@ -71,6 +71,10 @@ scripts!(
     exam_risk_swap,
     put_worker_credential,
     claim_worker,
+    outbox_enqueue,
+    outbox_lease,
+    outbox_finish,
+    outbox_retry,
 );
 
 /// The compare-and-reserve script exactly as the store runs it (prelude
