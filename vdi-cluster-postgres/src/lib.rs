@@ -122,6 +122,7 @@ mod dispatch;
 mod error;
 mod exams;
 mod lease;
+mod outbox;
 mod registry;
 mod sql;
 
