@@ -105,6 +105,15 @@ pub enum EventKindJson {
         /// The exam.
         exam_id: String,
     },
+    /// A webhook endpoint failed this many delivery attempts in a row.
+    WebhookFailing {
+        /// The endpoint's id.
+        webhook_id: String,
+        /// Consecutive failed attempts.
+        failures: u32,
+        /// The last attempt's status or error.
+        last_error: String,
+    },
 }
 
 impl EventKindJson {
@@ -178,6 +187,15 @@ impl EventKindJson {
             },
             EventKind::ExamFitsAgain { exam } => Self::ExamFitsAgain {
                 exam_id: exam.to_string(),
+            },
+            EventKind::WebhookFailing {
+                endpoint,
+                failures,
+                last_error,
+            } => Self::WebhookFailing {
+                webhook_id: endpoint.clone(),
+                failures: *failures,
+                last_error: last_error.clone(),
             },
             _ => return None,
         })

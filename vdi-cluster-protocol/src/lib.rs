@@ -46,6 +46,7 @@ pub mod ops;
 pub mod reconcile;
 pub mod sessions;
 pub mod signin;
+pub mod webhooks;
 pub mod workers;
 
 pub use error::ErrorBody;

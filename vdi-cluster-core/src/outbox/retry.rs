@@ -35,7 +35,7 @@ pub struct RetryPolicy {
     pub give_up_after: Duration,
     /// Consecutive failed attempts after which an endpoint is failing: 5.
     pub failing_after: u32,
-    /// How long a deliverer owns a leased delivery: 60 s (more than the
+    /// How long a deliverer owns a leased delivery: 30 s (well over the
     /// send timeout, so a lease outlives its attempt).
     pub lease: Duration,
     /// Timeout of one attempt: 10 s.
@@ -51,7 +51,7 @@ impl Default for RetryPolicy {
             max_delay: Duration::from_secs(3600),
             give_up_after: Duration::from_secs(24 * 3600),
             failing_after: 5,
-            lease: Duration::from_secs(60),
+            lease: Duration::from_secs(30),
             send_timeout: Duration::from_secs(10),
             batch: 50,
         }

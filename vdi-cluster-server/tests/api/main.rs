@@ -20,4 +20,5 @@ mod runbook;
 mod sessions;
 mod throttle;
 mod trust;
+mod webhooks;
 mod worker_client;

@@ -26,3 +26,4 @@ mod replicas;
 mod restart;
 mod rotation;
 mod slow_worker;
+mod webhooks;
