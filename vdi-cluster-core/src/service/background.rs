@@ -228,13 +228,23 @@ async fn tick(
     lease: &Lease,
 ) -> crate::Result<()> {
     let views = service.worker_views().await?;
-    for kind in monitor.observe(&views, service.clock().now()) {
+    let now = service.clock().now();
+    let episode = |kind: &EventKind| {
         let episode = views
             .iter()
-            .find(|v| matches!(&kind, EventKind::WorkerAvailability { worker, .. } if worker == v.id()))
+            .find(|v| matches!(kind, EventKind::WorkerAvailability { worker, .. } if worker == v.id()))
             .and_then(|v| v.record.last_heartbeat_at)
             .map_or(0, Timestamp::as_millis);
-        let key = alerts::observed_key(&kind, episode);
+        alerts::observed_key(kind, episode)
+    };
+    if monitor.is_fresh() {
+        for kind in HealthMonitor::catch_up(&views, now) {
+            let key = episode(&kind);
+            service.keep_observed_for_outbox(kind, key);
+        }
+    }
+    for kind in monitor.observe(&views, now) {
+        let key = episode(&kind);
         service.emit_observed(kind, key);
     }
     service.flush_outbox(Some(lease)).await?;

@@ -268,6 +268,16 @@ impl ClusterService {
         });
     }
 
+    /// Keeps an observation for the outbox only (a new leader's catch-up:
+    /// the sinks may have had it from the previous leader).
+    pub(super) fn keep_observed_for_outbox(&self, kind: EventKind, observed: Option<String>) {
+        let event = Event {
+            at: self.clock.now(),
+            kind,
+        };
+        self.keep_for_outbox(&event, observed);
+    }
+
     /// Emits an event the leader observed (an availability transition)
     /// and keeps it for the outbox under `observed`, its transition's key.
     pub(super) fn emit_observed(&self, kind: EventKind, observed: Option<String>) {

@@ -34,8 +34,8 @@ enum Mode {
 struct Seen {
     /// Verified deliveries answered 2xx: (webhook-id, body).
     accepted: Vec<(String, Value)>,
-    /// Every request that reached the receiver: its webhook-id.
-    requests: Vec<String>,
+    /// Every request that reached the receiver: its webhook-id and type.
+    requests: Vec<(String, String)>,
     /// Requests whose signature did not verify.
     forged: usize,
 }
@@ -55,7 +55,11 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
         .unwrap_or_default()
         .to_owned();
     let mode = *r.mode.lock().unwrap();
-    r.seen.lock().unwrap().requests.push(id.clone());
+    let kind = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|b| b["type"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    r.seen.lock().unwrap().requests.push((id.clone(), kind));
     if verifier.verify(&body, &headers).is_err() {
         r.seen.lock().unwrap().forged += 1;
         return StatusCode::UNAUTHORIZED;
@@ -256,7 +260,11 @@ async fn leader_killed_mid_delivery_loses_nothing_on_redis() {
     worker.proc.kill();
     // The leader is sending the alert: the receiver holds the request.
     let first = eventually("the leader sends the alert", || async {
-        receiver.seen.lock().unwrap().requests.first().cloned()
+        let seen = receiver.seen.lock().unwrap();
+        seen.requests
+            .iter()
+            .find(|(_, kind)| kind == "worker.offline")
+            .map(|(id, _)| id.clone())
     })
     .await;
     leader.proc.kill();
