@@ -12,6 +12,9 @@ use vdi_cluster_core::calendar::{CalendarWrite, ExamCalendar, ExamStore};
 use vdi_cluster_core::credential::{CredentialSnapshot, WorkerCredential};
 use vdi_cluster_core::events::{EventKind, RecordingSink};
 use vdi_cluster_core::exam::Exam;
+use vdi_cluster_core::outbox::{
+    Attempt, Delivery, Failing, LeasedDelivery, Next, Outbox, OutboxEntry, WebhookEndpoint,
+};
 use vdi_cluster_core::service::{BACKGROUND_LEASE, BackgroundConfig, run_background};
 use vdi_cluster_core::store::{
     Adoption, AuditEntry, CasOutcome, ClaimOutcome, DeleteOutcome, DispatchPage, ExamPlacement,
@@ -134,6 +137,20 @@ slow_delegation! { ExamStore {}
     fn put_exam_if_version(exam: &Exam, expected: u64) -> CalendarWrite;
     fn delete_exam_if_version(id: &ExamId, expected: u64) -> CalendarWrite;
     fn swap_exam_risk(id: &ExamId, shortfall: Option<u32>) -> Option<u32>;
+}
+
+slow_delegation! { Outbox {}
+    fn put_webhook(endpoint: &WebhookEndpoint) -> bool;
+    fn webhooks() -> Vec<WebhookEndpoint>;
+    fn delete_webhook(id: &str) -> bool;
+    fn enqueue(entries: &[OutboxEntry], fence: Option<&Lease>) -> u32;
+    fn put_worker_with_outbox(record: &WorkerRecord, expected: Option<u64>,
+                              entries: &[OutboxEntry]) -> CasOutcome;
+    fn lease_deliveries(now: Timestamp, until: Timestamp, limit: usize) -> Vec<LeasedDelivery>;
+    fn finish_delivery(delivery: &LeasedDelivery, attempt: &Attempt, next: Next,
+                       failing: Option<Failing<'_>>) -> Option<u32>;
+    fn deliveries(endpoint: &str, limit: usize) -> Vec<Delivery>;
+    fn retry_delivery(endpoint: &str, id: &str, now: Timestamp) -> bool;
 }
 
 struct Replica {
