@@ -12,8 +12,8 @@
 //! | `session.migrated` | a session moved off a failed worker (tell the student) |
 //! | `session.migration_failed` | a session could not be moved off a failed worker |
 //! | `migration.manual_required` | the `manual` failure policy marked sessions orphaned: an operator must evacuate them |
-//! | `migration.suspended` | the mass-failure guard (or the lack of a healthy target) held migration back |
-//! | `migration.summary` | a reconcile pass handled sessions of failed workers: moved, failed, orphaned, left |
+//! | `migration.suspended` | the mass-failure guard (or the lack of a healthy target) held migration back; once per reconcile pass while it holds |
+//! | `migration.summary` | a reconcile pass moved, failed to move or orphaned sessions of failed workers (the pass's report) |
 //! | `exam.at_risk` / `exam.fits_again` | a booked exam no longer fits the capacity, or fits again |
 //! | `webhook.failing` | an endpoint failed [`RetryPolicy::failing_after`](super::RetryPolicy::failing_after) attempts in a row |
 
@@ -59,7 +59,9 @@ pub fn webhook_type(kind: &EventKind) -> Option<&'static str> {
         EventKind::MigrationFailed { .. } => "session.migration_failed",
         EventKind::SessionsOrphaned { .. } => "migration.manual_required",
         EventKind::MigrationSuspended { .. } => "migration.suspended",
-        EventKind::Reconciled { report } if report.failed_worker_sessions > 0 => {
+        EventKind::Reconciled { report }
+            if report.migrated + report.migration_failed + report.orphaned > 0 =>
+        {
             "migration.summary"
         }
         EventKind::ExamAtRisk { .. } => "exam.at_risk",
