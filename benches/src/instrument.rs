@@ -9,6 +9,9 @@ use async_trait::async_trait;
 use vdi_cluster_core::calendar::{CalendarWrite, ExamCalendar, ExamStore};
 use vdi_cluster_core::credential::{CredentialSnapshot, WorkerCredential};
 use vdi_cluster_core::exam::Exam;
+use vdi_cluster_core::outbox::{
+    Attempt, Delivery, Failing, LeasedDelivery, Next, Outbox, OutboxEntry, WebhookEndpoint,
+};
 use vdi_cluster_core::queue::{ExamQueue, QueueClaim};
 use vdi_cluster_core::store::{
     Adoption, AuditEntry, CasOutcome, ClaimOutcome, DeleteOutcome, DispatchPage, ExamPlacement,
@@ -175,4 +178,18 @@ timed_delegation! { WaitingRoom {}
     fn release_queue_claim(claim: &QueueClaim) -> ();
     fn abandon_queued(exam: &ExamId, user: &UserId, seen_before: Timestamp, now: Timestamp) -> bool;
     fn queued_exams() -> Vec<ExamId>;
+}
+
+timed_delegation! { Outbox {}
+    fn put_webhook(endpoint: &WebhookEndpoint) -> bool;
+    fn webhooks() -> Vec<WebhookEndpoint>;
+    fn delete_webhook(id: &str) -> bool;
+    fn append_outbox(entries: &[OutboxEntry], fence: Option<&Lease>) -> u32;
+    fn put_worker_with_outbox(record: &WorkerRecord, expected: Option<u64>,
+                              entries: &[OutboxEntry]) -> CasOutcome;
+    fn lease_deliveries(now: Timestamp, until: Timestamp, limit: usize) -> Vec<LeasedDelivery>;
+    fn finish_delivery(delivery: &LeasedDelivery, attempt: &Attempt, next: Next,
+                       failing: Option<Failing<'_>>) -> Option<u32>;
+    fn deliveries(endpoint: &str, limit: usize) -> Vec<Delivery>;
+    fn retry_delivery(endpoint: &str, id: &str, now: Timestamp) -> bool;
 }

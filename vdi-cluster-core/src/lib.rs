@@ -118,6 +118,7 @@ pub mod fleet;
 pub mod health;
 pub mod ids;
 pub mod memory;
+pub mod outbox;
 pub mod policy;
 pub mod queue;
 pub mod reconcile;

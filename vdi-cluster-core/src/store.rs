@@ -80,6 +80,7 @@ use crate::time::Timestamp;
 use crate::worker::{WorkerRecord, WorkerSnapshot};
 
 pub use crate::calendar::{CalendarWrite, ExamCalendar, ExamStore};
+pub use crate::outbox::Outbox;
 pub use crate::reconcile::{Counter, Drift};
 pub use crate::scheduler::ExamPlacement;
 pub use crate::waiting_room::{Completion, Enqueued, Standing, WaitingRoom};
@@ -479,12 +480,19 @@ pub trait Credentials: Debug + Send + Sync + 'static {
 /// Everything a backend provides. Implemented for every type that
 /// implements the seven traits.
 pub trait Store:
-    Registry + DispatchStore + LeaderLease + AuditLog + Credentials + ExamStore + WaitingRoom
+    Registry + DispatchStore + LeaderLease + AuditLog + Credentials + ExamStore + WaitingRoom + Outbox
 {
 }
 
-impl<T: Registry + DispatchStore + LeaderLease + AuditLog + Credentials + ExamStore + WaitingRoom>
-    Store for T
+impl<T> Store for T where
+    T: Registry
+        + DispatchStore
+        + LeaderLease
+        + AuditLog
+        + Credentials
+        + ExamStore
+        + WaitingRoom
+        + Outbox
 {
 }
 

@@ -115,4 +115,22 @@ statements! {
     QUEUE_ABANDON = "queue_abandon.sql";
     /// Exams with a waiting student.
     QUEUED_EXAMS = "queued_exams.sql";
+    /// Store a webhook endpoint unless its id is taken.
+    PUT_WEBHOOK = "put_webhook.sql";
+    /// Every webhook endpoint, oldest first.
+    WEBHOOKS = "webhooks.sql";
+    /// Delete a webhook endpoint.
+    DELETE_WEBHOOK = "delete_webhook.sql";
+    /// Fenced `vdi.outbox_append`.
+    OUTBOX_ENQUEUE = "outbox_enqueue.sql";
+    /// `vdi.outbox_append`, inside a transaction that writes its cause.
+    OUTBOX_APPEND = "outbox_append.sql";
+    /// Lease due deliveries.
+    OUTBOX_LEASE = "outbox_lease.sql";
+    /// `vdi.outbox_finish`.
+    OUTBOX_FINISH = "outbox_finish.sql";
+    /// An endpoint's deliveries, newest first.
+    DELIVERIES = "deliveries.sql";
+    /// A failed delivery, due again.
+    RETRY_DELIVERY = "retry_delivery.sql";
 }

@@ -130,6 +130,15 @@ pub enum EventKindJson {
         /// Where.
         worker: String,
     },
+    /// A webhook endpoint failed this many delivery attempts in a row.
+    WebhookFailing {
+        /// The endpoint's id.
+        webhook_id: String,
+        /// Consecutive failed attempts.
+        failures: u32,
+        /// The last attempt's status or error.
+        last_error: String,
+    },
 }
 
 impl EventKindJson {
@@ -225,6 +234,15 @@ impl EventKindJson {
             EventKind::QueuedSessionPlaced { session, worker } => Self::QueuedSessionPlaced {
                 session: SessionRef::from(session),
                 worker: worker.to_string(),
+            },
+            EventKind::WebhookFailing {
+                endpoint,
+                failures,
+                last_error,
+            } => Self::WebhookFailing {
+                webhook_id: endpoint.clone(),
+                failures: *failures,
+                last_error: last_error.clone(),
             },
             _ => return None,
         })

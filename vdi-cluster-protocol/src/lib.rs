@@ -47,6 +47,7 @@ pub mod queue;
 pub mod reconcile;
 pub mod sessions;
 pub mod signin;
+pub mod webhooks;
 pub mod workers;
 
 pub use error::ErrorBody;

@@ -166,3 +166,26 @@ local function queue_remove(order, entries, exams, exam, user)
   end
   return true
 end
+
+-- Appends outbox entries (Outbox::append_outbox, and the writes that carry
+-- their events' entries). `k` names the outbox keys {entries, due, state,
+-- dedup}; entry i's endpoint list is KEYS[first_key + i - 1]. ARGV from
+-- `first_arg`: the count, then per entry: id, endpoint, de-duplication
+-- key, due (ms), the entry (JSON). An entry whose (endpoint, key) was
+-- written before is skipped. Returns how many were written.
+local function outbox_append(k, first_key, first_arg)
+  local n = tonumber(ARGV[first_arg]) or 0
+  local written = 0
+  for i = 1, n do
+    local a = first_arg + 1 + (i - 1) * 5
+    local id, endpoint, dedup = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+    if redis.call('HSETNX', k.dedup, endpoint .. '\n' .. dedup, id) == 1 then
+      redis.call('HSET', k.entries, id, ARGV[a + 4])
+      redis.call('HSET', k.state, id, 'pending')
+      redis.call('ZADD', k.due, ARGV[a + 3], id)
+      redis.call('LPUSH', KEYS[first_key + i - 1], id)
+      written = written + 1
+    end
+  end
+  return written
+end

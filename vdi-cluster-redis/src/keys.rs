@@ -261,6 +261,26 @@ impl Keys {
         format!("{}:exams:risk", self.prefix)
     }
 
+    /// `{p}:webhooks` — hash, endpoint id → the endpoint as JSON.
+    pub(crate) fn webhooks(&self) -> String {
+        format!("{}:webhooks", self.prefix)
+    }
+
+    /// `{p}:outbox:{part}` — the outbox's shared keys: `entries` (hash id
+    /// → JSON), `due` (zset id → ms), `state` (hash id → state), `dedup`
+    /// (hash endpoint and key → id), `tokens` (hash id → delivery lease
+    /// token), `lease-token` (counter), `attempts` (hash id → JSON lines),
+    /// `failures` (hash endpoint → consecutive failures).
+    pub(crate) fn outbox(&self, part: &str) -> String {
+        format!("{}:outbox:{part}", self.prefix)
+    }
+
+    /// `{p}:outbox:endpoint:{id}` — list of one endpoint's delivery ids,
+    /// newest first.
+    pub(crate) fn outbox_endpoint(&self, endpoint: &str) -> String {
+        format!("{}:outbox:endpoint:{}", self.prefix, encode(endpoint))
+    }
+
     /// `{p}:worker-credentials` — hash, worker code → hash of its own
     /// credential.
     pub(crate) fn worker_credentials(&self) -> String {

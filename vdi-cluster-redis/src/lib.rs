@@ -9,6 +9,7 @@ mod error;
 mod exams;
 pub mod keys;
 mod lease;
+mod outbox;
 mod queue;
 mod recount;
 mod registry;

@@ -79,6 +79,10 @@ scripts!(
     queue_complete,
     queue_release,
     queue_abandon,
+    outbox_enqueue,
+    outbox_lease,
+    outbox_finish,
+    outbox_retry,
 );
 
 /// The compare-and-reserve script exactly as the store runs it (prelude

@@ -12,6 +12,8 @@ use crate::scheduler::SchedulingPolicy;
 /// struct update syntax: `ServiceConfig { retry_count: 5, ..Default::default() }`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceConfig {
+    /// Webhook retries and the failing-endpoint rule.
+    pub webhooks: crate::outbox::RetryPolicy,
     /// `WORKER_HEARTBEAT_TTL_SEC` (120 s).
     pub heartbeat_ttl: Duration,
     /// Hard timeout after which a silent worker is offline (600 s).
@@ -101,6 +103,7 @@ impl Default for ServiceConfig {
     fn default() -> Self {
         let replica = uuid::Uuid::new_v4();
         Self {
+            webhooks: crate::outbox::RetryPolicy::default(),
             heartbeat_ttl: Duration::from_secs(120),
             offline_after: Duration::from_secs(600),
             restart_grace: true,

@@ -11,6 +11,7 @@ use vdi_cluster_core::{FailurePolicy, SchedulingPolicy, ServiceConfig};
 use vdi_cluster_protocol::credentials::check_secret_length;
 
 use super::ConfigError;
+use super::WebhookArgs;
 use crate::state::HttpLimits;
 use crate::throttle::ThrottleConfig;
 
@@ -293,6 +294,10 @@ pub struct ServeArgs {
     #[arg(long, env = "VDI_SHUTDOWN_GRACE_SEC", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(0..=3_600))]
     pub shutdown_grace_sec: u64,
+
+    /// Alerts by webhook.
+    #[command(flatten)]
+    pub webhooks: WebhookArgs,
 }
 
 fn non_empty(value: &Option<String>) -> Option<&str> {
@@ -328,6 +333,7 @@ impl ServeArgs {
             heartbeat_interval: Duration::from_secs(self.heartbeat_interval_sec),
             mass_failure_percent: self.mass_failure_percent,
             replica_id: self.replica_name(),
+            webhooks: self.webhooks.retry_policy(),
             credentials: CredentialPolicy {
                 ttl: Duration::from_secs(self.worker_credential_ttl_sec),
                 overlap: Duration::from_secs(self.worker_credential_overlap_sec),

@@ -23,6 +23,7 @@
 //!   exam's queue of students waiting for a slot.
 //! * `cluster` — statistics, distribution, audit, events.
 //! * `ops` — health, readiness, metrics, the OpenAPI document.
+//! * `webhooks` — alerts by webhook: endpoints, deliveries, retries.
 //! * `signin` — the operators' page: sign in (JWT → session cookie), the
 //!   session, sign out.
 //! * `reserved` — worker codes the API's paths reserve.
@@ -41,6 +42,7 @@ mod roles;
 pub(crate) mod sessions;
 pub(crate) mod signin;
 pub(crate) mod waiting_room;
+pub(crate) mod webhooks;
 pub(crate) mod workers;
 
 use axum::http::Method;
@@ -194,6 +196,16 @@ static ROUTES: &[RouteSpec] = routes! {
         => "Audit trail of admin actions, newest first";
     Get "/api/vdi/events" Operator cluster::events
         => "Cluster events as server-sent events";
+    Post "/api/vdi/webhooks" Admin webhooks::create
+        => "Add a webhook endpoint for alerts (its signing secret is shown once)";
+    Get "/api/vdi/webhooks" Admin webhooks::list
+        => "List webhook endpoints (never their secrets)";
+    Delete "/api/vdi/webhooks/{id}" Admin webhooks::delete
+        => "Delete a webhook endpoint";
+    Get "/api/vdi/webhooks/{id}/deliveries" Admin webhooks::deliveries
+        => "A webhook endpoint's deliveries with every attempt, newest first";
+    Post "/api/vdi/webhooks/{id}/deliveries/{deliveryId}/retry" Admin webhooks::retry
+        => "Retry a failed webhook delivery now";
     Post "/api/vdi/auth/session" Operator signin::sign_in
         => "Sign in to the operators' page: the JWT is kept in an HttpOnly session cookie";
     Get "/api/vdi/auth/session" Operator signin::current

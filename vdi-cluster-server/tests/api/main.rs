@@ -22,4 +22,5 @@ mod sessions;
 mod throttle;
 mod trust;
 mod waiting_room;
+mod webhooks;
 mod worker_client;

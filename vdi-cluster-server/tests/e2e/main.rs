@@ -28,3 +28,4 @@ mod restart;
 mod rotation;
 mod slow_worker;
 mod waiting_room;
+mod webhooks;

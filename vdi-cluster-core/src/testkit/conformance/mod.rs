@@ -42,6 +42,7 @@ mod exams;
 mod fixtures;
 mod freed_slots;
 mod lease;
+mod outbox;
 mod prewarm_pool;
 mod registry;
 mod waiting_room;
@@ -86,6 +87,10 @@ pub use freed_slots::{
 pub use lease::{
     lease_is_exclusive_and_fenced, renewal_keeps_the_fence,
     stale_fence_is_refused_and_current_fence_writes,
+};
+pub use outbox::{
+    concurrent_deliverers_never_share_a_lease, expired_delivery_lease_redelivers_once,
+    outbox_entries_commit_with_their_cause,
 };
 pub use prewarm_pool::{
     heartbeats_on_replicas_keep_the_newest_pool_report, prewarm_pool_is_stored_with_the_record,
@@ -177,6 +182,9 @@ macro_rules! conformance_tests {
             queue_claims_are_exclusive_and_fenced,
             concurrent_queue_keeps_invariant_e,
             queued_students_are_placed_once_across_replicas,
+            outbox_entries_commit_with_their_cause,
+            concurrent_deliverers_never_share_a_lease,
+            expired_delivery_lease_redelivers_once,
         }
     };
     (@names; $($case:ident,)*) => {
