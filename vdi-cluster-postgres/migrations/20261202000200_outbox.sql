@@ -6,19 +6,19 @@
 -- entries (state 'leased', due_at = the lease's end, a new lease_token),
 -- and acknowledges under that token only.
 
-CREATE TABLE vdi.webhooks (
+CREATE TABLE IF NOT EXISTS vdi.webhooks (
     id         text PRIMARY KEY,
     endpoint   jsonb NOT NULL,
     created_at bigint NOT NULL
 );
 
 -- Consecutive failed attempts per endpoint (a success deletes the row).
-CREATE TABLE vdi.webhook_failures (
+CREATE TABLE IF NOT EXISTS vdi.webhook_failures (
     endpoint_id text PRIMARY KEY,
     failures    integer NOT NULL
 );
 
-CREATE TABLE vdi.outbox (
+CREATE TABLE IF NOT EXISTS vdi.outbox (
     id          text PRIMARY KEY,
     endpoint_id text NOT NULL,
     dedup       text NOT NULL,
@@ -33,10 +33,10 @@ CREATE TABLE vdi.outbox (
     UNIQUE (endpoint_id, dedup)
 );
 
-CREATE INDEX outbox_due ON vdi.outbox (due_at) WHERE state IN ('pending', 'leased');
-CREATE INDEX outbox_by_endpoint ON vdi.outbox (endpoint_id, seq DESC);
+CREATE INDEX IF NOT EXISTS outbox_due ON vdi.outbox (due_at) WHERE state IN ('pending', 'leased');
+CREATE INDEX IF NOT EXISTS outbox_by_endpoint ON vdi.outbox (endpoint_id, seq DESC);
 
-CREATE SEQUENCE vdi.outbox_lease_tokens;
+CREATE SEQUENCE IF NOT EXISTS vdi.outbox_lease_tokens;
 
 -- Appends entries: p_entries is a JSON array of
 -- {"id", "endpoint", "dedup", "due" (ms), "entry"}; duplicates (same id,

@@ -10,15 +10,18 @@ use vdi_cluster_postgres::MIGRATOR;
 use common::{TestDb, register};
 use vdi_cluster_core::testkit::{assert_no_drift, worker_record};
 
-const TABLES: [&str; 10] = [
+const TABLES: [&str; 13] = [
     "affinity",
     "audit",
     "dispatches",
     "join_tokens",
     "leases",
+    "outbox",
     "queue_entries",
     "queue_state",
     "sticky",
+    "webhook_failures",
+    "webhooks",
     "worker_credentials",
     "workers",
 ];

@@ -122,6 +122,8 @@ pub struct ExamMetrics {
     prewarm: Family<StateLabel, Gauge>,
     readiness: Family<ExamLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     in_use: Family<ExamLabel, Gauge>,
+    queued: Family<ExamLabel, Gauge>,
+    queue_placed: Family<ExamLabel, Counter>,
     allocations: Family<OutcomeLabel, Counter>,
     time_to_desktop: Family<QuantileLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
@@ -136,6 +138,8 @@ impl ExamMetrics {
             prewarm: Family::default(),
             readiness: Family::default(),
             in_use: Family::default(),
+            queued: Family::default(),
+            queue_placed: Family::default(),
             allocations: Family::default(),
             time_to_desktop: Family::default(),
         };
@@ -163,6 +167,16 @@ impl ExamMetrics {
             "exam_sessions_in_use",
             "The exam's sessions placed now",
             m.in_use.clone(),
+        );
+        registry.register(
+            "exam_queued",
+            "Students waiting in the exam's waiting room now",
+            m.queued.clone(),
+        );
+        registry.register(
+            "exam_queue_placed",
+            "Students placed from the exam's waiting room, in total",
+            m.queue_placed.clone(),
         );
         registry.register(
             "exam_allocations",
@@ -254,6 +268,10 @@ impl ExamMetrics {
             gauge(&self.booked_students, f.booked_students);
             gauge(&self.reserved_capacity, f.reserved_capacity);
             gauge(&self.in_use, f.sessions_in_use);
+            gauge(&self.queued, f.queue.queued);
+            self.queue_placed
+                .get_or_create(&label)
+                .inc_by(f.queue.placed_total);
             let r = &f.status.prewarm;
             for (state, v) in [
                 ("target", r.target),
@@ -308,6 +326,8 @@ impl ExamMetrics {
         self.prewarm.clear();
         self.readiness.clear();
         self.in_use.clear();
+        self.queued.clear();
+        self.queue_placed.clear();
         self.allocations.clear();
         self.time_to_desktop.clear();
     }

@@ -15,6 +15,7 @@
 mod common;
 
 mod checklist;
+mod exam_day;
 mod harness;
 mod proctor;
 mod security;

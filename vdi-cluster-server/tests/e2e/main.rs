@@ -9,6 +9,7 @@
 #![allow(missing_docs, unreachable_pub, dead_code)]
 
 mod allocation;
+mod booking;
 mod common;
 mod data_loss;
 mod demo;
