@@ -1,5 +1,6 @@
 //! `vdi-cluster demo` as the README shows it: a live cluster from one
-//! command, usable with the printed credentials, stopped by Ctrl-C.
+//! command, usable with the printed credentials, with a booked exam that
+//! prewarms at once, stopped by Ctrl-C.
 
 use reqwest::Method;
 use rustix::process::Signal;
@@ -64,6 +65,34 @@ async fn the_demo_prints_a_live_cluster_and_stops_on_ctrl_c() {
     .await;
     // Seed 001's 8-core node (4 slots), a 16-core (10) and a 32-core (20).
     assert_eq!(summary["totalMaxSessions"], 34, "{summary}");
+
+    // The demo exam is booked right after the workers join; the leader
+    // prewarms it at once and the workers' reports bring it to 100 %.
+    let booked = demo.wait_line("A booked exam: demo-exam").await;
+    assert!(booked.contains("students"), "{booked}");
+    demo.wait_line("/api/vdi/exams/demo-exam ").await;
+    let exam: Value = eventually("the demo exam's readiness to reach 100 %", || async {
+        let e: Value = client
+            .get(format!("{url}/api/vdi/exams/demo-exam"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (e["readiness"]["readinessPercent"] == 100).then_some(e)
+    })
+    .await;
+    assert_eq!(exam["queue"], true, "{exam}");
+    assert_eq!(exam["fits"], true, "{exam}");
+    assert!(exam["prewarmStartedAt"].is_string(), "{exam}");
+    let target = exam["readiness"]["target"].as_u64().unwrap();
+    assert!(target > 0, "{exam}");
+    assert!(
+        exam["readiness"]["ready"].as_u64().unwrap() >= target,
+        "{exam}"
+    );
 
     let r = client
         .request(Method::POST, format!("{url}/api/vdi/sessions"))
