@@ -9,7 +9,7 @@ use std::time::Duration;
 use vdi_cluster_core::exam::{Capacity, Exam, Prewarm, PrewarmTarget, format_rfc3339};
 use vdi_cluster_core::scheduler::Constraints;
 use vdi_cluster_core::service::Booking;
-use vdi_cluster_core::{ClusterService, Error, ExamId};
+use vdi_cluster_core::{ClusterService, Error, ExamId, Timestamp};
 
 /// The demo exam's id.
 pub const DEMO_EXAM: &str = "demo-exam";
@@ -61,7 +61,9 @@ async fn try_book(service: &ClusterService) -> Result<Booking, Error> {
     let students = Capacity::of_workers(&views, service.config().exam_headroom_percent)
         .slots_for(&Constraints::default())
         .max(1);
-    let starts_at = service.clock().now().plus(DEMO_EXAM_STARTS_IN);
+    // Whole seconds, so the banner's times read plainly.
+    let now = service.clock().now().as_millis();
+    let starts_at = Timestamp::from_millis(now - now % 1000).plus(DEMO_EXAM_STARTS_IN);
     let exam = Exam {
         id: ExamId::parse("examId", DEMO_EXAM)?,
         name: "Demo exam".to_owned(),
