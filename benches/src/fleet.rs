@@ -6,10 +6,23 @@ use vdi_cluster_core::testkit::heartbeat_with_slots;
 use vdi_cluster_core::worker::{WorkerRecord, WorkerSnapshot, WorkerView};
 use vdi_cluster_core::{Clock, Heartbeat, SystemClock, Timestamp, WorkerId};
 
-/// A healthy, active worker record `w-<i>` with `slots` slots, heard from at `now`.
+/// Zones of the synthetic fleet: worker `i` is in `ZONES[i % 4]`.
+pub const ZONES: [&str; 4] = ["zone-a", "zone-b", "zone-c", "zone-d"];
+
+/// A healthy, active worker record `w-<i>` with `slots` slots, heard from
+/// at `now`: in zone `ZONES[i % 4]`, labelled `room=r<i % 10>`, and every
+/// eighth worker has the capability `gpu`.
 pub fn worker_record(i: usize, slots: u32, now: Timestamp) -> WorkerRecord {
     let hb = heartbeat_with_slots(&worker_code(i), slots, 0);
-    let mut r = WorkerRecord::registered(hb.worker.clone(), hb.description.clone(), now);
+    let mut description = hb.description.clone();
+    description.zone = Some(ZONES[i % ZONES.len()].to_owned());
+    description
+        .labels
+        .insert("room".to_owned(), format!("r{}", i % 10));
+    if i.is_multiple_of(8) {
+        description.capabilities.insert("gpu".to_owned());
+    }
+    let mut r = WorkerRecord::registered(hb.worker.clone(), description, now);
     r.capacity = Some(hb.capacity);
     r.last_heartbeat_at = Some(now);
     r.stamp = Some(HeartbeatStamp {

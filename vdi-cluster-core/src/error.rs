@@ -34,6 +34,10 @@ pub enum Error {
     #[error("Exam not found: {0}")]
     ExamNotFound(ExamId),
 
+    /// No webhook endpoint has this id.
+    #[error("Webhook not found: {0}")]
+    WebhookNotFound(String),
+
     /// An exam with this id is already booked.
     #[error("Exam already booked: {0}")]
     ExamExists(ExamId),

@@ -160,6 +160,22 @@ pub enum EventKind {
         /// The prewarm target.
         target: u32,
     },
+    /// A student waiting in an exam's queue was placed.
+    QueuedSessionPlaced {
+        /// The session.
+        session: SessionKey,
+        /// Where.
+        worker: WorkerId,
+    },
+    /// A webhook endpoint failed this many delivery attempts in a row.
+    WebhookFailing {
+        /// The endpoint's id.
+        endpoint: String,
+        /// Consecutive failed attempts.
+        failures: u32,
+        /// The last attempt's status or error.
+        last_error: String,
+    },
 }
 
 impl EventKind {
@@ -184,6 +200,8 @@ impl EventKind {
             Self::ExamFitsAgain { .. } => "examFitsAgain",
             Self::ExamPrewarmReady { .. } => "examPrewarmReady",
             Self::ExamPrewarmBehind { .. } => "examPrewarmBehind",
+            Self::QueuedSessionPlaced { .. } => "queuedSessionPlaced",
+            Self::WebhookFailing { .. } => "webhookFailing",
         }
     }
 }
@@ -217,7 +235,8 @@ impl EventSink for LogSink {
             | EventKind::SessionsOrphaned { .. }
             | EventKind::MigrationSuspended { .. }
             | EventKind::ExamAtRisk { .. }
-            | EventKind::ExamPrewarmBehind { .. } => {
+            | EventKind::ExamPrewarmBehind { .. }
+            | EventKind::WebhookFailing { .. } => {
                 tracing::warn!(target: "vdi_cluster::events", event = %json, "cluster event")
             }
             _ => tracing::info!(target: "vdi_cluster::events", event = %json, "cluster event"),
@@ -315,6 +334,11 @@ mod tests {
             },
             EventKind::Reconciled {
                 report: Default::default(),
+            },
+            EventKind::WebhookFailing {
+                endpoint: "wh_1".into(),
+                failures: 5,
+                last_error: String::new(),
             },
         ];
         for kind in kinds {

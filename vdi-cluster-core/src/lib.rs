@@ -12,11 +12,13 @@
 //! * **Domain** — pure, no I/O, time passed in: [`capacity`], [`health`],
 //!   [`policy`] (the drain state machine), [`worker`], [`dispatch`],
 //!   [`scheduler`] (ranking, explanations, the prewarm planner), [`exam`]
-//!   (booked exams and their admission), [`credential`] (what a join may
+//!   (booked exams and their admission), [`queue`] (the waiting room's
+//!   positions and wait estimate), [`credential`] (what a join may
 //!   do, when a worker credential is valid).
 //! * **Store traits** — [`Registry`], [`DispatchStore`], [`LeaderLease`],
-//!   [`AuditLog`], [`Credentials`], [`ExamStore`](calendar::ExamStore)
-//!   (together: [`Store`]): storage and atomic steps only. The
+//!   [`AuditLog`], [`Credentials`], [`ExamStore`](calendar::ExamStore),
+//!   [`WaitingRoom`](waiting_room::WaitingRoom) (together: [`Store`]):
+//!   storage and atomic steps only. The
 //!   in-memory backend [`MemoryStore`] is the embedded default; Redis and
 //!   PostgreSQL live in their own crates.
 //! * **Orchestration** — [`ClusterService`]: heartbeats, allocate with
@@ -40,6 +42,19 @@
 //!   calendar's version is still the one decided on
 //!   ([`ExamStore`](calendar::ExamStore)), else core re-reads and decides
 //!   again.
+//! * **E — the waiting room is first come, first served:** a student of a
+//!   booked exam with `queue` on who cannot be placed waits in the exam's
+//!   queue, held in the backend ([`WaitingRoom`](waiting_room::WaitingRoom)).
+//!   However many enqueues, promotions, releases and abandons race on
+//!   however many replicas, no student is promoted twice, none is placed
+//!   ahead of one queued earlier for the same exam (a new arrival joins the
+//!   back while others wait), and none is lost (each ends placed, left or
+//!   abandoned). Core decides whom to promote and when
+//!   (`service::queue`); the store claims only the head, one claim per
+//!   exam with a fenced token and a deadline, and completes a claim —
+//!   removing the entry and counting it placed — only while the claim is
+//!   still held; the allocation in between is the normal one, so a claim
+//!   taken over from a dead promoter finds the same dispatch (B).
 //!
 //! * **The fleet's report is the truth about what runs; records are
 //!   repaired toward it, never the reverse.** A heartbeat may list the
@@ -103,7 +118,9 @@ pub mod fleet;
 pub mod health;
 pub mod ids;
 pub mod memory;
+pub mod outbox;
 pub mod policy;
+pub mod queue;
 pub mod reconcile;
 pub mod scheduler;
 pub mod service;
@@ -112,6 +129,7 @@ pub mod store;
 pub mod testkit;
 pub mod time;
 mod validation;
+pub mod waiting_room;
 pub mod worker;
 
 pub use capacity::{CapacityInput, CapacitySpec, Millicores};

@@ -28,6 +28,8 @@ use crate::time::{Clock, SystemClock, Timestamp};
 use crate::worker::{WorkerRecord, WorkerSnapshot};
 
 mod exams;
+mod outbox;
+mod queue;
 
 /// Audit entries kept in memory.
 const AUDIT_KEPT: usize = 10_000;
@@ -45,6 +47,8 @@ struct State {
     join_tokens: Vec<JoinToken>,
     credentials: HashMap<WorkerId, CredentialSnapshot>,
     exams: exams::ExamState,
+    queues: queue::QueueState,
+    outbox: outbox::OutboxState,
 }
 
 impl State {
@@ -89,6 +93,18 @@ impl State {
             *h == lease.holder && *t == lease.token && *expires > now
         });
         if held { Ok(()) } else { Err(lease.refusal()) }
+    }
+
+    /// Compare-and-set of a worker record.
+    fn put_worker(&mut self, record: &WorkerRecord, expected: Option<u64>) -> CasOutcome {
+        let current = self.workers.get(&record.id).map(|(_, v)| *v);
+        if current != expected {
+            return CasOutcome::Conflict { current };
+        }
+        let version = expected.map_or(1, |v| v + 1);
+        self.workers
+            .insert(record.id.clone(), (record.clone(), version));
+        CasOutcome::Written { version }
     }
 
     fn remove_dispatch(&mut self, key: &SessionKey) -> Option<Dispatch> {
@@ -202,15 +218,7 @@ impl Registry for MemoryStore {
     }
 
     async fn put_worker(&self, record: &WorkerRecord, expected: Option<u64>) -> Result<CasOutcome> {
-        let mut s = self.lock()?;
-        let current = s.workers.get(&record.id).map(|(_, v)| *v);
-        if current != expected {
-            return Ok(CasOutcome::Conflict { current });
-        }
-        let version = expected.map_or(1, |v| v + 1);
-        s.workers
-            .insert(record.id.clone(), (record.clone(), version));
-        Ok(CasOutcome::Written { version })
+        Ok(self.lock()?.put_worker(record, expected))
     }
 
     async fn put_worker_if_dispatched(

@@ -80,8 +80,10 @@ use crate::time::Timestamp;
 use crate::worker::{WorkerRecord, WorkerSnapshot};
 
 pub use crate::calendar::{CalendarWrite, ExamCalendar, ExamStore};
+pub use crate::outbox::Outbox;
 pub use crate::reconcile::{Counter, Drift};
 pub use crate::scheduler::ExamPlacement;
+pub use crate::waiting_room::{Completion, Enqueued, Standing, WaitingRoom};
 
 /// Outcome of a compare-and-set write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -476,13 +478,23 @@ pub trait Credentials: Debug + Send + Sync + 'static {
 }
 
 /// Everything a backend provides. Implemented for every type that
-/// implements the six traits.
+/// implements the seven traits.
 pub trait Store:
-    Registry + DispatchStore + LeaderLease + AuditLog + Credentials + ExamStore
+    Registry + DispatchStore + LeaderLease + AuditLog + Credentials + ExamStore + WaitingRoom + Outbox
 {
 }
 
-impl<T: Registry + DispatchStore + LeaderLease + AuditLog + Credentials + ExamStore> Store for T {}
+impl<T> Store for T where
+    T: Registry
+        + DispatchStore
+        + LeaderLease
+        + AuditLog
+        + Credentials
+        + ExamStore
+        + WaitingRoom
+        + Outbox
+{
+}
 
 #[cfg(test)]
 mod tests {

@@ -8,16 +8,22 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::time::Instant;
+use vdi_cluster_core::UserId;
 use vdi_cluster_core::calendar::{CalendarWrite, ExamCalendar, ExamStore};
 use vdi_cluster_core::credential::{CredentialSnapshot, WorkerCredential};
 use vdi_cluster_core::events::{EventKind, RecordingSink};
 use vdi_cluster_core::exam::Exam;
+use vdi_cluster_core::outbox::{
+    Attempt, Delivery, Failing, LeasedDelivery, Next, Outbox, OutboxEntry, WebhookEndpoint,
+};
+use vdi_cluster_core::queue::{ExamQueue, QueueClaim};
 use vdi_cluster_core::service::{BACKGROUND_LEASE, BackgroundConfig, run_background};
 use vdi_cluster_core::store::{
     Adoption, AuditEntry, CasOutcome, ClaimOutcome, DeleteOutcome, DispatchPage, ExamPlacement,
     JoinClaim, JoinToken, Lease, RecountReport, Reservation, ReserveRequest,
 };
 use vdi_cluster_core::testkit::{SimulatedWorkers, heartbeat_with_slots};
+use vdi_cluster_core::waiting_room::{Completion, Enqueued, Standing, WaitingRoom};
 use vdi_cluster_core::{
     AuditLog, Clock, ClusterService, Credentials, Dispatch, DispatchId, DispatchStore, ExamId,
     LeaderLease, MemoryStore, Registry, Result, ServiceConfig, SessionKey, Timestamp, WorkerId,
@@ -134,6 +140,32 @@ slow_delegation! { ExamStore {}
     fn put_exam_if_version(exam: &Exam, expected: u64) -> CalendarWrite;
     fn delete_exam_if_version(id: &ExamId, expected: u64) -> CalendarWrite;
     fn swap_exam_risk(id: &ExamId, shortfall: Option<u32>) -> Option<u32>;
+}
+
+slow_delegation! { WaitingRoom {}
+    fn enqueue(exam: &ExamId, user: &UserId, now: Timestamp) -> Enqueued;
+    fn touch_queued(exam: &ExamId, user: &UserId, now: Timestamp) -> Standing;
+    fn exam_queue(exam: &ExamId) -> ExamQueue;
+    fn leave_queue(exam: &ExamId, user: &UserId) -> bool;
+    fn claim_queue_head(exam: &ExamId, now: Timestamp, until: Timestamp) -> Option<QueueClaim>;
+    fn complete_queue_claim(claim: &QueueClaim, now: Timestamp) -> Completion;
+    fn release_queue_claim(claim: &QueueClaim) -> ();
+    fn abandon_queued(exam: &ExamId, user: &UserId, seen_before: Timestamp, now: Timestamp) -> bool;
+    fn queued_exams() -> Vec<ExamId>;
+}
+
+slow_delegation! { Outbox {}
+    fn put_webhook(endpoint: &WebhookEndpoint) -> bool;
+    fn webhooks() -> Vec<WebhookEndpoint>;
+    fn delete_webhook(id: &str) -> bool;
+    fn append_outbox(entries: &[OutboxEntry], fence: Option<&Lease>) -> u32;
+    fn put_worker_with_outbox(record: &WorkerRecord, expected: Option<u64>,
+                              entries: &[OutboxEntry]) -> CasOutcome;
+    fn lease_deliveries(now: Timestamp, until: Timestamp, limit: usize) -> Vec<LeasedDelivery>;
+    fn finish_delivery(delivery: &LeasedDelivery, attempt: &Attempt, next: Next,
+                       failing: Option<Failing<'_>>) -> Option<u32>;
+    fn deliveries(endpoint: &str, limit: usize) -> Vec<Delivery>;
+    fn retry_delivery(endpoint: &str, id: &str, now: Timestamp) -> bool;
 }
 
 struct Replica {

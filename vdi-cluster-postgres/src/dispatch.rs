@@ -435,7 +435,9 @@ impl DispatchStore for PgStore {
 
 /// The fencing lease's name, holder and token as statement parameters
 /// (all NULL: unfenced).
-fn fence_args(fence: Option<&Lease>) -> Result<(Option<&str>, Option<&str>, Option<i64>)> {
+pub(crate) fn fence_args(
+    fence: Option<&Lease>,
+) -> Result<(Option<&str>, Option<&str>, Option<i64>)> {
     let Some(lease) = fence else {
         return Ok((None, None, None));
     };
@@ -444,7 +446,7 @@ fn fence_args(fence: Option<&Lease>) -> Result<(Option<&str>, Option<&str>, Opti
 }
 
 /// [`Error::Fenced`] when the statement's fence check refused the write.
-fn refuse_unless(held: bool, fence: Option<&Lease>) -> Result<()> {
+pub(crate) fn refuse_unless(held: bool, fence: Option<&Lease>) -> Result<()> {
     match fence {
         Some(lease) if !held => Err(lease.refusal()),
         _ => Ok(()),

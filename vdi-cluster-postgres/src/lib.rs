@@ -130,6 +130,8 @@ mod dispatch;
 mod error;
 mod exams;
 mod lease;
+mod outbox;
+mod queue;
 mod registry;
 mod sql;
 

@@ -23,7 +23,73 @@ fn snapshot(row: &PgRow) -> Result<WorkerSnapshot, PgError> {
     })
 }
 
+/// A version to compare with, as PostgreSQL's bigint.
+pub(crate) fn expected_version(expected: Option<u64>) -> Result<Option<i64>> {
+    expected
+        .map(|v| i64::try_from(v).map_err(|e| vdi_cluster_core::Error::invalid("version", e)))
+        .transpose()
+}
+
+/// Compare-and-set of a worker record on `executor` (the pool, or a
+/// transaction that writes more): the new version, or `None` on a
+/// conflict.
+pub(crate) async fn write_worker<'c, E>(
+    executor: E,
+    record: &WorkerRecord,
+    expected: Option<i64>,
+) -> Result<Option<i64>, PgError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Postgres>,
+{
+    let max_sessions = i32::try_from(record.max_sessions()).unwrap_or(i32::MAX);
+    let unrecorded = i64::from(record.unrecorded);
+    let reported_active = i64::from(record.reported_active);
+    Ok(match expected {
+        None => {
+            sqlx::query_scalar(sql::INSERT_WORKER)
+                .bind(record.id.as_str())
+                .bind(Json(record))
+                .bind(max_sessions)
+                .bind(unrecorded)
+                .bind(record.accepting())
+                .bind(reported_active)
+                .fetch_optional(executor)
+                .await?
+        }
+        Some(version) => {
+            sqlx::query_scalar(sql::UPDATE_WORKER)
+                .bind(record.id.as_str())
+                .bind(Json(record))
+                .bind(max_sessions)
+                .bind(unrecorded)
+                .bind(record.accepting())
+                .bind(version)
+                .bind(reported_active)
+                .fetch_optional(executor)
+                .await?
+        }
+    })
+}
+
 impl PgStore {
+    /// The outcome of a compare-and-set that answered `written`.
+    pub(crate) async fn cas_outcome(
+        &self,
+        record: &WorkerRecord,
+        written: Option<i64>,
+    ) -> Result<CasOutcome, PgError> {
+        Ok(match written {
+            Some(version) => CasOutcome::Written {
+                version: to_u64("worker version", version)?,
+            },
+            // Read in a statement of its own: the write's snapshot may
+            // predate the write that made it conflict.
+            None => CasOutcome::Conflict {
+                current: self.current_version(&record.id).await?,
+            },
+        })
+    }
+
     async fn current_version(&self, id: &WorkerId) -> Result<Option<u64>, PgError> {
         let version: Option<i64> = sqlx::query_scalar(sql::WORKER_VERSION)
             .bind(id.as_str())
@@ -63,48 +129,10 @@ impl Registry for PgStore {
     }
 
     async fn put_worker(&self, record: &WorkerRecord, expected: Option<u64>) -> Result<CasOutcome> {
-        let expected = expected
-            .map(|v| i64::try_from(v).map_err(|e| vdi_cluster_core::Error::invalid("version", e)))
-            .transpose()?;
+        let expected = expected_version(expected)?;
         self.call(async {
-            let max_sessions = i32::try_from(record.max_sessions()).unwrap_or(i32::MAX);
-            let unrecorded = i64::from(record.unrecorded);
-            let reported_active = i64::from(record.reported_active);
-            let written: Option<i64> = match expected {
-                None => {
-                    sqlx::query_scalar(sql::INSERT_WORKER)
-                        .bind(record.id.as_str())
-                        .bind(Json(record))
-                        .bind(max_sessions)
-                        .bind(unrecorded)
-                        .bind(record.accepting())
-                        .bind(reported_active)
-                        .fetch_optional(self.pool())
-                        .await?
-                }
-                Some(version) => {
-                    sqlx::query_scalar(sql::UPDATE_WORKER)
-                        .bind(record.id.as_str())
-                        .bind(Json(record))
-                        .bind(max_sessions)
-                        .bind(unrecorded)
-                        .bind(record.accepting())
-                        .bind(version)
-                        .bind(reported_active)
-                        .fetch_optional(self.pool())
-                        .await?
-                }
-            };
-            Ok(match written {
-                Some(version) => CasOutcome::Written {
-                    version: to_u64("worker version", version)?,
-                },
-                // Read in a statement of its own: the write's snapshot may
-                // predate the write that made it conflict.
-                None => CasOutcome::Conflict {
-                    current: self.current_version(&record.id).await?,
-                },
-            })
+            let written = write_worker(self.pool(), record, expected).await?;
+            self.cas_outcome(record, written).await
         })
         .await
     }

@@ -97,4 +97,40 @@ statements! {
     SET_EXAM_RISK = "set_exam_risk.sql";
     /// Clear an at-risk flag.
     CLEAR_EXAM_RISK = "clear_exam_risk.sql";
+    /// `vdi.queue_enqueue`.
+    QUEUE_ENQUEUE = "queue_enqueue.sql";
+    /// `vdi.queue_touch`.
+    QUEUE_TOUCH = "queue_touch.sql";
+    /// One exam's queue, claim and totals, in one snapshot.
+    QUEUE_READ = "queue_read.sql";
+    /// `vdi.queue_leave`.
+    QUEUE_LEAVE = "queue_leave.sql";
+    /// `vdi.queue_claim`.
+    QUEUE_CLAIM = "queue_claim.sql";
+    /// `vdi.queue_complete`.
+    QUEUE_COMPLETE = "queue_complete.sql";
+    /// `vdi.queue_release`.
+    QUEUE_RELEASE = "queue_release.sql";
+    /// `vdi.queue_abandon`.
+    QUEUE_ABANDON = "queue_abandon.sql";
+    /// Exams with a waiting student.
+    QUEUED_EXAMS = "queued_exams.sql";
+    /// Store a webhook endpoint unless its id is taken.
+    PUT_WEBHOOK = "put_webhook.sql";
+    /// Every webhook endpoint, oldest first.
+    WEBHOOKS = "webhooks.sql";
+    /// Delete a webhook endpoint.
+    DELETE_WEBHOOK = "delete_webhook.sql";
+    /// Fenced `vdi.outbox_append`.
+    OUTBOX_ENQUEUE = "outbox_enqueue.sql";
+    /// `vdi.outbox_append`, inside a transaction that writes its cause.
+    OUTBOX_APPEND = "outbox_append.sql";
+    /// Lease due deliveries.
+    OUTBOX_LEASE = "outbox_lease.sql";
+    /// `vdi.outbox_finish`.
+    OUTBOX_FINISH = "outbox_finish.sql";
+    /// An endpoint's deliveries, newest first.
+    DELIVERIES = "deliveries.sql";
+    /// A failed delivery, due again.
+    RETRY_DELIVERY = "retry_delivery.sql";
 }

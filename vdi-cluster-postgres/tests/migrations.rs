@@ -10,12 +10,14 @@ use vdi_cluster_postgres::MIGRATOR;
 use common::{TestDb, register};
 use vdi_cluster_core::testkit::{assert_no_drift, worker_record};
 
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 10] = [
     "affinity",
     "audit",
     "dispatches",
     "join_tokens",
     "leases",
+    "queue_entries",
+    "queue_state",
     "sticky",
     "worker_credentials",
     "workers",

@@ -123,6 +123,22 @@ pub enum EventKindJson {
         /// The prewarm target.
         target: u32,
     },
+    /// A student waiting in an exam's queue was placed.
+    QueuedSessionPlaced {
+        /// The session.
+        session: SessionRef,
+        /// Where.
+        worker: String,
+    },
+    /// A webhook endpoint failed this many delivery attempts in a row.
+    WebhookFailing {
+        /// The endpoint's id.
+        webhook_id: String,
+        /// Consecutive failed attempts.
+        failures: u32,
+        /// The last attempt's status or error.
+        last_error: String,
+    },
 }
 
 impl EventKindJson {
@@ -214,6 +230,19 @@ impl EventKindJson {
                 exam_id: exam.to_string(),
                 ready: *ready,
                 target: *target,
+            },
+            EventKind::QueuedSessionPlaced { session, worker } => Self::QueuedSessionPlaced {
+                session: SessionRef::from(session),
+                worker: worker.to_string(),
+            },
+            EventKind::WebhookFailing {
+                endpoint,
+                failures,
+                last_error,
+            } => Self::WebhookFailing {
+                webhook_id: endpoint.clone(),
+                failures: *failures,
+                last_error: last_error.clone(),
             },
             _ => return None,
         })
@@ -374,6 +403,14 @@ mod tests {
                 },
                 json!({"at": 42, "type": "examPrewarmBehind", "examId": "math", "ready": 2,
                        "target": 6}),
+            ),
+            (
+                EventKind::QueuedSessionPlaced {
+                    session: vdi_cluster_core::SessionKey::parse("e1", "u1").unwrap(),
+                    worker: w(),
+                },
+                json!({"at": 42, "type": "queuedSessionPlaced",
+                       "session": {"examId": "e1", "userId": "u1"}, "worker": "w1"}),
             ),
         ];
         for (kind, expected) in cases {

@@ -354,6 +354,12 @@ pub struct ExamFiguresJson {
     pub prewarm: PrewarmFiguresJson,
     /// Its allocations as this replica counted them.
     pub allocations: AllocationFiguresJson,
+    /// Students waiting in its queue now.
+    pub queued: u32,
+    /// Students placed from its queue, in total.
+    pub placed_from_queue: u64,
+    /// Students who left its queue for not polling, in total.
+    pub abandoned_from_queue: u64,
 }
 
 /// `GET /api/vdi/exams/{examId}`: the exam and its figures. The allocation
@@ -384,6 +390,9 @@ impl From<&ExamFigures> for ExamDetailJson {
                     .collect(),
                 prewarm: PrewarmFiguresJson::from(&f.status.prewarm),
                 allocations: AllocationFiguresJson::default(),
+                queued: f.queue.queued,
+                placed_from_queue: f.queue.placed_total,
+                abandoned_from_queue: f.queue.abandoned_total,
             },
         }
     }

@@ -43,9 +43,11 @@ pub mod join;
 pub mod node;
 pub mod node_status;
 pub mod ops;
+pub mod queue;
 pub mod reconcile;
 pub mod sessions;
 pub mod signin;
+pub mod webhooks;
 pub mod workers;
 
 pub use error::ErrorBody;

@@ -16,7 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use vdi_cluster_core::scheduler::PrewarmShare;
-use vdi_cluster_core::service::{AllocateOutcome, Allocation, PrewarmFailure, PrewarmReport};
+use vdi_cluster_core::service::{
+    AllocateOutcome, Allocation, Departure, PrewarmFailure, PrewarmReport,
+};
 use vdi_cluster_core::{Constraints, Dispatch, SessionKey, Timestamp};
 
 /// Requirements on the worker that takes a session. Checked by core
@@ -176,6 +178,9 @@ pub struct ReleaseJson {
     pub released: bool,
     /// The worker that held it.
     pub worker_code: Option<String>,
+    /// The student was waiting in the exam's queue and left it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub left_queue: bool,
 }
 
 impl ReleaseJson {
@@ -187,6 +192,16 @@ impl ReleaseJson {
             user_id: key.user_id.to_string(),
             released: released.is_some(),
             worker_code: released.map(|d| d.worker.to_string()),
+            left_queue: false,
+        }
+    }
+
+    /// The answer to ending `key`'s session: the student left the queue
+    /// and/or the dispatch was released.
+    pub fn ended(key: &SessionKey, departure: &Departure) -> Self {
+        Self {
+            left_queue: departure.left_queue,
+            ..Self::new(key, departure.released.as_ref())
         }
     }
 }

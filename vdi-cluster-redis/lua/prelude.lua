@@ -125,3 +125,67 @@ local function fence_refusal(lease, holder, token)
   end
   return redis.error_reply('FENCED the lease is not held under this token')
 end
+
+-- The waiting room's totals in its state hash, in the order the store
+-- reads them: placed, abandoned, first_placed, last_placed ('' if none).
+local function queue_totals(state)
+  local t = redis.call('HMGET', state, 'placed', 'abandoned', 'first_placed', 'last_placed')
+  return { t[1] or '0', t[2] or '0', t[3] or '', t[4] or '' }
+end
+
+-- `user`'s place in a queue as {1, position, enqueued_at, last_seen,
+-- totals…}, recording `now` as last seen; nil when not queued.
+local function queue_place(order, entries, state, user, now)
+  local rank = redis.call('ZRANK', order, user)
+  if not rank then
+    return nil
+  end
+  local enqueued, seen = string.match(redis.call('HGET', entries, user) or '', '^(%d+) (%d+)$')
+  enqueued = enqueued or now
+  if not seen or tonumber(seen) < tonumber(now) then
+    seen = now
+  end
+  redis.call('HSET', entries, user, enqueued .. ' ' .. seen)
+  local out = { 1, rank + 1, enqueued, seen }
+  for _, v in ipairs(queue_totals(state)) do
+    out[#out + 1] = v
+  end
+  return out
+end
+
+-- Removes `user` from a queue (a claim on them stays, for its promoter to
+-- learn that they left); the exam leaves the set of queued exams when its
+-- queue empties. Returns true if removed.
+local function queue_remove(order, entries, exams, exam, user)
+  if redis.call('ZREM', order, user) == 0 then
+    return false
+  end
+  redis.call('HDEL', entries, user)
+  if redis.call('ZCARD', order) == 0 then
+    redis.call('SREM', exams, exam)
+  end
+  return true
+end
+
+-- Appends outbox entries (Outbox::append_outbox, and the writes that carry
+-- their events' entries). `k` names the outbox keys {entries, due, state,
+-- dedup}; entry i's endpoint list is KEYS[first_key + i - 1]. ARGV from
+-- `first_arg`: the count, then per entry: id, endpoint, de-duplication
+-- key, due (ms), the entry (JSON). An entry whose (endpoint, key) was
+-- written before is skipped. Returns how many were written.
+local function outbox_append(k, first_key, first_arg)
+  local n = tonumber(ARGV[first_arg]) or 0
+  local written = 0
+  for i = 1, n do
+    local a = first_arg + 1 + (i - 1) * 5
+    local id, endpoint, dedup = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+    if redis.call('HSETNX', k.dedup, endpoint .. '\n' .. dedup, id) == 1 then
+      redis.call('HSET', k.entries, id, ARGV[a + 4])
+      redis.call('HSET', k.state, id, 'pending')
+      redis.call('ZADD', k.due, ARGV[a + 3], id)
+      redis.call('LPUSH', KEYS[first_key + i - 1], id)
+      written = written + 1
+    end
+  end
+  return written
+end

@@ -17,6 +17,11 @@
 -- ARGV[5]  unrecorded sessions (WorkerRecord::unrecorded)
 -- ARGV[6]  '1' if the worker accepts new sessions, else '0'
 -- ARGV[7]  expected dispatched count, or '' for "not checked"
+-- With the outbox's entries to write with the record (Outbox::
+-- put_worker_with_outbox), also:
+-- KEYS[4…7] the outbox keys {entries, due, state, dedup} (outbox_enqueue.lua)
+-- KEYS[8…]  entry i's endpoint list
+-- ARGV[8…]  the entries, as outbox_append (prelude.lua) reads them
 --
 -- Returns {'written', new version} or {'conflict', stored version or ''}.
 
@@ -36,4 +41,7 @@ end
 redis.call('HSET', worker, 'record', ARGV[3], 'max', ARGV[4], 'unrecorded', ARGV[5], 'accepting', ARGV[6])
 redis.call('HINCRBY', worker, 'version', 1)
 redis.call('SADD', workers, ARGV[1])
+if ARGV[8] then
+  outbox_append({entries = KEYS[4], due = KEYS[5], state = KEYS[6], dedup = KEYS[7]}, 8, 8)
+end
 return {'written', redis.call('HGET', worker, 'version')}

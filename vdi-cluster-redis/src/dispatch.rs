@@ -387,7 +387,7 @@ impl RedisStore {
 
 /// A script's `FENCED` refusal as [`Error::Fenced`]; anything else as the
 /// backend being unavailable.
-fn fenced(e: redis::RedisError, fence: Option<&Lease>) -> Error {
+pub(crate) fn fenced(e: redis::RedisError, fence: Option<&Lease>) -> Error {
     match fence {
         Some(lease) if e.code() == Some("FENCED") => lease.refusal(),
         _ => BackendError::from(e).into(),

@@ -261,10 +261,63 @@ impl Keys {
         format!("{}:exams:risk", self.prefix)
     }
 
+    /// `{p}:webhooks` — hash, endpoint id → the endpoint as JSON.
+    pub(crate) fn webhooks(&self) -> String {
+        format!("{}:webhooks", self.prefix)
+    }
+
+    /// `{p}:outbox:{part}` — the outbox's shared keys: `entries` (hash id
+    /// → JSON), `due` (zset id → ms), `state` (hash id → state), `dedup`
+    /// (hash endpoint and key → id), `tokens` (hash id → delivery lease
+    /// token), `lease-token` (counter), `attempts` (hash id → JSON lines),
+    /// `failures` (hash endpoint → consecutive failures).
+    pub(crate) fn outbox(&self, part: &str) -> String {
+        format!("{}:outbox:{part}", self.prefix)
+    }
+
+    /// `{p}:outbox:endpoint:{id}` — list of one endpoint's delivery ids,
+    /// newest first.
+    pub(crate) fn outbox_endpoint(&self, endpoint: &str) -> String {
+        format!("{}:outbox:endpoint:{}", self.prefix, encode(endpoint))
+    }
+
     /// `{p}:worker-credentials` — hash, worker code → hash of its own
     /// credential.
     pub(crate) fn worker_credentials(&self) -> String {
         format!("{}:worker-credentials", self.prefix)
+    }
+
+    /// `{p}:queue:exam:{exam}:order` — sorted set, the exam's waiting
+    /// students by arrival number.
+    pub(crate) fn queue_order(&self, exam: &ExamId) -> String {
+        format!("{}:queue:exam:{}:order", self.prefix, encode(exam.as_str()))
+    }
+
+    /// `{p}:queue:exam:{exam}:entries` — hash, student → `"{enqueued_at}
+    /// {last_seen}"` (milliseconds).
+    pub(crate) fn queue_entries(&self, exam: &ExamId) -> String {
+        format!(
+            "{}:queue:exam:{}:entries",
+            self.prefix,
+            encode(exam.as_str())
+        )
+    }
+
+    /// `{p}:queue:exam:{exam}:state` — hash, the claim on the head
+    /// (`claim_user`, `claim_token`, `claim_until`) and the totals
+    /// (`placed`, `abandoned`, `first_placed`, `last_placed`).
+    pub(crate) fn queue_state(&self, exam: &ExamId) -> String {
+        format!("{}:queue:exam:{}:state", self.prefix, encode(exam.as_str()))
+    }
+
+    /// `{p}:queue:exams` — set of exam ids whose queue is not empty.
+    pub(crate) fn queued_exams(&self) -> String {
+        format!("{}:queue:exams", self.prefix)
+    }
+
+    /// `{p}:queue:seq` — string counter: arrival numbers and claim tokens.
+    pub(crate) fn queue_seq(&self) -> String {
+        format!("{}:queue:seq", self.prefix)
     }
 }
 

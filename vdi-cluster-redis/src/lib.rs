@@ -9,6 +9,8 @@ mod error;
 mod exams;
 pub mod keys;
 mod lease;
+mod outbox;
+mod queue;
 mod recount;
 mod registry;
 mod scripts;

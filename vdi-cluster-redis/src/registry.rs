@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use redis::Value;
+use vdi_cluster_core::outbox::OutboxEntry;
 use vdi_cluster_core::store::{CasOutcome, DeleteOutcome, Registry};
 use vdi_cluster_core::worker::WorkerSnapshot;
 use vdi_cluster_core::{Result, WorkerId, WorkerRecord};
@@ -90,16 +91,17 @@ impl RedisStore {
 
     /// `put_worker.lua`: compare-and-set on `expected`, and on the
     /// dispatched count when `dispatched` is given.
-    async fn write_worker(
+    pub(crate) async fn write_worker(
         &self,
         record: &WorkerRecord,
         expected: Option<u64>,
         dispatched: Option<u32>,
+        entries: &[OutboxEntry],
     ) -> Result<CasOutcome> {
         let key = self.keys.worker(&record.id);
         let json = worker_json(&key, record)?;
-        let reply: Vec<String> = SCRIPTS
-            .put_worker
+        let mut invocation = SCRIPTS.put_worker.prepare_invoke();
+        invocation
             .key(&key)
             .key(self.keys.workers())
             .key(self.keys.dispatched())
@@ -109,7 +111,12 @@ impl RedisStore {
             .arg(record.max_sessions())
             .arg(record.unrecorded)
             .arg(if record.accepting() { "1" } else { "0" })
-            .arg(dispatched.map(|n| n.to_string()).unwrap_or_default())
+            .arg(dispatched.map(|n| n.to_string()).unwrap_or_default());
+        if !entries.is_empty() {
+            self.outbox_keys(&mut invocation);
+            self.outbox_entries(&mut invocation, entries)?;
+        }
+        let reply: Vec<String> = invocation
             .invoke_async(&mut self.conn())
             .await
             .map_err(BackendError::from)?;
@@ -167,7 +174,7 @@ impl Registry for RedisStore {
     }
 
     async fn put_worker(&self, record: &WorkerRecord, expected: Option<u64>) -> Result<CasOutcome> {
-        self.write_worker(record, expected, None).await
+        self.write_worker(record, expected, None, &[]).await
     }
 
     async fn put_worker_if_dispatched(
@@ -176,7 +183,7 @@ impl Registry for RedisStore {
         expected: u64,
         dispatched: u32,
     ) -> Result<CasOutcome> {
-        self.write_worker(record, Some(expected), Some(dispatched))
+        self.write_worker(record, Some(expected), Some(dispatched), &[])
             .await
     }
 

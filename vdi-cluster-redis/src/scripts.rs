@@ -71,6 +71,18 @@ scripts!(
     exam_risk_swap,
     put_worker_credential,
     claim_worker,
+    queue_enqueue,
+    queue_touch,
+    queue_read,
+    queue_leave,
+    queue_claim,
+    queue_complete,
+    queue_release,
+    queue_abandon,
+    outbox_enqueue,
+    outbox_lease,
+    outbox_finish,
+    outbox_retry,
 );
 
 /// The compare-and-reserve script exactly as the store runs it (prelude

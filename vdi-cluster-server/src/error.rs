@@ -152,7 +152,8 @@ impl From<CoreError> for ApiError {
             CoreError::Invalid(v) => Self::invalid(v),
             e @ (CoreError::WorkerNotFound(_)
             | CoreError::SessionNotFound(_)
-            | CoreError::ExamNotFound(_)) => Self::not_found(e.to_string()),
+            | CoreError::ExamNotFound(_)
+            | CoreError::WebhookNotFound(_)) => Self::not_found(e.to_string()),
             CoreError::Transition(t) => Self::conflict(t.to_string()),
             e @ CoreError::ExamExists(_) => Self::conflict(e.to_string()),
             CoreError::Relocation(r) => Self {

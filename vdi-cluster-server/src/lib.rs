@@ -83,6 +83,7 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod throttle;
+pub mod webhooks;
 
 pub use error::ApiError;
 pub use router::router;

@@ -35,6 +35,10 @@ use vdi_cluster_protocol::sessions::{
     PrewarmReportJson, PrewarmShareJson, ReleaseJson, SessionJson,
 };
 use vdi_cluster_protocol::signin::OperatorSessionJson;
+use vdi_cluster_protocol::webhooks::{
+    AttemptJson, CreateWebhook, CreatedWebhook, DeliveryJson, DeliveryList, WebhookJson,
+    WebhookList, WebhookPayload,
+};
 use vdi_cluster_protocol::workers::{
     AdminActionJson, DrainInfoJson, DrainRequest, PatchWorkerRequest, WorkerJson, WorkerList,
     WorkerSessionsJson,
@@ -51,7 +55,7 @@ use vdi_cluster_core::worker::{MAX_TAG_LEN, MAX_TAGS};
 use crate::auth::Access;
 use crate::routes::{
     HttpMethod, admin, cluster, credentials, exams, install, join, ops, registration, route_table,
-    sessions, signin, workers,
+    sessions, signin, waiting_room, webhooks, workers,
 };
 
 /// Name of the bearer-JWT security scheme.
@@ -78,7 +82,10 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         credentials::rotate, credentials::reset, credentials::revoke,
         sessions::allocate, sessions::get, sessions::release, sessions::prewarm,
         exams::book, exams::calendar, exams::detail, exams::patch, exams::cancel,
+        waiting_room::queue,
         cluster::stats, cluster::distribution, cluster::audit, cluster::events,
+        webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries,
+        webhooks::retry,
         signin::sign_in, signin::current, signin::sign_out,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
@@ -95,6 +102,8 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         ReconcileReportJson, PolicyChangeJson, PolicyJson, DriftJson, CounterJson,
         AuditJson, AuditEntryJson, EventJson, EventKindJson, ServerSentEvent,
         OperatorSessionJson, HealthJson, CreateJoinToken, InstallScriptRequest, JoinTokenJson, CreatedJoinToken, JoinTokenList, CredentialReset,
+        CreateWebhook, CreatedWebhook, WebhookJson, WebhookList, DeliveryJson, DeliveryList,
+        AttemptJson, WebhookPayload,
     )),
     modifiers(&FromRouteTable),
     tags(
@@ -102,6 +111,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         (name = "sessions", description = "The session API of the exam application"),
         (name = "cluster", description = "Cluster statistics, audit, events (seed 004)"),
         (name = "operations", description = "Health, readiness, metrics"),
+        (name = "webhooks", description = "Alerts by webhook, signed per Standard Webhooks"),
         (name = "operators' page", description = "Signing in to the page served at /admin"),
     )
 )]

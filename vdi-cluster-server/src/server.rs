@@ -40,6 +40,7 @@ use crate::listener;
 use crate::router::router;
 use crate::state::AppState;
 use crate::store::{StoreError, StoreOptions, open_store, redact};
+use crate::webhooks::HttpWebhookSender;
 
 /// `serve` could not start or failed.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +58,9 @@ pub enum ServeError {
     /// The start-up token could not be signed.
     #[error(transparent)]
     Mint(#[from] MintError),
+    /// The endpoint of `--webhook-url` could not be set up.
+    #[error("--webhook-url: {0}")]
+    Webhook(#[from] vdi_cluster_core::Error),
     /// Binding or serving failed.
     #[error("cannot serve on {addr}: {source}")]
     Io {
@@ -194,14 +198,32 @@ pub async fn prepare(
         );
         limits.max_connections = fit.max(16);
     }
-    Ok(AppState::builder(opened.store, Arc::new(client), auth)
+    let sender = HttpWebhookSender::new()?;
+    let state = AppState::builder(opened.store, Arc::new(client), auth)
         .config(config)
         .limits(limits)
         .throttle(args.throttle_config())
         .store_name(opened.kind.name())
         .shutdown(shutdown)
         .install(install)
-        .build())
+        .webhook_sender(Arc::new(sender))
+        .build();
+    if let Some((url, secret)) = args.webhooks.endpoint()? {
+        let (endpoint, created) = state
+            .service()
+            .ensure_webhook(url, secret.to_owned())
+            .await?;
+        if created {
+            tracing::info!(webhook = %endpoint.id, "webhook endpoint of --webhook-url created");
+        } else if endpoint.secret != secret {
+            tracing::warn!(
+                webhook = %endpoint.id,
+                "an endpoint with --webhook-url exists with another secret; it keeps its own \
+                 (delete it with DELETE /api/vdi/webhooks/{{id}} to change the secret)"
+            );
+        }
+    }
+    Ok(state)
 }
 
 /// Worker installations: the cluster token they need, the public URL (an

@@ -13,6 +13,8 @@ use vdi_cluster_core::{
     Clock, ClusterService, EventSink, LogSink, ServiceConfig, Store, WorkerClient,
 };
 
+use vdi_cluster_core::service::WebhookSender;
+
 use crate::auth::AuthConfig;
 use crate::error::ApiError;
 use crate::events::EventHub;
@@ -86,9 +88,17 @@ pub struct AppStateBuilder {
     store_name: String,
     shutdown: CancellationToken,
     install: Option<InstallConfig>,
+    webhook_sender: Option<Arc<dyn WebhookSender>>,
 }
 
 impl AppStateBuilder {
+    /// Sends webhook deliveries through `sender` while this replica leads
+    /// (default: none; alerts still reach the outbox).
+    pub fn webhook_sender(mut self, sender: Arc<dyn WebhookSender>) -> Self {
+        self.webhook_sender = Some(sender);
+        self
+    }
+
     /// Replaces the service configuration (default: the seeds' defaults).
     pub fn config(mut self, config: ServiceConfig) -> Self {
         self.config = config;
@@ -149,6 +159,9 @@ impl AppStateBuilder {
         if let Some(clock) = self.clock {
             builder = builder.clock(clock);
         }
+        if let Some(sender) = self.webhook_sender {
+            builder = builder.webhook_sender(sender);
+        }
         AppState {
             inner: Arc::new(Inner {
                 service: Arc::new(builder.build()),
@@ -185,6 +198,7 @@ impl AppState {
             store_name: "memory".into(),
             shutdown: CancellationToken::new(),
             install: None,
+            webhook_sender: None,
         }
     }
 

@@ -110,14 +110,8 @@ impl ClusterService {
                     transition: t,
                 });
             }
-            if let CasOutcome::Written { .. } = self.write_policy(&view, t).await? {
+            if let CasOutcome::Written { .. } = self.write_policy(&view, t, actor).await? {
                 self.invalidate_snapshot();
-                self.emit(EventKind::WorkerPolicy {
-                    worker: id.clone(),
-                    from: t.from,
-                    to: t.to,
-                    actor: actor.to_owned(),
-                });
                 let mut detail = serde_json::json!({
                     "from": t.from.name(),
                     "to": t.to.name(),
@@ -145,16 +139,42 @@ impl ClusterService {
     /// one `view` saw, so a reservation racing it either lands first (and
     /// the write conflicts; the caller decides again from a fresh read) or
     /// reads the new policy and is refused.
-    async fn write_policy(&self, view: &WorkerView, t: Transition) -> Result<CasOutcome> {
+    ///
+    /// Its `WorkerPolicy` event (by `actor`) is emitted once written. An
+    /// unguarded write carries the event's outbox entries in the same
+    /// atomic step; a guarded one leaves it to the replica's next flush.
+    async fn write_policy(
+        &self,
+        view: &WorkerView,
+        t: Transition,
+        actor: &str,
+    ) -> Result<CasOutcome> {
         let mut record = view.record.clone();
         record.policy = t.to;
-        if t.requires_empty() {
+        let event = EventKind::WorkerPolicy {
+            worker: view.id().clone(),
+            from: t.from,
+            to: t.to,
+            actor: actor.to_owned(),
+        };
+        let outcome = if t.requires_empty() {
             self.store
                 .put_worker_if_dispatched(&record, view.version, view.dispatched)
-                .await
+                .await?
         } else {
-            self.store.put_worker(&record, Some(view.version)).await
+            let entries = self.outbox_entries(&event, None).await?;
+            self.store
+                .put_worker_with_outbox(&record, Some(view.version), &entries)
+                .await?
+        };
+        if let CasOutcome::Written { .. } = outcome {
+            if t.requires_empty() {
+                self.emit(event);
+            } else {
+                self.emit_written(event);
+            }
         }
+        Ok(outcome)
     }
 
     /// Applies the observation transition (draining → drained when empty,
@@ -169,15 +189,9 @@ impl ClusterService {
         if !t.changed() {
             return Ok(None);
         }
-        match self.write_policy(view, t).await? {
+        match self.write_policy(view, t, "system").await? {
             CasOutcome::Written { .. } => {
                 self.invalidate_snapshot();
-                self.emit(EventKind::WorkerPolicy {
-                    worker: view.id().clone(),
-                    from: t.from,
-                    to: t.to,
-                    actor: "system".into(),
-                });
                 Ok(Some(t))
             }
             // Someone else wrote first; the next observation sees it.

@@ -42,8 +42,11 @@ use tokio::time::{Instant, MissedTickBehavior, interval, interval_at, sleep_unti
 
 use super::ClusterService;
 use super::reconcile::HealthMonitor;
+use crate::events::EventKind;
+use crate::outbox::alerts;
 use crate::policy::AdminPolicy;
 use crate::store::{LeaderLease, Lease};
+use crate::time::Timestamp;
 
 /// The lease that elects the replica running background jobs.
 pub const BACKGROUND_LEASE: &str = "background";
@@ -89,6 +92,7 @@ pub async fn run_background(
     let mut held: Option<Lease> = None;
     let mut due = Instant::now() + config.reconcile_every;
     let replica = service.config().replica_id.clone();
+    let mut delivering: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         let leading = config.reconcile_enabled && held.is_some();
         tokio::select! {
@@ -98,7 +102,12 @@ pub async fn run_background(
                 let Some(lease) = held.clone() else { continue };
                 let pass = service.reconcile_leased(Some(&lease));
                 match while_holding(&**service.store(), &lease, &config, pass).await {
-                    Some(Ok(report)) => tracing::info!(?report, "reconcile pass"),
+                    Some(Ok(report)) => {
+                        tracing::info!(?report, "reconcile pass");
+                        if let Err(e) = service.flush_outbox(Some(&lease)).await {
+                            tracing::warn!(error = %e, "could not write events to the outbox");
+                        }
+                    }
                     Some(Err(e @ crate::Error::Fenced { .. })) => {
                         tracing::warn!(replica = %replica, error = %e, "a reconcile write was fenced off: no longer leading");
                         held = None;
@@ -124,12 +133,18 @@ pub async fn run_background(
                             tracing::info!(replica = %replica, token = lease.token, "holding the background lease");
                             due = Instant::now() + config.reconcile_every;
                         }
-                        held = Some(lease);
-                        if let Err(e) = tick(&service, &mut monitor).await {
+                        held = Some(lease.clone());
+                        if let Err(e) = tick(&service, &mut monitor, &lease).await {
                             tracing::warn!(error = %e, "health tick failed");
+                        }
+                        if delivering.as_ref().is_none_or(|d| d.is_finished()) {
+                            delivering = spawn_delivery(&service);
                         }
                     }
                     Ok(None) => {
+                        if let Err(e) = service.flush_outbox(None).await {
+                            tracing::warn!(error = %e, "could not write events to the outbox");
+                        }
                         if held.take().is_some() {
                             tracing::info!(replica = %replica, "lost the background lease");
                         }
@@ -143,6 +158,9 @@ pub async fn run_background(
                 }
             }
         }
+    }
+    if let Some(d) = delivering {
+        d.abort();
     }
     if let Some(lease) = held
         && let Err(e) = service.store().release_lease(&lease).await
@@ -190,11 +208,46 @@ where
     }
 }
 
-async fn tick(service: &ClusterService, monitor: &mut HealthMonitor) -> crate::Result<()> {
+/// One delivery step in a task of its own (sends must not hold up health
+/// ticks), if this replica sends webhooks.
+fn spawn_delivery(service: &Arc<ClusterService>) -> Option<tokio::task::JoinHandle<()>> {
+    let sender = Arc::clone(service.webhook_sender()?);
+    let service = Arc::clone(service);
+    Some(tokio::spawn(async move {
+        match service.deliver_due(&*sender).await {
+            Ok(report) if report.leased > 0 => tracing::info!(?report, "webhook deliveries"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "webhook delivery step failed"),
+        }
+    }))
+}
+
+async fn tick(
+    service: &ClusterService,
+    monitor: &mut HealthMonitor,
+    lease: &Lease,
+) -> crate::Result<()> {
     let views = service.worker_views().await?;
-    for kind in monitor.observe(&views, service.clock().now()) {
-        service.emit(kind);
+    let now = service.clock().now();
+    let episode = |kind: &EventKind| {
+        let episode = views
+            .iter()
+            .find(|v| matches!(kind, EventKind::WorkerAvailability { worker, .. } if worker == v.id()))
+            .and_then(|v| v.record.last_heartbeat_at)
+            .map_or(0, Timestamp::as_millis);
+        alerts::observed_key(kind, episode)
+    };
+    if monitor.is_fresh() {
+        for kind in HealthMonitor::catch_up(&views, now) {
+            let key = episode(&kind);
+            service.keep_observed_for_outbox(kind, key);
+        }
     }
+    for kind in monitor.observe(&views, now) {
+        let key = episode(&kind);
+        service.emit_observed(kind, key);
+    }
+    service.flush_outbox(Some(lease)).await?;
     for view in views
         .iter()
         .filter(|v| matches!(v.record.policy, AdminPolicy::Draining { .. }))
@@ -205,5 +258,9 @@ async fn tick(service: &ClusterService, monitor: &mut HealthMonitor) -> crate::R
     service.start_due_prewarms().await?;
     service.keep_prewarm_targets().await?;
     service.release_ended_prewarms().await?;
+    let queues = service.tend_queues().await?;
+    if queues != super::QueueTick::default() {
+        tracing::info!(?queues, "waiting rooms tended");
+    }
     Ok(())
 }

@@ -12,6 +12,8 @@ use crate::scheduler::SchedulingPolicy;
 /// struct update syntax: `ServiceConfig { retry_count: 5, ..Default::default() }`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceConfig {
+    /// Webhook retries and the failing-endpoint rule.
+    pub webhooks: crate::outbox::RetryPolicy,
     /// `WORKER_HEARTBEAT_TTL_SEC` (120 s).
     pub heartbeat_ttl: Duration,
     /// Hard timeout after which a silent worker is offline (600 s).
@@ -89,12 +91,19 @@ pub struct ServiceConfig {
     /// Lifetime and rotation overlap of workers' own credentials (30 days,
     /// 1 hour).
     pub credentials: CredentialPolicy,
+    /// A queued student who has not asked for this long leaves the
+    /// waiting room (60 s; the server's `--queue-abandon-sec`).
+    pub queue_abandon: Duration,
+    /// The wait per position a queue's estimate assumes before it has
+    /// placed two students (30 s).
+    pub queue_wait_per_position: Duration,
 }
 
 impl Default for ServiceConfig {
     fn default() -> Self {
         let replica = uuid::Uuid::new_v4();
         Self {
+            webhooks: crate::outbox::RetryPolicy::default(),
             heartbeat_ttl: Duration::from_secs(120),
             offline_after: Duration::from_secs(600),
             restart_grace: true,
@@ -125,6 +134,8 @@ impl Default for ServiceConfig {
             exam_fit_horizon: Duration::from_secs(7 * 86_400),
             exam_write_attempts: 32,
             credentials: CredentialPolicy::default(),
+            queue_abandon: Duration::from_secs(60),
+            queue_wait_per_position: Duration::from_secs(30),
         }
     }
 }
@@ -142,6 +153,14 @@ impl ServiceConfig {
     pub fn coalesce_bound(&self) -> Duration {
         self.coalesce_wait
             .unwrap_or_else(|| self.worker_call_timeout * self.retry_count.max(1))
+    }
+
+    /// How long a promoter holds the head of a queue: an allocation's
+    /// longest wait ([`coalesce_bound`](Self::coalesce_bound)) plus one
+    /// worker call, so a live promoter never loses its claim and a dead
+    /// one's lapses soon after.
+    pub fn queue_claim_ttl(&self) -> Duration {
+        self.coalesce_bound() + self.worker_call_timeout
     }
 
     /// The ages reconcile judges dispatches by.

@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 
 use super::ClusterService;
+use super::queue::QueueFigures;
 use crate::calendar::{CalendarWrite, ExamCalendar};
 use crate::error::{Error, Result};
 use crate::events::EventKind;
@@ -59,6 +60,8 @@ pub struct ExamFigures {
     pub sessions_in_use: u32,
     /// …and per worker.
     pub sessions_by_worker: BTreeMap<WorkerId, u32>,
+    /// Its waiting room: queued now, placed from it and abandoned in total.
+    pub queue: QueueFigures,
 }
 
 impl ClusterService {
@@ -269,6 +272,7 @@ impl ClusterService {
             matching_slots,
             sessions_in_use: sessions_by_worker.values().sum(),
             sessions_by_worker,
+            queue: self.queue_figures(id).await?,
         })
     }
 

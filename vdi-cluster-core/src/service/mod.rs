@@ -8,7 +8,7 @@
 //! reset) in `credentials`, reconcile and the health monitor in
 //! `reconcile`, prewarm in `prewarm`, read-only views in `stats`, the
 //! background loop in `background`, exams with admission control in
-//! `exams`, codes the control plane assigns and deregistration with a
+//! `exams`, the waiting room in `queue`, codes the control plane assigns and deregistration with a
 //! reason in `assignment`.
 //!
 //! # Example
@@ -51,12 +51,14 @@ mod existing;
 mod fleet;
 mod prewarm;
 mod prewarm_target;
+mod queue;
 mod reconcile;
 mod registration;
 mod release;
 mod snapshot;
 mod stats;
 mod timed_prewarm;
+mod webhooks;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -71,10 +73,17 @@ pub use credentials::{JoinOutcome, Joined, RotateOutcome};
 pub use exams::{Booking, ExamFigures, ExamStatus};
 pub use fleet::FleetRepair;
 pub use prewarm::{MAX_PREWARM_REQUEST, PrewarmFailure, PrewarmReport};
+pub use queue::{
+    Departure, PROMOTIONS_PER_TICK, QueueFigures, QueueStanding, QueueTick, QueueView,
+    SessionRequest, SessionState, WaitingStudent,
+};
 pub use reconcile::HealthMonitor;
 pub use registration::HeartbeatAck;
 pub use stats::{
     ClusterStats, ClusterSummary, DEFAULT_ZONE, WorkerFilter, WorkerSessions, ZoneStats,
+};
+pub use webhooks::{
+    DeliveryReport, MAX_DELIVERIES_LISTED, SendResult, WebhookSender, validate_secret,
 };
 
 use crate::client::WorkerClient;
@@ -96,9 +105,17 @@ pub struct ClusterServiceBuilder {
     clock: Arc<dyn Clock>,
     events: Arc<dyn EventSink>,
     config: ServiceConfig,
+    webhook_sender: Option<Arc<dyn WebhookSender>>,
 }
 
 impl ClusterServiceBuilder {
+    /// Sends webhooks through `sender` when this replica leads (default:
+    /// none; events still reach the outbox).
+    pub fn webhook_sender(mut self, sender: Arc<dyn WebhookSender>) -> Self {
+        self.webhook_sender = Some(sender);
+        self
+    }
+
     /// Replaces the configuration.
     pub fn config(mut self, config: ServiceConfig) -> Self {
         self.config = config;
@@ -131,6 +148,8 @@ impl ClusterServiceBuilder {
             snapshots: SnapshotCache::default(),
             guard: std::sync::Mutex::default(),
             fleet_tally: fleet::FleetTally::default(),
+            pending_events: std::sync::Mutex::default(),
+            webhook_sender: self.webhook_sender,
         }
     }
 }
@@ -153,6 +172,10 @@ pub struct ClusterService {
     guard: std::sync::Mutex<GuardHold>,
     /// Repairs made by heartbeats since this replica's previous pass.
     fleet_tally: fleet::FleetTally,
+    /// Events emitted here that the next flush writes to the outbox.
+    pending_events: std::sync::Mutex<Vec<webhooks::PendingEvent>>,
+    /// Sends the outbox's deliveries when this replica leads.
+    webhook_sender: Option<Arc<dyn WebhookSender>>,
 }
 
 impl ClusterService {
@@ -165,7 +188,13 @@ impl ClusterService {
             clock: Arc::new(SystemClock),
             events: Arc::new(LogSink),
             config: ServiceConfig::default(),
+            webhook_sender: None,
         }
+    }
+
+    /// The webhook sender, if deliveries are sent from this replica.
+    pub fn webhook_sender(&self) -> Option<&Arc<dyn WebhookSender>> {
+        self.webhook_sender.as_ref()
     }
 
     /// The share of silent workers among `views`, and whether the
@@ -237,7 +266,14 @@ impl ClusterService {
         ))
     }
 
+    /// Emits an event to the sinks and keeps it for the outbox (see
+    /// `webhooks`).
     fn emit(&self, kind: EventKind) {
+        self.emit_observed(kind, None);
+    }
+
+    /// Emits an event already written to the outbox with its cause.
+    fn emit_written(&self, kind: EventKind) {
         self.events.emit(&Event {
             at: self.clock.now(),
             kind,

@@ -369,4 +369,29 @@ impl HealthMonitor {
     pub fn reset(&mut self) {
         self.last.clear();
     }
+
+    /// Whether nothing was observed yet (since the start or a reset).
+    pub fn is_fresh(&self) -> bool {
+        self.last.is_empty()
+    }
+
+    /// On a new leader's first observation: the workers that went silent
+    /// while no leader was watching (or whose alert the previous leader
+    /// may not have written), as `worker.offline` transitions from
+    /// `healthy`, their last known good state. Written to the outbox under
+    /// the transition's key, they are skipped when the previous leader had
+    /// written them.
+    pub fn catch_up(views: &[WorkerView], now: Timestamp) -> Vec<EventKind> {
+        views
+            .iter()
+            .filter(|v| !v.availability.is_reachable())
+            .filter(|v| v.record.deregistered_at.is_none() && v.record.last_heartbeat_at.is_some())
+            .map(|v| EventKind::WorkerAvailability {
+                worker: v.id().clone(),
+                from: Availability::Healthy,
+                to: v.availability,
+                reason: v.reason(now),
+            })
+            .collect()
+    }
 }

@@ -91,7 +91,9 @@ pub struct TokenArgs {
 }
 
 mod serve;
+mod webhooks;
 pub use serve::ServeArgs;
+pub use webhooks::WebhookArgs;
 
 #[cfg(test)]
 mod tests;

@@ -11,6 +11,7 @@ use vdi_cluster_core::{FailurePolicy, SchedulingPolicy, ServiceConfig};
 use vdi_cluster_protocol::credentials::check_secret_length;
 
 use super::ConfigError;
+use super::WebhookArgs;
 use crate::state::HttpLimits;
 use crate::throttle::ThrottleConfig;
 
@@ -186,6 +187,13 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(0..=90))]
     pub exam_headroom_percent: u32,
 
+    /// A student waiting in a booked exam's queue who has not polled (`GET`
+    /// or a repeated `POST` of the session) for this long leaves the queue,
+    /// seconds.
+    #[arg(long, env = "VDI_QUEUE_ABANDON_SEC", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(5..=86_400))]
+    pub queue_abandon_sec: u64,
+
     /// Prewarm calls in flight.
     #[arg(long, env = "VDI_PREWARM_CONCURRENCY", default_value_t = 4,
           value_parser = clap::value_parser!(u64).range(1..=256))]
@@ -286,6 +294,10 @@ pub struct ServeArgs {
     #[arg(long, env = "VDI_SHUTDOWN_GRACE_SEC", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(0..=3_600))]
     pub shutdown_grace_sec: u64,
+
+    /// Alerts by webhook.
+    #[command(flatten)]
+    pub webhooks: WebhookArgs,
 }
 
 fn non_empty(value: &Option<String>) -> Option<&str> {
@@ -310,6 +322,7 @@ impl ServeArgs {
             allocate_timeout: Duration::from_secs(self.allocate_timeout_sec),
             adoption_grace: Duration::from_secs(self.adoption_grace_sec),
             exam_headroom_percent: self.exam_headroom_percent,
+            queue_abandon: Duration::from_secs(self.queue_abandon_sec),
             coalesce_wait: self.coalesce_wait_ms.map(Duration::from_millis),
             dispatch_stale: Duration::from_secs(self.dispatch_stale_sec),
             scan_count: usize::try_from(self.dispatch_scan_count).unwrap_or(usize::MAX),
@@ -320,6 +333,7 @@ impl ServeArgs {
             heartbeat_interval: Duration::from_secs(self.heartbeat_interval_sec),
             mass_failure_percent: self.mass_failure_percent,
             replica_id: self.replica_name(),
+            webhooks: self.webhooks.retry_policy(),
             credentials: CredentialPolicy {
                 ttl: Duration::from_secs(self.worker_credential_ttl_sec),
                 overlap: Duration::from_secs(self.worker_credential_overlap_sec),

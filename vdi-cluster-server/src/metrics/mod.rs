@@ -6,7 +6,7 @@
 //! | `vdi_slots_max`, `vdi_slots_available` | gauge, read at scrape | |
 //! | `vdi_sessions_active` | gauge, read at scrape | |
 //! | `vdi_backend_up` | gauge: 1 when the scrape could read the backend | |
-//! | `vdi_allocations_total` | counter | `outcome`: `placed`, `existing`, `redispatched`, `no_capacity`, `in_progress`, `invalid`, `unavailable`, `error` |
+//! | `vdi_allocations_total` | counter | `outcome`: `placed`, `existing`, `redispatched`, `no_capacity`, `queued`, `in_progress`, `invalid`, `unavailable`, `error` |
 //! | `vdi_allocate_duration_seconds` | histogram | `outcome`, as `vdi_allocations_total` |
 //! | `vdi_heartbeats_total` | counter | `result`: `accepted`, `stale`, `rejected` |
 //! | `vdi_heartbeats_refused_total` | counter | `reason`: `body`, `credential`, `forbidden`, `too_large`, `invalid`, `throttled`, `backend`, `error` |
@@ -132,6 +132,8 @@ pub enum AllocationResult<'a> {
     Done(&'a AllocateOutcome),
     /// `NoCapacity`.
     NoCapacity,
+    /// No slot: the student waits in the exam's queue.
+    Queued,
     /// Another request is placing the same session.
     InProgress,
     /// Bad input.
@@ -149,6 +151,7 @@ impl AllocationResult<'_> {
             Self::Done(AllocateOutcome::Placed { .. }) => "placed",
             Self::Done(AllocateOutcome::Redispatched { .. }) => "redispatched",
             Self::NoCapacity => "no_capacity",
+            Self::Queued => "queued",
             Self::InProgress => "in_progress",
             Self::Invalid => "invalid",
             Self::Unavailable => "unavailable",

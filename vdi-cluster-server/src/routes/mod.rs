@@ -19,9 +19,11 @@
 //!   script and the agent binary it downloads.
 //! * `credentials` — a worker's own credential: rotate, revoke, reset.
 //! * `sessions` — the exam application's session API and prewarm.
-//! * `exams` — exams booked with admission control.
+//! * `exams` — exams booked with admission control; `waiting_room` — an
+//!   exam's queue of students waiting for a slot.
 //! * `cluster` — statistics, distribution, audit, events.
 //! * `ops` — health, readiness, metrics, the OpenAPI document.
+//! * `webhooks` — alerts by webhook: endpoints, deliveries, retries.
 //! * `signin` — the operators' page: sign in (JWT → session cookie), the
 //!   session, sign out.
 //! * `reserved` — worker codes the API's paths reserve.
@@ -39,6 +41,8 @@ mod reserved;
 mod roles;
 pub(crate) mod sessions;
 pub(crate) mod signin;
+pub(crate) mod waiting_room;
+pub(crate) mod webhooks;
 pub(crate) mod workers;
 
 use axum::http::Method;
@@ -182,6 +186,8 @@ static ROUTES: &[RouteSpec] = routes! {
         => "Change an exam: admission re-checked";
     Delete "/api/vdi/exams/{examId}" Admin exams::cancel
         => "Cancel an exam";
+    Get "/api/vdi/exams/{examId}/queue" Operator waiting_room::queue
+        => "Who waits in an exam's queue, in order, with positions and waiting times";
     Get "/api/vdi/cluster/stats" Operator cluster::stats
         => "Cluster statistics with per-status and per-zone breakdowns (seed 004)";
     Get "/api/vdi/cluster/distribution" Operator cluster::distribution
@@ -190,6 +196,16 @@ static ROUTES: &[RouteSpec] = routes! {
         => "Audit trail of admin actions, newest first";
     Get "/api/vdi/events" Operator cluster::events
         => "Cluster events as server-sent events";
+    Post "/api/vdi/webhooks" Admin webhooks::create
+        => "Add a webhook endpoint for alerts (its signing secret is shown once)";
+    Get "/api/vdi/webhooks" Admin webhooks::list
+        => "List webhook endpoints (never their secrets)";
+    Delete "/api/vdi/webhooks/{id}" Admin webhooks::delete
+        => "Delete a webhook endpoint";
+    Get "/api/vdi/webhooks/{id}/deliveries" Admin webhooks::deliveries
+        => "A webhook endpoint's deliveries with every attempt, newest first";
+    Post "/api/vdi/webhooks/{id}/deliveries/{deliveryId}/retry" Admin webhooks::retry
+        => "Retry a failed webhook delivery now";
     Post "/api/vdi/auth/session" Operator signin::sign_in
         => "Sign in to the operators' page: the JWT is kept in an HttpOnly session cookie";
     Get "/api/vdi/auth/session" Operator signin::current

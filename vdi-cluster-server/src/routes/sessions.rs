@@ -1,6 +1,7 @@
 //! The session API the exam application calls: allocate, look up and
 //! release a student's session, prewarm an exam (bodies in
-//! `vdi_cluster_protocol::sessions`). Unknown fields are refused. Allocation, release and prewarm run detached from the request,
+//! `vdi_cluster_protocol::sessions`; a student waiting in a booked exam's
+//! queue is answered with `vdi_cluster_protocol::queue::QueuedJson`). Unknown fields are refused. Allocation, release and prewarm run detached from the request,
 //! so a client that disconnects cannot cut them short.
 
 use std::sync::Arc;
@@ -9,9 +10,11 @@ use std::time::Instant;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use vdi_cluster_core::service::{AllocateOutcome, Allocation};
+use axum::response::{IntoResponse, Response};
+use vdi_cluster_core::service::{AllocateOutcome, SessionRequest, SessionState};
 use vdi_cluster_core::{Constraints, Error as CoreError, ExamId, SessionKey};
 use vdi_cluster_protocol::ErrorBody;
+use vdi_cluster_protocol::queue::{QueuedJson, SessionAnswerJson};
 use vdi_cluster_protocol::sessions::{
     AllocateSessionRequest, PrewarmExamRequest, PrewarmReportJson, ReleaseJson, SessionJson,
 };
@@ -22,9 +25,10 @@ use crate::extract::{JsonBody, PathParams};
 use crate::metrics::AllocationResult;
 use crate::state::AppState;
 
-fn allocation_result(result: &Result<Allocation, CoreError>) -> AllocationResult<'_> {
+fn allocation_result(result: &Result<SessionRequest, CoreError>) -> AllocationResult<'_> {
     match result {
-        Ok(a) => AllocationResult::Done(&a.outcome),
+        Ok(SessionRequest::Placed(a)) => AllocationResult::Done(&a.outcome),
+        Ok(SessionRequest::Queued(_)) => AllocationResult::Queued,
         Err(CoreError::NoCapacity(_)) => AllocationResult::NoCapacity,
         Err(CoreError::AllocationInProgress(_)) => AllocationResult::InProgress,
         Err(CoreError::Invalid(_)) => AllocationResult::Invalid,
@@ -34,14 +38,19 @@ fn allocation_result(result: &Result<Allocation, CoreError>) -> AllocationResult
 }
 
 /// Places a student's session on a worker, or returns the one it already
-/// has (201 for a new placement, 200 for an existing one). `503` with
-/// `Retry-After` when no worker can take it.
+/// has (201 for a new placement, 200 for an existing one). A student of a
+/// booked exam with `queue` on who cannot be placed (or arrives while
+/// others wait) joins the exam's queue: 202 with the position; asking
+/// again answers the current position. `503` with `Retry-After` when no
+/// worker can take a session of an exam that is not booked (or queues
+/// nobody).
 #[utoipa::path(
     post, path = "/api/vdi/sessions", tag = "sessions",
     request_body = AllocateSessionRequest,
     responses(
         (status = 201, description = "Placed", body = SessionJson),
         (status = 200, description = "Already placed: the same session", body = SessionJson),
+        (status = 202, description = "Queued in the booked exam's waiting room", body = QueuedJson),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 409, description = "The same session is being placed right now", body = ErrorBody),
@@ -53,17 +62,17 @@ pub(crate) async fn allocate(
     State(state): State<AppState>,
     Caller(caller): Caller,
     JsonBody(body): JsonBody<AllocateSessionRequest>,
-) -> Result<(StatusCode, Json<SessionJson>), ApiError> {
+) -> Result<Response, ApiError> {
     let key = SessionKey::parse(body.exam_id, body.user_id)?;
     caller.ensure_may_act_for(&key.user_id)?;
     // Core's allocate validates the constraints.
     let constraints = Constraints::from(body.constraints.unwrap_or_default());
     let service = Arc::clone(state.service());
-    let exam = key.exam_id.clone();
+    let task_key = key.clone();
     let started = Instant::now();
     let joined = state
         .tasks()
-        .spawn(async move { service.allocate(key, constraints).await })
+        .spawn(async move { service.request_session(task_key, constraints).await })
         .await;
     let result = joined.map_err(|e| {
         tracing::error!(error = %e, "allocation task failed");
@@ -75,22 +84,29 @@ pub(crate) async fn allocate(
     state
         .metrics()
         .exams()
-        .allocation(&exam, allocation_result(&result), started.elapsed());
-    let allocation = result?;
+        .allocation(&key.exam_id, allocation_result(&result), started.elapsed());
+    let allocation = match result? {
+        SessionRequest::Placed(allocation) => allocation,
+        SessionRequest::Queued(standing) => {
+            let body = QueuedJson::new(&key, &standing);
+            return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
+        }
+    };
     let status = match allocation.outcome {
         AllocateOutcome::Existing => StatusCode::OK,
         AllocateOutcome::Placed { .. } | AllocateOutcome::Redispatched { .. } => {
             StatusCode::CREATED
         }
     };
-    Ok((status, Json(SessionJson::from(&allocation))))
+    Ok((status, Json(SessionJson::from(&*allocation))).into_response())
 }
 
 fn session_key(state_path: (String, String)) -> Result<SessionKey, ApiError> {
     Ok(SessionKey::parse(state_path.0, state_path.1)?)
 }
 
-/// Where a student's session is.
+/// Where a student's session is, or the student's place in the exam's
+/// queue (`state: queued`; asking counts as polling and keeps the place).
 #[utoipa::path(
     get, path = "/api/vdi/sessions/{examId}/{userId}", tag = "sessions",
     params(
@@ -98,7 +114,7 @@ fn session_key(state_path: (String, String)) -> Result<SessionKey, ApiError> {
         ("userId" = String, Path, description = "Student id", pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f])?$", min_length = 1, max_length = 128),
     ),
     responses(
-        (status = 200, description = "The session", body = SessionJson),
+        (status = 200, description = "The session, or the student's place in the queue", body = SessionAnswerJson),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 503, body = ErrorBody),
@@ -108,16 +124,24 @@ pub(crate) async fn get(
     State(state): State<AppState>,
     Caller(caller): Caller,
     PathParams(path): PathParams<(String, String)>,
-) -> Result<Json<SessionJson>, ApiError> {
+) -> Result<Json<SessionAnswerJson>, ApiError> {
     let key = session_key(path)?;
     caller.ensure_may_act_for(&key.user_id)?;
-    let dispatch = state.service().session(&key).await?;
-    Ok(Json(SessionJson::from(&dispatch)))
+    Ok(Json(match state.service().session_state(&key).await? {
+        SessionState::Placed(dispatch) => {
+            SessionAnswerJson::Session(Box::new(SessionJson::from(&*dispatch)))
+        }
+        SessionState::Queued(standing) => {
+            SessionAnswerJson::Queued(QueuedJson::new(&key, &standing))
+        }
+    }))
 }
 
 /// Releases a student's session (on submission): the worker is told to
-/// stop it and the dispatch is removed. Releasing twice is a no-op
-/// (`released: false`).
+/// stop it and the dispatch is removed; a student waiting in the exam's
+/// queue leaves it (`leftQueue: true`). Releasing twice is a no-op
+/// (`released: false`). A released slot goes to the head of the exam's
+/// queue, placed in the background.
 #[utoipa::path(
     delete, path = "/api/vdi/sessions/{examId}/{userId}", tag = "sessions",
     params(
@@ -125,7 +149,7 @@ pub(crate) async fn get(
         ("userId" = String, Path, description = "Student id", pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f])?$", min_length = 1, max_length = 128),
     ),
     responses(
-        (status = 200, description = "Released, or nothing to release", body = ReleaseJson),
+        (status = 200, description = "Released, left the queue, or nothing to do", body = ReleaseJson),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
     )
@@ -139,10 +163,17 @@ pub(crate) async fn release(
     caller.ensure_may_act_for(&key.user_id)?;
     let service = Arc::clone(state.service());
     let task_key = key.clone();
-    let released = state
-        .detached(async move { service.release(&task_key).await })
+    let departure = state
+        .detached(async move { service.end_session(&task_key).await })
         .await?;
-    Ok(Json(ReleaseJson::new(&key, released.as_ref())))
+    if departure.released.is_some() {
+        let service = Arc::clone(state.service());
+        let exam = key.exam_id.clone();
+        state
+            .tasks()
+            .spawn(async move { service.promote_after_release(&exam).await });
+    }
+    Ok(Json(ReleaseJson::ended(&key, &departure)))
 }
 
 /// Prewarms machines for an exam: split across eligible workers in

@@ -155,6 +155,7 @@ fn sample(method: &Method, path: &str) -> (String, Option<Value>) {
         })),
         ("POST", "/api/vdi/sessions") => Some(json!({"examId": EXAM, "userId": USER})),
         ("POST", "/api/vdi/exams/{examId}/prewarm") => Some(json!({"count": 1})),
+        ("POST", "/api/vdi/webhooks") => Some(json!({"url": "http://127.0.0.1:9/hook"})),
         _ => None,
     };
     (concrete, body)
@@ -225,6 +226,21 @@ async fn allowed_credentials_reach_a_success() {
         }
         s.heartbeat(&slots_heartbeat(CODE, "http://127.0.0.1:1", 8, 0))
             .await;
+        if route.path.starts_with("/api/vdi/webhooks/") {
+            let path = webhook_path(&s, &path).await;
+            let status = cred
+                .apply(s.request(method.clone(), &path))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert!(
+                status.is_success(),
+                "{method} {} with {cred:?}: {status}",
+                route.path
+            );
+            continue;
+        }
         // Join routes need a join token that exists.
         let needs_token = route.access == Access::Join || route.path.contains("{id}");
         let token = if needs_token {
@@ -276,4 +292,51 @@ async fn allowed_credentials_reach_a_success() {
             route.path
         );
     }
+}
+
+/// `path` with `{id}` an existing webhook endpoint and `{deliveryId}` a
+/// failed delivery of it.
+async fn webhook_path(s: &TestServer, path: &str) -> String {
+    use vdi_cluster_core::events::{Event, EventKind};
+    use vdi_cluster_core::outbox::{Attempt, Next, OutboxEntry};
+
+    let created = s
+        .send(
+            Method::POST,
+            "/api/vdi/webhooks",
+            &Cred::Admin,
+            Some(&json!({"url": "http://127.0.0.1:9/hook"})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let id = created.json["id"].as_str().unwrap().to_owned();
+    let now = vdi_cluster_core::Clock::now(&vdi_cluster_core::SystemClock);
+    let delivery = format!("msg_{}", uuid::Uuid::new_v4().simple());
+    let entry = OutboxEntry {
+        id: delivery.clone(),
+        endpoint: id.clone(),
+        dedup: delivery.clone(),
+        event: Event {
+            at: now,
+            kind: EventKind::WorkerRemoved {
+                worker: vdi_cluster_core::WorkerId::parse("code", CODE).unwrap(),
+            },
+        },
+    };
+    s.store.append_outbox(&[entry], None).await.unwrap();
+    let far = now.plus(std::time::Duration::from_secs(3600));
+    let leased = s.store.lease_deliveries(far, far, 100).await.unwrap();
+    for d in &leased {
+        let attempt = Attempt {
+            at: now,
+            status: Some(500),
+            error: None,
+            latency_ms: 1,
+        };
+        s.store
+            .finish_delivery(d, &attempt, Next::GiveUp, None)
+            .await
+            .unwrap();
+    }
+    path.replace("{id}", &id).replace("{deliveryId}", &delivery)
 }

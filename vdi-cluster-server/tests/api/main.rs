@@ -21,4 +21,6 @@ mod runbook;
 mod sessions;
 mod throttle;
 mod trust;
+mod waiting_room;
+mod webhooks;
 mod worker_client;

@@ -27,3 +27,5 @@ mod replicas;
 mod restart;
 mod rotation;
 mod slow_worker;
+mod waiting_room;
+mod webhooks;

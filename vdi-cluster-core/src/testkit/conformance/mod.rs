@@ -42,8 +42,11 @@ mod exams;
 mod fixtures;
 mod freed_slots;
 mod lease;
+mod outbox;
 mod prewarm_pool;
 mod registry;
+mod waiting_room;
+mod waiting_room_service;
 mod worker_credentials;
 
 use std::sync::Arc;
@@ -85,12 +88,21 @@ pub use lease::{
     lease_is_exclusive_and_fenced, renewal_keeps_the_fence,
     stale_fence_is_refused_and_current_fence_writes,
 };
+pub use outbox::{
+    concurrent_deliverers_never_share_a_lease, expired_delivery_lease_redelivers_once,
+    outbox_entries_commit_with_their_cause,
+};
 pub use prewarm_pool::{
     heartbeats_on_replicas_keep_the_newest_pool_report, prewarm_pool_is_stored_with_the_record,
 };
 pub use registry::{
     worker_listing_and_delete, worker_put_is_compare_and_set, worker_put_races_have_one_winner,
 };
+pub use waiting_room::{
+    concurrent_queue_keeps_invariant_e, queue_claims_are_exclusive_and_fenced,
+    queue_is_fifo_and_enqueue_is_idempotent,
+};
+pub use waiting_room_service::queued_students_are_placed_once_across_replicas;
 pub use worker_credentials::{
     join_claims_are_atomic_and_scoped, rotation_racing_revocation_never_leaves_a_usable_secret,
     worker_credentials_are_compare_and_set,
@@ -166,6 +178,13 @@ macro_rules! conformance_tests {
             freed_slots_keep_invariant_a_under_concurrency,
             prewarm_pool_is_stored_with_the_record,
             heartbeats_on_replicas_keep_the_newest_pool_report,
+            queue_is_fifo_and_enqueue_is_idempotent,
+            queue_claims_are_exclusive_and_fenced,
+            concurrent_queue_keeps_invariant_e,
+            queued_students_are_placed_once_across_replicas,
+            outbox_entries_commit_with_their_cause,
+            concurrent_deliverers_never_share_a_lease,
+            expired_delivery_lease_redelivers_once,
         }
     };
     (@names; $($case:ident,)*) => {

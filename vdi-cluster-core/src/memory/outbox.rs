@@ -1,0 +1,204 @@
+//! [`Outbox`] on the in-memory backend, under the store's one mutex.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use async_trait::async_trait;
+
+use super::MemoryStore;
+use crate::error::Result;
+use crate::outbox::{
+    Attempt, Delivery, DeliveryState, Failing, LeasedDelivery, Next, Outbox, OutboxEntry,
+    WebhookEndpoint, failed_attempts,
+};
+use crate::store::{CasOutcome, Lease};
+use crate::time::Timestamp;
+use crate::worker::WorkerRecord;
+
+/// The outbox's part of the state.
+#[derive(Debug, Default)]
+pub(super) struct OutboxState {
+    endpoints: BTreeMap<String, WebhookEndpoint>,
+    failures: HashMap<String, u32>,
+    /// Deliveries in the order they were written.
+    deliveries: Vec<Stored>,
+    index: HashMap<String, usize>,
+    dedup: HashSet<(String, String)>,
+    tokens: u64,
+}
+
+#[derive(Debug)]
+struct Stored {
+    delivery: Delivery,
+    token: u64,
+}
+
+impl OutboxState {
+    fn enqueue(&mut self, entries: &[OutboxEntry]) -> u32 {
+        let mut new = 0;
+        for e in entries {
+            if !self.dedup.insert((e.endpoint.clone(), e.dedup.clone())) {
+                continue;
+            }
+            self.index.insert(e.id.clone(), self.deliveries.len());
+            self.deliveries.push(Stored {
+                delivery: Delivery {
+                    entry: e.clone(),
+                    state: DeliveryState::Pending,
+                    due_at: e.event.at,
+                    attempts: Vec::new(),
+                },
+                token: 0,
+            });
+            new += 1;
+        }
+        new
+    }
+}
+
+#[async_trait]
+impl Outbox for MemoryStore {
+    async fn put_webhook(&self, endpoint: &WebhookEndpoint) -> Result<bool> {
+        let mut s = self.lock()?;
+        if s.outbox.endpoints.contains_key(&endpoint.id) {
+            return Ok(false);
+        }
+        s.outbox
+            .endpoints
+            .insert(endpoint.id.clone(), endpoint.clone());
+        Ok(true)
+    }
+
+    async fn webhooks(&self) -> Result<Vec<WebhookEndpoint>> {
+        let s = self.lock()?;
+        let mut all: Vec<_> = s.outbox.endpoints.values().cloned().collect();
+        all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(all)
+    }
+
+    async fn delete_webhook(&self, id: &str) -> Result<bool> {
+        let mut s = self.lock()?;
+        s.outbox.failures.remove(id);
+        Ok(s.outbox.endpoints.remove(id).is_some())
+    }
+
+    async fn append_outbox(&self, entries: &[OutboxEntry], fence: Option<&Lease>) -> Result<u32> {
+        let now = self.clock.now();
+        let mut s = self.lock()?;
+        s.check_fence(fence, now)?;
+        Ok(s.outbox.enqueue(entries))
+    }
+
+    async fn put_worker_with_outbox(
+        &self,
+        record: &WorkerRecord,
+        expected: Option<u64>,
+        entries: &[OutboxEntry],
+    ) -> Result<CasOutcome> {
+        let mut s = self.lock()?;
+        let outcome = s.put_worker(record, expected);
+        if let CasOutcome::Written { .. } = outcome {
+            s.outbox.enqueue(entries);
+        }
+        Ok(outcome)
+    }
+
+    async fn lease_deliveries(
+        &self,
+        now: Timestamp,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<LeasedDelivery>> {
+        let mut s = self.lock()?;
+        let o = &mut s.outbox;
+        let mut due: Vec<usize> = o
+            .deliveries
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| {
+                matches!(
+                    d.delivery.state,
+                    DeliveryState::Pending | DeliveryState::Leased
+                ) && d.delivery.due_at <= now
+            })
+            .map(|(i, _)| i)
+            .collect();
+        due.sort_by_key(|&i| o.deliveries[i].delivery.due_at);
+        due.truncate(limit);
+        let mut leased = Vec::with_capacity(due.len());
+        for i in due {
+            o.tokens += 1;
+            let d = &mut o.deliveries[i];
+            d.token = o.tokens;
+            d.delivery.state = DeliveryState::Leased;
+            d.delivery.due_at = until;
+            leased.push(LeasedDelivery {
+                entry: d.delivery.entry.clone(),
+                token: d.token,
+                attempts: failed_attempts(&d.delivery.attempts),
+            });
+        }
+        Ok(leased)
+    }
+
+    async fn finish_delivery(
+        &self,
+        delivery: &LeasedDelivery,
+        attempt: &Attempt,
+        next: Next,
+        failing: Option<Failing<'_>>,
+    ) -> Result<Option<u32>> {
+        let mut s = self.lock()?;
+        let o = &mut s.outbox;
+        let Some(&i) = o.index.get(&delivery.entry.id) else {
+            return Ok(None);
+        };
+        let d = &mut o.deliveries[i];
+        if d.token != delivery.token || d.delivery.state != DeliveryState::Leased {
+            return Ok(None);
+        }
+        d.delivery.attempts.push(attempt.clone());
+        match next {
+            Next::Delivered => d.delivery.state = DeliveryState::Delivered,
+            Next::GiveUp => d.delivery.state = DeliveryState::Failed,
+            Next::RetryAt(at) => {
+                d.delivery.state = DeliveryState::Pending;
+                d.delivery.due_at = at;
+            }
+        }
+        let endpoint = delivery.entry.endpoint.clone();
+        let count = o.failures.entry(endpoint).or_default();
+        *count = if attempt.succeeded() { 0 } else { *count + 1 };
+        let count = *count;
+        if let Some(f) = failing.filter(|f| f.reached(count)) {
+            o.enqueue(f.entries);
+        }
+        Ok(Some(count))
+    }
+
+    async fn deliveries(&self, endpoint: &str, limit: usize) -> Result<Vec<Delivery>> {
+        let s = self.lock()?;
+        Ok(s.outbox
+            .deliveries
+            .iter()
+            .rev()
+            .filter(|d| d.delivery.entry.endpoint == endpoint)
+            .take(limit)
+            .map(|d| d.delivery.clone())
+            .collect())
+    }
+
+    async fn retry_delivery(&self, endpoint: &str, id: &str, now: Timestamp) -> Result<bool> {
+        let mut s = self.lock()?;
+        let o = &mut s.outbox;
+        let Some(&i) = o.index.get(id) else {
+            return Ok(false);
+        };
+        let d = &mut o.deliveries[i].delivery;
+        if d.entry.endpoint != endpoint || d.state != DeliveryState::Failed {
+            return Ok(false);
+        }
+        d.state = DeliveryState::Pending;
+        d.due_at = now;
+        Ok(true)
+    }
+}

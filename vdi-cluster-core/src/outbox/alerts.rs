@@ -1,0 +1,205 @@
+//! Which events become webhooks, under which type name, and who receives
+//! them.
+//!
+//! | type | when |
+//! |---|---|
+//! | `worker.registered` | a worker appeared |
+//! | `worker.removed` | a worker deregistered or was removed |
+//! | `worker.offline` | a worker that was reachable went silent past `WORKER_HEARTBEAT_TTL_SEC` (`unreachable`) or was judged `offline`; once per outage |
+//! | `worker.unhealthy` | a worker crossed a resource threshold; `reason` names the metric and its value |
+//! | `worker.recovered` | an unhealthy, unreachable or offline worker is healthy again |
+//! | `worker.policy_changed` | drain, drained, disable or activate |
+//! | `session.migrated` | a session moved off a failed worker (tell the student) |
+//! | `session.migration_failed` | a session could not be moved off a failed worker |
+//! | `migration.manual_required` | the `manual` failure policy marked sessions orphaned: an operator must evacuate them |
+//! | `migration.suspended` | the mass-failure guard (or the lack of a healthy target) held migration back; once per reconcile pass while it holds |
+//! | `migration.summary` | a reconcile pass moved, failed to move or orphaned sessions of failed workers (the pass's report) |
+//! | `exam.at_risk` / `exam.fits_again` | a booked exam no longer fits the capacity, or fits again |
+//! | `webhook.failing` | an endpoint failed [`RetryPolicy::failing_after`](super::RetryPolicy::failing_after) attempts in a row |
+
+use crate::events::{Event, EventKind};
+use crate::health::Availability;
+
+use super::{OutboxEntry, WebhookEndpoint};
+
+/// Every webhook type, as an endpoint's filter names them.
+pub const WEBHOOK_TYPES: &[&str] = &[
+    "worker.registered",
+    "worker.removed",
+    "worker.offline",
+    "worker.unhealthy",
+    "worker.recovered",
+    "worker.policy_changed",
+    "session.migrated",
+    "session.migration_failed",
+    "migration.manual_required",
+    "migration.suspended",
+    "migration.summary",
+    "exam.at_risk",
+    "exam.fits_again",
+    "webhook.failing",
+];
+
+/// The webhook type of an event, or `None` when it is not delivered by
+/// webhook (log and events stream only).
+pub fn webhook_type(kind: &EventKind) -> Option<&'static str> {
+    use Availability::{Healthy, Offline, Unhealthy, Unreachable};
+    Some(match kind {
+        EventKind::WorkerRegistered { .. } => "worker.registered",
+        EventKind::WorkerRemoved { .. } => "worker.removed",
+        EventKind::WorkerAvailability { from, to, .. } => match (from, to) {
+            (Unreachable | Offline, Unreachable | Offline) => return None,
+            (_, Unreachable | Offline) => "worker.offline",
+            (_, Unhealthy) => "worker.unhealthy",
+            (Unhealthy | Unreachable | Offline, Healthy) => "worker.recovered",
+            _ => return None,
+        },
+        EventKind::WorkerPolicy { .. } => "worker.policy_changed",
+        EventKind::SessionMigrated { .. } => "session.migrated",
+        EventKind::MigrationFailed { .. } => "session.migration_failed",
+        EventKind::SessionsOrphaned { .. } => "migration.manual_required",
+        EventKind::MigrationSuspended { .. } => "migration.suspended",
+        EventKind::Reconciled { report }
+            if report.migrated + report.migration_failed + report.orphaned > 0 =>
+        {
+            "migration.summary"
+        }
+        EventKind::ExamAtRisk { .. } => "exam.at_risk",
+        EventKind::ExamFitsAgain { .. } => "exam.fits_again",
+        EventKind::WebhookFailing { .. } => "webhook.failing",
+        _ => return None,
+    })
+}
+
+/// The entries of `event` for the endpoints that want it, each under a new
+/// id from `new_id` and the de-duplication key `dedup`. An endpoint never
+/// receives its own `webhook.failing`.
+pub fn route(
+    event: &Event,
+    dedup: &str,
+    endpoints: &[WebhookEndpoint],
+    mut new_id: impl FnMut() -> String,
+) -> Vec<OutboxEntry> {
+    let Some(kind) = webhook_type(&event.kind) else {
+        return Vec::new();
+    };
+    let about = match &event.kind {
+        EventKind::WebhookFailing { endpoint, .. } => Some(endpoint.as_str()),
+        _ => None,
+    };
+    endpoints
+        .iter()
+        .filter(|e| e.wants(kind) && about != Some(e.id.as_str()))
+        .map(|e| OutboxEntry {
+            id: new_id(),
+            endpoint: e.id.clone(),
+            dedup: dedup.to_owned(),
+            event: event.clone(),
+        })
+        .collect()
+}
+
+/// The de-duplication key of a transition a leader observed from the
+/// store's records: the same on every replica that observes it, so a
+/// second leader does not write it again. `episode` names the
+/// occurrence (the worker's last heartbeat time for health transitions).
+pub fn observed_key(kind: &EventKind, episode: u64) -> Option<String> {
+    let name = webhook_type(kind)?;
+    let subject = match kind {
+        EventKind::WorkerAvailability { worker, .. } => worker.as_str(),
+        _ => return None,
+    };
+    Some(format!("{name}:{subject}:{episode}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::WorkerId;
+    use crate::time::Timestamp;
+
+    fn availability(from: Availability, to: Availability) -> EventKind {
+        EventKind::WorkerAvailability {
+            worker: WorkerId::parse("code", "w-1").unwrap(),
+            from,
+            to,
+            reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn availability_transitions_map_to_seed_002_alerts() {
+        use Availability::*;
+        let t = |from, to| webhook_type(&availability(from, to));
+        assert_eq!(t(Healthy, Unreachable), Some("worker.offline"));
+        assert_eq!(t(Unhealthy, Offline), Some("worker.offline"));
+        assert_eq!(t(Unreachable, Offline), None, "one alert per outage");
+        assert_eq!(t(Healthy, Unhealthy), Some("worker.unhealthy"));
+        assert_eq!(t(Unreachable, Healthy), Some("worker.recovered"));
+        assert_eq!(t(Unhealthy, Healthy), Some("worker.recovered"));
+        assert_eq!(t(Pending, Healthy), None);
+    }
+
+    #[test]
+    fn every_type_is_listed() {
+        use Availability::*;
+        let kinds = [
+            availability(Healthy, Offline),
+            availability(Healthy, Unhealthy),
+            availability(Offline, Healthy),
+            EventKind::WebhookFailing {
+                endpoint: "wh_1".into(),
+                failures: 5,
+                last_error: String::new(),
+            },
+        ];
+        for k in kinds {
+            assert!(WEBHOOK_TYPES.contains(&webhook_type(&k).unwrap()));
+        }
+    }
+
+    #[test]
+    fn routing_filters_and_skips_the_failing_endpoint_itself() {
+        let ep = |id: &str, types: &[&str]| WebhookEndpoint {
+            id: id.into(),
+            url: "http://h/".into(),
+            types: types.iter().map(|t| (*t).to_owned()).collect(),
+            description: None,
+            secret: "whsec_x".into(),
+            created_at: Timestamp(0),
+        };
+        let endpoints = [
+            ep("a", &[]),
+            ep("b", &["worker.recovered"]),
+            ep("c", &["webhook.failing"]),
+        ];
+        let offline = Event {
+            at: Timestamp(1),
+            kind: availability(Availability::Healthy, Availability::Offline),
+        };
+        let mut n = 0;
+        let entries = route(&offline, "k", &endpoints, || {
+            n += 1;
+            format!("msg_{n}")
+        });
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].endpoint, "a");
+        let failing = Event {
+            at: Timestamp(1),
+            kind: EventKind::WebhookFailing {
+                endpoint: "c".into(),
+                failures: 5,
+                last_error: String::new(),
+            },
+        };
+        let to: Vec<_> = route(&failing, "k", &endpoints, || "m".into())
+            .into_iter()
+            .map(|e| e.endpoint)
+            .collect();
+        assert_eq!(to, vec!["a".to_owned()]);
+        assert_eq!(
+            observed_key(&offline.kind, 42).as_deref(),
+            Some("worker.offline:w-1:42")
+        );
+    }
+}

@@ -1,0 +1,2 @@
+-- $1 entries (see vdi.outbox_append).
+SELECT vdi.outbox_append($1)

@@ -1,0 +1,3 @@
+SELECT endpoint
+  FROM vdi.webhooks
+ ORDER BY created_at, id

@@ -1,0 +1,238 @@
+//! [`Outbox`] on `vdi.webhooks` and `vdi.outbox` (migration
+//! `20261202000200_outbox.sql`): entries are appended by
+//! `vdi.outbox_append` in the statement or transaction that writes their
+//! cause; leases skip rows another deliverer is leasing.
+
+use async_trait::async_trait;
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use vdi_cluster_core::outbox::{
+    Attempt, Delivery, DeliveryState, Failing, LeasedDelivery, Next, Outbox, OutboxEntry,
+    WebhookEndpoint, failed_attempts,
+};
+use vdi_cluster_core::store::{CasOutcome, Lease};
+use vdi_cluster_core::worker::WorkerRecord;
+use vdi_cluster_core::{Result, Timestamp};
+
+use crate::dispatch::{fence_args, refuse_unless};
+use crate::error::PgError;
+use crate::registry::{expected_version, write_worker};
+use crate::{PgStore, millis, row_limit, sql, to_u64};
+
+/// One entry as `vdi.outbox_append` reads it.
+#[derive(Serialize)]
+struct AppendRow<'a> {
+    id: &'a str,
+    endpoint: &'a str,
+    dedup: &'a str,
+    due: u64,
+    entry: &'a OutboxEntry,
+}
+
+fn rows(entries: &[OutboxEntry]) -> Json<Vec<AppendRow<'_>>> {
+    Json(
+        entries
+            .iter()
+            .map(|e| AppendRow {
+                id: &e.id,
+                endpoint: &e.endpoint,
+                dedup: &e.dedup,
+                due: e.event.at.as_millis(),
+                entry: e,
+            })
+            .collect(),
+    )
+}
+
+fn delivery(row: &PgRow) -> Result<Delivery, PgError> {
+    let Json(entry): Json<OutboxEntry> = row.try_get("entry")?;
+    let Json(attempts): Json<Vec<Attempt>> = row.try_get("attempts")?;
+    let state: String = row.try_get("state")?;
+    Ok(Delivery {
+        entry,
+        state: DeliveryState::parse(&state).ok_or_else(|| PgError::UnknownOutcome {
+            function: "vdi.outbox state",
+            outcome: state.clone(),
+        })?,
+        due_at: Timestamp(to_u64("due_at", row.try_get("due_at")?)?),
+        attempts,
+    })
+}
+
+#[async_trait]
+impl Outbox for PgStore {
+    async fn put_webhook(&self, endpoint: &WebhookEndpoint) -> Result<bool> {
+        let created = millis("createdAt", endpoint.created_at)?;
+        self.call(async {
+            let row = sqlx::query(sql::PUT_WEBHOOK)
+                .bind(&endpoint.id)
+                .bind(Json(endpoint))
+                .bind(created)
+                .fetch_optional(self.pool())
+                .await?;
+            Ok(row.is_some())
+        })
+        .await
+    }
+
+    async fn webhooks(&self) -> Result<Vec<WebhookEndpoint>> {
+        self.call(async {
+            let rows = sqlx::query(sql::WEBHOOKS).fetch_all(self.pool()).await?;
+            rows.iter()
+                .map(|r| {
+                    let Json(e): Json<WebhookEndpoint> = r.try_get("endpoint")?;
+                    Ok(e)
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn delete_webhook(&self, id: &str) -> Result<bool> {
+        self.call(async {
+            let row = sqlx::query(sql::DELETE_WEBHOOK)
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+            Ok(row.is_some())
+        })
+        .await
+    }
+
+    async fn append_outbox(&self, entries: &[OutboxEntry], fence: Option<&Lease>) -> Result<u32> {
+        let (lease, holder, token) = fence_args(fence)?;
+        let (held, written) = self
+            .call(async {
+                let row = sqlx::query(sql::OUTBOX_ENQUEUE)
+                    .bind(rows(entries))
+                    .bind(lease)
+                    .bind(holder)
+                    .bind(token)
+                    .fetch_one(self.pool())
+                    .await?;
+                let held: bool = row.try_get("held")?;
+                let written: i32 = row.try_get("written")?;
+                Ok((held, written))
+            })
+            .await?;
+        refuse_unless(held, fence)?;
+        Ok(u32::try_from(written).unwrap_or(0))
+    }
+
+    async fn put_worker_with_outbox(
+        &self,
+        record: &WorkerRecord,
+        expected: Option<u64>,
+        entries: &[OutboxEntry],
+    ) -> Result<CasOutcome> {
+        let expected = expected_version(expected)?;
+        self.call(async {
+            let mut tx = self.pool().begin().await?;
+            let written = write_worker(&mut *tx, record, expected).await?;
+            if written.is_some() {
+                sqlx::query(sql::OUTBOX_APPEND)
+                    .bind(rows(entries))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
+            self.cas_outcome(record, written).await
+        })
+        .await
+    }
+
+    async fn lease_deliveries(
+        &self,
+        now: Timestamp,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<LeasedDelivery>> {
+        let (now, until) = (millis("now", now)?, millis("until", until)?);
+        self.call(async {
+            let rows = sqlx::query(sql::OUTBOX_LEASE)
+                .bind(now)
+                .bind(until)
+                .bind(row_limit(limit))
+                .fetch_all(self.pool())
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    let Json(entry): Json<OutboxEntry> = r.try_get("entry")?;
+                    let Json(attempts): Json<Vec<Attempt>> = r.try_get("attempts")?;
+                    Ok(LeasedDelivery {
+                        entry,
+                        token: to_u64("lease token", r.try_get("lease_token")?)?,
+                        attempts: failed_attempts(&attempts),
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn finish_delivery(
+        &self,
+        delivery: &LeasedDelivery,
+        attempt: &Attempt,
+        next: Next,
+        failing: Option<Failing<'_>>,
+    ) -> Result<Option<u32>> {
+        let Ok(token) = i64::try_from(delivery.token) else {
+            // No token this backend handed out is that large.
+            return Ok(None);
+        };
+        let (state, due) = match next {
+            Next::Delivered => (DeliveryState::Delivered, 0),
+            Next::GiveUp => (DeliveryState::Failed, 0),
+            Next::RetryAt(at) => (DeliveryState::Pending, millis("due", at)?),
+        };
+        let threshold = failing.map(|f| i32::try_from(f.threshold).unwrap_or(i32::MAX));
+        let entries = failing.map_or(&[][..], |f| f.entries);
+        self.call(async {
+            let failures: Option<i32> = sqlx::query_scalar(sql::OUTBOX_FINISH)
+                .bind(&delivery.entry.id)
+                .bind(token)
+                .bind(Json(attempt))
+                .bind(state.name())
+                .bind(due)
+                .bind(&delivery.entry.endpoint)
+                .bind(attempt.succeeded())
+                .bind(threshold)
+                .bind(rows(entries))
+                .fetch_one(self.pool())
+                .await?;
+            Ok(failures.map(|n| u32::try_from(n).unwrap_or(0)))
+        })
+        .await
+    }
+
+    async fn deliveries(&self, endpoint: &str, limit: usize) -> Result<Vec<Delivery>> {
+        self.call(async {
+            let rows = sqlx::query(sql::DELIVERIES)
+                .bind(endpoint)
+                .bind(row_limit(limit))
+                .fetch_all(self.pool())
+                .await?;
+            rows.iter().map(delivery).collect()
+        })
+        .await
+    }
+
+    async fn retry_delivery(&self, endpoint: &str, id: &str, now: Timestamp) -> Result<bool> {
+        let now = millis("now", now)?;
+        self.call(async {
+            let row = sqlx::query(sql::RETRY_DELIVERY)
+                .bind(endpoint)
+                .bind(id)
+                .bind(now)
+                .fetch_optional(self.pool())
+                .await?;
+            Ok(row.is_some())
+        })
+        .await
+    }
+}

@@ -1,0 +1,27 @@
+-- queue_enqueue.lua: appends a student to an exam's queue unless already
+-- queued, in which case only their last-seen time moves
+-- (WaitingRoom::enqueue). Arrival numbers come from one counter, so the
+-- order is the order in which enqueues ran.
+--
+-- KEYS[1]  the queue's order (sorted set: user -> arrival number)
+-- KEYS[2]  the queue's entries (hash: user -> "enqueued_at last_seen")
+-- KEYS[3]  the queue's state (hash: claim and totals)
+-- KEYS[4]  the queued exams (set of exam ids)
+-- KEYS[5]  the arrival / token counter (string)
+-- ARGV[1]  exam id
+-- ARGV[2]  user id
+-- ARGV[3]  now (ms)
+--
+-- Returns {joined (0|1), position, enqueued_at, last_seen, placed,
+-- abandoned, first_placed, last_placed}.
+
+local place = queue_place(KEYS[1], KEYS[2], KEYS[3], ARGV[2], ARGV[3])
+if place then
+  place[1] = 0
+  return place
+end
+local seq = redis.call('INCR', KEYS[5])
+redis.call('ZADD', KEYS[1], seq, ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3] .. ' ' .. ARGV[3])
+redis.call('SADD', KEYS[4], ARGV[1])
+return queue_place(KEYS[1], KEYS[2], KEYS[3], ARGV[2], ARGV[3])

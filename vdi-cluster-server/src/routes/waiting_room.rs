@@ -1,0 +1,33 @@
+//! Operators' view of an exam's waiting room (body in
+//! `vdi_cluster_protocol::queue`).
+
+use axum::Json;
+use axum::extract::State;
+use vdi_cluster_core::ExamId;
+use vdi_cluster_protocol::ErrorBody;
+use vdi_cluster_protocol::queue::ExamQueueJson;
+
+use crate::error::ApiError;
+use crate::extract::PathParams;
+use crate::state::AppState;
+
+/// Who waits in an exam's queue, head first, with positions and waiting
+/// times, and the queue's totals (placed from it, abandoned). An exam
+/// nobody queued for has an empty queue.
+#[utoipa::path(
+    get, path = "/api/vdi/exams/{examId}/queue", tag = "exams",
+    params(("examId" = String, Path, description = "Exam id", pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f])?$", min_length = 1, max_length = 128)),
+    responses(
+        (status = 200, description = "The queue, head first", body = ExamQueueJson),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
+    )
+)]
+pub(crate) async fn queue(
+    State(state): State<AppState>,
+    PathParams(exam): PathParams<String>,
+) -> Result<Json<ExamQueueJson>, ApiError> {
+    let exam = ExamId::parse("examId", exam)?;
+    let view = state.service().exam_queue(&exam).await?;
+    Ok(Json(ExamQueueJson::from(&view)))
+}

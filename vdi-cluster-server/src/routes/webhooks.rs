@@ -1,0 +1,174 @@
+//! Alerts by webhook: an admin configures endpoints (the signing secret is
+//! in the creation's answer only), lists their deliveries with every
+//! attempt, and retries a failed one. Deliveries themselves are sent by
+//! the leader replica's background loop (see `crate::webhooks`).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use vdi_cluster_protocol::ErrorBody;
+use vdi_cluster_protocol::webhooks::{
+    CreateWebhook, CreatedWebhook, DeliveryJson, DeliveryList, WebhookJson, WebhookList,
+};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, PathParams, QueryParams, bounded};
+use crate::state::AppState;
+use crate::webhooks::generate_secret;
+
+/// Deliveries listed by default.
+const DELIVERIES_DEFAULT: usize = 50;
+
+/// Creates an endpoint; its signing secret is in this answer only.
+#[utoipa::path(
+    post, path = "/api/vdi/webhooks", tag = "webhooks",
+    request_body = CreateWebhook,
+    responses(
+        (status = 201, description = "Created; the secret is shown once", body = CreatedWebhook),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, description = "A field is invalid (url, eventTypes, description)", body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    )
+)]
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    JsonBody(body): JsonBody<CreateWebhook>,
+) -> Result<(StatusCode, Json<CreatedWebhook>), ApiError> {
+    let service = Arc::clone(state.service());
+    let endpoint = state
+        .detached(async move {
+            service
+                .create_webhook(
+                    &caller.actor(),
+                    body.url.trim(),
+                    body.event_types,
+                    body.description,
+                    generate_secret(),
+                )
+                .await
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedWebhook {
+            webhook: WebhookJson::from(&endpoint),
+            secret: endpoint.secret.clone(),
+        }),
+    ))
+}
+
+/// Every endpoint (never its secret).
+#[utoipa::path(
+    get, path = "/api/vdi/webhooks", tag = "webhooks",
+    responses(
+        (status = 200, description = "Endpoints", body = WebhookList),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    )
+)]
+pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<WebhookList>, ApiError> {
+    let endpoints = state.service().webhooks().await?;
+    Ok(Json(WebhookList {
+        webhooks: endpoints.iter().map(WebhookJson::from).collect(),
+    }))
+}
+
+/// Deletes an endpoint; its pending deliveries are given up.
+#[utoipa::path(
+    delete, path = "/api/vdi/webhooks/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody),
+    )
+)]
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    PathParams(id): PathParams<String>,
+) -> Result<StatusCode, ApiError> {
+    let service = Arc::clone(state.service());
+    state
+        .detached(async move { service.delete_webhook(&caller.actor(), &id).await })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// How many deliveries to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct DeliveryQuery {
+    /// Newest deliveries listed (default 50, at most 200).
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<usize>,
+}
+
+/// An endpoint's deliveries, newest first, each with its attempts (time,
+/// status code or error, latency).
+#[utoipa::path(
+    get, path = "/api/vdi/webhooks/{id}/deliveries", tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id"), DeliveryQuery),
+    responses(
+        (status = 200, description = "Deliveries", body = DeliveryList),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    )
+)]
+pub(crate) async fn deliveries(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+    QueryParams(query): QueryParams<DeliveryQuery>,
+) -> Result<Json<DeliveryList>, ApiError> {
+    let limit = bounded(
+        "limit",
+        query.limit,
+        DELIVERIES_DEFAULT,
+        vdi_cluster_core::service::MAX_DELIVERIES_LISTED,
+    )?;
+    let deliveries = state.service().webhook_deliveries(&id, limit).await?;
+    Ok(Json(DeliveryList {
+        deliveries: deliveries.iter().map(DeliveryJson::from).collect(),
+    }))
+}
+
+/// Retries a failed delivery now (one more attempt, with the same
+/// `webhook-id`).
+#[utoipa::path(
+    post, path = "/api/vdi/webhooks/{id}/deliveries/{deliveryId}/retry", tag = "webhooks",
+    params(
+        ("id" = String, Path, description = "Webhook id"),
+        ("deliveryId" = String, Path, description = "Delivery id (its webhook-id)"),
+    ),
+    responses(
+        (status = 202, description = "Due now"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The delivery is not failed", body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    )
+)]
+pub(crate) async fn retry(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    PathParams((id, delivery)): PathParams<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let service = Arc::clone(state.service());
+    state
+        .detached(async move {
+            service
+                .retry_webhook_delivery(&caller.actor(), &id, &delivery)
+                .await
+        })
+        .await?;
+    Ok(StatusCode::ACCEPTED)
+}
