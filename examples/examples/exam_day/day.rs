@@ -144,8 +144,8 @@ impl Day {
     }
 
     /// The leader replica's background tick for exams: risks, timed
-    /// prewarms due now, keeping the targets, releasing ended exams'
-    /// machines.
+    /// prewarms due now, keeping the targets, the waiting rooms, releasing
+    /// ended exams' machines.
     pub(crate) async fn leader_tick(&mut self) {
         let svc = Arc::clone(&self.replicas[0]);
         svc.evaluate_exam_risks().await.expect("risks");
@@ -161,6 +161,13 @@ impl Day {
             self.say(format!(
                 "leader: {exam} short of its target: {} more started",
                 r.started
+            ));
+        }
+        let queues = svc.tend_queues().await.expect("queues");
+        if queues.placed + queues.abandoned > 0 {
+            self.say(format!(
+                "leader: waiting rooms: {} placed, {} left for not polling",
+                queues.placed, queues.abandoned
             ));
         }
         let released = svc.release_ended_prewarms().await.expect("release");

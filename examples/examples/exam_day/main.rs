@@ -8,14 +8,18 @@
 //! instant through two control-plane replicas; a worker dies mid-exam and
 //! its students are moved, another is drained and disabled for
 //! maintenance, the afternoon exam is flagged at risk until two new nodes
-//! join; unclaimed machines are released when the exams end. Time is
-//! simulated; the surges run with real concurrency.
+//! join; unclaimed machines are released when the exams end. At the
+//! afternoon exam more students turn up than there are free slots: those
+//! beyond capacity wait in its waiting room with positions 1..N and are
+//! placed strictly in order as others submit. Time is simulated; the
+//! surges run with real concurrency.
 //!
 //! Run with: `cargo run -p vdi-cluster-examples --example exam_day`
 
 mod day;
 mod plan;
 mod report;
+mod waiting;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -29,7 +33,10 @@ use vdi_cluster_core::{
 };
 
 use day::{Day, clock_text};
-use plan::{LATE_EXAM, MORNING, MORNING_EXAMS, at, exam, fleet, morning_students, node, students};
+use plan::{
+    LATE_EXAM, LATE_REGISTRATIONS, MORNING, MORNING_EXAMS, at, exam, fleet, morning_students, node,
+    students,
+};
 
 #[tokio::main]
 async fn main() {
@@ -148,19 +155,21 @@ async fn run_day() {
     day.run_for(4).await;
     day.next_minute_step_by_step().await;
     day.run_for(30).await;
+    let turning_up = late_n + LATE_REGISTRATIONS;
     day.say(format!(
-        "{late_id} T0: its {late_n} students click \"start\""
+        "{late_id} T0: {turning_up} students click \"start\" ({late_n} booked, {LATE_REGISTRATIONS} registered late): more than the free slots"
     ));
-    surge(&mut day, students(late_id, late_n)).await;
+    let late_exam = vdi_cluster_core::ExamId::parse("examId", late_id).expect("valid");
+    waiting::surge_with_queue(&mut day, &late_exam, students(late_id, turning_up)).await;
     day.run_for(60).await;
-    let released_late = release_all(&day, students(late_id, late_n)).await;
+    let released_late = release_all(&day, students(late_id, turning_up)).await;
     day.heartbeats().await;
     day.say(format!(
         "E. {late_id} ends: {released_late} submissions released their desktops"
     ));
     day.leader_tick().await;
 
-    let expected = MORNING_EXAMS.iter().map(|(_, n)| n).sum::<u32>() + late_n;
+    let expected = MORNING_EXAMS.iter().map(|(_, n)| n).sum::<u32>() + turning_up;
     report::finish(&day, expected).await;
 }
 

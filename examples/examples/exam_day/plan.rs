@@ -16,6 +16,10 @@ pub(crate) const MORNING_EXAMS: [(&str, u32); 3] =
 /// the library says it fits.
 pub(crate) const LATE_EXAM: (&str, u32) = ("BIO120", 340);
 
+/// Students of [`LATE_EXAM`] who turn up without having been counted in
+/// its booking: with them the surge is larger than the free slots.
+pub(crate) const LATE_REGISTRATIONS: u32 = 60;
+
 /// `minutes` after [`MORNING`].
 pub(crate) fn at(minutes: u64) -> Timestamp {
     MORNING.plus(Duration::from_secs(minutes * 60))
