@@ -237,7 +237,8 @@ fn banner(
          -H 'content-type: application/json' -d '{{\"isDraining\":true}}'\n  \
          curl -sN {url}/api/vdi/events -H \"authorization: Bearer $TOKEN\"\n"
     ));
-    out.push_str(&exam::banner(url, demo_exam));
+    let slots = workers.iter().map(|w| w.node.max_sessions()).sum();
+    out.push_str(&exam::banner(url, demo_exam, slots));
     out.push_str(&format!(
         "\nOpenAPI: {url}/api/openapi.json   Metrics: {url}/metrics\n\n\
          Ctrl-C stops everything.\n"

@@ -86,13 +86,24 @@ async fn try_book(service: &ClusterService) -> Result<Booking, Error> {
     service.book_exam(exam, "demo").await
 }
 
-/// The banner's lines about the demo exam, with `curl` lines for its
-/// readiness and the calendar.
-pub fn banner(url: &str, exam: &DemoExam) -> String {
+/// The banner's lines about the demo exam: `curl` lines for its readiness
+/// and the calendar, and for its waiting room: `slots` is the fleet's
+/// size, so a loop of a few more students than that fills it and the last
+/// ones are queued (202 with a position).
+pub fn banner(url: &str, exam: &DemoExam, slots: u32) -> String {
+    let auth = "-H \"authorization: Bearer $TOKEN\"";
+    let service = "-H \"authorization: Bearer $SERVICE_TOKEN\"";
+    let students = slots + 5;
     format!(
-        "\nA booked exam: {DEMO_EXAM}: {}\n\n  \
-         curl -s {url}/api/vdi/exams/{DEMO_EXAM} -H \"authorization: Bearer $TOKEN\"   # readiness, figures\n  \
-         curl -s {url}/api/vdi/exams -H \"authorization: Bearer $TOKEN\"   # the calendar\n",
-        exam.summary
+        "\nA booked exam: {DEMO_EXAM}: {summary}\n\n  \
+         curl -s {url}/api/vdi/exams/{DEMO_EXAM} {auth}   # readiness, figures\n  \
+         curl -s {url}/api/vdi/exams {auth}   # the calendar\n\n\
+         Its waiting room: {students} students for {slots} slots; the last ones answer 202 with a position:\n\n  \
+         for i in $(seq 1 {students}); do curl -s -o /dev/null -w '%{{http_code}} ' -X POST {url}/api/vdi/sessions {service} \\\n       \
+         -H 'content-type: application/json' -d \"{{\\\"examId\\\":\\\"{DEMO_EXAM}\\\",\\\"userId\\\":\\\"student-$i\\\"}}\"; done; echo\n  \
+         curl -s {url}/api/vdi/sessions/{DEMO_EXAM}/student-{students} {service}   # state: queued, position\n  \
+         curl -s {url}/api/vdi/exams/{DEMO_EXAM}/queue {auth}   # who waits, in order\n  \
+         curl -s -X DELETE {url}/api/vdi/sessions/{DEMO_EXAM}/student-1 {service}   # a slot frees: the head is placed\n",
+        summary = exam.summary
     )
 }

@@ -113,6 +113,69 @@ async fn the_demo_prints_a_live_cluster_and_stops_on_ctrl_c() {
     let session: Value = r.json().await.unwrap();
     assert_eq!(session["session"]["provider"], "simulated");
 
+    // As the banner shows: more students of the demo exam than slots; the
+    // last ones are queued in order, and a release places the head.
+    demo.wait_line("/api/vdi/exams/demo-exam/queue").await;
+    let mut positions = Vec::new();
+    for i in 1..=40 {
+        let r = client
+            .request(Method::POST, format!("{url}/api/vdi/sessions"))
+            .bearer_auth(&service)
+            .json(&json!({"examId": "demo-exam", "userId": format!("student-{i}")}))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap();
+        match status {
+            201 => assert!(positions.is_empty(), "placed after others queued: {body}"),
+            202 => {
+                assert_eq!(body["state"], "queued", "{body}");
+                positions.push((format!("student-{i}"), body["position"].as_u64().unwrap()));
+            }
+            _ => panic!("{status}: {body}"),
+        }
+    }
+    assert!(!positions.is_empty(), "40 students fill 34 slots");
+    let expected: Vec<u64> = (1..=positions.len() as u64).collect();
+    assert_eq!(positions.iter().map(|p| p.1).collect::<Vec<_>>(), expected);
+    let queue: Value = client
+        .get(format!("{url}/api/vdi/exams/demo-exam/queue"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        queue["waiting"][0]["userId"],
+        positions[0].0.as_str(),
+        "{queue}"
+    );
+    let r = client
+        .request(
+            Method::DELETE,
+            format!("{url}/api/vdi/sessions/demo-exam/student-1"),
+        )
+        .bearer_auth(&service)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let head = &positions[0].0;
+    eventually("the head of the queue to be placed", || async {
+        let r = client
+            .get(format!("{url}/api/vdi/sessions/demo-exam/{head}"))
+            .bearer_auth(&service)
+            .send()
+            .await
+            .ok()?;
+        let body: Value = r.json().await.ok()?;
+        (body["state"] != "queued" && body["workerCode"].is_string()).then_some(())
+    })
+    .await;
+
     demo.signal(Signal::INT);
     let status = demo.wait_exit().await;
     assert!(status.success(), "{status}");
