@@ -107,3 +107,40 @@ pub fn banner(url: &str, exam: &DemoExam, slots: u32) -> String {
         summary = exam.summary
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use vdi_cluster_core::MemoryStore;
+    use vdi_cluster_core::testkit::{SimulatedWorkers, heartbeat_with_slots};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_demo_exam_is_sized_to_the_fleet_and_due_for_prewarm_at_once() {
+        let service = ClusterService::builder(
+            Arc::new(MemoryStore::new()),
+            Arc::new(SimulatedWorkers::new()),
+        )
+        .build();
+        for (code, slots) in [("w1", 4), ("w2", 10), ("w3", 20)] {
+            service
+                .heartbeat(heartbeat_with_slots(code, slots, 0))
+                .await
+                .unwrap();
+        }
+        let booked = book(&service).await;
+        assert!(booked.summary.starts_with("30 students"), "{booked:?}");
+        let calendar = service.exam_calendar(None, None).await.unwrap();
+        let exam = &calendar[0].exam;
+        assert!(exam.queue);
+        assert_eq!(exam.prewarm_due(service.clock().now()), Some(15));
+
+        let again = book(&service).await;
+        assert_eq!(again.summary, "already booked in this store");
+        let text = banner("http://127.0.0.1:8080", &booked, 34);
+        assert!(text.contains("$(seq 1 39)"), "{text}");
+        assert!(text.contains("/api/vdi/exams/demo-exam/queue"), "{text}");
+    }
+}
