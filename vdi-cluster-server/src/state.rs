@@ -160,7 +160,7 @@ impl AppStateBuilder {
             builder = builder.clock(clock);
         }
         if let Some(sender) = self.webhook_sender {
-            builder = builder.webhook_sender(sender);
+            builder = builder.webhook_sender(metrics.counted_sender(sender));
         }
         AppState {
             inner: Arc::new(Inner {

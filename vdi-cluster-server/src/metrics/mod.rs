@@ -13,6 +13,8 @@
 //! | `vdi_heartbeat_duration_seconds` | histogram: time to apply a heartbeat | |
 //! | `vdi_worker_call_duration_seconds` | histogram | `call`: `allocate`, `release`, `prewarm`, `discard_prewarm`; `result`: `ok`, `timeout`, `unreachable`, `refused`, `bad_answer` |
 //! | `vdi_reconcile_duration_seconds` | histogram: one reconcile pass | |
+//! | `vdi_webhook_deliveries_total` | counter | `result`: `delivered` (2xx), `refused` (another status), `error` (no answer) |
+//! | `vdi_webhook_delivery_duration_seconds` | histogram: one delivery attempt | |
 //! | `vdi_worker_info` | gauge, 1 per worker | `worker`, `zone`, `status` |
 //! | `vdi_worker_slots_max`, `vdi_worker_slots_used`, `vdi_worker_sessions` | gauge, read at scrape | `worker` |
 //! | `vdi_worker_heartbeat_age_seconds` | gauge, read at scrape | `worker` |
@@ -30,6 +32,7 @@
 //! series disappear with it. Per-exam series: [`exams`].
 
 mod calls;
+mod deliveries;
 mod exams;
 mod workers;
 
@@ -45,12 +48,13 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use vdi_cluster_core::service::{AllocateOutcome, ClusterSummary};
+use vdi_cluster_core::service::{AllocateOutcome, ClusterSummary, WebhookSender};
 use vdi_cluster_core::{
     ClusterService, Event, EventKind, EventSink, WorkerClient, WorkerId, WorkerStatus,
 };
 
 pub use calls::TimedClient;
+pub use deliveries::CountedSender;
 pub use workers::{HeartbeatResult, WorkerSeries};
 
 pub use exams::{ExamMetrics, MAX_TRACKED_EXAMS};
@@ -111,6 +115,7 @@ pub struct Metrics {
     worker_calls: calls::CallHistograms,
     reconcile_seconds: Histogram,
     workers_series: Arc<WorkerSeries>,
+    deliveries: deliveries::DeliverySeries,
     reconcile_runs: Counter,
     reconcile_removed: Family<ReasonLabel, Counter>,
     reconcile_migrated: Counter,
@@ -229,6 +234,17 @@ impl Metrics {
             "Time of one reconcile pass",
             reconcile_seconds.clone(),
         );
+        let deliveries = deliveries::DeliverySeries::new(latency_histogram());
+        registry.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts by result",
+            deliveries.results.clone(),
+        );
+        registry.register(
+            "webhook_delivery_duration_seconds",
+            "Time of one webhook delivery attempt",
+            deliveries.seconds.clone(),
+        );
         let workers_series = Arc::new(WorkerSeries::default());
         registry.register_collector(Box::new(Arc::clone(&workers_series)));
         let reconcile_runs = Counter::default();
@@ -290,6 +306,7 @@ impl Metrics {
             drift_repaired,
             events,
             exams,
+            deliveries,
         }
     }
 
@@ -336,6 +353,12 @@ impl Metrics {
         if let Some(elapsed) = elapsed {
             self.heartbeat_seconds.observe(elapsed.as_secs_f64());
         }
+    }
+
+    /// `sender`, counted into `vdi_webhook_deliveries_total` and timed into
+    /// `vdi_webhook_delivery_duration_seconds`.
+    pub fn counted_sender(&self, sender: Arc<dyn WebhookSender>) -> Arc<dyn WebhookSender> {
+        Arc::new(CountedSender::new(sender, self.deliveries.clone()))
     }
 
     /// `client`, timed into `vdi_worker_call_duration_seconds`.
