@@ -10,6 +10,9 @@
 //! visible quickly. Workers are `vdi-cluster worker`s with the simulated
 //! provisioner and sizes taken in turn from seed 001 (8 cores / 12 GiB: 4
 //! slots), a 16-core and a 32-core node, with seed 001's VM profile.
+//! Once they have joined, the demo books an exam on them (see [`exam`]).
+
+pub mod exam;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -196,6 +199,7 @@ fn banner(
     store: &str,
     workers: &[RunningWorker],
     tokens: &Tokens,
+    demo_exam: &exam::DemoExam,
 ) -> String {
     let Tokens {
         admin,
@@ -231,8 +235,12 @@ fn banner(
          curl -s {url}/api/vdi/cluster/distribution -H \"authorization: Bearer $TOKEN\"\n  \
          curl -s -X PATCH {url}/api/vdi/workers/worker-1 -H \"authorization: Bearer $TOKEN\" \\\n       \
          -H 'content-type: application/json' -d '{{\"isDraining\":true}}'\n  \
-         curl -sN {url}/api/vdi/events -H \"authorization: Bearer $TOKEN\"\n\n\
-         OpenAPI: {url}/api/openapi.json   Metrics: {url}/metrics\n\n\
+         curl -sN {url}/api/vdi/events -H \"authorization: Bearer $TOKEN\"\n"
+    ));
+    let slots = workers.iter().map(|w| w.node.max_sessions()).sum();
+    out.push_str(&exam::banner(url, demo_exam, slots));
+    out.push_str(&format!(
+        "\nOpenAPI: {url}/api/openapi.json   Metrics: {url}/metrics\n\n\
          Ctrl-C stops everything.\n"
     ));
     out
@@ -322,7 +330,11 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    println!("{}", banner(&args, &url, &store, &workers, &tokens));
+    let demo_exam = exam::book(&service).await;
+    println!(
+        "{}",
+        banner(&args, &url, &store, &workers, &tokens, &demo_exam)
+    );
 
     vdi_cluster_node::shutdown_signal().await;
     println!("Stopping: workers, then the control plane.");

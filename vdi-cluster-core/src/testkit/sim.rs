@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use crate::client::{WorkerCallError, WorkerClient};
 use crate::ids::{ExamId, SessionKey, WorkerId};
-use crate::worker::WorkerRecord;
+use crate::worker::{ExamPool, PoolReport, WorkerRecord};
 
 /// How a simulated worker answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -78,6 +78,26 @@ impl SimulatedWorkers {
             .get(&(worker.clone(), exam.clone()))
             .copied()
             .unwrap_or(0)
+    }
+
+    /// What `worker`'s next heartbeat reports as its prewarm pool: every
+    /// machine prewarmed on it and not yet claimed, as ready, per exam (a
+    /// dead worker sends no heartbeat, so its report is not asked for).
+    pub fn pool_report(&self, worker: &WorkerId) -> PoolReport {
+        let exams = self
+            .lock()
+            .prewarmed
+            .iter()
+            .filter(|((w, _), n)| w == worker && **n > 0)
+            .map(|((_, exam), n)| {
+                let pool = ExamPool {
+                    ready: *n,
+                    ..ExamPool::default()
+                };
+                (exam.clone(), pool)
+            })
+            .collect();
+        PoolReport { exams }
     }
 
     /// Allocate calls received, all workers together.

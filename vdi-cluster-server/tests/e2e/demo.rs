@@ -1,5 +1,6 @@
 //! `vdi-cluster demo` as the README shows it: a live cluster from one
-//! command, usable with the printed credentials, stopped by Ctrl-C.
+//! command, usable with the printed credentials, with a booked exam that
+//! prewarms at once, stopped by Ctrl-C.
 
 use reqwest::Method;
 use rustix::process::Signal;
@@ -65,6 +66,34 @@ async fn the_demo_prints_a_live_cluster_and_stops_on_ctrl_c() {
     // Seed 001's 8-core node (4 slots), a 16-core (10) and a 32-core (20).
     assert_eq!(summary["totalMaxSessions"], 34, "{summary}");
 
+    // The demo exam is booked right after the workers join; the leader
+    // prewarms it at once and the workers' reports bring it to 100 %.
+    let booked = demo.wait_line("A booked exam: demo-exam").await;
+    assert!(booked.contains("students"), "{booked}");
+    demo.wait_line("/api/vdi/exams/demo-exam ").await;
+    let exam: Value = eventually("the demo exam's readiness to reach 100 %", || async {
+        let e: Value = client
+            .get(format!("{url}/api/vdi/exams/demo-exam"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (e["readiness"]["readinessPercent"] == 100).then_some(e)
+    })
+    .await;
+    assert_eq!(exam["queue"], true, "{exam}");
+    assert_eq!(exam["fits"], true, "{exam}");
+    assert!(exam["prewarmStartedAt"].is_string(), "{exam}");
+    let target = exam["readiness"]["target"].as_u64().unwrap();
+    assert!(target > 0, "{exam}");
+    assert!(
+        exam["readiness"]["ready"].as_u64().unwrap() >= target,
+        "{exam}"
+    );
+
     let r = client
         .request(Method::POST, format!("{url}/api/vdi/sessions"))
         .header("x-cluster-token", &cluster)
@@ -83,6 +112,69 @@ async fn the_demo_prints_a_live_cluster_and_stops_on_ctrl_c() {
     assert_eq!(r.status(), 201);
     let session: Value = r.json().await.unwrap();
     assert_eq!(session["session"]["provider"], "simulated");
+
+    // As the banner shows: more students of the demo exam than slots; the
+    // last ones are queued in order, and a release places the head.
+    demo.wait_line("/api/vdi/exams/demo-exam/queue").await;
+    let mut positions = Vec::new();
+    for i in 1..=40 {
+        let r = client
+            .request(Method::POST, format!("{url}/api/vdi/sessions"))
+            .bearer_auth(&service)
+            .json(&json!({"examId": "demo-exam", "userId": format!("student-{i}")}))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap();
+        match status {
+            201 => assert!(positions.is_empty(), "placed after others queued: {body}"),
+            202 => {
+                assert_eq!(body["state"], "queued", "{body}");
+                positions.push((format!("student-{i}"), body["position"].as_u64().unwrap()));
+            }
+            _ => panic!("{status}: {body}"),
+        }
+    }
+    assert!(!positions.is_empty(), "40 students fill 34 slots");
+    let expected: Vec<u64> = (1..=positions.len() as u64).collect();
+    assert_eq!(positions.iter().map(|p| p.1).collect::<Vec<_>>(), expected);
+    let queue: Value = client
+        .get(format!("{url}/api/vdi/exams/demo-exam/queue"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        queue["waiting"][0]["userId"],
+        positions[0].0.as_str(),
+        "{queue}"
+    );
+    let r = client
+        .request(
+            Method::DELETE,
+            format!("{url}/api/vdi/sessions/demo-exam/student-1"),
+        )
+        .bearer_auth(&service)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let head = &positions[0].0;
+    eventually("the head of the queue to be placed", || async {
+        let r = client
+            .get(format!("{url}/api/vdi/sessions/demo-exam/{head}"))
+            .bearer_auth(&service)
+            .send()
+            .await
+            .ok()?;
+        let body: Value = r.json().await.ok()?;
+        (body["state"] != "queued" && body["workerCode"].is_string()).then_some(())
+    })
+    .await;
 
     demo.signal(Signal::INT);
     let status = demo.wait_exit().await;
