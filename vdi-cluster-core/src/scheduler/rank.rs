@@ -117,27 +117,42 @@ impl Order {
     }
 }
 
-/// What a constraint selects: a zone, one label, one capability.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Facet {
-    Zone(String),
-    Label(String, String),
-    Capability(String),
-}
+/// What a constraint selects — a zone, one label, one capability — as a
+/// hash of its kind and text: building the index allocates nothing per
+/// worker and facet. Two facets may share a hash; the walk checks every
+/// candidate against the whole constraint, so a shared hash only costs a
+/// longer walk, never a wrong candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Facet(u64);
 
 impl Facet {
+    fn of(kind: u8, a: &str, b: &str) -> Self {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (kind, a, b).hash(&mut h);
+        Self(h.finish())
+    }
+
+    fn zone(z: &str) -> Self {
+        Self::of(0, z, "")
+    }
+
+    fn label(k: &str, v: &str) -> Self {
+        Self::of(1, k, v)
+    }
+
+    fn capability(c: &str) -> Self {
+        Self::of(2, c, "")
+    }
+
     /// The facets `view`'s worker belongs to.
     fn of_worker(view: &WorkerView) -> impl Iterator<Item = Facet> + '_ {
         let d = &view.record.description;
         d.zone
             .iter()
-            .map(|z| Facet::Zone(z.clone()))
-            .chain(
-                d.labels
-                    .iter()
-                    .map(|(k, v)| Facet::Label(k.clone(), v.clone())),
-            )
-            .chain(d.capabilities.iter().map(|c| Facet::Capability(c.clone())))
+            .map(|z| Facet::zone(z))
+            .chain(d.labels.iter().map(|(k, v)| Facet::label(k, v)))
+            .chain(d.capabilities.iter().map(|c| Facet::capability(c)))
     }
 
     /// The facets a request with `constraints` must be in, all of them.
@@ -145,18 +160,13 @@ impl Facet {
         constraints
             .zone
             .iter()
-            .map(|z| Facet::Zone(z.clone()))
-            .chain(
-                constraints
-                    .labels
-                    .iter()
-                    .map(|(k, v)| Facet::Label(k.clone(), v.clone())),
-            )
+            .map(|z| Facet::zone(z))
+            .chain(constraints.labels.iter().map(|(k, v)| Facet::label(k, v)))
             .chain(
                 constraints
                     .capabilities
                     .iter()
-                    .map(|c| Facet::Capability(c.clone())),
+                    .map(|c| Facet::capability(c)),
             )
     }
 }
