@@ -633,19 +633,29 @@ impl Api {
 
 /// Polls `check` every 100 ms until it returns `Some`, or panics with
 /// `what` after [`DEADLINE`].
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + DEADLINE;
+    eventually_within(what, DEADLINE, check).await
+}
+
+/// [`eventually`] with another bound, for waits that include a lease or a
+/// timeout of their own.
+pub async fn eventually_within<T, F, Fut>(what: &str, bound: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + bound;
     loop {
         if let Some(v) = check().await {
             return v;
         }
         // A bound on how long to poll, not a measurement of speed.
         if Instant::now() >= deadline {
-            panic!("gave up waiting for {what} after {DEADLINE:?}");
+            panic!("gave up waiting for {what} after {bound:?}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -11,9 +11,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::Value;
-use tokio::time::Instant;
 
-use crate::common::{Api, ControlPlane, CpOptions, Worker, WorkerOptions, eventually, wait_worker};
+use crate::common::{
+    Api, ControlPlane, CpOptions, Worker, WorkerOptions, eventually, eventually_within, wait_worker,
+};
 use crate::redis_prefix::RedisPrefix;
 
 /// A signing secret (base64 of 32 bytes).
@@ -225,23 +226,10 @@ async fn deliveries_are_retried_until_the_receiver_is_back() {
     assert_eq!(receiver.forged(), 0);
 }
 
-/// Polls like `eventually`, with a longer bound: the survivor takes the
-/// background lease only when the killed leader's lease expires (30 s).
-async fn eventually_long<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        // A bound on how long to poll, not a measurement of speed.
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+/// How long to wait for deliveries after the leader is killed: the
+/// survivor takes the background lease only when the killed leader's lease
+/// expires (30 s).
+const LEASE_HANDOVER_BOUND: Duration = Duration::from_secs(180);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_killed_mid_delivery_loses_nothing_on_redis() {
@@ -270,12 +258,16 @@ async fn leader_killed_mid_delivery_loses_nothing_on_redis() {
     leader.proc.kill();
     receiver.set(Mode::Up);
 
-    let (id, n) = eventually_long("the survivor delivers the alert", || async {
-        receiver
-            .alerts("worker.offline", "w-mid")
-            .into_iter()
-            .next()
-    })
+    let (id, n) = eventually_within(
+        "the survivor delivers the alert",
+        LEASE_HANDOVER_BOUND,
+        || async {
+            receiver
+                .alerts("worker.offline", "w-mid")
+                .into_iter()
+                .next()
+        },
+    )
     .await;
     assert_eq!(id, first, "the same webhook-id as the interrupted attempt");
     assert_eq!(n, 1);
