@@ -87,9 +87,12 @@ async fn surge(mut options: CpOptions) {
         let released = api.release("surge", user).await;
         assert_eq!(released["released"], true, "{released}");
         let head = &order[i];
+        // Placed, and out of the queue: the promoter completes its claim
+        // on the head just after the session is visible.
         eventually(&format!("{head} placed after release {i}"), || async {
             let (status, body) = api.session("surge", head).await;
-            (status == 200 && body["state"] != "queued").then_some(())
+            let placed = status == 200 && body["state"] != "queued";
+            (placed && !waiting(api).await.contains(head)).then_some(())
         })
         .await;
         for (behind, later) in order.iter().enumerate().skip(i + 1) {
