@@ -12,6 +12,7 @@
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
@@ -26,7 +27,13 @@ pub struct InstallConfig {
     cluster_token: String,
     public_url: Option<String>,
     agent: PathBuf,
+    /// The agent's digest, with the size and modification time it was
+    /// computed for.
+    digest: Arc<Mutex<Option<(AgentStamp, String)>>>,
 }
+
+/// What tells that the agent file changed since its digest was computed.
+type AgentStamp = (u64, Option<std::time::SystemTime>);
 
 impl fmt::Debug for InstallConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -46,6 +53,7 @@ impl InstallConfig {
             cluster_token,
             public_url,
             agent,
+            digest: Arc::default(),
         }
     }
 
@@ -62,6 +70,24 @@ impl InstallConfig {
     /// The agent binary served for download.
     pub fn agent(&self) -> &Path {
         &self.agent
+    }
+
+    /// The agent's SHA-256 (blocking): computed once, and again only when
+    /// the file's size or modification time changes (hashing a large
+    /// binary on every installation request would be slow).
+    pub fn agent_sha256(&self) -> std::io::Result<String> {
+        let meta = std::fs::metadata(&self.agent)?;
+        let stamp = (meta.len(), meta.modified().ok());
+        // Held while hashing: concurrent first requests wait for one hash.
+        let mut cached = self.digest.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((seen, digest)) = cached.as_ref()
+            && *seen == stamp
+        {
+            return Ok(digest.clone());
+        }
+        let digest = sha256_file(&self.agent)?;
+        *cached = Some((stamp, digest.clone()));
+        Ok(digest)
     }
 }
 

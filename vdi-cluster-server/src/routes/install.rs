@@ -21,7 +21,7 @@ use super::reserved::check_not_reserved;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::OptionalJsonBody;
-use crate::install::{InstallConfig, ScriptValues, render, sha256_file};
+use crate::install::{InstallConfig, ScriptValues, render};
 use crate::state::AppState;
 
 fn unavailable(what: &str) -> ApiError {
@@ -90,8 +90,8 @@ pub(crate) async fn script(
         check_not_reserved(id)?;
     }
     let control_plane = control_plane_url(&install, &headers)?;
-    let agent = install.agent().to_owned();
-    let sha = tokio::task::spawn_blocking(move || sha256_file(&agent))
+    let digest_of = install.clone();
+    let sha = tokio::task::spawn_blocking(move || digest_of.agent_sha256())
         .await
         .map_err(|_| ApiError::internal())?
         .map_err(|e| {

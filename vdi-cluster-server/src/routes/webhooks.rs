@@ -121,6 +121,7 @@ pub(crate) struct DeliveryQuery {
         (status = 200, description = "Deliveries", body = DeliveryList),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, description = "limit out of range", body = ErrorBody),
         (status = 503, body = ErrorBody),
     )
 )]
