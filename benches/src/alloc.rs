@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use vdi_cluster_core::service::{AllocateOutcome, Allocation};
+use vdi_cluster_core::service::{AllocateOutcome, Allocation, SessionRequest};
 use vdi_cluster_core::{Error, SessionKey};
 
 use crate::driver::{Tally, count_failure, merge_failure};
@@ -18,6 +18,9 @@ pub struct AllocTally {
     pub existing: u64,
     /// Typed `NoCapacity` refusals.
     pub no_capacity: u64,
+    /// Students of a booked exam answered with a place in its waiting
+    /// room (HTTP 202).
+    pub queued: u64,
     /// Any other error.
     pub errors: u64,
     /// The first such error.
@@ -45,6 +48,8 @@ pub enum AllocOutcome {
     Existing,
     /// A typed `NoCapacity` refusal (HTTP 503).
     NoCapacity,
+    /// A place in the exam's waiting room (HTTP 202).
+    Queued,
     /// Anything else.
     Failed(String),
 }
@@ -60,6 +65,16 @@ impl AllocOutcome {
             },
             Err(Error::NoCapacity(_)) => Self::NoCapacity,
             Err(e) => Self::Failed(e.to_string()),
+        }
+    }
+
+    /// Classifies the answer of [`ClusterService::request_session`](vdi_cluster_core::ClusterService::request_session)
+    /// (the session API's entry point).
+    pub fn of_request(result: Result<SessionRequest, Error>) -> Self {
+        match result {
+            Ok(SessionRequest::Placed(a)) => Self::of(Ok(*a)),
+            Ok(SessionRequest::Queued(_)) => Self::Queued,
+            Err(e) => Self::of(Err(e)),
         }
     }
 }
@@ -80,6 +95,7 @@ impl Tally for AllocTally {
             }
             AllocOutcome::Existing => self.existing += 1,
             AllocOutcome::NoCapacity => self.no_capacity += 1,
+            AllocOutcome::Queued => self.queued += 1,
             AllocOutcome::Failed(e) => count_failure(&mut self.errors, &mut self.first_error, e),
         }
     }
@@ -88,6 +104,7 @@ impl Tally for AllocTally {
         self.placed += other.placed;
         self.existing += other.existing;
         self.no_capacity += other.no_capacity;
+        self.queued += other.queued;
         merge_failure(
             (&mut self.errors, &mut self.first_error),
             (other.errors, other.first_error),

@@ -18,7 +18,7 @@
 //! output goes to a log file under the system's temporary directory.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +32,7 @@ use vdi_cluster_core::{SessionKey, WorkerId};
 use vdi_cluster_node::api::{WorkerApi, router};
 use vdi_cluster_node::provision::SimulatedProvisioner;
 use vdi_cluster_node::sessions::WorkerNode;
+use vdi_cluster_protocol::exams::{AdmissionRefusedJson, BookExamRequest};
 use vdi_cluster_protocol::{
     DescriptionJson, ErrorBody, HEARTBEAT_PATH, HeartbeatRequest, HeartbeatResponse, HostJson,
     PoolJson, SessionRef, WORKER_TOKEN_HEADER,
@@ -47,6 +48,7 @@ use crate::target::{Beat, Recount, Target};
 
 /// The control plane's session API (the exam application's side).
 const SESSIONS_PATH: &str = "/api/vdi/sessions";
+const EXAMS_PATH: &str = "/api/vdi/exams";
 
 /// Slots of each node's own session table: unbounded, so that a node
 /// never refuses a session the control plane placed — the recount, not
@@ -197,6 +199,8 @@ pub struct HttpCluster {
     jwt_secret: String,
     /// A `SERVICE` JWT for the session API (set once the servers run).
     service_jwt: String,
+    /// An `ADMIN` JWT for bookings (set once the servers run).
+    admin_jwt: String,
     nodes: Nodes,
     client: reqwest::Client,
     log: PathBuf,
@@ -227,6 +231,7 @@ impl HttpCluster {
             worker_token: random_token(),
             jwt_secret: random_token(),
             service_jwt: String::new(),
+            admin_jwt: String::new(),
             nodes,
             client: reqwest::Client::builder()
                 .pool_max_idle_per_host(1024)
@@ -270,22 +275,8 @@ impl HttpCluster {
                 setup.server_bin.display()
             );
         }
-        let minted = Command::new(&setup.server_bin)
-            .args(["token", "--sub", "vdi-loadgen", "--role", "SERVICE"])
-            .args(["--ttl-sec", "86400"])
-            .env("JWT_SECRET", &self.jwt_secret)
-            .stdin(Stdio::null())
-            .output()
-            .await
-            .with_context(|| format!("{} token", setup.server_bin.display()))?;
-        if !minted.status.success() {
-            bail!(
-                "{} token failed: {}",
-                setup.server_bin.display(),
-                String::from_utf8_lossy(&minted.stderr)
-            );
-        }
-        self.service_jwt = String::from_utf8_lossy(&minted.stdout).trim().to_owned();
+        self.service_jwt = mint(&setup.server_bin, &self.jwt_secret, "SERVICE").await?;
+        self.admin_jwt = mint(&setup.server_bin, &self.jwt_secret, "ADMIN").await?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -403,6 +394,27 @@ impl HttpCluster {
 }
 
 /// `message` of an error body, or the body itself.
+/// A day-long JWT of `role` for the servers sharing `secret`, minted by
+/// `vdi-cluster token`.
+async fn mint(server_bin: &Path, secret: &str, role: &str) -> anyhow::Result<String> {
+    let minted = Command::new(server_bin)
+        .args(["token", "--sub", "vdi-loadgen", "--role", role])
+        .args(["--ttl-sec", "86400"])
+        .env("JWT_SECRET", secret)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .with_context(|| format!("{} token", server_bin.display()))?;
+    if !minted.status.success() {
+        bail!(
+            "{} token failed: {}",
+            server_bin.display(),
+            String::from_utf8_lossy(&minted.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&minted.stdout).trim().to_owned())
+}
+
 fn message(body: &[u8]) -> String {
     serde_json::from_slice::<ErrorBody>(body)
         .map(|b| b.message)
@@ -419,7 +431,7 @@ async fn answer(sent: reqwest::Result<reqwest::Response>) -> Result<(u16, Vec<u8
 #[async_trait]
 impl Target for HttpCluster {
     /// `POST /api/vdi/sessions`: 201 placed, 200 the existing session,
-    /// 503 with core's `NoCapacity` message refused.
+    /// 202 queued, 503 with core's `NoCapacity` message refused.
     async fn allocate(&self, via: usize, key: &SessionKey) -> AllocOutcome {
         let sent = self
             .client
@@ -435,10 +447,33 @@ impl Target for HttpCluster {
                 failed_calls: 0,
             },
             Ok((200, _)) => AllocOutcome::Existing,
+            Ok((202, _)) => AllocOutcome::Queued,
             Ok((503, body)) if message(&body).starts_with("no worker can take a session") => {
                 AllocOutcome::NoCapacity
             }
             Ok((status, body)) => AllocOutcome::Failed(format!("{status}: {}", message(&body))),
+        }
+    }
+
+    /// `POST /api/vdi/exams` with an `ADMIN` JWT.
+    async fn book(&self, exam: BookExamRequest) -> anyhow::Result<Option<u32>> {
+        let id = exam.exam_id.clone();
+        let sent = self
+            .client
+            .post(format!("{}{EXAMS_PATH}", self.base(0)))
+            .bearer_auth(&self.admin_jwt)
+            .json(&exam)
+            .send()
+            .await;
+        match answer(sent).await.map_err(anyhow::Error::msg)? {
+            (201, _) => Ok(None),
+            (409, body) => Ok(Some(
+                serde_json::from_slice::<AdmissionRefusedJson>(&body)
+                    .with_context(|| format!("booking {id}: the 409's body"))?
+                    .shortfall
+                    .shortfall,
+            )),
+            (status, body) => bail!("booking {id}: {status}: {}", message(&body)),
         }
     }
 

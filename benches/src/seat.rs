@@ -112,7 +112,7 @@ async fn student(
                 out.seated_after = Some(now - click);
                 return out;
             }
-            AllocOutcome::NoCapacity => {}
+            AllocOutcome::NoCapacity | AllocOutcome::Queued => {}
             AllocOutcome::Failed(e) => {
                 out.errors += 1;
                 out.first_error.get_or_insert(e);

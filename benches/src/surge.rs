@@ -4,9 +4,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::bail;
 use indicatif::ProgressBar;
 
-use crate::alloc::{AllocTally, students};
+use vdi_cluster_core::exam::format_rfc3339;
+use vdi_cluster_core::time::{Clock, SystemClock};
+use vdi_cluster_protocol::exams::BookExamRequest;
+
+use crate::alloc::{AllocTally, student, students};
 use crate::audit::Audit;
 use crate::cluster::Tuning;
 use crate::cpu::{self, CpuUse, Probe};
@@ -41,6 +46,9 @@ pub struct SurgeConfig {
     pub pg_pool: u32,
     /// Count every store call of the measured phase.
     pub breakdown: bool,
+    /// Book the exams first (waiting room on), so every request also
+    /// passes the calendar and the waiting room.
+    pub booked: bool,
 }
 
 impl Default for SurgeConfig {
@@ -56,6 +64,7 @@ impl Default for SurgeConfig {
             tuning: Tuning::default(),
             pg_pool: 8,
             breakdown: false,
+            booked: false,
         }
     }
 }
@@ -91,6 +100,46 @@ impl SurgeReport {
     }
 }
 
+/// Books the run's exams, running now for two hours with their waiting
+/// rooms on, each sized to its students, or all evenly to what admission
+/// accepts (the fleet less its headroom) when that is less: students
+/// beyond a booking are still placed while slots are free, and queued
+/// once they are not.
+async fn book_exams(target: &Arc<dyn Target>, config: &SurgeConfig) -> anyhow::Result<()> {
+    let exams = config.exams.max(1);
+    let now = SystemClock.now();
+    let mut cap = u32::MAX;
+    for k in 0..exams {
+        let id = student(k, exams).exam_id.to_string();
+        let wanted =
+            u32::try_from(config.students / exams)? + u32::from(k < config.students % exams);
+        loop {
+            let students = wanted.min(cap);
+            let refused = target
+                .book(BookExamRequest {
+                    exam_id: id.clone(),
+                    name: format!("Surge exam {k}"),
+                    starts_at: format_rfc3339(now),
+                    ends_at: format_rfc3339(now.plus(Duration::from_secs(2 * 3600))),
+                    students,
+                    constraints: None,
+                    prewarm: None,
+                    teardown_sec: None,
+                    queue: Some(true),
+                })
+                .await?;
+            let Some(short) = refused else { break };
+            // What is left now, shared by this exam and the ones after it.
+            let room = students.saturating_sub(short);
+            cap = room / u32::try_from(exams - k)?;
+            if cap == 0 {
+                bail!("exam {id}: no capacity left to book ({short} short of {students})");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs a surge on a fresh deployment, with replicas in this process.
 pub async fn surge(
     deployment: &Deployment,
@@ -114,6 +163,9 @@ pub async fn surge_on(
 ) -> anyhow::Result<SurgeReport> {
     register(target, config.workers, config.slots).await?;
     warm_up(target, config.warmup, config.concurrency).await?;
+    if config.booked {
+        book_exams(target, config).await?;
+    }
     target.reset_breakdown();
 
     let keys = students(config.students, config.exams);

@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use async_trait::async_trait;
 use indicatif::ProgressBar;
 use vdi_cluster_core::{SessionKey, Store};
+use vdi_cluster_protocol::exams::BookExamRequest;
 
 use crate::alloc::{AllocOutcome, AllocTally};
 use crate::audit::{Audit, audit};
@@ -20,6 +21,7 @@ use crate::deploy::Deployment;
 use crate::driver::{Driven, Plain, drive};
 use crate::fleet::heartbeat;
 use crate::instrument::{Breakdown, MethodStats};
+use vdi_cluster_core::service::Booking;
 
 /// The recount after a run, from both sides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -55,6 +57,10 @@ pub trait Target: Send + Sync + 'static {
     /// A synthetic worker's heartbeat; `false` when it was stale
     /// (overtaken by a newer one of the same worker).
     async fn heartbeat(&self, via: usize, beat: Beat) -> Result<bool, String>;
+
+    /// Books an exam (admission checked, as `POST /api/vdi/exams`):
+    /// `None` when booked, else the students short at the refusal's peak.
+    async fn book(&self, exam: BookExamRequest) -> anyhow::Result<Option<u32>>;
 
     /// Called once every worker is registered, before any clock starts.
     async fn registered(&self) -> anyhow::Result<()> {
@@ -168,9 +174,30 @@ impl InProcess {
 
 #[async_trait]
 impl Target for InProcess {
+    /// The session API's entry point: placed, or queued for a booked
+    /// exam with its waiting room on.
     async fn allocate(&self, via: usize, key: &SessionKey) -> AllocOutcome {
         let service = self.cluster.replica(via);
-        AllocOutcome::of(service.allocate(key.clone(), Default::default()).await)
+        AllocOutcome::of_request(
+            service
+                .request_session(key.clone(), Default::default())
+                .await,
+        )
+    }
+
+    async fn book(&self, exam: BookExamRequest) -> anyhow::Result<Option<u32>> {
+        let exam = exam.into_exam()?;
+        Ok(
+            match self
+                .cluster
+                .replica(0)
+                .book_exam(exam, "vdi-loadgen")
+                .await?
+            {
+                Booking::Accepted(_) => None,
+                Booking::Refused(refusal) => Some(refusal.shortfall.missing),
+            },
+        )
     }
 
     async fn release(&self, via: usize, key: &SessionKey) -> Result<(), String> {

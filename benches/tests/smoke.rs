@@ -37,11 +37,13 @@ fn tiny() -> SurgeConfig {
         tuning: Tuning::default(),
         pg_pool: 4,
         breakdown: true,
+        booked: false,
     }
 }
 
 fn check(backend: &str, report: &SurgeReport) {
     let t = &report.tally;
+    assert_eq!(t.queued, 0, "{backend}: nothing is booked: {report:?}");
     assert_eq!(report.not_started, 0, "{backend}: {report:?}");
     assert_eq!(t.errors, 0, "{backend}: {:?}", t.first_error);
     assert_eq!(t.existing, 0, "{backend}: {report:?}");
@@ -83,6 +85,36 @@ async fn surge_on(backend: Backend) {
     check(backend.name(), &result.expect("surge runs"));
 }
 
+/// With the exams booked, the students beyond the fleet wait in their
+/// exams' queues (202) instead of being refused, and the fleet is used
+/// exactly as without bookings.
+async fn booked_surge_on(backend: Backend) {
+    let Some(deployment) = open(&backend).await else {
+        return;
+    };
+    let config = SurgeConfig {
+        booked: true,
+        ..tiny()
+    };
+    let result = surge(&deployment, &config, &ProgressBar::hidden()).await;
+    deployment.close().await;
+    let report = result.expect("booked surge runs");
+    let t = &report.tally;
+    let name = backend.name();
+    assert_eq!(t.errors, 0, "{name}: {:?}", t.first_error);
+    assert_eq!(
+        t.no_capacity, 0,
+        "{name}: refused instead of queued: {report:?}"
+    );
+    assert_eq!(
+        t.placed,
+        WORKERS as u64 * u64::from(SLOTS),
+        "{name}: {report:?}"
+    );
+    assert_eq!(t.placed + t.queued, STUDENTS as u64, "{name}: {report:?}");
+    assert!(report.is_correct(), "{name}: {report:?}");
+}
+
 fn redis() -> Backend {
     Backend::Redis(std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()))
 }
@@ -107,6 +139,21 @@ async fn surge_on_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn surge_on_postgres() {
     surge_on(postgres()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn booked_surge_on_memory() {
+    booked_surge_on(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn booked_surge_on_redis() {
+    booked_surge_on(redis()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn booked_surge_on_postgres() {
+    booked_surge_on(postgres()).await;
 }
 
 /// The baselines run and count what they did; the raw ceiling (the

@@ -127,6 +127,11 @@ pub(crate) struct SurgeArgs {
     /// allocation and their mean latency.
     #[arg(long)]
     breakdown: bool,
+    /// Also measure, in every run, the same surge with its exams booked
+    /// (admission checked, waiting rooms on), and its ratio to the
+    /// unbooked one.
+    #[arg(long)]
+    pub(crate) booked: bool,
 }
 
 impl SurgeArgs {
@@ -142,6 +147,7 @@ impl SurgeArgs {
             tuning: self.common.tuning(),
             pg_pool: self.common.pg_pool,
             breakdown: self.breakdown,
+            booked: false, // each run sets it for its second surge
         }
     }
 }

@@ -14,9 +14,11 @@ use crate::run::{
     summary_json,
 };
 
-/// One run: ours and the baselines measured beside it.
+/// One run: ours, the baselines measured beside it, and (with
+/// `--booked`) ours again with the exams booked.
 pub(crate) struct SurgeRun {
     ours: SurgeReport,
+    booked: Option<SurgeReport>,
     raw: Option<BaselineReport>,
     naive: Option<BaselineReport>,
 }
@@ -28,6 +30,8 @@ pub(crate) struct Surge {
     baselines: bool,
     /// Over HTTP: the contention retries are not seen.
     http: bool,
+    /// Also measure a surge of booked exams with their waiting rooms on.
+    booked: bool,
 }
 
 impl Surge {
@@ -37,8 +41,30 @@ impl Surge {
             config: args.config(),
             baselines: !args.no_baselines && !http,
             http,
+            booked: args.booked,
             common: args.common,
         })
+    }
+
+    /// Ours on a fresh deployment, with the exams booked or not.
+    async fn ours(&self, run: usize, booked: bool) -> anyhow::Result<SurgeReport> {
+        let config = SurgeConfig {
+            booked,
+            ..self.config.clone()
+        };
+        let progress = bar(format!(
+            "run {run} ours{}",
+            if booked { " (booked)" } else { "" }
+        ));
+        let report = on_target(
+            &self.common,
+            config.workers,
+            config.breakdown,
+            async |target, probe| surge_on(&target, probe, &config, &progress).await,
+        )
+        .await?;
+        progress.finish_and_clear();
+        Ok(report)
     }
 
     async fn baseline(&self, run: usize, naive_one: bool) -> anyhow::Result<BaselineReport> {
@@ -58,6 +84,22 @@ impl Surge {
         progress.finish_and_clear();
         Ok(report)
     }
+}
+
+fn ours_json(ours: &SurgeReport) -> serde_json::Value {
+    json!({
+        "latency": summary_json(&ours.latency),
+        "placed": ours.tally.placed, "noCapacity": ours.tally.no_capacity,
+        "queued": ours.tally.queued,
+        "errors": ours.tally.errors, "firstError": ours.tally.first_error,
+        "contentionRetries": ours.tally.contention_retries,
+        "contended": ours.tally.contended,
+        "notStarted": ours.not_started,
+        "overAllocations": ours.audit.over_allocations,
+        "workerSideOver": ours.worker_side_over,
+        "counterDrift": ours.audit.counter_drift,
+        "cpu": cpu_json(&ours.cpu, ours.latency.count),
+    })
 }
 
 fn baseline_json(b: &Option<BaselineReport>) -> serde_json::Value {
@@ -85,16 +127,12 @@ impl Scenario for Surge {
     }
 
     async fn run(&self, run: usize) -> anyhow::Result<SurgeRun> {
-        let config = &self.config;
-        let progress = bar(format!("run {run} ours"));
-        let ours = on_target(
-            &self.common,
-            config.workers,
-            config.breakdown,
-            async |target, probe| surge_on(&target, probe, config, &progress).await,
-        )
-        .await?;
-        progress.finish_and_clear();
+        let ours = self.ours(run, false).await?;
+        let booked = if self.booked {
+            Some(self.ours(run, true).await?)
+        } else {
+            None
+        };
         let has_naive = matches!(self.common.store, Backend::Redis(_) | Backend::Postgres(_));
         let raw = if self.baselines {
             Some(self.baseline(run, false).await?)
@@ -106,7 +144,12 @@ impl Scenario for Surge {
         } else {
             None
         };
-        Ok(SurgeRun { ours, raw, naive })
+        Ok(SurgeRun {
+            ours,
+            booked,
+            raw,
+            naive,
+        })
     }
 
     fn progress_line(&self, run: usize, r: &SurgeRun) -> Option<String> {
@@ -119,23 +162,13 @@ impl Scenario for Surge {
     }
 
     fn json(&self, r: &SurgeRun) -> serde_json::Value {
-        let (config, ours) = (&self.config, &r.ours);
+        let config = &self.config;
         json!({
             "workers": config.workers, "slots": config.slots,
             "students": config.students, "exams": config.exams,
             "concurrency": config.concurrency,
-            "ours": {
-                "latency": summary_json(&ours.latency),
-                "placed": ours.tally.placed, "noCapacity": ours.tally.no_capacity,
-                "errors": ours.tally.errors, "firstError": ours.tally.first_error,
-                "contentionRetries": ours.tally.contention_retries,
-                "contended": ours.tally.contended,
-                "notStarted": ours.not_started,
-                "overAllocations": ours.audit.over_allocations,
-                "workerSideOver": ours.worker_side_over,
-                "counterDrift": ours.audit.counter_drift,
-                "cpu": cpu_json(&ours.cpu, ours.latency.count),
-            },
+            "ours": ours_json(&r.ours),
+            "booked": r.booked.as_ref().map(ours_json),
             "raw": baseline_json(&r.raw),
             "naive": baseline_json(&r.naive),
         })
@@ -166,6 +199,7 @@ impl Scenario for Surge {
             "max",
             "placed",
             "no capacity",
+            "queued",
             "errors",
             "retries",
             "over-alloc",
@@ -176,22 +210,10 @@ impl Scenario for Surge {
         ]);
         for (i, r) in runs.iter().enumerate() {
             let o = &r.ours;
-            let mut row = vec![(i + 1).to_string(), "ours".into()];
-            row.extend(latency_cells(&o.latency));
-            row.extend([
-                o.tally.placed.to_string(),
-                o.tally.no_capacity.to_string(),
-                o.tally.errors.to_string(),
-                if self.http {
-                    "-".to_owned()
-                } else {
-                    o.tally.contention_retries.to_string()
-                },
-                (o.audit.over_allocations + o.worker_side_over).to_string(),
-                String::new(),
-            ]);
-            row.extend(cpu_cells(&o.cpu, o.latency.count));
-            t.row(row);
+            t.row(self.ours_row(i, "ours", o, None));
+            if let Some(b) = &r.booked {
+                t.row(self.ours_row(i, "ours, exams booked (÷ ours)", b, Some(o)));
+            }
             for (name, b) in [("raw ceiling", &r.raw), ("naive", &r.naive)] {
                 let Some(b) = b else { continue };
                 let mut row = vec![(i + 1).to_string(), name.into()];
@@ -199,6 +221,7 @@ impl Scenario for Surge {
                 row.extend([
                     b.tally.reserved.to_string(),
                     b.tally.refused.to_string(),
+                    "-".into(),
                     b.tally.errors.to_string(),
                     "-".into(),
                     b.audit.over_allocations.to_string(),
@@ -212,24 +235,64 @@ impl Scenario for Surge {
     }
 
     fn breakdowns<'a>(&self, runs: &'a [SurgeRun]) -> Vec<CallBreakdown<'a>> {
-        runs.last()
-            .and_then(|last| {
-                let calls = last.ours.breakdown.as_ref()?;
-                Some((
-                    "store call (last run)".to_owned(),
-                    calls,
-                    last.ours.latency.count,
-                ))
-            })
-            .into_iter()
-            .collect()
+        let Some(last) = runs.last() else {
+            return Vec::new();
+        };
+        [
+            ("", Some(&last.ours)),
+            (", exams booked", last.booked.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(what, report)| {
+            let report = report?;
+            Some((
+                format!("store call (last run{what})"),
+                report.breakdown.as_ref()?,
+                report.latency.count,
+            ))
+        })
+        .collect()
     }
 
     fn verdict(&self, runs: &[SurgeRun]) -> (bool, Option<String>) {
-        let correct = runs.iter().all(|r| r.ours.is_correct());
+        let correct = runs
+            .iter()
+            .all(|r| r.ours.is_correct() && r.booked.as_ref().is_none_or(SurgeReport::is_correct));
         let message = (!correct)
             .then(|| "FAILED: a run over-allocated, drifted or failed an allocation".to_owned());
         (correct, message)
+    }
+}
+
+impl Surge {
+    /// A row of ours; `unbooked` is the same run's surge without bookings
+    /// (the ratio's base) for the booked row.
+    fn ours_row(
+        &self,
+        i: usize,
+        system: &str,
+        o: &SurgeReport,
+        unbooked: Option<&SurgeReport>,
+    ) -> Vec<String> {
+        let mut row = vec![(i + 1).to_string(), system.into()];
+        row.extend(latency_cells(&o.latency));
+        row.extend([
+            o.tally.placed.to_string(),
+            o.tally.no_capacity.to_string(),
+            o.tally.queued.to_string(),
+            o.tally.errors.to_string(),
+            if self.http {
+                "-".to_owned()
+            } else {
+                o.tally.contention_retries.to_string()
+            },
+            (o.audit.over_allocations + o.worker_side_over).to_string(),
+            unbooked.map_or_else(String::new, |u| {
+                format!("{:.2}", o.latency.rate() / u.latency.rate().max(1e-9))
+            }),
+        ]);
+        row.extend(cpu_cells(&o.cpu, o.latency.count));
+        row
     }
 }
 
@@ -271,9 +334,24 @@ fn medians(runs: &[SurgeRun]) -> Table {
             ),
         ]);
     }
+    if let Some(booked) = med(&|r| r.booked.as_ref().map(|b| b.latency.rate())) {
+        m.row(["ours, exams booked alloc/s".into(), thousands(booked)]);
+        m.row([
+            "booked ÷ unbooked".into(),
+            format!(
+                "{:.2}",
+                med(&|r| r
+                    .booked
+                    .as_ref()
+                    .map(|b| b.latency.rate() / r.ours.latency.rate()))
+                .unwrap_or(0.0)
+            ),
+        ]);
+    }
     let over: u64 = runs
         .iter()
-        .map(|r| r.ours.audit.over_allocations + r.ours.worker_side_over)
+        .flat_map(|r| std::iter::once(&r.ours).chain(&r.booked))
+        .map(|o| o.audit.over_allocations + o.worker_side_over)
         .sum();
     m.row(["ours over-allocations (all runs)".into(), over.to_string()]);
     m
