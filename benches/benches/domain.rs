@@ -46,6 +46,21 @@ fn decide(b: &mut Bencher<'_>, index: &RankIndex, placement: &ExamPlacement) {
     })
 }
 
+/// The placement hints of an exam already on the first `k` workers of
+/// `index`, with 1–7 sessions each.
+fn spread(index: &RankIndex, k: usize) -> ExamPlacement {
+    ExamPlacement {
+        sticky: None,
+        affinity: index
+            .views()
+            .iter()
+            .take(k)
+            .enumerate()
+            .map(|(i, v)| (v.id().clone(), 1 + (i % 7) as u32))
+            .collect(),
+    }
+}
+
 fn ranking(c: &mut Criterion) {
     let mut group = c.benchmark_group("rank");
     for n in [100usize, 1_000, 10_000, 100_000] {
@@ -87,28 +102,32 @@ fn ranking(c: &mut Criterion) {
             });
         }
     }
-    // Exam affinity: the exam already holds sessions on `k` workers. Each
-    // decision sorts those, so its cost grows with the exam's spread, not
-    // with the fleet.
+    // Exam affinity: the exam already holds sessions on `k` workers (the
+    // first `k` of the fleet, 1–7 sessions each). A growth table with the
+    // exam spread over min(n, 1,000) workers, then the spread alone at
+    // 100,000 workers.
+    for n in [100usize, 1_000, 10_000, 100_000] {
+        let index = RankIndex::new(fleet_views(n, 20));
+        let placement = spread(&index, n.min(1_000));
+        group.bench_with_input(
+            BenchmarkId::new("decision-with-affinity-1000", n),
+            &placement,
+            |b, placement| decide(b, &index, placement),
+        );
+    }
     let index = RankIndex::new(fleet_views(100_000, 20));
     for k in [10usize, 100, 1_000] {
-        let placement = ExamPlacement {
-            sticky: None,
-            affinity: index
-                .views()
-                .iter()
-                .take(k)
-                .enumerate()
-                .map(|(i, v)| (v.id().clone(), 1 + (i % 7) as u32))
-                .collect(),
-        };
+        let placement = spread(&index, k);
         group.bench_with_input(
             BenchmarkId::new("decision-100000-with-affinity", k),
             &placement,
             |b, placement| decide(b, &index, placement),
         );
     }
-    for n in [1_000usize, 100_000] {
+    // Building the index from a fresh read of the fleet (every snapshot
+    // refresh): slow at 100,000 workers, so fewer samples.
+    group.sample_size(10);
+    for n in [100usize, 1_000, 10_000, 100_000] {
         let views = fleet_views(n, 20);
         group.bench_with_input(BenchmarkId::new("index-build", n), &views, |b, views| {
             b.iter(|| RankIndex::new(views.clone()))
