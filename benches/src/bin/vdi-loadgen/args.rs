@@ -13,7 +13,7 @@ use vdi_cluster_benches::seat::SeatConfig;
 use vdi_cluster_benches::steady::SteadyConfig;
 use vdi_cluster_benches::surge::SurgeConfig;
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct Common {
     /// Backend: memory, redis://HOST:PORT (a random key prefix, deleted
     /// afterwards), postgres://USER@HOST:PORT/DB (a fresh database beside
@@ -70,6 +70,15 @@ impl Common {
             port: port_of(url)?,
             start_latency: StartLatency::default(),
         }))
+    }
+
+    /// The same flags with the replicas in this process on the servers'
+    /// backend (`--server-store`) instead of over HTTP.
+    pub(crate) fn in_process(&self) -> Self {
+        Self {
+            store: self.server_store.clone(),
+            ..self.clone()
+        }
     }
 
     /// How the store is named in reports.
@@ -132,6 +141,11 @@ pub(crate) struct SurgeArgs {
     /// unbooked one.
     #[arg(long)]
     pub(crate) booked: bool,
+    /// With an http:// store: also measure, in every run, the same surge
+    /// with the replicas in this process on --server-store, and the
+    /// ratio of HTTP to it.
+    #[arg(long)]
+    pub(crate) vs_in_process: bool,
 }
 
 impl SurgeArgs {

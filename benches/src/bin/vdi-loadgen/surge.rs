@@ -19,6 +19,9 @@ use crate::run::{
 pub(crate) struct SurgeRun {
     ours: SurgeReport,
     booked: Option<SurgeReport>,
+    /// Over HTTP with `--vs-in-process`: the same surge with the replicas
+    /// in this process on the servers' backend.
+    in_process: Option<SurgeReport>,
     raw: Option<BaselineReport>,
     naive: Option<BaselineReport>,
 }
@@ -32,6 +35,8 @@ pub(crate) struct Surge {
     http: bool,
     /// Also measure a surge of booked exams with their waiting rooms on.
     booked: bool,
+    /// Over HTTP: also measure the replicas in this process.
+    vs_in_process: bool,
 }
 
 impl Surge {
@@ -42,22 +47,25 @@ impl Surge {
             baselines: !args.no_baselines && !http,
             http,
             booked: args.booked,
+            vs_in_process: args.vs_in_process && http,
             common: args.common,
         })
     }
 
-    /// Ours on a fresh deployment, with the exams booked or not.
-    async fn ours(&self, run: usize, booked: bool) -> anyhow::Result<SurgeReport> {
+    /// Ours on a fresh deployment of `common`, with the exams booked or
+    /// not.
+    async fn ours(&self, common: &Common, run: usize, booked: bool) -> anyhow::Result<SurgeReport> {
         let config = SurgeConfig {
             booked,
             ..self.config.clone()
         };
         let progress = bar(format!(
-            "run {run} ours{}",
+            "run {run} {}{}",
+            common.label(),
             if booked { " (booked)" } else { "" }
         ));
         let report = on_target(
-            &self.common,
+            common,
             config.workers,
             config.breakdown,
             async |target, probe| surge_on(&target, probe, &config, &progress).await,
@@ -127,9 +135,14 @@ impl Scenario for Surge {
     }
 
     async fn run(&self, run: usize) -> anyhow::Result<SurgeRun> {
-        let ours = self.ours(run, false).await?;
+        let ours = self.ours(&self.common, run, false).await?;
         let booked = if self.booked {
-            Some(self.ours(run, true).await?)
+            Some(self.ours(&self.common, run, true).await?)
+        } else {
+            None
+        };
+        let in_process = if self.vs_in_process {
+            Some(self.ours(&self.common.in_process(), run, false).await?)
         } else {
             None
         };
@@ -147,6 +160,7 @@ impl Scenario for Surge {
         Ok(SurgeRun {
             ours,
             booked,
+            in_process,
             raw,
             naive,
         })
@@ -169,6 +183,7 @@ impl Scenario for Surge {
             "concurrency": config.concurrency,
             "ours": ours_json(&r.ours),
             "booked": r.booked.as_ref().map(ours_json),
+            "inProcess": r.in_process.as_ref().map(ours_json),
             "raw": baseline_json(&r.raw),
             "naive": baseline_json(&r.naive),
         })
@@ -212,7 +227,12 @@ impl Scenario for Surge {
             let o = &r.ours;
             t.row(self.ours_row(i, "ours", o, None));
             if let Some(b) = &r.booked {
-                t.row(self.ours_row(i, "ours, exams booked (÷ ours)", b, Some(o)));
+                let ratio = b.latency.rate() / o.latency.rate().max(1e-9);
+                t.row(self.ours_row(i, "ours, exams booked (÷ ours)", b, Some(ratio)));
+            }
+            if let Some(p) = &r.in_process {
+                let ratio = o.latency.rate() / p.latency.rate().max(1e-9);
+                t.row(self.ours_row(i, "in process, same store", p, Some(ratio)));
             }
             for (name, b) in [("raw ceiling", &r.raw), ("naive", &r.naive)] {
                 let Some(b) = b else { continue };
@@ -255,9 +275,12 @@ impl Scenario for Surge {
     }
 
     fn verdict(&self, runs: &[SurgeRun]) -> (bool, Option<String>) {
-        let correct = runs
-            .iter()
-            .all(|r| r.ours.is_correct() && r.booked.as_ref().is_none_or(SurgeReport::is_correct));
+        let correct = runs.iter().all(|r| {
+            [Some(&r.ours), r.booked.as_ref(), r.in_process.as_ref()]
+                .into_iter()
+                .flatten()
+                .all(SurgeReport::is_correct)
+        });
         let message = (!correct)
             .then(|| "FAILED: a run over-allocated, drifted or failed an allocation".to_owned());
         (correct, message)
@@ -265,15 +288,8 @@ impl Scenario for Surge {
 }
 
 impl Surge {
-    /// A row of ours; `unbooked` is the same run's surge without bookings
-    /// (the ratio's base) for the booked row.
-    fn ours_row(
-        &self,
-        i: usize,
-        system: &str,
-        o: &SurgeReport,
-        unbooked: Option<&SurgeReport>,
-    ) -> Vec<String> {
+    /// A row of ours, with a ratio of rates for its "ours ÷ it" cell.
+    fn ours_row(&self, i: usize, system: &str, o: &SurgeReport, ratio: Option<f64>) -> Vec<String> {
         let mut row = vec![(i + 1).to_string(), system.into()];
         row.extend(latency_cells(&o.latency));
         row.extend([
@@ -287,9 +303,7 @@ impl Surge {
                 o.tally.contention_retries.to_string()
             },
             (o.audit.over_allocations + o.worker_side_over).to_string(),
-            unbooked.map_or_else(String::new, |u| {
-                format!("{:.2}", o.latency.rate() / u.latency.rate().max(1e-9))
-            }),
+            ratio.map_or_else(String::new, |r| format!("{r:.2}")),
         ]);
         row.extend(cpu_cells(&o.cpu, o.latency.count));
         row
@@ -348,9 +362,24 @@ fn medians(runs: &[SurgeRun]) -> Table {
             ),
         ]);
     }
+    if let Some(in_process) = med(&|r| r.in_process.as_ref().map(|p| p.latency.rate())) {
+        m.row(["in process alloc/s".into(), thousands(in_process)]);
+        m.row([
+            "HTTP ÷ in process".into(),
+            format!(
+                "{:.2}",
+                med(&|r| r
+                    .in_process
+                    .as_ref()
+                    .map(|p| r.ours.latency.rate() / p.latency.rate()))
+                .unwrap_or(0.0)
+            ),
+        ]);
+    }
     let over: u64 = runs
         .iter()
-        .flat_map(|r| std::iter::once(&r.ours).chain(&r.booked))
+        .flat_map(|r| [Some(&r.ours), r.booked.as_ref(), r.in_process.as_ref()])
+        .flatten()
         .map(|o| o.audit.over_allocations + o.worker_side_over)
         .sum();
     m.row(["ours over-allocations (all runs)".into(), over.to_string()]);
