@@ -26,7 +26,7 @@ jobs=(
     "surge-redis-breakdown|surge --store $redis --breakdown --booked --runs 1"
     "surge-postgres-breakdown|surge --store $pg --breakdown --booked --runs 1"
     "surge-http-memory|surge --store $http --server-store memory --replicas 1"
-    "surge-http-redis|surge --store $http --server-store $redis --replicas 1 --booked"
+    "surge-http-redis|surge --store $http --server-store $redis --replicas 1 --vs-in-process --booked"
     "surge-http-postgres|surge --store $http --server-store $pg --replicas 1"
     "heartbeat-memory|heartbeat --store memory"
     "heartbeat-redis|heartbeat --store $redis"
