@@ -6,11 +6,12 @@
 use async_trait::async_trait;
 use redis::ScriptInvocation;
 use vdi_cluster_core::Result;
+use vdi_cluster_core::WorkerId;
 use vdi_cluster_core::outbox::{
     Attempt, Delivery, DeliveryState, Failing, LeasedDelivery, Next, Outbox, OutboxEntry,
     WebhookEndpoint, failed_attempts,
 };
-use vdi_cluster_core::store::{CasOutcome, Lease};
+use vdi_cluster_core::store::{CasOutcome, DeleteOutcome, Lease};
 use vdi_cluster_core::time::Timestamp;
 use vdi_cluster_core::worker::WorkerRecord;
 
@@ -144,9 +145,20 @@ impl Outbox for RedisStore {
         &self,
         record: &WorkerRecord,
         expected: Option<u64>,
+        dispatched: Option<u32>,
         entries: &[OutboxEntry],
     ) -> Result<CasOutcome> {
-        self.write_worker(record, expected, None, entries).await
+        self.write_worker(record, expected, dispatched, entries)
+            .await
+    }
+
+    async fn delete_worker_with_outbox(
+        &self,
+        id: &WorkerId,
+        expected: u64,
+        entries: &[OutboxEntry],
+    ) -> Result<DeleteOutcome> {
+        self.remove_worker(id, expected, entries).await
     }
 
     async fn lease_deliveries(

@@ -6,11 +6,12 @@ use async_trait::async_trait;
 
 use super::MemoryStore;
 use crate::error::Result;
+use crate::ids::WorkerId;
 use crate::outbox::{
     Attempt, Delivery, DeliveryState, Failing, LeasedDelivery, Next, Outbox, OutboxEntry,
     WebhookEndpoint, failed_attempts,
 };
-use crate::store::{CasOutcome, Lease};
+use crate::store::{CasOutcome, DeleteOutcome, Lease};
 use crate::time::Timestamp;
 use crate::worker::WorkerRecord;
 
@@ -92,11 +93,26 @@ impl Outbox for MemoryStore {
         &self,
         record: &WorkerRecord,
         expected: Option<u64>,
+        dispatched: Option<u32>,
         entries: &[OutboxEntry],
     ) -> Result<CasOutcome> {
         let mut s = self.lock()?;
-        let outcome = s.put_worker(record, expected);
+        let outcome = s.put_worker(record, expected, dispatched);
         if let CasOutcome::Written { .. } = outcome {
+            s.outbox.enqueue(entries);
+        }
+        Ok(outcome)
+    }
+
+    async fn delete_worker_with_outbox(
+        &self,
+        id: &WorkerId,
+        expected: u64,
+        entries: &[OutboxEntry],
+    ) -> Result<DeleteOutcome> {
+        let mut s = self.lock()?;
+        let outcome = s.delete_worker(id, expected);
+        if outcome == DeleteOutcome::Deleted {
             s.outbox.enqueue(entries);
         }
         Ok(outcome)
