@@ -194,4 +194,5 @@ timed_delegation! { Outbox {}
                        failing: Option<Failing<'_>>) -> Option<u32>;
     fn deliveries(endpoint: &str, limit: usize) -> Vec<Delivery>;
     fn retry_delivery(endpoint: &str, id: &str, now: Timestamp) -> bool;
+    fn purge_deliveries(before: Timestamp, limit: usize) -> u32;
 }

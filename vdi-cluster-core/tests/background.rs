@@ -168,6 +168,7 @@ slow_delegation! { Outbox {}
                        failing: Option<Failing<'_>>) -> Option<u32>;
     fn deliveries(endpoint: &str, limit: usize) -> Vec<Delivery>;
     fn retry_delivery(endpoint: &str, id: &str, now: Timestamp) -> bool;
+    fn purge_deliveries(before: Timestamp, limit: usize) -> u32;
 }
 
 struct Replica {

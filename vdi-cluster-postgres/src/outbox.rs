@@ -285,4 +285,17 @@ impl Outbox for PgStore {
         })
         .await
     }
+
+    async fn purge_deliveries(&self, before: Timestamp, limit: usize) -> Result<u32> {
+        let before = millis("before", before)?;
+        self.call(async {
+            let purged: i32 = sqlx::query_scalar(sql::PURGE_DELIVERIES)
+                .bind(before)
+                .bind(row_limit(limit))
+                .fetch_one(self.pool())
+                .await?;
+            Ok(u32::try_from(purged).unwrap_or(0))
+        })
+        .await
+    }
 }

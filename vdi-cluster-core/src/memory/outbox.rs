@@ -217,4 +217,32 @@ impl Outbox for MemoryStore {
         d.due_at = now;
         Ok(true)
     }
+
+    async fn purge_deliveries(&self, before: Timestamp, limit: usize) -> Result<u32> {
+        let mut s = self.lock()?;
+        let o = &mut s.outbox;
+        let mut purged = 0;
+        let mut gone = HashSet::new();
+        o.deliveries.retain(|d| {
+            let finished = matches!(
+                d.delivery.state,
+                DeliveryState::Delivered | DeliveryState::Failed
+            ) && d.delivery.attempts.last().is_some_and(|a| a.at < before);
+            let purge = finished && purged < limit;
+            if purge {
+                purged += 1;
+                let e = &d.delivery.entry;
+                gone.insert((e.endpoint.clone(), e.dedup.clone()));
+            }
+            !purge
+        });
+        o.dedup.retain(|k| !gone.contains(k));
+        o.index = o
+            .deliveries
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.delivery.entry.id.clone(), i))
+            .collect();
+        Ok(u32::try_from(purged).unwrap_or(u32::MAX))
+    }
 }

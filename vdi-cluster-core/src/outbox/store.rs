@@ -121,4 +121,10 @@ pub trait Outbox: Debug + Send + Sync + 'static {
     /// Makes a failed delivery of `endpoint` pending, due at `now`. `false`
     /// if there is no such delivery or it is not failed.
     async fn retry_delivery(&self, endpoint: &str, id: &str, now: Timestamp) -> Result<bool>;
+
+    /// Deletes up to `limit` deliveries that are delivered or failed and
+    /// whose last attempt started before `before` (the retention's
+    /// clean-up), with their de-duplication keys; answers how many. A
+    /// pending or leased delivery is never deleted.
+    async fn purge_deliveries(&self, before: Timestamp, limit: usize) -> Result<u32>;
 }

@@ -306,6 +306,10 @@ async fn tick(
     service.keep_prewarm_targets(fence).await?;
     service.release_ended_prewarms().await?;
     service.watch_queues(fence).await?;
+    let purged = service.purge_old_deliveries().await?;
+    if purged > 0 {
+        tracing::info!(purged, "deleted deliveries past the retention");
+    }
     let queues = service.tend_queues().await?;
     if queues != super::QueueTick::default() {
         tracing::info!(?queues, "waiting rooms tended");

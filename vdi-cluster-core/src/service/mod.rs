@@ -85,7 +85,8 @@ pub use stats::{
     ClusterStats, ClusterSummary, DEFAULT_ZONE, WorkerFilter, WorkerSessions, ZoneStats,
 };
 pub use webhooks::{
-    DeliveryReport, MAX_DELIVERIES_LISTED, SendResult, WebhookSender, validate_secret,
+    DeliveryReport, MAX_DELIVERIES_LISTED, PURGED_PER_STEP, SendResult, WebhookSender,
+    validate_secret,
 };
 
 use crate::client::WorkerClient;

@@ -46,6 +46,8 @@ use crate::worker::WorkerRecord;
 
 /// Deliveries sent at once by one step.
 const SEND_CONCURRENCY: usize = 8;
+/// Deliveries deleted by one clean-up step at most.
+pub const PURGED_PER_STEP: usize = 500;
 /// Deliveries listed at most.
 pub const MAX_DELIVERIES_LISTED: usize = 200;
 
@@ -330,6 +332,14 @@ impl ClusterService {
             tracing::warn!(%session, error = %e, "could not write session.migrated to the outbox");
         }
         self.emit(kind);
+    }
+
+    /// Deletes delivered and failed deliveries whose last attempt is older
+    /// than the retention ([`RetryPolicy::retention`](crate::outbox::RetryPolicy::retention)),
+    /// [`PURGED_PER_STEP`] at most; answers how many (the leader's tick).
+    pub async fn purge_old_deliveries(&self) -> Result<u32> {
+        let before = self.clock.now().minus(self.config.webhooks.retention);
+        self.store.purge_deliveries(before, PURGED_PER_STEP).await
     }
 
     /// One delivery step: leases due deliveries, sends them through

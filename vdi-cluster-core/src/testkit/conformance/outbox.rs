@@ -236,6 +236,60 @@ pub async fn outbox_entries_commit_with_their_cause(factory: &impl StoreFactory)
     assert!(b.webhooks().await.unwrap().is_empty());
 }
 
+/// Retention: delivered and failed deliveries whose last attempt is older
+/// than the cut-off are deleted, at most `limit` per call, with their
+/// de-duplication keys; pending and leased ones never are.
+pub async fn finished_deliveries_past_retention_are_purged(factory: &impl StoreFactory) {
+    let store = factory.replica().await;
+    let t = now();
+    let hour = Duration::from_secs(3600);
+    store.put_webhook(&endpoint("wh_p", t)).await.unwrap();
+    let entries: Vec<_> = (1..=5)
+        .map(|i| entry(&format!("msg_p{i}"), "wh_p", &format!("kp{i}"), t))
+        .collect();
+    assert_eq!(store.append_outbox(&entries, None).await.unwrap(), 5);
+    let leased = store.lease_deliveries(t, t.plus(hour), 10).await.unwrap();
+    assert_eq!(leased.len(), 5);
+    let by_id = |id: &str| leased.iter().find(|d| d.entry.id == id).unwrap();
+    let finish = |id: &'static str, at: Timestamp, status: Option<u16>, next: Next| {
+        let store = Arc::clone(&store);
+        let d = by_id(id).clone();
+        async move {
+            store
+                .finish_delivery(&d, &attempt(at, status), next, None)
+                .await
+                .unwrap()
+                .expect("still leased");
+        }
+    };
+    finish("msg_p1", t, Some(204), Next::Delivered).await;
+    finish("msg_p2", t, None, Next::GiveUp).await;
+    finish("msg_p3", t.plus(hour * 2), Some(204), Next::Delivered).await;
+    finish("msg_p4", t, None, Next::RetryAt(t.plus(hour * 24))).await;
+    // msg_p5 stays leased.
+
+    let cutoff = t.plus(hour);
+    assert_eq!(store.purge_deliveries(cutoff, 1).await.unwrap(), 1);
+    assert_eq!(store.purge_deliveries(cutoff, 10).await.unwrap(), 1);
+    assert_eq!(store.purge_deliveries(cutoff, 10).await.unwrap(), 0);
+    assert_eq!(
+        states(&store, "wh_p").await,
+        vec![
+            ("msg_p3".into(), DeliveryState::Delivered),
+            ("msg_p4".into(), DeliveryState::Pending),
+            ("msg_p5".into(), DeliveryState::Leased),
+        ]
+    );
+    assert_eq!(
+        store
+            .append_outbox(&[entry("msg_p6", "wh_p", "kp1", t)], None)
+            .await
+            .unwrap(),
+        1,
+        "a purged delivery's key went with it"
+    );
+}
+
 /// Deliverers on several replicas leasing at once never get one delivery
 /// twice while it is leased, and together get every due one.
 pub async fn concurrent_deliverers_never_share_a_lease(factory: &impl StoreFactory) {
