@@ -172,6 +172,7 @@ mod tests {
     #[test]
     fn every_type_is_listed() {
         use Availability::*;
+        let exam = crate::ids::ExamId::parse("examId", "math").unwrap();
         let kinds = [
             availability(Healthy, Offline),
             availability(Healthy, Unhealthy),
@@ -179,6 +180,23 @@ mod tests {
             EventKind::WebhookFailing {
                 endpoint: "wh_1".into(),
                 failures: 5,
+                last_error: String::new(),
+            },
+            EventKind::ExamPrewarmBehind {
+                exam: exam.clone(),
+                ready: 1,
+                target: 2,
+            },
+            EventKind::ExamPrewarmReady {
+                exam: exam.clone(),
+                ready: 2,
+                target: 2,
+            },
+            EventKind::ExamQueueForming { exam, waiting: 1 },
+            EventKind::BackendDegraded {
+                since: Timestamp(1),
+                until: Timestamp(2),
+                failures: 1,
                 last_error: String::new(),
             },
         ];

@@ -316,3 +316,37 @@ async fn tick(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_is_reported_once_on_recovery_with_its_extent() {
+        let mut outage = Outage::default();
+        assert!(
+            outage.recovered(Timestamp(1)).is_none(),
+            "no outage, no event"
+        );
+        let down = crate::Error::unavailable(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "connection refused",
+        ));
+        outage.failed(Timestamp(10), &down);
+        outage.failed(Timestamp(15), &down);
+        let (since, kind) = outage.recovered(Timestamp(20)).expect("an outage");
+        assert_eq!(since, Timestamp(10));
+        let EventKind::BackendDegraded {
+            since,
+            until,
+            failures,
+            last_error,
+        } = kind
+        else {
+            panic!("{kind:?}");
+        };
+        assert_eq!((since, until, failures), (Timestamp(10), Timestamp(20), 2));
+        assert!(last_error.contains("connection refused"), "{last_error}");
+        assert!(outage.recovered(Timestamp(30)).is_none(), "reported once");
+    }
+}

@@ -16,13 +16,17 @@
 //!   availability transitions, reconcile's orphan marks, failed
 //!   migrations, suspensions and summary, an exam's risk flag and its
 //!   prewarm readiness (each after the compare-and-set that marks it on
-//!   the calendar, which one replica only wins);
+//!   the calendar, which one replica only wins), a forming waiting room
+//!   (`queue_alerts`) and a store outage, once the store answers again
+//!   (the background loop);
 //! * a re-dispatch writes its `session.migrated` right after the session
 //!   is placed, under a key naming the new dispatch.
 //!
 //! [`ClusterService::deliver_due`] leases due deliveries, sends them
 //! through a [`WebhookSender`], and records each attempt with the next
-//! state that [`RetryPolicy`](crate::outbox::RetryPolicy) decides.
+//! state that [`RetryPolicy`](crate::outbox::RetryPolicy) decides;
+//! [`ClusterService::purge_old_deliveries`] deletes finished ones past
+//! the retention.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
