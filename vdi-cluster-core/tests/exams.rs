@@ -139,6 +139,16 @@ async fn changes_are_admitted_again_and_cancel_frees_capacity() {
 #[tokio::test]
 async fn draining_a_worker_flags_exams_at_risk_once() {
     let (svc, events) = setup();
+    let hook = svc
+        .create_webhook(
+            "admin",
+            "http://hooks.example/",
+            vec!["exam.at_risk".into(), "exam.fits_again".into()],
+            None,
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+        )
+        .await
+        .unwrap();
     svc.heartbeat(heartbeat_with_slots("w1", 4, 0))
         .await
         .unwrap();
@@ -183,6 +193,16 @@ async fn draining_a_worker_flags_exams_at_risk_once() {
             .collect::<Vec<_>>(),
         [&"examAtRisk", &"examFitsAgain"]
     );
+    // Each written to the outbox when its flag was swapped.
+    let mut written: Vec<_> = svc
+        .webhook_deliveries(&hook.id, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.entry.event.kind.name())
+        .collect();
+    written.reverse();
+    assert_eq!(written, ["examAtRisk", "examFitsAgain"]);
 }
 
 #[tokio::test]
