@@ -186,10 +186,13 @@ timed_delegation! { Outbox {}
     fn delete_webhook(id: &str) -> bool;
     fn append_outbox(entries: &[OutboxEntry], fence: Option<&Lease>) -> u32;
     fn put_worker_with_outbox(record: &WorkerRecord, expected: Option<u64>,
-                              entries: &[OutboxEntry]) -> CasOutcome;
+                              dispatched: Option<u32>, entries: &[OutboxEntry]) -> CasOutcome;
+    fn delete_worker_with_outbox(id: &WorkerId, expected: u64,
+                                 entries: &[OutboxEntry]) -> DeleteOutcome;
     fn lease_deliveries(now: Timestamp, until: Timestamp, limit: usize) -> Vec<LeasedDelivery>;
     fn finish_delivery(delivery: &LeasedDelivery, attempt: &Attempt, next: Next,
                        failing: Option<Failing<'_>>) -> Option<u32>;
     fn deliveries(endpoint: &str, limit: usize) -> Vec<Delivery>;
     fn retry_delivery(endpoint: &str, id: &str, now: Timestamp) -> bool;
+    fn purge_deliveries(before: Timestamp, limit: usize) -> u32;
 }

@@ -167,6 +167,28 @@ pub enum EventKind {
         /// Where.
         worker: WorkerId,
     },
+    /// An exam's waiting room formed: it reached the configured number
+    /// of waiting students (the first, by default). Once per episode: the
+    /// queue must empty before it is reported again.
+    ExamQueueForming {
+        /// The exam.
+        exam: ExamId,
+        /// Students waiting when it was observed.
+        waiting: u32,
+    },
+    /// The store failed the leader's steps for a while and answers again:
+    /// written on recovery (the outbox lives in that store), with the
+    /// outage as the leader saw it.
+    BackendDegraded {
+        /// The first failed step.
+        since: Timestamp,
+        /// The first step that succeeded again.
+        until: Timestamp,
+        /// Steps that failed in between.
+        failures: u32,
+        /// The last failure, for humans.
+        last_error: String,
+    },
     /// A webhook endpoint failed this many delivery attempts in a row.
     WebhookFailing {
         /// The endpoint's id.
@@ -201,6 +223,8 @@ impl EventKind {
             Self::ExamPrewarmReady { .. } => "examPrewarmReady",
             Self::ExamPrewarmBehind { .. } => "examPrewarmBehind",
             Self::QueuedSessionPlaced { .. } => "queuedSessionPlaced",
+            Self::ExamQueueForming { .. } => "examQueueForming",
+            Self::BackendDegraded { .. } => "backendDegraded",
             Self::WebhookFailing { .. } => "webhookFailing",
         }
     }
@@ -236,6 +260,7 @@ impl EventSink for LogSink {
             | EventKind::MigrationSuspended { .. }
             | EventKind::ExamAtRisk { .. }
             | EventKind::ExamPrewarmBehind { .. }
+            | EventKind::BackendDegraded { .. }
             | EventKind::WebhookFailing { .. } => {
                 tracing::warn!(target: "vdi_cluster::events", event = %json, "cluster event")
             }

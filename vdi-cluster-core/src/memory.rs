@@ -95,16 +95,38 @@ impl State {
         if held { Ok(()) } else { Err(lease.refusal()) }
     }
 
-    /// Compare-and-set of a worker record.
-    fn put_worker(&mut self, record: &WorkerRecord, expected: Option<u64>) -> CasOutcome {
+    /// Compare-and-set of a worker record; with `dispatched`, also on the
+    /// worker's dispatched count.
+    fn put_worker(
+        &mut self,
+        record: &WorkerRecord,
+        expected: Option<u64>,
+        dispatched: Option<u32>,
+    ) -> CasOutcome {
         let current = self.workers.get(&record.id).map(|(_, v)| *v);
-        if current != expected {
+        let count = self.dispatched.get(&record.id).copied().unwrap_or(0);
+        if current != expected || dispatched.is_some_and(|n| n != count) {
             return CasOutcome::Conflict { current };
         }
         let version = expected.map_or(1, |v| v + 1);
         self.workers
             .insert(record.id.clone(), (record.clone(), version));
         CasOutcome::Written { version }
+    }
+
+    /// Deletes a worker record at version `expected` without dispatches.
+    fn delete_worker(&mut self, id: &WorkerId, expected: u64) -> DeleteOutcome {
+        if self.workers.get(id).map(|(_, v)| *v) != Some(expected) {
+            return DeleteOutcome::Conflict;
+        }
+        // Count the records, not the counter: a drifted counter must not let
+        // a worker with dispatches go.
+        let records = self.dispatches.values().filter(|d| &d.worker == id).count();
+        if records > 0 {
+            return DeleteOutcome::HasDispatches(u32::try_from(records).unwrap_or(u32::MAX));
+        }
+        self.workers.remove(id);
+        DeleteOutcome::Deleted
     }
 
     fn remove_dispatch(&mut self, key: &SessionKey) -> Option<Dispatch> {
@@ -218,7 +240,7 @@ impl Registry for MemoryStore {
     }
 
     async fn put_worker(&self, record: &WorkerRecord, expected: Option<u64>) -> Result<CasOutcome> {
-        Ok(self.lock()?.put_worker(record, expected))
+        Ok(self.lock()?.put_worker(record, expected, None))
     }
 
     async fn put_worker_if_dispatched(
@@ -227,34 +249,13 @@ impl Registry for MemoryStore {
         expected: u64,
         dispatched: u32,
     ) -> Result<CasOutcome> {
-        let mut s = self.lock()?;
-        let current = s.workers.get(&record.id).map(|(_, v)| *v);
-        let count = s.dispatched.get(&record.id).copied().unwrap_or(0);
-        if current != Some(expected) || count != dispatched {
-            return Ok(CasOutcome::Conflict { current });
-        }
-        s.workers
-            .insert(record.id.clone(), (record.clone(), expected + 1));
-        Ok(CasOutcome::Written {
-            version: expected + 1,
-        })
+        Ok(self
+            .lock()?
+            .put_worker(record, Some(expected), Some(dispatched)))
     }
 
     async fn delete_worker(&self, id: &WorkerId, expected: u64) -> Result<DeleteOutcome> {
-        let mut s = self.lock()?;
-        if s.workers.get(id).map(|(_, v)| *v) != Some(expected) {
-            return Ok(DeleteOutcome::Conflict);
-        }
-        // Count the records, not the counter: a drifted counter must not let
-        // a worker with dispatches go.
-        let records = s.dispatches.values().filter(|d| &d.worker == id).count();
-        if records > 0 {
-            return Ok(DeleteOutcome::HasDispatches(
-                u32::try_from(records).unwrap_or(u32::MAX),
-            ));
-        }
-        s.workers.remove(id);
-        Ok(DeleteOutcome::Deleted)
+        Ok(self.lock()?.delete_worker(id, expected))
     }
 }
 

@@ -7,6 +7,7 @@
 //! records, asks these functions and applies their answers is
 //! orchestration (`ClusterService::reconcile`).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -114,6 +115,22 @@ pub struct ReconcileReport {
     pub policy_changes: Vec<PolicyChange>,
     /// Counters found wrong and repaired.
     pub drift: Vec<Drift>,
+    /// The sessions of failed workers moved, failed to move and orphaned
+    /// by this pass, per exam (exams with none are absent).
+    #[serde(default)]
+    pub by_exam: BTreeMap<ExamId, ExamMigration>,
+}
+
+/// One exam's part of a pass's migrations (seed 002's migration summary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExamMigration {
+    /// Re-dispatched to a healthy worker.
+    pub moved: u32,
+    /// Re-dispatch attempted and failed.
+    pub failed: u32,
+    /// Marked orphaned (`manual`).
+    pub orphaned: u32,
 }
 
 /// A counter a recount checks.

@@ -139,6 +139,16 @@ async fn changes_are_admitted_again_and_cancel_frees_capacity() {
 #[tokio::test]
 async fn draining_a_worker_flags_exams_at_risk_once() {
     let (svc, events) = setup();
+    let hook = svc
+        .create_webhook(
+            "admin",
+            "http://hooks.example/",
+            vec!["exam.at_risk".into(), "exam.fits_again".into()],
+            None,
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+        )
+        .await
+        .unwrap();
     svc.heartbeat(heartbeat_with_slots("w1", 4, 0))
         .await
         .unwrap();
@@ -151,18 +161,18 @@ async fn draining_a_worker_flags_exams_at_risk_once() {
             .await
             .unwrap(),
     );
-    assert!(svc.evaluate_exam_risks().await.unwrap().is_empty());
+    assert!(svc.evaluate_exam_risks(None).await.unwrap().is_empty());
 
     svc.admin(&wid("w2"), AdminAction::Drain { deadline: None }, "ops")
         .await
         .unwrap();
-    let changes = svc.evaluate_exam_risks().await.unwrap();
+    let changes = svc.evaluate_exam_risks(None).await.unwrap();
     assert!(
         matches!(&changes[..], [EventKind::ExamAtRisk { shortfall: 3, .. }]),
         "{changes:?}"
     );
     assert!(
-        svc.evaluate_exam_risks().await.unwrap().is_empty(),
+        svc.evaluate_exam_risks(None).await.unwrap().is_empty(),
         "once per change"
     );
     let listed = svc.exam_calendar(None, None).await.unwrap();
@@ -173,7 +183,7 @@ async fn draining_a_worker_flags_exams_at_risk_once() {
     svc.admin(&wid("w2"), AdminAction::Activate, "ops")
         .await
         .unwrap();
-    let changes = svc.evaluate_exam_risks().await.unwrap();
+    let changes = svc.evaluate_exam_risks(None).await.unwrap();
     assert!(matches!(&changes[..], [EventKind::ExamFitsAgain { .. }]));
     let names: Vec<_> = events.events().iter().map(|e| e.kind.name()).collect();
     assert_eq!(
@@ -183,6 +193,16 @@ async fn draining_a_worker_flags_exams_at_risk_once() {
             .collect::<Vec<_>>(),
         [&"examAtRisk", &"examFitsAgain"]
     );
+    // Each written to the outbox when its flag was swapped.
+    let mut written: Vec<_> = svc
+        .webhook_deliveries(&hook.id, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.entry.event.kind.name())
+        .collect();
+    written.reverse();
+    assert_eq!(written, ["examAtRisk", "examFitsAgain"]);
 }
 
 #[tokio::test]

@@ -106,9 +106,9 @@ async fn lost_machines_are_replaced_once_and_released_at_the_end() {
     assert_eq!(h.prewarmed(&all), 6);
     // Nothing reported yet: readiness 0, and no top-up of what is starting.
     h.advance(1);
-    assert!(h.svc.keep_prewarm_targets().await.unwrap().is_empty());
+    assert!(h.svc.keep_prewarm_targets(None).await.unwrap().is_empty());
     h.report(&all).await;
-    assert!(h.svc.keep_prewarm_targets().await.unwrap().is_empty());
+    assert!(h.svc.keep_prewarm_targets(None).await.unwrap().is_empty());
     let figures = h.svc.exam_figures(&h.exam).await.unwrap();
     assert_eq!(figures.status.prewarm.readiness_percent, 100);
     assert_eq!(figures.status.prewarm.workers.len(), 3);
@@ -136,16 +136,16 @@ async fn lost_machines_are_replaced_once_and_released_at_the_end() {
     let figures = h.svc.exam_figures(&h.exam).await.unwrap();
     assert_eq!(figures.status.prewarm.lost, 2);
     assert_eq!(figures.status.prewarm.readiness_percent, 66);
-    let topped = h.svc.keep_prewarm_targets().await.unwrap();
+    let topped = h.svc.keep_prewarm_targets(None).await.unwrap();
     assert_eq!(topped.len(), 1);
     assert_eq!((topped[0].1.requested, topped[0].1.started), (2, 2));
     assert!(topped[0].1.shares.iter().all(|s| s.worker != wid("w1")));
     assert_eq!(h.prewarmed(&["w2", "w3"]), 6);
     // Not again until the survivors have reported after the top-up.
-    assert!(h.svc.keep_prewarm_targets().await.unwrap().is_empty());
+    assert!(h.svc.keep_prewarm_targets(None).await.unwrap().is_empty());
     h.advance(1);
     h.report(&["w2", "w3"]).await;
-    assert!(h.svc.keep_prewarm_targets().await.unwrap().is_empty());
+    assert!(h.svc.keep_prewarm_targets(None).await.unwrap().is_empty());
     assert_eq!(h.prewarmed(&["w2", "w3"]), 6);
     let figures = h.svc.exam_figures(&h.exam).await.unwrap();
     assert_eq!(figures.status.prewarm.readiness_percent, 100);
@@ -154,7 +154,7 @@ async fn lost_machines_are_replaced_once_and_released_at_the_end() {
     // At the start: fully ready, no event of falling behind.
     h.advance(15 * 60);
     h.report(&["w2", "w3"]).await;
-    assert!(h.svc.keep_prewarm_targets().await.unwrap().is_empty());
+    assert!(h.svc.keep_prewarm_targets(None).await.unwrap().is_empty());
     assert!(
         !h.events
             .events()
@@ -179,8 +179,8 @@ async fn an_exam_that_starts_short_of_its_target_says_so_once() {
     // The workers never report the machines ready.
     h.advance(15 * 60);
     h.report(&["w1"]).await;
-    h.svc.keep_prewarm_targets().await.unwrap();
-    h.svc.keep_prewarm_targets().await.unwrap();
+    h.svc.keep_prewarm_targets(None).await.unwrap();
+    h.svc.keep_prewarm_targets(None).await.unwrap();
     let behind: Vec<_> = h
         .events
         .events()

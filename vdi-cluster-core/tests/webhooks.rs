@@ -52,6 +52,10 @@ async fn failures_retry_and_a_failing_endpoint_is_reported_once() {
         .clock(Arc::new(clock.clone()))
         .config(config)
         .build();
+    service
+        .heartbeat(heartbeat_for("w-1", 8.0, 12288, 1))
+        .await
+        .unwrap();
     let failing = service
         .create_webhook("admin", "http://down.example/", vec![], None, SECRET.into())
         .await
@@ -69,12 +73,8 @@ async fn failures_retry_and_a_failing_endpoint_is_reported_once() {
     let fake = Fake::default();
     *fake.down.lock().unwrap() = Some(failing.url.clone());
 
-    // A worker with a session is drained: its alert is written with the
-    // change, for both endpoints.
-    service
-        .heartbeat(heartbeat_for("w-1", 8.0, 12288, 1))
-        .await
-        .unwrap();
+    // A worker with a session (registered before any endpoint existed) is
+    // drained: its alert is written with the change, for both endpoints.
     let w1 = WorkerId::parse("code", "w-1").unwrap();
     service
         .admin(&w1, AdminAction::Drain { deadline: None }, "admin")

@@ -8,17 +8,20 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
+use vdi_cluster_core::WorkerId;
 use vdi_cluster_core::outbox::{
     Attempt, Delivery, DeliveryState, Failing, LeasedDelivery, Next, Outbox, OutboxEntry,
     WebhookEndpoint, failed_attempts,
 };
-use vdi_cluster_core::store::{CasOutcome, Lease};
+use vdi_cluster_core::store::{CasOutcome, DeleteOutcome, Lease};
 use vdi_cluster_core::worker::WorkerRecord;
 use vdi_cluster_core::{Result, Timestamp};
 
 use crate::dispatch::{fence_args, refuse_unless};
 use crate::error::PgError;
-use crate::registry::{expected_version, write_worker};
+use crate::registry::{
+    delete_worker, dispatched_count, expected_version, write_worker, write_worker_if_dispatched,
+};
 use crate::{PgStore, millis, row_limit, sql, to_u64};
 
 /// One entry as `vdi.outbox_append` reads it.
@@ -44,6 +47,25 @@ fn rows(entries: &[OutboxEntry]) -> Json<Vec<AppendRow<'_>>> {
             })
             .collect(),
     )
+}
+
+/// Ends the transaction of a cause: with its `entries` appended and
+/// committed when it `wrote`, rolled back otherwise.
+async fn finish(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    wrote: bool,
+    entries: &[OutboxEntry],
+) -> Result<(), PgError> {
+    if !wrote {
+        tx.rollback().await?;
+        return Ok(());
+    }
+    sqlx::query(sql::OUTBOX_APPEND)
+        .bind(rows(entries))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 fn delivery(row: &PgRow) -> Result<Delivery, PgError> {
@@ -125,22 +147,50 @@ impl Outbox for PgStore {
         &self,
         record: &WorkerRecord,
         expected: Option<u64>,
+        dispatched: Option<u32>,
         entries: &[OutboxEntry],
     ) -> Result<CasOutcome> {
         let expected = expected_version(expected)?;
+        // The dispatched count to check, if any: a record not yet stored
+        // has none dispatched, and no stored count exceeds i32.
+        let checked = match (expected, dispatched.map(dispatched_count)) {
+            (_, None) | (None, Some(Some(0))) => None,
+            (Some(version), Some(Some(n))) => Some((version, n)),
+            _ => {
+                return Ok(CasOutcome::Conflict {
+                    current: self.call(self.current_version(&record.id)).await?,
+                });
+            }
+        };
         self.call(async {
             let mut tx = self.pool().begin().await?;
-            let written = write_worker(&mut *tx, record, expected).await?;
-            if written.is_some() {
-                sqlx::query(sql::OUTBOX_APPEND)
-                    .bind(rows(entries))
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-            } else {
-                tx.rollback().await?;
-            }
+            let written = match checked {
+                Some((version, n)) => {
+                    write_worker_if_dispatched(&mut *tx, record, version, n).await?
+                }
+                None => write_worker(&mut *tx, record, expected).await?,
+            };
+            finish(tx, written.is_some(), entries).await?;
             self.cas_outcome(record, written).await
+        })
+        .await
+    }
+
+    async fn delete_worker_with_outbox(
+        &self,
+        id: &WorkerId,
+        expected: u64,
+        entries: &[OutboxEntry],
+    ) -> Result<DeleteOutcome> {
+        let Ok(expected) = i64::try_from(expected) else {
+            // No stored version is that large.
+            return Ok(DeleteOutcome::Conflict);
+        };
+        self.call(async {
+            let mut tx = self.pool().begin().await?;
+            let outcome = delete_worker(&mut *tx, id, expected).await?;
+            finish(tx, outcome == DeleteOutcome::Deleted, entries).await?;
+            Ok(outcome)
         })
         .await
     }
@@ -232,6 +282,19 @@ impl Outbox for PgStore {
                 .fetch_optional(self.pool())
                 .await?;
             Ok(row.is_some())
+        })
+        .await
+    }
+
+    async fn purge_deliveries(&self, before: Timestamp, limit: usize) -> Result<u32> {
+        let before = millis("before", before)?;
+        self.call(async {
+            let purged: i32 = sqlx::query_scalar(sql::PURGE_DELIVERIES)
+                .bind(before)
+                .bind(row_limit(limit))
+                .fetch_one(self.pool())
+                .await?;
+            Ok(u32::try_from(purged).unwrap_or(0))
         })
         .await
     }

@@ -71,6 +71,65 @@ where
     })
 }
 
+/// A dispatched count as PostgreSQL's integer; `None` when no stored count
+/// can be that large (the compare-and-set conflicts).
+pub(crate) fn dispatched_count(dispatched: u32) -> Option<i32> {
+    i32::try_from(dispatched).ok()
+}
+
+/// Compare-and-set of a worker record on its version and its dispatched
+/// count, on `executor`: the new version, or `None` on a conflict.
+pub(crate) async fn write_worker_if_dispatched<'c, E>(
+    executor: E,
+    record: &WorkerRecord,
+    expected: i64,
+    dispatched: i32,
+) -> Result<Option<i64>, PgError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Postgres>,
+{
+    Ok(sqlx::query_scalar(sql::UPDATE_WORKER_IF_DISPATCHED)
+        .bind(record.id.as_str())
+        .bind(Json(record))
+        .bind(i32::try_from(record.max_sessions()).unwrap_or(i32::MAX))
+        .bind(i64::from(record.unrecorded))
+        .bind(record.accepting())
+        .bind(expected)
+        .bind(dispatched)
+        .bind(i64::from(record.reported_active))
+        .fetch_optional(executor)
+        .await?)
+}
+
+/// `vdi.delete_worker` on `executor`.
+pub(crate) async fn delete_worker<'c, E>(
+    executor: E,
+    id: &WorkerId,
+    expected: i64,
+) -> Result<DeleteOutcome, PgError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Postgres>,
+{
+    let row = sqlx::query(sql::DELETE_WORKER)
+        .bind(id.as_str())
+        .bind(expected)
+        .fetch_one(executor)
+        .await?;
+    let outcome: String = row.try_get("outcome")?;
+    match outcome.as_str() {
+        "deleted" => Ok(DeleteOutcome::Deleted),
+        "conflict" => Ok(DeleteOutcome::Conflict),
+        "has_dispatches" => Ok(DeleteOutcome::HasDispatches(to_u32(
+            "dispatch count",
+            row.try_get("remaining")?,
+        )?)),
+        _ => Err(PgError::UnknownOutcome {
+            function: "vdi.delete_worker",
+            outcome,
+        }),
+    }
+}
+
 impl PgStore {
     /// The outcome of a compare-and-set that answered `written`.
     pub(crate) async fn cas_outcome(
@@ -90,7 +149,7 @@ impl PgStore {
         })
     }
 
-    async fn current_version(&self, id: &WorkerId) -> Result<Option<u64>, PgError> {
+    pub(crate) async fn current_version(&self, id: &WorkerId) -> Result<Option<u64>, PgError> {
         let version: Option<i64> = sqlx::query_scalar(sql::WORKER_VERSION)
             .bind(id.as_str())
             .fetch_optional(self.pool())
@@ -145,32 +204,15 @@ impl Registry for PgStore {
     ) -> Result<CasOutcome> {
         let expected =
             i64::try_from(expected).map_err(|e| vdi_cluster_core::Error::invalid("version", e))?;
-        let Ok(dispatched) = i32::try_from(dispatched) else {
-            // No stored count is that large.
+        let Some(dispatched) = dispatched_count(dispatched) else {
             return Ok(CasOutcome::Conflict {
                 current: self.call(self.current_version(&record.id)).await?,
             });
         };
         self.call(async {
-            let written: Option<i64> = sqlx::query_scalar(sql::UPDATE_WORKER_IF_DISPATCHED)
-                .bind(record.id.as_str())
-                .bind(Json(record))
-                .bind(i32::try_from(record.max_sessions()).unwrap_or(i32::MAX))
-                .bind(i64::from(record.unrecorded))
-                .bind(record.accepting())
-                .bind(expected)
-                .bind(dispatched)
-                .bind(i64::from(record.reported_active))
-                .fetch_optional(self.pool())
-                .await?;
-            Ok(match written {
-                Some(version) => CasOutcome::Written {
-                    version: to_u64("worker version", version)?,
-                },
-                None => CasOutcome::Conflict {
-                    current: self.current_version(&record.id).await?,
-                },
-            })
+            let written =
+                write_worker_if_dispatched(self.pool(), record, expected, dispatched).await?;
+            self.cas_outcome(record, written).await
         })
         .await
     }
@@ -180,26 +222,6 @@ impl Registry for PgStore {
             // No stored version is that large.
             return Ok(DeleteOutcome::Conflict);
         };
-        self.call(async {
-            let row = sqlx::query(sql::DELETE_WORKER)
-                .bind(id.as_str())
-                .bind(expected)
-                .fetch_one(self.pool())
-                .await?;
-            let outcome: String = row.try_get("outcome")?;
-            match outcome.as_str() {
-                "deleted" => Ok(DeleteOutcome::Deleted),
-                "conflict" => Ok(DeleteOutcome::Conflict),
-                "has_dispatches" => Ok(DeleteOutcome::HasDispatches(to_u32(
-                    "dispatch count",
-                    row.try_get("remaining")?,
-                )?)),
-                _ => Err(PgError::UnknownOutcome {
-                    function: "vdi.delete_worker",
-                    outcome,
-                }),
-            }
-        })
-        .await
+        self.call(delete_worker(self.pool(), id, expected)).await
     }
 }

@@ -133,4 +133,6 @@ statements! {
     DELIVERIES = "deliveries.sql";
     /// A failed delivery, due again.
     RETRY_DELIVERY = "retry_delivery.sql";
+    /// Delivered and failed deliveries past the retention, deleted.
+    PURGE_DELIVERIES = "purge_deliveries.sql";
 }

@@ -130,6 +130,25 @@ pub enum EventKindJson {
         /// Where.
         worker: String,
     },
+    /// An exam's waiting room formed (reached the configured number of
+    /// waiting students); once until it empties.
+    ExamQueueForming {
+        /// The exam.
+        exam_id: String,
+        /// Students waiting when it was observed.
+        waiting: u32,
+    },
+    /// The store failed the leader's steps for a while and answers again.
+    BackendDegraded {
+        /// The first failed step (ms since the epoch).
+        since: u64,
+        /// The first step that succeeded again (ms since the epoch).
+        until: u64,
+        /// Steps that failed in between.
+        failures: u32,
+        /// The last failure, for humans.
+        last_error: String,
+    },
     /// A webhook endpoint failed this many delivery attempts in a row.
     WebhookFailing {
         /// The endpoint's id.
@@ -234,6 +253,21 @@ impl EventKindJson {
             EventKind::QueuedSessionPlaced { session, worker } => Self::QueuedSessionPlaced {
                 session: SessionRef::from(session),
                 worker: worker.to_string(),
+            },
+            EventKind::ExamQueueForming { exam, waiting } => Self::ExamQueueForming {
+                exam_id: exam.to_string(),
+                waiting: *waiting,
+            },
+            EventKind::BackendDegraded {
+                since,
+                until,
+                failures,
+                last_error,
+            } => Self::BackendDegraded {
+                since: since.as_millis(),
+                until: until.as_millis(),
+                failures: *failures,
+                last_error: last_error.clone(),
             },
             EventKind::WebhookFailing {
                 endpoint,
@@ -411,6 +445,23 @@ mod tests {
                 },
                 json!({"at": 42, "type": "queuedSessionPlaced",
                        "session": {"examId": "e1", "userId": "u1"}, "worker": "w1"}),
+            ),
+            (
+                EventKind::ExamQueueForming {
+                    exam: vdi_cluster_core::ExamId::parse("examId", "math").unwrap(),
+                    waiting: 1,
+                },
+                json!({"at": 42, "type": "examQueueForming", "examId": "math", "waiting": 1}),
+            ),
+            (
+                EventKind::BackendDegraded {
+                    since: vdi_cluster_core::Timestamp(10),
+                    until: vdi_cluster_core::Timestamp(40),
+                    failures: 6,
+                    last_error: "connection refused".into(),
+                },
+                json!({"at": 42, "type": "backendDegraded", "since": 10, "until": 40,
+                       "failures": 6, "lastError": "connection refused"}),
             ),
         ];
         for (kind, expected) in cases {

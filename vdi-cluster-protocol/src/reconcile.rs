@@ -164,6 +164,24 @@ pub struct ReconcileReportJson {
     pub policy_changes: Vec<PolicyChangeJson>,
     /// Counters found wrong and repaired.
     pub drift: Vec<DriftJson>,
+    /// The sessions of failed workers moved, failed to move and orphaned,
+    /// per exam (seed 002's migration summary), by exam id.
+    #[serde(default)]
+    pub by_exam: Vec<ExamMigrationJson>,
+}
+
+/// One exam's part of a reconcile pass's migrations.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExamMigrationJson {
+    /// The exam.
+    pub exam_id: String,
+    /// Sessions re-dispatched to a healthy worker.
+    pub moved: u32,
+    /// Sessions whose re-dispatch failed.
+    pub failed: u32,
+    /// Sessions marked orphaned (`manual` failure policy).
+    pub orphaned: u32,
 }
 
 impl From<&ReconcileReport> for ReconcileReportJson {
@@ -191,6 +209,16 @@ impl From<&ReconcileReport> for ReconcileReportJson {
                 .map(PolicyChangeJson::from)
                 .collect(),
             drift: r.drift.iter().map(DriftJson::from).collect(),
+            by_exam: r
+                .by_exam
+                .iter()
+                .map(|(exam, m)| ExamMigrationJson {
+                    exam_id: exam.to_string(),
+                    moved: m.moved,
+                    failed: m.failed,
+                    orphaned: m.orphaned,
+                })
+                .collect(),
         }
     }
 }
@@ -247,6 +275,15 @@ mod tests {
                     actual: 0,
                 },
             ],
+            by_exam: [(
+                ExamId::parse("examId", "e1").unwrap(),
+                vdi_cluster_core::service::ExamMigration {
+                    moved: 1,
+                    failed: 2,
+                    orphaned: 3,
+                },
+            )]
+            .into(),
         };
         assert_eq!(
             serde_json::to_value(ReconcileReportJson::from(&report)).unwrap(),
@@ -267,6 +304,7 @@ mod tests {
                     {"counter": "examAffinity", "examId": "e1", "worker": "w1",
                      "stored": -1, "actual": 0},
                 ],
+                "byExam": [{"examId": "e1", "moved": 1, "failed": 2, "orphaned": 3}],
             })
         );
     }

@@ -6,6 +6,11 @@
 -- KEYS[3]  dispatched counts (hash)        {p}:dispatched
 -- ARGV[1]  worker code
 -- ARGV[2]  expected version
+-- With the outbox's entries to write with the deletion (Outbox::
+-- delete_worker_with_outbox), also:
+-- KEYS[4…7] the outbox keys {entries, due, state, dedup} (outbox_enqueue.lua)
+-- KEYS[8…]  entry i's endpoint list
+-- ARGV[3…]  the entries, as outbox_append (prelude.lua) reads them
 --
 -- Returns {'deleted'}, {'conflict'} or {'has_dispatches', count}.
 
@@ -22,4 +27,7 @@ end
 redis.call('DEL', worker)
 redis.call('SREM', workers, ARGV[1])
 redis.call('HDEL', counts, ARGV[1])
+if ARGV[3] then
+  outbox_append({entries = KEYS[4], due = KEYS[5], state = KEYS[6], dedup = KEYS[7]}, 8, 3)
+end
 return {'deleted'}

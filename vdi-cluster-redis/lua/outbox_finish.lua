@@ -8,7 +8,9 @@
 -- KEYS[5]  delivery lease tokens (hash)          {p}:outbox:tokens
 -- KEYS[6]  attempts (hash id → JSON lines)       {p}:outbox:attempts
 -- KEYS[7]  consecutive failures (hash endpoint → n) {p}:outbox:failures
--- KEYS[8…] the failing entries' endpoint lists
+-- KEYS[8]  finished deliveries (zset id → ms of the last attempt)
+--                                                {p}:outbox:finished
+-- KEYS[9…] the failing entries' endpoint lists
 -- ARGV[1]  delivery id
 -- ARGV[2]  its lease token
 -- ARGV[3]  the attempt (JSON, one line)
@@ -16,9 +18,10 @@
 -- ARGV[5]  due (ms) when pending
 -- ARGV[6]  the delivery's endpoint
 -- ARGV[7]  '1' if the attempt succeeded
--- ARGV[8]  consecutive failures at which the failing entries are written,
+-- ARGV[8]  when the attempt started (ms)
+-- ARGV[9]  consecutive failures at which the failing entries are written,
 --          or '' for none
--- ARGV[9…] the failing entries, as outbox_append (prelude.lua) reads them
+-- ARGV[10…] the failing entries, as outbox_append (prelude.lua) reads them
 --
 -- Returns the endpoint's consecutive failures after the attempt, or nil
 -- (nothing written) when the delivery is not leased under ARGV[2].
@@ -32,8 +35,10 @@ redis.call('HSET', KEYS[6], id, before .. ARGV[3] .. '\n')
 redis.call('HSET', KEYS[3], id, ARGV[4])
 if ARGV[4] == 'pending' then
   redis.call('ZADD', KEYS[2], ARGV[5], id)
+  redis.call('ZREM', KEYS[8], id)
 else
   redis.call('ZREM', KEYS[2], id)
+  redis.call('ZADD', KEYS[8], ARGV[8], id)
 end
 local failures = 0
 if ARGV[7] == '1' then
@@ -41,7 +46,7 @@ if ARGV[7] == '1' then
 else
   failures = redis.call('HINCRBY', KEYS[7], ARGV[6], 1)
 end
-if ARGV[8] ~= '' and failures == tonumber(ARGV[8]) then
-  outbox_append({entries = KEYS[1], due = KEYS[2], state = KEYS[3], dedup = KEYS[4]}, 8, 9)
+if ARGV[9] ~= '' and failures == tonumber(ARGV[9]) then
+  outbox_append({entries = KEYS[1], due = KEYS[2], state = KEYS[3], dedup = KEYS[4]}, 9, 10)
 end
 return failures

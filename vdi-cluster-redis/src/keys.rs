@@ -270,7 +270,8 @@ impl Keys {
     /// → JSON), `due` (zset id → ms), `state` (hash id → state), `dedup`
     /// (hash endpoint and key → id), `tokens` (hash id → delivery lease
     /// token), `lease-token` (counter), `attempts` (hash id → JSON lines),
-    /// `failures` (hash endpoint → consecutive failures).
+    /// `failures` (hash endpoint → consecutive failures), `finished` (zset
+    /// id → ms of a delivered or failed delivery's last attempt).
     pub(crate) fn outbox(&self, part: &str) -> String {
         format!("{}:outbox:{part}", self.prefix)
     }

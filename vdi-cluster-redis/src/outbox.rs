@@ -6,11 +6,12 @@
 use async_trait::async_trait;
 use redis::ScriptInvocation;
 use vdi_cluster_core::Result;
+use vdi_cluster_core::WorkerId;
 use vdi_cluster_core::outbox::{
     Attempt, Delivery, DeliveryState, Failing, LeasedDelivery, Next, Outbox, OutboxEntry,
     WebhookEndpoint, failed_attempts,
 };
-use vdi_cluster_core::store::{CasOutcome, Lease};
+use vdi_cluster_core::store::{CasOutcome, DeleteOutcome, Lease};
 use vdi_cluster_core::time::Timestamp;
 use vdi_cluster_core::worker::WorkerRecord;
 
@@ -144,9 +145,20 @@ impl Outbox for RedisStore {
         &self,
         record: &WorkerRecord,
         expected: Option<u64>,
+        dispatched: Option<u32>,
         entries: &[OutboxEntry],
     ) -> Result<CasOutcome> {
-        self.write_worker(record, expected, None, entries).await
+        self.write_worker(record, expected, dispatched, entries)
+            .await
+    }
+
+    async fn delete_worker_with_outbox(
+        &self,
+        id: &WorkerId,
+        expected: u64,
+        entries: &[OutboxEntry],
+    ) -> Result<DeleteOutcome> {
+        self.remove_worker(id, expected, entries).await
     }
 
     async fn lease_deliveries(
@@ -200,7 +212,7 @@ impl Outbox for RedisStore {
         };
         let mut invocation = SCRIPTS.outbox_finish.prepare_invoke();
         self.outbox_keys(&mut invocation);
-        for part in ["tokens", "attempts", "failures"] {
+        for part in ["tokens", "attempts", "failures", "finished"] {
             invocation.key(self.keys.outbox(part));
         }
         invocation
@@ -210,7 +222,8 @@ impl Outbox for RedisStore {
             .arg(state.name())
             .arg(due)
             .arg(&delivery.entry.endpoint)
-            .arg(if attempt.succeeded() { "1" } else { "0" });
+            .arg(if attempt.succeeded() { "1" } else { "0" })
+            .arg(attempt.at.as_millis());
         match failing {
             Some(f) => {
                 invocation.arg(f.threshold);
@@ -299,5 +312,57 @@ impl Outbox for RedisStore {
             .await
             .map_err(BackendError::from)?;
         Ok(retried == 1)
+    }
+
+    async fn purge_deliveries(&self, before: Timestamp, limit: usize) -> Result<u32> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.keys.outbox("finished"))
+            .arg("-inf")
+            .arg(format!("({}", before.as_millis()))
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let entries: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.keys.outbox("entries"))
+            .arg(&ids)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        let mut invocation = SCRIPTS.outbox_purge.prepare_invoke();
+        for part in [
+            "entries", "state", "dedup", "tokens", "attempts", "finished",
+        ] {
+            invocation.key(self.keys.outbox(part));
+        }
+        invocation.arg(before.as_millis());
+        for (id, entry) in ids.iter().zip(entries) {
+            // An entry gone already is only dropped from the index.
+            let (endpoint, dedup) = match entry {
+                Some(json) => {
+                    let e = self.parse_entry(&json)?;
+                    (e.endpoint, e.dedup)
+                }
+                None => (String::new(), String::new()),
+            };
+            invocation
+                .key(self.keys.outbox_endpoint(&endpoint))
+                .arg(id)
+                .arg(endpoint)
+                .arg(dedup);
+        }
+        let purged: u32 = invocation
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        Ok(purged)
     }
 }

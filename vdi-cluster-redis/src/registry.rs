@@ -188,13 +188,31 @@ impl Registry for RedisStore {
     }
 
     async fn delete_worker(&self, id: &WorkerId, expected: u64) -> Result<DeleteOutcome> {
-        let reply: Vec<String> = SCRIPTS
-            .delete_worker
+        self.remove_worker(id, expected, &[]).await
+    }
+}
+
+impl RedisStore {
+    /// `delete_worker.lua`, with `entries` written in the same step when
+    /// the record is deleted.
+    pub(crate) async fn remove_worker(
+        &self,
+        id: &WorkerId,
+        expected: u64,
+        entries: &[OutboxEntry],
+    ) -> Result<DeleteOutcome> {
+        let mut invocation = SCRIPTS.delete_worker.prepare_invoke();
+        invocation
             .key(self.keys.worker(id))
             .key(self.keys.workers())
             .key(self.keys.dispatched())
             .arg(id.as_str())
-            .arg(expected)
+            .arg(expected);
+        if !entries.is_empty() {
+            self.outbox_keys(&mut invocation);
+            self.outbox_entries(&mut invocation, entries)?;
+        }
+        let reply: Vec<String> = invocation
             .invoke_async(&mut self.conn())
             .await
             .map_err(BackendError::from)?;

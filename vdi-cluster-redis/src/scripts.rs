@@ -83,6 +83,7 @@ scripts!(
     outbox_lease,
     outbox_finish,
     outbox_retry,
+    outbox_purge,
 );
 
 /// The compare-and-reserve script exactly as the store runs it (prelude

@@ -148,7 +148,7 @@ impl Day {
     /// ended exams' machines.
     pub(crate) async fn leader_tick(&mut self) {
         let svc = Arc::clone(&self.replicas[0]);
-        svc.evaluate_exam_risks().await.expect("risks");
+        svc.evaluate_exam_risks(None).await.expect("risks");
         for (exam, r) in svc.start_due_prewarms().await.expect("prewarm") {
             self.say(format!(
                 "leader: timed prewarm of {exam}: {} machines planned on {} workers, {} started",
@@ -157,7 +157,7 @@ impl Day {
                 r.started
             ));
         }
-        for (exam, r) in svc.keep_prewarm_targets().await.expect("targets") {
+        for (exam, r) in svc.keep_prewarm_targets(None).await.expect("targets") {
             self.say(format!(
                 "leader: {exam} short of its target: {} more started",
                 r.started

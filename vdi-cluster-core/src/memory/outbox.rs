@@ -6,11 +6,12 @@ use async_trait::async_trait;
 
 use super::MemoryStore;
 use crate::error::Result;
+use crate::ids::WorkerId;
 use crate::outbox::{
     Attempt, Delivery, DeliveryState, Failing, LeasedDelivery, Next, Outbox, OutboxEntry,
     WebhookEndpoint, failed_attempts,
 };
-use crate::store::{CasOutcome, Lease};
+use crate::store::{CasOutcome, DeleteOutcome, Lease};
 use crate::time::Timestamp;
 use crate::worker::WorkerRecord;
 
@@ -92,11 +93,26 @@ impl Outbox for MemoryStore {
         &self,
         record: &WorkerRecord,
         expected: Option<u64>,
+        dispatched: Option<u32>,
         entries: &[OutboxEntry],
     ) -> Result<CasOutcome> {
         let mut s = self.lock()?;
-        let outcome = s.put_worker(record, expected);
+        let outcome = s.put_worker(record, expected, dispatched);
         if let CasOutcome::Written { .. } = outcome {
+            s.outbox.enqueue(entries);
+        }
+        Ok(outcome)
+    }
+
+    async fn delete_worker_with_outbox(
+        &self,
+        id: &WorkerId,
+        expected: u64,
+        entries: &[OutboxEntry],
+    ) -> Result<DeleteOutcome> {
+        let mut s = self.lock()?;
+        let outcome = s.delete_worker(id, expected);
+        if outcome == DeleteOutcome::Deleted {
             s.outbox.enqueue(entries);
         }
         Ok(outcome)
@@ -200,5 +216,33 @@ impl Outbox for MemoryStore {
         d.state = DeliveryState::Pending;
         d.due_at = now;
         Ok(true)
+    }
+
+    async fn purge_deliveries(&self, before: Timestamp, limit: usize) -> Result<u32> {
+        let mut s = self.lock()?;
+        let o = &mut s.outbox;
+        let mut purged = 0;
+        let mut gone = HashSet::new();
+        o.deliveries.retain(|d| {
+            let finished = matches!(
+                d.delivery.state,
+                DeliveryState::Delivered | DeliveryState::Failed
+            ) && d.delivery.attempts.last().is_some_and(|a| a.at < before);
+            let purge = finished && purged < limit;
+            if purge {
+                purged += 1;
+                let e = &d.delivery.entry;
+                gone.insert((e.endpoint.clone(), e.dedup.clone()));
+            }
+            !purge
+        });
+        o.dedup.retain(|k| !gone.contains(k));
+        o.index = o
+            .deliveries
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.delivery.entry.id.clone(), i))
+            .collect();
+        Ok(u32::try_from(purged).unwrap_or(u32::MAX))
     }
 }

@@ -11,10 +11,14 @@
 //! | `worker.policy_changed` | drain, drained, disable or activate |
 //! | `session.migrated` | a session moved off a failed worker (tell the student) |
 //! | `session.migration_failed` | a session could not be moved off a failed worker |
-//! | `migration.manual_required` | the `manual` failure policy marked sessions orphaned: an operator must evacuate them |
-//! | `migration.suspended` | the mass-failure guard (or the lack of a healthy target) held migration back; once per reconcile pass while it holds |
-//! | `migration.summary` | a reconcile pass moved, failed to move or orphaned sessions of failed workers (the pass's report) |
+//! | `migration.manual_required` | the `manual` failure policy marked sessions orphaned: an operator must evacuate them; repeated every `manual_migration_remind` while they remain |
+//! | `migration.suspended` | the mass-failure guard (or the lack of a healthy target) held migration back; once per episode (until a pass no longer holds it back) |
+//! | `migration.summary` | a reconcile pass moved, failed to move or orphaned sessions of failed workers (the pass's report, with moved / failed / orphaned per exam) |
 //! | `exam.at_risk` / `exam.fits_again` | a booked exam no longer fits the capacity, or fits again |
+//! | `exam.prewarm_ready` | a booked exam's prewarmed machines reached its target; once |
+//! | `exam.prewarm_behind` | a booked exam started with fewer machines ready than its target; once, at its start |
+//! | `exam.queue_forming` | an exam's waiting room reached `queue_alert_at` students (the first, by default); once until it empties |
+//! | `backend.degraded` | the store failed the leader's steps and answers again: written on recovery, with the outage's start, end and failed steps (nothing can be written to an outbox in a store that is down) |
 //! | `webhook.failing` | an endpoint failed [`RetryPolicy::failing_after`](super::RetryPolicy::failing_after) attempts in a row |
 
 use crate::events::{Event, EventKind};
@@ -37,6 +41,10 @@ pub const WEBHOOK_TYPES: &[&str] = &[
     "migration.summary",
     "exam.at_risk",
     "exam.fits_again",
+    "exam.prewarm_ready",
+    "exam.prewarm_behind",
+    "exam.queue_forming",
+    "backend.degraded",
     "webhook.failing",
 ];
 
@@ -66,6 +74,10 @@ pub fn webhook_type(kind: &EventKind) -> Option<&'static str> {
         }
         EventKind::ExamAtRisk { .. } => "exam.at_risk",
         EventKind::ExamFitsAgain { .. } => "exam.fits_again",
+        EventKind::ExamPrewarmReady { .. } => "exam.prewarm_ready",
+        EventKind::ExamPrewarmBehind { .. } => "exam.prewarm_behind",
+        EventKind::ExamQueueForming { .. } => "exam.queue_forming",
+        EventKind::BackendDegraded { .. } => "backend.degraded",
         EventKind::WebhookFailing { .. } => "webhook.failing",
         _ => return None,
     })
@@ -99,15 +111,32 @@ pub fn route(
         .collect()
 }
 
-/// The de-duplication key of a transition a leader observed from the
-/// store's records: the same on every replica that observes it, so a
-/// second leader does not write it again. `episode` names the
-/// occurrence (the worker's last heartbeat time for health transitions).
-pub fn observed_key(kind: &EventKind, episode: u64) -> Option<String> {
+/// The de-duplication key of an occurrence a leader observed from the
+/// store's records: `{type}:{subject}:{episode}`, the same on every
+/// replica that observes it, so a second leader does not write it again.
+/// The subject is the worker, session or exam the event is about
+/// (`cluster` for the cluster as a whole); `episode` names the occurrence
+/// (the worker's last heartbeat time for health transitions, the time a
+/// mark was set on the calendar, a reconcile pass's start, …). `None` for
+/// an event that is not a webhook type.
+pub fn observed_key(kind: &EventKind, episode: impl std::fmt::Display) -> Option<String> {
     let name = webhook_type(kind)?;
     let subject = match kind {
-        EventKind::WorkerAvailability { worker, .. } => worker.as_str(),
-        _ => return None,
+        EventKind::WorkerAvailability { worker, .. }
+        | EventKind::WorkerRegistered { worker }
+        | EventKind::WorkerRemoved { worker }
+        | EventKind::WorkerPolicy { worker, .. }
+        | EventKind::SessionsOrphaned { worker, .. } => worker.to_string(),
+        EventKind::SessionMigrated { session, .. } | EventKind::MigrationFailed { session, .. } => {
+            session.to_string()
+        }
+        EventKind::ExamAtRisk { exam, .. }
+        | EventKind::ExamFitsAgain { exam }
+        | EventKind::ExamPrewarmReady { exam, .. }
+        | EventKind::ExamPrewarmBehind { exam, .. }
+        | EventKind::ExamQueueForming { exam, .. } => exam.to_string(),
+        EventKind::WebhookFailing { endpoint, .. } => endpoint.clone(),
+        _ => "cluster".to_owned(),
     };
     Some(format!("{name}:{subject}:{episode}"))
 }
@@ -143,6 +172,7 @@ mod tests {
     #[test]
     fn every_type_is_listed() {
         use Availability::*;
+        let exam = crate::ids::ExamId::parse("examId", "math").unwrap();
         let kinds = [
             availability(Healthy, Offline),
             availability(Healthy, Unhealthy),
@@ -150,6 +180,23 @@ mod tests {
             EventKind::WebhookFailing {
                 endpoint: "wh_1".into(),
                 failures: 5,
+                last_error: String::new(),
+            },
+            EventKind::ExamPrewarmBehind {
+                exam: exam.clone(),
+                ready: 1,
+                target: 2,
+            },
+            EventKind::ExamPrewarmReady {
+                exam: exam.clone(),
+                ready: 2,
+                target: 2,
+            },
+            EventKind::ExamQueueForming { exam, waiting: 1 },
+            EventKind::BackendDegraded {
+                since: Timestamp(1),
+                until: Timestamp(2),
+                failures: 1,
                 last_error: String::new(),
             },
         ];

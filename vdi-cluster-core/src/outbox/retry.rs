@@ -42,6 +42,9 @@ pub struct RetryPolicy {
     pub send_timeout: Duration,
     /// Deliveries leased per step: 50.
     pub batch: usize,
+    /// How long delivered and failed deliveries are kept after their last
+    /// attempt: 7 days (`VDI_WEBHOOK_RETENTION_DAYS`).
+    pub retention: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -54,6 +57,7 @@ impl Default for RetryPolicy {
             lease: Duration::from_secs(30),
             send_timeout: Duration::from_secs(10),
             batch: 50,
+            retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

@@ -6,7 +6,8 @@ use async_trait::async_trait;
 
 use super::{Attempt, Delivery, LeasedDelivery, Next, OutboxEntry, WebhookEndpoint};
 use crate::error::Result;
-use crate::store::{CasOutcome, Lease};
+use crate::ids::WorkerId;
+use crate::store::{CasOutcome, DeleteOutcome, Lease};
 use crate::time::Timestamp;
 use crate::worker::WorkerRecord;
 
@@ -36,9 +37,10 @@ impl Failing<'_> {
 /// * **An event commits with its cause.** [`append_outbox`](Self::append_outbox)
 ///   writes its entries only if its `fence` holds (as the fenced writes of
 ///   [`DispatchStore`](crate::store::DispatchStore)), and
-///   [`put_worker_with_outbox`](Self::put_worker_with_outbox) only if its
-///   compare-and-set wins: the entries and the write are one atomic step,
-///   all or nothing.
+///   [`put_worker_with_outbox`](Self::put_worker_with_outbox) and
+///   [`delete_worker_with_outbox`](Self::delete_worker_with_outbox) only
+///   if their compare-and-set wins: the entries and the write are one
+///   atomic step, all or nothing.
 /// * **De-duplication.** At most one entry is stored per
 ///   (`endpoint`, `dedup`); a second is silently skipped, in the same step.
 /// * **A leased delivery has one deliverer.**
@@ -68,15 +70,28 @@ pub trait Outbox: Debug + Send + Sync + 'static {
     /// were new (the others were duplicates).
     async fn append_outbox(&self, entries: &[OutboxEntry], fence: Option<&Lease>) -> Result<u32>;
 
-    /// [`Registry::put_worker`](crate::store::Registry::put_worker) and
-    /// `entries`, in one atomic step: the entries are written only if the
-    /// record is.
+    /// [`Registry::put_worker`](crate::store::Registry::put_worker) (or,
+    /// with `dispatched`,
+    /// [`put_worker_if_dispatched`](crate::store::Registry::put_worker_if_dispatched))
+    /// and `entries`, in one atomic step: the entries are written only if
+    /// the record is.
     async fn put_worker_with_outbox(
         &self,
         record: &WorkerRecord,
         expected: Option<u64>,
+        dispatched: Option<u32>,
         entries: &[OutboxEntry],
     ) -> Result<CasOutcome>;
+
+    /// [`Registry::delete_worker`](crate::store::Registry::delete_worker)
+    /// and `entries`, in one atomic step: the entries are written only if
+    /// the record is deleted.
+    async fn delete_worker_with_outbox(
+        &self,
+        id: &WorkerId,
+        expected: u64,
+        entries: &[OutboxEntry],
+    ) -> Result<DeleteOutcome>;
 
     /// Leases up to `limit` due deliveries until `until` (see the contract).
     async fn lease_deliveries(
@@ -106,4 +121,10 @@ pub trait Outbox: Debug + Send + Sync + 'static {
     /// Makes a failed delivery of `endpoint` pending, due at `now`. `false`
     /// if there is no such delivery or it is not failed.
     async fn retry_delivery(&self, endpoint: &str, id: &str, now: Timestamp) -> Result<bool>;
+
+    /// Deletes up to `limit` deliveries that are delivered or failed and
+    /// whose last attempt started before `before` (the retention's
+    /// clean-up), with their de-duplication keys; answers how many. A
+    /// pending or leased delivery is never deleted.
+    async fn purge_deliveries(&self, before: Timestamp, limit: usize) -> Result<u32>;
 }

@@ -140,9 +140,8 @@ impl ClusterService {
     /// the write conflicts; the caller decides again from a fresh read) or
     /// reads the new policy and is refused.
     ///
-    /// Its `WorkerPolicy` event (by `actor`) is emitted once written. An
-    /// unguarded write carries the event's outbox entries in the same
-    /// atomic step; a guarded one leaves it to the replica's next flush.
+    /// Its `WorkerPolicy` event (by `actor`) is written to the outbox in
+    /// the same atomic step, and emitted once written.
     async fn write_policy(
         &self,
         view: &WorkerView,
@@ -157,22 +156,12 @@ impl ClusterService {
             to: t.to,
             actor: actor.to_owned(),
         };
-        let outcome = if t.requires_empty() {
-            self.store
-                .put_worker_if_dispatched(&record, view.version, view.dispatched)
-                .await?
-        } else {
-            let entries = self.outbox_entries(&event, None).await?;
-            self.store
-                .put_worker_with_outbox(&record, Some(view.version), &entries)
-                .await?
-        };
+        let dispatched = t.requires_empty().then_some(view.dispatched);
+        let outcome = self
+            .put_worker_alerting(&record, Some(view.version), dispatched, &[&event])
+            .await?;
         if let CasOutcome::Written { .. } = outcome {
-            if t.requires_empty() {
-                self.emit(event);
-            } else {
-                self.emit_written(event);
-            }
+            self.emit(event);
         }
         Ok(outcome)
     }

@@ -60,7 +60,6 @@ use super::existing::Existing;
 use crate::client::WorkerCallError;
 use crate::dispatch::{Dispatch, DispatchState};
 use crate::error::{Error, Result};
-use crate::events::EventKind;
 use crate::ids::{DispatchId, SessionKey, WorkerId};
 use crate::scheduler::{
     Candidate, ChoiceReason, Constraints, ExamPlacement, Exclusions, NoCapacity, RankIndex,
@@ -387,24 +386,24 @@ impl ClusterService {
             }
             return Ok(Step::TryNext(TryNext::WorkerFailed));
         };
-        Ok(Step::Placed(Box::new(self.placed(
-            active,
-            candidate.reason,
-            attempt,
-        ))))
+        Ok(Step::Placed(Box::new(
+            self.placed(active, candidate.reason, attempt).await,
+        )))
     }
 
     /// The allocation of a session now active on a worker; a re-dispatch
-    /// also emits its event and tells the failed worker to let go.
-    fn placed(&self, active: Dispatch, reason: ChoiceReason, attempt: &Attempt) -> Allocation {
+    /// also writes its event (see `webhooks`) and tells the failed worker
+    /// to let go.
+    async fn placed(
+        &self,
+        active: Dispatch,
+        reason: ChoiceReason,
+        attempt: &Attempt,
+    ) -> Allocation {
         let key = &attempt.key;
         let outcome = match &attempt.replaced_from {
             Some(from) => {
-                self.emit(EventKind::SessionMigrated {
-                    session: key.clone(),
-                    from: from.clone(),
-                    to: active.worker.clone(),
-                });
+                self.migrated(key, from, &active).await;
                 self.release_on_failed_worker(from, key);
                 AllocateOutcome::Redispatched {
                     reason,

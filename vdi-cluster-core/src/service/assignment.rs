@@ -102,9 +102,12 @@ impl ClusterService {
                     let mut record =
                         WorkerRecord::registered(id.clone(), description.clone(), self.clock.now());
                     record.host = host.clone();
-                    if let CasOutcome::Written { .. } = self.store.put_worker(&record, None).await?
+                    let registered = EventKind::WorkerRegistered { worker: id.clone() };
+                    if let CasOutcome::Written { .. } = self
+                        .put_worker_alerting(&record, None, None, &[&registered])
+                        .await?
                     {
-                        self.emit(EventKind::WorkerRegistered { worker: id.clone() });
+                        self.emit(registered);
                         self.invalidate_snapshot();
                         return self.worker_view(&id).await;
                     }
@@ -218,11 +221,13 @@ impl ClusterService {
             }
             record.deregistered_at = Some(self.clock.now());
             record.deregister_reason.clone_from(&reason);
-            if let CasOutcome::Written { .. } =
-                self.store.put_worker(&record, Some(stored.version)).await?
+            let removed = EventKind::WorkerRemoved { worker: id.clone() };
+            if let CasOutcome::Written { .. } = self
+                .put_worker_alerting(&record, Some(stored.version), None, &[&removed])
+                .await?
             {
                 self.invalidate_snapshot();
-                self.emit(EventKind::WorkerRemoved { worker: id.clone() });
+                self.emit(removed);
                 let detail = match &reason {
                     Some(r) => serde_json::json!({ "reason": r }),
                     None => serde_json::Value::Null,

@@ -93,6 +93,7 @@ pub async fn run_background(
     let mut due = Instant::now() + config.reconcile_every;
     let replica = service.config().replica_id.clone();
     let mut delivering: Option<tokio::task::JoinHandle<()>> = None;
+    let mut outage = Outage::default();
     loop {
         let leading = config.reconcile_enabled && held.is_some();
         tokio::select! {
@@ -102,12 +103,7 @@ pub async fn run_background(
                 let Some(lease) = held.clone() else { continue };
                 let pass = service.reconcile_leased(Some(&lease));
                 match while_holding(&**service.store(), &lease, &config, pass).await {
-                    Some(Ok(report)) => {
-                        tracing::info!(?report, "reconcile pass");
-                        if let Err(e) = service.flush_outbox(Some(&lease)).await {
-                            tracing::warn!(error = %e, "could not write events to the outbox");
-                        }
-                    }
+                    Some(Ok(report)) => tracing::info!(?report, "reconcile pass"),
                     Some(Err(e @ crate::Error::Fenced { .. })) => {
                         tracing::warn!(replica = %replica, error = %e, "a reconcile write was fenced off: no longer leading");
                         held = None;
@@ -129,6 +125,11 @@ pub async fn run_background(
                     .await
                 {
                     Ok(Some(lease)) => {
+                        if let Some((since, kind)) = outage.recovered(service.clock().now())
+                            && let Err(e) = service.backend_recovered(kind, since, &lease).await
+                        {
+                            tracing::warn!(error = %e, "could not write backend.degraded to the outbox");
+                        }
                         if held.as_ref().is_none_or(|h| h.token != lease.token) {
                             tracing::info!(replica = %replica, token = lease.token, "holding the background lease");
                             due = Instant::now() + config.reconcile_every;
@@ -136,21 +137,24 @@ pub async fn run_background(
                         held = Some(lease.clone());
                         if let Err(e) = tick(&service, &mut monitor, &lease).await {
                             tracing::warn!(error = %e, "health tick failed");
+                            // Observe afresh: the catch-up writes what this
+                            // tick could not (under the same keys).
+                            monitor.reset();
                         }
                         if delivering.as_ref().is_none_or(|d| d.is_finished()) {
                             delivering = spawn_delivery(&service);
                         }
                     }
                     Ok(None) => {
-                        if let Err(e) = service.flush_outbox(None).await {
-                            tracing::warn!(error = %e, "could not write events to the outbox");
-                        }
+                        // The leader reports outages it saw itself.
+                        outage.recovered(service.clock().now());
                         if held.take().is_some() {
                             tracing::info!(replica = %replica, "lost the background lease");
                         }
                         monitor.reset();
                     }
                     Err(e) => {
+                        outage.failed(service.clock().now(), &e);
                         tracing::warn!(error = %e, "cannot reach the store for the background lease");
                         held = None;
                         monitor.reset();
@@ -166,6 +170,49 @@ pub async fn run_background(
         && let Err(e) = service.store().release_lease(&lease).await
     {
         tracing::warn!(error = %e, "could not give up the background lease");
+    }
+}
+
+/// The store's failures as the background loop sees them, until it
+/// answers again (`backend.degraded`).
+#[derive(Debug, Default)]
+struct Outage {
+    /// The first failure, how many, and the last error.
+    failing: Option<(Timestamp, u32, String)>,
+}
+
+impl Outage {
+    fn failed(&mut self, now: Timestamp, error: &crate::Error) {
+        let (_, failures, last) = self.failing.get_or_insert_with(|| (now, 0, String::new()));
+        *failures += 1;
+        *last = error.to_string();
+    }
+
+    /// The start and event of the outage that ends at `now`, if there
+    /// was one.
+    fn recovered(&mut self, now: Timestamp) -> Option<(Timestamp, EventKind)> {
+        let (since, failures, last_error) = self.failing.take()?;
+        let kind = EventKind::BackendDegraded {
+            since,
+            until: now,
+            failures,
+            last_error,
+        };
+        Some((since, kind))
+    }
+}
+
+impl ClusterService {
+    /// Writes an outage of the store this leader saw, now that it answers
+    /// again, fenced by `lease`, under a key naming the outage's start.
+    async fn backend_recovered(
+        &self,
+        kind: EventKind,
+        since: Timestamp,
+        lease: &Lease,
+    ) -> crate::Result<()> {
+        let key = alerts::observed_key(&kind, since.as_millis());
+        self.record_observed(kind, key, Some(lease)).await
     }
 }
 
@@ -237,30 +284,69 @@ async fn tick(
             .map_or(0, Timestamp::as_millis);
         alerts::observed_key(kind, episode)
     };
+    let fence = Some(lease);
     if monitor.is_fresh() {
         for kind in HealthMonitor::catch_up(&views, now) {
             let key = episode(&kind);
-            service.keep_observed_for_outbox(kind, key);
+            service.append_observed(&kind, key, fence).await?;
         }
     }
     for kind in monitor.observe(&views, now) {
         let key = episode(&kind);
-        service.emit_observed(kind, key);
+        service.record_observed(kind, key, fence).await?;
     }
-    service.flush_outbox(Some(lease)).await?;
     for view in views
         .iter()
         .filter(|v| matches!(v.record.policy, AdminPolicy::Draining { .. }))
     {
         service.observe_policy(view).await?;
     }
-    service.evaluate_exam_risks().await?;
+    service.evaluate_exam_risks(fence).await?;
     service.start_due_prewarms().await?;
-    service.keep_prewarm_targets().await?;
+    service.keep_prewarm_targets(fence).await?;
     service.release_ended_prewarms().await?;
+    service.watch_queues(fence).await?;
+    let purged = service.purge_old_deliveries().await?;
+    if purged > 0 {
+        tracing::info!(purged, "deleted deliveries past the retention");
+    }
     let queues = service.tend_queues().await?;
     if queues != super::QueueTick::default() {
         tracing::info!(?queues, "waiting rooms tended");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_is_reported_once_on_recovery_with_its_extent() {
+        let mut outage = Outage::default();
+        assert!(
+            outage.recovered(Timestamp(1)).is_none(),
+            "no outage, no event"
+        );
+        let down = crate::Error::unavailable(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "connection refused",
+        ));
+        outage.failed(Timestamp(10), &down);
+        outage.failed(Timestamp(15), &down);
+        let (since, kind) = outage.recovered(Timestamp(20)).expect("an outage");
+        assert_eq!(since, Timestamp(10));
+        let EventKind::BackendDegraded {
+            since,
+            until,
+            failures,
+            last_error,
+        } = kind
+        else {
+            panic!("{kind:?}");
+        };
+        assert_eq!((since, until, failures), (Timestamp(10), Timestamp(20), 2));
+        assert!(last_error.contains("connection refused"), "{last_error}");
+        assert!(outage.recovered(Timestamp(30)).is_none(), "reported once");
+    }
 }

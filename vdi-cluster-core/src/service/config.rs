@@ -55,6 +55,13 @@ pub struct ServiceConfig {
     pub coalesce_wait: Option<Duration>,
     /// What happens to sessions of failed workers.
     pub failure_policy: FailurePolicy,
+    /// How often `migration.manual_required` is repeated while sessions
+    /// the `manual` policy orphaned are not evacuated (15 min); `None`
+    /// alerts once, when they are marked.
+    pub manual_migration_remind: Option<Duration>,
+    /// Waiting students at which an exam's queue is reported forming
+    /// (`exam.queue_forming`, once until it empties): 1, the first.
+    pub queue_alert_at: u32,
     /// No migration when at least this percentage of enabled workers is
     /// silent at once (50).
     pub mass_failure_percent: u32,
@@ -119,6 +126,8 @@ impl Default for ServiceConfig {
             adoption_grace: Duration::from_secs(30),
             coalesce_wait: None,
             failure_policy: FailurePolicy::Automatic,
+            manual_migration_remind: Some(Duration::from_secs(900)),
+            queue_alert_at: 1,
             mass_failure_percent: 50,
             scheduling: SchedulingPolicy::Spread,
             exam_affinity: true,

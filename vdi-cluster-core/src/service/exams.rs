@@ -19,7 +19,9 @@ use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::exam::{Capacity, Exam, ExamPatch, Readiness, Refusal, Shortfall, decide, risk};
 use crate::ids::{ExamId, WorkerId};
+use crate::outbox::alerts;
 use crate::service::prewarm_target::exam_readiness;
+use crate::store::Lease;
 use crate::time::Timestamp;
 use crate::worker::WorkerView;
 
@@ -280,8 +282,10 @@ impl ClusterService {
     /// capacity (and clears the flag of those that fit again), emitting
     /// one event per change of flag. Idempotent: the flags live in the
     /// store, swapped atomically, so a second pass (or a second replica)
-    /// emits nothing new. Returns the events emitted.
-    pub async fn evaluate_exam_risks(&self) -> Result<Vec<EventKind>> {
+    /// emits nothing new. Each event is written to the outbox once its
+    /// flag is swapped, fenced by `fence` (the leader's lease) under a key
+    /// naming the exam and the instant. Returns the events emitted.
+    pub async fn evaluate_exam_risks(&self, fence: Option<&Lease>) -> Result<Vec<EventKind>> {
         let calendar = self.store.exam_calendar().await?;
         let capacity = self.exam_capacity().await?;
         let now = self.clock.now();
@@ -303,7 +307,8 @@ impl ClusterService {
                     exam: exam.id.clone(),
                 },
             };
-            self.emit(kind.clone());
+            let key = alerts::observed_key(&kind, now.as_millis());
+            self.record_observed(kind.clone(), key, fence).await?;
             events.push(kind);
         }
         Ok(events)

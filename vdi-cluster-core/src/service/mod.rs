@@ -52,6 +52,7 @@ mod fleet;
 mod prewarm;
 mod prewarm_target;
 mod queue;
+mod queue_alerts;
 mod reconcile;
 mod registration;
 mod release;
@@ -60,10 +61,11 @@ mod stats;
 mod timed_prewarm;
 mod webhooks;
 
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-pub use crate::reconcile::{FailurePolicy, PolicyChange, ReconcileReport};
+pub use crate::reconcile::{ExamMigration, FailurePolicy, PolicyChange, ReconcileReport};
 pub use admin::{AdminOutcome, DrainInfo, MAX_REASON_CHARS};
 pub use allocate::{AllocateOutcome, Allocation};
 pub use assignment::{AssignedJoin, MAX_REASON_LEN};
@@ -83,7 +85,8 @@ pub use stats::{
     ClusterStats, ClusterSummary, DEFAULT_ZONE, WorkerFilter, WorkerSessions, ZoneStats,
 };
 pub use webhooks::{
-    DeliveryReport, MAX_DELIVERIES_LISTED, SendResult, WebhookSender, validate_secret,
+    DeliveryReport, MAX_DELIVERIES_LISTED, PURGED_PER_STEP, SendResult, WebhookSender,
+    validate_secret,
 };
 
 use crate::client::WorkerClient;
@@ -148,7 +151,9 @@ impl ClusterServiceBuilder {
             snapshots: SnapshotCache::default(),
             guard: std::sync::Mutex::default(),
             fleet_tally: fleet::FleetTally::default(),
-            pending_events: std::sync::Mutex::default(),
+            suspension: std::sync::Mutex::default(),
+            queue_episodes: queue_alerts::QueueEpisodes::default(),
+            orphan_alerts: std::sync::Mutex::default(),
             webhook_sender: self.webhook_sender,
         }
     }
@@ -172,8 +177,14 @@ pub struct ClusterService {
     guard: std::sync::Mutex<GuardHold>,
     /// Repairs made by heartbeats since this replica's previous pass.
     fleet_tally: fleet::FleetTally,
-    /// Events emitted here that the next flush writes to the outbox.
-    pending_events: std::sync::Mutex<Vec<webhooks::PendingEvent>>,
+    /// When the migration suspension this replica reported began (its
+    /// first pass holding migration back), while it lasts.
+    suspension: std::sync::Mutex<Option<Timestamp>>,
+    /// The exams whose forming waiting room this replica reported.
+    queue_episodes: queue_alerts::QueueEpisodes,
+    /// When this replica last alerted about each worker's orphaned
+    /// sessions (the reminders' clock).
+    orphan_alerts: std::sync::Mutex<HashMap<WorkerId, Timestamp>>,
     /// Sends the outbox's deliveries when this replica leads.
     webhook_sender: Option<Arc<dyn WebhookSender>>,
 }
@@ -266,14 +277,10 @@ impl ClusterService {
         ))
     }
 
-    /// Emits an event to the sinks and keeps it for the outbox (see
+    /// Emits an event to the sinks (log, events stream). An event for
+    /// webhooks is written to the outbox with its cause first (see
     /// `webhooks`).
     fn emit(&self, kind: EventKind) {
-        self.emit_observed(kind, None);
-    }
-
-    /// Emits an event already written to the outbox with its cause.
-    fn emit_written(&self, kind: EventKind) {
         self.events.emit(&Event {
             at: self.clock.now(),
             kind,

@@ -23,8 +23,10 @@ use crate::error::Result;
 use crate::events::EventKind;
 use crate::exam::{Exam, PoolSight, Readiness, TopUp, plan_top_up, readiness};
 use crate::ids::{ExamId, WorkerId};
+use crate::outbox::alerts;
 use crate::scheduler::exclusion;
 use crate::service::PrewarmReport;
+use crate::store::Lease;
 use crate::worker::WorkerView;
 
 /// What the workers report for `exam`, one sight per worker.
@@ -55,8 +57,13 @@ impl ClusterService {
     /// One pass of keeping every started prewarm's target (see the module
     /// docs): emits the readiness events, tops up exams whose ready and
     /// starting machines on live workers fall short. Returns what each
-    /// top-up did.
-    pub async fn keep_prewarm_targets(&self) -> Result<Vec<(ExamId, PrewarmReport)>> {
+    /// top-up did. The readiness events are written to the outbox fenced
+    /// by `fence` (the leader's lease), under keys naming the exam and
+    /// the instant its mark was set on the calendar.
+    pub async fn keep_prewarm_targets(
+        &self,
+        fence: Option<&Lease>,
+    ) -> Result<Vec<(ExamId, PrewarmReport)>> {
         let now = self.clock.now();
         let calendar = self.store.exam_calendar().await?;
         // Exams whose prewarm has started and still has a step to take.
@@ -80,11 +87,13 @@ impl ClusterService {
                     .mark(&exam.id, |e| e.prewarm_marks.ready_at = Some(now))
                     .await?
             {
-                self.emit(EventKind::ExamPrewarmReady {
+                let kind = EventKind::ExamPrewarmReady {
                     exam: exam.id.clone(),
                     ready: ready.live.ready,
                     target,
-                });
+                };
+                let key = alerts::observed_key(&kind, now.as_millis());
+                self.record_observed(kind, key, fence).await?;
             }
             if now >= exam.starts_at {
                 if exam.prewarm_marks.start_checked_at.is_none()
@@ -93,11 +102,13 @@ impl ClusterService {
                         .await?
                     && ready.live.ready < target
                 {
-                    self.emit(EventKind::ExamPrewarmBehind {
+                    let kind = EventKind::ExamPrewarmBehind {
                         exam: exam.id.clone(),
                         ready: ready.live.ready,
                         target,
-                    });
+                    };
+                    let key = alerts::observed_key(&kind, now.as_millis());
+                    self.record_observed(kind, key, fence).await?;
                 }
                 continue;
             }

@@ -26,10 +26,11 @@ use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::health::Availability;
 use crate::ids::WorkerId;
+use crate::outbox::alerts;
 use crate::policy::AdminPolicy;
 use crate::reconcile::{
-    Failure, FailureAction, FailureContext, LeaveReason, PolicyChange, ReconcileReport, Verdict,
-    judge, on_failed_worker,
+    ExamMigration, Failure, FailureAction, FailureContext, LeaveReason, PolicyChange,
+    ReconcileReport, Verdict, judge, on_failed_worker,
 };
 use crate::scheduler::Constraints;
 use crate::store::Lease;
@@ -42,9 +43,13 @@ struct Pass<'a> {
     report: ReconcileReport,
     guard: bool,
     healthy_target: bool,
-    suspended_reported: bool,
+    /// Why migration was held back in this pass, the first reason.
+    suspended: Option<String>,
     budget: usize,
     orphaned_by_worker: HashMap<WorkerId, u32>,
+    /// Sessions marked orphaned by earlier passes and still there, by
+    /// worker (the reminder's count).
+    still_orphaned: HashMap<WorkerId, u32>,
     seen: HashSet<crate::ids::DispatchId>,
     /// Every dispatch the pass checked, by session, for the fleet sweep.
     placed: Placed,
@@ -87,9 +92,10 @@ impl ClusterService {
             },
             guard,
             healthy_target: views.iter().any(WorkerView::is_schedulable),
-            suspended_reported: false,
+            suspended: None,
             budget: self.config.scan_count.max(1),
             orphaned_by_worker: HashMap::new(),
+            still_orphaned: HashMap::new(),
             seen: HashSet::new(),
             placed: Placed::new(),
         };
@@ -132,18 +138,19 @@ impl ClusterService {
         pass.report.reservations_adopted += reservations;
         pass.report.duplicates_stopped += stopped;
 
-        for (worker, count) in std::mem::take(&mut pass.orphaned_by_worker) {
-            self.emit(EventKind::SessionsOrphaned { worker, count });
-        }
+        pass.alert_orphans().await?;
+        pass.alert_suspension().await?;
         pass.report.drift = self.store.recount(true).await?.drift;
         if !pass.report.drift.is_empty() {
             tracing::warn!(drift = ?pass.report.drift, "reconcile repaired counter drift");
         }
         self.invalidate_snapshot();
         let report = pass.report;
-        self.emit(EventKind::Reconciled {
+        let summary = EventKind::Reconciled {
             report: report.clone(),
-        });
+        };
+        let key = alerts::observed_key(&summary, started_at.as_millis());
+        self.record_observed(summary, key, fence).await?;
         Ok(report)
     }
 
@@ -215,6 +222,14 @@ impl ClusterService {
     }
 }
 
+impl ClusterService {
+    fn orphan_alerts(&self) -> std::sync::MutexGuard<'_, HashMap<WorkerId, Timestamp>> {
+        self.orphan_alerts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 impl Pass<'_> {
     /// Every check of one dispatch, once per pass: [`judge`] decides,
     /// this applies.
@@ -261,11 +276,95 @@ impl Pass<'_> {
     }
 
     fn suspend(&mut self, reason: String) {
-        if !self.suspended_reported {
-            self.suspended_reported = true;
+        if self.suspended.is_none() {
             tracing::warn!("{reason}");
-            self.service.emit(EventKind::MigrationSuspended { reason });
+            self.suspended = Some(reason);
         }
+    }
+
+    /// `migration.suspended` once per episode: when migration is first
+    /// held back after a pass that was not, under a key naming the
+    /// episode's first pass (a leader that takes over mid-episode starts
+    /// an episode of its own, so it may repeat the alert once).
+    async fn alert_suspension(&mut self) -> Result<()> {
+        let service = self.service;
+        let started = {
+            let mut episode = service
+                .suspension
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match (&self.suspended, *episode) {
+                (None, _) => {
+                    *episode = None;
+                    return Ok(());
+                }
+                (Some(_), Some(_)) => return Ok(()),
+                (Some(_), None) => {
+                    *episode = Some(self.report.started_at);
+                    self.report.started_at
+                }
+            }
+        };
+        let kind = EventKind::MigrationSuspended {
+            reason: self.suspended.clone().unwrap_or_default(),
+        };
+        let key = alerts::observed_key(&kind, started.as_millis());
+        let written = service.record_observed(kind, key, self.fence).await;
+        if written.is_err() {
+            // Not written: the next pass of the episode tries again.
+            *service
+                .suspension
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        }
+        written
+    }
+
+    /// `migration.manual_required` per worker: at once for the sessions
+    /// this pass orphaned, then every `manual_migration_remind` while
+    /// sessions stay orphaned on it (with their count). The leader
+    /// remembers when it last alerted; one that takes over starts
+    /// counting from its first pass, so a reminder never comes sooner
+    /// than the interval, and at worst one interval late.
+    async fn alert_orphans(&mut self) -> Result<()> {
+        let service = self.service;
+        let now = service.clock.now();
+        let marked = std::mem::take(&mut self.orphaned_by_worker);
+        let still = std::mem::take(&mut self.still_orphaned);
+        let every = service.config.manual_migration_remind;
+        let mut due = Vec::new();
+        {
+            let mut last = service.orphan_alerts();
+            last.retain(|w, _| marked.contains_key(w) || still.contains_key(w));
+            for (worker, count) in &still {
+                if marked.contains_key(worker) {
+                    continue;
+                }
+                match (last.get(worker), every) {
+                    (None, _) => {
+                        last.insert(worker.clone(), now);
+                    }
+                    (Some(at), Some(every)) if now.since(*at) >= every => {
+                        due.push((worker.clone(), *count));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let fresh = marked
+            .into_iter()
+            .map(|(w, n)| (w, n, self.report.started_at));
+        let reminders = due.into_iter().map(|(w, n)| (w, n, now));
+        for (worker, count, episode) in fresh.chain(reminders) {
+            let kind = EventKind::SessionsOrphaned {
+                worker: worker.clone(),
+                count,
+            };
+            let key = alerts::observed_key(&kind, episode.as_millis());
+            service.record_observed(kind, key, self.fence).await?;
+            service.orphan_alerts().insert(worker, now);
+        }
+        Ok(())
     }
 
     /// Applies the failure policy to one dispatch of a failed worker:
@@ -279,7 +378,7 @@ impl Pass<'_> {
         };
         match on_failed_worker(d.state, failure, &ctx) {
             FailureAction::Ignore => return Ok(()),
-            FailureAction::LeaveInPlace(why) => self.leave_in_place(why),
+            FailureAction::LeaveInPlace(why) => self.leave_in_place(&d, why),
             FailureAction::Orphan => self.orphan(&d).await?,
             FailureAction::Migrate => self.migrate(d).await?,
         }
@@ -287,8 +386,11 @@ impl Pass<'_> {
         Ok(())
     }
 
-    fn leave_in_place(&mut self, why: LeaveReason) {
+    fn leave_in_place(&mut self, d: &Dispatch, why: LeaveReason) {
         self.report.left_in_place += 1;
+        if why == LeaveReason::AlreadyOrphaned {
+            *self.still_orphaned.entry(d.worker.clone()).or_default() += 1;
+        }
         if why == LeaveReason::NoHealthyTarget {
             self.suspend(
                 "no healthy worker can take re-dispatched sessions; they stay where they are"
@@ -305,27 +407,43 @@ impl Pass<'_> {
             .await?
         {
             self.report.orphaned += 1;
+            self.exam(d).orphaned += 1;
             *self.orphaned_by_worker.entry(d.worker.clone()).or_default() += 1;
         }
         Ok(())
     }
 
+    /// The exam of `d` in the pass's per-exam summary.
+    fn exam(&mut self, d: &Dispatch) -> &mut ExamMigration {
+        self.report
+            .by_exam
+            .entry(d.key.exam_id.clone())
+            .or_default()
+    }
+
     async fn migrate(&mut self, d: Dispatch) -> Result<()> {
         self.budget -= 1;
-        let (key, from) = (d.key.clone(), d.worker.clone());
+        let (key, from, id) = (d.key.clone(), d.worker.clone(), d.id);
         match self
             .service
-            .place(key.clone(), &Constraints::default(), Some(d))
+            .place(key.clone(), &Constraints::default(), Some(d.clone()))
             .await
         {
-            Ok(_) => self.report.migrated += 1,
+            Ok(_) => {
+                self.report.migrated += 1;
+                self.exam(&d).moved += 1;
+            }
             Err(Error::NoCapacity(reason)) => {
                 self.report.migration_failed += 1;
-                self.service.emit(EventKind::MigrationFailed {
+                self.exam(&d).failed += 1;
+                // Once per dispatch that could not be moved.
+                let kind = EventKind::MigrationFailed {
                     session: key,
                     from,
                     reason: reason.to_string(),
-                });
+                };
+                let key = alerts::observed_key(&kind, id);
+                self.service.record_observed(kind, key, self.fence).await?;
             }
             Err(Error::AllocationInProgress(_)) => self.report.left_in_place += 1,
             Err(e) => return Err(e),

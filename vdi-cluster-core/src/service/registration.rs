@@ -124,34 +124,34 @@ impl ClusterService {
             let expected = stored.as_ref().map(|s| s.version);
             // Draining -> drained was decided on an empty worker: the write
             // checks that nothing was placed on it since (an adoption).
-            let written = match expected {
-                Some(version) if t.requires_empty() => {
-                    self.store
-                        .put_worker_if_dispatched(&record, version, dispatched)
-                        .await?
-                }
-                _ => self.store.put_worker(&record, expected).await?,
-            };
+            let check = (expected.is_some() && t.requires_empty()).then_some(dispatched);
+            // The registration and the policy change ride with the record.
+            let registered = stored.is_none().then(|| EventKind::WorkerRegistered {
+                worker: record.id.clone(),
+            });
+            let policy = t.changed().then(|| EventKind::WorkerPolicy {
+                worker: record.id.clone(),
+                from: t.from,
+                to: t.to,
+                actor: "system".into(),
+            });
+            let events: Vec<&EventKind> = registered.iter().chain(&policy).collect();
+            let written = self
+                .put_worker_alerting(&record, expected, check, &events)
+                .await?;
             match written {
                 CasOutcome::Conflict { .. } => continue,
                 CasOutcome::Written { version } => {
-                    if stored.is_none() {
-                        self.emit(EventKind::WorkerRegistered {
-                            worker: record.id.clone(),
-                        });
+                    if let Some(kind) = registered {
+                        self.emit(kind);
                     }
                     if order == HeartbeatOrder::Restarted {
                         self.emit(EventKind::WorkerRestarted {
                             worker: record.id.clone(),
                         });
                     }
-                    if t.changed() {
-                        self.emit(EventKind::WorkerPolicy {
-                            worker: record.id.clone(),
-                            from: t.from,
-                            to: t.to,
-                            actor: "system".into(),
-                        });
+                    if let Some(kind) = policy {
+                        self.emit(kind);
                     }
                     if stored.is_none() || order == HeartbeatOrder::Restarted || t.changed() {
                         self.invalidate_snapshot();
@@ -291,9 +291,16 @@ impl ClusterService {
                     None,
                 ),
             };
-            if let CasOutcome::Written { .. } = self.store.put_worker(&record, expected).await? {
-                if stored.is_none() {
-                    self.emit(EventKind::WorkerRegistered { worker: id.clone() });
+            let registered = stored
+                .is_none()
+                .then(|| EventKind::WorkerRegistered { worker: id.clone() });
+            let events: Vec<&EventKind> = registered.iter().collect();
+            if let CasOutcome::Written { .. } = self
+                .put_worker_alerting(&record, expected, None, &events)
+                .await?
+            {
+                if let Some(kind) = registered {
+                    self.emit(kind);
                 }
                 self.invalidate_snapshot();
                 return self.worker_view(&id).await;
@@ -320,10 +327,16 @@ impl ClusterService {
                 .worker(id)
                 .await?
                 .ok_or_else(|| Error::WorkerNotFound(id.clone()))?;
-            match self.store.delete_worker(id, stored.version).await? {
+            let removed = EventKind::WorkerRemoved { worker: id.clone() };
+            let entries = self.outbox_entries(&[(&removed, None)]).await?;
+            match self
+                .store
+                .delete_worker_with_outbox(id, stored.version, &entries)
+                .await?
+            {
                 DeleteOutcome::Deleted => {
                     self.invalidate_snapshot();
-                    self.emit(EventKind::WorkerRemoved { worker: id.clone() });
+                    self.emit(removed);
                     return self
                         .audit(actor, "remove", id.as_str(), serde_json::Value::Null)
                         .await;

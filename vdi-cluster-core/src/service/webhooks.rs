@@ -1,21 +1,32 @@
 //! Webhooks: endpoints an admin configures, events into the outbox, and
 //! the delivery step the leader runs.
 //!
-//! Events reach the outbox three ways, each atomic with its cause:
+//! Events reach the outbox in the same atomic step as their cause; no
+//! replica keeps one in memory for later:
 //!
-//! * a leader's observation (availability transitions) is written at once,
-//!   fenced by the background lease, under a key naming the transition
-//!   ([`alerts::observed_key`]): a second leader observing the same
-//!   transition writes nothing;
-//! * an admin policy change is written by
-//!   [`Outbox::put_worker_with_outbox`] with the record;
-//! * other events (reconcile's migrations, registrations, exam risk) are
-//!   kept by the replica that emitted them and written by its next
-//!   background tick ([`ClusterService::flush_outbox`]).
+//! * a change written to a worker's record carries its entries in that
+//!   write: registrations, policy changes (an operator's, or drained by
+//!   observation) and deregistrations with
+//!   [`Outbox::put_worker_with_outbox`](crate::outbox::Outbox::put_worker_with_outbox),
+//!   removals with
+//!   [`Outbox::delete_worker_with_outbox`](crate::outbox::Outbox::delete_worker_with_outbox);
+//! * a leader's observation is written at once, fenced by the background
+//!   lease, under a key naming the occurrence ([`alerts::observed_key`]),
+//!   so a second leader observing the same occurrence writes nothing:
+//!   availability transitions, reconcile's orphan marks, failed
+//!   migrations, suspensions and summary, an exam's risk flag and its
+//!   prewarm readiness (each after the compare-and-set that marks it on
+//!   the calendar, which one replica only wins), a forming waiting room
+//!   (`queue_alerts`) and a store outage, once the store answers again
+//!   (the background loop);
+//! * a re-dispatch writes its `session.migrated` right after the session
+//!   is placed, under a key naming the new dispatch.
 //!
 //! [`ClusterService::deliver_due`] leases due deliveries, sends them
 //! through a [`WebhookSender`], and records each attempt with the next
-//! state that [`RetryPolicy`](crate::outbox::RetryPolicy) decides.
+//! state that [`RetryPolicy`](crate::outbox::RetryPolicy) decides;
+//! [`ClusterService::purge_old_deliveries`] deletes finished ones past
+//! the retention.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -26,18 +37,21 @@ use async_trait::async_trait;
 use futures::StreamExt;
 
 use super::ClusterService;
+use crate::dispatch::Dispatch;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventKind};
+use crate::ids::{SessionKey, WorkerId};
 use crate::outbox::{
     Attempt, Delivery, LeasedDelivery, Next, OutboxEntry, WebhookEndpoint, alerts,
 };
-use crate::store::Lease;
+use crate::store::{CasOutcome, Lease};
 use crate::validation::ValidationError;
+use crate::worker::WorkerRecord;
 
 /// Deliveries sent at once by one step.
 const SEND_CONCURRENCY: usize = 8;
-/// Events kept for the next flush at most (the oldest are dropped beyond).
-const PENDING_KEPT: usize = 10_000;
+/// Deliveries deleted by one clean-up step at most.
+pub const PURGED_PER_STEP: usize = 500;
 /// Deliveries listed at most.
 pub const MAX_DELIVERIES_LISTED: usize = 200;
 
@@ -61,14 +75,6 @@ pub trait WebhookSender: Debug + Send + Sync + 'static {
         entry: &OutboxEntry,
         timeout: Duration,
     ) -> SendResult;
-}
-
-/// An event waiting for its replica's next flush.
-#[derive(Debug, Clone)]
-pub(super) struct PendingEvent {
-    event: Event,
-    /// Observed by the leader: written fenced, under this key.
-    observed: Option<String>,
 }
 
 /// What one delivery step did.
@@ -229,114 +235,115 @@ impl ClusterService {
             .ok_or_else(|| webhook_not_found(id))
     }
 
-    /// The outbox entries of `kind` happening now, for the endpoints that
-    /// want it, under the de-duplication key `dedup` (a fresh one if
-    /// `None`).
+    /// The outbox entries of `events` happening now, for the endpoints that
+    /// want them (read once), each under its de-duplication key (a fresh
+    /// one if `None`). Reads no endpoint when no event is a webhook type.
     pub(super) async fn outbox_entries(
         &self,
-        kind: &EventKind,
-        dedup: Option<String>,
+        events: &[(&EventKind, Option<String>)],
     ) -> Result<Vec<OutboxEntry>> {
-        if alerts::webhook_type(kind).is_none() {
+        if events
+            .iter()
+            .all(|(kind, _)| alerts::webhook_type(kind).is_none())
+        {
             return Ok(Vec::new());
         }
-        let event = Event {
-            at: self.clock.now(),
-            kind: kind.clone(),
-        };
-        let dedup = dedup.unwrap_or_else(|| new_id("evt"));
         let endpoints = self.store.webhooks().await?;
-        Ok(alerts::route(&event, &dedup, &endpoints, || new_id("msg")))
-    }
-
-    /// Keeps a webhook-worthy event for the next flush.
-    pub(super) fn keep_for_outbox(&self, event: &Event, observed: Option<String>) {
-        if alerts::webhook_type(&event.kind).is_none() {
-            return;
-        }
-        let mut pending = self
-            .pending_events
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if pending.len() >= PENDING_KEPT {
-            pending.remove(0);
-            tracing::warn!("too many events waiting for the outbox; dropped the oldest");
-        }
-        pending.push(PendingEvent {
-            event: event.clone(),
-            observed,
-        });
-    }
-
-    /// Keeps an observation for the outbox only (a new leader's catch-up:
-    /// the sinks may have had it from the previous leader).
-    pub(super) fn keep_observed_for_outbox(&self, kind: EventKind, observed: Option<String>) {
-        let event = Event {
-            at: self.clock.now(),
-            kind,
-        };
-        self.keep_for_outbox(&event, observed);
-    }
-
-    /// Emits an event the leader observed (an availability transition)
-    /// and keeps it for the outbox under `observed`, its transition's key.
-    pub(super) fn emit_observed(&self, kind: EventKind, observed: Option<String>) {
-        let event = Event {
-            at: self.clock.now(),
-            kind,
-        };
-        self.events.emit(&event);
-        self.keep_for_outbox(&event, observed);
-    }
-
-    /// Writes the events this replica emitted since its last flush to the
-    /// outbox: the leader's observations fenced by `fence` (dropped when
-    /// the fence no longer holds: the new leader observes them itself),
-    /// the others unfenced. Kept for the next flush if the store fails.
-    pub async fn flush_outbox(&self, fence: Option<&Lease>) -> Result<u32> {
-        let batch = std::mem::take(
-            &mut *self
-                .pending_events
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        if batch.is_empty() {
-            return Ok(0);
-        }
-        let result = self.write_pending(&batch, fence).await;
-        if let Err(e) = &result
-            && !matches!(e, Error::Fenced { .. })
-        {
-            let mut pending = self
-                .pending_events
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let later = std::mem::replace(&mut *pending, batch);
-            pending.extend(later);
-        }
-        result
-    }
-
-    async fn write_pending(&self, batch: &[PendingEvent], fence: Option<&Lease>) -> Result<u32> {
-        let endpoints = self.store.webhooks().await?;
-        if endpoints.is_empty() {
-            return Ok(0);
-        }
-        let (mut observed, mut other) = (Vec::new(), Vec::new());
-        for p in batch {
-            let (dedup, to) = match &p.observed {
-                Some(key) => (key.clone(), &mut observed),
-                None => (new_id("evt"), &mut other),
+        let at = self.clock.now();
+        let mut entries = Vec::new();
+        for (kind, dedup) in events {
+            let event = Event {
+                at,
+                kind: (*kind).clone(),
             };
-            to.extend(alerts::route(&p.event, &dedup, &endpoints, || {
-                new_id("msg")
-            }));
+            let dedup = dedup.clone().unwrap_or_else(|| new_id("evt"));
+            entries.extend(alerts::route(&event, &dedup, &endpoints, || new_id("msg")));
         }
-        let mut written = self.store.append_outbox(&other, None).await?;
-        if !observed.is_empty() {
-            written += self.store.append_outbox(&observed, fence).await?;
+        Ok(entries)
+    }
+
+    /// Writes an observation to the outbox at once, fenced by `fence` (the
+    /// leader's lease) under `key`, the de-duplication key naming its
+    /// occurrence ([`alerts::observed_key`]): a second leader observing
+    /// the same occurrence writes nothing. Not emitted to the sinks (a new
+    /// leader's catch-up: they may have had it from the previous leader).
+    pub(super) async fn append_observed(
+        &self,
+        kind: &EventKind,
+        key: Option<String>,
+        fence: Option<&Lease>,
+    ) -> Result<()> {
+        let entries = self.outbox_entries(&[(kind, key)]).await?;
+        if !entries.is_empty() {
+            self.store.append_outbox(&entries, fence).await?;
         }
-        Ok(written)
+        Ok(())
+    }
+
+    /// [`append_observed`](Self::append_observed), then emits the event
+    /// to the sinks.
+    pub(super) async fn record_observed(
+        &self,
+        kind: EventKind,
+        key: Option<String>,
+        fence: Option<&Lease>,
+    ) -> Result<()> {
+        self.append_observed(&kind, key, fence).await?;
+        self.emit(kind);
+        Ok(())
+    }
+
+    /// A compare-and-set of a worker record (on its dispatched count too,
+    /// with `dispatched`) carrying the outbox entries of `events`, written
+    /// in the same atomic step. Without entries to write it is the plain
+    /// [`Registry`](crate::store::Registry) write, with no step added.
+    pub(super) async fn put_worker_alerting(
+        &self,
+        record: &WorkerRecord,
+        expected: Option<u64>,
+        dispatched: Option<u32>,
+        events: &[&EventKind],
+    ) -> Result<CasOutcome> {
+        let events: Vec<_> = events.iter().map(|k| (*k, None)).collect();
+        let entries = self.outbox_entries(&events).await?;
+        match (entries.is_empty(), expected, dispatched) {
+            (true, Some(version), Some(n)) => {
+                self.store
+                    .put_worker_if_dispatched(record, version, n)
+                    .await
+            }
+            (true, _, _) => self.store.put_worker(record, expected).await,
+            (false, _, _) => {
+                self.store
+                    .put_worker_with_outbox(record, expected, dispatched, &entries)
+                    .await
+            }
+        }
+    }
+
+    /// Writes and emits `session.migrated` for a session re-dispatched
+    /// from `from` to `active`'s worker, under a key naming the new
+    /// dispatch. The session is placed whatever happens here: a store that
+    /// fails now is logged, not turned into a failed allocation.
+    pub(super) async fn migrated(&self, session: &SessionKey, from: &WorkerId, active: &Dispatch) {
+        let kind = EventKind::SessionMigrated {
+            session: session.clone(),
+            from: from.clone(),
+            to: active.worker.clone(),
+        };
+        let key = alerts::observed_key(&kind, active.id);
+        if let Err(e) = self.append_observed(&kind, key, None).await {
+            tracing::warn!(%session, error = %e, "could not write session.migrated to the outbox");
+        }
+        self.emit(kind);
+    }
+
+    /// Deletes delivered and failed deliveries whose last attempt is older
+    /// than the retention ([`RetryPolicy::retention`](crate::outbox::RetryPolicy::retention)),
+    /// [`PURGED_PER_STEP`] at most; answers how many (the leader's tick).
+    pub async fn purge_old_deliveries(&self) -> Result<u32> {
+        let before = self.clock.now().minus(self.config.webhooks.retention);
+        self.store.purge_deliveries(before, PURGED_PER_STEP).await
     }
 
     /// One delivery step: leases due deliveries, sends them through
@@ -431,7 +438,7 @@ impl ClusterService {
                 "webhook.failing:{}:{}",
                 delivery.entry.endpoint, delivery.entry.id
             );
-            self.outbox_entries(&kind, Some(key)).await?
+            self.outbox_entries(&[(&kind, Some(key))]).await?
         };
         let failing = policy.failing(&failing_entries);
         let count = self

@@ -209,6 +209,18 @@ pub struct ServeArgs {
           value_parser = parse_failure_policy)]
     pub failure_policy: FailurePolicy,
 
+    /// Repeat `migration.manual_required` this often while sessions the
+    /// `manual` policy orphaned remain, seconds; 0 alerts once only.
+    #[arg(long, env = "VDI_MANUAL_MIGRATION_REMIND_SEC", default_value_t = 900,
+          value_parser = clap::value_parser!(u64).range(0..=604_800))]
+    pub manual_migration_remind_sec: u64,
+
+    /// Waiting students at which an exam's waiting room is reported
+    /// forming (`exam.queue_forming`, once until it empties).
+    #[arg(long, env = "VDI_QUEUE_ALERT_AT", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub queue_alert_at: u32,
+
     /// Placement order after sticky and affinity: spread or pack.
     #[arg(long, env = "WORKER_SCHEDULING_POLICY", default_value = "spread",
           value_parser = parse_scheduling)]
@@ -329,6 +341,9 @@ impl ServeArgs {
             prewarm_concurrency: usize::try_from(self.prewarm_concurrency).unwrap_or(1),
             prewarm_max: self.prewarm_max,
             failure_policy: self.failure_policy,
+            manual_migration_remind: (self.manual_migration_remind_sec > 0)
+                .then(|| Duration::from_secs(self.manual_migration_remind_sec)),
+            queue_alert_at: self.queue_alert_at,
             scheduling: self.scheduling_policy,
             heartbeat_interval: Duration::from_secs(self.heartbeat_interval_sec),
             mass_failure_percent: self.mass_failure_percent,

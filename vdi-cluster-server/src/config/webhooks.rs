@@ -44,6 +44,12 @@ pub struct WebhookArgs {
     #[arg(long, env = "VDI_WEBHOOK_FAILING_AFTER", default_value_t = 5,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub webhook_failing_after: u32,
+
+    /// Keep delivered and failed deliveries this many days after their
+    /// last attempt; the leader deletes older ones.
+    #[arg(long, env = "VDI_WEBHOOK_RETENTION_DAYS", default_value_t = 7,
+          value_parser = clap::value_parser!(u64).range(1..=3_650))]
+    pub webhook_retention_days: u64,
 }
 
 impl WebhookArgs {
@@ -55,6 +61,7 @@ impl WebhookArgs {
             failing_after: self.webhook_failing_after,
             send_timeout,
             lease: send_timeout * 3,
+            retention: Duration::from_secs(self.webhook_retention_days * 24 * 3600),
             ..RetryPolicy::default()
         }
     }

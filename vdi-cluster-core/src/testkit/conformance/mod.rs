@@ -90,7 +90,8 @@ pub use lease::{
 };
 pub use outbox::{
     concurrent_deliverers_never_share_a_lease, expired_delivery_lease_redelivers_once,
-    outbox_entries_commit_with_their_cause,
+    finished_deliveries_past_retention_are_purged, outbox_entries_commit_with_their_cause,
+    worker_removals_and_guarded_writes_commit_their_alerts,
 };
 pub use prewarm_pool::{
     heartbeats_on_replicas_keep_the_newest_pool_report, prewarm_pool_is_stored_with_the_record,
@@ -183,6 +184,8 @@ macro_rules! conformance_tests {
             concurrent_queue_keeps_invariant_e,
             queued_students_are_placed_once_across_replicas,
             outbox_entries_commit_with_their_cause,
+            worker_removals_and_guarded_writes_commit_their_alerts,
+            finished_deliveries_past_retention_are_purged,
             concurrent_deliverers_never_share_a_lease,
             expired_delivery_lease_redelivers_once,
         }

@@ -13,8 +13,8 @@ use crate::events::{Event, EventKind};
 use crate::outbox::{
     Attempt, DeliveryState, LeasedDelivery, Next, OutboxEntry, RetryPolicy, WebhookEndpoint,
 };
-use crate::store::{CasOutcome, Store};
-use crate::testkit::{wid, worker_record};
+use crate::store::{CasOutcome, DeleteOutcome, Store};
+use crate::testkit::{key, request, reserve_and_confirm, wid, worker_record};
 use crate::time::Timestamp;
 
 fn endpoint(id: &str, at: Timestamp) -> WebhookEndpoint {
@@ -63,6 +63,94 @@ async fn states(store: &Arc<dyn Store>, endpoint: &str) -> Vec<(String, Delivery
     all
 }
 
+/// A guarded write (on the dispatched count too) and a removal commit
+/// their events with them or not at all: a count that moved, a stale
+/// version or dispatches still on the worker write no event.
+pub async fn worker_removals_and_guarded_writes_commit_their_alerts(factory: &impl StoreFactory) {
+    let store = factory.replica().await;
+    let t = now();
+    assert!(store.put_webhook(&endpoint("wh_g", t)).await.unwrap());
+    let record = worker_record("w-guarded", 4, 0);
+    let CasOutcome::Written { version } = store.put_worker(&record, None).await.unwrap() else {
+        panic!("a new worker is written");
+    };
+    let session = key("e-guarded", "u1");
+    let placed = reserve_and_confirm(
+        &*store,
+        &request(&session, &record.id, t),
+        t,
+        Duration::from_secs(60),
+    )
+    .await;
+
+    let stale_count = store
+        .put_worker_with_outbox(
+            &record,
+            Some(version),
+            Some(0),
+            &[entry("msg_g1", "wh_g", "g1", t)],
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(stale_count, CasOutcome::Conflict { .. }),
+        "the dispatched count moved: {stale_count:?}"
+    );
+    let guarded = store
+        .put_worker_with_outbox(
+            &record,
+            Some(version),
+            Some(1),
+            &[entry("msg_g2", "wh_g", "g2", t)],
+        )
+        .await
+        .unwrap();
+    let CasOutcome::Written { version } = guarded else {
+        panic!("the count holds: {guarded:?}");
+    };
+    assert_eq!(
+        states(&store, "wh_g").await,
+        vec![("msg_g2".into(), DeliveryState::Pending)],
+        "only the write that won carried its event"
+    );
+
+    let busy = store
+        .delete_worker_with_outbox(&record.id, version, &[entry("msg_g3", "wh_g", "g3", t)])
+        .await
+        .unwrap();
+    assert_eq!(busy, DeleteOutcome::HasDispatches(1));
+    store
+        .release(&session, Some(placed.id), None, None)
+        .await
+        .unwrap()
+        .expect("released");
+    let stale = store
+        .delete_worker_with_outbox(&record.id, version + 7, &[entry("msg_g4", "wh_g", "g4", t)])
+        .await
+        .unwrap();
+    assert_eq!(stale, DeleteOutcome::Conflict);
+    let current = store
+        .worker(&record.id)
+        .await
+        .unwrap()
+        .expect("kept")
+        .version;
+    let deleted = store
+        .delete_worker_with_outbox(&record.id, current, &[entry("msg_g5", "wh_g", "g5", t)])
+        .await
+        .unwrap();
+    assert_eq!(deleted, DeleteOutcome::Deleted);
+    assert!(store.worker(&record.id).await.unwrap().is_none());
+    assert_eq!(
+        states(&store, "wh_g").await,
+        vec![
+            ("msg_g2".into(), DeliveryState::Pending),
+            ("msg_g5".into(), DeliveryState::Pending),
+        ],
+        "a refused removal wrote no event; the removal wrote its own"
+    );
+}
+
 /// An event commits with its cause or not at all: a compare-and-set that
 /// loses writes no event, a fenced write whose lease is gone writes
 /// none, and one (endpoint, key) is written once.
@@ -78,14 +166,14 @@ pub async fn outbox_entries_commit_with_their_cause(factory: &impl StoreFactory)
 
     let record = worker_record("w-outbox", 4, 0);
     let written = a
-        .put_worker_with_outbox(&record, None, &[entry("msg_1", "wh_a", "k1", t)])
+        .put_worker_with_outbox(&record, None, None, &[entry("msg_1", "wh_a", "k1", t)])
         .await
         .unwrap();
     let CasOutcome::Written { version } = written else {
         panic!("first write wins: {written:?}");
     };
     let lost = b
-        .put_worker_with_outbox(&record, None, &[entry("msg_2", "wh_a", "k2", t)])
+        .put_worker_with_outbox(&record, None, None, &[entry("msg_2", "wh_a", "k2", t)])
         .await
         .unwrap();
     assert_eq!(
@@ -146,6 +234,60 @@ pub async fn outbox_entries_commit_with_their_cause(factory: &impl StoreFactory)
     assert!(a.delete_webhook("wh_a").await.unwrap());
     assert!(!a.delete_webhook("wh_a").await.unwrap());
     assert!(b.webhooks().await.unwrap().is_empty());
+}
+
+/// Retention: delivered and failed deliveries whose last attempt is older
+/// than the cut-off are deleted, at most `limit` per call, with their
+/// de-duplication keys; pending and leased ones never are.
+pub async fn finished_deliveries_past_retention_are_purged(factory: &impl StoreFactory) {
+    let store = factory.replica().await;
+    let t = now();
+    let hour = Duration::from_secs(3600);
+    store.put_webhook(&endpoint("wh_p", t)).await.unwrap();
+    let entries: Vec<_> = (1..=5)
+        .map(|i| entry(&format!("msg_p{i}"), "wh_p", &format!("kp{i}"), t))
+        .collect();
+    assert_eq!(store.append_outbox(&entries, None).await.unwrap(), 5);
+    let leased = store.lease_deliveries(t, t.plus(hour), 10).await.unwrap();
+    assert_eq!(leased.len(), 5);
+    let by_id = |id: &str| leased.iter().find(|d| d.entry.id == id).unwrap();
+    let finish = |id: &'static str, at: Timestamp, status: Option<u16>, next: Next| {
+        let store = Arc::clone(&store);
+        let d = by_id(id).clone();
+        async move {
+            store
+                .finish_delivery(&d, &attempt(at, status), next, None)
+                .await
+                .unwrap()
+                .expect("still leased");
+        }
+    };
+    finish("msg_p1", t, Some(204), Next::Delivered).await;
+    finish("msg_p2", t, None, Next::GiveUp).await;
+    finish("msg_p3", t.plus(hour * 2), Some(204), Next::Delivered).await;
+    finish("msg_p4", t, None, Next::RetryAt(t.plus(hour * 24))).await;
+    // msg_p5 stays leased.
+
+    let cutoff = t.plus(hour);
+    assert_eq!(store.purge_deliveries(cutoff, 1).await.unwrap(), 1);
+    assert_eq!(store.purge_deliveries(cutoff, 10).await.unwrap(), 1);
+    assert_eq!(store.purge_deliveries(cutoff, 10).await.unwrap(), 0);
+    assert_eq!(
+        states(&store, "wh_p").await,
+        vec![
+            ("msg_p3".into(), DeliveryState::Delivered),
+            ("msg_p4".into(), DeliveryState::Pending),
+            ("msg_p5".into(), DeliveryState::Leased),
+        ]
+    );
+    assert_eq!(
+        store
+            .append_outbox(&[entry("msg_p6", "wh_p", "kp1", t)], None)
+            .await
+            .unwrap(),
+        1,
+        "a purged delivery's key went with it"
+    );
 }
 
 /// Deliverers on several replicas leasing at once never get one delivery

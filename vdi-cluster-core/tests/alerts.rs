@@ -1,0 +1,276 @@
+//! Alerts written with their cause, on the in-memory backend with a manual
+//! clock: registrations and removals, reconcile's alerts (the per-exam
+//! summary, `migration.manual_required` reminded at its interval,
+//! `migration.suspended` once per episode), re-dispatches and forming
+//! waiting rooms. No replica keeps an event for later: each test reads the
+//! outbox right after the cause, with no background tick in between.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use vdi_cluster_core::events::{EventKind, RecordingSink};
+use vdi_cluster_core::health::HeartbeatStamp;
+use vdi_cluster_core::testkit::{SimulatedWorkers, heartbeat_with_slots, key, wid};
+use vdi_cluster_core::waiting_room::WaitingRoom;
+use vdi_cluster_core::{
+    ClusterService, ExamId, FailurePolicy, ManualClock, MemoryStore, ServiceConfig, Timestamp,
+    UserId,
+};
+
+const START: Timestamp = Timestamp(1_800_000_000_000);
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+struct Harness {
+    clock: ManualClock,
+    store: MemoryStore,
+    events: RecordingSink,
+    svc: ClusterService,
+    endpoint: String,
+    seq: AtomicU64,
+}
+
+async fn harness(tweak: impl FnOnce(&mut ServiceConfig)) -> Harness {
+    let clock = ManualClock::new(START);
+    let store = MemoryStore::with_clock(Arc::new(clock.clone()));
+    let events = RecordingSink::default();
+    let mut config = ServiceConfig {
+        seed: 42,
+        snapshot_max_age: Duration::ZERO,
+        exam_affinity: false,
+        herd_width: 1,
+        ..ServiceConfig::default()
+    };
+    tweak(&mut config);
+    let svc = ClusterService::builder(Arc::new(store.clone()), Arc::new(SimulatedWorkers::new()))
+        .config(config)
+        .clock(Arc::new(clock.clone()))
+        .events(Arc::new(events.clone()))
+        .build();
+    let endpoint = svc
+        .create_webhook(
+            "admin",
+            "http://hooks.example/",
+            vec![],
+            None,
+            SECRET.into(),
+        )
+        .await
+        .unwrap()
+        .id;
+    Harness {
+        clock,
+        store,
+        events,
+        svc,
+        endpoint,
+        seq: AtomicU64::new(0),
+    }
+}
+
+impl Harness {
+    async fn beat(&self, code: &str, slots: u32) {
+        let mut hb = heartbeat_with_slots(code, slots, 0);
+        hb.stamp = HeartbeatStamp {
+            boot_id: Some("boot-1".into()),
+            seq: Some(self.seq.fetch_add(1, Ordering::SeqCst) + 1),
+        };
+        assert!(self.svc.heartbeat(hb).await.unwrap().accepted);
+    }
+
+    /// Advances `secs` in steps of 100 s, `alive` heartbeating at each.
+    async fn advance(&self, secs: u64, alive: &[&str]) {
+        for _ in 0..secs / 100 {
+            self.clock.advance(Duration::from_secs(100));
+            for w in alive {
+                self.beat(w, 4).await;
+            }
+        }
+    }
+
+    /// The outbox's entries for the endpoint, by event name, oldest first.
+    async fn outbox(&self) -> Vec<EventKind> {
+        let mut all = self
+            .svc
+            .webhook_deliveries(&self.endpoint, 200)
+            .await
+            .unwrap();
+        all.reverse();
+        all.into_iter().map(|d| d.entry.event.kind).collect()
+    }
+
+    async fn count(&self, name: &str) -> usize {
+        self.outbox()
+            .await
+            .iter()
+            .filter(|k| k.name() == name)
+            .count()
+    }
+
+    fn emitted(&self, name: &str) -> usize {
+        self.events
+            .events()
+            .iter()
+            .filter(|e| e.kind.name() == name)
+            .count()
+    }
+
+    /// `w1` (10 slots) holds one session of each of three exams and goes
+    /// offline; `w2` and `w3` stay.
+    async fn one_worker_offline(&self) {
+        self.beat("w1", 10).await;
+        self.beat("w2", 4).await;
+        self.beat("w3", 4).await;
+        for i in 0..3 {
+            let placed = self
+                .svc
+                .allocate(key(&format!("exam-{i}"), "s"), Default::default())
+                .await
+                .unwrap();
+            assert_eq!(placed.dispatch.worker.as_str(), "w1");
+        }
+        self.advance(700, &["w2", "w3"]).await;
+    }
+}
+
+#[tokio::test]
+async fn registrations_and_removals_commit_their_alerts() {
+    let h = harness(|_| {}).await;
+    h.beat("w1", 4).await;
+    assert_eq!(h.count("workerRegistered").await, 1);
+    h.beat("w1", 4).await;
+    assert_eq!(
+        h.count("workerRegistered").await,
+        1,
+        "a heartbeat writes none"
+    );
+    h.svc.deregister(&wid("w1"), "w1").await.unwrap();
+    assert_eq!(h.count("workerRemoved").await, 1);
+    h.svc.remove_worker(&wid("w1"), "admin").await.unwrap();
+    assert_eq!(h.count("workerRemoved").await, 2);
+}
+
+#[tokio::test]
+async fn migrations_are_summarised_per_exam_and_each_move_is_written() {
+    let h = harness(|c| c.failure_policy = FailurePolicy::Automatic).await;
+    h.one_worker_offline().await;
+    let report = h.svc.reconcile().await.unwrap();
+    assert_eq!(report.migrated, 3);
+    assert_eq!(report.by_exam.len(), 3);
+    for (exam, m) in &report.by_exam {
+        assert_eq!((m.moved, m.failed, m.orphaned), (1, 0, 0), "{exam}");
+    }
+    assert_eq!(h.count("sessionMigrated").await, 3);
+    let summary = h
+        .outbox()
+        .await
+        .into_iter()
+        .find_map(|k| match k {
+            EventKind::Reconciled { report } => Some(report),
+            _ => None,
+        })
+        .expect("migration.summary");
+    assert_eq!(summary.by_exam, report.by_exam);
+    // A pass with nothing to report writes no summary.
+    h.svc.reconcile().await.unwrap();
+    assert_eq!(h.count("reconciled").await, 1);
+}
+
+#[tokio::test]
+async fn manual_migration_is_reminded_at_its_interval_until_resolved() {
+    let h = harness(|c| {
+        c.failure_policy = FailurePolicy::Manual;
+        c.manual_migration_remind = Some(Duration::from_secs(600));
+    })
+    .await;
+    h.one_worker_offline().await;
+    let report = h.svc.reconcile().await.unwrap();
+    assert_eq!(report.orphaned, 3);
+    assert_eq!(report.by_exam.values().map(|m| m.orphaned).sum::<u32>(), 3);
+    assert_eq!(h.count("sessionsOrphaned").await, 1);
+    h.svc.reconcile().await.unwrap();
+    h.advance(500, &["w2", "w3"]).await;
+    h.svc.reconcile().await.unwrap();
+    assert_eq!(
+        h.count("sessionsOrphaned").await,
+        1,
+        "not before the interval"
+    );
+    h.advance(100, &["w2", "w3"]).await;
+    h.svc.reconcile().await.unwrap();
+    h.svc.reconcile().await.unwrap();
+    assert_eq!(h.count("sessionsOrphaned").await, 2, "reminded once");
+    assert!(
+        h.outbox()
+            .await
+            .iter()
+            .all(|k| !matches!(k, EventKind::SessionsOrphaned { count, .. } if *count != 3))
+    );
+
+    // Resolved: the students came back and were moved; no more reminders.
+    for i in 0..3 {
+        h.svc
+            .allocate(key(&format!("exam-{i}"), "s"), Default::default())
+            .await
+            .unwrap();
+    }
+    h.advance(600, &["w2", "w3"]).await;
+    h.svc.reconcile().await.unwrap();
+    assert_eq!(h.count("sessionsOrphaned").await, 2);
+}
+
+#[tokio::test]
+async fn a_suspension_is_alerted_once_per_episode() {
+    let h = harness(|_| {}).await;
+    for w in ["w1", "w2", "w3"] {
+        h.beat(w, 10).await;
+    }
+    for i in 0..6 {
+        h.svc
+            .allocate(key(&format!("exam-{i}"), "s"), Default::default())
+            .await
+            .unwrap();
+    }
+    h.advance(700, &["w3"]).await;
+    for _ in 0..3 {
+        assert!(h.svc.reconcile().await.unwrap().mass_failure_guard);
+    }
+    assert_eq!(h.count("migrationSuspended").await, 1);
+    assert_eq!(h.emitted("migrationSuspended"), 1);
+
+    // The workers come back and the guard lets go: the episode ends.
+    h.advance(700, &["w1", "w2", "w3"]).await;
+    assert!(!h.svc.reconcile().await.unwrap().mass_failure_guard);
+    // A second mass failure is a second episode.
+    h.advance(700, &["w3"]).await;
+    assert!(h.svc.reconcile().await.unwrap().mass_failure_guard);
+    h.svc.reconcile().await.unwrap();
+    assert_eq!(h.count("migrationSuspended").await, 2);
+}
+
+#[tokio::test]
+async fn a_forming_queue_is_alerted_once_per_episode() {
+    let h = harness(|c| c.queue_alert_at = 2).await;
+    let exam = ExamId::parse("examId", "math").unwrap();
+    let user = |u: &str| UserId::parse("userId", u).unwrap();
+    let now = START;
+    h.store.enqueue(&exam, &user("u1"), now).await.unwrap();
+    assert!(
+        h.svc.watch_queues(None).await.unwrap().is_empty(),
+        "below 2"
+    );
+    h.store.enqueue(&exam, &user("u2"), now).await.unwrap();
+    assert_eq!(h.svc.watch_queues(None).await.unwrap().len(), 1);
+    h.store.enqueue(&exam, &user("u3"), now).await.unwrap();
+    assert!(h.svc.watch_queues(None).await.unwrap().is_empty(), "once");
+    assert_eq!(h.count("examQueueForming").await, 1);
+
+    for u in ["u1", "u2", "u3"] {
+        h.store.leave_queue(&exam, &user(u)).await.unwrap();
+    }
+    assert!(h.svc.watch_queues(None).await.unwrap().is_empty());
+    h.store.enqueue(&exam, &user("u4"), now).await.unwrap();
+    h.store.enqueue(&exam, &user("u5"), now).await.unwrap();
+    assert_eq!(h.svc.watch_queues(None).await.unwrap().len(), 1);
+    assert_eq!(h.count("examQueueForming").await, 2, "a new episode");
+}
