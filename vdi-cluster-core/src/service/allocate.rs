@@ -384,6 +384,7 @@ impl ClusterService {
                 return Ok(Step::Stop(Error::AllocationInProgress(attempt.key.clone())));
             }
             let request = attempt.request(view, self.clock.now());
+            self.note_reserving(&candidate.worker);
             match self.store.reserve(&request).await? {
                 Reservation::Existing(d) => {
                     if let Some(step) = self.on_existing(d, &candidate.worker, attempt).await? {
@@ -406,7 +407,6 @@ impl ClusterService {
                 }
             }
         };
-        self.note_reserved(&candidate.worker);
         let Some(active) = self.start_on_worker(view, &reserved).await? else {
             attempt.failed_calls += 1;
             if attempt.failed_calls >= self.config.retry_count {

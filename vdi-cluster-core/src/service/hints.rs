@@ -9,7 +9,9 @@
 //! * **Placement hints** (sticky worker, affinity counts) are read from the
 //!   store once per exam and lifetime, then moved by this replica's own
 //!   placements: the sticky worker becomes the worker it just placed on,
-//!   whose affinity grows by one. They only order candidates: a stale hint
+//!   whose affinity grows by one — and stays this replica's sticky worker
+//!   when the hints are read again, so replicas spread over workers of
+//!   their own rather than race for one. They only order candidates: a stale hint
 //!   may cost placement quality or a contention retry, never correctness —
 //!   compare-and-reserve has the last word (invariants A–C).
 //! * **The calendar** is dropped by this replica's own calendar writes, so
@@ -43,10 +45,24 @@ impl<T> Read<T> {
     }
 }
 
+/// An exam's hints: as read, moved by this replica's placements since.
+#[derive(Debug)]
+struct ExamHints {
+    read: Read<ExamPlacement>,
+    /// Where this replica last placed the exam: its sticky worker, kept
+    /// over the store's when the hints are read again — replicas that each
+    /// fill a worker of their own do not race for the last slots of one.
+    own_sticky: Option<WorkerId>,
+}
+
+/// How many lifetimes an exam's entry (and this replica's sticky worker
+/// for it) outlives its last read.
+const KEEP_OWN_STICKY: u32 = 20;
+
 /// This replica's cached hints (see the module docs).
 #[derive(Debug, Default)]
 pub(super) struct Hints {
-    placements: Mutex<HashMap<ExamId, Read<ExamPlacement>>>,
+    placements: Mutex<HashMap<ExamId, ExamHints>>,
     calendar: Mutex<Option<Read<ExamCalendar>>>,
 }
 
@@ -67,20 +83,28 @@ impl Hints {
     {
         if let Some(hit) = lock(&self.placements)
             .get(exam)
-            .and_then(|r| r.fresh(max_age))
+            .and_then(|h| h.read.fresh(max_age))
         {
             return Ok(hit);
         }
         let fetched = Instant::now();
-        let value = Arc::new(load().await?);
+        let mut read = load().await?;
         let mut placements = lock(&self.placements);
         // Entries of exams no longer placed here are dropped as they age.
-        placements.retain(|_, r| r.fetched.elapsed() < max_age);
+        placements.retain(|_, h| h.read.fetched.elapsed() < max_age * KEEP_OWN_STICKY);
+        let own = placements.get(exam).and_then(|h| h.own_sticky.clone());
+        if let Some(worker) = &own {
+            read.sticky = Some(worker.clone());
+        }
+        let value = Arc::new(read);
         placements.insert(
             exam.clone(),
-            Read {
-                fetched,
-                value: Arc::clone(&value),
+            ExamHints {
+                read: Read {
+                    fetched,
+                    value: Arc::clone(&value),
+                },
+                own_sticky: own,
             },
         );
         Ok(value)
@@ -89,8 +113,9 @@ impl Hints {
     /// Moves `exam`'s cached hints by a placement of this replica on
     /// `worker` (what the store's reserve and confirm wrote there).
     fn placed(&self, exam: &ExamId, worker: &WorkerId) {
-        if let Some(read) = lock(&self.placements).get_mut(exam) {
-            let hints = Arc::make_mut(&mut read.value);
+        if let Some(h) = lock(&self.placements).get_mut(exam) {
+            h.own_sticky = Some(worker.clone());
+            let hints = Arc::make_mut(&mut h.read.value);
             hints.sticky = Some(worker.clone());
             *hints.affinity.entry(worker.clone()).or_default() += 1;
         }

@@ -86,9 +86,11 @@ impl SnapshotCache {
         }
     }
 
-    /// Counts a reservation of this replica on `worker`; once they use up
-    /// its free slots in the snapshot, it is known full until the next read.
-    pub(super) fn note_reserved(&self, worker: &WorkerId) {
+    /// Counts a reservation of this replica on `worker`, as it is sent
+    /// (so concurrent requests of this replica rank with it); once they use
+    /// up its free slots in the snapshot, it is known full until the next
+    /// read.
+    pub(super) fn note_reserving(&self, worker: &WorkerId) {
         if let Some(c) = self.lock().as_mut() {
             let taken = c.taken.entry(worker.clone()).or_default();
             *taken += 1;
@@ -129,10 +131,10 @@ impl ClusterService {
         self.snapshots.note_full(worker);
     }
 
-    /// Counts a reservation of this replica on `worker` against its free
-    /// slots in the snapshot.
-    pub(super) fn note_reserved(&self, worker: &WorkerId) {
-        self.snapshots.note_reserved(worker);
+    /// Counts a reservation of this replica on `worker`, as it is sent,
+    /// against its free slots in the snapshot.
+    pub(super) fn note_reserving(&self, worker: &WorkerId) {
+        self.snapshots.note_reserving(worker);
     }
 
     /// Drops the snapshot after a change that ranking must see at once.
