@@ -2,9 +2,10 @@
 //! no reads besides its compare-and-reserve and its confirm: each exam's
 //! placement hints, and the exam calendar the session API consults.
 //!
-//! Both are kept for at most
+//! The calendar is kept for at most
 //! [`ServiceConfig::snapshot_max_age`](super::ServiceConfig::snapshot_max_age),
-//! like the ranking snapshot (zero: always read fresh).
+//! like the ranking snapshot, placement hints for [`HINT_LIFETIMES`] times
+//! that (zero: both always read fresh).
 //!
 //! * **Placement hints** (sticky worker, affinity counts) are read from the
 //!   store once per exam and lifetime, then moved by this replica's own
@@ -54,6 +55,12 @@ struct ExamHints {
     /// fill a worker of their own do not race for the last slots of one.
     own_sticky: Option<WorkerId>,
 }
+
+/// An exam's placement hints live this many snapshot lifetimes: this
+/// replica moves them itself, the store's copy only adds the others'
+/// placements, and an exam's surge on a slow backend would otherwise read
+/// them again every half second per exam and replica.
+pub(super) const HINT_LIFETIMES: u32 = 10;
 
 /// How many lifetimes an exam's entry (and this replica's sticky worker
 /// for it) outlives its last read.
@@ -151,7 +158,7 @@ impl ClusterService {
     /// `exam`'s placement hints, cached (see the module docs).
     pub(super) async fn placement_hints(&self, exam: &ExamId) -> Result<Arc<ExamPlacement>> {
         let load = || self.store.placement(exam, self.clock.now());
-        let max_age = self.config.snapshot_max_age;
+        let max_age = self.config.snapshot_max_age * HINT_LIFETIMES;
         if max_age.is_zero() {
             return Ok(Arc::new(load().await?));
         }
