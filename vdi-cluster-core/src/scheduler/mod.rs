@@ -10,8 +10,9 @@
 //! [`SchedulingPolicy::Pack`] (fullest worker that still has room first).
 //! Ties break by a hash of the worker and the request's seed, so the order
 //! is deterministic for a given seed; and the head of the policy-ordered
-//! list is rotated by the seed among the best `herd_width`, so replicas
-//! ranking from the same snapshot do not all pile onto one worker.
+//! list (and of the affine workers) is rotated by the seed among the best
+//! `herd_width`, so replicas ranking from the same snapshot do not all pile
+//! onto one worker.
 
 mod prewarm;
 mod rank;

@@ -12,8 +12,9 @@
 //! separate, whole-fleet question, asked only when an explanation is
 //! needed. Within a run of equally good workers the
 //! walk starts at an offset drawn from the request's seed, and the first
-//! `herd_width` candidates are rotated by it, so replicas ranking from the
-//! same snapshot spread out instead of piling onto one worker.
+//! `herd_width` candidates are rotated by it — the affine ones among
+//! themselves, the policy ones among themselves — so replicas ranking from
+//! the same snapshot and hints spread out instead of piling onto one worker.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
@@ -170,6 +171,10 @@ impl Facet {
             )
     }
 }
+
+/// Salt of the affine candidates' herd rotation, so it does not move in
+/// step with the policy order's.
+const AFFINE_SALT: u64 = 0xA5F1_7E11_0000_0001;
 
 pub(super) fn mix(x: u64) -> u64 {
     // splitmix64 finaliser: a cheap, well-distributed 64-bit mix.
@@ -375,6 +380,13 @@ impl RankIndex {
             }
             affine.truncate(want);
             affine.sort_unstable_by(better);
+            // Herd damping among the most affine workers too: every replica
+            // holds the same affinity counts, and would otherwise try the
+            // same worker until it is full.
+            let width = options.herd_width.clamp(1, affine.len().max(1));
+            if affine.len() > 1 {
+                affine[..width].rotate_left((mix(seed ^ AFFINE_SALT) % width as u64) as usize);
+            }
             for (i, sessions) in affine {
                 taken.insert(i);
                 candidates.push(candidate(i, ChoiceReason::Affinity { sessions }));

@@ -76,6 +76,11 @@ const RANK_ROUNDS: usize = 3;
 /// Candidates asked of one ranking round.
 const RANK_LIMIT: usize = 16;
 
+/// Reservations tried on one candidate while each answers a dispatch of
+/// the session that is then replaced or reclaimed; past it, the session is
+/// treated as being allocated elsewhere.
+const EXISTING_LOOKS: u32 = 3;
+
 /// First pause of an allocate waiting for the same session's allocation.
 const COALESCE_FIRST_POLL: Duration = Duration::from_millis(10);
 
@@ -155,6 +160,9 @@ enum TryNext {
     Full,
     /// The worker failed to start the session; the reservation is undone.
     WorkerFailed,
+    /// Already tried in this placement (or the failed worker of the
+    /// dispatch being replaced).
+    AlreadyTried,
 }
 
 /// One placement in progress, across candidates and ranking rounds.
@@ -173,18 +181,25 @@ struct Attempt {
 }
 
 impl Attempt {
-    fn new(key: SessionKey, supersede: Option<&Dispatch>) -> Self {
-        let replaced_from = supersede.map(|d| d.worker.clone());
+    fn new(key: SessionKey) -> Self {
         Self {
             key,
-            tried: replaced_from.iter().cloned().collect(),
-            replaced_from,
-            supersede: supersede.map(|d| d.id),
+            tried: HashSet::new(),
+            replaced_from: None,
+            supersede: None,
             failed_calls: 0,
             contention_retries: 0,
             workers_seen: 0,
             exclusions: Exclusions::default(),
         }
+    }
+
+    /// From now on the placement replaces `old`, whose worker failed: its
+    /// worker is no candidate, and the next reservation supersedes it.
+    fn replace(&mut self, old: &Dispatch) {
+        self.tried.insert(old.worker.clone());
+        self.replaced_from = Some(old.worker.clone());
+        self.supersede = Some(old.id);
     }
 
     /// The reservation of the session on `view`'s worker at `now`.
@@ -215,14 +230,18 @@ impl Attempt {
 impl ClusterService {
     /// Places `key`'s session on a worker, or returns the one it already has.
     ///
+    /// Candidates are ranked; each is reserved atomically, then asked to
+    /// start the session within the call timeout; on failure the
+    /// reservation is undone and the next candidate tried, up to
+    /// `retry_count` worker calls. The session's existing dispatch is not
+    /// read beforehand: compare-and-reserve answers it, and only then is
+    /// it judged ([`judge_existing`](Self::judge_existing)):
+    ///
     /// 1. A live dispatch on a reachable worker is returned, even if that
     ///    worker is draining (a reload goes back to the same desktop); so
     ///    is one on a silent worker while the mass-failure guard holds.
-    /// 2. Otherwise candidates are ranked; each is reserved atomically, then
-    ///    asked to start the session within the call timeout; on failure the
-    ///    reservation is undone and the next candidate tried, up to
-    ///    `retry_count` worker calls. A dispatch on a failed worker is
-    ///    superseded in the same atomic step as the new reservation.
+    /// 2. A dispatch on a failed worker is superseded in the same atomic
+    ///    step as the new reservation.
     /// 3. Nothing left: [`Error::NoCapacity`], explaining the exclusions —
     ///    unless the session got a dispatch meanwhile.
     ///
@@ -257,41 +276,41 @@ impl ClusterService {
         }
     }
 
-    /// One look at the session's dispatch, then one placement.
+    /// One placement, the session's existing dispatch judged only if a
+    /// reservation answers it.
     async fn allocate_once(
         &self,
         key: &SessionKey,
         constraints: &Constraints,
     ) -> Result<Allocation> {
-        let supersede = match self.check_existing(key).await? {
-            Existing::Reuse(dispatch, warning) => return self.reuse(dispatch, warning).await,
-            Existing::InProgress => return Err(Error::AllocationInProgress(key.clone())),
-            Existing::Replace(old) => Some(old),
-            Existing::None => None,
-        };
-        self.place(key.clone(), constraints, supersede).await
+        self.place(key.clone(), constraints, None).await
     }
 
-    /// Ranks, reserves, calls, confirms — with failover. `supersede` is the
-    /// dispatch on a failed worker this placement replaces. Each ranking
+    /// Ranks, reserves, calls, confirms — with failover. `supersede` is a
+    /// dispatch on a failed worker this placement replaces, when known
+    /// beforehand; one a reservation answers is judged then. Each ranking
     /// round reads the worker list again (fresh after the first) and tries
     /// its candidates in order, one [`try_candidate`](Self::try_candidate)
-    /// step each.
+    /// step each. The exam's placement hints come from this replica's
+    /// cache ([`placement_hints`](Self::placement_hints)).
     pub(super) async fn place(
         &self,
         key: SessionKey,
         constraints: &Constraints,
         supersede: Option<Dispatch>,
     ) -> Result<Allocation> {
-        let placement = self.store.placement(&key.exam_id, self.clock.now()).await?;
-        let mut attempt = Attempt::new(key, supersede.as_ref());
+        let placement = self.placement_hints(&key.exam_id).await?;
+        let mut attempt = Attempt::new(key);
+        if let Some(old) = &supersede {
+            attempt.replace(old);
+        }
         for round in 0..RANK_ROUNDS {
             let (index, known_full) = self.ranking_snapshot(round > 0).await?;
             let candidates = self.rank_round(
                 &index,
                 known_full,
                 constraints,
-                &placement,
+                placement.as_ref(),
                 round,
                 &mut attempt,
             );
@@ -351,32 +370,40 @@ impl ClusterService {
         candidate: &Candidate,
         attempt: &mut Attempt,
     ) -> Result<Step> {
-        attempt.tried.insert(candidate.worker.clone());
+        if !attempt.tried.insert(candidate.worker.clone()) {
+            return Ok(Step::TryNext(TryNext::AlreadyTried));
+        }
         let Some(view) = index.get(&candidate.worker) else {
             return Ok(Step::TryNext(TryNext::NotInSnapshot));
         };
-        let request = attempt.request(view, self.clock.now());
-        let reserved = match self.store.reserve(&request).await? {
-            Reservation::Existing(d) if d.state == DispatchState::Reserved => {
+        let mut looks = 0;
+        let reserved = loop {
+            looks += 1;
+            if looks > EXISTING_LOOKS {
                 return Ok(Step::Stop(Error::AllocationInProgress(attempt.key.clone())));
             }
-            Reservation::Existing(d) => {
-                let existing = attempt.allocation(d, AllocateOutcome::Existing);
-                return Ok(Step::Placed(Box::new(existing)));
-            }
-            Reservation::Full | Reservation::NotAccepting => {
-                attempt.contention_retries += 1;
-                self.note_full(&candidate.worker);
-                return Ok(Step::TryNext(TryNext::Full));
-            }
-            Reservation::Reserved {
-                dispatch,
-                superseded,
-            } => {
-                if superseded.is_some() {
-                    attempt.supersede = None;
+            let request = attempt.request(view, self.clock.now());
+            self.note_reserving(&candidate.worker);
+            match self.store.reserve(&request).await? {
+                Reservation::Existing(d) => {
+                    if let Some(step) = self.on_existing(d, &candidate.worker, attempt).await? {
+                        return Ok(step);
+                    }
                 }
-                dispatch
+                Reservation::Full | Reservation::NotAccepting => {
+                    attempt.contention_retries += 1;
+                    self.note_full(&candidate.worker);
+                    return Ok(Step::TryNext(TryNext::Full));
+                }
+                Reservation::Reserved {
+                    dispatch,
+                    superseded,
+                } => {
+                    if superseded.is_some() {
+                        attempt.supersede = None;
+                    }
+                    break dispatch;
+                }
             }
         };
         let Some(active) = self.start_on_worker(view, &reserved).await? else {
@@ -389,6 +416,31 @@ impl ClusterService {
         Ok(Step::Placed(Box::new(
             self.placed(active, candidate.reason, attempt).await,
         )))
+    }
+
+    /// What a reservation on `worker` that answered the session's dispatch
+    /// `d` comes to: a step, or `None` to reserve on `worker` again (the
+    /// dispatch was a dead allocator's reservation, now reclaimed, or is
+    /// on a failed worker and the next reservation supersedes it).
+    async fn on_existing(
+        &self,
+        d: Dispatch,
+        worker: &WorkerId,
+        attempt: &mut Attempt,
+    ) -> Result<Option<Step>> {
+        Ok(match self.judge_existing(d).await? {
+            Existing::Reuse(d, warning) => {
+                Some(Step::Placed(Box::new(self.reuse(d, warning).await?)))
+            }
+            Existing::InProgress => {
+                Some(Step::Stop(Error::AllocationInProgress(attempt.key.clone())))
+            }
+            Existing::Replace(old) => {
+                attempt.replace(&old);
+                (&old.worker == worker).then_some(Step::TryNext(TryNext::AlreadyTried))
+            }
+            Existing::None => None,
+        })
     }
 
     /// The allocation of a session now active on a worker; a re-dispatch
@@ -413,6 +465,7 @@ impl ClusterService {
             None => AllocateOutcome::Placed { reason },
         };
         tracing::debug!(session = %key, worker = %active.worker, %reason, "placed");
+        self.note_placed(&key.exam_id, &active.worker);
         attempt.allocation(active, outcome)
     }
 

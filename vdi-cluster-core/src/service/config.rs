@@ -79,8 +79,10 @@ pub struct ServiceConfig {
     pub heartbeat_interval: Duration,
     /// Jitter of that interval, percent either way (10).
     pub heartbeat_jitter_percent: u32,
-    /// How long a snapshot of the worker list is reused for ranking
-    /// (500 ms; zero: always read it fresh).
+    /// How long this replica reuses what it read for placing: the
+    /// snapshot of the worker list and the exam calendar the session API
+    /// consults (500 ms; zero: always read them fresh); each exam's
+    /// placement hints live ten times as long.
     pub snapshot_max_age: Duration,
     /// Seed of tie-breaking and herd damping (random by default).
     pub seed: u64,

@@ -160,11 +160,7 @@ impl ClusterService {
                 .get(id)
                 .cloned()
                 .ok_or_else(|| Error::ExamNotFound(id.clone()))?;
-            match self
-                .store
-                .delete_exam_if_version(id, calendar.version)
-                .await?
-            {
+            match self.delete_exam(id, calendar.version).await? {
                 CalendarWrite::Written { .. } => {
                     self.audit(actor, "cancel-exam", id.as_str(), exam_detail(&exam))
                         .await?;
@@ -211,11 +207,7 @@ impl ClusterService {
             {
                 return Ok(Booking::Refused(refusal));
             }
-            match self
-                .store
-                .put_exam_if_version(&exam, calendar.version)
-                .await?
-            {
+            match self.put_exam(&exam, calendar.version).await? {
                 CalendarWrite::Written { .. } => {
                     let mut after = calendar;
                     after.exams.retain(|e| e.id != exam.id);

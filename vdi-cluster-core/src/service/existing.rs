@@ -62,10 +62,20 @@ impl ClusterService {
         Ok(Allocation::existing(dispatch, warning))
     }
 
+    /// Reads the session's dispatch and judges it ([`judge_existing`](Self::judge_existing)).
     pub(super) async fn check_existing(&self, key: &SessionKey) -> Result<Existing> {
-        let Some(d) = self.store.dispatch(key).await? else {
-            return Ok(Existing::None);
-        };
+        match self.store.dispatch(key).await? {
+            Some(d) => self.judge_existing(d).await,
+            None => Ok(Existing::None),
+        }
+    }
+
+    /// What to do with the session's dispatch `d` (read, or answered by
+    /// compare-and-reserve): a reservation whose allocator died is reclaimed
+    /// here (then [`Existing::None`]); a live one is waited for; an active
+    /// one is handed back unless its worker failed.
+    pub(super) async fn judge_existing(&self, d: Dispatch) -> Result<Existing> {
+        let key = &d.key;
         let now = self.clock.now();
         match d.state {
             DispatchState::Reserved => {

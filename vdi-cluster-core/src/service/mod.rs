@@ -49,6 +49,7 @@ mod credentials;
 mod exams;
 mod existing;
 mod fleet;
+mod hints;
 mod prewarm;
 mod prewarm_target;
 mod queue;
@@ -149,6 +150,7 @@ impl ClusterServiceBuilder {
             config: self.config,
             started_at,
             snapshots: SnapshotCache::default(),
+            hints: hints::Hints::default(),
             guard: std::sync::Mutex::default(),
             fleet_tally: fleet::FleetTally::default(),
             suspension: std::sync::Mutex::default(),
@@ -173,6 +175,8 @@ pub struct ClusterService {
     config: ServiceConfig,
     started_at: Timestamp,
     snapshots: SnapshotCache,
+    /// Placement hints and the calendar, as this replica last read them.
+    hints: hints::Hints,
     /// This replica's memory of the mass-failure guard (its hold-down).
     guard: std::sync::Mutex<GuardHold>,
     /// Repairs made by heartbeats since this replica's previous pass.

@@ -206,9 +206,7 @@ impl ClusterService {
         let mut marked = exam.clone();
         change(&mut marked);
         Ok(matches!(
-            self.store
-                .put_exam_if_version(&marked, calendar.version)
-                .await?,
+            self.put_exam(&marked, calendar.version).await?,
             CalendarWrite::Written { .. }
         ))
     }

@@ -151,9 +151,11 @@ pub struct QueueTick {
 }
 
 impl ClusterService {
-    /// Whether `exam` is booked with its queue on, and its constraints.
+    /// Whether `exam` is booked with its queue on, and its constraints,
+    /// from this replica's cached calendar (an exam that does not queue
+    /// costs the session API no read of its own).
     async fn queueing(&self, exam: &ExamId) -> Result<Option<Constraints>> {
-        let calendar = self.store.exam_calendar().await?;
+        let calendar = self.cached_calendar().await?;
         Ok(calendar
             .get(exam)
             .filter(|e| e.queue)

@@ -1,8 +1,11 @@
 //! The ranking snapshot: the fleet as a [`RankIndex`], read from the store
 //! at most once per `snapshot_max_age` and shared by concurrent
-//! allocations, with the workers found full since it was read.
+//! allocations, with the workers found full since it was read — answered
+//! full by the store, or filled by this replica's own reservations (its
+//! slots counted down from the snapshot's free slots, so a replica does
+//! not learn of its own placements by a contention retry).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,6 +25,8 @@ struct Cached {
     fetched: Instant,
     index: Arc<RankIndex>,
     known_full: HashSet<WorkerId>,
+    /// Reservations this replica made on each worker since the read.
+    taken: HashMap<WorkerId, u32>,
 }
 
 /// The cached snapshot of one service, and the lock that coalesces
@@ -62,6 +67,7 @@ impl SnapshotCache {
             fetched,
             index: Arc::clone(&index),
             known_full: HashSet::new(),
+            taken: HashMap::new(),
         });
         Ok((index, HashSet::new()))
     }
@@ -77,6 +83,23 @@ impl SnapshotCache {
     pub(super) fn note_full(&self, worker: &WorkerId) {
         if let Some(c) = self.lock().as_mut() {
             c.known_full.insert(worker.clone());
+        }
+    }
+
+    /// Counts a reservation of this replica on `worker`, as it is sent
+    /// (so concurrent requests of this replica rank with it); once they use
+    /// up its free slots in the snapshot, it is known full until the next
+    /// read.
+    pub(super) fn note_reserving(&self, worker: &WorkerId) {
+        if let Some(c) = self.lock().as_mut() {
+            let taken = c.taken.entry(worker.clone()).or_default();
+            *taken += 1;
+            if c.index
+                .get(worker)
+                .is_none_or(|v| v.available_sessions <= *taken)
+            {
+                c.known_full.insert(worker.clone());
+            }
         }
     }
 
@@ -106,6 +129,12 @@ impl ClusterService {
     /// Remembers that `worker` answered full, until the next read.
     pub(super) fn note_full(&self, worker: &WorkerId) {
         self.snapshots.note_full(worker);
+    }
+
+    /// Counts a reservation of this replica on `worker`, as it is sent,
+    /// against its free slots in the snapshot.
+    pub(super) fn note_reserving(&self, worker: &WorkerId) {
+        self.snapshots.note_reserving(worker);
     }
 
     /// Drops the snapshot after a change that ranking must see at once.

@@ -30,11 +30,7 @@ impl ClusterService {
             };
             let mut marked = exam.clone();
             marked.prewarm_started_at = Some(now);
-            match self
-                .store
-                .put_exam_if_version(&marked, calendar.version)
-                .await?
-            {
+            match self.put_exam(&marked, calendar.version).await? {
                 CalendarWrite::Written { .. } => {}
                 CalendarWrite::Conflict { .. } => return Ok(started),
             }

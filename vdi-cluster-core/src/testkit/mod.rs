@@ -5,6 +5,7 @@
 pub mod conformance;
 pub mod fixtures;
 pub mod fuzzing;
+pub mod instrument;
 mod sim;
 
 pub use fixtures::{

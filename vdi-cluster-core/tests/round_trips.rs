@@ -1,0 +1,251 @@
+//! What an allocation costs in store calls, counted by the testkit's
+//! instrumented store, and that the caches behind those savings keep the
+//! allocation's meaning: a fresh allocation is one compare-and-reserve and
+//! one confirm; an existing session is still handed back, a dispatch on a
+//! failed worker still superseded; the calendar this replica caches is
+//! dropped by its own writes; a stale placement hint never over-allocates.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use vdi_cluster_core::health::HeartbeatStamp;
+use vdi_cluster_core::service::{AllocateOutcome, SessionRequest};
+use vdi_cluster_core::testkit::instrument::{Breakdown, Instrumented};
+use vdi_cluster_core::testkit::{SimulatedWorkers, exam, heartbeat_with_slots, key, wid};
+use vdi_cluster_core::{
+    ClusterService, Error, ManualClock, MemoryStore, Registry, ServiceConfig, Store, Timestamp,
+};
+
+const START: Timestamp = Timestamp(1_800_000_000_000);
+
+/// Long enough that nothing a test caches expires while it runs.
+const CACHED: Duration = Duration::from_secs(3600);
+
+/// Replicas over one in-memory store, every store call counted.
+struct Replicas {
+    clock: ManualClock,
+    store: MemoryStore,
+    calls: Breakdown,
+    services: Vec<ClusterService>,
+    seq: AtomicU64,
+}
+
+fn replicas(n: usize, tweak: impl Fn(&mut ServiceConfig)) -> Replicas {
+    let clock = ManualClock::new(START);
+    let store = MemoryStore::with_clock(Arc::new(clock.clone()));
+    let calls = Breakdown::new();
+    let workers = SimulatedWorkers::new();
+    let services = (0..n)
+        .map(|i| {
+            let mut config = ServiceConfig {
+                seed: 7 + i as u64,
+                replica_id: format!("replica-{i}"),
+                snapshot_max_age: CACHED,
+                exam_headroom_percent: 0,
+                ..ServiceConfig::default()
+            };
+            tweak(&mut config);
+            let counted: Arc<dyn Store> =
+                Arc::new(Instrumented::new(Arc::new(store.clone()), calls.clone()));
+            ClusterService::builder(counted, Arc::new(workers.clone()))
+                .config(config)
+                .clock(Arc::new(clock.clone()))
+                .build()
+        })
+        .collect();
+    Replicas {
+        clock,
+        store,
+        calls,
+        services,
+        seq: AtomicU64::new(0),
+    }
+}
+
+impl Replicas {
+    async fn beat(&self, code: &str, slots: u32) {
+        let mut hb = heartbeat_with_slots(code, slots, 0);
+        hb.stamp = HeartbeatStamp {
+            boot_id: Some("boot-1".into()),
+            seq: Some(self.seq.fetch_add(1, Ordering::SeqCst) + 1),
+        };
+        assert!(self.services[0].heartbeat(hb).await.unwrap().accepted);
+    }
+
+    /// Store calls since the last look, by method (and reserve's answer).
+    fn take_calls(&self) -> BTreeMap<&'static str, u64> {
+        let calls = self.calls.snapshot();
+        self.calls.reset();
+        calls.into_iter().map(|(m, s)| (m, s.calls)).collect()
+    }
+
+    async fn dispatched(&self, code: &str) -> u32 {
+        self.store
+            .worker(&wid(code))
+            .await
+            .unwrap()
+            .unwrap()
+            .dispatched
+    }
+}
+
+fn calls(list: &[(&'static str, u64)]) -> BTreeMap<&'static str, u64> {
+    list.iter().copied().collect()
+}
+
+const RESERVE_AND_CONFIRM: &[(&str, u64)] = &[("confirm", 1), ("reserve → reserved", 1)];
+
+#[tokio::test]
+async fn a_fresh_allocation_is_one_reserve_and_one_confirm() {
+    let r = replicas(1, |_| {});
+    r.beat("w1", 4).await;
+    r.beat("w2", 4).await;
+    let svc = &r.services[0];
+    // The first allocation of the exam reads the fleet and its hints.
+    svc.allocate(key("exam", "s0"), Default::default())
+        .await
+        .unwrap();
+    r.take_calls();
+    for user in ["s1", "s2", "s3"] {
+        let placed = svc
+            .allocate(key("exam", user), Default::default())
+            .await
+            .unwrap();
+        assert!(matches!(placed.outcome, AllocateOutcome::Placed { .. }));
+        assert_eq!(r.take_calls(), calls(RESERVE_AND_CONFIRM), "{user}");
+    }
+}
+
+#[tokio::test]
+async fn the_session_api_pays_nothing_more_for_an_exam_that_does_not_queue() {
+    let r = replicas(1, |_| {});
+    r.beat("w1", 4).await;
+    let svc = &r.services[0];
+    svc.request_session(key("exam", "s0"), Default::default())
+        .await
+        .unwrap();
+    r.take_calls();
+    let answer = svc
+        .request_session(key("exam", "s1"), Default::default())
+        .await
+        .unwrap();
+    assert!(matches!(answer, SessionRequest::Placed(_)));
+    assert_eq!(r.take_calls(), calls(RESERVE_AND_CONFIRM));
+}
+
+#[tokio::test]
+async fn an_existing_session_is_handed_back_without_a_read_before_reserving() {
+    let r = replicas(1, |_| {});
+    r.beat("w1", 4).await;
+    let svc = &r.services[0];
+    let first = svc
+        .allocate(key("exam", "s1"), Default::default())
+        .await
+        .unwrap();
+    r.take_calls();
+    let again = svc
+        .allocate(key("exam", "s1"), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, AllocateOutcome::Existing);
+    assert_eq!(again.dispatch.id, first.dispatch.id);
+    // Reserve answers the dispatch; its worker is read to judge it.
+    assert_eq!(
+        r.take_calls(),
+        calls(&[("reserve → existing", 1), ("worker", 1)])
+    );
+    assert_eq!(r.dispatched("w1").await, 1);
+}
+
+#[tokio::test]
+async fn a_dispatch_on_a_failed_worker_is_superseded_by_the_new_reservation() {
+    // One silent worker of two is no mass failure here.
+    let r = replicas(1, |c| c.mass_failure_percent = 100);
+    r.beat("w1", 4).await;
+    r.beat("w2", 4).await;
+    let svc = &r.services[0];
+    let on = svc
+        .allocate(key("exam", "s1"), Default::default())
+        .await
+        .unwrap()
+        .dispatch
+        .worker;
+    let other = if on.as_str() == "w1" { "w2" } else { "w1" };
+    r.clock.advance(Duration::from_secs(100));
+    r.beat(other, 4).await;
+    r.clock.advance(Duration::from_secs(30)); // `on` is now unreachable.
+    let again = svc
+        .allocate(key("exam", "s1"), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(again.dispatch.worker.as_str(), other);
+    assert!(
+        matches!(&again.outcome, AllocateOutcome::Redispatched { from, .. } if *from == on),
+        "{:?}",
+        again.outcome
+    );
+    assert_eq!(
+        r.dispatched(on.as_str()).await,
+        0,
+        "old dispatch superseded"
+    );
+    assert_eq!(r.dispatched(other).await, 1);
+}
+
+#[tokio::test]
+async fn the_cached_calendar_is_dropped_by_this_replicas_own_booking() {
+    let r = replicas(1, |_| {});
+    r.beat("w1", 1).await;
+    let svc = &r.services[0];
+    // The calendar is read (no booking: `exam` does not queue) and cached.
+    svc.request_session(key("exam", "s0"), Default::default())
+        .await
+        .unwrap();
+    let booked = exam("exam", START.plus(Duration::from_secs(3600)), 60, 1);
+    svc.book_exam(booked, "admin").await.unwrap();
+    // The worker is full: the booked exam's queue takes the student, where
+    // a stale calendar would have refused them.
+    let answer = svc
+        .request_session(key("exam", "s1"), Default::default())
+        .await
+        .unwrap();
+    assert!(matches!(answer, SessionRequest::Queued(_)), "{answer:?}");
+}
+
+#[tokio::test]
+async fn a_stale_placement_hint_costs_a_retry_never_a_slot() {
+    let r = replicas(2, |_| {});
+    r.beat("w1", 2).await;
+    r.beat("w2", 2).await;
+    let (a, b) = (&r.services[0], &r.services[1]);
+    let sticky = a
+        .allocate(key("exam", "s1"), Default::default())
+        .await
+        .unwrap()
+        .dispatch
+        .worker;
+    let other = if sticky.as_str() == "w1" { "w2" } else { "w1" };
+    // Replica `b` fills the sticky worker; `a` still has one slot of it in
+    // its snapshot.
+    let by_b = b
+        .allocate(key("exam", "s2"), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(by_b.dispatch.worker, sticky);
+    let by_a = a
+        .allocate(key("exam", "s3"), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(by_a.dispatch.worker.as_str(), other);
+    assert_eq!(by_a.contention_retries, 1);
+    b.allocate(key("exam", "s4"), Default::default())
+        .await
+        .unwrap();
+    let refused = a.allocate(key("exam", "s5"), Default::default()).await;
+    assert!(matches!(refused, Err(Error::NoCapacity(_))), "{refused:?}");
+    for code in ["w1", "w2"] {
+        assert_eq!(r.dispatched(code).await, 2, "{code}");
+    }
+}
