@@ -315,6 +315,12 @@ impl ClusterService {
                 &mut attempt,
             );
             if candidates.is_empty() {
+                if round == 0 {
+                    // The first round may rank a reused snapshot, full
+                    // where slots were freed since: read the fleet again
+                    // before refusing.
+                    continue;
+                }
                 break;
             }
             for candidate in &candidates {
