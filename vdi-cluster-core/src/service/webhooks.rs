@@ -321,21 +321,62 @@ impl ClusterService {
         }
     }
 
-    /// Writes and emits `session.migrated` for a session re-dispatched
-    /// from `from` to `active`'s worker, under a key naming the new
-    /// dispatch. The session is placed whatever happens here: a store that
-    /// fails now is logged, not turned into a failed allocation.
-    pub(super) async fn migrated(&self, session: &SessionKey, from: &WorkerId, active: &Dispatch) {
-        let kind = EventKind::SessionMigrated {
-            session: session.clone(),
-            from: from.clone(),
-            to: active.worker.clone(),
-        };
-        let key = alerts::observed_key(&kind, active.id);
-        if let Err(e) = self.append_observed(&kind, key, None).await {
-            tracing::warn!(%session, error = %e, "could not write session.migrated to the outbox");
+    /// The `session.migrated` entries of a session re-dispatched from
+    /// `from` to the reservation `to`, under a key naming the new dispatch.
+    /// Only a re-dispatch calls this (it reads the endpoints); an ordinary
+    /// placement has no entries and confirms with no step added.
+    pub(super) async fn migrated_entries(
+        &self,
+        from: &WorkerId,
+        to: &Dispatch,
+    ) -> Result<Vec<OutboxEntry>> {
+        let kind = migrated_kind(&to.key, from, to);
+        let key = alerts::observed_key(&kind, to.id);
+        self.outbox_entries(&[(&kind, key)]).await
+    }
+
+    /// Confirms the reservation `reserved` with the worker's answer,
+    /// writing `entries` in the same atomic step
+    /// ([`Outbox::confirm_with_outbox`](crate::outbox::Outbox::confirm_with_outbox));
+    /// without entries it is the plain
+    /// [`DispatchStore::confirm`](crate::store::DispatchStore::confirm).
+    pub(super) async fn confirm_alerting(
+        &self,
+        reserved: &Dispatch,
+        session: serde_json::Value,
+        entries: &[OutboxEntry],
+    ) -> Result<Option<Dispatch>> {
+        let (key, id, now, ttl) = (
+            &reserved.key,
+            reserved.id,
+            self.clock.now(),
+            self.config.sticky_ttl,
+        );
+        if entries.is_empty() {
+            return self.store.confirm(key, id, Some(session), now, ttl).await;
         }
-        self.emit(kind);
+        self.store
+            .confirm_with_outbox(key, id, Some(session), now, ttl, entries)
+            .await
+    }
+
+    /// Writes the `entries` of a reservation that its worker's heartbeat
+    /// confirmed before the allocator could (that confirmation carried
+    /// none), under the same keys, so they are written once. The session
+    /// is placed whatever happens here: a store that fails now is logged.
+    pub(super) async fn append_confirmed_elsewhere(&self, entries: &[OutboxEntry]) {
+        if entries.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.append_outbox(entries, None).await {
+            tracing::warn!(error = %e, "could not write session.migrated to the outbox");
+        }
+    }
+
+    /// Emits `session.migrated` to the sinks (its outbox entries were
+    /// written with the confirmation).
+    pub(super) fn migrated(&self, session: &SessionKey, from: &WorkerId, active: &Dispatch) {
+        self.emit(migrated_kind(session, from, active));
     }
 
     /// Deletes delivered and failed deliveries whose last attempt is older
@@ -475,6 +516,14 @@ fn describe(attempt: &Attempt) -> String {
         (Some(s), _) => format!("HTTP {s}"),
         (None, Some(e)) => e.clone(),
         (None, None) => "no answer".into(),
+    }
+}
+
+fn migrated_kind(session: &SessionKey, from: &WorkerId, to: &Dispatch) -> EventKind {
+    EventKind::SessionMigrated {
+        session: session.clone(),
+        from: from.clone(),
+        to: to.worker.clone(),
     }
 }
 

@@ -13,7 +13,9 @@ use crate::events::{Event, EventKind};
 use crate::outbox::{
     Attempt, DeliveryState, LeasedDelivery, Next, OutboxEntry, RetryPolicy, WebhookEndpoint,
 };
-use crate::store::{CasOutcome, DeleteOutcome, Store};
+use crate::dispatch::DispatchState;
+use crate::ids::DispatchId;
+use crate::store::{CasOutcome, DeleteOutcome, Reservation, Store};
 use crate::testkit::{key, request, reserve_and_confirm, wid, worker_record};
 use crate::time::Timestamp;
 
@@ -148,6 +150,108 @@ pub async fn worker_removals_and_guarded_writes_commit_their_alerts(factory: &im
             ("msg_g5".into(), DeliveryState::Pending),
         ],
         "a refused removal wrote no event; the removal wrote its own"
+    );
+}
+
+/// A confirmation carries its entries (a re-dispatch's
+/// `session.migrated`) in the same step: written only by the confirmation
+/// that marks the reservation active, never by one that finds it gone,
+/// another reservation's or already active; the same key is written once.
+pub async fn confirmations_commit_their_alerts(factory: &impl StoreFactory) {
+    let store = factory.replica().await;
+    let t = now();
+    let ttl = Duration::from_secs(60);
+    assert!(store.put_webhook(&endpoint("wh_c", t)).await.unwrap());
+    let record = worker_record("w-confirm", 4, 0);
+    store.put_worker(&record, None).await.unwrap();
+    let session = key("e-confirm", "u1");
+    let Reservation::Reserved { dispatch, .. } = store
+        .reserve(&request(&session, &record.id, t))
+        .await
+        .unwrap()
+    else {
+        panic!("reserved");
+    };
+
+    let other = store
+        .confirm_with_outbox(
+            &session,
+            DispatchId::new(),
+            None,
+            t,
+            ttl,
+            &[entry("msg_c1", "wh_c", "c1", t)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(other, None, "another reservation's id confirms nothing");
+    assert!(
+        states(&store, "wh_c").await.is_empty(),
+        "a confirmation that failed wrote no event"
+    );
+
+    let answer = serde_json::json!({ "desktop": "c1" });
+    let active = store
+        .confirm_with_outbox(
+            &session,
+            dispatch.id,
+            Some(answer.clone()),
+            t,
+            ttl,
+            &[entry("msg_c2", "wh_c", "c2", t)],
+        )
+        .await
+        .unwrap()
+        .expect("the reservation is confirmed");
+    assert_eq!(active.state, DispatchState::Active);
+    assert_eq!(active.session, Some(answer));
+    assert_eq!(
+        store.placement(&session.exam_id, t).await.unwrap().sticky,
+        Some(record.id.clone()),
+        "the sticky worker moved as with a plain confirmation"
+    );
+    assert_eq!(
+        states(&store, "wh_c").await,
+        vec![("msg_c2".into(), DeliveryState::Pending)]
+    );
+
+    let again = store
+        .confirm_with_outbox(
+            &session,
+            dispatch.id,
+            None,
+            t,
+            ttl,
+            &[entry("msg_c3", "wh_c", "c3", t)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, None, "an active dispatch is not confirmed twice");
+
+    let second = key("e-confirm", "u2");
+    let Reservation::Reserved { dispatch, .. } = store
+        .reserve(&request(&second, &record.id, t))
+        .await
+        .unwrap()
+    else {
+        panic!("reserved");
+    };
+    store
+        .confirm_with_outbox(
+            &second,
+            dispatch.id,
+            None,
+            t,
+            ttl,
+            &[entry("msg_c4", "wh_c", "c2", t)],
+        )
+        .await
+        .unwrap()
+        .expect("confirmed");
+    assert_eq!(
+        states(&store, "wh_c").await,
+        vec![("msg_c2".into(), DeliveryState::Pending)],
+        "a key already written is skipped, in the same step"
     );
 }
 
