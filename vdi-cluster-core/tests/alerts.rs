@@ -274,3 +274,49 @@ async fn a_forming_queue_is_alerted_once_per_episode() {
     assert_eq!(h.svc.watch_queues(None).await.unwrap().len(), 1);
     assert_eq!(h.count("examQueueForming").await, 2, "a new episode");
 }
+
+#[tokio::test]
+async fn a_redispatch_writes_its_migration_with_the_confirmation() {
+    // One silent worker of two is no mass failure here.
+    let h = harness(|c| c.mass_failure_percent = 100).await;
+    h.beat("w1", 4).await;
+    let placed = h
+        .svc
+        .allocate(key("exam-r", "s1"), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(placed.dispatch.worker.as_str(), "w1");
+    assert_eq!(
+        h.outbox().await.len(),
+        1,
+        "an ordinary placement writes nothing (only w1's registration)"
+    );
+    h.beat("w2", 4).await;
+    h.advance(200, &["w2"]).await;
+    let moved = h
+        .svc
+        .allocate(key("exam-r", "s1"), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(moved.dispatch.worker.as_str(), "w2");
+    let migrated: Vec<_> = h
+        .outbox()
+        .await
+        .into_iter()
+        .filter(|k| k.name() == "sessionMigrated")
+        .collect();
+    assert_eq!(
+        migrated,
+        vec![EventKind::SessionMigrated {
+            session: key("exam-r", "s1"),
+            from: wid("w1"),
+            to: wid("w2"),
+        }]
+    );
+    assert_eq!(h.emitted("sessionMigrated"), 1);
+    h.svc
+        .allocate(key("exam-r", "s1"), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(h.count("sessionMigrated").await, 1, "a reload moves nothing");
+}

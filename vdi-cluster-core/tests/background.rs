@@ -139,7 +139,7 @@ slow_delegation! { ExamStore {}
     fn exam_calendar() -> ExamCalendar;
     fn put_exam_if_version(exam: &Exam, expected: u64) -> CalendarWrite;
     fn delete_exam_if_version(id: &ExamId, expected: u64) -> CalendarWrite;
-    fn swap_exam_risk(id: &ExamId, shortfall: Option<u32>) -> Option<u32>;
+    fn swap_exam_risk(id: &ExamId, shortfall: Option<u32>, entries: &[OutboxEntry]) -> Option<u32>;
 }
 
 slow_delegation! { WaitingRoom {}

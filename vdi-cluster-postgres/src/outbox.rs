@@ -53,7 +53,7 @@ fn rows(entries: &[OutboxEntry]) -> Json<Vec<AppendRow<'_>>> {
 
 /// Ends the transaction of a cause: with its `entries` appended and
 /// committed when it `wrote`, rolled back otherwise.
-async fn finish(
+pub(crate) async fn finish(
     mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
     wrote: bool,
     entries: &[OutboxEntry],

@@ -36,7 +36,8 @@ struct Stored {
 }
 
 impl OutboxState {
-    fn enqueue(&mut self, entries: &[OutboxEntry]) -> u32 {
+    /// Writes the entries whose (endpoint, key) is new; answers how many.
+    pub(super) fn enqueue(&mut self, entries: &[OutboxEntry]) -> u32 {
         let mut new = 0;
         for e in entries {
             if !self.dedup.insert((e.endpoint.clone(), e.dedup.clone())) {

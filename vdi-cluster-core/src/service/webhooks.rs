@@ -249,6 +249,16 @@ impl ClusterService {
             return Ok(Vec::new());
         }
         let endpoints = self.store.webhooks().await?;
+        Ok(self.entries_for(&endpoints, events))
+    }
+
+    /// [`outbox_entries`](Self::outbox_entries) for `endpoints` already
+    /// read (a pass that writes many events reads them once).
+    pub(super) fn entries_for(
+        &self,
+        endpoints: &[WebhookEndpoint],
+        events: &[(&EventKind, Option<String>)],
+    ) -> Vec<OutboxEntry> {
         let at = self.clock.now();
         let mut entries = Vec::new();
         for (kind, dedup) in events {
@@ -257,9 +267,9 @@ impl ClusterService {
                 kind: (*kind).clone(),
             };
             let dedup = dedup.clone().unwrap_or_else(|| new_id("evt"));
-            entries.extend(alerts::route(&event, &dedup, &endpoints, || new_id("msg")));
+            entries.extend(alerts::route(&event, &dedup, endpoints, || new_id("msg")));
         }
-        Ok(entries)
+        entries
     }
 
     /// Writes an observation to the outbox at once, fenced by `fence` (the

@@ -15,8 +15,9 @@ use crate::outbox::{
 };
 use crate::dispatch::DispatchState;
 use crate::ids::DispatchId;
+use crate::calendar::CalendarWrite;
 use crate::store::{CasOutcome, DeleteOutcome, Reservation, Store};
-use crate::testkit::{key, request, reserve_and_confirm, wid, worker_record};
+use crate::testkit::{exam, key, request, reserve_and_confirm, wid, worker_record};
 use crate::time::Timestamp;
 
 fn endpoint(id: &str, at: Timestamp) -> WebhookEndpoint {
@@ -252,6 +253,52 @@ pub async fn confirmations_commit_their_alerts(factory: &impl StoreFactory) {
         states(&store, "wh_c").await,
         vec![("msg_c2".into(), DeliveryState::Pending)],
         "a key already written is skipped, in the same step"
+    );
+}
+
+/// An at-risk swap carries its entries (`exam.at_risk`,
+/// `exam.fits_again`): written only by a swap that changes the flag, never
+/// by one that leaves it as it was or finds no booked exam.
+pub async fn exam_risk_swaps_commit_their_alerts(factory: &impl StoreFactory) {
+    let a = factory.replica().await;
+    let b = factory.replica().await;
+    let t = now();
+    assert!(a.put_webhook(&endpoint("wh_r", t)).await.unwrap());
+    let booked = exam("exam-risk", t.plus(Duration::from_secs(3600)), 60, 30);
+    assert_eq!(
+        a.put_exam_if_version(&booked, 0).await.unwrap(),
+        CalendarWrite::Written { version: 1 }
+    );
+    let swaps = [
+        (&a, Some(5), "r1", None),
+        (&b, Some(5), "r2", Some(5)),
+        (&b, Some(7), "r3", Some(5)),
+        (&a, None, "r4", Some(7)),
+        (&a, None, "r5", None),
+    ];
+    for (store, flag, dedup, before) in swaps {
+        let id = format!("msg_{dedup}");
+        let swapped = store
+            .swap_exam_risk(&booked.id, flag, &[entry(&id, "wh_r", dedup, t)])
+            .await
+            .unwrap();
+        assert_eq!(swapped, before, "{dedup}");
+    }
+    let ghost = exam("ghost", t, 10, 1);
+    assert_eq!(
+        a.swap_exam_risk(&ghost.id, Some(1), &[entry("msg_r6", "wh_r", "r6", t)])
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        states(&a, "wh_r").await,
+        vec![
+            ("msg_r1".into(), DeliveryState::Pending),
+            ("msg_r3".into(), DeliveryState::Pending),
+            ("msg_r4".into(), DeliveryState::Pending),
+        ],
+        "only the swaps that changed the flag wrote their event"
     );
 }
 
