@@ -14,7 +14,7 @@ use vdi_cluster_core::health::HeartbeatStamp;
 use vdi_cluster_core::testkit::{SimulatedWorkers, heartbeat_with_slots, key, wid};
 use vdi_cluster_core::waiting_room::WaitingRoom;
 use vdi_cluster_core::{
-    ClusterService, ExamId, FailurePolicy, ManualClock, MemoryStore, ServiceConfig, Timestamp,
+    ClusterService, DispatchStore, ExamId, FailurePolicy, ManualClock, MemoryStore, ServiceConfig, Timestamp,
     UserId,
 };
 
@@ -319,4 +319,34 @@ async fn a_redispatch_writes_its_migration_with_the_confirmation() {
         .await
         .unwrap();
     assert_eq!(h.count("sessionMigrated").await, 1, "a reload moves nothing");
+}
+
+#[tokio::test]
+async fn orphans_marked_by_a_leader_that_stopped_before_alerting_are_alerted_once() {
+    let h = harness(|c| c.failure_policy = FailurePolicy::Manual).await;
+    h.one_worker_offline().await;
+    // A leader marks the sessions orphaned and stops before its alert.
+    let marked = h.store.worker_dispatches(&wid("w1"), 10).await.unwrap();
+    assert_eq!(marked.len(), 3);
+    for d in &marked {
+        assert!(h.store.mark_orphaned(&d.key, d.id, None).await.unwrap());
+    }
+    assert_eq!(h.count("sessionsOrphaned").await, 0);
+    // The next leader re-observes them and writes the alert ...
+    let report = h.svc.reconcile().await.unwrap();
+    assert_eq!(report.orphaned, 0, "already marked");
+    assert_eq!(h.count("sessionsOrphaned").await, 1);
+    // ... under the key every leader derives, so one more writes nothing.
+    let next = ClusterService::builder(
+        Arc::new(h.store.clone()),
+        Arc::new(SimulatedWorkers::new()),
+    )
+    .config(ServiceConfig {
+        failure_policy: FailurePolicy::Manual,
+        ..ServiceConfig::default()
+    })
+    .clock(Arc::new(h.clock.clone()))
+    .build();
+    next.reconcile().await.unwrap();
+    assert_eq!(h.count("sessionsOrphaned").await, 1);
 }
