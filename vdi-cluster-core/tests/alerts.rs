@@ -14,8 +14,8 @@ use vdi_cluster_core::health::HeartbeatStamp;
 use vdi_cluster_core::testkit::{SimulatedWorkers, heartbeat_with_slots, key, wid};
 use vdi_cluster_core::waiting_room::WaitingRoom;
 use vdi_cluster_core::{
-    ClusterService, DispatchStore, ExamId, FailurePolicy, ManualClock, MemoryStore, ServiceConfig, Timestamp,
-    UserId,
+    ClusterService, DispatchStore, ExamId, FailurePolicy, ManualClock, MemoryStore, ServiceConfig,
+    Timestamp, UserId,
 };
 
 const START: Timestamp = Timestamp(1_800_000_000_000);
@@ -318,7 +318,11 @@ async fn a_redispatch_writes_its_migration_with_the_confirmation() {
         .allocate(key("exam-r", "s1"), Default::default())
         .await
         .unwrap();
-    assert_eq!(h.count("sessionMigrated").await, 1, "a reload moves nothing");
+    assert_eq!(
+        h.count("sessionMigrated").await,
+        1,
+        "a reload moves nothing"
+    );
 }
 
 #[tokio::test]
@@ -337,16 +341,14 @@ async fn orphans_marked_by_a_leader_that_stopped_before_alerting_are_alerted_onc
     assert_eq!(report.orphaned, 0, "already marked");
     assert_eq!(h.count("sessionsOrphaned").await, 1);
     // ... under the key every leader derives, so one more writes nothing.
-    let next = ClusterService::builder(
-        Arc::new(h.store.clone()),
-        Arc::new(SimulatedWorkers::new()),
-    )
-    .config(ServiceConfig {
-        failure_policy: FailurePolicy::Manual,
-        ..ServiceConfig::default()
-    })
-    .clock(Arc::new(h.clock.clone()))
-    .build();
+    let next =
+        ClusterService::builder(Arc::new(h.store.clone()), Arc::new(SimulatedWorkers::new()))
+            .config(ServiceConfig {
+                failure_policy: FailurePolicy::Manual,
+                ..ServiceConfig::default()
+            })
+            .clock(Arc::new(h.clock.clone()))
+            .build();
     next.reconcile().await.unwrap();
     assert_eq!(h.count("sessionsOrphaned").await, 1);
 }

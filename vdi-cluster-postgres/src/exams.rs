@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::types::Json;
 use vdi_cluster_core::exam::Exam;
-use vdi_cluster_core::store::{CalendarWrite, ExamCalendar, ExamStore};
 use vdi_cluster_core::outbox::OutboxEntry;
+use vdi_cluster_core::store::{CalendarWrite, ExamCalendar, ExamStore};
 use vdi_cluster_core::{ExamId, Result};
 
 use crate::outbox::finish;

@@ -10,13 +10,13 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use vdi_cluster_core::{Dispatch, DispatchId, SessionKey, WorkerId};
 use vdi_cluster_core::outbox::{
     Attempt, Delivery, DeliveryState, Failing, LeasedDelivery, Next, Outbox, OutboxEntry,
     WebhookEndpoint, failed_attempts,
 };
 use vdi_cluster_core::store::{CasOutcome, DeleteOutcome, Lease};
 use vdi_cluster_core::worker::WorkerRecord;
+use vdi_cluster_core::{Dispatch, DispatchId, SessionKey, WorkerId};
 use vdi_cluster_core::{Result, Timestamp};
 
 use crate::dispatch::{ConfirmArgs, fence_args, refuse_unless};

@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use vdi_cluster_core::outbox::OutboxEntry;
 use vdi_cluster_core::store::{
     Adoption, DispatchPage, DispatchStore, ExamPlacement, Lease, RecountReport, Reservation,
     ReserveRequest,
 };
-use vdi_cluster_core::outbox::OutboxEntry;
 use vdi_cluster_core::time::duration_millis;
 use vdi_cluster_core::{
     Dispatch, DispatchId, DispatchState, Error, ExamId, Result, SessionKey, Timestamp, WorkerId,

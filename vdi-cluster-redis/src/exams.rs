@@ -4,8 +4,8 @@
 
 use async_trait::async_trait;
 use vdi_cluster_core::exam::Exam;
-use vdi_cluster_core::store::{CalendarWrite, ExamCalendar, ExamStore};
 use vdi_cluster_core::outbox::OutboxEntry;
+use vdi_cluster_core::store::{CalendarWrite, ExamCalendar, ExamStore};
 use vdi_cluster_core::{ExamId, Result};
 
 use crate::error::BackendError;

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::ScriptInvocation;
-use vdi_cluster_core::{Dispatch, DispatchId, Result, SessionKey, WorkerId};
 use vdi_cluster_core::outbox::{
     Attempt, Delivery, DeliveryState, Failing, LeasedDelivery, Next, Outbox, OutboxEntry,
     WebhookEndpoint, failed_attempts,
@@ -16,6 +15,7 @@ use vdi_cluster_core::outbox::{
 use vdi_cluster_core::store::{CasOutcome, DeleteOutcome, Lease};
 use vdi_cluster_core::time::Timestamp;
 use vdi_cluster_core::worker::WorkerRecord;
+use vdi_cluster_core::{Dispatch, DispatchId, Result, SessionKey, WorkerId};
 
 use crate::dispatch::fenced;
 use crate::error::{BackendError, BackendResult};

@@ -10,17 +10,41 @@
 //!   [`Outbox::put_worker_with_outbox`](crate::outbox::Outbox::put_worker_with_outbox),
 //!   removals with
 //!   [`Outbox::delete_worker_with_outbox`](crate::outbox::Outbox::delete_worker_with_outbox);
-//! * a leader's observation is written at once, fenced by the background
-//!   lease, under a key naming the occurrence ([`alerts::observed_key`]),
-//!   so a second leader observing the same occurrence writes nothing:
-//!   availability transitions, reconcile's orphan marks, failed
-//!   migrations, suspensions and summary, an exam's risk flag and its
-//!   prewarm readiness (each after the compare-and-set that marks it on
-//!   the calendar, which one replica only wins), a forming waiting room
-//!   (`queue_alerts`) and a store outage, once the store answers again
-//!   (the background loop);
-//! * a re-dispatch writes its `session.migrated` right after the session
-//!   is placed, under a key naming the new dispatch.
+//! * a re-dispatch's `session.migrated` is carried by the confirmation of
+//!   the new dispatch
+//!   ([`Outbox::confirm_with_outbox`](crate::outbox::Outbox::confirm_with_outbox)),
+//!   under a key naming it. Only a re-dispatch computes entries (and reads
+//!   the endpoints); an ordinary placement runs the plain confirmation,
+//!   with nothing added. When the worker's heartbeat confirms the
+//!   reservation before the allocator does (that confirmation knows
+//!   nothing of a migration), the allocator writes the entries under the
+//!   same key right after; this one case is not atomic, because the step
+//!   that activated the dispatch was the heartbeat's;
+//! * an exam's risk flag carries `exam.at_risk` / `exam.fits_again`
+//!   ([`ExamStore::swap_exam_risk`](crate::calendar::ExamStore::swap_exam_risk)),
+//!   written only by the swap that changes the flag;
+//! * a leader's observation is written fenced by the background lease,
+//!   under a key naming the occurrence ([`alerts::observed_key`]) that
+//!   every leader derives from the stored state, so a second leader
+//!   observing the same occurrence writes nothing, and one that observes
+//!   it again after a crash writes the same key: availability
+//!   transitions, failed migrations, suspensions, prewarm readiness
+//!   (written *ahead* of the calendar mark that records it, keyed by the
+//!   exam and its prewarm run: a crash between the two leaves the mark
+//!   unset and the next pass writes the same key), reconcile's
+//!   `migration.manual_required` (after its `mark_orphaned` steps, keyed
+//!   by the worker and its smallest orphaned dispatch id; a leader that
+//!   finds orphans it has not alerted about writes it again, skipped if
+//!   present), a forming waiting room (`queue_alerts`) and a store
+//!   outage, once the store answers again (the background loop);
+//! * reconcile's `migration.summary` is written at the end of its pass:
+//!   it reports the pass, not one change, and is keyed by the pass's
+//!   start.
+//!
+//! So an event is never lost and never written twice by us: either its
+//! cause's own step writes it, or its key is a function of the stored
+//! state that a later leader re-observes (a de-duplication key is kept
+//! as long as its delivery, the retention).
 //!
 //! [`ClusterService::deliver_due`] leases due deliveries, sends them
 //! through a [`WebhookSender`], and records each attempt with the next

@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use super::StoreFactory;
 use super::fixtures::now;
+use crate::calendar::CalendarWrite;
+use crate::dispatch::DispatchState;
 use crate::error::Error;
 use crate::events::{Event, EventKind};
+use crate::ids::DispatchId;
 use crate::outbox::{
     Attempt, DeliveryState, LeasedDelivery, Next, OutboxEntry, RetryPolicy, WebhookEndpoint,
 };
-use crate::dispatch::DispatchState;
-use crate::ids::DispatchId;
-use crate::calendar::CalendarWrite;
 use crate::store::{CasOutcome, DeleteOutcome, Reservation, Store};
 use crate::testkit::{exam, key, request, reserve_and_confirm, wid, worker_record};
 use crate::time::Timestamp;
