@@ -10,7 +10,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use serde_json::Value;
+use reqwest::Method;
+use serde_json::{Value, json};
 
 use crate::common::{
     Api, ControlPlane, CpOptions, Worker, WorkerOptions, eventually, eventually_within, wait_worker,
@@ -224,6 +225,78 @@ async fn deliveries_are_retried_until_the_receiver_is_back() {
         assert_eq!(attempts.last().unwrap()["statusCode"], 204);
     }
     assert_eq!(receiver.forged(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_joining_with_a_token_is_announced_once_signed() {
+    let receiver = Receiver::start(Mode::Up).await;
+    let base = CpOptions {
+        worker_token: true,
+        ..CpOptions::default()
+    };
+    let cp = ControlPlane::start(options(base, &receiver, "cp-a")).await;
+    let api = Api::new(&cp.url);
+    let (status, created) = api
+        .admin(
+            Method::POST,
+            "/api/vdi/join-tokens",
+            Some(json!({"ttlSec": 600, "maxUses": 1})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let token = created["token"].as_str().unwrap().to_owned();
+    let dir =
+        std::env::temp_dir().join(format!("vdi-e2e-joined-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let options = WorkerOptions {
+        slots: 2,
+        extra: vec![
+            "--join-token".into(),
+            token,
+            "--credential-file".into(),
+            dir.join("credential").display().to_string(),
+        ],
+        ..WorkerOptions::default()
+    };
+    let _worker = Worker::start("w-joined", &cp.api_base(), options).await;
+    wait_worker(&api, "w-joined", "availability", json!("healthy")).await;
+
+    let (id, _) = eventually("worker.registered delivered", || async {
+        receiver
+            .alerts("worker.registered", "w-joined")
+            .into_iter()
+            .next()
+    })
+    .await;
+    // The worker keeps heartbeating (each one a write of its record) while
+    // its delivery is acknowledged: none of them writes the alert again.
+    eventually("the registration's delivery acknowledged", || async {
+        deliveries(&api)
+            .await
+            .iter()
+            .any(|d| d["type"] == "worker.registered" && d["state"] == "delivered")
+            .then_some(())
+    })
+    .await;
+    let seq = api.worker("w-joined").await["seq"].as_u64();
+    eventually("two more heartbeats", || async {
+        let now = api.worker("w-joined").await["seq"].as_u64();
+        (now >= seq.map(|s| s + 2)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        receiver.alerts("worker.registered", "w-joined"),
+        vec![(id, 1)],
+        "delivered once"
+    );
+    let registered = deliveries(&api)
+        .await
+        .into_iter()
+        .filter(|d| d["type"] == "worker.registered")
+        .count();
+    assert_eq!(registered, 1);
+    assert_eq!(receiver.forged(), 0);
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// How long to wait for deliveries after the leader is killed: the
