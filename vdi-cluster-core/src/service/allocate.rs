@@ -394,8 +394,8 @@ impl ClusterService {
     }
 
     /// The allocation of a session now active on a worker; a re-dispatch
-    /// also writes its event (see `webhooks`) and tells the failed worker
-    /// to let go.
+    /// also emits its event (written with the confirmation, see
+    /// `webhooks`) and tells the failed worker to let go.
     async fn placed(
         &self,
         active: Dispatch,
