@@ -14,7 +14,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::common::{
-    Api, ControlPlane, CpOptions, Worker, WorkerOptions, eventually, eventually_within, wait_worker,
+    Api, Cluster, ControlPlane, CpOptions, Worker, WorkerOptions, eventually, eventually_within,
+    wait_worker,
 };
 use crate::redis_prefix::RedisPrefix;
 
@@ -111,6 +112,18 @@ impl Receiver {
             }
         }
         out
+    }
+
+    /// Accepted `session.migrated` deliveries of student `user`:
+    /// (webhook-id, body), in arrival order.
+    fn migrations(&self, user: &str) -> Vec<(String, Value)> {
+        let seen = self.seen.lock().unwrap();
+        seen.accepted
+            .iter()
+            .filter(|(_, b)| b["type"] == "session.migrated")
+            .filter(|(_, b)| b["data"]["session"]["userId"] == user)
+            .cloned()
+            .collect()
     }
 
     fn forged(&self) -> usize {
@@ -297,6 +310,53 @@ async fn a_worker_joining_with_a_token_is_announced_once_signed() {
     assert_eq!(registered, 1);
     assert_eq!(receiver.forged(), 0);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_students_redispatch_is_announced_once_signed() {
+    let receiver = Receiver::start(Mode::Up).await;
+    let options = options(CpOptions::default(), &receiver, "cp-a");
+    let mut cluster = Cluster::start(&[4, 4, 4], options).await;
+    let api = cluster.api.clone();
+    let placed = api.allocate("exam-m", "s-back").await;
+    let victim = placed["workerCode"].as_str().unwrap().to_owned();
+
+    cluster.worker_mut(&victim).proc.kill();
+    wait_worker(&api, &victim, "availability", json!("unreachable")).await;
+    let again = api.allocate("exam-m", "s-back").await;
+    assert_eq!(again["outcome"], "redispatched", "{again}");
+    let to = again["workerCode"].as_str().unwrap().to_owned();
+
+    let (id, body) = eventually("session.migrated delivered", || async {
+        receiver.migrations("s-back").into_iter().next()
+    })
+    .await;
+    assert_eq!(body["data"]["from"], victim.as_str(), "{body}");
+    assert_eq!(body["data"]["to"], to.as_str(), "{body}");
+    eventually("the migration's delivery acknowledged", || async {
+        deliveries(&api)
+            .await
+            .iter()
+            .any(|d| d["type"] == "session.migrated" && d["state"] == "delivered")
+            .then_some(())
+    })
+    .await;
+    // The student reloads: the same desktop, no second migration.
+    let reload = api.allocate("exam-m", "s-back").await;
+    assert_eq!(reload["workerCode"], to.as_str(), "{reload}");
+    let migrated = deliveries(&api)
+        .await
+        .into_iter()
+        .filter(|d| d["type"] == "session.migrated")
+        .count();
+    assert_eq!(migrated, 1);
+    let ids: Vec<String> = receiver
+        .migrations("s-back")
+        .into_iter()
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(ids, vec![id], "delivered once");
+    assert_eq!(receiver.forged(), 0);
 }
 
 /// How long to wait for deliveries after the leader is killed: the
