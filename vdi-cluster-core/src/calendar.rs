@@ -19,7 +19,12 @@
 //!   re-reads and decides again (invariant D). The backend never judges
 //!   admission itself.
 //! * **At-risk flags are swapped atomically** and exist only for booked
-//!   exams: deleting an exam removes its flag in the same step.
+//!   exams: deleting an exam removes its flag in the same step. A swap
+//!   that changes the flag writes the outbox entries it carries
+//!   (`exam.at_risk`, `exam.fits_again`) in the same step, and one that
+//!   changes nothing writes none: of replicas racing to observe one
+//!   transition, only the one whose swap changes the flag writes it, and
+//!   a crash cannot separate the flag from its event.
 
 use std::fmt::Debug;
 
@@ -28,6 +33,7 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::exam::Exam;
 use crate::ids::ExamId;
+use crate::outbox::OutboxEntry;
 
 /// Every booked exam, with the calendar's version.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -75,7 +81,14 @@ pub trait ExamStore: Debug + Send + Sync + 'static {
     async fn delete_exam_if_version(&self, id: &ExamId, expected: u64) -> Result<CalendarWrite>;
 
     /// Sets the exam's at-risk flag to `shortfall` (`None` clears it) and
-    /// returns the flag it replaced. Does nothing, and returns `None`, if
-    /// no exam `id` is booked. Does not change the calendar's version.
-    async fn swap_exam_risk(&self, id: &ExamId, shortfall: Option<u32>) -> Result<Option<u32>>;
+    /// returns the flag it replaced; writes `entries` to the outbox in the
+    /// same atomic step if the flag it replaced differs from `shortfall`.
+    /// Does nothing, and returns `None`, if no exam `id` is booked. Does
+    /// not change the calendar's version.
+    async fn swap_exam_risk(
+        &self,
+        id: &ExamId,
+        shortfall: Option<u32>,
+        entries: &[OutboxEntry],
+    ) -> Result<Option<u32>>;
 }

@@ -114,6 +114,31 @@ impl State {
         CasOutcome::Written { version }
     }
 
+    /// Marks the reservation `id` of `key` active and moves the exam's
+    /// sticky worker to it; `None` if it is gone or not `id`.
+    fn confirm(
+        &mut self,
+        key: &SessionKey,
+        id: DispatchId,
+        session: Option<serde_json::Value>,
+        now: Timestamp,
+        sticky_ttl: Duration,
+    ) -> Option<Dispatch> {
+        let d = self.dispatches.get_mut(key)?;
+        if d.id != id || d.state != DispatchState::Reserved {
+            return None;
+        }
+        d.state = DispatchState::Active;
+        d.activated_at = Some(now);
+        d.session = session;
+        let d = d.clone();
+        self.sticky.insert(
+            key.exam_id.clone(),
+            (d.worker.clone(), now.plus(sticky_ttl)),
+        );
+        Some(d)
+    }
+
     /// Deletes a worker record at version `expected` without dispatches.
     fn delete_worker(&mut self, id: &WorkerId, expected: u64) -> DeleteOutcome {
         if self.workers.get(id).map(|(_, v)| *v) != Some(expected) {
@@ -300,22 +325,7 @@ impl DispatchStore for MemoryStore {
         now: Timestamp,
         sticky_ttl: Duration,
     ) -> Result<Option<Dispatch>> {
-        let mut s = self.lock()?;
-        let Some(d) = s.dispatches.get_mut(key) else {
-            return Ok(None);
-        };
-        if d.id != id || d.state != DispatchState::Reserved {
-            return Ok(None);
-        }
-        d.state = DispatchState::Active;
-        d.activated_at = Some(now);
-        d.session = session;
-        let d = d.clone();
-        s.sticky.insert(
-            key.exam_id.clone(),
-            (d.worker.clone(), now.plus(sticky_ttl)),
-        );
-        Ok(Some(d))
+        Ok(self.lock()?.confirm(key, id, session, now, sticky_ttl))
     }
 
     async fn adopt(&self, dispatch: &Dispatch, sticky_ttl: Duration) -> Result<Adoption> {

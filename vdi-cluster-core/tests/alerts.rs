@@ -14,8 +14,8 @@ use vdi_cluster_core::health::HeartbeatStamp;
 use vdi_cluster_core::testkit::{SimulatedWorkers, heartbeat_with_slots, key, wid};
 use vdi_cluster_core::waiting_room::WaitingRoom;
 use vdi_cluster_core::{
-    ClusterService, ExamId, FailurePolicy, ManualClock, MemoryStore, ServiceConfig, Timestamp,
-    UserId,
+    ClusterService, DispatchStore, ExamId, FailurePolicy, ManualClock, MemoryStore, ServiceConfig,
+    Timestamp, UserId,
 };
 
 const START: Timestamp = Timestamp(1_800_000_000_000);
@@ -273,4 +273,82 @@ async fn a_forming_queue_is_alerted_once_per_episode() {
     h.store.enqueue(&exam, &user("u5"), now).await.unwrap();
     assert_eq!(h.svc.watch_queues(None).await.unwrap().len(), 1);
     assert_eq!(h.count("examQueueForming").await, 2, "a new episode");
+}
+
+#[tokio::test]
+async fn a_redispatch_writes_its_migration_with_the_confirmation() {
+    // One silent worker of two is no mass failure here.
+    let h = harness(|c| c.mass_failure_percent = 100).await;
+    h.beat("w1", 4).await;
+    let placed = h
+        .svc
+        .allocate(key("exam-r", "s1"), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(placed.dispatch.worker.as_str(), "w1");
+    assert_eq!(
+        h.outbox().await.len(),
+        1,
+        "an ordinary placement writes nothing (only w1's registration)"
+    );
+    h.beat("w2", 4).await;
+    h.advance(200, &["w2"]).await;
+    let moved = h
+        .svc
+        .allocate(key("exam-r", "s1"), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(moved.dispatch.worker.as_str(), "w2");
+    let migrated: Vec<_> = h
+        .outbox()
+        .await
+        .into_iter()
+        .filter(|k| k.name() == "sessionMigrated")
+        .collect();
+    assert_eq!(
+        migrated,
+        vec![EventKind::SessionMigrated {
+            session: key("exam-r", "s1"),
+            from: wid("w1"),
+            to: wid("w2"),
+        }]
+    );
+    assert_eq!(h.emitted("sessionMigrated"), 1);
+    h.svc
+        .allocate(key("exam-r", "s1"), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        h.count("sessionMigrated").await,
+        1,
+        "a reload moves nothing"
+    );
+}
+
+#[tokio::test]
+async fn orphans_marked_by_a_leader_that_stopped_before_alerting_are_alerted_once() {
+    let h = harness(|c| c.failure_policy = FailurePolicy::Manual).await;
+    h.one_worker_offline().await;
+    // A leader marks the sessions orphaned and stops before its alert.
+    let marked = h.store.worker_dispatches(&wid("w1"), 10).await.unwrap();
+    assert_eq!(marked.len(), 3);
+    for d in &marked {
+        assert!(h.store.mark_orphaned(&d.key, d.id, None).await.unwrap());
+    }
+    assert_eq!(h.count("sessionsOrphaned").await, 0);
+    // The next leader re-observes them and writes the alert ...
+    let report = h.svc.reconcile().await.unwrap();
+    assert_eq!(report.orphaned, 0, "already marked");
+    assert_eq!(h.count("sessionsOrphaned").await, 1);
+    // ... under the key every leader derives, so one more writes nothing.
+    let next =
+        ClusterService::builder(Arc::new(h.store.clone()), Arc::new(SimulatedWorkers::new()))
+            .config(ServiceConfig {
+                failure_policy: FailurePolicy::Manual,
+                ..ServiceConfig::default()
+            })
+            .clock(Arc::new(h.clock.clone()))
+            .build();
+    next.reconcile().await.unwrap();
+    assert_eq!(h.count("sessionsOrphaned").await, 1);
 }

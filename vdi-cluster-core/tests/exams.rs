@@ -161,18 +161,18 @@ async fn draining_a_worker_flags_exams_at_risk_once() {
             .await
             .unwrap(),
     );
-    assert!(svc.evaluate_exam_risks(None).await.unwrap().is_empty());
+    assert!(svc.evaluate_exam_risks().await.unwrap().is_empty());
 
     svc.admin(&wid("w2"), AdminAction::Drain { deadline: None }, "ops")
         .await
         .unwrap();
-    let changes = svc.evaluate_exam_risks(None).await.unwrap();
+    let changes = svc.evaluate_exam_risks().await.unwrap();
     assert!(
         matches!(&changes[..], [EventKind::ExamAtRisk { shortfall: 3, .. }]),
         "{changes:?}"
     );
     assert!(
-        svc.evaluate_exam_risks(None).await.unwrap().is_empty(),
+        svc.evaluate_exam_risks().await.unwrap().is_empty(),
         "once per change"
     );
     let listed = svc.exam_calendar(None, None).await.unwrap();
@@ -183,7 +183,7 @@ async fn draining_a_worker_flags_exams_at_risk_once() {
     svc.admin(&wid("w2"), AdminAction::Activate, "ops")
         .await
         .unwrap();
-    let changes = svc.evaluate_exam_risks(None).await.unwrap();
+    let changes = svc.evaluate_exam_risks().await.unwrap();
     assert!(matches!(&changes[..], [EventKind::ExamFitsAgain { .. }]));
     let names: Vec<_> = events.events().iter().map(|e| e.kind.name()).collect();
     assert_eq!(

@@ -36,6 +36,53 @@ fn decode_cursor(cursor: &str) -> Result<SessionKey> {
     serde_json::from_str(cursor).map_err(|e| Error::invalid("cursor", e))
 }
 
+/// The arguments of `confirm.sql`, checked once; [`run`](Self::run) on
+/// the pool or in the transaction of the confirmation's outbox entries.
+pub(crate) struct ConfirmArgs<'a> {
+    key: &'a SessionKey,
+    id: DispatchId,
+    session: Option<serde_json::Value>,
+    now: i64,
+    sticky_until: i64,
+}
+
+impl<'a> ConfirmArgs<'a> {
+    pub(crate) fn new(
+        key: &'a SessionKey,
+        id: DispatchId,
+        session: Option<serde_json::Value>,
+        now: Timestamp,
+        sticky_ttl: Duration,
+    ) -> Result<Self> {
+        Ok(Self {
+            key,
+            id,
+            session,
+            now: millis("activatedAt", now)?,
+            // An expiry beyond what PostgreSQL's bigint holds never comes.
+            sticky_until: i64::try_from(now.plus(sticky_ttl).as_millis()).unwrap_or(i64::MAX),
+        })
+    }
+
+    /// The confirmed dispatch, or `None` if the reservation is gone or not
+    /// `id`.
+    pub(crate) async fn run<'c, E>(&self, executor: E) -> Result<Option<Dispatch>, PgError>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Postgres>,
+    {
+        let confirmed: Option<Json<Dispatch>> = sqlx::query_scalar(sql::CONFIRM)
+            .bind(self.key.exam_id.as_str())
+            .bind(self.key.user_id.as_str())
+            .bind(self.id.0)
+            .bind(self.session.as_ref().map(Json))
+            .bind(self.now)
+            .bind(self.sticky_until)
+            .fetch_one(executor)
+            .await?;
+        Ok(confirmed.map(|Json(d)| d))
+    }
+}
+
 /// One counter that a recount found wrong, as `recount.sql` and
 /// `vdi.repair_worker` report it.
 #[derive(Debug, serde::Deserialize)]
@@ -243,22 +290,8 @@ impl DispatchStore for PgStore {
         now: Timestamp,
         sticky_ttl: Duration,
     ) -> Result<Option<Dispatch>> {
-        let now_ms = millis("activatedAt", now)?;
-        // An expiry beyond what PostgreSQL's bigint holds never comes.
-        let sticky_until = i64::try_from(now.plus(sticky_ttl).as_millis()).unwrap_or(i64::MAX);
-        self.call(async {
-            let confirmed: Option<Json<Dispatch>> = sqlx::query_scalar(sql::CONFIRM)
-                .bind(key.exam_id.as_str())
-                .bind(key.user_id.as_str())
-                .bind(id.0)
-                .bind(session.as_ref().map(Json))
-                .bind(now_ms)
-                .bind(sticky_until)
-                .fetch_one(self.pool())
-                .await?;
-            Ok(confirmed.map(|Json(d)| d))
-        })
-        .await
+        let args = ConfirmArgs::new(key, id, session, now, sticky_ttl)?;
+        self.call(args.run(self.pool())).await
     }
 
     async fn undo(

@@ -7,9 +7,11 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::types::Json;
 use vdi_cluster_core::exam::Exam;
+use vdi_cluster_core::outbox::OutboxEntry;
 use vdi_cluster_core::store::{CalendarWrite, ExamCalendar, ExamStore};
 use vdi_cluster_core::{ExamId, Result};
 
+use crate::outbox::finish;
 use crate::{PgStore, sql, to_u32, to_u64};
 
 impl PgStore {
@@ -71,7 +73,12 @@ impl ExamStore for PgStore {
             .await
     }
 
-    async fn swap_exam_risk(&self, id: &ExamId, shortfall: Option<u32>) -> Result<Option<u32>> {
+    async fn swap_exam_risk(
+        &self,
+        id: &ExamId,
+        shortfall: Option<u32>,
+        entries: &[OutboxEntry],
+    ) -> Result<Option<u32>> {
         self.call(async {
             let mut tx = self.pool().begin().await?;
             let Some(row) = sqlx::query(sql::LOCK_EXAM_RISK)
@@ -82,6 +89,9 @@ impl ExamStore for PgStore {
                 return Ok(None);
             };
             let before: Option<i32> = row.try_get("missing")?;
+            let before = before
+                .map(|n| to_u32("at-risk flag", i64::from(n)))
+                .transpose()?;
             match shortfall {
                 Some(n) => {
                     sqlx::query(sql::SET_EXAM_RISK)
@@ -97,10 +107,8 @@ impl ExamStore for PgStore {
                         .await?
                 }
             };
-            tx.commit().await?;
-            before
-                .map(|n| to_u32("at-risk flag", i64::from(n)))
-                .transpose()
+            finish(tx, before != shortfall, entries).await?;
+            Ok(before)
         })
         .await
     }

@@ -3,21 +3,23 @@
 //! `vdi.outbox_append` in the statement or transaction that writes their
 //! cause; leases skip rows another deliverer is leasing.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use vdi_cluster_core::WorkerId;
 use vdi_cluster_core::outbox::{
     Attempt, Delivery, DeliveryState, Failing, LeasedDelivery, Next, Outbox, OutboxEntry,
     WebhookEndpoint, failed_attempts,
 };
 use vdi_cluster_core::store::{CasOutcome, DeleteOutcome, Lease};
 use vdi_cluster_core::worker::WorkerRecord;
+use vdi_cluster_core::{Dispatch, DispatchId, SessionKey, WorkerId};
 use vdi_cluster_core::{Result, Timestamp};
 
-use crate::dispatch::{fence_args, refuse_unless};
+use crate::dispatch::{ConfirmArgs, fence_args, refuse_unless};
 use crate::error::PgError;
 use crate::registry::{
     delete_worker, dispatched_count, expected_version, write_worker, write_worker_if_dispatched,
@@ -51,7 +53,7 @@ fn rows(entries: &[OutboxEntry]) -> Json<Vec<AppendRow<'_>>> {
 
 /// Ends the transaction of a cause: with its `entries` appended and
 /// committed when it `wrote`, rolled back otherwise.
-async fn finish(
+pub(crate) async fn finish(
     mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
     wrote: bool,
     entries: &[OutboxEntry],
@@ -191,6 +193,25 @@ impl Outbox for PgStore {
             let outcome = delete_worker(&mut *tx, id, expected).await?;
             finish(tx, outcome == DeleteOutcome::Deleted, entries).await?;
             Ok(outcome)
+        })
+        .await
+    }
+
+    async fn confirm_with_outbox(
+        &self,
+        key: &SessionKey,
+        id: DispatchId,
+        session: Option<serde_json::Value>,
+        now: Timestamp,
+        sticky_ttl: Duration,
+        entries: &[OutboxEntry],
+    ) -> Result<Option<Dispatch>> {
+        let args = ConfirmArgs::new(key, id, session, now, sticky_ttl)?;
+        self.call(async {
+            let mut tx = self.pool().begin().await?;
+            let confirmed = args.run(&mut *tx).await?;
+            finish(tx, confirmed.is_some(), entries).await?;
+            Ok(confirmed)
         })
         .await
     }

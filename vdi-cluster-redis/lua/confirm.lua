@@ -10,6 +10,11 @@
 -- ARGV[4]  sticky expiry (ms, control plane's clock)
 -- ARGV[5]  '1' if ARGV[6] holds the worker's answer, '0' to clear it
 -- ARGV[6]  the worker's answer (JSON)
+-- With the outbox's entries to write with the confirmation (Outbox::
+-- confirm_with_outbox: a re-dispatch's session.migrated), also:
+-- KEYS[4…7] the outbox keys {entries, due, state, dedup} (outbox_enqueue.lua)
+-- KEYS[8…]  entry i's endpoint list
+-- ARGV[7…]  the entries, as outbox_append (prelude.lua) reads them
 --
 -- Returns {} when there is nothing to confirm, else the updated record as
 -- {field, value, …}.
@@ -33,6 +38,9 @@ if (tonumber(ARGV[3]) or 0) > 0 then
   redis.call('SET', sticky_until, ARGV[4], 'PX', ARGV[3])
 else
   redis.call('DEL', sticky, sticky_until)
+end
+if ARGV[7] then
+  outbox_append({entries = KEYS[4], due = KEYS[5], state = KEYS[6], dedup = KEYS[7]}, 8, 7)
 end
 
 return redis.call('HGETALL', record)

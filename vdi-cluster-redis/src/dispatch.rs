@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use vdi_cluster_core::outbox::OutboxEntry;
 use vdi_cluster_core::store::{
     Adoption, DispatchPage, DispatchStore, ExamPlacement, Lease, RecountReport, Reservation,
     ReserveRequest,
@@ -147,6 +148,42 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// `confirm.lua`, writing `entries` (if any) in the same step; with
+    /// none, no outbox key is passed.
+    pub(crate) async fn run_confirm(
+        &self,
+        key: &SessionKey,
+        id: DispatchId,
+        session: Option<serde_json::Value>,
+        now: Timestamp,
+        sticky_ttl: Duration,
+        entries: &[OutboxEntry],
+    ) -> Result<Option<Dispatch>> {
+        let record = self.keys.dispatch(key);
+        let mut invocation = SCRIPTS.confirm.prepare_invoke();
+        invocation
+            .key(&record)
+            .key(self.keys.sticky_worker(&key.exam_id))
+            .key(self.keys.sticky_until(&key.exam_id))
+            .arg(id.to_string())
+            .arg(now.as_millis())
+            .arg(ttl_millis(sticky_ttl))
+            .arg(now.plus(sticky_ttl).as_millis())
+            .arg(if session.is_some() { "1" } else { "0" })
+            .arg(session.map(|s| s.to_string()).unwrap_or_default());
+        if !entries.is_empty() {
+            self.outbox_keys(&mut invocation);
+            self.outbox_entries(&mut invocation, entries)?;
+        }
+        let reply: Vec<String> = invocation
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        Ok(dispatch_from_fields(&record, pairs(reply))?)
+    }
+}
+
 #[async_trait]
 impl DispatchStore for RedisStore {
     async fn reserve(&self, request: &ReserveRequest) -> Result<Reservation> {
@@ -161,22 +198,8 @@ impl DispatchStore for RedisStore {
         now: Timestamp,
         sticky_ttl: Duration,
     ) -> Result<Option<Dispatch>> {
-        let record = self.keys.dispatch(key);
-        let reply: Vec<String> = SCRIPTS
-            .confirm
-            .key(&record)
-            .key(self.keys.sticky_worker(&key.exam_id))
-            .key(self.keys.sticky_until(&key.exam_id))
-            .arg(id.to_string())
-            .arg(now.as_millis())
-            .arg(ttl_millis(sticky_ttl))
-            .arg(now.plus(sticky_ttl).as_millis())
-            .arg(if session.is_some() { "1" } else { "0" })
-            .arg(session.map(|s| s.to_string()).unwrap_or_default())
-            .invoke_async(&mut self.conn())
+        self.run_confirm(key, id, session, now, sticky_ttl, &[])
             .await
-            .map_err(BackendError::from)?;
-        Ok(dispatch_from_fields(&record, pairs(reply))?)
     }
 
     async fn adopt(&self, dispatch: &Dispatch, sticky_ttl: Duration) -> Result<Adoption> {

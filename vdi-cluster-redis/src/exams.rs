@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use vdi_cluster_core::exam::Exam;
+use vdi_cluster_core::outbox::OutboxEntry;
 use vdi_cluster_core::store::{CalendarWrite, ExamCalendar, ExamStore};
 use vdi_cluster_core::{ExamId, Result};
 
@@ -78,14 +79,24 @@ impl ExamStore for RedisStore {
         outcome("exam_delete", reply)
     }
 
-    async fn swap_exam_risk(&self, id: &ExamId, shortfall: Option<u32>) -> Result<Option<u32>> {
+    async fn swap_exam_risk(
+        &self,
+        id: &ExamId,
+        shortfall: Option<u32>,
+        entries: &[OutboxEntry],
+    ) -> Result<Option<u32>> {
         let key = self.keys.exams_risk();
-        let before: Option<String> = SCRIPTS
-            .exam_risk_swap
+        let mut invocation = SCRIPTS.exam_risk_swap.prepare_invoke();
+        invocation
             .key(self.keys.exams())
             .key(&key)
             .arg(id.as_str())
-            .arg(shortfall.map(|n| n.to_string()).unwrap_or_default())
+            .arg(shortfall.map(|n| n.to_string()).unwrap_or_default());
+        if !entries.is_empty() {
+            self.outbox_keys(&mut invocation);
+            self.outbox_entries(&mut invocation, entries)?;
+        }
+        let before: Option<String> = invocation
             .invoke_async(&mut self.conn())
             .await
             .map_err(BackendError::from)?;

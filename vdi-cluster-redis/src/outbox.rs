@@ -1,12 +1,13 @@
 //! [`Outbox`] on Redis: webhook endpoints in one hash, the outbox in a few
 //! shared keys (see [`Keys::outbox`](crate::keys::Keys::outbox)), each
 //! step one Lua script (`lua/outbox_*.lua`; entries are appended by
-//! `outbox_append` of the prelude, which `put_worker.lua` also calls).
+//! `outbox_append` of the prelude, which `put_worker.lua`,
+//! `delete_worker.lua` and `confirm.lua` also call).
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::ScriptInvocation;
-use vdi_cluster_core::Result;
-use vdi_cluster_core::WorkerId;
 use vdi_cluster_core::outbox::{
     Attempt, Delivery, DeliveryState, Failing, LeasedDelivery, Next, Outbox, OutboxEntry,
     WebhookEndpoint, failed_attempts,
@@ -14,6 +15,7 @@ use vdi_cluster_core::outbox::{
 use vdi_cluster_core::store::{CasOutcome, DeleteOutcome, Lease};
 use vdi_cluster_core::time::Timestamp;
 use vdi_cluster_core::worker::WorkerRecord;
+use vdi_cluster_core::{Dispatch, DispatchId, Result, SessionKey, WorkerId};
 
 use crate::dispatch::fenced;
 use crate::error::{BackendError, BackendResult};
@@ -159,6 +161,19 @@ impl Outbox for RedisStore {
         entries: &[OutboxEntry],
     ) -> Result<DeleteOutcome> {
         self.remove_worker(id, expected, entries).await
+    }
+
+    async fn confirm_with_outbox(
+        &self,
+        key: &SessionKey,
+        id: DispatchId,
+        session: Option<serde_json::Value>,
+        now: Timestamp,
+        sticky_ttl: Duration,
+        entries: &[OutboxEntry],
+    ) -> Result<Option<Dispatch>> {
+        self.run_confirm(key, id, session, now, sticky_ttl, entries)
+            .await
     }
 
     async fn lease_deliveries(

@@ -148,7 +148,7 @@ impl Day {
     /// ended exams' machines.
     pub(crate) async fn leader_tick(&mut self) {
         let svc = Arc::clone(&self.replicas[0]);
-        svc.evaluate_exam_risks(None).await.expect("risks");
+        svc.evaluate_exam_risks().await.expect("risks");
         for (exam, r) in svc.start_due_prewarms().await.expect("prewarm") {
             self.say(format!(
                 "leader: timed prewarm of {exam}: {} machines planned on {} workers, {} started",

@@ -10,6 +10,7 @@ use crate::calendar::{CalendarWrite, ExamCalendar, ExamStore};
 use crate::error::Result;
 use crate::exam::Exam;
 use crate::ids::ExamId;
+use crate::outbox::OutboxEntry;
 
 /// The calendar's part of the state.
 #[derive(Debug, Default)]
@@ -59,15 +60,24 @@ impl ExamStore for MemoryStore {
         }))
     }
 
-    async fn swap_exam_risk(&self, id: &ExamId, shortfall: Option<u32>) -> Result<Option<u32>> {
+    async fn swap_exam_risk(
+        &self,
+        id: &ExamId,
+        shortfall: Option<u32>,
+        entries: &[OutboxEntry],
+    ) -> Result<Option<u32>> {
         let mut s = self.lock()?;
         let c = &mut s.exams;
         if !c.exams.contains_key(id) {
             return Ok(None);
         }
-        Ok(match shortfall {
+        let before = match shortfall {
             Some(n) => c.risk.insert(id.clone(), n),
             None => c.risk.remove(id),
-        })
+        };
+        if before != shortfall {
+            s.outbox.enqueue(entries);
+        }
+        Ok(before)
     }
 }

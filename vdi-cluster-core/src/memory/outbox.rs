@@ -1,12 +1,14 @@
 //! [`Outbox`] on the in-memory backend, under the store's one mutex.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::MemoryStore;
+use crate::dispatch::Dispatch;
 use crate::error::Result;
-use crate::ids::WorkerId;
+use crate::ids::{DispatchId, SessionKey, WorkerId};
 use crate::outbox::{
     Attempt, Delivery, DeliveryState, Failing, LeasedDelivery, Next, Outbox, OutboxEntry,
     WebhookEndpoint, failed_attempts,
@@ -34,7 +36,8 @@ struct Stored {
 }
 
 impl OutboxState {
-    fn enqueue(&mut self, entries: &[OutboxEntry]) -> u32 {
+    /// Writes the entries whose (endpoint, key) is new; answers how many.
+    pub(super) fn enqueue(&mut self, entries: &[OutboxEntry]) -> u32 {
         let mut new = 0;
         for e in entries {
             if !self.dedup.insert((e.endpoint.clone(), e.dedup.clone())) {
@@ -116,6 +119,23 @@ impl Outbox for MemoryStore {
             s.outbox.enqueue(entries);
         }
         Ok(outcome)
+    }
+
+    async fn confirm_with_outbox(
+        &self,
+        key: &SessionKey,
+        id: DispatchId,
+        session: Option<serde_json::Value>,
+        now: Timestamp,
+        sticky_ttl: Duration,
+        entries: &[OutboxEntry],
+    ) -> Result<Option<Dispatch>> {
+        let mut s = self.lock()?;
+        let confirmed = s.confirm(key, id, session, now, sticky_ttl);
+        if confirmed.is_some() {
+            s.outbox.enqueue(entries);
+        }
+        Ok(confirmed)
     }
 
     async fn lease_deliveries(

@@ -2,10 +2,20 @@
 //!
 //! An event that must reach people is written to the **outbox** in the
 //! store, one [`OutboxEntry`] per subscribed [`WebhookEndpoint`], in the
-//! same atomic step as what caused it: a leader's observation is written
-//! fenced by its lease with a de-duplication key (two leaders observing one
-//! transition write it once), a store write and its events commit together
-//! (see [`Outbox`]). A delivery loop on the leader replica leases due
+//! same atomic step as what caused it: a store write and its events commit
+//! together (a worker's record with [`Outbox::put_worker_with_outbox`] and
+//! [`Outbox::delete_worker_with_outbox`], a re-dispatch's confirmation
+//! with [`Outbox::confirm_with_outbox`], an exam's risk flag with
+//! [`ExamStore::swap_exam_risk`](crate::calendar::ExamStore::swap_exam_risk)).
+//! A leader's observation is written fenced by its lease with a
+//! de-duplication key derived from the stored state it observed, so two
+//! leaders observing one transition write it once, and where the
+//! observation and the step that records it are two steps (prewarm
+//! readiness and its calendar mark, orphan alerts and `mark_orphaned`) a
+//! crash between them is healed by the next leader, which observes the
+//! same transition and writes the same key: never lost, never written
+//! twice by us. Which event goes which way is listed in the service's
+//! `webhooks` module. A delivery loop on the leader replica leases due
 //! entries, sends them, and records each attempt; a replica killed
 //! mid-delivery loses nothing (its delivery lease expires and the next
 //! deliverer sends the entry again, with the same `webhook-id`).

@@ -4,9 +4,12 @@ use std::fmt::Debug;
 
 use async_trait::async_trait;
 
+use std::time::Duration;
+
 use super::{Attempt, Delivery, LeasedDelivery, Next, OutboxEntry, WebhookEndpoint};
+use crate::dispatch::Dispatch;
 use crate::error::Result;
-use crate::ids::WorkerId;
+use crate::ids::{DispatchId, SessionKey, WorkerId};
 use crate::store::{CasOutcome, DeleteOutcome, Lease};
 use crate::time::Timestamp;
 use crate::worker::WorkerRecord;
@@ -39,8 +42,10 @@ impl Failing<'_> {
 ///   [`DispatchStore`](crate::store::DispatchStore)), and
 ///   [`put_worker_with_outbox`](Self::put_worker_with_outbox) and
 ///   [`delete_worker_with_outbox`](Self::delete_worker_with_outbox) only
-///   if their compare-and-set wins: the entries and the write are one
-///   atomic step, all or nothing.
+///   if their compare-and-set wins, and
+///   [`confirm_with_outbox`](Self::confirm_with_outbox) only if the
+///   reservation is confirmed: the entries and the write are one atomic
+///   step, all or nothing.
 /// * **De-duplication.** At most one entry is stored per
 ///   (`endpoint`, `dedup`); a second is silently skipped, in the same step.
 /// * **A leased delivery has one deliverer.**
@@ -92,6 +97,20 @@ pub trait Outbox: Debug + Send + Sync + 'static {
         expected: u64,
         entries: &[OutboxEntry],
     ) -> Result<DeleteOutcome>;
+
+    /// [`DispatchStore::confirm`](crate::store::DispatchStore::confirm)
+    /// and `entries`, in one atomic step: the entries are written only if
+    /// the reservation `id` is confirmed (a re-dispatch's
+    /// `session.migrated`).
+    async fn confirm_with_outbox(
+        &self,
+        key: &SessionKey,
+        id: DispatchId,
+        session: Option<serde_json::Value>,
+        now: Timestamp,
+        sticky_ttl: Duration,
+        entries: &[OutboxEntry],
+    ) -> Result<Option<Dispatch>>;
 
     /// Leases up to `limit` due deliveries until `until` (see the contract).
     async fn lease_deliveries(

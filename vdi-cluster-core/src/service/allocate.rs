@@ -61,6 +61,7 @@ use crate::client::WorkerCallError;
 use crate::dispatch::{Dispatch, DispatchState};
 use crate::error::{Error, Result};
 use crate::ids::{DispatchId, SessionKey, WorkerId};
+use crate::outbox::OutboxEntry;
 use crate::scheduler::{
     Candidate, ChoiceReason, Constraints, ExamPlacement, Exclusions, NoCapacity, RankIndex,
     RankOptions,
@@ -412,7 +413,8 @@ impl ClusterService {
                 }
             }
         };
-        let Some(active) = self.start_on_worker(view, &reserved).await? else {
+        let from = attempt.replaced_from.as_ref();
+        let Some(active) = self.start_on_worker(view, &reserved, from).await? else {
             attempt.failed_calls += 1;
             if attempt.failed_calls >= self.config.retry_count {
                 return Ok(Step::Stop(self.no_capacity(attempt)));
@@ -450,8 +452,8 @@ impl ClusterService {
     }
 
     /// The allocation of a session now active on a worker; a re-dispatch
-    /// also writes its event (see `webhooks`) and tells the failed worker
-    /// to let go.
+    /// also emits its event (written with the confirmation, see
+    /// `webhooks`) and tells the failed worker to let go.
     async fn placed(
         &self,
         active: Dispatch,
@@ -461,7 +463,7 @@ impl ClusterService {
         let key = &attempt.key;
         let outcome = match &attempt.replaced_from {
             Some(from) => {
-                self.migrated(key, from, &active).await;
+                self.migrated(key, from, &active);
                 self.release_on_failed_worker(from, key);
                 AllocateOutcome::Redispatched {
                     reason,
@@ -486,14 +488,20 @@ impl ClusterService {
         err.into()
     }
 
-    /// Asks the worker to start the reserved session; confirms it, or undoes
-    /// the reservation. `None` when the worker failed.
+    /// Asks the worker to start the reserved session; confirms it (a
+    /// re-dispatch `from` a failed worker with its `session.migrated`), or
+    /// undoes the reservation. `None` when the worker failed.
     async fn start_on_worker(
         &self,
         view: &WorkerView,
         reserved: &Dispatch,
+        from: Option<&WorkerId>,
     ) -> Result<Option<Dispatch>> {
         let key = &reserved.key;
+        let entries = match from {
+            Some(from) => self.migrated_entries(from, reserved).await?,
+            None => Vec::new(),
+        };
         let call = timeout(
             self.config.worker_call_timeout,
             self.client.allocate(&view.record, key),
@@ -501,23 +509,15 @@ impl ClusterService {
         .await;
         let error = match call {
             Ok(Ok(session)) => {
-                let now = self.clock.now();
                 let confirmed = self
-                    .store
-                    .confirm(
-                        key,
-                        reserved.id,
-                        Some(session.clone()),
-                        now,
-                        self.config.sticky_ttl,
-                    )
+                    .confirm_alerting(reserved, session.clone(), &entries)
                     .await?;
                 if confirmed.is_some() {
                     return Ok(confirmed);
                 }
                 // The worker's heartbeat confirmed it first (the call was
                 // slow): it is this session, now active.
-                if let Some(mut adopted) = self.adopted_meanwhile(reserved).await? {
+                if let Some(mut adopted) = self.adopted_meanwhile(reserved, &entries).await? {
                     adopted.session.get_or_insert(session);
                     return Ok(Some(adopted));
                 }
@@ -538,7 +538,7 @@ impl ClusterService {
         // its next report says (a session it runs is then adopted).
         let hold = error.may_have_started().then_some(view.id());
         if !self.store.undo(key, reserved.id, None, hold).await?
-            && let Some(adopted) = self.adopted_meanwhile(reserved).await?
+            && let Some(adopted) = self.adopted_meanwhile(reserved, &entries).await?
         {
             // The worker did start it, and its heartbeat said so first.
             return Ok(Some(adopted));
@@ -548,13 +548,22 @@ impl ClusterService {
     }
 
     /// The reservation `reserved`, if a heartbeat of its worker confirmed
-    /// it while the allocator waited for the worker.
-    async fn adopted_meanwhile(&self, reserved: &Dispatch) -> Result<Option<Dispatch>> {
-        Ok(self
+    /// it while the allocator waited for the worker; then writes the
+    /// `entries` that confirmation could not carry.
+    async fn adopted_meanwhile(
+        &self,
+        reserved: &Dispatch,
+        entries: &[OutboxEntry],
+    ) -> Result<Option<Dispatch>> {
+        let adopted = self
             .store
             .dispatch(&reserved.key)
             .await?
-            .filter(|d| d.id == reserved.id && d.state == DispatchState::Active))
+            .filter(|d| d.id == reserved.id && d.state == DispatchState::Active);
+        if adopted.is_some() {
+            self.append_confirmed_elsewhere(entries).await;
+        }
+        Ok(adopted)
     }
 
     /// Best effort: tell a failed worker to drop a superseded session, in

@@ -301,7 +301,7 @@ async fn tick(
     {
         service.observe_policy(view).await?;
     }
-    service.evaluate_exam_risks(fence).await?;
+    service.evaluate_exam_risks().await?;
     service.start_due_prewarms().await?;
     service.keep_prewarm_targets(fence).await?;
     service.release_ended_prewarms().await?;

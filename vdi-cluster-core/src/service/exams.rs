@@ -21,7 +21,6 @@ use crate::exam::{Capacity, Exam, ExamPatch, Readiness, Refusal, Shortfall, deci
 use crate::ids::{ExamId, WorkerId};
 use crate::outbox::alerts;
 use crate::service::prewarm_target::exam_readiness;
-use crate::store::Lease;
 use crate::time::Timestamp;
 use crate::worker::WorkerView;
 
@@ -274,21 +273,20 @@ impl ClusterService {
     /// capacity (and clears the flag of those that fit again), emitting
     /// one event per change of flag. Idempotent: the flags live in the
     /// store, swapped atomically, so a second pass (or a second replica)
-    /// emits nothing new. Each event is written to the outbox once its
-    /// flag is swapped, fenced by `fence` (the leader's lease) under a key
-    /// naming the exam and the instant. Returns the events emitted.
-    pub async fn evaluate_exam_risks(&self, fence: Option<&Lease>) -> Result<Vec<EventKind>> {
+    /// emits nothing new. Each event's outbox entries are carried by the
+    /// swap and written in its atomic step only if it changes the flag, so
+    /// the swap that observes a transition is the one that writes it, and
+    /// a crash cannot separate the two (the endpoints are read once per
+    /// pass for this). Returns the events emitted.
+    pub async fn evaluate_exam_risks(&self) -> Result<Vec<EventKind>> {
         let calendar = self.store.exam_calendar().await?;
         let capacity = self.exam_capacity().await?;
+        let endpoints = self.store.webhooks().await?;
         let now = self.clock.now();
         let mut events = Vec::new();
         for exam in calendar.exams.iter().filter(|e| e.window().end > now) {
             let at_risk = risk(exam, &calendar.exams, &capacity, now);
             let flag = at_risk.as_ref().map(|s| s.missing);
-            let before = self.store.swap_exam_risk(&exam.id, flag).await?;
-            if before == flag {
-                continue;
-            }
             let kind = match at_risk {
                 Some(s) => EventKind::ExamAtRisk {
                     exam: exam.id.clone(),
@@ -300,7 +298,12 @@ impl ClusterService {
                 },
             };
             let key = alerts::observed_key(&kind, now.as_millis());
-            self.record_observed(kind.clone(), key, fence).await?;
+            let entries = self.entries_for(&endpoints, &[(&kind, key)]);
+            let before = self.store.swap_exam_risk(&exam.id, flag, &entries).await?;
+            if before == flag {
+                continue;
+            }
+            self.emit(kind.clone());
             events.push(kind);
         }
         Ok(events)

@@ -8,7 +8,11 @@
 //! the calendar by compare-and-set first, and nothing is decided again
 //! until every live worker has reported after it. Readiness reaching
 //! 100 % emits `examPrewarmReady` once; readiness below 100 % at the start
-//! emits `examPrewarmBehind` once.
+//! emits `examPrewarmBehind` once. Each is written to the outbox ahead of
+//! the calendar mark that records it, under a key naming the exam and its
+//! prewarm run: a crash between the two is healed by the next pass, which
+//! observes the same transition and writes the same key (skipped by the
+//! store), so the event is never lost and never written twice.
 //!
 //! Unclaimed machines are released when the exam ends (and when it is
 //! cancelled): every reachable worker whose report still lists the exam is
@@ -27,6 +31,7 @@ use crate::outbox::alerts;
 use crate::scheduler::exclusion;
 use crate::service::PrewarmReport;
 use crate::store::Lease;
+use crate::time::Timestamp;
 use crate::worker::WorkerView;
 
 /// What the workers report for `exam`, one sight per worker.
@@ -58,8 +63,8 @@ impl ClusterService {
     /// docs): emits the readiness events, tops up exams whose ready and
     /// starting machines on live workers fall short. Returns what each
     /// top-up did. The readiness events are written to the outbox fenced
-    /// by `fence` (the leader's lease), under keys naming the exam and
-    /// the instant its mark was set on the calendar.
+    /// by `fence` (the leader's lease) ahead of their calendar mark, under
+    /// keys naming the exam and its prewarm run (see the module docs).
     pub async fn keep_prewarm_targets(
         &self,
         fence: Option<&Lease>,
@@ -81,34 +86,31 @@ impl ClusterService {
         for (exam, started_at) in pending {
             let target = exam.prewarm.machines(exam.students);
             let ready = exam_readiness(exam, &views);
-            if ready.live.ready >= target
-                && exam.prewarm_marks.ready_at.is_none()
-                && self
-                    .mark(&exam.id, |e| e.prewarm_marks.ready_at = Some(now))
-                    .await?
-            {
+            if ready.live.ready >= target && exam.prewarm_marks.ready_at.is_none() {
                 let kind = EventKind::ExamPrewarmReady {
                     exam: exam.id.clone(),
                     ready: ready.live.ready,
                     target,
                 };
-                let key = alerts::observed_key(&kind, now.as_millis());
-                self.record_observed(kind, key, fence).await?;
+                self.write_ahead(&exam.id, kind, started_at, fence, |e| {
+                    e.prewarm_marks.ready_at = Some(now);
+                })
+                .await?;
             }
             if now >= exam.starts_at {
-                if exam.prewarm_marks.start_checked_at.is_none()
-                    && self
-                        .mark(&exam.id, |e| e.prewarm_marks.start_checked_at = Some(now))
-                        .await?
-                    && ready.live.ready < target
-                {
-                    let kind = EventKind::ExamPrewarmBehind {
-                        exam: exam.id.clone(),
-                        ready: ready.live.ready,
-                        target,
-                    };
-                    let key = alerts::observed_key(&kind, now.as_millis());
-                    self.record_observed(kind, key, fence).await?;
+                if exam.prewarm_marks.start_checked_at.is_none() {
+                    let mark = |e: &mut Exam| e.prewarm_marks.start_checked_at = Some(now);
+                    if ready.live.ready < target {
+                        let kind = EventKind::ExamPrewarmBehind {
+                            exam: exam.id.clone(),
+                            ready: ready.live.ready,
+                            target,
+                        };
+                        self.write_ahead(&exam.id, kind, started_at, fence, mark)
+                            .await?;
+                    } else {
+                        self.mark(&exam.id, mark).await?;
+                    }
                 }
                 continue;
             }
@@ -193,6 +195,29 @@ impl ClusterService {
             }
         }
         discarded
+    }
+
+    /// Writes `kind` (about `exam`) to the outbox ahead of the calendar
+    /// mark that records it, fenced by `fence`, under a key naming the exam
+    /// and its prewarm run (`started_at`), then marks the exam with
+    /// `change`; emitted once the mark is written. A crash or a conflict
+    /// between the two steps leaves the mark unset: the next pass observes
+    /// the same transition and writes the same key, which the store skips,
+    /// so the event is never lost and never written twice.
+    async fn write_ahead(
+        &self,
+        exam: &ExamId,
+        kind: EventKind,
+        started_at: Timestamp,
+        fence: Option<&Lease>,
+        change: impl FnOnce(&mut Exam),
+    ) -> Result<()> {
+        let key = alerts::observed_key(&kind, started_at.as_millis());
+        self.append_observed(&kind, key, fence).await?;
+        if self.mark(exam, change).await? {
+            self.emit(kind);
+        }
+        Ok(())
     }
 
     /// Applies `change` to exam `id` on the current calendar and writes it

@@ -25,7 +25,7 @@ use crate::dispatch::Dispatch;
 use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::health::Availability;
-use crate::ids::WorkerId;
+use crate::ids::{DispatchId, WorkerId};
 use crate::outbox::alerts;
 use crate::policy::AdminPolicy;
 use crate::reconcile::{
@@ -37,6 +37,30 @@ use crate::store::Lease;
 use crate::time::Timestamp;
 use crate::worker::WorkerView;
 
+/// Orphaned sessions on one worker: how many, and the smallest dispatch
+/// id among them, which names the episode in the alert's key.
+#[derive(Debug, Clone, Copy)]
+struct Orphans {
+    count: u32,
+    first: DispatchId,
+}
+
+impl Orphans {
+    /// Counts `d` among its worker's orphans in `by_worker`.
+    fn note(by_worker: &mut HashMap<WorkerId, Self>, d: &Dispatch) {
+        by_worker
+            .entry(d.worker.clone())
+            .and_modify(|o| {
+                o.count += 1;
+                o.first = o.first.min(d.id);
+            })
+            .or_insert(Self {
+                count: 1,
+                first: d.id,
+            });
+    }
+}
+
 struct Pass<'a> {
     service: &'a ClusterService,
     fence: Option<&'a Lease>,
@@ -46,10 +70,10 @@ struct Pass<'a> {
     /// Why migration was held back in this pass, the first reason.
     suspended: Option<String>,
     budget: usize,
-    orphaned_by_worker: HashMap<WorkerId, u32>,
+    orphaned_by_worker: HashMap<WorkerId, Orphans>,
     /// Sessions marked orphaned by earlier passes and still there, by
     /// worker (the reminder's count).
-    still_orphaned: HashMap<WorkerId, u32>,
+    still_orphaned: HashMap<WorkerId, Orphans>,
     seen: HashSet<crate::ids::DispatchId>,
     /// Every dispatch the pass checked, by session, for the fleet sweep.
     placed: Placed,
@@ -326,6 +350,15 @@ impl Pass<'_> {
     /// remembers when it last alerted; one that takes over starts
     /// counting from its first pass, so a reminder never comes sooner
     /// than the interval, and at worst one interval late.
+    ///
+    /// The first alert of an episode is keyed by the worker and the
+    /// smallest orphaned dispatch id on it, which every leader derives
+    /// from the records alone. It is written after the marks, and a leader
+    /// that finds orphans it has not alerted about (it just took over, or
+    /// the previous one stopped between the marks and the alert) writes
+    /// it again under that key: the store skips it if it was written, and
+    /// writes it if a crash lost it, as long as the sessions are still
+    /// orphaned (the marks are durable until an operator moves them).
     async fn alert_orphans(&mut self) -> Result<()> {
         let service = self.service;
         let now = service.clock.now();
@@ -336,32 +369,41 @@ impl Pass<'_> {
         {
             let mut last = service.orphan_alerts();
             last.retain(|w, _| marked.contains_key(w) || still.contains_key(w));
-            for (worker, count) in &still {
+            for (worker, orphans) in &still {
                 if marked.contains_key(worker) {
                     continue;
                 }
                 match (last.get(worker), every) {
                     (None, _) => {
                         last.insert(worker.clone(), now);
+                        let episode = orphans.first.to_string();
+                        due.push((worker.clone(), orphans.count, episode, false));
                     }
                     (Some(at), Some(every)) if now.since(*at) >= every => {
-                        due.push((worker.clone(), *count));
+                        let episode = now.as_millis().to_string();
+                        due.push((worker.clone(), orphans.count, episode, true));
                     }
                     _ => {}
                 }
             }
         }
-        let fresh = marked
-            .into_iter()
-            .map(|(w, n)| (w, n, self.report.started_at));
-        let reminders = due.into_iter().map(|(w, n)| (w, n, now));
-        for (worker, count, episode) in fresh.chain(reminders) {
+        let fresh = marked.into_iter().map(|(w, o)| {
+            let first = still.get(&w).map_or(o.first, |s| s.first.min(o.first));
+            (w, o.count, first.to_string(), true)
+        });
+        // A catch-up is not emitted to the sinks (they may have had it
+        // from the previous leader).
+        for (worker, count, episode, emit) in fresh.chain(due) {
             let kind = EventKind::SessionsOrphaned {
                 worker: worker.clone(),
                 count,
             };
-            let key = alerts::observed_key(&kind, episode.as_millis());
-            service.record_observed(kind, key, self.fence).await?;
+            let key = alerts::observed_key(&kind, episode);
+            if emit {
+                service.record_observed(kind, key, self.fence).await?;
+            } else {
+                service.append_observed(&kind, key, self.fence).await?;
+            }
             service.orphan_alerts().insert(worker, now);
         }
         Ok(())
@@ -389,7 +431,7 @@ impl Pass<'_> {
     fn leave_in_place(&mut self, d: &Dispatch, why: LeaveReason) {
         self.report.left_in_place += 1;
         if why == LeaveReason::AlreadyOrphaned {
-            *self.still_orphaned.entry(d.worker.clone()).or_default() += 1;
+            Orphans::note(&mut self.still_orphaned, d);
         }
         if why == LeaveReason::NoHealthyTarget {
             self.suspend(
@@ -408,7 +450,7 @@ impl Pass<'_> {
         {
             self.report.orphaned += 1;
             self.exam(d).orphaned += 1;
-            *self.orphaned_by_worker.entry(d.worker.clone()).or_default() += 1;
+            Orphans::note(&mut self.orphaned_by_worker, d);
         }
         Ok(())
     }

@@ -10,17 +10,41 @@
 //!   [`Outbox::put_worker_with_outbox`](crate::outbox::Outbox::put_worker_with_outbox),
 //!   removals with
 //!   [`Outbox::delete_worker_with_outbox`](crate::outbox::Outbox::delete_worker_with_outbox);
-//! * a leader's observation is written at once, fenced by the background
-//!   lease, under a key naming the occurrence ([`alerts::observed_key`]),
-//!   so a second leader observing the same occurrence writes nothing:
-//!   availability transitions, reconcile's orphan marks, failed
-//!   migrations, suspensions and summary, an exam's risk flag and its
-//!   prewarm readiness (each after the compare-and-set that marks it on
-//!   the calendar, which one replica only wins), a forming waiting room
-//!   (`queue_alerts`) and a store outage, once the store answers again
-//!   (the background loop);
-//! * a re-dispatch writes its `session.migrated` right after the session
-//!   is placed, under a key naming the new dispatch.
+//! * a re-dispatch's `session.migrated` is carried by the confirmation of
+//!   the new dispatch
+//!   ([`Outbox::confirm_with_outbox`](crate::outbox::Outbox::confirm_with_outbox)),
+//!   under a key naming it. Only a re-dispatch computes entries (and reads
+//!   the endpoints); an ordinary placement runs the plain confirmation,
+//!   with nothing added. When the worker's heartbeat confirms the
+//!   reservation before the allocator does (that confirmation knows
+//!   nothing of a migration), the allocator writes the entries under the
+//!   same key right after; this one case is not atomic, because the step
+//!   that activated the dispatch was the heartbeat's;
+//! * an exam's risk flag carries `exam.at_risk` / `exam.fits_again`
+//!   ([`ExamStore::swap_exam_risk`](crate::calendar::ExamStore::swap_exam_risk)),
+//!   written only by the swap that changes the flag;
+//! * a leader's observation is written fenced by the background lease,
+//!   under a key naming the occurrence ([`alerts::observed_key`]) that
+//!   every leader derives from the stored state, so a second leader
+//!   observing the same occurrence writes nothing, and one that observes
+//!   it again after a crash writes the same key: availability
+//!   transitions, failed migrations, suspensions, prewarm readiness
+//!   (written *ahead* of the calendar mark that records it, keyed by the
+//!   exam and its prewarm run: a crash between the two leaves the mark
+//!   unset and the next pass writes the same key), reconcile's
+//!   `migration.manual_required` (after its `mark_orphaned` steps, keyed
+//!   by the worker and its smallest orphaned dispatch id; a leader that
+//!   finds orphans it has not alerted about writes it again, skipped if
+//!   present), a forming waiting room (`queue_alerts`) and a store
+//!   outage, once the store answers again (the background loop);
+//! * reconcile's `migration.summary` is written at the end of its pass:
+//!   it reports the pass, not one change, and is keyed by the pass's
+//!   start.
+//!
+//! So an event is never lost and never written twice by us: either its
+//! cause's own step writes it, or its key is a function of the stored
+//! state that a later leader re-observes (a de-duplication key is kept
+//! as long as its delivery, the retention).
 //!
 //! [`ClusterService::deliver_due`] leases due deliveries, sends them
 //! through a [`WebhookSender`], and records each attempt with the next
@@ -249,6 +273,16 @@ impl ClusterService {
             return Ok(Vec::new());
         }
         let endpoints = self.store.webhooks().await?;
+        Ok(self.entries_for(&endpoints, events))
+    }
+
+    /// [`outbox_entries`](Self::outbox_entries) for `endpoints` already
+    /// read (a pass that writes many events reads them once).
+    pub(super) fn entries_for(
+        &self,
+        endpoints: &[WebhookEndpoint],
+        events: &[(&EventKind, Option<String>)],
+    ) -> Vec<OutboxEntry> {
         let at = self.clock.now();
         let mut entries = Vec::new();
         for (kind, dedup) in events {
@@ -257,9 +291,9 @@ impl ClusterService {
                 kind: (*kind).clone(),
             };
             let dedup = dedup.clone().unwrap_or_else(|| new_id("evt"));
-            entries.extend(alerts::route(&event, &dedup, &endpoints, || new_id("msg")));
+            entries.extend(alerts::route(&event, &dedup, endpoints, || new_id("msg")));
         }
-        Ok(entries)
+        entries
     }
 
     /// Writes an observation to the outbox at once, fenced by `fence` (the
@@ -321,21 +355,62 @@ impl ClusterService {
         }
     }
 
-    /// Writes and emits `session.migrated` for a session re-dispatched
-    /// from `from` to `active`'s worker, under a key naming the new
-    /// dispatch. The session is placed whatever happens here: a store that
-    /// fails now is logged, not turned into a failed allocation.
-    pub(super) async fn migrated(&self, session: &SessionKey, from: &WorkerId, active: &Dispatch) {
-        let kind = EventKind::SessionMigrated {
-            session: session.clone(),
-            from: from.clone(),
-            to: active.worker.clone(),
-        };
-        let key = alerts::observed_key(&kind, active.id);
-        if let Err(e) = self.append_observed(&kind, key, None).await {
-            tracing::warn!(%session, error = %e, "could not write session.migrated to the outbox");
+    /// The `session.migrated` entries of a session re-dispatched from
+    /// `from` to the reservation `to`, under a key naming the new dispatch.
+    /// Only a re-dispatch calls this (it reads the endpoints); an ordinary
+    /// placement has no entries and confirms with no step added.
+    pub(super) async fn migrated_entries(
+        &self,
+        from: &WorkerId,
+        to: &Dispatch,
+    ) -> Result<Vec<OutboxEntry>> {
+        let kind = migrated_kind(&to.key, from, to);
+        let key = alerts::observed_key(&kind, to.id);
+        self.outbox_entries(&[(&kind, key)]).await
+    }
+
+    /// Confirms the reservation `reserved` with the worker's answer,
+    /// writing `entries` in the same atomic step
+    /// ([`Outbox::confirm_with_outbox`](crate::outbox::Outbox::confirm_with_outbox));
+    /// without entries it is the plain
+    /// [`DispatchStore::confirm`](crate::store::DispatchStore::confirm).
+    pub(super) async fn confirm_alerting(
+        &self,
+        reserved: &Dispatch,
+        session: serde_json::Value,
+        entries: &[OutboxEntry],
+    ) -> Result<Option<Dispatch>> {
+        let (key, id, now, ttl) = (
+            &reserved.key,
+            reserved.id,
+            self.clock.now(),
+            self.config.sticky_ttl,
+        );
+        if entries.is_empty() {
+            return self.store.confirm(key, id, Some(session), now, ttl).await;
         }
-        self.emit(kind);
+        self.store
+            .confirm_with_outbox(key, id, Some(session), now, ttl, entries)
+            .await
+    }
+
+    /// Writes the `entries` of a reservation that its worker's heartbeat
+    /// confirmed before the allocator could (that confirmation carried
+    /// none), under the same keys, so they are written once. The session
+    /// is placed whatever happens here: a store that fails now is logged.
+    pub(super) async fn append_confirmed_elsewhere(&self, entries: &[OutboxEntry]) {
+        if entries.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.append_outbox(entries, None).await {
+            tracing::warn!(error = %e, "could not write session.migrated to the outbox");
+        }
+    }
+
+    /// Emits `session.migrated` to the sinks (its outbox entries were
+    /// written with the confirmation).
+    pub(super) fn migrated(&self, session: &SessionKey, from: &WorkerId, active: &Dispatch) {
+        self.emit(migrated_kind(session, from, active));
     }
 
     /// Deletes delivered and failed deliveries whose last attempt is older
@@ -475,6 +550,14 @@ fn describe(attempt: &Attempt) -> String {
         (Some(s), _) => format!("HTTP {s}"),
         (None, Some(e)) => e.clone(),
         (None, None) => "no answer".into(),
+    }
+}
+
+fn migrated_kind(session: &SessionKey, from: &WorkerId, to: &Dispatch) -> EventKind {
+    EventKind::SessionMigrated {
+        session: session.clone(),
+        from: from.clone(),
+        to: to.worker.clone(),
     }
 }
 

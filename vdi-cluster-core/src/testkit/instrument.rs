@@ -166,7 +166,7 @@ timed_delegation! { ExamStore {}
     fn exam_calendar() -> ExamCalendar;
     fn put_exam_if_version(exam: &Exam, expected: u64) -> CalendarWrite;
     fn delete_exam_if_version(id: &ExamId, expected: u64) -> CalendarWrite;
-    fn swap_exam_risk(id: &ExamId, shortfall: Option<u32>) -> Option<u32>;
+    fn swap_exam_risk(id: &ExamId, shortfall: Option<u32>, entries: &[OutboxEntry]) -> Option<u32>;
 }
 
 timed_delegation! { WaitingRoom {}
@@ -190,6 +190,9 @@ timed_delegation! { Outbox {}
                               dispatched: Option<u32>, entries: &[OutboxEntry]) -> CasOutcome;
     fn delete_worker_with_outbox(id: &WorkerId, expected: u64,
                                  entries: &[OutboxEntry]) -> DeleteOutcome;
+    fn confirm_with_outbox(key: &SessionKey, id: DispatchId, session: Option<serde_json::Value>,
+                           now: Timestamp, sticky_ttl: Duration,
+                           entries: &[OutboxEntry]) -> Option<Dispatch>;
     fn lease_deliveries(now: Timestamp, until: Timestamp, limit: usize) -> Vec<LeasedDelivery>;
     fn finish_delivery(delivery: &LeasedDelivery, attempt: &Attempt, next: Next,
                        failing: Option<Failing<'_>>) -> Option<u32>;

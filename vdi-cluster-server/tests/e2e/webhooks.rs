@@ -10,10 +10,12 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use serde_json::Value;
+use reqwest::Method;
+use serde_json::{Value, json};
 
 use crate::common::{
-    Api, ControlPlane, CpOptions, Worker, WorkerOptions, eventually, eventually_within, wait_worker,
+    Api, Cluster, ControlPlane, CpOptions, Worker, WorkerOptions, eventually, eventually_within,
+    wait_worker,
 };
 use crate::redis_prefix::RedisPrefix;
 
@@ -110,6 +112,18 @@ impl Receiver {
             }
         }
         out
+    }
+
+    /// Accepted `session.migrated` deliveries of student `user`:
+    /// (webhook-id, body), in arrival order.
+    fn migrations(&self, user: &str) -> Vec<(String, Value)> {
+        let seen = self.seen.lock().unwrap();
+        seen.accepted
+            .iter()
+            .filter(|(_, b)| b["type"] == "session.migrated")
+            .filter(|(_, b)| b["data"]["session"]["userId"] == user)
+            .cloned()
+            .collect()
     }
 
     fn forged(&self) -> usize {
@@ -223,6 +237,125 @@ async fn deliveries_are_retried_until_the_receiver_is_back() {
         assert!(attempts.len() >= 2, "retried: {d}");
         assert_eq!(attempts.last().unwrap()["statusCode"], 204);
     }
+    assert_eq!(receiver.forged(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_joining_with_a_token_is_announced_once_signed() {
+    let receiver = Receiver::start(Mode::Up).await;
+    let base = CpOptions {
+        worker_token: true,
+        ..CpOptions::default()
+    };
+    let cp = ControlPlane::start(options(base, &receiver, "cp-a")).await;
+    let api = Api::new(&cp.url);
+    let (status, created) = api
+        .admin(
+            Method::POST,
+            "/api/vdi/join-tokens",
+            Some(json!({"ttlSec": 600, "maxUses": 1})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let token = created["token"].as_str().unwrap().to_owned();
+    let dir =
+        std::env::temp_dir().join(format!("vdi-e2e-joined-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let options = WorkerOptions {
+        slots: 2,
+        extra: vec![
+            "--join-token".into(),
+            token,
+            "--credential-file".into(),
+            dir.join("credential").display().to_string(),
+        ],
+        ..WorkerOptions::default()
+    };
+    let _worker = Worker::start("w-joined", &cp.api_base(), options).await;
+    wait_worker(&api, "w-joined", "availability", json!("healthy")).await;
+
+    let (id, _) = eventually("worker.registered delivered", || async {
+        receiver
+            .alerts("worker.registered", "w-joined")
+            .into_iter()
+            .next()
+    })
+    .await;
+    // The worker keeps heartbeating (each one a write of its record) while
+    // its delivery is acknowledged: none of them writes the alert again.
+    eventually("the registration's delivery acknowledged", || async {
+        deliveries(&api)
+            .await
+            .iter()
+            .any(|d| d["type"] == "worker.registered" && d["state"] == "delivered")
+            .then_some(())
+    })
+    .await;
+    let seq = api.worker("w-joined").await["seq"].as_u64();
+    eventually("two more heartbeats", || async {
+        let now = api.worker("w-joined").await["seq"].as_u64();
+        (now >= seq.map(|s| s + 2)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        receiver.alerts("worker.registered", "w-joined"),
+        vec![(id, 1)],
+        "delivered once"
+    );
+    let registered = deliveries(&api)
+        .await
+        .into_iter()
+        .filter(|d| d["type"] == "worker.registered")
+        .count();
+    assert_eq!(registered, 1);
+    assert_eq!(receiver.forged(), 0);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_students_redispatch_is_announced_once_signed() {
+    let receiver = Receiver::start(Mode::Up).await;
+    let options = options(CpOptions::default(), &receiver, "cp-a");
+    let mut cluster = Cluster::start(&[4, 4, 4], options).await;
+    let api = cluster.api.clone();
+    let placed = api.allocate("exam-m", "s-back").await;
+    let victim = placed["workerCode"].as_str().unwrap().to_owned();
+
+    cluster.worker_mut(&victim).proc.kill();
+    wait_worker(&api, &victim, "availability", json!("unreachable")).await;
+    let again = api.allocate("exam-m", "s-back").await;
+    assert_eq!(again["outcome"], "redispatched", "{again}");
+    let to = again["workerCode"].as_str().unwrap().to_owned();
+
+    let (id, body) = eventually("session.migrated delivered", || async {
+        receiver.migrations("s-back").into_iter().next()
+    })
+    .await;
+    assert_eq!(body["data"]["from"], victim.as_str(), "{body}");
+    assert_eq!(body["data"]["to"], to.as_str(), "{body}");
+    eventually("the migration's delivery acknowledged", || async {
+        deliveries(&api)
+            .await
+            .iter()
+            .any(|d| d["type"] == "session.migrated" && d["state"] == "delivered")
+            .then_some(())
+    })
+    .await;
+    // The student reloads: the same desktop, no second migration.
+    let reload = api.allocate("exam-m", "s-back").await;
+    assert_eq!(reload["workerCode"], to.as_str(), "{reload}");
+    let migrated = deliveries(&api)
+        .await
+        .into_iter()
+        .filter(|d| d["type"] == "session.migrated")
+        .count();
+    assert_eq!(migrated, 1);
+    let ids: Vec<String> = receiver
+        .migrations("s-back")
+        .into_iter()
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(ids, vec![id], "delivered once");
     assert_eq!(receiver.forged(), 0);
 }
 

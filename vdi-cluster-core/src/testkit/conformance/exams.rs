@@ -80,12 +80,18 @@ pub async fn exam_calendar_is_compare_and_set(factory: &impl StoreFactory) {
     );
 
     // At-risk flags: swapped atomically, only for booked exams.
-    assert_eq!(a.swap_exam_risk(&e1.id, Some(5)).await.unwrap(), None);
-    assert_eq!(b.swap_exam_risk(&e1.id, Some(7)).await.unwrap(), Some(5));
-    assert_eq!(a.swap_exam_risk(&e2.id, None).await.unwrap(), None);
+    assert_eq!(a.swap_exam_risk(&e1.id, Some(5), &[]).await.unwrap(), None);
+    assert_eq!(
+        b.swap_exam_risk(&e1.id, Some(7), &[]).await.unwrap(),
+        Some(5)
+    );
+    assert_eq!(a.swap_exam_risk(&e2.id, None, &[]).await.unwrap(), None);
     let ghost = exam("ghost", start, 10, 1);
-    assert_eq!(a.swap_exam_risk(&ghost.id, Some(1)).await.unwrap(), None);
-    assert_eq!(a.swap_exam_risk(&ghost.id, None).await.unwrap(), None);
+    assert_eq!(
+        a.swap_exam_risk(&ghost.id, Some(1), &[]).await.unwrap(),
+        None
+    );
+    assert_eq!(a.swap_exam_risk(&ghost.id, None, &[]).await.unwrap(), None);
     assert_eq!(
         a.exam_calendar().await.unwrap().version,
         3,
@@ -107,7 +113,7 @@ pub async fn exam_calendar_is_compare_and_set(factory: &impl StoreFactory) {
         a.put_exam_if_version(&e1, 4).await.unwrap(),
         CalendarWrite::Written { version: 5 }
     );
-    assert_eq!(a.swap_exam_risk(&e1.id, None).await.unwrap(), None);
+    assert_eq!(a.swap_exam_risk(&e1.id, None, &[]).await.unwrap(), None);
 }
 
 /// Two bookings that each fit alone but not together, on two replicas at

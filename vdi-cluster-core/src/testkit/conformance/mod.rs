@@ -89,7 +89,8 @@ pub use lease::{
     stale_fence_is_refused_and_current_fence_writes,
 };
 pub use outbox::{
-    concurrent_deliverers_never_share_a_lease, expired_delivery_lease_redelivers_once,
+    concurrent_deliverers_never_share_a_lease, confirmations_commit_their_alerts,
+    exam_risk_swaps_commit_their_alerts, expired_delivery_lease_redelivers_once,
     finished_deliveries_past_retention_are_purged, outbox_entries_commit_with_their_cause,
     worker_removals_and_guarded_writes_commit_their_alerts,
 };
@@ -185,6 +186,8 @@ macro_rules! conformance_tests {
             queued_students_are_placed_once_across_replicas,
             outbox_entries_commit_with_their_cause,
             worker_removals_and_guarded_writes_commit_their_alerts,
+            confirmations_commit_their_alerts,
+            exam_risk_swaps_commit_their_alerts,
             finished_deliveries_past_retention_are_purged,
             concurrent_deliverers_never_share_a_lease,
             expired_delivery_lease_redelivers_once,
