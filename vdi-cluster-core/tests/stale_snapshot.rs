@@ -23,9 +23,13 @@ fn service(store: &MemoryStore) -> ClusterService {
 async fn freed_slots_are_found_although_the_snapshot_said_full() {
     let store = MemoryStore::new();
     let svc = service(&store);
-    svc.heartbeat(heartbeat_with_slots("w1", 2, 0)).await.unwrap();
+    svc.heartbeat(heartbeat_with_slots("w1", 2, 0))
+        .await
+        .unwrap();
     for user in ["a", "b"] {
-        svc.allocate(key("e", user), Default::default()).await.unwrap();
+        svc.allocate(key("e", user), Default::default())
+            .await
+            .unwrap();
     }
     let refused = svc.allocate(key("e", "c"), Default::default()).await;
     assert!(matches!(refused, Err(Error::NoCapacity(_))), "{refused:?}");
@@ -43,8 +47,12 @@ async fn freed_slots_are_found_although_the_snapshot_said_full() {
 async fn a_release_on_another_replica_is_seen_before_refusing() {
     let store = MemoryStore::new();
     let (one, two) = (service(&store), service(&store));
-    one.heartbeat(heartbeat_with_slots("w1", 1, 0)).await.unwrap();
-    one.allocate(key("e", "a"), Default::default()).await.unwrap();
+    one.heartbeat(heartbeat_with_slots("w1", 1, 0))
+        .await
+        .unwrap();
+    one.allocate(key("e", "a"), Default::default())
+        .await
+        .unwrap();
     assert!(matches!(
         one.allocate(key("e", "b"), Default::default()).await,
         Err(Error::NoCapacity(_))
