@@ -136,6 +136,37 @@ async fn the_session_api_pays_nothing_more_for_an_exam_that_does_not_queue() {
 }
 
 #[tokio::test]
+async fn a_queueing_exam_costs_the_queues_answer_more_while_nobody_waits() {
+    let r = replicas(1, |_| {});
+    r.beat("w1", 4).await;
+    let svc = &r.services[0];
+    let booked = exam("exam", START, 60, 4);
+    svc.book_exam(booked, "admin").await.unwrap();
+    svc.request_session(key("exam", "s0"), Default::default())
+        .await
+        .unwrap();
+    r.take_calls();
+    let answer = svc
+        .request_session(key("exam", "s1"), Default::default())
+        .await
+        .unwrap();
+    assert!(matches!(answer, SessionRequest::Placed(_)), "{answer:?}");
+    let mut expected = calls(RESERVE_AND_CONFIRM);
+    expected.insert("touch_queued", 1);
+    assert_eq!(r.take_calls(), expected);
+    // A student who already has a session gets it back, not a place in
+    // the queue.
+    let again = svc
+        .request_session(key("exam", "s1"), Default::default())
+        .await
+        .unwrap();
+    let SessionRequest::Placed(again) = again else {
+        panic!("{again:?}")
+    };
+    assert_eq!(again.outcome, AllocateOutcome::Existing);
+}
+
+#[tokio::test]
 async fn an_existing_session_is_handed_back_without_a_read_before_reserving() {
     let r = replicas(1, |_| {});
     r.beat("w1", 4).await;

@@ -9,15 +9,19 @@
 //! off, it is [`allocate`](ClusterService::allocate) unchanged. For a
 //! booked exam with `queue` on:
 //!
-//! 1. a session that has a dispatch is allocated as ever (its desktop is
-//!    handed back);
-//! 2. a student already queued gets their position (and counts as seen:
+//! 1. a student already queued gets their position (and counts as seen:
 //!    polling keeps the place);
+//! 2. a session that has a dispatch is allocated as ever (its desktop is
+//!    handed back: by compare-and-reserve when nobody waits, after a read
+//!    of its dispatch when others do);
 //! 3. while others wait, a new arrival joins the back — it is never placed
 //!    ahead of them;
 //! 4. otherwise the session is allocated, and a refusal for want of a slot
 //!    ([`Error::NoCapacity`]) puts the student at the back of the queue
 //!    instead.
+//!
+//! So a request for a queueing exam costs one store call more than an
+//! allocation (the queue's answer) while nobody waits.
 //!
 //! # Promotion
 //!
@@ -183,9 +187,7 @@ impl ClusterService {
         constraints: Constraints,
     ) -> Result<SessionRequest> {
         constraints.validate()?;
-        if self.queueing(&key.exam_id).await?.is_none()
-            || self.store.dispatch(&key).await?.is_some()
-        {
+        if self.queueing(&key.exam_id).await?.is_none() {
             let placed = self.allocate(key, constraints).await?;
             return Ok(SessionRequest::Placed(Box::new(placed)));
         }
@@ -198,9 +200,12 @@ impl ClusterService {
             Standing::Queued(p) => return Ok(SessionRequest::Queued(self.standing(&p))),
             Standing::NotQueued { waiting } => waiting,
         };
-        if waiting == 0 {
+        // Nobody waits: place (compare-and-reserve hands back a session the
+        // student already has). Others wait: a student with a session gets
+        // it back, anyone else joins the back of the queue.
+        if waiting == 0 || self.store.dispatch(&key).await?.is_some() {
             match self.allocate(key.clone(), constraints).await {
-                Err(Error::NoCapacity(refusal)) => {
+                Err(Error::NoCapacity(refusal)) if waiting == 0 => {
                     tracing::info!(session = %key, reason = %refusal, "no slot: queued");
                 }
                 other => return other.map(|a| SessionRequest::Placed(Box::new(a))),
