@@ -165,6 +165,9 @@ pub async fn surge_on(
     warm_up(target, config.warmup, config.concurrency).await?;
     if config.booked {
         book_exams(target, config).await?;
+        // Exams are booked ahead of their start: every replica sees a
+        // booking made on another one once its cached calendar expires.
+        tokio::time::sleep(config.tuning.snapshot_max_age + Duration::from_millis(100)).await;
     }
     target.reset_breakdown();
 
