@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use indicatif::ProgressBar;
 
+use vdi_cluster_core::ServiceConfig;
 use vdi_cluster_core::exam::format_rfc3339;
 use vdi_cluster_core::time::{Clock, SystemClock};
 use vdi_cluster_protocol::exams::BookExamRequest;
@@ -108,7 +109,11 @@ impl SurgeReport {
 async fn book_exams(target: &Arc<dyn Target>, config: &SurgeConfig) -> anyhow::Result<()> {
     let exams = config.exams.max(1);
     let now = SystemClock.now();
-    let mut cap = u32::MAX;
+    // What admission accepts: the fleet less the default headroom, shared
+    // evenly (a refusal below shares what is left, should it differ).
+    let headroom = u64::from(ServiceConfig::default().exam_headroom_percent.min(100));
+    let bookable = (config.workers as u64 * u64::from(config.slots)) * (100 - headroom) / 100;
+    let mut cap = u32::try_from(bookable / exams as u64)?.max(1);
     for k in 0..exams {
         let id = student(k, exams).exam_id.to_string();
         let wanted =
