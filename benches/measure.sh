@@ -37,7 +37,7 @@ jobs=(
     "steady-redis|steady --store $redis"
     "steady-postgres|steady --store $pg --rate 500"
     "seat-redis|seat --store $http --server-store $redis --replicas 1"
-    "wrk-memory|!benches/wrk/run.sh memory 20s 64"
+    "wrk-memory|!benches/wrk/run.sh memory 1s 64"
     "criterion|!cargo bench -p vdi-cluster-benches --bench domain"
 )
 
@@ -69,13 +69,14 @@ for job in "${jobs[@]}"; do
             echo "\$ ${args#!}"
             echo "load before: $(cat /proc/loadavg)"
             # shellcheck disable=SC2086 # the job's words are its arguments
-            ${args#!} 2>&1 | grep -v '^\s*Compiling\|^\s*Running\|^\s*Finished'
+            ${args#!} 2>&1 | grep -v '^\s*Compiling\|^\s*Running\|^\s*Finished' ||
+                echo "exit status $?"
             ;;
         *)
             echo "\$ vdi-loadgen $args"
             echo "load before: $(cat /proc/loadavg)"
             # shellcheck disable=SC2086 # the job's words are its arguments
-            "$lg" $args --json 2>&1
+            "$lg" $args --json 2>&1 || echo "exit status $? (a run was not correct, or failed)"
             ;;
         esac
         echo "load after: $(cat /proc/loadavg)"

@@ -352,8 +352,18 @@ impl HttpCluster {
     /// `beat` as the in-process target's workers send it
     /// ([`fleet::heartbeat`](crate::fleet::heartbeat)), in the protocol's
     /// body, with this process's node as the worker's API.
+    /// Worker `beat.worker`'s heartbeat, reporting the sessions its node
+    /// really runs, as its agent would.
     fn heartbeat_body(&self, beat: Beat) -> HeartbeatRequest {
-        let hb = heartbeat(beat.worker, beat.slots, 0, BOOT, beat.seq);
+        let running = self.nodes.nodes.get(beat.worker).map(|n| n.snapshot());
+        let active = running.as_ref().map_or(0, |r| r.active);
+        let hb = heartbeat(
+            beat.worker,
+            beat.slots,
+            u32::try_from(active).unwrap_or(u32::MAX),
+            BOOT,
+            beat.seq,
+        );
         let cores = |m: Millicores| m.0 as f64 / 1000.0;
         let spec = &hb.capacity;
         let mut description = DescriptionJson::from(&hb.description);
@@ -370,7 +380,8 @@ impl HttpCluster {
             active_sessions: hb.active_sessions,
             boot_id: hb.stamp.boot_id,
             seq: hb.stamp.seq,
-            live_sessions: None,
+            live_sessions: running
+                .map(|r| r.live.iter().map(|(k, _)| SessionRef::from(k)).collect()),
             cpu_percent: hb.resources.cpu_percent,
             memory_percent: hb.resources.memory_percent,
             disk_percent: hb.resources.disk_percent,

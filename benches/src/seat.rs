@@ -14,7 +14,10 @@ use vdi_cluster_core::SessionKey;
 
 use crate::alloc::AllocOutcome;
 use crate::latency::Latencies;
-use crate::target::{Recount, Target, register};
+use crate::target::{Beat, Recount, Target, register};
+
+/// How often every worker heartbeats during an exam start.
+const BEAT_EVERY: Duration = Duration::from_secs(5);
 
 /// Sizes of an exam start.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,6 +136,11 @@ pub async fn seat(
     progress: &ProgressBar,
 ) -> anyhow::Result<SeatReport> {
     register(target, config.workers, config.slots).await?;
+    let beating = tokio::spawn(keep_beating(
+        Arc::clone(target),
+        config.workers,
+        config.slots,
+    ));
     progress.set_length(config.students as u64);
     let students = config.students.max(1);
     let first_click = Instant::now() + Duration::from_millis(100);
@@ -178,9 +186,25 @@ pub async fn seat(
         }
         progress.inc(1);
     }
+    beating.abort();
     report.first_click_to_last_seat = last_seat - first_click;
     report.recount = target.recount(config.slots).await?;
     Ok(report)
+}
+
+/// Heartbeats every worker every [`BEAT_EVERY`] as its node agent would,
+/// so none goes silent while an exam start takes longer than the
+/// heartbeat TTL.
+async fn keep_beating(target: Arc<dyn Target>, workers: usize, slots: u32) {
+    for seq in 2.. {
+        tokio::time::sleep(BEAT_EVERY).await;
+        for worker in 0..workers {
+            let beat = Beat { worker, slots, seq };
+            if let Err(e) = target.heartbeat(worker, beat).await {
+                eprintln!("warning: heartbeat of worker {worker} failed: {e}");
+            }
+        }
+    }
 }
 
 /// The least time the exam start can take: the slowest node's start after
