@@ -43,6 +43,7 @@ mod fixtures;
 mod freed_slots;
 mod lease;
 mod outbox;
+mod outbox_causes;
 mod prewarm_pool;
 mod registry;
 mod waiting_room;
@@ -89,9 +90,11 @@ pub use lease::{
     stale_fence_is_refused_and_current_fence_writes,
 };
 pub use outbox::{
-    concurrent_deliverers_never_share_a_lease, confirmations_commit_their_alerts,
-    exam_risk_swaps_commit_their_alerts, expired_delivery_lease_redelivers_once,
+    concurrent_deliverers_never_share_a_lease, expired_delivery_lease_redelivers_once,
     finished_deliveries_past_retention_are_purged, outbox_entries_commit_with_their_cause,
+};
+pub use outbox_causes::{
+    confirmations_commit_their_alerts, exam_risk_swaps_commit_their_alerts,
     worker_removals_and_guarded_writes_commit_their_alerts,
 };
 pub use prewarm_pool::{
