@@ -11,10 +11,11 @@
 //!   control plane calls `POST {apiBaseUrl}/api/vdi/cluster/allocate|release|prewarm`,
 //!   served by the node crate's own worker-side API
 //!   ([`vdi_cluster_node::api::router`]) over its session table with the
-//!   simulated provisioner (no start latency), checking `x-cluster-token`.
+//!   simulated provisioner (starts taking `StartLatency`), checking
+//!   `x-cluster-token`.
 //!
-//! Each worker's `apiBaseUrl` is `http://127.0.0.1:PORT/{code}`, so one
-//! listener serves them all. The servers run with `RUST_LOG=warn`; their
+//! Each worker's `apiBaseUrl` is `http://127.0.0.1:PORT`, a port of its
+//! own. The servers run with `RUST_LOG=warn`; their
 //! output goes to a log file under the system's temporary directory.
 
 use std::net::SocketAddr;
@@ -25,13 +26,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use async_trait::async_trait;
-use axum::Router;
 use tokio::process::{Child, Command};
+use tokio::task::JoinSet;
 use vdi_cluster_core::capacity::Millicores;
 use vdi_cluster_core::{SessionKey, WorkerId};
 use vdi_cluster_node::api::{WorkerApi, router};
 use vdi_cluster_node::provision::SimulatedProvisioner;
-use vdi_cluster_node::sessions::WorkerNode;
+use vdi_cluster_node::sessions::{LiveSnapshot, WorkerNode};
 use vdi_cluster_protocol::exams::{AdmissionRefusedJson, BookExamRequest};
 use vdi_cluster_protocol::{
     DescriptionJson, ErrorBody, HEARTBEAT_PATH, HeartbeatRequest, HeartbeatResponse, HostJson,
@@ -139,21 +140,26 @@ fn random_token() -> String {
 }
 
 /// The worker nodes: one session table per worker, each behind the node
-/// crate's worker-side API, nested under `/{code}` on one listener.
+/// crate's worker-side API on a loopback port of its own, as separate
+/// hosts would be. (One listener for all, with the nodes nested under
+/// `/{code}`, would clone the whole fleet's route table for every
+/// connection it accepts: at an exam's start that listener, not the
+/// control plane, would be what students wait for.)
 #[derive(Debug)]
 struct Nodes {
     nodes: Vec<Arc<WorkerNode>>,
-    addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
+    addrs: Vec<SocketAddr>,
+    tasks: JoinSet<()>,
 }
 
 impl Nodes {
     async fn start(workers: usize, token: &str, latency: StartLatency) -> anyhow::Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let mut app = Router::new();
         let mut nodes = Vec::with_capacity(workers);
+        let mut addrs = Vec::with_capacity(workers);
+        let mut tasks = JoinSet::new();
         for i in 0..workers {
+            let listener = vdi_cluster_node::listen::bind(([127, 0, 0, 1], 0).into())?;
+            let addr = listener.local_addr()?;
             let code = WorkerId::parse("code", worker_code(i))?;
             let provisioner = SimulatedProvisioner::new(
                 code.clone(),
@@ -161,19 +167,19 @@ impl Nodes {
                 latency.of(i, workers),
                 0.0,
             );
-            let node = Arc::new(WorkerNode::new(
-                code.clone(),
-                NODE_SLOTS,
-                Arc::new(provisioner),
-            ));
-            let api = WorkerApi::without_agent(Arc::clone(&node), token);
-            app = app.nest(&format!("/{code}"), router(api));
+            let node = Arc::new(WorkerNode::new(code, NODE_SLOTS, Arc::new(provisioner)));
+            let app = router(WorkerApi::without_agent(Arc::clone(&node), token));
+            tasks.spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
             nodes.push(node);
+            addrs.push(addr);
         }
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(Self { nodes, addr, task })
+        Ok(Self {
+            nodes,
+            addrs,
+            tasks,
+        })
     }
 
     /// Sessions the nodes run beyond `slots` each.
@@ -351,12 +357,10 @@ impl HttpCluster {
 
     /// `beat` as the in-process target's workers send it
     /// ([`fleet::heartbeat`](crate::fleet::heartbeat)), in the protocol's
-    /// body, with this process's node as the worker's API.
-    /// Worker `beat.worker`'s heartbeat, reporting the sessions its node
-    /// really runs, as its agent would.
-    fn heartbeat_body(&self, beat: Beat) -> HeartbeatRequest {
-        let running = self.nodes.nodes.get(beat.worker).map(|n| n.snapshot());
-        let active = running.as_ref().map_or(0, |r| r.active);
+    /// body, with this process's node as the worker's API, reporting what
+    /// its node runs (`running`), as its agent would.
+    fn heartbeat_body(&self, beat: Beat, running: Option<&LiveSnapshot>) -> HeartbeatRequest {
+        let active = running.map_or(0, |r| r.active);
         let hb = heartbeat(
             beat.worker,
             beat.slots,
@@ -367,7 +371,7 @@ impl HttpCluster {
         let cores = |m: Millicores| m.0 as f64 / 1000.0;
         let spec = &hb.capacity;
         let mut description = DescriptionJson::from(&hb.description);
-        description.api_base_url = format!("http://{}/{}", self.nodes.addr, hb.worker);
+        description.api_base_url = format!("http://{}", self.nodes.addrs[beat.worker]);
         HeartbeatRequest {
             code: hb.worker.to_string(),
             description,
@@ -398,7 +402,7 @@ impl HttpCluster {
         for s in &mut self.servers {
             let _ = tokio::time::timeout(Duration::from_secs(10), s.wait()).await;
         }
-        self.nodes.task.abort();
+        self.nodes.tasks.abort_all();
         self.deployment.close().await;
         let _ = std::fs::remove_file(&self.log);
     }
@@ -507,21 +511,33 @@ impl Target for HttpCluster {
         }
     }
 
-    /// `POST /api/vdi/workers/heartbeat` with the shared worker token.
+    /// `POST /api/vdi/workers/heartbeat` with the shared worker token. As
+    /// the worker agent does, the node then stops the sessions the answer
+    /// names (duplicates settled elsewhere) if they are still the ones it
+    /// reported.
     async fn heartbeat(&self, via: usize, beat: Beat) -> Result<bool, String> {
+        let node = self.nodes.nodes.get(beat.worker);
+        let running = node.map(|n| n.snapshot());
         let sent = self
             .client
             .post(format!("{}{HEARTBEAT_PATH}", self.base(via)))
             .header(WORKER_TOKEN_HEADER, &self.worker_token)
-            .json(&self.heartbeat_body(beat))
+            .json(&self.heartbeat_body(beat, running.as_ref()))
             .send()
             .await;
-        match answer(sent).await? {
+        let ack = match answer(sent).await? {
             (200..=299, body) => serde_json::from_slice::<HeartbeatResponse>(&body)
-                .map(|ack| ack.accepted)
-                .map_err(|e| format!("heartbeat answer: {e}")),
-            (status, body) => Err(format!("{status}: {}", message(&body))),
+                .map_err(|e| format!("heartbeat answer: {e}"))?,
+            (status, body) => return Err(format!("{status}: {}", message(&body))),
+        };
+        if let (Some(node), Some(running)) = (node, running) {
+            for key in ack.release_sessions.iter().filter_map(|s| s.to_key().ok()) {
+                if let Some((_, incarnation)) = running.live.iter().find(|(k, _)| *k == key) {
+                    node.release_if_incarnation(&key, *incarnation);
+                }
+            }
         }
+        Ok(ack.accepted)
     }
 
     /// Records in the backend (none to read on the servers' own memory

@@ -53,7 +53,7 @@
 //!                            "cluster-token-0123456789abcdef0123456789",
 //!                            "--listen", "127.0.0.1:0"]);
 //! let config = cli.worker.resolve()?;
-//! let listener = tokio::net::TcpListener::bind(config.listen).await?;
+//! let listener = vdi_cluster_node::listen::bind(config.listen)?;
 //! let shutdown = CancellationToken::new();
 //! vdi_cluster_node::serve(config, listener, shutdown).await?;
 //! # Ok(()) }
@@ -69,6 +69,7 @@ pub mod credential;
 pub mod endpoints;
 pub mod host;
 pub mod http;
+pub mod listen;
 pub mod pool;
 pub mod provision;
 pub mod sessions;
@@ -272,12 +273,10 @@ pub async fn serve(
 /// SIGTERM or Ctrl-C.
 pub async fn run(args: WorkerArgs) -> Result<(), WorkerError> {
     let config = args.resolve()?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| WorkerError::Io {
-            addr: config.listen,
-            source,
-        })?;
+    let listener = listen::bind(config.listen).map_err(|source| WorkerError::Io {
+        addr: config.listen,
+        source,
+    })?;
     let shutdown = CancellationToken::new();
     let code = config.code.clone();
     let control_plane = config.control_plane.clone();

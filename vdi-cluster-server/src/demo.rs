@@ -18,7 +18,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use vdi_cluster_core::{WorkerDescription, WorkerId};
 
@@ -278,12 +277,10 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
 
     let cp_shutdown = CancellationToken::new();
     let state = server::prepare(&serve, cp_shutdown.clone()).await?;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .map_err(|source| DemoError::Io {
-            addr: args.listen,
-            source,
-        })?;
+    let listener = vdi_cluster_node::listen::bind(args.listen).map_err(|source| DemoError::Io {
+        addr: args.listen,
+        source,
+    })?;
     let cp_addr = listener.local_addr().unwrap_or(args.listen);
     let url = format!("http://{cp_addr}");
     let store = state.store_name().to_owned();
@@ -306,9 +303,8 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
             &cluster_token,
             &worker_token,
         )?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| DemoError::Io {
+        let listener =
+            vdi_cluster_node::listen::bind(config.listen).map_err(|source| DemoError::Io {
                 addr: config.listen,
                 source,
             })?;

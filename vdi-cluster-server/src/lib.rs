@@ -57,7 +57,8 @@
 //!     std::time::Duration::from_secs(15),
 //! )?;
 //! let state = AppState::builder(Arc::new(MemoryStore::new()), Arc::new(client), auth).build();
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! // An accept queue for an exam start's burst of connections.
+//! let listener = vdi_cluster_node::listen::bind("127.0.0.1:8080".parse()?)?;
 //! axum::serve(listener, router(state)).await?;
 //! # Ok(()) }
 //! ```

@@ -258,9 +258,8 @@ fn install_config(args: &ServeArgs, cluster_token: String) -> Result<InstallConf
 pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     let shutdown = CancellationToken::new();
     let state = prepare(&args, shutdown.clone()).await?;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .map_err(|source| ServeError::Io {
+    let listener =
+        vdi_cluster_node::listen::bind(args.listen).map_err(|source| ServeError::Io {
             addr: args.listen,
             source,
         })?;
@@ -307,9 +306,8 @@ async fn spawn_grpc(
     addr: SocketAddr,
     state: &AppState,
 ) -> Result<tokio::task::JoinHandle<Result<(), GrpcError>>, ServeError> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Io { addr, source })?;
+    let listener =
+        vdi_cluster_node::listen::bind(addr).map_err(|source| ServeError::Io { addr, source })?;
     let local = listener.local_addr().unwrap_or(addr);
     tracing::info!(listen = %local, "gRPC listening");
     println!("gRPC listening on grpc://{local}");

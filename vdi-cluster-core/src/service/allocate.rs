@@ -1,31 +1,8 @@
 //! Allocation with failover, and coalescing of duplicate requests
 //! (release is in `release`).
 //!
-//! # A worker call that times out
-//!
-//! The reservation is undone and the next candidate is tried: the student
-//! is never kept waiting on a worker that does not answer, and may be
-//! placed elsewhere. The slow worker may still start the session; it is not
-//! told to drop it blindly (the call's fate is unknown, and the worker may
-//! be the only one with room). Instead its next heartbeat lists the session
-//! and the fleet's report decides ([`crate::fleet`]):
-//!
-//! * no record exists for the session (the student got `NoCapacity`, or
-//!   has not come back) → the session is **adopted** on that worker, so the
-//!   student's next allocate returns it and the slot is accounted for;
-//! * the session was placed on another worker → once that dispatch has
-//!   been settled for the fleet grace, the slow worker is told to **stop**
-//!   its copy in the heartbeat answer (`releaseSessions`).
-//!
-//! If a heartbeat confirms the reservation while the allocator still
-//! waits (the call was only slow), the allocator returns that dispatch
-//! instead of undoing it.
-//!
-//! Until then the undo **holds the slot** on the slow worker (the store's
-//! `hold`): it may run the session, so its slot is not handed to another
-//! student before its next report says what it runs. A student refused
-//! for want of a slot whose session a worker already reports running gets
-//! that session adopted instead of the refusal.
+//! Asking the chosen worker to start the session, and what a call that
+//! times out leaves behind, is `start`.
 //!
 //! # Duplicate requests coalesce
 //!
@@ -49,19 +26,17 @@
 //! network's fault than the worker's.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::time::{Instant, timeout};
+use tokio::time::Instant;
 
 use super::ClusterService;
 use super::existing::Existing;
-use crate::client::WorkerCallError;
-use crate::dispatch::{Dispatch, DispatchState};
+use super::start::Started;
+use crate::dispatch::Dispatch;
 use crate::error::{Error, Result};
 use crate::ids::{DispatchId, SessionKey, WorkerId};
-use crate::outbox::OutboxEntry;
 use crate::scheduler::{
     Candidate, ChoiceReason, Constraints, ExamPlacement, Exclusions, NoCapacity, RankIndex,
     RankOptions,
@@ -175,6 +150,9 @@ struct Attempt {
     /// The dispatch to supersede, until a reservation has superseded it.
     supersede: Option<DispatchId>,
     tried: HashSet<WorkerId>,
+    /// Workers whose call failed after it may have started the session:
+    /// told to release their copy once it runs elsewhere.
+    may_run: Vec<WorkerId>,
     failed_calls: u32,
     contention_retries: u32,
     workers_seen: usize,
@@ -186,6 +164,7 @@ impl Attempt {
         Self {
             key,
             tried: HashSet::new(),
+            may_run: Vec::new(),
             replaced_from: None,
             supersede: None,
             failed_calls: 0,
@@ -414,12 +393,18 @@ impl ClusterService {
             }
         };
         let from = attempt.replaced_from.as_ref();
-        let Some(active) = self.start_on_worker(view, &reserved, from).await? else {
-            attempt.failed_calls += 1;
-            if attempt.failed_calls >= self.config.retry_count {
-                return Ok(Step::Stop(self.no_capacity(attempt)));
+        let active = match self.start_on_worker(view, &reserved, from).await? {
+            Started::Active(active) => *active,
+            Started::Failed { may_run } => {
+                attempt.failed_calls += 1;
+                if may_run {
+                    attempt.may_run.push(view.id().clone());
+                }
+                if attempt.failed_calls >= self.config.retry_count {
+                    return Ok(Step::Stop(self.no_capacity(attempt)));
+                }
+                return Ok(Step::TryNext(TryNext::WorkerFailed));
             }
-            return Ok(Step::TryNext(TryNext::WorkerFailed));
         };
         Ok(Step::Placed(Box::new(
             self.placed(active, candidate.reason, attempt).await,
@@ -453,7 +438,9 @@ impl ClusterService {
 
     /// The allocation of a session now active on a worker; a re-dispatch
     /// also emits its event (written with the confirmation, see
-    /// `webhooks`) and tells the failed worker to let go.
+    /// `webhooks`) and tells the failed worker to let go, as are the
+    /// workers of this placement whose call failed after they may have
+    /// started it.
     async fn placed(
         &self,
         active: Dispatch,
@@ -461,10 +448,13 @@ impl ClusterService {
         attempt: &Attempt,
     ) -> Allocation {
         let key = &attempt.key;
+        for worker in attempt.may_run.iter().filter(|w| **w != active.worker) {
+            self.release_copy(worker, key);
+        }
         let outcome = match &attempt.replaced_from {
             Some(from) => {
                 self.migrated(key, from, &active);
-                self.release_on_failed_worker(from, key);
+                self.release_copy(from, key);
                 AllocateOutcome::Redispatched {
                     reason,
                     from: from.clone(),
@@ -486,97 +476,5 @@ impl ClusterService {
         };
         tracing::warn!(session = %attempt.key, "{err}");
         err.into()
-    }
-
-    /// Asks the worker to start the reserved session; confirms it (a
-    /// re-dispatch `from` a failed worker with its `session.migrated`), or
-    /// undoes the reservation. `None` when the worker failed.
-    async fn start_on_worker(
-        &self,
-        view: &WorkerView,
-        reserved: &Dispatch,
-        from: Option<&WorkerId>,
-    ) -> Result<Option<Dispatch>> {
-        let key = &reserved.key;
-        let entries = match from {
-            Some(from) => self.migrated_entries(from, reserved).await?,
-            None => Vec::new(),
-        };
-        let call = timeout(
-            self.config.worker_call_timeout,
-            self.client.allocate(&view.record, key),
-        )
-        .await;
-        let error = match call {
-            Ok(Ok(session)) => {
-                let confirmed = self
-                    .confirm_alerting(reserved, session.clone(), &entries)
-                    .await?;
-                if confirmed.is_some() {
-                    return Ok(confirmed);
-                }
-                // The worker's heartbeat confirmed it first (the call was
-                // slow): it is this session, now active.
-                if let Some(mut adopted) = self.adopted_meanwhile(reserved, &entries).await? {
-                    adopted.session.get_or_insert(session);
-                    return Ok(Some(adopted));
-                }
-                // The reservation was reclaimed while the worker worked:
-                // give the worker its slot back and try elsewhere.
-                let _ = timeout(
-                    self.config.worker_call_timeout,
-                    self.client.release(&view.record, key),
-                )
-                .await;
-                WorkerCallError::BadAnswer("reservation expired before the worker answered".into())
-            }
-            Ok(Err(e)) => e,
-            Err(_) => WorkerCallError::Timeout,
-        };
-        // A worker that may have acted on the call (no answer, or one we
-        // could not read) may run the session: keep its slot held until
-        // its next report says (a session it runs is then adopted).
-        let hold = error.may_have_started().then_some(view.id());
-        if !self.store.undo(key, reserved.id, None, hold).await?
-            && let Some(adopted) = self.adopted_meanwhile(reserved, &entries).await?
-        {
-            // The worker did start it, and its heartbeat said so first.
-            return Ok(Some(adopted));
-        }
-        tracing::warn!(worker = %view.id(), session = %key, error = %error, "worker allocate failed; trying the next worker");
-        Ok(None)
-    }
-
-    /// The reservation `reserved`, if a heartbeat of its worker confirmed
-    /// it while the allocator waited for the worker; then writes the
-    /// `entries` that confirmation could not carry.
-    async fn adopted_meanwhile(
-        &self,
-        reserved: &Dispatch,
-        entries: &[OutboxEntry],
-    ) -> Result<Option<Dispatch>> {
-        let adopted = self
-            .store
-            .dispatch(&reserved.key)
-            .await?
-            .filter(|d| d.id == reserved.id && d.state == DispatchState::Active);
-        if adopted.is_some() {
-            self.append_confirmed_elsewhere(entries).await;
-        }
-        Ok(adopted)
-    }
-
-    /// Best effort: tell a failed worker to drop a superseded session, in
-    /// the background (it is usually unreachable).
-    fn release_on_failed_worker(&self, worker: &WorkerId, key: &SessionKey) {
-        let store = Arc::clone(&self.store);
-        let client = Arc::clone(&self.client);
-        let limit = self.config.worker_call_timeout;
-        let (worker, key) = (worker.clone(), key.clone());
-        tokio::spawn(async move {
-            if let Ok(Some(snapshot)) = store.worker(&worker).await {
-                let _ = timeout(limit, client.release(&snapshot.record, &key)).await;
-            }
-        });
     }
 }

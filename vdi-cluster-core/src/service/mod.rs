@@ -58,6 +58,7 @@ mod reconcile;
 mod registration;
 mod release;
 mod snapshot;
+mod start;
 mod stats;
 mod timed_prewarm;
 mod webhooks;

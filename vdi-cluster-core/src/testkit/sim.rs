@@ -22,6 +22,9 @@ pub enum Behaviour {
     Failing,
     /// Never answers (the caller's timeout fires).
     Hanging,
+    /// Starts the sessions it is asked for but never answers those calls
+    /// (the answer is lost on the way); answers every other call at once.
+    LostAnswers,
 }
 
 #[derive(Debug, Default)]
@@ -113,7 +116,7 @@ impl SimulatedWorkers {
             .copied()
             .unwrap_or_default();
         match behaviour {
-            Behaviour::Healthy => Ok(()),
+            Behaviour::Healthy | Behaviour::LostAnswers => Ok(()),
             Behaviour::Slow(d) => {
                 tokio::time::sleep(d).await;
                 Ok(())
@@ -133,21 +136,28 @@ impl WorkerClient for SimulatedWorkers {
     ) -> Result<serde_json::Value, WorkerCallError> {
         self.lock().allocate_calls += 1;
         self.behave(&worker.id).await?;
-        let mut s = self.lock();
-        let warm = s
-            .prewarmed
-            .get_mut(&(worker.id.clone(), key.exam_id.clone()));
-        let claimed = match warm {
-            Some(n) if *n > 0 => {
-                *n -= 1;
-                true
-            }
-            _ => false,
+        let (claimed, lost) = {
+            let mut s = self.lock();
+            let warm = s
+                .prewarmed
+                .get_mut(&(worker.id.clone(), key.exam_id.clone()));
+            let claimed = match warm {
+                Some(n) if *n > 0 => {
+                    *n -= 1;
+                    true
+                }
+                _ => false,
+            };
+            s.sessions
+                .entry(worker.id.clone())
+                .or_default()
+                .insert(key.clone());
+            let lost = s.behaviour.get(&worker.id) == Some(&Behaviour::LostAnswers);
+            (claimed, lost)
         };
-        s.sessions
-            .entry(worker.id.clone())
-            .or_default()
-            .insert(key.clone());
+        if lost {
+            return std::future::pending().await;
+        }
         Ok(serde_json::json!({
             "worker": worker.id,
             "connection": format!("rdp://{}/{}/{}", worker.id, key.exam_id, key.user_id),

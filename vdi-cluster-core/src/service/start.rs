@@ -1,0 +1,152 @@
+//! Starting a reserved session on its worker: the call, the
+//! confirmation, and what a call that times out leaves behind.
+//!
+//! # A worker call that times out
+//!
+//! The reservation is undone and the next candidate is tried: the student
+//! is never kept waiting on a worker that does not answer, and may be
+//! placed elsewhere. The slow worker may still start the session; it is not
+//! told to drop it blindly (the call's fate is unknown, and the worker may
+//! be the only one with room). Once the same placement has started the
+//! session on another worker, the copy is a duplicate for certain: the
+//! slow worker is told to **release** it then, in the background, so its
+//! slot comes back within a call rather than after the fleet grace (during
+//! an exam's start, that slot is another student's seat). Whatever that
+//! best-effort call misses, the worker's next heartbeat lists and the
+//! fleet's report decides ([`crate::fleet`]):
+//!
+//! * no record exists for the session (the student got `NoCapacity`, or
+//!   has not come back) → the session is **adopted** on that worker, so the
+//!   student's next allocate returns it and the slot is accounted for;
+//! * the session was placed on another worker → once that dispatch has
+//!   been settled for the fleet grace, the slow worker is told to **stop**
+//!   its copy in the heartbeat answer (`releaseSessions`).
+//!
+//! If a heartbeat confirms the reservation while the allocator still
+//! waits (the call was only slow), the allocator returns that dispatch
+//! instead of undoing it.
+//!
+//! Until then the undo **holds the slot** on the slow worker (the store's
+//! `hold`): it may run the session, so its slot is not handed to another
+//! student before its next report says what it runs. A student refused
+//! for want of a slot whose session a worker already reports running gets
+//! that session adopted instead of the refusal.
+
+use std::sync::Arc;
+
+use tokio::time::timeout;
+
+use super::ClusterService;
+use crate::client::WorkerCallError;
+use crate::dispatch::{Dispatch, DispatchState};
+use crate::error::Result;
+use crate::ids::{SessionKey, WorkerId};
+use crate::outbox::OutboxEntry;
+use crate::worker::WorkerView;
+
+/// What asking a worker to start a reserved session came to.
+#[derive(Debug)]
+pub(super) enum Started {
+    /// Started, and its dispatch is active.
+    Active(Box<Dispatch>),
+    /// The call failed and the reservation is undone; `may_run`: the
+    /// worker may have acted on the call and run the session anyway.
+    Failed { may_run: bool },
+}
+
+impl ClusterService {
+    /// Asks the worker to start the reserved session; confirms it (a
+    /// re-dispatch `from` a failed worker with its `session.migrated`), or
+    /// undoes the reservation.
+    pub(super) async fn start_on_worker(
+        &self,
+        view: &WorkerView,
+        reserved: &Dispatch,
+        from: Option<&WorkerId>,
+    ) -> Result<Started> {
+        let key = &reserved.key;
+        let entries = match from {
+            Some(from) => self.migrated_entries(from, reserved).await?,
+            None => Vec::new(),
+        };
+        let call = timeout(
+            self.config.worker_call_timeout,
+            self.client.allocate(&view.record, key),
+        )
+        .await;
+        let error = match call {
+            Ok(Ok(session)) => {
+                let confirmed = self
+                    .confirm_alerting(reserved, session.clone(), &entries)
+                    .await?;
+                if let Some(active) = confirmed {
+                    return Ok(Started::Active(Box::new(active)));
+                }
+                // The worker's heartbeat confirmed it first (the call was
+                // slow): it is this session, now active.
+                if let Some(mut adopted) = self.adopted_meanwhile(reserved, &entries).await? {
+                    adopted.session.get_or_insert(session);
+                    return Ok(Started::Active(Box::new(adopted)));
+                }
+                // The reservation was reclaimed while the worker worked:
+                // give the worker its slot back and try elsewhere.
+                let _ = timeout(
+                    self.config.worker_call_timeout,
+                    self.client.release(&view.record, key),
+                )
+                .await;
+                WorkerCallError::BadAnswer("reservation expired before the worker answered".into())
+            }
+            Ok(Err(e)) => e,
+            Err(_) => WorkerCallError::Timeout,
+        };
+        // A worker that may have acted on the call (no answer, or one we
+        // could not read) may run the session: keep its slot held until
+        // its next report says (a session it runs is then adopted).
+        let hold = error.may_have_started().then_some(view.id());
+        if !self.store.undo(key, reserved.id, None, hold).await?
+            && let Some(adopted) = self.adopted_meanwhile(reserved, &entries).await?
+        {
+            // The worker did start it, and its heartbeat said so first.
+            return Ok(Started::Active(Box::new(adopted)));
+        }
+        tracing::warn!(worker = %view.id(), session = %key, error = %error, "worker allocate failed; trying the next worker");
+        Ok(Started::Failed {
+            may_run: hold.is_some(),
+        })
+    }
+
+    /// The reservation `reserved`, if a heartbeat of its worker confirmed
+    /// it while the allocator waited for the worker; then writes the
+    /// `entries` that confirmation could not carry.
+    async fn adopted_meanwhile(
+        &self,
+        reserved: &Dispatch,
+        entries: &[OutboxEntry],
+    ) -> Result<Option<Dispatch>> {
+        let adopted = self
+            .store
+            .dispatch(&reserved.key)
+            .await?
+            .filter(|d| d.id == reserved.id && d.state == DispatchState::Active);
+        if adopted.is_some() {
+            self.append_confirmed_elsewhere(entries).await;
+        }
+        Ok(adopted)
+    }
+
+    /// Best effort: tell a worker to drop a copy of a session that runs
+    /// elsewhere now, in the background (a failed worker is usually
+    /// unreachable, a slow one slow).
+    pub(super) fn release_copy(&self, worker: &WorkerId, key: &SessionKey) {
+        let store = Arc::clone(&self.store);
+        let client = Arc::clone(&self.client);
+        let limit = self.config.worker_call_timeout;
+        let (worker, key) = (worker.clone(), key.clone());
+        tokio::spawn(async move {
+            if let Ok(Some(snapshot)) = store.worker(&worker).await {
+                let _ = timeout(limit, client.release(&snapshot.record, &key)).await;
+            }
+        });
+    }
+}
