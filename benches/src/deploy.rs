@@ -291,7 +291,7 @@ impl Deployment {
                 // land just after the first sweep.
                 for pause in [Duration::ZERO, Duration::from_millis(300)] {
                     tokio::time::sleep(pause).await;
-                    if let Err(e) = delete_prefix(&url, &prefix).await {
+                    if let Err(e) = delete_prefix_retrying(&url, &prefix).await {
                         eprintln!("warning: could not delete Redis keys under {prefix}: {e:#}");
                         break;
                     }
@@ -321,6 +321,26 @@ impl Deployment {
                 if let Err(e) = dropped {
                     eprintln!("warning: could not drop database {database}: {e:#}");
                 }
+            }
+        }
+    }
+}
+
+/// [`delete_prefix`], tried again after a failure (a Redis still busy
+/// with the run's backlog may time out a sweep) with pauses of 1, 2, 4
+/// and 8 s; the last error if every try fails.
+async fn delete_prefix_retrying(url: &str, prefix: &str) -> anyhow::Result<u64> {
+    let mut pause = Duration::from_secs(1);
+    loop {
+        match delete_prefix(url, prefix).await {
+            Ok(n) => return Ok(n),
+            Err(e) if pause > Duration::from_secs(8) => return Err(e),
+            Err(e) => {
+                eprintln!(
+                    "note: deleting Redis keys under {prefix} failed ({e:#}); again in {pause:?}"
+                );
+                tokio::time::sleep(pause).await;
+                pause *= 2;
             }
         }
     }

@@ -17,7 +17,7 @@ use vdi_cluster_core::{
 
 use crate::codec::{dispatch_fields, dispatch_from_fields, pairs};
 use crate::error::{BackendError, BackendResult};
-use crate::keys::{EncodedExam, index_range};
+use crate::keys::{EncodedExam, index_range, split_index_member};
 use crate::scripts::SCRIPTS;
 use crate::store::RedisStore;
 
@@ -46,6 +46,17 @@ impl RedisStore {
 
     /// Reads the records at `keys` in one round trip, skipping those gone.
     pub(crate) async fn read_dispatches(&self, keys: &[String]) -> BackendResult<Vec<Dispatch>> {
+        Ok(self
+            .read_dispatch_slots(keys)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
+    /// Reads the records at `keys` in one round trip: one answer per key,
+    /// `None` for a record gone.
+    async fn read_dispatch_slots(&self, keys: &[String]) -> BackendResult<Vec<Option<Dispatch>>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -54,13 +65,10 @@ impl RedisStore {
             pipe.cmd("HGETALL").arg(key);
         }
         let replies: Vec<HashMap<String, String>> = pipe.query_async(&mut self.conn()).await?;
-        let mut out = Vec::with_capacity(keys.len());
-        for (key, fields) in keys.iter().zip(replies) {
-            if let Some(d) = dispatch_from_fields(key, fields)? {
-                out.push(d);
-            }
-        }
-        Ok(out)
+        keys.iter()
+            .zip(replies)
+            .map(|(key, fields)| dispatch_from_fields(key, fields))
+            .collect()
     }
 
     async fn run_reserve(&self, request: &ReserveRequest) -> BackendResult<Reservation> {
@@ -298,26 +306,44 @@ impl DispatchStore for RedisStore {
         Ok(found)
     }
 
+    /// Pages through the worker index (`ZRANGEBYLEX` after the last member
+    /// seen), not the keyspace: a page costs the same however many other
+    /// keys the database holds. The index may hold stale members (a
+    /// dispatch since removed, or moved by a supersede); a dispatch is
+    /// returned under the member of the worker it is on, so once.
     async fn scan_dispatches(&self, cursor: Option<&str>, count: usize) -> Result<DispatchPage> {
-        let cursor: u64 = match cursor {
-            None => 0,
-            Some(c) => c
-                .parse()
-                .map_err(|_| Error::invalid("cursor", "not a cursor of this backend"))?,
+        let from = match cursor {
+            None => "-".to_owned(),
+            Some(c) if split_index_member(c).is_some() => format!("({c}"),
+            Some(_) => return Err(Error::invalid("cursor", "not a cursor of this backend")),
         };
-        let (next, keys): (String, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(self.keys.dispatch_pattern())
-            .arg("COUNT")
-            .arg(count.max(1))
+        let count = count.max(1);
+        let members: Vec<String> = redis::cmd("ZRANGEBYLEX")
+            .arg(self.keys.worker_index())
+            .arg(from)
+            .arg("+")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(i64::try_from(count).unwrap_or(i64::MAX))
             .query_async(&mut self.conn())
             .await
             .map_err(BackendError::from)?;
-        let dispatches = self.read_dispatches(&keys).await?;
+        let listed: Vec<(WorkerId, String)> = members
+            .iter()
+            .filter_map(|m| split_index_member(m).map(|(w, k)| (w, k.to_owned())))
+            .collect();
+        let keys: Vec<String> = listed.iter().map(|(_, k)| k.clone()).collect();
+        let read = self.read_dispatch_slots(&keys).await?;
+        let dispatches = listed
+            .iter()
+            .zip(read)
+            .filter_map(|((worker, _), d)| d.filter(|d| d.worker == *worker))
+            .collect();
         Ok(DispatchPage {
             dispatches,
-            next: (next != "0").then_some(next),
+            next: (members.len() == count)
+                .then(|| members.last().cloned())
+                .flatten(),
         })
     }
 

@@ -141,11 +141,6 @@ impl Keys {
         )
     }
 
-    /// `SCAN` pattern matching exactly the dispatch records.
-    pub(crate) fn dispatch_pattern(&self) -> String {
-        format!("{}:dispatch:exam:*:user:*", self.prefix)
-    }
-
     /// The encoded exam of a dispatch record's key, or `None` if `key` is
     /// not one of this store's dispatch keys.
     pub(crate) fn exam_of_dispatch(&self, key: &str) -> Option<EncodedExam> {
@@ -215,7 +210,8 @@ impl Keys {
     }
 
     /// `{p}:index:worker-dispatches` — sorted set (all scores 0) of
-    /// `"{code} {dispatch key}"`, range-read by worker with `ZRANGEBYLEX`.
+    /// `"{code} {dispatch key}"`, range-read by worker with `ZRANGEBYLEX`
+    /// and paged through whole by dispatch scans.
     pub(crate) fn worker_index(&self) -> String {
         format!("{}:index:worker-dispatches", self.prefix)
     }
@@ -436,7 +432,6 @@ mod tests {
     #[test]
     fn patterns_only_match_their_keys() {
         let k = keys();
-        assert_eq!(k.dispatch_pattern(), "vdi:dispatch:exam:*:user:*");
         let s = session("e:user:x", "u");
         let exam = EncodedExam::of(&s.exam_id);
         assert!(k.exam_of_dispatch(&k.dispatch(&s)).is_some());

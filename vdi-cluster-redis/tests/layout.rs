@@ -186,6 +186,45 @@ async fn prefixes_isolate_stores() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatch_scans_page_through_the_index_not_the_keyspace() {
+    let Some(store) = shared_store().await else {
+        return;
+    };
+    let url = redis_url();
+    // Another application's keys in the same database.
+    let foreign = common::test_prefix();
+    let mut pipe = redis::pipe();
+    for i in 0..20_000 {
+        pipe.cmd("SET")
+            .arg(format!("{foreign}:k{i}"))
+            .arg(1)
+            .ignore();
+    }
+    let () = pipe.query_async(&mut raw(&url).await).await.unwrap();
+    let w = worker_record("w-scan", 20, 0);
+    store.put_worker(&w, None).await.unwrap();
+    let mut placed = BTreeSet::new();
+    for i in 0..10 {
+        let k = SessionKey::parse("exam", format!("u{i}")).unwrap();
+        placed.insert(place(&store, &k, &w.id).await.key);
+    }
+    let (mut seen, mut pages, mut cursor) = (BTreeSet::new(), 0, None::<String>);
+    loop {
+        let page = store.scan_dispatches(cursor.as_deref(), 4).await.unwrap();
+        pages += 1;
+        seen.extend(page.dispatches.into_iter().map(|d| d.key));
+        cursor = page.next;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, placed);
+    assert!(pages <= 4, "10 dispatches in pages of 4 took {pages} pages");
+    common::delete_prefix(&url, &foreign).await;
+    common::delete_prefix(&url, store.prefix()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_configuration_is_rejected_before_any_io() {
     let err = RedisStore::builder(redis_url())
         .prefix("has space")
