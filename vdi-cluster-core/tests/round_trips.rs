@@ -3,7 +3,8 @@
 //! allocation's meaning: a fresh allocation is one compare-and-reserve and
 //! one confirm; an existing session is still handed back, a dispatch on a
 //! failed worker still superseded; the calendar this replica caches is
-//! dropped by its own writes; a stale placement hint never over-allocates.
+//! dropped by its own writes; a stale placement hint never over-allocates;
+//! a release of an exam that does not queue asks no queue.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -133,6 +134,21 @@ async fn the_session_api_pays_nothing_more_for_an_exam_that_does_not_queue() {
         .unwrap();
     assert!(matches!(answer, SessionRequest::Placed(_)));
     assert_eq!(r.take_calls(), calls(RESERVE_AND_CONFIRM));
+}
+
+#[tokio::test]
+async fn a_release_of_an_exam_that_does_not_queue_tries_no_queue() {
+    let r = replicas(1, |_| {});
+    r.beat("w1", 4).await;
+    let svc = &r.services[0];
+    let k = key("exam", "s0");
+    svc.request_session(k.clone(), Default::default())
+        .await
+        .unwrap();
+    svc.end_session(&k).await.unwrap();
+    r.take_calls();
+    svc.promote_after_release(&k.exam_id).await;
+    assert_eq!(r.take_calls(), calls(&[]), "the calendar is cached");
 }
 
 #[tokio::test]

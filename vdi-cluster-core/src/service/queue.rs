@@ -264,8 +264,21 @@ impl ClusterService {
     }
 
     /// Promotes `exam`'s queue after a slot freed on this replica (a
-    /// release); a failure is logged, the leader's tick retries.
+    /// release); a failure is logged, the leader's tick retries. An exam
+    /// that does not queue, as this replica's cached calendar says, costs
+    /// no store call: students left in its queue (its waiting room was
+    /// turned off while they waited, or this replica's calendar is a
+    /// moment old) are placed by the leader's tick
+    /// ([`tend_queues`](Self::tend_queues)).
     pub async fn promote_after_release(&self, exam: &ExamId) {
+        match self.queueing(exam).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(exam = %exam, error = %e, "queue promotion failed");
+                return;
+            }
+        }
         match self.promote_queue(exam).await {
             Ok(0) => {}
             Ok(n) => {
