@@ -306,6 +306,12 @@ impl DispatchStore for MemoryStore {
         if crate::capacity::used_sessions(dispatched, record.unrecorded) >= record.max_sessions() {
             return Ok(Reservation::Full);
         }
+        let slots_left = record
+            .max_sessions()
+            .saturating_sub(crate::capacity::used_sessions(
+                dispatched.saturating_add(1),
+                record.unrecorded,
+            ));
         let superseded = existing.and_then(|old| s.remove_dispatch(&old.key));
         let mut dispatch = new.clone();
         dispatch.state = DispatchState::Reserved;
@@ -314,6 +320,7 @@ impl DispatchStore for MemoryStore {
         Ok(Reservation::Reserved {
             dispatch,
             superseded,
+            slots_left,
         })
     }
 

@@ -172,6 +172,11 @@ pub enum Reservation {
         dispatch: Dispatch,
         /// The dispatch it replaced, if `supersede` matched.
         superseded: Option<Dispatch>,
+        /// The worker's free slots left just after this reservation, as
+        /// the store counts them (its maximum less its dispatches and
+        /// unrecorded sessions): at 0 the allocator knows the worker is
+        /// full before another reservation is refused there.
+        slots_left: u32,
     },
     /// The session already has a dispatch (and it was not superseded).
     Existing(Dispatch),

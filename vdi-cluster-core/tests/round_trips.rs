@@ -4,7 +4,9 @@
 //! one confirm; an existing session is still handed back, a dispatch on a
 //! failed worker still superseded; the calendar this replica caches is
 //! dropped by its own writes; a stale placement hint never over-allocates;
-//! a release of an exam that does not queue asks no queue.
+//! a release of an exam that does not queue asks no queue; a reservation
+//! that takes a worker's last slot spares the replica's next request a
+//! retry there.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -67,12 +69,17 @@ fn replicas(n: usize, tweak: impl Fn(&mut ServiceConfig)) -> Replicas {
 
 impl Replicas {
     async fn beat(&self, code: &str, slots: u32) {
+        self.beat_via(0, code, slots).await;
+    }
+
+    /// A heartbeat of `code` through replica `via`.
+    async fn beat_via(&self, via: usize, code: &str, slots: u32) {
         let mut hb = heartbeat_with_slots(code, slots, 0);
         hb.stamp = HeartbeatStamp {
             boot_id: Some("boot-1".into()),
             seq: Some(self.seq.fetch_add(1, Ordering::SeqCst) + 1),
         };
-        assert!(self.services[0].heartbeat(hb).await.unwrap().accepted);
+        assert!(self.services[via].heartbeat(hb).await.unwrap().accepted);
     }
 
     /// Store calls since the last look, by method (and reserve's answer).
@@ -295,4 +302,26 @@ async fn a_stale_placement_hint_costs_a_retry_never_a_slot() {
     for code in ["w1", "w2"] {
         assert_eq!(r.dispatched(code).await, 2, "{code}");
     }
+}
+
+#[tokio::test]
+async fn a_reservation_that_fills_a_worker_says_so_and_spares_a_retry() {
+    let r = replicas(2, |_| {});
+    r.beat("w1", 3).await;
+    let (a, b) = (&r.services[0], &r.services[1]);
+    assert_eq!(place(a, "s0").await.dispatch.worker, wid("w1"));
+    // Another replica takes a slot this replica's snapshot still shows free.
+    assert_eq!(place(b, "s1").await.dispatch.worker, wid("w1"));
+    // The last slot: the store answers that none is left.
+    assert_eq!(place(a, "s2").await.dispatch.worker, wid("w1"));
+    r.beat_via(1, "w2", 3).await;
+    let next = place(a, "s3").await;
+    assert_eq!(next.dispatch.worker, wid("w2"));
+    assert_eq!(next.contention_retries, 0, "w1 was known full");
+}
+
+async fn place(svc: &ClusterService, user: &str) -> vdi_cluster_core::service::Allocation {
+    svc.allocate(key("exam", user), Default::default())
+        .await
+        .unwrap()
 }

@@ -209,9 +209,11 @@ impl DispatchStore for PgStore {
                 match outcome.as_str() {
                     "reserved" => {
                         let superseded: Option<Json<Dispatch>> = row.try_get("superseded")?;
+                        let slots_left: i64 = row.try_get("slots_left")?;
                         Ok(Reservation::Reserved {
                             dispatch: dispatch.clone(),
                             superseded: superseded.map(|Json(d)| d),
+                            slots_left: u32::try_from(slots_left.max(0)).unwrap_or(u32::MAX),
                         })
                     }
                     "existing" => {
@@ -221,7 +223,7 @@ impl DispatchStore for PgStore {
                     "full" => Ok(Reservation::Full),
                     "not_accepting" => Ok(Reservation::NotAccepting),
                     _ => Err(PgError::UnknownOutcome {
-                        function: "vdi.reserve",
+                        function: "vdi.compare_and_reserve",
                         outcome,
                     }),
                 }

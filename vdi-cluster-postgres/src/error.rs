@@ -64,7 +64,7 @@ impl From<PgError> for Error {
 }
 
 /// Whether `error` is PostgreSQL's `serialization_failure`, which
-/// `vdi.reserve` raises when the session's dispatch kept changing under it.
+/// `vdi.compare_and_reserve` raises when the session's dispatch kept changing under it.
 pub(crate) fn is_serialization_failure(error: &PgError) -> bool {
     match error {
         PgError::Sqlx(sqlx::Error::Database(db)) => db.code().as_deref() == Some("40001"),

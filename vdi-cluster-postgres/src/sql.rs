@@ -33,7 +33,7 @@ statements! {
     WORKER_VERSION = "worker_version.sql";
     /// `vdi.delete_worker`.
     DELETE_WORKER = "delete_worker.sql";
-    /// `vdi.reserve`.
+    /// `vdi.compare_and_reserve`.
     RESERVE = "reserve.sql";
     /// `vdi.adopt`.
     ADOPT = "adopt.sql";

@@ -61,6 +61,7 @@ async fn migrations_apply_to_an_empty_database_and_are_idempotent() {
     }
     for function in [
         "reserve",
+        "compare_and_reserve",
         "confirm",
         "remove_dispatch",
         "delete_worker",

@@ -21,8 +21,8 @@
 --   {'existing', field, value, …}   the session's dispatch, left in place
 --   {'not_accepting'}               no such worker, or it takes no sessions
 --   {'full'}                        dispatched + unrecorded >= max
---   {'reserved'}                    reserved
---   {'reserved', field, value, …}   reserved, replacing this old record
+--   {'reserved', left}                    reserved; `left` free slots remain
+--   {'reserved', left, field, value, …}   reserved, replacing this old record
 
 local record, worker, counts, index, sessions, affinity =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -65,4 +65,4 @@ redis.call('HINCRBY', counts, target, 1)
 redis.call('ZADD', index, 0, target .. ' ' .. record)
 redis.call('SADD', sessions, record)
 redis.call('HINCRBY', affinity, target, 1)
-return tagged('reserved', old)
+return tagged('reserved', {tostring(max - dispatched - unrecorded - 1), unpack(old)})

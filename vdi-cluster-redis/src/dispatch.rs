@@ -98,10 +98,15 @@ impl RedisStore {
         let status = reply.next();
         match status.as_deref() {
             Some("reserved") => {
+                let slots_left = reply
+                    .next()
+                    .and_then(|n| n.parse::<i64>().ok())
+                    .ok_or_else(|| BackendError::unexpected("reserve", Some("reserved")))?;
                 let superseded = dispatch_from_fields(&key, pairs(reply))?;
                 Ok(Reservation::Reserved {
                     dispatch,
                     superseded,
+                    slots_left: u32::try_from(slots_left.max(0)).unwrap_or(u32::MAX),
                 })
             }
             Some("existing") => match dispatch_from_fields(&key, pairs(reply))? {

@@ -384,7 +384,9 @@ impl ClusterService {
                 Reservation::Reserved {
                     dispatch,
                     superseded,
+                    slots_left,
                 } => {
+                    self.note_slots_left(&candidate.worker, slots_left);
                     if superseded.is_some() {
                         attempt.supersede = None;
                     }

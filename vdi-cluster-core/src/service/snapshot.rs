@@ -103,6 +103,23 @@ impl SnapshotCache {
         }
     }
 
+    /// Takes the store's count of `worker`'s free slots after a
+    /// reservation of this replica: when it is below what the snapshot
+    /// (less this replica's reservations) shows, other replicas took the
+    /// difference, and at 0 the worker is known full until the next read.
+    /// It only ever lowers the estimate: reservations of this replica
+    /// still in flight are not in the store's count yet.
+    pub(super) fn note_slots_left(&self, worker: &WorkerId, slots_left: u32) {
+        if let Some(c) = self.lock().as_mut() {
+            let free = c.index.get(worker).map_or(0, |v| v.available_sessions);
+            let taken = c.taken.entry(worker.clone()).or_default();
+            *taken = (*taken).max(free.saturating_sub(slots_left));
+            if slots_left == 0 || free <= *taken {
+                c.known_full.insert(worker.clone());
+            }
+        }
+    }
+
     /// Drops the snapshot: the next ranking reads the fleet again.
     pub(super) fn invalidate(&self) {
         *self.lock() = None;
@@ -135,6 +152,12 @@ impl ClusterService {
     /// against its free slots in the snapshot.
     pub(super) fn note_reserving(&self, worker: &WorkerId) {
         self.snapshots.note_reserving(worker);
+    }
+
+    /// Takes the store's count of `worker`'s free slots after a
+    /// reservation ([`SnapshotCache::note_slots_left`]).
+    pub(super) fn note_slots_left(&self, worker: &WorkerId, slots_left: u32) {
+        self.snapshots.note_slots_left(worker, slots_left);
     }
 
     /// Drops the snapshot after a change that ranking must see at once.

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use super::StoreFactory;
 use super::fixtures::{
-    STICKY, add_worker, dispatched, now, put_new, reserve, reserved, superseding, with_policy,
+    STICKY, add_worker, dispatched, now, put_new, reserve, reserved, reserved_leaving, superseding,
+    with_policy,
 };
 use crate::dispatch::DispatchState;
 use crate::ids::{DispatchId, ExamId};
@@ -19,8 +20,9 @@ use crate::testkit::{assert_no_drift, key, wid, worker_record};
 pub async fn reserve_respects_capacity_and_policy(factory: &impl StoreFactory) {
     let store = factory.replica().await;
     let w = add_worker(&store, "w-cap", 2).await;
-    reserved(&store, &key("e", "u1"), &w).await;
-    reserved(&store, &key("e", "u2"), &w).await;
+    // Each reservation answers the slots it leaves free.
+    assert_eq!(reserved_leaving(&store, &key("e", "u1"), &w).await.1, 1);
+    assert_eq!(reserved_leaving(&store, &key("e", "u2"), &w).await.1, 0);
     assert_eq!(
         reserve(&store, &key("e", "u3"), &w).await,
         Reservation::Full
@@ -32,6 +34,17 @@ pub async fn reserve_respects_capacity_and_policy(factory: &impl StoreFactory) {
     assert_eq!(
         reserve(&store, &key("e", "u4"), &wid("w-busy")).await,
         Reservation::Full
+    );
+    // 1 of 4 running unrecorded: a reservation leaves 2.
+    put_new(&store, &worker_record("w-part", 4, 1)).await;
+    let part = reserved_leaving(&store, &key("e", "u-part"), &wid("w-part")).await;
+    assert_eq!(part.1, 2);
+    assert!(
+        store
+            .release(&part.0.key, Some(part.0.id), None, None)
+            .await
+            .unwrap()
+            .is_some()
     );
 
     for (code, policy) in [
@@ -70,7 +83,7 @@ pub async fn reserve_respects_capacity_and_policy(factory: &impl StoreFactory) {
         2,
         "a put never touches the dispatched count"
     );
-    reserved(&store, &key("e", "u3"), &w).await;
+    assert_eq!(reserved_leaving(&store, &key("e", "u3"), &w).await.1, 0);
     assert_eq!(
         reserve(&store, &key("e", "u6"), &w).await,
         Reservation::Full
@@ -259,9 +272,11 @@ pub async fn supersede_moves_the_session_atomically(factory: &impl StoreFactory)
         Reservation::Reserved {
             dispatch,
             superseded,
+            slots_left,
         } => {
             assert_eq!(dispatch.worker, b);
             assert_eq!(superseded.map(|d| d.id), Some(old.id));
+            assert_eq!(slots_left, 0, "b's one slot is taken");
         }
         other => panic!("expected a superseding reservation, got {other:?}"),
     }

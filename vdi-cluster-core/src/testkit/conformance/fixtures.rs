@@ -62,11 +62,21 @@ pub(super) async fn reserved(
     key: &SessionKey,
     worker: &WorkerId,
 ) -> Dispatch {
+    reserved_leaving(store, key, worker).await.0
+}
+
+/// [`reserved`], with the free slots the store says `worker` has left.
+pub(super) async fn reserved_leaving(
+    store: &Arc<dyn Store>,
+    key: &SessionKey,
+    worker: &WorkerId,
+) -> (Dispatch, u32) {
     match reserve(store, key, worker).await {
         Reservation::Reserved {
             dispatch,
             superseded: None,
-        } => dispatch,
+            slots_left,
+        } => (dispatch, slots_left),
         other => panic!("expected a reservation of {key} on {worker}, got {other:?}"),
     }
 }
