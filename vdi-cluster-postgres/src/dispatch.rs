@@ -38,24 +38,24 @@ fn decode_cursor(cursor: &str) -> Result<SessionKey> {
 
 /// The arguments of `confirm.sql`, checked once; [`run`](Self::run) on
 /// the pool or in the transaction of the confirmation's outbox entries.
-pub(crate) struct ConfirmArgs<'a> {
-    key: &'a SessionKey,
-    id: DispatchId,
-    session: Option<serde_json::Value>,
-    now: i64,
-    sticky_until: i64,
+pub(crate) struct ConfirmArgs {
+    pub(crate) key: SessionKey,
+    pub(crate) id: DispatchId,
+    pub(crate) session: Option<serde_json::Value>,
+    pub(crate) now: i64,
+    pub(crate) sticky_until: i64,
 }
 
-impl<'a> ConfirmArgs<'a> {
+impl ConfirmArgs {
     pub(crate) fn new(
-        key: &'a SessionKey,
+        key: &SessionKey,
         id: DispatchId,
         session: Option<serde_json::Value>,
         now: Timestamp,
         sticky_ttl: Duration,
     ) -> Result<Self> {
         Ok(Self {
-            key,
+            key: key.clone(),
             id,
             session,
             now: millis("activatedAt", now)?,
@@ -293,7 +293,7 @@ impl DispatchStore for PgStore {
         sticky_ttl: Duration,
     ) -> Result<Option<Dispatch>> {
         let args = ConfirmArgs::new(key, id, session, now, sticky_ttl)?;
-        self.call(args.run(self.pool())).await
+        self.call(self.confirms.confirm(self.pool(), args)).await
     }
 
     async fn undo(

@@ -47,6 +47,11 @@ pub(crate) enum PgError {
         outcome: String,
     },
 
+    /// A confirmation was queued for a batch whose writing task ended
+    /// without answering it (the runtime shutting down).
+    #[error("the batch holding this confirmation ended without an answer")]
+    BatchLost,
+
     /// A stored number does not fit the type core uses for it.
     #[error("PostgreSQL returned an out-of-range {what}: {value}")]
     OutOfRange {

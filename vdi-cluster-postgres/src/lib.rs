@@ -125,6 +125,7 @@
 
 mod audit;
 mod config;
+mod confirm_batch;
 mod credentials;
 mod dispatch;
 mod error;
@@ -137,6 +138,7 @@ mod sql;
 
 use std::future::Future;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::{
@@ -148,6 +150,7 @@ pub use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use vdi_cluster_core::{Error, Result, Timestamp};
 
+use crate::confirm_batch::ConfirmBatcher;
 use crate::error::PgError;
 
 /// The embedded schema migrations (`migrations/*.sql`), applied by
@@ -164,6 +167,8 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 pub struct PgStore {
     pool: PgPool,
     call_timeout: Duration,
+    /// Confirmations waiting to be written together (one commit).
+    confirms: Arc<ConfirmBatcher>,
 }
 
 impl PgStore {
@@ -212,6 +217,7 @@ impl PgStore {
         Self {
             pool,
             call_timeout: config.call_timeout(),
+            confirms: Arc::default(),
         }
     }
 
@@ -222,7 +228,11 @@ impl PgStore {
     pub fn from_pool(pool: PgPool) -> Self {
         let call_timeout =
             pool.options().get_acquire_timeout() + DEFAULT_STATEMENT_TIMEOUT + CALL_TIMEOUT_SLACK;
-        Self { pool, call_timeout }
+        Self {
+            pool,
+            call_timeout,
+            confirms: Arc::default(),
+        }
     }
 
     /// Replaces the client-side bound of one call.

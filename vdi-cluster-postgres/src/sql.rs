@@ -39,6 +39,8 @@ statements! {
     ADOPT = "adopt.sql";
     /// `vdi.confirm`.
     CONFIRM = "confirm.sql";
+    /// `vdi.confirm` over arrays: several confirmations, one commit.
+    CONFIRM_MANY = "confirm_many.sql";
     /// `vdi.remove_dispatch` (release and undo).
     REMOVE_DISPATCH = "remove_dispatch.sql";
     /// Marks a dispatch orphaned.
