@@ -9,7 +9,9 @@ use std::sync::Arc;
 use criterion::{Bencher, BenchmarkId, Criterion, criterion_group, criterion_main};
 use vdi_cluster_benches::fleet::{self, fleet_views, register_fleet};
 use vdi_cluster_core::capacity::{CapacityInput, CapacitySpec};
-use vdi_cluster_core::scheduler::{Constraints, RankIndex, RankOptions, plan_prewarm};
+use vdi_cluster_core::scheduler::{
+    Constraints, PlacementRevision, RankIndex, RankOptions, plan_prewarm,
+};
 use vdi_cluster_core::store::{ExamPlacement, ReserveRequest};
 use vdi_cluster_core::testkit::SimulatedWorkers;
 use vdi_cluster_core::{
@@ -49,16 +51,16 @@ fn decide(b: &mut Bencher<'_>, index: &RankIndex, placement: &ExamPlacement) {
 /// The placement hints of an exam already on the first `k` workers of
 /// `index`, with 1–7 sessions each.
 fn spread(index: &RankIndex, k: usize) -> ExamPlacement {
-    ExamPlacement {
-        sticky: None,
-        affinity: index
+    ExamPlacement::new(
+        None,
+        index
             .views()
             .iter()
             .take(k)
             .enumerate()
             .map(|(i, v)| (v.id().clone(), 1 + (i % 7) as u32))
             .collect(),
-    }
+    )
 }
 
 fn ranking(c: &mut Criterion) {
@@ -124,6 +126,47 @@ fn ranking(c: &mut Criterion) {
             |b, placement| decide(b, &index, placement),
         );
     }
+    // The decisions above reuse the order of the exam's affine workers the
+    // index keeps per revision of the hints. What it costs: a decision on
+    // hints the index has not ordered yet (every fresh read of the hints,
+    // once per snapshot), and a decision after this replica's own
+    // placement moved the hints (one worker moves in the order).
+    for k in [10usize, 100, 1_000] {
+        let mut placement = spread(&index, k);
+        group.bench_function(BenchmarkId::new("affinity-order-build", k), |b| {
+            b.iter(|| {
+                placement.revision = PlacementRevision::default();
+                index.rank(
+                    &Constraints::default(),
+                    &placement,
+                    &HashSet::new(),
+                    &RankOptions::default(),
+                )
+            })
+        });
+    }
+    let mut placement = spread(&index, 1_000);
+    let workers: Vec<WorkerId> = placement.affinity.keys().cloned().collect();
+    let mut n = 0;
+    group.bench_function(
+        BenchmarkId::new("decision-100000-with-affinity-after-placed", 1_000),
+        |b| {
+            b.iter(|| {
+                n += 1;
+                placement.placed(&workers[n % workers.len()]);
+                let options = RankOptions {
+                    seed: n as u64,
+                    ..RankOptions::default()
+                };
+                index.rank(
+                    &Constraints::default(),
+                    &placement,
+                    &HashSet::new(),
+                    &options,
+                )
+            })
+        },
+    );
     // Building the index from a fresh read of the fleet (every snapshot
     // refresh): slow at 100,000 workers, so fewer samples.
     group.sample_size(10);

@@ -457,14 +457,13 @@ impl DispatchStore for MemoryStore {
 
     async fn placement(&self, exam: &ExamId, now: Timestamp) -> Result<ExamPlacement> {
         let s = self.lock()?;
-        Ok(ExamPlacement {
-            sticky: s
-                .sticky
+        Ok(ExamPlacement::new(
+            s.sticky
                 .get(exam)
                 .filter(|(_, expires)| *expires > now)
                 .map(|(w, _)| w.clone()),
-            affinity: s.affinity.get(exam).cloned().unwrap_or_default(),
-        })
+            s.affinity.get(exam).cloned().unwrap_or_default(),
+        ))
     }
 
     async fn recount(&self, repair: bool) -> Result<RecountReport> {

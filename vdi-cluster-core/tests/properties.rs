@@ -220,10 +220,10 @@ proptest! {
     ) {
         let views: Vec<WorkerView> = specs.iter().enumerate().map(|(i, s)| view(i, s)).collect();
         let id = |i: usize| WorkerId::parse("code", format!("w{i:03}")).unwrap();
-        let placement = ExamPlacement {
-            sticky: sticky.map(id),
-            affinity: affinity.iter().map(|(i, n)| (id(*i), *n)).collect(),
-        };
+        let placement = ExamPlacement::new(
+            sticky.map(id),
+            affinity.iter().map(|(i, n)| (id(*i), *n)).collect(),
+        );
         let tried: HashSet<WorkerId> = tried.into_iter().map(id).collect();
         let mut constraints = Constraints { zone: zone.map(|z| format!("zone-{z}")), ..Default::default() };
         if need_gpu {

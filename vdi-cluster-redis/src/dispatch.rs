@@ -393,10 +393,7 @@ impl DispatchStore for RedisStore {
                 counts.insert(worker, n);
             }
         }
-        Ok(ExamPlacement {
-            sticky,
-            affinity: counts,
-        })
+        Ok(ExamPlacement::new(sticky, counts))
     }
 
     async fn recount(&self, repair: bool) -> Result<RecountReport> {

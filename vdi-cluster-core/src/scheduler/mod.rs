@@ -8,12 +8,13 @@
 //! on — workers holding most sessions of this exam, then the rest by policy:
 //! [`SchedulingPolicy::Spread`] (most free slots first, seed 000's rule) or
 //! [`SchedulingPolicy::Pack`] (fullest worker that still has room first).
-//! Ties break by a hash of the worker and the request's seed, so the order
-//! is deterministic for a given seed; and the head of the policy-ordered
-//! list (and of the affine workers) is rotated by the seed among the best
-//! `herd_width`, so replicas ranking from the same snapshot do not all pile
-//! onto one worker.
+//! Ties break by a hash of the worker and the request's seed (among affine
+//! workers, by the worker's fixed hash alone), so the order is deterministic
+//! for a given seed; and the head of the policy-ordered list (and of the
+//! affine workers) is rotated by the seed among the best `herd_width`, so
+//! replicas ranking from the same snapshot do not all pile onto one worker.
 
+mod affine;
 mod prewarm;
 mod rank;
 
@@ -28,6 +29,7 @@ use crate::policy::AdminPolicy;
 use crate::validation::ValidationError;
 use crate::worker::{MAX_TAG_LEN, MAX_TAGS, WorkerDescription, WorkerRecord, WorkerView};
 
+pub use affine::PlacementRevision;
 pub use prewarm::{PrewarmShare, plan_prewarm};
 pub use rank::{Accounting, Candidate, ExamPlacement, RankIndex, RankOptions, Ranking, rank};
 

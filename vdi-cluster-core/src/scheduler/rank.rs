@@ -3,8 +3,10 @@
 //! [`RankIndex::new`] sorts the workers that can take a session as far as
 //! their state goes (healthy, accepting, a free slot) by free slots, in runs
 //! of equal free slots ordered by a hash of the worker's code. A query then
-//! touches only the sticky worker, the exam's affine workers and the first
-//! few of the policy order: its cost does not grow with the fleet. A
+//! touches only the sticky worker, the first few of the exam's affine
+//! workers — in an order the index keeps per revision of the exam's hints
+//! (see the `affine` module) — and the first few of the policy order: its
+//! cost grows neither with the fleet nor with the exam's spread. A
 //! request with constraints walks the policy order of one facet instead —
 //! the workers of its zone, or carrying one of its labels or capabilities,
 //! whichever is smallest — kept in the same order when the index is built.
@@ -19,6 +21,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 
+use super::affine::{AffineOrders, Fleet, PlacementRevision};
 use super::{ChoiceReason, Constraints, ExclusionReason, Exclusions, SchedulingPolicy, exclusion};
 use crate::health::Availability;
 use crate::ids::WorkerId;
@@ -27,13 +30,45 @@ use crate::worker::WorkerView;
 
 /// The exam's placement hints, as the store last recorded them: the
 /// sticky worker and the exam's sessions per worker.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ExamPlacement {
     /// The sticky worker, if the key has not expired.
     pub sticky: Option<WorkerId>,
-    /// Sessions of this exam per worker.
+    /// Sessions of this exam per worker. Once ranked, change it through
+    /// [`placed`](Self::placed), or give the hints a fresh `revision`.
     pub affinity: BTreeMap<WorkerId, u32>,
+    /// Which version of these hints this is: a [`RankIndex`] keeps the
+    /// order of the affine workers per revision.
+    pub revision: PlacementRevision,
 }
+
+impl ExamPlacement {
+    /// Hints read from the store, as a fresh revision.
+    pub fn new(sticky: Option<WorkerId>, affinity: BTreeMap<WorkerId, u32>) -> Self {
+        Self {
+            sticky,
+            affinity,
+            revision: PlacementRevision::default(),
+        }
+    }
+
+    /// Moves the hints by a session placed on `worker`: it becomes the
+    /// sticky worker and holds one more session of the exam.
+    pub fn placed(&mut self, worker: &WorkerId) {
+        self.sticky = Some(worker.clone());
+        *self.affinity.entry(worker.clone()).or_default() += 1;
+        self.revision.changed(worker);
+    }
+}
+
+/// Hints are equal when they say the same, whatever their revisions.
+impl PartialEq for ExamPlacement {
+    fn eq(&self, other: &Self) -> bool {
+        self.sticky == other.sticky && self.affinity == other.affinity
+    }
+}
+
+impl Eq for ExamPlacement {}
 
 /// Knobs of a ranking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,6 +249,8 @@ pub struct RankIndex {
     by_state: Exclusions,
     /// Healthy, accepting workers with no free slot.
     full: Vec<usize>,
+    /// The affine workers of the exams ranked so far, in order.
+    affine: AffineOrders,
 }
 
 impl RankIndex {
@@ -258,6 +295,7 @@ impl RankIndex {
             facets,
             by_state,
             full,
+            affine: AffineOrders::default(),
         }
     }
 
@@ -326,6 +364,10 @@ impl RankIndex {
     }
 
     /// Orders the workers that may take a new session for an exam.
+    ///
+    /// Affine workers tied on sessions and policy keep a fixed order (by
+    /// the worker's hash) whatever the request's seed: the herd rotation of
+    /// their head alone spreads requests among them.
     pub fn rank(
         &self,
         constraints: &Constraints,
@@ -352,34 +394,15 @@ impl RankIndex {
         }
 
         if options.exam_affinity {
-            let policy_key = |i: usize| -> i64 {
-                let free = i64::from(self.views[i].available_sessions);
-                if options.policy == SchedulingPolicy::Pack {
-                    -free
-                } else {
-                    free
-                }
+            let fleet = Fleet {
+                views: &self.views,
+                by_id: &self.by_id,
+                policy: options.policy,
             };
-            let tie = |i: usize| mix(self.views[i].tiebreak ^ seed);
-            let mut affine: Vec<(usize, u32)> = placement
-                .affinity
-                .iter()
-                .filter_map(|(w, n)| self.by_id.get(w).map(|&i| (i, *n)))
-                .filter(|&(i, n)| n > 0 && !taken.contains(&i) && ok(i))
-                .collect();
-            let better = |&(a, na): &(usize, u32), &(b, nb): &(usize, u32)| {
-                nb.cmp(&na)
-                    .then_with(|| policy_key(b).cmp(&policy_key(a)))
-                    .then_with(|| tie(b).cmp(&tie(a)))
-            };
-            // Only the best `want` are offered: select them, then sort
-            // those (an exam spread over many workers is not sorted whole).
             let want = limit - candidates.len();
-            if want > 0 && affine.len() > want {
-                affine.select_nth_unstable_by(want - 1, better);
-            }
-            affine.truncate(want);
-            affine.sort_unstable_by(better);
+            let mut affine = self
+                .affine
+                .best(fleet, placement, want, |i| !taken.contains(&i) && ok(i));
             // Herd damping among the most affine workers too: every replica
             // holds the same affinity counts, and would otherwise try the
             // same worker until it is full.

@@ -122,9 +122,7 @@ impl Hints {
     fn placed(&self, exam: &ExamId, worker: &WorkerId) {
         if let Some(h) = lock(&self.placements).get_mut(exam) {
             h.own_sticky = Some(worker.clone());
-            let hints = Arc::make_mut(&mut h.read.value);
-            hints.sticky = Some(worker.clone());
-            *hints.affinity.entry(worker.clone()).or_default() += 1;
+            Arc::make_mut(&mut h.read.value).placed(worker);
         }
     }
 

@@ -117,14 +117,14 @@ pub fn ranking(data: &[u8]) {
     let seed = data
         .iter()
         .fold(0u64, |h, b| h.rotate_left(5) ^ u64::from(*b));
-    let placement = ExamPlacement {
-        sticky: views.get(data.len() % 7).map(|v| v.id().clone()),
-        affinity: views
+    let placement = ExamPlacement::new(
+        views.get(data.len() % 7).map(|v| v.id().clone()),
+        views
             .iter()
             .step_by(3)
             .map(|v| (v.id().clone(), 1))
             .collect(),
-    };
+    );
     let options = RankOptions {
         policy: if seed % 2 == 0 {
             SchedulingPolicy::Spread
