@@ -131,7 +131,7 @@ pub(crate) async fn on_http<T>(
         match Arc::try_unwrap(cluster) {
             Ok(c) => {
                 c.stop().await;
-                break;
+                return result;
             }
             Err(c) => {
                 cluster = c;
@@ -139,6 +139,10 @@ pub(crate) async fn on_http<T>(
             }
         }
     }
+    eprintln!(
+        "warning: the servers and nodes of this run are still in use after 2 s; \
+         they are not stopped and their namespace is left behind"
+    );
     result
 }
 
