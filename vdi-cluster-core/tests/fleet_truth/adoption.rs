@@ -35,15 +35,7 @@ async fn a_session_without_a_record_is_adopted_with_its_details() {
         (d.id, AllocateOutcome::Existing)
     );
     assert_eq!(h.report("w1", 4, true).await.adopted_sessions, 0);
-    assert_eq!(
-        h.store
-            .worker(&wid("w1"))
-            .await
-            .unwrap()
-            .unwrap()
-            .dispatched,
-        1
-    );
+    assert_eq!(h.dispatched("w1").await, 1);
     assert_no_drift(&h.store).await;
 }
 

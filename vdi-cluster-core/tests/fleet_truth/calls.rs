@@ -185,15 +185,7 @@ async fn concurrent_duplicates_coalesce_on_the_last_slot() {
     }
     assert_eq!(ids.len(), 1, "one dispatch for all");
     assert_eq!(h.workers.allocate_calls(), 1, "the worker was asked once");
-    assert_eq!(
-        h.store
-            .worker(&wid("w1"))
-            .await
-            .unwrap()
-            .unwrap()
-            .dispatched,
-        1
-    );
+    assert_eq!(h.dispatched("w1").await, 1);
     assert_no_drift(&h.store).await;
 }
 

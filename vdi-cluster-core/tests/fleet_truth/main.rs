@@ -114,6 +114,16 @@ impl Harness {
         self.workers.allocate(&record, key).await.unwrap();
     }
 
+    /// `code`'s dispatched count as stored.
+    pub(crate) async fn dispatched(&self, code: &str) -> u32 {
+        self.store
+            .worker(&wid(code))
+            .await
+            .unwrap()
+            .unwrap()
+            .dispatched
+    }
+
     pub(crate) fn advance(&self, d: Duration) {
         self.clock.advance(d);
     }
