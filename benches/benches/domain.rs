@@ -237,6 +237,7 @@ fn service(c: &mut Criterion) {
     rt.block_on(async {
         for i in 0..500 {
             service
+                .fleet()
                 .heartbeat(fleet::heartbeat(i, 20, 0, "boot", 1))
                 .await
                 .unwrap();
@@ -250,10 +251,11 @@ fn service(c: &mut Criterion) {
             let key = SessionKey::parse(format!("exam-{}", i % 10), format!("u{i}")).unwrap();
             rt.block_on(async {
                 service
+                    .placement()
                     .allocate(key.clone(), Default::default())
                     .await
                     .unwrap();
-                service.release(&key).await.unwrap();
+                service.placement().release(&key).await.unwrap();
             })
         })
     });
@@ -262,12 +264,12 @@ fn service(c: &mut Criterion) {
         b.iter(|| {
             seq += 1;
             let hb = fleet::heartbeat((seq % 500) as usize, 20, 0, "boot", seq);
-            rt.block_on(service.heartbeat(hb)).unwrap()
+            rt.block_on(service.fleet().heartbeat(hb)).unwrap()
         })
     });
     group.bench_function("snapshot-refresh/memory/500 workers", |b| {
         b.iter(|| {
-            rt.block_on(service.worker_views())
+            rt.block_on(service.fleet().worker_views())
                 .map(RankIndex::new)
                 .unwrap()
         })

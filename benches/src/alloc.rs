@@ -55,7 +55,7 @@ pub enum AllocOutcome {
 }
 
 impl AllocOutcome {
-    /// Classifies the answer of [`ClusterService::allocate`](vdi_cluster_core::ClusterService::allocate).
+    /// Classifies the answer of [`Placement::allocate`](vdi_cluster_core::service::Placement::allocate).
     pub fn of(result: Result<Allocation, Error>) -> Self {
         match result {
             Ok(a) if a.outcome == AllocateOutcome::Existing => Self::Existing,
@@ -68,7 +68,7 @@ impl AllocOutcome {
         }
     }
 
-    /// Classifies the answer of [`ClusterService::request_session`](vdi_cluster_core::ClusterService::request_session)
+    /// Classifies the answer of [`Placement::request_session`](vdi_cluster_core::service::Placement::request_session)
     /// (the session API's entry point).
     pub fn of_request(result: Result<SessionRequest, Error>) -> Self {
         match result {

@@ -164,7 +164,7 @@ impl Load {
                 };
                 match key {
                     Some(key) => {
-                        let r = service.release(&key).await.map(drop);
+                        let r = service.placement().release(&key).await.map(drop);
                         self.finish(Op::Release, issued_at, r);
                         return;
                     }
@@ -176,7 +176,10 @@ impl Load {
         match op {
             Op::Allocate => {
                 let key = self.new_student();
-                let r = service.allocate(key.clone(), Default::default()).await;
+                let r = service
+                    .placement()
+                    .allocate(key.clone(), Default::default())
+                    .await;
                 if r.is_ok() {
                     self.live
                         .lock()
@@ -193,7 +196,7 @@ impl Load {
                 let sessions = self.target.cluster.workers.sessions(&id);
                 let mut hb = heartbeat(w, self.config.slots, sessions.len() as u32, BOOT, seq);
                 hb.live_sessions = Some(sessions);
-                let r = service.heartbeat(hb).await.map(drop);
+                let r = service.fleet().heartbeat(hb).await.map(drop);
                 self.finish(Op::Heartbeat, issued_at, r);
             }
             Op::Release => unreachable!("handled above"),
@@ -245,7 +248,7 @@ async fn phase(
             let mut failures = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
-                match service.reconcile().await {
+                match service.operations().reconcile().await {
                     Ok(_) => passes.record(t.elapsed()),
                     Err(e) => failures.push(e.to_string()),
                 }

@@ -180,6 +180,7 @@ impl Target for InProcess {
         let service = self.cluster.replica(via);
         AllocOutcome::of_request(
             service
+                .placement()
                 .request_session(key.clone(), Default::default())
                 .await,
         )
@@ -191,6 +192,7 @@ impl Target for InProcess {
             match self
                 .cluster
                 .replica(0)
+                .exams()
                 .book_exam(exam, "vdi-loadgen")
                 .await?
             {
@@ -203,6 +205,7 @@ impl Target for InProcess {
     async fn release(&self, via: usize, key: &SessionKey) -> Result<(), String> {
         let service = self.cluster.replica(via);
         service
+            .placement()
             .release(key)
             .await
             .map(drop)
@@ -212,7 +215,7 @@ impl Target for InProcess {
     async fn heartbeat(&self, via: usize, beat: Beat) -> Result<bool, String> {
         let service = self.cluster.replica(via);
         let hb = heartbeat(beat.worker, beat.slots, 0, BOOT, beat.seq);
-        match service.heartbeat(hb).await {
+        match service.fleet().heartbeat(hb).await {
             Ok(ack) => Ok(ack.accepted),
             Err(e) => Err(e.to_string()),
         }
@@ -221,7 +224,7 @@ impl Target for InProcess {
     /// Every replica reads the registered fleet.
     async fn registered(&self) -> anyhow::Result<()> {
         for s in &self.cluster.services {
-            s.worker_views().await.context("read the fleet")?;
+            s.fleet().worker_views().await.context("read the fleet")?;
         }
         Ok(())
     }
@@ -242,6 +245,7 @@ impl Target for InProcess {
             .await
             .context("recount of the records")?;
         let max: HashMap<_, _> = self.cluster.services[0]
+            .fleet()
             .worker_views()
             .await?
             .into_iter()

@@ -5,7 +5,7 @@
 //!
 //! Pure: no clock, no store; time arrives as `now`. The pass that reads the
 //! records, asks these functions and applies their answers is
-//! orchestration (`ClusterService::reconcile`).
+//! orchestration (`Operations::reconcile`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -48,6 +48,7 @@ async fn harness(tweak: impl FnOnce(&mut ServiceConfig)) -> Harness {
         .events(Arc::new(events.clone()))
         .build();
     let endpoint = svc
+        .operations()
         .create_webhook(
             "admin",
             "http://hooks.example/",
@@ -75,7 +76,7 @@ impl Harness {
             boot_id: Some("boot-1".into()),
             seq: Some(self.seq.fetch_add(1, Ordering::SeqCst) + 1),
         };
-        assert!(self.svc.heartbeat(hb).await.unwrap().accepted);
+        assert!(self.svc.fleet().heartbeat(hb).await.unwrap().accepted);
     }
 
     /// Advances `secs` in steps of 100 s, `alive` heartbeating at each.
@@ -92,6 +93,7 @@ impl Harness {
     async fn outbox(&self) -> Vec<EventKind> {
         let mut all = self
             .svc
+            .operations()
             .webhook_deliveries(&self.endpoint, 200)
             .await
             .unwrap();
@@ -124,6 +126,7 @@ impl Harness {
         for i in 0..3 {
             let placed = self
                 .svc
+                .placement()
                 .allocate(key(&format!("exam-{i}"), "s"), Default::default())
                 .await
                 .unwrap();
@@ -144,9 +147,13 @@ async fn registrations_and_removals_commit_their_alerts() {
         1,
         "a heartbeat writes none"
     );
-    h.svc.deregister(&wid("w1"), "w1").await.unwrap();
+    h.svc.fleet().deregister(&wid("w1"), "w1").await.unwrap();
     assert_eq!(h.count("workerRemoved").await, 1);
-    h.svc.remove_worker(&wid("w1"), "admin").await.unwrap();
+    h.svc
+        .fleet()
+        .remove_worker(&wid("w1"), "admin")
+        .await
+        .unwrap();
     assert_eq!(h.count("workerRemoved").await, 2);
 }
 
@@ -154,7 +161,7 @@ async fn registrations_and_removals_commit_their_alerts() {
 async fn migrations_are_summarised_per_exam_and_each_move_is_written() {
     let h = harness(|c| c.failure_policy = FailurePolicy::Automatic).await;
     h.one_worker_offline().await;
-    let report = h.svc.reconcile().await.unwrap();
+    let report = h.svc.operations().reconcile().await.unwrap();
     assert_eq!(report.migrated, 3);
     assert_eq!(report.by_exam.len(), 3);
     for (exam, m) in &report.by_exam {
@@ -172,7 +179,7 @@ async fn migrations_are_summarised_per_exam_and_each_move_is_written() {
         .expect("migration.summary");
     assert_eq!(summary.by_exam, report.by_exam);
     // A pass with nothing to report writes no summary.
-    h.svc.reconcile().await.unwrap();
+    h.svc.operations().reconcile().await.unwrap();
     assert_eq!(h.count("reconciled").await, 1);
 }
 
@@ -184,21 +191,21 @@ async fn manual_migration_is_reminded_at_its_interval_until_resolved() {
     })
     .await;
     h.one_worker_offline().await;
-    let report = h.svc.reconcile().await.unwrap();
+    let report = h.svc.operations().reconcile().await.unwrap();
     assert_eq!(report.orphaned, 3);
     assert_eq!(report.by_exam.values().map(|m| m.orphaned).sum::<u32>(), 3);
     assert_eq!(h.count("sessionsOrphaned").await, 1);
-    h.svc.reconcile().await.unwrap();
+    h.svc.operations().reconcile().await.unwrap();
     h.advance(500, &["w2", "w3"]).await;
-    h.svc.reconcile().await.unwrap();
+    h.svc.operations().reconcile().await.unwrap();
     assert_eq!(
         h.count("sessionsOrphaned").await,
         1,
         "not before the interval"
     );
     h.advance(100, &["w2", "w3"]).await;
-    h.svc.reconcile().await.unwrap();
-    h.svc.reconcile().await.unwrap();
+    h.svc.operations().reconcile().await.unwrap();
+    h.svc.operations().reconcile().await.unwrap();
     assert_eq!(h.count("sessionsOrphaned").await, 2, "reminded once");
     assert!(
         h.outbox()
@@ -210,12 +217,13 @@ async fn manual_migration_is_reminded_at_its_interval_until_resolved() {
     // Resolved: the students came back and were moved; no more reminders.
     for i in 0..3 {
         h.svc
+            .placement()
             .allocate(key(&format!("exam-{i}"), "s"), Default::default())
             .await
             .unwrap();
     }
     h.advance(600, &["w2", "w3"]).await;
-    h.svc.reconcile().await.unwrap();
+    h.svc.operations().reconcile().await.unwrap();
     assert_eq!(h.count("sessionsOrphaned").await, 2);
 }
 
@@ -227,24 +235,46 @@ async fn a_suspension_is_alerted_once_per_episode() {
     }
     for i in 0..6 {
         h.svc
+            .placement()
             .allocate(key(&format!("exam-{i}"), "s"), Default::default())
             .await
             .unwrap();
     }
     h.advance(700, &["w3"]).await;
     for _ in 0..3 {
-        assert!(h.svc.reconcile().await.unwrap().mass_failure_guard);
+        assert!(
+            h.svc
+                .operations()
+                .reconcile()
+                .await
+                .unwrap()
+                .mass_failure_guard
+        );
     }
     assert_eq!(h.count("migrationSuspended").await, 1);
     assert_eq!(h.emitted("migrationSuspended"), 1);
 
     // The workers come back and the guard lets go: the episode ends.
     h.advance(700, &["w1", "w2", "w3"]).await;
-    assert!(!h.svc.reconcile().await.unwrap().mass_failure_guard);
+    assert!(
+        !h.svc
+            .operations()
+            .reconcile()
+            .await
+            .unwrap()
+            .mass_failure_guard
+    );
     // A second mass failure is a second episode.
     h.advance(700, &["w3"]).await;
-    assert!(h.svc.reconcile().await.unwrap().mass_failure_guard);
-    h.svc.reconcile().await.unwrap();
+    assert!(
+        h.svc
+            .operations()
+            .reconcile()
+            .await
+            .unwrap()
+            .mass_failure_guard
+    );
+    h.svc.operations().reconcile().await.unwrap();
     assert_eq!(h.count("migrationSuspended").await, 2);
 }
 
@@ -256,22 +286,25 @@ async fn a_forming_queue_is_alerted_once_per_episode() {
     let now = START;
     h.store.enqueue(&exam, &user("u1"), now).await.unwrap();
     assert!(
-        h.svc.watch_queues(None).await.unwrap().is_empty(),
+        h.svc.exams().watch_queues(None).await.unwrap().is_empty(),
         "below 2"
     );
     h.store.enqueue(&exam, &user("u2"), now).await.unwrap();
-    assert_eq!(h.svc.watch_queues(None).await.unwrap().len(), 1);
+    assert_eq!(h.svc.exams().watch_queues(None).await.unwrap().len(), 1);
     h.store.enqueue(&exam, &user("u3"), now).await.unwrap();
-    assert!(h.svc.watch_queues(None).await.unwrap().is_empty(), "once");
+    assert!(
+        h.svc.exams().watch_queues(None).await.unwrap().is_empty(),
+        "once"
+    );
     assert_eq!(h.count("examQueueForming").await, 1);
 
     for u in ["u1", "u2", "u3"] {
         h.store.leave_queue(&exam, &user(u)).await.unwrap();
     }
-    assert!(h.svc.watch_queues(None).await.unwrap().is_empty());
+    assert!(h.svc.exams().watch_queues(None).await.unwrap().is_empty());
     h.store.enqueue(&exam, &user("u4"), now).await.unwrap();
     h.store.enqueue(&exam, &user("u5"), now).await.unwrap();
-    assert_eq!(h.svc.watch_queues(None).await.unwrap().len(), 1);
+    assert_eq!(h.svc.exams().watch_queues(None).await.unwrap().len(), 1);
     assert_eq!(h.count("examQueueForming").await, 2, "a new episode");
 }
 
@@ -282,6 +315,7 @@ async fn a_redispatch_writes_its_migration_with_the_confirmation() {
     h.beat("w1", 4).await;
     let placed = h
         .svc
+        .placement()
         .allocate(key("exam-r", "s1"), Default::default())
         .await
         .unwrap();
@@ -295,6 +329,7 @@ async fn a_redispatch_writes_its_migration_with_the_confirmation() {
     h.advance(200, &["w2"]).await;
     let moved = h
         .svc
+        .placement()
         .allocate(key("exam-r", "s1"), Default::default())
         .await
         .unwrap();
@@ -315,6 +350,7 @@ async fn a_redispatch_writes_its_migration_with_the_confirmation() {
     );
     assert_eq!(h.emitted("sessionMigrated"), 1);
     h.svc
+        .placement()
         .allocate(key("exam-r", "s1"), Default::default())
         .await
         .unwrap();
@@ -337,7 +373,7 @@ async fn orphans_marked_by_a_leader_that_stopped_before_alerting_are_alerted_onc
     }
     assert_eq!(h.count("sessionsOrphaned").await, 0);
     // The next leader re-observes them and writes the alert ...
-    let report = h.svc.reconcile().await.unwrap();
+    let report = h.svc.operations().reconcile().await.unwrap();
     assert_eq!(report.orphaned, 0, "already marked");
     assert_eq!(h.count("sessionsOrphaned").await, 1);
     // ... under the key every leader derives, so one more writes nothing.
@@ -349,6 +385,6 @@ async fn orphans_marked_by_a_leader_that_stopped_before_alerting_are_alerted_onc
             })
             .clock(Arc::new(h.clock.clone()))
             .build();
-    next.reconcile().await.unwrap();
+    next.operations().reconcile().await.unwrap();
     assert_eq!(h.count("sessionsOrphaned").await, 1);
 }

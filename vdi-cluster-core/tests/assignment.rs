@@ -44,6 +44,7 @@ async fn a_code_comes_from_the_host_and_stays_with_it() {
     let svc = service(&store);
     let shared = Registrant::SharedToken;
     let first = svc
+        .fleet()
         .register_assigned(
             None,
             at("http://10.0.0.1:3001"),
@@ -57,6 +58,7 @@ async fn a_code_comes_from_the_host_and_stays_with_it() {
     assert_eq!(first.record.host.disk_gb, Some(500));
     // The same host again, asking or not: the same code.
     let again = svc
+        .fleet()
         .register_assigned(
             None,
             at("http://10.0.0.1:3001"),
@@ -68,6 +70,7 @@ async fn a_code_comes_from_the_host_and_stays_with_it() {
         .unwrap();
     assert_eq!(again.id(), first.id());
     let asked = svc
+        .fleet()
         .register_assigned(
             Some(wid("node1")),
             at("http://10.0.0.1:3002"),
@@ -80,6 +83,7 @@ async fn a_code_comes_from_the_host_and_stays_with_it() {
     assert_eq!(asked.id(), first.id());
     // Another host asking for it gets another code; the first keeps its URL.
     let other = svc
+        .fleet()
         .register_assigned(
             Some(wid("node1")),
             at("http://10.0.0.2:3001"),
@@ -91,10 +95,11 @@ async fn a_code_comes_from_the_host_and_stays_with_it() {
         .unwrap();
     assert_ne!(other.id(), first.id());
     assert!(other.id().as_str().starts_with("node1-"), "{}", other.id());
-    let kept = svc.worker_view(first.id()).await.unwrap();
+    let kept = svc.fleet().worker_view(first.id()).await.unwrap();
     assert_eq!(kept.record.description.api_base_url, "http://10.0.0.1:3002");
     // An operator gets the code it asks for, on any host.
     let moved = svc
+        .fleet()
         .register_assigned(
             Some(wid("node1")),
             at("http://10.0.0.9:3001"),
@@ -112,6 +117,7 @@ async fn skipped_codes_are_never_assigned() {
     let store = Arc::new(MemoryStore::new());
     let svc = service(&store);
     let view = svc
+        .fleet()
         .register_assigned(
             None,
             at("http://10.0.0.1:3001"),
@@ -131,17 +137,18 @@ async fn replicas_racing_for_one_code_assign_distinct_codes() {
     let mut tasks = Vec::new();
     for (i, svc) in replicas.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
-            svc.register_assigned(
-                Some(wid("exam-node")),
-                at(&format!("http://10.0.1.{i}:3001")),
-                HostInfo::default(),
-                Registrant::SharedToken,
-                never,
-            )
-            .await
-            .unwrap()
-            .id()
-            .clone()
+            svc.fleet()
+                .register_assigned(
+                    Some(wid("exam-node")),
+                    at(&format!("http://10.0.1.{i}:3001")),
+                    HostInfo::default(),
+                    Registrant::SharedToken,
+                    never,
+                )
+                .await
+                .unwrap()
+                .id()
+                .clone()
         }));
     }
     let mut codes = BTreeSet::new();
@@ -156,10 +163,12 @@ async fn replicas_racing_for_one_code_assign_distinct_codes() {
 async fn a_deregistration_keeps_its_reason_until_the_worker_returns() {
     let store = Arc::new(MemoryStore::new());
     let svc = service(&store);
-    svc.heartbeat(heartbeat_with_slots("w1", 4, 0))
+    svc.fleet()
+        .heartbeat(heartbeat_with_slots("w1", 4, 0))
         .await
         .unwrap();
     let gone = svc
+        .fleet()
         .deregister_with_reason(&wid("w1"), "worker:w1", Some("maintenance".into()))
         .await
         .unwrap();
@@ -171,15 +180,16 @@ async fn a_deregistration_keeps_its_reason_until_the_worker_returns() {
     let entry = audit.iter().find(|e| e.action == "deregister").unwrap();
     assert_eq!(entry.detail["reason"], "maintenance");
     let bad = svc
+        .fleet()
         .deregister_with_reason(&wid("w1"), "worker:w1", Some("a\u{0}b".into()))
         .await
         .unwrap_err();
     assert!(bad.to_string().contains("reason"), "{bad}");
     let mut back = heartbeat_with_slots("w1", 4, 0);
     back.stamp.seq = Some(2);
-    let view = svc.heartbeat(back).await.unwrap();
+    let view = svc.fleet().heartbeat(back).await.unwrap();
     assert!(view.accepted);
-    let view = svc.worker_view(&wid("w1")).await.unwrap();
+    let view = svc.fleet().worker_view(&wid("w1")).await.unwrap();
     assert!(view.record.deregister_reason.is_none());
     assert!(view.record.deregistered_at.is_none());
 }

@@ -44,20 +44,24 @@ fn accepted(b: Booking) -> vdi_cluster_core::service::ExamStatus {
 #[tokio::test]
 async fn a_refusal_suggests_a_start_that_is_then_accepted() {
     let (svc, _) = setup();
-    svc.heartbeat(heartbeat_with_slots("w1", 4, 0))
+    svc.fleet()
+        .heartbeat(heartbeat_with_slots("w1", 4, 0))
         .await
         .unwrap();
-    svc.heartbeat(heartbeat_with_slots("w2", 4, 0))
+    svc.fleet()
+        .heartbeat(heartbeat_with_slots("w2", 4, 0))
         .await
         .unwrap();
     let start = START.plus(HOUR);
     accepted(
-        svc.book_exam(exam("morning", start, 60, 6), "admin")
+        svc.exams()
+            .book_exam(exam("morning", start, 60, 6), "admin")
             .await
             .unwrap(),
     );
     let late = exam("late", start.plus(Duration::from_secs(1800)), 60, 4);
-    let Booking::Refused(refusal) = svc.book_exam(late.clone(), "admin").await.unwrap() else {
+    let Booking::Refused(refusal) = svc.exams().book_exam(late.clone(), "admin").await.unwrap()
+    else {
         panic!("6 + 4 students do not fit 8 slots");
     };
     assert_eq!(refusal.shortfall.missing, 2);
@@ -67,13 +71,16 @@ async fn a_refusal_suggests_a_start_that_is_then_accepted() {
     let suggested = refusal.earliest_start.expect("a start that fits");
     assert_eq!(suggested, start.plus(Duration::from_secs(80 * 60)));
     let moved = accepted(
-        svc.book_exam(late.moved_to(suggested), "admin")
+        svc.exams()
+            .book_exam(late.moved_to(suggested), "admin")
             .await
             .unwrap(),
     );
     assert!(moved.at_risk.is_none());
     assert!(matches!(
-        svc.book_exam(exam("morning", start, 10, 1), "admin").await,
+        svc.exams()
+            .book_exam(exam("morning", start, 10, 1), "admin")
+            .await,
         Err(Error::ExamExists(_))
     ));
 }
@@ -81,17 +88,20 @@ async fn a_refusal_suggests_a_start_that_is_then_accepted() {
 #[tokio::test]
 async fn changes_are_admitted_again_and_cancel_frees_capacity() {
     let (svc, _) = setup();
-    svc.heartbeat(heartbeat_with_slots("w1", 8, 0))
+    svc.fleet()
+        .heartbeat(heartbeat_with_slots("w1", 8, 0))
         .await
         .unwrap();
     let start = START.plus(HOUR);
     accepted(
-        svc.book_exam(exam("a", start, 60, 4), "admin")
+        svc.exams()
+            .book_exam(exam("a", start, 60, 4), "admin")
             .await
             .unwrap(),
     );
     accepted(
-        svc.book_exam(exam("b", start, 60, 4), "admin")
+        svc.exams()
+            .book_exam(exam("b", start, 60, 4), "admin")
             .await
             .unwrap(),
     );
@@ -101,36 +111,39 @@ async fn changes_are_admitted_again_and_cancel_frees_capacity() {
         ..ExamPatch::default()
     };
     assert!(matches!(
-        svc.update_exam(&a, &grow, "admin").await.unwrap(),
+        svc.exams().update_exam(&a, &grow, "admin").await.unwrap(),
         Booking::Refused(_)
     ));
     let rename = ExamPatch {
         name: Some("Renamed".into()),
         ..ExamPatch::default()
     };
-    let renamed = accepted(svc.update_exam(&a, &rename, "admin").await.unwrap());
+    let renamed = accepted(svc.exams().update_exam(&a, &rename, "admin").await.unwrap());
     assert_eq!(
         (renamed.exam.name.as_str(), renamed.exam.students),
         ("Renamed", 4)
     );
-    svc.cancel_exam(&exam("b", start, 1, 1).id, "admin")
+    svc.exams()
+        .cancel_exam(&exam("b", start, 1, 1).id, "admin")
         .await
         .unwrap();
     assert_eq!(
-        accepted(svc.update_exam(&a, &grow, "admin").await.unwrap())
+        accepted(svc.exams().update_exam(&a, &grow, "admin").await.unwrap())
             .exam
             .students,
         5
     );
     assert!(matches!(
-        svc.cancel_exam(&exam("b", start, 1, 1).id, "admin").await,
+        svc.exams()
+            .cancel_exam(&exam("b", start, 1, 1).id, "admin")
+            .await,
         Err(Error::ExamNotFound(_))
     ));
     let bad = ExamPatch {
         ends_at: Some(start),
         ..ExamPatch::default()
     };
-    match svc.update_exam(&a, &bad, "admin").await {
+    match svc.exams().update_exam(&a, &bad, "admin").await {
         Err(Error::Invalid(e)) => assert_eq!(e.field, "endsAt"),
         other => panic!("{other:?}"),
     }
@@ -140,6 +153,7 @@ async fn changes_are_admitted_again_and_cancel_frees_capacity() {
 async fn draining_a_worker_flags_exams_at_risk_once() {
     let (svc, events) = setup();
     let hook = svc
+        .operations()
         .create_webhook(
             "admin",
             "http://hooks.example/",
@@ -149,41 +163,46 @@ async fn draining_a_worker_flags_exams_at_risk_once() {
         )
         .await
         .unwrap();
-    svc.heartbeat(heartbeat_with_slots("w1", 4, 0))
+    svc.fleet()
+        .heartbeat(heartbeat_with_slots("w1", 4, 0))
         .await
         .unwrap();
-    svc.heartbeat(heartbeat_with_slots("w2", 4, 0))
+    svc.fleet()
+        .heartbeat(heartbeat_with_slots("w2", 4, 0))
         .await
         .unwrap();
     let start = START.plus(HOUR);
     accepted(
-        svc.book_exam(exam("big", start, 60, 7), "admin")
+        svc.exams()
+            .book_exam(exam("big", start, 60, 7), "admin")
             .await
             .unwrap(),
     );
-    assert!(svc.evaluate_exam_risks().await.unwrap().is_empty());
+    assert!(svc.exams().evaluate_exam_risks().await.unwrap().is_empty());
 
-    svc.admin(&wid("w2"), AdminAction::Drain { deadline: None }, "ops")
+    svc.fleet()
+        .admin(&wid("w2"), AdminAction::Drain { deadline: None }, "ops")
         .await
         .unwrap();
-    let changes = svc.evaluate_exam_risks().await.unwrap();
+    let changes = svc.exams().evaluate_exam_risks().await.unwrap();
     assert!(
         matches!(&changes[..], [EventKind::ExamAtRisk { shortfall: 3, .. }]),
         "{changes:?}"
     );
     assert!(
-        svc.evaluate_exam_risks().await.unwrap().is_empty(),
+        svc.exams().evaluate_exam_risks().await.unwrap().is_empty(),
         "once per change"
     );
-    let listed = svc.exam_calendar(None, None).await.unwrap();
+    let listed = svc.exams().exam_calendar(None, None).await.unwrap();
     assert_eq!(listed[0].at_risk.as_ref().map(|s| s.missing), Some(3));
-    let figures = svc.exam_figures(&listed[0].exam.id).await.unwrap();
+    let figures = svc.exams().exam_figures(&listed[0].exam.id).await.unwrap();
     assert_eq!((figures.booked_students, figures.reserved_capacity), (7, 4));
 
-    svc.admin(&wid("w2"), AdminAction::Activate, "ops")
+    svc.fleet()
+        .admin(&wid("w2"), AdminAction::Activate, "ops")
         .await
         .unwrap();
-    let changes = svc.evaluate_exam_risks().await.unwrap();
+    let changes = svc.exams().evaluate_exam_risks().await.unwrap();
     assert!(matches!(&changes[..], [EventKind::ExamFitsAgain { .. }]));
     let names: Vec<_> = events.events().iter().map(|e| e.kind.name()).collect();
     assert_eq!(
@@ -195,6 +214,7 @@ async fn draining_a_worker_flags_exams_at_risk_once() {
     );
     // Each written to the outbox when its flag was swapped.
     let mut written: Vec<_> = svc
+        .operations()
         .webhook_deliveries(&hook.id, 10)
         .await
         .unwrap()
@@ -220,7 +240,8 @@ async fn a_booked_exam_is_prewarmed_once_when_its_lead_begins() {
     .clock(Arc::new(clock.clone()))
     .build();
     for code in ["w1", "w2"] {
-        svc.heartbeat(heartbeat_with_slots(code, 4, 0))
+        svc.fleet()
+            .heartbeat(heartbeat_with_slots(code, 4, 0))
             .await
             .unwrap();
     }
@@ -230,7 +251,7 @@ async fn a_booked_exam_is_prewarmed_once_when_its_lead_begins() {
         target: PrewarmTarget::Count(4),
         lead_sec: 900,
     };
-    accepted(svc.book_exam(booked, "admin").await.unwrap());
+    accepted(svc.exams().book_exam(booked, "admin").await.unwrap());
     let prewarmed = || {
         ["w1", "w2"]
             .iter()
@@ -240,22 +261,23 @@ async fn a_booked_exam_is_prewarmed_once_when_its_lead_begins() {
 
     // Not yet: the lead has not begun.
     clock.advance(Duration::from_secs(44 * 60));
-    assert!(svc.start_due_prewarms().await.unwrap().is_empty());
+    assert!(svc.exams().start_due_prewarms().await.unwrap().is_empty());
     assert_eq!(prewarmed(), 0);
 
     // The lead begins: 4 machines across the (live) workers, once.
     clock.advance(Duration::from_secs(60));
     for code in ["w1", "w2"] {
-        svc.heartbeat(heartbeat_with_slots(code, 4, 0))
+        svc.fleet()
+            .heartbeat(heartbeat_with_slots(code, 4, 0))
             .await
             .unwrap();
     }
-    let started = svc.start_due_prewarms().await.unwrap();
+    let started = svc.exams().start_due_prewarms().await.unwrap();
     assert_eq!(started.len(), 1);
     assert_eq!(prewarmed(), 4);
-    assert!(svc.start_due_prewarms().await.unwrap().is_empty());
+    assert!(svc.exams().start_due_prewarms().await.unwrap().is_empty());
     assert_eq!(prewarmed(), 4);
-    let calendar = svc.exam_calendar(None, None).await.unwrap();
+    let calendar = svc.exams().exam_calendar(None, None).await.unwrap();
     assert!(calendar[0].exam.prewarm_started_at.is_some());
     let audit = svc.store().recent_audit(10).await.unwrap();
     assert!(

@@ -62,16 +62,19 @@ async fn first_worker_times_out_second_gets_the_session() {
         .config(config())
         .build();
     service
+        .fleet()
         .heartbeat(heartbeat_with_slots("w-big", 10, 0))
         .await
         .unwrap();
     service
+        .fleet()
         .heartbeat(heartbeat_with_slots("w-small", 4, 0))
         .await
         .unwrap();
 
     let key = SessionKey::parse("exam-1", "student-1").unwrap();
     let placed = service
+        .placement()
         .allocate(key.clone(), Default::default())
         .await
         .unwrap();
@@ -119,12 +122,14 @@ async fn every_worker_failing_ends_in_no_capacity_with_nothing_left() {
         .build();
     for code in ["w1", "w2", "w3", "w4"] {
         service
+            .fleet()
             .heartbeat(heartbeat_with_slots(code, 2, 0))
             .await
             .unwrap();
     }
     let key = SessionKey::parse("exam-1", "student-1").unwrap();
     let err = service
+        .placement()
         .allocate(key.clone(), Default::default())
         .await
         .unwrap_err();
@@ -153,17 +158,23 @@ async fn a_hanging_worker_is_abandoned_after_the_call_timeout() {
         })
         .build();
     service
+        .fleet()
         .heartbeat(heartbeat_with_slots("w-hang", 10, 0))
         .await
         .unwrap();
     service
+        .fleet()
         .heartbeat(heartbeat_with_slots("w-ok", 4, 0))
         .await
         .unwrap();
     let hang = WorkerId::parse("code", "w-hang").unwrap();
     workers.set_behaviour(&hang, Behaviour::Hanging);
     let key = SessionKey::parse("exam-1", "student-1").unwrap();
-    let placed = service.allocate(key, Default::default()).await.unwrap();
+    let placed = service
+        .placement()
+        .allocate(key, Default::default())
+        .await
+        .unwrap();
     assert_eq!(placed.dispatch.worker.as_str(), "w-ok");
     assert_eq!(placed.failed_calls, 1);
     assert_eq!(store.worker(&hang).await.unwrap().unwrap().dispatched, 0);

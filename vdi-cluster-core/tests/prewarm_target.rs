@@ -44,7 +44,7 @@ impl Harness {
                     exams: BTreeMap::from([(self.exam.clone(), pool)]),
                 };
             }
-            self.svc.heartbeat(hb).await.unwrap();
+            self.svc.fleet().heartbeat(hb).await.unwrap();
         }
     }
 
@@ -90,7 +90,7 @@ async fn setup() -> Harness {
         lead_sec: 900,
     };
     assert!(matches!(
-        h.svc.book_exam(booked, "admin").await.unwrap(),
+        h.svc.exams().book_exam(booked, "admin").await.unwrap(),
         Booking::Accepted(_)
     ));
     h
@@ -102,14 +102,28 @@ async fn lost_machines_are_replaced_once_and_released_at_the_end() {
     let all = ["w1", "w2", "w3"];
     h.advance(45 * 60);
     h.report(&all).await;
-    assert_eq!(h.svc.start_due_prewarms().await.unwrap().len(), 1);
+    assert_eq!(h.svc.exams().start_due_prewarms().await.unwrap().len(), 1);
     assert_eq!(h.prewarmed(&all), 6);
     // Nothing reported yet: readiness 0, and no top-up of what is starting.
     h.advance(1);
-    assert!(h.svc.keep_prewarm_targets(None).await.unwrap().is_empty());
+    assert!(
+        h.svc
+            .exams()
+            .keep_prewarm_targets(None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     h.report(&all).await;
-    assert!(h.svc.keep_prewarm_targets(None).await.unwrap().is_empty());
-    let figures = h.svc.exam_figures(&h.exam).await.unwrap();
+    assert!(
+        h.svc
+            .exams()
+            .keep_prewarm_targets(None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let figures = h.svc.exams().exam_figures(&h.exam).await.unwrap();
     assert_eq!(figures.status.prewarm.readiness_percent, 100);
     assert_eq!(figures.status.prewarm.workers.len(), 3);
     let ready_events = |h: &Harness| {
@@ -133,28 +147,49 @@ async fn lost_machines_are_replaced_once_and_released_at_the_end() {
     // w1 falls silent: after the TTL its two machines are lost.
     h.advance(150);
     h.report(&["w2", "w3"]).await;
-    let figures = h.svc.exam_figures(&h.exam).await.unwrap();
+    let figures = h.svc.exams().exam_figures(&h.exam).await.unwrap();
     assert_eq!(figures.status.prewarm.lost, 2);
     assert_eq!(figures.status.prewarm.readiness_percent, 66);
-    let topped = h.svc.keep_prewarm_targets(None).await.unwrap();
+    let topped = h.svc.exams().keep_prewarm_targets(None).await.unwrap();
     assert_eq!(topped.len(), 1);
     assert_eq!((topped[0].1.requested, topped[0].1.started), (2, 2));
     assert!(topped[0].1.shares.iter().all(|s| s.worker != wid("w1")));
     assert_eq!(h.prewarmed(&["w2", "w3"]), 6);
     // Not again until the survivors have reported after the top-up.
-    assert!(h.svc.keep_prewarm_targets(None).await.unwrap().is_empty());
+    assert!(
+        h.svc
+            .exams()
+            .keep_prewarm_targets(None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     h.advance(1);
     h.report(&["w2", "w3"]).await;
-    assert!(h.svc.keep_prewarm_targets(None).await.unwrap().is_empty());
+    assert!(
+        h.svc
+            .exams()
+            .keep_prewarm_targets(None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(h.prewarmed(&["w2", "w3"]), 6);
-    let figures = h.svc.exam_figures(&h.exam).await.unwrap();
+    let figures = h.svc.exams().exam_figures(&h.exam).await.unwrap();
     assert_eq!(figures.status.prewarm.readiness_percent, 100);
     assert_eq!(ready_events(&h), 1, "once per exam");
 
     // At the start: fully ready, no event of falling behind.
     h.advance(15 * 60);
     h.report(&["w2", "w3"]).await;
-    assert!(h.svc.keep_prewarm_targets(None).await.unwrap().is_empty());
+    assert!(
+        h.svc
+            .exams()
+            .keep_prewarm_targets(None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(
         !h.events
             .events()
@@ -163,10 +198,10 @@ async fn lost_machines_are_replaced_once_and_released_at_the_end() {
     );
 
     // Before the end nothing is released; at the end every holder is told.
-    assert_eq!(h.svc.release_ended_prewarms().await.unwrap(), 0);
+    assert_eq!(h.svc.exams().release_ended_prewarms().await.unwrap(), 0);
     h.advance(60 * 60);
     h.report(&["w2", "w3"]).await;
-    assert_eq!(h.svc.release_ended_prewarms().await.unwrap(), 6);
+    assert_eq!(h.svc.exams().release_ended_prewarms().await.unwrap(), 6);
     assert_eq!(h.prewarmed(&["w2", "w3"]), 0);
 }
 
@@ -175,12 +210,12 @@ async fn an_exam_that_starts_short_of_its_target_says_so_once() {
     let h = setup().await;
     h.advance(45 * 60);
     h.report(&["w1", "w2", "w3"]).await;
-    h.svc.start_due_prewarms().await.unwrap();
+    h.svc.exams().start_due_prewarms().await.unwrap();
     // The workers never report the machines ready.
     h.advance(15 * 60);
     h.report(&["w1"]).await;
-    h.svc.keep_prewarm_targets(None).await.unwrap();
-    h.svc.keep_prewarm_targets(None).await.unwrap();
+    h.svc.exams().keep_prewarm_targets(None).await.unwrap();
+    h.svc.exams().keep_prewarm_targets(None).await.unwrap();
     let behind: Vec<_> = h
         .events
         .events()
@@ -200,7 +235,7 @@ async fn an_exam_that_starts_short_of_its_target_says_so_once() {
             },
         )]),
     };
-    h.svc.heartbeat(hb).await.unwrap();
-    h.svc.cancel_exam(&h.exam, "admin").await.unwrap();
+    h.svc.fleet().heartbeat(hb).await.unwrap();
+    h.svc.exams().cancel_exam(&h.exam, "admin").await.unwrap();
     assert_eq!(h.prewarmed(&["w1"]), 0);
 }

@@ -79,7 +79,14 @@ impl Replicas {
             boot_id: Some("boot-1".into()),
             seq: Some(self.seq.fetch_add(1, Ordering::SeqCst) + 1),
         };
-        assert!(self.services[via].heartbeat(hb).await.unwrap().accepted);
+        assert!(
+            self.services[via]
+                .fleet()
+                .heartbeat(hb)
+                .await
+                .unwrap()
+                .accepted
+        );
     }
 
     /// Store calls since the last look, by method (and reserve's answer).
@@ -112,12 +119,14 @@ async fn a_fresh_allocation_is_one_reserve_and_one_confirm() {
     r.beat("w2", 4).await;
     let svc = &r.services[0];
     // The first allocation of the exam reads the fleet and its hints.
-    svc.allocate(key("exam", "s0"), Default::default())
+    svc.placement()
+        .allocate(key("exam", "s0"), Default::default())
         .await
         .unwrap();
     r.take_calls();
     for user in ["s1", "s2", "s3"] {
         let placed = svc
+            .placement()
             .allocate(key("exam", user), Default::default())
             .await
             .unwrap();
@@ -131,11 +140,13 @@ async fn the_session_api_pays_nothing_more_for_an_exam_that_does_not_queue() {
     let r = replicas(1, |_| {});
     r.beat("w1", 4).await;
     let svc = &r.services[0];
-    svc.request_session(key("exam", "s0"), Default::default())
+    svc.placement()
+        .request_session(key("exam", "s0"), Default::default())
         .await
         .unwrap();
     r.take_calls();
     let answer = svc
+        .placement()
         .request_session(key("exam", "s1"), Default::default())
         .await
         .unwrap();
@@ -149,12 +160,13 @@ async fn a_release_of_an_exam_that_does_not_queue_tries_no_queue() {
     r.beat("w1", 4).await;
     let svc = &r.services[0];
     let k = key("exam", "s0");
-    svc.request_session(k.clone(), Default::default())
+    svc.placement()
+        .request_session(k.clone(), Default::default())
         .await
         .unwrap();
-    svc.end_session(&k).await.unwrap();
+    svc.placement().end_session(&k).await.unwrap();
     r.take_calls();
-    svc.promote_after_release(&k.exam_id).await;
+    svc.placement().promote_after_release(&k.exam_id).await;
     assert_eq!(r.take_calls(), calls(&[]), "the calendar is cached");
 }
 
@@ -164,12 +176,14 @@ async fn a_queueing_exam_costs_the_queues_answer_more_while_nobody_waits() {
     r.beat("w1", 4).await;
     let svc = &r.services[0];
     let booked = exam("exam", START, 60, 4);
-    svc.book_exam(booked, "admin").await.unwrap();
-    svc.request_session(key("exam", "s0"), Default::default())
+    svc.exams().book_exam(booked, "admin").await.unwrap();
+    svc.placement()
+        .request_session(key("exam", "s0"), Default::default())
         .await
         .unwrap();
     r.take_calls();
     let answer = svc
+        .placement()
         .request_session(key("exam", "s1"), Default::default())
         .await
         .unwrap();
@@ -180,6 +194,7 @@ async fn a_queueing_exam_costs_the_queues_answer_more_while_nobody_waits() {
     // A student who already has a session gets it back, not a place in
     // the queue.
     let again = svc
+        .placement()
         .request_session(key("exam", "s1"), Default::default())
         .await
         .unwrap();
@@ -195,11 +210,13 @@ async fn an_existing_session_is_handed_back_without_a_read_before_reserving() {
     r.beat("w1", 4).await;
     let svc = &r.services[0];
     let first = svc
+        .placement()
         .allocate(key("exam", "s1"), Default::default())
         .await
         .unwrap();
     r.take_calls();
     let again = svc
+        .placement()
         .allocate(key("exam", "s1"), Default::default())
         .await
         .unwrap();
@@ -221,6 +238,7 @@ async fn a_dispatch_on_a_failed_worker_is_superseded_by_the_new_reservation() {
     r.beat("w2", 4).await;
     let svc = &r.services[0];
     let on = svc
+        .placement()
         .allocate(key("exam", "s1"), Default::default())
         .await
         .unwrap()
@@ -231,6 +249,7 @@ async fn a_dispatch_on_a_failed_worker_is_superseded_by_the_new_reservation() {
     r.beat(other, 4).await;
     r.clock.advance(Duration::from_secs(30)); // `on` is now unreachable.
     let again = svc
+        .placement()
         .allocate(key("exam", "s1"), Default::default())
         .await
         .unwrap();
@@ -254,14 +273,16 @@ async fn the_cached_calendar_is_dropped_by_this_replicas_own_booking() {
     r.beat("w1", 1).await;
     let svc = &r.services[0];
     // The calendar is read (no booking: `exam` does not queue) and cached.
-    svc.request_session(key("exam", "s0"), Default::default())
+    svc.placement()
+        .request_session(key("exam", "s0"), Default::default())
         .await
         .unwrap();
     let booked = exam("exam", START.plus(Duration::from_secs(3600)), 60, 1);
-    svc.book_exam(booked, "admin").await.unwrap();
+    svc.exams().book_exam(booked, "admin").await.unwrap();
     // The worker is full: the booked exam's queue takes the student, where
     // a stale calendar would have refused them.
     let answer = svc
+        .placement()
         .request_session(key("exam", "s1"), Default::default())
         .await
         .unwrap();
@@ -275,6 +296,7 @@ async fn a_stale_placement_hint_costs_a_retry_never_a_slot() {
     r.beat("w2", 2).await;
     let (a, b) = (&r.services[0], &r.services[1]);
     let sticky = a
+        .placement()
         .allocate(key("exam", "s1"), Default::default())
         .await
         .unwrap()
@@ -284,20 +306,26 @@ async fn a_stale_placement_hint_costs_a_retry_never_a_slot() {
     // Replica `b` fills the sticky worker; `a` still has one slot of it in
     // its snapshot.
     let by_b = b
+        .placement()
         .allocate(key("exam", "s2"), Default::default())
         .await
         .unwrap();
     assert_eq!(by_b.dispatch.worker, sticky);
     let by_a = a
+        .placement()
         .allocate(key("exam", "s3"), Default::default())
         .await
         .unwrap();
     assert_eq!(by_a.dispatch.worker.as_str(), other);
     assert_eq!(by_a.contention_retries, 1);
-    b.allocate(key("exam", "s4"), Default::default())
+    b.placement()
+        .allocate(key("exam", "s4"), Default::default())
         .await
         .unwrap();
-    let refused = a.allocate(key("exam", "s5"), Default::default()).await;
+    let refused = a
+        .placement()
+        .allocate(key("exam", "s5"), Default::default())
+        .await;
     assert!(matches!(refused, Err(Error::NoCapacity(_))), "{refused:?}");
     for code in ["w1", "w2"] {
         assert_eq!(r.dispatched(code).await, 2, "{code}");
@@ -321,7 +349,8 @@ async fn a_reservation_that_fills_a_worker_says_so_and_spares_a_retry() {
 }
 
 async fn place(svc: &ClusterService, user: &str) -> vdi_cluster_core::service::Allocation {
-    svc.allocate(key("exam", user), Default::default())
+    svc.placement()
+        .allocate(key("exam", user), Default::default())
         .await
         .unwrap()
 }

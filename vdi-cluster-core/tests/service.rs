@@ -73,11 +73,12 @@ impl Harness {
             boot_id: Some(boot.into()),
             seq: Some(u64::from(self.seq.fetch_add(1, Ordering::SeqCst)) + 1),
         };
-        assert!(self.svc.heartbeat(hb).await.unwrap().accepted);
+        assert!(self.svc.fleet().heartbeat(hb).await.unwrap().accepted);
     }
 
     async fn place(&self, exam: &str, user: &str) -> WorkerId {
         self.svc
+            .placement()
             .allocate(key(exam, user), Default::default())
             .await
             .unwrap()
@@ -86,7 +87,7 @@ impl Harness {
     }
 
     async fn admin(&self, worker: &WorkerId, action: AdminAction, actor: &str) -> AdminOutcome {
-        self.svc.admin(worker, action, actor).await.unwrap()
+        self.svc.fleet().admin(worker, action, actor).await.unwrap()
     }
 
     /// Workers `w1` and `w2` of 4 slots and session `exam`/`s1` placed on
@@ -123,7 +124,7 @@ async fn seed_000_heartbeat_gives_18_max_and_7_available() {
     let mut hb = heartbeat_for("worker-node-2", 32.0, 65536, 11);
     hb.capacity.reserved_cpu = vdi_cluster_core::Millicores(4000);
     hb.capacity.reserved_memory_mb = 8192;
-    let ack = h.svc.heartbeat(hb).await.unwrap();
+    let ack = h.svc.fleet().heartbeat(hb).await.unwrap();
     assert_eq!((ack.max_sessions, ack.available_sessions), (18, 7));
     assert_eq!(ack.status, WorkerStatus::Active);
     assert!(ack.is_enabled && !ack.is_draining);
@@ -132,7 +133,7 @@ async fn seed_000_heartbeat_gives_18_max_and_7_available() {
         "{}",
         ack.next_heartbeat_sec
     );
-    let summary = h.svc.summary().await.unwrap();
+    let summary = h.svc.operations().summary().await.unwrap();
     assert_eq!((summary.healthy_workers, summary.total_workers), (1, 1));
     assert_eq!(
         (summary.total_available_sessions, summary.total_max_sessions),
@@ -149,9 +150,9 @@ async fn a_replayed_heartbeat_changes_nothing() {
         boot_id: Some("b".into()),
         seq: Some(10),
     };
-    assert!(h.svc.heartbeat(hb.clone()).await.unwrap().accepted);
+    assert!(h.svc.fleet().heartbeat(hb.clone()).await.unwrap().accepted);
     hb.active_sessions = 0;
-    let ack = h.svc.heartbeat(hb).await.unwrap();
+    let ack = h.svc.fleet().heartbeat(hb).await.unwrap();
     assert!(!ack.accepted);
     assert_eq!(ack.used_sessions, 3, "the stored report stands");
 }
@@ -178,6 +179,7 @@ async fn allocations_of_an_exam_stick_together() {
     // Idempotent: the same student gets the same dispatch.
     let again = h
         .svc
+        .placement()
         .allocate(key("exam-a", "s0"), Default::default())
         .await
         .unwrap();
@@ -210,6 +212,7 @@ async fn no_capacity_explains_every_exclusion() {
     h.beat("draining", 4, 1).await;
     h.beat("silent", 4, 0).await;
     h.svc
+        .fleet()
         .admin(
             &wid("draining"),
             AdminAction::Drain { deadline: None },
@@ -223,6 +226,7 @@ async fn no_capacity_explains_every_exclusion() {
     h.advance(30);
     let err = h
         .svc
+        .placement()
         .allocate(key("e", "u"), Default::default())
         .await
         .unwrap_err();
@@ -248,6 +252,7 @@ async fn seed_000_drain_runbook() {
     // 2. Keeps its session (a reload returns the same desktop); takes no new ones.
     let again = h
         .svc
+        .placement()
         .allocate(key("exam", "s1"), Default::default())
         .await
         .unwrap();
@@ -259,6 +264,7 @@ async fn seed_000_drain_runbook() {
     // Disabling now is refused, naming the count.
     let err = h
         .svc
+        .fleet()
         .admin(&on, AdminAction::Disable { force: false }, "proctor-1")
         .await
         .unwrap_err();
@@ -269,7 +275,7 @@ async fn seed_000_drain_runbook() {
         ),
         "{err}"
     );
-    let info = h.svc.drain_info(&on).await.unwrap();
+    let info = h.svc.fleet().drain_info(&on).await.unwrap();
     assert_eq!(info.drain_status, DrainStatus::Draining);
     assert_eq!(
         info.blocking
@@ -278,9 +284,9 @@ async fn seed_000_drain_runbook() {
         Some(1)
     );
     // 3. The student submits; the worker reports 0 → drained (observation).
-    h.svc.release(&key("exam", "s1")).await.unwrap();
+    h.svc.placement().release(&key("exam", "s1")).await.unwrap();
     h.beat(on.as_str(), 4, 0).await;
-    let info = h.svc.drain_info(&on).await.unwrap();
+    let info = h.svc.fleet().drain_info(&on).await.unwrap();
     assert_eq!(info.drain_status, DrainStatus::Drained);
     assert!(info.blocking.is_empty());
     // 4. Disable for maintenance.
@@ -320,9 +326,17 @@ async fn force_disable_orphans_then_migrates() {
         .admin(&on, AdminAction::Disable { force: true }, "admin")
         .await;
     assert_eq!(out.worker.status, WorkerStatus::Disabled);
-    let report = h.svc.reconcile().await.unwrap();
+    let report = h.svc.operations().reconcile().await.unwrap();
     assert_eq!(report.migrated, 1);
-    assert_ne!(h.svc.session(&key("exam", "s1")).await.unwrap().worker, on);
+    assert_ne!(
+        h.svc
+            .placement()
+            .session(&key("exam", "s1"))
+            .await
+            .unwrap()
+            .worker,
+        on
+    );
     assert_eq!(h.dispatched(on.as_str()).await, 0);
 }
 
@@ -335,16 +349,17 @@ async fn returning_student_of_an_unreachable_worker_is_redispatched_at_once() {
     h.beat(other, 4, 0).await;
     h.advance(30); // `on` is now 130 s silent: unreachable.
     assert_eq!(
-        h.svc.worker_view(&on).await.unwrap().status,
+        h.svc.fleet().worker_view(&on).await.unwrap().status,
         WorkerStatus::Unreachable
     );
-    let summary = h.svc.summary().await.unwrap();
+    let summary = h.svc.operations().summary().await.unwrap();
     assert_eq!(
         summary.total_max_sessions, 4,
         "unreachable slots leave the totals"
     );
     let again = h
         .svc
+        .placement()
         .allocate(key("exam", "s1"), Default::default())
         .await
         .unwrap();
@@ -392,7 +407,12 @@ async fn one_worker_offline(policy: FailurePolicy) -> Harness {
         h.beat("w3", 4, 0).await;
     }
     assert_eq!(
-        h.svc.worker_view(&wid("w1")).await.unwrap().availability,
+        h.svc
+            .fleet()
+            .worker_view(&wid("w1"))
+            .await
+            .unwrap()
+            .availability,
         Availability::Offline
     );
     h
@@ -401,26 +421,40 @@ async fn one_worker_offline(policy: FailurePolicy) -> Harness {
 #[tokio::test]
 async fn automatic_policy_migrates_sessions_of_an_offline_worker() {
     let h = one_worker_offline(FailurePolicy::Automatic).await;
-    let report = h.svc.reconcile().await.unwrap();
+    let report = h.svc.operations().reconcile().await.unwrap();
     assert_eq!((report.failed_worker_sessions, report.migrated), (3, 3));
     assert_eq!(h.dispatched("w1").await, 0);
     assert_eq!(h.dispatched("w2").await + h.dispatched("w3").await, 3);
     assert!(report.drift.is_empty());
     // Nothing left to do on the next pass.
-    assert_eq!(h.svc.reconcile().await.unwrap().failed_worker_sessions, 0);
+    assert_eq!(
+        h.svc
+            .operations()
+            .reconcile()
+            .await
+            .unwrap()
+            .failed_worker_sessions,
+        0
+    );
 }
 
 #[tokio::test]
 async fn manual_policy_orphans_and_alerts() {
     let h = one_worker_offline(FailurePolicy::Manual).await;
-    let report = h.svc.reconcile().await.unwrap();
+    let report = h.svc.operations().reconcile().await.unwrap();
     assert_eq!((report.orphaned, report.migrated), (3, 0));
     assert!(h.has_event(|k| matches!(k, EventKind::SessionsOrphaned { count: 3, .. })));
-    let d = h.svc.session(&key("exam-0", "s")).await.unwrap();
+    let d = h
+        .svc
+        .placement()
+        .session(&key("exam-0", "s"))
+        .await
+        .unwrap();
     assert_eq!(d.state, vdi_cluster_core::DispatchState::Orphaned);
     // The student comes back: re-dispatched at once.
     let again = h
         .svc
+        .placement()
         .allocate(key("exam-0", "s"), Default::default())
         .await
         .unwrap();
@@ -434,7 +468,7 @@ async fn manual_policy_orphans_and_alerts() {
 #[tokio::test]
 async fn none_policy_leaves_sessions_alone() {
     let h = one_worker_offline(FailurePolicy::None).await;
-    let report = h.svc.reconcile().await.unwrap();
+    let report = h.svc.operations().reconcile().await.unwrap();
     assert_eq!(
         (report.left_in_place, report.migrated, report.orphaned),
         (3, 0, 0)
@@ -455,7 +489,7 @@ async fn mass_failure_moves_nothing() {
         h.advance(100);
         h.beat("w3", 10, 0).await;
     }
-    let report = h.svc.reconcile().await.unwrap();
+    let report = h.svc.operations().reconcile().await.unwrap();
     assert!(report.mass_failure_guard);
     assert_eq!(report.migrated, 0);
     assert!(h.has_event(|k| matches!(k, EventKind::MigrationSuspended { .. })));
@@ -474,6 +508,7 @@ async fn a_restarted_control_plane_gives_workers_a_grace_period() {
     h.advance(10);
     assert_eq!(
         restarted
+            .fleet()
             .worker_view(&wid("w1"))
             .await
             .unwrap()
@@ -481,12 +516,18 @@ async fn a_restarted_control_plane_gives_workers_a_grace_period() {
         Availability::Healthy
     );
     assert_eq!(
-        h.svc.worker_view(&wid("w1")).await.unwrap().availability,
+        h.svc
+            .fleet()
+            .worker_view(&wid("w1"))
+            .await
+            .unwrap()
+            .availability,
         Availability::Offline
     );
     h.advance(150);
     assert_eq!(
         restarted
+            .fleet()
             .worker_view(&wid("w1"))
             .await
             .unwrap()
@@ -503,9 +544,17 @@ async fn sessions_lost_to_a_worker_restart_are_moved() {
     h.beat_with(heartbeat_with_slots(on.as_str(), 4, 0), "boot-2")
         .await;
     assert!(h.has_event(|k| matches!(k, EventKind::WorkerRestarted { .. })));
-    let report = h.svc.reconcile().await.unwrap();
+    let report = h.svc.operations().reconcile().await.unwrap();
     assert_eq!(report.migrated, 1);
-    assert_ne!(h.svc.session(&key("exam", "s1")).await.unwrap().worker, on);
+    assert_ne!(
+        h.svc
+            .placement()
+            .session(&key("exam", "s1"))
+            .await
+            .unwrap()
+            .worker,
+        on
+    );
 }
 
 #[tokio::test]
@@ -518,10 +567,10 @@ async fn a_session_the_worker_reports_gone_is_removed_after_the_grace() {
     let mut hb = heartbeat_with_slots("w1", 4, 1);
     hb.live_sessions = Some(vec![key("exam", "s2")]);
     h.beat_with(hb, "boot-1").await;
-    let report = h.svc.reconcile().await.unwrap();
+    let report = h.svc.operations().reconcile().await.unwrap();
     assert_eq!(report.gone_removed, 1);
-    assert!(h.svc.session(&key("exam", "s1")).await.is_err());
-    assert!(h.svc.session(&key("exam", "s2")).await.is_ok());
+    assert!(h.svc.placement().session(&key("exam", "s1")).await.is_err());
+    assert!(h.svc.placement().session(&key("exam", "s2")).await.is_ok());
 }
 
 #[tokio::test]
@@ -540,6 +589,7 @@ async fn stuck_reservations_and_stale_dispatches_are_cleaned() {
         .unwrap();
     let err = h
         .svc
+        .placement()
         .allocate(k.clone(), Default::default())
         .await
         .unwrap_err();
@@ -547,7 +597,7 @@ async fn stuck_reservations_and_stale_dispatches_are_cleaned() {
     h.place("exam", "old").await;
     h.advance(91);
     h.beat("w1", 4, 0).await;
-    let report = h.svc.reconcile().await.unwrap();
+    let report = h.svc.operations().reconcile().await.unwrap();
     assert_eq!(report.reservations_reclaimed, 1);
     assert_eq!(h.dispatched("w1").await, 1);
     // Six hours later with no live session evidence: stale.
@@ -555,7 +605,7 @@ async fn stuck_reservations_and_stale_dispatches_are_cleaned() {
         h.advance(100);
         h.beat("w1", 4, 0).await;
     }
-    let report = h.svc.reconcile().await.unwrap();
+    let report = h.svc.operations().reconcile().await.unwrap();
     assert_eq!(report.stale_removed, 1);
     assert_eq!(h.dispatched("w1").await, 0);
 }
@@ -589,13 +639,23 @@ async fn a_deposed_leaders_reconcile_writes_are_fenced_off() {
         .await
         .unwrap()
         .expect("b leads");
-    let err = h.svc.reconcile_leased(Some(&stale)).await.unwrap_err();
+    let err = h
+        .svc
+        .operations()
+        .reconcile_leased(Some(&stale))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Fenced { .. }), "{err}");
     assert_eq!(
         h.store.dispatch(&k).await.unwrap().map(|x| x.id),
         Some(d.id)
     );
-    let report = h.svc.reconcile_leased(Some(&current)).await.unwrap();
+    let report = h
+        .svc
+        .operations()
+        .reconcile_leased(Some(&current))
+        .await
+        .unwrap();
     assert_eq!(report.reservations_reclaimed, 1);
     assert_eq!(h.dispatched("w1").await, 0);
 }
@@ -606,11 +666,19 @@ async fn reconcile_repairs_counter_drift() {
     h.beat("w1", 4, 0).await;
     h.place("exam", "s1").await;
     h.store.corrupt_dispatched(&wid("w1"), 2);
-    let report = h.svc.reconcile().await.unwrap();
+    let report = h.svc.operations().reconcile().await.unwrap();
     assert_eq!(report.drift.len(), 1);
     assert_eq!((report.drift[0].stored, report.drift[0].actual), (3, 1));
     assert_eq!(h.dispatched("w1").await, 1);
-    assert!(h.svc.reconcile().await.unwrap().drift.is_empty());
+    assert!(
+        h.svc
+            .operations()
+            .reconcile()
+            .await
+            .unwrap()
+            .drift
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -619,6 +687,7 @@ async fn a_drain_deadline_force_disables() {
     let (on, _) = h.two_workers_one_session().await;
     let deadline = h.clock.now().plus(Duration::from_secs(30));
     h.svc
+        .fleet()
         .admin(
             &on,
             AdminAction::Drain {
@@ -630,9 +699,9 @@ async fn a_drain_deadline_force_disables() {
         .unwrap();
     h.advance(31);
     // The deadline is observed at the next observation: here, a reconcile.
-    let report = h.svc.reconcile().await.unwrap();
+    let report = h.svc.operations().reconcile().await.unwrap();
     assert_eq!(report.policy_changes.len(), 1);
-    let view = h.svc.worker_view(&on).await.unwrap();
+    let view = h.svc.fleet().worker_view(&on).await.unwrap();
     assert_eq!(
         view.record.policy,
         vdi_cluster_core::AdminPolicy::Disabled { forced: true }
@@ -642,10 +711,18 @@ async fn a_drain_deadline_force_disables() {
     );
     // Its remaining session is treated as force-disabled and moved.
     assert_eq!(
-        report.migrated + h.svc.reconcile().await.unwrap().migrated,
+        report.migrated + h.svc.operations().reconcile().await.unwrap().migrated,
         1
     );
-    assert_ne!(h.svc.session(&key("exam", "s1")).await.unwrap().worker, on);
+    assert_ne!(
+        h.svc
+            .placement()
+            .session(&key("exam", "s1"))
+            .await
+            .unwrap()
+            .worker,
+        on
+    );
 }
 
 /// Counts prewarm calls in flight.
@@ -693,12 +770,14 @@ async fn prewarm_splits_by_free_slots_with_bounded_concurrency() {
     )
     .build();
     for i in 0..10 {
-        svc.heartbeat(heartbeat_with_slots(&format!("w{i}"), 10 + i, 0))
+        svc.fleet()
+            .heartbeat(heartbeat_with_slots(&format!("w{i}"), 10 + i, 0))
             .await
             .unwrap();
     }
     let exam = ExamId::parse("examId", "exam").unwrap();
     let report = svc
+        .exams()
         .prewarm(exam.clone(), 500, Default::default())
         .await
         .unwrap();
@@ -712,10 +791,14 @@ async fn prewarm_splits_by_free_slots_with_bounded_concurrency() {
         client.peak.load(Ordering::SeqCst) <= 4,
         "VDI_PREWARM_CONCURRENCY"
     );
-    let small = svc.prewarm(exam, 3, Default::default()).await.unwrap();
+    let small = svc
+        .exams()
+        .prewarm(exam, 3, Default::default())
+        .await
+        .unwrap();
     assert_eq!(small.started, 3);
     assert!(
-        matches!(svc.prewarm(ExamId::parse("examId", "x").unwrap(), 0, Default::default()).await, Err(Error::Invalid(e)) if e.field == "count")
+        matches!(svc.exams().prewarm(ExamId::parse("examId", "x").unwrap(), 0, Default::default()).await, Err(Error::Invalid(e)) if e.field == "count")
     );
 }
 
@@ -724,10 +807,10 @@ async fn health_monitor_reports_each_transition_once() {
     let h = harness(|_| {});
     h.beat("w1", 4, 0).await;
     let mut monitor = HealthMonitor::default();
-    let views = h.svc.worker_views().await.unwrap();
+    let views = h.svc.fleet().worker_views().await.unwrap();
     assert!(monitor.observe(&views, h.clock.now()).is_empty());
     h.advance(130);
-    let views = h.svc.worker_views().await.unwrap();
+    let views = h.svc.fleet().worker_views().await.unwrap();
     let events = monitor.observe(&views, h.clock.now());
     assert_eq!(events.len(), 1);
     assert!(matches!(
@@ -739,7 +822,7 @@ async fn health_monitor_reports_each_transition_once() {
     ));
     assert!(monitor.observe(&views, h.clock.now()).is_empty());
     h.beat("w1", 4, 0).await;
-    let views = h.svc.worker_views().await.unwrap();
+    let views = h.svc.fleet().worker_views().await.unwrap();
     assert!(matches!(
         &monitor.observe(&views, h.clock.now())[..],
         [EventKind::WorkerAvailability {
@@ -756,6 +839,7 @@ async fn a_backend_outage_is_a_typed_error_and_heals() {
     h.store.set_unavailable(true);
     let err = h
         .svc
+        .placement()
         .allocate(key("e", "u"), Default::default())
         .await
         .unwrap_err();
@@ -770,17 +854,26 @@ async fn deregistered_workers_are_offline_and_can_be_removed_when_empty() {
     let h = harness(|_| {});
     h.beat("w1", 4, 0).await;
     h.beat("w2", 4, 0).await;
-    let view = h.svc.deregister(&wid("w1"), "agent").await.unwrap();
+    let view = h.svc.fleet().deregister(&wid("w1"), "agent").await.unwrap();
     assert_eq!(view.status, WorkerStatus::Offline);
     assert_eq!(h.place("e", "u").await.as_str(), "w2");
-    let err = h.svc.remove_worker(&wid("w2"), "admin").await.unwrap_err();
+    let err = h
+        .svc
+        .fleet()
+        .remove_worker(&wid("w2"), "admin")
+        .await
+        .unwrap_err();
     assert!(matches!(
         err,
         Error::Transition(TransitionError::SessionsRemain { count: 1 })
     ));
-    h.svc.remove_worker(&wid("w1"), "admin").await.unwrap();
+    h.svc
+        .fleet()
+        .remove_worker(&wid("w1"), "admin")
+        .await
+        .unwrap();
     assert!(matches!(
-        h.svc.worker_view(&wid("w1")).await,
+        h.svc.fleet().worker_view(&wid("w1")).await,
         Err(Error::WorkerNotFound(_))
     ));
 }
@@ -817,11 +910,11 @@ async fn background_jobs_run_on_one_replica_at_a_time() {
     };
     let (stop_a, a_stopped) = tokio::sync::oneshot::channel::<()>();
     let (stop_b, b_stopped) = tokio::sync::oneshot::channel::<()>();
-    let ja = tokio::spawn(run_background(a, config, async {
+    let ja = tokio::spawn(run_background(Arc::clone(a.operations()), config, async {
         let _ = a_stopped.await;
     }));
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let jb = tokio::spawn(run_background(b, config, async {
+    let jb = tokio::spawn(run_background(Arc::clone(b.operations()), config, async {
         let _ = b_stopped.await;
     }));
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -848,7 +941,12 @@ async fn a_returning_worker_is_told_to_stop_superseded_sessions() {
     h.advance(100);
     h.beat(other, 4, 0).await;
     h.advance(30);
-    let moved = h.svc.allocate(k.clone(), Default::default()).await.unwrap();
+    let moved = h
+        .svc
+        .placement()
+        .allocate(k.clone(), Default::default())
+        .await
+        .unwrap();
     assert_eq!(moved.dispatch.worker.as_str(), other);
     // The partition heals: the old worker still runs the old desktop. It
     // is told to stop it once the new dispatch has settled for the grace.
@@ -861,7 +959,7 @@ async fn a_returning_worker_is_told_to_stop_superseded_sessions() {
         boot_id: Some("boot-1".into()),
         seq: Some(1_000),
     };
-    let ack = h.svc.heartbeat(hb).await.unwrap();
+    let ack = h.svc.fleet().heartbeat(hb).await.unwrap();
     assert_eq!(ack.release_sessions, vec![k.clone()]);
     // The new worker reporting it live is told nothing.
     let mut hb = heartbeat_with_slots(other, 4, 1);
@@ -872,6 +970,7 @@ async fn a_returning_worker_is_told_to_stop_superseded_sessions() {
     };
     assert!(
         h.svc
+            .fleet()
             .heartbeat(hb)
             .await
             .unwrap()
@@ -887,7 +986,7 @@ async fn a_control_plane_with_an_empty_store_adopts_and_stops_nothing() {
     let h = harness(|_| {});
     let mut hb = heartbeat_with_slots("w1", 4, 2);
     hb.live_sessions = Some(vec![key("exam", "s1"), key("exam", "s2")]);
-    let ack = h.svc.heartbeat(hb).await.unwrap();
+    let ack = h.svc.fleet().heartbeat(hb).await.unwrap();
     assert!(ack.release_sessions.is_empty());
     assert_eq!(ack.adopted_sessions, 2);
     assert_eq!(ack.used_sessions, 2, "its own report still holds the slots");

@@ -23,23 +23,31 @@ fn service(store: &MemoryStore) -> ClusterService {
 async fn freed_slots_are_found_although_the_snapshot_said_full() {
     let store = MemoryStore::new();
     let svc = service(&store);
-    svc.heartbeat(heartbeat_with_slots("w1", 2, 0))
+    svc.fleet()
+        .heartbeat(heartbeat_with_slots("w1", 2, 0))
         .await
         .unwrap();
     for user in ["a", "b"] {
-        svc.allocate(key("e", user), Default::default())
+        svc.placement()
+            .allocate(key("e", user), Default::default())
             .await
             .unwrap();
     }
-    let refused = svc.allocate(key("e", "c"), Default::default()).await;
+    let refused = svc
+        .placement()
+        .allocate(key("e", "c"), Default::default())
+        .await;
     assert!(matches!(refused, Err(Error::NoCapacity(_))), "{refused:?}");
 
     for user in ["a", "b"] {
-        svc.release(&key("e", user)).await.unwrap();
+        svc.placement().release(&key("e", user)).await.unwrap();
     }
     // The cached snapshot still says the worker is full, and this replica
     // noted it full: the request must look again instead of refusing.
-    let placed = svc.allocate(key("e", "d"), Default::default()).await;
+    let placed = svc
+        .placement()
+        .allocate(key("e", "d"), Default::default())
+        .await;
     assert!(placed.is_ok(), "{placed:?}");
 }
 
@@ -47,17 +55,24 @@ async fn freed_slots_are_found_although_the_snapshot_said_full() {
 async fn a_release_on_another_replica_is_seen_before_refusing() {
     let store = MemoryStore::new();
     let (one, two) = (service(&store), service(&store));
-    one.heartbeat(heartbeat_with_slots("w1", 1, 0))
+    one.fleet()
+        .heartbeat(heartbeat_with_slots("w1", 1, 0))
         .await
         .unwrap();
-    one.allocate(key("e", "a"), Default::default())
+    one.placement()
+        .allocate(key("e", "a"), Default::default())
         .await
         .unwrap();
     assert!(matches!(
-        one.allocate(key("e", "b"), Default::default()).await,
+        one.placement()
+            .allocate(key("e", "b"), Default::default())
+            .await,
         Err(Error::NoCapacity(_))
     ));
-    two.release(&key("e", "a")).await.unwrap();
-    let placed = one.allocate(key("e", "b"), Default::default()).await;
+    two.placement().release(&key("e", "a")).await.unwrap();
+    let placed = one
+        .placement()
+        .allocate(key("e", "b"), Default::default())
+        .await;
     assert!(placed.is_ok(), "{placed:?}");
 }

@@ -36,12 +36,13 @@ async fn room(slots: u32, queue: bool) -> Room {
     .clock(Arc::new(clock.clone()))
     .events(Arc::new(events.clone()))
     .build();
-    svc.heartbeat(heartbeat_with_slots("w1", slots, 0))
+    svc.fleet()
+        .heartbeat(heartbeat_with_slots("w1", slots, 0))
         .await
         .unwrap();
     let mut booked = exam("wr", START.plus(Duration::from_secs(3600)), 60, 1);
     booked.queue = queue;
-    svc.book_exam(booked, "admin").await.unwrap();
+    svc.exams().book_exam(booked, "admin").await.unwrap();
     Room { svc, clock, events }
 }
 
@@ -51,6 +52,7 @@ fn key(user: &str) -> SessionKey {
 
 async fn request(r: &Room, user: &str) -> SessionRequest {
     r.svc
+        .placement()
         .request_session(key(user), Default::default())
         .await
         .unwrap()
@@ -77,16 +79,16 @@ async fn beyond_capacity_students_queue_and_releases_promote_them_in_order() {
     assert_eq!(positions, vec![None, None, Some(1), Some(2), Some(3)]);
     // Asking again keeps the place; no second entry.
     assert_eq!(position(&request(&r, "s4").await), Some(2));
-    assert_eq!(r.svc.queue_figures(&wr()).await.unwrap().queued, 3);
+    assert_eq!(r.svc.exams().queue_figures(&wr()).await.unwrap().queued, 3);
 
     // A release promotes the head, only the head.
-    r.svc.end_session(&key("s1")).await.unwrap();
-    assert_eq!(r.svc.promote_queue(&wr()).await.unwrap(), 1);
+    r.svc.placement().end_session(&key("s1")).await.unwrap();
+    assert_eq!(r.svc.placement().promote_queue(&wr()).await.unwrap(), 1);
     assert!(matches!(
-        r.svc.session_state(&key("s3")).await.unwrap(),
+        r.svc.placement().session_state(&key("s3")).await.unwrap(),
         SessionState::Placed(_)
     ));
-    match r.svc.session_state(&key("s5")).await.unwrap() {
+    match r.svc.placement().session_state(&key("s5")).await.unwrap() {
         SessionState::Queued(s) => assert_eq!(s.position, 2),
         other => panic!("{other:?}"),
     }
@@ -102,11 +104,11 @@ async fn beyond_capacity_students_queue_and_releases_promote_them_in_order() {
     assert_eq!(placed, vec![key("s3")]);
 
     // Nothing free: promotion places nobody and the head stays the head.
-    assert_eq!(r.svc.promote_queue(&wr()).await.unwrap(), 0);
-    r.svc.end_session(&key("s2")).await.unwrap();
-    r.svc.end_session(&key("s3")).await.unwrap();
-    assert_eq!(r.svc.promote_queue(&wr()).await.unwrap(), 2);
-    let figures = r.svc.exam_figures(&wr()).await.unwrap().queue;
+    assert_eq!(r.svc.placement().promote_queue(&wr()).await.unwrap(), 0);
+    r.svc.placement().end_session(&key("s2")).await.unwrap();
+    r.svc.placement().end_session(&key("s3")).await.unwrap();
+    assert_eq!(r.svc.placement().promote_queue(&wr()).await.unwrap(), 2);
+    let figures = r.svc.exams().exam_figures(&wr()).await.unwrap().queue;
     assert_eq!((figures.queued, figures.placed_total), (0, 3));
 }
 
@@ -116,11 +118,11 @@ async fn a_new_arrival_joins_the_back_while_others_wait() {
     assert_eq!(position(&request(&r, "a").await), None);
     assert_eq!(position(&request(&r, "b").await), Some(1));
     // A slot frees, but nobody has promoted b yet: c must not take it.
-    r.svc.end_session(&key("a")).await.unwrap();
+    r.svc.placement().end_session(&key("a")).await.unwrap();
     assert_eq!(position(&request(&r, "c").await), Some(2));
-    assert_eq!(r.svc.promote_queue(&wr()).await.unwrap(), 1);
+    assert_eq!(r.svc.placement().promote_queue(&wr()).await.unwrap(), 1);
     assert!(matches!(
-        r.svc.session_state(&key("b")).await.unwrap(),
+        r.svc.placement().session_state(&key("b")).await.unwrap(),
         SessionState::Placed(_)
     ));
 }
@@ -132,21 +134,21 @@ async fn students_who_stop_polling_leave_and_leaving_is_at_once() {
     for user in ["b", "c", "d"] {
         request(&r, user).await;
     }
-    let left = r.svc.end_session(&key("d")).await.unwrap();
+    let left = r.svc.placement().end_session(&key("d")).await.unwrap();
     assert!(left.left_queue && left.released.is_none());
     r.clock.advance(Duration::from_secs(45));
     // c polls, b does not.
-    r.svc.session_state(&key("c")).await.unwrap();
+    r.svc.placement().session_state(&key("c")).await.unwrap();
     r.clock.advance(Duration::from_secs(30));
-    let tick = r.svc.tend_queues().await.unwrap();
+    let tick = r.svc.exams().tend_queues().await.unwrap();
     assert_eq!((tick.abandoned, tick.placed), (1, 0));
-    let view = r.svc.exam_queue(&wr()).await.unwrap();
+    let view = r.svc.exams().exam_queue(&wr()).await.unwrap();
     let users: Vec<&str> = view.waiting.iter().map(|w| w.entry.user.as_str()).collect();
     assert_eq!(users, vec!["c"]);
     assert_eq!(view.waiting[0].position, 1);
     assert_eq!(view.figures.abandoned_total, 1);
     assert!(matches!(
-        r.svc.session_state(&key("b")).await,
+        r.svc.placement().session_state(&key("b")).await,
         Err(Error::SessionNotFound(_))
     ));
 }
@@ -155,10 +157,18 @@ async fn students_who_stop_polling_leave_and_leaving_is_at_once() {
 async fn exams_not_booked_or_without_a_queue_refuse_as_before() {
     let r = room(1, false).await;
     request(&r, "a").await;
-    let refused = r.svc.request_session(key("b"), Default::default()).await;
+    let refused = r
+        .svc
+        .placement()
+        .request_session(key("b"), Default::default())
+        .await;
     assert!(matches!(refused, Err(Error::NoCapacity(_))), "{refused:?}");
     let other = SessionKey::parse("not-booked", "b").unwrap();
-    let refused = r.svc.request_session(other, Default::default()).await;
+    let refused = r
+        .svc
+        .placement()
+        .request_session(other, Default::default())
+        .await;
     assert!(matches!(refused, Err(Error::NoCapacity(_))), "{refused:?}");
-    assert_eq!(r.svc.queue_figures(&wr()).await.unwrap().queued, 0);
+    assert_eq!(r.svc.exams().queue_figures(&wr()).await.unwrap().queued, 0);
 }

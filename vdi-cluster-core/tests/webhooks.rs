@@ -53,14 +53,17 @@ async fn failures_retry_and_a_failing_endpoint_is_reported_once() {
         .config(config)
         .build();
     service
+        .fleet()
         .heartbeat(heartbeat_for("w-1", 8.0, 12288, 1))
         .await
         .unwrap();
     let failing = service
+        .operations()
         .create_webhook("admin", "http://down.example/", vec![], None, SECRET.into())
         .await
         .unwrap();
     let healthy = service
+        .operations()
         .create_webhook(
             "admin",
             "http://up.example/",
@@ -77,11 +80,13 @@ async fn failures_retry_and_a_failing_endpoint_is_reported_once() {
     // drained: its alert is written with the change, for both endpoints.
     let w1 = WorkerId::parse("code", "w-1").unwrap();
     service
+        .fleet()
         .admin(&w1, AdminAction::Drain { deadline: None }, "admin")
         .await
         .unwrap();
     assert_eq!(
         service
+            .operations()
             .webhook_deliveries(&healthy.id, 10)
             .await
             .unwrap()
@@ -89,17 +94,25 @@ async fn failures_retry_and_a_failing_endpoint_is_reported_once() {
         1
     );
 
-    let first = service.deliver_due(&fake).await.unwrap();
+    let first = service.operations().deliver_due(&fake).await.unwrap();
     assert_eq!((first.delivered, first.retrying), (1, 1), "{first:?}");
     // Not due again before its backoff.
-    assert_eq!(service.deliver_due(&fake).await.unwrap().leased, 0);
+    assert_eq!(
+        service
+            .operations()
+            .deliver_due(&fake)
+            .await
+            .unwrap()
+            .leased,
+        0
+    );
 
     clock.advance(Duration::from_secs(3600));
-    let second = service.deliver_due(&fake).await.unwrap();
+    let second = service.operations().deliver_due(&fake).await.unwrap();
     assert_eq!(second.retrying, 1, "{second:?}");
     // Two failures in a row: `webhook.failing` is written for the other
     // endpoint (never for the failing one itself), once.
-    let third = service.deliver_due(&fake).await.unwrap();
+    let third = service.operations().deliver_due(&fake).await.unwrap();
     assert_eq!(third.delivered, 1, "{third:?}");
     let to_healthy: Vec<_> = fake
         .sent
@@ -115,9 +128,13 @@ async fn failures_retry_and_a_failing_endpoint_is_reported_once() {
     // after the retry window; an admin retry makes it due again.
     for _ in 0..30 {
         clock.advance(Duration::from_secs(3600));
-        service.deliver_due(&fake).await.unwrap();
+        service.operations().deliver_due(&fake).await.unwrap();
     }
-    let history = service.webhook_deliveries(&failing.id, 10).await.unwrap();
+    let history = service
+        .operations()
+        .webhook_deliveries(&failing.id, 10)
+        .await
+        .unwrap();
     let policy = history
         .iter()
         .find(|d| d.entry.event.kind.name() == "workerPolicy")
@@ -126,11 +143,24 @@ async fn failures_retry_and_a_failing_endpoint_is_reported_once() {
     assert!(policy.attempts.iter().all(|a| a.status == Some(503)));
     *fake.down.lock().unwrap() = None;
     service
+        .operations()
         .retry_webhook_delivery("admin", &failing.id, &policy.entry.id)
         .await
         .unwrap();
-    assert_eq!(service.deliver_due(&fake).await.unwrap().delivered, 1);
-    let again = service.webhook_deliveries(&failing.id, 10).await.unwrap();
+    assert_eq!(
+        service
+            .operations()
+            .deliver_due(&fake)
+            .await
+            .unwrap()
+            .delivered,
+        1
+    );
+    let again = service
+        .operations()
+        .webhook_deliveries(&failing.id, 10)
+        .await
+        .unwrap();
     assert!(
         again
             .iter()

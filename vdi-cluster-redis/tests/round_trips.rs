@@ -99,13 +99,15 @@ async fn allocate_release_and_heartbeat_round_trips() {
     let service =
         ClusterService::builder(Arc::new(store.clone()), Arc::new(SimulatedWorkers::new())).build();
     service
+        .fleet()
         .heartbeat(heartbeat_with_slots("w-svc", 4, 0))
         .await
         .unwrap();
     let rt = store.round_trips();
     service
+        .fleet()
         .heartbeat(heartbeat_with_slots("w-svc", 4, 1))
         .await
         .unwrap();
-    assert_eq!(store.round_trips() - rt, 2, "ClusterService::heartbeat");
+    assert_eq!(store.round_trips() - rt, 2, "Fleet::heartbeat");
 }

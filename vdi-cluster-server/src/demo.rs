@@ -317,6 +317,7 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let healthy = service
+            .operations()
             .summary()
             .await
             .map(|s| s.healthy_workers)

@@ -57,6 +57,7 @@ async fn verify_worker_credential(
     };
     let check = state
         .service()
+        .fleet()
         .check_credential(&worker, |stored| matches_hash_hex(presented, stored))
         .await?;
     match check {

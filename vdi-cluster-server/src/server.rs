@@ -83,7 +83,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let shutdown = state.shutdown_token().clone();
     let jobs = tokio::spawn(run_background(
-        Arc::clone(state.service()),
+        Arc::clone(state.service().operations()),
         background,
         shutdown.clone().cancelled_owned(),
     ));
@@ -211,6 +211,7 @@ pub async fn prepare(
     if let Some((url, secret)) = args.webhooks.endpoint()? {
         let (endpoint, created) = state
             .service()
+            .operations()
             .ensure_webhook(url, secret.to_owned())
             .await?;
         if created {

@@ -127,7 +127,11 @@ impl Day {
                 resources: ResourceUsage::default(),
                 host: Default::default(),
             };
-            self.replicas[0].heartbeat(hb).await.expect("heartbeat");
+            self.replicas[0]
+                .fleet()
+                .heartbeat(hb)
+                .await
+                .expect("heartbeat");
         }
     }
 
@@ -148,8 +152,8 @@ impl Day {
     /// ended exams' machines.
     pub(crate) async fn leader_tick(&mut self) {
         let svc = Arc::clone(&self.replicas[0]);
-        svc.evaluate_exam_risks().await.expect("risks");
-        for (exam, r) in svc.start_due_prewarms().await.expect("prewarm") {
+        svc.exams().evaluate_exam_risks().await.expect("risks");
+        for (exam, r) in svc.exams().start_due_prewarms().await.expect("prewarm") {
             self.say(format!(
                 "leader: timed prewarm of {exam}: {} machines planned on {} workers, {} started",
                 r.planned,
@@ -157,20 +161,25 @@ impl Day {
                 r.started
             ));
         }
-        for (exam, r) in svc.keep_prewarm_targets(None).await.expect("targets") {
+        for (exam, r) in svc
+            .exams()
+            .keep_prewarm_targets(None)
+            .await
+            .expect("targets")
+        {
             self.say(format!(
                 "leader: {exam} short of its target: {} more started",
                 r.started
             ));
         }
-        let queues = svc.tend_queues().await.expect("queues");
+        let queues = svc.exams().tend_queues().await.expect("queues");
         if queues.placed + queues.abandoned > 0 {
             self.say(format!(
                 "leader: waiting rooms: {} placed, {} left for not polling",
                 queues.placed, queues.abandoned
             ));
         }
-        let released = svc.release_ended_prewarms().await.expect("release");
+        let released = svc.exams().release_ended_prewarms().await.expect("release");
         if released > 0 {
             self.say(format!(
                 "leader: released {released} unclaimed prewarmed machines"
@@ -181,7 +190,13 @@ impl Day {
 
     /// Prints each booked exam's readiness as the workers report it.
     pub(crate) async fn readiness(&self) {
-        for s in self.leader().exam_calendar(None, None).await.expect("cal") {
+        for s in self
+            .leader()
+            .exams()
+            .exam_calendar(None, None)
+            .await
+            .expect("cal")
+        {
             let r = &s.prewarm;
             if s.exam.prewarm_started_at.is_none() || s.exam.ends_at <= self.clock.now() {
                 continue;
@@ -205,7 +220,11 @@ impl Day {
     /// Prints availability changes (what the leader's health monitor
     /// emits) and every new event.
     pub(crate) async fn timeline(&mut self) {
-        let views = self.replicas[0].worker_views().await.expect("views");
+        let views = self.replicas[0]
+            .fleet()
+            .worker_views()
+            .await
+            .expect("views");
         for kind in self.monitor.observe(&views, self.clock.now()) {
             if let EventKind::WorkerAvailability {
                 worker,
@@ -228,7 +247,7 @@ impl Day {
 
     /// Prints the fleet's summary.
     pub(crate) async fn summary(&self) {
-        let s = self.leader().summary().await.expect("summary");
+        let s = self.leader().operations().summary().await.expect("summary");
         self.say(format!(
             "summary: workers healthy/total {}/{} | slots available/max {}/{} | active sessions {} | draining {} drained {} disabled {}",
             s.healthy_workers,

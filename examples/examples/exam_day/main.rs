@@ -95,7 +95,7 @@ async fn run_day() {
     surge(&mut day, morning_students()).await;
 
     // The two busiest workers play the rest of the day's roles.
-    let mut busiest = day.leader().worker_views().await.expect("views");
+    let mut busiest = day.leader().fleet().worker_views().await.expect("views");
     busiest.sort_by_key(|v| std::cmp::Reverse(v.used_sessions));
     let dead = busiest[0].id().clone();
     let node_down = busiest[1].id().clone();
@@ -114,6 +114,7 @@ async fn run_day() {
     ));
     for key in &victims[..victims.len().min(3)] {
         let again = day.replicas[1]
+            .placement()
             .allocate(key.clone(), Default::default())
             .await
             .expect("re-dispatch");
@@ -123,7 +124,12 @@ async fn run_day() {
         ));
     }
     day.run_for(8).await;
-    let report = day.leader().reconcile().await.expect("reconcile");
+    let report = day
+        .leader()
+        .operations()
+        .reconcile()
+        .await
+        .expect("reconcile");
     day.say(format!(
         "D. T+36m: {dead} is offline past the hard timeout; reconcile: {} of its sessions found, {} migrated, {} failed",
         report.failed_worker_sessions, report.migrated, report.migration_failed
@@ -177,7 +183,7 @@ async fn run_day() {
 /// start the library found.
 async fn book(day: &Day, exam: Exam) -> Option<vdi_cluster_core::Timestamp> {
     let id = exam.id.clone();
-    match day.leader().book_exam(exam, "organiser-lan").await {
+    match day.leader().exams().book_exam(exam, "organiser-lan").await {
         Ok(Booking::Accepted(s)) => {
             let e = &s.exam;
             let lead = std::time::Duration::from_secs(u64::from(e.prewarm.lead_sec));
@@ -218,7 +224,13 @@ async fn book(day: &Day, exam: Exam) -> Option<vdi_cluster_core::Timestamp> {
 
 /// Prints the calendar: each exam, whether it fits, its readiness.
 async fn calendar(day: &Day) {
-    for s in day.leader().exam_calendar(None, None).await.expect("cal") {
+    for s in day
+        .leader()
+        .exams()
+        .exam_calendar(None, None)
+        .await
+        .expect("cal")
+    {
         day.say(format!(
             "  {:<8} {}–{} {:>3} students  {}  prewarm {}/{} ready ({} %)",
             s.exam.id.as_str(),
@@ -243,7 +255,7 @@ async fn surge(day: &mut Day, keys: Vec<SessionKey>) {
     for (i, key) in keys.into_iter().enumerate() {
         let svc = Arc::clone(&day.replicas[i % 2]);
         tasks.push(tokio::spawn(async move {
-            svc.allocate(key, Default::default()).await
+            svc.placement().allocate(key, Default::default()).await
         }));
     }
     let (mut placed, mut refused, mut retries) = (0, 0, 0);
@@ -270,10 +282,16 @@ async fn surge(day: &mut Day, keys: Vec<SessionKey>) {
 /// Seed 001 D.2: drain a node, wait until it is drained, then disable it.
 async fn maintenance(day: &mut Day, node: &vdi_cluster_core::WorkerId) {
     day.leader()
+        .fleet()
         .admin(node, AdminAction::Drain { deadline: None }, "admin-minh")
         .await
         .expect("drain");
-    let info = day.leader().drain_info(node).await.expect("drain info");
+    let info = day
+        .leader()
+        .fleet()
+        .drain_info(node)
+        .await
+        .expect("drain info");
     let blocking: usize = info.blocking.values().map(Vec::len).sum();
     day.say(format!(
         "D. T+40m: operator drains {node}; its {blocking} students keep working, new students go elsewhere"
@@ -281,6 +299,7 @@ async fn maintenance(day: &mut Day, node: &vdi_cluster_core::WorkerId) {
     day.timeline().await;
     if let Err(e) = day
         .leader()
+        .fleet()
         .admin(node, AdminAction::Disable { force: false }, "admin-minh")
         .await
     {
@@ -288,16 +307,26 @@ async fn maintenance(day: &mut Day, node: &vdi_cluster_core::WorkerId) {
     }
     let leaving = day.workers.sessions(node);
     for key in &leaving {
-        day.leader().release(key).await.expect("release");
+        day.leader()
+            .placement()
+            .release(key)
+            .await
+            .expect("release");
     }
     day.run_for(20).await;
-    let info = day.leader().drain_info(node).await.expect("drain info");
+    let info = day
+        .leader()
+        .fleet()
+        .drain_info(node)
+        .await
+        .expect("drain info");
     day.say(format!(
         "D. T+60m: its {} students submitted; drainStatus = {:?}",
         leaving.len(),
         info.drain_status
     ));
     day.leader()
+        .fleet()
         .admin(node, AdminAction::Disable { force: false }, "admin-minh")
         .await
         .expect("disable");
@@ -309,6 +338,7 @@ async fn release_all(day: &Day, keys: Vec<SessionKey>) -> usize {
     let mut released = 0;
     for key in keys {
         if day.replicas[released % 2]
+            .placement()
             .release(&key)
             .await
             .expect("release")
@@ -323,7 +353,12 @@ async fn release_all(day: &Day, keys: Vec<SessionKey>) -> usize {
 /// Prints one exam's figures.
 async fn figures(day: &Day, id: &str) {
     let id = vdi_cluster_core::ExamId::parse("examId", id).expect("valid");
-    let f = day.leader().exam_figures(&id).await.expect("figures");
+    let f = day
+        .leader()
+        .exams()
+        .exam_figures(&id)
+        .await
+        .expect("figures");
     day.say(format!(
         "E. {id}: {} booked, {} slots reserved, {} sessions in use, prewarm {}/{} ready",
         f.booked_students,

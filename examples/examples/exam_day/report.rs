@@ -9,7 +9,12 @@ use crate::day::Day;
 /// Prints each worker's part of the day and checks that everyone was
 /// placed and no worker ever ran more sessions than it has slots.
 pub(crate) async fn finish(day: &Day, expected: u32) {
-    let report = day.leader().reconcile().await.expect("reconcile");
+    let report = day
+        .leader()
+        .operations()
+        .reconcile()
+        .await
+        .expect("reconcile");
     day.say(format!(
         "final reconcile: counter drift found: {}",
         report.drift.len()
@@ -29,6 +34,7 @@ pub(crate) async fn finish(day: &Day, expected: u32) {
     }
     let views = day
         .leader()
+        .operations()
         .list_workers(&Default::default())
         .await
         .expect("list");
@@ -54,7 +60,7 @@ pub(crate) async fn finish(day: &Day, expected: u32) {
             moves
         );
     }
-    let summary = day.leader().summary().await.expect("summary");
+    let summary = day.leader().operations().summary().await.expect("summary");
     let placed = day.placed;
     println!(
         "\nchecks: {placed}/{expected} students placed, workers over their slots: {}, sessions left: {}, drift: {}",

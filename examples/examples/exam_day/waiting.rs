@@ -19,7 +19,10 @@ pub(crate) async fn surge_with_queue(day: &mut Day, exam: &ExamId, keys: Vec<Ses
     for (i, key) in keys.iter().cloned().enumerate() {
         let svc = Arc::clone(&day.replicas[i % 2]);
         tasks.push(tokio::spawn(async move {
-            let asked = svc.request_session(key.clone(), Default::default()).await;
+            let asked = svc
+                .placement()
+                .request_session(key.clone(), Default::default())
+                .await;
             (key, asked)
         }));
     }
@@ -49,7 +52,13 @@ pub(crate) async fn surge_with_queue(day: &mut Day, exam: &ExamId, keys: Vec<Ses
     day.heartbeats().await;
     day.summary().await;
     let head = &queue_order(day, exam).await[0];
-    let SessionState::Queued(s) = day.leader().session_state(head).await.expect("state") else {
+    let SessionState::Queued(s) = day
+        .leader()
+        .placement()
+        .session_state(head)
+        .await
+        .expect("state")
+    else {
         panic!("{head} should be waiting");
     };
     day.say(format!(
@@ -63,12 +72,21 @@ pub(crate) async fn surge_with_queue(day: &mut Day, exam: &ExamId, keys: Vec<Ses
         let order = queue_order(day, exam).await;
         let done: Vec<SessionKey> = finishers.by_ref().take(4).collect();
         for key in &done {
-            day.leader().end_session(key).await.expect("submit");
+            day.leader()
+                .placement()
+                .end_session(key)
+                .await
+                .expect("submit");
         }
-        day.leader().promote_after_release(exam).await;
+        day.leader().placement().promote_after_release(exam).await;
         let moved: Vec<&SessionKey> = order.iter().take(done.len()).collect();
         for key in &moved {
-            let state = day.leader().session_state(key).await.expect("state");
+            let state = day
+                .leader()
+                .placement()
+                .session_state(key)
+                .await
+                .expect("state");
             assert!(
                 matches!(state, SessionState::Placed(_)),
                 "{key} placed in its turn"
@@ -87,7 +105,12 @@ pub(crate) async fn surge_with_queue(day: &mut Day, exam: &ExamId, keys: Vec<Ses
         ));
     }
     day.heartbeats().await;
-    let figures = day.leader().queue_figures(exam).await.expect("figures");
+    let figures = day
+        .leader()
+        .exams()
+        .queue_figures(exam)
+        .await
+        .expect("figures");
     day.say(format!(
         "  {exam}'s waiting room: {} waiting, {} placed from it, {} abandoned",
         figures.queued, figures.placed_total, figures.abandoned_total
@@ -96,6 +119,7 @@ pub(crate) async fn surge_with_queue(day: &mut Day, exam: &ExamId, keys: Vec<Ses
 
 async fn queued_now(day: &Day, exam: &ExamId) -> u32 {
     day.leader()
+        .exams()
         .queue_figures(exam)
         .await
         .expect("figures")
@@ -105,6 +129,7 @@ async fn queued_now(day: &Day, exam: &ExamId) -> u32 {
 /// The waiting students, head first.
 async fn queue_order(day: &Day, exam: &ExamId) -> Vec<SessionKey> {
     day.leader()
+        .exams()
         .exam_queue(exam)
         .await
         .expect("queue")

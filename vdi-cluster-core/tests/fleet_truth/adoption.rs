@@ -20,7 +20,7 @@ async fn a_session_without_a_record_is_adopted_with_its_details() {
     let ack = h.report("w1", 4, true).await;
     assert_eq!(ack.adopted_sessions, 1);
     assert!(ack.release_sessions.is_empty());
-    let d = h.svc.session(&k).await.unwrap();
+    let d = h.svc.placement().session(&k).await.unwrap();
     assert_eq!((d.worker.as_str(), d.state), ("w1", DispatchState::Active));
     assert_eq!(d.session.unwrap()["connection"], "rdp://w1/exam/s1");
     assert_eq!(
@@ -29,7 +29,12 @@ async fn a_session_without_a_record_is_adopted_with_its_details() {
     );
 
     // The student's next allocate returns it; a second report adopts nothing.
-    let again = h.svc.allocate(k.clone(), Default::default()).await.unwrap();
+    let again = h
+        .svc
+        .placement()
+        .allocate(k.clone(), Default::default())
+        .await
+        .unwrap();
     assert_eq!(
         (again.dispatch.id, again.outcome),
         (d.id, AllocateOutcome::Existing)
@@ -48,7 +53,12 @@ async fn after_a_data_loss_a_returning_student_gets_the_same_worker() {
     let students: Vec<SessionKey> = (0..6).map(|i| key("exam", &format!("s{i}"))).collect();
     let mut placed = Vec::new();
     for k in &students {
-        let a = h.svc.allocate(k.clone(), Default::default()).await.unwrap();
+        let a = h
+            .svc
+            .placement()
+            .allocate(k.clone(), Default::default())
+            .await
+            .unwrap();
         placed.push(a.dispatch.worker);
     }
 
@@ -65,6 +75,7 @@ async fn after_a_data_loss_a_returning_student_gets_the_same_worker() {
     for (k, worker) in students.iter().zip(&placed) {
         let back = after
             .svc
+            .placement()
             .allocate(k.clone(), Default::default())
             .await
             .unwrap();
@@ -100,7 +111,7 @@ async fn a_stale_reservation_is_adopted_by_the_report() {
     h.advance(h.svc.config().fleet_grace());
     let ack = h.report("w1", 4, true).await;
     assert_eq!((ack.adopted_sessions, ack.adopted_reservations), (0, 1));
-    let d = h.svc.session(&k).await.unwrap();
+    let d = h.svc.placement().session(&k).await.unwrap();
     assert_eq!((d.id, d.state), (req.dispatch.id, DispatchState::Active));
     assert!(d.session.is_some());
     assert_eq!(
@@ -118,6 +129,7 @@ async fn a_duplicate_on_another_worker_is_stopped_after_the_grace() {
     let k = key("exam", "s1");
     let holder = h
         .svc
+        .placement()
         .allocate(k.clone(), Default::default())
         .await
         .unwrap()
@@ -145,7 +157,7 @@ async fn a_duplicate_on_another_worker_is_stopped_after_the_grace() {
             .release_sessions
             .is_empty()
     );
-    assert_eq!(h.svc.session(&k).await.unwrap().worker, holder);
+    assert_eq!(h.svc.placement().session(&k).await.unwrap().worker, holder);
 }
 
 #[tokio::test]
@@ -154,6 +166,7 @@ async fn an_adopted_session_is_counted_once() {
     h.report("w1", 3, false).await;
     let placed = key("exam", "placed");
     h.svc
+        .placement()
         .allocate(placed.clone(), Default::default())
         .await
         .unwrap();
@@ -180,6 +193,7 @@ async fn a_reconcile_pass_repairs_toward_the_stored_reports_and_says_so() {
     let lost = key("exam", "lost");
     let placed = h
         .svc
+        .placement()
         .allocate(lost.clone(), Default::default())
         .await
         .unwrap();
@@ -188,14 +202,23 @@ async fn a_reconcile_pass_repairs_toward_the_stored_reports_and_says_so() {
     h.store.release(&lost, None, None, None).await.unwrap();
     // A report stored before the loss adopts nothing (it may predate a
     // release); the worker's next heartbeat does, and the pass counts it.
-    let report = h.svc.reconcile().await.unwrap();
+    let report = h.svc.operations().reconcile().await.unwrap();
     assert!(report.scan_complete);
     assert_eq!(report.sessions_adopted, 0, "{report:?}");
     assert!(h.store.dispatch(&lost).await.unwrap().is_none());
     assert_eq!(h.report(&holder, 4, false).await.adopted_sessions, 1);
-    let report = h.svc.reconcile().await.unwrap();
+    let report = h.svc.operations().reconcile().await.unwrap();
     assert_eq!(report.sessions_adopted, 1, "{report:?}");
-    assert_eq!(h.svc.session(&lost).await.unwrap().worker.as_str(), holder);
+    assert_eq!(
+        h.svc
+            .placement()
+            .session(&lost)
+            .await
+            .unwrap()
+            .worker
+            .as_str(),
+        holder
+    );
 
     // A copy on the other worker of a session settled on the holder: the
     // pass's sweep stops it once the grace has passed, and counts it.
@@ -203,7 +226,7 @@ async fn a_reconcile_pass_repairs_toward_the_stored_reports_and_says_so() {
     h.run_on(other, &lost).await;
     assert!(h.report(other, 4, false).await.release_sessions.is_empty());
     h.advance(h.svc.config().fleet_grace());
-    let report = h.svc.reconcile().await.unwrap();
+    let report = h.svc.operations().reconcile().await.unwrap();
     assert_eq!(report.duplicates_stopped, 1, "{report:?}");
     assert!(h.workers.sessions(&wid(other)).is_empty());
     assert_eq!(h.workers.sessions(&wid(&holder)), vec![lost]);

@@ -22,6 +22,7 @@ async fn a_timed_out_worker_call_is_adopted_or_stopped() {
     h.workers.set_behaviour(&wid("w1"), Behaviour::Hanging);
     let err = h
         .svc
+        .placement()
         .allocate(alone.clone(), Default::default())
         .await
         .unwrap_err();
@@ -37,6 +38,7 @@ async fn a_timed_out_worker_call_is_adopted_or_stopped() {
     assert_eq!(h.report("w1", 4, true).await.adopted_sessions, 1);
     let back = h
         .svc
+        .placement()
         .allocate(alone.clone(), Default::default())
         .await
         .unwrap();
@@ -53,6 +55,7 @@ async fn a_timed_out_worker_call_is_adopted_or_stopped() {
     for _ in 0..8 {
         let a = h
             .svc
+            .placement()
             .allocate(elsewhere.clone(), Default::default())
             .await
             .unwrap();
@@ -60,7 +63,7 @@ async fn a_timed_out_worker_call_is_adopted_or_stopped() {
             placed = Some(a);
             break;
         }
-        h.svc.release(&elsewhere).await.unwrap();
+        h.svc.placement().release(&elsewhere).await.unwrap();
     }
     assert!(placed.is_some(), "placed on w2");
     h.workers.set_behaviour(&wid("w1"), Behaviour::Healthy);
@@ -70,7 +73,13 @@ async fn a_timed_out_worker_call_is_adopted_or_stopped() {
     let ack = h.report("w1", 4, false).await;
     assert_eq!(ack.release_sessions, vec![elsewhere.clone()]);
     assert_eq!(
-        h.svc.session(&elsewhere).await.unwrap().worker.as_str(),
+        h.svc
+            .placement()
+            .session(&elsewhere)
+            .await
+            .unwrap()
+            .worker
+            .as_str(),
         "w2"
     );
     assert_no_drift(&h.store).await;
@@ -89,7 +98,12 @@ async fn a_copy_left_by_a_lost_answer_is_released_once_placed_elsewhere() {
     let mut left_on_w1 = None;
     for i in 0..16 {
         let k = key(&format!("exam-{i}"), "student");
-        let a = h.svc.allocate(k.clone(), Default::default()).await.unwrap();
+        let a = h
+            .svc
+            .placement()
+            .allocate(k.clone(), Default::default())
+            .await
+            .unwrap();
         assert_eq!(a.dispatch.worker.as_str(), "w2");
         if a.failed_calls == 1 {
             left_on_w1 = Some(k);
@@ -108,7 +122,10 @@ async fn a_copy_left_by_a_lost_answer_is_released_once_placed_elsewhere() {
     let ack = h.report("w1", 4, false).await;
     assert!(ack.release_sessions.is_empty(), "{ack:?}");
     assert_eq!((ack.dispatched_sessions, ack.available_sessions), (0, 4));
-    assert_eq!(h.svc.session(&k).await.unwrap().worker.as_str(), "w2");
+    assert_eq!(
+        h.svc.placement().session(&k).await.unwrap().worker.as_str(),
+        "w2"
+    );
     assert_no_drift(&h.store).await;
 }
 
@@ -124,7 +141,7 @@ async fn a_report_confirming_a_slow_call_hands_the_allocator_that_dispatch() {
         let svc = Arc::clone(&h.svc);
         let call = tokio::spawn({
             let k = k.clone();
-            async move { svc.allocate(k, Default::default()).await }
+            async move { svc.placement().allocate(k, Default::default()).await }
         });
         let reserved = loop {
             if let Some(d) = h.store.dispatch(&k).await.unwrap() {
@@ -146,7 +163,7 @@ async fn a_report_confirming_a_slow_call_hands_the_allocator_that_dispatch() {
             (reserved.id, DispatchState::Active)
         );
         assert!(a.dispatch.session.is_some(), "{behaviour:?}");
-        assert_eq!(h.svc.session(&k).await.unwrap().id, reserved.id);
+        assert_eq!(h.svc.placement().session(&k).await.unwrap().id, reserved.id);
         assert_no_drift(&h.store).await;
     }
 }
@@ -174,7 +191,7 @@ async fn concurrent_duplicates_coalesce_on_the_last_slot() {
         };
         let k = k.clone();
         tasks.push(tokio::spawn(async move {
-            svc.allocate(k, Default::default()).await
+            svc.placement().allocate(k, Default::default()).await
         }));
     }
     let mut ids = std::collections::BTreeSet::new();
@@ -199,7 +216,12 @@ async fn the_wait_for_an_allocation_in_flight_is_bounded() {
         .reserve(&request(&k, &wid("w1"), START))
         .await
         .unwrap();
-    let err = h.svc.allocate(k, Default::default()).await.unwrap_err();
+    let err = h
+        .svc
+        .placement()
+        .allocate(k, Default::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::AllocationInProgress(_)), "{err:?}");
 }
 
@@ -210,7 +232,12 @@ async fn a_reload_during_a_mass_failure_keeps_the_dispatch() {
         h.report(w, 4, false).await;
     }
     let k = key("exam", "s1");
-    let first = h.svc.allocate(k.clone(), Default::default()).await.unwrap();
+    let first = h
+        .svc
+        .placement()
+        .allocate(k.clone(), Default::default())
+        .await
+        .unwrap();
     let on: WorkerId = first.dispatch.worker.clone();
     let up = ["w1", "w2", "w3"]
         .into_iter()
@@ -221,11 +248,16 @@ async fn a_reload_during_a_mass_failure_keeps_the_dispatch() {
     h.report(up, 4, false).await;
     h.advance(Duration::from_secs(30));
 
-    let reload = h.svc.allocate(k.clone(), Default::default()).await.unwrap();
+    let reload = h
+        .svc
+        .placement()
+        .allocate(k.clone(), Default::default())
+        .await
+        .unwrap();
     assert_eq!(reload.dispatch.id, first.dispatch.id, "the same desktop");
     assert_eq!(reload.outcome, AllocateOutcome::Existing);
     assert!(reload.warning.is_some(), "the API can tell the student");
-    assert_eq!(h.svc.session(&k).await.unwrap().worker, on);
+    assert_eq!(h.svc.placement().session(&k).await.unwrap().worker, on);
     assert!(
         h.count(|e| matches!(e, EventKind::SessionMigrated { .. })) == 0,
         "nothing moved"
@@ -238,19 +270,30 @@ async fn a_released_slot_is_usable_before_the_next_heartbeat() {
     h.report("w1", 1, false).await;
     let (first, second) = (key("exam", "first"), key("exam", "second"));
     h.svc
+        .placement()
         .allocate(first.clone(), Default::default())
         .await
         .unwrap();
     // The worker reports it: one slot, in use.
     assert_eq!(h.report("w1", 1, false).await.available_sessions, 0);
-    let full = h.svc.allocate(second.clone(), Default::default()).await;
+    let full = h
+        .svc
+        .placement()
+        .allocate(second.clone(), Default::default())
+        .await;
     assert!(matches!(full, Err(Error::NoCapacity(_))), "{full:?}");
 
     // Released, the worker confirmed the stop: the next student is placed
     // at once, with the worker's last report still listing the first.
-    h.svc.release(&first).await.unwrap().expect("released");
+    h.svc
+        .placement()
+        .release(&first)
+        .await
+        .unwrap()
+        .expect("released");
     let placed = h
         .svc
+        .placement()
         .allocate(second.clone(), Default::default())
         .await
         .unwrap();
@@ -265,6 +308,7 @@ async fn a_release_the_worker_did_not_confirm_holds_the_slot_until_it_reports() 
     h.report("w1", 1, false).await;
     let (first, second) = (key("exam", "first"), key("exam", "second"));
     h.svc
+        .placement()
         .allocate(first.clone(), Default::default())
         .await
         .unwrap();
@@ -272,18 +316,28 @@ async fn a_release_the_worker_did_not_confirm_holds_the_slot_until_it_reports() 
 
     // The stop call hangs: the record goes, the slot stays held.
     h.workers.set_behaviour(&wid("w1"), Behaviour::Hanging);
-    h.svc.release(&first).await.unwrap().expect("released");
+    h.svc
+        .placement()
+        .release(&first)
+        .await
+        .unwrap()
+        .expect("released");
     assert!(h.store.dispatch(&first).await.unwrap().is_none());
     let snap = h.store.worker(&wid("w1")).await.unwrap().unwrap();
     assert_eq!((snap.dispatched, snap.record.unrecorded), (0, 1));
     h.workers.set_behaviour(&wid("w1"), Behaviour::Healthy);
-    let held = h.svc.allocate(second.clone(), Default::default()).await;
+    let held = h
+        .svc
+        .placement()
+        .allocate(second.clone(), Default::default())
+        .await;
     assert!(matches!(held, Err(Error::NoCapacity(_))), "{held:?}");
 
     // The worker's next report says the session is gone: the slot is free.
     h.report_live("w1", 1, Vec::new(), false).await;
     let placed = h
         .svc
+        .placement()
         .allocate(second.clone(), Default::default())
         .await
         .unwrap();

@@ -103,7 +103,7 @@ impl Harness {
                 .collect();
         }
         hb.live_sessions = Some(live);
-        let ack = self.svc.heartbeat(hb).await.expect("heartbeat");
+        let ack = self.svc.fleet().heartbeat(hb).await.expect("heartbeat");
         assert!(ack.accepted);
         ack
     }

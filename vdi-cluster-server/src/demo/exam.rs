@@ -57,7 +57,7 @@ pub async fn book(service: &ClusterService) -> DemoExam {
 }
 
 async fn try_book(service: &ClusterService) -> Result<Booking, Error> {
-    let views = service.worker_views().await?;
+    let views = service.fleet().worker_views().await?;
     let students = Capacity::of_workers(&views, service.config().exam_headroom_percent)
         .slots_for(&Constraints::default())
         .max(1);
@@ -83,7 +83,7 @@ async fn try_book(service: &ClusterService) -> Result<Booking, Error> {
         prewarm_started_at: None,
         prewarm_marks: Default::default(),
     };
-    service.book_exam(exam, "demo").await
+    service.exams().book_exam(exam, "demo").await
 }
 
 /// The banner's lines about the demo exam: `curl` lines for its readiness
@@ -126,13 +126,14 @@ mod tests {
         .build();
         for (code, slots) in [("w1", 4), ("w2", 10), ("w3", 20)] {
             service
+                .fleet()
                 .heartbeat(heartbeat_with_slots(code, slots, 0))
                 .await
                 .unwrap();
         }
         let booked = book(&service).await;
         assert!(booked.summary.starts_with("30 students"), "{booked:?}");
-        let calendar = service.exam_calendar(None, None).await.unwrap();
+        let calendar = service.exams().exam_calendar(None, None).await.unwrap();
         let exam = &calendar[0].exam;
         assert!(exam.queue);
         assert_eq!(exam.prewarm_due(service.clock().now()), Some(15));

@@ -244,7 +244,7 @@ impl ExamMetrics {
     /// their teardown only.
     pub async fn refresh(&self, service: &ClusterService) {
         let now = service.clock().now();
-        let calendar = match service.exam_calendar(Some(now), None).await {
+        let calendar = match service.exams().exam_calendar(Some(now), None).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "metrics scrape could not read the exam calendar");
@@ -253,7 +253,7 @@ impl ExamMetrics {
         };
         let mut figures = Vec::new();
         for status in calendar.iter().filter(|s| now < s.exam.window().end) {
-            match service.exam_figures(&status.exam.id).await {
+            match service.exams().exam_figures(&status.exam.id).await {
                 Ok(f) => figures.push(f),
                 Err(e) => tracing::debug!(exam = %status.exam.id, error = %e, "no figures"),
             }

@@ -392,7 +392,7 @@ impl Metrics {
 
     /// Reads the cluster's gauges from `service`, then renders every metric.
     pub async fn render(&self, service: &ClusterService) -> String {
-        match service.worker_views().await {
+        match service.fleet().worker_views().await {
             Ok(views) => {
                 self.workers_series.refresh(&views, service.clock().now());
                 for status in STATUSES {

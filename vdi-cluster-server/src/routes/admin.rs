@@ -93,6 +93,7 @@ async fn run_admin_with_reason(
     let outcome = state
         .detached(async move {
             service
+                .fleet()
                 .admin_with_reason(&id, action, &actor, reason.as_deref())
                 .await
         })
@@ -148,7 +149,7 @@ pub(crate) async fn drain_info(
     let id = worker_id(code)?;
     let service = Arc::clone(state.service());
     let info = state
-        .detached(async move { service.drain_info(&id).await })
+        .detached(async move { service.fleet().drain_info(&id).await })
         .await?;
     Ok(Json(DrainInfoJson::from(&info)))
 }

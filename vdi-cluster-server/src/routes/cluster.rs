@@ -32,7 +32,7 @@ const AUDIT_MAX: usize = 1000;
     )
 )]
 pub(crate) async fn stats(State(state): State<AppState>) -> Result<Json<StatsJson>, ApiError> {
-    let stats = state.service().stats().await?;
+    let stats = state.service().operations().stats().await?;
     Ok(Json(StatsJson::from(&stats)))
 }
 
@@ -67,7 +67,11 @@ pub(crate) async fn distribution(
         DISTRIBUTION_DEFAULT,
         DISTRIBUTION_MAX,
     )?;
-    let rows = state.service().distribution(per_worker).await?;
+    let rows = state
+        .service()
+        .operations()
+        .distribution(per_worker)
+        .await?;
     Ok(Json(DistributionJson::new(&rows)))
 }
 

@@ -95,6 +95,7 @@ pub(crate) async fn rotate(
         .detached(async move {
             let matches = move |stored: &str| matches_hash_hex(&presented, stored);
             service
+                .fleet()
                 .rotate_credential(&worker, &matches, &next_hash)
                 .await
         })
@@ -132,7 +133,7 @@ pub(crate) async fn revoke(
     let actor = caller.actor();
     let worker = id.clone();
     let revoked = state
-        .detached(async move { service.revoke_credential(&worker, &actor).await })
+        .detached(async move { service.fleet().revoke_credential(&worker, &actor).await })
         .await?;
     if revoked {
         tracing::warn!(code = %id, "worker credential revoked");
@@ -169,7 +170,7 @@ pub(crate) async fn reset(
     let worker = id.clone();
     let who = actor.clone();
     state
-        .detached(async move { service.reset_credential(&worker, &who).await })
+        .detached(async move { service.fleet().reset_credential(&worker, &who).await })
         .await?;
     let join_token = issue_join_token(
         &state,

@@ -56,7 +56,7 @@ pub(crate) async fn book(
     let service = Arc::clone(state.service());
     let actor = caller.actor().to_owned();
     let booking = state
-        .detached(async move { service.book_exam(exam, &actor).await })
+        .detached(async move { service.exams().book_exam(exam, &actor).await })
         .await?;
     Ok(answer(booking, StatusCode::CREATED))
 }
@@ -78,7 +78,7 @@ pub(crate) async fn calendar(
     QueryParams(query): QueryParams<CalendarQuery>,
 ) -> Result<Json<ExamCalendarJson>, ApiError> {
     let (from, to) = query.bounds()?;
-    let exams = state.service().exam_calendar(from, to).await?;
+    let exams = state.service().exams().exam_calendar(from, to).await?;
     Ok(Json(ExamCalendarJson {
         exams: exams.iter().map(ExamJson::from).collect(),
     }))
@@ -104,7 +104,7 @@ pub(crate) async fn detail(
     PathParams(id): PathParams<String>,
 ) -> Result<Json<ExamDetailJson>, ApiError> {
     let id = ExamId::parse("examId", id)?;
-    let figures = state.service().exam_figures(&id).await?;
+    let figures = state.service().exams().exam_figures(&id).await?;
     let mut detail = ExamDetailJson::from(&figures);
     detail.figures.allocations = state.metrics().exams().figures(&id);
     Ok(Json(detail))
@@ -135,7 +135,7 @@ pub(crate) async fn patch(
     let service = Arc::clone(state.service());
     let actor = caller.actor().to_owned();
     let booking = state
-        .detached(async move { service.update_exam(&id, &patch, &actor).await })
+        .detached(async move { service.exams().update_exam(&id, &patch, &actor).await })
         .await?;
     Ok(answer(booking, StatusCode::OK))
 }
@@ -161,7 +161,7 @@ pub(crate) async fn cancel(
     let service = Arc::clone(state.service());
     let actor = caller.actor().to_owned();
     let exam = state
-        .detached(async move { service.cancel_exam(&id, &actor).await })
+        .detached(async move { service.exams().cancel_exam(&id, &actor).await })
         .await?;
     Ok(Json(ExamJson::from(
         &vdi_cluster_core::service::ExamStatus {

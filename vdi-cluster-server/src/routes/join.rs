@@ -255,6 +255,7 @@ pub(crate) async fn join_with(
     let outcome = state
         .detached(async move {
             service
+                .fleet()
                 .join_assigned(
                     join,
                     |id| hash_hex(&worker_credential(id, &issued)),

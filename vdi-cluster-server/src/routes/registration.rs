@@ -69,7 +69,7 @@ async fn apply_heartbeat(
     let service = Arc::clone(state.service());
     let who = caller.registrant();
     let ack = state
-        .detached(async move { service.heartbeat_as(heartbeat, who).await })
+        .detached(async move { service.fleet().heartbeat_as(heartbeat, who).await })
         .await?;
     Ok(HeartbeatResponse::from(&ack))
 }
@@ -116,6 +116,7 @@ pub(crate) async fn register(
     let view = state
         .detached(async move {
             service
+                .fleet()
                 .register_assigned(requested, description, host, who, is_reserved)
                 .await
         })
@@ -156,7 +157,12 @@ pub(crate) async fn deregister(
     let reason = body.and_then(|b| b.reason);
     let service = Arc::clone(state.service());
     let view = state
-        .detached(async move { service.deregister_with_reason(&id, &actor, reason).await })
+        .detached(async move {
+            service
+                .fleet()
+                .deregister_with_reason(&id, &actor, reason)
+                .await
+        })
         .await?;
     Ok(Json(WorkerJson::new(&view, state.service().clock().now())))
 }

@@ -72,7 +72,12 @@ pub(crate) async fn allocate(
     let started = Instant::now();
     let joined = state
         .tasks()
-        .spawn(async move { service.request_session(task_key, constraints).await })
+        .spawn(async move {
+            service
+                .placement()
+                .request_session(task_key, constraints)
+                .await
+        })
         .await;
     let result = joined.map_err(|e| {
         tracing::error!(error = %e, "allocation task failed");
@@ -127,14 +132,16 @@ pub(crate) async fn get(
 ) -> Result<Json<SessionAnswerJson>, ApiError> {
     let key = session_key(path)?;
     caller.ensure_may_act_for(&key.user_id)?;
-    Ok(Json(match state.service().session_state(&key).await? {
-        SessionState::Placed(dispatch) => {
-            SessionAnswerJson::Session(Box::new(SessionJson::from(&*dispatch)))
-        }
-        SessionState::Queued(standing) => {
-            SessionAnswerJson::Queued(QueuedJson::new(&key, &standing))
-        }
-    }))
+    Ok(Json(
+        match state.service().placement().session_state(&key).await? {
+            SessionState::Placed(dispatch) => {
+                SessionAnswerJson::Session(Box::new(SessionJson::from(&*dispatch)))
+            }
+            SessionState::Queued(standing) => {
+                SessionAnswerJson::Queued(QueuedJson::new(&key, &standing))
+            }
+        },
+    ))
 }
 
 /// Releases a student's session (on submission): the worker is told to
@@ -164,14 +171,14 @@ pub(crate) async fn release(
     let service = Arc::clone(state.service());
     let task_key = key.clone();
     let departure = state
-        .detached(async move { service.end_session(&task_key).await })
+        .detached(async move { service.placement().end_session(&task_key).await })
         .await?;
     if departure.released.is_some() {
         let service = Arc::clone(state.service());
         let exam = key.exam_id.clone();
         state
             .tasks()
-            .spawn(async move { service.promote_after_release(&exam).await });
+            .spawn(async move { service.placement().promote_after_release(&exam).await });
     }
     Ok(Json(ReleaseJson::ended(&key, &departure)))
 }
@@ -200,7 +207,7 @@ pub(crate) async fn prewarm(
     let service = Arc::clone(state.service());
     let count = body.count;
     let report = state
-        .detached(async move { service.prewarm(exam, count, constraints).await })
+        .detached(async move { service.exams().prewarm(exam, count, constraints).await })
         .await?;
     Ok(Json(PrewarmReportJson::from(&report)))
 }

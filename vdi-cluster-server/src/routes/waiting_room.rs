@@ -28,6 +28,6 @@ pub(crate) async fn queue(
     PathParams(exam): PathParams<String>,
 ) -> Result<Json<ExamQueueJson>, ApiError> {
     let exam = ExamId::parse("examId", exam)?;
-    let view = state.service().exam_queue(&exam).await?;
+    let view = state.service().exams().exam_queue(&exam).await?;
     Ok(Json(ExamQueueJson::from(&view)))
 }

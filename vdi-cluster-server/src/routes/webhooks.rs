@@ -45,6 +45,7 @@ pub(crate) async fn create(
     let endpoint = state
         .detached(async move {
             service
+                .operations()
                 .create_webhook(
                     &caller.actor(),
                     body.url.trim(),
@@ -74,7 +75,7 @@ pub(crate) async fn create(
     )
 )]
 pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<WebhookList>, ApiError> {
-    let endpoints = state.service().webhooks().await?;
+    let endpoints = state.service().operations().webhooks().await?;
     Ok(Json(WebhookList {
         webhooks: endpoints.iter().map(WebhookJson::from).collect(),
     }))
@@ -97,7 +98,12 @@ pub(crate) async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let service = Arc::clone(state.service());
     state
-        .detached(async move { service.delete_webhook(&caller.actor(), &id).await })
+        .detached(async move {
+            service
+                .operations()
+                .delete_webhook(&caller.actor(), &id)
+                .await
+        })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -136,7 +142,11 @@ pub(crate) async fn deliveries(
         DELIVERIES_DEFAULT,
         vdi_cluster_core::service::MAX_DELIVERIES_LISTED,
     )?;
-    let deliveries = state.service().webhook_deliveries(&id, limit).await?;
+    let deliveries = state
+        .service()
+        .operations()
+        .webhook_deliveries(&id, limit)
+        .await?;
     Ok(Json(DeliveryList {
         deliveries: deliveries.iter().map(DeliveryJson::from).collect(),
     }))
@@ -167,6 +177,7 @@ pub(crate) async fn retry(
     state
         .detached(async move {
             service
+                .operations()
                 .retry_webhook_delivery(&caller.actor(), &id, &delivery)
                 .await
         })

@@ -94,7 +94,7 @@ impl ListQuery {
     /// The workers passing these filters, by code.
     pub(crate) async fn list(self, state: &AppState) -> Result<WorkerList, ApiError> {
         let (filter, healthy_only) = self.filter()?;
-        let views = state.service().list_workers(&filter).await?;
+        let views = state.service().operations().list_workers(&filter).await?;
         let passing = views.iter().filter(|v| !healthy_only || is_healthy(v));
         Ok(WorkerList::new(passing, now(state)))
     }
@@ -162,7 +162,7 @@ pub(crate) async fn stats(state: State<AppState>) -> Result<Json<StatsJson>, Api
     )
 )]
 pub(crate) async fn summary(State(state): State<AppState>) -> Result<Json<SummaryJson>, ApiError> {
-    let summary = state.service().summary().await?;
+    let summary = state.service().operations().summary().await?;
     Ok(Json(SummaryJson::from(&summary)))
 }
 
@@ -183,7 +183,7 @@ pub(crate) async fn reconcile(
     let service = Arc::clone(state.service());
     let actor = caller.actor();
     let report = state
-        .detached(async move { service.reconcile_now(&actor).await })
+        .detached(async move { service.operations().reconcile_now(&actor).await })
         .await?;
     Ok(Json(ReconcileReportJson::from(&report)))
 }
@@ -204,7 +204,7 @@ pub(crate) async fn detail(
     PathParams(code): PathParams<String>,
 ) -> Result<Json<WorkerJson>, ApiError> {
     let id = worker_id(code)?;
-    let view = state.service().worker_view(&id).await?;
+    let view = state.service().fleet().worker_view(&id).await?;
     Ok(Json(WorkerJson::new(&view, now(&state))))
 }
 
@@ -228,7 +228,7 @@ pub(crate) async fn remove(
     let service = Arc::clone(state.service());
     let actor = caller.actor();
     state
-        .detached(async move { service.remove_worker(&id, &actor).await })
+        .detached(async move { service.fleet().remove_worker(&id, &actor).await })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -266,6 +266,10 @@ pub(crate) async fn sessions(
         SESSIONS_DEFAULT_LIMIT,
         SESSIONS_MAX_LIMIT,
     )?;
-    let dispatches = state.service().worker_sessions(&id, limit).await?;
+    let dispatches = state
+        .service()
+        .operations()
+        .worker_sessions(&id, limit)
+        .await?;
     Ok(Json(WorkerSessionsJson::new(&id, &dispatches)))
 }

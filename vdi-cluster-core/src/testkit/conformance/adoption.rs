@@ -214,15 +214,17 @@ pub async fn heartbeat_adoption_races_allocations_on_replicas(factory: &impl Sto
     };
     let beating = service(factory.replica().await, &workers, 1, |_| {});
     beating
+        .fleet()
         .heartbeat(beat("w-hb-runs", 40, 1, None))
         .await
         .unwrap();
     beating
+        .fleet()
         .heartbeat(beat("w-hb-other", 8, 1, None))
         .await
         .unwrap();
     let runs = wid("w-hb-runs");
-    let record = beating.worker_view(&runs).await.unwrap().record;
+    let record = beating.fleet().worker_view(&runs).await.unwrap().record;
     let keys: Vec<SessionKey> = (0..SESSIONS)
         .map(|i| key("exam-hb-race", &format!("u{i}")))
         .collect();
@@ -237,7 +239,10 @@ pub async fn heartbeat_adoption_races_allocations_on_replicas(factory: &impl Sto
         tasks.push(tokio::spawn(async move {
             let mut got = Vec::new();
             for k in chunk {
-                let a = svc.allocate(k.clone(), Default::default()).await;
+                let a = svc
+                    .placement()
+                    .allocate(k.clone(), Default::default())
+                    .await;
                 got.push((k, a.expect("allocate").dispatch.id));
             }
             got
@@ -245,6 +250,7 @@ pub async fn heartbeat_adoption_races_allocations_on_replicas(factory: &impl Sto
     }
     let live = Some(keys.clone());
     let adopted = beating
+        .fleet()
         .heartbeat(beat("w-hb-runs", 40, 2, live))
         .await
         .unwrap();

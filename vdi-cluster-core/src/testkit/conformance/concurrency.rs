@@ -53,7 +53,7 @@ pub async fn heartbeats_from_replicas_keep_the_newest(factory: &impl StoreFactor
                     boot_id: Some("boot-a".into()),
                     seq: Some(seq),
                 };
-                svc.heartbeat(hb).await.expect("heartbeat");
+                svc.fleet().heartbeat(hb).await.expect("heartbeat");
             }
         }));
     }
@@ -117,6 +117,7 @@ async fn register_fleet(
     let mut ids = Vec::new();
     for i in 0..scale.workers {
         let ack = svc
+            .fleet()
             .heartbeat(heartbeat_with_slots(
                 &format!("w-{i:02}"),
                 scale.capacity,
@@ -205,7 +206,7 @@ pub async fn concurrent_allocations_never_over_allocate(factory: &impl StoreFact
                         &format!("student-{}", rng.below(120)),
                     );
                     if rng.below(10) < 6 {
-                        match svc.allocate(k, Default::default()).await {
+                        match svc.placement().allocate(k, Default::default()).await {
                             Ok(a) => {
                                 assert!(a.dispatch.state == DispatchState::Active);
                                 placed.fetch_add(1, Ordering::SeqCst);
@@ -214,7 +215,7 @@ pub async fn concurrent_allocations_never_over_allocate(factory: &impl StoreFact
                             Err(e) => panic!("allocate failed: {e}"),
                         }
                     } else {
-                        svc.release(&k).await.expect("release");
+                        svc.placement().release(&k).await.expect("release");
                     }
                 }
             }));
@@ -259,7 +260,11 @@ pub async fn concurrent_allocate_of_one_session_yields_one_dispatch(factory: &im
                 for i in 0..sessions.len() {
                     let k = sessions[(i + t) % sessions.len()].clone();
                     for _ in 0..50 {
-                        match svc.allocate(k.clone(), Default::default()).await {
+                        match svc
+                            .placement()
+                            .allocate(k.clone(), Default::default())
+                            .await
+                        {
                             Ok(a) => {
                                 got.push((k.clone(), a.dispatch.id));
                                 break;
@@ -313,10 +318,13 @@ pub async fn interrupted_allocations_leave_no_drift(factory: &impl StoreFactory)
                     let k = key("exam-c", &format!("student-{}", rng.below(80)));
                     let cut = Duration::from_millis(rng.below(6) as u64);
                     if rng.below(4) == 0 {
-                        let _ = tokio::time::timeout(cut, svc.release(&k)).await;
+                        let _ = tokio::time::timeout(cut, svc.placement().release(&k)).await;
                     } else {
-                        let _ =
-                            tokio::time::timeout(cut, svc.allocate(k, Default::default())).await;
+                        let _ = tokio::time::timeout(
+                            cut,
+                            svc.placement().allocate(k, Default::default()),
+                        )
+                        .await;
                     }
                 }
             }));
@@ -329,7 +337,7 @@ pub async fn interrupted_allocations_leave_no_drift(factory: &impl StoreFactory)
     let svc = service(Arc::clone(&first), &workers, 77, |c| {
         c.allocate_timeout = Duration::from_millis(1);
     });
-    let report = svc.reconcile().await.expect("reconcile");
+    let report = svc.operations().reconcile().await.expect("reconcile");
     assert!(
         report.drift.is_empty(),
         "drift after interrupted allocations: {:?}",

@@ -135,7 +135,7 @@ pub async fn drain_and_disable_exclude_reservations(factory: &impl StoreFactory)
             let (operator, w, barrier) = (Arc::clone(&operator), w.clone(), Arc::clone(&barrier));
             tokio::spawn(async move {
                 barrier.wait().await;
-                operator.admin(&w, action, "conformance").await
+                operator.fleet().admin(&w, action, "conformance").await
             })
         };
         let mut placed = 0;

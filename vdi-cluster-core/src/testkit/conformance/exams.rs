@@ -121,7 +121,8 @@ pub async fn exam_calendar_is_compare_and_set(factory: &impl StoreFactory) {
 pub async fn racing_bookings_accept_exactly_one(factory: &impl StoreFactory) {
     let a = service(factory.replica().await, 1);
     let b = service(factory.replica().await, 2);
-    a.heartbeat(heartbeat_with_slots("w-exam", 10, 0))
+    a.fleet()
+        .heartbeat(heartbeat_with_slots("w-exam", 10, 0))
         .await
         .unwrap();
     let base = now().plus(HOUR);
@@ -130,14 +131,17 @@ pub async fn racing_bookings_accept_exactly_one(factory: &impl StoreFactory) {
         let start = base.plus(HOUR * 3 * u32::try_from(round).unwrap());
         let ea = exam(&format!("r{round}-a"), start, 60, 6);
         let eb = exam(&format!("r{round}-b"), start, 60, 6);
-        let (ra, rb) = tokio::join!(a.book_exam(ea, "admin"), b.book_exam(eb, "admin"));
+        let (ra, rb) = tokio::join!(
+            a.exams().book_exam(ea, "admin"),
+            b.exams().book_exam(eb, "admin")
+        );
         let accepted = [ra.unwrap(), rb.unwrap()]
             .iter()
             .filter(|r| matches!(r, Booking::Accepted(_)))
             .count();
         assert_eq!(accepted, 1, "round {round}");
     }
-    assert_eq!(a.exam_calendar(None, None).await.unwrap().len(), 12);
+    assert_eq!(a.exams().exam_calendar(None, None).await.unwrap().len(), 12);
 }
 
 /// Many replicas book, grow, move and cancel overlapping exams at once;
@@ -146,10 +150,12 @@ pub async fn racing_bookings_accept_exactly_one(factory: &impl StoreFactory) {
 pub async fn concurrent_bookings_keep_invariant_d(factory: &impl StoreFactory) {
     let first = service(factory.replica().await, 100);
     first
+        .fleet()
         .heartbeat(heartbeat_with_slots("w-exam-1", 8, 0))
         .await
         .unwrap();
     first
+        .fleet()
         .heartbeat(heartbeat_with_slots("w-exam-2", 7, 0))
         .await
         .unwrap();
@@ -163,7 +169,8 @@ pub async fn concurrent_bookings_keep_invariant_d(factory: &impl StoreFactory) {
                 let id = format!("x{r}-{j}");
                 let start = base.plus(Duration::from_secs(((r + j) % 5) * 1200));
                 let e = exam(&id, start, 40, u32::try_from(2 + (r + j) % 4).unwrap());
-                if let Booking::Accepted(s) = svc.book_exam(e, "admin").await.expect("book") {
+                if let Booking::Accepted(s) = svc.exams().book_exam(e, "admin").await.expect("book")
+                {
                     kept.push(s.exam.id);
                 }
             }
@@ -173,7 +180,11 @@ pub async fn concurrent_bookings_keep_invariant_d(factory: &impl StoreFactory) {
                     students: Some(5),
                     ..ExamPatch::default()
                 };
-                let _ = svc.update_exam(&id, &grow, "admin").await.expect("patch");
+                let _ = svc
+                    .exams()
+                    .update_exam(&id, &grow, "admin")
+                    .await
+                    .expect("patch");
             }
             if let Some(id) = kept.get(1).cloned() {
                 let moved = ExamPatch {
@@ -181,10 +192,14 @@ pub async fn concurrent_bookings_keep_invariant_d(factory: &impl StoreFactory) {
                     ends_at: Some(base.plus(Duration::from_secs(600 + 2400))),
                     ..ExamPatch::default()
                 };
-                let _ = svc.update_exam(&id, &moved, "admin").await.expect("patch");
+                let _ = svc
+                    .exams()
+                    .update_exam(&id, &moved, "admin")
+                    .await
+                    .expect("patch");
             }
             if let Some(id) = kept.get(2).cloned() {
-                svc.cancel_exam(&id, "admin").await.expect("cancel");
+                svc.exams().cancel_exam(&id, "admin").await.expect("cancel");
                 kept.remove(2);
             }
             kept
@@ -203,7 +218,7 @@ pub async fn concurrent_bookings_keep_invariant_d(factory: &impl StoreFactory) {
         "the calendar holds exactly the accepted exams"
     );
     assert!(!stored.is_empty());
-    let capacity = Capacity::of_workers(&first.worker_views().await.unwrap(), 0);
+    let capacity = Capacity::of_workers(&first.fleet().worker_views().await.unwrap(), 0);
     for e in &calendar.exams {
         assert!(
             admit(e, &calendar.exams, &capacity, Timestamp(0)).is_ok(),

@@ -87,7 +87,7 @@ pub async fn heartbeats_on_replicas_keep_the_newest_pool_report(factory: &impl S
                 };
                 let n = u32::try_from(seq).unwrap();
                 hb.prewarm_pool = report(&[("math", n % 3, n, n % 2)]);
-                svc.heartbeat(hb).await.expect("heartbeat");
+                svc.fleet().heartbeat(hb).await.expect("heartbeat");
             }
         }));
     }

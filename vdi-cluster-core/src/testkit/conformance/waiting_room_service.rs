@@ -46,11 +46,16 @@ pub async fn queued_students_are_placed_once_across_replicas(factory: &impl Stor
         ));
     }
     services[0]
+        .fleet()
         .heartbeat(heartbeat_with_slots("w1", SLOTS, 0))
         .await
         .unwrap();
     let booked = exam("exam-e", now().plus(Duration::from_secs(3600)), 60, 1);
-    services[0].book_exam(booked, "admin").await.unwrap();
+    services[0]
+        .exams()
+        .book_exam(booked, "admin")
+        .await
+        .unwrap();
     let exam_id = ExamId::parse("examId", "exam-e").unwrap();
 
     let released: Arc<Mutex<BTreeSet<usize>>> = Arc::default();
@@ -63,6 +68,7 @@ pub async fn queued_students_are_placed_once_across_replicas(factory: &impl Stor
         tasks.push(tokio::spawn(async move {
             let key = student(n);
             let mut answer = svc
+                .placement()
                 .request_session(key.clone(), Default::default())
                 .await
                 .unwrap();
@@ -70,19 +76,19 @@ pub async fn queued_students_are_placed_once_across_replicas(factory: &impl Stor
             loop {
                 if let SessionRequest::Placed(_) = answer {
                     tokio::task::yield_now().await;
-                    let ended = other.end_session(&key).await.unwrap();
+                    let ended = other.placement().end_session(&key).await.unwrap();
                     // Ended while its promotion was completing: the
                     // promoter, finding the student gone, released it.
                     assert!(
                         ended.released.is_some() || ended.left_queue,
                         "{key}: nothing released"
                     );
-                    other.promote_after_release(&key.exam_id).await;
+                    other.placement().promote_after_release(&key.exam_id).await;
                     released.lock().unwrap().insert(n);
                     return;
                 }
                 if n % 5 == 4 && polls == 3 {
-                    let ended = svc.end_session(&key).await.unwrap();
+                    let ended = svc.placement().end_session(&key).await.unwrap();
                     if ended.left_queue {
                         left.lock().unwrap().insert(n);
                         return;
@@ -93,9 +99,12 @@ pub async fn queued_students_are_placed_once_across_replicas(factory: &impl Stor
                 }
                 polls += 1;
                 tokio::time::sleep(Duration::from_millis(5)).await;
-                answer = match svc.session_state(&key).await.unwrap() {
+                answer = match svc.placement().session_state(&key).await.unwrap() {
                     SessionState::Placed(_) => SessionRequest::Placed(Box::new(
-                        svc.allocate(key.clone(), Default::default()).await.unwrap(),
+                        svc.placement()
+                            .allocate(key.clone(), Default::default())
+                            .await
+                            .unwrap(),
                     )),
                     SessionState::Queued(s) => SessionRequest::Queued(s),
                 };
@@ -108,7 +117,7 @@ pub async fn queued_students_are_placed_once_across_replicas(factory: &impl Stor
         let (svc, stop) = (Arc::clone(&services[2]), Arc::clone(&stop));
         tokio::spawn(async move {
             while !stop.load(Ordering::Acquire) {
-                svc.tend_queues().await.unwrap();
+                svc.exams().tend_queues().await.unwrap();
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })

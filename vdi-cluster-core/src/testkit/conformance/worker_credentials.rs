@@ -257,6 +257,7 @@ pub async fn rotation_racing_revocation_never_leaves_a_usable_secret(factory: &i
             tasks.push(tokio::spawn(async move {
                 let next = format!("s{round}-{i}");
                 let outcome = svc
+                    .fleet()
                     .rotate_credential(&w, &|h: &str| h == "s0", &next)
                     .await
                     .unwrap();
@@ -264,7 +265,11 @@ pub async fn rotation_racing_revocation_never_leaves_a_usable_secret(factory: &i
             }));
         }
         let revoker = service(factory.replica().await);
-        let revoked = revoker.revoke_credential(&w, "admin").await.unwrap();
+        let revoked = revoker
+            .fleet()
+            .revoke_credential(&w, "admin")
+            .await
+            .unwrap();
         assert!(revoked);
         let checker = service(factory.replica().await);
         for t in tasks {
@@ -272,7 +277,11 @@ pub async fn rotation_racing_revocation_never_leaves_a_usable_secret(factory: &i
             if let RotateOutcome::Refused(check) = outcome {
                 assert_eq!(check, CredentialCheck::Revoked, "round {round}");
             }
-            let check = checker.check_credential(&w, |h| h == next).await.unwrap();
+            let check = checker
+                .fleet()
+                .check_credential(&w, |h| h == next)
+                .await
+                .unwrap();
             assert_eq!(check, CredentialCheck::Revoked, "round {round}");
         }
         let stored = store.worker_credential(&w).await.unwrap().unwrap();

@@ -34,7 +34,7 @@ pub struct RegisterRequest {
 impl RegisterRequest {
     /// The requested id (field `code`), if any, the description and the
     /// host metadata. Both are validated by core
-    /// (`ClusterService::register_assigned`), not here.
+    /// (`Fleet::register_assigned`), not here.
     #[allow(clippy::type_complexity)]
     pub fn into_parts(
         self,

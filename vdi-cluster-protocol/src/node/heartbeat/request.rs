@@ -97,7 +97,7 @@ impl HeartbeatRequest {
     /// Converts the body into core's [`Heartbeat`]. Only what core's types
     /// need to exist is checked here (the code, the capacity figures, the
     /// session ids); everything else is validated once, by core's
-    /// `ClusterService::heartbeat`. Errors name the field.
+    /// `Fleet::heartbeat`. Errors name the field.
     pub fn into_heartbeat(self) -> Result<Heartbeat, ValidationError> {
         let worker = WorkerId::parse("code", self.code)?;
         require_api_base_url(&self.description)?;

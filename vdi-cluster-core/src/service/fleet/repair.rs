@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::ClusterService;
+use super::Fleet;
 use crate::dispatch::Dispatch;
 use crate::error::Result;
 use crate::events::EventKind;
@@ -33,22 +33,22 @@ pub struct FleetRepair {
 }
 
 /// A worker's report of what it runs, as a repair works from it.
-pub(super) struct Report<'a> {
+pub(crate) struct Report<'a> {
     /// The worker's stored record.
-    pub(super) record: &'a WorkerRecord,
+    pub(crate) record: &'a WorkerRecord,
     /// The sessions it reports live.
-    pub(super) live: &'a [SessionKey],
+    pub(crate) live: &'a [SessionKey],
     /// Connection details it sent with some of them.
-    pub(super) details: &'a BTreeMap<SessionKey, serde_json::Value>,
+    pub(crate) details: &'a BTreeMap<SessionKey, serde_json::Value>,
     /// Dispatches read for the repair, by session.
-    pub(super) placed: &'a Placed,
+    pub(crate) placed: &'a Placed,
     /// Where the report comes from.
-    pub(super) source: Source,
+    pub(crate) source: Source,
 }
 
 /// Where a report of live sessions comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Source {
+pub(crate) enum Source {
     /// A heartbeat being processed: `placed` holds the worker's own
     /// dispatches (other sessions' records are read), and the report is
     /// fresh, so a session without a record is adopted.
@@ -70,14 +70,14 @@ impl Report<'_> {
 /// What the heartbeats this replica processed repaired since its previous
 /// reconcile pass, which adds it to its report.
 #[derive(Debug, Default)]
-pub(super) struct FleetTally {
+pub(crate) struct FleetTally {
     adopted: AtomicU32,
     reservations_adopted: AtomicU32,
     stopped: AtomicU32,
 }
 
 impl FleetTally {
-    pub(super) fn add(&self, repair: &FleetRepair) {
+    pub(crate) fn add(&self, repair: &FleetRepair) {
         let stopped = u32::try_from(repair.release_sessions.len()).unwrap_or(u32::MAX);
         self.adopted.fetch_add(repair.adopted, Ordering::Relaxed);
         self.reservations_adopted
@@ -86,7 +86,7 @@ impl FleetTally {
     }
 
     /// The tally so far, reset: `(adopted, reservations adopted, stopped)`.
-    pub(super) fn take(&self) -> (u32, u32, u32) {
+    pub(crate) fn take(&self) -> (u32, u32, u32) {
         (
             self.adopted.swap(0, Ordering::Relaxed),
             self.reservations_adopted.swap(0, Ordering::Relaxed),
@@ -96,16 +96,17 @@ impl FleetTally {
 }
 
 /// Dispatches by session.
-pub(super) type Placed = HashMap<SessionKey, Dispatch>;
+pub(crate) type Placed = HashMap<SessionKey, Dispatch>;
 
-impl ClusterService {
+impl Fleet {
     /// The dispatches on `hb`'s worker, read when its heartbeat lists live
     /// sessions (empty otherwise: nothing to compare them with).
-    pub(super) async fn placed_on(&self, hb: &Heartbeat) -> Result<Placed> {
+    pub(crate) async fn placed_on(&self, hb: &Heartbeat) -> Result<Placed> {
         let Some(live) = hb.live_sessions.as_deref().filter(|l| !l.is_empty()) else {
             return Ok(Placed::new());
         };
         Ok(self
+            .shared
             .store
             .worker_dispatches(&hb.worker, MAX_LIVE_SESSIONS.max(live.len()))
             .await?
@@ -117,7 +118,7 @@ impl ClusterService {
     /// Repairs the records toward `hb`'s live sessions, reported by the
     /// worker whose record (as just written) is `record` and whose
     /// dispatches were `placed` ([`placed_on`](Self::placed_on)).
-    pub(super) async fn repair_from_report(
+    pub(crate) async fn repair_from_report(
         &self,
         record: &WorkerRecord,
         hb: &Heartbeat,
@@ -135,7 +136,7 @@ impl ClusterService {
                 source: Source::Heartbeat,
             })
             .await?;
-        self.fleet_tally.add(&repair);
+        self.tally.add(&repair);
         Ok(repair)
     }
 
@@ -143,19 +144,19 @@ impl ClusterService {
     /// holds, confirms the worker's own stale reservations, and names the
     /// duplicates it must stop. Records are never removed here; a session
     /// missing from the report is reconcile's business.
-    pub(super) async fn repair(&self, report: &Report<'_>) -> Result<FleetRepair> {
+    pub(crate) async fn repair(&self, report: &Report<'_>) -> Result<FleetRepair> {
         let mut repair = FleetRepair::default();
         for key in report.live {
             let stored = match report.placed.get(key) {
                 Some(d) => Some(d.clone()),
                 None if report.source == Source::Stored => None,
-                None => self.store.dispatch(key).await?,
+                None => self.shared.store.dispatch(key).await?,
             };
             self.repair_one(report, key, stored.as_ref(), &mut repair)
                 .await?;
         }
         if repair.adopted + repair.reservations_adopted > 0 {
-            self.invalidate_snapshot();
+            self.placement.invalidate_snapshot();
         }
         Ok(repair)
     }
@@ -167,18 +168,23 @@ impl ClusterService {
         stored: Option<&Dispatch>,
         repair: &mut FleetRepair,
     ) -> Result<()> {
-        let now = self.clock.now();
+        let now = self.shared.clock.now();
         let worker = &report.record.id;
         let adopting = report.source == Source::Heartbeat && report.record.policy.is_enabled();
-        let grace = self.config.fleet_grace();
+        let grace = self.shared.config.fleet_grace();
         let mut verdict = judge_live(stored, worker, adopting, now, grace);
         if verdict == LiveVerdict::Adopt {
             let adoption = report.adoption(key, now);
-            match self.store.adopt(&adoption, self.config.sticky_ttl).await? {
+            match self
+                .shared
+                .store
+                .adopt(&adoption, self.shared.config.sticky_ttl)
+                .await?
+            {
                 Adoption::Adopted(d) => {
                     tracing::info!(session = %key, worker = %d.worker, "adopted a session the worker runs without a record");
                     repair.adopted += 1;
-                    self.emit(EventKind::SessionAdopted {
+                    self.shared.emit(EventKind::SessionAdopted {
                         session: key.clone(),
                         worker: worker.clone(),
                     });
@@ -199,13 +205,14 @@ impl ClusterService {
             LiveVerdict::ConfirmReservation(id) => {
                 let details = report.details.get(key).cloned();
                 let confirmed = self
+                    .shared
                     .store
-                    .confirm(key, id, details, now, self.config.sticky_ttl)
+                    .confirm(key, id, details, now, self.shared.config.sticky_ttl)
                     .await?;
                 if confirmed.is_some() {
                     tracing::info!(session = %key, worker = %worker, "a stale reservation confirmed by the worker's report");
                     repair.reservations_adopted += 1;
-                    self.emit(EventKind::ReservationAdopted {
+                    self.shared.emit(EventKind::ReservationAdopted {
                         session: key.clone(),
                         worker: worker.clone(),
                     });
@@ -230,7 +237,7 @@ impl ClusterService {
     ) {
         tracing::info!(session = %key, worker = %worker, holder = %holder, "telling the worker to stop a duplicate session");
         repair.release_sessions.push(key.clone());
-        self.emit(EventKind::SessionStopped {
+        self.shared.emit(EventKind::SessionStopped {
             session: key.clone(),
             worker: worker.clone(),
             holder,

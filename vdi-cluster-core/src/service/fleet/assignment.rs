@@ -6,9 +6,9 @@
 //! record, or the join's atomic claim), so two replicas never hand out one
 //! code to two workers.
 
-use super::ClusterService;
+use super::Fleet;
 use super::credentials::JoinOutcome;
-use super::registration::CAS_ATTEMPTS;
+use super::heartbeat::CAS_ATTEMPTS;
 use crate::credential::JoinRefusal;
 use crate::error::{Error, Result};
 use crate::events::EventKind;
@@ -20,7 +20,7 @@ use crate::worker::{
     candidate, same_worker,
 };
 
-/// A join under an assigned code ([`ClusterService::join_assigned`]).
+/// A join under an assigned code ([`Fleet::join_assigned`](crate::service::Fleet::join_assigned)).
 #[derive(Debug, Clone)]
 pub struct AssignedJoin {
     /// The hash of the join token presented.
@@ -51,7 +51,7 @@ fn check_reason(reason: Option<&str>) -> Result<(), ValidationError> {
     }
 }
 
-impl ClusterService {
+impl Fleet {
     /// Registers a worker under a code the control plane assigns: the
     /// `requested` one, or one derived from its host name, unless another
     /// worker (on another host) holds it — then a code with a random
@@ -81,7 +81,7 @@ impl ClusterService {
             if skip(&id) {
                 continue;
             }
-            match self.store.worker(&id).await? {
+            match self.shared.store.worker(&id).await? {
                 Some(s) if exact || same_worker(&s.record.description, &description) => {
                     let view = self.register_as(id.clone(), description, who).await?;
                     return self.store_host(&id, &host).await.map(|v| v.unwrap_or(view));
@@ -99,17 +99,21 @@ impl ClusterService {
                         )
                         .into());
                     }
-                    let mut record =
-                        WorkerRecord::registered(id.clone(), description.clone(), self.clock.now());
+                    let mut record = WorkerRecord::registered(
+                        id.clone(),
+                        description.clone(),
+                        self.shared.clock.now(),
+                    );
                     record.host = host.clone();
                     let registered = EventKind::WorkerRegistered { worker: id.clone() };
                     if let CasOutcome::Written { .. } = self
+                        .shared
                         .put_worker_alerting(&record, None, None, &[&registered])
                         .await?
                     {
-                        self.emit(registered);
-                        self.invalidate_snapshot();
-                        return self.worker_view(&id).await;
+                        self.shared.emit(registered);
+                        self.placement.invalidate_snapshot();
+                        return self.shared.worker_view(&id).await;
                     }
                 }
             }
@@ -126,16 +130,20 @@ impl ClusterService {
         }
         for _ in 0..CAS_ATTEMPTS {
             let stored = self
+                .shared
                 .store
                 .worker(id)
                 .await?
                 .ok_or_else(|| Error::WorkerNotFound(id.clone()))?;
             let mut record = stored.record.clone();
             record.host = record.host.merged(host);
-            if let CasOutcome::Written { .. } =
-                self.store.put_worker(&record, Some(stored.version)).await?
+            if let CasOutcome::Written { .. } = self
+                .shared
+                .store
+                .put_worker(&record, Some(stored.version))
+                .await?
             {
-                return self.worker_view(id).await.map(Some);
+                return self.shared.worker_view(id).await.map(Some);
             }
         }
         Err(Error::Conflict {
@@ -211,29 +219,33 @@ impl ClusterService {
         let reason = reason.filter(|r| !r.trim().is_empty());
         for _ in 0..CAS_ATTEMPTS {
             let stored = self
+                .shared
                 .store
                 .worker(id)
                 .await?
                 .ok_or_else(|| Error::WorkerNotFound(id.clone()))?;
             let mut record = stored.record.clone();
             if record.deregistered_at.is_some() {
-                return self.worker_view(id).await;
+                return self.shared.worker_view(id).await;
             }
-            record.deregistered_at = Some(self.clock.now());
+            record.deregistered_at = Some(self.shared.clock.now());
             record.deregister_reason.clone_from(&reason);
             let removed = EventKind::WorkerRemoved { worker: id.clone() };
             if let CasOutcome::Written { .. } = self
+                .shared
                 .put_worker_alerting(&record, Some(stored.version), None, &[&removed])
                 .await?
             {
-                self.invalidate_snapshot();
-                self.emit(removed);
+                self.placement.invalidate_snapshot();
+                self.shared.emit(removed);
                 let detail = match &reason {
                     Some(r) => serde_json::json!({ "reason": r }),
                     None => serde_json::Value::Null,
                 };
-                self.audit(actor, "deregister", id.as_str(), detail).await?;
-                return self.worker_view(id).await;
+                self.shared
+                    .audit(actor, "deregister", id.as_str(), detail)
+                    .await?;
+                return self.shared.worker_view(id).await;
             }
         }
         Err(Error::Conflict {

@@ -28,10 +28,10 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::ClusterService;
+use super::Placement;
+use super::allocation::{AllocateOutcome, Allocation};
 use super::existing::Existing;
 use super::start::Started;
 use crate::dispatch::Dispatch;
@@ -62,58 +62,6 @@ const COALESCE_FIRST_POLL: Duration = Duration::from_millis(10);
 
 /// Longest pause between two looks at the store while waiting.
 const COALESCE_MAX_POLL: Duration = Duration::from_millis(500);
-
-/// How an allocation was satisfied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "camelCase")]
-pub enum AllocateOutcome {
-    /// The session already had a live dispatch; it is returned unchanged.
-    Existing,
-    /// A new dispatch was placed.
-    Placed {
-        /// Why this worker.
-        reason: ChoiceReason,
-    },
-    /// The session's previous worker failed; it was placed anew and the old
-    /// dispatch superseded.
-    Redispatched {
-        /// Why this worker.
-        reason: ChoiceReason,
-        /// The failed worker.
-        from: WorkerId,
-    },
-}
-
-/// The result of [`ClusterService::allocate`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Allocation {
-    /// The live dispatch.
-    pub dispatch: Dispatch,
-    /// How it came about.
-    pub outcome: AllocateOutcome,
-    /// Worker calls that failed before this one succeeded.
-    pub failed_calls: u32,
-    /// Reservations refused because the snapshot was stale (contention).
-    pub contention_retries: u32,
-    /// Something the student or the exam application should know (the
-    /// session's worker is silent, but it was kept during a mass failure).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub warning: Option<String>,
-}
-
-impl Allocation {
-    /// The session's existing dispatch, handed back unchanged.
-    pub(super) fn existing(dispatch: Dispatch, warning: Option<String>) -> Self {
-        Self {
-            dispatch,
-            outcome: AllocateOutcome::Existing,
-            failed_calls: 0,
-            contention_retries: 0,
-            warning,
-        }
-    }
-}
 
 /// What one candidate came to.
 #[derive(Debug)]
@@ -207,7 +155,7 @@ impl Attempt {
     }
 }
 
-impl ClusterService {
+impl Placement {
     /// Places `key`'s session on a worker, or returns the one it already has.
     ///
     /// Candidates are ranked; each is reserved atomically, then asked to
@@ -230,7 +178,7 @@ impl ClusterService {
     /// see the module docs.
     pub async fn allocate(&self, key: SessionKey, constraints: Constraints) -> Result<Allocation> {
         constraints.validate()?;
-        let deadline = Instant::now() + self.config.coalesce_bound();
+        let deadline = Instant::now() + self.shared.config.coalesce_bound();
         let mut pause = COALESCE_FIRST_POLL;
         loop {
             match self.allocate_once(&key, &constraints).await {
@@ -273,7 +221,7 @@ impl ClusterService {
     /// its candidates in order, one [`try_candidate`](Self::try_candidate)
     /// step each. The exam's placement hints come from this replica's
     /// cache ([`placement_hints`](Self::placement_hints)).
-    pub(super) async fn place(
+    pub(crate) async fn place(
         &self,
         key: SessionKey,
         constraints: &Constraints,
@@ -330,10 +278,10 @@ impl ClusterService {
         let mut excluded = attempt.tried.clone();
         excluded.extend(known_full);
         let options = RankOptions {
-            policy: self.config.scheduling,
-            exam_affinity: self.config.exam_affinity,
-            herd_width: self.config.herd_width,
-            seed: self.request_seed((&attempt.key, round)),
+            policy: self.shared.config.scheduling,
+            exam_affinity: self.shared.config.exam_affinity,
+            herd_width: self.shared.config.herd_width,
+            seed: self.shared.request_seed((&attempt.key, round)),
             limit: RANK_LIMIT,
         };
         let ranking = index.rank(constraints, placement, &excluded, &options);
@@ -368,9 +316,9 @@ impl ClusterService {
             if looks > EXISTING_LOOKS {
                 return Ok(Step::Stop(Error::AllocationInProgress(attempt.key.clone())));
             }
-            let request = attempt.request(view, self.clock.now());
+            let request = attempt.request(view, self.shared.clock.now());
             self.note_reserving(&candidate.worker);
-            match self.store.reserve(&request).await? {
+            match self.shared.store.reserve(&request).await? {
                 Reservation::Existing(d) => {
                     if let Some(step) = self.on_existing(d, &candidate.worker, attempt).await? {
                         return Ok(step);
@@ -402,7 +350,7 @@ impl ClusterService {
                 if may_run {
                     attempt.may_run.push(view.id().clone());
                 }
-                if attempt.failed_calls >= self.config.retry_count {
+                if attempt.failed_calls >= self.shared.config.retry_count {
                     return Ok(Step::Stop(self.no_capacity(attempt)));
                 }
                 return Ok(Step::TryNext(TryNext::WorkerFailed));
@@ -455,7 +403,7 @@ impl ClusterService {
         }
         let outcome = match &attempt.replaced_from {
             Some(from) => {
-                self.migrated(key, from, &active);
+                self.shared.migrated(key, from, &active);
                 self.release_copy(from, key);
                 AllocateOutcome::Redispatched {
                     reason,

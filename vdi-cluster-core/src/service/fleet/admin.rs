@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::ClusterService;
-use super::registration::CAS_ATTEMPTS;
+use super::Fleet;
+use super::heartbeat::CAS_ATTEMPTS;
 use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::ids::{ExamId, UserId, WorkerId};
@@ -68,7 +68,7 @@ fn validate_reason(reason: &str) -> Result<&str> {
     }
 }
 
-impl ClusterService {
+impl Fleet {
     /// Applies an operator's action as a compare-and-set on the worker's
     /// current policy; retried from a fresh read when a heartbeat or a
     /// reservation races it.
@@ -96,8 +96,8 @@ impl ClusterService {
     ) -> Result<AdminOutcome> {
         let reason = reason.map(validate_reason).transpose()?;
         for _ in 0..CAS_ATTEMPTS {
-            let view = self.worker_view(id).await?;
-            let now = self.clock.now();
+            let view = self.shared.worker_view(id).await?;
+            let now = self.shared.clock.now();
             let t = transition(
                 view.record.policy,
                 PolicyEvent::Admin(action),
@@ -111,7 +111,7 @@ impl ClusterService {
                 });
             }
             if let CasOutcome::Written { .. } = self.write_policy(&view, t, actor).await? {
-                self.invalidate_snapshot();
+                self.placement.invalidate_snapshot();
                 let mut detail = serde_json::json!({
                     "from": t.from.name(),
                     "to": t.to.name(),
@@ -120,10 +120,11 @@ impl ClusterService {
                 if let Some(reason) = reason {
                     detail["reason"] = reason.into();
                 }
-                self.audit(actor, action.name(), id.as_str(), detail)
+                self.shared
+                    .audit(actor, action.name(), id.as_str(), detail)
                     .await?;
                 return Ok(AdminOutcome {
-                    worker: self.worker_view(id).await?,
+                    worker: self.shared.worker_view(id).await?,
                     transition: t,
                 });
             }
@@ -158,29 +159,30 @@ impl ClusterService {
         };
         let dispatched = t.requires_empty().then_some(view.dispatched);
         let outcome = self
+            .shared
             .put_worker_alerting(&record, Some(view.version), dispatched, &[&event])
             .await?;
         if let CasOutcome::Written { .. } = outcome {
-            self.emit(event);
+            self.shared.emit(event);
         }
         Ok(outcome)
     }
 
     /// Applies the observation transition (draining → drained when empty,
     /// deadline → force-disabled) if it changes anything.
-    pub(super) async fn observe_policy(&self, view: &WorkerView) -> Result<Option<Transition>> {
+    pub(crate) async fn observe_policy(&self, view: &WorkerView) -> Result<Option<Transition>> {
         let t = transition(
             view.record.policy,
             PolicyEvent::Observed,
             view.occupancy(),
-            self.clock.now(),
+            self.shared.clock.now(),
         )?;
         if !t.changed() {
             return Ok(None);
         }
         match self.write_policy(view, t, "system").await? {
             CasOutcome::Written { .. } => {
-                self.invalidate_snapshot();
+                self.placement.invalidate_snapshot();
                 Ok(Some(t))
             }
             // Someone else wrote first; the next observation sees it.
@@ -191,12 +193,13 @@ impl ClusterService {
     /// Shows what still blocks a worker's drain (seed 000 "drain graceful"):
     /// its sessions by exam. Observing may complete the drain.
     pub async fn drain_info(&self, id: &WorkerId) -> Result<DrainInfo> {
-        let mut view = self.worker_view(id).await?;
+        let mut view = self.shared.worker_view(id).await?;
         if self.observe_policy(&view).await?.is_some() {
-            view = self.worker_view(id).await?;
+            view = self.shared.worker_view(id).await?;
         }
         let mut blocking: BTreeMap<ExamId, Vec<UserId>> = BTreeMap::new();
         for d in self
+            .shared
             .store
             .worker_dispatches(id, DRAIN_LISTING_LIMIT)
             .await?

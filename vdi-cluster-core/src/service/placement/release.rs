@@ -2,15 +2,16 @@
 
 use tokio::time::timeout;
 
-use super::ClusterService;
+use super::Placement;
 use crate::dispatch::Dispatch;
 use crate::error::{Error, Result};
 use crate::ids::SessionKey;
 
-impl ClusterService {
+impl Placement {
     /// The session's dispatch.
     pub async fn session(&self, key: &SessionKey) -> Result<Dispatch> {
-        self.store
+        self.shared
+            .store
             .dispatch(key)
             .await?
             .ok_or_else(|| Error::SessionNotFound(key.clone()))
@@ -26,14 +27,14 @@ impl ClusterService {
     /// ([`DispatchStore::release`](crate::store::DispatchStore::release)'s
     /// `hold`) until the worker's next report says what it still runs.
     pub async fn release(&self, key: &SessionKey) -> Result<Option<Dispatch>> {
-        let Some(d) = self.store.dispatch(key).await? else {
+        let Some(d) = self.shared.store.dispatch(key).await? else {
             return Ok(None);
         };
         let mut stopped = false;
-        if let Some(snapshot) = self.store.worker(&d.worker).await? {
+        if let Some(snapshot) = self.shared.store.worker(&d.worker).await? {
             let call = timeout(
-                self.config.worker_call_timeout,
-                self.client.release(&snapshot.record, key),
+                self.shared.config.worker_call_timeout,
+                self.shared.client.release(&snapshot.record, key),
             )
             .await;
             match call {
@@ -47,6 +48,6 @@ impl ClusterService {
             }
         }
         let hold = (!stopped).then_some(&d.worker);
-        self.store.release(key, Some(d.id), None, hold).await
+        self.shared.store.release(key, Some(d.id), None, hold).await
     }
 }

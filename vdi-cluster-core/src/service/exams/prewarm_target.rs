@@ -21,7 +21,7 @@
 
 use std::collections::HashSet;
 
-use super::ClusterService;
+use super::Exams;
 use crate::calendar::CalendarWrite;
 use crate::error::Result;
 use crate::events::EventKind;
@@ -58,7 +58,7 @@ pub(crate) fn exam_readiness(exam: &Exam, views: &[WorkerView]) -> Readiness {
     readiness(exam.prewarm.machines(exam.students), &sights(exam, views))
 }
 
-impl ClusterService {
+impl Exams {
     /// One pass of keeping every started prewarm's target (see the module
     /// docs): emits the readiness events, tops up exams whose ready and
     /// starting machines on live workers fall short. Returns what each
@@ -69,8 +69,8 @@ impl ClusterService {
         &self,
         fence: Option<&Lease>,
     ) -> Result<Vec<(ExamId, PrewarmReport)>> {
-        let now = self.clock.now();
-        let calendar = self.store.exam_calendar().await?;
+        let now = self.shared.clock.now();
+        let calendar = self.shared.store.exam_calendar().await?;
         // Exams whose prewarm has started and still has a step to take.
         let pending: Vec<(&Exam, _)> = calendar
             .exams
@@ -81,7 +81,7 @@ impl ClusterService {
         if pending.is_empty() {
             return Ok(Vec::new());
         }
-        let views = self.worker_views().await?;
+        let views = self.shared.worker_views().await?;
         let mut topped = Vec::new();
         for (exam, started_at) in pending {
             let target = exam.prewarm.machines(exam.students);
@@ -119,7 +119,7 @@ impl ClusterService {
                 .topped_up_at
                 .map_or(started_at, |t| t.max(started_at));
             let sights = sights(exam, &views);
-            match plan_top_up(target, &sights, since, self.config.prewarm_max) {
+            match plan_top_up(target, &sights, since, self.shared.config.prewarm_max) {
                 TopUp::Enough | TopUp::Wait { .. } => {}
                 TopUp::NoRoom { missing } => {
                     tracing::warn!(exam = %exam.id, missing, "prewarm target not met and no eligible worker has room");
@@ -142,7 +142,8 @@ impl ClusterService {
                         failures,
                     };
                     let detail = serde_json::to_value(&report).unwrap_or_default();
-                    self.audit("system", "prewarm-top-up", exam.id.as_str(), detail)
+                    self.shared
+                        .audit("system", "prewarm-top-up", exam.id.as_str(), detail)
                         .await?;
                     topped.push((exam.id.clone(), report));
                 }
@@ -155,8 +156,8 @@ impl ClusterService {
     /// (and whose teardown is not over) to discard them. Returns the idle
     /// machines the workers discarded.
     pub async fn release_ended_prewarms(&self) -> Result<u32> {
-        let now = self.clock.now();
-        let calendar = self.store.exam_calendar().await?;
+        let now = self.shared.clock.now();
+        let calendar = self.shared.store.exam_calendar().await?;
         let ended: Vec<&Exam> = calendar
             .exams
             .iter()
@@ -165,7 +166,7 @@ impl ClusterService {
         if ended.is_empty() {
             return Ok(0);
         }
-        let views = self.worker_views().await?;
+        let views = self.shared.worker_views().await?;
         let mut discarded = 0;
         for exam in ended {
             discarded += self.discard_prewarm(&exam.id, &views).await;
@@ -184,8 +185,8 @@ impl ClusterService {
             .collect();
         let mut discarded = 0;
         for view in holders {
-            let call = self.client.discard_prewarm(&view.record, exam);
-            match tokio::time::timeout(self.config.worker_call_timeout, call).await {
+            let call = self.shared.client.discard_prewarm(&view.record, exam);
+            match tokio::time::timeout(self.shared.config.worker_call_timeout, call).await {
                 Ok(Ok(n)) => {
                     tracing::info!(exam = %exam, worker = %view.id(), discarded = n, "released prewarmed machines");
                     discarded += n;
@@ -213,9 +214,9 @@ impl ClusterService {
         change: impl FnOnce(&mut Exam),
     ) -> Result<()> {
         let key = alerts::observed_key(&kind, started_at.as_millis());
-        self.append_observed(&kind, key, fence).await?;
+        self.shared.append_observed(&kind, key, fence).await?;
         if self.mark(exam, change).await? {
-            self.emit(kind);
+            self.shared.emit(kind);
         }
         Ok(())
     }
@@ -224,14 +225,14 @@ impl ClusterService {
     /// if the calendar did not change meanwhile. `false` on a conflict or
     /// when the exam is gone (another replica or pass got there first).
     async fn mark(&self, id: &ExamId, change: impl FnOnce(&mut Exam)) -> Result<bool> {
-        let calendar = self.store.exam_calendar().await?;
+        let calendar = self.shared.store.exam_calendar().await?;
         let Some(exam) = calendar.get(id) else {
             return Ok(false);
         };
         let mut marked = exam.clone();
         change(&mut marked);
         Ok(matches!(
-            self.put_exam(&marked, calendar.version).await?,
+            self.placement.put_exam(&marked, calendar.version).await?,
             CalendarWrite::Written { .. }
         ))
     }

@@ -5,8 +5,8 @@
 
 use tokio::time::timeout;
 
-use super::ClusterService;
-use super::allocate::Allocation;
+use super::Placement;
+use super::allocation::Allocation;
 use crate::dispatch::{Dispatch, DispatchState, lost_to_restart};
 use crate::error::Result;
 use crate::events::EventKind;
@@ -18,7 +18,7 @@ use crate::worker::WorkerView;
 const SILENT_WORKER_WARNING: &str = "the session's worker is not heartbeating, and neither are many others: this looks like a control-plane or network fault, so the session is kept where it is";
 
 /// Is the existing dispatch still good to hand back?
-pub(super) enum Existing {
+pub(crate) enum Existing {
     /// Yes (with a warning for a silent worker kept by the guard).
     Reuse(Dispatch, Option<String>),
     /// Its worker failed: place the session anew, superseding it.
@@ -29,12 +29,12 @@ pub(super) enum Existing {
     None,
 }
 
-impl ClusterService {
+impl Placement {
     /// Hands an existing dispatch back. One adopted without connection
     /// details (its worker's heartbeat did not carry them) gets them by
     /// asking the worker once — its allocate is idempotent for a running
     /// session; they are returned, not stored.
-    pub(super) async fn reuse(
+    pub(crate) async fn reuse(
         &self,
         mut dispatch: Dispatch,
         warning: Option<String>,
@@ -42,11 +42,11 @@ impl ClusterService {
         if dispatch.session.is_none()
             && dispatch.state == DispatchState::Active
             && warning.is_none()
-            && let Some(snapshot) = self.store.worker(&dispatch.worker).await?
+            && let Some(snapshot) = self.shared.store.worker(&dispatch.worker).await?
         {
             let call = timeout(
-                self.config.worker_call_timeout,
-                self.client.allocate(&snapshot.record, &dispatch.key),
+                self.shared.config.worker_call_timeout,
+                self.shared.client.allocate(&snapshot.record, &dispatch.key),
             )
             .await;
             match call {
@@ -63,8 +63,8 @@ impl ClusterService {
     }
 
     /// Reads the session's dispatch and judges it ([`judge_existing`](Self::judge_existing)).
-    pub(super) async fn check_existing(&self, key: &SessionKey) -> Result<Existing> {
-        match self.store.dispatch(key).await? {
+    pub(crate) async fn check_existing(&self, key: &SessionKey) -> Result<Existing> {
+        match self.shared.store.dispatch(key).await? {
             Some(d) => self.judge_existing(d).await,
             None => Ok(Existing::None),
         }
@@ -74,34 +74,37 @@ impl ClusterService {
     /// compare-and-reserve): a reservation whose allocator died is reclaimed
     /// here (then [`Existing::None`]); a live one is waited for; an active
     /// one is handed back unless its worker failed.
-    pub(super) async fn judge_existing(&self, d: Dispatch) -> Result<Existing> {
+    pub(crate) async fn judge_existing(&self, d: Dispatch) -> Result<Existing> {
         let key = &d.key;
-        let now = self.clock.now();
+        let now = self.shared.clock.now();
         match d.state {
             DispatchState::Reserved => {
-                if now.since(d.reserved_at) < self.config.allocate_timeout {
+                if now.since(d.reserved_at) < self.shared.config.allocate_timeout {
                     return Ok(Existing::InProgress);
                 }
                 // A reservation whose allocator died: reclaim it now. The
                 // worker may have started it: its slot stays held until
                 // the worker reports.
-                self.store.undo(key, d.id, None, Some(&d.worker)).await?;
+                self.shared
+                    .store
+                    .undo(key, d.id, None, Some(&d.worker))
+                    .await?;
                 Ok(Existing::None)
             }
             DispatchState::Orphaned => Ok(Existing::Replace(d)),
             DispatchState::Active => {
-                let Some(snapshot) = self.store.worker(&d.worker).await? else {
+                let Some(snapshot) = self.shared.store.worker(&d.worker).await? else {
                     return Ok(Existing::Replace(d));
                 };
-                let view = WorkerView::new(snapshot, now, &self.health_config());
+                let view = WorkerView::new(snapshot, now, &self.shared.health_config());
                 if !view.record.policy.is_enabled() || lost_to_restart(&d, &view.record) {
                     return Ok(Existing::Replace(d));
                 }
                 if view.availability.is_reachable() {
                     return Ok(Existing::Reuse(d, None));
                 }
-                let views = self.worker_views().await?;
-                if self.mass_failure_guard(&views).1 {
+                let views = self.shared.worker_views().await?;
+                if self.shared.mass_failure_guard(&views).1 {
                     tracing::warn!(session = %key, worker = %d.worker, "mass-failure guard: keeping the session on its silent worker");
                     return Ok(Existing::Reuse(d, Some(SILENT_WORKER_WARNING.to_owned())));
                 }
@@ -116,7 +119,7 @@ impl ClusterService {
     /// partly this student's own desktop. Adopt it on that worker and hand
     /// it back. Read from the latest ranking snapshot (fresh after a failed
     /// round), only on this refusal path.
-    pub(super) async fn adopt_reported(&self, key: &SessionKey) -> Result<Option<Dispatch>> {
+    pub(crate) async fn adopt_reported(&self, key: &SessionKey) -> Result<Option<Dispatch>> {
         let (index, _) = self.ranking_snapshot(false).await?;
         let Some(view) = index.views().iter().find(|v| {
             v.availability.is_reachable()
@@ -128,11 +131,16 @@ impl ClusterService {
         }) else {
             return Ok(None);
         };
-        let adoption = Dispatch::adopted(key.clone(), &view.record, self.clock.now(), None);
-        match self.store.adopt(&adoption, self.config.sticky_ttl).await? {
+        let adoption = Dispatch::adopted(key.clone(), &view.record, self.shared.clock.now(), None);
+        match self
+            .shared
+            .store
+            .adopt(&adoption, self.shared.config.sticky_ttl)
+            .await?
+        {
             Adoption::Adopted(d) => {
                 tracing::info!(session = %key, worker = %d.worker, "adopted a session its worker reports, instead of refusing it");
-                self.emit(EventKind::SessionAdopted {
+                self.shared.emit(EventKind::SessionAdopted {
                     session: key.clone(),
                     worker: d.worker.clone(),
                 });

@@ -26,7 +26,7 @@
 //! # Fencing
 //!
 //! Every removal and orphan mark of a pass carries the lease (see
-//! [`ClusterService::reconcile_leased`]): the backend checks, in the same
+//! [`Operations::reconcile_leased`](crate::service::Operations::reconcile_leased)): the backend checks, in the same
 //! atomic step as the write, that the lease is still held with the same
 //! token, and refuses with [`Error::Fenced`](crate::Error::Fenced)
 //! otherwise, which ends the pass and the replica's leadership. A deposed
@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use tokio::time::{Instant, MissedTickBehavior, interval, interval_at, sleep_until};
 
-use super::ClusterService;
+use super::Operations;
 use super::reconcile::HealthMonitor;
 use crate::events::EventKind;
 use crate::outbox::alerts;
@@ -81,7 +81,7 @@ impl Default for BackgroundConfig {
 /// module docs for timing, renewal and fencing). On shutdown it gives the
 /// lease up so another replica takes over at once.
 pub async fn run_background(
-    service: Arc<ClusterService>,
+    service: Arc<Operations>,
     config: BackgroundConfig,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -91,7 +91,7 @@ pub async fn run_background(
     let mut monitor = HealthMonitor::default();
     let mut held: Option<Lease> = None;
     let mut due = Instant::now() + config.reconcile_every;
-    let replica = service.config().replica_id.clone();
+    let replica = service.shared.config.replica_id.clone();
     let mut delivering: Option<tokio::task::JoinHandle<()>> = None;
     let mut outage = Outage::default();
     loop {
@@ -102,7 +102,7 @@ pub async fn run_background(
             () = sleep_until(due), if leading => {
                 let Some(lease) = held.clone() else { continue };
                 let pass = service.reconcile_leased(Some(&lease));
-                match while_holding(&**service.store(), &lease, &config, pass).await {
+                match while_holding(&*service.shared.store, &lease, &config, pass).await {
                     Some(Ok(report)) => tracing::info!(?report, "reconcile pass"),
                     Some(Err(e @ crate::Error::Fenced { .. })) => {
                         tracing::warn!(replica = %replica, error = %e, "a reconcile write was fenced off: no longer leading");
@@ -120,12 +120,13 @@ pub async fn run_background(
             }
             _ = ticker.tick() => {
                 match service
-                    .store()
+                    .shared
+                    .store
                     .try_acquire(BACKGROUND_LEASE, &replica, config.lease_ttl)
                     .await
                 {
                     Ok(Some(lease)) => {
-                        if let Some((since, kind)) = outage.recovered(service.clock().now())
+                        if let Some((since, kind)) = outage.recovered(service.shared.clock.now())
                             && let Err(e) = service.backend_recovered(kind, since, &lease).await
                         {
                             tracing::warn!(error = %e, "could not write backend.degraded to the outbox");
@@ -147,14 +148,14 @@ pub async fn run_background(
                     }
                     Ok(None) => {
                         // The leader reports outages it saw itself.
-                        outage.recovered(service.clock().now());
+                        outage.recovered(service.shared.clock.now());
                         if held.take().is_some() {
                             tracing::info!(replica = %replica, "lost the background lease");
                         }
                         monitor.reset();
                     }
                     Err(e) => {
-                        outage.failed(service.clock().now(), &e);
+                        outage.failed(service.shared.clock.now(), &e);
                         tracing::warn!(error = %e, "cannot reach the store for the background lease");
                         held = None;
                         monitor.reset();
@@ -167,7 +168,7 @@ pub async fn run_background(
         d.abort();
     }
     if let Some(lease) = held
-        && let Err(e) = service.store().release_lease(&lease).await
+        && let Err(e) = service.shared.store.release_lease(&lease).await
     {
         tracing::warn!(error = %e, "could not give up the background lease");
     }
@@ -202,7 +203,7 @@ impl Outage {
     }
 }
 
-impl ClusterService {
+impl Operations {
     /// Writes an outage of the store this leader saw, now that it answers
     /// again, fenced by `lease`, under a key naming the outage's start.
     async fn backend_recovered(
@@ -212,7 +213,7 @@ impl ClusterService {
         lease: &Lease,
     ) -> crate::Result<()> {
         let key = alerts::observed_key(&kind, since.as_millis());
-        self.record_observed(kind, key, Some(lease)).await
+        self.shared.record_observed(kind, key, Some(lease)).await
     }
 }
 
@@ -257,7 +258,7 @@ where
 
 /// One delivery step in a task of its own (sends must not hold up health
 /// ticks), if this replica sends webhooks.
-fn spawn_delivery(service: &Arc<ClusterService>) -> Option<tokio::task::JoinHandle<()>> {
+fn spawn_delivery(service: &Arc<Operations>) -> Option<tokio::task::JoinHandle<()>> {
     let sender = Arc::clone(service.webhook_sender()?);
     let service = Arc::clone(service);
     Some(tokio::spawn(async move {
@@ -270,12 +271,12 @@ fn spawn_delivery(service: &Arc<ClusterService>) -> Option<tokio::task::JoinHand
 }
 
 async fn tick(
-    service: &ClusterService,
+    service: &Operations,
     monitor: &mut HealthMonitor,
     lease: &Lease,
 ) -> crate::Result<()> {
-    let views = service.worker_views().await?;
-    let now = service.clock().now();
+    let views = service.shared.worker_views().await?;
+    let now = service.shared.clock.now();
     let episode = |kind: &EventKind| {
         let episode = views
             .iter()
@@ -288,30 +289,30 @@ async fn tick(
     if monitor.is_fresh() {
         for kind in HealthMonitor::catch_up(&views, now) {
             let key = episode(&kind);
-            service.append_observed(&kind, key, fence).await?;
+            service.shared.append_observed(&kind, key, fence).await?;
         }
     }
     for kind in monitor.observe(&views, now) {
         let key = episode(&kind);
-        service.record_observed(kind, key, fence).await?;
+        service.shared.record_observed(kind, key, fence).await?;
     }
     for view in views
         .iter()
         .filter(|v| matches!(v.record.policy, AdminPolicy::Draining { .. }))
     {
-        service.observe_policy(view).await?;
+        service.fleet.observe_policy(view).await?;
     }
-    service.evaluate_exam_risks().await?;
-    service.start_due_prewarms().await?;
-    service.keep_prewarm_targets(fence).await?;
-    service.release_ended_prewarms().await?;
-    service.watch_queues(fence).await?;
+    service.exams.evaluate_exam_risks().await?;
+    service.exams.start_due_prewarms().await?;
+    service.exams.keep_prewarm_targets(fence).await?;
+    service.exams.release_ended_prewarms().await?;
+    service.exams.watch_queues(fence).await?;
     let purged = service.purge_old_deliveries().await?;
     if purged > 0 {
         tracing::info!(purged, "deleted deliveries past the retention");
     }
-    let queues = service.tend_queues().await?;
-    if queues != super::QueueTick::default() {
+    let queues = service.exams.tend_queues().await?;
+    if queues != crate::service::QueueTick::default() {
         tracing::info!(?queues, "waiting rooms tended");
     }
     Ok(())

@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::ClusterService;
+use super::Placement;
 use crate::error::Result;
 use crate::ids::WorkerId;
 use crate::scheduler::RankIndex;
 
 /// A ranking index and the workers known to be full since it was built.
-pub(super) type Snapshot = (Arc<RankIndex>, HashSet<WorkerId>);
+pub(crate) type Snapshot = (Arc<RankIndex>, HashSet<WorkerId>);
 
 #[derive(Debug)]
 struct Cached {
@@ -32,7 +32,7 @@ struct Cached {
 /// The cached snapshot of one service, and the lock that coalesces
 /// refreshes.
 #[derive(Debug, Default)]
-pub(super) struct SnapshotCache {
+pub(crate) struct SnapshotCache {
     cached: Mutex<Option<Cached>>,
     refresh: tokio::sync::Mutex<()>,
 }
@@ -80,7 +80,7 @@ impl SnapshotCache {
     }
 
     /// Remembers that `worker` answered full, until the next read.
-    pub(super) fn note_full(&self, worker: &WorkerId) {
+    pub(crate) fn note_full(&self, worker: &WorkerId) {
         if let Some(c) = self.lock().as_mut() {
             c.known_full.insert(worker.clone());
         }
@@ -90,7 +90,7 @@ impl SnapshotCache {
     /// (so concurrent requests of this replica rank with it); once they use
     /// up its free slots in the snapshot, it is known full until the next
     /// read.
-    pub(super) fn note_reserving(&self, worker: &WorkerId) {
+    pub(crate) fn note_reserving(&self, worker: &WorkerId) {
         if let Some(c) = self.lock().as_mut() {
             let taken = c.taken.entry(worker.clone()).or_default();
             *taken += 1;
@@ -109,7 +109,7 @@ impl SnapshotCache {
     /// difference, and at 0 the worker is known full until the next read.
     /// It only ever lowers the estimate: reservations of this replica
     /// still in flight are not in the store's count yet.
-    pub(super) fn note_slots_left(&self, worker: &WorkerId, slots_left: u32) {
+    pub(crate) fn note_slots_left(&self, worker: &WorkerId, slots_left: u32) {
         if let Some(c) = self.lock().as_mut() {
             let free = c.index.get(worker).map_or(0, |v| v.available_sessions);
             let taken = c.taken.entry(worker.clone()).or_default();
@@ -121,7 +121,7 @@ impl SnapshotCache {
     }
 
     /// Drops the snapshot: the next ranking reads the fleet again.
-    pub(super) fn invalidate(&self) {
+    pub(crate) fn invalidate(&self) {
         *self.lock() = None;
     }
 
@@ -130,13 +130,13 @@ impl SnapshotCache {
     }
 }
 
-impl ClusterService {
+impl Placement {
     /// The ranking snapshot, indexed: reused for up to `snapshot_max_age`,
     /// with the workers found full since it was read. `fresh` asks for one
     /// read after this call began.
-    pub(super) async fn ranking_snapshot(&self, fresh: bool) -> Result<Snapshot> {
-        let max_age = self.config.snapshot_max_age;
-        let load = async { Ok(RankIndex::new(self.worker_views().await?)) };
+    pub(crate) async fn ranking_snapshot(&self, fresh: bool) -> Result<Snapshot> {
+        let max_age = self.shared.config.snapshot_max_age;
+        let load = async { Ok(RankIndex::new(self.shared.worker_views().await?)) };
         if max_age.is_zero() {
             return Ok((Arc::new(load.await?), HashSet::new()));
         }
@@ -144,24 +144,24 @@ impl ClusterService {
     }
 
     /// Remembers that `worker` answered full, until the next read.
-    pub(super) fn note_full(&self, worker: &WorkerId) {
+    pub(crate) fn note_full(&self, worker: &WorkerId) {
         self.snapshots.note_full(worker);
     }
 
     /// Counts a reservation of this replica on `worker`, as it is sent,
     /// against its free slots in the snapshot.
-    pub(super) fn note_reserving(&self, worker: &WorkerId) {
+    pub(crate) fn note_reserving(&self, worker: &WorkerId) {
         self.snapshots.note_reserving(worker);
     }
 
     /// Takes the store's count of `worker`'s free slots after a
     /// reservation ([`SnapshotCache::note_slots_left`]).
-    pub(super) fn note_slots_left(&self, worker: &WorkerId, slots_left: u32) {
+    pub(crate) fn note_slots_left(&self, worker: &WorkerId, slots_left: u32) {
         self.snapshots.note_slots_left(worker, slots_left);
     }
 
     /// Drops the snapshot after a change that ranking must see at once.
-    pub(super) fn invalidate_snapshot(&self) {
+    pub(crate) fn invalidate_snapshot(&self) {
         self.snapshots.invalidate();
     }
 }

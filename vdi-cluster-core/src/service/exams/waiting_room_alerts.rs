@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 
-use super::ClusterService;
+use super::Exams;
 use crate::error::Result;
 use crate::events::EventKind;
 use crate::ids::ExamId;
@@ -19,19 +19,20 @@ use crate::outbox::alerts;
 use crate::store::Lease;
 
 /// The exams whose forming queue this replica reported, until it empties.
-pub(super) type QueueEpisodes = std::sync::Mutex<HashSet<ExamId>>;
+pub(crate) type QueueEpisodes = std::sync::Mutex<HashSet<ExamId>>;
 
-impl ClusterService {
+impl Exams {
     /// Reports every exam whose waiting room reached
     /// [`queue_alert_at`](super::ServiceConfig::queue_alert_at) students
     /// and was not reported since it last was empty (see the module
     /// docs). Returns the events written.
     pub async fn watch_queues(&self, fence: Option<&Lease>) -> Result<Vec<EventKind>> {
-        let threshold = usize::try_from(self.config.queue_alert_at.max(1)).unwrap_or(usize::MAX);
+        let threshold =
+            usize::try_from(self.shared.config.queue_alert_at.max(1)).unwrap_or(usize::MAX);
         let mut waiting_now = HashSet::new();
         let mut formed = Vec::new();
-        for exam in self.store.queued_exams().await? {
-            let queue = self.store.exam_queue(&exam).await?;
+        for exam in self.shared.store.queued_exams().await? {
+            let queue = self.shared.store.exam_queue(&exam).await?;
             let Some(head) = queue.entries.first() else {
                 continue;
             };
@@ -45,7 +46,9 @@ impl ClusterService {
             };
             let episode = format!("{}@{}", head.user, head.enqueued_at.as_millis());
             let key = alerts::observed_key(&kind, episode);
-            self.record_observed(kind.clone(), key, fence).await?;
+            self.shared
+                .record_observed(kind.clone(), key, fence)
+                .await?;
             self.queue_episodes().insert(exam);
             formed.push(kind);
         }

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::ClusterService;
+use super::Placement;
 use crate::calendar::{CalendarWrite, ExamCalendar};
 use crate::error::Result;
 use crate::exam::Exam;
@@ -60,7 +60,7 @@ struct ExamHints {
 /// replica moves them itself, the store's copy only adds the others'
 /// placements, and an exam's surge on a slow backend would otherwise read
 /// them again every half second per exam and replica.
-pub(super) const HINT_LIFETIMES: u32 = 10;
+pub(crate) const HINT_LIFETIMES: u32 = 10;
 
 /// How many lifetimes an exam's entry (and this replica's sticky worker
 /// for it) outlives its last read.
@@ -68,7 +68,7 @@ const KEEP_OWN_STICKY: u32 = 20;
 
 /// This replica's cached hints (see the module docs).
 #[derive(Debug, Default)]
-pub(super) struct Hints {
+pub(crate) struct Hints {
     placements: Mutex<HashMap<ExamId, ExamHints>>,
     calendar: Mutex<Option<Read<ExamCalendar>>>,
 }
@@ -152,11 +152,11 @@ impl Hints {
     }
 }
 
-impl ClusterService {
+impl Placement {
     /// `exam`'s placement hints, cached (see the module docs).
-    pub(super) async fn placement_hints(&self, exam: &ExamId) -> Result<Arc<ExamPlacement>> {
-        let load = || self.store.placement(exam, self.clock.now());
-        let max_age = self.config.snapshot_max_age * HINT_LIFETIMES;
+    pub(crate) async fn placement_hints(&self, exam: &ExamId) -> Result<Arc<ExamPlacement>> {
+        let load = || self.shared.store.placement(exam, self.shared.clock.now());
+        let max_age = self.shared.config.snapshot_max_age * HINT_LIFETIMES;
         if max_age.is_zero() {
             return Ok(Arc::new(load().await?));
         }
@@ -164,16 +164,16 @@ impl ClusterService {
     }
 
     /// Records a placement of this replica in its hints.
-    pub(super) fn note_placed(&self, exam: &ExamId, worker: &WorkerId) {
+    pub(crate) fn note_placed(&self, exam: &ExamId, worker: &WorkerId) {
         self.hints.placed(exam, worker);
     }
 
     /// The exam calendar, cached for the session API's per-request look
     /// (see the module docs). Decisions that write the calendar read it
     /// fresh from the store instead.
-    pub(super) async fn cached_calendar(&self) -> Result<Arc<ExamCalendar>> {
-        let load = || self.store.exam_calendar();
-        let max_age = self.config.snapshot_max_age;
+    pub(crate) async fn cached_calendar(&self) -> Result<Arc<ExamCalendar>> {
+        let load = || self.shared.store.exam_calendar();
+        let max_age = self.shared.config.snapshot_max_age;
         if max_age.is_zero() {
             return Ok(Arc::new(load().await?));
         }
@@ -182,16 +182,16 @@ impl ClusterService {
 
     /// Writes `exam` if the calendar is at version `expected`; this
     /// replica's cached calendar is dropped either way.
-    pub(super) async fn put_exam(&self, exam: &Exam, expected: u64) -> Result<CalendarWrite> {
-        let written = self.store.put_exam_if_version(exam, expected).await;
+    pub(crate) async fn put_exam(&self, exam: &Exam, expected: u64) -> Result<CalendarWrite> {
+        let written = self.shared.store.put_exam_if_version(exam, expected).await;
         self.hints.forget_calendar();
         written
     }
 
     /// Removes exam `id` if the calendar is at version `expected`; this
     /// replica's cached calendar is dropped either way.
-    pub(super) async fn delete_exam(&self, id: &ExamId, expected: u64) -> Result<CalendarWrite> {
-        let written = self.store.delete_exam_if_version(id, expected).await;
+    pub(crate) async fn delete_exam(&self, id: &ExamId, expected: u64) -> Result<CalendarWrite> {
+        let written = self.shared.store.delete_exam_if_version(id, expected).await;
         self.hints.forget_calendar();
         written
     }

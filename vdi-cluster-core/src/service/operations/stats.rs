@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::ClusterService;
+use super::Operations;
 use crate::dispatch::Dispatch;
 use crate::error::Result;
 use crate::ids::WorkerId;
@@ -159,10 +159,11 @@ pub struct WorkerSessions {
     pub sessions: Vec<Dispatch>,
 }
 
-impl ClusterService {
+impl Operations {
     /// Workers passing `filter`, ordered by code.
     pub async fn list_workers(&self, filter: &WorkerFilter) -> Result<Vec<WorkerView>> {
         let mut views: Vec<WorkerView> = self
+            .shared
             .worker_views()
             .await?
             .into_iter()
@@ -174,12 +175,12 @@ impl ClusterService {
 
     /// Seed 000's summary.
     pub async fn summary(&self) -> Result<ClusterSummary> {
-        Ok(ClusterSummary::of(&self.worker_views().await?))
+        Ok(ClusterSummary::of(&self.shared.worker_views().await?))
     }
 
     /// Statistics with per-status and per-zone breakdowns.
     pub async fn stats(&self) -> Result<ClusterStats> {
-        let views = self.worker_views().await?;
+        let views = self.shared.worker_views().await?;
         let mut stats = ClusterStats {
             summary: ClusterSummary::of(&views),
             ..Default::default()
@@ -220,7 +221,10 @@ impl ClusterService {
         let mut out = Vec::with_capacity(views.len());
         for v in views {
             let sessions = if v.dispatched > 0 {
-                self.store.worker_dispatches(v.id(), per_worker).await?
+                self.shared
+                    .store
+                    .worker_dispatches(v.id(), per_worker)
+                    .await?
             } else {
                 Vec::new()
             };
@@ -237,7 +241,7 @@ impl ClusterService {
 
     /// A worker's dispatches.
     pub async fn worker_sessions(&self, id: &WorkerId, limit: usize) -> Result<Vec<Dispatch>> {
-        self.worker_view(id).await?;
-        self.store.worker_dispatches(id, limit).await
+        self.shared.worker_view(id).await?;
+        self.shared.store.worker_dispatches(id, limit).await
     }
 }

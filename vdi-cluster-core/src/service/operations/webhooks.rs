@@ -46,10 +46,10 @@
 //! state that a later leader re-observes (a de-duplication key is kept
 //! as long as its delivery, the retention).
 //!
-//! [`ClusterService::deliver_due`] leases due deliveries, sends them
+//! [`Operations::deliver_due`](crate::service::Operations::deliver_due) leases due deliveries, sends them
 //! through a [`WebhookSender`], and records each attempt with the next
 //! state that [`RetryPolicy`](crate::outbox::RetryPolicy) decides;
-//! [`ClusterService::purge_old_deliveries`] deletes finished ones past
+//! [`Operations::purge_old_deliveries`](crate::service::Operations::purge_old_deliveries) deletes finished ones past
 //! the retention.
 
 use std::collections::HashMap;
@@ -60,17 +60,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt;
 
-use super::ClusterService;
-use crate::dispatch::Dispatch;
+use super::Operations;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventKind};
-use crate::ids::{SessionKey, WorkerId};
-use crate::outbox::{
-    Attempt, Delivery, LeasedDelivery, Next, OutboxEntry, WebhookEndpoint, alerts,
-};
-use crate::store::{CasOutcome, Lease};
+use crate::outbox::{Attempt, Delivery, LeasedDelivery, Next, OutboxEntry, WebhookEndpoint};
+use crate::service::shared::new_id;
 use crate::validation::ValidationError;
-use crate::worker::WorkerRecord;
 
 /// Deliveries sent at once by one step.
 const SEND_CONCURRENCY: usize = 8;
@@ -131,11 +126,7 @@ pub fn validate_secret(secret: &str) -> std::result::Result<(), ValidationError>
     Ok(())
 }
 
-fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
-}
-
-impl ClusterService {
+impl Operations {
     /// Creates an endpoint (validated, see [`WebhookEndpoint::new`]) with
     /// `secret` (see [`validate_secret`]). Audited with `actor`.
     pub async fn create_webhook(
@@ -153,20 +144,21 @@ impl ClusterService {
             types,
             description,
             secret,
-            self.clock.now(),
+            self.shared.clock.now(),
         )?;
-        if !self.store.put_webhook(&endpoint).await? {
+        if !self.shared.store.put_webhook(&endpoint).await? {
             return Err(Error::Conflict {
                 what: format!("webhook {}", endpoint.id),
             });
         }
-        self.audit(
-            actor,
-            "webhook.create",
-            &endpoint.id,
-            serde_json::json!({ "url": endpoint.url, "types": endpoint.types }),
-        )
-        .await?;
+        self.shared
+            .audit(
+                actor,
+                "webhook.create",
+                &endpoint.id,
+                serde_json::json!({ "url": endpoint.url, "types": endpoint.types }),
+            )
+            .await?;
         Ok(endpoint)
     }
 
@@ -179,6 +171,7 @@ impl ClusterService {
         secret: String,
     ) -> Result<(WebhookEndpoint, bool)> {
         if let Some(e) = self
+            .shared
             .store
             .webhooks()
             .await?
@@ -201,22 +194,24 @@ impl ClusterService {
 
     /// Every endpoint.
     pub async fn webhooks(&self) -> Result<Vec<WebhookEndpoint>> {
-        self.store.webhooks().await
+        self.shared.store.webhooks().await
     }
 
     /// Deletes an endpoint; its pending deliveries are given up. Audited.
     pub async fn delete_webhook(&self, actor: &str, id: &str) -> Result<()> {
-        if !self.store.delete_webhook(id).await? {
+        if !self.shared.store.delete_webhook(id).await? {
             return Err(webhook_not_found(id));
         }
-        self.audit(actor, "webhook.delete", id, serde_json::json!({}))
+        self.shared
+            .audit(actor, "webhook.delete", id, serde_json::json!({}))
             .await
     }
 
     /// An endpoint's deliveries, newest first, with their attempts.
     pub async fn webhook_deliveries(&self, id: &str, limit: usize) -> Result<Vec<Delivery>> {
         self.webhook(id).await?;
-        self.store
+        self.shared
+            .store
             .deliveries(id, limit.min(MAX_DELIVERIES_LISTED))
             .await
     }
@@ -231,8 +226,9 @@ impl ClusterService {
     ) -> Result<()> {
         self.webhook(id).await?;
         if !self
+            .shared
             .store
-            .retry_delivery(id, delivery, self.clock.now())
+            .retry_delivery(id, delivery, self.shared.clock.now())
             .await?
         {
             return Err(Error::Conflict {
@@ -241,17 +237,19 @@ impl ClusterService {
                 ),
             });
         }
-        self.audit(
-            actor,
-            "webhook.retry",
-            id,
-            serde_json::json!({ "delivery": delivery }),
-        )
-        .await
+        self.shared
+            .audit(
+                actor,
+                "webhook.retry",
+                id,
+                serde_json::json!({ "delivery": delivery }),
+            )
+            .await
     }
 
     async fn webhook(&self, id: &str) -> Result<WebhookEndpoint> {
-        self.store
+        self.shared
+            .store
             .webhooks()
             .await?
             .into_iter()
@@ -259,174 +257,28 @@ impl ClusterService {
             .ok_or_else(|| webhook_not_found(id))
     }
 
-    /// The outbox entries of `events` happening now, for the endpoints that
-    /// want them (read once), each under its de-duplication key (a fresh
-    /// one if `None`). Reads no endpoint when no event is a webhook type.
-    pub(super) async fn outbox_entries(
-        &self,
-        events: &[(&EventKind, Option<String>)],
-    ) -> Result<Vec<OutboxEntry>> {
-        if events
-            .iter()
-            .all(|(kind, _)| alerts::webhook_type(kind).is_none())
-        {
-            return Ok(Vec::new());
-        }
-        let endpoints = self.store.webhooks().await?;
-        Ok(self.entries_for(&endpoints, events))
-    }
-
-    /// [`outbox_entries`](Self::outbox_entries) for `endpoints` already
-    /// read (a pass that writes many events reads them once).
-    pub(super) fn entries_for(
-        &self,
-        endpoints: &[WebhookEndpoint],
-        events: &[(&EventKind, Option<String>)],
-    ) -> Vec<OutboxEntry> {
-        let at = self.clock.now();
-        let mut entries = Vec::new();
-        for (kind, dedup) in events {
-            let event = Event {
-                at,
-                kind: (*kind).clone(),
-            };
-            let dedup = dedup.clone().unwrap_or_else(|| new_id("evt"));
-            entries.extend(alerts::route(&event, &dedup, endpoints, || new_id("msg")));
-        }
-        entries
-    }
-
-    /// Writes an observation to the outbox at once, fenced by `fence` (the
-    /// leader's lease) under `key`, the de-duplication key naming its
-    /// occurrence ([`alerts::observed_key`]): a second leader observing
-    /// the same occurrence writes nothing. Not emitted to the sinks (a new
-    /// leader's catch-up: they may have had it from the previous leader).
-    pub(super) async fn append_observed(
-        &self,
-        kind: &EventKind,
-        key: Option<String>,
-        fence: Option<&Lease>,
-    ) -> Result<()> {
-        let entries = self.outbox_entries(&[(kind, key)]).await?;
-        if !entries.is_empty() {
-            self.store.append_outbox(&entries, fence).await?;
-        }
-        Ok(())
-    }
-
-    /// [`append_observed`](Self::append_observed), then emits the event
-    /// to the sinks.
-    pub(super) async fn record_observed(
-        &self,
-        kind: EventKind,
-        key: Option<String>,
-        fence: Option<&Lease>,
-    ) -> Result<()> {
-        self.append_observed(&kind, key, fence).await?;
-        self.emit(kind);
-        Ok(())
-    }
-
-    /// A compare-and-set of a worker record (on its dispatched count too,
-    /// with `dispatched`) carrying the outbox entries of `events`, written
-    /// in the same atomic step. Without entries to write it is the plain
-    /// [`Registry`](crate::store::Registry) write, with no step added.
-    pub(super) async fn put_worker_alerting(
-        &self,
-        record: &WorkerRecord,
-        expected: Option<u64>,
-        dispatched: Option<u32>,
-        events: &[&EventKind],
-    ) -> Result<CasOutcome> {
-        let events: Vec<_> = events.iter().map(|k| (*k, None)).collect();
-        let entries = self.outbox_entries(&events).await?;
-        match (entries.is_empty(), expected, dispatched) {
-            (true, Some(version), Some(n)) => {
-                self.store
-                    .put_worker_if_dispatched(record, version, n)
-                    .await
-            }
-            (true, _, _) => self.store.put_worker(record, expected).await,
-            (false, _, _) => {
-                self.store
-                    .put_worker_with_outbox(record, expected, dispatched, &entries)
-                    .await
-            }
-        }
-    }
-
-    /// The `session.migrated` entries of a session re-dispatched from
-    /// `from` to the reservation `to`, under a key naming the new dispatch.
-    /// Only a re-dispatch calls this (it reads the endpoints); an ordinary
-    /// placement has no entries and confirms with no step added.
-    pub(super) async fn migrated_entries(
-        &self,
-        from: &WorkerId,
-        to: &Dispatch,
-    ) -> Result<Vec<OutboxEntry>> {
-        let kind = migrated_kind(&to.key, from, to);
-        let key = alerts::observed_key(&kind, to.id);
-        self.outbox_entries(&[(&kind, key)]).await
-    }
-
-    /// Confirms the reservation `reserved` with the worker's answer,
-    /// writing `entries` in the same atomic step
-    /// ([`Outbox::confirm_with_outbox`](crate::outbox::Outbox::confirm_with_outbox));
-    /// without entries it is the plain
-    /// [`DispatchStore::confirm`](crate::store::DispatchStore::confirm).
-    pub(super) async fn confirm_alerting(
-        &self,
-        reserved: &Dispatch,
-        session: serde_json::Value,
-        entries: &[OutboxEntry],
-    ) -> Result<Option<Dispatch>> {
-        let (key, id, now, ttl) = (
-            &reserved.key,
-            reserved.id,
-            self.clock.now(),
-            self.config.sticky_ttl,
-        );
-        if entries.is_empty() {
-            return self.store.confirm(key, id, Some(session), now, ttl).await;
-        }
-        self.store
-            .confirm_with_outbox(key, id, Some(session), now, ttl, entries)
-            .await
-    }
-
-    /// Writes the `entries` of a reservation that its worker's heartbeat
-    /// confirmed before the allocator could (that confirmation carried
-    /// none), under the same keys, so they are written once. The session
-    /// is placed whatever happens here: a store that fails now is logged.
-    pub(super) async fn append_confirmed_elsewhere(&self, entries: &[OutboxEntry]) {
-        if entries.is_empty() {
-            return;
-        }
-        if let Err(e) = self.store.append_outbox(entries, None).await {
-            tracing::warn!(error = %e, "could not write session.migrated to the outbox");
-        }
-    }
-
-    /// Emits `session.migrated` to the sinks (its outbox entries were
-    /// written with the confirmation).
-    pub(super) fn migrated(&self, session: &SessionKey, from: &WorkerId, active: &Dispatch) {
-        self.emit(migrated_kind(session, from, active));
-    }
-
     /// Deletes delivered and failed deliveries whose last attempt is older
     /// than the retention ([`RetryPolicy::retention`](crate::outbox::RetryPolicy::retention)),
     /// [`PURGED_PER_STEP`] at most; answers how many (the leader's tick).
     pub async fn purge_old_deliveries(&self) -> Result<u32> {
-        let before = self.clock.now().minus(self.config.webhooks.retention);
-        self.store.purge_deliveries(before, PURGED_PER_STEP).await
+        let before = self
+            .shared
+            .clock
+            .now()
+            .minus(self.shared.config.webhooks.retention);
+        self.shared
+            .store
+            .purge_deliveries(before, PURGED_PER_STEP)
+            .await
     }
 
     /// One delivery step: leases due deliveries, sends them through
     /// `sender` ([`SEND_CONCURRENCY`] at once), and records each attempt.
     pub async fn deliver_due(&self, sender: &dyn WebhookSender) -> Result<DeliveryReport> {
-        let policy = self.config.webhooks;
-        let now = self.clock.now();
+        let policy = self.shared.config.webhooks;
+        let now = self.shared.clock.now();
         let leased = self
+            .shared
             .store
             .lease_deliveries(now, now.plus(policy.lease), policy.batch)
             .await?;
@@ -438,6 +290,7 @@ impl ClusterService {
             return Ok(report);
         }
         let endpoints: HashMap<String, WebhookEndpoint> = self
+            .shared
             .store
             .webhooks()
             .await?
@@ -468,8 +321,8 @@ impl ClusterService {
         endpoints: &HashMap<String, WebhookEndpoint>,
         delivery: LeasedDelivery,
     ) -> Result<Option<Next>> {
-        let policy = self.config.webhooks;
-        let started = self.clock.now();
+        let policy = self.shared.config.webhooks;
+        let started = self.shared.clock.now();
         let clock = std::time::Instant::now();
         let (result, endpoint) = match endpoints.get(&delivery.entry.endpoint) {
             Some(e) => (
@@ -496,7 +349,7 @@ impl ClusterService {
             Some(_) => policy.next(
                 attempt.succeeded(),
                 delivery.entry.event.at,
-                self.clock.now(),
+                self.shared.clock.now(),
                 failures,
                 jitter(),
             ),
@@ -513,10 +366,11 @@ impl ClusterService {
                 "webhook.failing:{}:{}",
                 delivery.entry.endpoint, delivery.entry.id
             );
-            self.outbox_entries(&[(&kind, Some(key))]).await?
+            self.shared.outbox_entries(&[(&kind, Some(key))]).await?
         };
         let failing = policy.failing(&failing_entries);
         let count = self
+            .shared
             .store
             .finish_delivery(&delivery, &attempt, next, Some(failing))
             .await?;
@@ -524,8 +378,8 @@ impl ClusterService {
             None => Ok(None),
             Some(n) => {
                 if failing.reached(n) {
-                    self.events.emit(&Event {
-                        at: self.clock.now(),
+                    self.shared.events.emit(&Event {
+                        at: self.shared.clock.now(),
                         kind: EventKind::WebhookFailing {
                             endpoint: delivery.entry.endpoint.clone(),
                             failures: n,
@@ -550,14 +404,6 @@ fn describe(attempt: &Attempt) -> String {
         (Some(s), _) => format!("HTTP {s}"),
         (None, Some(e)) => e.clone(),
         (None, None) => "no answer".into(),
-    }
-}
-
-fn migrated_kind(session: &SessionKey, from: &WorkerId, to: &Dispatch) -> EventKind {
-    EventKind::SessionMigrated {
-        session: session.clone(),
-        from: from.clone(),
-        to: to.worker.clone(),
     }
 }
 

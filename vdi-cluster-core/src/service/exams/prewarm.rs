@@ -6,7 +6,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::time::timeout;
 
-use super::ClusterService;
+use super::Exams;
 use crate::error::{Error, Result};
 use crate::ids::{ExamId, WorkerId};
 use crate::scheduler::{Constraints, PrewarmShare, exclusion, plan_prewarm};
@@ -45,7 +45,7 @@ pub struct PrewarmReport {
     pub failures: Vec<PrewarmFailure>,
 }
 
-impl ClusterService {
+impl Exams {
     /// Prewarms `count` machines for `exam`: split across eligible workers
     /// in proportion to their free slots (largest remainder), capped by the
     /// cluster's free slots and `VDI_PREWARM_MAX`, called with
@@ -63,14 +63,14 @@ impl ClusterService {
             ));
         }
         constraints.validate()?;
-        let views = self.worker_views().await?;
+        let views = self.shared.worker_views().await?;
         let none_tried = HashSet::new();
         let eligible: Vec<(WorkerId, u32)> = views
             .iter()
             .filter(|v| exclusion(v, &constraints, &none_tried).is_none())
             .map(|v| (v.id().clone(), v.available_sessions))
             .collect();
-        let shares = plan_prewarm(&eligible, count, self.config.prewarm_max);
+        let shares = plan_prewarm(&eligible, count, self.shared.config.prewarm_max);
         let planned = shares.iter().map(|s| s.count).sum();
         let (started, failures) = self.call_prewarm(&exam, &shares, &views).await;
         Ok(PrewarmReport {
@@ -103,8 +103,8 @@ impl ClusterService {
                     return Err((share, "worker vanished".to_owned()));
                 };
                 match timeout(
-                    self.config.worker_call_timeout,
-                    self.client.prewarm(&record, &exam, share.count),
+                    self.shared.config.worker_call_timeout,
+                    self.shared.client.prewarm(&record, &exam, share.count),
                 )
                 .await
                 {
@@ -115,7 +115,7 @@ impl ClusterService {
             }
         });
         let results: Vec<_> = futures::stream::iter(calls)
-            .buffer_unordered(self.config.prewarm_concurrency.max(1))
+            .buffer_unordered(self.shared.config.prewarm_concurrency.max(1))
             .collect()
             .await;
         let mut started = 0;

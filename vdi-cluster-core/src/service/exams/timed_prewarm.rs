@@ -2,13 +2,13 @@
 //! leader replica prewarms its machines across the eligible workers (the
 //! same planner as a manual prewarm).
 
-use super::ClusterService;
+use super::Exams;
 use crate::calendar::CalendarWrite;
 use crate::error::Result;
 use crate::ids::ExamId;
 use crate::service::PrewarmReport;
 
-impl ClusterService {
+impl Exams {
     /// Starts the prewarm of every booked exam that is due at this instant
     /// ([`Exam::prewarm_due`](crate::Exam::prewarm_due)). Each exam is first
     /// marked started with a compare-and-set on the calendar, so that
@@ -17,10 +17,10 @@ impl ClusterService {
     /// meanwhile is left to the next call. Returns what each started
     /// prewarm did.
     pub async fn start_due_prewarms(&self) -> Result<Vec<(ExamId, PrewarmReport)>> {
-        let now = self.clock.now();
+        let now = self.shared.clock.now();
         let mut started = Vec::new();
         loop {
-            let calendar = self.store.exam_calendar().await?;
+            let calendar = self.shared.store.exam_calendar().await?;
             let Some((exam, machines)) = calendar
                 .exams
                 .iter()
@@ -30,7 +30,7 @@ impl ClusterService {
             };
             let mut marked = exam.clone();
             marked.prewarm_started_at = Some(now);
-            match self.put_exam(&marked, calendar.version).await? {
+            match self.placement.put_exam(&marked, calendar.version).await? {
                 CalendarWrite::Written { .. } => {}
                 CalendarWrite::Conflict { .. } => return Ok(started),
             }
@@ -39,7 +39,8 @@ impl ClusterService {
                 .prewarm(exam.id.clone(), machines, exam.constraints.clone())
                 .await?;
             let detail = serde_json::to_value(&report).unwrap_or_default();
-            self.audit("system", "prewarm", exam.id.as_str(), detail)
+            self.shared
+                .audit("system", "prewarm", exam.id.as_str(), detail)
                 .await?;
             started.push((exam.id.clone(), report));
         }

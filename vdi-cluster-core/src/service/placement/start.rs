@@ -36,7 +36,7 @@ use std::sync::Arc;
 
 use tokio::time::timeout;
 
-use super::ClusterService;
+use super::Placement;
 use crate::client::WorkerCallError;
 use crate::dispatch::{Dispatch, DispatchState};
 use crate::error::Result;
@@ -46,7 +46,7 @@ use crate::worker::WorkerView;
 
 /// What asking a worker to start a reserved session came to.
 #[derive(Debug)]
-pub(super) enum Started {
+pub(crate) enum Started {
     /// Started, and its dispatch is active.
     Active(Box<Dispatch>),
     /// The call failed and the reservation is undone; `may_run`: the
@@ -54,11 +54,11 @@ pub(super) enum Started {
     Failed { may_run: bool },
 }
 
-impl ClusterService {
+impl Placement {
     /// Asks the worker to start the reserved session; confirms it (a
     /// re-dispatch `from` a failed worker with its `session.migrated`), or
     /// undoes the reservation.
-    pub(super) async fn start_on_worker(
+    pub(crate) async fn start_on_worker(
         &self,
         view: &WorkerView,
         reserved: &Dispatch,
@@ -66,17 +66,18 @@ impl ClusterService {
     ) -> Result<Started> {
         let key = &reserved.key;
         let entries = match from {
-            Some(from) => self.migrated_entries(from, reserved).await?,
+            Some(from) => self.shared.migrated_entries(from, reserved).await?,
             None => Vec::new(),
         };
         let call = timeout(
-            self.config.worker_call_timeout,
-            self.client.allocate(&view.record, key),
+            self.shared.config.worker_call_timeout,
+            self.shared.client.allocate(&view.record, key),
         )
         .await;
         let error = match call {
             Ok(Ok(session)) => {
                 let confirmed = self
+                    .shared
                     .confirm_alerting(reserved, session.clone(), &entries)
                     .await?;
                 if let Some(active) = confirmed {
@@ -91,8 +92,8 @@ impl ClusterService {
                 // The reservation was reclaimed while the worker worked:
                 // give the worker its slot back and try elsewhere.
                 let _ = timeout(
-                    self.config.worker_call_timeout,
-                    self.client.release(&view.record, key),
+                    self.shared.config.worker_call_timeout,
+                    self.shared.client.release(&view.record, key),
                 )
                 .await;
                 WorkerCallError::BadAnswer("reservation expired before the worker answered".into())
@@ -104,7 +105,7 @@ impl ClusterService {
         // could not read) may run the session: keep its slot held until
         // its next report says (a session it runs is then adopted).
         let hold = error.may_have_started().then_some(view.id());
-        if !self.store.undo(key, reserved.id, None, hold).await?
+        if !self.shared.store.undo(key, reserved.id, None, hold).await?
             && let Some(adopted) = self.adopted_meanwhile(reserved, &entries).await?
         {
             // The worker did start it, and its heartbeat said so first.
@@ -125,12 +126,13 @@ impl ClusterService {
         entries: &[OutboxEntry],
     ) -> Result<Option<Dispatch>> {
         let adopted = self
+            .shared
             .store
             .dispatch(&reserved.key)
             .await?
             .filter(|d| d.id == reserved.id && d.state == DispatchState::Active);
         if adopted.is_some() {
-            self.append_confirmed_elsewhere(entries).await;
+            self.shared.append_confirmed_elsewhere(entries).await;
         }
         Ok(adopted)
     }
@@ -138,10 +140,10 @@ impl ClusterService {
     /// Best effort: tell a worker to drop a copy of a session that runs
     /// elsewhere now, in the background (a failed worker is usually
     /// unreachable, a slow one slow).
-    pub(super) fn release_copy(&self, worker: &WorkerId, key: &SessionKey) {
-        let store = Arc::clone(&self.store);
-        let client = Arc::clone(&self.client);
-        let limit = self.config.worker_call_timeout;
+    pub(crate) fn release_copy(&self, worker: &WorkerId, key: &SessionKey) {
+        let store = Arc::clone(&self.shared.store);
+        let client = Arc::clone(&self.shared.client);
+        let limit = self.shared.config.worker_call_timeout;
         let (worker, key) = (worker.clone(), key.clone());
         tokio::spawn(async move {
             if let Ok(Some(snapshot)) = store.worker(&worker).await {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::ClusterService;
+use super::Fleet;
 use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::health::HeartbeatOrder;
@@ -29,7 +29,7 @@ fn require_url(description: &WorkerDescription) -> Result<()> {
 }
 
 /// Compare-and-set attempts before giving up with [`Error::Conflict`].
-pub(super) const CAS_ATTEMPTS: usize = 8;
+pub(crate) const CAS_ATTEMPTS: usize = 8;
 
 /// The answer to a heartbeat: the worker's slots as the control plane sees
 /// them, its admin state, and when to heartbeat next.
@@ -74,7 +74,7 @@ pub struct HeartbeatAck {
     pub adopted_reservations: u32,
 }
 
-impl ClusterService {
+impl Fleet {
     /// Applies a worker's heartbeat (seed 000's `POST
     /// /api/vdi/workers/heartbeat`). Unknown workers are registered. An
     /// older or replayed heartbeat changes nothing and is answered with
@@ -91,8 +91,8 @@ impl ClusterService {
     pub async fn heartbeat_as(&self, hb: Heartbeat, who: Registrant) -> Result<HeartbeatAck> {
         hb.validate()?;
         for _ in 0..CAS_ATTEMPTS {
-            let now = self.clock.now();
-            let stored = self.store.worker(&hb.worker).await?;
+            let now = self.shared.clock.now();
+            let stored = self.shared.store.worker(&hb.worker).await?;
             match &stored {
                 Some(s) => {
                     check_relocation(&hb.worker, &s.record.description, &hb.description, who)?;
@@ -103,11 +103,11 @@ impl ClusterService {
                 stored.as_ref().map(|s| &s.record),
                 &hb,
                 now,
-                &self.config.thresholds,
+                &self.shared.config.thresholds,
             );
             let HeartbeatUpdate::Apply { mut record, order } = update else {
                 let snapshot = stored.ok_or_else(|| Error::WorkerNotFound(hb.worker.clone()))?;
-                let view = WorkerView::new(snapshot, now, &self.health_config());
+                let view = WorkerView::new(snapshot, now, &self.shared.health_config());
                 return Ok(self.ack(&view, false, hb.stamp.seq));
             };
             let dispatched = stored.as_ref().map_or(0, |s| s.dispatched);
@@ -137,24 +137,25 @@ impl ClusterService {
             });
             let events: Vec<&EventKind> = registered.iter().chain(&policy).collect();
             let written = self
+                .shared
                 .put_worker_alerting(&record, expected, check, &events)
                 .await?;
             match written {
                 CasOutcome::Conflict { .. } => continue,
                 CasOutcome::Written { version } => {
                     if let Some(kind) = registered {
-                        self.emit(kind);
+                        self.shared.emit(kind);
                     }
                     if order == HeartbeatOrder::Restarted {
-                        self.emit(EventKind::WorkerRestarted {
+                        self.shared.emit(EventKind::WorkerRestarted {
                             worker: record.id.clone(),
                         });
                     }
                     if let Some(kind) = policy {
-                        self.emit(kind);
+                        self.shared.emit(kind);
                     }
                     if stored.is_none() || order == HeartbeatOrder::Restarted || t.changed() {
-                        self.invalidate_snapshot();
+                        self.placement.invalidate_snapshot();
                     }
                     let snapshot = WorkerSnapshot {
                         record: *record,
@@ -166,12 +167,17 @@ impl ClusterService {
                         .await?;
                     // Adoptions changed the worker's count: answer with it.
                     let snapshot = if repair.adopted + repair.reservations_adopted > 0 {
-                        let fresh = self.store.worker(&hb.worker).await?.unwrap_or(snapshot);
+                        let fresh = self
+                            .shared
+                            .store
+                            .worker(&hb.worker)
+                            .await?
+                            .unwrap_or(snapshot);
                         self.settle_adoptions(fresh, repair.adopted).await?
                     } else {
                         snapshot
                     };
-                    let view = WorkerView::new(snapshot, now, &self.health_config());
+                    let view = WorkerView::new(snapshot, now, &self.shared.health_config());
                     let mut ack = self.ack(&view, true, hb.stamp.seq);
                     ack.adopted_sessions = repair.adopted;
                     ack.adopted_reservations = repair.reservations_adopted;
@@ -200,6 +206,7 @@ impl ClusterService {
         let mut record = snapshot.record.clone();
         record.unrecorded = record.unrecorded.saturating_sub(adopted);
         if let CasOutcome::Written { version } = self
+            .shared
             .store
             .put_worker(&record, Some(snapshot.version))
             .await?
@@ -233,12 +240,12 @@ impl ClusterService {
     /// The configured interval, moved by up to the jitter percentage either
     /// way, deterministically per worker and heartbeat.
     fn next_interval(&self, worker: &WorkerId, seq: Option<u64>) -> Duration {
-        let base = self.config.heartbeat_interval;
-        let jitter = u64::from(self.config.heartbeat_jitter_percent.min(100));
+        let base = self.shared.config.heartbeat_interval;
+        let jitter = u64::from(self.shared.config.heartbeat_jitter_percent.min(100));
         if jitter == 0 {
             return base;
         }
-        let roll = self.request_seed((worker, seq)) % (2 * jitter + 1);
+        let roll = self.shared.request_seed((worker, seq)) % (2 * jitter + 1);
         let percent = 100 - jitter + roll;
         Duration::from_millis(crate::time::duration_millis(base) * percent / 100)
     }
@@ -267,8 +274,8 @@ impl ClusterService {
     ) -> Result<WorkerView> {
         description.validate()?;
         for _ in 0..CAS_ATTEMPTS {
-            let now = self.clock.now();
-            let stored = self.store.worker(&id).await?;
+            let now = self.shared.clock.now();
+            let stored = self.shared.store.worker(&id).await?;
             match &stored {
                 Some(s) => check_relocation(&id, &s.record.description, &description, who)?,
                 None => require_url(&description)?,
@@ -296,14 +303,15 @@ impl ClusterService {
                 .then(|| EventKind::WorkerRegistered { worker: id.clone() });
             let events: Vec<&EventKind> = registered.iter().collect();
             if let CasOutcome::Written { .. } = self
+                .shared
                 .put_worker_alerting(&record, expected, None, &events)
                 .await?
             {
                 if let Some(kind) = registered {
-                    self.emit(kind);
+                    self.shared.emit(kind);
                 }
-                self.invalidate_snapshot();
-                return self.worker_view(&id).await;
+                self.placement.invalidate_snapshot();
+                return self.shared.worker_view(&id).await;
             }
         }
         Err(Error::Conflict {
@@ -323,21 +331,24 @@ impl ClusterService {
     pub async fn remove_worker(&self, id: &WorkerId, actor: &str) -> Result<()> {
         for _ in 0..CAS_ATTEMPTS {
             let stored = self
+                .shared
                 .store
                 .worker(id)
                 .await?
                 .ok_or_else(|| Error::WorkerNotFound(id.clone()))?;
             let removed = EventKind::WorkerRemoved { worker: id.clone() };
-            let entries = self.outbox_entries(&[(&removed, None)]).await?;
+            let entries = self.shared.outbox_entries(&[(&removed, None)]).await?;
             match self
+                .shared
                 .store
                 .delete_worker_with_outbox(id, stored.version, &entries)
                 .await?
             {
                 DeleteOutcome::Deleted => {
-                    self.invalidate_snapshot();
-                    self.emit(removed);
+                    self.placement.invalidate_snapshot();
+                    self.shared.emit(removed);
                     return self
+                        .shared
                         .audit(actor, "remove", id.as_str(), serde_json::Value::Null)
                         .await;
                 }

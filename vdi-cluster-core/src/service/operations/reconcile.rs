@@ -4,7 +4,7 @@
 //! verdicts as store writes. When it runs in the background loop it holds
 //! the background lease, renewed every tick while the pass runs (see the
 //! `background` module), and its writes are **fenced** by that lease
-//! ([`ClusterService::reconcile_leased`]): reclaiming a stuck reservation
+//! ([`Operations::reconcile_leased`](crate::service::Operations::reconcile_leased)): reclaiming a stuck reservation
 //! (`undo`), removing a gone or stale dispatch (`release`) and marking a
 //! session orphaned (`mark_orphaned`) each carry the lease, and the backend
 //! refuses them in the same atomic step once another replica holds it or
@@ -19,8 +19,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use tokio::time::timeout;
 
-use super::ClusterService;
-use super::fleet::{Placed, Report, Source};
+use super::Operations;
 use crate::dispatch::Dispatch;
 use crate::error::{Error, Result};
 use crate::events::EventKind;
@@ -33,6 +32,7 @@ use crate::reconcile::{
     ReconcileReport, Verdict, judge, on_failed_worker,
 };
 use crate::scheduler::Constraints;
+use crate::service::fleet::{Placed, Report, Source};
 use crate::store::Lease;
 use crate::time::Timestamp;
 use crate::worker::WorkerView;
@@ -62,7 +62,7 @@ impl Orphans {
 }
 
 struct Pass<'a> {
-    service: &'a ClusterService,
+    service: &'a Operations,
     fence: Option<&'a Lease>,
     report: ReconcileReport,
     guard: bool,
@@ -79,7 +79,7 @@ struct Pass<'a> {
     placed: Placed,
 }
 
-impl ClusterService {
+impl Operations {
     /// Runs one reconcile pass now: reclaims stuck reservations, removes
     /// dispatches proven gone or stale, applies the failure policy to
     /// sessions of failed workers (held back by the mass-failure guard or
@@ -102,9 +102,9 @@ impl ClusterService {
     /// worker's version) and re-dispatch (a compare-and-reserve that
     /// supersedes the old dispatch by id).
     pub async fn reconcile_leased(&self, fence: Option<&Lease>) -> Result<ReconcileReport> {
-        let started_at = self.clock.now();
-        let views = self.worker_views().await?;
-        let (share, guard) = self.mass_failure_guard(&views);
+        let started_at = self.shared.clock.now();
+        let views = self.shared.worker_views().await?;
+        let (share, guard) = self.shared.mass_failure_guard(&views);
         let mut pass = Pass {
             service: self,
             fence,
@@ -117,7 +117,7 @@ impl ClusterService {
             guard,
             healthy_target: views.iter().any(WorkerView::is_schedulable),
             suspended: None,
-            budget: self.config.scan_count.max(1),
+            budget: self.shared.config.scan_count.max(1),
             orphaned_by_worker: HashMap::new(),
             still_orphaned: HashMap::new(),
             seen: HashSet::new(),
@@ -128,14 +128,14 @@ impl ClusterService {
                 "{} of {} enabled workers are silent (the guard engages at {}% and holds for {} s after): treating it as a control-plane or network fault; no session is moved",
                 share.silent,
                 share.enabled,
-                self.config.mass_failure_percent,
-                self.config.offline_after.as_secs()
+                self.shared.config.mass_failure_percent,
+                self.shared.config.offline_after.as_secs()
             ));
         }
 
         for view in &views {
             if matches!(view.record.policy, AdminPolicy::Draining { .. })
-                && let Some(t) = self.observe_policy(view).await?
+                && let Some(t) = self.fleet.observe_policy(view).await?
             {
                 pass.report.policy_changes.push(PolicyChange {
                     worker: view.id().clone(),
@@ -146,9 +146,14 @@ impl ClusterService {
         }
 
         // Workers first: their dispatches are bounded by their slots.
-        let limit = self.config.scan_count.max(1);
+        let limit = self.shared.config.scan_count.max(1);
         for view in views.iter().filter(|v| v.dispatched > 0) {
-            for d in self.store.worker_dispatches(view.id(), limit).await? {
+            for d in self
+                .shared
+                .store
+                .worker_dispatches(view.id(), limit)
+                .await?
+            {
                 pass.check(d, Some(view)).await?;
             }
         }
@@ -157,24 +162,24 @@ impl ClusterService {
         if pass.report.scan_complete {
             self.sweep_reports(&mut pass, &views).await?;
         }
-        let (adopted, reservations, stopped) = self.fleet_tally.take();
+        let (adopted, reservations, stopped) = self.fleet.take_tally();
         pass.report.sessions_adopted += adopted;
         pass.report.reservations_adopted += reservations;
         pass.report.duplicates_stopped += stopped;
 
         pass.alert_orphans().await?;
         pass.alert_suspension().await?;
-        pass.report.drift = self.store.recount(true).await?.drift;
+        pass.report.drift = self.shared.store.recount(true).await?.drift;
         if !pass.report.drift.is_empty() {
             tracing::warn!(drift = ?pass.report.drift, "reconcile repaired counter drift");
         }
-        self.invalidate_snapshot();
+        self.placement.invalidate_snapshot();
         let report = pass.report;
         let summary = EventKind::Reconciled {
             report: report.clone(),
         };
         let key = alerts::observed_key(&summary, started_at.as_millis());
-        self.record_observed(summary, key, fence).await?;
+        self.shared.record_observed(summary, key, fence).await?;
         Ok(report)
     }
 
@@ -182,7 +187,9 @@ impl ClusterService {
     pub async fn reconcile_now(&self, actor: &str) -> Result<ReconcileReport> {
         let report = self.reconcile().await?;
         let detail = serde_json::to_value(&report).unwrap_or_default();
-        self.audit(actor, "reconcile", "cluster", detail).await?;
+        self.shared
+            .audit(actor, "reconcile", "cluster", detail)
+            .await?;
         Ok(report)
     }
 
@@ -199,6 +206,7 @@ impl ClusterService {
                 continue;
             };
             let repair = self
+                .fleet
                 .repair(&Report {
                     record: &view.record,
                     live,
@@ -210,8 +218,8 @@ impl ClusterService {
             pass.report.reservations_adopted += repair.reservations_adopted;
             for key in &repair.release_sessions {
                 let call = timeout(
-                    self.config.worker_call_timeout,
-                    self.client.release(&view.record, key),
+                    self.shared.config.worker_call_timeout,
+                    self.shared.client.release(&view.record, key),
                 )
                 .await;
                 if matches!(call, Ok(Ok(()))) {
@@ -225,10 +233,11 @@ impl ClusterService {
     async fn scan(&self, pass: &mut Pass<'_>, views: &[WorkerView]) -> Result<()> {
         let by_id: HashMap<&WorkerId, &WorkerView> = views.iter().map(|v| (v.id(), v)).collect();
         let mut cursor: Option<String> = None;
-        for _ in 0..self.config.scan_pages_per_pass.max(1) {
+        for _ in 0..self.shared.config.scan_pages_per_pass.max(1) {
             let page = self
+                .shared
                 .store
-                .scan_dispatches(cursor.as_deref(), self.config.scan_count.max(1))
+                .scan_dispatches(cursor.as_deref(), self.shared.config.scan_count.max(1))
                 .await?;
             pass.report.dispatches_scanned +=
                 u32::try_from(page.dispatches.len()).unwrap_or(u32::MAX);
@@ -246,7 +255,7 @@ impl ClusterService {
     }
 }
 
-impl ClusterService {
+impl Operations {
     fn orphan_alerts(&self) -> std::sync::MutexGuard<'_, HashMap<WorkerId, Timestamp>> {
         self.orphan_alerts
             .lock()
@@ -262,9 +271,14 @@ impl Pass<'_> {
             return Ok(());
         }
         self.placed.insert(d.key.clone(), d.clone());
-        let store = &self.service.store;
-        let now = self.service.clock.now();
-        match judge(&d, worker, now, &self.service.config.reconcile_limits()) {
+        let store = &self.service.shared.store;
+        let now = self.service.shared.clock.now();
+        match judge(
+            &d,
+            worker,
+            now,
+            &self.service.shared.config.reconcile_limits(),
+        ) {
             Verdict::Keep => {}
             Verdict::Reclaim => {
                 // Its allocator died: the worker may run it, so its slot
@@ -333,7 +347,7 @@ impl Pass<'_> {
             reason: self.suspended.clone().unwrap_or_default(),
         };
         let key = alerts::observed_key(&kind, started.as_millis());
-        let written = service.record_observed(kind, key, self.fence).await;
+        let written = service.shared.record_observed(kind, key, self.fence).await;
         if written.is_err() {
             // Not written: the next pass of the episode tries again.
             *service
@@ -361,10 +375,10 @@ impl Pass<'_> {
     /// orphaned (the marks are durable until an operator moves them).
     async fn alert_orphans(&mut self) -> Result<()> {
         let service = self.service;
-        let now = service.clock.now();
+        let now = service.shared.clock.now();
         let marked = std::mem::take(&mut self.orphaned_by_worker);
         let still = std::mem::take(&mut self.still_orphaned);
-        let every = service.config.manual_migration_remind;
+        let every = service.shared.config.manual_migration_remind;
         let mut due = Vec::new();
         {
             let mut last = service.orphan_alerts();
@@ -400,9 +414,15 @@ impl Pass<'_> {
             };
             let key = alerts::observed_key(&kind, episode);
             if emit {
-                service.record_observed(kind, key, self.fence).await?;
+                service
+                    .shared
+                    .record_observed(kind, key, self.fence)
+                    .await?;
             } else {
-                service.append_observed(&kind, key, self.fence).await?;
+                service
+                    .shared
+                    .append_observed(&kind, key, self.fence)
+                    .await?;
             }
             service.orphan_alerts().insert(worker, now);
         }
@@ -413,7 +433,7 @@ impl Pass<'_> {
     /// [`on_failed_worker`] decides, this applies.
     async fn failed(&mut self, d: Dispatch, failure: Failure) -> Result<()> {
         let ctx = FailureContext {
-            policy: self.service.config.failure_policy,
+            policy: self.service.shared.config.failure_policy,
             mass_failure_guard: self.guard,
             healthy_target: self.healthy_target,
             budget_left: self.budget > 0,
@@ -444,6 +464,7 @@ impl Pass<'_> {
     async fn orphan(&mut self, d: &Dispatch) -> Result<()> {
         if self
             .service
+            .shared
             .store
             .mark_orphaned(&d.key, d.id, self.fence)
             .await?
@@ -468,6 +489,7 @@ impl Pass<'_> {
         let (key, from, id) = (d.key.clone(), d.worker.clone(), d.id);
         match self
             .service
+            .placement
             .place(key.clone(), &Constraints::default(), Some(d.clone()))
             .await
         {
@@ -485,7 +507,10 @@ impl Pass<'_> {
                     reason: reason.to_string(),
                 };
                 let key = alerts::observed_key(&kind, id);
-                self.service.record_observed(kind, key, self.fence).await?;
+                self.service
+                    .shared
+                    .record_observed(kind, key, self.fence)
+                    .await?;
             }
             Err(Error::AllocationInProgress(_)) => self.report.left_in_place += 1,
             Err(e) => return Err(e),

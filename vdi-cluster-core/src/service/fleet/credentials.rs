@@ -10,8 +10,8 @@
 
 use serde_json::json;
 
-use super::ClusterService;
-use super::registration::CAS_ATTEMPTS;
+use super::Fleet;
+use super::heartbeat::CAS_ATTEMPTS;
 use crate::credential::{
     CredentialCheck, IssuedSecret, JoinRefusal, Presented, WorkerCredential, join_plan,
 };
@@ -33,7 +33,7 @@ pub struct Joined {
     pub rejoined: bool,
 }
 
-/// Answer of [`ClusterService::join`].
+/// Answer of [`Fleet::join`](crate::service::Fleet::join).
 #[derive(Debug, Clone)]
 pub enum JoinOutcome {
     /// Joined; the token's use is counted and the credential stored.
@@ -42,7 +42,7 @@ pub enum JoinOutcome {
     Refused(JoinRefusal),
 }
 
-/// Answer of [`ClusterService::rotate_credential`].
+/// Answer of [`Fleet::rotate_credential`](crate::service::Fleet::rotate_credential).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RotateOutcome {
     /// The new secret (its hash) and validity.
@@ -65,7 +65,7 @@ fn token_refusal(token: Option<&JoinToken>, worker: &WorkerId, bound_only: bool)
     }
 }
 
-impl ClusterService {
+impl Fleet {
     /// A worker joins with the join token whose hash is `token_hash`: a new
     /// code, or one whose credential an admin reset (then only with a
     /// token bound to it). The token's use and the credential (hash
@@ -81,14 +81,14 @@ impl ClusterService {
     ) -> Result<JoinOutcome> {
         description.validate()?;
         for _ in 0..CAS_ATTEMPTS {
-            let now = self.clock.now();
-            let registered = self.store.worker(&id).await?.is_some();
-            let stored = self.store.worker_credential(&id).await?;
+            let now = self.shared.clock.now();
+            let registered = self.shared.store.worker(&id).await?.is_some();
+            let stored = self.shared.store.worker_credential(&id).await?;
             let plan = match join_plan(registered, stored.as_ref()) {
                 Ok(plan) => plan,
                 Err(refusal) => return Ok(JoinOutcome::Refused(refusal)),
             };
-            let secret = IssuedSecret::new(secret_hash, now, self.config.credentials.ttl);
+            let secret = IssuedSecret::new(secret_hash, now, self.shared.config.credentials.ttl);
             let claim = JoinClaim {
                 token_hash: token_hash.to_owned(),
                 now,
@@ -97,18 +97,19 @@ impl ClusterService {
                 expected: plan.expected,
                 bound_only: plan.bound_only,
             };
-            match self.store.claim_worker(&claim).await? {
+            match self.shared.store.claim_worker(&claim).await? {
                 ClaimOutcome::Claimed { token, .. } => {
                     let worker = self.register(id.clone(), description).await?;
                     let rejoined = plan.expected.is_some();
-                    self.audit(
-                        &format!("join-token:{}", token.id),
-                        if rejoined { "rejoin" } else { "join" },
-                        id.as_str(),
-                        json!({"uses": token.uses, "maxUses": token.max_uses,
+                    self.shared
+                        .audit(
+                            &format!("join-token:{}", token.id),
+                            if rejoined { "rejoin" } else { "join" },
+                            id.as_str(),
+                            json!({"uses": token.uses, "maxUses": token.max_uses,
                                "expiresAt": secret.expires_at.as_millis()}),
-                    )
-                    .await?;
+                        )
+                        .await?;
                     return Ok(JoinOutcome::Joined(Box::new(Joined {
                         worker,
                         token,
@@ -138,8 +139,8 @@ impl ClusterService {
         id: &WorkerId,
         matches: impl Fn(&str) -> bool,
     ) -> Result<CredentialCheck> {
-        let now = self.clock.now();
-        Ok(match self.store.worker_credential(id).await? {
+        let now = self.shared.clock.now();
+        Ok(match self.shared.store.worker_credential(id).await? {
             Some(stored) => stored.credential.check(now, matches),
             None => CredentialCheck::Unknown,
         })
@@ -158,10 +159,10 @@ impl ClusterService {
     where
         M: Fn(&str) -> bool + Sync,
     {
-        let policy = self.config.credentials;
+        let policy = self.shared.config.credentials;
         for _ in 0..CAS_ATTEMPTS {
-            let now = self.clock.now();
-            let Some(stored) = self.store.worker_credential(id).await? else {
+            let now = self.shared.clock.now();
+            let Some(stored) = self.shared.store.worker_credential(id).await? else {
                 return Ok(RotateOutcome::Refused(CredentialCheck::Unknown));
             };
             let presented = match stored.credential.check(now, matches) {
@@ -173,12 +174,13 @@ impl ClusterService {
                 .credential
                 .rotated(presented, next.clone(), now, &policy);
             let outcome = self
+                .shared
                 .store
                 .put_worker_credential(id, &rotated, Some(stored.version))
                 .await?;
             if let CasOutcome::Written { .. } = outcome {
                 let old_until = rotated.previous.as_ref().map(|s| s.expires_at.as_millis());
-                self.audit(
+                self.shared.audit(
                     &format!("worker:{id}"),
                     "rotate-credential",
                     id.as_str(),
@@ -207,26 +209,33 @@ impl ClusterService {
     /// for a worker that has a record or a credential (one registered with
     /// the shared token gets a credential this way).
     pub async fn reset_credential(&self, id: &WorkerId, actor: &str) -> Result<()> {
-        if self.store.worker(id).await?.is_none()
-            && self.store.worker_credential(id).await?.is_none()
+        if self.shared.store.worker(id).await?.is_none()
+            && self.shared.store.worker_credential(id).await?.is_none()
         {
             return Err(Error::WorkerNotFound(id.clone()));
         }
         // A record without a credential gets one in state reset.
         for _ in 0..CAS_ATTEMPTS {
-            let expected = self.store.worker_credential(id).await?.map(|s| s.version);
+            let expected = self
+                .shared
+                .store
+                .worker_credential(id)
+                .await?
+                .map(|s| s.version);
             let outcome = self
+                .shared
                 .store
                 .put_worker_credential(id, &WorkerCredential::reset(), expected)
                 .await?;
             if let CasOutcome::Written { .. } = outcome {
-                self.audit(
-                    actor,
-                    "reset-credential",
-                    id.as_str(),
-                    serde_json::Value::Null,
-                )
-                .await?;
+                self.shared
+                    .audit(
+                        actor,
+                        "reset-credential",
+                        id.as_str(),
+                        serde_json::Value::Null,
+                    )
+                    .await?;
                 return Ok(());
             }
         }
@@ -245,15 +254,17 @@ impl ClusterService {
         action: &str,
     ) -> Result<bool> {
         for _ in 0..CAS_ATTEMPTS {
-            let Some(stored) = self.store.worker_credential(id).await? else {
+            let Some(stored) = self.shared.store.worker_credential(id).await? else {
                 return Ok(false);
             };
             let outcome = self
+                .shared
                 .store
                 .put_worker_credential(id, &credential, Some(stored.version))
                 .await?;
             if let CasOutcome::Written { .. } = outcome {
-                self.audit(actor, action, id.as_str(), serde_json::Value::Null)
+                self.shared
+                    .audit(actor, action, id.as_str(), serde_json::Value::Null)
                     .await?;
                 return Ok(true);
             }

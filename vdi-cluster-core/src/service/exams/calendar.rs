@@ -12,15 +12,15 @@
 
 use std::collections::BTreeMap;
 
-use super::ClusterService;
-use super::queue::QueueFigures;
+use super::Exams;
+use super::prewarm_target::exam_readiness;
+use super::waiting_room::QueueFigures;
 use crate::calendar::{CalendarWrite, ExamCalendar};
 use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::exam::{Capacity, Exam, ExamPatch, Readiness, Refusal, Shortfall, decide, risk};
 use crate::ids::{ExamId, WorkerId};
 use crate::outbox::alerts;
-use crate::service::prewarm_target::exam_readiness;
 use crate::time::Timestamp;
 use crate::worker::WorkerView;
 
@@ -65,14 +65,14 @@ pub struct ExamFigures {
     pub queue: QueueFigures,
 }
 
-impl ClusterService {
+impl Exams {
     async fn exam_capacity(&self) -> Result<Capacity> {
-        let views = self.worker_views().await?;
+        let views = self.shared.worker_views().await?;
         Ok(self.capacity_of(&views))
     }
 
     fn capacity_of(&self, views: &[WorkerView]) -> Capacity {
-        Capacity::of_workers(views, self.config.exam_headroom_percent)
+        Capacity::of_workers(views, self.shared.config.exam_headroom_percent)
     }
 
     fn status_of(
@@ -84,7 +84,7 @@ impl ClusterService {
     ) -> ExamStatus {
         ExamStatus {
             exam: exam.clone(),
-            at_risk: risk(exam, &calendar.exams, capacity, self.clock.now()),
+            at_risk: risk(exam, &calendar.exams, capacity, self.shared.clock.now()),
             prewarm: exam_readiness(exam, views),
         }
     }
@@ -93,7 +93,7 @@ impl ClusterService {
     /// here) if it fits beside every booked exam at every instant of its
     /// window; otherwise the refusal with the earliest start that fits.
     pub async fn book_exam(&self, mut exam: Exam, actor: &str) -> Result<Booking> {
-        let now = self.clock.now();
+        let now = self.shared.clock.now();
         exam.booked_by = actor.to_owned();
         exam.booked_at = now;
         exam.updated_at = now;
@@ -108,13 +108,14 @@ impl ClusterService {
             })
             .await?;
         if let Booking::Accepted(status) = &booking {
-            self.audit(
-                actor,
-                "book-exam",
-                status.exam.id.as_str(),
-                exam_detail(&status.exam),
-            )
-            .await?;
+            self.shared
+                .audit(
+                    actor,
+                    "book-exam",
+                    status.exam.id.as_str(),
+                    exam_detail(&status.exam),
+                )
+                .await?;
         }
         Ok(booking)
     }
@@ -128,7 +129,7 @@ impl ClusterService {
         patch: &ExamPatch,
         actor: &str,
     ) -> Result<Booking> {
-        let now = self.clock.now();
+        let now = self.shared.clock.now();
         let booking = self
             .write_exam(|calendar| {
                 let old = calendar
@@ -143,7 +144,8 @@ impl ClusterService {
             })
             .await?;
         if let Booking::Accepted(status) = &booking {
-            self.audit(actor, "update-exam", id.as_str(), exam_detail(&status.exam))
+            self.shared
+                .audit(actor, "update-exam", id.as_str(), exam_detail(&status.exam))
                 .await?;
         }
         Ok(booking)
@@ -153,17 +155,18 @@ impl ClusterService {
     /// that cannot be reached keep them until their own eviction); returns
     /// it.
     pub async fn cancel_exam(&self, id: &ExamId, actor: &str) -> Result<Exam> {
-        for _ in 0..self.config.exam_write_attempts.max(1) {
-            let calendar = self.store.exam_calendar().await?;
+        for _ in 0..self.shared.config.exam_write_attempts.max(1) {
+            let calendar = self.shared.store.exam_calendar().await?;
             let exam = calendar
                 .get(id)
                 .cloned()
                 .ok_or_else(|| Error::ExamNotFound(id.clone()))?;
-            match self.delete_exam(id, calendar.version).await? {
+            match self.placement.delete_exam(id, calendar.version).await? {
                 CalendarWrite::Written { .. } => {
-                    self.audit(actor, "cancel-exam", id.as_str(), exam_detail(&exam))
+                    self.shared
+                        .audit(actor, "cancel-exam", id.as_str(), exam_detail(&exam))
                         .await?;
-                    let views = self.worker_views().await?;
+                    let views = self.shared.worker_views().await?;
                     self.discard_prewarm(id, &views).await;
                     return Ok(exam);
                 }
@@ -182,14 +185,14 @@ impl ClusterService {
         &self,
         change: impl Fn(&ExamCalendar) -> Result<Option<Exam>>,
     ) -> Result<Booking> {
-        for _ in 0..self.config.exam_write_attempts.max(1) {
-            let calendar = self.store.exam_calendar().await?;
+        for _ in 0..self.shared.config.exam_write_attempts.max(1) {
+            let calendar = self.shared.store.exam_calendar().await?;
             let Some(exam) = change(&calendar)? else {
                 return Err(Error::Conflict {
                     what: "the exam calendar".into(),
                 });
             };
-            let views = self.worker_views().await?;
+            let views = self.shared.worker_views().await?;
             let capacity = self.capacity_of(&views);
             let admit = match calendar.get(&exam.id) {
                 Some(old) => old.needs_admission(&exam),
@@ -200,13 +203,13 @@ impl ClusterService {
                     &exam,
                     &calendar.exams,
                     &capacity,
-                    self.clock.now(),
-                    self.config.exam_fit_horizon,
+                    self.shared.clock.now(),
+                    self.shared.config.exam_fit_horizon,
                 )
             {
                 return Ok(Booking::Refused(refusal));
             }
-            match self.put_exam(&exam, calendar.version).await? {
+            match self.placement.put_exam(&exam, calendar.version).await? {
                 CalendarWrite::Written { .. } => {
                     let mut after = calendar;
                     after.exams.retain(|e| e.id != exam.id);
@@ -230,8 +233,8 @@ impl ClusterService {
         from: Option<Timestamp>,
         to: Option<Timestamp>,
     ) -> Result<Vec<ExamStatus>> {
-        let calendar = self.store.exam_calendar().await?;
-        let views = self.worker_views().await?;
+        let calendar = self.shared.store.exam_calendar().await?;
+        let views = self.shared.worker_views().await?;
         let capacity = self.capacity_of(&views);
         let mut out: Vec<ExamStatus> = calendar
             .exams
@@ -245,13 +248,17 @@ impl ClusterService {
 
     /// One exam, its risk and its figures.
     pub async fn exam_figures(&self, id: &ExamId) -> Result<ExamFigures> {
-        let calendar = self.store.exam_calendar().await?;
+        let calendar = self.shared.store.exam_calendar().await?;
         let exam = calendar
             .get(id)
             .ok_or_else(|| Error::ExamNotFound(id.clone()))?;
-        let views = self.worker_views().await?;
+        let views = self.shared.worker_views().await?;
         let capacity = self.capacity_of(&views);
-        let placement = self.store.placement(id, self.clock.now()).await?;
+        let placement = self
+            .shared
+            .store
+            .placement(id, self.shared.clock.now())
+            .await?;
         let matching_slots = capacity.slots_for(&exam.constraints);
         let sessions_by_worker: BTreeMap<WorkerId, u32> = placement
             .affinity
@@ -279,10 +286,10 @@ impl ClusterService {
     /// a crash cannot separate the two (the endpoints are read once per
     /// pass for this). Returns the events emitted.
     pub async fn evaluate_exam_risks(&self) -> Result<Vec<EventKind>> {
-        let calendar = self.store.exam_calendar().await?;
+        let calendar = self.shared.store.exam_calendar().await?;
         let capacity = self.exam_capacity().await?;
-        let endpoints = self.store.webhooks().await?;
-        let now = self.clock.now();
+        let endpoints = self.shared.store.webhooks().await?;
+        let now = self.shared.clock.now();
         let mut events = Vec::new();
         for exam in calendar.exams.iter().filter(|e| e.window().end > now) {
             let at_risk = risk(exam, &calendar.exams, &capacity, now);
@@ -298,12 +305,16 @@ impl ClusterService {
                 },
             };
             let key = alerts::observed_key(&kind, now.as_millis());
-            let entries = self.entries_for(&endpoints, &[(&kind, key)]);
-            let before = self.store.swap_exam_risk(&exam.id, flag, &entries).await?;
+            let entries = self.shared.entries_for(&endpoints, &[(&kind, key)]);
+            let before = self
+                .shared
+                .store
+                .swap_exam_risk(&exam.id, flag, &entries)
+                .await?;
             if before == flag {
                 continue;
             }
-            self.emit(kind.clone());
+            self.shared.emit(kind.clone());
             events.push(kind);
         }
         Ok(events)

@@ -1,0 +1,89 @@
+//! The fleet wing: what the workers are and may do.
+//!
+//! A worker's heartbeat enters at [`Fleet::heartbeat`] (`heartbeat`:
+//! registration, the report's compare-and-set, the answer with the
+//! worker's policy and next interval), whose report of live sessions is
+//! the truth the records are repaired toward (`repair`: adopt, confirm,
+//! stop a duplicate). `assignment` registers and joins workers under
+//! codes the control plane assigns, `credentials` holds join, rotation,
+//! revocation and reset of a worker's own credential, and `admin` the
+//! operators' drain, activate and disable.
+//!
+//! **Owns** the tally of repairs made by heartbeats since the previous
+//! reconcile pass (reported by that pass).
+//!
+//! **Writes** through [`Registry`](crate::store::Registry) (worker records
+//! by compare-and-set, with their outbox entries through
+//! [`Outbox`](crate::outbox::Outbox)), [`Credentials`](crate::store::Credentials),
+//! [`DispatchStore::adopt`](crate::store::DispatchStore::adopt) and the
+//! [`AuditLog`](crate::store::AuditLog).
+//!
+//! **Keeps** the heartbeat order (an older or replayed report never
+//! overwrites a newer one), the fleet as the truth about what runs, drain
+//! and disable excluding reservations (a transition to an empty state is
+//! written with the dispatched count checked), and one credential per role.
+
+mod admin;
+mod assignment;
+mod credentials;
+mod heartbeat;
+mod repair;
+
+use std::sync::Arc;
+
+pub use admin::{AdminOutcome, DrainInfo, MAX_REASON_CHARS};
+pub use assignment::{AssignedJoin, MAX_REASON_LEN};
+pub use credentials::{JoinOutcome, Joined, RotateOutcome};
+pub use heartbeat::HeartbeatAck;
+pub use repair::FleetRepair;
+
+use super::placement::Placement;
+use super::shared::Shared;
+use crate::error::Result;
+use crate::health::HealthConfig;
+use crate::ids::WorkerId;
+use crate::worker::WorkerView;
+use repair::FleetTally;
+pub(crate) use repair::{Placed, Report, Source};
+
+/// The fleet wing (see the module docs); reached through
+/// [`ClusterService::fleet`](super::ClusterService::fleet).
+#[derive(Debug)]
+pub struct Fleet {
+    shared: Arc<Shared>,
+    /// Its writes change what placement may rank: it drops the snapshot.
+    placement: Arc<Placement>,
+    /// Repairs made by heartbeats since this replica's previous pass.
+    tally: FleetTally,
+}
+
+impl Fleet {
+    pub(crate) fn new(shared: Arc<Shared>, placement: Arc<Placement>) -> Self {
+        Self {
+            shared,
+            placement,
+            tally: FleetTally::default(),
+        }
+    }
+
+    /// Every worker as seen now, read fresh from the backend.
+    pub async fn worker_views(&self) -> Result<Vec<WorkerView>> {
+        self.shared.worker_views().await
+    }
+
+    /// One worker as seen now.
+    pub async fn worker_view(&self, id: &WorkerId) -> Result<WorkerView> {
+        self.shared.worker_view(id).await
+    }
+
+    /// Health timing in force, with the restart grace origin.
+    pub fn health_config(&self) -> HealthConfig {
+        self.shared.health_config()
+    }
+
+    /// Repairs made by heartbeats since the previous call: adopted,
+    /// reservations confirmed, duplicates stopped (reconcile's report).
+    pub(crate) fn take_tally(&self) -> (u32, u32, u32) {
+        self.tally.take()
+    }
+}

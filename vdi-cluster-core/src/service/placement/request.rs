@@ -1,0 +1,197 @@
+//! The waiting room: a student of a booked exam with `queue` on who cannot
+//! be placed waits in the exam's queue, strictly first come, first served,
+//! and is placed when a slot frees (invariant E).
+//!
+//! # Who is queued
+//!
+//! [`request_session`](crate::service::Placement::request_session) is the session
+//! API's allocate. For an exam that is not booked, or booked with `queue`
+//! off, it is [`allocate`](crate::service::Placement::allocate) unchanged. For a
+//! booked exam with `queue` on:
+//!
+//! 1. a student already queued gets their position (and counts as seen:
+//!    polling keeps the place);
+//! 2. a session that has a dispatch is allocated as ever (its desktop is
+//!    handed back: by compare-and-reserve when nobody waits, after a read
+//!    of its dispatch when others do);
+//! 3. while others wait, a new arrival joins the back — it is never placed
+//!    ahead of them;
+//! 4. otherwise the session is allocated, and a refusal for want of a slot
+//!    ([`Error::NoCapacity`]) puts the student at the back of the queue
+//!    instead.
+//!
+//! So a request for a queueing exam costs one store call more than an
+//! allocation (the queue's answer) while nobody waits.
+//!
+//! Promotion (placing the head when a slot frees) is `promote`; the
+//! waiting room's tending and views are the exams wing's.
+
+use std::time::Duration;
+
+use super::Placement;
+use super::allocation::Allocation;
+use crate::dispatch::Dispatch;
+use crate::error::{Error, Result};
+use crate::ids::{ExamId, SessionKey};
+use crate::queue::{QueuePosition, estimate_wait};
+use crate::scheduler::Constraints;
+use crate::store::{Enqueued, Standing};
+use crate::time::Timestamp;
+
+/// The answer to a session request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionRequest {
+    /// Placed (or handed back).
+    Placed(Box<Allocation>),
+    /// Waiting in the exam's queue.
+    Queued(QueueStanding),
+}
+
+/// A session as its student sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionState {
+    /// It has a dispatch.
+    Placed(Box<Dispatch>),
+    /// The student waits in the queue.
+    Queued(QueueStanding),
+}
+
+/// A waiting student's place and expected wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueStanding {
+    /// 1 for the head.
+    pub position: u32,
+    /// When they joined.
+    pub enqueued_at: Timestamp,
+    /// The estimate ([`estimate_wait`]).
+    pub estimated_wait: Duration,
+}
+
+/// What ending a session did.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Departure {
+    /// The student was queued and left the queue.
+    pub left_queue: bool,
+    /// The dispatch released, if there was one.
+    pub released: Option<Dispatch>,
+}
+
+impl Placement {
+    /// Whether `exam` is booked with its queue on, and its constraints,
+    /// from this replica's cached calendar (an exam that does not queue
+    /// costs the session API no read of its own).
+    pub(crate) async fn queueing(&self, exam: &ExamId) -> Result<Option<Constraints>> {
+        let calendar = self.cached_calendar().await?;
+        Ok(calendar
+            .get(exam)
+            .filter(|e| e.queue)
+            .map(|e| e.constraints.clone()))
+    }
+
+    fn standing(&self, p: &QueuePosition) -> QueueStanding {
+        QueueStanding {
+            position: p.position,
+            enqueued_at: p.entry.enqueued_at,
+            estimated_wait: estimate_wait(
+                p.position,
+                &p.totals,
+                self.shared.clock.now(),
+                self.shared.config.queue_wait_per_position,
+            ),
+        }
+    }
+
+    /// The session API's allocate: places the session, or queues the
+    /// student of a booked exam with `queue` on (see the module docs).
+    pub async fn request_session(
+        &self,
+        key: SessionKey,
+        constraints: Constraints,
+    ) -> Result<SessionRequest> {
+        constraints.validate()?;
+        if self.queueing(&key.exam_id).await?.is_none() {
+            let placed = self.allocate(key, constraints).await?;
+            return Ok(SessionRequest::Placed(Box::new(placed)));
+        }
+        let now = self.shared.clock.now();
+        let waiting = match self
+            .shared
+            .store
+            .touch_queued(&key.exam_id, &key.user_id, now)
+            .await?
+        {
+            Standing::Queued(p) => return Ok(SessionRequest::Queued(self.standing(&p))),
+            Standing::NotQueued { waiting } => waiting,
+        };
+        // Nobody waits: place (compare-and-reserve hands back a session the
+        // student already has). Others wait: a student with a session gets
+        // it back, anyone else joins the back of the queue.
+        if waiting == 0 || self.shared.store.dispatch(&key).await?.is_some() {
+            match self.allocate(key.clone(), constraints).await {
+                Err(Error::NoCapacity(refusal)) if waiting == 0 => {
+                    tracing::info!(session = %key, reason = %refusal, "no slot: queued");
+                }
+                other => return other.map(|a| SessionRequest::Placed(Box::new(a))),
+            }
+        }
+        self.join_queue(&key).await
+    }
+
+    /// Puts the student at the back of the queue; hands back a dispatch
+    /// the session got meanwhile instead (from another request of the same
+    /// student).
+    async fn join_queue(&self, key: &SessionKey) -> Result<SessionRequest> {
+        let joined = self
+            .shared
+            .store
+            .enqueue(&key.exam_id, &key.user_id, self.shared.clock.now())
+            .await?;
+        if let Enqueued::Joined(_) = &joined
+            && self.shared.store.dispatch(key).await?.is_some()
+        {
+            self.shared
+                .store
+                .leave_queue(&key.exam_id, &key.user_id)
+                .await?;
+            let placed = self.allocate(key.clone(), Constraints::default()).await?;
+            return Ok(SessionRequest::Placed(Box::new(placed)));
+        }
+        Ok(SessionRequest::Queued(self.standing(joined.position())))
+    }
+
+    /// The session's dispatch, or its student's place in the queue
+    /// (polling keeps the place); [`Error::SessionNotFound`] if neither.
+    pub async fn session_state(&self, key: &SessionKey) -> Result<SessionState> {
+        if let Some(d) = self.shared.store.dispatch(key).await? {
+            return Ok(SessionState::Placed(Box::new(d)));
+        }
+        match self
+            .shared
+            .store
+            .touch_queued(&key.exam_id, &key.user_id, self.shared.clock.now())
+            .await?
+        {
+            Standing::Queued(p) => Ok(SessionState::Queued(self.standing(&p))),
+            Standing::NotQueued { .. } => match self.shared.store.dispatch(key).await? {
+                // Promoted between the two reads.
+                Some(d) => Ok(SessionState::Placed(Box::new(d))),
+                None => Err(Error::SessionNotFound(key.clone())),
+            },
+        }
+    }
+
+    /// Ends a session: the student leaves the queue, and a dispatch is
+    /// released ([`release`](Self::release)).
+    pub async fn end_session(&self, key: &SessionKey) -> Result<Departure> {
+        let left_queue = self
+            .shared
+            .store
+            .leave_queue(&key.exam_id, &key.user_id)
+            .await?;
+        let released = self.release(key).await?;
+        Ok(Departure {
+            left_queue,
+            released,
+        })
+    }
+}
