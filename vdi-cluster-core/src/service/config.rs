@@ -21,7 +21,7 @@ pub struct ServiceConfig {
     /// After a control-plane start, judge no worker as silent for longer
     /// than since the start (true).
     pub restart_grace: bool,
-    /// Resource thresholds (seed 002).
+    /// Resource thresholds (SkyPanelV2's, docs/compat/skypanelv2.md).
     pub thresholds: ResourceThresholds,
     /// `WORKER_STICKY_EXAM_TTL_SEC` (21600 s).
     pub sticky_ttl: Duration,

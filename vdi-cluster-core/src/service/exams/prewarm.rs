@@ -1,4 +1,4 @@
-//! Prewarm: machines started ahead of an exam (seed 000 "prewarm").
+//! Prewarm: machines started ahead of an exam (the exam platform's "prewarm", docs/compat/exam-platform-registry.md).
 
 use std::collections::HashSet;
 

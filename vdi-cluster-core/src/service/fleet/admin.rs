@@ -190,7 +190,7 @@ impl Fleet {
         }
     }
 
-    /// Shows what still blocks a worker's drain (seed 000 "drain graceful"):
+    /// Shows what still blocks a worker's drain (the exam platform's "drain graceful"):
     /// its sessions by exam. Observing may complete the drain.
     pub async fn drain_info(&self, id: &WorkerId) -> Result<DrainInfo> {
         let mut view = self.shared.worker_view(id).await?;

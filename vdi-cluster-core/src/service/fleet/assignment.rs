@@ -207,7 +207,7 @@ impl Fleet {
     }
 
     /// [`deregister`](Self::deregister) with the worker's `reason`
-    /// (seed 003), kept on the worker until it comes back and written to
+    /// (minicloud's, docs/compat/minicloud.md), kept on the worker until it comes back and written to
     /// the audit trail.
     pub async fn deregister_with_reason(
         &self,

@@ -75,7 +75,7 @@ pub struct HeartbeatAck {
 }
 
 impl Fleet {
-    /// Applies a worker's heartbeat (seed 000's `POST
+    /// Applies a worker's heartbeat (the exam platform's `POST
     /// /api/vdi/workers/heartbeat`). Unknown workers are registered. An
     /// older or replayed heartbeat changes nothing and is answered with
     /// `accepted: false`. The caller is trusted as an operator: a server
@@ -250,7 +250,7 @@ impl Fleet {
         Duration::from_millis(crate::time::duration_millis(base) * percent / 100)
     }
 
-    /// Registers a worker ahead of its first heartbeat (seed 003), or
+    /// Registers a worker ahead of its first heartbeat (as minicloud does), or
     /// updates the description of a known one. Idempotent. The caller is
     /// trusted as an operator: a server passes who asks with
     /// [`register_as`](Self::register_as).

@@ -58,7 +58,7 @@ pub struct BackgroundConfig {
     pub tick: Duration,
     /// Lease lifetime; must exceed `tick` comfortably: 30 s.
     pub lease_ttl: Duration,
-    /// Reconcile period: 60 s (seed 000).
+    /// Reconcile period: 60 s (the exam platform's registry).
     pub reconcile_every: Duration,
     /// `WORKER_DISPATCH_CLEANUP_ENABLED`: run periodic reconcile at all.
     pub reconcile_enabled: bool,

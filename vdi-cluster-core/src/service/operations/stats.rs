@@ -1,5 +1,5 @@
-//! Read-only views: summary (seed 000), stats with zones and distribution
-//! (seed 004), filtered lists (seeds 003/004).
+//! Read-only views: summary (the exam platform's registry), stats with zones and distribution
+//! (Aetherium), filtered lists (minicloud, Aetherium); see docs/compat/.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +14,7 @@ use crate::worker::{SlotUsage, WorkerStatus, WorkerView};
 /// Zone name used for workers without a zone.
 pub const DEFAULT_ZONE: &str = "default";
 
-/// Seed 000's admin summary: `workers healthy/total`, `slots
+/// The exam platform's admin summary: `workers healthy/total`, `slots
 /// available/max`, `active sessions`, plus drain counts.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -93,7 +93,7 @@ pub struct ZoneStats {
     pub active_sessions: u32,
 }
 
-/// Cluster statistics (seed 004's `/cluster/stats`).
+/// Cluster statistics (Aetherium's `/cluster/stats`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterStats {
@@ -143,7 +143,7 @@ impl WorkerFilter {
     }
 }
 
-/// A worker's sessions (seed 004's distribution).
+/// A worker's sessions (Aetherium's distribution).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkerSessions {
@@ -173,7 +173,7 @@ impl Operations {
         Ok(views)
     }
 
-    /// Seed 000's summary.
+    /// The exam platform's summary.
     pub async fn summary(&self) -> Result<ClusterSummary> {
         Ok(ClusterSummary::of(&self.shared.worker_views().await?))
     }
