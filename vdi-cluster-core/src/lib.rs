@@ -12,7 +12,7 @@
 //! * **Domain** — pure, no I/O, time passed in: [`capacity`], [`health`],
 //!   [`policy`] (the drain state machine), [`worker`], [`dispatch`],
 //!   [`scheduler`] (ranking, explanations, the prewarm planner), [`exam`]
-//!   (booked exams and their admission), [`queue`] (the waiting room's
+//!   (booked exams and their admission), [`waiting_room`] (the waiting room's
 //!   positions and wait estimate), [`credential`] (what a join may
 //!   do, when a worker credential is valid).
 //! * **Store traits** — [`Registry`], [`DispatchStore`], [`LeaderLease`],
@@ -50,7 +50,7 @@
 //!   ahead of one queued earlier for the same exam (a new arrival joins the
 //!   back while others wait), and none is lost (each ends placed, left or
 //!   abandoned). Core decides whom to promote and when
-//!   (`service::queue`); the store claims only the head, one claim per
+//!   (`service::placement` and `service::exams`); the store claims only the head, one claim per
 //!   exam with a fenced token and a deadline, and completes a claim —
 //!   removing the entry and counting it placed — only while the claim is
 //!   still held; the allocation in between is the normal one, so a claim
@@ -120,7 +120,6 @@ pub mod ids;
 pub mod memory;
 pub mod outbox;
 pub mod policy;
-pub mod queue;
 pub mod reconcile;
 pub mod scheduler;
 pub mod service;

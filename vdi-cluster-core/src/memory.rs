@@ -29,7 +29,7 @@ use crate::worker::{WorkerRecord, WorkerSnapshot};
 
 mod exams;
 mod outbox;
-mod queue;
+mod waiting_room;
 
 /// Audit entries kept in memory.
 const AUDIT_KEPT: usize = 10_000;
@@ -47,7 +47,7 @@ struct State {
     join_tokens: Vec<JoinToken>,
     credentials: HashMap<WorkerId, CredentialSnapshot>,
     exams: exams::ExamState,
-    queues: queue::QueueState,
+    queues: waiting_room::QueueState,
     outbox: outbox::OutboxState,
 }
 

@@ -16,7 +16,6 @@ use vdi_cluster_core::exam::Exam;
 use vdi_cluster_core::outbox::{
     Attempt, Delivery, Failing, LeasedDelivery, Next, Outbox, OutboxEntry, WebhookEndpoint,
 };
-use vdi_cluster_core::queue::{ExamQueue, QueueClaim};
 use vdi_cluster_core::service::{BACKGROUND_LEASE, BackgroundConfig, run_background};
 use vdi_cluster_core::store::{
     Adoption, AuditEntry, CasOutcome, ClaimOutcome, DeleteOutcome, DispatchPage, ExamPlacement,
@@ -24,6 +23,7 @@ use vdi_cluster_core::store::{
 };
 use vdi_cluster_core::testkit::{SimulatedWorkers, heartbeat_with_slots};
 use vdi_cluster_core::waiting_room::{Completion, Enqueued, Standing, WaitingRoom};
+use vdi_cluster_core::waiting_room::{ExamQueue, QueueClaim};
 use vdi_cluster_core::{
     AuditLog, Clock, ClusterService, Credentials, Dispatch, DispatchId, DispatchStore, ExamId,
     LeaderLease, MemoryStore, Registry, Result, ServiceConfig, SessionKey, Timestamp, WorkerId,

@@ -7,8 +7,10 @@
 use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
-use vdi_cluster_core::queue::{ExamQueue, QueueClaim, QueueEntry, QueuePosition, QueueTotals};
 use vdi_cluster_core::store::{Completion, Enqueued, Standing, WaitingRoom};
+use vdi_cluster_core::waiting_room::{
+    ExamQueue, QueueClaim, QueueEntry, QueuePosition, QueueTotals,
+};
 use vdi_cluster_core::{ExamId, Result, Timestamp, UserId};
 
 use crate::error::PgError;

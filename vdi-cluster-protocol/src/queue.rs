@@ -134,8 +134,8 @@ mod tests {
     use std::time::Duration;
 
     use serde_json::json;
-    use vdi_cluster_core::queue::QueueEntry;
     use vdi_cluster_core::service::{QueueFigures, WaitingStudent};
+    use vdi_cluster_core::waiting_room::QueueEntry;
     use vdi_cluster_core::{ExamId, Timestamp, UserId};
 
     use super::*;

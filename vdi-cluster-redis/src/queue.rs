@@ -4,8 +4,10 @@
 //! promote or abandon is decided in core; the scripts only check and write.
 
 use async_trait::async_trait;
-use vdi_cluster_core::queue::{ExamQueue, QueueClaim, QueueEntry, QueuePosition, QueueTotals};
 use vdi_cluster_core::store::{Completion, Enqueued, Standing, WaitingRoom};
+use vdi_cluster_core::waiting_room::{
+    ExamQueue, QueueClaim, QueueEntry, QueuePosition, QueueTotals,
+};
 use vdi_cluster_core::{ExamId, Result, Timestamp, UserId};
 
 use crate::error::{BackendError, BackendResult};

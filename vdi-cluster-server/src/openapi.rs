@@ -54,7 +54,7 @@ use vdi_cluster_core::worker::{MAX_TAG_LEN, MAX_TAGS};
 
 use crate::auth::Access;
 use crate::routes::{
-    HttpMethod, admin, cluster, credentials, exams, install, join, ops, registration, route_table,
+    HttpMethod, admin, cluster, credentials, exams, heartbeat, install, join, ops, route_table,
     sessions, signin, waiting_room, webhooks, workers,
 };
 
@@ -73,7 +73,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
                        Errors are {\"error\", \"message\", \"code\"} (plus \"field\" for bad input).",
     ),
     paths(
-        registration::heartbeat, registration::register, registration::deregister,
+        heartbeat::heartbeat, heartbeat::register, heartbeat::deregister,
         workers::list, workers::summary, workers::healthy, workers::stats, workers::reconcile,
         workers::detail,
         admin::patch, workers::remove, workers::sessions, admin::drain_info,

@@ -12,12 +12,12 @@ use crate::exam::Exam;
 use crate::outbox::{
     Attempt, Delivery, Failing, LeasedDelivery, Next, Outbox, OutboxEntry, WebhookEndpoint,
 };
-use crate::queue::{ExamQueue, QueueClaim};
 use crate::store::{
     Adoption, AuditEntry, CasOutcome, ClaimOutcome, DeleteOutcome, DispatchPage, ExamPlacement,
     JoinClaim, JoinToken, Lease, RecountReport, Reservation, ReserveRequest,
 };
 use crate::waiting_room::{Completion, Enqueued, Standing, WaitingRoom};
+use crate::waiting_room::{ExamQueue, QueueClaim};
 use crate::{
     AuditLog, Credentials, Dispatch, DispatchId, DispatchStore, ExamId, LeaderLease, Registry,
     Result, SessionKey, Store, Timestamp, UserId, WorkerId, WorkerRecord, WorkerSnapshot,

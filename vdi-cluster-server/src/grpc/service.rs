@@ -14,7 +14,7 @@ use crate::auth::{Access, Caller};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, OptionalJsonBody, PathParams};
 use crate::routes::workers::ListQuery;
-use crate::routes::{credentials, join, registration, workers};
+use crate::routes::{credentials, heartbeat, join, workers};
 use crate::state::AppState;
 
 /// `vdi.cluster.v1.WorkerManagementService` over a control plane's state.
@@ -72,7 +72,7 @@ impl WorkerManagementService for GrpcService {
         let caller = authorize(&state, &request, Access::Worker).await?;
         let body = request.into_inner().into();
         let Json(worker): Json<WorkerJson> =
-            registration::register(State(state), Caller(caller), JsonBody(body))
+            heartbeat::register(State(state), Caller(caller), JsonBody(body))
                 .await
                 .map_err(status)?;
         Ok(Response::new(pb::RegisterWorkerResponse {
@@ -94,7 +94,7 @@ impl WorkerManagementService for GrpcService {
         let body = DeregisterRequest {
             reason: given(r.reason),
         };
-        let Json(worker) = registration::deregister(
+        let Json(worker) = heartbeat::deregister(
             State(state),
             Caller(caller),
             PathParams(r.worker_id),
@@ -116,7 +116,7 @@ impl WorkerManagementService for GrpcService {
         let body = HeartbeatRequest::try_from(request.into_inner())
             .map(JsonBody)
             .map_err(ApiError::invalid);
-        let Json(answer) = registration::heartbeat(State(state), Caller(caller), body)
+        let Json(answer) = heartbeat::heartbeat(State(state), Caller(caller), body)
             .await
             .map_err(status)?;
         Ok(Response::new(pb::HeartbeatResponse::from(&answer)))

@@ -10,7 +10,7 @@
 //! Handlers are thin: extract, call core's `ClusterService`, answer a body
 //! of `vdi-cluster-protocol`. No handler serializes a core type.
 //!
-//! * `registration` — the worker routes: heartbeat, register, deregister.
+//! * `heartbeat` — the worker routes: heartbeat, register, deregister.
 //! * `workers` — the admin page's views: list, summary, healthy, detail,
 //!   sessions; reconcile; delete.
 //! * `admin` — admin transitions: `PATCH`, drain, activate, what blocks a
@@ -33,10 +33,10 @@ pub(crate) mod admin;
 pub(crate) mod cluster;
 pub(crate) mod credentials;
 pub(crate) mod exams;
+pub(crate) mod heartbeat;
 pub(crate) mod install;
 pub(crate) mod join;
 pub(crate) mod ops;
-pub(crate) mod registration;
 mod reserved;
 mod roles;
 pub(crate) mod sessions;
@@ -118,11 +118,11 @@ macro_rules! routes {
 }
 
 static ROUTES: &[RouteSpec] = routes! {
-    Post "/api/vdi/workers/heartbeat" Worker registration::heartbeat
+    Post "/api/vdi/workers/heartbeat" Worker heartbeat::heartbeat
         => "A worker's heartbeat: capacity, sessions, health (seed 000)";
-    Post "/api/vdi/workers/register" Worker registration::register
+    Post "/api/vdi/workers/register" Worker heartbeat::register
         => "Register a worker ahead of its first heartbeat (seed 003)";
-    Post "/api/vdi/workers/{code}/deregister" OwnWorker registration::deregister
+    Post "/api/vdi/workers/{code}/deregister" OwnWorker heartbeat::deregister
         => "A worker leaving cleanly: offline at once (seed 003)";
     Post "/api/vdi/workers/join" Join join::join
         => "Register with a join token; answers the worker's own credential (seeds 002/003)";

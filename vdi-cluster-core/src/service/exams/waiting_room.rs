@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::Exams;
 use crate::error::Result;
 use crate::ids::ExamId;
-use crate::queue::{QueueEntry, QueueTotals};
+use crate::waiting_room::{QueueEntry, QueueTotals};
 
 /// Most students the background pass places from one exam's queue.
 pub const PROMOTIONS_PER_TICK: u32 = 16;
@@ -115,7 +115,7 @@ impl Exams {
             .iter()
             .enumerate()
             .map(|(i, e)| WaitingStudent {
-                position: crate::queue::position_from_index(i),
+                position: crate::waiting_room::position_from_index(i),
                 waited: now.since(e.enqueued_at),
                 being_placed: claimed.as_ref() == Some(&e.user),
                 entry: e.clone(),

@@ -35,7 +35,7 @@
 //!   `migration.manual_required` (after its `mark_orphaned` steps, keyed
 //!   by the worker and its smallest orphaned dispatch id; a leader that
 //!   finds orphans it has not alerted about writes it again, skipped if
-//!   present), a forming waiting room (`queue_alerts`) and a store
+//!   present), a forming waiting room (the exams wing's `waiting_room_alerts`) and a store
 //!   outage, once the store answers again (the background loop);
 //! * reconcile's `migration.summary` is written at the end of its pass:
 //!   it reports the pass, not one change, and is keyed by the pass's

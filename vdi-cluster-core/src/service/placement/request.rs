@@ -33,10 +33,10 @@ use super::allocation::Allocation;
 use crate::dispatch::Dispatch;
 use crate::error::{Error, Result};
 use crate::ids::{ExamId, SessionKey};
-use crate::queue::{QueuePosition, estimate_wait};
 use crate::scheduler::Constraints;
 use crate::store::{Enqueued, Standing};
 use crate::time::Timestamp;
+use crate::waiting_room::{QueuePosition, estimate_wait};
 
 /// The answer to a session request.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,8 +11,8 @@ use std::time::Duration;
 use super::StoreFactory;
 use super::fixtures::now;
 use crate::ids::{ExamId, UserId};
-use crate::queue::QueueClaim;
 use crate::store::{Completion, Enqueued, Standing, Store};
+use crate::waiting_room::QueueClaim;
 
 const MINUTE: Duration = Duration::from_secs(60);
 

@@ -2,8 +2,8 @@
 //! (the waiting room), held in the backend so every replica sees one order.
 //!
 //! The pure parts (entries, positions, the wait estimate, who abandoned)
-//! are in [`crate::queue`]; when to promote is decided in
-//! `service::queue`. The store keeps the order and performs the atomic
+//! are in [`crate::waiting_room`]; when to promote is decided in the
+//! service's placement and exams wings. The store keeps the order and performs the atomic
 //! steps.
 //!
 //! # Contract
@@ -53,9 +53,9 @@ use std::fmt::Debug;
 
 use async_trait::async_trait;
 
+use super::{ExamQueue, QueueClaim, QueuePosition};
 use crate::error::Result;
 use crate::ids::{ExamId, UserId};
-use crate::queue::{ExamQueue, QueueClaim, QueuePosition};
 use crate::time::Timestamp;
 
 /// Answer of [`WaitingRoom::enqueue`].

@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use super::MemoryStore;
 use crate::error::Result;
 use crate::ids::{ExamId, UserId};
-use crate::queue::{ExamQueue, QueueClaim, QueueEntry, QueuePosition, position_from_index};
 use crate::time::Timestamp;
 use crate::waiting_room::{Completion, Enqueued, Standing, WaitingRoom};
+use crate::waiting_room::{ExamQueue, QueueClaim, QueueEntry, QueuePosition, position_from_index};
 
 /// The waiting rooms' part of the state.
 #[derive(Debug, Default)]

@@ -1,7 +1,18 @@
-//! The waiting room's pure parts: queue entries, positions, claims, the
-//! totals, the wait estimate and who abandoned. No I/O; time arrives as
-//! `now`. Storage is [`WaitingRoom`](crate::waiting_room::WaitingRoom);
-//! promotion is orchestrated in `service::queue`.
+//! The waiting room: a student of a booked exam with its waiting room on
+//! who cannot be placed waits in the exam's queue, first come, first
+//! served.
+//!
+//! Here are its pure parts — queue entries, positions, claims, the
+//! totals, the wait estimate and who abandoned; no I/O, time arrives as
+//! `now` — and, in `store`, the [`WaitingRoom`] storage trait and its
+//! contract. Whom to place and when is decided by the service: the
+//! placement wing claims and places the head (`service::placement`), the
+//! exams wing tends every exam's room on the leader's tick
+//! (`service::exams`).
+
+mod store;
+
+pub use store::{Completion, Enqueued, Standing, WaitingRoom};
 
 use std::time::Duration;
 

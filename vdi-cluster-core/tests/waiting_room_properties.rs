@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use proptest::prelude::*;
-use vdi_cluster_core::queue::{
+use vdi_cluster_core::waiting_room::{
     ExamQueue, MAX_ESTIMATE, QueueClaim, QueueEntry, QueueTotals, estimate_wait,
 };
 use vdi_cluster_core::{ExamId, Timestamp, UserId};
