@@ -7,9 +7,10 @@
 //!   `SELECT … FROM vdi.reserve(…)` statement; in memory the store's
 //!   `reserve` called without the service around it. Each student goes to
 //!   worker `i mod W`: no snapshot, no ranking, no worker call, no confirm.
-//! * **naive** — what seed 000 implies a team writes first: read every
-//!   worker, pick the highest `availableSessions`, then write the dispatch
-//!   and increment the worker's counter with separate commands, on the same
+//! * **naive** — what the exam platform's runbook implies a team writes
+//!   first: read every worker, pick the highest `availableSessions`, then
+//!   write the dispatch and increment the worker's counter with separate
+//!   commands, on the same
 //!   keys (Redis) or tables (PostgreSQL). Fast to write, and it
 //!   over-allocates: the recount afterwards says by how much.
 
@@ -325,8 +326,8 @@ fn most_available<'a>(rows: impl Iterator<Item = (&'a str, i64, i64)>) -> Option
         .map(|(code, _, _)| code)
 }
 
-/// The naive allocation of seed 000 (see the module docs), on a fresh
-/// deployment. Redis and PostgreSQL only.
+/// The naive allocation the exam platform's runbook implies (see the
+/// module docs), on a fresh deployment. Redis and PostgreSQL only.
 pub async fn naive(
     deployment: &Deployment,
     config: &SurgeConfig,

@@ -6,7 +6,7 @@
 //! * students: `POST /api/vdi/sessions {"examId","userId"}` and
 //!   `DELETE /api/vdi/sessions/:examId/:userId` with a `SERVICE` JWT (the
 //!   exam application's credential, minted by `vdi-cluster token`);
-//! * workers: `POST /api/vdi/workers/heartbeat` with seed 000's body and
+//! * workers: `POST /api/vdi/workers/heartbeat` with the exam platform's body and
 //!   the shared worker token in `x-worker-token`; the
 //!   control plane calls `POST {apiBaseUrl}/api/vdi/cluster/allocate|release|prewarm`,
 //!   served by the node crate's own worker-side API

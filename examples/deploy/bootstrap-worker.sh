@@ -1,5 +1,6 @@
 #!/bin/sh
-# One command per step for a worker node, as seeds 000/001 run theirs:
+# One command per step for a worker node, as the exam platform's runbooks
+# run theirs (docs/compat/exam-platform-runbook.md):
 #
 #   ./bootstrap-worker.sh up      install the agent and its settings, start it
 #                                 as vdi-cluster-worker.service, wait for the
@@ -8,7 +9,7 @@
 #   ./bootstrap-worker.sh logs    follow the agent's log
 #   ./bootstrap-worker.sh down    stop it (it deregisters first) and disable it
 #
-# Settings come from seed 001's env file: --env-file FILE, else
+# Settings come from the runbook's env file: --env-file FILE, else
 # ./.env.worker, else ./deploy/worker-node/.env.worker (start from
 # examples/deploy/worker.env). `up` installs it as
 # /etc/vdi-cluster/worker.env (mode 0600) and the binary given by

@@ -1,6 +1,7 @@
 //! Slot capacity of a worker, computed exactly in integers.
 //!
-//! Seed 000 fixes the formula:
+//! The exam platform's registry fixes the formula
+//! (`docs/compat/exam-platform-registry.md`):
 //!
 //! ```text
 //! maxSessions       = min(floor((cpuTotal - cpuReserved) / vmCpu),
@@ -14,7 +15,7 @@
 //! ```
 //! use vdi_cluster_core::capacity::{CapacityInput, CapacitySpec};
 //!
-//! // Seed 000's heartbeat body: 32 cores / 64 GiB, 4 cores and 8 GiB reserved, VM 1.5 / 2048.
+//! // The exam platform's heartbeat body: 32 cores / 64 GiB, 4 cores and 8 GiB reserved, VM 1.5 / 2048.
 //! let spec = CapacitySpec::new(CapacityInput {
 //!     total_cpu_cores: 32.0,
 //!     total_memory_mb: 65536,
@@ -131,7 +132,7 @@ impl fmt::Display for Millicores {
     }
 }
 
-/// Raw capacity figures as a heartbeat carries them (seed 000's field names).
+/// Raw capacity figures as a heartbeat carries them (the exam platform's field names).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CapacityInput {
     /// `totalCpuCores`.
@@ -177,7 +178,7 @@ fn check_memory(field: &str, mb: u64) -> Result<u64, ValidationError> {
 }
 
 impl CapacitySpec {
-    /// Validates raw figures; every error names the field (seed 000 spelling).
+    /// Validates raw figures; every error names the field (the exam platform's spelling).
     pub fn new(input: CapacityInput) -> Result<Self, ValidationError> {
         let spec = Self {
             total_cpu: Millicores::from_cores("totalCpuCores", input.total_cpu_cores)?,
@@ -223,7 +224,7 @@ impl CapacitySpec {
         Ok(())
     }
 
-    /// Sessions this worker can hold: the fixed formula of seed 000.
+    /// Sessions this worker can hold: the exam platform's fixed formula.
     pub fn max_sessions(&self) -> u32 {
         let by_cpu = self.total_cpu.0.saturating_sub(self.reserved_cpu.0) / self.vm_cpu.0;
         let by_mem =
@@ -287,13 +288,13 @@ mod tests {
     }
 
     #[test]
-    fn seed_001_eight_vcpu_twelve_gb_gives_four() {
+    fn runbook_eight_vcpu_twelve_gb_gives_four() {
         let spec = CapacitySpec::new(input(8.0, 12288, 1.0, 1024, 1.5, 2048)).unwrap();
         assert_eq!(spec.max_sessions(), 4);
     }
 
     #[test]
-    fn seed_000_heartbeat_gives_18_max_7_available() {
+    fn exam_platform_heartbeat_gives_18_max_7_available() {
         let spec = CapacitySpec::new(input(32.0, 65536, 4.0, 8192, 1.5, 2048)).unwrap();
         assert_eq!(spec.max_sessions(), 18);
         assert_eq!(spec.available_sessions(used_sessions(0, 11)), 7);

@@ -1,6 +1,6 @@
 //! Calls from the control plane to a worker node.
 //!
-//! The reference server implements [`WorkerClient`] over HTTP (seed 000's
+//! The reference server implements [`WorkerClient`] over HTTP (the exam platform's
 //! `/api/vdi/cluster/allocate|release|prewarm` with `x-cluster-token`, and
 //! `DELETE /api/vdi/cluster/prewarm/:examId` to discard an exam's machines);
 //! tests use a mock or the simulated workers of the `testkit` feature. The

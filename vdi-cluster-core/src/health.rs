@@ -4,7 +4,7 @@
 //! Availability is the second axis of a worker's state, independent of the
 //! operator's [`AdminPolicy`](crate::policy::AdminPolicy). It is derived, not
 //! stored: [`availability`] computes it from the last heartbeat's stamp, the
-//! TTL and the hard timeout at a given `now`. Resource pressure (seed 002's
+//! TTL and the hard timeout at a given `now`. Resource pressure (SkyPanelV2's
 //! thresholds) is tracked with hysteresis by [`ResourceHealth::update`].
 
 use std::fmt;
@@ -61,7 +61,7 @@ impl fmt::Display for Availability {
     }
 }
 
-/// Resource thresholds above which a worker is unhealthy (seed 002).
+/// Resource thresholds above which a worker is unhealthy (SkyPanelV2's).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceThresholds {

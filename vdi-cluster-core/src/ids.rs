@@ -16,7 +16,7 @@ pub const MAX_WORKER_CODE_LEN: usize = 64;
 /// Longest accepted exam or user id, in characters.
 pub const MAX_SUBJECT_ID_LEN: usize = 128;
 
-/// The code of a worker node (`worker-node-2` in seed 000).
+/// The code of a worker node (`worker-node-2` in the exam platform's runbook).
 ///
 /// ASCII letters, digits, `.`, `_` and `-`, starting with a letter or digit,
 /// at most [`MAX_WORKER_CODE_LEN`] bytes: worker codes appear in URL paths and

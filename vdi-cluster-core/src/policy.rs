@@ -309,7 +309,7 @@ mod tests {
     }
 
     #[test]
-    fn seed_000_drain_runbook() {
+    fn exam_platform_drain_runbook() {
         let draining = admin(
             AdminPolicy::Active,
             AdminAction::Drain { deadline: None },

@@ -21,7 +21,7 @@ use crate::validation::ValidationError;
 use crate::worker::WorkerView;
 
 /// What happens to sessions on a worker that failed (offline past the hard
-/// timeout, force-disabled, removed, or restarted) — seed 002's policies.
+/// timeout, force-disabled, removed, or restarted) — SkyPanelV2's policies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum FailurePolicy {
@@ -121,7 +121,7 @@ pub struct ReconcileReport {
     pub by_exam: BTreeMap<ExamId, ExamMigration>,
 }
 
-/// One exam's part of a pass's migrations (seed 002's migration summary).
+/// One exam's part of a pass's migrations (SkyPanelV2's migration summary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExamMigration {

@@ -425,7 +425,7 @@ pub enum ClaimOutcome {
     },
 }
 
-/// Join tokens and per-worker credentials (seeds 002/003): a worker joins
+/// Join tokens and per-worker credentials (SkyPanelV2, minicloud): a worker joins
 /// with a token an operator created, and gets its own credential.
 ///
 /// # Contract

@@ -1,4 +1,4 @@
-//! Codes the control plane assigns (seed 003) and deregistration with a
+//! Codes the control plane assigns (as minicloud) and deregistration with a
 //! reason, on the in-memory backend; several services on one store stand
 //! for several replicas.
 

@@ -2,33 +2,16 @@
 //! and that a pass longer than the lease keeps it. Every assertion is on
 //! the sequence of simulated instants, never on wall-clock durations.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use tokio::time::Instant;
-use vdi_cluster_core::UserId;
-use vdi_cluster_core::calendar::{CalendarWrite, ExamCalendar, ExamStore};
-use vdi_cluster_core::credential::{CredentialSnapshot, WorkerCredential};
 use vdi_cluster_core::events::{EventKind, RecordingSink};
-use vdi_cluster_core::exam::Exam;
-use vdi_cluster_core::outbox::{
-    Attempt, Delivery, Failing, LeasedDelivery, Next, Outbox, OutboxEntry, WebhookEndpoint,
-};
 use vdi_cluster_core::service::{BACKGROUND_LEASE, BackgroundConfig, run_background};
-use vdi_cluster_core::store::{
-    Adoption, AuditEntry, CasOutcome, ClaimOutcome, DeleteOutcome, DispatchPage, ExamPlacement,
-    JoinClaim, JoinToken, Lease, RecountReport, Reservation, ReserveRequest,
-};
 use vdi_cluster_core::testkit::{SimulatedWorkers, heartbeat_with_slots};
-use vdi_cluster_core::waiting_room::{Completion, Enqueued, Standing, WaitingRoom};
-use vdi_cluster_core::waiting_room::{ExamQueue, QueueClaim};
-use vdi_cluster_core::{
-    AuditLog, Clock, ClusterService, Credentials, Dispatch, DispatchId, DispatchStore, ExamId,
-    LeaderLease, MemoryStore, Registry, Result, ServiceConfig, SessionKey, Timestamp, WorkerId,
-    WorkerRecord, WorkerSnapshot,
-};
+use vdi_cluster_core::{Clock, ClusterService, LeaderLease, MemoryStore, ServiceConfig, Timestamp};
 
 const START: Timestamp = Timestamp(1_800_000_000_000);
 
@@ -70,109 +53,19 @@ impl Slow {
     }
 }
 
-macro_rules! slow_delegation {
-    ($store:ident { $($own:tt)* } $(fn $method:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
-        #[async_trait]
-        impl $store for Slow {
-            $($own)*
-
-            $(async fn $method(&self, $($arg: $ty),*) -> Result<$out> {
-                self.wait().await;
-                self.inner.$method($($arg),*).await
-            })*
-        }
-    };
-}
-
-slow_delegation! { Registry {}
-    fn ping() -> ();
-    fn worker(id: &WorkerId) -> Option<WorkerSnapshot>;
-    fn workers() -> Vec<WorkerSnapshot>;
-    fn put_worker(record: &WorkerRecord, expected: Option<u64>) -> CasOutcome;
-    fn put_worker_if_dispatched(record: &WorkerRecord, expected: u64, dispatched: u32) -> CasOutcome;
-    fn delete_worker(id: &WorkerId, expected: u64) -> DeleteOutcome;
-}
-
-slow_delegation! { DispatchStore {
-        async fn scan_dispatches(&self, cursor: Option<&str>, count: usize) -> Result<DispatchPage> {
-            let scan = *self.scan.lock().unwrap();
-            self.wait().await;
+impl Slow {
+    /// Every call takes a round trip; a dispatch scan `scan` more.
+    async fn around<T>(&self, method: &'static str, call: impl Future<Output = T>) -> T {
+        let scan = (method == "scan_dispatches").then(|| *self.scan.lock().unwrap());
+        self.wait().await;
+        if let Some(scan) = scan {
             tokio::time::sleep(scan).await;
-            self.inner.scan_dispatches(cursor, count).await
         }
+        call.await
     }
-    fn reserve(request: &ReserveRequest) -> Reservation;
-    fn confirm(key: &SessionKey, id: DispatchId, session: Option<serde_json::Value>,
-               now: Timestamp, sticky_ttl: Duration) -> Option<Dispatch>;
-    fn adopt(dispatch: &Dispatch, sticky_ttl: Duration) -> Adoption;
-    fn undo(key: &SessionKey, id: DispatchId, fence: Option<&Lease>, hold: Option<&WorkerId>) -> bool;
-    fn release(key: &SessionKey, id: Option<DispatchId>, fence: Option<&Lease>, hold: Option<&WorkerId>) -> Option<Dispatch>;
-    fn mark_orphaned(key: &SessionKey, id: DispatchId, fence: Option<&Lease>) -> bool;
-    fn dispatch(key: &SessionKey) -> Option<Dispatch>;
-    fn worker_dispatches(worker: &WorkerId, limit: usize) -> Vec<Dispatch>;
-    fn placement(exam: &ExamId, now: Timestamp) -> ExamPlacement;
-    fn recount(repair: bool) -> RecountReport;
 }
 
-slow_delegation! { LeaderLease {}
-    fn try_acquire(name: &str, holder: &str, ttl: Duration) -> Option<Lease>;
-    fn release_lease(lease: &Lease) -> bool;
-}
-
-slow_delegation! { AuditLog {}
-    fn append_audit(entry: &AuditEntry) -> ();
-    fn recent_audit(limit: usize) -> Vec<AuditEntry>;
-}
-
-slow_delegation! { Credentials {}
-    fn put_join_token(token: &JoinToken) -> ();
-    fn redeem_join_token(token_hash: &str, now: Timestamp) -> Option<JoinToken>;
-    fn join_tokens() -> Vec<JoinToken>;
-    fn revoke_join_token(id: &str) -> bool;
-    fn claim_worker(claim: &JoinClaim) -> ClaimOutcome;
-    fn put_worker_credential(worker: &WorkerId, credential: &WorkerCredential,
-                             expected: Option<u64>) -> CasOutcome;
-    fn worker_credential(worker: &WorkerId) -> Option<CredentialSnapshot>;
-}
-
-slow_delegation! { ExamStore {}
-    fn exam_calendar() -> ExamCalendar;
-    fn put_exam_if_version(exam: &Exam, expected: u64) -> CalendarWrite;
-    fn delete_exam_if_version(id: &ExamId, expected: u64) -> CalendarWrite;
-    fn swap_exam_risk(id: &ExamId, shortfall: Option<u32>, entries: &[OutboxEntry]) -> Option<u32>;
-}
-
-slow_delegation! { WaitingRoom {}
-    fn enqueue(exam: &ExamId, user: &UserId, now: Timestamp) -> Enqueued;
-    fn touch_queued(exam: &ExamId, user: &UserId, now: Timestamp) -> Standing;
-    fn exam_queue(exam: &ExamId) -> ExamQueue;
-    fn leave_queue(exam: &ExamId, user: &UserId) -> bool;
-    fn claim_queue_head(exam: &ExamId, now: Timestamp, until: Timestamp) -> Option<QueueClaim>;
-    fn complete_queue_claim(claim: &QueueClaim, now: Timestamp) -> Completion;
-    fn release_queue_claim(claim: &QueueClaim) -> ();
-    fn abandon_queued(exam: &ExamId, user: &UserId, seen_before: Timestamp, now: Timestamp) -> bool;
-    fn queued_exams() -> Vec<ExamId>;
-}
-
-slow_delegation! { Outbox {}
-    fn put_webhook(endpoint: &WebhookEndpoint) -> bool;
-    fn webhooks() -> Vec<WebhookEndpoint>;
-    fn delete_webhook(id: &str) -> bool;
-    fn append_outbox(entries: &[OutboxEntry], fence: Option<&Lease>) -> u32;
-    fn put_worker_with_outbox(record: &WorkerRecord, expected: Option<u64>,
-                              dispatched: Option<u32>, entries: &[OutboxEntry]) -> CasOutcome;
-    fn delete_worker_with_outbox(id: &WorkerId, expected: u64,
-                                 entries: &[OutboxEntry]) -> DeleteOutcome;
-    fn confirm_with_outbox(key: &SessionKey, id: DispatchId, session: Option<serde_json::Value>,
-                           now: Timestamp, sticky_ttl: Duration,
-                           entries: &[OutboxEntry]) -> Option<Dispatch>;
-    fn lease_deliveries(now: Timestamp, until: Timestamp, limit: usize) -> Vec<LeasedDelivery>;
-    fn finish_delivery(delivery: &LeasedDelivery, attempt: &Attempt, next: Next,
-                       failing: Option<Failing<'_>>) -> Option<u32>;
-    fn deliveries(endpoint: &str, limit: usize) -> Vec<Delivery>;
-    fn retry_delivery(endpoint: &str, id: &str, now: Timestamp) -> bool;
-    fn purge_deliveries(before: Timestamp, limit: usize) -> u32;
-}
+vdi_cluster_core::delegate_store!(Slow, inner, around);
 
 struct Replica {
     svc: Arc<ClusterService>,
@@ -211,13 +104,9 @@ fn pass_starts(events: &RecordingSink) -> Vec<u128> {
 /// stopped.
 async fn run_until(r: &Replica, config: BackgroundConfig, until: Duration) {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let job = tokio::spawn(run_background(
-        Arc::clone(r.svc.operations()),
-        config,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let job = tokio::spawn(run_background(Arc::clone(r.svc.operations()), config, async {
+        let _ = stopped.await;
+    }));
     tokio::time::sleep(until).await;
     stop.send(()).unwrap();
     job.await.unwrap();
@@ -231,7 +120,6 @@ async fn reconcile_passes_start_every_interval() {
         let store = Slow::new(&clock);
         let r = replica(&store, &clock, "a");
         r.svc
-            .fleet()
             .heartbeat(heartbeat_with_slots("w1", 4, 0))
             .await
             .unwrap();
@@ -279,21 +167,13 @@ async fn a_pass_longer_than_the_lease_keeps_it() {
         .unwrap()
         .expect("a leads");
     let (stop_a, a_stopped) = tokio::sync::oneshot::channel::<()>();
-    let ja = tokio::spawn(run_background(
-        Arc::clone(a.svc.operations()),
-        config,
-        async {
-            let _ = a_stopped.await;
-        },
-    ));
+    let ja = tokio::spawn(run_background(Arc::clone(a.svc.operations()), config, async {
+        let _ = a_stopped.await;
+    }));
     let (stop_b, b_stopped) = tokio::sync::oneshot::channel::<()>();
-    let jb = tokio::spawn(run_background(
-        Arc::clone(b.svc.operations()),
-        config,
-        async {
-            let _ = b_stopped.await;
-        },
-    ));
+    let jb = tokio::spawn(run_background(Arc::clone(b.svc.operations()), config, async {
+        let _ = b_stopped.await;
+    }));
     // Well into the first pass (it started at about 10 s) and past several
     // lease lifetimes: a still holds the lease under its first token.
     for _ in 0..8 {

@@ -19,7 +19,7 @@ use crate::pb;
 use crate::pb::worker_management_service_client::WorkerManagementServiceClient;
 
 /// URL scheme of a gRPC control plane (`grpc://host:port`: HTTP/2
-/// without TLS, as seed 003's `negotiation-type: plaintext`; put a TLS
+/// without TLS, as minicloud's `negotiation-type: plaintext`; put a TLS
 /// proxy in front for anything beyond a private network).
 pub const GRPC_SCHEME: &str = "grpc://";
 

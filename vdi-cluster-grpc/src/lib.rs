@@ -1,4 +1,5 @@
-//! gRPC for vdi-cluster: seed 003's `vdi.cluster.v1.WorkerManagementService`.
+//! gRPC for vdi-cluster: minicloud's worker registration service, as
+//! `vdi.cluster.v1.WorkerManagementService` (`docs/compat/minicloud.md`).
 //!
 //! The service definition is `proto/vdi/cluster/v1/worker_management.proto`,
 //! compiled at build time in pure Rust (protox), so a fresh clone builds with

@@ -2,7 +2,7 @@
 //! exponential backoff, the control plane's instructions, deregistration.
 //!
 //! * **Heartbeats** go to `CONTROL_PLANE_API_BASE` + `/vdi/workers/heartbeat`
-//!   (the base includes `/api`, as in seed 000) right away, then every
+//!   (the base includes `/api`, as in the exam platform's runbook) right away, then every
 //!   `nextHeartbeatSec` of the previous answer (`HEARTBEAT_INTERVAL_SEC`
 //!   until one arrives). Each carries the node's size and load, a boot id
 //!   (random per process), a sequence number and the live sessions.
@@ -466,7 +466,7 @@ impl Agent {
         }
     }
 
-    /// Tells the control plane this worker leaves (seed 003).
+    /// Tells the control plane this worker leaves (as minicloud's workers do).
     pub async fn deregister(&self) -> Result<(), CallError> {
         let credential = self.credential();
         self.client

@@ -1,10 +1,10 @@
-//! The worker-side API (seed 000): `POST /api/vdi/cluster/allocate`,
+//! The worker-side API (the exam platform's): `POST /api/vdi/cluster/allocate`,
 //! `/release` and `/prewarm`, and `DELETE /api/vdi/cluster/prewarm/:examId`
 //! (discard the exam's prewarmed machines), called by the control plane with the shared
 //! cluster token in `x-cluster-token`; `GET /api/vdi/cluster/status`, the
 //! node's own view ([`status`](crate::status), same token; 404 on a node
 //! API built without the heartbeat agent whose view it reports);
-//! `GET /healthz` (open). Every body is the protocol crate's; errors are seed 004's body,
+//! `GET /healthz` (open). Every body is the protocol crate's; errors are Aetherium's body,
 //! and bad input names the field.
 //!
 //! | failure | status |

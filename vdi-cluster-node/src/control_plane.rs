@@ -4,7 +4,7 @@
 //! control plane from one that refuses.
 //!
 //! With a `grpc://host:port` base, the same calls go to the control
-//! plane's gRPC service instead (seed 003), with the same bodies converted
+//! plane's gRPC service instead (minicloud's), with the same bodies converted
 //! by `vdi-cluster-grpc`; its status codes are classified as the HTTP
 //! statuses they stand for.
 //!
@@ -297,7 +297,7 @@ impl ControlPlaneClient {
         .await
     }
 
-    /// Tells the control plane worker `code` leaves (seed 003), with
+    /// Tells the control plane worker `code` leaves (as minicloud's workers do), with
     /// [`DEREGISTER_REASON`], within [`DEREGISTER_TIMEOUT`].
     pub async fn deregister(
         &self,

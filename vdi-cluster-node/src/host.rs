@@ -1,5 +1,5 @@
 //! The host's size and load, from sysinfo: CPU count and memory for the
-//! slot formula, CPU / memory / disk usage percent for seed 002's
+//! slot formula, CPU / memory / disk usage percent for SkyPanelV2's
 //! thresholds.
 
 use std::fmt;
@@ -34,7 +34,7 @@ pub struct HostUsage {
     pub used_disk_gb: Option<u64>,
 }
 
-/// Who the host is: its name and operating system (seed 002's metadata).
+/// Who the host is: its name and operating system (SkyPanelV2's metadata).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HostIdentity {
     /// Host name.
@@ -53,7 +53,7 @@ impl HostIdentity {
     }
 }
 
-/// Bytes to whole GB (10^9, as disks are sold and seed 004 counts).
+/// Bytes to whole GB (10^9, as disks are sold and Aetherium counts).
 fn gb(bytes: u64) -> u64 {
     bytes / 1_000_000_000
 }

@@ -1,4 +1,4 @@
-//! The node's HTTP plumbing: errors as seed 004's body, and JSON bodies
+//! The node's HTTP plumbing: errors as Aetherium's body, and JSON bodies
 //! decoded by the protocol crate's rules (the same 400s as the control
 //! plane's).
 
@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use vdi_cluster_core::ValidationError;
 use vdi_cluster_protocol::{ErrorBody, decode};
 
-/// An error answered by the worker-side API: a status and seed 004's
+/// An error answered by the worker-side API: a status and Aetherium's
 /// body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpError {
@@ -54,7 +54,7 @@ impl HttpError {
         self.status
     }
 
-    /// Seed 004's body.
+    /// Aetherium's body.
     pub fn body(&self) -> &ErrorBody {
         &self.body
     }

@@ -3,12 +3,12 @@
 //! The node agent: what runs on each worker node behind `vdi-cluster
 //! worker`.
 //!
-//! One process serves the worker-side API of seed 000 and runs the
+//! One process serves the exam platform's worker-side API and runs the
 //! heartbeat agent towards `CONTROL_PLANE_API_BASE`. Every body it serves
 //! or sends is `vdi-cluster-protocol`'s. The modules, from the process
 //! down:
 //!
-//! * [`config`] — the `vdi-cluster worker` flags (`args`, with seed 001's
+//! * [`config`] — the `vdi-cluster worker` flags (`args`, with the runbook's
 //!   environment variables) and their resolution into a
 //!   [`WorkerConfig`] (`resolve`).
 //! * [`api`] — the worker-side API (`POST /api/vdi/cluster/allocate|release|prewarm`,

@@ -1,4 +1,4 @@
-//! Control plane → operators: cluster-wide views — seed 000's summary,
+//! Control plane → operators: cluster-wide views — the exam platform's summary,
 //! statistics with zones, the session distribution and the audit trail.
 //! (The reconcile report is in [`reconcile`](crate::reconcile), events in
 //! [`events`](crate::events).)
@@ -21,7 +21,7 @@ use vdi_cluster_core::store::AuditEntry;
 
 use crate::sessions::SessionJson;
 
-/// Seed 000's admin summary: `healthyWorkers/totalWorkers`,
+/// The exam platform's admin summary: `healthyWorkers/totalWorkers`,
 /// `totalAvailableSessions/totalMaxSessions`, `totalActiveSessions`, drain
 /// counts.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
@@ -97,7 +97,7 @@ impl From<&ZoneStats> for ZoneStatsJson {
     }
 }
 
-/// Cluster statistics (seed 004's `/cluster/stats`): the summary's fields,
+/// Cluster statistics (Aetherium's `/cluster/stats`): the summary's fields,
 /// workers per status, figures per zone (`default` for workers without
 /// one), total CPU and memory.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
@@ -182,7 +182,7 @@ impl From<&WorkerSessions> for DistributionEntry {
     }
 }
 
-/// Sessions per worker (seed 004's distribution).
+/// Sessions per worker (Aetherium's distribution).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DistributionJson {

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// The error body of every endpoint (seed 004):
+/// The error body of every endpoint (Aetherium's, `docs/compat/aetherium.md`):
 /// `{"error": "Not Found", "message": "Worker not found: w-9", "code": 404}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {

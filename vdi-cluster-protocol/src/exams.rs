@@ -398,7 +398,7 @@ impl From<&ExamFigures> for ExamDetailJson {
     }
 }
 
-/// The 409 of a booking or change that does not fit: seed 004's error
+/// The 409 of a booking or change that does not fit: Aetherium's error
 /// fields plus what an organiser can act on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -1,4 +1,4 @@
-//! Admins ↔ control plane: join tokens (seeds 002/003).
+//! Admins ↔ control plane: join tokens (as SkyPanelV2 and minicloud).
 //!
 //! | method | path | body | answer |
 //! |---|---|---|---|
@@ -47,8 +47,8 @@ pub struct CreateJoinToken {
     pub code: Option<String>,
 }
 
-/// `POST /api/vdi/workers/install-script` body (seed 002's "Generate
-/// Worker Installation Script"): the script carries a fresh join token for
+/// `POST /api/vdi/workers/install-script` body (SkyPanelV2's generated
+/// installation script): the script carries a fresh join token for
 /// one registration.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

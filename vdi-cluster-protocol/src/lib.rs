@@ -20,7 +20,7 @@
 //!   carries one.
 //! * [`signin`] — operators' page: the session cookie and its CSRF token.
 //! * [`ops`] — `/healthz`, `/readyz`.
-//! * [`ErrorBody`] — seed 004's error body every endpoint answers with.
+//! * [`ErrorBody`] — Aetherium's error body every endpoint answers with.
 //! * [`decode`] — how bodies and query strings are read, errors naming the
 //!   field; [`credentials`] — credential formats, kept as hashes.
 //!
@@ -30,7 +30,8 @@
 //! converts shapes only: values are validated once, by core. It does no
 //! I/O: the control plane (`vdi-cluster-server`), the node agent
 //! (`vdi-cluster-node`) and the load generator all use it, and none copies
-//! it. Field names are camelCase, exactly as the seeds write them; every
+//! it. Field names are camelCase, exactly as the exam platform writes them
+//! (`docs/compat/` maps them against every other system); every
 //! body has a test pinning its field names.
 
 pub mod cluster;

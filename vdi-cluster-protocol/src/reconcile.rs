@@ -165,7 +165,7 @@ pub struct ReconcileReportJson {
     /// Counters found wrong and repaired.
     pub drift: Vec<DriftJson>,
     /// The sessions of failed workers moved, failed to move and orphaned,
-    /// per exam (seed 002's migration summary), by exam id.
+    /// per exam (SkyPanelV2's migration summary), by exam id.
     #[serde(default)]
     pub by_exam: Vec<ExamMigrationJson>,
 }

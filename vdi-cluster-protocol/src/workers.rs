@@ -60,7 +60,7 @@ pub struct WorkerJson {
     pub is_enabled: bool,
     /// `none`, `draining` or `drained`.
     pub drain_status: String,
-    /// Slots by seed 000's formula.
+    /// Slots by the exam platform's formula.
     pub max_sessions: u32,
     /// Free slots.
     pub available_sessions: u32,
@@ -121,11 +121,11 @@ pub struct WorkerJson {
     /// When the control plane first heard from the worker's current boot
     /// (ms since the epoch).
     pub started_at: Option<u64>,
-    /// Time since `startedAt`, as `2h30m45s` (seed 004).
+    /// Time since `startedAt`, as `2h30m45s` (as Aetherium).
     pub uptime: Option<String>,
 }
 
-/// `d` as seed 004 writes uptimes: `2h30m45s`, `5m0s`, `12s`.
+/// `d` as Aetherium writes uptimes: `2h30m45s`, `5m0s`, `12s`.
 pub fn uptime_text(d: std::time::Duration) -> String {
     let s = d.as_secs();
     let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
@@ -197,7 +197,7 @@ impl WorkerJson {
     }
 }
 
-/// A list of workers (seed 004: `{"workers": [...], "total": n}`).
+/// A list of workers (as Aetherium's: `{"workers": [...], "total": n}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkerList {
@@ -343,7 +343,7 @@ impl From<&DrainInfo> for DrainInfoJson {
     }
 }
 
-/// Seed 000's `PATCH` body: `{"isDraining": bool}` or
+/// The exam platform's `PATCH` body: `{"isDraining": bool}` or
 /// `{"isEnabled": bool, "force": bool}`, each with an optional `reason`.
 /// Unknown fields are refused.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]

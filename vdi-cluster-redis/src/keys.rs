@@ -15,7 +15,7 @@
 
 use vdi_cluster_core::{ExamId, SessionKey, ValidationError, WorkerId};
 
-/// Default key prefix (seed 000's `vdi:` keys).
+/// Default key prefix (the exam platform's `vdi:` keys).
 pub const DEFAULT_PREFIX: &str = "vdi";
 
 /// Longest accepted prefix, in bytes.
@@ -353,7 +353,7 @@ mod tests {
     }
 
     #[test]
-    fn seed_layout_for_plain_ids() {
+    fn exam_platform_layout_for_plain_ids() {
         let k = keys();
         let s = session("exam-42", "student_7");
         assert_eq!(k.dispatch(&s), "vdi:dispatch:exam:exam-42:user:student_7");

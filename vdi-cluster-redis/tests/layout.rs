@@ -1,4 +1,4 @@
-//! The key layout on a real Redis: seed 000's names, types and TTLs, and
+//! The key layout on a real Redis: the exam platform's names, types and TTLs, and
 //! hostile identifiers that can neither forge nor collide with keys.
 
 mod common;
@@ -95,7 +95,7 @@ async fn every_documented_key_has_its_type_and_ttl() {
         .unwrap();
     assert_eq!(
         sticky, "worker-node-2",
-        "seed 000: the sticky key holds the worker code"
+        "the exam platform's sticky key holds the worker code"
     );
     common::delete_prefix(&url, &p).await;
 }

@@ -1,6 +1,6 @@
 //! [`HttpWorkerClient`]: core's [`WorkerClient`] over HTTP.
 //!
-//! Calls `apiBaseUrl` + seed 000's `/api/vdi/cluster/allocate|release|prewarm`
+//! Calls `apiBaseUrl` + the exam platform's `/api/vdi/cluster/allocate|release|prewarm`
 //! (and `DELETE /api/vdi/cluster/prewarm/:examId` to discard an exam's
 //! prewarmed machines)
 //! with the cluster token in `x-cluster-token`, using the wire format of

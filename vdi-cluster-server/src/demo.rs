@@ -8,8 +8,9 @@
 //! by default), with heartbeats every `--heartbeat-interval-sec` (5 s), a
 //! TTL of three intervals and a hard timeout of twelve, so failover is
 //! visible quickly. Workers are `vdi-cluster worker`s with the simulated
-//! provisioner and sizes taken in turn from seed 001 (8 cores / 12 GiB: 4
-//! slots), a 16-core and a 32-core node, with seed 001's VM profile.
+//! provisioner and sizes taken in turn from the exam platform's runbook (8
+//! cores / 12 GiB: 4 slots), a 16-core and a 32-core node, with the
+//! runbook's VM profile.
 //! Once they have joined, the demo books an exam on them (see [`exam`]).
 
 pub mod exam;
@@ -382,7 +383,7 @@ mod tests {
     }
 
     #[test]
-    fn workers_take_the_seed_sizes_in_turn() {
+    fn workers_take_the_demo_sizes_in_turn() {
         let a = args();
         let c = worker_config(&a, 0, "http://127.0.0.1:1/api", "c", "w").unwrap();
         assert_eq!(c.code.as_str(), "worker-1");

@@ -1,5 +1,5 @@
 //! [`ApiError`]: the one place that maps failures to HTTP statuses and the
-//! seed-004 error body `{"error", "message", "code"}` (plus `field` for bad
+//! Aetherium's error body `{"error", "message", "code"}` (plus `field` for bad
 //! input).
 //!
 //! | failure | status |
@@ -211,7 +211,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn seed_004_not_found_body() {
+    fn aetherium_not_found_body() {
         let id = WorkerId::parse("code", "w-9").unwrap();
         let e = ApiError::from(CoreError::WorkerNotFound(id));
         let body = serde_json::to_value(e.body()).unwrap();

@@ -1,4 +1,4 @@
-//! Seed 002's installation script: a POSIX shell script an admin generates
+//! SkyPanelV2's installation script: a POSIX shell script an admin generates
 //! (`POST /api/vdi/workers/install-script`) and runs on a fresh host, which
 //! fetches the agent from this control plane (its own executable,
 //! `GET /api/vdi/agent/vdi-cluster`), checks its SHA-256, writes the

@@ -2,7 +2,7 @@
 //!
 //! The reference control plane of vdi-cluster: core's
 //! [`ClusterService`](vdi_cluster_core::ClusterService) over HTTP, exactly
-//! as seed 000's runbook documents it (paths and camelCase bodies
+//! as the exam platform's registry documents it (paths and camelCase bodies
 //! unchanged), plus the rest of the product brief: worker detail and sessions,
 //! drain/activate, cluster statistics with zones, distribution,
 //! registration, the session API of the exam application, an audit trail,
@@ -22,7 +22,7 @@
 //!   with the node agent, `vdi-cluster-node`, behind `vdi-cluster worker`),
 //!   converted from core's types; no handler serializes a core type, and
 //!   values are validated once, by core.
-//! * [`error::ApiError`] owns the status mapping and seed 004's error body
+//! * [`error::ApiError`] owns the status mapping and Aetherium's error body
 //!   `{"error", "message", "code"}`.
 //! * [`auth`]: the access model, HS256 JWTs (`ADMIN`/`PROCTOR`/`STUDENT`),
 //!   secrets and [`auth::AuthConfig`] — none of it knows [`AppState`];

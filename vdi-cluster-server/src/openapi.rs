@@ -107,9 +107,9 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
     )),
     modifiers(&FromRouteTable),
     tags(
-        (name = "workers", description = "Worker registry, heartbeats, drain (seeds 000, 003, 004)"),
+        (name = "workers", description = "Worker registry, heartbeats, drain (the exam platform, minicloud, Aetherium)"),
         (name = "sessions", description = "The session API of the exam application"),
-        (name = "cluster", description = "Cluster statistics, audit, events (seed 004)"),
+        (name = "cluster", description = "Cluster statistics, audit, events (as Aetherium)"),
         (name = "operations", description = "Health, readiness, metrics"),
         (name = "webhooks", description = "Alerts by webhook, signed per Standard Webhooks"),
         (name = "operators' page", description = "Signing in to the page served at /admin"),

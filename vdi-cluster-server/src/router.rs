@@ -6,7 +6,7 @@
 //!
 //! Middleware, outermost first: request id (`x-request-id`, generated when
 //! absent, echoed in the answer), a tracing span per request, panic catcher
-//! (a 500 with the seed-004 body), request timeout (408), body limit (413),
+//! (a 500 with Aetherium's error body), request timeout (408), body limit (413),
 //! the operators' page's session cookie standing for a bearer
 //! ([`cookie_credential`]), then per route the credential check.
 //!

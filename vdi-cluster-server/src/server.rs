@@ -19,7 +19,7 @@
 //! All die with the process: set them in the environment for anything
 //! that must survive a restart or span several replicas. Configured
 //! secrets shorter than 32 bytes are refused at start, naming the
-//! variable. Anonymous heartbeats (seed 000's "when configured") need the
+//! variable. Anonymous heartbeats (the exam platform's token is optional) need the
 //! explicit `--allow-anonymous-heartbeats`, for development, and are
 //! logged as a warning at start.
 

@@ -99,7 +99,7 @@ impl AppStateBuilder {
         self
     }
 
-    /// Replaces the service configuration (default: the seeds' defaults).
+    /// Replaces the service configuration (default: the exam platform's defaults).
     pub fn config(mut self, config: ServiceConfig) -> Self {
         self.config = config;
         self
@@ -137,7 +137,7 @@ impl AppStateBuilder {
         self
     }
 
-    /// Serves worker installations (seed 002's script, the agent binary).
+    /// Serves worker installations (SkyPanelV2's script, the agent binary).
     pub fn install(mut self, install: InstallConfig) -> Self {
         self.install = Some(install);
         self

@@ -1,6 +1,7 @@
 //! An exam day, simulated in-process on the embedded (in-memory) store.
 //!
-//! The organiser's day of seed 001 (sections B–E) run through the library:
+//! The organiser's day of the exam platform's runbook (checklist B–E,
+//! `docs/compat/exam-platform-runbook.md`) run through the library:
 //! twenty worker nodes heartbeat; the organiser books three morning exams
 //! and is told, with the shortfall, when a fourth one would fit, and books
 //! it there; the leader's tick prewarms each exam on time and the workers'
@@ -279,7 +280,7 @@ async fn surge(day: &mut Day, keys: Vec<SessionKey>) {
     day.placed += placed;
 }
 
-/// Seed 001 D.2: drain a node, wait until it is drained, then disable it.
+/// The runbook's D.2: drain a node, wait until it is drained, then disable it.
 async fn maintenance(day: &mut Day, node: &vdi_cluster_core::WorkerId) {
     day.leader()
         .fleet()

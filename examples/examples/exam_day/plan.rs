@@ -25,7 +25,7 @@ pub(crate) fn at(minutes: u64) -> Timestamp {
     MORNING.plus(Duration::from_secs(minutes * 60))
 }
 
-/// A worker node: seed 000's 32 cores / 64 GiB (18 slots), or a larger
+/// A worker node: the exam platform's 32 cores / 64 GiB (18 slots), or a larger
 /// one with 48 cores / 96 GiB (29 slots).
 pub(crate) fn node(i: usize, large: bool) -> (WorkerId, CapacitySpec) {
     let (cpu, mem) = if large {
@@ -46,7 +46,7 @@ pub(crate) fn node(i: usize, large: bool) -> (WorkerId, CapacitySpec) {
     (id, capacity)
 }
 
-/// Twenty nodes: sixteen of seed 000's size and four larger ones.
+/// Twenty nodes: sixteen of the exam platform's size and four larger ones.
 pub(crate) fn fleet() -> Vec<(WorkerId, CapacitySpec)> {
     (1..=20).map(|i| node(i, i % 5 == 0)).collect()
 }

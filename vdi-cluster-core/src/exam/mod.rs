@@ -30,7 +30,7 @@ pub use readiness::{
 };
 pub use rfc3339::{format_rfc3339, parse_rfc3339};
 
-/// Prewarm lead by default: 15 minutes (seed 001's T−15).
+/// Prewarm lead by default: 15 minutes (the runbook's T−15).
 pub const DEFAULT_LEAD_SEC: u32 = 900;
 /// Teardown time after the end by default: 5 minutes.
 pub const DEFAULT_TEARDOWN_SEC: u32 = 300;

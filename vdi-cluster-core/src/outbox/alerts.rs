@@ -157,7 +157,7 @@ mod tests {
     }
 
     #[test]
-    fn availability_transitions_map_to_seed_002_alerts() {
+    fn availability_transitions_map_to_skypanel_alerts() {
         use Availability::*;
         let t = |from, to| webhook_type(&availability(from, to));
         assert_eq!(t(Healthy, Unreachable), Some("worker.offline"));

@@ -13,82 +13,20 @@
 //! exam's spread.
 //!
 //! [`RankIndex`]: super::RankIndex
+//! [`PlacementRevision`]: super::PlacementRevision
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use super::SchedulingPolicy;
-use super::rank::ExamPlacement;
+use super::placement::ExamPlacement;
 use crate::ids::WorkerId;
 use crate::worker::WorkerView;
-
-/// Changes a revision records before it starts afresh (the next ranking
-/// then orders the exam's workers again, once).
-const MAX_CHANGES: usize = 256;
 
 /// Exam orders (per policy) an index keeps; past that it forgets them all.
 /// The index is replaced with every snapshot anyway.
 const MAX_ORDERS: usize = 256;
-
-/// Stamps of revisions, unique in the process.
-static STAMPS: AtomicU64 = AtomicU64::new(1);
-
-fn stamp() -> u64 {
-    STAMPS.fetch_add(1, Ordering::Relaxed)
-}
-
-/// Which version of an exam's placement hints a value is. Hints read from
-/// the store get a fresh one (its `Default`); [`ExamPlacement::placed`]
-/// records what it changed, so an index that ordered an earlier version
-/// moves only those workers. Hints changed any other way once ranked need
-/// a fresh revision (`PlacementRevision::default()`), or rankings keep the
-/// order of the old content. A revision is not content: it never takes
-/// part in comparing hints.
-#[derive(Debug, Clone)]
-pub struct PlacementRevision {
-    /// Stamp of the hints the changes apply to.
-    origin: u64,
-    /// Workers that got one more session since, each with a stamp.
-    changes: Vec<(u64, WorkerId)>,
-}
-
-impl Default for PlacementRevision {
-    fn default() -> Self {
-        Self {
-            origin: stamp(),
-            changes: Vec::new(),
-        }
-    }
-}
-
-impl PlacementRevision {
-    /// Records that `worker`'s sessions changed.
-    pub(super) fn changed(&mut self, worker: &WorkerId) {
-        if self.changes.len() >= MAX_CHANGES {
-            *self = Self::default();
-        } else {
-            self.changes.push((stamp(), worker.clone()));
-        }
-    }
-
-    /// The stamp of this very version.
-    fn latest(&self) -> u64 {
-        self.changes.last().map_or(self.origin, |c| c.0)
-    }
-
-    /// The workers changed after version `stamp` of the same hints; `None`
-    /// if `stamp` is not an earlier version of these.
-    fn since(&self, stamp: u64) -> Option<impl Iterator<Item = &WorkerId>> {
-        let from = if stamp == self.origin {
-            0
-        } else {
-            self.changes.iter().rposition(|c| c.0 == stamp)? + 1
-        };
-        Some(self.changes[from..].iter().map(|(_, w)| w))
-    }
-}
 
 /// One affine worker and its place in the order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -211,7 +149,7 @@ impl AffineOrders {
         if want == 0 || placement.affinity.is_empty() {
             return Vec::new();
         }
-        let key = (placement.revision.origin, fleet.policy);
+        let key = (placement.revision.origin(), fleet.policy);
         let mut orders = self.lock();
         let fresh = match orders.get_mut(&key) {
             Some(order) => order.update(fleet, placement),

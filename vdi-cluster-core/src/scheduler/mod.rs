@@ -6,7 +6,7 @@
 //!
 //! Order: the exam's sticky worker (if eligible), then — with exam affinity
 //! on — workers holding most sessions of this exam, then the rest by policy:
-//! [`SchedulingPolicy::Spread`] (most free slots first, seed 000's rule) or
+//! [`SchedulingPolicy::Spread`] (most free slots first, the exam platform's rule) or
 //! [`SchedulingPolicy::Pack`] (fullest worker that still has room first).
 //! Ties break by a hash of the worker and the request's seed (among affine
 //! workers, by the worker's fixed hash alone), so the order is deterministic
@@ -15,6 +15,7 @@
 //! replicas ranking from the same snapshot do not all pile onto one worker.
 
 mod affine;
+mod placement;
 mod prewarm;
 mod rank;
 
@@ -29,15 +30,15 @@ use crate::policy::AdminPolicy;
 use crate::validation::ValidationError;
 use crate::worker::{MAX_TAG_LEN, MAX_TAGS, WorkerDescription, WorkerRecord, WorkerView};
 
-pub use affine::PlacementRevision;
+pub use placement::{ExamPlacement, PlacementRevision};
 pub use prewarm::{PrewarmShare, plan_prewarm};
-pub use rank::{Accounting, Candidate, ExamPlacement, RankIndex, RankOptions, Ranking, rank};
+pub use rank::{Accounting, Candidate, RankIndex, RankOptions, Ranking, rank};
 
 /// How workers are ordered after sticky and affinity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum SchedulingPolicy {
-    /// Most available slots first (seed 000's default).
+    /// Most available slots first (the exam platform's default).
     #[default]
     Spread,
     /// Fullest worker that still has room first (depth-first).

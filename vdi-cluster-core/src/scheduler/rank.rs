@@ -18,57 +18,16 @@
 //! themselves, the policy ones among themselves — so replicas ranking from
 //! the same snapshot and hints spread out instead of piling onto one worker.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
-use super::affine::{AffineOrders, Fleet, PlacementRevision};
+use super::affine::{AffineOrders, Fleet};
+use super::placement::ExamPlacement;
 use super::{ChoiceReason, Constraints, ExclusionReason, Exclusions, SchedulingPolicy, exclusion};
 use crate::health::Availability;
 use crate::ids::WorkerId;
 use crate::policy::AdminPolicy;
 use crate::worker::WorkerView;
-
-/// The exam's placement hints, as the store last recorded them: the
-/// sticky worker and the exam's sessions per worker.
-#[derive(Debug, Clone, Default)]
-pub struct ExamPlacement {
-    /// The sticky worker, if the key has not expired.
-    pub sticky: Option<WorkerId>,
-    /// Sessions of this exam per worker. Once ranked, change it through
-    /// [`placed`](Self::placed), or give the hints a fresh `revision`.
-    pub affinity: BTreeMap<WorkerId, u32>,
-    /// Which version of these hints this is: a [`RankIndex`] keeps the
-    /// order of the affine workers per revision.
-    pub revision: PlacementRevision,
-}
-
-impl ExamPlacement {
-    /// Hints read from the store, as a fresh revision.
-    pub fn new(sticky: Option<WorkerId>, affinity: BTreeMap<WorkerId, u32>) -> Self {
-        Self {
-            sticky,
-            affinity,
-            revision: PlacementRevision::default(),
-        }
-    }
-
-    /// Moves the hints by a session placed on `worker`: it becomes the
-    /// sticky worker and holds one more session of the exam.
-    pub fn placed(&mut self, worker: &WorkerId) {
-        self.sticky = Some(worker.clone());
-        *self.affinity.entry(worker.clone()).or_default() += 1;
-        self.revision.changed(worker);
-    }
-}
-
-/// Hints are equal when they say the same, whatever their revisions.
-impl PartialEq for ExamPlacement {
-    fn eq(&self, other: &Self) -> bool {
-        self.sticky == other.sticky && self.affinity == other.affinity
-    }
-}
-
-impl Eq for ExamPlacement {}
 
 /// Knobs of a ranking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

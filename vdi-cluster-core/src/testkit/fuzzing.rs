@@ -13,8 +13,8 @@ use crate::scheduler::{
 use crate::time::Timestamp;
 use crate::worker::{WorkerDescription, WorkerRecord, WorkerSnapshot, WorkerView};
 
-/// Capacity parsing and arithmetic: six comma-separated figures in seed
-/// 000's order; whatever parses must give a slot count that agrees with the
+/// Capacity parsing and arithmetic: six comma-separated figures in the exam
+/// platform's order; whatever parses must give a slot count that agrees with the
 /// floating-point path and never panics.
 pub fn capacity(data: &[u8]) {
     let text = String::from_utf8_lossy(data);

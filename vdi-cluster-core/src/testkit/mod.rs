@@ -3,6 +3,7 @@
 //! (re-exported here). Enabled by the `testkit` feature.
 
 pub mod conformance;
+pub mod delegate;
 pub mod fixtures;
 pub mod fuzzing;
 pub mod instrument;
@@ -40,7 +41,7 @@ pub fn backend_unreachable<T>(
     None
 }
 
-/// A heartbeat of worker `code` with seed 001's profile: `cpu` cores and
+/// A heartbeat of worker `code` with the runbook's profile: `cpu` cores and
 /// `memory_mb`, 1 core and 1024 MB reserved, VM 1.5 cores / 2048 MB.
 pub fn heartbeat_for(code: &str, cpu: f64, memory_mb: u64, active: u32) -> Heartbeat {
     heartbeat(

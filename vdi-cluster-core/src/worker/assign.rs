@@ -1,5 +1,5 @@
-//! Codes the control plane assigns (seed 003: "receives assigned worker ID,
-//! may differ from requested").
+//! Codes the control plane assigns (as minicloud's registration: the code a
+//! worker gets may differ from the one it asked for).
 //!
 //! A worker that registers without a code gets one derived from its host
 //! name (or display name, or the host of its URL): readable, and the same

@@ -15,7 +15,7 @@ use crate::ids::{SessionKey, WorkerId};
 use crate::time::Timestamp;
 use crate::validation::ValidationError;
 
-/// A heartbeat, validated (seed 000's body plus optional fields).
+/// A heartbeat, validated (the exam platform's body plus optional fields).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Heartbeat {
     /// The worker's code.

@@ -1,4 +1,5 @@
-//! What a worker tells about its host besides capacity (seeds 002 and 004):
+//! What a worker tells about its host besides capacity (as SkyPanelV2 and
+//! Aetherium):
 //! host name, disk, operating system and agent version. Informational: no
 //! scheduling decision reads it.
 

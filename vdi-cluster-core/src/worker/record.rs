@@ -141,7 +141,7 @@ pub struct WorkerRecord {
     /// Host name, disk, OS and agent version, from heartbeats.
     #[serde(default, skip_serializing_if = "HostInfo::is_empty")]
     pub host: HostInfo,
-    /// Why the worker deregistered, as it said (seed 003), while it is
+    /// Why the worker deregistered, as it said (as minicloud), while it is
     /// deregistered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deregister_reason: Option<String>,

@@ -1,4 +1,4 @@
-//! CPU and memory in use, from the slot math (seed 004's `used_cpu_cores`,
+//! CPU and memory in use, from the slot math (Aetherium's `used_cpu_cores`,
 //! `used_memory_mb` and the cluster's usage percentages): sessions in use
 //! times one session's VM profile, against what the node has after its
 //! reservation. Never a guess from host metrics.
@@ -82,7 +82,7 @@ mod tests {
     use crate::capacity::CapacityInput;
 
     #[test]
-    fn seed_000_node_with_11_sessions() {
+    fn exam_platform_node_with_11_sessions() {
         let spec = CapacitySpec::new(CapacityInput {
             total_cpu_cores: 32.0,
             total_memory_mb: 65536,

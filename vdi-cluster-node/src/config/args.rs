@@ -1,4 +1,5 @@
-//! The flags of `vdi-cluster worker`, with seed 001's `.env.worker` names
+//! The flags of `vdi-cluster worker`, with the exam platform's `.env.worker`
+//! names (`docs/compat/exam-platform-runbook.md`)
 //! as their environment fallbacks (clap). What they mean together is
 //! decided by [`WorkerArgs::resolve`].
 
@@ -27,16 +28,16 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| "must be key=value".to_owned())
 }
 
-/// Options of `vdi-cluster worker`: the worker-side API (seed 000's
+/// Options of `vdi-cluster worker`: the worker-side API (the exam platform's
 /// `/api/vdi/cluster/allocate|release|prewarm`) and the heartbeat agent.
 #[derive(Clone, Args)]
 pub struct WorkerArgs {
-    /// Base URL of the control plane's API, `/api` included, as seed 000
-    /// writes it (`https://cp.example.edu.vn/api`); or several,
+    /// Base URL of the control plane's API, `/api` included, as the exam
+    /// platform writes it (`https://cp.example.edu.vn/api`); or several,
     /// comma-separated (replicas on one store): calls go to the one that
     /// last answered and move on to the next when it is down or answers a
     /// 5xx. Or one `grpc://host:port`: the control plane's gRPC service
-    /// (`serve --grpc-listen`, seed 003).
+    /// (`serve --grpc-listen`, as minicloud's).
     #[arg(
         long = "control-plane",
         env = "CONTROL_PLANE_API_BASE",
@@ -54,12 +55,12 @@ pub struct WorkerArgs {
     pub name: Option<String>,
 
     /// Address the worker-side API listens on (port 0: any free port).
-    /// Default: `0.0.0.0:$WORKER_PUBLIC_PORT` when seed 001's
+    /// Default: `0.0.0.0:$WORKER_PUBLIC_PORT` when the runbook's
     /// `WORKER_PUBLIC_PORT` is set, else `127.0.0.1:3000`.
     #[arg(long, env = "WORKER_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
 
-    /// URL the control plane calls this worker at (seed 001:
+    /// URL the control plane calls this worker at (the runbook uses
     /// `http://217.216.33.134:3000`). Default: `http://` + the listen
     /// address, which must then not be a wildcard.
     #[arg(long, env = "WORKER_API_BASE_URL", value_name = "URL")]
@@ -101,7 +102,7 @@ pub struct WorkerArgs {
     #[arg(long, env = "WORKER_CREDENTIAL_FILE", value_name = "PATH")]
     pub credential_file: Option<PathBuf>,
 
-    /// CPU cores kept for the host (seed 001: 1).
+    /// CPU cores kept for the host (the runbook's: 1).
     #[arg(
         long,
         env = "WORKER_RESERVED_CPUS",
@@ -110,7 +111,7 @@ pub struct WorkerArgs {
     )]
     pub reserved_cpus: f64,
 
-    /// Memory kept for the host, MB (seed 001: 1024).
+    /// Memory kept for the host, MB (the runbook's: 1024).
     #[arg(
         long,
         env = "WORKER_RESERVED_MEMORY_MB",
@@ -211,7 +212,7 @@ pub struct WorkerArgs {
     pub sim_failure_rate: f64,
 
     /// Report the host's CPU, memory and disk usage in heartbeats (the
-    /// control plane marks a worker unhealthy above seed 002's thresholds).
+    /// control plane marks a worker unhealthy above SkyPanelV2's thresholds).
     /// Turn off when several workers share one host (demos, tests).
     #[arg(long, env = "WORKER_REPORT_USAGE", default_value_t = true,
           action = ArgAction::Set, value_parser = BoolishValueParser::new(), value_name = "BOOL")]

@@ -24,7 +24,7 @@
 //! heartbeats carry, in [`WORKER_TOKEN_HEADER`], the worker's own credential
 //! (received by joining) or the shared worker token when the control plane
 //! is configured with one. Every error, on either side, is an
-//! [`ErrorBody`](crate::ErrorBody). Field names are camelCase, exactly as seed 000 writes them.
+//! [`ErrorBody`](crate::ErrorBody). Field names are camelCase, exactly as the exam platform writes them.
 //!
 //! Heartbeat and registration bodies tolerate unknown fields (an agent newer
 //! than the control plane during a rolling upgrade still gets through).
@@ -50,11 +50,11 @@ pub const WORKER_TOKEN_HEADER: &str = "x-worker-token";
 /// service calls to the session API).
 pub const CLUSTER_TOKEN_HEADER: &str = "x-cluster-token";
 
-/// Control plane: a worker's heartbeat (seed 000).
+/// Control plane: a worker's heartbeat (the exam platform's).
 pub const HEARTBEAT_PATH: &str = "/api/vdi/workers/heartbeat";
-/// Control plane: registration ahead of the first heartbeat (seed 003).
+/// Control plane: registration ahead of the first heartbeat (as minicloud).
 pub const REGISTER_PATH: &str = "/api/vdi/workers/register";
-/// Control plane: a worker leaving cleanly (seed 003).
+/// Control plane: a worker leaving cleanly (as minicloud).
 pub const DEREGISTER_PATH: &str = "/api/vdi/workers/{code}/deregister";
 /// Control plane: registration with a join token (in [`JOIN_TOKEN_HEADER`]);
 /// answers the worker's own credential ([`JoinResponse`]).

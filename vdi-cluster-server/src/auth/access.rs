@@ -16,7 +16,7 @@ use crate::error::ApiError;
 pub enum Role {
     /// Operators with every right.
     Admin,
-    /// Exam supervisors: may watch and operate workers (seed 000).
+    /// Exam supervisors: may watch and operate workers (as in the exam platform).
     Proctor,
     /// A student: may touch only their own session.
     Student,

@@ -11,9 +11,9 @@ use axum::http::header::AUTHORIZATION;
 use vdi_cluster_protocol::{CLUSTER_TOKEN_HEADER, JOIN_TOKEN_HEADER, WORKER_TOKEN_HEADER};
 
 use super::access::{Access, Principal, Role, User};
+use super::csrf::CsrfKey;
 use super::jwt::JwtVerifier;
 use super::secrets::TokenHash;
-use super::session::SessionKey;
 use crate::error::ApiError;
 
 /// The credentials the server accepts. Closed by default: a fresh
@@ -22,7 +22,7 @@ use crate::error::ApiError;
 #[derive(Clone, Default)]
 pub struct AuthConfig {
     jwt: Option<JwtVerifier>,
-    session: Option<SessionKey>,
+    csrf: Option<CsrfKey>,
     worker_token: Option<TokenHash>,
     anonymous_workers: bool,
 }
@@ -57,7 +57,7 @@ impl AuthConfig {
             return self;
         }
         self.jwt = Some(JwtVerifier::new(secret, issuer, audience));
-        self.session = Some(SessionKey::derive(secret));
+        self.csrf = Some(CsrfKey::derive(secret));
         self
     }
 
@@ -118,8 +118,8 @@ impl AuthConfig {
 
     /// The key of page sessions' CSRF tokens; `None` without a JWT secret
     /// (no session can exist then).
-    pub fn session_key(&self) -> Option<&SessionKey> {
-        self.session.as_ref()
+    pub fn csrf_key(&self) -> Option<&CsrfKey> {
+        self.csrf.as_ref()
     }
 
     /// The bearer token of `headers`, if any (a malformed header is a 401).
@@ -280,8 +280,8 @@ mod tests {
             assert!(err.to_string().contains("ADMIN or PROCTOR"), "{err}");
         }
         assert!(cfg.operator_session("not.a.jwt").is_err());
-        assert!(AuthConfig::new().session_key().is_none());
-        assert!(cfg.session_key().is_some());
+        assert!(AuthConfig::new().csrf_key().is_none());
+        assert!(cfg.csrf_key().is_some());
     }
 
     #[test]

@@ -8,11 +8,11 @@
 //!   string) or `roles` (an array) with values `ADMIN`, `PROCTOR`,
 //!   `STUDENT`; `iss` and `aud` are checked when configured.
 //! * **Worker token** — `x-worker-token`, required on heartbeats and
-//!   registration when `WORKER_HEARTBEAT_TOKEN` is set (seed 000: "nếu cấu
-//!   hình"); without it those routes are open.
+//!   registration when `WORKER_HEARTBEAT_TOKEN` is set (as the exam
+//!   platform's registry has it); without it those routes are open.
 //! * **Worker credential** — `x-worker-token: vdiw.<code>.<secret>`, a
-//!   worker's own credential received by joining with a join token (seeds
-//!   002/003); stored as a hash in the backend, valid only for that worker's
+//!   worker's own credential received by joining with a join token (as
+//!   SkyPanelV2 and minicloud); stored as a hash in the backend, valid only for that worker's
 //!   own heartbeats, registration and deregistration. Once a worker has
 //!   one, anonymous heartbeats for its code are refused.
 //! * **Join token** — `x-join-token`, created by an admin
@@ -43,21 +43,24 @@
 //! * [`secrets`] — random secrets, worker credentials, token hashes.
 //! * [`config`] — [`AuthConfig`]: the credentials the server accepts, and
 //!   the header checks that need no store.
+//! * [`csrf`] — [`CsrfKey`]: the key of the operators' page's CSRF tokens,
+//!   derived from the JWT secret.
 //! * [`session`] — the operators' page: an ADMIN or PROCTOR JWT kept in an
 //!   HttpOnly, `SameSite=Strict` cookie, its CSRF token, and the layer
 //!   that lets the cookie stand for `Authorization: Bearer`.
 
 pub mod access;
 pub mod config;
+pub mod csrf;
 pub mod jwt;
 pub mod secrets;
 pub mod session;
 
 pub use access::{Access, Caller, CredentialKind, Permit, Principal, Role, User};
 pub use config::AuthConfig;
+pub use csrf::CsrfKey;
 pub use jwt::{Claims, JWT_LEEWAY_SECS, MintError, mint_jwt};
 pub use secrets::{
     TokenHash, WORKER_CREDENTIAL_PREFIX, credential_worker, hash_hex, matches_hash_hex,
     new_worker_credential, random_secret,
 };
-pub use session::SessionKey;

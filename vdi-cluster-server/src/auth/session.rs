@@ -22,70 +22,19 @@
 //! only to secure origins (HTTPS, localhost): over plain HTTP elsewhere
 //! the page relies on the token alone.
 //!
-//! The CSRF token is an HMAC-SHA256 of the JWT under a key derived from
-//! `JWT_SECRET`: replicas sharing the secret agree on it, nothing is
-//! stored, and it changes with the session. It opens nothing without the
-//! cookie, so the events stream's URL carries no credential.
-
-use std::fmt;
+//! The CSRF token is an HMAC-SHA256 of the JWT under a
+//! [`CsrfKey`](super::CsrfKey) derived from `JWT_SECRET`. It opens nothing
+//! without the cookie, so the events stream's URL carries no credential.
 
 use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-use subtle::ConstantTimeEq;
 use vdi_cluster_protocol::signin::{CSRF_TOKEN_HEADER, CSRF_TOKEN_QUERY, SESSION_COOKIE};
 
 use super::config::AuthConfig;
 use crate::error::ApiError;
-
-type HmacSha256 = Hmac<Sha256>;
-
-/// What the CSRF key is derived for (changing it ends every page session's
-/// CSRF token).
-const CSRF_KEY_LABEL: &[u8] = b"vdi-cluster operators' page: CSRF tokens, v1";
-
-/// The key of page sessions' CSRF tokens, derived from the JWT secret.
-#[derive(Clone)]
-pub struct SessionKey {
-    key: [u8; 32],
-}
-
-impl fmt::Debug for SessionKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SessionKey(..)")
-    }
-}
-
-impl SessionKey {
-    /// The key for `jwt_secret`: HMAC-SHA256 of a fixed label under it.
-    pub(crate) fn derive(jwt_secret: &[u8]) -> Self {
-        let mut mac = HmacSha256::new_from_slice(jwt_secret).expect("HMAC takes keys of any size");
-        mac.update(CSRF_KEY_LABEL);
-        Self {
-            key: mac.finalize().into_bytes().into(),
-        }
-    }
-
-    /// The CSRF token of the session holding `jwt` (64 hex digits).
-    pub fn csrf_token(&self, jwt: &str) -> String {
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any size");
-        mac.update(jwt.as_bytes());
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
-
-    /// Whether `presented` is the CSRF token of `jwt` (constant time).
-    pub fn csrf_matches(&self, jwt: &str, presented: &[u8]) -> bool {
-        self.csrf_token(jwt).as_bytes().ct_eq(presented).into()
-    }
-}
 
 /// The session cookie's value, if the request carries one.
 pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
@@ -150,7 +99,7 @@ pub fn cookie_bearer(
     if headers.contains_key(AUTHORIZATION) {
         return Ok(None);
     }
-    let (Some(jwt), Some(key)) = (session_cookie(headers), auth.session_key()) else {
+    let (Some(jwt), Some(key)) = (session_cookie(headers), auth.csrf_key()) else {
         return Ok(None);
     };
     let fetch_site = headers.get("sec-fetch-site").map(HeaderValue::as_bytes);
@@ -214,18 +163,6 @@ mod tests {
     }
 
     #[test]
-    fn csrf_tokens_are_bound_to_the_session_and_the_secret() {
-        let key = SessionKey::derive(SECRET);
-        let token = key.csrf_token("a.b.c");
-        assert_eq!(token.len(), 64);
-        assert!(key.csrf_matches("a.b.c", token.as_bytes()));
-        assert!(!key.csrf_matches("a.b.d", token.as_bytes()));
-        assert!(!key.csrf_matches("a.b.c", b""));
-        let other = SessionKey::derive(b"another secret, also long enough!!");
-        assert_ne!(other.csrf_token("a.b.c"), token);
-    }
-
-    #[test]
     fn the_cookie_is_found_among_others() {
         let h = headers(&[("cookie", "a=1; vdi_operator_session=x.y.z; b=2")]);
         assert_eq!(session_cookie(&h), Some("x.y.z"));
@@ -251,7 +188,7 @@ mod tests {
     const SAME: (&str, &str) = ("sec-fetch-site", "same-origin");
 
     fn token() -> String {
-        auth().session_key().unwrap().csrf_token("j.w.t")
+        auth().csrf_key().unwrap().csrf_token("j.w.t")
     }
 
     fn bearer(method: Method, query: Option<&str>, h: &[(&'static str, &str)]) -> Option<String> {

@@ -1,7 +1,7 @@
 //! Command line: `vdi-cluster serve` (the control plane), `vdi-cluster
 //! worker` (a worker node, options in [`WorkerArgs`]), `vdi-cluster demo`
 //! (a whole cluster on one machine, [`DemoArgs`]) and `vdi-cluster token`,
-//! with the seeds' environment variables as fallbacks of every flag.
+//! with the exam platform's environment variables as fallbacks of every flag.
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 

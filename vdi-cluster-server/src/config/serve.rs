@@ -35,8 +35,8 @@ pub struct ServeArgs {
     )]
     pub listen: SocketAddr,
 
-    /// Address of the gRPC service (seed 003's WorkerManagementService,
-    /// health, reflection); off unless set (seed 003 uses port 9090).
+    /// Address of the gRPC service (minicloud's WorkerManagementService,
+    /// health, reflection); off unless set (minicloud uses port 9090).
     #[arg(long, env = "VDI_GRPC_LISTEN", value_name = "ADDR")]
     pub grpc_listen: Option<SocketAddr>,
 
@@ -243,7 +243,7 @@ pub struct ServeArgs {
     #[arg(long, env = "VDI_REPLICA_ID", value_name = "NAME")]
     pub replica_id: Option<String>,
 
-    /// Reconcile period, seconds (seed 000: 60).
+    /// Reconcile period, seconds (the exam platform's: 60).
     #[arg(long, env = "WORKER_RECONCILE_INTERVAL_SEC", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub reconcile_interval_sec: u64,

@@ -14,7 +14,7 @@ fn cli_is_well_formed() {
 }
 
 #[test]
-fn defaults_are_the_seeds() {
+fn defaults_are_the_exam_platforms() {
     let cli = Cli::try_parse_from(["vdi-cluster", "serve"]).unwrap();
     let Command::Serve(args) = cli.command else {
         panic!("serve")

@@ -1,4 +1,4 @@
-//! gRPC beside HTTP: seed 003's `vdi.cluster.v1.WorkerManagementService`
+//! gRPC beside HTTP: minicloud's `vdi.cluster.v1.WorkerManagementService`
 //! (`serve --grpc-listen ADDR`, off unless set), the standard health
 //! service (`grpc.health.v1.Health`) and server reflection.
 //!

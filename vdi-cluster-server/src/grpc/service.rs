@@ -54,7 +54,7 @@ impl WorkerManagementService for GrpcService {
             authorize(&state, &request, Access::Join).await?;
             let headers = headers(&request);
             let message = request.into_inner();
-            // Seed 003: a taken code gets another one, unless the worker
+            // As minicloud: a taken code gets another one, unless the worker
             // cannot take another.
             let keep = message.keep_requested_id;
             let joined = join::join_with(&state, &headers, message.into(), keep)

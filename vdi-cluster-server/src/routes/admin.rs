@@ -1,4 +1,4 @@
-//! Admin transitions of a worker (seeds 000/004): `PATCH` (drain,
+//! Admin transitions of a worker (the exam platform, Aetherium): `PATCH` (drain,
 //! activate, disable, enable), drain (`POST`/`PUT`) and activate, and what
 //! still blocks a drain. Each runs detached from the request, as core's
 //! compare-and-set on the worker's policy; the answer says what changed.
@@ -41,7 +41,7 @@ fn deadline(
     }
 }
 
-/// The admin action seed 000's `PATCH` body asks for: exactly one of
+/// The admin action the exam platform's `PATCH` body asks for: exactly one of
 /// `isDraining` and `isEnabled`, with `force` only on a disable and
 /// `drainDeadlineSec` only on a drain.
 fn patch_action(body: PatchWorkerRequest, state: &AppState) -> Result<AdminAction, ApiError> {
@@ -101,7 +101,7 @@ async fn run_admin_with_reason(
     Ok(AdminActionJson::new(action, &outcome, now(state)))
 }
 
-/// Drain, activate, disable or enable a worker (seed 000's runbook).
+/// Drain, activate, disable or enable a worker (the exam platform's runbook).
 /// Disabling a worker that still has sessions is refused (409, naming the
 /// count) unless `force: true`. A `reason` goes to the audit trail.
 #[utoipa::path(
@@ -169,7 +169,7 @@ async fn start_drain(
     Ok((StatusCode::ACCEPTED, Json(json)))
 }
 
-/// Drains a worker (seed 004): it keeps its sessions and takes no new ones;
+/// Drains a worker (as Aetherium): it keeps its sessions and takes no new ones;
 /// `drainStatus` becomes `drained` once nothing remains on it.
 #[utoipa::path(
     post, path = "/api/vdi/workers/{code}/drain", tag = "workers",
@@ -214,7 +214,7 @@ pub(crate) async fn drain_put(
     start_drain(state, caller, code, body).await
 }
 
-/// Returns a draining, drained or disabled worker to service (seed 004).
+/// Returns a draining, drained or disabled worker to service (as Aetherium).
 #[utoipa::path(
     post, path = "/api/vdi/workers/{code}/activate", tag = "workers",
     params(("code" = String, Path, description = "Worker code", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 64)),

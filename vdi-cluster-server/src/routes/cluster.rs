@@ -1,4 +1,4 @@
-//! Cluster-wide views (seed 004): statistics with zones, session
+//! Cluster-wide views (as Aetherium): statistics with zones, session
 //! distribution, the audit trail and the events stream.
 
 use axum::Json;

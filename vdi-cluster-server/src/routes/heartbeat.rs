@@ -1,5 +1,6 @@
 //! The worker routes (worker token or the worker's own credential):
-//! heartbeat (seed 000), registration and deregistration (seed 003).
+//! heartbeat (the exam platform's), registration and deregistration (as
+//! minicloud).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,7 +21,7 @@ use crate::gate::ensure_worker;
 use crate::metrics::HeartbeatOutcome;
 use crate::state::AppState;
 
-/// A worker's heartbeat (seed 000). Unknown workers are registered; unknown
+/// A worker's heartbeat (the exam platform's). Unknown workers are registered; unknown
 /// fields are ignored; an older heartbeat changes nothing (`accepted: false`).
 #[utoipa::path(
     post, path = "/api/vdi/workers/heartbeat", tag = "workers",
@@ -74,7 +75,7 @@ async fn apply_heartbeat(
     Ok(HeartbeatResponse::from(&ack))
 }
 
-/// Registers a worker ahead of its first heartbeat (seed 003); idempotent.
+/// Registers a worker ahead of its first heartbeat (as minicloud); idempotent.
 /// The control plane assigns the code: the requested one, or one derived
 /// from the host name when none is requested, unless another worker (on
 /// another host) holds it — then another, answered in `code`.
@@ -124,7 +125,7 @@ pub(crate) async fn register(
     Ok(Json(WorkerJson::new(&view, state.service().clock().now())))
 }
 
-/// A worker leaving cleanly (seed 003), optionally saying why
+/// A worker leaving cleanly (as minicloud), optionally saying why
 /// (`{"reason": "maintenance"}`): offline at once, takes no sessions; its
 /// sessions go to the failure policy at the next reconcile. A later
 /// heartbeat brings it back. The reason shows in the worker's detail and

@@ -1,4 +1,4 @@
-//! Seed 002's installation script and the agent it downloads
+//! SkyPanelV2's installation script and the agent it downloads
 //! ([`install`](crate::install) renders the script).
 //!
 //! * `POST /api/vdi/workers/install-script` (ADMIN) — a POSIX shell script
@@ -58,7 +58,7 @@ fn control_plane_url(install: &InstallConfig, headers: &HeaderMap) -> Result<Str
     Ok(format!("http://{host}"))
 }
 
-/// A worker installation script (seed 002), bound to a fresh join token
+/// A worker installation script (SkyPanelV2's), bound to a fresh join token
 /// valid once for `ttlSec`; with `code`, the token is bound to that code.
 #[utoipa::path(
     post, path = "/api/vdi/workers/install-script", tag = "workers",

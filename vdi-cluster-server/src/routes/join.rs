@@ -1,4 +1,4 @@
-//! Join tokens (seeds 002/003): an admin creates a token — shown once,
+//! Join tokens (as SkyPanelV2 and minicloud): an admin creates a token — shown once,
 //! stored as a SHA-256 hash, valid until an expiry for a number of uses —
 //! and a worker started with it registers (`POST /api/vdi/workers/join`
 //! with `x-join-token`), receiving its own credential, which it sends in
@@ -214,7 +214,7 @@ pub(crate) async fn join(
     headers: HeaderMap,
     JsonBody(request): JsonBody<RegisterRequest>,
 ) -> Result<(StatusCode, Json<JoinResponse>), ApiError> {
-    // A requested code keeps seed 002's contract: taken is a 409.
+    // A requested code keeps SkyPanelV2's contract: taken is a 409.
     let keep_requested = request.code.is_some();
     let answer = join_with(&state, &headers, request, keep_requested).await?;
     Ok((StatusCode::CREATED, Json(answer)))

@@ -15,7 +15,7 @@
 //!   sessions; reconcile; delete.
 //! * `admin` — admin transitions: `PATCH`, drain, activate, what blocks a
 //!   drain.
-//! * `join` — join tokens and joining; `install` — seed 002's installation
+//! * `join` — join tokens and joining; `install` — SkyPanelV2's installation
 //!   script and the agent binary it downloads.
 //! * `credentials` — a worker's own credential: rotate, revoke, reset.
 //! * `sessions` — the exam application's session API and prewarm.
@@ -119,15 +119,15 @@ macro_rules! routes {
 
 static ROUTES: &[RouteSpec] = routes! {
     Post "/api/vdi/workers/heartbeat" Worker heartbeat::heartbeat
-        => "A worker's heartbeat: capacity, sessions, health (seed 000)";
+        => "A worker's heartbeat: capacity, sessions, health (the exam platform's)";
     Post "/api/vdi/workers/register" Worker heartbeat::register
-        => "Register a worker ahead of its first heartbeat (seed 003)";
+        => "Register a worker ahead of its first heartbeat (as minicloud)";
     Post "/api/vdi/workers/{code}/deregister" OwnWorker heartbeat::deregister
-        => "A worker leaving cleanly: offline at once (seed 003)";
+        => "A worker leaving cleanly: offline at once (as minicloud)";
     Post "/api/vdi/workers/join" Join join::join
-        => "Register with a join token; answers the worker's own credential (seeds 002/003)";
+        => "Register with a join token; answers the worker's own credential (SkyPanelV2, minicloud)";
     Post "/api/vdi/workers/install-script" Admin install::script
-        => "A worker installation script bound to a fresh single-use join token (seed 002)";
+        => "A worker installation script bound to a fresh single-use join token (SkyPanelV2's)";
     Get "/api/vdi/agent/vdi-cluster" Public install::agent
         => "The agent binary the installation script downloads (this control plane's build)";
     Post "/api/vdi/join-tokens" Admin join::create
@@ -145,29 +145,29 @@ static ROUTES: &[RouteSpec] = routes! {
     Get "/api/vdi/workers" Operator workers::list
         => "List workers, filtered by status, zone or label=key:value";
     Get "/api/vdi/workers/summary" Operator workers::summary
-        => "Workers healthy/total, slots available/max, active sessions (seed 000)";
+        => "Workers healthy/total, slots available/max, active sessions (the exam platform's)";
     Get "/api/vdi/workers/healthy" Operator workers::healthy
-        => "Workers heartbeating within the TTL (seed 003)";
+        => "Workers heartbeating within the TTL (minicloud's)";
     Get "/api/vdi/workers/stats" Operator workers::stats
-        => "Cluster statistics under seed 003's name (as /api/vdi/cluster/stats)";
+        => "Cluster statistics under minicloud's name (as /api/vdi/cluster/stats)";
     Post "/api/vdi/workers/reconcile" Operator workers::reconcile
-        => "Reconcile now: stale dispatches, stuck reservations, counter drift (seed 000)";
+        => "Reconcile now: stale dispatches, stuck reservations, counter drift (the exam platform's)";
     Get "/api/vdi/workers/{code}" Operator workers::detail
-        => "One worker (seed 004)";
+        => "One worker (as Aetherium)";
     Patch "/api/vdi/workers/{code}" Operator admin::patch
-        => "Drain, activate, disable or enable a worker (seed 000)";
+        => "Drain, activate, disable or enable a worker (the exam platform's)";
     Delete "/api/vdi/workers/{code}" Admin workers::remove
         => "Delete a worker's record (refused while sessions remain)";
     Get "/api/vdi/workers/{code}/sessions" Operator workers::sessions
-        => "A worker's sessions (seed 004)";
+        => "A worker's sessions (as Aetherium)";
     Get "/api/vdi/workers/{code}/drain" Operator admin::drain_info
         => "What still blocks a worker's drain";
     Post "/api/vdi/workers/{code}/drain" Operator admin::drain
-        => "Drain a worker: keep its sessions, take no new ones (seed 004)";
+        => "Drain a worker: keep its sessions, take no new ones (as Aetherium)";
     Put "/api/vdi/workers/{code}/drain" Operator admin::drain_put
         => "Drain a worker (idempotent PUT form)";
     Post "/api/vdi/workers/{code}/activate" Operator admin::activate
-        => "Return a draining, drained or disabled worker to service (seed 004)";
+        => "Return a draining, drained or disabled worker to service (as Aetherium)";
     Post "/api/vdi/sessions" Session sessions::allocate
         => "Place a student's session (or return the one it has)";
     Get "/api/vdi/sessions/{examId}/{userId}" Session sessions::get
@@ -189,9 +189,9 @@ static ROUTES: &[RouteSpec] = routes! {
     Get "/api/vdi/exams/{examId}/queue" Operator waiting_room::queue
         => "Who waits in an exam's queue, in order, with positions and waiting times";
     Get "/api/vdi/cluster/stats" Operator cluster::stats
-        => "Cluster statistics with per-status and per-zone breakdowns (seed 004)";
+        => "Cluster statistics with per-status and per-zone breakdowns (as Aetherium)";
     Get "/api/vdi/cluster/distribution" Operator cluster::distribution
-        => "Sessions per worker (seed 004)";
+        => "Sessions per worker (as Aetherium)";
     Get "/api/vdi/audit" Admin cluster::audit
         => "Audit trail of admin actions, newest first";
     Get "/api/vdi/events" Operator cluster::events

@@ -28,7 +28,7 @@ fn session(
     let auth = state.auth();
     let (user, exp) = auth.operator_session(&token)?;
     let key = auth
-        .session_key()
+        .csrf_key()
         .ok_or_else(|| ApiError::unauthorized("no JWT secret is configured"))?;
     let body = OperatorSessionJson {
         sub: user.sub,

@@ -1,4 +1,4 @@
-//! The admin page's views of workers (seeds 000/004): list, healthy,
+//! The admin page's views of workers (the exam platform, Aetherium): list, healthy,
 //! summary, detail, sessions; a reconcile pass on demand; deleting a
 //! worker's record.
 
@@ -42,7 +42,7 @@ pub(super) fn now(state: &AppState) -> Timestamp {
 pub(crate) struct ListQuery {
     /// Only this status (`active`, `draining`, `drained`, `disabled`,
     /// `pending`, `unhealthy`, `unreachable`, `offline`), or `healthy`
-    /// (seed 003: heartbeating within the TTL, resources fine); any case.
+    /// (as minicloud: heartbeating within the TTL, resources fine); any case.
     #[param(
         pattern = "^(?:[Aa][Cc][Tt][Ii][Vv][Ee]|[Dd][Rr][Aa][Ii][Nn][Ii][Nn][Gg]|[Dd][Rr][Aa][Ii][Nn][Ee][Dd]|[Dd][Ii][Ss][Aa][Bb][Ll][Ee][Dd]|[Pp][Ee][Nn][Dd][Ii][Nn][Gg]|[Uu][Nn][Hh][Ee][Aa][Ll][Tt][Hh][Yy]|[Uu][Nn][Rr][Ee][Aa][Cc][Hh][Aa][Bb][Ll][Ee]|[Oo][Ff][Ff][Ll][Ii][Nn][Ee]|[Hh][Ee][Aa][Ll][Tt][Hh][Yy])$"
     )]
@@ -54,7 +54,7 @@ pub(crate) struct ListQuery {
     pub(crate) label: Option<String>,
 }
 
-/// Seed 003's `status=HEALTHY`: not one status but the healthy list.
+/// minicloud's `status=HEALTHY`: not one status but the healthy list.
 const HEALTHY: &str = "healthy";
 
 /// Whether `v` is in the healthy list: heartbeating within the TTL,
@@ -100,8 +100,8 @@ impl ListQuery {
     }
 }
 
-/// Workers, by code, filtered by `status` (any case; `healthy` as seed
-/// 003's `status=HEALTHY`), `zone` and `label=key:value`.
+/// Workers, by code, filtered by `status` (any case; `healthy` as
+/// minicloud's `status=HEALTHY`), `zone` and `label=key:value`.
 #[utoipa::path(
     get, path = "/api/vdi/workers", tag = "workers",
     params(ListQuery),
@@ -136,7 +136,7 @@ pub(crate) async fn healthy(State(state): State<AppState>) -> Result<Json<Worker
     query.list(&state).await.map(Json)
 }
 
-/// Seed 003's `GET /api/workers/stats`: the cluster statistics of
+/// minicloud's `GET /api/workers/stats`: the cluster statistics of
 /// `GET /api/vdi/cluster/stats`.
 #[utoipa::path(
     get, path = "/api/vdi/workers/stats", tag = "workers",
@@ -150,7 +150,7 @@ pub(crate) async fn stats(state: State<AppState>) -> Result<Json<StatsJson>, Api
     super::cluster::stats(state).await
 }
 
-/// Seed 000's admin summary: `healthyWorkers/totalWorkers`,
+/// The exam platform's admin summary: `healthyWorkers/totalWorkers`,
 /// `totalAvailableSessions/totalMaxSessions`, `totalActiveSessions`, drain
 /// counts.
 #[utoipa::path(
@@ -166,8 +166,8 @@ pub(crate) async fn summary(State(state): State<AppState>) -> Result<Json<Summar
     Ok(Json(SummaryJson::from(&summary)))
 }
 
-/// Runs a reconcile pass now and returns its report (seed 000 "manual
-/// reconcile"); audited with the caller.
+/// Runs a reconcile pass now and returns its report (the exam platform's
+/// manual reconcile); audited with the caller.
 #[utoipa::path(
     post, path = "/api/vdi/workers/reconcile", tag = "workers",
     responses(

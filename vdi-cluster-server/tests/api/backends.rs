@@ -1,4 +1,4 @@
-//! Seed 000, the drain runbook, allocate idempotency, failover and readiness on Redis
+//! The exam platform's numbers, the drain runbook, allocate idempotency, failover and readiness on Redis
 //! and PostgreSQL, through the same HTTP server. Redis gets a random key prefix (its keys are deleted
 //! afterwards); PostgreSQL a fresh database (dropped afterwards). When a
 //! server cannot be reached the test says SKIP, or fails when
@@ -16,7 +16,7 @@ use vdi_cluster_redis::RedisStore;
 use vdi_cluster_redis::redis;
 
 use crate::common::{Behaviour, Setup, TestServer};
-use crate::runbook::{drain_runbook, seed_000_numbers};
+use crate::runbook::{drain_runbook, exam_platform_numbers};
 use crate::sessions::{failover_on, idempotency};
 
 fn redis_url() -> String {
@@ -127,7 +127,7 @@ impl PgFixture {
 async fn runbook_on(store: Arc<dyn Store>, name: &'static str) {
     let (setup, _sim) = Setup::with_store(Arc::clone(&store), name);
     let s = TestServer::start(setup).await;
-    seed_000_numbers(&s).await;
+    exam_platform_numbers(&s).await;
     s.stop().await;
     // A second server (a restarted control plane) on the same data.
     let (setup, _sim) = Setup::with_store(store, name);
@@ -140,7 +140,7 @@ async fn runbook_on(store: Arc<dyn Store>, name: &'static str) {
 }
 
 #[tokio::test]
-async fn seed_000_and_drain_runbook_on_redis() {
+async fn exam_platform_numbers_and_drain_runbook_on_redis() {
     let Some(fixture) = RedisFixture::new().await else {
         return;
     };
@@ -150,7 +150,7 @@ async fn seed_000_and_drain_runbook_on_redis() {
 }
 
 #[tokio::test]
-async fn seed_000_and_drain_runbook_on_postgres() {
+async fn exam_platform_numbers_and_drain_runbook_on_postgres() {
     let Some(fixture) = PgFixture::new().await else {
         return;
     };

@@ -96,7 +96,7 @@ fn the_worker_env_file_is_read_as_written() {
         "http://217.216.33.134:3000"
     );
     assert_eq!(config.capacity.vm_cpus, 1.5);
-    // Seed 001's node: 8 vCPU / 12 GiB → 4 sessions.
+    // The runbook's node: 8 vCPU / 12 GiB → 4 sessions.
     assert_eq!(config.capacity.spec(8.0, 12_288).unwrap().max_sessions(), 4);
 }
 

@@ -103,7 +103,7 @@ async fn a_join_token_is_shown_once_and_redeemed_for_an_own_credential() {
         heartbeat_with(&s, Some(&forged), "w-join-1").await.status,
         401
     );
-    // The shared token of seed 000 keeps working.
+    // The exam platform's shared token keeps working.
     let shared = s
         .heartbeat(&slots_heartbeat("w-join-1", "http://127.0.0.1:1", 4, 0))
         .await;

@@ -93,7 +93,7 @@ async fn request_ids_are_set_and_echoed() {
 }
 
 #[tokio::test]
-async fn errors_have_the_seed_004_shape() {
+async fn errors_have_the_aetherium_shape() {
     let (setup, _sim) = Setup::memory();
     let s = TestServer::start(setup).await;
     let r = s.get("/api/vdi/workers/w-9").await;

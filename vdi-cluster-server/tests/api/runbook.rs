@@ -1,5 +1,6 @@
-//! Seed 000 over HTTP: the heartbeat numbers and the whole "Drain graceful"
-//! runbook. Run on every backend (memory here, Redis and PostgreSQL in
+//! The exam platform's registry over HTTP
+//! (`docs/compat/exam-platform-registry.md`): the heartbeat numbers and the
+//! whole graceful drain runbook. Run on every backend (memory here, Redis and PostgreSQL in
 //! `backends`).
 
 use reqwest::Method;
@@ -7,8 +8,8 @@ use serde_json::{Value, json};
 
 use crate::common::{Cred, Setup, TestServer, seed_heartbeat};
 
-/// Seed 000's heartbeat body exactly as the runbook writes it.
-pub const SEED_000_BODY: &str = r#"{
+/// The exam platform's heartbeat body exactly as its runbook writes it.
+pub const EXAM_PLATFORM_HEARTBEAT_BODY: &str = r#"{
   "code": "worker-node-2",
   "name": "Worker Node 2",
   "apiBaseUrl": "https://worker2.example.edu.vn",
@@ -21,14 +22,14 @@ pub const SEED_000_BODY: &str = r#"{
   "activeSessions": 11
 }"#;
 
-/// The seed-000 numbers: 18 slots, 7 available with 11 active, through the
+/// The exam platform's numbers: 18 slots, 7 available with 11 active, through the
 /// heartbeat answer, the worker list and the summary.
-pub async fn seed_000_numbers(s: &TestServer) {
+pub async fn exam_platform_numbers(s: &TestServer) {
     let r = s
         .request(Method::POST, "/api/vdi/workers/heartbeat")
         .header("x-worker-token", crate::common::WORKER_TOKEN)
         .header("content-type", "application/json")
-        .body(SEED_000_BODY)
+        .body(EXAM_PLATFORM_HEARTBEAT_BODY)
         .send()
         .await
         .unwrap();
@@ -81,7 +82,7 @@ fn users(v: &Value) -> Vec<String> {
     u
 }
 
-/// Seed 000 "Drain graceful": drain → sessions go to 0 → `drainStatus:
+/// The exam platform's graceful drain: drain → sessions go to 0 → `drainStatus:
 /// drained` → disable; disable refused while sessions remain (409 naming
 /// the count); `force: true` allowed. Audited with the JWT's `sub`.
 pub async fn drain_runbook(s: &TestServer) {
@@ -231,10 +232,10 @@ pub async fn drain_runbook(s: &TestServer) {
 }
 
 #[tokio::test]
-async fn seed_000_numbers_on_memory() {
+async fn exam_platform_numbers_on_memory() {
     let (setup, _sim) = Setup::memory();
     let s = TestServer::start(setup).await;
-    seed_000_numbers(&s).await;
+    exam_platform_numbers(&s).await;
 }
 
 #[tokio::test]

@@ -141,7 +141,7 @@ async fn the_shared_token_cannot_move_a_worker_to_another_host() {
         )
         .await;
     // Registration does not move it either: the other host is another
-    // worker, and gets another code (seed 003).
+    // worker, and gets another code (as minicloud).
     assert_eq!(registered.status, 200, "{}", registered.text);
     let other = registered.json["code"].as_str().unwrap();
     assert!(other.starts_with("w-real-"), "{other}");

@@ -1,5 +1,6 @@
-//! An ADMIN runs seed 001's checklist (B–E) from the page: signs in with
-//! the keyboard, reads seed 000's figures, books an exam (and sees the
+//! An ADMIN runs the exam platform's checklist (B–E,
+//! `docs/compat/exam-platform-runbook.md`) from the page: signs in with
+//! the keyboard, reads the exam platform's figures, books an exam (and sees the
 //! suggested start when it does not fit), watches a worker go unreachable,
 //! reconciles, drains then disables a worker (refused while sessions
 //! remain), force-disables one with a reason, reads the audit trail,
@@ -46,7 +47,7 @@ async fn book(api: &Api, body: &Value) -> (reqwest::StatusCode, Value) {
 }
 
 #[tokio::test]
-async fn an_admin_runs_seed_001s_checklist_from_the_page() {
+async fn an_admin_runs_the_runbook_checklist_from_the_page() {
     let Some(mut b) = Browser::start("admin", "en-US").await else {
         return;
     };

@@ -11,7 +11,7 @@
 
 #![allow(missing_docs, unreachable_pub, dead_code)]
 
-#[path = "../e2e/common.rs"]
+#[path = "../e2e/common/mod.rs"]
 mod common;
 
 mod checklist;

@@ -63,7 +63,7 @@ async fn the_demo_prints_a_live_cluster_and_stops_on_ctrl_c() {
         (s["healthyWorkers"] == 3).then_some(s)
     })
     .await;
-    // Seed 001's 8-core node (4 slots), a 16-core (10) and a 32-core (20).
+    // The runbook's 8-core node (4 slots), a 16-core (10) and a 32-core (20).
     assert_eq!(summary["totalMaxSessions"], 34, "{summary}");
 
     // The demo exam is booked right after the workers join; the leader

@@ -1,4 +1,4 @@
-//! Seed 002's installation script against a loopback control plane, run
+//! SkyPanelV2's installation script against a loopback control plane, run
 //! with `--prefix <tempdir> --no-systemd`: the worker joins and
 //! heartbeats; the script's join token cannot be used again; a second run
 //! changes nothing; `--uninstall` removes everything it wrote.

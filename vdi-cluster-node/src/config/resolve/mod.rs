@@ -1,4 +1,4 @@
-//! Resolution of the flags into a [`WorkerConfig`]: the seed's
+//! Resolution of the flags into a [`WorkerConfig`]: the exam platform's
 //! alternative variable names (`EXAM_VM_CPUS`, `WORKER_PUBLIC_PORT`, …),
 //! defaults, and validation that names the variable at fault.
 
@@ -18,11 +18,11 @@ use super::args::{ProvisionerKind, WorkerArgs};
 #[error("invalid configuration: {0}")]
 pub struct ConfigError(pub String);
 
-/// Default CPU cores of one session's VM (seed 001: `EXAM_VM_CPUS=1.5`).
+/// Default CPU cores of one session's VM (the runbook's `EXAM_VM_CPUS=1.5`).
 pub const DEFAULT_VM_CPUS: f64 = 1.5;
-/// Default port of the worker-side API (seed 001: `WORKER_PUBLIC_PORT=3000`).
+/// Default port of the worker-side API (the runbook's `WORKER_PUBLIC_PORT=3000`).
 pub const DEFAULT_PORT: u16 = 3000;
-/// Default memory of one session's VM, MB (seed 001: `EXAM_VM_MEMORY_MB=2048`).
+/// Default memory of one session's VM, MB (the runbook's `EXAM_VM_MEMORY_MB=2048`).
 pub const DEFAULT_VM_MEMORY_MB: u64 = 2048;
 
 /// Node size and session profile.
@@ -210,7 +210,7 @@ pub fn check_base_urls(name: &str, list: &str) -> Result<Vec<String>, ConfigErro
     Ok(urls)
 }
 
-/// Checks the control-plane option: one `grpc://host:port` (seed 003's
+/// Checks the control-plane option: one `grpc://host:port` (minicloud's
 /// gRPC service), or HTTP base URLs as [`check_base_urls`]. Answers the
 /// list joined with commas.
 pub(super) fn check_control_planes(name: &str, list: &str) -> Result<String, ConfigError> {
@@ -227,7 +227,7 @@ pub(super) fn check_control_planes(name: &str, list: &str) -> Result<String, Con
 }
 
 impl WorkerArgs {
-    /// Resolves the options, reading the seed's alternative variable names
+    /// Resolves the options, reading the runbook's alternative variable names
     /// (`EXAM_VM_CPUS`, `EXAM_VM_MEMORY_MB`) from the process environment.
     pub fn resolve(&self) -> Result<WorkerConfig, ConfigError> {
         self.resolve_with(|name| std::env::var(name).ok())

@@ -39,7 +39,7 @@ fn parse(extra: &[&str]) -> WorkerArgs {
 }
 
 #[test]
-fn seed_defaults() {
+fn runbook_defaults() {
     let c = parse(&[]).resolve_with(|_| None).unwrap();
     assert_eq!(c.capacity.reserved_cpus, 1.0);
     assert_eq!(c.capacity.reserved_memory_mb, 1024);
@@ -50,13 +50,13 @@ fn seed_defaults() {
     assert_eq!(c.description.name, "worker-node-2");
     assert!(c.deregister_on_exit);
     assert!(matches!(c.provisioner, ProvisionerConfig::Simulated { .. }));
-    // Seed 001's node: 8 vCPU / 12 GiB → 4 slots.
+    // The runbook's node: 8 vCPU / 12 GiB → 4 slots.
     let spec = c.capacity.spec(8.0, 12_288).unwrap();
     assert_eq!(spec.max_sessions(), 4);
 }
 
 #[test]
-fn seed_public_port_sets_the_listen_address() {
+fn runbook_public_port_sets_the_listen_address() {
     let c = parse(&[]).resolve_with(|_| None).unwrap();
     assert_eq!(c.listen.to_string(), "127.0.0.1:3000");
     let env = |name: &str| (name == "WORKER_PUBLIC_PORT").then(|| "3001".to_owned());

@@ -115,11 +115,11 @@ impl From<DescriptionJson> for WorkerDescription {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{HeartbeatRequest, RegisterRequest, SEED_000};
+    use super::super::{EXAM_PLATFORM_HEARTBEAT, HeartbeatRequest, RegisterRequest};
 
     #[test]
     fn description_fields_name_themselves_through_flatten() {
-        let mut v: serde_json::Value = serde_json::from_str(SEED_000).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(EXAM_PLATFORM_HEARTBEAT).unwrap();
         v["labels"] = serde_json::json!(["a"]);
         let e =
             crate::decode::parse_json::<HeartbeatRequest>(v.to_string().as_bytes()).unwrap_err();

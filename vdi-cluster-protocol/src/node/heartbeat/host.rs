@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use vdi_cluster_core::HostInfo;
 
-/// What a worker tells about its host (seeds 002 and 004): flattened into
+/// What a worker tells about its host (as SkyPanelV2 and Aetherium): flattened into
 /// [`HeartbeatRequest`]. Every field is optional; one left out keeps what
 /// the control plane stored.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]

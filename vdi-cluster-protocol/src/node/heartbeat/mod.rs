@@ -23,9 +23,10 @@ pub use request::HeartbeatRequest;
 pub use response::HeartbeatResponse;
 pub use session_ref::SessionRef;
 
-/// Seed 000's heartbeat body, shared by the tests of the bodies.
+/// The exam platform's heartbeat body (`docs/compat/exam-platform-registry.md`),
+/// shared by the tests of the bodies.
 #[cfg(test)]
-const SEED_000: &str = r#"{
+const EXAM_PLATFORM_HEARTBEAT: &str = r#"{
       "code": "worker-node-2",
       "name": "Worker Node 2",
       "apiBaseUrl": "https://worker2.example.edu.vn",

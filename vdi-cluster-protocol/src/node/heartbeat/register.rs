@@ -8,7 +8,7 @@ use vdi_cluster_core::{HostInfo, ValidationError, WorkerDescription, WorkerId};
 use super::description::require_api_base_url;
 use super::{DescriptionJson, HostJson};
 
-/// Registration ahead of the first heartbeat (seed 003). Idempotent: a
+/// Registration ahead of the first heartbeat (as minicloud). Idempotent: a
 /// known worker's description is updated. Without `code`, or with one
 /// another worker (on another host) holds, the control plane assigns one
 /// and answers it.
@@ -26,7 +26,7 @@ pub struct RegisterRequest {
     /// Name, URL, zone, labels, capabilities.
     #[serde(flatten)]
     pub description: DescriptionJson,
-    /// Host name, disk, OS and agent version (seed 002).
+    /// Host name, disk, OS and agent version (as SkyPanelV2).
     #[serde(flatten)]
     pub host: HostJson,
 }
@@ -48,7 +48,7 @@ impl RegisterRequest {
     }
 }
 
-/// A worker leaving cleanly (seed 003), optionally saying why.
+/// A worker leaving cleanly (as minicloud), optionally saying why.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeregisterRequest {

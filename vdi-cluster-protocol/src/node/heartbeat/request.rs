@@ -13,7 +13,7 @@ use vdi_cluster_core::{
 use super::description::require_api_base_url;
 use super::{DescriptionJson, HostJson, PoolJson, SessionRef};
 
-/// A worker's heartbeat: seed 000's body, plus optional fields.
+/// A worker's heartbeat: the exam platform's body, plus optional fields.
 ///
 /// ```json
 /// {"code": "worker-node-2", "name": "Worker Node 2",
@@ -154,12 +154,12 @@ impl HeartbeatRequest {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{RegisterRequest, SEED_000};
+    use super::super::{EXAM_PLATFORM_HEARTBEAT, RegisterRequest};
     use super::*;
 
     #[test]
-    fn seed_000_body_parses_into_18_slots() {
-        let req: HeartbeatRequest = serde_json::from_str(SEED_000).unwrap();
+    fn exam_platform_body_parses_into_18_slots() {
+        let req: HeartbeatRequest = serde_json::from_str(EXAM_PLATFORM_HEARTBEAT).unwrap();
         let hb = req.into_heartbeat().unwrap();
         assert_eq!(hb.capacity.max_sessions(), 18);
         assert_eq!(hb.capacity.available_sessions(hb.active_sessions), 7);
@@ -168,7 +168,7 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_tolerated_on_heartbeats() {
-        let mut v: serde_json::Value = serde_json::from_str(SEED_000).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(EXAM_PLATFORM_HEARTBEAT).unwrap();
         v["agentVersion"] = "9.9".into();
         let req: HeartbeatRequest = serde_json::from_value(v).unwrap();
         assert!(req.into_heartbeat().is_ok());
@@ -176,7 +176,7 @@ mod tests {
 
     #[test]
     fn live_sessions_may_carry_the_session_object() {
-        let mut v: serde_json::Value = serde_json::from_str(SEED_000).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(EXAM_PLATFORM_HEARTBEAT).unwrap();
         let session = serde_json::json!({"connection": "rdp://w/e/u"});
         v["liveSessions"] = serde_json::json!([
             {"examId": "e", "userId": "u", "session": session},
@@ -197,7 +197,7 @@ mod tests {
 
     #[test]
     fn a_live_session_object_must_be_an_object() {
-        let mut v: serde_json::Value = serde_json::from_str(SEED_000).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(EXAM_PLATFORM_HEARTBEAT).unwrap();
         v["liveSessions"] = serde_json::json!([{"examId": "e", "userId": "u", "session": 6.5e261}]);
         let e =
             crate::decode::parse_json::<HeartbeatRequest>(v.to_string().as_bytes()).unwrap_err();
@@ -206,7 +206,7 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_field() {
-        let mut v: serde_json::Value = serde_json::from_str(SEED_000).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(EXAM_PLATFORM_HEARTBEAT).unwrap();
         v["vmCpuCores"] = 0.into();
         let req: HeartbeatRequest = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(req.into_heartbeat().unwrap_err().field, "vmCpuCores");
@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn heartbeat_and_register_bodies_keep_their_field_names() {
-        let req: HeartbeatRequest = serde_json::from_str(SEED_000).unwrap();
+        let req: HeartbeatRequest = serde_json::from_str(EXAM_PLATFORM_HEARTBEAT).unwrap();
         let mut req = req;
         req.description.zone = Some("z".into());
         req.description.labels.insert("rack".into(), "1".into());

@@ -18,7 +18,7 @@ pub struct HeartbeatResponse {
     pub accepted: bool,
     /// One status by precedence (`active`, `draining`, `disabled`, …).
     pub status: String,
-    /// Slots by seed 000's formula.
+    /// Slots by the exam platform's formula.
     pub max_sessions: u32,
     /// Free slots: `maxSessions - usedSessions`.
     pub available_sessions: u32,

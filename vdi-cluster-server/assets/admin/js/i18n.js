@@ -122,7 +122,7 @@ const TEXTS = {
     'detail.notDraining': 'The worker is not draining.',
     'detail.drained': 'Nothing: the worker is drained and can be disabled.',
     'detail.actions': 'Actions',
-    'detail.actionsHint': 'Seed runbook: Drain, wait for drainStatus = drained, then Disable.',
+    'detail.actionsHint': 'Runbook: Drain, wait for drainStatus = drained, then Disable.',
     'act.drain': 'Drain',
     'act.activate': 'Activate',
     'act.disable': 'Disable',

@@ -50,7 +50,7 @@ export function refreshRegion(region, ...children) {
   }
 }
 
-/** Seed 000's three figures (and the policy counts) from `GET /api/vdi/workers/summary`. */
+/** The exam platform's three figures (and the policy counts) from `GET /api/vdi/workers/summary`. */
 export function figures(s) {
   const card = (id, label, value) => h('div', { class: 'card' },
     h('div', { class: 'label', id: `${id}-label` }, label),

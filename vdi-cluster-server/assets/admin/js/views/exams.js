@@ -155,7 +155,7 @@ function calendar(main) {
         get('/api/vdi/workers/summary'), get('/api/vdi/workers'), get('/api/vdi/exams'),
       ]);
       refreshRegion(figs, figures(summary));
-      // Seed 001, B: on Admin > Exams, each worker shows Healthy.
+      // The runbook's checklist, B: on Admin > Exams, each worker shows Healthy.
       refreshRegion(fleet, workers.workers.map((w) => h('li', { 'data-code': w.code },
         h('a', { href: `#/workers/${seg(w.code)}`, 'data-key': `fleet-${w.code}` }, w.code), ' ',
         statusBadge(w.status), ` ${num(w.usedSessions)} / ${num(w.maxSessions)}`)));

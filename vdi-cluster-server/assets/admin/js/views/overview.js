@@ -1,4 +1,4 @@
-// Overview: seed 000's three figures, upcoming exams, waiting rooms, the
+// Overview: the exam platform's three figures, upcoming exams, waiting rooms, the
 // last reconcile report and recent events; refreshed live.
 import { h, replace, table, badge } from '../dom.js';
 import { t } from '../i18n.js';
