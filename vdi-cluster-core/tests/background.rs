@@ -104,9 +104,13 @@ fn pass_starts(events: &RecordingSink) -> Vec<u128> {
 /// stopped.
 async fn run_until(r: &Replica, config: BackgroundConfig, until: Duration) {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let job = tokio::spawn(run_background(Arc::clone(r.svc.operations()), config, async {
-        let _ = stopped.await;
-    }));
+    let job = tokio::spawn(run_background(
+        Arc::clone(r.svc.operations()),
+        config,
+        async {
+            let _ = stopped.await;
+        },
+    ));
     tokio::time::sleep(until).await;
     stop.send(()).unwrap();
     job.await.unwrap();
@@ -120,6 +124,7 @@ async fn reconcile_passes_start_every_interval() {
         let store = Slow::new(&clock);
         let r = replica(&store, &clock, "a");
         r.svc
+            .fleet()
             .heartbeat(heartbeat_with_slots("w1", 4, 0))
             .await
             .unwrap();
@@ -167,13 +172,21 @@ async fn a_pass_longer_than_the_lease_keeps_it() {
         .unwrap()
         .expect("a leads");
     let (stop_a, a_stopped) = tokio::sync::oneshot::channel::<()>();
-    let ja = tokio::spawn(run_background(Arc::clone(a.svc.operations()), config, async {
-        let _ = a_stopped.await;
-    }));
+    let ja = tokio::spawn(run_background(
+        Arc::clone(a.svc.operations()),
+        config,
+        async {
+            let _ = a_stopped.await;
+        },
+    ));
     let (stop_b, b_stopped) = tokio::sync::oneshot::channel::<()>();
-    let jb = tokio::spawn(run_background(Arc::clone(b.svc.operations()), config, async {
-        let _ = b_stopped.await;
-    }));
+    let jb = tokio::spawn(run_background(
+        Arc::clone(b.svc.operations()),
+        config,
+        async {
+            let _ = b_stopped.await;
+        },
+    ));
     // Well into the first pass (it started at about 10 s) and past several
     // lease lifetimes: a still holds the lease under its first token.
     for _ in 0..8 {
