@@ -8,7 +8,7 @@
 //! version is unchanged. On a conflict the operation reads and decides
 //! again, up to [`ServiceConfig::exam_write_attempts`] times.
 //!
-//! [`ServiceConfig::exam_write_attempts`]: super::ServiceConfig::exam_write_attempts
+//! [`ServiceConfig::exam_write_attempts`]: crate::service::ServiceConfig::exam_write_attempts
 
 use std::collections::BTreeMap;
 

@@ -40,7 +40,7 @@ use super::shared::Shared;
 use waiting_room_alerts::QueueEpisodes;
 
 /// The exams wing (see the module docs); reached through
-/// [`ClusterService::exams`](super::ClusterService::exams).
+/// `ClusterService::exams`.
 #[derive(Debug)]
 pub struct Exams {
     shared: Arc<Shared>,

@@ -22,6 +22,7 @@
 use std::collections::HashSet;
 
 use super::Exams;
+use super::prewarm::PrewarmReport;
 use crate::calendar::CalendarWrite;
 use crate::error::Result;
 use crate::events::EventKind;
@@ -29,7 +30,6 @@ use crate::exam::{Exam, PoolSight, Readiness, TopUp, plan_top_up, readiness};
 use crate::ids::{ExamId, WorkerId};
 use crate::outbox::alerts;
 use crate::scheduler::exclusion;
-use crate::service::PrewarmReport;
 use crate::store::Lease;
 use crate::time::Timestamp;
 use crate::worker::WorkerView;

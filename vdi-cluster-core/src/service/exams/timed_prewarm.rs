@@ -3,10 +3,10 @@
 //! same planner as a manual prewarm).
 
 use super::Exams;
+use super::prewarm::PrewarmReport;
 use crate::calendar::CalendarWrite;
 use crate::error::Result;
 use crate::ids::ExamId;
-use crate::service::PrewarmReport;
 
 impl Exams {
     /// Starts the prewarm of every booked exam that is due at this instant

@@ -1,7 +1,7 @@
 //! `exam.queue_forming`: the leader's watch over the waiting rooms.
 //!
 //! An exam's queue *forms* when it reaches
-//! [`queue_alert_at`](super::ServiceConfig::queue_alert_at) waiting
+//! [`queue_alert_at`](crate::service::ServiceConfig::queue_alert_at) waiting
 //! students (the first, by default). That is reported once per episode:
 //! the leader remembers the exams it reported until their queue empties.
 //! The event is written fenced by the leader's lease under a key naming
@@ -23,7 +23,7 @@ pub(crate) type QueueEpisodes = std::sync::Mutex<HashSet<ExamId>>;
 
 impl Exams {
     /// Reports every exam whose waiting room reached
-    /// [`queue_alert_at`](super::ServiceConfig::queue_alert_at) students
+    /// [`queue_alert_at`](crate::service::ServiceConfig::queue_alert_at) students
     /// and was not reported since it last was empty (see the module
     /// docs). Returns the events written.
     pub async fn watch_queues(&self, fence: Option<&Lease>) -> Result<Vec<EventKind>> {

@@ -47,7 +47,7 @@ use repair::FleetTally;
 pub(crate) use repair::{Placed, Report, Source};
 
 /// The fleet wing (see the module docs); reached through
-/// [`ClusterService::fleet`](super::ClusterService::fleet).
+/// `ClusterService::fleet`.
 #[derive(Debug)]
 pub struct Fleet {
     shared: Arc<Shared>,

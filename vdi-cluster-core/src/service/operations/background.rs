@@ -312,7 +312,7 @@ async fn tick(
         tracing::info!(purged, "deleted deliveries past the retention");
     }
     let queues = service.exams.tend_queues().await?;
-    if queues != crate::service::QueueTick::default() {
+    if queues != crate::service::exams::QueueTick::default() {
         tracing::info!(?queues, "waiting rooms tended");
     }
     Ok(())

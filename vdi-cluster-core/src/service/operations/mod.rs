@@ -49,7 +49,7 @@ use crate::ids::WorkerId;
 use crate::time::Timestamp;
 
 /// The operations wing (see the module docs); reached through
-/// [`ClusterService::operations`](super::ClusterService::operations).
+/// `ClusterService::operations`.
 #[derive(Debug)]
 pub struct Operations {
     shared: Arc<Shared>,

@@ -273,7 +273,7 @@ impl Operations {
     }
 
     /// One delivery step: leases due deliveries, sends them through
-    /// `sender` ([`SEND_CONCURRENCY`] at once), and records each attempt.
+    /// `sender` (eight at once), and records each attempt.
     pub async fn deliver_due(&self, sender: &dyn WebhookSender) -> Result<DeliveryReport> {
         let policy = self.shared.config.webhooks;
         let now = self.shared.clock.now();

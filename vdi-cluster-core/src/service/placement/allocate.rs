@@ -9,7 +9,7 @@
 //! An allocate that finds the same session being placed right now (a
 //! reservation younger than the allocate timeout, made by any replica)
 //! polls the store with backoff, up to
-//! [`ServiceConfig::coalesce_bound`](super::ServiceConfig::coalesce_bound)
+//! [`ServiceConfig::coalesce_bound`](crate::service::ServiceConfig::coalesce_bound)
 //! (by default the worker-call timeout × the retry count),
 //! and returns the dispatch that allocation produced — or places the
 //! session itself if that allocation failed. Before answering
@@ -163,7 +163,7 @@ impl Placement {
     /// reservation is undone and the next candidate tried, up to
     /// `retry_count` worker calls. The session's existing dispatch is not
     /// read beforehand: compare-and-reserve answers it, and only then is
-    /// it judged ([`judge_existing`](Self::judge_existing)):
+    /// it judged (`judge_existing`):
     ///
     /// 1. A live dispatch on a reachable worker is returned, even if that
     ///    worker is draining (a reload goes back to the same desktop); so
@@ -174,7 +174,7 @@ impl Placement {
     ///    unless the session got a dispatch meanwhile.
     ///
     /// An allocation of the same session in flight (on any replica) is
-    /// waited for, up to [`ServiceConfig::coalesce_bound`](super::ServiceConfig::coalesce_bound);
+    /// waited for, up to [`ServiceConfig::coalesce_bound`](crate::service::ServiceConfig::coalesce_bound);
     /// see the module docs.
     pub async fn allocate(&self, key: SessionKey, constraints: Constraints) -> Result<Allocation> {
         constraints.validate()?;

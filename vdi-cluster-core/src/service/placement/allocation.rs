@@ -27,7 +27,7 @@ pub enum AllocateOutcome {
     },
 }
 
-/// The result of [`ClusterService::allocate`].
+/// The result of [`Placement::allocate`](super::Placement::allocate).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Allocation {

@@ -3,7 +3,7 @@
 //! placement hints, and the exam calendar the session API consults.
 //!
 //! The calendar is kept for at most
-//! [`ServiceConfig::snapshot_max_age`](super::ServiceConfig::snapshot_max_age),
+//! [`ServiceConfig::snapshot_max_age`](crate::service::ServiceConfig::snapshot_max_age),
 //! like the ranking snapshot, placement hints for [`HINT_LIFETIMES`] times
 //! that (zero: both always read fresh).
 //!

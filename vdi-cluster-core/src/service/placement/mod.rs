@@ -43,7 +43,7 @@ use hints::Hints;
 use snapshot::SnapshotCache;
 
 /// The placement wing (see the module docs); reached through
-/// [`ClusterService::placement`](super::ClusterService::placement).
+/// `ClusterService::placement`.
 #[derive(Debug)]
 pub struct Placement {
     shared: Arc<Shared>,

@@ -4,7 +4,7 @@
 //!
 //! [`promote_queue`](ClusterService::promote_queue) claims the head of the
 //! exam's queue in the store (one claim per exam, with a fenced token and a
-//! deadline of [`ServiceConfig::queue_claim_ttl`](super::ServiceConfig::queue_claim_ttl)),
+//! deadline of [`ServiceConfig::queue_claim_ttl`](crate::service::ServiceConfig::queue_claim_ttl)),
 //! runs the normal allocation for that student with the exam's
 //! constraints, then completes the claim — removing the entry and counting
 //! it placed in one atomic step, only if the claim is still held. A refusal
@@ -21,7 +21,7 @@
 //! background leader every tick ([`tend_queues`](ClusterService::tend_queues)),
 //! which also catches workers that joined or recovered, prewarms that
 //! finished, and removes students who stopped polling for
-//! [`ServiceConfig::queue_abandon`](super::ServiceConfig::queue_abandon).
+//! [`ServiceConfig::queue_abandon`](crate::service::ServiceConfig::queue_abandon).
 
 use super::Placement;
 use crate::error::{Error, Result};
@@ -36,7 +36,7 @@ impl Placement {
     /// no store call: students left in its queue (its waiting room was
     /// turned off while they waited, or this replica's calendar is a
     /// moment old) are placed by the leader's tick
-    /// ([`tend_queues`](Self::tend_queues)).
+    /// (`Exams::tend_queues`).
     pub async fn promote_after_release(&self, exam: &ExamId) {
         match self.queueing(exam).await {
             Ok(Some(_)) => {}

@@ -25,7 +25,7 @@ use crate::store::{AuditEntry, Store};
 use crate::time::{Clock, Timestamp};
 use crate::worker::WorkerView;
 
-use super::ServiceConfig;
+use super::config::ServiceConfig;
 
 /// What every wing shares.
 #[derive(Debug)]
