@@ -200,7 +200,7 @@ pub async fn prepare(
     }
     let sender = HttpWebhookSender::new()?;
     let state = AppState::builder(opened.store, Arc::new(client), auth)
-        .config(config)
+        .service(|s| s.config(config))
         .limits(limits)
         .throttle(args.throttle_config())
         .store_name(opened.kind.name())

@@ -9,9 +9,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use vdi_cluster_core::events::FanoutSink;
-use vdi_cluster_core::{
-    Clock, ClusterService, EventSink, LogSink, ServiceConfig, Store, WorkerClient,
-};
+use vdi_cluster_core::service::ClusterServiceBuilder;
+use vdi_cluster_core::{ClusterService, EventSink, LogSink, Store, WorkerClient};
 
 use vdi_cluster_core::service::WebhookSender;
 
@@ -74,40 +73,42 @@ pub struct AppState {
     inner: Arc<Inner>,
 }
 
-/// Builds an [`AppState`] (and the [`ClusterService`] inside it, wired to
-/// the events hub and metrics).
+/// Builds an [`AppState`] and the [`ClusterService`] inside it, wired to
+/// the events hub and metrics: the service's own settings (configuration,
+/// clock) are set on its builder through [`service`](Self::service).
 #[derive(Debug)]
 pub struct AppStateBuilder {
-    store: Arc<dyn Store>,
-    client: Arc<dyn WorkerClient>,
+    service: ClusterServiceBuilder,
+    metrics: Arc<Metrics>,
+    events: EventHub,
     auth: AuthConfig,
-    config: ServiceConfig,
-    clock: Option<Arc<dyn Clock>>,
     limits: HttpLimits,
     throttle: ThrottleConfig,
     store_name: String,
     shutdown: CancellationToken,
     install: Option<InstallConfig>,
-    webhook_sender: Option<Arc<dyn WebhookSender>>,
 }
 
 impl AppStateBuilder {
+    /// Sets the service's own options on its builder, e.g.
+    /// `.service(|s| s.config(config).clock(clock))`. Its event sink is
+    /// the server's (log, events stream, metrics): replacing it detaches
+    /// them.
+    pub fn service(
+        mut self,
+        f: impl FnOnce(ClusterServiceBuilder) -> ClusterServiceBuilder,
+    ) -> Self {
+        self.service = f(self.service);
+        self
+    }
+
     /// Sends webhook deliveries through `sender` while this replica leads
-    /// (default: none; alerts still reach the outbox).
+    /// (default: none; alerts still reach the outbox), counted in the
+    /// metrics.
     pub fn webhook_sender(mut self, sender: Arc<dyn WebhookSender>) -> Self {
-        self.webhook_sender = Some(sender);
-        self
-    }
-
-    /// Replaces the service configuration (default: the exam platform's defaults).
-    pub fn config(mut self, config: ServiceConfig) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// Replaces the clock (default: the system clock).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = Some(clock);
+        self.service = self
+            .service
+            .webhook_sender(self.metrics.counted_sender(sender));
         self
     }
 
@@ -145,30 +146,13 @@ impl AppStateBuilder {
 
     /// Builds the service and the state.
     pub fn build(self) -> AppState {
-        let events = EventHub::default();
-        let metrics = Arc::new(Metrics::new());
-        let sinks: Vec<Arc<dyn EventSink>> = vec![
-            Arc::new(LogSink),
-            Arc::new(events.clone()),
-            Arc::new(MetricsSink(Arc::clone(&metrics))),
-        ];
-        let client = metrics.timed_client(self.client);
-        let mut builder = ClusterService::builder(self.store, client)
-            .config(self.config)
-            .events(Arc::new(FanoutSink(sinks)));
-        if let Some(clock) = self.clock {
-            builder = builder.clock(clock);
-        }
-        if let Some(sender) = self.webhook_sender {
-            builder = builder.webhook_sender(metrics.counted_sender(sender));
-        }
         AppState {
             inner: Arc::new(Inner {
-                service: Arc::new(builder.build()),
+                service: Arc::new(self.service.build()),
                 auth: self.auth,
                 throttle: Throttle::new(self.throttle),
-                metrics,
-                events,
+                metrics: self.metrics,
+                events: self.events,
                 limits: self.limits,
                 tasks: TaskTracker::new(),
                 shutdown: self.shutdown,
@@ -181,24 +165,32 @@ impl AppStateBuilder {
 
 impl AppState {
     /// Starts building a state over `store`, calling workers through
-    /// `client`, accepting the credentials of `auth`.
+    /// `client` (timed in the metrics), accepting the credentials of
+    /// `auth`.
     pub fn builder(
         store: Arc<dyn Store>,
         client: Arc<dyn WorkerClient>,
         auth: AuthConfig,
     ) -> AppStateBuilder {
+        let events = EventHub::default();
+        let metrics = Arc::new(Metrics::new());
+        let sinks: Vec<Arc<dyn EventSink>> = vec![
+            Arc::new(LogSink),
+            Arc::new(events.clone()),
+            Arc::new(MetricsSink(Arc::clone(&metrics))),
+        ];
+        let service = ClusterService::builder(store, metrics.timed_client(client))
+            .events(Arc::new(FanoutSink(sinks)));
         AppStateBuilder {
-            store,
-            client,
+            service,
+            metrics,
+            events,
             auth,
-            config: ServiceConfig::default(),
-            clock: None,
             limits: HttpLimits::default(),
             throttle: ThrottleConfig::default(),
             store_name: "memory".into(),
             shutdown: CancellationToken::new(),
             install: None,
-            webhook_sender: None,
         }
     }
 

@@ -45,7 +45,7 @@ impl TestServer {
     pub async fn start_with_clock(setup: Setup, clock: Option<Arc<dyn Clock>>) -> Self {
         let shutdown = CancellationToken::new();
         let mut builder = AppState::builder(Arc::clone(&setup.store), setup.client, setup.auth)
-            .config(setup.config)
+            .service(|s| s.config(setup.config))
             .limits(setup.limits)
             .throttle(setup.throttle)
             .store_name(setup.store_name)
@@ -56,7 +56,7 @@ impl TestServer {
                 std::env::current_exe().unwrap(),
             ));
         if let Some(clock) = clock {
-            builder = builder.clock(clock);
+            builder = builder.service(|s| s.clock(clock));
         }
         let state = builder.build();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
