@@ -66,7 +66,7 @@ impl WaitingRoom for PgStore {
     async fn enqueue(&self, exam: &ExamId, user: &UserId, now: Timestamp) -> Result<Enqueued> {
         let now = millis("now", now)?;
         self.call(async {
-            let row = sqlx::query(sql::QUEUE_ENQUEUE)
+            let row = sqlx::query(sql::WAITING_ROOM_ENQUEUE)
                 .bind(exam.as_str())
                 .bind(user.as_str())
                 .bind(now)
@@ -85,7 +85,7 @@ impl WaitingRoom for PgStore {
     async fn touch_queued(&self, exam: &ExamId, user: &UserId, now: Timestamp) -> Result<Standing> {
         let now = millis("now", now)?;
         self.call(async {
-            let row = sqlx::query(sql::QUEUE_TOUCH)
+            let row = sqlx::query(sql::WAITING_ROOM_TOUCH)
                 .bind(exam.as_str())
                 .bind(user.as_str())
                 .bind(now)
@@ -104,7 +104,7 @@ impl WaitingRoom for PgStore {
 
     async fn exam_queue(&self, exam: &ExamId) -> Result<ExamQueue> {
         self.call(async {
-            let row = sqlx::query(sql::QUEUE_READ)
+            let row = sqlx::query(sql::WAITING_ROOM_READ)
                 .bind(exam.as_str())
                 .fetch_one(self.pool())
                 .await?;
@@ -146,7 +146,7 @@ impl WaitingRoom for PgStore {
 
     async fn leave_queue(&self, exam: &ExamId, user: &UserId) -> Result<bool> {
         self.queue_step(
-            sqlx::query(sql::QUEUE_LEAVE)
+            sqlx::query(sql::WAITING_ROOM_LEAVE)
                 .bind(exam.as_str())
                 .bind(user.as_str()),
         )
@@ -161,7 +161,7 @@ impl WaitingRoom for PgStore {
     ) -> Result<Option<QueueClaim>> {
         let (now, until_ms) = (millis("now", now)?, millis("until", until)?);
         self.call(async {
-            let Some(row) = sqlx::query(sql::QUEUE_CLAIM)
+            let Some(row) = sqlx::query(sql::WAITING_ROOM_CLAIM)
                 .bind(exam.as_str())
                 .bind(now)
                 .bind(until_ms)
@@ -186,7 +186,7 @@ impl WaitingRoom for PgStore {
         };
         let now = millis("now", now)?;
         self.call(async {
-            let row = sqlx::query(sql::QUEUE_COMPLETE)
+            let row = sqlx::query(sql::WAITING_ROOM_COMPLETE)
                 .bind(claim.exam.as_str())
                 .bind(claim.user.as_str())
                 .bind(token)
@@ -212,7 +212,7 @@ impl WaitingRoom for PgStore {
             return Ok(());
         };
         self.queue_step(
-            sqlx::query(sql::QUEUE_RELEASE)
+            sqlx::query(sql::WAITING_ROOM_RELEASE)
                 .bind(claim.exam.as_str())
                 .bind(claim.user.as_str())
                 .bind(token),
@@ -229,7 +229,7 @@ impl WaitingRoom for PgStore {
         now: Timestamp,
     ) -> Result<bool> {
         self.queue_step(
-            sqlx::query(sql::QUEUE_ABANDON)
+            sqlx::query(sql::WAITING_ROOM_ABANDON)
                 .bind(exam.as_str())
                 .bind(user.as_str())
                 .bind(millis("seenBefore", seen_before)?)
