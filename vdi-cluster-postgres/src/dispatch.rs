@@ -145,26 +145,23 @@ impl PgStore {
         fence: Option<&Lease>,
         hold: Option<&WorkerId>,
     ) -> Result<Option<Dispatch>> {
-        let (lease, holder, token) = fence_args(fence)?;
-        let (held, removed) = self
-            .call(async {
-                let row = sqlx::query(sql::REMOVE_DISPATCH)
-                    .bind(key.exam_id.as_str())
-                    .bind(key.user_id.as_str())
-                    .bind(id.map(|id| id.0))
-                    .bind(only_reserved)
-                    .bind(lease)
-                    .bind(holder)
-                    .bind(token)
-                    .bind(hold.map(WorkerId::as_str))
-                    .fetch_one(self.pool())
-                    .await?;
-                let held: bool = row.try_get("held")?;
-                let removed: Option<Json<Dispatch>> = row.try_get("record")?;
-                Ok((held, removed))
-            })
+        let removed: Option<Json<Dispatch>> = self
+            .fenced(
+                fence,
+                |(lease, holder, token)| {
+                    sqlx::query(sql::REMOVE_DISPATCH)
+                        .bind(key.exam_id.as_str())
+                        .bind(key.user_id.as_str())
+                        .bind(id.map(|id| id.0))
+                        .bind(only_reserved)
+                        .bind(lease)
+                        .bind(holder)
+                        .bind(token)
+                        .bind(hold.map(WorkerId::as_str))
+                },
+                |row| row.try_get("record"),
+            )
             .await?;
-        refuse_unless(held, fence)?;
         Ok(removed.map(|Json(d)| d))
     }
 
@@ -325,24 +322,21 @@ impl DispatchStore for PgStore {
         id: DispatchId,
         fence: Option<&Lease>,
     ) -> Result<bool> {
-        let (lease, holder, token) = fence_args(fence)?;
-        let (held, marked) = self
-            .call(async {
-                let row = sqlx::query(sql::MARK_ORPHANED)
-                    .bind(key.exam_id.as_str())
-                    .bind(key.user_id.as_str())
-                    .bind(id.0)
-                    .bind(lease)
-                    .bind(holder)
-                    .bind(token)
-                    .fetch_one(self.pool())
-                    .await?;
-                let held: bool = row.try_get("held")?;
-                let marked: i64 = row.try_get("marked")?;
-                Ok((held, marked))
-            })
+        let marked: i64 = self
+            .fenced(
+                fence,
+                |(lease, holder, token)| {
+                    sqlx::query(sql::MARK_ORPHANED)
+                        .bind(key.exam_id.as_str())
+                        .bind(key.user_id.as_str())
+                        .bind(id.0)
+                        .bind(lease)
+                        .bind(holder)
+                        .bind(token)
+                },
+                |row| row.try_get("marked"),
+            )
             .await?;
-        refuse_unless(held, fence)?;
         Ok(marked == 1)
     }
 
@@ -465,26 +459,6 @@ impl DispatchStore for PgStore {
         // order of `Counter`, and of the in-memory backend's report).
         report.drift.sort_by(|a, b| a.counter.cmp(&b.counter));
         Ok(report)
-    }
-}
-
-/// The fencing lease's name, holder and token as statement parameters
-/// (all NULL: unfenced).
-pub(crate) fn fence_args(
-    fence: Option<&Lease>,
-) -> Result<(Option<&str>, Option<&str>, Option<i64>)> {
-    let Some(lease) = fence else {
-        return Ok((None, None, None));
-    };
-    let token = i64::try_from(lease.token).map_err(|_| lease.refusal())?;
-    Ok((Some(&lease.name), Some(&lease.holder), Some(token)))
-}
-
-/// [`Error::Fenced`] when the statement's fence check refused the write.
-pub(crate) fn refuse_unless(held: bool, fence: Option<&Lease>) -> Result<()> {
-    match fence {
-        Some(lease) if !held => Err(lease.refusal()),
-        _ => Ok(()),
     }
 }
 

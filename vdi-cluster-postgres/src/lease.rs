@@ -4,10 +4,58 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
+use sqlx::{Postgres, Row};
 use vdi_cluster_core::Result;
 use vdi_cluster_core::store::{LeaderLease, Lease};
 
 use crate::{PgStore, sql, to_u64};
+
+/// A fencing lease as a statement's parameters: its name, holder and
+/// token (all NULL: unfenced).
+pub(crate) type FenceArgs<'a> = (Option<&'a str>, Option<&'a str>, Option<i64>);
+
+impl PgStore {
+    /// Runs a write fenced by `fence`: `statement` binds the lease's
+    /// [`FenceArgs`] where the statement checks them (`vdi.fence_holds`,
+    /// in the same statement as the write), and its one row says in
+    /// `held` whether the fence held; `read` takes the rest of the row. A
+    /// fence that no longer held is [`Error::Fenced`](vdi_cluster_core::Error::Fenced).
+    pub(crate) async fn fenced<'q, T>(
+        &self,
+        fence: Option<&'q Lease>,
+        statement: impl FnOnce(FenceArgs<'q>) -> Query<'q, Postgres, PgArguments>,
+        read: impl FnOnce(&PgRow) -> Result<T, sqlx::Error> + Send,
+    ) -> Result<T>
+    where
+        T: Send,
+    {
+        let args = match fence {
+            None => (None, None, None),
+            Some(lease) => {
+                let token = i64::try_from(lease.token).map_err(|_| lease.refusal())?;
+                (
+                    Some(lease.name.as_str()),
+                    Some(lease.holder.as_str()),
+                    Some(token),
+                )
+            }
+        };
+        let query = statement(args);
+        let (held, value) = self
+            .call(async {
+                let row = query.fetch_one(self.pool()).await?;
+                let held: bool = row.try_get("held")?;
+                Ok((held, read(&row)?))
+            })
+            .await?;
+        match fence {
+            Some(lease) if !held => Err(lease.refusal()),
+            _ => Ok(value),
+        }
+    }
+}
 
 /// Longest lease accepted, so that `now() + ttl` stays far inside
 /// PostgreSQL's range (a longer TTL is shortened to this).

@@ -132,9 +132,9 @@ mod error;
 mod exams;
 mod lease;
 mod outbox;
-mod queue;
 mod registry;
 mod sql;
+mod waiting_room;
 
 use std::future::Future;
 use std::str::FromStr;

@@ -19,7 +19,7 @@ use vdi_cluster_core::worker::WorkerRecord;
 use vdi_cluster_core::{Dispatch, DispatchId, SessionKey, WorkerId};
 use vdi_cluster_core::{Result, Timestamp};
 
-use crate::dispatch::{ConfirmArgs, fence_args, refuse_unless};
+use crate::dispatch::ConfirmArgs;
 use crate::error::PgError;
 use crate::registry::{
     delete_worker, dispatched_count, expected_version, write_worker, write_worker_if_dispatched,
@@ -126,22 +126,19 @@ impl Outbox for PgStore {
     }
 
     async fn append_outbox(&self, entries: &[OutboxEntry], fence: Option<&Lease>) -> Result<u32> {
-        let (lease, holder, token) = fence_args(fence)?;
-        let (held, written) = self
-            .call(async {
-                let row = sqlx::query(sql::OUTBOX_ENQUEUE)
-                    .bind(rows(entries))
-                    .bind(lease)
-                    .bind(holder)
-                    .bind(token)
-                    .fetch_one(self.pool())
-                    .await?;
-                let held: bool = row.try_get("held")?;
-                let written: i32 = row.try_get("written")?;
-                Ok((held, written))
-            })
+        let written: i32 = self
+            .fenced(
+                fence,
+                |(lease, holder, token)| {
+                    sqlx::query(sql::OUTBOX_ENQUEUE)
+                        .bind(rows(entries))
+                        .bind(lease)
+                        .bind(holder)
+                        .bind(token)
+                },
+                |row| row.try_get("written"),
+            )
             .await?;
-        refuse_unless(held, fence)?;
         Ok(u32::try_from(written).unwrap_or(0))
     }
 

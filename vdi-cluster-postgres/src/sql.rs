@@ -100,21 +100,22 @@ statements! {
     /// Clear an at-risk flag.
     CLEAR_EXAM_RISK = "clear_exam_risk.sql";
     /// `vdi.queue_enqueue`.
-    QUEUE_ENQUEUE = "queue_enqueue.sql";
+    WAITING_ROOM_ENQUEUE = "waiting_room_enqueue.sql";
     /// `vdi.queue_touch`.
-    QUEUE_TOUCH = "queue_touch.sql";
-    /// One exam's queue, claim and totals, in one snapshot.
-    QUEUE_READ = "queue_read.sql";
+    WAITING_ROOM_TOUCH = "waiting_room_touch.sql";
+    /// One exam's waiting room: its students, claim and totals, in one
+    /// snapshot.
+    WAITING_ROOM_READ = "waiting_room_read.sql";
     /// `vdi.queue_leave`.
-    QUEUE_LEAVE = "queue_leave.sql";
+    WAITING_ROOM_LEAVE = "waiting_room_leave.sql";
     /// `vdi.queue_claim`.
-    QUEUE_CLAIM = "queue_claim.sql";
+    WAITING_ROOM_CLAIM = "waiting_room_claim.sql";
     /// `vdi.queue_complete`.
-    QUEUE_COMPLETE = "queue_complete.sql";
+    WAITING_ROOM_COMPLETE = "waiting_room_complete.sql";
     /// `vdi.queue_release`.
-    QUEUE_RELEASE = "queue_release.sql";
+    WAITING_ROOM_RELEASE = "waiting_room_release.sql";
     /// `vdi.queue_abandon`.
-    QUEUE_ABANDON = "queue_abandon.sql";
+    WAITING_ROOM_ABANDON = "waiting_room_abandon.sql";
     /// Exams with a waiting student.
     QUEUED_EXAMS = "queued_exams.sql";
     /// Store a webhook endpoint unless its id is taken.

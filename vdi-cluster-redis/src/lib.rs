@@ -10,11 +10,11 @@ mod exams;
 pub mod keys;
 mod lease;
 mod outbox;
-mod queue;
 mod recount;
 mod registry;
 mod scripts;
 mod store;
+mod waiting_room;
 
 pub use scripts::reserve_script;
 

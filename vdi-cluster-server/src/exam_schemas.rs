@@ -10,9 +10,7 @@
 use serde_json::{Value, json};
 use vdi_cluster_core::exam::{MAX_LEAD_OR_TEARDOWN_SEC, MAX_NAME_LEN, MAX_STUDENTS};
 
-/// An exam id, as the session API's ids.
-const ID_PATTERN: &str =
-    "^[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f])?$";
+use crate::path_params::ID_PATTERN;
 
 /// An RFC 3339 date-time with seconds and a zone, from 1971.
 const DATE_TIME_PATTERN: &str = "^(197[1-9]|19[89][0-9]|[2-9][0-9]{3})-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$";
@@ -21,6 +19,7 @@ const DATE_TIME_PATTERN: &str = "^(197[1-9]|19[89][0-9]|[2-9][0-9]{3})-[0-9]{2}-
 const CROSS_FIELD: &str = "A body the schema admits is still refused (422, naming the field) \
 when `endsAt` is not after `startsAt` or the exam is longer than a day.";
 
+/// An exam id, as the session API's ids.
 fn id() -> Value {
     json!({"type": "string", "minLength": 1, "maxLength": 128, "pattern": ID_PATTERN})
 }

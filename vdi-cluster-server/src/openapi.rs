@@ -9,6 +9,8 @@
 //! [router](mod@crate::router) builds it once and hands it to the
 //! `/api/openapi.json` handler.
 
+use std::collections::HashSet;
+
 use serde_json::{Value, json};
 use utoipa::openapi::OpenApi as OpenApiDocument;
 use utoipa::openapi::path::{Operation, PathItem};
@@ -77,7 +79,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         workers::list, workers::summary, workers::healthy, workers::stats, workers::reconcile,
         workers::detail,
         admin::patch, workers::remove, workers::sessions, admin::drain_info,
-        admin::drain, admin::drain_put, admin::activate,
+        admin::drain, admin::activate,
         join::join, join::create, join::list, join::revoke, install::script, install::agent,
         credentials::rotate, credentials::reset, credentials::revoke,
         sessions::allocate, sessions::get, sessions::release, sessions::prewarm,
@@ -179,6 +181,7 @@ impl Modify for FromRouteTable {
                 "A join token created by an admin (POST /api/vdi/join-tokens)",
             ))),
         );
+        let mut operation_ids = HashSet::new();
         for route in route_table() {
             let Some(item) = openapi.paths.paths.get_mut(route.path) else {
                 continue;
@@ -186,6 +189,14 @@ impl Modify for FromRouteTable {
             let Some(op) = operation(item, route.method) else {
                 continue;
             };
+            // A handler serving several methods of one path (the drain's
+            // `PUT` form) documents an operation for each, told apart by id.
+            if let Some(id) = op.operation_id.as_mut()
+                && !operation_ids.insert((route.path, id.clone()))
+            {
+                let method = route.method.method().as_str().to_ascii_lowercase();
+                *id = format!("{id}_{method}");
+            }
             op.summary = Some(route.summary.to_owned());
             let access = format!("Access: {}.", route.access.describe());
             op.description = Some(match op.description.take() {

@@ -16,9 +16,10 @@ use vdi_cluster_protocol::workers::{
 };
 
 use super::workers::{now, worker_id};
-use crate::auth::{Caller, Principal};
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, OptionalJsonBody, PathParams};
+use crate::path_params::WorkerCodePath;
 use crate::state::AppState;
 
 /// Longest drain deadline accepted (7 days).
@@ -106,7 +107,7 @@ async fn run_admin_with_reason(
 /// count) unless `force: true`. A `reason` goes to the audit trail.
 #[utoipa::path(
     patch, path = "/api/vdi/workers/{code}", tag = "workers",
-    params(("code" = String, Path, description = "Worker code", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 64)),
+    params(WorkerCodePath),
     request_body = PatchWorkerRequest,
     responses(
         (status = 200, description = "Applied (or already so)", body = AdminActionJson),
@@ -134,7 +135,7 @@ pub(crate) async fn patch(
 /// complete the drain.
 #[utoipa::path(
     get, path = "/api/vdi/workers/{code}/drain", tag = "workers",
-    params(("code" = String, Path, description = "Worker code", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 64)),
+    params(WorkerCodePath),
     responses(
         (status = 200, description = "Drain state and blockers", body = DrainInfoJson),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -154,26 +155,12 @@ pub(crate) async fn drain_info(
     Ok(Json(DrainInfoJson::from(&info)))
 }
 
-async fn start_drain(
-    state: AppState,
-    caller: Principal,
-    code: String,
-    body: Option<DrainRequest>,
-) -> Result<(StatusCode, Json<AdminActionJson>), ApiError> {
-    let id = worker_id(code)?;
-    let seconds = body.unwrap_or_default().deadline_sec;
-    let action = AdminAction::Drain {
-        deadline: deadline(&state, "deadlineSec", seconds)?,
-    };
-    let json = run_admin(&state, id, action, caller.actor()).await?;
-    Ok((StatusCode::ACCEPTED, Json(json)))
-}
-
 /// Drains a worker (as Aetherium): it keeps its sessions and takes no new ones;
-/// `drainStatus` becomes `drained` once nothing remains on it.
+/// `drainStatus` becomes `drained` once nothing remains on it. `PUT` does
+/// the same (the idempotent form, as neon's storage controller).
 #[utoipa::path(
-    post, path = "/api/vdi/workers/{code}/drain", tag = "workers",
-    params(("code" = String, Path, description = "Worker code", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 64)),
+    method(post, put), path = "/api/vdi/workers/{code}/drain", tag = "workers",
+    params(WorkerCodePath),
     request_body(content = Option<DrainRequest>, description = "Optional deadline"),
     responses(
         (status = 202, description = "Draining (or drained already)", body = AdminActionJson),
@@ -189,35 +176,19 @@ pub(crate) async fn drain(
     PathParams(code): PathParams<String>,
     OptionalJsonBody(body): OptionalJsonBody<DrainRequest>,
 ) -> Result<(StatusCode, Json<AdminActionJson>), ApiError> {
-    start_drain(state, caller, code, body).await
-}
-
-/// Drains a worker (PUT form, as neon's storage controller).
-#[utoipa::path(
-    put, path = "/api/vdi/workers/{code}/drain", tag = "workers",
-    params(("code" = String, Path, description = "Worker code", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 64)),
-    request_body(content = Option<DrainRequest>, description = "Optional deadline"),
-    responses(
-        (status = 202, description = "Draining (or drained already)", body = AdminActionJson),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 503, body = ErrorBody),
-    )
-)]
-pub(crate) async fn drain_put(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    PathParams(code): PathParams<String>,
-    OptionalJsonBody(body): OptionalJsonBody<DrainRequest>,
-) -> Result<(StatusCode, Json<AdminActionJson>), ApiError> {
-    start_drain(state, caller, code, body).await
+    let id = worker_id(code)?;
+    let seconds = body.unwrap_or_default().deadline_sec;
+    let action = AdminAction::Drain {
+        deadline: deadline(&state, "deadlineSec", seconds)?,
+    };
+    let json = run_admin(&state, id, action, caller.actor()).await?;
+    Ok((StatusCode::ACCEPTED, Json(json)))
 }
 
 /// Returns a draining, drained or disabled worker to service (as Aetherium).
 #[utoipa::path(
     post, path = "/api/vdi/workers/{code}/activate", tag = "workers",
-    params(("code" = String, Path, description = "Worker code", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 64)),
+    params(WorkerCodePath),
     responses(
         (status = 200, description = "Active", body = AdminActionJson),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),

@@ -26,6 +26,7 @@ use super::join::{DEFAULT_JOIN_TOKEN_TTL_SEC, credential_answer, issue_join_toke
 use crate::auth::{Caller, Principal, hash_hex, matches_hash_hex, new_worker_credential};
 use crate::error::ApiError;
 use crate::extract::PathParams;
+use crate::path_params::WorkerCodePath;
 use crate::state::AppState;
 
 /// Why a worker's credential is refused, for its 401.
@@ -53,8 +54,7 @@ pub(crate) fn refused(worker: &WorkerId, check: CredentialCheck) -> ApiError {
 /// flight are not refused.
 #[utoipa::path(
     post, path = "/api/vdi/workers/{code}/credential/rotate", tag = "workers",
-    params(("code" = String, Path, description = "Worker code", min_length = 1, max_length = 64,
-            pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$")),
+    params(WorkerCodePath),
     responses(
         (status = 200, description = "Rotated; the new credential is shown once", body = JoinResponse),
         (status = 401, description = "Not this worker's own credential, or it is expired, revoked or reset", body = ErrorBody),
@@ -113,8 +113,7 @@ pub(crate) async fn rotate(
 /// on. Its code stays taken (reset it to let it join again).
 #[utoipa::path(
     delete, path = "/api/vdi/workers/{code}/credential", tag = "workers",
-    params(("code" = String, Path, description = "Worker code", min_length = 1, max_length = 64,
-            pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$")),
+    params(WorkerCodePath),
     responses(
         (status = 204, description = "Revoked"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -150,8 +149,7 @@ pub(crate) async fn revoke(
 /// once, valid one hour) with which it joins again.
 #[utoipa::path(
     post, path = "/api/vdi/workers/{code}/credential/reset", tag = "workers",
-    params(("code" = String, Path, description = "Worker code", min_length = 1, max_length = 64,
-            pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$")),
+    params(WorkerCodePath),
     responses(
         (status = 200, description = "Reset; the bound join token is shown once", body = CredentialReset),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),

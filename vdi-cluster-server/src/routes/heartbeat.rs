@@ -19,6 +19,7 @@ use crate::error::ApiError;
 use crate::extract::{JsonBody, OptionalJsonBody, PathParams};
 use crate::gate::ensure_worker;
 use crate::metrics::HeartbeatOutcome;
+use crate::path_params::WorkerCodePath;
 use crate::state::AppState;
 
 /// A worker's heartbeat (the exam platform's). Unknown workers are registered; unknown
@@ -133,7 +134,7 @@ pub(crate) async fn register(
 /// never anonymous, never the shared worker token.
 #[utoipa::path(
     post, path = "/api/vdi/workers/{code}/deregister", tag = "workers",
-    params(("code" = String, Path, description = "Worker code", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 64)),
+    params(WorkerCodePath),
     request_body(content = Option<DeregisterRequest>, description = "Optional reason"),
     responses(
         (status = 200, description = "Deregistered", body = WorkerJson),

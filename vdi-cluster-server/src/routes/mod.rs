@@ -164,7 +164,7 @@ static ROUTES: &[RouteSpec] = routes! {
         => "What still blocks a worker's drain";
     Post "/api/vdi/workers/{code}/drain" Operator admin::drain
         => "Drain a worker: keep its sessions, take no new ones (as Aetherium)";
-    Put "/api/vdi/workers/{code}/drain" Operator admin::drain_put
+    Put "/api/vdi/workers/{code}/drain" Operator admin::drain
         => "Drain a worker (idempotent PUT form)";
     Post "/api/vdi/workers/{code}/activate" Operator admin::activate
         => "Return a draining, drained or disabled worker to service (as Aetherium)";

@@ -23,6 +23,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathParams};
 use crate::metrics::AllocationResult;
+use crate::path_params::{ExamPath, SessionPath};
 use crate::state::AppState;
 
 fn allocation_result(result: &Result<SessionRequest, CoreError>) -> AllocationResult<'_> {
@@ -114,10 +115,7 @@ fn session_key(state_path: (String, String)) -> Result<SessionKey, ApiError> {
 /// queue (`state: queued`; asking counts as polling and keeps the place).
 #[utoipa::path(
     get, path = "/api/vdi/sessions/{examId}/{userId}", tag = "sessions",
-    params(
-        ("examId" = String, Path, description = "Exam id", pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f])?$", min_length = 1, max_length = 128),
-        ("userId" = String, Path, description = "Student id", pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f])?$", min_length = 1, max_length = 128),
-    ),
+    params(SessionPath),
     responses(
         (status = 200, description = "The session, or the student's place in the queue", body = SessionAnswerJson),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -151,10 +149,7 @@ pub(crate) async fn get(
 /// queue, placed in the background.
 #[utoipa::path(
     delete, path = "/api/vdi/sessions/{examId}/{userId}", tag = "sessions",
-    params(
-        ("examId" = String, Path, description = "Exam id", pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f])?$", min_length = 1, max_length = 128),
-        ("userId" = String, Path, description = "Student id", pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f])?$", min_length = 1, max_length = 128),
-    ),
+    params(SessionPath),
     responses(
         (status = 200, description = "Released, left the queue, or nothing to do", body = ReleaseJson),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -188,7 +183,7 @@ pub(crate) async fn release(
 /// `VDI_PREWARM_MAX`, with `VDI_PREWARM_CONCURRENCY` worker calls in flight.
 #[utoipa::path(
     post, path = "/api/vdi/exams/{examId}/prewarm", tag = "sessions",
-    params(("examId" = String, Path, description = "Exam id", pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f])?$", min_length = 1, max_length = 128)),
+    params(ExamPath),
     request_body = PrewarmExamRequest,
     responses(
         (status = 200, description = "What was planned and started", body = PrewarmReportJson),

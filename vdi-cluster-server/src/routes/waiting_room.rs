@@ -9,6 +9,7 @@ use vdi_cluster_protocol::queue::ExamQueueJson;
 
 use crate::error::ApiError;
 use crate::extract::PathParams;
+use crate::path_params::ExamPath;
 use crate::state::AppState;
 
 /// Who waits in an exam's queue, head first, with positions and waiting
@@ -16,7 +17,7 @@ use crate::state::AppState;
 /// nobody queued for has an empty queue.
 #[utoipa::path(
     get, path = "/api/vdi/exams/{examId}/queue", tag = "exams",
-    params(("examId" = String, Path, description = "Exam id", pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f])?$", min_length = 1, max_length = 128)),
+    params(ExamPath),
     responses(
         (status = 200, description = "The queue, head first", body = ExamQueueJson),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),

@@ -19,6 +19,7 @@ use vdi_cluster_protocol::workers::{WorkerJson, WorkerList, WorkerSessionsJson};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{PathParams, QueryParams, bounded};
+use crate::path_params::WorkerCodePath;
 use crate::state::AppState;
 
 /// Default and largest number of sessions listed per worker.
@@ -191,7 +192,7 @@ pub(crate) async fn reconcile(
 /// One worker.
 #[utoipa::path(
     get, path = "/api/vdi/workers/{code}", tag = "workers",
-    params(("code" = String, Path, description = "Worker code", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 64)),
+    params(WorkerCodePath),
     responses(
         (status = 200, description = "The worker", body = WorkerJson),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -211,7 +212,7 @@ pub(crate) async fn detail(
 /// Deletes a worker's record; refused (409) while dispatches remain on it.
 #[utoipa::path(
     delete, path = "/api/vdi/workers/{code}", tag = "workers",
-    params(("code" = String, Path, description = "Worker code", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 64)),
+    params(WorkerCodePath),
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -246,7 +247,7 @@ pub(crate) struct LimitQuery {
 /// A worker's sessions.
 #[utoipa::path(
     get, path = "/api/vdi/workers/{code}/sessions", tag = "workers",
-    params(("code" = String, Path, description = "Worker code", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 64), LimitQuery),
+    params(WorkerCodePath, LimitQuery),
     responses(
         (status = 200, description = "Its sessions", body = WorkerSessionsJson),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use vdi_cluster_server::auth::{Access, CredentialKind, Permit};
 use vdi_cluster_server::route_table;
 
-use crate::common::{Cred, Setup, TestServer, seed_heartbeat, slots_heartbeat};
+use crate::common::{Cred, Setup, TestServer, exam_platform_heartbeat, slots_heartbeat};
 
 const CODE: &str = "w-auth";
 const EXAM: &str = "exam-auth";
@@ -139,7 +139,7 @@ fn sample(method: &Method, path: &str) -> (String, Option<Value>) {
         .replace("{userId}", USER);
     let body = match (method.as_str(), path) {
         ("POST", "/api/vdi/workers/heartbeat") => {
-            Some(seed_heartbeat(CODE, "http://127.0.0.1:1", 0))
+            Some(exam_platform_heartbeat(CODE, "http://127.0.0.1:1", 0))
         }
         ("POST", "/api/vdi/workers/register") => {
             Some(json!({"code": CODE, "apiBaseUrl": "http://127.0.0.1:1"}))

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{Cred, Reply, Setup, TestServer, seed_heartbeat, slots_heartbeat};
+use crate::common::{Cred, Reply, Setup, TestServer, exam_platform_heartbeat, slots_heartbeat};
 
 fn assert_names(r: &Reply, status: u16, field: &str) {
     assert_eq!(r.status, status, "{field}: {r:?}");
@@ -14,13 +14,13 @@ fn assert_names(r: &Reply, status: u16, field: &str) {
 }
 
 fn with(field: &str, value: Value) -> Value {
-    let mut body = seed_heartbeat("worker-node-2", "https://worker2.example.edu.vn", 11);
+    let mut body = exam_platform_heartbeat("worker-node-2", "https://worker2.example.edu.vn", 11);
     body[field] = value;
     body
 }
 
 fn without(field: &str) -> Value {
-    let mut body = seed_heartbeat("worker-node-2", "https://worker2.example.edu.vn", 11);
+    let mut body = exam_platform_heartbeat("worker-node-2", "https://worker2.example.edu.vn", 11);
     body.as_object_mut().unwrap().remove(field);
     body
 }

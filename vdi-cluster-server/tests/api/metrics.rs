@@ -10,7 +10,7 @@ use openmetrics_parser::{MetricsExposition, OpenMetricsType, OpenMetricsValue};
 use reqwest::Method;
 use vdi_cluster_core::exam::format_rfc3339;
 
-use crate::common::{Cred, Setup, TestServer, seed_heartbeat};
+use crate::common::{Cred, Setup, TestServer, exam_platform_heartbeat};
 
 type Exposition = MetricsExposition<OpenMetricsType, OpenMetricsValue>;
 
@@ -101,13 +101,17 @@ fn deploy_file(path: &str) -> PathBuf {
 async fn busy_server() -> TestServer {
     let (setup, _sim) = Setup::memory();
     let s = TestServer::start(setup).await;
-    let mut loaded = seed_heartbeat("worker-node-1", "http://127.0.0.1:1", 2);
+    let mut loaded = exam_platform_heartbeat("worker-node-1", "http://127.0.0.1:1", 2);
     loaded["cpuPercent"] = 42.0.into();
     loaded["memoryPercent"] = 50.0.into();
     loaded["diskPercent"] = 10.0.into();
     s.heartbeat(&loaded).await;
-    s.heartbeat(&seed_heartbeat("worker-node-2", "http://127.0.0.1:1", 0))
-        .await;
+    s.heartbeat(&exam_platform_heartbeat(
+        "worker-node-2",
+        "http://127.0.0.1:1",
+        0,
+    ))
+    .await;
     // A booked exam (starting in an hour), so the per-exam series exist.
     let starts = in_secs(3_600);
     let ends = in_secs(7_200);
@@ -175,8 +179,12 @@ async fn metrics_parse_as_openmetrics_with_series_per_worker() {
 #[tokio::test]
 async fn a_removed_worker_leaves_no_series() {
     let s = busy_server().await;
-    s.heartbeat(&seed_heartbeat("worker-node-3", "http://127.0.0.1:1", 0))
-        .await;
+    s.heartbeat(&exam_platform_heartbeat(
+        "worker-node-3",
+        "http://127.0.0.1:1",
+        0,
+    ))
+    .await;
     let has_node_3 = |exposition: &Exposition, family: &str| {
         samples(exposition, family)
             .iter()

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use vdi_cluster_core::service::BACKGROUND_LEASE;
 
-use crate::common::{Cred, Setup, TestServer, seed_heartbeat, slots_heartbeat};
+use crate::common::{Cred, Setup, TestServer, exam_platform_heartbeat, slots_heartbeat};
 
 #[tokio::test]
 async fn health_and_readiness() {
@@ -25,14 +25,22 @@ async fn health_and_readiness() {
 async fn metrics_count_what_happens() {
     let (setup, _sim) = Setup::memory();
     let s = TestServer::start(setup).await;
-    s.heartbeat(&seed_heartbeat("worker-node-2", "http://127.0.0.1:1", 11))
-        .await;
+    s.heartbeat(&exam_platform_heartbeat(
+        "worker-node-2",
+        "http://127.0.0.1:1",
+        11,
+    ))
+    .await;
     let bad = s
         .send(
             Method::POST,
             "/api/vdi/workers/heartbeat",
             &Cred::None,
-            Some(&seed_heartbeat("worker-node-2", "http://127.0.0.1:1", 11)),
+            Some(&exam_platform_heartbeat(
+                "worker-node-2",
+                "http://127.0.0.1:1",
+                11,
+            )),
         )
         .await;
     assert_eq!(bad.status, 401);
@@ -140,8 +148,12 @@ async fn events_stream_cluster_events() {
         let chunk = stream.chunk().await.unwrap().expect("stream open");
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
-    s.heartbeat(&seed_heartbeat("worker-node-7", "http://127.0.0.1:1", 0))
-        .await;
+    s.heartbeat(&exam_platform_heartbeat(
+        "worker-node-7",
+        "http://127.0.0.1:1",
+        0,
+    ))
+    .await;
     s.patch_worker("worker-node-7", &json!({"isDraining": true}))
         .await;
     let read = async {

@@ -6,7 +6,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{Cred, Setup, TestServer, seed_heartbeat};
+use crate::common::{Cred, Setup, TestServer, exam_platform_heartbeat};
 
 /// The exam platform's heartbeat body exactly as its runbook writes it.
 pub const EXAM_PLATFORM_HEARTBEAT_BODY: &str = r#"{
@@ -88,7 +88,7 @@ fn users(v: &Value) -> Vec<String> {
 pub async fn drain_runbook(s: &TestServer) {
     let url = "https://worker2.example.edu.vn";
     assert_eq!(
-        s.heartbeat(&seed_heartbeat("worker-node-2", url, 0))
+        s.heartbeat(&exam_platform_heartbeat("worker-node-2", url, 0))
             .await
             .status,
         200
@@ -99,7 +99,9 @@ pub async fn drain_runbook(s: &TestServer) {
         assert_eq!(r.json["workerCode"], "worker-node-2");
         assert_eq!(r.json["outcome"], "placed");
     }
-    let hb = s.heartbeat(&seed_heartbeat("worker-node-2", url, 3)).await;
+    let hb = s
+        .heartbeat(&exam_platform_heartbeat("worker-node-2", url, 3))
+        .await;
     assert_eq!(hb.json["availableSessions"], 15);
 
     // 1. PATCH {"isDraining": true}
@@ -113,7 +115,9 @@ pub async fn drain_runbook(s: &TestServer) {
     assert_eq!(r.json["worker"]["isDraining"], true);
     assert_eq!(s.worker("worker-node-2").await["status"], "draining");
     // The heartbeat answer tells the worker.
-    let hb = s.heartbeat(&seed_heartbeat("worker-node-2", url, 3)).await;
+    let hb = s
+        .heartbeat(&exam_platform_heartbeat("worker-node-2", url, 3))
+        .await;
     assert_eq!(hb.json["isDraining"], true);
     assert_eq!(hb.json["drainStatus"], "draining");
 
@@ -149,7 +153,9 @@ pub async fn drain_runbook(s: &TestServer) {
         assert_eq!(r.status, 200, "{r:?}");
         assert_eq!(r.json["released"], true);
     }
-    let hb = s.heartbeat(&seed_heartbeat("worker-node-2", url, 0)).await;
+    let hb = s
+        .heartbeat(&exam_platform_heartbeat("worker-node-2", url, 0))
+        .await;
     assert_eq!(hb.json["drainStatus"], "drained", "{hb:?}");
     let list = s.get("/api/vdi/workers?status=drained").await;
     assert_eq!(list.json["total"], 1, "{list:?}");
@@ -166,7 +172,9 @@ pub async fn drain_runbook(s: &TestServer) {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json["to"], "disabled");
     assert_eq!(r.json["worker"]["isEnabled"], false);
-    let hb = s.heartbeat(&seed_heartbeat("worker-node-2", url, 0)).await;
+    let hb = s
+        .heartbeat(&exam_platform_heartbeat("worker-node-2", url, 0))
+        .await;
     assert_eq!(hb.json["isEnabled"], false);
 
     // Back to service.
@@ -183,7 +191,7 @@ pub async fn drain_runbook(s: &TestServer) {
 
     // 5. Emergency: force-disable a worker that still has sessions.
     assert_eq!(
-        s.heartbeat(&seed_heartbeat("worker-node-3", url, 0))
+        s.heartbeat(&exam_platform_heartbeat("worker-node-3", url, 0))
             .await
             .status,
         200

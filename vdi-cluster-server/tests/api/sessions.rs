@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::common::{
-    Behaviour, Cred, FakeWorker, Setup, TestServer, seed_heartbeat, slots_heartbeat,
+    Behaviour, Cred, FakeWorker, Setup, TestServer, exam_platform_heartbeat, slots_heartbeat,
 };
 
 #[tokio::test]
@@ -178,14 +178,22 @@ async fn every_worker_failing_is_503() {
 async fn backend_down_is_503_and_recovers() {
     let (setup, _sim) = Setup::memory();
     let s = TestServer::start(setup).await;
-    s.heartbeat(&seed_heartbeat("worker-node-2", "http://127.0.0.1:1", 0))
-        .await;
+    s.heartbeat(&exam_platform_heartbeat(
+        "worker-node-2",
+        "http://127.0.0.1:1",
+        0,
+    ))
+    .await;
     s.memory().set_unavailable(true);
     for r in [
         s.get("/api/vdi/workers/summary").await,
         s.get("/api/vdi/workers").await,
-        s.heartbeat(&seed_heartbeat("worker-node-2", "http://127.0.0.1:1", 1))
-            .await,
+        s.heartbeat(&exam_platform_heartbeat(
+            "worker-node-2",
+            "http://127.0.0.1:1",
+            1,
+        ))
+        .await,
         s.allocate("exam-1", "sv-1").await,
         s.patch_worker("worker-node-2", &json!({"isDraining": true}))
             .await,

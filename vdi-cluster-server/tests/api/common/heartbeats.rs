@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 /// The exam platform's heartbeat body, verbatim, with `activeSessions` and the
 /// worker's code and URL replaced.
-pub fn seed_heartbeat(code: &str, api_base_url: &str, active: u32) -> Value {
+pub fn exam_platform_heartbeat(code: &str, api_base_url: &str, active: u32) -> Value {
     json!({
       "code": code,
       "name": "Worker Node 2",

@@ -12,7 +12,7 @@ use std::time::Duration;
 pub use self::{
     credentials::{Cred, jwt},
     fake_worker::{Behaviour, FakeWorker},
-    heartbeats::{seed_heartbeat, slots_heartbeat},
+    heartbeats::{exam_platform_heartbeat, slots_heartbeat},
     server::{Reply, TestServer},
     setup::{Setup, auth},
 };

@@ -1,7 +1,7 @@
--- queue_release.lua: gives a claim up, leaving the student at the head,
--- if it is still the exam's claim (WaitingRoom::release_queue_claim).
+-- waiting_room_release.lua: gives a claim up, leaving the student at the
+-- head, if it is still the exam's claim (WaitingRoom::release_queue_claim).
 --
--- KEYS[1]  the queue's state (hash)
+-- KEYS[1]  the room's state (hash)
 -- ARGV[1]  the claim's user id
 -- ARGV[2]  the claim's token
 --

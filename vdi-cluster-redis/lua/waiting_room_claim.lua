@@ -1,9 +1,9 @@
--- queue_claim.lua: claims the head of an exam's queue with a fresh token
--- until a deadline, if no claim expiring after now is held
--- (WaitingRoom::claim_queue_head).
+-- waiting_room_claim.lua: claims the first student of an exam's waiting room
+-- with a fresh token until a deadline, if no claim expiring after now is
+-- held (WaitingRoom::claim_queue_head).
 --
--- KEYS[1]  the queue's order (sorted set)
--- KEYS[2]  the queue's state (hash)
+-- KEYS[1]  the room's order (sorted set)
+-- KEYS[2]  the room's state (hash)
 -- KEYS[3]  the arrival / token counter (string)
 -- ARGV[1]  now (ms)
 -- ARGV[2]  the claim's deadline (ms)

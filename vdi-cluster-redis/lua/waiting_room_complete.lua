@@ -1,11 +1,11 @@
--- queue_complete.lua: if the claim is still the exam's claim, clears it
--- and removes the claimed student, counting them placed
+-- waiting_room_complete.lua: if the claim is still the exam's claim, clears
+-- it and removes the claimed student, counting them placed
 -- (WaitingRoom::complete_queue_claim).
 --
--- KEYS[1]  the queue's order (sorted set)
--- KEYS[2]  the queue's entries (hash)
--- KEYS[3]  the queue's state (hash)
--- KEYS[4]  the queued exams (set)
+-- KEYS[1]  the room's order (sorted set)
+-- KEYS[2]  the room's entries (hash)
+-- KEYS[3]  the room's state (hash)
+-- KEYS[4]  the exams with someone waiting (set)
 -- ARGV[1]  exam id
 -- ARGV[2]  the claim's user id
 -- ARGV[3]  the claim's token

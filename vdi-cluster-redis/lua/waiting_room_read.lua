@@ -1,9 +1,9 @@
--- queue_read.lua: one exam's whole queue as one view
+-- waiting_room_read.lua: one exam's whole waiting room as one view
 -- (WaitingRoom::exam_queue).
 --
--- KEYS[1]  the queue's order (sorted set)
--- KEYS[2]  the queue's entries (hash)
--- KEYS[3]  the queue's state (hash)
+-- KEYS[1]  the room's order (sorted set)
+-- KEYS[2]  the room's entries (hash)
+-- KEYS[3]  the room's state (hash)
 --
 -- Returns {claim_user, claim_token, claim_until, placed, abandoned,
 -- first_placed, last_placed, user1, entry1, user2, entry2, …} head first

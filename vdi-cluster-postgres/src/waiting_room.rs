@@ -68,7 +68,7 @@ impl WaitingRoom for PgStore {
     async fn enqueue(&self, exam: &ExamId, user: &UserId, now: Timestamp) -> Result<Enqueued> {
         let now = millis("now", now)?;
         self.call(async {
-            let row = sqlx::query(sql::QUEUE_ENQUEUE)
+            let row = sqlx::query(sql::WAITING_ROOM_ENQUEUE)
                 .bind(exam.as_str())
                 .bind(user.as_str())
                 .bind(now)
@@ -87,7 +87,7 @@ impl WaitingRoom for PgStore {
     async fn touch_queued(&self, exam: &ExamId, user: &UserId, now: Timestamp) -> Result<Standing> {
         let now = millis("now", now)?;
         self.call(async {
-            let row = sqlx::query(sql::QUEUE_TOUCH)
+            let row = sqlx::query(sql::WAITING_ROOM_TOUCH)
                 .bind(exam.as_str())
                 .bind(user.as_str())
                 .bind(now)
@@ -106,7 +106,7 @@ impl WaitingRoom for PgStore {
 
     async fn exam_queue(&self, exam: &ExamId) -> Result<ExamQueue> {
         self.call(async {
-            let row = sqlx::query(sql::QUEUE_READ)
+            let row = sqlx::query(sql::WAITING_ROOM_READ)
                 .bind(exam.as_str())
                 .fetch_one(self.pool())
                 .await?;
@@ -148,7 +148,7 @@ impl WaitingRoom for PgStore {
 
     async fn leave_queue(&self, exam: &ExamId, user: &UserId) -> Result<bool> {
         self.queue_step(
-            sqlx::query(sql::QUEUE_LEAVE)
+            sqlx::query(sql::WAITING_ROOM_LEAVE)
                 .bind(exam.as_str())
                 .bind(user.as_str()),
         )
@@ -163,7 +163,7 @@ impl WaitingRoom for PgStore {
     ) -> Result<Option<QueueClaim>> {
         let (now, until_ms) = (millis("now", now)?, millis("until", until)?);
         self.call(async {
-            let Some(row) = sqlx::query(sql::QUEUE_CLAIM)
+            let Some(row) = sqlx::query(sql::WAITING_ROOM_CLAIM)
                 .bind(exam.as_str())
                 .bind(now)
                 .bind(until_ms)
@@ -188,7 +188,7 @@ impl WaitingRoom for PgStore {
         };
         let now = millis("now", now)?;
         self.call(async {
-            let row = sqlx::query(sql::QUEUE_COMPLETE)
+            let row = sqlx::query(sql::WAITING_ROOM_COMPLETE)
                 .bind(claim.exam.as_str())
                 .bind(claim.user.as_str())
                 .bind(token)
@@ -214,7 +214,7 @@ impl WaitingRoom for PgStore {
             return Ok(());
         };
         self.queue_step(
-            sqlx::query(sql::QUEUE_RELEASE)
+            sqlx::query(sql::WAITING_ROOM_RELEASE)
                 .bind(claim.exam.as_str())
                 .bind(claim.user.as_str())
                 .bind(token),
@@ -231,7 +231,7 @@ impl WaitingRoom for PgStore {
         now: Timestamp,
     ) -> Result<bool> {
         self.queue_step(
-            sqlx::query(sql::QUEUE_ABANDON)
+            sqlx::query(sql::WAITING_ROOM_ABANDON)
                 .bind(exam.as_str())
                 .bind(user.as_str())
                 .bind(millis("seenBefore", seen_before)?)

@@ -1,9 +1,9 @@
--- queue_touch.lua: a queued student's position, recording that they were
--- seen (WaitingRoom::touch_queued).
+-- waiting_room_touch.lua: a queued student's position, recording that they
+-- were seen (WaitingRoom::touch_queued).
 --
--- KEYS[1]  the queue's order (sorted set)
--- KEYS[2]  the queue's entries (hash)
--- KEYS[3]  the queue's state (hash)
+-- KEYS[1]  the room's order (sorted set)
+-- KEYS[2]  the room's entries (hash)
+-- KEYS[3]  the room's state (hash)
 -- ARGV[1]  user id
 -- ARGV[2]  now (ms)
 --

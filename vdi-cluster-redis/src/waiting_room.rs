@@ -1,9 +1,11 @@
 //! [`WaitingRoom`] on Redis: per exam, a sorted set of waiting students by
 //! arrival number, a hash of their entries and a hash with the claim on the
-//! head and the totals; one Lua script per atomic step. Which student to
-//! promote or abandon is decided in core; the scripts only check and write.
+//! first student and the totals; one Lua script per atomic step
+//! (`lua/waiting_room_*.lua`). Which student to promote or abandon is
+//! decided in core; the scripts only check and write.
 
 use async_trait::async_trait;
+use redis::{Script, ScriptInvocation};
 use vdi_cluster_core::store::{Completion, Enqueued, Standing, WaitingRoom};
 use vdi_cluster_core::waiting_room::{
     ExamQueue, QueueClaim, QueueEntry, QueuePosition, QueueTotals,
@@ -95,15 +97,34 @@ impl Reply {
     }
 }
 
+impl RedisStore {
+    /// `script` with `exam`'s room as its first `KEYS`, as every
+    /// `waiting_room_*.lua` that reads the entries takes them: the order,
+    /// the entries, the state.
+    fn on_room<'a>(&self, script: &'a Script, exam: &ExamId) -> ScriptInvocation<'a> {
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(self.keys.queue_order(exam))
+            .key(self.keys.queue_entries(exam))
+            .key(self.keys.queue_state(exam));
+        invocation
+    }
+
+    /// [`on_room`](Self::on_room) and, as `KEYS[4]`, the set of exams
+    /// with someone waiting: the steps that may add or remove a room's
+    /// last student.
+    fn on_listed_room<'a>(&self, script: &'a Script, exam: &ExamId) -> ScriptInvocation<'a> {
+        let mut invocation = self.on_room(script, exam);
+        invocation.key(self.keys.queued_exams());
+        invocation
+    }
+}
+
 #[async_trait]
 impl WaitingRoom for RedisStore {
     async fn enqueue(&self, exam: &ExamId, user: &UserId, now: Timestamp) -> Result<Enqueued> {
-        let reply: Vec<String> = SCRIPTS
-            .queue_enqueue
-            .key(self.keys.queue_order(exam))
-            .key(self.keys.queue_entries(exam))
-            .key(self.keys.queue_state(exam))
-            .key(self.keys.queued_exams())
+        let reply: Vec<String> = self
+            .on_listed_room(&SCRIPTS.waiting_room_enqueue, exam)
             .key(self.keys.queue_seq())
             .arg(exam.as_str())
             .arg(user.as_str())
@@ -111,7 +132,7 @@ impl WaitingRoom for RedisStore {
             .invoke_async(&mut self.conn())
             .await
             .map_err(BackendError::from)?;
-        let mut reply = Reply::new("queue_enqueue", reply);
+        let mut reply = Reply::new("waiting_room_enqueue", reply);
         let joined = reply.number()? == 1;
         let position = reply.position(user)?;
         Ok(if joined {
@@ -122,17 +143,14 @@ impl WaitingRoom for RedisStore {
     }
 
     async fn touch_queued(&self, exam: &ExamId, user: &UserId, now: Timestamp) -> Result<Standing> {
-        let reply: Vec<String> = SCRIPTS
-            .queue_touch
-            .key(self.keys.queue_order(exam))
-            .key(self.keys.queue_entries(exam))
-            .key(self.keys.queue_state(exam))
+        let reply: Vec<String> = self
+            .on_room(&SCRIPTS.waiting_room_touch, exam)
             .arg(user.as_str())
             .arg(now.as_millis())
             .invoke_async(&mut self.conn())
             .await
             .map_err(BackendError::from)?;
-        let mut reply = Reply::new("queue_touch", reply);
+        let mut reply = Reply::new("waiting_room_touch", reply);
         Ok(if reply.number()? == 1 {
             Standing::Queued(reply.position(user)?)
         } else {
@@ -143,15 +161,12 @@ impl WaitingRoom for RedisStore {
     }
 
     async fn exam_queue(&self, exam: &ExamId) -> Result<ExamQueue> {
-        let reply: Vec<String> = SCRIPTS
-            .queue_read
-            .key(self.keys.queue_order(exam))
-            .key(self.keys.queue_entries(exam))
-            .key(self.keys.queue_state(exam))
+        let reply: Vec<String> = self
+            .on_room(&SCRIPTS.waiting_room_read, exam)
             .invoke_async(&mut self.conn())
             .await
             .map_err(BackendError::from)?;
-        let mut reply = Reply::new("queue_read", reply);
+        let mut reply = Reply::new("waiting_room_read", reply);
         let claim_user = reply.text()?;
         let claim_token = reply.text()?;
         let claim_until = reply.instant()?;
@@ -159,11 +174,12 @@ impl WaitingRoom for RedisStore {
         let claim = match (claim_user.is_empty(), claim_until) {
             (false, Some(until)) => Some(QueueClaim {
                 exam: exam.clone(),
-                user: UserId::parse("userId", claim_user)
-                    .map_err(|_| BackendError::unexpected("queue_read", Some("claim user")))?,
-                token: claim_token
-                    .parse()
-                    .map_err(|_| BackendError::unexpected("queue_read", Some("claim token")))?,
+                user: UserId::parse("userId", claim_user).map_err(|_| {
+                    BackendError::unexpected("waiting_room_read", Some("claim user"))
+                })?,
+                token: claim_token.parse().map_err(|_| {
+                    BackendError::unexpected("waiting_room_read", Some("claim token"))
+                })?,
                 until,
             }),
             _ => None,
@@ -181,12 +197,8 @@ impl WaitingRoom for RedisStore {
     }
 
     async fn leave_queue(&self, exam: &ExamId, user: &UserId) -> Result<bool> {
-        let left: i64 = SCRIPTS
-            .queue_leave
-            .key(self.keys.queue_order(exam))
-            .key(self.keys.queue_entries(exam))
-            .key(self.keys.queue_state(exam))
-            .key(self.keys.queued_exams())
+        let left: i64 = self
+            .on_listed_room(&SCRIPTS.waiting_room_leave, exam)
             .arg(exam.as_str())
             .arg(user.as_str())
             .invoke_async(&mut self.conn())
@@ -202,7 +214,7 @@ impl WaitingRoom for RedisStore {
         until: Timestamp,
     ) -> Result<Option<QueueClaim>> {
         let reply: Vec<String> = SCRIPTS
-            .queue_claim
+            .waiting_room_claim
             .key(self.keys.queue_order(exam))
             .key(self.keys.queue_state(exam))
             .key(self.keys.queue_seq())
@@ -214,7 +226,7 @@ impl WaitingRoom for RedisStore {
         if reply.is_empty() {
             return Ok(None);
         }
-        let mut reply = Reply::new("queue_claim", reply);
+        let mut reply = Reply::new("waiting_room_claim", reply);
         Ok(Some(QueueClaim {
             exam: exam.clone(),
             user: reply.user()?,
@@ -225,12 +237,8 @@ impl WaitingRoom for RedisStore {
 
     async fn complete_queue_claim(&self, claim: &QueueClaim, now: Timestamp) -> Result<Completion> {
         let exam = &claim.exam;
-        let done: i64 = SCRIPTS
-            .queue_complete
-            .key(self.keys.queue_order(exam))
-            .key(self.keys.queue_entries(exam))
-            .key(self.keys.queue_state(exam))
-            .key(self.keys.queued_exams())
+        let done: i64 = self
+            .on_listed_room(&SCRIPTS.waiting_room_complete, exam)
             .arg(exam.as_str())
             .arg(claim.user.as_str())
             .arg(claim.token)
@@ -242,13 +250,13 @@ impl WaitingRoom for RedisStore {
             1 => Ok(Completion::Placed),
             2 => Ok(Completion::Left),
             0 => Ok(Completion::Lost),
-            _ => Err(BackendError::unexpected("queue_complete", None).into()),
+            _ => Err(BackendError::unexpected("waiting_room_complete", None).into()),
         }
     }
 
     async fn release_queue_claim(&self, claim: &QueueClaim) -> Result<()> {
         let _: i64 = SCRIPTS
-            .queue_release
+            .waiting_room_release
             .key(self.keys.queue_state(&claim.exam))
             .arg(claim.user.as_str())
             .arg(claim.token)
@@ -265,12 +273,8 @@ impl WaitingRoom for RedisStore {
         seen_before: Timestamp,
         now: Timestamp,
     ) -> Result<bool> {
-        let done: i64 = SCRIPTS
-            .queue_abandon
-            .key(self.keys.queue_order(exam))
-            .key(self.keys.queue_entries(exam))
-            .key(self.keys.queue_state(exam))
-            .key(self.keys.queued_exams())
+        let done: i64 = self
+            .on_listed_room(&SCRIPTS.waiting_room_abandon, exam)
             .arg(exam.as_str())
             .arg(user.as_str())
             .arg(seen_before.as_millis())

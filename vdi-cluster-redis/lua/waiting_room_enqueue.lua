@@ -1,12 +1,12 @@
--- queue_enqueue.lua: appends a student to an exam's queue unless already
--- queued, in which case only their last-seen time moves
+-- waiting_room_enqueue.lua: appends a student to an exam's waiting room
+-- unless already queued, in which case only their last-seen time moves
 -- (WaitingRoom::enqueue). Arrival numbers come from one counter, so the
 -- order is the order in which enqueues ran.
 --
--- KEYS[1]  the queue's order (sorted set: user -> arrival number)
--- KEYS[2]  the queue's entries (hash: user -> "enqueued_at last_seen")
--- KEYS[3]  the queue's state (hash: claim and totals)
--- KEYS[4]  the queued exams (set of exam ids)
+-- KEYS[1]  the room's order (sorted set: user -> arrival number)
+-- KEYS[2]  the room's entries (hash: user -> "enqueued_at last_seen")
+-- KEYS[3]  the room's state (hash: claim and totals)
+-- KEYS[4]  the exams with someone waiting (set of exam ids)
 -- KEYS[5]  the arrival / token counter (string)
 -- ARGV[1]  exam id
 -- ARGV[2]  user id

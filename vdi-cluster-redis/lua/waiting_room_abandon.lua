@@ -1,11 +1,11 @@
--- queue_abandon.lua: removes a student who was last seen before a cutoff
--- and holds no live claim, and counts the abandon
+-- waiting_room_abandon.lua: removes a student who was last seen before a
+-- cutoff and holds no live claim, and counts the abandon
 -- (WaitingRoom::abandon_queued). Core chose the student; this only checks.
 --
--- KEYS[1]  the queue's order (sorted set)
--- KEYS[2]  the queue's entries (hash)
--- KEYS[3]  the queue's state (hash)
--- KEYS[4]  the queued exams (set)
+-- KEYS[1]  the room's order (sorted set)
+-- KEYS[2]  the room's entries (hash)
+-- KEYS[3]  the room's state (hash)
+-- KEYS[4]  the exams with someone waiting (set)
 -- ARGV[1]  exam id
 -- ARGV[2]  user id
 -- ARGV[3]  seen before (ms): the cutoff
