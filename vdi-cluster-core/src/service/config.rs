@@ -1,4 +1,4 @@
-//! [`ServiceConfig`]: every tunable of the service, with the seeds'
+//! [`ServiceConfig`]: every tunable of the service, with the source systems'
 //! defaults.
 
 use std::time::Duration;
@@ -8,7 +8,7 @@ use crate::health::ResourceThresholds;
 use crate::reconcile::{FailurePolicy, ReconcileLimits};
 use crate::scheduler::SchedulingPolicy;
 
-/// Every tunable of the service, with the seeds' defaults. Build it with
+/// Every tunable of the service, with the source systems' defaults (docs/compat/). Build it with
 /// struct update syntax: `ServiceConfig { retry_count: 5, ..Default::default() }`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceConfig {
