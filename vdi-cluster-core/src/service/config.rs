@@ -8,8 +8,8 @@ use crate::health::ResourceThresholds;
 use crate::reconcile::{FailurePolicy, ReconcileLimits};
 use crate::scheduler::SchedulingPolicy;
 
-/// Every tunable of the service, with the source systems' defaults (docs/compat/). Build it with
-/// struct update syntax: `ServiceConfig { retry_count: 5, ..Default::default() }`.
+/// Every tunable of the service, with the source systems' defaults
+/// (docs/compat/). Build it with struct update syntax: `ServiceConfig { retry_count: 5, ..Default::default() }`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceConfig {
     /// Webhook retries and the failing-endpoint rule.
