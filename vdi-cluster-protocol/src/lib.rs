@@ -8,6 +8,8 @@
 //!   worker-side API, the header names (re-exported at the crate root).
 //! * [`sessions`] — exam application ↔ control plane: allocate, look up and
 //!   release a student's session, prewarm an exam.
+//! * [`waiting_room`] — exam application and operators: a queued student's
+//!   answer, and who waits in an exam's waiting room.
 //! * [`workers`] — operators: workers as the admin page reads them, admin
 //!   actions (drain, activate, disable) and what blocks a drain.
 //! * [`cluster`] — operators: summary, statistics with zones, distribution,
@@ -44,10 +46,10 @@ pub mod join;
 pub mod node;
 pub mod node_status;
 pub mod ops;
-pub mod queue;
 pub mod reconcile;
 pub mod sessions;
 pub mod signin;
+pub mod waiting_room;
 pub mod webhooks;
 pub mod workers;
 

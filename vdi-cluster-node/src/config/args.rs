@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, ValueEnum};
 
+use super::TokenArgs;
+
 /// How sessions are started on this node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProvisionerKind {
@@ -31,6 +33,7 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
 /// Options of `vdi-cluster worker`: the worker-side API (the exam platform's
 /// `/api/vdi/cluster/allocate|release|prewarm`) and the heartbeat agent.
 #[derive(Clone, Args)]
+#[command(mut_arg("cluster_token", |arg| arg.required(true)))]
 pub struct WorkerArgs {
     /// Base URL of the control plane's API, `/api` included, as the exam
     /// platform writes it (`https://cp.example.edu.vn/api`); or several,
@@ -66,25 +69,9 @@ pub struct WorkerArgs {
     #[arg(long, env = "WORKER_API_BASE_URL", value_name = "URL")]
     pub api_base_url: Option<String>,
 
-    /// Shared cluster token: the control plane sends it in `x-cluster-token`
-    /// (the same value as on the control plane).
-    #[arg(
-        long,
-        env = "WORKER_CLUSTER_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
-    pub cluster_token: String,
-
-    /// Shared heartbeat token (`x-worker-token`), when the control plane is
-    /// configured with `WORKER_HEARTBEAT_TOKEN`.
-    #[arg(
-        long,
-        env = "WORKER_HEARTBEAT_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
-    pub worker_token: Option<String>,
+    /// The cluster token (required here) and the shared heartbeat token.
+    #[command(flatten)]
+    pub tokens: TokenArgs,
 
     /// Join token created by an admin (`POST /api/vdi/join-tokens`): the
     /// worker registers with it and receives its own credential.

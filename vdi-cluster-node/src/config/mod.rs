@@ -1,11 +1,14 @@
-//! `vdi-cluster worker` options: the flags ([`WorkerArgs`], in `args`),
-//! and their resolution into a [`WorkerConfig`] (in `resolve`).
+//! `vdi-cluster worker` options: the flags ([`WorkerArgs`], in `args`;
+//! the shared tokens, [`TokenArgs`], in `tokens`, which `serve` takes
+//! too), and their resolution into a [`WorkerConfig`] (in `resolve`).
 
 mod args;
 mod resolve;
+mod tokens;
 
 pub use args::{ProvisionerKind, WorkerArgs};
 pub use resolve::{
     CapacityConfig, ConfigError, DEFAULT_PORT, DEFAULT_VM_CPUS, DEFAULT_VM_MEMORY_MB,
     ProvisionerConfig, WorkerConfig, check_base_url, check_base_urls,
 };
+pub use tokens::TokenArgs;

@@ -8,6 +8,7 @@ use clap::{ArgAction, Args};
 use vdi_cluster_core::credential::CredentialPolicy;
 use vdi_cluster_core::service::BackgroundConfig;
 use vdi_cluster_core::{FailurePolicy, SchedulingPolicy, ServiceConfig};
+use vdi_cluster_node::config::TokenArgs;
 use vdi_cluster_protocol::credentials::check_secret_length;
 
 use super::ConfigError;
@@ -77,27 +78,10 @@ pub struct ServeArgs {
     #[arg(long, env = "JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 
-    /// Shared token workers send in `x-worker-token` on heartbeats and
-    /// registration (at least 32 bytes). Unset: a random one is generated
-    /// for this process and printed once.
-    #[arg(
-        long,
-        env = "WORKER_HEARTBEAT_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
-    pub worker_heartbeat_token: Option<String>,
-
-    /// Shared cluster token: sent to workers in `x-cluster-token` (at
-    /// least 32 bytes). Unset: a random one is generated for this process
-    /// and printed once.
-    #[arg(
-        long,
-        env = "WORKER_CLUSTER_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
-    pub worker_cluster_token: Option<String>,
+    /// The cluster token and the shared heartbeat token (the same flags
+    /// as `worker`'s).
+    #[command(flatten)]
+    pub tokens: TokenArgs,
 
     /// Accept heartbeats and registrations without `x-worker-token`: for
     /// development only (anyone who reaches the server can then register a
@@ -428,11 +412,11 @@ impl ServeArgs {
 
     /// `WORKER_HEARTBEAT_TOKEN`, if set and not blank.
     pub fn worker_heartbeat_token(&self) -> Option<&str> {
-        non_empty(&self.worker_heartbeat_token)
+        self.tokens.worker_token()
     }
 
     /// `WORKER_CLUSTER_TOKEN`, if set and not blank.
     pub fn worker_cluster_token(&self) -> Option<&str> {
-        non_empty(&self.worker_cluster_token)
+        self.tokens.cluster_token()
     }
 }

@@ -1,8 +1,10 @@
 //! The session API the exam application calls: allocate, look up and
 //! release a student's session, prewarm an exam (bodies in
-//! `vdi_cluster_protocol::sessions`; a student waiting in a booked exam's
-//! queue is answered with `vdi_cluster_protocol::queue::QueuedJson`). Unknown fields are refused. Allocation, release and prewarm run detached from the request,
-//! so a client that disconnects cannot cut them short.
+//! `vdi_cluster_protocol::sessions`; a student in a booked exam's waiting
+//! room is answered with `vdi_cluster_protocol::waiting_room::QueuedJson`).
+//! Unknown fields are refused. Allocation, release and prewarm run
+//! detached from the request, so a client that disconnects cannot cut
+//! them short.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,10 +16,10 @@ use axum::response::{IntoResponse, Response};
 use vdi_cluster_core::service::{AllocateOutcome, SessionRequest, SessionState};
 use vdi_cluster_core::{Constraints, Error as CoreError, ExamId, SessionKey};
 use vdi_cluster_protocol::ErrorBody;
-use vdi_cluster_protocol::queue::{QueuedJson, SessionAnswerJson};
 use vdi_cluster_protocol::sessions::{
     AllocateSessionRequest, PrewarmExamRequest, PrewarmReportJson, ReleaseJson, SessionJson,
 };
+use vdi_cluster_protocol::waiting_room::{QueuedJson, SessionAnswerJson};
 
 use crate::auth::Caller;
 use crate::error::ApiError;

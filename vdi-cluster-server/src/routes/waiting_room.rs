@@ -1,11 +1,11 @@
 //! Operators' view of an exam's waiting room (body in
-//! `vdi_cluster_protocol::queue`).
+//! `vdi_cluster_protocol::waiting_room`).
 
 use axum::Json;
 use axum::extract::State;
 use vdi_cluster_core::ExamId;
 use vdi_cluster_protocol::ErrorBody;
-use vdi_cluster_protocol::queue::ExamQueueJson;
+use vdi_cluster_protocol::waiting_room::ExamQueueJson;
 
 use crate::error::ApiError;
 use crate::extract::PathParams;

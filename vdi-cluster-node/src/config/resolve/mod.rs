@@ -315,11 +315,11 @@ impl WorkerArgs {
         };
         description.validate().map_err(invalid)?;
 
-        let cluster_token = non_empty(Some(&self.cluster_token)).ok_or_else(|| {
+        let cluster_token = non_empty(self.tokens.cluster_token()).ok_or_else(|| {
             ConfigError("WORKER_CLUSTER_TOKEN must not be empty (use the control plane's)".into())
         })?;
         check_secret_length("WORKER_CLUSTER_TOKEN", &cluster_token).map_err(ConfigError)?;
-        let worker_token = non_empty(self.worker_token.as_deref());
+        let worker_token = non_empty(self.tokens.worker_token());
         if let Some(token) = &worker_token {
             check_secret_length("WORKER_HEARTBEAT_TOKEN", token).map_err(ConfigError)?;
         }

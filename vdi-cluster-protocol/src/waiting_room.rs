@@ -1,5 +1,5 @@
 //! The waiting room on the wire: a queued student's answer on the session
-//! API, and the operators' view of an exam's queue.
+//! API, and the operators' view of an exam's waiting room.
 //!
 //! | method | path | answer |
 //! |---|---|---|
@@ -22,7 +22,7 @@ use crate::sessions::SessionJson;
 /// The `state` of a queued student's answer.
 pub const QUEUED: &str = "queued";
 
-/// A student waiting in an exam's queue: `{"state":"queued","position":N,
+/// A student in an exam's waiting room: `{"state":"queued","position":N,
 /// "estimatedWaitSec":…}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -34,13 +34,13 @@ pub struct QueuedJson {
     /// Always `queued`.
     #[schema(example = "queued")]
     pub state: String,
-    /// 1 for the head of the queue.
+    /// 1 for the next to be placed.
     #[schema(minimum = 1)]
     pub position: u32,
     /// Expected wait in seconds, from the position and the rate at which
-    /// the queue has moved.
+    /// the waiting room's students have been placed.
     pub estimated_wait_sec: u64,
-    /// When the student joined the queue (ms since the epoch).
+    /// When the student entered the waiting room (ms since the epoch).
     pub enqueued_at: u64,
 }
 
@@ -59,12 +59,12 @@ impl QueuedJson {
 }
 
 /// What `GET /api/vdi/sessions/{examId}/{userId}` answers: the session,
-/// or the student's place in the queue. Untagged: `state` tells them
+/// or the student's place in the waiting room. Untagged: `state` tells them
 /// apart, and each has fields the other lacks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum SessionAnswerJson {
-    /// Waiting in the exam's queue.
+    /// In the exam's waiting room.
     Queued(QueuedJson),
     /// Placed.
     Session(Box<SessionJson>),
@@ -90,7 +90,7 @@ pub struct WaitingStudentJson {
 }
 
 /// `GET /api/vdi/exams/{examId}/queue`: who waits, in order, and the
-/// queue's totals.
+/// room's totals.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExamQueueJson {
@@ -98,7 +98,7 @@ pub struct ExamQueueJson {
     pub exam_id: String,
     /// Waiting now.
     pub queued: u32,
-    /// Placed from the queue, in total.
+    /// Placed from the waiting room, in total.
     pub placed_total: u64,
     /// Left for not polling, in total.
     pub abandoned_total: u64,
