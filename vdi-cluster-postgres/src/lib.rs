@@ -100,22 +100,22 @@
 //!     let service = ClusterService::builder(Arc::new(store), Arc::new(Workers)).build();
 //!
 //!     // A worker node heartbeats: 8 vCPU / 12 GiB, VM 1.5 / 2048 → 4 slots.
-//!     service.heartbeat(heartbeat_for("worker-1", 8.0, 12288, 0)).await?;
+//!     service.fleet().heartbeat(heartbeat_for("worker-1", 8.0, 12288, 0)).await?;
 //!
 //!     // A student clicks "start"; clicking again returns the same desktop.
 //!     let key = SessionKey::parse("exam-42", "student-7")?;
-//!     let placed = service.allocate(key.clone(), Default::default()).await?;
-//!     let again = service.allocate(key.clone(), Default::default()).await?;
+//!     let placed = service.placement().allocate(key.clone(), Default::default()).await?;
+//!     let again = service.placement().allocate(key.clone(), Default::default()).await?;
 //!     assert_eq!(placed.dispatch.id, again.dispatch.id);
 //!
 //!     // Reconcile (the background loop runs it on one replica at a time,
 //!     // under the `vdi.leases` lease) recounts every counter.
-//!     let report = service.reconcile().await?;
+//!     let report = service.operations().reconcile().await?;
 //!     println!("{report:?}");
 //!
 //!     // On submission the session is released; twice is harmless.
-//!     service.release(&key).await?;
-//!     assert!(service.release(&key).await?.is_none());
+//!     service.placement().release(&key).await?;
+//!     assert!(service.placement().release(&key).await?.is_none());
 //!     Ok(())
 //! }
 //! ```
