@@ -117,6 +117,22 @@ pub fn lost_to_restart(dispatch: &Dispatch, worker: &WorkerRecord) -> bool {
     }
 }
 
+/// Whether the worker's report proves this session lost: the dispatch is
+/// settled (active or orphaned; a reservation belongs to its allocator),
+/// it was placed on a boot the worker has since left
+/// ([`lost_to_restart`]), and the worker's latest report of live
+/// sessions, if it sent one, does not list it (a start that reached the
+/// new boot runs there). The worker answered: its sessions are not on a
+/// failed worker, they are gone, and their slots are free to release.
+pub fn lost_to_report(dispatch: &Dispatch, worker: &WorkerRecord) -> bool {
+    dispatch.state != DispatchState::Reserved
+        && lost_to_restart(dispatch, worker)
+        && !worker
+            .live_sessions
+            .as_ref()
+            .is_some_and(|live| live.contains(&dispatch.key))
+}
+
 /// Whether the worker has positively reported this session gone: it sends
 /// live session ids, its latest heartbeat is newer (higher sequence, and at
 /// least `grace` after activation) than the dispatch, and omits it.
@@ -189,6 +205,28 @@ mod tests {
         // Reserved after the new boot was seen: placed on the new boot.
         assert!(!lost_to_restart(&d, &worker("b", 1, 500, 2_000, None)));
         assert!(!lost_to_restart(&d, &worker("a", 9, 0, 2_000, None)));
+    }
+
+    #[test]
+    fn a_restart_proves_settled_sessions_lost_unless_listed_live() {
+        let d = active("a", 3, 1_000);
+        let restarted = worker("b", 1, 2_000, 2_000, Some(vec![]));
+        assert!(lost_to_report(&d, &restarted));
+        let orphaned = Dispatch {
+            state: DispatchState::Orphaned,
+            ..d.clone()
+        };
+        assert!(lost_to_report(&orphaned, &restarted));
+        let reserved = Dispatch {
+            state: DispatchState::Reserved,
+            activated_at: None,
+            ..d.clone()
+        };
+        assert!(!lost_to_report(&reserved, &restarted), "its allocator's");
+        let listed = worker("b", 1, 2_000, 2_000, Some(vec![d.key.clone()]));
+        assert!(!lost_to_report(&d, &listed), "started on the new boot");
+        assert!(lost_to_report(&d, &worker("b", 1, 2_000, 2_000, None)));
+        assert!(!lost_to_report(&d, &worker("a", 9, 0, 2_000, Some(vec![]))));
     }
 
     #[test]

@@ -119,6 +119,22 @@ pub enum EventKind {
         /// The worker its dispatch names.
         holder: WorkerId,
     },
+    /// A session its worker no longer runs after a restart: the worker's
+    /// report under a new boot id omits it, so its dispatch was released
+    /// with the heartbeat that proved it (or by the next reconcile pass),
+    /// freeing the slot. The student keeps the key: the next request
+    /// places the session anew.
+    SessionLost {
+        /// The session (exam and student).
+        session: SessionKey,
+        /// The worker that restarted.
+        worker: WorkerId,
+        /// The boot the session was placed on (`None` when the dispatch
+        /// did not record it).
+        old_boot_id: Option<String>,
+        /// The boot whose report proved it gone.
+        new_boot_id: Option<String>,
+    },
     /// A reconcile pass finished.
     Reconciled {
         /// What it did.
@@ -217,6 +233,7 @@ impl EventKind {
             Self::SessionAdopted { .. } => "sessionAdopted",
             Self::ReservationAdopted { .. } => "reservationAdopted",
             Self::SessionStopped { .. } => "sessionStopped",
+            Self::SessionLost { .. } => "sessionLost",
             Self::Reconciled { .. } => "reconciled",
             Self::ExamAtRisk { .. } => "examAtRisk",
             Self::ExamFitsAgain { .. } => "examFitsAgain",
@@ -256,6 +273,7 @@ impl EventSink for LogSink {
         let json = serde_json::to_string(&event.kind).unwrap_or_default();
         match &event.kind {
             EventKind::MigrationFailed { .. }
+            | EventKind::SessionLost { .. }
             | EventKind::SessionsOrphaned { .. }
             | EventKind::MigrationSuspended { .. }
             | EventKind::ExamAtRisk { .. }
@@ -338,9 +356,15 @@ mod tests {
                 to: w.clone(),
             },
             EventKind::MigrationFailed {
-                session: s,
+                session: s.clone(),
                 from: w.clone(),
                 reason: String::new(),
+            },
+            EventKind::SessionLost {
+                session: s,
+                worker: w.clone(),
+                old_boot_id: Some("b1".into()),
+                new_boot_id: Some("b2".into()),
             },
             EventKind::ExamAtRisk {
                 exam: ExamId::parse("examId", "e").unwrap(),

@@ -17,13 +17,44 @@
 //!
 //! The grace is at least the worker-call timeout, so an allocation still in
 //! flight confirms its own reservation, and a re-dispatch still being
-//! placed is not undercut. Pure: time arrives as `now`.
+//! placed is not undercut.
+//!
+//! The other way round, a worker that restarted (new boot id) and reports
+//! is the truth about what it no longer runs: its settled dispatches from
+//! an older boot that its report does not list are **lost**
+//! ([`lost_sessions`], by [`lost_to_report`]) and released with the
+//! heartbeat that proves it, in bounded steps of [`MAX_LOST_PER_STEP`].
+//! A worker that answers is never a failed worker: its sessions are gone
+//! or running, never left waiting for a failure policy. Pure: time arrives
+//! as `now`.
 
 use std::time::Duration;
 
-use crate::dispatch::{Dispatch, DispatchState};
+use crate::dispatch::{Dispatch, DispatchState, lost_to_report};
 use crate::ids::{DispatchId, WorkerId};
 use crate::time::Timestamp;
+use crate::worker::WorkerRecord;
+
+/// The most lost dispatches one atomic step releases: a worker with more
+/// has the rest released by its next heartbeats (or the next reconcile
+/// pass), each step as bounded.
+pub const MAX_LOST_PER_STEP: usize = 1_000;
+
+/// The dispatches among `dispatches` that `worker`'s record (as its latest
+/// report wrote it) proves lost, in session order, at most `limit`.
+pub fn lost_sessions<'a>(
+    dispatches: impl IntoIterator<Item = &'a Dispatch>,
+    worker: &WorkerRecord,
+    limit: usize,
+) -> Vec<&'a Dispatch> {
+    let mut lost: Vec<&Dispatch> = dispatches
+        .into_iter()
+        .filter(|d| d.worker == worker.id && lost_to_report(d, worker))
+        .collect();
+    lost.sort_by(|a, b| a.key.cmp(&b.key));
+    lost.truncate(limit);
+    lost
+}
 
 /// What to do with one session a worker reports live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +153,40 @@ mod tests {
             d.activated_at = Some(secs(at));
         }
         d
+    }
+
+    #[test]
+    fn lost_sessions_are_the_settled_ones_of_an_older_boot_not_listed_live() {
+        use crate::health::HeartbeatStamp;
+        let mut worker =
+            WorkerRecord::registered(w("a"), crate::worker::WorkerDescription::default(), secs(0));
+        worker.stamp = Some(HeartbeatStamp {
+            boot_id: Some("b2".into()),
+            seq: Some(1),
+        });
+        worker.boot_seen_at = Some(secs(200));
+        let on = |user: &str, boot: &str, state| {
+            let mut d = record("a", state, 100);
+            d.key = SessionKey::parse("e", user).unwrap();
+            d.worker_boot_id = Some(boot.into());
+            d
+        };
+        let mut elsewhere = on("x", "b1", DispatchState::Active);
+        elsewhere.worker = w("b");
+        let all = [
+            on("u3", "b1", DispatchState::Active),
+            on("u1", "b1", DispatchState::Orphaned),
+            on("u2", "b1", DispatchState::Reserved),
+            on("u4", "b2", DispatchState::Active),
+            on("u5", "b1", DispatchState::Active),
+            elsewhere,
+        ];
+        worker.live_sessions = Some(vec![SessionKey::parse("e", "u5").unwrap()]);
+        let users = |lost: Vec<&Dispatch>| -> Vec<String> {
+            lost.iter().map(|d| d.key.user_id.to_string()).collect()
+        };
+        assert_eq!(users(lost_sessions(&all, &worker, 10)), ["u1", "u3"]);
+        assert_eq!(users(lost_sessions(&all, &worker, 1)), ["u1"]);
     }
 
     #[test]

@@ -28,6 +28,7 @@ use crate::time::{Clock, SystemClock, Timestamp};
 use crate::worker::{WorkerRecord, WorkerSnapshot};
 
 mod exams;
+mod lost;
 mod outbox;
 mod waiting_room;
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dispatch::{Dispatch, DispatchState, lost_to_restart, reported_gone};
+use crate::dispatch::{Dispatch, DispatchState, lost_to_report, reported_gone};
 use crate::health::Availability;
 use crate::ids::{ExamId, WorkerId};
 use crate::policy::AdminPolicy;
@@ -21,7 +21,8 @@ use crate::validation::ValidationError;
 use crate::worker::WorkerView;
 
 /// What happens to sessions on a worker that failed (offline past the hard
-/// timeout, force-disabled, removed, or restarted) — SkyPanelV2's policies.
+/// timeout, deregistered, force-disabled or removed) — SkyPanelV2's
+/// policies; a restarted worker's lost sessions are [`Verdict::Lost`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum FailurePolicy {
@@ -109,6 +110,10 @@ pub struct ReconcileReport {
     /// Copies a worker ran of a session settled on another, stopped: by
     /// those heartbeats' answers, and by the sweep calling the worker.
     pub duplicates_stopped: u32,
+    /// Dispatches restarted workers no longer run, released (`sessionLost`):
+    /// by those heartbeats, and by this pass for any they left over.
+    #[serde(default)]
+    pub sessions_lost: u32,
     /// Whether the mass-failure guard held migration back.
     pub mass_failure_guard: bool,
     /// Policy transitions made by observation.
@@ -182,9 +187,9 @@ pub struct ReconcileLimits {
 /// Why a dispatch's worker counts as failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// Silent past the hard timeout, or deregistered.
+    /// Silent past the hard timeout (unknown state: the guard may hold).
     Offline,
-    /// Force-disabled, removed, or restarted: positive evidence.
+    /// Deregistered, force-disabled or removed: positive evidence.
     Evidence,
 }
 
@@ -201,6 +206,9 @@ pub enum Verdict {
     /// Active past the stale age and not in the worker's live list:
     /// release it.
     Stale,
+    /// Its restarted worker's report omits it ([`lost_to_report`]): the
+    /// session is gone (its worker answered, it did not fail); release it.
+    Lost,
     /// Its worker failed: the failure policy decides
     /// ([`on_failed_worker`]).
     WorkerFailed(Failure),
@@ -224,11 +232,11 @@ pub fn judge(
     let Some(worker) = worker else {
         return Verdict::WorkerFailed(Failure::Evidence);
     };
+    if lost_to_report(d, &worker.record) {
+        return Verdict::Lost;
+    }
     if let Some(failure) = failure_of(worker) {
         return Verdict::WorkerFailed(failure);
-    }
-    if lost_to_restart(d, &worker.record) {
-        return Verdict::WorkerFailed(Failure::Evidence);
     }
     if reported_gone(d, &worker.record, limits.live_session_grace) {
         return Verdict::Gone;
@@ -247,12 +255,15 @@ pub fn judge(
     }
 }
 
-/// Whether `view`'s worker has failed, and how we know.
+/// Whether `view`'s worker has failed, and how we know: only silence is
+/// [`Failure::Offline`]; deregistered or force-disabled is evidence.
 pub fn failure_of(view: &WorkerView) -> Option<Failure> {
-    if view.availability == Availability::Offline {
-        Some(Failure::Offline)
-    } else if view.record.policy == (AdminPolicy::Disabled { forced: true }) {
+    if view.record.deregistered_at.is_some()
+        || view.record.policy == (AdminPolicy::Disabled { forced: true })
+    {
         Some(Failure::Evidence)
+    } else if view.availability == Availability::Offline {
+        Some(Failure::Offline)
     } else {
         None
     }
@@ -475,6 +486,28 @@ mod tests {
         );
         let healthy = view(990, 1_000, AdminPolicy::Active);
         assert_eq!(failed(Some(&healthy)), Verdict::Keep);
+    }
+
+    #[test]
+    fn a_report_proves_lost_before_failure_and_goodbye_is_evidence() {
+        let (d, now) = (dispatch(DispatchState::Active, 100), secs(1_000));
+        let verdict = |heard, policy, live: Vec<SessionKey>| {
+            let mut w = view(heard, 1_000, policy);
+            w.record.stamp.as_mut().unwrap().boot_id = Some("b2".into());
+            w.record.boot_seen_at = Some(secs(200));
+            w.record.live_sessions = Some(live);
+            judge(&d, Some(&w), now, &LIMITS)
+        };
+        assert_eq!(verdict(990, AdminPolicy::Active, vec![]), Verdict::Lost);
+        assert_eq!(verdict(200, AdminPolicy::Active, vec![]), Verdict::Lost);
+        let forced = AdminPolicy::Disabled { forced: true };
+        assert_eq!(verdict(990, forced, vec![]), Verdict::Lost);
+        let listed = vec![d.key.clone()];
+        assert_eq!(verdict(990, AdminPolicy::Active, listed), Verdict::Keep);
+        let mut bye = view(990, 1_000, AdminPolicy::Active);
+        (bye.record.deregistered_at, bye.availability) = (Some(secs(995)), Availability::Offline);
+        let failed = Verdict::WorkerFailed(Failure::Evidence);
+        assert_eq!(judge(&d, Some(&bye), now, &LIMITS), failed);
     }
 
     #[test]

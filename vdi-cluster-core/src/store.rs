@@ -80,7 +80,7 @@ use crate::time::Timestamp;
 use crate::worker::{WorkerRecord, WorkerSnapshot};
 
 pub use crate::calendar::{CalendarWrite, ExamCalendar, ExamStore};
-pub use crate::outbox::Outbox;
+pub use crate::outbox::{LostDispatch, LostRelease, Outbox};
 pub use crate::reconcile::{Counter, Drift};
 pub use crate::scheduler::ExamPlacement;
 pub use crate::waiting_room::{Completion, Enqueued, Standing, WaitingRoom};

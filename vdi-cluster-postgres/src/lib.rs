@@ -131,6 +131,7 @@ mod dispatch;
 mod error;
 mod exams;
 mod lease;
+mod lost;
 mod outbox;
 mod registry;
 mod sql;

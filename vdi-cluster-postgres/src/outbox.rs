@@ -11,8 +11,8 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use vdi_cluster_core::outbox::{
-    Attempt, Delivery, DeliveryState, Failing, LeasedDelivery, Next, Outbox, OutboxEntry,
-    WebhookEndpoint, failed_attempts,
+    Attempt, Delivery, DeliveryState, Failing, LeasedDelivery, LostDispatch, LostRelease, Next,
+    Outbox, OutboxEntry, WebhookEndpoint, failed_attempts,
 };
 use vdi_cluster_core::store::{CasOutcome, DeleteOutcome, Lease};
 use vdi_cluster_core::worker::WorkerRecord;
@@ -28,7 +28,7 @@ use crate::{PgStore, millis, row_limit, sql, to_u64};
 
 /// One entry as `vdi.outbox_append` reads it.
 #[derive(Serialize)]
-struct AppendRow<'a> {
+pub(crate) struct AppendRow<'a> {
     id: &'a str,
     endpoint: &'a str,
     dedup: &'a str,
@@ -36,19 +36,22 @@ struct AppendRow<'a> {
     entry: &'a OutboxEntry,
 }
 
-fn rows(entries: &[OutboxEntry]) -> Json<Vec<AppendRow<'_>>> {
-    Json(
-        entries
-            .iter()
-            .map(|e| AppendRow {
-                id: &e.id,
-                endpoint: &e.endpoint,
-                dedup: &e.dedup,
-                due: e.event.at.as_millis(),
-                entry: e,
-            })
-            .collect(),
-    )
+/// `entries` as `vdi.outbox_append` reads them.
+pub(crate) fn append_rows(entries: &[OutboxEntry]) -> Vec<AppendRow<'_>> {
+    entries
+        .iter()
+        .map(|e| AppendRow {
+            id: &e.id,
+            endpoint: &e.endpoint,
+            dedup: &e.dedup,
+            due: e.event.at.as_millis(),
+            entry: e,
+        })
+        .collect()
+}
+
+pub(crate) fn rows(entries: &[OutboxEntry]) -> Json<Vec<AppendRow<'_>>> {
+    Json(append_rows(entries))
 }
 
 /// Ends the transaction of a cause: with its `entries` appended and
@@ -173,6 +176,16 @@ impl Outbox for PgStore {
             self.cas_outcome(record, written).await
         })
         .await
+    }
+
+    async fn put_worker_releasing_lost(
+        &self,
+        record: &WorkerRecord,
+        expected: u64,
+        entries: &[OutboxEntry],
+        lost: &[LostDispatch],
+    ) -> Result<LostRelease> {
+        self.release_lost(record, expected, entries, lost).await
     }
 
     async fn delete_worker_with_outbox(

@@ -33,6 +33,9 @@ statements! {
     WORKER_VERSION = "worker_version.sql";
     /// `vdi.delete_worker`.
     DELETE_WORKER = "delete_worker.sql";
+    /// `vdi.put_worker_releasing_lost`: a restarted worker's record and
+    /// the release of what its report proves lost.
+    PUT_WORKER_RELEASING_LOST = "put_worker_releasing_lost.sql";
     /// `vdi.compare_and_reserve`.
     RESERVE = "reserve.sql";
     /// `vdi.adopt`.

@@ -86,6 +86,20 @@ pub enum EventKindJson {
         /// Why.
         reason: String,
     },
+    /// A session its worker no longer runs after a restart: its report
+    /// under a new boot id omits it, so its dispatch was released and the
+    /// slot freed (webhook `session.lost`). The student's next request
+    /// places it anew.
+    SessionLost {
+        /// The session (exam and student).
+        session: SessionRef,
+        /// The worker that restarted.
+        worker: String,
+        /// The boot the session was placed on, when known.
+        old_boot_id: Option<String>,
+        /// The boot whose report proved it gone.
+        new_boot_id: Option<String>,
+    },
     /// A reconcile pass finished.
     Reconciled {
         /// What it did.
@@ -216,6 +230,17 @@ impl EventKindJson {
             },
             EventKind::MigrationSuspended { reason } => Self::MigrationSuspended {
                 reason: reason.clone(),
+            },
+            EventKind::SessionLost {
+                session,
+                worker,
+                old_boot_id,
+                new_boot_id,
+            } => Self::SessionLost {
+                session: SessionRef::from(session),
+                worker: worker.to_string(),
+                old_boot_id: old_boot_id.clone(),
+                new_boot_id: new_boot_id.clone(),
             },
             EventKind::Reconciled { report } => Self::Reconciled {
                 report: ReconcileReportJson::from(report),
@@ -391,6 +416,17 @@ mod tests {
                 json!({"at": 42, "type": "migrationFailed",
                        "session": {"examId": "e1", "userId": "u1"}, "from": "w1",
                        "reason": "full"}),
+            ),
+            (
+                EventKind::SessionLost {
+                    session: key(),
+                    worker: w(),
+                    old_boot_id: Some("b1".into()),
+                    new_boot_id: Some("b2".into()),
+                },
+                json!({"at": 42, "type": "sessionLost",
+                       "session": {"examId": "e1", "userId": "u1"}, "worker": "w1",
+                       "oldBootId": "b1", "newBootId": "b2"}),
             ),
             (
                 EventKind::SessionsOrphaned {

@@ -158,6 +158,12 @@ pub struct ReconcileReportJson {
     pub reservations_adopted: u32,
     /// Copies of a session settled on another worker, stopped.
     pub duplicates_stopped: u32,
+    /// Sessions restarted workers no longer run, released (`sessionLost`):
+    /// by the heartbeats this replica processed since its previous pass,
+    /// and by the pass for any they left over (absent from reports of
+    /// earlier releases).
+    #[serde(default)]
+    pub sessions_lost: u32,
     /// Whether the mass-failure guard held migration back.
     pub mass_failure_guard: bool,
     /// Policy transitions made by observation.
@@ -202,6 +208,7 @@ impl From<&ReconcileReport> for ReconcileReportJson {
             sessions_adopted: r.sessions_adopted,
             reservations_adopted: r.reservations_adopted,
             duplicates_stopped: r.duplicates_stopped,
+            sessions_lost: r.sessions_lost,
             mass_failure_guard: r.mass_failure_guard,
             policy_changes: r
                 .policy_changes
@@ -252,6 +259,7 @@ mod tests {
             sessions_adopted: 11,
             reservations_adopted: 12,
             duplicates_stopped: 13,
+            sessions_lost: 14,
             mass_failure_guard: false,
             policy_changes: vec![PolicyChange {
                 worker: w1(),
@@ -293,7 +301,7 @@ mod tests {
                 "staleRemoved": 5, "failedWorkerSessions": 6, "migrated": 7,
                 "migrationFailed": 8, "orphaned": 9, "leftInPlace": 10,
                 "sessionsAdopted": 11, "reservationsAdopted": 12, "duplicatesStopped": 13,
-                "massFailureGuard": false,
+                "sessionsLost": 14, "massFailureGuard": false,
                 "policyChanges": [{
                     "worker": "w1",
                     "from": {"state": "draining", "deadline": 9},

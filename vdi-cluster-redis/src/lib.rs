@@ -9,6 +9,7 @@ mod error;
 mod exams;
 pub mod keys;
 mod lease;
+mod lost;
 mod outbox;
 mod recount;
 mod registry;

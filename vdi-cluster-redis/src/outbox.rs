@@ -2,15 +2,15 @@
 //! shared keys (see [`Keys::outbox`](crate::keys::Keys::outbox)), each
 //! step one Lua script (`lua/outbox_*.lua`; entries are appended by
 //! `outbox_append` of the prelude, which `put_worker.lua`,
-//! `delete_worker.lua` and `confirm.lua` also call).
+//! `delete_worker.lua`, `confirm.lua` and `release_lost.lua` also call).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::ScriptInvocation;
 use vdi_cluster_core::outbox::{
-    Attempt, Delivery, DeliveryState, Failing, LeasedDelivery, Next, Outbox, OutboxEntry,
-    WebhookEndpoint, failed_attempts,
+    Attempt, Delivery, DeliveryState, Failing, LeasedDelivery, LostDispatch, LostRelease, Next,
+    Outbox, OutboxEntry, WebhookEndpoint, failed_attempts,
 };
 use vdi_cluster_core::store::{CasOutcome, DeleteOutcome, Lease};
 use vdi_cluster_core::time::Timestamp;
@@ -152,6 +152,16 @@ impl Outbox for RedisStore {
     ) -> Result<CasOutcome> {
         self.write_worker(record, expected, dispatched, entries)
             .await
+    }
+
+    async fn put_worker_releasing_lost(
+        &self,
+        record: &WorkerRecord,
+        expected: u64,
+        entries: &[OutboxEntry],
+        lost: &[LostDispatch],
+    ) -> Result<LostRelease> {
+        self.release_lost(record, expected, entries, lost).await
     }
 
     async fn delete_worker_with_outbox(

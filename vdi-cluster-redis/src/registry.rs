@@ -1,7 +1,7 @@
 //! [`Registry`] on Redis: one hash per worker, a set of worker codes.
 
 use async_trait::async_trait;
-use redis::Value;
+use redis::{ScriptInvocation, Value};
 use vdi_cluster_core::outbox::OutboxEntry;
 use vdi_cluster_core::store::{CasOutcome, DeleteOutcome, Registry};
 use vdi_cluster_core::worker::WorkerSnapshot;
@@ -89,18 +89,19 @@ impl RedisStore {
         Ok(out)
     }
 
-    /// `put_worker.lua`: compare-and-set on `expected`, and on the
-    /// dispatched count when `dispatched` is given.
-    pub(crate) async fn write_worker(
+    /// The keys and arguments every compare-and-set of a worker record
+    /// starts with (`put_worker.lua`, `release_lost.lua`): KEYS the worker,
+    /// the registered workers and the dispatched counts; ARGV the code,
+    /// the expected version (`''`: no record), the record, its maximum,
+    /// unrecorded count and accepting flag.
+    pub(crate) fn worker_write(
         &self,
+        invocation: &mut ScriptInvocation<'_>,
         record: &WorkerRecord,
         expected: Option<u64>,
-        dispatched: Option<u32>,
-        entries: &[OutboxEntry],
-    ) -> Result<CasOutcome> {
+    ) -> BackendResult<()> {
         let key = self.keys.worker(&record.id);
         let json = worker_json(&key, record)?;
-        let mut invocation = SCRIPTS.put_worker.prepare_invoke();
         invocation
             .key(&key)
             .key(self.keys.workers())
@@ -110,8 +111,28 @@ impl RedisStore {
             .arg(json)
             .arg(record.max_sessions())
             .arg(record.unrecorded)
-            .arg(if record.accepting() { "1" } else { "0" })
-            .arg(dispatched.map(|n| n.to_string()).unwrap_or_default());
+            .arg(if record.accepting() { "1" } else { "0" });
+        Ok(())
+    }
+
+    /// A worker version as a script answered it.
+    pub(crate) fn parse_version(&self, id: &WorkerId, text: &str) -> BackendResult<u64> {
+        text.parse()
+            .map_err(|e| BackendError::malformed(self.keys.worker(id), "worker version", e))
+    }
+
+    /// `put_worker.lua`: compare-and-set on `expected`, and on the
+    /// dispatched count when `dispatched` is given.
+    pub(crate) async fn write_worker(
+        &self,
+        record: &WorkerRecord,
+        expected: Option<u64>,
+        dispatched: Option<u32>,
+        entries: &[OutboxEntry],
+    ) -> Result<CasOutcome> {
+        let mut invocation = SCRIPTS.put_worker.prepare_invoke();
+        self.worker_write(&mut invocation, record, expected)?;
+        invocation.arg(dispatched.map(|n| n.to_string()).unwrap_or_default());
         if !entries.is_empty() {
             self.outbox_keys(&mut invocation);
             self.outbox_entries(&mut invocation, entries)?;
@@ -120,10 +141,7 @@ impl RedisStore {
             .invoke_async(&mut self.conn())
             .await
             .map_err(BackendError::from)?;
-        let version = |text: &str| -> BackendResult<u64> {
-            text.parse()
-                .map_err(|e| BackendError::malformed(key.clone(), "worker version", e))
-        };
+        let version = |text: &str| self.parse_version(&record.id, text);
         match reply.as_slice() {
             [status, v] if status == "written" => Ok(CasOutcome::Written {
                 version: version(v)?,

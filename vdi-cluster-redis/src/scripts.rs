@@ -56,6 +56,7 @@ scripts!(
     confirm,
     undo,
     release,
+    release_lost,
     mark_orphaned,
     put_worker,
     delete_worker,

@@ -10,8 +10,8 @@ use crate::dispatch::Dispatch;
 use crate::error::Result;
 use crate::ids::{DispatchId, SessionKey, WorkerId};
 use crate::outbox::{
-    Attempt, Delivery, DeliveryState, Failing, LeasedDelivery, Next, Outbox, OutboxEntry,
-    WebhookEndpoint, failed_attempts,
+    Attempt, Delivery, DeliveryState, Failing, LeasedDelivery, LostDispatch, LostRelease, Next,
+    Outbox, OutboxEntry, WebhookEndpoint, failed_attempts,
 };
 use crate::store::{CasOutcome, DeleteOutcome, Lease};
 use crate::time::Timestamp;
@@ -105,6 +105,18 @@ impl Outbox for MemoryStore {
             s.outbox.enqueue(entries);
         }
         Ok(outcome)
+    }
+
+    async fn put_worker_releasing_lost(
+        &self,
+        record: &WorkerRecord,
+        expected: u64,
+        entries: &[OutboxEntry],
+        lost: &[LostDispatch],
+    ) -> Result<LostRelease> {
+        Ok(self
+            .lock()?
+            .put_worker_releasing_lost(record, expected, entries, lost))
     }
 
     async fn delete_worker_with_outbox(

@@ -11,6 +11,7 @@
 //! | `worker.policy_changed` | drain, drained, disable or activate |
 //! | `session.migrated` | a session moved off a failed worker (tell the student) |
 //! | `session.migration_failed` | a session could not be moved off a failed worker |
+//! | `session.lost` | a worker restarted (new boot id) and no longer runs the session: its slot was freed with the heartbeat that proved it (or by the next reconcile pass); the student's next request places it anew. Carries the worker, both boot ids and the session's exam and student; written with the release |
 //! | `migration.manual_required` | the `manual` failure policy marked sessions orphaned: an operator must evacuate them; repeated every `manual_migration_remind` while they remain |
 //! | `migration.suspended` | the mass-failure guard (or the lack of a healthy target) held migration back; once per episode (until a pass no longer holds it back) |
 //! | `migration.summary` | a reconcile pass moved, failed to move or orphaned sessions of failed workers (the pass's report, with moved / failed / orphaned per exam) |
@@ -36,6 +37,7 @@ pub const WEBHOOK_TYPES: &[&str] = &[
     "worker.policy_changed",
     "session.migrated",
     "session.migration_failed",
+    "session.lost",
     "migration.manual_required",
     "migration.suspended",
     "migration.summary",
@@ -65,6 +67,7 @@ pub fn webhook_type(kind: &EventKind) -> Option<&'static str> {
         EventKind::WorkerPolicy { .. } => "worker.policy_changed",
         EventKind::SessionMigrated { .. } => "session.migrated",
         EventKind::MigrationFailed { .. } => "session.migration_failed",
+        EventKind::SessionLost { .. } => "session.lost",
         EventKind::SessionsOrphaned { .. } => "migration.manual_required",
         EventKind::MigrationSuspended { .. } => "migration.suspended",
         EventKind::Reconciled { report }
@@ -127,9 +130,9 @@ pub fn observed_key(kind: &EventKind, episode: impl std::fmt::Display) -> Option
         | EventKind::WorkerRemoved { worker }
         | EventKind::WorkerPolicy { worker, .. }
         | EventKind::SessionsOrphaned { worker, .. } => worker.to_string(),
-        EventKind::SessionMigrated { session, .. } | EventKind::MigrationFailed { session, .. } => {
-            session.to_string()
-        }
+        EventKind::SessionMigrated { session, .. }
+        | EventKind::MigrationFailed { session, .. }
+        | EventKind::SessionLost { session, .. } => session.to_string(),
         EventKind::ExamAtRisk { exam, .. }
         | EventKind::ExamFitsAgain { exam }
         | EventKind::ExamPrewarmReady { exam, .. }
@@ -193,6 +196,12 @@ mod tests {
                 target: 2,
             },
             EventKind::ExamQueueForming { exam, waiting: 1 },
+            EventKind::SessionLost {
+                session: crate::ids::SessionKey::parse("math", "u1").unwrap(),
+                worker: WorkerId::parse("code", "w-1").unwrap(),
+                old_boot_id: None,
+                new_boot_id: Some("b2".into()),
+            },
             EventKind::BackendDegraded {
                 since: Timestamp(1),
                 until: Timestamp(2),

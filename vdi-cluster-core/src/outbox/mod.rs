@@ -40,7 +40,7 @@ use crate::time::Timestamp;
 pub use alerts::{WEBHOOK_TYPES, webhook_type};
 pub use endpoint::WebhookEndpoint;
 pub use retry::{Next, RetryPolicy};
-pub use store::{Failing, Outbox};
+pub use store::{Failing, LostDispatch, LostRelease, Outbox};
 
 /// One event to deliver to one endpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

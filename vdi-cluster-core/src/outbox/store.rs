@@ -33,6 +33,40 @@ impl Failing<'_> {
     }
 }
 
+/// A dispatch its worker's report proves lost
+/// ([`lost_to_report`](crate::dispatch::lost_to_report)), released by
+/// [`Outbox::put_worker_releasing_lost`] with the record write that
+/// carries the proof.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LostDispatch {
+    /// The session.
+    pub key: SessionKey,
+    /// The dispatch proven lost: removed only while it is still the
+    /// session's dispatch, on the worker being written.
+    pub id: DispatchId,
+    /// Its `session.lost` entries, written only if it is removed.
+    pub entries: Vec<OutboxEntry>,
+}
+
+/// Answer of [`Outbox::put_worker_releasing_lost`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LostRelease {
+    /// The record is written; these sessions' dispatches were removed with
+    /// their counters (the others had gone or changed already).
+    Written {
+        /// The record's new version.
+        version: u64,
+        /// The sessions released, in the order they were given.
+        released: Vec<SessionKey>,
+    },
+    /// The stored version was not the expected one; nothing was written
+    /// and nothing removed.
+    Conflict {
+        /// The stored version (`None`: no record).
+        current: Option<u64>,
+    },
+}
+
 /// Webhook endpoints and the outbox of deliveries.
 ///
 /// # Contract
@@ -58,6 +92,18 @@ impl Failing<'_> {
 ///   [`finish_delivery`](Self::finish_delivery) records the attempt and
 ///   the next state only if the entry is still leased under that token;
 ///   otherwise it writes nothing and answers `None`.
+/// * **A restart's report releases what it no longer runs, once.**
+///   [`put_worker_releasing_lost`](Self::put_worker_releasing_lost)
+///   writes the worker's record on its version (as
+///   [`Registry::put_worker`](crate::store::Registry::put_worker)) and, in
+///   the same atomic step, removes each lost dispatch that is still the
+///   session's dispatch with that id on that worker, with the worker's
+///   dispatched count and the exam's affinity count (invariant C), writing
+///   each removed one's entries; a stale version writes and removes
+///   nothing. So two replicas applying the same heartbeat free the slots
+///   once: the second's compare-and-set fails, and a step computed from a
+///   later read finds the dispatches gone. No slot is held: the worker
+///   said it runs none of them.
 /// * Entries of a deleted endpoint are leased like any other (core gives
 ///   them up).
 #[async_trait]
@@ -87,6 +133,19 @@ pub trait Outbox: Debug + Send + Sync + 'static {
         dispatched: Option<u32>,
         entries: &[OutboxEntry],
     ) -> Result<CasOutcome>;
+
+    /// [`Registry::put_worker`](crate::store::Registry::put_worker) on
+    /// version `expected` with `entries`, and the removal of every `lost`
+    /// dispatch still stored under its id on `record`'s worker, with its
+    /// counters and its own entries, in one atomic step (see the
+    /// contract). Leaves `unrecorded` as `record` says.
+    async fn put_worker_releasing_lost(
+        &self,
+        record: &WorkerRecord,
+        expected: u64,
+        entries: &[OutboxEntry],
+        lost: &[LostDispatch],
+    ) -> Result<LostRelease>;
 
     /// [`Registry::delete_worker`](crate::store::Registry::delete_worker)
     /// and `entries`, in one atomic step: the entries are written only if

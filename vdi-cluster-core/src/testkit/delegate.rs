@@ -124,6 +124,10 @@ macro_rules! delegate_store {
                                           dispatched: Option<u32>,
                                           entries: &[$crate::outbox::OutboxEntry])
                     -> $crate::store::CasOutcome;
+                fn put_worker_releasing_lost(record: &$crate::WorkerRecord, expected: u64,
+                                             entries: &[$crate::outbox::OutboxEntry],
+                                             lost: &[$crate::outbox::LostDispatch])
+                    -> $crate::outbox::LostRelease;
                 fn delete_worker_with_outbox(id: &$crate::WorkerId, expected: u64,
                                              entries: &[$crate::outbox::OutboxEntry])
                     -> $crate::store::DeleteOutcome;

@@ -2,11 +2,13 @@
 //! nobody holds, of stale reservations, stopping duplicates
 //! (`adoption.rs`); worker calls that time out or lose their answer,
 //! coalesced duplicate allocations, reloads during a mass failure and
-//! releases (`calls.rs`). In-memory backend, manual clock, simulated
+//! releases (`calls.rs`); a restarted worker's report freeing what it no
+//! longer runs (`restart.rs`). In-memory backend, manual clock, simulated
 //! workers.
 
 mod adoption;
 mod calls;
+mod restart;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

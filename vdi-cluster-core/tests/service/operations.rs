@@ -153,24 +153,30 @@ async fn a_restarted_control_plane_gives_workers_a_grace_period() {
 }
 
 #[tokio::test]
-async fn sessions_lost_to_a_worker_restart_are_moved() {
+async fn sessions_lost_to_a_worker_restart_free_their_slots_not_migrate() {
     let h = harness(|_| {});
     let (on, _) = h.two_workers_one_session().await;
     h.advance(5);
     h.beat_with(heartbeat_with_slots(on.as_str(), 4, 0), "boot-2")
         .await;
     assert!(h.has_event(|k| matches!(k, EventKind::WorkerRestarted { .. })));
+    // The restart's report released it: the worker answered, so it is not
+    // a failed worker and the failure policy moves nothing.
+    assert!(h.has_event(|k| matches!(k, EventKind::SessionLost { .. })));
+    assert_eq!(h.dispatched(on.as_str()).await, 0);
     let report = h.svc.operations().reconcile().await.unwrap();
-    assert_eq!(report.migrated, 1);
-    assert_ne!(
-        h.svc
-            .placement()
-            .session(&key("exam", "s1"))
-            .await
-            .unwrap()
-            .worker,
-        on
+    assert_eq!(
+        (
+            report.sessions_lost,
+            report.migrated,
+            report.failed_worker_sessions
+        ),
+        (1, 0, 0)
     );
+    assert!(h.svc.placement().session(&key("exam", "s1")).await.is_err());
+    // The student keeps the key: the next request places it, on the
+    // exam's sticky worker.
+    assert_eq!(h.place("exam", "s1").await, on);
 }
 
 #[tokio::test]

@@ -21,7 +21,7 @@
 //! | `vdi_worker_cpu_usage_ratio`, `vdi_worker_memory_usage_ratio`, `vdi_worker_disk_usage_ratio` | gauge (0–1), as last reported | `worker` |
 //! | `vdi_worker_heartbeats_total` | counter | `worker`; `result`: `accepted`, `stale`, `refused` |
 //! | `vdi_reconcile_runs_total` | counter | |
-//! | `vdi_reconcile_removed_total` | counter | `reason`: `reservation`, `gone`, `stale` |
+//! | `vdi_reconcile_removed_total` | counter | `reason`: `reservation`, `gone`, `stale`, `lost` (a restarted worker no longer runs it: by its heartbeats and the pass) |
 //! | `vdi_reconcile_migrated_total` | counter | |
 //! | `vdi_drift_repaired_total` | counter | |
 //! | `vdi_events_total` | counter | `type` |
@@ -380,6 +380,7 @@ impl Metrics {
                 ("reservation", report.reservations_reclaimed),
                 ("gone", report.gone_removed),
                 ("stale", report.stale_removed),
+                ("lost", report.sessions_lost),
             ] {
                 self.reconcile_removed
                     .get_or_create(&ReasonLabel { reason })

@@ -5,10 +5,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::Fleet;
+use crate::dispatch::Dispatch;
 use crate::error::{Error, Result};
 use crate::events::EventKind;
+use crate::fleet::{MAX_LOST_PER_STEP, lost_sessions};
 use crate::health::HeartbeatOrder;
 use crate::ids::{SessionKey, WorkerId};
+use crate::outbox::LostRelease;
 use crate::policy::{DrainStatus, PolicyEvent, transition};
 use crate::store::{CasOutcome, DeleteOutcome};
 use crate::worker::{
@@ -30,6 +33,37 @@ fn require_url(description: &WorkerDescription) -> Result<()> {
 
 /// Compare-and-set attempts before giving up with [`Error::Conflict`].
 pub(crate) const CAS_ATTEMPTS: usize = 8;
+
+/// A heartbeat's write: conflicted, or done with the sessions it released
+/// as lost.
+enum Written {
+    Conflict,
+    Done { version: u64, released: u32 },
+}
+
+impl From<CasOutcome> for Written {
+    fn from(outcome: CasOutcome) -> Self {
+        match outcome {
+            CasOutcome::Written { version } => Self::Done {
+                version,
+                released: 0,
+            },
+            CasOutcome::Conflict { .. } => Self::Conflict,
+        }
+    }
+}
+
+impl From<LostRelease> for Written {
+    fn from(outcome: LostRelease) -> Self {
+        match outcome {
+            LostRelease::Written { version, released } => Self::Done {
+                version,
+                released: u32::try_from(released.len()).unwrap_or(u32::MAX),
+            },
+            LostRelease::Conflict { .. } => Self::Conflict,
+        }
+    }
+}
 
 /// The answer to a heartbeat: the worker's slots as the control plane sees
 /// them, its admin state, and when to heartbeat next.
@@ -113,8 +147,7 @@ impl Fleet {
             let dispatched = stored.as_ref().map_or(0, |s| s.dispatched);
             // Read after the record: a removal holding a slot in between
             // moves the version, and this write then retries.
-            let placed = self.placed_on(&hb).await?;
-            record.unrecorded = unrecorded(&hb, |k| placed.contains_key(k), dispatched);
+            let placed = self.placed_on(&hb, dispatched, order).await?;
             let occupancy = crate::policy::Occupancy {
                 reported_active: record.reported_active,
                 dispatched,
@@ -125,6 +158,18 @@ impl Fleet {
             // Draining -> drained was decided on an empty worker: the write
             // checks that nothing was placed on it since (an adoption).
             let check = (expected.is_some() && t.requires_empty()).then_some(dispatched);
+            // What the report proves lost is released by the same write
+            // (never by one that needs the worker empty: it has none).
+            let lost: Vec<Dispatch> = match (expected, check) {
+                (Some(_), None) => lost_sessions(placed.values(), &record, MAX_LOST_PER_STEP)
+                    .into_iter()
+                    .cloned()
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let remaining =
+                dispatched.saturating_sub(u32::try_from(lost.len()).unwrap_or(u32::MAX));
+            record.unrecorded = unrecorded(&hb, |k| placed.contains_key(k), remaining);
             // The registration and the policy change ride with the record.
             let registered = stored.is_none().then(|| EventKind::WorkerRegistered {
                 worker: record.id.clone(),
@@ -136,13 +181,21 @@ impl Fleet {
                 actor: "system".into(),
             });
             let events: Vec<&EventKind> = registered.iter().chain(&policy).collect();
-            let written = self
-                .shared
-                .put_worker_alerting(&record, expected, check, &events)
-                .await?;
+            let written = match expected.filter(|_| !lost.is_empty()) {
+                Some(version) => self
+                    .write_releasing_lost(&record, version, &events, &lost)
+                    .await?
+                    .into(),
+                None => self
+                    .shared
+                    .put_worker_alerting(&record, expected, check, &events)
+                    .await?
+                    .into(),
+            };
             match written {
-                CasOutcome::Conflict { .. } => continue,
-                CasOutcome::Written { version } => {
+                Written::Conflict => continue,
+                Written::Done { version, released } => {
+                    self.tally.add_lost(released);
                     if let Some(kind) = registered {
                         self.shared.emit(kind);
                     }
@@ -160,7 +213,7 @@ impl Fleet {
                     let snapshot = WorkerSnapshot {
                         record: *record,
                         version,
-                        dispatched,
+                        dispatched: dispatched.saturating_sub(released),
                     };
                     let repair = self
                         .repair_from_report(&snapshot.record, &hb, &placed)

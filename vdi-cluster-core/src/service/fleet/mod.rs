@@ -27,6 +27,7 @@ mod admin;
 mod assignment;
 mod credentials;
 mod heartbeat;
+mod lost;
 mod repair;
 
 use std::sync::Arc;
@@ -85,5 +86,11 @@ impl Fleet {
     /// reservations confirmed, duplicates stopped (reconcile's report).
     pub(crate) fn take_tally(&self) -> (u32, u32, u32) {
         self.tally.take()
+    }
+
+    /// Sessions released as lost by heartbeats since the previous call
+    /// (reconcile's report).
+    pub(crate) fn take_lost_tally(&self) -> u32 {
+        self.tally.take_lost()
     }
 }

@@ -12,6 +12,7 @@ use crate::dispatch::Dispatch;
 use crate::error::Result;
 use crate::events::EventKind;
 use crate::fleet::{LiveVerdict, judge_live};
+use crate::health::HeartbeatOrder;
 use crate::ids::SessionKey;
 use crate::store::Adoption;
 use crate::worker::{Heartbeat, MAX_LIVE_SESSIONS, WorkerRecord};
@@ -74,6 +75,7 @@ pub(crate) struct FleetTally {
     adopted: AtomicU32,
     reservations_adopted: AtomicU32,
     stopped: AtomicU32,
+    lost: AtomicU32,
 }
 
 impl FleetTally {
@@ -83,6 +85,16 @@ impl FleetTally {
         self.reservations_adopted
             .fetch_add(repair.reservations_adopted, Ordering::Relaxed);
         self.stopped.fetch_add(stopped, Ordering::Relaxed);
+    }
+
+    /// Counts sessions a restarted worker's heartbeat released as lost.
+    pub(crate) fn add_lost(&self, released: u32) {
+        self.lost.fetch_add(released, Ordering::Relaxed);
+    }
+
+    /// The lost sessions counted so far, reset.
+    pub(crate) fn take_lost(&self) -> u32 {
+        self.lost.swap(0, Ordering::Relaxed)
     }
 
     /// The tally so far, reset: `(adopted, reservations adopted, stopped)`.
@@ -99,16 +111,26 @@ impl FleetTally {
 pub(crate) type Placed = HashMap<SessionKey, Dispatch>;
 
 impl Fleet {
-    /// The dispatches on `hb`'s worker, read when its heartbeat lists live
-    /// sessions (empty otherwise: nothing to compare them with).
-    pub(crate) async fn placed_on(&self, hb: &Heartbeat) -> Result<Placed> {
-        let Some(live) = hb.live_sessions.as_deref().filter(|l| !l.is_empty()) else {
+    /// The dispatches on `hb`'s worker, read when there is something to
+    /// hold them against: live sessions its heartbeat lists, or, while the
+    /// records count `dispatched` sessions on it, a report that may omit
+    /// them (a list, even an empty one, or a restart). Empty otherwise.
+    pub(crate) async fn placed_on(
+        &self,
+        hb: &Heartbeat,
+        dispatched: u32,
+        order: HeartbeatOrder,
+    ) -> Result<Placed> {
+        let listed = hb.live_sessions.as_ref().map_or(0, Vec::len);
+        let may_omit =
+            dispatched > 0 && (hb.live_sessions.is_some() || order == HeartbeatOrder::Restarted);
+        if listed == 0 && !may_omit {
             return Ok(Placed::new());
-        };
+        }
         Ok(self
             .shared
             .store
-            .worker_dispatches(&hb.worker, MAX_LIVE_SESSIONS.max(live.len()))
+            .worker_dispatches(&hb.worker, MAX_LIVE_SESSIONS.max(listed))
             .await?
             .into_iter()
             .map(|d| (d.key.clone(), d))

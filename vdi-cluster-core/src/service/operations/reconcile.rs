@@ -12,8 +12,10 @@
 //! a deposed leader stops writing at once. The remaining writes are safe
 //! late by construction: re-dispatch supersedes the old dispatch by its id
 //! (a session already moved by the new leader is not moved again), drain
-//! completion is a compare-and-set on the worker's version, and the
-//! recount's repair writes the count it recounts in the same atomic step.
+//! completion and the release of a restarted worker's lost sessions are
+//! compare-and-sets on the worker's version (the report that proves them
+//! lost is the record the step is conditioned on), and the recount's
+//! repair writes the count it recounts in the same atomic step.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -77,11 +79,15 @@ struct Pass<'a> {
     seen: HashSet<crate::ids::DispatchId>,
     /// Every dispatch the pass checked, by session, for the fleet sweep.
     placed: Placed,
+    /// Dispatches its restarted worker's report proves lost, by worker.
+    lost: HashMap<WorkerId, Vec<Dispatch>>,
 }
 
 impl Operations {
     /// Runs one reconcile pass now: reclaims stuck reservations, removes
-    /// dispatches proven gone or stale, applies the failure policy to
+    /// dispatches proven gone or stale, releases those a restarted worker's
+    /// report proves lost (left over by its heartbeats), applies the
+    /// failure policy to
     /// sessions of failed workers (held back by the mass-failure guard or
     /// when no healthy target exists), completes drains, and recounts every
     /// counter, repairing drift. Work is bounded per pass; a backend error
@@ -98,9 +104,9 @@ impl Operations {
     /// with [`Error::Fenced`] once the lease is held by another replica or
     /// under another token, and the pass stops there. Not fenced: the
     /// recount's repair (it writes the recounted truth, so a late one is
-    /// corrected by the next), drain completion (a compare-and-set on the
-    /// worker's version) and re-dispatch (a compare-and-reserve that
-    /// supersedes the old dispatch by id).
+    /// corrected by the next), drain completion and the release of lost
+    /// sessions (compare-and-sets on the worker's version) and re-dispatch
+    /// (a compare-and-reserve that supersedes the old dispatch by id).
     pub async fn reconcile_leased(&self, fence: Option<&Lease>) -> Result<ReconcileReport> {
         let started_at = self.shared.clock.now();
         let views = self.shared.worker_views().await?;
@@ -122,6 +128,7 @@ impl Operations {
             still_orphaned: HashMap::new(),
             seen: HashSet::new(),
             placed: Placed::new(),
+            lost: HashMap::new(),
         };
         if guard {
             pass.suspend(format!(
@@ -159,6 +166,10 @@ impl Operations {
         }
 
         self.scan(&mut pass, &views).await?;
+        for (worker, lost) in std::mem::take(&mut pass.lost) {
+            pass.report.sessions_lost += self.fleet.release_lost(&worker, &lost).await?;
+        }
+        pass.report.sessions_lost += self.fleet.take_lost_tally();
         if pass.report.scan_complete {
             self.sweep_reports(&mut pass, &views).await?;
         }
@@ -307,6 +318,12 @@ impl Pass<'_> {
                 {
                     self.report.stale_removed += 1;
                 }
+            }
+            Verdict::Lost => {
+                // Released after the scan, a bounded step per worker; the
+                // sweep treats the session as having no record.
+                self.placed.remove(&d.key);
+                self.lost.entry(d.worker.clone()).or_default().push(d);
             }
             Verdict::WorkerFailed(failure) => self.failed(d, failure).await?,
         }

@@ -6,7 +6,7 @@ use crate::dispatch::Dispatch;
 use crate::error::Result;
 use crate::events::{Event, EventKind};
 use crate::ids::{SessionKey, WorkerId};
-use crate::outbox::{OutboxEntry, WebhookEndpoint, alerts};
+use crate::outbox::{LostDispatch, LostRelease, OutboxEntry, WebhookEndpoint, alerts};
 use crate::store::{CasOutcome, Lease};
 use crate::worker::WorkerRecord;
 
@@ -107,6 +107,42 @@ impl Shared {
                     .await
             }
         }
+    }
+
+    /// A compare-and-set of a worker record carrying the entries of
+    /// `events`, with the release of the `lost` dispatches, each carrying
+    /// its own event's entries under a key naming the dispatch, all in one
+    /// atomic step
+    /// ([`Outbox::put_worker_releasing_lost`](crate::outbox::Outbox::put_worker_releasing_lost)).
+    /// The endpoints are read once, and only when there is an event for
+    /// webhooks.
+    pub(crate) async fn put_worker_releasing_lost(
+        &self,
+        record: &WorkerRecord,
+        expected: u64,
+        events: &[&EventKind],
+        lost: &[(&Dispatch, EventKind)],
+    ) -> Result<LostRelease> {
+        let webhook = |k: &EventKind| alerts::webhook_type(k).is_some();
+        let alerting = events.iter().any(|k| webhook(k)) || lost.iter().any(|(_, k)| webhook(k));
+        let endpoints = if alerting {
+            self.store.webhooks().await?
+        } else {
+            Vec::new()
+        };
+        let record_events: Vec<_> = events.iter().map(|k| (*k, None)).collect();
+        let entries = self.entries_for(&endpoints, &record_events);
+        let lost: Vec<LostDispatch> = lost
+            .iter()
+            .map(|(d, kind)| LostDispatch {
+                key: d.key.clone(),
+                id: d.id,
+                entries: self.entries_for(&endpoints, &[(kind, alerts::observed_key(kind, d.id))]),
+            })
+            .collect();
+        self.store
+            .put_worker_releasing_lost(record, expected, &entries, &lost)
+            .await
     }
 
     /// The `session.migrated` entries of a session re-dispatched from

@@ -42,6 +42,7 @@ mod exams;
 mod fixtures;
 mod freed_slots;
 mod lease;
+mod lost;
 mod outbox;
 mod outbox_causes;
 mod prewarm_pool;
@@ -88,6 +89,10 @@ pub use freed_slots::{
 pub use lease::{
     lease_is_exclusive_and_fenced, renewal_keeps_the_fence,
     stale_fence_is_refused_and_current_fence_writes,
+};
+pub use lost::{
+    replicas_applying_one_restart_free_its_slots_once,
+    restarted_worker_releases_lost_sessions_in_one_step,
 };
 pub use outbox::{
     concurrent_deliverers_never_share_a_lease, expired_delivery_lease_redelivers_once,
@@ -183,6 +188,8 @@ macro_rules! conformance_tests {
             freed_slots_keep_invariant_a_under_concurrency,
             prewarm_pool_is_stored_with_the_record,
             heartbeats_on_replicas_keep_the_newest_pool_report,
+            restarted_worker_releases_lost_sessions_in_one_step,
+            replicas_applying_one_restart_free_its_slots_once,
             queue_is_fifo_and_enqueue_is_idempotent,
             queue_claims_are_exclusive_and_fenced,
             concurrent_queue_keeps_invariant_e,

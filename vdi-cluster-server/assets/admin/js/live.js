@@ -6,7 +6,7 @@ const NAMES = [
   'workerRegistered', 'workerRestarted', 'workerAvailability', 'workerPolicy',
   'workerRemoved', 'sessionMigrated', 'migrationFailed', 'sessionsOrphaned',
   'migrationSuspended', 'sessionAdopted', 'reservationAdopted', 'sessionStopped',
-  'reconciled', 'examAtRisk', 'examFitsAgain',
+  'sessionLost', 'reconciled', 'examAtRisk', 'examFitsAgain',
 ];
 const KEPT = 100;
 
@@ -32,7 +32,8 @@ function publish(name, data) {
 function didSomething(report) {
   if (!report) return false;
   const counts = ['reservationsReclaimed', 'goneRemoved', 'staleRemoved', 'failedWorkerSessions',
-    'migrated', 'migrationFailed', 'orphaned', 'sessionsAdopted', 'reservationsAdopted', 'duplicatesStopped'];
+    'migrated', 'migrationFailed', 'orphaned', 'sessionsAdopted', 'reservationsAdopted', 'duplicatesStopped',
+    'sessionsLost'];
   return counts.some((k) => report[k] > 0) || report.policyChanges.length > 0 || report.drift.length > 0;
 }
 

@@ -68,7 +68,7 @@ export function figures(s) {
 
 const REPORT_COUNTS = ['workersChecked', 'dispatchesScanned', 'reservationsReclaimed', 'goneRemoved',
   'staleRemoved', 'failedWorkerSessions', 'migrated', 'migrationFailed', 'orphaned', 'leftInPlace',
-  'sessionsAdopted', 'reservationsAdopted', 'duplicatesStopped'];
+  'sessionsAdopted', 'reservationsAdopted', 'duplicatesStopped', 'sessionsLost'];
 
 /** A reconcile report as a list of facts. */
 export function report(r) {
