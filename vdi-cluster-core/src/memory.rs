@@ -21,13 +21,14 @@ use crate::error::{Error, Result};
 use crate::ids::{DispatchId, ExamId, SessionKey, WorkerId};
 use crate::store::{
     Adoption, AuditEntry, AuditLog, CasOutcome, Counter, DeleteOutcome, DispatchPage,
-    DispatchStore, Drift, ExamPlacement, JoinToken, LeaderLease, Lease, RecountReport, Registry,
-    Reservation, ReserveRequest,
+    DispatchStore, Drift, ExamPlacement, JoinToken, Lease, RecountReport, Registry, Reservation,
+    ReserveRequest,
 };
 use crate::time::{Clock, SystemClock, Timestamp};
 use crate::worker::{WorkerRecord, WorkerSnapshot};
 
 mod exams;
+mod lease;
 mod lost;
 mod outbox;
 mod waiting_room;
@@ -44,6 +45,8 @@ struct State {
     affinity: HashMap<ExamId, BTreeMap<WorkerId, u32>>,
     leases: HashMap<String, (String, u64, Timestamp)>,
     lease_tokens: u64,
+    /// Checkpoints saved beside leases, by lease name.
+    checkpoints: HashMap<String, String>,
     audit: VecDeque<AuditEntry>,
     join_tokens: Vec<JoinToken>,
     credentials: HashMap<WorkerId, CredentialSnapshot>,
@@ -538,45 +541,6 @@ impl DispatchStore for MemoryStore {
             }
         }
         Ok(report)
-    }
-}
-
-#[async_trait]
-impl LeaderLease for MemoryStore {
-    async fn try_acquire(&self, name: &str, holder: &str, ttl: Duration) -> Result<Option<Lease>> {
-        let now = self.clock.now();
-        let mut s = self.lock()?;
-        let token = match s.leases.get(name) {
-            Some((h, token, expires)) if *expires > now => {
-                if h != holder {
-                    return Ok(None);
-                }
-                *token
-            }
-            _ => {
-                s.lease_tokens += 1;
-                s.lease_tokens
-            }
-        };
-        s.leases
-            .insert(name.to_owned(), (holder.to_owned(), token, now.plus(ttl)));
-        Ok(Some(Lease {
-            name: name.to_owned(),
-            holder: holder.to_owned(),
-            token,
-        }))
-    }
-
-    async fn release_lease(&self, lease: &Lease) -> Result<bool> {
-        let mut s = self.lock()?;
-        let held = s
-            .leases
-            .get(&lease.name)
-            .is_some_and(|(h, t, _)| *h == lease.holder && *t == lease.token);
-        if held {
-            s.leases.remove(&lease.name);
-        }
-        Ok(held)
     }
 }
 

@@ -1,24 +1,32 @@
 //! What a reconcile pass decides, as values: the [`Verdict`] on each
 //! dispatch ([`judge`]), what the failure policy does with a session of a
 //! failed worker ([`on_failed_worker`]), the mass-failure guard, the
-//! report of a pass and the counters a recount checks.
+//! report of a step and the counters a recount checks (`report`); in
+//! [`pass`], how far a pass that runs over several steps got (its
+//! checkpoint) and which workers a step checks before its scan.
 //!
 //! Pure: no clock, no store; time arrives as `now`. The pass that reads the
 //! records, asks these functions and applies their answers is
 //! orchestration (`Operations::reconcile`).
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::dispatch::{Dispatch, DispatchState, lost_to_report, reported_gone};
 use crate::health::Availability;
-use crate::ids::{ExamId, WorkerId};
 use crate::policy::AdminPolicy;
 use crate::time::Timestamp;
 use crate::validation::ValidationError;
 use crate::worker::WorkerView;
+
+pub mod pass;
+mod report;
+
+pub use pass::{
+    CompletedPass, PassCheckpoint, PassProgress, PassUnderWay, StepStart, checked_first,
+};
+pub use report::{Counter, Drift, ExamMigration, PolicyChange, ReconcileReport};
 
 /// What happens to sessions on a worker that failed (offline past the hard
 /// timeout, deregistered, force-disabled or removed) — SkyPanelV2's
@@ -57,118 +65,6 @@ impl FailurePolicy {
             )),
         }
     }
-}
-
-/// A policy change made by observation during a pass.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PolicyChange {
-    /// The worker.
-    pub worker: WorkerId,
-    /// Before.
-    pub from: AdminPolicy,
-    /// After.
-    pub to: AdminPolicy,
-}
-
-/// What one reconcile pass did.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ReconcileReport {
-    /// When the pass started.
-    pub started_at: Timestamp,
-    /// Workers looked at.
-    pub workers_checked: u32,
-    /// Dispatches read by the bounded scan.
-    pub dispatches_scanned: u32,
-    /// Whether the scan reached the end of the keyspace in this pass.
-    pub scan_complete: bool,
-    /// Reservations older than the allocate timeout, reclaimed.
-    pub reservations_reclaimed: u32,
-    /// Dispatches the worker reported gone, removed.
-    pub gone_removed: u32,
-    /// Dispatches older than the stale age with no live session, removed.
-    pub stale_removed: u32,
-    /// Dispatches found on failed workers.
-    pub failed_worker_sessions: u32,
-    /// Of those, re-dispatched to a healthy worker.
-    pub migrated: u32,
-    /// Of those, re-dispatch attempted and failed.
-    pub migration_failed: u32,
-    /// Of those, marked orphaned (`manual`).
-    pub orphaned: u32,
-    /// Of those, left where they are (policy `none`, mass-failure guard, no
-    /// healthy target).
-    pub left_in_place: u32,
-    /// Sessions workers reported running without a record, adopted by the
-    /// heartbeats this replica processed since its previous pass (each
-    /// adoption is also a `sessionAdopted` event, from any replica).
-    pub sessions_adopted: u32,
-    /// Stale reservations confirmed by their worker's report: by those
-    /// heartbeats, and by the pass's sweep of the reports workers last sent.
-    pub reservations_adopted: u32,
-    /// Copies a worker ran of a session settled on another, stopped: by
-    /// those heartbeats' answers, and by the sweep calling the worker.
-    pub duplicates_stopped: u32,
-    /// Dispatches restarted workers no longer run, released (`sessionLost`):
-    /// by those heartbeats, and by this pass for any they left over.
-    #[serde(default)]
-    pub sessions_lost: u32,
-    /// Whether the mass-failure guard held migration back.
-    pub mass_failure_guard: bool,
-    /// Policy transitions made by observation.
-    pub policy_changes: Vec<PolicyChange>,
-    /// Counters found wrong and repaired.
-    pub drift: Vec<Drift>,
-    /// The sessions of failed workers moved, failed to move and orphaned
-    /// by this pass, per exam (exams with none are absent).
-    #[serde(default)]
-    pub by_exam: BTreeMap<ExamId, ExamMigration>,
-}
-
-/// One exam's part of a pass's migrations (SkyPanelV2's migration summary).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ExamMigration {
-    /// Re-dispatched to a healthy worker.
-    pub moved: u32,
-    /// Re-dispatch attempted and failed.
-    pub failed: u32,
-    /// Marked orphaned (`manual`).
-    pub orphaned: u32,
-}
-
-/// A counter a recount checks.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(tag = "counter", rename_all = "camelCase")]
-pub enum Counter {
-    /// Dispatches on a worker.
-    #[serde(rename_all = "camelCase")]
-    WorkerDispatched {
-        /// The worker.
-        worker: WorkerId,
-    },
-    /// Sessions of an exam on a worker (affinity).
-    #[serde(rename_all = "camelCase")]
-    ExamAffinity {
-        /// The exam.
-        exam_id: ExamId,
-        /// The worker.
-        worker: WorkerId,
-    },
-}
-
-/// A counter that disagreed with a recount of the dispatch records.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Drift {
-    /// Which counter.
-    #[serde(flatten)]
-    pub counter: Counter,
-    /// What it said.
-    pub stored: i64,
-    /// What the records say.
-    pub actual: i64,
 }
 
 /// The ages that decide a dispatch's fate.
@@ -400,6 +296,7 @@ impl GuardHold {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::WorkerId;
     use crate::health::{HealthConfig, HeartbeatStamp};
     use crate::ids::SessionKey;
     use crate::worker::{WorkerDescription, WorkerRecord, WorkerSnapshot};

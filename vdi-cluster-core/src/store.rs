@@ -48,6 +48,25 @@
 //!   write; otherwise it writes nothing and answers
 //!   [`Error::Fenced`](crate::Error::Fenced). A deposed leader's late write
 //!   is refused. `None` writes unfenced (allocation, a student's release).
+//! * **Scans page by position.** [`DispatchStore::scan_dispatches`] orders
+//!   the dispatches by a position the backend derives from each dispatch
+//!   and that does not change while that dispatch (its id) exists — the
+//!   session key in memory and PostgreSQL, the worker and the session key
+//!   in Redis — and a page's cursor names the last position it returned:
+//!   the next page starts strictly after it. A cursor is a position, not
+//!   state kept by the storage: it never expires, and any handle reads it.
+//!   So a walk from `None` until `next` is `None`, resumed from its cursor
+//!   on any handle and at any later time, returns every dispatch that
+//!   exists throughout the walk exactly once, and no dispatch twice; one
+//!   added or removed during the walk (a supersede removes one and adds
+//!   another) may or may not be returned. A cursor the backend cannot
+//!   read is [`Error::Invalid`](crate::Error::Invalid).
+//! * **A lease keeps its holder's checkpoint.** [`LeaderLease::save_checkpoint`]
+//!   writes the text beside the lease, fenced by it like reconcile's
+//!   writes: only while the lease is held, unexpired, by its holder under
+//!   its token, checked in the same atomic step as the write. The text
+//!   outlives the lease (its expiry, its release, a new holder), and every
+//!   handle reads the last one written ([`LeaderLease::checkpoint`]).
 //! * **Compare-and-set on worker records.** [`Registry::put_worker`] writes
 //!   only if the stored version is the expected one, and bumps it. It never
 //!   touches the dispatched count.
@@ -203,9 +222,11 @@ pub enum Adoption {
 /// One page of a dispatch scan.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DispatchPage {
-    /// Dispatches in this page (a scan may return one twice).
+    /// Dispatches in this page, in the backend's order (a walk never
+    /// returns one twice: see the module's contract).
     pub dispatches: Vec<Dispatch>,
-    /// Cursor of the next page; `None` when the scan is complete.
+    /// Cursor of the next page (the position of this page's last entry);
+    /// `None` when the scan is complete.
     pub next: Option<String>,
 }
 
@@ -287,7 +308,9 @@ pub trait DispatchStore: Debug + Send + Sync + 'static {
     /// Up to `limit` dispatches on `worker`.
     async fn worker_dispatches(&self, worker: &WorkerId, limit: usize) -> Result<Vec<Dispatch>>;
 
-    /// One page of about `count` dispatches, from `cursor` (`None`: start).
+    /// One page of up to `count` dispatches after the position `cursor`
+    /// names (`None`: from the start), in the backend's order; see the
+    /// module's contract ("scans page by position").
     async fn scan_dispatches(&self, cursor: Option<&str>, count: usize) -> Result<DispatchPage>;
 
     /// The exam's sticky worker (if unexpired at `now`) and affinity counts.
@@ -330,6 +353,16 @@ pub trait LeaderLease: Debug + Send + Sync + 'static {
 
     /// Gives the lease up if `lease` still holds it (same holder and token).
     async fn release_lease(&self, lease: &Lease) -> Result<bool>;
+
+    /// The checkpoint last saved beside lease `name` by one of its holders
+    /// (`None`: none was ever saved). Any handle may read it, held or not.
+    async fn checkpoint(&self, name: &str) -> Result<Option<String>>;
+
+    /// Saves `checkpoint` beside `lease.name`, replacing the previous one,
+    /// fenced by `lease`: see the module's contract. Refused with
+    /// [`Error::Fenced`] (nothing written) once the lease is held by
+    /// another holder or under another token, or has expired.
+    async fn save_checkpoint(&self, lease: &Lease, checkpoint: &str) -> Result<()>;
 }
 
 /// One admin action, for the audit trail.

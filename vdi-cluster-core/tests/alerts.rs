@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use vdi_cluster_core::events::{EventKind, RecordingSink};
 use vdi_cluster_core::health::HeartbeatStamp;
+use vdi_cluster_core::service::BACKGROUND_LEASE;
 use vdi_cluster_core::testkit::{SimulatedWorkers, heartbeat_with_slots, key, wid};
 use vdi_cluster_core::waiting_room::WaitingRoom;
 use vdi_cluster_core::{
-    ClusterService, DispatchStore, ExamId, FailurePolicy, ManualClock, MemoryStore, ServiceConfig,
-    Timestamp, UserId,
+    ClusterService, DispatchStore, ExamId, FailurePolicy, LeaderLease, ManualClock, MemoryStore,
+    ServiceConfig, Timestamp, UserId,
 };
 
 const START: Timestamp = Timestamp(1_800_000_000_000);
@@ -225,6 +226,48 @@ async fn manual_migration_is_reminded_at_its_interval_until_resolved() {
     h.advance(600, &["w2", "w3"]).await;
     h.svc.operations().reconcile().await.unwrap();
     assert_eq!(h.count("sessionsOrphaned").await, 2);
+}
+
+/// A pass over several steps marks a worker's orphans as its cursor
+/// reaches them, and alerts once, with their count, at the end of the
+/// pass: `migration.manual_required` counts a worker's orphans over the
+/// whole keyspace.
+#[tokio::test]
+async fn orphans_marked_over_steps_are_alerted_once_at_the_end_of_the_pass() {
+    let h = harness(|c| {
+        c.failure_policy = FailurePolicy::Manual;
+        c.scan_count = 1;
+        c.scan_pages_per_step = 1;
+    })
+    .await;
+    h.one_worker_offline().await;
+    let lease = h
+        .store
+        .try_acquire(BACKGROUND_LEASE, "leader", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .expect("leads");
+    let mut steps = 0;
+    loop {
+        let report = h.svc.operations().reconcile_step(&lease).await.unwrap();
+        steps += 1;
+        if report.pass.complete {
+            break;
+        }
+        assert_eq!(h.count("sessionsOrphaned").await, 0, "not mid-pass");
+        assert!(steps < 10, "the pass must end");
+    }
+    assert!(steps > 1, "a pass of several steps");
+    let alerts: Vec<u32> = h
+        .outbox()
+        .await
+        .into_iter()
+        .filter_map(|k| match k {
+            EventKind::SessionsOrphaned { count, .. } => Some(count),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(alerts, [3], "once, with the pass's count");
 }
 
 #[tokio::test]

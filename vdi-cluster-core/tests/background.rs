@@ -160,6 +160,7 @@ async fn a_pass_longer_than_the_lease_keeps_it() {
         lease_ttl: Duration::from_secs(30),
         reconcile_every: Duration::from_secs(10),
         reconcile_enabled: true,
+        ..BackgroundConfig::default()
     };
     // Each pass scans for 100 s: more than three lease lifetimes.
     *store.scan.lock().unwrap() = Duration::from_secs(100);
@@ -215,4 +216,78 @@ async fn a_pass_longer_than_the_lease_keeps_it() {
         "the long pass completed on a"
     );
     assert!(pass_starts(&b.events).is_empty(), "b never reconciled");
+}
+
+/// A pass over several steps: each next step follows `step_pause` after
+/// the previous one, and the next pass is still due one interval after
+/// the first was, not one interval after it finished.
+#[tokio::test(start_paused = true)]
+async fn a_pass_runs_over_steps_and_the_next_is_due_on_time() {
+    let clock = Arc::new(TokioClock(Instant::now()));
+    let store = Slow::new(&clock);
+    let events = RecordingSink::default();
+    let svc = ClusterService::builder(Arc::new(store.clone()), Arc::new(SimulatedWorkers::new()))
+        .config(ServiceConfig {
+            replica_id: "a".into(),
+            scan_count: 2,
+            scan_pages_per_step: 1,
+            ..ServiceConfig::default()
+        })
+        .clock(Arc::clone(&clock) as Arc<dyn Clock>)
+        .events(Arc::new(events.clone()))
+        .build();
+    let r = Replica {
+        svc: Arc::new(svc),
+        events,
+    };
+    r.svc
+        .fleet()
+        .heartbeat(heartbeat_with_slots("w1", 20, 0))
+        .await
+        .unwrap();
+    for i in 0..7 {
+        let key = vdi_cluster_core::testkit::key("exam", &format!("s{i}"));
+        r.svc
+            .placement()
+            .allocate(key, Default::default())
+            .await
+            .unwrap();
+    }
+    let since = clock.now().since(START).as_millis();
+    let config = BackgroundConfig {
+        tick: Duration::from_secs(5),
+        reconcile_every: Duration::from_secs(60),
+        step_pause: Duration::from_secs(1),
+        ..BackgroundConfig::default()
+    };
+    run_until(&r, config, Duration::from_secs(150)).await;
+    let steps: Vec<(u128, u32, bool)> = r
+        .events
+        .events()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Reconciled { report } => Some((
+                report.started_at.since(START).as_millis(),
+                report.pass.steps,
+                report.pass.complete,
+            )),
+            _ => None,
+        })
+        .collect();
+    // 7 dispatches, 2 a step: 4 steps a pass.
+    let shape: Vec<(u32, bool)> = steps.iter().map(|s| (s.1, s.2)).collect();
+    let pass = [(1, false), (2, false), (3, false), (4, true)];
+    assert_eq!(shape, [pass, pass].concat(), "{steps:?}");
+    for (n, first) in [(1, 0), (2, 4)] {
+        let due = since + n * 60_000;
+        let start = steps[first].0;
+        assert!((due..due + 250).contains(&start), "pass {n}: {steps:?}");
+    }
+    for pair in steps[..4].windows(2).chain(steps[4..].windows(2)) {
+        let gap = pair[1].0 - pair[0].0;
+        assert!(
+            (1_000..2_000).contains(&gap),
+            "a step pause apart: {steps:?}"
+        );
+    }
 }

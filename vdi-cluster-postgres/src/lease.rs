@@ -1,5 +1,6 @@
 //! [`LeaderLease`] on `vdi.leases`, with fencing tokens from the
-//! `vdi.lease_tokens` sequence and expiry on the database's clock.
+//! `vdi.lease_tokens` sequence and expiry on the database's clock; the
+//! checkpoint beside a lease is a column of its row.
 
 use std::time::Duration;
 
@@ -100,5 +101,33 @@ impl LeaderLease for PgStore {
             Ok(done.rows_affected() == 1)
         })
         .await
+    }
+
+    async fn checkpoint(&self, name: &str) -> Result<Option<String>> {
+        self.call(async {
+            let text: Option<Option<String>> = sqlx::query_scalar(sql::LEASE_CHECKPOINT)
+                .bind(name)
+                .fetch_optional(self.pool())
+                .await?;
+            Ok(text.flatten())
+        })
+        .await
+    }
+
+    async fn save_checkpoint(&self, lease: &Lease, checkpoint: &str) -> Result<()> {
+        let token = i64::try_from(lease.token).map_err(|_| lease.refusal())?;
+        let saved = self
+            .call(async {
+                let done = sqlx::query(sql::SAVE_LEASE_CHECKPOINT)
+                    .bind(&lease.name)
+                    .bind(&lease.holder)
+                    .bind(token)
+                    .bind(checkpoint)
+                    .execute(self.pool())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            })
+            .await?;
+        if saved { Ok(()) } else { Err(lease.refusal()) }
     }
 }

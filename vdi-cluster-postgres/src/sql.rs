@@ -68,6 +68,10 @@ statements! {
     ACQUIRE_LEASE = "acquire_lease.sql";
     /// Give a lease up.
     RELEASE_LEASE = "release_lease.sql";
+    /// The checkpoint saved beside a lease.
+    LEASE_CHECKPOINT = "lease_checkpoint.sql";
+    /// Save the checkpoint beside a lease, fenced by it.
+    SAVE_LEASE_CHECKPOINT = "save_lease_checkpoint.sql";
     /// Append an audit entry.
     APPEND_AUDIT = "append_audit.sql";
     /// Store a join token unless its id or hash is taken.

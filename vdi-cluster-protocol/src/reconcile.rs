@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use vdi_cluster_core::reconcile::PassProgress;
 use vdi_cluster_core::service::{PolicyChange, ReconcileReport};
 use vdi_cluster_core::store::{Counter, Drift};
 use vdi_cluster_core::{AdminPolicy, Timestamp};
@@ -122,18 +123,63 @@ impl From<&Drift> for DriftJson {
     }
 }
 
-/// What one reconcile pass did.
+/// How far the reconcile pass a report's step belongs to got. A pass is
+/// the steps from the start of the dispatch keyspace to its end; the
+/// leader runs one step at a time, resuming from the cursor it saved
+/// beside its lease. An operator's pass (`POST …/workers/reconcile`) is
+/// one step that runs to the end of the keyspace, bounded.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PassProgressJson {
+    /// When the pass began, its first step (ms since the epoch).
+    pub started_at: u64,
+    /// Its steps so far, this one included.
+    pub steps: u32,
+    /// Dispatches its scan has read so far, this step's included.
+    pub dispatches_scanned: u64,
+    /// Whether this step reached the end of the keyspace: the pass is
+    /// complete.
+    pub complete: bool,
+    /// Whether this step resumed from a saved cursor (`false`: it began
+    /// the pass).
+    pub resumed: bool,
+    /// Every dispatch has been checked since this instant (ms since the
+    /// epoch), or was created after it: the start of the last complete
+    /// pass. `null` until a pass completes.
+    pub checked_since: Option<u64>,
+}
+
+impl From<&PassProgress> for PassProgressJson {
+    fn from(p: &PassProgress) -> Self {
+        Self {
+            started_at: p.started_at.as_millis(),
+            steps: p.steps,
+            dispatches_scanned: p.dispatches_scanned,
+            complete: p.complete,
+            resumed: p.resumed,
+            checked_since: p.checked_since.map(Timestamp::as_millis),
+        }
+    }
+}
+
+/// What one reconcile step did: a step of the leader's pass, or an
+/// operator's pass (one step to the end of the keyspace).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReconcileReportJson {
-    /// When the pass started (ms since the epoch).
+    /// When the step started (ms since the epoch).
     pub started_at: u64,
     /// Workers looked at.
     pub workers_checked: u32,
-    /// Dispatches read by the bounded scan.
+    /// Dispatches read by this step's bounded scan.
     pub dispatches_scanned: u32,
-    /// Whether the scan reached the end of the keyspace in this pass.
+    /// Whether this step's scan reached the end of the keyspace (the pass
+    /// is complete: `pass.complete`).
     pub scan_complete: bool,
+    /// How far the pass this step belongs to got (absent from reports of
+    /// earlier releases).
+    #[serde(default)]
+    pub pass: PassProgressJson,
     /// Reservations older than the allocate timeout, reclaimed.
     pub reservations_reclaimed: u32,
     /// Dispatches the worker reported gone, removed.
@@ -197,6 +243,7 @@ impl From<&ReconcileReport> for ReconcileReportJson {
             workers_checked: r.workers_checked,
             dispatches_scanned: r.dispatches_scanned,
             scan_complete: r.scan_complete,
+            pass: PassProgressJson::from(&r.pass),
             reservations_reclaimed: r.reservations_reclaimed,
             gone_removed: r.gone_removed,
             stale_removed: r.stale_removed,
@@ -248,6 +295,14 @@ mod tests {
             workers_checked: 1,
             dispatches_scanned: 2,
             scan_complete: true,
+            pass: PassProgress {
+                started_at: Timestamp(5),
+                steps: 3,
+                dispatches_scanned: 15_996,
+                complete: true,
+                resumed: true,
+                checked_since: Some(Timestamp(5)),
+            },
             reservations_reclaimed: 3,
             gone_removed: 4,
             stale_removed: 5,
@@ -297,7 +352,12 @@ mod tests {
             serde_json::to_value(ReconcileReportJson::from(&report)).unwrap(),
             json!({
                 "startedAt": 7, "workersChecked": 1, "dispatchesScanned": 2,
-                "scanComplete": true, "reservationsReclaimed": 3, "goneRemoved": 4,
+                "scanComplete": true,
+                "pass": {
+                    "startedAt": 5, "steps": 3, "dispatchesScanned": 15_996,
+                    "complete": true, "resumed": true, "checkedSince": 5,
+                },
+                "reservationsReclaimed": 3, "goneRemoved": 4,
                 "staleRemoved": 5, "failedWorkerSessions": 6, "migrated": 7,
                 "migrationFailed": 8, "orphaned": 9, "leftInPlace": 10,
                 "sessionsAdopted": 11, "reservationsAdopted": 12, "duplicatesStopped": 13,
@@ -315,6 +375,21 @@ mod tests {
                 "byExam": [{"examId": "e1", "moved": 1, "failed": 2, "orphaned": 3}],
             })
         );
+    }
+
+    #[test]
+    fn a_report_of_an_earlier_release_reads_without_its_pass() {
+        let earlier = json!({
+            "startedAt": 7, "workersChecked": 1, "dispatchesScanned": 2,
+            "scanComplete": false, "reservationsReclaimed": 0, "goneRemoved": 0,
+            "staleRemoved": 0, "failedWorkerSessions": 0, "migrated": 0,
+            "migrationFailed": 0, "orphaned": 0, "leftInPlace": 0,
+            "sessionsAdopted": 0, "reservationsAdopted": 0, "duplicatesStopped": 0,
+            "massFailureGuard": false, "policyChanges": [], "drift": [],
+        });
+        let read: ReconcileReportJson = serde_json::from_value(earlier).unwrap();
+        assert_eq!(read.pass, PassProgressJson::default());
+        assert_eq!(read.dispatches_scanned, 2);
     }
 
     #[test]

@@ -221,6 +221,12 @@ impl Keys {
         format!("{}:lease:{}", self.prefix, encode(name))
     }
 
+    /// `{p}:checkpoint:{name}` — string, the checkpoint the holders of
+    /// lease `name` save beside it (no TTL: it outlives the lease).
+    pub(crate) fn checkpoint(&self, name: &str) -> String {
+        format!("{}:checkpoint:{}", self.prefix, encode(name))
+    }
+
     /// `{p}:lease-token` — string counter, the last fencing token issued.
     pub(crate) fn lease_token(&self) -> String {
         format!("{}:lease-token", self.prefix)
@@ -475,5 +481,7 @@ mod tests {
         assert_eq!(k.lease("reconcile"), "vdi:lease:reconcile");
         assert_eq!(k.lease("a:b"), "vdi:lease:a%3Ab");
         assert_ne!(k.lease("token"), k.lease_token());
+        assert_eq!(k.checkpoint("background"), "vdi:checkpoint:background");
+        assert_eq!(k.checkpoint("a:b"), "vdi:checkpoint:a%3Ab");
     }
 }

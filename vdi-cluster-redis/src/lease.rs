@@ -1,5 +1,7 @@
 //! [`LeaderLease`] on Redis: a hash with the holder and a fencing token,
 //! expiring by the server's clock; tokens come from one `INCR` counter.
+//! The checkpoint beside a lease is a string of its own, without a TTL,
+//! written by a script fenced by the lease.
 
 use std::time::Duration;
 
@@ -7,7 +9,7 @@ use async_trait::async_trait;
 use vdi_cluster_core::Result;
 use vdi_cluster_core::store::{LeaderLease, Lease};
 
-use crate::dispatch::ttl_millis;
+use crate::dispatch::{fenced, ttl_millis};
 use crate::error::BackendError;
 use crate::scripts::SCRIPTS;
 use crate::store::RedisStore;
@@ -48,5 +50,28 @@ impl LeaderLease for RedisStore {
             .await
             .map_err(BackendError::from)?;
         Ok(released == 1)
+    }
+
+    async fn checkpoint(&self, name: &str) -> Result<Option<String>> {
+        let text: Option<String> = redis::cmd("GET")
+            .arg(self.keys.checkpoint(name))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        Ok(text)
+    }
+
+    async fn save_checkpoint(&self, lease: &Lease, checkpoint: &str) -> Result<()> {
+        let _saved: i64 = SCRIPTS
+            .lease_checkpoint
+            .key(self.keys.checkpoint(&lease.name))
+            .key(self.keys.lease(&lease.name))
+            .arg(checkpoint)
+            .arg(&lease.holder)
+            .arg(lease.token)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(|e| fenced(e, Some(lease)))?;
+        Ok(())
     }
 }

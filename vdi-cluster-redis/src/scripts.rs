@@ -62,6 +62,7 @@ scripts!(
     delete_worker,
     lease_acquire,
     lease_release,
+    lease_checkpoint,
     recount_worker,
     recount_exam,
     redeem_join_token,

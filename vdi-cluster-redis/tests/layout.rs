@@ -46,11 +46,12 @@ async fn every_documented_key_has_its_type_and_ttl() {
     store.put_worker(&w, None).await.unwrap();
     let key = SessionKey::parse("exam-42", "student-7").unwrap();
     place(&store, &key, &w.id).await;
-    store
+    let lease = store
         .try_acquire("reconcile", "replica-a", Duration::from_secs(30))
         .await
         .unwrap()
         .expect("lease");
+    store.save_checkpoint(&lease, "{}").await.unwrap();
     store
         .append_audit(&vdi_cluster_core::store::AuditEntry {
             at: Timestamp(1),
@@ -78,6 +79,7 @@ async fn every_documented_key_has_its_type_and_ttl() {
         (format!("{p}:index:worker-dispatches"), "zset", false),
         (format!("{p}:lease:reconcile"), "hash", true),
         (format!("{p}:lease-token"), "string", false),
+        (format!("{p}:checkpoint:reconcile"), "string", false),
         (format!("{p}:audit"), "list", false),
     ];
     let present: BTreeSet<String> = keys_under(&url, &p).await.into_iter().collect();

@@ -30,7 +30,7 @@ use vdi_cluster_protocol::join::{
 };
 use vdi_cluster_protocol::ops::HealthJson;
 use vdi_cluster_protocol::reconcile::{
-    CounterJson, DriftJson, PolicyChangeJson, PolicyJson, ReconcileReportJson,
+    CounterJson, DriftJson, PassProgressJson, PolicyChangeJson, PolicyJson, ReconcileReportJson,
 };
 use vdi_cluster_protocol::sessions::{
     AllocateSessionRequest, ConstraintsJson, PrewarmExamRequest, PrewarmFailureJson,
@@ -101,7 +101,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         SessionJson, ReleaseJson, AllocateSessionRequest, ConstraintsJson, PrewarmExamRequest,
         PrewarmReportJson, PrewarmShareJson, PrewarmFailureJson,
         SummaryJson, StatsJson, ZoneStatsJson, DistributionEntry, DistributionJson,
-        ReconcileReportJson, PolicyChangeJson, PolicyJson, DriftJson, CounterJson,
+        ReconcileReportJson, PassProgressJson, PolicyChangeJson, PolicyJson, DriftJson, CounterJson,
         AuditJson, AuditEntryJson, EventJson, EventKindJson, ServerSentEvent,
         OperatorSessionJson, HealthJson, CreateJoinToken, InstallScriptRequest, JoinTokenJson, CreatedJoinToken, JoinTokenList, CredentialReset,
         CreateWebhook, CreatedWebhook, WebhookJson, WebhookList, DeliveryJson, DeliveryList,

@@ -36,8 +36,14 @@ pub struct ServiceConfig {
     pub dispatch_stale: Duration,
     /// `WORKER_DISPATCH_SCAN_COUNT` (200): dispatches per scan page.
     pub scan_count: usize,
-    /// Scan pages per reconcile pass (50).
-    pub scan_pages_per_pass: usize,
+    /// Scan pages per step of the leader's reconcile pass (50): a pass
+    /// goes on over as many steps as the dispatches need, each resuming
+    /// from the cursor the previous one saved.
+    pub scan_pages_per_step: usize,
+    /// Scan pages an operator's reconcile pass may read before it stops
+    /// short of the end of the keyspace (1,000: 200,000 dispatches at the
+    /// default `scan_count`).
+    pub on_demand_scan_pages: usize,
     /// A session missing from a worker's live list is removed only if it was
     /// activated at least this long before that heartbeat (60 s).
     pub live_session_grace: Duration,
@@ -123,7 +129,8 @@ impl Default for ServiceConfig {
             allocate_timeout: Duration::from_secs(90),
             dispatch_stale: Duration::from_secs(21_600),
             scan_count: 200,
-            scan_pages_per_pass: 50,
+            scan_pages_per_step: 50,
+            on_demand_scan_pages: 1_000,
             live_session_grace: Duration::from_secs(60),
             adoption_grace: Duration::from_secs(30),
             coalesce_wait: None,

@@ -71,6 +71,8 @@ macro_rules! delegate_store {
                 fn try_acquire(name: &str, holder: &str, ttl: std::time::Duration)
                     -> Option<$crate::store::Lease>;
                 fn release_lease(lease: &$crate::store::Lease) -> bool;
+                fn checkpoint(name: &str) -> Option<String>;
+                fn save_checkpoint(lease: &$crate::store::Lease, checkpoint: &str) -> ();
             }
             $crate::store::AuditLog {
                 fn append_audit(entry: &$crate::store::AuditEntry) -> ();

@@ -12,7 +12,7 @@
 //! | `vdi_heartbeats_refused_total` | counter | `reason`: `body`, `credential`, `forbidden`, `too_large`, `invalid`, `throttled`, `backend`, `error` |
 //! | `vdi_heartbeat_duration_seconds` | histogram: time to apply a heartbeat | |
 //! | `vdi_worker_call_duration_seconds` | histogram | `call`: `allocate`, `release`, `prewarm`, `discard_prewarm`; `result`: `ok`, `timeout`, `unreachable`, `refused`, `bad_answer` |
-//! | `vdi_reconcile_duration_seconds` | histogram: one reconcile pass | |
+//! | `vdi_reconcile_duration_seconds` | histogram: one reconcile step (of the leader's pass, or an operator's whole pass) | |
 //! | `vdi_webhook_deliveries_total` | counter | `result`: `delivered` (2xx), `refused` (another status), `error` (no answer) |
 //! | `vdi_webhook_delivery_duration_seconds` | histogram: one delivery attempt | |
 //! | `vdi_worker_info` | gauge, 1 per worker | `worker`, `zone`, `status` |
@@ -20,20 +20,25 @@
 //! | `vdi_worker_heartbeat_age_seconds` | gauge, read at scrape | `worker` |
 //! | `vdi_worker_cpu_usage_ratio`, `vdi_worker_memory_usage_ratio`, `vdi_worker_disk_usage_ratio` | gauge (0–1), as last reported | `worker` |
 //! | `vdi_worker_heartbeats_total` | counter | `worker`; `result`: `accepted`, `stale`, `refused` |
-//! | `vdi_reconcile_runs_total` | counter | |
+//! | `vdi_reconcile_runs_total` | counter: reconcile steps | |
+//! | `vdi_reconcile_passes_completed_total` | counter: steps that reached the end of the dispatch keyspace | |
+//! | `vdi_reconcile_unchecked_age_seconds`, `vdi_reconcile_pass_dispatches_scanned`, `vdi_reconcile_last_pass_duration_seconds` | gauge, read at scrape ([`passes`]) | |
 //! | `vdi_reconcile_removed_total` | counter | `reason`: `reservation`, `gone`, `stale`, `lost` (a restarted worker no longer runs it: by its heartbeats and the pass) |
 //! | `vdi_reconcile_migrated_total` | counter | |
 //! | `vdi_drift_repaired_total` | counter | |
 //! | `vdi_events_total` | counter | `type` |
 //!
-//! Reconcile figures come from the `reconciled` events, so background and
-//! manual passes are both counted. Per-worker series ([`workers`]) exist
+//! Reconcile figures come from the `reconciled` events, so background steps
+//! and manual passes are both counted; how far the leader's pass got is
+//! read from the checkpoint beside its lease ([`passes`]), the same on
+//! every replica. Per-worker series ([`workers`]) exist
 //! only for workers the registry holds at the scrape: a removed worker's
 //! series disappear with it. Per-exam series: [`exams`].
 
 mod calls;
 mod deliveries;
 mod exams;
+mod passes;
 mod workers;
 
 use std::sync::Arc;
@@ -117,6 +122,8 @@ pub struct Metrics {
     workers_series: Arc<WorkerSeries>,
     deliveries: deliveries::DeliverySeries,
     reconcile_runs: Counter,
+    passes_completed: Counter,
+    passes: passes::PassSeries,
     reconcile_removed: Family<ReasonLabel, Counter>,
     reconcile_migrated: Counter,
     drift_repaired: Counter,
@@ -231,7 +238,7 @@ impl Metrics {
         let reconcile_seconds = latency_histogram();
         registry.register(
             "reconcile_duration_seconds",
-            "Time of one reconcile pass",
+            "Time of one reconcile step",
             reconcile_seconds.clone(),
         );
         let deliveries = deliveries::DeliverySeries::new(latency_histogram());
@@ -248,7 +255,14 @@ impl Metrics {
         let workers_series = Arc::new(WorkerSeries::default());
         registry.register_collector(Box::new(Arc::clone(&workers_series)));
         let reconcile_runs = Counter::default();
-        registry.register("reconcile_runs", "Reconcile passes", reconcile_runs.clone());
+        registry.register("reconcile_runs", "Reconcile steps", reconcile_runs.clone());
+        let passes_completed = Counter::default();
+        registry.register(
+            "reconcile_passes_completed",
+            "Reconcile steps that reached the end of the dispatch keyspace",
+            passes_completed.clone(),
+        );
+        let passes = passes::PassSeries::register(&mut registry);
         let reconcile_removed = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "reconcile_removed",
@@ -301,6 +315,8 @@ impl Metrics {
             reconcile_seconds,
             workers_series,
             reconcile_runs,
+            passes_completed,
+            passes,
             reconcile_removed,
             reconcile_migrated,
             drift_repaired,
@@ -374,6 +390,9 @@ impl Metrics {
             .inc();
         if let EventKind::Reconciled { report } = &event.kind {
             self.reconcile_runs.inc();
+            if report.pass.complete {
+                self.passes_completed.inc();
+            }
             self.reconcile_seconds
                 .observe(event.at.since(report.started_at).as_secs_f64());
             for (reason, n) in [
@@ -418,6 +437,7 @@ impl Metrics {
             }
         }
         self.exams.refresh(service).await;
+        self.passes.refresh(service).await;
         let mut out = String::new();
         if let Err(e) = encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "cannot encode metrics");

@@ -219,6 +219,13 @@ async fn an_admin_runs_the_runbook_checklist_from_the_page() {
     b.click("#reconcile-now").await;
     b.wait_for("#reconcile-result #reconcile-report").await;
     assert_eq!(b.notice("ok").await, "Reconcile finished.");
+    // An operator's pass runs to the end of the keyspace.
+    b.wait_text(
+        "#reconcile-result [data-field='pass']",
+        "the pass's progress",
+        |t| t.starts_with("complete: "),
+    )
+    .await;
     b.screenshot("reconciled").await;
 
     // D: Drain, wait for drained, then Disable; Disable is refused while

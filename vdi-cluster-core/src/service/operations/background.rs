@@ -12,9 +12,15 @@
 //! as soon as a health step already under way has finished), not at the
 //! first tick after it: counting ticks made a 10 s interval with 5 s ticks
 //! come 10 or 15 s apart, and a 3 s one 6 s apart, because the elapsed time
-//! measured after a tick's store steps fell just short of the interval. A
-//! pass that runs past the next deadline is followed by the next pass at
-//! once; passes never overlap, and health steps wait while a pass runs.
+//! measured after a tick's store steps fell just short of the interval.
+//!
+//! A pass is a sequence of bounded steps
+//! ([`Operations::reconcile_step`](crate::service::Operations::reconcile_step)),
+//! resumed from the cursor saved beside the lease: while a pass has not
+//! reached the end of the dispatch keyspace, its next step follows
+//! `step_pause` after the previous one (health ticks run in between).
+//! A pass that runs past the next deadline is followed by the next pass at
+//! once; steps never overlap, and health steps wait while a step runs.
 //!
 //! # Renewal
 //!
@@ -25,7 +31,8 @@
 //!
 //! # Fencing
 //!
-//! Every removal and orphan mark of a pass carries the lease (see
+//! Every removal and orphan mark of a step, and the checkpoint it saves,
+//! carries the lease (see
 //! [`Operations::reconcile_leased`](crate::service::Operations::reconcile_leased)): the backend checks, in the same
 //! atomic step as the write, that the lease is still held with the same
 //! token, and refuses with [`Error::Fenced`](crate::Error::Fenced)
@@ -62,6 +69,9 @@ pub struct BackgroundConfig {
     pub reconcile_every: Duration,
     /// `WORKER_DISPATCH_CLEANUP_ENABLED`: run periodic reconcile at all.
     pub reconcile_enabled: bool,
+    /// Pause between two steps of a pass that has not reached the end of
+    /// the dispatch keyspace: 1 s (health ticks run in between).
+    pub step_pause: Duration,
 }
 
 impl Default for BackgroundConfig {
@@ -71,6 +81,7 @@ impl Default for BackgroundConfig {
             lease_ttl: Duration::from_secs(30),
             reconcile_every: Duration::from_secs(60),
             reconcile_enabled: true,
+            step_pause: Duration::from_secs(1),
         }
     }
 }
@@ -90,7 +101,10 @@ pub async fn run_background(
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut monitor = HealthMonitor::default();
     let mut held: Option<Lease> = None;
+    // The next step is due at `due`; the pass under way was due at
+    // `pass_due` (the next pass is due one interval after it).
     let mut due = Instant::now() + config.reconcile_every;
+    let mut pass_due = due;
     let replica = service.shared.config.replica_id.clone();
     let mut delivering: Option<tokio::task::JoinHandle<()>> = None;
     let mut outage = Outage::default();
@@ -101,9 +115,13 @@ pub async fn run_background(
             () = &mut shutdown => break,
             () = sleep_until(due), if leading => {
                 let Some(lease) = held.clone() else { continue };
-                let pass = service.reconcile_leased(Some(&lease));
-                match while_holding(&*service.shared.store, &lease, &config, pass).await {
-                    Some(Ok(report)) => tracing::info!(?report, "reconcile pass"),
+                let step = service.reconcile_step(&lease);
+                let mut pass_goes_on = false;
+                match while_holding(&*service.shared.store, &lease, &config, step).await {
+                    Some(Ok(report)) => {
+                        pass_goes_on = !report.pass.complete;
+                        tracing::info!(?report, "reconcile step");
+                    }
                     Some(Err(e @ crate::Error::Fenced { .. })) => {
                         tracing::warn!(replica = %replica, error = %e, "a reconcile write was fenced off: no longer leading");
                         held = None;
@@ -116,7 +134,12 @@ pub async fn run_background(
                         monitor.reset();
                     }
                 }
-                due = next_due(due, config.reconcile_every, Instant::now());
+                if pass_goes_on {
+                    due = Instant::now() + config.step_pause;
+                } else {
+                    due = next_due(pass_due, config.reconcile_every, Instant::now());
+                    pass_due = due;
+                }
             }
             _ = ticker.tick() => {
                 match service
@@ -134,6 +157,7 @@ pub async fn run_background(
                         if held.as_ref().is_none_or(|h| h.token != lease.token) {
                             tracing::info!(replica = %replica, token = lease.token, "holding the background lease");
                             due = Instant::now() + config.reconcile_every;
+                            pass_due = due;
                         }
                         held = Some(lease.clone());
                         if let Err(e) = tick(&service, &mut monitor, &lease).await {

@@ -2,19 +2,21 @@
 //! informed, mostly on the background leader.
 //!
 //! `reconcile` is the pass that applies
-//! [`reconcile::judge`](crate::reconcile::judge) to every dispatch (with
-//! the fleet's stored reports and the health monitor); `background` is the
-//! leased loop that runs it with the other wings' periodic steps (health,
+//! [`reconcile::judge`](crate::reconcile::judge) to every dispatch, over
+//! bounded steps resumed from a cursor kept beside the background lease
+//! (with the fleet's stored reports and the health monitor); `background`
+//! is the leased loop that runs its steps with the other wings' periodic steps (health,
 //! at-risk exams, due prewarms and targets, waiting rooms, a store outage
 //! on recovery); `webhooks` holds the endpoints operators configure and
 //! the delivery step; `stats` the read-only views of the cluster.
 //!
-//! **Owns** this replica's migration suspension and orphan reminders, and
-//! the webhook sender.
+//! **Owns** this replica's migration suspension and orphan reminders, its
+//! memory of the leader's pass between steps, and the webhook sender.
 //!
 //! **Writes** through [`DispatchStore`](crate::store::DispatchStore)
 //! (reconcile's removals, orphan marks and recounts, fenced by the
-//! background lease), [`LeaderLease`](crate::store::LeaderLease), and
+//! background lease), [`LeaderLease`](crate::store::LeaderLease) (the
+//! lease, and the pass's checkpoint beside it, fenced by it), and
 //! [`Outbox`](crate::outbox::Outbox) (observations under a key naming the
 //! occurrence, endpoints, deliveries leased and acknowledged under their
 //! lease).
@@ -62,6 +64,9 @@ pub struct Operations {
     /// When this replica last alerted about each worker's orphaned
     /// sessions (the reminders' clock).
     orphan_alerts: Mutex<HashMap<WorkerId, Timestamp>>,
+    /// What this replica remembers of the leader's pass under way between
+    /// its steps (see `reconcile`'s `pass`).
+    pass_memory: Mutex<Option<reconcile::PassMemory>>,
     /// Sends the outbox's deliveries when this replica leads.
     webhook_sender: Option<Arc<dyn WebhookSender>>,
 }
@@ -81,6 +86,7 @@ impl Operations {
             exams,
             suspension: Mutex::default(),
             orphan_alerts: Mutex::default(),
+            pass_memory: Mutex::default(),
             webhook_sender,
         }
     }

@@ -1,15 +1,23 @@
-//! Reconcile and the health monitor.
+//! Reconcile: the checks of a run and what applies their verdicts.
 //!
-//! A pass reads the fleet, judges each dispatch ([`judge`]) and applies the
-//! verdicts as store writes. When it runs in the background loop it holds
-//! the background lease, renewed every tick while the pass runs (see the
-//! `background` module), and its writes are **fenced** by that lease
+//! A run reads the fleet, judges each dispatch it reads ([`judge`]) and
+//! applies the verdicts as store writes. The leader's pass is a sequence
+//! of bounded runs, its steps, each resuming from the cursor the previous
+//! one saved beside the background lease; an operator's pass is one run
+//! from the start of the keyspace to its end ([`pass`]: where the cursor
+//! lives, what is per step and what per pass). `alerting` holds the
+//! migration and orphan alerts, `health` the health monitor.
+//!
+//! When a step runs in the background loop it holds the background lease,
+//! renewed every tick while the step runs (see the `background` module),
+//! and its writes are **fenced** by that lease
 //! ([`Operations::reconcile_leased`](crate::service::Operations::reconcile_leased)): reclaiming a stuck reservation
-//! (`undo`), removing a gone or stale dispatch (`release`) and marking a
-//! session orphaned (`mark_orphaned`) each carry the lease, and the backend
-//! refuses them in the same atomic step once another replica holds it or
-//! it was taken anew. The first refusal ([`Error::Fenced`]) ends the pass:
-//! a deposed leader stops writing at once. The remaining writes are safe
+//! (`undo`), removing a gone or stale dispatch (`release`), marking a
+//! session orphaned (`mark_orphaned`) and saving the pass's checkpoint each
+//! carry the lease, and the backend refuses them in the same atomic step
+//! once another replica holds it or it was taken anew. The first refusal
+//! ([`Error::Fenced`]) ends the step: a deposed leader stops writing at
+//! once. The remaining writes are safe
 //! late by construction: re-dispatch supersedes the old dispatch by its id
 //! (a session already moved by the new leader is not moved again), drain
 //! completion and the release of a restarted worker's lost sessions are
@@ -21,23 +29,29 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use tokio::time::timeout;
 
+use self::pass::{Run, ScanEnd, Scope};
 use super::Operations;
 use crate::dispatch::Dispatch;
 use crate::error::{Error, Result};
 use crate::events::EventKind;
-use crate::health::Availability;
 use crate::ids::{DispatchId, WorkerId};
 use crate::outbox::alerts;
 use crate::policy::AdminPolicy;
 use crate::reconcile::{
     ExamMigration, Failure, FailureAction, FailureContext, LeaveReason, PolicyChange,
-    ReconcileReport, Verdict, judge, on_failed_worker,
+    ReconcileReport, Verdict, checked_first, judge, on_failed_worker,
 };
 use crate::scheduler::Constraints;
 use crate::service::fleet::{Placed, Report, Source};
 use crate::store::Lease;
-use crate::time::Timestamp;
 use crate::worker::WorkerView;
+
+mod alerting;
+mod health;
+mod pass;
+
+pub use health::HealthMonitor;
+pub(crate) use pass::PassMemory;
 
 /// Orphaned sessions on one worker: how many, and the smallest dispatch
 /// id among them, which names the episode in the alert's key.
@@ -72,42 +86,30 @@ struct Pass<'a> {
     /// Why migration was held back in this pass, the first reason.
     suspended: Option<String>,
     budget: usize,
-    orphaned_by_worker: HashMap<WorkerId, Orphans>,
-    /// Sessions marked orphaned by earlier passes and still there, by
-    /// worker (the reminder's count).
-    still_orphaned: HashMap<WorkerId, Orphans>,
+    /// What the pass remembers across its steps (orphans, suspension).
+    memory: &'a mut PassMemory,
     seen: HashSet<crate::ids::DispatchId>,
-    /// Every dispatch the pass checked, by session, for the fleet sweep.
+    /// Every dispatch the run checked, by session, for the fleet sweep.
     placed: Placed,
     /// Dispatches its restarted worker's report proves lost, by worker.
     lost: HashMap<WorkerId, Vec<Dispatch>>,
 }
 
 impl Operations {
-    /// Runs one reconcile pass now: reclaims stuck reservations, removes
-    /// dispatches proven gone or stale, releases those a restarted worker's
-    /// report proves lost (left over by its heartbeats), applies the
-    /// failure policy to
-    /// sessions of failed workers (held back by the mass-failure guard or
-    /// when no healthy target exists), completes drains, and recounts every
-    /// counter, repairing drift. Work is bounded per pass; a backend error
-    /// stops the pass, so nothing is removed on an inconsistent view.
-    ///
-    /// Unfenced: an operator's pass on any replica. The background loop
-    /// runs [`reconcile_leased`](Self::reconcile_leased).
-    pub async fn reconcile(&self) -> Result<ReconcileReport> {
-        self.reconcile_leased(None).await
-    }
-
-    /// [`reconcile`](Self::reconcile), with every removal and orphan mark
-    /// fenced by `fence` (the background lease): the store refuses them
-    /// with [`Error::Fenced`] once the lease is held by another replica or
-    /// under another token, and the pass stops there. Not fenced: the
-    /// recount's repair (it writes the recounted truth, so a late one is
-    /// corrected by the next), drain completion and the release of lost
-    /// sessions (compare-and-sets on the worker's version) and re-dispatch
-    /// (a compare-and-reserve that supersedes the old dispatch by id).
-    pub async fn reconcile_leased(&self, fence: Option<&Lease>) -> Result<ReconcileReport> {
+    /// One run: a step of the leader's pass, or an operator's whole pass
+    /// (see [`pass`]). Completes drains, checks the dispatches of failed
+    /// and restarted workers, scans from `scope.start`'s cursor (at most
+    /// `scope.pages` pages), releases lost sessions, sweeps the stored
+    /// reports against what it read, and — when the scan reached the end
+    /// of the keyspace, or for an operator — alerts about orphans and
+    /// recounts every counter. A backend error stops the run, so nothing
+    /// is removed on an inconsistent view.
+    async fn run(
+        &self,
+        fence: Option<&Lease>,
+        scope: Scope<'_>,
+        memory: &mut PassMemory,
+    ) -> Result<Run> {
         let started_at = self.shared.clock.now();
         let views = self.shared.worker_views().await?;
         let (share, guard) = self.shared.mass_failure_guard(&views);
@@ -124,8 +126,7 @@ impl Operations {
             healthy_target: views.iter().any(WorkerView::is_schedulable),
             suspended: None,
             budget: self.shared.config.scan_count.max(1),
-            orphaned_by_worker: HashMap::new(),
-            still_orphaned: HashMap::new(),
+            memory,
             seen: HashSet::new(),
             placed: Placed::new(),
             lost: HashMap::new(),
@@ -152,61 +153,66 @@ impl Operations {
             }
         }
 
-        // Workers first: their dispatches are bounded by their slots.
+        // Failed and restarted workers first, without waiting for the
+        // cursor: as many dispatches as the scan may read, at most.
         let limit = self.shared.config.scan_count.max(1);
-        for view in views.iter().filter(|v| v.dispatched > 0) {
-            for d in self
+        let mut first = limit.saturating_mul(scope.pages.max(1));
+        for view in views
+            .iter()
+            .filter(|v| checked_first(v, scope.start.pass_started_at))
+        {
+            if first == 0 {
+                break;
+            }
+            let found = self
                 .shared
                 .store
-                .worker_dispatches(view.id(), limit)
-                .await?
-            {
+                .worker_dispatches(view.id(), limit.min(first))
+                .await?;
+            first = first.saturating_sub(found.len());
+            for d in found {
                 pass.check(d, Some(view)).await?;
             }
         }
 
-        self.scan(&mut pass, &views).await?;
+        let (scanned, end) = self.scan(&mut pass, &views, &scope).await?;
+        let complete = end == ScanEnd::Complete;
+        pass.report.scan_complete = complete;
         for (worker, lost) in std::mem::take(&mut pass.lost) {
             pass.report.sessions_lost += self.fleet.release_lost(&worker, &lost).await?;
         }
         pass.report.sessions_lost += self.fleet.take_lost_tally();
-        if pass.report.scan_complete {
-            self.sweep_reports(&mut pass, &views).await?;
-        }
+        self.sweep_reports(&mut pass, &views).await?;
         let (adopted, reservations, stopped) = self.fleet.take_tally();
         pass.report.sessions_adopted += adopted;
         pass.report.reservations_adopted += reservations;
         pass.report.duplicates_stopped += stopped;
 
-        pass.alert_orphans().await?;
-        pass.alert_suspension().await?;
-        pass.report.drift = self.shared.store.recount(true).await?.drift;
-        if !pass.report.drift.is_empty() {
-            tracing::warn!(drift = ?pass.report.drift, "reconcile repaired counter drift");
+        let whole = complete && pass.memory.whole;
+        pass.memory.suspended |= pass.suspended.is_some();
+        if complete || scope.on_demand {
+            pass.alert_orphans(whole).await?;
+        }
+        let episode_over = whole && !pass.memory.suspended;
+        pass.alert_suspension(episode_over).await?;
+        if complete || scope.on_demand {
+            pass.report.drift = self.shared.store.recount(true).await?.drift;
+            if !pass.report.drift.is_empty() {
+                tracing::warn!(drift = ?pass.report.drift, "reconcile repaired counter drift");
+            }
         }
         self.placement.invalidate_snapshot();
-        let report = pass.report;
-        let summary = EventKind::Reconciled {
-            report: report.clone(),
-        };
-        let key = alerts::observed_key(&summary, started_at.as_millis());
-        self.shared.record_observed(summary, key, fence).await?;
-        Ok(report)
-    }
-
-    /// Runs a reconcile on an operator's request and audits it.
-    pub async fn reconcile_now(&self, actor: &str) -> Result<ReconcileReport> {
-        let report = self.reconcile().await?;
-        let detail = serde_json::to_value(&report).unwrap_or_default();
-        self.shared
-            .audit(actor, "reconcile", "cluster", detail)
-            .await?;
-        Ok(report)
+        Ok(Run {
+            report: pass.report,
+            scanned,
+            end,
+        })
     }
 
     /// Holds every reachable worker's last report of live sessions against
-    /// the dispatches the pass read (all of them: run after a complete
-    /// scan): confirms stale reservations, and stops copies settled
+    /// the dispatches this run read (a step reads part of the keyspace; a
+    /// session whose record it did not read is left alone, as one without
+    /// a record): confirms stale reservations, and stops copies settled
     /// elsewhere by calling the worker. Sessions without a record are left
     /// to the worker's next heartbeat (a stored report may predate their
     /// release). Counted in the report.
@@ -241,36 +247,48 @@ impl Operations {
         Ok(())
     }
 
-    async fn scan(&self, pass: &mut Pass<'_>, views: &[WorkerView]) -> Result<()> {
+    /// Scans from `scope`'s cursor, checking every dispatch it reads;
+    /// answers how many it read and where it stopped.
+    async fn scan(
+        &self,
+        pass: &mut Pass<'_>,
+        views: &[WorkerView],
+        scope: &Scope<'_>,
+    ) -> Result<(u64, ScanEnd)> {
         let by_id: HashMap<&WorkerId, &WorkerView> = views.iter().map(|v| (v.id(), v)).collect();
-        let mut cursor: Option<String> = None;
-        for _ in 0..self.shared.config.scan_pages_per_pass.max(1) {
-            let page = self
+        let count = self.shared.config.scan_count.max(1);
+        let mut cursor = scope.start.cursor.clone();
+        let mut scanned = 0_u64;
+        for page_number in 0..scope.pages.max(1) {
+            let page = match self
                 .shared
                 .store
-                .scan_dispatches(cursor.as_deref(), self.shared.config.scan_count.max(1))
-                .await?;
-            pass.report.dispatches_scanned +=
-                u32::try_from(page.dispatches.len()).unwrap_or(u32::MAX);
+                .scan_dispatches(cursor.as_deref(), count)
+                .await
+            {
+                Ok(page) => page,
+                Err(Error::Invalid(e)) if page_number == 0 && cursor.is_some() => {
+                    tracing::warn!(error = %e, "the store refused the saved reconcile cursor");
+                    return Ok((scanned, ScanEnd::CursorRefused));
+                }
+                Err(e) => return Err(e),
+            };
+            let read = page.dispatches.len();
+            pass.report.dispatches_scanned = pass
+                .report
+                .dispatches_scanned
+                .saturating_add(u32::try_from(read).unwrap_or(u32::MAX));
+            scanned = scanned.saturating_add(read as u64);
             for d in page.dispatches {
                 let worker = by_id.get(&d.worker).copied();
                 pass.check(d, worker).await?;
             }
             cursor = page.next;
             if cursor.is_none() {
-                pass.report.scan_complete = true;
                 break;
             }
         }
-        Ok(())
-    }
-}
-
-impl Operations {
-    fn orphan_alerts(&self) -> std::sync::MutexGuard<'_, HashMap<WorkerId, Timestamp>> {
-        self.orphan_alerts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        Ok((scanned, cursor.map_or(ScanEnd::Complete, ScanEnd::At)))
     }
 }
 
@@ -337,115 +355,6 @@ impl Pass<'_> {
         }
     }
 
-    /// `migration.suspended` once per episode: when migration is first
-    /// held back after a pass that was not, under a key naming the
-    /// episode's first pass (a leader that takes over mid-episode starts
-    /// an episode of its own, so it may repeat the alert once).
-    async fn alert_suspension(&mut self) -> Result<()> {
-        let service = self.service;
-        let started = {
-            let mut episode = service
-                .suspension
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match (&self.suspended, *episode) {
-                (None, _) => {
-                    *episode = None;
-                    return Ok(());
-                }
-                (Some(_), Some(_)) => return Ok(()),
-                (Some(_), None) => {
-                    *episode = Some(self.report.started_at);
-                    self.report.started_at
-                }
-            }
-        };
-        let kind = EventKind::MigrationSuspended {
-            reason: self.suspended.clone().unwrap_or_default(),
-        };
-        let key = alerts::observed_key(&kind, started.as_millis());
-        let written = service.shared.record_observed(kind, key, self.fence).await;
-        if written.is_err() {
-            // Not written: the next pass of the episode tries again.
-            *service
-                .suspension
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
-        }
-        written
-    }
-
-    /// `migration.manual_required` per worker: at once for the sessions
-    /// this pass orphaned, then every `manual_migration_remind` while
-    /// sessions stay orphaned on it (with their count). The leader
-    /// remembers when it last alerted; one that takes over starts
-    /// counting from its first pass, so a reminder never comes sooner
-    /// than the interval, and at worst one interval late.
-    ///
-    /// The first alert of an episode is keyed by the worker and the
-    /// smallest orphaned dispatch id on it, which every leader derives
-    /// from the records alone. It is written after the marks, and a leader
-    /// that finds orphans it has not alerted about (it just took over, or
-    /// the previous one stopped between the marks and the alert) writes
-    /// it again under that key: the store skips it if it was written, and
-    /// writes it if a crash lost it, as long as the sessions are still
-    /// orphaned (the marks are durable until an operator moves them).
-    async fn alert_orphans(&mut self) -> Result<()> {
-        let service = self.service;
-        let now = service.shared.clock.now();
-        let marked = std::mem::take(&mut self.orphaned_by_worker);
-        let still = std::mem::take(&mut self.still_orphaned);
-        let every = service.shared.config.manual_migration_remind;
-        let mut due = Vec::new();
-        {
-            let mut last = service.orphan_alerts();
-            last.retain(|w, _| marked.contains_key(w) || still.contains_key(w));
-            for (worker, orphans) in &still {
-                if marked.contains_key(worker) {
-                    continue;
-                }
-                match (last.get(worker), every) {
-                    (None, _) => {
-                        last.insert(worker.clone(), now);
-                        let episode = orphans.first.to_string();
-                        due.push((worker.clone(), orphans.count, episode, false));
-                    }
-                    (Some(at), Some(every)) if now.since(*at) >= every => {
-                        let episode = now.as_millis().to_string();
-                        due.push((worker.clone(), orphans.count, episode, true));
-                    }
-                    _ => {}
-                }
-            }
-        }
-        let fresh = marked.into_iter().map(|(w, o)| {
-            let first = still.get(&w).map_or(o.first, |s| s.first.min(o.first));
-            (w, o.count, first.to_string(), true)
-        });
-        // A catch-up is not emitted to the sinks (they may have had it
-        // from the previous leader).
-        for (worker, count, episode, emit) in fresh.chain(due) {
-            let kind = EventKind::SessionsOrphaned {
-                worker: worker.clone(),
-                count,
-            };
-            let key = alerts::observed_key(&kind, episode);
-            if emit {
-                service
-                    .shared
-                    .record_observed(kind, key, self.fence)
-                    .await?;
-            } else {
-                service
-                    .shared
-                    .append_observed(&kind, key, self.fence)
-                    .await?;
-            }
-            service.orphan_alerts().insert(worker, now);
-        }
-        Ok(())
-    }
-
     /// Applies the failure policy to one dispatch of a failed worker:
     /// [`on_failed_worker`] decides, this applies.
     async fn failed(&mut self, d: Dispatch, failure: Failure) -> Result<()> {
@@ -468,7 +377,7 @@ impl Pass<'_> {
     fn leave_in_place(&mut self, d: &Dispatch, why: LeaveReason) {
         self.report.left_in_place += 1;
         if why == LeaveReason::AlreadyOrphaned {
-            Orphans::note(&mut self.still_orphaned, d);
+            Orphans::note(&mut self.memory.still_orphaned, d);
         }
         if why == LeaveReason::NoHealthyTarget {
             self.suspend(
@@ -488,7 +397,7 @@ impl Pass<'_> {
         {
             self.report.orphaned += 1;
             self.exam(d).orphaned += 1;
-            Orphans::note(&mut self.orphaned_by_worker, d);
+            Orphans::note(&mut self.memory.orphaned, d);
         }
         Ok(())
     }
@@ -533,67 +442,5 @@ impl Pass<'_> {
             Err(e) => return Err(e),
         }
         Ok(())
-    }
-}
-
-/// Turns availability snapshots into events, once per transition (the
-/// deltas of successive observations).
-#[derive(Debug, Default)]
-pub struct HealthMonitor {
-    last: HashMap<WorkerId, Availability>,
-}
-
-impl HealthMonitor {
-    /// Compares `views` with the previous observation and returns an event
-    /// per worker whose availability changed. Workers seen for the first
-    /// time are recorded silently.
-    pub fn observe(&mut self, views: &[WorkerView], now: Timestamp) -> Vec<EventKind> {
-        let mut events = Vec::new();
-        let mut next = HashMap::with_capacity(views.len());
-        for v in views {
-            if let Some(&before) = self.last.get(v.id())
-                && before != v.availability
-            {
-                events.push(EventKind::WorkerAvailability {
-                    worker: v.id().clone(),
-                    from: before,
-                    to: v.availability,
-                    reason: v.reason(now),
-                });
-            }
-            next.insert(v.id().clone(), v.availability);
-        }
-        self.last = next;
-        events
-    }
-
-    /// Forgets everything (after losing the lease).
-    pub fn reset(&mut self) {
-        self.last.clear();
-    }
-
-    /// Whether nothing was observed yet (since the start or a reset).
-    pub fn is_fresh(&self) -> bool {
-        self.last.is_empty()
-    }
-
-    /// On a new leader's first observation: the workers that went silent
-    /// while no leader was watching (or whose alert the previous leader
-    /// may not have written), as `worker.offline` transitions from
-    /// `healthy`, their last known good state. Written to the outbox under
-    /// the transition's key, they are skipped when the previous leader had
-    /// written them.
-    pub fn catch_up(views: &[WorkerView], now: Timestamp) -> Vec<EventKind> {
-        views
-            .iter()
-            .filter(|v| !v.availability.is_reachable())
-            .filter(|v| v.record.deregistered_at.is_none() && v.record.last_heartbeat_at.is_some())
-            .map(|v| EventKind::WorkerAvailability {
-                worker: v.id().clone(),
-                from: Availability::Healthy,
-                to: v.availability,
-                reason: v.reason(now),
-            })
-            .collect()
     }
 }

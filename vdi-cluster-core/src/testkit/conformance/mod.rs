@@ -47,6 +47,7 @@ mod outbox;
 mod outbox_causes;
 mod prewarm_pool;
 mod registry;
+mod resumed_pass;
 mod waiting_room;
 mod waiting_room_service;
 mod worker_credentials;
@@ -108,6 +109,9 @@ pub use prewarm_pool::{
 pub use registry::{
     worker_listing_and_delete, worker_put_is_compare_and_set, worker_put_races_have_one_winner,
 };
+pub use resumed_pass::{
+    a_pass_resumes_on_the_next_leader, resumed_scans_cover_every_dispatch_once,
+};
 pub use waiting_room::{
     concurrent_queue_keeps_invariant_e, queue_claims_are_exclusive_and_fenced,
     queue_is_fifo_and_enqueue_is_idempotent,
@@ -161,6 +165,8 @@ macro_rules! conformance_tests {
             supersede_moves_the_session_atomically,
             orphaned_dispatch_keeps_its_slot,
             scans_cover_every_dispatch,
+            resumed_scans_cover_every_dispatch_once,
+            a_pass_resumes_on_the_next_leader,
             sticky_worker_expires,
             hostile_ids_do_not_collide,
             recount_finds_and_repairs_drift,

@@ -77,6 +77,11 @@ export function report(r) {
   add('startedAt', localTime(r.startedAt));
   for (const key of REPORT_COUNTS) if (key in r) add(key, num(r[key]));
   add('scanComplete', r.scanComplete ? t('yes') : t('no'));
+  if (r.pass) {
+    add('pass', t(r.pass.complete ? 'report.passComplete' : 'report.passUnderWay', {
+      n: num(r.pass.dispatchesScanned), steps: num(r.pass.steps), since: localTime(r.pass.startedAt),
+    }));
+  }
   add('massFailureGuard', r.massFailureGuard ? t('yes') : t('no'));
   add('policyChanges', r.policyChanges.length
     ? r.policyChanges.map((c) => `${c.worker}: ${c.from.state} → ${c.to.state}`).join('; ') : '0');
