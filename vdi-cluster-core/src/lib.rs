@@ -80,13 +80,26 @@
 //!   against a complete scan (confirming and stopping; a stored report may
 //!   predate a release, so only a fresh heartbeat adopts). A student refused
 //!   for want of a slot whose session a worker reports running gets that
-//!   session adopted instead. A record is never
-//!   removed because of a report alone: that stays reconcile's job, on
-//!   evidence (a newer heartbeat omitting it after a grace). A worker call
+//!   session adopted instead. A record of a running worker is never
+//!   removed because of one report alone: that stays reconcile's job, on
+//!   evidence (a newer heartbeat omitting it after a grace); a restart is
+//!   the exception below. A worker call
 //!   that times out undoes its reservation; the session, if the worker
 //!   started it anyway, is adopted or stopped by this rule (see
 //!   `service::allocate`'s docs).
 //!
+//! * **A worker that answers is never failed.** A heartbeat under a new
+//!   boot id proves lost the settled dispatches of older boots that it
+//!   does not list ([`dispatch::lost_to_report`]): they are released, with
+//!   their counters and a `session.lost` alert each, in the same atomic
+//!   step as the record's compare-and-set
+//!   ([`Outbox::put_worker_releasing_lost`](outbox::Outbox::put_worker_releasing_lost)),
+//!   in bounded steps ([`fleet::MAX_LOST_PER_STEP`]; the worker's next
+//!   reports or the next reconcile pass take the rest), once however many
+//!   replicas apply the heartbeat. The students keep their keys and are
+//!   placed anew when they return; the failure policy, the mass-failure
+//!   guard and the lack of a healthy target never hold a worker that
+//!   reports.
 //! * **A freed slot is usable at once; no running session goes uncounted.**
 //!   Used slots are `dispatched + unrecorded`
 //!   ([`worker::WorkerRecord::unrecorded`]: what the worker's report runs

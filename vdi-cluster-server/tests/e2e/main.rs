@@ -15,6 +15,7 @@ mod data_loss;
 mod demo;
 mod drain;
 mod failover;
+mod fleet_restart;
 mod grpc;
 mod install;
 mod join;

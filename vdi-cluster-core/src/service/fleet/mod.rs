@@ -4,7 +4,9 @@
 //! registration, the report's compare-and-set, the answer with the
 //! worker's policy and next interval), whose report of live sessions is
 //! the truth the records are repaired toward (`repair`: adopt, confirm,
-//! stop a duplicate). `assignment` registers and joins workers under
+//! stop a duplicate; `lost`: after a restart, release in the heartbeat's
+//! own compare-and-set what the new boot no longer runs). `assignment`
+//! registers and joins workers under
 //! codes the control plane assigns, `credentials` holds join, rotation,
 //! revocation and reset of a worker's own credential, and `admin` the
 //! operators' drain, activate and disable.
@@ -15,11 +17,14 @@
 //! **Writes** through [`Registry`](crate::store::Registry) (worker records
 //! by compare-and-set, with their outbox entries through
 //! [`Outbox`](crate::outbox::Outbox)), [`Credentials`](crate::store::Credentials),
-//! [`DispatchStore::adopt`](crate::store::DispatchStore::adopt) and the
-//! [`AuditLog`](crate::store::AuditLog).
+//! [`DispatchStore::adopt`](crate::store::DispatchStore::adopt),
+//! [`Outbox::put_worker_releasing_lost`](crate::outbox::Outbox::put_worker_releasing_lost)
+//! and the [`AuditLog`](crate::store::AuditLog).
 //!
 //! **Keeps** the heartbeat order (an older or replayed report never
-//! overwrites a newer one), the fleet as the truth about what runs, drain
+//! overwrites a newer one), the fleet as the truth about what runs (a
+//! worker that answers is never failed: its lost sessions free their
+//! slots with the heartbeat that proves them lost, once), drain
 //! and disable excluding reservations (a transition to an empty state is
 //! written with the dispatched count checked), and one credential per role.
 
