@@ -37,6 +37,8 @@ jobs=(
     "steady-redis|steady --store $redis"
     "steady-postgres|steady --store $pg --rate 500"
     "seat-redis|seat --store $http --server-store $redis --replicas 1"
+    "cover-redis|cover --store $redis"
+    "cover-postgres|cover --store $pg"
     "wrk-memory|!benches/wrk/run.sh memory 1s 64"
     "criterion|!cargo bench -p vdi-cluster-benches --bench domain"
 )

@@ -11,6 +11,8 @@
 //!   as it can;
 //! * [`steady`](steady::steady): an exam in progress, with and without
 //!   reconcile running;
+//! * [`cover`](cover::cover): a reconcile pass covering every dispatch
+//!   (100,000 by default), in steps resumed from its cursor;
 //!
 //! and measures, in the same run, the baselines of [`baseline`]: the
 //! backend's raw ceiling and the naive approach. Every run ends with a
@@ -32,6 +34,7 @@ pub mod alloc;
 pub mod audit;
 pub mod baseline;
 pub mod cluster;
+pub mod cover;
 pub mod cpu;
 pub mod deploy;
 pub mod driver;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use indicatif::ProgressBar;
 use vdi_cluster_benches::baseline::{naive, raw_ceiling};
 use vdi_cluster_benches::cluster::Tuning;
+use vdi_cluster_benches::cover::{CoverConfig, cover};
 use vdi_cluster_benches::deploy::{Backend, Deployment};
 use vdi_cluster_benches::heartbeat::{HeartbeatConfig, heartbeats};
 use vdi_cluster_benches::steady::{SteadyConfig, steady};
@@ -244,4 +245,42 @@ async fn heartbeat_and_steady_on_memory() {
     assert_eq!(report.audit.over_allocations, 0);
     assert_eq!(report.audit.counter_drift, 0);
     assert_eq!(report.audit.dispatches, report.live);
+}
+
+/// A tiny `cover`: 1,000 dispatches, 30 a page, 2 pages a step — the
+/// leader's pass reads each once over 17 steps and completes, and so does
+/// an operator's pass. Correctness only.
+async fn cover_on(backend: Backend) {
+    let Some(deployment) = open(&backend).await else {
+        return;
+    };
+    let config = CoverConfig {
+        dispatches: 1_000,
+        workers: WORKERS,
+        exams: 3,
+        concurrency: 16,
+        scan_count: 30,
+        pages_per_step: 2,
+    };
+    let result = cover(&deployment, &config, &ProgressBar::hidden()).await;
+    deployment.close().await;
+    let report = result.expect("cover runs");
+    let name = backend.name();
+    assert!(report.correct(), "{name}: {report:?}");
+    assert_eq!(report.steps, 17, "{name}: 1,000 / 60 a step, and the end");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cover_on_memory() {
+    cover_on(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cover_on_redis() {
+    cover_on(redis()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cover_on_postgres() {
+    cover_on(postgres()).await;
 }

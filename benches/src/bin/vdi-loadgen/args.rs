@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use vdi_cluster_benches::cluster::Tuning;
+use vdi_cluster_benches::cover::CoverConfig;
 use vdi_cluster_benches::deploy::Backend;
 use vdi_cluster_benches::heartbeat::HeartbeatConfig;
 use vdi_cluster_benches::http::{HttpSetup, StartLatency, default_server_bin, port_of};
@@ -285,6 +286,43 @@ impl SeatArgs {
         StartLatency {
             min: Duration::from_millis(self.start_min_ms),
             max: Duration::from_millis(self.start_max_ms.max(self.start_min_ms)),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CoverArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// Dispatch records to cover.
+    #[arg(long, default_value_t = 100_000)]
+    dispatches: usize,
+    /// Workers they are spread over.
+    #[arg(long, default_value_t = 500)]
+    workers: usize,
+    /// Exams they belong to.
+    #[arg(long, default_value_t = 20)]
+    exams: usize,
+    /// Adoptions in flight while filling.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Dispatches per scan page (`WORKER_DISPATCH_SCAN_COUNT`).
+    #[arg(long, default_value_t = 200)]
+    scan_count: usize,
+    /// Scan pages per step of the leader's pass.
+    #[arg(long, default_value_t = 50)]
+    pages_per_step: usize,
+}
+
+impl CoverArgs {
+    pub(crate) fn config(&self) -> CoverConfig {
+        CoverConfig {
+            dispatches: self.dispatches,
+            workers: self.workers.max(1),
+            exams: self.exams.max(1),
+            concurrency: self.concurrency.max(1),
+            scan_count: self.scan_count.max(1),
+            pages_per_step: self.pages_per_step.max(1),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! vdi-loadgen heartbeat --store postgres://postgres@127.0.0.1:5432/postgres
 //! vdi-loadgen steady    --store memory
 //! vdi-loadgen seat      --store http://127.0.0.1:18080 --server-store redis://127.0.0.1:6379
+//! vdi-loadgen cover     --store redis://127.0.0.1:6379 --dispatches 100000
 //! ```
 //!
 //! Every scenario runs `--runs` times (default 3) on a fresh namespace
@@ -13,10 +14,11 @@
 //! baselines (raw ceiling, naive) in the same run. See BENCHMARKS.md.
 //!
 //! `args` holds the flags, `run` the one run-and-report path, and
-//! `surge`, `heartbeat`, `steady` and `seat` what each scenario measures
-//! and prints.
+//! `surge`, `heartbeat`, `steady`, `seat` and `cover` what each scenario
+//! measures and prints.
 
 mod args;
+mod cover;
 mod heartbeat;
 mod run;
 mod seat;
@@ -25,7 +27,7 @@ mod surge;
 
 use clap::{Parser, Subcommand};
 
-use self::args::{HeartbeatArgs, SeatArgs, SteadyArgs, SurgeArgs};
+use self::args::{CoverArgs, HeartbeatArgs, SeatArgs, SteadyArgs, SurgeArgs};
 use self::run::run_and_report;
 
 #[derive(Debug, Parser)]
@@ -53,6 +55,10 @@ enum Command {
     /// nodes whose starts take 0.3–2 s; the time from the first click to
     /// the last seat against its physical bound (needs an http:// store).
     Seat(SeatArgs),
+    /// A full reconcile pass: the time to cover every dispatch (100,000
+    /// by default) in bounded steps resumed from a cursor, an operator's
+    /// pass, and the recount alone.
+    Cover(CoverArgs),
 }
 
 async fn run(command: Command) -> anyhow::Result<bool> {
@@ -61,6 +67,7 @@ async fn run(command: Command) -> anyhow::Result<bool> {
         Command::Heartbeat(args) => run_and_report(heartbeat::Heartbeat::new(args)).await,
         Command::Steady(args) => run_and_report(steady::Steady::new(args)?).await,
         Command::Seat(args) => run_and_report(seat::Seat::new(args)?).await,
+        Command::Cover(args) => run_and_report(cover::Cover::new(args)?).await,
     }
 }
 
