@@ -33,7 +33,9 @@
 //! * **B — one dispatch per session:** a repeated allocate returns the
 //!   existing dispatch.
 //! * **C — no drift:** every counter equals a recount of the dispatch
-//!   records; reconcile repairs and reports any drift.
+//!   records; reconcile repairs and reports any drift. Its passes finish:
+//!   bounded steps resume from a cursor kept beside the background lease
+//!   until every dispatch is covered.
 //! * **D — admission:** at no instant do the booked exams overlapping it
 //!   need more than the schedulable capacity less headroom (checked as a
 //!   matching of exams to worker pools their constraints allow), however
@@ -76,9 +78,10 @@
 //!   Each adoption and stop is an event (`sessionAdopted`,
 //!   `reservationAdopted`, `sessionStopped`), is counted in the
 //!   heartbeat's answer ([`service::HeartbeatAck`]) and in the next
-//!   reconcile report, whose pass also holds every worker's stored report
-//!   against a complete scan (confirming and stopping; a stored report may
-//!   predate a release, so only a fresh heartbeat adopts). A student refused
+//!   reconcile report, each of whose steps also holds every worker's stored
+//!   report against the dispatches it read (confirming and stopping; a
+//!   stored report may predate a release, so only a fresh heartbeat
+//!   adopts). A student refused
 //!   for want of a slot whose session a worker reports running gets that
 //!   session adopted instead. A record of a running worker is never
 //!   removed because of one report alone: that stays reconcile's job, on

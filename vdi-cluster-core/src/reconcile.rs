@@ -296,9 +296,9 @@ impl GuardHold {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::WorkerId;
     use crate::health::{HealthConfig, HeartbeatStamp};
     use crate::ids::SessionKey;
+    use crate::ids::WorkerId;
     use crate::worker::{WorkerDescription, WorkerRecord, WorkerSnapshot};
 
     const LIMITS: ReconcileLimits = ReconcileLimits {

@@ -60,7 +60,7 @@
 //!   exists throughout the walk exactly once, and no dispatch twice; one
 //!   added or removed during the walk (a supersede removes one and adds
 //!   another) may or may not be returned. A cursor the backend cannot
-//!   read is [`Error::Invalid`](crate::Error::Invalid).
+//!   read is [`Error::Invalid`].
 //! * **A lease keeps its holder's checkpoint.** [`LeaderLease::save_checkpoint`]
 //!   writes the text beside the lease, fenced by it like reconcile's
 //!   writes: only while the lease is held, unexpired, by its holder under

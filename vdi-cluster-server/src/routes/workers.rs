@@ -167,8 +167,10 @@ pub(crate) async fn summary(State(state): State<AppState>) -> Result<Json<Summar
     Ok(Json(SummaryJson::from(&summary)))
 }
 
-/// Runs a reconcile pass now and returns its report (the exam platform's
-/// manual reconcile); audited with the caller.
+/// Runs a whole reconcile pass now, from the start of the dispatch
+/// keyspace to its end (bounded; the leader's cursor is left alone), and
+/// returns its report with how far it got (the exam platform's manual
+/// reconcile); audited with the caller.
 #[utoipa::path(
     post, path = "/api/vdi/workers/reconcile", tag = "workers",
     responses(
