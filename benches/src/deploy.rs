@@ -263,6 +263,47 @@ impl Deployment {
         }
     }
 
+    /// A new store handle on the namespace (its own connection or pool),
+    /// for reading it after the backend was restarted under the others.
+    pub async fn reconnect(&self) -> anyhow::Result<Arc<dyn Store>> {
+        match &self.namespace {
+            Namespace::Memory => Ok(Arc::clone(&self.stores[0])),
+            Namespace::Redis { url, prefix } => Ok(Arc::new(
+                RedisStore::builder(url)
+                    .prefix(prefix)
+                    .timeout(Duration::from_secs(30))
+                    .connect()
+                    .await
+                    .with_context(|| format!("Redis at {url}"))?,
+            )),
+            Namespace::Postgres(ns) => Ok(Arc::new(PgStore::connect_lazy_with(
+                ns.options.clone(),
+                pg_config(2),
+            ))),
+        }
+    }
+
+    /// On PostgreSQL, ends every connection to the namespace's database
+    /// but this call's own (`pg_terminate_backend`): what a server restart
+    /// does to its clients, without touching any other database. The
+    /// number of connections ended.
+    pub async fn terminate_connections(&self) -> anyhow::Result<u64> {
+        let Namespace::Postgres(ns) = &self.namespace else {
+            bail!("only a PostgreSQL namespace has connections to end");
+        };
+        let mut conn = admin_connection(&ns.admin).await?;
+        let ended: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()) AS ended",
+        )
+        .bind(&ns.database)
+        .fetch_one(&mut conn)
+        .await
+        .context("terminate the database's connections")?;
+        let _ = conn.close().await;
+        Ok(u64::try_from(ended).unwrap_or(0))
+    }
+
     /// Where to read the backend server's CPU use from.
     pub async fn cpu_probe(&self) -> Probe {
         let server = match &self.namespace {

@@ -121,7 +121,7 @@ pub fn default_server_bin() -> PathBuf {
 }
 
 /// `url` with its database name replaced by `database`.
-fn with_database(url: &str, database: &str) -> String {
+pub(crate) fn with_database(url: &str, database: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
     let (authority, tail) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -131,7 +131,7 @@ fn with_database(url: &str, database: &str) -> String {
     format!("{scheme}://{authority}/{database}{query}")
 }
 
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     format!(
         "{}{}",
         uuid::Uuid::new_v4().simple(),
@@ -408,10 +408,9 @@ impl HttpCluster {
     }
 }
 
-/// `message` of an error body, or the body itself.
 /// A day-long JWT of `role` for the servers sharing `secret`, minted by
 /// `vdi-cluster token`.
-async fn mint(server_bin: &Path, secret: &str, role: &str) -> anyhow::Result<String> {
+pub(crate) async fn mint(server_bin: &Path, secret: &str, role: &str) -> anyhow::Result<String> {
     let minted = Command::new(server_bin)
         .args(["token", "--sub", "vdi-loadgen", "--role", role])
         .args(["--ttl-sec", "86400"])
@@ -430,7 +429,8 @@ async fn mint(server_bin: &Path, secret: &str, role: &str) -> anyhow::Result<Str
     Ok(String::from_utf8_lossy(&minted.stdout).trim().to_owned())
 }
 
-fn message(body: &[u8]) -> String {
+/// `message` of an error body, or the body itself.
+pub(crate) fn message(body: &[u8]) -> String {
     serde_json::from_slice::<ErrorBody>(body)
         .map(|b| b.message)
         .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned())

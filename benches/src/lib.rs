@@ -11,6 +11,9 @@
 //!   as it can;
 //! * [`steady`](steady::steady): an exam in progress, with and without
 //!   reconcile running;
+//! * [`gameday`](gameday::game_day): the whole system — `serve` replicas
+//!   and worker agents as real processes — through an exam day's faults,
+//!   checked at the end;
 //! * [`cover`](cover::cover): a reconcile pass covering every dispatch
 //!   (100,000 by default), in steps resumed from its cursor;
 //!
@@ -39,6 +42,7 @@ pub mod cpu;
 pub mod deploy;
 pub mod driver;
 pub mod fleet;
+pub mod gameday;
 pub mod heartbeat;
 pub mod http;
 pub mod instrument;

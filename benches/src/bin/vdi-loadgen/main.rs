@@ -5,6 +5,7 @@
 //! vdi-loadgen heartbeat --store postgres://postgres@127.0.0.1:5432/postgres
 //! vdi-loadgen steady    --store memory
 //! vdi-loadgen seat      --store http://127.0.0.1:18080 --server-store redis://127.0.0.1:6379
+//! vdi-loadgen gameday   --store redis://127.0.0.1:6379
 //! vdi-loadgen cover     --store redis://127.0.0.1:6379 --dispatches 100000
 //! ```
 //!
@@ -15,10 +16,12 @@
 //!
 //! `args` holds the flags, `run` the one run-and-report path, and
 //! `surge`, `heartbeat`, `steady`, `seat` and `cover` what each scenario
-//! measures and prints.
+//! measures and prints. `gameday` is one run with checks, not a
+//! measurement: it has flags and a report of its own.
 
 mod args;
 mod cover;
+mod gameday;
 mod heartbeat;
 mod run;
 mod seat;
@@ -55,6 +58,13 @@ enum Command {
     /// nodes whose starts take 0.3–2 s; the time from the first click to
     /// the last seat against its physical bound (needs an http:// store).
     Seat(SeatArgs),
+    /// A game day: serve replicas and worker agents as real processes on
+    /// one store, a booked exam of thousands of students, and a timeline
+    /// of faults (a worker killed, a partition, a replica killed, the
+    /// fleet restarted, the store restarted); then checks every student's
+    /// desktop, the slots, over-allocation and the webhooks. Exits
+    /// non-zero when a check fails.
+    Gameday(gameday::GameDayArgs),
     /// A full reconcile pass: the time to cover every dispatch (100,000
     /// by default) in bounded steps resumed from a cursor, an operator's
     /// pass, and the recount alone.
@@ -67,6 +77,7 @@ async fn run(command: Command) -> anyhow::Result<bool> {
         Command::Heartbeat(args) => run_and_report(heartbeat::Heartbeat::new(args)).await,
         Command::Steady(args) => run_and_report(steady::Steady::new(args)?).await,
         Command::Seat(args) => run_and_report(seat::Seat::new(args)?).await,
+        Command::Gameday(args) => gameday::run(args).await,
         Command::Cover(args) => run_and_report(cover::Cover::new(args)?).await,
     }
 }
