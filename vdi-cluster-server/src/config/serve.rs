@@ -140,7 +140,8 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=2_592_000))]
     pub dispatch_stale_sec: u64,
 
-    /// Dispatches read per scan page of a reconcile pass.
+    /// Dispatches read per scan page of a reconcile pass (a step of the
+    /// leader's pass reads 50 pages).
     #[arg(long, env = "WORKER_DISPATCH_SCAN_COUNT", default_value_t = 200,
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub dispatch_scan_count: u64,
