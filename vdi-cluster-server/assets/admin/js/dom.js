@@ -49,7 +49,10 @@ export function table(columns, rows, attrs = {}) {
     });
     return tr;
   }));
-  return h('div', { class: 'scroll' }, h('table', { class: 'responsive', ...attrs }, head, body));
+  // A region that scrolls must be reachable by keyboard.
+  const label = attrs['aria-label'] ?? null;
+  const region = { class: 'scroll', tabindex: 0, role: label && 'region', 'aria-label': label };
+  return h('div', region, h('table', { class: 'responsive', ...attrs }, head, body));
 }
 
 /** A labelled form field; `control` gets `id` so the label points at it. */
