@@ -14,6 +14,7 @@ mod common;
 mod data_loss;
 mod demo;
 mod drain;
+mod duplicate_clicks;
 mod failover;
 mod fleet_restart;
 mod grpc;

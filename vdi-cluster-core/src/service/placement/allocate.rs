@@ -15,6 +15,14 @@
 //! session itself if that allocation failed. Before answering
 //! [`Error::NoCapacity`], it looks for a dispatch of the same session
 //! (the last slot may have gone to this very session's other request).
+//! That look is conclusive because a refusal rests only on the store's
+//! word (a refused reservation, a reservation that took the last slot, a
+//! fleet read), never on this replica's count of its own reservations in
+//! flight: whatever reservation filled the worker was committed before
+//! the refusal, so the look sees it if it is this session's. A duplicate
+//! refused on the count alone would look before the other request's
+//! reservation commits, find nothing and answer 503 to a student being
+//! given the slot.
 //! [`Error::AllocationInProgress`] is answered only when the wait runs out.
 //!
 //! # Reloads during a mass failure
@@ -221,6 +229,16 @@ impl Placement {
     /// its candidates in order, one [`try_candidate`](Self::try_candidate)
     /// step each. The exam's placement hints come from this replica's
     /// cache ([`placement_hints`](Self::placement_hints)).
+    ///
+    /// A refusal rests only on what the store said. When the last round
+    /// skipped workers that only this replica's own reservations were
+    /// expected to fill (see `snapshot`), the placement waits for the
+    /// answers of the reservations in flight, ranks once more skipping only
+    /// the workers the store answered full, and tries what is left —
+    /// compare-and-reserve answers full, the session's dispatch, or a slot.
+    /// Only a refusal the store backs makes the read of the session's own
+    /// dispatch that follows it (in [`allocate`](Self::allocate)) see a
+    /// reservation of the session made by another request.
     pub(crate) async fn place(
         &self,
         key: SessionKey,
@@ -232,51 +250,91 @@ impl Placement {
         if let Some(old) = &supersede {
             attempt.replace(old);
         }
+        // Whether the last round skipped workers on this replica's count.
+        let mut estimated = false;
         for round in 0..RANK_ROUNDS {
-            let (index, known_full) = self.ranking_snapshot(round > 0).await?;
+            let snapshot = self.ranking_snapshot(round > 0).await?;
             let candidates = self.rank_round(
-                &index,
-                known_full,
+                &snapshot.index,
+                &[&snapshot.full, &snapshot.filling],
                 constraints,
                 placement.as_ref(),
                 round,
                 &mut attempt,
             );
-            if candidates.is_empty() {
-                if round == 0 {
-                    // The first round may rank a reused snapshot, full
-                    // where slots were freed since: read the fleet again
-                    // before refusing.
-                    continue;
-                }
+            if let Some(placed) = self
+                .try_candidates(&snapshot.index, &candidates, &mut attempt)
+                .await?
+            {
+                return Ok(placed);
+            }
+            estimated = !snapshot.filling.is_empty();
+            // The first round may rank a reused snapshot, full where slots
+            // were freed since: read the fleet again before refusing.
+            if candidates.is_empty() && round > 0 {
                 break;
             }
-            for candidate in &candidates {
-                match self.try_candidate(&index, candidate, &mut attempt).await? {
-                    Step::Placed(allocation) => return Ok(*allocation),
-                    Step::TryNext(why) => {
-                        tracing::debug!(session = %attempt.key, worker = %candidate.worker, ?why, "trying the next worker");
-                    }
-                    Step::Stop(error) => return Err(error),
-                }
+        }
+        if estimated {
+            // The refusal would rest on this replica's own count: wait for
+            // the answers of its reservations in flight, then rank on what
+            // the store said (trying any worker it did not say is full).
+            self.reservations_settled().await;
+            let snapshot = self.ranking_snapshot(false).await?;
+            let candidates = self.rank_round(
+                &snapshot.index,
+                &[&snapshot.full],
+                constraints,
+                placement.as_ref(),
+                RANK_ROUNDS,
+                &mut attempt,
+            );
+            if let Some(placed) = self
+                .try_candidates(&snapshot.index, &candidates, &mut attempt)
+                .await?
+            {
+                return Ok(placed);
             }
         }
         Err(self.no_capacity(&attempt))
     }
 
+    /// Tries `candidates` in order: the allocation once one takes the
+    /// session, `None` when none did, or the error that stops trying.
+    async fn try_candidates(
+        &self,
+        index: &RankIndex,
+        candidates: &[Candidate],
+        attempt: &mut Attempt,
+    ) -> Result<Option<Allocation>> {
+        for candidate in candidates {
+            match self.try_candidate(index, candidate, attempt).await? {
+                Step::Placed(allocation) => return Ok(Some(*allocation)),
+                Step::TryNext(why) => {
+                    tracing::debug!(session = %attempt.key, worker = %candidate.worker, ?why, "trying the next worker");
+                }
+                Step::Stop(error) => return Err(error),
+            }
+        }
+        Ok(None)
+    }
+
     /// Ranks one round's candidates, excluding the workers already tried
-    /// and those found full since the snapshot was read.
+    /// and those in `known_full` (found or expected full since the
+    /// snapshot was read).
     fn rank_round(
         &self,
         index: &RankIndex,
-        known_full: HashSet<WorkerId>,
+        known_full: &[&HashSet<WorkerId>],
         constraints: &Constraints,
         placement: &ExamPlacement,
         round: usize,
         attempt: &mut Attempt,
     ) -> Vec<Candidate> {
         let mut excluded = attempt.tried.clone();
-        excluded.extend(known_full);
+        for set in known_full {
+            excluded.extend(set.iter().cloned());
+        }
         let options = RankOptions {
             policy: self.shared.config.scheduling,
             exam_affinity: self.shared.config.exam_affinity,
@@ -317,8 +375,22 @@ impl Placement {
                 return Ok(Step::Stop(Error::AllocationInProgress(attempt.key.clone())));
             }
             let request = attempt.request(view, self.shared.clock.now());
-            self.note_reserving(&candidate.worker);
-            match self.shared.store.reserve(&request).await? {
+            let answer = {
+                let _in_flight = self.note_reserving(&candidate.worker);
+                let answer = self.shared.store.reserve(&request).await?;
+                // Noted before the reservation counts as answered.
+                match &answer {
+                    Reservation::Full | Reservation::NotAccepting => {
+                        self.note_full(&candidate.worker);
+                    }
+                    Reservation::Reserved { slots_left, .. } => {
+                        self.note_slots_left(&candidate.worker, *slots_left);
+                    }
+                    Reservation::Existing(_) => {}
+                }
+                answer
+            };
+            match answer {
                 Reservation::Existing(d) => {
                     if let Some(step) = self.on_existing(d, &candidate.worker, attempt).await? {
                         return Ok(step);
@@ -326,15 +398,13 @@ impl Placement {
                 }
                 Reservation::Full | Reservation::NotAccepting => {
                     attempt.contention_retries += 1;
-                    self.note_full(&candidate.worker);
                     return Ok(Step::TryNext(TryNext::Full));
                 }
                 Reservation::Reserved {
                     dispatch,
                     superseded,
-                    slots_left,
+                    ..
                 } => {
-                    self.note_slots_left(&candidate.worker, slots_left);
                     if superseded.is_some() {
                         attempt.supersede = None;
                     }

@@ -120,8 +120,8 @@ impl Placement {
     /// it back. Read from the latest ranking snapshot (fresh after a failed
     /// round), only on this refusal path.
     pub(crate) async fn adopt_reported(&self, key: &SessionKey) -> Result<Option<Dispatch>> {
-        let (index, _) = self.ranking_snapshot(false).await?;
-        let Some(view) = index.views().iter().find(|v| {
+        let snapshot = self.ranking_snapshot(false).await?;
+        let Some(view) = snapshot.index.views().iter().find(|v| {
             v.availability.is_reachable()
                 && v.record.policy.is_enabled()
                 && v.record

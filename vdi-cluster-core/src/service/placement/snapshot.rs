@@ -4,8 +4,24 @@
 //! full by the store, or filled by this replica's own reservations (its
 //! slots counted down from the snapshot's free slots, so a replica does
 //! not learn of its own placements by a contention retry).
+//!
+//! # What a refusal may rest on
+//!
+//! The two kinds of "full" are kept apart. A worker the store answered
+//! full (a refused reservation, or one that took its last slot) is full
+//! as of a committed write. A worker that only this replica's count fills
+//! is an estimate: its reservations may still be in flight, and may take
+//! nothing — a duplicate request of a session being placed is answered
+//! the existing dispatch, a failed worker call is undone. Ranking skips
+//! both; a refusal ([`Error::NoCapacity`](crate::Error::NoCapacity)) may
+//! rest only on the first (see `allocate`), so that the read of the
+//! session's own dispatch which follows it sees whatever reservation
+//! filled the worker. Before refusing on an estimate, an allocation
+//! waits for the answers of the reservations this replica has in flight
+//! ([`settled`](SnapshotCache::settled)): they turn most estimates into
+//! the store's word without a call of its own.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,24 +33,67 @@ use crate::error::Result;
 use crate::ids::WorkerId;
 use crate::scheduler::RankIndex;
 
-/// A ranking index and the workers known to be full since it was built.
-pub(crate) type Snapshot = (Arc<RankIndex>, HashSet<WorkerId>);
+/// A ranking index and the workers found full since it was built.
+#[derive(Debug, Clone)]
+pub(crate) struct Snapshot {
+    /// The fleet as read.
+    pub(crate) index: Arc<RankIndex>,
+    /// Workers the store answered full since the read.
+    pub(crate) full: HashSet<WorkerId>,
+    /// Workers this replica's own reservations since the read fill, by
+    /// its count (not the store's answer; see the module docs).
+    pub(crate) filling: HashSet<WorkerId>,
+}
+
+impl Snapshot {
+    fn fresh(index: Arc<RankIndex>) -> Self {
+        Self {
+            index,
+            full: HashSet::new(),
+            filling: HashSet::new(),
+        }
+    }
+}
 
 #[derive(Debug)]
 struct Cached {
     fetched: Instant,
-    index: Arc<RankIndex>,
-    known_full: HashSet<WorkerId>,
+    snapshot: Snapshot,
     /// Reservations this replica made on each worker since the read.
     taken: HashMap<WorkerId, u32>,
 }
 
-/// The cached snapshot of one service, and the lock that coalesces
-/// refreshes.
+/// The reservations of one service sent and not yet answered, by ticket.
+#[derive(Debug, Default)]
+struct InFlight {
+    next: u64,
+    outstanding: BTreeSet<u64>,
+}
+
+/// The cached snapshot of one service, the lock that coalesces
+/// refreshes, and the reservations in flight.
 #[derive(Debug, Default)]
 pub(crate) struct SnapshotCache {
     cached: Mutex<Option<Cached>>,
     refresh: tokio::sync::Mutex<()>,
+    in_flight: Mutex<InFlight>,
+    answered: tokio::sync::Notify,
+}
+
+/// A reservation of this replica in flight, counted from
+/// [`note_reserving`](SnapshotCache::note_reserving) until dropped —
+/// once its answer is noted, or when the allocation is cut short.
+#[derive(Debug)]
+pub(crate) struct Reserving<'a> {
+    cache: &'a SnapshotCache,
+    ticket: u64,
+}
+
+impl Drop for Reserving<'_> {
+    fn drop(&mut self) {
+        self.cache.flights().outstanding.remove(&self.ticket);
+        self.cache.answered.notify_waiters();
+    }
 }
 
 impl SnapshotCache {
@@ -62,60 +121,97 @@ impl SnapshotCache {
             return Ok(hit);
         }
         let fetched = Instant::now();
-        let index = Arc::new(load.await?);
+        let snapshot = Snapshot::fresh(Arc::new(load.await?));
         *self.lock() = Some(Cached {
             fetched,
-            index: Arc::clone(&index),
-            known_full: HashSet::new(),
+            snapshot: snapshot.clone(),
             taken: HashMap::new(),
         });
-        Ok((index, HashSet::new()))
+        Ok(snapshot)
     }
 
     fn hit(&self, usable: impl Fn(&Cached) -> bool) -> Option<Snapshot> {
         self.lock()
             .as_ref()
             .filter(|c| usable(c))
-            .map(|c| (Arc::clone(&c.index), c.known_full.clone()))
+            .map(|c| c.snapshot.clone())
     }
 
     /// Remembers that `worker` answered full, until the next read.
     pub(crate) fn note_full(&self, worker: &WorkerId) {
         if let Some(c) = self.lock().as_mut() {
-            c.known_full.insert(worker.clone());
+            c.snapshot.full.insert(worker.clone());
         }
     }
 
     /// Counts a reservation of this replica on `worker`, as it is sent
     /// (so concurrent requests of this replica rank with it); once they use
-    /// up its free slots in the snapshot, it is known full until the next
-    /// read.
-    pub(crate) fn note_reserving(&self, worker: &WorkerId) {
+    /// up its free slots in the snapshot, it is filling until the next
+    /// read. It is in flight until the guard is dropped.
+    pub(crate) fn note_reserving(&self, worker: &WorkerId) -> Reserving<'_> {
+        let ticket = {
+            let mut f = self.flights();
+            let ticket = f.next;
+            f.next += 1;
+            f.outstanding.insert(ticket);
+            ticket
+        };
         if let Some(c) = self.lock().as_mut() {
             let taken = c.taken.entry(worker.clone()).or_default();
             *taken += 1;
-            if c.index
+            if c.snapshot
+                .index
                 .get(worker)
                 .is_none_or(|v| v.available_sessions <= *taken)
             {
-                c.known_full.insert(worker.clone());
+                c.snapshot.filling.insert(worker.clone());
             }
+        }
+        Reserving {
+            cache: self,
+            ticket,
+        }
+    }
+
+    /// Returns once every reservation this replica had in flight when it
+    /// was called has been answered (or cut short): what they filled is
+    /// then the store's word (see [`note_slots_left`](Self::note_slots_left)
+    /// and [`note_full`](Self::note_full)). Reservations sent after the
+    /// call are not waited for, so a stream of them cannot hold it up.
+    pub(crate) async fn settled(&self) {
+        let upto = self.flights().next;
+        loop {
+            let answered = self.answered.notified();
+            tokio::pin!(answered);
+            // Registered before looking, so no answer is missed between.
+            answered.as_mut().enable();
+            if self.flights().outstanding.range(..upto).next().is_none() {
+                return;
+            }
+            answered.await;
         }
     }
 
     /// Takes the store's count of `worker`'s free slots after a
     /// reservation of this replica: when it is below what the snapshot
     /// (less this replica's reservations) shows, other replicas took the
-    /// difference, and at 0 the worker is known full until the next read.
-    /// It only ever lowers the estimate: reservations of this replica
-    /// still in flight are not in the store's count yet.
+    /// difference, and at 0 the worker is known full until the next read
+    /// (the store's answer). It only ever lowers the estimate: reservations
+    /// of this replica still in flight are not in the store's count yet,
+    /// and a worker they would fill is filling.
     pub(crate) fn note_slots_left(&self, worker: &WorkerId, slots_left: u32) {
         if let Some(c) = self.lock().as_mut() {
-            let free = c.index.get(worker).map_or(0, |v| v.available_sessions);
+            let free = c
+                .snapshot
+                .index
+                .get(worker)
+                .map_or(0, |v| v.available_sessions);
             let taken = c.taken.entry(worker.clone()).or_default();
             *taken = (*taken).max(free.saturating_sub(slots_left));
-            if slots_left == 0 || free <= *taken {
-                c.known_full.insert(worker.clone());
+            if slots_left == 0 {
+                c.snapshot.full.insert(worker.clone());
+            } else if free <= *taken {
+                c.snapshot.filling.insert(worker.clone());
             }
         }
     }
@@ -128,6 +224,10 @@ impl SnapshotCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Cached>> {
         self.cached.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn flights(&self) -> std::sync::MutexGuard<'_, InFlight> {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl Placement {
@@ -138,7 +238,7 @@ impl Placement {
         let max_age = self.shared.config.snapshot_max_age;
         let load = async { Ok(RankIndex::new(self.shared.worker_views().await?)) };
         if max_age.is_zero() {
-            return Ok((Arc::new(load.await?), HashSet::new()));
+            return Ok(Snapshot::fresh(Arc::new(load.await?)));
         }
         self.snapshots.get(fresh, max_age, load).await
     }
@@ -149,9 +249,16 @@ impl Placement {
     }
 
     /// Counts a reservation of this replica on `worker`, as it is sent,
-    /// against its free slots in the snapshot.
-    pub(crate) fn note_reserving(&self, worker: &WorkerId) {
-        self.snapshots.note_reserving(worker);
+    /// against its free slots in the snapshot; in flight until the guard
+    /// is dropped.
+    pub(crate) fn note_reserving(&self, worker: &WorkerId) -> Reserving<'_> {
+        self.snapshots.note_reserving(worker)
+    }
+
+    /// Waits for the answers of this replica's reservations in flight
+    /// ([`SnapshotCache::settled`]).
+    pub(crate) async fn reservations_settled(&self) {
+        self.snapshots.settled().await;
     }
 
     /// Takes the store's count of `worker`'s free slots after a

@@ -34,6 +34,7 @@
 
 mod adoption;
 mod audit;
+mod coalescing;
 mod concurrency;
 mod credentials;
 mod dispatch;
@@ -64,6 +65,7 @@ pub use adoption::{
     heartbeat_adoption_races_allocations_on_replicas,
 };
 pub use audit::audit_trail_is_newest_first;
+pub use coalescing::duplicate_requests_on_replicas_share_the_last_slot;
 pub use concurrency::{SCALE, Scale};
 pub use concurrency::{
     concurrent_allocate_of_one_session_yields_one_dispatch,
@@ -181,6 +183,7 @@ macro_rules! conformance_tests {
             heartbeats_from_replicas_keep_the_newest,
             concurrent_allocations_never_over_allocate,
             concurrent_allocate_of_one_session_yields_one_dispatch,
+            duplicate_requests_on_replicas_share_the_last_slot,
             interrupted_allocations_leave_no_drift,
             exam_calendar_is_compare_and_set,
             racing_bookings_accept_exactly_one,
