@@ -39,6 +39,8 @@ jobs=(
     "seat-redis|seat --store $http --server-store $redis --replicas 1"
     "cover-redis|cover --store $redis"
     "cover-postgres|cover --store $pg"
+    "gameday-redis|gameday --store $redis"
+    "gameday-postgres|gameday --store $pg"
     "wrk-memory|!benches/wrk/run.sh memory 1s 64"
     "criterion|!cargo bench -p vdi-cluster-benches --bench domain"
 )

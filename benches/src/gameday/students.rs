@@ -27,6 +27,9 @@ pub(crate) enum Phase {
     /// The faults are over: nobody submits any more; students still
     /// reload and wait until the cluster is settled.
     Settling,
+    /// The checks are read: waiting students keep asking for their place
+    /// (or they would leave the room), nobody else does anything.
+    Hold,
     /// Every student stops, as they are.
     Stop,
 }
@@ -70,8 +73,10 @@ pub(crate) enum Holding {
     Submitted,
 }
 
-/// One stay in the waiting room: when the request that queued the student
-/// was sent and answered (ms since the epoch), and the last position seen.
+/// One stay in the waiting room: the earliest time the student can have
+/// joined (the first request since it last knew it was not waiting, ms
+/// since the epoch), when it was answered "queued", and the last position
+/// seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Stint {
     pub(crate) sent_ms: u64,
@@ -95,6 +100,12 @@ pub(crate) struct Student {
     /// Displaced by fault `.0` (its index; `None`: outside any fault) and
     /// not back at a desktop yet.
     pub(crate) displaced: Option<Option<usize>>,
+    /// When its release was answered (ms since the epoch).
+    pub(crate) submitted_ms: Option<u64>,
+    /// When it sent the first request since it last knew for sure that it
+    /// was not waiting (ms since the epoch): a request answered with an
+    /// error may still have queued it, so its stay may begin there.
+    pub(crate) asking_since_ms: Option<u64>,
 }
 
 /// Answers the students got.
@@ -258,6 +269,9 @@ impl Crowd {
                 return;
             }
             door += 1;
+            // What the students were told, before the listing is read: a
+            // stay that began after the read cannot be compared with it.
+            let states = self.snapshot();
             let url = format!(
                 "{}/api/vdi/exams/{}/queue",
                 self.doors[door % self.doors.len()],
@@ -275,7 +289,6 @@ impl Crowd {
             let Ok(queue) = r.json::<ExamQueueJson>().await else {
                 continue;
             };
-            let states = self.snapshot();
             let problems = super::checks::waiting_room_order(&queue.waiting, &self, &states);
             self.note(|l| {
                 let a = &mut l.audits;
@@ -283,7 +296,7 @@ impl Crowd {
                 a.most_waiting = a.most_waiting.max(queue.waiting.len() as u64);
                 a.problems += problems.len() as u64;
                 for (kind, who) in problems {
-                    if a.first_problems.len() < 5 {
+                    if a.first_problems.len() < 3 {
                         a.first_problems.push(format!("{kind}: {who}"));
                     }
                 }
@@ -347,7 +360,11 @@ impl Crowd {
         let url = format!("{}/api/vdi/sessions", self.doors[door % self.doors.len()]);
         let body = serde_json::json!({"examId": self.exam, "userId": self.plans[i].user});
         let sent_ms = now_ms();
-        self.state(i).asked = true;
+        {
+            let mut st = self.state(i);
+            st.asked = true;
+            st.asking_since_ms.get_or_insert(sent_ms);
+        }
         let reply = self.send(self.client.post(url).json(&body)).await;
         self.note(|l| l.answers.requests += 1);
         match reply {
@@ -426,6 +443,7 @@ impl Crowd {
                 let mut st = self.state(i);
                 st.holding = Holding::Placing;
                 st.stint = None;
+                st.asking_since_ms = None;
             }
             Told::Session(s) => {
                 let mut st = self.state(i);
@@ -436,6 +454,7 @@ impl Crowd {
                     since: Instant::now(),
                 };
                 st.stint = None;
+                st.asking_since_ms = None;
                 drop(st);
                 let at = s.activated_at.unwrap_or(s.reserved_at);
                 self.note(|l| {
@@ -462,8 +481,9 @@ impl Crowd {
                         });
                     }
                     None => {
+                        let since = st.asking_since_ms.take().unwrap_or(*sent_ms);
                         st.stint = Some(Stint {
-                            sent_ms: *sent_ms,
+                            sent_ms: since.min(*sent_ms),
                             answered_ms: *answered_ms,
                             position: q.position,
                         });
@@ -478,6 +498,7 @@ impl Crowd {
                 let mut st = self.state(i);
                 st.holding = Holding::Nothing;
                 st.stint = None;
+                st.asking_since_ms = None;
             }
             Told::Failed => {}
         }
@@ -551,15 +572,26 @@ impl Crowd {
             let submit_due =
                 phase == Phase::Running && plan.submit_at.is_some_and(|at| Instant::now() >= at);
             let holding = self.state(i).holding.clone();
+            if phase == Phase::Hold {
+                if matches!(holding, Holding::Queued | Holding::Placing) {
+                    tokio::time::sleep(self.habits.poll_every).await;
+                    let told = self.get(i, door).await;
+                    if matches!(told, Told::Failed) {
+                        door += 1;
+                    }
+                    self.apply(i, &told);
+                } else {
+                    tokio::time::sleep(self.habits.check_every).await;
+                }
+                continue;
+            }
             match holding {
                 Holding::Submitted => return,
                 Holding::Nothing => {
                     if submit_due && !first {
                         // Never got a desktop, and the exam is over for it.
                         if self.submit(i, door).await {
-                            let mut st = self.state(i);
-                            st.holding = Holding::Submitted;
-                            st.displaced = None;
+                            self.submitted(i);
                             continue;
                         }
                         door += 1;
@@ -582,10 +614,7 @@ impl Crowd {
                 Holding::Queued => {
                     if submit_due {
                         if self.submit(i, door).await {
-                            let mut st = self.state(i);
-                            st.holding = Holding::Submitted;
-                            st.stint = None;
-                            st.displaced = None;
+                            self.submitted(i);
                             continue;
                         }
                         door += 1;
@@ -600,9 +629,7 @@ impl Crowd {
                 Holding::Seated { worker, since } => {
                     if submit_due {
                         if self.submit(i, door).await {
-                            let mut st = self.state(i);
-                            st.holding = Holding::Submitted;
-                            st.displaced = None;
+                            self.submitted(i);
                             return;
                         }
                         door += 1;
@@ -652,6 +679,16 @@ impl Crowd {
                 }
             }
         }
+    }
+
+    /// Student `i`'s release was answered: it holds nothing any more.
+    fn submitted(&self, i: usize) {
+        let mut st = self.state(i);
+        st.holding = Holding::Submitted;
+        st.stint = None;
+        st.displaced = None;
+        st.submitted_ms = Some(now_ms());
+        st.asking_since_ms = None;
     }
 
     /// Student `i`'s desktop went black or froze: counted once per stay
