@@ -96,6 +96,17 @@ impl Api {
         sorted_session_keys(&body["sessions"])
     }
 
+    /// [`Self::worker_session_keys`], or `None` while the control plane
+    /// does not list the worker (after a store lost its records, until the
+    /// worker's next heartbeat registers it again).
+    pub async fn listed_worker_session_keys(&self, code: &str) -> Option<Vec<String>> {
+        let path = format!("/api/vdi/workers/{code}/sessions");
+        match self.try_admin(Method::GET, &path, None).await {
+            Ok((status, body)) if status == 200 => Some(sorted_session_keys(&body["sessions"])),
+            _ => None,
+        }
+    }
+
     /// The session API, with a SERVICE token (the exam application).
     pub async fn try_allocate(
         &self,
