@@ -212,14 +212,13 @@ fn students_check(
                 reserved_at,
             } => {
                 if submitted {
-                    let after = states[i]
-                        .submitted_ms
-                        .map_or(String::new(), |at| {
-                            format!(
-                                " (its dispatch on {worker} reserved {:+} ms after the release was answered)",
-                                *reserved_at as i64 - at as i64
-                            )
-                        });
+                    let after = states[i].submitted_ms.map_or(String::new(), |at| {
+                        format!(
+                            " (submitted {}; its dispatch on {worker} reserved {:+} ms after the release was answered)",
+                            states[i].submitted_while.as_deref().unwrap_or("?"),
+                            *reserved_at as i64 - at as i64
+                        )
+                    });
                     fail(
                         "submitted, still holds a desktop",
                         &format!("{user}{after}"),

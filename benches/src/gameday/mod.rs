@@ -642,11 +642,35 @@ async fn run_on(
             .summary()
             .await
             .map_or(0, |s| s.total_available_sessions);
+        // The control plane's records on each worker against what its
+        // agent runs (read only once the rest agrees: it costs a call per
+        // worker).
+        let mut unmatched = 0;
+        if unsettled == 0 && disagreeing == 0 {
+            for code in monitor.codes() {
+                let runs = monitor.sessions_since(code, round);
+                let records = cluster.worker_sessions(code).await.ok();
+                let agree = match (runs, records) {
+                    (Some(runs), Some(records)) => {
+                        records.sessions.len() == runs.len()
+                            && records
+                                .sessions
+                                .iter()
+                                .all(|d| runs.contains(&format!("{}/{}", d.exam_id, d.user_id)))
+                    }
+                    _ => false,
+                };
+                if !agree {
+                    unmatched += 1;
+                }
+            }
+        }
         last_look = format!(
             "{unsettled} students neither waiting nor at a running desktop, {disagreeing} agents \
-             running other sessions than the students hold, {waiting} waiting while {room} slots are free"
+             running other sessions than the students hold, {unmatched} workers whose records \
+             differ from what runs, {waiting} waiting while {room} slots are free"
         );
-        if unsettled == 0 && disagreeing == 0 && (waiting == 0 || room == 0) {
+        if unsettled == 0 && disagreeing == 0 && unmatched == 0 && (waiting == 0 || room == 0) {
             break Some(settle_from.elapsed());
         }
         if Instant::now() > settle_deadline {
@@ -731,7 +755,7 @@ async fn run_on(
         ),
     });
     checks.push(Check {
-        name: "settled after the faults: nobody waits beside a free slot",
+        name: "settled after the faults (records = what runs, nobody waits beside a free slot)",
         passed: settled_after.is_some(),
         detail: match settled_after {
             Some(after) => format!("in {:.1} s", after.as_secs_f64()),

@@ -102,6 +102,8 @@ pub(crate) struct Student {
     pub(crate) displaced: Option<Option<usize>>,
     /// When its release was answered (ms since the epoch).
     pub(crate) submitted_ms: Option<u64>,
+    /// What it believed it held when it submitted.
+    pub(crate) submitted_while: Option<String>,
     /// When it sent the first request since it last knew for sure that it
     /// was not waiting (ms since the epoch): a request answered with an
     /// error may still have queued it, so its stay may begin there.
@@ -684,6 +686,11 @@ impl Crowd {
     /// Student `i`'s release was answered: it holds nothing any more.
     fn submitted(&self, i: usize) {
         let mut st = self.state(i);
+        st.submitted_while = Some(match &st.holding {
+            Holding::Seated { worker, .. } => format!("at a desktop on {worker}"),
+            Holding::Queued => "waiting".to_owned(),
+            _ => "holding nothing".to_owned(),
+        });
         st.holding = Holding::Submitted;
         st.stint = None;
         st.displaced = None;
