@@ -19,6 +19,7 @@ use crate::credential::CredentialSnapshot;
 use crate::dispatch::{Dispatch, DispatchState};
 use crate::error::{Error, Result};
 use crate::ids::{DispatchId, ExamId, SessionKey, WorkerId};
+use crate::operator_session::OperatorSession;
 use crate::store::{
     Adoption, AuditEntry, AuditLog, CasOutcome, Counter, DeleteOutcome, DispatchPage,
     DispatchStore, Drift, ExamPlacement, JoinToken, Lease, RecountReport, Registry, Reservation,
@@ -50,6 +51,7 @@ struct State {
     audit: VecDeque<AuditEntry>,
     join_tokens: Vec<JoinToken>,
     credentials: HashMap<WorkerId, CredentialSnapshot>,
+    operator_sessions: HashMap<String, OperatorSession>,
     exams: exams::ExamState,
     queues: waiting_room::QueueState,
     outbox: outbox::OutboxState,

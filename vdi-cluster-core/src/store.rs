@@ -95,6 +95,7 @@ use crate::credential::{CredentialSnapshot, WorkerCredential};
 use crate::dispatch::Dispatch;
 use crate::error::{Error, Result};
 use crate::ids::{DispatchId, ExamId, SessionKey, WorkerId};
+use crate::operator_session::OperatorSession;
 use crate::time::Timestamp;
 use crate::worker::{WorkerRecord, WorkerSnapshot};
 
@@ -474,6 +475,9 @@ pub enum ClaimOutcome {
 ///   rotation racing a revocation, have one winner.
 /// * [`claim_worker`](Self::claim_worker) checks the token and the
 ///   credential's version and writes both in one indivisible step.
+/// * An operators' page session that was ended, on any handle, or that
+///   expired is never answered again
+///   ([`operator_session`](Self::operator_session)).
 #[async_trait]
 pub trait Credentials: Debug + Send + Sync + 'static {
     /// Stores a new join token (its `id` and `token_hash` are unique).
@@ -513,6 +517,25 @@ pub trait Credentials: Debug + Send + Sync + 'static {
 
     /// `worker`'s own credential, with its version.
     async fn worker_credential(&self, worker: &WorkerId) -> Result<Option<CredentialSnapshot>>;
+
+    /// Stores an operators' page session under `id_hash` (SHA-256 hex of
+    /// its opaque id), replacing any with that hash; may forget sessions
+    /// that expired.
+    async fn put_operator_session(&self, id_hash: &str, session: &OperatorSession) -> Result<()>;
+
+    /// The session stored under `id_hash`, if it is live at `now`.
+    async fn operator_session(
+        &self,
+        id_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<OperatorSession>>;
+
+    /// Ends the session stored under `id_hash`. `false` if there was none.
+    async fn end_operator_session(&self, id_hash: &str) -> Result<bool>;
+
+    /// Ends every operators' page session; how many were stored (expired
+    /// ones not yet forgotten included).
+    async fn end_operator_sessions(&self) -> Result<u64>;
 }
 
 /// Everything a backend provides. Implemented for every type that

@@ -11,6 +11,8 @@
 //!   protocol's bodies (`vdi-cluster-protocol`), so that gRPC and HTTP
 //!   reach core through the same types and the same validation;
 //! * [`status`] — the status-code mapping both sides share;
+//! * [`codec`] — protobuf as the generated code reads it, with a message
+//!   that does not decode refused as `INVALID_ARGUMENT`;
 //! * [`client`] — [`GrpcControlPlane`](client::GrpcControlPlane), the node
 //!   agent's client.
 //!
@@ -18,6 +20,7 @@
 //! next to the HTTP handlers whose credential checks it reuses.
 
 pub mod client;
+pub mod codec;
 pub mod convert;
 pub mod status;
 

@@ -2,13 +2,15 @@
 //! join token is redeemed by one conditional `UPDATE`, so two workers racing
 //! for its last use cannot both get it; a join (`vdi.claim_worker`) counts
 //! the use and writes the credential in one function call; credentials are
-//! written by compare-and-set on their version.
+//! written by compare-and-set on their version. Operators' page sessions
+//! are rows of `vdi.operator_sessions`, read only while live.
 
 use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use vdi_cluster_core::credential::{CredentialSnapshot, WorkerCredential};
+use vdi_cluster_core::operator_session::OperatorSession;
 use vdi_cluster_core::store::{CasOutcome, ClaimOutcome, Credentials, JoinClaim, JoinToken};
 use vdi_cluster_core::{Error, Result, Timestamp, WorkerId};
 
@@ -220,6 +222,60 @@ impl Credentials for PgStore {
                 })
             })
             .transpose()
+        })
+        .await
+    }
+
+    async fn put_operator_session(&self, id_hash: &str, session: &OperatorSession) -> Result<()> {
+        let expires_at = millis("expires_at", session.expires_at)?;
+        let now = millis("created_at", session.created_at)?;
+        self.call(async {
+            sqlx::query(sql::PUT_OPERATOR_SESSION)
+                .bind(id_hash)
+                .bind(Json(session))
+                .bind(expires_at)
+                .bind(now)
+                .execute(self.pool())
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn operator_session(
+        &self,
+        id_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<OperatorSession>> {
+        let now = millis("now", now)?;
+        self.call(async {
+            let stored: Option<Json<OperatorSession>> = sqlx::query_scalar(sql::OPERATOR_SESSION)
+                .bind(id_hash)
+                .bind(now)
+                .fetch_optional(self.pool())
+                .await?;
+            Ok(stored.map(|Json(session)| session))
+        })
+        .await
+    }
+
+    async fn end_operator_session(&self, id_hash: &str) -> Result<bool> {
+        self.call(async {
+            let done = sqlx::query(sql::END_OPERATOR_SESSION)
+                .bind(id_hash)
+                .execute(self.pool())
+                .await?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
+    }
+
+    async fn end_operator_sessions(&self) -> Result<u64> {
+        self.call(async {
+            let done = sqlx::query(sql::END_OPERATOR_SESSIONS)
+                .execute(self.pool())
+                .await?;
+            Ok(done.rows_affected())
         })
         .await
     }

@@ -92,6 +92,14 @@ statements! {
     WORKER_CREDENTIAL = "worker_credential.sql";
     /// A worker's credential version.
     WORKER_CREDENTIAL_VERSION = "worker_credential_version.sql";
+    /// Store an operators' page session, forgetting expired ones.
+    PUT_OPERATOR_SESSION = "put_operator_session.sql";
+    /// A live operators' page session.
+    OPERATOR_SESSION = "operator_session.sql";
+    /// End one operators' page session.
+    END_OPERATOR_SESSION = "end_operator_session.sql";
+    /// End every operators' page session.
+    END_OPERATOR_SESSIONS = "end_operator_sessions.sql";
     /// Newest audit entries.
     RECENT_AUDIT = "recent_audit.sql";
     /// Every exam and the calendar's version.

@@ -7,6 +7,8 @@
 use serde::de::DeserializeOwned;
 use vdi_cluster_core::ValidationError;
 
+use crate::unique_keys::parse_unique;
+
 /// Whether a `content-type` value can carry a JSON body: JSON itself, and
 /// the two types plain clients send a JSON body with by default (`curl -d`
 /// sends form-urlencoded). The body is parsed as JSON either way.
@@ -64,14 +66,24 @@ fn field_of(path: &str, message: &str, root: &str) -> String {
 /// Parses `bytes` as one JSON object into `T`; errors name the field
 /// (`body` when the JSON itself is malformed, missing or not an object —
 /// every body of the API is an object, and serde would otherwise read an
-/// array such as `[null, null]` as a struct's fields in order).
+/// array such as `[null, null]` as a struct's fields in order). A key that
+/// appears twice in one object is refused, naming it: a proxy and the
+/// server must never read different values from one body.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ValidationError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
         return Err(ValidationError::new("body", "a JSON object is required"));
     }
-    let mut json: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| ValidationError::new("body", format!("malformed JSON: {e}")))?;
+    let mut json = parse_unique(bytes).map_err(|duplicate| match duplicate {
+        Some(path) => ValidationError::new(
+            path.clone(),
+            format!("duplicate key {path}: each key may appear once in an object"),
+        ),
+        None => match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Err(e) => ValidationError::new("body", format!("malformed JSON: {e}")),
+            Ok(_) => ValidationError::new("body", "malformed JSON"),
+        },
+    })?;
     integral_floats_as_integers(&mut json);
     serde_path_to_error::deserialize(json).map_err(|e| {
         let path = e.path().to_string();

@@ -49,6 +49,7 @@ pub mod ops;
 pub mod reconcile;
 pub mod sessions;
 pub mod signin;
+mod unique_keys;
 pub mod waiting_room;
 pub mod webhooks;
 pub mod workers;

@@ -6,7 +6,8 @@
 //! |---|---|---|---|
 //! | `POST` | `/api/vdi/auth/session` | `Authorization: Bearer <JWT>` (ADMIN or PROCTOR) | [`OperatorSessionJson`], sets [`SESSION_COOKIE`] |
 //! | `GET` | `/api/vdi/auth/session` | the cookie | [`OperatorSessionJson`] |
-//! | `DELETE` | `/api/vdi/auth/session` | — | `204`, clears the cookie |
+//! | `DELETE` | `/api/vdi/auth/session` | — | `204`, ends the session, clears the cookie |
+//! | `DELETE` | `/api/vdi/auth/sessions` | ADMIN | [`SessionsEndedJson`]: every page session ended |
 //!
 //! A request authenticated by the cookie carries the session's CSRF token
 //! in [`CSRF_TOKEN_HEADER`] (or, on a read that cannot set a header, in
@@ -34,11 +35,21 @@ pub struct OperatorSessionJson {
     pub sub: String,
     /// The operator roles of the JWT (`ADMIN`, `PROCTOR`).
     pub roles: Vec<String>,
-    /// What cookie-authenticated changes send in `x-csrf-token`.
+    /// What cookie-authenticated changes send in `x-csrf-token` (empty
+    /// when the request was authenticated by a bearer JWT, not a session).
     pub csrf_token: String,
     /// When the session ends (the JWT's `exp`), milliseconds since the Unix
     /// epoch.
     pub expires_at: u64,
+}
+
+/// Answer of "sign out everywhere": how many operators' page sessions
+/// were ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionsEndedJson {
+    /// Sessions ended (every one stored, the caller's included).
+    pub ended: u64,
 }
 
 #[cfg(test)]

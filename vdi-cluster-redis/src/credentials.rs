@@ -1,10 +1,13 @@
 //! [`Credentials`] on Redis: a hash per join token (the token's JSON plus
 //! the fields the redeem script checks), an index from secret hash to id,
-//! and one hash of worker credentials (`<version> <json>` per code,
-//! written only by compare-and-set scripts).
+//! one hash of worker credentials (`<version> <json>` per code,
+//! written only by compare-and-set scripts), and one hash of operators'
+//! page sessions (by the hash of their id, expired ones forgotten at the
+//! next sign-in).
 
 use async_trait::async_trait;
 use vdi_cluster_core::credential::{CredentialSnapshot, IssuedSecret, WorkerCredential};
+use vdi_cluster_core::operator_session::OperatorSession;
 use vdi_cluster_core::store::{CasOutcome, ClaimOutcome, Credentials, JoinClaim, JoinToken};
 use vdi_cluster_core::{Error, Result, Timestamp, WorkerId};
 
@@ -230,6 +233,84 @@ impl Credentials for RedisStore {
             .map(|s| decode_credential(&self.keys.worker_credentials(), &s))
             .transpose()
     }
+
+    async fn put_operator_session(&self, id_hash: &str, session: &OperatorSession) -> Result<()> {
+        let key = self.keys.operator_sessions();
+        let json = serde_json::to_string(session)
+            .map_err(|e| BackendError::malformed(key.clone(), "operator session", e))?;
+        let stored: Vec<(String, String)> = redis::cmd("HGETALL")
+            .arg(&key)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        // Forget the expired ones (a field written again since is only
+        // removed if it expired too: the next read checks the expiry).
+        let mut expired = Vec::new();
+        for (hash, json) in &stored {
+            if !decode_session(&key, json)?.is_live(session.created_at) {
+                expired.push(hash.as_str());
+            }
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        if !expired.is_empty() {
+            pipe.cmd("HDEL").arg(&key).arg(&expired).ignore();
+        }
+        pipe.cmd("HSET").arg(&key).arg(id_hash).arg(json).ignore();
+        let () = pipe
+            .query_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        Ok(())
+    }
+
+    async fn operator_session(
+        &self,
+        id_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<OperatorSession>> {
+        let key = self.keys.operator_sessions();
+        let stored: Option<String> = redis::cmd("HGET")
+            .arg(&key)
+            .arg(id_hash)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        let Some(json) = stored else {
+            return Ok(None);
+        };
+        let session = decode_session(&key, &json)?;
+        Ok(session.is_live(now).then_some(session))
+    }
+
+    async fn end_operator_session(&self, id_hash: &str) -> Result<bool> {
+        let removed: i64 = redis::cmd("HDEL")
+            .arg(self.keys.operator_sessions())
+            .arg(id_hash)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        Ok(removed == 1)
+    }
+
+    async fn end_operator_sessions(&self) -> Result<u64> {
+        let key = self.keys.operator_sessions();
+        let (stored, _): (u64, i64) = redis::pipe()
+            .atomic()
+            .cmd("HLEN")
+            .arg(&key)
+            .cmd("DEL")
+            .arg(&key)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        Ok(stored)
+    }
+}
+
+fn decode_session(key: &str, json: &str) -> Result<OperatorSession> {
+    serde_json::from_str(json)
+        .map_err(|e| BackendError::malformed(key.to_owned(), "operator session", e).into())
 }
 
 /// The version argument of the compare-and-set scripts ('' expects none).

@@ -290,6 +290,12 @@ impl Keys {
         format!("{}:worker-credentials", self.prefix)
     }
 
+    /// `{p}:operator-sessions` — hash, SHA-256 of a page session's id →
+    /// the session's JSON.
+    pub(crate) fn operator_sessions(&self) -> String {
+        format!("{}:operator-sessions", self.prefix)
+    }
+
     /// `{p}:queue:exam:{exam}:order` — sorted set, the exam's waiting
     /// students by arrival number.
     pub(crate) fn queue_order(&self, exam: &ExamId) -> String {

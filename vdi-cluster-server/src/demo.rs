@@ -1,6 +1,7 @@
 //! `vdi-cluster demo`: a control plane and N simulated workers in one
 //! process, on loopback ports, so a newcomer sees a live cluster in
-//! seconds. It prints the URLs, an ADMIN token, the cluster token and a few
+//! seconds. It prints the URLs (the operators' page's too, with how to sign
+//! in), an ADMIN token, the cluster token and a few
 //! `curl` lines; Ctrl-C (or SIGTERM) deregisters the workers and stops
 //! everything.
 //!
@@ -229,6 +230,11 @@ fn banner(
          export TOKEN={admin}\n  export SERVICE_TOKEN={service}\n  export CLUSTER_TOKEN={cluster_token}\n"
     ));
     out.push_str(&format!(
+        "\nThe operators' page: {url}/admin/\n  \
+         Sign in by pasting the ADMIN token above (the value of TOKEN, starting eyJ);\n  \
+         it is valid for this run only.\n"
+    ));
+    out.push_str(&format!(
         "\nTry:\n\n  curl -s {url}/api/vdi/workers/summary -H \"authorization: Bearer $TOKEN\"\n  \
          curl -s -X POST {url}/api/vdi/sessions -H \"authorization: Bearer $SERVICE_TOKEN\" \\\n       \
          -H 'content-type: application/json' -d '{{\"examId\":\"exam-1\",\"userId\":\"student-1\"}}'\n  \
@@ -274,15 +280,16 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         service: mint("exam-app", Role::Service)?,
         cluster: cluster_token.clone(),
     };
-    let serve = serve_args(&args, &jwt_secret, &cluster_token, &worker_token)?;
+    let mut serve = serve_args(&args, &jwt_secret, &cluster_token, &worker_token)?;
 
     let cp_shutdown = CancellationToken::new();
-    let state = server::prepare(&serve, cp_shutdown.clone()).await?;
     let listener = vdi_cluster_node::listen::bind(args.listen).map_err(|source| DemoError::Io {
         addr: args.listen,
         source,
     })?;
     let cp_addr = listener.local_addr().unwrap_or(args.listen);
+    server::default_public_url(&mut serve, cp_addr);
+    let state = server::prepare(&serve, cp_shutdown.clone()).await?;
     let url = format!("http://{cp_addr}");
     let store = state.store_name().to_owned();
     let service = std::sync::Arc::clone(state.service());

@@ -29,6 +29,7 @@ use vdi_cluster_core::WorkerId;
 use vdi_cluster_core::credential::CredentialCheck;
 use vdi_cluster_protocol::{HEARTBEAT_PATH, WORKER_TOKEN_HEADER};
 
+use crate::auth::session::PageSession;
 use crate::auth::{
     Access, Principal, WORKER_CREDENTIAL_PREFIX, credential_worker, matches_hash_hex,
 };
@@ -67,11 +68,13 @@ async fn verify_worker_credential(
 }
 
 /// Checks `headers` against `access`, including workers' own credentials
-/// (a store lookup).
+/// (a store lookup); `page` is the operators' page session the request's
+/// cookie proved, if any.
 pub async fn authorize_request(
     state: &AppState,
     access: Access,
     headers: &HeaderMap,
+    page: Option<&PageSession>,
 ) -> Result<Principal, ApiError> {
     if matches!(access, Access::Worker | Access::OwnWorker)
         && let Some(value) = headers.get(WORKER_TOKEN_HEADER)
@@ -81,40 +84,43 @@ pub async fn authorize_request(
     {
         return verify_worker_credential(state, text).await;
     }
-    state.auth().authorize(access, headers)
+    state
+        .auth()
+        .authorize_with(access, headers, page.map(|p| &p.user))
 }
 
 /// Whether `caller` may act as worker `code` on a worker route: its own
-/// credential must name it; the shared token may act for any worker; an
-/// anonymous caller (where anonymous heartbeats are allowed) only for a
-/// worker that has no own credential. What each may change is core's
+/// credential must name it; the shared token, or an anonymous caller
+/// (where anonymous heartbeats are allowed), only for a worker that has
+/// no own credential — whatever its state: a worker whose credential was
+/// revoked or reset is not let back in by the fleet-wide token (the shared
+/// token joins; it never impersonates). What each may change is core's
 /// decision (`Registrant`).
 pub(crate) async fn ensure_worker(
     state: &AppState,
     caller: &Principal,
     code: &WorkerId,
 ) -> Result<(), ApiError> {
-    match caller {
-        Principal::WorkerNode(own) if own == code => Ok(()),
-        Principal::WorkerNode(own) => Err(ApiError::forbidden(format!(
-            "this credential belongs to worker {own}, not {code}"
-        ))),
-        Principal::Anonymous => {
-            if state
-                .service()
-                .store()
-                .worker_credential(code)
-                .await?
-                .is_some()
-            {
-                Err(ApiError::unauthorized(format!(
-                    "worker {code} joined with a join token: send its own credential in x-worker-token"
-                )))
-            } else {
-                Ok(())
-            }
+    let shared = match caller {
+        Principal::WorkerNode(own) if own == code => return Ok(()),
+        Principal::WorkerNode(own) => {
+            return Err(ApiError::forbidden(format!(
+                "this credential belongs to worker {own}, not {code}"
+            )));
         }
-        _ => Ok(()),
+        Principal::Anonymous => false,
+        Principal::Worker => true,
+        Principal::Joining | Principal::User(_) => return Ok(()),
+    };
+    let own = state.service().store().worker_credential(code).await?;
+    match own {
+        None => Ok(()),
+        Some(_) if shared => Err(ApiError::forbidden(format!(
+            "worker {code} has its own credential: it is accepted only with it (x-worker-token: vdiw.…), never with the shared worker token"
+        ))),
+        Some(_) => Err(ApiError::unauthorized(format!(
+            "worker {code} joined with a join token: send its own credential in x-worker-token"
+        ))),
     }
 }
 
@@ -148,7 +154,9 @@ pub(crate) async fn gate(State(gate): State<Gate>, mut req: Request, next: Next)
         .with_retry_after(seconds.max(1))
         .into_response();
     }
-    let response = match authorize_request(&gate.state, gate.access, req.headers()).await {
+    let page = req.extensions().get::<PageSession>();
+    let checked = authorize_request(&gate.state, gate.access, req.headers(), page).await;
+    let response = match checked {
         Ok(principal) => {
             req.extensions_mut().insert(principal);
             next.run(req).await

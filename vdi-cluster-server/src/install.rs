@@ -46,8 +46,9 @@ impl fmt::Debug for InstallConfig {
 
 impl InstallConfig {
     /// Installations of workers that accept `cluster_token`, reaching this
-    /// control plane at `public_url` (else at the URL the admin's request
-    /// came to), with `agent` as the agent binary.
+    /// control plane at `public_url` (none: no script is served, since no
+    /// request header may say where the control plane is), with `agent` as
+    /// the agent binary.
     pub fn new(cluster_token: String, public_url: Option<String>, agent: PathBuf) -> Self {
         Self {
             cluster_token,

@@ -78,6 +78,7 @@ pub mod install;
 pub mod listener;
 pub mod metrics;
 pub mod openapi;
+pub mod page_session;
 mod path_params;
 pub mod router;
 pub mod routes;

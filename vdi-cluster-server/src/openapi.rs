@@ -36,7 +36,7 @@ use vdi_cluster_protocol::sessions::{
     AllocateSessionRequest, ConstraintsJson, PrewarmExamRequest, PrewarmFailureJson,
     PrewarmReportJson, PrewarmShareJson, ReleaseJson, SessionJson,
 };
-use vdi_cluster_protocol::signin::OperatorSessionJson;
+use vdi_cluster_protocol::signin::{OperatorSessionJson, SessionsEndedJson};
 use vdi_cluster_protocol::webhooks::{
     AttemptJson, CreateWebhook, CreatedWebhook, DeliveryJson, DeliveryList, WebhookJson,
     WebhookList, WebhookPayload,
@@ -88,7 +88,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         cluster::stats, cluster::distribution, cluster::audit, cluster::events,
         webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries,
         webhooks::retry,
-        signin::sign_in, signin::current, signin::sign_out,
+        signin::sign_in, signin::current, signin::sign_out, signin::sign_out_everywhere,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     components(schemas(
@@ -103,7 +103,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         SummaryJson, StatsJson, ZoneStatsJson, DistributionEntry, DistributionJson,
         ReconcileReportJson, PassProgressJson, PolicyChangeJson, PolicyJson, DriftJson, CounterJson,
         AuditJson, AuditEntryJson, EventJson, EventKindJson, ServerSentEvent,
-        OperatorSessionJson, HealthJson, CreateJoinToken, InstallScriptRequest, JoinTokenJson, CreatedJoinToken, JoinTokenList, CredentialReset,
+        OperatorSessionJson, SessionsEndedJson, HealthJson, CreateJoinToken, InstallScriptRequest, JoinTokenJson, CreatedJoinToken, JoinTokenList, CredentialReset,
         CreateWebhook, CreatedWebhook, WebhookJson, WebhookList, DeliveryJson, DeliveryList,
         AttemptJson, WebhookPayload,
     )),

@@ -7,8 +7,8 @@
 //! Middleware, outermost first: request id (`x-request-id`, generated when
 //! absent, echoed in the answer), a tracing span per request, panic catcher
 //! (a 500 with Aetherium's error body), request timeout (408), body limit (413),
-//! the operators' page's session cookie standing for a bearer
-//! ([`cookie_credential`]), then per route the credential check.
+//! the operators' page's session cookie standing for its stored session's
+//! operator ([`cookie_credential`]), then per route the credential check.
 //!
 //! The operators' page ([`admin_ui`]) is merged beside the API.
 
@@ -32,10 +32,10 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::admin_ui;
-use crate::auth::session::cookie_credential;
 use crate::error::ApiError;
 use crate::gate::{self, Gate};
 use crate::openapi;
+use crate::page_session::cookie_credential;
 use crate::routes::route_table;
 use crate::state::AppState;
 
@@ -98,7 +98,7 @@ pub fn router(state: AppState) -> Router {
         app = app.route(path, endpoint);
     }
     let limits = state.limits();
-    let session = middleware::from_fn_with_state(state.auth().clone(), cookie_credential);
+    let session = middleware::from_fn_with_state(state.clone(), cookie_credential);
     app.merge(admin_ui::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

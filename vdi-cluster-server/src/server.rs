@@ -255,16 +255,30 @@ fn install_config(args: &ServeArgs, cluster_token: String) -> Result<InstallConf
     ))
 }
 
+/// Without `--public-url`, the URL of the specific address `local` the
+/// control plane listens on (none for a wildcard address such as
+/// `0.0.0.0`: which of the host's addresses workers reach is unknown).
+pub fn default_public_url(args: &mut ServeArgs, local: SocketAddr) {
+    let unset = args
+        .public_url
+        .as_deref()
+        .is_none_or(|u| u.trim().is_empty());
+    if unset && !local.ip().is_unspecified() {
+        args.public_url = Some(format!("http://{local}"));
+    }
+}
+
 /// `vdi-cluster serve`.
-pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
+pub async fn serve(mut args: ServeArgs) -> Result<(), ServeError> {
     let shutdown = CancellationToken::new();
-    let state = prepare(&args, shutdown.clone()).await?;
     let listener =
         vdi_cluster_node::listen::bind(args.listen).map_err(|source| ServeError::Io {
             addr: args.listen,
             source,
         })?;
     let local = listener.local_addr().unwrap_or(args.listen);
+    default_public_url(&mut args, local);
+    let state = prepare(&args, shutdown.clone()).await?;
     tracing::info!(listen = %local, store = state.store_name(), "vdi-cluster control plane listening");
     println!(
         "Listening on http://{local} (store: {})",

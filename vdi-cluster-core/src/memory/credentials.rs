@@ -1,5 +1,5 @@
 //! [`Credentials`] in memory: join tokens newest first, worker credentials
-//! by code, each step under the one lock.
+//! by code, operators' page sessions by hash, each step under the one lock.
 
 use async_trait::async_trait;
 
@@ -7,6 +7,7 @@ use super::MemoryStore;
 use crate::credential::{CredentialSnapshot, WorkerCredential};
 use crate::error::{Error, Result};
 use crate::ids::WorkerId;
+use crate::operator_session::OperatorSession;
 use crate::store::{CasOutcome, ClaimOutcome, Credentials, JoinClaim, JoinToken};
 use crate::time::Timestamp;
 
@@ -124,5 +125,36 @@ impl Credentials for MemoryStore {
 
     async fn worker_credential(&self, worker: &WorkerId) -> Result<Option<CredentialSnapshot>> {
         Ok(self.lock()?.credentials.get(worker).cloned())
+    }
+
+    async fn put_operator_session(&self, id_hash: &str, session: &OperatorSession) -> Result<()> {
+        let mut s = self.lock()?;
+        s.operator_sessions
+            .retain(|_, stored| stored.is_live(session.created_at));
+        s.operator_sessions
+            .insert(id_hash.to_owned(), session.clone());
+        Ok(())
+    }
+
+    async fn operator_session(
+        &self,
+        id_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<OperatorSession>> {
+        Ok(self
+            .lock()?
+            .operator_sessions
+            .get(id_hash)
+            .filter(|s| s.is_live(now))
+            .cloned())
+    }
+
+    async fn end_operator_session(&self, id_hash: &str) -> Result<bool> {
+        Ok(self.lock()?.operator_sessions.remove(id_hash).is_some())
+    }
+
+    async fn end_operator_sessions(&self) -> Result<u64> {
+        let ended = std::mem::take(&mut self.lock()?.operator_sessions);
+        Ok(u64::try_from(ended.len()).unwrap_or(u64::MAX))
     }
 }

@@ -90,6 +90,12 @@ macro_rules! delegate_store {
                                          expected: Option<u64>) -> $crate::store::CasOutcome;
                 fn worker_credential(worker: &$crate::WorkerId)
                     -> Option<$crate::credential::CredentialSnapshot>;
+                fn put_operator_session(id_hash: &str,
+                                        session: &$crate::operator_session::OperatorSession) -> ();
+                fn operator_session(id_hash: &str, now: $crate::Timestamp)
+                    -> Option<$crate::operator_session::OperatorSession>;
+                fn end_operator_session(id_hash: &str) -> bool;
+                fn end_operator_sessions() -> u64;
             }
             $crate::calendar::ExamStore {
                 fn exam_calendar() -> $crate::calendar::ExamCalendar;

@@ -146,15 +146,29 @@ impl AuthConfig {
     }
 
     /// The JWT user, if a bearer token was presented (an invalid one is a
-    /// 401, never ignored).
-    fn user(&self, headers: &HeaderMap) -> Result<Option<User>, ApiError> {
-        Self::bearer(headers)?
-            .map(|t| self.verify_jwt(t))
-            .transpose()
+    /// 401, never ignored); otherwise the page session's operator, if any.
+    fn user(&self, headers: &HeaderMap, page: Option<&User>) -> Result<Option<User>, ApiError> {
+        match Self::bearer(headers)? {
+            Some(token) => self.verify_jwt(token).map(Some),
+            None => Ok(page.cloned()),
+        }
     }
 
     /// Checks `headers` against `access`.
     pub fn authorize(&self, access: Access, headers: &HeaderMap) -> Result<Principal, ApiError> {
+        self.authorize_with(access, headers, None)
+    }
+
+    /// Checks `headers` against `access`, where `page` is the operator of
+    /// the operators' page session the request's cookie proved, if any
+    /// ([`session`](super::session)): it counts as a bearer with the
+    /// session's roles when no `Authorization` header is sent.
+    pub fn authorize_with(
+        &self,
+        access: Access,
+        headers: &HeaderMap,
+        page: Option<&User>,
+    ) -> Result<Principal, ApiError> {
         match access {
             Access::Public => Ok(Principal::Anonymous),
             Access::Worker => match headers.get(WORKER_TOKEN_HEADER) {
@@ -164,7 +178,7 @@ impl AuthConfig {
                 None => Err(ApiError::unauthorized("x-worker-token is required")),
             },
             Access::OwnWorker => {
-                if let Some(user) = self.user(headers)? {
+                if let Some(user) = self.user(headers, page)? {
                     return if user.roles.contains(&Role::Admin) {
                         Ok(Principal::User(user))
                     } else {
@@ -188,7 +202,7 @@ impl AuthConfig {
                 }
             }
             Access::Operator | Access::Admin => {
-                let Some(user) = self.user(headers)? else {
+                let Some(user) = self.user(headers, page)? else {
                     return Err(ApiError::unauthorized(
                         "this endpoint needs Authorization: Bearer <JWT>",
                     ));
@@ -218,7 +232,7 @@ impl AuthConfig {
                         "x-cluster-token is not accepted here (it is what the control plane sends to workers); the exam application sends a Bearer JWT with role SERVICE",
                     ));
                 }
-                let user = self.user(headers)?;
+                let user = self.user(headers, page)?;
                 match user {
                     Some(u) if u.acts_for_students() => Ok(Principal::User(u)),
                     Some(u) if access == Access::Session && u.roles.contains(&Role::Student) => {

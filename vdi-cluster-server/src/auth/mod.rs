@@ -14,7 +14,8 @@
 //!   worker's own credential received by joining with a join token (as
 //!   SkyPanelV2 and minicloud); stored as a hash in the backend, valid only for that worker's
 //!   own heartbeats, registration and deregistration. Once a worker has
-//!   one, anonymous heartbeats for its code are refused.
+//!   one (live, revoked or reset), heartbeats for its code with the shared
+//!   token or none are refused.
 //! * **Join token** — `x-join-token`, created by an admin
 //!   (`POST /api/vdi/join-tokens`, shown once, stored hashed, with an expiry
 //!   and a number of uses); checked by the join route itself.

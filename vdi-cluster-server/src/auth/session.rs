@@ -1,9 +1,14 @@
 //! The operators' page signs in once with an ADMIN or PROCTOR JWT; the
-//! sign-in route keeps that JWT in a cookie (`HttpOnly`, so no script can
-//! read it; `SameSite=Strict`, so no other site's page sends it; `Path=/api/`)
-//! and answers a CSRF token. From then on [`cookie_credential`] lets the
-//! cookie stand for `Authorization: Bearer <JWT>` — the route's
-//! [`Access`](super::Access) and the gate decide as for any bearer — when:
+//! sign-in route stores a session in the backend (who, which roles, until
+//! the JWT's `exp`) under the hash of a new random id, keeps that id in a
+//! cookie (`HttpOnly`, so no script can read it; `SameSite=Strict`, so no
+//! other site's page sends it; `Path=/api/`) and answers a CSRF token. The
+//! cookie never holds a credential that works anywhere else, and a
+//! sign-out deletes the stored session, so every replica honours it.
+//!
+//! From then on [`cookie_proof`] says when the cookie may stand for the
+//! stored session's operator — the route's [`Access`](super::Access) and
+//! the gate decide as for a bearer with those roles:
 //!
 //! * the request carries no `Authorization` header of its own (an explicit
 //!   credential always wins);
@@ -22,19 +27,38 @@
 //! only to secure origins (HTTPS, localhost): over plain HTTP elsewhere
 //! the page relies on the token alone.
 //!
-//! The CSRF token is an HMAC-SHA256 of the JWT under a
+//! The CSRF token is an HMAC-SHA256 of the session's id under a
 //! [`CsrfKey`](super::CsrfKey) derived from `JWT_SECRET`. It opens nothing
 //! without the cookie, so the events stream's URL carries no credential.
+//! The store lookup is [`page_session`](crate::page_session)'s.
 
-use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::{HeaderMap, HeaderValue, Method};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use vdi_cluster_protocol::signin::{CSRF_TOKEN_HEADER, CSRF_TOKEN_QUERY, SESSION_COOKIE};
 
+use super::access::User;
 use super::config::AuthConfig;
+use super::secrets::hash_hex;
 use crate::error::ApiError;
+
+/// A page session the cookie proved, found live in the store: put in the
+/// request's extensions for the gate and the sign-in routes.
+#[derive(Debug, Clone)]
+pub struct PageSession {
+    /// The SHA-256 (hex) of the cookie's id: the session's key in the store.
+    pub id_hash: String,
+    /// The CSRF token of the session.
+    pub csrf_token: String,
+    /// The operator and the roles stored at sign-in.
+    pub user: User,
+    /// When the session ends, milliseconds since the Unix epoch.
+    pub expires_at: u64,
+}
+
+/// The store key of the session whose cookie holds `id`.
+pub fn session_key(id: &str) -> String {
+    hash_hex(id)
+}
 
 /// The session cookie's value, if the request carries one.
 pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
@@ -49,12 +73,12 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
         .filter(|value| !value.is_empty())
 }
 
-/// `Set-Cookie` keeping `jwt` for `max_age_secs`; `Secure` when the page
-/// was reached over HTTPS.
-pub fn set_cookie(jwt: &str, max_age_secs: u64, secure: bool) -> String {
+/// `Set-Cookie` keeping the session id `id` for `max_age_secs`; `Secure`
+/// when the page was reached over HTTPS.
+pub fn set_cookie(id: &str, max_age_secs: u64, secure: bool) -> String {
     let secure = if secure { "; Secure" } else { "" };
     format!(
-        "{SESSION_COOKIE}={jwt}; Path=/api/; Max-Age={max_age_secs}; HttpOnly; SameSite=Strict{secure}"
+        "{SESSION_COOKIE}={id}; Path=/api/; Max-Age={max_age_secs}; HttpOnly; SameSite=Strict{secure}"
     )
 }
 
@@ -86,20 +110,21 @@ fn query_token(query: Option<&str>) -> Option<&str> {
     })
 }
 
-/// The bearer credential the session cookie stands for in a request with
-/// `method`, `query` and `headers`, if any: `Ok(None)` leaves the request
-/// as it is; a change without the right CSRF token is a 403. The rules are
-/// the [module docs](self)'.
-pub fn cookie_bearer(
+/// The session id of the cookie in a request with `method`, `query` and
+/// `headers`, when the request proves it comes from the page: `Ok(None)`
+/// leaves the request as it is; a change without the right CSRF token is a
+/// 403. The rules are the [module docs](self)'. Whether the id names a
+/// live session is the store's to say.
+pub fn cookie_proof<'h>(
     auth: &AuthConfig,
     method: &Method,
     query: Option<&str>,
-    headers: &HeaderMap,
-) -> Result<Option<HeaderValue>, ApiError> {
+    headers: &'h HeaderMap,
+) -> Result<Option<&'h str>, ApiError> {
     if headers.contains_key(AUTHORIZATION) {
         return Ok(None);
     }
-    let (Some(jwt), Some(key)) = (session_cookie(headers), auth.csrf_key()) else {
+    let (Some(id), Some(key)) = (session_cookie(headers), auth.csrf_key()) else {
         return Ok(None);
     };
     let fetch_site = headers.get("sec-fetch-site").map(HeaderValue::as_bytes);
@@ -112,7 +137,7 @@ pub fn cookie_bearer(
         None if !change => query_token(query).map(str::as_bytes),
         None => None,
     };
-    let proven = presented.is_some_and(|token| key.csrf_matches(jwt, token));
+    let proven = presented.is_some_and(|token| key.csrf_matches(id, token));
     let same_origin_read = !change && fetch_site == Some(b"same-origin".as_slice());
     if !proven && !same_origin_read {
         if change {
@@ -122,26 +147,7 @@ pub fn cookie_bearer(
         }
         return Ok(None);
     }
-    HeaderValue::try_from(format!("Bearer {jwt}"))
-        .map(Some)
-        .map_err(|_| ApiError::unauthorized("malformed session cookie"))
-}
-
-/// The layer in front of every route: lets the session cookie stand for
-/// `Authorization: Bearer` (see the [module docs](self)).
-pub async fn cookie_credential(
-    State(auth): State<AuthConfig>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    match cookie_bearer(&auth, req.method(), req.uri().query(), req.headers()) {
-        Ok(Some(bearer)) => {
-            req.headers_mut().insert(AUTHORIZATION, bearer);
-            next.run(req).await
-        }
-        Ok(None) => next.run(req).await,
-        Err(e) => e.into_response(),
-    }
+    Ok(Some(id))
 }
 
 #[cfg(test)]
@@ -184,62 +190,66 @@ mod tests {
         assert!(clear_cookie(true).ends_with("Max-Age=0; HttpOnly; SameSite=Strict; Secure"));
     }
 
-    const COOKIE: (&str, &str) = ("cookie", "vdi_operator_session=j.w.t");
+    const COOKIE: (&str, &str) = ("cookie", "vdi_operator_session=s1d");
     const SAME: (&str, &str) = ("sec-fetch-site", "same-origin");
 
     fn token() -> String {
-        auth().csrf_key().unwrap().csrf_token("j.w.t")
+        auth().csrf_key().unwrap().csrf_token("s1d")
     }
 
-    fn bearer(method: Method, query: Option<&str>, h: &[(&'static str, &str)]) -> Option<String> {
-        cookie_bearer(&auth(), &method, query, &headers(h))
-            .unwrap()
-            .map(|v| v.to_str().unwrap().to_owned())
+    fn proof(
+        auth: &AuthConfig,
+        method: &Method,
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Result<Option<String>, ApiError> {
+        cookie_proof(auth, method, query, headers).map(|id| id.map(str::to_owned))
+    }
+
+    fn proven(method: Method, query: Option<&str>, h: &[(&'static str, &str)]) -> Option<String> {
+        proof(&auth(), &method, query, &headers(h)).unwrap()
     }
 
     #[test]
     fn a_same_origin_read_needs_no_token() {
-        let want = Some("Bearer j.w.t".to_owned());
-        assert_eq!(bearer(Method::GET, None, &[COOKIE, SAME]), want);
+        let want = Some("s1d".to_owned());
+        assert_eq!(proven(Method::GET, None, &[COOKIE, SAME]), want);
         for other in ["cross-site", "same-site", "none"] {
             let site = ("sec-fetch-site", other);
-            assert_eq!(bearer(Method::GET, None, &[COOKIE, site]), None);
+            assert_eq!(proven(Method::GET, None, &[COOKIE, site]), None);
             // Not even with the token: the browser says another site sent it.
             let token = token();
             let proof = ("x-csrf-token", token.as_str());
-            assert_eq!(bearer(Method::GET, None, &[COOKIE, site, proof]), None);
+            assert_eq!(proven(Method::GET, None, &[COOKIE, site, proof]), None);
         }
     }
 
     #[test]
     fn without_fetch_metadata_the_token_is_the_proof() {
         // A tool that keeps cookies: the cookie does not count.
-        assert_eq!(bearer(Method::GET, None, &[COOKIE]), None);
+        assert_eq!(proven(Method::GET, None, &[COOKIE]), None);
         // Plain HTTP, where browsers send no Sec-Fetch-Site: the token does.
         let token = token();
-        let want = Some("Bearer j.w.t".to_owned());
+        let want = Some("s1d".to_owned());
         assert_eq!(
-            bearer(Method::GET, None, &[COOKIE, ("x-csrf-token", &token)]),
+            proven(Method::GET, None, &[COOKIE, ("x-csrf-token", &token)]),
             want
         );
         let query = format!("a=1&csrf={token}");
-        assert_eq!(bearer(Method::GET, Some(&query), &[COOKIE]), want);
-        assert_eq!(bearer(Method::GET, Some("csrf=00"), &[COOKIE]), None);
+        assert_eq!(proven(Method::GET, Some(&query), &[COOKIE]), want);
+        assert_eq!(proven(Method::GET, Some("csrf=00"), &[COOKIE]), None);
         // A change never takes the token from the query string.
-        let err = cookie_bearer(&auth(), &Method::POST, Some(&query), &headers(&[COOKIE]));
+        let err = proof(&auth(), &Method::POST, Some(&query), &headers(&[COOKIE]));
         assert!(err.is_err());
     }
 
     #[test]
     fn explicit_credentials_win_and_no_secret_means_no_session() {
         let explicit = headers(&[COOKIE, SAME, ("authorization", "Bearer other")]);
-        assert_eq!(
-            cookie_bearer(&auth(), &Method::GET, None, &explicit).unwrap(),
-            None
-        );
+        assert_eq!(proof(&auth(), &Method::GET, None, &explicit).unwrap(), None);
         let h = headers(&[COOKIE, SAME]);
         assert_eq!(
-            cookie_bearer(&AuthConfig::new(), &Method::GET, None, &h).unwrap(),
+            proof(&AuthConfig::new(), &Method::GET, None, &h).unwrap(),
             None
         );
     }
@@ -249,14 +259,14 @@ mod tests {
         let token = token();
         for method in [Method::POST, Method::PATCH, Method::DELETE, Method::PUT] {
             for site in [&[COOKIE, SAME][..], &[COOKIE][..]] {
-                let err = cookie_bearer(&auth(), &method, None, &headers(site)).unwrap_err();
+                let err = proof(&auth(), &method, None, &headers(site)).unwrap_err();
                 assert!(err.to_string().contains("x-csrf-token"), "{err}");
                 let mut wrong = site.to_vec();
                 wrong.push(("x-csrf-token", "00"));
-                assert!(cookie_bearer(&auth(), &method, None, &headers(&wrong)).is_err());
+                assert!(proof(&auth(), &method, None, &headers(&wrong)).is_err());
                 let mut right = site.to_vec();
                 right.push(("x-csrf-token", &token));
-                assert!(bearer(method.clone(), None, &right).is_some());
+                assert!(proven(method.clone(), None, &right).is_some());
             }
         }
     }

@@ -42,8 +42,9 @@ pub struct ServeArgs {
     pub grpc_listen: Option<SocketAddr>,
 
     /// The URL workers reach this control plane at (`http://cp:8080`),
-    /// written into installation scripts; unset: the URL the admin's
-    /// request came to.
+    /// written into installation scripts; unset: `http://` and the
+    /// `--listen` address when it is a specific one (with `0.0.0.0` no
+    /// installation script is served).
     #[arg(long, env = "VDI_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
 

@@ -43,7 +43,7 @@ pub(super) async fn authorize<T>(
             wait.as_secs().max(1)
         )));
     }
-    match authorize_request(state, access, &headers(request)).await {
+    match authorize_request(state, access, &headers(request), None).await {
         Ok(principal) => Ok(principal),
         Err(e) => {
             if let Some(peer) = peer

@@ -9,7 +9,7 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use vdi_cluster_core::exam::format_rfc3339;
 use vdi_cluster_core::{ValidationError, WorkerId};
@@ -35,27 +35,16 @@ fn config(state: &AppState) -> Result<&InstallConfig, ApiError> {
     })
 }
 
-/// The URL workers reach this control plane at: the configured public
-/// URL, else `http://` and the `Host` the admin's request came to.
-fn control_plane_url(install: &InstallConfig, headers: &HeaderMap) -> Result<String, ApiError> {
-    if let Some(url) = install.public_url() {
-        return Ok(url.to_owned());
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
-        })
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "host",
-                "the Host header must name this control plane (or start it with --public-url)",
-            )
-        })?;
-    Ok(format!("http://{host}"))
+/// The URL workers reach this control plane at: the configured one
+/// (`--public-url`, or the specific address `serve` listens on), never one
+/// a request's `Host` header names — whoever can reach the control plane
+/// could otherwise point new workers at a host of their choosing.
+fn control_plane_url(install: &InstallConfig) -> Result<String, ApiError> {
+    install.public_url().map(str::to_owned).ok_or_else(|| {
+        unavailable(
+            "this control plane does not know the URL workers reach it at: start it with --public-url (VDI_PUBLIC_URL), or listen on a specific address",
+        )
+    })
 }
 
 /// A worker installation script (SkyPanelV2's), bound to a fresh join token
@@ -73,7 +62,6 @@ fn control_plane_url(install: &InstallConfig, headers: &HeaderMap) -> Result<Str
 pub(crate) async fn script(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    headers: HeaderMap,
     OptionalJsonBody(body): OptionalJsonBody<InstallScriptRequest>,
 ) -> Result<Response, ApiError> {
     let install = config(&state)?.clone();
@@ -89,7 +77,7 @@ pub(crate) async fn script(
     if let Some(id) = &code {
         check_not_reserved(id)?;
     }
-    let control_plane = control_plane_url(&install, &headers)?;
+    let control_plane = control_plane_url(&install)?;
     let digest_of = install.clone();
     let sha = tokio::task::spawn_blocking(move || digest_of.agent_sha256())
         .await
@@ -108,7 +96,7 @@ pub(crate) async fn script(
         generated_at: &format_rfc3339(state.service().clock().now()),
         expires_at: &format_rfc3339(vdi_cluster_core::Timestamp(created.info.expires_at)),
     })
-    .map_err(|e| ApiError::bad_request("host", e.to_string()))?;
+    .map_err(|e| ApiError::bad_request("publicUrl", e.to_string()))?;
     Ok((
         StatusCode::CREATED,
         [

@@ -24,8 +24,8 @@
 //! * `cluster` — statistics, distribution, audit, events.
 //! * `ops` — health, readiness, metrics, the OpenAPI document.
 //! * `webhooks` — alerts by webhook: endpoints, deliveries, retries.
-//! * `signin` — the operators' page: sign in (JWT → session cookie), the
-//!   session, sign out.
+//! * `signin` — the operators' page: sign in (JWT → stored session, its id
+//!   in a cookie), the session, sign out, sign out everywhere.
 //! * `reserved` — worker codes the API's paths reserve.
 //! * `roles` — the roles table (routes × credentials) of the README.
 
@@ -207,11 +207,13 @@ static ROUTES: &[RouteSpec] = routes! {
     Post "/api/vdi/webhooks/{id}/deliveries/{deliveryId}/retry" Admin webhooks::retry
         => "Retry a failed webhook delivery now";
     Post "/api/vdi/auth/session" Operator signin::sign_in
-        => "Sign in to the operators' page: the JWT is kept in an HttpOnly session cookie";
+        => "Sign in to the operators' page: a session stored in the backend, its id in an HttpOnly cookie";
     Get "/api/vdi/auth/session" Operator signin::current
         => "The signed-in operator and the session's CSRF token";
     Delete "/api/vdi/auth/session" Public signin::sign_out
-        => "Sign out of the operators' page: clears the session cookie";
+        => "Sign out of the operators' page: ends the stored session, clears the cookie";
+    Delete "/api/vdi/auth/sessions" Admin signin::sign_out_everywhere
+        => "Sign out everywhere: ends every operators' page session";
     Get "/healthz" Public ops::healthz
         => "Liveness";
     Get "/readyz" Public ops::readyz

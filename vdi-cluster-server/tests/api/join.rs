@@ -103,11 +103,12 @@ async fn a_join_token_is_shown_once_and_redeemed_for_an_own_credential() {
         heartbeat_with(&s, Some(&forged), "w-join-1").await.status,
         401
     );
-    // The exam platform's shared token keeps working.
+    // The exam platform's shared token no longer speaks for it: a worker
+    // with its own credential is accepted only with it.
     let shared = s
         .heartbeat(&slots_heartbeat("w-join-1", "http://127.0.0.1:1", 4, 0))
         .await;
-    assert_eq!(shared.status, 200);
+    assert_eq!(shared.status, 403, "{}", shared.text);
 
     // Deregistration with the credential.
     let gone = Reply::from(

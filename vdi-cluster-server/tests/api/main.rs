@@ -13,6 +13,7 @@ mod connections;
 mod credentials;
 mod deploy;
 mod exams;
+mod hostile;
 mod join;
 mod metrics;
 mod openapi;

@@ -116,6 +116,8 @@ pub struct Browser {
     test: String,
     shots: u32,
     axe: Option<String>,
+    /// chromedriver's URL, for the browser's console log.
+    driver_url: String,
 }
 
 impl Browser {
@@ -170,6 +172,7 @@ impl Browser {
                 ],
                 "prefs": {"intl.accept_languages": lang},
             },
+            "goog:loggingPrefs": {"browser": "ALL"},
         });
         let Value::Object(caps) = caps else {
             unreachable!()
@@ -196,6 +199,7 @@ impl Browser {
             test: test.to_owned(),
             shots: 0,
             axe,
+            driver_url: url,
         })
     }
 
@@ -296,6 +300,29 @@ impl Browser {
         let css = format!("#notice[data-kind='{kind}']:not([hidden])");
         self.wait_text(&css, &format!("a {kind} notice"), |t| !t.is_empty())
             .await
+    }
+
+    /// The errors the browser's console logged since the last call
+    /// (`SEVERE` entries: script errors, and requests answered 4xx or
+    /// 5xx), read from chromedriver's log endpoint.
+    pub async fn console_errors(&self) -> Vec<String> {
+        let session = self.client.session_id().await.unwrap().unwrap();
+        let log: Value = reqwest::Client::new()
+            .post(format!("{}/session/{session}/se/log", self.driver_url))
+            .json(&json!({"type": "browser"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        log["value"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}: no console log: {log}", self.test))
+            .iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+            .collect()
     }
 
     /// Writes a screenshot `target/browser-screenshots/<test>-<n>-<name>.png`.

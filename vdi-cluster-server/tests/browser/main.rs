@@ -19,3 +19,4 @@ mod exam_day;
 mod harness;
 mod proctor;
 mod security;
+mod sessions;

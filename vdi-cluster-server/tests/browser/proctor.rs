@@ -27,6 +27,12 @@ async fn a_proctor_sees_only_what_a_proctor_may_do() {
     b.wait_for("#fig-workers").await;
     b.wait_text("#who", "the proctor", |t| t.contains("PROCTOR"))
         .await;
+    assert!(
+        b.js("return document.getElementById('sign-out-all').hidden;")
+            .await
+            == json!(true),
+        "only an ADMIN signs everyone out"
+    );
     b.check_accessibility("overview (proctor)").await;
     b.screenshot("overview").await;
 

@@ -44,6 +44,11 @@ async fn the_demo_prints_a_live_cluster_and_stops_on_ctrl_c() {
         &demo.wait_line("export CLUSTER_TOKEN=").await,
         "export CLUSTER_TOKEN=",
     );
+    // The operators' page, and how to sign in to it.
+    demo.wait_line(&format!("The operators' page: {url}/admin/"))
+        .await;
+    demo.wait_line("Sign in by pasting the ADMIN token above")
+        .await;
     demo.wait_line("Ctrl-C stops everything").await;
     for code in ["worker-1", "worker-2", "worker-3"] {
         demo.wait_line(code).await;

@@ -44,6 +44,7 @@ mod fixtures;
 mod freed_slots;
 mod lease;
 mod lost;
+mod operator_sessions;
 mod outbox;
 mod outbox_causes;
 mod prewarm_pool;
@@ -97,6 +98,7 @@ pub use lost::{
     replicas_applying_one_restart_free_its_slots_once,
     restarted_worker_releases_lost_sessions_in_one_step,
 };
+pub use operator_sessions::operator_sessions_end_on_every_replica;
 pub use outbox::{
     concurrent_deliverers_never_share_a_lease, expired_delivery_lease_redelivers_once,
     finished_deliveries_past_retention_are_purged, outbox_entries_commit_with_their_cause,
@@ -180,6 +182,7 @@ macro_rules! conformance_tests {
             worker_credentials_are_compare_and_set,
             join_claims_are_atomic_and_scoped,
             rotation_racing_revocation_never_leaves_a_usable_secret,
+            operator_sessions_end_on_every_replica,
             heartbeats_from_replicas_keep_the_newest,
             concurrent_allocations_never_over_allocate,
             concurrent_allocate_of_one_session_yields_one_dispatch,

@@ -101,8 +101,13 @@ export async function signIn(token) {
   return session;
 }
 
-/** The session the cookie holds, if any. */
+/**
+ * The session the cookie holds, if any. Only asked when this browser
+ * signed in and has not signed out since (it keeps the session's CSRF
+ * token until then): a signed-out visit makes no request that must fail.
+ */
 export async function resume() {
+  if (!csrf) return null;
   try {
     remember(await send('GET', '/api/vdi/auth/session'));
   } catch {
@@ -111,13 +116,23 @@ export async function resume() {
   return session;
 }
 
-/** Ends the session (clears the cookie). */
+/** Ends the session (on every replica; clears the cookie). */
 export async function signOut() {
   try {
     await send('DELETE', '/api/vdi/auth/session');
   } finally {
     remember(null);
   }
+}
+
+/**
+ * Ends every operator's session, this one included (ADMIN only); answers
+ * how many were ended.
+ */
+export async function signOutEverywhere() {
+  const answer = await send('DELETE', '/api/vdi/auth/sessions');
+  remember(null);
+  return answer.ended;
 }
 
 /** Path segment `value`, escaped. */

@@ -1,7 +1,10 @@
 // The page's shell: sign-in, navigation between views, the language
 // switch, live updates (server-sent events plus a slow tick for ages).
 import { applyStatic, initLang, lang, setLang, t } from './i18n.js';
-import { csrfToken, currentSession, onSignedOut, resume, signOut } from './api.js';
+import { h } from './dom.js';
+import {
+  csrfToken, currentSession, isAdmin, onSignedOut, resume, signOut, signOutEverywhere,
+} from './api.js';
 import * as live from './live.js';
 import { timeZone } from './format.js';
 import { clearNotice, notice, REFRESH_SEC } from './ui.js';
@@ -29,6 +32,7 @@ function header() {
   document.getElementById('tz').textContent = t('tz', { tz: timeZone() });
   document.getElementById('nav').hidden = !session;
   document.getElementById('sign-out').hidden = !session;
+  document.getElementById('sign-out-all').hidden = !isAdmin();
   document.getElementById('live').hidden = !session;
   document.getElementById('who').textContent = session
     ? t('who', { sub: session.sub, roles: session.roles.join(', ') }) : '';
@@ -76,6 +80,36 @@ function stopped() {
   show();
 }
 
+// An ADMIN's "sign out everywhere": asked in a dialog, since it ends the
+// sessions of every operator, this one included.
+function signOutAllDialog() {
+  const go = h('button', { type: 'submit', class: 'danger', id: 'sign-out-all-confirm' }, t('signout.all'));
+  const cancel = h('button', { type: 'button', class: 'secondary' }, t('cancel'));
+  const dialog = h('dialog', { 'aria-labelledby': 'sign-out-all-title', id: 'sign-out-all-dialog' },
+    h('form', {},
+      h('h2', { id: 'sign-out-all-title' }, t('signout.all')),
+      h('p', {}, t('signout.allConfirm')),
+      h('div', { class: 'actions' }, cancel, go)));
+  cancel.addEventListener('click', () => dialog.close());
+  dialog.addEventListener('close', () => dialog.remove());
+  dialog.querySelector('form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    go.disabled = true;
+    try {
+      const ended = await signOutEverywhere();
+      dialog.close();
+      stopped();
+      notice('ok', t('signout.allDone', { n: ended }));
+    } catch (err) {
+      dialog.close();
+      notice('error', err.message);
+    }
+  });
+  document.body.append(dialog);
+  dialog.showModal();
+  cancel.focus();
+}
+
 async function boot() {
   initLang();
   live.onState((on) => {
@@ -99,6 +133,7 @@ async function boot() {
     clearNotice();
     stopped();
   });
+  document.getElementById('sign-out-all').addEventListener('click', signOutAllDialog);
   window.addEventListener('hashchange', () => {
     clearNotice();
     show();

@@ -44,6 +44,8 @@ impl TestServer {
     /// As [`start`](Self::start), on `clock` when given.
     pub async fn start_with_clock(setup: Setup, clock: Option<Arc<dyn Clock>>) -> Self {
         let shutdown = CancellationToken::new();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
         let mut builder = AppState::builder(Arc::clone(&setup.store), setup.client, setup.auth)
             .service(|s| s.config(setup.config))
             .limits(setup.limits)
@@ -52,15 +54,13 @@ impl TestServer {
             .shutdown(shutdown.clone())
             .install(InstallConfig::new(
                 CLUSTER_TOKEN.to_owned(),
-                None,
+                Some(url.clone()),
                 std::env::current_exe().unwrap(),
             ));
         if let Some(clock) = clock {
             builder = builder.service(|s| s.clock(clock));
         }
         let state = builder.build();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let background = BackgroundConfig {
             reconcile_enabled: false,
             ..BackgroundConfig::default()

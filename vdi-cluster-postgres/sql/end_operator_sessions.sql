@@ -1,0 +1,1 @@
+DELETE FROM vdi.operator_sessions

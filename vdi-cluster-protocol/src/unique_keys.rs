@@ -1,0 +1,146 @@
+//! JSON read with every object's keys checked: a key that appears twice in
+//! one object (`{"code":"a","code":"b"}`) is refused, naming its path,
+//! instead of letting the last one win — a proxy in front of the server
+//! might have read the first.
+
+use std::cell::RefCell;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+
+/// Reads `bytes` as one JSON value; `Err(Some(path))` names the first key
+/// found twice in one object (`constraints.zone`, `sessions[1].userId`),
+/// `Err(None)` is any other JSON error (the caller reports it).
+pub(crate) fn parse_unique(bytes: &[u8]) -> Result<Value, Option<String>> {
+    let duplicate = RefCell::new(None);
+    let mut reader = serde_json::Deserializer::from_slice(bytes);
+    let seed = Unique {
+        duplicate: &duplicate,
+        path: String::new(),
+    };
+    let value = seed.deserialize(&mut reader).and_then(|v| {
+        reader.end()?;
+        Ok(v)
+    });
+    value.map_err(|_| duplicate.into_inner())
+}
+
+/// One value at `path`; records the first duplicate key in `duplicate`.
+struct Unique<'a> {
+    duplicate: &'a RefCell<Option<String>>,
+    path: String,
+}
+
+impl Unique<'_> {
+    fn child(&self, path: String) -> Self {
+        Unique {
+            duplicate: self.duplicate,
+            path,
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Unique<'_> {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Unique<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("a number JSON cannot hold"))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) =
+            seq.next_element_seed(self.child(format!("{}[{}]", self.path, items.len())))?
+        {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = if self.path.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.{key}", self.path)
+            };
+            if object.contains_key(&key) {
+                let message = format!("duplicate key {path}");
+                self.duplicate.borrow_mut().get_or_insert(path);
+                return Err(de::Error::custom(message));
+            }
+            let value = map.next_value_seed(self.child(path))?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_are_named_by_their_path() {
+        assert_eq!(
+            parse_unique(br#"{"code":"a","n":1,"code":"b"}"#),
+            Err(Some("code".into()))
+        );
+        assert_eq!(
+            parse_unique(br#"{"c":{"zone":"a","zone":"b"}}"#),
+            Err(Some("c.zone".into()))
+        );
+        assert_eq!(
+            parse_unique(br#"{"s":[{"u":1},{"u":1,"u":2}]}"#),
+            Err(Some("s[1].u".into()))
+        );
+        assert_eq!(parse_unique(br#"{"a":1,}"#), Err(None));
+        assert_eq!(parse_unique(br#"{"a":1} x"#), Err(None));
+        let same: Value =
+            serde_json::from_str(r#"{"a":[1,2.5,"x",null,true],"b":{"a":-1}}"#).unwrap();
+        assert_eq!(
+            parse_unique(br#"{"a":[1,2.5,"x",null,true],"b":{"a":-1}}"#),
+            Ok(same)
+        );
+    }
+}
