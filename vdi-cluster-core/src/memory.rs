@@ -296,6 +296,9 @@ impl DispatchStore for MemoryStore {
         let mut s = self.lock()?;
         let new = &request.dispatch;
         let existing = s.dispatches.get(&new.key).cloned();
+        if existing.is_none() && request.supersede.is_some() {
+            return Ok(Reservation::Ended);
+        }
         if let Some(old) = &existing {
             let replace = request.supersede == Some(old.id) && old.worker != new.worker;
             if !replace {

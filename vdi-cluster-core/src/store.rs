@@ -176,7 +176,10 @@ pub struct ReserveRequest {
     pub dispatch: Dispatch,
     /// Replace the session's existing dispatch if it has this id and sits on
     /// another worker (re-dispatch away from a failed worker). The old
-    /// record and its counters are removed in the same atomic step.
+    /// record and its counters are removed in the same atomic step. If the
+    /// session has no dispatch any more, nothing is written
+    /// ([`Reservation::Ended`]): a move never brings back a session that
+    /// was released since it was read.
     pub supersede: Option<DispatchId>,
 }
 
@@ -200,6 +203,10 @@ pub enum Reservation {
     },
     /// The session already has a dispatch (and it was not superseded).
     Existing(Dispatch),
+    /// The request named a dispatch to supersede, and the session has none:
+    /// it ended (was released) since that dispatch was read. Nothing was
+    /// written.
+    Ended,
     /// The worker has no free slot.
     Full,
     /// The worker is unknown, deregistered or its policy refuses new

@@ -219,6 +219,7 @@ impl DispatchStore for PgStore {
                     }
                     "full" => Ok(Reservation::Full),
                     "not_accepting" => Ok(Reservation::NotAccepting),
+                    "ended" => Ok(Reservation::Ended),
                     _ => Err(PgError::UnknownOutcome {
                         function: "vdi.compare_and_reserve",
                         outcome,

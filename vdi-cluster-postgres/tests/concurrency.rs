@@ -70,7 +70,12 @@ async fn one_operation(store: &PgStore, rng: &mut SmallRng, fleet: &[WorkerId], 
                         store.undo(&k, dispatch.id, None, None).await.unwrap();
                     }
                 }
-                Ok(Reservation::Existing(_) | Reservation::Full | Reservation::NotAccepting) => {}
+                Ok(
+                    Reservation::Existing(_)
+                    | Reservation::Full
+                    | Reservation::NotAccepting
+                    | Reservation::Ended,
+                ) => {}
                 // The session's row changed under reserve 16 times in a row:
                 // allowed, and safe to retry.
                 Err(Error::Conflict { .. }) => {}

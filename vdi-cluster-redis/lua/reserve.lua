@@ -19,6 +19,8 @@
 --
 -- Returns one of
 --   {'existing', field, value, …}   the session's dispatch, left in place
+--   {'ended'}                       ARGV[2] names a dispatch, and the session
+--                                   has none any more (released meanwhile)
 --   {'not_accepting'}               no such worker, or it takes no sessions
 --   {'full'}                        dispatched + unrecorded >= max
 --   {'reserved', left}                    reserved; `left` free slots remain
@@ -29,6 +31,9 @@ local record, worker, counts, index, sessions, affinity =
 local target, supersede = ARGV[1], ARGV[2]
 
 local existing = redis.call('HMGET', record, 'id', 'worker')
+if not existing[1] and supersede ~= '' then
+  return {'ended'}
+end
 local old_worker = nil
 if existing[1] then
   if supersede ~= '' and existing[1] == supersede and existing[2] and existing[2] ~= target then

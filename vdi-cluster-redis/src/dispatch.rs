@@ -115,6 +115,7 @@ impl RedisStore {
             },
             Some("full") => Ok(Reservation::Full),
             Some("not_accepting") => Ok(Reservation::NotAccepting),
+            Some("ended") => Ok(Reservation::Ended),
             other => Err(BackendError::unexpected("reserve", other)),
         }
     }

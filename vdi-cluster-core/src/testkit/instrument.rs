@@ -82,6 +82,7 @@ fn reservation(out: &dyn Any) -> Option<&'static str> {
         Ok(Reservation::Full) => "reserve → full",
         Ok(Reservation::NotAccepting) => "reserve → not accepting",
         Ok(Reservation::Existing(_)) => "reserve → existing",
+        Ok(Reservation::Ended) => "reserve → ended",
         Err(_) => "reserve → error",
     })
 }

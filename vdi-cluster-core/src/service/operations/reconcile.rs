@@ -439,6 +439,10 @@ impl Pass<'_> {
                     .await?;
             }
             Err(Error::AllocationInProgress(_)) => self.report.left_in_place += 1,
+            // Released since this pass read it: nothing left to move.
+            Err(Error::SessionNotFound(_)) => {
+                tracing::debug!(session = %d.key, "released before it could be moved");
+            }
             Err(e) => return Err(e),
         }
         Ok(())

@@ -105,6 +105,10 @@ struct Attempt {
     replaced_from: Option<WorkerId>,
     /// The dispatch to supersede, until a reservation has superseded it.
     supersede: Option<DispatchId>,
+    /// A move planned from a read of the session's dispatch (a re-dispatch
+    /// by reconcile), not a student's own request: if the session ends
+    /// meanwhile, the move stops instead of placing it again.
+    moving: bool,
     tried: HashSet<WorkerId>,
     /// Workers whose call failed after it may have started the session:
     /// told to release their copy once it runs elsewhere.
@@ -123,6 +127,7 @@ impl Attempt {
             may_run: Vec::new(),
             replaced_from: None,
             supersede: None,
+            moving: false,
             failed_calls: 0,
             contention_retries: 0,
             workers_seen: 0,
@@ -249,6 +254,7 @@ impl Placement {
         let mut attempt = Attempt::new(key);
         if let Some(old) = &supersede {
             attempt.replace(old);
+            attempt.moving = true;
         }
         // Whether the last round skipped workers on this replica's count.
         let mut estimated = false;
@@ -386,7 +392,7 @@ impl Placement {
                     Reservation::Reserved { slots_left, .. } => {
                         self.note_slots_left(&candidate.worker, *slots_left);
                     }
-                    Reservation::Existing(_) => {}
+                    Reservation::Existing(_) | Reservation::Ended => {}
                 }
                 answer
             };
@@ -400,6 +406,12 @@ impl Placement {
                     attempt.contention_retries += 1;
                     return Ok(Step::TryNext(TryNext::Full));
                 }
+                // The dispatch to replace was released meanwhile: a move
+                // stops there; the student's own request reserves afresh.
+                Reservation::Ended if attempt.moving => {
+                    return Ok(Step::Stop(Error::SessionNotFound(attempt.key.clone())));
+                }
+                Reservation::Ended => attempt.supersede = None,
                 Reservation::Reserved {
                     dispatch,
                     superseded,

@@ -14,7 +14,10 @@
 //! and its allocation returns the dispatch the first one made (invariant
 //! B), so nobody is placed twice. A student who leaves while being placed
 //! is told apart at completion ([`Completion::Left`](crate::store::Completion)),
-//! and the promoter releases the session it just placed.
+//! and the promoter releases the session it just placed; should the
+//! promoter stall or die first, the student's departure
+//! ([`end_session`](Placement::end_session)) waits for the claim on them
+//! to end and releases what it placed.
 //!
 //! Promotion runs on the replica that released a session
 //! ([`promote_after_release`](ClusterService::promote_after_release)), and on the

@@ -182,16 +182,50 @@ impl Placement {
 
     /// Ends a session: the student leaves the queue, and a dispatch is
     /// released ([`release`](Self::release)).
+    ///
+    /// A student who leaves the queue while a promoter holds the claim on
+    /// them may be placed after this release looked: the promoter learns
+    /// that they left and undoes it, unless it died or lost its claim
+    /// first. So the departure waits until no claim names the student (at
+    /// most the claim's deadline) and releases what the promotion placed.
     pub async fn end_session(&self, key: &SessionKey) -> Result<Departure> {
         let left_queue = self
             .shared
             .store
             .leave_queue(&key.exam_id, &key.user_id)
             .await?;
-        let released = self.release(key).await?;
+        let mut released = self.release(key).await?;
+        if left_queue && self.claim_outlived(key).await? {
+            released = self.release(key).await?.or(released);
+        }
         Ok(Departure {
             left_queue,
             released,
         })
     }
+
+    /// Waits while an unexpired claim on the head of `key`'s exam names its
+    /// student; whether a claim named them. Bounded by the claim's deadline, and by
+    /// [`queue_claim_ttl`](crate::service::ServiceConfig::queue_claim_ttl)
+    /// of wall time whatever the clock says.
+    async fn claim_outlived(&self, key: &SessionKey) -> Result<bool> {
+        let bound = tokio::time::Instant::now() + self.shared.config.queue_claim_ttl();
+        let mut claimed = false;
+        loop {
+            let queue = self.shared.store.exam_queue(&key.exam_id).await?;
+            let Some(claim) = queue.claim.filter(|c| c.user == key.user_id) else {
+                return Ok(claimed);
+            };
+            claimed = true;
+            // A lapsed claim's promoter is gone (or no longer writes).
+            if self.shared.clock.now() > claim.until || tokio::time::Instant::now() >= bound {
+                return Ok(true);
+            }
+            tokio::time::sleep(CLAIM_POLL).await;
+        }
+    }
 }
+
+/// How often a departing student's end looks whether the promoter placing
+/// them is done.
+const CLAIM_POLL: Duration = Duration::from_millis(50);

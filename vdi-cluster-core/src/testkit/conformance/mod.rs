@@ -39,6 +39,7 @@ mod concurrency;
 mod credentials;
 mod dispatch;
 mod drain_race;
+mod ended;
 mod exams;
 mod fixtures;
 mod freed_slots;
@@ -82,6 +83,9 @@ pub use dispatch::{
 };
 pub use drain_race::{
     drain_and_disable_exclude_reservations, guarded_worker_put_checks_the_dispatched_count,
+};
+pub use ended::{
+    a_move_never_brings_back_a_released_session, releases_racing_moves_on_replicas_never_resurrect,
 };
 pub use exams::{
     concurrent_bookings_keep_invariant_d, exam_calendar_is_compare_and_set,
@@ -167,6 +171,8 @@ macro_rules! conformance_tests {
             reserve_returns_the_existing_dispatch,
             dispatch_lifecycle_keeps_counters_exact,
             supersede_moves_the_session_atomically,
+            a_move_never_brings_back_a_released_session,
+            releases_racing_moves_on_replicas_never_resurrect,
             orphaned_dispatch_keeps_its_slot,
             scans_cover_every_dispatch,
             resumed_scans_cover_every_dispatch_once,
