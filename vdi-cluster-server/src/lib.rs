@@ -86,6 +86,7 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod throttle;
+pub mod webhook_guard;
 pub mod webhooks;
 
 pub use error::ApiError;

@@ -198,7 +198,14 @@ pub async fn prepare(
         );
         limits.max_connections = fit.max(16);
     }
-    let sender = HttpWebhookSender::new()?;
+    let sender = if args.webhooks.webhook_allow_private {
+        tracing::warn!(
+            "webhooks may be delivered to loopback, link-local and private addresses (--webhook-allow-private)"
+        );
+        HttpWebhookSender::allowing_private_targets()?
+    } else {
+        HttpWebhookSender::new()?
+    };
     let state = AppState::builder(opened.store, Arc::new(client), auth)
         .service(|s| s.config(config))
         .limits(limits)

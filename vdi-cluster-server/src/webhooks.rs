@@ -8,8 +8,11 @@
 //! `webhook-timestamp` (the attempt's time, seconds) and
 //! `webhook-signature`: `v1,` and the base64 of HMAC-SHA256 over
 //! `{id}.{timestamp}.{body}` keyed with the base64-decoded secret after
-//! `whsec_`. Redirects are not followed; any 2xx is a success.
+//! `whsec_`. Redirects are not followed; any 2xx is a success. Loopback,
+//! link-local and private targets are refused at every delivery unless
+//! allowed for a lab ([`webhook_guard`](crate::webhook_guard)).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -25,6 +28,7 @@ use vdi_cluster_protocol::webhooks::{
 };
 
 use crate::client::ClientBuildError;
+use crate::webhook_guard::{GuardedResolver, check_literal, refusal_in};
 
 /// Prefix of a signing secret.
 pub const SECRET_PREFIX: &str = "whsec_";
@@ -64,16 +68,34 @@ pub fn sign(secret: &str, id: &str, timestamp: u64, body: &[u8]) -> Result<Strin
 #[derive(Debug, Clone)]
 pub struct HttpWebhookSender {
     http: reqwest::Client,
+    allow_private: bool,
 }
 
 impl HttpWebhookSender {
-    /// A sender (each attempt gets the timeout the delivery step passes).
+    /// A sender (each attempt gets the timeout the delivery step passes)
+    /// that refuses loopback, link-local and private targets
+    /// ([`webhook_guard`](crate::webhook_guard)).
     pub fn new() -> Result<Self, ClientBuildError> {
-        let http = reqwest::Client::builder()
+        Self::build(false)
+    }
+
+    /// A sender that also delivers to loopback, link-local and private
+    /// addresses: for labs (`serve --webhook-allow-private`).
+    pub fn allowing_private_targets() -> Result<Self, ClientBuildError> {
+        Self::build(true)
+    }
+
+    fn build(allow_private: bool) -> Result<Self, ClientBuildError> {
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("vdi-cluster-webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Self { http })
+            .user_agent(concat!("vdi-cluster-webhooks/", env!("CARGO_PKG_VERSION")));
+        if !allow_private {
+            builder = builder.dns_resolver(Arc::new(GuardedResolver));
+        }
+        Ok(Self {
+            http: builder.build()?,
+            allow_private,
+        })
     }
 }
 
@@ -106,9 +128,18 @@ impl WebhookSender for HttpWebhookSender {
             Ok(s) => s,
             Err(e) => return failed(e.to_string()),
         };
+        let url = match reqwest::Url::parse(&endpoint.url) {
+            Ok(url) => url,
+            Err(e) => return failed(format!("bad URL: {e}")),
+        };
+        if !self.allow_private
+            && let Err(refused) = check_literal(&url)
+        {
+            return failed(refused.to_string());
+        }
         let sent = self
             .http
-            .post(&endpoint.url)
+            .post(url)
             .timeout(timeout)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(WEBHOOK_ID_HEADER, &entry.id)
@@ -122,9 +153,12 @@ impl WebhookSender for HttpWebhookSender {
                 status: Some(response.status().as_u16()),
                 error: None,
             },
-            Err(e) if e.is_timeout() => failed("timed out"),
-            Err(e) if e.is_connect() => failed("connection failed"),
-            Err(e) => failed(format!("request failed: {e}")),
+            Err(e) => match refusal_in(&e) {
+                Some(refused) => failed(refused.to_string()),
+                None if e.is_timeout() => failed("timed out"),
+                None if e.is_connect() => failed("connection failed"),
+                None => failed(format!("request failed: {e}")),
+            },
         }
     }
 }

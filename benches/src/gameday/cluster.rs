@@ -163,6 +163,8 @@ impl Cluster {
                 "1".into(),
                 "--webhook-timeout-sec".into(),
                 "3".into(),
+                // The receiver listens on loopback: a lab's target.
+                "--webhook-allow-private".into(),
             ];
             match &spec.store {
                 StoreArgs::Redis { url, prefix } => args.extend([

@@ -83,7 +83,9 @@ impl WebhookEndpoint {
 
 /// Checks a webhook URL: `http://` or `https://`, a host, no user name or
 /// password, no whitespace or control characters, at most
-/// [`MAX_URL_LEN`] bytes. Loopback hosts are allowed.
+/// [`MAX_URL_LEN`] bytes. Loopback hosts are allowed here: where a
+/// delivery may go is checked at every delivery, against the addresses
+/// the host resolves to then ([`target`](super::target)).
 pub fn validate_url(url: &str) -> Result<(), ValidationError> {
     let bad = |m: &str| Err(ValidationError::new("url", m));
     if url.len() > MAX_URL_LEN {

@@ -22,8 +22,9 @@
 //!
 //! What is decided here, as pure functions: which events become webhooks
 //! and under which type name ([`alerts`]), the retry schedule and when an
-//! endpoint is failing ([`retry`]), and whether an endpoint's
-//! configuration is valid ([`endpoint`]). The wire shape of a delivery
+//! endpoint is failing ([`retry`]), whether an endpoint's
+//! configuration is valid ([`endpoint`]), and which addresses a delivery
+//! may not reach ([`target`]). The wire shape of a delivery
 //! (headers, signature, JSON body) is the protocol crate's and the
 //! server's.
 
@@ -31,6 +32,7 @@ pub mod alerts;
 pub mod endpoint;
 pub mod retry;
 mod store;
+pub mod target;
 
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +43,7 @@ pub use alerts::{WEBHOOK_TYPES, webhook_type};
 pub use endpoint::WebhookEndpoint;
 pub use retry::{Next, RetryPolicy};
 pub use store::{Failing, LostDispatch, LostRelease, Outbox};
+pub use target::refused_target;
 
 /// One event to deliver to one endpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

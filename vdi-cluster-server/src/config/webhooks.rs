@@ -50,6 +50,12 @@ pub struct WebhookArgs {
     #[arg(long, env = "VDI_WEBHOOK_RETENTION_DAYS", default_value_t = 7,
           value_parser = clap::value_parser!(u64).range(1..=3_650))]
     pub webhook_retention_days: u64,
+
+    /// Deliver webhooks to loopback, link-local and private addresses too
+    /// (refused by default, at every delivery, after DNS resolution): for
+    /// labs whose receivers run on this host or a private network.
+    #[arg(long, env = "VDI_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
 }
 
 impl WebhookArgs {

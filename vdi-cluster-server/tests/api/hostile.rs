@@ -1,9 +1,13 @@
 //! What a hostile client still found once the trust boundaries held (the
 //! trust issue's "defects and hardening"), each tried again here against
 //! real servers: page sessions that outlived a sign-out, bodies with a key
-//! twice, gRPC messages that do not decode, …
+//! twice, gRPC messages that do not decode, the shared token speaking for
+//! a worker with its own credential, install scripts trusting `Host`,
+//! webhooks aimed at the control plane's own networks, …
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::http::uri::PathAndQuery;
 use bytes::{Buf, BufMut};
@@ -15,10 +19,14 @@ use tokio::net::TcpListener;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
-use vdi_cluster_core::{MemoryStore, Store};
+use vdi_cluster_core::events::{Event, EventKind};
+use vdi_cluster_core::outbox::{OutboxEntry, WebhookEndpoint};
+use vdi_cluster_core::service::WebhookSender;
+use vdi_cluster_core::{MemoryStore, Store, Timestamp};
 use vdi_cluster_server::auth::Role;
 use vdi_cluster_server::config::{Cli, Command, ServeArgs};
 use vdi_cluster_server::server::default_public_url;
+use vdi_cluster_server::webhooks::HttpWebhookSender;
 
 use crate::common::{
     Behaviour, Cred, FakeWorker, JWT_SECRET, Reply, Setup, TestServer, WORKER_TOKEN, jwt,
@@ -422,4 +430,84 @@ async fn the_install_script_never_takes_its_url_from_the_host_header() {
     assert_eq!(args.public_url, None);
     default_public_url(&mut args, "10.0.0.5:8080".parse().unwrap());
     assert_eq!(args.public_url.as_deref(), Some("http://10.0.0.5:8080"));
+}
+
+/// A receiver on loopback that answers 204 and counts what reaches it.
+async fn receiver() -> (String, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&hits);
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { axum::http::StatusCode::NO_CONTENT }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, hits)
+}
+
+fn delivery(url: &str) -> (WebhookEndpoint, OutboxEntry) {
+    let endpoint = WebhookEndpoint::new(
+        "wh_1".into(),
+        url,
+        Vec::new(),
+        None,
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+        Timestamp(0),
+    )
+    .unwrap();
+    let entry = OutboxEntry {
+        id: "msg_1".into(),
+        endpoint: "wh_1".into(),
+        dedup: "msg_1".into(),
+        event: Event {
+            at: Timestamp(1),
+            kind: EventKind::WorkerRemoved {
+                worker: vdi_cluster_core::WorkerId::parse("code", "w-1").unwrap(),
+            },
+        },
+    };
+    (endpoint, entry)
+}
+
+#[tokio::test]
+async fn webhooks_never_reach_the_control_planes_own_networks_unless_a_lab_allows_it() {
+    let (url, hits) = receiver().await;
+    let port = url.split(':').nth(2).unwrap().split('/').next().unwrap();
+    let strict = HttpWebhookSender::new().unwrap();
+    let timeout = Duration::from_secs(5);
+    for target in [
+        url.clone(),
+        format!("http://localhost:{port}/hook"),
+        format!("http://[::1]:{port}/hook"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://10.0.0.1:9/hook".to_owned(),
+        "http://192.168.1.1/hook".to_owned(),
+    ] {
+        let (endpoint, entry) = delivery(&target);
+        let sent = strict.send(&endpoint, &entry, timeout).await;
+        assert_eq!(sent.status, None, "{target}");
+        let error = sent.error.unwrap_or_default();
+        assert!(
+            error.contains("refused") && error.contains("--webhook-allow-private"),
+            "{target}: {error}"
+        );
+    }
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "a refused delivery reached the receiver"
+    );
+
+    // A lab allows them explicitly.
+    let lab = HttpWebhookSender::allowing_private_targets().unwrap();
+    for target in [url.clone(), format!("http://localhost:{port}/hook")] {
+        let (endpoint, entry) = delivery(&target);
+        let sent = lab.send(&endpoint, &entry, timeout).await;
+        assert_eq!(sent.status, Some(204), "{target}: {:?}", sent.error);
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
 }

@@ -141,6 +141,8 @@ fn options(base: CpOptions, receiver: &Receiver, replica: &str) -> CpOptions {
             SECRET,
             "--webhook-timeout-sec",
             "3",
+            // The receiver listens on loopback: a lab's target.
+            "--webhook-allow-private",
             "--replica-id",
             replica,
         ]
