@@ -20,8 +20,10 @@
 # reaches it (default http://<first address of this host>:<port>), --set
 # adds a setting to worker.env (`vdi-cluster worker --help` lists them).
 #
-# Running the script again changes nothing; --uninstall removes what it
-# wrote. The join token below is valid once, until @EXPIRES_AT@.
+# Running the script again changes nothing; --uninstall stops the agent
+# (the systemd unit, or the process a run without systemd started, even if
+# that run's script was stopped without it), which deregisters, and removes
+# what it wrote. The join token below is valid once, until @EXPIRES_AT@.
 set -eu
 
 CONTROL_PLANE='@CONTROL_PLANE@'
@@ -100,7 +102,52 @@ fi
 bin=$bin_dir/vdi-cluster
 env_file=$etc_dir/worker.env
 credential_file=$state_dir/credential
+pid_file=$state_dir/agent.pid
 unit_file=/etc/systemd/system/$UNIT.service
+
+# Whether process $1 is the agent this script started from $bin (its
+# executable, even once deleted, or its command line).
+is_our_agent() {
+    kill -0 "$1" 2>/dev/null || return 1
+    exe=$(readlink "/proc/$1/exe" 2>/dev/null || true)
+    case "$exe" in
+        "$bin" | "$bin (deleted)") return 0 ;;
+    esac
+    ps -o args= -p "$1" 2>/dev/null | grep -q "^$bin worker"
+}
+
+# Stops the agent a run without systemd started and left running (its
+# script was stopped without it): SIGTERM, on which it deregisters; if it
+# has not exited after 30 s, SIGKILL and the deregistration sent here, with
+# its own credential.
+stop_foreground_agent() {
+    [ -f "$pid_file" ] || return 0
+    pid=$(cat "$pid_file")
+    if is_our_agent "$pid"; then
+        say "stopping the agent (process $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        waited=0
+        while is_our_agent "$pid" && [ "$waited" -lt 30 ]; do
+            sleep 1
+            waited=$((waited + 1))
+        done
+        if is_our_agent "$pid"; then
+            kill -KILL "$pid" 2>/dev/null || true
+            deregister_here
+        fi
+    fi
+    rm -f "$pid_file"
+}
+
+# Deregisters the worker with its own credential (best effort).
+deregister_here() {
+    [ -f "$env_file" ] && [ -f "$credential_file" ] || return 0
+    worker=$(sed -n "s/^WORKER_CODE='\(.*\)'$/\1/p" "$env_file")
+    secret=$(head -n 1 "$credential_file")
+    [ -n "$worker" ] && [ -n "$secret" ] || return 0
+    curl -fsS -X POST -H "x-worker-token: $secret" \
+        "$CONTROL_PLANE/api/vdi/workers/$worker/deregister" >/dev/null 2>&1 || true
+}
 
 if [ "$uninstall" = yes ]; then
     if [ "$systemd" = yes ] && [ -f "$unit_file" ]; then
@@ -108,6 +155,7 @@ if [ "$uninstall" = yes ]; then
         rm -f "$unit_file"
         systemctl daemon-reload || true
     fi
+    stop_foreground_agent
     rm -f "$bin" "$env_file" "$credential_file"
     rmdir "$state_dir" "$etc_dir" 2>/dev/null || true
     if [ -n "$prefix" ]; then
@@ -265,8 +313,11 @@ fi
 
 # In the foreground: the agent runs until this script is stopped (SIGTERM
 # or Ctrl-C, passed on so that it deregisters first).
+# Its process id is kept, so that --uninstall stops it even if this script
+# was stopped without it.
 "$bin" worker &
 agent=$!
+echo "$agent" >"$pid_file"
 trap 'kill -TERM "$agent" 2>/dev/null || true' INT TERM
 wait_for_heartbeat "$agent"
 status=0
@@ -275,4 +326,5 @@ if kill -0 "$agent" 2>/dev/null; then
     status=0
     wait "$agent" || status=$?
 fi
+rm -f "$pid_file"
 exit "$status"

@@ -1,7 +1,8 @@
 //! SkyPanelV2's installation script against a loopback control plane, run
 //! with `--prefix <tempdir> --no-systemd`: the worker joins and
 //! heartbeats; the script's join token cannot be used again; a second run
-//! changes nothing; `--uninstall` removes everything it wrote.
+//! changes nothing; `--uninstall` stops an agent whose script was killed
+//! alone (it deregisters) and removes everything it wrote.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -77,6 +78,19 @@ impl Script {
         kill_process(self.pid(), Signal::TERM).unwrap();
         let mut child = self.child.take().unwrap();
         eventually("the script to exit", || {
+            let exited = child.try_wait().unwrap().is_some();
+            async move { exited.then_some(()) }
+        })
+        .await;
+    }
+}
+
+impl Script {
+    /// SIGKILL to the script alone: the agent it started keeps running.
+    async fn kill_script_alone(&mut self) {
+        kill_process(self.pid(), Signal::KILL).unwrap();
+        let mut child = self.child.take().unwrap();
+        eventually("the script to die", || {
             let exited = child.try_wait().unwrap().is_some();
             async move { exited.then_some(()) }
         })
@@ -222,8 +236,30 @@ async fn the_install_script_joins_a_worker_idempotently_and_uninstalls() {
     assert!(second.printed("agent already installed"));
     assert!(second.printed("keeping "));
     wait_worker(&api, "installed-1", "availability", json!("healthy")).await;
-    assert_eq!(snapshot(&prefix), installed);
+    let mut now = snapshot(&prefix);
+    assert!(
+        now.remove(&prefix.join("var/agent.pid")).is_some(),
+        "the running agent's pid"
+    );
+    assert_eq!(now, installed);
     second.stop().await;
+
+    // A run whose script is killed alone leaves its agent running, as a
+    // closed terminal would: uninstalling stops that agent, which
+    // deregisters.
+    let mut third = Script::run(&script, &args);
+    third
+        .wait_printed("the control plane accepted a heartbeat")
+        .await;
+    third.kill_script_alone().await;
+    let status_url = format!("http://127.0.0.1:{port}/api/vdi/cluster/status");
+    let status = http()
+        .get(&status_url)
+        .header("x-cluster-token", crate::common::CLUSTER_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status.status(), 200, "the agent outlives its script");
 
     // Uninstall: everything written is gone.
     let status = Command::new("sh")
@@ -240,9 +276,14 @@ async fn the_install_script_joins_a_worker_idempotently_and_uninstalls() {
         .unwrap();
     assert!(status.success());
     assert!(!prefix.exists(), "left behind: {:?}", snapshot(&prefix));
-    let (status, _) = api
+    let (status, view) = api
         .admin(Method::GET, "/api/vdi/workers/installed-1", None)
         .await;
     assert_eq!(status, 200);
+    assert!(view["deregisteredAt"].is_u64(), "not deregistered: {view}");
+    assert!(
+        http().get(&status_url).send().await.is_err(),
+        "the agent still answers after --uninstall"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
