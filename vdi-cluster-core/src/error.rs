@@ -63,6 +63,14 @@ pub enum Error {
         what: String,
     },
 
+    /// The change freeze refused a change of workers: exams under way
+    /// would fit worse without them. Forcing it with a reason overrides.
+    #[error(
+        "change freeze: {} would make {} exam(s) under way fit worse; safe from {}",
+        .0.change, .0.freeze.exams.len(), crate::exam::format_rfc3339(.0.freeze.safe_from)
+    )]
+    Frozen(Box<crate::service::FrozenChange>),
+
     /// No worker can take the session now.
     #[error(transparent)]
     NoCapacity(Box<NoCapacity>),

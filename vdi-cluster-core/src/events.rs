@@ -57,6 +57,22 @@ pub enum EventKind {
         /// Who (`system` for observed transitions).
         actor: String,
     },
+    /// An operator forced a change of a worker that the change freeze
+    /// refused: it made exams under way fit worse (see
+    /// [`exam::freeze`](crate::exam::freeze)).
+    WorkerFreezeOverridden {
+        /// The worker.
+        worker: WorkerId,
+        /// The change (`drain`, `disable`, `remove`, `revoke-credential`,
+        /// `reset-credential`).
+        change: String,
+        /// Who forced it.
+        actor: String,
+        /// Why, as the operator gave it.
+        reason: String,
+        /// The exams it hurts.
+        exams: Vec<ExamId>,
+    },
     /// A worker deregistered or was removed.
     WorkerRemoved {
         /// The worker.
@@ -225,6 +241,7 @@ impl EventKind {
             Self::WorkerRestarted { .. } => "workerRestarted",
             Self::WorkerAvailability { .. } => "workerAvailability",
             Self::WorkerPolicy { .. } => "workerPolicy",
+            Self::WorkerFreezeOverridden { .. } => "workerFreezeOverridden",
             Self::WorkerRemoved { .. } => "workerRemoved",
             Self::SessionMigrated { .. } => "sessionMigrated",
             Self::MigrationFailed { .. } => "migrationFailed",

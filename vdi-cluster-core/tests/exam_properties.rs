@@ -1,13 +1,14 @@
-//! Admission (invariant D) and the earliest-fit search against a
-//! brute-force oracle over time: every minute of a window is examined, and
-//! feasibility at a minute is Hall's deficiency over every subset of the
-//! exams present (no flow algorithm).
+//! Admission (invariant D), the earliest-fit search and maintenance
+//! windows against a brute-force oracle over time: every minute of a
+//! window is examined, and feasibility at a minute is Hall's deficiency
+//! over every subset of the exams present (no flow algorithm).
 
 use std::time::Duration;
 
 use proptest::prelude::*;
 use vdi_cluster_core::exam::{
-    Capacity, Pool, Prewarm, PrewarmTarget, admit, earliest_fit, format_rfc3339, parse_rfc3339,
+    Capacity, Pool, Prewarm, PrewarmTarget, admit, earliest_fit, format_rfc3339,
+    maintenance_windows, parse_rfc3339,
 };
 use vdi_cluster_core::{Constraints, Exam, ExamId, Timestamp, WorkerDescription};
 
@@ -140,8 +141,78 @@ fn oracle_admit(c: &Exam, others: &[Exam], cap: &Capacity, from: u64) -> Option<
     worst
 }
 
+/// A fleet of workers (zone, gpu, slots) and one of them taken out: the
+/// capacities with and without it.
+fn arb_fleet() -> impl Strategy<Value = (Capacity, Capacity)> {
+    proptest::collection::vec((0u8..2, any::<bool>(), 0u32..8), 1..5).prop_flat_map(|workers| {
+        let n = workers.len();
+        (Just(workers), 0..n).prop_map(|(workers, out)| {
+            let pools = |skip: Option<usize>| {
+                Capacity::new(
+                    workers
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| Some(*i) != skip)
+                        .map(|(_, &(z, gpu, slots))| Pool {
+                            signature: signature(z, gpu),
+                            slots,
+                        }),
+                )
+            };
+            (pools(None), pools(Some(out)))
+        })
+    })
+}
+
+/// Whether the worker may be out during the minute `t`: the exams present
+/// miss no more students without it than with it.
+fn oracle_safe_minute(exams: &[Exam], with: &Capacity, without: &Capacity, t: u64) -> bool {
+    let at = Timestamp::from_millis(t * MIN);
+    let present: Vec<&Exam> = exams.iter().filter(|e| e.window().contains(at)).collect();
+    oracle_missing(&present, without) <= oracle_missing(&present, with)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// Every maintenance window answered is safe at every minute, and
+    /// every start minute from which `duration` minutes are safe lies in
+    /// an answered window with room for the whole maintenance.
+    #[test]
+    fn maintenance_windows_agree_with_the_oracle(
+        exams in (0usize..5).prop_flat_map(|n| (0..n).map(arb_exam).collect::<Vec<_>>()),
+        (with, without) in arb_fleet(),
+        from in 0u64..60,
+        span in 0u64..100,
+        duration in 1u64..40,
+    ) {
+        let to = from + span;
+        let got = maintenance_windows(
+            &exams,
+            &with,
+            &without,
+            Timestamp::from_millis(from * MIN),
+            Timestamp::from_millis(to * MIN),
+            Duration::from_secs(duration * 60),
+        );
+        for w in &got {
+            let (start, end) = (w.start.as_millis() / MIN, w.end.as_millis() / MIN);
+            prop_assert!(from <= start && end <= to && end - start >= duration, "{:?}", w);
+            for t in start..end {
+                prop_assert!(oracle_safe_minute(&exams, &with, &without, t), "minute {} in {:?}", t, w);
+            }
+        }
+        for s in from..=to.saturating_sub(duration) {
+            if s + duration > to {
+                continue;
+            }
+            let safe = (s..s + duration).all(|t| oracle_safe_minute(&exams, &with, &without, t));
+            let found = got.iter().any(|w| {
+                w.start.as_millis() <= s * MIN && (s + duration) * MIN <= w.end.as_millis()
+            });
+            prop_assert_eq!(safe, found, "start minute {}", s);
+        }
+    }
 
     #[test]
     fn admission_agrees_with_the_oracle(

@@ -51,6 +51,20 @@ pub enum EventKindJson {
         /// Who (`system` for observed transitions).
         actor: String,
     },
+    /// An operator forced a change the change freeze refused.
+    WorkerFreezeOverridden {
+        /// The worker.
+        worker: String,
+        /// `drain`, `disable`, `remove`, `revoke-credential` or
+        /// `reset-credential`.
+        change: String,
+        /// Who forced it.
+        actor: String,
+        /// Why, as the operator gave it.
+        reason: String,
+        /// The exams under way it makes fit worse.
+        exam_ids: Vec<String>,
+    },
     /// A worker deregistered or was removed.
     WorkerRemoved {
         /// The worker.
@@ -206,6 +220,19 @@ impl EventKindJson {
                 from: PolicyJson::from(from),
                 to: PolicyJson::from(to),
                 actor: actor.clone(),
+            },
+            EventKind::WorkerFreezeOverridden {
+                worker,
+                change,
+                actor,
+                reason,
+                exams,
+            } => Self::WorkerFreezeOverridden {
+                worker: worker.to_string(),
+                change: change.clone(),
+                actor: actor.clone(),
+                reason: reason.clone(),
+                exam_ids: exams.iter().map(ToString::to_string).collect(),
             },
             EventKind::WorkerRemoved { worker } => Self::WorkerRemoved {
                 worker: worker.to_string(),
@@ -393,6 +420,18 @@ mod tests {
                 json!({"at": 42, "type": "workerPolicy", "worker": "w1",
                        "from": {"state": "active"},
                        "to": {"state": "disabled", "forced": false}, "actor": "admin"}),
+            ),
+            (
+                EventKind::WorkerFreezeOverridden {
+                    worker: w(),
+                    change: "drain".into(),
+                    actor: "admin".into(),
+                    reason: "kernel patch".into(),
+                    exams: vec![vdi_cluster_core::ExamId::parse("examId", "math").unwrap()],
+                },
+                json!({"at": 42, "type": "workerFreezeOverridden", "worker": "w1",
+                       "change": "drain", "actor": "admin", "reason": "kernel patch",
+                       "examIds": ["math"]}),
             ),
             (
                 EventKind::WorkerRemoved { worker: w() },

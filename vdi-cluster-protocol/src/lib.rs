@@ -43,6 +43,7 @@ mod error;
 pub mod events;
 pub mod exams;
 pub mod join;
+pub mod maintenance;
 pub mod node;
 pub mod node_status;
 pub mod ops;

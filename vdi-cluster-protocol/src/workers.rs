@@ -357,7 +357,8 @@ pub struct PatchWorkerRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_enabled: Option<bool>,
     /// With `isEnabled: false`: disable even with sessions (they are
-    /// dropped).
+    /// dropped). With `reason`, on a drain or a disable: go through even
+    /// if the change freeze refuses it (audited, `worker.freeze_overridden`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub force: Option<bool>,
     /// With `isDraining: true`: after this many seconds, remaining sessions
@@ -385,6 +386,14 @@ pub struct DrainRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 604_800)]
     pub deadline_sec: Option<u64>,
+    /// `true` with `reason`: drain even if the change freeze refuses it
+    /// (audited, `worker.freeze_overridden`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force: Option<bool>,
+    /// Why (1 to 500 characters), kept in the audit trail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 500)]
+    pub reason: Option<String>,
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! | unsupported method | 405 |
 //! | request took longer than the request timeout | 408 |
 //! | illegal transition, disable refused while sessions remain (names the count), allocation in progress, concurrent update conflict | 409 (`Retry-After` when retrying helps) |
+//! | a change the change freeze refuses (exams under way would fit worse) | 409 with `FreezeRefusedJson` (the exams, their shortfall, `safeFrom`) |
 //! | body larger than the limit | 413 |
 //! | a content type that cannot carry JSON (XML, multipart) | 415 |
 //! | well-formed value that is invalid (negative capacity, zero VM, bad code, unknown status filter) | 422 |
@@ -25,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use vdi_cluster_core::{Error as CoreError, ValidationError};
 
 use vdi_cluster_protocol::ErrorBody;
+use vdi_cluster_protocol::maintenance::FreezeRefusedJson;
 
 /// Seconds a client should wait before retrying after `NoCapacity`.
 pub const NO_CAPACITY_RETRY_AFTER_SECS: u64 = 5;
@@ -40,6 +42,8 @@ pub struct ApiError {
     message: String,
     field: Option<String>,
     retry_after: Option<u64>,
+    /// A change freeze's refusal, answered as its own body.
+    frozen: Option<Box<FreezeRefusedJson>>,
 }
 
 impl ApiError {
@@ -50,6 +54,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             retry_after: None,
+            frozen: None,
         }
     }
 
@@ -156,6 +161,13 @@ impl From<CoreError> for ApiError {
             | CoreError::WebhookNotFound(_)) => Self::not_found(e.to_string()),
             CoreError::Transition(t) => Self::conflict(t.to_string()),
             e @ CoreError::ExamExists(_) => Self::conflict(e.to_string()),
+            CoreError::Frozen(change) => {
+                let body = FreezeRefusedJson::from(&*change);
+                Self {
+                    frozen: Some(Box::new(body.clone())),
+                    ..Self::conflict(body.message)
+                }
+            }
             CoreError::Relocation(r) => Self {
                 field: Some("apiBaseUrl".into()),
                 ..Self::forbidden(r.to_string())
@@ -192,7 +204,10 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() && self.status != StatusCode::SERVICE_UNAVAILABLE {
             tracing::warn!(status = %self.status, message = %self.message, "request failed");
         }
-        let mut response = (self.status, axum::Json(self.body())).into_response();
+        let mut response = match self.frozen {
+            Some(body) => (self.status, axum::Json(body)).into_response(),
+            None => (self.status, axum::Json(self.body())).into_response(),
+        };
         let headers = response.headers_mut();
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));

@@ -56,8 +56,11 @@ use vdi_cluster_core::worker::{MAX_TAG_LEN, MAX_TAGS};
 
 use crate::auth::Access;
 use crate::routes::{
-    HttpMethod, admin, cluster, credentials, exams, heartbeat, install, join, ops, route_table,
-    sessions, signin, waiting_room, webhooks, workers,
+    HttpMethod, admin, cluster, credentials, exams, heartbeat, install, join, maintenance, ops,
+    route_table, sessions, signin, waiting_room, webhooks, workers,
+};
+use vdi_cluster_protocol::maintenance::{
+    FreezeRefusedJson, FrozenExamJson, MaintenanceWindowJson, MaintenanceWindowsJson,
 };
 
 /// Name of the bearer-JWT security scheme.
@@ -80,6 +83,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         workers::detail,
         admin::patch, workers::remove, workers::sessions, admin::drain_info,
         admin::drain, admin::activate,
+        maintenance::worker_windows, maintenance::group_windows,
         join::join, join::create, join::list, join::revoke, install::script, install::agent,
         credentials::rotate, credentials::reset, credentials::revoke,
         sessions::allocate, sessions::get, sessions::release, sessions::prewarm,
@@ -106,6 +110,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         OperatorSessionJson, SessionsEndedJson, HealthJson, CreateJoinToken, InstallScriptRequest, JoinTokenJson, CreatedJoinToken, JoinTokenList, CredentialReset,
         CreateWebhook, CreatedWebhook, WebhookJson, WebhookList, DeliveryJson, DeliveryList,
         AttemptJson, WebhookPayload,
+        FreezeRefusedJson, FrozenExamJson, MaintenanceWindowsJson, MaintenanceWindowJson,
     )),
     modifiers(&FromRouteTable),
     tags(
@@ -297,7 +302,8 @@ fn refine(doc: &mut Value) {
     }
     let schemas = &mut doc["components"]["schemas"];
     // PATCH: exactly one of isDraining and isEnabled; force only with
-    // isEnabled false; drainDeadlineSec only with isDraining true.
+    // isEnabled false, or with isDraining true and a reason (past the
+    // change freeze); drainDeadlineSec only with isDraining true.
     let patch = &mut schemas["PatchWorkerRequest"];
     if patch.is_object() {
         let boolean = json!({"type": "boolean"});
@@ -306,9 +312,23 @@ fn refine(doc: &mut Value) {
             given("isDraining", boolean.clone()),
             given("isEnabled", boolean.clone()),
         ]);
+        let forced_drain = json!({"allOf": [
+            given("force", json!({"const": true})),
+            given("isDraining", json!({"const": true})),
+        ]});
         patch["allOf"] = json!([
-            {"if": given("force", boolean), "then": given("isEnabled", json!({"const": false}))},
+            {"if": given("force", boolean), "then": {"anyOf": [
+                given("isEnabled", json!({"const": false})),
+                given("isDraining", json!({"const": true})),
+            ]}},
+            {"if": forced_drain, "then": given("reason", json!({"type": "string"}))},
             {"if": given("drainDeadlineSec", integer), "then": given("isDraining", json!({"const": true}))},
         ]);
+    }
+    // A drain forced past the change freeze gives its reason.
+    let drain = &mut schemas["DrainRequest"];
+    if drain.is_object() {
+        drain["if"] = given("force", json!({"const": true}));
+        drain["then"] = given("reason", json!({"type": "string"}));
     }
 }

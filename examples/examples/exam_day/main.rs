@@ -7,8 +7,8 @@
 //! it there; the leader's tick prewarms each exam on time and the workers'
 //! pool reports show its readiness; 350 students click "start" in the same
 //! instant through two control-plane replicas; a worker dies mid-exam and
-//! its students are moved, another is drained and disabled for
-//! maintenance, the afternoon exam is flagged at risk until two new nodes
+//! its students are moved, another is drained (refused by the change
+//! freeze, forced with a reason) and disabled for maintenance, the afternoon exam is flagged at risk until two new nodes
 //! join; unclaimed machines are released when the exams end. At the
 //! afternoon exam more students turn up than there are free slots: those
 //! beyond capacity wait in its waiting room with positions 1..N and are
@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use vdi_cluster_core::events::RecordingSink;
 use vdi_cluster_core::exam::Exam;
-use vdi_cluster_core::service::Booking;
+use vdi_cluster_core::service::{Booking, FreezeOverride};
 use vdi_cluster_core::testkit::SimulatedWorkers;
 use vdi_cluster_core::{
     AdminAction, ClusterService, Error, ManualClock, MemoryStore, ServiceConfig, SessionKey,
@@ -280,13 +280,35 @@ async fn surge(day: &mut Day, keys: Vec<SessionKey>) {
     day.placed += placed;
 }
 
-/// The runbook's D.2: drain a node, wait until it is drained, then disable it.
+/// The runbook's D.2: drain a node, wait until it is drained, then disable
+/// it. The exams under way need it, so the change freeze refuses the drain
+/// until the operator forces it with a reason.
 async fn maintenance(day: &mut Day, node: &vdi_cluster_core::WorkerId) {
+    let drain = AdminAction::Drain { deadline: None };
+    match day.leader().fleet().admin(node, drain, "admin-minh").await {
+        Err(Error::Frozen(frozen)) => day.say(format!(
+            "D. T+40m: draining {node} is refused by the change freeze: {} exam(s) under way \
+             would be {} student(s) shorter; safe from {}",
+            frozen.freeze.exams.len(),
+            frozen
+                .freeze
+                .exams
+                .iter()
+                .map(|e| e.missing - e.missing_before)
+                .max()
+                .unwrap_or(0),
+            clock_text(frozen.freeze.safe_from)
+        )),
+        other => panic!("the drain under the exams was not refused: {other:?}"),
+    }
+    let force = FreezeOverride::Force {
+        reason: "failing disk on the node",
+    };
     day.leader()
         .fleet()
-        .admin(node, AdminAction::Drain { deadline: None }, "admin-minh")
+        .admin_forcing(node, drain, "admin-minh", None, force)
         .await
-        .expect("drain");
+        .expect("forced drain");
     let info = day
         .leader()
         .fleet()

@@ -10,6 +10,9 @@
 //! Everything here is pure; time arrives as an argument.
 
 pub mod admission;
+pub mod freeze;
+mod iso_duration;
+pub mod maintenance;
 pub mod readiness;
 mod rfc3339;
 
@@ -25,6 +28,9 @@ use crate::validation::ValidationError;
 pub use admission::{
     Capacity, ExamLoad, Pool, Refusal, Shortfall, admit, decide, earliest_fit, risk,
 };
+pub use freeze::{Freeze, FrozenExam, freeze};
+pub use iso_duration::parse_iso_duration;
+pub use maintenance::{MaintenanceWindow, maintenance_windows};
 pub use readiness::{
     PoolSight, Readiness, TopUp, WorkerReadiness, plan_top_up, readiness, readiness_percent,
 };

@@ -9,6 +9,7 @@
 //! | `worker.unhealthy` | a worker crossed a resource threshold; `reason` names the metric and its value |
 //! | `worker.recovered` | an unhealthy, unreachable or offline worker is healthy again |
 //! | `worker.policy_changed` | drain, drained, disable or activate |
+//! | `worker.freeze_overridden` | an operator forced a drain, disable, removal or credential change that the change freeze refused (who, why, the exams it hurts) |
 //! | `session.migrated` | a session moved off a failed worker (tell the student) |
 //! | `session.migration_failed` | a session could not be moved off a failed worker |
 //! | `session.lost` | a worker restarted (new boot id) and no longer runs the session: its slot was freed with the heartbeat that proved it (or by the next reconcile pass); the student's next request places it anew. Carries the worker, both boot ids and the session's exam and student; written with the release |
@@ -35,6 +36,7 @@ pub const WEBHOOK_TYPES: &[&str] = &[
     "worker.unhealthy",
     "worker.recovered",
     "worker.policy_changed",
+    "worker.freeze_overridden",
     "session.migrated",
     "session.migration_failed",
     "session.lost",
@@ -65,6 +67,7 @@ pub fn webhook_type(kind: &EventKind) -> Option<&'static str> {
             _ => return None,
         },
         EventKind::WorkerPolicy { .. } => "worker.policy_changed",
+        EventKind::WorkerFreezeOverridden { .. } => "worker.freeze_overridden",
         EventKind::SessionMigrated { .. } => "session.migrated",
         EventKind::MigrationFailed { .. } => "session.migration_failed",
         EventKind::SessionLost { .. } => "session.lost",
@@ -129,6 +132,7 @@ pub fn observed_key(kind: &EventKind, episode: impl std::fmt::Display) -> Option
         | EventKind::WorkerRegistered { worker }
         | EventKind::WorkerRemoved { worker }
         | EventKind::WorkerPolicy { worker, .. }
+        | EventKind::WorkerFreezeOverridden { worker, .. }
         | EventKind::SessionsOrphaned { worker, .. } => worker.to_string(),
         EventKind::SessionMigrated { session, .. }
         | EventKind::MigrationFailed { session, .. }
@@ -195,7 +199,17 @@ mod tests {
                 ready: 2,
                 target: 2,
             },
-            EventKind::ExamQueueForming { exam, waiting: 1 },
+            EventKind::ExamQueueForming {
+                exam: exam.clone(),
+                waiting: 1,
+            },
+            EventKind::WorkerFreezeOverridden {
+                worker: WorkerId::parse("code", "w-1").unwrap(),
+                change: "drain".into(),
+                actor: "admin".into(),
+                reason: "kernel patch".into(),
+                exams: vec![exam],
+            },
             EventKind::SessionLost {
                 session: crate::ids::SessionKey::parse("math", "u1").unwrap(),
                 worker: WorkerId::parse("code", "w-1").unwrap(),

@@ -61,8 +61,10 @@ pub use exams::{
     PrewarmFailure, PrewarmReport, QueueFigures, QueueTick, QueueView, WaitingStudent,
 };
 pub use fleet::{
-    AdminOutcome, AssignedJoin, DrainInfo, Fleet, FleetRepair, HeartbeatAck, JoinOutcome, Joined,
-    MAX_REASON_CHARS, MAX_REASON_LEN, RotateOutcome,
+    AdminOutcome, AssignedJoin, DEFAULT_MAINTENANCE_RANGE, DrainInfo, Fleet, FleetRepair,
+    FreezeOverride, FrozenChange, HeartbeatAck, JoinOutcome, Joined, MAX_MAINTENANCE_GROUP,
+    MAX_MAINTENANCE_RANGE, MAX_REASON_CHARS, MAX_REASON_LEN, MIN_MAINTENANCE, MaintenancePlan,
+    MaintenanceQuery, RotateOutcome,
 };
 pub use operations::{
     BACKGROUND_LEASE, BackgroundConfig, ClusterStats, ClusterSummary, DEFAULT_ZONE, DeliveryReport,

@@ -15,6 +15,7 @@ use vdi_cluster_protocol::workers::{
     AdminActionJson, DrainInfoJson, DrainRequest, PatchWorkerRequest,
 };
 
+use super::maintenance::{forced_reason, override_of};
 use super::workers::{now, worker_id};
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -48,8 +49,11 @@ fn deadline(
 fn patch_action(body: PatchWorkerRequest, state: &AppState) -> Result<AdminAction, ApiError> {
     let invalid =
         |field: &str, message: &str| ApiError::invalid(ValidationError::new(field, message));
-    if body.force.is_some() && body.is_enabled != Some(false) {
-        return Err(invalid("force", "is valid only with isEnabled: false"));
+    if body.force.is_some() && body.is_enabled != Some(false) && body.is_draining != Some(true) {
+        return Err(invalid(
+            "force",
+            "is valid only with isEnabled: false or isDraining: true",
+        ));
     }
     if body.drain_deadline_sec.is_some() && body.is_draining != Some(true) {
         return Err(invalid(
@@ -74,28 +78,28 @@ fn patch_action(body: PatchWorkerRequest, state: &AppState) -> Result<AdminActio
     }
 }
 
+/// Runs `action` with the operator's `reason`; `forced` (a reason) forces
+/// it past the change freeze.
 async fn run_admin(
     state: &AppState,
     id: WorkerId,
     action: AdminAction,
     actor: String,
-) -> Result<AdminActionJson, ApiError> {
-    run_admin_with_reason(state, id, action, actor, None).await
-}
-
-async fn run_admin_with_reason(
-    state: &AppState,
-    id: WorkerId,
-    action: AdminAction,
-    actor: String,
     reason: Option<String>,
+    forced: Option<String>,
 ) -> Result<AdminActionJson, ApiError> {
     let service = Arc::clone(state.service());
     let outcome = state
         .detached(async move {
             service
                 .fleet()
-                .admin_with_reason(&id, action, &actor, reason.as_deref())
+                .admin_forcing(
+                    &id,
+                    action,
+                    &actor,
+                    reason.as_deref(),
+                    override_of(forced.as_deref()),
+                )
                 .await
         })
         .await?;
@@ -105,6 +109,9 @@ async fn run_admin_with_reason(
 /// Drain, activate, disable or enable a worker (the exam platform's runbook).
 /// Disabling a worker that still has sessions is refused (409, naming the
 /// count) unless `force: true`. A `reason` goes to the audit trail.
+/// A drain or disable that would make an exam under way fit worse is
+/// refused by the change freeze (409 with the exams and `safeFrom`)
+/// unless `force: true` with a `reason`.
 #[utoipa::path(
     patch, path = "/api/vdi/workers/{code}", tag = "workers",
     params(WorkerCodePath),
@@ -113,7 +120,7 @@ async fn run_admin_with_reason(
         (status = 200, description = "Applied (or already so)", body = AdminActionJson),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, description = "Illegal transition, or sessions remain", body = ErrorBody),
+        (status = 409, description = "Illegal transition, sessions remain, or the change freeze refuses (FreezeRefusedJson)", body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
     )
 )]
@@ -125,9 +132,16 @@ pub(crate) async fn patch(
 ) -> Result<Json<AdminActionJson>, ApiError> {
     let id = worker_id(code)?;
     let reason = body.reason.clone();
+    let forced = match body.force {
+        Some(true) => reason.clone(),
+        _ => None,
+    };
+    if body.is_draining == Some(true) {
+        forced_reason(body.force, body.reason.clone())?;
+    }
     let action = patch_action(body, &state)?;
     Ok(Json(
-        run_admin_with_reason(&state, id, action, caller.actor(), reason).await?,
+        run_admin(&state, id, action, caller.actor(), reason, forced).await?,
     ))
 }
 
@@ -157,7 +171,10 @@ pub(crate) async fn drain_info(
 
 /// Drains a worker (as Aetherium): it keeps its sessions and takes no new ones;
 /// `drainStatus` becomes `drained` once nothing remains on it. `PUT` does
-/// the same (the idempotent form, as neon's storage controller).
+/// the same (the idempotent form, as neon's storage controller). A drain
+/// that would make an exam under way fit worse is refused by the change
+/// freeze (409 with the exams and `safeFrom`) unless `force: true` with a
+/// `reason`.
 #[utoipa::path(
     method(post, put), path = "/api/vdi/workers/{code}/drain", tag = "workers",
     params(WorkerCodePath),
@@ -166,8 +183,8 @@ pub(crate) async fn drain_info(
         (status = 202, description = "Draining (or drained already)", body = AdminActionJson),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 503, body = ErrorBody),
+        (status = 409, description = "Illegal transition, or the change freeze refuses (an ErrorBody with the exams and safeFrom: FreezeRefusedJson)", body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
     )
 )]
 pub(crate) async fn drain(
@@ -177,11 +194,12 @@ pub(crate) async fn drain(
     OptionalJsonBody(body): OptionalJsonBody<DrainRequest>,
 ) -> Result<(StatusCode, Json<AdminActionJson>), ApiError> {
     let id = worker_id(code)?;
-    let seconds = body.unwrap_or_default().deadline_sec;
+    let body = body.unwrap_or_default();
+    let forced = forced_reason(body.force, body.reason.clone())?;
     let action = AdminAction::Drain {
-        deadline: deadline(&state, "deadlineSec", seconds)?,
+        deadline: deadline(&state, "deadlineSec", body.deadline_sec)?,
     };
-    let json = run_admin(&state, id, action, caller.actor()).await?;
+    let json = run_admin(&state, id, action, caller.actor(), body.reason, forced).await?;
     Ok((StatusCode::ACCEPTED, Json(json)))
 }
 
@@ -203,6 +221,14 @@ pub(crate) async fn activate(
 ) -> Result<Json<AdminActionJson>, ApiError> {
     let id = worker_id(code)?;
     Ok(Json(
-        run_admin(&state, id, AdminAction::Activate, caller.actor()).await?,
+        run_admin(
+            &state,
+            id,
+            AdminAction::Activate,
+            caller.actor(),
+            None,
+            None,
+        )
+        .await?,
     ))
 }

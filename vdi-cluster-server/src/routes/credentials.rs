@@ -20,12 +20,14 @@ use vdi_cluster_core::WorkerId;
 use vdi_cluster_core::credential::CredentialCheck;
 use vdi_cluster_core::service::RotateOutcome;
 use vdi_cluster_protocol::join::CredentialReset;
+use vdi_cluster_protocol::maintenance::ForceQuery;
 use vdi_cluster_protocol::{ErrorBody, JoinResponse, WORKER_TOKEN_HEADER};
 
 use super::join::{DEFAULT_JOIN_TOKEN_TTL_SEC, credential_answer, issue_join_token};
+use super::maintenance::{forced_reason, override_of};
 use crate::auth::{Caller, Principal, hash_hex, matches_hash_hex, new_worker_credential};
 use crate::error::ApiError;
-use crate::extract::PathParams;
+use crate::extract::{PathParams, QueryParams};
 use crate::path_params::WorkerCodePath;
 use crate::state::AppState;
 
@@ -111,28 +113,39 @@ pub(crate) async fn rotate(
 
 /// Revokes a worker's own credential: it is refused from its next request
 /// on. Its code stays taken (reset it to let it join again).
+/// Refused by the change freeze (409 with the exams and `safeFrom`) when
+/// losing the worker makes an exam under way fit worse, unless
+/// `force=true&reason=…`.
 #[utoipa::path(
     delete, path = "/api/vdi/workers/{code}/credential", tag = "workers",
-    params(WorkerCodePath),
+    params(WorkerCodePath, ForceQuery),
     responses(
         (status = 204, description = "Revoked"),
+        (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, description = "The worker has no own credential", body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 503, body = ErrorBody),
+        (status = 409, description = "Conflict, or the change freeze refuses (an ErrorBody with the exams and safeFrom: FreezeRefusedJson)", body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
     )
 )]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     Caller(caller): Caller,
     PathParams(code): PathParams<String>,
+    QueryParams(force): QueryParams<ForceQuery>,
 ) -> Result<StatusCode, ApiError> {
     let id = WorkerId::parse("code", code)?;
+    let forced = forced_reason(force.force, force.reason)?;
     let service = Arc::clone(state.service());
     let actor = caller.actor();
     let worker = id.clone();
     let revoked = state
-        .detached(async move { service.fleet().revoke_credential(&worker, &actor).await })
+        .detached(async move {
+            service
+                .fleet()
+                .revoke_credential_forcing(&worker, &actor, override_of(forced.as_deref()))
+                .await
+        })
         .await?;
     if revoked {
         tracing::warn!(code = %id, "worker credential revoked");
@@ -146,14 +159,17 @@ pub(crate) async fn revoke(
 
 /// Resets a worker's own credential: nothing it holds is accepted any
 /// more, and the answer carries a one-use join token bound to it (shown
-/// once, valid one hour) with which it joins again.
+/// once, valid one hour) with which it joins again. Refused by the change
+/// freeze like a revocation, unless `force=true&reason=…`.
 #[utoipa::path(
     post, path = "/api/vdi/workers/{code}/credential/reset", tag = "workers",
-    params(WorkerCodePath),
+    params(WorkerCodePath, ForceQuery),
     responses(
         (status = 200, description = "Reset; the bound join token is shown once", body = CredentialReset),
+        (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Conflict, or the change freeze refuses (an ErrorBody with the exams and safeFrom: FreezeRefusedJson)", body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
     )
 )]
@@ -161,14 +177,21 @@ pub(crate) async fn reset(
     State(state): State<AppState>,
     Caller(caller): Caller,
     PathParams(code): PathParams<String>,
+    QueryParams(force): QueryParams<ForceQuery>,
 ) -> Result<Json<CredentialReset>, ApiError> {
     let id = WorkerId::parse("code", code)?;
+    let forced = forced_reason(force.force, force.reason)?;
     let service = Arc::clone(state.service());
     let actor = caller.actor();
     let worker = id.clone();
     let who = actor.clone();
     state
-        .detached(async move { service.fleet().reset_credential(&worker, &who).await })
+        .detached(async move {
+            service
+                .fleet()
+                .reset_credential_forcing(&worker, &who, override_of(forced.as_deref()))
+                .await
+        })
         .await?;
     let join_token = issue_join_token(
         &state,

@@ -36,6 +36,7 @@ pub(crate) mod exams;
 pub(crate) mod heartbeat;
 pub(crate) mod install;
 pub(crate) mod join;
+pub(crate) mod maintenance;
 pub(crate) mod ops;
 mod reserved;
 mod roles;
@@ -155,9 +156,13 @@ static ROUTES: &[RouteSpec] = routes! {
     Get "/api/vdi/workers/{code}" Operator workers::detail
         => "One worker (as Aetherium)";
     Patch "/api/vdi/workers/{code}" Operator admin::patch
-        => "Drain, activate, disable or enable a worker (the exam platform's)";
+        => "Drain, activate, disable or enable a worker (the exam platform's); checked by the change freeze";
     Delete "/api/vdi/workers/{code}" Admin workers::remove
-        => "Delete a worker's record (refused while sessions remain)";
+        => "Delete a worker's record (refused while sessions remain, or by the change freeze)";
+    Get "/api/vdi/workers/{code}/maintenance-windows" Operator maintenance::worker_windows
+        => "When this worker can be out for a duration without any booked exam fitting worse";
+    Get "/api/vdi/maintenance-windows" Operator maintenance::group_windows
+        => "When a group of workers can be out together for a duration";
     Get "/api/vdi/workers/{code}/sessions" Operator workers::sessions
         => "A worker's sessions (as Aetherium)";
     Get "/api/vdi/workers/{code}/drain" Operator admin::drain_info

@@ -13,9 +13,11 @@ use vdi_cluster_core::service::WorkerFilter;
 use vdi_cluster_core::{Timestamp, ValidationError, WorkerId, WorkerStatus, WorkerView};
 use vdi_cluster_protocol::ErrorBody;
 use vdi_cluster_protocol::cluster::{StatsJson, SummaryJson};
+use vdi_cluster_protocol::maintenance::ForceQuery;
 use vdi_cluster_protocol::reconcile::ReconcileReportJson;
 use vdi_cluster_protocol::workers::{WorkerJson, WorkerList, WorkerSessionsJson};
 
+use super::maintenance::{forced_reason, override_of};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{PathParams, QueryParams, bounded};
@@ -27,7 +29,7 @@ const SESSIONS_DEFAULT_LIMIT: usize = 1000;
 const SESSIONS_MAX_LIMIT: usize = 10_000;
 
 /// `code` as a worker id (field `code`).
-pub(super) fn worker_id(code: String) -> Result<WorkerId, ApiError> {
+pub(crate) fn worker_id(code: String) -> Result<WorkerId, ApiError> {
     Ok(WorkerId::parse("code", code)?)
 }
 
@@ -211,14 +213,18 @@ pub(crate) async fn detail(
     Ok(Json(WorkerJson::new(&view, now(&state))))
 }
 
-/// Deletes a worker's record; refused (409) while dispatches remain on it.
+/// Deletes a worker's record; refused (409) while dispatches remain on it,
+/// and by the change freeze (409 with the exams and `safeFrom`) when it
+/// makes an exam under way fit worse, unless `force=true&reason=…`.
 #[utoipa::path(
     delete, path = "/api/vdi/workers/{code}", tag = "workers",
-    params(WorkerCodePath),
+    params(WorkerCodePath, ForceQuery),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Sessions remain, or the change freeze refuses (an ErrorBody with the exams and safeFrom: FreezeRefusedJson)", body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
     )
 )]
@@ -226,12 +232,19 @@ pub(crate) async fn remove(
     State(state): State<AppState>,
     Caller(caller): Caller,
     PathParams(code): PathParams<String>,
+    QueryParams(force): QueryParams<ForceQuery>,
 ) -> Result<StatusCode, ApiError> {
     let id = worker_id(code)?;
+    let forced = forced_reason(force.force, force.reason)?;
     let service = Arc::clone(state.service());
     let actor = caller.actor();
     state
-        .detached(async move { service.fleet().remove_worker(&id, &actor).await })
+        .detached(async move {
+            service
+                .fleet()
+                .remove_worker_forcing(&id, &actor, override_of(forced.as_deref()))
+                .await
+        })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -133,10 +133,16 @@ fn the_documented_model_is_the_tested_one() {
 /// A concrete request for a route: its path with parameters filled in, and
 /// a valid body where it takes one.
 fn sample(method: &Method, path: &str) -> (String, Option<Value>) {
-    let concrete = path
+    let mut concrete = path
         .replace("{code}", CODE)
         .replace("{examId}", EXAM)
         .replace("{userId}", USER);
+    if path.ends_with("/maintenance-windows") {
+        concrete.push_str("?duration=PT1H");
+        if !path.contains("{code}") {
+            concrete.push_str(&format!("&workers={CODE}"));
+        }
+    }
     let body = match (method.as_str(), path) {
         ("POST", "/api/vdi/workers/heartbeat") => {
             Some(exam_platform_heartbeat(CODE, "http://127.0.0.1:1", 0))

@@ -191,7 +191,8 @@ async fn admin_requests_reject_unknown_fields_and_bad_values() {
             422,
             "isEnabled",
         ),
-        (json!({"isDraining": true, "force": true}), 422, "force"),
+        (json!({"isDraining": false, "force": true}), 422, "force"),
+        (json!({"isDraining": true, "force": true}), 422, "reason"),
         (
             json!({"isDraining": true, "drainDeadlineSec": 0}),
             422,

@@ -15,6 +15,7 @@ mod deploy;
 mod exams;
 mod hostile;
 mod join;
+mod maintenance;
 mod metrics;
 mod openapi;
 mod ops;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::Fleet;
+use super::freeze::{Forced, FreezeOverride};
 use super::heartbeat::CAS_ATTEMPTS;
 use crate::error::{Error, Result};
 use crate::events::EventKind;
@@ -51,7 +52,7 @@ pub struct DrainInfo {
 pub const MAX_REASON_CHARS: usize = 500;
 
 /// An operator's reason, trimmed; the field is `reason`.
-fn validate_reason(reason: &str) -> Result<&str> {
+pub(super) fn validate_reason(reason: &str) -> Result<&str> {
     let trimmed = reason.trim();
     let problem = if trimmed.is_empty() {
         Some("must not be empty".to_owned())
@@ -94,7 +95,30 @@ impl Fleet {
         actor: &str,
         reason: Option<&str>,
     ) -> Result<AdminOutcome> {
+        self.admin_forcing(id, action, actor, reason, FreezeOverride::Respect)
+            .await
+    }
+
+    /// [`admin_with_reason`](Self::admin_with_reason), where a drain or a
+    /// disable that changes the worker's policy is first checked against
+    /// the change freeze (see the `freeze` module): refused with
+    /// [`Error::Frozen`] when it makes an exam under way fit worse, unless
+    /// `force` forces it (audited as `freeze-override`, with
+    /// `worker.freeze_overridden` written in the policy's own atomic step).
+    pub async fn admin_forcing(
+        &self,
+        id: &WorkerId,
+        action: AdminAction,
+        actor: &str,
+        reason: Option<&str>,
+        force: FreezeOverride<'_>,
+    ) -> Result<AdminOutcome> {
         let reason = reason.map(validate_reason).transpose()?;
+        let takes_out = matches!(
+            action,
+            AdminAction::Drain { .. } | AdminAction::Disable { .. }
+        );
+        let mut checked: Option<Option<Forced>> = None;
         for _ in 0..CAS_ATTEMPTS {
             let view = self.shared.worker_view(id).await?;
             let now = self.shared.clock.now();
@@ -110,7 +134,12 @@ impl Fleet {
                     transition: t,
                 });
             }
-            if let CasOutcome::Written { .. } = self.write_policy(&view, t, actor).await? {
+            if takes_out && checked.is_none() {
+                checked = Some(self.check_freeze(id, action.name(), actor, force).await?);
+            }
+            let forced = checked.as_ref().and_then(Option::as_ref);
+            let extra = forced.map(|f| &f.event);
+            if let CasOutcome::Written { .. } = self.write_policy(&view, t, actor, extra).await? {
                 self.placement.invalidate_snapshot();
                 let mut detail = serde_json::json!({
                     "from": t.from.name(),
@@ -123,6 +152,9 @@ impl Fleet {
                 self.shared
                     .audit(actor, action.name(), id.as_str(), detail)
                     .await?;
+                if let Some(forced) = checked.flatten() {
+                    self.forced_written(id, actor, forced).await?;
+                }
                 return Ok(AdminOutcome {
                     worker: self.shared.worker_view(id).await?,
                     transition: t,
@@ -141,13 +173,15 @@ impl Fleet {
     /// the write conflicts; the caller decides again from a fresh read) or
     /// reads the new policy and is refused.
     ///
-    /// Its `WorkerPolicy` event (by `actor`) is written to the outbox in
-    /// the same atomic step, and emitted once written.
+    /// Its `WorkerPolicy` event (by `actor`), and `extra` if any, are
+    /// written to the outbox in the same atomic step; the policy event is
+    /// emitted once written.
     async fn write_policy(
         &self,
         view: &WorkerView,
         t: Transition,
         actor: &str,
+        extra: Option<&EventKind>,
     ) -> Result<CasOutcome> {
         let mut record = view.record.clone();
         record.policy = t.to;
@@ -158,9 +192,11 @@ impl Fleet {
             actor: actor.to_owned(),
         };
         let dispatched = t.requires_empty().then_some(view.dispatched);
+        let mut events = vec![&event];
+        events.extend(extra);
         let outcome = self
             .shared
-            .put_worker_alerting(&record, Some(view.version), dispatched, &[&event])
+            .put_worker_alerting(&record, Some(view.version), dispatched, &events)
             .await?;
         if let CasOutcome::Written { .. } = outcome {
             self.shared.emit(event);
@@ -180,7 +216,7 @@ impl Fleet {
         if !t.changed() {
             return Ok(None);
         }
-        match self.write_policy(view, t, "system").await? {
+        match self.write_policy(view, t, "system", None).await? {
             CasOutcome::Written { .. } => {
                 self.placement.invalidate_snapshot();
                 Ok(Some(t))

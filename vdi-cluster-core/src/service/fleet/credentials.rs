@@ -11,6 +11,7 @@
 use serde_json::json;
 
 use super::Fleet;
+use super::freeze::FreezeOverride;
 use super::heartbeat::CAS_ATTEMPTS;
 use crate::credential::{
     CredentialCheck, IssuedSecret, JoinRefusal, Presented, WorkerCredential, join_plan,
@@ -200,8 +201,29 @@ impl Fleet {
     /// accepted from the next request on. `false` if it has no credential.
     /// Idempotent.
     pub async fn revoke_credential(&self, id: &WorkerId, actor: &str) -> Result<bool> {
-        self.write_admin_state(id, actor, WorkerCredential::revoked(), "revoke-credential")
+        self.revoke_credential_forcing(id, actor, FreezeOverride::Respect)
             .await
+    }
+
+    /// [`revoke_credential`](Self::revoke_credential), checked first
+    /// against the change freeze (a worker refused from its next request
+    /// leaves the fleet): refused with [`Error::Frozen`] when that makes
+    /// an exam under way fit worse, unless `force` forces it.
+    pub async fn revoke_credential_forcing(
+        &self,
+        id: &WorkerId,
+        actor: &str,
+        force: FreezeOverride<'_>,
+    ) -> Result<bool> {
+        let change = "revoke-credential";
+        let forced = self.check_freeze(id, change, actor, force).await?;
+        let written = self
+            .write_admin_state(id, actor, WorkerCredential::revoked(), change)
+            .await?;
+        if let (true, Some(forced)) = (written, forced) {
+            self.forced_appended(id, actor, forced).await?;
+        }
+        Ok(written)
     }
 
     /// An admin resets worker `id`'s credential: none of its secrets is
@@ -209,11 +231,28 @@ impl Fleet {
     /// for a worker that has a record or a credential (one registered with
     /// the shared token gets a credential this way).
     pub async fn reset_credential(&self, id: &WorkerId, actor: &str) -> Result<()> {
+        self.reset_credential_forcing(id, actor, FreezeOverride::Respect)
+            .await
+    }
+
+    /// [`reset_credential`](Self::reset_credential), checked first against
+    /// the change freeze: refused with [`Error::Frozen`] when taking the
+    /// worker out makes an exam under way fit worse, unless `force`
+    /// forces it.
+    pub async fn reset_credential_forcing(
+        &self,
+        id: &WorkerId,
+        actor: &str,
+        force: FreezeOverride<'_>,
+    ) -> Result<()> {
         if self.shared.store.worker(id).await?.is_none()
             && self.shared.store.worker_credential(id).await?.is_none()
         {
             return Err(Error::WorkerNotFound(id.clone()));
         }
+        let forced = self
+            .check_freeze(id, "reset-credential", actor, force)
+            .await?;
         // A record without a credential gets one in state reset.
         for _ in 0..CAS_ATTEMPTS {
             let expected = self
@@ -236,6 +275,9 @@ impl Fleet {
                         serde_json::Value::Null,
                     )
                     .await?;
+                if let Some(forced) = forced {
+                    self.forced_appended(id, actor, forced).await?;
+                }
                 return Ok(());
             }
         }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::Fleet;
+use super::freeze::{Forced, FreezeOverride};
 use crate::dispatch::Dispatch;
 use crate::error::{Error, Result};
 use crate::events::EventKind;
@@ -382,6 +383,22 @@ impl Fleet {
     /// Deletes a worker's record. Refused while dispatches remain on it
     /// (drain it, or force-disable it and let reconcile move them first).
     pub async fn remove_worker(&self, id: &WorkerId, actor: &str) -> Result<()> {
+        self.remove_worker_forcing(id, actor, FreezeOverride::Respect)
+            .await
+    }
+
+    /// [`remove_worker`](Self::remove_worker), checked first against the
+    /// change freeze (the `freeze` module): refused with
+    /// [`Error::Frozen`] when it makes an exam under way fit worse, unless
+    /// `force` forces it (`worker.freeze_overridden` is written with the
+    /// removal).
+    pub async fn remove_worker_forcing(
+        &self,
+        id: &WorkerId,
+        actor: &str,
+        force: FreezeOverride<'_>,
+    ) -> Result<()> {
+        let mut checked: Option<Option<Forced>> = None;
         for _ in 0..CAS_ATTEMPTS {
             let stored = self
                 .shared
@@ -389,8 +406,15 @@ impl Fleet {
                 .worker(id)
                 .await?
                 .ok_or_else(|| Error::WorkerNotFound(id.clone()))?;
+            if checked.is_none() {
+                checked = Some(self.check_freeze(id, "remove", actor, force).await?);
+            }
             let removed = EventKind::WorkerRemoved { worker: id.clone() };
-            let entries = self.shared.outbox_entries(&[(&removed, None)]).await?;
+            let mut events = vec![(&removed, None)];
+            if let Some(Some(forced)) = &checked {
+                events.push((&forced.event, None));
+            }
+            let entries = self.shared.outbox_entries(&events).await?;
             match self
                 .shared
                 .store
@@ -400,10 +424,13 @@ impl Fleet {
                 DeleteOutcome::Deleted => {
                     self.placement.invalidate_snapshot();
                     self.shared.emit(removed);
-                    return self
-                        .shared
+                    self.shared
                         .audit(actor, "remove", id.as_str(), serde_json::Value::Null)
-                        .await;
+                        .await?;
+                    if let Some(forced) = checked.flatten() {
+                        self.forced_written(id, actor, forced).await?;
+                    }
+                    return Ok(());
                 }
                 DeleteOutcome::HasDispatches(count) => {
                     return Err(crate::policy::TransitionError::SessionsRemain { count }.into());

@@ -9,7 +9,10 @@
 //! registers and joins workers under
 //! codes the control plane assigns, `credentials` holds join, rotation,
 //! revocation and reset of a worker's own credential, and `admin` the
-//! operators' drain, activate and disable.
+//! operators' drain, activate and disable. `freeze` checks every change
+//! that takes a worker out (drain, disable, removal, a credential revoked
+//! or reset) against the exam calendar, and `maintenance` answers when
+//! workers may be taken out for a while.
 //!
 //! **Owns** the tally of repairs made by heartbeats since the previous
 //! reconcile pass (reported by that pass).
@@ -31,8 +34,10 @@
 mod admin;
 mod assignment;
 mod credentials;
+mod freeze;
 mod heartbeat;
 mod lost;
+mod maintenance;
 mod repair;
 
 use std::sync::Arc;
@@ -40,7 +45,12 @@ use std::sync::Arc;
 pub use admin::{AdminOutcome, DrainInfo, MAX_REASON_CHARS};
 pub use assignment::{AssignedJoin, MAX_REASON_LEN};
 pub use credentials::{JoinOutcome, Joined, RotateOutcome};
+pub use freeze::{FreezeOverride, FrozenChange};
 pub use heartbeat::HeartbeatAck;
+pub use maintenance::{
+    DEFAULT_MAINTENANCE_RANGE, MAX_MAINTENANCE_GROUP, MAX_MAINTENANCE_RANGE, MIN_MAINTENANCE,
+    MaintenancePlan, MaintenanceQuery,
+};
 pub use repair::FleetRepair;
 
 use super::placement::Placement;
