@@ -17,6 +17,7 @@ mod drain;
 mod duplicate_clicks;
 mod failover;
 mod fleet_restart;
+mod freeze;
 mod grpc;
 mod install;
 mod join;

@@ -24,7 +24,7 @@ const SECRET: &str = "whsec_dGhpcy1pcy1hLXRlc3Qtc2VjcmV0LW9mLTMyLWJ5dGU=";
 
 /// How the receiver answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     /// 204 to every verified delivery.
     Up,
     /// 503 to everything (the receiver is down).
@@ -44,7 +44,7 @@ struct Seen {
 }
 
 #[derive(Clone)]
-struct Receiver {
+pub(crate) struct Receiver {
     mode: Arc<Mutex<Mode>>,
     seen: Arc<Mutex<Seen>>,
     url: String,
@@ -79,7 +79,7 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
 }
 
 impl Receiver {
-    async fn start(mode: Mode) -> Self {
+    pub(crate) async fn start(mode: Mode) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hooks/vdi", listener.local_addr().unwrap());
         let r = Self {
@@ -100,7 +100,7 @@ impl Receiver {
 
     /// Accepted deliveries of `kind` about worker `code`, de-duplicated
     /// by webhook-id: (id, how many times it arrived).
-    fn alerts(&self, kind: &str, code: &str) -> Vec<(String, usize)> {
+    pub(crate) fn alerts(&self, kind: &str, code: &str) -> Vec<(String, usize)> {
         let seen = self.seen.lock().unwrap();
         let mut out: Vec<(String, usize)> = Vec::new();
         for (id, body) in &seen.accepted {
@@ -112,6 +112,16 @@ impl Receiver {
             }
         }
         out
+    }
+
+    /// The bodies of accepted deliveries of `kind`, in arrival order.
+    pub(crate) fn bodies(&self, kind: &str) -> Vec<Value> {
+        let seen = self.seen.lock().unwrap();
+        seen.accepted
+            .iter()
+            .filter(|(_, b)| b["type"] == kind)
+            .map(|(_, b)| b.clone())
+            .collect()
     }
 
     /// Accepted `session.migrated` deliveries of student `user`:
@@ -131,7 +141,7 @@ impl Receiver {
     }
 }
 
-fn options(base: CpOptions, receiver: &Receiver, replica: &str) -> CpOptions {
+pub(crate) fn options(base: CpOptions, receiver: &Receiver, replica: &str) -> CpOptions {
     let mut o = base;
     o.extra.extend(
         [
