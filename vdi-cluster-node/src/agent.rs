@@ -54,6 +54,7 @@ use crate::control_plane::{CallError, ControlPlaneClient};
 use crate::credential::{self, Credential};
 use crate::host::{HostFacts, HostIdentity, HostProbe, HostUsage};
 use crate::sessions::WorkerNode;
+use crate::tls::Tls;
 
 /// What the agent needs from the worker's configuration.
 #[derive(Clone)]
@@ -80,6 +81,8 @@ pub struct AgentConfig {
     pub timeout: Duration,
     /// Report CPU, memory and disk usage.
     pub report_usage: bool,
+    /// TLS towards the control plane (its CA, this host's certificate).
+    pub tls: Option<Tls>,
 }
 
 impl fmt::Debug for AgentConfig {
@@ -136,7 +139,11 @@ impl Agent {
         host: HostProbe,
         facts: HostFacts,
     ) -> Result<Self, reqwest::Error> {
-        let client = ControlPlaneClient::with_bases(config.control_planes.clone(), config.timeout)?;
+        let client = ControlPlaneClient::with_tls(
+            config.control_planes.clone(),
+            config.timeout,
+            config.tls.as_ref(),
+        )?;
         let credential = Credential::initial(
             config.credential_file.as_deref(),
             config.worker_token.as_deref(),

@@ -30,6 +30,7 @@ use vdi_cluster_grpc::status::http_for_code;
 use vdi_cluster_grpc::tonic::{Code, Status};
 
 use crate::endpoints::{Next, Outcome, UrlRotation};
+use crate::tls::Tls;
 
 /// Timeout of the deregistration call on shutdown (at most).
 pub const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -121,17 +122,37 @@ impl ControlPlaneClient {
     /// A client of the API at `bases` (replicas, in the order tried), each
     /// attempt within `timeout`. No base at all is taken as one empty base,
     /// at which every call fails as unreachable.
-    pub fn with_bases(mut bases: Vec<String>, timeout: Duration) -> Result<Self, reqwest::Error> {
+    pub fn with_bases(bases: Vec<String>, timeout: Duration) -> Result<Self, reqwest::Error> {
+        Self::with_tls(bases, timeout, None)
+    }
+
+    /// As [`with_bases`](Self::with_bases), verifying the control plane
+    /// and presenting this host's certificate as `tls` says; with a CA,
+    /// plain `http://` is refused.
+    pub fn with_tls(
+        mut bases: Vec<String>,
+        timeout: Duration,
+        tls: Option<&Tls>,
+    ) -> Result<Self, reqwest::Error> {
         if bases.is_empty() {
             bases.push(String::new());
         }
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("vdi-cluster-worker/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .user_agent(concat!("vdi-cluster-worker/", env!("CARGO_PKG_VERSION")));
+        if let Some(tls) = tls {
+            http = http
+                .use_preconfigured_tls(tls.client_config())
+                .https_only(tls.https_only());
+        }
+        let http = http.build()?;
         let grpc = match bases.as_slice() {
+            [one] if is_grpc_url(one) && tls.is_some_and(Tls::https_only) => Some(Err(
+                "--tls-ca is set, and the gRPC client speaks plain text: use the control plane's https:// API"
+                    .to_owned(),
+            )),
             [one] if is_grpc_url(one) => {
                 Some(GrpcControlPlane::new(one, timeout).map_err(|e| e.message().to_owned()))
             }

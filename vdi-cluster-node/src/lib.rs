@@ -23,6 +23,8 @@
 //! * [`sessions`] — the session table ([`WorkerNode`]):
 //!   idempotent starts and stops, slots, incarnations; [`pool`] — its
 //!   prewarm pool; [`admin`] — the admin state from heartbeat answers.
+//! * [`tls`] — TLS between hosts (certificate, CA, mutual TLS, reloads),
+//!   and [`listen`] — listening sockets sized for an exam's start.
 //! * [`provision`] — the [`Provisioner`] trait that starts machines: a
 //!   configured program, or a simulation; [`host`] — the host's size and
 //!   load.
@@ -74,6 +76,7 @@ pub mod pool;
 pub mod provision;
 pub mod sessions;
 pub mod status;
+pub mod tls;
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
@@ -89,6 +92,7 @@ use self::config::{ConfigError, ProvisionerConfig, WorkerArgs, WorkerConfig};
 use self::host::HostProbe;
 use self::provision::{CommandProvisioner, Provisioner, SimulatedProvisioner};
 use self::sessions::WorkerNode;
+use self::tls::Tls;
 
 /// How long calls in flight may run after shutdown starts.
 pub const WORKER_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -103,6 +107,9 @@ pub enum WorkerError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    /// A TLS file or setting is wrong.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// Binding or serving failed.
     #[error("cannot serve on {addr}: {source}")]
     Io {
@@ -127,7 +134,7 @@ pub struct RunningWorker {
     pub api_base_url: String,
 }
 
-fn build(config: &WorkerConfig, addr: SocketAddr) -> Result<RunningWorker, WorkerError> {
+fn build(config: &WorkerConfig, addr: SocketAddr, tls: &Tls) -> Result<RunningWorker, WorkerError> {
     let host = HostProbe::new();
     let facts = host.facts();
     let spec = config
@@ -139,7 +146,7 @@ fn build(config: &WorkerConfig, addr: SocketAddr) -> Result<RunningWorker, Worke
     }
     let mut description = config.description.clone();
     if description.api_base_url.is_empty() {
-        description.api_base_url = format!("http://{addr}");
+        description.api_base_url = format!("{}://{addr}", tls.scheme());
     }
     let provisioner: Arc<dyn Provisioner> = match &config.provisioner {
         ProvisionerConfig::Simulated {
@@ -174,6 +181,7 @@ fn build(config: &WorkerConfig, addr: SocketAddr) -> Result<RunningWorker, Worke
         backoff_max: config.backoff_max,
         timeout: config.control_plane_timeout,
         report_usage: config.report_usage,
+        tls: Some(tls.clone()),
     };
     let agent = Arc::new(Agent::new(agent_config, Arc::clone(&node), host, facts)?);
     tracing::info!(
@@ -211,7 +219,8 @@ pub fn start(
         addr: config.listen,
         source,
     })?;
-    let running = build(&config, addr)?;
+    let tls = Tls::load(&config.tls)?;
+    let running = build(&config, addr, &tls)?;
     let api = WorkerApi::new(
         Arc::clone(&running.node),
         Arc::clone(&running.agent),
@@ -222,11 +231,23 @@ pub fn start(
     let deregister = config.deregister_on_exit;
     let task = tokio::spawn(async move {
         let stop_serving = CancellationToken::new();
-        let server = tokio::spawn(
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop_serving.clone().cancelled_owned())
-                .into_future(),
-        );
+        tls.watch(stop_serving.clone());
+        let server = match tls.acceptor(&["h2", "http/1.1"]) {
+            Some(acceptor) => {
+                let incoming = tls::TlsIncoming::new(listener, acceptor)
+                    .map_err(|source| WorkerError::Io { addr, source })?;
+                tokio::spawn(
+                    axum::serve(incoming, app)
+                        .with_graceful_shutdown(stop_serving.clone().cancelled_owned())
+                        .into_future(),
+                )
+            }
+            None => tokio::spawn(
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop_serving.clone().cancelled_owned())
+                    .into_future(),
+            ),
+        };
         let agent_task = tokio::spawn(Arc::clone(&agent).run(shutdown.clone()));
         shutdown.cancelled().await;
         let _ = agent_task.await;
@@ -280,6 +301,7 @@ pub async fn run(args: WorkerArgs) -> Result<(), WorkerError> {
     let shutdown = CancellationToken::new();
     let code = config.code.clone();
     let control_plane = config.control_plane.clone();
+    let tls_on = config.tls.identity.is_some();
     if matches!(config.provisioner, ProvisionerConfig::Simulated { .. }) {
         tracing::warn!(
             "provisioner: simulated — sessions are kept in memory, no machine is started \
@@ -288,7 +310,8 @@ pub async fn run(args: WorkerArgs) -> Result<(), WorkerError> {
     }
     let (running, task) = start(config, listener, shutdown.clone())?;
     println!(
-        "Worker {code} listening on http://{} (called at {}); heartbeats to {control_plane}; {} slots",
+        "Worker {code} listening on {}://{} (called at {}); heartbeats to {control_plane}; {} slots",
+        if tls_on { "https" } else { "http" },
         running.addr,
         running.api_base_url,
         running.node.max_sessions()

@@ -28,6 +28,7 @@ use reqwest::header::CONTENT_TYPE;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use vdi_cluster_core::{ExamId, SessionKey, WorkerCallError, WorkerClient, WorkerRecord};
+use vdi_cluster_node::tls::Tls;
 
 use vdi_cluster_protocol::{
     AllocateRequest, AllocateResponse, CLUSTER_TOKEN_HEADER, ErrorBody, PrewarmDiscardResponse,
@@ -67,12 +68,28 @@ impl HttpWorkerClient {
     /// A client sending `cluster_token` (if any) and giving up after
     /// `timeout` (use `CLUSTER_API_TIMEOUT_MS`).
     pub fn new(cluster_token: Option<&str>, timeout: Duration) -> Result<Self, ClientBuildError> {
-        let http = reqwest::Client::builder()
+        Self::with_tls(cluster_token, timeout, None)
+    }
+
+    /// As [`new`](Self::new), verifying workers and presenting this
+    /// control plane's certificate as `tls` says; with a CA, a worker
+    /// whose URL is plain `http://` is not called.
+    pub fn with_tls(
+        cluster_token: Option<&str>,
+        timeout: Duration,
+        tls: Option<&Tls>,
+    ) -> Result<Self, ClientBuildError> {
+        let mut http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("vdi-cluster/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .user_agent(concat!("vdi-cluster/", env!("CARGO_PKG_VERSION")));
+        if let Some(tls) = tls {
+            http = http
+                .use_preconfigured_tls(tls.client_config())
+                .https_only(tls.https_only());
+        }
+        let http = http.build()?;
         Ok(Self {
             http,
             cluster_token: cluster_token.map(Arc::from),

@@ -27,6 +27,7 @@ use crate::auth::{Role, mint_jwt, random_secret};
 use crate::config::{ConfigError, ServeArgs};
 use crate::server::{self, ServeError};
 use vdi_cluster_node::config::{CapacityConfig, ProvisionerConfig, WorkerConfig};
+use vdi_cluster_node::tls::TlsSettings;
 use vdi_cluster_node::{self as worker, RunningWorker, WorkerError};
 
 /// Log filter of the demo when `RUST_LOG` is unset: warnings, and cluster
@@ -184,6 +185,7 @@ fn worker_config(
         // Deregistration needs a worker's own credential; the demo's
         // workers share the worker token, and all stop together anyway.
         deregister_on_exit: false,
+        tls: TlsSettings::default(),
     })
 }
 

@@ -80,6 +80,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod page_session;
 mod path_params;
+pub mod peer_cert;
 pub mod router;
 pub mod routes;
 pub mod server;

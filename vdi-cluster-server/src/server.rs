@@ -41,6 +41,7 @@ use crate::router::router;
 use crate::state::AppState;
 use crate::store::{StoreError, StoreOptions, open_store, redact};
 use crate::webhooks::HttpWebhookSender;
+use vdi_cluster_node::tls::{Tls, TlsError, TlsSettings};
 
 /// `serve` could not start or failed.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +56,9 @@ pub enum ServeError {
     /// The worker HTTP client could not be built.
     #[error(transparent)]
     Client(#[from] ClientBuildError),
+    /// A TLS file or setting is wrong (the message names the flag).
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The start-up token could not be signed.
     #[error(transparent)]
     Mint(#[from] MintError),
@@ -88,7 +92,20 @@ pub async fn run(
         shutdown.clone().cancelled_owned(),
     ));
     let app = router(state.clone());
-    let served = listener::serve(listener, app, state.limits(), shutdown.clone()).await;
+    let trusted = state.throttle().config().trusted_proxies.clone();
+    let tls = state.tls().and_then(|tls| tls.acceptor(&["http/1.1"]));
+    if let Some(tls) = state.tls() {
+        tls.watch(shutdown.clone());
+    }
+    let served = listener::serve(
+        listener,
+        app,
+        state.limits(),
+        trusted,
+        tls,
+        shutdown.clone(),
+    )
+    .await;
     // Whatever ended the server, stop the background loop too.
     shutdown.cancel();
     state.tasks().close();
@@ -115,6 +132,14 @@ pub async fn prepare(
     shutdown: CancellationToken,
 ) -> Result<AppState, ServeError> {
     let config = args.service_config()?;
+    // Files are checked before anything is opened: a wrong path is a
+    // start-up error naming its flag.
+    let tls = match args.tls.settings()? {
+        settings if settings == TlsSettings::default() => None,
+        // Operators and the exam application connect without a client
+        // certificate: mutual TLS is required of workers' routes only.
+        settings => Some(Tls::load_with(&settings, false)?),
+    };
     let store_options = StoreOptions {
         redis_prefix: args.redis_prefix.clone(),
     };
@@ -185,7 +210,11 @@ pub async fn prepare(
     }
     drop(jwt_secret);
 
-    let client = HttpWorkerClient::new(Some(&cluster_token), config.worker_call_timeout)?;
+    let client = HttpWorkerClient::with_tls(
+        Some(&cluster_token),
+        config.worker_call_timeout,
+        tls.as_ref(),
+    )?;
     let install = install_config(args, cluster_token)?;
     let mut limits = args.limits();
     if let Some(fit) = listener::raise_fd_limit()
@@ -206,7 +235,11 @@ pub async fn prepare(
     } else {
         HttpWebhookSender::new()?
     };
-    let state = AppState::builder(opened.store, Arc::new(client), auth)
+    let mut builder = AppState::builder(opened.store, Arc::new(client), auth);
+    if let Some(tls) = tls {
+        builder = builder.tls(tls);
+    }
+    let state = builder
         .service(|s| s.config(config))
         .limits(limits)
         .throttle(args.throttle_config())
@@ -287,8 +320,9 @@ pub async fn serve(mut args: ServeArgs) -> Result<(), ServeError> {
     default_public_url(&mut args, local);
     let state = prepare(&args, shutdown.clone()).await?;
     tracing::info!(listen = %local, store = state.store_name(), "vdi-cluster control plane listening");
+    let scheme = state.tls().map_or("http", |_| "https");
     println!(
-        "Listening on http://{local} (store: {})",
+        "Listening on {scheme}://{local} (store: {})",
         state.store_name()
     );
 

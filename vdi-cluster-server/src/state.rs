@@ -14,6 +14,8 @@ use vdi_cluster_core::{ClusterService, EventSink, LogSink, Store, WorkerClient};
 
 use vdi_cluster_core::service::WebhookSender;
 
+use vdi_cluster_node::tls::Tls;
+
 use crate::auth::AuthConfig;
 use crate::error::ApiError;
 use crate::events::EventHub;
@@ -39,6 +41,21 @@ pub struct HttpLimits {
     /// process's file-descriptor limit allows); at the cap, new
     /// connections wait for one to close.
     pub max_connections: usize,
+    /// Most connections open at once from one peer address (an IPv6 /64
+    /// counts as one address; trusted proxies are exempt): 1,024, and
+    /// never more than half of `max_connections`, so one client cannot
+    /// starve the rest. A connection past it is closed at once.
+    pub max_connections_per_peer: usize,
+}
+
+impl HttpLimits {
+    /// The per-peer cap in force: `max_connections_per_peer`, at most
+    /// half of `max_connections`, at least one.
+    pub fn per_peer_cap(&self) -> usize {
+        self.max_connections_per_peer
+            .min(self.max_connections / 2)
+            .max(1)
+    }
 }
 
 impl Default for HttpLimits {
@@ -49,6 +66,7 @@ impl Default for HttpLimits {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 4_096,
+            max_connections_per_peer: 1_024,
         }
     }
 }
@@ -65,6 +83,7 @@ struct Inner {
     shutdown: CancellationToken,
     store_name: String,
     install: Option<InstallConfig>,
+    tls: Option<Tls>,
 }
 
 /// Shared state of the HTTP server. Cheap to clone.
@@ -87,6 +106,7 @@ pub struct AppStateBuilder {
     store_name: String,
     shutdown: CancellationToken,
     install: Option<InstallConfig>,
+    tls: Option<Tls>,
 }
 
 impl AppStateBuilder {
@@ -144,6 +164,13 @@ impl AppStateBuilder {
         self
     }
 
+    /// Serves the listeners over TLS with `tls`'s certificate, checking
+    /// workers' client certificates against its CA (default: plain).
+    pub fn tls(mut self, tls: Tls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Builds the service and the state.
     pub fn build(self) -> AppState {
         AppState {
@@ -158,6 +185,7 @@ impl AppStateBuilder {
                 shutdown: self.shutdown,
                 store_name: self.store_name,
                 install: self.install,
+                tls: self.tls,
             }),
         }
     }
@@ -191,6 +219,7 @@ impl AppState {
             store_name: "memory".into(),
             shutdown: CancellationToken::new(),
             install: None,
+            tls: None,
         }
     }
 
@@ -232,6 +261,11 @@ impl AppState {
     /// Worker installations, when served.
     pub fn install(&self) -> Option<&InstallConfig> {
         self.inner.install.as_ref()
+    }
+
+    /// TLS of the listeners, when configured.
+    pub fn tls(&self) -> Option<&Tls> {
+        self.inner.tls.as_ref()
     }
 
     /// The shutdown signal.

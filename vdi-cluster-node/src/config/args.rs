@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, ValueEnum};
 
-use super::TokenArgs;
+use super::{TlsArgs, TokenArgs};
 
 /// How sessions are started on this node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -72,6 +72,10 @@ pub struct WorkerArgs {
     /// The cluster token (required here) and the shared heartbeat token.
     #[command(flatten)]
     pub tokens: TokenArgs,
+
+    /// TLS: this worker's certificate, the CA, mutual TLS.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 
     /// Join token created by an admin (`POST /api/vdi/join-tokens`): the
     /// worker registers with it and receives its own credential.

@@ -1,9 +1,10 @@
 //! `vdi-cluster worker` options: the flags ([`WorkerArgs`], in `args`;
-//! the shared tokens, [`TokenArgs`], in `tokens`, which `serve` takes
-//! too), and their resolution into a [`WorkerConfig`] (in `resolve`).
+//! the shared tokens, [`TokenArgs`], in `tokens`, and the TLS flags,
+//! [`TlsArgs`], in `tls`, which `serve` takes too), and their resolution into a [`WorkerConfig`] (in `resolve`).
 
 mod args;
 mod resolve;
+mod tls;
 mod tokens;
 
 pub use args::{ProvisionerKind, WorkerArgs};
@@ -11,4 +12,5 @@ pub use resolve::{
     CapacityConfig, ConfigError, DEFAULT_PORT, DEFAULT_VM_CPUS, DEFAULT_VM_MEMORY_MB,
     ProvisionerConfig, WorkerConfig, check_base_url, check_base_urls,
 };
+pub use tls::TlsArgs;
 pub use tokens::TokenArgs;

@@ -8,7 +8,7 @@ use clap::{ArgAction, Args};
 use vdi_cluster_core::credential::CredentialPolicy;
 use vdi_cluster_core::service::BackgroundConfig;
 use vdi_cluster_core::{FailurePolicy, SchedulingPolicy, ServiceConfig};
-use vdi_cluster_node::config::TokenArgs;
+use vdi_cluster_node::config::{TlsArgs, TokenArgs};
 use vdi_cluster_protocol::credentials::check_secret_length;
 
 use super::ConfigError;
@@ -260,6 +260,14 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(16..=1_000_000))]
     pub max_connections: u64,
 
+    /// Most connections open at once from one peer address (never more
+    /// than half of VDI_MAX_CONNECTIONS; trusted proxies are exempt): one
+    /// client cannot starve the rest. Raise it when the exam application
+    /// sends more concurrent requests than this from one address.
+    #[arg(long, env = "VDI_MAX_CONNECTIONS_PER_PEER", default_value_t = 1_024,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections_per_peer: u64,
+
     /// Failed authentications (401s) one peer may have within the window;
     /// past them it is answered 429 until the window ends.
     #[arg(long, env = "VDI_AUTH_FAILURE_LIMIT", default_value_t = 20,
@@ -296,6 +304,11 @@ pub struct ServeArgs {
     /// Alerts by webhook.
     #[command(flatten)]
     pub webhooks: WebhookArgs,
+
+    /// TLS: the listeners' certificate, the CA that verifies workers,
+    /// mutual TLS (the same flags as `worker`'s).
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 fn non_empty(value: &Option<String>) -> Option<&str> {
@@ -377,6 +390,8 @@ impl ServeArgs {
             header_read_timeout: Duration::from_secs(self.header_read_timeout_sec),
             idle_timeout: Duration::from_secs(self.idle_timeout_sec),
             max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            max_connections_per_peer: usize::try_from(self.max_connections_per_peer)
+                .unwrap_or(usize::MAX),
         }
     }
 

@@ -124,3 +124,70 @@ fn throttle_flags() {
         Cli::try_parse_from(["vdi-cluster", "serve", "--trusted-proxy", "proxy.local"]).is_err()
     );
 }
+
+#[test]
+fn tls_flags_are_checked_naming_the_flag() {
+    use vdi_cluster_node::tls::Tls;
+    let serve = |extra: &[&str]| {
+        let mut argv = vec!["vdi-cluster", "serve"];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv).map(|cli| match cli.command {
+            Command::Serve(args) => args,
+            _ => panic!("serve"),
+        })
+    };
+    // A certificate without its key (and the reverse) does not parse.
+    assert!(serve(&["--tls-cert", "cp.crt"]).is_err());
+    assert!(serve(&["--tls-key", "cp.key"]).is_err());
+    // Mutual TLS without a CA, or without a certificate of its own.
+    let args = serve(&[
+        "--tls-cert",
+        "a",
+        "--tls-key",
+        "b",
+        "--tls-require-client-cert",
+    ])
+    .unwrap();
+    let err = args.tls.settings().unwrap_err();
+    assert_eq!(err.flag(), "--tls-require-client-cert");
+    let args = serve(&["--tls-ca", "ca.crt", "--tls-require-client-cert"]).unwrap();
+    assert_eq!(
+        args.tls.settings().unwrap_err().flag(),
+        "--tls-require-client-cert"
+    );
+    // Files that are not there: the start-up error names the flag.
+    let missing = std::env::temp_dir().join("vdi-tls-missing-file.pem");
+    let missing = missing.to_str().unwrap();
+    let args = serve(&["--tls-cert", missing, "--tls-key", missing]).unwrap();
+    let err = Tls::load(&args.tls.settings().unwrap()).unwrap_err();
+    assert_eq!(err.flag(), "--tls-cert");
+    assert!(
+        err.to_string().starts_with("--tls-cert: cannot use"),
+        "{err}"
+    );
+    assert!(err.to_string().contains(missing), "{err}");
+    let args = serve(&["--tls-ca", missing]).unwrap();
+    let err = Tls::load(&args.tls.settings().unwrap()).unwrap_err();
+    assert_eq!(err.flag(), "--tls-ca");
+    // The same flags on `worker`.
+    let cli = Cli::try_parse_from([
+        "vdi-cluster",
+        "worker",
+        "--code",
+        "w1",
+        "--cluster-token",
+        "cluster-token-0123456789abcdef0123456789",
+        "--tls-ca",
+        missing,
+        "--tls-require-client-cert",
+    ])
+    .unwrap();
+    let Command::Worker(args) = cli.command else {
+        panic!("worker")
+    };
+    let err = args.resolve().unwrap_err();
+    assert!(
+        err.to_string().contains("--tls-require-client-cert"),
+        "{err}"
+    );
+}

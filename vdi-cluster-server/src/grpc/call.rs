@@ -3,6 +3,7 @@
 //! same throttle of failed authentications), and the handler's
 //! [`ApiError`] as a gRPC [`Status`].
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::http::HeaderMap;
@@ -11,12 +12,32 @@ use vdi_cluster_grpc::status::code_for_http;
 
 use crate::auth::{Access, Principal};
 use crate::error::ApiError;
+use crate::peer_cert::PeerCert;
+
+use super::conn::GrpcPeer;
 use crate::gate::authorize_request;
 use crate::state::AppState;
 
 /// `error` as a status: the code of its HTTP status, its message.
 pub(super) fn status(error: ApiError) -> Status {
     Status::new(code_for_http(error.status().as_u16()), error.message())
+}
+
+/// The address of the request's peer.
+fn peer_addr<T>(request: &Request<T>) -> Option<SocketAddr> {
+    request
+        .remote_addr()
+        .or_else(|| request.extensions().get::<GrpcPeer>().map(|peer| peer.addr))
+}
+
+/// The client certificate of the request's connection (TLS).
+pub(super) fn peer_cert<T>(request: &Request<T>) -> PeerCert {
+    PeerCert(
+        request
+            .extensions()
+            .get::<GrpcPeer>()
+            .and_then(|peer| peer.certificate.clone()),
+    )
 }
 
 /// The request's metadata as HTTP headers (ASCII entries).
@@ -32,9 +53,7 @@ pub(super) async fn authorize<T>(
     request: &Request<T>,
     access: Access,
 ) -> Result<Principal, Status> {
-    let peer = request
-        .remote_addr()
-        .map(|addr| state.throttle().peer(addr.ip(), None));
+    let peer = peer_addr(request).map(|addr| state.throttle().peer(addr.ip(), None));
     if let Some(peer) = peer
         && let Some(wait) = state.throttle().blocked(peer, Instant::now())
     {

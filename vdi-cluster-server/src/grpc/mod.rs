@@ -11,10 +11,15 @@
 //! validate, authorise and refuse alike. Failed authentications count
 //! towards the same per-address throttle.
 //!
+//! With `--tls-cert` the service speaks TLS (`conn`), and a worker's
+//! client certificate binds its code as over HTTP.
+//!
 //! * `service` — the RPCs.
 //! * `call` — credentials from metadata, errors to statuses.
+//! * `conn` — connections over TLS and who is at their other end.
 
 mod call;
+mod conn;
 mod service;
 
 use tokio::net::TcpListener;
@@ -37,6 +42,9 @@ pub enum GrpcError {
     /// Serving failed.
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The TLS listener could not start.
+    #[error("gRPC listener: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// Serves the gRPC services of `state` on `listener` until the state's
@@ -51,12 +59,29 @@ pub async fn serve(listener: TcpListener, state: AppState) -> Result<(), GrpcErr
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     let shutdown = state.shutdown_token().clone();
-    Server::builder()
+    let acceptor = state.tls().and_then(|tls| tls.acceptor(&["h2"]));
+    let router = Server::builder()
         .timeout(state.limits().request_timeout)
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(WorkerManagementServiceServer::new(GrpcService::new(state)))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
-        .await?;
+        .add_service(WorkerManagementServiceServer::new(GrpcService::new(state)));
+    match acceptor {
+        Some(acceptor) => {
+            router
+                .serve_with_incoming_shutdown(
+                    conn::incoming(listener, acceptor)?,
+                    shutdown.cancelled_owned(),
+                )
+                .await?
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(
+                    TcpListenerStream::new(listener),
+                    shutdown.cancelled_owned(),
+                )
+                .await?
+        }
+    }
     Ok(())
 }

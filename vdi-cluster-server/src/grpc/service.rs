@@ -9,7 +9,7 @@ use vdi_cluster_grpc::pb::worker_management_service_server::WorkerManagementServ
 use vdi_cluster_protocol::workers::WorkerJson;
 use vdi_cluster_protocol::{DeregisterRequest, HeartbeatRequest, JOIN_TOKEN_HEADER};
 
-use super::call::{authorize, headers, status};
+use super::call::{authorize, headers, peer_cert, status};
 use crate::auth::{Access, Caller};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, OptionalJsonBody, PathParams};
@@ -70,9 +70,10 @@ impl WorkerManagementService for GrpcService {
             }));
         }
         let caller = authorize(&state, &request, Access::Worker).await?;
+        let cert = peer_cert(&request);
         let body = request.into_inner().into();
         let Json(worker): Json<WorkerJson> =
-            heartbeat::register(State(state), Caller(caller), JsonBody(body))
+            heartbeat::register(State(state), Caller(caller), cert, JsonBody(body))
                 .await
                 .map_err(status)?;
         Ok(Response::new(pb::RegisterWorkerResponse {
@@ -90,6 +91,7 @@ impl WorkerManagementService for GrpcService {
     ) -> Result<Response<pb::DeregisterWorkerResponse>, Status> {
         let state = self.state.clone();
         let caller = authorize(&state, &request, Access::OwnWorker).await?;
+        let cert = peer_cert(&request);
         let r = request.into_inner();
         let body = DeregisterRequest {
             reason: given(r.reason),
@@ -97,6 +99,7 @@ impl WorkerManagementService for GrpcService {
         let Json(worker) = heartbeat::deregister(
             State(state),
             Caller(caller),
+            cert,
             PathParams(r.worker_id),
             OptionalJsonBody(Some(body)),
         )
@@ -113,10 +116,11 @@ impl WorkerManagementService for GrpcService {
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let state = self.state.clone();
         let caller = authorize(&state, &request, Access::Worker).await?;
+        let cert = peer_cert(&request);
         let body = HeartbeatRequest::try_from(request.into_inner())
             .map(JsonBody)
             .map_err(ApiError::invalid);
-        let Json(answer) = heartbeat::heartbeat(State(state), Caller(caller), body)
+        let Json(answer) = heartbeat::heartbeat(State(state), Caller(caller), cert, body)
             .await
             .map_err(status)?;
         Ok(Response::new(pb::HeartbeatResponse::from(&answer)))

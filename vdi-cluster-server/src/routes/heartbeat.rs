@@ -20,6 +20,7 @@ use crate::extract::{JsonBody, OptionalJsonBody, PathParams};
 use crate::gate::ensure_worker;
 use crate::metrics::HeartbeatOutcome;
 use crate::path_params::WorkerCodePath;
+use crate::peer_cert::{PeerCert, ensure_certificate};
 use crate::state::AppState;
 
 /// A worker's heartbeat (the exam platform's). Unknown workers are registered; unknown
@@ -31,7 +32,7 @@ use crate::state::AppState;
         (status = 200, description = "Applied (or stale: accepted false)", body = HeartbeatResponse),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "Missing or wrong x-worker-token", body = ErrorBody),
-        (status = 403, description = "A worker credential of another worker, or a move to another host with the shared token", body = ErrorBody),
+        (status = 403, description = "A worker credential of another worker, a client certificate for another code, or a move to another host with the shared token", body = ErrorBody),
         (status = 422, description = "Invalid value", body = ErrorBody),
         (status = 503, description = "Backend unavailable", body = ErrorBody),
     )
@@ -39,6 +40,7 @@ use crate::state::AppState;
 pub(crate) async fn heartbeat(
     State(state): State<AppState>,
     Caller(caller): Caller,
+    cert: PeerCert,
     body: Result<JsonBody<HeartbeatRequest>, ApiError>,
 ) -> Result<Json<HeartbeatResponse>, ApiError> {
     let started = Instant::now();
@@ -46,7 +48,7 @@ pub(crate) async fn heartbeat(
         .as_ref()
         .ok()
         .and_then(|JsonBody(request)| WorkerId::parse("code", request.code.as_str()).ok());
-    let result = apply_heartbeat(&state, &caller, body).await;
+    let result = apply_heartbeat(&state, &caller, &cert, body).await;
     let outcome = match &result {
         Ok(ack) if ack.accepted => HeartbeatOutcome::Accepted,
         Ok(_) => HeartbeatOutcome::Stale,
@@ -61,12 +63,14 @@ pub(crate) async fn heartbeat(
 async fn apply_heartbeat(
     state: &AppState,
     caller: &Principal,
+    cert: &PeerCert,
     body: Result<JsonBody<HeartbeatRequest>, ApiError>,
 ) -> Result<HeartbeatResponse, ApiError> {
     let JsonBody(request) = body?;
     // Only the shape is converted here; core's heartbeat validates.
     let heartbeat = request.into_heartbeat()?;
     check_not_reserved(&heartbeat.worker)?;
+    ensure_certificate(state, caller, cert, Some(&heartbeat.worker))?;
     ensure_worker(state, caller, &heartbeat.worker).await?;
     let service = Arc::clone(state.service());
     let who = caller.registrant();
@@ -93,6 +97,7 @@ async fn apply_heartbeat(
 pub(crate) async fn register(
     State(state): State<AppState>,
     Caller(caller): Caller,
+    cert: PeerCert,
     JsonBody(request): JsonBody<RegisterRequest>,
 ) -> Result<Json<WorkerJson>, ApiError> {
     // Only the shape is converted here; core's register validates.
@@ -109,6 +114,7 @@ pub(crate) async fn register(
         }
         (_, requested) => requested,
     };
+    ensure_certificate(&state, &caller, &cert, requested.as_ref())?;
     if let Some(id) = &requested {
         check_not_reserved(id)?;
         ensure_worker(&state, &caller, id).await?;
@@ -147,10 +153,12 @@ pub(crate) async fn register(
 pub(crate) async fn deregister(
     State(state): State<AppState>,
     Caller(caller): Caller,
+    cert: PeerCert,
     PathParams(code): PathParams<String>,
     OptionalJsonBody(body): OptionalJsonBody<DeregisterRequest>,
 ) -> Result<Json<WorkerJson>, ApiError> {
     let id = WorkerId::parse("code", code)?;
+    ensure_certificate(&state, &caller, &cert, Some(&id))?;
     ensure_worker(&state, &caller, &id).await?;
     let actor = match caller {
         Principal::User(u) => u.sub,

@@ -97,3 +97,51 @@ async fn a_crowd_of_idle_connections_does_not_lock_out_healthz() {
     drop(crowd);
     server.stop().await;
 }
+
+/// Opens a connection to `server` from the loopback address `from`.
+async fn connect_from(from: &str, server: &TestServer) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    socket.connect(addr(server).parse().unwrap()).await.unwrap()
+}
+
+#[tokio::test]
+async fn one_peers_silent_crowd_leaves_room_for_the_others() {
+    let (mut setup, _workers) = Setup::memory();
+    // Silent connections are never timed out here: only the per-peer cap
+    // can leave room for another peer.
+    setup.limits = HttpLimits {
+        header_read_timeout: Duration::from_secs(3_600),
+        idle_timeout: Duration::from_secs(3_600),
+        max_connections: 32,
+        max_connections_per_peer: 8,
+        ..HttpLimits::default()
+    };
+    let server = TestServer::start(setup).await;
+    // One peer (127.0.0.2) opens four times the server-wide cap.
+    let mut crowd = Vec::new();
+    for _ in 0..128 {
+        crowd.push(connect_from("127.0.0.2", &server).await);
+    }
+    // Its connections past its cap are closed without an answer...
+    let refused = until_closed(crowd.last_mut().unwrap()).await;
+    assert_eq!(refused, "");
+    // ...and another peer (127.0.0.1) is answered while it holds its share.
+    let answered = tokio::time::timeout(
+        GIVE_UP,
+        server.request(reqwest::Method::GET, "/healthz").send(),
+    )
+    .await
+    .expect("/healthz answered while one peer held its share of the slots")
+    .unwrap();
+    assert_eq!(answered.status(), reqwest::StatusCode::OK);
+    // The crowd's first connections are still open: its share is kept.
+    crowd[0]
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let seen = until_closed(&mut crowd[0]).await;
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    drop(crowd);
+    server.stop().await;
+}

@@ -31,5 +31,6 @@ mod replicas;
 mod restart;
 mod rotation;
 mod slow_worker;
+mod tls;
 mod waiting_room;
 mod webhooks;

@@ -12,6 +12,7 @@ use vdi_cluster_core::{CapacityInput, CapacitySpec, ValidationError, WorkerDescr
 use vdi_cluster_protocol::credentials::check_secret_length;
 
 use super::args::{ProvisionerKind, WorkerArgs};
+use crate::tls::TlsSettings;
 
 /// A configuration that parses but does not hold together.
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +124,8 @@ pub struct WorkerConfig {
     pub report_usage: bool,
     /// Deregister on exit.
     pub deregister_on_exit: bool,
+    /// TLS: this worker's certificate, the CA, mutual TLS.
+    pub tls: TlsSettings,
 }
 
 impl WorkerConfig {
@@ -377,6 +380,10 @@ impl WorkerArgs {
             provisioner,
             report_usage: self.report_usage,
             deregister_on_exit: self.deregister_on_exit,
+            tls: self
+                .tls
+                .settings()
+                .map_err(|e| ConfigError(e.to_string()))?,
         })
     }
 }

@@ -33,9 +33,15 @@ pub struct Api {
 
 impl Api {
     pub fn new(url: &str) -> Self {
+        Self::with_http(url, http())
+    }
+
+    /// A client of the API at `url` through `http` (a client that trusts
+    /// a test CA).
+    pub fn with_http(url: &str, http: reqwest::Client) -> Self {
         Self {
             base: url.to_owned(),
-            http: http(),
+            http,
             admin: admin_token(),
             service: service_token(),
         }

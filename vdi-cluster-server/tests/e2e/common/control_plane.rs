@@ -86,7 +86,7 @@ impl ControlPlane {
         }
         args.extend(options.extra.iter().cloned());
         let mut proc = Proc::spawn("control-plane", &args);
-        let line = proc.wait_line("Listening on http://").await;
+        let line = proc.wait_line("Listening on http").await;
         let url = url_in(&line);
         let port = url.rsplit(':').next().unwrap().parse().unwrap();
         Self {

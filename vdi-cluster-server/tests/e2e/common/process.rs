@@ -176,7 +176,10 @@ pub fn free_port() -> u16 {
 }
 
 pub(super) fn url_in(line: &str) -> String {
-    let start = line.find("http://").expect("a URL");
+    let start = line
+        .find("https://")
+        .or_else(|| line.find("http://"))
+        .expect("a URL");
     line[start..]
         .split_whitespace()
         .next()

@@ -16,6 +16,15 @@
 //! * **Connection cap** — at most [`HttpLimits::max_connections`] at once;
 //!   at the cap, accepting pauses (the kernel's backlog holds newcomers)
 //!   until a connection closes, and a warning says so once per episode.
+//! * **Per-peer cap** — at most [`HttpLimits::max_connections_per_peer`]
+//!   connections from one address (never more than half the cap), so one
+//!   client cannot take every slot; a connection past it is closed at
+//!   once (`peers`). Trusted proxies are exempt.
+//! * **TLS** — with a certificate (`--tls-cert`), each connection
+//!   completes its handshake in its own task within the header-read
+//!   timeout; one that fails it (plain HTTP, a client certificate the CA
+//!   did not sign) is closed. The client certificate's names go in each
+//!   request's extensions as a [`PeerCertificate`].
 //! * The peer address is put in each request's extensions as
 //!   [`ConnectInfo`], for per-peer decisions.
 //!
@@ -23,7 +32,7 @@
 //! at start, where the system allows it.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,25 +45,35 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
+use vdi_cluster_node::tls::{MaybeTls, PeerCertificate, TlsAcceptor};
 
 use crate::state::HttpLimits;
 
+mod peers;
+
+use peers::PeerCaps;
+
 /// Serves `app` on `listener` under `limits` until `shutdown` is
 /// cancelled; then stops accepting, shuts every connection down
-/// gracefully and returns once all have closed.
+/// gracefully and returns once all have closed. Connections from
+/// `trusted_proxies` are not held to the per-peer cap; with `tls`, every
+/// connection is TLS.
 pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: HttpLimits,
+    trusted_proxies: Vec<IpAddr>,
+    tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let peers = PeerCaps::new(limits.per_peer_cap(), trusted_proxies);
     let connections = TaskTracker::new();
     let mut at_cap = false;
     loop {
@@ -93,10 +112,21 @@ pub(crate) async fn serve(
                 }
             },
         };
+        // Over its cap, the connection is closed here and the slot of the
+        // server-wide cap serves the next one.
+        let Some(peer_slot) = peers.admit(peer.ip()) else {
+            drop(stream);
+            continue;
+        };
         let app = app.clone();
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
-            serve_connection(stream, peer, app, limits, shutdown).await;
+            match MaybeTls::accept(stream, tls.as_ref(), limits.header_read_timeout).await {
+                Ok(stream) => serve_connection(stream, peer, app, limits, shutdown).await,
+                Err(e) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
+            }
+            drop(peer_slot);
             drop(permit);
         });
     }
@@ -107,19 +137,23 @@ pub(crate) async fn serve(
 
 /// Drives one connection until it closes.
 async fn serve_connection(
-    stream: TcpStream,
+    stream: MaybeTls,
     peer: SocketAddr,
     app: Router,
     limits: HttpLimits,
     shutdown: CancellationToken,
 ) {
-    if let Err(e) = stream.set_nodelay(true) {
+    if let Err(e) = stream.tcp().set_nodelay(true) {
         tracing::debug!(error = %e, "cannot set TCP_NODELAY");
     }
+    let certificate: Option<PeerCertificate> = stream.peer_certificate();
     let (io, activity) = Watched::new(stream);
     let service = app.map_request(move |req: hyper::Request<hyper::body::Incoming>| {
         let mut req = req.map(axum::body::Body::new);
         req.extensions_mut().insert(ConnectInfo(peer));
+        if let Some(certificate) = &certificate {
+            req.extensions_mut().insert(certificate.clone());
+        }
         req
     });
     let conn = http1::Builder::new()
@@ -173,12 +207,12 @@ impl Activity {
 /// A stream that records when bytes last went either way.
 #[derive(Debug)]
 struct Watched {
-    stream: TcpStream,
+    stream: MaybeTls,
     activity: Arc<Activity>,
 }
 
 impl Watched {
-    fn new(stream: TcpStream) -> (Self, Arc<Activity>) {
+    fn new(stream: MaybeTls) -> (Self, Arc<Activity>) {
         let activity = Arc::new(Activity {
             opened: Instant::now(),
             last_ms: AtomicU64::new(0),

@@ -1,0 +1,314 @@
+//! TLS end to end, with a CA and certificates generated here: two `serve`
+//! replicas on one Redis store and two workers, every link over mutual
+//! TLS (`--tls-cert`, `--tls-key`, `--tls-ca`, `--tls-require-client-cert`).
+//! A session is placed through each replica; a worker's certificate for
+//! another code is refused; plain HTTP is refused on every listener; a
+//! control plane's certificate is rotated (file rewritten, SIGHUP) while a
+//! connection stays open on the old one, and new handshakes see the new
+//! one. An unreachable Redis is a SKIP, or a failure with
+//! `VDI_REQUIRE_BACKENDS=1`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+};
+use reqwest::StatusCode;
+use rustix::process::Signal;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use crate::common::{
+    Api, CLUSTER_TOKEN, ControlPlane, WORKER_TOKEN, Worker, WorkerOptions, eventually, http,
+    wait_worker,
+};
+use crate::redis_prefix::RedisPrefix;
+
+/// A CA for one test, and the files it issues.
+struct TestCa {
+    issuer: Issuer<'static, KeyPair>,
+    dir: PathBuf,
+}
+
+impl TestCa {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("vdi-e2e-tls-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "e2e lab CA");
+        std::fs::write(dir.join("ca.crt"), params.self_signed(&key).unwrap().pem()).unwrap();
+        Self {
+            issuer: Issuer::new(params, key),
+            dir,
+        }
+    }
+
+    fn ca(&self) -> String {
+        self.path("ca.crt")
+    }
+
+    fn path(&self, file: &str) -> String {
+        self.dir.join(file).to_str().unwrap().to_owned()
+    }
+
+    /// Writes `<name>.crt` and `<name>.key`: a certificate whose CN is
+    /// `cn`, valid for 127.0.0.1, as a server and as a client.
+    fn issue(&self, name: &str, cn: &str) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        std::fs::write(self.dir.join(format!("{name}.crt")), cert.pem()).unwrap();
+        std::fs::write(self.dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+    }
+
+    /// The TLS flags of a host whose files are `<name>.crt|key`.
+    fn flags(&self, name: &str) -> Vec<String> {
+        vec![
+            "--tls-cert".into(),
+            self.path(&format!("{name}.crt")),
+            "--tls-key".into(),
+            self.path(&format!("{name}.key")),
+            "--tls-ca".into(),
+            self.ca(),
+            "--tls-require-client-cert".into(),
+        ]
+    }
+
+    /// An HTTPS client trusting the CA, presenting `<name>`'s certificate
+    /// when given.
+    fn client(&self, name: Option<&str>) -> reqwest::Client {
+        let ca = std::fs::read(self.ca()).unwrap();
+        let mut builder = http_builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap());
+        if let Some(name) = name {
+            let mut pem = std::fs::read(self.dir.join(format!("{name}.crt"))).unwrap();
+            pem.extend(std::fs::read(self.dir.join(format!("{name}.key"))).unwrap());
+            builder = builder.identity(reqwest::Identity::from_pem(&pem).unwrap());
+        }
+        builder.build().unwrap()
+    }
+
+    /// A rustls client configuration trusting the CA, with no session
+    /// resumption (each handshake shows the server's certificate).
+    fn rustls_config(&self) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(self.ca()).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let certs: Vec<_> = CertificateDer::pem_file_iter(self.path("probe.crt"))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let key = PrivateKeyDer::from_pem_file(self.path("probe.key")).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(certs, key)
+            .unwrap();
+        config.resumption = rustls::client::Resumption::disabled();
+        Arc::new(config)
+    }
+}
+
+impl Drop for TestCa {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn http_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().timeout(std::time::Duration::from_secs(20))
+}
+
+/// `host:port` of a URL.
+fn authority(url: &str) -> &str {
+    url.split("://").nth(1).unwrap().trim_end_matches('/')
+}
+
+/// A raw TLS connection to `url`, kept open across requests.
+async fn open(config: &Arc<rustls::ClientConfig>, url: &str) -> TlsStream<TcpStream> {
+    let tcp = TcpStream::connect(authority(url)).await.unwrap();
+    TlsConnector::from(Arc::clone(config))
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+/// The certificate the server presented on `conn`.
+fn server_cert(conn: &TlsStream<TcpStream>) -> Vec<u8> {
+    conn.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// `GET /healthz` on an open connection: its status line.
+async fn healthz_on(conn: &mut BufReader<TlsStream<TcpStream>>) -> String {
+    conn.get_mut()
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut status = String::new();
+    conn.read_line(&mut status).await.unwrap();
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        conn.read_line(&mut line).await.unwrap();
+        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = value.trim().parse().unwrap();
+        }
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut body = vec![0; length];
+    conn.read_exact(&mut body).await.unwrap();
+    status.trim_end().to_owned()
+}
+
+/// A worker's registration of `code` sent by `client` with the shared
+/// token.
+async fn register_as(client: &reqwest::Client, cp: &ControlPlane, code: &str) -> StatusCode {
+    client
+        .post(format!("{}/api/vdi/workers/register", cp.url))
+        .header("x-worker-token", WORKER_TOKEN)
+        .json(&json!({"code": code, "apiBaseUrl": "https://127.0.0.1:9"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_and_workers_over_mutual_tls() {
+    let Some(redis) = RedisPrefix::new().await else {
+        return;
+    };
+    let ca = TestCa::new();
+    for (name, cn) in [
+        ("cp1", "control-plane"),
+        ("cp2", "control-plane"),
+        ("w1", "w1"),
+        ("w2", "w2"),
+        ("probe", "probe"),
+    ] {
+        ca.issue(name, cn);
+    }
+    let mut options = redis.options();
+    options.extra = ca.flags("cp1");
+    let first = ControlPlane::start(options.clone()).await;
+    options.extra = ca.flags("cp2");
+    let second = ControlPlane::start(options).await;
+    assert!(first.url.starts_with("https://"), "{}", first.url);
+    let bases = format!("{},{}", first.api_base(), second.api_base());
+    let worker = |code: &str| WorkerOptions {
+        extra: ca.flags(code),
+        ..WorkerOptions::default()
+    };
+    let w1 = Worker::start("w1", &bases, worker("w1")).await;
+    let w2 = Worker::start("w2", &bases, worker("w2")).await;
+    assert!(w1.url.starts_with("https://"), "{}", w1.url);
+
+    // Both replicas see both workers; each places a session on a worker
+    // over mutual TLS (the worker refuses a caller without a certificate).
+    let operator = ca.client(None);
+    let apis = [
+        Api::with_http(&first.url, operator.clone()),
+        Api::with_http(&second.url, operator.clone()),
+    ];
+    for api in &apis {
+        for code in ["w1", "w2"] {
+            wait_worker(api, code, "availability", json!("healthy")).await;
+        }
+    }
+    for (i, api) in apis.iter().enumerate() {
+        let placed = api.allocate("exam-tls", &format!("student-{i}")).await;
+        assert!(
+            ["w1", "w2"].contains(&placed["workerCode"].as_str().unwrap_or_default()),
+            "{placed}"
+        );
+    }
+
+    // A worker's certificate for another code is refused, whatever token
+    // it holds; its own code is accepted; no certificate at all is refused.
+    let as_w2 = ca.client(Some("w2"));
+    assert_eq!(
+        register_as(&as_w2, &first, "w1").await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        register_as(&as_w2, &second, "w1").await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        register_as(&operator, &first, "w1").await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Plain HTTP is refused on every listener: the control plane's and
+    // the workers'.
+    for url in [&first.url, &second.url, &w1.url, &w2.url] {
+        let plain = url.replacen("https://", "http://", 1);
+        let answer = http().get(format!("{plain}/healthz")).send().await;
+        assert!(answer.is_err(), "{plain} answered plain HTTP: {answer:?}");
+    }
+    // And the worker refuses the control plane's client without a
+    // certificate.
+    let call = operator
+        .post(format!("{}/api/vdi/cluster/status", w1.url))
+        .header("x-cluster-token", CLUSTER_TOKEN)
+        .send()
+        .await;
+    assert!(
+        call.is_err(),
+        "a worker answered a caller without certificate"
+    );
+
+    // Rotation: a connection open on the old certificate stays usable;
+    // new handshakes get the new certificate.
+    let config = ca.rustls_config();
+    let kept = open(&config, &first.url).await;
+    let old = server_cert(&kept);
+    let mut kept = BufReader::new(kept);
+    assert_eq!(healthz_on(&mut kept).await, "HTTP/1.1 200 OK");
+    ca.issue("cp1", "control-plane");
+    first.proc.signal(Signal::HUP);
+    first.proc.wait_log("TLS certificate reloaded").await;
+    let fresh = eventually("a new handshake sees the new certificate", || async {
+        let conn = open(&config, &first.url).await;
+        (server_cert(&conn) != old).then_some(conn)
+    })
+    .await;
+    assert_eq!(
+        healthz_on(&mut BufReader::new(fresh)).await,
+        "HTTP/1.1 200 OK"
+    );
+    assert_eq!(
+        healthz_on(&mut kept).await,
+        "HTTP/1.1 200 OK",
+        "the connection opened before the rotation is still served"
+    );
+    // The workers keep heartbeating to the rotated replica.
+    let after = eventually("w1 heartbeats after the rotation", || async {
+        let seen = apis[0].worker("w1").await;
+        (seen["availability"] == "healthy").then_some(seen)
+    })
+    .await;
+    assert_eq!(after["code"], "w1");
+    drop((w1, w2, first, second));
+}
