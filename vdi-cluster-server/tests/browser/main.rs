@@ -16,6 +16,7 @@ mod common;
 
 mod checklist;
 mod exam_day;
+mod freeze;
 mod harness;
 mod proctor;
 mod security;

@@ -1,5 +1,7 @@
 // Workers: the filtered table, one worker's detail with its sessions and
-// what blocks its drain, the admin actions, and Reconcile now.
+// what blocks its drain, the admin actions (a drain the change freeze
+// refuses shows the exams and when it is safe, and may be forced with a
+// reason), its next maintenance window, and Reconcile now.
 import { h, replace, table, field } from '../dom.js';
 import { t } from '../i18n.js';
 import { change, get, seg } from '../api.js';
@@ -134,15 +136,36 @@ function blockers(info) {
     lines.length ? h('ul', {}, lines) : null);
 }
 
-function forceDialog(code, sessions, confirmed) {
+/** How long the next maintenance window shown is (an ISO 8601 duration). */
+const MAINTENANCE = 'PT2H';
+
+function nextWindow(answer) {
+  const next = answer.windows[0];
+  if (!next) return h('p', { id: 'worker-window' }, t('window.none'));
+  return h('p', { id: 'worker-window', 'data-start': next.start },
+    t('window.next', { start: localTime(next.start), latest: localTime(next.latestStart), end: localTime(next.end) }));
+}
+
+function freezeRefusal(body, onForce) {
+  const exams = body.exams.map((e) => h('li', { 'data-exam': e.examId },
+    t('freeze.exam', { exam: `${e.name} (${e.examId})`, n: e.shortfall - e.shortfallBefore })));
+  const force = h('button', { type: 'button', class: 'danger', id: 'force-drain', 'data-action': 'force-drain' }, t('act.forceDrain'));
+  force.addEventListener('click', onForce);
+  return h('div', { role: 'alert', 'data-safe-from': body.safeFrom },
+    h('p', {}, t('freeze.refused', { safe: localTime(body.safeFrom) })),
+    h('ul', {}, exams),
+    h('div', { class: 'actions' }, force));
+}
+
+function forceDialog(code, texts, confirmed) {
   const reason = h('textarea', { required: true, maxlength: 500, rows: 3 });
-  const confirm = h('button', { type: 'submit', class: 'danger', id: 'force-confirm' }, t('force.confirm'));
+  const confirm = h('button', { type: 'submit', class: 'danger', id: 'force-confirm' }, texts.confirm);
   const cancel = h('button', { type: 'button', class: 'secondary' }, t('cancel'));
   const problem = h('p', { role: 'alert', id: 'force-error', class: 'notice', 'data-kind': 'error', hidden: true });
   const dialog = h('dialog', { 'aria-labelledby': 'force-title', id: 'force-dialog' },
     h('form', {},
-      h('h2', { id: 'force-title' }, t('force.title', { code })),
-      h('p', {}, t('force.warn', { n: sessions })),
+      h('h2', { id: 'force-title' }, texts.title),
+      h('p', {}, texts.warn),
       field('force-reason', t('force.reason'), reason),
       problem,
       h('div', { class: 'actions' }, cancel, confirm)));
@@ -171,6 +194,8 @@ function detail(main, code) {
   const head = h('div', { id: 'worker-detail' }, t('loading'));
   const sessions = h('div', { id: 'worker-sessions-region' });
   const drain = h('div', { id: 'worker-drain' });
+  const maintenance = h('div', { id: 'worker-window-region' });
+  const freeze = h('div', { id: 'worker-freeze' });
   let current = null;
 
   const act = (id, label, cls, run) => {
@@ -184,12 +209,35 @@ function detail(main, code) {
     });
     return button;
   };
+  const forceDrain = () => forceDialog(code, {
+    title: t('forceDrain.title', { code }), warn: t('forceDrain.warn'), confirm: t('act.forceDrainConfirm'),
+  }, async (reason) => {
+    const answer = await change('POST', `${path}/drain`, { force: true, reason });
+    replace(freeze);
+    notice('ok', answer.message);
+    refresh();
+    return answer;
+  });
+  const drainOrRefusal = async () => {
+    try {
+      const answer = await change('PATCH', path, { isDraining: true });
+      replace(freeze);
+      return answer;
+    } catch (e) {
+      if (e.status === 409 && e.body && e.body.safeFrom) refreshRegion(freeze, freezeRefusal(e.body, forceDrain));
+      throw e;
+    }
+  };
   const actions = h('div', { class: 'actions', id: 'worker-actions' },
-    act('drain', t('act.drain'), '', () => change('PATCH', path, { isDraining: true })),
+    act('drain', t('act.drain'), '', drainOrRefusal),
     act('activate', t('act.activate'), 'secondary', () => change('POST', `${path}/activate`)),
     act('disable', t('act.disable'), 'secondary', () => change('PATCH', path, { isEnabled: false })));
   const force = h('button', { type: 'button', class: 'danger', id: 'force-disable', 'data-action': 'force-disable' }, t('act.force'));
-  force.addEventListener('click', () => forceDialog(code, current ? current.usedSessions : 0, async (reason) => {
+  force.addEventListener('click', () => forceDialog(code, {
+    title: t('force.title', { code }),
+    warn: t('force.warn', { n: current ? current.usedSessions : 0 }),
+    confirm: t('force.confirm'),
+  }, async (reason) => {
     const answer = await change('PATCH', path, { isEnabled: false, force: true, reason });
     notice('ok', answer.message);
     refresh();
@@ -203,17 +251,20 @@ function detail(main, code) {
     head,
     h('section', { class: 'panel', 'aria-labelledby': 'h-actions' },
       h('h2', { id: 'h-actions' }, t('detail.actions')),
-      h('p', { class: 'hint' }, t('detail.actionsHint')), actions),
+      h('p', { class: 'hint' }, t('detail.actionsHint')), actions, freeze),
+    h('section', { class: 'panel', 'aria-labelledby': 'h-window' }, h('h2', { id: 'h-window' }, t('window.title')), maintenance),
     h('section', { class: 'panel', 'aria-labelledby': 'h-drain' }, h('h2', { id: 'h-drain' }, t('detail.blockers')), drain),
     h('section', { class: 'panel', 'aria-labelledby': 'h-sessions' }, h('h2', { id: 'h-sessions' }, t('detail.sessions')), sessions));
 
   async function refresh() {
     try {
-      const [w, s, d] = await Promise.all([get(path), get(`${path}/sessions`), get(`${path}/drain`)]);
+      const [w, s, d, m] = await Promise.all([get(path), get(`${path}/sessions`), get(`${path}/drain`),
+        get(`${path}/maintenance-windows?duration=${MAINTENANCE}`)]);
       current = w;
       refreshRegion(head, h('div', { class: 'panel' }, facts(w)));
       refreshRegion(sessions, sessionsByExam(s.sessions));
       refreshRegion(drain, blockers(d));
+      refreshRegion(maintenance, nextWindow(m));
     } catch (e) {
       notice('error', e.message);
     }
