@@ -5,12 +5,14 @@
 //! another code is refused; plain HTTP is refused on every listener; a
 //! control plane's certificate is rotated (file rewritten, SIGHUP) while a
 //! connection stays open on the old one, and new handshakes see the new
-//! one. An unreachable Redis is a SKIP, or a failure with
+//! one. Over gRPC too, a certificate for another code is refused and
+//! plain text is not answered. An unreachable Redis is a SKIP, or a failure with
 //! `VDI_REQUIRE_BACKENDS=1`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use hyper_util::rt::TokioIo;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
 };
@@ -23,11 +25,14 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+use vdi_cluster_grpc::tonic::Code;
+use vdi_cluster_grpc::tonic::transport::{Endpoint, Uri};
 
 use crate::common::{
-    Api, CLUSTER_TOKEN, ControlPlane, WORKER_TOKEN, Worker, WorkerOptions, eventually, http,
-    wait_worker,
+    Api, CLUSTER_TOKEN, ControlPlane, CpOptions, WORKER_TOKEN, Worker, WorkerOptions, eventually,
+    http, wait_worker,
 };
+use crate::grpc::{Client, as_worker, heartbeat, refused, registration};
 use crate::redis_prefix::RedisPrefix;
 
 /// A CA for one test, and the files it issues.
@@ -104,18 +109,19 @@ impl TestCa {
         builder.build().unwrap()
     }
 
-    /// A rustls client configuration trusting the CA, with no session
+    /// A rustls client configuration trusting the CA and presenting
+    /// `<name>`'s certificate, offering `alpn`, with no session
     /// resumption (each handshake shows the server's certificate).
-    fn rustls_config(&self) -> Arc<rustls::ClientConfig> {
+    fn rustls_config(&self, name: &str, alpn: &[u8]) -> Arc<rustls::ClientConfig> {
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_file_iter(self.ca()).unwrap() {
             roots.add(cert.unwrap()).unwrap();
         }
-        let certs: Vec<_> = CertificateDer::pem_file_iter(self.path("probe.crt"))
+        let certs: Vec<_> = CertificateDer::pem_file_iter(self.path(&format!("{name}.crt")))
             .unwrap()
             .map(Result::unwrap)
             .collect();
-        let key = PrivateKeyDer::from_pem_file(self.path("probe.key")).unwrap();
+        let key = PrivateKeyDer::from_pem_file(self.path(&format!("{name}.key"))).unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -124,6 +130,7 @@ impl TestCa {
             .with_client_auth_cert(certs, key)
             .unwrap();
         config.resumption = rustls::client::Resumption::disabled();
+        config.alpn_protocols = vec![alpn.to_vec()];
         Arc::new(config)
     }
 }
@@ -281,7 +288,7 @@ async fn two_replicas_and_workers_over_mutual_tls() {
 
     // Rotation: a connection open on the old certificate stays usable;
     // new handshakes get the new certificate.
-    let config = ca.rustls_config();
+    let config = ca.rustls_config("probe", b"http/1.1");
     let kept = open(&config, &first.url).await;
     let old = server_cert(&kept);
     let mut kept = BufReader::new(kept);
@@ -311,4 +318,83 @@ async fn two_replicas_and_workers_over_mutual_tls() {
     .await;
     assert_eq!(after["code"], "w1");
     drop((w1, w2, first, second));
+}
+
+/// A gRPC client of `addr` over TLS with `config`.
+async fn grpc_client(addr: &str, config: Arc<rustls::ClientConfig>) -> Client {
+    let addr = addr.to_owned();
+    let connector = tower::service_fn(move |_: Uri| {
+        let (addr, config) = (addr.clone(), Arc::clone(&config));
+        async move {
+            let tcp = TcpStream::connect(&addr).await?;
+            let tls = TlsConnector::from(config)
+                .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+                .await?;
+            Ok::<_, std::io::Error>(TokioIo::new(tls))
+        }
+    });
+    let channel = Endpoint::from_static("http://127.0.0.1")
+        .connect_with_connector(connector)
+        .await
+        .unwrap();
+    Client::new(channel)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_grpc_a_certificate_for_another_code_is_refused() {
+    let ca = TestCa::new();
+    ca.issue("cp", "control-plane");
+    ca.issue("w1", "w1");
+    ca.issue("w2", "w2");
+    let mut extra = ca.flags("cp");
+    extra.extend(["--grpc-listen".into(), "127.0.0.1:0".into()]);
+    let mut cp = ControlPlane::start(CpOptions {
+        extra,
+        ..CpOptions::default()
+    })
+    .await;
+    let line = cp.proc.wait_line("gRPC listening on").await;
+    let addr = line.rsplit("://").next().unwrap().trim().to_owned();
+
+    // w2's certificate cannot register nor heartbeat as w1.
+    let mut as_w2 = grpc_client(&addr, ca.rustls_config("w2", b"h2")).await;
+    let url = "https://127.0.0.1:9";
+    refused(
+        as_w2
+            .register_worker(as_worker(registration("w1", url, None)))
+            .await,
+        Code::PermissionDenied,
+        "registration of w1 with w2's certificate",
+    );
+    refused(
+        as_w2.heartbeat(as_worker(heartbeat("w1", url, 1))).await,
+        Code::PermissionDenied,
+        "heartbeat of w1 with w2's certificate",
+    );
+    // w1's own certificate registers and heartbeats as w1.
+    let mut as_w1 = grpc_client(&addr, ca.rustls_config("w1", b"h2")).await;
+    let registered = as_w1
+        .register_worker(as_worker(registration("w1", url, None)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(registered.worker_id, "w1");
+    let answer = as_w1
+        .heartbeat(as_worker(heartbeat("w1", url, 1)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(answer.accepted, "{answer:?}");
+
+    // Plain text is refused where TLS is required.
+    let plain = vdi_cluster_grpc::tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await;
+    if let Ok(channel) = plain {
+        let call = Client::new(channel)
+            .heartbeat(as_worker(heartbeat("w1", url, 2)))
+            .await;
+        assert!(call.is_err(), "a plain-text call was answered: {call:?}");
+    }
 }

@@ -18,7 +18,7 @@ use vdi_cluster_grpc::tonic::{Code, Request, Status};
 
 use crate::common::{ControlPlane, CpOptions, WORKER_TOKEN, admin_token};
 
-type Client = WorkerManagementServiceClient<Channel>;
+pub(crate) type Client = WorkerManagementServiceClient<Channel>;
 
 /// A control plane with gRPC on a free port, and its `host:port`.
 async fn control_plane() -> (ControlPlane, String) {
@@ -43,7 +43,7 @@ fn with<T>(message: T, name: &'static str, value: &str) -> Request<T> {
     r
 }
 
-fn as_worker<T>(message: T) -> Request<T> {
+pub(crate) fn as_worker<T>(message: T) -> Request<T> {
     with(message, "x-worker-token", WORKER_TOKEN)
 }
 
@@ -64,7 +64,11 @@ fn description(url: &str, zone: Option<&str>) -> pb::WorkerDescription {
     }
 }
 
-fn registration(requested: &str, url: &str, zone: Option<&str>) -> pb::RegisterWorkerRequest {
+pub(crate) fn registration(
+    requested: &str,
+    url: &str,
+    zone: Option<&str>,
+) -> pb::RegisterWorkerRequest {
     pb::RegisterWorkerRequest {
         requested_id: requested.into(),
         description: Some(description(url, zone)),
@@ -78,7 +82,7 @@ fn registration(requested: &str, url: &str, zone: Option<&str>) -> pb::RegisterW
     }
 }
 
-fn heartbeat(code: &str, url: &str, seq: u64) -> pb::HeartbeatRequest {
+pub(crate) fn heartbeat(code: &str, url: &str, seq: u64) -> pb::HeartbeatRequest {
     pb::HeartbeatRequest {
         worker_id: code.into(),
         description: Some(description(url, None)),
@@ -103,7 +107,11 @@ fn heartbeat(code: &str, url: &str, seq: u64) -> pb::HeartbeatRequest {
 }
 
 /// A refusal with `code`, never `INTERNAL`.
-fn refused<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, what: &str) -> Status {
+pub(crate) fn refused<T: std::fmt::Debug>(
+    result: Result<T, Status>,
+    code: Code,
+    what: &str,
+) -> Status {
     let status = result.expect_err(what);
     assert_eq!(status.code(), code, "{what}: {status:?}");
     status
