@@ -31,8 +31,12 @@ case $NAME in
     *[!A-Za-z0-9._-]* | "") die "NAME must be letters, digits, '.', '_' or '-': $NAME" ;;
 esac
 
+# The directory stays readable (certificates are public); keys are 0600.
+if [ ! -d "$DIR" ]; then
+    mkdir -p "$DIR"
+    chmod 0755 "$DIR"
+fi
 umask 077
-mkdir -p "$DIR"
 if [ ! -f "$DIR/ca.crt" ]; then
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
         -keyout "$DIR/ca.key" -out "$DIR/ca.crt" -days 3650 \
