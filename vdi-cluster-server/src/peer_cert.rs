@@ -3,8 +3,8 @@
 //!
 //! The listener (HTTP) and the gRPC server put the names of a verified
 //! client certificate (its CN and DNS SANs) in each request; a worker's
-//! heartbeat, registration and deregistration are then accepted only for
-//! a code among them, so a host holding another worker's token still
+//! heartbeat, registration, join and deregistration are then accepted
+//! only for a code among them, so a host holding another worker's token still
 //! cannot speak for it. With `--tls-require-client-cert`, a worker's call
 //! without a certificate is refused; operators (an ADMIN JWT) and the
 //! exam application need none.

@@ -30,8 +30,8 @@ pub struct TlsArgs {
     pub tls_ca: Option<PathBuf>,
 
     /// Mutual TLS: the other side must present a certificate from
-    /// `--tls-ca`. On `serve`, workers' heartbeats, registrations and
-    /// deregistrations need one naming the worker's code (its CN or a DNS
+    /// `--tls-ca`. On `serve`, workers' heartbeats, registrations, joins
+    /// and deregistrations need one naming the worker's code (its CN or a DNS
     /// SAN), while operators and the exam application need none; on
     /// `worker`, the control plane's calls need one.
     #[arg(long, env = "VDI_TLS_REQUIRE_CLIENT_CERT", default_value_t = false,

@@ -53,11 +53,12 @@ impl WorkerManagementService for GrpcService {
         if request.metadata().contains_key(JOIN_TOKEN_HEADER) {
             authorize(&state, &request, Access::Join).await?;
             let headers = headers(&request);
+            let cert = peer_cert(&request);
             let message = request.into_inner();
             // As minicloud: a taken code gets another one, unless the worker
             // cannot take another.
             let keep = message.keep_requested_id;
-            let joined = join::join_with(&state, &headers, message.into(), keep)
+            let joined = join::join_with(&state, &headers, &cert, message.into(), keep)
                 .await
                 .map_err(status)?;
             let worker = self.worker(joined.code.clone()).await?;

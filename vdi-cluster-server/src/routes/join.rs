@@ -25,9 +25,10 @@ use vdi_cluster_protocol::join::{CreateJoinToken, CreatedJoinToken, JoinTokenJso
 use vdi_cluster_protocol::{ErrorBody, JOIN_TOKEN_HEADER, JoinResponse, RegisterRequest};
 
 use super::reserved::{check_not_reserved, is_reserved};
-use crate::auth::{Caller, hash_hex, random_secret};
+use crate::auth::{Caller, Principal, hash_hex, random_secret};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, OptionalJsonBody, PathParams};
+use crate::peer_cert::{PeerCert, ensure_certificate};
 use crate::state::AppState;
 
 /// Default lifetime of a join token (1 hour).
@@ -212,20 +213,24 @@ pub(crate) async fn revoke(
 pub(crate) async fn join(
     State(state): State<AppState>,
     headers: HeaderMap,
+    cert: PeerCert,
     JsonBody(request): JsonBody<RegisterRequest>,
 ) -> Result<(StatusCode, Json<JoinResponse>), ApiError> {
     // A requested code keeps SkyPanelV2's contract: taken is a 409.
     let keep_requested = request.code.is_some();
-    let answer = join_with(&state, &headers, request, keep_requested).await?;
+    let answer = join_with(&state, &headers, &cert, request, keep_requested).await?;
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
 /// A join with the join token in `headers`: the code requested or one
 /// assigned (derived from the host name), and another one when it is taken
-/// unless `keep_requested`. Answers the code and its credential.
+/// unless `keep_requested`. Answers the code and its credential. With a
+/// client certificate (mutual TLS), the code must be one it names, and
+/// is never exchanged for another.
 pub(crate) async fn join_with(
     state: &AppState,
     headers: &HeaderMap,
+    cert: &PeerCert,
     request: RegisterRequest,
     keep_requested: bool,
 ) -> Result<JoinResponse, ApiError> {
@@ -236,6 +241,8 @@ pub(crate) async fn join_with(
     if let Some(id) = &requested {
         check_not_reserved(id)?;
     }
+    ensure_certificate(state, &Principal::Joining, cert, requested.as_ref())?;
+    let keep_requested = keep_requested || cert.0.is_some();
     let presented = headers
         .get(JOIN_TOKEN_HEADER)
         .and_then(|v| v.to_str().ok())

@@ -252,7 +252,7 @@ async fn two_replicas_and_workers_over_mutual_tls() {
     }
 
     // A worker's certificate for another code is refused, whatever token
-    // it holds; its own code is accepted; no certificate at all is refused.
+    // it holds; no certificate at all is refused.
     let as_w2 = ca.client(Some("w2"));
     assert_eq!(
         register_as(&as_w2, &first, "w1").await,
@@ -266,6 +266,23 @@ async fn two_replicas_and_workers_over_mutual_tls() {
         register_as(&operator, &first, "w1").await,
         StatusCode::UNAUTHORIZED
     );
+    // Nor can it join under another code with a join token.
+    let (status, created) = apis[0]
+        .admin(
+            reqwest::Method::POST,
+            "/api/vdi/join-tokens",
+            Some(json!({"ttlSec": 600, "maxUses": 1})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let joined = as_w2
+        .post(format!("{}/api/vdi/workers/join", first.url))
+        .header("x-join-token", created["token"].as_str().unwrap())
+        .json(&json!({"code": "w1", "apiBaseUrl": "https://127.0.0.1:9"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(joined.status(), StatusCode::FORBIDDEN);
 
     // Plain HTTP is refused on every listener: the control plane's and
     // the workers'.
