@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use vdi_cluster_core::exam::{
-    Capacity, Pool, Prewarm, PrewarmTarget, admit, earliest_fit, format_rfc3339,
+    Capacity, Pool, Prewarm, PrewarmTarget, admit, earliest_fit, format_rfc3339, freeze,
     maintenance_windows, parse_rfc3339,
 };
 use vdi_cluster_core::{Constraints, Exam, ExamId, Timestamp, WorkerDescription};
@@ -174,6 +174,43 @@ fn oracle_safe_minute(exams: &[Exam], with: &Capacity, without: &Capacity, t: u6
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// The change freeze names exactly the exams under way that miss more
+    /// students without the worker (the oracle's worst minute from now),
+    /// and none of them is hurt from `safeFrom` on.
+    #[test]
+    fn the_freeze_names_the_exams_the_change_hurts(
+        exams in (0usize..5).prop_flat_map(|n| (0..n).map(arb_exam).collect::<Vec<_>>()),
+        (with, without) in arb_fleet(),
+        now in 0u64..100,
+    ) {
+        let at = Timestamp::from_millis(now * MIN);
+        let hurt = |e: &Exam, from: u64| {
+            let others: Vec<Exam> = exams.iter().filter(|o| o.id != e.id).cloned().collect();
+            let worse = oracle_admit(e, &others, &without, from).map_or(0, |w| w.0);
+            worse > oracle_admit(e, &others, &with, from).map_or(0, |w| w.0)
+        };
+        let expected: Vec<&str> = exams
+            .iter()
+            .filter(|e| e.window().contains(at) && hurt(e, now))
+            .map(|e| e.id.as_str())
+            .collect();
+        match freeze(&exams, &with, &without, at) {
+            None => prop_assert!(expected.is_empty(), "{:?}", expected),
+            Some(f) => {
+                let mut named: Vec<&str> = f.exams.iter().map(|e| e.exam.id.as_str()).collect();
+                named.sort_unstable();
+                let mut expected = expected.clone();
+                expected.sort_unstable();
+                prop_assert_eq!(named, expected);
+                prop_assert!(f.safe_from >= at);
+                let safe = f.safe_from.as_millis() / MIN;
+                for e in exams.iter().filter(|e| f.exams.iter().any(|x| x.exam.id == e.id)) {
+                    prop_assert!(!hurt(e, safe), "{} still hurt from {}", e.id, safe);
+                }
+            }
+        }
+    }
 
     /// Every maintenance window answered is safe at every minute, and
     /// every start minute from which `duration` minutes are safe lies in

@@ -81,9 +81,10 @@ async fn a_change_under_a_running_exam_is_refused_until_forced_with_a_reason() {
         &s.send(Method::DELETE, delete, &Cred::Admin, None).await,
         "remove",
     );
+    // A worker on the shared token has no own credential to revoke.
     let revoke = "/api/vdi/workers/w-1/credential";
     let revoked = s.send(Method::DELETE, revoke, &Cred::Admin, None).await;
-    assert_frozen(&revoked, "revoke-credential");
+    assert_eq!(revoked.status, 404, "{revoked:?}");
     let reset = "/api/vdi/workers/w-1/credential/reset";
     let reset = s.send(Method::POST, reset, &Cred::Admin, None).await;
     assert_frozen(&reset, "reset-credential");

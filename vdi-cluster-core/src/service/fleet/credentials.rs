@@ -215,6 +215,10 @@ impl Fleet {
         actor: &str,
         force: FreezeOverride<'_>,
     ) -> Result<bool> {
+        // Nothing to revoke takes nobody out: no freeze to check.
+        if self.shared.store.worker_credential(id).await?.is_none() {
+            return Ok(false);
+        }
         let change = "revoke-credential";
         let forced = self.check_freeze(id, change, actor, force).await?;
         let written = self
