@@ -5,6 +5,7 @@
 #
 #   sh install-worker.sh [--prefix DIR] [--no-systemd] [--uninstall]
 #       [--code CODE] [--listen ADDR] [--api-base-url URL] [--set NAME=VALUE]...
+#       [--lab-ca DIR]
 #
 # As root, without options: the agent (downloaded from the control plane and
 # checked against its SHA-256) goes to /usr/local/bin/vdi-cluster, its
@@ -19,6 +20,12 @@
 # of its API (default 0.0.0.0:3001), --api-base-url how the control plane
 # reaches it (default http://<first address of this host>:<port>), --set
 # adds a setting to worker.env (`vdi-cluster worker --help` lists them).
+# --lab-ca DIR: DIR holds a lab's private CA (ca.crt and ca.key, as
+# examples/deploy/lab-ca.sh writes them); with openssl the script issues
+# this worker's certificate (CN and a DNS name: its code; also this host's
+# address and 127.0.0.1), keeps it with ca.crt in etc/tls/, and turns on
+# TLS and mutual TLS (VDI_TLS_*): the API speaks https (the default
+# --api-base-url too) and the control plane is verified with the CA.
 #
 # Running the script again changes nothing; --uninstall stops the agent
 # (the systemd unit, or the process a run without systemd started, even if
@@ -42,6 +49,7 @@ listen='0.0.0.0:3001'
 api_base_url=''
 code=$REQUESTED_CODE
 extra=''
+lab_ca=''
 
 die() {
     echo "install-worker: $*" >&2
@@ -72,6 +80,7 @@ while [ $# -gt 0 ]; do
         --code) need_value "$1" $#; code=$2; shift 2 ;;
         --listen) need_value "$1" $#; listen=$2; shift 2 ;;
         --api-base-url) need_value "$1" $#; api_base_url=$2; shift 2 ;;
+        --lab-ca) need_value "$1" $#; lab_ca=$2; shift 2 ;;
         --set)
             need_value "$1" $#
             case "$2" in
@@ -103,6 +112,27 @@ bin=$bin_dir/vdi-cluster
 env_file=$etc_dir/worker.env
 credential_file=$state_dir/credential
 pid_file=$state_dir/agent.pid
+tls_dir=$etc_dir/tls
+if [ -n "$lab_ca" ] && [ "$uninstall" = no ]; then
+    if [ ! -f "$lab_ca/ca.crt" ] || [ ! -f "$lab_ca/ca.key" ]; then
+        die "--lab-ca $lab_ca needs ca.crt and ca.key"
+    fi
+    command -v openssl >/dev/null 2>&1 || die "--lab-ca needs openssl"
+    command -v curl >/dev/null 2>&1 || die "--lab-ca needs curl"
+fi
+
+# curl towards the control plane and this worker: with TLS, verified with
+# the CA and presenting this worker's certificate once it has one.
+tls_curl() {
+    if [ -f "$tls_dir/worker.crt" ]; then
+        curl --cacert "$tls_dir/ca.crt" --cert "$tls_dir/worker.crt" \
+            --key "$tls_dir/worker.key" "$@"
+    elif [ -n "$lab_ca" ]; then
+        curl --cacert "$lab_ca/ca.crt" "$@"
+    else
+        curl "$@"
+    fi
+}
 unit_file=/etc/systemd/system/$UNIT.service
 
 # Whether process $1 is the agent this script started from $bin (its
@@ -145,7 +175,7 @@ deregister_here() {
     worker=$(sed -n "s/^WORKER_CODE='\(.*\)'$/\1/p" "$env_file")
     secret=$(head -n 1 "$credential_file")
     [ -n "$worker" ] && [ -n "$secret" ] || return 0
-    curl -fsS -X POST -H "x-worker-token: $secret" \
+    tls_curl -fsS -X POST -H "x-worker-token: $secret" \
         "$CONTROL_PLANE/api/vdi/workers/$worker/deregister" >/dev/null 2>&1 || true
 }
 
@@ -157,6 +187,8 @@ if [ "$uninstall" = yes ]; then
     fi
     stop_foreground_agent
     rm -f "$bin" "$env_file" "$credential_file"
+    rm -f "$tls_dir/worker.crt" "$tls_dir/worker.key" "$tls_dir/ca.crt" "$tls_dir/ca.srl"
+    rmdir "$tls_dir" 2>/dev/null || true
     rmdir "$state_dir" "$etc_dir" 2>/dev/null || true
     if [ -n "$prefix" ]; then
         rmdir "$bin_dir" "$prefix" 2>/dev/null || true
@@ -171,7 +203,7 @@ platform="$(uname -s) $(uname -m)"
 
 fetch() {
     if command -v curl >/dev/null 2>&1; then
-        curl -fsS -o "$2" "$1"
+        tls_curl -fsS -o "$2" "$1"
     elif command -v wget >/dev/null 2>&1; then
         wget -q -O "$2" "$1"
     else
@@ -206,6 +238,36 @@ else
     say "installed $bin"
 fi
 
+# This worker's certificate from the lab's CA: CN and a DNS name its code,
+# the address of its API and 127.0.0.1 (the script's own status calls).
+issue_certificate() {
+    host=${api_base_url#*://}
+    host=${host%%/*}
+    host=${host%:*}
+    san="DNS:$code,IP:127.0.0.1"
+    case $host in
+        127.0.0.1 | "") ;;
+        *[!0-9.]*) san="$san,DNS:$host" ;;
+        *) san="$san,IP:$host" ;;
+    esac
+    mkdir -p "$tls_dir"
+    cp "$lab_ca/ca.crt" "$tls_dir/ca.crt"
+    ext=$tls_dir/worker.ext
+    csr=$tls_dir/worker.csr
+    printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=%s\n' "$san" >"$ext"
+    (
+        umask 077
+        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+            -keyout "$tls_dir/worker.key" -out "$csr" -subj "/CN=$code" 2>/dev/null
+    ) || die "openssl could not make this worker's key"
+    openssl x509 -req -in "$csr" -CA "$lab_ca/ca.crt" -CAkey "$lab_ca/ca.key" \
+        -CAserial "$tls_dir/ca.srl" -CAcreateserial -days 825 -sha256 \
+        -extfile "$ext" -out "$tls_dir/worker.crt" 2>/dev/null ||
+        die "openssl could not sign this worker's certificate with $lab_ca/ca.key"
+    rm -f "$ext" "$csr"
+    say "issued $tls_dir/worker.crt for $san"
+}
+
 # The settings, written once: a second run keeps them (and the credential
 # the first run's join earned).
 if [ -f "$env_file" ]; then
@@ -220,11 +282,23 @@ else
     if [ -z "$api_base_url" ]; then
         address=$(hostname -I 2>/dev/null | cut -d ' ' -f 1)
         [ -n "$address" ] || die "cannot tell this host's address: give --api-base-url"
-        api_base_url="http://$address:$port"
+        scheme=http
+        [ -z "$lab_ca" ] || scheme=https
+        api_base_url="$scheme://$address:$port"
     fi
     quotable "$code" "--code"
     quotable "$listen" "--listen"
     quotable "$api_base_url" "--api-base-url"
+    tls_settings=''
+    if [ -n "$lab_ca" ]; then
+        issue_certificate
+        tls_settings="VDI_TLS_CA=$tls_dir/ca.crt
+VDI_TLS_CERT=$tls_dir/worker.crt
+VDI_TLS_KEY=$tls_dir/worker.key
+VDI_TLS_REQUIRE_CLIENT_CERT=true
+"
+        quotable "$tls_dir" "--prefix"
+    fi
     (
         umask 077
         {
@@ -237,7 +311,7 @@ else
             echo "WORKER_JOIN_TOKEN='$JOIN_TOKEN'"
             echo "WORKER_CREDENTIAL_FILE='$credential_file'"
             echo "WORKER_DEREGISTER_ON_EXIT='true'"
-            printf '%s' "$extra" | while IFS='=' read -r name value; do
+            printf '%s%s' "$tls_settings" "$extra" | while IFS='=' read -r name value; do
                 echo "$name='$value'"
             done
         } >"$env_file.new"
@@ -259,10 +333,12 @@ set +a
 # (its own status API), then prints that status. $1: the agent's process
 # id when it runs in the foreground.
 wait_for_heartbeat() {
-    status_url="http://127.0.0.1:${WORKER_LISTEN##*:}/api/vdi/cluster/status"
+    scheme=http
+    [ -z "${VDI_TLS_CERT:-}" ] || scheme=https
+    status_url="$scheme://127.0.0.1:${WORKER_LISTEN##*:}/api/vdi/cluster/status"
     waited=0
     while [ "$waited" -lt "$WAIT_SEC" ]; do
-        if body=$(curl -fsS -H "x-cluster-token: $WORKER_CLUSTER_TOKEN" "$status_url" 2>/dev/null) &&
+        if body=$(tls_curl -fsS -H "x-cluster-token: $WORKER_CLUSTER_TOKEN" "$status_url" 2>/dev/null) &&
             printf '%s' "$body" | grep -q '"heartbeatsOk":[1-9]'; then
             say "the control plane accepted a heartbeat; the worker's status:"
             printf '%s\n' "$body"

@@ -297,14 +297,20 @@ fn install_config(args: &ServeArgs, cluster_token: String) -> Result<InstallConf
 
 /// Without `--public-url`, the URL of the specific address `local` the
 /// control plane listens on (none for a wildcard address such as
-/// `0.0.0.0`: which of the host's addresses workers reach is unknown).
+/// `0.0.0.0`: which of the host's addresses workers reach is unknown),
+/// `https://` with `--tls-cert`.
 pub fn default_public_url(args: &mut ServeArgs, local: SocketAddr) {
     let unset = args
         .public_url
         .as_deref()
         .is_none_or(|u| u.trim().is_empty());
     if unset && !local.ip().is_unspecified() {
-        args.public_url = Some(format!("http://{local}"));
+        let scheme = if args.tls.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        args.public_url = Some(format!("{scheme}://{local}"));
     }
 }
 

@@ -2,7 +2,10 @@
 //! with `--prefix <tempdir> --no-systemd`: the worker joins and
 //! heartbeats; the script's join token cannot be used again; a second run
 //! changes nothing; `--uninstall` stops an agent whose script was killed
-//! alone (it deregisters) and removes everything it wrote.
+//! alone (it deregisters) and removes everything it wrote. With
+//! `--lab-ca`, against a control plane that requires mutual TLS, the script
+//! issues the worker's certificate from the lab's CA, the worker joins and
+//! takes a session over TLS, and `--uninstall` removes the certificate too.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -285,5 +288,98 @@ async fn the_install_script_joins_a_worker_idempotently_and_uninstalls() {
         http().get(&status_url).send().await.is_err(),
         "the agent still answers after --uninstall"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_lab_ca_the_install_script_joins_over_mutual_tls() {
+    let ca = crate::tls::TestCa::new();
+    ca.issue("cp", "control-plane");
+    let cp_port = free_port();
+    let mut extra = ca.flags("cp");
+    extra.extend([
+        "--public-url".to_owned(),
+        format!("https://127.0.0.1:{cp_port}"),
+    ]);
+    let cp = ControlPlane::start_on(
+        cp_port,
+        CpOptions {
+            extra,
+            ..CpOptions::default()
+        },
+    )
+    .await;
+    let operator = ca.client(None);
+    let api = Api::with_http(&cp.url, operator.clone());
+    let r = operator
+        .post(format!("{}/api/vdi/workers/install-script", cp.url))
+        .bearer_auth(crate::common::admin_token())
+        .json(&json!({"ttlSec": 600, "code": "installed-tls"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let text = r.text().await.unwrap();
+    let dir = std::env::temp_dir().join(format!("vdi-install-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("install-worker.sh");
+    std::fs::write(&script, &text).unwrap();
+    let prefix = dir.join("prefix");
+    let port = free_port();
+    let mut args: Vec<String> = [
+        "--prefix",
+        prefix.to_str().unwrap(),
+        "--no-systemd",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--api-base-url",
+        &format!("https://127.0.0.1:{port}"),
+        "--lab-ca",
+        ca.dir.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    for setting in [
+        "VDI_PROVISIONER=simulated",
+        "WORKER_TOTAL_CPUS=4",
+        "WORKER_TOTAL_MEMORY_MB=4096",
+        "WORKER_RESERVED_CPUS=0",
+        "WORKER_RESERVED_MEMORY_MB=0",
+        "VM_CPU_CORES=1",
+        "VM_MEMORY_MB=1024",
+        "HEARTBEAT_INTERVAL_SEC=1",
+        "HEARTBEAT_BACKOFF_MAX_SEC=1",
+        "WORKER_REPORT_USAGE=false",
+    ] {
+        args.extend(["--set".to_owned(), setting.to_owned()]);
+    }
+
+    let mut run = Script::run(&script, &args);
+    run.wait_printed("the control plane accepted a heartbeat")
+        .await;
+    assert!(run.printed("issued "));
+    let key = std::fs::metadata(prefix.join("etc/tls/worker.key")).unwrap();
+    assert_eq!(key.permissions().mode() & 0o777, 0o600);
+    wait_worker(&api, "installed-tls", "availability", json!("healthy")).await;
+    // The control plane calls the worker over mutual TLS.
+    let placed = api.allocate("exam-install-tls", "s1").await;
+    assert_eq!(placed["workerCode"], "installed-tls", "{placed}");
+    run.stop().await;
+
+    let status = Command::new("sh")
+        .arg(&script)
+        .args([
+            "--prefix",
+            prefix.to_str().unwrap(),
+            "--no-systemd",
+            "--uninstall",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(!prefix.exists(), "left behind: {:?}", snapshot(&prefix));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -36,13 +36,13 @@ use crate::grpc::{Client, as_worker, heartbeat, refused, registration};
 use crate::redis_prefix::RedisPrefix;
 
 /// A CA for one test, and the files it issues.
-struct TestCa {
+pub(crate) struct TestCa {
     issuer: Issuer<'static, KeyPair>,
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
 impl TestCa {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = std::env::temp_dir().join(format!("vdi-e2e-tls-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let key = KeyPair::generate().unwrap();
@@ -52,23 +52,25 @@ impl TestCa {
             .distinguished_name
             .push(DnType::CommonName, "e2e lab CA");
         std::fs::write(dir.join("ca.crt"), params.self_signed(&key).unwrap().pem()).unwrap();
+        // As lab-ca.sh leaves it: the installation script signs with it.
+        std::fs::write(dir.join("ca.key"), key.serialize_pem()).unwrap();
         Self {
             issuer: Issuer::new(params, key),
             dir,
         }
     }
 
-    fn ca(&self) -> String {
+    pub(crate) fn ca(&self) -> String {
         self.path("ca.crt")
     }
 
-    fn path(&self, file: &str) -> String {
+    pub(crate) fn path(&self, file: &str) -> String {
         self.dir.join(file).to_str().unwrap().to_owned()
     }
 
     /// Writes `<name>.crt` and `<name>.key`: a certificate whose CN is
     /// `cn`, valid for 127.0.0.1, as a server and as a client.
-    fn issue(&self, name: &str, cn: &str) {
+    pub(crate) fn issue(&self, name: &str, cn: &str) {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
         params.distinguished_name.push(DnType::CommonName, cn);
@@ -82,7 +84,7 @@ impl TestCa {
     }
 
     /// The TLS flags of a host whose files are `<name>.crt|key`.
-    fn flags(&self, name: &str) -> Vec<String> {
+    pub(crate) fn flags(&self, name: &str) -> Vec<String> {
         vec![
             "--tls-cert".into(),
             self.path(&format!("{name}.crt")),
@@ -96,7 +98,7 @@ impl TestCa {
 
     /// An HTTPS client trusting the CA, presenting `<name>`'s certificate
     /// when given.
-    fn client(&self, name: Option<&str>) -> reqwest::Client {
+    pub(crate) fn client(&self, name: Option<&str>) -> reqwest::Client {
         let ca = std::fs::read(self.ca()).unwrap();
         let mut builder = http_builder()
             .tls_built_in_root_certs(false)
