@@ -55,6 +55,11 @@ pub enum Error {
     #[error(transparent)]
     Relocation(#[from] crate::worker::RelocationRefused),
 
+    /// Another live process holds the worker's record: a second agent
+    /// reporting the same code is refused, not given the record.
+    #[error(transparent)]
+    Takeover(#[from] crate::worker::TakeoverRefused),
+
     /// A concurrent writer kept changing the record; the operation was not
     /// applied. Retrying is safe.
     #[error("conflicting concurrent update of {what}; retry")]

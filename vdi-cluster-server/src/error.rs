@@ -172,6 +172,7 @@ impl From<CoreError> for ApiError {
                 field: Some("apiBaseUrl".into()),
                 ..Self::forbidden(r.to_string())
             },
+            CoreError::Takeover(t) => Self::conflict(t.to_string()),
             e @ (CoreError::AllocationInProgress(_) | CoreError::Conflict { .. }) => {
                 Self::conflict(e.to_string()).with_retry_after(CONFLICT_RETRY_AFTER_SECS)
             }

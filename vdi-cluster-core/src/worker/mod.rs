@@ -18,6 +18,7 @@ mod heartbeat;
 mod host;
 mod pool;
 mod record;
+mod takeover;
 mod usage;
 mod view;
 
@@ -27,6 +28,7 @@ pub use heartbeat::{Heartbeat, HeartbeatUpdate, apply_heartbeat, unrecorded};
 pub use host::{HostInfo, MAX_DISK_GB, MAX_HOST_TEXT_LEN};
 pub use pool::{ExamPool, MAX_POOL_EXAMS, PoolReport};
 pub use record::{WorkerDescription, WorkerRecord, WorkerSnapshot};
+pub use takeover::{TakeoverRefused, another_live_process, check_takeover};
 pub use usage::SlotUsage;
 pub use view::{WorkerStatus, WorkerView};
 

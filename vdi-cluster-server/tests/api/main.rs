@@ -21,6 +21,7 @@ mod openapi;
 mod ops;
 mod runbook;
 mod sessions;
+mod takeover;
 mod throttle;
 mod trust;
 mod waiting_room;

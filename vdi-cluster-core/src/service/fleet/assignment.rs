@@ -16,8 +16,8 @@ use crate::ids::WorkerId;
 use crate::store::CasOutcome;
 use crate::validation::ValidationError;
 use crate::worker::{
-    ASSIGN_ATTEMPTS, HostInfo, Registrant, WorkerDescription, WorkerRecord, WorkerView, base_code,
-    candidate, same_worker,
+    ASSIGN_ATTEMPTS, HostInfo, Registrant, WorkerDescription, WorkerRecord, WorkerView,
+    another_live_process, base_code, candidate, same_worker,
 };
 
 /// A join under an assigned code ([`Fleet::join_assigned`](crate::service::Fleet::join_assigned)).
@@ -82,7 +82,7 @@ impl Fleet {
                 continue;
             }
             match self.shared.store.worker(&id).await? {
-                Some(s) if exact || same_worker(&s.record.description, &description) => {
+                Some(s) if exact || self.same_process(&s.record, &description, &host) => {
                     let view = self.register_as(id.clone(), description, who).await?;
                     return self.store_host(&id, &host).await.map(|v| v.unwrap_or(view));
                 }
@@ -121,6 +121,21 @@ impl Fleet {
         Err(Error::Conflict {
             what: format!("worker code {base}: no free code among {ASSIGN_ATTEMPTS} candidates"),
         })
+    }
+
+    /// Whether the worker `stored` is the one registering as `description`
+    /// on `host`: on the same host, and not while another live process
+    /// holds it from another URL or host name (that one keeps its code;
+    /// this one gets another).
+    fn same_process(
+        &self,
+        stored: &WorkerRecord,
+        description: &WorkerDescription,
+        host: &HostInfo,
+    ) -> bool {
+        let live = self.is_live(stored, self.shared.clock.now());
+        same_worker(&stored.description, description)
+            && !another_live_process(stored, live, None, description, host)
     }
 
     /// Merges `host` into a stored worker's; `None` when nothing changed.

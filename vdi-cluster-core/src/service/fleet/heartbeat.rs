@@ -15,9 +15,11 @@ use crate::ids::{SessionKey, WorkerId};
 use crate::outbox::LostRelease;
 use crate::policy::{DrainStatus, PolicyEvent, transition};
 use crate::store::{CasOutcome, DeleteOutcome};
+use crate::time::Timestamp;
 use crate::worker::{
-    Heartbeat, HeartbeatUpdate, Registrant, WorkerDescription, WorkerRecord, WorkerSnapshot,
-    WorkerStatus, WorkerView, apply_heartbeat, check_relocation, unrecorded,
+    Heartbeat, HeartbeatUpdate, HostInfo, Registrant, WorkerDescription, WorkerRecord,
+    WorkerSnapshot, WorkerStatus, WorkerView, apply_heartbeat, check_relocation, check_takeover,
+    unrecorded,
 };
 
 /// A worker the control plane has never seen must say where to reach it.
@@ -110,6 +112,14 @@ pub struct HeartbeatAck {
 }
 
 impl Fleet {
+    /// Whether `record`'s process is live at `now`: it heartbeated within
+    /// the TTL (a second process may not take such a record over).
+    pub(super) fn is_live(&self, record: &WorkerRecord, now: Timestamp) -> bool {
+        record
+            .last_heartbeat_at
+            .is_some_and(|at| now.since(at) < self.shared.config.heartbeat_ttl)
+    }
+
     /// Applies a worker's heartbeat (the exam platform's `POST
     /// /api/vdi/workers/heartbeat`). Unknown workers are registered. An
     /// older or replayed heartbeat changes nothing and is answered with
@@ -122,7 +132,9 @@ impl Fleet {
     /// [`heartbeat`](Self::heartbeat) on behalf of `who`: a registrant
     /// that may not move a worker to another host
     /// ([`check_relocation`]) is refused with [`Error::Relocation`] when
-    /// the heartbeat names a new host for a known worker.
+    /// the heartbeat names a new host for a known worker, and one that
+    /// does not prove which worker it is with [`Error::Takeover`] when
+    /// another live process holds the record ([`check_takeover`]).
     pub async fn heartbeat_as(&self, hb: Heartbeat, who: Registrant) -> Result<HeartbeatAck> {
         hb.validate()?;
         for _ in 0..CAS_ATTEMPTS {
@@ -131,6 +143,11 @@ impl Fleet {
             match &stored {
                 Some(s) => {
                     check_relocation(&hb.worker, &s.record.description, &hb.description, who)?;
+                    if let Some(boot) = hb.stamp.boot_id.as_deref() {
+                        let live = self.is_live(&s.record, now);
+                        let (desc, host) = (&hb.description, &hb.host);
+                        check_takeover(&s.record, live, Some(boot), desc, host, who)?;
+                    }
                 }
                 None => require_url(&hb.description)?,
             }
@@ -319,7 +336,9 @@ impl Fleet {
 
     /// [`register`](Self::register) on behalf of `who`: moving a known
     /// worker to another host needs [`Registrant::may_move_host`]
-    /// ([`Error::Relocation`] otherwise).
+    /// ([`Error::Relocation`] otherwise), and describing a live worker's
+    /// record from another URL needs the worker's own credential
+    /// ([`Error::Takeover`] otherwise).
     pub async fn register_as(
         &self,
         id: WorkerId,
@@ -331,7 +350,12 @@ impl Fleet {
             let now = self.shared.clock.now();
             let stored = self.shared.store.worker(&id).await?;
             match &stored {
-                Some(s) => check_relocation(&id, &s.record.description, &description, who)?,
+                Some(s) => {
+                    check_relocation(&id, &s.record.description, &description, who)?;
+                    let live = self.is_live(&s.record, now);
+                    let host = HostInfo::default();
+                    check_takeover(&s.record, live, None, &description, &host, who)?;
+                }
                 None => require_url(&description)?,
             }
             let (record, expected) = match &stored {
