@@ -6,9 +6,8 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use vdi_cluster_server::config::{Cli, Command, LogFormat};
+use vdi_cluster_server::config::{Cli, CliError, Command, LogFormat};
 use vdi_cluster_server::{demo, server};
 
 fn init_tracing(default: &str, format: LogFormat) {
@@ -27,7 +26,15 @@ fn init_tracing(default: &str, format: LogFormat) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli =
+        match Cli::try_parse_with_aliases(std::env::args_os(), |name| std::env::var(name).ok()) {
+            Ok(cli) => cli,
+            Err(CliError::Clap(e)) => e.exit(),
+            Err(CliError::Config(e)) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     init_tracing(
         match cli.command {
             Command::Demo(_) => demo::DEFAULT_LOG_FILTER,

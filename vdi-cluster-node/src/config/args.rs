@@ -1,7 +1,8 @@
 //! The flags of `vdi-cluster worker`, with the exam platform's `.env.worker`
 //! names (`docs/compat/exam-platform-runbook.md`)
-//! as their environment fallbacks (clap). What they mean together is
-//! decided by [`WorkerArgs::resolve`].
+//! as their environment fallbacks (clap), and the other sources' names as
+//! aliases (`super::aliases`). What they mean together is decided by
+//! [`WorkerArgs::resolve`].
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -111,12 +112,12 @@ pub struct WorkerArgs {
     )]
     pub reserved_memory_mb: u64,
 
-    /// CPU cores of one session's VM; falls back to `EXAM_VM_CPUS`, then 1.5.
+    /// CPU cores of one session's VM (alias `EXAM_VM_CPUS`); default 1.5.
     #[arg(long, env = "VM_CPU_CORES", value_name = "CORES")]
     pub vm_cpus: Option<f64>,
 
-    /// Memory of one session's VM, MB; falls back to `EXAM_VM_MEMORY_MB`,
-    /// then 2048.
+    /// Memory of one session's VM, MB (alias `EXAM_VM_MEMORY_MB`); default
+    /// 2048.
     #[arg(long, env = "VM_MEMORY_MB", value_name = "MB")]
     pub vm_memory_mb: Option<u64>,
 

@@ -1,9 +1,14 @@
 //! Command line: `vdi-cluster serve` (the control plane), `vdi-cluster
 //! worker` (a worker node, options in [`WorkerArgs`]), `vdi-cluster demo`
 //! (a whole cluster on one machine, [`DemoArgs`]) and `vdi-cluster token`,
-//! with the exam platform's environment variables as fallbacks of every flag.
+//! with the exam platform's environment variables as fallbacks of every flag
+//! and the other sources' names accepted as aliases
+//! ([`Cli::try_parse_with_aliases`]).
 
-use clap::{ArgAction, Args, Parser, Subcommand};
+use std::ffi::OsString;
+
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use vdi_cluster_node::config::{AliasCommand, resolve_aliases, with_aliases};
 
 use crate::auth::Role;
 pub use crate::demo::DemoArgs;
@@ -21,6 +26,52 @@ pub struct Cli {
     /// `NO_COLOR` set.
     #[arg(long, global = true, env = "VDI_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+}
+
+/// Why a command line was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Clap's own answer (also `--help` and `--version`).
+    #[error(transparent)]
+    Clap(#[from] clap::Error),
+    /// An alias and its canonical variable disagree.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+impl Cli {
+    /// Parses `args` with the source systems' variable names, read through
+    /// `env`, as aliases of the flags' variables (the table is
+    /// [`ENV_ALIASES`](vdi_cluster_node::config::ENV_ALIASES)). An alias
+    /// and its canonical variable set to different values is an error for
+    /// the subcommand that reads them, naming both.
+    pub fn try_parse_with_aliases(
+        args: impl IntoIterator<Item = impl Into<OsString>>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, CliError> {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        let mut cmd = Self::command();
+        let mut conflicts = Vec::new();
+        for which in [AliasCommand::Serve, AliasCommand::Worker] {
+            match resolve_aliases(which, &env) {
+                Ok(values) => {
+                    cmd = cmd.mut_subcommand(which.name(), |sub| with_aliases(sub, &values));
+                }
+                Err(e) => conflicts.push((which.name(), ConfigError(e.0))),
+            }
+        }
+        let parsed = cmd.try_get_matches_from(&args);
+        let running = |name: &str| match &parsed {
+            Ok(matches) => matches.subcommand_name() == Some(name),
+            // A conflict left out its subcommand's aliases: it explains
+            // clap's refusal better than clap can.
+            Err(_) => args.iter().skip(1).any(|arg| arg == name),
+        };
+        if let Some((_, e)) = conflicts.into_iter().find(|(name, _)| running(name)) {
+            return Err(e.into());
+        }
+        Ok(Self::from_arg_matches(&parsed?)?)
+    }
 }
 
 /// How log lines are written.

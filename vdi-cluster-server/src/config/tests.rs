@@ -191,3 +191,97 @@ fn tls_flags_are_checked_naming_the_flag() {
         "{err}"
     );
 }
+
+fn env_of(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+    move |name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+    }
+}
+
+#[test]
+fn every_alias_names_a_variable_its_command_reads() {
+    use vdi_cluster_node::config::ENV_ALIASES;
+    let cli = Cli::command();
+    for row in ENV_ALIASES {
+        for which in row.commands {
+            let sub = cli.find_subcommand(which.name()).unwrap();
+            assert!(
+                sub.get_arguments()
+                    .any(|a| a.get_env().is_some_and(|e| e == row.canonical)),
+                "{} has no flag read from {}",
+                which.name(),
+                row.canonical
+            );
+        }
+    }
+}
+
+#[test]
+fn skypanel_variables_configure_serve() {
+    let env = env_of(&[
+        ("WORKER_HEARTBEAT_INTERVAL", "30"),
+        ("WORKER_HEARTBEAT_TIMEOUT", "180"),
+    ]);
+    let cli = Cli::try_parse_with_aliases(["vdi-cluster", "serve"], env).unwrap();
+    let Command::Serve(args) = cli.command else {
+        panic!("serve")
+    };
+    let c = args.service_config().unwrap();
+    assert_eq!(c.heartbeat_interval, Duration::from_secs(30));
+    assert_eq!(c.heartbeat_ttl, Duration::from_secs(180));
+    // A flag still wins over an alias.
+    let cli = Cli::try_parse_with_aliases(
+        ["vdi-cluster", "serve", "--heartbeat-ttl-sec", "60"],
+        env_of(&[("WORKER_HEARTBEAT_TIMEOUT", "180")]),
+    )
+    .unwrap();
+    let Command::Serve(args) = cli.command else {
+        panic!("serve")
+    };
+    assert_eq!(args.heartbeat_ttl_sec, 60);
+}
+
+#[test]
+fn a_conflict_stops_only_the_command_that_reads_it() {
+    let env = env_of(&[("WORKER_ID", "w-1"), ("WORKER_CODE", "w-2")]);
+    assert!(Cli::try_parse_with_aliases(["vdi-cluster", "serve"], &env).is_ok());
+    let e = Cli::try_parse_with_aliases(
+        [
+            "vdi-cluster",
+            "worker",
+            "--cluster-token",
+            "x".repeat(40).as_str(),
+        ],
+        &env,
+    )
+    .unwrap_err();
+    let CliError::Config(e) = e else {
+        panic!("{e}")
+    };
+    assert!(
+        e.0.contains("WORKER_ID") && e.0.contains("WORKER_CODE"),
+        "{e}"
+    );
+}
+
+#[test]
+fn minicloud_variables_configure_worker() {
+    let env = env_of(&[
+        ("WORKER_ID", "worker-1"),
+        ("CONTROL_PLANE_ENDPOINT", "localhost:9090"),
+    ]);
+    let token = "x".repeat(40);
+    let cli = Cli::try_parse_with_aliases(
+        ["vdi-cluster", "worker", "--cluster-token", token.as_str()],
+        env,
+    )
+    .unwrap();
+    let Command::Worker(args) = cli.command else {
+        panic!("worker")
+    };
+    let c = args.resolve_with(|_| None).unwrap();
+    assert_eq!(c.code.to_string(), "worker-1");
+    assert_eq!(c.control_planes(), ["grpc://localhost:9090"]);
+}

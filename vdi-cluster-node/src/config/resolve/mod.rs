@@ -1,6 +1,7 @@
-//! Resolution of the flags into a [`WorkerConfig`]: the exam platform's
-//! alternative variable names (`EXAM_VM_CPUS`, `WORKER_PUBLIC_PORT`, …),
-//! defaults, and validation that names the variable at fault.
+//! Resolution of the flags into a [`WorkerConfig`]: the runbook's
+//! `WORKER_PUBLIC_PORT`, defaults, and validation that names the variable
+//! at fault. (The sources' names for our variables are aliases, applied
+//! before parsing: `super::aliases`.)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -230,40 +231,21 @@ pub(super) fn check_control_planes(name: &str, list: &str) -> Result<String, Con
 }
 
 impl WorkerArgs {
-    /// Resolves the options, reading the runbook's alternative variable names
-    /// (`EXAM_VM_CPUS`, `EXAM_VM_MEMORY_MB`) from the process environment.
+    /// Resolves the options, reading the runbook's `WORKER_PUBLIC_PORT`
+    /// from the process environment.
     pub fn resolve(&self) -> Result<WorkerConfig, ConfigError> {
         self.resolve_with(|name| std::env::var(name).ok())
     }
 
-    /// Resolves the options, reading alternative variable names through
-    /// `env`.
+    /// Resolves the options, reading `WORKER_PUBLIC_PORT` through `env`.
     pub fn resolve_with(
         &self,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<WorkerConfig, ConfigError> {
         let invalid = |e: ValidationError| ConfigError(e.to_string());
         let code = WorkerId::parse("WORKER_CODE", self.code.trim()).map_err(invalid)?;
-        let vm_cpus = match self.vm_cpus {
-            Some(v) => v,
-            None => match non_empty(env("EXAM_VM_CPUS").as_deref()) {
-                Some(text) => text.parse().map_err(|_| {
-                    ConfigError(format!("EXAM_VM_CPUS must be a number, got {text:?}"))
-                })?,
-                None => DEFAULT_VM_CPUS,
-            },
-        };
-        let vm_memory_mb = match self.vm_memory_mb {
-            Some(v) => v,
-            None => match non_empty(env("EXAM_VM_MEMORY_MB").as_deref()) {
-                Some(text) => text.parse().map_err(|_| {
-                    ConfigError(format!(
-                        "EXAM_VM_MEMORY_MB must be a whole number of MB, got {text:?}"
-                    ))
-                })?,
-                None => DEFAULT_VM_MEMORY_MB,
-            },
-        };
+        let vm_cpus = self.vm_cpus.unwrap_or(DEFAULT_VM_CPUS);
+        let vm_memory_mb = self.vm_memory_mb.unwrap_or(DEFAULT_VM_MEMORY_MB);
         let capacity = CapacityConfig {
             reserved_cpus: self.reserved_cpus,
             reserved_memory_mb: self.reserved_memory_mb,

@@ -73,24 +73,6 @@ fn runbook_public_port_sets_the_listen_address() {
 }
 
 #[test]
-fn exam_vm_names_are_fallbacks() {
-    let env = |name: &str| match name {
-        "EXAM_VM_CPUS" => Some("2".to_owned()),
-        "EXAM_VM_MEMORY_MB" => Some("4096".to_owned()),
-        _ => None,
-    };
-    let c = parse(&[]).resolve_with(env).unwrap();
-    assert_eq!((c.capacity.vm_cpus, c.capacity.vm_memory_mb), (2.0, 4096));
-    // The primary names (here as flags) win.
-    let c = parse(&["--vm-cpus", "1", "--vm-memory-mb", "1024"])
-        .resolve_with(env)
-        .unwrap();
-    assert_eq!((c.capacity.vm_cpus, c.capacity.vm_memory_mb), (1.0, 1024));
-    let bad = |name: &str| (name == "EXAM_VM_CPUS").then(|| "lots".to_owned());
-    assert!(parse(&[]).resolve_with(bad).is_err());
-}
-
-#[test]
 fn bad_values_are_refused_with_their_name() {
     let e = parse(&["--vm-cpus", "0"])
         .resolve_with(|_| None)
