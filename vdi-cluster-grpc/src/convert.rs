@@ -52,6 +52,9 @@ impl From<pb::HostInfo> for HostJson {
             used_disk_gb: h.used_disk_gb,
             os: h.os,
             agent_version: h.agent_version,
+            ip_address: h.ip_address,
+            container_runtime: h.container_runtime,
+            nix_version: h.nix_version,
         }
     }
 }
@@ -64,6 +67,9 @@ impl From<&HostJson> for pb::HostInfo {
             used_disk_gb: h.used_disk_gb,
             os: h.os.clone(),
             agent_version: h.agent_version.clone(),
+            ip_address: h.ip_address.clone(),
+            container_runtime: h.container_runtime.clone(),
+            nix_version: h.nix_version.clone(),
         }
     }
 }
@@ -298,6 +304,9 @@ impl From<&WorkerJson> for pb::Worker {
                 used_disk_gb: w.used_disk_gb,
                 os: w.os.clone(),
                 agent_version: w.agent_version.clone(),
+                ip_address: w.ip_address.clone(),
+                container_runtime: w.container_runtime.clone(),
+                nix_version: w.nix_version.clone(),
             }),
             status: w.status.clone(),
             reason: w.reason.clone(),
@@ -362,7 +371,8 @@ mod tests {
             "reservedCpuCores": 4, "reservedMemoryMb": 8192,
             "vmCpuCores": 1.5, "vmMemoryMb": 2048, "activeSessions": 11,
             "bootId": "b1", "seq": 3, "liveSessions": [],
-            "hostname": "node1", "diskGb": 500,
+            "hostname": "node1", "diskGb": 500, "ipAddress": "10.0.0.7",
+            "containerRuntime": "docker 24.0.0", "nixVersion": "2.18.0",
             "prewarmPool": {"math": {"starting": 1, "ready": 2, "failed": 3}},
         }))
         .unwrap()

@@ -34,12 +34,13 @@
 //! The calls themselves are [`ControlPlaneClient`]'s.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
-use vdi_cluster_core::worker::MAX_LIVE_SESSIONS;
+use vdi_cluster_core::worker::{MAX_LIVE_SESSIONS, api_base_url_host};
 use vdi_cluster_core::{SessionKey, WorkerDescription, WorkerId};
 use vdi_cluster_protocol::node_status::{ControlPlaneStatus, CredentialKind};
 use vdi_cluster_protocol::{
@@ -358,6 +359,8 @@ impl Agent {
                 used_disk_gb: usage.used_disk_gb,
                 os: self.identity.os.clone(),
                 agent_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+                ip_address: address_of(&d.api_base_url),
+                ..HostJson::default()
             },
             prewarm_pool: PoolJson::from(&self.node.pool_report()),
         };
@@ -480,4 +483,12 @@ impl Agent {
             .deregister(&self.config.code, credential.secret())
             .await
     }
+}
+
+/// The node's address as the control plane reaches it: the host of its
+/// API base URL when that is an IP address (a host name is not resolved).
+fn address_of(api_base_url: &str) -> Option<String> {
+    api_base_url_host(api_base_url)
+        .and_then(|host| host.parse::<IpAddr>().ok())
+        .map(|ip| ip.to_string())
 }

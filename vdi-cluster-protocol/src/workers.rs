@@ -110,6 +110,12 @@ pub struct WorkerJson {
     pub os: Option<String>,
     /// Version of the worker agent.
     pub agent_version: Option<String>,
+    /// The node's IP address, as the agent reports it.
+    pub ip_address: Option<String>,
+    /// Container runtime and version, as the agent reports it.
+    pub container_runtime: Option<String>,
+    /// Nix version, as the agent reports it.
+    pub nix_version: Option<String>,
     /// Disk size, GB, as the agent reports it.
     pub disk_gb: Option<u64>,
     /// Disk in use, GB, as the agent reports it.
@@ -187,6 +193,9 @@ impl WorkerJson {
             hostname: r.host.hostname.clone(),
             os: r.host.os.clone(),
             agent_version: r.host.agent_version.clone(),
+            ip_address: r.host.ip_address.clone(),
+            container_runtime: r.host.container_runtime.clone(),
+            nix_version: r.host.nix_version.clone(),
             disk_gb: r.host.disk_gb,
             used_disk_gb: r.host.used_disk_gb,
             used_cpu_cores: usage.map(|u| u.used_cpu.as_cores()),
@@ -442,6 +451,7 @@ mod tests {
                 "bootId",
                 "capabilities",
                 "code",
+                "containerRuntime",
                 "cpuPercent",
                 "deregisterReason",
                 "deregisteredAt",
@@ -450,6 +460,7 @@ mod tests {
                 "dispatchedSessions",
                 "drainStatus",
                 "hostname",
+                "ipAddress",
                 "isDraining",
                 "isEnabled",
                 "isHealthy",
@@ -460,6 +471,7 @@ mod tests {
                 "maxSessions",
                 "memoryPercent",
                 "name",
+                "nixVersion",
                 "os",
                 "reason",
                 "registeredAt",

@@ -89,6 +89,14 @@ async fn bad_heartbeats_name_the_field_and_write_nothing() {
         (with("code", json!("")), 422, "code"),
         (with("code", json!("summary")), 422, "code"),
         (with("zone", json!("z".repeat(500))), 422, "zone"),
+        (with("ipAddress", json!("192.168.1.300")), 422, "ipAddress"),
+        (with("ipAddress", json!(17)), 400, "ipAddress"),
+        (
+            with("containerRuntime", json!("d".repeat(256))),
+            422,
+            "containerRuntime",
+        ),
+        (with("nixVersion", json!("")), 422, "nixVersion"),
         (with("bootId", json!("")), 422, "bootId"),
         (
             with(

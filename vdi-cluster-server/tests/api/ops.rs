@@ -279,11 +279,29 @@ async fn register_deregister_and_remove() {
             Method::POST,
             "/api/vdi/workers/register",
             &Cred::Worker,
-            Some(&json!({"code": "w-new", "name": "New", "apiBaseUrl": "http://10.0.0.9:3000", "zone": "a", "agentVersion": "2"})),
+            Some(&json!({"code": "w-new", "name": "New", "apiBaseUrl": "http://10.0.0.9:3000", "zone": "a",
+                         "agentVersion": "2", "ipAddress": "10.0.0.9", "os": "Ubuntu 22.04",
+                         "containerRuntime": "docker 24.0.0", "nixVersion": "2.18.0"})),
         )
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json["status"], "pending");
+    // SkyPanelV2's metadata, kept with the record and shown in both views.
+    let one = s.worker("w-new").await;
+    let listed = s.get("/api/vdi/workers").await.json["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["code"] == "w-new")
+        .cloned()
+        .unwrap();
+    for view in [&one, &listed] {
+        assert_eq!(view["ipAddress"], "10.0.0.9", "{view}");
+        assert_eq!(view["containerRuntime"], "docker 24.0.0", "{view}");
+        assert_eq!(view["nixVersion"], "2.18.0", "{view}");
+        assert_eq!(view["os"], "Ubuntu 22.04", "{view}");
+        assert_eq!(view["agentVersion"], "2", "{view}");
+    }
     // Deregistration: never with the shared token (it would let any worker
     // take every other one offline); an ADMIN may.
     let r = s

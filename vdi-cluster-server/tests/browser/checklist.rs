@@ -232,6 +232,15 @@ async fn an_admin_runs_the_runbook_checklist_from_the_page() {
     // sessions remain, with the API's message.
     b.click(&format!("a[data-key='worker-{busy}']")).await;
     b.wait_for("#worker-facts").await;
+    // What the agent reports about its host: its address and version.
+    b.wait_text("[data-field='ipAddress']", "the worker's address", |t| {
+        t == "127.0.0.1"
+    })
+    .await;
+    b.wait_text("[data-field='agentVersion']", "the agent's version", |t| {
+        t == env!("CARGO_PKG_VERSION")
+    })
+    .await;
     b.check_accessibility("worker detail").await;
     b.click("#drain").await;
     b.notice("ok").await;

@@ -57,6 +57,16 @@ async fn a_proctor_sees_only_what_a_proctor_may_do() {
     // Workers: a proctor operates them (the route table says so).
     b.goto(&format!("{url}/admin/#/workers/w1")).await;
     b.wait_for("#worker-facts").await;
+    b.wait_text("[data-field='ipAddress']", "the worker's address", |t| {
+        t == "127.0.0.1"
+    })
+    .await;
+    assert_eq!(
+        b.js("return document.querySelector(\"[data-field='ipAddress']\").previousElementSibling.textContent;")
+            .await,
+        json!("Địa chỉ IP"),
+        "the host's facts in Vietnamese"
+    );
     b.click("#drain").await;
     b.notice("ok").await;
     wait_worker(api, "w1", "isDraining", json!(true)).await;

@@ -26,7 +26,8 @@ pub struct RegisterRequest {
     /// Name, URL, zone, labels, capabilities.
     #[serde(flatten)]
     pub description: DescriptionJson,
-    /// Host name, disk, OS and agent version (as SkyPanelV2).
+    /// Host name, address, disk, OS, container runtime, Nix and agent
+    /// versions (as SkyPanelV2).
     #[serde(flatten)]
     pub host: HostJson,
 }

@@ -226,6 +226,41 @@ mod tests {
     }
 
     #[test]
+    fn skypanel_metadata_is_carried_and_checked() {
+        let mut v: serde_json::Value = serde_json::from_str(EXAM_PLATFORM_HEARTBEAT).unwrap();
+        v["ipAddress"] = "192.168.1.100".into();
+        v["containerRuntime"] = "docker 24.0.0".into();
+        v["nixVersion"] = "2.18.0".into();
+        v["os"] = "Ubuntu 22.04".into();
+        let req: HeartbeatRequest = serde_json::from_value(v.clone()).unwrap();
+        let hb = req.into_heartbeat().unwrap();
+        hb.validate().unwrap();
+        assert_eq!(hb.host.ip_address.as_deref(), Some("192.168.1.100"));
+        assert_eq!(hb.host.container_runtime.as_deref(), Some("docker 24.0.0"));
+        assert_eq!(hb.host.nix_version.as_deref(), Some("2.18.0"));
+        for (field, bad) in [
+            ("ipAddress", serde_json::json!("not-an-ip")),
+            ("containerRuntime", serde_json::json!("x".repeat(256))),
+            ("nixVersion", serde_json::json!("")),
+        ] {
+            let mut v = v.clone();
+            v[field] = bad;
+            let req: HeartbeatRequest = serde_json::from_value(v).unwrap();
+            assert_eq!(
+                req.into_heartbeat().unwrap().validate().unwrap_err().field,
+                field
+            );
+        }
+        let register: RegisterRequest = serde_json::from_value(serde_json::json!({
+            "apiBaseUrl": "http://192.168.1.100:3000",
+            "ipAddress": "192.168.1.100", "nixVersion": "2.18.0",
+        }))
+        .unwrap();
+        assert_eq!(register.host.ip_address.as_deref(), Some("192.168.1.100"));
+        assert_eq!(register.host.nix_version.as_deref(), Some("2.18.0"));
+    }
+
+    #[test]
     fn heartbeat_and_register_bodies_keep_their_field_names() {
         let req: HeartbeatRequest = serde_json::from_str(EXAM_PLATFORM_HEARTBEAT).unwrap();
         let mut req = req;

@@ -102,6 +102,8 @@ async fn an_agent_over_grpc_joins_heartbeats_and_takes_sessions() {
     assert_eq!(view["maxSessions"], 4);
     assert!(view["hostname"].is_string(), "{view}");
     assert_eq!(view["agentVersion"], env!("CARGO_PKG_VERSION"));
+    // The address of its API base URL, carried by the gRPC heartbeat.
+    assert_eq!(view["ipAddress"], "127.0.0.1", "{view}");
     let own = worker.status().await["controlPlane"].clone();
     assert_eq!(own["credential"], "own", "{own}");
 

@@ -107,6 +107,9 @@ function facts(w) {
   }), 'capacity');
   const pct = (v) => (v === null || v === undefined ? '—' : `${num(v)} %`);
   add(t('detail.usage'), `${pct(w.cpuPercent)} / ${pct(w.memoryPercent)} / ${pct(w.diskPercent)}`, 'usage');
+  for (const key of ['hostname', 'ipAddress', 'os', 'agentVersion', 'containerRuntime', 'nixVersion']) {
+    add(t(`detail.${key}`), w[key], key);
+  }
   const labels = Object.entries(w.labels || {}).map(([k, v]) => `${k}:${v}`).join(', ');
   add(t('detail.labels'), labels || '—', 'labels');
   if (w.warning) add(t('detail.warning'), w.warning, 'warning');
