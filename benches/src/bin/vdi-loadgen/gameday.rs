@@ -33,7 +33,7 @@ pub(crate) struct GameDayArgs {
     /// Slots of each agent [default: 500].
     #[arg(long)]
     slots: Option<u32>,
-    /// Students of the exam [default: 5,200].
+    /// Students of the exam [default: 4,000].
     #[arg(long)]
     students: Option<usize>,
     /// Their first clicks are spread over this many seconds [default: 20].

@@ -236,12 +236,15 @@ impl Crowd {
                 d.two_dispatches += 1;
             }
         });
-        // What the student sees: a desktop if either answered one.
+        // What the student sees: a desktop if either answered one. Two
+        // places in the queue were read at two instants while the queue
+        // moved: the nearer one is the newer, and is seen last (seen the
+        // other way round, the place would seem to go up).
         let rank = |t: &Told| match t {
-            Told::Session(_) => 3,
-            Told::Queued(..) => 2,
-            Told::Refused | Told::Gone => 1,
-            Told::Failed => 0,
+            Told::Session(_) => (3, 0),
+            Told::Queued(q, ..) => (2, u32::MAX - q.position),
+            Told::Refused | Told::Gone => (1, 0),
+            Told::Failed => (0, 0),
         };
         let (first, second) = if rank(&a) >= rank(&b) { (b, a) } else { (a, b) };
         self.apply(i, &first);
