@@ -97,8 +97,13 @@ pub struct ForceQuery {
     /// `true`: go through even if the change freeze refuses (needs
     /// `reason`).
     pub force: Option<bool>,
-    /// Why (1 to 500 characters): audited and sent with
-    /// `worker.freeze_overridden`.
+    /// Why (1 to 500 characters, no control characters, no white space at
+    /// either end): audited and sent with `worker.freeze_overridden`.
+    #[param(
+        min_length = 1,
+        max_length = 500,
+        pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f])?$"
+    )]
     pub reason: Option<String>,
 }
 
@@ -109,6 +114,7 @@ pub struct ForceQuery {
 pub struct WindowsQuery {
     /// How long the worker is out: an ISO 8601 duration (`PT2H`,
     /// `P1DT4H`), one minute to 31 days.
+    #[param(min_length = 1)]
     pub duration: String,
     /// RFC 3339 start of the search (now if absent or past).
     pub from: Option<String>,
@@ -136,8 +142,10 @@ impl WindowsQuery {
 #[into_params(parameter_in = Query)]
 pub struct GroupWindowsQuery {
     /// Worker codes, comma-separated (a rack, a zone), taken out together.
+    #[param(min_length = 1)]
     pub workers: String,
     /// As [`WindowsQuery::duration`].
+    #[param(min_length = 1)]
     pub duration: String,
     /// As [`WindowsQuery::from`].
     pub from: Option<String>,

@@ -399,9 +399,14 @@ pub struct DrainRequest {
     /// (audited, `worker.freeze_overridden`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub force: Option<bool>,
-    /// Why (1 to 500 characters), kept in the audit trail.
+    /// Why (1 to 500 characters, no control characters, no white space at
+    /// either end), kept in the audit trail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(min_length = 1, max_length = 500)]
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f])?$"
+    )]
     pub reason: Option<String>,
 }
 

@@ -7,7 +7,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use vdi_cluster_core::service::{FreezeOverride, MaintenanceQuery};
+use vdi_cluster_core::service::{FreezeOverride, MAX_REASON_CHARS, MaintenanceQuery};
 use vdi_cluster_core::{Error as CoreError, ValidationError};
 use vdi_cluster_protocol::ErrorBody;
 use vdi_cluster_protocol::maintenance::{GroupWindowsQuery, MaintenanceWindowsJson, WindowsQuery};
@@ -19,11 +19,29 @@ use crate::path_params::WorkerCodePath;
 use crate::state::AppState;
 
 /// The reason of a change forced past the change freeze: `force: true`
-/// needs a `reason`; `None` when the change respects the freeze.
+/// needs a `reason`; `None` when the change respects the freeze. A reason
+/// given is checked either way, as the schema states it: 1 to 500
+/// characters, no control characters, no white space at either end.
 pub(crate) fn forced_reason(
     force: Option<bool>,
     reason: Option<String>,
 ) -> Result<Option<String>, ApiError> {
+    if let Some(r) = &reason {
+        let problem = if r.is_empty() {
+            Some("must not be empty".to_owned())
+        } else if r.chars().count() > MAX_REASON_CHARS {
+            Some(format!("must be at most {MAX_REASON_CHARS} characters"))
+        } else if r.chars().any(char::is_control) {
+            Some("must not contain control characters".to_owned())
+        } else if r.trim() != r {
+            Some("must not begin or end with white space".to_owned())
+        } else {
+            None
+        };
+        if let Some(message) = problem {
+            return Err(ApiError::invalid(ValidationError::new("reason", message)));
+        }
+    }
     match (force, reason) {
         (Some(true), Some(reason)) => Ok(Some(reason)),
         (Some(true), None) => Err(ApiError::invalid(ValidationError::new(
