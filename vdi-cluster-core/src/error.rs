@@ -74,7 +74,7 @@ pub enum Error {
         "change freeze: {} would make {} exam(s) under way fit worse; safe from {}",
         .0.change, .0.freeze.exams.len(), crate::exam::format_rfc3339(.0.freeze.safe_from)
     )]
-    Frozen(Box<crate::service::FrozenChange>),
+    Frozen(Box<crate::exam::FrozenChange>),
 
     /// No worker can take the session now.
     #[error(transparent)]

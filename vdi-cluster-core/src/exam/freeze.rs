@@ -20,6 +20,7 @@
 
 use super::admission::{Capacity, risk};
 use super::{Exam, ExamLoad};
+use crate::ids::WorkerId;
 use crate::time::Timestamp;
 
 /// An exam under way that a change would hurt.
@@ -105,6 +106,18 @@ pub fn freeze(
         exams: frozen,
         safe_from,
     })
+}
+
+/// A change of workers the change freeze refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrozenChange {
+    /// The workers the change takes out.
+    pub workers: Vec<WorkerId>,
+    /// The change: `drain`, `disable`, `remove`, `revoke-credential`,
+    /// `reset-credential`.
+    pub change: String,
+    /// The exams it hurts and when it is safe.
+    pub freeze: Freeze,
 }
 
 #[cfg(test)]

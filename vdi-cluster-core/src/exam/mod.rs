@@ -28,7 +28,7 @@ use crate::validation::ValidationError;
 pub use admission::{
     Capacity, ExamLoad, Pool, Refusal, Shortfall, admit, decide, earliest_fit, risk,
 };
-pub use freeze::{Freeze, FrozenExam, freeze};
+pub use freeze::{Freeze, FrozenChange, FrozenExam, freeze};
 pub use iso_duration::parse_iso_duration;
 pub use maintenance::{MaintenanceWindow, maintenance_windows};
 pub use readiness::{

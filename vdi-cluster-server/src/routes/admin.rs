@@ -15,7 +15,7 @@ use vdi_cluster_protocol::workers::{
     AdminActionJson, DrainInfoJson, DrainRequest, PatchWorkerRequest,
 };
 
-use super::maintenance::{forced_reason, override_of};
+use super::force::{forced_reason, override_of};
 use super::workers::{now, worker_id};
 use crate::auth::Caller;
 use crate::error::ApiError;

@@ -23,8 +23,8 @@ use vdi_cluster_protocol::join::CredentialReset;
 use vdi_cluster_protocol::maintenance::ForceQuery;
 use vdi_cluster_protocol::{ErrorBody, JoinResponse, WORKER_TOKEN_HEADER};
 
+use super::force::{forced_reason, override_of};
 use super::join::{DEFAULT_JOIN_TOKEN_TTL_SEC, credential_answer, issue_join_token};
-use super::maintenance::{forced_reason, override_of};
 use crate::auth::{Caller, Principal, hash_hex, matches_hash_hex, new_worker_credential};
 use crate::error::ApiError;
 use crate::extract::{PathParams, QueryParams};

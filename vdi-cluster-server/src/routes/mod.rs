@@ -33,6 +33,7 @@ pub(crate) mod admin;
 pub(crate) mod cluster;
 pub(crate) mod credentials;
 pub(crate) mod exams;
+mod force;
 pub(crate) mod heartbeat;
 pub(crate) mod install;
 pub(crate) mod join;

@@ -17,7 +17,7 @@ use vdi_cluster_protocol::maintenance::ForceQuery;
 use vdi_cluster_protocol::reconcile::ReconcileReportJson;
 use vdi_cluster_protocol::workers::{WorkerJson, WorkerList, WorkerSessionsJson};
 
-use super::maintenance::{forced_reason, override_of};
+use super::force::{forced_reason, override_of};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{PathParams, QueryParams, bounded};

@@ -14,7 +14,6 @@ use vdi_cluster_protocol::waiting_room::{ExamQueueJson, SessionAnswerJson};
 mod students;
 
 use self::students::students_check;
-pub(crate) use self::students::waiting_room_order;
 use super::cluster::Cluster;
 use super::monitor::Monitor;
 use super::receiver::Receiver;

@@ -16,8 +16,10 @@ use tokio::sync::watch;
 use vdi_cluster_protocol::waiting_room::ExamQueueJson;
 
 mod asks;
+mod order;
 
 use self::asks::Told;
+pub(crate) use self::order::waiting_room_order;
 use super::monitor::{Desktop, Monitor};
 
 /// Where the day is.
@@ -163,7 +165,7 @@ pub(crate) struct Audits {
     pub(crate) listings: u64,
     /// The most students one listing held.
     pub(crate) most_waiting: u64,
-    /// Problems found (see `checks::waiting_room_order`).
+    /// Problems found (see `waiting_room_order`).
     pub(crate) problems: u64,
     pub(crate) first_problems: Vec<String>,
 }
@@ -277,7 +279,7 @@ impl Crowd {
             let Ok(queue) = r.json::<ExamQueueJson>().await else {
                 continue;
             };
-            let problems = super::checks::waiting_room_order(&queue.waiting, &self, &states);
+            let problems = waiting_room_order(&queue.waiting, &self, &states);
             self.note(|l| {
                 let a = &mut l.audits;
                 a.listings += 1;

@@ -7,13 +7,13 @@ use serde::{Deserialize, Serialize};
 use super::Fleet;
 use super::freeze::{Forced, FreezeOverride};
 use super::heartbeat::CAS_ATTEMPTS;
+use super::reason::validate_reason;
 use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::ids::{ExamId, UserId, WorkerId};
 use crate::policy::{AdminAction, AdminPolicy, DrainStatus, PolicyEvent, Transition, transition};
 use crate::store::CasOutcome;
 use crate::time::Timestamp;
-use crate::validation::ValidationError;
 use crate::worker::WorkerView;
 
 /// Most dispatches listed when showing what blocks a drain.
@@ -46,27 +46,6 @@ pub struct DrainInfo {
     pub dispatched: u32,
     /// The students still on it, by exam.
     pub blocking: BTreeMap<ExamId, Vec<UserId>>,
-}
-
-/// Longest reason an operator may give for an admin action, in characters.
-pub const MAX_REASON_CHARS: usize = 500;
-
-/// An operator's reason, trimmed; the field is `reason`.
-pub(super) fn validate_reason(reason: &str) -> Result<&str> {
-    let trimmed = reason.trim();
-    let problem = if trimmed.is_empty() {
-        Some("must not be empty".to_owned())
-    } else if trimmed.chars().count() > MAX_REASON_CHARS {
-        Some(format!("must be at most {MAX_REASON_CHARS} characters"))
-    } else if trimmed.chars().any(char::is_control) {
-        Some("must not contain control characters".to_owned())
-    } else {
-        None
-    };
-    match problem {
-        Some(message) => Err(ValidationError::new("reason", message).into()),
-        None => Ok(trimmed),
-    }
 }
 
 impl Fleet {
@@ -257,23 +236,5 @@ impl Fleet {
             dispatched: view.dispatched,
             blocking,
         })
-    }
-}
-
-#[cfg(test)]
-mod reason_tests {
-    use super::*;
-
-    #[test]
-    fn reasons_are_trimmed_and_bounded() {
-        assert_eq!(validate_reason("  maintenance  ").unwrap(), "maintenance");
-        for bad in ["", "   ", "line\nbreak"] {
-            let Err(Error::Invalid(e)) = validate_reason(bad) else {
-                panic!("{bad:?} accepted");
-            };
-            assert_eq!(e.field, "reason");
-        }
-        assert!(validate_reason(&"x".repeat(MAX_REASON_CHARS)).is_ok());
-        assert!(validate_reason(&"x".repeat(MAX_REASON_CHARS + 1)).is_err());
     }
 }

@@ -18,10 +18,10 @@
 //! the leader's at-risk pass flags what a later change leaves short.
 
 use super::Fleet;
-use super::admin::validate_reason;
+use super::reason::validate_reason;
 use crate::error::{Error, Result};
 use crate::events::EventKind;
-use crate::exam::{Capacity, Freeze, format_rfc3339, freeze};
+use crate::exam::{Capacity, FrozenChange, format_rfc3339, freeze};
 use crate::ids::WorkerId;
 use crate::worker::WorkerView;
 
@@ -37,18 +37,6 @@ pub enum FreezeOverride<'a> {
         /// Why (1 to 500 characters once trimmed, no control characters).
         reason: &'a str,
     },
-}
-
-/// A change of workers the change freeze refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FrozenChange {
-    /// The workers the change takes out.
-    pub workers: Vec<WorkerId>,
-    /// The change: `drain`, `disable`, `remove`, `revoke-credential`,
-    /// `reset-credential`.
-    pub change: String,
-    /// The exams it hurts and when it is safe.
-    pub freeze: Freeze,
 }
 
 /// A frozen change the operator forced: what to write and audit with it.

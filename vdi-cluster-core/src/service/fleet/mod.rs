@@ -38,19 +38,22 @@ mod freeze;
 mod heartbeat;
 mod lost;
 mod maintenance;
+mod reason;
 mod repair;
 
 use std::sync::Arc;
 
-pub use admin::{AdminOutcome, DrainInfo, MAX_REASON_CHARS};
+pub use crate::exam::FrozenChange;
+pub use admin::{AdminOutcome, DrainInfo};
 pub use assignment::{AssignedJoin, MAX_REASON_LEN};
 pub use credentials::{JoinOutcome, Joined, RotateOutcome};
-pub use freeze::{FreezeOverride, FrozenChange};
+pub use freeze::FreezeOverride;
 pub use heartbeat::HeartbeatAck;
 pub use maintenance::{
     DEFAULT_MAINTENANCE_RANGE, MAX_MAINTENANCE_GROUP, MAX_MAINTENANCE_RANGE, MIN_MAINTENANCE,
     MaintenancePlan, MaintenanceQuery,
 };
+pub use reason::MAX_REASON_CHARS;
 pub use repair::FleetRepair;
 
 use super::placement::Placement;
