@@ -230,6 +230,32 @@ pub enum EventKind {
         /// The last attempt's status or error.
         last_error: String,
     },
+    /// The scale hook confirmed a capacity request: workers are starting
+    /// for exams that would be short.
+    CapacityRequested {
+        /// The request's id.
+        request: String,
+        /// Slots missing.
+        slots: u32,
+        /// The exams that need them.
+        exams: Vec<ExamId>,
+        /// The workers the hook is starting.
+        workers: Vec<WorkerId>,
+        /// When they must have joined.
+        deadline: Timestamp,
+    },
+    /// A capacity request's deadline passed before its workers joined:
+    /// its exams are still short.
+    CapacityMissing {
+        /// The request's id.
+        request: String,
+        /// Slots missing.
+        slots: u32,
+        /// The exams that need them.
+        exams: Vec<ExamId>,
+        /// The workers named that have not joined.
+        missing: Vec<WorkerId>,
+    },
 }
 
 impl EventKind {
@@ -260,6 +286,8 @@ impl EventKind {
             Self::ExamQueueForming { .. } => "examQueueForming",
             Self::BackendDegraded { .. } => "backendDegraded",
             Self::WebhookFailing { .. } => "webhookFailing",
+            Self::CapacityRequested { .. } => "capacityRequested",
+            Self::CapacityMissing { .. } => "capacityMissing",
         }
     }
 }
@@ -296,6 +324,7 @@ impl EventSink for LogSink {
             | EventKind::ExamAtRisk { .. }
             | EventKind::ExamPrewarmBehind { .. }
             | EventKind::BackendDegraded { .. }
+            | EventKind::CapacityMissing { .. }
             | EventKind::WebhookFailing { .. } => {
                 tracing::warn!(target: "vdi_cluster::events", event = %json, "cluster event")
             }

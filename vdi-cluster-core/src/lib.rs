@@ -138,6 +138,7 @@ pub mod operator_session;
 pub mod outbox;
 pub mod policy;
 pub mod reconcile;
+pub mod scale;
 pub mod scheduler;
 pub mod service;
 pub mod store;

@@ -28,6 +28,7 @@ use crate::store::{
 use crate::time::{Clock, SystemClock, Timestamp};
 use crate::worker::{WorkerRecord, WorkerSnapshot};
 
+mod capacity;
 mod exams;
 mod lease;
 mod lost;
@@ -55,6 +56,7 @@ struct State {
     exams: exams::ExamState,
     queues: waiting_room::QueueState,
     outbox: outbox::OutboxState,
+    capacity_requests: BTreeMap<String, crate::scale::StoredCapacityRequest>,
 }
 
 impl State {

@@ -102,6 +102,7 @@ use crate::worker::{WorkerRecord, WorkerSnapshot};
 pub use crate::calendar::{CalendarWrite, ExamCalendar, ExamStore};
 pub use crate::outbox::{LostDispatch, LostRelease, Outbox};
 pub use crate::reconcile::{Counter, Drift};
+pub use crate::scale::{CapacityRequests, StoredCapacityRequest};
 pub use crate::scheduler::ExamPlacement;
 pub use crate::waiting_room::{Completion, Enqueued, Standing, WaitingRoom};
 
@@ -546,9 +547,17 @@ pub trait Credentials: Debug + Send + Sync + 'static {
 }
 
 /// Everything a backend provides. Implemented for every type that
-/// implements the seven traits.
+/// implements the nine traits.
 pub trait Store:
-    Registry + DispatchStore + LeaderLease + AuditLog + Credentials + ExamStore + WaitingRoom + Outbox
+    Registry
+    + DispatchStore
+    + LeaderLease
+    + AuditLog
+    + Credentials
+    + ExamStore
+    + WaitingRoom
+    + Outbox
+    + CapacityRequests
 {
 }
 
@@ -561,6 +570,7 @@ impl<T> Store for T where
         + ExamStore
         + WaitingRoom
         + Outbox
+        + CapacityRequests
 {
 }
 

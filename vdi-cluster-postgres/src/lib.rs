@@ -124,6 +124,7 @@
 //! its heartbeat over HTTP.)
 
 mod audit;
+mod capacity;
 mod config;
 mod confirm_batch;
 mod credentials;

@@ -153,4 +153,10 @@ statements! {
     RETRY_DELIVERY = "retry_delivery.sql";
     /// Delivered and failed deliveries past the retention, deleted.
     PURGE_DELIVERIES = "purge_deliveries.sql";
+    /// Every capacity request with its version.
+    CAPACITY_REQUESTS = "capacity_requests.sql";
+    /// A capacity request stored if none with its id is.
+    INSERT_CAPACITY_REQUEST = "insert_capacity_request.sql";
+    /// Compare-and-set of a capacity request on its version.
+    UPDATE_CAPACITY_REQUEST = "update_capacity_request.sql";
 }

@@ -186,6 +186,32 @@ pub enum EventKindJson {
         /// The last attempt's status or error.
         last_error: String,
     },
+    /// The scale hook confirmed a capacity request (webhook
+    /// `capacity.requested`).
+    CapacityRequested {
+        /// The request's id.
+        request_id: String,
+        /// Slots missing.
+        slots: u32,
+        /// The exams that need them.
+        exam_ids: Vec<String>,
+        /// The workers the hook is starting.
+        workers: Vec<String>,
+        /// When they must have joined (RFC 3339).
+        deadline: String,
+    },
+    /// A capacity request's deadline passed before its workers joined
+    /// (webhook `capacity.missing`).
+    CapacityMissing {
+        /// The request's id.
+        request_id: String,
+        /// Slots missing.
+        slots: u32,
+        /// The exams that need them.
+        exam_ids: Vec<String>,
+        /// The workers named that have not joined.
+        missing: Vec<String>,
+    },
 }
 
 impl EventKindJson {
@@ -330,9 +356,37 @@ impl EventKindJson {
                 failures: *failures,
                 last_error: last_error.clone(),
             },
+            EventKind::CapacityRequested {
+                request,
+                slots,
+                exams,
+                workers,
+                deadline,
+            } => Self::CapacityRequested {
+                request_id: request.clone(),
+                slots: *slots,
+                exam_ids: strings(exams),
+                workers: strings(workers),
+                deadline: format_rfc3339(*deadline),
+            },
+            EventKind::CapacityMissing {
+                request,
+                slots,
+                exams,
+                missing,
+            } => Self::CapacityMissing {
+                request_id: request.clone(),
+                slots: *slots,
+                exam_ids: strings(exams),
+                missing: strings(missing),
+            },
             _ => return None,
         })
     }
+}
+
+fn strings(ids: &[impl ToString]) -> Vec<String> {
+    ids.iter().map(ToString::to_string).collect()
 }
 
 /// One server-sent event of `GET /api/vdi/events`, as its fields arrive

@@ -36,6 +36,7 @@
 //! (`docs/compat/` maps them against every other system); every
 //! body has a test pinning its field names.
 
+pub mod capacity;
 pub mod cluster;
 pub mod credentials;
 pub mod decode;

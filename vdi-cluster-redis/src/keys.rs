@@ -263,6 +263,17 @@ impl Keys {
         format!("{}:exams:risk", self.prefix)
     }
 
+    /// `{p}:capacity:requests` — hash, capacity request id → the request
+    /// as JSON.
+    pub(crate) fn capacity_requests(&self) -> String {
+        format!("{}:capacity:requests", self.prefix)
+    }
+
+    /// `{p}:capacity:versions` — hash, capacity request id → its version.
+    pub(crate) fn capacity_versions(&self) -> String {
+        format!("{}:capacity:versions", self.prefix)
+    }
+
     /// `{p}:webhooks` — hash, endpoint id → the endpoint as JSON.
     pub(crate) fn webhooks(&self) -> String {
         format!("{}:webhooks", self.prefix)

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod audit;
+mod capacity;
 mod codec;
 mod conn;
 mod credentials;

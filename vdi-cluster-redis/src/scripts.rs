@@ -86,6 +86,9 @@ scripts!(
     outbox_finish,
     outbox_retry,
     outbox_purge,
+    capacity_read,
+    capacity_insert,
+    capacity_update,
 );
 
 /// The compare-and-reserve script exactly as the store runs it (prelude

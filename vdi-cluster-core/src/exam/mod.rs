@@ -327,7 +327,7 @@ impl ExamPatch {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn exam(id: &str, start_min: u64, end_min: u64, students: u32) -> Exam {

@@ -20,6 +20,8 @@
 //! | `exam.prewarm_ready` | a booked exam's prewarmed machines reached its target; once |
 //! | `exam.prewarm_behind` | a booked exam started with fewer machines ready than its target; once, at its start |
 //! | `exam.queue_forming` | an exam's waiting room reached `queue_alert_at` students (the first, by default); once until it empties |
+//! | `capacity.requested` | the scale hook confirmed a capacity request for exams that would be short (the request, its slots, exams, workers and deadline) |
+//! | `capacity.missing` | a capacity request's deadline passed before its workers joined; once per request |
 //! | `backend.degraded` | the store failed the leader's steps and answers again: written on recovery, with the outage's start, end and failed steps (nothing can be written to an outbox in a store that is down) |
 //! | `webhook.failing` | an endpoint failed [`RetryPolicy::failing_after`](super::RetryPolicy::failing_after) attempts in a row |
 
@@ -48,6 +50,8 @@ pub const WEBHOOK_TYPES: &[&str] = &[
     "exam.prewarm_ready",
     "exam.prewarm_behind",
     "exam.queue_forming",
+    "capacity.requested",
+    "capacity.missing",
     "backend.degraded",
     "webhook.failing",
 ];
@@ -83,6 +87,8 @@ pub fn webhook_type(kind: &EventKind) -> Option<&'static str> {
         EventKind::ExamPrewarmReady { .. } => "exam.prewarm_ready",
         EventKind::ExamPrewarmBehind { .. } => "exam.prewarm_behind",
         EventKind::ExamQueueForming { .. } => "exam.queue_forming",
+        EventKind::CapacityRequested { .. } => "capacity.requested",
+        EventKind::CapacityMissing { .. } => "capacity.missing",
         EventKind::BackendDegraded { .. } => "backend.degraded",
         EventKind::WebhookFailing { .. } => "webhook.failing",
         _ => return None,
@@ -143,6 +149,8 @@ pub fn observed_key(kind: &EventKind, episode: impl std::fmt::Display) -> Option
         | EventKind::ExamPrewarmBehind { exam, .. }
         | EventKind::ExamQueueForming { exam, .. } => exam.to_string(),
         EventKind::WebhookFailing { endpoint, .. } => endpoint.clone(),
+        EventKind::CapacityRequested { request, .. }
+        | EventKind::CapacityMissing { request, .. } => request.clone(),
         _ => "cluster".to_owned(),
     };
     Some(format!("{name}:{subject}:{episode}"))
@@ -208,7 +216,20 @@ mod tests {
                 change: "drain".into(),
                 actor: "admin".into(),
                 reason: "kernel patch".into(),
+                exams: vec![exam.clone()],
+            },
+            EventKind::CapacityRequested {
+                request: "cap-math-1".into(),
+                slots: 4,
+                exams: vec![exam.clone()],
+                workers: vec![WorkerId::parse("code", "cap-1").unwrap()],
+                deadline: Timestamp(1),
+            },
+            EventKind::CapacityMissing {
+                request: "cap-math-1".into(),
+                slots: 4,
                 exams: vec![exam],
+                missing: Vec::new(),
             },
             EventKind::SessionLost {
                 session: crate::ids::SessionKey::parse("math", "u1").unwrap(),

@@ -112,6 +112,13 @@ pub struct ServiceConfig {
     /// The wait per position a queue's estimate assumes before it has
     /// placed two students (30 s).
     pub queue_wait_per_position: Duration,
+    /// How long before a booked exam's prewarm lead begins the leader
+    /// asks the scale hook for the slots it would be short (30 min; the
+    /// server's `--scale-lead-sec`).
+    pub scale_lead: Duration,
+    /// The first wait before a failed call of the scale hook is repeated,
+    /// doubled per attempt up to 64 times (10 s).
+    pub scale_retry: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -154,6 +161,8 @@ impl Default for ServiceConfig {
             credentials: CredentialPolicy::default(),
             queue_abandon: Duration::from_secs(60),
             queue_wait_per_position: Duration::from_secs(30),
+            scale_lead: Duration::from_secs(1_800),
+            scale_retry: Duration::from_secs(10),
         }
     }
 }

@@ -67,9 +67,9 @@ pub use fleet::{
     MaintenanceQuery, RotateOutcome,
 };
 pub use operations::{
-    BACKGROUND_LEASE, BackgroundConfig, ClusterStats, ClusterSummary, DEFAULT_ZONE, DeliveryReport,
-    HealthMonitor, MAX_DELIVERIES_LISTED, Operations, PURGED_PER_STEP, SendResult, WebhookSender,
-    WorkerFilter, WorkerSessions, ZoneStats, run_background, validate_secret,
+    BACKGROUND_LEASE, BackgroundConfig, CapacityTick, ClusterStats, ClusterSummary, DEFAULT_ZONE,
+    DeliveryReport, HealthMonitor, MAX_DELIVERIES_LISTED, Operations, PURGED_PER_STEP, SendResult,
+    WebhookSender, WorkerFilter, WorkerSessions, ZoneStats, run_background, validate_secret,
 };
 pub use placement::{
     AllocateOutcome, Allocation, Departure, Placement, QueueStanding, SessionRequest, SessionState,
@@ -78,6 +78,7 @@ pub use placement::{
 use crate::client::WorkerClient;
 use crate::error::Result;
 use crate::events::{EventSink, LogSink};
+use crate::scale::ScaleHook;
 use crate::store::Store;
 use crate::time::{Clock, SystemClock};
 use shared::Shared;
@@ -91,9 +92,17 @@ pub struct ClusterServiceBuilder {
     events: Arc<dyn EventSink>,
     config: ServiceConfig,
     webhook_sender: Option<Arc<dyn WebhookSender>>,
+    scale_hook: Option<Arc<dyn ScaleHook>>,
 }
 
 impl ClusterServiceBuilder {
+    /// Asks `hook` for workers when booked exams will be short, and gives
+    /// them back after (default: none; see the `scale` module).
+    pub fn scale_hook(mut self, hook: Arc<dyn ScaleHook>) -> Self {
+        self.scale_hook = Some(hook);
+        self
+    }
+
     /// Sends webhooks through `sender` when this replica leads (default:
     /// none; events still reach the outbox).
     pub fn webhook_sender(mut self, sender: Arc<dyn WebhookSender>) -> Self {
@@ -138,6 +147,7 @@ impl ClusterServiceBuilder {
             Arc::clone(&fleet),
             Arc::clone(&exams),
             self.webhook_sender,
+            self.scale_hook,
         ));
         ClusterService {
             shared,
@@ -175,6 +185,7 @@ impl ClusterService {
             events: Arc::new(LogSink),
             config: ServiceConfig::default(),
             webhook_sender: None,
+            scale_hook: None,
         }
     }
 

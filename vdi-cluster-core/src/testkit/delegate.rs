@@ -153,6 +153,13 @@ macro_rules! delegate_store {
                 fn retry_delivery(endpoint: &str, id: &str, now: $crate::Timestamp) -> bool;
                 fn purge_deliveries(before: $crate::Timestamp, limit: usize) -> u32;
             }
+            $crate::scale::CapacityRequests {
+                fn capacity_requests() -> Vec<$crate::scale::StoredCapacityRequest>;
+                fn insert_capacity_request(request: &$crate::scale::CapacityRequest,
+                                           entries: &[$crate::outbox::OutboxEntry]) -> bool;
+                fn update_capacity_request(request: &$crate::scale::CapacityRequest, expected: u64,
+                                           entries: &[$crate::outbox::OutboxEntry]) -> bool;
+            }
         }
     };
     (@impl ($wrapper:ty, $inner:ident, $around:ident)
@@ -163,7 +170,7 @@ macro_rules! delegate_store {
             use $crate::{
                 calendar::ExamStore as _, outbox::Outbox as _, store::AuditLog as _,
                 store::Credentials as _, store::DispatchStore as _, store::LeaderLease as _,
-                store::Registry as _, waiting_room::WaitingRoom as _,
+                store::Registry as _, waiting_room::WaitingRoom as _, scale::CapacityRequests as _,
             };
 
             $(

@@ -7,12 +7,14 @@ pub mod delegate;
 pub mod fixtures;
 pub mod fuzzing;
 pub mod instrument;
+mod scale_hook;
 mod sim;
 
 pub use fixtures::{
     FIXTURE_BOOT, FIXTURE_TIME, assert_no_drift, exam, key, request, reserve_and_confirm,
     total_dispatched, wid, worker_record, worker_record_at,
 };
+pub use scale_hook::ScriptedScaleHook;
 pub use sim::{Behaviour, SimulatedWorkers};
 
 use crate::capacity::{CapacityInput, CapacitySpec};

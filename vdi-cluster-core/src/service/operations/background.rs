@@ -331,6 +331,10 @@ async fn tick(
     service.exams.keep_prewarm_targets(fence).await?;
     service.exams.release_ended_prewarms().await?;
     service.exams.watch_queues(fence).await?;
+    let capacity = service.tend_capacity().await?;
+    if capacity != super::CapacityTick::default() {
+        tracing::info!(?capacity, "capacity on schedule tended");
+    }
     let purged = service.purge_old_deliveries().await?;
     if purged > 0 {
         tracing::info!(purged, "deleted deliveries past the retention");

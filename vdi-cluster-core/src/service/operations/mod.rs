@@ -8,7 +8,9 @@
 //! is the leased loop that runs its steps with the other wings' periodic steps (health,
 //! at-risk exams, due prewarms and targets, waiting rooms, a store outage
 //! on recovery); `webhooks` holds the endpoints operators configure and
-//! the delivery step; `stats` the read-only views of the cluster.
+//! the delivery step; `capacity` asks the scale hook for the workers
+//! booked exams will be short of and gives them back; `stats` the
+//! read-only views of the cluster.
 //!
 //! **Owns** this replica's migration suspension and orphan reminders, its
 //! memory of the leader's pass between steps, and the webhook sender.
@@ -19,13 +21,15 @@
 //! lease, and the pass's checkpoint beside it, fenced by it), and
 //! [`Outbox`](crate::outbox::Outbox) (observations under a key naming the
 //! occurrence, endpoints, deliveries leased and acknowledged under their
-//! lease).
+//! lease), and [`CapacityRequests`](crate::scale::CapacityRequests)
+//! (requests inserted if absent, each step claimed by compare-and-set).
 //!
 //! **Keeps** invariant C (no drift: recounts repair and report), a
 //! deposed leader writes nothing (every write of a pass carries the lease
 //! as a fence), and an alert is never lost nor written twice.
 
 mod background;
+mod capacity;
 mod reconcile;
 mod stats;
 mod webhooks;
@@ -34,6 +38,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use background::{BACKGROUND_LEASE, BackgroundConfig, run_background};
+pub use capacity::CapacityTick;
 pub use reconcile::HealthMonitor;
 pub use stats::{
     ClusterStats, ClusterSummary, DEFAULT_ZONE, WorkerFilter, WorkerSessions, ZoneStats,
@@ -48,6 +53,7 @@ use super::fleet::Fleet;
 use super::placement::Placement;
 use super::shared::Shared;
 use crate::ids::WorkerId;
+use crate::scale::ScaleHook;
 use crate::time::Timestamp;
 
 /// The operations wing (see the module docs); reached through
@@ -69,6 +75,8 @@ pub struct Operations {
     pass_memory: Mutex<Option<reconcile::PassMemory>>,
     /// Sends the outbox's deliveries when this replica leads.
     webhook_sender: Option<Arc<dyn WebhookSender>>,
+    /// Starts and stops workers for capacity on schedule, if configured.
+    scale_hook: Option<Arc<dyn ScaleHook>>,
 }
 
 impl Operations {
@@ -78,6 +86,7 @@ impl Operations {
         fleet: Arc<Fleet>,
         exams: Arc<Exams>,
         webhook_sender: Option<Arc<dyn WebhookSender>>,
+        scale_hook: Option<Arc<dyn ScaleHook>>,
     ) -> Self {
         Self {
             shared,
@@ -88,6 +97,7 @@ impl Operations {
             orphan_alerts: Mutex::default(),
             pass_memory: Mutex::default(),
             webhook_sender,
+            scale_hook,
         }
     }
 

@@ -34,6 +34,7 @@
 
 mod adoption;
 mod audit;
+mod capacity_requests;
 mod coalescing;
 mod concurrency;
 mod credentials;
@@ -67,6 +68,11 @@ pub use adoption::{
     heartbeat_adoption_races_allocations_on_replicas,
 };
 pub use audit::audit_trail_is_newest_first;
+pub use capacity_requests::{
+    a_scale_request_is_issued_once_across_racing_replicas,
+    a_scale_request_survives_a_leader_change,
+    capacity_requests_are_inserted_once_and_compare_and_set,
+};
 pub use coalescing::duplicate_requests_on_replicas_share_the_last_slot;
 pub use concurrency::{SCALE, Scale};
 pub use concurrency::{
@@ -219,6 +225,9 @@ macro_rules! conformance_tests {
             finished_deliveries_past_retention_are_purged,
             concurrent_deliverers_never_share_a_lease,
             expired_delivery_lease_redelivers_once,
+            capacity_requests_are_inserted_once_and_compare_and_set,
+            a_scale_request_is_issued_once_across_racing_replicas,
+            a_scale_request_survives_a_leader_change,
         }
     };
     (@names; $($case:ident,)*) => {
