@@ -145,6 +145,7 @@ pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod time;
+pub mod transfer;
 mod validation;
 pub mod waiting_room;
 pub mod worker;

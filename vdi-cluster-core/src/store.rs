@@ -526,6 +526,11 @@ pub trait Credentials: Debug + Send + Sync + 'static {
     /// `worker`'s own credential, with its version.
     async fn worker_credential(&self, worker: &WorkerId) -> Result<Option<CredentialSnapshot>>;
 
+    /// Every worker's own credential, with its version, in any order
+    /// (a store's export reads them all; a credential may exist without a
+    /// worker record).
+    async fn worker_credentials(&self) -> Result<Vec<(WorkerId, CredentialSnapshot)>>;
+
     /// Stores an operators' page session under `id_hash` (SHA-256 hex of
     /// its opaque id), replacing any with that hash; may forget sessions
     /// that expired.

@@ -24,6 +24,15 @@ fn uses(what: &'static str, value: i32) -> Result<u32, PgError> {
     })
 }
 
+fn credential_snapshot(row: &PgRow) -> Result<CredentialSnapshot, PgError> {
+    let Json(credential): Json<WorkerCredential> = row.try_get("credential")?;
+    let version = to_u64("credential version", row.try_get("version")?)?;
+    Ok(CredentialSnapshot {
+        credential,
+        version,
+    })
+}
+
 fn join_token(row: &PgRow) -> Result<JoinToken, PgError> {
     Ok(JoinToken {
         id: row.try_get("id")?,
@@ -213,15 +222,26 @@ impl Credentials for PgStore {
                 .bind(worker.as_str())
                 .fetch_optional(self.pool())
                 .await?;
-            row.map(|r| {
-                let Json(credential): Json<WorkerCredential> = r.try_get("credential")?;
-                let version = to_u64("credential version", r.try_get("version")?)?;
-                Ok(CredentialSnapshot {
-                    credential,
-                    version,
+            row.as_ref().map(credential_snapshot).transpose()
+        })
+        .await
+    }
+
+    async fn worker_credentials(&self) -> Result<Vec<(WorkerId, CredentialSnapshot)>> {
+        self.call(async {
+            let rows = sqlx::query(sql::WORKER_CREDENTIALS)
+                .fetch_all(self.pool())
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    let worker = WorkerId::parse("worker_id", r.try_get::<String, _>("worker_id")?)
+                        .map_err(|source| PgError::Corrupt {
+                            what: "worker credential's worker",
+                            source,
+                        })?;
+                    Ok((worker, credential_snapshot(r)?))
                 })
-            })
-            .transpose()
+                .collect()
         })
         .await
     }

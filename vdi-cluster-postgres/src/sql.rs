@@ -90,6 +90,8 @@ statements! {
     UPDATE_WORKER_CREDENTIAL = "update_worker_credential.sql";
     /// A worker's credential and its version.
     WORKER_CREDENTIAL = "worker_credential.sql";
+    /// Every worker's credential (an export).
+    WORKER_CREDENTIALS = "worker_credentials.sql";
     /// A worker's credential version.
     WORKER_CREDENTIAL_VERSION = "worker_credential_version.sql";
     /// Store an operators' page session, forgetting expired ones.

@@ -22,6 +22,8 @@
 //!   carries one.
 //! * [`signin`] — operators' page: the session cookie and its CSRF token.
 //! * [`ops`] — `/healthz`, `/readyz`.
+//! * [`dump`] — a whole store, as `vdi-cluster store export` writes it and
+//!   `store import` reads it.
 //! * [`ErrorBody`] — Aetherium's error body every endpoint answers with.
 //! * [`decode`] — how bodies and query strings are read, errors naming the
 //!   field; [`credentials`] — credential formats, kept as hashes.
@@ -40,6 +42,7 @@ pub mod capacity;
 pub mod cluster;
 pub mod credentials;
 pub mod decode;
+pub mod dump;
 mod error;
 pub mod events;
 pub mod exams;

@@ -91,6 +91,10 @@ impl Credentials for RedisStore {
             .query_async(&mut self.conn())
             .await
             .map_err(BackendError::from)?;
+        if ids.is_empty() {
+            // An empty pipeline is not a command Redis takes.
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for id in &ids {
             pipe.cmd("HMGET")
@@ -232,6 +236,24 @@ impl Credentials for RedisStore {
         stored
             .map(|s| decode_credential(&self.keys.worker_credentials(), &s))
             .transpose()
+    }
+
+    async fn worker_credentials(&self) -> Result<Vec<(WorkerId, CredentialSnapshot)>> {
+        let key = self.keys.worker_credentials();
+        let stored: Vec<(String, String)> = redis::cmd("HGETALL")
+            .arg(&key)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        stored
+            .into_iter()
+            .map(|(worker, s)| {
+                let worker = WorkerId::parse("worker", worker).map_err(|e| {
+                    BackendError::malformed(key.clone(), "worker credential's code", e)
+                })?;
+                Ok((worker, decode_credential(&key, &s)?))
+            })
+            .collect()
     }
 
     async fn put_operator_session(&self, id_hash: &str, session: &OperatorSession) -> Result<()> {

@@ -87,6 +87,7 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod throttle;
+pub mod transfer;
 pub mod webhook_guard;
 pub mod webhooks;
 

@@ -1,14 +1,15 @@
 //! The `vdi-cluster` binary: `vdi-cluster serve` runs the control plane;
 //! `vdi-cluster worker` a worker node; `vdi-cluster demo` a control plane
 //! and simulated workers on this machine; `vdi-cluster token` prints a
-//! signed JWT. Run `vdi-cluster --help`.
+//! signed JWT; `vdi-cluster store export | import` copies a whole store.
+//! Run `vdi-cluster --help`.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
 use vdi_cluster_server::config::{Cli, CliError, Command, LogFormat};
-use vdi_cluster_server::{demo, server};
+use vdi_cluster_server::{demo, server, transfer};
 
 fn init_tracing(default: &str, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
@@ -67,6 +68,19 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Store(args) => {
+            let (input, output) = (std::io::stdin().lock(), std::io::stdout().lock());
+            match transfer::run(&args.action, input, output).await {
+                Ok(summary) => {
+                    eprint!("{summary}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Token(args) => match server::token(&args) {
             Ok(token) => {
                 println!("{token}");

@@ -127,6 +127,14 @@ impl Credentials for MemoryStore {
         Ok(self.lock()?.credentials.get(worker).cloned())
     }
 
+    async fn worker_credentials(&self) -> Result<Vec<(WorkerId, CredentialSnapshot)>> {
+        let s = self.lock()?;
+        Ok(s.credentials
+            .iter()
+            .map(|(id, c)| (id.clone(), c.clone()))
+            .collect())
+    }
+
     async fn put_operator_session(&self, id_hash: &str, session: &OperatorSession) -> Result<()> {
         let mut s = self.lock()?;
         s.operator_sessions

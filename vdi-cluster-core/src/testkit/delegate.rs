@@ -90,6 +90,8 @@ macro_rules! delegate_store {
                                          expected: Option<u64>) -> $crate::store::CasOutcome;
                 fn worker_credential(worker: &$crate::WorkerId)
                     -> Option<$crate::credential::CredentialSnapshot>;
+                fn worker_credentials()
+                    -> Vec<($crate::WorkerId, $crate::credential::CredentialSnapshot)>;
                 fn put_operator_session(id_hash: &str,
                                         session: &$crate::operator_session::OperatorSession) -> ();
                 fn operator_session(id_hash: &str, now: $crate::Timestamp)

@@ -12,6 +12,7 @@ use vdi_cluster_node::config::{AliasCommand, resolve_aliases, with_aliases};
 
 use crate::auth::Role;
 pub use crate::demo::DemoArgs;
+pub use crate::transfer::StoreArgs;
 pub use vdi_cluster_node::config::WorkerArgs;
 
 /// `vdi-cluster`: the control plane of a remote-desktop exam platform.
@@ -95,6 +96,10 @@ pub enum Command {
     Demo(DemoArgs),
     /// Print a signed JWT (HS256 with JWT_SECRET) for curl and scripts.
     Token(TokenArgs),
+    /// Copy a whole store to another: `export` a dump of it, `import` one
+    /// (the upgrade and migration path between backends, and a backup
+    /// every backend reads).
+    Store(StoreArgs),
 }
 
 fn parse_role(text: &str) -> Result<Role, String> {

@@ -52,6 +52,7 @@ mod outbox_causes;
 mod prewarm_pool;
 mod registry;
 mod resumed_pass;
+mod transfer;
 mod waiting_room;
 mod waiting_room_service;
 mod worker_credentials;
@@ -125,6 +126,9 @@ pub use registry::{
 };
 pub use resumed_pass::{
     a_pass_resumes_on_the_next_leader, resumed_scans_cover_every_dispatch_once,
+};
+pub use transfer::{
+    fill_every_part, store_contents_survive_export_and_import, worker_credentials_are_listed,
 };
 pub use waiting_room::{
     concurrent_queue_keeps_invariant_e, queue_claims_are_exclusive_and_fenced,
@@ -228,6 +232,8 @@ macro_rules! conformance_tests {
             capacity_requests_are_inserted_once_and_compare_and_set,
             a_scale_request_is_issued_once_across_racing_replicas,
             a_scale_request_survives_a_leader_change,
+            worker_credentials_are_listed,
+            store_contents_survive_export_and_import,
         }
     };
     (@names; $($case:ident,)*) => {

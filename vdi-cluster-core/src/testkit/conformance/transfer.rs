@@ -1,0 +1,178 @@
+//! Cases of the read-all and write-all operations a store's export and
+//! import use ([`crate::transfer`]): a store's contents survive a trip
+//! through the backend and back with nothing lost, and an import never
+//! overwrites nor duplicates.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::StoreFactory;
+use super::fixtures::{now, put_new, reserved};
+use super::outbox::{endpoint, entry};
+use crate::credential::{IssuedSecret, WorkerCredential};
+use crate::memory::MemoryStore;
+use crate::store::{AuditEntry, JoinToken, Store};
+use crate::testkit::{exam, key, wid, worker_record};
+use crate::transfer::{ImportError, ImportMode, StoreContents, export, import};
+
+const STICKY: Duration = Duration::from_secs(21_600);
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// Writes something into every part a store's export copies: two
+/// workers (one with unrecorded slots), credentials (one of a worker
+/// without a record), a bound join token with a use counted, an exam,
+/// a webhook endpoint with two undelivered entries, two audit entries,
+/// an active and an orphaned dispatch, and a reservation in flight
+/// (which an export leaves out).
+pub async fn fill_every_part(store: &Arc<dyn Store>) {
+    let t = now();
+    put_new(store, &worker_record("w-1", 4, 0)).await;
+    let mut second = worker_record("w-2", 3, 1);
+    second.unrecorded = 1;
+    put_new(store, &second).await;
+    for (code, hash) in [("w-1", "a1"), ("w-joined", "b2")] {
+        let secret = IssuedSecret::new(hash.repeat(32), t, DAY);
+        store
+            .put_worker_credential(&wid(code), &WorkerCredential::issued(secret), None)
+            .await
+            .unwrap();
+    }
+    store
+        .put_join_token(&JoinToken {
+            id: "jt-1".into(),
+            token_hash: "c3".repeat(32),
+            created_by: "admin".into(),
+            created_at: t,
+            expires_at: t.plus(DAY),
+            max_uses: 3,
+            uses: 0,
+            worker: Some(wid("w-3")),
+        })
+        .await
+        .unwrap();
+    store
+        .redeem_join_token(&"c3".repeat(32), t)
+        .await
+        .unwrap()
+        .expect("a use of the join token");
+    let booked = exam("exam-1", t.plus(DAY), 90, 20);
+    store.put_exam_if_version(&booked, 0).await.unwrap();
+    assert!(store.put_webhook(&endpoint("wh_1", t)).await.unwrap());
+    let entries = [
+        entry("msg_1", "wh_1", "dedup-1", t),
+        entry("msg_2", "wh_1", "dedup-2", t),
+    ];
+    assert_eq!(store.append_outbox(&entries, None).await.unwrap(), 2);
+    for (i, action) in ["drain", "activate"].into_iter().enumerate() {
+        store
+            .append_audit(&AuditEntry {
+                at: t.plus(Duration::from_millis(i as u64)),
+                actor: "admin".into(),
+                action: action.into(),
+                target: "w-1".into(),
+                detail: serde_json::json!({ "i": i }),
+            })
+            .await
+            .unwrap();
+    }
+    let (active, orphaned) = (key("exam-1", "u-1"), key("exam-1", "u-2"));
+    for k in [&active, &orphaned] {
+        let d = reserved(store, k, &wid("w-1")).await;
+        store
+            .confirm(
+                k,
+                d.id,
+                Some(serde_json::json!({ "rdp": "10.0.0.5" })),
+                t,
+                STICKY,
+            )
+            .await
+            .unwrap()
+            .expect("confirmed");
+    }
+    let o = store.dispatch(&orphaned).await.unwrap().unwrap();
+    assert!(store.mark_orphaned(&orphaned, o.id, None).await.unwrap());
+    reserved(store, &key("exam-1", "u-3"), &wid("w-2")).await;
+}
+
+/// What a filled store's export must hold, part by part.
+fn assert_every_part(contents: &StoreContents) {
+    let counts = [
+        contents.workers.len(),
+        contents.worker_credentials.len(),
+        contents.join_tokens.len(),
+        contents.exams.len(),
+        contents.webhooks.len(),
+        contents.outbox.len(),
+        contents.audit.len(),
+        contents.dispatches.len(),
+    ];
+    assert_eq!(counts, [2, 2, 1, 1, 1, 2, 2, 2], "{contents:#?}");
+    assert_eq!(contents.workers[1].unrecorded, 1);
+    assert_eq!(contents.join_tokens[0].uses, 1);
+    assert_eq!(contents.audit[0].action, "drain", "oldest first");
+}
+
+/// A store's contents go into the backend and come out equal: memory →
+/// backend → memory, with nothing lost; the counters the backend derives
+/// from the dispatches match them; a second import is refused into the
+/// now non-empty store and, merging, writes nothing twice.
+pub async fn store_contents_survive_export_and_import(factory: &impl StoreFactory) {
+    let source: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    fill_every_part(&source).await;
+    let dumped = export(source.as_ref()).await.unwrap();
+    assert_every_part(&dumped);
+
+    let backend = factory.replica().await;
+    let report = import(backend.as_ref(), &dumped, ImportMode::IntoEmpty, STICKY)
+        .await
+        .unwrap();
+    assert_eq!(report.dispatches.written, 2);
+    assert_eq!(report.workers.skipped, 0);
+    let other = factory.replica().await;
+    assert_eq!(export(other.as_ref()).await.unwrap(), dumped);
+    let w1 = other.worker(&wid("w-1")).await.unwrap().unwrap();
+    assert_eq!(w1.dispatched, 2, "counters follow the dispatches");
+    let recount = other.recount(false).await.unwrap();
+    assert!(recount.drift.is_empty(), "{recount:?}");
+
+    let again = import(other.as_ref(), &dumped, ImportMode::IntoEmpty, STICKY).await;
+    assert!(
+        matches!(again, Err(ImportError::NotEmpty { holds: "workers" })),
+        "{again:?}"
+    );
+    let merged = import(other.as_ref(), &dumped, ImportMode::Merge, STICKY)
+        .await
+        .unwrap();
+    assert_eq!(
+        merged.workers.written + merged.outbox.written + merged.audit.written,
+        0
+    );
+    assert_eq!(merged.dispatches.skipped, 2);
+    assert_eq!(export(backend.as_ref()).await.unwrap(), dumped);
+
+    let back: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let from_backend = export(backend.as_ref()).await.unwrap();
+    import(back.as_ref(), &from_backend, ImportMode::IntoEmpty, STICKY)
+        .await
+        .unwrap();
+    assert_eq!(export(back.as_ref()).await.unwrap(), dumped);
+}
+
+/// Every worker's credential is listed, with or without a record.
+pub async fn worker_credentials_are_listed(factory: &impl StoreFactory) {
+    let store = factory.replica().await;
+    assert!(store.worker_credentials().await.unwrap().is_empty());
+    let secret = IssuedSecret::new("d4".repeat(32), now(), DAY);
+    for code in ["w-a", "w-b"] {
+        store
+            .put_worker_credential(&wid(code), &WorkerCredential::issued(secret.clone()), None)
+            .await
+            .unwrap();
+    }
+    let mut listed = factory.replica().await.worker_credentials().await.unwrap();
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    let codes: Vec<&str> = listed.iter().map(|(w, _)| w.as_str()).collect();
+    assert_eq!(codes, ["w-a", "w-b"]);
+    assert_eq!(listed[0].1.credential, WorkerCredential::issued(secret));
+}

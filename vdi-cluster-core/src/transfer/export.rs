@@ -1,0 +1,66 @@
+//! [`export`]: a store's contents, read through the storage traits.
+
+use super::StoreContents;
+use crate::dispatch::DispatchState;
+use crate::error::Result;
+use crate::outbox::DeliveryState;
+use crate::store::Store;
+
+/// Dispatches read per page of the scan.
+const PAGE: usize = 500;
+/// "All of them" for the reads that take a limit: more than any store
+/// keeps (the audit trail and each endpoint's deliveries are bounded far
+/// below it).
+const ALL: usize = u32::MAX as usize;
+
+/// Reads everything of `store` that must survive a move (see the
+/// [module's table](super)), each part in its stable order. Reservations
+/// in flight are left out; so is every delivery already delivered or
+/// given up.
+pub async fn export(store: &dyn Store) -> Result<StoreContents> {
+    let mut contents = StoreContents {
+        workers: store
+            .workers()
+            .await?
+            .into_iter()
+            .map(|w| w.record)
+            .collect(),
+        worker_credentials: store
+            .worker_credentials()
+            .await?
+            .into_iter()
+            .map(|(worker, snapshot)| (worker, snapshot.credential))
+            .collect(),
+        join_tokens: store.join_tokens().await?,
+        exams: store.exam_calendar().await?.exams,
+        webhooks: store.webhooks().await?,
+        ..StoreContents::default()
+    };
+    for endpoint in &contents.webhooks {
+        let deliveries = store.deliveries(&endpoint.id, ALL).await?;
+        contents.outbox.extend(
+            deliveries
+                .into_iter()
+                .filter(|d| matches!(d.state, DeliveryState::Pending | DeliveryState::Leased))
+                .map(|d| d.entry),
+        );
+    }
+    let mut audit = store.recent_audit(ALL).await?;
+    audit.reverse();
+    contents.audit = audit;
+    let mut cursor = None;
+    loop {
+        let page = store.scan_dispatches(cursor.as_deref(), PAGE).await?;
+        contents.dispatches.extend(
+            page.dispatches
+                .into_iter()
+                .filter(|d| d.state != DispatchState::Reserved),
+        );
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    contents.sort();
+    Ok(contents)
+}

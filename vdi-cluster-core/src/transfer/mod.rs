@@ -1,0 +1,62 @@
+//! Moving a deployment between stores: everything that must survive,
+//! read from one store and written into another, whatever their backends.
+//!
+//! [`export`] reads a store's [`StoreContents`] through the storage
+//! traits' read-all operations; [`import`] checks them
+//! ([`StoreContents::validate`]) and writes them through the traits'
+//! ordinary writes, so the copy is written once for every pair of
+//! backends. The JSON form of a dump (its format version and field names)
+//! is the protocol crate's; this module holds no serialisation.
+//!
+//! What is copied, and how it is written:
+//!
+//! | part | read with | written with |
+//! |---|---|---|
+//! | workers' registrations, settings, last reports, unrecorded slots | [`Registry::workers`] | [`Registry::put_worker`] (insert only) |
+//! | workers' own credentials (hashes only) | [`Credentials::worker_credentials`] | [`Credentials::put_worker_credential`] (insert only) |
+//! | join tokens (hashes, uses left) | [`Credentials::join_tokens`] | [`Credentials::put_join_token`] |
+//! | the exam calendar | [`ExamStore::exam_calendar`] | [`ExamStore::put_exam_if_version`] |
+//! | webhook endpoints (with their signing secrets) | [`Outbox::webhooks`] | [`Outbox::put_webhook`] |
+//! | undelivered outbox entries (pending or leased) | [`Outbox::deliveries`] | [`Outbox::append_outbox`] (due at once, same ids) |
+//! | the audit trail | [`AuditLog::recent_audit`] | [`AuditLog::append_audit`], oldest first |
+//! | live dispatches (active and orphaned) | [`DispatchStore::scan_dispatches`] | [`DispatchStore::adopt`] (with their counters), then [`DispatchStore::mark_orphaned`] |
+//!
+//! Not copied, because the cluster rebuilds it: reservations in flight
+//! (the source reclaims them; a session that did start is adopted from
+//! its worker's next report), per-worker and per-exam counters (recounted
+//! from the dispatches as they are written), the sticky worker of each
+//! exam (set by the adoption of its dispatches), exams' at-risk flags
+//! (the leader's next tick evaluates them), waiting rooms (students poll
+//! again), leases and the reconcile cursor, delivered or failed deliveries'
+//! histories, and operators' page sessions (operators sign in again).
+//!
+//! An export is not a snapshot of one instant: stop the control planes
+//! writing to the source first (a cold copy), or use the engine's own
+//! backup for a hot one.
+//!
+//! [`Registry::workers`]: crate::store::Registry::workers
+//! [`Registry::put_worker`]: crate::store::Registry::put_worker
+//! [`Credentials::worker_credentials`]: crate::store::Credentials::worker_credentials
+//! [`Credentials::put_worker_credential`]: crate::store::Credentials::put_worker_credential
+//! [`Credentials::join_tokens`]: crate::store::Credentials::join_tokens
+//! [`Credentials::put_join_token`]: crate::store::Credentials::put_join_token
+//! [`ExamStore::exam_calendar`]: crate::calendar::ExamStore::exam_calendar
+//! [`ExamStore::put_exam_if_version`]: crate::calendar::ExamStore::put_exam_if_version
+//! [`Outbox::webhooks`]: crate::outbox::Outbox::webhooks
+//! [`Outbox::put_webhook`]: crate::outbox::Outbox::put_webhook
+//! [`Outbox::deliveries`]: crate::outbox::Outbox::deliveries
+//! [`Outbox::append_outbox`]: crate::outbox::Outbox::append_outbox
+//! [`AuditLog::recent_audit`]: crate::store::AuditLog::recent_audit
+//! [`AuditLog::append_audit`]: crate::store::AuditLog::append_audit
+//! [`DispatchStore::scan_dispatches`]: crate::store::DispatchStore::scan_dispatches
+//! [`DispatchStore::adopt`]: crate::store::DispatchStore::adopt
+//! [`DispatchStore::mark_orphaned`]: crate::store::DispatchStore::mark_orphaned
+
+mod contents;
+mod export;
+mod import;
+mod validate;
+
+pub use contents::StoreContents;
+pub use export::export;
+pub use import::{Copied, ImportError, ImportMode, ImportReport, holds_anything, import};

@@ -1,0 +1,83 @@
+use serde_json::json;
+use vdi_cluster_core::worker::WorkerDescription;
+
+use super::*;
+
+fn contents() -> StoreContents {
+    let mut record = WorkerRecord::registered(
+        WorkerId::parse("code", "w-1").unwrap(),
+        WorkerDescription::default(),
+        Timestamp(1_000),
+    );
+    record.unrecorded = 2;
+    StoreContents {
+        workers: vec![record],
+        ..StoreContents::default()
+    }
+}
+
+#[test]
+fn a_dump_keeps_what_is_stored_beside_a_record() {
+    let dump = StoreDump::new(contents(), Timestamp(5));
+    let text = serde_json::to_vec(&dump).unwrap();
+    let back = StoreDump::parse(&text).unwrap();
+    assert_eq!(back, dump);
+    assert_eq!(back.into_contents(), contents());
+}
+
+#[test]
+fn field_names_are_pinned() {
+    let value = serde_json::to_value(StoreDump::new(contents(), Timestamp(5))).unwrap();
+    let mut keys: Vec<&str> = value
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "audit",
+            "dispatches",
+            "exams",
+            "exportedAt",
+            "formatVersion",
+            "joinTokens",
+            "outbox",
+            "webhooks",
+            "workerCredentials",
+            "workers"
+        ]
+    );
+    assert_eq!(value["formatVersion"], json!(1));
+    assert_eq!(value["workers"][0]["unrecorded"], json!(2));
+    assert_eq!(value["workers"][0]["record"]["id"], json!("w-1"));
+}
+
+#[test]
+fn another_format_version_is_refused_before_its_fields() {
+    let newer = json!({"formatVersion": 2, "exportedAt": 0, "somethingNew": []});
+    let err = StoreDump::parse(newer.to_string().as_bytes()).unwrap_err();
+    assert_eq!(err.field, "formatVersion");
+    assert!(err.message.contains("reads 1"), "{err}");
+
+    let none = json!({"exportedAt": 0, "workers": []});
+    let err = StoreDump::parse(none.to_string().as_bytes()).unwrap_err();
+    assert_eq!(err.field, "formatVersion");
+
+    let err = StoreDump::parse(b"not json").unwrap_err();
+    assert_eq!(err.field, "body");
+}
+
+#[test]
+fn a_bad_item_is_named_by_its_place() {
+    let mut value = serde_json::to_value(StoreDump::new(contents(), Timestamp(5))).unwrap();
+    value["workers"][0]["record"]["reportedActive"] = json!("many");
+    let err = StoreDump::parse(value.to_string().as_bytes()).unwrap_err();
+    assert_eq!(err.field, "workers[0].record.reportedActive", "{err}");
+
+    let unknown = json!({"formatVersion": 1, "exportedAt": 0, "wokers": []});
+    let err = StoreDump::parse(unknown.to_string().as_bytes()).unwrap_err();
+    assert!(err.message.contains("wokers"), "{err}");
+}
