@@ -246,6 +246,72 @@ async fn read_bounded<R: tokio::io::AsyncRead + Unpin>(reader: Option<R>) -> Vec
     out
 }
 
+/// Runs `command` (for `action` of `program`) with `input` on standard
+/// input (closed when `None`), killing it past `timeout`; what it printed
+/// on standard output when it exited 0. A non-zero exit fails with the
+/// end of standard error; output beyond [`MAX_OUTPUT_BYTES`] is refused.
+/// The node's provisioner and the control plane's scale hook run their
+/// programs through it.
+pub async fn run_program(
+    mut command: tokio::process::Command,
+    program: &std::path::Path,
+    action: &str,
+    input: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<Vec<u8>, ProvisionError> {
+    let spawn_error = |source| ProvisionError::Spawn {
+        program: program.display().to_string(),
+        source,
+    };
+    command
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = command.spawn().map_err(spawn_error)?;
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let work = async {
+        let feed = async {
+            if let (Some(mut pipe), Some(bytes)) = (stdin, input) {
+                use tokio::io::AsyncWriteExt;
+                // A program that does not read its input is not an error.
+                let _ = pipe.write_all(bytes).await;
+            }
+        };
+        let (_, out, err, status) = tokio::join!(
+            feed,
+            read_bounded(stdout),
+            read_bounded(stderr),
+            child.wait()
+        );
+        (out, err, status)
+    };
+    let (out, err, status) = tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| ProvisionError::Timeout(timeout))?;
+    let status = status.map_err(spawn_error)?;
+    if !status.success() {
+        let detail = tail(&err, 400);
+        return Err(ProvisionError::Failed(if detail.is_empty() {
+            format!("{} {action}: {status}", program.display())
+        } else {
+            format!("{} {action}: {status}: {detail}", program.display())
+        }));
+    }
+    if out.len() > MAX_OUTPUT_BYTES {
+        return Err(ProvisionError::BadOutput(format!(
+            "more than {MAX_OUTPUT_BYTES} bytes on standard output"
+        )));
+    }
+    Ok(out)
+}
+
 impl CommandProvisioner {
     /// Runs `program` for `worker`, killing runs longer than `timeout`.
     pub fn new(program: PathBuf, worker: WorkerId, timeout: Duration) -> Self {
@@ -273,47 +339,8 @@ impl CommandProvisioner {
             .env(
                 "VDI_MACHINE",
                 run.machine.map(|m| m.0.to_string()).unwrap_or_default(),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = command.spawn().map_err(|source| ProvisionError::Spawn {
-            program: self.program.display().to_string(),
-            source,
-        })?;
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        let work = async {
-            let (out, err, status) =
-                tokio::join!(read_bounded(stdout), read_bounded(stderr), child.wait());
-            (out, err, status)
-        };
-        let (out, err, status) = tokio::time::timeout(self.timeout, work)
-            .await
-            .map_err(|_| ProvisionError::Timeout(self.timeout))?;
-        let status = status.map_err(|source| ProvisionError::Spawn {
-            program: self.program.display().to_string(),
-            source,
-        })?;
-        if !status.success() {
-            let detail = tail(&err, 400);
-            return Err(ProvisionError::Failed(if detail.is_empty() {
-                format!("{} {}: {status}", self.program.display(), run.action)
-            } else {
-                format!(
-                    "{} {}: {status}: {detail}",
-                    self.program.display(),
-                    run.action
-                )
-            }));
-        }
-        if out.len() > MAX_OUTPUT_BYTES {
-            return Err(ProvisionError::BadOutput(format!(
-                "more than {MAX_OUTPUT_BYTES} bytes on standard output"
-            )));
-        }
-        Ok(out)
+            );
+        run_program(command, &self.program, run.action, None, self.timeout).await
     }
 
     fn object(action: &str, out: &[u8]) -> Result<Value, ProvisionError> {

@@ -83,6 +83,7 @@ mod path_params;
 pub mod peer_cert;
 pub mod router;
 pub mod routes;
+pub mod scale_hook;
 pub mod server;
 pub mod state;
 pub mod store;

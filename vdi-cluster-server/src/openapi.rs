@@ -56,9 +56,10 @@ use vdi_cluster_core::worker::{MAX_TAG_LEN, MAX_TAGS};
 
 use crate::auth::Access;
 use crate::routes::{
-    HttpMethod, admin, cluster, credentials, exams, heartbeat, install, join, maintenance, ops,
-    route_table, sessions, signin, waiting_room, webhooks, workers,
+    HttpMethod, admin, capacity, cluster, credentials, exams, heartbeat, install, join,
+    maintenance, ops, route_table, sessions, signin, waiting_room, webhooks, workers,
 };
+use vdi_cluster_protocol::capacity::{CapacityRequestJson, CapacityRequestList};
 use vdi_cluster_protocol::maintenance::{
     FreezeRefusedJson, FrozenExamJson, MaintenanceWindowJson, MaintenanceWindowsJson,
 };
@@ -88,7 +89,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         credentials::rotate, credentials::reset, credentials::revoke,
         sessions::allocate, sessions::get, sessions::release, sessions::prewarm,
         exams::book, exams::calendar, exams::detail, exams::patch, exams::cancel,
-        waiting_room::queue,
+        waiting_room::queue, capacity::list,
         cluster::stats, cluster::distribution, cluster::audit, cluster::events,
         webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries,
         webhooks::retry,
@@ -111,6 +112,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         CreateWebhook, CreatedWebhook, WebhookJson, WebhookList, DeliveryJson, DeliveryList,
         AttemptJson, WebhookPayload,
         FreezeRefusedJson, FrozenExamJson, MaintenanceWindowsJson, MaintenanceWindowJson,
+        CapacityRequestList, CapacityRequestJson,
     )),
     modifiers(&FromRouteTable),
     tags(

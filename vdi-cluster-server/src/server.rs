@@ -38,6 +38,7 @@ use crate::grpc::{self, GrpcError};
 use crate::install::InstallConfig;
 use crate::listener;
 use crate::router::router;
+use crate::scale_hook::CommandScaleHook;
 use crate::state::AppState;
 use crate::store::{StoreError, StoreOptions, open_store, redact};
 use crate::webhooks::HttpWebhookSender;
@@ -239,8 +240,18 @@ pub async fn prepare(
     if let Some(tls) = tls {
         builder = builder.tls(tls);
     }
+    let scale_hook = args.scale_command.clone().map(|program| {
+        tracing::info!(program = %program.display(), "capacity on schedule through the scale hook");
+        Arc::new(CommandScaleHook::new(
+            program,
+            Duration::from_secs(args.scale_timeout_sec),
+        ))
+    });
     let state = builder
-        .service(|s| s.config(config))
+        .service(|s| match scale_hook {
+            Some(hook) => s.config(config).scale_hook(hook),
+            None => s.config(config),
+        })
         .limits(limits)
         .throttle(args.throttle_config())
         .store_name(opened.kind.name())

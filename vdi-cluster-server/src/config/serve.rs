@@ -180,6 +180,31 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(5..=86_400))]
     pub queue_abandon_sec: u64,
 
+    /// The scale hook: a program the leader runs with `VDI_ACTION=scale_up`
+    /// when booked exams will be short of slots, and `scale_down` when the
+    /// workers it started are drained and no longer needed (its JSON
+    /// contract: docs/capacity.md). Unset: no capacity is asked for.
+    #[arg(long, env = "VDI_SCALE_COMMAND", value_name = "PATH")]
+    pub scale_command: Option<std::path::PathBuf>,
+
+    /// How long before a booked exam's prewarm lead begins the scale hook
+    /// is asked for the slots it would be short, seconds.
+    #[arg(long, env = "VDI_SCALE_LEAD_SEC", default_value_t = 1_800,
+          value_parser = clap::value_parser!(u64).range(0..=604_800))]
+    pub scale_lead_sec: u64,
+
+    /// The first wait before a failed call of the scale hook is repeated
+    /// (doubled per attempt, up to 64 times), seconds.
+    #[arg(long, env = "VDI_SCALE_RETRY_SEC", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub scale_retry_sec: u64,
+
+    /// Longest run of the scale hook before it is killed (and the call
+    /// repeated later), seconds.
+    #[arg(long, env = "VDI_SCALE_TIMEOUT_SEC", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub scale_timeout_sec: u64,
+
     /// Prewarm calls in flight.
     #[arg(long, env = "VDI_PREWARM_CONCURRENCY", default_value_t = 4,
           value_parser = clap::value_parser!(u64).range(1..=256))]
@@ -334,6 +359,8 @@ impl ServeArgs {
             adoption_grace: Duration::from_secs(self.adoption_grace_sec),
             exam_headroom_percent: self.exam_headroom_percent,
             queue_abandon: Duration::from_secs(self.queue_abandon_sec),
+            scale_lead: Duration::from_secs(self.scale_lead_sec),
+            scale_retry: Duration::from_secs(self.scale_retry_sec),
             coalesce_wait: self.coalesce_wait_ms.map(Duration::from_millis),
             dispatch_stale: Duration::from_secs(self.dispatch_stale_sec),
             scan_count: usize::try_from(self.dispatch_scan_count).unwrap_or(usize::MAX),

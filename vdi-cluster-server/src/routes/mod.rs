@@ -20,7 +20,8 @@
 //! * `credentials` — a worker's own credential: rotate, revoke, reset.
 //! * `sessions` — the exam application's session API and prewarm.
 //! * `exams` — exams booked with admission control; `waiting_room` — an
-//!   exam's queue of students waiting for a slot.
+//!   exam's queue of students waiting for a slot; `capacity` — what the
+//!   scale hook was asked for.
 //! * `cluster` — statistics, distribution, audit, events.
 //! * `ops` — health, readiness, metrics, the OpenAPI document.
 //! * `webhooks` — alerts by webhook: endpoints, deliveries, retries.
@@ -30,6 +31,7 @@
 //! * `roles` — the roles table (routes × credentials) of the README.
 
 pub(crate) mod admin;
+pub(crate) mod capacity;
 pub(crate) mod cluster;
 pub(crate) mod credentials;
 pub(crate) mod exams;
@@ -194,6 +196,8 @@ static ROUTES: &[RouteSpec] = routes! {
         => "Cancel an exam";
     Get "/api/vdi/exams/{examId}/queue" Operator waiting_room::queue
         => "Who waits in an exam's queue, in order, with positions and waiting times";
+    Get "/api/vdi/capacity-requests" Operator capacity::list
+        => "Workers asked of the scale hook for booked exams: requested, joined, missing, released";
     Get "/api/vdi/cluster/stats" Operator cluster::stats
         => "Cluster statistics with per-status and per-zone breakdowns (as Aetherium)";
     Get "/api/vdi/cluster/distribution" Operator cluster::distribution
