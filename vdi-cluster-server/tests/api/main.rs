@@ -8,6 +8,7 @@ mod attack;
 mod auth_matrix;
 mod backends;
 mod bad_input;
+mod capacity;
 mod common;
 mod connections;
 mod credentials;
