@@ -141,6 +141,14 @@ pub trait Registry: Debug + Send + Sync + 'static {
     /// the store's own call timeout.
     async fn ping(&self) -> Result<()>;
 
+    /// The store node serving writes now, when the backend follows a
+    /// primary that can move (Redis through Sentinel): its `host:port`, for
+    /// readiness and the operators. `None` for a backend on one fixed
+    /// server or in memory.
+    fn primary(&self) -> Option<String> {
+        None
+    }
+
     /// One worker, with its version and dispatched count.
     async fn worker(&self, id: &WorkerId) -> Result<Option<WorkerSnapshot>>;
 

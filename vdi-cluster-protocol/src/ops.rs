@@ -12,6 +12,10 @@ pub struct HealthJson {
     /// The backend (`memory`, `redis`, `postgres`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<String>,
+    /// The store node serving writes, when the backend follows a primary
+    /// that can move (Redis through Sentinel): `host:port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<String>,
 }
 
 impl HealthJson {
@@ -20,14 +24,17 @@ impl HealthJson {
         Self {
             status: "ok".into(),
             store: None,
+            primary: None,
         }
     }
 
-    /// Readiness over backend `store`: `{"status": "ready", "store": …}`.
-    pub fn ready(store: &str) -> Self {
+    /// Readiness over backend `store`: `{"status": "ready", "store": …}`,
+    /// with `"primary": "host:port"` when the store names its primary.
+    pub fn ready(store: &str, primary: Option<String>) -> Self {
         Self {
             status: "ready".into(),
             store: Some(store.to_owned()),
+            primary,
         }
     }
 }
@@ -45,8 +52,13 @@ mod tests {
             json!({"status": "ok"})
         );
         assert_eq!(
-            serde_json::to_value(HealthJson::ready("redis")).unwrap(),
+            serde_json::to_value(HealthJson::ready("redis", None)).unwrap(),
             json!({"status": "ready", "store": "redis"})
+        );
+        assert_eq!(
+            serde_json::to_value(HealthJson::ready("redis", Some("10.0.0.2:6379".into())))
+                .unwrap(),
+            json!({"status": "ready", "store": "redis", "primary": "10.0.0.2:6379"})
         );
     }
 }

@@ -1,6 +1,9 @@
 //! The connection every request goes through: a [`ConnectionManager`]
-//! (multiplexed, reconnects by itself) with a deadline on every request and
-//! a count of round trips.
+//! (multiplexed, reconnects by itself) with a deadline on every request,
+//! a count of round trips, and optionally
+//! - the primary found through Sentinel and followed across failovers
+//!   ([`Failover`]), and
+//! - `WAIT` for replicas after each request ([`WaitReplicas`]).
 
 use std::fmt;
 use std::io;
@@ -9,37 +12,97 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager};
-use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
+use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind, Value};
 
-/// A cheap-to-clone handle on one connection manager.
+use crate::failover::Failover;
+
+/// Where requests go.
+#[derive(Clone)]
+pub(crate) enum Route {
+    /// One server; the manager reconnects to it by itself.
+    Fixed(ConnectionManager),
+    /// The primary the sentinels name, followed across failovers.
+    Sentinel(Arc<Failover>),
+}
+
+/// After each request, wait until this many replicas have acknowledged
+/// the writes so far (Redis' `WAIT`), for at most `timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WaitReplicas {
+    pub(crate) replicas: u32,
+    pub(crate) timeout: Duration,
+}
+
+impl WaitReplicas {
+    fn cmd(self) -> Cmd {
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(self.replicas)
+            .arg(u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX).max(1));
+        cmd
+    }
+
+    /// `WAIT`'s answer, the number of replicas that acknowledged, checked.
+    fn check(self, acked: Value) -> RedisResult<()> {
+        let acked = redis::from_redis_value::<u64>(acked.extract_error()?)?;
+        if acked >= u64::from(self.replicas) {
+            Ok(())
+        } else {
+            Err(RedisError::from(io::Error::other(NotReplicated {
+                acked,
+                wanted: self.replicas,
+                timeout: self.timeout,
+            })))
+        }
+    }
+}
+
+/// Fewer replicas than asked acknowledged a write in time. The write is on
+/// the primary; it may be lost if the primary fails before replicating it.
+#[derive(Debug, thiserror::Error)]
+#[error("{acked} of {wanted} replica(s) acknowledged the write within {timeout:?}")]
+struct NotReplicated {
+    acked: u64,
+    wanted: u32,
+    timeout: Duration,
+}
+
+/// A cheap-to-clone handle on the connection.
 ///
 /// Each request (one command, one pipeline, one `MULTI … EXEC` block) is one
 /// round trip: it is counted, and fails with a timed-out I/O error when no
 /// answer arrives within the deadline — also while the manager is still
-/// reconnecting to a server that is down.
+/// reconnecting to a server that is down. With [`WaitReplicas`], a
+/// command's `WAIT` travels in the same round trip; a pipeline's is one
+/// more.
 #[derive(Clone)]
 pub(crate) struct Conn {
-    inner: ConnectionManager,
+    route: Route,
     deadline: Duration,
+    wait: Option<WaitReplicas>,
     round_trips: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for Conn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Conn")
-            .field("inner", &self.inner)
-            .field("deadline", &self.deadline)
+        let mut out = f.debug_struct("Conn");
+        match &self.route {
+            Route::Fixed(manager) => out.field("manager", manager),
+            Route::Sentinel(failover) => out.field("failover", failover),
+        };
+        out.field("deadline", &self.deadline)
+            .field("wait", &self.wait)
             .field("round_trips", &self.round_trips.load(Ordering::Relaxed))
             .finish()
     }
 }
 
 impl Conn {
-    /// Wraps `inner`, bounding every request by `deadline`.
-    pub(crate) fn new(inner: ConnectionManager, deadline: Duration) -> Self {
+    /// Sends requests along `route`, bounding each by `deadline`.
+    pub(crate) fn new(route: Route, deadline: Duration, wait: Option<WaitReplicas>) -> Self {
         Self {
-            inner,
+            route,
             deadline,
+            wait,
             round_trips: Arc::default(),
         }
     }
@@ -49,12 +112,117 @@ impl Conn {
         self.round_trips.load(Ordering::Relaxed)
     }
 
+    /// The failover state, when the primary is found through Sentinel.
+    pub(crate) fn failover(&self) -> Option<&Failover> {
+        match &self.route {
+            Route::Fixed(_) => None,
+            Route::Sentinel(failover) => Some(failover),
+        }
+    }
+
     fn timed_out(&self) -> RedisError {
         RedisError::from(io::Error::new(
             io::ErrorKind::TimedOut,
             TimedOut(self.deadline),
         ))
     }
+
+    /// One request on `manager`, within the deadline.
+    async fn on<T>(
+        &self,
+        request: impl Future<Output = RedisResult<T>>,
+    ) -> RedisResult<T> {
+        tokio::time::timeout(self.deadline, request)
+            .await
+            .unwrap_or_else(|_| Err(self.timed_out()))
+    }
+
+    async fn command(&self, mut manager: ConnectionManager, cmd: &Cmd) -> RedisResult<Value> {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let Some(wait) = self.wait else {
+            return self.on(manager.req_packed_command(cmd)).await;
+        };
+        let mut pipe = redis::pipe();
+        pipe.add_command(cmd.clone()).add_command(wait.cmd());
+        let mut replies = self.on(manager.req_packed_commands(&pipe, 0, 2)).await?;
+        let acked = replies.pop().unwrap_or_default();
+        let reply = replies.pop().unwrap_or_default().extract_error()?;
+        wait.check(acked)?;
+        Ok(reply)
+    }
+
+    async fn pipeline(
+        &self,
+        mut manager: ConnectionManager,
+        pipeline: &Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisResult<Vec<Value>> {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let replies = self
+            .on(manager.req_packed_commands(pipeline, offset, count))
+            .await?;
+        if let Some(wait) = self.wait {
+            self.round_trips.fetch_add(1, Ordering::Relaxed);
+            let acked = self.on(manager.req_packed_command(&wait.cmd())).await?;
+            wait.check(acked)?;
+        }
+        Ok(replies)
+    }
+
+    /// Runs `send` on the current connection; through Sentinel, a failure
+    /// that says the primary moved makes the store look for it again, and
+    /// a `READONLY` refusal (nothing was written) is sent once more to the
+    /// primary found.
+    async fn send<'a, T, F>(&'a self, send: impl Fn(&'a Self, ConnectionManager) -> F) -> RedisResult<T>
+    where
+        F: Future<Output = RedisResult<T>> + 'a,
+    {
+        let failover = match &self.route {
+            Route::Fixed(manager) => return send(self, manager.clone()).await,
+            Route::Sentinel(failover) => Arc::clone(failover),
+        };
+        let current = failover.current().await.map_err(unreachable)?;
+        let error = match send(self, current.manager).await {
+            Ok(reply) => return Ok(reply),
+            Err(error) => error,
+        };
+        if is_read_only(&error) {
+            let next = failover
+                .look(Some(current.generation))
+                .await
+                .map_err(unreachable)?;
+            return send(self, next.manager).await;
+        }
+        if primary_gone(&error) {
+            tokio::spawn(async move {
+                if let Err(e) = failover.look(Some(current.generation)).await {
+                    tracing::warn!(error = %e, "could not find the Redis primary");
+                }
+            });
+        }
+        Err(error)
+    }
+}
+
+/// The server refused the request because it is a replica (a write:
+/// `READONLY`; a `WAIT` sent with a command: the refusal names replicas):
+/// nothing was written, and the primary is elsewhere.
+fn is_read_only(error: &RedisError) -> bool {
+    if error.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly) {
+        return true;
+    }
+    let text = error.to_string();
+    text.contains("READONLY") || text.contains("cannot be used with replica")
+}
+
+/// The server did not answer: it may be gone and replaced.
+fn primary_gone(error: &RedisError) -> bool {
+    error.is_connection_refusal() || error.is_connection_dropped() || error.is_timeout()
+}
+
+fn unreachable(error: crate::sentinel::LocateError) -> RedisError {
+    RedisError::from(io::Error::new(io::ErrorKind::NotConnected, error))
 }
 
 /// No answer from Redis within the deadline.
@@ -64,13 +232,8 @@ struct TimedOut(Duration);
 
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        self.round_trips.fetch_add(1, Ordering::Relaxed);
-        Box::pin(async move {
-            match tokio::time::timeout(self.deadline, self.inner.req_packed_command(cmd)).await {
-                Ok(reply) => reply,
-                Err(_) => Err(self.timed_out()),
-            }
-        })
+        let this: &'a Self = self;
+        Box::pin(this.send(move |conn, manager| conn.command(manager, cmd)))
     }
 
     fn req_packed_commands<'a>(
@@ -79,17 +242,14 @@ impl ConnectionLike for Conn {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        self.round_trips.fetch_add(1, Ordering::Relaxed);
-        Box::pin(async move {
-            let request = self.inner.req_packed_commands(pipeline, offset, count);
-            match tokio::time::timeout(self.deadline, request).await {
-                Ok(reply) => reply,
-                Err(_) => Err(self.timed_out()),
-            }
-        })
+        let this: &'a Self = self;
+        Box::pin(this.send(move |conn, manager| conn.pipeline(manager, pipeline, offset, count)))
     }
 
     fn get_db(&self) -> i64 {
-        self.inner.get_db()
+        match &self.route {
+            Route::Fixed(manager) => manager.get_db(),
+            Route::Sentinel(failover) => failover.db(),
+        }
     }
 }

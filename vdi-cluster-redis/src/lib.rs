@@ -8,6 +8,7 @@ mod credentials;
 mod dispatch;
 mod error;
 mod exams;
+mod failover;
 pub mod keys;
 mod lease;
 mod lost;
@@ -15,10 +16,14 @@ mod outbox;
 mod recount;
 mod registry;
 mod scripts;
+mod sentinel;
 mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 mod waiting_room;
 
 pub use scripts::reserve_script;
+pub use sentinel::SENTINEL_SCHEME;
 
 /// The Redis driver this crate is built on, re-exported so callers name
 /// the same version (for [`Client`] options, TLS, RESP3).

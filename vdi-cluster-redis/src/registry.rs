@@ -172,6 +172,10 @@ impl Registry for RedisStore {
         Ok(())
     }
 
+    fn primary(&self) -> Option<String> {
+        RedisStore::primary(self)
+    }
+
     async fn worker(&self, id: &WorkerId) -> Result<Option<WorkerSnapshot>> {
         let (fields, dispatched): (WorkerFields, Option<String>) = redis::pipe()
             .atomic()

@@ -1,14 +1,17 @@
 //! [`RedisStore`] and its builder.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use vdi_cluster_core::{Error, Result};
 
-use crate::conn::Conn;
+use crate::conn::{Conn, Route, WaitReplicas};
 use crate::error::BackendError;
+use crate::failover::Failover;
 use crate::keys::{DEFAULT_PREFIX, Keys};
+use crate::sentinel::Sentinels;
 
 /// Default bound on one request to Redis, including any wait for a
 /// reconnection.
@@ -47,7 +50,9 @@ impl fmt::Debug for RedisStore {
 impl RedisStore {
     /// Starts configuring a store on the server at `url`
     /// (`redis://[:password@]host[:port][/db]`, `rediss://…` is not
-    /// compiled in).
+    /// compiled in), or on the primary that Redis Sentinel names
+    /// (`redis+sentinel://[[user]:password@]host[:port],…/master[/db]`, see
+    /// [`SENTINEL_SCHEME`](crate::SENTINEL_SCHEME)).
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
         RedisStoreBuilder {
             target: Target::Url(url.into()),
@@ -55,6 +60,7 @@ impl RedisStore {
             timeout: DEFAULT_TIMEOUT,
             connection_timeout: DEFAULT_CONNECTION_TIMEOUT,
             audit_kept: DEFAULT_AUDIT_KEPT,
+            wait: None,
         }
     }
 
@@ -73,6 +79,18 @@ impl RedisStore {
     /// per script (re)load after a server restart. For metrics and tests.
     pub fn round_trips(&self) -> u64 {
         self.conn.round_trips()
+    }
+
+    /// The primary's `host:port` when it is found through Sentinel (once
+    /// found); `None` for a single server.
+    pub fn primary(&self) -> Option<String> {
+        self.conn.failover().and_then(Failover::primary)
+    }
+
+    /// Times this handle (and its clones) moved to another primary after a
+    /// failover; 0 for a single server.
+    pub fn primary_switches(&self) -> u64 {
+        self.conn.failover().map_or(0, Failover::switches)
     }
 
     /// A connection handle to send one request on.
@@ -106,6 +124,13 @@ fn redact(url: &str) -> String {
     url.to_owned()
 }
 
+/// What a URL or client names: one server, or the primary of a Sentinel
+/// deployment.
+enum Server {
+    One(redis::Client),
+    Sentinel(Sentinels),
+}
+
 /// Configures and connects a [`RedisStore`].
 #[derive(Debug, Clone)]
 pub struct RedisStoreBuilder {
@@ -114,6 +139,7 @@ pub struct RedisStoreBuilder {
     timeout: Duration,
     connection_timeout: Duration,
     audit_kept: usize,
+    wait: Option<WaitReplicas>,
 }
 
 impl RedisStoreBuilder {
@@ -153,7 +179,19 @@ impl RedisStoreBuilder {
         self
     }
 
-    fn parts(self) -> Result<(redis::Client, ConnectionManagerConfig, Keys, Self)> {
+    /// After every request, wait until `replicas` replicas have
+    /// acknowledged the writes so far (Redis' `WAIT`), for at most
+    /// `timeout`; a write fewer replicas acknowledged in time fails with
+    /// [`Error::Unavailable`] (it is on the primary, but a failover before
+    /// it replicates would lose it). Off by default: Redis replicates
+    /// asynchronously, and a failover may lose the last acknowledged
+    /// writes, which the fleet's heartbeats then repair.
+    pub fn wait_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.wait = (replicas > 0).then_some(WaitReplicas { replicas, timeout });
+        self
+    }
+
+    fn parts(self) -> Result<(Server, ConnectionManagerConfig, Keys, Self)> {
         let keys = Keys::new(&self.prefix)?;
         if self.timeout.is_zero() {
             return Err(Error::invalid("timeout", "must be positive"));
@@ -161,15 +199,21 @@ impl RedisStoreBuilder {
         if self.connection_timeout.is_zero() {
             return Err(Error::invalid("connectionTimeout", "must be positive"));
         }
-        let client = match &self.target {
-            Target::Url(url) => redis::Client::open(url.as_str()).map_err(|_| {
+        if self.wait.is_some_and(|wait| wait.timeout.is_zero()) {
+            return Err(Error::invalid("waitReplicasTimeout", "must be positive"));
+        }
+        let server = match &self.target {
+            Target::Url(url) if Sentinels::selected_by(url) => {
+                Server::Sentinel(Sentinels::parse(url)?)
+            }
+            Target::Url(url) => Server::One(redis::Client::open(url.as_str()).map_err(|_| {
                 // The driver's message may quote the URL, password included.
                 Error::invalid(
                     "url",
-                    "must be redis://[[user]:password@]host[:port][/db] or redis+unix:///path",
+                    "must be redis://[[user]:password@]host[:port][/db], redis+unix:///path or redis+sentinel://host[:port],…/master[/db]",
                 )
-            })?,
-            Target::Client(client) => client.clone(),
+            })?),
+            Target::Client(client) => Server::One(client.clone()),
         };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connection_timeout))
@@ -177,26 +221,39 @@ impl RedisStoreBuilder {
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
-        Ok((client, config, keys, self))
+        Ok((server, config, keys, self))
     }
 
-    /// Connects now: fails with [`Error::Unavailable`] if Redis cannot be
-    /// reached within the timeout, or [`Error::Invalid`] for a bad URL or
-    /// prefix.
-    pub async fn connect(self) -> Result<RedisStore> {
-        let (client, config, keys, this) = self.parts()?;
-        let manager = tokio::time::timeout(
-            this.timeout,
-            ConnectionManager::new_with_config(client, config),
-        )
-        .await
-        .map_err(Error::unavailable)?
-        .map_err(BackendError::from)?;
-        Ok(RedisStore {
-            conn: Conn::new(manager, this.timeout),
+    fn store(self, route: Route, keys: Keys) -> RedisStore {
+        RedisStore {
+            conn: Conn::new(route, self.timeout, self.wait),
             keys,
-            audit_kept: this.audit_kept,
-        })
+            audit_kept: self.audit_kept,
+        }
+    }
+
+    /// Connects now: fails with [`Error::Unavailable`] if Redis (or,
+    /// through Sentinel, a primary) cannot be reached within the timeout,
+    /// or [`Error::Invalid`] for a bad URL or prefix.
+    pub async fn connect(self) -> Result<RedisStore> {
+        let (server, config, keys, this) = self.parts()?;
+        let route = match server {
+            Server::One(client) => Route::Fixed(
+                tokio::time::timeout(
+                    this.timeout,
+                    ConnectionManager::new_with_config(client, config),
+                )
+                .await
+                .map_err(Error::unavailable)?
+                .map_err(BackendError::from)?,
+            ),
+            Server::Sentinel(sentinels) => {
+                let failover = Failover::new(sentinels, config, this.connection_timeout);
+                failover.current().await.map_err(Error::unavailable)?;
+                Route::Sentinel(Arc::new(failover))
+            }
+        };
+        Ok(this.store(route, keys))
     }
 
     /// Builds the store without contacting Redis; the connection opens on
@@ -204,14 +261,19 @@ impl RedisStoreBuilder {
     /// called inside a Tokio runtime.
     pub fn connect_lazy(self) -> Result<RedisStore> {
         tokio::runtime::Handle::try_current().map_err(Error::unavailable)?;
-        let (client, config, keys, this) = self.parts()?;
-        let manager =
-            ConnectionManager::new_lazy_with_config(client, config).map_err(BackendError::from)?;
-        Ok(RedisStore {
-            conn: Conn::new(manager, this.timeout),
-            keys,
-            audit_kept: this.audit_kept,
-        })
+        let (server, config, keys, this) = self.parts()?;
+        let route = match server {
+            Server::One(client) => Route::Fixed(
+                ConnectionManager::new_lazy_with_config(client, config)
+                    .map_err(BackendError::from)?,
+            ),
+            Server::Sentinel(sentinels) => Route::Sentinel(Arc::new(Failover::new(
+                sentinels,
+                config,
+                this.connection_timeout,
+            ))),
+        };
+        Ok(this.store(route, keys))
     }
 }
 

@@ -143,6 +143,8 @@ pub async fn prepare(
     };
     let store_options = StoreOptions {
         redis_prefix: args.redis_prefix.clone(),
+        redis_wait_replicas: args.redis_wait_replicas,
+        redis_wait_timeout: Duration::from_millis(args.redis_wait_timeout_ms),
     };
     let opened = open_store(&args.store, &store_options).await?;
     tracing::info!(store = %redact(&args.store), "store opened");

@@ -4,12 +4,14 @@
 //! |---|---|
 //! | `memory` (the default) | [`MemoryStore`]: embedded, nothing to set up, lost on exit |
 //! | `redis://[:password@]host[:port][/db]` | `vdi-cluster-redis`, keys under `--redis-prefix` (default `vdi`) |
+//! | `redis+sentinel://[:password@]host[:port],…/master[/db]` | the same, on the primary Redis Sentinel names, followed across failovers |
 //! | `postgres://…` or `postgresql://…` | `vdi-cluster-postgres`; migrations are applied at start |
 //!
 //! The backend is reached at start: a control plane that cannot reach its
 //! store refuses to start rather than answer 503 to everything.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use vdi_cluster_core::{MemoryStore, Store};
 use vdi_cluster_postgres::PgStore;
@@ -32,7 +34,10 @@ impl StoreKind {
         let lower = url.trim().to_ascii_lowercase();
         if lower == "memory" || lower == "memory://" {
             Ok(Self::Memory)
-        } else if lower.starts_with("redis://") || lower.starts_with("rediss://") {
+        } else if lower.starts_with("redis://")
+            || lower.starts_with("rediss://")
+            || lower.starts_with("redis+sentinel://")
+        {
             Ok(Self::Redis)
         } else if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
             Ok(Self::Postgres)
@@ -56,12 +61,18 @@ impl StoreKind {
 pub struct StoreOptions {
     /// Redis key prefix.
     pub redis_prefix: String,
+    /// Replicas that must acknowledge each Redis step (`WAIT`); 0: none.
+    pub redis_wait_replicas: u32,
+    /// How long a Redis step waits for them.
+    pub redis_wait_timeout: Duration,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             redis_prefix: "vdi".into(),
+            redis_wait_replicas: 0,
+            redis_wait_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -80,7 +91,7 @@ pub struct OpenedStore {
 #[non_exhaustive]
 pub enum StoreError {
     /// Neither `memory` nor a known URL scheme.
-    #[error("unknown store {0:?}: use memory, redis://… or postgres://…")]
+    #[error("unknown store {0:?}: use memory, redis://…, redis+sentinel://… or postgres://…")]
     UnknownScheme(String),
     /// The backend refused or could not be reached.
     #[error("cannot open the {backend} store at {url}: {source}")]
@@ -95,11 +106,23 @@ pub enum StoreError {
     },
 }
 
-/// `url` with its password replaced by `***`, for logs and errors.
+/// `url` with its passwords (of the user, and a sentinel's in the query)
+/// replaced by `***`, for logs and errors.
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
+    if let Some((rest, query)) = rest.split_once('?') {
+        let query = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.contains("password") => format!("{key}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        return format!("{}?{query}", redact(&format!("{scheme}://{rest}")));
+    }
     let (authority, tail) = match rest.find('/') {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
@@ -131,6 +154,7 @@ pub async fn open_store(url: &str, options: &StoreOptions) -> Result<OpenedStore
         StoreKind::Redis => Arc::new(
             RedisStore::builder(url.trim())
                 .prefix(options.redis_prefix.clone())
+                .wait_replicas(options.redis_wait_replicas, options.redis_wait_timeout)
                 .connect()
                 .await
                 .map_err(open_error)?,
@@ -156,6 +180,10 @@ mod tests {
             StoreKind::Redis
         );
         assert_eq!(
+            StoreKind::of("REDIS+SENTINEL://s1,s2/exam").unwrap(),
+            StoreKind::Redis
+        );
+        assert_eq!(
             StoreKind::of("postgresql://x/y").unwrap(),
             StoreKind::Postgres
         );
@@ -172,6 +200,10 @@ mod tests {
         );
         assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
         assert_eq!(redact("redis://:pw@h"), "redis://:***@h");
+        assert_eq!(
+            redact("redis+sentinel://:pw@s1:26379,s2/exam/1?sentinel_password=sp&x=1"),
+            "redis+sentinel://:***@s1:26379,s2/exam/1?sentinel_password=***&x=1"
+        );
         assert_eq!(redact("memory"), "memory");
     }
 

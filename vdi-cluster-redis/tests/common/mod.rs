@@ -1,23 +1,16 @@
 //! Helpers shared by the integration tests: the Redis under test, random
-//! prefixes, worker records, and private `redis-server` processes.
+//! prefixes and raw connections. Private `redis-server` processes come from
+//! the crate's `testkit`.
 
 #![allow(dead_code)] // each test crate uses a different subset
-
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use vdi_cluster_core::testkit::backend_unreachable;
 use vdi_cluster_redis::RedisStore;
 use vdi_cluster_redis::redis::{self, AsyncCommands};
+pub(crate) use vdi_cluster_redis::testkit::PrivateRedis;
 
 /// Default Redis of the tests.
 pub(crate) const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
-
-/// The installed server binary restart tests start.
-pub(crate) const REDIS_SERVER: &str = "/usr/bin/redis-server";
 
 /// `REDIS_URL`, or the default.
 pub(crate) fn redis_url() -> String {
@@ -96,127 +89,3 @@ pub(crate) async fn delete_prefix(url: &str, prefix: &str) {
     }
 }
 
-/// A `redis-server` process of this test on a free loopback port, killed
-/// (and its directory removed) when dropped, even on panic.
-#[derive(Debug)]
-pub(crate) struct PrivateRedis {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-    persistence: Vec<String>,
-}
-
-impl PrivateRedis {
-    /// Starts a server with `persistence` arguments (e.g. `["--appendonly",
-    /// "yes", "--appendfsync", "always"]`); `None` (skip) if the binary is
-    /// missing and `VDI_REQUIRE_BACKENDS` is not `1`.
-    pub(crate) fn start(persistence: &[&str]) -> Option<Self> {
-        if let Err(e) = std::fs::metadata(REDIS_SERVER) {
-            return backend_unreachable("redis-server", REDIS_SERVER, &e);
-        }
-        let dir = std::env::temp_dir().join(format!("vdi-redis-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("data directory");
-        let mut server = Self {
-            child: None,
-            port: 0,
-            dir,
-            persistence: persistence.iter().map(|s| (*s).to_owned()).collect(),
-        };
-        // Another process may take the free port before the server binds
-        // it: then try another one.
-        let mut last = String::new();
-        for _ in 0..5 {
-            server.port = free_port();
-            match server.spawn() {
-                Ok(()) => return Some(server),
-                Err(log) => last = log,
-            }
-        }
-        panic!("redis-server would not start:\n{last}");
-    }
-
-    fn spawn(&mut self) -> Result<(), String> {
-        let child = Command::new(REDIS_SERVER)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .args(["--logfile", "redis.log", "--daemonize", "no", "--save", ""])
-            .args(&self.persistence)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        self.child = Some(child);
-        self.wait_ready()
-    }
-
-    /// Polls until the server answers PING (it may be loading its AOF);
-    /// the server's log if it exited instead.
-    fn wait_ready(&mut self) -> Result<(), String> {
-        for _ in 0..600 {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                self.child = None;
-                let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
-                return Err(format!("exited with {status}:\n{log}"));
-            }
-            if ping(self.port) {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("redis-server on port {} never answered PING", self.port);
-    }
-
-    /// `redis://127.0.0.1:{port}`.
-    pub(crate) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Kills the server with SIGKILL: no shutdown, no final save.
-    pub(crate) fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts the server again on the same port and data directory.
-    pub(crate) fn restart(&mut self) {
-        self.kill();
-        if let Err(log) = self.spawn() {
-            panic!(
-                "redis-server did not come back on port {}: {log}",
-                self.port
-            );
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-fn ping(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    if stream.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line).is_ok() && line.starts_with("+PONG")
-}

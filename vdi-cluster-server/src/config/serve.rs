@@ -48,7 +48,8 @@ pub struct ServeArgs {
     #[arg(long, env = "VDI_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
 
-    /// Storage backend: `memory`, `redis://…` or `postgres://…`.
+    /// Storage backend: `memory`, `redis://…`, `redis+sentinel://host,…/master`
+    /// or `postgres://…`.
     #[arg(long, env = "VDI_STORE", default_value = "memory", value_name = "URL")]
     pub store: String,
 
@@ -60,6 +61,29 @@ pub struct ServeArgs {
         value_name = "PREFIX"
     )]
     pub redis_prefix: String,
+
+    /// Replicas that must acknowledge every Redis step (Redis' `WAIT`)
+    /// before it counts as done; 0 (the default) waits for none, and a
+    /// failover may then lose the last acknowledged writes (the fleet's
+    /// heartbeats repair them).
+    #[arg(
+        long,
+        env = "VDI_REDIS_WAIT_REPLICAS",
+        default_value_t = 0,
+        value_name = "N"
+    )]
+    pub redis_wait_replicas: u32,
+
+    /// How long a Redis step waits for `--redis-wait-replicas` replicas
+    /// before it fails as unavailable (the write stays on the primary).
+    #[arg(
+        long,
+        env = "VDI_REDIS_WAIT_TIMEOUT_MS",
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u64).range(1..=60_000),
+        value_name = "MS"
+    )]
+    pub redis_wait_timeout_ms: u64,
 
     /// HS256 secret of admin JWTs. Unset: a random one is generated for
     /// this process and a ready ADMIN token is printed once.

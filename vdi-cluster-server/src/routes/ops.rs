@@ -50,7 +50,10 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<HealthJ
             .with_retry_after(crate::error::UNAVAILABLE_RETRY_AFTER_SECS));
         }
     }
-    Ok(Json(HealthJson::ready(state.store_name())))
+    Ok(Json(HealthJson::ready(
+        state.store_name(),
+        state.service().store().primary(),
+    )))
 }
 
 /// Metrics in the OpenMetrics text format (Prometheus scrapes it).

@@ -31,6 +31,7 @@ mod replicas;
 mod restart;
 mod rotation;
 mod slow_worker;
+mod store_failover;
 mod store_transfer;
 mod tls;
 mod waiting_room;

@@ -1,0 +1,159 @@
+//! Following the primary across failovers.
+//!
+//! [`Failover`] holds the connection to the server the sentinels last
+//! named. A request that fails because that server is gone (refused,
+//! dropped, timed out) or because it is now a replica (`READONLY`) makes
+//! the store ask the sentinels again; when they name another server, a new
+//! connection replaces the old one for every handle at once. Only one
+//! look runs at a time, and looks are at least [`LOOK_INTERVAL`] apart, so
+//! a burst of failing requests does not become a burst of sentinel
+//! queries.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::sentinel::{LocateError, Sentinels};
+
+/// The shortest time between two looks for the primary.
+pub(crate) const LOOK_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The connection to the current primary and how to find the next one.
+pub(crate) struct Failover {
+    sentinels: Sentinels,
+    config: ConnectionManagerConfig,
+    connection_timeout: Duration,
+    current: RwLock<Option<Current>>,
+    /// Held while looking; the last look: the failed generation that
+    /// caused it, and when.
+    looking: Mutex<Option<(Option<u64>, Instant)>>,
+    switches: AtomicU64,
+}
+
+/// One primary's connection; `generation` counts the switches so far.
+#[derive(Clone)]
+pub(crate) struct Current {
+    pub(crate) generation: u64,
+    pub(crate) manager: ConnectionManager,
+    pub(crate) address: Arc<str>,
+}
+
+impl std::fmt::Debug for Failover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Failover")
+            .field("sentinels", &self.sentinels)
+            .field("primary", &self.primary())
+            .field("switches", &self.switches())
+            .finish()
+    }
+}
+
+impl Failover {
+    /// Nothing connected yet: the first request looks for the primary.
+    pub(crate) fn new(
+        sentinels: Sentinels,
+        config: ConnectionManagerConfig,
+        connection_timeout: Duration,
+    ) -> Self {
+        Self {
+            sentinels,
+            config,
+            connection_timeout,
+            current: RwLock::new(None),
+            looking: Mutex::new(None),
+            switches: AtomicU64::new(0),
+        }
+    }
+
+    /// The connection to the primary, looking for it first when there is
+    /// none yet.
+    pub(crate) async fn current(&self) -> Result<Current, LocateError> {
+        if let Some(current) = self.snapshot() {
+            return Ok(current);
+        }
+        self.look(None).await
+    }
+
+    fn snapshot(&self) -> Option<Current> {
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// The primary's `host:port`, once found.
+    pub(crate) fn primary(&self) -> Option<String> {
+        self.snapshot().map(|current| current.address.to_string())
+    }
+
+    /// The database the store uses on the primary.
+    pub(crate) fn db(&self) -> i64 {
+        self.sentinels.db()
+    }
+
+    /// Times the store has moved to another primary.
+    pub(crate) fn switches(&self) -> u64 {
+        self.switches.load(Ordering::Relaxed)
+    }
+
+    /// Asks the sentinels again because the connection of `failed`
+    /// generation failed; returns the connection to use now. Does nothing
+    /// when another request already moved past that generation, and asks
+    /// about one generation at most once per [`LOOK_INTERVAL`].
+    pub(crate) async fn look(&self, failed: Option<u64>) -> Result<Current, LocateError> {
+        let mut last = self.looking.lock().await;
+        if let Some(current) = self.snapshot()
+            && (failed != Some(current.generation)
+                || last.is_some_and(|(about, at)| about == failed && at.elapsed() < LOOK_INTERVAL))
+        {
+            return Ok(current);
+        }
+        *last = Some((failed, Instant::now()));
+        let primary = self.sentinels.locate(self.connection_timeout).await?;
+        let previous = self.snapshot();
+        if let Some(current) = previous
+            .as_ref()
+            .filter(|current| *current.address == *primary.address)
+        {
+            return Ok(current.clone());
+        }
+        let manager = tokio::time::timeout(
+            self.connection_timeout,
+            ConnectionManager::new_with_config(primary.client, self.config.clone()),
+        )
+        .await
+        .map_err(|_| LocateError::single(&primary.address, "no connection in time"))?
+        .map_err(|e| LocateError::single(&primary.address, &e.to_string()))?;
+        let generation = previous.as_ref().map_or(0, |current| current.generation + 1);
+        let current = Current {
+            generation,
+            manager,
+            address: primary.address.into(),
+        };
+        match &previous {
+            Some(old) => {
+                self.switches.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    master = self.sentinels.master(),
+                    from = %old.address,
+                    to = %current.address,
+                    "the Redis primary moved; requests now go to the new one"
+                );
+            }
+            None => tracing::info!(
+                master = self.sentinels.master(),
+                primary = %current.address,
+                "found the Redis primary through Sentinel"
+            ),
+        }
+        *self
+            .current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(current.clone());
+        Ok(current)
+    }
+}

@@ -1,0 +1,202 @@
+//! Redis with Sentinel, started by the test: a primary, a replica and three
+//! sentinels on loopback. The primary is killed (SIGKILL) while handles of
+//! the store are in use; the sentinels promote the replica, and the
+//! handles follow without being rebuilt:
+//! - a handle that was writing resumes on the new primary, and every write
+//!   it had acknowledged with `WAIT 1` is there;
+//! - a handle that waits for one replica refuses writes while the new
+//!   primary has none, and accepts them again once the old primary is back
+//!   as its replica;
+//! - after a switchover (`SENTINEL FAILOVER`) demotes the primary a handle
+//!   is connected to, the `READONLY` refusal makes it look again, and the
+//!   refused write succeeds on the new primary.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use vdi_cluster_redis::testkit::{FakeSentinel, MASTER, SentinelCluster, until_replica_linked};
+use common::{PrivateRedis, raw, test_prefix};
+use vdi_cluster_redis::redis;
+use vdi_cluster_core::store::Reservation;
+use vdi_cluster_core::testkit::{request, wid, worker_record};
+use vdi_cluster_core::{DispatchId, DispatchStore, Error, Registry, SessionKey, Timestamp, WorkerId};
+use vdi_cluster_redis::RedisStore;
+
+/// Generous bound that only catches a hang; nothing asserts on time.
+const HANG: Duration = Duration::from_secs(90);
+
+async fn handle(url: &str, prefix: &str, wait_replicas: u32) -> RedisStore {
+    RedisStore::builder(url)
+        .prefix(prefix)
+        .timeout(Duration::from_secs(2))
+        .connection_timeout(Duration::from_secs(1))
+        .wait_replicas(wait_replicas, Duration::from_millis(500))
+        .connect()
+        .await
+        .expect("finds the primary through the sentinels")
+}
+
+/// Reserves and confirms `student`'s session on `worker`.
+async fn place(
+    store: &RedisStore,
+    student: &str,
+    worker: &WorkerId,
+) -> vdi_cluster_core::Result<DispatchId> {
+    let key = SessionKey::parse("exam-failover", student).unwrap();
+    let id = match store.reserve(&request(&key, worker, Timestamp(1))).await? {
+        Reservation::Reserved { dispatch, .. } => dispatch.id,
+        other => panic!("unexpected reservation outcome for {student}: {other:?}"),
+    };
+    store
+        .confirm(&key, id, None, Timestamp(2), Duration::from_secs(60))
+        .await?;
+    Ok(id)
+}
+
+/// Retries `place` (bounded) until it succeeds; the failures seen first.
+async fn place_eventually(store: &RedisStore, student: &str, worker: &WorkerId) -> Vec<String> {
+    let start = Instant::now();
+    let mut failures = Vec::new();
+    loop {
+        match place(store, student, worker).await {
+            Ok(_) => return failures,
+            Err(e @ Error::Unavailable { .. }) => failures.push(format!("{e:#}")),
+            Err(e) => panic!("{student}: {e}"),
+        }
+        assert!(start.elapsed() < HANG, "{student} never placed: {failures:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_store_follows_the_primary_across_a_failover() {
+    let Some(mut cluster) = SentinelCluster::start().await else {
+        return;
+    };
+    let url = cluster.url();
+    let prefix = test_prefix();
+    let writer = handle(&url, &prefix, 0).await;
+    let durable = handle(&url, &prefix, 1).await;
+    let first = format!("127.0.0.1:{}", cluster.first.port());
+    let second = format!("127.0.0.1:{}", cluster.second.port());
+    assert_eq!(writer.primary().as_deref(), Some(first.as_str()));
+
+    let worker = wid("w-failover");
+    writer
+        .put_worker(&worker_record(worker.as_str(), 1_000, 0), None)
+        .await
+        .unwrap();
+    // Acknowledged only once the replica has them.
+    let mut acknowledged = Vec::new();
+    for i in 0..40 {
+        let student = format!("before-{i}");
+        let id = place(&durable, &student, &worker).await.expect("placed");
+        acknowledged.push((student, id));
+    }
+
+    cluster.kill_primary();
+    let down = Instant::now();
+    let failures = place_eventually(&writer, "after-0", &worker).await;
+    println!(
+        "writes failed for {:.1} s ({} attempts) until the sentinels promoted the replica",
+        down.elapsed().as_secs_f64(),
+        failures.len()
+    );
+    assert!(!failures.is_empty(), "the kill was noticed");
+    cluster.until_failed_over().await;
+    assert_eq!(writer.primary().as_deref(), Some(second.as_str()));
+    assert_eq!(writer.primary_switches(), 1);
+    for (student, id) in &acknowledged {
+        let key = SessionKey::parse("exam-failover", student).unwrap();
+        let stored = writer.dispatch(&key).await.unwrap();
+        assert_eq!(stored.map(|d| d.id), Some(*id), "acknowledged {student} lost");
+    }
+
+    // The new primary has no replica yet: a handle that waits for one
+    // refuses to acknowledge.
+    let refused = place_eventually_refused(&durable, &worker).await;
+    assert!(refused.contains("acknowledged"), "{refused}");
+
+    cluster.bring_back_old_primary().await;
+    // With a replica again, the durable handle acknowledges writes.
+    place_eventually(&durable, "after-replica", &worker).await;
+    assert_eq!(durable.primary().as_deref(), Some(second.as_str()));
+
+    // A switchover (the operator's `SENTINEL FAILOVER`) demotes the
+    // primary the writer is connected to, and the sentinels close its
+    // connections: the writer follows to the first server again.
+    cluster.switch_over().await;
+    place_eventually(&writer, "after-switchover", &worker).await;
+    assert_eq!(writer.primary().as_deref(), Some(first.as_str()));
+    assert_eq!(writer.primary_switches(), 2);
+}
+
+/// A primary demoted under a live connection (`REPLICAOF`, without a
+/// sentinel closing its clients) refuses writes with `READONLY`: the
+/// store looks for the primary again and sends the refused write there,
+/// so the caller sees it succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_refused_as_readonly_goes_to_the_new_primary() {
+    let Some(old) = PrivateRedis::start(&[]) else {
+        return;
+    };
+    let Some(new) = PrivateRedis::start(&["--replicaof", "127.0.0.1", &old.port().to_string()])
+    else {
+        return;
+    };
+    until_replica_linked(&new.url()).await;
+    let sentinel = FakeSentinel::naming(old.port()).await;
+    let url = format!("redis+sentinel://127.0.0.1:{}/{MASTER}", sentinel.port());
+    let store = handle(&url, &test_prefix(), 1).await;
+    let worker = wid("w-readonly");
+    store
+        .put_worker(&worker_record(worker.as_str(), 10, 0), None)
+        .await
+        .unwrap();
+    assert_eq!(store.primary(), Some(format!("127.0.0.1:{}", old.port())));
+
+    // Swap the roles under the store's live connection.
+    command(&new.url(), redis::cmd("REPLICAOF").arg("NO").arg("ONE")).await;
+    command(&old.url(), redis::cmd("REPLICAOF").arg("127.0.0.1").arg(new.port())).await;
+    until_replica_linked(&old.url()).await;
+    sentinel.name(new.port());
+
+    place(&store, "after-demotion", &worker)
+        .await
+        .expect("the refused write is sent again to the new primary");
+    assert_eq!(store.primary(), Some(format!("127.0.0.1:{}", new.port())));
+    assert_eq!(store.primary_switches(), 1);
+}
+
+async fn command(url: &str, cmd: &redis::Cmd) {
+    let _: redis::Value = cmd
+        .query_async(&mut raw(url).await)
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+}
+
+/// Places new students through `store` until a write is refused for want
+/// of replicas (bounded); that refusal.
+async fn place_eventually_refused(store: &RedisStore, worker: &WorkerId) -> String {
+    let start = Instant::now();
+    let mut seen;
+    for i in 0.. {
+        match place(store, &format!("unreplicated-{i}"), worker).await {
+            Err(e @ Error::Unavailable { .. }) => {
+                seen = e.to_string();
+                if seen.contains("acknowledged") {
+                    return seen;
+                }
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("a write was acknowledged with no replica to wait for"),
+        }
+        assert!(
+            start.elapsed() < HANG,
+            "never refused for want of replicas; last error: {seen}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    unreachable!()
+}

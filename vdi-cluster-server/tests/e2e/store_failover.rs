@@ -1,0 +1,169 @@
+//! The Redis primary dies in the middle of an exam start. The store is a
+//! Redis deployment with Sentinel started by the test (a primary, a replica,
+//! three sentinels on loopback); two `serve` replicas use it through a
+//! `redis+sentinel://` URL, and three workers heartbeat to the first. While
+//! students click through both replicas, the primary is killed (SIGKILL);
+//! the sentinels promote the replica. The exam goes on:
+//! - no `serve` is restarted, and both name the new primary in `/readyz`;
+//! - every student is answered 200/201 in the end (a click during the
+//!   switch answers 503 and the student clicks again);
+//! - every student answered still holds a desktop, on the worker they were
+//!   answered with or placed again once;
+//! - no worker runs more sessions than its slots, and after one reconcile
+//!   pass each worker's records are exactly what it runs (no slot held by
+//!   nobody).
+//!
+//! The time during which clicks failed is printed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
+use vdi_cluster_redis::testkit::SentinelCluster;
+
+use crate::common::{Api, Cluster, ControlPlane, CpOptions, eventually};
+
+const SLOTS: [u32; 3] = [40, 40, 40];
+const STUDENTS: usize = 90;
+const EXAM: &str = "exam-failover";
+
+/// What the students saw.
+#[derive(Debug, Default)]
+struct Clicks {
+    /// The worker each student was answered with (first answer).
+    answered: BTreeMap<String, String>,
+    /// When clicks failed: first and last.
+    failed: Vec<Instant>,
+    /// Answers seen, for the kill's trigger.
+    count: usize,
+}
+
+async fn student(api: Arc<Api>, user: String, clicks: Arc<Mutex<Clicks>>) {
+    let start = Instant::now();
+    loop {
+        match api.try_allocate(EXAM, &user).await {
+            Ok((status, body)) if status == 200 || status == 201 => {
+                let worker = body["workerCode"].as_str().unwrap_or_default().to_owned();
+                let mut clicks = clicks.lock().await;
+                clicks.answered.insert(user, worker);
+                clicks.count += 1;
+                return;
+            }
+            Ok((status, body)) => {
+                assert!(
+                    status.is_server_error() || status == 429,
+                    "{user}: {status} {body}"
+                );
+                clicks.lock().await.failed.push(Instant::now());
+            }
+            Err(_) => clicks.lock().await.failed.push(Instant::now()),
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "{user} was never placed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_exam_start_rides_through_a_redis_failover() {
+    let Some(mut store) = SentinelCluster::start().await else {
+        return;
+    };
+    let options = CpOptions {
+        store: Some(store.url()),
+        redis_prefix: Some(format!("vdi-e2e-{}", uuid::Uuid::new_v4().simple())),
+        ..CpOptions::default()
+    };
+    let cluster = Cluster::start(&SLOTS, options.clone()).await;
+    let second = ControlPlane::start(options).await;
+    let replicas = [Arc::new(Api::new(&cluster.cp.url)), Arc::new(Api::new(&second.url))];
+    let first_primary = format!("127.0.0.1:{}", store.first.port());
+    for api in &replicas {
+        assert_eq!(api.get("/readyz").await["primary"], first_primary.as_str());
+    }
+
+    let clicks = Arc::new(Mutex::new(Clicks::default()));
+    let mut students = Vec::new();
+    for i in 0..STUDENTS {
+        let api = Arc::clone(&replicas[i % 2]);
+        students.push(tokio::spawn(student(
+            api,
+            format!("student-{i:03}"),
+            Arc::clone(&clicks),
+        )));
+        if i == STUDENTS / 3 {
+            // A third of the class has clicked: the primary dies.
+            eventually("some students answered", || async {
+                (clicks.lock().await.count > 0).then_some(())
+            })
+            .await;
+            store.kill_primary();
+        }
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    for task in students {
+        task.await.expect("a student's clicks");
+    }
+    store.until_failed_over().await;
+
+    let clicks = std::mem::take(&mut *clicks.lock().await);
+    assert_eq!(clicks.answered.len(), STUDENTS, "every student answered");
+    if let (Some(first), Some(last)) = (clicks.failed.first(), clicks.failed.last()) {
+        println!(
+            "clicks failed for {:.1} s ({} failed clicks) during the failover",
+            last.duration_since(*first).as_secs_f64(),
+            clicks.failed.len()
+        );
+    }
+    let promoted = format!("127.0.0.1:{}", store.second.port());
+    for api in &replicas {
+        assert_eq!(api.get("/readyz").await["primary"], promoted.as_str());
+    }
+
+    // Every student answered holds a desktop: where they were answered, or
+    // placed again once (a reservation the old primary acknowledged but
+    // never replicated comes back from the worker's heartbeat).
+    let api = &replicas[0];
+    for (user, worker) in &clicks.answered {
+        let holder = eventually(&format!("{user} holds a desktop"), || async {
+            let (status, body) = api.session(EXAM, user).await;
+            (status == 200)
+                .then(|| body["workerCode"].as_str().map(str::to_owned))
+                .flatten()
+        })
+        .await;
+        if !worker.is_empty() && holder != *worker {
+            println!("{user} was answered with {worker} and holds a desktop on {holder}");
+        }
+    }
+
+    // One reconcile pass: each worker's records are what it runs, and no
+    // worker runs more than its slots.
+    api.reconcile().await;
+    for (worker, slots) in cluster.workers.iter().zip(SLOTS) {
+        let runs = worker.session_keys().await;
+        assert!(
+            runs.len() <= slots as usize,
+            "{} runs {} sessions on {slots} slots",
+            worker.code,
+            runs.len()
+        );
+        eventually(&format!("{}'s records match what it runs", worker.code), || async {
+            let records = api.worker_session_keys(&worker.code).await;
+            let runs = worker.session_keys().await;
+            (records == runs).then_some(())
+        })
+        .await;
+    }
+    let placed: usize = {
+        let mut total = 0;
+        for worker in &cluster.workers {
+            total += worker.session_keys().await.len();
+        }
+        total
+    };
+    assert_eq!(placed, STUDENTS, "one desktop per student, none twice");
+}
