@@ -56,8 +56,7 @@ mod tests {
             json!({"status": "ready", "store": "redis"})
         );
         assert_eq!(
-            serde_json::to_value(HealthJson::ready("redis", Some("10.0.0.2:6379".into())))
-                .unwrap(),
+            serde_json::to_value(HealthJson::ready("redis", Some("10.0.0.2:6379".into()))).unwrap(),
             json!({"status": "ready", "store": "redis", "primary": "10.0.0.2:6379"})
         );
     }

@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager};
-use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind, Value};
+use redis::{
+    Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind, Value,
+};
 
 use crate::failover::Failover;
 
@@ -36,8 +38,11 @@ pub(crate) struct WaitReplicas {
 impl WaitReplicas {
     fn cmd(self) -> Cmd {
         let mut cmd = redis::cmd("WAIT");
-        cmd.arg(self.replicas)
-            .arg(u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX).max(1));
+        cmd.arg(self.replicas).arg(
+            u64::try_from(self.timeout.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1),
+        );
         cmd
     }
 
@@ -128,10 +133,7 @@ impl Conn {
     }
 
     /// One request on `manager`, within the deadline.
-    async fn on<T>(
-        &self,
-        request: impl Future<Output = RedisResult<T>>,
-    ) -> RedisResult<T> {
+    async fn on<T>(&self, request: impl Future<Output = RedisResult<T>>) -> RedisResult<T> {
         tokio::time::timeout(self.deadline, request)
             .await
             .unwrap_or_else(|_| Err(self.timed_out()))
@@ -174,7 +176,10 @@ impl Conn {
     /// that says the primary moved makes the store look for it again, and
     /// a `READONLY` refusal (nothing was written) is sent once more to the
     /// primary found.
-    async fn send<'a, T, F>(&'a self, send: impl Fn(&'a Self, ConnectionManager) -> F) -> RedisResult<T>
+    async fn send<'a, T, F>(
+        &'a self,
+        send: impl Fn(&'a Self, ConnectionManager) -> F,
+    ) -> RedisResult<T>
     where
         F: Future<Output = RedisResult<T>> + 'a,
     {

@@ -128,7 +128,9 @@ impl Failover {
         .await
         .map_err(|_| LocateError::single(&primary.address, "no connection in time"))?
         .map_err(|e| LocateError::single(&primary.address, &e.to_string()))?;
-        let generation = previous.as_ref().map_or(0, |current| current.generation + 1);
+        let generation = previous
+            .as_ref()
+            .map_or(0, |current| current.generation + 1);
         let current = Current {
             generation,
             manager,

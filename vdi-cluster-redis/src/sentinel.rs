@@ -19,9 +19,7 @@ use std::fmt;
 use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
-use redis::{
-    Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, RedisError, Value,
-};
+use redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, RedisError, Value};
 use vdi_cluster_core::{Error, Result};
 
 /// The URL scheme that selects Sentinel.
@@ -312,12 +310,14 @@ async fn within<T>(
     limit: Duration,
     future: impl Future<Output = std::result::Result<T, RedisError>>,
 ) -> std::result::Result<T, RedisError> {
-    tokio::time::timeout(limit, future).await.unwrap_or_else(|_| {
-        Err(RedisError::from(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "no answer in time",
-        )))
-    })
+    tokio::time::timeout(limit, future)
+        .await
+        .unwrap_or_else(|_| {
+            Err(RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no answer in time",
+            )))
+        })
 }
 
 #[cfg(test)]

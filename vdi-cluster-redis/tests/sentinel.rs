@@ -15,13 +15,15 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use vdi_cluster_redis::testkit::{FakeSentinel, MASTER, SentinelCluster, until_replica_linked};
 use common::{PrivateRedis, raw, test_prefix};
-use vdi_cluster_redis::redis;
 use vdi_cluster_core::store::Reservation;
 use vdi_cluster_core::testkit::{request, wid, worker_record};
-use vdi_cluster_core::{DispatchId, DispatchStore, Error, Registry, SessionKey, Timestamp, WorkerId};
+use vdi_cluster_core::{
+    DispatchId, DispatchStore, Error, Registry, SessionKey, Timestamp, WorkerId,
+};
 use vdi_cluster_redis::RedisStore;
+use vdi_cluster_redis::redis;
+use vdi_cluster_redis::testkit::{FakeSentinel, MASTER, SentinelCluster, until_replica_linked};
 
 /// Generous bound that only catches a hang; nothing asserts on time.
 const HANG: Duration = Duration::from_secs(90);
@@ -64,7 +66,10 @@ async fn place_eventually(store: &RedisStore, student: &str, worker: &WorkerId) 
             Err(e @ Error::Unavailable { .. }) => failures.push(format!("{e:#}")),
             Err(e) => panic!("{student}: {e}"),
         }
-        assert!(start.elapsed() < HANG, "{student} never placed: {failures:?}");
+        assert!(
+            start.elapsed() < HANG,
+            "{student} never placed: {failures:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -110,7 +115,11 @@ async fn the_store_follows_the_primary_across_a_failover() {
     for (student, id) in &acknowledged {
         let key = SessionKey::parse("exam-failover", student).unwrap();
         let stored = writer.dispatch(&key).await.unwrap();
-        assert_eq!(stored.map(|d| d.id), Some(*id), "acknowledged {student} lost");
+        assert_eq!(
+            stored.map(|d| d.id),
+            Some(*id),
+            "acknowledged {student} lost"
+        );
     }
 
     // The new primary has no replica yet: a handle that waits for one
@@ -158,7 +167,11 @@ async fn a_write_refused_as_readonly_goes_to_the_new_primary() {
 
     // Swap the roles under the store's live connection.
     command(&new.url(), redis::cmd("REPLICAOF").arg("NO").arg("ONE")).await;
-    command(&old.url(), redis::cmd("REPLICAOF").arg("127.0.0.1").arg(new.port())).await;
+    command(
+        &old.url(),
+        redis::cmd("REPLICAOF").arg("127.0.0.1").arg(new.port()),
+    )
+    .await;
     until_replica_linked(&old.url()).await;
     sentinel.name(new.port());
 

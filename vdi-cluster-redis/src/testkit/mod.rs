@@ -118,8 +118,11 @@ impl PrivateRedis {
     /// replica of the server on `primary` (as an old primary comes back
     /// after a failover).
     pub fn restart_as_replica_of(&mut self, primary: u16) {
-        self.persistence
-            .extend(["--replicaof".to_owned(), "127.0.0.1".to_owned(), primary.to_string()]);
+        self.persistence.extend([
+            "--replicaof".to_owned(),
+            "127.0.0.1".to_owned(),
+            primary.to_string(),
+        ]);
         self.restart();
     }
 

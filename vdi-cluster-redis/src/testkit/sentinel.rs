@@ -238,7 +238,9 @@ pub struct FakeSentinel {
 impl FakeSentinel {
     /// Listens on a free loopback port, naming `primary`.
     pub async fn naming(primary: u16) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
         let port = listener.local_addr().expect("bound").port();
         let named = Arc::new(AtomicU16::new(primary));
         let shared = Arc::clone(&named);
@@ -276,7 +278,10 @@ async fn answer(stream: TcpStream, primary: Arc<AtomicU16>) {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     while let Ok(Some(header)) = lines.next_line().await {
-        let Some(count) = header.strip_prefix('*').and_then(|n| n.parse::<usize>().ok()) else {
+        let Some(count) = header
+            .strip_prefix('*')
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
             return;
         };
         let mut words = Vec::with_capacity(count);

@@ -88,4 +88,3 @@ pub(crate) async fn delete_prefix(url: &str, prefix: &str) {
         let _: () = conn.unlink(chunk).await.expect("unlink");
     }
 }
-

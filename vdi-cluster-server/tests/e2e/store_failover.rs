@@ -79,7 +79,10 @@ async fn an_exam_start_rides_through_a_redis_failover() {
     };
     let cluster = Cluster::start(&SLOTS, options.clone()).await;
     let second = ControlPlane::start(options).await;
-    let replicas = [Arc::new(Api::new(&cluster.cp.url)), Arc::new(Api::new(&second.url))];
+    let replicas = [
+        Arc::new(Api::new(&cluster.cp.url)),
+        Arc::new(Api::new(&second.url)),
+    ];
     let first_primary = format!("127.0.0.1:{}", store.first.port());
     for api in &replicas {
         assert_eq!(api.get("/readyz").await["primary"], first_primary.as_str());
@@ -151,11 +154,14 @@ async fn an_exam_start_rides_through_a_redis_failover() {
             worker.code,
             runs.len()
         );
-        eventually(&format!("{}'s records match what it runs", worker.code), || async {
-            let records = api.worker_session_keys(&worker.code).await;
-            let runs = worker.session_keys().await;
-            (records == runs).then_some(())
-        })
+        eventually(
+            &format!("{}'s records match what it runs", worker.code),
+            || async {
+                let records = api.worker_session_keys(&worker.code).await;
+                let runs = worker.session_keys().await;
+                (records == runs).then_some(())
+            },
+        )
         .await;
     }
     let placed: usize = {
