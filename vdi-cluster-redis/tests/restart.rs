@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::PrivateRedis;
 use vdi_cluster_core::store::Reservation;
 use vdi_cluster_core::testkit::{request, wid, worker_record};
 use vdi_cluster_core::{
@@ -19,6 +18,7 @@ use vdi_cluster_core::{
     WorkerId,
 };
 use vdi_cluster_redis::RedisStore;
+use vdi_cluster_redis::testkit::PrivateRedis;
 
 /// Generous bound that only catches a hang; nothing asserts on time.
 const HANG: Duration = Duration::from_secs(60);

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::PrivateRedis;
 use vdi_cluster_core::testkit::{
     SimulatedWorkers, heartbeat_with_slots, request, reserve_and_confirm, worker_record,
 };
@@ -17,6 +16,7 @@ use vdi_cluster_core::{
 };
 use vdi_cluster_redis::RedisStore;
 use vdi_cluster_redis::redis;
+use vdi_cluster_redis::testkit::PrivateRedis;
 
 /// Calls per command since the server started.
 async fn commandstats(url: &str) -> HashMap<String, u64> {

@@ -15,7 +15,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{PrivateRedis, raw, test_prefix};
+use common::{raw, test_prefix};
 use vdi_cluster_core::store::Reservation;
 use vdi_cluster_core::testkit::{request, wid, worker_record};
 use vdi_cluster_core::{
@@ -23,7 +23,9 @@ use vdi_cluster_core::{
 };
 use vdi_cluster_redis::RedisStore;
 use vdi_cluster_redis::redis;
-use vdi_cluster_redis::testkit::{FakeSentinel, MASTER, SentinelCluster, until_replica_linked};
+use vdi_cluster_redis::testkit::{
+    FakeSentinel, MASTER, PrivateRedis, SentinelCluster, until_replica_linked,
+};
 
 /// Generous bound that only catches a hang; nothing asserts on time.
 const HANG: Duration = Duration::from_secs(90);

@@ -7,7 +7,6 @@
 use vdi_cluster_core::testkit::backend_unreachable;
 use vdi_cluster_redis::RedisStore;
 use vdi_cluster_redis::redis::{self, AsyncCommands};
-pub(crate) use vdi_cluster_redis::testkit::PrivateRedis;
 
 /// Default Redis of the tests.
 pub(crate) const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
