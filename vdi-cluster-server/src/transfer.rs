@@ -115,6 +115,7 @@ impl StoreTarget {
     fn options(&self) -> StoreOptions {
         StoreOptions {
             redis_prefix: self.redis_prefix.clone(),
+            ..StoreOptions::default()
         }
     }
 }
