@@ -10,6 +10,12 @@
 #   VDI_SESSION      release: the JSON this program printed for allocate
 #   VDI_MACHINE      allocate of a prewarmed machine, discard: the JSON it
 #                    printed for prewarm
+#   VDI_NETWORK_POLICY  set when exam desktops are restricted (the worker's
+#                    EXAM_RESTRICT_INTERNET and EXAM_ALLOWED_*): the policy
+#                    as JSON, applied to each container's address by
+#                    `vdi-cluster network-rules` (nftables; needs root).
+#                    Under a strict policy a container whose rules cannot
+#                    be applied is removed and the action fails.
 # allocate and prewarm print one JSON object on standard output (allocate's
 # is handed to the exam application untouched); exit status 0 is success,
 # anything else fails the action with the end of standard error as reason.
@@ -22,6 +28,7 @@ CPUS="${EXAM_VM_CPUS:-1.5}"
 MEMORY_MB="${EXAM_VM_MEMORY_MB:-2048}"
 HOST="${EXAM_PUBLIC_HOST:-127.0.0.1}"
 USERNAME="${EXAM_VM_USERNAME:-student}"
+VDI_CLUSTER="${VDI_CLUSTER_BIN:-vdi-cluster}"
 
 # Container names allow [a-zA-Z0-9_.-]: map anything else to '_', and add a
 # hash so that two ids differing only in such characters never collide.
@@ -43,6 +50,30 @@ field() { # field NAME JSON → the string value of "NAME" (flat objects only)
   printf '%s' "$2" | sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"
 }
 
+addresses() { # addresses NAME → the container's addresses, one a line
+  docker inspect -f '{{range .NetworkSettings.Networks}}{{println .IPAddress}}{{end}}' "$1" |
+    sed '/^$/d'
+}
+
+restrict() { # restrict NAME → the network policy on NAME's addresses
+  [ -n "${VDI_NETWORK_POLICY:-}" ] || return 0
+  for addr in $(addresses "$1"); do
+    # Exits non-zero only when a strict policy could not be applied.
+    if ! "$VDI_CLUSTER" network-rules apply --address "$addr" >&2; then
+      docker rm -f "$1" >/dev/null 2>&1 || true
+      echo "exam desktop $1 not started: its network rules could not be applied" >&2
+      exit 1
+    fi
+  done
+}
+
+unrestrict() { # unrestrict NAME → removes the rules of NAME's addresses
+  command -v "$VDI_CLUSTER" >/dev/null 2>&1 || return 0
+  for addr in $(addresses "$1" 2>/dev/null); do
+    "$VDI_CLUSTER" network-rules remove --address "$addr" >&2 || true
+  done
+}
+
 start() { # start NAME → runs an idle container named NAME
   docker run -d --name "$1" --cpus "$CPUS" --memory "${MEMORY_MB}m" \
     --label vdi-cluster=session -p 0:5901 "$IMAGE" >/dev/null
@@ -52,6 +83,7 @@ case "$VDI_ACTION" in
   prewarm)
     name=$(name_of "warm-$VDI_EXAM_ID-$(date +%s%N)")
     start "$name"
+    restrict "$name"
     printf '{"container":%s}\n' "$(json_string "$name")"
     ;;
   allocate)
@@ -64,16 +96,22 @@ case "$VDI_ACTION" in
     else
       start "$name"
     fi
+    restrict "$name"
     port=$(vnc_port "$name")
     printf '{"protocol":"vnc","host":%s,"port":%s,"username":%s,"container":%s}\n' \
       "$(json_string "$HOST")" "$port" "$(json_string "$USERNAME")" "$(json_string "$name")"
     ;;
   release)
-    docker rm -f "$(name_of "$VDI_EXAM_ID/$VDI_USER_ID")" >/dev/null 2>&1 || true
+    name=$(name_of "$VDI_EXAM_ID/$VDI_USER_ID")
+    unrestrict "$name"
+    docker rm -f "$name" >/dev/null 2>&1 || true
     ;;
   discard)
     warm=$(field container "${VDI_MACHINE:-}")
-    [ -z "$warm" ] || docker rm -f "$warm" >/dev/null 2>&1 || true
+    if [ -n "$warm" ]; then
+      unrestrict "$warm"
+      docker rm -f "$warm" >/dev/null 2>&1 || true
+    fi
     ;;
   *)
     echo "unknown VDI_ACTION: ${VDI_ACTION:-}" >&2

@@ -134,6 +134,7 @@ pub mod fleet;
 pub mod health;
 pub mod ids;
 pub mod memory;
+pub mod network;
 pub mod operator_session;
 pub mod outbox;
 pub mod policy;

@@ -26,8 +26,9 @@
 //! * [`tls`] — TLS between hosts (certificate, CA, mutual TLS, reloads),
 //!   and [`listen`] — listening sockets sized for an exam's start.
 //! * [`provision`] — the [`Provisioner`] trait that starts machines: a
-//!   configured program, or a simulation; [`host`] — the host's size and
-//!   load.
+//!   configured program, or a simulation; [`network_policy`] — where the
+//!   exam desktops may connect, and the nftables rules that say so;
+//!   [`host`] — the host's size and load.
 //!
 //! Lifecycle: bind, then (in the background) join if a join token is
 //! configured, heartbeat at once and every `nextHeartbeatSec`. A control
@@ -72,6 +73,7 @@ pub mod endpoints;
 pub mod host;
 pub mod http;
 pub mod listen;
+pub mod network_policy;
 pub mod pool;
 pub mod provision;
 pub mod sessions;
@@ -158,12 +160,18 @@ fn build(config: &WorkerConfig, addr: SocketAddr, tls: &Tls) -> Result<RunningWo
             *start_latency,
             *failure_rate,
         )),
-        ProvisionerConfig::Command { program, timeout } => Arc::new(CommandProvisioner::new(
-            program.clone(),
-            config.code.clone(),
-            *timeout,
-        )),
+        ProvisionerConfig::Command { program, timeout } => Arc::new(
+            CommandProvisioner::new(program.clone(), config.code.clone(), *timeout)
+                .with_network_policy(&config.network_policy),
+        ),
     };
+    if config.network_policy.restrict_internet
+        && matches!(config.provisioner, ProvisionerConfig::Simulated { .. })
+    {
+        tracing::warn!(
+            "EXAM_RESTRICT_INTERNET is set, but simulated desktops have no network to restrict"
+        );
+    }
     let node = Arc::new(WorkerNode::new(
         config.code.clone(),
         spec.max_sessions(),

@@ -22,6 +22,7 @@
 //! | `VDI_USER_ID` | the student (`allocate`, `release`; empty otherwise) |
 //! | `VDI_SESSION` | `release`: the JSON `allocate` printed |
 //! | `VDI_MACHINE` | `allocate` of a prewarmed machine, and `discard`: the JSON `prewarm` printed |
+//! | `VDI_NETWORK_POLICY` | when the exam desktops are restricted: the policy as JSON (`NetworkPolicyJson`: `restrictInternet`, `allowedDomains`, `allowedCidrs`, `allowedIps`, `originIp`, `enforceStrict`); absent otherwise |
 //!
 //! Exit status 0 is success. `allocate` must print one JSON object on
 //! standard output: the session's connection details, handed to the
@@ -31,6 +32,16 @@
 //! when the worker discards it. Output of `release` and `discard` is
 //! ignored. A non-zero exit fails the action with the end of standard error
 //! as the message; a run longer than the timeout is killed.
+//!
+//! With `VDI_NETWORK_POLICY` set, `prewarm` and `allocate` restrict the
+//! desktop they start before printing it (and `release` and `discard`
+//! lift the rules): once the desktop's address is known, `vdi-cluster
+//! network-rules apply --address ADDR` applies the policy's nftables rules
+//! and fails (exit 1) when a strict policy's rules cannot be applied,
+//! which must fail the action; `vdi-cluster network-rules remove
+//! --address ADDR` removes them (see
+//! [`network_policy`](crate::network_policy) and
+//! `examples/deploy/provision.sh`).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -41,7 +52,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
+use vdi_cluster_core::network::NetworkPolicy;
 use vdi_cluster_core::{ExamId, SessionKey, WorkerId};
+use vdi_cluster_protocol::node::{NETWORK_POLICY_VARIABLE, NetworkPolicyJson};
 
 /// Largest output read from the provisioning program.
 pub const MAX_OUTPUT_BYTES: usize = 256 * 1024;
@@ -217,6 +230,8 @@ pub struct CommandProvisioner {
     program: PathBuf,
     worker: WorkerId,
     timeout: Duration,
+    /// `VDI_NETWORK_POLICY`, when the policy restricts.
+    network_policy: Option<String>,
 }
 
 /// One run of the program.
@@ -319,7 +334,18 @@ impl CommandProvisioner {
             program,
             worker,
             timeout,
+            network_policy: None,
         }
+    }
+
+    /// Hands `policy` to the program in `VDI_NETWORK_POLICY` when it
+    /// restricts.
+    pub fn with_network_policy(mut self, policy: &NetworkPolicy) -> Self {
+        self.network_policy = policy
+            .restrict_internet
+            .then(|| serde_json::to_string(&NetworkPolicyJson::from(policy)).ok())
+            .flatten();
+        self
     }
 
     async fn run(&self, run: Run<'_>) -> Result<Vec<u8>, ProvisionError> {
@@ -327,6 +353,10 @@ impl CommandProvisioner {
         for name in SECRET_VARIABLES {
             command.env_remove(name);
         }
+        match &self.network_policy {
+            Some(policy) => command.env(NETWORK_POLICY_VARIABLE, policy),
+            None => command.env_remove(NETWORK_POLICY_VARIABLE),
+        };
         command
             .env("VDI_ACTION", run.action)
             .env("VDI_WORKER_CODE", self.worker.as_str())

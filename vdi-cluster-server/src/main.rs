@@ -1,7 +1,8 @@
 //! The `vdi-cluster` binary: `vdi-cluster serve` runs the control plane;
 //! `vdi-cluster worker` a worker node; `vdi-cluster demo` a control plane
 //! and simulated workers on this machine; `vdi-cluster token` prints a
-//! signed JWT; `vdi-cluster store export | import` copies a whole store.
+//! signed JWT; `vdi-cluster store export | import` copies a whole store;
+//! `vdi-cluster network-rules` applies an exam desktop's network policy.
 //! Run `vdi-cluster --help`.
 
 use std::io::IsTerminal;
@@ -84,6 +85,16 @@ async fn main() -> ExitCode {
         Command::Token(args) => match server::token(&args) {
             Ok(token) => {
                 println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::NetworkRules(args) => match vdi_cluster_node::network_policy::run(&args).await {
+            Ok(report) => {
+                println!("{}", report.trim_end());
                 ExitCode::SUCCESS
             }
             Err(e) => {

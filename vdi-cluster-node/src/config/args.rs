@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, ValueEnum};
 
-use super::{TlsArgs, TokenArgs};
+use super::{NetworkPolicyArgs, TlsArgs, TokenArgs};
 
 /// How sessions are started on this node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -41,7 +41,8 @@ pub struct WorkerArgs {
     /// comma-separated (replicas on one store): calls go to the one that
     /// last answered and move on to the next when it is down or answers a
     /// 5xx. Or one `grpc://host:port`: the control plane's gRPC service
-    /// (`serve --grpc-listen`, as minicloud's).
+    /// (`serve --grpc-listen`, as minicloud's); `grpcs://host:port` over
+    /// TLS (with `--tls-*` as for `https://`).
     #[arg(
         long = "control-plane",
         env = "CONTROL_PLANE_API_BASE",
@@ -183,6 +184,12 @@ pub struct WorkerArgs {
     /// worker docs for its environment and output).
     #[arg(long, env = "VDI_PROVISION_COMMAND", value_name = "PATH")]
     pub provision_command: Option<PathBuf>,
+
+    /// The exam desktops' network policy, handed to the provisioning
+    /// program (the exam platform's `EXAM_RESTRICT_INTERNET` and
+    /// `EXAM_ALLOWED_*`).
+    #[command(flatten)]
+    pub network: NetworkPolicyArgs,
 
     /// Longest run of the provisioning program, seconds.
     #[arg(long, env = "VDI_PROVISION_TIMEOUT_SEC", default_value_t = 120,

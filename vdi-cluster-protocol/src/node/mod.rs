@@ -34,6 +34,7 @@
 //! here); the worker-side API's bodies are below.
 
 mod heartbeat;
+mod network_policy;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -43,6 +44,7 @@ pub use heartbeat::{
     DeregisterRequest, DescriptionJson, ExamPoolJson, HeartbeatRequest, HeartbeatResponse,
     HostJson, PoolJson, RegisterRequest, SessionRef,
 };
+pub use network_policy::{NETWORK_POLICY_VARIABLE, NetworkPolicyJson};
 
 /// Header carrying the worker token on heartbeats and registration.
 pub const WORKER_TOKEN_HEADER: &str = "x-worker-token";

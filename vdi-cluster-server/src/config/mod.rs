@@ -1,6 +1,8 @@
 //! Command line: `vdi-cluster serve` (the control plane), `vdi-cluster
 //! worker` (a worker node, options in [`WorkerArgs`]), `vdi-cluster demo`
-//! (a whole cluster on one machine, [`DemoArgs`]) and `vdi-cluster token`,
+//! (a whole cluster on one machine, [`DemoArgs`]), `vdi-cluster token`
+//! and `vdi-cluster network-rules` (an exam desktop's firewall,
+//! [`NetworkRulesArgs`]),
 //! with the exam platform's environment variables as fallbacks of every flag
 //! and the other sources' names accepted as aliases
 //! ([`Cli::try_parse_with_aliases`]).
@@ -14,6 +16,7 @@ use crate::auth::Role;
 pub use crate::demo::DemoArgs;
 pub use crate::transfer::StoreArgs;
 pub use vdi_cluster_node::config::WorkerArgs;
+pub use vdi_cluster_node::network_policy::NetworkRulesArgs;
 
 /// `vdi-cluster`: the control plane of a remote-desktop exam platform.
 #[derive(Debug, Parser)]
@@ -100,6 +103,10 @@ pub enum Command {
     /// (the upgrade and migration path between backends, and a backup
     /// every backend reads).
     Store(StoreArgs),
+    /// Apply, remove or print the nftables rules that restrict one exam
+    /// desktop to its network policy (run by the provisioning program,
+    /// with the policy in VDI_NETWORK_POLICY).
+    NetworkRules(NetworkRulesArgs),
 }
 
 fn parse_role(text: &str) -> Result<Role, String> {

@@ -90,6 +90,12 @@ fn the_worker_env_file_is_read_as_written() {
     };
     let config = args.resolve_with(|name| vars.get(name).cloned()).unwrap();
     assert_eq!(config.code.as_str(), "worker-217-216-33-134");
+    // The runbook's network policy: eleven networks, the origin, strict.
+    let policy = &config.network_policy;
+    assert!(policy.restrict_internet && policy.enforce_strict);
+    assert_eq!(policy.allowed_cidrs.len(), 11);
+    assert_eq!(policy.allowed_domains, ["sot.umtoj.edu.vn"]);
+    assert!(policy.allows("203.210.213.198".parse().unwrap()));
     assert_eq!(config.listen.to_string(), "0.0.0.0:3000");
     assert_eq!(
         config.description.api_base_url,
@@ -127,7 +133,7 @@ fn stub_docker(dir: &Path) {
         r#"#!/bin/sh
 echo "$*" >> "$(dirname "$0")/calls"
 case "$1" in
-  inspect) exit 1 ;;
+  inspect) [ "$2" = "-f" ] || exit 1; echo 172.17.0.5 ;;
   run) echo 0123456789ab ;;
   port) echo "0.0.0.0:49153"; echo "[::]:49153" ;;
 esac
@@ -137,7 +143,27 @@ esac
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+/// A `vdi-cluster` that records its calls and, with `STUB_RULES_FAIL`
+/// set, fails as `network-rules apply` does under a strict policy.
+fn stub_agent(dir: &Path) -> PathBuf {
+    let path = dir.join("vdi-cluster-stub");
+    std::fs::write(
+        &path,
+        r#"#!/bin/sh
+echo "vdi-cluster $*" >> "$(dirname "$0")/calls"
+[ -z "${STUB_RULES_FAIL:-}" ] || [ "$2" != apply ] || exit 1
+"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
 fn provision(dir: &Path, action: &str, machine: &str) -> (bool, String) {
+    provision_with(dir, action, machine, &[])
+}
+
+fn provision_with(dir: &Path, action: &str, machine: &str, env: &[(&str, &str)]) -> (bool, String) {
     let path = format!(
         "{}:{}",
         dir.display(),
@@ -152,6 +178,7 @@ fn provision(dir: &Path, action: &str, machine: &str) -> (bool, String) {
         .env("VDI_USER_ID", "an\"a")
         .env("VDI_MACHINE", machine)
         .env("EXAM_PUBLIC_HOST", "203.0.113.20")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     (
@@ -190,5 +217,48 @@ fn the_sample_provisioning_program_prints_what_the_worker_expects() {
     assert!(provision(&dir, "release", "").0);
     assert!(provision(&dir, "discard", &machine.to_string()).0);
     assert!(!provision(&dir, "reboot", "").0);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn the_sample_provisioning_program_restricts_each_desktop() {
+    let dir = std::env::temp_dir().join(format!("vdi-deploy-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    stub_docker(&dir);
+    let agent = stub_agent(&dir);
+    let policy = r#"{"restrictInternet":true,"allowedIps":["10.0.0.7"]}"#;
+    let env = [
+        ("VDI_NETWORK_POLICY", policy),
+        ("VDI_CLUSTER_BIN", agent.to_str().unwrap()),
+    ];
+    let calls = || std::fs::read_to_string(dir.join("calls")).unwrap();
+
+    let (ok, out) = provision_with(&dir, "prewarm", "", &env);
+    assert!(ok, "{out}");
+    assert!(
+        calls().contains("vdi-cluster network-rules apply --address 172.17.0.5"),
+        "{}",
+        calls()
+    );
+    assert!(provision_with(&dir, "allocate", "", &env).0);
+    assert!(provision_with(&dir, "release", "", &env).0);
+    assert!(
+        calls().contains("vdi-cluster network-rules remove --address 172.17.0.5"),
+        "{}",
+        calls()
+    );
+
+    // Strict and the rules cannot be applied: no desktop, the action fails.
+    let removals = || calls().lines().filter(|l| l.starts_with("rm -f")).count();
+    let before = removals();
+    let failing = [env[0], env[1], ("STUB_RULES_FAIL", "1")];
+    let (ok, out) = provision_with(&dir, "allocate", "", &failing);
+    assert!(!ok && out.is_empty(), "{out}");
+    assert_eq!(
+        removals(),
+        before + 1,
+        "the container is removed: {}",
+        calls()
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use vdi_cluster_core::network::NetworkPolicy;
 use vdi_cluster_core::{CapacityInput, CapacitySpec, ValidationError, WorkerDescription, WorkerId};
 use vdi_cluster_protocol::credentials::check_secret_length;
 
@@ -121,6 +122,9 @@ pub struct WorkerConfig {
     pub control_plane_timeout: Duration,
     /// Provisioning.
     pub provisioner: ProvisionerConfig,
+    /// Where the exam desktops may connect, handed to the provisioning
+    /// program.
+    pub network_policy: NetworkPolicy,
     /// Report CPU, memory and disk usage.
     pub report_usage: bool,
     /// Deregister on exit.
@@ -150,6 +154,7 @@ impl fmt::Debug for WorkerConfig {
             .field("capacity", &self.capacity)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("provisioner", &self.provisioner)
+            .field("network_policy", &self.network_policy)
             .field("worker_token", &self.worker_token.as_ref().map(|_| ".."))
             .field("join_token", &self.join_token.as_ref().map(|_| ".."))
             .finish_non_exhaustive()
@@ -360,6 +365,7 @@ impl WorkerArgs {
             )?,
             control_plane_timeout: Duration::from_millis(self.control_plane_timeout_ms),
             provisioner,
+            network_policy: self.network.policy()?,
             report_usage: self.report_usage,
             deregister_on_exit: self.deregister_on_exit,
             tls: self
