@@ -104,19 +104,36 @@ impl AsyncWrite for MaybeTls {
 /// How long a new connection may take over its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A listener for `axum::serve` whose connections complete their TLS
-/// handshake in their own task, so a slow or failing handshake never
-/// holds up the next accept. A failed handshake (plain HTTP, a client
-/// certificate the CA did not sign) closes that connection only.
+/// A listener whose connections complete their TLS handshake in their
+/// own task, so a slow or failing handshake never holds up the next
+/// accept. A failed handshake (plain HTTP, a client certificate the CA
+/// did not sign) closes that connection only. It is `axum::serve`'s
+/// listener as [`new`](Self::new) makes it; [`admitting`](Self::admitting)
+/// also decides on each peer before reading a byte, and hands its
+/// answer `T` on with the connection.
 #[derive(Debug)]
-pub struct TlsIncoming {
+pub struct TlsIncoming<T = ()> {
     local: SocketAddr,
-    accepted: mpsc::Receiver<(MaybeTls, SocketAddr)>,
+    accepted: mpsc::Receiver<(MaybeTls, SocketAddr, T)>,
 }
 
 impl TlsIncoming {
     /// Accepts on `listener`, completing handshakes with `acceptor`.
     pub fn new(listener: TcpListener, acceptor: TlsAcceptor) -> io::Result<Self> {
+        Self::admitting(listener, Some(acceptor), |_| Some(()))
+    }
+}
+
+impl<T: Send + 'static> TlsIncoming<T> {
+    /// Accepts on `listener`; `admit` answers for each new peer at once
+    /// (`None` closes the connection before a byte is read; `Some`, a
+    /// slot to hold while it is open, travels with it); then completes
+    /// the handshake with `acceptor`, or passes plain TCP on without one.
+    pub fn admitting(
+        listener: TcpListener,
+        acceptor: Option<TlsAcceptor>,
+        admit: impl Fn(SocketAddr) -> Option<T> + Send + 'static,
+    ) -> io::Result<Self> {
         let local = listener.local_addr()?;
         let (tx, accepted) = mpsc::channel(64);
         tokio::spawn(async move {
@@ -134,11 +151,15 @@ impl TlsIncoming {
                         continue;
                     }
                 };
+                let Some(admitted) = admit(peer) else {
+                    drop(stream);
+                    continue;
+                };
                 let (tx, acceptor) = (tx.clone(), acceptor.clone());
                 tokio::spawn(async move {
-                    match MaybeTls::accept(stream, Some(&acceptor), HANDSHAKE_TIMEOUT).await {
+                    match MaybeTls::accept(stream, acceptor.as_ref(), HANDSHAKE_TIMEOUT).await {
                         Ok(conn) => {
-                            let _ = tx.send((conn, peer)).await;
+                            let _ = tx.send((conn, peer, admitted)).await;
                         }
                         Err(e) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
                     }
@@ -147,6 +168,20 @@ impl TlsIncoming {
         });
         Ok(Self { local, accepted })
     }
+
+    /// The next connection, its peer and what `admit` answered for it.
+    pub async fn next(&mut self) -> (MaybeTls, SocketAddr, T) {
+        match self.accepted.recv().await {
+            Some(accepted) => accepted,
+            // The accept loop never ends while this receiver lives.
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
 }
 
 impl axum::serve::Listener for TlsIncoming {
@@ -154,11 +189,8 @@ impl axum::serve::Listener for TlsIncoming {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.accepted.recv().await {
-            Some(accepted) => accepted,
-            // The accept loop never ends while this receiver lives.
-            None => std::future::pending().await,
-        }
+        let (io, peer, ()) = self.next().await;
+        (io, peer)
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {

@@ -312,7 +312,8 @@ pub struct ServeArgs {
     /// Most connections open at once from one peer address (never more
     /// than half of VDI_MAX_CONNECTIONS; trusted proxies are exempt): one
     /// client cannot starve the rest. Raise it when the exam application
-    /// sends more concurrent requests than this from one address.
+    /// sends more concurrent requests than this from one address. The
+    /// gRPC listener (`--grpc-listen`) holds peers to the same cap.
     #[arg(long, env = "VDI_MAX_CONNECTIONS_PER_PEER", default_value_t = 1_024,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_connections_per_peer: u64,

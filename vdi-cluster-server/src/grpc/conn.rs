@@ -1,10 +1,13 @@
-//! The gRPC server's connections over TLS: each completes its handshake
-//! in its own task ([`TlsIncoming`]), and carries its peer's address and
-//! client certificate ([`GrpcPeer`]) into every request's extensions.
+//! The gRPC server's connections: each counted under its peer's cap
+//! (the HTTP listener's per-peer cap, closed at once past it), over TLS
+//! with a certificate (the handshake in its own task, [`TlsIncoming`]),
+//! carrying its peer's address and client certificate ([`GrpcPeer`])
+//! into every request's extensions.
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::Stream;
@@ -12,6 +15,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tonic::transport::server::Connected;
 use vdi_cluster_node::tls::{MaybeTls, PeerCertificate, TlsAcceptor, TlsIncoming};
+
+use crate::listener::{PeerCaps, PeerSlot};
 
 /// Who is at the other end of a gRPC connection.
 #[derive(Debug, Clone)]
@@ -22,11 +27,13 @@ pub(crate) struct GrpcPeer {
     pub(crate) certificate: Option<PeerCertificate>,
 }
 
-/// An accepted TLS connection with its peer.
+/// An accepted connection with its peer, holding its place in the
+/// peer's count while open.
 #[derive(Debug)]
 pub(crate) struct GrpcConn {
     io: MaybeTls,
     peer: GrpcPeer,
+    _slot: PeerSlot,
 }
 
 impl Connected for GrpcConn {
@@ -37,21 +44,32 @@ impl Connected for GrpcConn {
     }
 }
 
-/// The connections of `listener`, over TLS with `acceptor`.
+/// The connections of `listener` admitted by `peers`, over TLS with
+/// `acceptor` when there is one.
 pub(crate) fn incoming(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    acceptor: Option<TlsAcceptor>,
+    peers: Arc<PeerCaps>,
 ) -> io::Result<impl Stream<Item = io::Result<GrpcConn>>> {
-    let accepted = TlsIncoming::new(listener, acceptor)?;
+    let accepted = TlsIncoming::admitting(listener, acceptor, move |addr: SocketAddr| {
+        peers.admit(addr.ip())
+    })?;
     Ok(futures::stream::unfold(
         accepted,
         |mut accepted| async move {
-            let (io, addr) = axum::serve::Listener::accept(&mut accepted).await;
+            let (io, addr, slot) = accepted.next().await;
             let peer = GrpcPeer {
                 addr,
                 certificate: io.peer_certificate(),
             };
-            Some((Ok(GrpcConn { io, peer }), accepted))
+            Some((
+                Ok(GrpcConn {
+                    io,
+                    peer,
+                    _slot: slot,
+                }),
+                accepted,
+            ))
         },
     ))
 }

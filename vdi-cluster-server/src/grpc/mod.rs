@@ -12,22 +12,29 @@
 //! towards the same per-address throttle.
 //!
 //! With `--tls-cert` the service speaks TLS (`conn`), and a worker's
-//! client certificate binds its code as over HTTP.
+//! client certificate binds its code as over HTTP. One peer address holds
+//! at most as many connections as the HTTP listener allows it
+//! (`--max-connections-per-peer`, trusted proxies exempt). Malformed
+//! frames are refused as the sender's bad input (`framing`).
 //!
 //! * `service` — the RPCs.
 //! * `call` — credentials from metadata, errors to statuses.
-//! * `conn` — connections over TLS and who is at their other end.
+//! * `conn` — connections: the per-peer cap, TLS, who is at their other
+//!   end.
+//! * `framing` — the frames of a request checked as they arrive.
 
 mod call;
 mod conn;
+mod framing;
 mod service;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
+use tower::util::MapRequestLayer;
 use vdi_cluster_grpc::pb;
 use vdi_cluster_grpc::pb::worker_management_service_server::WorkerManagementServiceServer;
 
+use crate::listener::PeerCaps;
 use crate::state::AppState;
 
 pub use service::GrpcService;
@@ -60,28 +67,21 @@ pub async fn serve(listener: TcpListener, state: AppState) -> Result<(), GrpcErr
         .build_v1()?;
     let shutdown = state.shutdown_token().clone();
     let acceptor = state.tls().and_then(|tls| tls.acceptor(&["h2"]));
-    let router = Server::builder()
+    let peers = PeerCaps::new(
+        state.limits().per_peer_cap(),
+        state.throttle().config().trusted_proxies.clone(),
+    );
+    let incoming = conn::incoming(listener, acceptor, peers)?;
+    Server::builder()
         .timeout(state.limits().request_timeout)
+        .layer(MapRequestLayer::new(framing::checked))
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(WorkerManagementServiceServer::new(GrpcService::new(state)));
-    match acceptor {
-        Some(acceptor) => {
-            router
-                .serve_with_incoming_shutdown(
-                    conn::incoming(listener, acceptor)?,
-                    shutdown.cancelled_owned(),
-                )
-                .await?
-        }
-        None => {
-            router
-                .serve_with_incoming_shutdown(
-                    TcpListenerStream::new(listener),
-                    shutdown.cancelled_owned(),
-                )
-                .await?
-        }
-    }
+        .add_service(
+            WorkerManagementServiceServer::new(GrpcService::new(state))
+                .max_decoding_message_size(framing::MAX_MESSAGE_BYTES),
+        )
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+        .await?;
     Ok(())
 }

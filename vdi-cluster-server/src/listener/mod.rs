@@ -19,7 +19,8 @@
 //! * **Per-peer cap** — at most [`HttpLimits::max_connections_per_peer`]
 //!   connections from one address (never more than half the cap), so one
 //!   client cannot take every slot; a connection past it is closed at
-//!   once (`peers`). Trusted proxies are exempt.
+//!   once (`peers`). Trusted proxies are exempt. The gRPC listener holds
+//!   peers to the same cap.
 //! * **TLS** — with a certificate (`--tls-cert`), each connection
 //!   completes its handshake in its own task within the header-read
 //!   timeout; one that fails it (plain HTTP, a client certificate the CA
@@ -57,7 +58,7 @@ use crate::state::HttpLimits;
 
 mod peers;
 
-use peers::PeerCaps;
+pub(crate) use peers::{PeerCaps, PeerSlot};
 
 /// Serves `app` on `listener` under `limits` until `shutdown` is
 /// cancelled; then stops accepting, shuts every connection down

@@ -145,3 +145,62 @@ async fn one_peers_silent_crowd_leaves_room_for_the_others() {
     drop(crowd);
     server.stop().await;
 }
+
+/// The HTTP/2 client preface and an empty SETTINGS frame.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+
+#[tokio::test]
+async fn the_grpc_listener_holds_one_peer_to_its_share_too() {
+    let (mut setup, _workers) = Setup::memory();
+    setup.limits = HttpLimits {
+        max_connections: 32,
+        max_connections_per_peer: 8,
+        ..HttpLimits::default()
+    };
+    let server = TestServer::start(setup).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc = listener.local_addr().unwrap();
+    tokio::spawn(vdi_cluster_server::grpc::serve(
+        listener,
+        server.state.clone(),
+    ));
+    let connect = |from: &'static str| async move {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        socket.connect(grpc).await.unwrap()
+    };
+    // One peer (127.0.0.2) opens three times its share of silent
+    // connections: those past its share are closed without a byte.
+    let mut crowd = Vec::new();
+    for _ in 0..24 {
+        crowd.push(connect("127.0.0.2").await);
+    }
+    let refused = until_closed(crowd.last_mut().unwrap()).await;
+    assert_eq!(refused, "");
+    // Another peer (127.0.0.1) is answered meanwhile.
+    let channel = tonic::transport::Channel::from_shared(format!("http://{grpc}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let health = tokio::time::timeout(
+        GIVE_UP,
+        tonic_health::pb::health_client::HealthClient::new(channel)
+            .check(tonic_health::pb::HealthCheckRequest::default()),
+    )
+    .await
+    .expect("the health check answered while one peer held its share")
+    .unwrap();
+    assert_eq!(health.into_inner().status, 1, "SERVING");
+    // The crowd's first connection is kept: it speaks HTTP/2 and the
+    // server answers with its settings.
+    crowd[0].write_all(H2_PREFACE).await.unwrap();
+    let mut settings = [0u8; 9];
+    tokio::time::timeout(GIVE_UP, crowd[0].read_exact(&mut settings))
+        .await
+        .expect("the server's settings")
+        .unwrap();
+    assert_eq!(settings[3], 4, "a SETTINGS frame: {settings:?}");
+    drop(crowd);
+    server.stop().await;
+}

@@ -1,7 +1,8 @@
 //! What a hostile client still found once the trust boundaries held (the
 //! trust issue's "defects and hardening"), each tried again here against
 //! real servers: page sessions that outlived a sign-out, bodies with a key
-//! twice, gRPC messages that do not decode, the shared token speaking for
+//! twice, gRPC messages that do not decode or frames that do not hold
+//! together (raw HTTP/2 frames over loopback), the shared token speaking for
 //! a worker with its own credential, install scripts trusting `Host`,
 //! webhooks aimed at the control plane's own networks, …
 
@@ -299,6 +300,100 @@ async fn a_grpc_message_that_does_not_decode_is_invalid_argument() {
             "{bytes:02x?}: {status:?}"
         );
     }
+}
+
+/// Sends `body` as it is, in raw HTTP/2 frames, to `path` of the gRPC
+/// server at `addr` with a worker token and `extra` headers; the answer's
+/// `grpc-status` and `grpc-message` (from the headers of a trailers-only
+/// answer, or from the trailers).
+async fn raw_grpc(
+    addr: std::net::SocketAddr,
+    path: &str,
+    extra: &[(&str, &str)],
+    body: &[u8],
+) -> (Code, String) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut request = axum::http::Request::post(format!("http://{addr}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("x-worker-token", WORKER_TOKEN);
+    for (name, value) in extra {
+        request = request.header(*name, *value);
+    }
+    let (answer, mut stream) = client
+        .send_request(request.body(()).unwrap(), false)
+        .unwrap();
+    stream
+        .send_data(bytes::Bytes::copy_from_slice(body), true)
+        .unwrap();
+    let (parts, mut answer) = answer.await.unwrap().into_parts();
+    let status = |headers: &axum::http::HeaderMap| {
+        let code = headers.get("grpc-status")?;
+        let message = headers
+            .get("grpc-message")
+            .map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned())
+            .unwrap_or_default();
+        Some((Code::from_bytes(code.as_bytes()), message))
+    };
+    if let Some(status) = status(&parts.headers) {
+        return status;
+    }
+    while let Some(data) = answer.data().await {
+        data.unwrap();
+    }
+    let trailers = answer.trailers().await.unwrap().expect("trailers");
+    status(&trailers).expect("a grpc-status")
+}
+
+#[tokio::test]
+async fn a_grpc_frame_that_does_not_hold_together_is_invalid_argument() {
+    let (a, _b, _worker) = replicas().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(vdi_cluster_server::grpc::serve(listener, a.state.clone()));
+    let heartbeat = "/vdi.cluster.v1.WorkerManagementService/Heartbeat";
+    let cases: [(&str, &[u8], Code); 6] = [
+        // The compressed flag, and no grpc-encoding.
+        (
+            "compressed",
+            &[1, 0, 0, 0, 2, 0x0a, 0x00],
+            Code::InvalidArgument,
+        ),
+        ("flag 7", &[7, 0, 0, 0, 0], Code::InvalidArgument),
+        // A length prefix of 10 over a body of 3.
+        (
+            "long prefix",
+            &[0, 0, 0, 0, 10, 0x0a, 0x01, b'w'],
+            Code::InvalidArgument,
+        ),
+        ("cut header", &[0, 0, 0], Code::InvalidArgument),
+        ("no message", &[], Code::InvalidArgument),
+        // 4 GiB announced: refused before any of it is read.
+        (
+            "oversized",
+            &[0, 0xff, 0xff, 0xff, 0xff],
+            Code::ResourceExhausted,
+        ),
+    ];
+    for (what, body, expected) in cases {
+        let (code, message) = raw_grpc(addr, heartbeat, &[], body).await;
+        assert_eq!(code, expected, "{what}: {message}");
+    }
+    // A compressed frame with a grpc-encoding is tonic's to answer (no
+    // compression is enabled), never INTERNAL.
+    let (code, message) = raw_grpc(
+        addr,
+        heartbeat,
+        &[("grpc-encoding", "gzip")],
+        &[1, 0, 0, 0, 2, 0x0a, 0x00],
+    )
+    .await;
+    assert_eq!(code, Code::Unimplemented, "{message}");
+    // Frames that hold together pass: the health check's empty message.
+    let (code, message) = raw_grpc(addr, "/grpc.health.v1.Health/Check", &[], &[0; 5]).await;
+    assert_eq!(code, Code::Ok, "{message}");
 }
 
 async fn worker_heartbeat(s: &TestServer, token: &str, code: &str, url: &str) -> Reply {
