@@ -18,25 +18,45 @@ use crate::convert;
 use crate::pb;
 use crate::pb::worker_management_service_client::WorkerManagementServiceClient;
 
-/// URL scheme of a gRPC control plane (`grpc://host:port`: HTTP/2
-/// without TLS, as minicloud's `negotiation-type: plaintext`; put a TLS
-/// proxy in front for anything beyond a private network).
+/// URL scheme of a gRPC control plane in plain text (`grpc://host:port`:
+/// HTTP/2 without TLS, as minicloud's `negotiation-type: plaintext`).
 pub const GRPC_SCHEME: &str = "grpc://";
+/// URL scheme of a gRPC control plane over TLS (`grpcs://host:port`):
+/// the connections are made by the caller's connector
+/// ([`GrpcControlPlane::with_channel`]), which does the TLS.
+pub const GRPCS_SCHEME: &str = "grpcs://";
 
-/// Whether `url` names a gRPC control plane (any case of the scheme).
-pub fn is_grpc_url(url: &str) -> bool {
-    url.trim().to_ascii_lowercase().starts_with(GRPC_SCHEME)
+/// The part of `url` after a gRPC scheme (any case), and whether it is
+/// the TLS one.
+fn split_scheme(url: &str) -> Option<(&str, bool)> {
+    let url = url.trim();
+    let lower = url.to_ascii_lowercase();
+    [(GRPC_SCHEME, false), (GRPCS_SCHEME, true)]
+        .into_iter()
+        .find(|(scheme, _)| lower.starts_with(scheme))
+        .map(|(scheme, tls)| (&url[scheme.len()..], tls))
 }
 
-/// The HTTP/2 URI tonic connects to for `url` (`grpc://h:p` →
-/// `http://h:p`); an error for humans when `url` is not a
-/// `grpc://host:port` URL.
+/// Whether `url` names a gRPC control plane (`grpc://` or `grpcs://`,
+/// any case of the scheme).
+pub fn is_grpc_url(url: &str) -> bool {
+    split_scheme(url).is_some()
+}
+
+/// Whether `url` names a gRPC control plane over TLS (`grpcs://`).
+pub fn is_tls_url(url: &str) -> bool {
+    split_scheme(url).is_some_and(|(_, tls)| tls)
+}
+
+/// The HTTP/2 URI tonic connects to for `url` (`grpc://h:p` and
+/// `grpcs://h:p` → `http://h:p`: TLS, when asked for, is the
+/// connector's); an error for humans when `url` is not a
+/// `grpc://host:port` or `grpcs://host:port` URL.
 pub fn endpoint_uri(url: &str) -> Result<String, String> {
     let trimmed = url.trim().trim_end_matches('/');
-    if !is_grpc_url(trimmed) {
-        return Err(format!("{url:?} is not a grpc:// URL"));
-    }
-    let rest = &trimmed[GRPC_SCHEME.len()..];
+    let Some((rest, _)) = split_scheme(trimmed) else {
+        return Err(format!("{url:?} is not a grpc:// or grpcs:// URL"));
+    };
     let valid = !rest.is_empty()
         && !rest.contains(['/', '?', '#', ' '])
         && rest.parse::<tonic::codegen::http::uri::Authority>().is_ok();
@@ -44,6 +64,18 @@ pub fn endpoint_uri(url: &str) -> Result<String, String> {
         return Err(format!("{url:?}: expected grpc://host:port"));
     }
     Ok(format!("http://{rest}"))
+}
+
+/// The endpoint of the control plane at `url`, each call (and each
+/// connection) within `timeout`.
+pub fn endpoint(url: &str, timeout: Duration) -> Result<Endpoint, Status> {
+    let target = endpoint_uri(url).map_err(Status::invalid_argument)?;
+    Endpoint::from_shared(target)
+        .map_err(|e| Status::invalid_argument(format!("{url}: {e}")))?
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .user_agent(concat!("vdi-cluster-worker/", env!("CARGO_PKG_VERSION")))
+        .map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
 /// A gRPC client of one control plane.
@@ -67,27 +99,30 @@ fn with_header<T>(
 }
 
 impl GrpcControlPlane {
-    /// A client of the control plane at `url` (`grpc://host:port`), each
-    /// call within `timeout`. Connects on first use.
+    /// A client of the control plane at `url` (`grpc://host:port`, plain
+    /// text), each call within `timeout`. Connects on first use. A
+    /// `grpcs://` URL is refused here: its connections need TLS
+    /// ([`with_channel`](Self::with_channel)).
     pub fn new(url: &str, timeout: Duration) -> Result<Self, Status> {
-        let target = url
-            .strip_prefix("grpc://")
-            .map(|rest| format!("http://{rest}"))
-            .or_else(|| {
-                url.strip_prefix("grpcs://")
-                    .map(|rest| format!("https://{rest}"))
-            })
-            .ok_or_else(|| Status::invalid_argument(format!("{url}: not a grpc:// URL")))?;
-        let endpoint = Endpoint::from_shared(target)
-            .map_err(|e| Status::invalid_argument(format!("{url}: {e}")))?
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .user_agent(concat!("vdi-cluster-worker/", env!("CARGO_PKG_VERSION")))
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        Ok(Self {
-            client: WorkerManagementServiceClient::new(endpoint.connect_lazy()),
+        if is_tls_url(url) {
+            return Err(Status::invalid_argument(format!(
+                "{url}: grpcs:// needs a TLS connector"
+            )));
+        }
+        Ok(Self::with_channel(
+            url,
+            endpoint(url, timeout)?.connect_lazy(),
+        ))
+    }
+
+    /// A client of the control plane at `url` over `channel`: the
+    /// [`endpoint`] of `url` connected by the caller (the node agent's
+    /// TLS connector for `grpcs://`).
+    pub fn with_channel(url: &str, channel: Channel) -> Self {
+        Self {
+            client: WorkerManagementServiceClient::new(channel),
             url: url.to_owned(),
-        })
+        }
     }
 
     /// The control plane's URL.
@@ -181,8 +216,12 @@ mod tests {
         assert!(is_grpc_url("grpc://127.0.0.1:9090"));
         assert!(!is_grpc_url("http://127.0.0.1:8080/api"));
         assert!(is_grpc_url("GRPC://cp:9090"));
+        assert!(is_grpc_url("grpcs://cp:9090") && is_tls_url("GRPCS://cp:9090"));
+        assert!(!is_tls_url("grpc://cp:9090"));
         assert!(GrpcControlPlane::new("http://127.0.0.1:9090", Duration::from_secs(1)).is_err());
+        assert!(GrpcControlPlane::new("grpcs://127.0.0.1:9090", Duration::from_secs(1)).is_err());
         assert_eq!(endpoint_uri("grpc://cp:9090/").unwrap(), "http://cp:9090");
+        assert_eq!(endpoint_uri("grpcs://cp:9090").unwrap(), "http://cp:9090");
         assert!(endpoint_uri("grpc://").is_err());
         assert!(endpoint_uri("grpc://cp:9090/api").is_err());
     }

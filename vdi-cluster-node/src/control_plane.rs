@@ -6,7 +6,10 @@
 //! With a `grpc://host:port` base, the same calls go to the control
 //! plane's gRPC service instead (minicloud's), with the same bodies converted
 //! by `vdi-cluster-grpc`; its status codes are classified as the HTTP
-//! statuses they stand for.
+//! statuses they stand for. `grpcs://host:port` is the same over TLS, as
+//! the HTTP client's `https://`: the CA verifies the control plane and
+//! the host's certificate is presented for mutual TLS (`crate::tls`); with
+//! a CA configured, plain `grpc://` is refused.
 //!
 //! With several API bases (replicas of the control plane), every call goes
 //! through one [`UrlRotation`]: to the base that last answered, and on to
@@ -25,7 +28,7 @@ use vdi_cluster_protocol::{
     RegisterRequest, WORKER_TOKEN_HEADER,
 };
 
-use vdi_cluster_grpc::client::{GrpcControlPlane, is_grpc_url};
+use vdi_cluster_grpc::client::{GrpcControlPlane, endpoint, is_grpc_url, is_tls_url};
 use vdi_cluster_grpc::status::http_for_code;
 use vdi_cluster_grpc::tonic::{Code, Status};
 
@@ -113,6 +116,29 @@ pub struct ControlPlaneClient {
     grpc: Option<Result<GrpcControlPlane, String>>,
 }
 
+/// The gRPC client of `url`: over TLS for `grpcs://` (verifying the
+/// control plane and presenting this host's certificate as `tls` says),
+/// in plain text for `grpc://` unless a CA makes TLS the rule.
+fn grpc_client(
+    url: &str,
+    timeout: Duration,
+    tls: Option<&Tls>,
+) -> Result<GrpcControlPlane, String> {
+    match tls {
+        Some(tls) if is_tls_url(url) => {
+            let endpoint = endpoint(url, timeout).map_err(|e| e.message().to_owned())?;
+            Ok(GrpcControlPlane::with_channel(
+                url,
+                endpoint.connect_with_connector_lazy(tls.grpc_connector()),
+            ))
+        }
+        Some(tls) if tls.https_only() => Err(format!(
+            "--tls-ca is set, and {url} is plain text: use grpcs://host:port"
+        )),
+        _ => GrpcControlPlane::new(url, timeout).map_err(|e| e.message().to_owned()),
+    }
+}
+
 impl ControlPlaneClient {
     /// A client of the API at `base` (`…/api`), each call within `timeout`.
     pub fn new(base: String, timeout: Duration) -> Result<Self, reqwest::Error> {
@@ -149,13 +175,7 @@ impl ControlPlaneClient {
         }
         let http = http.build()?;
         let grpc = match bases.as_slice() {
-            [one] if is_grpc_url(one) && tls.is_some_and(Tls::https_only) => Some(Err(
-                "--tls-ca is set, and the gRPC client speaks plain text: use the control plane's https:// API"
-                    .to_owned(),
-            )),
-            [one] if is_grpc_url(one) => {
-                Some(GrpcControlPlane::new(one, timeout).map_err(|e| e.message().to_owned()))
-            }
+            [one] if is_grpc_url(one) => Some(grpc_client(one, timeout, tls)),
             _ => None,
         };
         Ok(Self {

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use rustls::SignatureScheme;
 use rustls::client::ResolvesClientCert;
@@ -19,12 +19,9 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio_util::sync::CancellationToken;
 
 use super::TlsError;
-
-/// How often the files' modification times are compared.
-pub const WATCH_EVERY: Duration = Duration::from_secs(5);
+use super::watch::Reloadable;
 
 /// A certificate chain and key that can be read again.
 #[derive(Debug)]
@@ -39,11 +36,12 @@ pub struct Identity {
 /// The files' modification times at the last read.
 type Stamps = (Option<SystemTime>, Option<SystemTime>);
 
-fn stamp(path: &Path) -> Option<SystemTime> {
+/// A file's modification time, when it can be read.
+pub(super) fn stamp(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-/// Reads the certificate chain of `--tls-cert`.
+/// Reads the certificate chain (or bundle) of `flag`.
 pub(super) fn read_certs(
     path: &Path,
     flag: &'static str,
@@ -92,9 +90,16 @@ impl Identity {
         }))
     }
 
+    /// The pair the next handshake presents.
+    pub fn current(&self) -> Arc<CertifiedKey> {
+        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl Reloadable for Identity {
     /// Reads the files again; the next handshakes present the new pair.
     /// On an error the previous pair stays.
-    pub fn reload(&self) -> Result<(), TlsError> {
+    fn reload(&self) -> Result<(), TlsError> {
         let stamps = (stamp(&self.cert_path), stamp(&self.key_path));
         let key = load(&self.cert_path, &self.key_path, &self.provider)?;
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(key);
@@ -102,82 +107,18 @@ impl Identity {
         Ok(())
     }
 
-    /// Whether a file's modification time moved since the last read.
     fn changed(&self) -> bool {
         let now = (stamp(&self.cert_path), stamp(&self.key_path));
         *self.stamps.lock().unwrap_or_else(PoisonError::into_inner) != now
     }
 
-    /// The pair the next handshake presents.
-    pub fn current(&self) -> Arc<CertifiedKey> {
-        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+    fn what(&self) -> &'static str {
+        "TLS certificate"
     }
 
-    fn reload_logged(&self, why: &str) {
-        match self.reload() {
-            Ok(()) => {
-                tracing::info!(cert = %self.cert_path.display(), why, "TLS certificate reloaded")
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, why, "TLS certificate not reloaded: the previous one stays")
-            }
-        }
+    fn path(&self) -> &Path {
+        &self.cert_path
     }
-
-    /// Reloads on SIGHUP and when a file's modification time changes
-    /// (checked every [`WATCH_EVERY`]), until `shutdown`.
-    pub fn watch(self: &Arc<Self>, shutdown: CancellationToken) {
-        let this = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut hangup = hangup_signal();
-            let mut tick = tokio::time::interval(WATCH_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = next_hangup(&mut hangup) => this.reload_logged("SIGHUP"),
-                    _ = tick.tick() => {
-                        if this.changed() {
-                            this.reload_logged("file changed");
-                        }
-                    }
-                }
-            }
-        });
-    }
-}
-
-#[cfg(unix)]
-type Hangup = Option<tokio::signal::unix::Signal>;
-#[cfg(not(unix))]
-type Hangup = ();
-
-#[cfg(unix)]
-fn hangup_signal() -> Hangup {
-    use tokio::signal::unix::{SignalKind, signal};
-    signal(SignalKind::hangup())
-        .inspect_err(|e| tracing::warn!(error = %e, "cannot listen for SIGHUP: certificates reload on file change only"))
-        .ok()
-}
-
-#[cfg(not(unix))]
-fn hangup_signal() -> Hangup {}
-
-#[cfg(unix)]
-async fn next_hangup(hangup: &mut Hangup) {
-    match hangup {
-        Some(signal) => {
-            if signal.recv().await.is_none() {
-                *hangup = None;
-            }
-        }
-        None => std::future::pending().await,
-    }
-}
-
-#[cfg(not(unix))]
-async fn next_hangup(_: &mut Hangup) {
-    std::future::pending().await
 }
 
 impl ResolvesServerCert for Identity {

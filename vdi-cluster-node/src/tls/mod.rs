@@ -15,6 +15,11 @@
 //!
 //! * `identity` — [`Identity`]: the certificate and key, reloaded on
 //!   SIGHUP or when a file changes, without dropping open connections;
+//! * `ca` — [`Ca`]: the CA bundle, reloaded alike, that verifies the other
+//!   side's certificate at each new handshake;
+//! * `watch` — the reloads: SIGHUP, and the files' modification times;
+//! * `connector` — [`GrpcTlsConnector`], the gRPC client's connections
+//!   to a `grpcs://` control plane;
 //! * `peer` — [`PeerCertificate`]: the names of the certificate a client
 //!   presented (its CN and DNS SANs), to which `serve` binds a worker's
 //!   code;
@@ -28,18 +33,25 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
-use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio_util::sync::CancellationToken;
 
+mod ca;
+mod connector;
 mod identity;
 mod peer;
 mod stream;
+mod watch;
 
-pub use identity::{Identity, WATCH_EVERY};
+pub use ca::Ca;
+pub use connector::GrpcTlsConnector;
+pub use identity::Identity;
 pub use peer::PeerCertificate;
 pub use stream::{HANDSHAKE_TIMEOUT, MaybeTls, TlsIncoming};
 pub use tokio_rustls::TlsAcceptor;
+pub use watch::WATCH_EVERY;
+
+use watch::Reloadable;
 
 /// What `--tls-*` resolved to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -92,7 +104,7 @@ pub struct Tls {
     identity: Option<Arc<Identity>>,
     server: Option<Arc<ServerConfig>>,
     client: Arc<ClientConfig>,
-    ca: bool,
+    ca: Option<Arc<Ca>>,
     require_client_cert: bool,
 }
 
@@ -123,33 +135,24 @@ impl Tls {
             Some((cert, key)) => Some(Identity::load(cert, key, Arc::clone(&provider))?),
             None => None,
         };
-        let roots = match &settings.ca {
-            Some(path) => {
-                let mut roots = RootCertStore::empty();
-                for cert in identity::read_certs(path, "--tls-ca")? {
-                    roots
-                        .add(cert)
-                        .map_err(|e| TlsError::file("--tls-ca", path, e))?;
-                }
-                Some(Arc::new(roots))
-            }
-            None => None,
-        };
-        let server = match &identity {
-            Some(identity) => Some(server_config(
-                identity,
-                roots.as_ref(),
+        let ca = match &settings.ca {
+            Some(path) => Some(Ca::load(
+                path,
+                Arc::clone(&provider),
                 settings.require_client_cert && in_handshake,
-                &provider,
             )?),
             None => None,
         };
-        let client = client_config(identity.as_ref(), roots.as_ref(), &provider)?;
+        let server = match &identity {
+            Some(identity) => Some(server_config(identity, ca.as_ref(), &provider)?),
+            None => None,
+        };
+        let client = client_config(identity.as_ref(), ca.as_ref(), &provider)?;
         Ok(Self {
             identity,
             server,
             client: Arc::new(client),
-            ca: roots.is_some(),
+            ca,
             require_client_cert: settings.require_client_cert,
         })
     }
@@ -168,9 +171,16 @@ impl Tls {
         (*self.client).clone()
     }
 
-    /// Whether a CA is configured: calls then go over `https://` only.
+    /// The connector of this host's gRPC calls to a `grpcs://` control
+    /// plane: its client configuration, HTTP/2 only.
+    pub fn grpc_connector(&self) -> GrpcTlsConnector {
+        GrpcTlsConnector::new(self.client_config())
+    }
+
+    /// Whether a CA is configured: calls then go over `https://` (or
+    /// `grpcs://`) only.
     pub fn https_only(&self) -> bool {
-        self.ca
+        self.ca.is_some()
     }
 
     /// Whether the other side must present a certificate.
@@ -187,42 +197,28 @@ impl Tls {
         }
     }
 
-    /// Reloads the certificate on SIGHUP and on file change, until
-    /// `shutdown`; nothing to do without one.
+    /// Reloads the certificate and the CA bundle on SIGHUP and on file
+    /// change, until `shutdown`; nothing to do without either.
     pub fn watch(&self, shutdown: CancellationToken) {
-        if let Some(identity) = &self.identity {
-            identity.watch(shutdown);
-        }
+        let identity = self
+            .identity
+            .iter()
+            .map(|i| Arc::clone(i) as Arc<dyn Reloadable>);
+        let ca = self.ca.iter().map(|c| Arc::clone(c) as Arc<dyn Reloadable>);
+        watch::watch(identity.chain(ca).collect(), shutdown);
     }
 }
 
 fn server_config(
     identity: &Arc<Identity>,
-    roots: Option<&Arc<RootCertStore>>,
-    require: bool,
+    ca: Option<&Arc<Ca>>,
     provider: &Arc<CryptoProvider>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let builder = ServerConfig::builder_with_provider(Arc::clone(provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::setting("--tls-cert", e.to_string()))?;
-    let builder = match roots {
-        Some(roots) => {
-            let verifier = WebPkiClientVerifier::builder_with_provider(
-                Arc::clone(roots),
-                Arc::clone(provider),
-            );
-            // Without the requirement, a certificate presented is still
-            // verified (and binds a worker's code); none is fine.
-            let verifier = if require {
-                verifier
-            } else {
-                verifier.allow_unauthenticated()
-            };
-            let verifier = verifier
-                .build()
-                .map_err(|e| TlsError::setting("--tls-ca", e.to_string()))?;
-            builder.with_client_cert_verifier(verifier)
-        }
+    let builder = match ca {
+        Some(ca) => builder.with_client_cert_verifier(Arc::clone(ca) as _),
         None => builder.with_no_client_auth(),
     };
     Ok(Arc::new(
@@ -232,19 +228,22 @@ fn server_config(
 
 fn client_config(
     identity: Option<&Arc<Identity>>,
-    roots: Option<&Arc<RootCertStore>>,
+    ca: Option<&Arc<Ca>>,
     provider: &Arc<CryptoProvider>,
 ) -> Result<ClientConfig, TlsError> {
-    let roots = match roots {
-        Some(roots) => Arc::clone(roots),
-        None => Arc::new(RootCertStore {
+    let builder = ClientConfig::builder_with_provider(Arc::clone(provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::setting("--tls-ca", e.to_string()))?;
+    let builder = match ca {
+        // `dangerous` is rustls's door to any verifier; this one is
+        // webpki's own, over the bundle as last read.
+        Some(ca) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::clone(ca) as _),
+        None => builder.with_root_certificates(RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         }),
     };
-    let builder = ClientConfig::builder_with_provider(Arc::clone(provider))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::setting("--tls-ca", e.to_string()))?
-        .with_root_certificates(roots);
     let mut config = match identity {
         Some(identity) => builder.with_client_cert_resolver(Arc::clone(identity) as _),
         None => builder.with_no_client_auth(),

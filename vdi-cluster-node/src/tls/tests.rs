@@ -204,3 +204,42 @@ async fn a_reload_changes_what_the_next_handshake_presents() {
     assert_ne!(after, before, "the new certificate is presented");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_reloaded_ca_bundle_verifies_the_next_handshake() {
+    let dir = temp_dir("ca-reload");
+    let (old_ca, new_ca) = (TestCa::new("old CA"), TestCa::new("new CA"));
+    let bundle = dir.join("ca.crt");
+    std::fs::write(&bundle, &old_ca.pem).unwrap();
+    let server = Tls::load(&TlsSettings {
+        identity: Some(write_leaf(&dir, "cp", &old_ca.leaf("cp"))),
+        ca: Some(bundle.clone()),
+        require_client_cert: true,
+    })
+    .unwrap();
+    // A worker whose certificate the new CA issued (it trusts the old one
+    // for the control plane's).
+    std::fs::write(dir.join("old-ca.crt"), &old_ca.pem).unwrap();
+    let worker = Tls::load(&TlsSettings {
+        identity: Some(write_leaf(&dir, "w-1", &new_ca.leaf("w-1"))),
+        ca: Some(dir.join("old-ca.crt")),
+        require_client_cert: false,
+    })
+    .unwrap();
+    assert!(handshake(&server, &worker).await.is_err());
+
+    // A half-written bundle is not taken: the old one stays.
+    std::fs::write(&bundle, "not a certificate").unwrap();
+    let ca = server.ca.as_ref().unwrap();
+    assert!(ca.changed());
+    assert_eq!(ca.reload().unwrap_err().flag(), "--tls-ca");
+    assert!(handshake(&server, &worker).await.is_err());
+    // Both CAs in the bundle, read again without a restart: the worker is
+    // verified against the new bundle.
+    std::fs::write(&bundle, format!("{}{}", old_ca.pem, new_ca.pem)).unwrap();
+    ca.reload().unwrap();
+    assert!(!ca.changed());
+    let (peer, _) = handshake(&server, &worker).await.unwrap();
+    assert!(peer.expect("a certificate").names("w-1"));
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -5,9 +5,11 @@
 //! another code is refused; plain HTTP is refused on every listener; a
 //! control plane's certificate is rotated (file rewritten, SIGHUP) while a
 //! connection stays open on the old one, and new handshakes see the new
-//! one. Over gRPC too, a certificate for another code is refused and
-//! plain text is not answered. An unreachable Redis is a SKIP, or a failure with
-//! `VDI_REQUIRE_BACKENDS=1`.
+//! one; a CA added to the bundle (SIGHUP) verifies a worker it issued
+//! without a restart. Over gRPC too, a certificate for another code is
+//! refused and plain text is not answered, and a node agent heartbeats
+//! over `grpcs://` with mutual TLS. An unreachable Redis is a SKIP, or a
+//! failure with `VDI_REQUIRE_BACKENDS=1`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -109,6 +111,20 @@ impl TestCa {
             builder = builder.identity(reqwest::Identity::from_pem(&pem).unwrap());
         }
         builder.build().unwrap()
+    }
+
+    /// An HTTPS client trusting this CA and presenting `<name>`'s
+    /// certificate issued by `issuer`, another CA.
+    pub(crate) fn client_issued_by(&self, issuer: &TestCa, name: &str) -> reqwest::Client {
+        let ca = std::fs::read(self.ca()).unwrap();
+        let mut pem = std::fs::read(issuer.dir.join(format!("{name}.crt"))).unwrap();
+        pem.extend(std::fs::read(issuer.dir.join(format!("{name}.key"))).unwrap());
+        http_builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+            .identity(reqwest::Identity::from_pem(&pem).unwrap())
+            .build()
+            .unwrap()
     }
 
     /// A rustls client configuration trusting the CA and presenting
@@ -305,6 +321,33 @@ async fn two_replicas_and_workers_over_mutual_tls() {
         "a worker answered a caller without certificate"
     );
 
+    // A CA rotated in: a worker whose certificate a new CA issued is
+    // refused until the control plane's bundle holds that CA, then
+    // verified against the new bundle without a restart.
+    let new_ca = TestCa::new();
+    new_ca.issue("w3", "w3");
+    let as_w3 = ca.client_issued_by(&new_ca, "w3");
+    let register_w3 = || async {
+        as_w3
+            .post(format!("{}/api/vdi/workers/register", first.url))
+            .header("x-worker-token", WORKER_TOKEN)
+            .json(&json!({"code": "w3", "apiBaseUrl": "https://127.0.0.1:9"}))
+            .send()
+            .await
+            .map(|r| r.status())
+    };
+    assert!(register_w3().await.is_err(), "an unknown CA was accepted");
+    let bundle = [ca.ca(), new_ca.ca()]
+        .map(|path| std::fs::read_to_string(path).unwrap())
+        .concat();
+    std::fs::write(ca.ca(), bundle).unwrap();
+    first.proc.signal(Signal::HUP);
+    let status = eventually("w3 is verified against the new bundle", || async {
+        register_w3().await.ok()
+    })
+    .await;
+    assert!(status.is_success(), "{status}");
+
     // Rotation: a connection open on the old certificate stays usable;
     // new handshakes get the new certificate.
     let config = ca.rustls_config("probe", b"http/1.1");
@@ -416,4 +459,52 @@ async fn over_grpc_a_certificate_for_another_code_is_refused() {
             .await;
         assert!(call.is_err(), "a plain-text call was answered: {call:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_heartbeats_over_grpc_with_mutual_tls() {
+    let ca = TestCa::new();
+    for name in ["cp", "w1", "w2"] {
+        ca.issue(name, if name == "cp" { "control-plane" } else { name });
+    }
+    let mut extra = ca.flags("cp");
+    extra.extend(["--grpc-listen".into(), "127.0.0.1:0".into()]);
+    let mut cp = ControlPlane::start(CpOptions {
+        extra,
+        ..CpOptions::default()
+    })
+    .await;
+    let line = cp.proc.wait_line("gRPC listening on").await;
+    let addr = line.rsplit("://").next().unwrap().trim().to_owned();
+
+    // The agent's gRPC client over TLS: it verifies the control plane
+    // with the CA and presents w1's certificate (the control plane
+    // requires one of workers).
+    let w1 = Worker::start(
+        "w1",
+        &format!("grpcs://{addr}"),
+        WorkerOptions {
+            extra: ca.flags("w1"),
+            ..WorkerOptions::default()
+        },
+    )
+    .await;
+    let api = Api::with_http(&cp.url, ca.client(None));
+    wait_worker(&api, "w1", "availability", json!("healthy")).await;
+    let placed = api.allocate("exam-grpcs", "student-1").await;
+    assert_eq!(placed["workerCode"], "w1", "{placed}");
+
+    // With a CA, the agent refuses to speak plain text to a gRPC control
+    // plane: it never registers.
+    let plain = Worker::start(
+        "w2",
+        &format!("grpc://{addr}"),
+        WorkerOptions {
+            extra: ca.flags("w2"),
+            ..WorkerOptions::default()
+        },
+    )
+    .await;
+    plain.proc.wait_log("use grpcs://host:port").await;
+    drop((w1, plain));
 }
