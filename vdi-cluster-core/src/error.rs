@@ -38,6 +38,15 @@ pub enum Error {
     #[error("Webhook not found: {0}")]
     WebhookNotFound(String),
 
+    /// No scheduled action has this id.
+    #[error("Scheduled action not found: {0}")]
+    ScheduledNotFound(String),
+
+    /// A scheduled action cannot make the move asked (a cancellation of
+    /// one that already fired).
+    #[error(transparent)]
+    ScheduledRefused(#[from] crate::scheduled::ActionRefused),
+
     /// An exam with this id is already booked.
     #[error("Exam already booked: {0}")]
     ExamExists(ExamId),

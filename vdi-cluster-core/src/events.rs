@@ -73,6 +73,21 @@ pub enum EventKind {
         /// The exams it hurts.
         exams: Vec<ExamId>,
     },
+    /// A drain scheduled for a time could not be carried out when it was
+    /// due (the change freeze refused it, the worker was gone, …).
+    WorkerScheduledDrainFailed {
+        /// The worker.
+        worker: WorkerId,
+        /// The scheduled action's id.
+        action: String,
+        /// Who scheduled it.
+        actor: String,
+        /// Why it failed, for humans.
+        reason: String,
+        /// The exams that needed the worker, when the change freeze
+        /// refused it.
+        exams: Vec<ExamId>,
+    },
     /// A worker deregistered or was removed.
     WorkerRemoved {
         /// The worker.
@@ -268,6 +283,7 @@ impl EventKind {
             Self::WorkerAvailability { .. } => "workerAvailability",
             Self::WorkerPolicy { .. } => "workerPolicy",
             Self::WorkerFreezeOverridden { .. } => "workerFreezeOverridden",
+            Self::WorkerScheduledDrainFailed { .. } => "workerScheduledDrainFailed",
             Self::WorkerRemoved { .. } => "workerRemoved",
             Self::SessionMigrated { .. } => "sessionMigrated",
             Self::MigrationFailed { .. } => "migrationFailed",

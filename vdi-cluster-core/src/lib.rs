@@ -140,6 +140,7 @@ pub mod outbox;
 pub mod policy;
 pub mod reconcile;
 pub mod scale;
+pub mod scheduled;
 pub mod scheduler;
 pub mod service;
 pub mod store;

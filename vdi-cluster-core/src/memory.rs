@@ -33,6 +33,7 @@ mod exams;
 mod lease;
 mod lost;
 mod outbox;
+mod scheduled;
 mod waiting_room;
 
 /// Audit entries kept in memory.
@@ -57,6 +58,7 @@ struct State {
     queues: waiting_room::QueueState,
     outbox: outbox::OutboxState,
     capacity_requests: BTreeMap<String, crate::scale::StoredCapacityRequest>,
+    scheduled: scheduled::ScheduledState,
 }
 
 impl State {

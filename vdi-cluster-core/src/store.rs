@@ -103,6 +103,7 @@ pub use crate::calendar::{CalendarWrite, ExamCalendar, ExamStore};
 pub use crate::outbox::{LostDispatch, LostRelease, Outbox};
 pub use crate::reconcile::{Counter, Drift};
 pub use crate::scale::{CapacityRequests, StoredCapacityRequest};
+pub use crate::scheduled::{ScheduledActions, ScheduledSnapshot};
 pub use crate::scheduler::ExamPlacement;
 pub use crate::waiting_room::{Completion, Enqueued, Standing, WaitingRoom};
 
@@ -560,7 +561,7 @@ pub trait Credentials: Debug + Send + Sync + 'static {
 }
 
 /// Everything a backend provides. Implemented for every type that
-/// implements the nine traits.
+/// implements the ten traits.
 pub trait Store:
     Registry
     + DispatchStore
@@ -571,6 +572,7 @@ pub trait Store:
     + WaitingRoom
     + Outbox
     + CapacityRequests
+    + ScheduledActions
 {
 }
 
@@ -584,6 +586,7 @@ impl<T> Store for T where
         + WaitingRoom
         + Outbox
         + CapacityRequests
+        + ScheduledActions
 {
 }
 

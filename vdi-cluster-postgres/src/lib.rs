@@ -135,6 +135,7 @@ mod lease;
 mod lost;
 mod outbox;
 mod registry;
+mod scheduled;
 mod sql;
 mod waiting_room;
 

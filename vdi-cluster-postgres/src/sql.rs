@@ -135,6 +135,12 @@ statements! {
     WAITING_ROOM_ABANDON = "waiting_room_abandon.sql";
     /// Exams with a waiting student.
     QUEUED_EXAMS = "queued_exams.sql";
+    /// Compare-and-set of one scheduled action.
+    PUT_SCHEDULED = "put_scheduled.sql";
+    /// One scheduled action.
+    SCHEDULED = "scheduled.sql";
+    /// Open scheduled actions due by an instant, in time order.
+    OPEN_SCHEDULED = "open_scheduled.sql";
     /// Store a webhook endpoint unless its id is taken.
     PUT_WEBHOOK = "put_webhook.sql";
     /// Every webhook endpoint, oldest first.

@@ -10,7 +10,7 @@ use vdi_cluster_postgres::MIGRATOR;
 use common::{TestDb, register};
 use vdi_cluster_core::testkit::{assert_no_drift, worker_record};
 
-const TABLES: [&str; 13] = [
+const TABLES: [&str; 14] = [
     "affinity",
     "audit",
     "dispatches",
@@ -19,6 +19,7 @@ const TABLES: [&str; 13] = [
     "outbox",
     "queue_entries",
     "queue_state",
+    "scheduled_actions",
     "sticky",
     "webhook_failures",
     "webhooks",

@@ -65,6 +65,20 @@ pub enum EventKindJson {
         /// The exams under way it makes fit worse.
         exam_ids: Vec<String>,
     },
+    /// A drain scheduled for a time could not be carried out when due.
+    WorkerScheduledDrainFailed {
+        /// The worker.
+        worker: String,
+        /// The scheduled drain's id.
+        id: String,
+        /// Who scheduled it.
+        actor: String,
+        /// Why it failed, for humans.
+        reason: String,
+        /// The exams that needed the worker, when the change freeze
+        /// refused it.
+        exam_ids: Vec<String>,
+    },
     /// A worker deregistered or was removed.
     WorkerRemoved {
         /// The worker.
@@ -256,6 +270,19 @@ impl EventKindJson {
             } => Self::WorkerFreezeOverridden {
                 worker: worker.to_string(),
                 change: change.clone(),
+                actor: actor.clone(),
+                reason: reason.clone(),
+                exam_ids: exams.iter().map(ToString::to_string).collect(),
+            },
+            EventKind::WorkerScheduledDrainFailed {
+                worker,
+                action,
+                actor,
+                reason,
+                exams,
+            } => Self::WorkerScheduledDrainFailed {
+                worker: worker.to_string(),
+                id: action.clone(),
                 actor: actor.clone(),
                 reason: reason.clone(),
                 exam_ids: exams.iter().map(ToString::to_string).collect(),
@@ -485,6 +512,18 @@ mod tests {
                 },
                 json!({"at": 42, "type": "workerFreezeOverridden", "worker": "w1",
                        "change": "drain", "actor": "admin", "reason": "kernel patch",
+                       "examIds": ["math"]}),
+            ),
+            (
+                EventKind::WorkerScheduledDrainFailed {
+                    worker: w(),
+                    action: "sa_1".into(),
+                    actor: "admin".into(),
+                    reason: "change freeze".into(),
+                    exams: vec![vdi_cluster_core::ExamId::parse("examId", "math").unwrap()],
+                },
+                json!({"at": 42, "type": "workerScheduledDrainFailed", "worker": "w1",
+                       "id": "sa_1", "actor": "admin", "reason": "change freeze",
                        "examIds": ["math"]}),
             ),
             (

@@ -18,6 +18,8 @@
 //!   and the events show them.
 //! * [`events`] — operators: the events stream's bodies.
 //! * [`exams`] — operators: exams booked with admission control.
+//! * [`maintenance`] — operators: the change freeze's refusal and
+//!   maintenance windows; [`scheduled`] — drains scheduled for a time.
 //! * [`join`] — admins: join tokens, and the installation script that
 //!   carries one.
 //! * [`signin`] — operators' page: the session cookie and its CSRF token.
@@ -52,6 +54,7 @@ pub mod node;
 pub mod node_status;
 pub mod ops;
 pub mod reconcile;
+pub mod scheduled;
 pub mod sessions;
 pub mod signin;
 mod unique_keys;

@@ -274,6 +274,17 @@ impl Keys {
         format!("{}:capacity:versions", self.prefix)
     }
 
+    /// `{p}:scheduled` — hash, scheduled action id → `"<version> <json>"`.
+    pub(crate) fn scheduled(&self) -> String {
+        format!("{}:scheduled", self.prefix)
+    }
+
+    /// `{p}:scheduled:open` — sorted set, the open scheduled actions' ids
+    /// by due time (ms).
+    pub(crate) fn scheduled_open(&self) -> String {
+        format!("{}:scheduled:open", self.prefix)
+    }
+
     /// `{p}:webhooks` — hash, endpoint id → the endpoint as JSON.
     pub(crate) fn webhooks(&self) -> String {
         format!("{}:webhooks", self.prefix)

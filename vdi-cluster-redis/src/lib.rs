@@ -15,6 +15,7 @@ mod lost;
 mod outbox;
 mod recount;
 mod registry;
+mod scheduled;
 mod scripts;
 mod sentinel;
 mod store;

@@ -71,6 +71,8 @@ scripts!(
     exam_put,
     exam_delete,
     exam_risk_swap,
+    scheduled_put,
+    scheduled_open,
     put_worker_credential,
     claim_worker,
     waiting_room_enqueue,

@@ -158,8 +158,10 @@ impl From<CoreError> for ApiError {
             e @ (CoreError::WorkerNotFound(_)
             | CoreError::SessionNotFound(_)
             | CoreError::ExamNotFound(_)
-            | CoreError::WebhookNotFound(_)) => Self::not_found(e.to_string()),
+            | CoreError::WebhookNotFound(_)
+            | CoreError::ScheduledNotFound(_)) => Self::not_found(e.to_string()),
             CoreError::Transition(t) => Self::conflict(t.to_string()),
+            CoreError::ScheduledRefused(r) => Self::conflict(r.to_string()),
             e @ CoreError::ExamExists(_) => Self::conflict(e.to_string()),
             CoreError::Frozen(change) => {
                 let body = FreezeRefusedJson::from(&*change);

@@ -57,11 +57,14 @@ use vdi_cluster_core::worker::{MAX_TAG_LEN, MAX_TAGS};
 use crate::auth::Access;
 use crate::routes::{
     HttpMethod, admin, capacity, cluster, credentials, exams, heartbeat, install, join,
-    maintenance, ops, route_table, sessions, signin, waiting_room, webhooks, workers,
+    maintenance, ops, route_table, scheduled, sessions, signin, waiting_room, webhooks, workers,
 };
 use vdi_cluster_protocol::capacity::{CapacityRequestJson, CapacityRequestList};
 use vdi_cluster_protocol::maintenance::{
     FreezeRefusedJson, FrozenExamJson, MaintenanceWindowJson, MaintenanceWindowsJson,
+};
+use vdi_cluster_protocol::scheduled::{
+    ScheduleDrainRequest, ScheduledDrainJson, ScheduledDrainsJson, WindowChoice,
 };
 
 /// Name of the bearer-JWT security scheme.
@@ -85,6 +88,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         admin::patch, workers::remove, workers::sessions, admin::drain_info,
         admin::drain, admin::activate,
         maintenance::worker_windows, maintenance::group_windows,
+        scheduled::schedule, scheduled::worker_list, scheduled::cancel, scheduled::fleet_list,
         join::join, join::create, join::list, join::revoke, install::script, install::agent,
         credentials::rotate, credentials::reset, credentials::revoke,
         sessions::allocate, sessions::get, sessions::release, sessions::prewarm,
@@ -113,6 +117,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         AttemptJson, WebhookPayload,
         FreezeRefusedJson, FrozenExamJson, MaintenanceWindowsJson, MaintenanceWindowJson,
         CapacityRequestList, CapacityRequestJson,
+        ScheduleDrainRequest, ScheduledDrainJson, ScheduledDrainsJson, WindowChoice,
     )),
     modifiers(&FromRouteTable),
     tags(

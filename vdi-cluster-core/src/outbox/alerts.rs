@@ -10,6 +10,7 @@
 //! | `worker.recovered` | an unhealthy, unreachable or offline worker is healthy again |
 //! | `worker.policy_changed` | drain, drained, disable or activate |
 //! | `worker.freeze_overridden` | an operator forced a drain, disable, removal or credential change that the change freeze refused (who, why, the exams it hurts) |
+//! | `worker.scheduled_drain_failed` | a drain scheduled for a time could not be carried out when due (the change freeze refused it: the exams that need the worker; or the worker was gone); the scheduled action is marked failed |
 //! | `session.migrated` | a session moved off a failed worker (tell the student) |
 //! | `session.migration_failed` | a session could not be moved off a failed worker |
 //! | `session.lost` | a worker restarted (new boot id) and no longer runs the session: its slot was freed with the heartbeat that proved it (or by the next reconcile pass); the student's next request places it anew. Carries the worker, both boot ids and the session's exam and student; written with the release |
@@ -39,6 +40,7 @@ pub const WEBHOOK_TYPES: &[&str] = &[
     "worker.recovered",
     "worker.policy_changed",
     "worker.freeze_overridden",
+    "worker.scheduled_drain_failed",
     "session.migrated",
     "session.migration_failed",
     "session.lost",
@@ -72,6 +74,7 @@ pub fn webhook_type(kind: &EventKind) -> Option<&'static str> {
         },
         EventKind::WorkerPolicy { .. } => "worker.policy_changed",
         EventKind::WorkerFreezeOverridden { .. } => "worker.freeze_overridden",
+        EventKind::WorkerScheduledDrainFailed { .. } => "worker.scheduled_drain_failed",
         EventKind::SessionMigrated { .. } => "session.migrated",
         EventKind::MigrationFailed { .. } => "session.migration_failed",
         EventKind::SessionLost { .. } => "session.lost",
@@ -139,6 +142,7 @@ pub fn observed_key(kind: &EventKind, episode: impl std::fmt::Display) -> Option
         | EventKind::WorkerRemoved { worker }
         | EventKind::WorkerPolicy { worker, .. }
         | EventKind::WorkerFreezeOverridden { worker, .. }
+        | EventKind::WorkerScheduledDrainFailed { worker, .. }
         | EventKind::SessionsOrphaned { worker, .. } => worker.to_string(),
         EventKind::SessionMigrated { session, .. }
         | EventKind::MigrationFailed { session, .. }
@@ -230,6 +234,13 @@ mod tests {
                 slots: 4,
                 exams: vec![exam],
                 missing: Vec::new(),
+            },
+            EventKind::WorkerScheduledDrainFailed {
+                worker: WorkerId::parse("code", "w-1").unwrap(),
+                action: "sa_1".into(),
+                actor: "admin".into(),
+                reason: "change freeze".into(),
+                exams: Vec::new(),
             },
             EventKind::SessionLost {
                 session: crate::ids::SessionKey::parse("math", "u1").unwrap(),

@@ -61,10 +61,10 @@ pub use exams::{
     PrewarmFailure, PrewarmReport, QueueFigures, QueueTick, QueueView, WaitingStudent,
 };
 pub use fleet::{
-    AdminOutcome, AssignedJoin, DEFAULT_MAINTENANCE_RANGE, DrainInfo, Fleet, FleetRepair,
+    AdminOutcome, AssignedJoin, DEFAULT_MAINTENANCE_RANGE, DrainAt, DrainInfo, Fleet, FleetRepair,
     FreezeOverride, FrozenChange, HeartbeatAck, JoinOutcome, Joined, MAX_MAINTENANCE_GROUP,
-    MAX_MAINTENANCE_RANGE, MAX_REASON_CHARS, MAX_REASON_LEN, MIN_MAINTENANCE, MaintenancePlan,
-    MaintenanceQuery, RotateOutcome,
+    MAX_MAINTENANCE_RANGE, MAX_REASON_CHARS, MAX_REASON_LEN, MAX_SCHEDULED_LISTED, MIN_MAINTENANCE,
+    MaintenancePlan, MaintenanceQuery, RotateOutcome,
 };
 pub use operations::{
     BACKGROUND_LEASE, BackgroundConfig, CapacityTick, ClusterStats, ClusterSummary, DEFAULT_ZONE,

@@ -162,6 +162,13 @@ macro_rules! delegate_store {
                 fn update_capacity_request(request: &$crate::scale::CapacityRequest, expected: u64,
                                            entries: &[$crate::outbox::OutboxEntry]) -> bool;
             }
+            $crate::scheduled::ScheduledActions {
+                fn put_scheduled(action: &$crate::scheduled::ScheduledAction, expected: Option<u64>)
+                    -> $crate::store::CasOutcome;
+                fn scheduled(id: &str) -> Option<$crate::scheduled::ScheduledSnapshot>;
+                fn open_scheduled(due_by: Option<$crate::Timestamp>, limit: usize)
+                    -> Vec<$crate::scheduled::ScheduledSnapshot>;
+            }
         }
     };
     (@impl ($wrapper:ty, $inner:ident, $around:ident)
@@ -170,7 +177,8 @@ macro_rules! delegate_store {
             // The inner store's methods, by name (a `dyn Store` needs none).
             #[allow(unused_imports)]
             use $crate::{
-                calendar::ExamStore as _, outbox::Outbox as _, store::AuditLog as _,
+                calendar::ExamStore as _, outbox::Outbox as _, scheduled::ScheduledActions as _,
+                store::AuditLog as _,
                 store::Credentials as _, store::DispatchStore as _, store::LeaderLease as _,
                 store::Registry as _, waiting_room::WaitingRoom as _, scale::CapacityRequests as _,
             };

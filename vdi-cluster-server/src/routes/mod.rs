@@ -17,6 +17,8 @@
 //!   drain.
 //! * `join` — join tokens and joining; `install` — SkyPanelV2's installation
 //!   script and the agent binary it downloads.
+//! * `maintenance` — maintenance windows; `scheduled` — drains scheduled
+//!   for a time (at a window's start), listed and cancelled.
 //! * `credentials` — a worker's own credential: rotate, revoke, reset.
 //! * `sessions` — the exam application's session API and prewarm.
 //! * `exams` — exams booked with admission control; `waiting_room` — an
@@ -43,6 +45,7 @@ pub(crate) mod maintenance;
 pub(crate) mod ops;
 mod reserved;
 mod roles;
+pub(crate) mod scheduled;
 pub(crate) mod sessions;
 pub(crate) mod signin;
 pub(crate) mod waiting_room;
@@ -166,6 +169,14 @@ static ROUTES: &[RouteSpec] = routes! {
         => "When this worker can be out for a duration without any booked exam fitting worse";
     Get "/api/vdi/maintenance-windows" Operator maintenance::group_windows
         => "When a group of workers can be out together for a duration";
+    Post "/api/vdi/workers/{code}/scheduled-drains" Operator scheduled::schedule
+        => "Schedule a drain at a time or at the start of the worker's next maintenance window";
+    Get "/api/vdi/workers/{code}/scheduled-drains" Operator scheduled::worker_list
+        => "A worker's open scheduled drains, by time";
+    Delete "/api/vdi/workers/{code}/scheduled-drains/{id}" Operator scheduled::cancel
+        => "Cancel a pending scheduled drain";
+    Get "/api/vdi/scheduled-drains" Operator scheduled::fleet_list
+        => "Every open scheduled drain of the fleet, by time";
     Get "/api/vdi/workers/{code}/sessions" Operator workers::sessions
         => "A worker's sessions (as Aetherium)";
     Get "/api/vdi/workers/{code}/drain" Operator admin::drain_info

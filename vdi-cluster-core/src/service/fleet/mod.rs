@@ -11,8 +11,10 @@
 //! revocation and reset of a worker's own credential, and `admin` the
 //! operators' drain, activate and disable. `freeze` checks every change
 //! that takes a worker out (drain, disable, removal, a credential revoked
-//! or reset) against the exam calendar, and `maintenance` answers when
-//! workers may be taken out for a while.
+//! or reset) against the exam calendar, `maintenance` answers when
+//! workers may be taken out for a while, and `scheduled` holds drains
+//! scheduled for a time (at the start of a maintenance window), which the
+//! leader carries out.
 //!
 //! **Owns** the tally of repairs made by heartbeats since the previous
 //! reconcile pass (reported by that pass).
@@ -21,8 +23,9 @@
 //! by compare-and-set, with their outbox entries through
 //! [`Outbox`](crate::outbox::Outbox)), [`Credentials`](crate::store::Credentials),
 //! [`DispatchStore::adopt`](crate::store::DispatchStore::adopt),
-//! [`Outbox::put_worker_releasing_lost`](crate::outbox::Outbox::put_worker_releasing_lost)
-//! and the [`AuditLog`](crate::store::AuditLog).
+//! [`Outbox::put_worker_releasing_lost`](crate::outbox::Outbox::put_worker_releasing_lost),
+//! [`ScheduledActions`](crate::scheduled::ScheduledActions) (by
+//! compare-and-set on each action's version) and the [`AuditLog`](crate::store::AuditLog).
 //!
 //! **Keeps** the heartbeat order (an older or replayed report never
 //! overwrites a newer one), the fleet as the truth about what runs (a
@@ -40,6 +43,7 @@ mod lost;
 mod maintenance;
 mod reason;
 mod repair;
+mod scheduled;
 
 use std::sync::Arc;
 
@@ -55,6 +59,7 @@ pub use maintenance::{
 };
 pub use reason::MAX_REASON_CHARS;
 pub use repair::FleetRepair;
+pub use scheduled::{DrainAt, MAX_SCHEDULED_LISTED};
 
 use super::placement::Placement;
 use super::shared::Shared;

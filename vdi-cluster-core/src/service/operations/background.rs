@@ -326,6 +326,10 @@ async fn tick(
     {
         service.fleet.observe_policy(view).await?;
     }
+    let fired = service.fleet.fire_due_scheduled(fence).await?;
+    if fired > 0 {
+        tracing::info!(fired, "scheduled actions carried out");
+    }
     service.exams.evaluate_exam_risks().await?;
     service.exams.start_due_prewarms().await?;
     service.exams.keep_prewarm_targets(fence).await?;

@@ -53,6 +53,7 @@ mod prewarm_pool;
 mod registry;
 mod resumed_pass;
 mod transfer;
+mod scheduled;
 mod waiting_room;
 mod waiting_room_service;
 mod worker_credentials;
@@ -129,6 +130,10 @@ pub use resumed_pass::{
 };
 pub use transfer::{
     fill_every_part, store_contents_survive_export_and_import, worker_credentials_are_listed,
+};
+pub use scheduled::{
+    a_cancelled_scheduled_drain_never_fires, a_due_scheduled_drain_fires_once_across_replicas,
+    scheduled_actions_are_compare_and_set_and_listed_in_time_order,
 };
 pub use waiting_room::{
     concurrent_queue_keeps_invariant_e, queue_claims_are_exclusive_and_fenced,
@@ -234,6 +239,9 @@ macro_rules! conformance_tests {
             a_scale_request_survives_a_leader_change,
             worker_credentials_are_listed,
             store_contents_survive_export_and_import,
+            scheduled_actions_are_compare_and_set_and_listed_in_time_order,
+            a_due_scheduled_drain_fires_once_across_replicas,
+            a_cancelled_scheduled_drain_never_fires,
         }
     };
     (@names; $($case:ident,)*) => {
