@@ -6,6 +6,7 @@ mod exams;
 mod fleet;
 mod operations;
 mod placement;
+mod scheduled;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -44,6 +44,7 @@ static ASSETS: &[Asset] = embed! {
     "js/ui.js"
     "js/views/overview.js"
     "js/views/workers.js"
+    "js/views/worker_schedule.js"
     "js/views/exams.js"
     "js/views/exam_parts.js"
     "js/views/exam_detail.js"

@@ -21,6 +21,7 @@ mod metrics;
 mod openapi;
 mod ops;
 mod runbook;
+mod scheduled;
 mod sessions;
 mod takeover;
 mod throttle;

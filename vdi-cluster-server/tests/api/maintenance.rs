@@ -16,7 +16,7 @@ use crate::common::{Cred, Setup, TestServer, slots_heartbeat};
 /// Two workers of 20 slots (36 bookable with the 10 % headroom) and a
 /// 30-student exam from 08:00 to 10:00 whose prewarm lead (15 min) has
 /// begun: the clock reads 07:50.
-async fn exam_under_way() -> TestServer {
+pub(crate) async fn exam_under_way() -> TestServer {
     let (setup, _workers) = Setup::memory();
     let clock = ManualClock::new(parse_rfc3339("now", "2030-06-01T07:50:00Z").unwrap());
     let s = TestServer::start_with_clock(setup, Some(Arc::new(clock) as Arc<dyn Clock>)).await;

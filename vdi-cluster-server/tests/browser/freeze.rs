@@ -14,7 +14,7 @@ use vdi_cluster_core::exam::format_rfc3339;
 use crate::common::{Cluster, CpOptions, admin_token, wait_worker};
 use crate::harness::Browser;
 
-fn in_secs(secs: u64) -> String {
+pub(crate) fn in_secs(secs: u64) -> String {
     let at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + Duration::from_secs(secs);
     format_rfc3339(Timestamp::from_millis(
         u64::try_from(at.as_millis()).unwrap(),

@@ -20,4 +20,5 @@ mod freeze;
 mod harness;
 mod proctor;
 mod security;
+mod scheduled;
 mod sessions;

@@ -165,10 +165,11 @@ impl Fleet {
         })
     }
 
-    /// The leader's step: claims each due action (one replica wins each
-    /// claim) and carries it out. Answers how many it fired. `fence` is
-    /// the background lease, carried by the failure's alert.
-    pub(crate) async fn fire_due_scheduled(&self, fence: Option<&Lease>) -> Result<u32> {
+    /// The leader's step (run by the background loop's tick): claims each
+    /// due action (one replica wins each claim) and carries it out.
+    /// Answers how many it fired. `fence` is the background lease, carried
+    /// by a failure's alert.
+    pub async fn fire_due_scheduled(&self, fence: Option<&Lease>) -> Result<u32> {
         let now = self.shared.clock.now();
         let due = self
             .shared

@@ -1,13 +1,14 @@
 // Workers: the filtered table, one worker's detail with its sessions and
 // what blocks its drain, the admin actions (a drain the change freeze
 // refuses shows the exams and when it is safe, and may be forced with a
-// reason), its next maintenance window, and Reconcile now.
+// reason), its maintenance (worker_schedule.js), and Reconcile now.
 import { h, replace, table, field } from '../dom.js';
 import { t } from '../i18n.js';
 import { change, get, seg } from '../api.js';
 import { age, localTime, num } from '../format.js';
 import * as live from '../live.js';
 import { busy, notice, refreshRegion, report, statusBadge } from '../ui.js';
+import { maintenancePanel } from './worker_schedule.js';
 
 const STATUSES = ['active', 'pending', 'draining', 'drained', 'disabled', 'unhealthy', 'unreachable', 'offline'];
 const filters = { status: '', zone: '', label: '' };
@@ -139,16 +140,6 @@ function blockers(info) {
     lines.length ? h('ul', {}, lines) : null);
 }
 
-/** How long the next maintenance window shown is (an ISO 8601 duration). */
-const MAINTENANCE = 'PT2H';
-
-function nextWindow(answer) {
-  const next = answer.windows[0];
-  if (!next) return h('p', { id: 'worker-window' }, t('window.none'));
-  return h('p', { id: 'worker-window', 'data-start': next.start },
-    t('window.next', { start: localTime(next.start), latest: localTime(next.latestStart), end: localTime(next.end) }));
-}
-
 function freezeRefusal(body, onForce) {
   const exams = body.exams.map((e) => h('li', { 'data-exam': e.examId },
     t('freeze.exam', { exam: `${e.name} (${e.examId})`, n: e.shortfall - e.shortfallBefore })));
@@ -197,7 +188,7 @@ function detail(main, code) {
   const head = h('div', { id: 'worker-detail' }, t('loading'));
   const sessions = h('div', { id: 'worker-sessions-region' });
   const drain = h('div', { id: 'worker-drain' });
-  const maintenance = h('div', { id: 'worker-window-region' });
+  const maintenance = maintenancePanel(path);
   const freeze = h('div', { id: 'worker-freeze' });
   let current = null;
 
@@ -255,19 +246,18 @@ function detail(main, code) {
     h('section', { class: 'panel', 'aria-labelledby': 'h-actions' },
       h('h2', { id: 'h-actions' }, t('detail.actions')),
       h('p', { class: 'hint' }, t('detail.actionsHint')), actions, freeze),
-    h('section', { class: 'panel', 'aria-labelledby': 'h-window' }, h('h2', { id: 'h-window' }, t('window.title')), maintenance),
+    h('section', { class: 'panel', 'aria-labelledby': 'h-window' }, h('h2', { id: 'h-window' }, t('window.title')), maintenance.element),
     h('section', { class: 'panel', 'aria-labelledby': 'h-drain' }, h('h2', { id: 'h-drain' }, t('detail.blockers')), drain),
     h('section', { class: 'panel', 'aria-labelledby': 'h-sessions' }, h('h2', { id: 'h-sessions' }, t('detail.sessions')), sessions));
 
   async function refresh() {
     try {
-      const [w, s, d, m] = await Promise.all([get(path), get(`${path}/sessions`), get(`${path}/drain`),
-        get(`${path}/maintenance-windows?duration=${MAINTENANCE}`)]);
+      const [w, s, d] = await Promise.all([get(path), get(`${path}/sessions`), get(`${path}/drain`),
+        maintenance.refresh()]);
       current = w;
       refreshRegion(head, h('div', { class: 'panel' }, facts(w)));
       refreshRegion(sessions, sessionsByExam(s.sessions));
       refreshRegion(drain, blockers(d));
-      refreshRegion(maintenance, nextWindow(m));
     } catch (e) {
       notice('error', e.message);
     }
