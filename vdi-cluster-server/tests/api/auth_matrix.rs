@@ -162,6 +162,7 @@ fn sample(method: &Method, path: &str) -> (String, Option<Value>) {
         ("POST", "/api/vdi/sessions") => Some(json!({"examId": EXAM, "userId": USER})),
         ("POST", "/api/vdi/exams/{examId}/prewarm") => Some(json!({"count": 1})),
         ("POST", "/api/vdi/webhooks") => Some(json!({"url": "http://127.0.0.1:9/hook"})),
+        ("POST", "/api/vdi/workers/{code}/scheduled-drains") => Some(scheduled_drain()),
         _ => None,
     };
     (concrete, body)
@@ -247,6 +248,21 @@ async fn allowed_credentials_reach_a_success() {
             );
             continue;
         }
+        if route.path.contains("/scheduled-drains/{id}") {
+            let path = scheduled_drain_path(&s, &path).await;
+            let status = cred
+                .apply(s.request(method.clone(), &path))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert!(
+                status.is_success(),
+                "{method} {} with {cred:?}: {status}",
+                route.path
+            );
+            continue;
+        }
         // Join routes need a join token that exists.
         let needs_token = route.access == Access::Join || route.path.contains("{id}");
         let token = if needs_token {
@@ -302,6 +318,25 @@ async fn allowed_credentials_reach_a_success() {
 
 /// `path` with `{id}` an existing webhook endpoint and `{deliveryId}` a
 /// failed delivery of it.
+/// A scheduled drain's body: at the worker's next hour-long window.
+fn scheduled_drain() -> Value {
+    json!({"window": "next", "duration": "PT1H", "reason": "maintenance"})
+}
+
+/// `path` with `{id}` naming a pending scheduled drain of the worker.
+async fn scheduled_drain_path(s: &TestServer, path: &str) -> String {
+    let created = s
+        .send(
+            Method::POST,
+            &format!("/api/vdi/workers/{CODE}/scheduled-drains"),
+            &Cred::Admin,
+            Some(&scheduled_drain()),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    path.replace("{id}", created.json["id"].as_str().unwrap())
+}
+
 async fn webhook_path(s: &TestServer, path: &str) -> String {
     use vdi_cluster_core::events::{Event, EventKind};
     use vdi_cluster_core::outbox::{Attempt, Next, OutboxEntry};
