@@ -37,13 +37,16 @@ async fn a_drain_is_scheduled_at_the_next_window_long_enough() {
     let fleet = h.svc.fleet();
     let w1 = wid("w1");
     let short = fleet
-        .schedule_drain(&w1, DrainAt::NextWindow { duration: HOUR }, "alice", "patch")
+        .schedule_drain(
+            &w1,
+            DrainAt::NextWindow { duration: HOUR },
+            "alice",
+            "patch",
+        )
         .await
         .unwrap();
     assert_eq!(short.at, START, "free until the exam's lead begins");
-    let long = DrainAt::NextWindow {
-        duration: 4 * HOUR,
-    };
+    let long = DrainAt::NextWindow { duration: 4 * HOUR };
     let after = fleet
         .schedule_drain(&w1, long, "alice", "firmware")
         .await
@@ -67,7 +70,13 @@ async fn a_drain_is_scheduled_at_the_next_window_long_enough() {
         .map(|a| a.id)
         .collect();
     assert_eq!(listed, [short.id.clone(), after.id.clone()], "by time");
-    assert!(fleet.scheduled_drains(Some(&wid("w2"))).await.unwrap().is_empty());
+    assert!(
+        fleet
+            .scheduled_drains(Some(&wid("w2")))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let at = |t: Timestamp| DrainAt::At(t);
     let past = fleet.schedule_drain(&w1, at(START), "alice", "patch").await;
@@ -81,7 +90,9 @@ async fn a_drain_is_scheduled_at_the_next_window_long_enough() {
     };
     let tiny = fleet.schedule_drain(&w1, tiny, "alice", "patch").await;
     assert_eq!(field(tiny.unwrap_err()), "duration");
-    let blank = fleet.schedule_drain(&w1, at(START.plus(HOUR)), "alice", " ").await;
+    let blank = fleet
+        .schedule_drain(&w1, at(START.plus(HOUR)), "alice", " ")
+        .await;
     assert_eq!(field(blank.unwrap_err()), "reason");
     let unknown = fleet
         .schedule_drain(&wid("w9"), at(START.plus(HOUR)), "alice", "patch")
@@ -89,7 +100,10 @@ async fn a_drain_is_scheduled_at_the_next_window_long_enough() {
     assert!(matches!(unknown, Err(Error::WorkerNotFound(_))));
     let audit = h.store.recent_audit(10).await.unwrap();
     assert_eq!(
-        audit.iter().filter(|a| a.action == "schedule-drain").count(),
+        audit
+            .iter()
+            .filter(|a| a.action == "schedule-drain")
+            .count(),
         2
     );
 }
@@ -129,5 +143,12 @@ async fn a_due_drain_the_freeze_refuses_then_fails_and_alerts() {
         .expect("audited");
     assert_eq!(fired.actor, "alice");
     assert_eq!(fired.detail["state"], "failed");
-    assert!(h.svc.fleet().scheduled_drains(None).await.unwrap().is_empty());
+    assert!(
+        h.svc
+            .fleet()
+            .scheduled_drains(None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

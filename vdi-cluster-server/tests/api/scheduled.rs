@@ -55,9 +55,15 @@ async fn drains_are_scheduled_listed_and_cancelled() {
         (json!({"at": "2030-06-01T07:00:00Z", "reason": "r"}), "at"),
         (json!({"at": "tomorrow", "reason": "r"}), "at"),
         (json!({"window": "next", "reason": "r"}), "duration"),
-        (json!({"window": "next", "duration": "PT2S", "reason": "r"}), "duration"),
+        (
+            json!({"window": "next", "duration": "PT2S", "reason": "r"}),
+            "duration",
+        ),
         (json!({"reason": "r"}), "at"),
-        (json!({"at": "2030-06-01T09:00:00Z", "reason": ""}), "reason"),
+        (
+            json!({"at": "2030-06-01T09:00:00Z", "reason": ""}),
+            "reason",
+        ),
     ] {
         let r = schedule(&s, "w-1", body.clone()).await;
         assert_eq!(r.status, 422, "{body}: {r:?}");

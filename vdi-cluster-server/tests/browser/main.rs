@@ -19,6 +19,6 @@ mod exam_day;
 mod freeze;
 mod harness;
 mod proctor;
-mod security;
 mod scheduled;
+mod security;
 mod sessions;

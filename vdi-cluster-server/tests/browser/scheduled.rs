@@ -81,18 +81,22 @@ async fn a_drain_is_scheduled_for_the_next_window_and_cancelled() {
           s.dispatchEvent(new Event('change')); return null;",
     )
     .await;
-    b.wait_text("#scheduled-drains", "the scheduled drain, in Vietnamese", |t| {
-        t.contains("đang chờ") && t.contains("Hủy hẹn")
-    })
+    b.wait_text(
+        "#scheduled-drains",
+        "the scheduled drain, in Vietnamese",
+        |t| t.contains("đang chờ") && t.contains("Hủy hẹn"),
+    )
     .await;
     b.check_accessibility("worker with a scheduled drain (vi)")
         .await;
     b.screenshot("scheduled-drain-vi").await;
     b.click("[data-action='cancel-scheduled']").await;
     b.notice("ok").await;
-    b.wait_text("#scheduled-none", "no drain scheduled, in Vietnamese", |t| {
-        t.contains("Chưa hẹn drain nào")
-    })
+    b.wait_text(
+        "#scheduled-none",
+        "no drain scheduled, in Vietnamese",
+        |t| t.contains("Chưa hẹn drain nào"),
+    )
     .await;
     let listed = api.get("/api/vdi/workers/w1/scheduled-drains").await;
     assert_eq!(listed["drains"], json!([]), "{listed}");

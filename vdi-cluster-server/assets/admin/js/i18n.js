@@ -405,7 +405,7 @@ const TEXTS = {
     'scheduled.state': 'Trạng thái',
     'scheduled.action': 'Thao tác',
     'scheduled.cancel': 'Hủy hẹn',
-    'scheduled.cancelLabel': 'Hủy lần drain đã hẹn lúc {at}',
+    'scheduled.cancelLabel': 'Hủy hẹn lần drain lúc {at}',
     'scheduled.cancelled': 'Đã hủy lần drain hẹn lúc {at}.',
     'scheduled.state.pending': 'đang chờ',
     'scheduled.state.firing': 'đang drain',
