@@ -134,7 +134,7 @@ async fn a_due_drain_the_freeze_refuses_then_fails_and_alerts() {
     assert!(h.has_event(|k| matches!(
         k,
         EventKind::WorkerScheduledDrainFailed { worker, exams, actor, .. }
-            if worker == &w1 && exams == &[e.id.clone()] && actor == "alice"
+            if worker == &w1 && exams == std::slice::from_ref(&e.id) && actor == "alice"
     )));
     let audit = h.store.recent_audit(10).await.unwrap();
     let fired = audit
