@@ -52,8 +52,8 @@ mod outbox_causes;
 mod prewarm_pool;
 mod registry;
 mod resumed_pass;
-mod transfer;
 mod scheduled;
+mod transfer;
 mod waiting_room;
 mod waiting_room_service;
 mod worker_credentials;
@@ -128,12 +128,12 @@ pub use registry::{
 pub use resumed_pass::{
     a_pass_resumes_on_the_next_leader, resumed_scans_cover_every_dispatch_once,
 };
-pub use transfer::{
-    fill_every_part, store_contents_survive_export_and_import, worker_credentials_are_listed,
-};
 pub use scheduled::{
     a_cancelled_scheduled_drain_never_fires, a_due_scheduled_drain_fires_once_across_replicas,
     scheduled_actions_are_compare_and_set_and_listed_in_time_order,
+};
+pub use transfer::{
+    fill_every_part, store_contents_survive_export_and_import, worker_credentials_are_listed,
 };
 pub use waiting_room::{
     concurrent_queue_keeps_invariant_e, queue_claims_are_exclusive_and_fenced,
