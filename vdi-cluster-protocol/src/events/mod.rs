@@ -4,11 +4,12 @@
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use vdi_cluster_core::exam::format_rfc3339;
-use vdi_cluster_core::{Event, EventKind};
+use vdi_cluster_core::Event;
 
 use crate::node::SessionRef;
 use crate::reconcile::{PolicyJson, ReconcileReportJson};
+
+mod from_core;
 
 /// What happened; `type` names it (core's `EventKind::name`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -228,194 +229,6 @@ pub enum EventKindJson {
     },
 }
 
-impl EventKindJson {
-    /// The body of `kind`; `None` for a kind this version of the wire
-    /// format does not know (core's `EventKind` is non-exhaustive).
-    pub fn new(kind: &EventKind) -> Option<Self> {
-        Some(match kind {
-            EventKind::WorkerRegistered { worker } => Self::WorkerRegistered {
-                worker: worker.to_string(),
-            },
-            EventKind::WorkerRestarted { worker } => Self::WorkerRestarted {
-                worker: worker.to_string(),
-            },
-            EventKind::WorkerAvailability {
-                worker,
-                from,
-                to,
-                reason,
-            } => Self::WorkerAvailability {
-                worker: worker.to_string(),
-                from: from.name().to_owned(),
-                to: to.name().to_owned(),
-                reason: reason.clone(),
-            },
-            EventKind::WorkerPolicy {
-                worker,
-                from,
-                to,
-                actor,
-            } => Self::WorkerPolicy {
-                worker: worker.to_string(),
-                from: PolicyJson::from(from),
-                to: PolicyJson::from(to),
-                actor: actor.clone(),
-            },
-            EventKind::WorkerFreezeOverridden {
-                worker,
-                change,
-                actor,
-                reason,
-                exams,
-            } => Self::WorkerFreezeOverridden {
-                worker: worker.to_string(),
-                change: change.clone(),
-                actor: actor.clone(),
-                reason: reason.clone(),
-                exam_ids: exams.iter().map(ToString::to_string).collect(),
-            },
-            EventKind::WorkerScheduledDrainFailed {
-                worker,
-                action,
-                actor,
-                reason,
-                exams,
-            } => Self::WorkerScheduledDrainFailed {
-                worker: worker.to_string(),
-                id: action.clone(),
-                actor: actor.clone(),
-                reason: reason.clone(),
-                exam_ids: exams.iter().map(ToString::to_string).collect(),
-            },
-            EventKind::WorkerRemoved { worker } => Self::WorkerRemoved {
-                worker: worker.to_string(),
-            },
-            EventKind::SessionMigrated { session, from, to } => Self::SessionMigrated {
-                session: SessionRef::from(session),
-                from: from.to_string(),
-                to: to.to_string(),
-            },
-            EventKind::MigrationFailed {
-                session,
-                from,
-                reason,
-            } => Self::MigrationFailed {
-                session: SessionRef::from(session),
-                from: from.to_string(),
-                reason: reason.clone(),
-            },
-            EventKind::SessionsOrphaned { worker, count } => Self::SessionsOrphaned {
-                worker: worker.to_string(),
-                count: *count,
-            },
-            EventKind::MigrationSuspended { reason } => Self::MigrationSuspended {
-                reason: reason.clone(),
-            },
-            EventKind::SessionLost {
-                session,
-                worker,
-                old_boot_id,
-                new_boot_id,
-            } => Self::SessionLost {
-                session: SessionRef::from(session),
-                worker: worker.to_string(),
-                old_boot_id: old_boot_id.clone(),
-                new_boot_id: new_boot_id.clone(),
-            },
-            EventKind::Reconciled { report } => Self::Reconciled {
-                report: ReconcileReportJson::from(report),
-            },
-            EventKind::ExamAtRisk {
-                exam,
-                shortfall,
-                peak_at,
-            } => Self::ExamAtRisk {
-                exam_id: exam.to_string(),
-                shortfall: *shortfall,
-                peak_at: format_rfc3339(*peak_at),
-            },
-            EventKind::ExamFitsAgain { exam } => Self::ExamFitsAgain {
-                exam_id: exam.to_string(),
-            },
-            EventKind::ExamPrewarmReady {
-                exam,
-                ready,
-                target,
-            } => Self::ExamPrewarmReady {
-                exam_id: exam.to_string(),
-                ready: *ready,
-                target: *target,
-            },
-            EventKind::ExamPrewarmBehind {
-                exam,
-                ready,
-                target,
-            } => Self::ExamPrewarmBehind {
-                exam_id: exam.to_string(),
-                ready: *ready,
-                target: *target,
-            },
-            EventKind::QueuedSessionPlaced { session, worker } => Self::QueuedSessionPlaced {
-                session: SessionRef::from(session),
-                worker: worker.to_string(),
-            },
-            EventKind::ExamQueueForming { exam, waiting } => Self::ExamQueueForming {
-                exam_id: exam.to_string(),
-                waiting: *waiting,
-            },
-            EventKind::BackendDegraded {
-                since,
-                until,
-                failures,
-                last_error,
-            } => Self::BackendDegraded {
-                since: since.as_millis(),
-                until: until.as_millis(),
-                failures: *failures,
-                last_error: last_error.clone(),
-            },
-            EventKind::WebhookFailing {
-                endpoint,
-                failures,
-                last_error,
-            } => Self::WebhookFailing {
-                webhook_id: endpoint.clone(),
-                failures: *failures,
-                last_error: last_error.clone(),
-            },
-            EventKind::CapacityRequested {
-                request,
-                slots,
-                exams,
-                workers,
-                deadline,
-            } => Self::CapacityRequested {
-                request_id: request.clone(),
-                slots: *slots,
-                exam_ids: strings(exams),
-                workers: strings(workers),
-                deadline: format_rfc3339(*deadline),
-            },
-            EventKind::CapacityMissing {
-                request,
-                slots,
-                exams,
-                missing,
-            } => Self::CapacityMissing {
-                request_id: request.clone(),
-                slots: *slots,
-                exam_ids: strings(exams),
-                missing: strings(missing),
-            },
-            _ => return None,
-        })
-    }
-}
-
-fn strings(ids: &[impl ToString]) -> Vec<String> {
-    ids.iter().map(ToString::to_string).collect()
-}
-
 /// One server-sent event of `GET /api/vdi/events`, as its fields arrive
 /// on the wire: `event:` (`ready`, or the cluster event's `type`) and
 /// `data:` (`{}` for `ready`, else an [`EventJson`] as JSON text).
@@ -455,7 +268,7 @@ impl EventJson {
 mod tests {
     use serde_json::json;
     use vdi_cluster_core::service::ReconcileReport;
-    use vdi_cluster_core::{AdminPolicy, Availability, SessionKey, Timestamp, WorkerId};
+    use vdi_cluster_core::{AdminPolicy, Availability, EventKind, SessionKey, Timestamp, WorkerId};
 
     use super::*;
 
