@@ -123,18 +123,7 @@ pub struct FrozenChange {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::WorkerDescription;
-    use crate::exam::Pool;
-    use crate::exam::tests::exam;
-
-    const MIN: u64 = 60_000;
-
-    fn cap(slots: u32) -> Capacity {
-        Capacity::new([Pool {
-            signature: WorkerDescription::default(),
-            slots,
-        }])
-    }
+    use crate::exam::tests::{MIN, cap, exam};
 
     #[test]
     fn a_change_under_a_running_exam_is_frozen_until_it_no_longer_needs_the_worker() {

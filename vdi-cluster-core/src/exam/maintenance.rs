@@ -82,18 +82,7 @@ pub fn maintenance_windows(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::WorkerDescription;
-    use crate::exam::Pool;
-    use crate::exam::tests::exam;
-
-    const MIN: u64 = 60_000;
-
-    fn cap(slots: u32) -> Capacity {
-        Capacity::new([Pool {
-            signature: WorkerDescription::default(),
-            slots,
-        }])
-    }
+    use crate::exam::tests::{MIN, cap, exam};
 
     fn m(n: u64) -> Timestamp {
         Timestamp(n * MIN)

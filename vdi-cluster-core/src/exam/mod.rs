@@ -330,6 +330,17 @@ impl ExamPatch {
 pub(crate) mod tests {
     use super::*;
 
+    /// A minute, in milliseconds.
+    pub(crate) const MIN: u64 = 60_000;
+
+    /// A fleet of `slots` interchangeable slots.
+    pub(crate) fn cap(slots: u32) -> Capacity {
+        Capacity::new([Pool {
+            signature: crate::WorkerDescription::default(),
+            slots,
+        }])
+    }
+
     pub(crate) fn exam(id: &str, start_min: u64, end_min: u64, students: u32) -> Exam {
         let m = |n: u64| Timestamp::from_millis(n * 60_000);
         Exam {

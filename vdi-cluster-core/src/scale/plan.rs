@@ -207,16 +207,7 @@ pub fn next_step(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exam::tests::exam;
-
-    const MIN: u64 = 60_000;
-
-    fn cap(slots: u32) -> Capacity {
-        Capacity::new([Pool {
-            signature: WorkerDescription::default(),
-            slots,
-        }])
-    }
+    use crate::exam::tests::{MIN, cap, exam};
 
     #[test]
     fn a_shortfall_is_asked_once_for_the_exams_overlapping_its_peak() {
