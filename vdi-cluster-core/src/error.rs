@@ -42,6 +42,11 @@ pub enum Error {
     #[error("Scheduled action not found: {0}")]
     ScheduledNotFound(String),
 
+    /// No session or prewarmed machine has this VM id
+    /// ([`VmId`](crate::vm::VmId)).
+    #[error("VM not found: {0}")]
+    VmNotFound(String),
+
     /// A scheduled action cannot make the move asked (a cancellation of
     /// one that already fired).
     #[error(transparent)]

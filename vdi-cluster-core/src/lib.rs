@@ -14,7 +14,8 @@
 //!   [`scheduler`] (ranking, explanations, the prewarm planner), [`exam`]
 //!   (booked exams and their admission), [`waiting_room`] (the waiting room's
 //!   positions and wait estimate), [`credential`] (what a join may
-//!   do, when a worker credential is valid).
+//!   do, when a worker credential is valid), [`vm`] (sessions and
+//!   prewarmed machines as Aetherium's VMs, and their ids).
 //! * **Store traits** — [`Registry`], [`DispatchStore`], [`LeaderLease`],
 //!   [`AuditLog`], [`Credentials`], [`ExamStore`](calendar::ExamStore),
 //!   [`WaitingRoom`](waiting_room::WaitingRoom) (together: [`Store`]):
@@ -149,6 +150,7 @@ pub mod testkit;
 pub mod time;
 pub mod transfer;
 mod validation;
+pub mod vm;
 pub mod waiting_room;
 pub mod worker;
 

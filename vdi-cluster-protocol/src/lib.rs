@@ -14,6 +14,9 @@
 //!   actions (drain, activate, disable) and what blocks a drain.
 //! * [`cluster`] — operators: summary, statistics with zones, distribution,
 //!   the audit trail.
+//! * [`aetherium`] — operators: Aetherium's resource view in its own
+//!   snake_case spelling (sessions and prewarmed machines as VMs, workers'
+//!   figures under Aetherium's names).
 //! * [`reconcile`] — operators: the reconcile report, admin policies as it
 //!   and the events show them.
 //! * [`events`] — operators: the events stream's bodies.
@@ -36,10 +39,11 @@
 //! converts shapes only: values are validated once, by core. It does no
 //! I/O: the control plane (`vdi-cluster-server`), the node agent
 //! (`vdi-cluster-node`) and the load generator all use it, and none copies
-//! it. Field names are camelCase, exactly as the exam platform writes them
+//! it. Field names are camelCase (but for [`aetherium`]), exactly as the exam platform writes them
 //! (`docs/compat/` maps them against every other system); every
 //! body has a test pinning its field names.
 
+pub mod aetherium;
 pub mod capacity;
 pub mod cluster;
 pub mod credentials;

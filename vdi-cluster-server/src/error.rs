@@ -159,7 +159,8 @@ impl From<CoreError> for ApiError {
             | CoreError::SessionNotFound(_)
             | CoreError::ExamNotFound(_)
             | CoreError::WebhookNotFound(_)
-            | CoreError::ScheduledNotFound(_)) => Self::not_found(e.to_string()),
+            | CoreError::ScheduledNotFound(_)
+            | CoreError::VmNotFound(_)) => Self::not_found(e.to_string()),
             CoreError::Transition(t) => Self::conflict(t.to_string()),
             CoreError::ScheduledRefused(r) => Self::conflict(r.to_string()),
             e @ CoreError::ExamExists(_) => Self::conflict(e.to_string()),

@@ -56,9 +56,10 @@ use vdi_cluster_core::worker::{MAX_TAG_LEN, MAX_TAGS};
 
 use crate::auth::Access;
 use crate::routes::{
-    HttpMethod, admin, capacity, cluster, credentials, exams, heartbeat, install, join,
+    HttpMethod, admin, aetherium, capacity, cluster, credentials, exams, heartbeat, install, join,
     maintenance, ops, route_table, scheduled, sessions, signin, waiting_room, webhooks, workers,
 };
+use vdi_cluster_protocol::aetherium::{AetheriumWorkerJson, AetheriumWorkerList, VmJson, VmList};
 use vdi_cluster_protocol::capacity::{CapacityRequestJson, CapacityRequestList};
 use vdi_cluster_protocol::maintenance::{
     FreezeRefusedJson, FrozenExamJson, MaintenanceWindowJson, MaintenanceWindowsJson,
@@ -95,6 +96,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         exams::book, exams::calendar, exams::detail, exams::patch, exams::cancel,
         waiting_room::queue, capacity::list,
         cluster::stats, cluster::distribution, cluster::audit, cluster::events,
+        aetherium::vms, aetherium::vm, aetherium::workers, aetherium::worker,
         webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries,
         webhooks::retry,
         signin::sign_in, signin::current, signin::sign_out, signin::sign_out_everywhere,
@@ -118,12 +120,14 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         FreezeRefusedJson, FrozenExamJson, MaintenanceWindowsJson, MaintenanceWindowJson,
         CapacityRequestList, CapacityRequestJson,
         ScheduleDrainRequest, ScheduledDrainJson, ScheduledDrainsJson, WindowChoice,
+        VmJson, VmList, AetheriumWorkerJson, AetheriumWorkerList,
     )),
     modifiers(&FromRouteTable),
     tags(
         (name = "workers", description = "Worker registry, heartbeats, drain (the exam platform, minicloud, Aetherium)"),
         (name = "sessions", description = "The session API of the exam application"),
         (name = "cluster", description = "Cluster statistics, audit, events (as Aetherium)"),
+        (name = "aetherium", description = "Aetherium's resource view in its snake_case spelling: sessions and prewarmed machines as VMs, workers' figures"),
         (name = "operations", description = "Health, readiness, metrics"),
         (name = "webhooks", description = "Alerts by webhook, signed per Standard Webhooks"),
         (name = "operators' page", description = "Signing in to the page served at /admin"),

@@ -10,6 +10,7 @@ use utoipa::IntoParams;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::{ObjectBuilder, Required, Type};
 use vdi_cluster_core::ids::{MAX_SUBJECT_ID_LEN, MAX_WORKER_CODE_LEN};
+use vdi_cluster_core::vm::MAX_VM_ID_LEN;
 
 /// A worker's code: letters, digits, `.`, `_`, `-`, starting with a letter
 /// or digit (1 to 64 characters).
@@ -19,6 +20,9 @@ pub(crate) const WORKER_CODE_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._-]*$";
 /// end (1 to 128 characters).
 pub(crate) const ID_PATTERN: &str =
     "^[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f])?$";
+
+/// A VM's id: a session's or a prewarmed machine's (see `vdi_cluster_core::vm`).
+pub(crate) const VM_ID_PATTERN: &str = "^(?:session:[A-Za-z0-9_-]+:[A-Za-z0-9_-]+|prewarm:[A-Za-z0-9][A-Za-z0-9._-]*:[A-Za-z0-9_-]+:[1-9][0-9]{0,9})$";
 
 /// A required path parameter `name`: a string of 1 to `max` characters
 /// matching `pattern`.
@@ -47,6 +51,20 @@ impl IntoParams for WorkerCodePath {
             "Worker code",
             MAX_WORKER_CODE_LEN,
             WORKER_CODE_PATTERN,
+        )]
+    }
+}
+
+/// `{id}`: a VM (a session or a prewarmed machine).
+pub(crate) struct VmIdPath;
+
+impl IntoParams for VmIdPath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![path_param(
+            "id",
+            "VM id: session:<examId>:<userId> or prewarm:<workerCode>:<examId>:<n>, ids in unpadded base64url",
+            MAX_VM_ID_LEN,
+            VM_ID_PATTERN,
         )]
     }
 }

@@ -25,6 +25,8 @@
 //!   exam's queue of students waiting for a slot; `capacity` — what the
 //!   scale hook was asked for.
 //! * `cluster` — statistics, distribution, audit, events.
+//! * `aetherium` — Aetherium's resource view: sessions and prewarmed
+//!   machines as VMs, workers under Aetherium's field names.
 //! * `ops` — health, readiness, metrics, the OpenAPI document.
 //! * `webhooks` — alerts by webhook: endpoints, deliveries, retries.
 //! * `signin` — the operators' page: sign in (JWT → stored session, its id
@@ -33,6 +35,7 @@
 //! * `roles` — the roles table (routes × credentials) of the README.
 
 pub(crate) mod admin;
+pub(crate) mod aetherium;
 pub(crate) mod capacity;
 pub(crate) mod cluster;
 pub(crate) mod credentials;
@@ -213,6 +216,14 @@ static ROUTES: &[RouteSpec] = routes! {
         => "Cluster statistics with per-status and per-zone breakdowns (as Aetherium)";
     Get "/api/vdi/cluster/distribution" Operator cluster::distribution
         => "Sessions per worker (as Aetherium)";
+    Get "/api/vdi/vms" Operator aetherium::vms
+        => "Every session and prewarmed machine as a VM (as Aetherium, in its snake_case spelling)";
+    Get "/api/vdi/vms/{id}" Operator aetherium::vm
+        => "One session or prewarmed machine as a VM (as Aetherium)";
+    Get "/api/vdi/aetherium/workers" Operator aetherium::workers
+        => "Workers under Aetherium's field names (cpu_usage_percent, vm_count, max_vms, last_seen, …)";
+    Get "/api/vdi/aetherium/workers/{code}" Operator aetherium::worker
+        => "One worker under Aetherium's field names";
     Get "/api/vdi/audit" Admin cluster::audit
         => "Audit trail of admin actions, newest first";
     Get "/api/vdi/events" Operator cluster::events

@@ -4,6 +4,8 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use vdi_cluster_core::SessionKey;
+use vdi_cluster_core::vm::VmId;
 use vdi_cluster_server::auth::{Access, CredentialKind, Permit};
 use vdi_cluster_server::route_table;
 
@@ -137,6 +139,11 @@ fn sample(method: &Method, path: &str) -> (String, Option<Value>) {
         .replace("{code}", CODE)
         .replace("{examId}", EXAM)
         .replace("{userId}", USER);
+    if path == "/api/vdi/vms/{id}" {
+        // The VM of the student's session (allocated where a test needs it).
+        let key = SessionKey::parse(EXAM, USER).unwrap();
+        concrete = concrete.replace("{id}", &VmId::Session(key).to_string());
+    }
     if path.ends_with("/maintenance-windows") {
         concrete.push_str("?duration=PT1H");
         if !path.contains("{code}") {
@@ -233,6 +240,10 @@ async fn allowed_credentials_reach_a_success() {
         }
         s.heartbeat(&slots_heartbeat(CODE, "http://127.0.0.1:1", 8, 0))
             .await;
+        if route.path == "/api/vdi/vms/{id}" {
+            // The session's VM: placed again, as the release route ran.
+            s.allocate(EXAM, USER).await;
+        }
         if route.path.starts_with("/api/vdi/webhooks/") {
             let path = webhook_path(&s, &path).await;
             let status = cred

@@ -26,6 +26,7 @@ mod sessions;
 mod takeover;
 mod throttle;
 mod trust;
+mod vms;
 mod waiting_room;
 mod webhooks;
 mod worker_client;

@@ -10,7 +10,8 @@
 //! on recovery); `webhooks` holds the endpoints operators configure and
 //! the delivery step; `capacity` asks the scale hook for the workers
 //! booked exams will be short of and gives them back; `stats` the
-//! read-only views of the cluster.
+//! read-only views of the cluster; `vms` sessions and prewarmed machines
+//! as Aetherium's VMs.
 //!
 //! **Owns** this replica's migration suspension and orphan reminders, its
 //! memory of the leader's pass between steps, and the webhook sender.
@@ -32,6 +33,7 @@ mod background;
 mod capacity;
 mod reconcile;
 mod stats;
+mod vms;
 mod webhooks;
 
 use std::collections::HashMap;
