@@ -131,16 +131,19 @@ mod credentials;
 mod dispatch;
 mod error;
 mod exams;
+mod hosts;
 mod lease;
 mod lost;
 mod outbox;
+mod primary;
 mod registry;
 mod scheduled;
 mod sql;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 mod waiting_room;
 
 use std::future::Future;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -155,6 +158,8 @@ use vdi_cluster_core::{Error, Result, Timestamp};
 
 use crate::confirm_batch::ConfirmBatcher;
 use crate::error::PgError;
+use crate::hosts::Hosts;
+use crate::primary::Primary;
 
 /// The embedded schema migrations (`migrations/*.sql`), applied by
 /// [`PgStore::migrate`]. Exposed for tools that manage migrations
@@ -172,6 +177,9 @@ pub struct PgStore {
     call_timeout: Duration,
     /// Confirmations waiting to be written together (one commit).
     confirms: Arc<ConfirmBatcher>,
+    /// With several hosts (or `target_session_attrs=read-write`): which
+    /// one is writable, followed across failovers.
+    primary: Option<Arc<Primary>>,
 }
 
 impl PgStore {
@@ -200,19 +208,35 @@ impl PgStore {
     /// PostgreSQL is down (calls fail with [`Error::Unavailable`] until it
     /// is up). Fails only on a malformed URL. Must be called inside a Tokio
     /// runtime.
+    ///
+    /// `url` may list several hosts of one deployment, a primary and its
+    /// standbys (`postgres://h1:5432,h2:5432/vdi`): the store uses the one
+    /// that is writable and follows it when a standby is promoted. With one
+    /// host, `?target_session_attrs=read-write` refuses that server while
+    /// it is a standby.
     pub fn connect_lazy(url: &str, config: PgStoreConfig) -> Result<Self> {
-        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(Error::invalid(
-                "store",
-                "must be a postgres:// or postgresql:// URL",
-            ));
+        let hosts = Hosts::parse(url)?;
+        if !hosts.writable_only {
+            let options = hosts.servers.into_iter().next().expect("one host at least");
+            return Ok(Self::connect_lazy_with(options, config));
         }
-        let options = PgConnectOptions::from_str(url).map_err(|e| Error::invalid("store", e))?;
-        Ok(Self::connect_lazy_with(options, config))
+        let primary = Arc::new(Primary::new(&hosts, |options| {
+            config.connect_options(options)
+        }));
+        let pool = primary
+            .hooks(config.pool_options())
+            .connect_lazy_with(primary.first());
+        primary.start_look(&pool);
+        Ok(Self {
+            pool,
+            call_timeout: config.call_timeout(),
+            confirms: Arc::default(),
+            primary: Some(primary),
+        })
     }
 
     /// Like [`connect_lazy`](Self::connect_lazy), from parsed connect
-    /// options.
+    /// options (one host).
     pub fn connect_lazy_with(options: PgConnectOptions, config: PgStoreConfig) -> Self {
         let pool = config
             .pool_options()
@@ -221,6 +245,7 @@ impl PgStore {
             pool,
             call_timeout: config.call_timeout(),
             confirms: Arc::default(),
+            primary: None,
         }
     }
 
@@ -235,6 +260,7 @@ impl PgStore {
             pool,
             call_timeout,
             confirms: Arc::default(),
+            primary: None,
         }
     }
 
@@ -252,6 +278,19 @@ impl PgStore {
     /// The connection pool.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// `host:port` of the server the store writes to, when its URL lists
+    /// several hosts (or asks for the writable one); `None` otherwise.
+    pub fn primary(&self) -> Option<String> {
+        self.primary.as_ref().map(|primary| primary.name())
+    }
+
+    /// Times the store has moved to another host of its URL.
+    pub fn primary_switches(&self) -> u64 {
+        self.primary
+            .as_ref()
+            .map_or(0, |primary| primary.switches())
     }
 
     /// Applies the embedded migrations ([`MIGRATOR`]) that the database does
@@ -276,9 +315,13 @@ impl PgStore {
         &self,
         call: impl Future<Output = Result<T, PgError>>,
     ) -> Result<T, PgError> {
-        tokio::time::timeout(self.call_timeout, call)
+        let result = tokio::time::timeout(self.call_timeout, call)
             .await
-            .unwrap_or(Err(PgError::Timeout(self.call_timeout)))
+            .unwrap_or(Err(PgError::Timeout(self.call_timeout)));
+        if let (Err(error), Some(primary)) = (&result, &self.primary) {
+            primary.suspect(&self.pool, error);
+        }
+        result
     }
 
     /// Runs one call under the call timeout, as core's result.

@@ -160,6 +160,10 @@ impl PgStore {
 
 #[async_trait]
 impl Registry for PgStore {
+    fn primary(&self) -> Option<String> {
+        PgStore::primary(self)
+    }
+
     async fn ping(&self) -> Result<()> {
         self.call(async {
             sqlx::query(sql::PING).execute(self.pool()).await?;

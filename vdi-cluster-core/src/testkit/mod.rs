@@ -7,6 +7,7 @@ pub mod delegate;
 pub mod fixtures;
 pub mod fuzzing;
 pub mod instrument;
+mod local;
 mod scale_hook;
 mod sim;
 
@@ -14,6 +15,7 @@ pub use fixtures::{
     FIXTURE_BOOT, FIXTURE_TIME, assert_no_drift, exam, key, request, reserve_and_confirm,
     total_dispatched, wid, worker_record, worker_record_at,
 };
+pub use local::{free_port, private_dir};
 pub use scale_hook::ScriptedScaleHook;
 pub use sim::{Behaviour, SimulatedWorkers};
 

@@ -7,34 +7,19 @@
 mod sentinel;
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use vdi_cluster_core::testkit::backend_unreachable;
+use vdi_cluster_core::testkit::{backend_unreachable, private_dir};
+
+pub use vdi_cluster_core::testkit::free_port;
 
 pub use sentinel::{FakeSentinel, MASTER, SentinelCluster, until_replica_linked};
 
 /// The installed server binary the private servers run.
 pub const REDIS_SERVER: &str = "/usr/bin/redis-server";
-
-/// A new directory under the system's temporary directory, unique to this
-/// process and call.
-fn private_dir(kind: &str) -> PathBuf {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let dir = std::env::temp_dir().join(format!(
-        "{kind}-{}-{nanos}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).expect("a private directory");
-    dir
-}
 
 /// A `redis-server` process of this test on a free loopback port, killed
 /// (and its directory removed) when dropped, even on panic.
@@ -156,14 +141,6 @@ impl Drop for PrivateRedis {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// A port on 127.0.0.1 that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 /// Whether a server on 127.0.0.1:`port` answers `PING` with `PONG`.

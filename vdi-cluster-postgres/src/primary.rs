@@ -1,0 +1,277 @@
+//! Following the primary of a PostgreSQL deployment across failovers.
+//!
+//! With several hosts in the store's URL ([`Hosts`]), the pool opens its
+//! connections to the server last found writable. A call that fails
+//! because that server is gone (refused, dropped, timed out, shutting
+//! down) or because it is now a standby (`read_only_sql_transaction`)
+//! makes the store look for the writable server again, in the
+//! background: each host is asked in turn (`pg_is_in_recovery()` and
+//! `transaction_read_only`), the current one first, every
+//! [`LOOK_INTERVAL`] until one answers writable or [`LOOK_FOR`] has
+//! passed. When another host answers, the pool's connect options move to
+//! it, and every connection opened before the move is closed as it is
+//! next taken from or given back to the pool, so no statement reaches the
+//! demoted server. A connection is also checked when it is opened: one to
+//! a server that is not writable is refused.
+//!
+//! Nothing is retried here: a call that failed answers
+//! [`Error::Unavailable`](vdi_cluster_core::Error::Unavailable), and the
+//! caller's own retry is safe (`docs/high-availability.md` says why for
+//! each atomic step).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sqlx::Connection;
+use sqlx::pool::PoolConnectionMetadata;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use tokio::time::Instant;
+
+use crate::error::PgError;
+use crate::hosts::Hosts;
+
+/// The shortest time between two rounds of asking the hosts.
+pub(crate) const LOOK_INTERVAL: Duration = Duration::from_millis(200);
+/// How long one look keeps asking before it gives up (the next failing
+/// call starts another).
+pub(crate) const LOOK_FOR: Duration = Duration::from_secs(60);
+/// The longest wait for one host's answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether the server a connection reached may be written to.
+const WRITABLE: &str =
+    "SELECT NOT (pg_is_in_recovery() OR current_setting('transaction_read_only')::bool)";
+
+/// The hosts of the store and which of them the pool connects to.
+#[derive(Debug)]
+pub(crate) struct Primary {
+    /// Each host's connect options, the pool's settings applied.
+    servers: Vec<PgConnectOptions>,
+    names: Vec<String>,
+    current: AtomicUsize,
+    /// When the pool last moved to another host; shared with the pool's
+    /// hooks, which close the connections opened before.
+    moved: Arc<Moved>,
+    switches: AtomicU64,
+    looking: AtomicBool,
+}
+
+/// When the pool last moved to another host.
+#[derive(Debug, Default)]
+pub(crate) struct Moved(Mutex<Option<Instant>>);
+
+impl Moved {
+    /// Whether a connection of `age` was opened before the last move.
+    fn predates(&self, age: Duration) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .is_some_and(|at| age > at.elapsed())
+    }
+
+    fn now(&self) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now());
+    }
+}
+
+impl Primary {
+    /// The hosts of `hosts`, each with `settings` applied; the pool starts
+    /// on the first.
+    pub(crate) fn new(
+        hosts: &Hosts,
+        settings: impl Fn(PgConnectOptions) -> PgConnectOptions,
+    ) -> Self {
+        Self {
+            servers: hosts.servers.iter().cloned().map(settings).collect(),
+            names: hosts.names.clone(),
+            current: AtomicUsize::new(0),
+            moved: Arc::default(),
+            switches: AtomicU64::new(0),
+            looking: AtomicBool::new(false),
+        }
+    }
+
+    /// The connect options the pool starts with.
+    pub(crate) fn first(&self) -> PgConnectOptions {
+        self.servers[0].clone()
+    }
+
+    /// `options` with the hooks that keep the pool on writable servers:
+    /// a new connection must reach one, and a connection opened before the
+    /// last move is closed instead of used or kept.
+    pub(crate) fn hooks(&self, options: PgPoolOptions) -> PgPoolOptions {
+        let before = Arc::clone(&self.moved);
+        let after = Arc::clone(&self.moved);
+        options
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    if writable(conn).await? {
+                        Ok(())
+                    } else {
+                        Err(sqlx::Error::Protocol(NOT_WRITABLE.to_owned()))
+                    }
+                })
+            })
+            .before_acquire(move |_conn, meta: PoolConnectionMetadata| {
+                let keep = !before.predates(meta.age);
+                Box::pin(async move { Ok(keep) })
+            })
+            .after_release(move |_conn, meta: PoolConnectionMetadata| {
+                let keep = !after.predates(meta.age);
+                Box::pin(async move { Ok(keep) })
+            })
+    }
+
+    /// `host:port` of the server the pool connects to.
+    pub(crate) fn name(&self) -> String {
+        self.names[self.current.load(Ordering::Acquire)].clone()
+    }
+
+    /// Times the pool has moved to another host.
+    pub(crate) fn switches(&self) -> u64 {
+        self.switches.load(Ordering::Relaxed)
+    }
+
+    /// A call failed with `error`: when it says the server is gone or not
+    /// writable, starts a look (unless one is running).
+    pub(crate) fn suspect(self: &Arc<Self>, pool: &PgPool, error: &PgError) {
+        if primary_gone(error) {
+            self.start_look(pool);
+        }
+    }
+
+    /// Starts a look for the writable host unless one is running (the
+    /// store starts one as it is created, so that its first calls already
+    /// reach the primary whichever host the URL names first).
+    pub(crate) fn start_look(self: &Arc<Self>, pool: &PgPool) {
+        if self.looking.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let primary = Arc::clone(self);
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            primary.look(&pool).await;
+            primary.looking.store(false, Ordering::Release);
+        });
+    }
+
+    /// Asks the hosts, the current first, until one answers writable, and
+    /// moves the pool to it.
+    async fn look(&self, pool: &PgPool) {
+        let until = Instant::now() + LOOK_FOR;
+        while Instant::now() < until && !pool.is_closed() {
+            let round = Instant::now();
+            let current = self.current.load(Ordering::Acquire);
+            let order =
+                std::iter::once(current).chain((0..self.servers.len()).filter(|&i| i != current));
+            for index in order {
+                if probe(&self.servers[index]).await {
+                    if index != current {
+                        self.move_to(pool, index);
+                    }
+                    return;
+                }
+            }
+            tokio::time::sleep_until(round + LOOK_INTERVAL).await;
+        }
+        tracing::warn!(
+            hosts = ?self.names,
+            "no PostgreSQL host answered as a writable primary; the next failing call looks again"
+        );
+    }
+
+    fn move_to(&self, pool: &PgPool, index: usize) {
+        let from = self.name();
+        pool.set_connect_options(self.servers[index].clone());
+        self.current.store(index, Ordering::Release);
+        self.moved.now();
+        self.switches.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(from, to = %self.names[index], "the PostgreSQL primary moved; the store follows it");
+    }
+}
+
+/// The refusal of a connection to a server that is not writable.
+const NOT_WRITABLE: &str = "the server is a standby or read-only (target_session_attrs=read-write)";
+
+/// Whether the server `conn` reached may be written to.
+async fn writable(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(WRITABLE).fetch_one(conn).await
+}
+
+/// Whether the server of `options` answers, writable, within
+/// [`PROBE_TIMEOUT`].
+async fn probe(options: &PgConnectOptions) -> bool {
+    let answer = tokio::time::timeout(PROBE_TIMEOUT, async {
+        let mut conn = PgConnection::connect_with(options).await?;
+        let answer = writable(&mut conn).await;
+        let _ = conn.close().await;
+        answer
+    })
+    .await;
+    matches!(answer, Ok(Ok(true)))
+}
+
+/// Whether `error` says the server the call used is gone or is no longer
+/// the primary, rather than anything about the call itself.
+pub(crate) fn primary_gone(error: &PgError) -> bool {
+    match error {
+        PgError::Timeout(_) => true,
+        PgError::Sqlx(error) => match error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Protocol(message) => message == NOT_WRITABLE,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                // 08: connection exception; 57P01-03: the server shutting
+                // down or starting; 25006: a write to a read-only server.
+                code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "25006")
+            }),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gone_or_demoted_server_is_told_from_a_bad_call() {
+        let gone = [
+            PgError::Timeout(Duration::from_secs(1)),
+            PgError::Sqlx(sqlx::Error::PoolTimedOut),
+            PgError::Sqlx(sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into())),
+            PgError::Sqlx(sqlx::Error::Protocol(NOT_WRITABLE.to_owned())),
+        ];
+        for error in &gone {
+            assert!(primary_gone(error), "{error}");
+        }
+        let not = [
+            PgError::Sqlx(sqlx::Error::RowNotFound),
+            PgError::Sqlx(sqlx::Error::PoolClosed),
+            PgError::Sqlx(sqlx::Error::Protocol("unexpected message".to_owned())),
+            PgError::BatchLost,
+        ];
+        for error in &not {
+            assert!(!primary_gone(error), "{error}");
+        }
+    }
+
+    #[test]
+    fn connections_opened_before_a_move_are_closed() {
+        let moved = Moved::default();
+        assert!(!moved.predates(Duration::from_secs(3600)), "no move yet");
+        moved.now();
+        assert!(
+            moved.predates(Duration::from_secs(3600)),
+            "opened an hour ago"
+        );
+        assert!(!moved.predates(Duration::ZERO), "opened just now");
+    }
+}
