@@ -121,7 +121,7 @@ impl PrivatePostgres {
                 "--no-sync",
                 "-D",
             ])
-            .arg(&server.data())
+            .arg(server.data())
             .run("initdb");
         server.started()
     }
@@ -142,7 +142,7 @@ impl PrivatePostgres {
             ])
             .arg(source.to_string())
             .arg("-D")
-            .arg(&server.data())
+            .arg(server.data())
             .run("pg_basebackup");
         server.started()
     }

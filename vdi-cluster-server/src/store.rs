@@ -204,6 +204,10 @@ mod tests {
             redact("redis+sentinel://:pw@s1:26379,s2/exam/1?sentinel_password=sp&x=1"),
             "redis+sentinel://:***@s1:26379,s2/exam/1?sentinel_password=***&x=1"
         );
+        assert_eq!(
+            redact("postgres://vdi:hunter2@db1:5432,db2:5432/vdi?target_session_attrs=read-write"),
+            "postgres://vdi:***@db1:5432,db2:5432/vdi?target_session_attrs=read-write"
+        );
         assert_eq!(redact("memory"), "memory");
     }
 

@@ -1,9 +1,15 @@
-//! The Redis primary dies in the middle of an exam start. The store is a
-//! Redis deployment with Sentinel started by the test (a primary, a replica,
-//! three sentinels on loopback); two `serve` replicas use it through a
-//! `redis+sentinel://` URL, and three workers heartbeat to the first. While
-//! students click through both replicas, the primary is killed (SIGKILL);
-//! the sentinels promote the replica. The exam goes on:
+//! The store's primary dies in the middle of an exam start, on both
+//! engines that fail over:
+//! - Redis with Sentinel started by the test (a primary, a replica, three
+//!   sentinels on loopback), used through a `redis+sentinel://` URL; the
+//!   sentinels promote the replica;
+//! - PostgreSQL with a hot standby started by the test, used through a
+//!   host list (`postgres://standby,primary/…`); the test promotes the
+//!   standby right after the crash, as Patroni or repmgr would.
+//!
+//! Two `serve` replicas share the store, and three workers heartbeat to
+//! the first. While students click through both replicas, the primary is
+//! killed (SIGKILL, with every process it started). The exam goes on:
 //! - no `serve` is restarted, and both name the new primary in `/readyz`;
 //! - every student is answered 200/201 in the end (a click during the
 //!   switch answers 503 and the student clicks again);
@@ -20,6 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
+use vdi_cluster_postgres::testkit::StandbyPair;
 use vdi_cluster_redis::testkit::SentinelCluster;
 
 use crate::common::{Api, Cluster, ControlPlane, CpOptions, eventually};
@@ -67,14 +74,71 @@ async fn student(api: Arc<Api>, user: String, clicks: Arc<Mutex<Clicks>>) {
     }
 }
 
+/// A store deployment whose primary the test kills.
+trait Deployment {
+    /// `--store`.
+    fn url(&self) -> String;
+    /// `host:port` of the primary at first, and after the failover.
+    fn primaries(&self) -> (String, String);
+    /// Kills the primary; the deployment promotes another server.
+    async fn fail_over(&mut self);
+    /// Waits until the deployment has settled on its new primary.
+    async fn settled(&mut self);
+}
+
+impl Deployment for SentinelCluster {
+    fn url(&self) -> String {
+        SentinelCluster::url(self)
+    }
+    fn primaries(&self) -> (String, String) {
+        (
+            format!("127.0.0.1:{}", self.first.port()),
+            format!("127.0.0.1:{}", self.second.port()),
+        )
+    }
+    async fn fail_over(&mut self) {
+        self.kill_primary();
+    }
+    async fn settled(&mut self) {
+        self.until_failed_over().await;
+    }
+}
+
+impl Deployment for StandbyPair {
+    fn url(&self) -> String {
+        StandbyPair::url(self)
+    }
+    fn primaries(&self) -> (String, String) {
+        (self.primary.name(), self.standby.name())
+    }
+    async fn fail_over(&mut self) {
+        self.primary.kill();
+        self.promote().await;
+    }
+    async fn settled(&mut self) {}
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_exam_start_rides_through_a_redis_failover() {
-    let Some(mut store) = SentinelCluster::start().await else {
+    let Some(store) = SentinelCluster::start().await else {
         return;
     };
+    let prefix = format!("vdi-e2e-{}", uuid::Uuid::new_v4().simple());
+    rides_through(store, Some(prefix)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_exam_start_rides_through_a_postgres_failover() {
+    let Some(store) = StandbyPair::start().await else {
+        return;
+    };
+    rides_through(store, None).await;
+}
+
+async fn rides_through(mut store: impl Deployment, redis_prefix: Option<String>) {
     let options = CpOptions {
         store: Some(store.url()),
-        redis_prefix: Some(format!("vdi-e2e-{}", uuid::Uuid::new_v4().simple())),
+        redis_prefix,
         ..CpOptions::default()
     };
     let cluster = Cluster::start(&SLOTS, options.clone()).await;
@@ -83,7 +147,7 @@ async fn an_exam_start_rides_through_a_redis_failover() {
         Arc::new(Api::new(&cluster.cp.url)),
         Arc::new(Api::new(&second.url)),
     ];
-    let first_primary = format!("127.0.0.1:{}", store.first.port());
+    let (first_primary, promoted) = store.primaries();
     for api in &replicas {
         assert_eq!(api.get("/readyz").await["primary"], first_primary.as_str());
     }
@@ -103,14 +167,14 @@ async fn an_exam_start_rides_through_a_redis_failover() {
                 (clicks.lock().await.count > 0).then_some(())
             })
             .await;
-            store.kill_primary();
+            store.fail_over().await;
         }
         tokio::time::sleep(Duration::from_millis(40)).await;
     }
     for task in students {
         task.await.expect("a student's clicks");
     }
-    store.until_failed_over().await;
+    store.settled().await;
 
     let clicks = std::mem::take(&mut *clicks.lock().await);
     assert_eq!(clicks.answered.len(), STUDENTS, "every student answered");
@@ -121,7 +185,6 @@ async fn an_exam_start_rides_through_a_redis_failover() {
             clicks.failed.len()
         );
     }
-    let promoted = format!("127.0.0.1:{}", store.second.port());
     for api in &replicas {
         assert_eq!(api.get("/readyz").await["primary"], promoted.as_str());
     }
