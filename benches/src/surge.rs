@@ -131,6 +131,7 @@ async fn book_exams(target: &Arc<dyn Target>, config: &SurgeConfig) -> anyhow::R
                     prewarm: None,
                     teardown_sec: None,
                     queue: Some(true),
+                    network_policy: None,
                 })
                 .await?;
             let Some(short) = refused else { break };

@@ -11,7 +11,10 @@
 //! (`docs/network-policy.md`).
 //!
 //! Pure: the parsers name the field at fault, so one policy can come from
-//! environment variables or a JSON body alike.
+//! environment variables or a JSON body alike. A policy also comes with an
+//! exam booked on the calendar ([`Exam::network_policy`](crate::Exam)),
+//! checked by [`NetworkPolicy::validate`] and stored with the exam; which
+//! policy a desktop gets, the exam's or the node's, is [`precedence`].
 //!
 //! ```
 //! use vdi_cluster_core::network::{NetworkPolicy, parse_cidr};
@@ -27,9 +30,15 @@
 //! assert!(err.message.contains("42.1.76.128/28"));
 //! ```
 
+pub mod precedence;
+
+use std::collections::HashSet;
+use std::hash::Hash;
 use std::net::IpAddr;
 
 pub use ipnet::IpNet;
+pub use precedence::{PolicySource, effective_policy};
+use serde::{Deserialize, Serialize};
 
 use crate::validation::ValidationError;
 
@@ -38,20 +47,26 @@ pub const MAX_ENTRIES: usize = 1024;
 /// Longest domain name, in bytes.
 pub const MAX_DOMAIN_LEN: usize = 253;
 
-/// Where an exam desktop may connect.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Where an exam desktop may connect. Stored with an exam in this shape
+/// (camelCase, as the API writes it).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct NetworkPolicy {
     /// Outbound traffic limited to what is listed (otherwise everything is
     /// allowed and the lists are not used).
     pub restrict_internet: bool,
     /// Domains allowed: their addresses when the rules are applied, and
     /// DNS to the node's resolvers so the desktop can look them up.
+    #[serde(default)]
     pub allowed_domains: Vec<String>,
     /// Networks allowed.
+    #[serde(default)]
     pub allowed_cidrs: Vec<IpNet>,
     /// Addresses allowed.
+    #[serde(default)]
     pub allowed_ips: Vec<IpAddr>,
     /// The exam site's own address, allowed.
+    #[serde(default)]
     pub origin_ip: Option<IpAddr>,
     /// A desktop whose rules cannot be applied is not started.
     pub enforce_strict: bool,
@@ -84,6 +99,66 @@ impl NetworkPolicy {
     pub fn allows(&self, ip: IpAddr) -> bool {
         !self.restrict_internet || self.allowed_networks().iter().any(|n| n.contains(&ip))
     }
+
+    /// Checks a policy given as values (an exam's, or one read back from a
+    /// store export): at most [`MAX_ENTRIES`] per list, domains in their
+    /// lower-case form, networks without host bits, no entry twice, and a
+    /// restricted policy that allows something. Errors name the field
+    /// under `prefix`: `networkPolicy.allowedCidrs[2]`.
+    pub fn validate(&self, prefix: &str) -> Result<(), ValidationError> {
+        let field = |name: &str| format!("{prefix}.{name}");
+        let domains = field("allowedDomains");
+        check_list(
+            &domains,
+            &self.allowed_domains,
+            |f, d| match parse_domain(f, d)? {
+                clean if &clean == d => Ok(()),
+                clean => Err(ValidationError::new(f, format!("write it as `{clean}`"))),
+            },
+        )?;
+        check_list(&field("allowedCidrs"), &self.allowed_cidrs, |f, net| {
+            if net.trunc() == *net {
+                Ok(())
+            } else {
+                Err(ValidationError::new(
+                    f,
+                    format!("`{net}` has host bits set: the network is {}", net.trunc()),
+                ))
+            }
+        })?;
+        check_list(&field("allowedIps"), &self.allowed_ips, |_, _| Ok(()))?;
+        let allows_nothing = self.allowed_domains.is_empty()
+            && self.allowed_cidrs.is_empty()
+            && self.allowed_ips.is_empty()
+            && self.origin_ip.is_none();
+        if self.restrict_internet && allows_nothing {
+            return Err(ValidationError::new(
+                field("restrictInternet"),
+                "a restricted desktop must reach something: give the exam site's originIp, \
+                 or allowed domains, CIDRs or IPs",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks a list's length, each entry (named `field[i]`) and that none
+/// repeats an earlier one.
+fn check_list<T: Eq + Hash>(
+    field: &str,
+    items: &[T],
+    check: impl Fn(&str, &T) -> Result<(), ValidationError>,
+) -> Result<(), ValidationError> {
+    check_entries(field, items.len())?;
+    let mut seen = HashSet::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let name = format!("{field}[{i}]");
+        check(&name, item)?;
+        if !seen.insert(item) {
+            return Err(ValidationError::new(name, "listed twice"));
+        }
+    }
+    Ok(())
 }
 
 /// Checks that a list holds at most [`MAX_ENTRIES`].
@@ -221,5 +296,56 @@ mod tests {
         assert!(closed.allows("10.0.0.1".parse().unwrap()));
         assert!(closed.allows("203.210.213.198".parse().unwrap()));
         assert!(!closed.allows("10.0.0.2".parse().unwrap()));
+    }
+
+    fn exam_policy() -> NetworkPolicy {
+        NetworkPolicy {
+            allowed_domains: vec!["sot.umtoj.edu.vn".into()],
+            allowed_cidrs: vec![
+                "103.90.220.0/22".parse().unwrap(),
+                "42.1.76.128/28".parse().unwrap(),
+            ],
+            allowed_ips: vec!["10.0.0.7".parse().unwrap()],
+            origin_ip: Some("203.210.213.198".parse().unwrap()),
+            ..NetworkPolicy::restricted()
+        }
+    }
+
+    #[test]
+    fn validation_names_the_entry_at_fault() {
+        exam_policy().validate("networkPolicy").unwrap();
+        NetworkPolicy::default().validate("networkPolicy").unwrap();
+        let field = |p: NetworkPolicy| p.validate("networkPolicy").unwrap_err().field;
+        let mut p = exam_policy();
+        p.allowed_cidrs.push("10.0.0.1/8".parse().unwrap());
+        assert_eq!(field(p), "networkPolicy.allowedCidrs[2]");
+        let mut p = exam_policy();
+        p.allowed_cidrs.push("103.90.220.0/22".parse().unwrap());
+        assert_eq!(field(p), "networkPolicy.allowedCidrs[2]");
+        let mut p = exam_policy();
+        p.allowed_domains.push("SOT.umtoj.edu.vn".into());
+        assert_eq!(field(p), "networkPolicy.allowedDomains[1]");
+        let mut p = exam_policy();
+        p.allowed_ips = vec!["10.0.0.7".parse().unwrap(); MAX_ENTRIES + 1];
+        assert_eq!(field(p), "networkPolicy.allowedIps");
+        assert_eq!(
+            field(NetworkPolicy::restricted()),
+            "networkPolicy.restrictInternet"
+        );
+    }
+
+    #[test]
+    fn the_stored_shape_is_the_apis_and_old_fields_default() {
+        let json = serde_json::to_value(exam_policy()).unwrap();
+        assert_eq!(json["allowedCidrs"][0], "103.90.220.0/22");
+        assert_eq!(json["originIp"], "203.210.213.198");
+        assert_eq!(json["enforceStrict"], true);
+        let back: NetworkPolicy = serde_json::from_value(json).unwrap();
+        assert_eq!(back, exam_policy());
+        let sparse: NetworkPolicy = serde_json::from_value(
+            serde_json::json!({"restrictInternet": true, "enforceStrict": false, "allowedIps": ["10.0.0.1"]}),
+        )
+        .unwrap();
+        assert!(sparse.allowed_cidrs.is_empty() && sparse.origin_ip.is_none());
     }
 }

@@ -65,6 +65,7 @@ fn exam(
         updated_at: Timestamp(0),
         prewarm_started_at: None,
         prewarm_marks: Default::default(),
+        network_policy: None,
     }
 }
 

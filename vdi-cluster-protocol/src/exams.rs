@@ -10,18 +10,23 @@
 //!
 //! Times are RFC 3339 date-times: any UTC offset is accepted, answers are
 //! in UTC (`2026-06-01T08:00:00Z`). Request bodies refuse unknown fields.
+//! An exam's `networkPolicy` has the shape of the worker's
+//! [`NetworkPolicyJson`]; its errors name the entry
+//! (`networkPolicy.allowedCidrs[2]`).
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use vdi_cluster_core::exam::{
     DEFAULT_LEAD_SEC, DEFAULT_TEARDOWN_SEC, Prewarm, PrewarmTarget, Refusal, Shortfall,
     format_rfc3339, parse_rfc3339,
 };
+use vdi_cluster_core::network::NetworkPolicy;
 use vdi_cluster_core::service::{ExamFigures, ExamStatus};
 use vdi_cluster_core::{Constraints, Exam, ExamId, ExamPatch, Timestamp, ValidationError};
 
+use crate::node::NetworkPolicyJson;
 use crate::sessions::ConstraintsJson;
 
 mod readiness;
@@ -103,6 +108,25 @@ pub struct BookExamRequest {
     /// Queue students beyond capacity (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<bool>,
+    /// Where its desktops may connect, sent to the worker with each
+    /// allocation and prewarm; replaces the worker's own `EXAM_*` default
+    /// (whose strict flag stays a floor). Absent: the worker's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicyJson>,
+}
+
+/// Reads a field that may be absent (`None`), `null` (`Some(None)`) or a
+/// value.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn policy(json: Option<NetworkPolicyJson>) -> Result<Option<NetworkPolicy>, ValidationError> {
+    json.map(|p| p.into_policy("networkPolicy")).transpose()
 }
 
 impl BookExamRequest {
@@ -124,6 +148,7 @@ impl BookExamRequest {
             updated_at: Timestamp(0),
             prewarm_started_at: None,
             prewarm_marks: Default::default(),
+            network_policy: policy(self.network_policy)?,
         })
     }
 }
@@ -156,6 +181,15 @@ pub struct PatchExamRequest {
     /// New queue setting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<bool>,
+    /// New network policy (replaces the old one); `null` removes it, so
+    /// the worker's own default applies again.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<NetworkPolicyJson>, nullable)]
+    pub network_policy: Option<Option<NetworkPolicyJson>>,
 }
 
 impl PatchExamRequest {
@@ -176,6 +210,7 @@ impl PatchExamRequest {
             prewarm: self.prewarm.map(PrewarmJson::into_prewarm).transpose()?,
             teardown_sec: self.teardown_sec,
             queue: self.queue,
+            network_policy: self.network_policy.map(policy).transpose()?,
         })
     }
 }
@@ -292,6 +327,9 @@ pub struct ExamJson {
     pub prewarm_started_at: Option<String>,
     /// Its prewarm readiness now.
     pub readiness: ReadinessJson,
+    /// Where its desktops may connect; absent: the workers' own default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicyJson>,
 }
 
 impl From<&ExamStatus> for ExamJson {
@@ -323,6 +361,7 @@ impl From<&ExamStatus> for ExamJson {
             updated_at: format_rfc3339(e.updated_at),
             prewarm_started_at: e.prewarm_started_at.map(format_rfc3339),
             readiness: ReadinessJson::from(&s.prewarm),
+            network_policy: e.network_policy.as_ref().map(NetworkPolicyJson::from),
         }
     }
 }
@@ -443,126 +482,4 @@ impl From<&Refusal> for AdmissionRefusedJson {
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
-    use vdi_cluster_core::exam::ExamLoad;
-
-    use super::*;
-
-    #[test]
-    fn book_request_field_names_and_offsets() {
-        let body: BookExamRequest = serde_json::from_value(json!({
-            "examId": "math-1", "name": "Math", "startsAt": "2026-06-01T15:00:00+07:00",
-            "endsAt": "2026-06-01T09:30:00Z", "students": 120,
-            "constraints": {"zone": "hn"}, "prewarm": {"percent": 10, "leadSec": 1200},
-            "teardownSec": 600, "queue": false
-        }))
-        .unwrap();
-        let exam = body.into_exam().unwrap();
-        assert_eq!(format_rfc3339(exam.starts_at), "2026-06-01T08:00:00Z");
-        assert_eq!(exam.prewarm.machines(exam.students), 12);
-        assert_eq!((exam.teardown_sec, exam.queue), (600, false));
-        let err = serde_json::from_value::<BookExamRequest>(json!({
-            "examId": "x", "name": "x", "startsAt": "2026-06-01T08:00:00Z",
-            "endsAt": "2026-06-01T09:00:00Z", "students": 1, "prewarm": {"count": 1, "percent": 2}
-        }))
-        .unwrap()
-        .into_exam()
-        .unwrap_err();
-        assert_eq!(err.field, "prewarm");
-        assert!(
-            serde_json::from_value::<BookExamRequest>(json!({"examId": "x", "bogus": 1})).is_err()
-        );
-    }
-
-    #[test]
-    fn refusal_field_names() {
-        let refusal = Refusal {
-            shortfall: Shortfall {
-                missing: 2,
-                at: Timestamp(1_780_300_800_000),
-                demand: 10,
-                overlapping: vec![ExamLoad {
-                    id: ExamId::parse("examId", "a").unwrap(),
-                    name: "A".into(),
-                    students: 10,
-                }],
-            },
-            earliest_start: Some(Timestamp(1_780_304_400_000)),
-            searched_until: Timestamp(1_780_905_600_000),
-        };
-        let json = serde_json::to_value(AdmissionRefusedJson::from(&refusal)).unwrap();
-        assert_eq!(json["code"], 409);
-        assert_eq!(json["error"], "Conflict");
-        assert_eq!(json["shortfall"], 2);
-        assert_eq!(json["peakAt"], "2026-06-01T08:00:00Z");
-        assert_eq!(json["demand"], 10);
-        assert_eq!(
-            json["overlapping"],
-            json!([{"examId": "a", "name": "A", "students": 10}])
-        );
-        assert_eq!(json["earliestStart"], "2026-06-01T09:00:00Z");
-        assert_eq!(json["searchedUntil"], "2026-06-08T08:00:00Z");
-    }
-
-    #[test]
-    fn exam_field_names() {
-        let exam = BookExamRequest {
-            exam_id: "e".into(),
-            name: "E".into(),
-            starts_at: "2026-06-01T08:00:00Z".into(),
-            ends_at: "2026-06-01T09:00:00Z".into(),
-            students: 4,
-            constraints: None,
-            prewarm: None,
-            teardown_sec: None,
-            queue: None,
-        }
-        .into_exam()
-        .unwrap();
-        let json = serde_json::to_value(ExamJson::from(&ExamStatus {
-            exam,
-            at_risk: None,
-            prewarm: Default::default(),
-        }))
-        .unwrap();
-        // Sorted: the map's own order depends on serde_json's features.
-        let mut keys: Vec<&str> = json
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        keys.sort_unstable();
-        assert_eq!(
-            keys,
-            [
-                "bookedAt",
-                "bookedBy",
-                "constraints",
-                "endsAt",
-                "examId",
-                "fits",
-                "atRisk",
-                "name",
-                "prewarm",
-                "prewarmMachines",
-                "queue",
-                "readiness",
-                "reservedFrom",
-                "reservedUntil",
-                "startsAt",
-                "students",
-                "teardownSec",
-                "updatedAt"
-            ]
-            .iter()
-            .copied()
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect::<Vec<_>>()
-        );
-        assert_eq!(json["reservedFrom"], "2026-06-01T07:45:00Z");
-        assert_eq!(json["prewarm"], json!({"count": 0, "leadSec": 900}));
-    }
-}
+mod tests;

@@ -28,6 +28,7 @@ use vdi_cluster_protocol::join::{
     CreateJoinToken, CreatedJoinToken, CredentialReset, InstallScriptRequest, JoinTokenJson,
     JoinTokenList,
 };
+use vdi_cluster_protocol::node::NetworkPolicyJson;
 use vdi_cluster_protocol::ops::HealthJson;
 use vdi_cluster_protocol::reconcile::{
     CounterJson, DriftJson, PassProgressJson, PolicyChangeJson, PolicyJson, ReconcileReportJson,
@@ -106,7 +107,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         ErrorBody, HeartbeatRequest, HeartbeatResponse, RegisterRequest, DescriptionJson,
         HostJson, DeregisterRequest,
         SessionRef, AllocateRequest, AllocateResponse, ReleaseRequest, ReleaseResponse,
-        PrewarmRequest, PrewarmResponse, JoinResponse,
+        PrewarmRequest, PrewarmResponse, JoinResponse, NetworkPolicyJson,
         WorkerJson, WorkerList, WorkerSessionsJson, AdminActionJson, DrainInfoJson,
         PatchWorkerRequest, DrainRequest,
         SessionJson, ReleaseJson, AllocateSessionRequest, ConstraintsJson, PrewarmExamRequest,

@@ -42,6 +42,7 @@ async fn book(cluster: &Cluster, config: &GameDayConfig) -> anyhow::Result<u32> 
         prewarm: None,
         teardown_sec: None,
         queue: Some(true),
+        network_policy: None,
     };
     let (status, body) = cluster
         .admin_post("/api/vdi/exams", &serde_json::to_value(&exam)?)

@@ -72,6 +72,7 @@ pub(crate) fn exam(id: &str, students: u32, starts_at: Timestamp, minutes: u64) 
         updated_at: Timestamp(0),
         prewarm_started_at: None,
         prewarm_marks: Default::default(),
+        network_policy: None,
     }
 }
 

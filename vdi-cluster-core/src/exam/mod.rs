@@ -21,6 +21,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::ExamId;
+use crate::network::NetworkPolicy;
 use crate::scheduler::Constraints;
 use crate::time::Timestamp;
 use crate::validation::ValidationError;
@@ -142,6 +143,11 @@ pub struct Exam {
     /// compare-and-set on the calendar); cleared with `prewarm_started_at`.
     #[serde(default, skip_serializing_if = "PrewarmMarks::is_empty")]
     pub prewarm_marks: PrewarmMarks,
+    /// Where its desktops may connect, sent to the worker with each
+    /// allocation and prewarm; replaces the node's default
+    /// ([`crate::network::precedence`]). Absent: the node's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicy>,
 }
 
 /// Progress marks of an exam's timed prewarm, so that each step runs and
@@ -263,6 +269,9 @@ impl Exam {
                 format!("must be at most {MAX_LEAD_OR_TEARDOWN_SEC}"),
             ));
         }
+        if let Some(policy) = &self.network_policy {
+            policy.validate("networkPolicy")?;
+        }
         Ok(())
     }
 
@@ -294,6 +303,9 @@ pub struct ExamPatch {
     pub teardown_sec: Option<u32>,
     /// New queue setting.
     pub queue: Option<bool>,
+    /// New network policy: `Some(None)` removes it (the node's default
+    /// applies again).
+    pub network_policy: Option<Option<NetworkPolicy>>,
 }
 
 impl ExamPatch {
@@ -322,6 +334,10 @@ impl ExamPatch {
             } else {
                 PrewarmMarks::default()
             },
+            network_policy: self
+                .network_policy
+                .clone()
+                .unwrap_or_else(|| exam.network_policy.clone()),
         }
     }
 }
@@ -358,6 +374,7 @@ pub(crate) mod tests {
             updated_at: m(0),
             prewarm_started_at: None,
             prewarm_marks: PrewarmMarks::default(),
+            network_policy: None,
         }
     }
 
@@ -440,10 +457,42 @@ pub(crate) mod tests {
         assert_eq!(
             field(Exam {
                 constraints: c,
-                ..ok
+                ..ok.clone()
             }),
             "constraints.zone"
         );
+        let cidrs = ["103.90.220.0/22", "42.1.76.128/28", "1.55.145.7/24"];
+        let policy = crate::network::NetworkPolicy {
+            allowed_cidrs: cidrs.iter().map(|c| c.parse().unwrap()).collect(),
+            ..crate::network::NetworkPolicy::restricted()
+        };
+        assert_eq!(
+            field(Exam {
+                network_policy: Some(policy),
+                ..ok
+            }),
+            "networkPolicy.allowedCidrs[2]"
+        );
+    }
+
+    #[test]
+    fn a_record_without_a_network_policy_still_reads() {
+        let with = Exam {
+            network_policy: Some(crate::network::NetworkPolicy {
+                origin_ip: Some("203.210.213.198".parse().unwrap()),
+                ..crate::network::NetworkPolicy::restricted()
+            }),
+            ..exam("a", 100, 160, 10)
+        };
+        let json = serde_json::to_value(&with).unwrap();
+        assert_eq!(json["networkPolicy"]["originIp"], "203.210.213.198");
+        assert_eq!(serde_json::from_value::<Exam>(json.clone()).unwrap(), with);
+        let mut old = json;
+        old.as_object_mut().unwrap().remove("networkPolicy");
+        let read: Exam = serde_json::from_value(old).unwrap();
+        assert_eq!(read.network_policy, None);
+        let plain = serde_json::to_value(exam("a", 100, 160, 10)).unwrap();
+        assert!(plain.get("networkPolicy").is_none());
     }
 
     #[test]
@@ -480,5 +529,31 @@ pub(crate) mod tests {
         }
         .apply(&e, Timestamp::from_millis(9));
         assert!(e.needs_admission(&later));
+        let policy = crate::network::NetworkPolicy {
+            allowed_ips: vec!["10.0.0.7".parse().unwrap()],
+            ..crate::network::NetworkPolicy::restricted()
+        };
+        let restricted = ExamPatch {
+            network_policy: Some(Some(policy.clone())),
+            ..Default::default()
+        }
+        .apply(&e, Timestamp::from_millis(9));
+        assert_eq!(restricted.network_policy, Some(policy));
+        assert!(
+            !e.needs_admission(&restricted),
+            "a policy needs no capacity"
+        );
+        let renamed = ExamPatch {
+            name: Some("C".into()),
+            ..Default::default()
+        }
+        .apply(&restricted, Timestamp::from_millis(9));
+        assert!(renamed.network_policy.is_some(), "kept when not named");
+        let cleared = ExamPatch {
+            network_policy: Some(None),
+            ..Default::default()
+        }
+        .apply(&restricted, Timestamp::from_millis(9));
+        assert_eq!(cleared.network_policy, None);
     }
 }

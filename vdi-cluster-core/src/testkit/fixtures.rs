@@ -138,5 +138,21 @@ pub fn exam(id: &str, starts_at: Timestamp, minutes: u64, students: u32) -> crat
         updated_at: Timestamp(0),
         prewarm_started_at: None,
         prewarm_marks: Default::default(),
+        network_policy: None,
+    }
+}
+
+/// A restricted exam network policy with an entry in every list (the exam
+/// platform runbook's site, networks and origin), strict.
+pub fn exam_network_policy() -> crate::network::NetworkPolicy {
+    crate::network::NetworkPolicy {
+        allowed_domains: vec!["sot.umtoj.edu.vn".into()],
+        allowed_cidrs: vec![
+            "103.90.220.0/22".parse().expect("a network"),
+            "2001:db8::/32".parse().expect("a network"),
+        ],
+        allowed_ips: vec!["10.0.0.7".parse().expect("an address")],
+        origin_ip: Some("203.210.213.198".parse().expect("an address")),
+        ..crate::network::NetworkPolicy::restricted()
     }
 }

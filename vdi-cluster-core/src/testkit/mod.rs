@@ -12,8 +12,8 @@ mod scale_hook;
 mod sim;
 
 pub use fixtures::{
-    FIXTURE_BOOT, FIXTURE_TIME, assert_no_drift, exam, key, request, reserve_and_confirm,
-    total_dispatched, wid, worker_record, worker_record_at,
+    FIXTURE_BOOT, FIXTURE_TIME, assert_no_drift, exam, exam_network_policy, key, request,
+    reserve_and_confirm, total_dispatched, wid, worker_record, worker_record_at,
 };
 pub use local::{free_port, private_dir};
 pub use scale_hook::ScriptedScaleHook;

@@ -81,3 +81,52 @@ fn a_bad_item_is_named_by_its_place() {
     let err = StoreDump::parse(unknown.to_string().as_bytes()).unwrap_err();
     assert!(err.message.contains("wokers"), "{err}");
 }
+
+fn exam_with_policy() -> Exam {
+    let hour = std::time::Duration::from_secs(3600);
+    let starts_at = Timestamp(1_780_300_800_000);
+    Exam {
+        id: vdi_cluster_core::ExamId::parse("examId", "math-1").unwrap(),
+        name: "Math".into(),
+        starts_at,
+        ends_at: starts_at.plus(hour),
+        students: 40,
+        constraints: Default::default(),
+        prewarm: Default::default(),
+        teardown_sec: 300,
+        queue: true,
+        booked_by: "admin".into(),
+        booked_at: Timestamp(0),
+        updated_at: Timestamp(0),
+        prewarm_started_at: None,
+        prewarm_marks: Default::default(),
+        network_policy: Some(vdi_cluster_core::network::NetworkPolicy {
+            allowed_cidrs: vec!["103.90.220.0/22".parse().unwrap()],
+            origin_ip: Some("203.210.213.198".parse().unwrap()),
+            ..vdi_cluster_core::network::NetworkPolicy::restricted()
+        }),
+    }
+}
+
+#[test]
+fn an_exams_network_policy_survives_a_dump_and_older_dumps_read() {
+    let with_policy = StoreContents {
+        exams: vec![exam_with_policy()],
+        ..contents()
+    };
+    let dump = StoreDump::new(with_policy.clone(), Timestamp(5));
+    let mut value = serde_json::to_value(&dump).unwrap();
+    assert_eq!(
+        value["exams"][0]["networkPolicy"]["allowedCidrs"],
+        json!(["103.90.220.0/22"])
+    );
+    let back = StoreDump::parse(value.to_string().as_bytes()).unwrap();
+    assert_eq!(back.into_contents(), with_policy);
+
+    value["exams"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("networkPolicy");
+    let older = StoreDump::parse(value.to_string().as_bytes()).unwrap();
+    assert_eq!(older.into_contents().exams[0].network_policy, None);
+}

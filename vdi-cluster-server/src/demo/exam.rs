@@ -82,6 +82,7 @@ async fn try_book(service: &ClusterService) -> Result<Booking, Error> {
         updated_at: starts_at,
         prewarm_started_at: None,
         prewarm_marks: Default::default(),
+        network_policy: None,
     };
     service.exams().book_exam(exam, "demo").await
 }

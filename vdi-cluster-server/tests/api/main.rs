@@ -13,6 +13,7 @@ mod common;
 mod connections;
 mod credentials;
 mod deploy;
+mod exam_network_policy;
 mod exams;
 mod hostile;
 mod join;

@@ -11,7 +11,7 @@ use crate::events::RecordingSink;
 use crate::exam::{Capacity, ExamPatch, admit};
 use crate::service::{Booking, ClusterService, ServiceConfig};
 use crate::store::{CalendarWrite, Store};
-use crate::testkit::{SimulatedWorkers, exam, heartbeat_with_slots};
+use crate::testkit::{SimulatedWorkers, exam, exam_network_policy, heartbeat_with_slots};
 use crate::time::Timestamp;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -41,7 +41,10 @@ pub async fn exam_calendar_is_compare_and_set(factory: &impl StoreFactory) {
     let empty = a.exam_calendar().await.unwrap();
     assert_eq!((empty.version, empty.exams.len()), (0, 0));
     let start = now().plus(HOUR);
-    let e1 = exam("exam:1 ü/*", start, 60, 30);
+    let e1 = crate::exam::Exam {
+        network_policy: Some(exam_network_policy()),
+        ..exam("exam:1 ü/*", start, 60, 30)
+    };
     assert_eq!(
         a.put_exam_if_version(&e1, 0).await.unwrap(),
         CalendarWrite::Written { version: 1 }
@@ -57,7 +60,11 @@ pub async fn exam_calendar_is_compare_and_set(factory: &impl StoreFactory) {
     );
     let read = b.exam_calendar().await.unwrap();
     assert_eq!(read.version, 2);
-    assert_eq!(read.get(&e1.id), Some(&e1), "stored exactly");
+    assert_eq!(
+        read.get(&e1.id),
+        Some(&e1),
+        "stored exactly, network policy included"
+    );
     assert_eq!(read.exams.len(), 2);
 
     let mut bigger = e1.clone();

@@ -12,7 +12,7 @@ use super::outbox::{endpoint, entry};
 use crate::credential::{IssuedSecret, WorkerCredential};
 use crate::memory::MemoryStore;
 use crate::store::{AuditEntry, JoinToken, Store};
-use crate::testkit::{exam, key, wid, worker_record};
+use crate::testkit::{exam, exam_network_policy, key, wid, worker_record};
 use crate::transfer::{ImportError, ImportMode, StoreContents, export, import};
 
 const STICKY: Duration = Duration::from_secs(21_600);
@@ -20,7 +20,8 @@ const DAY: Duration = Duration::from_secs(86_400);
 
 /// Writes something into every part a store's export copies: two
 /// workers (one with unrecorded slots), credentials (one of a worker
-/// without a record), a bound join token with a use counted, an exam,
+/// without a record), a bound join token with a use counted, an exam with
+/// a network policy,
 /// a webhook endpoint with two undelivered entries, two audit entries,
 /// an active and an orphaned dispatch, and a reservation in flight
 /// (which an export leaves out).
@@ -55,7 +56,10 @@ pub async fn fill_every_part(store: &Arc<dyn Store>) {
         .await
         .unwrap()
         .expect("a use of the join token");
-    let booked = exam("exam-1", t.plus(DAY), 90, 20);
+    let booked = crate::exam::Exam {
+        network_policy: Some(exam_network_policy()),
+        ..exam("exam-1", t.plus(DAY), 90, 20)
+    };
     store.put_exam_if_version(&booked, 0).await.unwrap();
     assert!(store.put_webhook(&endpoint("wh_1", t)).await.unwrap());
     let entries = [
@@ -110,6 +114,11 @@ fn assert_every_part(contents: &StoreContents) {
     assert_eq!(counts, [2, 2, 1, 1, 1, 2, 2, 2], "{contents:#?}");
     assert_eq!(contents.workers[1].unrecorded, 1);
     assert_eq!(contents.join_tokens[0].uses, 1);
+    assert_eq!(
+        contents.exams[0].network_policy,
+        Some(exam_network_policy()),
+        "the exam's network policy travels with it"
+    );
     assert_eq!(contents.audit[0].action, "drain", "oldest first");
 }
 
