@@ -22,3 +22,4 @@ mod proctor;
 mod scheduled;
 mod security;
 mod sessions;
+mod store;

@@ -2,11 +2,13 @@
 // credential goes into its URL. Views subscribe; recent events are kept
 // for the overview and the events list.
 
+import { t } from './i18n.js';
+
 const NAMES = [
   'workerRegistered', 'workerRestarted', 'workerAvailability', 'workerPolicy',
   'workerRemoved', 'sessionMigrated', 'migrationFailed', 'sessionsOrphaned',
   'migrationSuspended', 'sessionAdopted', 'reservationAdopted', 'sessionStopped',
-  'sessionLost', 'reconciled', 'examAtRisk', 'examFitsAgain',
+  'sessionLost', 'reconciled', 'examAtRisk', 'examFitsAgain', 'backendDegraded',
 ];
 const KEPT = 100;
 
@@ -110,5 +112,10 @@ export function describe(name, data) {
   if (data.reason) parts.push(`(${data.reason})`);
   if (data.actor) parts.push(`— ${data.actor}`);
   if (data.count !== undefined) parts.push(`×${data.count}`);
+  if (name === 'backendDegraded') {
+    parts.push(t('event.degraded', {
+      seconds: ((data.until - data.since) / 1000).toFixed(1), failures: data.failures,
+    }));
+  }
   return parts.join(' ');
 }

@@ -1,5 +1,6 @@
-// Overview: the exam platform's three figures, upcoming exams, waiting rooms, the
-// last reconcile report and recent events; refreshed live.
+// Overview: the exam platform's three figures, the store and its primary,
+// upcoming exams, waiting rooms, the last reconcile report and recent
+// events; refreshed live.
 import { h, replace, table, badge } from '../dom.js';
 import { t } from '../i18n.js';
 import { get } from '../api.js';
@@ -15,6 +16,7 @@ function section(id, title, body) {
 /** Mounts the overview in `main`. */
 export function mount(main) {
   const figs = h('div', { id: 'overview-figures' }, t('loading'));
+  const store = h('p', { id: 'overview-store' }, t('loading'));
   const exams = h('div', { id: 'overview-exams' }, t('loading'));
   const queues = h('div', { id: 'overview-queues' });
   const reconcile = h('div', { id: 'overview-reconcile' });
@@ -22,12 +24,14 @@ export function mount(main) {
   replace(main,
     h('h1', {}, t('overview.title')),
     figs,
+    section('h-store', t('overview.store'), store),
     section('h-exams', t('overview.exams'), exams),
     section('h-queues', t('overview.queues'), queues),
     section('h-reconcile', t('overview.reconcile'), reconcile),
     section('h-events', t('overview.events'), events));
 
   async function refresh() {
+    refreshStore(store);
     try {
       const [summary, calendar] = await Promise.all([
         get('/api/vdi/workers/summary'),
@@ -70,4 +74,22 @@ export function mount(main) {
 
   refresh();
   return { refresh };
+}
+
+/**
+ * The store this control plane uses and, where it follows a primary
+ * (Redis with Sentinel, PostgreSQL with standbys), the server it writes to
+ * now; or that the store does not answer.
+ */
+async function refreshStore(into) {
+  try {
+    const ready = await get('/readyz');
+    into.dataset.primary = ready.primary || '';
+    refreshRegion(into, h('span', {},
+      badge(t(`store.${ready.store}`), 'ok'),
+      ready.primary ? [' ', t('overview.primary', { primary: ready.primary })] : []));
+  } catch (e) {
+    into.dataset.primary = '';
+    refreshRegion(into, h('span', {}, badge(t('overview.storeDown'), 'bad'), ' ', e.message));
+  }
 }
