@@ -20,6 +20,7 @@ use crate::dispatch::{Dispatch, DispatchState};
 use crate::error::{Error, Result};
 use crate::ids::{DispatchId, ExamId, SessionKey, WorkerId};
 use crate::operator_session::OperatorSession;
+use crate::page::{Page, Paged};
 use crate::store::{
     Adoption, AuditEntry, AuditLog, CasOutcome, Counter, DeleteOutcome, DispatchPage,
     DispatchStore, Drift, ExamPlacement, JoinToken, Lease, RecountReport, Registry, Reservation,
@@ -562,7 +563,7 @@ impl AuditLog for MemoryStore {
         Ok(())
     }
 
-    async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditEntry>> {
-        Ok(self.lock()?.audit.iter().take(limit).cloned().collect())
+    async fn audit_page(&self, page: Page) -> Result<Paged<AuditEntry>> {
+        Ok(page.take(self.lock()?.audit.iter()).map(AuditEntry::clone))
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use vdi_cluster_core::Page;
 use vdi_cluster_core::events::{EventKind, RecordingSink};
 use vdi_cluster_core::health::HeartbeatStamp;
 use vdi_cluster_core::service::BACKGROUND_LEASE;
@@ -95,9 +96,10 @@ impl Harness {
         let mut all = self
             .svc
             .operations()
-            .webhook_deliveries(&self.endpoint, 200)
+            .webhook_deliveries(&self.endpoint, Page::first(200))
             .await
-            .unwrap();
+            .unwrap()
+            .items;
         all.reverse();
         all.into_iter().map(|d| d.entry.event.kind).collect()
     }

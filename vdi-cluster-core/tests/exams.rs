@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use vdi_cluster_core::Page;
 use vdi_cluster_core::events::{EventKind, RecordingSink};
 use vdi_cluster_core::exam::{Prewarm, PrewarmTarget};
 use vdi_cluster_core::service::Booking;
@@ -215,9 +216,10 @@ async fn draining_a_worker_flags_exams_at_risk_once() {
     // Each written to the outbox when its flag was swapped.
     let mut written: Vec<_> = svc
         .operations()
-        .webhook_deliveries(&hook.id, 10)
+        .webhook_deliveries(&hook.id, Page::first(10))
         .await
         .unwrap()
+        .items
         .into_iter()
         .map(|d| d.entry.event.kind.name())
         .collect();

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use vdi_cluster_core::Page;
 use vdi_cluster_core::outbox::{DeliveryState, OutboxEntry, RetryPolicy, WebhookEndpoint};
 use vdi_cluster_core::service::{SendResult, WebhookSender};
 use vdi_cluster_core::testkit::{SimulatedWorkers, heartbeat_for};
@@ -87,9 +88,10 @@ async fn failures_retry_and_a_failing_endpoint_is_reported_once() {
     assert_eq!(
         service
             .operations()
-            .webhook_deliveries(&healthy.id, 10)
+            .webhook_deliveries(&healthy.id, Page::first(10))
             .await
             .unwrap()
+            .items
             .len(),
         1
     );
@@ -132,9 +134,10 @@ async fn failures_retry_and_a_failing_endpoint_is_reported_once() {
     }
     let history = service
         .operations()
-        .webhook_deliveries(&failing.id, 10)
+        .webhook_deliveries(&failing.id, Page::first(10))
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     let policy = history
         .iter()
         .find(|d| d.entry.event.kind.name() == "workerPolicy")
@@ -158,9 +161,10 @@ async fn failures_retry_and_a_failing_endpoint_is_reported_once() {
     );
     let again = service
         .operations()
-        .webhook_deliveries(&failing.id, 10)
+        .webhook_deliveries(&failing.id, Page::first(10))
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert!(
         again
             .iter()

@@ -4,9 +4,9 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::types::Json;
 use vdi_cluster_core::store::{AuditEntry, AuditLog};
-use vdi_cluster_core::{Result, Timestamp};
+use vdi_cluster_core::{Page, Paged, Result, Timestamp};
 
-use crate::{PgStore, millis, row_limit, sql, to_u64};
+use crate::{PgStore, millis, page_bounds, page_total, sql, to_u64};
 
 #[async_trait]
 impl AuditLog for PgStore {
@@ -26,27 +26,32 @@ impl AuditLog for PgStore {
         .await
     }
 
-    async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditEntry>> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
+    async fn audit_page(&self, page: Page) -> Result<Paged<AuditEntry>> {
+        let (offset, limit) = page_bounds(page);
         self.call(async {
-            let rows = sqlx::query(sql::RECENT_AUDIT)
-                .bind(row_limit(limit))
+            let rows = sqlx::query(sql::AUDIT_PAGE)
+                .bind(offset)
+                .bind(limit)
                 .fetch_all(self.pool())
                 .await?;
-            rows.iter()
-                .map(|row| {
-                    let Json(detail) = row.try_get("detail")?;
-                    Ok(AuditEntry {
-                        at: Timestamp(to_u64("audit time", row.try_get("at")?)?),
-                        actor: row.try_get("actor")?,
-                        action: row.try_get("action")?,
-                        target: row.try_get("target")?,
-                        detail,
-                    })
-                })
-                .collect()
+            let mut items = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let Some(at) = row.try_get::<Option<i64>, _>("at")? else {
+                    continue;
+                };
+                let Json(detail) = row.try_get("detail")?;
+                items.push(AuditEntry {
+                    at: Timestamp(to_u64("audit time", at)?),
+                    actor: row.try_get("actor")?,
+                    action: row.try_get("action")?,
+                    target: row.try_get("target")?,
+                    detail,
+                });
+            }
+            Ok(Paged {
+                items,
+                total: page_total(&rows)?,
+            })
         })
         .await
     }

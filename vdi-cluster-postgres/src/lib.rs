@@ -154,7 +154,9 @@ pub use config::{
 pub use lease::MAX_LEASE_TTL;
 pub use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use vdi_cluster_core::{Error, Result, Timestamp};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use vdi_cluster_core::{Error, Page, Result, Timestamp};
 
 use crate::confirm_batch::ConfirmBatcher;
 use crate::error::PgError;
@@ -339,6 +341,20 @@ fn millis(field: &str, t: Timestamp) -> Result<i64> {
 /// A LIMIT for `n` rows.
 fn row_limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// `page` as the `OFFSET` and `LIMIT` of a statement (`NULL`: no limit).
+fn page_bounds(page: Page) -> (i64, Option<i64>) {
+    (row_limit(page.offset()), page.limit().map(row_limit))
+}
+
+/// The `total` column of a page's rows (the same on each).
+fn page_total(rows: &[PgRow]) -> Result<usize, PgError> {
+    let total: i64 = match rows.first() {
+        Some(row) => row.try_get("total")?,
+        None => 0,
+    };
+    Ok(usize::try_from(total).unwrap_or(usize::MAX))
 }
 
 fn to_u64(what: &'static str, value: i64) -> Result<u64, PgError> {

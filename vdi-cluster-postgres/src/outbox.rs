@@ -17,14 +17,14 @@ use vdi_cluster_core::outbox::{
 use vdi_cluster_core::store::{CasOutcome, DeleteOutcome, Lease};
 use vdi_cluster_core::worker::WorkerRecord;
 use vdi_cluster_core::{Dispatch, DispatchId, SessionKey, WorkerId};
-use vdi_cluster_core::{Result, Timestamp};
+use vdi_cluster_core::{Page, Paged, Result, Timestamp};
 
 use crate::dispatch::ConfirmArgs;
 use crate::error::PgError;
 use crate::registry::{
     delete_worker, dispatched_count, expected_version, write_worker, write_worker_if_dispatched,
 };
-use crate::{PgStore, millis, row_limit, sql, to_u64};
+use crate::{PgStore, millis, page_bounds, page_total, row_limit, sql, to_u64};
 
 /// One entry as `vdi.outbox_append` reads it.
 #[derive(Serialize)]
@@ -291,14 +291,25 @@ impl Outbox for PgStore {
         .await
     }
 
-    async fn deliveries(&self, endpoint: &str, limit: usize) -> Result<Vec<Delivery>> {
+    async fn delivery_page(&self, endpoint: &str, page: Page) -> Result<Paged<Delivery>> {
+        let (offset, limit) = page_bounds(page);
         self.call(async {
-            let rows = sqlx::query(sql::DELIVERIES)
+            let rows = sqlx::query(sql::DELIVERY_PAGE)
                 .bind(endpoint)
-                .bind(row_limit(limit))
+                .bind(offset)
+                .bind(limit)
                 .fetch_all(self.pool())
                 .await?;
-            rows.iter().map(delivery).collect()
+            let mut items = Vec::with_capacity(rows.len());
+            for row in &rows {
+                if row.try_get::<Option<String>, _>("state")?.is_some() {
+                    items.push(delivery(row)?);
+                }
+            }
+            Ok(Paged {
+                items,
+                total: page_total(&rows)?,
+            })
         })
         .await
     }

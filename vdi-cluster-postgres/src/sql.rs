@@ -102,8 +102,8 @@ statements! {
     END_OPERATOR_SESSION = "end_operator_session.sql";
     /// End every operators' page session.
     END_OPERATOR_SESSIONS = "end_operator_sessions.sql";
-    /// Newest audit entries.
-    RECENT_AUDIT = "recent_audit.sql";
+    /// A page of the audit trail, newest first, and its length.
+    AUDIT_PAGE = "audit_page.sql";
     /// Every exam and the calendar's version.
     EXAM_CALENDAR = "exam_calendar.sql";
     /// Compare-and-set write of one exam on the calendar's version.
@@ -155,8 +155,8 @@ statements! {
     OUTBOX_LEASE = "outbox_lease.sql";
     /// `vdi.outbox_finish`.
     OUTBOX_FINISH = "outbox_finish.sql";
-    /// An endpoint's deliveries, newest first.
-    DELIVERIES = "deliveries.sql";
+    /// A page of an endpoint's deliveries, newest first, and how many.
+    DELIVERY_PAGE = "delivery_page.sql";
     /// A failed delivery, due again.
     RETRY_DELIVERY = "retry_delivery.sql";
     /// Delivered and failed deliveries past the retention, deleted.

@@ -190,7 +190,7 @@ impl From<&crate::workers::WorkerList> for AetheriumWorkerList {
     fn from(list: &crate::workers::WorkerList) -> Self {
         Self {
             workers: list.workers.iter().map(AetheriumWorkerJson::from).collect(),
-            total: list.total,
+            total: list.page.total,
         }
     }
 }

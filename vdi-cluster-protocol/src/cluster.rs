@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use vdi_cluster_core::service::{ClusterStats, ClusterSummary, WorkerSessions, ZoneStats};
 use vdi_cluster_core::store::AuditEntry;
+use vdi_cluster_core::{Page, Paged};
 
+use crate::page::PageJson;
 use crate::sessions::SessionJson;
 
 /// The exam platform's admin summary: `healthyWorkers/totalWorkers`,
@@ -233,22 +235,22 @@ impl From<&AuditEntry> for AuditEntryJson {
     }
 }
 
-/// The audit trail.
+/// A page of the audit trail.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
 pub struct AuditJson {
-    /// Entries, newest first.
+    /// The page's entries, newest first.
     pub entries: Vec<AuditEntryJson>,
-    /// How many are listed.
-    pub total: usize,
+    /// `total` (every entry of the trail), `limit`, `offset`.
+    #[serde(flatten)]
+    pub page: PageJson,
 }
 
 impl AuditJson {
-    /// The listing of `entries`.
-    pub fn new(entries: &[AuditEntry]) -> Self {
+    /// `page` of the trail, whose entries are `paged`.
+    pub fn new(paged: &Paged<AuditEntry>, page: Page) -> Self {
         Self {
-            entries: entries.iter().map(AuditEntryJson::from).collect(),
-            total: entries.len(),
+            entries: paged.items.iter().map(AuditEntryJson::from).collect(),
+            page: PageJson::new(page, paged.total),
         }
     }
 }
@@ -366,21 +368,25 @@ mod tests {
 
     #[test]
     fn audit_field_names() {
-        let entries = [AuditEntry {
-            at: Timestamp(3),
-            actor: "admin".into(),
-            action: "drain".into(),
-            target: "w1".into(),
-            detail: json!({"force": false}),
-        }];
+        let paged = Paged {
+            items: vec![AuditEntry {
+                at: Timestamp(3),
+                actor: "admin".into(),
+                action: "drain".into(),
+                target: "w1".into(),
+                detail: json!({"force": false}),
+            }],
+            total: 12,
+        };
+        let page = Page::new(None, Some(11), Some(100)).unwrap();
         assert_eq!(
-            serde_json::to_value(AuditJson::new(&entries)).unwrap(),
+            serde_json::to_value(AuditJson::new(&paged, page)).unwrap(),
             json!({
                 "entries": [{
                     "at": 3, "actor": "admin", "action": "drain", "target": "w1",
                     "detail": {"force": false},
                 }],
-                "total": 1,
+                "total": 12, "limit": 100, "offset": 11,
             })
         );
     }

@@ -24,9 +24,10 @@ use vdi_cluster_core::exam::{
 };
 use vdi_cluster_core::network::NetworkPolicy;
 use vdi_cluster_core::service::{ExamFigures, ExamStatus};
-use vdi_cluster_core::{Constraints, Exam, ExamId, ExamPatch, Timestamp, ValidationError};
+use vdi_cluster_core::{Constraints, Exam, ExamId, ExamPatch, Page, Timestamp, ValidationError};
 
 use crate::node::NetworkPolicyJson;
+use crate::page::PageJson;
 use crate::sessions::ConstraintsJson;
 
 mod readiness;
@@ -370,8 +371,22 @@ impl From<&ExamStatus> for ExamJson {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExamCalendarJson {
-    /// The exams.
+    /// The page's exams, by start, then id.
     pub exams: Vec<ExamJson>,
+    /// `total` (every exam in the window), `limit`, `offset`.
+    #[serde(flatten)]
+    pub page: PageJson,
+}
+
+impl ExamCalendarJson {
+    /// `page` of the calendar `exams` (by start, then id).
+    pub fn new(exams: &[ExamStatus], page: Page) -> Self {
+        let paged = page.take(exams);
+        Self {
+            exams: paged.items.into_iter().map(ExamJson::from).collect(),
+            page: PageJson::new(page, paged.total),
+        }
+    }
 }
 
 /// One exam's figures.

@@ -27,6 +27,8 @@
 //!   carries one.
 //! * [`signin`] — operators' page: the session cookie and its CSRF token.
 //! * [`ops`] — `/healthz`, `/readyz`.
+//! * [`page`] — `limit` / `offset` of the paginated lists and the
+//!   `total` their answers carry.
 //! * [`dump`] — a whole store, as `vdi-cluster store export` writes it and
 //!   `store import` reads it.
 //! * [`ErrorBody`] — Aetherium's error body every endpoint answers with.
@@ -57,6 +59,7 @@ pub mod maintenance;
 pub mod node;
 pub mod node_status;
 pub mod ops;
+pub mod page;
 pub mod reconcile;
 pub mod scheduled;
 pub mod sessions;

@@ -14,9 +14,10 @@
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use vdi_cluster_core::SessionKey;
 use vdi_cluster_core::service::{QueueStanding, QueueView};
+use vdi_cluster_core::{Page, SessionKey};
 
+use crate::page::PageJson;
 use crate::sessions::SessionJson;
 
 /// The `state` of a queued student's answer.
@@ -89,8 +90,8 @@ pub struct WaitingStudentJson {
     pub being_placed: bool,
 }
 
-/// `GET /api/vdi/exams/{examId}/queue`: who waits, in order, and the
-/// room's totals.
+/// `GET /api/vdi/exams/{examId}/queue`: who waits, in order (a page of
+/// them), and the room's totals.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExamQueueJson {
@@ -102,20 +103,25 @@ pub struct ExamQueueJson {
     pub placed_total: u64,
     /// Left for not polling, in total.
     pub abandoned_total: u64,
-    /// The waiting students, head first.
+    /// The page's waiting students, head first (by position).
     pub waiting: Vec<WaitingStudentJson>,
+    /// `total` (every waiting student listed), `limit`, `offset`.
+    #[serde(flatten)]
+    pub page: PageJson,
 }
 
-impl From<&QueueView> for ExamQueueJson {
-    fn from(v: &QueueView) -> Self {
+impl ExamQueueJson {
+    /// The room `v`, with `page` of its waiting students.
+    pub fn new(v: &QueueView, page: Page) -> Self {
+        let waiting = page.take(&v.waiting);
         Self {
             exam_id: v.exam.to_string(),
             queued: v.figures.queued,
             placed_total: v.figures.placed_total,
             abandoned_total: v.figures.abandoned_total,
-            waiting: v
-                .waiting
-                .iter()
+            waiting: waiting
+                .items
+                .into_iter()
                 .map(|w| WaitingStudentJson {
                     position: w.position,
                     user_id: w.entry.user.to_string(),
@@ -125,6 +131,7 @@ impl From<&QueueView> for ExamQueueJson {
                     being_placed: w.being_placed,
                 })
                 .collect(),
+            page: PageJson::new(page, waiting.total),
         }
     }
 }
@@ -192,10 +199,11 @@ mod tests {
             },
         };
         assert_eq!(
-            serde_json::to_value(ExamQueueJson::from(&view)).unwrap(),
+            serde_json::to_value(ExamQueueJson::new(&view, Page::ALL)).unwrap(),
             json!({"examId": "e1", "queued": 1, "placedTotal": 4, "abandonedTotal": 2,
                    "waiting": [{"position": 1, "userId": "u1", "enqueuedAt": 1000,
-                                "lastSeenAt": 5000, "waitingSec": 7, "beingPlaced": true}]})
+                                "lastSeenAt": 5000, "waitingSec": 7, "beingPlaced": true}],
+                   "total": 1, "offset": 0})
         );
     }
 }

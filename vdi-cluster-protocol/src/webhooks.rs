@@ -19,8 +19,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use vdi_cluster_core::exam::format_rfc3339;
 use vdi_cluster_core::outbox::{Attempt, Delivery, OutboxEntry, WebhookEndpoint, webhook_type};
+use vdi_cluster_core::{Page, Paged};
 
 use crate::events::EventKindJson;
+use crate::page::PageJson;
 
 /// The delivery's id, stable across retries.
 pub const WEBHOOK_ID_HEADER: &str = "webhook-id";
@@ -182,11 +184,25 @@ impl From<&Delivery> for DeliveryJson {
     }
 }
 
-/// `GET /api/vdi/webhooks/{id}/deliveries` answer.
+/// `GET /api/vdi/webhooks/{id}/deliveries` answer: a page of an
+/// endpoint's deliveries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DeliveryList {
-    /// Newest first.
+    /// The page's deliveries, newest first.
     pub deliveries: Vec<DeliveryJson>,
+    /// `total` (every delivery of the endpoint), `limit`, `offset`.
+    #[serde(flatten)]
+    pub page: PageJson,
+}
+
+impl DeliveryList {
+    /// `page` of an endpoint's deliveries, which are `paged`.
+    pub fn new(paged: &Paged<Delivery>, page: Page) -> Self {
+        Self {
+            deliveries: paged.items.iter().map(DeliveryJson::from).collect(),
+            page: PageJson::new(page, paged.total),
+        }
+    }
 }
 
 #[cfg(test)]

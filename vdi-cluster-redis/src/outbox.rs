@@ -15,7 +15,7 @@ use vdi_cluster_core::outbox::{
 use vdi_cluster_core::store::{CasOutcome, DeleteOutcome, Lease};
 use vdi_cluster_core::time::Timestamp;
 use vdi_cluster_core::worker::WorkerRecord;
-use vdi_cluster_core::{Dispatch, DispatchId, Result, SessionKey, WorkerId};
+use vdi_cluster_core::{Dispatch, DispatchId, Page, Paged, Result, SessionKey, WorkerId};
 
 use crate::dispatch::fenced;
 use crate::error::{BackendError, BackendResult};
@@ -265,20 +265,15 @@ impl Outbox for RedisStore {
         Ok(failures)
     }
 
-    async fn deliveries(&self, endpoint: &str, limit: usize) -> Result<Vec<Delivery>> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let last = i64::try_from(limit).unwrap_or(i64::MAX) - 1;
-        let ids: Vec<String> = redis::cmd("LRANGE")
-            .arg(self.keys.outbox_endpoint(endpoint))
-            .arg(0)
-            .arg(last)
-            .query_async(&mut self.conn())
-            .await
-            .map_err(BackendError::from)?;
+    async fn delivery_page(&self, endpoint: &str, page: Page) -> Result<Paged<Delivery>> {
+        let (total, ids) = self
+            .list_page(&self.keys.outbox_endpoint(endpoint), page)
+            .await?;
         if ids.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Paged {
+                items: Vec::new(),
+                total,
+            });
         }
         let mut pipe = redis::pipe();
         pipe.atomic();
@@ -311,7 +306,7 @@ impl Outbox for RedisStore {
                 attempts: self.parse_attempts(attempts[i].as_deref().unwrap_or(""))?,
             });
         }
-        Ok(out)
+        Ok(Paged { items: out, total })
     }
 
     async fn retry_delivery(&self, endpoint: &str, id: &str, now: Timestamp) -> Result<bool> {

@@ -9,6 +9,8 @@
 //! * [`OptionalJsonBody`]: the same, but an empty body (or JSON `null`) is
 //!   `None` (`POST …/drain` with no body).
 //! * [`QueryParams`]: the query string; unknown parameters are a 400.
+//! * [`PagedQuery`]: the same, with a paginated list's `limit` and
+//!   `offset` read beside the list's own parameters.
 //! * [`PathParams`]: path segments, percent-decoded.
 //! * [`bounded`]: a count parameter (`limit`, `perWorker`) within its
 //!   bounds.
@@ -22,6 +24,7 @@ use serde::de::DeserializeOwned;
 
 use vdi_cluster_core::ValidationError;
 use vdi_cluster_protocol::decode;
+use vdi_cluster_protocol::page::{PageQuery, split_page_query};
 
 use crate::error::ApiError;
 
@@ -40,6 +43,11 @@ pub struct QueryParams<T>(pub T);
 /// Path parameters.
 #[derive(Debug, Clone)]
 pub struct PathParams<T>(pub T);
+
+/// A paginated list's query: its own parameters `T` and the page's
+/// ([`PageQuery`]), parsed with field-accurate errors.
+#[derive(Debug, Clone)]
+pub struct PagedQuery<T>(pub T, pub PageQuery);
 
 fn check_content_type(req: &Request) -> Result<(), ApiError> {
     let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
@@ -117,6 +125,20 @@ where
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         decode::parse_query(parts.uri.query().unwrap_or(""))
             .map(Self)
+            .map_err(|e| ApiError::bad_request(e.field, e.message))
+    }
+}
+
+impl<S, T> FromRequestParts<S> for PagedQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        split_page_query(parts.uri.query().unwrap_or(""))
+            .map(|(query, page)| Self(query, page))
             .map_err(|e| ApiError::bad_request(e.field, e.message))
     }
 }

@@ -30,6 +30,7 @@ use vdi_cluster_protocol::join::{
 };
 use vdi_cluster_protocol::node::NetworkPolicyJson;
 use vdi_cluster_protocol::ops::HealthJson;
+use vdi_cluster_protocol::page::PageJson;
 use vdi_cluster_protocol::reconcile::{
     CounterJson, DriftJson, PassProgressJson, PolicyChangeJson, PolicyJson, ReconcileReportJson,
 };
@@ -104,7 +105,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     components(schemas(
-        ErrorBody, HeartbeatRequest, HeartbeatResponse, RegisterRequest, DescriptionJson,
+        ErrorBody, PageJson, HeartbeatRequest, HeartbeatResponse, RegisterRequest, DescriptionJson,
         HostJson, DeregisterRequest,
         SessionRef, AllocateRequest, AllocateResponse, ReleaseRequest, ReleaseResponse,
         PrewarmRequest, PrewarmResponse, JoinResponse, NetworkPolicyJson,

@@ -13,6 +13,7 @@ use crate::outbox::{
     Attempt, Delivery, DeliveryState, Failing, LeasedDelivery, LostDispatch, LostRelease, Next,
     Outbox, OutboxEntry, WebhookEndpoint, failed_attempts,
 };
+use crate::page::{Page, Paged};
 use crate::store::{CasOutcome, DeleteOutcome, Lease};
 use crate::time::Timestamp;
 use crate::worker::WorkerRecord;
@@ -223,16 +224,15 @@ impl Outbox for MemoryStore {
         Ok(Some(count))
     }
 
-    async fn deliveries(&self, endpoint: &str, limit: usize) -> Result<Vec<Delivery>> {
+    async fn delivery_page(&self, endpoint: &str, page: Page) -> Result<Paged<Delivery>> {
         let s = self.lock()?;
-        Ok(s.outbox
+        let of_endpoint = s
+            .outbox
             .deliveries
             .iter()
             .rev()
-            .filter(|d| d.delivery.entry.endpoint == endpoint)
-            .take(limit)
-            .map(|d| d.delivery.clone())
-            .collect())
+            .filter(|d| d.delivery.entry.endpoint == endpoint);
+        Ok(page.take(of_endpoint).map(|d| d.delivery.clone()))
     }
 
     async fn retry_delivery(&self, endpoint: &str, id: &str, now: Timestamp) -> Result<bool> {

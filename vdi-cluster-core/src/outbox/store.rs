@@ -10,6 +10,7 @@ use super::{Attempt, Delivery, LeasedDelivery, Next, OutboxEntry, WebhookEndpoin
 use crate::dispatch::Dispatch;
 use crate::error::Result;
 use crate::ids::{DispatchId, SessionKey, WorkerId};
+use crate::page::{Page, Paged};
 use crate::store::{CasOutcome, DeleteOutcome, Lease};
 use crate::time::Timestamp;
 use crate::worker::WorkerRecord;
@@ -193,8 +194,17 @@ pub trait Outbox: Debug + Send + Sync + 'static {
         failing: Option<Failing<'_>>,
     ) -> Result<Option<u32>>;
 
+    /// One page of an endpoint's deliveries, newest first (the order they
+    /// were written, reversed), and how many it has, read together.
+    async fn delivery_page(&self, endpoint: &str, page: Page) -> Result<Paged<Delivery>>;
+
     /// An endpoint's deliveries, newest first, at most `limit`.
-    async fn deliveries(&self, endpoint: &str, limit: usize) -> Result<Vec<Delivery>>;
+    async fn deliveries(&self, endpoint: &str, limit: usize) -> Result<Vec<Delivery>> {
+        Ok(self
+            .delivery_page(endpoint, Page::first(limit))
+            .await?
+            .items)
+    }
 
     /// Makes a failed delivery of `endpoint` pending, due at `now`. `false`
     /// if there is no such delivery or it is not failed.

@@ -68,8 +68,8 @@ pub use fleet::{
 };
 pub use operations::{
     BACKGROUND_LEASE, BackgroundConfig, CapacityTick, ClusterStats, ClusterSummary, DEFAULT_ZONE,
-    DeliveryReport, HealthMonitor, MAX_DELIVERIES_LISTED, Operations, PURGED_PER_STEP, SendResult,
-    WebhookSender, WorkerFilter, WorkerSessions, ZoneStats, run_background, validate_secret,
+    DeliveryReport, HealthMonitor, Operations, PURGED_PER_STEP, SendResult, WebhookSender,
+    WorkerFilter, WorkerSessions, ZoneStats, run_background, validate_secret,
 };
 pub use placement::{
     AllocateOutcome, Allocation, Departure, Placement, QueueStanding, SessionRequest, SessionState,

@@ -96,6 +96,7 @@ use crate::dispatch::Dispatch;
 use crate::error::{Error, Result};
 use crate::ids::{DispatchId, ExamId, SessionKey, WorkerId};
 use crate::operator_session::OperatorSession;
+use crate::page::{Page, Paged};
 use crate::time::Timestamp;
 use crate::worker::{WorkerRecord, WorkerSnapshot};
 
@@ -409,8 +410,14 @@ pub trait AuditLog: Debug + Send + Sync + 'static {
     /// Appends an entry.
     async fn append_audit(&self, entry: &AuditEntry) -> Result<()>;
 
+    /// One page of the trail, newest first (the order entries were
+    /// appended, reversed), and how many entries it holds, read together.
+    async fn audit_page(&self, page: Page) -> Result<Paged<AuditEntry>>;
+
     /// The newest `limit` entries, newest first.
-    async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditEntry>>;
+    async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditEntry>> {
+        Ok(self.audit_page(Page::first(limit)).await?.items)
+    }
 }
 
 /// Everything a backend provides. Implemented for every type that

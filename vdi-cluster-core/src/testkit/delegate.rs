@@ -76,7 +76,7 @@ macro_rules! delegate_store {
             }
             $crate::store::AuditLog {
                 fn append_audit(entry: &$crate::store::AuditEntry) -> ();
-                fn recent_audit(limit: usize) -> Vec<$crate::store::AuditEntry>;
+                fn audit_page(page: $crate::Page) -> $crate::Paged<$crate::store::AuditEntry>;
             }
             $crate::store::Credentials {
                 fn put_join_token(token: &$crate::store::JoinToken) -> ();
@@ -151,7 +151,8 @@ macro_rules! delegate_store {
                 fn finish_delivery(delivery: &$crate::outbox::LeasedDelivery,
                                    attempt: &$crate::outbox::Attempt, next: $crate::outbox::Next,
                                    failing: Option<$crate::outbox::Failing<'_>>) -> Option<u32>;
-                fn deliveries(endpoint: &str, limit: usize) -> Vec<$crate::outbox::Delivery>;
+                fn delivery_page(endpoint: &str, page: $crate::Page)
+                    -> $crate::Paged<$crate::outbox::Delivery>;
                 fn retry_delivery(endpoint: &str, id: &str, now: $crate::Timestamp) -> bool;
                 fn purge_deliveries(before: $crate::Timestamp, limit: usize) -> u32;
             }

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use vdi_cluster_core::Page;
 use vdi_cluster_core::events::EventKind;
 use vdi_cluster_core::health::HeartbeatStamp;
 use vdi_cluster_core::service::HeartbeatAck;
@@ -148,9 +149,10 @@ async fn a_fleet_restart_frees_every_slot_with_its_heartbeats_and_students_retur
     let deliveries = h
         .svc
         .operations()
-        .webhook_deliveries(&endpoint, 100)
+        .webhook_deliveries(&endpoint, Page::first(100))
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert_eq!(
         deliveries.len(),
         12,

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use tonic::{Request, Response, Status};
+use vdi_cluster_core::Page;
 use vdi_cluster_grpc::pb;
 use vdi_cluster_grpc::pb::worker_management_service_server::WorkerManagementService;
 use vdi_cluster_protocol::workers::WorkerJson;
@@ -138,10 +139,10 @@ impl WorkerManagementService for GrpcService {
             zone: given(r.zone),
             label: given(r.label),
         };
-        let list = query.list(&self.state).await.map_err(status)?;
+        let list = query.list(&self.state, Page::ALL).await.map_err(status)?;
         Ok(Response::new(pb::ListWorkersResponse {
             workers: list.workers.iter().map(pb::Worker::from).collect(),
-            total: u32::try_from(list.total).unwrap_or(u32::MAX),
+            total: u32::try_from(list.page.total).unwrap_or(u32::MAX),
         }))
     }
 

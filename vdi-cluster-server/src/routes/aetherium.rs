@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use utoipa::IntoParams;
+use vdi_cluster_core::Page;
 use vdi_cluster_core::vm::VmId;
 use vdi_cluster_protocol::ErrorBody;
 use vdi_cluster_protocol::aetherium::{AetheriumWorkerJson, AetheriumWorkerList, VmJson, VmList};
@@ -89,7 +90,7 @@ pub(crate) async fn workers(
     State(state): State<AppState>,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<AetheriumWorkerList>, ApiError> {
-    let list = query.list(&state).await?;
+    let list = query.list(&state, Page::ALL).await?;
     Ok(Json(AetheriumWorkerList::from(&list)))
 }
 

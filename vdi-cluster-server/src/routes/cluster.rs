@@ -10,6 +10,7 @@ use utoipa::IntoParams;
 use vdi_cluster_protocol::ErrorBody;
 use vdi_cluster_protocol::cluster::{AuditJson, DistributionJson, StatsJson};
 use vdi_cluster_protocol::events::ServerSentEvent;
+use vdi_cluster_protocol::page::PageQuery;
 
 use crate::error::ApiError;
 use crate::events::sse_stream;
@@ -19,7 +20,6 @@ use crate::state::AppState;
 const DISTRIBUTION_DEFAULT: usize = 100;
 const DISTRIBUTION_MAX: usize = 10_000;
 const AUDIT_DEFAULT: usize = 100;
-const AUDIT_MAX: usize = 1000;
 
 /// Cluster statistics: the summary, workers per status, figures per zone
 /// (`default` for workers without one), total CPU and memory.
@@ -75,21 +75,13 @@ pub(crate) async fn distribution(
     Ok(Json(DistributionJson::new(&rows)))
 }
 
-/// How many audit entries to list.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct AuditQuery {
-    /// Newest entries listed (default 100, at most 1000).
-    #[param(minimum = 1, maximum = 1000)]
-    limit: Option<usize>,
-}
-
 /// The audit trail of admin actions (drain, disable, reconcile, …) with
-/// their actor, newest first.
+/// their actor, newest first (by the order they were written): a page of
+/// it with `limit` (default 100) and `offset`, `total` counting every
+/// entry kept.
 #[utoipa::path(
     get, path = "/api/vdi/audit", tag = "cluster",
-    params(AuditQuery),
+    params(PageQuery),
     responses(
         (status = 200, description = "Entries", body = AuditJson),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -99,11 +91,11 @@ pub(crate) struct AuditQuery {
 )]
 pub(crate) async fn audit(
     State(state): State<AppState>,
-    QueryParams(query): QueryParams<AuditQuery>,
+    QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Json<AuditJson>, ApiError> {
-    let limit = bounded("limit", query.limit, AUDIT_DEFAULT, AUDIT_MAX)?;
-    let entries = state.service().store().recent_audit(limit).await?;
-    Ok(Json(AuditJson::new(&entries)))
+    let page = query.page(Some(AUDIT_DEFAULT))?;
+    let entries = state.service().store().audit_page(page).await?;
+    Ok(Json(AuditJson::new(&entries, page)))
 }
 
 /// Cluster events as server-sent events: a `ready` event, then one event

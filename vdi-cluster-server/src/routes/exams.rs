@@ -16,10 +16,11 @@ use vdi_cluster_protocol::exams::{
     AdmissionRefusedJson, BookExamRequest, CalendarQuery, ExamCalendarJson, ExamDetailJson,
     ExamJson, PatchExamRequest,
 };
+use vdi_cluster_protocol::page::PageQuery;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::{JsonBody, PathParams, QueryParams};
+use crate::extract::{JsonBody, PagedQuery, PathParams};
 use crate::state::AppState;
 
 fn answer(booking: Booking, accepted: StatusCode) -> Response {
@@ -61,27 +62,28 @@ pub(crate) async fn book(
     Ok(answer(booking, StatusCode::CREATED))
 }
 
-/// The calendar: exams overlapping `[from, to)`, by start, each with
-/// whether it still fits the capacity now (`fits`, `atRisk`, `shortfall`)
-/// and its prewarm readiness (`readiness`).
+/// The calendar: exams overlapping `[from, to)`, by start, then id, each
+/// with whether it still fits the capacity now (`fits`, `atRisk`,
+/// `shortfall`) and its prewarm readiness (`readiness`): a page of them
+/// with `limit` (default: all) and `offset`.
 #[utoipa::path(
     get, path = "/api/vdi/exams", tag = "exams",
-    params(CalendarQuery),
+    params(CalendarQuery, PageQuery),
     responses(
         (status = 200, description = "The calendar", body = ExamCalendarJson),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 503, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody),
     )
 )]
 pub(crate) async fn calendar(
     State(state): State<AppState>,
-    QueryParams(query): QueryParams<CalendarQuery>,
+    PagedQuery(query, page): PagedQuery<CalendarQuery>,
 ) -> Result<Json<ExamCalendarJson>, ApiError> {
     let (from, to) = query.bounds()?;
+    let page = page.page(None)?;
     let exams = state.service().exams().exam_calendar(from, to).await?;
-    Ok(Json(ExamCalendarJson {
-        exams: exams.iter().map(ExamJson::from).collect(),
-    }))
+    Ok(Json(ExamCalendarJson::new(&exams, page)))
 }
 
 /// One exam and its figures: booked students, reserved capacity, sessions

@@ -8,16 +8,15 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
-use utoipa::IntoParams;
 use vdi_cluster_protocol::ErrorBody;
+use vdi_cluster_protocol::page::PageQuery;
 use vdi_cluster_protocol::webhooks::{
-    CreateWebhook, CreatedWebhook, DeliveryJson, DeliveryList, WebhookJson, WebhookList,
+    CreateWebhook, CreatedWebhook, DeliveryList, WebhookJson, WebhookList,
 };
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::{JsonBody, PathParams, QueryParams, bounded};
+use crate::extract::{JsonBody, PathParams, QueryParams};
 use crate::state::AppState;
 use crate::webhooks::generate_secret;
 
@@ -108,48 +107,33 @@ pub(crate) async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// How many deliveries to list.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct DeliveryQuery {
-    /// Newest deliveries listed (default 50, at most 200).
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<usize>,
-}
-
-/// An endpoint's deliveries, newest first, each with its attempts (time,
-/// status code or error, latency).
+/// An endpoint's deliveries, newest first (by the order they were
+/// written), each with its attempts (time, status code or error,
+/// latency): a page of them with `limit` (default 50) and `offset`,
+/// `total` counting every delivery kept for the endpoint.
 #[utoipa::path(
     get, path = "/api/vdi/webhooks/{id}/deliveries", tag = "webhooks",
-    params(("id" = String, Path, description = "Webhook id"), DeliveryQuery),
+    params(("id" = String, Path, description = "Webhook id"), PageQuery),
     responses(
         (status = 200, description = "Deliveries", body = DeliveryList),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 422, description = "limit out of range", body = ErrorBody),
+        (status = 422, description = "limit or offset out of range", body = ErrorBody),
         (status = 503, body = ErrorBody),
     )
 )]
 pub(crate) async fn deliveries(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
-    QueryParams(query): QueryParams<DeliveryQuery>,
+    QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Json<DeliveryList>, ApiError> {
-    let limit = bounded(
-        "limit",
-        query.limit,
-        DELIVERIES_DEFAULT,
-        vdi_cluster_core::service::MAX_DELIVERIES_LISTED,
-    )?;
+    let page = query.page(Some(DELIVERIES_DEFAULT))?;
     let deliveries = state
         .service()
         .operations()
-        .webhook_deliveries(&id, limit)
+        .webhook_deliveries(&id, page)
         .await?;
-    Ok(Json(DeliveryList {
-        deliveries: deliveries.iter().map(DeliveryJson::from).collect(),
-    }))
+    Ok(Json(DeliveryList::new(&deliveries, page)))
 }
 
 /// Retries a failed delivery now (one more attempt, with the same

@@ -10,17 +10,18 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use vdi_cluster_core::service::WorkerFilter;
-use vdi_cluster_core::{Timestamp, ValidationError, WorkerId, WorkerStatus, WorkerView};
+use vdi_cluster_core::{Page, Timestamp, ValidationError, WorkerId, WorkerStatus, WorkerView};
 use vdi_cluster_protocol::ErrorBody;
 use vdi_cluster_protocol::cluster::{StatsJson, SummaryJson};
 use vdi_cluster_protocol::maintenance::ForceQuery;
+use vdi_cluster_protocol::page::PageQuery;
 use vdi_cluster_protocol::reconcile::ReconcileReportJson;
 use vdi_cluster_protocol::workers::{WorkerJson, WorkerList, WorkerSessionsJson};
 
 use super::force::{forced_reason, override_of};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::{PathParams, QueryParams, bounded};
+use crate::extract::{PagedQuery, PathParams, QueryParams, bounded};
 use crate::path_params::WorkerCodePath;
 use crate::state::AppState;
 
@@ -94,20 +95,23 @@ impl ListQuery {
         Ok((filter, healthy_only))
     }
 
-    /// The workers passing these filters, by code.
-    pub(crate) async fn list(self, state: &AppState) -> Result<WorkerList, ApiError> {
+    /// `page` of the workers passing these filters, by code (read whole,
+    /// filtered and cut into a page here: the filters are core's).
+    pub(crate) async fn list(self, state: &AppState, page: Page) -> Result<WorkerList, ApiError> {
         let (filter, healthy_only) = self.filter()?;
         let views = state.service().operations().list_workers(&filter).await?;
         let passing = views.iter().filter(|v| !healthy_only || is_healthy(v));
-        Ok(WorkerList::new(passing, now(state)))
+        Ok(WorkerList::new(passing, page, now(state)))
     }
 }
 
 /// Workers, by code, filtered by `status` (any case; `healthy` as
-/// minicloud's `status=HEALTHY`), `zone` and `label=key:value`.
+/// minicloud's `status=HEALTHY`), `zone` and `label=key:value`; a page of
+/// them with `limit` and `offset` (without `limit`, every worker from
+/// `offset`), `total` counting every worker passing the filters.
 #[utoipa::path(
     get, path = "/api/vdi/workers", tag = "workers",
-    params(ListQuery),
+    params(ListQuery, PageQuery),
     responses(
         (status = 200, description = "Workers", body = WorkerList),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -117,9 +121,10 @@ impl ListQuery {
 )]
 pub(crate) async fn list(
     State(state): State<AppState>,
-    QueryParams(query): QueryParams<ListQuery>,
+    PagedQuery(query, page): PagedQuery<ListQuery>,
 ) -> Result<Json<WorkerList>, ApiError> {
-    query.list(&state).await.map(Json)
+    let page = page.page(None)?;
+    query.list(&state, page).await.map(Json)
 }
 
 /// Workers whose heartbeat is within the TTL and whose resources are fine.
@@ -136,7 +141,7 @@ pub(crate) async fn healthy(State(state): State<AppState>) -> Result<Json<Worker
         status: Some(HEALTHY.to_owned()),
         ..ListQuery::default()
     };
-    query.list(&state).await.map(Json)
+    query.list(&state, Page::ALL).await.map(Json)
 }
 
 /// minicloud's `GET /api/workers/stats`: the cluster statistics of

@@ -21,6 +21,7 @@ mod maintenance;
 mod metrics;
 mod openapi;
 mod ops;
+mod pages;
 mod runbook;
 mod scheduled;
 mod sessions;

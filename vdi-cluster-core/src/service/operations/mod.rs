@@ -45,10 +45,7 @@ pub use reconcile::HealthMonitor;
 pub use stats::{
     ClusterStats, ClusterSummary, DEFAULT_ZONE, WorkerFilter, WorkerSessions, ZoneStats,
 };
-pub use webhooks::{
-    DeliveryReport, MAX_DELIVERIES_LISTED, PURGED_PER_STEP, SendResult, WebhookSender,
-    validate_secret,
-};
+pub use webhooks::{DeliveryReport, PURGED_PER_STEP, SendResult, WebhookSender, validate_secret};
 
 use super::exams::Exams;
 use super::fleet::Fleet;

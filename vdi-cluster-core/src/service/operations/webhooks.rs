@@ -64,6 +64,7 @@ use super::Operations;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventKind};
 use crate::outbox::{Attempt, Delivery, LeasedDelivery, Next, OutboxEntry, WebhookEndpoint};
+use crate::page::{Page, Paged};
 use crate::service::shared::new_id;
 use crate::validation::ValidationError;
 
@@ -71,8 +72,6 @@ use crate::validation::ValidationError;
 const SEND_CONCURRENCY: usize = 8;
 /// Deliveries deleted by one clean-up step at most.
 pub const PURGED_PER_STEP: usize = 500;
-/// Deliveries listed at most.
-pub const MAX_DELIVERIES_LISTED: usize = 200;
 
 /// How one attempt went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,13 +206,11 @@ impl Operations {
             .await
     }
 
-    /// An endpoint's deliveries, newest first, with their attempts.
-    pub async fn webhook_deliveries(&self, id: &str, limit: usize) -> Result<Vec<Delivery>> {
+    /// One page of an endpoint's deliveries, newest first, with their
+    /// attempts, and how many it has.
+    pub async fn webhook_deliveries(&self, id: &str, page: Page) -> Result<Paged<Delivery>> {
         self.webhook(id).await?;
-        self.shared
-            .store
-            .deliveries(id, limit.min(MAX_DELIVERIES_LISTED))
-            .await
+        self.shared.store.delivery_page(id, page).await
     }
 
     /// Makes a failed delivery due now (one more attempt; failing again,

@@ -49,6 +49,7 @@ mod lost;
 mod operator_sessions;
 mod outbox;
 mod outbox_causes;
+mod pages;
 mod prewarm_pool;
 mod registry;
 mod resumed_pass;
@@ -119,6 +120,7 @@ pub use outbox_causes::{
     confirmations_commit_their_alerts, exam_risk_swaps_commit_their_alerts,
     worker_removals_and_guarded_writes_commit_their_alerts,
 };
+pub use pages::{audit_trail_pages_newest_first, deliveries_page_newest_first};
 pub use prewarm_pool::{
     heartbeats_on_replicas_keep_the_newest_pool_report, prewarm_pool_is_stored_with_the_record,
 };
@@ -199,6 +201,8 @@ macro_rules! conformance_tests {
             stale_fence_is_refused_and_current_fence_writes,
             renewal_keeps_the_fence,
             audit_trail_is_newest_first,
+            audit_trail_pages_newest_first,
+            deliveries_page_newest_first,
             join_tokens_are_redeemed_atomically,
             worker_credentials_are_compare_and_set,
             join_claims_are_atomic_and_scoped,

@@ -27,6 +27,10 @@ use vdi_cluster_core::{AdminAction, AdminPolicy, Dispatch, Timestamp, WorkerId, 
 
 use crate::sessions::SessionJson;
 
+mod list;
+
+pub use list::WorkerList;
+
 /// A worker as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -202,27 +206,6 @@ impl WorkerJson {
             used_memory_mb: usage.map(|u| u.used_memory_mb),
             started_at: started.map(Timestamp::as_millis),
             uptime: started.map(|t| uptime_text(now.since(t))),
-        }
-    }
-}
-
-/// A list of workers (as Aetherium's: `{"workers": [...], "total": n}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct WorkerList {
-    /// The workers, by code.
-    pub workers: Vec<WorkerJson>,
-    /// How many.
-    pub total: usize,
-}
-
-impl WorkerList {
-    /// The list of `views` at `now`.
-    pub fn new<'a>(views: impl IntoIterator<Item = &'a WorkerView>, now: Timestamp) -> Self {
-        let workers: Vec<WorkerJson> = views.into_iter().map(|v| WorkerJson::new(v, now)).collect();
-        Self {
-            total: workers.len(),
-            workers,
         }
     }
 }
@@ -420,7 +403,7 @@ mod tests {
 
     use super::*;
 
-    fn view() -> WorkerView {
+    pub(super) fn view() -> WorkerView {
         let id = WorkerId::parse("code", "w1").unwrap();
         let record = WorkerRecord::registered(id, WorkerDescription::default(), Timestamp(1000));
         let snapshot = WorkerSnapshot {
@@ -431,7 +414,7 @@ mod tests {
         WorkerView::new(snapshot, Timestamp(2000), &HealthConfig::default())
     }
 
-    fn keys(value: &serde_json::Value) -> Vec<&str> {
+    pub(super) fn keys(value: &serde_json::Value) -> Vec<&str> {
         let mut keys: Vec<&str> = value
             .as_object()
             .unwrap()
@@ -507,9 +490,6 @@ mod tests {
         );
         assert_eq!(uptime_text(std::time::Duration::from_secs(300)), "5m0s");
         assert_eq!(uptime_text(std::time::Duration::from_secs(12)), "12s");
-        let list = serde_json::to_value(WorkerList::new([&view()], Timestamp(2000))).unwrap();
-        assert_eq!(keys(&list), ["total", "workers"]);
-        assert_eq!(list["total"], 1);
     }
 
     #[test]
