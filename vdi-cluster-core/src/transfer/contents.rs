@@ -5,6 +5,8 @@ use crate::dispatch::Dispatch;
 use crate::exam::Exam;
 use crate::ids::WorkerId;
 use crate::outbox::{OutboxEntry, WebhookEndpoint};
+use crate::scale::CapacityRequest;
+use crate::scheduled::ScheduledAction;
 use crate::store::{AuditEntry, JoinToken};
 use crate::worker::WorkerRecord;
 
@@ -31,6 +33,11 @@ pub struct StoreContents {
     pub audit: Vec<AuditEntry>,
     /// Live dispatches (active or orphaned), by session.
     pub dispatches: Vec<Dispatch>,
+    /// The scale hook's capacity requests, in every state, by id.
+    pub capacity_requests: Vec<CapacityRequest>,
+    /// Scheduled drains still open (pending, or claimed by a leader), by
+    /// id.
+    pub scheduled: Vec<ScheduledAction>,
 }
 
 impl StoreContents {
@@ -44,5 +51,7 @@ impl StoreContents {
         self.webhooks.sort_by(|a, b| a.id.cmp(&b.id));
         self.outbox.sort_by(|a, b| a.id.cmp(&b.id));
         self.dispatches.sort_by(|a, b| a.key.cmp(&b.key));
+        self.capacity_requests.sort_by(|a, b| a.id.cmp(&b.id));
+        self.scheduled.sort_by(|a, b| a.id.cmp(&b.id));
     }
 }

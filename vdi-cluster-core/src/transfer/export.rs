@@ -16,7 +16,7 @@ const ALL: usize = u32::MAX as usize;
 /// Reads everything of `store` that must survive a move (see the
 /// [module's table](super)), each part in its stable order. Reservations
 /// in flight are left out; so is every delivery already delivered or
-/// given up.
+/// given up, and every scheduled action that finished.
 pub async fn export(store: &dyn Store) -> Result<StoreContents> {
     let mut contents = StoreContents {
         workers: store
@@ -34,6 +34,18 @@ pub async fn export(store: &dyn Store) -> Result<StoreContents> {
         join_tokens: store.join_tokens().await?,
         exams: store.exam_calendar().await?.exams,
         webhooks: store.webhooks().await?,
+        capacity_requests: store
+            .capacity_requests()
+            .await?
+            .into_iter()
+            .map(|r| r.request)
+            .collect(),
+        scheduled: store
+            .open_scheduled(None, ALL)
+            .await?
+            .into_iter()
+            .map(|s| s.action)
+            .collect(),
         ..StoreContents::default()
     };
     for endpoint in &contents.webhooks {

@@ -72,6 +72,10 @@ pub struct ImportReport {
     pub audit: Copied,
     /// Live dispatches.
     pub dispatches: Copied,
+    /// The scale hook's capacity requests.
+    pub capacity_requests: Copied,
+    /// Open scheduled drains.
+    pub scheduled: Copied,
 }
 
 impl fmt::Display for ImportReport {
@@ -85,6 +89,8 @@ impl fmt::Display for ImportReport {
             ("outbox entries", self.outbox),
             ("audit entries", self.audit),
             ("dispatches", self.dispatches),
+            ("capacity requests", self.capacity_requests),
+            ("scheduled drains", self.scheduled),
         ];
         for (name, copied) in parts {
             writeln!(f, "{name}: {copied}")?;
@@ -115,8 +121,8 @@ pub enum ImportError {
 
 /// The first part of `store`'s contents that is not empty (`workers`,
 /// `worker credentials`, `join tokens`, `exams`, `webhooks`, `audit
-/// entries`, `dispatches`), or `None` for a store that holds nothing of
-/// what an import writes.
+/// entries`, `dispatches`, `capacity requests`, `scheduled drains`), or
+/// `None` for a store that holds nothing of what an import writes.
 pub async fn holds_anything(store: &dyn Store) -> Result<Option<&'static str>> {
     let found = if !store.workers().await?.is_empty() {
         Some("workers")
@@ -132,6 +138,10 @@ pub async fn holds_anything(store: &dyn Store) -> Result<Option<&'static str>> {
         Some("audit entries")
     } else if !store.scan_dispatches(None, 1).await?.dispatches.is_empty() {
         Some("dispatches")
+    } else if !store.capacity_requests().await?.is_empty() {
+        Some("capacity requests")
+    } else if !store.open_scheduled(None, 1).await?.is_empty() {
+        Some("scheduled drains")
     } else {
         None
     };
@@ -194,6 +204,16 @@ pub async fn import(
                 .await?;
         }
         report.dispatches.count(written);
+    }
+    for request in &contents.capacity_requests {
+        let written = store.insert_capacity_request(request, &[]).await?;
+        report.capacity_requests.count(written);
+    }
+    for action in &contents.scheduled {
+        let outcome = store.put_scheduled(action, None).await?;
+        report
+            .scheduled
+            .count(matches!(outcome, CasOutcome::Written { .. }));
     }
     Ok(report)
 }

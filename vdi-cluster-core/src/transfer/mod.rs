@@ -20,6 +20,8 @@
 //! | undelivered outbox entries (pending or leased) | [`Outbox::deliveries`] | [`Outbox::append_outbox`] (due at once, same ids) |
 //! | the audit trail | [`AuditLog::recent_audit`] | [`AuditLog::append_audit`], oldest first |
 //! | live dispatches (active and orphaned) | [`DispatchStore::scan_dispatches`] | [`DispatchStore::adopt`] (with their counters), then [`DispatchStore::mark_orphaned`] |
+//! | the scale hook's capacity requests (every state) | [`CapacityRequests::capacity_requests`] | [`CapacityRequests::insert_capacity_request`] (insert if absent, at version 1) |
+//! | open scheduled drains (pending, or claimed) | [`ScheduledActions::open_scheduled`] | [`ScheduledActions::put_scheduled`] (insert only) |
 //!
 //! Not copied, because the cluster rebuilds it: reservations in flight
 //! (the source reclaims them; a session that did start is adopted from
@@ -28,7 +30,11 @@
 //! exam (set by the adoption of its dispatches), exams' at-risk flags
 //! (the leader's next tick evaluates them), waiting rooms (students poll
 //! again), leases and the reconcile cursor, delivered or failed deliveries'
-//! histories, and operators' page sessions (operators sign in again).
+//! histories, scheduled actions that finished (done, cancelled, failed:
+//! their outcome is in the audit trail and the outbox), and operators'
+//! page sessions (operators sign in again). A drain a leader had claimed
+//! when the source stopped is copied claimed: once its claim runs out, the
+//! new store's leader claims and fires it (a drain repeated is a no-op).
 //!
 //! An export is not a snapshot of one instant: stop the control planes
 //! writing to the source first (a cold copy), or use the engine's own
@@ -51,6 +57,10 @@
 //! [`DispatchStore::scan_dispatches`]: crate::store::DispatchStore::scan_dispatches
 //! [`DispatchStore::adopt`]: crate::store::DispatchStore::adopt
 //! [`DispatchStore::mark_orphaned`]: crate::store::DispatchStore::mark_orphaned
+//! [`CapacityRequests::capacity_requests`]: crate::scale::CapacityRequests::capacity_requests
+//! [`CapacityRequests::insert_capacity_request`]: crate::scale::CapacityRequests::insert_capacity_request
+//! [`ScheduledActions::open_scheduled`]: crate::scheduled::ScheduledActions::open_scheduled
+//! [`ScheduledActions::put_scheduled`]: crate::scheduled::ScheduledActions::put_scheduled
 
 mod contents;
 mod export;

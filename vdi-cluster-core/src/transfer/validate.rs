@@ -42,8 +42,10 @@ impl StoreContents {
     /// dispatch on a worker of the dump and live (a reservation in flight
     /// is never copied), every outbox entry for an endpoint of the dump,
     /// every exam and webhook URL as the API would accept it, every
-    /// worker's description valid. Errors name the item and field
-    /// (`dispatches[3].worker`), in the dump's camelCase spelling.
+    /// worker's description valid, every capacity request for an exam,
+    /// every scheduled drain open (a finished one is never copied) and
+    /// named. Errors name the item and field (`dispatches[3].worker`), in
+    /// the dump's camelCase spelling.
     pub fn validate(&self) -> Result<(), ValidationError> {
         unique("workers", "id", &self.workers, |w| w.id.clone())?;
         for (i, worker) in self.workers.iter().enumerate() {
@@ -96,6 +98,46 @@ impl StoreContents {
                 ));
             }
         }
+        self.validate_scheduling()
+    }
+
+    /// The capacity requests and scheduled drains (see [`validate`](Self::validate)).
+    fn validate_scheduling(&self) -> Result<(), ValidationError> {
+        unique("capacityRequests", "id", &self.capacity_requests, |r| {
+            r.id.clone()
+        })?;
+        for (i, request) in self.capacity_requests.iter().enumerate() {
+            if request.id.trim().is_empty() {
+                return Err(ValidationError::new(
+                    format!("capacityRequests[{i}].id"),
+                    "must not be empty",
+                ));
+            }
+            if request.exams.is_empty() {
+                return Err(ValidationError::new(
+                    format!("capacityRequests[{i}].exams"),
+                    "a capacity request is for at least one exam",
+                ));
+            }
+        }
+        unique("scheduledDrains", "id", &self.scheduled, |a| a.id.clone())?;
+        for (i, action) in self.scheduled.iter().enumerate() {
+            if action.id.trim().is_empty() {
+                return Err(ValidationError::new(
+                    format!("scheduledDrains[{i}].id"),
+                    "must not be empty",
+                ));
+            }
+            if !action.state.is_open() {
+                return Err(ValidationError::new(
+                    format!("scheduledDrains[{i}].state"),
+                    format!(
+                        "a {} action is never copied: only pending or firing ones",
+                        action.state.name()
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -103,4 +145,77 @@ impl StoreContents {
 /// A description's error as a field of the worker's `description`.
 fn within_description(error: ValidationError) -> ValidationError {
     ValidationError::new(format!("description.{}", error.field), error.message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{ExamId, WorkerId};
+    use crate::scale::{CapacityRequest, CapacityState};
+    use crate::scheduled::{ActionKind, ScheduledAction};
+    use crate::time::Timestamp;
+
+    fn request(id: &str, exams: &[&str]) -> CapacityRequest {
+        CapacityRequest {
+            id: id.into(),
+            exams: exams
+                .iter()
+                .map(|e| ExamId::parse("examId", *e).unwrap())
+                .collect(),
+            constraints: Default::default(),
+            slots: 2,
+            deadline: Timestamp(10),
+            needed_until: Timestamp(20),
+            state: CapacityState::Requested,
+            workers: Vec::new(),
+            attempts: 0,
+            next_attempt_at: Timestamp(0),
+            last_error: None,
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+        }
+    }
+
+    fn drain(id: &str) -> ScheduledAction {
+        let worker = WorkerId::parse("code", "w-1").unwrap();
+        ScheduledAction::pending(
+            id.into(),
+            worker,
+            ActionKind::Drain,
+            Timestamp(50),
+            "alice",
+            "patch",
+            Timestamp(0),
+        )
+    }
+
+    fn field(contents: &StoreContents) -> String {
+        contents.validate().unwrap_err().field
+    }
+
+    #[test]
+    fn capacity_requests_and_scheduled_drains_are_checked_as_a_whole() {
+        let valid = StoreContents {
+            capacity_requests: vec![request("cap-a", &["a"]), request("cap-b", &["b"])],
+            scheduled: vec![drain("sa_1"), drain("sa_2")],
+            ..StoreContents::default()
+        };
+        valid.validate().unwrap();
+
+        let mut twice = valid.clone();
+        twice.capacity_requests[1].id = "cap-a".into();
+        assert_eq!(field(&twice), "capacityRequests[1].id");
+        let mut no_exam = valid.clone();
+        no_exam.capacity_requests[0].exams.clear();
+        assert_eq!(field(&no_exam), "capacityRequests[0].exams");
+        let mut unnamed = valid.clone();
+        unnamed.scheduled[1].id = " ".into();
+        assert_eq!(field(&unnamed), "scheduledDrains[1].id");
+        let mut finished = valid.clone();
+        finished.scheduled[0] = drain("sa_1").cancel("bob", Timestamp(5)).unwrap();
+        assert_eq!(field(&finished), "scheduledDrains[0].state");
+        let mut repeated = valid;
+        repeated.scheduled[1].id = "sa_1".into();
+        assert_eq!(field(&repeated), "scheduledDrains[1].id");
+    }
 }

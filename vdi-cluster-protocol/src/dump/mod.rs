@@ -4,12 +4,17 @@
 //! reads.
 //!
 //! ```json
-//! {"formatVersion": 1, "exportedAt": 1765000000000,
+//! {"formatVersion": 2, "exportedAt": 1765000000000,
 //!  "workers": [{"record": {…}, "unrecorded": 0}],
 //!  "workerCredentials": [{"worker": "w-1", "credential": {…}}],
 //!  "joinTokens": [], "exams": [], "webhooks": [], "outbox": [],
-//!  "audit": [], "dispatches": []}
+//!  "audit": [], "dispatches": [], "capacityRequests": [],
+//!  "scheduledDrains": []}
 //! ```
+//!
+//! Format 2 added `capacityRequests` and `scheduledDrains`; a dump of
+//! format 1 (which has neither) is still read, as a dump of format 2
+//! whose two parts are empty.
 //!
 //! This module owns the envelope: the [`FORMAT_VERSION`], the parts'
 //! names, and how a dump is read ([`StoreDump::parse`]: the version first,
@@ -24,6 +29,8 @@ use vdi_cluster_core::credential::WorkerCredential;
 use vdi_cluster_core::dispatch::Dispatch;
 use vdi_cluster_core::exam::Exam;
 use vdi_cluster_core::outbox::{OutboxEntry, WebhookEndpoint};
+use vdi_cluster_core::scale::CapacityRequest;
+use vdi_cluster_core::scheduled::ScheduledAction;
 use vdi_cluster_core::store::{AuditEntry, JoinToken};
 use vdi_cluster_core::transfer::StoreContents;
 use vdi_cluster_core::worker::WorkerRecord;
@@ -31,8 +38,12 @@ use vdi_cluster_core::{Timestamp, ValidationError, WorkerId};
 
 use crate::decode::parse_json;
 
-/// The dump format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The dump format this build writes.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The dump formats this build reads: format 1 lacks the parts format 2
+/// added (`capacityRequests`, `scheduledDrains`).
+pub const READS_FORMATS: [u32; 2] = [1, FORMAT_VERSION];
 
 /// A whole store, as exported.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +77,14 @@ pub struct StoreDump {
     /// Live dispatches (active or orphaned), by session.
     #[serde(default)]
     pub dispatches: Vec<Dispatch>,
+    /// The scale hook's capacity requests, in every state, by id (from
+    /// format 2).
+    #[serde(default)]
+    pub capacity_requests: Vec<CapacityRequest>,
+    /// Scheduled drains still open (pending or claimed), by id (from
+    /// format 2).
+    #[serde(default)]
+    pub scheduled_drains: Vec<ScheduledAction>,
 }
 
 /// A worker's record with the count stored beside it.
@@ -116,6 +135,8 @@ impl StoreDump {
             outbox: contents.outbox,
             audit: contents.audit,
             dispatches: contents.dispatches,
+            capacity_requests: contents.capacity_requests,
+            scheduled_drains: contents.scheduled,
         }
     }
 
@@ -143,12 +164,15 @@ impl StoreDump {
             outbox: self.outbox,
             audit: self.audit,
             dispatches: self.dispatches,
+            capacity_requests: self.capacity_requests,
+            scheduled: self.scheduled_drains,
         }
     }
 
     /// Reads a dump: a JSON object whose `formatVersion` this build reads
-    /// (checked first, so a newer dump is refused for its version rather
-    /// than for a field it added), then every field. Errors name the field
+    /// ([`READS_FORMATS`]; checked first, so a newer dump is refused for
+    /// its version rather than for a field it added), then every field; a
+    /// part newer than the dump's format is refused. Errors name the field
     /// (`workers[2].record.capacity`).
     pub fn parse(bytes: &[u8]) -> Result<Self, ValidationError> {
         #[derive(Deserialize)]
@@ -164,10 +188,33 @@ impl StoreDump {
                 "missing: this is not a vdi-cluster store dump",
             )),
             Some(v) if v.as_u64() == Some(u64::from(FORMAT_VERSION)) => parse_json(bytes),
+            Some(v) if v.as_u64() == Some(1) => {
+                let dump: Self = parse_json(bytes)?;
+                dump.within_format_1()?;
+                Ok(dump)
+            }
             Some(v) => Err(ValidationError::new(
                 "formatVersion",
-                format!("{v} is not a format this build reads (it reads {FORMAT_VERSION})"),
+                format!(
+                    "{v} is not a format this build reads (it reads {})",
+                    READS_FORMATS.map(|f| f.to_string()).join(" and ")
+                ),
             )),
+        }
+    }
+
+    /// A dump that says it is of format 1 holds none of format 2's parts.
+    fn within_format_1(&self) -> Result<(), ValidationError> {
+        let newer = [
+            ("capacityRequests", self.capacity_requests.is_empty()),
+            ("scheduledDrains", self.scheduled_drains.is_empty()),
+        ];
+        match newer.into_iter().find(|(_, empty)| !empty) {
+            Some((part, _)) => Err(ValidationError::new(
+                part,
+                "appears from format 2: this dump says it is of format 1",
+            )),
+            None => Ok(()),
         }
     }
 }

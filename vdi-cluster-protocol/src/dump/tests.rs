@@ -39,28 +39,30 @@ fn field_names_are_pinned() {
         keys,
         [
             "audit",
+            "capacityRequests",
             "dispatches",
             "exams",
             "exportedAt",
             "formatVersion",
             "joinTokens",
             "outbox",
+            "scheduledDrains",
             "webhooks",
             "workerCredentials",
             "workers"
         ]
     );
-    assert_eq!(value["formatVersion"], json!(1));
+    assert_eq!(value["formatVersion"], json!(2));
     assert_eq!(value["workers"][0]["unrecorded"], json!(2));
     assert_eq!(value["workers"][0]["record"]["id"], json!("w-1"));
 }
 
 #[test]
 fn another_format_version_is_refused_before_its_fields() {
-    let newer = json!({"formatVersion": 2, "exportedAt": 0, "somethingNew": []});
+    let newer = json!({"formatVersion": 3, "exportedAt": 0, "somethingNew": []});
     let err = StoreDump::parse(newer.to_string().as_bytes()).unwrap_err();
     assert_eq!(err.field, "formatVersion");
-    assert!(err.message.contains("reads 1"), "{err}");
+    assert!(err.message.contains("reads 1 and 2"), "{err}");
 
     let none = json!({"exportedAt": 0, "workers": []});
     let err = StoreDump::parse(none.to_string().as_bytes()).unwrap_err();
@@ -129,4 +131,27 @@ fn an_exams_network_policy_survives_a_dump_and_older_dumps_read() {
         .remove("networkPolicy");
     let older = StoreDump::parse(value.to_string().as_bytes()).unwrap();
     assert_eq!(older.into_contents().exams[0].network_policy, None);
+}
+
+#[test]
+fn a_format_1_dump_is_still_read_without_the_parts_format_2_added() {
+    let mut value = serde_json::to_value(StoreDump::new(contents(), Timestamp(5))).unwrap();
+    let object = value.as_object_mut().unwrap();
+    object.remove("capacityRequests");
+    object.remove("scheduledDrains");
+    object.insert("formatVersion".into(), json!(1));
+    let old = StoreDump::parse(value.to_string().as_bytes()).unwrap();
+    assert_eq!(old.format_version, 1);
+    assert_eq!(old.into_contents(), contents());
+
+    // A part format 1 does not have, in a dump that says it is of format 1.
+    value["scheduledDrains"] = json!([{
+        "id": "sa_1", "worker": "w-1", "kind": "drain", "at": 10, "actor": "alice",
+        "reason": "patch", "createdAt": 1, "state": {"is": "pending"}
+    }]);
+    let err = StoreDump::parse(value.to_string().as_bytes()).unwrap_err();
+    assert_eq!(err.field, "scheduledDrains", "{err}");
+    value["formatVersion"] = json!(2);
+    let current = StoreDump::parse(value.to_string().as_bytes()).unwrap();
+    assert_eq!(current.scheduled_drains[0].id, "sa_1");
 }

@@ -1,9 +1,11 @@
 //! A deployment moved between stores with the real binary: a store's
 //! contents go memory → Redis → PostgreSQL → memory through `vdi-cluster
 //! store export` and `store import`, and every dump along the way is the
-//! same (nothing lost, nothing added). An import into a store that holds
-//! something is refused unless `--merge`, and a dump that does not hold
-//! together is refused naming what is wrong, with nothing written.
+//! same (nothing lost, nothing added: capacity requests and scheduled
+//! drains included). An import into a store that holds something is
+//! refused unless `--merge`, a dump of the previous format is still
+//! imported, and a dump that does not hold together is refused naming
+//! what is wrong, with nothing written.
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -70,6 +72,10 @@ async fn a_store_moves_from_memory_through_redis_and_postgres_and_back() {
     let source: Arc<dyn Store> = Arc::new(MemoryStore::new());
     fill_every_part(&source).await;
     let first = StoreDump::new(export(source.as_ref()).await.unwrap(), Timestamp(0));
+    assert_eq!(
+        (first.capacity_requests.len(), first.scheduled_drains.len()),
+        (2, 2)
+    );
     let text = serde_json::to_vec(&first).unwrap();
 
     let redis_args = [
@@ -128,7 +134,6 @@ async fn a_dump_that_does_not_hold_together_is_refused_naming_the_field() {
         Timestamp(0),
     ))
     .unwrap();
-    value["dispatches"][1]["worker"] = serde_json::json!("w-gone");
     let args = [
         "import",
         "--store",
@@ -137,6 +142,16 @@ async fn a_dump_that_does_not_hold_together_is_refused_naming_the_field() {
         redis.prefix.as_str(),
     ];
 
+    let mut finished = value.clone();
+    finished["scheduledDrains"][0]["state"] = serde_json::json!({"is": "done", "at": 1});
+    let message = refused(&store(&args, finished.to_string().as_bytes()));
+    assert!(message.contains("scheduledDrains[0].state"), "{message}");
+    let mut twice = value.clone();
+    twice["capacityRequests"][1]["id"] = twice["capacityRequests"][0]["id"].clone();
+    let message = refused(&store(&args, twice.to_string().as_bytes()));
+    assert!(message.contains("capacityRequests[1].id"), "{message}");
+
+    value["dispatches"][1]["worker"] = serde_json::json!("w-gone");
     let message = refused(&store(&args, value.to_string().as_bytes()));
     assert!(message.contains("dispatches[1].worker"), "{message}");
     value["formatVersion"] = serde_json::json!(7);
@@ -154,5 +169,38 @@ async fn a_dump_that_does_not_hold_together_is_refused_naming_the_field() {
     assert!(
         empty.workers.is_empty() && empty.audit.is_empty(),
         "nothing was written"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dump_of_the_previous_format_is_still_imported() {
+    let Some(pg) = PgDatabase::new().await else {
+        return;
+    };
+    let source: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    fill_every_part(&source).await;
+    let current = StoreDump::new(export(source.as_ref()).await.unwrap(), Timestamp(0));
+    let mut value = serde_json::to_value(&current).unwrap();
+    let object = value.as_object_mut().unwrap();
+    object.remove("capacityRequests");
+    object.remove("scheduledDrains");
+    object.insert("formatVersion".into(), serde_json::json!(1));
+
+    let args = ["--store", pg.url.as_str()];
+    ok(store(
+        &[&["import"][..], &args].concat(),
+        value.to_string().as_bytes(),
+    ));
+    let moved = dump(&ok(store(&[&["export"][..], &args].concat(), b"")));
+    assert_eq!(moved.format_version, 2, "exported in the current format");
+    assert!(moved.capacity_requests.is_empty() && moved.scheduled_drains.is_empty());
+    assert_eq!(
+        StoreDump {
+            capacity_requests: current.capacity_requests.clone(),
+            scheduled_drains: current.scheduled_drains.clone(),
+            ..moved
+        },
+        current,
+        "every part format 1 has is carried"
     );
 }

@@ -11,9 +11,11 @@ use super::fixtures::{now, put_new, reserved};
 use super::outbox::{endpoint, entry};
 use crate::credential::{IssuedSecret, WorkerCredential};
 use crate::memory::MemoryStore;
-use crate::store::{AuditEntry, JoinToken, Store};
+use crate::scale::{CapacityRequest, CapacityState};
+use crate::scheduled::{ActionKind, CLAIM_TTL, ScheduledAction};
+use crate::store::{AuditEntry, CasOutcome, JoinToken, Store};
 use crate::testkit::{exam, exam_network_policy, key, wid, worker_record};
-use crate::transfer::{ImportError, ImportMode, StoreContents, export, import};
+use crate::transfer::{Copied, ImportError, ImportMode, StoreContents, export, import};
 
 const STICKY: Duration = Duration::from_secs(21_600);
 const DAY: Duration = Duration::from_secs(86_400);
@@ -24,7 +26,9 @@ const DAY: Duration = Duration::from_secs(86_400);
 /// a network policy,
 /// a webhook endpoint with two undelivered entries, two audit entries,
 /// an active and an orphaned dispatch, and a reservation in flight
-/// (which an export leaves out).
+/// (which an export leaves out), two capacity requests (one requested of
+/// the hook, one released), and three scheduled drains: one pending, one
+/// a leader claimed, one cancelled (which an export leaves out).
 pub async fn fill_every_part(store: &Arc<dyn Store>) {
     let t = now();
     put_new(store, &worker_record("w-1", 4, 0)).await;
@@ -97,6 +101,57 @@ pub async fn fill_every_part(store: &Arc<dyn Store>) {
     let o = store.dispatch(&orphaned).await.unwrap().unwrap();
     assert!(store.mark_orphaned(&orphaned, o.id, None).await.unwrap());
     reserved(store, &key("exam-1", "u-3"), &wid("w-2")).await;
+    fill_scheduling(store).await;
+}
+
+/// The capacity requests and scheduled drains of [`fill_every_part`].
+async fn fill_scheduling(store: &Arc<dyn Store>) {
+    let t = now();
+    let requested = CapacityRequest {
+        id: "cap-exam-1-1".into(),
+        exams: vec![exam("exam-1", t.plus(DAY), 90, 20).id],
+        constraints: Default::default(),
+        slots: 4,
+        deadline: t.plus(DAY),
+        needed_until: t.plus(DAY).plus(DAY),
+        state: CapacityState::Requested,
+        workers: vec![wid("w-new-1"), wid("w-new-2")],
+        attempts: 2,
+        next_attempt_at: t.plus(Duration::from_secs(30)),
+        last_error: Some("hook timed out".into()),
+        created_at: t,
+        updated_at: t,
+    };
+    let released = CapacityRequest {
+        id: "cap-exam-0-1".into(),
+        state: CapacityState::Released,
+        ..requested.clone()
+    };
+    for request in [&requested, &released] {
+        assert!(store.insert_capacity_request(request, &[]).await.unwrap());
+    }
+    let drain = |id: &str, at| {
+        ScheduledAction::pending(
+            id.into(),
+            wid("w-1"),
+            ActionKind::Drain,
+            at,
+            "alice",
+            "kernel patch",
+            t,
+        )
+    };
+    let pending = drain("sa_pending", t.plus(DAY));
+    let claimed = drain("sa_claimed", t)
+        .claim(t, CLAIM_TTL)
+        .expect("due, so claimable");
+    let cancelled = drain("sa_cancelled", t.plus(DAY))
+        .cancel("bob", t)
+        .expect("pending, so cancellable");
+    for action in [&pending, &claimed, &cancelled] {
+        let written = store.put_scheduled(action, None).await.unwrap();
+        assert!(matches!(written, CasOutcome::Written { .. }), "{written:?}");
+    }
 }
 
 /// What a filled store's export must hold, part by part.
@@ -110,8 +165,13 @@ fn assert_every_part(contents: &StoreContents) {
         contents.outbox.len(),
         contents.audit.len(),
         contents.dispatches.len(),
+        contents.capacity_requests.len(),
+        contents.scheduled.len(),
     ];
-    assert_eq!(counts, [2, 2, 1, 1, 1, 2, 2, 2], "{contents:#?}");
+    assert_eq!(counts, [2, 2, 1, 1, 1, 2, 2, 2, 2, 2], "{contents:#?}");
+    assert_eq!(contents.capacity_requests[1].workers.len(), 2);
+    let drains: Vec<&str> = contents.scheduled.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(drains, ["sa_claimed", "sa_pending"], "open ones, by id");
     assert_eq!(contents.workers[1].unrecorded, 1);
     assert_eq!(contents.join_tokens[0].uses, 1);
     assert_eq!(
@@ -138,6 +198,8 @@ pub async fn store_contents_survive_export_and_import(factory: &impl StoreFactor
         .unwrap();
     assert_eq!(report.dispatches.written, 2);
     assert_eq!(report.workers.skipped, 0);
+    assert_eq!(report.capacity_requests.written, 2);
+    assert_eq!(report.scheduled.written, 2);
     let other = factory.replica().await;
     assert_eq!(export(other.as_ref()).await.unwrap(), dumped);
     let w1 = other.worker(&wid("w-1")).await.unwrap().unwrap();
@@ -158,6 +220,19 @@ pub async fn store_contents_survive_export_and_import(factory: &impl StoreFactor
         0
     );
     assert_eq!(merged.dispatches.skipped, 2);
+    assert_eq!(
+        (merged.capacity_requests, merged.scheduled),
+        (
+            Copied {
+                written: 0,
+                skipped: 2
+            },
+            Copied {
+                written: 0,
+                skipped: 2
+            }
+        )
+    );
     assert_eq!(export(backend.as_ref()).await.unwrap(), dumped);
 
     let back: Arc<dyn Store> = Arc::new(MemoryStore::new());
