@@ -30,7 +30,8 @@
 //! * [`state`]: [`AppState`], what handlers share; [`extract`]: strict
 //!   body, path and query extractors; [`events`]: the SSE hub;
 //!   [`metrics`]: Prometheus metrics; [`client`]: the HTTP `WorkerClient`;
-//!   [`config`]: the command line.
+//!   [`config`]: the command line; [`stats_cache`]: the cluster
+//!   statistics kept per replica for `--stats-cache-sec`, with `ETag`s.
 //! * [`store`]: `memory`, `redis://…` or `postgres://…` from one URL.
 //! * [`server`]: `serve`, graceful shutdown, the background loop.
 //! * [`demo`]: `vdi-cluster demo`, a control plane and simulated workers on
@@ -86,6 +87,7 @@ pub mod routes;
 pub mod scale_hook;
 pub mod server;
 pub mod state;
+pub mod stats_cache;
 pub mod store;
 pub mod throttle;
 pub mod transfer;

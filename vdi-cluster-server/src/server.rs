@@ -256,6 +256,7 @@ pub async fn prepare(
         })
         .limits(limits)
         .throttle(args.throttle_config())
+        .stats_cache(Duration::from_secs(args.stats_cache_sec))
         .store_name(opened.kind.name())
         .shutdown(shutdown)
         .install(install)

@@ -1,6 +1,7 @@
 //! [`AppState`]: what every handler shares — the [`ClusterService`], the
 //! accepted credentials, the throttle of failed authentication, metrics,
-//! the events hub, HTTP limits, and the tracker of detached work.
+//! the events hub, HTTP limits, the statistics cache, and the tracker of
+//! detached work.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use crate::error::ApiError;
 use crate::events::EventHub;
 use crate::install::InstallConfig;
 use crate::metrics::{Metrics, MetricsSink};
+use crate::stats_cache::StatsCache;
 use crate::throttle::{Throttle, ThrottleConfig};
 
 /// Limits applied to every request.
@@ -84,6 +86,7 @@ struct Inner {
     store_name: String,
     install: Option<InstallConfig>,
     tls: Option<Tls>,
+    stats_cache: StatsCache,
 }
 
 /// Shared state of the HTTP server. Cheap to clone.
@@ -107,6 +110,7 @@ pub struct AppStateBuilder {
     shutdown: CancellationToken,
     install: Option<InstallConfig>,
     tls: Option<Tls>,
+    stats_window: Duration,
 }
 
 impl AppStateBuilder {
@@ -171,6 +175,13 @@ impl AppStateBuilder {
         self
     }
 
+    /// Keeps the cluster statistics for `window` on this replica (`serve --stats-cache-sec`; default here: zero, every
+    /// request reads the store).
+    pub fn stats_cache(mut self, window: Duration) -> Self {
+        self.stats_window = window;
+        self
+    }
+
     /// Builds the service and the state.
     pub fn build(self) -> AppState {
         AppState {
@@ -186,6 +197,7 @@ impl AppStateBuilder {
                 store_name: self.store_name,
                 install: self.install,
                 tls: self.tls,
+                stats_cache: StatsCache::new(self.stats_window),
             }),
         }
     }
@@ -220,6 +232,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             install: None,
             tls: None,
+            stats_window: Duration::ZERO,
         }
     }
 
@@ -266,6 +279,11 @@ impl AppState {
     /// TLS of the listeners, when configured.
     pub fn tls(&self) -> Option<&Tls> {
         self.inner.tls.as_ref()
+    }
+
+    /// This replica's cache of the cluster statistics.
+    pub fn stats_cache(&self) -> &StatsCache {
+        &self.inner.stats_cache
     }
 
     /// The shutdown signal.

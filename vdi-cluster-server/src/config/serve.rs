@@ -346,6 +346,14 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(60..=2_592_000))]
     pub admin_token_ttl_sec: u64,
 
+    /// How long this replica keeps the cluster statistics before reading
+    /// the store again, seconds (SkyPanelV2 caches 30);
+    /// answers say so in `Cache-Control` and carry an `ETag`. 0: every
+    /// request reads the store.
+    #[arg(long, env = "VDI_STATS_CACHE_SEC", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(0..=3_600))]
+    pub stats_cache_sec: u64,
+
     /// On shutdown, how long to wait for work in flight, seconds.
     #[arg(long, env = "VDI_SHUTDOWN_GRACE_SEC", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(0..=3_600))]

@@ -27,6 +27,7 @@
 //! | `vdi_reconcile_migrated_total` | counter | |
 //! | `vdi_drift_repaired_total` | counter | |
 //! | `vdi_events_total` | counter | `type` |
+//! | `vdi_stats_cache_answers_total` | counter: cluster statistics answers (`--stats-cache-sec`) | `result`: `hit` (from this replica's window), `miss` (read from the store) |
 //!
 //! Reconcile figures come from the `reconciled` events, so background steps
 //! and manual passes are both counted; how far the leader's pass got is
@@ -127,6 +128,7 @@ pub struct Metrics {
     reconcile_removed: Family<ReasonLabel, Counter>,
     reconcile_migrated: Counter,
     drift_repaired: Counter,
+    stats_cache: Family<ResultLabel, Counter>,
     events: Family<TypeLabel, Counter>,
     exams: ExamMetrics,
 }
@@ -281,6 +283,12 @@ impl Metrics {
             "Counters found wrong and repaired by reconcile",
             drift_repaired.clone(),
         );
+        let stats_cache = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "stats_cache_answers",
+            "Cluster statistics answers, from the cache (hit) or the store (miss)",
+            stats_cache.clone(),
+        );
         let events = Family::<TypeLabel, Counter>::default();
         registry.register("events", "Cluster events by type", events.clone());
         let exams = ExamMetrics::register(&mut registry);
@@ -293,6 +301,9 @@ impl Metrics {
         }
         for result in ["accepted", "stale", "rejected"] {
             heartbeats.get_or_create(&ResultLabel { result }).inc_by(0);
+        }
+        for result in ["hit", "miss"] {
+            stats_cache.get_or_create(&ResultLabel { result }).inc_by(0);
         }
         for reason in REFUSAL_REASONS {
             heartbeats_refused
@@ -320,6 +331,7 @@ impl Metrics {
             reconcile_removed,
             reconcile_migrated,
             drift_repaired,
+            stats_cache,
             events,
             exams,
             deliveries,
@@ -329,6 +341,25 @@ impl Metrics {
     /// The per-exam series and this replica's allocation figures per exam.
     pub fn exams(&self) -> &ExamMetrics {
         &self.exams
+    }
+
+    /// Counts a cluster statistics answer: from the cache's window (`hit`)
+    /// or read from the store.
+    pub fn count_stats_answer(&self, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.stats_cache
+            .get_or_create(&ResultLabel { result })
+            .inc();
+    }
+
+    /// Cluster statistics answers counted so far: `(hits, misses)`.
+    pub fn stats_answers(&self) -> (u64, u64) {
+        let count = |result| {
+            self.stats_cache
+                .get_or_create(&ResultLabel { result })
+                .get()
+        };
+        (count("hit"), count("miss"))
     }
 
     /// Counts an allocation request and its latency.

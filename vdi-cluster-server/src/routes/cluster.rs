@@ -3,8 +3,9 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::response::IntoResponse;
+use axum::http::HeaderMap;
 use axum::response::sse::{KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use vdi_cluster_protocol::ErrorBody;
@@ -16,24 +17,43 @@ use crate::error::ApiError;
 use crate::events::sse_stream;
 use crate::extract::{QueryParams, bounded};
 use crate::state::AppState;
+use crate::stats_cache::{IfNoneMatch, json_body};
 
 const DISTRIBUTION_DEFAULT: usize = 100;
 const DISTRIBUTION_MAX: usize = 10_000;
 const AUDIT_DEFAULT: usize = 100;
 
 /// Cluster statistics: the summary, workers per status, figures per zone
-/// (`default` for workers without one), total CPU and memory.
+/// (`default` for workers without one), total CPU and memory. Kept by
+/// this replica for `--stats-cache-sec` (`Cache-Control: private,
+/// max-age=` the seconds left), with a strong `ETag`: a request naming it
+/// in `If-None-Match` is answered 304 without a body.
 #[utoipa::path(
     get, path = "/api/vdi/cluster/stats", tag = "cluster",
+    params(IfNoneMatch),
     responses(
-        (status = 200, description = "Statistics", body = StatsJson),
+        (status = 200, description = "Statistics", body = StatsJson, headers(
+            ("ETag" = String, description = "Strong tag of the body"),
+            ("Cache-Control" = String, description = "private, max-age=<seconds left in this replica's window> (no-cache without one)"),
+        )),
+        (status = 304, description = "Not modified: If-None-Match names the current ETag"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 503, body = ErrorBody),
     )
 )]
-pub(crate) async fn stats(State(state): State<AppState>) -> Result<Json<StatsJson>, ApiError> {
-    let stats = state.service().operations().stats().await?;
-    Ok(Json(StatsJson::from(&stats)))
+pub(crate) async fn stats(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let now = state.service().clock().now();
+    let read = || async {
+        let stats = state.service().operations().stats().await?;
+        json_body(&StatsJson::from(&stats))
+    };
+    state
+        .stats_cache()
+        .answer(now, &headers, state.metrics(), read)
+        .await
 }
 
 /// How many sessions to list per worker.

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use vdi_cluster_core::service::WorkerFilter;
@@ -24,6 +25,7 @@ use crate::error::ApiError;
 use crate::extract::{PagedQuery, PathParams, QueryParams, bounded};
 use crate::path_params::WorkerCodePath;
 use crate::state::AppState;
+use crate::stats_cache::IfNoneMatch;
 
 /// Default and largest number of sessions listed per worker.
 const SESSIONS_DEFAULT_LIMIT: usize = 1000;
@@ -145,17 +147,25 @@ pub(crate) async fn healthy(State(state): State<AppState>) -> Result<Json<Worker
 }
 
 /// minicloud's `GET /api/workers/stats`: the cluster statistics of
-/// `GET /api/vdi/cluster/stats`.
+/// `GET /api/vdi/cluster/stats`, from the same cache.
 #[utoipa::path(
     get, path = "/api/vdi/workers/stats", tag = "workers",
+    params(IfNoneMatch),
     responses(
-        (status = 200, description = "Cluster statistics", body = StatsJson),
+        (status = 200, description = "Cluster statistics", body = StatsJson, headers(
+            ("ETag" = String, description = "Strong tag of the body"),
+            ("Cache-Control" = String, description = "private, max-age=<seconds left in this replica's window> (no-cache without one)"),
+        )),
+        (status = 304, description = "Not modified: If-None-Match names the current ETag"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 503, body = ErrorBody),
     )
 )]
-pub(crate) async fn stats(state: State<AppState>) -> Result<Json<StatsJson>, ApiError> {
-    super::cluster::stats(state).await
+pub(crate) async fn stats(
+    state: State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    super::cluster::stats(state, headers).await
 }
 
 /// The exam platform's admin summary: `healthyWorkers/totalWorkers`,

@@ -25,6 +25,7 @@ mod pages;
 mod runbook;
 mod scheduled;
 mod sessions;
+mod stats_cache;
 mod takeover;
 mod throttle;
 mod trust;

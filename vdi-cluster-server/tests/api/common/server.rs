@@ -50,6 +50,7 @@ impl TestServer {
             .service(|s| s.config(setup.config))
             .limits(setup.limits)
             .throttle(setup.throttle)
+            .stats_cache(setup.stats_window)
             .store_name(setup.store_name)
             .shutdown(shutdown.clone())
             .install(InstallConfig::new(

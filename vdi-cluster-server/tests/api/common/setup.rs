@@ -36,6 +36,8 @@ pub struct Setup {
     pub throttle: ThrottleConfig,
     pub store_name: &'static str,
     pub auth: AuthConfig,
+    /// How long the cluster statistics are kept (none by default).
+    pub stats_window: Duration,
 }
 
 impl Setup {
@@ -56,6 +58,7 @@ impl Setup {
             throttle: lenient_throttle(),
             store_name,
             auth: auth(),
+            stats_window: Duration::ZERO,
         }
     }
 
