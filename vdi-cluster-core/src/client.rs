@@ -5,13 +5,37 @@
 //! `DELETE /api/vdi/cluster/prewarm/:examId` to discard an exam's machines);
 //! tests use a mock or the simulated workers of the `testkit` feature. The
 //! orchestration applies the call timeout (`CLUSTER_API_TIMEOUT_MS`) itself.
+//!
+//! An allocation or prewarm carries [`DesktopSettings`]: what the exam,
+//! as booked on the calendar, asks of the desktops it starts (its network
+//! policy, which the node agent applies over its own default).
 
 use std::fmt::Debug;
 
 use async_trait::async_trait;
 
+use crate::exam::Exam;
 use crate::ids::{ExamId, SessionKey};
+use crate::network::NetworkPolicy;
 use crate::worker::WorkerRecord;
+
+/// What an exam asks of the desktops a call starts, read from its booking
+/// on the calendar; the default (nothing asked) for an exam not booked.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DesktopSettings {
+    /// The exam's network policy; `None`: the node's own default applies
+    /// ([`crate::network::precedence`]).
+    pub network_policy: Option<NetworkPolicy>,
+}
+
+impl DesktopSettings {
+    /// What the booked `exam` asks of its desktops.
+    pub fn of(exam: &Exam) -> Self {
+        Self {
+            network_policy: exam.network_policy.clone(),
+        }
+    }
+}
 
 /// Why a call to a worker failed.
 #[derive(Debug, thiserror::Error)]
@@ -48,26 +72,29 @@ impl WorkerCallError {
 /// The client the control plane uses to reach worker nodes.
 #[async_trait]
 pub trait WorkerClient: Debug + Send + Sync + 'static {
-    /// Starts (or returns the already started) session on `worker`. The
-    /// answer — connection details for the remote desktop — is stored with
-    /// the dispatch and handed to the exam application untouched.
+    /// Starts (or returns the already started) session on `worker`, its
+    /// desktop set up as `settings` ask. The answer — connection details
+    /// for the remote desktop — is stored with the dispatch and handed to
+    /// the exam application untouched.
     async fn allocate(
         &self,
         worker: &WorkerRecord,
         key: &SessionKey,
+        settings: &DesktopSettings,
     ) -> Result<serde_json::Value, WorkerCallError>;
 
     /// Stops the session on `worker`. Releasing an unknown session succeeds.
     async fn release(&self, worker: &WorkerRecord, key: &SessionKey)
     -> Result<(), WorkerCallError>;
 
-    /// Prewarms `count` machines for `exam` on `worker`; returns how many the
-    /// worker accepted.
+    /// Prewarms `count` machines for `exam` on `worker`, set up as
+    /// `settings` ask; returns how many the worker accepted.
     async fn prewarm(
         &self,
         worker: &WorkerRecord,
         exam: &ExamId,
         count: u32,
+        settings: &DesktopSettings,
     ) -> Result<u32, WorkerCallError>;
 
     /// Discards `exam`'s idle prewarmed machines on `worker` (and those

@@ -156,7 +156,7 @@ pub mod waiting_room;
 pub mod worker;
 
 pub use capacity::{CapacityInput, CapacitySpec, Millicores};
-pub use client::{WorkerCallError, WorkerClient};
+pub use client::{DesktopSettings, WorkerCallError, WorkerClient};
 pub use dispatch::{Dispatch, DispatchState};
 pub use error::{Error, Result};
 pub use events::{Event, EventKind, EventSink, LogSink};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mockall::predicate::always;
-use vdi_cluster_core::client::{WorkerCallError, WorkerClient};
+use vdi_cluster_core::client::{DesktopSettings, WorkerCallError, WorkerClient};
 use vdi_cluster_core::service::AllocateOutcome;
 use vdi_cluster_core::testkit::{Behaviour, SimulatedWorkers, heartbeat_with_slots};
 use vdi_cluster_core::worker::WorkerRecord;
@@ -19,9 +19,9 @@ mockall::mock! {
     Client {}
     #[async_trait]
     impl WorkerClient for Client {
-        async fn allocate(&self, worker: &WorkerRecord, key: &SessionKey) -> Result<serde_json::Value, WorkerCallError>;
+        async fn allocate(&self, worker: &WorkerRecord, key: &SessionKey, settings: &DesktopSettings) -> Result<serde_json::Value, WorkerCallError>;
         async fn release(&self, worker: &WorkerRecord, key: &SessionKey) -> Result<(), WorkerCallError>;
-        async fn prewarm(&self, worker: &WorkerRecord, exam: &ExamId, count: u32) -> Result<u32, WorkerCallError>;
+        async fn prewarm(&self, worker: &WorkerRecord, exam: &ExamId, count: u32, settings: &DesktopSettings) -> Result<u32, WorkerCallError>;
         async fn discard_prewarm(&self, worker: &WorkerRecord, exam: &ExamId) -> Result<u32, WorkerCallError>;
     }
 }
@@ -49,14 +49,14 @@ async fn first_worker_times_out_second_gets_the_session() {
     // w-big has more free slots, so spread tries it first.
     client
         .expect_allocate()
-        .withf(|w, _| w.id.as_str() == "w-big")
+        .withf(|w, _, _| w.id.as_str() == "w-big")
         .times(1)
-        .returning(|_, _| Err(WorkerCallError::Timeout));
+        .returning(|_, _, _| Err(WorkerCallError::Timeout));
     client
         .expect_allocate()
-        .withf(|w, _| w.id.as_str() == "w-small")
+        .withf(|w, _, _| w.id.as_str() == "w-small")
         .times(1)
-        .returning(|w, _| Ok(serde_json::json!({ "host": w.id.as_str() })));
+        .returning(|w, _, _| Ok(serde_json::json!({ "host": w.id.as_str() })));
     client.expect_release().with(always(), always()).never();
     let service = ClusterService::builder(Arc::new(store.clone()), Arc::new(client))
         .config(config())
@@ -111,7 +111,7 @@ async fn first_worker_times_out_second_gets_the_session() {
 async fn every_worker_failing_ends_in_no_capacity_with_nothing_left() {
     let store = MemoryStore::new();
     let mut client = MockClient::new();
-    client.expect_allocate().times(3).returning(|_, _| {
+    client.expect_allocate().times(3).returning(|_, _, _| {
         Err(WorkerCallError::Refused {
             status: 500,
             message: "boom".into(),

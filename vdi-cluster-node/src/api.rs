@@ -10,7 +10,7 @@
 //! | failure | status |
 //! |---|---|
 //! | missing or wrong `x-cluster-token` | 401 |
-//! | malformed body | 400; invalid ids or count 422 |
+//! | malformed body | 400; invalid ids, count or `networkPolicy` 422 (naming the entry) |
 //! | disabled or draining (new sessions only), no free slot | 409 |
 //! | the provisioner failed | 502; did not finish in time 504 |
 
@@ -34,6 +34,7 @@ use vdi_cluster_protocol::{
     WORKER_PREWARM_DISCARD_PATH, WORKER_PREWARM_PATH, WORKER_RELEASE_PATH, WORKER_STATUS_PATH,
 };
 
+use vdi_cluster_protocol::node::desktop_settings;
 use vdi_cluster_protocol::node_status::{Health, NodeStatus};
 
 use crate::agent::Agent;
@@ -110,8 +111,9 @@ async fn allocate(
     State(api): State<WorkerApi>,
     JsonBody(body): JsonBody<AllocateRequest>,
 ) -> Result<Json<AllocateResponse>, HttpError> {
+    let settings = desktop_settings(body.network_policy.as_ref())?;
     let key = key(body.exam_id, body.user_id)?;
-    let session = api.node.allocate(&key).await?;
+    let session = api.node.allocate(&key, &settings).await?;
     Ok(Json(AllocateResponse { session }))
 }
 
@@ -135,7 +137,8 @@ async fn prewarm(
             format!("must be from 1 to {MAX_PREWARM_PER_CALL}"),
         )));
     }
-    let accepted = api.node.prewarm(&exam, body.count)?;
+    let settings = desktop_settings(body.network_policy.as_ref())?;
+    let accepted = api.node.prewarm(&exam, body.count, &settings)?;
     Ok(Json(PrewarmResponse { accepted }))
 }
 

@@ -160,10 +160,11 @@ fn build(config: &WorkerConfig, addr: SocketAddr, tls: &Tls) -> Result<RunningWo
             *start_latency,
             *failure_rate,
         )),
-        ProvisionerConfig::Command { program, timeout } => Arc::new(
-            CommandProvisioner::new(program.clone(), config.code.clone(), *timeout)
-                .with_network_policy(&config.network_policy),
-        ),
+        ProvisionerConfig::Command { program, timeout } => Arc::new(CommandProvisioner::new(
+            program.clone(),
+            config.code.clone(),
+            *timeout,
+        )),
     };
     if config.network_policy.restrict_internet
         && matches!(config.provisioner, ProvisionerConfig::Simulated { .. })
@@ -172,11 +173,10 @@ fn build(config: &WorkerConfig, addr: SocketAddr, tls: &Tls) -> Result<RunningWo
             "EXAM_RESTRICT_INTERNET is set, but simulated desktops have no network to restrict"
         );
     }
-    let node = Arc::new(WorkerNode::new(
-        config.code.clone(),
-        spec.max_sessions(),
-        provisioner,
-    ));
+    let node = Arc::new(
+        WorkerNode::new(config.code.clone(), spec.max_sessions(), provisioner)
+            .with_network_policy(config.network_policy.clone()),
+    );
     let agent_config = AgentConfig {
         code: config.code.clone(),
         description: description.clone(),

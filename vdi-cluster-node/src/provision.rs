@@ -22,7 +22,7 @@
 //! | `VDI_USER_ID` | the student (`allocate`, `release`; empty otherwise) |
 //! | `VDI_SESSION` | `release`: the JSON `allocate` printed |
 //! | `VDI_MACHINE` | `allocate` of a prewarmed machine, and `discard`: the JSON `prewarm` printed |
-//! | `VDI_NETWORK_POLICY` | when the exam desktops are restricted: the policy as JSON (`NetworkPolicyJson`: `restrictInternet`, `allowedDomains`, `allowedCidrs`, `allowedIps`, `originIp`, `enforceStrict`); absent otherwise |
+//! | `VDI_NETWORK_POLICY` | `allocate`, `prewarm`: when the desktop is restricted, its policy as JSON (`NetworkPolicyJson`: `restrictInternet`, `allowedDomains`, `allowedCidrs`, `allowedIps`, `originIp`, `enforceStrict`) — the exam's if it was booked with one, else the node's `EXAM_*` default ([`vdi_cluster_core::network::precedence`]); absent otherwise |
 //!
 //! Exit status 0 is success. `allocate` must print one JSON object on
 //! standard output: the session's connection details, handed to the
@@ -101,18 +101,24 @@ pub trait Provisioner: fmt::Debug + Send + Sync + 'static {
     fn kind(&self) -> &'static str;
 
     /// Starts the session `key` (or hands it the prewarmed `machine` of its
-    /// exam) and returns its connection details, a JSON object.
+    /// exam), its desktop restricted by `policy`, and returns its
+    /// connection details, a JSON object.
     async fn allocate(
         &self,
         key: &SessionKey,
         machine: Option<&Machine>,
+        policy: &NetworkPolicy,
     ) -> Result<Value, ProvisionError>;
 
     /// Stops the session `key`; `session` is what `allocate` returned.
     async fn release(&self, key: &SessionKey, session: &Value) -> Result<(), ProvisionError>;
 
-    /// Starts an idle machine for `exam`.
-    async fn prewarm(&self, exam: &ExamId) -> Result<Machine, ProvisionError>;
+    /// Starts an idle machine for `exam`, restricted by `policy`.
+    async fn prewarm(
+        &self,
+        exam: &ExamId,
+        policy: &NetworkPolicy,
+    ) -> Result<Machine, ProvisionError>;
 
     /// Stops an idle machine that was never claimed.
     async fn discard(&self, exam: &ExamId, machine: &Machine) -> Result<(), ProvisionError>;
@@ -170,6 +176,7 @@ impl Provisioner for SimulatedProvisioner {
         &self,
         key: &SessionKey,
         machine: Option<&Machine>,
+        _policy: &NetworkPolicy,
     ) -> Result<Value, ProvisionError> {
         let (machine_id, prewarmed) = match machine
             .and_then(|m| m.0.get("machineId"))
@@ -206,7 +213,11 @@ impl Provisioner for SimulatedProvisioner {
         Ok(())
     }
 
-    async fn prewarm(&self, exam: &ExamId) -> Result<Machine, ProvisionError> {
+    async fn prewarm(
+        &self,
+        exam: &ExamId,
+        _policy: &NetworkPolicy,
+    ) -> Result<Machine, ProvisionError> {
         self.start_delay().await;
         if self.fails() {
             return Err(ProvisionError::Failed(format!(
@@ -230,8 +241,6 @@ pub struct CommandProvisioner {
     program: PathBuf,
     worker: WorkerId,
     timeout: Duration,
-    /// `VDI_NETWORK_POLICY`, when the policy restricts.
-    network_policy: Option<String>,
 }
 
 /// One run of the program.
@@ -241,6 +250,7 @@ struct Run<'a> {
     user: Option<&'a str>,
     session: Option<&'a Value>,
     machine: Option<&'a Machine>,
+    policy: Option<&'a NetworkPolicy>,
 }
 
 fn tail(bytes: &[u8], max_chars: usize) -> String {
@@ -334,18 +344,7 @@ impl CommandProvisioner {
             program,
             worker,
             timeout,
-            network_policy: None,
         }
-    }
-
-    /// Hands `policy` to the program in `VDI_NETWORK_POLICY` when it
-    /// restricts.
-    pub fn with_network_policy(mut self, policy: &NetworkPolicy) -> Self {
-        self.network_policy = policy
-            .restrict_internet
-            .then(|| serde_json::to_string(&NetworkPolicyJson::from(policy)).ok())
-            .flatten();
-        self
     }
 
     async fn run(&self, run: Run<'_>) -> Result<Vec<u8>, ProvisionError> {
@@ -353,7 +352,12 @@ impl CommandProvisioner {
         for name in SECRET_VARIABLES {
             command.env_remove(name);
         }
-        match &self.network_policy {
+        // `VDI_NETWORK_POLICY` only when the desktop is restricted.
+        let policy = run
+            .policy
+            .filter(|p| p.restrict_internet)
+            .and_then(|p| serde_json::to_string(&NetworkPolicyJson::from(p)).ok());
+        match policy {
             Some(policy) => command.env(NETWORK_POLICY_VARIABLE, policy),
             None => command.env_remove(NETWORK_POLICY_VARIABLE),
         };
@@ -401,6 +405,7 @@ impl Provisioner for CommandProvisioner {
         &self,
         key: &SessionKey,
         machine: Option<&Machine>,
+        policy: &NetworkPolicy,
     ) -> Result<Value, ProvisionError> {
         let out = self
             .run(Run {
@@ -409,6 +414,7 @@ impl Provisioner for CommandProvisioner {
                 user: Some(key.user_id.as_str()),
                 session: None,
                 machine,
+                policy: Some(policy),
             })
             .await?;
         Self::object("allocate", &out)
@@ -421,12 +427,17 @@ impl Provisioner for CommandProvisioner {
             user: Some(key.user_id.as_str()),
             session: Some(session),
             machine: None,
+            policy: None,
         })
         .await
         .map(drop)
     }
 
-    async fn prewarm(&self, exam: &ExamId) -> Result<Machine, ProvisionError> {
+    async fn prewarm(
+        &self,
+        exam: &ExamId,
+        policy: &NetworkPolicy,
+    ) -> Result<Machine, ProvisionError> {
         let out = self
             .run(Run {
                 action: "prewarm",
@@ -434,6 +445,7 @@ impl Provisioner for CommandProvisioner {
                 user: None,
                 session: None,
                 machine: None,
+                policy: Some(policy),
             })
             .await?;
         Self::object("prewarm", &out).map(Machine)
@@ -446,6 +458,7 @@ impl Provisioner for CommandProvisioner {
             user: None,
             session: None,
             machine: Some(machine),
+            policy: None,
         })
         .await
         .map(drop)
@@ -460,6 +473,10 @@ mod tests {
 
     fn key() -> SessionKey {
         SessionKey::parse("exam-1", "student-1").unwrap()
+    }
+
+    fn open() -> NetworkPolicy {
+        NetworkPolicy::default()
     }
 
     fn worker() -> WorkerId {
@@ -485,16 +502,16 @@ mod tests {
     #[tokio::test]
     async fn simulated_sessions_and_prewarmed_machines() {
         let sim = SimulatedProvisioner::new(worker(), "127.0.0.1", Duration::ZERO, 0.0);
-        let s = sim.allocate(&key(), None).await.unwrap();
+        let s = sim.allocate(&key(), None, &open()).await.unwrap();
         assert_eq!(s["prewarmed"], false);
         assert_eq!(s["userId"], "student-1");
-        let m = sim.prewarm(&key().exam_id).await.unwrap();
-        let s = sim.allocate(&key(), Some(&m)).await.unwrap();
+        let m = sim.prewarm(&key().exam_id, &open()).await.unwrap();
+        let s = sim.allocate(&key(), Some(&m), &open()).await.unwrap();
         assert_eq!(s["prewarmed"], true);
         assert_eq!(s["machineId"], m.0["machineId"]);
         let failing = SimulatedProvisioner::new(worker(), "h", Duration::ZERO, 1.0);
         assert!(matches!(
-            failing.allocate(&key(), None).await,
+            failing.allocate(&key(), None, &open()).await,
             Err(ProvisionError::Failed(_))
         ));
     }
@@ -512,14 +529,14 @@ mod tests {
 esac"#,
         );
         let p = CommandProvisioner::new(program, worker(), Duration::from_secs(10));
-        let s = p.allocate(&key(), None).await.unwrap();
+        let s = p.allocate(&key(), None, &open()).await.unwrap();
         assert_eq!(s["exam"], "exam-1");
         assert_eq!(s["user"], "student-1");
         assert_eq!(s["machine"], Value::Null);
         assert_eq!(s["secret"], "", "secrets are not passed to the program");
-        let m = p.prewarm(&key().exam_id).await.unwrap();
+        let m = p.prewarm(&key().exam_id, &open()).await.unwrap();
         assert_eq!(m.0["vm"], "pre-exam-1");
-        let s = p.allocate(&key(), Some(&m)).await.unwrap();
+        let s = p.allocate(&key(), Some(&m), &open()).await.unwrap();
         assert_eq!(s["machine"]["vm"], "pre-exam-1");
         p.release(&key(), &s).await.unwrap();
         p.discard(&key().exam_id, &m).await.unwrap();
@@ -539,15 +556,15 @@ esac"#,
         );
         let p = CommandProvisioner::new(program, worker(), Duration::from_millis(500));
         let k = |user: &str| SessionKey::parse("exam-1", user).unwrap();
-        let e = p.allocate(&k("fail"), None).await.unwrap_err();
+        let e = p.allocate(&k("fail"), None, &open()).await.unwrap_err();
         assert!(e.to_string().contains("no image sot-exam-linux"), "{e}");
-        let e = p.allocate(&k("text"), None).await.unwrap_err();
+        let e = p.allocate(&k("text"), None, &open()).await.unwrap_err();
         assert!(matches!(e, ProvisionError::BadOutput(_)), "{e}");
-        let e = p.allocate(&k("slow"), None).await.unwrap_err();
+        let e = p.allocate(&k("slow"), None, &open()).await.unwrap_err();
         assert!(matches!(e, ProvisionError::Timeout(_)), "{e}");
         let missing = CommandProvisioner::new(dir.join("nope"), worker(), Duration::from_secs(1));
         assert!(matches!(
-            missing.allocate(&key(), None).await,
+            missing.allocate(&key(), None, &open()).await,
             Err(ProvisionError::Spawn { .. })
         ));
         std::fs::remove_dir_all(dir).unwrap();

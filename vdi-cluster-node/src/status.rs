@@ -48,6 +48,7 @@ fn session(view: SessionView) -> NodeSessionStatus {
         started_at: view.started_at.map(millis),
         prewarmed: view.prewarmed,
         session: view.details,
+        network_policy: Some(view.network_policy.as_str().to_owned()),
     }
 }
 

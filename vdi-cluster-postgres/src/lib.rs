@@ -41,7 +41,8 @@
 //!
 //! use async_trait::async_trait;
 //! use vdi_cluster_core::{
-//!     ClusterService, ExamId, SessionKey, WorkerCallError, WorkerClient, WorkerRecord,
+//!     ClusterService, DesktopSettings, ExamId, SessionKey, WorkerCallError, WorkerClient,
+//!     WorkerRecord,
 //! };
 //! use vdi_cluster_core::testkit::heartbeat_for;
 //! use vdi_cluster_postgres::{PgStore, PgStoreConfig};
@@ -57,6 +58,7 @@
 //!         &self,
 //!         worker: &WorkerRecord,
 //!         key: &SessionKey,
+//!         _: &DesktopSettings,
 //!     ) -> Result<serde_json::Value, WorkerCallError> {
 //!         Ok(serde_json::json!({
 //!             "connection": format!("rdp://{}/{}/{}", worker.id, key.exam_id, key.user_id),
@@ -72,6 +74,7 @@
 //!         _: &WorkerRecord,
 //!         _: &ExamId,
 //!         count: u32,
+//!         _: &DesktopSettings,
 //!     ) -> Result<u32, WorkerCallError> {
 //!         Ok(count)
 //!     }

@@ -86,6 +86,11 @@ pub struct NodeSessionStatus {
     /// Its connection details, once running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<serde_json::Value>,
+    /// Whose network policy its desktop got: `exam` (booked with the
+    /// exam, sent with the allocation) or `node` (the worker's own
+    /// `EXAM_*` default). Absent from nodes older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<String>,
 }
 
 /// What the control plane last said about the node's admin state (from

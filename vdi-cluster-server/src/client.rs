@@ -4,7 +4,8 @@
 //! (and `DELETE /api/vdi/cluster/prewarm/:examId` to discard an exam's
 //! prewarmed machines)
 //! with the cluster token in `x-cluster-token`, using the wire format of
-//! [`protocol`](vdi_cluster_protocol). Core applies `CLUSTER_API_TIMEOUT_MS` to
+//! [`protocol`](vdi_cluster_protocol). An allocate or prewarm of an exam
+//! booked with a network policy carries it (`networkPolicy`). Core applies `CLUSTER_API_TIMEOUT_MS` to
 //! every call; the client uses the same figure as its own limit so that no
 //! connection outlives it. Failures map to [`WorkerCallError`]:
 //!
@@ -27,7 +28,9 @@ use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use vdi_cluster_core::{ExamId, SessionKey, WorkerCallError, WorkerClient, WorkerRecord};
+use vdi_cluster_core::{
+    DesktopSettings, ExamId, SessionKey, WorkerCallError, WorkerClient, WorkerRecord,
+};
 use vdi_cluster_node::tls::Tls;
 
 use vdi_cluster_protocol::{
@@ -196,10 +199,10 @@ impl WorkerClient for HttpWorkerClient {
         &self,
         worker: &WorkerRecord,
         key: &SessionKey,
+        settings: &DesktopSettings,
     ) -> Result<serde_json::Value, WorkerCallError> {
-        let (status, bytes) = self
-            .call(worker, WORKER_ALLOCATE_PATH, &AllocateRequest::from(key))
-            .await?;
+        let body = AllocateRequest::new(key, settings);
+        let (status, bytes) = self.call(worker, WORKER_ALLOCATE_PATH, &body).await?;
         let answer: AllocateResponse = decode(status, &bytes)?;
         if !answer.session.is_object() {
             return Err(WorkerCallError::BadAnswer(
@@ -229,11 +232,9 @@ impl WorkerClient for HttpWorkerClient {
         worker: &WorkerRecord,
         exam: &ExamId,
         count: u32,
+        settings: &DesktopSettings,
     ) -> Result<u32, WorkerCallError> {
-        let body = PrewarmRequest {
-            exam_id: exam.to_string(),
-            count,
-        };
+        let body = PrewarmRequest::new(exam, count, settings);
         let (status, bytes) = self.call(worker, WORKER_PREWARM_PATH, &body).await?;
         let answer: PrewarmResponse = decode(status, &bytes)?;
         Ok(answer.accepted.min(count))

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::client::{WorkerCallError, WorkerClient};
+use crate::client::{DesktopSettings, WorkerCallError, WorkerClient};
 use crate::ids::{ExamId, SessionKey, WorkerId};
 use crate::worker::{ExamPool, PoolReport, WorkerRecord};
 
@@ -33,6 +33,10 @@ struct State {
     prewarmed: BTreeMap<(WorkerId, ExamId), u32>,
     behaviour: HashMap<WorkerId, Behaviour>,
     allocate_calls: u64,
+    /// The settings of each session's last allocate call, and of each
+    /// exam's last prewarm call.
+    session_settings: HashMap<SessionKey, DesktopSettings>,
+    prewarm_settings: HashMap<ExamId, DesktopSettings>,
 }
 
 /// Simulated workers. Clones share state.
@@ -103,6 +107,16 @@ impl SimulatedWorkers {
         PoolReport { exams }
     }
 
+    /// The settings the last allocate call of `key` carried.
+    pub fn session_settings(&self, key: &SessionKey) -> Option<DesktopSettings> {
+        self.lock().session_settings.get(key).cloned()
+    }
+
+    /// The settings the last prewarm call for `exam` carried.
+    pub fn prewarm_settings(&self, exam: &ExamId) -> Option<DesktopSettings> {
+        self.lock().prewarm_settings.get(exam).cloned()
+    }
+
     /// Allocate calls received, all workers together.
     pub fn allocate_calls(&self) -> u64 {
         self.lock().allocate_calls
@@ -133,9 +147,13 @@ impl WorkerClient for SimulatedWorkers {
         &self,
         worker: &WorkerRecord,
         key: &SessionKey,
+        settings: &DesktopSettings,
     ) -> Result<serde_json::Value, WorkerCallError> {
         self.lock().allocate_calls += 1;
         self.behave(&worker.id).await?;
+        self.lock()
+            .session_settings
+            .insert(key.clone(), settings.clone());
         let (claimed, lost) = {
             let mut s = self.lock();
             let warm = s
@@ -182,11 +200,12 @@ impl WorkerClient for SimulatedWorkers {
         worker: &WorkerRecord,
         exam: &ExamId,
         count: u32,
+        settings: &DesktopSettings,
     ) -> Result<u32, WorkerCallError> {
         self.behave(&worker.id).await?;
-        *self
-            .lock()
-            .prewarmed
+        let mut s = self.lock();
+        s.prewarm_settings.insert(exam.clone(), settings.clone());
+        *s.prewarmed
             .entry((worker.id.clone(), exam.clone()))
             .or_default() += count;
         Ok(count)

@@ -113,7 +113,10 @@ impl Harness {
     /// Starts `key` on `code` behind the control plane's back.
     pub(crate) async fn run_on(&self, code: &str, key: &SessionKey) {
         let record = self.store.worker(&wid(code)).await.unwrap().unwrap().record;
-        self.workers.allocate(&record, key).await.unwrap();
+        self.workers
+            .allocate(&record, key, &Default::default())
+            .await
+            .unwrap();
     }
 
     /// `code`'s dispatched count as stored.

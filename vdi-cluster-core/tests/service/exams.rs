@@ -1,5 +1,10 @@
 //! Prewarm: the exams wing.
 
+use vdi_cluster_core::DesktopSettings;
+use vdi_cluster_core::exam::{Exam, ExamPatch};
+use vdi_cluster_core::service::Booking;
+use vdi_cluster_core::testkit::{exam, exam_network_policy};
+
 use super::*;
 
 /// Counts prewarm calls in flight.
@@ -15,6 +20,7 @@ impl WorkerClient for CountingClient {
         &self,
         _: &WorkerRecord,
         _: &SessionKey,
+        _: &DesktopSettings,
     ) -> Result<serde_json::Value, WorkerCallError> {
         Ok(serde_json::Value::Null)
     }
@@ -26,6 +32,7 @@ impl WorkerClient for CountingClient {
         _: &WorkerRecord,
         _: &ExamId,
         count: u32,
+        _: &DesktopSettings,
     ) -> Result<u32, WorkerCallError> {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(now, Ordering::SeqCst);
@@ -76,5 +83,58 @@ async fn prewarm_splits_by_free_slots_with_bounded_concurrency() {
     assert_eq!(small.started, 3);
     assert!(
         matches!(svc.exams().prewarm(ExamId::parse("examId", "x").unwrap(), 0, Default::default()).await, Err(Error::Invalid(e)) if e.field == "count")
+    );
+}
+
+/// An exam booked with a network policy: its allocations and its prewarm
+/// carry it to the worker; an exam not booked carries none; a PATCH
+/// removing it stops sending it.
+#[tokio::test]
+async fn an_exams_network_policy_rides_with_its_allocations_and_prewarm() {
+    let h = harness(|_| {});
+    h.beat("w1", 8, 0).await;
+    let starts_at = START.plus(Duration::from_secs(7200));
+    let booked = Exam {
+        network_policy: Some(exam_network_policy()),
+        ..exam("math", starts_at, 60, 4)
+    };
+    let booking = h.svc.exams().book_exam(booked, "admin").await.unwrap();
+    assert!(matches!(booking, Booking::Accepted(_)), "{booking:?}");
+    let expected = DesktopSettings {
+        network_policy: Some(exam_network_policy()),
+    };
+
+    h.place("math", "s1").await;
+    assert_eq!(
+        h.workers.session_settings(&key("math", "s1")),
+        Some(expected.clone())
+    );
+    let math = ExamId::parse("examId", "math").unwrap();
+    h.svc
+        .exams()
+        .prewarm(math.clone(), 2, Default::default())
+        .await
+        .unwrap();
+    assert_eq!(h.workers.prewarm_settings(&math), Some(expected));
+
+    h.place("unbooked", "s1").await;
+    assert_eq!(
+        h.workers.session_settings(&key("unbooked", "s1")),
+        Some(DesktopSettings::default())
+    );
+
+    let patch = ExamPatch {
+        network_policy: Some(None),
+        ..Default::default()
+    };
+    h.svc
+        .exams()
+        .update_exam(&math, &patch, "admin")
+        .await
+        .unwrap();
+    h.place("math", "s2").await;
+    assert_eq!(
+        h.workers.session_settings(&key("math", "s2")),
+        Some(DesktopSettings::default())
     );
 }

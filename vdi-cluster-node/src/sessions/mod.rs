@@ -17,6 +17,12 @@
 //! * **Incarnations.** Each start gets a number; the heartbeat agent stops a
 //!   session the control plane no longer places here only if it is still
 //!   the incarnation the heartbeat reported.
+//! * **Network policy.** Each desktop started (a session or a prewarmed
+//!   machine) is handed to the provisioner with one network policy: the
+//!   exam's, when the control plane's call carries one, else the node's
+//!   `EXAM_*` default — the node's strict flag a floor either way
+//!   ([`vdi_cluster_core::network::precedence`]). Which one applied is
+//!   logged and shown in each session's status (`networkPolicy`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,8 +31,9 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 use tokio::sync::watch;
+use vdi_cluster_core::network::{NetworkPolicy, PolicySource, effective_policy};
 use vdi_cluster_core::worker::PoolReport;
-use vdi_cluster_core::{ExamId, SessionKey, WorkerId};
+use vdi_cluster_core::{DesktopSettings, ExamId, SessionKey, WorkerId};
 
 use crate::admin::AdminView;
 use crate::pool::PrewarmPool;
@@ -81,16 +88,30 @@ enum Slot {
     Starting {
         incarnation: u64,
         done: watch::Receiver<Outcome>,
+        policy: PolicySource,
     },
     Running {
         incarnation: u64,
         details: Value,
         started_at: SystemTime,
         prewarmed: bool,
+        policy: PolicySource,
     },
     Stopping {
         done: watch::Receiver<Outcome>,
+        policy: PolicySource,
     },
+}
+
+impl Slot {
+    /// Whose network policy the session's desktop got.
+    fn policy(&self) -> PolicySource {
+        match self {
+            Self::Starting { policy, .. }
+            | Self::Running { policy, .. }
+            | Self::Stopping { policy, .. } => *policy,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -105,6 +126,7 @@ pub struct WorkerNode {
     code: WorkerId,
     max_sessions: u32,
     provisioner: Arc<dyn Provisioner>,
+    network_policy: NetworkPolicy,
     table: Mutex<Table>,
     admin: Mutex<Option<AdminView>>,
     incarnations: AtomicU64,
@@ -118,10 +140,23 @@ impl WorkerNode {
             code,
             max_sessions,
             provisioner,
+            network_policy: NetworkPolicy::default(),
             table: Mutex::new(Table::default()),
             admin: Mutex::new(None),
             incarnations: AtomicU64::new(0),
         }
+    }
+
+    /// The node's own network policy for exam desktops (its `EXAM_*`
+    /// variables), used when a call carries no exam policy.
+    pub fn with_network_policy(mut self, policy: NetworkPolicy) -> Self {
+        self.network_policy = policy;
+        self
+    }
+
+    /// The policy a desktop gets under `settings`, and whose it is.
+    fn policy_for(&self, settings: &DesktopSettings) -> (NetworkPolicy, PolicySource) {
+        effective_policy(&self.network_policy, settings.network_policy.as_ref())
     }
 
     fn table(&self) -> MutexGuard<'_, Table> {
@@ -180,8 +215,14 @@ impl WorkerNode {
         Ok(())
     }
 
-    /// Starts the session `key`, or returns the one running (idempotent).
-    pub async fn allocate(self: &Arc<Self>, key: &SessionKey) -> Result<Value, NodeError> {
+    /// Starts the session `key`, its desktop set up as `settings` ask, or
+    /// returns the one running (idempotent: a running session keeps the
+    /// policy it started with).
+    pub async fn allocate(
+        self: &Arc<Self>,
+        key: &SessionKey,
+        settings: &DesktopSettings,
+    ) -> Result<Value, NodeError> {
         loop {
             let step = {
                 let mut table = self.table();
@@ -189,8 +230,8 @@ impl WorkerNode {
                     Some(Slot::Running { details, .. }) => return Ok(details.clone()),
                     Some(Slot::Starting { done, .. }) => Wait::Start(done.clone()),
                     // Wait for the stop, then start afresh.
-                    Some(Slot::Stopping { done }) => Wait::Stop(done.clone()),
-                    None => Wait::Start(self.start(&mut table, key)?),
+                    Some(Slot::Stopping { done, .. }) => Wait::Stop(done.clone()),
+                    None => Wait::Start(self.start(&mut table, key, settings)?),
                 }
             };
             match step {
@@ -214,8 +255,10 @@ impl WorkerNode {
         self: &Arc<Self>,
         table: &mut Table,
         key: &SessionKey,
+        settings: &DesktopSettings,
     ) -> Result<watch::Receiver<Outcome>, NodeError> {
         self.admit_new(table)?;
+        let (policy, source) = self.policy_for(settings);
         let machine = table.pool.claim(&key.exam_id);
         let incarnation = self.incarnations.fetch_add(1, Ordering::Relaxed) + 1;
         let (tx, rx) = watch::channel(None);
@@ -224,6 +267,7 @@ impl WorkerNode {
             Slot::Starting {
                 incarnation,
                 done: rx.clone(),
+                policy: source,
             },
         );
         let mut evicted = Vec::new();
@@ -241,7 +285,10 @@ impl WorkerNode {
         let key = key.clone();
         tokio::spawn(async move {
             let prewarmed = machine.is_some();
-            let result = node.provisioner.allocate(&key, machine.as_ref()).await;
+            let result = node
+                .provisioner
+                .allocate(&key, machine.as_ref(), &policy)
+                .await;
             let mut table = node.table();
             let ours = matches!(
                 table.sessions.get(&key),
@@ -257,9 +304,16 @@ impl WorkerNode {
                                 details: details.clone(),
                                 started_at: SystemTime::now(),
                                 prewarmed,
+                                policy: source,
                             },
                         );
-                        tracing::info!(session = %key, prewarmed, "session started");
+                        tracing::info!(
+                            session = %key,
+                            prewarmed,
+                            network_policy = source.as_str(),
+                            restricted = policy.restrict_internet,
+                            "session started"
+                        );
                     }
                     Ok(details)
                 }
@@ -285,7 +339,7 @@ impl WorkerNode {
                 match table.sessions.get(key) {
                     None => return Ok(false),
                     Some(Slot::Starting { done, .. }) => Wait::Start(done.clone()),
-                    Some(Slot::Stopping { done }) => Wait::Stop(done.clone()),
+                    Some(Slot::Stopping { done, .. }) => Wait::Stop(done.clone()),
                     Some(Slot::Running { .. }) => Wait::Own(self.stop(&mut table, key)),
                 }
             };
@@ -315,13 +369,15 @@ impl WorkerNode {
 
     fn stop(self: &Arc<Self>, table: &mut Table, key: &SessionKey) -> watch::Receiver<Outcome> {
         let (tx, rx) = watch::channel(None);
-        let Some(previous) = table
-            .sessions
-            .insert(key.clone(), Slot::Stopping { done: rx.clone() })
-        else {
+        let Some(previous) = table.sessions.remove(key) else {
             let _ = tx.send(Some(Ok(Value::Null)));
             return rx;
         };
+        let stopping = Slot::Stopping {
+            done: rx.clone(),
+            policy: previous.policy(),
+        };
+        table.sessions.insert(key.clone(), stopping);
         let node = Arc::clone(self);
         let key = key.clone();
         tokio::spawn(async move {
@@ -365,9 +421,15 @@ impl WorkerNode {
         matches
     }
 
-    /// Starts up to `count` idle machines for `exam`, within free slots;
-    /// returns how many were accepted (they start in the background).
-    pub fn prewarm(self: &Arc<Self>, exam: &ExamId, count: u32) -> Result<u32, NodeError> {
+    /// Starts up to `count` idle machines for `exam`, set up as `settings`
+    /// ask, within free slots; returns how many were accepted (they start
+    /// in the background).
+    pub fn prewarm(
+        self: &Arc<Self>,
+        exam: &ExamId,
+        count: u32,
+        settings: &DesktopSettings,
+    ) -> Result<u32, NodeError> {
         let mut table = self.table();
         if let Some(admin) = self.admin() {
             if !admin.is_enabled {
@@ -382,11 +444,16 @@ impl WorkerNode {
         let accepted = room.min(count as usize);
         table.pool.start(exam, accepted);
         drop(table);
+        let (policy, source) = self.policy_for(settings);
+        if accepted > 0 {
+            tracing::info!(exam = %exam, machines = accepted, network_policy = source.as_str(), restricted = policy.restrict_internet, "prewarming");
+        }
         for _ in 0..accepted {
             let node = Arc::clone(self);
             let exam = exam.clone();
+            let policy = policy.clone();
             tokio::spawn(async move {
-                let result = node.provisioner.prewarm(&exam).await;
+                let result = node.provisioner.prewarm(&exam, &policy).await;
                 if let Err(e) = &result {
                     tracing::warn!(exam = %exam, error = %e, "prewarm failed");
                 }
@@ -484,6 +551,7 @@ impl WorkerNode {
                     started_at,
                     prewarmed,
                     details,
+                    network_policy: slot.policy(),
                 }
             })
             .collect();

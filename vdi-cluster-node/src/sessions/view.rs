@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 use vdi_cluster_core::SessionKey;
+use vdi_cluster_core::network::PolicySource;
 
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +43,8 @@ pub struct SessionView {
     pub prewarmed: bool,
     /// Its connection details, once running.
     pub details: Option<Value>,
+    /// Whose network policy its desktop got: the exam's or the node's.
+    pub network_policy: PolicySource,
 }
 
 /// A heartbeat's view of the sessions: how many, and which (with their

@@ -38,7 +38,7 @@ mod network_policy;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use vdi_cluster_core::SessionKey;
+use vdi_cluster_core::{DesktopSettings, SessionKey, ValidationError};
 
 pub use heartbeat::{
     DeregisterRequest, DescriptionJson, ExamPoolJson, HeartbeatRequest, HeartbeatResponse,
@@ -112,6 +112,12 @@ pub struct AllocateRequest {
     pub exam_id: String,
     /// The student.
     pub user_id: String,
+    /// The exam's network policy, as booked on the calendar: the desktop
+    /// gets it instead of the worker's own `EXAM_*` default (whose strict
+    /// flag stays a floor). Absent: the worker's default. A worker older
+    /// than this field ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicyJson>,
 }
 
 impl From<&SessionKey> for AllocateRequest {
@@ -119,8 +125,40 @@ impl From<&SessionKey> for AllocateRequest {
         Self {
             exam_id: key.exam_id.to_string(),
             user_id: key.user_id.to_string(),
+            network_policy: None,
         }
     }
+}
+
+impl AllocateRequest {
+    /// The call for `key`, its desktop set up as `settings` ask.
+    pub fn new(key: &SessionKey, settings: &DesktopSettings) -> Self {
+        Self {
+            network_policy: policy_json(settings),
+            ..Self::from(key)
+        }
+    }
+}
+
+fn policy_json(settings: &DesktopSettings) -> Option<NetworkPolicyJson> {
+    settings
+        .network_policy
+        .as_ref()
+        .map(NetworkPolicyJson::from)
+}
+
+/// Reads the settings a call carries; a bad policy is named
+/// `networkPolicy.allowedCidrs[2]` and the like.
+pub fn desktop_settings(
+    policy: Option<&NetworkPolicyJson>,
+) -> Result<DesktopSettings, ValidationError> {
+    let network_policy = policy
+        .map(|p| {
+            let parsed = p.into_policy("networkPolicy")?;
+            parsed.validate("networkPolicy").map(|()| parsed)
+        })
+        .transpose()?;
+    Ok(DesktopSettings { network_policy })
 }
 
 /// Worker → control plane: the started session. `session` (a JSON object:
@@ -170,6 +208,20 @@ pub struct PrewarmRequest {
     pub exam_id: String,
     /// Machines to start.
     pub count: u32,
+    /// The exam's network policy, as [`AllocateRequest::network_policy`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicyJson>,
+}
+
+impl PrewarmRequest {
+    /// The call for `count` machines of `exam`, set up as `settings` ask.
+    pub fn new(exam: &vdi_cluster_core::ExamId, count: u32, settings: &DesktopSettings) -> Self {
+        Self {
+            exam_id: exam.to_string(),
+            count,
+            network_policy: policy_json(settings),
+        }
+    }
 }
 
 /// Worker → control plane: how many machines the worker accepted.
@@ -220,6 +272,7 @@ mod tests {
             json_of(PrewarmRequest {
                 exam_id: "e1".into(),
                 count: 3,
+                network_policy: None,
             }),
             json!({"examId": "e1", "count": 3})
         );
@@ -244,5 +297,41 @@ mod tests {
         let old: JoinResponse =
             serde_json::from_value(json!({"code": "w1", "credential": "vdiw.w1.s"})).unwrap();
         assert_eq!((old.expires_at, old.ttl_sec), (None, None));
+    }
+
+    #[test]
+    fn an_exams_policy_rides_with_the_call_and_is_checked_on_arrival() {
+        let key = SessionKey::parse("e1", "u1").unwrap();
+        let settings = DesktopSettings {
+            network_policy: Some(vdi_cluster_core::network::NetworkPolicy {
+                allowed_ips: vec!["10.0.0.7".parse().unwrap()],
+                ..vdi_cluster_core::network::NetworkPolicy::restricted()
+            }),
+        };
+        let call = json_of(AllocateRequest::new(&key, &settings));
+        assert_eq!(
+            call["networkPolicy"],
+            json!({"restrictInternet": true, "allowedIps": ["10.0.0.7"], "enforceStrict": true})
+        );
+        let read: AllocateRequest = serde_json::from_value(call).unwrap();
+        assert_eq!(
+            desktop_settings(read.network_policy.as_ref()).unwrap(),
+            settings
+        );
+        let exam = vdi_cluster_core::ExamId::parse("examId", "e1").unwrap();
+        let prewarm = json_of(PrewarmRequest::new(&exam, 2, &settings));
+        assert_eq!(prewarm["networkPolicy"]["allowedIps"], json!(["10.0.0.7"]));
+        assert!(
+            json_of(PrewarmRequest::new(&exam, 2, &DesktopSettings::default()))
+                .get("networkPolicy")
+                .is_none()
+        );
+        let bad = NetworkPolicyJson {
+            restrict_internet: true,
+            allowed_ips: vec!["10.0.0.7".into(), "10.0.0.7".into()],
+            ..Default::default()
+        };
+        let e = desktop_settings(Some(&bad)).unwrap_err();
+        assert_eq!(e.field, "networkPolicy.allowedIps[1]");
     }
 }

@@ -11,7 +11,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use vdi_cluster_core::worker::WorkerRecord;
-use vdi_cluster_core::{ExamId, SessionKey, WorkerCallError, WorkerClient};
+use vdi_cluster_core::{DesktopSettings, ExamId, SessionKey, WorkerCallError, WorkerClient};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(super) struct CallLabels {
@@ -72,8 +72,9 @@ impl WorkerClient for TimedClient {
         &self,
         worker: &WorkerRecord,
         key: &SessionKey,
+        settings: &DesktopSettings,
     ) -> Result<serde_json::Value, WorkerCallError> {
-        self.timed("allocate", self.inner.allocate(worker, key))
+        self.timed("allocate", self.inner.allocate(worker, key, settings))
             .await
     }
 
@@ -90,8 +91,9 @@ impl WorkerClient for TimedClient {
         worker: &WorkerRecord,
         exam: &ExamId,
         count: u32,
+        settings: &DesktopSettings,
     ) -> Result<u32, WorkerCallError> {
-        self.timed("prewarm", self.inner.prewarm(worker, exam, count))
+        self.timed("prewarm", self.inner.prewarm(worker, exam, count, settings))
             .await
     }
 

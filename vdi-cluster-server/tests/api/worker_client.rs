@@ -30,11 +30,14 @@ async fn speaks_the_protocol() {
     let w = record(&format!("{}/", fake.url));
     let key = SessionKey::parse("exam-1", "sv 1").unwrap();
     let c = client(CLUSTER_TOKEN);
-    let session = c.allocate(&w, &key).await.unwrap();
+    let session = c.allocate(&w, &key, &Default::default()).await.unwrap();
     assert_eq!(session["connection"], "rdp://fake/exam-1/sv 1");
     c.release(&w, &key).await.unwrap();
     let exam = ExamId::parse("examId", "exam-1").unwrap();
-    assert_eq!(c.prewarm(&w, &exam, 3).await.unwrap(), 3);
+    assert_eq!(
+        c.prewarm(&w, &exam, 3, &Default::default()).await.unwrap(),
+        3
+    );
     assert_eq!(
         fake.state
             .bad_tokens
@@ -48,7 +51,10 @@ async fn maps_failures() {
     let fake = FakeWorker::start(Behaviour::Fail).await;
     let w = record(&fake.url);
     let key = SessionKey::parse("exam-1", "sv-1").unwrap();
-    match client(CLUSTER_TOKEN).allocate(&w, &key).await {
+    match client(CLUSTER_TOKEN)
+        .allocate(&w, &key, &Default::default())
+        .await
+    {
         Err(WorkerCallError::Refused {
             status: 500,
             message,
@@ -57,18 +63,25 @@ async fn maps_failures() {
         }
         other => panic!("{other:?}"),
     }
-    match client("wrong").allocate(&record(&fake.url), &key).await {
+    match client("wrong")
+        .allocate(&record(&fake.url), &key, &Default::default())
+        .await
+    {
         Err(WorkerCallError::Refused { status: 401, .. }) => {}
         other => panic!("{other:?}"),
     }
     fake.set(Behaviour::BadJson);
     assert!(matches!(
-        client(CLUSTER_TOKEN).allocate(&w, &key).await,
+        client(CLUSTER_TOKEN)
+            .allocate(&w, &key, &Default::default())
+            .await,
         Err(WorkerCallError::BadAnswer(_))
     ));
     fake.set(Behaviour::Hang);
     assert!(matches!(
-        client(CLUSTER_TOKEN).allocate(&w, &key).await,
+        client(CLUSTER_TOKEN)
+            .allocate(&w, &key, &Default::default())
+            .await,
         Err(WorkerCallError::Timeout)
     ));
     // Nothing listens on a port just freed.
@@ -76,11 +89,15 @@ async fn maps_failures() {
     let closed = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
     assert!(matches!(
-        client(CLUSTER_TOKEN).allocate(&record(&closed), &key).await,
+        client(CLUSTER_TOKEN)
+            .allocate(&record(&closed), &key, &Default::default())
+            .await,
         Err(WorkerCallError::Unreachable(_))
     ));
     assert!(matches!(
-        client(CLUSTER_TOKEN).allocate(&record(""), &key).await,
+        client(CLUSTER_TOKEN)
+            .allocate(&record(""), &key, &Default::default())
+            .await,
         Err(WorkerCallError::Unreachable(_))
     ));
 }

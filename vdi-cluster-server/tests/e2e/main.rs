@@ -22,6 +22,7 @@ mod grpc;
 mod install;
 mod join;
 mod logs;
+mod network_policy;
 mod partition;
 mod pg_database;
 mod prewarm_readiness;

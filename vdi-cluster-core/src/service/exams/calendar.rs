@@ -322,9 +322,14 @@ impl Exams {
 }
 
 fn exam_detail(exam: &Exam) -> serde_json::Value {
-    serde_json::json!({
+    let mut detail = serde_json::json!({
         "startsAt": exam.starts_at.as_millis(),
         "endsAt": exam.ends_at.as_millis(),
         "students": exam.students,
-    })
+    });
+    if let Some(policy) = &exam.network_policy {
+        // Who opened or closed an exam's network is on record.
+        detail["networkPolicy"] = serde_json::to_value(policy).unwrap_or_default();
+    }
+    detail
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::timeout;
 
 use super::Exams;
+use crate::client::DesktopSettings;
 use crate::error::{Error, Result};
 use crate::ids::{ExamId, WorkerId};
 use crate::scheduler::{Constraints, PrewarmShare, exclusion, plan_prewarm};
@@ -72,7 +73,8 @@ impl Exams {
             .collect();
         let shares = plan_prewarm(&eligible, count, self.shared.config.prewarm_max);
         let planned = shares.iter().map(|s| s.count).sum();
-        let (started, failures) = self.call_prewarm(&exam, &shares, &views).await;
+        let settings = self.placement.desktop_settings(&exam).await?;
+        let (started, failures) = self.call_prewarm(&exam, &shares, &views, &settings).await;
         Ok(PrewarmReport {
             exam_id: exam,
             requested: count,
@@ -91,6 +93,7 @@ impl Exams {
         exam: &ExamId,
         shares: &[PrewarmShare],
         views: &[WorkerView],
+        settings: &DesktopSettings,
     ) -> (u32, Vec<PrewarmFailure>) {
         let calls = shares.iter().cloned().map(|share| {
             let record = views
@@ -104,7 +107,9 @@ impl Exams {
                 };
                 match timeout(
                     self.shared.config.worker_call_timeout,
-                    self.shared.client.prewarm(&record, &exam, share.count),
+                    self.shared
+                        .client
+                        .prewarm(&record, &exam, share.count, settings),
                 )
                 .await
                 {

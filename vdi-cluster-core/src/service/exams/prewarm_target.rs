@@ -24,6 +24,7 @@ use std::collections::HashSet;
 use super::Exams;
 use super::prewarm::PrewarmReport;
 use crate::calendar::CalendarWrite;
+use crate::client::DesktopSettings;
 use crate::error::Result;
 use crate::events::EventKind;
 use crate::exam::{Exam, PoolSight, Readiness, TopUp, plan_top_up, readiness};
@@ -132,7 +133,10 @@ impl Exams {
                         continue;
                     }
                     tracing::info!(exam = %exam.id, missing, ?shares, "topping up the prewarm");
-                    let (started, failures) = self.call_prewarm(&exam.id, &shares, &views).await;
+                    let settings = DesktopSettings::of(exam);
+                    let (started, failures) = self
+                        .call_prewarm(&exam.id, &shares, &views, &settings)
+                        .await;
                     let report = PrewarmReport {
                         exam_id: exam.id.clone(),
                         requested: missing,

@@ -44,9 +44,12 @@ impl Placement {
             && warning.is_none()
             && let Some(snapshot) = self.shared.store.worker(&dispatch.worker).await?
         {
+            let settings = self.desktop_settings(&dispatch.key.exam_id).await?;
             let call = timeout(
                 self.shared.config.worker_call_timeout,
-                self.shared.client.allocate(&snapshot.record, &dispatch.key),
+                self.shared
+                    .client
+                    .allocate(&snapshot.record, &dispatch.key, &settings),
             )
             .await;
             match call {

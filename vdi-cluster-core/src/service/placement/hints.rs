@@ -1,6 +1,7 @@
 //! What this replica remembers between allocations so an allocation costs
 //! no reads besides its compare-and-reserve and its confirm: each exam's
-//! placement hints, and the exam calendar the session API consults.
+//! placement hints, and the exam calendar the session API consults (for
+//! an exam's queue and the [`DesktopSettings`] sent to its workers).
 //!
 //! The calendar is kept for at most
 //! [`ServiceConfig::snapshot_max_age`](crate::service::ServiceConfig::snapshot_max_age),
@@ -28,6 +29,7 @@ use tokio::time::Instant;
 
 use super::Placement;
 use crate::calendar::{CalendarWrite, ExamCalendar};
+use crate::client::DesktopSettings;
 use crate::error::Result;
 use crate::exam::Exam;
 use crate::ids::{ExamId, WorkerId};
@@ -178,6 +180,16 @@ impl Placement {
             return Ok(Arc::new(load().await?));
         }
         self.hints.calendar(max_age, load).await
+    }
+
+    /// What `exam`, as booked on this replica's cached calendar, asks of
+    /// the desktops started for it (nothing for an exam not booked).
+    pub(crate) async fn desktop_settings(&self, exam: &ExamId) -> Result<DesktopSettings> {
+        let calendar = self.cached_calendar().await?;
+        Ok(calendar
+            .get(exam)
+            .map(DesktopSettings::of)
+            .unwrap_or_default())
     }
 
     /// Writes `exam` if the calendar is at version `expected`; this

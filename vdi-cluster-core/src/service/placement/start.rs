@@ -69,9 +69,10 @@ impl Placement {
             Some(from) => self.shared.migrated_entries(from, reserved).await?,
             None => Vec::new(),
         };
+        let settings = self.desktop_settings(&key.exam_id).await?;
         let call = timeout(
             self.shared.config.worker_call_timeout,
-            self.shared.client.allocate(&view.record, key),
+            self.shared.client.allocate(&view.record, key, &settings),
         )
         .await;
         let error = match call {

@@ -229,7 +229,10 @@ pub async fn heartbeat_adoption_races_allocations_on_replicas(factory: &impl Sto
         .map(|i| key("exam-hb-race", &format!("u{i}")))
         .collect();
     for k in &keys {
-        workers.allocate(&record, k).await.unwrap();
+        workers
+            .allocate(&record, k, &Default::default())
+            .await
+            .unwrap();
     }
 
     let mut tasks = Vec::new();
