@@ -1,6 +1,6 @@
 // Pieces every view shares: the notice line, busy buttons, the summary
-// figures, the reconcile report, and regions that refresh without losing
-// the keyboard focus.
+// figures, the reconcile report, the pager of a paginated list, and
+// regions that refresh without losing the keyboard focus.
 import { h, replace, badge } from './dom.js';
 import { t } from './i18n.js';
 import { localTime, num } from './format.js';
@@ -48,6 +48,33 @@ export function refreshRegion(region, ...children) {
     const again = region.querySelector(`[data-key="${CSS.escape(key)}"]`);
     if (again) again.focus();
   }
+}
+
+/** Rows per page of a paginated list (the API's `limit`). */
+export const PAGE_SIZE = 20;
+
+/**
+ * The pager of a page of a list (`{total, offset}` as the API answers
+ * them, `shown` rows on it): previous / next and "x–y of total"; `go` gets
+ * the offset of the page asked for. `id` names it, `what` is the list.
+ */
+export function pager(id, { total, offset }, shown, what, go) {
+  const last = offset + shown;
+  const button = (key, label, disabled, to) => {
+    const b = h('button', { type: 'button', class: 'secondary', 'data-key': `${id}-${key}`, disabled }, label);
+    b.addEventListener('click', () => go(to));
+    return b;
+  };
+  return h('nav', { class: 'pager', id, 'aria-label': t('pager.label', { what }) },
+    button('prev', t('pager.previous'), offset <= 0, Math.max(0, offset - PAGE_SIZE)),
+    h('span', { class: 'pager-range', 'data-field': 'range' },
+      t('pager.range', { from: num(shown ? offset + 1 : 0), to: num(last), total: num(total) })),
+    button('next', t('pager.next'), last >= total, offset + PAGE_SIZE));
+}
+
+/** The offset of the last page of a list of `total` rows. */
+export function lastPage(total) {
+  return Math.max(0, Math.floor((total - 1) / PAGE_SIZE) * PAGE_SIZE);
 }
 
 /** The exam platform's three figures (and the policy counts) from `GET /api/vdi/workers/summary`. */

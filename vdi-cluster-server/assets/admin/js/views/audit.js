@@ -1,11 +1,12 @@
-// Audit and events: who did what (ADMIN only, as the route table says),
-// the live events, newest first, and a download of what the page shows.
+// Audit and events: who did what (ADMIN only, as the route table says), a
+// page at a time, the live events, newest first, and a download of what
+// the page shows.
 import { h, replace, table, badge } from '../dom.js';
 import { t } from '../i18n.js';
 import { get, isAdmin } from '../api.js';
 import { localTime } from '../format.js';
 import * as live from '../live.js';
-import { busy, notice, refreshRegion } from '../ui.js';
+import { PAGE_SIZE, busy, lastPage, notice, pager, refreshRegion } from '../ui.js';
 
 function detailText(detail) {
   if (!detail || typeof detail !== 'object') return detail ?? '';
@@ -42,17 +43,26 @@ export function mount(main) {
     h('section', { class: 'panel', 'aria-labelledby': 'h-trail' }, h('h2', { id: 'h-trail' }, t('audit.trail')), trail),
     h('section', { class: 'panel', 'aria-labelledby': 'h-events' }, h('h2', { id: 'h-events' }, t('events.title')), events));
 
+  let offset = 0;
   async function refresh() {
     if (isAdmin()) {
       try {
-        const body = await get('/api/vdi/audit?limit=200');
-        refreshRegion(trail, body.entries.length ? table(
+        const body = await get(`/api/vdi/audit?limit=${PAGE_SIZE}&offset=${offset}`);
+        if (!body.entries.length && offset > 0 && body.total > 0) {
+          offset = lastPage(body.total);
+          return refresh();
+        }
+        const pages = pager('audit-pager', body, body.entries.length, t('audit.trail'), (to) => {
+          offset = to;
+          refresh();
+        });
+        refreshRegion(trail, body.entries.length ? [table(
           [[t('col.time'), 'nowrap'], [t('col.actor'), 'nowrap'], [t('col.action'), 'nowrap'],
             [t('col.target')], [t('col.detail')]],
           body.entries.map((e) => ({
             attrs: { 'data-action': e.action, 'data-target': e.target },
             cells: [localTime(e.at), e.actor, e.action, e.target, detailText(e.detail)],
-          })), { id: 'audit' }) : h('p', {}, t('audit.none')));
+          })), { id: 'audit' }), pages] : h('p', {}, t('audit.none')));
       } catch (e) {
         notice('error', e.message);
       }
@@ -61,6 +71,7 @@ export function mount(main) {
     refreshRegion(events, seen.length ? table([[t('col.time'), 'nowrap'], [t('col.event')]],
       seen.map((e) => ({ cells: [localTime(e.seenAt), h('span', {}, badge(e.name, 'muted'), ' ', live.describe(e.name, e.data))] })))
       : h('p', { class: 'hint' }, t('events.none')));
+    return undefined;
   }
 
   refresh();

@@ -1,4 +1,4 @@
-// Workers: the filtered table, one worker's detail with its sessions and
+// Workers: the filtered table, a page at a time, one worker's detail with its sessions and
 // what blocks its drain, the admin actions (a drain the change freeze
 // refuses shows the exams and when it is safe, and may be forced with a
 // reason), its maintenance (worker_schedule.js), and Reconcile now.
@@ -7,11 +7,12 @@ import { t } from '../i18n.js';
 import { change, get, seg } from '../api.js';
 import { age, localTime, num } from '../format.js';
 import * as live from '../live.js';
-import { busy, notice, refreshRegion, report, statusBadge } from '../ui.js';
+import { PAGE_SIZE, busy, lastPage, notice, pager, refreshRegion, report, statusBadge } from '../ui.js';
 import { maintenancePanel } from './worker_schedule.js';
 
 const STATUSES = ['active', 'pending', 'draining', 'drained', 'disabled', 'unhealthy', 'unreachable', 'offline'];
 const filters = { status: '', zone: '', label: '' };
+let offset = 0;
 
 /** Mounts the workers list, or worker `code`'s detail, in `main`. */
 export function mount(main, code) {
@@ -53,6 +54,7 @@ function list(main) {
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     Object.assign(filters, { status: status.value, zone: zone.value.trim(), label: label.value.trim() });
+    offset = 0;
     refresh();
   });
   form.querySelector('#filter-clear').addEventListener('click', () => {
@@ -60,16 +62,27 @@ function list(main) {
     status.value = '';
     zone.value = '';
     label.value = '';
+    offset = 0;
     refresh();
   });
   replace(main, h('h1', {}, t('workers.title')), reconcileControl(() => refresh()), form, count, rows);
 
   async function refresh() {
     const query = new URLSearchParams(Object.entries(filters).filter(([, v]) => v));
+    query.set('limit', PAGE_SIZE);
+    query.set('offset', offset);
     try {
-      const body = await get(`/api/vdi/workers${query.size ? `?${query}` : ''}`);
+      const body = await get(`/api/vdi/workers?${query}`);
+      if (!body.workers.length && offset > 0 && body.total > 0) {
+        offset = lastPage(body.total);
+        return refresh();
+      }
       count.textContent = t('workers.count', { n: body.total });
-      refreshRegion(rows, body.workers.length ? table(
+      const pages = pager('workers-pager', body, body.workers.length, t('workers.title'), (to) => {
+        offset = to;
+        refresh();
+      });
+      refreshRegion(rows, body.workers.length ? [table(
         [[t('col.code')], [t('col.zone')], [t('col.status')], [t('col.slots'), 'num'], [t('col.heartbeat')], [t('col.drain')]],
         body.workers.map((w) => ({
           attrs: { 'data-code': w.code, 'data-status': w.status },
@@ -80,10 +93,11 @@ function list(main) {
             age(w.lastHeartbeatAgeSec),
             { value: h('code', {}, w.drainStatus), attrs: { 'data-field': 'drainStatus' } },
           ],
-        })), { id: 'workers' }) : h('p', {}, t('workers.none')));
+        })), { id: 'workers' }), pages] : h('p', {}, t('workers.none')));
     } catch (e) {
       notice('error', e.message);
     }
+    return undefined;
   }
 
   refresh();
