@@ -10,8 +10,10 @@
 #   VDI_SESSION      release: the JSON this program printed for allocate
 #   VDI_MACHINE      allocate of a prewarmed machine, discard: the JSON it
 #                    printed for prewarm
-#   VDI_NETWORK_POLICY  set when exam desktops are restricted (the worker's
-#                    EXAM_RESTRICT_INTERNET and EXAM_ALLOWED_*): the policy
+#   VDI_NETWORK_POLICY  prewarm, allocate: set when the desktop is
+#                    restricted — by its exam's own policy (booked on the
+#                    calendar) or else the worker's EXAM_RESTRICT_INTERNET
+#                    and EXAM_ALLOWED_*: the policy
 #                    as JSON, applied to each container's address by
 #                    `vdi-cluster network-rules` (nftables; needs root).
 #                    Under a strict policy a container whose rules cannot
@@ -93,6 +95,9 @@ case "$VDI_ACTION" in
       :  # already running (the worker restarted): hand it out again
     elif [ -n "$warm" ]; then
       docker rename "$warm" "$name"
+      # Prewarmed under a policy the exam no longer has: lift its rules
+      # (a restricting policy replaces them below).
+      [ -n "${VDI_NETWORK_POLICY:-}" ] || unrestrict "$name"
     else
       start "$name"
     fi

@@ -48,6 +48,7 @@ static ASSETS: &[Asset] = embed! {
     "js/views/exams.js"
     "js/views/exam_parts.js"
     "js/views/exam_detail.js"
+    "js/views/exam_network.js"
     "js/views/audit.js"
 };
 

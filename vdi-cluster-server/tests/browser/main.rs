@@ -18,6 +18,7 @@ mod checklist;
 mod exam_day;
 mod freeze;
 mod harness;
+mod network_policy;
 mod pages;
 mod proctor;
 mod scheduled;

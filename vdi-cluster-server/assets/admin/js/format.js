@@ -49,3 +49,8 @@ export function fromLocalInput(value) {
   const pad = (n) => String(Math.floor(Math.abs(n))).padStart(2, '0');
   return `${value.length === 16 ? `${value}:00` : value}${sign}${pad(offset / 60)}:${pad(offset % 60)}`;
 }
+
+/** `a, b , c` → `['a', 'b', 'c']` (blanks dropped). */
+export function list(text) {
+  return text.split(',').map((x) => x.trim()).filter(Boolean);
+}

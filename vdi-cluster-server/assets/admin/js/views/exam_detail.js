@@ -6,6 +6,7 @@ import { get, seg } from '../api.js';
 import { localTime, num } from '../format.js';
 import { notice, refreshRegion } from '../ui.js';
 import { admission, prewarmForm, readiness } from './exam_parts.js';
+import { networkPanel } from './exam_network.js';
 
 /** Label/value pairs as a description list; `data-field` names each value. */
 function facts(id, rows) {
@@ -99,6 +100,7 @@ export function mount(main, id) {
       const byWorker = Object.entries(f.sessionsByWorker);
       refreshRegion(head, h('div', {},
         h('div', { class: 'panel' }, general, h('p', { class: 'hint' }, t('exam.allocationsNote'))),
+        networkPanel(exam.networkPolicy),
         prewarmPanel(f.prewarm || exam.readiness || {}),
         waitingRoom(queue),
         panel('h-by-worker', t('exam.byWorker'), byWorker.length

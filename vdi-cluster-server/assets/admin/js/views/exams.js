@@ -3,19 +3,15 @@
 import { h, replace, table, field } from '../dom.js';
 import { t } from '../i18n.js';
 import { change, get, isAdmin, seg } from '../api.js';
-import { fromLocalInput, localTime, num, toLocalInput } from '../format.js';
+import { fromLocalInput, list, localTime, num, toLocalInput } from '../format.js';
 import { figures, notice, refreshRegion, statusBadge } from '../ui.js';
 import { admission, prewarmForm, readiness } from './exam_parts.js';
+import { networkForm } from './exam_network.js';
 import * as examDetail from './exam_detail.js';
 
 /** Mounts the calendar, or exam `id`'s detail, in `main`. */
 export function mount(main, id) {
   return id ? examDetail.mount(main, id) : calendar(main);
-}
-
-/** `a, b , c` → `['a', 'b', 'c']` (blanks dropped). */
-function list(text) {
-  return text.split(',').map((x) => x.trim()).filter(Boolean);
 }
 
 /**
@@ -79,6 +75,7 @@ function bookingForm(after) {
   const ends = h('input', { type: 'datetime-local', required: true, value: toLocalInput(end) });
   const students = h('input', { type: 'number', required: true, min: 1, step: 1, value: '30' });
   const more = options();
+  const network = networkForm();
   const submit = h('button', { type: 'submit', id: 'book-submit' }, t('book.submit'));
   const answer = h('div', { id: 'booking-answer', role: 'status' });
   const form = h('form', { id: 'booking-form' },
@@ -86,13 +83,13 @@ function bookingForm(after) {
       field('book-id', t('book.id'), id), field('book-name', t('book.name'), name),
       field('book-start', t('book.start'), starts), field('book-end', t('book.end'), ends),
       field('book-students', t('book.students'), students), submit),
-    more.element);
+    more.element, network.element);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     replace(answer);
     let extra;
     try {
-      extra = more.read();
+      extra = { ...more.read(), ...network.read() };
     } catch (err) {
       notice('error', err.message);
       return;
