@@ -1,7 +1,8 @@
-//! Paginated lists on the page: with more workers and audit entries than
-//! one page holds, the workers' table and the audit trail show "x–y of
-//! total" with Previous / Next, and the second page shows the rows after
-//! the first's (in English, then the pager in Vietnamese).
+//! Paginated lists on the page: with more workers, audit entries and
+//! webhook deliveries than one page holds, the workers' table, the audit
+//! trail and an endpoint's deliveries show "x–y of total" with Previous /
+//! Next, and the second page shows the rows after the first's (in
+//! English, then the pager in Vietnamese).
 
 use std::collections::BTreeSet;
 
@@ -61,7 +62,18 @@ async fn workers_and_the_audit_trail_page_through() {
     for i in 1..=EXTRA_WORKERS {
         register(url, i).await;
     }
-    // 24 admin actions: more than a page of the audit trail.
+    let (status, hook) = api
+        .admin(
+            Method::POST,
+            "/api/vdi/webhooks",
+            Some(
+                json!({"url": "http://127.0.0.1:9/hook", "eventTypes": ["worker.policy_changed"]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{hook}");
+    // 24 admin actions: more than a page of the audit trail, and 24
+    // deliveries of their alerts.
     for _ in 0..12 {
         for draining in [true, false] {
             let (status, body) = api
@@ -152,6 +164,34 @@ async fn workers_and_the_audit_trail_page_through() {
     assert_ne!(newest, older);
     b.check_accessibility("audit, page 2").await;
     b.screenshot("audit-page-2").await;
+
+    // The endpoint's deliveries: 24, newest first, 20 a page.
+    range(
+        &b,
+        "deliveries-pager",
+        "the first page of deliveries",
+        "1–20 of 24",
+    )
+    .await;
+    let newer = rows(&b, "deliveries", "data-delivery").await;
+    b.click("#deliveries-pager button[data-key='deliveries-pager-next']")
+        .await;
+    range(
+        &b,
+        "deliveries-pager",
+        "the second page of deliveries",
+        "21–24 of 24",
+    )
+    .await;
+    let older = rows(&b, "deliveries", "data-delivery").await;
+    let seen: BTreeSet<_> = newer.iter().chain(&older).collect();
+    assert_eq!(
+        (newer.len(), older.len(), seen.len()),
+        (20, 4, 24),
+        "{newer:?} {older:?}"
+    );
+    b.check_accessibility("deliveries, page 2").await;
+    b.screenshot("deliveries-page-2").await;
 
     // In Vietnamese.
     b.js(

@@ -1,11 +1,12 @@
 // Audit and events: who did what (ADMIN only, as the route table says), a
-// page at a time, the live events, newest first, and a download of what
-// the page shows.
+// page at a time, webhook deliveries (ADMIN, deliveries.js), the live
+// events, newest first, and a download of what the page shows.
 import { h, replace, table, badge } from '../dom.js';
 import { t } from '../i18n.js';
 import { get, isAdmin } from '../api.js';
 import { localTime } from '../format.js';
 import * as live from '../live.js';
+import { deliveriesPanel } from './deliveries.js';
 import { PAGE_SIZE, busy, lastPage, notice, pager, refreshRegion } from '../ui.js';
 
 function detailText(detail) {
@@ -35,12 +36,14 @@ async function download() {
 export function mount(main) {
   const trail = h('div', { id: 'audit-table' }, isAdmin() ? t('loading') : t('audit.adminOnly'));
   const events = h('div', { id: 'events-list' });
+  const deliveries = isAdmin() ? deliveriesPanel() : null;
   const exporter = h('button', { type: 'button', class: 'secondary', id: 'export' }, t('export'));
   exporter.addEventListener('click', () => busy(exporter, download));
   replace(main,
     h('h1', {}, t('audit.title')),
     h('div', { class: 'actions' }, exporter),
     h('section', { class: 'panel', 'aria-labelledby': 'h-trail' }, h('h2', { id: 'h-trail' }, t('audit.trail')), trail),
+    deliveries && deliveries.panel,
     h('section', { class: 'panel', 'aria-labelledby': 'h-events' }, h('h2', { id: 'h-events' }, t('events.title')), events));
 
   let offset = 0;
@@ -48,6 +51,7 @@ export function mount(main) {
     if (isAdmin()) {
       try {
         const body = await get(`/api/vdi/audit?limit=${PAGE_SIZE}&offset=${offset}`);
+        deliveries.refresh();
         if (!body.entries.length && offset > 0 && body.total > 0) {
           offset = lastPage(body.total);
           return refresh();
