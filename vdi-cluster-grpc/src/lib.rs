@@ -1,7 +1,10 @@
 //! gRPC for vdi-cluster: minicloud's worker registration service, as
-//! `vdi.cluster.v1.WorkerManagementService` (`docs/compat/minicloud.md`).
+//! `vdi.cluster.v1.WorkerManagementService`, and the worker side minicloud's
+//! control plane calls, as `vdi.cluster.v1.WorkerService`
+//! (`docs/compat/minicloud.md`).
 //!
-//! The service definition is `proto/vdi/cluster/v1/worker_management.proto`,
+//! The service definitions are `proto/vdi/cluster/v1/worker_management.proto`
+//! and `worker_service.proto`,
 //! compiled at build time in pure Rust (protox), so a fresh clone builds with
 //! cargo alone. This crate holds:
 //!
@@ -16,8 +19,10 @@
 //! * [`client`] — [`GrpcControlPlane`](client::GrpcControlPlane), the node
 //!   agent's client.
 //!
-//! The server side is in `vdi-cluster-server` (`serve --grpc-listen`),
-//! next to the HTTP handlers whose credential checks it reuses.
+//! The server side of `WorkerManagementService` is in `vdi-cluster-server`
+//! (`serve --grpc-listen`), next to the HTTP handlers whose credential
+//! checks it reuses; that of `WorkerService` in `vdi-cluster-node`
+//! (`worker --grpc-listen`), beside the HTTP worker API.
 
 pub mod client;
 pub mod codec;
@@ -34,10 +39,15 @@ pub use tonic;
 pub mod pb {
     tonic::include_proto!("vdi.cluster.v1");
 
-    /// The encoded file descriptor set of the service, for reflection.
+    /// The encoded file descriptor set of the control plane's service
+    /// (`WorkerManagementService` only), for its reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/vdi_cluster_v1_descriptor.bin"));
 }
 
 /// The service's full name, as health checks and reflection list it.
 pub const SERVICE_NAME: &str = "vdi.cluster.v1.WorkerManagementService";
+
+/// The worker side's service (`worker_service.proto`), served by the node
+/// agent with `--grpc-listen`.
+pub const WORKER_SERVICE_NAME: &str = "vdi.cluster.v1.WorkerService";

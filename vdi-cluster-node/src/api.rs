@@ -40,7 +40,7 @@ use vdi_cluster_protocol::node_status::{Health, NodeStatus};
 use crate::agent::Agent;
 use crate::http::{HttpError, JsonBody};
 use crate::provision::ProvisionError;
-use crate::sessions::{NodeError, WorkerNode};
+use crate::sessions::{NodeError, SessionView, WorkerNode};
 use crate::status::status;
 
 /// Largest request body the worker reads.
@@ -93,7 +93,7 @@ impl From<NodeError> for HttpError {
 
 async fn require_cluster_token(State(api): State<WorkerApi>, req: Request, next: Next) -> Response {
     match req.headers().get(CLUSTER_TOKEN_HEADER) {
-        Some(v) if api.cluster_token.matches(v.as_bytes()) => next.run(req).await,
+        Some(v) if api.is_cluster_token(v.as_bytes()) => next.run(req).await,
         Some(_) => {
             HttpError::new(StatusCode::UNAUTHORIZED, "invalid x-cluster-token").into_response()
         }
@@ -107,58 +107,104 @@ fn key(exam_id: String, user_id: String) -> Result<SessionKey, HttpError> {
     Ok(SessionKey::parse(exam_id, user_id)?)
 }
 
+/// The operations of the worker-side API, whatever door they come
+/// through (HTTP here, gRPC in [`grpc`](crate::grpc)): each checks its
+/// input and answers the protocol crate's body or the error HTTP answers.
+impl WorkerApi {
+    /// Whether `token` is the cluster token.
+    pub(crate) fn is_cluster_token(&self, token: &[u8]) -> bool {
+        self.cluster_token.matches(token)
+    }
+
+    /// Starts (or answers the already started) session.
+    pub(crate) async fn allocate(
+        &self,
+        body: AllocateRequest,
+    ) -> Result<AllocateResponse, HttpError> {
+        let settings = desktop_settings(body.network_policy.as_ref())?;
+        let key = key(body.exam_id, body.user_id)?;
+        let session = self.node.allocate(&key, &settings).await?;
+        Ok(AllocateResponse { session })
+    }
+
+    /// Stops a session; an unknown one is no error.
+    pub(crate) async fn release(&self, body: ReleaseRequest) -> Result<ReleaseResponse, HttpError> {
+        let key = key(body.exam_id, body.user_id)?;
+        let released = self.node.release(&key).await?;
+        Ok(ReleaseResponse { released })
+    }
+
+    /// Prewarms machines for an exam.
+    pub(crate) fn prewarm(&self, body: PrewarmRequest) -> Result<PrewarmResponse, HttpError> {
+        let exam = ExamId::parse("examId", body.exam_id)?;
+        if body.count == 0 || body.count > MAX_PREWARM_PER_CALL {
+            return Err(HttpError::invalid(ValidationError::new(
+                "count",
+                format!("must be from 1 to {MAX_PREWARM_PER_CALL}"),
+            )));
+        }
+        let settings = desktop_settings(body.network_policy.as_ref())?;
+        let accepted = self.node.prewarm(&exam, body.count, &settings)?;
+        Ok(PrewarmResponse { accepted })
+    }
+
+    /// Discards an exam's prewarmed machines.
+    pub(crate) fn discard_prewarm(
+        &self,
+        exam_id: String,
+    ) -> Result<PrewarmDiscardResponse, HttpError> {
+        let exam = ExamId::parse("examId", exam_id)?;
+        let discarded = self.node.discard_prewarm(&exam);
+        Ok(PrewarmDiscardResponse { discarded })
+    }
+
+    /// The node's sessions, as they are now.
+    pub(crate) fn sessions(&self) -> Vec<SessionView> {
+        self.node.sessions()
+    }
+
+    /// The node's own view; 404 without a heartbeat agent.
+    pub(crate) fn status(&self) -> Result<NodeStatus, HttpError> {
+        match &self.agent {
+            Some(agent) => Ok(status(&self.node, agent)),
+            None => Err(HttpError::new(
+                StatusCode::NOT_FOUND,
+                "this node runs no heartbeat agent: it has no status to report",
+            )),
+        }
+    }
+}
+
 async fn allocate(
     State(api): State<WorkerApi>,
     JsonBody(body): JsonBody<AllocateRequest>,
 ) -> Result<Json<AllocateResponse>, HttpError> {
-    let settings = desktop_settings(body.network_policy.as_ref())?;
-    let key = key(body.exam_id, body.user_id)?;
-    let session = api.node.allocate(&key, &settings).await?;
-    Ok(Json(AllocateResponse { session }))
+    api.allocate(body).await.map(Json)
 }
 
 async fn release(
     State(api): State<WorkerApi>,
     JsonBody(body): JsonBody<ReleaseRequest>,
 ) -> Result<Json<ReleaseResponse>, HttpError> {
-    let key = key(body.exam_id, body.user_id)?;
-    let released = api.node.release(&key).await?;
-    Ok(Json(ReleaseResponse { released }))
+    api.release(body).await.map(Json)
 }
 
 async fn prewarm(
     State(api): State<WorkerApi>,
     JsonBody(body): JsonBody<PrewarmRequest>,
 ) -> Result<Json<PrewarmResponse>, HttpError> {
-    let exam = ExamId::parse("examId", body.exam_id)?;
-    if body.count == 0 || body.count > MAX_PREWARM_PER_CALL {
-        return Err(HttpError::invalid(ValidationError::new(
-            "count",
-            format!("must be from 1 to {MAX_PREWARM_PER_CALL}"),
-        )));
-    }
-    let settings = desktop_settings(body.network_policy.as_ref())?;
-    let accepted = api.node.prewarm(&exam, body.count, &settings)?;
-    Ok(Json(PrewarmResponse { accepted }))
+    api.prewarm(body).map(Json)
 }
 
 async fn discard_prewarm(
     State(api): State<WorkerApi>,
     Path(exam_id): Path<String>,
 ) -> Result<Json<PrewarmDiscardResponse>, HttpError> {
-    let exam = ExamId::parse("examId", exam_id)?;
-    let discarded = api.node.discard_prewarm(&exam);
-    Ok(Json(PrewarmDiscardResponse { discarded }))
+    api.discard_prewarm(exam_id).map(Json)
 }
 
 async fn status_handler(State(api): State<WorkerApi>) -> Result<Json<NodeStatus>, HttpError> {
-    match &api.agent {
-        Some(agent) => Ok(Json(status(&api.node, agent))),
-        None => Err(HttpError::new(
-            StatusCode::NOT_FOUND,
-            "this node runs no heartbeat agent: it has no status to report",
-        )),
-    }
+    api.status().map(Json)
 }
 
 async fn healthz() -> Json<Health> {

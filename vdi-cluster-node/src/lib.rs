@@ -14,7 +14,8 @@
 //! * [`api`] — the worker-side API (`POST /api/vdi/cluster/allocate|release|prewarm`,
 //!   `GET /api/vdi/cluster/status`, `/healthz`); [`http`] — its error body
 //!   and JSON extractor; [`status`] — the node's own view, converted into
-//!   the protocol's `NodeStatus`.
+//!   the protocol's `NodeStatus`; [`grpc`] — the same operations over
+//!   gRPC (`vdi.cluster.v1.WorkerService`, `--grpc-listen`).
 //! * [`agent`] — the heartbeat loop: join when needed, heartbeat, apply the
 //!   answers, deregister; [`control_plane`] — its HTTP calls;
 //!   [`endpoints`] — which of several control-plane URLs they go to;
@@ -70,6 +71,7 @@ pub mod config;
 pub mod control_plane;
 pub mod credential;
 pub mod endpoints;
+pub mod grpc;
 pub mod host;
 pub mod http;
 pub mod listen;
@@ -234,6 +236,11 @@ pub fn start(
         Arc::clone(&running.agent),
         &config.cluster_token,
     );
+    let grpc_listener = match config.grpc_listen {
+        Some(addr) => Some(listen::bind(addr).map_err(|source| WorkerError::Io { addr, source })?),
+        None => None,
+    };
+    let grpc_api = api.clone();
     let app = api::router(api);
     let agent = Arc::clone(&running.agent);
     let deregister = config.deregister_on_exit;
@@ -256,6 +263,15 @@ pub fn start(
                     .into_future(),
             ),
         };
+        if let Some(listener) = grpc_listener {
+            tracing::info!(addr = ?listener.local_addr().ok(), "gRPC WorkerService listening");
+            let stop = stop_serving.clone();
+            tokio::spawn(async move {
+                if let Err(e) = grpc::serve(listener, grpc_api, stop).await {
+                    tracing::error!(error = %e, "the gRPC worker service failed");
+                }
+            });
+        }
         let agent_task = tokio::spawn(Arc::clone(&agent).run(shutdown.clone()));
         shutdown.cancelled().await;
         let _ = agent_task.await;

@@ -161,6 +161,7 @@ fn worker_config(
         code,
         control_plane: control_plane.to_owned(),
         listen: SocketAddr::new(args.listen.ip(), 0),
+        grpc_listen: None,
         cluster_token: cluster_token.to_owned(),
         worker_token: Some(worker_token.to_owned()),
         join_token: None,

@@ -71,6 +71,12 @@ pub struct WorkerArgs {
     #[arg(long, env = "WORKER_API_BASE_URL", value_name = "URL")]
     pub api_base_url: Option<String>,
 
+    /// Also serve the worker API over gRPC (`vdi.cluster.v1.WorkerService`,
+    /// as minicloud's control plane calls a worker; its port is 9091) on
+    /// this address. Off by default.
+    #[arg(long, env = "WORKER_GRPC_LISTEN", value_name = "ADDR")]
+    pub grpc_listen: Option<SocketAddr>,
+
     /// The cluster token (required here) and the shared heartbeat token.
     #[command(flatten)]
     pub tokens: TokenArgs,

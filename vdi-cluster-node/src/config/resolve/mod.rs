@@ -104,6 +104,8 @@ pub struct WorkerConfig {
     pub control_plane: String,
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// Address the gRPC worker service listens on, if it is served.
+    pub grpc_listen: Option<SocketAddr>,
     /// Shared cluster token expected in `x-cluster-token`.
     pub cluster_token: String,
     /// Shared heartbeat token.
@@ -346,6 +348,7 @@ impl WorkerArgs {
             description,
             control_plane: check_control_planes("CONTROL_PLANE_API_BASE", &self.control_plane)?,
             listen,
+            grpc_listen: self.grpc_listen,
             cluster_token,
             worker_token,
             join_token: non_empty(self.join_token.as_deref()),

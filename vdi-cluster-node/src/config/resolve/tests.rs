@@ -201,3 +201,13 @@ fn labels_capabilities_and_command() {
     assert_eq!(c.description.api_base_url, "http://10.0.0.5:3000");
     assert!(matches!(c.provisioner, ProvisionerConfig::Command { .. }));
 }
+
+#[test]
+fn the_grpc_worker_service_is_off_unless_asked_for() {
+    let c = parse(&[]).resolve_with(|_| None).unwrap();
+    assert_eq!(c.grpc_listen, None);
+    let c = parse(&["--grpc-listen", "127.0.0.1:9091"])
+        .resolve_with(|_| None)
+        .unwrap();
+    assert_eq!(c.grpc_listen.map(|a| a.port()), Some(9091));
+}

@@ -43,4 +43,8 @@ async fn health_and_reflection_answer() {
     let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
     assert!(names.contains(&vdi_cluster_grpc::SERVICE_NAME), "{names:?}");
     assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
+    assert!(
+        !names.contains(&vdi_cluster_grpc::WORKER_SERVICE_NAME),
+        "the worker's service is the node agent's: {names:?}"
+    );
 }
