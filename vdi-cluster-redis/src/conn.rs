@@ -2,7 +2,8 @@
 //! (multiplexed, reconnects by itself) with a deadline on every request,
 //! a count of round trips, and optionally
 //! - the primary found through Sentinel and followed across failovers
-//!   ([`Failover`]), and
+//!   ([`Failover`]), or a Redis Cluster, every request sent to the primary
+//!   of the store's one slot ([`crate::cluster`]), and
 //! - `WAIT` for replicas after each request ([`WaitReplicas`]).
 
 use std::fmt;
@@ -12,10 +13,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{
     Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind, Value,
 };
 
+use crate::cluster::{self, ClusterLink};
 use crate::failover::Failover;
 
 /// Where requests go.
@@ -25,6 +29,47 @@ pub(crate) enum Route {
     Fixed(ConnectionManager),
     /// The primary the sentinels name, followed across failovers.
     Sentinel(Arc<Failover>),
+    /// A Redis Cluster; every request goes to the primary of the one slot
+    /// of the store's keys.
+    Cluster(Arc<ClusterLink>),
+}
+
+/// One connection a request is sent on.
+#[derive(Clone)]
+enum Link {
+    /// A single server's (or the current primary's) connection.
+    Server(ConnectionManager),
+    /// A cluster's, routed to the store's slot.
+    Cluster(ClusterConnection, redis::cluster_routing::Route),
+}
+
+impl Link {
+    async fn command(&mut self, cmd: &Cmd) -> RedisResult<Value> {
+        match self {
+            Self::Server(manager) => manager.req_packed_command(cmd).await,
+            Self::Cluster(connection, slot) => {
+                let to = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(*slot));
+                connection.route_command(cmd.clone(), to).await
+            }
+        }
+    }
+
+    async fn commands(
+        &mut self,
+        pipeline: &Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisResult<Vec<Value>> {
+        match self {
+            Self::Server(manager) => manager.req_packed_commands(pipeline, offset, count).await,
+            Self::Cluster(connection, slot) => {
+                let to = SingleNodeRoutingInfo::SpecificNode(*slot);
+                connection
+                    .route_pipeline(pipeline.clone(), offset, count, to)
+                    .await
+            }
+        }
+    }
 }
 
 /// After each request, wait until this many replicas have acknowledged
@@ -93,6 +138,7 @@ impl fmt::Debug for Conn {
         match &self.route {
             Route::Fixed(manager) => out.field("manager", manager),
             Route::Sentinel(failover) => out.field("failover", failover),
+            Route::Cluster(link) => out.field("cluster", link),
         };
         out.field("deadline", &self.deadline)
             .field("wait", &self.wait)
@@ -120,8 +166,8 @@ impl Conn {
     /// The failover state, when the primary is found through Sentinel.
     pub(crate) fn failover(&self) -> Option<&Failover> {
         match &self.route {
-            Route::Fixed(_) => None,
             Route::Sentinel(failover) => Some(failover),
+            Route::Fixed(_) | Route::Cluster(_) => None,
         }
     }
 
@@ -139,14 +185,14 @@ impl Conn {
             .unwrap_or_else(|_| Err(self.timed_out()))
     }
 
-    async fn command(&self, mut manager: ConnectionManager, cmd: &Cmd) -> RedisResult<Value> {
+    async fn command(&self, mut link: Link, cmd: &Cmd) -> RedisResult<Value> {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let Some(wait) = self.wait else {
-            return self.on(manager.req_packed_command(cmd)).await;
+            return self.on(link.command(cmd)).await;
         };
         let mut pipe = redis::pipe();
         pipe.add_command(cmd.clone()).add_command(wait.cmd());
-        let mut replies = self.on(manager.req_packed_commands(&pipe, 0, 2)).await?;
+        let mut replies = self.on(link.commands(&pipe, 0, 2)).await?;
         let acked = replies.pop().unwrap_or_default();
         let reply = replies.pop().unwrap_or_default().extract_error()?;
         wait.check(acked)?;
@@ -155,18 +201,16 @@ impl Conn {
 
     async fn pipeline(
         &self,
-        mut manager: ConnectionManager,
+        mut link: Link,
         pipeline: &Pipeline,
         offset: usize,
         count: usize,
     ) -> RedisResult<Vec<Value>> {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
-        let replies = self
-            .on(manager.req_packed_commands(pipeline, offset, count))
-            .await?;
+        let replies = self.on(link.commands(pipeline, offset, count)).await?;
         if let Some(wait) = self.wait {
             self.round_trips.fetch_add(1, Ordering::Relaxed);
-            let acked = self.on(manager.req_packed_command(&wait.cmd())).await?;
+            let acked = self.on(link.command(&wait.cmd())).await?;
             wait.check(acked)?;
         }
         Ok(replies)
@@ -176,19 +220,27 @@ impl Conn {
     /// that says the primary moved makes the store look for it again, and
     /// a `READONLY` refusal (nothing was written) is sent once more to the
     /// primary found.
-    async fn send<'a, T, F>(
-        &'a self,
-        send: impl Fn(&'a Self, ConnectionManager) -> F,
-    ) -> RedisResult<T>
+    async fn send<'a, T, F>(&'a self, send: impl Fn(&'a Self, Link) -> F) -> RedisResult<T>
     where
         F: Future<Output = RedisResult<T>> + 'a,
     {
         let failover = match &self.route {
-            Route::Fixed(manager) => return send(self, manager.clone()).await,
+            Route::Fixed(manager) => return send(self, Link::Server(manager.clone())).await,
+            Route::Cluster(link) => {
+                let (generation, connection) = link.current();
+                let result = send(self, Link::Cluster(connection, link.slot)).await;
+                if let Err(error) = &result
+                    && cluster::changed(error)
+                {
+                    let link = Arc::clone(link);
+                    tokio::spawn(async move { link.renew(generation).await });
+                }
+                return result;
+            }
             Route::Sentinel(failover) => Arc::clone(failover),
         };
         let current = failover.current().await.map_err(unreachable)?;
-        let error = match send(self, current.manager).await {
+        let error = match send(self, Link::Server(current.manager)).await {
             Ok(reply) => return Ok(reply),
             Err(error) => error,
         };
@@ -197,7 +249,7 @@ impl Conn {
                 .look(Some(current.generation))
                 .await
                 .map_err(unreachable)?;
-            return send(self, next.manager).await;
+            return send(self, Link::Server(next.manager)).await;
         }
         if primary_gone(&error) {
             tokio::spawn(async move {
@@ -255,6 +307,7 @@ impl ConnectionLike for Conn {
         match &self.route {
             Route::Fixed(manager) => manager.get_db(),
             Route::Sentinel(failover) => failover.db(),
+            Route::Cluster(_) => 0,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod audit;
 mod capacity;
+mod cluster;
 mod codec;
 mod conn;
 mod credentials;
@@ -23,6 +24,7 @@ mod store;
 pub mod testkit;
 mod waiting_room;
 
+pub use cluster::{CLUSTER_SCHEME, hash_tagged};
 pub use scripts::reserve_script;
 pub use sentinel::SENTINEL_SCHEME;
 

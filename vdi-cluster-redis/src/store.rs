@@ -7,6 +7,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use vdi_cluster_core::{Error, Result};
 
+use crate::cluster;
 use crate::conn::{Conn, Route, WaitReplicas};
 use crate::error::BackendError;
 use crate::failover::Failover;
@@ -50,9 +51,12 @@ impl fmt::Debug for RedisStore {
 impl RedisStore {
     /// Starts configuring a store on the server at `url`
     /// (`redis://[:password@]host[:port][/db]`, `rediss://…` is not
-    /// compiled in), or on the primary that Redis Sentinel names
+    /// compiled in), on the primary that Redis Sentinel names
     /// (`redis+sentinel://[[user]:password@]host[:port],…/master[/db]`, see
-    /// [`SENTINEL_SCHEME`](crate::SENTINEL_SCHEME)).
+    /// [`SENTINEL_SCHEME`](crate::SENTINEL_SCHEME)), or on a Redis Cluster
+    /// (`redis+cluster://[[user]:password@]host[:port],…`, see
+    /// [`CLUSTER_SCHEME`](crate::CLUSTER_SCHEME); the prefix then gets a
+    /// hash tag, [`hash_tagged`](crate::hash_tagged)).
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
         RedisStoreBuilder {
             target: Target::Url(url.into()),
@@ -129,6 +133,7 @@ fn redact(url: &str) -> String {
 enum Server {
     One(redis::Client),
     Sentinel(Sentinels),
+    Cluster(Box<redis::cluster::ClusterClient>),
 }
 
 /// Configures and connects a [`RedisStore`].
@@ -191,7 +196,10 @@ impl RedisStoreBuilder {
         self
     }
 
-    fn parts(self) -> Result<(Server, ConnectionManagerConfig, Keys, Self)> {
+    fn parts(mut self) -> Result<(Server, ConnectionManagerConfig, Keys, Self)> {
+        if matches!(&self.target, Target::Url(url) if cluster::selected_by(url)) {
+            self.prefix = cluster::hash_tagged(&self.prefix);
+        }
         let keys = Keys::new(&self.prefix)?;
         if self.timeout.is_zero() {
             return Err(Error::invalid("timeout", "must be positive"));
@@ -206,11 +214,14 @@ impl RedisStoreBuilder {
             Target::Url(url) if Sentinels::selected_by(url) => {
                 Server::Sentinel(Sentinels::parse(url)?)
             }
+            Target::Url(url) if cluster::selected_by(url) => Server::Cluster(Box::new(
+                cluster::client(url, self.connection_timeout, self.timeout)?,
+            )),
             Target::Url(url) => Server::One(redis::Client::open(url.as_str()).map_err(|_| {
                 // The driver's message may quote the URL, password included.
                 Error::invalid(
                     "url",
-                    "must be redis://[[user]:password@]host[:port][/db], redis+unix:///path or redis+sentinel://host[:port],…/master[/db]",
+                    "must be redis://[[user]:password@]host[:port][/db], redis+unix:///path, redis+sentinel://host[:port],…/master[/db] or redis+cluster://host[:port],…",
                 )
             })?),
             Target::Client(client) => Server::One(client.clone()),
@@ -252,6 +263,9 @@ impl RedisStoreBuilder {
                 failover.current().await.map_err(Error::unavailable)?;
                 Route::Sentinel(Arc::new(failover))
             }
+            Server::Cluster(client) => Route::Cluster(Arc::new(
+                cluster::ClusterLink::connect(*client, keys.prefix(), this.timeout).await?,
+            )),
         };
         Ok(this.store(route, keys))
     }
@@ -272,6 +286,12 @@ impl RedisStoreBuilder {
                 config,
                 this.connection_timeout,
             ))),
+            Server::Cluster(_) => {
+                return Err(Error::invalid(
+                    "url",
+                    "a Redis Cluster store connects at once: use connect()",
+                ));
+            }
         };
         Ok(this.store(route, keys))
     }

@@ -5,7 +5,8 @@
 //! | `memory` (the default) | [`MemoryStore`]: embedded, nothing to set up, lost on exit |
 //! | `redis://[:password@]host[:port][/db]` | `vdi-cluster-redis`, keys under `--redis-prefix` (default `vdi`) |
 //! | `redis+sentinel://[:password@]host[:port],…/master[/db]` | the same, on the primary Redis Sentinel names, followed across failovers |
-//! | `postgres://…` or `postgresql://…` | `vdi-cluster-postgres`; migrations are applied at start |
+//! | `redis+cluster://[:password@]host[:port],…` | the same, on a Redis Cluster: the prefix gets a hash tag (`{vdi}`), so the store's keys are in one slot |
+//! | `postgres://…` or `postgresql://…` | `vdi-cluster-postgres` (a host list `h1,h2` follows the writable one); migrations are applied at start |
 //!
 //! The backend is reached at start: a control plane that cannot reach its
 //! store refuses to start rather than answer 503 to everything.
@@ -37,6 +38,7 @@ impl StoreKind {
         } else if lower.starts_with("redis://")
             || lower.starts_with("rediss://")
             || lower.starts_with("redis+sentinel://")
+            || lower.starts_with("redis+cluster://")
         {
             Ok(Self::Redis)
         } else if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
@@ -181,6 +183,10 @@ mod tests {
         );
         assert_eq!(
             StoreKind::of("REDIS+SENTINEL://s1,s2/exam").unwrap(),
+            StoreKind::Redis
+        );
+        assert_eq!(
+            StoreKind::of("redis+cluster://n1:7000,n2:7000").unwrap(),
             StoreKind::Redis
         );
         assert_eq!(

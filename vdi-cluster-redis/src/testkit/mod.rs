@@ -1,9 +1,11 @@
 //! Private Redis deployments for tests (feature `testkit`): a
-//! `redis-server` on a free loopback port ([`PrivateRedis`]), and a
-//! primary with a replica and three sentinels ([`SentinelCluster`]), each
-//! process killed and its directory removed when dropped, even on panic.
+//! `redis-server` on a free loopback port ([`PrivateRedis`]), a primary
+//! with a replica and three sentinels ([`SentinelCluster`]), and a Redis
+//! Cluster of three primaries ([`RedisCluster`]), each process killed and
+//! its directory removed when dropped, even on panic.
 //! The store's own tests and the server's end-to-end tests use them.
 
+mod cluster;
 mod sentinel;
 
 use std::io::{BufRead, BufReader, Write};
@@ -16,6 +18,7 @@ use vdi_cluster_core::testkit::{backend_unreachable, private_dir};
 
 pub use vdi_cluster_core::testkit::free_port;
 
+pub use cluster::RedisCluster;
 pub use sentinel::{FakeSentinel, MASTER, SentinelCluster, until_replica_linked};
 
 /// The installed server binary the private servers run.
@@ -97,6 +100,11 @@ impl PrivateRedis {
     /// The server's port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Whether the server was started and not killed since.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// Starts the server again on the same port and directory, as a

@@ -3,6 +3,9 @@
 //! - Redis with Sentinel started by the test (a primary, a replica, three
 //!   sentinels on loopback), used through a `redis+sentinel://` URL; the
 //!   sentinels promote the replica;
+//! - Redis Cluster started by the test (three primaries, a replica of
+//!   each), used through a `redis+cluster://` URL; the primary of the
+//!   store's slot is killed and the cluster promotes its replica;
 //! - PostgreSQL with a hot standby started by the test, used through a
 //!   host list (`postgres://standby,primary/…`); the test promotes the
 //!   standby right after the crash, as Patroni or repmgr would.
@@ -10,7 +13,8 @@
 //! Two `serve` replicas share the store, and three workers heartbeat to
 //! the first. While students click through both replicas, the primary is
 //! killed (SIGKILL, with every process it started). The exam goes on:
-//! - no `serve` is restarted, and both name the new primary in `/readyz`;
+//! - no `serve` is restarted, and both name the new primary in `/readyz`
+//!   (Redis Cluster: `/readyz` names no node);
 //! - every student is answered 200/201 in the end (a click during the
 //!   switch answers 503 and the student clicks again);
 //! - every student answered still holds a desktop, on the worker they were
@@ -27,7 +31,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 use vdi_cluster_postgres::testkit::StandbyPair;
-use vdi_cluster_redis::testkit::SentinelCluster;
+use vdi_cluster_redis::hash_tagged;
+use vdi_cluster_redis::testkit::{RedisCluster, SentinelCluster};
 
 use crate::common::{Api, Cluster, ControlPlane, CpOptions, eventually};
 
@@ -78,8 +83,9 @@ async fn student(api: Arc<Api>, user: String, clicks: Arc<Mutex<Clicks>>) {
 trait Deployment {
     /// `--store`.
     fn url(&self) -> String;
-    /// `host:port` of the primary at first, and after the failover.
-    fn primaries(&self) -> (String, String);
+    /// `host:port` of the primary at first, and after the failover, as
+    /// `/readyz` names them (`None`: it names none).
+    fn primaries(&self) -> Option<(String, String)>;
     /// Kills the primary; the deployment promotes another server.
     async fn fail_over(&mut self);
     /// Waits until the deployment has settled on its new primary.
@@ -90,11 +96,11 @@ impl Deployment for SentinelCluster {
     fn url(&self) -> String {
         SentinelCluster::url(self)
     }
-    fn primaries(&self) -> (String, String) {
-        (
+    fn primaries(&self) -> Option<(String, String)> {
+        Some((
             format!("127.0.0.1:{}", self.first.port()),
             format!("127.0.0.1:{}", self.second.port()),
-        )
+        ))
     }
     async fn fail_over(&mut self) {
         self.kill_primary();
@@ -108,8 +114,8 @@ impl Deployment for StandbyPair {
     fn url(&self) -> String {
         StandbyPair::url(self)
     }
-    fn primaries(&self) -> (String, String) {
-        (self.primary.name(), self.standby.name())
+    fn primaries(&self) -> Option<(String, String)> {
+        Some((self.primary.name(), self.standby.name()))
     }
     async fn fail_over(&mut self) {
         self.primary.kill();
@@ -125,6 +131,37 @@ async fn an_exam_start_rides_through_a_redis_failover() {
     };
     let prefix = format!("vdi-e2e-{}", uuid::Uuid::new_v4().simple());
     rides_through(store, Some(prefix)).await;
+}
+
+/// A Redis Cluster and the hash tag of the store's prefix on it.
+struct ClusterDeployment {
+    cluster: RedisCluster,
+    tag: String,
+}
+
+impl Deployment for ClusterDeployment {
+    fn url(&self) -> String {
+        self.cluster.url()
+    }
+    fn primaries(&self) -> Option<(String, String)> {
+        None
+    }
+    async fn fail_over(&mut self) {
+        self.cluster.kill_primary_of(&self.tag).await;
+    }
+    async fn settled(&mut self) {
+        self.cluster.until_settled().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_exam_start_rides_through_a_redis_cluster_failover() {
+    let Some(cluster) = RedisCluster::start().await else {
+        return;
+    };
+    let prefix = format!("vdi-e2e-{}", uuid::Uuid::new_v4().simple());
+    let tag = hash_tagged(&prefix);
+    rides_through(ClusterDeployment { cluster, tag }, Some(prefix)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -147,9 +184,11 @@ async fn rides_through(mut store: impl Deployment, redis_prefix: Option<String>)
         Arc::new(Api::new(&cluster.cp.url)),
         Arc::new(Api::new(&second.url)),
     ];
-    let (first_primary, promoted) = store.primaries();
-    for api in &replicas {
-        assert_eq!(api.get("/readyz").await["primary"], first_primary.as_str());
+    let primaries = store.primaries();
+    if let Some((first, _)) = &primaries {
+        for api in &replicas {
+            assert_eq!(api.get("/readyz").await["primary"], first.as_str());
+        }
     }
 
     let clicks = Arc::new(Mutex::new(Clicks::default()));
@@ -185,8 +224,10 @@ async fn rides_through(mut store: impl Deployment, redis_prefix: Option<String>)
             clicks.failed.len()
         );
     }
-    for api in &replicas {
-        assert_eq!(api.get("/readyz").await["primary"], promoted.as_str());
+    if let Some((_, promoted)) = &primaries {
+        for api in &replicas {
+            assert_eq!(api.get("/readyz").await["primary"], promoted.as_str());
+        }
     }
 
     // Every student answered holds a desktop: where they were answered, or

@@ -171,6 +171,13 @@ pub trait StoreFactory: Send + Sync + 'static {
 /// an expression evaluating to a future of `Option<impl StoreFactory>`,
 /// evaluated afresh for every case (`None` skips the case).
 ///
+/// `conformance_tests!(in_sequence factory)` instead runs every case, one
+/// after the other, inside the calling async function, with `factory`
+/// (an expression of an `impl StoreFactory`) evaluated afresh for each:
+/// for a deployment that a test starts once and shares among the cases
+/// (a Redis Cluster of its own). Each case's name is printed before it
+/// runs, so a failure names its case.
+///
 /// The case list is written once, here; [`CASES`] is the same list as
 /// names, and a test of this crate checks that it holds every case function
 /// of the suite.
@@ -247,6 +254,17 @@ macro_rules! conformance_tests {
             a_due_scheduled_drain_fires_once_across_replicas,
             a_cancelled_scheduled_drain_never_fires,
         }
+    };
+    (in_sequence $factory:expr) => {
+        $crate::conformance_tests!(@list (@sequence $factory));
+    };
+    (@sequence $factory:expr; $($case:ident,)*) => {
+        $(
+            eprintln!("conformance case {}", stringify!($case));
+            let factory = $factory;
+            $crate::testkit::conformance::$case(&factory).await;
+            $crate::testkit::conformance::StoreFactory::cleanup(&factory).await;
+        )*
     };
     (@names; $($case:ident,)*) => {
         &[$(stringify!($case)),*]
