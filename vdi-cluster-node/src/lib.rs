@@ -134,6 +134,8 @@ pub struct RunningWorker {
     pub agent: Arc<Agent>,
     /// Where its API listens.
     pub addr: SocketAddr,
+    /// Where its gRPC worker service listens (`--grpc-listen`), if served.
+    pub grpc_addr: Option<SocketAddr>,
     /// The base URL the control plane calls.
     pub api_base_url: String,
 }
@@ -206,6 +208,7 @@ fn build(config: &WorkerConfig, addr: SocketAddr, tls: &Tls) -> Result<RunningWo
         node,
         agent,
         addr,
+        grpc_addr: None,
         api_base_url: description.api_base_url,
     })
 }
@@ -230,7 +233,7 @@ pub fn start(
         source,
     })?;
     let tls = Tls::load(&config.tls)?;
-    let running = build(&config, addr, &tls)?;
+    let mut running = build(&config, addr, &tls)?;
     let api = WorkerApi::new(
         Arc::clone(&running.node),
         Arc::clone(&running.agent),
@@ -240,6 +243,7 @@ pub fn start(
         Some(addr) => Some(listen::bind(addr).map_err(|source| WorkerError::Io { addr, source })?),
         None => None,
     };
+    running.grpc_addr = grpc_listener.as_ref().and_then(|l| l.local_addr().ok());
     let grpc_api = api.clone();
     let app = api::router(api);
     let agent = Arc::clone(&running.agent);
@@ -264,7 +268,6 @@ pub fn start(
             ),
         };
         if let Some(listener) = grpc_listener {
-            tracing::info!(addr = ?listener.local_addr().ok(), "gRPC WorkerService listening");
             let stop = stop_serving.clone();
             tokio::spawn(async move {
                 if let Err(e) = grpc::serve(listener, grpc_api, stop).await {
@@ -340,6 +343,9 @@ pub async fn run(args: WorkerArgs) -> Result<(), WorkerError> {
         running.api_base_url,
         running.node.max_sessions()
     );
+    if let Some(addr) = running.grpc_addr {
+        println!("Worker {code} serves vdi.cluster.v1.WorkerService on grpc://{addr}");
+    }
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutdown requested: deregistering and finishing calls in flight");

@@ -221,3 +221,71 @@ async fn prewarm_discard_and_status_as_over_http() {
     assert_eq!(status.code(), Code::NotFound);
     s.shutdown.cancel();
 }
+
+/// `vdi-cluster worker`'s options, as the binary parses them.
+#[derive(clap::Parser)]
+struct Worker {
+    #[command(flatten)]
+    args: crate::config::WorkerArgs,
+}
+
+#[tokio::test]
+async fn a_worker_started_with_grpc_listen_serves_its_sessions_there() {
+    use clap::Parser as _;
+    let argv = [
+        "worker",
+        "--code",
+        "w-grpc",
+        "--cluster-token",
+        TOKEN,
+        "--listen",
+        "127.0.0.1:0",
+        "--grpc-listen",
+        "127.0.0.1:0",
+        // Slots whatever the host's size.
+        "--reserved-cpus",
+        "0",
+        "--reserved-memory-mb",
+        "0",
+        "--vm-cpus",
+        "0.1",
+        "--vm-memory-mb",
+        "64",
+        // No control plane answers: the node serves its API regardless.
+        "--control-plane",
+        "http://127.0.0.1:9/api",
+    ];
+    let config = Worker::try_parse_from(argv)
+        .unwrap()
+        .args
+        .resolve_with(|_| None)
+        .unwrap();
+    let listener = crate::listen::bind(config.listen).unwrap();
+    let shutdown = CancellationToken::new();
+    let (running, task) = crate::start(config, listener, shutdown.clone()).unwrap();
+    let addr = running.grpc_addr.expect("--grpc-listen binds");
+    let mut client = WorkerServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    client
+        .start_session(with_token(start("exam-1", "u1"), TOKEN))
+        .await
+        .unwrap();
+    let key = SessionKey::parse("exam-1", "u1").unwrap();
+    assert!(
+        running.node.sessions().iter().any(|v| v.key == key),
+        "the session is in the node's own table"
+    );
+    let status: serde_json::Value = serde_json::from_str(
+        &client
+            .get_node_status(with_token(GetNodeStatusRequest {}, TOKEN))
+            .await
+            .unwrap()
+            .into_inner()
+            .status_json,
+    )
+    .unwrap();
+    assert!(status.is_object(), "{status}");
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}
