@@ -102,6 +102,28 @@ impl PrivateRedis {
         self.port
     }
 
+    /// Stops the server (SIGSTOP) without killing it: it neither answers
+    /// nor replicates until [`resume`](Self::resume).
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a [paused](Self::pause) server run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .arg(signal)
+                .arg(child.id().to_string())
+                .status()
+                .expect("kill runs");
+            assert!(status.success(), "kill {signal} {}", child.id());
+        }
+    }
+
     /// Whether the server was started and not killed since.
     pub fn is_running(&self) -> bool {
         self.child.is_some()

@@ -277,3 +277,64 @@ async fn rides_through(mut store: impl Deployment, redis_prefix: Option<String>)
     };
     assert_eq!(placed, STUDENTS, "one desktop per student, none twice");
 }
+
+/// A reservation the old primary acknowledged but never replicated (its
+/// replica stopped, SIGSTOP, and its replication link cut while the
+/// student clicked) is lost by the
+/// failover; the worker that runs the desktop reports it in its next
+/// heartbeat and the control plane adopts it: the student's session is
+/// back on that worker, and its records match what it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_the_failover_lost_comes_back_from_the_worker() {
+    let Some(mut store) = SentinelCluster::start().await else {
+        return;
+    };
+    let options = CpOptions {
+        store: Some(store.url()),
+        redis_prefix: Some(format!("vdi-e2e-{}", uuid::Uuid::new_v4().simple())),
+        ..CpOptions::default()
+    };
+    let cluster = Cluster::start(&[4], options).await;
+    let api = &cluster.api;
+
+    // The replica stops, and its replication link is cut (the primary
+    // drops it): nothing written from now on reaches it.
+    store.second.pause();
+    let mut primary = vdi_cluster_redis::redis::Client::open(store.first.url())
+        .expect("the primary's URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("a connection to the primary");
+    let _: i64 = vdi_cluster_redis::redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .query_async(&mut primary)
+        .await
+        .expect("CLIENT KILL TYPE replica");
+    let placed = api.allocate(EXAM, "student-lost").await;
+    let worker = placed["workerCode"].as_str().expect("a worker").to_owned();
+    store.kill_primary();
+    store.second.resume();
+    store.settled().await;
+
+    // The promoted replica never had the reservation: the worker's report
+    // brings it back.
+    cluster
+        .cp
+        .proc
+        .wait_log("\"type\":\"sessionAdopted\"")
+        .await;
+    let holder = eventually("the student holds the desktop again", || async {
+        let (status, body) = api.session(EXAM, "student-lost").await;
+        (status == 200)
+            .then(|| body["workerCode"].as_str().map(str::to_owned))
+            .flatten()
+    })
+    .await;
+    assert_eq!(holder, worker, "on the worker that runs the desktop");
+    api.reconcile().await;
+    let runs = cluster.workers[0].session_keys().await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(api.worker_session_keys(&worker).await, runs);
+}
