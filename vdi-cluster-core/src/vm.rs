@@ -71,6 +71,37 @@ fn decode(field: &str, part: &str) -> Result<String, ValidationError> {
         .map_err(|_| ValidationError::new(field, "an id part does not decode to UTF-8 text"))
 }
 
+/// Whether `text` has the form of a VM id (the OpenAPI document's
+/// pattern): `session:<b64>:<b64>` or `prewarm:<code>:<b64>:<n>`, `n` from
+/// 1, `<b64>` of the base64url alphabet. A well-formed id that
+/// [`VmId::parse`] refuses (its parts do not decode to ids) names no VM.
+pub fn well_formed(text: &str) -> bool {
+    let b64 = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+    };
+    let code = |part: &str| {
+        part.as_bytes()
+            .first()
+            .is_some_and(u8::is_ascii_alphanumeric)
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    };
+    let place = |part: &str| {
+        (1..=10).contains(&part.len())
+            && !part.starts_with('0')
+            && part.bytes().all(|b| b.is_ascii_digit())
+    };
+    match text.split(':').collect::<Vec<_>>().as_slice() {
+        [SESSION_PREFIX, exam, user] => b64(exam) && b64(user),
+        [PREWARM_PREFIX, worker, exam, n] => code(worker) && b64(exam) && place(n),
+        _ => false,
+    }
+}
+
 impl VmId {
     /// Reads an id written by [`Display`](fmt::Display), naming `field` in
     /// the error when it is not one.
@@ -354,5 +385,29 @@ mod tests {
         let third = Vm::prewarmed(&worker(), &e, pool, 3, None).unwrap();
         assert_eq!(third.name(), "prewarm e #3");
         assert_eq!(third.user(), None);
+    }
+
+    #[test]
+    fn the_form_of_an_id_is_told_from_what_it_names() {
+        for id in [
+            "session:ZXhhbQ:dTE",
+            "session:_w:dTE",
+            "prewarm:w-1:ZXhhbQ:12",
+        ] {
+            assert!(well_formed(id), "{id}");
+        }
+        for id in [
+            "vm-123",
+            "session:!!:dTE",
+            "prewarm:w:ZXhhbQ:0",
+            "session::dTE",
+            "prewarm:-w:e:1",
+        ] {
+            assert!(!well_formed(id), "{id}");
+        }
+        assert!(
+            VmId::parse("id", "session:_w:dTE").is_err(),
+            "well formed, names nothing"
+        );
     }
 }

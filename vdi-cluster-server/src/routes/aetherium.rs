@@ -54,7 +54,9 @@ pub(crate) async fn vms(
 }
 
 /// One VM (Aetherium's `GET /vms/{id}`); 404 naming the id when no session
-/// or prewarmed machine has it.
+/// or prewarmed machine has it (also when it has the form of an id whose
+/// parts decode to no exam, student or worker); 422 naming `id` when it
+/// has not the form of one.
 #[utoipa::path(
     get, path = "/api/vdi/vms/{id}", tag = "aetherium",
     params(VmIdPath),
@@ -69,7 +71,13 @@ pub(crate) async fn vm(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<VmJson>, ApiError> {
-    let id = VmId::parse("id", &id)?;
+    let id = match VmId::parse("id", &id) {
+        Ok(id) => id,
+        Err(_) if vdi_cluster_core::vm::well_formed(&id) => {
+            return Err(vdi_cluster_core::Error::VmNotFound(id).into());
+        }
+        Err(invalid) => return Err(invalid.into()),
+    };
     let vm = state.service().operations().vm(&id).await?;
     Ok(Json(VmJson::from(&vm)))
 }
