@@ -41,6 +41,10 @@ jobs=(
     "cover-postgres|cover --store $pg"
     "gameday-redis|gameday --store $redis"
     "gameday-postgres|gameday --store $pg"
+    "failover-redis|failover --store redis"
+    "failover-redis-sync|failover --store redis --sync"
+    "failover-postgres|failover --store postgres"
+    "failover-postgres-sync|failover --store postgres --sync"
     "wrk-memory|!benches/wrk/run.sh memory 1s 64"
     "criterion|!cargo bench -p vdi-cluster-benches --bench domain"
 )

@@ -16,6 +16,9 @@
 //!   checked at the end;
 //! * [`cover`](cover::cover): a reconcile pass covering every dispatch
 //!   (100,000 by default), in steps resumed from its cursor;
+//! * [`failover`](failover::failover): the store's primary killed during
+//!   an exam-start surge, on the game day's processes and a store
+//!   deployment of the run's own (the store crates' `testkit`);
 //!
 //! and measures, in the same run, the baselines of [`baseline`]: the
 //! backend's raw ceiling and the naive approach. Every run ends with a
@@ -41,6 +44,7 @@ pub mod cover;
 pub mod cpu;
 pub mod deploy;
 pub mod driver;
+pub mod failover;
 pub mod fleet;
 pub mod gameday;
 pub mod heartbeat;

@@ -101,6 +101,8 @@ pub(crate) struct ClusterSpec {
     pub(crate) slots: u32,
     pub(crate) start_latency_ms: u64,
     pub(crate) timings: Timings,
+    /// More `serve` flags (e.g. `--redis-wait-replicas 1`).
+    pub(crate) serve_flags: Vec<String>,
 }
 
 impl Cluster {
@@ -175,6 +177,7 @@ impl Cluster {
                 ]),
                 StoreArgs::Postgres { url } => args.extend(["--store".into(), url.clone()]),
             }
+            args.extend(spec.serve_flags.iter().cloned());
             let mut env = secrets.clone();
             env.push((
                 "RUST_LOG".into(),

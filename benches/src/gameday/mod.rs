@@ -25,10 +25,10 @@
 //!   until the cluster placed students again, and until the students it
 //!   displaced were back at a desktop.
 
-mod checks;
-mod cluster;
-mod monitor;
-mod procs;
+pub(crate) mod checks;
+pub(crate) mod cluster;
+pub(crate) mod monitor;
+pub(crate) mod procs;
 mod receiver;
 mod report;
 mod run;
@@ -191,7 +191,7 @@ pub async fn game_day(config: &GameDayConfig) -> anyhow::Result<GameDayReport> {
     if config.agents < 2 || config.replicas < 2 {
         bail!("a game day needs at least 2 agents and 2 replicas");
     }
-    let mut logs = LogDir::new()?;
+    let mut logs = LogDir::new("gameday")?;
     let mut redis = None;
     let mut store_note = None;
     let backend = match &config.store {

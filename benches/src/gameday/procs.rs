@@ -302,15 +302,16 @@ pub(crate) struct LogDir {
 }
 
 impl LogDir {
-    pub(crate) fn new() -> anyhow::Result<Self> {
+    /// A fresh directory `vdi-{scenario}-…` under the temporary directory.
+    pub(crate) fn new(scenario: &str) -> anyhow::Result<Self> {
         let path = std::env::temp_dir().join(format!(
-            "vdi-gameday-{}",
+            "vdi-{scenario}-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..12]
         ));
         std::fs::create_dir_all(&path)?;
         // A marker, so that nobody mistakes the directory for data.
         let _ = File::create(path.join("README"))
-            .and_then(|mut f| f.write_all(b"Logs of one vdi-loadgen gameday run.\n"));
+            .and_then(|mut f| writeln!(f, "Logs of one vdi-loadgen {scenario} run."));
         Ok(Self { path, remove: true })
     }
 }

@@ -102,6 +102,7 @@ pub(super) async fn run_on(
         slots: config.slots,
         start_latency_ms: config.start_latency_ms,
         timings: config.timings,
+        serve_flags: Vec::new(),
     };
     let mut cluster = Cluster::start(&spec, logs).await?;
     let receiver = receiver::Receiver::start().await?;

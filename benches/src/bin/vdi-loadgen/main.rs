@@ -7,6 +7,7 @@
 //! vdi-loadgen seat      --store http://127.0.0.1:18080 --server-store redis://127.0.0.1:6379
 //! vdi-loadgen gameday   --store redis://127.0.0.1:6379
 //! vdi-loadgen cover     --store redis://127.0.0.1:6379 --dispatches 100000
+//! vdi-loadgen failover  --store postgres --sync
 //! ```
 //!
 //! Every scenario runs `--runs` times (default 3) on a fresh namespace
@@ -17,10 +18,12 @@
 //! `args` holds the flags, `run` the one run-and-report path, and
 //! `surge`, `heartbeat`, `steady`, `seat` and `cover` what each scenario
 //! measures and prints. `gameday` is one run with checks, not a
-//! measurement: it has flags and a report of its own.
+//! measurement: it has flags and a report of its own; so has `failover`,
+//! whose runs start a store deployment of their own.
 
 mod args;
 mod cover;
+mod failover;
 mod gameday;
 mod heartbeat;
 mod run;
@@ -69,6 +72,15 @@ enum Command {
     /// by default) in bounded steps resumed from a cursor, an operator's
     /// pass, and the recount alone.
     Cover(CoverArgs),
+    /// A store failover during an exam-start surge: a Redis primary with
+    /// Sentinel, or a PostgreSQL primary with a standby, started for the
+    /// run; serve replicas and worker agents as real processes; thousands
+    /// of students clicking while the primary is SIGKILLed. Reports the
+    /// window during which allocations failed, the students answered and
+    /// where they are, the lost writes repaired, over-allocation and the
+    /// slots after one reconcile pass. Exits non-zero when a figure that
+    /// must hold does not.
+    Failover(failover::FailoverArgs),
 }
 
 async fn run(command: Command) -> anyhow::Result<bool> {
@@ -79,6 +91,7 @@ async fn run(command: Command) -> anyhow::Result<bool> {
         Command::Seat(args) => run_and_report(seat::Seat::new(args)?).await,
         Command::Gameday(args) => gameday::run(args).await,
         Command::Cover(args) => run_and_report(cover::Cover::new(args)?).await,
+        Command::Failover(args) => failover::run(args).await,
     }
 }
 

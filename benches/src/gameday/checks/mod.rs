@@ -33,7 +33,7 @@ pub struct Check {
 
 /// What the control plane answered for one student.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Answer {
+pub(crate) enum Answer {
     Seated {
         worker: String,
         state: String,
@@ -78,18 +78,25 @@ struct Snapshot {
     /// The waiting room, read before and after the students' answers.
     queue: ExamQueueJson,
     queue_after: ExamQueueJson,
-    /// Agent code → what it runs.
-    running: BTreeMap<String, HashSet<String>>,
-    /// Worker code → the control plane's records on it.
-    records: BTreeMap<String, HashSet<String>>,
-    /// Worker code → (used slots, max slots) as the control plane counts.
-    used: BTreeMap<String, (u32, u32)>,
+    /// What runs and what is recorded.
+    fleet: FleetView,
 }
 
-async fn snapshot(cluster: &Cluster, crowd: &Crowd, asked: &[usize]) -> anyhow::Result<Snapshot> {
-    let queue: ExamQueueJson = cluster
-        .admin_get(&format!("/api/vdi/exams/{}/queue", crowd.exam))
-        .await?;
+/// What every agent runs against the control plane's records and counts,
+/// as `exam/user` keys.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FleetView {
+    /// Agent code → what it runs.
+    pub(crate) running: BTreeMap<String, HashSet<String>>,
+    /// Worker code → the control plane's records on it.
+    pub(crate) records: BTreeMap<String, HashSet<String>>,
+    /// Worker code → (used slots, max slots) as the control plane counts.
+    pub(crate) used: BTreeMap<String, (u32, u32)>,
+}
+
+/// Reads every agent's own list, then the control plane's records and
+/// counts of every worker.
+pub(crate) async fn fleet_view(cluster: &Cluster) -> anyhow::Result<FleetView> {
     let mut running = BTreeMap::new();
     for (i, agent) in cluster.agents.iter().enumerate() {
         let status = cluster.agent_status(i).await?;
@@ -117,6 +124,18 @@ async fn snapshot(cluster: &Cluster, crowd: &Crowd, asked: &[usize]) -> anyhow::
         );
         used.insert(w.code.clone(), (w.used_sessions, w.max_sessions));
     }
+    Ok(FleetView {
+        running,
+        records,
+        used,
+    })
+}
+
+async fn snapshot(cluster: &Cluster, crowd: &Crowd, asked: &[usize]) -> anyhow::Result<Snapshot> {
+    let queue: ExamQueueJson = cluster
+        .admin_get(&format!("/api/vdi/exams/{}/queue", crowd.exam))
+        .await?;
+    let fleet = fleet_view(cluster).await?;
     let answers = futures::stream::iter(asked.iter().map(|&i| {
         let user = crowd.plans[i].user.clone();
         async move { answer_for(cluster, &crowd.exam, &user).await }
@@ -131,13 +150,13 @@ async fn snapshot(cluster: &Cluster, crowd: &Crowd, asked: &[usize]) -> anyhow::
         answers,
         queue,
         queue_after,
-        running,
-        records,
-        used,
+        fleet,
     })
 }
 
-async fn answer_for(cluster: &Cluster, exam: &str, user: &str) -> Answer {
+/// What the control plane answers for `user`, through the first replica
+/// that answers.
+pub(crate) async fn answer_for(cluster: &Cluster, exam: &str, user: &str) -> Answer {
     let mut last = String::new();
     for door in 0..cluster.replicas.len() {
         let sent = cluster
@@ -176,7 +195,7 @@ async fn answer_for(cluster: &Cluster, exam: &str, user: &str) -> Answer {
 /// No slot held by nobody: per worker, what its agent runs equals the
 /// control plane's records on it, and the slots counted used equal what
 /// runs.
-fn slots_check(snap: &Snapshot) -> Check {
+pub(crate) fn slots_check(snap: &FleetView) -> Check {
     let (mut unrecorded, mut ghost, mut counted_over, mut counted_under) = (0u64, 0u64, 0u64, 0u64);
     let mut workers = Vec::new();
     for (code, running) in &snap.running {
@@ -240,7 +259,7 @@ pub(crate) async fn holdings(
         let (checks, figures) = match &result {
             Ok(snap) => {
                 let (students, figures) = students_check(snap, crowd, &asked, &states);
-                (vec![students, slots_check(snap)], figures)
+                (vec![students, slots_check(&snap.fleet)], figures)
             }
             Err(e) => (
                 vec![Check {

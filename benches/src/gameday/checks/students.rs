@@ -27,7 +27,7 @@ pub(super) fn students_check(
         }
     };
     let mut where_runs: HashMap<&str, Vec<&str>> = HashMap::new();
-    for (code, keys) in &snap.running {
+    for (code, keys) in &snap.fleet.running {
         for k in keys {
             where_runs
                 .entry(k.as_str())
