@@ -191,10 +191,17 @@ impl Deployment {
 /// reports it so.
 async fn synchronous_standby(pair: &StandbyPair) -> anyhow::Result<()> {
     let mut primary = pair.primary.connect().await;
-    sqlx::raw_sql("ALTER SYSTEM SET synchronous_standby_names = '*'; SELECT pg_reload_conf();")
-        .execute(&mut primary)
-        .await
-        .context("synchronous_standby_names on the primary")?;
+    // Two statements, each on its own: ALTER SYSTEM refuses to run in the
+    // transaction block a multi-statement string would be.
+    for statement in [
+        "ALTER SYSTEM SET synchronous_standby_names = '*'",
+        "SELECT pg_reload_conf()",
+    ] {
+        sqlx::raw_sql(statement)
+            .execute(&mut primary)
+            .await
+            .with_context(|| format!("{statement} on the primary"))?;
+    }
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let state: Option<String> =
