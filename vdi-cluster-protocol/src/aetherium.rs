@@ -206,11 +206,7 @@ mod tests {
 
     use super::*;
 
-    fn keys(value: &serde_json::Value) -> Vec<String> {
-        let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
-        keys.sort();
-        keys
-    }
+    use crate::test_support::sorted_keys as keys;
 
     #[test]
     fn a_vm_has_aetherium_s_fields() {

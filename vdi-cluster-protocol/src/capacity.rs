@@ -221,15 +221,7 @@ mod tests {
             updated_at: Timestamp(0),
         };
         let list = serde_json::to_value(CapacityRequestList::new(&[request])).unwrap();
-        // Sorted: the map's own order depends on serde_json's features,
-        // which the workspace unifies.
-        let mut keys: Vec<&str> = list["requests"][0]
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        keys.sort_unstable();
+        let keys = crate::test_support::sorted_keys(&list["requests"][0]);
         assert_eq!(
             keys,
             [

@@ -64,6 +64,8 @@ pub mod reconcile;
 pub mod scheduled;
 pub mod sessions;
 pub mod signin;
+#[cfg(test)]
+mod test_support;
 mod unique_keys;
 pub mod waiting_room;
 pub mod webhooks;

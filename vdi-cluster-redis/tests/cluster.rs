@@ -12,7 +12,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use vdi_cluster_core::testkit::conformance::StoreFactory;
 use vdi_cluster_core::{Store, WorkerId};
-use vdi_cluster_redis::redis::AsyncCommands;
 use vdi_cluster_redis::redis::cluster::ClusterClient;
 use vdi_cluster_redis::redis::cluster_async::ClusterConnection;
 use vdi_cluster_redis::testkit::RedisCluster;
@@ -38,16 +37,9 @@ impl StoreFactory for ClusterFactory {
     }
 
     async fn corrupt_dispatched(&self, worker: &WorkerId, delta: i64) -> bool {
-        // The documented layout under the hash-tagged prefix.
-        let key = format!("{}:dispatched", hash_tagged(&self.prefix));
         let mut conn = self.admin.clone();
-        let n: i64 = conn
-            .hincr(&key, worker.as_str(), delta)
-            .await
-            .expect("HINCRBY");
-        if n < 0 {
-            let _: () = conn.hset(&key, worker.as_str(), 0).await.expect("HSET");
-        }
+        let prefix = hash_tagged(&self.prefix);
+        common::corrupt_dispatched(&mut conn, &prefix, worker.as_str(), delta).await;
         true
     }
 

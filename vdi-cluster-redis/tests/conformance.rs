@@ -10,7 +10,7 @@ use vdi_cluster_core::testkit::backend_unreachable;
 use vdi_cluster_core::testkit::conformance::StoreFactory;
 use vdi_cluster_core::{Store, WorkerId};
 use vdi_cluster_redis::RedisStore;
-use vdi_cluster_redis::redis::{self, AsyncCommands};
+use vdi_cluster_redis::redis;
 
 /// One prefix on the Redis under test.
 struct RedisFactory {
@@ -31,17 +31,8 @@ impl StoreFactory for RedisFactory {
     }
 
     async fn corrupt_dispatched(&self, worker: &WorkerId, delta: i64) -> bool {
-        // The documented layout: `{p}:dispatched`, field = worker code.
-        let key = format!("{}:dispatched", self.prefix);
         let mut conn = self.admin.clone();
-        let n: i64 = conn
-            .hincr(&key, worker.as_str(), delta)
-            .await
-            .expect("HINCRBY");
-        if n < 0 {
-            // Counts never go below zero, as in the in-memory store.
-            let _: () = conn.hset(&key, worker.as_str(), 0).await.expect("HSET");
-        }
+        common::corrupt_dispatched(&mut conn, &self.prefix, worker.as_str(), delta).await;
         true
     }
 

@@ -28,13 +28,7 @@ fn a_dump_keeps_what_is_stored_beside_a_record() {
 #[test]
 fn field_names_are_pinned() {
     let value = serde_json::to_value(StoreDump::new(contents(), Timestamp(5))).unwrap();
-    let mut keys: Vec<&str> = value
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
+    let keys = crate::test_support::sorted_keys(&value);
     assert_eq!(
         keys,
         [

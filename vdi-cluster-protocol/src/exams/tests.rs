@@ -81,14 +81,7 @@ fn exam_field_names() {
         prewarm: Default::default(),
     }))
     .unwrap();
-    // Sorted: the map's own order depends on serde_json's features.
-    let mut keys: Vec<&str> = json
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
+    let keys = crate::test_support::sorted_keys(&json);
     assert_eq!(
         keys,
         [

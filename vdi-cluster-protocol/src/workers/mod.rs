@@ -414,16 +414,7 @@ mod tests {
         WorkerView::new(snapshot, Timestamp(2000), &HealthConfig::default())
     }
 
-    pub(super) fn keys(value: &serde_json::Value) -> Vec<&str> {
-        let mut keys: Vec<&str> = value
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        keys.sort_unstable();
-        keys
-    }
+    pub(super) use crate::test_support::sorted_keys as keys;
 
     #[test]
     fn worker_field_names() {

@@ -87,3 +87,19 @@ pub(crate) async fn delete_prefix(url: &str, prefix: &str) {
         let _: () = conn.unlink(chunk).await.expect("unlink");
     }
 }
+
+/// Adds `delta` to `worker`'s dispatched count behind the store's back, in
+/// the documented layout (`{prefix}:dispatched`, field = worker code),
+/// never below zero (as the stores keep it).
+pub(crate) async fn corrupt_dispatched<C: AsyncCommands>(
+    conn: &mut C,
+    prefix: &str,
+    worker: &str,
+    delta: i64,
+) {
+    let key = format!("{prefix}:dispatched");
+    let n: i64 = conn.hincr(&key, worker, delta).await.expect("HINCRBY");
+    if n < 0 {
+        let _: () = conn.hset(&key, worker, 0).await.expect("HSET");
+    }
+}
