@@ -16,6 +16,7 @@ mod deploy;
 mod exam_network_policy;
 mod exams;
 mod hostile;
+mod hostile_grpc;
 mod join;
 mod maintenance;
 mod metrics;
