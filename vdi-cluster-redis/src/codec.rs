@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use vdi_cluster_core::store::CasOutcome;
 use vdi_cluster_core::{
     Dispatch, DispatchId, DispatchState, ExamId, SessionKey, Timestamp, UserId, WorkerId,
     WorkerRecord,
@@ -185,6 +186,27 @@ pub(crate) fn count(key: &str, text: Option<&str>) -> BackendResult<u32> {
             .parse::<i64>()
             .map(|n| u32::try_from(n.max(0)).unwrap_or(u32::MAX))
             .map_err(|e| BackendError::malformed(key, "counter", e)),
+    }
+}
+
+/// A compare-and-set's expected version as a script argument: empty for
+/// "only if absent".
+pub(crate) fn expected_arg(expected: Option<u64>) -> String {
+    expected.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// A compare-and-set script's answer `{written, version}` as core's
+/// outcome: the new version when written, else the stored one (none if
+/// the script answered a negative version: nothing stored).
+pub(crate) fn cas_outcome(written: i64, version: i64) -> CasOutcome {
+    if written == 1 {
+        CasOutcome::Written {
+            version: u64::try_from(version).unwrap_or_default(),
+        }
+    } else {
+        CasOutcome::Conflict {
+            current: u64::try_from(version).ok(),
+        }
     }
 }
 

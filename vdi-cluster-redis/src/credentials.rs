@@ -11,6 +11,7 @@ use vdi_cluster_core::operator_session::OperatorSession;
 use vdi_cluster_core::store::{CasOutcome, ClaimOutcome, Credentials, JoinClaim, JoinToken};
 use vdi_cluster_core::{Error, Result, Timestamp, WorkerId};
 
+use crate::codec::{cas_outcome, expected_arg};
 use crate::error::BackendError;
 use crate::scripts::SCRIPTS;
 use crate::store::RedisStore;
@@ -215,15 +216,7 @@ impl Credentials for RedisStore {
             .invoke_async(&mut self.conn())
             .await
             .map_err(BackendError::from)?;
-        Ok(if written == 1 {
-            CasOutcome::Written {
-                version: u64::try_from(version).unwrap_or_default(),
-            }
-        } else {
-            CasOutcome::Conflict {
-                current: u64::try_from(version).ok(),
-            }
-        })
+        Ok(cas_outcome(written, version))
     }
 
     async fn worker_credential(&self, worker: &WorkerId) -> Result<Option<CredentialSnapshot>> {
@@ -336,10 +329,6 @@ fn decode_session(key: &str, json: &str) -> Result<OperatorSession> {
 }
 
 /// The version argument of the compare-and-set scripts ('' expects none).
-fn expected_arg(expected: Option<u64>) -> String {
-    expected.map(|v| v.to_string()).unwrap_or_default()
-}
-
 fn encode_credential(worker: &WorkerId, credential: &WorkerCredential) -> Result<String> {
     serde_json::to_string(credential)
         .map_err(|e| BackendError::malformed(worker.to_string(), "worker credential", e).into())

@@ -7,7 +7,7 @@ use vdi_cluster_core::store::{CasOutcome, DeleteOutcome, Registry};
 use vdi_cluster_core::worker::WorkerSnapshot;
 use vdi_cluster_core::{Result, WorkerId, WorkerRecord};
 
-use crate::codec::{count, worker_field, worker_from_fields, worker_json};
+use crate::codec::{count, expected_arg, worker_field, worker_from_fields, worker_json};
 use crate::error::{BackendError, BackendResult};
 use crate::scripts::SCRIPTS;
 use crate::store::RedisStore;
@@ -107,7 +107,7 @@ impl RedisStore {
             .key(self.keys.workers())
             .key(self.keys.dispatched())
             .arg(record.id.as_str())
-            .arg(expected.map(|v| v.to_string()).unwrap_or_default())
+            .arg(expected_arg(expected))
             .arg(json)
             .arg(record.max_sessions())
             .arg(record.unrecorded)

@@ -9,6 +9,7 @@ use vdi_cluster_core::scheduled::{ScheduledAction, ScheduledActions, ScheduledSn
 use vdi_cluster_core::store::CasOutcome;
 use vdi_cluster_core::time::Timestamp;
 
+use crate::codec::{cas_outcome, expected_arg};
 use crate::error::BackendError;
 use crate::scripts::SCRIPTS;
 use crate::store::RedisStore;
@@ -40,22 +41,14 @@ impl ScheduledActions for RedisStore {
             .key(&key)
             .key(self.keys.scheduled_open())
             .arg(&action.id)
-            .arg(expected.map(|v| v.to_string()).unwrap_or_default())
+            .arg(expected_arg(expected))
             .arg(json)
             .arg(if action.state.is_open() { "1" } else { "0" })
             .arg(action.at.as_millis())
             .invoke_async(&mut self.conn())
             .await
             .map_err(BackendError::from)?;
-        Ok(if written == 1 {
-            CasOutcome::Written {
-                version: u64::try_from(version).unwrap_or_default(),
-            }
-        } else {
-            CasOutcome::Conflict {
-                current: u64::try_from(version).ok(),
-            }
-        })
+        Ok(cas_outcome(written, version))
     }
 
     async fn scheduled(&self, id: &str) -> Result<Option<ScheduledSnapshot>> {
