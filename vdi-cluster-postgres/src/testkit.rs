@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
@@ -78,20 +78,23 @@ impl StandbyPair {
             .await
             .expect("the primary's WAL position");
         let mut standby = self.standby.connect().await;
-        let deadline = Instant::now() + READY_WITHIN;
-        loop {
-            let replayed: bool =
-                sqlx::query_scalar("SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn")
-                    .bind(&lsn)
-                    .fetch_one(&mut standby)
-                    .await
-                    .expect("the standby's replay position");
-            if replayed {
-                return;
+        let replayed = async {
+            loop {
+                let replayed: bool =
+                    sqlx::query_scalar("SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn")
+                        .bind(&lsn)
+                        .fetch_one(&mut standby)
+                        .await
+                        .expect("the standby's replay position");
+                if replayed {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            assert!(Instant::now() < deadline, "the standby never caught up");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        };
+        tokio::time::timeout(READY_WITHIN, replayed)
+            .await
+            .expect("the standby never caught up");
     }
 
     /// Promotes the standby to primary (what Patroni or repmgr does after

@@ -9,7 +9,7 @@
 //! No test asserts how fast: a generous bound only turns a hang into a
 //! failure.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use vdi_cluster_core::store::Registry;
 use vdi_cluster_core::testkit::{wid, worker_record};
@@ -26,19 +26,23 @@ fn quick() -> PgStoreConfig {
         .statement_timeout(Duration::from_secs(2))
 }
 
-/// Retries `call` until it succeeds, failing only as `Unavailable`.
+/// Retries `call` until it succeeds, failing only as `Unavailable`; a
+/// hang past [`HANG`] fails the test.
 async fn until_ok<T, F: Future<Output = Result<T>>>(what: &str, call: impl Fn() -> F) -> T {
-    let start = Instant::now();
-    loop {
-        match call().await {
-            Ok(value) => return value,
-            Err(Error::Unavailable { .. }) => {
-                assert!(start.elapsed() < HANG, "{what}: still unavailable");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    let retried = async {
+        loop {
+            match call().await {
+                Ok(value) => return value,
+                Err(Error::Unavailable { .. }) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(other) => panic!("{what}: {other:?}"),
             }
-            Err(other) => panic!("{what}: {other:?}"),
         }
-    }
+    };
+    tokio::time::timeout(HANG, retried)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: still unavailable"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
