@@ -55,7 +55,7 @@ impl Hosts {
         for entry in &entries {
             let userinfo = userinfo.map(|u| format!("{u}@")).unwrap_or_default();
             let one = format!("{scheme}://{userinfo}{entry}{tail}");
-            let options = PgConnectOptions::from_str(&one).map_err(|e| invalid(redacted(e)))?;
+            let options = PgConnectOptions::from_str(&one).map_err(invalid)?;
             names.push(format!("{}:{}", options.get_host(), options.get_port()));
             servers.push(options);
         }
@@ -95,15 +95,6 @@ fn take_target(tail: &str) -> Result<(String, bool)> {
         format!("{path}?{}", kept.join("&"))
     };
     Ok((tail, writable))
-}
-
-/// The driver's complaint about a URL, which never repeats the password
-/// (it names the part it could not read).
-fn redacted(error: sqlx::Error) -> String {
-    match error {
-        sqlx::Error::Configuration(e) => e.to_string(),
-        other => other.to_string(),
-    }
 }
 
 fn invalid(reason: impl std::fmt::Display) -> Error {
