@@ -51,9 +51,7 @@ async fn an_exam_page_shows_readiness_and_the_waiting_room() {
     assert_eq!(status, 201, "{booked}");
 
     b.goto(&format!("{url}/admin/")).await;
-    b.fill("#token", &admin_token()).await;
-    b.click("#sign-in").await;
-    b.wait_for("#fig-workers").await;
+    b.sign_in(&admin_token()).await;
 
     // Readiness on the exam's page, in total and per worker.
     eventually("readiness to reach 100 % on the page", || async {

@@ -11,7 +11,7 @@ use serde_json::json;
 use vdi_cluster_core::Timestamp;
 use vdi_cluster_core::exam::format_rfc3339;
 
-use crate::common::{Cluster, CpOptions, admin_token, wait_worker};
+use crate::common::{Api, Cluster, CpOptions, admin_token, wait_worker};
 use crate::harness::Browser;
 
 pub(crate) fn in_secs(secs: u64) -> String {
@@ -19,6 +19,23 @@ pub(crate) fn in_secs(secs: u64) -> String {
     format_rfc3339(Timestamp::from_millis(
         u64::try_from(at.as_millis()).unwrap(),
     ))
+}
+
+/// Books "final": 6 students in five minutes (its prewarm lead begun) for
+/// an hour, which needs both 4-slot workers (7 slots bookable with 10 %
+/// headroom).
+pub(crate) async fn book_final(api: &Api) {
+    let (status, booked) = api
+        .admin(
+            Method::POST,
+            "/api/vdi/exams",
+            Some(
+                json!({"examId": "final", "name": "Final exam", "students": 6,
+                        "startsAt": in_secs(300), "endsAt": in_secs(3_900)}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{booked}");
 }
 
 #[tokio::test]
@@ -31,22 +48,10 @@ async fn a_drain_refused_by_the_freeze_shows_when_it_is_safe_and_is_forced_with_
     let url = &cluster.cp.url;
     // 7 slots bookable (10 % headroom); 6 students need both workers. It
     // starts in five minutes: its prewarm lead has begun.
-    let (status, booked) = api
-        .admin(
-            Method::POST,
-            "/api/vdi/exams",
-            Some(
-                json!({"examId": "final", "name": "Final exam", "students": 6,
-                        "startsAt": in_secs(300), "endsAt": in_secs(3_900)}),
-            ),
-        )
-        .await;
-    assert_eq!(status, 201, "{booked}");
+    book_final(api).await;
 
     b.goto(&format!("{url}/admin/")).await;
-    b.fill("#token", &admin_token()).await;
-    b.click("#sign-in").await;
-    b.wait_for("#fig-workers").await;
+    b.sign_in(&admin_token()).await;
     b.goto(&format!("{url}/admin/#/workers/w1")).await;
     b.wait_for("#worker-facts").await;
     b.wait_text("#worker-window", "the next window, in Vietnamese", |t| {

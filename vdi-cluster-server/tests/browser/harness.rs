@@ -203,6 +203,13 @@ impl Browser {
         })
     }
 
+    /// Signs in on the page shown with `jwt` and waits for the overview.
+    pub async fn sign_in(&self, jwt: &str) {
+        self.fill("#token", jwt).await;
+        self.click("#sign-in").await;
+        self.wait_for("#fig-workers").await;
+    }
+
     pub async fn goto(&self, url: &str) {
         self.client.goto(url).await.unwrap();
     }

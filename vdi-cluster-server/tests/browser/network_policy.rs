@@ -19,9 +19,7 @@ async fn an_exam_is_booked_with_a_network_policy_and_shows_it() {
     let url = &cluster.cp.url;
 
     b.goto(&format!("{url}/admin/")).await;
-    b.fill("#token", &admin_token()).await;
-    b.click("#sign-in").await;
-    b.wait_for("#fig-workers").await;
+    b.sign_in(&admin_token()).await;
     b.goto(&format!("{url}/admin/#/exams")).await;
     b.wait_for("#booking-form").await;
     b.fill("#book-id", "mang").await;

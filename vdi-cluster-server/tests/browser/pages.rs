@@ -92,9 +92,7 @@ async fn workers_and_the_audit_trail_page_through() {
     assert!(audit_total > 20, "{audit_total}");
 
     b.goto(&format!("{url}/admin/")).await;
-    b.fill("#token", &admin_token()).await;
-    b.click("#sign-in").await;
-    b.wait_for("#fig-workers").await;
+    b.sign_in(&admin_token()).await;
 
     // Workers: 20 a page, by code.
     b.click("a[data-view='workers']").await;

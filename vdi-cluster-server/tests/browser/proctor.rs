@@ -22,9 +22,7 @@ async fn a_proctor_sees_only_what_a_proctor_may_do() {
         t == "Đăng nhập"
     })
     .await;
-    b.fill("#token", &token("proctor-1", Role::Proctor)).await;
-    b.click("#sign-in").await;
-    b.wait_for("#fig-workers").await;
+    b.sign_in(&token("proctor-1", Role::Proctor)).await;
     b.wait_text("#who", "the proctor", |t| t.contains("PROCTOR"))
         .await;
     assert!(

@@ -4,11 +4,10 @@
 //! listed with Cancel (in English, then in Vietnamese), and Cancel takes
 //! it back, audited.
 
-use reqwest::Method;
 use serde_json::json;
 
 use crate::common::{Cluster, CpOptions, admin_token};
-use crate::freeze::in_secs;
+use crate::freeze::book_final;
 use crate::harness::Browser;
 
 #[tokio::test]
@@ -19,22 +18,10 @@ async fn a_drain_is_scheduled_for_the_next_window_and_cancelled() {
     let cluster = Cluster::start(&[4, 4], CpOptions::default()).await;
     let api = &cluster.api;
     let url = &cluster.cp.url;
-    let (status, booked) = api
-        .admin(
-            Method::POST,
-            "/api/vdi/exams",
-            Some(
-                json!({"examId": "final", "name": "Final exam", "students": 6,
-                        "startsAt": in_secs(300), "endsAt": in_secs(3_900)}),
-            ),
-        )
-        .await;
-    assert_eq!(status, 201, "{booked}");
+    book_final(api).await;
 
     b.goto(&format!("{url}/admin/")).await;
-    b.fill("#token", &admin_token()).await;
-    b.click("#sign-in").await;
-    b.wait_for("#fig-workers").await;
+    b.sign_in(&admin_token()).await;
     b.goto(&format!("{url}/admin/#/workers/w1")).await;
     b.wait_for("#worker-facts").await;
     b.wait_text("#worker-window", "the next 2-hour window", |t| {

@@ -19,12 +19,6 @@ async fn shown(b: &Browser, css: &str) -> bool {
     b.js(&script).await == Value::Bool(true)
 }
 
-async fn sign_in(b: &Browser, jwt: &str) {
-    b.fill("#token", jwt).await;
-    b.click("#sign-in").await;
-    b.wait_for("#fig-workers").await;
-}
-
 #[tokio::test]
 async fn operators_sign_out_and_an_admin_signs_everyone_out() {
     let Some(mut b) = Browser::start("sessions", "en-US").await else {
@@ -44,7 +38,7 @@ async fn operators_sign_out_and_an_admin_signs_everyone_out() {
         "a signed-out visit"
     );
 
-    sign_in(&b, &token("ops-1", Role::Admin)).await;
+    b.sign_in(&token("ops-1", Role::Admin)).await;
     assert!(shown(&b, "#nav").await);
     b.wait_text("#overview-queues", "nobody waits", |t| {
         t == "No student is waiting."
@@ -92,7 +86,7 @@ async fn operators_sign_out_and_an_admin_signs_everyone_out() {
     assert_eq!(workers().send().await.unwrap().status(), 200);
 
     // In Vietnamese, the ADMIN signs everyone out everywhere.
-    sign_in(&b, &token("ops-1", Role::Admin)).await;
+    b.sign_in(&token("ops-1", Role::Admin)).await;
     b.js("const s = document.getElementById('lang'); s.value = 'vi'; s.dispatchEvent(new Event('change'));")
         .await;
     b.wait_text("#sign-out-all", "in Vietnamese", |t| {

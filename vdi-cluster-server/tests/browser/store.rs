@@ -35,8 +35,7 @@ async fn the_overview_follows_the_store_primary_and_shows_the_outage() {
     let url = &cluster.cp.url;
 
     b.goto(&format!("{url}/admin/")).await;
-    b.fill("#token", &admin_token()).await;
-    b.click("#sign-in").await;
+    b.sign_in(&admin_token()).await;
     let first = pair.primary.name();
     b.wait_text("#overview-store", "the primary, in Vietnamese", |t| {
         t.contains("PostgreSQL") && t.contains(&format!("máy chủ chính: {first}"))
