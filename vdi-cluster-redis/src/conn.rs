@@ -1,5 +1,7 @@
-//! The connection every request goes through: a [`ConnectionManager`]
-//! (multiplexed, reconnects by itself) with a deadline on every request,
+//! The connection every request goes through: a multiplexed connection
+//! that reconnects by itself (several, one per request at a time, when
+//! requests wait for replicas: [`crate::lanes`]), with a deadline on every
+//! request,
 //! a count of round trips, and optionally
 //! - the primary found through Sentinel and followed across failovers
 //!   ([`Failover`]), or a Redis Cluster, every request sent to the primary
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::aio::ConnectionLike;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{
@@ -21,12 +23,13 @@ use redis::{
 
 use crate::cluster::{self, ClusterLink};
 use crate::failover::Failover;
+use crate::lanes::{Lanes, Taken};
 
 /// Where requests go.
 #[derive(Clone)]
 pub(crate) enum Route {
-    /// One server; the manager reconnects to it by itself.
-    Fixed(ConnectionManager),
+    /// One server; its connections reconnect to it by themselves.
+    Fixed(Lanes),
     /// The primary the sentinels name, followed across failovers.
     Sentinel(Arc<Failover>),
     /// A Redis Cluster; every request goes to the primary of the one slot
@@ -34,19 +37,36 @@ pub(crate) enum Route {
     Cluster(Arc<ClusterLink>),
 }
 
-/// One connection a request is sent on.
+/// Where one request is sent.
 #[derive(Clone)]
 enum Link {
-    /// A single server's (or the current primary's) connection.
-    Server(ConnectionManager),
+    /// A single server's (or the current primary's) connections.
+    Server(Lanes),
     /// A cluster's, routed to the store's slot.
     Cluster(ClusterConnection, redis::cluster_routing::Route),
 }
 
 impl Link {
+    /// The connection the request uses from its first command to its
+    /// `WAIT`.
+    async fn take(self) -> Held {
+        match self {
+            Self::Server(lanes) => Held::Server(lanes.take().await),
+            Self::Cluster(connection, slot) => Held::Cluster(connection, slot),
+        }
+    }
+}
+
+/// A connection one request holds.
+enum Held {
+    Server(Taken),
+    Cluster(ClusterConnection, redis::cluster_routing::Route),
+}
+
+impl Held {
     async fn command(&mut self, cmd: &Cmd) -> RedisResult<Value> {
         match self {
-            Self::Server(manager) => manager.req_packed_command(cmd).await,
+            Self::Server(lane) => lane.command(cmd).await,
             Self::Cluster(connection, slot) => {
                 let to = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(*slot));
                 connection.route_command(cmd.clone(), to).await
@@ -61,7 +81,7 @@ impl Link {
         count: usize,
     ) -> RedisResult<Vec<Value>> {
         match self {
-            Self::Server(manager) => manager.req_packed_commands(pipeline, offset, count).await,
+            Self::Server(lane) => lane.commands(pipeline, offset, count).await,
             Self::Cluster(connection, slot) => {
                 let to = SingleNodeRoutingInfo::SpecificNode(*slot);
                 connection
@@ -136,7 +156,7 @@ impl fmt::Debug for Conn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = f.debug_struct("Conn");
         match &self.route {
-            Route::Fixed(manager) => out.field("manager", manager),
+            Route::Fixed(lanes) => out.field("lanes", lanes),
             Route::Sentinel(failover) => out.field("failover", failover),
             Route::Cluster(link) => out.field("cluster", link),
         };
@@ -185,14 +205,18 @@ impl Conn {
             .unwrap_or_else(|_| Err(self.timed_out()))
     }
 
-    async fn command(&self, mut link: Link, cmd: &Cmd) -> RedisResult<Value> {
+    async fn command(&self, link: Link, cmd: &Cmd) -> RedisResult<Value> {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let Some(wait) = self.wait else {
-            return self.on(link.command(cmd)).await;
+            return self
+                .on(async { link.take().await.command(cmd).await })
+                .await;
         };
         let mut pipe = redis::pipe();
         pipe.add_command(cmd.clone()).add_command(wait.cmd());
-        let mut replies = self.on(link.commands(&pipe, 0, 2)).await?;
+        let mut replies = self
+            .on(async { link.take().await.commands(&pipe, 0, 2).await })
+            .await?;
         let acked = replies.pop().unwrap_or_default();
         let reply = replies.pop().unwrap_or_default().extract_error()?;
         wait.check(acked)?;
@@ -201,16 +225,23 @@ impl Conn {
 
     async fn pipeline(
         &self,
-        mut link: Link,
+        link: Link,
         pipeline: &Pipeline,
         offset: usize,
         count: usize,
     ) -> RedisResult<Vec<Value>> {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
-        let replies = self.on(link.commands(pipeline, offset, count)).await?;
+        let (mut held, replies) = self
+            .on(async {
+                let mut held = link.take().await;
+                let replies = held.commands(pipeline, offset, count).await?;
+                Ok((held, replies))
+            })
+            .await?;
         if let Some(wait) = self.wait {
+            // On the same connection: `WAIT` counts that connection's writes.
             self.round_trips.fetch_add(1, Ordering::Relaxed);
-            let acked = self.on(link.command(&wait.cmd())).await?;
+            let acked = self.on(held.command(&wait.cmd())).await?;
             wait.check(acked)?;
         }
         Ok(replies)
@@ -225,7 +256,7 @@ impl Conn {
         F: Future<Output = RedisResult<T>> + 'a,
     {
         let failover = match &self.route {
-            Route::Fixed(manager) => return send(self, Link::Server(manager.clone())).await,
+            Route::Fixed(lanes) => return send(self, Link::Server(lanes.clone())).await,
             Route::Cluster(link) => {
                 let (generation, connection) = link.current();
                 let result = send(self, Link::Cluster(connection, link.slot)).await;
@@ -240,7 +271,7 @@ impl Conn {
             Route::Sentinel(failover) => Arc::clone(failover),
         };
         let current = failover.current().await.map_err(unreachable)?;
-        let error = match send(self, Link::Server(current.manager)).await {
+        let error = match send(self, Link::Server(current.lanes)).await {
             Ok(reply) => return Ok(reply),
             Err(error) => error,
         };
@@ -249,7 +280,7 @@ impl Conn {
                 .look(Some(current.generation))
                 .await
                 .map_err(unreachable)?;
-            return send(self, Link::Server(next.manager)).await;
+            return send(self, Link::Server(next.lanes)).await;
         }
         if primary_gone(&error) {
             tokio::spawn(async move {
@@ -305,7 +336,7 @@ impl ConnectionLike for Conn {
 
     fn get_db(&self) -> i64 {
         match &self.route {
-            Route::Fixed(manager) => manager.get_db(),
+            Route::Fixed(lanes) => lanes.db(),
             Route::Sentinel(failover) => failover.db(),
             Route::Cluster(_) => 0,
         }

@@ -13,10 +13,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManagerConfig;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use crate::lanes::Lanes;
 use crate::sentinel::{LocateError, Sentinels};
 
 /// The shortest time between two looks for the primary.
@@ -26,6 +27,7 @@ pub(crate) const LOOK_INTERVAL: Duration = Duration::from_millis(200);
 pub(crate) struct Failover {
     sentinels: Sentinels,
     config: ConnectionManagerConfig,
+    lanes: usize,
     connection_timeout: Duration,
     current: RwLock<Option<Current>>,
     /// Held while looking; the last look: the failed generation that
@@ -34,11 +36,11 @@ pub(crate) struct Failover {
     switches: AtomicU64,
 }
 
-/// One primary's connection; `generation` counts the switches so far.
+/// One primary's connections; `generation` counts the switches so far.
 #[derive(Clone)]
 pub(crate) struct Current {
     pub(crate) generation: u64,
-    pub(crate) manager: ConnectionManager,
+    pub(crate) lanes: Lanes,
     pub(crate) address: Arc<str>,
 }
 
@@ -53,15 +55,18 @@ impl std::fmt::Debug for Failover {
 }
 
 impl Failover {
-    /// Nothing connected yet: the first request looks for the primary.
+    /// Nothing connected yet: the first request looks for the primary,
+    /// and opens `lanes` connections to it.
     pub(crate) fn new(
         sentinels: Sentinels,
         config: ConnectionManagerConfig,
+        lanes: usize,
         connection_timeout: Duration,
     ) -> Self {
         Self {
             sentinels,
             config,
+            lanes,
             connection_timeout,
             current: RwLock::new(None),
             looking: Mutex::new(None),
@@ -121,9 +126,9 @@ impl Failover {
         {
             return Ok(current.clone());
         }
-        let manager = tokio::time::timeout(
+        let lanes = tokio::time::timeout(
             self.connection_timeout,
-            ConnectionManager::new_with_config(primary.client, self.config.clone()),
+            Lanes::connect(primary.client, self.config.clone(), self.lanes),
         )
         .await
         .map_err(|_| LocateError::single(&primary.address, "no connection in time"))?
@@ -133,7 +138,7 @@ impl Failover {
             .map_or(0, |current| current.generation + 1);
         let current = Current {
             generation,
-            manager,
+            lanes,
             address: primary.address.into(),
         };
         match &previous {

@@ -11,6 +11,7 @@ mod error;
 mod exams;
 mod failover;
 pub mod keys;
+mod lanes;
 mod lease;
 mod lost;
 mod outbox;

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManagerConfig;
 use vdi_cluster_core::{Error, Result};
 
 use crate::cluster;
@@ -12,6 +12,7 @@ use crate::conn::{Conn, Route, WaitReplicas};
 use crate::error::BackendError;
 use crate::failover::Failover;
 use crate::keys::{DEFAULT_PREFIX, Keys};
+use crate::lanes::{Lanes, WAIT_LANES};
 use crate::sentinel::Sentinels;
 
 /// Default bound on one request to Redis, including any wait for a
@@ -235,6 +236,12 @@ impl RedisStoreBuilder {
         Ok((server, config, keys, self))
     }
 
+    /// Connections to open to the server: one, or a lane per step that
+    /// may wait for replicas at the same time ([`crate::lanes`]).
+    fn lanes(&self) -> usize {
+        if self.wait.is_some() { WAIT_LANES } else { 1 }
+    }
+
     fn store(self, route: Route, keys: Keys) -> RedisStore {
         RedisStore {
             conn: Conn::new(route, self.timeout, self.wait),
@@ -250,16 +257,14 @@ impl RedisStoreBuilder {
         let (server, config, keys, this) = self.parts()?;
         let route = match server {
             Server::One(client) => Route::Fixed(
-                tokio::time::timeout(
-                    this.timeout,
-                    ConnectionManager::new_with_config(client, config),
-                )
-                .await
-                .map_err(Error::unavailable)?
-                .map_err(BackendError::from)?,
+                tokio::time::timeout(this.timeout, Lanes::connect(client, config, this.lanes()))
+                    .await
+                    .map_err(Error::unavailable)?
+                    .map_err(BackendError::from)?,
             ),
             Server::Sentinel(sentinels) => {
-                let failover = Failover::new(sentinels, config, this.connection_timeout);
+                let failover =
+                    Failover::new(sentinels, config, this.lanes(), this.connection_timeout);
                 failover.current().await.map_err(Error::unavailable)?;
                 Route::Sentinel(Arc::new(failover))
             }
@@ -277,13 +282,13 @@ impl RedisStoreBuilder {
         tokio::runtime::Handle::try_current().map_err(Error::unavailable)?;
         let (server, config, keys, this) = self.parts()?;
         let route = match server {
-            Server::One(client) => Route::Fixed(
-                ConnectionManager::new_lazy_with_config(client, config)
-                    .map_err(BackendError::from)?,
-            ),
+            Server::One(client) => {
+                Route::Fixed(Lanes::lazy(client, config, this.lanes()).map_err(BackendError::from)?)
+            }
             Server::Sentinel(sentinels) => Route::Sentinel(Arc::new(Failover::new(
                 sentinels,
                 config,
+                this.lanes(),
                 this.connection_timeout,
             ))),
             Server::Cluster(_) => {

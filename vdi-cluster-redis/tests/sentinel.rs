@@ -60,20 +60,20 @@ async fn place(
 
 /// Retries `place` (bounded) until it succeeds; the failures seen first.
 async fn place_eventually(store: &RedisStore, student: &str, worker: &WorkerId) -> Vec<String> {
-    let start = Instant::now();
     let mut failures = Vec::new();
-    loop {
-        match place(store, student, worker).await {
-            Ok(_) => return failures,
-            Err(e @ Error::Unavailable { .. }) => failures.push(format!("{e:#}")),
-            Err(e) => panic!("{student}: {e}"),
+    let retried = tokio::time::timeout(HANG, async {
+        loop {
+            match place(store, student, worker).await {
+                Ok(_) => return,
+                Err(e @ Error::Unavailable { .. }) => failures.push(format!("{e:#}")),
+                Err(e) => panic!("{student}: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(
-            start.elapsed() < HANG,
-            "{student} never placed: {failures:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
+    assert!(retried.is_ok(), "{student} never placed: {failures:?}");
+    failures
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -194,24 +194,26 @@ async fn command(url: &str, cmd: &redis::Cmd) {
 /// Places new students through `store` until a write is refused for want
 /// of replicas (bounded); that refusal.
 async fn place_eventually_refused(store: &RedisStore, worker: &WorkerId) -> String {
-    let start = Instant::now();
-    let mut seen;
-    for i in 0.. {
-        match place(store, &format!("unreplicated-{i}"), worker).await {
-            Err(e @ Error::Unavailable { .. }) => {
-                seen = e.to_string();
-                if seen.contains("acknowledged") {
-                    return seen;
+    let mut seen = String::new();
+    let refused = tokio::time::timeout(HANG, async {
+        for i in 0.. {
+            match place(store, &format!("unreplicated-{i}"), worker).await {
+                Err(e @ Error::Unavailable { .. }) => {
+                    seen = e.to_string();
+                    if seen.contains("acknowledged") {
+                        return;
+                    }
                 }
+                Err(e) => panic!("{e}"),
+                Ok(_) => panic!("a write was acknowledged with no replica to wait for"),
             }
-            Err(e) => panic!("{e}"),
-            Ok(_) => panic!("a write was acknowledged with no replica to wait for"),
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(
-            start.elapsed() < HANG,
-            "never refused for want of replicas; last error: {seen}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    unreachable!()
+    })
+    .await;
+    assert!(
+        refused.is_ok(),
+        "never refused for want of replicas; last error: {seen}"
+    );
+    seen
 }
