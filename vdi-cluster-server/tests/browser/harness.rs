@@ -13,7 +13,7 @@ use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -178,21 +178,23 @@ impl Browser {
             unreachable!()
         };
         let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + DEADLINE;
-        let client = loop {
-            let attempt = ClientBuilder::new(HttpConnector::new())
-                .capabilities(caps.clone())
-                .connect(&url)
-                .await;
-            match attempt {
-                Ok(client) => break client,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut last = None;
+        let session = tokio::time::timeout(DEADLINE, async {
+            loop {
+                let attempt = ClientBuilder::new(HttpConnector::new())
+                    .capabilities(caps.clone())
+                    .connect(&url)
+                    .await;
+                match attempt {
+                    Ok(client) => return client,
+                    Err(e) => last = Some(e),
                 }
-                Err(e) => panic!("no WebDriver session from chromedriver: {e}"),
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-        };
+        })
+        .await;
+        let client =
+            session.unwrap_or_else(|_| panic!("no WebDriver session from chromedriver: {last:?}"));
         Some(Self {
             client,
             driver,
@@ -216,18 +218,16 @@ impl Browser {
 
     /// The first element matching `css`, waiting for it.
     pub async fn wait_for(&self, css: &str) -> Element {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Ok(el) = self.client.find(Locator::Css(css)).await {
-                return el;
+        let found = tokio::time::timeout(DEADLINE, async {
+            loop {
+                if let Ok(el) = self.client.find(Locator::Css(css)).await {
+                    return el;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            assert!(
-                Instant::now() < deadline,
-                "{}: no element {css} before the deadline",
-                self.test
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await;
+        found.unwrap_or_else(|_| panic!("{}: no element {css} before the deadline", self.test))
     }
 
     /// Whether an element matches `css` now.
@@ -237,44 +237,44 @@ impl Browser {
 
     /// The text of `css` once `pred` holds for it; panics with `what`.
     pub async fn wait_text(&self, css: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + DEADLINE;
         let mut last = String::new();
-        loop {
-            if let Ok(el) = self.client.find(Locator::Css(css)).await
-                && let Ok(text) = el.text().await
-            {
-                if pred(&text) {
-                    return text;
+        let read = tokio::time::timeout(DEADLINE, async {
+            loop {
+                if let Ok(el) = self.client.find(Locator::Css(css)).await
+                    && let Ok(text) = el.text().await
+                {
+                    if pred(&text) {
+                        return text;
+                    }
+                    last = text;
                 }
-                last = text;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            assert!(
-                Instant::now() < deadline,
-                "{}: {what}: {css} still reads {last:?}",
-                self.test
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await;
+        read.unwrap_or_else(|_| panic!("{}: {what}: {css} still reads {last:?}", self.test))
     }
 
     /// Clicks `css`, waiting for it; again if a live refresh replaced it
     /// between finding and clicking.
     pub async fn click(&self, css: &str) {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let clicked = match self.client.find(Locator::Css(css)).await {
-                Ok(el) => el.click().await,
-                Err(e) => Err(e),
-            };
-            match clicked {
-                Ok(()) => return,
-                Err(e) => assert!(
-                    Instant::now() < deadline,
-                    "{}: cannot click {css}: {e}",
-                    self.test
-                ),
+        let mut last = None;
+        let clicked = tokio::time::timeout(DEADLINE, async {
+            loop {
+                let clicked = match self.client.find(Locator::Css(css)).await {
+                    Ok(el) => el.click().await,
+                    Err(e) => Err(e),
+                };
+                match clicked {
+                    Ok(()) => return,
+                    Err(e) => last = Some(e),
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        })
+        .await;
+        if clicked.is_err() {
+            panic!("{}: cannot click {css}: {last:?}", self.test);
         }
     }
 

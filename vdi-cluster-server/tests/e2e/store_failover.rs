@@ -52,31 +52,30 @@ struct Clicks {
 }
 
 async fn student(api: Arc<Api>, user: String, clicks: Arc<Mutex<Clicks>>) {
-    let start = Instant::now();
-    loop {
-        match api.try_allocate(EXAM, &user).await {
-            Ok((status, body)) if status == 200 || status == 201 => {
-                let worker = body["workerCode"].as_str().unwrap_or_default().to_owned();
-                let mut clicks = clicks.lock().await;
-                clicks.answered.insert(user, worker);
-                clicks.count += 1;
-                return;
+    let placed = tokio::time::timeout(Duration::from_secs(120), async {
+        loop {
+            match api.try_allocate(EXAM, &user).await {
+                Ok((status, body)) if status == 200 || status == 201 => {
+                    let worker = body["workerCode"].as_str().unwrap_or_default().to_owned();
+                    let mut clicks = clicks.lock().await;
+                    clicks.answered.insert(user.clone(), worker);
+                    clicks.count += 1;
+                    return;
+                }
+                Ok((status, body)) => {
+                    assert!(
+                        status.is_server_error() || status == 429,
+                        "{user}: {status} {body}"
+                    );
+                    clicks.lock().await.failed.push(Instant::now());
+                }
+                Err(_) => clicks.lock().await.failed.push(Instant::now()),
             }
-            Ok((status, body)) => {
-                assert!(
-                    status.is_server_error() || status == 429,
-                    "{user}: {status} {body}"
-                );
-                clicks.lock().await.failed.push(Instant::now());
-            }
-            Err(_) => clicks.lock().await.failed.push(Instant::now()),
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "{user} was never placed"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
+    assert!(placed.is_ok(), "{user} was never placed");
 }
 
 /// A store deployment whose primary the test kills.

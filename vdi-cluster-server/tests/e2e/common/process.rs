@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustix::process::{Pid, Signal, kill_process};
 
@@ -77,67 +77,73 @@ impl Proc {
 
     /// Waits for the process to exit by itself.
     pub async fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let child = self.child.as_mut().expect("running");
-            if let Some(status) = child.try_wait().unwrap() {
-                self.child = None;
-                return status;
+        let child = self.child.as_mut().expect("running");
+        let exited = tokio::time::timeout(DEADLINE, async {
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    return status;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not exit before the deadline",
-                self.name
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await;
+        let Ok(status) = exited else {
+            panic!("{} did not exit before the deadline", self.name);
+        };
+        self.child = None;
+        status
     }
 
     /// Waits until the process's log (stderr) has a line containing
     /// `needle`.
     pub async fn wait_log(&self, needle: &str) {
-        let deadline = Instant::now() + DEADLINE;
-        while !std::fs::read_to_string(&self.log).is_ok_and(|log| log.contains(needle)) {
-            assert!(
-                Instant::now() < deadline,
-                "{} logged no line with {needle:?}; log: {}",
-                self.name,
-                self.log_tail(40)
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let logged = tokio::time::timeout(DEADLINE, async {
+            while !std::fs::read_to_string(&self.log).is_ok_and(|log| log.contains(needle)) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+        assert!(
+            logged.is_ok(),
+            "{} logged no line with {needle:?}; log: {}",
+            self.name,
+            self.log_tail(40)
+        );
     }
 
     /// The first stdout line containing `needle`.
     pub async fn wait_line(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(line) = self
-                .stdout
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|l| l.contains(needle))
-            {
-                return line.clone();
+        let found = tokio::time::timeout(DEADLINE, async {
+            loop {
+                if let Some(line) = self
+                    .stdout
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|l| l.contains(needle))
+                {
+                    return line.clone();
+                }
+                if let Some(child) = self.child.as_mut()
+                    && let Ok(Some(status)) = child.try_wait()
+                {
+                    panic!(
+                        "{} exited ({status}) before printing {needle:?}; log: {}",
+                        self.name,
+                        self.log_tail(40)
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                panic!(
-                    "{} exited ({status}) before printing {needle:?}; log: {}",
-                    self.name,
-                    self.log_tail(40)
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
+        })
+        .await;
+        found.unwrap_or_else(|_| {
+            panic!(
                 "{} printed no line with {needle:?}; log: {}",
                 self.name,
                 self.log_tail(40)
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            )
+        })
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
