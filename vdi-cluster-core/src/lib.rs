@@ -58,6 +58,12 @@
 //!   removing the entry and counting it placed — only while the claim is
 //!   still held; the allocation in between is the normal one, so a claim
 //!   taken over from a dead promoter finds the same dispatch (B).
+//! * **F — start permits:** at no moment are more starts in flight on a
+//!   worker than its start concurrency ([`pacing::start_limit`]), across
+//!   replicas: each start takes a permit of its worker held in the backend
+//!   ([`StartPermits`](pacing::StartPermits)), granted in one atomic step
+//!   only while the permits held plus the starts queued ahead are fewer
+//!   than the limit; a permit's lease gives it back when its replica dies.
 //!
 //! * **The fleet's report is the truth about what runs; records are
 //!   repaired toward it, never the reverse.** A heartbeat may list the
@@ -138,6 +144,7 @@ pub mod memory;
 pub mod network;
 pub mod operator_session;
 pub mod outbox;
+pub mod pacing;
 pub mod page;
 pub mod policy;
 pub mod reconcile;

@@ -34,6 +34,7 @@ mod exams;
 mod lease;
 mod lost;
 mod outbox;
+mod permits;
 mod scheduled;
 mod waiting_room;
 
@@ -60,6 +61,7 @@ struct State {
     outbox: outbox::OutboxState,
     capacity_requests: BTreeMap<String, crate::scale::StoredCapacityRequest>,
     scheduled: scheduled::ScheduledState,
+    permits: permits::PermitState,
 }
 
 impl State {

@@ -138,6 +138,7 @@ mod hosts;
 mod lease;
 mod lost;
 mod outbox;
+mod permits;
 mod primary;
 mod registry;
 mod scheduled;

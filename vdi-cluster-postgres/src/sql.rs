@@ -141,6 +141,12 @@ statements! {
     SCHEDULED = "scheduled.sql";
     /// Open scheduled actions due by an instant, in time order.
     OPEN_SCHEDULED = "open_scheduled.sql";
+    /// `vdi.start_permit_acquire`.
+    START_PERMIT_ACQUIRE = "start_permit_acquire.sql";
+    /// `vdi.start_permit_release`.
+    START_PERMIT_RELEASE = "start_permit_release.sql";
+    /// A worker's permits, queue and last starts.
+    START_QUEUE = "start_queue.sql";
     /// Store a webhook endpoint unless its id is taken.
     PUT_WEBHOOK = "put_webhook.sql";
     /// Every webhook endpoint, oldest first.

@@ -10,7 +10,7 @@ use vdi_cluster_postgres::MIGRATOR;
 use common::{TestDb, register};
 use vdi_cluster_core::testkit::{assert_no_drift, worker_record};
 
-const TABLES: [&str; 14] = [
+const TABLES: [&str; 16] = [
     "affinity",
     "audit",
     "dispatches",
@@ -20,6 +20,8 @@ const TABLES: [&str; 14] = [
     "queue_entries",
     "queue_state",
     "scheduled_actions",
+    "start_pacing",
+    "start_permits",
     "sticky",
     "webhook_failures",
     "webhooks",

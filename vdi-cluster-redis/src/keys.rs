@@ -346,6 +346,24 @@ impl Keys {
         format!("{}:queue:exams", self.prefix)
     }
 
+    /// `{p}:permits:worker:{code}:{part}` — a worker's start permits:
+    /// `held` (hash, id → `"{since} {until}"`), `waiting` (sorted set, id
+    /// by arrival), `waiting-until` (sorted set, id by lease end),
+    /// `samples` (list of `"{millis} {in_flight}"`, oldest first).
+    pub(crate) fn permits(&self, worker: &WorkerId, part: &str) -> String {
+        format!(
+            "{}:permits:worker:{}:{part}",
+            self.prefix,
+            encode(worker.as_str())
+        )
+    }
+
+    /// `{p}:permits:seq` — string counter: arrival numbers in the workers'
+    /// start queues.
+    pub(crate) fn permits_seq(&self) -> String {
+        format!("{}:permits:seq", self.prefix)
+    }
+
     /// `{p}:queue:seq` — string counter: arrival numbers and claim tokens.
     pub(crate) fn queue_seq(&self) -> String {
         format!("{}:queue:seq", self.prefix)

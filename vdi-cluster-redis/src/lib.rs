@@ -15,6 +15,7 @@ mod lanes;
 mod lease;
 mod lost;
 mod outbox;
+mod permits;
 mod recount;
 mod registry;
 mod scheduled;

@@ -91,6 +91,9 @@ scripts!(
     capacity_read,
     capacity_insert,
     capacity_update,
+    permit_acquire,
+    permit_release,
+    permit_read,
 );
 
 /// The compare-and-reserve script exactly as the store runs it (prelude

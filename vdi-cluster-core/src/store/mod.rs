@@ -106,6 +106,7 @@ pub use credentials::{ClaimOutcome, Credentials, JoinClaim, JoinToken};
 
 pub use crate::calendar::{CalendarWrite, ExamCalendar, ExamStore};
 pub use crate::outbox::{LostDispatch, LostRelease, Outbox};
+pub use crate::pacing::StartPermits;
 pub use crate::reconcile::{Counter, Drift};
 pub use crate::scale::{CapacityRequests, StoredCapacityRequest};
 pub use crate::scheduled::{ScheduledActions, ScheduledSnapshot};
@@ -421,7 +422,7 @@ pub trait AuditLog: Debug + Send + Sync + 'static {
 }
 
 /// Everything a backend provides. Implemented for every type that
-/// implements the ten traits.
+/// implements the eleven traits.
 pub trait Store:
     Registry
     + DispatchStore
@@ -433,6 +434,7 @@ pub trait Store:
     + Outbox
     + CapacityRequests
     + ScheduledActions
+    + StartPermits
 {
 }
 
@@ -447,6 +449,7 @@ impl<T> Store for T where
         + Outbox
         + CapacityRequests
         + ScheduledActions
+        + StartPermits
 {
 }
 

@@ -170,6 +170,16 @@ macro_rules! delegate_store {
                 fn open_scheduled(due_by: Option<$crate::Timestamp>, limit: usize)
                     -> Vec<$crate::scheduled::ScheduledSnapshot>;
             }
+            $crate::pacing::StartPermits {
+                fn acquire_start_permit(worker: &$crate::WorkerId, id: &str, limit: u32,
+                                        now: $crate::Timestamp, until: $crate::Timestamp)
+                    -> $crate::pacing::PermitAnswer;
+                fn release_start_permit(worker: &$crate::WorkerId, id: &str,
+                                        sample: Option<$crate::pacing::StartSample>, keep: u32)
+                    -> bool;
+                fn start_queue(worker: &$crate::WorkerId, now: $crate::Timestamp)
+                    -> $crate::pacing::StartQueue;
+            }
         }
     };
     (@impl ($wrapper:ty, $inner:ident, $around:ident)
@@ -179,6 +189,7 @@ macro_rules! delegate_store {
             #[allow(unused_imports)]
             use $crate::{
                 calendar::ExamStore as _, outbox::Outbox as _, scheduled::ScheduledActions as _,
+                pacing::StartPermits as _,
                 store::AuditLog as _,
                 store::Credentials as _, store::DispatchStore as _, store::LeaderLease as _,
                 store::Registry as _, waiting_room::WaitingRoom as _, scale::CapacityRequests as _,

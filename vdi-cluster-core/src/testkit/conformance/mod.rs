@@ -50,6 +50,7 @@ mod operator_sessions;
 mod outbox;
 mod outbox_causes;
 mod pages;
+mod permits;
 mod prewarm_pool;
 mod registry;
 mod resumed_pass;
@@ -121,6 +122,11 @@ pub use outbox_causes::{
     worker_removals_and_guarded_writes_commit_their_alerts,
 };
 pub use pages::{audit_trail_pages_newest_first, deliveries_page_newest_first};
+pub use permits::{
+    a_dead_replicas_permits_come_back_after_their_lease,
+    start_permits_never_exceed_the_limit_across_replicas,
+    start_permits_queue_in_order_and_keep_samples,
+};
 pub use prewarm_pool::{
     heartbeats_on_replicas_keep_the_newest_pool_report, prewarm_pool_is_stored_with_the_record,
 };
@@ -253,6 +259,9 @@ macro_rules! conformance_tests {
             scheduled_actions_are_compare_and_set_and_listed_in_time_order,
             a_due_scheduled_drain_fires_once_across_replicas,
             a_cancelled_scheduled_drain_never_fires,
+            start_permits_queue_in_order_and_keep_samples,
+            a_dead_replicas_permits_come_back_after_their_lease,
+            start_permits_never_exceed_the_limit_across_replicas,
         }
     };
     (in_sequence $factory:expr) => {
