@@ -30,8 +30,10 @@ use crate::node::NetworkPolicyJson;
 use crate::page::PageJson;
 use crate::sessions::ConstraintsJson;
 
+mod fits;
 mod readiness;
 
+pub use fits::{FitsJson, ScaleUpWord};
 pub use readiness::{
     AllocationFiguresJson, PrewarmFiguresJson, ReadinessJson, WorkerReadinessJson,
 };
@@ -310,9 +312,12 @@ pub struct ExamJson {
     pub reserved_from: String,
     /// End of reserved capacity (`endsAt + teardownSec`).
     pub reserved_until: String,
-    /// Whether it fits the schedulable capacity now.
-    pub fits: bool,
-    /// Whether it no longer fits (`!fits`), for the calendar's flag.
+    /// Whether it fits the schedulable capacity now: `true`, `false`, or
+    /// `"with scale-up"` (it fits only with the workers the scale hook is
+    /// to start; `--admission-counts-scalable`).
+    pub fits: FitsJson,
+    /// Whether it no longer fits (`fits` is `false`), for the calendar's
+    /// flag.
     pub at_risk: bool,
     /// The shortfall when at risk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -354,7 +359,7 @@ impl From<&ExamStatus> for ExamJson {
             queue: e.queue,
             reserved_from: format_rfc3339(w.start),
             reserved_until: format_rfc3339(w.end),
-            fits: s.at_risk.is_none(),
+            fits: FitsJson::from(s),
             at_risk: s.at_risk.is_some(),
             shortfall: s.at_risk.as_ref().map(ShortfallJson::from),
             booked_by: e.booked_by.clone(),

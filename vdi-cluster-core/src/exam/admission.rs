@@ -49,10 +49,29 @@ pub struct Pool {
     pub slots: u32,
 }
 
-/// The schedulable capacity, by pool.
+/// Slots the scale hook may add in one zone, for workers of any labels and
+/// capabilities (`--admission-counts-scalable`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scalable {
+    /// The zone; `None` when neither the fleet nor the calendar names one.
+    pub zone: Option<String>,
+    /// Slots.
+    pub slots: u32,
+}
+
+impl Scalable {
+    /// Whether workers started in this zone satisfy `constraints`: an exam
+    /// pinned to a zone takes that zone's, an unpinned one any zone's.
+    fn serves(&self, constraints: &Constraints) -> bool {
+        constraints.zone.is_none() || constraints.zone == self.zone
+    }
+}
+
+/// The schedulable capacity, by pool, and what the scale hook may add.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Capacity {
     pools: Vec<Pool>,
+    scalable: Vec<Scalable>,
 }
 
 impl Capacity {
@@ -65,7 +84,38 @@ impl Capacity {
                 None => merged.push(p),
             }
         }
-        Self { pools: merged }
+        Self {
+            pools: merged,
+            scalable: Vec::new(),
+        }
+    }
+
+    /// This capacity plus `slots` per zone that the scale hook may add:
+    /// one [`Scalable`] per zone of the pools and of `constraints`, or one
+    /// without a zone when none names one. Nothing when `slots` is 0.
+    pub fn with_scalable<'a>(
+        mut self,
+        constraints: impl IntoIterator<Item = &'a Constraints>,
+        slots: u32,
+    ) -> Self {
+        if slots == 0 {
+            return self;
+        }
+        let mut zones: BTreeSet<Option<String>> = self
+            .pools
+            .iter()
+            .filter_map(|p| p.signature.zone.clone())
+            .chain(constraints.into_iter().filter_map(|c| c.zone.clone()))
+            .map(Some)
+            .collect();
+        if zones.is_empty() {
+            zones.insert(None);
+        }
+        self.scalable = zones
+            .into_iter()
+            .map(|zone| Scalable { zone, slots })
+            .collect();
+        self
     }
 
     /// The schedulable capacity of `workers` less `headroom_percent` of
@@ -89,6 +139,7 @@ impl Capacity {
                     ..p
                 })
                 .collect(),
+            scalable: Vec::new(),
         }
     }
 
@@ -119,15 +170,25 @@ impl Capacity {
             }
         }
         let demand: u64 = groups.iter().map(|(_, d)| d).sum();
+        // Scalable slots are pools after the workers' own.
+        let n = self.pools.len();
         let edges: Vec<Vec<usize>> = groups
             .iter()
             .map(|(c, _)| {
-                (0..self.pools.len())
-                    .filter(|&j| c.matches_description(&self.pools[j].signature))
-                    .collect()
+                let pools = (0..n).filter(|&j| c.matches_description(&self.pools[j].signature));
+                let scalable = (0..self.scalable.len())
+                    .filter(|&j| self.scalable[j].serves(c))
+                    .map(|j| n + j);
+                pools.chain(scalable).collect()
             })
             .collect();
-        let supply: Vec<u64> = self.pools.iter().map(|p| u64::from(p.slots)).collect();
+        let supply: Vec<u64> = self
+            .pools
+            .iter()
+            .map(|p| p.slots)
+            .chain(self.scalable.iter().map(|s| s.slots))
+            .map(u64::from)
+            .collect();
         let need: Vec<u64> = groups.iter().map(|(_, d)| *d).collect();
         let flow = max_flow(&need, &supply, &edges);
         u32::try_from(demand - flow).unwrap_or(u32::MAX)
@@ -287,6 +348,41 @@ pub fn risk(
     admit(exam, others, capacity, now).err()
 }
 
+/// How a booked exam stands against the capacity now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fit {
+    /// It fits the fleet (or it is over).
+    Fits,
+    /// It fits only with the slots the scale hook may add, and its
+    /// window has not begun: the workers are still awaited.
+    WithScaleUp,
+    /// It does not fit: the fleet's shortfall.
+    Short(Shortfall),
+}
+
+/// Where `exam` stands at `now`: [`risk`] against `fleet`, and when short,
+/// whether `scalable` (the fleet without the workers the scale hook
+/// brought, plus what it may add) covers it while its window has not
+/// begun. Once the window begins only workers that joined count, so an
+/// exam whose promised workers did not arrive is at risk from then on.
+pub fn fit(
+    exam: &Exam,
+    others: &[Exam],
+    fleet: &Capacity,
+    scalable: Option<&Capacity>,
+    now: Timestamp,
+) -> Fit {
+    let Some(short) = risk(exam, others, fleet, now) else {
+        return Fit::Fits;
+    };
+    match scalable {
+        Some(c) if now < exam.window().start && admit(exam, others, c, now).is_ok() => {
+            Fit::WithScaleUp
+        }
+        _ => Fit::Short(short),
+    }
+}
+
 /// The earliest start, not before `candidate.starts_at` and at most
 /// `horizon` after it, at which `candidate` (same length) fits; `None` if
 /// none does.
@@ -388,6 +484,51 @@ mod tests {
             earliest_fit(&zc, &[], &cap, Timestamp(0), Duration::from_secs(86_400)),
             None
         );
+    }
+
+    #[test]
+    fn scalable_slots_are_per_zone_and_count_only_before_the_window() {
+        let fleet = Capacity::new([pool(Some("a"), 4), pool(Some("b"), 2)]);
+        let za = in_zone(exam("za", 100, 160, 10), "a");
+        let zc = in_zone(exam("zc", 100, 160, 3), "c");
+        let any = exam("any", 100, 160, 20);
+        let exams = [za.clone(), zc.clone(), any.clone()];
+        let scalable = fleet
+            .clone()
+            .with_scalable(exams.iter().map(|e| &e.constraints), 6);
+        // Zone a: 4 + 6; zone c, unknown to the fleet, gets its own 6.
+        assert!(admit(&za, &[], &scalable, Timestamp(0)).is_ok());
+        assert!(admit(&zc, &[], &scalable, Timestamp(0)).is_ok());
+        // Unpinned: the fleet's 6 and 6 per zone (a, b, c).
+        assert!(admit(&any, &[], &scalable, Timestamp(0)).is_ok());
+        let over = exam("over", 100, 160, 25);
+        assert!(admit(&over, &[], &scalable, Timestamp(0)).is_err());
+        // Shared: za and the unpinned exam compete for zone a's slots.
+        assert!(admit(&za, std::slice::from_ref(&any), &scalable, Timestamp(0)).is_err());
+        // Off, or a fleet without zones: one zone-less share.
+        assert_eq!(fleet.clone().with_scalable([], 0), fleet);
+        let plain = cap_plain(4).with_scalable([&Constraints::default()], 6);
+        assert!(admit(&exam("p", 100, 160, 10), &[], &plain, Timestamp(0)).is_ok());
+        assert!(admit(&exam("p", 100, 160, 11), &[], &plain, Timestamp(0)).is_err());
+        // Before its window it fits with the scale-up; from its start only
+        // the workers that joined count.
+        let before = Timestamp(0);
+        assert_eq!(
+            fit(&za, &[], &fleet, Some(&scalable), before),
+            Fit::WithScaleUp
+        );
+        assert!(matches!(fit(&za, &[], &fleet, None, before), Fit::Short(_)));
+        let started = za.window().start;
+        assert!(matches!(
+            fit(&za, &[], &fleet, Some(&scalable), started),
+            Fit::Short(s) if s.missing == 6
+        ));
+        let small = in_zone(exam("small", 100, 160, 4), "a");
+        assert_eq!(fit(&small, &[], &fleet, Some(&scalable), before), Fit::Fits);
+    }
+
+    fn cap_plain(slots: u32) -> Capacity {
+        Capacity::new([pool(None, slots)])
     }
 
     #[test]

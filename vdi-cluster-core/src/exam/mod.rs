@@ -27,7 +27,8 @@ use crate::time::Timestamp;
 use crate::validation::ValidationError;
 
 pub use admission::{
-    Capacity, ExamLoad, Pool, Refusal, Shortfall, admit, decide, earliest_fit, risk,
+    Capacity, ExamLoad, Fit, Pool, Refusal, Scalable, Shortfall, admit, decide, earliest_fit, fit,
+    risk,
 };
 pub use freeze::{Freeze, FrozenChange, FrozenExam, freeze};
 pub use iso_duration::parse_iso_duration;

@@ -119,6 +119,11 @@ pub struct ServiceConfig {
     /// The first wait before a failed call of the scale hook is repeated,
     /// doubled per attempt up to 64 times (10 s).
     pub scale_retry: Duration,
+    /// Slots per zone the scale hook may add that admission counts: a
+    /// booking beyond the fleet is accepted "with scale-up" while its
+    /// window has not begun (0: off; the server's
+    /// `--admission-counts-scalable`).
+    pub admission_scalable_slots: u32,
 }
 
 impl Default for ServiceConfig {
@@ -163,6 +168,7 @@ impl Default for ServiceConfig {
             queue_wait_per_position: Duration::from_secs(30),
             scale_lead: Duration::from_secs(1_800),
             scale_retry: Duration::from_secs(10),
+            admission_scalable_slots: 0,
         }
     }
 }

@@ -78,6 +78,7 @@ fn exam_field_names() {
     let json = serde_json::to_value(ExamJson::from(&ExamStatus {
         exam,
         at_risk: None,
+        with_scale_up: false,
         prewarm: Default::default(),
     }))
     .unwrap();
@@ -134,6 +135,7 @@ fn a_network_policy_is_booked_shown_and_patched() {
     let shown = serde_json::to_value(ExamJson::from(&ExamStatus {
         exam,
         at_risk: None,
+        with_scale_up: false,
         prewarm: Default::default(),
     }))
     .unwrap();

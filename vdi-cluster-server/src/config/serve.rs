@@ -229,6 +229,14 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub scale_timeout_sec: u64,
 
+    /// Slots per zone the scale hook may add that exam admission counts: a
+    /// booking beyond the fleet is then accepted with `fits: "with
+    /// scale-up"` and watched until its workers join. 0: off. Needs
+    /// --scale-command.
+    #[arg(long, env = "VDI_ADMISSION_COUNTS_SCALABLE", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub admission_counts_scalable: u32,
+
     /// Prewarm calls in flight.
     #[arg(long, env = "VDI_PREWARM_CONCURRENCY", default_value_t = 4,
           value_parser = clap::value_parser!(u64).range(1..=256))]
@@ -382,6 +390,13 @@ impl ServeArgs {
                 self.offline_timeout_sec, self.heartbeat_ttl_sec
             )));
         }
+        if self.admission_counts_scalable > 0 && self.scale_command.is_none() {
+            return Err(ConfigError(
+                "--admission-counts-scalable needs --scale-command: without a scale hook no \
+                 worker would be started for the slots it counts"
+                    .into(),
+            ));
+        }
         Ok(ServiceConfig {
             heartbeat_ttl: Duration::from_secs(self.heartbeat_ttl_sec),
             offline_after: Duration::from_secs(self.offline_timeout_sec),
@@ -394,6 +409,7 @@ impl ServeArgs {
             queue_abandon: Duration::from_secs(self.queue_abandon_sec),
             scale_lead: Duration::from_secs(self.scale_lead_sec),
             scale_retry: Duration::from_secs(self.scale_retry_sec),
+            admission_scalable_slots: self.admission_counts_scalable,
             coalesce_wait: self.coalesce_wait_ms.map(Duration::from_millis),
             dispatch_stale: Duration::from_secs(self.dispatch_stale_sec),
             scan_count: usize::try_from(self.dispatch_scan_count).unwrap_or(usize::MAX),

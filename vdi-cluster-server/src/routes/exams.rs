@@ -169,6 +169,7 @@ pub(crate) async fn cancel(
         &vdi_cluster_core::service::ExamStatus {
             exam,
             at_risk: None,
+            with_scale_up: false,
             prewarm: Default::default(),
         },
     )))

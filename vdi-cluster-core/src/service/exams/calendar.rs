@@ -10,7 +10,7 @@
 //!
 //! [`ServiceConfig::exam_write_attempts`]: crate::service::ServiceConfig::exam_write_attempts
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::Exams;
 use super::prewarm_target::exam_readiness;
@@ -18,7 +18,7 @@ use super::waiting_room::QueueFigures;
 use crate::calendar::{CalendarWrite, ExamCalendar};
 use crate::error::{Error, Result};
 use crate::events::EventKind;
-use crate::exam::{Capacity, Exam, ExamPatch, Readiness, Refusal, Shortfall, decide, risk};
+use crate::exam::{Capacity, Exam, ExamPatch, Fit, Readiness, Refusal, Shortfall, decide, fit};
 use crate::ids::{ExamId, WorkerId};
 use crate::outbox::alerts;
 use crate::time::Timestamp;
@@ -39,8 +39,11 @@ pub struct ExamStatus {
     /// The exam.
     pub exam: Exam,
     /// Its shortfall against the schedulable capacity now (`None`: it
-    /// fits, or it is over).
+    /// fits, or it is over, or it fits with the scale-up).
     pub at_risk: Option<Shortfall>,
+    /// It fits only with the slots the scale hook may add, and its window
+    /// has not begun (`--admission-counts-scalable`).
+    pub with_scale_up: bool,
     /// Its prewarm target and readiness from the workers' latest reports.
     pub prewarm: Readiness,
 }
@@ -66,13 +69,38 @@ pub struct ExamFigures {
 }
 
 impl Exams {
-    async fn exam_capacity(&self) -> Result<Capacity> {
-        let views = self.shared.worker_views().await?;
-        Ok(self.capacity_of(&views))
-    }
-
     fn capacity_of(&self, views: &[WorkerView]) -> Capacity {
         Capacity::of_workers(views, self.shared.config.exam_headroom_percent)
+    }
+
+    /// With `--admission-counts-scalable`, the capacity admission may
+    /// count: the fleet without the workers live capacity requests brought
+    /// (the hook's slots hold them already), plus the scalable slots per
+    /// zone of the fleet and of `exams`.
+    async fn scalable_capacity(
+        &self,
+        views: &[WorkerView],
+        exams: &[&Exam],
+    ) -> Result<Option<Capacity>> {
+        let slots = self.shared.config.admission_scalable_slots;
+        if slots == 0 {
+            return Ok(None);
+        }
+        let requests = self.shared.store.capacity_requests().await?;
+        let scaled: BTreeSet<&WorkerId> = requests
+            .iter()
+            .filter(|s| s.request.state.is_live())
+            .flat_map(|s| &s.request.workers)
+            .collect();
+        let own: Vec<WorkerView> = views
+            .iter()
+            .filter(|v| !scaled.contains(v.id()))
+            .cloned()
+            .collect();
+        let constraints = exams.iter().map(|e| &e.constraints);
+        Ok(Some(
+            self.capacity_of(&own).with_scalable(constraints, slots),
+        ))
     }
 
     fn status_of(
@@ -80,18 +108,28 @@ impl Exams {
         exam: &Exam,
         calendar: &ExamCalendar,
         capacity: &Capacity,
+        scalable: Option<&Capacity>,
         views: &[WorkerView],
     ) -> ExamStatus {
+        let now = self.shared.clock.now();
+        let (at_risk, with_scale_up) = match fit(exam, &calendar.exams, capacity, scalable, now) {
+            Fit::Fits => (None, false),
+            Fit::WithScaleUp => (None, true),
+            Fit::Short(s) => (Some(s), false),
+        };
         ExamStatus {
             exam: exam.clone(),
-            at_risk: risk(exam, &calendar.exams, capacity, self.shared.clock.now()),
+            at_risk,
+            with_scale_up,
             prewarm: exam_readiness(exam, views),
         }
     }
 
     /// Books `exam` (its `booked_by`, `booked_at` and `updated_at` are set
     /// here) if it fits beside every booked exam at every instant of its
-    /// window; otherwise the refusal with the earliest start that fits.
+    /// window (or, with `--admission-counts-scalable` and its window not
+    /// begun, fits with the slots the scale hook may add); otherwise the
+    /// refusal with the earliest start that fits the fleet.
     pub async fn book_exam(&self, mut exam: Exam, actor: &str) -> Result<Booking> {
         let now = self.shared.clock.now();
         exam.booked_by = actor.to_owned();
@@ -194,6 +232,9 @@ impl Exams {
             };
             let views = self.shared.worker_views().await?;
             let capacity = self.capacity_of(&views);
+            let every: Vec<&Exam> = calendar.exams.iter().chain([&exam]).collect();
+            let scalable = self.scalable_capacity(&views, &every).await?;
+            let now = self.shared.clock.now();
             let admit = match calendar.get(&exam.id) {
                 Some(old) => old.needs_admission(&exam),
                 None => true,
@@ -203,9 +244,11 @@ impl Exams {
                     &exam,
                     &calendar.exams,
                     &capacity,
-                    self.shared.clock.now(),
+                    now,
                     self.shared.config.exam_fit_horizon,
                 )
+                && fit(&exam, &calendar.exams, &capacity, scalable.as_ref(), now)
+                    != Fit::WithScaleUp
             {
                 return Ok(Booking::Refused(refusal));
             }
@@ -213,7 +256,8 @@ impl Exams {
                 CalendarWrite::Written { .. } => {
                     let mut after = calendar;
                     after.exams.retain(|e| e.id != exam.id);
-                    let status = self.status_of(&exam, &after, &capacity, &views);
+                    let status =
+                        self.status_of(&exam, &after, &capacity, scalable.as_ref(), &views);
                     return Ok(Booking::Accepted(Box::new(status)));
                 }
                 CalendarWrite::Conflict { .. } => {
@@ -236,11 +280,13 @@ impl Exams {
         let calendar = self.shared.store.exam_calendar().await?;
         let views = self.shared.worker_views().await?;
         let capacity = self.capacity_of(&views);
+        let every: Vec<&Exam> = calendar.exams.iter().collect();
+        let scalable = self.scalable_capacity(&views, &every).await?;
         let mut out: Vec<ExamStatus> = calendar
             .exams
             .iter()
             .filter(|e| from.is_none_or(|f| e.ends_at > f) && to.is_none_or(|t| e.starts_at < t))
-            .map(|e| self.status_of(e, &calendar, &capacity, &views))
+            .map(|e| self.status_of(e, &calendar, &capacity, scalable.as_ref(), &views))
             .collect();
         out.sort_by(|a, b| (a.exam.starts_at, &a.exam.id).cmp(&(b.exam.starts_at, &b.exam.id)));
         Ok(out)
@@ -254,6 +300,8 @@ impl Exams {
             .ok_or_else(|| Error::ExamNotFound(id.clone()))?;
         let views = self.shared.worker_views().await?;
         let capacity = self.capacity_of(&views);
+        let every: Vec<&Exam> = calendar.exams.iter().collect();
+        let scalable = self.scalable_capacity(&views, &every).await?;
         let placement = self
             .shared
             .store
@@ -266,7 +314,7 @@ impl Exams {
             .map(|(w, n)| (w.clone(), *n))
             .collect();
         Ok(ExamFigures {
-            status: self.status_of(exam, &calendar, &capacity, &views),
+            status: self.status_of(exam, &calendar, &capacity, scalable.as_ref(), &views),
             booked_students: exam.students,
             reserved_capacity: exam.students.min(matching_slots),
             matching_slots,
@@ -287,12 +335,20 @@ impl Exams {
     /// pass for this). Returns the events emitted.
     pub async fn evaluate_exam_risks(&self) -> Result<Vec<EventKind>> {
         let calendar = self.shared.store.exam_calendar().await?;
-        let capacity = self.exam_capacity().await?;
+        let views = self.shared.worker_views().await?;
+        let capacity = self.capacity_of(&views);
+        let every: Vec<&Exam> = calendar.exams.iter().collect();
+        let scalable = self.scalable_capacity(&views, &every).await?;
         let endpoints = self.shared.store.webhooks().await?;
         let now = self.shared.clock.now();
         let mut events = Vec::new();
         for exam in calendar.exams.iter().filter(|e| e.window().end > now) {
-            let at_risk = risk(exam, &calendar.exams, &capacity, now);
+            // An exam counting on the scale-up is watched: at risk once its
+            // window begins without the promised workers.
+            let at_risk = match fit(exam, &calendar.exams, &capacity, scalable.as_ref(), now) {
+                Fit::Short(s) => Some(s),
+                Fit::Fits | Fit::WithScaleUp => None,
+            };
             let flag = at_risk.as_ref().map(|s| s.missing);
             let kind = match at_risk {
                 Some(s) => EventKind::ExamAtRisk {

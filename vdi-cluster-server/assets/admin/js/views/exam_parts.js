@@ -13,8 +13,14 @@ export function upcoming(exams) {
     .sort((a, b) => new Date(a.startsAt) - new Date(b.startsAt));
 }
 
-/** An exam's admission as a badge: fits, or at risk. */
+/**
+ * An exam's admission as a badge: fits, fits with the workers the scale
+ * hook is to start (`fits: "with scale-up"`), or at risk.
+ */
 export function admission(exam) {
+  if (exam.fits === 'with scale-up') {
+    return badge(t('fits.scaleUp'), 'warn', { 'data-fits': 'with scale-up', title: t('fits.scaleUpHint') });
+  }
   return exam.fits && !exam.atRisk
     ? badge(t('fits.yes'), 'ok', { 'data-fits': 'true' })
     : badge(t('fits.risk'), 'bad', { 'data-fits': 'false' });
