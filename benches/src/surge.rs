@@ -132,6 +132,8 @@ async fn book_exams(target: &Arc<dyn Target>, config: &SurgeConfig) -> anyhow::R
                     teardown_sec: None,
                     queue: Some(true),
                     network_policy: None,
+                    extensions: None,
+                    extra_time: None,
                 })
                 .await?;
             let Some(short) = refused else { break };

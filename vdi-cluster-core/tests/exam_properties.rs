@@ -66,6 +66,9 @@ fn exam(
         prewarm_started_at: None,
         prewarm_marks: Default::default(),
         network_policy: None,
+        extensions: Vec::new(),
+        extra_time: Vec::new(),
+        expiry_warned_through: None,
     }
 }
 

@@ -28,6 +28,7 @@ use vdi_cluster_core::{Constraints, Exam, ExamId, ExamPatch, Page, Timestamp, Va
 
 use crate::node::NetworkPolicyJson;
 use crate::page::PageJson;
+use crate::session_end::{ExtraSeatsJson, StudentExtraJson};
 use crate::sessions::ConstraintsJson;
 
 mod fits;
@@ -116,6 +117,14 @@ pub struct BookExamRequest {
     /// (whose strict flag stays a floor). Absent: the worker's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_policy: Option<NetworkPolicyJson>,
+    /// Students known to have extra time: each keeps a seat (and their
+    /// desktop) until `endsAt + extraSec`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<Vec<StudentExtraJson>>,
+    /// Extended seats for students not named yet: a count per extra
+    /// duration (a student named later takes one of them first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_time: Option<Vec<ExtraSeatsJson>>,
 }
 
 /// Reads a field that may be absent (`None`), `null` (`Some(None)`) or a
@@ -152,6 +161,20 @@ impl BookExamRequest {
             prewarm_started_at: None,
             prewarm_marks: Default::default(),
             network_policy: policy(self.network_policy)?,
+            extensions: self
+                .extensions
+                .unwrap_or_default()
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| s.into_extra(i))
+                .collect::<Result<_, _>>()?,
+            extra_time: self
+                .extra_time
+                .unwrap_or_default()
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+            expiry_warned_through: None,
         })
     }
 }
@@ -310,7 +333,8 @@ pub struct ExamJson {
     pub queue: bool,
     /// First instant of reserved capacity (`startsAt − leadSec`).
     pub reserved_from: String,
-    /// End of reserved capacity (`endsAt + teardownSec`).
+    /// End of reserved capacity (`endsAt + teardownSec`, plus the longest
+    /// extra time of its extended students).
     pub reserved_until: String,
     /// Whether it fits the schedulable capacity now: `true`, `false`, or
     /// `"with scale-up"` (it fits only with the workers the scale hook is
@@ -336,6 +360,10 @@ pub struct ExamJson {
     /// Where its desktops may connect; absent: the workers' own default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_policy: Option<NetworkPolicyJson>,
+    /// Students with their own end, by user id.
+    pub extensions: Vec<StudentExtraJson>,
+    /// Extended seats booked without names.
+    pub extra_time: Vec<ExtraSeatsJson>,
 }
 
 impl From<&ExamStatus> for ExamJson {
@@ -368,6 +396,8 @@ impl From<&ExamStatus> for ExamJson {
             prewarm_started_at: e.prewarm_started_at.map(format_rfc3339),
             readiness: ReadinessJson::from(&s.prewarm),
             network_policy: e.network_policy.as_ref().map(NetworkPolicyJson::from),
+            extensions: e.extensions.iter().map(StudentExtraJson::from).collect(),
+            extra_time: e.extra_time.iter().map(ExtraSeatsJson::from).collect(),
         }
     }
 }

@@ -62,6 +62,7 @@ pub mod ops;
 pub mod page;
 pub mod reconcile;
 pub mod scheduled;
+pub mod session_end;
 pub mod sessions;
 pub mod signin;
 #[cfg(test)]

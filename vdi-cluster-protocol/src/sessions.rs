@@ -122,6 +122,11 @@ pub struct SessionJson {
     /// workers are silent at once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    /// The student's own end (RFC 3339) when the exam is booked: the
+    /// exam's `endsAt` plus any extension. The desktop is released at it
+    /// (after the grace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<String>,
 }
 
 impl From<&Dispatch> for SessionJson {
@@ -140,6 +145,7 @@ impl From<&Dispatch> for SessionJson {
             redispatched_from: None,
             failed_calls: None,
             warning: None,
+            ends_at: None,
         }
     }
 }

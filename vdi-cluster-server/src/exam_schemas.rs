@@ -72,6 +72,12 @@ pub(crate) fn refine(doc: &mut Value) {
         set(props, "students", students(), nullable);
         set(props, "teardownSec", seconds(), true);
     }
+    set(
+        &mut schemas["PatchSessionRequest"]["properties"],
+        "endsAt",
+        instant(),
+        true,
+    );
     let prewarm = &mut schemas["PrewarmJson"]["properties"];
     set(prewarm, "leadSec", seconds(), true);
     set(

@@ -59,7 +59,8 @@ use vdi_cluster_core::worker::{MAX_TAG_LEN, MAX_TAGS};
 use crate::auth::Access;
 use crate::routes::{
     HttpMethod, admin, aetherium, capacity, cluster, credentials, exams, heartbeat, install, join,
-    maintenance, ops, route_table, scheduled, sessions, signin, waiting_room, webhooks, workers,
+    maintenance, ops, route_table, scheduled, session_end, sessions, signin, waiting_room,
+    webhooks, workers,
 };
 use vdi_cluster_protocol::aetherium::{AetheriumWorkerJson, AetheriumWorkerList, VmJson, VmList};
 use vdi_cluster_protocol::capacity::{CapacityRequestJson, CapacityRequestList};
@@ -68,6 +69,9 @@ use vdi_cluster_protocol::maintenance::{
 };
 use vdi_cluster_protocol::scheduled::{
     ScheduleDrainRequest, ScheduledDrainJson, ScheduledDrainsJson, WindowChoice,
+};
+use vdi_cluster_protocol::session_end::{
+    ExtensionRefusedJson, ExtraSeatsJson, PatchSessionRequest, SessionEndJson, StudentExtraJson,
 };
 
 /// Name of the bearer-JWT security scheme.
@@ -94,7 +98,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         scheduled::schedule, scheduled::worker_list, scheduled::cancel, scheduled::fleet_list,
         join::join, join::create, join::list, join::revoke, install::script, install::agent,
         credentials::rotate, credentials::reset, credentials::revoke,
-        sessions::allocate, sessions::get, sessions::release, sessions::prewarm,
+        sessions::allocate, sessions::get, session_end::patch, sessions::release, sessions::prewarm,
         exams::book, exams::calendar, exams::detail, exams::patch, exams::cancel,
         waiting_room::queue, capacity::list,
         cluster::stats, cluster::distribution, cluster::audit, cluster::events,
@@ -123,6 +127,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         CapacityRequestList, CapacityRequestJson,
         ScheduleDrainRequest, ScheduledDrainJson, ScheduledDrainsJson, WindowChoice,
         VmJson, VmList, AetheriumWorkerJson, AetheriumWorkerList,
+        PatchSessionRequest, SessionEndJson, ExtensionRefusedJson, StudentExtraJson, ExtraSeatsJson,
     )),
     modifiers(&FromRouteTable),
     tags(

@@ -43,6 +43,8 @@ async fn book(cluster: &Cluster, config: &GameDayConfig) -> anyhow::Result<u32> 
         teardown_sec: None,
         queue: Some(true),
         network_policy: None,
+        extensions: None,
+        extra_time: None,
     };
     let (status, body) = cluster
         .admin_post("/api/vdi/exams", &serde_json::to_value(&exam)?)

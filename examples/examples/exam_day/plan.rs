@@ -73,6 +73,9 @@ pub(crate) fn exam(id: &str, students: u32, starts_at: Timestamp, minutes: u64) 
         prewarm_started_at: None,
         prewarm_marks: Default::default(),
         network_policy: None,
+        extensions: Vec::new(),
+        extra_time: Vec::new(),
+        expiry_warned_through: None,
     }
 }
 

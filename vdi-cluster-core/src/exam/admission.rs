@@ -17,17 +17,20 @@
 //! conservative rule: two exams pinned to different zones never compete,
 //! an unconstrained exam uses whatever the constrained ones leave.
 //!
-//! The set of exams overlapping an instant changes only at window starts
-//! and ends, and a subset of a set that fits also fits; so checking a
-//! candidate's window at its own start and at every other window's start
-//! inside it checks every instant. Instants before `from` (now) are not
-//! checked: the past needs no capacity.
+//! An exam's demand at an instant is [`Exam::demand_at`]: all its students
+//! in its main window, then only its extended students, each until their
+//! own end ([`super::extra_time`]). An exam's demand never rises after its
+//! window opens, and demands that are each no larger than those of a set
+//! that fits also fit; so checking a candidate's window at its own start
+//! and at every other window's start inside it checks every instant.
+//! Instants before `from` (now) are not checked: the past needs no
+//! capacity.
 //!
 //! [`earliest_fit`] searches forward: the first start that fits is the
 //! requested one or one where the candidate's window opens exactly when
-//! another's closes (moving a window earlier only trades its last instants
-//! for instants whose overlap is a subset, unless that crosses a window's
-//! end), so only those starts are tried, up to a horizon.
+//! another's demand falls (moving a window earlier only trades its last
+//! instants for instants whose demands are no larger, unless that crosses
+//! a fall), so only those starts are tried, up to a horizon.
 //!
 //! [window]: super::Exam::window
 
@@ -157,16 +160,17 @@ impl Capacity {
             .fold(0, u32::saturating_add)
     }
 
-    /// Students of `exams` (all overlapping one instant) that cannot be
-    /// placed: total demand less the maximum flow from exams to the pools
-    /// their constraints match.
-    pub fn shortfall(&self, exams: &[&Exam]) -> u32 {
+    /// Students of `exams` that cannot be placed at `t`: their total
+    /// demand then ([`Exam::demand_at`]) less the maximum flow from exams
+    /// to the pools their constraints match.
+    pub fn shortfall(&self, exams: &[&Exam], t: Timestamp) -> u32 {
         // Exams with equal constraints are one demand.
         let mut groups: Vec<(&Constraints, u64)> = Vec::new();
         for e in exams {
+            let demand = u64::from(e.demand_at(t));
             match groups.iter_mut().find(|(c, _)| **c == e.constraints) {
-                Some((_, d)) => *d += u64::from(e.students),
-                None => groups.push((&e.constraints, u64::from(e.students))),
+                Some((_, d)) => *d += demand,
+                None => groups.push((&e.constraints, demand)),
             }
         }
         let demand: u64 = groups.iter().map(|(_, d)| d).sum();
@@ -260,7 +264,8 @@ pub struct ExamLoad {
     pub id: ExamId,
     /// Its name.
     pub name: String,
-    /// Its students.
+    /// Its students held at the instant named (all of them in its main
+    /// window, its extended students after).
     pub students: u32,
 }
 
@@ -271,7 +276,7 @@ pub struct Shortfall {
     pub missing: u32,
     /// The peak instant (the earliest, on a tie).
     pub at: Timestamp,
-    /// Students of every exam overlapping the peak.
+    /// Students every exam overlapping the peak holds then.
     pub demand: u32,
     /// Those exams, the examined one first, the others by id.
     pub overlapping: Vec<ExamLoad>,
@@ -315,21 +320,24 @@ pub fn admit(
     for t in points {
         let mut set = vec![candidate];
         set.extend(others.iter().copied().filter(|o| o.window().contains(t)));
-        let missing = capacity.shortfall(&set);
+        let missing = capacity.shortfall(&set, t);
         if missing > worst.as_ref().map_or(0, |w| w.missing) {
             let mut overlapping: Vec<ExamLoad> = set
                 .iter()
                 .map(|e| ExamLoad {
                     id: e.id.clone(),
                     name: e.name.clone(),
-                    students: e.students,
+                    students: e.demand_at(t),
                 })
                 .collect();
             overlapping[1..].sort_by(|a, b| a.id.cmp(&b.id));
             worst = Some(Shortfall {
                 missing,
                 at: t,
-                demand: set.iter().map(|e| e.students).fold(0, u32::saturating_add),
+                demand: set
+                    .iter()
+                    .map(|e| e.demand_at(t))
+                    .fold(0, u32::saturating_add),
                 overlapping,
             });
         }
@@ -401,7 +409,8 @@ pub fn earliest_fit(
         others
             .iter()
             .filter(|o| o.id != candidate.id)
-            .map(|o| o.window().end.plus(lead))
+            .flat_map(|o| o.demand_changes().into_iter().skip(1))
+            .map(|fall| fall.plus(lead))
             .filter(|&s| requested < s && s <= last),
     );
     starts

@@ -88,8 +88,8 @@ pub fn freeze(
     }
     let mut candidates: Vec<Timestamp> = exams
         .iter()
-        .map(|e| e.window().end)
-        .filter(|&end| end > now)
+        .flat_map(Exam::demand_changes)
+        .filter(|&change| change > now)
         .collect();
     candidates.sort();
     candidates.dedup();

@@ -40,7 +40,7 @@ impl MaintenanceWindow {
 /// to the exams present at `t`.
 fn safe_at(exams: &[Exam], with: &Capacity, without: &Capacity, t: Timestamp) -> bool {
     let present: Vec<&Exam> = exams.iter().filter(|e| e.window().contains(t)).collect();
-    present.is_empty() || without.shortfall(&present) <= with.shortfall(&present)
+    present.is_empty() || without.shortfall(&present, t) <= with.shortfall(&present, t)
 }
 
 /// Every window inside `[from, to)` at least `duration` long in which the
@@ -60,8 +60,11 @@ pub fn maintenance_windows(
     }
     let mut cuts = BTreeSet::from([from, to]);
     for e in exams {
-        let w = e.window();
-        cuts.extend([w.start, w.end].into_iter().filter(|&t| from < t && t < to));
+        cuts.extend(
+            e.demand_changes()
+                .into_iter()
+                .filter(|&t| from < t && t < to),
+        );
     }
     let cuts: Vec<Timestamp> = cuts.into_iter().collect();
     let mut runs: Vec<MaintenanceWindow> = Vec::new();

@@ -10,6 +10,8 @@
 //! Everything here is pure; time arrives as an argument.
 
 pub mod admission;
+pub mod extension;
+pub mod extra_time;
 pub mod freeze;
 mod iso_duration;
 pub mod maintenance;
@@ -30,6 +32,8 @@ pub use admission::{
     Capacity, ExamLoad, Fit, Pool, Refusal, Scalable, Shortfall, admit, decide, earliest_fit, fit,
     risk,
 };
+pub use extension::{ExtensionRefusal, decide_extension};
+pub use extra_time::{ExtraSeats, MAX_EXTRA_SEC, StudentExtra};
 pub use freeze::{Freeze, FrozenChange, FrozenExam, freeze};
 pub use iso_duration::parse_iso_duration;
 pub use maintenance::{MaintenanceWindow, maintenance_windows};
@@ -149,6 +153,17 @@ pub struct Exam {
     /// ([`crate::network::precedence`]). Absent: the node's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_policy: Option<NetworkPolicy>,
+    /// Named students with their own end (`endsAt + extraSec`), by user
+    /// id ([`extra_time`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<StudentExtra>,
+    /// Extended seats booked without names: a count per extra duration.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_time: Vec<ExtraSeats>,
+    /// The latest end (a student's own) whose `session.expiring` warning
+    /// the leader has written; `None` before the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_warned_through: Option<Timestamp>,
 }
 
 /// Progress marks of an exam's timed prewarm, so that each step runs and
@@ -192,15 +207,17 @@ impl Window {
 }
 
 impl Exam {
-    /// `[startsAt − leadSec, endsAt + teardownSec)`.
+    /// `[startsAt − leadSec, endsAt + longest extra time + teardownSec)`:
+    /// every instant it holds a seat (all its students only in its
+    /// [main window](Self::main_window)).
     pub fn window(&self) -> Window {
         Window {
             start: self
                 .starts_at
                 .minus(Duration::from_secs(self.prewarm.lead_sec.into())),
-            end: self
-                .ends_at
-                .plus(Duration::from_secs(self.teardown_sec.into())),
+            end: self.ends_at.plus(Duration::from_secs(
+                u64::from(self.teardown_sec) + u64::from(self.longest_extra_sec()),
+            )),
         }
     }
 
@@ -273,15 +290,16 @@ impl Exam {
         if let Some(policy) = &self.network_policy {
             policy.validate("networkPolicy")?;
         }
-        Ok(())
+        self.validate_extra_time()
     }
 
     /// Whether going from `self` to `changed` needs admission again: a
-    /// change of its window, its size or its constraints.
+    /// change of its window, its size, its constraints or its seats.
     pub fn needs_admission(&self, changed: &Exam) -> bool {
         self.window() != changed.window()
             || self.students != changed.students
             || self.constraints != changed.constraints
+            || self.seats() != changed.seats()
     }
 }
 
@@ -339,6 +357,11 @@ impl ExamPatch {
                 .network_policy
                 .clone()
                 .unwrap_or_else(|| exam.network_policy.clone()),
+            extensions: exam.extensions.clone(),
+            extra_time: exam.extra_time.clone(),
+            expiry_warned_through: exam
+                .expiry_warned_through
+                .filter(|_| self.ends_at.is_none_or(|e| e == exam.ends_at)),
         }
     }
 }
@@ -376,6 +399,9 @@ pub(crate) mod tests {
             prewarm_started_at: None,
             prewarm_marks: PrewarmMarks::default(),
             network_policy: None,
+            extensions: Vec::new(),
+            extra_time: Vec::new(),
+            expiry_warned_through: None,
         }
     }
 

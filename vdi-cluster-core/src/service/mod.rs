@@ -57,8 +57,9 @@ use std::sync::Arc;
 pub use crate::reconcile::{ExamMigration, FailurePolicy, PolicyChange, ReconcileReport};
 pub use config::ServiceConfig;
 pub use exams::{
-    Booking, ExamFigures, ExamStatus, Exams, MAX_PREWARM_REQUEST, PROMOTIONS_PER_TICK,
-    PrewarmFailure, PrewarmReport, QueueFigures, QueueTick, QueueView, WaitingStudent,
+    Booking, EndChange, EndChanged, ExamFigures, ExamStatus, Exams, MAX_PREWARM_REQUEST,
+    PROMOTIONS_PER_TICK, PrewarmFailure, PrewarmReport, QueueFigures, QueueTick, QueueView,
+    SessionEnd, WaitingStudent,
 };
 pub use fleet::{
     AdminOutcome, AssignedJoin, DEFAULT_MAINTENANCE_RANGE, DrainAt, DrainInfo, Fleet, FleetRepair,

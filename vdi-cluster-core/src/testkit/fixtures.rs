@@ -139,6 +139,9 @@ pub fn exam(id: &str, starts_at: Timestamp, minutes: u64, students: u32) -> crat
         prewarm_started_at: None,
         prewarm_marks: Default::default(),
         network_policy: None,
+        extensions: Vec::new(),
+        extra_time: Vec::new(),
+        expiry_warned_through: None,
     }
 }
 

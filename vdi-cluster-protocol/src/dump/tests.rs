@@ -101,6 +101,9 @@ fn exam_with_policy() -> Exam {
             origin_ip: Some("203.210.213.198".parse().unwrap()),
             ..vdi_cluster_core::network::NetworkPolicy::restricted()
         }),
+        extensions: Vec::new(),
+        extra_time: Vec::new(),
+        expiry_warned_through: None,
     }
 }
 

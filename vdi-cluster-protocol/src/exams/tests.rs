@@ -72,6 +72,8 @@ fn exam_field_names() {
         teardown_sec: None,
         queue: None,
         network_policy: None,
+        extensions: None,
+        extra_time: None,
     }
     .into_exam()
     .unwrap();
@@ -91,6 +93,8 @@ fn exam_field_names() {
             "constraints",
             "endsAt",
             "examId",
+            "extensions",
+            "extraTime",
             "fits",
             "atRisk",
             "name",

@@ -83,6 +83,9 @@ async fn try_book(service: &ClusterService) -> Result<Booking, Error> {
         prewarm_started_at: None,
         prewarm_marks: Default::default(),
         network_policy: None,
+        extensions: Vec::new(),
+        extra_time: Vec::new(),
+        expiry_warned_through: None,
     };
     service.exams().book_exam(exam, "demo").await
 }

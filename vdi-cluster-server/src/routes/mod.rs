@@ -20,7 +20,8 @@
 //! * `maintenance` — maintenance windows; `scheduled` — drains scheduled
 //!   for a time (at a window's start), listed and cancelled.
 //! * `credentials` — a worker's own credential: rotate, revoke, reset.
-//! * `sessions` — the exam application's session API and prewarm.
+//! * `sessions` — the exam application's session API and prewarm;
+//!   `session_end` — a student's own end, changed by an operator.
 //! * `exams` — exams booked with admission control; `waiting_room` — an
 //!   exam's queue of students waiting for a slot; `capacity` — what the
 //!   scale hook was asked for.
@@ -49,6 +50,7 @@ pub(crate) mod ops;
 mod reserved;
 mod roles;
 pub(crate) mod scheduled;
+pub(crate) mod session_end;
 pub(crate) mod sessions;
 pub(crate) mod signin;
 pub(crate) mod waiting_room;
@@ -206,6 +208,8 @@ static ROUTES: &[RouteSpec] = routes! {
         => "One exam and its figures";
     Patch "/api/vdi/exams/{examId}" Admin exams::patch
         => "Change an exam: admission re-checked";
+    Patch "/api/vdi/sessions/{examId}/{userId}" Operator session_end::patch
+        => "Give a student their own end time (extendSec or endsAt, with a reason): admitted like a booking, audited";
     Delete "/api/vdi/exams/{examId}" Admin exams::cancel
         => "Cancel an exam";
     Get "/api/vdi/exams/{examId}/queue" Operator waiting_room::queue

@@ -13,6 +13,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use vdi_cluster_core::exam::format_rfc3339;
 use vdi_cluster_core::service::{AllocateOutcome, SessionRequest, SessionState};
 use vdi_cluster_core::{Constraints, Error as CoreError, ExamId, SessionKey};
 use vdi_cluster_protocol::ErrorBody;
@@ -113,8 +114,9 @@ fn session_key(state_path: (String, String)) -> Result<SessionKey, ApiError> {
     Ok(SessionKey::parse(state_path.0, state_path.1)?)
 }
 
-/// Where a student's session is, or the student's place in the exam's
-/// queue (`state: queued`; asking counts as polling and keeps the place).
+/// Where a student's session is (with the student's own `endsAt` when the
+/// exam is booked), or the student's place in the exam's queue (`state:
+/// queued`; asking counts as polling and keeps the place).
 #[utoipa::path(
     get, path = "/api/vdi/sessions/{examId}/{userId}", tag = "sessions",
     params(SessionPath),
@@ -135,7 +137,10 @@ pub(crate) async fn get(
     Ok(Json(
         match state.service().placement().session_state(&key).await? {
             SessionState::Placed(dispatch) => {
-                SessionAnswerJson::Session(Box::new(SessionJson::from(&*dispatch)))
+                let mut json = SessionJson::from(&*dispatch);
+                let end = state.service().exams().session_end(&key).await?;
+                json.ends_at = end.map(|e| format_rfc3339(e.ends_at));
+                SessionAnswerJson::Session(Box::new(json))
             }
             SessionState::Queued(standing) => {
                 SessionAnswerJson::Queued(QueuedJson::new(&key, &standing))

@@ -161,6 +161,9 @@ fn sample(method: &Method, path: &str) -> (String, Option<Value>) {
             Some(json!({"code": "w-joined", "apiBaseUrl": "http://127.0.0.1:1"}))
         }
         ("PATCH", "/api/vdi/exams/{examId}") => Some(json!({"name": "Renamed"})),
+        ("PATCH", "/api/vdi/sessions/{examId}/{userId}") => {
+            Some(json!({"extendSec": 60, "reason": "accommodation"}))
+        }
         ("PATCH", _) => Some(json!({"isDraining": false})),
         ("POST", "/api/vdi/exams") => Some(json!({
             "examId": EXAM, "name": "Exam", "students": 1,

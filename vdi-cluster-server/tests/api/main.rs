@@ -25,6 +25,7 @@ mod ops;
 mod pages;
 mod runbook;
 mod scheduled;
+mod session_end;
 mod sessions;
 mod stats_cache;
 mod takeover;

@@ -69,7 +69,7 @@ pub struct ExamFigures {
 }
 
 impl Exams {
-    fn capacity_of(&self, views: &[WorkerView]) -> Capacity {
+    pub(super) fn capacity_of(&self, views: &[WorkerView]) -> Capacity {
         Capacity::of_workers(views, self.shared.config.exam_headroom_percent)
     }
 

@@ -5,6 +5,8 @@
 //! are at risk; `prewarm` starts machines ahead of an exam, `timed_prewarm`
 //! when a booked exam's lead begins, `prewarm_target` keeps the target
 //! until the start and releases the machines after the end;
+//! `session_end` reads and changes a student's own end (extensions,
+//! admitted like bookings);
 //! `waiting_room` tends every exam's waiting room on the leader's tick and
 //! shows it, and `waiting_room_alerts` reports a forming one.
 //!
@@ -25,6 +27,7 @@
 mod calendar;
 mod prewarm;
 mod prewarm_target;
+mod session_end;
 mod timed_prewarm;
 mod waiting_room;
 mod waiting_room_alerts;
@@ -33,6 +36,7 @@ use std::sync::Arc;
 
 pub use calendar::{Booking, ExamFigures, ExamStatus};
 pub use prewarm::{MAX_PREWARM_REQUEST, PrewarmFailure, PrewarmReport};
+pub use session_end::{EndChange, EndChanged, SessionEnd};
 pub use waiting_room::{PROMOTIONS_PER_TICK, QueueFigures, QueueTick, QueueView, WaitingStudent};
 
 use super::placement::Placement;

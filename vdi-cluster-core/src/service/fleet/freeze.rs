@@ -18,11 +18,11 @@
 //! the leader's at-risk pass flags what a later change leaves short.
 
 use super::Fleet;
-use super::reason::validate_reason;
 use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::exam::{Capacity, FrozenChange, format_rfc3339, freeze};
 use crate::ids::WorkerId;
+use crate::service::shared::reason::validate_reason;
 use crate::worker::WorkerView;
 
 /// Whether an operator forces a change past the freeze.

@@ -41,13 +41,13 @@ mod freeze;
 mod heartbeat;
 mod lost;
 mod maintenance;
-mod reason;
 mod repair;
 mod scheduled;
 
 use std::sync::Arc;
 
 pub use crate::exam::FrozenChange;
+pub use crate::service::shared::reason::MAX_REASON_CHARS;
 pub use admin::{AdminOutcome, DrainInfo};
 pub use assignment::{AssignedJoin, MAX_REASON_LEN};
 pub use credentials::{JoinOutcome, Joined, RotateOutcome};
@@ -57,7 +57,6 @@ pub use maintenance::{
     DEFAULT_MAINTENANCE_RANGE, MAX_MAINTENANCE_GROUP, MAX_MAINTENANCE_RANGE, MIN_MAINTENANCE,
     MaintenancePlan, MaintenanceQuery,
 };
-pub use reason::MAX_REASON_CHARS;
 pub use repair::FleetRepair;
 pub use scheduled::{DrainAt, MAX_SCHEDULED_LISTED};
 

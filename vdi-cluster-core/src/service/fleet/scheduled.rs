@@ -19,7 +19,6 @@ use std::time::Duration;
 use super::Fleet;
 use super::heartbeat::CAS_ATTEMPTS;
 use super::maintenance::{MAX_MAINTENANCE_RANGE, MaintenanceQuery};
-use super::reason::validate_reason;
 use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::exam::format_rfc3339;
@@ -28,6 +27,7 @@ use crate::outbox::alerts;
 use crate::policy::AdminAction;
 use crate::scheduled::{ActionKind, ActionState, CLAIM_TTL, ScheduledAction, ScheduledSnapshot};
 use crate::service::shared::new_id;
+use crate::service::shared::reason::validate_reason;
 use crate::store::{CasOutcome, Lease};
 use crate::time::Timestamp;
 

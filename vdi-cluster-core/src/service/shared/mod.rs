@@ -9,6 +9,7 @@
 //! (migrations) must judge alike.
 
 mod outbox;
+pub(crate) mod reason;
 
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};

@@ -1,5 +1,6 @@
-//! An operator's reason for an admin action or for forcing a change past
-//! the change freeze: checked once, here, for both.
+//! An operator's reason for an admin action, for forcing a change past
+//! the change freeze or for a student's own end: checked once, here, for
+//! every wing.
 
 use crate::error::Result;
 use crate::validation::ValidationError;
@@ -8,7 +9,7 @@ use crate::validation::ValidationError;
 pub const MAX_REASON_CHARS: usize = 500;
 
 /// An operator's reason, trimmed; the field is `reason`.
-pub(super) fn validate_reason(reason: &str) -> Result<&str> {
+pub(crate) fn validate_reason(reason: &str) -> Result<&str> {
     let trimmed = reason.trim();
     let problem = if trimmed.is_empty() {
         Some("must not be empty".to_owned())
