@@ -77,6 +77,7 @@ start_worker() {
     WORKER_API_BASE_URL="http://127.0.0.1:$port" \
     CONTROL_PLANE_API_BASE="$control_plane" \
     VDI_PROVISIONER=simulated \
+    WORKER_REPORT_USAGE=false \
     VM_CPU_CORES=1 VM_MEMORY_MB=1024 \
     WORKER_RESERVED_CPUS=0 WORKER_RESERVED_MEMORY_MB=0 \
     WORKER_TOTAL_CPUS="$per_worker" \

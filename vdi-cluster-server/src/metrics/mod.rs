@@ -27,6 +27,7 @@
 //! | `vdi_reconcile_migrated_total` | counter | |
 //! | `vdi_drift_repaired_total` | counter | |
 //! | `vdi_events_total` | counter | `type` |
+//! | `vdi_capacity_requests`, `vdi_capacity_request_slots` | gauge, read at scrape ([`capacity`]) | `state` |
 //! | `vdi_stats_cache_answers_total` | counter: cluster statistics answers (`--stats-cache-sec`) | `result`: `hit` (from this replica's window), `miss` (read from the store) |
 //!
 //! Reconcile figures come from the `reconciled` events, so background steps
@@ -37,6 +38,7 @@
 //! series disappear with it. Per-exam series: [`exams`].
 
 mod calls;
+mod capacity;
 mod deliveries;
 mod exams;
 mod passes;
@@ -125,6 +127,7 @@ pub struct Metrics {
     reconcile_runs: Counter,
     passes_completed: Counter,
     passes: passes::PassSeries,
+    capacity: capacity::CapacitySeries,
     reconcile_removed: Family<ReasonLabel, Counter>,
     reconcile_migrated: Counter,
     drift_repaired: Counter,
@@ -265,6 +268,7 @@ impl Metrics {
             passes_completed.clone(),
         );
         let passes = passes::PassSeries::register(&mut registry);
+        let capacity = capacity::CapacitySeries::register(&mut registry);
         let reconcile_removed = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "reconcile_removed",
@@ -328,6 +332,7 @@ impl Metrics {
             reconcile_runs,
             passes_completed,
             passes,
+            capacity,
             reconcile_removed,
             reconcile_migrated,
             drift_repaired,
@@ -469,6 +474,7 @@ impl Metrics {
         }
         self.exams.refresh(service).await;
         self.passes.refresh(service).await;
+        self.capacity.refresh(service).await;
         let mut out = String::new();
         if let Err(e) = encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "cannot encode metrics");

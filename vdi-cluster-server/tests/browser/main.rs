@@ -14,6 +14,7 @@
 #[path = "../e2e/common/mod.rs"]
 mod common;
 
+mod capacity;
 mod checklist;
 mod exam_day;
 mod freeze;

@@ -10,6 +10,7 @@
 
 mod allocation;
 mod booking;
+mod calendar_ops;
 mod common;
 mod data_loss;
 mod demo;

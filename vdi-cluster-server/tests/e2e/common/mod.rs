@@ -8,6 +8,7 @@ mod cluster;
 mod control_plane;
 mod events;
 mod process;
+mod scale;
 mod sessions;
 mod tokens;
 mod wait;
@@ -23,6 +24,7 @@ pub use self::{
     control_plane::{ControlPlane, CpOptions},
     events::Events,
     process::{Proc, free_port},
+    scale::ScaledCluster,
     sessions::by_worker,
     tokens::{admin_token, service_token},
     wait::{eventually, eventually_within, wait_worker},

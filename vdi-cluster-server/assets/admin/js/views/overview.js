@@ -1,6 +1,6 @@
 // Overview: the exam platform's three figures, the store and its primary,
-// upcoming exams, waiting rooms, the last reconcile report and recent
-// events; refreshed live.
+// upcoming exams, waiting rooms, capacity asked of the scale hook, the last
+// reconcile report and recent events; refreshed live.
 import { h, replace, table, badge } from '../dom.js';
 import { t } from '../i18n.js';
 import { get } from '../api.js';
@@ -19,6 +19,7 @@ export function mount(main) {
   const store = h('p', { id: 'overview-store' }, t('loading'));
   const exams = h('div', { id: 'overview-exams' }, t('loading'));
   const queues = h('div', { id: 'overview-queues' });
+  const capacity = h('div', { id: 'overview-capacity' });
   const reconcile = h('div', { id: 'overview-reconcile' });
   const events = h('div', { id: 'overview-events' });
   replace(main,
@@ -27,11 +28,13 @@ export function mount(main) {
     section('h-store', t('overview.store'), store),
     section('h-exams', t('overview.exams'), exams),
     section('h-queues', t('overview.queues'), queues),
+    section('h-capacity', t('overview.capacity'), capacity),
     section('h-reconcile', t('overview.reconcile'), reconcile),
     section('h-events', t('overview.events'), events));
 
   async function refresh() {
     refreshStore(store);
+    refreshCapacity(capacity);
     try {
       const [summary, calendar] = await Promise.all([
         get('/api/vdi/workers/summary'),
@@ -74,6 +77,39 @@ export function mount(main) {
 
   refresh();
   return { refresh };
+}
+
+/** A capacity request's state as a badge: requested, joined, missing… */
+const CAPACITY_TONES = {
+  pending: 'warn', requested: 'warn', joined: 'ok', missing: 'bad', releasing: 'muted', released: 'muted',
+};
+
+/**
+ * The capacity asked of the scale hook and not yet given back: per request
+ * its exams, slots, deadline, state ("capacity requested / joined /
+ * missing") and the workers the hook named.
+ */
+async function refreshCapacity(into) {
+  try {
+    const { requests } = await get('/api/vdi/capacity-requests');
+    const open = requests.filter((r) => r.state !== 'released');
+    refreshRegion(into, open.length
+      ? table([[t('col.exam')], [t('capacity.slots'), 'num'], [t('capacity.deadline')], [t('col.status')], [t('capacity.workers')]],
+        open.map((r) => ({
+          attrs: { 'data-capacity': r.requestId, 'data-state': r.state },
+          cells: [
+            h('span', {}, r.examIds.map((id, i) => [i ? ', ' : '',
+              h('a', { href: `#/exams/${encodeURIComponent(id)}` }, id)])),
+            r.slots, localTime(r.deadline),
+            badge(t(`capacity.${r.state}`), CAPACITY_TONES[r.state] || 'muted',
+              r.lastError ? { title: r.lastError } : {}),
+            r.workers.length ? r.workers.join(', ') : '—',
+          ],
+        })), { id: 'capacity-requests' })
+      : h('p', { class: 'hint' }, t('overview.capacityNone')));
+  } catch (e) {
+    refreshRegion(into, h('p', { class: 'hint' }, e.message));
+  }
 }
 
 /**
