@@ -73,6 +73,12 @@ impl AllocOutcome {
     pub fn of_request(result: Result<SessionRequest, Error>) -> Self {
         match result {
             Ok(SessionRequest::Placed(a)) => Self::of(Ok(*a)),
+            // A seat held while its start waits for a permit: the
+            // student has it, the desktop comes after the answer.
+            Ok(SessionRequest::Starting(_)) => Self::Placed {
+                retries: 0,
+                failed_calls: 0,
+            },
             Ok(SessionRequest::Queued(_)) => Self::Queued,
             Err(e) => Self::of(Err(e)),
         }

@@ -391,6 +391,7 @@ impl HttpCluster {
             disk_percent: hb.resources.disk_percent,
             host: HostJson::default(),
             prewarm_pool: PoolJson::default(),
+            max_concurrent_starts: hb.max_concurrent_starts,
         }
     }
 

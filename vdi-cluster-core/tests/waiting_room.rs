@@ -61,7 +61,7 @@ async fn request(r: &Room, user: &str) -> SessionRequest {
 fn position(answer: &SessionRequest) -> Option<u32> {
     match answer {
         SessionRequest::Queued(s) => Some(s.position),
-        SessionRequest::Placed(_) => None,
+        SessionRequest::Placed(_) | SessionRequest::Starting(_) => None,
     }
 }
 

@@ -159,6 +159,7 @@ impl TryFrom<pb::HeartbeatRequest> for HeartbeatRequest {
                     })
                     .collect(),
             ),
+            max_concurrent_starts: r.max_concurrent_starts,
         })
     }
 }
@@ -203,6 +204,7 @@ impl From<&HeartbeatRequest> for pb::HeartbeatRequest {
                     (exam.clone(), pool)
                 })
                 .collect(),
+            max_concurrent_starts: r.max_concurrent_starts,
         }
     }
 }
@@ -374,6 +376,7 @@ mod tests {
             "hostname": "node1", "diskGb": 500, "ipAddress": "10.0.0.7",
             "containerRuntime": "docker 24.0.0", "nixVersion": "2.18.0",
             "prewarmPool": {"math": {"starting": 1, "ready": 2, "failed": 3}},
+            "maxConcurrentStarts": 4,
         }))
         .unwrap()
     }

@@ -40,8 +40,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
+use vdi_cluster_core::pacing::default_concurrency;
 use vdi_cluster_core::worker::{MAX_LIVE_SESSIONS, api_base_url_host};
-use vdi_cluster_core::{SessionKey, WorkerDescription, WorkerId};
+use vdi_cluster_core::{CapacitySpec, SessionKey, WorkerDescription, WorkerId};
 use vdi_cluster_protocol::node_status::{ControlPlaneStatus, CredentialKind};
 use vdi_cluster_protocol::{
     DescriptionJson, HeartbeatRequest, HeartbeatResponse, HostJson, PoolJson, RegisterRequest,
@@ -82,6 +83,9 @@ pub struct AgentConfig {
     pub timeout: Duration,
     /// Report CPU, memory and disk usage.
     pub report_usage: bool,
+    /// `--max-concurrent-starts`, reported in every heartbeat (`None`: a
+    /// quarter of the slots, rounded up, between 1 and 8).
+    pub max_concurrent_starts: Option<u32>,
     /// TLS towards the control plane (its CA, this host's certificate).
     pub tls: Option<Tls>,
 }
@@ -363,6 +367,10 @@ impl Agent {
                 ..HostJson::default()
             },
             prewarm_pool: PoolJson::from(&self.node.pool_report()),
+            max_concurrent_starts: Some(self.config.max_concurrent_starts.unwrap_or_else(|| {
+                let slots = CapacitySpec::new(input).map_or(0, |c| c.max_sessions());
+                default_concurrency(slots)
+            })),
         };
         (body, snapshot.live)
     }

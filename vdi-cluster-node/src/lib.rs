@@ -193,6 +193,7 @@ fn build(config: &WorkerConfig, addr: SocketAddr, tls: &Tls) -> Result<RunningWo
         backoff_max: config.backoff_max,
         timeout: config.control_plane_timeout,
         report_usage: config.report_usage,
+        max_concurrent_starts: config.max_concurrent_starts,
         tls: Some(tls.clone()),
     };
     let agent = Arc::new(Agent::new(agent_config, Arc::clone(&node), host, facts)?);

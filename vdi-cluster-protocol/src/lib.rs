@@ -59,6 +59,7 @@ pub mod maintenance;
 pub mod node;
 pub mod node_status;
 pub mod ops;
+pub mod pacing;
 pub mod page;
 pub mod reconcile;
 pub mod scheduled;

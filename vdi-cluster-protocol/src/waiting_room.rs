@@ -60,13 +60,16 @@ impl QueuedJson {
 }
 
 /// What `GET /api/vdi/sessions/{examId}/{userId}` answers: the session,
-/// or the student's place in the waiting room. Untagged: `state` tells them
+/// the student's place in the waiting room, or (paced starts) a desktop
+/// still starting. Untagged: `state` tells them
 /// apart, and each has fields the other lacks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum SessionAnswerJson {
     /// In the exam's waiting room.
     Queued(QueuedJson),
+    /// Its desktop is starting (paced starts).
+    Starting(crate::pacing::StartingJson),
     /// Placed.
     Session(Box<SessionJson>),
 }

@@ -187,6 +187,7 @@ fn worker_config(
         // Deregistration needs a worker's own credential; the demo's
         // workers share the worker token, and all stop together anyway.
         deregister_on_exit: false,
+        max_concurrent_starts: None,
         tls: TlsSettings::default(),
     })
 }

@@ -124,6 +124,7 @@ impl Day {
                 live_sessions: Some(live),
                 live_details: Default::default(),
                 prewarm_pool: self.workers.pool_report(id),
+                max_concurrent_starts: None,
                 resources: ResourceUsage::default(),
                 host: Default::default(),
             };

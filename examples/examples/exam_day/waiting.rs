@@ -30,7 +30,8 @@ pub(crate) async fn surge_with_queue(day: &mut Day, exam: &ExamId, keys: Vec<Ses
     for t in tasks {
         let (key, asked) = t.await.expect("task");
         match asked.expect("request") {
-            SessionRequest::Placed(_) => seated.push(key),
+            // Starts are not paced in the day: no student waits for one.
+            SessionRequest::Placed(_) | SessionRequest::Starting(_) => seated.push(key),
             SessionRequest::Queued(s) => positions.push(s.position),
         }
     }

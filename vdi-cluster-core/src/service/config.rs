@@ -124,6 +124,40 @@ pub struct ServiceConfig {
     /// window has not begun (0: off; the server's
     /// `--admission-counts-scalable`).
     pub admission_scalable_slots: u32,
+    /// Paced starts (off by default): see [`PacingConfig`].
+    pub pacing: PacingConfig,
+}
+
+/// Paced starts ([`crate::pacing`]): every start of a desktop takes a
+/// permit of its worker first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PacingConfig {
+    /// Whether starts are paced (false). Off, starts go to the workers as
+    /// they come and the session API answers as before.
+    pub enabled: bool,
+    /// The start time the adapted limit keeps starts within; `None` (the
+    /// default): half of `worker_call_timeout`.
+    pub target: Option<Duration>,
+    /// A permit's (and a place in the queue's) lease; `None` (the
+    /// default): twice `worker_call_timeout`, so a call never outlives it.
+    pub lease: Option<Duration>,
+    /// How many of each worker's last starts the limit rests on (50).
+    pub samples_kept: u32,
+    /// How often a start waiting for a permit asks again, renewing its
+    /// place (250 ms).
+    pub poll: Duration,
+}
+
+impl Default for PacingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            target: None,
+            lease: None,
+            samples_kept: 50,
+            poll: Duration::from_millis(250),
+        }
+    }
 }
 
 impl Default for ServiceConfig {
@@ -169,6 +203,7 @@ impl Default for ServiceConfig {
             scale_lead: Duration::from_secs(1_800),
             scale_retry: Duration::from_secs(10),
             admission_scalable_slots: 0,
+            pacing: PacingConfig::default(),
         }
     }
 }
@@ -194,6 +229,25 @@ impl ServiceConfig {
     /// one's lapses soon after.
     pub fn queue_claim_ttl(&self) -> Duration {
         self.coalesce_bound() + self.worker_call_timeout
+    }
+
+    /// The start time paced starts are kept within.
+    pub fn pacing_target(&self) -> Duration {
+        self.pacing.target.unwrap_or(self.worker_call_timeout / 2)
+    }
+
+    /// The lease of a start permit.
+    pub fn permit_lease(&self) -> Duration {
+        self.pacing.lease.unwrap_or(self.worker_call_timeout * 2)
+    }
+
+    /// How long a start waits for its permit before the placement tries
+    /// another worker: what is left of `allocate_timeout` (after which the
+    /// waiting reservation would be reclaimed) once the call is made.
+    pub fn permit_wait_bound(&self) -> Duration {
+        self.allocate_timeout
+            .saturating_sub(self.worker_call_timeout)
+            .max(self.pacing.poll)
     }
 
     /// The ages reconcile judges dispatches by.

@@ -55,11 +55,11 @@ mod shared;
 use std::sync::Arc;
 
 pub use crate::reconcile::{ExamMigration, FailurePolicy, PolicyChange, ReconcileReport};
-pub use config::ServiceConfig;
+pub use config::{PacingConfig, ServiceConfig};
 pub use exams::{
-    Booking, EndChange, EndChanged, ExamFigures, ExamStatus, Exams, MAX_PREWARM_REQUEST,
-    PROMOTIONS_PER_TICK, PrewarmFailure, PrewarmReport, QueueFigures, QueueTick, QueueView,
-    SessionEnd, WaitingStudent,
+    Booking, EndChange, EndChanged, ExamFigures, ExamStarts, ExamStatus, Exams,
+    MAX_PREWARM_REQUEST, PROMOTIONS_PER_TICK, PrewarmFailure, PrewarmReport, QueueFigures,
+    QueueTick, QueueView, SessionEnd, WaitingStudent,
 };
 pub use fleet::{
     AdminOutcome, AssignedJoin, DEFAULT_MAINTENANCE_RANGE, DrainAt, DrainInfo, Fleet, FleetRepair,
@@ -74,6 +74,7 @@ pub use operations::{
 };
 pub use placement::{
     AllocateOutcome, Allocation, Departure, Placement, QueueStanding, SessionRequest, SessionState,
+    StartPacing, Starting,
 };
 
 use crate::client::WorkerClient;

@@ -94,6 +94,7 @@ fn heartbeat(code: &str, input: CapacityInput, active: u32) -> Heartbeat {
         live_sessions: None,
         live_details: Default::default(),
         prewarm_pool: Default::default(),
+        max_concurrent_starts: None,
         resources: ResourceUsage::default(),
         host: Default::default(),
     }

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    HostInfo, MAX_BOOT_ID_LEN, MAX_LIVE_SESSIONS, PoolReport, RETIRED_BOOTS_KEPT,
-    WorkerDescription, WorkerRecord,
+    HostInfo, MAX_BOOT_ID_LEN, MAX_CONCURRENT_STARTS, MAX_LIVE_SESSIONS, PoolReport,
+    RETIRED_BOOTS_KEPT, WorkerDescription, WorkerRecord,
 };
 use crate::capacity::{CapacitySpec, MAX_SESSIONS};
 use crate::health::{
@@ -41,6 +41,10 @@ pub struct Heartbeat {
     /// The worker's prewarm pool per exam; a heartbeat without one reports
     /// an empty pool.
     pub prewarm_pool: PoolReport,
+    /// `maxConcurrentStarts`: how many desktops the worker may be starting
+    /// at once, as its agent is configured; `None`: derived from its slots
+    /// ([`default_concurrency`](crate::pacing::default_concurrency)).
+    pub max_concurrent_starts: Option<u32>,
 }
 
 impl Heartbeat {
@@ -49,6 +53,15 @@ impl Heartbeat {
         self.description.validate()?;
         self.host.validate()?;
         self.prewarm_pool.validate()?;
+        if self
+            .max_concurrent_starts
+            .is_some_and(|n| n == 0 || n > MAX_CONCURRENT_STARTS)
+        {
+            return Err(ValidationError::new(
+                "maxConcurrentStarts",
+                format!("must be 1 to {MAX_CONCURRENT_STARTS}"),
+            ));
+        }
         if let Some(boot) = &self.stamp.boot_id
             && (boot.is_empty()
                 || boot.chars().count() > MAX_BOOT_ID_LEN
@@ -157,6 +170,7 @@ pub fn apply_heartbeat(
     record.resource_health = record.resource_health.update(&hb.resources, thresholds);
     record.resources = hb.resources;
     record.prewarm_pool = hb.prewarm_pool.clone();
+    record.max_concurrent_starts = hb.max_concurrent_starts;
     if hb.live_sessions.is_some() || order == HeartbeatOrder::Restarted {
         record.live_sessions = hb.live_sessions.clone();
     }
@@ -233,6 +247,7 @@ mod tests {
             live_sessions: None,
             live_details: BTreeMap::new(),
             prewarm_pool: PoolReport::default(),
+            max_concurrent_starts: None,
             resources: ResourceUsage::default(),
             host: HostInfo::default(),
         }

@@ -42,3 +42,5 @@ pub const MAX_TAG_LEN: usize = 64;
 pub const MAX_LIVE_SESSIONS: usize = 10_000;
 /// Longest accepted boot id, in characters.
 pub const MAX_BOOT_ID_LEN: usize = 128;
+/// The most starts a worker may be configured to run at once.
+pub const MAX_CONCURRENT_STARTS: u32 = 1_000;

@@ -149,6 +149,10 @@ pub struct WorkerRecord {
     /// the record in the heartbeat's compare-and-set.
     #[serde(default, skip_serializing_if = "PoolReport::is_empty")]
     pub prewarm_pool: PoolReport,
+    /// The start concurrency the worker's agent is configured with, from
+    /// the latest heartbeat (`None`: derived from its slots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_starts: Option<u32>,
 }
 
 impl WorkerRecord {
@@ -173,7 +177,16 @@ impl WorkerRecord {
             host: HostInfo::default(),
             deregister_reason: None,
             prewarm_pool: PoolReport::default(),
+            max_concurrent_starts: None,
         }
+    }
+
+    /// The configured start concurrency: the agent's, or
+    /// [`default_concurrency`](crate::pacing::default_concurrency) of its
+    /// slots.
+    pub fn start_concurrency(&self) -> u32 {
+        self.max_concurrent_starts
+            .unwrap_or_else(|| crate::pacing::default_concurrency(self.max_sessions()))
     }
 
     /// Slots by the capacity formula (zero before the first heartbeat).

@@ -5,6 +5,7 @@
 mod exams;
 mod fleet;
 mod operations;
+mod pacing;
 mod placement;
 mod scheduled;
 

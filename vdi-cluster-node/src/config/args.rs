@@ -223,6 +223,14 @@ pub struct WorkerArgs {
           action = ArgAction::Set, value_parser = BoolishValueParser::new(), value_name = "BOOL")]
     pub report_usage: bool,
 
+    /// How many desktops this node may be starting at once, reported in
+    /// every heartbeat; the control plane's paced starts never run more
+    /// on it (and lower it when its starts slow down). Default: a quarter
+    /// of its slots, rounded up, between 1 and 8.
+    #[arg(long, env = "VDI_MAX_CONCURRENT_STARTS", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_concurrent_starts: Option<u32>,
+
     /// Deregister from the control plane on SIGTERM / Ctrl-C.
     #[arg(long, env = "WORKER_DEREGISTER_ON_EXIT", default_value_t = true,
           action = ArgAction::Set, value_parser = BoolishValueParser::new(), value_name = "BOOL")]

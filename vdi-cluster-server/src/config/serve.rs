@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args};
 use vdi_cluster_core::credential::CredentialPolicy;
-use vdi_cluster_core::service::BackgroundConfig;
+use vdi_cluster_core::service::{BackgroundConfig, PacingConfig};
 use vdi_cluster_core::{FailurePolicy, SchedulingPolicy, ServiceConfig};
 use vdi_cluster_node::config::{TlsArgs, TokenArgs};
 use vdi_cluster_protocol::credentials::check_secret_length;
@@ -242,6 +242,23 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=256))]
     pub prewarm_concurrency: u64,
 
+    /// Paced starts: every start of a desktop (a placement, a prewarmed
+    /// machine) first takes one of its worker's start permits, held in
+    /// the store, so no worker starts more at once than its
+    /// `--max-concurrent-starts` (adapted down from its measured start
+    /// times); a booked exam's student whose start waits is answered 202
+    /// `starting` (docs/paced-starts.md).
+    #[arg(long, env = "VDI_PACE_STARTS", default_value_t = false,
+          action = ArgAction::Set, value_parser = BoolishValueParser::new(), value_name = "BOOL")]
+    pub pace_starts: bool,
+
+    /// The start time paced starts are kept within, milliseconds: a
+    /// worker's start limit falls while its predicted start takes longer.
+    /// Default: half of CLUSTER_API_TIMEOUT_MS.
+    #[arg(long, env = "VDI_START_TARGET_MS",
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub start_target_ms: Option<u64>,
+
     /// Most machines one prewarm starts.
     #[arg(long, env = "VDI_PREWARM_MAX", default_value_t = 80,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -427,6 +444,11 @@ impl ServeArgs {
             credentials: CredentialPolicy {
                 ttl: Duration::from_secs(self.worker_credential_ttl_sec),
                 overlap: Duration::from_secs(self.worker_credential_overlap_sec),
+            },
+            pacing: PacingConfig {
+                enabled: self.pace_starts,
+                target: self.start_target_ms.map(Duration::from_millis),
+                ..PacingConfig::default()
             },
             ..ServiceConfig::default()
         })

@@ -6,7 +6,7 @@
 //! | `vdi_slots_max`, `vdi_slots_available` | gauge, read at scrape | |
 //! | `vdi_sessions_active` | gauge, read at scrape | |
 //! | `vdi_backend_up` | gauge: 1 when the scrape could read the backend | |
-//! | `vdi_allocations_total` | counter | `outcome`: `placed`, `existing`, `redispatched`, `no_capacity`, `queued`, `in_progress`, `invalid`, `unavailable`, `error` |
+//! | `vdi_allocations_total` | counter | `outcome`: `placed`, `existing`, `redispatched`, `no_capacity`, `queued`, `starting` (paced starts: answered before the desktop is up), `in_progress`, `invalid`, `unavailable`, `error` |
 //! | `vdi_allocate_duration_seconds` | histogram | `outcome`, as `vdi_allocations_total` |
 //! | `vdi_heartbeats_total` | counter | `result`: `accepted`, `stale`, `rejected` |
 //! | `vdi_heartbeats_refused_total` | counter | `reason`: `body`, `credential`, `forbidden`, `too_large`, `invalid`, `throttled`, `backend`, `error` |
@@ -20,6 +20,7 @@
 //! | `vdi_worker_heartbeat_age_seconds` | gauge, read at scrape | `worker` |
 //! | `vdi_worker_cpu_usage_ratio`, `vdi_worker_memory_usage_ratio`, `vdi_worker_disk_usage_ratio` | gauge (0–1), as last reported | `worker` |
 //! | `vdi_worker_heartbeats_total` | counter | `worker`; `result`: `accepted`, `stale`, `refused` |
+//! | `vdi_worker_start_seconds` (`quantile` `0.5`, `0.95`), `vdi_worker_start_limit`, `vdi_worker_starts_in_flight`, `vdi_worker_starts_waiting` | gauge, read at scrape with paced starts ([`starts`]) | `worker` |
 //! | `vdi_reconcile_runs_total` | counter: reconcile steps | |
 //! | `vdi_reconcile_passes_completed_total` | counter: steps that reached the end of the dispatch keyspace | |
 //! | `vdi_reconcile_unchecked_age_seconds`, `vdi_reconcile_pass_dispatches_scanned`, `vdi_reconcile_last_pass_duration_seconds` | gauge, read at scrape ([`passes`]) | |
@@ -42,6 +43,7 @@ mod capacity;
 mod deliveries;
 mod exams;
 mod passes;
+mod starts;
 mod workers;
 
 use std::sync::Arc;
@@ -128,6 +130,7 @@ pub struct Metrics {
     passes_completed: Counter,
     passes: passes::PassSeries,
     capacity: capacity::CapacitySeries,
+    starts: starts::StartSeries,
     reconcile_removed: Family<ReasonLabel, Counter>,
     reconcile_migrated: Counter,
     drift_repaired: Counter,
@@ -151,6 +154,8 @@ pub enum AllocationResult<'a> {
     NoCapacity,
     /// No slot: the student waits in the exam's queue.
     Queued,
+    /// Paced starts: the seat is held, the desktop starts after the answer.
+    Starting,
     /// Another request is placing the same session.
     InProgress,
     /// Bad input.
@@ -169,6 +174,7 @@ impl AllocationResult<'_> {
             Self::Done(AllocateOutcome::Redispatched { .. }) => "redispatched",
             Self::NoCapacity => "no_capacity",
             Self::Queued => "queued",
+            Self::Starting => "starting",
             Self::InProgress => "in_progress",
             Self::Invalid => "invalid",
             Self::Unavailable => "unavailable",
@@ -269,6 +275,7 @@ impl Metrics {
         );
         let passes = passes::PassSeries::register(&mut registry);
         let capacity = capacity::CapacitySeries::register(&mut registry);
+        let starts = starts::StartSeries::register(&mut registry);
         let reconcile_removed = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "reconcile_removed",
@@ -333,6 +340,7 @@ impl Metrics {
             passes_completed,
             passes,
             capacity,
+            starts,
             reconcile_removed,
             reconcile_migrated,
             drift_repaired,
@@ -451,6 +459,7 @@ impl Metrics {
         match service.fleet().worker_views().await {
             Ok(views) => {
                 self.workers_series.refresh(&views, service.clock().now());
+                self.starts.refresh(service, &views).await;
                 for status in STATUSES {
                     let n = views.iter().filter(|v| v.status == status).count();
                     self.workers

@@ -23,7 +23,8 @@
 //! * `sessions` — the exam application's session API and prewarm;
 //!   `session_end` — a student's own end, changed by an operator.
 //! * `exams` — exams booked with admission control; `waiting_room` — an
-//!   exam's queue of students waiting for a slot; `capacity` — what the
+//!   exam's queue of students waiting for a slot; `starts` — paced
+//!   starts, per worker and per exam; `capacity` — what the
 //!   scale hook was asked for.
 //! * `cluster` — statistics, distribution, audit, events.
 //! * `aetherium` — Aetherium's resource view: sessions and prewarmed
@@ -53,6 +54,7 @@ pub(crate) mod scheduled;
 pub(crate) mod session_end;
 pub(crate) mod sessions;
 pub(crate) mod signin;
+pub(crate) mod starts;
 pub(crate) mod waiting_room;
 pub(crate) mod webhooks;
 pub(crate) mod workers;
@@ -182,6 +184,8 @@ static ROUTES: &[RouteSpec] = routes! {
         => "Cancel a pending scheduled drain";
     Get "/api/vdi/scheduled-drains" Operator scheduled::fleet_list
         => "Every open scheduled drain of the fleet, by time";
+    Get "/api/vdi/workers/{code}/starts" Operator starts::worker
+        => "A worker's start pacing: configured and adapted start concurrency, starts in flight and waiting, start time p50/p95";
     Get "/api/vdi/workers/{code}/sessions" Operator workers::sessions
         => "A worker's sessions (as Aetherium)";
     Get "/api/vdi/workers/{code}/drain" Operator admin::drain_info
@@ -214,6 +218,8 @@ static ROUTES: &[RouteSpec] = routes! {
         => "Cancel an exam";
     Get "/api/vdi/exams/{examId}/queue" Operator waiting_room::queue
         => "Who waits in an exam's queue, in order, with positions and waiting times";
+    Get "/api/vdi/exams/{examId}/starts" Operator starts::exam
+        => "An exam's starts: students starting, p50/p95 wait, each worker's start rate";
     Get "/api/vdi/capacity-requests" Operator capacity::list
         => "Workers asked of the scale hook for booked exams: requested, joined, missing, released";
     Get "/api/vdi/cluster/stats" Operator cluster::stats

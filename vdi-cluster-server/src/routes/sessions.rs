@@ -1,7 +1,8 @@
 //! The session API the exam application calls: allocate, look up and
 //! release a student's session, prewarm an exam (bodies in
 //! `vdi_cluster_protocol::sessions`; a student in a booked exam's waiting
-//! room is answered with `vdi_cluster_protocol::waiting_room::QueuedJson`).
+//! room is answered with `vdi_cluster_protocol::waiting_room::QueuedJson`,
+//! one whose paced start waits with `vdi_cluster_protocol::pacing::StartingJson`).
 //! Unknown fields are refused. Allocation, release and prewarm run
 //! detached from the request, so a client that disconnects cannot cut
 //! them short.
@@ -11,16 +12,21 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use vdi_cluster_core::exam::format_rfc3339;
 use vdi_cluster_core::service::{AllocateOutcome, SessionRequest, SessionState};
 use vdi_cluster_core::{Constraints, Error as CoreError, ExamId, SessionKey};
 use vdi_cluster_protocol::ErrorBody;
+use vdi_cluster_protocol::pacing::{AcceptedJson, PREFER, StartingJson, prefers_async};
 use vdi_cluster_protocol::sessions::{
     AllocateSessionRequest, PrewarmExamRequest, PrewarmReportJson, ReleaseJson, SessionJson,
 };
 use vdi_cluster_protocol::waiting_room::{QueuedJson, SessionAnswerJson};
+
+use utoipa::IntoParams;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::{ObjectBuilder, Required, Type};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -33,6 +39,7 @@ fn allocation_result(result: &Result<SessionRequest, CoreError>) -> AllocationRe
     match result {
         Ok(SessionRequest::Placed(a)) => AllocationResult::Done(&a.outcome),
         Ok(SessionRequest::Queued(_)) => AllocationResult::Queued,
+        Ok(SessionRequest::Starting(_)) => AllocationResult::Starting,
         Err(CoreError::NoCapacity(_)) => AllocationResult::NoCapacity,
         Err(CoreError::AllocationInProgress(_)) => AllocationResult::InProgress,
         Err(CoreError::Invalid(_)) => AllocationResult::Invalid,
@@ -48,13 +55,21 @@ fn allocation_result(result: &Result<SessionRequest, CoreError>) -> AllocationRe
 /// again answers the current position. `503` with `Retry-After` when no
 /// worker can take a session of an exam that is not booked (or queues
 /// nobody).
+///
+/// With paced starts (`serve --pace-starts`), a student of a booked exam
+/// whose start must wait for a start permit of its worker is answered at
+/// once: 202 with `state: starting`, the worker and `estimatedReadySec`;
+/// the desktop starts after the answer and `GET` shows it `starting`, then
+/// placed. A request of an exam that is not booked keeps the synchronous
+/// answer unless it sends `Prefer: respond-async` (docs/paced-starts.md).
 #[utoipa::path(
     post, path = "/api/vdi/sessions", tag = "sessions",
+    params(PreferHeader),
     request_body = AllocateSessionRequest,
     responses(
         (status = 201, description = "Placed", body = SessionJson),
         (status = 200, description = "Already placed: the same session", body = SessionJson),
-        (status = 202, description = "Queued in the booked exam's waiting room", body = QueuedJson),
+        (status = 202, description = "Queued in the booked exam's waiting room, or (paced starts) starting after the answer", body = AcceptedJson),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 409, description = "The same session is being placed right now", body = ErrorBody),
@@ -65,8 +80,10 @@ fn allocation_result(result: &Result<SessionRequest, CoreError>) -> AllocationRe
 pub(crate) async fn allocate(
     State(state): State<AppState>,
     Caller(caller): Caller,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<AllocateSessionRequest>,
 ) -> Result<Response, ApiError> {
+    let respond_async = prefers_async(headers.get(PREFER).and_then(|v| v.to_str().ok()));
     let key = SessionKey::parse(body.exam_id, body.user_id)?;
     caller.ensure_may_act_for(&key.user_id)?;
     // Core's allocate validates the constraints.
@@ -79,7 +96,7 @@ pub(crate) async fn allocate(
         .spawn(async move {
             service
                 .placement()
-                .request_session(task_key, constraints)
+                .request_session_paced(task_key, constraints, respond_async)
                 .await
         })
         .await;
@@ -100,6 +117,10 @@ pub(crate) async fn allocate(
             let body = QueuedJson::new(&key, &standing);
             return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
         }
+        SessionRequest::Starting(starting) => {
+            let body = StartingJson::new(&key, &starting);
+            return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
+        }
     };
     let status = match allocation.outcome {
         AllocateOutcome::Existing => StatusCode::OK,
@@ -110,18 +131,40 @@ pub(crate) async fn allocate(
     Ok((status, Json(SessionJson::from(&*allocation))).into_response())
 }
 
+/// The `Prefer` request header of `POST /api/vdi/sessions`, as the
+/// OpenAPI document states it.
+pub(crate) struct PreferHeader;
+
+impl IntoParams for PreferHeader {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![
+            ParameterBuilder::new()
+                .name("Prefer")
+                .parameter_in(ParameterIn::Header)
+                .description(Some(
+                    "respond-async: with paced starts, answer 202 `starting` when the start waits for a permit, also for an exam that is not booked",
+                ))
+                .required(Required::False)
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build(),
+        ]
+    }
+}
+
 fn session_key(state_path: (String, String)) -> Result<SessionKey, ApiError> {
     Ok(SessionKey::parse(state_path.0, state_path.1)?)
 }
 
 /// Where a student's session is (with the student's own `endsAt` when the
-/// exam is booked), or the student's place in the exam's queue (`state:
-/// queued`; asking counts as polling and keeps the place).
+/// exam is booked), the student's place in the exam's queue (`state:
+/// queued`; asking counts as polling and keeps the place), or, with paced
+/// starts, a desktop still starting (`state: starting`, with
+/// `estimatedReadySec`).
 #[utoipa::path(
     get, path = "/api/vdi/sessions/{examId}/{userId}", tag = "sessions",
     params(SessionPath),
     responses(
-        (status = 200, description = "The session, or the student's place in the queue", body = SessionAnswerJson),
+        (status = 200, description = "The session, the student's place in the queue, or a desktop still starting", body = SessionAnswerJson),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 503, body = ErrorBody),
@@ -144,6 +187,9 @@ pub(crate) async fn get(
             }
             SessionState::Queued(standing) => {
                 SessionAnswerJson::Queued(QueuedJson::new(&key, &standing))
+            }
+            SessionState::Starting(starting) => {
+                SessionAnswerJson::Starting(StartingJson::new(&key, &starting))
             }
         },
     ))

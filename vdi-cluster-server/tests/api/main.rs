@@ -22,6 +22,7 @@ mod maintenance;
 mod metrics;
 mod openapi;
 mod ops;
+mod pacing;
 mod pages;
 mod runbook;
 mod scheduled;

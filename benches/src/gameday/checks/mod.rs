@@ -183,6 +183,14 @@ pub(crate) async fn answer_for(cluster: &Cluster, exam: &str, user: &str) -> Ans
                         position: q.position,
                     };
                 }
+                // A paced start: the seat is reserved, the desktop coming.
+                Ok(SessionAnswerJson::Starting(st)) => {
+                    return Answer::Seated {
+                        worker: st.worker,
+                        state: "reserved".to_owned(),
+                        reserved_at: st.reserved_at,
+                    };
+                }
                 Err(e) => last = e.to_string(),
             },
             Ok(r) => last = r.status().to_string(),

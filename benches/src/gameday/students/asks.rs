@@ -95,6 +95,10 @@ impl Crowd {
             Reply::Status(200, body) => match serde_json::from_slice::<SessionAnswerJson>(&body) {
                 Ok(SessionAnswerJson::Session(s)) => Told::Session(s),
                 Ok(SessionAnswerJson::Queued(q)) => Told::Queued(q, sent_ms, now_ms()),
+                // The game day does not pace starts.
+                Ok(SessionAnswerJson::Starting(_)) => {
+                    self.unexpected("GET session body: starting", 200, &body)
+                }
                 Err(e) => self.unexpected("GET session body", 200, e.to_string().as_bytes()),
             },
             Reply::Status(404, _) => Told::Gone,

@@ -8,7 +8,9 @@
 //! `session_end` reads and changes a student's own end (extensions,
 //! admitted like bookings);
 //! `waiting_room` tends every exam's waiting room on the leader's tick and
-//! shows it, and `waiting_room_alerts` reports a forming one.
+//! shows it, and `waiting_room_alerts` reports a forming one; `starts`
+//! shows an exam's starts (starting, wait percentiles, its workers' start
+//! rates).
 //!
 //! **Owns** the exams whose forming waiting room this replica reported.
 //!
@@ -28,6 +30,7 @@ mod calendar;
 mod prewarm;
 mod prewarm_target;
 mod session_end;
+mod starts;
 mod timed_prewarm;
 mod waiting_room;
 mod waiting_room_alerts;
@@ -37,6 +40,7 @@ use std::sync::Arc;
 pub use calendar::{Booking, ExamFigures, ExamStatus};
 pub use prewarm::{MAX_PREWARM_REQUEST, PrewarmFailure, PrewarmReport};
 pub use session_end::{EndChange, EndChanged, SessionEnd};
+pub use starts::ExamStarts;
 pub use waiting_room::{PROMOTIONS_PER_TICK, QueueFigures, QueueTick, QueueView, WaitingStudent};
 
 use super::placement::Placement;

@@ -11,7 +11,7 @@ use crate::client::DesktopSettings;
 use crate::error::{Error, Result};
 use crate::ids::{ExamId, WorkerId};
 use crate::scheduler::{Constraints, PrewarmShare, exclusion, plan_prewarm};
-use crate::worker::WorkerView;
+use crate::worker::{WorkerRecord, WorkerView};
 
 /// Largest prewarm request accepted (before the `prewarm_max` cap).
 pub const MAX_PREWARM_REQUEST: u32 = 100_000;
@@ -105,18 +105,7 @@ impl Exams {
                 let Some(record) = record else {
                     return Err((share, "worker vanished".to_owned()));
                 };
-                match timeout(
-                    self.shared.config.worker_call_timeout,
-                    self.shared
-                        .client
-                        .prewarm(&record, &exam, share.count, settings),
-                )
-                .await
-                {
-                    Ok(Ok(n)) => Ok(n.min(share.count)),
-                    Ok(Err(e)) => Err((share, e.to_string())),
-                    Err(_) => Err((share, "timed out".to_owned())),
-                }
+                self.prewarm_share(&record, &exam, share, settings).await
             }
         });
         let results: Vec<_> = futures::stream::iter(calls)
@@ -136,5 +125,53 @@ impl Exams {
             }
         }
         (started, failures)
+    }
+
+    /// One share's calls: one call of `share.count` machines, or with
+    /// paced starts as many calls as the worker's free start permits allow
+    /// at a time, each call's permits held while its machines start
+    /// (prewarm and placements share the worker's limit, invariant F).
+    async fn prewarm_share(
+        &self,
+        record: &WorkerRecord,
+        exam: &ExamId,
+        share: PrewarmShare,
+        settings: &DesktopSettings,
+    ) -> Result<u32, (PrewarmShare, String)> {
+        let mut started = 0;
+        while started < share.count {
+            let left = share.count - started;
+            let permits = match self.placement.prewarm_permits(record, left).await {
+                Ok(permits) => permits,
+                Err(e) => return Err((share, e.to_string())),
+            };
+            let count = permits
+                .as_ref()
+                .map_or(left, |p| u32::try_from(p.len()).unwrap_or(left));
+            if count == 0 {
+                return Err((share, "no start permit in time".to_owned()));
+            }
+            let call = timeout(
+                self.shared.config.worker_call_timeout,
+                self.shared.client.prewarm(record, exam, count, settings),
+            )
+            .await;
+            if let Some(permits) = permits {
+                let queue = self
+                    .placement
+                    .start_queue_of(&record.id)
+                    .await
+                    .unwrap_or_default();
+                self.placement.hold_while_starting(permits, &queue);
+            }
+            match call {
+                Ok(Ok(n)) if n >= count => started += count,
+                // The worker took fewer: it has no room for more.
+                Ok(Ok(n)) => return Ok(started + n),
+                Ok(Err(e)) => return Err((share, e.to_string())),
+                Err(_) => return Err((share, "timed out".to_owned())),
+            }
+        }
+        Ok(started)
     }
 }

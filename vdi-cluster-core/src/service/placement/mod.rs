@@ -4,7 +4,9 @@
 //! a booked exam with its waiting room on may queue the student, anything
 //! else is [`Placement::allocate`] (`allocate`: rank, compare-and-reserve,
 //! start on the worker — `start` — confirm, with failover), which judges
-//! a dispatch the reservation answers in `existing`. `release` ends a
+//! a dispatch the reservation answers in `existing`; with paced starts,
+//! `pacing` takes each start's permit and answers a student whose start
+//! waits before the desktop is up. `release` ends a
 //! session, `promote` places the head of an exam's waiting room when a
 //! slot frees (the waiting room's claim).
 //!
@@ -16,17 +18,20 @@
 //! (reserve, confirm, undo, release, adopt), the confirmation of a
 //! re-dispatch with its outbox entry
 //! ([`Outbox`](crate::outbox::Outbox)), and the waiting room's enqueue,
-//! claim and completion ([`WaitingRoom`](crate::waiting_room::WaitingRoom)).
+//! claim and completion ([`WaitingRoom`](crate::waiting_room::WaitingRoom)),
+//! and start permits ([`StartPermits`](crate::pacing::StartPermits)).
 //!
 //! **Keeps** invariants A (no over-allocation: only compare-and-reserve
 //! takes a slot), B (one dispatch per session: duplicates coalesce on the
 //! one in flight) and E (the waiting room: a new arrival never overtakes
-//! one queued earlier; the head is placed under a fenced claim).
+//! one queued earlier; the head is placed under a fenced claim) and F (no
+//! start without its worker's permit, when starts are paced).
 
 mod allocate;
 mod allocation;
 mod existing;
 mod hints;
+mod pacing;
 mod promote;
 mod release;
 mod request;
@@ -36,6 +41,7 @@ mod start;
 use std::sync::Arc;
 
 pub use allocation::{AllocateOutcome, Allocation};
+pub use pacing::{StartPacing, Starting};
 pub use request::{Departure, QueueStanding, SessionRequest, SessionState};
 
 use super::shared::Shared;

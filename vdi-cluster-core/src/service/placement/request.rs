@@ -30,7 +30,8 @@ use std::time::Duration;
 
 use super::Placement;
 use super::allocation::Allocation;
-use crate::dispatch::Dispatch;
+use super::pacing::Starting;
+use crate::dispatch::{Dispatch, DispatchState};
 use crate::error::{Error, Result};
 use crate::ids::{ExamId, SessionKey};
 use crate::scheduler::Constraints;
@@ -45,6 +46,9 @@ pub enum SessionRequest {
     Placed(Box<Allocation>),
     /// Waiting in the exam's queue.
     Queued(QueueStanding),
+    /// Reserved on a worker whose start permits are all taken: the desktop
+    /// starts after the answer (paced starts).
+    Starting(Starting),
 }
 
 /// A session as its student sees it.
@@ -54,6 +58,9 @@ pub enum SessionState {
     Placed(Box<Dispatch>),
     /// The student waits in the queue.
     Queued(QueueStanding),
+    /// Its desktop is being started (paced starts: a reservation not yet
+    /// confirmed).
+    Starting(Starting),
 }
 
 /// A waiting student's place and expected wait.
@@ -159,10 +166,14 @@ impl Placement {
         Ok(SessionRequest::Queued(self.standing(joined.position())))
     }
 
-    /// The session's dispatch, or its student's place in the queue
+    /// The session's dispatch (with paced starts, a reservation as
+    /// [`SessionState::Starting`]), or its student's place in the queue
     /// (polling keeps the place); [`Error::SessionNotFound`] if neither.
     pub async fn session_state(&self, key: &SessionKey) -> Result<SessionState> {
         if let Some(d) = self.shared.store.dispatch(key).await? {
+            if self.shared.config.pacing.enabled && d.state == DispatchState::Reserved {
+                return Ok(SessionState::Starting(self.starting(&d).await?));
+            }
             return Ok(SessionState::Placed(Box::new(d)));
         }
         match self

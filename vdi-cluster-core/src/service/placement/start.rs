@@ -1,5 +1,6 @@
-//! Starting a reserved session on its worker: the call, the
-//! confirmation, and what a call that times out leaves behind.
+//! Starting a reserved session on its worker: the start permit (when
+//! starts are paced, `pacing`), the call, the confirmation, and what a
+//! call that times out leaves behind.
 //!
 //! # A worker call that times out
 //!
@@ -37,6 +38,7 @@ use std::sync::Arc;
 use tokio::time::timeout;
 
 use super::Placement;
+use super::pacing::PermitTimeout;
 use crate::client::WorkerCallError;
 use crate::dispatch::{Dispatch, DispatchState};
 use crate::error::Result;
@@ -70,11 +72,23 @@ impl Placement {
             None => Vec::new(),
         };
         let settings = self.desktop_settings(&key.exam_id).await?;
+        let permit = match self
+            .take_permit(&view.record, &reserved.id.to_string(), reserved.reserved_at)
+            .await?
+        {
+            Ok(permit) => permit,
+            Err(PermitTimeout) => {
+                // The worker was never called: its slot is free at once.
+                self.shared.store.undo(key, reserved.id, None, None).await?;
+                return Ok(Started::Failed { may_run: false });
+            }
+        };
         let call = timeout(
             self.shared.config.worker_call_timeout,
             self.shared.client.allocate(&view.record, key, &settings),
         )
         .await;
+        self.give_back(permit, matches!(call, Ok(Ok(_)))).await;
         let error = match call {
             Ok(Ok(session)) => {
                 let confirmed = self

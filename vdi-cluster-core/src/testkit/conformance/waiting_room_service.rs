@@ -107,6 +107,7 @@ pub async fn queued_students_are_placed_once_across_replicas(factory: &impl Stor
                             .unwrap(),
                     )),
                     SessionState::Queued(s) => SessionRequest::Queued(s),
+                    SessionState::Starting(s) => SessionRequest::Starting(s),
                 };
             }
         }));

@@ -131,6 +131,9 @@ pub struct WorkerConfig {
     pub report_usage: bool,
     /// Deregister on exit.
     pub deregister_on_exit: bool,
+    /// `--max-concurrent-starts` (`None`: derived from the slots when a
+    /// heartbeat is sent).
+    pub max_concurrent_starts: Option<u32>,
     /// TLS: this worker's certificate, the CA, mutual TLS.
     pub tls: TlsSettings,
 }
@@ -371,6 +374,7 @@ impl WorkerArgs {
             network_policy: self.network.policy()?,
             report_usage: self.report_usage,
             deregister_on_exit: self.deregister_on_exit,
+            max_concurrent_starts: self.max_concurrent_starts,
             tls: self
                 .tls
                 .settings()

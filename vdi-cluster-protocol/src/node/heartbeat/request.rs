@@ -91,6 +91,12 @@ pub struct HeartbeatRequest {
     /// The prewarm pool per exam (left out: nothing prewarmed).
     #[serde(default, skip_serializing_if = "PoolJson::is_empty")]
     pub prewarm_pool: PoolJson,
+    /// How many desktops the node may be starting at once (its agent's
+    /// `--max-concurrent-starts`; left out: derived from its slots, a
+    /// quarter of them rounded up, between 1 and 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 1000)]
+    pub max_concurrent_starts: Option<u32>,
 }
 
 impl HeartbeatRequest {
@@ -148,6 +154,7 @@ impl HeartbeatRequest {
             },
             host: self.host.into(),
             prewarm_pool: self.prewarm_pool.into_report()?,
+            max_concurrent_starts: self.max_concurrent_starts,
         })
     }
 }
@@ -278,6 +285,7 @@ mod tests {
         req.memory_percent = Some(2.0);
         req.disk_percent = Some(3.0);
         req.prewarm_pool = serde_json::from_value(serde_json::json!({"e": {"ready": 1}})).unwrap();
+        req.max_concurrent_starts = Some(4);
         let mut keys: Vec<String> = serde_json::to_value(&req)
             .unwrap()
             .as_object()
@@ -298,6 +306,7 @@ mod tests {
                 "diskPercent",
                 "labels",
                 "liveSessions",
+                "maxConcurrentStarts",
                 "memoryPercent",
                 "name",
                 "prewarmPool",

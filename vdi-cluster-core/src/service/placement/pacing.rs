@@ -1,0 +1,377 @@
+//! Paced starts in placement: every start of a desktop takes a permit of
+//! its worker first ([`crate::pacing`], invariant F), and a student whose
+//! start must wait is told so instead of being held on an open request.
+//!
+//! # A start's permit
+//!
+//! After compare-and-reserve, `start_on_worker` asks the store for a
+//! permit on the reserved worker under the dispatch's id, with the limit
+//! core decides from the worker's configured concurrency and its last
+//! starts ([`start_limit`]). While the answer is "waiting", it asks again
+//! every `pacing.poll` (which renews its place's lease); after
+//! [`permit_wait_bound`](crate::service::ServiceConfig::permit_wait_bound)
+//! it gives up its place and the reservation, and the placement tries the
+//! next worker as after a failed call. The permit is given back as soon as
+//! the worker's call returns, with the call's duration and the starts in
+//! flight as a sample when the call succeeded.
+//!
+//! # Answering before the desktop is up
+//!
+//! [`request_session_paced`](Placement::request_session_paced) runs the
+//! request in a task of its own, told through a task-local notifier the
+//! first time its start waits for a permit: it answers [`Starting`] then
+//! (the worker, the estimate from [`estimate_ready`]) and the task goes
+//! on — waits, starts, confirms — after the answer. The student's reads
+//! ([`session_state`](Placement::session_state)) show the reserved
+//! dispatch as starting, with an estimate from the worker's queue, until
+//! it is active. A replica that dies with starts waiting leaves
+//! reservations that reconcile reclaims after `allocate_timeout` and
+//! permits and places whose leases end; the student's next request places
+//! the session anew.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use super::Placement;
+use super::request::SessionRequest;
+use crate::dispatch::{Dispatch, DispatchState};
+use crate::error::{Error, Result};
+use crate::ids::{SessionKey, WorkerId};
+use crate::pacing::{
+    PermitAnswer, StartQueue, StartSample, StartStats, estimate_ready, expected_start, start_limit,
+    start_stats,
+};
+use crate::scheduler::Constraints;
+use crate::time::Timestamp;
+use crate::worker::WorkerRecord;
+
+tokio::task_local! {
+    /// Set on a paced request's task: told when its start waits.
+    static NOTIFIER: Notifier;
+}
+
+/// Tells the request that spawned a start, once, that it waits.
+#[derive(Debug, Clone)]
+struct Notifier(Arc<Mutex<Option<oneshot::Sender<Starting>>>>);
+
+impl Notifier {
+    fn tell(starting: &Starting) {
+        let _ = NOTIFIER.try_with(|n| {
+            let sender = n.0.lock().ok().and_then(|mut s| s.take());
+            if let Some(sender) = sender {
+                let _ = sender.send(starting.clone());
+            }
+        });
+    }
+}
+
+/// A session whose desktop is being started (or waits to start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Starting {
+    /// The worker it is reserved on.
+    pub worker: WorkerId,
+    /// Its place in the worker's start queue (0 = next); `None` once it
+    /// holds a permit (or between the reservation and asking for one).
+    pub position: Option<u32>,
+    /// When the desktop should be ready, from now.
+    pub estimated_ready: Duration,
+    /// When it was reserved.
+    pub since: Timestamp,
+}
+
+/// A worker's paced starts as operators read them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartPacing {
+    /// The worker.
+    pub worker: WorkerId,
+    /// Its configured start concurrency (the agent's, or from its slots).
+    pub configured: u32,
+    /// The limit now, adapted from its last starts.
+    pub limit: u32,
+    /// Starts holding a permit now.
+    pub in_flight: u32,
+    /// Starts waiting for one.
+    pub waiting: u32,
+    /// Its last starts' figures.
+    pub stats: StartStats,
+    /// Starts a second at the limit: `limit` ÷ the expected start time.
+    pub rate_per_sec: f64,
+}
+
+/// A start permit held for a worker's call.
+#[derive(Debug)]
+pub(crate) struct Permit {
+    worker: WorkerId,
+    id: String,
+    in_flight: u32,
+    granted_at: Timestamp,
+}
+
+/// A start that did not get its permit in time.
+#[derive(Debug)]
+pub(crate) struct PermitTimeout;
+
+impl Placement {
+    /// The worker's start limit now, and its queue as read for it.
+    async fn limit_of(&self, record: &WorkerRecord) -> Result<(u32, StartQueue)> {
+        let queue = self
+            .shared
+            .store
+            .start_queue(&record.id, self.shared.clock.now())
+            .await?;
+        let limit = start_limit(
+            record.start_concurrency(),
+            &queue.samples,
+            self.shared.config.pacing_target(),
+        );
+        Ok((limit, queue))
+    }
+
+    /// Takes a start permit on `record`'s worker for the start `id` (a
+    /// dispatch's id), waiting in its queue as the module's docs say;
+    /// `Ok(None)` when starts are not paced.
+    pub(crate) async fn take_permit(
+        &self,
+        record: &WorkerRecord,
+        id: &str,
+        since: Timestamp,
+    ) -> Result<std::result::Result<Option<Permit>, PermitTimeout>> {
+        let pacing = &self.shared.config.pacing;
+        if !pacing.enabled {
+            return Ok(Ok(None));
+        }
+        let bound = tokio::time::Instant::now() + self.shared.config.permit_wait_bound();
+        let (limit, queue) = self.limit_of(record).await?;
+        let mut told = false;
+        loop {
+            let now = self.shared.clock.now();
+            let until = now.plus(self.shared.config.permit_lease());
+            match self
+                .shared
+                .store
+                .acquire_start_permit(&record.id, id, limit, now, until)
+                .await?
+            {
+                PermitAnswer::Granted { in_flight } => {
+                    return Ok(Ok(Some(Permit {
+                        worker: record.id.clone(),
+                        id: id.to_owned(),
+                        in_flight,
+                        granted_at: now,
+                    })));
+                }
+                PermitAnswer::Waiting { position, .. } => {
+                    if !told {
+                        told = true;
+                        Notifier::tell(&Starting {
+                            worker: record.id.clone(),
+                            position: Some(position),
+                            estimated_ready: estimate_ready(
+                                &queue,
+                                Some(position),
+                                None,
+                                limit,
+                                now,
+                            ),
+                            since,
+                        });
+                    }
+                }
+            }
+            if tokio::time::Instant::now() >= bound {
+                self.shared
+                    .store
+                    .release_start_permit(&record.id, id, None, pacing.samples_kept)
+                    .await?;
+                tracing::warn!(worker = %record.id, start = id, "no start permit in time; trying the next worker");
+                return Ok(Err(PermitTimeout));
+            }
+            tokio::time::sleep(pacing.poll).await;
+        }
+    }
+
+    /// Gives `permit` back; a call that `succeeded` leaves its duration as
+    /// a sample of the worker's starts. Best effort: a permit not given
+    /// back ends with its lease.
+    pub(crate) async fn give_back(&self, permit: Option<Permit>, succeeded: bool) {
+        let Some(permit) = permit else { return };
+        let took = self.shared.clock.now().since(permit.granted_at);
+        let sample = succeeded.then(|| StartSample {
+            millis: u32::try_from(took.as_millis()).unwrap_or(u32::MAX),
+            in_flight: permit.in_flight,
+        });
+        let kept = self.shared.config.pacing.samples_kept;
+        if let Err(e) = self
+            .shared
+            .store
+            .release_start_permit(&permit.worker, &permit.id, sample, kept)
+            .await
+        {
+            tracing::warn!(worker = %permit.worker, error = %e, "start permit not given back; its lease ends it");
+        }
+    }
+
+    /// Takes up to `wanted` start permits on `record`'s worker for
+    /// prewarmed machines: waits for the first as a placement does, takes
+    /// the others only while they are free at once. `None` when starts are
+    /// not paced; empty when the first did not come in time.
+    pub(crate) async fn prewarm_permits(
+        &self,
+        record: &WorkerRecord,
+        wanted: u32,
+    ) -> Result<Option<Vec<Permit>>> {
+        if !self.shared.config.pacing.enabled {
+            return Ok(None);
+        }
+        let now = self.shared.clock.now();
+        let prewarm_id = || format!("prewarm:{}", uuid::Uuid::new_v4());
+        let Ok(Some(first)) = self.take_permit(record, &prewarm_id(), now).await? else {
+            return Ok(Some(Vec::new()));
+        };
+        let (limit, _) = self.limit_of(record).await?;
+        let mut permits = vec![first];
+        while permits.len() < wanted as usize {
+            let id = prewarm_id();
+            let until = now.plus(self.shared.config.permit_lease());
+            match self
+                .shared
+                .store
+                .acquire_start_permit(&record.id, &id, limit, now, until)
+                .await?
+            {
+                PermitAnswer::Granted { in_flight } => permits.push(Permit {
+                    worker: record.id.clone(),
+                    id,
+                    in_flight,
+                    granted_at: now,
+                }),
+                PermitAnswer::Waiting { .. } => {
+                    let kept = self.shared.config.pacing.samples_kept;
+                    self.shared
+                        .store
+                        .release_start_permit(&record.id, &id, None, kept)
+                        .await?;
+                    break;
+                }
+            }
+        }
+        Ok(Some(permits))
+    }
+
+    /// Holds the permits of prewarmed machines, which the worker starts
+    /// after its call answers, for as long as a start is expected to take
+    /// on it, then gives them back (no sample: the call's time is not the
+    /// start's). Their lease bounds this if the replica stops first.
+    pub(crate) fn hold_while_starting(&self, permits: Vec<Permit>, queue_of: &StartQueue) {
+        let Some(last) = permits.last() else { return };
+        let hold = expected_start(&queue_of.samples, last.in_flight)
+            .min(self.shared.config.permit_lease());
+        let store = Arc::clone(&self.shared.store);
+        let kept = self.shared.config.pacing.samples_kept;
+        tokio::spawn(async move {
+            tokio::time::sleep(hold).await;
+            for p in permits {
+                let _ = store
+                    .release_start_permit(&p.worker, &p.id, None, kept)
+                    .await;
+            }
+        });
+    }
+
+    /// A worker's start queue as last stored (for a prewarm's hold).
+    pub(crate) async fn start_queue_of(&self, worker: &WorkerId) -> Result<StartQueue> {
+        self.shared
+            .store
+            .start_queue(worker, self.shared.clock.now())
+            .await
+    }
+
+    /// `record`'s worker's start pacing now.
+    pub async fn start_pacing(&self, record: &WorkerRecord) -> Result<StartPacing> {
+        let (limit, queue) = self.limit_of(record).await?;
+        let expected = expected_start(&queue.samples, limit).as_secs_f64();
+        Ok(StartPacing {
+            worker: record.id.clone(),
+            configured: record.start_concurrency(),
+            limit,
+            in_flight: u32::try_from(queue.held.len()).unwrap_or(u32::MAX),
+            waiting: u32::try_from(queue.waiting.len()).unwrap_or(u32::MAX),
+            stats: start_stats(&queue.samples),
+            rate_per_sec: if expected > 0.0 {
+                f64::from(limit) / expected
+            } else {
+                0.0
+            },
+        })
+    }
+
+    /// A reserved dispatch as its student sees it while pacing: where its
+    /// start stands and when the desktop should be ready.
+    pub(crate) async fn starting(&self, reserved: &Dispatch) -> Result<Starting> {
+        let now = self.shared.clock.now();
+        let id = reserved.id.to_string();
+        let (limit, queue) = match self.shared.store.worker(&reserved.worker).await? {
+            Some(snapshot) => self.limit_of(&snapshot.record).await?,
+            None => (1, StartQueue::default()),
+        };
+        let position = queue.position(&id);
+        let estimated_ready = match (position, queue.held_since(&id)) {
+            (Some(_), _) | (None, Some(_)) => {
+                estimate_ready(&queue, position, queue.held_since(&id), limit, now)
+            }
+            // Not asked yet, or its call is over and it confirms.
+            (None, None) => expected_start(&queue.samples, limit)
+                .saturating_sub(now.since(reserved.reserved_at)),
+        };
+        Ok(Starting {
+            worker: reserved.worker.clone(),
+            position,
+            estimated_ready,
+            since: reserved.reserved_at,
+        })
+    }
+
+    /// Whether a request of `key` may be answered before its desktop is
+    /// up: starts are paced, and the exam is booked or the client asked
+    /// (`Prefer: respond-async`).
+    async fn may_answer_early(&self, key: &SessionKey, prefer_async: bool) -> Result<bool> {
+        if !self.shared.config.pacing.enabled {
+            return Ok(false);
+        }
+        Ok(prefer_async || self.cached_calendar().await?.get(&key.exam_id).is_some())
+    }
+
+    /// The session API's allocate with paced starts: as
+    /// [`request_session`](Self::request_session), but when the start must
+    /// wait for a permit and the exam is booked (or `prefer_async`), it
+    /// answers [`SessionRequest::Starting`] at once and the start goes on
+    /// after the answer (see the module's docs).
+    pub async fn request_session_paced(
+        self: &Arc<Self>,
+        key: SessionKey,
+        constraints: Constraints,
+        prefer_async: bool,
+    ) -> Result<SessionRequest> {
+        if !self.may_answer_early(&key, prefer_async).await? {
+            return self.request_session(key, constraints).await;
+        }
+        if let Some(d) = self.shared.store.dispatch(&key).await?
+            && d.state == DispatchState::Reserved
+        {
+            return Ok(SessionRequest::Starting(self.starting(&d).await?));
+        }
+        let (sender, waits) = oneshot::channel();
+        let notifier = Notifier(Arc::new(Mutex::new(Some(sender))));
+        let this = Arc::clone(self);
+        let mut task = tokio::spawn(NOTIFIER.scope(notifier, async move {
+            this.request_session(key, constraints).await
+        }));
+        tokio::select! {
+            biased;
+            done = &mut task => done.map_err(Error::unavailable)?,
+            Ok(starting) = waits => Ok(SessionRequest::Starting(starting)),
+        }
+    }
+}
