@@ -5,7 +5,7 @@
 #
 #   sh install-worker.sh [--prefix DIR] [--no-systemd] [--uninstall]
 #       [--code CODE] [--listen ADDR] [--api-base-url URL] [--set NAME=VALUE]...
-#       [--lab-ca DIR]
+#       [--lab-ca DIR] [--upgrade [--force REASON]]
 #
 # As root, without options: the agent (downloaded from the control plane and
 # checked against its SHA-256) goes to /usr/local/bin/vdi-cluster, its
@@ -27,6 +27,14 @@
 # TLS and mutual TLS (VDI_TLS_*): the API speaks https (the default
 # --api-base-url too) and the control plane is verified with the CA.
 #
+# --upgrade (on a host where an agent is installed, with a script the
+# control plane generated since its own upgrade): first asks the control
+# plane to clear the upgrade with the change freeze (POST
+# /api/vdi/workers/CODE/upgrade, with an ADMIN token in VDI_ADMIN_TOKEN),
+# which refuses while taking this worker out would leave an exam under way
+# short, naming the exams and the time it is safe from; --force REASON
+# overrides that (audited). Then it replaces the agent and restarts it.
+#
 # Running the script again changes nothing; --uninstall stops the agent
 # (the systemd unit, or the process a run without systemd started, even if
 # that run's script was stopped without it), which deregisters, and removes
@@ -45,6 +53,8 @@ WAIT_SEC=120
 prefix=''
 systemd=yes
 uninstall=no
+upgrade=no
+force_reason=''
 listen='0.0.0.0:3001'
 api_base_url=''
 code=$REQUESTED_CODE
@@ -77,6 +87,8 @@ while [ $# -gt 0 ]; do
         --prefix) need_value "$1" $#; prefix=$2; shift 2 ;;
         --no-systemd) systemd=no; shift ;;
         --uninstall) uninstall=yes; shift ;;
+        --upgrade) upgrade=yes; shift ;;
+        --force) need_value "$1" $#; force_reason=$2; shift 2 ;;
         --code) need_value "$1" $#; code=$2; shift 2 ;;
         --listen) need_value "$1" $#; listen=$2; shift 2 ;;
         --api-base-url) need_value "$1" $#; api_base_url=$2; shift 2 ;;
@@ -95,6 +107,8 @@ while [ $# -gt 0 ]; do
         *) die "unknown option: $1" ;;
     esac
 done
+
+[ -z "$force_reason" ] || [ "$upgrade" = yes ] || die "--force goes with --upgrade"
 
 if [ -n "$prefix" ]; then
     mkdir -p "$prefix"
@@ -219,13 +233,39 @@ sha256() {
     fi
 }
 
+# Asks the control plane to clear an upgrade of this worker's agent with
+# the change freeze; stops here when it refuses.
+clear_upgrade() {
+    [ -f "$env_file" ] || die "--upgrade: no agent is installed here ($env_file)"
+    [ -n "${VDI_ADMIN_TOKEN:-}" ] || die "--upgrade needs an ADMIN token in VDI_ADMIN_TOKEN"
+    command -v curl >/dev/null 2>&1 || die "--upgrade needs curl"
+    worker=$(sed -n "s/^WORKER_CODE='\(.*\)'$/\1/p" "$env_file")
+    [ -n "$worker" ] || die "--upgrade: no WORKER_CODE in $env_file"
+    set -- -sS -o "$state_dir/upgrade.answer" -w '%{http_code}' -X POST \
+        -H "authorization: Bearer $VDI_ADMIN_TOKEN"
+    if [ -n "$force_reason" ]; then
+        set -- "$@" -G --data-urlencode "force=true" --data-urlencode "reason=$force_reason"
+    fi
+    answer=$(tls_curl "$@" "$CONTROL_PLANE/api/vdi/workers/$worker/upgrade") ||
+        die "--upgrade: the control plane did not answer"
+    body=$(cat "$state_dir/upgrade.answer" 2>/dev/null || true)
+    rm -f "$state_dir/upgrade.answer"
+    case "$answer" in
+        204) say "the control plane cleared the upgrade of $worker" ;;
+        409) die "the change freeze refuses the upgrade now (retry after safeFrom, or --force REASON): $body" ;;
+        *) die "--upgrade: the control plane answered $answer: $body" ;;
+    esac
+}
+
 mkdir -p "$bin_dir" "$etc_dir" "$state_dir"
 chmod 0700 "$state_dir"
 
 # The agent: the control plane's own build, checked before it is used.
 if [ -f "$bin" ] && [ "$(sha256 "$bin")" = "$AGENT_SHA256" ]; then
     say "agent already installed: $bin"
+    upgrade=no
 else
+    [ "$upgrade" = no ] || clear_upgrade
     download="$bin.download"
     fetch "$CONTROL_PLANE/api/vdi/agent/vdi-cluster" "$download"
     got=$(sha256 "$download")
@@ -383,9 +423,13 @@ EOF
         say "wrote $unit_file"
     fi
     systemctl enable --now "$UNIT" >/dev/null
+    [ "$upgrade" = no ] || systemctl restart "$UNIT"
     wait_for_heartbeat
     exit 0
 fi
+
+# An upgrade replaces the agent a run without systemd left running.
+[ "$upgrade" = no ] || stop_foreground_agent
 
 # In the foreground: the agent runs until this script is stopped (SIGTERM
 # or Ctrl-C, passed on so that it deregisters first).

@@ -92,7 +92,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         heartbeat::heartbeat, heartbeat::register, heartbeat::deregister,
         workers::list, workers::summary, workers::healthy, workers::stats, workers::reconcile,
         workers::detail,
-        admin::patch, workers::remove, workers::sessions, admin::drain_info,
+        admin::patch, workers::remove, workers::upgrade, workers::sessions, admin::drain_info,
         admin::drain, admin::activate,
         maintenance::worker_windows, maintenance::group_windows,
         scheduled::schedule, scheduled::worker_list, scheduled::cancel, scheduled::fleet_list,

@@ -172,6 +172,8 @@ static ROUTES: &[RouteSpec] = routes! {
         => "Drain, activate, disable or enable a worker (the exam platform's); checked by the change freeze";
     Delete "/api/vdi/workers/{code}" Admin workers::remove
         => "Delete a worker's record (refused while sessions remain, or by the change freeze)";
+    Post "/api/vdi/workers/{code}/upgrade" Admin workers::upgrade
+        => "Clear an upgrade of the worker's agent with the change freeze (asked by install-worker.sh --upgrade)";
     Get "/api/vdi/workers/{code}/maintenance-windows" Operator maintenance::worker_windows
         => "When this worker can be out for a duration without any booked exam fitting worse";
     Get "/api/vdi/maintenance-windows" Operator maintenance::group_windows

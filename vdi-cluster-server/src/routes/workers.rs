@@ -264,6 +264,44 @@ pub(crate) async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Clears an upgrade of the worker's agent (`install-worker.sh --upgrade`
+/// asks before it restarts the agent): 204 when taking the worker out
+/// keeps every exam under way fitting, audited as `agent-upgrade`; refused
+/// by the change freeze (409 with the exams and `safeFrom`) otherwise,
+/// unless `force=true&reason=…`.
+#[utoipa::path(
+    post, path = "/api/vdi/workers/{code}/upgrade", tag = "workers",
+    params(WorkerCodePath, ForceQuery),
+    responses(
+        (status = 204, description = "The upgrade may proceed"),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The change freeze refuses (an ErrorBody with the exams and safeFrom: FreezeRefusedJson)", body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
+    )
+)]
+pub(crate) async fn upgrade(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    PathParams(code): PathParams<String>,
+    QueryParams(force): QueryParams<ForceQuery>,
+) -> Result<StatusCode, ApiError> {
+    let id = worker_id(code)?;
+    let forced = forced_reason(force.force, force.reason)?;
+    let service = Arc::clone(state.service());
+    let actor = caller.actor();
+    state
+        .detached(async move {
+            service
+                .fleet()
+                .clear_upgrade(&id, &actor, override_of(forced.as_deref()))
+                .await
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// How many sessions to list.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

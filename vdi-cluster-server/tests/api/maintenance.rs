@@ -1,6 +1,6 @@
 //! The calendar guards the fleet over HTTP: the change freeze refuses a
-//! drain, disable, removal or credential change that leaves an exam under
-//! way short (409 with the exams and `safeFrom`), a forced one goes
+//! drain, disable, removal, credential change or agent upgrade that leaves
+//! an exam under way short (409 with the exams and `safeFrom`), a forced one goes
 //! through audited with its webhook, and maintenance windows answer when
 //! workers may be out.
 
@@ -151,6 +151,44 @@ async fn a_change_that_keeps_every_exam_fitting_goes_through() {
     assert_eq!(drain.status, 202, "{drain:?}");
     let audit = s.get("/api/vdi/audit").await.text;
     assert!(!audit.contains("freeze-override"), "{audit}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_agent_upgrade_is_cleared_with_the_freeze() {
+    let s = exam_under_way().await;
+    let upgrade = "/api/vdi/workers/w-1/upgrade";
+    assert_frozen(
+        &s.send(Method::POST, upgrade, &Cred::Admin, None).await,
+        "upgrade",
+    );
+    let no_reason = format!("{upgrade}?force=true");
+    let r = s.send(Method::POST, &no_reason, &Cred::Admin, None).await;
+    assert_eq!(r.status, 422, "{r:?}");
+    assert_eq!(r.json["field"], "reason");
+    let unknown = "/api/vdi/workers/w-9/upgrade";
+    let r = s.send(Method::POST, unknown, &Cred::Admin, None).await;
+    assert_eq!(r.status, 404, "{r:?}");
+    let audit = s.get("/api/vdi/audit").await.text;
+    assert!(!audit.contains("agent-upgrade"), "{audit}");
+
+    let forced = format!("{upgrade}?force=true&reason=security%20fix");
+    let r = s.send(Method::POST, &forced, &Cred::Admin, None).await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let audit = s.get("/api/vdi/audit").await.text;
+    assert!(audit.contains("agent-upgrade"), "{audit}");
+    assert!(audit.contains("freeze-override"), "{audit}");
+    assert!(audit.contains("security fix"), "{audit}");
+    // Clearing an upgrade changes nothing of the worker's own.
+    assert_eq!(s.worker("w-1").await["status"], "active");
+
+    // With a third worker the exam fits without either: cleared at once.
+    let r = s
+        .heartbeat(&slots_heartbeat("w-3", "http://127.0.0.1:1", 20, 0))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = s.send(Method::POST, upgrade, &Cred::Admin, None).await;
+    assert_eq!(r.status, 204, "{r:?}");
     s.stop().await;
 }
 

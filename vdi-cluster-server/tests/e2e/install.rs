@@ -2,7 +2,9 @@
 //! with `--prefix <tempdir> --no-systemd`: the worker joins and
 //! heartbeats; the script's join token cannot be used again; a second run
 //! changes nothing; `--uninstall` stops an agent whose script was killed
-//! alone (it deregisters) and removes everything it wrote. With
+//! alone (it deregisters) and removes everything it wrote; `--upgrade`
+//! is refused by the change freeze while an exam needs the worker, and
+//! forced with a reason replaces and restarts the agent. With
 //! `--lab-ca`, against a control plane that requires mutual TLS, the script
 //! issues the worker's certificate from the lab's CA, the worker joins and
 //! takes a session over TLS, and `--uninstall` removes the certificate too.
@@ -30,12 +32,18 @@ struct Script {
 
 impl Script {
     fn run(path: &Path, args: &[String]) -> Self {
+        Self::run_with(path, args, &[])
+    }
+
+    /// [`run`](Self::run) with `env` set too.
+    fn run_with(path: &Path, args: &[String], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new("sh")
             .arg(path)
             .args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -263,6 +271,8 @@ async fn the_install_script_joins_a_worker_idempotently_and_uninstalls() {
         .await
         .unwrap();
     assert_eq!(status.status(), 200, "the agent outlives its script");
+    let mut upgraded = upgrade_under_an_exam(&api, &script, &args, &prefix, &admin).await;
+    upgraded.kill_script_alone().await;
 
     // Uninstall: everything written is gone.
     let status = Command::new("sh")
@@ -289,6 +299,79 @@ async fn the_install_script_joins_a_worker_idempotently_and_uninstalls() {
         "the agent still answers after --uninstall"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--upgrade` while an exam whose prewarm lead has begun needs the
+/// worker: the change freeze refuses it and the agent is left as it is;
+/// forced with a reason, the agent is replaced and restarted, audited.
+/// Answers the upgrading script, its agent running.
+async fn upgrade_under_an_exam(
+    api: &Api,
+    script: &Path,
+    args: &[String],
+    prefix: &Path,
+    admin: &str,
+) -> Script {
+    use vdi_cluster_core::exam::format_rfc3339;
+    use vdi_cluster_core::{Clock, SystemClock, Timestamp};
+    let now = SystemClock.now().as_millis();
+    let at = |min: u64| format_rfc3339(Timestamp(now + min * 60_000));
+    // 3 slots bookable on the worker's 4 (10 % headroom).
+    let (status, booked) = api
+        .admin(
+            Method::POST,
+            "/api/vdi/exams",
+            Some(json!({"examId": "final", "name": "Final", "students": 3,
+                "startsAt": at(5), "endsAt": at(65)})),
+        )
+        .await;
+    assert_eq!(status, 201, "{booked}");
+    // An older agent than the control plane serves (its bytes differ).
+    let agent = prefix.join("bin/vdi-cluster");
+    let current = std::fs::read(&agent).unwrap();
+    let older = prefix.join("bin/vdi-cluster.older");
+    std::fs::write(&older, [current.as_slice(), b"\n"].concat()).unwrap();
+    std::fs::set_permissions(&older, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::rename(&older, &agent).unwrap();
+
+    let mut upgrade: Vec<String> = args.to_vec();
+    upgrade.push("--upgrade".into());
+    let refused = Command::new("sh")
+        .arg(script)
+        .args(&upgrade)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("VDI_ADMIN_TOKEN", admin)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{said}");
+    assert!(
+        said.contains("the change freeze refuses the upgrade"),
+        "{said}"
+    );
+    assert!(
+        said.contains("safeFrom") && said.contains("final"),
+        "{said}"
+    );
+    assert_ne!(std::fs::read(&agent).unwrap(), current, "left as it was");
+    let audit = api.get("/api/vdi/audit").await.to_string();
+    assert!(!audit.contains("agent-upgrade"), "{audit}");
+
+    upgrade.extend(["--force".into(), "security fix".into()]);
+    let upgraded = Script::run_with(script, &upgrade, &[("VDI_ADMIN_TOKEN", admin)]);
+    upgraded
+        .wait_printed("the control plane accepted a heartbeat")
+        .await;
+    assert!(upgraded.printed("the control plane cleared the upgrade of installed-1"));
+    assert!(upgraded.printed("installed "));
+    assert_eq!(std::fs::read(&agent).unwrap(), current, "the served build");
+    wait_worker(api, "installed-1", "availability", json!("healthy")).await;
+    let audit = api.get("/api/vdi/audit").await.to_string();
+    assert!(audit.contains("agent-upgrade"), "{audit}");
+    assert!(audit.contains("freeze-override"), "{audit}");
+    assert!(audit.contains("security fix"), "{audit}");
+    upgraded
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

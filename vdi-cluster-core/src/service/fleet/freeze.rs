@@ -1,6 +1,6 @@
 //! The change freeze: a change that takes workers out of service (drain,
-//! disable, removal, a credential revoked or reset) is checked against the
-//! exam calendar before it is written.
+//! disable, removal, a credential revoked or reset, an agent upgrade) is
+//! checked against the exam calendar before it is written.
 //!
 //! The decision is [`exam::freeze`](crate::exam::freeze): the admission of
 //! every exam under way, recomputed on the schedulable capacity without

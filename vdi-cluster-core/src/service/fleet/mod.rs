@@ -11,7 +11,8 @@
 //! revocation and reset of a worker's own credential, and `admin` the
 //! operators' drain, activate and disable. `freeze` checks every change
 //! that takes a worker out (drain, disable, removal, a credential revoked
-//! or reset) against the exam calendar, `maintenance` answers when
+//! or reset, an agent upgrade cleared by `upgrade`) against the exam
+//! calendar, `maintenance` answers when
 //! workers may be taken out for a while, and `scheduled` holds drains
 //! scheduled for a time (at the start of a maintenance window), which the
 //! leader carries out.
@@ -43,6 +44,7 @@ mod lost;
 mod maintenance;
 mod repair;
 mod scheduled;
+mod upgrade;
 
 use std::sync::Arc;
 
