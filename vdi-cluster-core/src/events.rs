@@ -166,6 +166,26 @@ pub enum EventKind {
         /// The boot whose report proved it gone.
         new_boot_id: Option<String>,
     },
+    /// A student's own end is near: the leader releases the desktop at
+    /// `released_at` (the end plus the grace). Once per end of a student.
+    SessionExpiring {
+        /// The session (exam and student).
+        session: SessionKey,
+        /// The student's own end.
+        ends_at: Timestamp,
+        /// When the desktop is released.
+        released_at: Timestamp,
+    },
+    /// A student's own end plus the grace passed: the leader released the
+    /// desktop.
+    SessionExpired {
+        /// The session (exam and student).
+        session: SessionKey,
+        /// The student's own end.
+        ends_at: Timestamp,
+        /// The worker that held it.
+        worker: WorkerId,
+    },
     /// A reconcile pass finished.
     Reconciled {
         /// What it did.
@@ -293,6 +313,8 @@ impl EventKind {
             Self::ReservationAdopted { .. } => "reservationAdopted",
             Self::SessionStopped { .. } => "sessionStopped",
             Self::SessionLost { .. } => "sessionLost",
+            Self::SessionExpiring { .. } => "sessionExpiring",
+            Self::SessionExpired { .. } => "sessionExpired",
             Self::Reconciled { .. } => "reconciled",
             Self::ExamAtRisk { .. } => "examAtRisk",
             Self::ExamFitsAgain { .. } => "examFitsAgain",
@@ -423,10 +445,20 @@ mod tests {
                 reason: String::new(),
             },
             EventKind::SessionLost {
-                session: s,
+                session: s.clone(),
                 worker: w.clone(),
                 old_boot_id: Some("b1".into()),
                 new_boot_id: Some("b2".into()),
+            },
+            EventKind::SessionExpiring {
+                session: s.clone(),
+                ends_at: Timestamp(7),
+                released_at: Timestamp(8),
+            },
+            EventKind::SessionExpired {
+                session: s,
+                ends_at: Timestamp(7),
+                worker: w.clone(),
             },
             EventKind::ExamAtRisk {
                 exam: ExamId::parse("examId", "e").unwrap(),

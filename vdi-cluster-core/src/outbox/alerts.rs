@@ -14,6 +14,8 @@
 //! | `session.migrated` | a session moved off a failed worker (tell the student) |
 //! | `session.migration_failed` | a session could not be moved off a failed worker |
 //! | `session.lost` | a worker restarted (new boot id) and no longer runs the session: its slot was freed with the heartbeat that proved it (or by the next reconcile pass); the student's next request places it anew. Carries the worker, both boot ids and the session's exam and student; written with the release |
+//! | `session.expiring` | a student's own end (the exam's `endsAt`, or later with an extension) is `session_expiry_warning` away (5 min): the desktop is released at `releasedAt`; once per end of a student |
+//! | `session.expired` | a student's own end plus the grace passed: the leader released the desktop (the worker named); written ahead of the release, once |
 //! | `migration.manual_required` | the `manual` failure policy marked sessions orphaned: an operator must evacuate them; repeated every `manual_migration_remind` while they remain |
 //! | `migration.suspended` | the mass-failure guard (or the lack of a healthy target) held migration back; once per episode (until a pass no longer holds it back) |
 //! | `migration.summary` | a reconcile pass moved, failed to move or orphaned sessions of failed workers (the pass's report, with moved / failed / orphaned per exam) |
@@ -44,6 +46,8 @@ pub const WEBHOOK_TYPES: &[&str] = &[
     "session.migrated",
     "session.migration_failed",
     "session.lost",
+    "session.expiring",
+    "session.expired",
     "migration.manual_required",
     "migration.suspended",
     "migration.summary",
@@ -78,6 +82,8 @@ pub fn webhook_type(kind: &EventKind) -> Option<&'static str> {
         EventKind::SessionMigrated { .. } => "session.migrated",
         EventKind::MigrationFailed { .. } => "session.migration_failed",
         EventKind::SessionLost { .. } => "session.lost",
+        EventKind::SessionExpiring { .. } => "session.expiring",
+        EventKind::SessionExpired { .. } => "session.expired",
         EventKind::SessionsOrphaned { .. } => "migration.manual_required",
         EventKind::MigrationSuspended { .. } => "migration.suspended",
         EventKind::Reconciled { report }
@@ -146,7 +152,9 @@ pub fn observed_key(kind: &EventKind, episode: impl std::fmt::Display) -> Option
         | EventKind::SessionsOrphaned { worker, .. } => worker.to_string(),
         EventKind::SessionMigrated { session, .. }
         | EventKind::MigrationFailed { session, .. }
-        | EventKind::SessionLost { session, .. } => session.to_string(),
+        | EventKind::SessionLost { session, .. }
+        | EventKind::SessionExpiring { session, .. }
+        | EventKind::SessionExpired { session, .. } => session.to_string(),
         EventKind::ExamAtRisk { exam, .. }
         | EventKind::ExamFitsAgain { exam }
         | EventKind::ExamPrewarmReady { exam, .. }

@@ -103,6 +103,13 @@ pub struct ServiceConfig {
     /// Compare-and-set attempts of one booking, change or cancel before it
     /// gives up with a conflict (32).
     pub exam_write_attempts: u32,
+    /// How long after a student's own end (the exam's `endsAt`, or later
+    /// with an extension) the leader releases the desktop (60 s; the
+    /// server's `--session-grace-sec`).
+    pub session_grace: Duration,
+    /// How long before a student's own end the leader writes
+    /// `session.expiring` (5 min).
+    pub session_expiry_warning: Duration,
     /// Lifetime and rotation overlap of workers' own credentials (30 days,
     /// 1 hour).
     pub credentials: CredentialPolicy,
@@ -197,6 +204,8 @@ impl Default for ServiceConfig {
             exam_headroom_percent: 10,
             exam_fit_horizon: Duration::from_secs(7 * 86_400),
             exam_write_attempts: 32,
+            session_grace: Duration::from_secs(60),
+            session_expiry_warning: Duration::from_secs(300),
             credentials: CredentialPolicy::default(),
             queue_abandon: Duration::from_secs(60),
             queue_wait_per_position: Duration::from_secs(30),

@@ -57,9 +57,9 @@ use std::sync::Arc;
 pub use crate::reconcile::{ExamMigration, FailurePolicy, PolicyChange, ReconcileReport};
 pub use config::{PacingConfig, ServiceConfig};
 pub use exams::{
-    Booking, EndChange, EndChanged, ExamFigures, ExamStarts, ExamStatus, Exams,
-    MAX_PREWARM_REQUEST, PROMOTIONS_PER_TICK, PrewarmFailure, PrewarmReport, QueueFigures,
-    QueueTick, QueueView, SessionEnd, WaitingStudent,
+    Booking, EXPIRY_LOOKBACK, EndChange, EndChanged, ExamFigures, ExamStarts, ExamStatus, Exams,
+    ExpiryTick, MAX_PREWARM_REQUEST, PROMOTIONS_PER_TICK, PrewarmFailure, PrewarmReport,
+    QueueFigures, QueueTick, QueueView, SessionEnd, WaitingStudent,
 };
 pub use fleet::{
     AdminOutcome, AssignedJoin, DEFAULT_MAINTENANCE_RANGE, DrainAt, DrainInfo, Fleet, FleetRepair,

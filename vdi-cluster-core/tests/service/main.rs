@@ -3,6 +3,7 @@
 //! failure handling and reconcile.
 
 mod exams;
+mod expiry;
 mod fleet;
 mod operations;
 mod pacing;

@@ -100,6 +100,24 @@ impl EventKindJson {
                 old_boot_id: old_boot_id.clone(),
                 new_boot_id: new_boot_id.clone(),
             },
+            EventKind::SessionExpiring {
+                session,
+                ends_at,
+                released_at,
+            } => Self::SessionExpiring {
+                session: SessionRef::from(session),
+                ends_at: format_rfc3339(*ends_at),
+                released_at: format_rfc3339(*released_at),
+            },
+            EventKind::SessionExpired {
+                session,
+                ends_at,
+                worker,
+            } => Self::SessionExpired {
+                session: SessionRef::from(session),
+                ends_at: format_rfc3339(*ends_at),
+                worker: worker.to_string(),
+            },
             EventKind::Reconciled { report } => Self::Reconciled {
                 report: ReconcileReportJson::from(report),
             },

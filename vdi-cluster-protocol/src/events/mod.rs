@@ -129,6 +129,26 @@ pub enum EventKindJson {
         /// The boot whose report proved it gone.
         new_boot_id: Option<String>,
     },
+    /// A student's own end is near (webhook `session.expiring`): the
+    /// desktop is released at `releasedAt`.
+    SessionExpiring {
+        /// The session (exam and student).
+        session: SessionRef,
+        /// The student's own end (RFC 3339).
+        ends_at: String,
+        /// When the desktop is released: the end plus the grace (RFC 3339).
+        released_at: String,
+    },
+    /// A student's own end plus the grace passed: the desktop was
+    /// released (webhook `session.expired`).
+    SessionExpired {
+        /// The session (exam and student).
+        session: SessionRef,
+        /// The student's own end (RFC 3339).
+        ends_at: String,
+        /// The worker that held it.
+        worker: String,
+    },
     /// A reconcile pass finished.
     Reconciled {
         /// What it did.
@@ -372,6 +392,26 @@ mod tests {
                 json!({"at": 42, "type": "sessionLost",
                        "session": {"examId": "e1", "userId": "u1"}, "worker": "w1",
                        "oldBootId": "b1", "newBootId": "b2"}),
+            ),
+            (
+                EventKind::SessionExpiring {
+                    session: key(),
+                    ends_at: vdi_cluster_core::Timestamp(0),
+                    released_at: vdi_cluster_core::Timestamp(60_000),
+                },
+                json!({"at": 42, "type": "sessionExpiring",
+                       "session": {"examId": "e1", "userId": "u1"},
+                       "endsAt": "1970-01-01T00:00:00Z", "releasedAt": "1970-01-01T00:01:00Z"}),
+            ),
+            (
+                EventKind::SessionExpired {
+                    session: key(),
+                    ends_at: vdi_cluster_core::Timestamp(0),
+                    worker: w(),
+                },
+                json!({"at": 42, "type": "sessionExpired",
+                       "session": {"examId": "e1", "userId": "u1"},
+                       "endsAt": "1970-01-01T00:00:00Z", "worker": "w1"}),
             ),
             (
                 EventKind::SessionsOrphaned {

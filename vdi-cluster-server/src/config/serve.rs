@@ -204,6 +204,14 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(5..=86_400))]
     pub queue_abandon_sec: u64,
 
+    /// How long after a student's own end (the exam's `endsAt`, or later
+    /// with an extension) the leader releases the desktop of a booked
+    /// exam's session, seconds (`session.expiring` is written five minutes
+    /// before the end, `session.expired` at the release).
+    #[arg(long, env = "VDI_SESSION_GRACE_SEC", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub session_grace_sec: u64,
+
     /// The scale hook: a program the leader runs with `VDI_ACTION=scale_up`
     /// when booked exams will be short of slots, and `scale_down` when the
     /// workers it started are drained and no longer needed (its JSON
@@ -424,6 +432,7 @@ impl ServeArgs {
             adoption_grace: Duration::from_secs(self.adoption_grace_sec),
             exam_headroom_percent: self.exam_headroom_percent,
             queue_abandon: Duration::from_secs(self.queue_abandon_sec),
+            session_grace: Duration::from_secs(self.session_grace_sec),
             scale_lead: Duration::from_secs(self.scale_lead_sec),
             scale_retry: Duration::from_secs(self.scale_retry_sec),
             admission_scalable_slots: self.admission_counts_scalable,

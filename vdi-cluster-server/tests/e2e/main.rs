@@ -32,6 +32,7 @@ mod replica_kill;
 mod replicas;
 mod restart;
 mod rotation;
+mod session_end;
 mod slow_worker;
 mod store_failover;
 mod store_transfer;

@@ -6,7 +6,8 @@
 //! when a booked exam's lead begins, `prewarm_target` keeps the target
 //! until the start and releases the machines after the end;
 //! `session_end` reads and changes a student's own end (extensions,
-//! admitted like bookings);
+//! admitted like bookings), `expiry` releases each student's desktop at
+//! that end on the leader's tick;
 //! `waiting_room` tends every exam's waiting room on the leader's tick and
 //! shows it, and `waiting_room_alerts` reports a forming one; `starts`
 //! shows an exam's starts (starting, wait percentiles, its workers' start
@@ -24,9 +25,10 @@
 //! **Keeps** invariant D (admission: core decides on a calendar read at a
 //! version, the store writes only if that version is still current) and
 //! runs each timed prewarm once (marked on the calendar by
-//! compare-and-set).
+//! compare-and-set), and each end's warning likewise.
 
 mod calendar;
+mod expiry;
 mod prewarm;
 mod prewarm_target;
 mod session_end;
@@ -38,6 +40,7 @@ mod waiting_room_alerts;
 use std::sync::Arc;
 
 pub use calendar::{Booking, ExamFigures, ExamStatus};
+pub use expiry::{EXPIRY_LOOKBACK, ExpiryTick};
 pub use prewarm::{MAX_PREWARM_REQUEST, PrewarmFailure, PrewarmReport};
 pub use session_end::{EndChange, EndChanged, SessionEnd};
 pub use starts::ExamStarts;

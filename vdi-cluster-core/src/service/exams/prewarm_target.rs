@@ -228,7 +228,7 @@ impl Exams {
     /// Applies `change` to exam `id` on the current calendar and writes it
     /// if the calendar did not change meanwhile. `false` on a conflict or
     /// when the exam is gone (another replica or pass got there first).
-    async fn mark(&self, id: &ExamId, change: impl FnOnce(&mut Exam)) -> Result<bool> {
+    pub(super) async fn mark(&self, id: &ExamId, change: impl FnOnce(&mut Exam)) -> Result<bool> {
         let calendar = self.shared.store.exam_calendar().await?;
         let Some(exam) = calendar.get(id) else {
             return Ok(false);

@@ -334,6 +334,10 @@ async fn tick(
     service.exams.start_due_prewarms().await?;
     service.exams.keep_prewarm_targets(fence).await?;
     service.exams.release_ended_prewarms().await?;
+    let expiry = service.exams.expire_sessions(fence).await?;
+    if expiry != crate::service::exams::ExpiryTick::default() {
+        tracing::info!(?expiry, "sessions at their end");
+    }
     service.exams.watch_queues(fence).await?;
     let capacity = service.tend_capacity().await?;
     if capacity != super::CapacityTick::default() {

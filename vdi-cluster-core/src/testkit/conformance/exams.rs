@@ -17,7 +17,7 @@ use crate::time::Timestamp;
 const HOUR: Duration = Duration::from_secs(3600);
 
 /// A service on `store` with no admission headroom.
-fn service(store: Arc<dyn Store>, seed: u64) -> Arc<ClusterService> {
+pub(super) fn service(store: Arc<dyn Store>, seed: u64) -> Arc<ClusterService> {
     let config = ServiceConfig {
         seed,
         replica_id: format!("replica-{seed}"),

@@ -42,6 +42,7 @@ mod dispatch;
 mod drain_race;
 mod ended;
 mod exams;
+mod extensions;
 mod fixtures;
 mod freed_slots;
 mod lease;
@@ -101,6 +102,7 @@ pub use exams::{
     concurrent_bookings_keep_invariant_d, exam_calendar_is_compare_and_set,
     racing_bookings_accept_exactly_one,
 };
+pub use extensions::concurrent_extensions_accept_exactly_what_fits;
 pub use freed_slots::{
     freed_slots_keep_invariant_a_under_concurrency, held_removals_keep_the_slot_and_others_free_it,
 };
@@ -229,6 +231,7 @@ macro_rules! conformance_tests {
             exam_calendar_is_compare_and_set,
             racing_bookings_accept_exactly_one,
             concurrent_bookings_keep_invariant_d,
+            concurrent_extensions_accept_exactly_what_fits,
             adopt_records_a_session_without_a_dispatch,
             adoption_races_allocation_to_one_dispatch,
             heartbeat_adoption_races_allocations_on_replicas,
