@@ -49,6 +49,7 @@ static ASSETS: &[Asset] = embed! {
     "js/views/exam_parts.js"
     "js/views/exam_detail.js"
     "js/views/exam_network.js"
+    "js/views/exam_ends.js"
     "js/views/audit.js"
     "js/views/deliveries.js"
 };

@@ -24,5 +24,6 @@ mod pages;
 mod proctor;
 mod scheduled;
 mod security;
+mod session_end;
 mod sessions;
 mod store;

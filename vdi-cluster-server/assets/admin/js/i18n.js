@@ -1,5 +1,6 @@
-// Vietnamese and English texts of the page. The language comes from the
-// operator's choice (kept in this browser), else the browser's languages.
+// Vietnamese and English texts of the page (a view with many texts of its
+// own adds them with addTexts). The language comes from the operator's
+// choice (kept in this browser), else the browser's languages.
 
 const TEXTS = {
   en: {
@@ -565,6 +566,11 @@ const TEXTS = {
     'export': 'Tải dữ liệu giám sát (JSON)',
   },
 };
+
+/** Adds a view's texts: `{en: {...}, vi: {...}}`. */
+export function addTexts(texts) {
+  for (const [code, more] of Object.entries(texts)) Object.assign(TEXTS[code], more);
+}
 
 const STORAGE_KEY = 'vdi-cluster.lang';
 let current = 'en';

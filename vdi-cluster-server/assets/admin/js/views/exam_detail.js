@@ -1,5 +1,6 @@
-// One exam: its figures, prewarm readiness (in total and per worker), the
-// allocations of the answering replica, the waiting room, and Prewarm.
+// One exam: its figures, its students' end times and the Extend form,
+// prewarm readiness (in total and per worker), the allocations of the
+// answering replica, the waiting room, and Prewarm.
 import { h, replace, table } from '../dom.js';
 import { t } from '../i18n.js';
 import { get, seg } from '../api.js';
@@ -7,6 +8,7 @@ import { localTime, num } from '../format.js';
 import { notice, refreshRegion } from '../ui.js';
 import { admission, prewarmForm, readiness } from './exam_parts.js';
 import { networkPanel } from './exam_network.js';
+import { endsForm, endsPanel } from './exam_ends.js';
 
 /** Label/value pairs as a description list; `data-field` names each value. */
 function facts(id, rows) {
@@ -65,10 +67,12 @@ function waitingRoom(queue) {
 /** Mounts exam `id`'s page in `main`. */
 export function mount(main, id) {
   const head = h('div', { id: 'exam-detail' }, t('loading'));
+  const ends = endsForm(id, () => refresh());
   replace(main,
     h('p', {}, h('a', { href: '#/exams' }, `← ${t('exam.back')}`)),
     h('h1', {}, t('exam.title', { id })),
     head,
+    ends,
     prewarmForm(id));
 
   async function refresh() {
@@ -100,6 +104,7 @@ export function mount(main, id) {
       const byWorker = Object.entries(f.sessionsByWorker);
       refreshRegion(head, h('div', {},
         h('div', { class: 'panel' }, general, h('p', { class: 'hint' }, t('exam.allocationsNote'))),
+        endsPanel(exam, ends),
         networkPanel(exam.networkPolicy),
         prewarmPanel(f.prewarm || exam.readiness || {}),
         waitingRoom(queue),
