@@ -180,6 +180,13 @@ impl Day {
                 queues.placed, queues.abandoned
             ));
         }
+        let expiry = svc.exams().expire_sessions(None).await.expect("expiry");
+        if expiry.warned + expiry.expired > 0 {
+            self.say(format!(
+                "leader: {} student(s) warned their end is near, {} desktop(s) released at their own end",
+                expiry.warned, expiry.expired
+            ));
+        }
         let released = svc.exams().release_ended_prewarms().await.expect("release");
         if released > 0 {
             self.say(format!(

@@ -9,7 +9,10 @@
 //! instant through two control-plane replicas; a worker dies mid-exam and
 //! its students are moved, another is drained (refused by the change
 //! freeze, forced with a reason) and disabled for maintenance, the afternoon exam is flagged at risk until two new nodes
-//! join; unclaimed machines are released when the exams end. At the
+//! join; a proctor gives one of the dead worker's students the time it
+//! cost, and that student keeps the desktop past the exam's end until the
+//! leader releases it at the student's own end; unclaimed machines are
+//! released when the exams end. At the
 //! afternoon exam more students turn up than there are free slots: those
 //! beyond capacity wait in its waiting room with positions 1..N and are
 //! placed strictly in order as others submit. Time is simulated; the
@@ -27,7 +30,7 @@ use std::time::Instant;
 
 use vdi_cluster_core::events::RecordingSink;
 use vdi_cluster_core::exam::Exam;
-use vdi_cluster_core::service::{Booking, FreezeOverride};
+use vdi_cluster_core::service::{Booking, EndChange, EndChanged, FreezeOverride};
 use vdi_cluster_core::testkit::SimulatedWorkers;
 use vdi_cluster_core::{
     AdminAction, ClusterService, Error, ManualClock, MemoryStore, ServiceConfig, SessionKey,
@@ -124,6 +127,28 @@ async fn run_day() {
             again.dispatch.worker
         ));
     }
+    let extended = victims.first().cloned();
+    if let Some(key) = &extended {
+        let answer = day
+            .leader()
+            .exams()
+            .change_session_end(
+                key,
+                EndChange::ExtendBy(10 * 60),
+                "desktop lost with its worker",
+                false,
+                "proctor-minh",
+            )
+            .await
+            .expect("extension");
+        if let EndChanged::Granted(end) = answer {
+            day.say(format!(
+                "D. T+28m: proctor-minh gives {key} the 10 minutes the dead desktop cost: own end {} (the exam's {})",
+                clock_text(end.ends_at),
+                clock_text(end.exam_ends_at)
+            ));
+        }
+    }
     day.run_for(8).await;
     let report = day
         .leader()
@@ -149,7 +174,10 @@ async fn run_day() {
     day.leader_tick().await;
 
     day.run_for(30).await;
-    let released = release_all(&day, morning_students()).await;
+    let submitting = morning_students()
+        .into_iter()
+        .filter(|k| Some(k) != extended.as_ref());
+    let released = release_all(&day, submitting.collect()).await;
     day.heartbeats().await;
     day.say(format!(
         "E. T+90m: the morning exams end; {released} more submissions released their desktops"

@@ -2,14 +2,18 @@
 //! join, sized to the fleet's schedulable capacity, starting
 //! [`DEMO_EXAM_STARTS_IN`] ahead with a prewarm lead longer than that, so
 //! the leader's tick prewarms it at once and its readiness climbs to
-//! 100 % as the workers report their pools.
+//! 100 % as the workers report their pools. One student,
+//! [`DEMO_EXTENDED_STUDENT`], is booked with [`DEMO_EXTRA_SEC`] of extra
+//! time: their desktop outlives the exam's end by that much.
 
 use std::time::Duration;
 
-use vdi_cluster_core::exam::{Capacity, Exam, Prewarm, PrewarmTarget, format_rfc3339};
+use vdi_cluster_core::exam::{
+    Capacity, Exam, Prewarm, PrewarmTarget, StudentExtra, format_rfc3339,
+};
 use vdi_cluster_core::scheduler::Constraints;
 use vdi_cluster_core::service::Booking;
-use vdi_cluster_core::{ClusterService, Error, ExamId, Timestamp};
+use vdi_cluster_core::{ClusterService, Error, ExamId, Timestamp, UserId};
 
 /// The demo exam's id.
 pub const DEMO_EXAM: &str = "demo-exam";
@@ -22,6 +26,10 @@ pub const DEMO_EXAM_LENGTH: Duration = Duration::from_secs(60 * 60);
 pub const DEMO_EXAM_LEAD_SEC: u32 = 600;
 /// Share of its students whose machines are prewarmed.
 pub const DEMO_EXAM_PREWARM_PERCENT: u32 = 50;
+/// The student booked with extra time (a known accommodation).
+pub const DEMO_EXTENDED_STUDENT: &str = "student-2";
+/// Their extra time: 30 minutes.
+pub const DEMO_EXTRA_SEC: u32 = 1_800;
 
 /// What the banner says about the demo exam.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,11 +46,13 @@ pub async fn book(service: &ClusterService) -> DemoExam {
         Ok(Booking::Accepted(status)) => {
             let e = &status.exam;
             format!(
-                "{} students, {} to {}, {} machines prewarming now, waiting room on",
+                "{} students, {} to {}, {} machines prewarming now, waiting room on; \
+                 {DEMO_EXTENDED_STUDENT} ends {} min later",
                 e.students,
                 format_rfc3339(e.starts_at),
                 format_rfc3339(e.ends_at),
-                status.prewarm.target
+                status.prewarm.target,
+                DEMO_EXTRA_SEC / 60
             )
         }
         Ok(Booking::Refused(r)) => format!(
@@ -83,7 +93,10 @@ async fn try_book(service: &ClusterService) -> Result<Booking, Error> {
         prewarm_started_at: None,
         prewarm_marks: Default::default(),
         network_policy: None,
-        extensions: Vec::new(),
+        extensions: vec![StudentExtra {
+            user_id: UserId::parse("userId", DEMO_EXTENDED_STUDENT)?,
+            extra_sec: DEMO_EXTRA_SEC,
+        }],
         extra_time: Vec::new(),
         expiry_warned_through: None,
     };
@@ -107,8 +120,12 @@ pub fn banner(url: &str, exam: &DemoExam, slots: u32) -> String {
          -H 'content-type: application/json' -d \"{{\\\"examId\\\":\\\"{DEMO_EXAM}\\\",\\\"userId\\\":\\\"student-$i\\\"}}\"; done; echo\n  \
          curl -s {url}/api/vdi/sessions/{DEMO_EXAM}/student-{students} {service}   # state: queued, position\n  \
          curl -s {url}/api/vdi/exams/{DEMO_EXAM}/queue {auth}   # who waits, in order\n  \
-         curl -s -X DELETE {url}/api/vdi/sessions/{DEMO_EXAM}/student-1 {service}   # a slot frees: the head is placed\n",
-        summary = exam.summary
+         curl -s -X DELETE {url}/api/vdi/sessions/{DEMO_EXAM}/student-1 {service}   # a slot frees: the head is placed\n\n\
+         A student's own end: {DEMO_EXTENDED_STUDENT} was booked with {extra} min more; give student-3 ten minutes:\n\n  \
+         curl -s -X PATCH {url}/api/vdi/sessions/{DEMO_EXAM}/student-3 {auth} \\\n       \
+         -H 'content-type: application/json' -d '{{\"extendSec\":600,\"reason\":\"desktop froze\"}}'   # endsAt 10 min later\n",
+        summary = exam.summary,
+        extra = DEMO_EXTRA_SEC / 60
     )
 }
 
@@ -147,5 +164,13 @@ mod tests {
         let text = banner("http://127.0.0.1:8080", &booked, 34);
         assert!(text.contains("$(seq 1 39)"), "{text}");
         assert!(text.contains("/api/vdi/exams/demo-exam/queue"), "{text}");
+        assert!(
+            text.contains("/api/vdi/sessions/demo-exam/student-3"),
+            "{text}"
+        );
+        assert_eq!(
+            exam.extra_sec_of(&UserId::parse("userId", "student-2").unwrap()),
+            1_800
+        );
     }
 }
