@@ -2,8 +2,9 @@
 //! ids, RFC 3339 instants (from 1971, so that no offset reaches before
 //! 1970), sizes and durations, exactly as core validates them.
 //!
-//! Two rules of core cannot be written in a schema: `endsAt` after
-//! `startsAt`, and an exam at most a day long. Bodies that break them are
+//! Three rules of core cannot be written in a schema: `endsAt` after
+//! `startsAt`, an exam at most a day long, and no more students with
+//! extra time than the exam has. Bodies that break them are
 //! schema-valid and answered 422 naming the field; the document says so
 //! in each operation's description.
 
@@ -17,7 +18,8 @@ const DATE_TIME_PATTERN: &str = "^(197[1-9]|19[89][0-9]|[2-9][0-9]{3})-[0-9]{2}-
 
 /// Why a schema-valid exam may still be refused.
 const CROSS_FIELD: &str = "A body the schema admits is still refused (422, naming the field) \
-when `endsAt` is not after `startsAt` or the exam is longer than a day.";
+when `endsAt` is not after `startsAt`, the exam is longer than a day, or its `extensions` or \
+`extraTime` count more students than `students` (or name a student twice).";
 
 /// An exam id, as the session API's ids.
 fn id() -> Value {
