@@ -37,6 +37,7 @@ jobs=(
     "steady-redis|steady --store $redis"
     "steady-postgres|steady --store $pg --rate 500"
     "seat-redis|seat --store $http --server-store $redis --replicas 1"
+    "seat-storm|seat --storm --workers 4 --slots 60 --students 200 --window-secs 4 --storm-base-ms 200 --storm-k 0.5 --start-timeout-ms 2000 --retry-pause-ms 2000 --runs 3"
     "cover-redis|cover --store $redis"
     "cover-postgres|cover --store $pg"
     "gameday-redis|gameday --store $redis"

@@ -53,6 +53,7 @@ pub mod instrument;
 pub mod latency;
 pub mod seat;
 pub mod steady;
+pub mod storm;
 pub mod surge;
 pub mod table;
 pub mod target;

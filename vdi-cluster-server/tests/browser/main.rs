@@ -26,4 +26,5 @@ mod scheduled;
 mod security;
 mod session_end;
 mod sessions;
+mod starts;
 mod store;

@@ -12,6 +12,7 @@ use vdi_cluster_benches::heartbeat::HeartbeatConfig;
 use vdi_cluster_benches::http::{HttpSetup, StartLatency, default_server_bin, port_of};
 use vdi_cluster_benches::seat::SeatConfig;
 use vdi_cluster_benches::steady::SteadyConfig;
+use vdi_cluster_benches::storm::{StartModel, StormConfig};
 use vdi_cluster_benches::surge::SurgeConfig;
 
 #[derive(Debug, Clone, Args)]
@@ -267,9 +268,42 @@ pub(crate) struct SeatArgs {
     /// Students not seated after this many seconds are counted as not seated.
     #[arg(long, default_value_t = 120)]
     time_limit: u64,
+    /// Boot storm, in process: nodes whose start takes
+    /// `base × (1 + k × starts in flight)` and fails past the start
+    /// timeout; the exam start runs without and then with paced starts
+    /// (the fleet and students from --workers, --slots, --students,
+    /// --window-secs; no store needed).
+    #[arg(long)]
+    pub(crate) storm: bool,
+    /// The storm's `base`: a start alone on its node, ms.
+    #[arg(long, default_value_t = 1_000)]
+    storm_base_ms: u64,
+    /// The storm's `k`: how much each start in flight slows a new one.
+    #[arg(long, default_value_t = 0.5)]
+    storm_k: f64,
+    /// The storm nodes' start timeout, ms.
+    #[arg(long, default_value_t = 10_000)]
+    start_timeout_ms: u64,
 }
 
 impl SeatArgs {
+    /// The boot storm's exam start.
+    pub(crate) fn storm_config(&self) -> StormConfig {
+        StormConfig {
+            workers: self.fleet.workers,
+            slots: self.fleet.slots,
+            students: self.students,
+            window: Duration::from_secs(self.window_secs),
+            model: StartModel {
+                base: Duration::from_millis(self.storm_base_ms),
+                k: self.storm_k.max(0.0),
+                timeout: Duration::from_millis(self.start_timeout_ms),
+            },
+            retry_pause: Duration::from_millis(self.retry_pause_ms),
+            time_limit: Duration::from_secs(self.time_limit),
+        }
+    }
+
     pub(crate) fn config(&self) -> SeatConfig {
         SeatConfig {
             workers: self.fleet.workers,

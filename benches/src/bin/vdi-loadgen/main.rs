@@ -29,6 +29,7 @@ mod heartbeat;
 mod run;
 mod seat;
 mod steady;
+mod storm;
 mod surge;
 
 use clap::{Parser, Subcommand};
@@ -60,6 +61,8 @@ enum Command {
     /// Time to seat an exam: students click within a window on worker
     /// nodes whose starts take 0.3–2 s; the time from the first click to
     /// the last seat against its physical bound (needs an http:// store).
+    /// With --storm, in process on nodes in a boot storm, without and
+    /// with paced starts.
     Seat(SeatArgs),
     /// A game day: serve replicas and worker agents as real processes on
     /// one store, a booked exam of thousands of students, and a timeline
@@ -88,6 +91,7 @@ async fn run(command: Command) -> anyhow::Result<bool> {
         Command::Surge(args) => run_and_report(surge::Surge::new(args)?).await,
         Command::Heartbeat(args) => run_and_report(heartbeat::Heartbeat::new(args)).await,
         Command::Steady(args) => run_and_report(steady::Steady::new(args)?).await,
+        Command::Seat(args) if args.storm => storm::run(&args).await,
         Command::Seat(args) => run_and_report(seat::Seat::new(args)?).await,
         Command::Gameday(args) => gameday::run(args).await,
         Command::Cover(args) => run_and_report(cover::Cover::new(args)?).await,

@@ -1,6 +1,7 @@
 // One exam: its figures, its students' end times and the Extend form,
 // prewarm readiness (in total and per worker), the allocations of the
-// answering replica, the waiting room, and Prewarm.
+// answering replica, the waiting room, its paced starts (students
+// starting, the wait, each worker's start rate), and Prewarm.
 import { h, replace, table } from '../dom.js';
 import { t } from '../i18n.js';
 import { get, seg } from '../api.js';
@@ -64,6 +65,29 @@ function waitingRoom(queue) {
   return panel('h-waiting-room', t('exam.waitingRoom'), summary, list);
 }
 
+function seconds(n) {
+  return `${num(Math.round(n * 10) / 10)} s`;
+}
+
+/** The exam's starts: students starting, the wait p50/p95, and each of its workers' start pacing. */
+function startsPanel(starts) {
+  const summary = facts('exam-starts-facts', [
+    [t('exam.starting'), num(starts.starting), 'starting'],
+    [t('exam.started'), num(starts.placed), 'started'],
+    [t('exam.startWaitP50'), seconds(starts.waitP50Sec), 'startWaitP50'],
+    [t('exam.startWaitP95'), seconds(starts.waitP95Sec), 'startWaitP95'],
+  ]);
+  const list = starts.workers.length ? table(
+    [[t('col.worker')], [t('exam.startLimit'), 'num'], [t('exam.startsInFlight'), 'num'],
+      [t('exam.startsWaiting'), 'num'], [t('exam.startP95'), 'num'], [t('exam.startRate'), 'num']],
+    starts.workers.map((w) => ({
+      attrs: { 'data-worker': w.code },
+      cells: [w.code, `${num(w.startLimit)} / ${num(w.maxConcurrentStarts)}`, num(w.startsInFlight),
+        num(w.startsWaiting), ms(w.startP95Ms), `${num(Math.round(w.startsPerSec * 100) / 100)}/s`],
+    })), { id: 'exam-start-workers' }) : h('p', { class: 'hint', id: 'exam-starts-empty' }, t('exam.startsEmpty'));
+  return panel('h-starts', t('exam.starts'), summary, list, h('p', { class: 'hint' }, t('exam.startsNote')));
+}
+
 /** Mounts exam `id`'s page in `main`. */
 export function mount(main, id) {
   const head = h('div', { id: 'exam-detail' }, t('loading'));
@@ -77,9 +101,10 @@ export function mount(main, id) {
 
   async function refresh() {
     try {
-      const [exam, queue] = await Promise.all([
+      const [exam, queue, starts] = await Promise.all([
         get(`/api/vdi/exams/${seg(id)}`),
         get(`/api/vdi/exams/${seg(id)}/queue`),
+        get(`/api/vdi/exams/${seg(id)}/starts`),
       ]);
       const f = exam.figures;
       const a = f.allocations || {};
@@ -108,6 +133,7 @@ export function mount(main, id) {
         networkPanel(exam.networkPolicy),
         prewarmPanel(f.prewarm || exam.readiness || {}),
         waitingRoom(queue),
+        startsPanel(starts),
         panel('h-by-worker', t('exam.byWorker'), byWorker.length
           ? table([[t('col.worker')], [t('col.sessions'), 'num']], byWorker.map(([w, n]) => ({ cells: [w, num(n)] })))
           : h('p', { class: 'hint' }, '0'))));
