@@ -186,6 +186,19 @@ pub enum EventKind {
         /// The worker that held it.
         worker: WorkerId,
     },
+    /// A student's lost time (the disruption ledger) reached a multiple
+    /// of the alert threshold: once per crossing, written with the
+    /// disruption that made it.
+    SessionDisrupted {
+        /// The session (exam and student).
+        session: SessionKey,
+        /// The student's lost time now, milliseconds.
+        lost_ms: u64,
+        /// The threshold, milliseconds.
+        threshold_ms: u64,
+        /// Which multiple of the threshold was reached (1 the first time).
+        crossing: u64,
+    },
     /// A reconcile pass finished.
     Reconciled {
         /// What it did.
@@ -315,6 +328,7 @@ impl EventKind {
             Self::SessionLost { .. } => "sessionLost",
             Self::SessionExpiring { .. } => "sessionExpiring",
             Self::SessionExpired { .. } => "sessionExpired",
+            Self::SessionDisrupted { .. } => "sessionDisrupted",
             Self::Reconciled { .. } => "reconciled",
             Self::ExamAtRisk { .. } => "examAtRisk",
             Self::ExamFitsAgain { .. } => "examFitsAgain",

@@ -140,6 +140,7 @@ pub mod exam;
 pub mod fleet;
 pub mod health;
 pub mod ids;
+pub mod ledger;
 pub mod memory;
 pub mod network;
 pub mod operator_session;

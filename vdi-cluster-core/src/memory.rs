@@ -32,6 +32,7 @@ use crate::worker::{WorkerRecord, WorkerSnapshot};
 mod capacity;
 mod exams;
 mod lease;
+mod ledger;
 mod lost;
 mod outbox;
 mod permits;
@@ -62,6 +63,7 @@ struct State {
     capacity_requests: BTreeMap<String, crate::scale::StoredCapacityRequest>,
     scheduled: scheduled::ScheduledState,
     permits: permits::PermitState,
+    ledger: ledger::LedgerState,
 }
 
 impl State {

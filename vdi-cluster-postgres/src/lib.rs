@@ -136,6 +136,7 @@ mod error;
 mod exams;
 mod hosts;
 mod lease;
+mod ledger;
 mod lost;
 mod outbox;
 mod permits;

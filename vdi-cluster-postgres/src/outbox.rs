@@ -10,6 +10,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
+use vdi_cluster_core::ledger::Disruption;
 use vdi_cluster_core::outbox::{
     Attempt, Delivery, DeliveryState, Failing, LeasedDelivery, LostDispatch, LostRelease, Next,
     Outbox, OutboxEntry, WebhookEndpoint, failed_attempts,
@@ -215,11 +216,15 @@ impl Outbox for PgStore {
         now: Timestamp,
         sticky_ttl: Duration,
         entries: &[OutboxEntry],
+        disruptions: &[Disruption],
     ) -> Result<Option<Dispatch>> {
         let args = ConfirmArgs::new(key, id, session, now, sticky_ttl)?;
         self.call(async {
             let mut tx = self.pool().begin().await?;
             let confirmed = args.run(&mut *tx).await?;
+            if confirmed.is_some() && !disruptions.is_empty() {
+                crate::ledger::append(&mut *tx, disruptions).await?;
+            }
             finish(tx, confirmed.is_some(), entries).await?;
             Ok(confirmed)
         })

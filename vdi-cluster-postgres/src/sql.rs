@@ -14,6 +14,12 @@ macro_rules! statements {
 }
 
 statements! {
+    /// `vdi.ledger_append`: disruption ledger entries.
+    LEDGER_APPEND = "ledger_append.sql";
+    /// A session's ledger entries.
+    DISRUPTIONS = "disruptions.sql";
+    /// An exam's ledger entries.
+    EXAM_DISRUPTIONS = "exam_disruptions.sql";
     /// Whether the server answers at all (no table read).
     SERVER_ANSWERS = "server_answers.sql";
     /// Readiness: a real read of the tables allocations read.

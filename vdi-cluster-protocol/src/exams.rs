@@ -425,7 +425,7 @@ impl ExamCalendarJson {
 }
 
 /// One exam's figures.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExamFiguresJson {
     /// Students booked.
@@ -449,11 +449,14 @@ pub struct ExamFiguresJson {
     pub placed_from_queue: u64,
     /// Students who left its queue for not polling, in total.
     pub abandoned_from_queue: u64,
+    /// Its students' lost time, from the disruption ledger.
+    #[serde(flatten)]
+    pub lost: crate::ledger::LostFiguresJson,
 }
 
 /// `GET /api/vdi/exams/{examId}`: the exam and its figures. The allocation
 /// figures are the answering replica's; the server fills them in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExamDetailJson {
     /// The exam.
@@ -482,6 +485,7 @@ impl From<&ExamFigures> for ExamDetailJson {
                 queued: f.queue.queued,
                 placed_from_queue: f.queue.placed_total,
                 abandoned_from_queue: f.queue.abandoned_total,
+                lost: crate::ledger::LostFiguresJson::from(&f.lost),
             },
         }
     }

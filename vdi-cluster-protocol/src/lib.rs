@@ -55,6 +55,7 @@ mod error;
 pub mod events;
 pub mod exams;
 pub mod join;
+pub mod ledger;
 pub mod maintenance;
 pub mod node;
 pub mod node_status;

@@ -15,11 +15,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use vdi_cluster_core::ledger::seconds;
 use vdi_cluster_core::scheduler::PrewarmShare;
+use vdi_cluster_core::service::SessionLedger;
 use vdi_cluster_core::service::{
     AllocateOutcome, Allocation, Departure, PrewarmFailure, PrewarmReport,
 };
 use vdi_cluster_core::{Constraints, Dispatch, SessionKey, Timestamp};
+
+use crate::ledger::DisruptionJson;
 
 /// Requirements on the worker that takes a session. Checked by core
 /// (`Constraints::validate`), once.
@@ -127,6 +131,23 @@ pub struct SessionJson {
     /// (after the grace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ends_at: Option<String>,
+    /// For the session's `GET`: every interruption the student had, oldest
+    /// first (the disruption ledger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disruptions: Option<Vec<DisruptionJson>>,
+    /// For the session's `GET`: the time those interruptions cost,
+    /// overlaps counted once, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_sec: Option<f64>,
+}
+
+impl SessionJson {
+    /// With the session's ledger (the session's `GET`).
+    pub fn with_ledger(mut self, ledger: &SessionLedger) -> Self {
+        self.disruptions = Some(ledger.entries.iter().map(DisruptionJson::from).collect());
+        self.lost_sec = Some(seconds(ledger.lost_ms));
+        self
+    }
 }
 
 impl From<&Dispatch> for SessionJson {
@@ -146,6 +167,8 @@ impl From<&Dispatch> for SessionJson {
             failed_calls: None,
             warning: None,
             ends_at: None,
+            disruptions: None,
+            lost_sec: None,
         }
     }
 }

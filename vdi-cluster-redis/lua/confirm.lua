@@ -11,10 +11,15 @@
 -- ARGV[5]  '1' if ARGV[6] holds the worker's answer, '0' to clear it
 -- ARGV[6]  the worker's answer (JSON)
 -- With the outbox's entries to write with the confirmation (Outbox::
--- confirm_with_outbox: a re-dispatch's session.migrated), also:
+-- confirm_with_outbox: a re-dispatch's session.migrated, and the
+-- disruption ledger's entries), also:
 -- KEYS[4…7] the outbox keys {entries, due, state, dedup} (outbox_enqueue.lua)
--- KEYS[8…]  entry i's endpoint list
--- ARGV[7…]  the entries, as outbox_append (prelude.lua) reads them
+-- KEYS[8…]  entry i's endpoint list (n entries)
+-- KEYS[8+n], KEYS[9+n]  the session's ledger hash and the exam's ledger
+--           students set
+-- ARGV[7…]  the n entries, as outbox_append (prelude.lua) reads them
+-- ARGV[8+5n…] the ledger's entries, as ledger_append (prelude.lua) reads
+--           them
 --
 -- Returns {} when there is nothing to confirm, else the updated record as
 -- {field, value, …}.
@@ -41,6 +46,8 @@ else
 end
 if ARGV[7] then
   outbox_append({entries = KEYS[4], due = KEYS[5], state = KEYS[6], dedup = KEYS[7]}, 8, 7)
+  local n = tonumber(ARGV[7]) or 0
+  ledger_append(KEYS[8 + n], KEYS[9 + n], 8 + 5 * n)
 end
 
 return redis.call('HGETALL', record)

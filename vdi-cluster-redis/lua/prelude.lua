@@ -189,3 +189,22 @@ local function outbox_append(k, first_key, first_arg)
   end
   return written
 end
+
+-- Appends a session's disruption ledger entries (DisruptionLedger): the
+-- session's ledger hash `ledger` (entry id -> JSON) and the exam's set of
+-- students with entries `users`. ARGV from `first_arg`: the student, the
+-- count, then per entry: id, the entry (JSON). An entry whose id the
+-- session has already is skipped. Returns how many were written.
+local function ledger_append(ledger, users, first_arg)
+  local user = ARGV[first_arg]
+  local n = tonumber(ARGV[first_arg + 1]) or 0
+  local written = 0
+  for i = 1, n do
+    local a = first_arg + 2 + (i - 1) * 2
+    written = written + redis.call('HSETNX', ledger, ARGV[a], ARGV[a + 1])
+  end
+  if written > 0 then
+    redis.call('SADD', users, user)
+  end
+  return written
+end

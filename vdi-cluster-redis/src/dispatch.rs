@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use vdi_cluster_core::ledger::Disruption;
 use vdi_cluster_core::outbox::OutboxEntry;
 use vdi_cluster_core::store::{
     Adoption, DispatchPage, DispatchStore, ExamPlacement, Lease, RecountReport, Reservation,
@@ -163,8 +164,9 @@ impl RedisStore {
 }
 
 impl RedisStore {
-    /// `confirm.lua`, writing `entries` (if any) in the same step; with
-    /// none, no outbox key is passed.
+    /// `confirm.lua`, writing `entries` and `disruptions` (if any) in the
+    /// same step; with neither, no outbox or ledger key is passed.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn run_confirm(
         &self,
         key: &SessionKey,
@@ -173,6 +175,7 @@ impl RedisStore {
         now: Timestamp,
         sticky_ttl: Duration,
         entries: &[OutboxEntry],
+        disruptions: &[Disruption],
     ) -> Result<Option<Dispatch>> {
         let record = self.keys.dispatch(key);
         let mut invocation = SCRIPTS.confirm.prepare_invoke();
@@ -186,9 +189,10 @@ impl RedisStore {
             .arg(now.plus(sticky_ttl).as_millis())
             .arg(if session.is_some() { "1" } else { "0" })
             .arg(session.map(|s| s.to_string()).unwrap_or_default());
-        if !entries.is_empty() {
+        if !entries.is_empty() || !disruptions.is_empty() {
             self.outbox_keys(&mut invocation);
             self.outbox_entries(&mut invocation, entries)?;
+            self.ledger_args(&mut invocation, key, disruptions)?;
         }
         let reply: Vec<String> = invocation
             .invoke_async(&mut self.conn())
@@ -212,7 +216,7 @@ impl DispatchStore for RedisStore {
         now: Timestamp,
         sticky_ttl: Duration,
     ) -> Result<Option<Dispatch>> {
-        self.run_confirm(key, id, session, now, sticky_ttl, &[])
+        self.run_confirm(key, id, session, now, sticky_ttl, &[], &[])
             .await
     }
 

@@ -141,6 +141,27 @@ impl Keys {
         )
     }
 
+    /// `{p}:ledger:exam:{exam}:user:{user}` — hash, the session's
+    /// disruption ledger: entry id → entry (JSON).
+    pub(crate) fn ledger(&self, key: &SessionKey) -> String {
+        format!(
+            "{}:ledger:exam:{}:user:{}",
+            self.prefix,
+            encode(key.exam_id.as_str()),
+            encode(key.user_id.as_str())
+        )
+    }
+
+    /// `{p}:ledger:exam:{exam}:users` — set, the students of an exam with
+    /// ledger entries.
+    pub(crate) fn ledger_users(&self, exam: &ExamId) -> String {
+        format!(
+            "{}:ledger:exam:{}:users",
+            self.prefix,
+            encode(exam.as_str())
+        )
+    }
+
     /// The encoded exam of a dispatch record's key, or `None` if `key` is
     /// not one of this store's dispatch keys.
     pub(crate) fn exam_of_dispatch(&self, key: &str) -> Option<EncodedExam> {

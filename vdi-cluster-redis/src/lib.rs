@@ -13,6 +13,7 @@ mod failover;
 pub mod keys;
 mod lanes;
 mod lease;
+mod ledger;
 mod lost;
 mod outbox;
 mod permits;

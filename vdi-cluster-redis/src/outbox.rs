@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::ScriptInvocation;
+use vdi_cluster_core::ledger::Disruption;
 use vdi_cluster_core::outbox::{
     Attempt, Delivery, DeliveryState, Failing, LeasedDelivery, LostDispatch, LostRelease, Next,
     Outbox, OutboxEntry, WebhookEndpoint, failed_attempts,
@@ -181,8 +182,9 @@ impl Outbox for RedisStore {
         now: Timestamp,
         sticky_ttl: Duration,
         entries: &[OutboxEntry],
+        disruptions: &[Disruption],
     ) -> Result<Option<Dispatch>> {
-        self.run_confirm(key, id, session, now, sticky_ttl, entries)
+        self.run_confirm(key, id, session, now, sticky_ttl, entries, disruptions)
             .await
     }
 

@@ -94,6 +94,7 @@ scripts!(
     permit_acquire,
     permit_release,
     permit_read,
+    ledger_append,
 );
 
 /// The compare-and-reserve script exactly as the store runs it (prelude

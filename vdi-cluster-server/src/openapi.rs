@@ -59,11 +59,14 @@ use vdi_cluster_core::worker::{MAX_TAG_LEN, MAX_TAGS};
 use crate::auth::Access;
 use crate::routes::{
     HttpMethod, admin, aetherium, capacity, cluster, credentials, exams, heartbeat, install, join,
-    maintenance, ops, route_table, scheduled, session_end, sessions, signin, starts, waiting_room,
-    webhooks, workers,
+    ledger, maintenance, ops, route_table, scheduled, session_end, sessions, signin, starts,
+    waiting_room, webhooks, workers,
 };
 use vdi_cluster_protocol::aetherium::{AetheriumWorkerJson, AetheriumWorkerList, VmJson, VmList};
 use vdi_cluster_protocol::capacity::{CapacityRequestJson, CapacityRequestList};
+use vdi_cluster_protocol::ledger::{
+    DisruptionJson, ExamDisruptionsJson, LostFiguresJson, StudentLostJson,
+};
 use vdi_cluster_protocol::maintenance::{
     FreezeRefusedJson, FrozenExamJson, MaintenanceWindowJson, MaintenanceWindowsJson,
 };
@@ -100,7 +103,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         credentials::rotate, credentials::reset, credentials::revoke,
         sessions::allocate, sessions::get, session_end::patch, sessions::release, sessions::prewarm,
         exams::book, exams::calendar, exams::detail, exams::patch, exams::cancel,
-        waiting_room::queue, starts::worker, starts::exam, capacity::list,
+        waiting_room::queue, starts::worker, starts::exam, ledger::exam_disruptions, capacity::list,
         cluster::stats, cluster::distribution, cluster::audit, cluster::events,
         aetherium::vms, aetherium::vm, aetherium::workers, aetherium::worker,
         webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries,
@@ -128,6 +131,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         ScheduleDrainRequest, ScheduledDrainJson, ScheduledDrainsJson, WindowChoice,
         VmJson, VmList, AetheriumWorkerJson, AetheriumWorkerList,
         PatchSessionRequest, SessionEndJson, ExtensionRefusedJson, StudentExtraJson, ExtraSeatsJson,
+        DisruptionJson, StudentLostJson, LostFiguresJson, ExamDisruptionsJson,
     )),
     modifiers(&FromRouteTable),
     tags(

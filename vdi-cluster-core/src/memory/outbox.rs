@@ -9,6 +9,7 @@ use super::MemoryStore;
 use crate::dispatch::Dispatch;
 use crate::error::Result;
 use crate::ids::{DispatchId, SessionKey, WorkerId};
+use crate::ledger::Disruption;
 use crate::outbox::{
     Attempt, Delivery, DeliveryState, Failing, LeasedDelivery, LostDispatch, LostRelease, Next,
     Outbox, OutboxEntry, WebhookEndpoint, failed_attempts,
@@ -142,11 +143,13 @@ impl Outbox for MemoryStore {
         now: Timestamp,
         sticky_ttl: Duration,
         entries: &[OutboxEntry],
+        disruptions: &[Disruption],
     ) -> Result<Option<Dispatch>> {
         let mut s = self.lock()?;
         let confirmed = s.confirm(key, id, session, now, sticky_ttl);
         if confirmed.is_some() {
             s.outbox.enqueue(entries);
+            s.ledger.append(disruptions);
         }
         Ok(confirmed)
     }

@@ -16,6 +16,7 @@
 //! | `session.lost` | a worker restarted (new boot id) and no longer runs the session: its slot was freed with the heartbeat that proved it (or by the next reconcile pass); the student's next request places it anew. Carries the worker, both boot ids and the session's exam and student; written with the release |
 //! | `session.expiring` | a student's own end (the exam's `endsAt`, or later with an extension) is `session_expiry_warning` away (5 min): the desktop is released at `releasedAt`; once per end of a student |
 //! | `session.expired` | a student's own end plus the grace passed: the leader released the desktop (the worker named); written ahead of the release, once |
+//! | `session.disrupted` | a student's lost time in the disruption ledger reached `disruption_alert` (default 60 s), or a further multiple of it; once per crossing, written with the disruption that made it. Carries the session, the lost time and the threshold in milliseconds, and which multiple |
 //! | `migration.manual_required` | the `manual` failure policy marked sessions orphaned: an operator must evacuate them; repeated every `manual_migration_remind` while they remain |
 //! | `migration.suspended` | the mass-failure guard (or the lack of a healthy target) held migration back; once per episode (until a pass no longer holds it back) |
 //! | `migration.summary` | a reconcile pass moved, failed to move or orphaned sessions of failed workers (the pass's report, with moved / failed / orphaned per exam) |
@@ -48,6 +49,7 @@ pub const WEBHOOK_TYPES: &[&str] = &[
     "session.lost",
     "session.expiring",
     "session.expired",
+    "session.disrupted",
     "migration.manual_required",
     "migration.suspended",
     "migration.summary",
@@ -84,6 +86,7 @@ pub fn webhook_type(kind: &EventKind) -> Option<&'static str> {
         EventKind::SessionLost { .. } => "session.lost",
         EventKind::SessionExpiring { .. } => "session.expiring",
         EventKind::SessionExpired { .. } => "session.expired",
+        EventKind::SessionDisrupted { .. } => "session.disrupted",
         EventKind::SessionsOrphaned { .. } => "migration.manual_required",
         EventKind::MigrationSuspended { .. } => "migration.suspended",
         EventKind::Reconciled { report }
@@ -154,7 +157,8 @@ pub fn observed_key(kind: &EventKind, episode: impl std::fmt::Display) -> Option
         | EventKind::MigrationFailed { session, .. }
         | EventKind::SessionLost { session, .. }
         | EventKind::SessionExpiring { session, .. }
-        | EventKind::SessionExpired { session, .. } => session.to_string(),
+        | EventKind::SessionExpired { session, .. }
+        | EventKind::SessionDisrupted { session, .. } => session.to_string(),
         EventKind::ExamAtRisk { exam, .. }
         | EventKind::ExamFitsAgain { exam }
         | EventKind::ExamPrewarmReady { exam, .. }
@@ -255,6 +259,12 @@ mod tests {
                 worker: WorkerId::parse("code", "w-1").unwrap(),
                 old_boot_id: None,
                 new_boot_id: Some("b2".into()),
+            },
+            EventKind::SessionDisrupted {
+                session: crate::ids::SessionKey::parse("math", "u1").unwrap(),
+                lost_ms: 61_000,
+                threshold_ms: 60_000,
+                crossing: 1,
             },
             EventKind::BackendDegraded {
                 since: Timestamp(1),

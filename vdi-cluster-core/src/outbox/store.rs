@@ -10,6 +10,7 @@ use super::{Attempt, Delivery, LeasedDelivery, Next, OutboxEntry, WebhookEndpoin
 use crate::dispatch::Dispatch;
 use crate::error::Result;
 use crate::ids::{DispatchId, SessionKey, WorkerId};
+use crate::ledger::Disruption;
 use crate::page::{Page, Paged};
 use crate::store::{CasOutcome, DeleteOutcome, Lease};
 use crate::time::Timestamp;
@@ -159,9 +160,12 @@ pub trait Outbox: Debug + Send + Sync + 'static {
     ) -> Result<DeleteOutcome>;
 
     /// [`DispatchStore::confirm`](crate::store::DispatchStore::confirm)
-    /// and `entries`, in one atomic step: the entries are written only if
-    /// the reservation `id` is confirmed (a re-dispatch's
-    /// `session.migrated`).
+    /// and `entries` and the ledger's `disruptions`, in one atomic step:
+    /// the entries are written only if the reservation `id` is confirmed
+    /// (a re-dispatch's `session.migrated` and its `workerLost` entry).
+    /// A disruption already stored under its session and id is skipped,
+    /// as [`DisruptionLedger::append_disruptions`](crate::ledger::DisruptionLedger::append_disruptions) does.
+    #[allow(clippy::too_many_arguments)]
     async fn confirm_with_outbox(
         &self,
         key: &SessionKey,
@@ -170,6 +174,7 @@ pub trait Outbox: Debug + Send + Sync + 'static {
         now: Timestamp,
         sticky_ttl: Duration,
         entries: &[OutboxEntry],
+        disruptions: &[Disruption],
     ) -> Result<Option<Dispatch>>;
 
     /// Leases up to `limit` due deliveries until `until` (see the contract).

@@ -133,6 +133,14 @@ pub struct ServiceConfig {
     pub admission_scalable_slots: u32,
     /// Paced starts (off by default): see [`PacingConfig`].
     pub pacing: PacingConfig,
+    /// A student's lost time (the disruption ledger) that raises
+    /// `session.disrupted`, once at each multiple it reaches (60 s; the
+    /// server's `--disruption-alert-sec`; zero: never).
+    pub disruption_alert: Duration,
+    /// A desktop that takes longer than this to start is a `slowStart`
+    /// entry in the student's ledger (30 s; the server's
+    /// `--slow-start-sec`; zero: never).
+    pub slow_start: Duration,
 }
 
 /// Paced starts ([`crate::pacing`]): every start of a desktop takes a
@@ -213,6 +221,8 @@ impl Default for ServiceConfig {
             scale_retry: Duration::from_secs(10),
             admission_scalable_slots: 0,
             pacing: PacingConfig::default(),
+            disruption_alert: Duration::from_secs(60),
+            slow_start: Duration::from_secs(30),
         }
     }
 }

@@ -58,8 +58,8 @@ pub use crate::reconcile::{ExamMigration, FailurePolicy, PolicyChange, Reconcile
 pub use config::{PacingConfig, ServiceConfig};
 pub use exams::{
     Booking, EXPIRY_LOOKBACK, EndChange, EndChanged, ExamFigures, ExamStarts, ExamStatus, Exams,
-    ExpiryTick, MAX_PREWARM_REQUEST, PROMOTIONS_PER_TICK, PrewarmFailure, PrewarmReport,
-    QueueFigures, QueueTick, QueueView, SessionEnd, WaitingStudent,
+    ExpiryTick, LostFigures, MAX_PREWARM_REQUEST, PROMOTIONS_PER_TICK, PrewarmFailure,
+    PrewarmReport, QueueFigures, QueueTick, QueueView, SessionEnd, SessionLedger, WaitingStudent,
 };
 pub use fleet::{
     AdminOutcome, AssignedJoin, DEFAULT_MAINTENANCE_RANGE, DrainAt, DrainInfo, Fleet, FleetRepair,

@@ -105,6 +105,7 @@ mod credentials;
 pub use credentials::{ClaimOutcome, Credentials, JoinClaim, JoinToken};
 
 pub use crate::calendar::{CalendarWrite, ExamCalendar, ExamStore};
+pub use crate::ledger::DisruptionLedger;
 pub use crate::outbox::{LostDispatch, LostRelease, Outbox};
 pub use crate::pacing::StartPermits;
 pub use crate::reconcile::{Counter, Drift};
@@ -422,7 +423,7 @@ pub trait AuditLog: Debug + Send + Sync + 'static {
 }
 
 /// Everything a backend provides. Implemented for every type that
-/// implements the eleven traits.
+/// implements the twelve traits.
 pub trait Store:
     Registry
     + DispatchStore
@@ -435,6 +436,7 @@ pub trait Store:
     + CapacityRequests
     + ScheduledActions
     + StartPermits
+    + DisruptionLedger
 {
 }
 
@@ -450,6 +452,7 @@ impl<T> Store for T where
         + CapacityRequests
         + ScheduledActions
         + StartPermits
+        + DisruptionLedger
 {
 }
 

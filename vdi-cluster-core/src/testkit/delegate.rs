@@ -144,7 +144,8 @@ macro_rules! delegate_store {
                 fn confirm_with_outbox(key: &$crate::SessionKey, id: $crate::DispatchId,
                                        session: Option<$crate::testkit::delegate::Json>,
                                        now: $crate::Timestamp, sticky_ttl: std::time::Duration,
-                                       entries: &[$crate::outbox::OutboxEntry])
+                                       entries: &[$crate::outbox::OutboxEntry],
+                                       disruptions: &[$crate::ledger::Disruption])
                     -> Option<$crate::Dispatch>;
                 fn lease_deliveries(now: $crate::Timestamp, until: $crate::Timestamp,
                                     limit: usize) -> Vec<$crate::outbox::LeasedDelivery>;
@@ -180,6 +181,11 @@ macro_rules! delegate_store {
                 fn start_queue(worker: &$crate::WorkerId, now: $crate::Timestamp)
                     -> $crate::pacing::StartQueue;
             }
+            $crate::ledger::DisruptionLedger {
+                fn append_disruptions(entries: &[$crate::ledger::Disruption]) -> u32;
+                fn disruptions(key: &$crate::SessionKey) -> Vec<$crate::ledger::Disruption>;
+                fn exam_disruptions(exam: &$crate::ExamId) -> Vec<$crate::ledger::Disruption>;
+            }
         }
     };
     (@impl ($wrapper:ty, $inner:ident, $around:ident)
@@ -188,8 +194,8 @@ macro_rules! delegate_store {
             // The inner store's methods, by name (a `dyn Store` needs none).
             #[allow(unused_imports)]
             use $crate::{
-                calendar::ExamStore as _, outbox::Outbox as _, scheduled::ScheduledActions as _,
-                pacing::StartPermits as _,
+                calendar::ExamStore as _, ledger::DisruptionLedger as _, outbox::Outbox as _,
+                scheduled::ScheduledActions as _, pacing::StartPermits as _,
                 store::AuditLog as _,
                 store::Credentials as _, store::DispatchStore as _, store::LeaderLease as _,
                 store::Registry as _, waiting_room::WaitingRoom as _, scale::CapacityRequests as _,

@@ -118,6 +118,17 @@ impl EventKindJson {
                 ends_at: format_rfc3339(*ends_at),
                 worker: worker.to_string(),
             },
+            EventKind::SessionDisrupted {
+                session,
+                lost_ms,
+                threshold_ms,
+                crossing,
+            } => Self::SessionDisrupted {
+                session: SessionRef::from(session),
+                lost_sec: vdi_cluster_core::ledger::seconds(*lost_ms),
+                threshold_sec: vdi_cluster_core::ledger::seconds(*threshold_ms),
+                crossing: *crossing,
+            },
             EventKind::Reconciled { report } => Self::Reconciled {
                 report: ReconcileReportJson::from(report),
             },

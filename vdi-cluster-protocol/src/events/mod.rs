@@ -149,6 +149,19 @@ pub enum EventKindJson {
         /// The worker that held it.
         worker: String,
     },
+    /// A student's lost time in the disruption ledger reached a multiple
+    /// of the alert threshold (webhook `session.disrupted`), once per
+    /// crossing.
+    SessionDisrupted {
+        /// The session (exam and student).
+        session: SessionRef,
+        /// The student's lost time now, seconds (milliseconds as decimals).
+        lost_sec: f64,
+        /// The alert threshold, seconds.
+        threshold_sec: f64,
+        /// Which multiple of the threshold was reached (1 the first time).
+        crossing: u64,
+    },
     /// A reconcile pass finished.
     Reconciled {
         /// What it did.
@@ -412,6 +425,17 @@ mod tests {
                 json!({"at": 42, "type": "sessionExpired",
                        "session": {"examId": "e1", "userId": "u1"},
                        "endsAt": "1970-01-01T00:00:00Z", "worker": "w1"}),
+            ),
+            (
+                EventKind::SessionDisrupted {
+                    session: key(),
+                    lost_ms: 61_500,
+                    threshold_ms: 60_000,
+                    crossing: 1,
+                },
+                json!({"at": 42, "type": "sessionDisrupted",
+                       "session": {"examId": "e1", "userId": "u1"}, "lostSec": 61.5,
+                       "thresholdSec": 60.0, "crossing": 1}),
             ),
             (
                 EventKind::SessionsOrphaned {

@@ -212,6 +212,19 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub session_grace_sec: u64,
 
+    /// A student's lost time (the disruption ledger) that raises the
+    /// `session.disrupted` webhook, once at each multiple it reaches,
+    /// seconds; 0 never raises it.
+    #[arg(long, env = "VDI_DISRUPTION_ALERT_SEC", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub disruption_alert_sec: u64,
+
+    /// A desktop that takes longer than this to start is a `slowStart`
+    /// entry in the student's disruption ledger, seconds; 0 records none.
+    #[arg(long, env = "VDI_SLOW_START_SEC", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(0..=3_600))]
+    pub slow_start_sec: u64,
+
     /// The scale hook: a program the leader runs with `VDI_ACTION=scale_up`
     /// when booked exams will be short of slots, and `scale_down` when the
     /// workers it started are drained and no longer needed (its JSON
@@ -433,6 +446,8 @@ impl ServeArgs {
             exam_headroom_percent: self.exam_headroom_percent,
             queue_abandon: Duration::from_secs(self.queue_abandon_sec),
             session_grace: Duration::from_secs(self.session_grace_sec),
+            disruption_alert: Duration::from_secs(self.disruption_alert_sec),
+            slow_start: Duration::from_secs(self.slow_start_sec),
             scale_lead: Duration::from_secs(self.scale_lead_sec),
             scale_retry: Duration::from_secs(self.scale_retry_sec),
             admission_scalable_slots: self.admission_counts_scalable,

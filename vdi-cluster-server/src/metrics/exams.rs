@@ -8,6 +8,7 @@
 //! | `vdi_exam_sessions_in_use` | gauge, read at scrape | `exam` |
 //! | `vdi_exam_allocations` | counter, this replica's | `exam`, `outcome`: `placed`, `refused` |
 //! | `vdi_exam_time_to_desktop_seconds` | gauge, this replica's | `exam`, `quantile`: `0.5`, `0.95` |
+//! | `vdi_exam_lost_seconds` | histogram, read at scrape (`lost`) | `exam` |
 //!
 //! **Bounded cardinality.** Every scrape rebuilds the series from the
 //! calendar: only exams booked and not past their teardown
@@ -241,14 +242,14 @@ impl ExamMetrics {
     }
 
     /// Rebuilds every series from the calendar: booked exams not past
-    /// their teardown only.
-    pub async fn refresh(&self, service: &ClusterService) {
+    /// their teardown only. Answers those exams.
+    pub async fn refresh(&self, service: &ClusterService) -> Vec<ExamId> {
         let now = service.clock().now();
         let calendar = match service.exams().exam_calendar(Some(now), None).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "metrics scrape could not read the exam calendar");
-                return;
+                return Vec::new();
             }
         };
         let mut figures = Vec::new();
@@ -318,6 +319,7 @@ impl ExamMetrics {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|e, _| live.contains(e));
+        live
     }
 
     fn clear(&self) {

@@ -42,6 +42,7 @@ mod calls;
 mod capacity;
 mod deliveries;
 mod exams;
+mod lost;
 mod passes;
 mod starts;
 mod workers;
@@ -137,6 +138,7 @@ pub struct Metrics {
     stats_cache: Family<ResultLabel, Counter>,
     events: Family<TypeLabel, Counter>,
     exams: ExamMetrics,
+    lost: lost::LostMetrics,
 }
 
 impl Default for Metrics {
@@ -303,6 +305,7 @@ impl Metrics {
         let events = Family::<TypeLabel, Counter>::default();
         registry.register("events", "Cluster events by type", events.clone());
         let exams = ExamMetrics::register(&mut registry);
+        let lost = lost::LostMetrics::register(&mut registry);
         for status in STATUSES {
             workers
                 .get_or_create(&StatusLabel {
@@ -347,6 +350,7 @@ impl Metrics {
             stats_cache,
             events,
             exams,
+            lost,
             deliveries,
         }
     }
@@ -481,7 +485,8 @@ impl Metrics {
                 self.backend_up.set(0);
             }
         }
-        self.exams.refresh(service).await;
+        let booked = self.exams.refresh(service).await;
+        self.lost.refresh(service, &booked).await;
         self.passes.refresh(service).await;
         self.capacity.refresh(service).await;
         let mut out = String::new();

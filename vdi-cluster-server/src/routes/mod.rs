@@ -46,6 +46,7 @@ mod force;
 pub(crate) mod heartbeat;
 pub(crate) mod install;
 pub(crate) mod join;
+pub(crate) mod ledger;
 pub(crate) mod maintenance;
 pub(crate) mod ops;
 mod reserved;
@@ -222,6 +223,8 @@ static ROUTES: &[RouteSpec] = routes! {
         => "Who waits in an exam's queue, in order, with positions and waiting times";
     Get "/api/vdi/exams/{examId}/starts" Operator starts::exam
         => "An exam's starts: students starting, p50/p95 wait, each worker's start rate";
+    Get "/api/vdi/exams/{examId}/disruptions" Operator ledger::exam_disruptions
+        => "Every student of an exam with lost time (the disruption ledger), as JSON or CSV";
     Get "/api/vdi/capacity-requests" Operator capacity::list
         => "Workers asked of the scale hook for booked exams: requested, joined, missing, released";
     Get "/api/vdi/cluster/stats" Operator cluster::stats

@@ -183,7 +183,8 @@ pub(crate) async fn get(
                 let mut json = SessionJson::from(&*dispatch);
                 let end = state.service().exams().session_end(&key).await?;
                 json.ends_at = end.map(|e| format_rfc3339(e.ends_at));
-                SessionAnswerJson::Session(Box::new(json))
+                let ledger = state.service().exams().session_ledger(&key).await?;
+                SessionAnswerJson::Session(Box::new(json.with_ledger(&ledger)))
             }
             SessionState::Queued(standing) => {
                 SessionAnswerJson::Queued(QueuedJson::new(&key, &standing))

@@ -18,6 +18,7 @@ mod exams;
 mod hostile;
 mod hostile_grpc;
 mod join;
+mod ledger;
 mod maintenance;
 mod metrics;
 mod openapi;

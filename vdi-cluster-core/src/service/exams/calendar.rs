@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::exam::{Capacity, Exam, ExamPatch, Fit, Readiness, Refusal, Shortfall, decide, fit};
 use crate::ids::{ExamId, WorkerId};
+use crate::ledger::{ExamLost, LedgerOrder};
 use crate::outbox::alerts;
 use crate::time::Timestamp;
 use crate::worker::WorkerView;
@@ -66,6 +67,32 @@ pub struct ExamFigures {
     pub sessions_by_worker: BTreeMap<WorkerId, u32>,
     /// Its waiting room: queued now, placed from it and abandoned in total.
     pub queue: QueueFigures,
+    /// Its students' lost time (the disruption ledger).
+    pub lost: LostFigures,
+}
+
+/// An exam's lost time, from the disruption ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LostFigures {
+    /// Students with lost time.
+    pub students: u32,
+    /// Their lost time added up, milliseconds.
+    pub total_ms: u64,
+    /// The median over them, milliseconds.
+    pub median_ms: u64,
+    /// The most one student lost, milliseconds.
+    pub max_ms: u64,
+}
+
+impl From<&ExamLost> for LostFigures {
+    fn from(l: &ExamLost) -> Self {
+        Self {
+            students: u32::try_from(l.students.len()).unwrap_or(u32::MAX),
+            total_ms: l.total_ms,
+            median_ms: l.median_ms,
+            max_ms: l.max_ms,
+        }
+    }
 }
 
 impl Exams {
@@ -321,6 +348,7 @@ impl Exams {
             sessions_in_use: sessions_by_worker.values().sum(),
             sessions_by_worker,
             queue: self.queue_figures(id).await?,
+            lost: LostFigures::from(&self.exam_ledger(id, LedgerOrder::default()).await?),
         })
     }
 

@@ -29,6 +29,7 @@
 
 mod calendar;
 mod expiry;
+mod ledger;
 mod prewarm;
 mod prewarm_target;
 mod session_end;
@@ -39,8 +40,9 @@ mod waiting_room_alerts;
 
 use std::sync::Arc;
 
-pub use calendar::{Booking, ExamFigures, ExamStatus};
+pub use calendar::{Booking, ExamFigures, ExamStatus, LostFigures};
 pub use expiry::{EXPIRY_LOOKBACK, ExpiryTick};
+pub use ledger::SessionLedger;
 pub use prewarm::{MAX_PREWARM_REQUEST, PrewarmFailure, PrewarmReport};
 pub use session_end::{EndChange, EndChanged, SessionEnd};
 pub use starts::ExamStarts;

@@ -45,6 +45,7 @@ use super::start::Started;
 use crate::dispatch::Dispatch;
 use crate::error::{Error, Result};
 use crate::ids::{DispatchId, SessionKey, WorkerId};
+use crate::ledger::{Interruption, PlacementStory};
 use crate::scheduler::{
     Candidate, ChoiceReason, Constraints, ExamPlacement, Exclusions, NoCapacity, RankIndex,
     RankOptions,
@@ -101,8 +102,13 @@ enum TryNext {
 #[derive(Debug)]
 struct Attempt {
     key: SessionKey,
-    /// The failed worker of the dispatch being replaced.
-    replaced_from: Option<WorkerId>,
+    /// The desktop being replaced: its failed worker, why and since when
+    /// the student has been without it (the ledger's entry).
+    replaced: Option<Interruption>,
+    /// When the placement began, for the ledger.
+    began: Timestamp,
+    /// Workers whose start call failed, in order, for the ledger.
+    failed: Vec<WorkerId>,
     /// The dispatch to supersede, until a reservation has superseded it.
     supersede: Option<DispatchId>,
     /// A move planned from a read of the session's dispatch (a re-dispatch
@@ -120,12 +126,14 @@ struct Attempt {
 }
 
 impl Attempt {
-    fn new(key: SessionKey) -> Self {
+    fn new(key: SessionKey, began: Timestamp) -> Self {
         Self {
             key,
             tried: HashSet::new(),
             may_run: Vec::new(),
-            replaced_from: None,
+            replaced: None,
+            began,
+            failed: Vec::new(),
             supersede: None,
             moving: false,
             failed_calls: 0,
@@ -137,10 +145,20 @@ impl Attempt {
 
     /// From now on the placement replaces `old`, whose worker failed: its
     /// worker is no candidate, and the next reservation supersedes it.
-    fn replace(&mut self, old: &Dispatch) {
+    fn replace(&mut self, old: &Dispatch, interruption: Interruption) {
         self.tried.insert(old.worker.clone());
-        self.replaced_from = Some(old.worker.clone());
+        self.replaced = Some(interruption);
         self.supersede = Some(old.id);
+    }
+
+    /// What the placement went through so far, for the ledger.
+    fn story(&self, slow_start: Duration) -> PlacementStory<'_> {
+        PlacementStory {
+            replaced: self.replaced.as_ref(),
+            began: self.began,
+            failed: &self.failed,
+            slow_start,
+        }
     }
 
     /// The reservation of the session on `view`'s worker at `now`.
@@ -251,9 +269,9 @@ impl Placement {
         supersede: Option<Dispatch>,
     ) -> Result<Allocation> {
         let placement = self.placement_hints(&key.exam_id).await?;
-        let mut attempt = Attempt::new(key);
+        let mut attempt = Attempt::new(key, self.shared.clock.now());
         if let Some(old) = &supersede {
-            attempt.replace(old);
+            attempt.replace(old, self.interruption_of(old).await?);
             attempt.moving = true;
         }
         // Whether the last round skipped workers on this replica's count.
@@ -424,11 +442,12 @@ impl Placement {
                 }
             }
         };
-        let from = attempt.replaced_from.as_ref();
-        let active = match self.start_on_worker(view, &reserved, from).await? {
+        let story = attempt.story(self.shared.config.slow_start);
+        let active = match self.start_on_worker(view, &reserved, &story).await? {
             Started::Active(active) => *active,
             Started::Failed { may_run } => {
                 attempt.failed_calls += 1;
+                attempt.failed.push(view.id().clone());
                 if may_run {
                     attempt.may_run.push(view.id().clone());
                 }
@@ -461,7 +480,7 @@ impl Placement {
                 Some(Step::Stop(Error::AllocationInProgress(attempt.key.clone())))
             }
             Existing::Replace(old) => {
-                attempt.replace(&old);
+                attempt.replace(&old, self.interruption_of(&old).await?);
                 (&old.worker == worker).then_some(Step::TryNext(TryNext::AlreadyTried))
             }
             Existing::None => None,
@@ -483,7 +502,7 @@ impl Placement {
         for worker in attempt.may_run.iter().filter(|w| **w != active.worker) {
             self.release_copy(worker, key);
         }
-        let outcome = match &attempt.replaced_from {
+        let outcome = match attempt.replaced.as_ref().map(|i| &i.from) {
             Some(from) => {
                 self.shared.migrated(key, from, &active);
                 self.release_copy(from, key);

@@ -11,6 +11,7 @@ use crate::dispatch::{Dispatch, DispatchState, lost_to_restart};
 use crate::error::Result;
 use crate::events::EventKind;
 use crate::ids::SessionKey;
+use crate::ledger::{Interruption, interruption};
 use crate::store::Adoption;
 use crate::worker::WorkerView;
 
@@ -114,6 +115,25 @@ impl Placement {
                 Ok(Existing::Replace(d))
             }
         }
+    }
+
+    /// Why and since when the student has been without the desktop of
+    /// `old`, the dispatch a re-dispatch replaces, as its worker's record
+    /// says now ([`ledger::interruption`](crate::ledger::interruption)).
+    pub(crate) async fn interruption_of(&self, old: &Dispatch) -> Result<Interruption> {
+        let now = self.shared.clock.now();
+        let snapshot = self.shared.store.worker(&old.worker).await?;
+        let reachable = snapshot.as_ref().is_some_and(|s| {
+            s.record
+                .availability(now, &self.shared.health_config())
+                .is_reachable()
+        });
+        Ok(interruption(
+            old,
+            snapshot.as_ref().map(|s| &s.record),
+            reachable,
+            now,
+        ))
     }
 
     /// A session refused for want of a slot that a worker reports running

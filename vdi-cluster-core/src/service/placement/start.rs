@@ -43,6 +43,7 @@ use crate::client::WorkerCallError;
 use crate::dispatch::{Dispatch, DispatchState};
 use crate::error::Result;
 use crate::ids::{SessionKey, WorkerId};
+use crate::ledger::{Disruption, PlacementStory, placement_entries};
 use crate::outbox::OutboxEntry;
 use crate::worker::WorkerView;
 
@@ -58,17 +59,19 @@ pub(crate) enum Started {
 
 impl Placement {
     /// Asks the worker to start the reserved session; confirms it (a
-    /// re-dispatch `from` a failed worker with its `session.migrated`), or
-    /// undoes the reservation.
+    /// re-dispatch from a failed worker with its `session.migrated`, and
+    /// with the ledger's entries of what the placement went through,
+    /// `story`, and the `session.disrupted` they raise), or undoes the
+    /// reservation.
     pub(crate) async fn start_on_worker(
         &self,
         view: &WorkerView,
         reserved: &Dispatch,
-        from: Option<&WorkerId>,
+        story: &PlacementStory<'_>,
     ) -> Result<Started> {
         let key = &reserved.key;
-        let entries = match from {
-            Some(from) => self.shared.migrated_entries(from, reserved).await?,
+        let mut entries = match story.replaced {
+            Some(i) => self.shared.migrated_entries(&i.from, reserved).await?,
             None => Vec::new(),
         };
         let settings = self.desktop_settings(&key.exam_id).await?;
@@ -91,16 +94,24 @@ impl Placement {
         self.give_back(permit, matches!(call, Ok(Ok(_)))).await;
         let error = match call {
             Ok(Ok(session)) => {
+                let disruptions = placement_entries(story, reserved, self.shared.clock.now());
+                let disrupted = self.shared.disrupted_events(key, &disruptions).await?;
+                entries.extend(self.shared.disrupted_entries(&disrupted).await?);
                 let confirmed = self
                     .shared
-                    .confirm_alerting(reserved, session.clone(), &entries)
+                    .confirm_alerting(reserved, session.clone(), &entries, &disruptions)
                     .await?;
                 if let Some(active) = confirmed {
+                    self.shared.emit_all(disrupted);
                     return Ok(Started::Active(Box::new(active)));
                 }
                 // The worker's heartbeat confirmed it first (the call was
                 // slow): it is this session, now active.
-                if let Some(mut adopted) = self.adopted_meanwhile(reserved, &entries).await? {
+                if let Some(mut adopted) = self
+                    .adopted_meanwhile(reserved, &entries, &disruptions)
+                    .await?
+                {
+                    self.shared.emit_all(disrupted);
                     adopted.session.get_or_insert(session);
                     return Ok(Started::Active(Box::new(adopted)));
                 }
@@ -121,7 +132,7 @@ impl Placement {
         // its next report says (a session it runs is then adopted).
         let hold = error.may_have_started().then_some(view.id());
         if !self.shared.store.undo(key, reserved.id, None, hold).await?
-            && let Some(adopted) = self.adopted_meanwhile(reserved, &entries).await?
+            && let Some(adopted) = self.adopted_meanwhile(reserved, &entries, &[]).await?
         {
             // The worker did start it, and its heartbeat said so first.
             return Ok(Started::Active(Box::new(adopted)));
@@ -134,11 +145,12 @@ impl Placement {
 
     /// The reservation `reserved`, if a heartbeat of its worker confirmed
     /// it while the allocator waited for the worker; then writes the
-    /// `entries` that confirmation could not carry.
+    /// `entries` and `disruptions` that confirmation could not carry.
     async fn adopted_meanwhile(
         &self,
         reserved: &Dispatch,
         entries: &[OutboxEntry],
+        disruptions: &[Disruption],
     ) -> Result<Option<Dispatch>> {
         let adopted = self
             .shared
@@ -147,7 +159,9 @@ impl Placement {
             .await?
             .filter(|d| d.id == reserved.id && d.state == DispatchState::Active);
         if adopted.is_some() {
-            self.shared.append_confirmed_elsewhere(entries).await;
+            self.shared
+                .append_confirmed_elsewhere(entries, disruptions)
+                .await;
         }
         Ok(adopted)
     }

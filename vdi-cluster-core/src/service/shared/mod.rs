@@ -8,6 +8,7 @@
 //! hold-down, which placement (a reload on a silent worker) and reconcile
 //! (migrations) must judge alike.
 
+mod ledger;
 mod outbox;
 pub(crate) mod reason;
 
@@ -106,6 +107,13 @@ impl Shared {
             self.clock.now(),
             &self.health_config(),
         ))
+    }
+
+    /// Emits each of `kinds`, in order ([`emit`](Self::emit)).
+    pub(crate) fn emit_all(&self, kinds: Vec<EventKind>) {
+        for kind in kinds {
+            self.emit(kind);
+        }
     }
 
     /// Emits an event to the sinks (log, events stream). An event for

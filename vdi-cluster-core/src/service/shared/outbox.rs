@@ -6,6 +6,7 @@ use crate::dispatch::Dispatch;
 use crate::error::Result;
 use crate::events::{Event, EventKind};
 use crate::ids::{SessionKey, WorkerId};
+use crate::ledger::Disruption;
 use crate::outbox::{LostDispatch, LostRelease, OutboxEntry, WebhookEndpoint, alerts};
 use crate::store::{CasOutcome, Lease};
 use crate::worker::WorkerRecord;
@@ -160,15 +161,17 @@ impl Shared {
     }
 
     /// Confirms the reservation `reserved` with the worker's answer,
-    /// writing `entries` in the same atomic step
+    /// writing `entries` and the ledger's `disruptions` in the same atomic
+    /// step
     /// ([`Outbox::confirm_with_outbox`](crate::outbox::Outbox::confirm_with_outbox));
-    /// without entries it is the plain
+    /// without either it is the plain
     /// [`DispatchStore::confirm`](crate::store::DispatchStore::confirm).
     pub(crate) async fn confirm_alerting(
         &self,
         reserved: &Dispatch,
         session: serde_json::Value,
         entries: &[OutboxEntry],
+        disruptions: &[Disruption],
     ) -> Result<Option<Dispatch>> {
         let (key, id, now, ttl) = (
             &reserved.key,
@@ -176,11 +179,11 @@ impl Shared {
             self.clock.now(),
             self.config.sticky_ttl,
         );
-        if entries.is_empty() {
+        if entries.is_empty() && disruptions.is_empty() {
             return self.store.confirm(key, id, Some(session), now, ttl).await;
         }
         self.store
-            .confirm_with_outbox(key, id, Some(session), now, ttl, entries)
+            .confirm_with_outbox(key, id, Some(session), now, ttl, entries, disruptions)
             .await
     }
 
@@ -188,7 +191,16 @@ impl Shared {
     /// confirmed before the allocator could (that confirmation carried
     /// none), under the same keys, so they are written once. The session
     /// is placed whatever happens here: a store that fails now is logged.
-    pub(crate) async fn append_confirmed_elsewhere(&self, entries: &[OutboxEntry]) {
+    pub(crate) async fn append_confirmed_elsewhere(
+        &self,
+        entries: &[OutboxEntry],
+        disruptions: &[Disruption],
+    ) {
+        if !disruptions.is_empty()
+            && let Err(e) = self.store.append_disruptions(disruptions).await
+        {
+            tracing::warn!(error = %e, "could not write the session's disruptions to the ledger");
+        }
         if entries.is_empty() {
             return;
         }

@@ -46,6 +46,7 @@ mod extensions;
 mod fixtures;
 mod freed_slots;
 mod lease;
+mod ledger;
 mod lost;
 mod operator_sessions;
 mod outbox;
@@ -109,6 +110,10 @@ pub use freed_slots::{
 pub use lease::{
     lease_is_exclusive_and_fenced, renewal_keeps_the_fence,
     stale_fence_is_refused_and_current_fence_writes,
+};
+pub use ledger::{
+    a_redispatch_and_its_ledger_entry_commit_together,
+    ledger_entries_commit_with_their_confirmation,
 };
 pub use lost::{
     replicas_applying_one_restart_free_its_slots_once,
@@ -206,6 +211,8 @@ macro_rules! conformance_tests {
             a_move_never_brings_back_a_released_session,
             releases_racing_moves_on_replicas_never_resurrect,
             orphaned_dispatch_keeps_its_slot,
+            ledger_entries_commit_with_their_confirmation,
+            a_redispatch_and_its_ledger_entry_commit_together,
             scans_cover_every_dispatch,
             resumed_scans_cover_every_dispatch_once,
             a_pass_resumes_on_the_next_leader,

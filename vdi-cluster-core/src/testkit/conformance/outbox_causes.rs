@@ -132,6 +132,7 @@ pub async fn confirmations_commit_their_alerts(factory: &impl StoreFactory) {
             t,
             ttl,
             &[entry("msg_c1", "wh_c", "c1", t)],
+            &[],
         )
         .await
         .unwrap();
@@ -150,6 +151,7 @@ pub async fn confirmations_commit_their_alerts(factory: &impl StoreFactory) {
             t,
             ttl,
             &[entry("msg_c2", "wh_c", "c2", t)],
+            &[],
         )
         .await
         .unwrap()
@@ -174,6 +176,7 @@ pub async fn confirmations_commit_their_alerts(factory: &impl StoreFactory) {
             t,
             ttl,
             &[entry("msg_c3", "wh_c", "c3", t)],
+            &[],
         )
         .await
         .unwrap();
@@ -195,6 +198,7 @@ pub async fn confirmations_commit_their_alerts(factory: &impl StoreFactory) {
             t,
             ttl,
             &[entry("msg_c4", "wh_c", "c2", t)],
+            &[],
         )
         .await
         .unwrap()
