@@ -50,6 +50,7 @@ static ASSETS: &[Asset] = embed! {
     "js/views/exam_detail.js"
     "js/views/exam_network.js"
     "js/views/exam_ends.js"
+    "js/views/exam_ledger.js"
     "js/views/audit.js"
     "js/views/deliveries.js"
 };

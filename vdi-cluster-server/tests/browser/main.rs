@@ -19,6 +19,7 @@ mod checklist;
 mod exam_day;
 mod freeze;
 mod harness;
+mod ledger;
 mod network_policy;
 mod pages;
 mod proctor;

@@ -1,4 +1,5 @@
 // One exam: its figures, its students' end times and the Extend form,
+// its students' lost time (the disruption ledger, with a grant button),
 // prewarm readiness (in total and per worker), the allocations of the
 // answering replica, the waiting room, its paced starts (students
 // starting, the wait, each worker's start rate), and Prewarm.
@@ -10,6 +11,7 @@ import { notice, refreshRegion } from '../ui.js';
 import { admission, prewarmForm, readiness } from './exam_parts.js';
 import { networkPanel } from './exam_network.js';
 import { endsForm, endsPanel } from './exam_ends.js';
+import { ledgerPanel } from './exam_ledger.js';
 
 /** Label/value pairs as a description list; `data-field` names each value. */
 function facts(id, rows) {
@@ -101,10 +103,11 @@ export function mount(main, id) {
 
   async function refresh() {
     try {
-      const [exam, queue, starts] = await Promise.all([
+      const [exam, queue, starts, ledger] = await Promise.all([
         get(`/api/vdi/exams/${seg(id)}`),
         get(`/api/vdi/exams/${seg(id)}/queue`),
         get(`/api/vdi/exams/${seg(id)}/starts`),
+        get(`/api/vdi/exams/${seg(id)}/disruptions`),
       ]);
       const f = exam.figures;
       const a = f.allocations || {};
@@ -130,6 +133,7 @@ export function mount(main, id) {
       refreshRegion(head, h('div', {},
         h('div', { class: 'panel' }, general, h('p', { class: 'hint' }, t('exam.allocationsNote'))),
         endsPanel(exam, ends),
+        ledgerPanel(id, ledger, () => refresh()),
         networkPanel(exam.networkPolicy),
         prewarmPanel(f.prewarm || exam.readiness || {}),
         waitingRoom(queue),
