@@ -22,6 +22,7 @@ mod freeze;
 mod grpc;
 mod install;
 mod join;
+mod ledger;
 mod logs;
 mod network_policy;
 mod partition;
