@@ -9,8 +9,9 @@
 //! instant through two control-plane replicas; a worker dies mid-exam and
 //! its students are moved, another is drained (refused by the change
 //! freeze, forced with a reason) and disabled for maintenance, the afternoon exam is flagged at risk until two new nodes
-//! join; a proctor gives one of the dead worker's students the time it
-//! cost, and that student keeps the desktop past the exam's end until the
+//! join; a proctor gives one of the dead worker's students the time its
+//! disruption ledger counted (`workerLost`, from the last heartbeat to the
+//! new desktop), and that student keeps the desktop past the exam's end until the
 //! leader releases it at the student's own end; unclaimed machines are
 //! released when the exams end. At the
 //! afternoon exam more students turn up than there are free slots: those
@@ -129,12 +130,37 @@ async fn run_day() {
     }
     let extended = victims.first().cloned();
     if let Some(key) = &extended {
+        // The disruption ledger counted the desktop's loss with the move.
+        let ledger = day
+            .leader()
+            .exams()
+            .session_ledger(key)
+            .await
+            .expect("ledger");
+        let lost_sec = u32::try_from(ledger.lost_ms.div_ceil(1000)).unwrap_or(u32::MAX);
+        for e in &ledger.entries {
+            day.say(format!(
+                "D. T+28m: {key}'s ledger: {} from {} to {} ({} s lost), {} -> {}",
+                e.kind.name(),
+                clock_text(e.started_at),
+                clock_text(e.ended_at),
+                e.span_ms() / 1000,
+                e.workers
+                    .first()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                e.workers
+                    .last()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+            ));
+        }
         let answer = day
             .leader()
             .exams()
             .change_session_end(
                 key,
-                EndChange::ExtendBy(10 * 60),
+                EndChange::ExtendBy(lost_sec.max(1)),
                 "desktop lost with its worker",
                 false,
                 "proctor-minh",
@@ -143,7 +169,7 @@ async fn run_day() {
             .expect("extension");
         if let EndChanged::Granted(end) = answer {
             day.say(format!(
-                "D. T+28m: proctor-minh gives {key} the 10 minutes the dead desktop cost: own end {} (the exam's {})",
+                "D. T+28m: proctor-minh grants {key} the {lost_sec} s the dead desktop cost (the ledger's lostSec): own end {} (the exam's {})",
                 clock_text(end.ends_at),
                 clock_text(end.exam_ends_at)
             ));
