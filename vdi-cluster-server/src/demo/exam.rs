@@ -123,7 +123,16 @@ pub fn banner(url: &str, exam: &DemoExam, slots: u32) -> String {
          curl -s -X DELETE {url}/api/vdi/sessions/{DEMO_EXAM}/student-1 {service}   # a slot frees: the head is placed\n\n\
          A student's own end: {DEMO_EXTENDED_STUDENT} was booked with {extra} min more; give student-3 ten minutes:\n\n  \
          curl -s -X PATCH {url}/api/vdi/sessions/{DEMO_EXAM}/student-3 {auth} \\\n       \
-         -H 'content-type: application/json' -d '{{\"extendSec\":600,\"reason\":\"desktop froze\"}}'   # endsAt 10 min later\n",
+         -H 'content-type: application/json' -d '{{\"extendSec\":600,\"reason\":\"desktop froze\"}}'   # endsAt 10 min later\n\n\
+         A disruption: free a few slots, take student-2's worker out; student-2 comes back, is moved, and the ledger counts the time lost:\n\n  \
+         for i in $(seq 3 30); do curl -s -o /dev/null -X DELETE {url}/api/vdi/sessions/{DEMO_EXAM}/student-$i {service}; done\n  \
+         W=$(curl -s {url}/api/vdi/sessions/{DEMO_EXAM}/student-2 {service} | sed -n 's/.*\"workerCode\":\"\\([^\"]*\\)\".*/\\1/p')\n  \
+         curl -s -X PATCH {url}/api/vdi/workers/$W {auth} -H 'content-type: application/json' \\\n       \
+         -d '{{\"isEnabled\":false,\"force\":true,\"reason\":\"host failure\"}}'\n  \
+         curl -s -X POST {url}/api/vdi/sessions {service} -H 'content-type: application/json' \\\n       \
+         -d '{{\"examId\":\"{DEMO_EXAM}\",\"userId\":\"student-2\"}}'   # outcome: redispatched\n  \
+         curl -s {url}/api/vdi/sessions/{DEMO_EXAM}/student-2 {service}   # disruptions: moved, lostSec\n  \
+         curl -s '{url}/api/vdi/exams/{DEMO_EXAM}/disruptions?format=csv' {auth}   # the exam's lost time as CSV\n",
         summary = exam.summary,
         extra = DEMO_EXTRA_SEC / 60
     )

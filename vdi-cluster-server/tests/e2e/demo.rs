@@ -181,6 +181,60 @@ async fn the_demo_prints_a_live_cluster_and_stops_on_ctrl_c() {
     })
     .await;
 
+    // As the banner shows: student-2's worker is taken out, student-2
+    // comes back and is moved, and the ledger counts it.
+    for i in 3..=30 {
+        let r = client
+            .request(
+                Method::DELETE,
+                format!("{url}/api/vdi/sessions/demo-exam/student-{i}"),
+            )
+            .bearer_auth(&service)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+    }
+    let placed: Value = client
+        .get(format!("{url}/api/vdi/sessions/demo-exam/student-2"))
+        .bearer_auth(&service)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let worker = placed["workerCode"].as_str().unwrap().to_owned();
+    let r = client
+        .request(Method::PATCH, format!("{url}/api/vdi/workers/{worker}"))
+        .bearer_auth(&token)
+        .json(&json!({"isEnabled": false, "force": true, "reason": "host failure"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let moved: Value = client
+        .request(Method::POST, format!("{url}/api/vdi/sessions"))
+        .bearer_auth(&service)
+        .json(&json!({"examId": "demo-exam", "userId": "student-2"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(moved["outcome"], "redispatched", "{moved}");
+    let ledger: Value = client
+        .get(format!("{url}/api/vdi/sessions/demo-exam/student-2"))
+        .bearer_auth(&service)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ledger["disruptions"][0]["kind"], "moved", "{ledger}");
+
     demo.signal(Signal::INT);
     let status = demo.wait_exit().await;
     assert!(status.success(), "{status}");
