@@ -39,6 +39,8 @@ static ASSETS: &[Asset] = embed! {
     "js/dom.js"
     "js/format.js"
     "js/i18n.js"
+    "js/texts/en.js"
+    "js/texts/vi.js"
     "js/live.js"
     "js/signin.js"
     "js/ui.js"
@@ -94,7 +96,7 @@ mod tests {
         assert_eq!(on_disk, embedded);
     }
 
-    /// The keys (`'nav.overview':`) of one language's table in `i18n.js`.
+    /// The keys (`'nav.overview':`) of one language's table.
     fn keys(table: &str) -> Vec<&str> {
         let mut keys: Vec<&str> = table
             .lines()
@@ -107,13 +109,27 @@ mod tests {
 
     #[test]
     fn every_text_exists_in_vietnamese_and_english() {
-        let i18n = find("js/i18n.js").unwrap().body;
-        let en = i18n.find("  en: {").expect("the English table");
-        let vi = i18n.find("  vi: {").expect("the Vietnamese table");
-        let end = i18n[vi..].find("\n  },").expect("its end") + vi;
-        let (english, vietnamese) = (keys(&i18n[en..vi]), keys(&i18n[vi..end]));
+        let english = keys(find("js/texts/en.js").unwrap().body);
+        let vietnamese = keys(find("js/texts/vi.js").unwrap().body);
         assert!(english.len() > 100, "{english:?}");
         assert_eq!(english, vietnamese);
+    }
+
+    #[test]
+    fn every_view_adds_its_texts_in_vietnamese_and_english() {
+        let views = ASSETS.iter().filter(|a| a.body.contains("\naddTexts({"));
+        let mut seen = 0;
+        for view in views {
+            let body = view.body;
+            let en = body.find("\n  en: {").expect("the English table");
+            let vi = body.find("\n  vi: {").expect("the Vietnamese table");
+            let end = body[vi..].find("\n  },").expect("its end") + vi;
+            let (english, vietnamese) = (keys(&body[en..vi]), keys(&body[vi..end]));
+            assert!(!english.is_empty(), "{}: no texts", view.path);
+            assert_eq!(english, vietnamese, "{}", view.path);
+            seen += 1;
+        }
+        assert!(seen > 0, "no view adds texts of its own");
     }
 
     #[test]
