@@ -12,10 +12,11 @@ use crate::time::duration_millis;
 use super::Shared;
 
 impl Shared {
-    /// The `session.disrupted` events `added` raises for `key`: one per
-    /// multiple of [`disruption_alert`](crate::ServiceConfig::disruption_alert)
-    /// its lost time reaches with them (reads the session's ledger; only a
-    /// placement with entries calls this).
+    /// The `session.disrupted` event `added` raises for `key`, if its lost
+    /// time reaches a further multiple of
+    /// [`disruption_alert`](crate::ServiceConfig::disruption_alert) with
+    /// them: one, naming the highest multiple reached (reads the session's
+    /// ledger; only a placement with entries calls this).
     pub(crate) async fn disrupted_events(
         &self,
         key: &SessionKey,
@@ -35,14 +36,17 @@ impl Shared {
                 .collect::<Vec<_>>(),
         );
         let after = session_lost_ms(&entries);
+        // A step that reaches several multiples at once alerts once,
+        // naming the highest.
         Ok(crossings(before, after, threshold)
-            .into_iter()
-            .map(|crossing| EventKind::SessionDisrupted {
+            .last()
+            .map(|&crossing| EventKind::SessionDisrupted {
                 session: key.clone(),
                 lost_ms: after,
                 threshold_ms: duration_millis(threshold),
                 crossing,
             })
+            .into_iter()
             .collect())
     }
 
