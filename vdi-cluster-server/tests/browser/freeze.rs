@@ -2,7 +2,8 @@
 //! workers, so the page shows no maintenance window until after it, a
 //! drain is refused with the exams and the time it is safe from (in
 //! Vietnamese, then in English), and "Force drain…" with a reason drains
-//! the worker, audited.
+//! the worker, audited. An agent upgrade's clearance is refused alike and
+//! forced with a reason.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -66,6 +67,35 @@ async fn a_drain_refused_by_the_freeze_shows_when_it_is_safe_and_is_forced_with_
     b.check_accessibility("worker refused by the freeze (vi)")
         .await;
     b.screenshot("freeze-refused-vi").await;
+    wait_worker(api, "w1", "isDraining", json!(false)).await;
+
+    // An agent upgrade asks the same clearance: refused, then forced with
+    // a reason, which clears it (audited) and leaves the worker as it was.
+    b.click("#upgrade").await;
+    b.wait_for("#force-upgrade").await;
+    b.wait_text(
+        "#worker-freeze",
+        "the upgrade's refusal, in Vietnamese",
+        |t| t.contains("khóa thay đổi") && t.contains("Final exam (final)"),
+    )
+    .await;
+    b.click("#force-upgrade").await;
+    b.wait_for("#force-dialog").await;
+    b.wait_text("#force-title", "the forced upgrade's dialog", |t| {
+        t.contains("nâng cấp agent của w1")
+    })
+    .await;
+    b.fill("#force-reason", "agent security fix").await;
+    b.click("#force-confirm").await;
+    b.wait_text(
+        "#notice[data-kind='ok']:not([hidden])",
+        "the upgrade cleared",
+        |t| t.contains("Có thể nâng cấp agent của w1"),
+    )
+    .await;
+    let audit = api.get("/api/vdi/audit").await.to_string();
+    assert!(audit.contains("agent-upgrade"), "{audit}");
+    assert!(audit.contains("agent security fix"), "{audit}");
     wait_worker(api, "w1", "isDraining", json!(false)).await;
 
     // In English: the window starts when the exam's window ends.

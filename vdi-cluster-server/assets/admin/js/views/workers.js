@@ -154,10 +154,10 @@ function blockers(info) {
     lines.length ? h('ul', {}, lines) : null);
 }
 
-function freezeRefusal(body, onForce) {
+function freezeRefusal(body, onForce, forcing = { id: 'force-drain', label: t('act.forceDrain') }) {
   const exams = body.exams.map((e) => h('li', { 'data-exam': e.examId },
     t('freeze.exam', { exam: `${e.name} (${e.examId})`, n: e.shortfall - e.shortfallBefore })));
-  const force = h('button', { type: 'button', class: 'danger', id: 'force-drain', 'data-action': 'force-drain' }, t('act.forceDrain'));
+  const force = h('button', { type: 'button', class: 'danger', id: forcing.id, 'data-action': forcing.id }, forcing.label);
   force.addEventListener('click', onForce);
   return h('div', { role: 'alert', 'data-safe-from': body.safeFrom },
     h('p', {}, t('freeze.refused', { safe: localTime(body.safeFrom) })),
@@ -236,8 +236,33 @@ function detail(main, code) {
       throw e;
     }
   };
+  // An agent upgrade restarts the agent: the page asks the same clearance
+  // as `install-worker.sh --upgrade` does before it replaces the agent.
+  const cleared = () => ({ message: t('upgrade.cleared', { code }) });
+  const forceUpgrade = () => forceDialog(code, {
+    title: t('forceUpgrade.title', { code }), warn: t('forceUpgrade.warn'), confirm: t('act.forceUpgradeConfirm'),
+  }, async (reason) => {
+    await change('POST', `${path}/upgrade?force=true&reason=${encodeURIComponent(reason)}`);
+    replace(freeze);
+    notice('ok', cleared().message);
+    refresh();
+    return cleared();
+  });
+  const upgradeOrRefusal = async () => {
+    try {
+      await change('POST', `${path}/upgrade`);
+      replace(freeze);
+      return cleared();
+    } catch (e) {
+      if (e.status === 409 && e.body && e.body.safeFrom) {
+        refreshRegion(freeze, freezeRefusal(e.body, forceUpgrade, { id: 'force-upgrade', label: t('act.forceUpgrade') }));
+      }
+      throw e;
+    }
+  };
   const actions = h('div', { class: 'actions', id: 'worker-actions' },
     act('drain', t('act.drain'), '', drainOrRefusal),
+    act('upgrade', t('act.upgrade'), 'secondary', upgradeOrRefusal),
     act('activate', t('act.activate'), 'secondary', () => change('POST', `${path}/activate`)),
     act('disable', t('act.disable'), 'secondary', () => change('PATCH', path, { isEnabled: false })));
   const force = h('button', { type: 'button', class: 'danger', id: 'force-disable', 'data-action': 'force-disable' }, t('act.force'));
