@@ -20,7 +20,6 @@
 #   VDI_SCALE_WORKER_BIN        the agent binary (vdi-cluster)
 #   VDI_SCALE_CONTROL_PLANE     the control plane's URL (http://127.0.0.1:8080)
 #   VDI_SCALE_SLOTS_PER_WORKER  slots of each worker started (4)
-#   VDI_SCALE_FIRST_PORT        the first loopback port to listen on (9400)
 #   VDI_SCALE_TOKENS_FILE       a file setting WORKER_CLUSTER_TOKEN and
 #                               WORKER_HEARTBEAT_TOKEN for the workers (the
 #                               control plane never passes its secrets on)
@@ -30,7 +29,6 @@ state=${VDI_SCALE_STATE_DIR:-/tmp/vdi-scale-hook}
 bin=${VDI_SCALE_WORKER_BIN:-vdi-cluster}
 control_plane=${VDI_SCALE_CONTROL_PLANE:-http://127.0.0.1:8080}
 per_worker=${VDI_SCALE_SLOTS_PER_WORKER:-4}
-first_port=${VDI_SCALE_FIRST_PORT:-9400}
 
 if [ -n "${VDI_SCALE_TOKENS_FILE:-}" ]; then
     # shellcheck source=/dev/null
@@ -66,15 +64,14 @@ answer() {
 
 start_worker() {
     code=$1
-    port=$(cat "$state/next-port" 2>/dev/null || echo "$first_port")
-    echo $((port + 1)) >"$state/next-port"
     zone=$(string_field zone)
     if [ -n "$zone" ]; then
         export WORKER_ZONE="$zone"
     fi
+    # Port 0: each agent takes a free loopback port and tells the control
+    # plane where it listens.
     WORKER_CODE="$code" \
-    WORKER_LISTEN="127.0.0.1:$port" \
-    WORKER_API_BASE_URL="http://127.0.0.1:$port" \
+    WORKER_LISTEN=127.0.0.1:0 \
     CONTROL_PLANE_API_BASE="$control_plane" \
     VDI_PROVISIONER=simulated \
     WORKER_REPORT_USAGE=false \

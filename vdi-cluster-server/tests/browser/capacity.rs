@@ -44,9 +44,11 @@ async fn the_overview_shows_capacity_requested_and_joined() {
     b.goto(&format!("{url}/admin/")).await;
     b.sign_in(&admin_token()).await;
     b.wait_for("#overview-capacity").await;
-    b.wait_text("#capacity-requests", "the request, joined", |t| {
-        t.contains("soon") && t.contains("Joined") && t.contains("scale-")
-    })
+    b.wait_text(
+        "#capacity-requests tr[data-state='joined']",
+        "the request, joined",
+        |t| t.contains("soon") && t.contains("Joined") && t.contains("scale-"),
+    )
     .await;
     b.wait_text(
         "#overview-exams [data-exam='later']",
@@ -63,9 +65,11 @@ async fn the_overview_shows_capacity_requested_and_joined() {
           s.dispatchEvent(new Event('change')); return null;",
     )
     .await;
-    b.wait_text("#overview-capacity", "the request, in Vietnamese", |t| {
-        t.contains("Đã tham gia")
-    })
+    b.wait_text(
+        "#capacity-requests tr[data-state='joined']",
+        "the request, in Vietnamese",
+        |t| t.contains("Đã tham gia"),
+    )
     .await;
     b.wait_text(
         "#overview-exams [data-exam='later']",

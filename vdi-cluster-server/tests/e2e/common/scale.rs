@@ -152,11 +152,10 @@ fn write_hook(state: &Path, cp_port: u16) -> PathBuf {
             "#!/bin/sh\n\
              export VDI_SCALE_STATE_DIR='{state}' VDI_SCALE_WORKER_BIN='{BIN}' \\\n\
              VDI_SCALE_CONTROL_PLANE='http://127.0.0.1:{cp_port}/api' \\\n\
-             VDI_SCALE_SLOTS_PER_WORKER=4 VDI_SCALE_FIRST_PORT={first} \\\n\
+             VDI_SCALE_SLOTS_PER_WORKER=4 \\\n\
              VDI_SCALE_TOKENS_FILE='{tokens}'\n\
              exec sh '{sample}'\n",
             state = state.display(),
-            first = free_port(),
             tokens = tokens.display(),
             sample = sample.display(),
         ),
