@@ -26,9 +26,9 @@ use vdi_cluster_core::network::NetworkPolicy;
 use vdi_cluster_core::service::{ExamFigures, ExamStatus};
 use vdi_cluster_core::{Constraints, Exam, ExamId, ExamPatch, Page, Timestamp, ValidationError};
 
+use crate::extra_time::{ExtraSeatsJson, StudentExtraJson};
 use crate::node::NetworkPolicyJson;
 use crate::page::PageJson;
-use crate::session_end::{ExtraSeatsJson, StudentExtraJson};
 use crate::sessions::ConstraintsJson;
 
 mod fits;

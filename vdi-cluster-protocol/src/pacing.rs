@@ -77,18 +77,6 @@ pub fn prefers_async(prefer: Option<&str>) -> bool {
     })
 }
 
-/// What `POST /api/vdi/sessions` answers with 202: a place in the waiting
-/// room, or (paced starts) a desktop starting after the answer. Untagged:
-/// `state` tells them apart.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(untagged)]
-pub enum AcceptedJson {
-    /// In the exam's waiting room.
-    Queued(crate::waiting_room::QueuedJson),
-    /// Its desktop starts after the answer.
-    Starting(StartingJson),
-}
-
 /// A worker's start pacing: `GET /api/vdi/workers/{code}/starts`, and one
 /// row of [`ExamStartsJson`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -3,8 +3,8 @@
 //!
 //! | method | path | answer |
 //! |---|---|---|
-//! | `POST` | `/api/vdi/sessions` | 201 / 200 [`SessionJson`], **202 [`QueuedJson`]**, 503 |
-//! | `GET` | `/api/vdi/sessions/{examId}/{userId}` | 200 [`SessionJson`] or **200 [`QueuedJson`]** |
+//! | `POST` | `/api/vdi/sessions` | 201 / 200 [`SessionJson`](crate::sessions::SessionJson), **202 [`QueuedJson`]**, 503 |
+//! | `GET` | `/api/vdi/sessions/{examId}/{userId}` | 200 [`SessionJson`](crate::sessions::SessionJson) or **200 [`QueuedJson`]** |
 //! | `DELETE` | `/api/vdi/sessions/{examId}/{userId}` | [`ReleaseJson`](crate::sessions::ReleaseJson) (`leftQueue`) |
 //! | `GET` | `/api/vdi/exams/{examId}/queue` | [`ExamQueueJson`] |
 //!
@@ -18,7 +18,6 @@ use vdi_cluster_core::service::{QueueStanding, QueueView};
 use vdi_cluster_core::{Page, SessionKey};
 
 use crate::page::PageJson;
-use crate::sessions::SessionJson;
 
 /// The `state` of a queued student's answer.
 pub const QUEUED: &str = "queued";
@@ -57,21 +56,6 @@ impl QueuedJson {
             enqueued_at: standing.enqueued_at.as_millis(),
         }
     }
-}
-
-/// What `GET /api/vdi/sessions/{examId}/{userId}` answers: the session,
-/// the student's place in the waiting room, or (paced starts) a desktop
-/// still starting. Untagged: `state` tells them
-/// apart, and each has fields the other lacks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(untagged)]
-pub enum SessionAnswerJson {
-    /// In the exam's waiting room.
-    Queued(QueuedJson),
-    /// Its desktop is starting (paced starts).
-    Starting(crate::pacing::StartingJson),
-    /// Placed.
-    Session(Box<SessionJson>),
 }
 
 /// One waiting student in [`ExamQueueJson`].
@@ -163,22 +147,6 @@ mod tests {
             json!({"examId": "e1", "userId": "u1", "state": "queued", "position": 3,
                    "estimatedWaitSec": 90, "enqueuedAt": 1000})
         );
-    }
-
-    #[test]
-    fn session_answers_are_told_apart() {
-        let queued: SessionAnswerJson = serde_json::from_value(json!({
-            "examId": "e1", "userId": "u1", "state": "queued", "position": 2,
-            "estimatedWaitSec": 60, "enqueuedAt": 5
-        }))
-        .unwrap();
-        assert!(matches!(queued, SessionAnswerJson::Queued(q) if q.position == 2));
-        let placed: SessionAnswerJson = serde_json::from_value(json!({
-            "examId": "e1", "userId": "u1", "dispatchId": "d", "workerCode": "w1",
-            "state": "active", "reservedAt": 1, "activatedAt": 2, "session": null
-        }))
-        .unwrap();
-        assert!(matches!(placed, SessionAnswerJson::Session(s) if s.worker_code == "w1"));
     }
 
     #[test]

@@ -64,6 +64,7 @@ use crate::routes::{
 };
 use vdi_cluster_protocol::aetherium::{AetheriumWorkerJson, AetheriumWorkerList, VmJson, VmList};
 use vdi_cluster_protocol::capacity::{CapacityRequestJson, CapacityRequestList};
+use vdi_cluster_protocol::extra_time::{ExtraSeatsJson, StudentExtraJson};
 use vdi_cluster_protocol::ledger::{
     DisruptionJson, ExamDisruptionsJson, LostFiguresJson, StudentLostJson,
 };
@@ -74,7 +75,7 @@ use vdi_cluster_protocol::scheduled::{
     ScheduleDrainRequest, ScheduledDrainJson, ScheduledDrainsJson, WindowChoice,
 };
 use vdi_cluster_protocol::session_end::{
-    ExtensionRefusedJson, ExtraSeatsJson, PatchSessionRequest, SessionEndJson, StudentExtraJson,
+    ExtensionRefusedJson, PatchSessionRequest, SessionEndJson,
 };
 
 /// Name of the bearer-JWT security scheme.

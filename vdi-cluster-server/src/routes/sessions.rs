@@ -18,11 +18,12 @@ use vdi_cluster_core::exam::format_rfc3339;
 use vdi_cluster_core::service::{AllocateOutcome, SessionRequest, SessionState};
 use vdi_cluster_core::{Constraints, Error as CoreError, ExamId, SessionKey};
 use vdi_cluster_protocol::ErrorBody;
-use vdi_cluster_protocol::pacing::{AcceptedJson, PREFER, StartingJson, prefers_async};
+use vdi_cluster_protocol::pacing::{PREFER, StartingJson, prefers_async};
+use vdi_cluster_protocol::session_answers::{AcceptedJson, SessionAnswerJson};
 use vdi_cluster_protocol::sessions::{
     AllocateSessionRequest, PrewarmExamRequest, PrewarmReportJson, ReleaseJson, SessionJson,
 };
-use vdi_cluster_protocol::waiting_room::{QueuedJson, SessionAnswerJson};
+use vdi_cluster_protocol::waiting_room::QueuedJson;
 
 use utoipa::IntoParams;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};

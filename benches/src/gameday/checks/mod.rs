@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use vdi_cluster_core::Store;
 use vdi_cluster_core::outbox::{DeliveryState, webhook_type};
-use vdi_cluster_protocol::waiting_room::{ExamQueueJson, SessionAnswerJson};
+use vdi_cluster_protocol::session_answers::SessionAnswerJson;
+use vdi_cluster_protocol::waiting_room::ExamQueueJson;
 
 mod students;
 

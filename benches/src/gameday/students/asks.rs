@@ -2,8 +2,9 @@
 //! through one replica's door (`POST`, `GET`, `DELETE`), a double click
 //! through two at once, and every answer the API should never give noted.
 
+use vdi_cluster_protocol::session_answers::SessionAnswerJson;
 use vdi_cluster_protocol::sessions::SessionJson;
-use vdi_cluster_protocol::waiting_room::{QueuedJson, SessionAnswerJson};
+use vdi_cluster_protocol::waiting_room::QueuedJson;
 
 use std::time::Instant;
 

@@ -41,8 +41,8 @@ mod start;
 use std::sync::Arc;
 
 pub use allocation::{AllocateOutcome, Allocation};
-pub use pacing::{StartPacing, Starting};
-pub use request::{Departure, QueueStanding, SessionRequest, SessionState};
+pub use pacing::StartPacing;
+pub use request::{Departure, QueueStanding, SessionRequest, SessionState, Starting};
 
 use super::shared::Shared;
 use hints::Hints;

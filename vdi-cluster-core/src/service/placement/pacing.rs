@@ -30,12 +30,11 @@
 //! the session anew.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::sync::oneshot;
 
 use super::Placement;
-use super::request::SessionRequest;
+use super::request::{SessionRequest, Starting};
 use crate::dispatch::{Dispatch, DispatchState};
 use crate::error::{Error, Result};
 use crate::ids::{SessionKey, WorkerId};
@@ -65,20 +64,6 @@ impl Notifier {
             }
         });
     }
-}
-
-/// A session whose desktop is being started (or waits to start).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Starting {
-    /// The worker it is reserved on.
-    pub worker: WorkerId,
-    /// Its place in the worker's start queue (0 = next); `None` once it
-    /// holds a permit (or between the reservation and asking for one).
-    pub position: Option<u32>,
-    /// When the desktop should be ready, from now.
-    pub estimated_ready: Duration,
-    /// When it was reserved.
-    pub since: Timestamp,
 }
 
 /// A worker's paced starts as operators read them.

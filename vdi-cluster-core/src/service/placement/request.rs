@@ -30,10 +30,9 @@ use std::time::Duration;
 
 use super::Placement;
 use super::allocation::Allocation;
-use super::pacing::Starting;
 use crate::dispatch::{Dispatch, DispatchState};
 use crate::error::{Error, Result};
-use crate::ids::{ExamId, SessionKey};
+use crate::ids::{ExamId, SessionKey, WorkerId};
 use crate::scheduler::Constraints;
 use crate::store::{Enqueued, Standing};
 use crate::time::Timestamp;
@@ -240,3 +239,17 @@ impl Placement {
 /// How often a departing student's end looks whether the promoter placing
 /// them is done.
 const CLAIM_POLL: Duration = Duration::from_millis(50);
+
+/// A session whose desktop is being started (or waits to start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Starting {
+    /// The worker it is reserved on.
+    pub worker: WorkerId,
+    /// Its place in the worker's start queue (0 = next); `None` once it
+    /// holds a permit (or between the reservation and asking for one).
+    pub position: Option<u32>,
+    /// When the desktop should be ready, from now.
+    pub estimated_ready: Duration,
+    /// When it was reserved.
+    pub since: Timestamp,
+}
