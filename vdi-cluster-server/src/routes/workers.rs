@@ -20,7 +20,7 @@ use vdi_cluster_protocol::reconcile::ReconcileReportJson;
 use vdi_cluster_protocol::workers::{WorkerJson, WorkerList, WorkerSessionsJson};
 
 use super::force::{forced_reason, override_of};
-use crate::auth::Caller;
+use crate::auth::{Caller, Principal};
 use crate::error::ApiError;
 use crate::extract::{PagedQuery, PathParams, QueryParams, bounded};
 use crate::path_params::WorkerCodePath;
@@ -249,19 +249,7 @@ pub(crate) async fn remove(
     PathParams(code): PathParams<String>,
     QueryParams(force): QueryParams<ForceQuery>,
 ) -> Result<StatusCode, ApiError> {
-    let id = worker_id(code)?;
-    let forced = forced_reason(force.force, force.reason)?;
-    let service = Arc::clone(state.service());
-    let actor = caller.actor();
-    state
-        .detached(async move {
-            service
-                .fleet()
-                .remove_worker_forcing(&id, &actor, override_of(forced.as_deref()))
-                .await
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    frozen_change(&state, &caller, code, force, FrozenChange::Remove).await
 }
 
 /// Clears an upgrade of the worker's agent (`install-worker.sh --upgrade`
@@ -287,16 +275,37 @@ pub(crate) async fn upgrade(
     PathParams(code): PathParams<String>,
     QueryParams(force): QueryParams<ForceQuery>,
 ) -> Result<StatusCode, ApiError> {
+    frozen_change(&state, &caller, code, force, FrozenChange::Upgrade).await
+}
+
+/// A change of a worker that the change freeze checks and that answers
+/// nothing but 204.
+enum FrozenChange {
+    Remove,
+    Upgrade,
+}
+
+/// Runs `change` of worker `code` (forced past the freeze with
+/// `force=true&reason=…`), to the end even if the client goes away.
+async fn frozen_change(
+    state: &AppState,
+    caller: &Principal,
+    code: String,
+    force: ForceQuery,
+    change: FrozenChange,
+) -> Result<StatusCode, ApiError> {
     let id = worker_id(code)?;
     let forced = forced_reason(force.force, force.reason)?;
     let service = Arc::clone(state.service());
     let actor = caller.actor();
     state
         .detached(async move {
-            service
-                .fleet()
-                .clear_upgrade(&id, &actor, override_of(forced.as_deref()))
-                .await
+            let over = override_of(forced.as_deref());
+            let fleet = service.fleet();
+            match change {
+                FrozenChange::Remove => fleet.remove_worker_forcing(&id, &actor, over).await,
+                FrozenChange::Upgrade => fleet.clear_upgrade(&id, &actor, over).await,
+            }
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
