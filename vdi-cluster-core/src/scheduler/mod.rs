@@ -15,6 +15,7 @@
 //! replicas ranking from the same snapshot do not all pile onto one worker.
 
 mod affine;
+mod order;
 mod placement;
 mod prewarm;
 mod rank;

@@ -251,7 +251,11 @@ impl Placement {
     /// round reads the worker list again (fresh after the first) and tries
     /// its candidates in order, one [`try_candidate`](Self::try_candidate)
     /// step each. The exam's placement hints come from this replica's
-    /// cache ([`placement_hints`](Self::placement_hints)).
+    /// cache ([`placement_hints`](Self::placement_hints)), taken for each
+    /// ranking and let go before the awaits that follow it, so that this
+    /// replica's placements move them in place
+    /// ([`note_placed`](Self::note_placed)) instead of copying them while
+    /// other allocations hold them.
     ///
     /// A refusal rests only on what the store said. When the last round
     /// skipped workers that only this replica's own reservations were
@@ -268,7 +272,7 @@ impl Placement {
         constraints: &Constraints,
         supersede: Option<Dispatch>,
     ) -> Result<Allocation> {
-        let placement = self.placement_hints(&key.exam_id).await?;
+        let exam = key.exam_id.clone();
         let mut attempt = Attempt::new(key, self.shared.clock.now());
         if let Some(old) = &supersede {
             attempt.replace(old, self.interruption_of(old).await?);
@@ -278,14 +282,16 @@ impl Placement {
         let mut estimated = false;
         for round in 0..RANK_ROUNDS {
             let snapshot = self.ranking_snapshot(round > 0).await?;
+            let placement = self.placement_hints(&exam).await?;
             let candidates = self.rank_round(
                 &snapshot.index,
                 &[&snapshot.full, &snapshot.filling],
                 constraints,
-                placement.as_ref(),
+                &placement,
                 round,
                 &mut attempt,
             );
+            drop(placement);
             if let Some(placed) = self
                 .try_candidates(&snapshot.index, &candidates, &mut attempt)
                 .await?
@@ -305,14 +311,16 @@ impl Placement {
             // the store said (trying any worker it did not say is full).
             self.reservations_settled().await;
             let snapshot = self.ranking_snapshot(false).await?;
+            let placement = self.placement_hints(&exam).await?;
             let candidates = self.rank_round(
                 &snapshot.index,
                 &[&snapshot.full],
                 constraints,
-                placement.as_ref(),
+                &placement,
                 RANK_ROUNDS,
                 &mut attempt,
             );
+            drop(placement);
             if let Some(placed) = self
                 .try_candidates(&snapshot.index, &candidates, &mut attempt)
                 .await?

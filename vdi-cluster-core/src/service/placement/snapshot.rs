@@ -20,6 +20,16 @@
 //! waits for the answers of the reservations this replica has in flight
 //! ([`settled`](SnapshotCache::settled)): they turn most estimates into
 //! the store's word without a call of its own.
+//!
+//! # Refreshing without rebuilding
+//!
+//! A refresh reads the whole fleet, but does not index it from scratch:
+//! the cache keeps the index it published before the current one, and once
+//! no allocation ranks from it any more (it is one refresh old, so in
+//! practice always) brings it to the new read worker by worker
+//! ([`RankIndex::refresh`]) and publishes it. Only the workers whose free
+//! slots, state or facets changed are moved in its orders. An index still
+//! in use is left alone and a new one is built instead.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
@@ -32,6 +42,7 @@ use super::Placement;
 use crate::error::Result;
 use crate::ids::WorkerId;
 use crate::scheduler::RankIndex;
+use crate::worker::WorkerView;
 
 /// A ranking index and the workers found full since it was built.
 #[derive(Debug, Clone)]
@@ -71,11 +82,16 @@ struct InFlight {
 }
 
 /// The cached snapshot of one service, the lock that coalesces
-/// refreshes, and the reservations in flight.
+/// refreshes (and guards the index kept for the next one), and the
+/// reservations in flight.
 #[derive(Debug, Default)]
 pub(crate) struct SnapshotCache {
     cached: Mutex<Option<Cached>>,
-    refresh: tokio::sync::Mutex<()>,
+    /// The index published before the current one, to be brought to the
+    /// next read instead of building one.
+    refresh: tokio::sync::Mutex<Option<Arc<RankIndex>>>,
+    /// The index of a snapshot dropped since the last refresh.
+    dropped: Mutex<Option<Arc<RankIndex>>>,
     in_flight: Mutex<InFlight>,
     answered: tokio::sync::Notify,
 }
@@ -103,7 +119,7 @@ impl SnapshotCache {
     /// wait for its result instead of each reading the whole fleet again.
     async fn get<F>(&self, fresh: bool, max_age: Duration, load: F) -> Result<Snapshot>
     where
-        F: Future<Output = Result<RankIndex>>,
+        F: Future<Output = Result<Vec<WorkerView>>>,
     {
         let asked = Instant::now();
         let usable = |c: &Cached| {
@@ -116,18 +132,42 @@ impl SnapshotCache {
         if let Some(hit) = self.hit(usable) {
             return Ok(hit);
         }
-        let _refreshing = self.refresh.lock().await;
+        let mut spare = self.refresh.lock().await;
         if let Some(hit) = self.hit(usable) {
             return Ok(hit);
         }
         let fetched = Instant::now();
-        let snapshot = Snapshot::fresh(Arc::new(load.await?));
-        *self.lock() = Some(Cached {
+        let views = load.await?;
+        let index = match spare.take() {
+            Some(mut kept) => match Arc::get_mut(&mut kept) {
+                Some(index) => {
+                    index.refresh(views);
+                    kept
+                }
+                None => Arc::new(RankIndex::new(views)),
+            },
+            None => Arc::new(RankIndex::new(views)),
+        };
+        let snapshot = Snapshot::fresh(index);
+        let replaced = self.lock().replace(Cached {
             fetched,
             snapshot: snapshot.clone(),
             taken: HashMap::new(),
         });
+        *spare = replaced
+            .map(|c| c.snapshot.index)
+            .or_else(|| self.dropped());
         Ok(snapshot)
+    }
+
+    /// The index of the snapshot last dropped by
+    /// [`invalidate`](Self::invalidate), if any.
+    fn dropped(&self) -> Option<Arc<RankIndex>> {
+        self.dropped_index().take()
+    }
+
+    fn dropped_index(&self) -> std::sync::MutexGuard<'_, Option<Arc<RankIndex>>> {
+        self.dropped.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn hit(&self, usable: impl Fn(&Cached) -> bool) -> Option<Snapshot> {
@@ -216,9 +256,13 @@ impl SnapshotCache {
         }
     }
 
-    /// Drops the snapshot: the next ranking reads the fleet again.
+    /// Drops the snapshot: the next ranking reads the fleet again (and
+    /// brings its index up to date, if nothing else holds it by then).
     pub(crate) fn invalidate(&self) {
-        *self.lock() = None;
+        let dropped = self.lock().take();
+        if let Some(c) = dropped {
+            *self.dropped_index() = Some(c.snapshot.index);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Cached>> {
@@ -236,9 +280,9 @@ impl Placement {
     /// read after this call began.
     pub(crate) async fn ranking_snapshot(&self, fresh: bool) -> Result<Snapshot> {
         let max_age = self.shared.config.snapshot_max_age;
-        let load = async { Ok(RankIndex::new(self.shared.worker_views().await?)) };
+        let load = self.shared.worker_views();
         if max_age.is_zero() {
-            return Ok(Snapshot::fresh(Arc::new(load.await?)));
+            return Ok(Snapshot::fresh(Arc::new(RankIndex::new(load.await?))));
         }
         self.snapshots.get(fresh, max_age, load).await
     }
@@ -270,5 +314,40 @@ impl Placement {
     /// Drops the snapshot after a change that ranking must see at once.
     pub(crate) fn invalidate_snapshot(&self) {
         self.snapshots.invalidate();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn read(cache: &SnapshotCache) -> Snapshot {
+        let load = async { Ok(Vec::new()) };
+        cache
+            .get(true, Duration::from_secs(60), load)
+            .await
+            .unwrap()
+    }
+
+    /// A refresh brings the index published before the current one up to
+    /// the new read, unless an allocation still ranks from it.
+    #[tokio::test]
+    async fn a_refresh_reuses_the_index_no_allocation_holds() {
+        let cache = SnapshotCache::default();
+        let first = Arc::as_ptr(&read(&cache).await.index);
+        let second = Arc::as_ptr(&read(&cache).await.index);
+        assert_ne!(first, second);
+        let third = read(&cache).await;
+        assert_eq!(Arc::as_ptr(&third.index), first);
+        // `third` is still held: the next refresh after it builds anew
+        // rather than touch it, and the one after that reuses `second`'s.
+        assert_eq!(Arc::as_ptr(&read(&cache).await.index), second);
+        let fifth = Arc::as_ptr(&read(&cache).await.index);
+        assert_ne!(fifth, first);
+        drop(third);
+        // A dropped snapshot's index is kept for the next refresh too.
+        cache.invalidate();
+        let after = Arc::as_ptr(&read(&cache).await.index);
+        assert!(after == fifth || after == second);
     }
 }

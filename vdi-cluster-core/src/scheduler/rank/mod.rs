@@ -1,8 +1,10 @@
-//! Ranking candidates, from an index built once per snapshot.
+//! Ranking candidates, from an index of the fleet kept between snapshots.
 //!
 //! [`RankIndex::new`] sorts the workers that can take a session as far as
 //! their state goes (healthy, accepting, a free slot) by free slots, in runs
-//! of equal free slots ordered by a hash of the worker's code. A query then
+//! of equal free slots ordered by a hash of the worker's code;
+//! [`RankIndex::refresh`] brings it to a new read of the fleet moving only
+//! the workers that changed (the `update` module). A query then
 //! touches only the sticky worker, the first few of the exam's affine
 //! workers — in an order the index keeps per revision of the exam's hints
 //! (see the `affine` module) — and the first few of the policy order: its
@@ -19,9 +21,10 @@
 //! the same snapshot and hints spread out instead of piling onto one worker.
 
 use std::collections::{HashMap, HashSet};
-use std::ops::Range;
+mod update;
 
 use super::affine::{AffineOrders, Fleet};
+use super::order::Order;
 use super::placement::ExamPlacement;
 use super::{ChoiceReason, Constraints, ExclusionReason, Exclusions, SchedulingPolicy, exclusion};
 use crate::health::Availability;
@@ -82,34 +85,6 @@ pub struct Accounting {
     pub eligible: usize,
     /// Workers excluded, by reason.
     pub excluded: Exclusions,
-}
-
-/// A subset of the workers that can take a session, in the policy order:
-/// most free slots first, then by the hash of their code, with the runs of
-/// equal free slots marked.
-#[derive(Debug, Clone, Default)]
-struct Order {
-    /// Indexes into the views.
-    open: Vec<usize>,
-    /// Runs of equal free slots in `open`.
-    runs: Vec<Range<usize>>,
-}
-
-impl Order {
-    /// `open` must already be in the policy order.
-    fn of(open: Vec<usize>, views: &[WorkerView]) -> Self {
-        let mut runs = Vec::new();
-        let mut start = 0;
-        for k in 1..=open.len() {
-            if k == open.len()
-                || views[open[k]].available_sessions != views[open[start]].available_sessions
-            {
-                runs.push(start..k);
-                start = k;
-            }
-        }
-        Self { open, runs }
-    }
 }
 
 /// What a constraint selects — a zone, one label, one capability — as a
@@ -194,8 +169,9 @@ fn state_exclusion(w: &WorkerView) -> Option<ExclusionReason> {
     }
 }
 
-/// The workers of one snapshot, indexed for ranking. Build it once per
-/// snapshot and query it for every request.
+/// The workers of one snapshot, indexed for ranking. Build it once, query
+/// it for every request, and bring it to the next snapshot with
+/// [`refresh`](Self::refresh).
 #[derive(Debug, Clone, Default)]
 pub struct RankIndex {
     views: Vec<WorkerView>,
@@ -207,7 +183,7 @@ pub struct RankIndex {
     /// Workers excluded by state alone, by reason.
     by_state: Exclusions,
     /// Healthy, accepting workers with no free slot.
-    full: Vec<usize>,
+    full: u32,
     /// The affine workers of the exams ranked so far, in order.
     affine: AffineOrders,
 }
@@ -222,20 +198,14 @@ impl RankIndex {
             .collect();
         let mut by_state = Exclusions::default();
         let mut open = Vec::new();
-        let mut full = Vec::new();
+        let mut full = 0;
         for (i, v) in views.iter().enumerate() {
             match state_exclusion(v) {
                 Some(reason) => by_state.add(reason),
-                None if v.available_sessions == 0 => full.push(i),
+                None if v.available_sessions == 0 => full += 1,
                 None => open.push(i),
             }
         }
-        open.sort_unstable_by(|&a, &b| {
-            let (va, vb) = (&views[a], &views[b]);
-            vb.available_sessions
-                .cmp(&va.available_sessions)
-                .then(va.tiebreak.cmp(&vb.tiebreak))
-        });
         let mut members: HashMap<Facet, Vec<usize>> = HashMap::new();
         for &i in &open {
             for facet in Facet::of_worker(&views[i]) {
@@ -244,9 +214,9 @@ impl RankIndex {
         }
         let facets = members
             .into_iter()
-            .map(|(facet, open)| (facet, Order::of(open, &views)))
+            .map(|(facet, open)| (facet, Order::of(&open, &views)))
             .collect();
-        let order = Order::of(open, &views);
+        let order = Order::of(&open, &views);
         Self {
             views,
             by_id,
@@ -285,7 +255,7 @@ impl RankIndex {
             return Accounting { eligible, excluded };
         }
         let mut excluded = self.by_state.clone();
-        let (mut eligible, mut full) = (self.order.open.len() as u32, self.full.len() as u32);
+        let (mut eligible, mut full) = (self.order.len() as u32, self.full);
         for id in tried {
             if let Some(v) = self.get(id).filter(|v| state_exclusion(v).is_none()) {
                 if v.available_sessions == 0 {
@@ -315,7 +285,7 @@ impl RankIndex {
         let mut smallest: Option<&Order> = None;
         for facet in Facet::of_constraints(constraints) {
             let order = self.facets.get(&facet)?;
-            if smallest.is_none_or(|s| order.open.len() < s.open.len()) {
+            if smallest.is_none_or(|s| order.len() < s.len()) {
                 smallest = Some(order);
             }
         }
@@ -379,23 +349,23 @@ impl RankIndex {
         let reason = ChoiceReason::Policy {
             policy: options.policy,
         };
-        let order = self.order_for(constraints);
-        let all_runs = order.map_or(&[][..], |o| &o.runs[..]);
-        let open = order.map_or(&[][..], |o| &o.open[..]);
-        let runs: Box<dyn Iterator<Item = &Range<usize>>> = match options.policy {
-            SchedulingPolicy::Spread => Box::new(all_runs.iter()),
-            SchedulingPolicy::Pack => Box::new(all_runs.iter().rev()),
-        };
-        'runs: for (n, run) in runs.enumerate() {
-            let len = run.len();
-            let offset = (mix(seed ^ n as u64) % len as u64) as usize;
-            for k in 0..len {
-                if candidates.len() >= limit {
-                    break 'runs;
-                }
-                let i = open[run.start + (offset + k) % len];
-                if !taken.contains(&i) && ok(i) {
-                    candidates.push(candidate(i, reason));
+        if let Some(order) = self.order_for(constraints) {
+            let all_runs = order.runs();
+            let runs: Box<dyn Iterator<Item = &std::ops::Range<usize>>> = match options.policy {
+                SchedulingPolicy::Spread => Box::new(all_runs.iter()),
+                SchedulingPolicy::Pack => Box::new(all_runs.iter().rev()),
+            };
+            'runs: for (n, run) in runs.enumerate() {
+                let len = run.len();
+                let offset = (mix(seed ^ n as u64) % len as u64) as usize;
+                for k in 0..len {
+                    if candidates.len() >= limit {
+                        break 'runs;
+                    }
+                    let i = order.at(run.start + (offset + k) % len);
+                    if !taken.contains(&i) && ok(i) {
+                        candidates.push(candidate(i, reason));
+                    }
                 }
             }
         }
