@@ -37,6 +37,10 @@ pub struct Timings {
     pub reconcile_sec: u64,
     /// Grace before a session nobody recorded is adopted or stopped, s.
     pub adoption_grace_sec: u64,
+    /// How long after activation a session its worker's report omits is
+    /// still kept, s (`--live-session-grace-sec`): the longest a record
+    /// may outlive its desktop, so the settle window must exceed it.
+    pub live_session_grace_sec: u64,
     /// Timeout of the control plane's calls to a worker, ms.
     pub call_timeout_ms: u64,
 }
@@ -49,6 +53,7 @@ impl Default for Timings {
             offline_sec: 12,
             reconcile_sec: 2,
             adoption_grace_sec: 3,
+            live_session_grace_sec: 10,
             call_timeout_ms: 2_000,
         }
     }
@@ -157,6 +162,8 @@ impl Cluster {
                 t.reconcile_sec.to_string(),
                 "--adoption-grace-sec".into(),
                 t.adoption_grace_sec.to_string(),
+                "--live-session-grace-sec".into(),
+                t.live_session_grace_sec.to_string(),
                 "--cluster-api-timeout-ms".into(),
                 t.call_timeout_ms.to_string(),
                 "--allocate-timeout-sec".into(),

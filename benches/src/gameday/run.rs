@@ -252,32 +252,48 @@ pub(super) async fn run_on(
         // The control plane's records on each worker against what its
         // agent runs (read only once the rest agrees: it costs a call per
         // worker).
-        let mut unmatched = 0;
+        let mut unmatched = Vec::new();
         if unsettled == 0 && disagreeing == 0 {
             for code in monitor.codes() {
                 let runs = monitor.sessions_since(code, round);
-                let records = cluster.worker_sessions(code).await.ok();
-                let agree = match (runs, records) {
-                    (Some(runs), Some(records)) => {
-                        records.sessions.len() == runs.len()
-                            && records
-                                .sessions
-                                .iter()
-                                .all(|d| runs.contains(&format!("{}/{}", d.exam_id, d.user_id)))
+                let records = cluster.worker_sessions(code).await;
+                let difference = match (runs, records) {
+                    (Some(runs), Ok(records)) => {
+                        let recorded: Vec<String> = records
+                            .sessions
+                            .iter()
+                            .map(|d| format!("{}/{}", d.exam_id, d.user_id))
+                            .collect();
+                        let without_desktop: Vec<&String> =
+                            recorded.iter().filter(|k| !runs.contains(*k)).collect();
+                        let without_record: Vec<&String> =
+                            runs.iter().filter(|k| !recorded.contains(*k)).collect();
+                        (!without_desktop.is_empty() || !without_record.is_empty()).then(|| {
+                            format!(
+                                "{code}: records without a desktop {without_desktop:?}, \
+                                 desktops without a record {without_record:?}"
+                            )
+                        })
                     }
-                    _ => false,
+                    (None, _) => Some(format!("{code}: its agent's sessions unread")),
+                    (_, Err(e)) => Some(format!("{code}: its records unread ({e:#})")),
                 };
-                if !agree {
-                    unmatched += 1;
-                }
+                unmatched.extend(difference);
             }
         }
         last_look = format!(
             "{unsettled} students neither waiting nor at a running desktop, {disagreeing} agents \
-             running other sessions than the students hold, {unmatched} workers whose records \
-             differ from what runs, {waiting} waiting while {room} slots are free"
+             running other sessions than the students hold, {} workers whose records \
+             differ from what runs{}, {waiting} waiting while {room} slots are free",
+            unmatched.len(),
+            if unmatched.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", unmatched.join("; "))
+            }
         );
-        if unsettled == 0 && disagreeing == 0 && unmatched == 0 && (waiting == 0 || room == 0) {
+        if unsettled == 0 && disagreeing == 0 && unmatched.is_empty() && (waiting == 0 || room == 0)
+        {
             break Some(settle_from.elapsed());
         }
         if Instant::now() > settle_deadline {

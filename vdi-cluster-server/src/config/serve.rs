@@ -185,6 +185,14 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub adoption_grace_sec: u64,
 
+    /// How long after its activation a session missing from its worker's
+    /// report of live sessions is still kept (a report the worker made
+    /// before the desktop started may arrive after the confirmation),
+    /// seconds. Past it, a report that omits the session frees its slot.
+    #[arg(long, env = "VDI_LIVE_SESSION_GRACE_SEC", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub live_session_grace_sec: u64,
+
     /// How long a duplicate allocation waits for the same session's
     /// allocation in flight before answering 409, milliseconds. Unset:
     /// `CLUSTER_API_TIMEOUT_MS × WORKER_ALLOCATE_RETRY_COUNT`.
@@ -443,6 +451,7 @@ impl ServeArgs {
             worker_call_timeout: Duration::from_millis(self.cluster_api_timeout_ms),
             allocate_timeout: Duration::from_secs(self.allocate_timeout_sec),
             adoption_grace: Duration::from_secs(self.adoption_grace_sec),
+            live_session_grace: Duration::from_secs(self.live_session_grace_sec),
             exam_headroom_percent: self.exam_headroom_percent,
             queue_abandon: Duration::from_secs(self.queue_abandon_sec),
             session_grace: Duration::from_secs(self.session_grace_sec),

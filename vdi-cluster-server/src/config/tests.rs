@@ -26,6 +26,7 @@ fn defaults_are_the_exam_platforms() {
     assert_eq!(c.worker_call_timeout, Duration::from_millis(15_000));
     assert_eq!(c.sticky_ttl, Duration::from_secs(21_600));
     assert_eq!(c.scan_count, 200);
+    assert_eq!(c.live_session_grace, Duration::from_secs(60));
     assert!(args.background_config().reconcile_enabled);
 }
 
@@ -48,6 +49,18 @@ fn flags_override_and_validate() {
     assert!(!args.background_config().reconcile_enabled);
     assert_eq!(args.failure_policy, FailurePolicy::Manual);
     assert!(Cli::try_parse_from(["vdi-cluster", "serve", "--allocate-retry-count", "0"]).is_err());
+    assert!(
+        Cli::try_parse_from(["vdi-cluster", "serve", "--live-session-grace-sec", "0"]).is_err()
+    );
+    let cli =
+        Cli::try_parse_from(["vdi-cluster", "serve", "--live-session-grace-sec", "10"]).unwrap();
+    let Command::Serve(args) = cli.command else {
+        panic!("serve")
+    };
+    assert_eq!(
+        args.service_config().unwrap().live_session_grace,
+        Duration::from_secs(10)
+    );
     assert!(
         Cli::try_parse_from(["vdi-cluster", "serve", "--scheduling-policy", "random"]).is_err()
     );
