@@ -1,7 +1,8 @@
 //! What an allocation costs in store calls, counted by the testkit's
 //! instrumented store, and that the caches behind those savings keep the
 //! allocation's meaning: a fresh allocation is one compare-and-reserve and
-//! one confirm; an existing session is still handed back, a dispatch on a
+//! one confirm (and, for a booked exam, the read of the student's open
+//! interruptions for the disruption ledger); an existing session is still handed back, a dispatch on a
 //! failed worker still superseded; the calendar this replica caches is
 //! dropped by its own writes; a stale placement hint never over-allocates;
 //! a release of an exam that does not queue asks no queue; a reservation
@@ -190,6 +191,9 @@ async fn a_queueing_exam_costs_the_queues_answer_more_while_nobody_waits() {
     assert!(matches!(answer, SessionRequest::Placed(_)), "{answer:?}");
     let mut expected = calls(RESERVE_AND_CONFIRM);
     expected.insert("touch_queued", 1);
+    // A booked exam's new desktop reads the interruptions the student is
+    // in (a refusal, a restart's release) for the disruption ledger.
+    expected.insert("open_interruptions", 1);
     assert_eq!(r.take_calls(), expected);
     // A student who already has a session gets it back, not a place in
     // the queue.

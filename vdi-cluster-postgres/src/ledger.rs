@@ -2,13 +2,15 @@
 //! `20261210000000_disruption_ledger.sql`): entries are appended by
 //! `vdi.ledger_append` in the transaction of their cause
 //! ([`Outbox::confirm_with_outbox`](vdi_cluster_core::outbox::Outbox::confirm_with_outbox))
-//! or on their own.
+//! or on their own. Open interruptions are rows of
+//! `vdi.open_interruptions` (migration
+//! `20261215000000_open_interruptions.sql`), one per session and kind.
 
 use async_trait::async_trait;
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::types::Json;
-use vdi_cluster_core::ledger::{Disruption, DisruptionLedger};
+use vdi_cluster_core::ledger::{Disruption, DisruptionLedger, OpenInterruption};
 use vdi_cluster_core::{ExamId, Result, SessionKey};
 
 use crate::error::PgError;
@@ -48,6 +50,21 @@ pub(crate) async fn append<'e>(
     Ok(u32::try_from(written).unwrap_or(0))
 }
 
+/// Opens `open` with `executor` unless its session has one of its kind.
+pub(crate) async fn open<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    open: &OpenInterruption,
+) -> Result<(), PgError> {
+    sqlx::query(sql::OPEN_INTERRUPTION)
+        .bind(open.key.exam_id.as_str())
+        .bind(open.key.user_id.as_str())
+        .bind(open.kind.name())
+        .bind(Json(open))
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
 fn entries(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<Disruption>, PgError> {
     rows.iter()
         .map(|r| {
@@ -85,6 +102,65 @@ impl DisruptionLedger for PgStore {
                 .fetch_all(self.pool())
                 .await?;
             entries(&rows)
+        })
+        .await
+    }
+
+    async fn ledger_exams(&self) -> Result<Vec<ExamId>> {
+        self.call(async {
+            let rows: Vec<String> = sqlx::query_scalar(sql::LEDGER_EXAMS)
+                .fetch_all(self.pool())
+                .await?;
+            rows.into_iter()
+                .map(|e| {
+                    ExamId::parse("examId", e).map_err(|source| PgError::Corrupt {
+                        what: "ledger exam",
+                        source,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn open_interruption(&self, o: &OpenInterruption) -> Result<OpenInterruption> {
+        self.call(async {
+            open(self.pool(), o).await?;
+            let stored: Option<Json<OpenInterruption>> =
+                sqlx::query_scalar(sql::OPEN_INTERRUPTION_OF)
+                    .bind(o.key.exam_id.as_str())
+                    .bind(o.key.user_id.as_str())
+                    .bind(o.kind.name())
+                    .fetch_optional(self.pool())
+                    .await?;
+            // Closed between the two statements: it was stored.
+            Ok(stored.map_or_else(|| o.clone(), |Json(s)| s))
+        })
+        .await
+    }
+
+    async fn open_interruptions(&self, key: &SessionKey) -> Result<Vec<OpenInterruption>> {
+        self.call(async {
+            let rows: Vec<Json<OpenInterruption>> = sqlx::query_scalar(sql::OPEN_INTERRUPTIONS)
+                .bind(key.exam_id.as_str())
+                .bind(key.user_id.as_str())
+                .fetch_all(self.pool())
+                .await?;
+            Ok(rows.into_iter().map(|Json(o)| o).collect())
+        })
+        .await
+    }
+
+    async fn close_interruption(&self, o: &OpenInterruption) -> Result<bool> {
+        self.call(async {
+            let done = sqlx::query(sql::CLOSE_INTERRUPTION)
+                .bind(o.key.exam_id.as_str())
+                .bind(o.key.user_id.as_str())
+                .bind(o.kind.name())
+                .bind(Json(o))
+                .execute(self.pool())
+                .await?;
+            Ok(done.rows_affected() == 1)
         })
         .await
     }

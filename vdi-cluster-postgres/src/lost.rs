@@ -1,7 +1,9 @@
 //! A restarted worker's lost sessions on PostgreSQL:
 //! `vdi.put_worker_releasing_lost` (migration
 //! `20261206000000_release_lost.sql`) writes the record and removes the
-//! lost dispatches, with their counters and alerts, in one statement
+//! lost dispatches, with their counters and alerts, in one statement, and
+//! the released sessions' open interruptions are written in its
+//! transaction
 //! ([`Outbox::put_worker_releasing_lost`](vdi_cluster_core::outbox::Outbox::put_worker_releasing_lost)).
 
 use serde::{Deserialize, Serialize};
@@ -12,7 +14,7 @@ use vdi_cluster_core::{Result, SessionKey, WorkerRecord};
 
 use crate::error::PgError;
 use crate::outbox::{AppendRow, append_rows, rows};
-use crate::{PgStore, sql, to_u64};
+use crate::{PgStore, ledger, sql, to_u64};
 
 /// One lost dispatch as the function reads it.
 #[derive(Serialize)]
@@ -55,6 +57,7 @@ impl PgStore {
             })
             .collect();
         self.call(async {
+            let mut tx = self.pool().begin().await?;
             let row = sqlx::query(sql::PUT_WORKER_RELEASING_LOST)
                 .bind(record.id.as_str())
                 .bind(Json(record))
@@ -65,7 +68,7 @@ impl PgStore {
                 .bind(version)
                 .bind(rows(entries))
                 .bind(Json(&lost_rows))
-                .fetch_one(self.pool())
+                .fetch_one(&mut *tx)
                 .await?;
             let outcome: String = row.try_get("outcome")?;
             let version: Option<i64> = row.try_get("version")?;
@@ -82,6 +85,14 @@ impl PgStore {
                             })
                         })
                         .collect::<Result<Vec<_>, _>>()?;
+                    // Each release opens its interruption, in the same
+                    // transaction.
+                    for l in lost.iter().filter(|l| released.contains(&l.key)) {
+                        if let Some(o) = &l.interruption {
+                            ledger::open(&mut *tx, o).await?;
+                        }
+                    }
+                    tx.commit().await?;
                     Ok(LostRelease::Written {
                         version,
                         released: in_given_order(lost, released),

@@ -20,6 +20,16 @@ statements! {
     DISRUPTIONS = "disruptions.sql";
     /// An exam's ledger entries.
     EXAM_DISRUPTIONS = "exam_disruptions.sql";
+    /// Every exam with ledger entries.
+    LEDGER_EXAMS = "ledger_exams.sql";
+    /// Opens an interruption unless one of its kind is open.
+    OPEN_INTERRUPTION = "open_interruption.sql";
+    /// A session's open interruption of one kind.
+    OPEN_INTERRUPTION_OF = "open_interruption_of.sql";
+    /// A session's open interruptions.
+    OPEN_INTERRUPTIONS = "open_interruptions.sql";
+    /// Closes an open interruption if it is still the one stored.
+    CLOSE_INTERRUPTION = "close_interruption.sql";
     /// Whether the server answers at all (no table read).
     SERVER_ANSWERS = "server_answers.sql";
     /// Readiness: a real read of the tables allocations read.

@@ -162,6 +162,31 @@ impl Keys {
         )
     }
 
+    /// `SCAN` pattern matching exactly the exams' ledger student sets.
+    pub(crate) fn ledger_users_pattern(&self) -> String {
+        format!("{}:ledger:exam:*:users", self.prefix)
+    }
+
+    /// The encoded exam of a ledger student set's key.
+    pub(crate) fn exam_of_ledger_users(&self, key: &str) -> Option<EncodedExam> {
+        let exam = key
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix(":ledger:exam:")?
+            .strip_suffix(":users")?;
+        is_encoded(exam).then(|| EncodedExam(exam.to_owned()))
+    }
+
+    /// `{p}:ledger:open:exam:{exam}:user:{user}` — hash, the session's
+    /// open interruptions: kind → interruption (JSON).
+    pub(crate) fn ledger_open(&self, key: &SessionKey) -> String {
+        format!(
+            "{}:ledger:open:exam:{}:user:{}",
+            self.prefix,
+            encode(key.exam_id.as_str()),
+            encode(key.user_id.as_str())
+        )
+    }
+
     /// The encoded exam of a dispatch record's key, or `None` if `key` is
     /// not one of this store's dispatch keys.
     pub(crate) fn exam_of_dispatch(&self, key: &str) -> Option<EncodedExam> {

@@ -2,18 +2,25 @@
 //! (`{p}:ledger:exam:{e}:user:{u}`, entry id → JSON) and each exam's
 //! students with entries in a set; written by `ledger_append` in the
 //! script of their cause (`confirm.lua`) or on their own
-//! (`lua/ledger_append.lua`).
+//! (`lua/ledger_append.lua`). A session's open interruptions are a hash
+//! (`{p}:ledger:open:exam:{e}:user:{u}`, kind → JSON): opened with
+//! `HSETNX` (by `release_lost.lua` in the step of the release), closed by
+//! `lua/ledger_close.lua`.
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use redis::ScriptInvocation;
-use vdi_cluster_core::ledger::{Disruption, DisruptionLedger};
+use vdi_cluster_core::ledger::{Disruption, DisruptionLedger, OpenInterruption};
 use vdi_cluster_core::{ExamId, Result, SessionKey, UserId};
 
 use crate::error::{BackendError, BackendResult};
+use crate::keys::EncodedExam;
 use crate::scripts::SCRIPTS;
 use crate::store::RedisStore;
+
+/// `SCAN` page size when looking for the exams with a ledger.
+const SCAN_COUNT: usize = 1000;
 
 impl RedisStore {
     /// The session's two ledger keys and `entries` (all of `key`'s
@@ -37,6 +44,18 @@ impl RedisStore {
             invocation.arg(&e.id).arg(json);
         }
         Ok(())
+    }
+
+    /// An open interruption as stored (JSON).
+    pub(crate) fn open_json(&self, open: &OpenInterruption) -> BackendResult<String> {
+        serde_json::to_string(open).map_err(|err| {
+            BackendError::malformed(self.keys.ledger_open(&open.key), "open interruption", err)
+        })
+    }
+
+    fn parse_open(&self, key: &str, value: &str) -> BackendResult<OpenInterruption> {
+        serde_json::from_str(value)
+            .map_err(|e| BackendError::malformed(key.to_owned(), "open interruption", e))
     }
 
     fn parse_ledger(&self, key: &str, values: Vec<String>) -> BackendResult<Vec<Disruption>> {
@@ -111,5 +130,76 @@ impl DisruptionLedger for RedisStore {
             out.extend(self.parse_ledger(k, v)?);
         }
         Ok(out)
+    }
+
+    async fn ledger_exams(&self) -> Result<Vec<ExamId>> {
+        let mut exams = Vec::new();
+        let mut cursor = String::from("0");
+        loop {
+            let (next, keys): (String, Vec<String>) = redis::cmd("SCAN")
+                .arg(&cursor)
+                .arg("MATCH")
+                .arg(self.keys.ledger_users_pattern())
+                .arg("COUNT")
+                .arg(SCAN_COUNT)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(BackendError::from)?;
+            exams.extend(
+                keys.iter()
+                    .filter_map(|k| self.keys.exam_of_ledger_users(k))
+                    .filter_map(|e: EncodedExam| e.decode()),
+            );
+            if next == "0" {
+                break;
+            }
+            cursor = next;
+        }
+        exams.sort();
+        exams.dedup();
+        Ok(exams)
+    }
+
+    async fn open_interruption(&self, open: &OpenInterruption) -> Result<OpenInterruption> {
+        let key = self.keys.ledger_open(&open.key);
+        let (stored,): (String,) = redis::pipe()
+            .atomic()
+            .cmd("HSETNX")
+            .arg(&key)
+            .arg(open.kind.name())
+            .arg(self.open_json(open)?)
+            .ignore()
+            .cmd("HGET")
+            .arg(&key)
+            .arg(open.kind.name())
+            .query_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        Ok(self.parse_open(&key, &stored)?)
+    }
+
+    async fn open_interruptions(&self, key: &SessionKey) -> Result<Vec<OpenInterruption>> {
+        let hash = self.keys.ledger_open(key);
+        let values: Vec<String> = redis::cmd("HVALS")
+            .arg(&hash)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        Ok(values
+            .iter()
+            .map(|v| self.parse_open(&hash, v))
+            .collect::<BackendResult<_>>()?)
+    }
+
+    async fn close_interruption(&self, open: &OpenInterruption) -> Result<bool> {
+        let closed: u32 = SCRIPTS
+            .ledger_close
+            .key(self.keys.ledger_open(&open.key))
+            .arg(open.kind.name())
+            .arg(self.open_json(open)?)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        Ok(closed == 1)
     }
 }

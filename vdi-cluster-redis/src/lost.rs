@@ -1,6 +1,6 @@
 //! A restarted worker's lost sessions on Redis: `lua/release_lost.lua`
-//! writes the record and removes the lost dispatches, with their counters
-//! and alerts, in one script
+//! writes the record and removes the lost dispatches, with their counters,
+//! alerts and open interruptions, in one script
 //! ([`Outbox::put_worker_releasing_lost`](vdi_cluster_core::outbox::Outbox::put_worker_releasing_lost)).
 
 use vdi_cluster_core::outbox::{LostDispatch, LostRelease, OutboxEntry};
@@ -31,7 +31,14 @@ impl RedisStore {
                 .key(self.keys.dispatch(&l.key))
                 .key(self.keys.exam_sessions(&exam))
                 .key(self.keys.affinity(&exam))
+                .key(self.keys.ledger_open(&l.key))
                 .arg(l.id.to_string());
+        }
+        for l in lost {
+            match &l.interruption {
+                Some(open) => invocation.arg(open.kind.name()).arg(self.open_json(open)?),
+                None => invocation.arg("").arg(""),
+            };
         }
         self.outbox_entries(&mut invocation, entries)?;
         for l in lost {

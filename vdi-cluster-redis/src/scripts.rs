@@ -95,6 +95,7 @@ scripts!(
     permit_release,
     permit_read,
     ledger_append,
+    ledger_close,
 );
 
 /// The compare-and-reserve script exactly as the store runs it (prelude

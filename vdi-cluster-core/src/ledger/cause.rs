@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Disruption, DisruptionKind};
+use super::{Disruption, DisruptionKind, OpenInterruption};
 use crate::dispatch::{Dispatch, DispatchState, lost_to_restart};
 use crate::ids::WorkerId;
 use crate::time::Timestamp;
@@ -81,13 +81,21 @@ pub struct PlacementStory<'a> {
     pub failed: &'a [WorkerId],
     /// A start slower than this is a `slowStart` entry.
     pub slow_start: Duration,
+    /// The interruptions the student was in when the placement began (a
+    /// refusal, a restarted worker's release, a wait in the waiting room):
+    /// each is closed into its entry.
+    pub open: &'a [OpenInterruption],
+    /// Lost time counts from here at the earliest (the start of the
+    /// session's booked exam): an open interruption before it is no loss.
+    pub not_before: Option<Timestamp>,
 }
 
 /// The entries a placement writes with the confirmation of `active` at
 /// `now`: the move it made (`replaced`), the starts that failed before it
 /// (`startRetried`, from the placement's start), and a start slower than
-/// the threshold (`slowStart`). Each is caused by, and named after, the
-/// new dispatch; none for an ordinary placement.
+/// the threshold (`slowStart`), each caused by, and named after, the new
+/// dispatch; and each `open` interruption it ends, named after what began
+/// it ([`OpenInterruption::close`]). None for an ordinary placement.
 pub fn placement_entries(
     story: &PlacementStory<'_>,
     active: &Dispatch,
@@ -117,6 +125,12 @@ pub fn placement_entries(
             &cause,
         ));
     }
+    entries.extend(
+        story
+            .open
+            .iter()
+            .filter_map(|o| o.close(active, now, story.not_before)),
+    );
     if !story.slow_start.is_zero() && now.since(active.reserved_at) > story.slow_start {
         entries.push(Disruption::new(
             active.key.clone(),
@@ -162,6 +176,8 @@ mod tests {
             began: Timestamp(8_000),
             failed: &[],
             slow_start: Duration::from_secs(30),
+            open: &[],
+            not_before: None,
         };
         let mut active = dispatch_on("w2", Timestamp(8_000));
         active.key = old.key.clone();
@@ -179,6 +195,8 @@ mod tests {
             began: Timestamp(8_000),
             failed: &[],
             slow_start: Duration::from_secs(30),
+            open: &[],
+            not_before: None,
         };
         assert!(placement_entries(&story, &active, Timestamp(9_000)).is_empty());
         let slow = placement_entries(&story, &active, Timestamp(60_000));

@@ -14,8 +14,14 @@
 //! entries are never counted twice, clipped to the session's lifetime),
 //! an exam's figures ([`ExamLost`]: total, median, max), and when a
 //! student's lost time crosses the alert threshold ([`crossings`]).
+//!
+//! An interruption that begins with one write and ends with a later
+//! placement (a refusal, a restarted worker's release of the session, a
+//! wait in the waiting room) is an [`OpenInterruption`] until then: the
+//! placement writes its entry with its confirmation.
 
 mod cause;
+mod open;
 mod store;
 
 use std::time::Duration;
@@ -26,6 +32,7 @@ use crate::ids::{SessionKey, WorkerId};
 use crate::time::{Timestamp, duration_millis};
 
 pub use cause::{Interruption, PlacementStory, interruption, placement_entries};
+pub use open::{OPEN_MAX_AGE, OpenInterruption};
 pub use store::DisruptionLedger;
 
 /// Why a student lost time.

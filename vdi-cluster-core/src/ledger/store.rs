@@ -4,7 +4,7 @@ use std::fmt::Debug;
 
 use async_trait::async_trait;
 
-use super::Disruption;
+use super::{Disruption, OpenInterruption};
 use crate::error::Result;
 use crate::ids::{ExamId, SessionKey};
 
@@ -23,6 +23,13 @@ use crate::ids::{ExamId, SessionKey};
 ///   retry or by two replicas, has one entry).
 /// * **Entries outlive the session.** Releasing a session keeps its
 ///   entries: the exam office reads them after the exam.
+/// * **The first open interruption of a kind is kept.**
+///   [`open_interruption`](Self::open_interruption) stores one only if the
+///   session has none of its kind, in one step, and answers the one
+///   stored; [`close_interruption`](Self::close_interruption) removes it
+///   only if it is still the one given (a newer one stays).
+///   [`Outbox::put_worker_releasing_lost`](crate::outbox::Outbox::put_worker_releasing_lost)
+///   opens one in the same step as each release it makes.
 #[async_trait]
 pub trait DisruptionLedger: Debug + Send + Sync + 'static {
     /// Writes `entries` (skipping any already stored); answers how many
@@ -34,4 +41,18 @@ pub trait DisruptionLedger: Debug + Send + Sync + 'static {
 
     /// Every entry of an exam's sessions (any order).
     async fn exam_disruptions(&self, exam: &ExamId) -> Result<Vec<Disruption>>;
+
+    /// Every exam with an entry in the ledger (any order), for an export.
+    async fn ledger_exams(&self) -> Result<Vec<ExamId>>;
+
+    /// Stores `open` unless its session has an open interruption of its
+    /// kind; answers the one stored (`open`, or the earlier one).
+    async fn open_interruption(&self, open: &OpenInterruption) -> Result<OpenInterruption>;
+
+    /// A session's open interruptions (any order).
+    async fn open_interruptions(&self, key: &SessionKey) -> Result<Vec<OpenInterruption>>;
+
+    /// Removes `open` if it is still its session's open interruption of
+    /// its kind; whether it was.
+    async fn close_interruption(&self, open: &OpenInterruption) -> Result<bool>;
 }

@@ -1,5 +1,6 @@
 //! [`DisruptionLedger`] in memory: each exam's entries by session, in the
-//! order they were written.
+//! order they were written, and each session's open interruptions by
+//! kind.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -8,12 +9,13 @@ use async_trait::async_trait;
 use super::MemoryStore;
 use crate::error::Result;
 use crate::ids::{ExamId, SessionKey};
-use crate::ledger::{Disruption, DisruptionLedger};
+use crate::ledger::{Disruption, DisruptionKind, DisruptionLedger, OpenInterruption};
 
 /// The ledger's entries.
 #[derive(Debug, Default)]
 pub(super) struct LedgerState {
     by_exam: HashMap<ExamId, BTreeMap<SessionKey, Vec<Disruption>>>,
+    open: HashMap<(SessionKey, DisruptionKind), OpenInterruption>,
 }
 
 impl LedgerState {
@@ -33,6 +35,14 @@ impl LedgerState {
             }
         }
         written
+    }
+
+    /// Opens `open` unless its session has one of its kind; the one kept.
+    pub(super) fn open(&mut self, open: &OpenInterruption) -> OpenInterruption {
+        self.open
+            .entry((open.key.clone(), open.kind))
+            .or_insert_with(|| open.clone())
+            .clone()
     }
 }
 
@@ -61,5 +71,31 @@ impl DisruptionLedger for MemoryStore {
             .get(exam)
             .map(|sessions| sessions.values().flatten().cloned().collect())
             .unwrap_or_default())
+    }
+
+    async fn ledger_exams(&self) -> Result<Vec<ExamId>> {
+        Ok(self.lock()?.ledger.by_exam.keys().cloned().collect())
+    }
+
+    async fn open_interruption(&self, open: &OpenInterruption) -> Result<OpenInterruption> {
+        Ok(self.lock()?.ledger.open(open))
+    }
+
+    async fn open_interruptions(&self, key: &SessionKey) -> Result<Vec<OpenInterruption>> {
+        let s = self.lock()?;
+        Ok(DisruptionKind::ALL
+            .into_iter()
+            .filter_map(|kind| s.ledger.open.get(&(key.clone(), kind)).cloned())
+            .collect())
+    }
+
+    async fn close_interruption(&self, open: &OpenInterruption) -> Result<bool> {
+        let mut s = self.lock()?;
+        let slot = (open.key.clone(), open.kind);
+        if s.ledger.open.get(&slot) == Some(open) {
+            s.ledger.open.remove(&slot);
+            return Ok(true);
+        }
+        Ok(false)
     }
 }

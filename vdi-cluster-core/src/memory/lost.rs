@@ -31,6 +31,9 @@ impl State {
                 .is_some_and(|d| d.id == l.id && d.worker == record.id);
             if here && self.remove_dispatch(&l.key).is_some() {
                 self.outbox.enqueue(&l.entries);
+                if let Some(open) = &l.interruption {
+                    self.ledger.open(open);
+                }
                 released.push(l.key.clone());
             }
         }

@@ -10,7 +10,7 @@ use super::{Attempt, Delivery, LeasedDelivery, Next, OutboxEntry, WebhookEndpoin
 use crate::dispatch::Dispatch;
 use crate::error::Result;
 use crate::ids::{DispatchId, SessionKey, WorkerId};
-use crate::ledger::Disruption;
+use crate::ledger::{Disruption, OpenInterruption};
 use crate::page::{Page, Paged};
 use crate::store::{CasOutcome, DeleteOutcome, Lease};
 use crate::time::Timestamp;
@@ -48,6 +48,11 @@ pub struct LostDispatch {
     pub id: DispatchId,
     /// Its `session.lost` entries, written only if it is removed.
     pub entries: Vec<OutboxEntry>,
+    /// The interruption its release begins (`workerRestarted`), opened
+    /// only if it is removed, as
+    /// [`DisruptionLedger::open_interruption`](crate::ledger::DisruptionLedger::open_interruption)
+    /// opens one.
+    pub interruption: Option<OpenInterruption>,
 }
 
 /// Answer of [`Outbox::put_worker_releasing_lost`].
@@ -101,7 +106,8 @@ pub enum LostRelease {
 ///   the same atomic step, removes each lost dispatch that is still the
 ///   session's dispatch with that id on that worker, with the worker's
 ///   dispatched count and the exam's affinity count (invariant C), writing
-///   each removed one's entries; a stale version writes and removes
+///   each removed one's entries and opening its interruption; a stale
+///   version writes and removes
 ///   nothing. So two replicas applying the same heartbeat free the slots
 ///   once: the second's compare-and-set fails, and a step computed from a
 ///   later read finds the dispatches gone. No slot is held: the worker

@@ -185,6 +185,12 @@ macro_rules! delegate_store {
                 fn append_disruptions(entries: &[$crate::ledger::Disruption]) -> u32;
                 fn disruptions(key: &$crate::SessionKey) -> Vec<$crate::ledger::Disruption>;
                 fn exam_disruptions(exam: &$crate::ExamId) -> Vec<$crate::ledger::Disruption>;
+                fn ledger_exams() -> Vec<$crate::ExamId>;
+                fn open_interruption(open: &$crate::ledger::OpenInterruption)
+                    -> $crate::ledger::OpenInterruption;
+                fn open_interruptions(key: &$crate::SessionKey)
+                    -> Vec<$crate::ledger::OpenInterruption>;
+                fn close_interruption(open: &$crate::ledger::OpenInterruption) -> bool;
             }
         }
     };

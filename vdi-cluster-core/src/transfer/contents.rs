@@ -4,6 +4,7 @@ use crate::credential::WorkerCredential;
 use crate::dispatch::Dispatch;
 use crate::exam::Exam;
 use crate::ids::WorkerId;
+use crate::ledger::Disruption;
 use crate::outbox::{OutboxEntry, WebhookEndpoint};
 use crate::scale::CapacityRequest;
 use crate::scheduled::ScheduledAction;
@@ -38,6 +39,8 @@ pub struct StoreContents {
     /// Scheduled drains still open (pending, or claimed by a leader), by
     /// id.
     pub scheduled: Vec<ScheduledAction>,
+    /// The disruption ledger's entries, by session and id.
+    pub disruptions: Vec<Disruption>,
 }
 
 impl StoreContents {
@@ -53,5 +56,7 @@ impl StoreContents {
         self.dispatches.sort_by(|a, b| a.key.cmp(&b.key));
         self.capacity_requests.sort_by(|a, b| a.id.cmp(&b.id));
         self.scheduled.sort_by(|a, b| a.id.cmp(&b.id));
+        self.disruptions
+            .sort_by(|a, b| (&a.key, &a.id).cmp(&(&b.key, &b.id)));
     }
 }

@@ -57,6 +57,11 @@ pub async fn export(store: &dyn Store) -> Result<StoreContents> {
                 .map(|d| d.entry),
         );
     }
+    for exam in store.ledger_exams().await? {
+        contents
+            .disruptions
+            .extend(store.exam_disruptions(&exam).await?);
+    }
     let mut audit = store.recent_audit(ALL).await?;
     audit.reverse();
     contents.audit = audit;

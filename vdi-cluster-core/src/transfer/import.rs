@@ -76,6 +76,8 @@ pub struct ImportReport {
     pub capacity_requests: Copied,
     /// Open scheduled drains.
     pub scheduled: Copied,
+    /// The disruption ledger's entries.
+    pub disruptions: Copied,
 }
 
 impl fmt::Display for ImportReport {
@@ -91,6 +93,7 @@ impl fmt::Display for ImportReport {
             ("dispatches", self.dispatches),
             ("capacity requests", self.capacity_requests),
             ("scheduled drains", self.scheduled),
+            ("ledger entries", self.disruptions),
         ];
         for (name, copied) in parts {
             writeln!(f, "{name}: {copied}")?;
@@ -121,7 +124,8 @@ pub enum ImportError {
 
 /// The first part of `store`'s contents that is not empty (`workers`,
 /// `worker credentials`, `join tokens`, `exams`, `webhooks`, `audit
-/// entries`, `dispatches`, `capacity requests`, `scheduled drains`), or
+/// entries`, `dispatches`, `capacity requests`, `scheduled drains`,
+/// `ledger entries`), or
 /// `None` for a store that holds nothing of what an import writes.
 pub async fn holds_anything(store: &dyn Store) -> Result<Option<&'static str>> {
     let found = if !store.workers().await?.is_empty() {
@@ -142,6 +146,8 @@ pub async fn holds_anything(store: &dyn Store) -> Result<Option<&'static str>> {
         Some("capacity requests")
     } else if !store.open_scheduled(None, 1).await?.is_empty() {
         Some("scheduled drains")
+    } else if !store.ledger_exams().await?.is_empty() {
+        Some("ledger entries")
     } else {
         None
     };
@@ -215,6 +221,12 @@ pub async fn import(
             .scheduled
             .count(matches!(outcome, CasOutcome::Written { .. }));
     }
+    let new = u64::from(store.append_disruptions(&contents.disruptions).await?);
+    let total = contents.disruptions.len() as u64;
+    report.disruptions = Copied {
+        written: new,
+        skipped: total.saturating_sub(new),
+    };
     Ok(report)
 }
 

@@ -22,6 +22,7 @@
 //! | live dispatches (active and orphaned) | [`DispatchStore::scan_dispatches`] | [`DispatchStore::adopt`] (with their counters), then [`DispatchStore::mark_orphaned`] |
 //! | the scale hook's capacity requests (every state) | [`CapacityRequests::capacity_requests`] | [`CapacityRequests::insert_capacity_request`] (insert if absent, at version 1) |
 //! | open scheduled drains (pending, or claimed) | [`ScheduledActions::open_scheduled`] | [`ScheduledActions::put_scheduled`] (insert only) |
+//! | the disruption ledger's entries | [`DisruptionLedger::ledger_exams`], [`DisruptionLedger::exam_disruptions`] | [`DisruptionLedger::append_disruptions`] (an entry already stored under its session and id is skipped) |
 //!
 //! Not copied, because the cluster rebuilds it: reservations in flight
 //! (the source reclaims them; a session that did start is adopted from
@@ -29,7 +30,9 @@
 //! from the dispatches as they are written), the sticky worker of each
 //! exam (set by the adoption of its dispatches), exams' at-risk flags
 //! (the leader's next tick evaluates them), waiting rooms (students poll
-//! again), leases and the reconcile cursor, delivered or failed deliveries'
+//! again, and a wait's or a refusal's open interruption with them: the
+//! ledger counts a wait from the new store's queue), leases and the
+//! reconcile cursor, delivered or failed deliveries'
 //! histories, scheduled actions that finished (done, cancelled, failed:
 //! their outcome is in the audit trail and the outbox), and operators'
 //! page sessions (operators sign in again). A drain a leader had claimed
@@ -61,6 +64,9 @@
 //! [`CapacityRequests::insert_capacity_request`]: crate::scale::CapacityRequests::insert_capacity_request
 //! [`ScheduledActions::open_scheduled`]: crate::scheduled::ScheduledActions::open_scheduled
 //! [`ScheduledActions::put_scheduled`]: crate::scheduled::ScheduledActions::put_scheduled
+//! [`DisruptionLedger::ledger_exams`]: crate::ledger::DisruptionLedger::ledger_exams
+//! [`DisruptionLedger::exam_disruptions`]: crate::ledger::DisruptionLedger::exam_disruptions
+//! [`DisruptionLedger::append_disruptions`]: crate::ledger::DisruptionLedger::append_disruptions
 
 mod contents;
 mod export;

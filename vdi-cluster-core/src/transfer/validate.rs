@@ -44,7 +44,7 @@ impl StoreContents {
     /// every exam and webhook URL as the API would accept it, every
     /// worker's description valid, every capacity request for an exam,
     /// every scheduled drain open (a finished one is never copied) and
-    /// named. Errors name the item and field (`dispatches[3].worker`), in
+    /// named, every ledger entry once, under its own id. Errors name the item and field (`dispatches[3].worker`), in
     /// the dump's camelCase spelling.
     pub fn validate(&self) -> Result<(), ValidationError> {
         unique("workers", "id", &self.workers, |w| w.id.clone())?;
@@ -98,7 +98,31 @@ impl StoreContents {
                 ));
             }
         }
-        self.validate_scheduling()
+        self.validate_scheduling()?;
+        self.validate_ledger()
+    }
+
+    /// The ledger's entries: one per session and id, each id naming its
+    /// kind and cause (`{kind}:{cause}`), none ending before it starts.
+    fn validate_ledger(&self) -> Result<(), ValidationError> {
+        unique("disruptions", "id", &self.disruptions, |d| {
+            format!("{} {}", d.key, d.id)
+        })?;
+        for (i, d) in self.disruptions.iter().enumerate() {
+            if d.id != format!("{}:{}", d.kind.name(), d.cause) {
+                return Err(ValidationError::new(
+                    format!("disruptions[{i}].id"),
+                    "must be the entry's kind and cause, `{kind}:{cause}`",
+                ));
+            }
+            if d.ended_at < d.started_at {
+                return Err(ValidationError::new(
+                    format!("disruptions[{i}].endedAt"),
+                    "must not be before startedAt",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The capacity requests and scheduled drains (see [`validate`](Self::validate)).
@@ -217,5 +241,33 @@ mod tests {
         let mut repeated = valid;
         repeated.scheduled[1].id = "sa_1".into();
         assert_eq!(field(&repeated), "scheduledDrains[1].id");
+    }
+
+    #[test]
+    fn ledger_entries_are_checked() {
+        let entry = |cause: &str| {
+            crate::ledger::Disruption::new(
+                crate::ids::SessionKey::parse("e1", "u1").unwrap(),
+                crate::ledger::DisruptionKind::WorkerLost,
+                Timestamp(1),
+                Timestamp(5),
+                Vec::new(),
+                cause,
+            )
+        };
+        let valid = StoreContents {
+            disruptions: vec![entry("a"), entry("b")],
+            ..StoreContents::default()
+        };
+        valid.validate().unwrap();
+        let mut twice = valid.clone();
+        twice.disruptions[1] = entry("a");
+        assert_eq!(field(&twice), "disruptions[1].id");
+        let mut renamed = valid.clone();
+        renamed.disruptions[0].id = "moved:a".into();
+        assert_eq!(field(&renamed), "disruptions[0].id");
+        let mut backwards = valid;
+        backwards.disruptions[1].ended_at = Timestamp(0);
+        assert_eq!(field(&backwards), "disruptions[1].endedAt");
     }
 }

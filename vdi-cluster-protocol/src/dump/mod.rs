@@ -4,17 +4,18 @@
 //! reads.
 //!
 //! ```json
-//! {"formatVersion": 2, "exportedAt": 1765000000000,
+//! {"formatVersion": 3, "exportedAt": 1765000000000,
 //!  "workers": [{"record": {…}, "unrecorded": 0}],
 //!  "workerCredentials": [{"worker": "w-1", "credential": {…}}],
 //!  "joinTokens": [], "exams": [], "webhooks": [], "outbox": [],
 //!  "audit": [], "dispatches": [], "capacityRequests": [],
-//!  "scheduledDrains": []}
+//!  "scheduledDrains": [], "disruptions": []}
 //! ```
 //!
-//! Format 2 added `capacityRequests` and `scheduledDrains`; a dump of
-//! format 1 (which has neither) is still read, as a dump of format 2
-//! whose two parts are empty.
+//! Format 2 added `capacityRequests` and `scheduledDrains`, format 3 the
+//! disruption ledger's entries (`disruptions`); a dump of an older format
+//! (which has none of the later parts) is still read, as a dump of format
+//! 3 whose later parts are empty.
 //!
 //! This module owns the envelope: the [`FORMAT_VERSION`], the parts'
 //! names, and how a dump is read ([`StoreDump::parse`]: the version first,
@@ -28,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use vdi_cluster_core::credential::WorkerCredential;
 use vdi_cluster_core::dispatch::Dispatch;
 use vdi_cluster_core::exam::Exam;
+use vdi_cluster_core::ledger::Disruption;
 use vdi_cluster_core::outbox::{OutboxEntry, WebhookEndpoint};
 use vdi_cluster_core::scale::CapacityRequest;
 use vdi_cluster_core::scheduled::ScheduledAction;
@@ -39,11 +41,19 @@ use vdi_cluster_core::{Timestamp, ValidationError, WorkerId};
 use crate::decode::parse_json;
 
 /// The dump format this build writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The dump formats this build reads: format 1 lacks the parts format 2
-/// added (`capacityRequests`, `scheduledDrains`).
-pub const READS_FORMATS: [u32; 2] = [1, FORMAT_VERSION];
+/// added (`capacityRequests`, `scheduledDrains`), and formats 1 and 2 the
+/// part format 3 added (`disruptions`).
+pub const READS_FORMATS: [u32; 3] = [1, 2, FORMAT_VERSION];
+
+/// The parts each format added after the first, by format.
+const ADDED_IN: [(&str, u32); 3] = [
+    ("capacityRequests", 2),
+    ("scheduledDrains", 2),
+    ("disruptions", 3),
+];
 
 /// A whole store, as exported.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,6 +95,9 @@ pub struct StoreDump {
     /// format 2).
     #[serde(default)]
     pub scheduled_drains: Vec<ScheduledAction>,
+    /// The disruption ledger's entries, by session and id (from format 3).
+    #[serde(default)]
+    pub disruptions: Vec<Disruption>,
 }
 
 /// A worker's record with the count stored beside it.
@@ -137,6 +150,7 @@ impl StoreDump {
             dispatches: contents.dispatches,
             capacity_requests: contents.capacity_requests,
             scheduled_drains: contents.scheduled,
+            disruptions: contents.disruptions,
         }
     }
 
@@ -166,6 +180,7 @@ impl StoreDump {
             dispatches: self.dispatches,
             capacity_requests: self.capacity_requests,
             scheduled: self.scheduled_drains,
+            disruptions: self.disruptions,
         }
     }
 
@@ -188,9 +203,9 @@ impl StoreDump {
                 "missing: this is not a vdi-cluster store dump",
             )),
             Some(v) if v.as_u64() == Some(u64::from(FORMAT_VERSION)) => parse_json(bytes),
-            Some(v) if v.as_u64() == Some(1) => {
+            Some(v) if older_format(&v).is_some() => {
                 let dump: Self = parse_json(bytes)?;
-                dump.within_format_1()?;
+                dump.within_format(dump.format_version)?;
                 Ok(dump)
             }
             Some(v) => Err(ValidationError::new(
@@ -203,20 +218,31 @@ impl StoreDump {
         }
     }
 
-    /// A dump that says it is of format 1 holds none of format 2's parts.
-    fn within_format_1(&self) -> Result<(), ValidationError> {
-        let newer = [
-            ("capacityRequests", self.capacity_requests.is_empty()),
-            ("scheduledDrains", self.scheduled_drains.is_empty()),
-        ];
-        match newer.into_iter().find(|(_, empty)| !empty) {
-            Some((part, _)) => Err(ValidationError::new(
+    /// A dump that says it is of an older `format` holds none of the parts
+    /// later formats added.
+    fn within_format(&self, format: u32) -> Result<(), ValidationError> {
+        let empty = |part: &str| match part {
+            "capacityRequests" => self.capacity_requests.is_empty(),
+            "scheduledDrains" => self.scheduled_drains.is_empty(),
+            _ => self.disruptions.is_empty(),
+        };
+        match ADDED_IN
+            .into_iter()
+            .find(|(part, added)| *added > format && !empty(part))
+        {
+            Some((part, added)) => Err(ValidationError::new(
                 part,
-                "appears from format 2: this dump says it is of format 1",
+                format!("appears from format {added}: this dump says it is of format {format}"),
             )),
             None => Ok(()),
         }
     }
+}
+
+/// The older format `version` names, if this build reads it.
+fn older_format(version: &serde_json::Value) -> Option<u32> {
+    let v = u32::try_from(version.as_u64()?).ok()?;
+    (v != FORMAT_VERSION && READS_FORMATS.contains(&v)).then_some(v)
 }
 
 #[cfg(test)]

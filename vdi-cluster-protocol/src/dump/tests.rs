@@ -35,6 +35,7 @@ fn field_names_are_pinned() {
             "audit",
             "capacityRequests",
             "dispatches",
+            "disruptions",
             "exams",
             "exportedAt",
             "formatVersion",
@@ -46,17 +47,17 @@ fn field_names_are_pinned() {
             "workers"
         ]
     );
-    assert_eq!(value["formatVersion"], json!(2));
+    assert_eq!(value["formatVersion"], json!(3));
     assert_eq!(value["workers"][0]["unrecorded"], json!(2));
     assert_eq!(value["workers"][0]["record"]["id"], json!("w-1"));
 }
 
 #[test]
 fn another_format_version_is_refused_before_its_fields() {
-    let newer = json!({"formatVersion": 3, "exportedAt": 0, "somethingNew": []});
+    let newer = json!({"formatVersion": 4, "exportedAt": 0, "somethingNew": []});
     let err = StoreDump::parse(newer.to_string().as_bytes()).unwrap_err();
     assert_eq!(err.field, "formatVersion");
-    assert!(err.message.contains("reads 1 and 2"), "{err}");
+    assert!(err.message.contains("reads 1 and 2 and 3"), "{err}");
 
     let none = json!({"exportedAt": 0, "workers": []});
     let err = StoreDump::parse(none.to_string().as_bytes()).unwrap_err();
@@ -136,6 +137,7 @@ fn a_format_1_dump_is_still_read_without_the_parts_format_2_added() {
     let object = value.as_object_mut().unwrap();
     object.remove("capacityRequests");
     object.remove("scheduledDrains");
+    object.remove("disruptions");
     object.insert("formatVersion".into(), json!(1));
     let old = StoreDump::parse(value.to_string().as_bytes()).unwrap();
     assert_eq!(old.format_version, 1);
@@ -151,4 +153,34 @@ fn a_format_1_dump_is_still_read_without_the_parts_format_2_added() {
     value["formatVersion"] = json!(2);
     let current = StoreDump::parse(value.to_string().as_bytes()).unwrap();
     assert_eq!(current.scheduled_drains[0].id, "sa_1");
+}
+
+#[test]
+fn a_format_2_dump_is_still_read_without_the_ledger() {
+    let entry = vdi_cluster_core::ledger::Disruption::new(
+        vdi_cluster_core::SessionKey::parse("e1", "u1").unwrap(),
+        vdi_cluster_core::ledger::DisruptionKind::WorkerLost,
+        Timestamp(1_000),
+        Timestamp(4_000),
+        vec![WorkerId::parse("code", "w-1").unwrap()],
+        "dsp_1",
+    );
+    let with_ledger = StoreContents {
+        disruptions: vec![entry],
+        ..contents()
+    };
+    let mut value =
+        serde_json::to_value(StoreDump::new(with_ledger.clone(), Timestamp(5))).unwrap();
+    assert_eq!(value["disruptions"][0]["kind"], json!("workerLost"));
+    let back = StoreDump::parse(value.to_string().as_bytes()).unwrap();
+    assert_eq!(back.into_contents(), with_ledger);
+
+    value["formatVersion"] = json!(2);
+    let err = StoreDump::parse(value.to_string().as_bytes()).unwrap_err();
+    assert_eq!(err.field, "disruptions", "{err}");
+    assert!(err.message.contains("format 3"), "{err}");
+    value.as_object_mut().unwrap().remove("disruptions");
+    let older = StoreDump::parse(value.to_string().as_bytes()).unwrap();
+    assert_eq!(older.format_version, 2);
+    assert_eq!(older.into_contents(), contents());
 }

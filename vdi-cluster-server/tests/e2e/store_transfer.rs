@@ -73,8 +73,13 @@ async fn a_store_moves_from_memory_through_redis_and_postgres_and_back() {
     fill_every_part(&source).await;
     let first = StoreDump::new(export(source.as_ref()).await.unwrap(), Timestamp(0));
     assert_eq!(
-        (first.capacity_requests.len(), first.scheduled_drains.len()),
-        (2, 2)
+        (
+            first.capacity_requests.len(),
+            first.scheduled_drains.len(),
+            first.disruptions.len()
+        ),
+        (2, 2, 3),
+        "every part, the disruption ledger with it"
     );
     let text = serde_json::to_vec(&first).unwrap();
 
@@ -184,6 +189,7 @@ async fn a_dump_of_the_previous_format_is_still_imported() {
     let object = value.as_object_mut().unwrap();
     object.remove("capacityRequests");
     object.remove("scheduledDrains");
+    object.remove("disruptions");
     object.insert("formatVersion".into(), serde_json::json!(1));
 
     let args = ["--store", pg.url.as_str()];
@@ -192,12 +198,14 @@ async fn a_dump_of_the_previous_format_is_still_imported() {
         value.to_string().as_bytes(),
     ));
     let moved = dump(&ok(store(&[&["export"][..], &args].concat(), b"")));
-    assert_eq!(moved.format_version, 2, "exported in the current format");
+    assert_eq!(moved.format_version, 3, "exported in the current format");
     assert!(moved.capacity_requests.is_empty() && moved.scheduled_drains.is_empty());
+    assert!(moved.disruptions.is_empty());
     assert_eq!(
         StoreDump {
             capacity_requests: current.capacity_requests.clone(),
             scheduled_drains: current.scheduled_drains.clone(),
+            disruptions: current.disruptions.clone(),
             ..moved
         },
         current,

@@ -3,7 +3,9 @@
 //! compare-and-set), and by reconcile for any a bounded step left over.
 //! [`fleet::lost_sessions`] decides; this applies, with a `sessionLost`
 //! event per released session, its webhook entries written with the
-//! release.
+//! release, and, for a booked exam's student, its `workerRestarted`
+//! interruption opened with it (the disruption ledger's entry is written
+//! when the student is placed again).
 
 use super::Fleet;
 use super::heartbeat::CAS_ATTEMPTS;
@@ -37,8 +39,21 @@ impl Fleet {
         events: &[&EventKind],
         lost: &[Dispatch],
     ) -> Result<LostRelease> {
-        let items: Vec<(&Dispatch, EventKind)> =
-            lost.iter().map(|d| (d, lost_event(d, record))).collect();
+        // A booked exam's student is followed into the ledger: the release
+        // opens their `workerRestarted` interruption.
+        let calendar = match lost.is_empty() {
+            true => None,
+            false => Some(self.placement.cached_calendar().await?),
+        };
+        let booked = |d: &Dispatch| {
+            calendar
+                .as_ref()
+                .is_some_and(|c| c.get(&d.key.exam_id).is_some())
+        };
+        let items: Vec<(&Dispatch, EventKind, bool)> = lost
+            .iter()
+            .map(|d| (d, lost_event(d, record), booked(d)))
+            .collect();
         let written = self
             .shared
             .put_worker_releasing_lost(record, expected, events, &items)
@@ -49,11 +64,11 @@ impl Fleet {
         Ok(written)
     }
 
-    fn announce_lost(&self, items: &[(&Dispatch, EventKind)], released: &[SessionKey]) {
+    fn announce_lost(&self, items: &[(&Dispatch, EventKind, bool)], released: &[SessionKey]) {
         if released.is_empty() {
             return;
         }
-        for (d, kind) in items.iter().filter(|(d, _)| released.contains(&d.key)) {
+        for (d, kind, _) in items.iter().filter(|(d, ..)| released.contains(&d.key)) {
             tracing::info!(session = %d.key, worker = %d.worker, "a restarted worker no longer runs the session: its slot is free");
             self.shared.emit(kind.clone());
         }

@@ -45,7 +45,7 @@ use super::start::Started;
 use crate::dispatch::Dispatch;
 use crate::error::{Error, Result};
 use crate::ids::{DispatchId, SessionKey, WorkerId};
-use crate::ledger::{Interruption, PlacementStory};
+use crate::ledger::{Interruption, OpenInterruption, PlacementStory};
 use crate::scheduler::{
     Candidate, ChoiceReason, Constraints, ExamPlacement, Exclusions, NoCapacity, RankIndex,
     RankOptions,
@@ -109,6 +109,13 @@ struct Attempt {
     began: Timestamp,
     /// Workers whose start call failed, in order, for the ledger.
     failed: Vec<WorkerId>,
+    /// A wait in the waiting room this placement ends (its promotion).
+    waited: Option<OpenInterruption>,
+    /// The interruptions the student is in, read once the placement has
+    /// a reservation, closed by its confirmation (the ledger's entries).
+    open: Option<Vec<OpenInterruption>>,
+    /// The start of the session's booked exam, if any, for the ledger.
+    not_before: Option<Timestamp>,
     /// The dispatch to supersede, until a reservation has superseded it.
     supersede: Option<DispatchId>,
     /// A move planned from a read of the session's dispatch (a re-dispatch
@@ -134,6 +141,9 @@ impl Attempt {
             replaced: None,
             began,
             failed: Vec::new(),
+            waited: None,
+            open: None,
+            not_before: None,
             supersede: None,
             moving: false,
             failed_calls: 0,
@@ -158,6 +168,8 @@ impl Attempt {
             began: self.began,
             failed: &self.failed,
             slow_start,
+            open: self.open.as_deref().unwrap_or_default(),
+            not_before: self.not_before,
         }
     }
 
@@ -208,11 +220,26 @@ impl Placement {
     /// waited for, up to [`ServiceConfig::coalesce_bound`](crate::service::ServiceConfig::coalesce_bound);
     /// see the module docs.
     pub async fn allocate(&self, key: SessionKey, constraints: Constraints) -> Result<Allocation> {
+        self.allocate_after(key, constraints, None).await
+    }
+
+    /// [`allocate`](Self::allocate) for a student who waited in the
+    /// waiting room (`waited`, its promotion): a placement closes the wait
+    /// into the ledger's entry with its confirmation.
+    pub(crate) async fn allocate_after(
+        &self,
+        key: SessionKey,
+        constraints: Constraints,
+        waited: Option<OpenInterruption>,
+    ) -> Result<Allocation> {
         constraints.validate()?;
         let deadline = Instant::now() + self.shared.config.coalesce_bound();
         let mut pause = COALESCE_FIRST_POLL;
         loop {
-            match self.allocate_once(&key, &constraints).await {
+            match self
+                .allocate_once(&key, &constraints, waited.as_ref())
+                .await
+            {
                 Err(Error::AllocationInProgress(_)) => {}
                 Err(Error::NoCapacity(refusal)) => match self.check_existing(&key).await? {
                     Existing::Reuse(d, warning) => return self.reuse(d, warning).await,
@@ -241,8 +268,10 @@ impl Placement {
         &self,
         key: &SessionKey,
         constraints: &Constraints,
+        waited: Option<&OpenInterruption>,
     ) -> Result<Allocation> {
-        self.place(key.clone(), constraints, None).await
+        self.place_closing(key.clone(), constraints, None, waited)
+            .await
     }
 
     /// Ranks, reserves, calls, confirms — with failover. `supersede` is a
@@ -272,8 +301,21 @@ impl Placement {
         constraints: &Constraints,
         supersede: Option<Dispatch>,
     ) -> Result<Allocation> {
+        self.place_closing(key, constraints, supersede, None).await
+    }
+
+    /// [`place`](Self::place), closing the session's open interruptions
+    /// (and `waited`) into the ledger with the confirmation.
+    async fn place_closing(
+        &self,
+        key: SessionKey,
+        constraints: &Constraints,
+        supersede: Option<Dispatch>,
+        waited: Option<&OpenInterruption>,
+    ) -> Result<Allocation> {
         let exam = key.exam_id.clone();
         let mut attempt = Attempt::new(key, self.shared.clock.now());
+        attempt.waited = waited.cloned();
         if let Some(old) = &supersede {
             attempt.replace(old, self.interruption_of(old).await?);
             attempt.moving = true;
@@ -450,6 +492,12 @@ impl Placement {
                 }
             }
         };
+        if attempt.open.is_none() {
+            let (open, not_before) = self
+                .open_interruptions(&attempt.key, attempt.began, attempt.waited.as_ref())
+                .await?;
+            (attempt.open, attempt.not_before) = (Some(open), not_before);
+        }
         let story = attempt.story(self.shared.config.slow_start);
         let active = match self.start_on_worker(view, &reserved, &story).await? {
             Started::Active(active) => *active,
@@ -521,6 +569,8 @@ impl Placement {
             }
             None => AllocateOutcome::Placed { reason },
         };
+        self.close_open(key, attempt.open.as_deref().unwrap_or_default())
+            .await;
         tracing::debug!(session = %key, worker = %active.worker, %reason, "placed");
         self.note_placed(&key.exam_id, &active.worker);
         attempt.allocation(active, outcome)

@@ -31,6 +31,7 @@ mod allocate;
 mod allocation;
 mod existing;
 mod hints;
+mod open;
 mod pacing;
 mod promote;
 mod release;

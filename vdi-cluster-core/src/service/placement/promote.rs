@@ -7,7 +7,10 @@
 //! deadline of [`ServiceConfig::queue_claim_ttl`](crate::service::ServiceConfig::queue_claim_ttl)),
 //! runs the normal allocation for that student with the exam's
 //! constraints, then completes the claim — removing the entry and counting
-//! it placed in one atomic step, only if the claim is still held. A refusal
+//! it placed in one atomic step, only if the claim is still held. Once
+//! the exam has started, the student's wait (from joining the queue, or
+//! the exam's start if later) is written to the disruption ledger as a
+//! `waitingRoom` entry with the placement's confirmation. A refusal
 //! for want of a slot gives the claim up and stops: the head stays the
 //! head, so nobody behind it is placed first. A promoter that dies loses
 //! its claim at the deadline; another promoter then claims the same head,
@@ -30,7 +33,9 @@ use super::Placement;
 use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::ids::{ExamId, SessionKey};
+use crate::ledger::OpenInterruption;
 use crate::store::Completion;
+use crate::waiting_room::QueueClaim;
 
 impl Placement {
     /// Promotes `exam`'s queue after a slot freed on this replica (a
@@ -79,7 +84,11 @@ impl Placement {
             // A slot freed a moment ago must be seen: rank from a fresh read
             // of the fleet, not a cached snapshot that still shows it full.
             self.invalidate_snapshot();
-            match self.allocate(key.clone(), constraints.clone()).await {
+            let waited = self.waited(&key, &claim).await?;
+            match self
+                .allocate_after(key.clone(), constraints.clone(), waited)
+                .await
+            {
                 Ok(allocation) => match self
                     .shared
                     .store
@@ -113,5 +122,29 @@ impl Placement {
             }
         }
         Ok(placed)
+    }
+
+    /// The wait of the student `claim` holds, from their entry's
+    /// `enqueuedAt`, once their exam has started (a wait before its start
+    /// costs no exam time, and the queue is not read for it).
+    async fn waited(
+        &self,
+        key: &SessionKey,
+        claim: &QueueClaim,
+    ) -> Result<Option<OpenInterruption>> {
+        let started = self
+            .cached_calendar()
+            .await?
+            .get(&key.exam_id)
+            .is_some_and(|e| e.starts_at <= self.shared.clock.now());
+        if !started {
+            return Ok(None);
+        }
+        let queue = self.shared.store.exam_queue(&key.exam_id).await?;
+        Ok(queue
+            .entries
+            .iter()
+            .find(|e| e.user == claim.user)
+            .map(|e| OpenInterruption::queued(key.clone(), e.enqueued_at)))
     }
 }

@@ -23,6 +23,10 @@
 //! So a request for a queueing exam costs one store call more than an
 //! allocation (the queue's answer) while nobody waits.
 //!
+//! A student of a booked exam without a waiting room who is refused for
+//! want of a slot has a `refused` interruption opened (the first refusal
+//! kept), which the placement that seats them writes to the ledger.
+//!
 //! Promotion (placing the head when a slot frees) is `promote`; the
 //! waiting room's tending and views are the exams wing's.
 
@@ -116,8 +120,11 @@ impl Placement {
     ) -> Result<SessionRequest> {
         constraints.validate()?;
         if self.queueing(&key.exam_id).await?.is_none() {
-            let placed = self.allocate(key, constraints).await?;
-            return Ok(SessionRequest::Placed(Box::new(placed)));
+            let placed = self.allocate(key.clone(), constraints).await;
+            if let Err(Error::NoCapacity(_)) = &placed {
+                self.note_refusal(&key).await;
+            }
+            return Ok(SessionRequest::Placed(Box::new(placed?)));
         }
         let now = self.shared.clock.now();
         let waiting = match self

@@ -6,7 +6,7 @@ use crate::dispatch::Dispatch;
 use crate::error::Result;
 use crate::events::{Event, EventKind};
 use crate::ids::{SessionKey, WorkerId};
-use crate::ledger::Disruption;
+use crate::ledger::{Disruption, OpenInterruption};
 use crate::outbox::{LostDispatch, LostRelease, OutboxEntry, WebhookEndpoint, alerts};
 use crate::store::{CasOutcome, Lease};
 use crate::worker::WorkerRecord;
@@ -112,8 +112,10 @@ impl Shared {
 
     /// A compare-and-set of a worker record carrying the entries of
     /// `events`, with the release of the `lost` dispatches, each carrying
-    /// its own event's entries under a key naming the dispatch, all in one
-    /// atomic step
+    /// its own event's entries under a key naming the dispatch and, when
+    /// its flag is set (a booked exam's student), opening its
+    /// `workerRestarted` interruption (closed into the ledger's entry by
+    /// the session's next placement), all in one atomic step
     /// ([`Outbox::put_worker_releasing_lost`](crate::outbox::Outbox::put_worker_releasing_lost)).
     /// The endpoints are read once, and only when there is an event for
     /// webhooks.
@@ -122,23 +124,26 @@ impl Shared {
         record: &WorkerRecord,
         expected: u64,
         events: &[&EventKind],
-        lost: &[(&Dispatch, EventKind)],
+        lost: &[(&Dispatch, EventKind, bool)],
     ) -> Result<LostRelease> {
         let webhook = |k: &EventKind| alerts::webhook_type(k).is_some();
-        let alerting = events.iter().any(|k| webhook(k)) || lost.iter().any(|(_, k)| webhook(k));
+        let alerting = events.iter().any(|k| webhook(k)) || lost.iter().any(|(_, k, _)| webhook(k));
         let endpoints = if alerting {
             self.store.webhooks().await?
         } else {
             Vec::new()
         };
         let record_events: Vec<_> = events.iter().map(|k| (*k, None)).collect();
+        let now = self.clock.now();
         let entries = self.entries_for(&endpoints, &record_events);
         let lost: Vec<LostDispatch> = lost
             .iter()
-            .map(|(d, kind)| LostDispatch {
+            .map(|(d, kind, opens)| LostDispatch {
                 key: d.key.clone(),
                 id: d.id,
                 entries: self.entries_for(&endpoints, &[(kind, alerts::observed_key(kind, d.id))]),
+                interruption: opens
+                    .then(|| OpenInterruption::restarted(d, record.boot_seen_at, now)),
             })
             .collect();
         self.store

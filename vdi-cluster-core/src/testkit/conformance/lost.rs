@@ -48,6 +48,7 @@ fn lost_as(key: &SessionKey, id: DispatchId, endpoint: &str) -> LostDispatch {
         key: key.clone(),
         id,
         entries: vec![entry(&format!("msg_{name}"), endpoint, &name, now())],
+        interruption: None,
     }
 }
 

@@ -45,6 +45,7 @@ mod exams;
 mod extensions;
 mod fixtures;
 mod freed_slots;
+mod interruptions;
 mod lease;
 mod ledger;
 mod lost;
@@ -106,6 +107,13 @@ pub use exams::{
 pub use extensions::concurrent_extensions_accept_exactly_what_fits;
 pub use freed_slots::{
     freed_slots_keep_invariant_a_under_concurrency, held_removals_keep_the_slot_and_others_free_it,
+};
+pub use interruptions::{
+    a_refused_student_is_placed_with_a_refused_entry,
+    a_restarted_workers_student_is_placed_with_its_entry,
+    a_restarts_release_opens_its_interruption_in_the_same_step,
+    a_wait_in_a_started_exams_waiting_room_is_an_entry,
+    open_interruptions_keep_the_first_and_close_only_themselves,
 };
 pub use lease::{
     lease_is_exclusive_and_fenced, renewal_keeps_the_fence,
@@ -213,6 +221,11 @@ macro_rules! conformance_tests {
             orphaned_dispatch_keeps_its_slot,
             ledger_entries_commit_with_their_confirmation,
             a_redispatch_and_its_ledger_entry_commit_together,
+            open_interruptions_keep_the_first_and_close_only_themselves,
+            a_restarts_release_opens_its_interruption_in_the_same_step,
+            a_refused_student_is_placed_with_a_refused_entry,
+            a_restarted_workers_student_is_placed_with_its_entry,
+            a_wait_in_a_started_exams_waiting_room_is_an_entry,
             scans_cover_every_dispatch,
             resumed_scans_cover_every_dispatch_once,
             a_pass_resumes_on_the_next_leader,

@@ -10,6 +10,8 @@ use super::StoreFactory;
 use super::fixtures::{now, put_new, reserved};
 use super::outbox::{endpoint, entry};
 use crate::credential::{IssuedSecret, WorkerCredential};
+use crate::ids::SessionKey;
+use crate::ledger::{Disruption, DisruptionKind};
 use crate::memory::MemoryStore;
 use crate::scale::{CapacityRequest, CapacityState};
 use crate::scheduled::{ActionKind, CLAIM_TTL, ScheduledAction};
@@ -27,8 +29,10 @@ const DAY: Duration = Duration::from_secs(86_400);
 /// a webhook endpoint with two undelivered entries, two audit entries,
 /// an active and an orphaned dispatch, and a reservation in flight
 /// (which an export leaves out), two capacity requests (one requested of
-/// the hook, one released), and three scheduled drains: one pending, one
-/// a leader claimed, one cancelled (which an export leaves out).
+/// the hook, one released), three scheduled drains: one pending, one
+/// a leader claimed, one cancelled (which an export leaves out), and three
+/// ledger entries (two of a booked exam's student, one of an exam no
+/// longer booked).
 pub async fn fill_every_part(store: &Arc<dyn Store>) {
     let t = now();
     put_new(store, &worker_record("w-1", 4, 0)).await;
@@ -102,6 +106,27 @@ pub async fn fill_every_part(store: &Arc<dyn Store>) {
     assert!(store.mark_orphaned(&orphaned, o.id, None).await.unwrap());
     reserved(store, &key("exam-1", "u-3"), &wid("w-2")).await;
     fill_scheduling(store).await;
+    let entry = |k: &SessionKey, kind, from: u64, cause: &str| {
+        Disruption::new(
+            k.clone(),
+            kind,
+            t.minus(Duration::from_secs(from)),
+            t.minus(Duration::from_secs(from - 30)),
+            vec![wid("w-2"), wid("w-1")],
+            cause,
+        )
+    };
+    let ledger = [
+        entry(&active, DisruptionKind::WorkerLost, 600, "dsp_1"),
+        entry(&active, DisruptionKind::Refused, 900, "refusal_1"),
+        entry(
+            &key("exam-0", "u-9"),
+            DisruptionKind::WaitingRoom,
+            7_200,
+            "queued_1",
+        ),
+    ];
+    assert_eq!(store.append_disruptions(&ledger).await.unwrap(), 3);
 }
 
 /// The capacity requests and scheduled drains of [`fill_every_part`].
@@ -167,8 +192,10 @@ fn assert_every_part(contents: &StoreContents) {
         contents.dispatches.len(),
         contents.capacity_requests.len(),
         contents.scheduled.len(),
+        contents.disruptions.len(),
     ];
-    assert_eq!(counts, [2, 2, 1, 1, 1, 2, 2, 2, 2, 2], "{contents:#?}");
+    assert_eq!(counts, [2, 2, 1, 1, 1, 2, 2, 2, 2, 2, 3], "{contents:#?}");
+    assert_eq!(contents.disruptions[0].key.exam_id.as_str(), "exam-0");
     assert_eq!(contents.capacity_requests[1].workers.len(), 2);
     let drains: Vec<&str> = contents.scheduled.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(drains, ["sa_claimed", "sa_pending"], "open ones, by id");
@@ -200,6 +227,7 @@ pub async fn store_contents_survive_export_and_import(factory: &impl StoreFactor
     assert_eq!(report.workers.skipped, 0);
     assert_eq!(report.capacity_requests.written, 2);
     assert_eq!(report.scheduled.written, 2);
+    assert_eq!(report.disruptions.written, 3);
     let other = factory.replica().await;
     assert_eq!(export(other.as_ref()).await.unwrap(), dumped);
     let w1 = other.worker(&wid("w-1")).await.unwrap().unwrap();
@@ -220,6 +248,13 @@ pub async fn store_contents_survive_export_and_import(factory: &impl StoreFactor
         0
     );
     assert_eq!(merged.dispatches.skipped, 2);
+    assert_eq!(
+        merged.disruptions,
+        Copied {
+            written: 0,
+            skipped: 3
+        }
+    );
     assert_eq!(
         (merged.capacity_requests, merged.scheduled),
         (

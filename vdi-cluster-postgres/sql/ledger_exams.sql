@@ -1,0 +1,2 @@
+-- Every exam with a ledger entry.
+SELECT DISTINCT exam_id FROM vdi.disruptions
