@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::hint::black_box;
 use std::sync::Arc;
 
-use criterion::{Bencher, BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Bencher, BenchmarkId, Criterion, criterion_group, criterion_main};
 use vdi_cluster_benches::fleet::{self, fleet_views, register_fleet};
 use vdi_cluster_core::capacity::{CapacityInput, CapacitySpec};
 use vdi_cluster_core::scheduler::{
@@ -167,13 +167,59 @@ fn ranking(c: &mut Criterion) {
             })
         },
     );
-    // Building the index from a fresh read of the fleet (every snapshot
-    // refresh): slow at 100,000 workers, so fewer samples.
+    // One worker's change applied to the index (its free slots move it in
+    // the policy order and its facets' orders), alternating between two
+    // counts; the view's copy is made outside the timing.
+    for n in [100usize, 1_000, 10_000, 100_000] {
+        let views = fleet_views(n, 20);
+        let before = views[n / 2].clone();
+        let mut after = before.clone();
+        after.available_sessions = (before.available_sessions + 7) % 21;
+        let mut index = RankIndex::new(views);
+        let mut k = 0u64;
+        group.bench_function(BenchmarkId::new("index-update-one", n), |b| {
+            b.iter_batched(
+                || {
+                    k += 1;
+                    if k.is_multiple_of(2) {
+                        before.clone()
+                    } else {
+                        after.clone()
+                    }
+                },
+                |view| index.upsert(view),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    // Building the index from a fresh read of the fleet (what a snapshot
+    // refresh did before), and refreshing a kept index from a read in which
+    // one worker changed (what it does now: every worker compared, one
+    // moved); the read's copy is made outside the timing. Slow at 100,000
+    // workers, so fewer samples.
     group.sample_size(10);
     for n in [100usize, 1_000, 10_000, 100_000] {
         let views = fleet_views(n, 20);
         group.bench_with_input(BenchmarkId::new("index-build", n), &views, |b, views| {
             b.iter(|| RankIndex::new(views.clone()))
+        });
+        let mut changed = views.clone();
+        changed[n / 2].available_sessions = (changed[n / 2].available_sessions + 7) % 21;
+        let mut index = RankIndex::new(views.clone());
+        let mut k = 0u64;
+        group.bench_function(BenchmarkId::new("index-refresh-one-changed", n), |b| {
+            b.iter_batched(
+                || {
+                    k += 1;
+                    if k.is_multiple_of(2) {
+                        views.clone()
+                    } else {
+                        changed.clone()
+                    }
+                },
+                |read| index.refresh(read),
+                BatchSize::LargeInput,
+            )
         });
     }
     group.finish();

@@ -5,7 +5,9 @@
 //! [`openapi`]), and the middleware.
 //!
 //! Middleware, outermost first: request id (`x-request-id`, generated when
-//! absent, echoed in the answer), a tracing span per request, panic catcher
+//! absent, echoed in the answer), a tracing span per request (its answer
+//! logged at debug: a formatted line per request at the default `info`
+//! cost more than the request's JWT check), panic catcher
 //! (a 500 with Aetherium's error body), request timeout (408), body limit (413),
 //! the operators' page's session cookie standing for its stored session's
 //! operator ([`cookie_credential`]), then per route the credential check.
@@ -111,7 +113,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(
                     TraceLayer::new_for_http()
                         .make_span_with(span)
-                        .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                        .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
                 )
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(CatchPanicLayer::custom(panicked))
