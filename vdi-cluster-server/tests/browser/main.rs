@@ -20,6 +20,7 @@ mod exam_day;
 mod freeze;
 mod harness;
 mod ledger;
+mod lost_time;
 mod network_policy;
 mod pages;
 mod proctor;
