@@ -4,13 +4,13 @@
 #
 # The worker runs it once per action, with (see `cargo doc`, module
 # vdi_cluster_node::provision):
-#   VDI_ACTION       allocate | release | prewarm | discard
+#   VDI_ACTION       allocate | release | prewarm | discard | check
 #   VDI_WORKER_CODE  this worker's code
 #   VDI_EXAM_ID      the exam;  VDI_USER_ID  the student (allocate, release)
 #   VDI_SESSION      release: the JSON this program printed for allocate
 #   VDI_MACHINE      allocate of a prewarmed machine, discard: the JSON it
 #                    printed for prewarm
-#   VDI_NETWORK_POLICY  prewarm, allocate: set when the desktop is
+#   VDI_NETWORK_POLICY  prewarm, allocate, check: set when the desktop is
 #                    restricted — by its exam's own policy (booked on the
 #                    calendar) or else the worker's EXAM_RESTRICT_INTERNET
 #                    and EXAM_ALLOWED_*: the policy
@@ -21,6 +21,11 @@
 # allocate and prewarm print one JSON object on standard output (allocate's
 # is handed to the exam application untouched); exit status 0 is success,
 # anything else fails the action with the end of standard error as reason.
+# check is an exam's rehearsal (docs/rehearsal.md): it starts one test
+# container of the exam, applies its network rules, stops it, and prints
+# {"image","imagePresent","startMs","checks":[{"name","ok","detail"}]}:
+# imagePresent false (exit 0) when the image is not pulled, a failed check
+# by name, a non-zero exit when the test container did not start.
 #
 # Adapt the image, ports and connection details to your exam environment.
 set -eu
@@ -117,6 +122,28 @@ case "$VDI_ACTION" in
       unrestrict "$warm"
       docker rm -f "$warm" >/dev/null 2>&1 || true
     fi
+    ;;
+  check)
+    if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
+      printf '{"image":%s,"imagePresent":false}\n' "$(json_string "$IMAGE")"
+      exit 0
+    fi
+    name=$(name_of "check-$VDI_EXAM_ID-$(date +%s%N)")
+    began=$(date +%s%3N)
+    start "$name"
+    started=$(date +%s%3N)
+    allow='{"name":"network-allow-list","ok":true}'
+    if [ -n "${VDI_NETWORK_POLICY:-}" ]; then
+      for addr in $(addresses "$name"); do
+        if ! "$VDI_CLUSTER" network-rules apply --address "$addr" >&2; then
+          allow='{"name":"network-allow-list","ok":false,"detail":"the rules could not be applied"}'
+        fi
+      done
+      unrestrict "$name"
+    fi
+    docker rm -f "$name" >/dev/null 2>&1 || true
+    printf '{"image":%s,"imagePresent":true,"startMs":%s,"checks":[%s]}\n' \
+      "$(json_string "$IMAGE")" "$((started - began))" "$allow"
     ;;
   *)
     echo "unknown VDI_ACTION: ${VDI_ACTION:-}" >&2

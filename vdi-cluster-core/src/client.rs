@@ -6,6 +6,10 @@
 //! tests use a mock or the simulated workers of the `testkit` feature. The
 //! orchestration applies the call timeout (`CLUSTER_API_TIMEOUT_MS`) itself.
 //!
+//! A rehearsal's check ([`WorkerClient::check`]) starts one test desktop
+//! of an exam through the worker's provisioner and answers what it found
+//! ([`CheckReport`]).
+//!
 //! An allocation or prewarm carries [`DesktopSettings`]: what the exam,
 //! as booked on the calendar, asks of the desktops it starts (its network
 //! policy, which the node agent applies over its own default).
@@ -17,6 +21,7 @@ use async_trait::async_trait;
 use crate::exam::Exam;
 use crate::ids::{ExamId, SessionKey};
 use crate::network::NetworkPolicy;
+use crate::rehearsal::CheckReport;
 use crate::worker::WorkerRecord;
 
 /// What an exam asks of the desktops a call starts, read from its booking
@@ -106,4 +111,21 @@ pub trait WorkerClient: Debug + Send + Sync + 'static {
         worker: &WorkerRecord,
         exam: &ExamId,
     ) -> Result<u32, WorkerCallError>;
+
+    /// A rehearsal's check: starts one test desktop of `exam` on `worker`
+    /// (set up as `settings` ask) through its provisioner, measures the
+    /// start, stops it, and answers what the provisioner found (the
+    /// image, its own checks). A client that cannot check refuses (501).
+    async fn check(
+        &self,
+        worker: &WorkerRecord,
+        exam: &ExamId,
+        settings: &DesktopSettings,
+    ) -> Result<CheckReport, WorkerCallError> {
+        let _ = (worker, exam, settings);
+        Err(WorkerCallError::Refused {
+            status: 501,
+            message: "this worker client cannot run a rehearsal's check".into(),
+        })
+    }
 }

@@ -256,6 +256,20 @@ pub enum EventKind {
         /// Students waiting when it was observed.
         waiting: u32,
     },
+    /// An exam's rehearsal (a whole run, or a worker's re-check) found
+    /// failing workers: the exam leaves them out until a re-check passes.
+    ExamRehearsalFailed {
+        /// The exam.
+        exam: ExamId,
+        /// The rehearsal's run.
+        run: u32,
+        /// Whether the report is go (the exam fits without them).
+        go: bool,
+        /// The failing workers' checks.
+        failing: Vec<crate::rehearsal::WorkerCheck>,
+        /// Students the exam could not place at its peak without them.
+        missing: u32,
+    },
     /// The store failed the leader's steps for a while and answers again:
     /// written on recovery (the outbox lives in that store), with the
     /// outage as the leader saw it.
@@ -336,6 +350,7 @@ impl EventKind {
             Self::ExamPrewarmBehind { .. } => "examPrewarmBehind",
             Self::QueuedSessionPlaced { .. } => "queuedSessionPlaced",
             Self::ExamQueueForming { .. } => "examQueueForming",
+            Self::ExamRehearsalFailed { .. } => "examRehearsalFailed",
             Self::BackendDegraded { .. } => "backendDegraded",
             Self::WebhookFailing { .. } => "webhookFailing",
             Self::CapacityRequested { .. } => "capacityRequested",
@@ -375,6 +390,7 @@ impl EventSink for LogSink {
             | EventKind::MigrationSuspended { .. }
             | EventKind::ExamAtRisk { .. }
             | EventKind::ExamPrewarmBehind { .. }
+            | EventKind::ExamRehearsalFailed { .. }
             | EventKind::BackendDegraded { .. }
             | EventKind::CapacityMissing { .. }
             | EventKind::WebhookFailing { .. } => {

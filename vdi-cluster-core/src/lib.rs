@@ -149,6 +149,7 @@ pub mod pacing;
 pub mod page;
 pub mod policy;
 pub mod reconcile;
+pub mod rehearsal;
 pub mod scale;
 pub mod scheduled;
 pub mod scheduler;

@@ -36,6 +36,7 @@ mod ledger;
 mod lost;
 mod outbox;
 mod permits;
+mod rehearsals;
 mod scheduled;
 mod waiting_room;
 
@@ -64,6 +65,7 @@ struct State {
     scheduled: scheduled::ScheduledState,
     permits: permits::PermitState,
     ledger: ledger::LedgerState,
+    rehearsals: BTreeMap<ExamId, crate::rehearsal::StoredRehearsal>,
 }
 
 impl State {

@@ -1,6 +1,7 @@
 //! The worker-side API (the exam platform's): `POST /api/vdi/cluster/allocate`,
 //! `/release` and `/prewarm`, and `DELETE /api/vdi/cluster/prewarm/:examId`
-//! (discard the exam's prewarmed machines), called by the control plane with the shared
+//! (discard the exam's prewarmed machines), `POST /api/vdi/cluster/check` (a
+//! rehearsal's test desktop, [`check`](crate::provision::check)), called by the control plane with the shared
 //! cluster token in `x-cluster-token`; `GET /api/vdi/cluster/status`, the
 //! node's own view ([`status`](crate::status), same token; 404 on a node
 //! API built without the heartbeat agent whose view it reports);
@@ -29,9 +30,10 @@ use vdi_cluster_core::{ExamId, SessionKey, ValidationError};
 
 use vdi_cluster_protocol::credentials::TokenHash;
 use vdi_cluster_protocol::{
-    AllocateRequest, AllocateResponse, CLUSTER_TOKEN_HEADER, PrewarmDiscardResponse,
-    PrewarmRequest, PrewarmResponse, ReleaseRequest, ReleaseResponse, WORKER_ALLOCATE_PATH,
-    WORKER_PREWARM_DISCARD_PATH, WORKER_PREWARM_PATH, WORKER_RELEASE_PATH, WORKER_STATUS_PATH,
+    AllocateRequest, AllocateResponse, CLUSTER_TOKEN_HEADER, CheckRequest, CheckResponse,
+    PrewarmDiscardResponse, PrewarmRequest, PrewarmResponse, ReleaseRequest, ReleaseResponse,
+    WORKER_ALLOCATE_PATH, WORKER_CHECK_PATH, WORKER_PREWARM_DISCARD_PATH, WORKER_PREWARM_PATH,
+    WORKER_RELEASE_PATH, WORKER_STATUS_PATH,
 };
 
 use vdi_cluster_protocol::node::desktop_settings;
@@ -158,6 +160,15 @@ impl WorkerApi {
         Ok(PrewarmDiscardResponse { discarded })
     }
 
+    /// A rehearsal's check of an exam: one test desktop, timed; what the
+    /// provisioner found is the answer, a desktop that did not start
+    /// included (the control plane judges it).
+    pub(crate) async fn check(&self, body: CheckRequest) -> Result<CheckResponse, HttpError> {
+        let exam = ExamId::parse("examId", body.exam_id)?;
+        let settings = desktop_settings(body.network_policy.as_ref())?;
+        Ok(self.node.check(&exam, &settings).await)
+    }
+
     /// The node's sessions, as they are now.
     pub(crate) fn sessions(&self) -> Vec<SessionView> {
         self.node.sessions()
@@ -194,6 +205,13 @@ async fn prewarm(
     JsonBody(body): JsonBody<PrewarmRequest>,
 ) -> Result<Json<PrewarmResponse>, HttpError> {
     api.prewarm(body).map(Json)
+}
+
+async fn check(
+    State(api): State<WorkerApi>,
+    JsonBody(body): JsonBody<CheckRequest>,
+) -> Result<Json<CheckResponse>, HttpError> {
+    api.check(body).await.map(Json)
 }
 
 async fn discard_prewarm(
@@ -234,6 +252,7 @@ pub fn router(api: WorkerApi) -> Router {
         .route(WORKER_RELEASE_PATH, post(release))
         .route(WORKER_PREWARM_PATH, post(prewarm))
         .route(WORKER_PREWARM_DISCARD_PATH, delete(discard_prewarm))
+        .route(WORKER_CHECK_PATH, post(check))
         .route(WORKER_STATUS_PATH, get(status_handler))
         .route_layer(middleware::from_fn_with_state(
             api.clone(),

@@ -158,12 +158,16 @@ fn build(config: &WorkerConfig, addr: SocketAddr, tls: &Tls) -> Result<RunningWo
         ProvisionerConfig::Simulated {
             start_latency,
             failure_rate,
-        } => Arc::new(SimulatedProvisioner::new(
-            config.code.clone(),
-            &addr.ip().to_string(),
-            *start_latency,
-            *failure_rate,
-        )),
+            check,
+        } => Arc::new(
+            SimulatedProvisioner::new(
+                config.code.clone(),
+                &addr.ip().to_string(),
+                *start_latency,
+                *failure_rate,
+            )
+            .with_check(*check),
+        ),
         ProvisionerConfig::Command { program, timeout } => Arc::new(CommandProvisioner::new(
             program.clone(),
             config.code.clone(),

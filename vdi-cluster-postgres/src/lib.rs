@@ -142,6 +142,7 @@ mod outbox;
 mod permits;
 mod primary;
 mod registry;
+mod rehearsals;
 mod scheduled;
 mod sql;
 #[cfg(feature = "testkit")]

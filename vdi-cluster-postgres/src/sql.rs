@@ -189,4 +189,10 @@ statements! {
     INSERT_CAPACITY_REQUEST = "insert_capacity_request.sql";
     /// Compare-and-set of a capacity request on its version.
     UPDATE_CAPACITY_REQUEST = "update_capacity_request.sql";
+    /// An exam's rehearsal with its version.
+    REHEARSAL = "rehearsal.sql";
+    /// Every rehearsal with its version.
+    REHEARSALS = "rehearsals.sql";
+    /// A rehearsal stored if absent, or compare-and-set on its version.
+    PUT_REHEARSAL = "put_rehearsal.sql";
 }

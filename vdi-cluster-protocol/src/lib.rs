@@ -64,6 +64,7 @@ pub mod ops;
 pub mod pacing;
 pub mod page;
 pub mod reconcile;
+pub mod rehearsal;
 pub mod scheduled;
 pub mod session_answers;
 pub mod session_end;

@@ -320,6 +320,12 @@ impl Keys {
         format!("{}:capacity:versions", self.prefix)
     }
 
+    /// `{p}:rehearsals` — hash, exam id → its rehearsal as
+    /// `"<version> <json>"`.
+    pub(crate) fn rehearsals(&self) -> String {
+        format!("{}:rehearsals", self.prefix)
+    }
+
     /// `{p}:scheduled` — hash, scheduled action id → `"<version> <json>"`.
     pub(crate) fn scheduled(&self) -> String {
         format!("{}:scheduled", self.prefix)

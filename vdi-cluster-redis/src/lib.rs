@@ -19,6 +19,7 @@ mod outbox;
 mod permits;
 mod recount;
 mod registry;
+mod rehearsals;
 mod scheduled;
 mod scripts;
 mod sentinel;

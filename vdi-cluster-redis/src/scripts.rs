@@ -96,6 +96,7 @@ scripts!(
     permit_read,
     ledger_append,
     ledger_close,
+    rehearsal_put,
 );
 
 /// The compare-and-reserve script exactly as the store runs it (prelude

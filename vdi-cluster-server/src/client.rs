@@ -2,12 +2,14 @@
 //!
 //! Calls `apiBaseUrl` + the exam platform's `/api/vdi/cluster/allocate|release|prewarm`
 //! (and `DELETE /api/vdi/cluster/prewarm/:examId` to discard an exam's
-//! prewarmed machines)
+//! prewarmed machines, `/api/vdi/cluster/check` for a rehearsal's check)
 //! with the cluster token in `x-cluster-token`, using the wire format of
 //! [`protocol`](vdi_cluster_protocol). An allocate or prewarm of an exam
 //! booked with a network policy carries it (`networkPolicy`). Core applies `CLUSTER_API_TIMEOUT_MS` to
 //! every call; the client uses the same figure as its own limit so that no
-//! connection outlives it. Failures map to [`WorkerCallError`]:
+//! connection outlives it — except a rehearsal's check, which starts and
+//! stops a desktop and is bounded by core's `--rehearsal-timeout-sec`
+//! (the client's own limit for it is [`MAX_CHECK_CALL`]). Failures map to [`WorkerCallError`]:
 //!
 //! | what happened | error |
 //! |---|---|
@@ -28,16 +30,21 @@ use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use vdi_cluster_core::rehearsal::CheckReport;
 use vdi_cluster_core::{
     DesktopSettings, ExamId, SessionKey, WorkerCallError, WorkerClient, WorkerRecord,
 };
 use vdi_cluster_node::tls::Tls;
 
 use vdi_cluster_protocol::{
-    AllocateRequest, AllocateResponse, CLUSTER_TOKEN_HEADER, ErrorBody, PrewarmDiscardResponse,
-    PrewarmRequest, PrewarmResponse, ReleaseRequest, WORKER_ALLOCATE_PATH, WORKER_PREWARM_PATH,
-    WORKER_RELEASE_PATH,
+    AllocateRequest, AllocateResponse, CLUSTER_TOKEN_HEADER, CheckRequest, CheckResponse,
+    ErrorBody, PrewarmDiscardResponse, PrewarmRequest, PrewarmResponse, ReleaseRequest,
+    WORKER_ALLOCATE_PATH, WORKER_CHECK_PATH, WORKER_PREWARM_PATH, WORKER_RELEASE_PATH,
 };
+
+/// The client's own limit on a rehearsal's check (core's timeout, shorter,
+/// applies first).
+pub const MAX_CHECK_CALL: Duration = Duration::from_secs(3_600);
 
 /// Largest answer read from a worker.
 pub const MAX_ANSWER_BYTES: usize = 256 * 1024;
@@ -105,15 +112,24 @@ impl HttpWorkerClient {
         path: &str,
         body: &B,
     ) -> Result<(StatusCode, Vec<u8>), WorkerCallError> {
+        let request = self.post(worker, path, body)?;
+        self.send(request).await
+    }
+
+    fn post<B: Serialize>(
+        &self,
+        worker: &WorkerRecord,
+        path: &str,
+        body: &B,
+    ) -> Result<reqwest::RequestBuilder, WorkerCallError> {
         let base = base_url(worker)?;
         let payload = serde_json::to_vec(body)
             .map_err(|e| WorkerCallError::BadAnswer(format!("cannot encode the request: {e}")))?;
-        let request = self
+        Ok(self
             .http
             .post(format!("{base}{path}"))
             .header(CONTENT_TYPE, "application/json")
-            .body(payload);
-        self.send(request).await
+            .body(payload))
     }
 
     /// `DELETE` on `path` followed by `segment` as one percent-encoded
@@ -250,5 +266,23 @@ impl WorkerClient for HttpWorkerClient {
             .await?;
         let answer: PrewarmDiscardResponse = decode(status, &bytes)?;
         Ok(answer.discarded)
+    }
+
+    async fn check(
+        &self,
+        worker: &WorkerRecord,
+        exam: &ExamId,
+        settings: &DesktopSettings,
+    ) -> Result<CheckReport, WorkerCallError> {
+        let request = self
+            .post(
+                worker,
+                WORKER_CHECK_PATH,
+                &CheckRequest::new(exam, settings),
+            )?
+            .timeout(MAX_CHECK_CALL);
+        let (status, bytes) = self.send(request).await?;
+        let answer: CheckResponse = decode(status, &bytes)?;
+        Ok(CheckReport::from(answer))
     }
 }

@@ -180,6 +180,7 @@ fn worker_config(
         provisioner: ProvisionerConfig::Simulated {
             start_latency: Duration::from_millis(args.sim_start_latency_ms),
             failure_rate: 0.0,
+            check: Default::default(),
         },
         network_policy: Default::default(),
         // The workers share this host: its load says nothing about them.

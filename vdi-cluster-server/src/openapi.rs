@@ -28,7 +28,7 @@ use vdi_cluster_protocol::join::{
     CreateJoinToken, CreatedJoinToken, CredentialReset, InstallScriptRequest, JoinTokenJson,
     JoinTokenList,
 };
-use vdi_cluster_protocol::node::NetworkPolicyJson;
+use vdi_cluster_protocol::node::{NetworkPolicyJson, ProvisionerCheckJson};
 use vdi_cluster_protocol::ops::HealthJson;
 use vdi_cluster_protocol::page::PageJson;
 use vdi_cluster_protocol::reconcile::{
@@ -59,8 +59,8 @@ use vdi_cluster_core::worker::{MAX_TAG_LEN, MAX_TAGS};
 use crate::auth::Access;
 use crate::routes::{
     HttpMethod, admin, aetherium, capacity, cluster, credentials, exams, heartbeat, install, join,
-    ledger, maintenance, ops, route_table, scheduled, session_end, sessions, signin, starts,
-    waiting_room, webhooks, workers,
+    ledger, maintenance, ops, rehearsal, route_table, scheduled, session_end, sessions, signin,
+    starts, waiting_room, webhooks, workers,
 };
 use vdi_cluster_protocol::aetherium::{AetheriumWorkerJson, AetheriumWorkerList, VmJson, VmList};
 use vdi_cluster_protocol::capacity::{CapacityRequestJson, CapacityRequestList};
@@ -71,6 +71,7 @@ use vdi_cluster_protocol::ledger::{
 use vdi_cluster_protocol::maintenance::{
     FreezeRefusedJson, FrozenExamJson, MaintenanceWindowJson, MaintenanceWindowsJson,
 };
+use vdi_cluster_protocol::rehearsal::{RehearsalJson, WorkerCheckJson};
 use vdi_cluster_protocol::scheduled::{
     ScheduleDrainRequest, ScheduledDrainJson, ScheduledDrainsJson, WindowChoice,
 };
@@ -105,6 +106,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         sessions::allocate, sessions::get, session_end::patch, sessions::release, sessions::prewarm,
         exams::book, exams::calendar, exams::detail, exams::patch, exams::cancel,
         waiting_room::queue, starts::worker, starts::exam, ledger::exam_disruptions, capacity::list,
+        rehearsal::run, rehearsal::report, rehearsal::recheck,
         cluster::stats, cluster::distribution, cluster::audit, cluster::events,
         aetherium::vms, aetherium::vm, aetherium::workers, aetherium::worker,
         webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries,
@@ -128,6 +130,7 @@ pub const JOIN_TOKEN_SCHEME: &str = "joinToken";
         CreateWebhook, CreatedWebhook, WebhookJson, WebhookList, DeliveryJson, DeliveryList,
         AttemptJson, WebhookPayload,
         FreezeRefusedJson, FrozenExamJson, MaintenanceWindowsJson, MaintenanceWindowJson,
+        RehearsalJson, WorkerCheckJson, ProvisionerCheckJson,
         CapacityRequestList, CapacityRequestJson,
         ScheduleDrainRequest, ScheduledDrainJson, ScheduledDrainsJson, WindowChoice,
         VmJson, VmList, AetheriumWorkerJson, AetheriumWorkerList,

@@ -24,6 +24,7 @@
 //! | `exam.prewarm_ready` | a booked exam's prewarmed machines reached its target; once |
 //! | `exam.prewarm_behind` | a booked exam started with fewer machines ready than its target; once, at its start |
 //! | `exam.queue_forming` | an exam's waiting room reached `queue_alert_at` students (the first, by default); once until it empties |
+//! | `exam.rehearsal_failed` | an exam's rehearsal (a whole run, or a worker's re-check) found failing workers: which and why, whether the exam still fits without them (go or no-go) and how many students it would miss; written with the rehearsal's record |
 //! | `capacity.requested` | the scale hook confirmed a capacity request for exams that would be short (the request, its slots, exams, workers and deadline) |
 //! | `capacity.missing` | a capacity request's deadline passed before its workers joined; once per request |
 //! | `backend.degraded` | the store failed the leader's steps and answers again: written on recovery, with the outage's start, end and failed steps (nothing can be written to an outbox in a store that is down) |
@@ -58,6 +59,7 @@ pub const WEBHOOK_TYPES: &[&str] = &[
     "exam.prewarm_ready",
     "exam.prewarm_behind",
     "exam.queue_forming",
+    "exam.rehearsal_failed",
     "capacity.requested",
     "capacity.missing",
     "backend.degraded",
@@ -99,6 +101,7 @@ pub fn webhook_type(kind: &EventKind) -> Option<&'static str> {
         EventKind::ExamPrewarmReady { .. } => "exam.prewarm_ready",
         EventKind::ExamPrewarmBehind { .. } => "exam.prewarm_behind",
         EventKind::ExamQueueForming { .. } => "exam.queue_forming",
+        EventKind::ExamRehearsalFailed { .. } => "exam.rehearsal_failed",
         EventKind::CapacityRequested { .. } => "capacity.requested",
         EventKind::CapacityMissing { .. } => "capacity.missing",
         EventKind::BackendDegraded { .. } => "backend.degraded",
@@ -163,7 +166,8 @@ pub fn observed_key(kind: &EventKind, episode: impl std::fmt::Display) -> Option
         | EventKind::ExamFitsAgain { exam }
         | EventKind::ExamPrewarmReady { exam, .. }
         | EventKind::ExamPrewarmBehind { exam, .. }
-        | EventKind::ExamQueueForming { exam, .. } => exam.to_string(),
+        | EventKind::ExamQueueForming { exam, .. }
+        | EventKind::ExamRehearsalFailed { exam, .. } => exam.to_string(),
         EventKind::WebhookFailing { endpoint, .. } => endpoint.clone(),
         EventKind::CapacityRequested { request, .. }
         | EventKind::CapacityMissing { request, .. } => request.clone(),

@@ -141,6 +141,34 @@ pub struct ServiceConfig {
     /// entry in the student's ledger (30 s; the server's
     /// `--slow-start-sec`; zero: never).
     pub slow_start: Duration,
+    /// Rehearsals before exams: see [`RehearsalConfig`].
+    pub rehearsal: RehearsalConfig,
+}
+
+/// Rehearsals ([`crate::rehearsal`]): one test desktop per eligible worker
+/// before an exam.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RehearsalConfig {
+    /// How long before a booked exam's prewarm lead begins the leader
+    /// runs its rehearsal by itself, once (`None`, the default: only when
+    /// an operator asks; the server's `--rehearsal-lead-sec`).
+    pub lead: Option<Duration>,
+    /// A test desktop that takes longer than this to start makes its
+    /// worker `slow` (60 s; the server's `--rehearsal-slow-sec`).
+    pub slow_start: Duration,
+    /// How long one worker's check may take, the test desktop's start and
+    /// stop together (180 s; the server's `--rehearsal-timeout-sec`).
+    pub check_timeout: Duration,
+}
+
+impl Default for RehearsalConfig {
+    fn default() -> Self {
+        Self {
+            lead: None,
+            slow_start: crate::rehearsal::DEFAULT_SLOW_START,
+            check_timeout: Duration::from_secs(180),
+        }
+    }
 }
 
 /// Paced starts ([`crate::pacing`]): every start of a desktop takes a
@@ -223,6 +251,7 @@ impl Default for ServiceConfig {
             pacing: PacingConfig::default(),
             disruption_alert: Duration::from_secs(60),
             slow_start: Duration::from_secs(30),
+            rehearsal: RehearsalConfig::default(),
         }
     }
 }

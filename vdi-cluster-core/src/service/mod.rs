@@ -55,11 +55,12 @@ mod shared;
 use std::sync::Arc;
 
 pub use crate::reconcile::{ExamMigration, FailurePolicy, PolicyChange, ReconcileReport};
-pub use config::{PacingConfig, ServiceConfig};
+pub use config::{PacingConfig, RehearsalConfig, ServiceConfig};
 pub use exams::{
     Booking, EXPIRY_LOOKBACK, EndChange, EndChanged, ExamFigures, ExamStarts, ExamStatus, Exams,
     ExpiryTick, LostFigures, MAX_PREWARM_REQUEST, PROMOTIONS_PER_TICK, PrewarmFailure,
-    PrewarmReport, QueueFigures, QueueTick, QueueView, SessionEnd, SessionLedger, WaitingStudent,
+    PrewarmReport, QueueFigures, QueueTick, QueueView, RehearsalReport, SessionEnd, SessionLedger,
+    WaitingStudent,
 };
 pub use fleet::{
     AdminOutcome, AssignedJoin, DEFAULT_MAINTENANCE_RANGE, DrainAt, DrainInfo, Fleet, FleetRepair,

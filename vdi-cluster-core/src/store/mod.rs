@@ -109,6 +109,7 @@ pub use crate::ledger::DisruptionLedger;
 pub use crate::outbox::{LostDispatch, LostRelease, Outbox};
 pub use crate::pacing::StartPermits;
 pub use crate::reconcile::{Counter, Drift};
+pub use crate::rehearsal::Rehearsals;
 pub use crate::scale::{CapacityRequests, StoredCapacityRequest};
 pub use crate::scheduled::{ScheduledActions, ScheduledSnapshot};
 pub use crate::scheduler::ExamPlacement;
@@ -423,7 +424,7 @@ pub trait AuditLog: Debug + Send + Sync + 'static {
 }
 
 /// Everything a backend provides. Implemented for every type that
-/// implements the twelve traits.
+/// implements the thirteen traits.
 pub trait Store:
     Registry
     + DispatchStore
@@ -437,6 +438,7 @@ pub trait Store:
     + ScheduledActions
     + StartPermits
     + DisruptionLedger
+    + Rehearsals
 {
 }
 
@@ -453,6 +455,7 @@ impl<T> Store for T where
         + ScheduledActions
         + StartPermits
         + DisruptionLedger
+        + Rehearsals
 {
 }
 

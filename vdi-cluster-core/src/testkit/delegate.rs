@@ -192,6 +192,12 @@ macro_rules! delegate_store {
                     -> Vec<$crate::ledger::OpenInterruption>;
                 fn close_interruption(open: &$crate::ledger::OpenInterruption) -> bool;
             }
+            $crate::rehearsal::Rehearsals {
+                fn rehearsal(exam: &$crate::ExamId) -> Option<$crate::rehearsal::StoredRehearsal>;
+                fn rehearsals() -> Vec<$crate::rehearsal::StoredRehearsal>;
+                fn put_rehearsal(rehearsal: &$crate::rehearsal::Rehearsal, expected: u64,
+                                 entries: &[$crate::outbox::OutboxEntry]) -> bool;
+            }
         }
     };
     (@impl ($wrapper:ty, $inner:ident, $around:ident)
@@ -202,6 +208,7 @@ macro_rules! delegate_store {
             use $crate::{
                 calendar::ExamStore as _, ledger::DisruptionLedger as _, outbox::Outbox as _,
                 scheduled::ScheduledActions as _, pacing::StartPermits as _,
+                rehearsal::Rehearsals as _,
                 store::AuditLog as _,
                 store::Credentials as _, store::DispatchStore as _, store::LeaderLease as _,
                 store::Registry as _, waiting_room::WaitingRoom as _, scale::CapacityRequests as _,

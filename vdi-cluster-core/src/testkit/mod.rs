@@ -17,7 +17,7 @@ pub use fixtures::{
 };
 pub use local::{free_port, private_dir};
 pub use scale_hook::ScriptedScaleHook;
-pub use sim::{Behaviour, SimulatedWorkers};
+pub use sim::{Behaviour, CheckBehaviour, SimulatedWorkers};
 
 use crate::capacity::{CapacityInput, CapacitySpec};
 use crate::health::{HeartbeatStamp, ResourceUsage};

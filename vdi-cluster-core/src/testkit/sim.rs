@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use crate::client::{DesktopSettings, WorkerCallError, WorkerClient};
 use crate::ids::{ExamId, SessionKey, WorkerId};
+use crate::rehearsal::{CheckReport, ProvisionerCheck};
 use crate::worker::{ExamPool, PoolReport, WorkerRecord};
 
 /// How a simulated worker answers.
@@ -27,8 +28,58 @@ pub enum Behaviour {
     LostAnswers,
 }
 
+/// How a simulated worker answers a rehearsal's check (when its
+/// [`Behaviour`] lets it answer at all).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CheckBehaviour {
+    /// The test desktop starts in 10 ms, the image is there.
+    #[default]
+    Passes,
+    /// The test desktop starts in this many milliseconds.
+    StartsIn(u32),
+    /// The test desktop does not start, for this reason.
+    Fails(String),
+    /// The exam's image is not on the worker.
+    ImageMissing,
+    /// The provisioner's check of this name fails.
+    CheckFails(String),
+}
+
+impl CheckBehaviour {
+    fn report(&self) -> CheckReport {
+        let mut report = CheckReport {
+            started: true,
+            start_ms: 10,
+            image_present: Some(true),
+            image: Some("sim-image".into()),
+            checks: Vec::new(),
+            error: None,
+        };
+        match self {
+            Self::Passes => {}
+            Self::StartsIn(ms) => report.start_ms = *ms,
+            Self::Fails(why) => {
+                report.started = false;
+                report.error = Some(why.clone());
+            }
+            Self::ImageMissing => {
+                report.started = false;
+                report.image_present = Some(false);
+            }
+            Self::CheckFails(name) => report.checks.push(ProvisionerCheck {
+                name: name.clone(),
+                ok: false,
+                detail: Some("simulated".into()),
+            }),
+        }
+        report
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
+    checks: HashMap<WorkerId, CheckBehaviour>,
+    check_calls: Vec<(WorkerId, ExamId)>,
     sessions: HashMap<WorkerId, BTreeSet<SessionKey>>,
     prewarmed: BTreeMap<(WorkerId, ExamId), u32>,
     behaviour: HashMap<WorkerId, Behaviour>,
@@ -60,6 +111,16 @@ impl SimulatedWorkers {
     /// Sets how `worker` answers from now on.
     pub fn set_behaviour(&self, worker: &WorkerId, behaviour: Behaviour) {
         self.lock().behaviour.insert(worker.clone(), behaviour);
+    }
+
+    /// Sets how `worker` answers a rehearsal's check from now on.
+    pub fn set_check(&self, worker: &WorkerId, check: CheckBehaviour) {
+        self.lock().checks.insert(worker.clone(), check);
+    }
+
+    /// The checks asked so far, in order.
+    pub fn check_calls(&self) -> Vec<(WorkerId, ExamId)> {
+        self.lock().check_calls.clone()
     }
 
     /// Kills `worker`: its sessions vanish and it refuses every call.
@@ -222,5 +283,21 @@ impl WorkerClient for SimulatedWorkers {
             .prewarmed
             .remove(&(worker.id.clone(), exam.clone()))
             .unwrap_or(0))
+    }
+
+    async fn check(
+        &self,
+        worker: &WorkerRecord,
+        exam: &ExamId,
+        _settings: &DesktopSettings,
+    ) -> Result<CheckReport, WorkerCallError> {
+        self.behave(&worker.id).await?;
+        let mut s = self.lock();
+        s.check_calls.push((worker.id.clone(), exam.clone()));
+        Ok(s.checks
+            .get(&worker.id)
+            .cloned()
+            .unwrap_or_default()
+            .report())
     }
 }

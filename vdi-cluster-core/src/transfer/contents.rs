@@ -6,6 +6,7 @@ use crate::exam::Exam;
 use crate::ids::WorkerId;
 use crate::ledger::Disruption;
 use crate::outbox::{OutboxEntry, WebhookEndpoint};
+use crate::rehearsal::Rehearsal;
 use crate::scale::CapacityRequest;
 use crate::scheduled::ScheduledAction;
 use crate::store::{AuditEntry, JoinToken};
@@ -41,6 +42,8 @@ pub struct StoreContents {
     pub scheduled: Vec<ScheduledAction>,
     /// The disruption ledger's entries, by session and id.
     pub disruptions: Vec<Disruption>,
+    /// Exams' rehearsals (each worker's last check), by exam.
+    pub rehearsals: Vec<Rehearsal>,
 }
 
 impl StoreContents {
@@ -58,5 +61,6 @@ impl StoreContents {
         self.scheduled.sort_by(|a, b| a.id.cmp(&b.id));
         self.disruptions
             .sort_by(|a, b| (&a.key, &a.id).cmp(&(&b.key, &b.id)));
+        self.rehearsals.sort_by(|a, b| a.exam_id.cmp(&b.exam_id));
     }
 }

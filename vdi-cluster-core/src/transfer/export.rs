@@ -46,6 +46,12 @@ pub async fn export(store: &dyn Store) -> Result<StoreContents> {
             .into_iter()
             .map(|s| s.action)
             .collect(),
+        rehearsals: store
+            .rehearsals()
+            .await?
+            .into_iter()
+            .map(|s| s.rehearsal)
+            .collect(),
         ..StoreContents::default()
     };
     for endpoint in &contents.webhooks {

@@ -78,6 +78,8 @@ pub struct ImportReport {
     pub scheduled: Copied,
     /// The disruption ledger's entries.
     pub disruptions: Copied,
+    /// Exams' rehearsals.
+    pub rehearsals: Copied,
 }
 
 impl fmt::Display for ImportReport {
@@ -94,6 +96,7 @@ impl fmt::Display for ImportReport {
             ("capacity requests", self.capacity_requests),
             ("scheduled drains", self.scheduled),
             ("ledger entries", self.disruptions),
+            ("rehearsals", self.rehearsals),
         ];
         for (name, copied) in parts {
             writeln!(f, "{name}: {copied}")?;
@@ -125,7 +128,7 @@ pub enum ImportError {
 /// The first part of `store`'s contents that is not empty (`workers`,
 /// `worker credentials`, `join tokens`, `exams`, `webhooks`, `audit
 /// entries`, `dispatches`, `capacity requests`, `scheduled drains`,
-/// `ledger entries`), or
+/// `ledger entries`, `rehearsals`), or
 /// `None` for a store that holds nothing of what an import writes.
 pub async fn holds_anything(store: &dyn Store) -> Result<Option<&'static str>> {
     let found = if !store.workers().await?.is_empty() {
@@ -148,6 +151,8 @@ pub async fn holds_anything(store: &dyn Store) -> Result<Option<&'static str>> {
         Some("scheduled drains")
     } else if !store.ledger_exams().await?.is_empty() {
         Some("ledger entries")
+    } else if !store.rehearsals().await?.is_empty() {
+        Some("rehearsals")
     } else {
         None
     };
@@ -227,6 +232,10 @@ pub async fn import(
         written: new,
         skipped: total.saturating_sub(new),
     };
+    for rehearsal in &contents.rehearsals {
+        let written = store.put_rehearsal(rehearsal, 0, &[]).await?;
+        report.rehearsals.count(written);
+    }
     Ok(report)
 }
 

@@ -23,6 +23,7 @@
 //! | the scale hook's capacity requests (every state) | [`CapacityRequests::capacity_requests`] | [`CapacityRequests::insert_capacity_request`] (insert if absent, at version 1) |
 //! | open scheduled drains (pending, or claimed) | [`ScheduledActions::open_scheduled`] | [`ScheduledActions::put_scheduled`] (insert only) |
 //! | the disruption ledger's entries | [`DisruptionLedger::ledger_exams`], [`DisruptionLedger::exam_disruptions`] | [`DisruptionLedger::append_disruptions`] (an entry already stored under its session and id is skipped) |
+//! | exams' rehearsals (each worker's last check) | [`Rehearsals::rehearsals`] | [`Rehearsals::put_rehearsal`] (insert if absent, at version 1) |
 //!
 //! Not copied, because the cluster rebuilds it: reservations in flight
 //! (the source reclaims them; a session that did start is adopted from
@@ -67,6 +68,8 @@
 //! [`DisruptionLedger::ledger_exams`]: crate::ledger::DisruptionLedger::ledger_exams
 //! [`DisruptionLedger::exam_disruptions`]: crate::ledger::DisruptionLedger::exam_disruptions
 //! [`DisruptionLedger::append_disruptions`]: crate::ledger::DisruptionLedger::append_disruptions
+//! [`Rehearsals::rehearsals`]: crate::rehearsal::Rehearsals::rehearsals
+//! [`Rehearsals::put_rehearsal`]: crate::rehearsal::Rehearsals::put_rehearsal
 
 mod contents;
 mod export;

@@ -44,7 +44,9 @@ impl StoreContents {
     /// every exam and webhook URL as the API would accept it, every
     /// worker's description valid, every capacity request for an exam,
     /// every scheduled drain open (a finished one is never copied) and
-    /// named, every ledger entry once, under its own id. Errors name the item and field (`dispatches[3].worker`), in
+    /// named, every ledger entry once, under its own id, every rehearsal of
+    /// an exam of the dump. Errors name the item and field
+    /// (`dispatches[3].worker`), in
     /// the dump's camelCase spelling.
     pub fn validate(&self) -> Result<(), ValidationError> {
         unique("workers", "id", &self.workers, |w| w.id.clone())?;
@@ -125,7 +127,8 @@ impl StoreContents {
         Ok(())
     }
 
-    /// The capacity requests and scheduled drains (see [`validate`](Self::validate)).
+    /// The capacity requests, scheduled drains and rehearsals (see
+    /// [`validate`](Self::validate)).
     fn validate_scheduling(&self) -> Result<(), ValidationError> {
         unique("capacityRequests", "id", &self.capacity_requests, |r| {
             r.id.clone()
@@ -159,6 +162,17 @@ impl StoreContents {
                         "a {} action is never copied: only pending or firing ones",
                         action.state.name()
                     ),
+                ));
+            }
+        }
+        unique("rehearsals", "examId", &self.rehearsals, |r| {
+            r.exam_id.to_string()
+        })?;
+        for (i, rehearsal) in self.rehearsals.iter().enumerate() {
+            if !self.exams.iter().any(|e| e.id == rehearsal.exam_id) {
+                return Err(ValidationError::new(
+                    format!("rehearsals[{i}].examId"),
+                    format!("exam {} is not in the dump", rehearsal.exam_id),
                 ));
             }
         }

@@ -186,8 +186,9 @@ pub struct WorkerArgs {
     #[arg(long, env = "VDI_PROVISIONER", value_enum, value_name = "KIND")]
     pub provisioner: Option<ProvisionerKind>,
 
-    /// Program run for allocate, release, prewarm and discard (see the
-    /// worker docs for its environment and output).
+    /// Program run for allocate, release, prewarm, discard and a
+    /// rehearsal's check (see the worker docs for its environment and
+    /// output).
     #[arg(long, env = "VDI_PROVISION_COMMAND", value_name = "PATH")]
     pub provision_command: Option<PathBuf>,
 
@@ -215,6 +216,20 @@ pub struct WorkerArgs {
         value_name = "RATE"
     )]
     pub sim_failure_rate: f64,
+
+    /// Simulated provisioning: how a rehearsal's check answers — `ok`,
+    /// `fail` (the test desktop does not start), `slow` (it starts
+    /// `--sim-check-slow-ms` late), `image-missing`, or `allow-list-fails`
+    /// (the network allow-list check fails).
+    #[arg(long, env = "VDI_SIM_CHECK", default_value = "ok", value_name = "ANSWER",
+          value_parser = ["ok", "fail", "slow", "image-missing", "allow-list-fails"])]
+    pub sim_check: String,
+
+    /// Simulated provisioning: how much longer than a start a `slow`
+    /// check takes, milliseconds.
+    #[arg(long, env = "VDI_SIM_CHECK_SLOW_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(0..=600_000), value_name = "MS")]
+    pub sim_check_slow_ms: u64,
 
     /// Report the host's CPU, memory and disk usage in heartbeats (the
     /// control plane marks a worker unhealthy above SkyPanelV2's thresholds).

@@ -34,9 +34,11 @@ use tokio::sync::watch;
 use vdi_cluster_core::network::{NetworkPolicy, PolicySource, effective_policy};
 use vdi_cluster_core::worker::PoolReport;
 use vdi_cluster_core::{DesktopSettings, ExamId, SessionKey, WorkerId};
+use vdi_cluster_protocol::node::CheckResponse;
 
 use crate::admin::AdminView;
 use crate::pool::PrewarmPool;
+use crate::provision::check::run_check;
 use crate::provision::{Machine, ProvisionError, Provisioner};
 
 mod view;
@@ -176,6 +178,13 @@ impl WorkerNode {
     /// The provisioner's kind.
     pub fn provisioner_kind(&self) -> &'static str {
         self.provisioner.kind()
+    }
+
+    /// A rehearsal's check of `exam` under `settings` (the desktop's
+    /// policy chosen as for a session's), through the provisioner.
+    pub async fn check(&self, exam: &ExamId, settings: &DesktopSettings) -> CheckResponse {
+        let (policy, _) = self.policy_for(settings);
+        run_check(self.provisioner.as_ref(), exam, &policy).await
     }
 
     /// The admin state last told by the control plane (`None`: not yet).

@@ -195,6 +195,14 @@ impl Provisioner for Recording {
     async fn discard(&self, _: &ExamId, _: &Machine) -> Result<(), ProvisionError> {
         Ok(())
     }
+    async fn check(
+        &self,
+        _: &ExamId,
+        policy: &NetworkPolicy,
+    ) -> Result<vdi_cluster_protocol::node::CheckAnswer, ProvisionError> {
+        self.0.lock().unwrap().push(("check", policy.clone()));
+        Ok(Default::default())
+    }
 }
 
 #[tokio::test]
@@ -220,7 +228,9 @@ async fn an_exams_policy_replaces_the_nodes_and_its_strict_flag_is_a_floor() {
     n.allocate(&key("e", "booked"), &exam).await.unwrap();
     n.allocate(&key("e", "plain"), &none()).await.unwrap();
     assert_eq!(n.prewarm(&key("e", "x").exam_id, 1, &exam).unwrap(), 1);
-    settle(|| recording.0.lock().unwrap().len() == 3).await;
+    let checked = n.check(&key("e", "x").exam_id, &exam).await;
+    assert!(checked.started, "{checked:?}");
+    settle(|| recording.0.lock().unwrap().len() == 4).await;
 
     let handed = recording.0.lock().unwrap().clone();
     let applied = NetworkPolicy {
@@ -232,7 +242,11 @@ async fn an_exams_policy_replaces_the_nodes_and_its_strict_flag_is_a_floor() {
         "{handed:?}"
     );
     assert!(handed.contains(&("allocate", default)), "{handed:?}");
-    assert!(handed.contains(&("prewarm", applied)), "{handed:?}");
+    assert!(handed.contains(&("prewarm", applied.clone())), "{handed:?}");
+    assert!(
+        handed.contains(&("check", applied)),
+        "a rehearsal's desktop too: {handed:?}"
+    );
     let sources: Vec<(String, &str)> = n
         .sessions()
         .iter()

@@ -9,13 +9,14 @@
 //!  "workerCredentials": [{"worker": "w-1", "credential": {…}}],
 //!  "joinTokens": [], "exams": [], "webhooks": [], "outbox": [],
 //!  "audit": [], "dispatches": [], "capacityRequests": [],
-//!  "scheduledDrains": [], "disruptions": []}
+//!  "scheduledDrains": [], "disruptions": [], "rehearsals": []}
 //! ```
 //!
 //! Format 2 added `capacityRequests` and `scheduledDrains`, format 3 the
-//! disruption ledger's entries (`disruptions`); a dump of an older format
-//! (which has none of the later parts) is still read, as a dump of format
-//! 3 whose later parts are empty.
+//! disruption ledger's entries (`disruptions`), format 4 the exams'
+//! rehearsals (`rehearsals`); a dump of an older format (which has none of
+//! the later parts) is still read, as a dump of format 4 whose later parts
+//! are empty.
 //!
 //! This module owns the envelope: the [`FORMAT_VERSION`], the parts'
 //! names, and how a dump is read ([`StoreDump::parse`]: the version first,
@@ -31,6 +32,7 @@ use vdi_cluster_core::dispatch::Dispatch;
 use vdi_cluster_core::exam::Exam;
 use vdi_cluster_core::ledger::Disruption;
 use vdi_cluster_core::outbox::{OutboxEntry, WebhookEndpoint};
+use vdi_cluster_core::rehearsal::Rehearsal;
 use vdi_cluster_core::scale::CapacityRequest;
 use vdi_cluster_core::scheduled::ScheduledAction;
 use vdi_cluster_core::store::{AuditEntry, JoinToken};
@@ -41,18 +43,20 @@ use vdi_cluster_core::{Timestamp, ValidationError, WorkerId};
 use crate::decode::parse_json;
 
 /// The dump format this build writes.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// The dump formats this build reads: format 1 lacks the parts format 2
 /// added (`capacityRequests`, `scheduledDrains`), and formats 1 and 2 the
-/// part format 3 added (`disruptions`).
-pub const READS_FORMATS: [u32; 3] = [1, 2, FORMAT_VERSION];
+/// part format 3 added (`disruptions`), and formats 1 to 3 the part
+/// format 4 added (`rehearsals`).
+pub const READS_FORMATS: [u32; 4] = [1, 2, 3, FORMAT_VERSION];
 
 /// The parts each format added after the first, by format.
-const ADDED_IN: [(&str, u32); 3] = [
+const ADDED_IN: [(&str, u32); 4] = [
     ("capacityRequests", 2),
     ("scheduledDrains", 2),
     ("disruptions", 3),
+    ("rehearsals", 4),
 ];
 
 /// A whole store, as exported.
@@ -98,6 +102,10 @@ pub struct StoreDump {
     /// The disruption ledger's entries, by session and id (from format 3).
     #[serde(default)]
     pub disruptions: Vec<Disruption>,
+    /// Exams' rehearsals (each worker's last check), by exam (from
+    /// format 4).
+    #[serde(default)]
+    pub rehearsals: Vec<Rehearsal>,
 }
 
 /// A worker's record with the count stored beside it.
@@ -151,6 +159,7 @@ impl StoreDump {
             capacity_requests: contents.capacity_requests,
             scheduled_drains: contents.scheduled,
             disruptions: contents.disruptions,
+            rehearsals: contents.rehearsals,
         }
     }
 
@@ -181,6 +190,7 @@ impl StoreDump {
             capacity_requests: self.capacity_requests,
             scheduled: self.scheduled_drains,
             disruptions: self.disruptions,
+            rehearsals: self.rehearsals,
         }
     }
 
@@ -224,7 +234,8 @@ impl StoreDump {
         let empty = |part: &str| match part {
             "capacityRequests" => self.capacity_requests.is_empty(),
             "scheduledDrains" => self.scheduled_drains.is_empty(),
-            _ => self.disruptions.is_empty(),
+            "disruptions" => self.disruptions.is_empty(),
+            _ => self.rehearsals.is_empty(),
         };
         match ADDED_IN
             .into_iter()

@@ -41,23 +41,24 @@ fn field_names_are_pinned() {
             "formatVersion",
             "joinTokens",
             "outbox",
+            "rehearsals",
             "scheduledDrains",
             "webhooks",
             "workerCredentials",
             "workers"
         ]
     );
-    assert_eq!(value["formatVersion"], json!(3));
+    assert_eq!(value["formatVersion"], json!(4));
     assert_eq!(value["workers"][0]["unrecorded"], json!(2));
     assert_eq!(value["workers"][0]["record"]["id"], json!("w-1"));
 }
 
 #[test]
 fn another_format_version_is_refused_before_its_fields() {
-    let newer = json!({"formatVersion": 4, "exportedAt": 0, "somethingNew": []});
+    let newer = json!({"formatVersion": 5, "exportedAt": 0, "somethingNew": []});
     let err = StoreDump::parse(newer.to_string().as_bytes()).unwrap_err();
     assert_eq!(err.field, "formatVersion");
-    assert!(err.message.contains("reads 1 and 2 and 3"), "{err}");
+    assert!(err.message.contains("reads 1 and 2 and 3 and 4"), "{err}");
 
     let none = json!({"exportedAt": 0, "workers": []});
     let err = StoreDump::parse(none.to_string().as_bytes()).unwrap_err();
@@ -138,6 +139,7 @@ fn a_format_1_dump_is_still_read_without_the_parts_format_2_added() {
     object.remove("capacityRequests");
     object.remove("scheduledDrains");
     object.remove("disruptions");
+    object.remove("rehearsals");
     object.insert("formatVersion".into(), json!(1));
     let old = StoreDump::parse(value.to_string().as_bytes()).unwrap();
     assert_eq!(old.format_version, 1);
@@ -175,6 +177,7 @@ fn a_format_2_dump_is_still_read_without_the_ledger() {
     let back = StoreDump::parse(value.to_string().as_bytes()).unwrap();
     assert_eq!(back.into_contents(), with_ledger);
 
+    value.as_object_mut().unwrap().remove("rehearsals");
     value["formatVersion"] = json!(2);
     let err = StoreDump::parse(value.to_string().as_bytes()).unwrap_err();
     assert_eq!(err.field, "disruptions", "{err}");
@@ -183,4 +186,24 @@ fn a_format_2_dump_is_still_read_without_the_ledger() {
     let older = StoreDump::parse(value.to_string().as_bytes()).unwrap();
     assert_eq!(older.format_version, 2);
     assert_eq!(older.into_contents(), contents());
+}
+
+#[test]
+fn a_format_3_dump_is_read_without_rehearsals_and_refused_with_them() {
+    let mut value = serde_json::to_value(StoreDump::new(contents(), Timestamp(5))).unwrap();
+    let object = value.as_object_mut().unwrap();
+    object.remove("rehearsals");
+    object.insert("formatVersion".into(), json!(3));
+    let old = StoreDump::parse(value.to_string().as_bytes()).unwrap();
+    assert_eq!(old.into_contents(), contents());
+    value["rehearsals"] = json!([{
+        "examId": "e", "run": 1, "by": "admin", "startedAt": 1, "updatedAt": 2,
+        "workers": [{"worker": "w-1", "outcome": "imageMissing", "reason": "x", "checkedAt": 2}]
+    }]);
+    let err = StoreDump::parse(value.to_string().as_bytes()).unwrap_err();
+    assert_eq!(err.field, "rehearsals", "{err}");
+    assert!(err.message.contains("format 4"), "{err}");
+    value["formatVersion"] = json!(4);
+    let current = StoreDump::parse(value.to_string().as_bytes()).unwrap();
+    assert_eq!(current.rehearsals[0].workers[0].worker.as_str(), "w-1");
 }

@@ -170,6 +170,19 @@ impl EventKindJson {
                 exam_id: exam.to_string(),
                 waiting: *waiting,
             },
+            EventKind::ExamRehearsalFailed {
+                exam,
+                run,
+                go,
+                failing,
+                missing,
+            } => Self::ExamRehearsalFailed {
+                exam_id: exam.to_string(),
+                run: *run,
+                verdict: if *go { "go" } else { "noGo" }.to_owned(),
+                failing: failing.iter().map(WorkerCheckJson::from).collect(),
+                missing: *missing,
+            },
             EventKind::BackendDegraded {
                 since,
                 until,

@@ -8,6 +8,7 @@ use vdi_cluster_core::Event;
 
 use crate::node::SessionRef;
 use crate::reconcile::{PolicyJson, ReconcileReportJson};
+use crate::rehearsal::WorkerCheckJson;
 
 mod from_core;
 
@@ -213,6 +214,20 @@ pub enum EventKindJson {
         exam_id: String,
         /// Students waiting when it was observed.
         waiting: u32,
+    },
+    /// An exam's rehearsal found failing workers, left out of the exam
+    /// until a re-check passes.
+    ExamRehearsalFailed {
+        /// The exam.
+        exam_id: String,
+        /// The rehearsal's run.
+        run: u32,
+        /// `go` (the exam fits without them) or `noGo`.
+        verdict: String,
+        /// The failing workers and why.
+        failing: Vec<WorkerCheckJson>,
+        /// Students the exam could not place at its peak without them.
+        missing: u32,
     },
     /// The store failed the leader's steps for a while and answers again.
     BackendDegraded {

@@ -18,6 +18,7 @@
 //! | control plane → worker | [`WORKER_RELEASE_PATH`] | [`ReleaseRequest`] | [`ReleaseResponse`] |
 //! | control plane → worker | [`WORKER_PREWARM_PATH`] | [`PrewarmRequest`] | [`PrewarmResponse`] |
 //! | control plane → worker | `DELETE` [`WORKER_PREWARM_DISCARD_PATH`] | — | [`PrewarmDiscardResponse`] |
+//! | control plane → worker | [`WORKER_CHECK_PATH`] (a rehearsal) | [`CheckRequest`] | [`CheckResponse`] |
 //! | operator → worker | `GET` [`WORKER_STATUS_PATH`] | — | the worker's own view |
 //!
 //! Calls to a worker carry the shared cluster token in [`CLUSTER_TOKEN_HEADER`];
@@ -33,6 +34,7 @@
 //! The heartbeat and registration bodies are in `heartbeat` (re-exported
 //! here); the worker-side API's bodies are below.
 
+mod check;
 mod heartbeat;
 mod network_policy;
 
@@ -40,6 +42,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use vdi_cluster_core::{DesktopSettings, SessionKey, ValidationError};
 
+pub use check::{
+    CheckAnswer, CheckRequest, CheckResponse, ProvisionerCheckJson, WORKER_CHECK_PATH,
+};
 pub use heartbeat::{
     DeregisterRequest, DescriptionJson, ExamPoolJson, HeartbeatRequest, HeartbeatResponse,
     HostJson, PoolJson, RegisterRequest, SessionRef,

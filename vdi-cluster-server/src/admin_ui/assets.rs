@@ -53,6 +53,7 @@ static ASSETS: &[Asset] = embed! {
     "js/views/exam_network.js"
     "js/views/exam_ends.js"
     "js/views/exam_ledger.js"
+    "js/views/exam_rehearsal.js"
     "js/views/audit.js"
     "js/views/deliveries.js"
 };

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args};
 use vdi_cluster_core::credential::CredentialPolicy;
-use vdi_cluster_core::service::{BackgroundConfig, PacingConfig};
+use vdi_cluster_core::service::{BackgroundConfig, PacingConfig, RehearsalConfig};
 use vdi_cluster_core::{FailurePolicy, SchedulingPolicy, ServiceConfig};
 use vdi_cluster_node::config::{TlsArgs, TokenArgs};
 use vdi_cluster_protocol::credentials::check_secret_length;
@@ -258,6 +258,25 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub scale_timeout_sec: u64,
 
+    /// How long before a booked exam's prewarm lead begins the leader
+    /// rehearses it by itself, once (docs/rehearsal.md), seconds; 0 (the
+    /// default): only when an operator asks.
+    #[arg(long, env = "VDI_REHEARSAL_LEAD_SEC", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=604_800))]
+    pub rehearsal_lead_sec: u64,
+
+    /// A rehearsal's test desktop that takes longer than this to start
+    /// makes its worker `slow`, seconds.
+    #[arg(long, env = "VDI_REHEARSAL_SLOW_SEC", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub rehearsal_slow_sec: u64,
+
+    /// Longest check of one worker in a rehearsal (the test desktop's
+    /// start and stop), seconds.
+    #[arg(long, env = "VDI_REHEARSAL_TIMEOUT_SEC", default_value_t = 180,
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub rehearsal_timeout_sec: u64,
+
     /// Slots per zone the scale hook may add that exam admission counts: a
     /// booking beyond the fleet is then accepted with `fits: "with
     /// scale-up"` and watched until its workers join. 0: off. Needs
@@ -459,6 +478,12 @@ impl ServeArgs {
             slow_start: Duration::from_secs(self.slow_start_sec),
             scale_lead: Duration::from_secs(self.scale_lead_sec),
             scale_retry: Duration::from_secs(self.scale_retry_sec),
+            rehearsal: RehearsalConfig {
+                lead: (self.rehearsal_lead_sec > 0)
+                    .then(|| Duration::from_secs(self.rehearsal_lead_sec)),
+                slow_start: Duration::from_secs(self.rehearsal_slow_sec),
+                check_timeout: Duration::from_secs(self.rehearsal_timeout_sec),
+            },
             admission_scalable_slots: self.admission_counts_scalable,
             coalesce_wait: self.coalesce_wait_ms.map(Duration::from_millis),
             dispatch_stale: Duration::from_secs(self.dispatch_stale_sec),

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
+use vdi_cluster_core::rehearsal::CheckReport;
 use vdi_cluster_core::worker::WorkerRecord;
 use vdi_cluster_core::{DesktopSettings, ExamId, SessionKey, WorkerCallError, WorkerClient};
 
@@ -103,6 +104,16 @@ impl WorkerClient for TimedClient {
         exam: &ExamId,
     ) -> Result<u32, WorkerCallError> {
         self.timed("discard_prewarm", self.inner.discard_prewarm(worker, exam))
+            .await
+    }
+
+    async fn check(
+        &self,
+        worker: &WorkerRecord,
+        exam: &ExamId,
+        settings: &DesktopSettings,
+    ) -> Result<CheckReport, WorkerCallError> {
+        self.timed("check", self.inner.check(worker, exam, settings))
             .await
     }
 }

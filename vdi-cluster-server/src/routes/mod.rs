@@ -24,7 +24,8 @@
 //!   `session_end` — a student's own end, changed by an operator.
 //! * `exams` — exams booked with admission control; `waiting_room` — an
 //!   exam's queue of students waiting for a slot; `starts` — paced
-//!   starts, per worker and per exam; `capacity` — what the
+//!   starts, per worker and per exam; `rehearsal` — an exam's rehearsal
+//!   and its go / no-go report; `capacity` — what the
 //!   scale hook was asked for.
 //! * `cluster` — statistics, distribution, audit, events.
 //! * `aetherium` — Aetherium's resource view: sessions and prewarmed
@@ -49,6 +50,7 @@ pub(crate) mod join;
 pub(crate) mod ledger;
 pub(crate) mod maintenance;
 pub(crate) mod ops;
+pub(crate) mod rehearsal;
 mod reserved;
 mod roles;
 pub(crate) mod scheduled;
@@ -223,6 +225,12 @@ static ROUTES: &[RouteSpec] = routes! {
         => "Who waits in an exam's queue, in order, with positions and waiting times";
     Get "/api/vdi/exams/{examId}/starts" Operator starts::exam
         => "An exam's starts: students starting, p50/p95 wait, each worker's start rate";
+    Post "/api/vdi/exams/{examId}/rehearsal" Admin rehearsal::run
+        => "Rehearse an exam: one test desktop per eligible worker; answers the go / no-go report";
+    Get "/api/vdi/exams/{examId}/rehearsal" Operator rehearsal::report
+        => "An exam's go / no-go report: each worker's check, the failing ones and whether the exam fits without them";
+    Post "/api/vdi/exams/{examId}/rehearsal/workers/{code}" Admin rehearsal::recheck
+        => "Re-check one worker for an exam's rehearsal: a failing worker that passes is back in the exam";
     Get "/api/vdi/exams/{examId}/disruptions" Operator ledger::exam_disruptions
         => "Every student of an exam with lost time (the disruption ledger), as JSON or CSV";
     Get "/api/vdi/capacity-requests" Operator capacity::list

@@ -25,6 +25,7 @@ mod openapi;
 mod ops;
 mod pacing;
 mod pages;
+mod rehearsal;
 mod runbook;
 mod scheduled;
 mod session_end;

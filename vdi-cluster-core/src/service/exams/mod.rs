@@ -8,6 +8,8 @@
 //! `session_end` reads and changes a student's own end (extensions,
 //! admitted like bookings), `expiry` releases each student's desktop at
 //! that end on the leader's tick;
+//! `rehearsal` runs an exam's rehearsal (one test desktop per eligible
+//! worker, through its start permit) and answers its go / no-go report;
 //! `waiting_room` tends every exam's waiting room on the leader's tick and
 //! shows it, and `waiting_room_alerts` reports a forming one; `starts`
 //! shows an exam's starts (starting, wait percentiles, its workers' start
@@ -19,7 +21,9 @@
 //! calendar by compare-and-set on its version, the risk flag with its
 //! outbox entries), the waiting room's abandonment
 //! ([`WaitingRoom`](crate::waiting_room::WaitingRoom)) and the
-//! [`AuditLog`](crate::store::AuditLog); it places students only through
+//! [`AuditLog`](crate::store::AuditLog), and the rehearsals
+//! ([`Rehearsals`](crate::rehearsal::Rehearsals), compare-and-set on the
+//! record's version, `exam.rehearsal_failed` in the same step); it places students only through
 //! the placement wing.
 //!
 //! **Keeps** invariant D (admission: core decides on a calendar read at a
@@ -32,6 +36,7 @@ mod expiry;
 mod ledger;
 mod prewarm;
 mod prewarm_target;
+mod rehearsal;
 mod session_end;
 mod starts;
 mod timed_prewarm;
@@ -44,6 +49,7 @@ pub use calendar::{Booking, ExamFigures, ExamStatus, LostFigures};
 pub use expiry::{EXPIRY_LOOKBACK, ExpiryTick};
 pub use ledger::SessionLedger;
 pub use prewarm::{MAX_PREWARM_REQUEST, PrewarmFailure, PrewarmReport};
+pub use rehearsal::RehearsalReport;
 pub use session_end::{EndChange, EndChanged, SessionEnd};
 pub use starts::ExamStarts;
 pub use waiting_room::{PROMOTIONS_PER_TICK, QueueFigures, QueueTick, QueueView, WaitingStudent};

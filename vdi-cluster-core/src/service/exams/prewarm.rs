@@ -48,7 +48,8 @@ pub struct PrewarmReport {
 
 impl Exams {
     /// Prewarms `count` machines for `exam`: split across eligible workers
-    /// in proportion to their free slots (largest remainder), capped by the
+    /// (not those its rehearsal left out) in proportion to their free
+    /// slots (largest remainder), capped by the
     /// cluster's free slots and `VDI_PREWARM_MAX`, called with
     /// `VDI_PREWARM_CONCURRENCY` calls in flight.
     pub async fn prewarm(
@@ -66,9 +67,11 @@ impl Exams {
         constraints.validate()?;
         let views = self.shared.worker_views().await?;
         let none_tried = HashSet::new();
+        let left_out = self.left_out(&exam).await?;
         let eligible: Vec<(WorkerId, u32)> = views
             .iter()
             .filter(|v| exclusion(v, &constraints, &none_tried).is_none())
+            .filter(|v| !left_out.contains(v.id()))
             .map(|v| (v.id().clone(), v.available_sessions))
             .collect();
         let shares = plan_prewarm(&eligible, count, self.shared.config.prewarm_max);

@@ -119,7 +119,15 @@ impl Exams {
                 .prewarm_marks
                 .topped_up_at
                 .map_or(started_at, |t| t.max(started_at));
-            let sights = sights(exam, &views);
+            // Machines on workers the rehearsal left out are not counted,
+            // and none is started there.
+            let left_out = self.left_out(&exam.id).await?;
+            let kept: Vec<WorkerView> = views
+                .iter()
+                .filter(|v| !left_out.contains(v.id()))
+                .cloned()
+                .collect();
+            let sights = sights(exam, &kept);
             match plan_top_up(target, &sights, since, self.shared.config.prewarm_max) {
                 TopUp::Enough | TopUp::Wait { .. } => {}
                 TopUp::NoRoom { missing } => {

@@ -331,6 +331,10 @@ async fn tick(
         tracing::info!(fired, "scheduled actions carried out");
     }
     service.exams.evaluate_exam_risks().await?;
+    let rehearsed = service.exams.start_due_rehearsals().await?;
+    if rehearsed > 0 {
+        tracing::info!(rehearsed, "exams rehearsed");
+    }
     service.exams.start_due_prewarms().await?;
     service.exams.keep_prewarm_targets(fence).await?;
     service.exams.release_ended_prewarms().await?;

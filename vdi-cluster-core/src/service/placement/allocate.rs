@@ -314,6 +314,7 @@ impl Placement {
         waited: Option<&OpenInterruption>,
     ) -> Result<Allocation> {
         let exam = key.exam_id.clone();
+        let left_out = self.excluded_by_rehearsal(&key.exam_id).await?;
         let mut attempt = Attempt::new(key, self.shared.clock.now());
         attempt.waited = waited.cloned();
         if let Some(old) = &supersede {
@@ -327,7 +328,7 @@ impl Placement {
             let placement = self.placement_hints(&exam).await?;
             let candidates = self.rank_round(
                 &snapshot.index,
-                &[&snapshot.full, &snapshot.filling],
+                &[&snapshot.full, &snapshot.filling, left_out.as_ref()],
                 constraints,
                 &placement,
                 round,
@@ -356,7 +357,7 @@ impl Placement {
             let placement = self.placement_hints(&exam).await?;
             let candidates = self.rank_round(
                 &snapshot.index,
-                &[&snapshot.full],
+                &[&snapshot.full, left_out.as_ref()],
                 constraints,
                 &placement,
                 RANK_ROUNDS,
@@ -395,7 +396,7 @@ impl Placement {
 
     /// Ranks one round's candidates, excluding the workers already tried
     /// and those in `known_full` (found or expected full since the
-    /// snapshot was read).
+    /// snapshot was read, or left out by the exam's rehearsal).
     fn rank_round(
         &self,
         index: &RankIndex,

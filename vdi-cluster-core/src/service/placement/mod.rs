@@ -29,6 +29,7 @@
 
 mod allocate;
 mod allocation;
+mod excluded;
 mod existing;
 mod hints;
 mod open;
@@ -46,6 +47,7 @@ pub use pacing::StartPacing;
 pub use request::{Departure, QueueStanding, SessionRequest, SessionState, Starting};
 
 use super::shared::Shared;
+use excluded::Excluded;
 use hints::Hints;
 use snapshot::SnapshotCache;
 
@@ -57,6 +59,8 @@ pub struct Placement {
     snapshots: SnapshotCache,
     /// Placement hints and the calendar, as this replica last read them.
     hints: Hints,
+    /// The workers each booked exam's rehearsal left out, as last read.
+    excluded: Excluded,
 }
 
 impl Placement {
@@ -65,6 +69,7 @@ impl Placement {
             shared,
             snapshots: SnapshotCache::default(),
             hints: Hints::default(),
+            excluded: Excluded::default(),
         }
     }
 }

@@ -56,6 +56,7 @@ mod pages;
 mod permits;
 mod prewarm_pool;
 mod registry;
+mod rehearsals;
 mod resumed_pass;
 mod scheduled;
 mod transfer;
@@ -147,6 +148,10 @@ pub use prewarm_pool::{
 };
 pub use registry::{
     worker_listing_and_delete, worker_put_is_compare_and_set, worker_put_races_have_one_winner,
+};
+pub use rehearsals::{
+    a_failing_worker_is_left_out_of_its_exam_on_every_replica,
+    rehearsal_failures_commit_with_their_record, rehearsals_are_inserted_once_and_compare_and_set,
 };
 pub use resumed_pass::{
     a_pass_resumes_on_the_next_leader, resumed_scans_cover_every_dispatch_once,
@@ -285,6 +290,9 @@ macro_rules! conformance_tests {
             start_permits_queue_in_order_and_keep_samples,
             a_dead_replicas_permits_come_back_after_their_lease,
             start_permits_never_exceed_the_limit_across_replicas,
+            rehearsals_are_inserted_once_and_compare_and_set,
+            rehearsal_failures_commit_with_their_record,
+            a_failing_worker_is_left_out_of_its_exam_on_every_replica,
         }
     };
     (in_sequence $factory:expr) => {

@@ -129,7 +129,8 @@ pub async fn fill_every_part(store: &Arc<dyn Store>) {
     assert_eq!(store.append_disruptions(&ledger).await.unwrap(), 3);
 }
 
-/// The capacity requests and scheduled drains of [`fill_every_part`].
+/// The capacity requests, scheduled drains and rehearsal of
+/// [`fill_every_part`].
 async fn fill_scheduling(store: &Arc<dyn Store>) {
     let t = now();
     let requested = CapacityRequest {
@@ -177,6 +178,21 @@ async fn fill_scheduling(store: &Arc<dyn Store>) {
         let written = store.put_scheduled(action, None).await.unwrap();
         assert!(matches!(written, CasOutcome::Written { .. }), "{written:?}");
     }
+    let check = crate::rehearsal::judge(
+        &wid("w-2"),
+        Err("unreachable".into()),
+        crate::rehearsal::DEFAULT_SLOW_START,
+        t,
+    );
+    let rehearsal = crate::rehearsal::Rehearsal::run(
+        None,
+        exam("exam-1", t.plus(DAY), 90, 20).id,
+        "alice",
+        t,
+        vec![check],
+        t,
+    );
+    assert!(store.put_rehearsal(&rehearsal, 0, &[]).await.unwrap());
 }
 
 /// What a filled store's export must hold, part by part.
@@ -193,9 +209,15 @@ fn assert_every_part(contents: &StoreContents) {
         contents.capacity_requests.len(),
         contents.scheduled.len(),
         contents.disruptions.len(),
+        contents.rehearsals.len(),
     ];
-    assert_eq!(counts, [2, 2, 1, 1, 1, 2, 2, 2, 2, 2, 3], "{contents:#?}");
+    assert_eq!(
+        counts,
+        [2, 2, 1, 1, 1, 2, 2, 2, 2, 2, 3, 1],
+        "{contents:#?}"
+    );
     assert_eq!(contents.disruptions[0].key.exam_id.as_str(), "exam-0");
+    assert_eq!(contents.rehearsals[0].failing().len(), 1);
     assert_eq!(contents.capacity_requests[1].workers.len(), 2);
     let drains: Vec<&str> = contents.scheduled.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(drains, ["sa_claimed", "sa_pending"], "open ones, by id");
@@ -228,6 +250,7 @@ pub async fn store_contents_survive_export_and_import(factory: &impl StoreFactor
     assert_eq!(report.capacity_requests.written, 2);
     assert_eq!(report.scheduled.written, 2);
     assert_eq!(report.disruptions.written, 3);
+    assert_eq!(report.rehearsals.written, 1);
     let other = factory.replica().await;
     assert_eq!(export(other.as_ref()).await.unwrap(), dumped);
     let w1 = other.worker(&wid("w-1")).await.unwrap().unwrap();

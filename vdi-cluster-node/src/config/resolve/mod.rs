@@ -14,6 +14,7 @@ use vdi_cluster_core::{CapacityInput, CapacitySpec, ValidationError, WorkerDescr
 use vdi_cluster_protocol::credentials::check_secret_length;
 
 use super::args::{ProvisionerKind, WorkerArgs};
+use crate::provision::SimulatedCheck;
 use crate::tls::TlsSettings;
 
 /// A configuration that parses but does not hold together.
@@ -78,6 +79,8 @@ pub enum ProvisionerConfig {
         start_latency: Duration,
         /// Share of starts that fail.
         failure_rate: f64,
+        /// How a rehearsal's check answers.
+        check: SimulatedCheck,
     },
     /// A program.
     Command {
@@ -335,6 +338,13 @@ impl WorkerArgs {
             ProvisionerKind::Simulated => ProvisionerConfig::Simulated {
                 start_latency: Duration::from_millis(self.sim_start_latency_ms),
                 failure_rate: self.sim_failure_rate,
+                check: SimulatedCheck::parse(
+                    &self.sim_check,
+                    Duration::from_millis(self.sim_check_slow_ms),
+                )
+                .ok_or_else(|| {
+                    ConfigError(format!("VDI_SIM_CHECK: unknown answer {}", self.sim_check))
+                })?,
             },
             ProvisionerKind::Command => ProvisionerConfig::Command {
                 program: self.provision_command.clone().ok_or_else(|| {

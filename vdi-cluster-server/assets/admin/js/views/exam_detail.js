@@ -1,4 +1,5 @@
-// One exam: its figures, its students' end times and the Extend form,
+// One exam: its figures, its rehearsal's go / no-go report (with Run and
+// Re-check), its students' end times and the Extend form,
 // its students' lost time (the disruption ledger, with a grant button),
 // prewarm readiness (in total and per worker), the allocations of the
 // answering replica, the waiting room, its paced starts (students
@@ -12,6 +13,7 @@ import { admission, prewarmForm, readiness } from './exam_parts.js';
 import { networkPanel } from './exam_network.js';
 import { endsForm, endsPanel } from './exam_ends.js';
 import { ledgerPanel } from './exam_ledger.js';
+import { rehearsalPanel } from './exam_rehearsal.js';
 
 /** Label/value pairs as a description list; `data-field` names each value. */
 function facts(id, rows) {
@@ -103,11 +105,12 @@ export function mount(main, id) {
 
   async function refresh() {
     try {
-      const [exam, queue, starts, ledger] = await Promise.all([
+      const [exam, queue, starts, ledger, rehearsal] = await Promise.all([
         get(`/api/vdi/exams/${seg(id)}`),
         get(`/api/vdi/exams/${seg(id)}/queue`),
         get(`/api/vdi/exams/${seg(id)}/starts`),
         get(`/api/vdi/exams/${seg(id)}/disruptions`),
+        get(`/api/vdi/exams/${seg(id)}/rehearsal`),
       ]);
       const f = exam.figures;
       const a = f.allocations || {};
@@ -132,6 +135,7 @@ export function mount(main, id) {
       const byWorker = Object.entries(f.sessionsByWorker);
       refreshRegion(head, h('div', {},
         h('div', { class: 'panel' }, general, h('p', { class: 'hint' }, t('exam.allocationsNote'))),
+        rehearsalPanel(id, rehearsal, () => refresh()),
         endsPanel(exam, ends),
         ledgerPanel(id, ledger, () => refresh()),
         networkPanel(exam.networkPolicy),

@@ -16,13 +16,13 @@
 //!
 //! | variable | value |
 //! |---|---|
-//! | `VDI_ACTION` | `allocate`, `release`, `prewarm` or `discard` |
+//! | `VDI_ACTION` | `allocate`, `release`, `prewarm`, `discard` or `check` |
 //! | `VDI_WORKER_CODE` | this worker's code |
 //! | `VDI_EXAM_ID` | the exam |
 //! | `VDI_USER_ID` | the student (`allocate`, `release`; empty otherwise) |
 //! | `VDI_SESSION` | `release`: the JSON `allocate` printed |
 //! | `VDI_MACHINE` | `allocate` of a prewarmed machine, and `discard`: the JSON `prewarm` printed |
-//! | `VDI_NETWORK_POLICY` | `allocate`, `prewarm`: when the desktop is restricted, its policy as JSON (`NetworkPolicyJson`: `restrictInternet`, `allowedDomains`, `allowedCidrs`, `allowedIps`, `originIp`, `enforceStrict`) — the exam's if it was booked with one, else the node's `EXAM_*` default ([`vdi_cluster_core::network::precedence`]); absent otherwise |
+//! | `VDI_NETWORK_POLICY` | `allocate`, `prewarm`, `check`: when the desktop is restricted, its policy as JSON (`NetworkPolicyJson`: `restrictInternet`, `allowedDomains`, `allowedCidrs`, `allowedIps`, `originIp`, `enforceStrict`) — the exam's if it was booked with one, else the node's `EXAM_*` default ([`vdi_cluster_core::network::precedence`]); absent otherwise |
 //!
 //! Exit status 0 is success. `allocate` must print one JSON object on
 //! standard output: the session's connection details, handed to the
@@ -30,7 +30,13 @@
 //! one JSON object describing the machine; it is given back in
 //! `VDI_MACHINE` when an `allocate` of that exam claims the machine, or
 //! when the worker discards it. Output of `release` and `discard` is
-//! ignored. A non-zero exit fails the action with the end of standard error
+//! ignored. `check` is a rehearsal before the exam (see
+//! [`check`](self::check)): start one test desktop of the exam, check what
+//! the provisioner can (the exam's image, the network allow-list, …), stop
+//! it, and print one JSON object ([`CheckAnswer`]) — `{}` when all is
+//! well, `imagePresent: false` (exit 0) when the exam's image is missing,
+//! failed `checks` by name; a non-zero exit means the test desktop did
+//! not start. A non-zero exit fails the action with the end of standard error
 //! as the message; a run longer than the timeout is killed.
 //!
 //! With `VDI_NETWORK_POLICY` set, `prewarm` and `allocate` restrict the
@@ -54,7 +60,11 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 use vdi_cluster_core::network::NetworkPolicy;
 use vdi_cluster_core::{ExamId, SessionKey, WorkerId};
-use vdi_cluster_protocol::node::{NETWORK_POLICY_VARIABLE, NetworkPolicyJson};
+use vdi_cluster_protocol::node::{CheckAnswer, NETWORK_POLICY_VARIABLE, NetworkPolicyJson};
+
+pub mod check;
+
+pub use check::SimulatedCheck;
 
 /// Largest output read from the provisioning program.
 pub const MAX_OUTPUT_BYTES: usize = 256 * 1024;
@@ -122,11 +132,20 @@ pub trait Provisioner: fmt::Debug + Send + Sync + 'static {
 
     /// Stops an idle machine that was never claimed.
     async fn discard(&self, exam: &ExamId, machine: &Machine) -> Result<(), ProvisionError>;
+
+    /// A rehearsal's check: starts one test desktop of `exam`, restricted
+    /// by `policy`, checks what it can, stops it and answers what it
+    /// found; an error when the desktop did not start.
+    async fn check(
+        &self,
+        exam: &ExamId,
+        policy: &NetworkPolicy,
+    ) -> Result<CheckAnswer, ProvisionError>;
 }
 
 /// Sessions that exist only in memory: each start waits `start_latency`
 /// (a prewarmed machine is handed over at once) and fails with probability
-/// `failure_rate`.
+/// `failure_rate`; a rehearsal's check answers as `check` says.
 #[derive(Debug)]
 pub struct SimulatedProvisioner {
     worker: WorkerId,
@@ -134,6 +153,7 @@ pub struct SimulatedProvisioner {
     start_latency: Duration,
     failure_rate: f64,
     started: AtomicU64,
+    check: SimulatedCheck,
 }
 
 impl SimulatedProvisioner {
@@ -145,7 +165,14 @@ impl SimulatedProvisioner {
             start_latency,
             failure_rate: failure_rate.clamp(0.0, 1.0),
             started: AtomicU64::new(0),
+            check: SimulatedCheck::Passes,
         }
+    }
+
+    /// This simulator, answering a rehearsal's check as `check` says.
+    pub fn with_check(mut self, check: SimulatedCheck) -> Self {
+        self.check = check;
+        self
     }
 
     fn machine_id(&self) -> (u64, String) {
@@ -231,6 +258,15 @@ impl Provisioner for SimulatedProvisioner {
 
     async fn discard(&self, _exam: &ExamId, _machine: &Machine) -> Result<(), ProvisionError> {
         Ok(())
+    }
+
+    async fn check(
+        &self,
+        _exam: &ExamId,
+        _policy: &NetworkPolicy,
+    ) -> Result<CheckAnswer, ProvisionError> {
+        self.start_delay().await;
+        self.check.answer(&self.worker).await
     }
 }
 
@@ -463,110 +499,26 @@ impl Provisioner for CommandProvisioner {
         .await
         .map(drop)
     }
+
+    async fn check(
+        &self,
+        exam: &ExamId,
+        policy: &NetworkPolicy,
+    ) -> Result<CheckAnswer, ProvisionError> {
+        let out = self
+            .run(Run {
+                action: "check",
+                exam,
+                user: None,
+                session: None,
+                machine: None,
+                policy: Some(policy),
+            })
+            .await?;
+        let object = Self::object("check", &out)?;
+        serde_json::from_value(object).map_err(|e| ProvisionError::BadOutput(format!("check: {e}")))
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::os::unix::fs::PermissionsExt;
-
-    use super::*;
-
-    fn key() -> SessionKey {
-        SessionKey::parse("exam-1", "student-1").unwrap()
-    }
-
-    fn open() -> NetworkPolicy {
-        NetworkPolicy::default()
-    }
-
-    fn worker() -> WorkerId {
-        WorkerId::parse("code", "w1").unwrap()
-    }
-
-    fn script(dir: &std::path::Path, body: &str) -> PathBuf {
-        let path = dir.join("provision.sh");
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        path
-    }
-
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "vdi-provision-{name}-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    #[tokio::test]
-    async fn simulated_sessions_and_prewarmed_machines() {
-        let sim = SimulatedProvisioner::new(worker(), "127.0.0.1", Duration::ZERO, 0.0);
-        let s = sim.allocate(&key(), None, &open()).await.unwrap();
-        assert_eq!(s["prewarmed"], false);
-        assert_eq!(s["userId"], "student-1");
-        let m = sim.prewarm(&key().exam_id, &open()).await.unwrap();
-        let s = sim.allocate(&key(), Some(&m), &open()).await.unwrap();
-        assert_eq!(s["prewarmed"], true);
-        assert_eq!(s["machineId"], m.0["machineId"]);
-        let failing = SimulatedProvisioner::new(worker(), "h", Duration::ZERO, 1.0);
-        assert!(matches!(
-            failing.allocate(&key(), None, &open()).await,
-            Err(ProvisionError::Failed(_))
-        ));
-    }
-
-    #[tokio::test]
-    async fn the_program_sees_the_ids_and_its_json_comes_back() {
-        let dir = temp_dir("ok");
-        let program = script(
-            &dir,
-            r#"case "$VDI_ACTION" in
-  allocate) printf '{"action":"%s","exam":"%s","user":"%s","machine":%s,"secret":"%s"}' "$VDI_ACTION" "$VDI_EXAM_ID" "$VDI_USER_ID" "${VDI_MACHINE:-null}" "$WORKER_CLUSTER_TOKEN" ;;
-  prewarm) printf '{"vm":"pre-%s"}' "$VDI_EXAM_ID" ;;
-  release) test -n "$VDI_SESSION" || exit 3 ;;
-  discard) test -n "$VDI_MACHINE" || exit 4 ;;
-esac"#,
-        );
-        let p = CommandProvisioner::new(program, worker(), Duration::from_secs(10));
-        let s = p.allocate(&key(), None, &open()).await.unwrap();
-        assert_eq!(s["exam"], "exam-1");
-        assert_eq!(s["user"], "student-1");
-        assert_eq!(s["machine"], Value::Null);
-        assert_eq!(s["secret"], "", "secrets are not passed to the program");
-        let m = p.prewarm(&key().exam_id, &open()).await.unwrap();
-        assert_eq!(m.0["vm"], "pre-exam-1");
-        let s = p.allocate(&key(), Some(&m), &open()).await.unwrap();
-        assert_eq!(s["machine"]["vm"], "pre-exam-1");
-        p.release(&key(), &s).await.unwrap();
-        p.discard(&key().exam_id, &m).await.unwrap();
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[tokio::test]
-    async fn failures_bad_output_and_timeouts() {
-        let dir = temp_dir("bad");
-        let program = script(
-            &dir,
-            r#"case "$VDI_USER_ID" in
-  fail) echo "no image sot-exam-linux" >&2; exit 2 ;;
-  text) echo "started" ;;
-  slow) sleep 5 ;;
-esac"#,
-        );
-        let p = CommandProvisioner::new(program, worker(), Duration::from_millis(500));
-        let k = |user: &str| SessionKey::parse("exam-1", user).unwrap();
-        let e = p.allocate(&k("fail"), None, &open()).await.unwrap_err();
-        assert!(e.to_string().contains("no image sot-exam-linux"), "{e}");
-        let e = p.allocate(&k("text"), None, &open()).await.unwrap_err();
-        assert!(matches!(e, ProvisionError::BadOutput(_)), "{e}");
-        let e = p.allocate(&k("slow"), None, &open()).await.unwrap_err();
-        assert!(matches!(e, ProvisionError::Timeout(_)), "{e}");
-        let missing = CommandProvisioner::new(dir.join("nope"), worker(), Duration::from_secs(1));
-        assert!(matches!(
-            missing.allocate(&key(), None, &open()).await,
-            Err(ProvisionError::Spawn { .. })
-        ));
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-}
+mod tests;
