@@ -48,6 +48,7 @@ jobs=(
     "failover-postgres-sync|failover --store postgres --sync"
     "wrk-memory|!benches/wrk/run.sh memory 1s 64"
     "criterion|!cargo bench -p vdi-cluster-benches --bench domain"
+    "criterion-request|!cargo bench -p vdi-cluster-benches --bench request"
 )
 
 if [ "${1:-}" = "--list" ]; then

@@ -12,12 +12,6 @@ use tracing_subscriber::EnvFilter;
 use vdi_cluster_server::config::{Cli, CliError, Command, LogFormat};
 use vdi_cluster_server::{demo, server, transfer};
 
-/// A request allocates and frees many small buffers (bodies, headers,
-/// records); mimalloc does that for a fraction of the system allocator's
-/// CPU (BENCHMARKS.md, "Where an allocation's CPU goes").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn init_tracing(default: &str, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
