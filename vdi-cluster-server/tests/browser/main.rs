@@ -24,6 +24,7 @@ mod lost_time;
 mod network_policy;
 mod pages;
 mod proctor;
+mod rehearsal;
 mod scheduled;
 mod security;
 mod session_end;

@@ -29,6 +29,7 @@ mod partition;
 mod pg_database;
 mod prewarm_readiness;
 mod redis_prefix;
+mod rehearsal;
 mod replica_kill;
 mod replicas;
 mod restart;
