@@ -81,6 +81,7 @@ async fn the_store_follows_the_replica_the_cluster_promotes() {
         .expect("the store connects to the cluster");
     let before = worker_record("w-before", 4, 0);
     store.put_worker(&before, None).await.expect("a write");
+    cluster.until_replicated(store.prefix()).await;
     let killed = cluster.kill_primary_of(store.prefix()).await;
 
     let after = worker_record("w-after", 4, 0);

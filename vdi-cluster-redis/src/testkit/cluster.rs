@@ -138,6 +138,38 @@ impl RedisCluster {
         port
     }
 
+    /// Waits until the replica of `key`'s primary has every write that
+    /// primary took so far (replication is asynchronous: a write just
+    /// acknowledged may not have reached it yet).
+    pub async fn until_replicated(&self, key: &str) {
+        let port = self.primary_of(key).await;
+        let primary = self
+            .nodes
+            .iter()
+            .find(|node| node.port() == port)
+            .expect("the primary is one of the nodes");
+        let written = field(&info(primary, "replication").await, "master_repl_offset");
+        let caught_up = async {
+            loop {
+                let mut replicas = 0;
+                for node in self.nodes.iter().filter(|n| n.is_running()) {
+                    let info = info(node, "replication").await;
+                    if field(&info, "master_port") == Some(u64::from(port)) {
+                        replicas += 1;
+                        if field(&info, "slave_repl_offset") >= written {
+                            return;
+                        }
+                    }
+                }
+                assert!(replicas > 0, "the primary on port {port} has a replica");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::time::timeout(SETTLE_WITHIN, caught_up)
+            .await
+            .expect("the replica catches up with its primary");
+    }
+
     /// Waits until every replica has its primary's data.
     async fn until_replicas_linked(&self) {
         let linked = async {
@@ -177,6 +209,13 @@ async fn cluster_info(node: &PrivateRedis) -> String {
 }
 
 /// `INFO section` of `node` (empty when it does not answer).
+/// The number after `name:` in an `INFO` answer.
+fn field(info: &str, name: &str) -> Option<u64> {
+    info.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|value| value.trim().parse().ok())
+}
+
 async fn info(node: &PrivateRedis, section: &str) -> String {
     query(node, redis::cmd("INFO").arg(section)).await
 }

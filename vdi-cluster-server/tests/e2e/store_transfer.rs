@@ -15,7 +15,7 @@ use std::time::Duration;
 use vdi_cluster_core::testkit::conformance::fill_every_part;
 use vdi_cluster_core::transfer::{ImportMode, export, import};
 use vdi_cluster_core::{MemoryStore, Store, Timestamp};
-use vdi_cluster_protocol::dump::StoreDump;
+use vdi_cluster_protocol::dump::{FORMAT_VERSION, StoreDump};
 
 use crate::common::BIN;
 use crate::pg_database::PgDatabase;
@@ -190,6 +190,7 @@ async fn a_dump_of_the_previous_format_is_still_imported() {
     object.remove("capacityRequests");
     object.remove("scheduledDrains");
     object.remove("disruptions");
+    object.remove("rehearsals");
     object.insert("formatVersion".into(), serde_json::json!(1));
 
     let args = ["--store", pg.url.as_str()];
@@ -198,14 +199,18 @@ async fn a_dump_of_the_previous_format_is_still_imported() {
         value.to_string().as_bytes(),
     ));
     let moved = dump(&ok(store(&[&["export"][..], &args].concat(), b"")));
-    assert_eq!(moved.format_version, 3, "exported in the current format");
+    assert_eq!(
+        moved.format_version, FORMAT_VERSION,
+        "exported in the current format"
+    );
     assert!(moved.capacity_requests.is_empty() && moved.scheduled_drains.is_empty());
-    assert!(moved.disruptions.is_empty());
+    assert!(moved.disruptions.is_empty() && moved.rehearsals.is_empty());
     assert_eq!(
         StoreDump {
             capacity_requests: current.capacity_requests.clone(),
             scheduled_drains: current.scheduled_drains.clone(),
             disruptions: current.disruptions.clone(),
+            rehearsals: current.rehearsals.clone(),
             ..moved
         },
         current,
