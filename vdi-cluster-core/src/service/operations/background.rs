@@ -127,7 +127,14 @@ pub async fn run_background(
                         held = None;
                         monitor.reset();
                     }
-                    Some(Err(e)) => tracing::warn!(error = %e, "reconcile failed"),
+                    Some(Err(e)) => {
+                        // A pass under way when the store went away sees
+                        // the outage first: it counts as one the leader saw.
+                        if matches!(e, crate::Error::Unavailable { .. }) {
+                            outage.failed(service.shared.clock.now(), &e);
+                        }
+                        tracing::warn!(error = %e, "reconcile failed");
+                    }
                     None => {
                         tracing::warn!(replica = %replica, "lost the background lease during a reconcile pass; abandoned it");
                         held = None;
