@@ -119,6 +119,9 @@ async function boot() {
   });
   live.subscribe(() => refreshSoon());
   onSignedOut(() => {
+    // A refresh still in flight when the operator signed out answers 401
+    // after the page stopped: that is no lost session.
+    if (!tick) return;
     stopped();
     notice('error', t('error.session'));
   });
