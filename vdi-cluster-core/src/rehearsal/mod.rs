@@ -261,6 +261,14 @@ impl Rehearsal {
             .collect()
     }
 
+    /// The codes of the workers the exam leaves out ([`failing`](Self::failing)).
+    pub fn failing_workers(&self) -> std::collections::HashSet<WorkerId> {
+        self.failing()
+            .into_iter()
+            .map(|c| c.worker.clone())
+            .collect()
+    }
+
     /// Whether `worker` is left out of the exam.
     pub fn excludes(&self, worker: &WorkerId) -> bool {
         self.workers

@@ -139,13 +139,7 @@ impl Exams {
             .store
             .rehearsal(exam)
             .await?
-            .map(|s| {
-                s.rehearsal
-                    .failing()
-                    .into_iter()
-                    .map(|c| c.worker.clone())
-                    .collect()
-            })
+            .map(|s| s.rehearsal.failing_workers())
             .unwrap_or_default())
     }
 

@@ -53,13 +53,7 @@ impl Placement {
             .store
             .rehearsal(exam)
             .await?
-            .map(|s| {
-                s.rehearsal
-                    .failing()
-                    .into_iter()
-                    .map(|c| c.worker.clone())
-                    .collect()
-            })
+            .map(|s| s.rehearsal.failing_workers())
             .unwrap_or_default();
         let set = Arc::new(set);
         let mut cache = self.excluded.lock();
