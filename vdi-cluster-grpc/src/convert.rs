@@ -7,6 +7,7 @@
 //! types, which the HTTP handlers also answer.
 
 use vdi_cluster_core::ValidationError;
+use vdi_cluster_protocol::node::{CheckResponse, ProvisionerCheckJson};
 use vdi_cluster_protocol::workers::WorkerJson;
 use vdi_cluster_protocol::{
     DescriptionJson, ExamPoolJson, HeartbeatRequest, HeartbeatResponse, HostJson, JoinResponse,
@@ -361,9 +362,72 @@ impl From<pb::RotateCredentialResponse> for JoinResponse {
     }
 }
 
+impl From<&CheckResponse> for pb::CheckExamResponse {
+    fn from(r: &CheckResponse) -> Self {
+        Self {
+            started: r.started,
+            start_ms: r.start_ms,
+            image_present: r.image_present,
+            image: r.image.clone(),
+            checks: r
+                .checks
+                .iter()
+                .map(|c| pb::ProvisionerCheck {
+                    name: c.name.clone(),
+                    ok: c.ok,
+                    detail: c.detail.clone(),
+                })
+                .collect(),
+            error: r.error.clone(),
+        }
+    }
+}
+
+impl From<pb::CheckExamResponse> for CheckResponse {
+    fn from(r: pb::CheckExamResponse) -> Self {
+        Self {
+            started: r.started,
+            start_ms: r.start_ms,
+            image_present: r.image_present,
+            image: r.image,
+            checks: r
+                .checks
+                .into_iter()
+                .map(|c| ProvisionerCheckJson {
+                    name: c.name,
+                    ok: c.ok,
+                    detail: c.detail,
+                })
+                .collect(),
+            error: r.error,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_check_answer_survives_the_round_trip() {
+        let json: CheckResponse = serde_json::from_value(serde_json::json!({
+            "started": true, "startMs": 8200, "imagePresent": true,
+            "image": "sot-exam-linux:latest",
+            "checks": [{"name": "network-allow-list", "ok": false, "detail": "lms unreachable"},
+                       {"name": "mount", "ok": true}],
+        }))
+        .unwrap();
+        let m = pb::CheckExamResponse::from(&json);
+        assert_eq!(m.checks.len(), 2);
+        assert_eq!(CheckResponse::from(m), json);
+        let not_started: CheckResponse = serde_json::from_value(serde_json::json!({
+            "started": false, "startMs": 0, "error": "no space left on device",
+        }))
+        .unwrap();
+        let m = pb::CheckExamResponse::from(&not_started);
+        assert_eq!((m.image_present, m.image.as_deref()), (None, None));
+        assert_eq!(CheckResponse::from(m), not_started);
+    }
 
     fn heartbeat() -> HeartbeatRequest {
         serde_json::from_value(serde_json::json!({

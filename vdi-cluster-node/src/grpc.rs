@@ -15,15 +15,17 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use vdi_cluster_grpc::pb::worker_service_server::{WorkerService, WorkerServiceServer};
 use vdi_cluster_grpc::pb::{
-    DiscardPrewarmedRequest, DiscardPrewarmedResponse, GetNodeStatusRequest, GetNodeStatusResponse,
-    ListSessionsRequest, ListSessionsResponse, NodeSession, PrewarmMachinesRequest,
-    PrewarmMachinesResponse, StartSessionRequest, StartSessionResponse, StopSessionRequest,
-    StopSessionResponse,
+    CheckExamRequest, CheckExamResponse, DiscardPrewarmedRequest, DiscardPrewarmedResponse,
+    GetNodeStatusRequest, GetNodeStatusResponse, ListSessionsRequest, ListSessionsResponse,
+    NodeSession, PrewarmMachinesRequest, PrewarmMachinesResponse, StartSessionRequest,
+    StartSessionResponse, StopSessionRequest, StopSessionResponse,
 };
 use vdi_cluster_grpc::status::code_for_http;
 use vdi_cluster_protocol::decode::parse_json;
 use vdi_cluster_protocol::node::NetworkPolicyJson;
-use vdi_cluster_protocol::{AllocateRequest, CLUSTER_TOKEN_HEADER, PrewarmRequest, ReleaseRequest};
+use vdi_cluster_protocol::{
+    AllocateRequest, CLUSTER_TOKEN_HEADER, CheckRequest, PrewarmRequest, ReleaseRequest,
+};
 
 use crate::api::WorkerApi;
 use crate::http::HttpError;
@@ -170,6 +172,23 @@ impl WorkerService for WorkerGrpc {
         Ok(Response::new(GetNodeStatusResponse {
             status_json: to_json(&status)?,
         }))
+    }
+
+    async fn check_exam(
+        &self,
+        request: Request<CheckExamRequest>,
+    ) -> Result<Response<CheckExamResponse>, Status> {
+        self.authorize(&request)?;
+        let CheckExamRequest {
+            exam_id,
+            network_policy_json,
+        } = request.into_inner();
+        let body = CheckRequest {
+            exam_id,
+            network_policy: network_policy(network_policy_json)?,
+        };
+        let answer = self.api.check(body).await.map_err(status_of)?;
+        Ok(Response::new(CheckExamResponse::from(&answer)))
     }
 }
 

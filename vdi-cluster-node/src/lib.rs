@@ -11,7 +11,7 @@
 //! * [`config`] — the `vdi-cluster worker` flags (`args`, with the runbook's
 //!   environment variables) and their resolution into a
 //!   [`WorkerConfig`] (`resolve`).
-//! * [`api`] — the worker-side API (`POST /api/vdi/cluster/allocate|release|prewarm`,
+//! * [`api`] — the worker-side API (`POST /api/vdi/cluster/allocate|release|prewarm|check`,
 //!   `GET /api/vdi/cluster/status`, `/healthz`); [`http`] — its error body
 //!   and JSON extractor; [`status`] — the node's own view, converted into
 //!   the protocol's `NodeStatus`; [`grpc`] — the same operations over

@@ -11,7 +11,7 @@ use vdi_cluster_core::{SessionKey, WorkerId};
 use vdi_cluster_grpc::pb::worker_service_client::WorkerServiceClient;
 
 use super::*;
-use crate::provision::SimulatedProvisioner;
+use crate::provision::{SimulatedCheck, SimulatedProvisioner};
 use crate::sessions::WorkerNode;
 
 const TOKEN: &str = "cluster-token-for-the-grpc-tests-0123456789";
@@ -23,8 +23,15 @@ struct Served {
 }
 
 async fn served(slots: u32) -> Served {
+    served_checking(slots, SimulatedCheck::Passes).await
+}
+
+/// A node whose simulated provisioner answers a rehearsal's check as
+/// `check` says.
+async fn served_checking(slots: u32, check: SimulatedCheck) -> Served {
     let code = WorkerId::parse("code", "w-grpc").unwrap();
-    let sim = SimulatedProvisioner::new(code.clone(), "127.0.0.1", Duration::ZERO, 0.0);
+    let sim =
+        SimulatedProvisioner::new(code.clone(), "127.0.0.1", Duration::ZERO, 0.0).with_check(check);
     let node = Arc::new(WorkerNode::new(code, slots, Arc::new(sim)));
     let api = WorkerApi::without_agent(Arc::clone(&node), TOKEN);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -219,6 +226,116 @@ async fn prewarm_discard_and_status_as_over_http() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
+    s.shutdown.cancel();
+}
+
+fn check(exam: &str) -> CheckExamRequest {
+    CheckExamRequest {
+        exam_id: exam.into(),
+        network_policy_json: None,
+    }
+}
+
+#[tokio::test]
+async fn a_rehearsals_check_answers_as_over_http() {
+    let mut s = served_checking(1, SimulatedCheck::Passes).await;
+    let missing = s
+        .client
+        .check_exam(Request::new(check("exam-r")))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::Unauthenticated);
+    let wrong = s
+        .client
+        .check_exam(with_token(check("exam-r"), "not-the-token"))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Code::Unauthenticated);
+
+    let passed = s
+        .client
+        .check_exam(with_token(check("exam-r"), TOKEN))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(passed.started, "{passed:?}");
+    assert_eq!(passed.image_present, Some(true));
+    assert_eq!(passed.image.as_deref(), Some("simulated-exam-image"));
+    assert!(passed.checks.is_empty() && passed.error.is_none());
+    // The same operation as `POST /api/vdi/cluster/check`: the answer is
+    // the HTTP body's, field for field (the start's time aside).
+    let api = WorkerApi::without_agent(Arc::clone(&s.node), TOKEN);
+    let over_http = api
+        .check(CheckRequest {
+            exam_id: "exam-r".into(),
+            network_policy: None,
+        })
+        .await
+        .unwrap();
+    let mut over_grpc = vdi_cluster_protocol::CheckResponse::from(passed);
+    over_grpc.start_ms = over_http.start_ms;
+    assert_eq!(over_grpc, over_http);
+    assert!(s.node.sessions().is_empty(), "a test desktop is no session");
+
+    let bad = s
+        .client
+        .check_exam(with_token(check(""), TOKEN))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("examId"), "{}", bad.message());
+    let mut unreadable = check("exam-r");
+    unreadable.network_policy_json = Some("\"open\"".into());
+    let unreadable = s
+        .client
+        .check_exam(with_token(unreadable, TOKEN))
+        .await
+        .unwrap_err();
+    assert_eq!(unreadable.code(), Code::InvalidArgument);
+    assert!(
+        unreadable.message().starts_with("networkPolicy"),
+        "{}",
+        unreadable.message()
+    );
+    s.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_failing_check_is_an_answer_that_names_what_failed() {
+    let mut s = served_checking(1, SimulatedCheck::AllowListFails).await;
+    let answer = s
+        .client
+        .check_exam(with_token(check("exam-r"), TOKEN))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(answer.started);
+    assert_eq!(answer.checks.len(), 1);
+    assert_eq!(answer.checks[0].name, "network-allow-list");
+    assert!(!answer.checks[0].ok);
+    assert!(answer.checks[0].detail.is_some());
+    s.shutdown.cancel();
+
+    let mut s = served_checking(1, SimulatedCheck::Fails).await;
+    let answer = s
+        .client
+        .check_exam(with_token(check("exam-r"), TOKEN))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!answer.started, "the desktop did not start: {answer:?}");
+    let error = answer.error.unwrap_or_default();
+    assert!(error.contains("simulated check failure"), "{error}");
+    s.shutdown.cancel();
+
+    let mut s = served_checking(1, SimulatedCheck::ImageMissing).await;
+    let answer = s
+        .client
+        .check_exam(with_token(check("exam-r"), TOKEN))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.image_present, Some(false));
     s.shutdown.cancel();
 }
 
