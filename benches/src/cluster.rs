@@ -20,6 +20,9 @@ pub struct Tuning {
     pub snapshot_max_age: Duration,
     /// Base seed; replica `i` uses `seed + i`.
     pub seed: u64,
+    /// Whether the replicas pace starts (`PacingConfig::enabled`; off by
+    /// default, so a run measures placements alone unless asked).
+    pub pace_starts: bool,
 }
 
 impl Default for Tuning {
@@ -27,6 +30,7 @@ impl Default for Tuning {
         Self {
             snapshot_max_age: ServiceConfig::default().snapshot_max_age,
             seed: 42,
+            pace_starts: false,
         }
     }
 }
@@ -55,12 +59,13 @@ impl Cluster {
                     Some(b) => Arc::new(Instrumented::new(Arc::clone(store), b.clone())),
                     None => Arc::clone(store),
                 };
-                let config = ServiceConfig {
+                let mut config = ServiceConfig {
                     snapshot_max_age: tuning.snapshot_max_age,
                     seed: tuning.seed.wrapping_add(i as u64),
                     replica_id: format!("bench-replica-{i}"),
                     ..ServiceConfig::default()
                 };
+                config.pacing.enabled = tuning.pace_starts;
                 Arc::new(
                     ClusterService::builder(store, Arc::new(workers.clone()))
                         .config(config)

@@ -73,6 +73,9 @@ pub struct HttpSetup {
     pub port: u16,
     /// How long the worker nodes take to start a session.
     pub start_latency: StartLatency,
+    /// The servers' `--pace-starts` (passed explicitly: the server paces
+    /// by default, the load generator's runs do not unless asked).
+    pub pace_starts: bool,
 }
 
 /// How long worker nodes take to start a session: node `i` of `n` takes
@@ -299,6 +302,10 @@ impl HttpCluster {
                 .args(["--worker-cluster-token", &self.token])
                 .args(["--worker-heartbeat-token", &self.worker_token])
                 .args(["--jwt-secret", &self.jwt_secret])
+                .args([
+                    "--pace-starts",
+                    if setup.pace_starts { "true" } else { "false" },
+                ])
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)

@@ -7,7 +7,8 @@
 //! dropped by its own writes; a stale placement hint never over-allocates;
 //! a release of an exam that does not queue asks no queue; a reservation
 //! that takes a worker's last slot spares the replica's next request a
-//! retry there.
+//! retry there; a paced start that finds a free permit costs the permit
+//! taken and given back, its limit's inputs read once per replica.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,11 +16,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use vdi_cluster_core::health::HeartbeatStamp;
+use vdi_cluster_core::pacing::StartPermits;
 use vdi_cluster_core::service::{AllocateOutcome, SessionRequest};
 use vdi_cluster_core::testkit::instrument::{Breakdown, Instrumented};
 use vdi_cluster_core::testkit::{SimulatedWorkers, exam, heartbeat_with_slots, key, wid};
 use vdi_cluster_core::{
-    ClusterService, Error, ManualClock, MemoryStore, Registry, ServiceConfig, Store, Timestamp,
+    Clock, ClusterService, Error, ManualClock, MemoryStore, Registry, ServiceConfig, Store,
+    Timestamp,
 };
 
 const START: Timestamp = Timestamp(1_800_000_000_000);
@@ -134,6 +137,58 @@ async fn a_fresh_allocation_is_one_reserve_and_one_confirm() {
         assert!(matches!(placed.outcome, AllocateOutcome::Placed { .. }));
         assert_eq!(r.take_calls(), calls(RESERVE_AND_CONFIRM), "{user}");
     }
+}
+
+#[tokio::test]
+async fn a_paced_start_with_a_free_permit_costs_the_permit_taken_and_given_back() {
+    let r = replicas(2, |c| {
+        c.pacing.enabled = true;
+        c.pacing.inputs_max_age = CACHED;
+    });
+    r.beat("w1", 8).await;
+    let (first, other) = (&r.services[0], &r.services[1]);
+    // The first start on the worker reads its last starts, the limit's
+    // inputs, once for this replica.
+    first
+        .placement()
+        .allocate(key("exam", "s0"), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(r.take_calls().get("start_queue"), Some(&1));
+    let paced = calls(&[
+        ("acquire_start_permit", 1),
+        ("confirm", 1),
+        ("release_start_permit", 1),
+        ("reserve → reserved", 1),
+    ]);
+    for user in ["s1", "s2", "s3"] {
+        first
+            .placement()
+            .allocate(key("exam", user), Default::default())
+            .await
+            .unwrap();
+        assert_eq!(r.take_calls(), paced, "{user}");
+    }
+    // Another replica reads them for itself, once.
+    other
+        .placement()
+        .allocate(key("exam", "t0"), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(r.take_calls().get("start_queue"), Some(&1));
+    other
+        .placement()
+        .allocate(key("exam", "t1"), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(r.take_calls(), paced);
+    let queue = r
+        .store
+        .start_queue(&wid("w1"), r.clock.now())
+        .await
+        .unwrap();
+    assert!(queue.held.is_empty(), "every permit given back");
+    assert_eq!(queue.samples.len(), 6, "every start left its sample");
 }
 
 #[tokio::test]

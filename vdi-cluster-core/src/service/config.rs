@@ -189,6 +189,10 @@ pub struct PacingConfig {
     /// How often a start waiting for a permit asks again, renewing its
     /// place (250 ms).
     pub poll: Duration,
+    /// How long this replica reuses a worker's last starts, read from the
+    /// store, for its start limit (5 s; zero: read at every start). Its
+    /// own starts move them at once; other replicas' are seen within this.
+    pub inputs_max_age: Duration,
 }
 
 impl Default for PacingConfig {
@@ -199,6 +203,7 @@ impl Default for PacingConfig {
             lease: None,
             samples_kept: 50,
             poll: Duration::from_millis(250),
+            inputs_max_age: Duration::from_secs(5),
         }
     }
 }

@@ -40,6 +40,11 @@ pub(crate) struct Common {
     /// Base seed of the replicas' tie-breaking.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Pace the replicas' starts (every start takes one of its worker's
+    /// start permits). Off by default, so the figures are of placements
+    /// alone; an http:// store's servers get the same `--pace-starts`.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pace_starts: bool,
     /// Also print the results as one JSON object per run.
     #[arg(long)]
     pub(crate) json: bool,
@@ -71,6 +76,7 @@ impl Common {
             pg_pool: self.pg_pool,
             port: port_of(url)?,
             start_latency: StartLatency::default(),
+            pace_starts: self.pace_starts,
         }))
     }
 
@@ -95,6 +101,7 @@ impl Common {
         Tuning {
             snapshot_max_age: Duration::from_millis(self.snapshot_ms),
             seed: self.seed,
+            pace_starts: self.pace_starts,
         }
     }
 }

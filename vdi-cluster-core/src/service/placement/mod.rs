@@ -5,8 +5,9 @@
 //! else is [`Placement::allocate`] (`allocate`: rank, compare-and-reserve,
 //! start on the worker — `start` — confirm, with failover), which judges
 //! a dispatch the reservation answers in `existing`; with paced starts,
-//! `pacing` takes each start's permit and answers a student whose start
-//! waits before the desktop is up. `release` ends a
+//! `pacing` takes each start's permit (its limit from the inputs this
+//! replica keeps, `limits`) and answers a student whose start waits
+//! before the desktop is up. `release` ends a
 //! session, `promote` places the head of an exam's waiting room when a
 //! slot frees (the waiting room's claim).
 //!
@@ -32,6 +33,7 @@ mod allocation;
 mod excluded;
 mod existing;
 mod hints;
+mod limits;
 mod open;
 mod pacing;
 mod promote;
@@ -49,6 +51,7 @@ pub use request::{Departure, QueueStanding, SessionRequest, SessionState, Starti
 use super::shared::Shared;
 use excluded::Excluded;
 use hints::Hints;
+use limits::StartInputs;
 use snapshot::SnapshotCache;
 
 /// The placement wing (see the module docs); reached through
@@ -61,6 +64,9 @@ pub struct Placement {
     hints: Hints,
     /// The workers each booked exam's rehearsal left out, as last read.
     excluded: Excluded,
+    /// Each worker's last starts, the inputs of its start limit, as this
+    /// replica last read or made them.
+    start_inputs: StartInputs,
 }
 
 impl Placement {
@@ -70,6 +76,7 @@ impl Placement {
             snapshots: SnapshotCache::default(),
             hints: Hints::default(),
             excluded: Excluded::default(),
+            start_inputs: StartInputs::default(),
         }
     }
 }

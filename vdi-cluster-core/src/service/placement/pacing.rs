@@ -7,7 +7,10 @@
 //! After compare-and-reserve, `start_on_worker` asks the store for a
 //! permit on the reserved worker under the dispatch's id, with the limit
 //! core decides from the worker's configured concurrency and its last
-//! starts ([`start_limit`]). While the answer is "waiting", it asks again
+//! starts ([`start_limit`]), as this replica keeps them (`limits`: read
+//! from the store at most every `pacing.inputs_max_age`). So a start that
+//! gets its permit at once costs two store calls besides its placement's:
+//! the permit taken and given back. While the answer is "waiting", it asks again
 //! every `pacing.poll` (which renews its place's lease); after
 //! [`permit_wait_bound`](crate::service::ServiceConfig::permit_wait_bound)
 //! it gives up its place and the reservation, and the placement tries the
@@ -56,6 +59,14 @@ tokio::task_local! {
 struct Notifier(Arc<Mutex<Option<oneshot::Sender<Starting>>>>);
 
 impl Notifier {
+    /// Whether a paced request waits to be told (reading the queue for
+    /// an estimate nobody hears is skipped).
+    fn listening() -> bool {
+        NOTIFIER
+            .try_with(|n| n.0.lock().is_ok_and(|s| s.is_some()))
+            .unwrap_or(false)
+    }
+
     fn tell(starting: &Starting) {
         let _ = NOTIFIER.try_with(|n| {
             let sender = n.0.lock().ok().and_then(|mut s| s.take());
@@ -99,19 +110,42 @@ pub(crate) struct Permit {
 pub(crate) struct PermitTimeout;
 
 impl Placement {
-    /// The worker's start limit now, and its queue as read for it.
-    async fn limit_of(&self, record: &WorkerRecord) -> Result<(u32, StartQueue)> {
+    /// The worker's start limit now, from the inputs this replica keeps
+    /// (read from the store only when they are older than
+    /// `pacing.inputs_max_age`: see `limits`).
+    async fn limit_of(&self, record: &WorkerRecord) -> Result<u32> {
+        let max_age = self.shared.config.pacing.inputs_max_age;
+        let samples = match self.start_inputs.fresh(&record.id, max_age) {
+            Some(samples) => samples,
+            None => Arc::new(self.read_queue(&record.id).await?.samples),
+        };
+        Ok(self.limit_from(record, &samples))
+    }
+
+    fn limit_from(&self, record: &WorkerRecord, samples: &[StartSample]) -> u32 {
+        start_limit(
+            record.start_concurrency(),
+            samples,
+            self.shared.config.pacing_target(),
+        )
+    }
+
+    /// The worker's queue read from the store now (its samples kept as
+    /// this replica's inputs).
+    async fn read_queue(&self, worker: &WorkerId) -> Result<StartQueue> {
         let queue = self
             .shared
             .store
-            .start_queue(&record.id, self.shared.clock.now())
+            .start_queue(worker, self.shared.clock.now())
             .await?;
-        let limit = start_limit(
-            record.start_concurrency(),
-            &queue.samples,
-            self.shared.config.pacing_target(),
-        );
-        Ok((limit, queue))
+        self.start_inputs.read(worker, &queue.samples);
+        Ok(queue)
+    }
+
+    /// The worker's start limit and its queue, both read fresh.
+    async fn queue_and_limit(&self, record: &WorkerRecord) -> Result<(u32, StartQueue)> {
+        let queue = self.read_queue(&record.id).await?;
+        Ok((self.limit_from(record, &queue.samples), queue))
     }
 
     /// Takes a start permit on `record`'s worker for the start `id` (a
@@ -128,8 +162,8 @@ impl Placement {
             return Ok(Ok(None));
         }
         let bound = tokio::time::Instant::now() + self.shared.config.permit_wait_bound();
-        let (limit, queue) = self.limit_of(record).await?;
-        let mut told = false;
+        let limit = self.limit_of(record).await?;
+        let mut told = !Notifier::listening();
         loop {
             let now = self.shared.clock.now();
             let until = now.plus(self.shared.config.permit_lease());
@@ -150,6 +184,8 @@ impl Placement {
                 PermitAnswer::Waiting { position, .. } => {
                     if !told {
                         told = true;
+                        // The slow path: the estimate reads the queue.
+                        let queue = self.read_queue(&record.id).await?;
                         Notifier::tell(&Starting {
                             worker: record.id.clone(),
                             position: Some(position),
@@ -188,13 +224,20 @@ impl Placement {
             in_flight: permit.in_flight,
         });
         let kept = self.shared.config.pacing.samples_kept;
-        if let Err(e) = self
+        match self
             .shared
             .store
             .release_start_permit(&permit.worker, &permit.id, sample, kept)
             .await
         {
-            tracing::warn!(worker = %permit.worker, error = %e, "start permit not given back; its lease ends it");
+            Ok(_) => {
+                if let Some(sample) = sample {
+                    self.start_inputs.own_start(&permit.worker, sample, kept);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(worker = %permit.worker, error = %e, "start permit not given back; its lease ends it");
+            }
         }
     }
 
@@ -215,7 +258,7 @@ impl Placement {
         let Ok(Some(first)) = self.take_permit(record, &prewarm_id(), now).await? else {
             return Ok(Some(Vec::new()));
         };
-        let (limit, _) = self.limit_of(record).await?;
+        let limit = self.limit_of(record).await?;
         let mut permits = vec![first];
         while permits.len() < wanted as usize {
             let id = prewarm_id();
@@ -267,15 +310,12 @@ impl Placement {
 
     /// A worker's start queue as last stored (for a prewarm's hold).
     pub(crate) async fn start_queue_of(&self, worker: &WorkerId) -> Result<StartQueue> {
-        self.shared
-            .store
-            .start_queue(worker, self.shared.clock.now())
-            .await
+        self.read_queue(worker).await
     }
 
     /// `record`'s worker's start pacing now.
     pub async fn start_pacing(&self, record: &WorkerRecord) -> Result<StartPacing> {
-        let (limit, queue) = self.limit_of(record).await?;
+        let (limit, queue) = self.queue_and_limit(record).await?;
         let expected = expected_start(&queue.samples, limit).as_secs_f64();
         Ok(StartPacing {
             worker: record.id.clone(),
@@ -298,7 +338,7 @@ impl Placement {
         let now = self.shared.clock.now();
         let id = reserved.id.to_string();
         let (limit, queue) = match self.shared.store.worker(&reserved.worker).await? {
-            Some(snapshot) => self.limit_of(&snapshot.record).await?,
+            Some(snapshot) => self.queue_and_limit(&snapshot.record).await?,
             None => (1, StartQueue::default()),
         };
         let position = queue.position(&id);
