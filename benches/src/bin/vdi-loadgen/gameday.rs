@@ -46,6 +46,13 @@ pub(crate) struct GameDayArgs {
     /// [default: 120].
     #[arg(long)]
     settle_secs: Option<u64>,
+    /// The replicas' `--live-session-grace-sec`, the longest a record may
+    /// outlive its desktop [default: 10]. At the control plane's own
+    /// default (60) with a settle window shorter than it, a record left
+    /// without its desktop by a fault fails the settle check instead of
+    /// being freed by the grace.
+    #[arg(long)]
+    live_session_grace_sec: Option<u64>,
     /// Seed of who double-clicks and who submits when.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -88,6 +95,9 @@ impl GameDayArgs {
         if let Some(v) = self.fault_gap_secs {
             c.fault_gap = Duration::from_secs(v);
             c.partition = c.partition.min(c.fault_gap * 2 / 3);
+        }
+        if let Some(v) = self.live_session_grace_sec {
+            c.timings.live_session_grace_sec = v;
         }
         if let Some(v) = self.settle_secs {
             c.settle = Duration::from_secs(v);

@@ -32,6 +32,23 @@
 //! student before its next report says what it runs. A student refused
 //! for want of a slot whose session a worker already reports running gets
 //! that session adopted instead of the refusal.
+//!
+//! # A confirmation that comes too late
+//!
+//! The worker answered, but the confirmation finds the reservation gone:
+//! it waited longer than the allocate timeout (on a store failing over,
+//! for a connection), and reconcile or another request of the session
+//! reclaimed it. Meanwhile the worker's report may have had the session
+//! it runs **adopted**, or the student's reload may have reserved and
+//! confirmed the same worker, whose allocate answered the desktop already
+//! running — in both cases a dispatch of the session on this worker that
+//! *is* the desktop this placement started. The worker is told to release
+//! its copy only when no dispatch of the session is on it (the student
+//! left, or nobody took the session up); otherwise the placement hands
+//! back that active dispatch, or leaves the desktop to the reservation
+//! that holds it. Releasing by the session's key there would stop the
+//! desktop of a record that stays: a slot held for nobody, and a student
+//! answered with a desktop that is gone, until the live-session grace.
 
 use std::sync::Arc;
 
@@ -55,6 +72,21 @@ pub(crate) enum Started {
     /// The call failed and the reservation is undone; `may_run`: the
     /// worker may have acted on the call and run the session anyway.
     Failed { may_run: bool },
+}
+
+/// What holds a session whose reservation its placement found gone or
+/// settled by someone else ([`Placement::held_meanwhile`]).
+#[derive(Debug)]
+enum Meanwhile {
+    /// An active dispatch on the reservation's worker: the desktop the
+    /// placement started.
+    Active(Box<Dispatch>),
+    /// Another dispatch on the same worker: a reservation of another
+    /// request, whose call answers the same desktop, or an orphaned record
+    /// that its own move handles.
+    Here,
+    /// No dispatch, or one on another worker.
+    NotHere,
 }
 
 impl Placement {
@@ -105,23 +137,38 @@ impl Placement {
                     self.shared.emit_all(disrupted);
                     return Ok(Started::Active(Box::new(active)));
                 }
-                // The worker's heartbeat confirmed it first (the call was
-                // slow): it is this session, now active.
-                if let Some(mut adopted) = self
-                    .adopted_meanwhile(reserved, &entries, &disruptions)
+                // The reservation is no longer there to confirm: see what
+                // holds the session now before touching the desktop.
+                match self
+                    .held_meanwhile(reserved, &entries, &disruptions)
                     .await?
                 {
-                    self.shared.emit_all(disrupted);
-                    adopted.session.get_or_insert(session);
-                    return Ok(Started::Active(Box::new(adopted)));
+                    // The worker's report made this very desktop the
+                    // session's dispatch first (the call or the
+                    // confirmation was slow): it is placed.
+                    Meanwhile::Active(mut adopted) => {
+                        self.shared.emit_all(disrupted);
+                        adopted.session.get_or_insert(session);
+                        return Ok(Started::Active(adopted));
+                    }
+                    // Another request of the session reserved this worker
+                    // and will confirm the same desktop (or a move takes an
+                    // orphaned record away from it): leave it running.
+                    Meanwhile::Here => {
+                        tracing::warn!(worker = %view.id(), session = %key, "reservation expired before the worker answered; another dispatch of the session holds the same worker");
+                        return Ok(Started::Failed { may_run: false });
+                    }
+                    // Nothing holds the session (it was released, or its
+                    // reservation reclaimed), or another worker does:
+                    // give the worker its slot back and try elsewhere.
+                    Meanwhile::NotHere => {
+                        let _ = timeout(
+                            self.shared.config.worker_call_timeout,
+                            self.shared.client.release(&view.record, key),
+                        )
+                        .await;
+                    }
                 }
-                // The reservation was reclaimed while the worker worked:
-                // give the worker its slot back and try elsewhere.
-                let _ = timeout(
-                    self.shared.config.worker_call_timeout,
-                    self.shared.client.release(&view.record, key),
-                )
-                .await;
                 WorkerCallError::BadAnswer("reservation expired before the worker answered".into())
             }
             Ok(Err(e)) => e,
@@ -132,10 +179,10 @@ impl Placement {
         // its next report says (a session it runs is then adopted).
         let hold = error.may_have_started().then_some(view.id());
         if !self.shared.store.undo(key, reserved.id, None, hold).await?
-            && let Some(adopted) = self.adopted_meanwhile(reserved, &entries, &[]).await?
+            && let Meanwhile::Active(adopted) = self.held_meanwhile(reserved, &entries, &[]).await?
         {
             // The worker did start it, and its heartbeat said so first.
-            return Ok(Started::Active(Box::new(adopted)));
+            return Ok(Started::Active(adopted));
         }
         tracing::warn!(worker = %view.id(), session = %key, error = %error, "worker allocate failed; trying the next worker");
         Ok(Started::Failed {
@@ -143,27 +190,36 @@ impl Placement {
         })
     }
 
-    /// The reservation `reserved`, if a heartbeat of its worker confirmed
-    /// it while the allocator waited for the worker; then writes the
-    /// `entries` and `disruptions` that confirmation could not carry.
-    async fn adopted_meanwhile(
+    /// What holds the session of `reserved`, a reservation this
+    /// placement can no longer confirm or undo. An active dispatch on the
+    /// same worker is the desktop this placement started, whatever its id:
+    /// the worker's heartbeat confirmed the reservation while the allocator
+    /// waited, or — once the reservation was reclaimed — adopted the
+    /// session the worker reports, or another request of the session
+    /// placed it there (a worker runs one desktop per session, and its
+    /// allocate answers the running one). Then writes the `entries` and
+    /// `disruptions` that confirmation could not carry.
+    async fn held_meanwhile(
         &self,
         reserved: &Dispatch,
         entries: &[OutboxEntry],
         disruptions: &[Disruption],
-    ) -> Result<Option<Dispatch>> {
-        let adopted = self
-            .shared
-            .store
-            .dispatch(&reserved.key)
-            .await?
-            .filter(|d| d.id == reserved.id && d.state == DispatchState::Active);
-        if adopted.is_some() {
-            self.shared
-                .append_confirmed_elsewhere(entries, disruptions)
-                .await;
+    ) -> Result<Meanwhile> {
+        let Some(d) = self.shared.store.dispatch(&reserved.key).await? else {
+            return Ok(Meanwhile::NotHere);
+        };
+        if d.worker != reserved.worker {
+            return Ok(Meanwhile::NotHere);
         }
-        Ok(adopted)
+        match d.state {
+            DispatchState::Active => {
+                self.shared
+                    .append_confirmed_elsewhere(entries, disruptions)
+                    .await;
+                Ok(Meanwhile::Active(Box::new(d)))
+            }
+            DispatchState::Reserved | DispatchState::Orphaned => Ok(Meanwhile::Here),
+        }
     }
 
     /// Best effort: tell a worker to drop a copy of a session that runs
