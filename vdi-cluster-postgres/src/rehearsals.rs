@@ -1,6 +1,7 @@
 //! [`Rehearsals`] on `vdi.rehearsals`: insert-if-absent or compare-and-set
 //! on the version in one statement, in the transaction that appends its
-//! outbox entries. Which workers fail is decided in core, never in SQL.
+//! outbox entries; a removal compares the version in its one statement
+//! too. Which workers fail is decided in core, never in SQL.
 
 use async_trait::async_trait;
 use sqlx::Row;
@@ -64,6 +65,22 @@ impl Rehearsals for PgStore {
                 .is_some();
             finish(tx, wrote, entries).await?;
             Ok(wrote)
+        })
+        .await
+    }
+
+    async fn remove_rehearsal(&self, exam: &ExamId, expected: u64) -> Result<bool> {
+        let Ok(expected) = i64::try_from(expected) else {
+            return Ok(false);
+        };
+        self.call(async {
+            let removed = sqlx::query(sql::REMOVE_REHEARSAL)
+                .bind(exam.as_str())
+                .bind(expected)
+                .fetch_optional(self.pool())
+                .await?
+                .is_some();
+            Ok(removed)
         })
         .await
     }

@@ -195,4 +195,6 @@ statements! {
     REHEARSALS = "rehearsals.sql";
     /// A rehearsal stored if absent, or compare-and-set on its version.
     PUT_REHEARSAL = "put_rehearsal.sql";
+    /// A rehearsal deleted if its version is still the one read.
+    REMOVE_REHEARSAL = "remove_rehearsal.sql";
 }

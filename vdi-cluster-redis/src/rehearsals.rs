@@ -1,7 +1,7 @@
 //! [`Rehearsals`] on Redis: every exam's record in one hash of
 //! `<version> <json>`, each write one Lua script that compares the version
 //! and writes, with its outbox entries (which workers fail is decided in
-//! core).
+//! core); a removal compares the version and deletes in one script too.
 
 use async_trait::async_trait;
 use vdi_cluster_core::Result;
@@ -77,5 +77,17 @@ impl Rehearsals for RedisStore {
             .await
             .map_err(BackendError::from)?;
         Ok(written == 1)
+    }
+
+    async fn remove_rehearsal(&self, exam: &ExamId, expected: u64) -> Result<bool> {
+        let removed: i64 = SCRIPTS
+            .rehearsal_remove
+            .key(self.keys.rehearsals())
+            .arg(exam.as_str())
+            .arg(expected)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(BackendError::from)?;
+        Ok(removed == 1)
     }
 }

@@ -97,6 +97,7 @@ scripts!(
     ledger_append,
     ledger_close,
     rehearsal_put,
+    rehearsal_remove,
 );
 
 /// The compare-and-reserve script exactly as the store runs it (prelude

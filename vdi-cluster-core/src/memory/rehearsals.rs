@@ -43,4 +43,13 @@ impl Rehearsals for MemoryStore {
         s.outbox.enqueue(entries);
         Ok(true)
     }
+
+    async fn remove_rehearsal(&self, exam: &ExamId, expected: u64) -> Result<bool> {
+        let mut s = self.lock()?;
+        if s.rehearsals.get(exam).map(|r| r.version) != Some(expected) {
+            return Ok(false);
+        }
+        s.rehearsals.remove(exam);
+        Ok(true)
+    }
 }

@@ -18,6 +18,10 @@
 //! * **One view.** A record is read with its version as one consistent
 //!   read; [`rehearsals`](Rehearsals::rehearsals) answers every record by
 //!   exam id.
+//! * **Removal compares too.** [`remove_rehearsal`](Rehearsals::remove_rehearsal)
+//!   deletes an exam's record only if its stored version is the one the
+//!   caller read, in one atomic step: a write that came after that read
+//!   is never lost to it.
 //! * The backend never judges a worker nor decides go or no-go: core does.
 
 use std::fmt::Debug;
@@ -56,4 +60,9 @@ pub trait Rehearsals: Debug + Send + Sync + 'static {
         expected: u64,
         entries: &[OutboxEntry],
     ) -> Result<bool>;
+
+    /// Removes `exam`'s record if its stored version is `expected` (a
+    /// cancelled exam's, see `Exams::cancel_exam`); `false` (nothing
+    /// removed) when none is stored or the version is another.
+    async fn remove_rehearsal(&self, exam: &ExamId, expected: u64) -> Result<bool>;
 }

@@ -197,6 +197,7 @@ macro_rules! delegate_store {
                 fn rehearsals() -> Vec<$crate::rehearsal::StoredRehearsal>;
                 fn put_rehearsal(rehearsal: &$crate::rehearsal::Rehearsal, expected: u64,
                                  entries: &[$crate::outbox::OutboxEntry]) -> bool;
+                fn remove_rehearsal(exam: &$crate::ExamId, expected: u64) -> bool;
             }
         }
     };

@@ -16,7 +16,8 @@ const ALL: usize = u32::MAX as usize;
 /// Reads everything of `store` that must survive a move (see the
 /// [module's table](super)), each part in its stable order. Reservations
 /// in flight are left out; so is every delivery already delivered or
-/// given up, and every scheduled action that finished.
+/// given up, every scheduled action that finished, and the rehearsal of
+/// an exam the calendar no longer holds.
 pub async fn export(store: &dyn Store) -> Result<StoreContents> {
     let mut contents = StoreContents {
         workers: store
@@ -46,14 +47,18 @@ pub async fn export(store: &dyn Store) -> Result<StoreContents> {
             .into_iter()
             .map(|s| s.action)
             .collect(),
-        rehearsals: store
-            .rehearsals()
-            .await?
-            .into_iter()
-            .map(|s| s.rehearsal)
-            .collect(),
         ..StoreContents::default()
     };
+    // A cancelled exam's record that awaits the leader's removal (see
+    // `Exams::remove_cancelled_rehearsals`) is not part of the store's
+    // state: the dump holds only the rehearsals of the exams it holds.
+    contents.rehearsals = store
+        .rehearsals()
+        .await?
+        .into_iter()
+        .map(|s| s.rehearsal)
+        .filter(|r| contents.exams.iter().any(|e| e.id == r.exam_id))
+        .collect();
     for endpoint in &contents.webhooks {
         let deliveries = store.deliveries(&endpoint.id, ALL).await?;
         contents.outbox.extend(

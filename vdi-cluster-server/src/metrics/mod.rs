@@ -11,7 +11,7 @@
 //! | `vdi_heartbeats_total` | counter | `result`: `accepted`, `stale`, `rejected` |
 //! | `vdi_heartbeats_refused_total` | counter | `reason`: `body`, `credential`, `forbidden`, `too_large`, `invalid`, `throttled`, `backend`, `error` |
 //! | `vdi_heartbeat_duration_seconds` | histogram: time to apply a heartbeat | |
-//! | `vdi_worker_call_duration_seconds` | histogram | `call`: `allocate`, `release`, `prewarm`, `discard_prewarm`; `result`: `ok`, `timeout`, `unreachable`, `refused`, `bad_answer` |
+//! | `vdi_worker_call_duration_seconds` | histogram | `call`: `allocate`, `release`, `prewarm`, `discard_prewarm`, `check` (a rehearsal's); `result`: `ok`, `timeout`, `unreachable`, `refused`, `bad_answer` |
 //! | `vdi_reconcile_duration_seconds` | histogram: one reconcile step (of the leader's pass, or an operator's whole pass) | |
 //! | `vdi_webhook_deliveries_total` | counter | `result`: `delivered` (2xx), `refused` (another status), `error` (no answer) |
 //! | `vdi_webhook_delivery_duration_seconds` | histogram: one delivery attempt | |
@@ -29,6 +29,7 @@
 //! | `vdi_drift_repaired_total` | counter | |
 //! | `vdi_events_total` | counter | `type` |
 //! | `vdi_capacity_requests`, `vdi_capacity_request_slots` | gauge, read at scrape ([`capacity`]) | `state` |
+//! | `vdi_exam_rehearsal_go`, `vdi_exam_rehearsal_workers`, `vdi_exam_rehearsal_missing_students` | gauge, read at scrape ([`rehearsals`]) | `exam`; `outcome` for the workers |
 //! | `vdi_stats_cache_answers_total` | counter: cluster statistics answers (`--stats-cache-sec`) | `result`: `hit` (from this replica's window), `miss` (read from the store) |
 //!
 //! Reconcile figures come from the `reconciled` events, so background steps
@@ -44,6 +45,7 @@ mod deliveries;
 mod exams;
 mod lost;
 mod passes;
+mod rehearsals;
 mod starts;
 mod workers;
 
@@ -139,6 +141,7 @@ pub struct Metrics {
     events: Family<TypeLabel, Counter>,
     exams: ExamMetrics,
     lost: lost::LostMetrics,
+    rehearsals: rehearsals::RehearsalSeries,
 }
 
 impl Default for Metrics {
@@ -306,6 +309,7 @@ impl Metrics {
         registry.register("events", "Cluster events by type", events.clone());
         let exams = ExamMetrics::register(&mut registry);
         let lost = lost::LostMetrics::register(&mut registry);
+        let rehearsals = rehearsals::RehearsalSeries::register(&mut registry);
         for status in STATUSES {
             workers
                 .get_or_create(&StatusLabel {
@@ -351,6 +355,7 @@ impl Metrics {
             events,
             exams,
             lost,
+            rehearsals,
             deliveries,
         }
     }
@@ -487,6 +492,7 @@ impl Metrics {
         }
         let booked = self.exams.refresh(service).await;
         self.lost.refresh(service, &booked).await;
+        self.rehearsals.refresh(service, &booked).await;
         self.passes.refresh(service).await;
         self.capacity.refresh(service).await;
         let mut out = String::new();

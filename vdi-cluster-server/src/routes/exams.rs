@@ -142,8 +142,9 @@ pub(crate) async fn patch(
     Ok(answer(booking, StatusCode::OK))
 }
 
-/// Cancels an exam and tells the workers holding its prewarmed machines
-/// to discard them; answers the cancelled exam.
+/// Cancels an exam, tells the workers holding its prewarmed machines to
+/// discard them and removes its rehearsal's record; answers the cancelled
+/// exam.
 #[utoipa::path(
     delete, path = "/api/vdi/exams/{examId}", tag = "exams",
     params(("examId" = String, Path, description = "Exam id")),

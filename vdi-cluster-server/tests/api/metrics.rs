@@ -1,6 +1,7 @@
-//! `/metrics` read as a scraper reads it (an OpenMetrics parser), and the
-//! ready-made alert rules and dashboard in `examples/deploy/` checked to
-//! name only series the server exports.
+//! `/metrics` read as a scraper reads it (an OpenMetrics parser), the
+//! rehearsal series of a booked exam, and the ready-made alert rules and
+//! dashboard in `examples/deploy/` checked to name only series the server
+//! exports.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -8,9 +9,11 @@ use std::path::{Path, PathBuf};
 use openmetrics_parser::openmetrics::parse_openmetrics;
 use openmetrics_parser::{MetricsExposition, OpenMetricsType, OpenMetricsValue};
 use reqwest::Method;
+use vdi_cluster_core::WorkerId;
 use vdi_cluster_core::exam::format_rfc3339;
+use vdi_cluster_core::testkit::CheckBehaviour;
 
-use crate::common::{Cred, Setup, TestServer, exam_platform_heartbeat};
+use crate::common::{Cred, Setup, TestServer, exam_platform_heartbeat, slots_heartbeat};
 
 type Exposition = MetricsExposition<OpenMetricsType, OpenMetricsValue>;
 
@@ -127,6 +130,15 @@ async fn busy_server() -> TestServer {
         .await;
     assert_eq!(booked.status, 201, "{}", booked.text);
     assert_eq!(s.allocate("exam-1", "sv-1").await.status, 201);
+    let rehearsal = s
+        .send(
+            Method::POST,
+            "/api/vdi/exams/exam-1/rehearsal",
+            &Cred::Admin,
+            None,
+        )
+        .await;
+    assert_eq!(rehearsal.status, 200, "{}", rehearsal.text);
     let reconcile = s
         .send(
             Method::POST,
@@ -241,6 +253,112 @@ async fn alert_rules_and_dashboard_use_only_exported_series() {
         assert!(
             unknown.is_empty(),
             "{file} names series the server does not export: {unknown:?}\nexported: {exported:?}"
+        );
+    }
+}
+
+/// A family's samples of one exam, by their other labels.
+fn of_exam(exposition: &Exposition, family: &str, exam: &str) -> Vec<(Vec<String>, f64)> {
+    if !exposition.families.contains_key(family) {
+        return Vec::new();
+    }
+    let mut found: Vec<_> = samples(exposition, family)
+        .into_iter()
+        .filter(|(labels, _)| labels.iter().any(|l| l == exam))
+        .map(|(labels, v)| {
+            let others: Vec<String> = labels.into_iter().filter(|l| l != exam).collect();
+            (others, v)
+        })
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found
+}
+
+#[tokio::test]
+async fn a_rehearsed_exam_exports_its_verdict_and_workers_until_cancelled() {
+    let (setup, sim) = Setup::memory();
+    let s = TestServer::start(setup).await;
+    for code in ["w-m1", "w-m2", "w-m3"] {
+        let r = s
+            .heartbeat(&slots_heartbeat(code, "http://127.0.0.1:1", 2, 0))
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let body = serde_json::json!({"examId": "exam-m", "name": "Rehearsed",
+        "startsAt": in_secs(3_600), "endsAt": in_secs(7_200), "students": 5});
+    let booked = s
+        .send(Method::POST, "/api/vdi/exams", &Cred::Admin, Some(&body))
+        .await;
+    assert_eq!(booked.status, 201, "{}", booked.text);
+    let scraped = scrape(&s).await;
+    assert!(
+        of_exam(&scraped, "vdi_exam_rehearsal_go", "exam-m").is_empty(),
+        "no series before the first rehearsal"
+    );
+
+    let w2 = WorkerId::parse("code", "w-m2").unwrap();
+    sim.set_check(&w2, CheckBehaviour::ImageMissing);
+    let path = "/api/vdi/exams/exam-m/rehearsal";
+    let run = s.send(Method::POST, path, &Cred::Admin, None).await;
+    assert_eq!(run.status, 200, "{}", run.text);
+    assert_eq!(run.json["verdict"], "noGo", "4 slots left for 5 students");
+    let scraped = scrape(&s).await;
+    assert_eq!(
+        of_exam(&scraped, "vdi_exam_rehearsal_go", "exam-m"),
+        vec![(vec![], 0.0)]
+    );
+    let by_outcome = |e: &Exposition| -> Vec<(String, f64)> {
+        of_exam(e, "vdi_exam_rehearsal_workers", "exam-m")
+            .into_iter()
+            .map(|(labels, v)| (labels.concat(), v))
+            .collect()
+    };
+    assert_eq!(
+        by_outcome(&scraped),
+        vec![
+            ("failed".into(), 0.0),
+            ("imageMissing".into(), 1.0),
+            ("ok".into(), 2.0),
+            ("slow".into(), 0.0),
+        ]
+    );
+    assert_eq!(
+        of_exam(&scraped, "vdi_exam_rehearsal_missing_students", "exam-m"),
+        vec![(vec![], run.json["missing"].as_f64().unwrap())],
+        "the report's missing"
+    );
+    assert!(run.json["missing"].as_u64().unwrap() > 0, "{}", run.text);
+
+    sim.set_check(&w2, CheckBehaviour::Passes);
+    let again = s
+        .send(
+            Method::POST,
+            &format!("{path}/workers/w-m2"),
+            &Cred::Admin,
+            None,
+        )
+        .await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    let scraped = scrape(&s).await;
+    assert_eq!(
+        of_exam(&scraped, "vdi_exam_rehearsal_go", "exam-m"),
+        vec![(vec![], 1.0)]
+    );
+    assert_eq!(by_outcome(&scraped)[2], ("ok".into(), 3.0));
+
+    let cancelled = s
+        .send(Method::DELETE, "/api/vdi/exams/exam-m", &Cred::Admin, None)
+        .await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.text);
+    let scraped = scrape(&s).await;
+    for family in [
+        "vdi_exam_rehearsal_go",
+        "vdi_exam_rehearsal_workers",
+        "vdi_exam_rehearsal_missing_students",
+    ] {
+        assert!(
+            of_exam(&scraped, family, "exam-m").is_empty(),
+            "{family} outlives the cancel"
         );
     }
 }

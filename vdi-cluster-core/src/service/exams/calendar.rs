@@ -216,9 +216,11 @@ impl Exams {
         Ok(booking)
     }
 
-    /// Cancels a booked exam and releases its prewarmed machines (workers
-    /// that cannot be reached keep them until their own eviction); returns
-    /// it.
+    /// Cancels a booked exam, releases its prewarmed machines (workers
+    /// that cannot be reached keep them until their own eviction) and
+    /// removes its rehearsal's record (a removal that fails is left to the
+    /// leader's tick, see [`remove_cancelled_rehearsals`](Self::remove_cancelled_rehearsals));
+    /// returns it.
     pub async fn cancel_exam(&self, id: &ExamId, actor: &str) -> Result<Exam> {
         for _ in 0..self.shared.config.exam_write_attempts.max(1) {
             let calendar = self.shared.store.exam_calendar().await?;
@@ -231,6 +233,9 @@ impl Exams {
                     self.shared
                         .audit(actor, "cancel-exam", id.as_str(), exam_detail(&exam))
                         .await?;
+                    if let Err(e) = self.remove_rehearsal(id).await {
+                        tracing::warn!(exam = %id, error = %e, "the cancelled exam's rehearsal stays until the leader's next tick");
+                    }
                     let views = self.shared.worker_views().await?;
                     self.discard_prewarm(id, &views).await;
                     return Ok(exam);

@@ -19,6 +19,17 @@
 //! failing. The leader runs a booked exam's rehearsal by itself once,
 //! [`RehearsalConfig::lead`](crate::service::RehearsalConfig) before its
 //! prewarm lead ([`rehearsal_due`]).
+//!
+//! A cancelled exam's record is removed after the calendar's write
+//! ([`Exams::cancel_exam`]), by compare-and-delete on its version. That is
+//! a second step: if it fails (the store is down at that moment), or a
+//! run that began before the cancel writes its record after it, the
+//! record stays until the leader's next tick
+//! ([`remove_cancelled_rehearsals`](Exams::remove_cancelled_rehearsals)),
+//! which removes every record whose exam the calendar no longer holds.
+//! Until then it matters only to an exam under the same id (booked again,
+//! or prewarmed unbooked), which leaves its failing workers out; a
+//! store's export leaves the record out.
 
 use std::collections::HashSet;
 
@@ -109,6 +120,7 @@ impl Exams {
             "worker": worker.as_str(),
             "outcome": check.outcome.name(),
             "reason": check.reason,
+            "verdict": written.report.verdict,
         });
         self.shared
             .audit(actor, "rehearsal-recheck", exam.as_str(), detail)
@@ -131,6 +143,34 @@ impl Exams {
         }))
     }
 
+    /// The rehearsal and go / no-go report of every booked exam among
+    /// `exams` that was rehearsed, in the order of `exams`: the records,
+    /// the fleet and the calendar read once for all (the metrics' scrape).
+    pub async fn rehearsal_reports(&self, exams: &[ExamId]) -> Result<Vec<RehearsalReport>> {
+        let mut stored = self.shared.store.rehearsals().await?;
+        stored.retain(|s| exams.contains(&s.rehearsal.exam_id));
+        if stored.is_empty() {
+            return Ok(Vec::new());
+        }
+        let views = self.shared.worker_views().await?;
+        let calendar = self.shared.store.exam_calendar().await?;
+        let mut reports = Vec::with_capacity(stored.len());
+        for exam in exams {
+            let Some(s) = stored.iter().find(|s| &s.rehearsal.exam_id == exam) else {
+                continue;
+            };
+            let Some(booked) = calendar.get(exam) else {
+                continue;
+            };
+            reports.push(RehearsalReport {
+                report: self.judge_with(booked, &s.rehearsal, &views, &calendar.exams),
+                rehearsal: s.rehearsal.clone(),
+                version: s.version,
+            });
+        }
+        Ok(reports)
+    }
+
     /// The workers `exam`'s rehearsal leaves out, read now (prewarm's
     /// plans skip them).
     pub(crate) async fn left_out(&self, exam: &ExamId) -> Result<HashSet<WorkerId>> {
@@ -141,6 +181,54 @@ impl Exams {
             .await?
             .map(|s| s.rehearsal.failing_workers())
             .unwrap_or_default())
+    }
+
+    /// Removes `exam`'s record (its exam was cancelled) at the version
+    /// read, again when a write came between; whether one was removed.
+    pub(super) async fn remove_rehearsal(&self, exam: &ExamId) -> Result<bool> {
+        for _ in 0..self.shared.config.exam_write_attempts.max(1) {
+            let Some(stored) = self.shared.store.rehearsal(exam).await? else {
+                return Ok(false);
+            };
+            let removed = self
+                .shared
+                .store
+                .remove_rehearsal(exam, stored.version)
+                .await?;
+            self.placement.forget_rehearsal(exam);
+            if removed {
+                return Ok(true);
+            }
+        }
+        Err(Error::Conflict {
+            what: format!("the rehearsal of exam {exam}"),
+        })
+    }
+
+    /// The leader's step: removes the record of every exam the calendar
+    /// no longer holds (a cancel whose removal failed, or a run that wrote
+    /// after the cancel); how many. The records are read before the
+    /// calendar and each is removed only at the version read, so an exam
+    /// booked again and rehearsed meanwhile keeps its new record.
+    pub async fn remove_cancelled_rehearsals(&self) -> Result<u32> {
+        let stored = self.shared.store.rehearsals().await?;
+        if stored.is_empty() {
+            return Ok(0);
+        }
+        let calendar = self.shared.store.exam_calendar().await?;
+        let mut removed = 0;
+        for s in stored
+            .iter()
+            .filter(|s| calendar.get(&s.rehearsal.exam_id).is_none())
+        {
+            let exam = &s.rehearsal.exam_id;
+            if self.shared.store.remove_rehearsal(exam, s.version).await? {
+                tracing::info!(exam = %exam, "removed the rehearsal of an exam no longer booked");
+                self.placement.forget_rehearsal(exam);
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// The leader's step: runs the rehearsal of every booked exam that is
@@ -279,18 +367,25 @@ impl Exams {
     async fn judge_exam(&self, exam: &Exam, rehearsal: &Rehearsal) -> Result<GoNoGo> {
         let views = self.shared.worker_views().await?;
         let calendar = self.shared.store.exam_calendar().await?;
+        Ok(self.judge_with(exam, rehearsal, &views, &calendar.exams))
+    }
+
+    /// The go / no-go report of `rehearsal` for `exam` against `views`
+    /// and the booked `exams`, now.
+    fn judge_with(
+        &self,
+        exam: &Exam,
+        rehearsal: &Rehearsal,
+        views: &[WorkerView],
+        exams: &[Exam],
+    ) -> GoNoGo {
         let rest: Vec<WorkerView> = views
-            .into_iter()
+            .iter()
             .filter(|v| !rehearsal.excludes(v.id()))
+            .cloned()
             .collect();
         let without = self.capacity_of(&rest);
-        Ok(go_no_go(
-            rehearsal,
-            exam,
-            &calendar.exams,
-            &without,
-            self.shared.clock.now(),
-        ))
+        go_no_go(rehearsal, exam, exams, &without, self.shared.clock.now())
     }
 }
 
@@ -348,6 +443,7 @@ fn audit_detail(written: &RehearsalReport) -> serde_json::Value {
     serde_json::json!({
         "run": written.rehearsal.run,
         "workers": written.rehearsal.workers.len(),
+        "verdict": written.report.verdict,
         "go": written.report.verdict == Verdict::Go,
         "failing": failing,
     })

@@ -342,6 +342,7 @@ async fn tick(
     if rehearsed > 0 {
         tracing::info!(rehearsed, "exams rehearsed");
     }
+    service.exams.remove_cancelled_rehearsals().await?;
     service.exams.start_due_prewarms().await?;
     service.exams.keep_prewarm_targets(fence).await?;
     service.exams.release_ended_prewarms().await?;

@@ -150,8 +150,10 @@ pub use registry::{
     worker_listing_and_delete, worker_put_is_compare_and_set, worker_put_races_have_one_winner,
 };
 pub use rehearsals::{
+    a_cancelled_exams_rehearsal_is_removed,
     a_failing_worker_is_left_out_of_its_exam_on_every_replica,
     rehearsal_failures_commit_with_their_record, rehearsals_are_inserted_once_and_compare_and_set,
+    rehearsals_are_removed_only_at_the_version_read,
 };
 pub use resumed_pass::{
     a_pass_resumes_on_the_next_leader, resumed_scans_cover_every_dispatch_once,
@@ -293,6 +295,8 @@ macro_rules! conformance_tests {
             rehearsals_are_inserted_once_and_compare_and_set,
             rehearsal_failures_commit_with_their_record,
             a_failing_worker_is_left_out_of_its_exam_on_every_replica,
+            rehearsals_are_removed_only_at_the_version_read,
+            a_cancelled_exams_rehearsal_is_removed,
         }
     };
     (in_sequence $factory:expr) => {

@@ -1,6 +1,8 @@
 //! Rehearsals: each exam's record written once from one read across
-//! replicas, its `exam.rehearsal_failed` committed with it, and a failing
-//! worker left out of the exam's placements on every replica.
+//! replicas, its `exam.rehearsal_failed` committed with it, a failing
+//! worker left out of the exam's placements on every replica, and a
+//! cancelled exam's record removed (at the version read), by the cancel
+//! or else by the leader's tick.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -219,4 +221,136 @@ pub async fn a_failing_worker_is_left_out_of_its_exam_on_every_replica(
         );
     }
     assert!(on.contains(&wid("w-rh2")), "back in the exam: {on:?}");
+}
+
+/// A record is removed only at the version read: not at another, not
+/// twice, not one never stored; of replicas racing to remove it from the
+/// same read exactly one does; other exams' records stay.
+pub async fn rehearsals_are_removed_only_at_the_version_read(factory: &impl StoreFactory) {
+    let mut stores: Vec<Arc<dyn Store>> = Vec::new();
+    for _ in 0..REPLICAS {
+        stores.push(factory.replica().await);
+    }
+    let kept = record("exam-rk", 1);
+    assert!(stores[0].put_rehearsal(&kept, 0, &[]).await.unwrap());
+    let gone = record("exam-rg", 1);
+    assert!(stores[0].put_rehearsal(&gone, 0, &[]).await.unwrap());
+    assert!(
+        stores[0]
+            .put_rehearsal(&record("exam-rg", 2), 1, &[])
+            .await
+            .unwrap()
+    );
+    let id = gone.exam_id.clone();
+    for stale in [0, 1, 3] {
+        assert!(
+            !stores[1].remove_rehearsal(&id, stale).await.unwrap(),
+            "version {stale} is not the stored 2"
+        );
+    }
+    assert_eq!(stores[2].rehearsal(&id).await.unwrap().unwrap().version, 2);
+    let removals = futures::future::join_all(
+        stores
+            .iter()
+            .map(|s| async { s.remove_rehearsal(&id, 2).await.unwrap() }),
+    )
+    .await;
+    assert_eq!(removals.iter().filter(|done| **done).count(), 1);
+    assert!(stores[3].rehearsal(&id).await.unwrap().is_none());
+    let never = ExamId::parse("examId", "exam-rn").unwrap();
+    assert!(!stores[3].remove_rehearsal(&never, 1).await.unwrap());
+    let listed: Vec<_> = stores[0]
+        .rehearsals()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.rehearsal.exam_id.to_string(), s.version))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![("exam-rk".to_owned(), 1)],
+        "the other exam's stays"
+    );
+    // Removed, the exam's record starts again from none.
+    assert!(stores[1].put_rehearsal(&gone, 0, &[]).await.unwrap());
+}
+
+/// Cancelling a rehearsed exam removes its record. A record the cancel
+/// left (its removal failed, or a run wrote after it: written here
+/// straight to the store) is removed by the leader's next tick on
+/// another replica, and the rehearsals of booked exams stay. The exam
+/// booked again under the same id starts unrehearsed, its workers all in.
+pub async fn a_cancelled_exams_rehearsal_is_removed(factory: &impl StoreFactory) {
+    let workers = SimulatedWorkers::new();
+    let a = service(factory.replica().await, &workers, 311);
+    let b = service(factory.replica().await, &workers, 312);
+    for code in ["w-rx1", "w-rx2"] {
+        a.fleet()
+            .heartbeat(heartbeat_with_slots(code, 4, 0))
+            .await
+            .unwrap();
+    }
+    workers.set_check(&wid("w-rx2"), CheckBehaviour::Fails("disk full".into()));
+    let starts = now().plus(Duration::from_secs(3 * 3600));
+    for id in ["exam-rx", "exam-ry"] {
+        assert!(matches!(
+            a.exams()
+                .book_exam(exam(id, starts, 60, 2), "admin")
+                .await
+                .unwrap(),
+            Booking::Accepted(_)
+        ));
+    }
+    let cancelled = ExamId::parse("examId", "exam-rx").unwrap();
+    let booked = ExamId::parse("examId", "exam-ry").unwrap();
+    for id in [&cancelled, &booked] {
+        let done = a.exams().rehearse(id, "admin").await.unwrap();
+        assert_eq!(done.report.failing.len(), 1);
+    }
+    let left_out = a
+        .placement()
+        .excluded_by_rehearsal(&cancelled)
+        .await
+        .unwrap();
+    assert!(left_out.contains(&wid("w-rx2")), "{left_out:?}");
+    let store = factory.replica().await;
+
+    a.exams().cancel_exam(&cancelled, "admin").await.unwrap();
+    assert!(
+        store.rehearsal(&cancelled).await.unwrap().is_none(),
+        "the cancel removes the record"
+    );
+    assert!(store.rehearsal(&booked).await.unwrap().is_some());
+    assert_eq!(b.exams().remove_cancelled_rehearsals().await.unwrap(), 0);
+
+    // A record the cancel did not remove.
+    assert!(
+        store
+            .put_rehearsal(&record("exam-rx", 1), 0, &[])
+            .await
+            .unwrap()
+    );
+    assert_eq!(b.exams().remove_cancelled_rehearsals().await.unwrap(), 1);
+    assert!(store.rehearsal(&cancelled).await.unwrap().is_none());
+    assert_eq!(
+        store.rehearsal(&booked).await.unwrap().unwrap().version,
+        1,
+        "a booked exam's rehearsal stays"
+    );
+    assert_eq!(b.exams().remove_cancelled_rehearsals().await.unwrap(), 0);
+
+    assert!(matches!(
+        b.exams()
+            .book_exam(exam("exam-rx", starts, 60, 2), "admin")
+            .await
+            .unwrap(),
+        Booking::Accepted(_)
+    ));
+    assert!(a.exams().rehearsal(&cancelled).await.unwrap().is_none());
+    let left_out = a
+        .placement()
+        .excluded_by_rehearsal(&cancelled)
+        .await
+        .unwrap();
+    assert!(left_out.is_empty(), "no worker left out: {left_out:?}");
 }

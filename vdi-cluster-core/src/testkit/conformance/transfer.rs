@@ -32,7 +32,9 @@ const DAY: Duration = Duration::from_secs(86_400);
 /// the hook, one released), three scheduled drains: one pending, one
 /// a leader claimed, one cancelled (which an export leaves out), and three
 /// ledger entries (two of a booked exam's student, one of an exam no
-/// longer booked).
+/// longer booked), and two rehearsals: the booked exam's, and one of an
+/// exam no longer booked whose removal is pending (which an export leaves
+/// out).
 pub async fn fill_every_part(store: &Arc<dyn Store>) {
     let t = now();
     put_new(store, &worker_record("w-1", 4, 0)).await;
@@ -184,15 +186,17 @@ async fn fill_scheduling(store: &Arc<dyn Store>) {
         crate::rehearsal::DEFAULT_SLOW_START,
         t,
     );
-    let rehearsal = crate::rehearsal::Rehearsal::run(
-        None,
-        exam("exam-1", t.plus(DAY), 90, 20).id,
-        "alice",
-        t,
-        vec![check],
-        t,
-    );
-    assert!(store.put_rehearsal(&rehearsal, 0, &[]).await.unwrap());
+    for id in ["exam-1", "exam-cancelled"] {
+        let rehearsal = crate::rehearsal::Rehearsal::run(
+            None,
+            exam(id, t.plus(DAY), 90, 20).id,
+            "alice",
+            t,
+            vec![check.clone()],
+            t,
+        );
+        assert!(store.put_rehearsal(&rehearsal, 0, &[]).await.unwrap());
+    }
 }
 
 /// What a filled store's export must hold, part by part.
@@ -218,6 +222,11 @@ fn assert_every_part(contents: &StoreContents) {
     );
     assert_eq!(contents.disruptions[0].key.exam_id.as_str(), "exam-0");
     assert_eq!(contents.rehearsals[0].failing().len(), 1);
+    assert_eq!(
+        contents.rehearsals[0].exam_id.as_str(),
+        "exam-1",
+        "only the rehearsals of the exams in the dump"
+    );
     assert_eq!(contents.capacity_requests[1].workers.len(), 2);
     let drains: Vec<&str> = contents.scheduled.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(drains, ["sa_claimed", "sa_pending"], "open ones, by id");
