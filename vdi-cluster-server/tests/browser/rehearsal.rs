@@ -2,7 +2,8 @@
 //! runs it from the page, one worker of two reports the exam's image
 //! missing, and the go / no-go panel shows the verdict, that the exam no
 //! longer fits without it, and the worker with its reason and a Re-check
-//! button; axe clean, no console error.
+//! button; the audit view says who ran it, the verdict and the worker left
+//! out, in words; axe clean, no console error.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,6 +29,8 @@ struct Texts {
     no_go: &'static str,
     image_missing: &'static str,
     recheck: &'static str,
+    /// The audit trail's words for the run.
+    audit_run: &'static str,
 }
 
 async fn the_report_names_the_failing_worker(texts: Texts) {
@@ -114,6 +117,18 @@ async fn the_report_names_the_failing_worker(texts: Texts) {
     assert_eq!(ok_row, json!("ok"));
     b.check_accessibility("exam rehearsal").await;
     b.screenshot("exam-rehearsal").await;
+
+    b.click("a[data-view='audit']").await;
+    let audited = "#audit tr[data-action='rehearsal'][data-target='reh']";
+    let text = b
+        .wait_text(audited, "the run in the audit trail", |t| {
+            t.contains(texts.audit_run)
+        })
+        .await;
+    let left_out = format!("w2 ({})", texts.image_missing);
+    assert!(text.contains(&left_out), "{text}");
+    assert!(text.contains("e2e-admin"), "who ran it: {text}");
+    b.check_accessibility("audit with a rehearsal").await;
     assert!(b.console_errors().await.is_empty());
     b.quit().await;
     drop(workers);
@@ -127,6 +142,7 @@ async fn the_rehearsal_report_in_vietnamese() {
         no_go: "Chưa sẵn sàng",
         image_missing: "thiếu image",
         recheck: "Kiểm tra lại",
+        audit_run: "Chưa sẵn sàng: lần 1, đã kiểm tra 2 máy chủ.",
     })
     .await;
 }
@@ -139,6 +155,7 @@ async fn the_rehearsal_report_in_english() {
         no_go: "No-go",
         image_missing: "image missing",
         recheck: "Re-check",
+        audit_run: "No-go: run 1, 2 workers checked.",
     })
     .await;
 }

@@ -1,5 +1,6 @@
 // Audit and events: who did what (ADMIN only, as the route table says), a
-// page at a time, webhook deliveries (ADMIN, deliveries.js), the live
+// page at a time (a rehearsal's entry in words: its verdict and the workers
+// left out), webhook deliveries (ADMIN, deliveries.js), the live
 // events, newest first, and a download of what the page shows.
 import { h, replace, table, badge } from '../dom.js';
 import { t } from '../i18n.js';
@@ -7,6 +8,7 @@ import { get, isAdmin } from '../api.js';
 import { localTime } from '../format.js';
 import * as live from '../live.js';
 import { deliveriesPanel } from './deliveries.js';
+import { rehearsalAudit } from './exam_rehearsal.js';
 import { PAGE_SIZE, busy, lastPage, notice, pager, refreshRegion } from '../ui.js';
 
 function detailText(detail) {
@@ -65,7 +67,7 @@ export function mount(main) {
             [t('col.target')], [t('col.detail')]],
           body.entries.map((e) => ({
             attrs: { 'data-action': e.action, 'data-target': e.target },
-            cells: [localTime(e.at), e.actor, e.action, e.target, detailText(e.detail)],
+            cells: [localTime(e.at), e.actor, e.action, e.target, rehearsalAudit(e) ?? detailText(e.detail)],
           })), { id: 'audit' }), pages] : h('p', {}, t('audit.none')));
       } catch (e) {
         notice('error', e.message);

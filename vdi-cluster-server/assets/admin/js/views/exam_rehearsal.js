@@ -35,6 +35,10 @@ addTexts({
     'rehearsal.recheck': 'Re-check',
     'rehearsal.recheckFor': 'Re-check worker {code}',
     'rehearsal.done': 'Rehearsal finished: {verdict}.',
+    'rehearsal.audit.run': '{verdict}: run {run}, {workers} workers checked.',
+    'rehearsal.audit.leftOut': 'Left out: {failing}.',
+    'rehearsal.audit.recheck': 'Worker {worker} re-checked: {outcome}.',
+    'rehearsal.audit.now': 'Verdict: {verdict}.',
   },
   vi: {
     'rehearsal.title': 'Diễn tập',
@@ -62,6 +66,10 @@ addTexts({
     'rehearsal.recheck': 'Kiểm tra lại',
     'rehearsal.recheckFor': 'Kiểm tra lại máy chủ {code}',
     'rehearsal.done': 'Diễn tập xong: {verdict}.',
+    'rehearsal.audit.run': '{verdict}: lần {run}, đã kiểm tra {workers} máy chủ.',
+    'rehearsal.audit.leftOut': 'Bị loại: {failing}.',
+    'rehearsal.audit.recheck': 'Máy chủ {worker} được kiểm tra lại: {outcome}.',
+    'rehearsal.audit.now': 'Kết luận: {verdict}.',
   },
 });
 
@@ -74,6 +82,27 @@ function outcome(c) {
 
 function startTime(c) {
   return c.startMs === undefined ? '—' : `${num(Math.round(c.startMs / 100) / 10)} s`;
+}
+
+/**
+ * The audit trail's text of a rehearsal's entry (`rehearsal`: the verdict,
+ * the run, the workers checked and those left out; `rehearsal-recheck`:
+ * the worker, its outcome and the verdict), or null for another action.
+ */
+export function rehearsalAudit(entry) {
+  const d = entry.detail && typeof entry.detail === 'object' ? entry.detail : {};
+  const verdict = d.verdict ? t(`rehearsal.verdict.${d.verdict}`) : null;
+  if (entry.action === 'rehearsal' && verdict) {
+    const failing = (d.failing || [])
+      .map((f) => `${f.worker} (${t(`rehearsal.outcome.${f.outcome}`)})`).join(', ');
+    const run = t('rehearsal.audit.run', { verdict, run: num(d.run), workers: num(d.workers) });
+    return failing ? `${run} ${t('rehearsal.audit.leftOut', { failing })}` : run;
+  }
+  if (entry.action === 'rehearsal-recheck' && verdict) {
+    const checked = t('rehearsal.audit.recheck', { worker: d.worker, outcome: t(`rehearsal.outcome.${d.outcome}`) });
+    return `${checked} ${t('rehearsal.audit.now', { verdict })}`;
+  }
+  return null;
 }
 
 /** Runs `path` (a run or a re-check) from `button`, then `after`. */
