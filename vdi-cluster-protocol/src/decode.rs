@@ -7,7 +7,7 @@
 use serde::de::DeserializeOwned;
 use vdi_cluster_core::ValidationError;
 
-use crate::unique_keys::parse_unique;
+use crate::unique_keys::{is_plain, parse_unique};
 
 /// Whether a `content-type` value can carry a JSON body: JSON itself, and
 /// the two types plain clients send a JSON body with by default (`curl -d`
@@ -74,6 +74,21 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ValidationErro
     if first != Some(&b'{') {
         return Err(ValidationError::new("body", "a JSON object is required"));
     }
+    // Most bodies have no duplicate key and no number to rewrite: read them
+    // straight into `T`. Whatever fails here (and every other body) takes
+    // the full path below, which names the field.
+    if is_plain(bytes)
+        && let Ok(value) = serde_json::from_slice(bytes)
+    {
+        return Ok(value);
+    }
+    parse_full(bytes)
+}
+
+/// [`parse_json`] without its plain path: the body read whole with every
+/// key checked, integral floats rewritten, then deserialized with the
+/// offending field's path.
+fn parse_full<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ValidationError> {
     let mut json = parse_unique(bytes).map_err(|duplicate| match duplicate {
         Some(path) => ValidationError::new(
             path.clone(),
@@ -99,20 +114,30 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ValidationErro
 fn integral_floats_as_integers(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::Number(n) => {
-            if let Some(f) = n.as_f64().filter(|_| n.is_f64())
-                && f.fract() == 0.0
-            {
-                let two_to_64 = 2f64.powi(64);
-                if (0.0..two_to_64).contains(&f) {
-                    *n = serde_json::Number::from(f as u64);
-                } else if (-two_to_64 / 2.0..0.0).contains(&f) {
-                    *n = serde_json::Number::from(f as i64);
-                }
+            if let Some(integer) = n.as_f64().filter(|_| n.is_f64()).and_then(integral) {
+                *n = integer;
             }
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
         serde_json::Value::Object(map) => map.values_mut().for_each(integral_floats_as_integers),
         _ => {}
+    }
+}
+
+/// The integer a float with an integral value stands for, when one of
+/// `u64` or `i64` holds it (`3600.0`, `-2.0`); `None` for a fraction or a
+/// magnitude beyond both.
+pub(crate) fn integral(f: f64) -> Option<serde_json::Number> {
+    if f.fract() != 0.0 {
+        return None;
+    }
+    let two_to_64 = 2f64.powi(64);
+    if (0.0..two_to_64).contains(&f) {
+        Some(serde_json::Number::from(f as u64))
+    } else if (-two_to_64 / 2.0..0.0).contains(&f) {
+        Some(serde_json::Number::from(f as i64))
+    } else {
+        None
     }
 }
 
@@ -191,6 +216,45 @@ mod tests {
         assert_eq!(e.field, "n");
         let e = parse_json::<Counts>(br#"{"n": 1e30, "x": 2}"#).unwrap_err();
         assert_eq!(e.field, "n");
+    }
+
+    #[test]
+    fn plain_bodies_read_as_the_full_path_reads_them() {
+        let bodies = [
+            r#"{"a": 1, "b": [1, -2, 2.5, "x", null, true], "c": {"a": {"a": 0.25}}}"#,
+            r#"{"code": "w-1", "cpuUsage": 12.5, "labels": {"room": "a\"b"}}"#,
+            r#"{"e\u0061": 1, "ea": 2}"#,
+            r#"{"n": 3600.0, "x": 1e3, "y": -2.0}"#,
+            r#"{"n": 1e300, "m": 18446744073709551616.0}"#,
+            r#"{"a": {"k": 1, "k": 2}}"#,
+            r#"{"a": 1, "b": 2,}"#,
+        ];
+        for body in bodies {
+            let full = parse_full::<serde_json::Value>(body.as_bytes());
+            let fast = parse_json::<serde_json::Value>(body.as_bytes());
+            assert_eq!(fast, full, "{body}");
+        }
+        // The plain path takes only what the full path would not rewrite.
+        assert!(is_plain(br#"{"a": 1.5, "b": [{"c": 2}]}"#));
+        assert!(!is_plain(br#"{"a": 1.0}"#));
+        assert!(!is_plain(br#"{"a": 1, "a": 1}"#));
+        assert!(!is_plain(br#"{"e\u0061": 1, "ea": 2}"#));
+        assert!(!is_plain(br#"{"a": 1} x"#));
+        let wide: Vec<String> = (0..40).map(|i| format!(r#""k{i}": {i}"#)).collect();
+        let wide = format!("{{{}}}", wide.join(","));
+        assert!(!is_plain(wide.as_bytes()));
+        assert_eq!(
+            parse_json::<serde_json::Value>(wide.as_bytes()),
+            parse_full::<serde_json::Value>(wide.as_bytes())
+        );
+    }
+
+    #[test]
+    fn a_duplicate_key_is_refused_on_every_path() {
+        let e = parse_json::<Body>(br#"{"count": 1, "count": 2}"#).unwrap_err();
+        assert_eq!(e.field, "count");
+        let e = parse_json::<Body>(br#"{"count": 1, "nested": {"a": 1, "a": 1}}"#).unwrap_err();
+        assert_eq!(e.field, "nested.a");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! instead of letting the last one win — a proxy in front of the server
 //! might have read the first.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 
@@ -24,6 +25,112 @@ pub(crate) fn parse_unique(bytes: &[u8]) -> Result<Value, Option<String>> {
         Ok(v)
     });
     value.map_err(|_| duplicate.into_inner())
+}
+
+/// Objects with more keys than this are left to [`parse_unique`] (whose
+/// map finds a duplicate without comparing every pair of keys).
+const PLAIN_MAX_KEYS: usize = 32;
+
+/// Whether `bytes` is one JSON value that [`parse_unique`] and the number
+/// rewriting after it would leave as serde reads it: no key twice in one
+/// object, no number written as a float with an integral value that the
+/// rewriting would turn into an integer, and no object of more than
+/// [`PLAIN_MAX_KEYS`] keys. Reads the body once without building it; a
+/// plain body can then be deserialized straight from its bytes. `false`
+/// for anything else, including malformed JSON (the full path reports it).
+pub(crate) fn is_plain(bytes: &[u8]) -> bool {
+    let mut reader = serde_json::Deserializer::from_slice(bytes);
+    Plain.deserialize(&mut reader).is_ok() && reader.end().is_ok()
+}
+
+/// One value read by [`is_plain`]: fails on what is not plain.
+#[derive(Clone, Copy)]
+struct Plain;
+
+/// An object's key, borrowed from the body when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Plain {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Plain {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        if crate::decode::integral(v).is_some() {
+            Err(E::custom("an integral float"))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(self)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut keys: Vec<Cow<'de, str>> = Vec::new();
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            if keys.len() >= PLAIN_MAX_KEYS || keys.contains(&key) {
+                return Err(de::Error::custom("not plain"));
+            }
+            keys.push(key);
+            map.next_value_seed(self)?;
+        }
+        Ok(())
+    }
 }
 
 /// One value at `path`; records the first duplicate key in `duplicate`.

@@ -46,9 +46,12 @@ pub(crate) struct Gate {
     pub(crate) access: Access,
 }
 
-/// A worker's own credential, checked against the hashes in the store on
-/// every request (so a revocation holds from the next one on): accepted
-/// until it expires, or for the overlap after a rotation.
+/// A worker's own credential, checked against the hashes in the store
+/// (an acceptance possibly from this replica's read of them at most
+/// `--worker-credential-cache-ms` old, a refusal always from a fresh one;
+/// so a revocation holds from the next request on through this replica,
+/// within that time through another): accepted until it expires, or for
+/// the overlap after a rotation.
 async fn verify_worker_credential(
     state: &AppState,
     presented: &str,
@@ -112,13 +115,13 @@ pub(crate) async fn ensure_worker(
         Principal::Worker => true,
         Principal::Joining | Principal::User(_) => return Ok(()),
     };
-    let own = state.service().store().worker_credential(code).await?;
+    let own = state.service().fleet().has_own_credential(code).await?;
     match own {
-        None => Ok(()),
-        Some(_) if shared => Err(ApiError::forbidden(format!(
+        false => Ok(()),
+        true if shared => Err(ApiError::forbidden(format!(
             "worker {code} has its own credential: it is accepted only with it (x-worker-token: vdiw.…), never with the shared worker token"
         ))),
-        Some(_) => Err(ApiError::unauthorized(format!(
+        true => Err(ApiError::unauthorized(format!(
             "worker {code} joined with a join token: send its own credential in x-worker-token"
         ))),
     }

@@ -22,6 +22,7 @@ mod rank;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
+use std::hash::BuildHasher;
 
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +35,31 @@ use crate::worker::{MAX_TAG_LEN, MAX_TAGS, WorkerDescription, WorkerRecord, Work
 pub use placement::{ExamPlacement, PlacementRevision};
 pub use prewarm::{PrewarmShare, plan_prewarm};
 pub use rank::{Accounting, Candidate, RankIndex, RankOptions, Ranking, rank};
+
+/// A set of worker codes under a fast, randomly seeded hash: the sets a
+/// ranking looks its candidates up in (tried, found full), where the
+/// standard library's SipHash of every code skipped was a measurable part
+/// of a decision.
+pub type WorkerSet = HashSet<WorkerId, foldhash::fast::RandomState>;
+
+/// The workers a ranking skips as already tried or known full: one set,
+/// or several read as their union without copying them into one.
+pub trait Excluded {
+    /// Whether `worker` is skipped.
+    fn excludes(&self, worker: &WorkerId) -> bool;
+}
+
+impl<S: BuildHasher> Excluded for HashSet<WorkerId, S> {
+    fn excludes(&self, worker: &WorkerId) -> bool {
+        !self.is_empty() && self.contains(worker)
+    }
+}
+
+impl<T: Excluded + ?Sized> Excluded for [&T] {
+    fn excludes(&self, worker: &WorkerId) -> bool {
+        self.iter().any(|set| set.excludes(worker))
+    }
+}
 
 /// How workers are ordered after sticky and affinity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -177,7 +203,7 @@ impl ExclusionReason {
 pub fn exclusion(
     worker: &WorkerView,
     constraints: &Constraints,
-    tried: &HashSet<WorkerId>,
+    tried: &(impl Excluded + ?Sized),
 ) -> Option<ExclusionReason> {
     use ExclusionReason as R;
     if matches!(worker.record.policy, AdminPolicy::Disabled { .. }) {
@@ -196,7 +222,7 @@ pub fn exclusion(
     if !constraints.matches(&worker.record) {
         return Some(R::ConstraintMismatch);
     }
-    if tried.contains(worker.id()) {
+    if tried.excludes(worker.id()) {
         return Some(R::AlreadyTried);
     }
     if worker.available_sessions == 0 {

@@ -113,6 +113,13 @@ pub struct ServiceConfig {
     /// Lifetime and rotation overlap of workers' own credentials (30 days,
     /// 1 hour).
     pub credentials: CredentialPolicy,
+    /// How long a replica may accept a worker's credential (or the shared
+    /// token for a worker without one) from its memory of the last read,
+    /// instead of reading it again (2 s; zero reads it on every request).
+    /// A refusal always reads it; a revocation or reset made through
+    /// another replica is honoured within this time, through this replica
+    /// at once (the server's `--worker-credential-cache-ms`).
+    pub credential_cache: Duration,
     /// A queued student who has not asked for this long leaves the
     /// waiting room (60 s; the server's `--queue-abandon-sec`).
     pub queue_abandon: Duration,
@@ -248,6 +255,7 @@ impl Default for ServiceConfig {
             session_grace: Duration::from_secs(60),
             session_expiry_warning: Duration::from_secs(300),
             credentials: CredentialPolicy::default(),
+            credential_cache: Duration::from_secs(2),
             queue_abandon: Duration::from_secs(60),
             queue_wait_per_position: Duration::from_secs(30),
             scale_lead: Duration::from_secs(1_800),

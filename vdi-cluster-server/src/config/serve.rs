@@ -140,6 +140,16 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub worker_credential_overlap_sec: u64,
 
+    /// How long this replica accepts a worker's credential (or the shared
+    /// worker token for a worker without one) from its last read of it
+    /// instead of reading it again (2000 ms; 0 reads it on every request).
+    /// A refusal always reads it; a revocation or reset made through
+    /// another replica holds here within this time, through this one at
+    /// once.
+    #[arg(long, env = "WORKER_CREDENTIAL_CACHE_MS", default_value_t = 2_000,
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub worker_credential_cache_ms: u64,
+
     /// Lifetime of an exam's sticky worker.
     #[arg(long, env = "WORKER_STICKY_EXAM_TTL_SEC", default_value_t = 21_600,
           value_parser = clap::value_parser!(u64).range(1..=2_592_000))]
@@ -503,6 +513,7 @@ impl ServeArgs {
                 ttl: Duration::from_secs(self.worker_credential_ttl_sec),
                 overlap: Duration::from_secs(self.worker_credential_overlap_sec),
             },
+            credential_cache: Duration::from_millis(self.worker_credential_cache_ms),
             pacing: PacingConfig {
                 enabled: self.pace_starts,
                 target: self.start_target_ms.map(Duration::from_millis),

@@ -26,7 +26,9 @@ mod update;
 use super::affine::{AffineOrders, Fleet};
 use super::order::Order;
 use super::placement::ExamPlacement;
-use super::{ChoiceReason, Constraints, ExclusionReason, Exclusions, SchedulingPolicy, exclusion};
+use super::{
+    ChoiceReason, Constraints, Excluded, ExclusionReason, Exclusions, SchedulingPolicy, exclusion,
+};
 use crate::health::Availability;
 use crate::ids::WorkerId;
 use crate::policy::AdminPolicy;
@@ -242,7 +244,11 @@ impl RankIndex {
     /// not. Without constraints it costs in proportion to `tried`; with
     /// constraints it looks at every worker, so it is meant for explaining
     /// a refusal, not for every decision.
-    pub fn account(&self, constraints: &Constraints, tried: &HashSet<WorkerId>) -> Accounting {
+    pub fn account<S: std::hash::BuildHasher>(
+        &self,
+        constraints: &Constraints,
+        tried: &HashSet<WorkerId, S>,
+    ) -> Accounting {
         if !constraints.is_empty() {
             let mut excluded = Exclusions::default();
             let mut eligible = 0;
@@ -301,7 +307,7 @@ impl RankIndex {
         &self,
         constraints: &Constraints,
         placement: &ExamPlacement,
-        tried: &HashSet<WorkerId>,
+        tried: &(impl Excluded + ?Sized),
         options: &RankOptions,
     ) -> Ranking {
         let ok = |i: usize| exclusion(&self.views[i], constraints, tried).is_none();
@@ -312,7 +318,7 @@ impl RankIndex {
             reason,
             available_sessions: self.views[i].available_sessions,
         };
-        let mut taken: HashSet<usize> = HashSet::new();
+        let mut taken: HashSet<usize, foldhash::fast::RandomState> = HashSet::default();
         let mut candidates = Vec::with_capacity(limit);
 
         if let Some(&i) = placement.sticky.as_ref().and_then(|s| self.by_id.get(s))
@@ -381,11 +387,11 @@ impl RankIndex {
 /// Ranks `workers` once (indexes them, then queries) and accounts for
 /// every worker. For many requests on one snapshot, build a [`RankIndex`]
 /// and query it instead.
-pub fn rank(
+pub fn rank<S: std::hash::BuildHasher>(
     workers: &[WorkerView],
     constraints: &Constraints,
     placement: &ExamPlacement,
-    tried: &HashSet<WorkerId>,
+    tried: &HashSet<WorkerId, S>,
     options: &RankOptions,
 ) -> (Ranking, Accounting) {
     let index = RankIndex::new(workers.to_vec());

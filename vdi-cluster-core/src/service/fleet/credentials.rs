@@ -14,11 +14,13 @@ use super::Fleet;
 use super::freeze::FreezeOverride;
 use super::heartbeat::CAS_ATTEMPTS;
 use crate::credential::{
-    CredentialCheck, IssuedSecret, JoinRefusal, Presented, WorkerCredential, join_plan,
+    CredentialCheck, CredentialSnapshot, IssuedSecret, JoinRefusal, Presented, WorkerCredential,
+    join_plan,
 };
 use crate::error::{Error, Result};
 use crate::ids::WorkerId;
 use crate::store::{CasOutcome, ClaimOutcome, JoinClaim, JoinToken};
+use crate::time::Timestamp;
 use crate::worker::{WorkerDescription, WorkerView};
 
 /// A worker that joined.
@@ -98,7 +100,9 @@ impl Fleet {
                 expected: plan.expected,
                 bound_only: plan.bound_only,
             };
-            match self.shared.store.claim_worker(&claim).await? {
+            let claimed = self.shared.store.claim_worker(&claim).await;
+            self.forget_credential(&id);
+            match claimed? {
                 ClaimOutcome::Claimed { token, .. } => {
                     let worker = self.register(id.clone(), description).await?;
                     let rejoined = plan.expected.is_some();
@@ -134,17 +138,73 @@ impl Fleet {
     }
 
     /// Checks a secret presented for worker `id` (`matches(hash)`: whether
-    /// it hashes to `hash`, in constant time).
+    /// it hashes to `hash`, in constant time). An acceptance may come from
+    /// this replica's memory of the credential (at most
+    /// [`ServiceConfig::credential_cache`](crate::ServiceConfig::credential_cache)
+    /// old); a refusal always comes from a fresh read (see
+    /// `credential_cache`).
     pub async fn check_credential(
         &self,
         id: &WorkerId,
         matches: impl Fn(&str) -> bool,
     ) -> Result<CredentialCheck> {
-        let now = self.shared.clock.now();
-        Ok(match self.shared.store.worker_credential(id).await? {
-            Some(stored) => stored.credential.check(now, matches),
+        let check = |stored: Option<&CredentialSnapshot>, now| match stored {
+            Some(stored) => stored.credential.check(now, &matches),
             None => CredentialCheck::Unknown,
-        })
+        };
+        let now = self.shared.clock.now();
+        if let Some(stored) = self.recall_credential(id, now) {
+            let remembered = check(stored.as_ref(), now);
+            if let CredentialCheck::Valid(_) = remembered {
+                return Ok(remembered);
+            }
+        }
+        let stored = self.read_credential(id, now).await?;
+        Ok(check(stored.as_ref(), now))
+    }
+
+    /// Whether worker `id` has a credential of its own (in any state):
+    /// then the shared worker token is refused for it. `false` may come
+    /// from this replica's memory (at most
+    /// [`ServiceConfig::credential_cache`](crate::ServiceConfig::credential_cache)
+    /// old); `true` always comes from a fresh read.
+    pub async fn has_own_credential(&self, id: &WorkerId) -> Result<bool> {
+        let now = self.shared.clock.now();
+        if let Some(None) = self.recall_credential(id, now) {
+            return Ok(false);
+        }
+        Ok(self.read_credential(id, now).await?.is_some())
+    }
+
+    fn recall_credential(
+        &self,
+        id: &WorkerId,
+        now: Timestamp,
+    ) -> Option<Option<CredentialSnapshot>> {
+        let ttl = self.shared.config.credential_cache;
+        self.credentials.recall(id, now, ttl)
+    }
+
+    /// Reads worker `id`'s credential from the store and remembers it
+    /// (unless this replica changed it meanwhile).
+    async fn read_credential(
+        &self,
+        id: &WorkerId,
+        now: Timestamp,
+    ) -> Result<Option<CredentialSnapshot>> {
+        let ticket = self.credentials.ticket();
+        let stored = self.shared.store.worker_credential(id).await?;
+        if !self.shared.config.credential_cache.is_zero() {
+            self.credentials.remember(ticket, id, now, stored.clone());
+        }
+        Ok(stored)
+    }
+
+    /// Forgets what this replica remembers of worker `id`'s credential:
+    /// called as every write of it returns (committed or not), so that
+    /// neither the memory nor a read begun before the write outlives it.
+    fn forget_credential(&self, id: &WorkerId) {
+        self.credentials.forget(id);
     }
 
     /// Worker `id`, presenting an accepted secret, gets a new one (hash
@@ -178,7 +238,9 @@ impl Fleet {
                 .shared
                 .store
                 .put_worker_credential(id, &rotated, Some(stored.version))
-                .await?;
+                .await;
+            self.forget_credential(id);
+            let outcome = outcome?;
             if let CasOutcome::Written { .. } = outcome {
                 let old_until = rotated.previous.as_ref().map(|s| s.expires_at.as_millis());
                 self.shared.audit(
@@ -269,7 +331,9 @@ impl Fleet {
                 .shared
                 .store
                 .put_worker_credential(id, &WorkerCredential::reset(), expected)
-                .await?;
+                .await;
+            self.forget_credential(id);
+            let outcome = outcome?;
             if let CasOutcome::Written { .. } = outcome {
                 self.shared
                     .audit(
@@ -307,7 +371,9 @@ impl Fleet {
                 .shared
                 .store
                 .put_worker_credential(id, &credential, Some(stored.version))
-                .await?;
+                .await;
+            self.forget_credential(id);
+            let outcome = outcome?;
             if let CasOutcome::Written { .. } = outcome {
                 self.shared
                     .audit(actor, action, id.as_str(), serde_json::Value::Null)

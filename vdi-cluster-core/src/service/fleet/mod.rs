@@ -18,7 +18,9 @@
 //! leader carries out.
 //!
 //! **Owns** the tally of repairs made by heartbeats since the previous
-//! reconcile pass (reported by that pass).
+//! reconcile pass (reported by that pass), and a short memory of workers'
+//! credentials (`credential_cache`: acceptances only, for
+//! [`ServiceConfig::credential_cache`](crate::ServiceConfig::credential_cache)).
 //!
 //! **Writes** through [`Registry`](crate::store::Registry) (worker records
 //! by compare-and-set, with their outbox entries through
@@ -37,6 +39,7 @@
 
 mod admin;
 mod assignment;
+mod credential_cache;
 mod credentials;
 mod freeze;
 mod heartbeat;
@@ -80,6 +83,9 @@ pub struct Fleet {
     placement: Arc<Placement>,
     /// Repairs made by heartbeats since this replica's previous pass.
     tally: FleetTally,
+    /// Workers' credentials as this replica last read them, for
+    /// `credential_cache` (see `credential_cache`).
+    credentials: credential_cache::CredentialCache,
 }
 
 impl Fleet {
@@ -88,6 +94,7 @@ impl Fleet {
             shared,
             placement,
             tally: FleetTally::default(),
+            credentials: credential_cache::CredentialCache::default(),
         }
     }
 

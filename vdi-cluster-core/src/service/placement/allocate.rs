@@ -34,6 +34,7 @@
 //! network's fault than the worker's.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -41,14 +42,15 @@ use tokio::time::Instant;
 use super::Placement;
 use super::allocation::{AllocateOutcome, Allocation};
 use super::existing::Existing;
+use super::snapshot::Snapshot;
 use super::start::Started;
 use crate::dispatch::Dispatch;
 use crate::error::{Error, Result};
 use crate::ids::{DispatchId, SessionKey, WorkerId};
 use crate::ledger::{Interruption, OpenInterruption, PlacementStory};
 use crate::scheduler::{
-    Candidate, ChoiceReason, Constraints, ExamPlacement, Exclusions, NoCapacity, RankIndex,
-    RankOptions,
+    Candidate, ChoiceReason, Constraints, ExamPlacement, Excluded, Exclusions, NoCapacity,
+    RankIndex, RankOptions, WorkerSet,
 };
 use crate::store::{Reservation, ReserveRequest};
 use crate::time::Timestamp;
@@ -122,7 +124,7 @@ struct Attempt {
     /// by reconcile), not a student's own request: if the session ends
     /// meanwhile, the move stops instead of placing it again.
     moving: bool,
-    tried: HashSet<WorkerId>,
+    tried: WorkerSet,
     /// Workers whose call failed after it may have started the session:
     /// told to release their copy once it runs elsewhere.
     may_run: Vec<WorkerId>,
@@ -136,7 +138,7 @@ impl Attempt {
     fn new(key: SessionKey, began: Timestamp) -> Self {
         Self {
             key,
-            tried: HashSet::new(),
+            tried: WorkerSet::default(),
             may_run: Vec::new(),
             replaced: None,
             began,
@@ -328,20 +330,30 @@ impl Placement {
             let placement = self.placement_hints(&exam).await?;
             let candidates = self.rank_round(
                 &snapshot.index,
-                &[&snapshot.full, &snapshot.filling, left_out.as_ref()],
+                &[&snapshot.full, &snapshot.filling],
+                left_out.as_ref(),
                 constraints,
                 &placement,
                 round,
                 &mut attempt,
             );
             drop(placement);
+            // Only the index is kept across the worker calls: the sets are
+            // shared with the cache, which copies one it changes while a
+            // ranking holds it.
+            let Snapshot {
+                index,
+                full,
+                filling,
+            } = snapshot;
+            estimated = !filling.is_empty();
+            drop((full, filling));
             if let Some(placed) = self
-                .try_candidates(&snapshot.index, &candidates, &mut attempt)
+                .try_candidates(&index, &candidates, &mut attempt)
                 .await?
             {
                 return Ok(placed);
             }
-            estimated = !snapshot.filling.is_empty();
             // The first round may rank a reused snapshot, full where slots
             // were freed since: read the fleet again before refusing.
             if candidates.is_empty() && round > 0 {
@@ -357,7 +369,8 @@ impl Placement {
             let placement = self.placement_hints(&exam).await?;
             let candidates = self.rank_round(
                 &snapshot.index,
-                &[&snapshot.full, left_out.as_ref()],
+                &[&snapshot.full],
+                left_out.as_ref(),
                 constraints,
                 &placement,
                 RANK_ROUNDS,
@@ -394,22 +407,26 @@ impl Placement {
         Ok(None)
     }
 
-    /// Ranks one round's candidates, excluding the workers already tried
-    /// and those in `known_full` (found or expected full since the
-    /// snapshot was read, or left out by the exam's rehearsal).
+    /// Ranks one round's candidates, excluding the workers already tried,
+    /// those in `known_full` (found or expected full since the snapshot
+    /// was read) and those `left_out` by the exam's rehearsal. The sets
+    /// are read as they are; they are merged into one only to explain a
+    /// round that runs short of candidates.
+    #[allow(clippy::too_many_arguments)]
     fn rank_round(
         &self,
         index: &RankIndex,
-        known_full: &[&HashSet<WorkerId>],
+        known_full: &[&Arc<WorkerSet>],
+        left_out: &HashSet<WorkerId>,
         constraints: &Constraints,
         placement: &ExamPlacement,
         round: usize,
         attempt: &mut Attempt,
     ) -> Vec<Candidate> {
-        let mut excluded = attempt.tried.clone();
-        for set in known_full {
-            excluded.extend(set.iter().cloned());
-        }
+        let mut sets: Vec<&dyn Excluded> = Vec::with_capacity(known_full.len() + 2);
+        sets.push(&attempt.tried);
+        sets.extend(known_full.iter().map(|set| set.as_ref() as &dyn Excluded));
+        sets.push(left_out);
         let options = RankOptions {
             policy: self.shared.config.scheduling,
             exam_affinity: self.shared.config.exam_affinity,
@@ -417,12 +434,17 @@ impl Placement {
             seed: self.shared.request_seed((&attempt.key, round)),
             limit: RANK_LIMIT,
         };
-        let ranking = index.rank(constraints, placement, &excluded, &options);
+        let ranking = index.rank(constraints, placement, sets.as_slice(), &options);
         attempt.workers_seen = index.views().len();
         // Fewer candidates than asked for: the eligible workers may run out
         // in this round, so keep why the others are not candidates for the
         // refusal (a whole-fleet count, not paid on every decision).
         attempt.exclusions = if ranking.candidates.len() < RANK_LIMIT {
+            let mut excluded = attempt.tried.clone();
+            for set in known_full {
+                excluded.extend(set.iter().cloned());
+            }
+            excluded.extend(left_out.iter().cloned());
             index.account(constraints, &excluded).excluded
         } else {
             Exclusions::default()

@@ -31,7 +31,7 @@
 //! slots, state or facets changed are moved in its orders. An index still
 //! in use is left alone and a new one is built instead.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -41,7 +41,7 @@ use tokio::time::Instant;
 use super::Placement;
 use crate::error::Result;
 use crate::ids::WorkerId;
-use crate::scheduler::RankIndex;
+use crate::scheduler::{RankIndex, WorkerSet};
 use crate::worker::WorkerView;
 
 /// A ranking index and the workers found full since it was built.
@@ -49,19 +49,22 @@ use crate::worker::WorkerView;
 pub(crate) struct Snapshot {
     /// The fleet as read.
     pub(crate) index: Arc<RankIndex>,
-    /// Workers the store answered full since the read.
-    pub(crate) full: HashSet<WorkerId>,
+    /// Workers the store answered full since the read. Shared with the
+    /// cache: a ranking takes it without a copy, and the cache copies it
+    /// only to change it while a ranking holds it.
+    pub(crate) full: Arc<WorkerSet>,
     /// Workers this replica's own reservations since the read fill, by
-    /// its count (not the store's answer; see the module docs).
-    pub(crate) filling: HashSet<WorkerId>,
+    /// its count (not the store's answer; see the module docs). Shared
+    /// as `full` is.
+    pub(crate) filling: Arc<WorkerSet>,
 }
 
 impl Snapshot {
     fn fresh(index: Arc<RankIndex>) -> Self {
         Self {
             index,
-            full: HashSet::new(),
-            filling: HashSet::new(),
+            full: Arc::default(),
+            filling: Arc::default(),
         }
     }
 }
@@ -180,7 +183,7 @@ impl SnapshotCache {
     /// Remembers that `worker` answered full, until the next read.
     pub(crate) fn note_full(&self, worker: &WorkerId) {
         if let Some(c) = self.lock().as_mut() {
-            c.snapshot.full.insert(worker.clone());
+            add(&mut c.snapshot.full, worker);
         }
     }
 
@@ -204,7 +207,7 @@ impl SnapshotCache {
                 .get(worker)
                 .is_none_or(|v| v.available_sessions <= *taken)
             {
-                c.snapshot.filling.insert(worker.clone());
+                add(&mut c.snapshot.filling, worker);
             }
         }
         Reserving {
@@ -249,9 +252,9 @@ impl SnapshotCache {
             let taken = c.taken.entry(worker.clone()).or_default();
             *taken = (*taken).max(free.saturating_sub(slots_left));
             if slots_left == 0 {
-                c.snapshot.full.insert(worker.clone());
+                add(&mut c.snapshot.full, worker);
             } else if free <= *taken {
-                c.snapshot.filling.insert(worker.clone());
+                add(&mut c.snapshot.filling, worker);
             }
         }
     }
@@ -271,6 +274,14 @@ impl SnapshotCache {
 
     fn flights(&self) -> std::sync::MutexGuard<'_, InFlight> {
         self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Adds `worker` to a set rankings may hold: copied first only when it
+/// is not there yet and a ranking holds the set.
+fn add(set: &mut Arc<WorkerSet>, worker: &WorkerId) {
+    if !set.contains(worker) {
+        Arc::make_mut(set).insert(worker.clone());
     }
 }
 

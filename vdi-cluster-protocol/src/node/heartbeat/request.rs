@@ -36,13 +36,14 @@ pub struct HeartbeatRequest {
     #[serde(flatten)]
     pub description: DescriptionJson,
     /// CPU cores of the node (decimals allowed, at most 3 places).
+    #[serde(serialize_with = "whole_as_integer")]
     #[schema(minimum = 0, maximum = 65_536, multiple_of = 0.001)]
     pub total_cpu_cores: f64,
     /// Memory of the node, MB.
     #[schema(maximum = 67_108_864)]
     pub total_memory_mb: u64,
     /// CPU cores kept for the host (default 0).
-    #[serde(default)]
+    #[serde(default, serialize_with = "whole_as_integer")]
     #[schema(minimum = 0, maximum = 65_536, multiple_of = 0.001)]
     pub reserved_cpu_cores: f64,
     /// Memory kept for the host, MB (default 0).
@@ -50,6 +51,7 @@ pub struct HeartbeatRequest {
     #[schema(maximum = 67_108_864)]
     pub reserved_memory_mb: u64,
     /// CPU cores of one session's VM (more than 0).
+    #[serde(serialize_with = "whole_as_integer")]
     #[schema(exclusive_minimum = 0, maximum = 65_536, multiple_of = 0.001)]
     pub vm_cpu_cores: f64,
     /// Memory of one session's VM, MB (more than 0).
@@ -74,15 +76,27 @@ pub struct HeartbeatRequest {
     #[schema(max_items = 10_000)]
     pub live_sessions: Option<Vec<SessionRef>>,
     /// CPU usage percent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "some_whole_as_integer"
+    )]
     #[schema(minimum = 0, maximum = 100)]
     pub cpu_percent: Option<f64>,
     /// Memory usage percent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "some_whole_as_integer"
+    )]
     #[schema(minimum = 0, maximum = 100)]
     pub memory_percent: Option<f64>,
     /// Disk usage percent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "some_whole_as_integer"
+    )]
     #[schema(minimum = 0, maximum = 100)]
     pub disk_percent: Option<f64>,
     /// Host name, disk, OS and agent version.
@@ -156,6 +170,27 @@ impl HeartbeatRequest {
             prewarm_pool: self.prewarm_pool.into_report()?,
             max_concurrent_starts: self.max_concurrent_starts,
         })
+    }
+}
+
+/// Writes a whole number of cores or percent as an integer (`8`, not
+/// `8.0`): the same number to JSON, and a body the control plane reads
+/// without rewriting it (see [`parse_json`](crate::decode::parse_json)).
+fn whole_as_integer<S: serde::Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    match crate::decode::integral(*value) {
+        Some(n) => n.serialize(serializer),
+        None => serializer.serialize_f64(*value),
+    }
+}
+
+/// [`whole_as_integer`] of an optional figure (written only when present).
+fn some_whole_as_integer<S: serde::Serializer>(
+    value: &Option<f64>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => whole_as_integer(v, serializer),
+        None => serializer.serialize_none(),
     }
 }
 
@@ -333,5 +368,26 @@ mod tests {
                 "zone": "z", "labels": {"rack": "1"}, "capabilities": ["gpu"],
             })
         );
+    }
+    #[test]
+    fn whole_figures_are_written_as_integers_and_read_back_the_same() {
+        let mut req: HeartbeatRequest = serde_json::from_str(EXAM_PLATFORM_HEARTBEAT).unwrap();
+        req.total_cpu_cores = 8.0;
+        req.reserved_cpu_cores = 0.0;
+        req.vm_cpu_cores = 1.5;
+        req.cpu_percent = Some(12.0);
+        req.memory_percent = Some(40.25);
+        req.disk_percent = None;
+        let text = serde_json::to_string(&req).unwrap();
+        assert!(text.contains(r#""totalCpuCores":8,"#), "{text}");
+        assert!(text.contains(r#""reservedCpuCores":0,"#), "{text}");
+        assert!(text.contains(r#""vmCpuCores":1.5,"#), "{text}");
+        assert!(text.contains(r#""cpuPercent":12,"#), "{text}");
+        assert!(text.contains(r#""memoryPercent":40.25"#), "{text}");
+        assert!(!text.contains("diskPercent"), "{text}");
+        // Nothing for the control plane to rewrite: read straight from the bytes.
+        assert!(crate::unique_keys::is_plain(text.as_bytes()));
+        let back: HeartbeatRequest = crate::decode::parse_json(text.as_bytes()).unwrap();
+        assert_eq!(back, req);
     }
 }
