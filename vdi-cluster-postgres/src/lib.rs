@@ -323,9 +323,12 @@ impl PgStore {
         &self,
         call: impl Future<Output = Result<T, PgError>>,
     ) -> Result<T, PgError> {
-        let result = tokio::time::timeout(self.call_timeout, call)
-            .await
-            .unwrap_or(Err(PgError::Timeout(self.call_timeout)));
+        let call = tokio::time::timeout(self.call_timeout, call);
+        let result = match &self.primary {
+            Some(primary) => primary.watch(&self.pool, call).await,
+            None => call.await,
+        }
+        .unwrap_or(Err(PgError::Timeout(self.call_timeout)));
         if let (Err(error), Some(primary)) = (&result, &self.primary) {
             primary.suspect(&self.pool, error);
         }

@@ -14,6 +14,16 @@
 //! demoted server. A connection is also checked when it is opened: one to
 //! a server that is not writable is refused.
 //!
+//! A call may also fail to tell: when the primary dies while the pool's
+//! connections are idle, the pool's new connections to its address are
+//! refused, and the pool retries them quietly until its acquire timeout.
+//! So a call unanswered after [`SLOW_CALL`] starts a look as well (at most
+//! one per [`SLOW_LOOK_GAP`]; a look that finds the current host writable
+//! ends after that one question), and the pool, which reads its connect
+//! options again at each retry, reaches the promoted server within a retry
+//! of the move instead of failing every waiting call at the acquire
+//! timeout first.
+//!
 //! Nothing is retried here: a call that failed answers
 //! [`Error::Unavailable`](vdi_cluster_core::Error::Unavailable), and the
 //! caller's own retry is safe (`docs/high-availability.md` says why for
@@ -38,6 +48,11 @@ pub(crate) const LOOK_INTERVAL: Duration = Duration::from_millis(200);
 pub(crate) const LOOK_FOR: Duration = Duration::from_secs(60);
 /// The longest wait for one host's answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// A call still unanswered after this long starts a look too (see
+/// [`Primary::watch`]).
+pub(crate) const SLOW_CALL: Duration = Duration::from_secs(1);
+/// The shortest time between two looks started by slow calls.
+const SLOW_LOOK_GAP: Duration = Duration::from_secs(1);
 
 /// Whether the server a connection reached may be written to.
 const WRITABLE: &str =
@@ -55,6 +70,8 @@ pub(crate) struct Primary {
     moved: Arc<Moved>,
     switches: AtomicU64,
     looking: AtomicBool,
+    /// When a slow call last started a look.
+    slow_look: Mutex<Option<Instant>>,
 }
 
 /// When the pool last moved to another host.
@@ -92,6 +109,7 @@ impl Primary {
             moved: Arc::default(),
             switches: AtomicU64::new(0),
             looking: AtomicBool::new(false),
+            slow_look: Mutex::new(None),
         }
     }
 
@@ -142,6 +160,35 @@ impl Primary {
         if primary_gone(error) {
             self.start_look(pool);
         }
+    }
+
+    /// Runs `call`; if it has not answered within [`SLOW_CALL`], starts a
+    /// look (unless a slow call started one within [`SLOW_LOOK_GAP`]) and
+    /// goes on waiting for it.
+    pub(crate) async fn watch<F: Future>(self: &Arc<Self>, pool: &PgPool, call: F) -> F::Output {
+        let mut call = std::pin::pin!(call);
+        match tokio::time::timeout(SLOW_CALL, call.as_mut()).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                if self.slow_look_due() {
+                    self.start_look(pool);
+                }
+                call.await
+            }
+        }
+    }
+
+    /// Whether a slow call may start a look now (and, if so, notes it).
+    fn slow_look_due(&self) -> bool {
+        let mut last = self
+            .slow_look
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if last.is_some_and(|at| at.elapsed() < SLOW_LOOK_GAP) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
     }
 
     /// Starts a look for the writable host unless one is running (the

@@ -114,3 +114,38 @@ async fn a_standby_is_never_written() {
     );
     assert_eq!(store.primary_switches(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_whose_connections_were_idle_at_the_crash_still_finds_the_promoted_standby() {
+    let Some(mut pair) = StandbyPair::start().await else {
+        return;
+    };
+    // A pool that would keep retrying refused connections for two minutes
+    // before failing a call: no call fails to tell the store to look.
+    let patient = PgStoreConfig::default()
+        .acquire_timeout(Duration::from_secs(120))
+        .statement_timeout(Duration::from_secs(2));
+    let store = PgStore::connect_lazy(&pair.url(), patient).expect("a host list");
+    until_ok("migrate", || store.migrate()).await;
+    let record = worker_record("w-before", 4, 0);
+    until_ok("register", || store.put_worker(&record, None)).await;
+    pair.until_caught_up().await;
+    assert_eq!(
+        store.primary().as_deref(),
+        Some(pair.primary.name().as_str())
+    );
+
+    // The primary dies while every connection is idle, and the standby is
+    // promoted before the next call.
+    pair.primary.kill();
+    pair.promote().await;
+    let after = worker_record("w-after", 4, 0);
+    let written = tokio::time::timeout(Duration::from_secs(60), store.put_worker(&after, None))
+        .await
+        .expect("the call reaches the promoted standby well before the pool's acquire timeout");
+    assert!(written.is_ok(), "{written:?}");
+    assert_eq!(
+        store.primary().as_deref(),
+        Some(pair.standby.name().as_str())
+    );
+}
