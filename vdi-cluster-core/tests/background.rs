@@ -1,5 +1,6 @@
 //! The background loop on tokio's paused time: when reconcile passes start,
-//! and that a pass longer than the lease keeps it. Every assertion is on
+//! that a pass longer than the lease keeps it, and that the leader removes
+//! the rehearsal a cancel left. Every assertion is on
 //! the sequence of simulated instants, never on wall-clock durations.
 
 use std::future::Future;
@@ -8,9 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
+use vdi_cluster_core::calendar::ExamStore;
 use vdi_cluster_core::events::{EventKind, RecordingSink};
+use vdi_cluster_core::rehearsal::{Rehearsal, Rehearsals};
 use vdi_cluster_core::service::{BACKGROUND_LEASE, BackgroundConfig, run_background};
-use vdi_cluster_core::testkit::{SimulatedWorkers, heartbeat_with_slots};
+use vdi_cluster_core::testkit::{SimulatedWorkers, exam, heartbeat_with_slots};
 use vdi_cluster_core::{Clock, ClusterService, LeaderLease, MemoryStore, ServiceConfig, Timestamp};
 
 const START: Timestamp = Timestamp(1_800_000_000_000);
@@ -290,4 +293,27 @@ async fn a_pass_runs_over_steps_and_the_next_is_due_on_time() {
             "a step pause apart: {steps:?}"
         );
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_leader_removes_the_rehearsal_of_an_exam_no_longer_booked() {
+    let clock = Arc::new(TokioClock(Instant::now()));
+    let store = Slow::new(&clock);
+    let r = replica(&store, &clock, "a");
+    let t = clock.now();
+    let booked = exam("exam-kept", t.plus(Duration::from_secs(7_200)), 60, 2);
+    store.put_exam_if_version(&booked, 0).await.unwrap();
+    for id in [&booked.id, &exam("exam-gone", t, 60, 2).id] {
+        let record = Rehearsal::run(None, id.clone(), "admin", t, Vec::new(), t);
+        assert!(store.put_rehearsal(&record, 0, &[]).await.unwrap());
+    }
+    run_until(&r, BackgroundConfig::default(), Duration::from_secs(6)).await;
+    let left: Vec<String> = store
+        .rehearsals()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.rehearsal.exam_id.to_string())
+        .collect();
+    assert_eq!(left, ["exam-kept"], "the cancelled exam's record is gone");
 }

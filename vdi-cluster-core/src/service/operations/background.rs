@@ -14,6 +14,9 @@
 //! come 10 or 15 s apart, and a 3 s one 6 s apart, because the elapsed time
 //! measured after a tick's store steps fell just short of the interval.
 //!
+//! Beside each health step, as webhook deliveries do, a task of its own
+//! removes the rehearsal records of exams the calendar no longer holds.
+//!
 //! A pass is a sequence of bounded steps
 //! ([`Operations::reconcile_step`](crate::service::Operations::reconcile_step)),
 //! resumed from the cursor saved beside the lease: while a pass has not
@@ -107,6 +110,7 @@ pub async fn run_background(
     let mut pass_due = due;
     let replica = service.shared.config.replica_id.clone();
     let mut delivering: Option<tokio::task::JoinHandle<()>> = None;
+    let mut sweeping: Option<tokio::task::JoinHandle<()>> = None;
     let mut outage = Outage::default();
     loop {
         let leading = config.reconcile_enabled && held.is_some();
@@ -176,6 +180,9 @@ pub async fn run_background(
                         if delivering.as_ref().is_none_or(|d| d.is_finished()) {
                             delivering = spawn_delivery(&service);
                         }
+                        if sweeping.as_ref().is_none_or(|d| d.is_finished()) {
+                            sweeping = Some(spawn_rehearsal_sweep(&service));
+                        }
                     }
                     Ok(None) => {
                         // The leader reports outages it saw itself.
@@ -195,8 +202,8 @@ pub async fn run_background(
             }
         }
     }
-    if let Some(d) = delivering {
-        d.abort();
+    for task in [delivering, sweeping].into_iter().flatten() {
+        task.abort();
     }
     if let Some(lease) = held
         && let Err(e) = service.shared.store.release_lease(&lease).await
@@ -301,6 +308,23 @@ fn spawn_delivery(service: &Arc<Operations>) -> Option<tokio::task::JoinHandle<(
     }))
 }
 
+/// The removal of the rehearsals a cancel left
+/// ([`Exams::remove_cancelled_rehearsals`](crate::service::Exams::remove_cancelled_rehearsals)),
+/// in a task of its own: a compare-and-delete needs no fence, and the
+/// health step and a due pass do not wait for it.
+fn spawn_rehearsal_sweep(service: &Arc<Operations>) -> tokio::task::JoinHandle<()> {
+    let service = Arc::clone(service);
+    tokio::spawn(async move {
+        match service.exams.remove_cancelled_rehearsals().await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "removed the rehearsals of cancelled exams"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not remove the rehearsals of cancelled exams")
+            }
+        }
+    })
+}
+
 async fn tick(
     service: &Operations,
     monitor: &mut HealthMonitor,
@@ -342,7 +366,6 @@ async fn tick(
     if rehearsed > 0 {
         tracing::info!(rehearsed, "exams rehearsed");
     }
-    service.exams.remove_cancelled_rehearsals().await?;
     service.exams.start_due_prewarms().await?;
     service.exams.keep_prewarm_targets(fence).await?;
     service.exams.release_ended_prewarms().await?;
