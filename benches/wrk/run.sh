@@ -14,7 +14,9 @@
 # creates a database of its own beside DB (vdi_wrk_…, with psql) and drops
 # it afterwards — also when the run fails or is interrupted — so that
 # nothing of one run is left for the next to measure. VDI_BIN_DIR picks
-# the binaries (default target/release).
+# the binaries (default target/release). The control plane does not pace
+# starts (VDI_PACE_STARTS=false unless set), so the figures stay those of
+# placements alone.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -93,7 +95,8 @@ export JWT_SECRET WORKER_CLUSTER_TOKEN WORKER_HEARTBEAT_TOKEN
 export RUST_LOG=warn
 logs=$(mktemp -d)
 
-"$bin" serve --listen "127.0.0.1:$port" --store "$serve_store" "${namespace[@]}" >"$logs/serve.log" 2>&1 &
+"$bin" serve --listen "127.0.0.1:$port" --store "$serve_store" "${namespace[@]}" \
+    --pace-starts "${VDI_PACE_STARTS:-false}" >"$logs/serve.log" 2>&1 &
 pids+=("$!")
 for i in 1 2 3 4; do
     "$bin" worker --code "wrk-$i" --listen "127.0.0.1:$((port + 10 + i))" \

@@ -305,8 +305,10 @@ pub struct ServeArgs {
     /// the store, so no worker starts more at once than its
     /// `--max-concurrent-starts` (adapted down from its measured start
     /// times); a booked exam's student whose start waits is answered 202
-    /// `starting` (docs/paced-starts.md).
-    #[arg(long, env = "VDI_PACE_STARTS", default_value_t = false,
+    /// `starting` (docs/paced-starts.md). On by default; `false` starts
+    /// every desktop at once and answers every request when its desktop
+    /// is up.
+    #[arg(long, env = "VDI_PACE_STARTS", default_value_t = true,
           action = ArgAction::Set, value_parser = BoolishValueParser::new(), value_name = "BOOL")]
     pub pace_starts: bool,
 

@@ -27,7 +27,25 @@ fn defaults_are_the_exam_platforms() {
     assert_eq!(c.sticky_ttl, Duration::from_secs(21_600));
     assert_eq!(c.scan_count, 200);
     assert_eq!(c.live_session_grace, Duration::from_secs(60));
+    assert!(c.pacing.enabled, "starts are paced by default");
     assert!(args.background_config().reconcile_enabled);
+}
+
+#[test]
+fn paced_starts_are_turned_off_by_false() {
+    for off in ["false", "0", "no", "off"] {
+        let cli = Cli::try_parse_from(["vdi-cluster", "serve", "--pace-starts", off]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        assert!(!args.service_config().unwrap().pacing.enabled, "{off}");
+    }
+    let cli = Cli::try_parse_from(["vdi-cluster", "serve", "--pace-starts", "true"]).unwrap();
+    let Command::Serve(args) = cli.command else {
+        panic!("serve")
+    };
+    assert!(args.service_config().unwrap().pacing.enabled);
+    assert!(Cli::try_parse_from(["vdi-cluster", "serve", "--pace-starts", "maybe"]).is_err());
 }
 
 #[test]

@@ -57,9 +57,10 @@ fn allocation_result(result: &Result<SessionRequest, CoreError>) -> AllocationRe
 /// worker can take a session of an exam that is not booked (or queues
 /// nobody).
 ///
-/// With paced starts (`serve --pace-starts`), a student of a booked exam
-/// whose start must wait for a start permit of its worker is answered at
-/// once: 202 with `state: starting`, the worker and `estimatedReadySec`;
+/// With paced starts (the default; `serve --pace-starts false` turns them
+/// off), a student of a booked exam whose start must wait for a start
+/// permit of its worker is answered at once: 202 with `state: starting`,
+/// the worker and `estimatedReadySec`;
 /// the desktop starts after the answer and `GET` shows it `starting`, then
 /// placed. A request of an exam that is not booked keeps the synchronous
 /// answer unless it sends `Prefer: respond-async` (docs/paced-starts.md).

@@ -116,7 +116,16 @@ async fn thirty_students_land_on_workers_with_room_and_the_counts_agree() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prewarmed_machines_are_claimed_by_the_next_students_of_their_exam() {
-    let cluster = Cluster::start(&[4, 4], CpOptions::default()).await;
+    // Starts are paced: a 4-slot worker starts one machine at a time, and
+    // holds each prewarmed machine's permit for its expected start (the
+    // permit's lease, 6 s, before it has measured a start), so the second
+    // machine and the students after it wait longer for their permit than
+    // the harness's 5 s allocate timeout leaves.
+    let options = CpOptions {
+        allocate_timeout_sec: 30,
+        ..CpOptions::default()
+    };
+    let cluster = Cluster::start(&[4, 4], options).await;
     let api = &cluster.api;
     let (status, report) = api
         .admin(

@@ -63,10 +63,19 @@ async fn surge(mut options: CpOptions) {
         }
     });
     let answers = futures::future::join_all(calls).await;
-    let placed: Vec<&(String, u16, Value)> = answers.iter().filter(|a| a.1 == 201).collect();
+    // Seated: placed, or (paced starts) reserved with the desktop starting
+    // after the answer.
+    let starting = |a: &&(String, u16, Value)| a.1 == 202 && a.2["state"] == "starting";
+    let placed: Vec<&(String, u16, Value)> = answers
+        .iter()
+        .filter(|a| a.1 == 201 || starting(a))
+        .collect();
+    for (user, _, _) in answers.iter().filter(starting) {
+        api.until_started("surge", user).await;
+    }
     let mut queued: Vec<(u64, String)> = answers
         .iter()
-        .filter(|a| a.1 == 202)
+        .filter(|a| a.1 == 202 && !starting(a))
         .map(|(user, _, body)| {
             assert_eq!(body["state"], "queued", "{body}");
             (body["position"].as_u64().unwrap(), user.clone())

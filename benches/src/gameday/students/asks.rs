@@ -21,6 +21,9 @@ pub(super) enum Reply {
 pub(super) enum Told {
     Session(Box<SessionJson>),
     Queued(QueuedJson, u64, u64),
+    /// Its seat is reserved and its desktop starting after the answer
+    /// (paced starts): it asks again shortly.
+    Starting,
     Refused,
     Gone,
     Failed,
@@ -68,9 +71,13 @@ impl Crowd {
                 Ok(s) => Told::Session(Box::new(s)),
                 Err(e) => self.unexpected("POST session body", 200, e.to_string().as_bytes()),
             },
-            Reply::Status(202, body) => match serde_json::from_slice::<QueuedJson>(&body) {
-                Ok(q) => Told::Queued(q, sent_ms, now_ms()),
-                Err(e) => self.unexpected("POST queued body", 202, e.to_string().as_bytes()),
+            Reply::Status(202, body) => match serde_json::from_slice::<SessionAnswerJson>(&body) {
+                Ok(SessionAnswerJson::Queued(q)) => Told::Queued(q, sent_ms, now_ms()),
+                Ok(SessionAnswerJson::Starting(_)) => Told::Starting,
+                Ok(SessionAnswerJson::Session(_)) => {
+                    self.unexpected("POST 202 body: a session", 202, &body)
+                }
+                Err(e) => self.unexpected("POST 202 body", 202, e.to_string().as_bytes()),
             },
             Reply::Status(503, _) => Told::Refused,
             Reply::Status(status, body) => self.unexpected("POST /api/vdi/sessions", status, &body),
@@ -96,10 +103,7 @@ impl Crowd {
             Reply::Status(200, body) => match serde_json::from_slice::<SessionAnswerJson>(&body) {
                 Ok(SessionAnswerJson::Session(s)) => Told::Session(s),
                 Ok(SessionAnswerJson::Queued(q)) => Told::Queued(q, sent_ms, now_ms()),
-                // The game day does not pace starts.
-                Ok(SessionAnswerJson::Starting(_)) => {
-                    self.unexpected("GET session body: starting", 200, &body)
-                }
+                Ok(SessionAnswerJson::Starting(_)) => Told::Starting,
                 Err(e) => self.unexpected("GET session body", 200, e.to_string().as_bytes()),
             },
             Reply::Status(404, _) => Told::Gone,
@@ -136,15 +140,20 @@ impl Crowd {
         }
     }
 
+    fn placing(&self, i: usize) {
+        let mut st = self.state(i);
+        st.holding = Holding::Placing;
+        st.stint = None;
+        st.asking_since_ms = None;
+    }
+
     /// Applies what a request told student `i`.
     pub(super) fn apply(&self, i: usize, told: &Told) {
         match told {
-            Told::Session(s) if s.state == "reserved" => {
-                let mut st = self.state(i);
-                st.holding = Holding::Placing;
-                st.stint = None;
-                st.asking_since_ms = None;
-            }
+            // A seat whose desktop is still starting: a promotion seen
+            // half-way, or a paced start.
+            Told::Starting => self.placing(i),
+            Told::Session(s) if s.state == "reserved" => self.placing(i),
             Told::Session(s) => {
                 let mut st = self.state(i);
                 let new = st.dispatch.as_deref() != Some(s.dispatch_id.as_str());
@@ -216,7 +225,8 @@ impl Crowd {
             return;
         }
         let (a, b) = tokio::join!(self.post(i, *door), self.post(i, *door + 1));
-        let seated = |t: &Told| matches!(t, Told::Session(_));
+        // A seat held: a desktop, or one starting (paced starts).
+        let seated = |t: &Told| matches!(t, Told::Session(_) | Told::Starting);
         let dispatch = |t: &Told| match t {
             Told::Session(s) => Some(s.dispatch_id.clone()),
             _ => None,
@@ -237,7 +247,11 @@ impl Crowd {
             {
                 d.queued_while_held += 1;
             }
-            if seated(&a) && seated(&b) && dispatch(&a) != dispatch(&b) {
+            // A starting answer names no dispatch: only two desktops can
+            // differ.
+            if let (Some(x), Some(y)) = (dispatch(&a), dispatch(&b))
+                && x != y
+            {
                 d.two_dispatches += 1;
             }
         });
@@ -246,7 +260,8 @@ impl Crowd {
         // moved: the nearer one is the newer, and is seen last (seen the
         // other way round, the place would seem to go up).
         let rank = |t: &Told| match t {
-            Told::Session(_) => (3, 0),
+            Told::Session(_) => (4, 0),
+            Told::Starting => (3, 0),
             Told::Queued(q, ..) => (2, u32::MAX - q.position),
             Told::Refused | Told::Gone => (1, 0),
             Told::Failed => (0, 0),

@@ -68,7 +68,8 @@ pub(crate) enum Holding {
     /// A desktop on `worker`, since `since`.
     Seated { worker: String, since: Instant },
     /// A slot reserved for it, its desktop still starting (a promotion
-    /// from the waiting room seen half-way): it asks again shortly.
+    /// from the waiting room seen half-way, or a paced start): it asks
+    /// again shortly.
     Placing,
     /// A place in the waiting room.
     Queued,

@@ -129,14 +129,30 @@ impl Api {
         Ok(status_and_json(r).await)
     }
 
-    /// Allocates and expects success (200 or 201); returns the session.
+    /// Allocates and expects success (200 or 201); returns the session. A
+    /// paced start answered 202 `starting` (its worker's start permits all
+    /// taken) is followed as the exam application does: `GET` until the
+    /// desktop is up, then the session as a repeated request answers it.
     pub async fn allocate(&self, exam: &str, user: &str) -> Value {
         let (status, body) = self.try_allocate(exam, user).await.unwrap();
+        if status == 202 && body["state"] == "starting" {
+            self.until_started(exam, user).await;
+            return Box::pin(self.allocate(exam, user)).await;
+        }
         assert!(
             status == 200 || status == 201,
             "allocate {exam}/{user}: {status} {body}"
         );
         body
+    }
+
+    /// Polls `GET` while the session's paced start waits or runs.
+    pub async fn until_started(&self, exam: &str, user: &str) {
+        super::wait::eventually(&format!("{exam}/{user}'s desktop started"), || async {
+            let (status, body) = self.session(exam, user).await;
+            (status == 200 && body["state"] != "starting").then_some(())
+        })
+        .await;
     }
 
     pub async fn session(&self, exam: &str, user: &str) -> (StatusCode, Value) {

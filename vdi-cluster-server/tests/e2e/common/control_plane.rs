@@ -17,6 +17,9 @@ pub struct CpOptions {
     pub worker_token: bool,
     /// `--cluster-api-timeout-ms` (3000).
     pub call_timeout_ms: u64,
+    /// `--allocate-timeout-sec` (5): what is left of it after a call is
+    /// how long a paced start waits for its worker's start permit.
+    pub allocate_timeout_sec: u64,
     /// Further flags.
     pub extra: Vec<String>,
 }
@@ -28,6 +31,7 @@ impl Default for CpOptions {
             redis_prefix: None,
             worker_token: true,
             call_timeout_ms: 3000,
+            allocate_timeout_sec: 5,
             extra: Vec::new(),
         }
     }
@@ -66,7 +70,7 @@ impl ControlPlane {
             "--cluster-api-timeout-ms",
             &options.call_timeout_ms.to_string(),
             "--allocate-timeout-sec",
-            "5",
+            &options.allocate_timeout_sec.to_string(),
             "--shutdown-grace-sec",
             "1",
         ]

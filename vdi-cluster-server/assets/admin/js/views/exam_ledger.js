@@ -21,7 +21,7 @@ addTexts({
     'ledger.max': 'Most lost',
     'ledger.csv': 'Download as CSV',
     'ledger.grant': 'Grant the lost time',
-    'ledger.grantFor': 'Grant {user} their lost time',
+    'ledger.grantFor': 'Grant the lost time to {user}',
     'ledger.reason': 'Lost time ({kinds})',
     'ledger.granted': '{user} now ends at {t}.',
     'ledger.kind.workerLost': 'worker lost',
