@@ -219,3 +219,49 @@ async fn a_confirmation_answered_late_keeps_the_desktop_of_whoever_took_the_sess
         assert_no_drift(&h.store.inner).await;
     }
 }
+
+#[tokio::test]
+async fn a_late_confirmation_that_finds_nobody_keeps_the_desktop_a_delayed_report_adopts() {
+    let h = Harness::new();
+    let (first, second) = (h.replica(), h.replica());
+    h.report(&first, "w1").await;
+    let k = key("exam", "student");
+    let placing = tokio::spawn({
+        let (svc, k) = (Arc::clone(&first), k.clone());
+        async move { svc.placement().allocate(k, Default::default()).await }
+    });
+    timeout(BOUND, h.store.entered.notified())
+        .await
+        .expect("the confirmation reached the store");
+    h.clock.advance(Duration::from_secs(11));
+    let pass = second.operations().reconcile().await.unwrap();
+    assert_eq!(pass.reservations_reclaimed, 1, "{pass:?}");
+
+    // The worker's heartbeat lists the desktop now, but reaches the
+    // control plane only after the late confirmation is answered (its
+    // replica waits on the store too).
+    let live = h.workers.sessions(&wid("w1"));
+    assert_eq!(live, vec![k.clone()]);
+    h.store.gate.add_permits(1);
+    let answered = timeout(BOUND, placing)
+        .await
+        .expect("the first placement ends")
+        .unwrap();
+    assert!(answered.is_err(), "one worker, already tried: {answered:?}");
+
+    let mut hb = heartbeat_with_slots("w1", 4, 1);
+    hb.stamp = HeartbeatStamp {
+        boot_id: Some("w1-boot".into()),
+        seq: Some(h.seq.fetch_add(1, Ordering::SeqCst) + 1),
+    };
+    hb.live_sessions = Some(live);
+    let ack = second.fleet().heartbeat(hb).await.expect("heartbeat");
+    assert_eq!(ack.adopted_sessions, 1, "{ack:?}");
+    let record = h.store.inner.dispatch(&k).await.unwrap().unwrap();
+    assert_eq!(record.worker.as_str(), "w1");
+    assert!(
+        h.runs("w1", &k),
+        "the adopted record's desktop still runs: the late confirmation left it"
+    );
+    assert_no_drift(&h.store.inner).await;
+}

@@ -42,13 +42,17 @@
 //! it runs **adopted**, or the student's reload may have reserved and
 //! confirmed the same worker, whose allocate answered the desktop already
 //! running — in both cases a dispatch of the session on this worker that
-//! *is* the desktop this placement started. The worker is told to release
-//! its copy only when no dispatch of the session is on it (the student
-//! left, or nobody took the session up); otherwise the placement hands
-//! back that active dispatch, or leaves the desktop to the reservation
-//! that holds it. Releasing by the session's key there would stop the
-//! desktop of a record that stays: a slot held for nobody, and a student
-//! answered with a desktop that is gone, until the live-session grace.
+//! *is* the desktop this placement started: the placement hands back that
+//! active dispatch, or leaves the desktop to the reservation that holds
+//! it. Releasing by the session's key there would stop the desktop of a
+//! record that stays: a slot held for nobody, and a student answered with
+//! a desktop that is gone, until the live-session grace. When nothing
+//! holds the session yet, the desktop is kept as after a call that timed
+//! out (released once the placement runs elsewhere, adopted otherwise):
+//! a heartbeat the worker sent before a release, and processed after it
+//! (a store slow to answer delays heartbeats), would adopt the session
+//! it still lists. Only a dispatch on another worker makes the copy a
+//! duplicate to release at once.
 
 use std::sync::Arc;
 
@@ -85,8 +89,10 @@ enum Meanwhile {
     /// request, whose call answers the same desktop, or an orphaned record
     /// that its own move handles.
     Here,
-    /// No dispatch, or one on another worker.
-    NotHere,
+    /// No dispatch.
+    Nobody,
+    /// A dispatch on another worker.
+    Elsewhere,
 }
 
 impl Placement {
@@ -158,10 +164,19 @@ impl Placement {
                         tracing::warn!(worker = %view.id(), session = %key, "reservation expired before the worker answered; another dispatch of the session holds the same worker");
                         return Ok(Started::Failed { may_run: false });
                     }
-                    // Nothing holds the session (it was released, or its
-                    // reservation reclaimed), or another worker does:
-                    // give the worker its slot back and try elsewhere.
-                    Meanwhile::NotHere => {
+                    // Nothing holds the session (its reservation was
+                    // reclaimed, or it was released): the worker keeps the
+                    // desktop until this placement runs elsewhere. Told to
+                    // release it now, it would stop a desktop that a report
+                    // sent before the stop, and processed after it, still
+                    // lists: that report would adopt a record of nothing.
+                    Meanwhile::Nobody => {
+                        tracing::warn!(worker = %view.id(), session = %key, "reservation expired before the worker answered; its desktop stays until the session runs elsewhere");
+                        return Ok(Started::Failed { may_run: true });
+                    }
+                    // Another worker holds it: this copy is a duplicate
+                    // for certain; give the worker its slot back.
+                    Meanwhile::Elsewhere => {
                         let _ = timeout(
                             self.shared.config.worker_call_timeout,
                             self.shared.client.release(&view.record, key),
@@ -206,10 +221,10 @@ impl Placement {
         disruptions: &[Disruption],
     ) -> Result<Meanwhile> {
         let Some(d) = self.shared.store.dispatch(&reserved.key).await? else {
-            return Ok(Meanwhile::NotHere);
+            return Ok(Meanwhile::Nobody);
         };
         if d.worker != reserved.worker {
-            return Ok(Meanwhile::NotHere);
+            return Ok(Meanwhile::Elsewhere);
         }
         match d.state {
             DispatchState::Active => {
