@@ -273,12 +273,26 @@ async fn the_shared_token_never_speaks_for_a_worker_with_its_own_credential() {
         if revoked {
             let r = a.send(Method::DELETE, path, &Cred::Admin, None).await;
             assert_eq!(r.status, 204, "{}", r.text);
+            // The replica that revoked it refuses it at once...
             assert_eq!(
-                worker_heartbeat(&b, &own, "w-own", &worker.url)
+                worker_heartbeat(&a, &own, "w-own", &worker.url)
                     .await
                     .status,
                 401
             );
+            // ...another honours the revocation once its memory of
+            // the credential ends (2 s by default); the wait is bounded.
+            tokio::time::timeout(Duration::from_secs(20), async {
+                while worker_heartbeat(&b, &own, "w-own", &worker.url)
+                    .await
+                    .status
+                    != 401
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            })
+            .await
+            .expect("the other replica refuses the revoked credential");
         }
         for s in [&a, &b] {
             let r = worker_heartbeat(s, WORKER_TOKEN, "w-own", &worker.url).await;
