@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 
 use vdi_cluster_core::DesktopSettings;
-use vdi_cluster_core::pacing::StartPermits;
+use vdi_cluster_core::pacing::{PermitAnswer, StartPermits};
 use vdi_cluster_core::service::{Booking, SessionRequest, SessionState};
 use vdi_cluster_core::testkit::{Behaviour, exam};
 
@@ -265,4 +265,59 @@ async fn prewarm_takes_the_same_permits() {
         calls.iter().all(|&(count, held)| count <= 2 && held <= 2),
         "{calls:?}"
     );
+}
+
+/// A student who leaves while their start waits for its permit is started
+/// nowhere: once the permit comes, the start finds its reservation gone,
+/// gives the permit back without calling the worker, and is not placed on
+/// another worker that has room meanwhile.
+#[tokio::test]
+async fn a_start_released_while_it_waits_is_not_placed_elsewhere() {
+    let h = Arc::new(harness(paced));
+    h.beat_paced("w1", 8, 1).await;
+    h.book("math").await;
+    // Another start holds w1's only permit.
+    let until = START.plus(Duration::from_secs(600));
+    let held = h
+        .store
+        .acquire_start_permit(&wid("w1"), "other", 1, START, until)
+        .await
+        .unwrap();
+    assert!(matches!(held, PermitAnswer::Granted { .. }), "{held:?}");
+    let answer = h
+        .svc
+        .placement()
+        .request_session_paced(key("math", "s1"), Default::default(), false)
+        .await
+        .unwrap();
+    assert!(matches!(answer, SessionRequest::Starting(_)), "{answer:?}");
+
+    h.svc.placement().release(&key("math", "s1")).await.unwrap();
+    // w2 has room now: a placement going on after the release would take it.
+    h.beat_paced("w2", 8, 4).await;
+    h.store
+        .release_start_permit(&wid("w1"), "other", None, 50)
+        .await
+        .unwrap();
+    // The waiting start takes the permit (leaving the queue) and gives it
+    // back.
+    let settled = async {
+        loop {
+            let queue = h.store.start_queue(&wid("w1"), START).await.unwrap();
+            if queue.held.is_empty() && queue.waiting.is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(BOUND, settled)
+        .await
+        .expect("the start leaves w1's queue");
+
+    assert_eq!(h.workers.allocate_calls(), 0, "no worker was asked");
+    assert!(h.workers.sessions(&wid("w1")).is_empty());
+    assert!(h.workers.sessions(&wid("w2")).is_empty());
+    assert_eq!(h.store.dispatch(&key("math", "s1")).await.unwrap(), None);
+    let w2 = h.store.start_queue(&wid("w2"), START).await.unwrap();
+    assert!(w2.held.is_empty() && w2.waiting.is_empty(), "{w2:?}");
 }

@@ -535,6 +535,9 @@ impl Placement {
                 }
                 return Ok(Step::TryNext(TryNext::WorkerFailed));
             }
+            Started::Withdrawn => {
+                return Ok(Step::Stop(Error::SessionNotFound(attempt.key.clone())));
+            }
         };
         Ok(Step::Placed(Box::new(
             self.placed(active, candidate.reason, attempt).await,

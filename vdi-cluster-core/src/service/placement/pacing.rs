@@ -14,7 +14,10 @@
 //! every `pacing.poll` (which renews its place's lease); after
 //! [`permit_wait_bound`](crate::service::ServiceConfig::permit_wait_bound)
 //! it gives up its place and the reservation, and the placement tries the
-//! next worker as after a failed call. The permit is given back as soon as
+//! next worker as after a failed call. A start that waited reads its
+//! reservation once more when the permit comes: if the student released
+//! the session meanwhile, it gives the permit back, calls no worker and
+//! places nothing (`Started::Withdrawn`). The permit is given back as soon as
 //! the worker's call returns, with the call's duration and the starts in
 //! flight as a sample when the call succeeded.
 //!
@@ -103,6 +106,8 @@ pub(crate) struct Permit {
     id: String,
     in_flight: u32,
     granted_at: Timestamp,
+    /// Whether the start waited in the worker's queue for it.
+    pub(crate) waited: bool,
 }
 
 /// A start that did not get its permit in time.
@@ -164,6 +169,7 @@ impl Placement {
         let bound = tokio::time::Instant::now() + self.shared.config.permit_wait_bound();
         let limit = self.limit_of(record).await?;
         let mut told = !Notifier::listening();
+        let mut waited = false;
         loop {
             let now = self.shared.clock.now();
             let until = now.plus(self.shared.config.permit_lease());
@@ -179,9 +185,11 @@ impl Placement {
                         id: id.to_owned(),
                         in_flight,
                         granted_at: now,
+                        waited,
                     })));
                 }
                 PermitAnswer::Waiting { position, .. } => {
+                    waited = true;
                     if !told {
                         told = true;
                         // The slow path: the estimate reads the queue.
@@ -274,6 +282,7 @@ impl Placement {
                     id,
                     in_flight,
                     granted_at: now,
+                    waited: false,
                 }),
                 PermitAnswer::Waiting { .. } => {
                     let kept = self.shared.config.pacing.samples_kept;

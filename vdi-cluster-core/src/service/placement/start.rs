@@ -76,6 +76,10 @@ pub(crate) enum Started {
     /// The call failed and the reservation is undone; `may_run`: the
     /// worker may have acted on the call and run the session anyway.
     Failed { may_run: bool },
+    /// The reservation ended while its start waited for a permit (the
+    /// student released the session): the worker was never called, and
+    /// nothing is to be placed.
+    Withdrawn,
 }
 
 /// What holds a session whose reservation its placement found gone or
@@ -124,6 +128,13 @@ impl Placement {
                 return Ok(Started::Failed { may_run: false });
             }
         };
+        // A start that waited may have outlived its reservation (the
+        // student released the session meanwhile): starting a desktop for
+        // nobody, then placing it elsewhere, would undo the release.
+        if permit.as_ref().is_some_and(|p| p.waited) && !self.still_reserved(reserved).await? {
+            self.give_back(permit, false).await;
+            return Ok(Started::Withdrawn);
+        }
         let call = timeout(
             self.shared.config.worker_call_timeout,
             self.shared.client.allocate(&view.record, key, &settings),
@@ -235,6 +246,12 @@ impl Placement {
             }
             DispatchState::Reserved | DispatchState::Orphaned => Ok(Meanwhile::Here),
         }
+    }
+
+    /// Whether `reserved` is still the session's dispatch.
+    async fn still_reserved(&self, reserved: &Dispatch) -> Result<bool> {
+        let now = self.shared.store.dispatch(&reserved.key).await?;
+        Ok(now.is_some_and(|d| d.id == reserved.id))
     }
 
     /// Best effort: tell a worker to drop a copy of a session that runs
