@@ -7,7 +7,7 @@
 use serde::de::DeserializeOwned;
 use vdi_cluster_core::ValidationError;
 
-use crate::unique_keys::{is_plain, parse_unique};
+use crate::unique_keys::{integral, is_plain, parse_unique};
 
 /// Whether a `content-type` value can carry a JSON body: JSON itself, and
 /// the two types plain clients send a JSON body with by default (`curl -d`
@@ -121,23 +121,6 @@ fn integral_floats_as_integers(value: &mut serde_json::Value) {
         serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
         serde_json::Value::Object(map) => map.values_mut().for_each(integral_floats_as_integers),
         _ => {}
-    }
-}
-
-/// The integer a float with an integral value stands for, when one of
-/// `u64` or `i64` holds it (`3600.0`, `-2.0`); `None` for a fraction or a
-/// magnitude beyond both.
-pub(crate) fn integral(f: f64) -> Option<serde_json::Number> {
-    if f.fract() != 0.0 {
-        return None;
-    }
-    let two_to_64 = 2f64.powi(64);
-    if (0.0..two_to_64).contains(&f) {
-        Some(serde_json::Number::from(f as u64))
-    } else if (-two_to_64 / 2.0..0.0).contains(&f) {
-        Some(serde_json::Number::from(f as i64))
-    } else {
-        None
     }
 }
 

@@ -100,7 +100,7 @@ impl<'de> Visitor<'de> for Plain {
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        if crate::decode::integral(v).is_some() {
+        if integral(v).is_some() {
             Err(E::custom("an integral float"))
         } else {
             Ok(())
@@ -220,6 +220,23 @@ impl<'de> Visitor<'de> for Unique<'_> {
             object.insert(key, value);
         }
         Ok(Value::Object(object))
+    }
+}
+
+/// The integer a float with an integral value stands for, when one of
+/// `u64` or `i64` holds it (`3600.0`, `-2.0`); `None` for a fraction or a
+/// magnitude beyond both.
+pub(crate) fn integral(f: f64) -> Option<serde_json::Number> {
+    if f.fract() != 0.0 {
+        return None;
+    }
+    let two_to_64 = 2f64.powi(64);
+    if (0.0..two_to_64).contains(&f) {
+        Some(serde_json::Number::from(f as u64))
+    } else if (-two_to_64 / 2.0..0.0).contains(&f) {
+        Some(serde_json::Number::from(f as i64))
+    } else {
+        None
     }
 }
 

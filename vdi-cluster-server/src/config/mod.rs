@@ -153,6 +153,7 @@ pub struct TokenArgs {
     pub audience: Option<String>,
 }
 
+mod resolve;
 mod serve;
 mod webhooks;
 pub use serve::ServeArgs;

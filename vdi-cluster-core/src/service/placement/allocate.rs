@@ -41,20 +41,19 @@ use tokio::time::Instant;
 
 use super::Placement;
 use super::allocation::{AllocateOutcome, Allocation};
+use super::attempt::Attempt;
 use super::existing::Existing;
 use super::snapshot::Snapshot;
 use super::start::Started;
 use crate::dispatch::Dispatch;
 use crate::error::{Error, Result};
-use crate::ids::{DispatchId, SessionKey, WorkerId};
-use crate::ledger::{Interruption, OpenInterruption, PlacementStory};
+use crate::ids::{SessionKey, WorkerId};
+use crate::ledger::OpenInterruption;
 use crate::scheduler::{
     Candidate, ChoiceReason, Constraints, ExamPlacement, Excluded, Exclusions, NoCapacity,
     RankIndex, RankOptions, WorkerSet,
 };
-use crate::store::{Reservation, ReserveRequest};
-use crate::time::Timestamp;
-use crate::worker::WorkerView;
+use crate::store::Reservation;
 
 /// Ranking rounds (re-reading the worker list) before giving up on a
 /// request whose candidates all turned out full.
@@ -98,106 +97,6 @@ enum TryNext {
     /// Already tried in this placement (or the failed worker of the
     /// dispatch being replaced).
     AlreadyTried,
-}
-
-/// One placement in progress, across candidates and ranking rounds.
-#[derive(Debug)]
-struct Attempt {
-    key: SessionKey,
-    /// The desktop being replaced: its failed worker, why and since when
-    /// the student has been without it (the ledger's entry).
-    replaced: Option<Interruption>,
-    /// When the placement began, for the ledger.
-    began: Timestamp,
-    /// Workers whose start call failed, in order, for the ledger.
-    failed: Vec<WorkerId>,
-    /// A wait in the waiting room this placement ends (its promotion).
-    waited: Option<OpenInterruption>,
-    /// The interruptions the student is in, read once the placement has
-    /// a reservation, closed by its confirmation (the ledger's entries).
-    open: Option<Vec<OpenInterruption>>,
-    /// The start of the session's booked exam, if any, for the ledger.
-    not_before: Option<Timestamp>,
-    /// The dispatch to supersede, until a reservation has superseded it.
-    supersede: Option<DispatchId>,
-    /// A move planned from a read of the session's dispatch (a re-dispatch
-    /// by reconcile), not a student's own request: if the session ends
-    /// meanwhile, the move stops instead of placing it again.
-    moving: bool,
-    tried: WorkerSet,
-    /// Workers whose call failed after it may have started the session:
-    /// told to release their copy once it runs elsewhere.
-    may_run: Vec<WorkerId>,
-    failed_calls: u32,
-    contention_retries: u32,
-    workers_seen: usize,
-    exclusions: Exclusions,
-}
-
-impl Attempt {
-    fn new(key: SessionKey, began: Timestamp) -> Self {
-        Self {
-            key,
-            tried: WorkerSet::default(),
-            may_run: Vec::new(),
-            replaced: None,
-            began,
-            failed: Vec::new(),
-            waited: None,
-            open: None,
-            not_before: None,
-            supersede: None,
-            moving: false,
-            failed_calls: 0,
-            contention_retries: 0,
-            workers_seen: 0,
-            exclusions: Exclusions::default(),
-        }
-    }
-
-    /// From now on the placement replaces `old`, whose worker failed: its
-    /// worker is no candidate, and the next reservation supersedes it.
-    fn replace(&mut self, old: &Dispatch, interruption: Interruption) {
-        self.tried.insert(old.worker.clone());
-        self.replaced = Some(interruption);
-        self.supersede = Some(old.id);
-    }
-
-    /// What the placement went through so far, for the ledger.
-    fn story(&self, slow_start: Duration) -> PlacementStory<'_> {
-        PlacementStory {
-            replaced: self.replaced.as_ref(),
-            began: self.began,
-            failed: &self.failed,
-            slow_start,
-            open: self.open.as_deref().unwrap_or_default(),
-            not_before: self.not_before,
-        }
-    }
-
-    /// The reservation of the session on `view`'s worker at `now`.
-    fn request(&self, view: &WorkerView, now: Timestamp) -> ReserveRequest {
-        ReserveRequest {
-            dispatch: Dispatch::reserve(
-                self.key.clone(),
-                view.id().clone(),
-                now,
-                view.record.boot_id().map(str::to_owned),
-                view.record.stamp.as_ref().and_then(|s| s.seq),
-            ),
-            supersede: self.supersede,
-        }
-    }
-
-    fn allocation(&self, dispatch: Dispatch, outcome: AllocateOutcome) -> Allocation {
-        Allocation {
-            dispatch,
-            outcome,
-            failed_calls: self.failed_calls,
-            contention_retries: self.contention_retries,
-            warning: None,
-        }
-    }
 }
 
 impl Placement {

@@ -30,6 +30,7 @@
 
 mod allocate;
 mod allocation;
+mod attempt;
 mod excluded;
 mod existing;
 mod hints;

@@ -177,7 +177,7 @@ impl HeartbeatRequest {
 /// `8.0`): the same number to JSON, and a body the control plane reads
 /// without rewriting it (see [`parse_json`](crate::decode::parse_json)).
 fn whole_as_integer<S: serde::Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
-    match crate::decode::integral(*value) {
+    match crate::unique_keys::integral(*value) {
         Some(n) => n.serialize(serializer),
         None => serializer.serialize_f64(*value),
     }
