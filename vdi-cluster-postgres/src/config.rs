@@ -6,6 +6,12 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 /// Default largest number of connections of a store's pool.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+/// Default number of connections of the liveness lane's pool (heartbeats,
+/// registrations, the leader lease), beside the general pool.
+pub const DEFAULT_LIVENESS_CONNECTIONS: u32 = 3;
+/// Default time without an answer to any call of a lane whose connections
+/// are all taken, after which waiting for one fails at once.
+pub const DEFAULT_STALLED_AFTER: Duration = Duration::from_secs(1);
 /// Default time to wait for a pooled connection (or a new one).
 pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default server-side `statement_timeout`.
@@ -25,6 +31,15 @@ pub const CALL_TIMEOUT_SLACK: Duration = Duration::from_secs(2);
 /// replaced by the pool, so the store works again by itself once the server
 /// is back.
 ///
+/// The liveness lane — worker heartbeats and registrations, the leader
+/// lease — has a small pool of its own
+/// ([`liveness_connections`](Self::liveness_connections)), so it never
+/// waits behind students' allocations. A call that finds every connection
+/// of its lane taken waits for one while the lane's calls go on
+/// answering, and fails at once once none has for
+/// [`stalled_after`](Self::stalled_after) (see the crate's docs on
+/// connections).
+///
 /// ```
 /// use std::time::Duration;
 /// use vdi_cluster_postgres::PgStoreConfig;
@@ -38,6 +53,8 @@ pub const CALL_TIMEOUT_SLACK: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgStoreConfig {
     max_connections: u32,
+    liveness_connections: u32,
+    stalled_after: Duration,
     min_connections: u32,
     acquire_timeout: Duration,
     statement_timeout: Duration,
@@ -51,6 +68,8 @@ impl Default for PgStoreConfig {
     fn default() -> Self {
         Self {
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            liveness_connections: DEFAULT_LIVENESS_CONNECTIONS,
+            stalled_after: DEFAULT_STALLED_AFTER,
             min_connections: 0,
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
             statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
@@ -69,7 +88,27 @@ impl PgStoreConfig {
         self
     }
 
-    /// Connections kept open even when idle (default 0).
+    /// Connections of the liveness lane's pool, on top of
+    /// [`max_connections`](Self::max_connections) (at least 1; default 3):
+    /// heartbeats, registrations and the leader lease use only these.
+    pub fn liveness_connections(mut self, n: u32) -> Self {
+        self.liveness_connections = n.max(1);
+        self
+    }
+
+    /// How long a lane whose connections are all taken may go without any
+    /// of its calls answering before a call waiting for a connection fails
+    /// with [`Error::Unavailable`](vdi_cluster_core::Error::Unavailable)
+    /// at once rather than at the acquire timeout (default 1 s; at least
+    /// 1 ms). A lane whose calls keep answering never refuses: a surge
+    /// waits in line however long it is.
+    pub fn stalled_after(mut self, after: Duration) -> Self {
+        self.stalled_after = after.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Connections each pool keeps open even when idle (default 0; at
+    /// most the pool's size).
     pub fn min_connections(mut self, n: u32) -> Self {
         self.min_connections = n;
         self
@@ -138,11 +177,26 @@ impl PgStoreConfig {
         ])
     }
 
-    /// Pool options of this configuration.
+    /// How long a lane may stall (see [`stalled_after`](Self::stalled_after)).
+    pub(crate) fn stalled_after_bound(&self) -> Duration {
+        self.stalled_after
+    }
+
+    /// Options of the general pool.
     pub(crate) fn pool_options(&self) -> PgPoolOptions {
+        self.sized(self.max_connections)
+    }
+
+    /// Options of the liveness lane's pool.
+    pub(crate) fn liveness_pool_options(&self) -> PgPoolOptions {
+        self.sized(self.liveness_connections)
+    }
+
+    /// Pool options of this configuration, for a pool of `size`.
+    fn sized(&self, size: u32) -> PgPoolOptions {
         PgPoolOptions::new()
-            .max_connections(self.max_connections)
-            .min_connections(self.min_connections.min(self.max_connections))
+            .max_connections(size)
+            .min_connections(self.min_connections.min(size))
             .acquire_timeout(self.acquire_timeout)
             .idle_timeout(self.idle_timeout)
             .max_lifetime(self.max_lifetime)

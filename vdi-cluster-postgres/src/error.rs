@@ -22,6 +22,12 @@ pub(crate) enum PgError {
     #[error("PostgreSQL did not answer within {0:?}")]
     Timeout(Duration),
 
+    /// Every connection of the call's lane was taken and no call of the
+    /// lane answered for this long: the server is not answering, so the
+    /// call does not wait for a connection (see `lanes`).
+    #[error("PostgreSQL answered no call for {0:?} and every connection is taken")]
+    Stalled(Duration),
+
     /// Applying the embedded migrations failed.
     #[error("migrating the vdi schema failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

@@ -135,6 +135,7 @@ mod dispatch;
 mod error;
 mod exams;
 mod hosts;
+mod lanes;
 mod lease;
 mod ledger;
 mod lost;
@@ -154,8 +155,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::{
-    CALL_TIMEOUT_SLACK, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_STATEMENT_TIMEOUT, PgStoreConfig,
+    CALL_TIMEOUT_SLACK, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_LIVENESS_CONNECTIONS,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_STALLED_AFTER, DEFAULT_STATEMENT_TIMEOUT, PgStoreConfig,
 };
 pub use lease::MAX_LEASE_TTL;
 pub use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -167,6 +168,7 @@ use vdi_cluster_core::{Error, Page, Result, Timestamp};
 use crate::confirm_batch::ConfirmBatcher;
 use crate::error::PgError;
 use crate::hosts::Hosts;
+use crate::lanes::Lanes;
 use crate::primary::Primary;
 
 /// The embedded schema migrations (`migrations/*.sql`), applied by
@@ -174,14 +176,16 @@ use crate::primary::Primary;
 /// themselves, such as `#[sqlx::test(migrator = "…")]`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
-/// The PostgreSQL store: a connection pool and the call timeout that bounds
-/// every operation.
+/// The PostgreSQL store: two connection pools — one for the [liveness
+/// lane](vdi_cluster_core::store::Lane) (heartbeats, registrations, the
+/// leader lease), one for everything else — and the call timeout that
+/// bounds every operation.
 ///
-/// Clones share the pool. Separate stores (separate pools), in one process
+/// Clones share the pools. Separate stores (separate pools), in one process
 /// or many, may share one database: that is how control-plane replicas run.
 #[derive(Debug, Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    lanes: Lanes,
     call_timeout: Duration,
     /// Confirmations waiting to be written together (one commit).
     confirms: Arc<ConfirmBatcher>,
@@ -231,12 +235,18 @@ impl PgStore {
         let primary = Arc::new(Primary::new(&hosts, |options| {
             config.connect_options(options)
         }));
-        let pool = primary
-            .hooks(config.pool_options())
-            .connect_lazy_with(primary.first());
-        primary.start_look(&pool);
+        let lanes = Lanes::new(
+            primary
+                .hooks(config.pool_options())
+                .connect_lazy_with(primary.first()),
+            primary
+                .hooks(config.liveness_pool_options())
+                .connect_lazy_with(primary.first()),
+            config.stalled_after_bound(),
+        );
+        primary.start_look(&lanes);
         Ok(Self {
-            pool,
+            lanes,
             call_timeout: config.call_timeout(),
             confirms: Arc::default(),
             primary: Some(primary),
@@ -246,11 +256,14 @@ impl PgStore {
     /// Like [`connect_lazy`](Self::connect_lazy), from parsed connect
     /// options (one host).
     pub fn connect_lazy_with(options: PgConnectOptions, config: PgStoreConfig) -> Self {
-        let pool = config
-            .pool_options()
-            .connect_lazy_with(config.connect_options(options));
+        let options = config.connect_options(options);
+        let lanes = Lanes::new(
+            config.pool_options().connect_lazy_with(options.clone()),
+            config.liveness_pool_options().connect_lazy_with(options),
+            config.stalled_after_bound(),
+        );
         Self {
-            pool,
+            lanes,
             call_timeout: config.call_timeout(),
             confirms: Arc::default(),
             primary: None,
@@ -261,11 +274,19 @@ impl PgStore {
     /// timeout + [`DEFAULT_STATEMENT_TIMEOUT`] + [`CALL_TIMEOUT_SLACK`];
     /// set a `statement_timeout` on the pool's connections to match (or
     /// change the bound with [`with_call_timeout`](Self::with_call_timeout)).
+    /// The liveness lane gets a pool of its own of
+    /// [`DEFAULT_LIVENESS_CONNECTIONS`], opened with `pool`'s connect
+    /// options and acquire timeout (not its hooks); a lane stalls after
+    /// [`DEFAULT_STALLED_AFTER`].
     pub fn from_pool(pool: PgPool) -> Self {
-        let call_timeout =
-            pool.options().get_acquire_timeout() + DEFAULT_STATEMENT_TIMEOUT + CALL_TIMEOUT_SLACK;
+        let acquire_timeout = pool.options().get_acquire_timeout();
+        let call_timeout = acquire_timeout + DEFAULT_STATEMENT_TIMEOUT + CALL_TIMEOUT_SLACK;
+        let liveness = PgPoolOptions::new()
+            .max_connections(DEFAULT_LIVENESS_CONNECTIONS)
+            .acquire_timeout(acquire_timeout)
+            .connect_lazy_with((*pool.connect_options()).clone());
         Self {
-            pool,
+            lanes: Lanes::new(pool, liveness, DEFAULT_STALLED_AFTER),
             call_timeout,
             confirms: Arc::default(),
             primary: None,
@@ -283,9 +304,11 @@ impl PgStore {
         self.call_timeout
     }
 
-    /// The connection pool.
+    /// The connection pool of the calling task's
+    /// [lane](vdi_cluster_core::store::Lane): the liveness lane's pool
+    /// inside its scope, the general pool otherwise.
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        self.lanes.current().pool()
     }
 
     /// `host:port` of the server the store writes to, when its URL lists
@@ -308,29 +331,29 @@ impl PgStore {
         // Migrations are not bounded by the call timeout: creating indexes
         // on a large table may legitimately take longer.
         MIGRATOR
-            .run(&self.pool)
+            .run(self.lanes.general())
             .await
             .map_err(|e| Error::from(PgError::from(e)))
     }
 
-    /// Closes every connection of the pool; later calls fail.
+    /// Closes every connection of both pools; later calls fail.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.lanes.close().await;
     }
 
-    /// Runs one call under the call timeout.
+    /// Runs one call, in a turn of its lane, under the call timeout.
     async fn bounded<T>(
         &self,
         call: impl Future<Output = Result<T, PgError>>,
     ) -> Result<T, PgError> {
-        let call = tokio::time::timeout(self.call_timeout, call);
+        let call = tokio::time::timeout(self.call_timeout, self.lanes.current().run(call));
         let result = match &self.primary {
-            Some(primary) => primary.watch(&self.pool, call).await,
+            Some(primary) => primary.watch(&self.lanes, call).await,
             None => call.await,
         }
         .unwrap_or(Err(PgError::Timeout(self.call_timeout)));
         if let (Err(error), Some(primary)) = (&result, &self.primary) {
-            primary.suspect(&self.pool, error);
+            primary.suspect(&self.lanes, error);
         }
         result
     }

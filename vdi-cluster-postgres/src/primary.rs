@@ -1,14 +1,15 @@
 //! Following the primary of a PostgreSQL deployment across failovers.
 //!
-//! With several hosts in the store's URL ([`Hosts`]), the pool opens its
-//! connections to the server last found writable. A call that fails
+//! With several hosts in the store's URL ([`Hosts`]), the pools (one per
+//! [lane](crate::lanes)) open their connections to the server last found
+//! writable. A call that fails
 //! because that server is gone (refused, dropped, timed out, shutting
 //! down) or because it is now a standby (`read_only_sql_transaction`)
 //! makes the store look for the writable server again, in the
 //! background: each host is asked in turn (`pg_is_in_recovery()` and
 //! `transaction_read_only`), the current one first, every
 //! [`LOOK_INTERVAL`] until one answers writable or [`LOOK_FOR`] has
-//! passed. When another host answers, the pool's connect options move to
+//! passed. When another host answers, the pools' connect options move to
 //! it, and every connection opened before the move is closed as it is
 //! next taken from or given back to the pool, so no statement reaches the
 //! demoted server. A connection is also checked when it is opened: one to
@@ -35,11 +36,12 @@ use std::time::Duration;
 
 use sqlx::Connection;
 use sqlx::pool::PoolConnectionMetadata;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use tokio::time::Instant;
 
 use crate::error::PgError;
 use crate::hosts::Hosts;
+use crate::lanes::Lanes;
 
 /// The shortest time between two rounds of asking the hosts.
 pub(crate) const LOOK_INTERVAL: Duration = Duration::from_millis(200);
@@ -156,22 +158,22 @@ impl Primary {
 
     /// A call failed with `error`: when it says the server is gone or not
     /// writable, starts a look (unless one is running).
-    pub(crate) fn suspect(self: &Arc<Self>, pool: &PgPool, error: &PgError) {
+    pub(crate) fn suspect(self: &Arc<Self>, lanes: &Lanes, error: &PgError) {
         if primary_gone(error) {
-            self.start_look(pool);
+            self.start_look(lanes);
         }
     }
 
     /// Runs `call`; if it has not answered within [`SLOW_CALL`], starts a
     /// look (unless a slow call started one within [`SLOW_LOOK_GAP`]) and
     /// goes on waiting for it.
-    pub(crate) async fn watch<F: Future>(self: &Arc<Self>, pool: &PgPool, call: F) -> F::Output {
+    pub(crate) async fn watch<F: Future>(self: &Arc<Self>, lanes: &Lanes, call: F) -> F::Output {
         let mut call = std::pin::pin!(call);
         match tokio::time::timeout(SLOW_CALL, call.as_mut()).await {
             Ok(answer) => answer,
             Err(_) => {
                 if self.slow_look_due() {
-                    self.start_look(pool);
+                    self.start_look(lanes);
                 }
                 call.await
             }
@@ -194,23 +196,23 @@ impl Primary {
     /// Starts a look for the writable host unless one is running (the
     /// store starts one as it is created, so that its first calls already
     /// reach the primary whichever host the URL names first).
-    pub(crate) fn start_look(self: &Arc<Self>, pool: &PgPool) {
+    pub(crate) fn start_look(self: &Arc<Self>, lanes: &Lanes) {
         if self.looking.swap(true, Ordering::AcqRel) {
             return;
         }
         let primary = Arc::clone(self);
-        let pool = pool.clone();
+        let lanes = lanes.clone();
         tokio::spawn(async move {
-            primary.look(&pool).await;
+            primary.look(&lanes).await;
             primary.looking.store(false, Ordering::Release);
         });
     }
 
     /// Asks the hosts, the current first, until one answers writable, and
-    /// moves the pool to it.
-    async fn look(&self, pool: &PgPool) {
+    /// moves the pools to it.
+    async fn look(&self, lanes: &Lanes) {
         let until = Instant::now() + LOOK_FOR;
-        while Instant::now() < until && !pool.is_closed() {
+        while Instant::now() < until && !lanes.is_closed() {
             let round = Instant::now();
             let current = self.current.load(Ordering::Acquire);
             let order =
@@ -218,7 +220,7 @@ impl Primary {
             for index in order {
                 if probe(&self.servers[index]).await {
                     if index != current {
-                        self.move_to(pool, index);
+                        self.move_to(lanes, index);
                     }
                     return;
                 }
@@ -231,9 +233,9 @@ impl Primary {
         );
     }
 
-    fn move_to(&self, pool: &PgPool, index: usize) {
+    fn move_to(&self, lanes: &Lanes, index: usize) {
         let from = self.name();
-        pool.set_connect_options(self.servers[index].clone());
+        lanes.move_to(&self.servers[index]);
         self.current.store(index, Ordering::Release);
         self.moved.now();
         self.switches.fetch_add(1, Ordering::Relaxed);

@@ -27,6 +27,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use vdi_cluster_core::WorkerId;
 use vdi_cluster_core::credential::CredentialCheck;
+use vdi_cluster_core::store::Lane;
 use vdi_cluster_protocol::{HEARTBEAT_PATH, WORKER_TOKEN_HEADER};
 
 use crate::auth::session::PageSession;
@@ -51,7 +52,8 @@ pub(crate) struct Gate {
 /// `--worker-credential-cache-ms` old, a refusal always from a fresh one;
 /// so a revocation holds from the next request on through this replica,
 /// within that time through another): accepted until it expires, or for
-/// the overlap after a rotation.
+/// the overlap after a rotation. The lookup runs on the store's liveness
+/// lane, as the heartbeat it lets in does.
 async fn verify_worker_credential(
     state: &AppState,
     presented: &str,
@@ -59,11 +61,9 @@ async fn verify_worker_credential(
     let Some(worker) = credential_worker(presented) else {
         return Err(ApiError::unauthorized("invalid x-worker-token"));
     };
-    let check = state
-        .service()
-        .fleet()
-        .check_credential(&worker, |stored| matches_hash_hex(presented, stored))
-        .await?;
+    let fleet = state.service().fleet();
+    let check = fleet.check_credential(&worker, |stored| matches_hash_hex(presented, stored));
+    let check = Lane::Liveness.scope(check).await?;
     match check {
         CredentialCheck::Valid(_) => Ok(Principal::WorkerNode(worker)),
         refused => Err(credentials::refused(&worker, refused)),

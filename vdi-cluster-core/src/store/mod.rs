@@ -101,8 +101,10 @@ use crate::time::Timestamp;
 use crate::worker::{WorkerRecord, WorkerSnapshot};
 
 mod credentials;
+mod lane;
 
 pub use credentials::{ClaimOutcome, Credentials, JoinClaim, JoinToken};
+pub use lane::Lane;
 
 pub use crate::calendar::{CalendarWrite, ExamCalendar, ExamStore};
 pub use crate::ledger::DisruptionLedger;

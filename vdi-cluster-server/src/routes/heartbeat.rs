@@ -8,6 +8,7 @@ use std::time::Instant;
 use axum::Json;
 use axum::extract::State;
 use vdi_cluster_core::WorkerId;
+use vdi_cluster_core::store::Lane;
 use vdi_cluster_protocol::workers::WorkerJson;
 use vdi_cluster_protocol::{
     DeregisterRequest, ErrorBody, HeartbeatRequest, HeartbeatResponse, RegisterRequest,
@@ -71,7 +72,10 @@ async fn apply_heartbeat(
     let heartbeat = request.into_heartbeat()?;
     check_not_reserved(&heartbeat.worker)?;
     ensure_certificate(state, caller, cert, Some(&heartbeat.worker))?;
-    ensure_worker(state, caller, &heartbeat.worker).await?;
+    // On the liveness lane, as core's heartbeat.
+    Lane::Liveness
+        .scope(ensure_worker(state, caller, &heartbeat.worker))
+        .await?;
     let service = Arc::clone(state.service());
     let who = caller.registrant();
     let ack = state

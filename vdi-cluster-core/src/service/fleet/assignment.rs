@@ -13,7 +13,7 @@ use crate::credential::JoinRefusal;
 use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::ids::WorkerId;
-use crate::store::CasOutcome;
+use crate::store::{CasOutcome, Lane};
 use crate::validation::ValidationError;
 use crate::worker::{
     ASSIGN_ATTEMPTS, HostInfo, Registrant, WorkerDescription, WorkerRecord, WorkerView,
@@ -62,8 +62,22 @@ impl Fleet {
     /// A registrant that may move a worker to another host
     /// ([`Registrant::may_move_host`]) gets the code it requested as it
     /// is. Candidates for which `skip` is true (codes the caller's API
-    /// reserves) are passed over.
+    /// reserves) are passed over. Its store calls run on the [liveness
+    /// lane](Lane::Liveness).
     pub async fn register_assigned(
+        &self,
+        requested: Option<WorkerId>,
+        description: WorkerDescription,
+        host: HostInfo,
+        who: Registrant,
+        skip: impl Fn(&WorkerId) -> bool,
+    ) -> Result<WorkerView> {
+        let work = self.assign_and_register(requested, description, host, who, skip);
+        Lane::Liveness.scope(work).await
+    }
+
+    /// [`register_assigned`](Self::register_assigned)'s work.
+    async fn assign_and_register(
         &self,
         requested: Option<WorkerId>,
         description: WorkerDescription,

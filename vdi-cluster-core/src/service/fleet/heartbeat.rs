@@ -14,7 +14,7 @@ use crate::health::HeartbeatOrder;
 use crate::ids::{SessionKey, WorkerId};
 use crate::outbox::LostRelease;
 use crate::policy::{DrainStatus, PolicyEvent, transition};
-use crate::store::{CasOutcome, DeleteOutcome};
+use crate::store::{CasOutcome, DeleteOutcome, Lane};
 use crate::time::Timestamp;
 use crate::worker::{
     Heartbeat, HeartbeatUpdate, HostInfo, Registrant, WorkerDescription, WorkerRecord,
@@ -135,7 +135,14 @@ impl Fleet {
     /// the heartbeat names a new host for a known worker, and one that
     /// does not prove which worker it is with [`Error::Takeover`] when
     /// another live process holds the record ([`check_takeover`]).
+    ///
+    /// Its store calls run on the [liveness lane](Lane::Liveness).
     pub async fn heartbeat_as(&self, hb: Heartbeat, who: Registrant) -> Result<HeartbeatAck> {
+        Lane::Liveness.scope(self.record_heartbeat(hb, who)).await
+    }
+
+    /// [`heartbeat_as`](Self::heartbeat_as)'s work.
+    async fn record_heartbeat(&self, hb: Heartbeat, who: Registrant) -> Result<HeartbeatAck> {
         hb.validate()?;
         for _ in 0..CAS_ATTEMPTS {
             let now = self.shared.clock.now();
@@ -339,7 +346,21 @@ impl Fleet {
     /// ([`Error::Relocation`] otherwise), and describing a live worker's
     /// record from another URL needs the worker's own credential
     /// ([`Error::Takeover`] otherwise).
+    ///
+    /// Its store calls run on the [liveness lane](Lane::Liveness).
     pub async fn register_as(
+        &self,
+        id: WorkerId,
+        description: WorkerDescription,
+        who: Registrant,
+    ) -> Result<WorkerView> {
+        Lane::Liveness
+            .scope(self.record_registration(id, description, who))
+            .await
+    }
+
+    /// [`register_as`](Self::register_as)'s work.
+    async fn record_registration(
         &self,
         id: WorkerId,
         description: WorkerDescription,

@@ -30,7 +30,10 @@
 //! A pass runs alongside a renewal of the lease every `tick`, so a pass
 //! longer than `lease_ttl` keeps the lease. When a renewal answers that
 //! another holder has it (or hands out a new token), the pass is abandoned
-//! between two store steps and the replica stops leading.
+//! between two store steps and the replica stops leading. Taking, renewing
+//! and giving up the lease run on the store's [liveness
+//! lane](crate::store::Lane::Liveness), so a renewal does not wait behind
+//! students' allocations for a connection.
 //!
 //! # Fencing
 //!
@@ -55,7 +58,7 @@ use super::reconcile::HealthMonitor;
 use crate::events::EventKind;
 use crate::outbox::alerts;
 use crate::policy::AdminPolicy;
-use crate::store::{LeaderLease, Lease};
+use crate::store::{Lane, LeaderLease, Lease};
 use crate::time::Timestamp;
 
 /// The lease that elects the replica running background jobs.
@@ -153,12 +156,9 @@ pub async fn run_background(
                 }
             }
             _ = ticker.tick() => {
-                match service
-                    .shared
-                    .store
-                    .try_acquire(BACKGROUND_LEASE, &replica, config.lease_ttl)
-                    .await
-                {
+                let store = &service.shared.store;
+                let take = store.try_acquire(BACKGROUND_LEASE, &replica, config.lease_ttl);
+                match Lane::Liveness.scope(take).await {
                     Ok(Some(lease)) => {
                         if let Some((since, kind)) = outage.recovered(service.shared.clock.now())
                             && let Err(e) = service.backend_recovered(kind, since, &lease).await
@@ -206,7 +206,9 @@ pub async fn run_background(
         task.abort();
     }
     if let Some(lease) = held
-        && let Err(e) = service.shared.store.release_lease(&lease).await
+        && let Err(e) = Lane::Liveness
+            .scope(service.shared.store.release_lease(&lease))
+            .await
     {
         tracing::warn!(error = %e, "could not give up the background lease");
     }
@@ -284,7 +286,8 @@ where
             biased;
             out = &mut work => return Some(out),
             _ = renew.tick() => {
-                match store.try_acquire(&lease.name, &lease.holder, config.lease_ttl).await {
+                let renewal = store.try_acquire(&lease.name, &lease.holder, config.lease_ttl);
+                match Lane::Liveness.scope(renewal).await {
                     Ok(Some(renewed)) if renewed.token == lease.token => {}
                     Ok(_) => return None,
                     Err(e) => tracing::warn!(error = %e, "could not renew the background lease during a pass"),
