@@ -18,7 +18,8 @@ use redis::aio::ConnectionLike;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{
-    Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind, Value,
+    Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, ServerError, ServerErrorKind,
+    Value,
 };
 
 use crate::cluster::{self, ClusterLink};
@@ -218,7 +219,14 @@ impl Conn {
             .on(async { link.take().await.commands(&pipe, 0, 2).await })
             .await?;
         let acked = replies.pop().unwrap_or_default();
-        let reply = replies.pop().unwrap_or_default().extract_error()?;
+        let reply = replies.pop().unwrap_or_default();
+        if acked.refused_by_a_replica() {
+            // A replica refuses `WAIT` whatever the command's answer was
+            // (a script it does not know yet, say): that refusal is the
+            // one that says where the primary is not.
+            return acked.extract_error();
+        }
+        let reply = reply.extract_error()?;
         wait.check(acked)?;
         Ok(reply)
     }
@@ -249,10 +257,11 @@ impl Conn {
 
     /// Runs `send` on the current connection; through Sentinel, a failure
     /// that says the primary moved makes the store look for it again, and
-    /// a `READONLY` refusal (nothing was written) is sent once more to the
+    /// a replica's refusal (nothing was written) is sent once more to the
     /// primary found.
     async fn send<'a, T, F>(&'a self, send: impl Fn(&'a Self, Link) -> F) -> RedisResult<T>
     where
+        T: Replies,
         F: Future<Output = RedisResult<T>> + 'a,
     {
         let failover = match &self.route {
@@ -271,37 +280,71 @@ impl Conn {
             Route::Sentinel(failover) => Arc::clone(failover),
         };
         let current = failover.current().await.map_err(unreachable)?;
-        let error = match send(self, Link::Server(current.lanes)).await {
-            Ok(reply) => return Ok(reply),
-            Err(error) => error,
+        let outcome = send(self, Link::Server(current.lanes)).await;
+        let refused = match &outcome {
+            Ok(reply) => reply.refused_by_a_replica(),
+            Err(error) => is_read_only(error),
         };
-        if is_read_only(&error) {
+        if refused {
             let next = failover
-                .look(Some(current.generation))
+                .look_again(current.generation)
                 .await
                 .map_err(unreachable)?;
             return send(self, Link::Server(next.lanes)).await;
         }
-        if primary_gone(&error) {
+        if let Err(error) = &outcome
+            && primary_gone(error)
+        {
             tokio::spawn(async move {
                 if let Err(e) = failover.look(Some(current.generation)).await {
                     tracing::warn!(error = %e, "could not find the Redis primary");
                 }
             });
         }
-        Err(error)
+        outcome
     }
 }
 
-/// The server refused the request because it is a replica (a write:
-/// `READONLY`; a `WAIT` sent with a command: the refusal names replicas):
-/// nothing was written, and the primary is elsewhere.
-fn is_read_only(error: &RedisError) -> bool {
-    if error.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly) {
-        return true;
+/// Answers that may hold a replica's refusal without being an error: the
+/// connection hands a command's error reply, and each of a pipeline's,
+/// back as a value, and the caller's conversion turns it into an error
+/// only after [`Conn::send`] has seen it.
+trait Replies {
+    /// Whether a replica refused (part of) the request.
+    fn refused_by_a_replica(&self) -> bool;
+}
+
+impl Replies for Value {
+    fn refused_by_a_replica(&self) -> bool {
+        matches!(self, Value::ServerError(error) if refused_by_replica(error))
     }
-    let text = error.to_string();
-    text.contains("READONLY") || text.contains("cannot be used with replica")
+}
+
+impl Replies for Vec<Value> {
+    fn refused_by_a_replica(&self) -> bool {
+        self.iter().any(Replies::refused_by_a_replica)
+    }
+}
+
+/// The server refused the request because it is a replica: `READONLY`
+/// (a write, alone, inside a script or queued in a `MULTI` block), or a
+/// `WAIT`, which names replicas. Nothing was written.
+fn refused_by_replica(error: &ServerError) -> bool {
+    error.kind() == Some(ServerErrorKind::ReadOnly)
+        || error
+            .details()
+            .is_some_and(|details| details.contains("cannot be used with replica"))
+}
+
+/// The request failed because the server is a replica: the refusal alone,
+/// or among a pipeline's errors or an aborted transaction's
+/// (`EXECABORT`). The primary is elsewhere.
+fn is_read_only(error: &RedisError) -> bool {
+    error.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly)
+        || error
+            .clone()
+            .into_server_errors()
+            .is_some_and(|errors| errors.iter().any(|(_, error)| refused_by_replica(error)))
 }
 
 /// The server did not answer: it may be gone and replaced.

@@ -2,22 +2,29 @@
 //!
 //! [`Failover`] holds the connection to the server the sentinels last
 //! named. A request that fails because that server is gone (refused,
-//! dropped, timed out) or because it is now a replica (`READONLY`) makes
-//! the store ask the sentinels again; when they name another server, a new
-//! connection replaces the old one for every handle at once. Only one
-//! look runs at a time, and looks are at least [`LOOK_INTERVAL`] apart, so
-//! a burst of failing requests does not become a burst of sentinel
-//! queries.
+//! dropped, timed out) makes the store ask the sentinels again; one that a
+//! replica refused (`READONLY`, whether the reply is the command's own, a
+//! script's, one of a pipeline's or a `MULTI` block's, or the refusal of
+//! a `WAIT`) waits for that look and is sent again to the primary found.
+//! The server a sentinel names is used only once it answers `ROLE` as a
+//! primary (a sentinel that has not yet seen the failover names the old
+//! one, back as a replica), and it is given every script before the first
+//! request. When the sentinels name another server, a new connection
+//! replaces the old one for every handle at once. Only one look runs at a
+//! time, and looks are at least [`LOOK_INTERVAL`] apart, so a burst of
+//! failing requests does not become a burst of sentinel queries.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use redis::aio::ConnectionManagerConfig;
+use redis::{RedisError, RedisResult, Value};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::lanes::Lanes;
+use crate::scripts;
 use crate::sentinel::{LocateError, Sentinels};
 
 /// The shortest time between two looks for the primary.
@@ -108,14 +115,35 @@ impl Failover {
     /// Asks the sentinels again because the connection of `failed`
     /// generation failed; returns the connection to use now. Does nothing
     /// when another request already moved past that generation, and asks
-    /// about one generation at most once per [`LOOK_INTERVAL`].
+    /// about one generation at most once per [`LOOK_INTERVAL`] (returning
+    /// the current connection in between).
     pub(crate) async fn look(&self, failed: Option<u64>) -> Result<Current, LocateError> {
+        self.look_with(failed, false).await
+    }
+
+    /// Asks the sentinels again because a server of `failed` generation
+    /// refused a request as a replica: as [`Failover::look`], except that
+    /// it waits for the end of the [`LOOK_INTERVAL`] and asks then rather
+    /// than answer with a connection known to reach a replica.
+    pub(crate) async fn look_again(&self, failed: u64) -> Result<Current, LocateError> {
+        self.look_with(Some(failed), true).await
+    }
+
+    async fn look_with(&self, failed: Option<u64>, patient: bool) -> Result<Current, LocateError> {
         let mut last = self.looking.lock().await;
-        if let Some(current) = self.snapshot()
-            && (failed != Some(current.generation)
-                || last.is_some_and(|(about, at)| about == failed && at.elapsed() < LOOK_INTERVAL))
-        {
-            return Ok(current);
+        if let Some(current) = self.snapshot() {
+            if failed != Some(current.generation) {
+                return Ok(current);
+            }
+            if let Some((about, at)) = *last
+                && about == failed
+                && at.elapsed() < LOOK_INTERVAL
+            {
+                if !patient {
+                    return Ok(current);
+                }
+                tokio::time::sleep_until(at + LOOK_INTERVAL).await;
+            }
         }
         *last = Some((failed, Instant::now()));
         let primary = self.sentinels.locate(self.connection_timeout).await?;
@@ -126,10 +154,11 @@ impl Failover {
         {
             return Ok(current.clone());
         }
-        let lanes = tokio::time::timeout(
-            self.connection_timeout,
-            Lanes::connect(primary.client, self.config.clone(), self.lanes),
-        )
+        let lanes = tokio::time::timeout(self.connection_timeout, async {
+            let lanes = Lanes::connect(primary.client, self.config.clone(), self.lanes).await?;
+            load_scripts(&lanes).await?;
+            Ok::<_, RedisError>(lanes)
+        })
         .await
         .map_err(|_| LocateError::single(&primary.address, "no connection in time"))?
         .map_err(|e| LocateError::single(&primary.address, &e.to_string()))?;
@@ -163,4 +192,14 @@ impl Failover {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(current.clone());
         Ok(current)
     }
+}
+
+/// Loads every script on the server of `lanes`, so that no request sent
+/// there after a failover is refused for a script the server does not
+/// know yet (a request sent again after a replica's refusal could not load
+/// it and retry).
+async fn load_scripts(lanes: &Lanes) -> RedisResult<()> {
+    let load = scripts::load_all();
+    let replies = lanes.take().await.commands(&load, 0, load.len()).await?;
+    Value::Array(replies).extract_error().map(drop)
 }

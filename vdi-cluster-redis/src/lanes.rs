@@ -12,12 +12,14 @@
 //! `WAIT`: a step waits for its own replicas, never for another step's.
 
 use std::fmt;
+use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Cmd, Pipeline, RedisResult, Value};
+use redis::{Client, Cmd, Pipeline, RedisError, RedisResult, Value};
 use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::task::JoinSet;
 
 /// Connections a store that waits for replicas opens to its server: as
 /// many steps can wait for their replicas at once.
@@ -46,17 +48,24 @@ impl fmt::Debug for Lanes {
 }
 
 impl Lanes {
-    /// Opens `count` connections to `client`'s server now (at least one).
+    /// Opens `count` connections to `client`'s server now (at least one),
+    /// all at once: a store that moves to a new primary has them within
+    /// one connection's time, not `count` of them end to end.
     pub(crate) async fn connect(
         client: Client,
         config: ConnectionManagerConfig,
         count: usize,
     ) -> RedisResult<Self> {
-        let mut lanes = Vec::with_capacity(count.max(1));
+        let mut opening = JoinSet::new();
         for _ in 0..count.max(1) {
-            let manager =
-                ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
-            lanes.push(manager);
+            opening.spawn(ConnectionManager::new_with_config(
+                client.clone(),
+                config.clone(),
+            ));
+        }
+        let mut lanes = Vec::with_capacity(count.max(1));
+        while let Some(opened) = opening.join_next().await {
+            lanes.push(opened.map_err(|e| RedisError::from(io::Error::other(e)))??);
         }
         Ok(Self::of(lanes))
     }

@@ -12,7 +12,7 @@
 
 use std::sync::LazyLock;
 
-use redis::Script;
+use redis::{Pipeline, Script};
 
 /// The helpers every script is loaded with.
 const PRELUDE: &str = include_str!("../lua/prelude.lua");
@@ -47,6 +47,21 @@ macro_rules! scripts {
         pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
             $($name: load(include_str!(concat!("../lua/", stringify!($name), ".lua"))),)*
         });
+
+        /// `SCRIPT LOAD` of every script, in one pipeline: a primary the
+        /// store moves to after a failover knows them all before its
+        /// first request (its replica's script cache starts empty).
+        pub(crate) fn load_all() -> Pipeline {
+            let mut pipe = redis::pipe();
+            $(
+                pipe.cmd("SCRIPT").arg("LOAD").arg(with_prelude(include_str!(concat!(
+                    "../lua/",
+                    stringify!($name),
+                    ".lua"
+                ))));
+            )*
+            pipe
+        }
     };
 }
 
@@ -109,7 +124,12 @@ pub fn reserve_script() -> Script {
 
 /// A script with the prelude in front of it.
 fn load(source: &str) -> Script {
-    Script::new(&[PRELUDE, "\n", source].concat())
+    Script::new(&with_prelude(source))
+}
+
+/// The text of a script as the server runs it.
+fn with_prelude(source: &str) -> String {
+    [PRELUDE, "\n", source].concat()
 }
 
 #[cfg(test)]
@@ -128,6 +148,33 @@ mod tests {
             assert!(source.contains("KEYS[1]"), "{name}: header names KEYS");
             assert!(source.contains("Returns"), "{name}: header names the reply");
         }
+    }
+
+    #[test]
+    fn loading_them_all_loads_each_script_as_the_store_runs_it() {
+        let run: HashSet<&str> = SCRIPTS
+            .all()
+            .into_iter()
+            .map(|(_, script)| script.get_hash())
+            .collect();
+        let load = load_all();
+        let mut loaded = HashSet::new();
+        for cmd in load.cmd_iter() {
+            let args: Vec<&[u8]> = cmd
+                .args_iter()
+                .map(|arg| match arg {
+                    redis::Arg::Simple(bytes) => bytes,
+                    _ => panic!("SCRIPT LOAD has no cursor"),
+                })
+                .collect();
+            let [b"SCRIPT", b"LOAD", source] = args[..] else {
+                panic!("not a SCRIPT LOAD: {args:?}");
+            };
+            let source = std::str::from_utf8(source).expect("UTF-8 source");
+            loaded.insert(Script::new(source).get_hash().to_owned());
+        }
+        assert_eq!(load.len(), run.len());
+        assert_eq!(loaded, run.into_iter().map(str::to_owned).collect());
     }
 
     #[test]
