@@ -50,12 +50,22 @@ pub struct Dispatch {
     pub activated_at: Option<Timestamp>,
     /// The worker's boot id when the slot was reserved.
     pub worker_boot_id: Option<String>,
-    /// The worker's heartbeat sequence when the slot was reserved: only a
+    /// The worker's heartbeat sequence when the slot was reserved (for an
+    /// adopted dispatch, of the report that listed the session): only a
     /// heartbeat with a higher sequence may prove the session gone.
     pub worker_seq: Option<u64>,
     /// What the worker answered (remote-desktop connection details), passed
     /// through untouched.
     pub session: Option<serde_json::Value>,
+    /// Adopted from its worker's report of a session that had no record
+    /// ([`Dispatch::adopted`]), not placed by a reservation: no start of it
+    /// can be in flight that a later report might not list yet, so the
+    /// first report of the same boot with a higher sequence than
+    /// `worker_seq` that omits it proves it gone ([`gone_since_adoption`]).
+    /// A placement writes a new dispatch without it. Absent from records
+    /// and dumps written before it existed, and then false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopted: bool,
 }
 
 impl Dispatch {
@@ -77,11 +87,15 @@ impl Dispatch {
             worker_boot_id,
             worker_seq,
             session: None,
+            adopted: false,
         }
     }
 
     /// The active dispatch of a session `worker` reports running without a
     /// record, adopted at `now` with the connection details it sent, if any.
+    /// `worker` is the record as written by the report that lists the
+    /// session, so the dispatch carries that report's boot and sequence,
+    /// and it is marked [`adopted`](Self::adopted).
     pub fn adopted(
         key: SessionKey,
         worker: &WorkerRecord,
@@ -92,6 +106,7 @@ impl Dispatch {
             state: DispatchState::Active,
             activated_at: Some(now),
             session,
+            adopted: true,
             ..Self::reserve(
                 key,
                 worker.id.clone(),
@@ -133,18 +148,48 @@ pub fn lost_to_report(dispatch: &Dispatch, worker: &WorkerRecord) -> bool {
             .is_some_and(|live| live.contains(&dispatch.key))
 }
 
+/// Whether the worker's latest report omits this active session: it sends
+/// live session ids and the dispatch is not among them.
+fn omitted(dispatch: &Dispatch, worker: &WorkerRecord) -> bool {
+    dispatch.state == DispatchState::Active
+        && worker
+            .live_sessions
+            .as_ref()
+            .is_some_and(|live| !live.contains(&dispatch.key))
+}
+
+/// Whether the worker's report proves this adopted session gone, with no
+/// grace: the dispatch was [`adopted`](Dispatch::adopted) from the
+/// worker's report at sequence `worker_seq`, which listed the session
+/// running, and the worker's latest report — of the same boot, with a
+/// strictly higher sequence — omits it. Nothing of it can be in flight
+/// that the later report might not list yet (the grace of
+/// [`reported_gone`] exists only for a start in flight), so it stopped in
+/// between: a release that raced the report that had it adopted. A worker
+/// that sends no sequences, or a report of another boot, proves nothing
+/// here (the grace, or [`lost_to_report`], decides).
+pub fn gone_since_adoption(dispatch: &Dispatch, worker: &WorkerRecord) -> bool {
+    let Some(stamp) = &worker.stamp else {
+        return false;
+    };
+    dispatch.adopted
+        && dispatch.worker_boot_id == stamp.boot_id
+        && matches!((dispatch.worker_seq, stamp.seq), (Some(then), Some(now)) if now > then)
+        && omitted(dispatch, worker)
+}
+
 /// Whether the worker has positively reported this session gone: it sends
 /// live session ids, its latest heartbeat is newer (higher sequence, and at
-/// least `grace` after activation) than the dispatch, and omits it.
+/// least `grace` after activation) than the dispatch, and omits it — or,
+/// for an adopted dispatch, [`gone_since_adoption`] without the grace.
 pub fn reported_gone(dispatch: &Dispatch, worker: &WorkerRecord, grace: Duration) -> bool {
-    if dispatch.state != DispatchState::Active || lost_to_restart(dispatch, worker) {
+    if !omitted(dispatch, worker) || lost_to_restart(dispatch, worker) {
         return false;
     }
-    let (Some(live), Some(heard), Some(activated)) = (
-        &worker.live_sessions,
-        worker.last_heartbeat_at,
-        dispatch.activated_at,
-    ) else {
+    if gone_since_adoption(dispatch, worker) {
+        return true;
+    }
+    let (Some(heard), Some(activated)) = (worker.last_heartbeat_at, dispatch.activated_at) else {
         return false;
     };
     let newer_seq = match (
@@ -154,7 +199,7 @@ pub fn reported_gone(dispatch: &Dispatch, worker: &WorkerRecord, grace: Duration
         (Some(then), Some(now)) => now > then,
         _ => true,
     };
-    newer_seq && heard >= activated.plus(grace) && !live.contains(&dispatch.key)
+    newer_seq && heard >= activated.plus(grace)
 }
 
 #[cfg(test)]
@@ -257,5 +302,75 @@ mod tests {
             &worker("a", 4, 0, 61_000, listed),
             grace
         ));
+    }
+
+    /// The dispatch adopted at 1 s from boot `a`'s report at sequence 3.
+    fn adopted() -> Dispatch {
+        let listing = worker("a", 3, 0, 1_000, Some(vec![]));
+        let d = Dispatch::adopted(
+            SessionKey::parse("e", "u").unwrap(),
+            &listing,
+            Timestamp(1_000),
+            None,
+        );
+        assert_eq!((d.worker_seq, d.adopted), (Some(3), true));
+        d
+    }
+
+    #[test]
+    fn an_adopted_session_omitted_by_a_later_report_is_gone_without_the_grace() {
+        let grace = Duration::from_secs(60);
+        let d = adopted();
+        let later = worker("a", 4, 0, 2_000, Some(vec![]));
+        assert!(gone_since_adoption(&d, &later));
+        assert!(reported_gone(&d, &later, grace), "well within the grace");
+    }
+
+    #[test]
+    fn the_report_that_adopted_a_session_does_not_prove_it_gone() {
+        let grace = Duration::from_secs(60);
+        let d = adopted();
+        let same = worker("a", 3, 0, 2_000, Some(vec![]));
+        assert!(!gone_since_adoption(&d, &same));
+        assert!(!reported_gone(&d, &same, grace), "same seq");
+        let listed = worker("a", 4, 0, 2_000, Some(vec![d.key.clone()]));
+        assert!(!reported_gone(&d, &listed, grace), "still running");
+        let no_list = worker("a", 4, 0, 2_000, None);
+        assert!(!reported_gone(&d, &no_list, grace), "no live list");
+    }
+
+    #[test]
+    fn a_placed_session_omitted_by_a_later_report_waits_for_the_grace() {
+        let grace = Duration::from_secs(60);
+        let placed = Dispatch {
+            adopted: false,
+            ..adopted()
+        };
+        let later = worker("a", 4, 0, 2_000, Some(vec![]));
+        assert!(!gone_since_adoption(&placed, &later));
+        assert!(!reported_gone(&placed, &later, grace), "a start in flight");
+        let after_grace = worker("a", 4, 0, 61_000, Some(vec![]));
+        assert!(reported_gone(&placed, &after_grace, grace));
+    }
+
+    #[test]
+    fn without_sequences_or_across_boots_an_adopted_session_waits_for_the_grace() {
+        let grace = Duration::from_secs(60);
+        let unsequenced = Dispatch {
+            worker_seq: None,
+            ..adopted()
+        };
+        let mut later = worker("a", 4, 0, 2_000, Some(vec![]));
+        assert!(!reported_gone(&unsequenced, &later, grace));
+        later.stamp = Some(HeartbeatStamp {
+            boot_id: Some("a".into()),
+            seq: None,
+        });
+        assert!(!reported_gone(&adopted(), &later, grace), "no seq now");
+        later.last_heartbeat_at = Some(Timestamp(61_000));
+        assert!(reported_gone(&adopted(), &later, grace), "after the grace");
+        // Another boot's sequences do not compare with the adopting one's.
+        let other_boot = worker("b", 9, 0, 2_000, Some(vec![]));
+        assert!(!gone_since_adoption(&adopted(), &other_boot));
     }
 }

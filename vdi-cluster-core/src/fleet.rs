@@ -25,12 +25,21 @@
 //! ([`lost_sessions`], by [`lost_to_report`]) and released with the
 //! heartbeat that proves it, in bounded steps of [`MAX_LOST_PER_STEP`].
 //! A worker that answers is never a failed worker: its sessions are gone
-//! or running, never left waiting for a failure policy. Pure: time arrives
-//! as `now`.
+//! or running, never left waiting for a failure policy.
+//!
+//! An adoption can race a release: a heartbeat the worker composed before
+//! it stopped a released desktop, applied after the record's removal,
+//! has the session adopted. The worker's next report omits it, and since
+//! the adopted dispatch came from the worker's own report there is no
+//! start of it in flight to wait for: the first report of the same boot
+//! with a higher sequence that omits it proves it gone
+//! ([`gone_adopted`], by [`gone_since_adoption`]) and it is released with
+//! that heartbeat, without the live-session grace. Pure: time arrives as
+//! `now`.
 
 use std::time::Duration;
 
-use crate::dispatch::{Dispatch, DispatchState, lost_to_report};
+use crate::dispatch::{Dispatch, DispatchState, gone_since_adoption, lost_to_report};
 use crate::ids::{DispatchId, WorkerId};
 use crate::time::Timestamp;
 use crate::worker::WorkerRecord;
@@ -47,13 +56,35 @@ pub fn lost_sessions<'a>(
     worker: &WorkerRecord,
     limit: usize,
 ) -> Vec<&'a Dispatch> {
-    let mut lost: Vec<&Dispatch> = dispatches
+    on_worker(dispatches, worker, limit, lost_to_report)
+}
+
+/// The adopted dispatches among `dispatches` that `worker`'s record (as
+/// its latest report wrote it) proves gone since their adoption
+/// ([`gone_since_adoption`]), in session order, at most `limit`.
+pub fn gone_adopted<'a>(
+    dispatches: impl IntoIterator<Item = &'a Dispatch>,
+    worker: &WorkerRecord,
+    limit: usize,
+) -> Vec<&'a Dispatch> {
+    on_worker(dispatches, worker, limit, gone_since_adoption)
+}
+
+/// The dispatches on `worker` for which `proven` holds, in session order,
+/// at most `limit`.
+fn on_worker<'a>(
+    dispatches: impl IntoIterator<Item = &'a Dispatch>,
+    worker: &WorkerRecord,
+    limit: usize,
+    proven: fn(&Dispatch, &WorkerRecord) -> bool,
+) -> Vec<&'a Dispatch> {
+    let mut found: Vec<&Dispatch> = dispatches
         .into_iter()
-        .filter(|d| d.worker == worker.id && lost_to_report(d, worker))
+        .filter(|d| d.worker == worker.id && proven(d, worker))
         .collect();
-    lost.sort_by(|a, b| a.key.cmp(&b.key));
-    lost.truncate(limit);
-    lost
+    found.sort_by(|a, b| a.key.cmp(&b.key));
+    found.truncate(limit);
+    found
 }
 
 /// What to do with one session a worker reports live.
@@ -187,6 +218,58 @@ mod tests {
         };
         assert_eq!(users(lost_sessions(&all, &worker, 10)), ["u1", "u3"]);
         assert_eq!(users(lost_sessions(&all, &worker, 1)), ["u1"]);
+    }
+
+    #[test]
+    fn gone_adopted_sessions_are_the_adopted_ones_a_later_report_omits() {
+        use crate::health::HeartbeatStamp;
+        let report = |seq, live: &[&str]| {
+            let mut r = WorkerRecord::registered(
+                w("a"),
+                crate::worker::WorkerDescription::default(),
+                secs(0),
+            );
+            r.stamp = Some(HeartbeatStamp {
+                boot_id: Some("b1".into()),
+                seq: Some(seq),
+            });
+            r.last_heartbeat_at = Some(secs(100));
+            r.live_sessions = Some(
+                live.iter()
+                    .map(|u| SessionKey::parse("e", *u).unwrap())
+                    .collect(),
+            );
+            r
+        };
+        let listing = report(5, &["u1", "u2", "u3"]);
+        let adopt = |user: &str| {
+            Dispatch::adopted(
+                SessionKey::parse("e", user).unwrap(),
+                &listing,
+                secs(100),
+                None,
+            )
+        };
+        let placed = {
+            let mut d = record("a", DispatchState::Active, 100);
+            d.key = SessionKey::parse("e", "u4").unwrap();
+            d.worker_boot_id = Some("b1".into());
+            d.worker_seq = Some(5);
+            d
+        };
+        let mut elsewhere = adopt("u5");
+        elsewhere.worker = w("b");
+        let all = [adopt("u3"), adopt("u1"), adopt("u2"), placed, elsewhere];
+        let users = |gone: Vec<&Dispatch>| -> Vec<String> {
+            gone.iter().map(|d| d.key.user_id.to_string()).collect()
+        };
+        assert!(
+            gone_adopted(&all, &listing, 10).is_empty(),
+            "the same report"
+        );
+        let later = report(6, &["u2"]);
+        assert_eq!(users(gone_adopted(&all, &later, 10)), ["u1", "u3"]);
+        assert_eq!(users(gone_adopted(&all, &later, 1)), ["u1"]);
     }
 
     #[test]

@@ -93,7 +93,13 @@
 //!   session adopted instead. A record of a running worker is never
 //!   removed because of one report alone: that stays reconcile's job, on
 //!   evidence (a newer heartbeat omitting it after a grace); a restart is
-//!   the exception below. A worker call
+//!   the exception below, and so is an adopted dispatch: adopted from the
+//!   report at sequence N that listed it, it has no start in flight, so
+//!   the first report of the same boot with a higher sequence that omits
+//!   it ([`dispatch::gone_since_adoption`]; a release raced the report
+//!   that had it adopted) releases it in the heartbeat's own atomic step,
+//!   without the grace, and reconcile does the same from a stored report.
+//!   A worker that sends no sequences keeps the grace. A worker call
 //!   that times out undoes its reservation; the session, if the worker
 //!   started it anyway, is adopted or stopped by this rule (see
 //!   `service::allocate`'s docs).

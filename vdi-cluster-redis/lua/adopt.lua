@@ -17,7 +17,8 @@
 -- ARGV[1]  worker code
 -- ARGV[2]  sticky TTL (ms; 0 removes the sticky worker)
 -- ARGV[3]  sticky expiry (ms, control plane's clock)
--- ARGV[4…] field, value, … of the new record (state 'active')
+-- ARGV[4…] field, value, … of the new record (state 'active'; 'adopted'
+--          '1' when core marked it adopted from the worker's report)
 --
 -- Returns one of
 --   {'existing', field, value, …}   the session's dispatch, left in place

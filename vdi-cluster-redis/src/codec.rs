@@ -33,6 +33,9 @@ pub(crate) mod field {
     pub(crate) const SEQ: &str = "seq";
     /// The worker's answer, JSON.
     pub(crate) const SESSION: &str = "session";
+    /// `1` for a dispatch adopted from its worker's report; absent
+    /// otherwise (a placement writes a whole new hash without it).
+    pub(crate) const ADOPTED: &str = "adopted";
 }
 
 /// The hash fields of `d` (absent options are left out), as a flat
@@ -63,6 +66,9 @@ pub(crate) fn dispatch_fields(d: &Dispatch) -> Vec<String> {
     }
     if let Some(session) = &d.session {
         out.extend([field::SESSION.to_owned(), session.to_string()]);
+    }
+    if d.adopted {
+        out.extend([field::ADOPTED.to_owned(), "1".to_owned()]);
     }
     out
 }
@@ -117,6 +123,15 @@ pub(crate) fn dispatch_from_fields(
     let boot = opt(&mut fields, field::BOOT_ID);
     let seq = opt(&mut fields, field::SEQ);
     let session = opt(&mut fields, field::SESSION);
+    let adopted = match opt(&mut fields, field::ADOPTED).as_deref() {
+        None | Some("0") => false,
+        Some("1") => true,
+        Some(_) => {
+            return Err(malformed(Box::new(UnknownValue {
+                field: field::ADOPTED,
+            })));
+        }
+    };
 
     let millis = |text: &str| text.parse::<u64>().map(Timestamp::from_millis);
     Ok(Some(Dispatch {
@@ -145,6 +160,7 @@ pub(crate) fn dispatch_from_fields(
             .map(|s| serde_json::from_str(&s))
             .transpose()
             .map_err(|e| malformed(Box::new(e)))?,
+        adopted,
     }))
 }
 
@@ -247,6 +263,16 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(back, bare);
+
+        let adopted = Dispatch {
+            adopted: true,
+            ..sample()
+        };
+        let fields = pairs(dispatch_fields(&adopted));
+        assert_eq!(fields.get("adopted").map(String::as_str), Some("1"));
+        let back = dispatch_from_fields("k", fields).unwrap().unwrap();
+        assert_eq!(back, adopted);
+        assert!(!pairs(dispatch_fields(&sample())).contains_key("adopted"));
     }
 
     #[test]
@@ -264,6 +290,9 @@ mod tests {
         assert!(dispatch_from_fields("k", fields).is_err());
         let mut fields = pairs(dispatch_fields(&sample()));
         fields.insert("session".into(), "{not json".into());
+        assert!(dispatch_from_fields("k", fields).is_err());
+        let mut fields = pairs(dispatch_fields(&sample()));
+        fields.insert("adopted".into(), "yes".into());
         assert!(dispatch_from_fields("k", fields).is_err());
     }
 

@@ -42,7 +42,9 @@ pub struct ReconcileReport {
     pub pass: PassProgress,
     /// Reservations older than the allocate timeout, reclaimed.
     pub reservations_reclaimed: u32,
-    /// Dispatches the worker reported gone, removed.
+    /// Dispatches the worker reported gone, removed: by this pass, and,
+    /// adopted ones a later report omitted, by the heartbeats this replica
+    /// processed since its previous pass.
     pub gone_removed: u32,
     /// Dispatches older than the stale age with no live session, removed.
     pub stale_removed: u32,

@@ -39,7 +39,11 @@
 //!   and the exam's sticky worker, as one indivisible step: it never creates
 //!   a second dispatch for a session (invariant B) and keeps every counter
 //!   equal to a recount (invariant C). It checks no capacity: the session
-//!   already runs on the worker, whose own report counts it.
+//!   already runs on the worker, whose own report counts it. The dispatch
+//!   is stored as given, its [`adopted`](crate::Dispatch::adopted) mark
+//!   included, and every read returns the mark; a reservation that
+//!   supersedes it is stored as given too, so a placement's dispatch never
+//!   carries the mark of the one it replaced.
 //! * **Reconcile's writes are fenced.** [`DispatchStore::undo`],
 //!   [`DispatchStore::release`] and [`DispatchStore::mark_orphaned`] take a
 //!   `fence: Option<&Lease>`. With `Some(lease)`, the backend checks that

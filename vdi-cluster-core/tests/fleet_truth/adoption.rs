@@ -232,3 +232,97 @@ async fn a_reconcile_pass_repairs_toward_the_stored_reports_and_says_so() {
     assert_eq!(h.workers.sessions(&wid(&holder)), vec![lost]);
     assert_no_drift(&h.store).await;
 }
+
+/// A worker with one slot runs a student's desktop; the worker composes a
+/// heartbeat listing it (sequence N); the student submits, the worker
+/// stops the desktop and the record goes; then that heartbeat arrives and
+/// has the session adopted. The worker's next report (N+1) omits it: the
+/// slot is free at once, not after the live-session grace, and the next
+/// student takes it.
+#[tokio::test]
+async fn a_release_racing_a_heartbeat_holds_no_slot_for_the_grace() {
+    let h = harness(|_| {});
+    h.report("w1", 1, false).await;
+    let (first, second) = (key("exam", "s1"), key("exam", "s2"));
+    h.svc
+        .placement()
+        .allocate(first.clone(), Default::default())
+        .await
+        .unwrap();
+    let composed = h.workers.sessions(&wid("w1"));
+    h.svc.placement().release(&first).await.unwrap();
+    assert!(h.workers.sessions(&wid("w1")).is_empty());
+
+    let late = h.report_live("w1", 1, composed, false).await;
+    assert_eq!(late.adopted_sessions, 1);
+    let adopted = h.store.dispatch(&first).await.unwrap().expect("adopted");
+    let stamp = h.store.worker(&wid("w1")).await.unwrap().unwrap();
+    let seq = stamp.record.stamp.and_then(|s| s.seq);
+    assert_eq!((adopted.adopted, adopted.worker_seq), (true, seq));
+    assert!(
+        h.svc
+            .placement()
+            .allocate(second.clone(), Default::default())
+            .await
+            .is_err(),
+        "full while the adopted record holds the slot"
+    );
+
+    // One heartbeat interval later, far within the grace.
+    h.advance(h.svc.config().heartbeat_interval);
+    assert!(h.svc.config().heartbeat_interval < h.svc.config().live_session_grace);
+    let next = h.report("w1", 1, false).await;
+    assert_eq!((next.dispatched_sessions, next.available_sessions), (0, 1));
+    assert!(h.store.dispatch(&first).await.unwrap().is_none());
+    let seated = h
+        .svc
+        .placement()
+        .allocate(second.clone(), Default::default())
+        .await
+        .expect("the next student is placed on the freed slot");
+    assert_eq!(seated.dispatch.worker.as_str(), "w1");
+    assert_eq!(h.count(|e| matches!(e, EventKind::SessionLost { .. })), 0);
+    let report = h.svc.operations().reconcile().await.unwrap();
+    assert_eq!(report.gone_removed, 1, "{report:?}");
+    assert_eq!(report.sessions_lost, 0, "{report:?}");
+    assert_no_drift(&h.store).await;
+}
+
+/// The report that omits an adopted session was stored before the
+/// adoption (another replica wrote it in between), so no heartbeat
+/// releases it: the next reconcile pass does, without the grace. A
+/// session placed normally and omitted the same way waits for the grace.
+#[tokio::test]
+async fn reconcile_frees_an_adopted_session_a_stored_report_omits() {
+    let h = harness(|_| {});
+    h.report("w1", 2, false).await;
+    let (adopted, placed) = (key("exam", "adopted"), key("exam", "placed"));
+    h.run_on("w1", &adopted).await;
+    h.report("w1", 2, false).await;
+    assert!(h.store.dispatch(&adopted).await.unwrap().unwrap().adopted);
+    h.svc
+        .placement()
+        .allocate(placed.clone(), Default::default())
+        .await
+        .unwrap();
+
+    // A later report, stored, omits both.
+    let snap = h.store.worker(&wid("w1")).await.unwrap().unwrap();
+    let mut record = snap.record.clone();
+    let stamp = record.stamp.as_mut().unwrap();
+    stamp.seq = stamp.seq.map(|s| s + 1);
+    record.live_sessions = Some(Vec::new());
+    h.store
+        .put_worker(&record, Some(snap.version))
+        .await
+        .unwrap();
+
+    let report = h.svc.operations().reconcile().await.unwrap();
+    assert_eq!(report.gone_removed, 1, "{report:?}");
+    assert!(h.store.dispatch(&adopted).await.unwrap().is_none());
+    assert!(
+        h.store.dispatch(&placed).await.unwrap().is_some(),
+        "a placed session keeps the grace"
+    );
+    assert_no_drift(&h.store).await;
+}

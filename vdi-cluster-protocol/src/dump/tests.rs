@@ -207,3 +207,40 @@ fn a_format_3_dump_is_read_without_rehearsals_and_refused_with_them() {
     let current = StoreDump::parse(value.to_string().as_bytes()).unwrap();
     assert_eq!(current.rehearsals[0].workers[0].worker.as_str(), "w-1");
 }
+
+#[test]
+fn an_adopted_dispatchs_mark_survives_a_dump_and_older_dumps_read() {
+    let mut adopted = vdi_cluster_core::Dispatch::reserve(
+        vdi_cluster_core::SessionKey::parse("e1", "u1").unwrap(),
+        WorkerId::parse("code", "w-1").unwrap(),
+        Timestamp(1_000),
+        Some("boot-1".into()),
+        Some(7),
+    );
+    adopted.state = vdi_cluster_core::DispatchState::Active;
+    adopted.activated_at = Some(Timestamp(1_000));
+    adopted.adopted = true;
+    let placed = vdi_cluster_core::Dispatch {
+        key: vdi_cluster_core::SessionKey::parse("e1", "u2").unwrap(),
+        adopted: false,
+        ..adopted.clone()
+    };
+    let with_dispatches = StoreContents {
+        dispatches: vec![adopted, placed],
+        ..contents()
+    };
+    let mut value =
+        serde_json::to_value(StoreDump::new(with_dispatches.clone(), Timestamp(5))).unwrap();
+    assert_eq!(value["dispatches"][0]["adopted"], json!(true));
+    assert_eq!(value["dispatches"][1].get("adopted"), None, "only when set");
+    let back = StoreDump::parse(value.to_string().as_bytes()).unwrap();
+    assert_eq!(back.into_contents(), with_dispatches);
+
+    // Written before the mark existed: read as not adopted.
+    value["dispatches"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("adopted");
+    let older = StoreDump::parse(value.to_string().as_bytes()).unwrap();
+    assert!(older.dispatches.iter().all(|d| !d.adopted));
+}

@@ -6,13 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use super::Fleet;
 use super::freeze::{Forced, FreezeOverride};
-use crate::dispatch::Dispatch;
+use super::lost::{Proven, Released};
 use crate::error::{Error, Result};
 use crate::events::EventKind;
-use crate::fleet::{MAX_LOST_PER_STEP, lost_sessions};
 use crate::health::HeartbeatOrder;
 use crate::ids::{SessionKey, WorkerId};
-use crate::outbox::LostRelease;
 use crate::policy::{DrainStatus, PolicyEvent, transition};
 use crate::store::{CasOutcome, DeleteOutcome, Lane};
 use crate::time::Timestamp;
@@ -37,33 +35,15 @@ fn require_url(description: &WorkerDescription) -> Result<()> {
 /// Compare-and-set attempts before giving up with [`Error::Conflict`].
 pub(crate) const CAS_ATTEMPTS: usize = 8;
 
-/// A heartbeat's write: conflicted, or done with the sessions it released
-/// as lost.
-enum Written {
-    Conflict,
-    Done { version: u64, released: u32 },
-}
-
-impl From<CasOutcome> for Written {
+impl From<CasOutcome> for Released {
     fn from(outcome: CasOutcome) -> Self {
         match outcome {
-            CasOutcome::Written { version } => Self::Done {
+            CasOutcome::Written { version } => Self::Written {
                 version,
-                released: 0,
+                lost: 0,
+                gone: 0,
             },
             CasOutcome::Conflict { .. } => Self::Conflict,
-        }
-    }
-}
-
-impl From<LostRelease> for Written {
-    fn from(outcome: LostRelease) -> Self {
-        match outcome {
-            LostRelease::Written { version, released } => Self::Done {
-                version,
-                released: u32::try_from(released.len()).unwrap_or(u32::MAX),
-            },
-            LostRelease::Conflict { .. } => Self::Conflict,
         }
     }
 }
@@ -183,17 +163,16 @@ impl Fleet {
             // Draining -> drained was decided on an empty worker: the write
             // checks that nothing was placed on it since (an adoption).
             let check = (expected.is_some() && t.requires_empty()).then_some(dispatched);
-            // What the report proves lost is released by the same write
-            // (never by one that needs the worker empty: it has none).
-            let lost: Vec<Dispatch> = match (expected, check) {
-                (Some(_), None) => lost_sessions(placed.values(), &record, MAX_LOST_PER_STEP)
-                    .into_iter()
-                    .cloned()
-                    .collect(),
-                _ => Vec::new(),
+            // What the report proves no longer runs (lost to a restart, or
+            // adopted from an earlier report and omitted now) is released
+            // by the same write (never by one that needs the worker empty:
+            // it has none).
+            let proven = match (expected, check) {
+                (Some(_), None) => Proven::by(placed.values(), &record),
+                _ => Proven::default(),
             };
             let remaining =
-                dispatched.saturating_sub(u32::try_from(lost.len()).unwrap_or(u32::MAX));
+                dispatched.saturating_sub(u32::try_from(proven.len()).unwrap_or(u32::MAX));
             record.unrecorded = unrecorded(&hb, |k| placed.contains_key(k), remaining);
             // The registration and the policy change ride with the record.
             let registered = stored.is_none().then(|| EventKind::WorkerRegistered {
@@ -206,11 +185,11 @@ impl Fleet {
                 actor: "system".into(),
             });
             let events: Vec<&EventKind> = registered.iter().chain(&policy).collect();
-            let written = match expected.filter(|_| !lost.is_empty()) {
-                Some(version) => self
-                    .write_releasing_lost(&record, version, &events, &lost)
-                    .await?
-                    .into(),
+            let written = match expected.filter(|_| !proven.is_empty()) {
+                Some(version) => {
+                    self.write_releasing(&record, version, &events, &proven)
+                        .await?
+                }
                 None => self
                     .shared
                     .put_worker_alerting(&record, expected, check, &events)
@@ -218,9 +197,14 @@ impl Fleet {
                     .into(),
             };
             match written {
-                Written::Conflict => continue,
-                Written::Done { version, released } => {
-                    self.tally.add_lost(released);
+                Released::Conflict => continue,
+                Released::Written {
+                    version,
+                    lost,
+                    gone,
+                } => {
+                    self.tally.add_released(lost, gone);
+                    let released = lost.saturating_add(gone);
                     if let Some(kind) = registered {
                         self.shared.emit(kind);
                     }

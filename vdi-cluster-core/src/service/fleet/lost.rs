@@ -1,11 +1,16 @@
-//! Sessions a restarted worker no longer runs: released in the same atomic
-//! step as the heartbeat that proves them lost (the record's
-//! compare-and-set), and by reconcile for any a bounded step left over.
-//! [`fleet::lost_sessions`] decides; this applies, with a `sessionLost`
-//! event per released session, its webhook entries written with the
-//! release, and, for a booked exam's student, its `workerRestarted`
-//! interruption opened with it (the disruption ledger's entry is written
-//! when the student is placed again).
+//! Sessions a worker's report proves it no longer runs, released in the
+//! same atomic step as the heartbeat that proves it (the record's
+//! compare-and-set), and by reconcile for any a bounded step left over:
+//!
+//! * a restarted worker's **lost** sessions ([`fleet::lost_sessions`]),
+//!   each with a `sessionLost` event, its webhook entries written with the
+//!   release, and, for a booked exam's student, its `workerRestarted`
+//!   interruption opened with it (the disruption ledger's entry is written
+//!   when the student is placed again);
+//! * **adopted** sessions a later report of the same boot omits
+//!   ([`fleet::gone_adopted`]): a release raced the report that had them
+//!   adopted, so nobody holds their desktop; they carry no alert, and are
+//!   counted among the dispatches reported gone.
 
 use super::Fleet;
 use super::heartbeat::CAS_ATTEMPTS;
@@ -27,21 +32,78 @@ fn lost_event(d: &Dispatch, record: &WorkerRecord) -> EventKind {
     }
 }
 
+/// The dispatches a report proves its worker no longer runs, to release
+/// with the record's write.
+#[derive(Debug, Default)]
+pub(crate) struct Proven {
+    /// Settled on a boot the worker left, not listed ([`fleet::lost_sessions`]).
+    pub(crate) lost: Vec<Dispatch>,
+    /// Adopted, and omitted by a later report of the same boot
+    /// ([`fleet::gone_adopted`]).
+    pub(crate) gone: Vec<Dispatch>,
+}
+
+impl Proven {
+    /// What `record` (as its latest report writes it) proves among
+    /// `dispatches` on its worker, at most [`MAX_LOST_PER_STEP`] in all,
+    /// the lost ones first.
+    pub(crate) fn by<'a>(
+        dispatches: impl IntoIterator<Item = &'a Dispatch> + Clone,
+        record: &WorkerRecord,
+    ) -> Self {
+        let lost: Vec<Dispatch> =
+            fleet::lost_sessions(dispatches.clone(), record, MAX_LOST_PER_STEP)
+                .into_iter()
+                .cloned()
+                .collect();
+        let room = MAX_LOST_PER_STEP - lost.len();
+        let gone = fleet::gone_adopted(dispatches, record, room)
+            .into_iter()
+            .cloned()
+            .collect();
+        Self { lost, gone }
+    }
+
+    /// Whether there is nothing to release.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lost.is_empty() && self.gone.is_empty()
+    }
+
+    /// How many there are to release.
+    pub(crate) fn len(&self) -> usize {
+        self.lost.len() + self.gone.len()
+    }
+}
+
+/// The answer of [`Fleet::write_releasing`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Released {
+    /// The record changed since it was read: nothing written.
+    Conflict,
+    /// Written at `version`; `lost` and `gone` dispatches were removed
+    /// (the others had gone or changed already).
+    Written { version: u64, lost: u32, gone: u32 },
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 impl Fleet {
     /// Writes `record` on version `expected` with the entries of `events`,
-    /// releasing `lost` (its dispatches its report proves lost) in the
+    /// releasing what its report `proven` proves no longer runs in the
     /// same atomic step, and announces the sessions released. The caller
     /// counts them.
-    pub(crate) async fn write_releasing_lost(
+    pub(crate) async fn write_releasing(
         &self,
         record: &WorkerRecord,
         expected: u64,
         events: &[&EventKind],
-        lost: &[Dispatch],
-    ) -> Result<LostRelease> {
-        // A booked exam's student is followed into the ledger: the release
-        // opens their `workerRestarted` interruption.
-        let calendar = match lost.is_empty() {
+        proven: &Proven,
+    ) -> Result<Released> {
+        // A booked exam's lost student is followed into the ledger: the
+        // release opens their `workerRestarted` interruption.
+        let calendar = match proven.lost.is_empty() {
             true => None,
             false => Some(self.placement.cached_calendar().await?),
         };
@@ -50,27 +112,52 @@ impl Fleet {
                 .as_ref()
                 .is_some_and(|c| c.get(&d.key.exam_id).is_some())
         };
-        let items: Vec<(&Dispatch, EventKind, bool)> = lost
+        let items: Vec<(&Dispatch, Option<EventKind>, bool)> = proven
+            .lost
             .iter()
-            .map(|d| (d, lost_event(d, record), booked(d)))
+            .map(|d| (d, Some(lost_event(d, record)), booked(d)))
+            .chain(proven.gone.iter().map(|d| (d, None, false)))
             .collect();
         let written = self
             .shared
             .put_worker_releasing_lost(record, expected, events, &items)
             .await?;
-        if let LostRelease::Written { released, .. } = &written {
-            self.announce_lost(&items, released);
-        }
-        Ok(written)
+        Ok(match written {
+            LostRelease::Written { version, released } => {
+                self.announce_released(&items, &released);
+                let lost = proven
+                    .lost
+                    .iter()
+                    .filter(|d| released.contains(&d.key))
+                    .count();
+                Released::Written {
+                    version,
+                    lost: count(lost),
+                    gone: count(released.len().saturating_sub(lost)),
+                }
+            }
+            LostRelease::Conflict { .. } => Released::Conflict,
+        })
     }
 
-    fn announce_lost(&self, items: &[(&Dispatch, EventKind, bool)], released: &[SessionKey]) {
+    fn announce_released(
+        &self,
+        items: &[(&Dispatch, Option<EventKind>, bool)],
+        released: &[SessionKey],
+    ) {
         if released.is_empty() {
             return;
         }
         for (d, kind, _) in items.iter().filter(|(d, ..)| released.contains(&d.key)) {
-            tracing::info!(session = %d.key, worker = %d.worker, "a restarted worker no longer runs the session: its slot is free");
-            self.shared.emit(kind.clone());
+            match kind {
+                Some(kind) => {
+                    tracing::info!(session = %d.key, worker = %d.worker, "a restarted worker no longer runs the session: its slot is free");
+                    self.shared.emit(kind.clone());
+                }
+                None => {
+                    tracing::info!(session = %d.key, worker = %d.worker, "the worker no longer runs a session adopted from its earlier report: its slot is free");
+                }
+            }
         }
         self.placement.invalidate_snapshot();
     }
@@ -92,22 +179,25 @@ impl Fleet {
                 let Some(stored) = self.shared.store.worker(worker).await? else {
                     return Ok(released);
                 };
-                let lost: Vec<Dispatch> = fleet::lost_sessions(chunk, &stored.record, chunk.len())
-                    .into_iter()
-                    .cloned()
-                    .collect();
-                if lost.is_empty() {
+                let proven = Proven {
+                    lost: fleet::lost_sessions(chunk, &stored.record, chunk.len())
+                        .into_iter()
+                        .cloned()
+                        .collect(),
+                    gone: Vec::new(),
+                };
+                if proven.is_empty() {
                     break;
                 }
                 match self
-                    .write_releasing_lost(&stored.record, stored.version, &[], &lost)
+                    .write_releasing(&stored.record, stored.version, &[], &proven)
                     .await?
                 {
-                    LostRelease::Written { released: keys, .. } => {
-                        released += u32::try_from(keys.len()).unwrap_or(u32::MAX);
+                    Released::Written { lost, .. } => {
+                        released += lost;
                         break;
                     }
-                    LostRelease::Conflict { .. } => continue,
+                    Released::Conflict => continue,
                 }
             }
         }

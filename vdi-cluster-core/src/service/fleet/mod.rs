@@ -119,9 +119,9 @@ impl Fleet {
         self.tally.take()
     }
 
-    /// Sessions released as lost by heartbeats since the previous call
-    /// (reconcile's report).
-    pub(crate) fn take_lost_tally(&self) -> u32 {
-        self.tally.take_lost()
+    /// Sessions released by heartbeats since the previous call, as lost to
+    /// a restart and as gone since their adoption (reconcile's report).
+    pub(crate) fn take_released_tally(&self) -> (u32, u32) {
+        self.tally.take_released()
     }
 }

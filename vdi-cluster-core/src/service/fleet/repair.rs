@@ -76,6 +76,7 @@ pub(crate) struct FleetTally {
     reservations_adopted: AtomicU32,
     stopped: AtomicU32,
     lost: AtomicU32,
+    gone: AtomicU32,
 }
 
 impl FleetTally {
@@ -87,14 +88,19 @@ impl FleetTally {
         self.stopped.fetch_add(stopped, Ordering::Relaxed);
     }
 
-    /// Counts sessions a restarted worker's heartbeat released as lost.
-    pub(crate) fn add_lost(&self, released: u32) {
-        self.lost.fetch_add(released, Ordering::Relaxed);
+    /// Counts sessions a heartbeat released: `lost` to its worker's
+    /// restart, and `gone` since their adoption from an earlier report.
+    pub(crate) fn add_released(&self, lost: u32, gone: u32) {
+        self.lost.fetch_add(lost, Ordering::Relaxed);
+        self.gone.fetch_add(gone, Ordering::Relaxed);
     }
 
-    /// The lost sessions counted so far, reset.
-    pub(crate) fn take_lost(&self) -> u32 {
-        self.lost.swap(0, Ordering::Relaxed)
+    /// The released sessions counted so far, reset: `(lost, gone)`.
+    pub(crate) fn take_released(&self) -> (u32, u32) {
+        (
+            self.lost.swap(0, Ordering::Relaxed),
+            self.gone.swap(0, Ordering::Relaxed),
+        )
     }
 
     /// The tally so far, reset: `(adopted, reservations adopted, stopped)`.
@@ -164,8 +170,10 @@ impl Fleet {
 
     /// Repairs the records toward `report`: adopts the sessions nobody
     /// holds, confirms the worker's own stale reservations, and names the
-    /// duplicates it must stop. Records are never removed here; a session
-    /// missing from the report is reconcile's business.
+    /// duplicates it must stop. Records are never removed here: a session
+    /// missing from the report is released with the heartbeat's write when
+    /// the report proves it gone (`lost`), and otherwise is reconcile's
+    /// business.
     pub(crate) async fn repair(&self, report: &Report<'_>) -> Result<FleetRepair> {
         let mut repair = FleetRepair::default();
         for key in report.live {

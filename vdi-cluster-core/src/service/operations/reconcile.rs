@@ -181,7 +181,9 @@ impl Operations {
         for (worker, lost) in std::mem::take(&mut pass.lost) {
             pass.report.sessions_lost += self.fleet.release_lost(&worker, &lost).await?;
         }
-        pass.report.sessions_lost += self.fleet.take_lost_tally();
+        let (lost, gone) = self.fleet.take_released_tally();
+        pass.report.sessions_lost += lost;
+        pass.report.gone_removed += gone;
         self.sweep_reports(&mut pass, &views).await?;
         let (adopted, reservations, stopped) = self.fleet.take_tally();
         pass.report.sessions_adopted += adopted;

@@ -112,7 +112,8 @@ impl Shared {
 
     /// A compare-and-set of a worker record carrying the entries of
     /// `events`, with the release of the `lost` dispatches, each carrying
-    /// its own event's entries under a key naming the dispatch and, when
+    /// its own event's entries, if it has one, under a key naming the
+    /// dispatch and, when
     /// its flag is set (a booked exam's student), opening its
     /// `workerRestarted` interruption (closed into the ledger's entry by
     /// the session's next placement), all in one atomic step
@@ -124,10 +125,11 @@ impl Shared {
         record: &WorkerRecord,
         expected: u64,
         events: &[&EventKind],
-        lost: &[(&Dispatch, EventKind, bool)],
+        lost: &[(&Dispatch, Option<EventKind>, bool)],
     ) -> Result<LostRelease> {
         let webhook = |k: &EventKind| alerts::webhook_type(k).is_some();
-        let alerting = events.iter().any(|k| webhook(k)) || lost.iter().any(|(_, k, _)| webhook(k));
+        let alerting = events.iter().any(|k| webhook(k))
+            || lost.iter().any(|(_, k, _)| k.as_ref().is_some_and(webhook));
         let endpoints = if alerting {
             self.store.webhooks().await?
         } else {
@@ -141,7 +143,9 @@ impl Shared {
             .map(|(d, kind, opens)| LostDispatch {
                 key: d.key.clone(),
                 id: d.id,
-                entries: self.entries_for(&endpoints, &[(kind, alerts::observed_key(kind, d.id))]),
+                entries: kind.as_ref().map_or_else(Vec::new, |kind| {
+                    self.entries_for(&endpoints, &[(kind, alerts::observed_key(kind, d.id))])
+                }),
                 interruption: opens
                     .then(|| OpenInterruption::restarted(d, record.boot_seen_at, now)),
             })

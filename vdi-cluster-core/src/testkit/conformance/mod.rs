@@ -32,6 +32,7 @@
 //!
 //! Every case then shows up by name in the test output.
 
+mod adopted;
 mod adoption;
 mod audit;
 mod capacity_requests;
@@ -71,6 +72,10 @@ use async_trait::async_trait;
 use crate::ids::WorkerId;
 use crate::store::Store;
 
+pub use adopted::{
+    a_release_racing_a_heartbeat_frees_the_slot_at_the_next_report,
+    an_adopted_mark_is_stored_and_dropped_by_a_placement,
+};
 pub use adoption::{
     adopt_records_a_session_without_a_dispatch, adoption_races_allocation_to_one_dispatch,
     heartbeat_adoption_races_allocations_on_replicas,
@@ -262,6 +267,8 @@ macro_rules! conformance_tests {
             adopt_records_a_session_without_a_dispatch,
             adoption_races_allocation_to_one_dispatch,
             heartbeat_adoption_races_allocations_on_replicas,
+            an_adopted_mark_is_stored_and_dropped_by_a_placement,
+            a_release_racing_a_heartbeat_frees_the_slot_at_the_next_report,
             guarded_worker_put_checks_the_dispatched_count,
             drain_and_disable_exclude_reservations,
             held_removals_keep_the_slot_and_others_free_it,

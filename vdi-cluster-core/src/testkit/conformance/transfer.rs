@@ -10,12 +10,13 @@ use super::StoreFactory;
 use super::fixtures::{now, put_new, reserved};
 use super::outbox::{endpoint, entry};
 use crate::credential::{IssuedSecret, WorkerCredential};
+use crate::dispatch::Dispatch;
 use crate::ids::SessionKey;
 use crate::ledger::{Disruption, DisruptionKind};
 use crate::memory::MemoryStore;
 use crate::scale::{CapacityRequest, CapacityState};
 use crate::scheduled::{ActionKind, CLAIM_TTL, ScheduledAction};
-use crate::store::{AuditEntry, CasOutcome, JoinToken, Store};
+use crate::store::{Adoption, AuditEntry, CasOutcome, JoinToken, Store};
 use crate::testkit::{exam, exam_network_policy, key, wid, worker_record};
 use crate::transfer::{Copied, ImportError, ImportMode, StoreContents, export, import};
 
@@ -27,7 +28,8 @@ const DAY: Duration = Duration::from_secs(86_400);
 /// without a record), a bound join token with a use counted, an exam with
 /// a network policy,
 /// a webhook endpoint with two undelivered entries, two audit entries,
-/// an active and an orphaned dispatch, and a reservation in flight
+/// an active dispatch (adopted from its worker's report) and an orphaned
+/// one, and a reservation in flight
 /// (which an export leaves out), two capacity requests (one requested of
 /// the hook, one released), three scheduled drains: one pending, one
 /// a leader claimed, one cancelled (which an export leaves out), and three
@@ -90,20 +92,19 @@ pub async fn fill_every_part(store: &Arc<dyn Store>) {
             .unwrap();
     }
     let (active, orphaned) = (key("exam-1", "u-1"), key("exam-1", "u-2"));
-    for k in [&active, &orphaned] {
-        let d = reserved(store, k, &wid("w-1")).await;
-        store
-            .confirm(
-                k,
-                d.id,
-                Some(serde_json::json!({ "rdp": "10.0.0.5" })),
-                t,
-                STICKY,
-            )
-            .await
-            .unwrap()
-            .expect("confirmed");
-    }
+    let details = serde_json::json!({ "rdp": "10.0.0.5" });
+    let w1 = store.worker(&wid("w-1")).await.unwrap().unwrap().record;
+    let adoption = Dispatch::adopted(active.clone(), &w1, t, Some(details.clone()));
+    assert!(matches!(
+        store.adopt(&adoption, STICKY).await.unwrap(),
+        Adoption::Adopted(_)
+    ));
+    let d = reserved(store, &orphaned, &wid("w-1")).await;
+    store
+        .confirm(&orphaned, d.id, Some(details), t, STICKY)
+        .await
+        .unwrap()
+        .expect("confirmed");
     let o = store.dispatch(&orphaned).await.unwrap().unwrap();
     assert!(store.mark_orphaned(&orphaned, o.id, None).await.unwrap());
     reserved(store, &key("exam-1", "u-3"), &wid("w-2")).await;
@@ -220,6 +221,8 @@ fn assert_every_part(contents: &StoreContents) {
         [2, 2, 1, 1, 1, 2, 2, 2, 2, 2, 3, 1],
         "{contents:#?}"
     );
+    let adopted: Vec<bool> = contents.dispatches.iter().map(|d| d.adopted).collect();
+    assert_eq!(adopted, [true, false], "the adopted mark travels with it");
     assert_eq!(contents.disruptions[0].key.exam_id.as_str(), "exam-0");
     assert_eq!(contents.rehearsals[0].failing().len(), 1);
     assert_eq!(
