@@ -56,6 +56,10 @@ pub struct FailoverConfig {
     pub engine: Engine,
     /// Synchronous replication.
     pub sync: bool,
+    /// Redis: the old primary comes back as the new one's replica as soon
+    /// as the sentinels have failed over (always with `sync`, where a step
+    /// needs one replica).
+    pub old_primary_back: bool,
     /// `serve` replicas.
     pub replicas: usize,
     /// Worker agents (processes).
@@ -86,6 +90,7 @@ impl FailoverConfig {
             server_bin,
             engine,
             sync,
+            old_primary_back: sync,
             replicas: 3,
             agents: 4,
             slots: 600,
@@ -203,10 +208,10 @@ async fn run_on(
     let killed = Instant::now();
     deployment.kill_primary();
     let mut failover_note = deployment.fail_over(config.promote_after).await;
-    if config.sync && config.engine == Engine::Redis {
-        // A step that waits for one replica needs one: the old primary
-        // comes back as the new one's replica as soon as the sentinels
-        // have failed over, as a supervisor restarts a crashed server.
+    if config.old_primary_back && config.engine == Engine::Redis {
+        // The old primary comes back as the new one's replica as soon as
+        // the sentinels have failed over, as a supervisor restarts a
+        // crashed server (a step that waits for one replica needs one).
         deployment.restart_old_primary().await;
         failover_note.push_str(&format!(
             "; the old primary, started again as its replica, was synchronised {:.1} s after the kill",

@@ -22,6 +22,10 @@ pub(crate) struct FailoverArgs {
     /// synchronous standby (`synchronous_standby_names = '*'`).
     #[arg(long)]
     sync: bool,
+    /// Redis: start the old primary again, as the new one's replica, as
+    /// soon as the sentinels have failed over (always with --sync).
+    #[arg(long)]
+    old_primary_back: bool,
     /// The short run of CI (2 replicas, 3 agents × 40 slots, 90 students
     /// within 3 s); the flags below still apply.
     #[arg(long)]
@@ -79,6 +83,7 @@ impl FailoverArgs {
             c.window = Duration::from_secs_f64(v.max(0.0));
         }
         c.promote_after = Duration::from_millis(self.promote_after_ms);
+        c.old_primary_back |= self.old_primary_back;
         c
     }
 }
