@@ -254,6 +254,7 @@ fn memory_reserve(c: &mut Criterion) {
             let request = ReserveRequest {
                 dispatch: Dispatch::reserve(key.clone(), worker, Timestamp(1), None, None),
                 supersede: None,
+                permit: None,
             };
             rt.block_on(async {
                 store.reserve(&request).await.unwrap();

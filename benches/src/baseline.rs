@@ -217,6 +217,7 @@ pub async fn raw_ceiling(
                 let request = ReserveRequest {
                     dispatch: reservation(keys[i].clone(), &workers[i % workers.len()]),
                     supersede: None,
+                    permit: None,
                 };
                 async move {
                     match store.reserve(&request).await {

@@ -20,6 +20,7 @@ use crate::dispatch::{Dispatch, DispatchState};
 use crate::error::{Error, Result};
 use crate::ids::{DispatchId, ExamId, SessionKey, WorkerId};
 use crate::operator_session::OperatorSession;
+use crate::pacing::PermitReturn;
 use crate::page::{Page, Paged};
 use crate::store::{
     Adoption, AuditEntry, AuditLog, CasOutcome, Counter, DeleteOutcome, DispatchPage,
@@ -131,6 +132,20 @@ impl State {
         CasOutcome::Written { version }
     }
 
+    /// Gives back the start permit or place held under the dispatch `id`
+    /// (the step that ends its reservation carries it).
+    fn return_permit(&mut self, id: DispatchId, permit: Option<&PermitReturn>) {
+        if let Some(p) = permit {
+            permits::give_back(
+                &mut self.permits,
+                &p.worker,
+                &id.to_string(),
+                p.sample,
+                p.keep,
+            );
+        }
+    }
+
     /// Marks the reservation `id` of `key` active and moves the exam's
     /// sticky worker to it; `None` if it is gone or not `id`.
     fn confirm(
@@ -140,7 +155,9 @@ impl State {
         session: Option<serde_json::Value>,
         now: Timestamp,
         sticky_ttl: Duration,
+        permit: Option<&PermitReturn>,
     ) -> Option<Dispatch> {
+        self.return_permit(id, permit);
         let d = self.dispatches.get_mut(key)?;
         if d.id != id || d.state != DispatchState::Reserved {
             return None;
@@ -337,10 +354,15 @@ impl DispatchStore for MemoryStore {
         dispatch.state = DispatchState::Reserved;
         s.add_counters(&dispatch);
         s.dispatches.insert(dispatch.key.clone(), dispatch.clone());
+        let permit = request.permit.and_then(|asked| {
+            let w = s.permits.entry(dispatch.worker.clone()).or_default();
+            w.grant_if_free(&dispatch.id.to_string(), &asked)
+        });
         Ok(Reservation::Reserved {
             dispatch,
             superseded,
             slots_left,
+            permit,
         })
     }
 
@@ -351,8 +373,11 @@ impl DispatchStore for MemoryStore {
         session: Option<serde_json::Value>,
         now: Timestamp,
         sticky_ttl: Duration,
+        permit: Option<&PermitReturn>,
     ) -> Result<Option<Dispatch>> {
-        Ok(self.lock()?.confirm(key, id, session, now, sticky_ttl))
+        Ok(self
+            .lock()?
+            .confirm(key, id, session, now, sticky_ttl, permit))
     }
 
     async fn adopt(&self, dispatch: &Dispatch, sticky_ttl: Duration) -> Result<Adoption> {
@@ -381,9 +406,11 @@ impl DispatchStore for MemoryStore {
         id: DispatchId,
         fence: Option<&Lease>,
         hold: Option<&WorkerId>,
+        permit: Option<&PermitReturn>,
     ) -> Result<bool> {
         let mut s = self.lock()?;
         s.check_fence(fence, self.clock.now())?;
+        s.return_permit(id, permit);
         let undoable = s
             .dispatches
             .get(key)

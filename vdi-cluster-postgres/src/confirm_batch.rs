@@ -13,7 +13,9 @@
 //!
 //! Confirmations of different sessions touch different dispatch rows, and
 //! `vdi.confirm` takes the exam's sticky row with `SKIP LOCKED`: a batch
-//! waits on no lock another batch holds, so batches do not deadlock. If a
+//! waits on no lock another batch holds but the pacing rows of the workers
+//! whose start permits its confirmations give back, taken in the order of
+//! the workers, so batches do not deadlock. If a
 //! batch fails as a whole, its confirmations are written one by one, each
 //! answering for itself.
 
@@ -129,8 +131,12 @@ async fn flush(batcher: Arc<ConfirmBatcher>, pool: PgPool) {
 }
 
 /// Writes `batch` (one statement when it holds several) and answers each.
-async fn write(pool: &PgPool, batch: Vec<Pending>) {
+/// The confirmations that give back a start permit lock their worker's
+/// pacing row: ordered by worker, two batches take those locks in the same
+/// order and never wait on each other in a cycle.
+async fn write(pool: &PgPool, mut batch: Vec<Pending>) {
     if batch.len() > 1 {
+        batch.sort_by(|a, b| a.args.permit.worker.cmp(&b.args.permit.worker));
         match confirm_many(pool, &batch).await {
             Ok(answers) => {
                 for (p, answer) in batch.into_iter().zip(answers) {
@@ -160,6 +166,12 @@ async fn confirm_many(pool: &PgPool, batch: &[Pending]) -> Result<Vec<Option<Dis
         .collect();
     let now: Vec<i64> = batch.iter().map(|p| p.args.now).collect();
     let until: Vec<i64> = batch.iter().map(|p| p.args.sticky_until).collect();
+    let permits = || batch.iter().map(|p| &p.args.permit);
+    let permit_workers: Vec<Option<&str>> = permits().map(|p| p.worker.as_deref()).collect();
+    let permit_ids: Vec<&str> = permits().map(|p| p.id.as_str()).collect();
+    let millis: Vec<Option<i32>> = permits().map(|p| p.millis).collect();
+    let in_flight: Vec<Option<i32>> = permits().map(|p| p.in_flight).collect();
+    let keep: Vec<i32> = permits().map(|p| p.keep).collect();
     let rows: Vec<(i64, Option<Json<Dispatch>>)> = sqlx::query_as(sql::CONFIRM_MANY)
         .bind(exams)
         .bind(users)
@@ -167,6 +179,11 @@ async fn confirm_many(pool: &PgPool, batch: &[Pending]) -> Result<Vec<Option<Dis
         .bind(sessions)
         .bind(now)
         .bind(until)
+        .bind(permit_workers)
+        .bind(permit_ids)
+        .bind(millis)
+        .bind(in_flight)
+        .bind(keep)
         .fetch_all(pool)
         .await?;
     let mut answers: Vec<Option<Dispatch>> = vec![None; batch.len()];

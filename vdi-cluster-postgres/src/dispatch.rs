@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
+use vdi_cluster_core::pacing::PermitReturn;
 use vdi_cluster_core::store::{
     Adoption, Counter, DispatchPage, DispatchStore, Drift, ExamPlacement, Lease, RecountReport,
     Reservation, ReserveRequest,
@@ -36,6 +37,35 @@ fn decode_cursor(cursor: &str) -> Result<SessionKey> {
     serde_json::from_str(cursor).map_err(|e| Error::invalid("cursor", e))
 }
 
+/// A start permit given back by a confirmation or an undo, as the
+/// statements bind it: the worker (`None`: no permit), the permit's id
+/// (the dispatch's), the sample's milliseconds and starts in flight, and
+/// the samples kept.
+#[derive(Debug, Default)]
+pub(crate) struct PermitArgs {
+    pub(crate) worker: Option<String>,
+    pub(crate) id: String,
+    pub(crate) millis: Option<i32>,
+    pub(crate) in_flight: Option<i32>,
+    pub(crate) keep: i32,
+}
+
+impl PermitArgs {
+    pub(crate) fn new(id: DispatchId, given: Option<&PermitReturn>) -> Self {
+        let int = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+        let Some(given) = given else {
+            return Self::default();
+        };
+        Self {
+            worker: Some(given.worker.as_str().to_owned()),
+            id: id.to_string(),
+            millis: given.sample.map(|s| int(s.millis)),
+            in_flight: given.sample.map(|s| int(s.in_flight)),
+            keep: int(given.keep),
+        }
+    }
+}
+
 /// The arguments of `confirm.sql`, checked once; [`run`](Self::run) on
 /// the pool or in the transaction of the confirmation's outbox entries.
 pub(crate) struct ConfirmArgs {
@@ -44,6 +74,7 @@ pub(crate) struct ConfirmArgs {
     pub(crate) session: Option<serde_json::Value>,
     pub(crate) now: i64,
     pub(crate) sticky_until: i64,
+    pub(crate) permit: PermitArgs,
 }
 
 impl ConfirmArgs {
@@ -53,6 +84,7 @@ impl ConfirmArgs {
         session: Option<serde_json::Value>,
         now: Timestamp,
         sticky_ttl: Duration,
+        permit: Option<&PermitReturn>,
     ) -> Result<Self> {
         Ok(Self {
             key: key.clone(),
@@ -61,6 +93,7 @@ impl ConfirmArgs {
             now: millis("activatedAt", now)?,
             // An expiry beyond what PostgreSQL's bigint holds never comes.
             sticky_until: i64::try_from(now.plus(sticky_ttl).as_millis()).unwrap_or(i64::MAX),
+            permit: PermitArgs::new(id, permit),
         })
     }
 
@@ -77,6 +110,11 @@ impl ConfirmArgs {
             .bind(self.session.as_ref().map(Json))
             .bind(self.now)
             .bind(self.sticky_until)
+            .bind(self.permit.worker.as_deref())
+            .bind(&self.permit.id)
+            .bind(self.permit.millis)
+            .bind(self.permit.in_flight)
+            .bind(self.permit.keep)
             .fetch_one(executor)
             .await?;
         Ok(confirmed.map(|Json(d)| d))
@@ -144,7 +182,9 @@ impl PgStore {
         only_reserved: bool,
         fence: Option<&Lease>,
         hold: Option<&WorkerId>,
+        permit: Option<&PermitReturn>,
     ) -> Result<Option<Dispatch>> {
+        let permit_id = permit.and(id).map(|id| id.to_string());
         let removed: Option<Json<Dispatch>> = self
             .fenced(
                 fence,
@@ -158,6 +198,8 @@ impl PgStore {
                         .bind(holder)
                         .bind(token)
                         .bind(hold.map(WorkerId::as_str))
+                        .bind(permit.map(|p| p.worker.as_str()))
+                        .bind(permit_id)
                 },
                 |row| row.try_get("record"),
             )
@@ -190,6 +232,9 @@ impl DispatchStore for PgStore {
         let mut dispatch = request.dispatch.clone();
         dispatch.state = DispatchState::Reserved;
         let reserved_at = millis("reservedAt", dispatch.reserved_at)?;
+        let permit = request.permit.as_ref();
+        let permit_now = permit.map(|p| millis("now", p.now)).transpose()?;
+        let permit_until = permit.map(|p| millis("until", p.until)).transpose()?;
         let answer = self
             .bounded(async {
                 let row = sqlx::query(sql::RESERVE)
@@ -200,6 +245,10 @@ impl DispatchStore for PgStore {
                     .bind(reserved_at)
                     .bind(Json(&dispatch))
                     .bind(request.supersede.map(|id| id.0))
+                    .bind(permit.map(|p| i32::try_from(p.limit).unwrap_or(i32::MAX)))
+                    .bind(dispatch.id.to_string())
+                    .bind(permit_now)
+                    .bind(permit_until)
                     .fetch_one(self.pool())
                     .await?;
                 let outcome: String = row.try_get("outcome")?;
@@ -207,10 +256,12 @@ impl DispatchStore for PgStore {
                     "reserved" => {
                         let superseded: Option<Json<Dispatch>> = row.try_get("superseded")?;
                         let slots_left: i64 = row.try_get("slots_left")?;
+                        let permit: Option<i64> = row.try_get("permit")?;
                         Ok(Reservation::Reserved {
                             dispatch: dispatch.clone(),
                             superseded: superseded.map(|Json(d)| d),
                             slots_left: u32::try_from(slots_left.max(0)).unwrap_or(u32::MAX),
+                            permit: permit.map(|n| to_u32("permits held", n)).transpose()?,
                         })
                     }
                     "existing" => {
@@ -289,8 +340,9 @@ impl DispatchStore for PgStore {
         session: Option<serde_json::Value>,
         now: Timestamp,
         sticky_ttl: Duration,
+        permit: Option<&PermitReturn>,
     ) -> Result<Option<Dispatch>> {
-        let args = ConfirmArgs::new(key, id, session, now, sticky_ttl)?;
+        let args = ConfirmArgs::new(key, id, session, now, sticky_ttl, permit)?;
         self.call(self.confirms.confirm(self.pool(), args)).await
     }
 
@@ -300,9 +352,10 @@ impl DispatchStore for PgStore {
         id: DispatchId,
         fence: Option<&Lease>,
         hold: Option<&WorkerId>,
+        permit: Option<&PermitReturn>,
     ) -> Result<bool> {
         Ok(self
-            .remove(key, Some(id), true, fence, hold)
+            .remove(key, Some(id), true, fence, hold, permit)
             .await?
             .is_some())
     }
@@ -314,7 +367,7 @@ impl DispatchStore for PgStore {
         fence: Option<&Lease>,
         hold: Option<&WorkerId>,
     ) -> Result<Option<Dispatch>> {
-        self.remove(key, id, false, fence, hold).await
+        self.remove(key, id, false, fence, hold, None).await
     }
 
     async fn mark_orphaned(

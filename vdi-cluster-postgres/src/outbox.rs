@@ -15,6 +15,7 @@ use vdi_cluster_core::outbox::{
     Attempt, Delivery, DeliveryState, Failing, LeasedDelivery, LostDispatch, LostRelease, Next,
     Outbox, OutboxEntry, WebhookEndpoint, failed_attempts,
 };
+use vdi_cluster_core::pacing::PermitReturn;
 use vdi_cluster_core::store::{CasOutcome, DeleteOutcome, Lease};
 use vdi_cluster_core::worker::WorkerRecord;
 use vdi_cluster_core::{Dispatch, DispatchId, SessionKey, WorkerId};
@@ -215,17 +216,23 @@ impl Outbox for PgStore {
         session: Option<serde_json::Value>,
         now: Timestamp,
         sticky_ttl: Duration,
+        permit: Option<&PermitReturn>,
         entries: &[OutboxEntry],
         disruptions: &[Disruption],
     ) -> Result<Option<Dispatch>> {
-        let args = ConfirmArgs::new(key, id, session, now, sticky_ttl)?;
+        let args = ConfirmArgs::new(key, id, session, now, sticky_ttl, permit)?;
         self.call(async {
             let mut tx = self.pool().begin().await?;
             let confirmed = args.run(&mut *tx).await?;
-            if confirmed.is_some() && !disruptions.is_empty() {
+            if confirmed.is_none() {
+                // Nothing confirmed: only the permit given back is written.
+                tx.commit().await?;
+                return Ok(None);
+            }
+            if !disruptions.is_empty() {
                 crate::ledger::append(&mut *tx, disruptions).await?;
             }
-            finish(tx, confirmed.is_some(), entries).await?;
+            finish(tx, true, entries).await?;
             Ok(confirmed)
         })
         .await

@@ -57,6 +57,7 @@ async fn step(rng: &mut SmallRng, t: u64, mem: &MemoryStore, pg: &PgStore, db: &
                     Some(t),
                 ),
                 supersede,
+                permit: None,
             };
             let a = mem.reserve(&req).await.unwrap();
             let b = pg.reserve(&req).await.unwrap();
@@ -69,11 +70,11 @@ async fn step(rng: &mut SmallRng, t: u64, mem: &MemoryStore, pg: &PgStore, db: &
             );
             let ttl = Duration::from_millis(rng.random_range(1..40));
             let a = mem
-                .confirm(&k, id, session.clone(), Timestamp(t), ttl)
+                .confirm(&k, id, session.clone(), Timestamp(t), ttl, None)
                 .await
                 .unwrap();
             let b = pg
-                .confirm(&k, id, session, Timestamp(t), ttl)
+                .confirm(&k, id, session, Timestamp(t), ttl, None)
                 .await
                 .unwrap();
             assert_eq!(a, b, "confirm {k}");
@@ -81,8 +82,8 @@ async fn step(rng: &mut SmallRng, t: u64, mem: &MemoryStore, pg: &PgStore, db: &
         50..=57 => {
             let id = some_id(rng, current.as_ref());
             assert_eq!(
-                mem.undo(&k, id, None, None).await.unwrap(),
-                pg.undo(&k, id, None, None).await.unwrap(),
+                mem.undo(&k, id, None, None, None).await.unwrap(),
+                pg.undo(&k, id, None, None, None).await.unwrap(),
                 "undo {k}"
             );
         }
@@ -287,6 +288,7 @@ async fn records_round_trip_exactly() {
     let req = ReserveRequest {
         dispatch: dispatch.clone(),
         supersede: None,
+        permit: None,
     };
     assert_eq!(
         store.reserve(&req).await.unwrap(),
@@ -318,6 +320,7 @@ async fn records_round_trip_exactly() {
             Some(session.clone()),
             Timestamp(1_700_000_000_500),
             Duration::MAX,
+            None,
         )
         .await
         .unwrap()
@@ -365,6 +368,7 @@ async fn dispatches_by_age_finds_stuck_reservations() {
             None,
             Timestamp(31),
             Duration::from_secs(1),
+            None,
         )
         .await
         .unwrap()

@@ -52,6 +52,7 @@ async fn one_operation(store: &PgStore, rng: &mut SmallRng, fleet: &[WorkerId], 
             let request = ReserveRequest {
                 dispatch: Dispatch::reserve(k.clone(), w, Timestamp(t), None, None),
                 supersede,
+                permit: None,
             };
             match store.reserve(&request).await {
                 Ok(Reservation::Reserved { dispatch, .. }) => {
@@ -63,11 +64,12 @@ async fn one_operation(store: &PgStore, rng: &mut SmallRng, fleet: &[WorkerId], 
                                 Some(serde_json::json!({"t": t})),
                                 Timestamp(t),
                                 Duration::from_secs(60),
+                                None,
                             )
                             .await
                             .unwrap();
                     } else {
-                        store.undo(&k, dispatch.id, None, None).await.unwrap();
+                        store.undo(&k, dispatch.id, None, None, None).await.unwrap();
                     }
                 }
                 Ok(
@@ -242,6 +244,7 @@ async fn crossing_supersedes_do_not_deadlock() {
                     let request = ReserveRequest {
                         dispatch: Dispatch::reserve(k, target, Timestamp(1), None, None),
                         supersede,
+                        permit: None,
                     };
                     match store.reserve(&request).await {
                         Ok(Reservation::Reserved {

@@ -66,7 +66,14 @@ async fn allocate_until(
             continue;
         }
         match store
-            .confirm(&k, id, None, Timestamp(n as u64), Duration::from_secs(60))
+            .confirm(
+                &k,
+                id,
+                None,
+                Timestamp(n as u64),
+                Duration::from_secs(60),
+                None,
+            )
             .await
         {
             Ok(Some(_)) => {

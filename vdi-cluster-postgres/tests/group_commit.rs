@@ -39,7 +39,7 @@ async fn concurrent_confirmations_each_answer_for_themselves() {
         let session = serde_json::json!({ "n": i });
         async move {
             store
-                .confirm(&d.key, id, Some(session), Timestamp(20), STICKY)
+                .confirm(&d.key, id, Some(session), Timestamp(20), STICKY, None)
                 .await
         }
     }))

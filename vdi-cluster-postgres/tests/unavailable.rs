@@ -82,13 +82,13 @@ async fn every_call_is_unavailable(store: &PgStore) {
         "confirm",
         bounded(
             "confirm",
-            store.confirm(&k, id, None, Timestamp(1), Duration::from_secs(1)),
+            store.confirm(&k, id, None, Timestamp(1), Duration::from_secs(1), None),
         )
         .await,
     );
     assert_unavailable(
         "undo",
-        bounded("undo", store.undo(&k, id, None, None)).await,
+        bounded("undo", store.undo(&k, id, None, None, None)).await,
     );
     assert_unavailable(
         "release",

@@ -10,21 +10,28 @@
 -- ARGV[4]  sticky expiry (ms, control plane's clock)
 -- ARGV[5]  '1' if ARGV[6] holds the worker's answer, '0' to clear it
 -- ARGV[6]  the worker's answer (JSON)
+-- ARGV[7]  the start permit to give back under ARGV[1], as permit_return
+--          (prelude.lua) reads it: '' for none, else "keep" or "keep
+--          millis in_flight"; given back whether or not the reservation
+--          is there to confirm
+-- KEYS[4…7] with a permit to give back: the worker's start permits {held,
+--          waiting, waiting leases, samples}; k = 8 then, else k = 4
 -- With the outbox's entries to write with the confirmation (Outbox::
 -- confirm_with_outbox: a re-dispatch's session.migrated, and the
 -- disruption ledger's entries), also:
--- KEYS[4…7] the outbox keys {entries, due, state, dedup} (outbox_enqueue.lua)
--- KEYS[8…]  entry i's endpoint list (n entries)
--- KEYS[8+n], KEYS[9+n]  the session's ledger hash and the exam's ledger
---           students set
--- ARGV[7…]  the n entries, as outbox_append (prelude.lua) reads them
--- ARGV[8+5n…] the ledger's entries, as ledger_append (prelude.lua) reads
+-- KEYS[k…k+3] the outbox keys {entries, due, state, dedup} (outbox_enqueue.lua)
+-- KEYS[k+4…]  entry i's endpoint list (n entries)
+-- KEYS[k+4+n], KEYS[k+5+n]  the session's ledger hash and the exam's
+--           ledger students set
+-- ARGV[8…]  the n entries, as outbox_append (prelude.lua) reads them
+-- ARGV[9+5n…] the ledger's entries, as ledger_append (prelude.lua) reads
 --           them
 --
 -- Returns {} when there is nothing to confirm, else the updated record as
 -- {field, value, …}.
 
 local record, sticky, sticky_until = KEYS[1], KEYS[2], KEYS[3]
+local k = permit_return(4, ARGV[1], ARGV[7])
 
 local cur = redis.call('HMGET', record, 'id', 'state', 'worker')
 if cur[1] ~= ARGV[1] or cur[2] ~= 'reserved' or not cur[3] then
@@ -44,10 +51,11 @@ if (tonumber(ARGV[3]) or 0) > 0 then
 else
   redis.call('DEL', sticky, sticky_until)
 end
-if ARGV[7] then
-  outbox_append({entries = KEYS[4], due = KEYS[5], state = KEYS[6], dedup = KEYS[7]}, 8, 7)
-  local n = tonumber(ARGV[7]) or 0
-  ledger_append(KEYS[8 + n], KEYS[9 + n], 8 + 5 * n)
+if ARGV[8] then
+  outbox_append({entries = KEYS[k], due = KEYS[k + 1], state = KEYS[k + 2], dedup = KEYS[k + 3]},
+    k + 4, 8)
+  local n = tonumber(ARGV[8]) or 0
+  ledger_append(KEYS[k + 4 + n], KEYS[k + 5 + n], 9 + 5 * n)
 end
 
 return redis.call('HGETALL', record)

@@ -17,18 +17,7 @@
 local held, waiting, leases = KEYS[1], KEYS[2], KEYS[3]
 local id, limit, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 
-local all = redis.call('HGETALL', held)
-for i = 1, #all, 2 do
-  local until_ms = tonumber(string.match(all[i + 1], ' (%d+)$'))
-  if until_ms <= now then
-    redis.call('HDEL', held, all[i])
-  end
-end
-local gone = redis.call('ZRANGEBYSCORE', leases, '-inf', now)
-for _, w in ipairs(gone) do
-  redis.call('ZREM', waiting, w)
-  redis.call('ZREM', leases, w)
-end
+permits_expire({held = held, waiting = waiting, leases = leases}, now)
 
 local in_flight = redis.call('HLEN', held)
 local mine = redis.call('HGET', held, id)

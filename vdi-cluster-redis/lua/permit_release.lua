@@ -11,16 +11,4 @@
 --
 -- Returns 1 if the id held a permit, else 0.
 
-local was_held = redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-local keep = tonumber(ARGV[3])
-if ARGV[2] ~= '' then
-  redis.call('RPUSH', KEYS[4], ARGV[2])
-  if keep < 1 then
-    redis.call('DEL', KEYS[4])
-  else
-    redis.call('LTRIM', KEYS[4], -keep, -1)
-  end
-end
-return was_held
+return permit_give_back(permit_keys(1), ARGV[1], ARGV[2], tonumber(ARGV[3]))

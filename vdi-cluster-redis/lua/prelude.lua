@@ -43,7 +43,8 @@ end
 
 -- The optional keys of a removal (undo.lua, release.lua) after its five
 -- fixed ones: the worker whose slot to hold when ARGV[2] is '1', then the
--- fencing lease when ARGV[3] (its holder) is not ''.
+-- fencing lease when ARGV[3] (its holder) is not ''; and the index of the
+-- key after them.
 local function removal_options()
   local hold = nil
   local next_key = 6
@@ -54,8 +55,9 @@ local function removal_options()
   local lease = nil
   if ARGV[3] ~= '' then
     lease = KEYS[next_key]
+    next_key = next_key + 1
   end
-  return hold, lease
+  return hold, lease, next_key
 end
 
 -- {tag, flat[1], flat[2], …}
@@ -207,4 +209,75 @@ local function ledger_append(ledger, users, first_arg)
     redis.call('SADD', users, user)
   end
   return written
+end
+
+-- A worker's start permits (StartPermits): `p` names its keys {held
+-- (hash: id -> "since until"), waiting (sorted set: id by arrival),
+-- leases (sorted set: waiting id by until, ms), samples (list: "millis
+-- in_flight", oldest first)}.
+
+-- Drops the permits and places whose lease ended at `now` (ms).
+local function permits_expire(p, now)
+  local all = redis.call('HGETALL', p.held)
+  for i = 1, #all, 2 do
+    local until_ms = tonumber(string.match(all[i + 1], ' (%d+)$'))
+    if until_ms <= now then
+      redis.call('HDEL', p.held, all[i])
+    end
+  end
+  local gone = redis.call('ZRANGEBYSCORE', p.leases, '-inf', now)
+  for _, w in ipairs(gone) do
+    redis.call('ZREM', p.waiting, w)
+    redis.call('ZREM', p.leases, w)
+  end
+end
+
+-- Gives back `id`'s permit or place and, with a `sample` ('' for none),
+-- appends it to the last starts, keeping the newest `keep`. Returns 1 if
+-- `id` held a permit, else 0.
+local function permit_give_back(p, id, sample, keep)
+  local was_held = redis.call('HDEL', p.held, id)
+  redis.call('ZREM', p.waiting, id)
+  redis.call('ZREM', p.leases, id)
+  if sample ~= '' then
+    redis.call('RPUSH', p.samples, sample)
+    if keep < 1 then
+      redis.call('DEL', p.samples)
+    else
+      redis.call('LTRIM', p.samples, -keep, -1)
+    end
+  end
+  return was_held
+end
+
+-- The permit keys passed from KEYS[first] on, in the order above.
+local function permit_keys(first)
+  return {held = KEYS[first], waiting = KEYS[first + 1], leases = KEYS[first + 2],
+          samples = KEYS[first + 3]}
+end
+
+-- The permit a step that ends a reservation gives back (confirm.lua,
+-- undo.lua): `spec` is '' for none, else "keep" or "keep millis
+-- in_flight" (the start's sample), the keys from KEYS[first]. Returns the
+-- index of the next key.
+local function permit_return(first, id, spec)
+  if spec == nil or spec == '' then
+    return first
+  end
+  local keep, sample = string.match(spec, '^(%d+) ?(.*)$')
+  permit_give_back(permit_keys(first), id, sample, tonumber(keep))
+  return first + 4
+end
+
+-- Grants `id` a permit (compare-and-reserve's, reserve.lua) only when,
+-- once expired ones are dropped, fewer than `limit` are held and nobody
+-- waits. Returns the permits held with it, or nil.
+local function permit_grant_if_free(p, id, limit, now, until_ms)
+  permits_expire(p, tonumber(now))
+  local in_flight = redis.call('HLEN', p.held)
+  if in_flight >= limit or redis.call('ZCARD', p.waiting) > 0 then
+    return nil
+  end
+  redis.call('HSET', p.held, id, now .. ' ' .. until_ms)
+  return in_flight + 1
 end

@@ -13,9 +13,14 @@
 -- KEYS[4]  worker index (sorted set)       {p}:index:worker-dispatches
 -- KEYS[5]  the exam's dispatch keys (set)  {p}:sticky:exam:{e}:sessions
 -- KEYS[6]  the exam's affinity (hash)      {p}:sticky:exam:{e}:affinity
+-- KEYS[7…10] with a permit asked for: the worker's start permits {held,
+--          waiting, waiting leases, samples} (permit_release.lua)
 -- ARGV[1]  target worker code
 -- ARGV[2]  id of the dispatch to supersede, or '' for none
--- ARGV[3…] field, value, … of the new record
+-- ARGV[3]  '' for no start permit, else "limit now until" (ms): grant one
+--          under the new dispatch's id when fewer than `limit` are held
+--          and nobody waits (the limit is decided by the caller)
+-- ARGV[4…] field, value, … of the new record
 --
 -- Returns one of
 --   {'existing', field, value, …}   the session's dispatch, left in place
@@ -23,8 +28,12 @@
 --                                   has none any more (released meanwhile)
 --   {'not_accepting'}               no such worker, or it takes no sessions
 --   {'full'}                        dispatched + unrecorded >= max
---   {'reserved', left}                    reserved; `left` free slots remain
---   {'reserved', left, field, value, …}   reserved, replacing this old record
+--   {'reserved', left, permit}                  reserved; `left` free slots
+--                                               remain; `permit`: the permits
+--                                               held with the one granted, or
+--                                               '' when none was
+--   {'reserved', left, permit, field, value, …} reserved, replacing this old
+--                                               record
 
 local record, worker, counts, index, sessions, affinity =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -62,12 +71,21 @@ if old_worker then
 end
 
 local fields = {}
-for i = 3, #ARGV do
-  fields[i - 2] = ARGV[i]
+for i = 4, #ARGV do
+  fields[i - 3] = ARGV[i]
 end
 redis.call('HSET', record, unpack(fields))
 redis.call('HINCRBY', counts, target, 1)
 redis.call('ZADD', index, 0, target .. ' ' .. record)
 redis.call('SADD', sessions, record)
 redis.call('HINCRBY', affinity, target, 1)
-return tagged('reserved', {tostring(max - dispatched - unrecorded - 1), unpack(old)})
+local permit = ''
+if ARGV[3] ~= '' then
+  local limit, now, until_ms = string.match(ARGV[3], '^(%d+) (%d+) (%d+)$')
+  local id = redis.call('HGET', record, 'id')
+  local granted = permit_grant_if_free(permit_keys(7), id, tonumber(limit), now, until_ms)
+  if granted then
+    permit = tostring(granted)
+  end
+end
+return tagged('reserved', {tostring(max - dispatched - unrecorded - 1), permit, unpack(old)})

@@ -16,6 +16,12 @@
 -- ARGV[2]  '1' to hold a slot of the worker in KEYS[6] when removing, else ''
 -- ARGV[3]  the fencing lease's holder, or '' when unfenced
 -- ARGV[4]  the fencing lease's token
+-- ARGV[5]  the start permit to give back under ARGV[1], as permit_return
+--          (prelude.lua) reads it: '' for none, else "keep"; given back
+--          whether or not there is a reservation to undo (not when fenced)
+-- KEYS[next…next+3] with a permit to give back, after the optional keys
+--          above: the worker's start permits {held, waiting, waiting
+--          leases, samples}
 --
 -- Refuses with a FENCED error, writing nothing, when KEYS[6] is given and
 -- that lease is not held by ARGV[3] under token ARGV[4].
@@ -23,11 +29,12 @@
 
 local record, counts, index, sessions, affinity = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
-local hold, lease = removal_options()
+local hold, lease, next_key = removal_options()
 local refused = fence_refusal(lease, ARGV[3], ARGV[4])
 if refused then
   return refused
 end
+permit_return(next_key, ARGV[1], ARGV[5])
 
 local cur = redis.call('HMGET', record, 'id', 'state', 'worker')
 if cur[1] ~= ARGV[1] or cur[2] ~= 'reserved' or not cur[3] then

@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use vdi_cluster_core::ledger::Disruption;
 use vdi_cluster_core::outbox::OutboxEntry;
+use vdi_cluster_core::pacing::PermitReturn;
 use vdi_cluster_core::store::{
     Adoption, DispatchPage, DispatchStore, ExamPlacement, Lease, RecountReport, Reservation,
     ReserveRequest,
@@ -77,8 +78,8 @@ impl RedisStore {
         dispatch.state = DispatchState::Reserved;
         let key = self.keys.dispatch(&dispatch.key);
         let exam = EncodedExam::of(&dispatch.key.exam_id);
-        let reply: Vec<String> = SCRIPTS
-            .reserve
+        let mut invocation = SCRIPTS.reserve.prepare_invoke();
+        invocation
             .key(&key)
             .key(self.keys.worker(&dispatch.worker))
             .key(self.keys.dispatched())
@@ -91,7 +92,9 @@ impl RedisStore {
                     .supersede
                     .map(|id| id.to_string())
                     .unwrap_or_default(),
-            )
+            );
+        self.permit_request(&mut invocation, &dispatch.worker, request.permit.as_ref());
+        let reply: Vec<String> = invocation
             .arg(dispatch_fields(&dispatch))
             .invoke_async(&mut self.conn())
             .await?;
@@ -99,15 +102,21 @@ impl RedisStore {
         let status = reply.next();
         match status.as_deref() {
             Some("reserved") => {
+                let malformed = || BackendError::unexpected("reserve", Some("reserved"));
                 let slots_left = reply
                     .next()
                     .and_then(|n| n.parse::<i64>().ok())
-                    .ok_or_else(|| BackendError::unexpected("reserve", Some("reserved")))?;
+                    .ok_or_else(malformed)?;
+                let permit = match reply.next().ok_or_else(malformed)?.as_str() {
+                    "" => None,
+                    n => Some(n.parse::<u32>().map_err(|_| malformed())?),
+                };
                 let superseded = dispatch_from_fields(&key, pairs(reply))?;
                 Ok(Reservation::Reserved {
                     dispatch,
                     superseded,
                     slots_left: u32::try_from(slots_left.max(0)).unwrap_or(u32::MAX),
+                    permit,
                 })
             }
             Some("existing") => match dispatch_from_fields(&key, pairs(reply))? {
@@ -164,8 +173,9 @@ impl RedisStore {
 }
 
 impl RedisStore {
-    /// `confirm.lua`, writing `entries` and `disruptions` (if any) in the
-    /// same step; with neither, no outbox or ledger key is passed.
+    /// `confirm.lua`, giving back `permit` and writing `entries` and
+    /// `disruptions` (if any) in the same step; without them, no permit,
+    /// outbox or ledger key is passed.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn run_confirm(
         &self,
@@ -174,6 +184,7 @@ impl RedisStore {
         session: Option<serde_json::Value>,
         now: Timestamp,
         sticky_ttl: Duration,
+        permit: Option<&PermitReturn>,
         entries: &[OutboxEntry],
         disruptions: &[Disruption],
     ) -> Result<Option<Dispatch>> {
@@ -189,6 +200,7 @@ impl RedisStore {
             .arg(now.plus(sticky_ttl).as_millis())
             .arg(if session.is_some() { "1" } else { "0" })
             .arg(session.map(|s| s.to_string()).unwrap_or_default());
+        self.permit_return(&mut invocation, permit);
         if !entries.is_empty() || !disruptions.is_empty() {
             self.outbox_keys(&mut invocation);
             self.outbox_entries(&mut invocation, entries)?;
@@ -215,8 +227,9 @@ impl DispatchStore for RedisStore {
         session: Option<serde_json::Value>,
         now: Timestamp,
         sticky_ttl: Duration,
+        permit: Option<&PermitReturn>,
     ) -> Result<Option<Dispatch>> {
-        self.run_confirm(key, id, session, now, sticky_ttl, &[], &[])
+        self.run_confirm(key, id, session, now, sticky_ttl, permit, &[], &[])
             .await
     }
 
@@ -230,6 +243,7 @@ impl DispatchStore for RedisStore {
         id: DispatchId,
         fence: Option<&Lease>,
         hold: Option<&WorkerId>,
+        permit: Option<&PermitReturn>,
     ) -> Result<bool> {
         let mut invocation = SCRIPTS.undo.prepare_invoke();
         for k in self.removal_keys(key) {
@@ -237,6 +251,7 @@ impl DispatchStore for RedisStore {
         }
         invocation.arg(id.to_string());
         self.removal_options(&mut invocation, hold, fence);
+        self.permit_return(&mut invocation, permit);
         let removed: i64 = invocation
             .invoke_async(&mut self.conn())
             .await

@@ -13,6 +13,7 @@ use vdi_cluster_core::outbox::{
     Attempt, Delivery, DeliveryState, Failing, LeasedDelivery, LostDispatch, LostRelease, Next,
     Outbox, OutboxEntry, WebhookEndpoint, failed_attempts,
 };
+use vdi_cluster_core::pacing::PermitReturn;
 use vdi_cluster_core::store::{CasOutcome, DeleteOutcome, Lease};
 use vdi_cluster_core::time::Timestamp;
 use vdi_cluster_core::worker::WorkerRecord;
@@ -181,11 +182,21 @@ impl Outbox for RedisStore {
         session: Option<serde_json::Value>,
         now: Timestamp,
         sticky_ttl: Duration,
+        permit: Option<&PermitReturn>,
         entries: &[OutboxEntry],
         disruptions: &[Disruption],
     ) -> Result<Option<Dispatch>> {
-        self.run_confirm(key, id, session, now, sticky_ttl, entries, disruptions)
-            .await
+        self.run_confirm(
+            key,
+            id,
+            session,
+            now,
+            sticky_ttl,
+            permit,
+            entries,
+            disruptions,
+        )
+        .await
     }
 
     async fn lease_deliveries(

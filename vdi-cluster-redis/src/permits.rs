@@ -1,10 +1,15 @@
 //! [`StartPermits`] on Redis: per worker, the held permits in a hash with
 //! their grant time and lease end, the queue in two sorted sets (by
 //! arrival, by lease end) and the last starts in a list; each step is one
-//! Lua script (the limit is decided in core and passed in).
+//! Lua script (the limit is decided in core and passed in). A permit taken
+//! with compare-and-reserve and given back with the confirmation or the
+//! undo runs in those steps' scripts, with the helpers of prelude.lua.
 
 use async_trait::async_trait;
-use vdi_cluster_core::pacing::{HeldPermit, PermitAnswer, StartPermits, StartQueue, StartSample};
+use redis::ScriptInvocation;
+use vdi_cluster_core::pacing::{
+    HeldPermit, PermitAnswer, PermitRequest, PermitReturn, StartPermits, StartQueue, StartSample,
+};
 use vdi_cluster_core::{Result, Timestamp, WorkerId};
 
 use crate::error::BackendError;
@@ -24,6 +29,68 @@ fn pair(key: &str, stored: &str) -> Result<(u64, u64), BackendError> {
 
 fn narrow(key: &str, n: u64) -> Result<u32, BackendError> {
     u32::try_from(n).map_err(|e| BackendError::malformed(key.to_owned(), "start sample", e))
+}
+
+/// A start's sample as the scripts store it: "millis in_flight".
+fn sample_arg(s: &StartSample) -> String {
+    format!("{} {}", s.millis, s.in_flight)
+}
+
+impl RedisStore {
+    /// The four keys of `worker`'s start permits, in the order the scripts
+    /// read them (`permit_keys` in prelude.lua): held, waiting, waiting
+    /// leases, samples.
+    pub(crate) fn permit_keys(&self, invocation: &mut ScriptInvocation<'_>, worker: &WorkerId) {
+        for part in ["held", "waiting", "waiting-until", "samples"] {
+            invocation.key(self.keys.permits(worker, part));
+        }
+    }
+
+    /// A compare-and-reserve's permit request as `reserve.lua` reads it
+    /// (ARGV[3]), pushing the worker's permit keys when there is one.
+    pub(crate) fn permit_request(
+        &self,
+        invocation: &mut ScriptInvocation<'_>,
+        worker: &WorkerId,
+        asked: Option<&PermitRequest>,
+    ) {
+        match asked {
+            Some(p) => {
+                self.permit_keys(invocation, worker);
+                invocation.arg(format!(
+                    "{} {} {}",
+                    p.limit,
+                    p.now.as_millis(),
+                    p.until.as_millis()
+                ));
+            }
+            None => {
+                invocation.arg("");
+            }
+        }
+    }
+
+    /// A permit given back by `confirm.lua` or `undo.lua`, as
+    /// `permit_return` in prelude.lua reads it, pushing the worker's
+    /// permit keys when there is one.
+    pub(crate) fn permit_return(
+        &self,
+        invocation: &mut ScriptInvocation<'_>,
+        given: Option<&PermitReturn>,
+    ) {
+        match given {
+            Some(p) => {
+                self.permit_keys(invocation, &p.worker);
+                invocation.arg(match &p.sample {
+                    Some(s) => format!("{} {}", p.keep, sample_arg(s)),
+                    None => p.keep.to_string(),
+                });
+            }
+            None => {
+                invocation.arg("");
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -66,13 +133,10 @@ impl StartPermits for RedisStore {
         sample: Option<StartSample>,
         keep: u32,
     ) -> Result<bool> {
-        let sample = sample.map_or_else(String::new, |s| format!("{} {}", s.millis, s.in_flight));
-        let held: i64 = SCRIPTS
-            .permit_release
-            .key(self.keys.permits(worker, "held"))
-            .key(self.keys.permits(worker, "waiting"))
-            .key(self.keys.permits(worker, "waiting-until"))
-            .key(self.keys.permits(worker, "samples"))
+        let sample = sample.map_or_else(String::new, |s| sample_arg(&s));
+        let mut invocation = SCRIPTS.permit_release.prepare_invoke();
+        self.permit_keys(&mut invocation, worker);
+        let held: i64 = invocation
             .arg(id)
             .arg(sample)
             .arg(keep)

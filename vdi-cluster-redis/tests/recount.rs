@@ -49,7 +49,10 @@ async fn recount_during_allocations_never_reports_phantom_drift() {
                     replica.reserve(&request).await.unwrap()
                 {
                     if i.is_multiple_of(2) {
-                        replica.undo(&key, dispatch.id, None, None).await.unwrap();
+                        replica
+                            .undo(&key, dispatch.id, None, None, None)
+                            .await
+                            .unwrap();
                     } else {
                         replica
                             .confirm(
@@ -58,6 +61,7 @@ async fn recount_during_allocations_never_reports_phantom_drift() {
                                 None,
                                 Timestamp(1),
                                 Duration::from_secs(60),
+                                None,
                             )
                             .await
                             .unwrap();

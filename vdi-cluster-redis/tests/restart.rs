@@ -85,6 +85,7 @@ async fn writer(
                         None,
                         Timestamp(i as u64),
                         Duration::from_secs(60),
+                        None,
                     )
                     .await
                     .is_ok()

@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use vdi_cluster_core::pacing::{PermitRequest, PermitReturn, StartPermits, StartSample};
+use vdi_cluster_core::store::Reservation;
 use vdi_cluster_core::testkit::{
     SimulatedWorkers, heartbeat_with_slots, request, reserve_and_confirm, worker_record,
 };
@@ -69,6 +71,53 @@ async fn allocate_release_and_heartbeat_round_trips() {
     assert_eq!(delta(&stats, &after, "evalsha"), 2);
     assert_eq!(delta(&stats, &after, "eval"), 0);
     assert_eq!(delta(&stats, &after, "script|load"), 0);
+
+    // A paced allocation that finds a free permit: the permit is taken by
+    // the reserve and given back, with its sample, by the confirm — the
+    // same 2 round trips, 2 EVALSHA.
+    let paced = SessionKey::parse("exam", "paced").unwrap();
+    let mut asked = request(&paced, &w.id, Timestamp(1));
+    asked.permit = Some(PermitRequest {
+        limit: 4,
+        now: Timestamp(1),
+        until: Timestamp(60_000),
+    });
+    let (rt, stats) = (store.round_trips(), commandstats(&url).await);
+    let Reservation::Reserved {
+        dispatch: reserved,
+        permit: Some(1),
+        ..
+    } = store.reserve(&asked).await.unwrap()
+    else {
+        panic!("reserved with a permit");
+    };
+    let given = PermitReturn {
+        worker: w.id.clone(),
+        sample: Some(StartSample {
+            millis: 40,
+            in_flight: 1,
+        }),
+        keep: 50,
+    };
+    store
+        .confirm(
+            &paced,
+            reserved.id,
+            None,
+            Timestamp(2),
+            Duration::from_secs(60),
+            Some(&given),
+        )
+        .await
+        .unwrap()
+        .expect("confirmed");
+    let after = commandstats(&url).await;
+    assert_eq!(store.round_trips() - rt, 2, "paced allocate");
+    assert_eq!(delta(&stats, &after, "evalsha"), 2);
+    assert_eq!(delta(&stats, &after, "eval"), 0);
+    let queue = store.start_queue(&w.id, Timestamp(2)).await.unwrap();
+    assert!(queue.held.is_empty(), "the permit is given back");
+    assert_eq!(queue.samples.len(), 1, "with its sample");
 
     // Release: 1 round trip, 1 EVALSHA.
     let (rt, stats) = (store.round_trips(), commandstats(&url).await);

@@ -60,7 +60,7 @@ async fn place(
         other => panic!("unexpected reservation outcome for {student}: {other:?}"),
     };
     store
-        .confirm(&key, id, None, Timestamp(2), Duration::from_secs(60))
+        .confirm(&key, id, None, Timestamp(2), Duration::from_secs(60), None)
         .await?;
     Ok(id)
 }
@@ -361,6 +361,7 @@ async fn a_busy_handle_waiting_for_replicas_moves_with_no_replica_back() {
                                 None,
                                 Timestamp(2),
                                 Duration::from_secs(60),
+                                None,
                             )
                             .await;
                     }

@@ -61,6 +61,7 @@ async fn every_call_fails_typed_while_redis_is_away() {
     let request = ReserveRequest {
         dispatch: Dispatch::reserve(k.clone(), w.clone(), Timestamp(1), None, None),
         supersede: None,
+        permit: None,
     };
     let exam = ExamId::parse("examId", "e").unwrap();
     let id = DispatchId::new();
@@ -78,10 +79,10 @@ async fn every_call_fails_typed_while_redis_is_away() {
         unavailable(
             "confirm",
             store
-                .confirm(&k, id, None, Timestamp(1), Duration::from_secs(1))
+                .confirm(&k, id, None, Timestamp(1), Duration::from_secs(1), None)
                 .await,
         );
-        unavailable("undo", store.undo(&k, id, None, None).await);
+        unavailable("undo", store.undo(&k, id, None, None, None).await);
         unavailable("release", store.release(&k, None, None, None).await);
         unavailable("mark_orphaned", store.mark_orphaned(&k, id, None).await);
         unavailable("dispatch", store.dispatch(&k).await);

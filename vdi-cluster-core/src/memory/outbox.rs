@@ -14,6 +14,7 @@ use crate::outbox::{
     Attempt, Delivery, DeliveryState, Failing, LeasedDelivery, LostDispatch, LostRelease, Next,
     Outbox, OutboxEntry, WebhookEndpoint, failed_attempts,
 };
+use crate::pacing::PermitReturn;
 use crate::page::{Page, Paged};
 use crate::store::{CasOutcome, DeleteOutcome, Lease};
 use crate::time::Timestamp;
@@ -142,11 +143,12 @@ impl Outbox for MemoryStore {
         session: Option<serde_json::Value>,
         now: Timestamp,
         sticky_ttl: Duration,
+        permit: Option<&PermitReturn>,
         entries: &[OutboxEntry],
         disruptions: &[Disruption],
     ) -> Result<Option<Dispatch>> {
         let mut s = self.lock()?;
-        let confirmed = s.confirm(key, id, session, now, sticky_ttl);
+        let confirmed = s.confirm(key, id, session, now, sticky_ttl, permit);
         if confirmed.is_some() {
             s.outbox.enqueue(entries);
             s.ledger.append(disruptions);

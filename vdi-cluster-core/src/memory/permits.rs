@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use super::MemoryStore;
 use crate::error::Result;
 use crate::ids::WorkerId;
-use crate::pacing::{HeldPermit, PermitAnswer, StartPermits, StartQueue, StartSample};
+use crate::pacing::{
+    HeldPermit, PermitAnswer, PermitRequest, StartPermits, StartQueue, StartSample,
+};
 use crate::time::Timestamp;
 
 /// One worker's permits.
@@ -43,6 +45,41 @@ impl WorkerPermits {
     fn in_flight(&self) -> u32 {
         u32::try_from(self.held.len()).unwrap_or(u32::MAX)
     }
+
+    /// Grants `id` a permit as compare-and-reserve asks (`asked`): only
+    /// while fewer than the limit are held and nobody waits. The permits
+    /// held then, this one included.
+    pub(super) fn grant_if_free(&mut self, id: &str, asked: &PermitRequest) -> Option<u32> {
+        self.expire(asked.now);
+        if !self.waiting.is_empty() || self.in_flight() >= asked.limit {
+            return None;
+        }
+        self.held.insert(id.to_owned(), (asked.now, asked.until));
+        Some(self.in_flight())
+    }
+}
+
+/// Gives back `id`'s permit or place on `worker` and records `sample`
+/// among its last `keep` starts; whether `id` held a permit.
+pub(super) fn give_back(
+    permits: &mut PermitState,
+    worker: &WorkerId,
+    id: &str,
+    sample: Option<StartSample>,
+    keep: u32,
+) -> bool {
+    let w = permits.entry(worker.clone()).or_default();
+    let held = w.held.remove(id).is_some();
+    if let Some(n) = w.arrivals.remove(id) {
+        w.waiting.remove(&n);
+    }
+    if let Some(sample) = sample {
+        w.samples.push_back(sample);
+        while w.samples.len() > keep as usize {
+            w.samples.pop_front();
+        }
+    }
+    held
 }
 
 /// The permits' part of the state.
@@ -101,18 +138,7 @@ impl StartPermits for MemoryStore {
         keep: u32,
     ) -> Result<bool> {
         let mut s = self.lock()?;
-        let w = s.permits.entry(worker.clone()).or_default();
-        let held = w.held.remove(id).is_some();
-        if let Some(n) = w.arrivals.remove(id) {
-            w.waiting.remove(&n);
-        }
-        if let Some(sample) = sample {
-            w.samples.push_back(sample);
-            while w.samples.len() > keep as usize {
-                w.samples.pop_front();
-            }
-        }
-        Ok(held)
+        Ok(give_back(&mut s.permits, worker, id, sample, keep))
     }
 
     async fn start_queue(&self, worker: &WorkerId, now: Timestamp) -> Result<StartQueue> {

@@ -11,6 +11,7 @@ use crate::dispatch::Dispatch;
 use crate::error::Result;
 use crate::ids::{DispatchId, SessionKey, WorkerId};
 use crate::ledger::{Disruption, OpenInterruption};
+use crate::pacing::PermitReturn;
 use crate::page::{Page, Paged};
 use crate::store::{CasOutcome, DeleteOutcome, Lease};
 use crate::time::Timestamp;
@@ -171,6 +172,7 @@ pub trait Outbox: Debug + Send + Sync + 'static {
     /// (a re-dispatch's `session.migrated` and its `workerLost` entry).
     /// A disruption already stored under its session and id is skipped,
     /// as [`DisruptionLedger::append_disruptions`](crate::ledger::DisruptionLedger::append_disruptions) does.
+    /// `permit` is given back as `confirm` gives it back.
     #[allow(clippy::too_many_arguments)]
     async fn confirm_with_outbox(
         &self,
@@ -179,6 +181,7 @@ pub trait Outbox: Debug + Send + Sync + 'static {
         session: Option<serde_json::Value>,
         now: Timestamp,
         sticky_ttl: Duration,
+        permit: Option<&PermitReturn>,
         entries: &[OutboxEntry],
         disruptions: &[Disruption],
     ) -> Result<Option<Dispatch>>;

@@ -34,6 +34,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::WorkerId;
 use crate::time::Timestamp;
 
 pub use store::StartPermits;
@@ -98,6 +99,41 @@ impl StartQueue {
     pub fn held_since(&self, id: &str) -> Option<Timestamp> {
         self.held.iter().find(|h| h.id == id).map(|h| h.since)
     }
+}
+
+/// A start permit asked for within compare-and-reserve
+/// ([`ReserveRequest::permit`](crate::store::ReserveRequest::permit)),
+/// under the reservation's dispatch id: granted in the same atomic step
+/// only while fewer than `limit` permits are held on the worker and no
+/// start waits in its queue (see [`StartPermits`]'s contract); otherwise
+/// the slot is reserved without it and the start asks
+/// [`acquire_start_permit`](StartPermits::acquire_start_permit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PermitRequest {
+    /// The worker's start limit, decided by core ([`start_limit`]).
+    pub limit: u32,
+    /// Now, on the control plane's clock: the grant's time, and what the
+    /// worker's expired permits and places are judged at.
+    pub now: Timestamp,
+    /// The permit's lease end.
+    pub until: Timestamp,
+}
+
+/// A start permit given back by the store step that ends its reservation
+/// ([`DispatchStore::confirm`](crate::store::DispatchStore::confirm),
+/// [`DispatchStore::undo`](crate::store::DispatchStore::undo) and the
+/// outbox's confirmation): the permit or queue place held under the
+/// dispatch's id on `worker` is removed, and `sample` recorded, as
+/// [`release_start_permit`](StartPermits::release_start_permit) does, in
+/// the same atomic step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermitReturn {
+    /// The worker the permit is held on.
+    pub worker: WorkerId,
+    /// The start's sample (a start that succeeded), if any.
+    pub sample: Option<StartSample>,
+    /// How many of the worker's last starts are kept.
+    pub keep: u32,
 }
 
 /// What asking for a start permit answered.

@@ -25,6 +25,25 @@
 //!   `id`'s permit or place and, with a sample, appends it to the worker's
 //!   last starts, keeping the newest `keep`, in the same step. Releasing
 //!   twice is harmless.
+//! * **A permit with the reservation.** Compare-and-reserve given a
+//!   [`PermitRequest`](super::PermitRequest)
+//!   ([`ReserveRequest::permit`](crate::store::ReserveRequest::permit))
+//!   drops the worker's expired permits and waiters, then grants a permit
+//!   under the new dispatch's id, in the same atomic step as the
+//!   reservation, only if it reserves and fewer than `limit` permits are
+//!   held on the worker and nobody waits in its queue; otherwise the slot
+//!   is reserved without one (a start that must wait takes the queue,
+//!   as ever). So the grant keeps invariant F as a grant of
+//!   `acquire_start_permit` does, and overtakes no waiter.
+//! * **The reservation's end gives it back.**
+//!   [`confirm`](crate::store::DispatchStore::confirm),
+//!   [`confirm_with_outbox`](crate::outbox::Outbox::confirm_with_outbox)
+//!   and [`undo`](crate::store::DispatchStore::undo) given a
+//!   [`PermitReturn`](super::PermitReturn) remove the permit or place
+//!   held under the dispatch's id on its worker and record its sample, as
+//!   `release_start_permit` does, in the same atomic step as their own
+//!   write, whether or not the reservation was still there to confirm or
+//!   undo (a fenced undo that is refused writes nothing).
 //! * **One view.** [`start_queue`](StartPermits::start_queue) answers the
 //!   unexpired permits (oldest grant first, ties by id), the unexpired
 //!   queue in order and the samples (oldest first) as one consistent read.

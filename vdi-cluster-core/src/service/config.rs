@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use crate::credential::CredentialPolicy;
 use crate::health::ResourceThresholds;
+use crate::ids::WorkerId;
+use crate::pacing::{PermitReturn, StartSample};
 use crate::reconcile::{FailurePolicy, ReconcileLimits};
 use crate::scheduler::SchedulingPolicy;
 
@@ -200,6 +202,24 @@ pub struct PacingConfig {
     /// store, for its start limit (5 s; zero: read at every start). Its
     /// own starts move them at once; other replicas' are seen within this.
     pub inputs_max_age: Duration,
+}
+
+impl PacingConfig {
+    /// What a step that ends a reservation on `worker` carries to give back
+    /// the start permit or place held under its id, with its start's
+    /// `sample`: nothing when starts are not paced, so such a step costs
+    /// what it did.
+    pub(crate) fn permit_return(
+        &self,
+        worker: &WorkerId,
+        sample: Option<StartSample>,
+    ) -> Option<PermitReturn> {
+        self.enabled.then(|| PermitReturn {
+            worker: worker.clone(),
+            sample,
+            keep: self.samples_kept,
+        })
+    }
 }
 
 impl Default for PacingConfig {

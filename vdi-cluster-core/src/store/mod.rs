@@ -17,7 +17,10 @@
 //!   one indivisible step. It never reserves on a worker whose
 //!   `dispatched + unrecorded >= max_sessions`, or that is not accepting,
 //!   as last recorded (invariant A); never creates a second dispatch for a
-//!   session (invariant B).
+//!   session (invariant B). Asked for a start permit
+//!   ([`ReserveRequest::permit`]), it grants one in the same step when one
+//!   is free; [`DispatchStore::confirm`] and [`DispatchStore::undo`] give
+//!   it back in theirs ([`StartPermits`]'s contract).
 //! * **A held slot stays held.** [`DispatchStore::undo`] and
 //!   [`DispatchStore::release`] take `hold: Option<&WorkerId>`: the worker
 //!   that may still run the session although its record goes (the call
@@ -100,6 +103,7 @@ use crate::dispatch::Dispatch;
 use crate::error::{Error, Result};
 use crate::ids::{DispatchId, ExamId, SessionKey, WorkerId};
 use crate::operator_session::OperatorSession;
+use crate::pacing::{PermitRequest, PermitReturn};
 use crate::page::{Page, Paged};
 use crate::time::Timestamp;
 use crate::worker::{WorkerRecord, WorkerSnapshot};
@@ -205,6 +209,10 @@ pub struct ReserveRequest {
     /// ([`Reservation::Ended`]): a move never brings back a session that
     /// was released since it was read.
     pub supersede: Option<DispatchId>,
+    /// Take a start permit of the worker under the new dispatch's id in the
+    /// same atomic step, when one is free and nobody waits for one (see
+    /// [`StartPermits`]'s contract); `None` when starts are not paced.
+    pub permit: Option<PermitRequest>,
 }
 
 /// Answer of a compare-and-reserve.
@@ -224,6 +232,10 @@ pub enum Reservation {
         /// unrecorded sessions): at 0 the allocator knows the worker is
         /// full before another reservation is refused there.
         slots_left: u32,
+        /// The start permit asked for with it, when granted: the permits
+        /// held on the worker now, this one included. `None` when none
+        /// was asked for or none was free.
+        permit: Option<u32>,
     },
     /// The session already has a dispatch (and it was not superseded).
     Existing(Dispatch),
@@ -281,7 +293,9 @@ pub trait DispatchStore: Debug + Send + Sync + 'static {
 
     /// Marks the reservation `id` active with the worker's answer and moves
     /// the exam's sticky worker to it for `sticky_ttl`. `None` if the
-    /// reservation is gone (reclaimed) or is not `id`.
+    /// reservation is gone (reclaimed) or is not `id`. With `permit`, gives
+    /// back the start permit held under `id`, with its sample, in the same
+    /// atomic step, confirmed or not (see [`StartPermits`]'s contract).
     async fn confirm(
         &self,
         key: &SessionKey,
@@ -289,6 +303,7 @@ pub trait DispatchStore: Debug + Send + Sync + 'static {
         session: Option<serde_json::Value>,
         now: Timestamp,
         sticky_ttl: Duration,
+        permit: Option<&PermitReturn>,
     ) -> Result<Option<Dispatch>>;
 
     /// Records a session that a worker reports running and that has no
@@ -304,13 +319,16 @@ pub trait DispatchStore: Debug + Send + Sync + 'static {
     /// Removes the reservation `id` if it is still only reserved, with its
     /// counters. `false` if there was nothing to undo. Fenced by `fence`
     /// when given; holds a slot of `hold` when it removes (see the module's
-    /// contract).
+    /// contract). With `permit`, gives back the start permit or queue place
+    /// held under `id` in the same atomic step, undone or not (see
+    /// [`StartPermits`]'s contract).
     async fn undo(
         &self,
         key: &SessionKey,
         id: DispatchId,
         fence: Option<&Lease>,
         hold: Option<&WorkerId>,
+        permit: Option<&PermitReturn>,
     ) -> Result<bool>;
 
     /// Removes the session's dispatch (only if it is `id`, when given) with

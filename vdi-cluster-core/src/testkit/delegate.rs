@@ -47,11 +47,14 @@ macro_rules! delegate_store {
                 fn reserve(request: &$crate::store::ReserveRequest) -> $crate::store::Reservation;
                 fn confirm(key: &$crate::SessionKey, id: $crate::DispatchId,
                            session: Option<$crate::testkit::delegate::Json>, now: $crate::Timestamp,
-                           sticky_ttl: std::time::Duration) -> Option<$crate::Dispatch>;
+                           sticky_ttl: std::time::Duration,
+                           permit: Option<&$crate::pacing::PermitReturn>)
+                    -> Option<$crate::Dispatch>;
                 fn adopt(dispatch: &$crate::Dispatch, sticky_ttl: std::time::Duration)
                     -> $crate::store::Adoption;
                 fn undo(key: &$crate::SessionKey, id: $crate::DispatchId,
-                        fence: Option<&$crate::store::Lease>, hold: Option<&$crate::WorkerId>)
+                        fence: Option<&$crate::store::Lease>, hold: Option<&$crate::WorkerId>,
+                        permit: Option<&$crate::pacing::PermitReturn>)
                     -> bool;
                 fn release(key: &$crate::SessionKey, id: Option<$crate::DispatchId>,
                            fence: Option<&$crate::store::Lease>,
@@ -144,6 +147,7 @@ macro_rules! delegate_store {
                 fn confirm_with_outbox(key: &$crate::SessionKey, id: $crate::DispatchId,
                                        session: Option<$crate::testkit::delegate::Json>,
                                        now: $crate::Timestamp, sticky_ttl: std::time::Duration,
+                                       permit: Option<&$crate::pacing::PermitReturn>,
                                        entries: &[$crate::outbox::OutboxEntry],
                                        disruptions: &[$crate::ledger::Disruption])
                     -> Option<$crate::Dispatch>;

@@ -77,6 +77,7 @@ pub fn request(key: &SessionKey, worker: &WorkerId, at: Timestamp) -> ReserveReq
             Some(1),
         ),
         supersede: None,
+        permit: None,
     }
 }
 
@@ -95,7 +96,7 @@ pub async fn reserve_and_confirm(
         panic!("{key} was not reserved");
     };
     store
-        .confirm(key, dispatch.id, None, at, sticky_ttl)
+        .confirm(key, dispatch.id, None, at, sticky_ttl, None)
         .await
         .expect("confirm")
         .expect("the reservation is still there")

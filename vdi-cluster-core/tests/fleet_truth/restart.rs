@@ -244,6 +244,7 @@ async fn a_restart_beyond_one_step_is_freed_by_the_next_heartbeat_or_the_pass() 
             let request = ReserveRequest {
                 dispatch,
                 supersede: None,
+                permit: None,
             };
             reserve_and_confirm(&h.store, &request, at, Duration::from_secs(60)).await;
         }

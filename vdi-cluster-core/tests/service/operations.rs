@@ -206,6 +206,7 @@ async fn stuck_reservations_and_stale_dispatches_are_cleaned() {
         .reserve(&vdi_cluster_core::store::ReserveRequest {
             dispatch: d,
             supersede: None,
+            permit: None,
         })
         .await
         .unwrap();
@@ -242,6 +243,7 @@ async fn a_deposed_leaders_reconcile_writes_are_fenced_off() {
         .reserve(&vdi_cluster_core::store::ReserveRequest {
             dispatch: d.clone(),
             supersede: None,
+            permit: None,
         })
         .await
         .unwrap();

@@ -234,10 +234,20 @@ impl Fleet {
         match verdict {
             LiveVerdict::ConfirmReservation(id) => {
                 let details = report.details.get(key).cloned();
+                // The worker runs it: its start is over, and so is the
+                // permit it may hold.
+                let permit = self.shared.config.pacing.permit_return(worker, None);
                 let confirmed = self
                     .shared
                     .store
-                    .confirm(key, id, details, now, self.shared.config.sticky_ttl)
+                    .confirm(
+                        key,
+                        id,
+                        details,
+                        now,
+                        self.shared.config.sticky_ttl,
+                        permit.as_ref(),
+                    )
                     .await?;
                 if confirmed.is_some() {
                     tracing::info!(session = %key, worker = %worker, "a stale reservation confirmed by the worker's report");

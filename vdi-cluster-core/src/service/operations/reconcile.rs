@@ -315,7 +315,18 @@ impl Pass<'_> {
                 // Its allocator died: the worker may run it, so its slot
                 // stays held until the worker reports.
                 if store
-                    .undo(&d.key, d.id, self.fence, Some(&d.worker))
+                    .undo(
+                        &d.key,
+                        d.id,
+                        self.fence,
+                        Some(&d.worker),
+                        self.service
+                            .shared
+                            .config
+                            .pacing
+                            .permit_return(&d.worker, None)
+                            .as_ref(),
+                    )
                     .await?
                 {
                     self.report.reservations_reclaimed += 1;

@@ -43,6 +43,7 @@ use super::Placement;
 use super::allocation::{AllocateOutcome, Allocation};
 use super::attempt::Attempt;
 use super::existing::Existing;
+use super::pacing::Permit;
 use super::snapshot::Snapshot;
 use super::start::Started;
 use crate::dispatch::Dispatch;
@@ -365,12 +366,14 @@ impl Placement {
             return Ok(Step::TryNext(TryNext::NotInSnapshot));
         };
         let mut looks = 0;
-        let reserved = loop {
+        let (reserved, granted) = loop {
             looks += 1;
             if looks > EXISTING_LOOKS {
                 return Ok(Step::Stop(Error::AllocationInProgress(attempt.key.clone())));
             }
-            let request = attempt.request(view, self.shared.clock.now());
+            let now = self.shared.clock.now();
+            let mut request = attempt.request(view, now);
+            request.permit = self.permit_request(&view.record, now).await?;
             let answer = {
                 let _in_flight = self.note_reserving(&candidate.worker);
                 let answer = self.shared.store.reserve(&request).await?;
@@ -405,12 +408,14 @@ impl Placement {
                 Reservation::Reserved {
                     dispatch,
                     superseded,
+                    permit,
                     ..
                 } => {
                     if superseded.is_some() {
                         attempt.supersede = None;
                     }
-                    break dispatch;
+                    let granted = permit.map(|n| Permit::with_reservation(&dispatch, n));
+                    break (dispatch, granted);
                 }
             }
         };
@@ -421,7 +426,10 @@ impl Placement {
             (attempt.open, attempt.not_before) = (Some(open), not_before);
         }
         let story = attempt.story(self.shared.config.slow_start);
-        let active = match self.start_on_worker(view, &reserved, &story).await? {
+        let active = match self
+            .start_on_worker(view, &reserved, granted, &story)
+            .await?
+        {
             Started::Active(active) => *active,
             Started::Failed { may_run } => {
                 attempt.failed_calls += 1;

@@ -87,7 +87,8 @@ impl Attempt {
         }
     }
 
-    /// The reservation of the session on `view`'s worker at `now`.
+    /// The reservation of the session on `view`'s worker at `now` (no
+    /// start permit asked for with it).
     pub(super) fn request(&self, view: &WorkerView, now: Timestamp) -> ReserveRequest {
         ReserveRequest {
             dispatch: Dispatch::reserve(
@@ -98,6 +99,7 @@ impl Attempt {
                 view.record.stamp.as_ref().and_then(|s| s.seq),
             ),
             supersede: self.supersede,
+            permit: None,
         }
     }
 

@@ -91,7 +91,17 @@ impl Placement {
                 // the worker reports.
                 self.shared
                     .store
-                    .undo(key, d.id, None, Some(&d.worker))
+                    .undo(
+                        key,
+                        d.id,
+                        None,
+                        Some(&d.worker),
+                        self.shared
+                            .config
+                            .pacing
+                            .permit_return(&d.worker, None)
+                            .as_ref(),
+                    )
                     .await?;
                 Ok(Existing::None)
             }

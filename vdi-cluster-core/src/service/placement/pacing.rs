@@ -4,22 +4,29 @@
 //!
 //! # A start's permit
 //!
-//! After compare-and-reserve, `start_on_worker` asks the store for a
-//! permit on the reserved worker under the dispatch's id, with the limit
-//! core decides from the worker's configured concurrency and its last
-//! starts ([`start_limit`]), as this replica keeps them (`limits`: read
-//! from the store at most every `pacing.inputs_max_age`). So a start that
-//! gets its permit at once costs two store calls besides its placement's:
-//! the permit taken and given back. While the answer is "waiting", it asks again
-//! every `pacing.poll` (which renews its place's lease); after
+//! Compare-and-reserve asks for a permit on the worker under the new
+//! dispatch's id ([`PermitRequest`]), with the limit core decides from the
+//! worker's configured concurrency and its last starts ([`start_limit`]),
+//! as this replica keeps them (`limits`: read from the store at most every
+//! `pacing.inputs_max_age`); the store grants it in the same atomic step
+//! when fewer than the limit are held and nobody waits. The confirmation
+//! gives it back with the start's sample, and an undo without one, in
+//! their own step ([`PermitReturn`]). So a start that finds a free permit
+//! costs no store call besides its placement's reserve and confirm.
+//!
+//! A reservation made without a permit (the worker at its limit, or
+//! starts waiting there) takes the slow path: `start_on_worker` asks the
+//! store for one under the dispatch's id. While the answer is "waiting",
+//! it asks again every `pacing.poll` (which renews its place's lease); after
 //! [`permit_wait_bound`](crate::service::ServiceConfig::permit_wait_bound)
 //! it gives up its place and the reservation, and the placement tries the
 //! next worker as after a failed call. A start that waited reads its
 //! reservation once more when the permit comes: if the student released
 //! the session meanwhile, it gives the permit back, calls no worker and
-//! places nothing (`Started::Withdrawn`). The permit is given back as soon as
-//! the worker's call returns, with the call's duration and the starts in
-//! flight as a sample when the call succeeded.
+//! places nothing (`Started::Withdrawn`). Either way the permit is given
+//! back by the step that follows the worker's call — the confirmation,
+//! with the call's duration and the starts in flight as a sample, or the
+//! undo — which gives it back even when the reservation is gone.
 //!
 //! # Answering before the desktop is up
 //!
@@ -45,8 +52,8 @@ use crate::dispatch::{Dispatch, DispatchState};
 use crate::error::{Error, Result};
 use crate::ids::{SessionKey, WorkerId};
 use crate::pacing::{
-    PermitAnswer, StartQueue, StartSample, StartStats, estimate_ready, expected_start, start_limit,
-    start_stats,
+    PermitAnswer, PermitRequest, PermitReturn, StartQueue, StartSample, StartStats, estimate_ready,
+    expected_start, start_limit, start_stats,
 };
 use crate::scheduler::Constraints;
 use crate::time::Timestamp;
@@ -110,6 +117,20 @@ pub(crate) struct Permit {
     pub(crate) waited: bool,
 }
 
+impl Permit {
+    /// The permit compare-and-reserve granted with `reserved`, with
+    /// `in_flight` permits then held on its worker.
+    pub(crate) fn with_reservation(reserved: &Dispatch, in_flight: u32) -> Self {
+        Self {
+            worker: reserved.worker.clone(),
+            id: reserved.id.to_string(),
+            in_flight,
+            granted_at: reserved.reserved_at,
+            waited: false,
+        }
+    }
+}
+
 /// A start that did not get its permit in time.
 #[derive(Debug)]
 pub(crate) struct PermitTimeout;
@@ -151,6 +172,24 @@ impl Placement {
     async fn queue_and_limit(&self, record: &WorkerRecord) -> Result<(u32, StartQueue)> {
         let queue = self.read_queue(&record.id).await?;
         Ok((self.limit_from(record, &queue.samples), queue))
+    }
+
+    /// What compare-and-reserve on `record`'s worker at `now` asks for
+    /// with the slot: a start permit when one is free, under the limit
+    /// core decides; `None` when starts are not paced.
+    pub(crate) async fn permit_request(
+        &self,
+        record: &WorkerRecord,
+        now: Timestamp,
+    ) -> Result<Option<PermitRequest>> {
+        if !self.shared.config.pacing.enabled {
+            return Ok(None);
+        }
+        Ok(Some(PermitRequest {
+            limit: self.limit_of(record).await?,
+            now,
+            until: now.plus(self.shared.config.permit_lease()),
+        }))
     }
 
     /// Takes a start permit on `record`'s worker for the start `id` (a
@@ -221,28 +260,44 @@ impl Placement {
         }
     }
 
-    /// Gives `permit` back; a call that `succeeded` leaves its duration as
-    /// a sample of the worker's starts. Best effort: a permit not given
-    /// back ends with its lease.
+    /// What gives `permit` back: a call that `succeeded` leaves its
+    /// duration as a sample of the worker's starts. The step that ends
+    /// the reservation carries it (`confirm`, `undo`), or
+    /// [`give_back`](Self::give_back) does.
+    pub(crate) fn return_of(&self, permit: &Permit, succeeded: bool) -> PermitReturn {
+        let took = self.shared.clock.now().since(permit.granted_at);
+        PermitReturn {
+            worker: permit.worker.clone(),
+            sample: succeeded.then(|| StartSample {
+                millis: u32::try_from(took.as_millis()).unwrap_or(u32::MAX),
+                in_flight: permit.in_flight,
+            }),
+            keep: self.shared.config.pacing.samples_kept,
+        }
+    }
+
+    /// This replica's own start, given back by a store step that
+    /// succeeded: its sample moves the limit's inputs at once.
+    pub(crate) fn returned(&self, given: &PermitReturn) {
+        if let Some(sample) = given.sample {
+            self.start_inputs
+                .own_start(&given.worker, sample, given.keep);
+        }
+    }
+
+    /// Gives `permit` back on its own; a call that `succeeded` leaves its
+    /// duration as a sample of the worker's starts. Best effort: a permit
+    /// not given back ends with its lease.
     pub(crate) async fn give_back(&self, permit: Option<Permit>, succeeded: bool) {
         let Some(permit) = permit else { return };
-        let took = self.shared.clock.now().since(permit.granted_at);
-        let sample = succeeded.then(|| StartSample {
-            millis: u32::try_from(took.as_millis()).unwrap_or(u32::MAX),
-            in_flight: permit.in_flight,
-        });
-        let kept = self.shared.config.pacing.samples_kept;
+        let given = self.return_of(&permit, succeeded);
         match self
             .shared
             .store
-            .release_start_permit(&permit.worker, &permit.id, sample, kept)
+            .release_start_permit(&given.worker, &permit.id, given.sample, given.keep)
             .await
         {
-            Ok(_) => {
-                if let Some(sample) = sample {
-                    self.start_inputs.own_start(&permit.worker, sample, kept);
-                }
-            }
+            Ok(_) => self.returned(&given),
             Err(e) => {
                 tracing::warn!(worker = %permit.worker, error = %e, "start permit not given back; its lease ends it");
             }

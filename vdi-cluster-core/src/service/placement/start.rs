@@ -59,7 +59,7 @@ use std::sync::Arc;
 use tokio::time::timeout;
 
 use super::Placement;
-use super::pacing::PermitTimeout;
+use super::pacing::{Permit, PermitTimeout};
 use crate::client::WorkerCallError;
 use crate::dispatch::{Dispatch, DispatchState};
 use crate::error::Result;
@@ -104,11 +104,14 @@ impl Placement {
     /// re-dispatch from a failed worker with its `session.migrated`, and
     /// with the ledger's entries of what the placement went through,
     /// `story`, and the `session.disrupted` they raise), or undoes the
-    /// reservation.
+    /// reservation. `granted`: the start permit compare-and-reserve took
+    /// with the slot; without one (and starts paced) the start waits for
+    /// it first. The confirmation or the undo gives the permit back.
     pub(crate) async fn start_on_worker(
         &self,
         view: &WorkerView,
         reserved: &Dispatch,
+        granted: Option<Permit>,
         story: &PlacementStory<'_>,
     ) -> Result<Started> {
         let key = &reserved.key;
@@ -117,16 +120,22 @@ impl Placement {
             None => Vec::new(),
         };
         let settings = self.desktop_settings(&key.exam_id).await?;
-        let permit = match self
-            .take_permit(&view.record, &reserved.id.to_string(), reserved.reserved_at)
-            .await?
-        {
-            Ok(permit) => permit,
-            Err(PermitTimeout) => {
-                // The worker was never called: its slot is free at once.
-                self.shared.store.undo(key, reserved.id, None, None).await?;
-                return Ok(Started::Failed { may_run: false });
-            }
+        let permit = match granted {
+            Some(permit) => Some(permit),
+            None => match self
+                .take_permit(&view.record, &reserved.id.to_string(), reserved.reserved_at)
+                .await?
+            {
+                Ok(permit) => permit,
+                Err(PermitTimeout) => {
+                    // The worker was never called: its slot is free at once.
+                    self.shared
+                        .store
+                        .undo(key, reserved.id, None, None, None)
+                        .await?;
+                    return Ok(Started::Failed { may_run: false });
+                }
+            },
         };
         // A start that waited may have outlived its reservation (the
         // student released the session meanwhile): starting a desktop for
@@ -140,16 +149,29 @@ impl Placement {
             self.shared.client.allocate(&view.record, key, &settings),
         )
         .await;
-        self.give_back(permit, matches!(call, Ok(Ok(_)))).await;
+        // Given back by the confirmation, or by the undo below.
+        let mut given = permit
+            .as_ref()
+            .map(|p| self.return_of(p, matches!(call, Ok(Ok(_)))));
         let error = match call {
             Ok(Ok(session)) => {
                 let disruptions = placement_entries(story, reserved, self.shared.clock.now());
                 let disrupted = self.shared.disrupted_events(key, &disruptions).await?;
                 entries.extend(self.shared.disrupted_entries(&disrupted).await?);
+                let returned = given.take();
                 let confirmed = self
                     .shared
-                    .confirm_alerting(reserved, session.clone(), &entries, &disruptions)
+                    .confirm_alerting(
+                        reserved,
+                        session.clone(),
+                        returned.as_ref(),
+                        &entries,
+                        &disruptions,
+                    )
                     .await?;
+                if let Some(returned) = &returned {
+                    self.returned(returned);
+                }
                 if let Some(active) = confirmed {
                     self.shared.emit_all(disrupted);
                     return Ok(Started::Active(Box::new(active)));
@@ -204,7 +226,11 @@ impl Placement {
         // could not read) may run the session: keep its slot held until
         // its next report says (a session it runs is then adopted).
         let hold = error.may_have_started().then_some(view.id());
-        if !self.shared.store.undo(key, reserved.id, None, hold).await?
+        if !self
+            .shared
+            .store
+            .undo(key, reserved.id, None, hold, given.as_ref())
+            .await?
             && let Meanwhile::Active(adopted) = self.held_meanwhile(reserved, &entries, &[]).await?
         {
             // The worker did start it, and its heartbeat said so first.

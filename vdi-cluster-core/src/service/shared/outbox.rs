@@ -8,6 +8,7 @@ use crate::events::{Event, EventKind};
 use crate::ids::{SessionKey, WorkerId};
 use crate::ledger::{Disruption, OpenInterruption};
 use crate::outbox::{LostDispatch, LostRelease, OutboxEntry, WebhookEndpoint, alerts};
+use crate::pacing::PermitReturn;
 use crate::store::{CasOutcome, Lease};
 use crate::worker::WorkerRecord;
 
@@ -175,10 +176,12 @@ impl Shared {
     /// ([`Outbox::confirm_with_outbox`](crate::outbox::Outbox::confirm_with_outbox));
     /// without either it is the plain
     /// [`DispatchStore::confirm`](crate::store::DispatchStore::confirm).
+    /// Either gives `permit` back in its step.
     pub(crate) async fn confirm_alerting(
         &self,
         reserved: &Dispatch,
         session: serde_json::Value,
+        permit: Option<&PermitReturn>,
         entries: &[OutboxEntry],
         disruptions: &[Disruption],
     ) -> Result<Option<Dispatch>> {
@@ -189,10 +192,22 @@ impl Shared {
             self.config.sticky_ttl,
         );
         if entries.is_empty() && disruptions.is_empty() {
-            return self.store.confirm(key, id, Some(session), now, ttl).await;
+            return self
+                .store
+                .confirm(key, id, Some(session), now, ttl, permit)
+                .await;
         }
         self.store
-            .confirm_with_outbox(key, id, Some(session), now, ttl, entries, disruptions)
+            .confirm_with_outbox(
+                key,
+                id,
+                Some(session),
+                now,
+                ttl,
+                permit,
+                entries,
+                disruptions,
+            )
             .await
     }
 

@@ -103,7 +103,7 @@ pub async fn an_adopted_mark_is_stored_and_dropped_by_a_placement(factory: &impl
         assert_eq!((d.id, d.adopted), (dispatch.id, false), "reserved");
     }
     store
-        .confirm(&k, dispatch.id, None, now(), STICKY)
+        .confirm(&k, dispatch.id, None, now(), STICKY, None)
         .await
         .unwrap()
         .expect("confirmed");

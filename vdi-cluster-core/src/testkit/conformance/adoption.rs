@@ -160,7 +160,7 @@ pub async fn adoption_races_allocation_to_one_dispatch(factory: &impl StoreFacto
             );
             if let Reservation::Reserved { dispatch, .. } = &reservation {
                 allocator
-                    .confirm(&k, dispatch.id, None, now(), STICKY)
+                    .confirm(&k, dispatch.id, None, now(), STICKY, None)
                     .await
                     .expect("confirm");
             }

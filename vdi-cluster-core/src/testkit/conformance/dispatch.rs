@@ -143,14 +143,14 @@ pub async fn dispatch_lifecycle_keeps_counters_exact(factory: &impl StoreFactory
     // Confirm with a wrong id does nothing.
     assert!(
         other
-            .confirm(&k1, DispatchId::new(), None, now(), STICKY)
+            .confirm(&k1, DispatchId::new(), None, now(), STICKY, None)
             .await
             .unwrap()
             .is_none()
     );
     let session = serde_json::json!({"connection": "rdp://w-life/1", "nested": {"a": [1, 2]}});
     let active = other
-        .confirm(&k1, d1.id, Some(session.clone()), now(), STICKY)
+        .confirm(&k1, d1.id, Some(session.clone()), now(), STICKY, None)
         .await
         .unwrap()
         .expect("confirmed");
@@ -165,22 +165,22 @@ pub async fn dispatch_lifecycle_keeps_counters_exact(factory: &impl StoreFactory
     // A confirmed dispatch cannot be confirmed again or undone.
     assert!(
         store
-            .confirm(&k1, d1.id, None, now(), STICKY)
+            .confirm(&k1, d1.id, None, now(), STICKY, None)
             .await
             .unwrap()
             .is_none()
     );
-    assert!(!store.undo(&k1, d1.id, None, None).await.unwrap());
+    assert!(!store.undo(&k1, d1.id, None, None, None).await.unwrap());
 
     // Undo the other reservation: only with its id.
     assert!(
         !store
-            .undo(&k2, DispatchId::new(), None, None)
+            .undo(&k2, DispatchId::new(), None, None, None)
             .await
             .unwrap()
     );
-    assert!(store.undo(&k2, d2.id, None, None).await.unwrap());
-    assert!(!store.undo(&k2, d2.id, None, None).await.unwrap());
+    assert!(store.undo(&k2, d2.id, None, None, None).await.unwrap());
+    assert!(!store.undo(&k2, d2.id, None, None, None).await.unwrap());
     assert_eq!(dispatched(&store, &w).await, 1);
 
     // Release: wrong id no-op, then release, then idempotent.
@@ -246,7 +246,7 @@ pub async fn supersede_moves_the_session_atomically(factory: &impl StoreFactory)
     let k = key("exam-move", "u1");
     let old = reserved(&store, &k, &a).await;
     store
-        .confirm(&k, old.id, None, now(), STICKY)
+        .confirm(&k, old.id, None, now(), STICKY, None)
         .await
         .unwrap()
         .unwrap();
@@ -273,6 +273,7 @@ pub async fn supersede_moves_the_session_atomically(factory: &impl StoreFactory)
             dispatch,
             superseded,
             slots_left,
+            permit: None,
         } => {
             assert_eq!(dispatch.worker, b);
             assert_eq!(superseded.map(|d| d.id), Some(old.id));
@@ -294,7 +295,7 @@ pub async fn orphaned_dispatch_keeps_its_slot(factory: &impl StoreFactory) {
     let k = key("e", "u");
     let d = reserved(&store, &k, &w).await;
     store
-        .confirm(&k, d.id, None, now(), STICKY)
+        .confirm(&k, d.id, None, now(), STICKY, None)
         .await
         .unwrap()
         .unwrap();
@@ -375,7 +376,7 @@ pub async fn sticky_worker_expires(factory: &impl StoreFactory) {
     let d = reserved(&store, &k, &w).await;
     let t0 = now();
     store
-        .confirm(&k, d.id, None, t0, Duration::from_secs(60))
+        .confirm(&k, d.id, None, t0, Duration::from_secs(60), None)
         .await
         .unwrap()
         .unwrap();

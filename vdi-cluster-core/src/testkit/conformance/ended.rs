@@ -19,7 +19,7 @@ pub async fn a_move_never_brings_back_a_released_session(factory: &impl StoreFac
     let k = key("exam-ended", "u1");
     let old = reserved(&store, &k, &a).await;
     store
-        .confirm(&k, old.id, None, now(), STICKY)
+        .confirm(&k, old.id, None, now(), STICKY, None)
         .await
         .unwrap()
         .unwrap();

@@ -76,6 +76,7 @@ pub(super) async fn reserved_leaving(
             dispatch,
             superseded: None,
             slots_left,
+            permit: None,
         } => (dispatch, slots_left),
         other => panic!("expected a reservation of {key} on {worker}, got {other:?}"),
     }

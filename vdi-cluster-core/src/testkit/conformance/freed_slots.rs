@@ -78,10 +78,10 @@ pub async fn held_removals_keep_the_slot_and_others_free_it(factory: &impl Store
 
     // An undo that holds keeps the slot too; one that finds nothing to
     // remove holds nothing.
-    assert!(store.undo(&d, dd.id, None, Some(&w)).await.unwrap());
+    assert!(store.undo(&d, dd.id, None, Some(&w), None).await.unwrap());
     let undone = store.worker(&w).await.unwrap().expect("stored");
     assert_eq!((undone.dispatched, undone.record.unrecorded), (1, 1));
-    assert!(!store.undo(&d, dd.id, None, Some(&w)).await.unwrap());
+    assert!(!store.undo(&d, dd.id, None, Some(&w), None).await.unwrap());
     assert!(
         store
             .release(&d, None, None, Some(&w))

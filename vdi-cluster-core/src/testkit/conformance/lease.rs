@@ -97,7 +97,7 @@ pub async fn stale_fence_is_refused_and_current_fence_writes(factory: &impl Stor
     let d1 = reserved(&a, &k1, &w).await;
     let d2 = reserved(&a, &k2, &w).await;
     let d3 = reserved(&a, &k3, &w).await;
-    a.confirm(&k3, d3.id, None, now(), STICKY)
+    a.confirm(&k3, d3.id, None, now(), STICKY, None)
         .await
         .unwrap()
         .unwrap();
@@ -111,7 +111,7 @@ pub async fn stale_fence_is_refused_and_current_fence_writes(factory: &impl Stor
     // Expired, not yet taken: already refused.
     is_fenced(
         "undo after expiry",
-        a.undo(&k1, d1.id, Some(&stale), None).await,
+        a.undo(&k1, d1.id, Some(&stale), None, None).await,
     );
     let current = b
         .try_acquire("fence", "replica-b", Duration::from_secs(30))
@@ -120,7 +120,7 @@ pub async fn stale_fence_is_refused_and_current_fence_writes(factory: &impl Stor
         .expect("b takes the expired lease");
     assert!(current.token > stale.token);
 
-    is_fenced("undo", a.undo(&k1, d1.id, Some(&stale), None).await);
+    is_fenced("undo", a.undo(&k1, d1.id, Some(&stale), None, None).await);
     is_fenced(
         "release",
         a.release(&k2, Some(d2.id), Some(&stale), None).await,
@@ -162,7 +162,11 @@ pub async fn stale_fence_is_refused_and_current_fence_writes(factory: &impl Stor
     assert_eq!(dispatched(&a, &w).await, 3);
 
     // The current holder's writes succeed, from any handle.
-    assert!(b.undo(&k1, d1.id, Some(&current), None).await.unwrap());
+    assert!(
+        b.undo(&k1, d1.id, Some(&current), None, None)
+            .await
+            .unwrap()
+    );
     assert!(a.mark_orphaned(&k3, d3.id, Some(&current)).await.unwrap());
     assert_eq!(
         b.release(&k2, Some(d2.id), Some(&current), None)

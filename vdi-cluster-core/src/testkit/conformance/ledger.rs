@@ -62,6 +62,7 @@ pub async fn ledger_entries_commit_with_their_confirmation(factory: &impl StoreF
             None,
             t,
             ttl,
+            None,
             &[],
             std::slice::from_ref(&entry),
         )
@@ -80,6 +81,7 @@ pub async fn ledger_entries_commit_with_their_confirmation(factory: &impl StoreF
             None,
             t,
             ttl,
+            None,
             &[],
             std::slice::from_ref(&entry),
         )

@@ -58,6 +58,7 @@ mod permits;
 mod prewarm_pool;
 mod registry;
 mod rehearsals;
+mod reserved_permits;
 mod resumed_pass;
 mod scheduled;
 mod transfer;
@@ -159,6 +160,10 @@ pub use rehearsals::{
     a_failing_worker_is_left_out_of_its_exam_on_every_replica,
     rehearsal_failures_commit_with_their_record, rehearsals_are_inserted_once_and_compare_and_set,
     rehearsals_are_removed_only_at_the_version_read,
+};
+pub use reserved_permits::{
+    a_free_permit_comes_with_the_reservation_and_goes_with_its_end,
+    reserved_permits_never_exceed_the_limit_across_replicas,
 };
 pub use resumed_pass::{
     a_pass_resumes_on_the_next_leader, resumed_scans_cover_every_dispatch_once,
@@ -299,6 +304,8 @@ macro_rules! conformance_tests {
             start_permits_queue_in_order_and_keep_samples,
             a_dead_replicas_permits_come_back_after_their_lease,
             start_permits_never_exceed_the_limit_across_replicas,
+            a_free_permit_comes_with_the_reservation_and_goes_with_its_end,
+            reserved_permits_never_exceed_the_limit_across_replicas,
             rehearsals_are_inserted_once_and_compare_and_set,
             rehearsal_failures_commit_with_their_record,
             a_failing_worker_is_left_out_of_its_exam_on_every_replica,

@@ -131,6 +131,7 @@ pub async fn confirmations_commit_their_alerts(factory: &impl StoreFactory) {
             None,
             t,
             ttl,
+            None,
             &[entry("msg_c1", "wh_c", "c1", t)],
             &[],
         )
@@ -150,6 +151,7 @@ pub async fn confirmations_commit_their_alerts(factory: &impl StoreFactory) {
             Some(answer.clone()),
             t,
             ttl,
+            None,
             &[entry("msg_c2", "wh_c", "c2", t)],
             &[],
         )
@@ -175,6 +177,7 @@ pub async fn confirmations_commit_their_alerts(factory: &impl StoreFactory) {
             None,
             t,
             ttl,
+            None,
             &[entry("msg_c3", "wh_c", "c3", t)],
             &[],
         )
@@ -197,6 +200,7 @@ pub async fn confirmations_commit_their_alerts(factory: &impl StoreFactory) {
             None,
             t,
             ttl,
+            None,
             &[entry("msg_c4", "wh_c", "c2", t)],
             &[],
         )

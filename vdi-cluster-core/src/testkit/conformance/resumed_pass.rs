@@ -142,7 +142,7 @@ pub async fn resumed_scans_cover_every_dispatch_once(factory: &impl StoreFactory
         if let Some(id) = steady_ids.pop() {
             let k = &steady[&id];
             if page % 2 == 0 {
-                let confirmed = store.confirm(k, id, None, now(), TTL).await.unwrap();
+                let confirmed = store.confirm(k, id, None, now(), TTL, None).await.unwrap();
                 assert!(confirmed.is_some(), "steady dispatches stay");
             } else {
                 assert!(store.mark_orphaned(k, id, None).await.unwrap());

@@ -101,7 +101,7 @@ pub async fn fill_every_part(store: &Arc<dyn Store>) {
     ));
     let d = reserved(store, &orphaned, &wid("w-1")).await;
     store
-        .confirm(&orphaned, d.id, Some(details), t, STICKY)
+        .confirm(&orphaned, d.id, Some(details), t, STICKY, None)
         .await
         .unwrap()
         .expect("confirmed");
