@@ -10,7 +10,8 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 /// registrations, the leader lease), beside the general pool.
 pub const DEFAULT_LIVENESS_CONNECTIONS: u32 = 3;
 /// Default time without an answer to any call of a lane whose connections
-/// are all taken, after which waiting for one fails at once.
+/// are all taken and whose server went away, after which waiting for one
+/// fails at once.
 pub const DEFAULT_STALLED_AFTER: Duration = Duration::from_secs(1);
 /// Default time to wait for a pooled connection (or a new one).
 pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -35,10 +36,10 @@ pub const CALL_TIMEOUT_SLACK: Duration = Duration::from_secs(2);
 /// lease — has a small pool of its own
 /// ([`liveness_connections`](Self::liveness_connections)), so it never
 /// waits behind students' allocations. A call that finds every connection
-/// of its lane taken waits for one while the lane's calls go on
-/// answering, and fails at once once none has for
-/// [`stalled_after`](Self::stalled_after) (see the crate's docs on
-/// connections).
+/// of its lane taken waits for one up to the acquire timeout, and fails
+/// at once when a call of the lane found the server gone and none has
+/// answered for [`stalled_after`](Self::stalled_after) (see the crate's
+/// docs on connections).
 ///
 /// ```
 /// use std::time::Duration;
@@ -96,12 +97,14 @@ impl PgStoreConfig {
         self
     }
 
-    /// How long a lane whose connections are all taken may go without any
-    /// of its calls answering before a call waiting for a connection fails
-    /// with [`Error::Unavailable`](vdi_cluster_core::Error::Unavailable)
-    /// at once rather than at the acquire timeout (default 1 s; at least
-    /// 1 ms). A lane whose calls keep answering never refuses: a surge
-    /// waits in line however long it is.
+    /// How long a lane whose connections are all taken, and one of whose
+    /// calls found the server gone (connection reset or refused, the
+    /// server shutting down, a timeout), may go without any of its calls
+    /// answering before a call waiting for a connection fails with
+    /// [`Error::Unavailable`](vdi_cluster_core::Error::Unavailable) at
+    /// once rather than at the acquire timeout (default 1 s; at least
+    /// 1 ms). A lane whose server is only slow never refuses: a surge
+    /// waits in line as it always did.
     pub fn stalled_after(mut self, after: Duration) -> Self {
         self.stalled_after = after.max(Duration::from_millis(1));
         self

@@ -22,10 +22,10 @@ pub(crate) enum PgError {
     #[error("PostgreSQL did not answer within {0:?}")]
     Timeout(Duration),
 
-    /// Every connection of the call's lane was taken and no call of the
-    /// lane answered for this long: the server is not answering, so the
-    /// call does not wait for a connection (see `lanes`).
-    #[error("PostgreSQL answered no call for {0:?} and every connection is taken")]
+    /// Every connection of the call's lane was taken, a call of the lane
+    /// found the server gone, and none answered for this long: the call
+    /// does not wait for a connection (see `lanes`).
+    #[error("PostgreSQL went away and answered no call for {0:?}; every connection is taken")]
     Stalled(Duration),
 
     /// Applying the embedded migrations failed.

@@ -1,12 +1,15 @@
 //! The store's lanes: while students' calls hold every connection of the
 //! general pool, a worker's heartbeat (and the leader's lease) still lands
 //! on the liveness lane's connections; a call waiting on a general lane
-//! whose calls stopped answering fails as `Unavailable` instead of
-//! waiting for the acquire timeout; and a surge on a lane whose calls
-//! answer waits in line and is served.
+//! whose server went away (a call failed so) and whose calls stopped
+//! answering fails as `Unavailable` instead of waiting for the acquire
+//! timeout; and a surge on a lane whose calls answer waits in line and is
+//! served.
 //!
 //! The general pool is held by compare-and-set writes blocked on a row
-//! lock taken by a connection of the test's own. No test asserts how
+//! lock taken by a connection of the test's own; the server going away is
+//! one of their sessions terminated (`pg_terminate_backend`, as a server
+//! shutting down ends it). No test asserts how
 //! fast: the acquire and statement timeouts are far above the bound that
 //! only turns a hang into a failure.
 
@@ -38,23 +41,26 @@ fn config() -> PgStoreConfig {
         .statement_timeout(Duration::from_secs(120))
 }
 
-/// Every general connection of `store` held by a write to `record` that
-/// waits for the row lock `locker` holds; returns once PostgreSQL shows
-/// them all waiting.
+type Held = Vec<tokio::task::JoinHandle<vdi_cluster_core::Result<CasOutcome>>>;
+
+/// `writes` writes to `record` that wait for the row lock `locker` holds,
+/// every general connection of `store` taken by one; returns once
+/// PostgreSQL shows them all taken.
 async fn hold_the_general_pool(
     db: &TestDb,
     store: &PgStore,
     record: &WorkerRecord,
     version: u64,
     locker: &mut PgConnection,
-) -> Vec<tokio::task::JoinHandle<vdi_cluster_core::Result<CasOutcome>>> {
+    writes: u32,
+) -> Held {
     locker.execute("BEGIN").await.expect("begin");
     sqlx::query("SELECT 1 FROM vdi.workers WHERE id = $1 FOR UPDATE")
         .bind(record.id.as_str())
         .execute(&mut *locker)
         .await
         .expect("lock the worker's row");
-    let held = (0..GENERAL)
+    let held = (0..writes)
         .map(|_| {
             let (store, record) = (store.clone(), record.clone());
             tokio::spawn(async move { store.put_worker(&record, Some(version)).await })
@@ -83,23 +89,20 @@ async fn hold_the_general_pool(
     held
 }
 
-/// Ends the lock; the held writes then complete.
-async fn release(
-    mut locker: PgConnection,
-    held: Vec<tokio::task::JoinHandle<vdi_cluster_core::Result<CasOutcome>>>,
-) {
+/// Ends the lock; the held writes then complete, but for `terminated`
+/// of them, which fail as unavailable.
+async fn release(mut locker: PgConnection, held: Held, terminated: usize) {
     locker.execute("ROLLBACK").await.expect("rollback");
     let _ = locker.close().await;
+    let mut failed = 0;
     for write in join_all(held).await {
-        let outcome = write.expect("task").expect("the held write completes");
-        assert!(
-            matches!(
-                outcome,
-                CasOutcome::Written { .. } | CasOutcome::Conflict { .. }
-            ),
-            "{outcome:?}"
-        );
+        match write.expect("task") {
+            Ok(CasOutcome::Written { .. } | CasOutcome::Conflict { .. }) => {}
+            Err(Error::Unavailable { .. }) => failed += 1,
+            other => panic!("{other:?}"),
+        }
     }
+    assert_eq!(failed, terminated);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,7 +114,7 @@ async fn a_heartbeat_lands_while_allocations_hold_every_general_connection() {
     let busy = worker_record("w-busy", 4, 0);
     let version = register(&store, &busy).await;
     let mut locker = db.connection().await;
-    let held = hold_the_general_pool(&db, &store, &busy, version, &mut locker).await;
+    let held = hold_the_general_pool(&db, &store, &busy, version, &mut locker, GENERAL).await;
 
     let service =
         ClusterService::builder(Arc::new(store.clone()), Arc::new(SimulatedWorkers::new())).build();
@@ -135,14 +138,14 @@ async fn a_heartbeat_lands_while_allocations_hold_every_general_connection() {
         .expect("the lease is answered");
     assert!(lease.is_some(), "a free lease is taken");
 
-    release(locker, held).await;
+    release(locker, held, 0).await;
     let stored = store.worker(&ack.code).await.expect("read");
     assert!(stored.is_some(), "the heartbeat registered its worker");
     db.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_waiting_on_a_lane_that_stopped_answering_fails_at_once() {
+async fn a_call_waiting_on_a_lane_whose_server_went_away_fails_at_once() {
     let Some(db) = TestDb::migrated().await else {
         return;
     };
@@ -150,7 +153,18 @@ async fn a_call_waiting_on_a_lane_that_stopped_answering_fails_at_once() {
     let busy = worker_record("w-busy", 4, 0);
     let version = register(&store, &busy).await;
     let mut locker = db.connection().await;
-    let held = hold_the_general_pool(&db, &store, &busy, version, &mut locker).await;
+    // One write more than connections: it takes the turn of the one whose
+    // session ends, and waits for the lock in turn.
+    let held = hold_the_general_pool(&db, &store, &busy, version, &mut locker, GENERAL + 1).await;
+    let mut admin = db.connection().await;
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND wait_event_type = 'Lock' LIMIT 1",
+    )
+    .execute(&mut admin)
+    .await
+    .expect("end one session");
+    let _ = admin.close().await;
 
     for what in ["a call waiting for a connection", "the next call"] {
         let refused = tokio::time::timeout(HANG, store.workers())
@@ -162,7 +176,7 @@ async fn a_call_waiting_on_a_lane_that_stopped_answering_fails_at_once() {
         );
     }
 
-    release(locker, held).await;
+    release(locker, held, 1).await;
     let workers = tokio::time::timeout(HANG, store.workers())
         .await
         .expect("bounded")
