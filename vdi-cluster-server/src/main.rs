@@ -12,6 +12,15 @@ use tracing_subscriber::EnvFilter;
 use vdi_cluster_server::config::{Cli, CliError, Command, LogFormat};
 use vdi_cluster_server::{demo, server, transfer};
 
+/// The binary allocates with jemalloc: an allocation's request path builds
+/// and drops buffers of a few kilobytes on every call, which jemalloc's
+/// per-thread caches serve without the locked bins glibc's malloc falls
+/// back to (BENCHMARKS.md, "the allocator"). The library leaves the
+/// choice to its embedder.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn init_tracing(default: &str, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
