@@ -13,12 +13,14 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::timeout;
 use vdi_cluster_core::health::HeartbeatStamp;
+use vdi_cluster_core::pacing::{StartPermits, StartSample};
 use vdi_cluster_core::service::HeartbeatAck;
+use vdi_cluster_core::service::PacingConfig;
 use vdi_cluster_core::testkit::{
     SimulatedWorkers, assert_no_drift, heartbeat_with_slots, key, wid,
 };
 use vdi_cluster_core::{
-    ClusterService, DispatchState, DispatchStore, ManualClock, MemoryStore, ServiceConfig,
+    Clock, ClusterService, DispatchState, DispatchStore, ManualClock, MemoryStore, ServiceConfig,
     SessionKey, Timestamp,
 };
 
@@ -82,11 +84,16 @@ struct Harness {
 
 impl Harness {
     fn new() -> Self {
+        Self::stalling("confirm")
+    }
+
+    /// A harness whose store holds the first call of `method`.
+    fn stalling(method: &'static str) -> Self {
         let clock = ManualClock::new(START);
         let inner = MemoryStore::with_clock(Arc::new(clock.clone()));
         Self {
             clock,
-            store: Stalling::new(inner, "confirm"),
+            store: Stalling::new(inner, method),
             workers: SimulatedWorkers::new(),
             seq: AtomicU64::new(0),
         }
@@ -94,12 +101,16 @@ impl Harness {
 
     /// A control-plane replica over the shared store.
     fn replica(&self) -> Arc<ClusterService> {
-        let config = ServiceConfig {
+        self.replica_with(ServiceConfig {
             seed: 7,
             snapshot_max_age: Duration::ZERO,
             allocate_timeout: Duration::from_secs(10),
             ..ServiceConfig::default()
-        };
+        })
+    }
+
+    /// A control-plane replica over the shared store, configured.
+    fn replica_with(&self, config: ServiceConfig) -> Arc<ClusterService> {
         Arc::new(
             ClusterService::builder(Arc::new(self.store.clone()), Arc::new(self.workers.clone()))
                 .config(config)
@@ -264,4 +275,57 @@ async fn a_late_confirmation_that_finds_nobody_keeps_the_desktop_a_delayed_repor
         "the adopted record's desktop still runs: the late confirmation left it"
     );
     assert_no_drift(&h.store.inner).await;
+}
+
+#[tokio::test]
+async fn a_start_whose_reservation_waited_on_the_store_leaves_the_worker_call_as_its_sample() {
+    let h = Harness::stalling("reserve");
+    let svc = h.replica_with(ServiceConfig {
+        seed: 7,
+        snapshot_max_age: Duration::ZERO,
+        allocate_timeout: Duration::from_secs(10),
+        pacing: PacingConfig {
+            enabled: true,
+            ..PacingConfig::default()
+        },
+        ..ServiceConfig::default()
+    });
+    h.report(&svc, "w1").await;
+    let k = key("exam", "student");
+
+    // The reservation, which takes the start permit with the slot, waits
+    // 8 s on a store failing over; then the worker answers at once.
+    let placing = tokio::spawn({
+        let (svc, k) = (Arc::clone(&svc), k.clone());
+        async move { svc.placement().allocate(k, Default::default()).await }
+    });
+    timeout(BOUND, h.store.entered.notified())
+        .await
+        .expect("the reservation reached the store");
+    h.clock.advance(Duration::from_secs(8));
+    h.store.gate.add_permits(1);
+    let placed = timeout(BOUND, placing)
+        .await
+        .expect("the placement ends")
+        .unwrap()
+        .expect("placed");
+    assert_eq!(placed.dispatch.worker.as_str(), "w1");
+
+    // The worker's start took no time: the store's wait is no measure of
+    // how many desktops the worker can start at once.
+    let queue = h
+        .store
+        .inner
+        .start_queue(&wid("w1"), h.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(
+        queue.samples,
+        vec![StartSample {
+            millis: 0,
+            in_flight: 1
+        }],
+        "the sample is the worker's call alone"
+    );
+    assert!(queue.held.is_empty(), "the permit was given back");
 }

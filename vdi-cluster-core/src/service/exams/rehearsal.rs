@@ -282,7 +282,7 @@ impl Exams {
         let config = &self.shared.config.rehearsal;
         let id = format!("rehearsal:{}", uuid::Uuid::new_v4());
         let now = self.shared.clock.now();
-        let permit = match self.placement.take_permit(record, &id, now).await {
+        let mut permit = match self.placement.take_permit(record, &id, now).await {
             Ok(Ok(permit)) => permit,
             Ok(Err(_)) => {
                 let why = "no start permit in time: the worker is busy starting desktops";
@@ -293,6 +293,9 @@ impl Exams {
                 return judge(&record.id, Err(why), config.slow_start, now);
             }
         };
+        if let Some(p) = permit.as_mut() {
+            p.calling(self.shared.clock.now());
+        }
         let call = self.shared.client.check(record, exam, settings);
         let answer = match tokio::time::timeout(config.check_timeout, call).await {
             Ok(Ok(report)) => Ok(report),

@@ -112,7 +112,9 @@ pub(crate) struct Permit {
     worker: WorkerId,
     id: String,
     in_flight: u32,
-    granted_at: Timestamp,
+    /// What its start's sample is measured from: the grant, until the
+    /// worker's call begins ([`calling`](Self::calling)).
+    measured_from: Timestamp,
     /// Whether the start waited in the worker's queue for it.
     pub(crate) waited: bool,
 }
@@ -125,9 +127,19 @@ impl Permit {
             worker: reserved.worker.clone(),
             id: reserved.id.to_string(),
             in_flight,
-            granted_at: reserved.reserved_at,
+            measured_from: reserved.reserved_at,
             waited: false,
         }
+    }
+
+    /// The worker's call for this permit's start begins at `now`: the
+    /// start's sample is that call's time alone. The store's steps before
+    /// it (the reservation that granted the permit, a wait for it) are no
+    /// measure of the worker: counted in, a store slow to answer (failing
+    /// over, its connections queued) would bring the worker's start limit
+    /// down to 1, and keep it there while the store stays slow.
+    pub(crate) fn calling(&mut self, now: Timestamp) {
+        self.measured_from = now;
     }
 }
 
@@ -223,7 +235,7 @@ impl Placement {
                         worker: record.id.clone(),
                         id: id.to_owned(),
                         in_flight,
-                        granted_at: now,
+                        measured_from: now,
                         waited,
                     })));
                 }
@@ -265,7 +277,7 @@ impl Placement {
     /// the reservation carries it (`confirm`, `undo`), or
     /// [`give_back`](Self::give_back) does.
     pub(crate) fn return_of(&self, permit: &Permit, succeeded: bool) -> PermitReturn {
-        let took = self.shared.clock.now().since(permit.granted_at);
+        let took = self.shared.clock.now().since(permit.measured_from);
         PermitReturn {
             worker: permit.worker.clone(),
             sample: succeeded.then(|| StartSample {
@@ -336,7 +348,7 @@ impl Placement {
                     worker: record.id.clone(),
                     id,
                     in_flight,
-                    granted_at: now,
+                    measured_from: now,
                     waited: false,
                 }),
                 PermitAnswer::Waiting { .. } => {

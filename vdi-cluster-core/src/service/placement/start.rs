@@ -120,7 +120,7 @@ impl Placement {
             None => Vec::new(),
         };
         let settings = self.desktop_settings(&key.exam_id).await?;
-        let permit = match granted {
+        let mut permit = match granted {
             Some(permit) => Some(permit),
             None => match self
                 .take_permit(&view.record, &reserved.id.to_string(), reserved.reserved_at)
@@ -143,6 +143,9 @@ impl Placement {
         if permit.as_ref().is_some_and(|p| p.waited) && !self.still_reserved(reserved).await? {
             self.give_back(permit, false).await;
             return Ok(Started::Withdrawn);
+        }
+        if let Some(p) = permit.as_mut() {
+            p.calling(self.shared.clock.now());
         }
         let call = timeout(
             self.shared.config.worker_call_timeout,
