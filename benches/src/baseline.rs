@@ -258,7 +258,10 @@ pub async fn raw_ceiling(
                         .key(format!("{p}:index:worker-dispatches"))
                         .key(format!("{p}:sticky:exam:{exam}:sessions"))
                         .key(format!("{p}:sticky:exam:{exam}:affinity"))
+                        // The worker, no dispatch superseded, no start
+                        // permit asked for, then the record's fields.
                         .arg(w)
+                        .arg("")
                         .arg("")
                         .arg("exam")
                         .arg(exam)
