@@ -21,15 +21,14 @@ use crate::error::{Error, Result};
 use crate::ids::{DispatchId, ExamId, SessionKey, WorkerId};
 use crate::operator_session::OperatorSession;
 use crate::pacing::PermitReturn;
-use crate::page::{Page, Paged};
 use crate::store::{
-    Adoption, AuditEntry, AuditLog, CasOutcome, Counter, DeleteOutcome, DispatchPage,
-    DispatchStore, Drift, ExamPlacement, JoinToken, Lease, RecountReport, Registry, Reservation,
-    ReserveRequest,
+    Adoption, AuditEntry, CasOutcome, Counter, DeleteOutcome, DispatchPage, DispatchStore, Drift,
+    ExamPlacement, JoinToken, Lease, RecountReport, Registry, Reservation, ReserveRequest,
 };
 use crate::time::{Clock, SystemClock, Timestamp};
 use crate::worker::{WorkerRecord, WorkerSnapshot};
 
+mod audit;
 mod capacity;
 mod exams;
 mod lease;
@@ -40,9 +39,6 @@ mod permits;
 mod rehearsals;
 mod scheduled;
 mod waiting_room;
-
-/// Audit entries kept in memory.
-const AUDIT_KEPT: usize = 10_000;
 
 #[derive(Debug, Default)]
 struct State {
@@ -584,19 +580,5 @@ impl DispatchStore for MemoryStore {
             }
         }
         Ok(report)
-    }
-}
-
-#[async_trait]
-impl AuditLog for MemoryStore {
-    async fn append_audit(&self, entry: &AuditEntry) -> Result<()> {
-        let mut s = self.lock()?;
-        s.audit.push_front(entry.clone());
-        s.audit.truncate(AUDIT_KEPT);
-        Ok(())
-    }
-
-    async fn audit_page(&self, page: Page) -> Result<Paged<AuditEntry>> {
-        Ok(page.take(self.lock()?.audit.iter()).map(AuditEntry::clone))
     }
 }

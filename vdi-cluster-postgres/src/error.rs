@@ -83,11 +83,59 @@ pub(crate) fn is_serialization_failure(error: &PgError) -> bool {
     }
 }
 
+/// The refusal of a connection to a server that is not writable.
+pub(crate) const NOT_WRITABLE: &str =
+    "the server is a standby or read-only (target_session_attrs=read-write)";
+
+/// Whether `error` says the server the call used is gone or is no longer
+/// the primary, rather than anything about the call itself.
+pub(crate) fn primary_gone(error: &PgError) -> bool {
+    match error {
+        PgError::Timeout(_) => true,
+        PgError::Sqlx(error) => match error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Protocol(message) => message == NOT_WRITABLE,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                // 08: connection exception; 57P01-03: the server shutting
+                // down or starting; 25006: a write to a read-only server.
+                code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "25006")
+            }),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::error::Error as _;
 
     use super::*;
+
+    #[test]
+    fn a_gone_or_demoted_server_is_told_from_a_bad_call() {
+        let gone = [
+            PgError::Timeout(Duration::from_secs(1)),
+            PgError::Sqlx(sqlx::Error::PoolTimedOut),
+            PgError::Sqlx(sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into())),
+            PgError::Sqlx(sqlx::Error::Protocol(NOT_WRITABLE.to_owned())),
+        ];
+        for error in &gone {
+            assert!(primary_gone(error), "{error}");
+        }
+        let not = [
+            PgError::Sqlx(sqlx::Error::RowNotFound),
+            PgError::Sqlx(sqlx::Error::PoolClosed),
+            PgError::Sqlx(sqlx::Error::Protocol("unexpected message".to_owned())),
+            PgError::BatchLost,
+        ];
+        for error in &not {
+            assert!(!primary_gone(error), "{error}");
+        }
+    }
 
     #[test]
     fn unavailable_keeps_the_source() {

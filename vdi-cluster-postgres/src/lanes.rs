@@ -40,7 +40,7 @@ use tokio::time::Instant;
 use vdi_cluster_core::store::Lane;
 
 use crate::error::PgError;
-use crate::primary::primary_gone;
+use crate::error::primary_gone;
 
 /// The general and the liveness lane of a store.
 #[derive(Debug, Clone)]

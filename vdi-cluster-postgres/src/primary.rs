@@ -39,7 +39,7 @@ use sqlx::pool::PoolConnectionMetadata;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use tokio::time::Instant;
 
-use crate::error::PgError;
+use crate::error::{NOT_WRITABLE, PgError, primary_gone};
 use crate::hosts::Hosts;
 use crate::lanes::Lanes;
 
@@ -243,9 +243,6 @@ impl Primary {
     }
 }
 
-/// The refusal of a connection to a server that is not writable.
-const NOT_WRITABLE: &str = "the server is a standby or read-only (target_session_attrs=read-write)";
-
 /// Whether the server `conn` reached may be written to.
 async fn writable(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(WRITABLE).fetch_one(conn).await
@@ -264,53 +261,9 @@ async fn probe(options: &PgConnectOptions) -> bool {
     matches!(answer, Ok(Ok(true)))
 }
 
-/// Whether `error` says the server the call used is gone or is no longer
-/// the primary, rather than anything about the call itself.
-pub(crate) fn primary_gone(error: &PgError) -> bool {
-    match error {
-        PgError::Timeout(_) => true,
-        PgError::Sqlx(error) => match error {
-            sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::WorkerCrashed => true,
-            sqlx::Error::Protocol(message) => message == NOT_WRITABLE,
-            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-                // 08: connection exception; 57P01-03: the server shutting
-                // down or starting; 25006: a write to a read-only server.
-                code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "25006")
-            }),
-            _ => false,
-        },
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_gone_or_demoted_server_is_told_from_a_bad_call() {
-        let gone = [
-            PgError::Timeout(Duration::from_secs(1)),
-            PgError::Sqlx(sqlx::Error::PoolTimedOut),
-            PgError::Sqlx(sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into())),
-            PgError::Sqlx(sqlx::Error::Protocol(NOT_WRITABLE.to_owned())),
-        ];
-        for error in &gone {
-            assert!(primary_gone(error), "{error}");
-        }
-        let not = [
-            PgError::Sqlx(sqlx::Error::RowNotFound),
-            PgError::Sqlx(sqlx::Error::PoolClosed),
-            PgError::Sqlx(sqlx::Error::Protocol("unexpected message".to_owned())),
-            PgError::BatchLost,
-        ];
-        for error in &not {
-            assert!(!primary_gone(error), "{error}");
-        }
-    }
 
     #[test]
     fn connections_opened_before_a_move_are_closed() {

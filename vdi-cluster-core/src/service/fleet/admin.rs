@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::CAS_ATTEMPTS;
 use super::Fleet;
 use super::freeze::{Forced, FreezeOverride};
-use super::heartbeat::CAS_ATTEMPTS;
 use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::ids::{ExamId, UserId, WorkerId};

@@ -6,9 +6,9 @@
 //! record, or the join's atomic claim), so two replicas never hand out one
 //! code to two workers.
 
+use super::CAS_ATTEMPTS;
 use super::Fleet;
 use super::credentials::JoinOutcome;
-use super::heartbeat::CAS_ATTEMPTS;
 use crate::credential::JoinRefusal;
 use crate::error::{Error, Result};
 use crate::events::EventKind;

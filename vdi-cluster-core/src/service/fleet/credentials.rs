@@ -10,9 +10,9 @@
 
 use serde_json::json;
 
+use super::CAS_ATTEMPTS;
 use super::Fleet;
 use super::freeze::FreezeOverride;
-use super::heartbeat::CAS_ATTEMPTS;
 use crate::credential::{
     CredentialCheck, CredentialSnapshot, IssuedSecret, JoinRefusal, Presented, WorkerCredential,
     join_plan,

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::Fleet;
 use super::freeze::{Forced, FreezeOverride};
 use super::lost::{Proven, Released};
+use super::{CAS_ATTEMPTS, Fleet};
 use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::health::HeartbeatOrder;
@@ -31,9 +31,6 @@ fn require_url(description: &WorkerDescription) -> Result<()> {
     }
     Ok(())
 }
-
-/// Compare-and-set attempts before giving up with [`Error::Conflict`].
-pub(crate) const CAS_ATTEMPTS: usize = 8;
 
 impl From<CasOutcome> for Released {
     fn from(outcome: CasOutcome) -> Self {

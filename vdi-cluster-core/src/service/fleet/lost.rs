@@ -12,8 +12,8 @@
 //!   adopted, so nobody holds their desktop; they carry no alert, and are
 //!   counted among the dispatches reported gone.
 
+use super::CAS_ATTEMPTS;
 use super::Fleet;
-use super::heartbeat::CAS_ATTEMPTS;
 use crate::dispatch::Dispatch;
 use crate::error::Result;
 use crate::events::EventKind;

@@ -74,6 +74,11 @@ use crate::worker::WorkerView;
 use repair::FleetTally;
 pub(crate) use repair::{Placed, Report, Source};
 
+/// Compare-and-set attempts of a worker record's write (a heartbeat, a
+/// lost session's release, a credential's or a scheduled drain's change)
+/// before giving up with [`Error::Conflict`](crate::Error::Conflict).
+pub(crate) const CAS_ATTEMPTS: usize = 8;
+
 /// The fleet wing (see the module docs); reached through
 /// `ClusterService::fleet`.
 #[derive(Debug)]

@@ -16,8 +16,8 @@
 
 use std::time::Duration;
 
+use super::CAS_ATTEMPTS;
 use super::Fleet;
-use super::heartbeat::CAS_ATTEMPTS;
 use super::maintenance::{MAX_MAINTENANCE_RANGE, MaintenanceQuery};
 use crate::error::{Error, Result};
 use crate::events::EventKind;
